@@ -1,0 +1,99 @@
+/* announce - the registration sidekick: keeps one endpoint's key alive in
+ * etcd under a lease while the service is healthy (and, with -- CMD, while
+ * its child process lives).
+ *
+ * The pure parts (command line, value, health counting, backoff) are exported
+ * so that they can be tested without a loop; announce_main() wires them to
+ * the loop, the etcd client and the checks.
+ */
+#ifndef SLOTSYNC_ANNOUNCE_H
+#define SLOTSYNC_ANNOUNCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <slotsync/endpoint.h>
+
+#define ANNOUNCE_DEFAULT_PREFIX "/services/"
+#define ANNOUNCE_DEFAULT_TTL 10
+#define ANNOUNCE_TTL_MIN 2
+#define ANNOUNCE_TTL_MAX 3600
+#define ANNOUNCE_DEFAULT_INTERVAL 2.0
+#define ANNOUNCE_INTERVAL_MIN 0.1
+#define ANNOUNCE_INTERVAL_MAX 3600.0
+#define ANNOUNCE_DEFAULT_RISE 2
+#define ANNOUNCE_DEFAULT_FALL 3
+#define ANNOUNCE_RISE_FALL_MAX 100
+#define ANNOUNCE_ETCD_MAX 16 /* --etcd endpoints */
+#define ANNOUNCE_CHECK_URL_MAX 1024
+
+enum announce_format { ANNOUNCE_FORMAT_JSON = 0, ANNOUNCE_FORMAT_PLAIN };
+
+enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHECK_HTTP };
+
+/* The validated command line. Strings are owned unless marked borrowed. */
+struct announce_opts {
+    char **etcd_endpoints; /* "http://host:port" URLs */
+    size_t n_etcd_endpoints;
+    char *prefix;         /* starts and ends with '/' */
+    const char *key;      /* borrowed from argv; parses under prefix */
+    struct endpoint addr; /* host and port from --addr; weight set when weight_set */
+    bool weight_set;
+    int ttl_s; /* ANNOUNCE_TTL_MIN..ANNOUNCE_TTL_MAX */
+    enum announce_format format;
+    enum announce_check check;
+    char *check_url; /* ANNOUNCE_CHECK_HTTP only */
+    double check_interval_s;
+    int rise, fall; /* 1..ANNOUNCE_RISE_FALL_MAX */
+    int log_level;  /* enum log_level */
+    char **command; /* borrowed from argv, NULL-terminated; NULL = no child */
+    bool help;      /* --help was given: nothing else is filled in */
+};
+
+/* Parse and validate argv (argv[0] is "announce", not looked at). Fills *out
+ * (zeroed first) with defaults for what is not given. Returns 0, or -EINVAL
+ * with one message naming the option in *errmsg (caller frees), or -ENOMEM.
+ * On failure *out holds nothing to free. The result borrows argv. Free with
+ * announce_opts_free(). */
+int announce_parse_args(int argc, char **argv, struct announce_opts *out, char **errmsg);
+void announce_opts_free(struct announce_opts *opts);
+
+/* The usage text of "slotsync announce". */
+const char *announce_usage(void);
+
+/* The value published for ep: {"host":"H","port":P[,"weight":W]} (weight
+ * only when with_weight) or, with ANNOUNCE_FORMAT_PLAIN, "H:P" / "[H]:P"
+ * (weight is not representable there). Writes a NUL-terminated string to
+ * buf. Returns its length, -ENOSPC if size is too small, or -EINVAL. */
+int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
+                          char *buf, size_t size);
+
+/* Health checks as a rise/fall counter. Until the first success the endpoint
+ * is down and one success is enough to bring it up; after it has gone down,
+ * rise consecutive successes are needed; fall consecutive failures bring an
+ * up endpoint down. */
+struct announce_health {
+    int rise, fall;
+    int successes, failures; /* consecutive */
+    bool up;
+    bool ever_up;
+};
+
+enum announce_health_change { ANNOUNCE_HEALTH_SAME = 0, ANNOUNCE_HEALTH_UP, ANNOUNCE_HEALTH_DOWN };
+
+void announce_health_init(struct announce_health *h, int rise, int fall);
+/* Count one check result; returns the transition it causes, if any. */
+enum announce_health_change announce_health_report(struct announce_health *h, bool ok);
+
+/* Delay in seconds before retry number attempt (0 = first retry): the
+ * exponential base * 2^attempt capped at cap, of which the upper half is
+ * scaled by r in [0, 1) (jitter), so the result is in [d/2, d). */
+double announce_backoff(unsigned attempt, double base, double cap, double r);
+
+/* Entry point for "slotsync announce ...": argv[0] is "announce". Returns the
+ * process exit status: 2 for a bad command line, the child's status with
+ * -- CMD (128 + signal if it was killed), else 0 after a clean stop on
+ * SIGTERM/SIGINT, 1 on a fatal error. */
+int announce_main(int argc, char **argv);
+
+#endif

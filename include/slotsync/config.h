@@ -1,0 +1,100 @@
+/* config - the JSON configuration file, validated field by field.
+ *
+ * Every value is untrusted: config_load() checks each one and fails with a
+ * message naming the field ("services.api.slots: must be between 1 and
+ * 4096"). Unknown keys are errors. Whatever the loaded config holds is safe to
+ * place in a rendered HAProxy file.
+ */
+#ifndef SLOTSYNC_CONFIG_H
+#define SLOTSYNC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <slotsync/endpoint.h>
+
+#define CONFIG_SLOTS_MAX 4096
+#define CONFIG_OPTIONS_MAX 512 /* server_options length */
+#define CONFIG_HOSTS_MAX 32    /* extra host names per service */
+#define CONFIG_HOSTNAME_MAX 253
+
+enum service_mode { MODE_HTTP = 0, MODE_TCP };
+
+/* A listen address: "IPv4:port", "[IPv6]:port", "*:port" or ":port". */
+struct listen_addr {
+    bool set;
+    char host[ENDPOINT_HOST_MAX]; /* "" for any address */
+    bool ipv6;
+    unsigned short port;
+};
+
+/* What a backend is built from. Defaults fill every field a service omits. */
+struct service_options {
+    int slots;                               /* 1..CONFIG_SLOTS_MAX */
+    enum service_mode mode;
+    char balance[32];                        /* one of the allowed algorithms */
+    char server_options[CONFIG_OPTIONS_MAX]; /* "" or safe tokens, see config.c */
+    int slot_growth;                         /* 0 = double, else add this many */
+};
+
+struct service_conf {
+    char name[SERVICE_NAME_MAX + 1];
+    struct service_options opt;
+    struct listen_addr listen;
+    char **hosts; /* extra Host names routed by the HTTP frontend */
+    size_t n_hosts;
+};
+
+struct config {
+    char **etcd_endpoints; /* "http://host:port" URLs */
+    size_t n_etcd_endpoints;
+    char *etcd_prefix; /* starts and ends with '/' */
+
+    char *runtime_socket; /* unix path or HOST:PORT */
+    char *master_socket;  /* NULL if none */
+    char *base_config;    /* NULL if none */
+    char *services_file;
+    char *reload_command; /* NULL if none */
+    int min_reload_interval_ms;
+
+    struct service_options defaults;
+    struct service_conf *services; /* sorted by name */
+    size_t n_services;
+
+    struct listen_addr http_bind; /* set = HTTP frontend routing by Host */
+    char *http_domain;            /* NULL if none */
+
+    int resync_interval_s;
+    int log_level; /* enum log_level */
+};
+
+/* Load and validate path into *cfg (zeroed first). Returns 0, or a negative
+ * errno with the reason in *errmsg (caller frees). On failure *cfg holds
+ * nothing to free. */
+int config_load(const char *path, struct config *cfg, char **errmsg);
+
+/* Same, from a JSON text (for tests and for reload on SIGHUP). */
+int config_load_string(const char *json, struct config *cfg, char **errmsg);
+
+/* Command-line overrides, validated like the file's fields. Each returns 0 or
+ * -EINVAL with *errmsg set. value is borrowed. */
+int config_set_etcd(struct config *cfg, const char *urls_comma_separated, char **errmsg);
+int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg);
+int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg);
+int config_set_log_level(struct config *cfg, const char *level, char **errmsg);
+
+/* Validators shared with the command line and announce. 0 or -EINVAL. */
+int config_check_etcd_url(const char *url, char **errmsg);
+int config_check_socket_addr(const char *addr, char **errmsg);
+int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg);
+
+/* The config of a named service, or NULL. Borrowed. */
+const struct service_conf *config_find_service(const struct config *cfg, const char *name);
+
+/* true if a backend with this balance algorithm accepts "add server" at
+ * runtime in HAProxy 2.6 (roundrobin, leastconn, first, random). */
+bool config_balance_is_dynamic(const char *balance);
+
+void config_free(struct config *cfg);
+
+#endif

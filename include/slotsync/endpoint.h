@@ -1,0 +1,70 @@
+/* endpoint - the pure rules for what an etcd key and value may be.
+ *
+ * Key layout: <prefix><service>/<instance>. The service is the first segment
+ * after the prefix ([A-Za-z0-9._-]{1,63}); the instance is the rest (it may
+ * contain '/'): 1 to 255 printable ASCII bytes, no whitespace.
+ *
+ * Value: "host:port", "[ipv6]:port", or JSON
+ * {"host": "10.0.0.5", "port": 8080, "weight": 10, "state": "ready|drain|maint"}
+ * where host is an IPv4 or IPv6 literal, port 1-65535, weight 0-256 (default
+ * ENDPOINT_DEFAULT_WEIGHT) and state defaults to ready. Anything else is
+ * rejected. A parsed endpoint only holds canonical text (inet_ntop form), so
+ * it is safe to place in a runtime command or a rendered file.
+ */
+#ifndef SLOTSYNC_ENDPOINT_H
+#define SLOTSYNC_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ENDPOINT_HOST_MAX 46 /* INET6_ADDRSTRLEN */
+#define SERVICE_NAME_MAX 63
+#define INSTANCE_NAME_MAX 255
+#define ENDPOINT_VALUE_MAX 1024 /* longer values are rejected unparsed */
+#define ENDPOINT_DEFAULT_WEIGHT 1
+#define ENDPOINT_WEIGHT_MAX 256
+
+enum endpoint_state { ENDPOINT_READY = 0, ENDPOINT_DRAIN, ENDPOINT_MAINT };
+
+struct endpoint {
+    char host[ENDPOINT_HOST_MAX]; /* canonical IPv4/IPv6 literal, no brackets */
+    bool ipv6;
+    unsigned short port; /* 1..65535 */
+    unsigned short weight; /* 0..256 */
+    enum endpoint_state state;
+};
+
+/* Parse a value of len bytes (not NUL-terminated, may contain NUL bytes).
+ * Returns 0 and fills *ep, or -EINVAL with the reason in *errmsg (optional,
+ * caller frees; the reason never echoes the raw value). */
+int endpoint_parse_value(const char *val, size_t len, struct endpoint *ep, char **errmsg);
+
+/* Split a key of keylen bytes under prefix into service and instance, copied
+ * NUL-terminated into the caller's buffers (SERVICE_NAME_MAX + 1 and
+ * INSTANCE_NAME_MAX + 1 bytes). Returns 0, or -EINVAL with the reason in
+ * *errmsg (optional, caller frees). */
+int endpoint_parse_key(const char *prefix, const char *key, size_t keylen, char *service,
+                       char *instance, char **errmsg);
+
+/* true if name (NUL-terminated) is a valid service name. */
+bool endpoint_service_name_valid(const char *name);
+
+/* Parse "IPv4:port", "[IPv6]:port" (port 1-65535) into host/port/ipv6 of ep,
+ * leaving weight and state alone. Returns 0 or -EINVAL. */
+int endpoint_parse_hostport(const char *text, size_t len, struct endpoint *ep);
+
+/* Parse an IPv4 or IPv6 literal (NUL-terminated) into canonical text in out
+ * (ENDPOINT_HOST_MAX bytes). Returns 0 and sets *ipv6, or -EINVAL. */
+int endpoint_parse_host(const char *text, char *out, bool *ipv6);
+
+/* "host:port" or "[host]:port" into buf. Returns snprintf's result. */
+int endpoint_format(const struct endpoint *ep, char *buf, size_t size);
+
+bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
+
+/* "ready", "drain", "maint". */
+const char *endpoint_state_name(enum endpoint_state state);
+/* Returns the state or -1. */
+int endpoint_state_parse(const char *name);
+
+#endif

@@ -1,0 +1,55 @@
+/* http - libcurl's multi interface driven by a libev loop.
+ *
+ * One http_client per loop owns the CURLM, its timer and the per-socket I/O
+ * watchers (the split of curl's evhiperfifo example: socket callback, timer
+ * callback, event callback, check_multi_info). Requests never block the loop.
+ */
+#ifndef SLOTSYNC_HTTP_H
+#define SLOTSYNC_HTTP_H
+
+#include <stddef.h>
+
+struct ev_loop;
+struct http_client;
+struct http_request;
+
+/* Called for each chunk of a streamed response body (stream mode only).
+ * Return 0 to go on, non-zero to abort the transfer (done_cb then gets
+ * -ECANCELED). The request may not be cancelled from inside this callback. */
+typedef int (*http_data_cb)(struct http_request *req, const char *data, size_t len, void *arg);
+
+/* Called once when the request ends, unless it was cancelled with
+ * http_cancel(). err is 0 when an HTTP response was received (status holds
+ * its code), else a negative errno-style code with a reason in errtext.
+ * body/len hold the whole body in buffered mode (NUL-terminated, borrowed
+ * until the callback returns), NULL/0 in stream mode. The request is freed
+ * after the callback returns. */
+typedef void (*http_done_cb)(struct http_request *req, int err, long status, const char *body,
+                             size_t len, const char *errtext, void *arg);
+
+struct http_opts {
+    const char *method;    /* "GET" or "POST"; NULL = GET without body, POST with */
+    const char *body;      /* borrowed, copied by curl; NULL = none */
+    size_t body_len;
+    const char *content_type; /* default "application/json" when a body is given */
+    long connect_timeout_ms;  /* 0 = 3000 */
+    long timeout_ms;          /* whole transfer; 0 = none (streams) */
+    long low_speed_time_s;    /* abort if under 1 byte/s for this long; 0 = off */
+    size_t max_body;          /* buffered mode cap; 0 = 16 MiB */
+    http_data_cb on_data;     /* non-NULL: stream mode */
+};
+
+/* New client on loop. NULL on failure. */
+struct http_client *http_client_new(struct ev_loop *loop);
+/* Cancels every pending request (no callbacks) and frees the client. */
+void http_client_free(struct http_client *c);
+
+/* Start a request. url and opts are borrowed (copied). Returns the request,
+ * or NULL on failure (then done is never called). */
+struct http_request *http_request_start(struct http_client *c, const char *url,
+                                        const struct http_opts *opts, http_done_cb done, void *arg);
+
+/* Abort a pending request; its done callback is not called. */
+void http_cancel(struct http_request *req);
+
+#endif

@@ -1,0 +1,33 @@
+/* render - the services file HAProxy loads after the base config.
+ *
+ * Pure rendering to a buffer, plus an atomic file write. One backend per
+ * service with one server line per slot ("s1".."sN"): a filled slot carries
+ * its endpoint's address, port, weight and state, so a reload resets nothing;
+ * an empty slot is "0.0.0.0:0 disabled". A service with a listen address also
+ * gets a frontend of the same name. Everything placed in the file comes from
+ * a validated config or validated endpoints; render re-checks names anyway.
+ */
+#ifndef SLOTSYNC_RENDER_H
+#define SLOTSYNC_RENDER_H
+
+#include <stddef.h>
+
+#include <slotsync/config.h>
+#include <slotsync/slots.h>
+
+struct render_backend {
+    const struct service_conf *svc; /* borrowed */
+    const struct slot_table *slots; /* borrowed */
+};
+
+/* Render the services file for backends (in the given order) into a new
+ * NUL-terminated buffer *out of *outlen bytes (caller frees). Returns 0, or
+ * -EINVAL with *errmsg (a name that fails validation), or -ENOMEM. */
+int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
+                    char **out, size_t *outlen, char **errmsg);
+
+/* Write data to path atomically: a temp file in the same directory, fsync,
+ * rename over path, fsync the directory. 0 or a negative errno with *errmsg. */
+int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);
+
+#endif

@@ -1,0 +1,86 @@
+/* runtime - HAProxy's runtime API (stats or master socket) on the loop.
+ *
+ * A batch of commands goes out as one line, ';'-joined, on one fresh
+ * connection (HAProxy reads each ';'-separated command on its own, so the
+ * line may be long). HAProxy answers each command with its output followed by
+ * one empty line, then closes. The reply parser checks every reply; when the
+ * framing does not add up (HAProxy omits the empty line after a few error
+ * messages) the batch is reported as failed so the caller resyncs.
+ *
+ * The parsing functions are pure and exported for tests.
+ */
+#ifndef SLOTSYNC_RUNTIME_H
+#define SLOTSYNC_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <slotsync/runtime-t.h>
+
+struct ev_loop;
+struct runtime;
+
+/* ---- pure ---- */
+
+/* Split a complete response into n replies (each without its terminating
+ * empty line). On success returns 0 and *replies is an array of n owned
+ * strings (free with runtime_replies_free). Returns -EPROTO when the text does
+ * not frame into exactly n replies, -ENOMEM on allocation failure. */
+int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies);
+void runtime_replies_free(char **replies, size_t n);
+
+/* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
+ * "set server ... addr ..." (success text starts "IP changed from" or "no need
+ * to change the addr"), "set server ... weight|state ..." (empty reply),
+ * "show servers state" (starts with format version "1\n"). Unknown commands
+ * succeed on an empty reply. */
+bool runtime_reply_ok(const char *cmd, const char *reply);
+
+/* Parse "show servers state" output (format version 1). Each valid row is
+ * passed to row(); rows with a field that fails validation are skipped and
+ * counted in *bad_rows (optional). Returns 0, -EPROTO if the text is not
+ * version 1 output, or the first non-zero value row() returned. */
+int runtime_parse_servers_state(const char *text, size_t len,
+                                int (*row)(const struct server_state *st, void *arg), void *arg,
+                                size_t *bad_rows);
+
+/* ---- I/O ---- */
+
+/* err is 0 when a complete response arrived; replies then has n entries
+ * (borrowed until the callback returns). Otherwise err < 0 (connect failure,
+ * timeout, -EPROTO for bad framing) and replies is NULL. raw/raw_len is the
+ * whole response text (may be NULL). */
+typedef void (*runtime_done_cb)(int err, char **replies, size_t n, const char *raw,
+                                size_t raw_len, void *arg);
+
+/* addr: a unix socket path (contains '/') or HOST:PORT. timeout_s bounds a
+ * whole exchange. Returns NULL on ENOMEM or a bad address. */
+struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s);
+/* Aborts an exchange in flight without calling back, and frees. */
+void runtime_free(struct runtime *rt);
+
+/* Send n commands (borrowed; copied) as one batch. One exchange at a time:
+ * returns -EBUSY if one is in flight, -EINVAL for a command with '\n' or ';',
+ * or another negative code when it cannot start (then cb is never called);
+ * 0 when started. */
+int runtime_send(struct runtime *rt, const char *const *cmds, size_t n, runtime_done_cb cb,
+                 void *arg);
+
+/* Send one raw line (e.g. "reload" on the master socket) and hand back the
+ * whole response unsplit (replies NULL, n 0) when the peer closes. */
+int runtime_send_raw(struct runtime *rt, const char *line, runtime_done_cb cb, void *arg);
+
+bool runtime_busy(const struct runtime *rt);
+
+/* A sentinel is an idle interactive ("prompt") connection to the same
+ * socket, held open only to notice at once when the HAProxy process behind it
+ * goes away (restart, reload, crash) or closes it (stats timeout). lost() is
+ * called once per connection that ends; the sentinel is then disconnected
+ * until runtime_sentinel_connect() is called again. */
+typedef void (*runtime_lost_cb)(void *arg);
+
+/* Connect the sentinel of rt (no-op if connected). 0 or a negative errno. */
+int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg);
+bool runtime_sentinel_connected(const struct runtime *rt);
+
+#endif

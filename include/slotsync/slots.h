@@ -1,0 +1,54 @@
+/* slots - which endpoint sits in which server slot of a backend.
+ *
+ * Pure logic. Rules: an endpoint keeps its slot for as long as it exists
+ * (address, weight or state changes are made in place); a removed endpoint
+ * frees its slot; a new endpoint takes, in order of preference, a free slot
+ * whose observed HAProxy address and port equal its own (so a restarted
+ * slotsync adopts what HAProxy already has), else the lowest free slot.
+ * Endpoints that do not fit are counted as overflow, never dropped silently.
+ */
+#ifndef SLOTSYNC_SLOTS_H
+#define SLOTSYNC_SLOTS_H
+
+#include <stddef.h>
+
+#include <slotsync/catalog.h>
+#include <slotsync/endpoint.h>
+#include <slotsync/runtime-t.h>
+
+/* Slot i is HAProxy server "s<i+1>" of its backend. */
+#define SLOT_NAME_FMT "s%zu"
+
+struct slot {
+    char *instance; /* owned; NULL when the slot is free */
+    struct endpoint ep;
+};
+
+struct slot_table {
+    struct slot *slots;
+    size_t n;
+    size_t overflow; /* endpoints that found no slot at the last assign */
+};
+
+/* Make a table of n free slots. 0 or -ENOMEM. */
+int slots_init(struct slot_table *t, size_t n);
+/* Grow to n slots (n >= t->n), new ones free. 0 or -ENOMEM. */
+int slots_grow(struct slot_table *t, size_t n);
+void slots_free(struct slot_table *t);
+
+/* Assign the service's endpoints (svc may be NULL: no endpoints) to slots by
+ * the rules above. observed, if not NULL, holds t->n entries, entry i being
+ * what HAProxy has in slot i (an entry whose server[0] == '\0' is unknown).
+ * Returns the number of slots whose content changed (>= 0) or -ENOMEM;
+ * t->overflow is set to the count that did not fit. */
+int slots_assign(struct slot_table *t, const struct catalog_service *svc,
+                 const struct server_state *observed);
+
+/* Parse a server name "s<N>" (N >= 1, no leading zero) into slot index N-1.
+ * Returns the index or -1. */
+long slots_index_of(const char *server_name);
+
+/* How many slots hold an endpoint. */
+size_t slots_used(const struct slot_table *t);
+
+#endif

@@ -1,0 +1,1336 @@
+/* announce - the registration sidekick.
+ *
+ * "slotsync announce" keeps one key, <prefix><service>/<instance>, in etcd
+ * while the endpoint it names is healthy: it grants a lease, puts the key
+ * under it and renews the lease every TTL/3. Whatever happens to announce
+ * (crash, SIGKILL, host lost), the key goes away within the TTL, because
+ * nothing renews the lease any more.
+ *
+ * Withdrawal always revokes the lease rather than deleting the key: one
+ * request removes the key and ends the renewals, and if that request fails
+ * (etcd down) the lease simply expires since nobody keeps it alive.
+ *
+ * Everything runs on the default libev loop (ev_child needs it): the etcd
+ * calls and HTTP checks go through libcurl on that loop, a TCP check is a
+ * non-blocking connect watched by an ev_io, the child is watched by an
+ * ev_child. At most one etcd call is in flight; reg_step() looks at what is
+ * wanted (healthy or not, stopping or not) and what is (lease, key put) and
+ * starts the one call that brings them closer, or arms a timer for the next
+ * keepalive or retry.
+ */
+#include <slotsync/announce.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <jansson.h>
+
+#include <slotsync/config.h>
+#include <slotsync/etcd.h>
+#include <slotsync/http.h>
+#include <slotsync/log.h>
+
+extern char **environ;
+
+#define MOD "announce"
+
+/* Retry delays after a failed etcd call: 0.25 s doubling up to 5 s. The cap
+ * bounds how long a key stays away after etcd comes back. */
+#define RETRY_BASE_S 0.25
+#define RETRY_CAP_S 5.0
+/* The final revoke on a stop may take this long, then announce gives up
+ * (the key then goes with its lease's TTL). */
+#define STOP_REVOKE_TIMEOUT_S 2.0
+#define CHECK_TIMEOUT_MIN_S 1.0
+#define CHECK_TIMEOUT_MAX_S 5.0
+#define CHECK_BODY_MAX (64 * 1024)
+
+/* ---- command line (pure) ---- */
+
+static const char usage_text[] =
+    "usage: slotsync announce --etcd URL[,URL...] --key KEY --addr HOST:PORT [options]\n"
+    "                         [-- COMMAND ARGS...]\n"
+    "Registers HOST:PORT under KEY in etcd with a lease, keeps the lease alive while the\n"
+    "endpoint is healthy (and COMMAND runs), and revokes it on the way out.\n"
+    "  --etcd URL[,URL...]   etcd endpoints, tried in turn\n"
+    "  --key KEY             PREFIX + SERVICE/INSTANCE, e.g. /services/web/host1-8080\n"
+    "  --addr HOST:PORT      the endpoint: IPv4:PORT or [IPv6]:PORT (IP literals)\n"
+    "  --prefix PREFIX       the prefix the daemon watches (default /services/)\n"
+    "  --ttl SECONDS         lease TTL, 2-3600 (default 10); renewed every TTL/3\n"
+    "  --weight N            server weight 0-256 (JSON format only; default: not sent)\n"
+    "  --format json|plain   the value: {\"host\":..,\"port\":..} (default) or HOST:PORT\n"
+    "  --check tcp|URL       health check: TCP connect to --addr, or GET of\n"
+    "                        http://IP:PORT/PATH (2xx or 3xx is healthy). Without a\n"
+    "                        check the endpoint counts as healthy.\n"
+    "  --check-interval S    seconds between checks, 0.1-3600 (default 2)\n"
+    "  --rise N              successes to register again after a withdrawal (default 2;\n"
+    "                        the very first success registers)\n"
+    "  --fall N              consecutive failures that withdraw the key (default 3)\n"
+    "  --log-level LEVEL     error, warn, info (default) or debug\n"
+    "  -- COMMAND ARGS...    run COMMAND as a child; when it exits the key is withdrawn\n"
+    "                        and announce exits with its status. SIGTERM/SIGINT\n"
+    "                        withdraw the key first, then go to the child.\n"
+    "Exit status: 2 bad arguments, 1 fatal error, else 0 or the child's status\n"
+    "(128 + signal number if it was killed).\n";
+
+const char *announce_usage(void)
+{
+    return usage_text;
+}
+
+enum opt_id {
+    O_ETCD,
+    O_KEY,
+    O_ADDR,
+    O_PREFIX,
+    O_TTL,
+    O_WEIGHT,
+    O_FORMAT,
+    O_CHECK,
+    O_INTERVAL,
+    O_RISE,
+    O_FALL,
+    O_LOG_LEVEL,
+    O_COUNT
+};
+
+static const char *const opt_names[O_COUNT] = {
+    [O_ETCD] = "etcd",     [O_KEY] = "key",     [O_ADDR] = "addr",
+    [O_PREFIX] = "prefix", [O_TTL] = "ttl",     [O_WEIGHT] = "weight",
+    [O_FORMAT] = "format", [O_CHECK] = "check", [O_INTERVAL] = "check-interval",
+    [O_RISE] = "rise",     [O_FALL] = "fall",   [O_LOG_LEVEL] = "log-level",
+};
+
+static int opt_error(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int opt_error(char **errmsg, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    memprintf(errmsg, "%s", text);
+    return -EINVAL;
+}
+
+/* A decimal integer in [min, max]: digits only, no sign, no spaces. */
+static int parse_int(const char *s, long min, long max, int *out)
+{
+    char *end;
+    long v;
+
+    if (!isdigit((unsigned char)s[0]))
+        return -EINVAL;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+/* Seconds as a decimal number ("2", "0.5", "1e-1") in [min, max]. */
+static int parse_seconds(const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v;
+
+    if (!isdigit((unsigned char)s[0]) && s[0] != '.')
+        return -EINVAL;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || !(v >= min && v <= max))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Split "URL[,URL...]" into o->etcd_endpoints, each checked like the
+ * daemon's etcd.endpoints. */
+static int parse_etcd(const char *list, struct announce_opts *o, char **errmsg)
+{
+    char *copy, *p, *comma, *reason = NULL;
+    int ret = 0;
+
+    copy = strdup(list);
+    o->etcd_endpoints = calloc(ANNOUNCE_ETCD_MAX, sizeof(*o->etcd_endpoints));
+    if (!copy || !o->etcd_endpoints) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (p = copy;; p = comma + 1) {
+        comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (!*p) {
+            ret = opt_error(errmsg, "--etcd: empty URL in the list");
+            goto out;
+        }
+        if (config_check_etcd_url(p, &reason) < 0) {
+            ret = opt_error(errmsg, "--etcd: %s", reason ? reason : "invalid URL");
+            goto out;
+        }
+        if (o->n_etcd_endpoints == ANNOUNCE_ETCD_MAX) {
+            ret = opt_error(errmsg, "--etcd: at most %d endpoints", ANNOUNCE_ETCD_MAX);
+            goto out;
+        }
+        o->etcd_endpoints[o->n_etcd_endpoints] = strdup(p);
+        if (!o->etcd_endpoints[o->n_etcd_endpoints]) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        o->n_etcd_endpoints++;
+        if (!comma)
+            break;
+    }
+out:
+    free(reason);
+    free(copy);
+    return ret;
+}
+
+/* The prefix, with the daemon's rules for etcd.prefix. */
+static int parse_prefix(const char *prefix, struct announce_opts *o, char **errmsg)
+{
+    struct config cfg;
+    char *reason = NULL;
+    const char *why;
+    int ret;
+
+    memset(&cfg, 0, sizeof(cfg));
+    ret = config_set_prefix(&cfg, prefix, &reason);
+    if (ret < 0) {
+        /* The daemon's reason names the config field; the option is what
+         * the user typed. */
+        why = reason ? reason : "invalid prefix";
+        if (strncmp(why, "etcd.prefix: ", 13) == 0)
+            why += 13;
+        ret = ret == -ENOMEM ? ret : opt_error(errmsg, "--prefix: %s", why);
+    } else {
+        o->prefix = cfg.etcd_prefix;
+        cfg.etcd_prefix = NULL;
+    }
+    free(reason);
+    config_free(&cfg);
+    return ret;
+}
+
+/* "tcp", or http://IP:PORT[/PATH] rebuilt from canonical parts. The host must
+ * be an IP literal: a name would need a resolver on the loop, and the check
+ * is about one endpoint anyway. */
+static int parse_check(const char *text, struct announce_opts *o, char **errmsg)
+{
+    const char *auth, *path;
+    struct endpoint ep;
+    char hostport[ENDPOINT_HOST_MAX + 8];
+    size_t alen, plen;
+
+    if (strcmp(text, "tcp") == 0) {
+        o->check = ANNOUNCE_CHECK_TCP;
+        return 0;
+    }
+    if (strncmp(text, "http://", 7) != 0)
+        return opt_error(errmsg, "--check: must be tcp or http://IP:PORT/PATH");
+    auth = text + 7;
+    path = strchr(auth, '/');
+    alen = path ? (size_t)(path - auth) : strlen(auth);
+    memset(&ep, 0, sizeof(ep));
+    if (endpoint_parse_hostport(auth, alen, &ep) < 0)
+        return opt_error(errmsg, "--check: the URL must be http://IP:PORT/PATH with an IPv4 or "
+                                 "[IPv6] literal and a port 1-65535");
+    if (!path)
+        path = "/";
+    plen = strlen(path);
+    if (plen > ANNOUNCE_CHECK_URL_MAX)
+        return opt_error(errmsg, "--check: the URL path is longer than %d bytes",
+                         ANNOUNCE_CHECK_URL_MAX);
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)path[i];
+
+        if (c < 0x21 || c > 0x7e || c == '#')
+            return opt_error(errmsg, "--check: the URL path must be printable ASCII without "
+                                     "spaces or '#'");
+    }
+    endpoint_format(&ep, hostport, sizeof(hostport));
+    o->check = ANNOUNCE_CHECK_HTTP;
+    if (!memprintf(&o->check_url, "http://%s%s", hostport, path))
+        return -ENOMEM;
+    return 0;
+}
+
+void announce_opts_free(struct announce_opts *opts)
+{
+    if (!opts)
+        return;
+    for (size_t i = 0; i < opts->n_etcd_endpoints; i++)
+        free(opts->etcd_endpoints[i]);
+    free(opts->etcd_endpoints);
+    free(opts->prefix);
+    free(opts->check_url);
+    memset(opts, 0, sizeof(*opts));
+}
+
+/* Checks the values in val[] (NULL = not given) into o. */
+static int validate(const char *const *val, struct announce_opts *o, char **errmsg)
+{
+    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1];
+    char value[ENDPOINT_VALUE_MAX + 1];
+    struct endpoint parsed;
+    char *reason = NULL;
+    int ret, n;
+
+    if (!val[O_ETCD])
+        return opt_error(errmsg, "--etcd is required");
+    if (!val[O_KEY])
+        return opt_error(errmsg, "--key is required");
+    if (!val[O_ADDR])
+        return opt_error(errmsg, "--addr is required");
+
+    ret = parse_etcd(val[O_ETCD], o, errmsg);
+    if (ret < 0)
+        return ret;
+    ret = parse_prefix(val[O_PREFIX] ? val[O_PREFIX] : ANNOUNCE_DEFAULT_PREFIX, o, errmsg);
+    if (ret < 0)
+        return ret;
+
+    if (endpoint_parse_key(o->prefix, val[O_KEY], strlen(val[O_KEY]), service, instance, &reason) <
+        0) {
+        ret = opt_error(errmsg, "--key: %s; expected %s<service>/<instance>",
+                        reason ? reason : "invalid key", o->prefix);
+        free(reason);
+        return ret;
+    }
+    o->key = val[O_KEY];
+
+    o->addr.weight = ENDPOINT_DEFAULT_WEIGHT;
+    if (endpoint_parse_hostport(val[O_ADDR], strlen(val[O_ADDR]), &o->addr) < 0)
+        return opt_error(errmsg, "--addr: must be IPv4:PORT or [IPv6]:PORT with an IP literal "
+                                 "and a port 1-65535");
+
+    if (val[O_FORMAT]) {
+        if (strcmp(val[O_FORMAT], "json") == 0)
+            o->format = ANNOUNCE_FORMAT_JSON;
+        else if (strcmp(val[O_FORMAT], "plain") == 0)
+            o->format = ANNOUNCE_FORMAT_PLAIN;
+        else
+            return opt_error(errmsg, "--format: must be json or plain");
+    }
+    if (val[O_WEIGHT]) {
+        if (parse_int(val[O_WEIGHT], 0, ENDPOINT_WEIGHT_MAX, &n) < 0)
+            return opt_error(errmsg, "--weight: must be an integer 0-%d", ENDPOINT_WEIGHT_MAX);
+        if (o->format == ANNOUNCE_FORMAT_PLAIN)
+            return opt_error(errmsg, "--weight: a plain HOST:PORT value cannot carry a weight "
+                                     "(use --format json)");
+        o->addr.weight = (unsigned short)n;
+        o->weight_set = true;
+    }
+    if (val[O_TTL] && parse_int(val[O_TTL], ANNOUNCE_TTL_MIN, ANNOUNCE_TTL_MAX, &o->ttl_s) < 0)
+        return opt_error(errmsg, "--ttl: must be an integer number of seconds %d-%d",
+                         ANNOUNCE_TTL_MIN, ANNOUNCE_TTL_MAX);
+
+    if (val[O_CHECK]) {
+        ret = parse_check(val[O_CHECK], o, errmsg);
+        if (ret < 0)
+            return ret;
+    } else {
+        /* Tuning a check that does not exist is a mistake worth a word. */
+        for (int id = O_INTERVAL; id <= O_FALL; id++)
+            if (val[id])
+                return opt_error(errmsg, "--%s: needs --check", opt_names[id]);
+    }
+    if (val[O_INTERVAL] && parse_seconds(val[O_INTERVAL], ANNOUNCE_INTERVAL_MIN,
+                                         ANNOUNCE_INTERVAL_MAX, &o->check_interval_s) < 0)
+        return opt_error(errmsg, "--check-interval: must be a number of seconds 0.1-3600");
+    if (val[O_RISE] && parse_int(val[O_RISE], 1, ANNOUNCE_RISE_FALL_MAX, &o->rise) < 0)
+        return opt_error(errmsg, "--rise: must be an integer 1-%d", ANNOUNCE_RISE_FALL_MAX);
+    if (val[O_FALL] && parse_int(val[O_FALL], 1, ANNOUNCE_RISE_FALL_MAX, &o->fall) < 0)
+        return opt_error(errmsg, "--fall: must be an integer 1-%d", ANNOUNCE_RISE_FALL_MAX);
+
+    if (val[O_LOG_LEVEL]) {
+        n = log_level_parse(val[O_LOG_LEVEL]);
+        if (n < 0)
+            return opt_error(errmsg, "--log-level: must be error, warn, info or debug");
+        o->log_level = n;
+    }
+
+    /* What is published must be what the daemon accepts (it refuses, for
+     * one, the unspecified address 0.0.0.0 that the host:port syntax
+     * allows). */
+    n = announce_format_value(&o->addr, o->weight_set, o->format, value, sizeof(value));
+    if (n < 0)
+        return opt_error(errmsg, "--addr: cannot format the value");
+    if (endpoint_parse_value(value, (size_t)n, &parsed, &reason) < 0) {
+        ret = opt_error(errmsg, "--addr: %s", reason ? reason : "not a valid endpoint");
+        free(reason);
+        return ret;
+    }
+    return 0;
+}
+
+int announce_parse_args(int argc, char **argv, struct announce_opts *out, char **errmsg)
+{
+    const char *val[O_COUNT] = {0};
+    int ret, i;
+
+    memset(out, 0, sizeof(*out));
+    out->ttl_s = ANNOUNCE_DEFAULT_TTL;
+    out->format = ANNOUNCE_FORMAT_JSON;
+    out->check = ANNOUNCE_CHECK_NONE;
+    out->check_interval_s = ANNOUNCE_DEFAULT_INTERVAL;
+    out->rise = ANNOUNCE_DEFAULT_RISE;
+    out->fall = ANNOUNCE_DEFAULT_FALL;
+    out->log_level = LOG_INFO;
+
+    /* By hand rather than getopt: no global state (the tests parse many
+     * command lines), no permutation (everything after "--" is the child's),
+     * and errors that name the option. */
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i], *name, *eq, *value;
+        size_t nlen;
+        int id;
+
+        if (strcmp(arg, "--") == 0) {
+            if (i + 1 >= argc)
+                return opt_error(errmsg, "--: a command must follow");
+            out->command = argv + i + 1;
+            break;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            announce_opts_free(out);
+            out->help = true;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (arg[0] == '-')
+                return opt_error(errmsg, "unknown option '%s'", arg);
+            return opt_error(errmsg, "unexpected argument '%s' (a command goes after --)", arg);
+        }
+        name = arg + 2;
+        eq = strchr(name, '=');
+        nlen = eq ? (size_t)(eq - name) : strlen(name);
+        for (id = 0; id < O_COUNT; id++)
+            if (strlen(opt_names[id]) == nlen && strncmp(opt_names[id], name, nlen) == 0)
+                break;
+        if (id == O_COUNT)
+            return opt_error(errmsg, "unknown option '--%.*s'", (int)nlen, name);
+        if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return opt_error(errmsg, "--%s needs a value", opt_names[id]);
+            value = argv[++i];
+        }
+        if (val[id])
+            return opt_error(errmsg, "--%s given twice", opt_names[id]);
+        val[id] = value;
+    }
+
+    ret = validate(val, out, errmsg);
+    if (ret < 0) {
+        announce_opts_free(out);
+        if (ret == -ENOMEM)
+            memprintf(errmsg, "out of memory");
+    }
+    return ret;
+}
+
+int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
+                          char *buf, size_t size)
+{
+    int n;
+
+    if (!ep || !buf)
+        return -EINVAL;
+    switch (format) {
+    case ANNOUNCE_FORMAT_PLAIN:
+        if (with_weight)
+            return -EINVAL;
+        n = endpoint_format(ep, buf, size);
+        break;
+    case ANNOUNCE_FORMAT_JSON:
+        /* ep->host is canonical inet_ntop text: nothing to escape. */
+        if (with_weight)
+            n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u,\"weight\":%u}", ep->host,
+                         (unsigned)ep->port, (unsigned)ep->weight);
+        else
+            n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u}", ep->host, (unsigned)ep->port);
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= size)
+        return -ENOSPC;
+    return n;
+}
+
+/* ---- health counting and backoff (pure) ---- */
+
+void announce_health_init(struct announce_health *h, int rise, int fall)
+{
+    memset(h, 0, sizeof(*h));
+    h->rise = rise > 0 ? rise : 1;
+    h->fall = fall > 0 ? fall : 1;
+}
+
+enum announce_health_change announce_health_report(struct announce_health *h, bool ok)
+{
+    if (ok) {
+        h->failures = 0;
+        if (h->successes < h->rise)
+            h->successes++;
+        if (!h->up && (!h->ever_up || h->successes >= h->rise)) {
+            h->up = true;
+            h->ever_up = true;
+            return ANNOUNCE_HEALTH_UP;
+        }
+        return ANNOUNCE_HEALTH_SAME;
+    }
+    h->successes = 0;
+    if (h->failures < h->fall)
+        h->failures++;
+    if (h->up && h->failures >= h->fall) {
+        h->up = false;
+        return ANNOUNCE_HEALTH_DOWN;
+    }
+    return ANNOUNCE_HEALTH_SAME;
+}
+
+double announce_backoff(unsigned attempt, double base, double cap, double r)
+{
+    double d = base;
+
+    for (unsigned i = 0; i < attempt && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    if (!(r >= 0) || r >= 1)
+        r = 0;
+    return d / 2 + d / 2 * r;
+}
+
+/* ---- the sidekick on the loop ---- */
+
+enum reg_op { OP_NONE = 0, OP_GRANT, OP_PUT, OP_KEEPALIVE, OP_REVOKE };
+
+static const char *const op_names[] = {
+    [OP_NONE] = "none",
+    [OP_GRANT] = "lease grant",
+    [OP_PUT] = "put",
+    [OP_KEEPALIVE] = "lease keepalive",
+    [OP_REVOKE] = "lease revoke",
+};
+
+struct announcer {
+    struct ev_loop *loop;
+    const struct announce_opts *opt;
+    char value[ENDPOINT_VALUE_MAX + 1];
+    char key_q[2400]; /* the key, quoted for logs */
+    char addr_text[ENDPOINT_HOST_MAX + 8];
+    struct http_client *http;
+    struct etcd_client *etcd;
+
+    /* registration: at most one call in flight */
+    struct etcd_call *call;
+    enum reg_op op;
+    ev_tstamp op_sent;
+    int64_t lease;           /* 0 = none */
+    int64_t lease_ttl;       /* as granted */
+    ev_tstamp lease_expires; /* counted from when the last renewal was sent */
+    ev_tstamp next_keepalive;
+    ev_tstamp retry_at;       /* no call before this (backoff) */
+    bool registered;          /* the key is put under lease */
+    bool lease_lost;          /* the next grant replaces a lost lease */
+    unsigned etcd_failures;   /* consecutive; the backoff attempt */
+    const char *withdraw_why; /* reason logged when the revoke completes */
+    ev_timer op_timer;        /* bounds the call in flight */
+    ev_timer wake_timer;      /* next keepalive or retry */
+
+    /* health */
+    struct announce_health health;
+    bool healthy; /* the verdict; always true without --check */
+    bool check_running;
+    int last_check; /* -1 none yet, 0 failed, 1 ok */
+    ev_tstamp check_started;
+    double check_timeout_s;
+    ev_timer check_timer;    /* next check */
+    ev_timer check_deadline; /* the running check's timeout */
+    ev_io check_io;          /* TCP check: the connecting socket */
+    int check_fd;
+    struct http_request *check_req;
+
+    /* child and stop */
+    pid_t child;
+    bool child_running;
+    ev_child child_w;
+    ev_signal sig_term, sig_int;
+    bool stopping;
+    bool withdrawn;      /* the final revoke is over (or given up) */
+    int stop_signal;     /* forwarded to the child; 0 if it exited by itself */
+    ev_timer stop_timer; /* bounds the final revoke */
+    int exit_status;
+};
+
+static void reg_step(struct announcer *a);
+static void stop_step(struct announcer *a);
+static void stop_begin(struct announcer *a, int sig, const char *why);
+
+static unsigned long long lease_hex(int64_t lease)
+{
+    return (unsigned long long)lease;
+}
+
+static double jitter(void)
+{
+    return (double)random() / ((double)RAND_MAX + 1.0);
+}
+
+static void lease_forget(struct announcer *a)
+{
+    a->lease = 0;
+    a->lease_ttl = 0;
+    a->lease_expires = 0;
+    a->registered = false;
+}
+
+static void wake_at(struct announcer *a, ev_tstamp when)
+{
+    ev_tstamp delay = when - ev_now(a->loop);
+
+    ev_timer_stop(a->loop, &a->wake_timer);
+    ev_timer_set(&a->wake_timer, delay > 0 ? delay : 0, 0.);
+    ev_timer_start(a->loop, &a->wake_timer);
+}
+
+/* How long one etcd call may take before it is abandoned: long enough for a
+ * failover to the next endpoint, short enough to renew in time. */
+static double op_timeout(const struct announcer *a)
+{
+    return fmin(5.0, fmax(1.0, a->opt->ttl_s / 2.0));
+}
+
+/* The gateway wraps streamed answers (keepalive) in "result" and reports
+ * some errors inside a 200 answer as {"error": ...}. */
+static const json_t *reply_body(const json_t *reply)
+{
+    const json_t *res = json_object_get(reply, "result");
+
+    return json_is_object(res) ? res : reply;
+}
+
+static const char *reply_error(const json_t *reply)
+{
+    const json_t *e = json_object_get(reply, "error"), *m;
+
+    if (!e)
+        return NULL;
+    if (json_is_string(e))
+        return json_string_value(e);
+    m = json_object_get(e, "message");
+    return json_is_string(m) ? json_string_value(m) : "error object in the answer";
+}
+
+static void reg_done(int err, const json_t *reply, const char *errtext, void *arg);
+
+/* Returns false if the call could not be started (no callback then). */
+static bool start_op(struct announcer *a, enum reg_op op)
+{
+    struct etcd_call *call = NULL;
+
+    switch (op) {
+    case OP_GRANT:
+        call = etcd_lease_grant(a->etcd, a->opt->ttl_s, reg_done, a);
+        break;
+    case OP_PUT:
+        call = etcd_put(a->etcd, a->opt->key, a->value, a->lease, reg_done, a);
+        break;
+    case OP_KEEPALIVE:
+        call = etcd_lease_keepalive(a->etcd, a->lease, reg_done, a);
+        break;
+    case OP_REVOKE:
+        call = etcd_lease_revoke(a->etcd, a->lease, reg_done, a);
+        break;
+    case OP_NONE:
+        break;
+    }
+    if (!call)
+        return false;
+    a->call = call;
+    a->op = op;
+    a->op_sent = ev_now(a->loop);
+    ev_timer_set(&a->op_timer, op_timeout(a), 0.);
+    ev_timer_start(a->loop, &a->op_timer);
+    log_debug(MOD, "etcd %s (lease %llx)", op_names[op], lease_hex(a->lease));
+    return true;
+}
+
+/* A failed call: back off, or act on what the failure says about the lease.
+ * why is borrowed. */
+static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
+{
+    char why_q[512];
+    bool lease_gone = strstr(why, "lease not found") != NULL;
+    double delay;
+
+    log_quote(why, strlen(why), why_q, sizeof(why_q));
+    if (a->stopping) {
+        if (op == OP_REVOKE && lease_gone)
+            log_info(MOD, "withdrawn %s (%s): lease %llx was already gone", a->key_q,
+                     a->withdraw_why, lease_hex(a->lease));
+        else if (op == OP_REVOKE)
+            log_warn(MOD, "could not revoke lease %llx (%s): %s goes when the lease expires",
+                     lease_hex(a->lease), why_q, a->key_q);
+        lease_forget(a);
+        stop_step(a);
+        return;
+    }
+    if (lease_gone && op != OP_GRANT) {
+        /* etcd answered, so no backoff: the lease is what is gone. */
+        if (op == OP_REVOKE) {
+            log_info(MOD, "withdrawn %s (%s): lease %llx was already gone", a->key_q,
+                     a->withdraw_why, lease_hex(a->lease));
+        } else {
+            log_warn(MOD, "lease %llx lost (%s): granting a new one", lease_hex(a->lease), why_q);
+            a->lease_lost = true;
+        }
+        lease_forget(a);
+        reg_step(a);
+        return;
+    }
+    delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter());
+    if (a->etcd_failures == 0)
+        log_warn(MOD, "etcd %s failed (%s): retrying with backoff, first in %.2f s", op_names[op],
+                 why_q, delay);
+    else
+        log_debug(MOD, "etcd %s failed again (%s): retrying in %.2f s", op_names[op], why_q, delay);
+    if (a->etcd_failures < 64)
+        a->etcd_failures++;
+    a->retry_at = ev_now(a->loop) + delay;
+    reg_step(a);
+}
+
+static void reg_done(int err, const json_t *reply, const char *errtext, void *arg)
+{
+    struct announcer *a = arg;
+    enum reg_op op = a->op;
+    const json_t *body;
+    const char *inband;
+    int64_t id = 0, ttl = 0;
+
+    a->call = NULL;
+    a->op = OP_NONE;
+    ev_timer_stop(a->loop, &a->op_timer);
+    if (err < 0) {
+        reg_failed(a, op, errtext ? errtext : strerror(-err));
+        return;
+    }
+    if (!reply) {
+        reg_failed(a, op, "empty answer");
+        return;
+    }
+    inband = reply_error(reply);
+    if (inband) {
+        reg_failed(a, op, inband);
+        return;
+    }
+    body = reply_body(reply);
+    if (a->etcd_failures) {
+        log_info(MOD, "etcd answers again");
+        a->etcd_failures = 0;
+    }
+    a->retry_at = 0;
+
+    switch (op) {
+    case OP_GRANT:
+        if (etcd_json_int64(body, "ID", &id) < 0 || id == 0 ||
+            etcd_json_int64(body, "TTL", &ttl) < 0) {
+            reg_failed(a, op, "lease grant answer without a lease ID");
+            return;
+        }
+        a->lease = id;
+        a->lease_ttl = ttl > 0 ? ttl : a->opt->ttl_s;
+        a->lease_expires = a->op_sent + (ev_tstamp)a->lease_ttl;
+        a->next_keepalive = ev_now(a->loop) + (ev_tstamp)a->lease_ttl / 3.0;
+        a->registered = false;
+        log_info(MOD, "granted lease %llx (ttl %lld s)%s", lease_hex(id), (long long)a->lease_ttl,
+                 a->lease_lost ? " to replace the lost one" : "");
+        a->lease_lost = false;
+        break;
+    case OP_PUT:
+        a->registered = true;
+        log_info(MOD, "registered %s = %s (lease %llx, ttl %lld s)", a->key_q, a->value,
+                 lease_hex(a->lease), (long long)a->lease_ttl);
+        break;
+    case OP_KEEPALIVE:
+        if (etcd_json_int64(body, "TTL", &ttl) < 0) {
+            reg_failed(a, op, "lease keepalive answer with a bad TTL");
+            return;
+        }
+        if (ttl <= 0) {
+            /* The gateway omits a zero TTL: the lease expired or was revoked
+             * behind our back, and the key went with it. */
+            log_warn(MOD, "lease %llx lost (expired in etcd): %s is gone, granting a new lease",
+                     lease_hex(a->lease), a->key_q);
+            a->lease_lost = true;
+            lease_forget(a);
+            break;
+        }
+        a->lease_expires = a->op_sent + (ev_tstamp)ttl;
+        a->next_keepalive = ev_now(a->loop) + (ev_tstamp)a->lease_ttl / 3.0;
+        log_debug(MOD, "lease %llx renewed (ttl %lld s)", lease_hex(a->lease), (long long)ttl);
+        break;
+    case OP_REVOKE:
+        log_info(MOD, "withdrawn %s (%s): lease %llx revoked", a->key_q, a->withdraw_why,
+                 lease_hex(a->lease));
+        lease_forget(a);
+        break;
+    case OP_NONE:
+        break;
+    }
+    if (a->stopping)
+        stop_step(a);
+    else
+        reg_step(a);
+}
+
+static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct announcer *a = w->data;
+    enum reg_op op = a->op;
+
+    if (!a->call)
+        return;
+    etcd_call_cancel(a->call);
+    a->call = NULL;
+    a->op = OP_NONE;
+    reg_failed(a, op, "timed out");
+}
+
+/* Start the one call that brings etcd closer to what is wanted, or arm the
+ * wake timer for when there will be one. */
+static void reg_step(struct announcer *a)
+{
+    ev_tstamp now = ev_now(a->loop);
+    enum reg_op op;
+
+    if (a->call || a->stopping)
+        return;
+    ev_timer_stop(a->loop, &a->wake_timer);
+    if (a->lease && now >= a->lease_expires) {
+        log_warn(MOD,
+                 "lease %llx presumed expired (not renewed within its %lld s TTL): %s may be gone, "
+                 "granting a new lease",
+                 lease_hex(a->lease), (long long)a->lease_ttl, a->key_q);
+        a->lease_lost = true;
+        lease_forget(a);
+    }
+    if (a->healthy)
+        op = !a->lease                  ? OP_GRANT
+             : !a->registered           ? OP_PUT
+             : now >= a->next_keepalive ? OP_KEEPALIVE
+                                        : OP_NONE;
+    else
+        op = a->lease ? OP_REVOKE : OP_NONE;
+    if (op == OP_NONE) {
+        if (a->lease)
+            wake_at(a, a->next_keepalive);
+        return;
+    }
+    if (now < a->retry_at) {
+        wake_at(a, a->lease ? fmin(a->retry_at, a->lease_expires) : a->retry_at);
+        return;
+    }
+    if (!start_op(a, op))
+        reg_failed(a, op, "cannot start the request");
+}
+
+static void wake_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    reg_step(w->data);
+}
+
+/* ---- stopping ---- */
+
+/* The key is withdrawn (or given up on): pass the signal to the child and
+ * wait for it, or end the loop. */
+static void stop_withdrawn(struct announcer *a)
+{
+    if (a->withdrawn)
+        return;
+    a->withdrawn = true;
+    ev_timer_stop(a->loop, &a->stop_timer);
+    if (a->child_running) {
+        if (a->stop_signal) {
+            log_info(MOD, "passing signal %d to child %ld, waiting for it to exit", a->stop_signal,
+                     (long)a->child);
+            kill(a->child, a->stop_signal);
+        }
+        return; /* child_cb ends the loop */
+    }
+    ev_break(a->loop, EVBREAK_ALL);
+}
+
+static void stop_step(struct announcer *a)
+{
+    if (a->call || a->withdrawn)
+        return;
+    if (a->lease) {
+        if (start_op(a, OP_REVOKE))
+            return;
+        log_warn(MOD, "cannot revoke lease %llx: %s goes when the lease expires",
+                 lease_hex(a->lease), a->key_q);
+        lease_forget(a);
+    }
+    stop_withdrawn(a);
+}
+
+static void checks_stop(struct announcer *a);
+
+/* sig: the signal to pass to the child once withdrawn (0: none, the child
+ * exited). why is a static string. */
+static void stop_begin(struct announcer *a, int sig, const char *why)
+{
+    if (a->stopping) {
+        /* A second signal goes straight to the child. */
+        if (sig && a->child_running && a->withdrawn) {
+            log_info(MOD, "passing signal %d to child %ld", sig, (long)a->child);
+            kill(a->child, sig);
+        }
+        return;
+    }
+    a->stopping = true;
+    a->stop_signal = sig;
+    a->withdraw_why = why;
+    log_info(MOD, "stopping (%s)%s", why, a->lease ? ": revoking the lease" : "");
+    checks_stop(a);
+    ev_timer_stop(a->loop, &a->wake_timer);
+    if (a->call && a->op != OP_REVOKE) {
+        /* If a put was on its way, the revoke removes its key too. */
+        etcd_call_cancel(a->call);
+        a->call = NULL;
+        a->op = OP_NONE;
+        ev_timer_stop(a->loop, &a->op_timer);
+    }
+    ev_timer_set(&a->stop_timer, STOP_REVOKE_TIMEOUT_S, 0.);
+    ev_timer_start(a->loop, &a->stop_timer);
+    stop_step(a);
+}
+
+static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct announcer *a = w->data;
+
+    if (a->call) {
+        etcd_call_cancel(a->call);
+        a->call = NULL;
+        a->op = OP_NONE;
+        ev_timer_stop(loop, &a->op_timer);
+    }
+    if (a->lease)
+        log_warn(MOD,
+                 "revoking lease %llx took over %.0f s: giving up, %s goes when the lease "
+                 "expires",
+                 lease_hex(a->lease), STOP_REVOKE_TIMEOUT_S, a->key_q);
+    lease_forget(a);
+    stop_withdrawn(a);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    stop_begin(w->data, w->signum, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct announcer *a = w->data;
+    int st = w->rstatus;
+
+    ev_child_stop(loop, w);
+    a->child_running = false;
+    if (WIFEXITED(st)) {
+        a->exit_status = WEXITSTATUS(st);
+        log_info(MOD, "child %ld exited with status %d", (long)w->rpid, a->exit_status);
+    } else if (WIFSIGNALED(st)) {
+        a->exit_status = 128 + WTERMSIG(st);
+        log_info(MOD, "child %ld killed by signal %d", (long)w->rpid, WTERMSIG(st));
+    } else {
+        a->exit_status = 1;
+    }
+    if (!a->stopping)
+        stop_begin(a, 0, "child exited");
+    else if (a->withdrawn)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* Run the command with default signal dispositions and an empty mask (the
+ * loop's handlers and our ignored SIGPIPE are not the child's business). */
+static int child_spawn(struct announcer *a, char **errmsg)
+{
+    static const int reset[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGQUIT};
+    posix_spawnattr_t attr;
+    sigset_t none, dfl;
+    pid_t pid;
+    int r;
+
+    r = posix_spawnattr_init(&attr);
+    if (r) {
+        memprintf(errmsg, "cannot run %s: %s", a->opt->command[0], strerror(r));
+        return -r;
+    }
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
+        sigaddset(&dfl, reset[i]);
+    r = posix_spawnattr_setsigmask(&attr, &none);
+    if (!r)
+        r = posix_spawnattr_setsigdefault(&attr, &dfl);
+    if (!r)
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (!r)
+        r = posix_spawnp(&pid, a->opt->command[0], NULL, &attr, a->opt->command, environ);
+    posix_spawnattr_destroy(&attr);
+    if (r) {
+        memprintf(errmsg, "cannot run %s: %s", a->opt->command[0], strerror(r));
+        return -r;
+    }
+    a->child = pid;
+    a->child_running = true;
+    ev_child_set(&a->child_w, pid, 0);
+    ev_child_start(a->loop, &a->child_w);
+    log_info(MOD, "started child %ld: %s", (long)pid, a->opt->command[0]);
+    return 0;
+}
+
+/* ---- health checks ---- */
+
+static void check_cleanup(struct announcer *a)
+{
+    ev_timer_stop(a->loop, &a->check_deadline);
+    if (a->check_fd >= 0) {
+        ev_io_stop(a->loop, &a->check_io);
+        close(a->check_fd);
+        a->check_fd = -1;
+    }
+    if (a->check_req) {
+        http_cancel(a->check_req);
+        a->check_req = NULL;
+    }
+    a->check_running = false;
+}
+
+static void checks_stop(struct announcer *a)
+{
+    check_cleanup(a);
+    ev_timer_stop(a->loop, &a->check_timer);
+}
+
+/* One check is over: count it, act on a transition, schedule the next one
+ * an interval after this one started. why (borrowed) says what failed. */
+static void check_finish(struct announcer *a, bool ok, const char *why)
+{
+    enum announce_health_change change;
+    ev_tstamp next;
+    char why_q[256];
+
+    check_cleanup(a);
+    if (a->stopping)
+        return;
+    change = announce_health_report(&a->health, ok);
+    if (ok && a->last_check != 1) {
+        log_info(MOD, "check of %s ok", a->addr_text);
+    } else if (!ok) {
+        log_quote(why ? why : "failed", why ? strlen(why) : 6, why_q, sizeof(why_q));
+        log_msg(a->last_check != 0 ? LOG_INFO : LOG_DEBUG, MOD,
+                "check of %s failed: %s (%d in a row)", a->addr_text, why_q, a->health.failures);
+    }
+    a->last_check = ok ? 1 : 0;
+    if (change == ANNOUNCE_HEALTH_UP) {
+        log_info(MOD, "%s is healthy: registering %s", a->addr_text, a->key_q);
+        a->healthy = true;
+        a->withdraw_why = NULL;
+        reg_step(a);
+    } else if (change == ANNOUNCE_HEALTH_DOWN) {
+        log_warn(MOD, "%s is unhealthy after %d failed checks: withdrawing %s", a->addr_text,
+                 a->health.failures, a->key_q);
+        a->healthy = false;
+        a->withdraw_why = "check failing";
+        reg_step(a);
+    }
+    next = a->check_started + a->opt->check_interval_s - ev_now(a->loop);
+    ev_timer_set(&a->check_timer, next > 0 ? next : 0, 0.);
+    ev_timer_start(a->loop, &a->check_timer);
+}
+
+static void check_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    check_finish(w->data, false, "timed out");
+}
+
+static void tcp_check_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct announcer *a = w->data;
+    socklen_t len = sizeof(int);
+    int soerr = 0;
+
+    if (getsockopt(a->check_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    check_finish(a, soerr == 0, soerr ? strerror(soerr) : NULL);
+}
+
+/* A non-blocking connect to --addr; connected = healthy. */
+static void tcp_check_start(struct announcer *a)
+{
+    const struct endpoint *ep = &a->opt->addr;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    struct sockaddr *sa;
+    socklen_t slen;
+    int fd, e;
+
+    if (ep->ipv6) {
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(ep->port);
+        inet_pton(AF_INET6, ep->host, &sin6.sin6_addr);
+        sa = (struct sockaddr *)&sin6;
+        slen = sizeof(sin6);
+    } else {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(ep->port);
+        inet_pton(AF_INET, ep->host, &sin.sin_addr);
+        sa = (struct sockaddr *)&sin;
+        slen = sizeof(sin);
+    }
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        check_finish(a, false, strerror(errno));
+        return;
+    }
+    if (connect(fd, sa, slen) == 0) {
+        close(fd);
+        check_finish(a, true, NULL);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        e = errno;
+        close(fd);
+        check_finish(a, false, strerror(e));
+        return;
+    }
+    a->check_fd = fd;
+    ev_io_set(&a->check_io, fd, EV_WRITE);
+    ev_io_start(a->loop, &a->check_io);
+}
+
+static void http_check_done(struct http_request *req, int err, long status, const char *body,
+                            size_t len, const char *errtext, void *arg)
+{
+    struct announcer *a = arg;
+    char why[64];
+
+    a->check_req = NULL; /* freed by the client once we return */
+    if (err < 0) {
+        check_finish(a, false, errtext ? errtext : strerror(-err));
+    } else if (status >= 200 && status < 400) {
+        check_finish(a, true, NULL);
+    } else {
+        snprintf(why, sizeof(why), "HTTP status %ld", status);
+        check_finish(a, false, why);
+    }
+}
+
+static void http_check_start(struct announcer *a)
+{
+    struct http_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.method = "GET";
+    o.connect_timeout_ms = (long)(a->check_timeout_s * 1000);
+    o.timeout_ms = (long)(a->check_timeout_s * 1000);
+    o.max_body = CHECK_BODY_MAX;
+    a->check_req = http_request_start(a->http, a->opt->check_url, &o, http_check_done, a);
+    if (!a->check_req)
+        check_finish(a, false, "cannot start the request");
+}
+
+static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct announcer *a = w->data;
+
+    if (a->stopping || a->check_running)
+        return;
+    a->check_running = true;
+    a->check_started = ev_now(loop);
+    /* The deadline covers the whole check; check_finish stops it, even when
+     * the check ends before the start function returns. */
+    ev_timer_set(&a->check_deadline, a->check_timeout_s, 0.);
+    ev_timer_start(loop, &a->check_deadline);
+    if (a->opt->check == ANNOUNCE_CHECK_TCP)
+        tcp_check_start(a);
+    else
+        http_check_start(a);
+}
+
+/* ---- setup and teardown ---- */
+
+static int announcer_init(struct announcer *a, const struct announce_opts *opt, char **errmsg)
+{
+    int n;
+
+    a->opt = opt;
+    a->check_fd = -1;
+    a->last_check = -1;
+    a->withdraw_why = "stopping";
+    n = announce_format_value(&opt->addr, opt->weight_set, opt->format, a->value, sizeof(a->value));
+    if (n < 0) {
+        memprintf(errmsg, "cannot format the value");
+        return n;
+    }
+    log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
+    endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
+    announce_health_init(&a->health, opt->rise, opt->fall);
+    a->healthy = opt->check == ANNOUNCE_CHECK_NONE;
+    a->check_timeout_s =
+        fmin(CHECK_TIMEOUT_MAX_S, fmax(CHECK_TIMEOUT_MIN_S, opt->check_interval_s));
+
+    ev_timer_init(&a->op_timer, op_timer_cb, 0., 0.);
+    ev_timer_init(&a->wake_timer, wake_timer_cb, 0., 0.);
+    ev_timer_init(&a->check_timer, check_timer_cb, 0., 0.);
+    ev_timer_init(&a->check_deadline, check_deadline_cb, 0., 0.);
+    ev_timer_init(&a->stop_timer, stop_timer_cb, 0., 0.);
+    ev_io_init(&a->check_io, tcp_check_cb, -1, EV_WRITE);
+    ev_child_init(&a->child_w, child_cb, 0, 0);
+    ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
+    ev_signal_init(&a->sig_int, signal_cb, SIGINT);
+    a->op_timer.data = a->wake_timer.data = a->check_timer.data = a;
+    a->check_deadline.data = a->stop_timer.data = a->check_io.data = a;
+    a->child_w.data = a->sig_term.data = a->sig_int.data = a;
+
+    /* ev_child only works on the default loop. */
+    a->loop = ev_default_loop(0);
+    if (!a->loop) {
+        memprintf(errmsg, "cannot create the event loop");
+        return -ENOMEM;
+    }
+    a->http = http_client_new(a->loop);
+    if (!a->http) {
+        memprintf(errmsg, "cannot create the HTTP client");
+        return -ENOMEM;
+    }
+    a->etcd = etcd_client_new(a->loop, a->http, opt->etcd_endpoints, opt->n_etcd_endpoints);
+    if (!a->etcd) {
+        memprintf(errmsg, "cannot create the etcd client");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Stops every watcher and frees what a holds (not a itself). */
+static void announcer_close(struct announcer *a)
+{
+    if (!a->loop)
+        return;
+    ev_timer_stop(a->loop, &a->op_timer);
+    ev_timer_stop(a->loop, &a->wake_timer);
+    ev_timer_stop(a->loop, &a->stop_timer);
+    checks_stop(a);
+    ev_child_stop(a->loop, &a->child_w);
+    ev_signal_stop(a->loop, &a->sig_term);
+    ev_signal_stop(a->loop, &a->sig_int);
+    if (a->call)
+        etcd_call_cancel(a->call);
+    a->call = NULL;
+    if (a->etcd)
+        etcd_client_free(a->etcd);
+    if (a->http)
+        http_client_free(a->http);
+    ev_loop_destroy(a->loop);
+    a->loop = NULL;
+}
+
+static const char *check_text(const struct announce_opts *opt)
+{
+    switch (opt->check) {
+    case ANNOUNCE_CHECK_TCP:
+        return "tcp";
+    case ANNOUNCE_CHECK_HTTP:
+        return opt->check_url;
+    default:
+        return "none";
+    }
+}
+
+int announce_main(int argc, char **argv)
+{
+    struct announce_opts opt;
+    struct announcer *a = NULL;
+    char *errmsg = NULL;
+    int ret, status = 1;
+
+    ret = announce_parse_args(argc, argv, &opt, &errmsg);
+    if (ret < 0) {
+        fprintf(stderr, "slotsync announce: %s\n", errmsg ? errmsg : strerror(-ret));
+        fprintf(stderr, "'slotsync announce --help' lists the options.\n");
+        free(errmsg);
+        return 2;
+    }
+    if (opt.help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    log_set_level((enum log_level)opt.log_level);
+
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        log_error(MOD, "out of memory");
+        goto out;
+    }
+    ret = announcer_init(a, &opt, &errmsg);
+    if (ret < 0) {
+        log_error(MOD, "%s", errmsg ? errmsg : strerror(-ret));
+        goto out;
+    }
+    /* Signals first, so that a stop during the start is seen. */
+    ev_signal_start(a->loop, &a->sig_term);
+    ev_signal_start(a->loop, &a->sig_int);
+    log_info(MOD, "announcing %s = %s (ttl %d s, check %s, etcd %s%s)", a->key_q, a->value,
+             opt.ttl_s, check_text(&opt), opt.etcd_endpoints[0],
+             opt.n_etcd_endpoints > 1 ? ",..." : "");
+    if (opt.command) {
+        ret = child_spawn(a, &errmsg);
+        if (ret < 0) {
+            log_error(MOD, "%s", errmsg);
+            status = ret == -ENOENT ? 127 : 126;
+            goto out;
+        }
+    }
+    if (opt.check != ANNOUNCE_CHECK_NONE)
+        ev_timer_start(a->loop, &a->check_timer); /* first check at once */
+    reg_step(a);
+    ev_run(a->loop, 0);
+    status = a->exit_status;
+out:
+    if (a)
+        announcer_close(a);
+    free(a);
+    free(errmsg);
+    announce_opts_free(&opt);
+    return status;
+}

@@ -1,0 +1,366 @@
+/* catalog - the desired state, as etcd says.
+ *
+ * Two levels of sorted pointer arrays: services by name, each with its
+ * endpoints by instance. Lookups are binary searches that first try the last
+ * entry, because an etcd listing arrives in key order: loading 100,000 keys
+ * then appends at O(1) amortized per key instead of shifting the array. An
+ * out-of-order insert costs a memmove of pointers, which is cheap next to the
+ * network round trip that brought the key.
+ *
+ * Counters: every put or delete event ends up in exactly one of puts,
+ * deletes (accepted events, changed or not) or rejected (refused keys or
+ * values), so puts + deletes + rejected is the number of events applied.
+ */
+#include <slotsync/catalog.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Set *at to the index of name among the sorted services and return true, or
+ * to where it would be inserted and return false. */
+static bool find_service(const struct catalog *cat, const char *name, size_t *at)
+{
+    size_t lo = 0, hi = cat->n_services;
+    int c;
+
+    if (hi > 0) {
+        c = strcmp(name, cat->services[hi - 1]->name);
+        if (c >= 0) {
+            *at = c == 0 ? hi - 1 : hi;
+            return c == 0;
+        }
+        hi--;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        c = strcmp(name, cat->services[mid]->name);
+        if (c == 0) {
+            *at = mid;
+            return true;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
+    return false;
+}
+
+/* Same as find_service(), for the sorted endpoints of one service. */
+static bool find_endpoint(const struct catalog_service *svc, const char *instance, size_t *at)
+{
+    size_t lo = 0, hi = svc->n_endpoints;
+    int c;
+
+    if (hi > 0) {
+        c = strcmp(instance, svc->endpoints[hi - 1]->instance);
+        if (c >= 0) {
+            *at = c == 0 ? hi - 1 : hi;
+            return c == 0;
+        }
+        hi--;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        c = strcmp(instance, svc->endpoints[mid]->instance);
+        if (c == 0) {
+            *at = mid;
+            return true;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
+    return false;
+}
+
+/* Capacity after cap for an array of pointers, or 0 if that would overflow.
+ * Doubling keeps appends O(1) amortized. */
+static size_t next_cap(size_t cap)
+{
+    size_t want = cap ? cap * 2 : 8;
+
+    if (cap > SIZE_MAX / 2 / sizeof(void *))
+        return 0;
+    return want;
+}
+
+/* Make room for one more service. Leaves the catalog as it was on failure. */
+static int reserve_service(struct catalog *cat)
+{
+    struct catalog_service **arr;
+    size_t cap;
+
+    if (cat->n_services < cat->cap)
+        return 0;
+    cap = next_cap(cat->cap);
+    if (!cap)
+        return -ENOMEM;
+    arr = realloc(cat->services, cap * sizeof(*arr));
+    if (!arr)
+        return -ENOMEM;
+    cat->services = arr;
+    cat->cap = cap;
+    return 0;
+}
+
+/* Make room for one more endpoint in svc. Leaves svc as it was on failure. */
+static int reserve_endpoint(struct catalog_service *svc)
+{
+    struct catalog_endpoint **arr;
+    size_t cap;
+
+    if (svc->n_endpoints < svc->cap)
+        return 0;
+    cap = next_cap(svc->cap);
+    if (!cap)
+        return -ENOMEM;
+    arr = realloc(svc->endpoints, cap * sizeof(*arr));
+    if (!arr)
+        return -ENOMEM;
+    svc->endpoints = arr;
+    svc->cap = cap;
+    return 0;
+}
+
+/* The instance name lives in the same allocation, right after the struct,
+ * so one free() releases both. */
+static struct catalog_endpoint *endpoint_new(const char *instance, const struct endpoint *ep,
+                                             int64_t mod_revision)
+{
+    size_t len = strlen(instance);
+    struct catalog_endpoint *ce = malloc(sizeof(*ce) + len + 1);
+
+    if (!ce)
+        return NULL;
+    ce->instance = (char *)(ce + 1);
+    memcpy(ce->instance, instance, len + 1);
+    ce->ep = *ep;
+    ce->mod_revision = mod_revision;
+    ce->seen = true;
+    return ce;
+}
+
+static void remove_endpoint(struct catalog_service *svc, size_t at)
+{
+    free(svc->endpoints[at]);
+    memmove(svc->endpoints + at, svc->endpoints + at + 1,
+            (svc->n_endpoints - at - 1) * sizeof(*svc->endpoints));
+    svc->n_endpoints--;
+    svc->dirty = true;
+}
+
+static void service_free(struct catalog_service *svc)
+{
+    if (!svc)
+        return;
+    for (size_t i = 0; i < svc->n_endpoints; i++)
+        free(svc->endpoints[i]);
+    free(svc->endpoints);
+    free(svc);
+}
+
+/* Insert a new endpoint into service slot si (existing service if found,
+ * else a new service named service inserted at si), endpoint index ei. All
+ * allocations happen before anything is linked, so -ENOMEM changes nothing. */
+static int add_endpoint(struct catalog *cat, bool svc_exists, size_t si, size_t ei,
+                        const char *service, const char *instance, const struct endpoint *ep,
+                        int64_t mod_revision)
+{
+    struct catalog_service *svc = NULL, *fresh = NULL;
+    struct catalog_endpoint *ce;
+
+    if (svc_exists) {
+        svc = cat->services[si];
+    } else {
+        if (reserve_service(cat) < 0)
+            goto fail;
+        fresh = calloc(1, sizeof(*fresh));
+        if (!fresh)
+            goto fail;
+        /* endpoint_parse_key() bounded service to SERVICE_NAME_MAX */
+        strcpy(fresh->name, service);
+        svc = fresh;
+        ei = 0;
+    }
+    if (reserve_endpoint(svc) < 0)
+        goto fail;
+    ce = endpoint_new(instance, ep, mod_revision);
+    if (!ce)
+        goto fail;
+
+    if (fresh) {
+        memmove(cat->services + si + 1, cat->services + si,
+                (cat->n_services - si) * sizeof(*cat->services));
+        cat->services[si] = fresh;
+        cat->n_services++;
+    }
+    memmove(svc->endpoints + ei + 1, svc->endpoints + ei,
+            (svc->n_endpoints - ei) * sizeof(*svc->endpoints));
+    svc->endpoints[ei] = ce;
+    svc->n_endpoints++;
+    svc->dirty = true;
+    return CATALOG_ADDED;
+
+fail:
+    service_free(fresh);
+    return -ENOMEM;
+}
+
+/* Takes nothing; prefix is copied. */
+struct catalog *catalog_new(const char *prefix)
+{
+    struct catalog *cat = calloc(1, sizeof(*cat));
+
+    if (!cat)
+        return NULL;
+    cat->prefix = strdup(prefix ? prefix : "");
+    if (!cat->prefix) {
+        free(cat);
+        return NULL;
+    }
+    return cat;
+}
+
+void catalog_free(struct catalog *cat)
+{
+    if (!cat)
+        return;
+    for (size_t i = 0; i < cat->n_services; i++)
+        service_free(cat->services[i]);
+    free(cat->services);
+    free(cat->prefix);
+    free(cat);
+}
+
+/* Borrows key and val. Note that mod_revision and seen are refreshed even
+ * when the value is unchanged, so a re-list keeps the endpoint. */
+int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
+                int64_t mod_revision, char **errmsg)
+{
+    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1];
+    struct catalog_service *svc = NULL;
+    struct catalog_endpoint *ce;
+    struct endpoint ep;
+    size_t si, ei = 0;
+    bool svc_exists, ep_exists = false;
+    int ret;
+
+    if (endpoint_parse_key(cat->prefix, key, klen, service, instance, errmsg) < 0) {
+        cat->rejected++;
+        return CATALOG_REJECTED;
+    }
+    svc_exists = find_service(cat, service, &si);
+    if (svc_exists) {
+        svc = cat->services[si];
+        ep_exists = find_endpoint(svc, instance, &ei);
+    }
+    if (endpoint_parse_value(val, vlen, &ep, errmsg) < 0) {
+        /* A valid endpoint overwritten with garbage is gone: keeping the old
+         * address would route to something etcd no longer vouches for. */
+        cat->rejected++;
+        if (ep_exists)
+            remove_endpoint(svc, ei);
+        return CATALOG_REJECTED;
+    }
+    if (ep_exists) {
+        ce = svc->endpoints[ei];
+        ce->seen = true;
+        ce->mod_revision = mod_revision;
+        cat->puts++;
+        if (endpoint_equal(&ce->ep, &ep))
+            return CATALOG_UNCHANGED;
+        ce->ep = ep;
+        svc->dirty = true;
+        return CATALOG_UPDATED;
+    }
+    ret = add_endpoint(cat, svc_exists, si, ei, service, instance, &ep, mod_revision);
+    if (ret >= 0)
+        cat->puts++;
+    return ret;
+}
+
+/* Borrows key. */
+int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **errmsg)
+{
+    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1];
+    struct catalog_service *svc;
+    size_t si, ei;
+
+    if (endpoint_parse_key(cat->prefix, key, klen, service, instance, errmsg) < 0) {
+        cat->rejected++;
+        return CATALOG_REJECTED;
+    }
+    cat->deletes++;
+    if (!find_service(cat, service, &si))
+        return CATALOG_UNCHANGED;
+    svc = cat->services[si];
+    if (!find_endpoint(svc, instance, &ei))
+        return CATALOG_UNCHANGED;
+    remove_endpoint(svc, ei);
+    return CATALOG_REMOVED;
+}
+
+void catalog_relist_begin(struct catalog *cat)
+{
+    cat->relisting = true;
+    for (size_t i = 0; i < cat->n_services; i++) {
+        struct catalog_service *svc = cat->services[i];
+
+        for (size_t j = 0; j < svc->n_endpoints; j++)
+            svc->endpoints[j]->seen = false;
+    }
+}
+
+/* One compaction pass per service, so sweeping many endpoints stays linear. */
+size_t catalog_relist_end(struct catalog *cat)
+{
+    size_t removed = 0;
+
+    if (!cat->relisting)
+        return 0;
+    for (size_t i = 0; i < cat->n_services; i++) {
+        struct catalog_service *svc = cat->services[i];
+        size_t kept = 0;
+
+        for (size_t j = 0; j < svc->n_endpoints; j++) {
+            struct catalog_endpoint *ce = svc->endpoints[j];
+
+            if (ce->seen) {
+                svc->endpoints[kept++] = ce;
+            } else {
+                free(ce);
+                removed++;
+            }
+        }
+        if (kept != svc->n_endpoints) {
+            svc->n_endpoints = kept;
+            svc->dirty = true;
+        }
+    }
+    cat->relisting = false;
+    return removed;
+}
+
+struct catalog_service *catalog_find(const struct catalog *cat, const char *name)
+{
+    size_t at;
+
+    return find_service(cat, name, &at) ? cat->services[at] : NULL;
+}
+
+size_t catalog_count(const struct catalog *cat)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cat->n_services; i++)
+        n += cat->services[i]->n_endpoints;
+    return n;
+}

@@ -1,0 +1,1172 @@
+/* config - the JSON configuration file, validated field by field.
+ *
+ * The file is as untrusted as etcd: every field is checked against a narrow
+ * character set and range before it is stored, unknown keys are errors, and
+ * an error names the field by its path ("services.api.slots"). Path parts are
+ * known key names, names that already passed validation, or untrusted names
+ * passed through log_quote(); the offending value itself is never echoed raw.
+ *
+ * Loading goes into the caller's struct directly; on any failure the struct
+ * is freed and zeroed, so the caller has nothing to clean up.
+ */
+#include <slotsync/config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <jansson.h>
+
+#include <slotsync/log.h>
+
+#define ETCD_ENDPOINTS_MAX 16
+#define ETCD_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
+#define PREFIX_MAX 255
+#define FILE_PATH_MAX 4096
+#define COMMAND_MAX 4096
+#define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define MIN_RELOAD_INTERVAL_MS_MAX 600000
+#define RESYNC_INTERVAL_S_MAX 86400
+#define FIELD_PATH_SIZE 256
+#define QUOTE_SIZE 100 /* an untrusted name quoted into a message */
+
+#define DEFAULT_SLOTS 8
+#define DEFAULT_BALANCE "roundrobin"
+#define DEFAULT_SERVER_OPTIONS "check inter 2s"
+#define DEFAULT_MIN_RELOAD_INTERVAL_MS 1000
+#define DEFAULT_RESYNC_INTERVAL_S 30
+
+static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
+                                            "first",      "source",    "random"};
+static const char *const dynamic_balance_names[] = {"roundrobin", "leastconn", "first",
+                                                    "random"};
+
+/* Server keywords that fight slotsync's management of each slot, refused in
+ * server_options:
+ *  - enabled, disabled: slotsync drives each slot's admin state;
+ *  - weight: comes from each endpoint;
+ *  - id: every slot would get the same id;
+ *  - init-addr, resolvers: would let HAProxy change slot addresses (DNS)
+ *    behind slotsync's back;
+ *  - track: would tie every slot's state to another server;
+ *  - agent-check: the agent may set weight, drain and maint.
+ * "backup" is allowed: it changes how the backend uses its servers, not who
+ * manages them. */
+static const char *const managed_server_keywords[] = {
+    "enabled", "disabled", "weight", "id", "init-addr", "resolvers", "track", "agent-check"};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* "<path>: <reason>". Always returns -EINVAL. */
+static int field_error(char **errmsg, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int field_error(char **errmsg, const char *path, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    memprintf(errmsg, "%s: %s", path, reason);
+    return -EINVAL;
+}
+
+static int oom(char **errmsg)
+{
+    memprintf(errmsg, "out of memory");
+    return -ENOMEM;
+}
+
+/* path + "." + key into buf ("" path: key alone). Returns buf. */
+static const char *join(char *buf, size_t size, const char *path, const char *key)
+{
+    if (path[0])
+        snprintf(buf, size, "%s.%s", path, key);
+    else
+        snprintf(buf, size, "%s", key);
+    return buf;
+}
+
+static char *quote(const char *s, char *out, size_t size)
+{
+    return log_quote(s, strlen(s), out, size);
+}
+
+/* ---- character-level checks ---- */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Every byte in 0x21..0x7e (or 0x20..0x7e with spaces). */
+static bool printable(const char *s, size_t len, bool spaces)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c > 0x7e || c < (spaces ? 0x20 : 0x21))
+            return false;
+    }
+    return true;
+}
+
+/* Decimal 1-65535: digits only, no sign, no leading zero. */
+static bool parse_port(const char *s, size_t len, unsigned short *port)
+{
+    unsigned long v = 0;
+
+    if (len < 1 || len > 5 || s[0] == '0')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(s[i]))
+            return false;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v > 65535)
+        return false;
+    if (port)
+        *port = (unsigned short)v;
+    return true;
+}
+
+/* RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes, not
+ * starting or ending with '-', joined by single dots; at most 253 bytes; the
+ * last label is not all digits (so "999.1.1.1" is not taken for a name). */
+static bool hostname_valid(const char *s, size_t len)
+{
+    size_t label = 0;
+    bool numeric = true;
+
+    if (len < 1 || len > CONFIG_HOSTNAME_MAX)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == '.') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            if (i == len)
+                break;
+            label = 0;
+            numeric = true;
+            continue;
+        }
+        if (!is_alnum(s[i]) && s[i] != '-')
+            return false;
+        if (label == 0 && s[i] == '-')
+            return false;
+        if (!is_digit(s[i]))
+            numeric = false;
+        label++;
+    }
+    return !numeric;
+}
+
+/* A host name from the file, lowercased into out (CONFIG_HOSTNAME_MAX + 1). */
+static bool hostname_lower(const char *s, char *out)
+{
+    size_t len = strnlen(s, CONFIG_HOSTNAME_MAX + 1);
+
+    if (!hostname_valid(s, len))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    out[len] = '\0';
+    return true;
+}
+
+/* "[IPv6]" at s (len bytes, brackets included): an IPv6 literal, no zone. */
+static bool bracketed_ipv6(const char *s, size_t len)
+{
+    char host[ENDPOINT_HOST_MAX], canon[ENDPOINT_HOST_MAX];
+    bool v6;
+
+    if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof(host))
+        return false;
+    memcpy(host, s + 1, len - 2);
+    host[len - 2] = '\0';
+    return endpoint_parse_host(host, canon, &v6) == 0 && v6;
+}
+
+static bool ipv4_literal(const char *s, size_t len)
+{
+    char host[ENDPOINT_HOST_MAX], canon[ENDPOINT_HOST_MAX];
+    bool v6;
+
+    if (len >= sizeof(host))
+        return false;
+    memcpy(host, s, len);
+    host[len] = '\0';
+    return endpoint_parse_host(host, canon, &v6) == 0 && !v6;
+}
+
+/* ---- exported validators (reasons without a field path) ---- */
+
+int config_check_etcd_url(const char *url, char **errmsg)
+{
+    const char *p, *host, *port;
+    size_t len;
+
+    if (!url) {
+        memprintf(errmsg, "missing URL");
+        return -EINVAL;
+    }
+    len = strnlen(url, ETCD_URL_MAX + 1);
+    if (len > ETCD_URL_MAX) {
+        memprintf(errmsg, "URL longer than %d bytes", ETCD_URL_MAX);
+        return -EINVAL;
+    }
+    if (strncmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        p = url + 8;
+    else {
+        memprintf(errmsg, "URL must start with http:// or https://");
+        return -EINVAL;
+    }
+
+    host = p;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+
+        if (!close || !bracketed_ipv6(p, (size_t)(close - p + 1))) {
+            memprintf(errmsg, "URL host in brackets must be an IPv6 literal (no zone id)");
+            return -EINVAL;
+        }
+        p = close + 1;
+    } else {
+        while (*p && *p != ':' && *p != '/')
+            p++;
+        if (p == host || !(ipv4_literal(host, (size_t)(p - host)) ||
+                           hostname_valid(host, (size_t)(p - host)))) {
+            memprintf(errmsg, "URL host must be an IPv4 literal, [IPv6] literal or host name");
+            return -EINVAL;
+        }
+    }
+    if (*p != ':') {
+        memprintf(errmsg, "URL needs a port (http://HOST:PORT)");
+        return -EINVAL;
+    }
+    port = ++p;
+    while (is_digit(*p))
+        p++;
+    if (!parse_port(port, (size_t)(p - port), NULL)) {
+        memprintf(errmsg, "URL port must be 1-65535 (no leading zeros)");
+        return -EINVAL;
+    }
+    if (*p == '/')
+        p++;
+    if (*p) {
+        memprintf(errmsg, "unexpected text after the URL port (only a trailing '/' is allowed)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_check_socket_addr(const char *addr, char **errmsg)
+{
+    struct endpoint ep;
+    size_t len;
+
+    if (!addr || !addr[0]) {
+        memprintf(errmsg, "must not be empty");
+        return -EINVAL;
+    }
+    len = strlen(addr);
+    if (strchr(addr, '/')) {
+        if (len > UNIX_PATH_MAX) {
+            memprintf(errmsg, "unix socket path longer than %zu bytes", UNIX_PATH_MAX);
+            return -EINVAL;
+        }
+        if (!printable(addr, len, false)) {
+            memprintf(errmsg, "unix socket path must be printable ASCII without whitespace");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (endpoint_parse_hostport(addr, len, &ep) == 0)
+        return 0;
+    if (strncmp(addr, "localhost:", 10) == 0 && parse_port(addr + 10, len - 10, NULL))
+        return 0;
+    memprintf(errmsg, "must be a unix socket path (containing '/') or HOST:PORT with an IPv4 "
+                      "literal, [IPv6] literal or localhost and a port 1-65535");
+    return -EINVAL;
+}
+
+int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg)
+{
+    struct listen_addr l;
+    const char *port = NULL;
+    size_t len;
+
+    memset(&l, 0, sizeof(l));
+    if (!text || !out)
+        goto bad;
+    len = strlen(text);
+    if (text[0] == '*' && text[1] == ':')
+        port = text + 2;
+    else if (text[0] == ':')
+        port = text + 1;
+    if (port) {
+        if (!parse_port(port, len - (size_t)(port - text), &l.port))
+            goto bad;
+    } else {
+        struct endpoint ep;
+
+        if (endpoint_parse_hostport(text, len, &ep) < 0)
+            goto bad;
+        memcpy(l.host, ep.host, sizeof(l.host));
+        l.ipv6 = ep.ipv6;
+        l.port = ep.port;
+    }
+    l.set = true;
+    *out = l;
+    return 0;
+bad:
+    memprintf(errmsg, "must be IPv4:PORT, [IPv6]:PORT, *:PORT or :PORT (port 1-65535)");
+    return -EINVAL;
+}
+
+/* ---- field checks (reasons with the field path) ---- */
+
+static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+{
+    size_t len = strnlen(prefix, PREFIX_MAX + 1);
+
+    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false))
+        return field_error(errmsg, fp, "must be 1-%d printable ASCII characters, no whitespace",
+                           PREFIX_MAX);
+    if (prefix[0] != '/' || prefix[len - 1] != '/')
+        return field_error(errmsg, fp, "must start and end with '/'");
+    return 0;
+}
+
+/* A file path (no whitespace) or a command (spaces allowed). */
+static int check_text(const char *fp, const char *s, bool spaces, char **errmsg)
+{
+    size_t max = spaces ? COMMAND_MAX : FILE_PATH_MAX;
+    size_t len = strnlen(s, max + 1);
+
+    if (len < 1 || len > max || !printable(s, len, spaces))
+        return field_error(errmsg, fp, "must be 1-%zu printable ASCII characters%s", max,
+                           spaces ? "" : ", no whitespace");
+    return 0;
+}
+
+static bool option_char_ok(char c)
+{
+    return is_alnum(c) || (c && strchr("._:/@=,+-", c));
+}
+
+static int check_server_options(const char *fp, const char *s, char **errmsg)
+{
+    size_t len = strnlen(s, CONFIG_OPTIONS_MAX);
+    size_t start = 0;
+
+    if (len >= CONFIG_OPTIONS_MAX)
+        return field_error(errmsg, fp, "longer than %d bytes", CONFIG_OPTIONS_MAX - 1);
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        char token[CONFIG_OPTIONS_MAX];
+
+        if (i < len && s[i] != ' ') {
+            if (!option_char_ok(s[i]))
+                return field_error(errmsg, fp,
+                                   "invalid character at byte %zu (allowed: A-Z a-z 0-9 "
+                                   ". _ : / @ = , + - and single spaces)",
+                                   i + 1);
+            continue;
+        }
+        if (i == start)
+            return field_error(errmsg, fp, "tokens must be separated by single spaces");
+        memcpy(token, s + start, i - start);
+        token[i - start] = '\0';
+        /* token holds only option characters: safe to echo */
+        if (in_list(token, managed_server_keywords, ARRAY_SIZE(managed_server_keywords)))
+            return field_error(errmsg, fp, "token '%s' is managed by slotsync", token);
+        start = i + 1;
+    }
+    return 0;
+}
+
+/* ---- typed access to JSON members ---- */
+
+static int check_keys(json_t *obj, const char *path, const char *const *allowed, size_t n,
+                      char **errmsg)
+{
+    const char *key;
+    json_t *val;
+
+    json_object_foreach(obj, key, val) {
+        if (!in_list(key, allowed, n)) {
+            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE];
+
+            return field_error(errmsg, join(fp, sizeof(fp), path, quote(key, q, sizeof(q))),
+                               "unknown key");
+        }
+    }
+    return 0;
+}
+
+/* *out = obj.key if it is an object, NULL if absent. */
+static int get_object(json_t *obj, const char *path, const char *key, json_t **out,
+                      char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+
+    *out = NULL;
+    if (!j)
+        return 0;
+    if (!json_is_object(j))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be an object");
+    *out = j;
+    return 0;
+}
+
+/* *out = obj.key (borrowed) if it is a string without NUL, NULL if absent. */
+static int get_string(json_t *obj, const char *path, const char *key, const char **out,
+                      char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+
+    *out = NULL;
+    if (!j)
+        return 0;
+    if (!json_is_string(j))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be a string");
+    if (json_string_length(j) != strlen(json_string_value(j)))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must not contain NUL");
+    *out = json_string_value(j);
+    return 0;
+}
+
+/* obj.key into *out if present: a JSON integer in min..max. */
+static int get_int(json_t *obj, const char *path, const char *key, long min, long max, int *out,
+                   char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+    json_int_t v;
+
+    if (!j)
+        return 0;
+    join(fp, sizeof(fp), path, key);
+    if (!json_is_integer(j))
+        return field_error(errmsg, fp, "must be an integer");
+    v = json_integer_value(j);
+    if (v < min || v > max)
+        return field_error(errmsg, fp, "must be between %ld and %ld", min, max);
+    *out = (int)v;
+    return 0;
+}
+
+static int required(char **errmsg, const char *path, const char *key)
+{
+    char fp[FIELD_PATH_SIZE];
+
+    return field_error(errmsg, join(fp, sizeof(fp), path, key), "required");
+}
+
+/* Replace *dst with a copy of src. */
+static int set_string(char **dst, const char *src, char **errmsg)
+{
+    char *copy = strdup(src);
+
+    if (!copy)
+        return oom(errmsg);
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* ---- blocks ---- */
+
+static void free_string_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Validate url (len bytes) as etcd.endpoints[idx] and append it without its
+ * trailing '/' to list. */
+static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, size_t idx,
+                        char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE], *copy, *reason = NULL;
+
+    snprintf(fp, sizeof(fp), "etcd.endpoints[%zu]", idx);
+    if (len == 0)
+        return field_error(errmsg, fp, "empty URL");
+    copy = strndup(url, len);
+    if (!copy)
+        return oom(errmsg);
+    if (config_check_etcd_url(copy, &reason) < 0) {
+        field_error(errmsg, fp, "%s", reason ? reason : "invalid URL");
+        free(reason);
+        free(copy);
+        return -EINVAL;
+    }
+    if (len > 0 && copy[len - 1] == '/')
+        copy[len - 1] = '\0';
+    list[(*n)++] = copy;
+    return 0;
+}
+
+static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"endpoints", "prefix"};
+    json_t *etcd, *eps, *j;
+    const char *prefix;
+    size_t i;
+    int ret;
+
+    ret = get_object(root, "", "etcd", &etcd, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!etcd)
+        return required(errmsg, "", "etcd");
+    ret = check_keys(etcd, "etcd", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+
+    eps = json_object_get(etcd, "endpoints");
+    if (!eps)
+        return required(errmsg, "etcd", "endpoints");
+    if (!json_is_array(eps))
+        return field_error(errmsg, "etcd.endpoints", "must be an array of URLs");
+    if (json_array_size(eps) < 1 || json_array_size(eps) > ETCD_ENDPOINTS_MAX)
+        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
+                           ETCD_ENDPOINTS_MAX);
+    cfg->etcd_endpoints = calloc(json_array_size(eps), sizeof(char *));
+    if (!cfg->etcd_endpoints)
+        return oom(errmsg);
+    json_array_foreach(eps, i, j) {
+        if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j))) {
+            char fp[FIELD_PATH_SIZE];
+
+            snprintf(fp, sizeof(fp), "etcd.endpoints[%zu]", i);
+            return field_error(errmsg, fp, "must be a string");
+        }
+        ret = add_etcd_url(cfg->etcd_endpoints, &cfg->n_etcd_endpoints, json_string_value(j),
+                           json_string_length(j), i, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+
+    ret = get_string(etcd, "etcd", "prefix", &prefix, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!prefix)
+        return required(errmsg, "etcd", "prefix");
+    ret = check_prefix("etcd.prefix", prefix, errmsg);
+    if (ret < 0)
+        return ret;
+    return set_string(&cfg->etcd_prefix, prefix, errmsg);
+}
+
+/* What a haproxy.* string holds. */
+enum text_kind { TEXT_SOCKET, TEXT_PATH, TEXT_COMMAND };
+
+static int load_text(json_t *obj, const char *path, const char *key, enum text_kind kind,
+                     char **dst, char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE];
+    const char *s;
+    int ret;
+
+    /* Copied into *dst only when present and valid. */
+    ret = get_string(obj, path, key, &s, errmsg);
+    if (ret < 0 || !s)
+        return ret;
+    join(fp, sizeof(fp), path, key);
+    if (kind == TEXT_SOCKET) {
+        char *reason = NULL;
+
+        if (config_check_socket_addr(s, &reason) < 0) {
+            field_error(errmsg, fp, "%s", reason ? reason : "invalid address");
+            free(reason);
+            return -EINVAL;
+        }
+    } else {
+        ret = check_text(fp, s, kind == TEXT_COMMAND, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    return set_string(dst, s, errmsg);
+}
+
+static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
+                                       "services_file",  "reload_command", "min_reload_interval_ms"};
+    json_t *h;
+    int ret;
+
+    ret = get_object(root, "", "haproxy", &h, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!h)
+        return required(errmsg, "", "haproxy");
+    ret = check_keys(h, "haproxy", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    if ((ret = load_text(h, "haproxy", "runtime_socket", TEXT_SOCKET, &cfg->runtime_socket,
+                         errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "master_socket", TEXT_SOCKET, &cfg->master_socket,
+                         errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "base_config", TEXT_PATH, &cfg->base_config, errmsg)) <
+            0 ||
+        (ret = load_text(h, "haproxy", "services_file", TEXT_PATH, &cfg->services_file,
+                         errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "reload_command", TEXT_COMMAND, &cfg->reload_command,
+                         errmsg)) < 0)
+        return ret;
+    if (!cfg->runtime_socket)
+        return required(errmsg, "haproxy", "runtime_socket");
+    if (!cfg->services_file)
+        return required(errmsg, "haproxy", "services_file");
+    /* Writing the services file over the base config would destroy it. */
+    if (cfg->base_config && strcmp(cfg->base_config, cfg->services_file) == 0)
+        return field_error(errmsg, "haproxy.services_file", "must differ from base_config");
+    return get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
+                   &cfg->min_reload_interval_ms, errmsg);
+}
+
+/* The backend options present in obj over what *opt already holds. */
+static int load_service_options(json_t *obj, const char *path, struct service_options *opt,
+                                 char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE];
+    const char *s;
+    int ret;
+
+    ret = get_int(obj, path, "slots", 1, CONFIG_SLOTS_MAX, &opt->slots, errmsg);
+    if (ret < 0)
+        return ret;
+    ret = get_int(obj, path, "slot_growth", 0, CONFIG_SLOTS_MAX, &opt->slot_growth, errmsg);
+    if (ret < 0)
+        return ret;
+
+    ret = get_string(obj, path, "mode", &s, errmsg);
+    if (ret < 0)
+        return ret;
+    if (s) {
+        if (strcmp(s, "http") == 0)
+            opt->mode = MODE_HTTP;
+        else if (strcmp(s, "tcp") == 0)
+            opt->mode = MODE_TCP;
+        else
+            return field_error(errmsg, join(fp, sizeof(fp), path, "mode"),
+                               "must be \"http\" or \"tcp\"");
+    }
+
+    ret = get_string(obj, path, "balance", &s, errmsg);
+    if (ret < 0)
+        return ret;
+    if (s) {
+        if (!in_list(s, balance_names, ARRAY_SIZE(balance_names)))
+            return field_error(errmsg, join(fp, sizeof(fp), path, "balance"),
+                               "must be one of roundrobin, static-rr, leastconn, first, "
+                               "source, random");
+        snprintf(opt->balance, sizeof(opt->balance), "%s", s);
+    }
+
+    ret = get_string(obj, path, "server_options", &s, errmsg);
+    if (ret < 0)
+        return ret;
+    if (s) {
+        ret = check_server_options(join(fp, sizeof(fp), path, "server_options"), s, errmsg);
+        if (ret < 0)
+            return ret;
+        snprintf(opt->server_options, sizeof(opt->server_options), "%s", s);
+    }
+    return 0;
+}
+
+static int load_defaults(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"slots", "mode", "balance", "server_options",
+                                       "slot_growth"};
+    json_t *d;
+    int ret;
+
+    ret = get_object(root, "", "defaults", &d, errmsg);
+    if (ret < 0 || !d)
+        return ret;
+    ret = check_keys(d, "defaults", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    return load_service_options(d, "defaults", &cfg->defaults, errmsg);
+}
+
+static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE];
+    json_t *arr, *j;
+    size_t i;
+
+    arr = json_object_get(obj, "hosts");
+    if (!arr)
+        return 0;
+    join(fp, sizeof(fp), path, "hosts");
+    if (!json_is_array(arr))
+        return field_error(errmsg, fp, "must be an array of host names");
+    if (json_array_size(arr) > CONFIG_HOSTS_MAX)
+        return field_error(errmsg, fp, "at most %d host names", CONFIG_HOSTS_MAX);
+    if (json_array_size(arr) > 0 && svc->opt.mode != MODE_HTTP)
+        return field_error(errmsg, fp, "only allowed with mode http");
+    if (json_array_size(arr) == 0)
+        return 0;
+    svc->hosts = calloc(json_array_size(arr), sizeof(char *));
+    if (!svc->hosts)
+        return oom(errmsg);
+    json_array_foreach(arr, i, j) {
+        char name[CONFIG_HOSTNAME_MAX + 1], efp[FIELD_PATH_SIZE + 24];
+
+        snprintf(efp, sizeof(efp), "%s[%zu]", fp, i);
+        if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j)) ||
+            !hostname_lower(json_string_value(j), name))
+            return field_error(errmsg, efp,
+                               "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 "
+                               "characters, at most %d in all)",
+                               CONFIG_HOSTNAME_MAX);
+        for (size_t k = 0; k < svc->n_hosts; k++)
+            if (strcmp(svc->hosts[k], name) == 0)
+                return field_error(errmsg, efp, "duplicate host name '%s'", name);
+        svc->hosts[svc->n_hosts] = strdup(name);
+        if (!svc->hosts[svc->n_hosts])
+            return oom(errmsg);
+        svc->n_hosts++;
+    }
+    return 0;
+}
+
+static int load_service(json_t *obj, const char *name, struct config *cfg,
+                        struct service_conf *svc, char **errmsg)
+{
+    static const char *const keys[] = {"listen",         "slots",       "mode", "balance",
+                                       "server_options", "slot_growth", "hosts"};
+    char path[sizeof("services.") + SERVICE_NAME_MAX], fp[FIELD_PATH_SIZE];
+    const char *listen;
+    int ret;
+
+    /* name already passed endpoint_service_name_valid() */
+    snprintf(path, sizeof(path), "services.%s", name);
+    snprintf(svc->name, sizeof(svc->name), "%s", name);
+    svc->opt = cfg->defaults;
+    if (!json_is_object(obj))
+        return field_error(errmsg, path, "must be an object");
+    ret = check_keys(obj, path, keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_service_options(obj, path, &svc->opt, errmsg);
+    if (ret < 0)
+        return ret;
+
+    ret = get_string(obj, path, "listen", &listen, errmsg);
+    if (ret < 0)
+        return ret;
+    if (listen) {
+        char *reason = NULL;
+
+        if (config_parse_listen(listen, &svc->listen, &reason) < 0) {
+            field_error(errmsg, join(fp, sizeof(fp), path, "listen"), "%s",
+                        reason ? reason : "invalid address");
+            free(reason);
+            return -EINVAL;
+        }
+    }
+    return load_hosts(obj, path, svc, errmsg);
+}
+
+static int service_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct service_conf *)a)->name, ((const struct service_conf *)b)->name);
+}
+
+static int load_services(json_t *root, struct config *cfg, char **errmsg)
+{
+    const char *name;
+    json_t *services, *obj;
+    int ret;
+
+    ret = get_object(root, "", "services", &services, errmsg);
+    if (ret < 0 || !services || json_object_size(services) == 0)
+        return ret;
+    cfg->services = calloc(json_object_size(services), sizeof(*cfg->services));
+    if (!cfg->services)
+        return oom(errmsg);
+    json_object_foreach(services, name, obj) {
+        if (!endpoint_service_name_valid(name)) {
+            char q[QUOTE_SIZE];
+
+            return field_error(errmsg, "services",
+                               "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
+                               "1-63 chars)",
+                               quote(name, q, sizeof(q)));
+        }
+        /* counted first, so that config_free() sees what a failure left */
+        ret = load_service(obj, name, cfg, &cfg->services[cfg->n_services++], errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    qsort(cfg->services, cfg->n_services, sizeof(*cfg->services), service_cmp);
+    return 0;
+}
+
+static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"bind", "domain"};
+    char name[CONFIG_HOSTNAME_MAX + 1];
+    const char *bind, *domain;
+    char *reason = NULL;
+    json_t *h;
+    int ret;
+
+    ret = get_object(root, "", "http_frontend", &h, errmsg);
+    if (ret < 0 || !h)
+        return ret;
+    ret = check_keys(h, "http_frontend", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    ret = get_string(h, "http_frontend", "bind", &bind, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!bind)
+        return required(errmsg, "http_frontend", "bind");
+    if (config_parse_listen(bind, &cfg->http_bind, &reason) < 0) {
+        field_error(errmsg, "http_frontend.bind", "%s", reason ? reason : "invalid address");
+        free(reason);
+        return -EINVAL;
+    }
+    ret = get_string(h, "http_frontend", "domain", &domain, errmsg);
+    if (ret < 0 || !domain)
+        return ret;
+    if (!hostname_lower(domain, name))
+        return field_error(errmsg, "http_frontend.domain",
+                           "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, "
+                           "at most %d in all)",
+                           CONFIG_HOSTNAME_MAX);
+    return set_string(&cfg->http_domain, name, errmsg);
+}
+
+/* Two binds on the same port where one is a wildcard or both are the same
+ * address: HAProxy binds with SO_REUSEPORT, so this would not fail at start
+ * but silently split connections between two frontends. */
+static bool listen_wildcard(const struct listen_addr *l)
+{
+    return !l->host[0] || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
+}
+
+static bool listen_overlap(const struct listen_addr *a, const struct listen_addr *b)
+{
+    if (!a->set || !b->set || a->port != b->port)
+        return false;
+    return listen_wildcard(a) || listen_wildcard(b) || strcmp(a->host, b->host) == 0;
+}
+
+static int check_listen_conflicts(const struct config *cfg, char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE];
+
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct service_conf *a = &cfg->services[i];
+
+        if (!a->listen.set)
+            continue;
+        snprintf(fp, sizeof(fp), "services.%s.listen", a->name);
+        if (listen_overlap(&a->listen, &cfg->http_bind))
+            return field_error(errmsg, fp, "port %u is already used by http_frontend.bind",
+                               (unsigned)a->listen.port);
+        for (size_t k = 0; k < i; k++)
+            if (listen_overlap(&a->listen, &cfg->services[k].listen))
+                return field_error(errmsg, fp, "port %u is already used by services.%s.listen",
+                                   (unsigned)a->listen.port, cfg->services[k].name);
+    }
+    return 0;
+}
+
+struct host_owner {
+    const char *host;
+    const char *service;
+};
+
+static int host_owner_cmp(const void *a, const void *b)
+{
+    const struct host_owner *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+
+    return c ? c : strcmp(x->service, y->service);
+}
+
+/* A Host routed to two backends would be a configuration error in the
+ * rendered frontend; catch it here with a useful message. */
+static int check_host_conflicts(const struct config *cfg, char **errmsg)
+{
+    struct host_owner *all;
+    size_t n = 0;
+    int ret = 0;
+
+    for (size_t i = 0; i < cfg->n_services; i++)
+        n += cfg->services[i].n_hosts;
+    if (n < 2)
+        return 0;
+    all = calloc(n, sizeof(*all));
+    if (!all)
+        return oom(errmsg);
+    n = 0;
+    for (size_t i = 0; i < cfg->n_services; i++)
+        for (size_t k = 0; k < cfg->services[i].n_hosts; k++) {
+            all[n].host = cfg->services[i].hosts[k];
+            all[n].service = cfg->services[i].name;
+            n++;
+        }
+    qsort(all, n, sizeof(*all), host_owner_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(all[i].host, all[i - 1].host) == 0) {
+            char fp[FIELD_PATH_SIZE];
+
+            snprintf(fp, sizeof(fp), "services.%s.hosts", all[i].service);
+            ret = field_error(errmsg, fp, "host name '%s' is already used by services.%s",
+                              all[i].host, all[i - 1].service);
+            break;
+        }
+    }
+    free(all);
+    return ret;
+}
+
+static int load_root(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"etcd",          "haproxy",           "defaults", "services",
+                                       "http_frontend", "resync_interval_s", "log_level"};
+    const char *level = NULL;
+    int ret;
+
+    if (!json_is_object(root)) {
+        memprintf(errmsg, "the configuration must be a JSON object");
+        return -EINVAL;
+    }
+    cfg->min_reload_interval_ms = DEFAULT_MIN_RELOAD_INTERVAL_MS;
+    cfg->defaults.slots = DEFAULT_SLOTS;
+    cfg->defaults.mode = MODE_HTTP;
+    snprintf(cfg->defaults.balance, sizeof(cfg->defaults.balance), "%s", DEFAULT_BALANCE);
+    snprintf(cfg->defaults.server_options, sizeof(cfg->defaults.server_options), "%s",
+             DEFAULT_SERVER_OPTIONS);
+    cfg->defaults.slot_growth = 0;
+    cfg->resync_interval_s = DEFAULT_RESYNC_INTERVAL_S;
+    cfg->log_level = LOG_INFO;
+
+    if ((ret = check_keys(root, "", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_etcd(root, cfg, errmsg)) < 0 || (ret = load_haproxy(root, cfg, errmsg)) < 0 ||
+        (ret = load_defaults(root, cfg, errmsg)) < 0 ||
+        (ret = load_services(root, cfg, errmsg)) < 0 ||
+        (ret = load_http_frontend(root, cfg, errmsg)) < 0 ||
+        (ret = get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
+                       &cfg->resync_interval_s, errmsg)) < 0 ||
+        (ret = get_string(root, "", "log_level", &level, errmsg)) < 0)
+        return ret;
+    if (level && config_set_log_level(cfg, level, errmsg) < 0)
+        return -EINVAL;
+    if ((ret = check_listen_conflicts(cfg, errmsg)) < 0 ||
+        (ret = check_host_conflicts(cfg, errmsg)) < 0)
+        return ret;
+    return 0;
+}
+
+/* jansson's message may quote the offending input: escape it. */
+static int json_load_error(const json_error_t *jerr, const char *source, char **errmsg)
+{
+    char q[512];
+
+    log_quote(jerr->text, strnlen(jerr->text, sizeof(jerr->text)), q, sizeof(q));
+    if (source)
+        memprintf(errmsg, "%s: line %d column %d: %s", source, jerr->line, jerr->column, q);
+    else
+        memprintf(errmsg, "line %d column %d: %s", jerr->line, jerr->column, q);
+    return -EINVAL;
+}
+
+static int load_json(json_t *root, struct config *cfg, char **errmsg)
+{
+    int ret = load_root(root, cfg, errmsg);
+
+    json_decref(root);
+    if (ret < 0)
+        config_free(cfg);
+    return ret;
+}
+
+int config_load(const char *path, struct config *cfg, char **errmsg)
+{
+    char q[QUOTE_SIZE * 2];
+    json_error_t jerr;
+    json_t *root;
+    FILE *fp;
+    int err;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (!path) {
+        memprintf(errmsg, "no configuration file");
+        return -EINVAL;
+    }
+    quote(path, q, sizeof(q));
+    fp = fopen(path, "r");
+    if (!fp) {
+        err = errno;
+        memprintf(errmsg, "cannot open \"%s\": %s", q, strerror(err));
+        return -err;
+    }
+    root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(fp);
+    if (!root)
+        return json_load_error(&jerr, q, errmsg);
+    return load_json(root, cfg, errmsg);
+}
+
+int config_load_string(const char *json, struct config *cfg, char **errmsg)
+{
+    json_error_t jerr;
+    json_t *root;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (!json) {
+        memprintf(errmsg, "no configuration text");
+        return -EINVAL;
+    }
+    root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return json_load_error(&jerr, NULL, errmsg);
+    return load_json(root, cfg, errmsg);
+}
+
+/* ---- command-line overrides ---- */
+
+int config_set_etcd(struct config *cfg, const char *urls, char **errmsg)
+{
+    char **list;
+    size_t n = 0, count = 1;
+    const char *p;
+    int ret;
+
+    if (!urls || !urls[0])
+        return required(errmsg, "etcd", "endpoints");
+    for (p = urls; *p; p++)
+        if (*p == ',')
+            count++;
+    if (count > ETCD_ENDPOINTS_MAX)
+        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
+                           ETCD_ENDPOINTS_MAX);
+    list = calloc(count, sizeof(char *));
+    if (!list)
+        return oom(errmsg);
+    p = urls;
+    for (size_t i = 0; i < count; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+        ret = add_etcd_url(list, &n, p, len, i, errmsg);
+        if (ret < 0) {
+            free_string_list(list, n);
+            return ret;
+        }
+        p += len + 1;
+    }
+    free_string_list(cfg->etcd_endpoints, cfg->n_etcd_endpoints);
+    cfg->etcd_endpoints = list;
+    cfg->n_etcd_endpoints = n;
+    return 0;
+}
+
+int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg)
+{
+    int ret;
+
+    if (!prefix)
+        return required(errmsg, "etcd", "prefix");
+    ret = check_prefix("etcd.prefix", prefix, errmsg);
+    if (ret < 0)
+        return ret;
+    return set_string(&cfg->etcd_prefix, prefix, errmsg);
+}
+
+int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg)
+{
+    char *reason = NULL;
+
+    if (config_check_socket_addr(addr, &reason) < 0) {
+        field_error(errmsg, "haproxy.runtime_socket", "%s", reason ? reason : "invalid address");
+        free(reason);
+        return -EINVAL;
+    }
+    return set_string(&cfg->runtime_socket, addr, errmsg);
+}
+
+int config_set_log_level(struct config *cfg, const char *level, char **errmsg)
+{
+    int l = level ? log_level_parse(level) : -1;
+
+    if (l < 0)
+        return field_error(errmsg, "log_level", "must be one of error, warn, info, debug");
+    cfg->log_level = l;
+    return 0;
+}
+
+/* ---- queries ---- */
+
+static int service_key_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct service_conf *)elem)->name);
+}
+
+const struct service_conf *config_find_service(const struct config *cfg, const char *name)
+{
+    if (!cfg || !name || !cfg->services)
+        return NULL;
+    return bsearch(name, cfg->services, cfg->n_services, sizeof(*cfg->services),
+                   service_key_cmp);
+}
+
+bool config_balance_is_dynamic(const char *balance)
+{
+    return balance && in_list(balance, dynamic_balance_names, ARRAY_SIZE(dynamic_balance_names));
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free_string_list(cfg->etcd_endpoints, cfg->n_etcd_endpoints);
+    free(cfg->etcd_prefix);
+    free(cfg->runtime_socket);
+    free(cfg->master_socket);
+    free(cfg->base_config);
+    free(cfg->services_file);
+    free(cfg->reload_command);
+    for (size_t i = 0; i < cfg->n_services; i++)
+        free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);
+    free(cfg->services);
+    free(cfg->http_domain);
+    memset(cfg, 0, sizeof(*cfg));
+}

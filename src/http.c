@@ -1,0 +1,510 @@
+/* http - libcurl's multi interface on a libev loop.
+ *
+ * The split follows curl's evhiperfifo example: curl tells us which sockets
+ * to watch (sock_cb -> one ev_io per socket) and when to call it back
+ * (timer_cb -> one ev_timer); libev tells us when a socket is ready
+ * (io_cb/timeout_cb -> curl_multi_socket_action); afterwards dispatch() reads
+ * curl's finished transfers.
+ *
+ * No user callback ever runs inside a libcurl callback: libcurl refuses
+ * curl_multi_add_handle/remove_handle from there (CURLM_RECURSIVE_API_CALL),
+ * and our users start and cancel requests from their callbacks. So curl's
+ * write callback only copies bytes into the request; dispatch() hands
+ * streamed chunks to on_data and finished transfers to done once
+ * curl_multi_socket_action has returned. While dispatch() runs, a cancelled
+ * request is detached from curl at once but its memory is only released
+ * when dispatch() ends, so the walk over the request list stays valid.
+ */
+#include <slotsync/http.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <ev.h>
+
+#define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 3000L
+#define HTTP_DEFAULT_MAX_BODY ((size_t)16 << 20)
+/* Dead-peer detection for idle streams: first probe after 15 s of silence,
+ * then every 5 s (the kernel's probe count applies, usually 9). */
+#define HTTP_KEEPIDLE_S 15L
+#define HTTP_KEEPINTVL_S 5L
+
+struct http_sock {
+    ev_io io; /* first: the ev callback gets &io */
+    struct http_client *client;
+    curl_socket_t fd;
+    struct http_sock *prev, *next;
+};
+
+struct http_client {
+    struct ev_loop *loop;
+    CURLM *multi;
+    ev_timer timer;
+    struct http_request *reqs; /* every request not yet released */
+    struct http_sock *socks;
+    int busy;      /* dispatch() depth: releases are deferred while > 0 */
+    bool freeing;  /* http_client_free() was called during dispatch() */
+    bool in_curl;  /* inside curl_multi_socket_action() */
+};
+
+struct http_request {
+    struct http_client *client;
+    struct http_request *prev, *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    http_done_cb done;
+    http_data_cb on_data;
+    void *arg;
+    char *buf; /* buffered: the body so far; stream: bytes not yet given to on_data */
+    size_t len, cap, max_body;
+    bool dead;      /* finished or cancelled: no more callbacks, release pending */
+    bool too_big;   /* buffered body went over max_body */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- requests ---- */
+
+static int buf_append(struct http_request *req, const char *data, size_t n)
+{
+    if (n > SIZE_MAX - req->len - 1)
+        return -ENOMEM;
+    if (req->len + n + 1 > req->cap) {
+        size_t cap = req->cap ? req->cap : 4096;
+        char *p;
+
+        while (cap < req->len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? req->len + n + 1 : cap * 2;
+        p = realloc(req->buf, cap);
+        if (!p)
+            return -ENOMEM;
+        req->buf = p;
+        req->cap = cap;
+    }
+    memcpy(req->buf + req->len, data, n);
+    req->len += n;
+    req->buf[req->len] = '\0';
+    return 0;
+}
+
+/* curl's write callback: only stores bytes (see the file comment). */
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct http_request *req = userp;
+    size_t n = size * nmemb;
+
+    if (req->dead)
+        return 0;
+    if (!req->on_data && req->len + n > req->max_body) {
+        req->too_big = true;
+        return 0;
+    }
+    if (buf_append(req, data, n) < 0)
+        return 0;
+    return n;
+}
+
+/* Detach the easy handle from curl. Must not run inside a curl callback. */
+static void request_detach(struct http_request *req)
+{
+    if (req->easy) {
+        curl_multi_remove_handle(req->client->multi, req->easy);
+        curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+    req->dead = true;
+}
+
+static void request_release(struct http_request *req)
+{
+    struct http_client *c = req->client;
+
+    request_detach(req);
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        c->reqs = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    curl_slist_free_all(req->headers);
+    free(req->buf);
+    free(req);
+}
+
+/* Free dead requests once no dispatch() is walking the list. */
+static void sweep(struct http_client *c)
+{
+    struct http_request *req = c->reqs, *next;
+
+    for (; req; req = next) {
+        next = req->next;
+        if (req->dead)
+            request_release(req);
+    }
+}
+
+static int map_curl_error(const struct http_request *req, CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return -EHOSTUNREACH;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_WRITE_ERROR:
+        return req->too_big ? -EMSGSIZE : -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+static void finish(struct http_request *req, CURLcode rc)
+{
+    long status = 0;
+    int err = 0;
+    const char *errtext = NULL;
+    char text[CURL_ERROR_SIZE + 64];
+
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    } else {
+        err = map_curl_error(req, rc);
+        if (req->too_big)
+            snprintf(text, sizeof(text), "response body larger than %zu bytes", req->max_body);
+        else
+            snprintf(text, sizeof(text), "%s", req->errbuf[0] ? req->errbuf
+                                                             : curl_easy_strerror(rc));
+        errtext = text;
+    }
+    request_detach(req);
+    if (req->done) {
+        if (req->on_data || err)
+            req->done(req, err, status, NULL, 0, errtext, req->arg);
+        else
+            req->done(req, 0, status, req->buf ? req->buf : "", req->len, NULL, req->arg);
+    }
+}
+
+/* Runs after every curl_multi_socket_action(): user callbacks live here. */
+static void dispatch(struct http_client *c)
+{
+    struct http_request *req;
+    CURLMsg *msg;
+    int left;
+
+    c->busy++;
+    /* Streamed bytes first, so a transfer's data precedes its done. New
+     * requests are appended at the tail and have no data yet. */
+    for (req = c->reqs; req; req = req->next) {
+        while (!req->dead && req->on_data && req->len > 0) {
+            char *chunk = req->buf;
+            size_t n = req->len;
+            int rc;
+
+            /* Hand over the buffer: on_data may cancel this request. */
+            req->buf = NULL;
+            req->len = req->cap = 0;
+            rc = req->on_data(req, chunk, n, req->arg);
+            free(chunk);
+            if (rc != 0 && !req->dead) {
+                request_detach(req);
+                if (req->done)
+                    req->done(req, -ECANCELED, 0, NULL, 0, "aborted by the data callback",
+                              req->arg);
+            }
+        }
+    }
+    while (!c->freeing && (msg = curl_multi_info_read(c->multi, &left))) {
+        char *priv = NULL;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        req = (struct http_request *)priv;
+        if (req && !req->dead)
+            finish(req, msg->data.result);
+    }
+    if (--c->busy == 0) {
+        if (c->freeing)
+            http_client_free(c);
+        else
+            sweep(c);
+    }
+}
+
+/* ---- curl -> libev ---- */
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct http_sock *sock = (struct http_sock *)w;
+    struct http_client *c = sock->client;
+    int action = 0, running;
+
+    if (revents & EV_READ)
+        action |= CURL_CSELECT_IN;
+    if (revents & EV_WRITE)
+        action |= CURL_CSELECT_OUT;
+    if (revents & EV_ERROR)
+        action |= CURL_CSELECT_ERR;
+    /* sock may be freed by sock_cb during the call: use c only. */
+    c->in_curl = true;
+    curl_multi_socket_action(c->multi, sock->fd, action, &running);
+    c->in_curl = false;
+    dispatch(c);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct http_client *c = w->data;
+    int running;
+
+    c->in_curl = true;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    c->in_curl = false;
+    dispatch(c);
+}
+
+static void sock_free(struct http_client *c, struct http_sock *sock)
+{
+    ev_io_stop(c->loop, &sock->io);
+    if (sock->prev)
+        sock->prev->next = sock->next;
+    else
+        c->socks = sock->next;
+    if (sock->next)
+        sock->next->prev = sock->prev;
+    free(sock);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants. */
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct http_client *c = userp;
+    struct http_sock *sock = socketp;
+    int events = 0;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (sock) {
+            curl_multi_assign(c->multi, s, NULL);
+            sock_free(c, sock);
+        }
+        return 0;
+    }
+    if (!sock) {
+        sock = calloc(1, sizeof(*sock));
+        if (!sock)
+            return -1; /* curl fails the transfer */
+        sock->client = c;
+        sock->fd = s;
+        ev_init(&sock->io, io_cb);
+        sock->next = c->socks;
+        if (c->socks)
+            c->socks->prev = sock;
+        c->socks = sock;
+        curl_multi_assign(c->multi, s, sock);
+    }
+    if (what & CURL_POLL_IN)
+        events |= EV_READ;
+    if (what & CURL_POLL_OUT)
+        events |= EV_WRITE;
+    ev_io_stop(c->loop, &sock->io);
+    ev_io_set(&sock->io, s, events);
+    if (events)
+        ev_io_start(c->loop, &sock->io);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops the timer, else (re)arm it. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *c = userp;
+
+    ev_timer_stop(c->loop, &c->timer);
+    if (timeout_ms >= 0) {
+        ev_timer_set(&c->timer, (double)timeout_ms / 1000.0, 0.);
+        ev_timer_start(c->loop, &c->timer);
+    }
+    return 0;
+}
+
+/* ---- API ---- */
+
+struct http_client *http_client_new(struct ev_loop *loop)
+{
+    static bool curl_ready;
+    struct http_client *c;
+
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return NULL;
+        curl_ready = true;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    if (!c->multi)
+        goto fail;
+    ev_init(&c->timer, timeout_cb);
+    c->timer.data = c;
+    if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb) != CURLM_OK ||
+        curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+        goto fail_multi;
+    return c;
+
+fail_multi:
+    curl_multi_cleanup(c->multi);
+fail:
+    free(c);
+    return NULL;
+}
+
+void http_client_free(struct http_client *c)
+{
+    struct http_request *req;
+
+    if (!c)
+        return;
+    for (req = c->reqs; req; req = req->next) {
+        req->done = NULL;
+        req->on_data = NULL;
+        request_detach(req);
+    }
+    if (c->busy > 0) {
+        /* Inside a callback: dispatch() finishes the job on its way out. */
+        c->freeing = true;
+        return;
+    }
+    while (c->reqs)
+        request_release(c->reqs);
+    /* Cleanup may still report sockets through sock_cb, so c stays valid. */
+    curl_multi_cleanup(c->multi);
+    while (c->socks)
+        sock_free(c, c->socks);
+    ev_timer_stop(c->loop, &c->timer);
+    free(c);
+}
+
+#define SETOPT(opt, val)                                                                   \
+    do {                                                                                   \
+        if (curl_easy_setopt(req->easy, (opt), (val)) != CURLE_OK)                         \
+            goto fail;                                                                     \
+    } while (0)
+
+struct http_request *http_request_start(struct http_client *c, const char *url,
+                                        const struct http_opts *opts, http_done_cb done, void *arg)
+{
+    static const struct http_opts defaults;
+    struct http_request *req;
+    const char *method;
+    struct curl_slist *h;
+
+    if (!c || !url || c->freeing || c->in_curl)
+        return NULL;
+    if (!opts)
+        opts = &defaults;
+    req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->client = c;
+    req->done = done;
+    req->on_data = opts->on_data;
+    req->arg = arg;
+    req->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+    req->easy = curl_easy_init();
+    if (!req->easy)
+        goto fail;
+
+    SETOPT(CURLOPT_URL, url);
+    SETOPT(CURLOPT_PRIVATE, (char *)req);
+    SETOPT(CURLOPT_ERRORBUFFER, req->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+    SETOPT(CURLOPT_WRITEDATA, req);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_NOPROXY, "*");
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
+    SETOPT(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+           opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                        : HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
+    if (opts->timeout_ms > 0)
+        SETOPT(CURLOPT_TIMEOUT_MS, opts->timeout_ms);
+    if (opts->low_speed_time_s > 0) {
+        SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+        SETOPT(CURLOPT_LOW_SPEED_TIME, opts->low_speed_time_s);
+    }
+
+    method = opts->method ? opts->method : (opts->body ? "POST" : "GET");
+    if (opts->body || strcmp(method, "POST") == 0) {
+        char line[256];
+
+        /* Size first: COPYPOSTFIELDS then copies exactly body_len bytes. */
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(opts->body ? opts->body_len : 0));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, opts->body ? opts->body : "");
+        snprintf(line, sizeof(line), "Content-Type: %s",
+                 opts->content_type ? opts->content_type : "application/json");
+        h = curl_slist_append(NULL, line);
+        if (!h)
+            goto fail;
+        req->headers = h;
+        /* No "Expect: 100-continue" round trip for large bodies. */
+        h = curl_slist_append(req->headers, "Expect:");
+        if (!h)
+            goto fail;
+        req->headers = h;
+        SETOPT(CURLOPT_HTTPHEADER, req->headers);
+        if (strcmp(method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") == 0) {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    if (curl_multi_add_handle(c->multi, req->easy) != CURLM_OK)
+        goto fail;
+    /* At the head: a dispatch() walk in progress is past it, and it has no
+     * data yet anyway. */
+    req->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = req;
+    c->reqs = req;
+    return req;
+
+fail:
+    if (req->easy)
+        curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req);
+    return NULL;
+}
+
+void http_cancel(struct http_request *req)
+{
+    struct http_client *c;
+
+    if (!req || req->dead)
+        return;
+    c = req->client;
+    req->done = NULL;
+    req->on_data = NULL;
+    if (c->busy > 0)
+        request_detach(req); /* dispatch() releases it */
+    else
+        request_release(req);
+}

@@ -1,0 +1,131 @@
+/* log - leveled one-line logging and memprintf. */
+#include <slotsync/log.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/time.h>
+
+static enum log_level log_threshold = LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(enum log_level level)
+{
+    log_threshold = level;
+}
+
+enum log_level log_get_level(void)
+{
+    return log_threshold;
+}
+
+int log_level_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *log_level_name(enum log_level level)
+{
+    if ((unsigned)level >= sizeof(level_names) / sizeof(level_names[0]))
+        return "?";
+    return level_names[level];
+}
+
+void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+{
+    char line[2048], stamp[32];
+    struct timeval tv;
+    struct tm tm;
+    va_list ap;
+    int n;
+
+    if (level > log_threshold)
+        return;
+    gettimeofday(&tv, NULL);
+    localtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s: ", stamp, (long)(tv.tv_usec / 1000),
+                 log_level_name(level), module);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* One write per line so that lines from concurrent processes do not mix. */
+    fprintf(stderr, "%s\n", line);
+}
+
+char *log_quote(const char *text, size_t len, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (outsz == 0)
+        return out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        char esc[5];
+        size_t elen = 0;
+
+        switch (c) {
+        case '\n': memcpy(esc, "\\n", 2); elen = 2; break;
+        case '\r': memcpy(esc, "\\r", 2); elen = 2; break;
+        case '\t': memcpy(esc, "\\t", 2); elen = 2; break;
+        case '"': memcpy(esc, "\\\"", 2); elen = 2; break;
+        case '\\': memcpy(esc, "\\\\", 2); elen = 2; break;
+        default:
+            if (c < 0x20 || c >= 0x7f) {
+                esc[0] = '\\';
+                esc[1] = 'x';
+                esc[2] = hex[c >> 4];
+                esc[3] = hex[c & 15];
+                elen = 4;
+            } else {
+                esc[0] = (char)c;
+                elen = 1;
+            }
+        }
+        /* keep room for "..." and the NUL */
+        if (o + elen + 4 > outsz) {
+            if (outsz >= 4) {
+                size_t at = o + 4 > outsz ? outsz - 4 : o;
+                memcpy(out + at, "...", 3);
+                o = at + 3;
+            }
+            break;
+        }
+        memcpy(out + o, esc, elen);
+        o += elen;
+    }
+    out[o < outsz ? o : outsz - 1] = '\0';
+    return out;
+}
+
+char *memprintf(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    int n;
+
+    if (!out)
+        return NULL;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n >= 0) {
+        s = malloc((size_t)n + 1);
+        if (s) {
+            va_start(ap, fmt);
+            vsnprintf(s, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+        }
+    }
+    free(*out);
+    *out = s;
+    return s;
+}

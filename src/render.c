@@ -1,0 +1,192 @@
+/* render - the HAProxy services file, rendered to a buffer and written
+ * atomically. */
+#include <slotsync/render.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slotsync/endpoint.h>
+#include <slotsync/log.h>
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->oom)
+        return;
+    for (;;) {
+        size_t room = b->cap - b->len;
+
+        va_start(ap, fmt);
+        n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = b->cap ? b->cap * 2 : 4096;
+        while (ncap - b->len <= (size_t)n)
+            ncap *= 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static const char *mode_name(enum service_mode m)
+{
+    return m == MODE_TCP ? "tcp" : "http";
+}
+
+static void render_bind(struct buf *b, const struct listen_addr *l)
+{
+    if (l->ipv6)
+        buf_printf(b, "    bind [%s]:%u\n", l->host, l->port);
+    else
+        buf_printf(b, "    bind %s:%u\n", l->host[0] ? l->host : "*", l->port);
+}
+
+static void render_slot(struct buf *b, size_t i, const struct slot *s)
+{
+    const struct endpoint *ep = &s->ep;
+    char addr[ENDPOINT_HOST_MAX + 10];
+
+    if (!s->instance) {
+        buf_printf(b, "    server " SLOT_NAME_FMT " 0.0.0.0:0 disabled\n", i + 1);
+        return;
+    }
+    endpoint_format(ep, addr, sizeof(addr));
+    /* The config has no "drain" keyword: weight 0 takes no new traffic, and
+     * the resync after the reload restores the weight with state drain. */
+    buf_printf(b, "    server " SLOT_NAME_FMT " %s weight %u%s\n", i + 1, addr,
+               ep->state == ENDPOINT_DRAIN ? 0u : ep->weight,
+               ep->state == ENDPOINT_MAINT ? " disabled" : "");
+}
+
+int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
+                    char **out, size_t *outlen, char **errmsg)
+{
+    struct buf b = {0};
+
+    *out = NULL;
+    *outlen = 0;
+    buf_printf(&b, "# Rendered by slotsync. Do not edit: slotsync rewrites this file.\n"
+                   "# Server slots s1..sN are filled at run time through the runtime API.\n");
+    for (size_t k = 0; k < n; k++) {
+        const struct service_conf *svc = backends[k].svc;
+        const struct slot_table *t = backends[k].slots;
+
+        if (!endpoint_service_name_valid(svc->name)) {
+            memprintf(errmsg, "service name refused by the renderer");
+            free(b.p);
+            return -EINVAL;
+        }
+        buf_printf(&b, "\nbackend %s\n", svc->name);
+        buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
+        buf_printf(&b, "    balance %s\n", svc->opt.balance);
+        if (svc->opt.server_options[0])
+            buf_printf(&b, "    default-server %s\n", svc->opt.server_options);
+        for (size_t i = 0; i < t->n; i++)
+            render_slot(&b, i, &t->slots[i]);
+        if (svc->listen.set) {
+            buf_printf(&b, "\nfrontend %s\n", svc->name);
+            buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
+            render_bind(&b, &svc->listen);
+            buf_printf(&b, "    default_backend %s\n", svc->name);
+        }
+    }
+    (void)cfg;
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *outlen = b.len;
+    return 0;
+}
+
+int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg)
+{
+    char *tmp = NULL, *dircopy = NULL;
+    int fd = -1, dfd = -1, ret = 0;
+    size_t off = 0;
+
+    if (!memprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()))
+        return -ENOMEM;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ret = -errno;
+        memprintf(errmsg, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            memprintf(errmsg, "%s: write: %s", tmp, strerror(errno));
+            goto out_unlink;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0) {
+        ret = -errno;
+        memprintf(errmsg, "%s: fsync: %s", tmp, strerror(errno));
+        goto out_unlink;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        ret = -errno;
+        memprintf(errmsg, "%s: close: %s", tmp, strerror(errno));
+        goto out_unlink;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        ret = -errno;
+        memprintf(errmsg, "rename %s to %s: %s", tmp, path, strerror(errno));
+        goto out_unlink;
+    }
+    /* Make the rename itself durable. */
+    dircopy = strdup(path);
+    if (dircopy) {
+        dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    goto out;
+out_unlink:
+    unlink(tmp);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(dircopy);
+    free(tmp);
+    return ret;
+}

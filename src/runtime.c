@@ -1,0 +1,632 @@
+/* runtime - batches of commands over HAProxy's runtime socket, on the loop. */
+#include <slotsync/runtime.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ev.h>
+
+#include <slotsync/endpoint.h>
+#include <slotsync/log.h>
+
+#define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
+
+enum rt_phase { RT_IDLE = 0, RT_CONNECTING, RT_WRITING, RT_READING };
+
+struct runtime {
+    struct ev_loop *loop;
+    ev_io io;
+    ev_timer timer;
+    double timeout_s;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    enum rt_phase phase;
+    int fd;
+    bool raw; /* hand back the response unsplit */
+    size_t n_cmds;
+    char *out; /* the line to send */
+    size_t out_len, out_off;
+    char *in; /* what came back */
+    size_t in_len, in_cap;
+    runtime_done_cb cb;
+    void *arg;
+    /* sentinel connection */
+    ev_io sentinel;
+    int sentinel_fd;
+    runtime_lost_cb lost;
+    void *lost_arg;
+};
+
+/* ---- pure: replies ---- */
+
+void runtime_replies_free(char **replies, size_t n)
+{
+    if (!replies)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(replies[i]);
+    free(replies);
+}
+
+int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies)
+{
+    char **r;
+    size_t got = 0, start = 0, i = 0;
+
+    *replies = NULL;
+    r = calloc(n ? n : 1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    /* A reply is every line up to the next empty line. The first line of a
+     * reply may itself be the empty line (an empty reply). */
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t line_end = nl ? (size_t)(nl - buf) : len;
+
+        if (!nl)
+            goto proto; /* every reply ends with "\n\n" or is "\n" */
+        if (line_end == i) { /* empty line closes the reply */
+            if (got == n)
+                goto proto;
+            size_t rlen = i > start ? i - start - 1 : 0; /* drop the last '\n' */
+            r[got] = malloc(rlen + 1);
+            if (!r[got]) {
+                runtime_replies_free(r, got);
+                return -ENOMEM;
+            }
+            memcpy(r[got], buf + start, rlen);
+            r[got][rlen] = '\0';
+            got++;
+            start = line_end + 1;
+        }
+        i = line_end + 1;
+    }
+    if (got != n || start != len)
+        goto proto;
+    *replies = r;
+    return 0;
+proto:
+    runtime_replies_free(r, got);
+    return -EPROTO;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool runtime_reply_ok(const char *cmd, const char *reply)
+{
+    if (starts_with(cmd, "set server ") && strstr(cmd, " addr ")) {
+        /* One line only: a success message that goes on is something else. */
+        if (strchr(reply, '\n'))
+            return false;
+        return starts_with(reply, "IP changed from ") ||
+               starts_with(reply, "no need to change the addr");
+    }
+    if (starts_with(cmd, "show servers state"))
+        return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
+    return reply[0] == '\0';
+}
+
+/* ---- pure: show servers state ---- */
+
+enum col { C_BE_ID, C_BE_NAME, C_SRV_ID, C_SRV_NAME, C_ADDR, C_OP, C_ADMIN, C_UWEIGHT, C_PORT, C_N };
+
+static const char *const col_names[C_N] = {
+    "be_id",     "be_name", "srv_id",          "srv_name", "srv_addr",
+    "srv_op_state", "srv_admin_state", "srv_uweight", "srv_port",
+};
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > HAPROXY_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-' || *s == ':'))
+            return false;
+    return true;
+}
+
+/* Decimal, no sign, no leading zeros beyond "0", at most max. */
+static bool uint_ok(const char *s, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+
+    if (!*s || (s[0] == '0' && s[1]))
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Split line in place on spaces into at most max fields. */
+static size_t split_fields(char *line, char **f, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL;
+
+    for (char *t = strtok_r(line, " ", &save); t && n < max; t = strtok_r(NULL, " ", &save))
+        f[n++] = t;
+    return n;
+}
+
+static int parse_row(char **f, size_t nf, const int *idx, struct server_state *st)
+{
+    unsigned long v;
+    bool ipv6;
+
+    memset(st, 0, sizeof(*st));
+    for (int c = 0; c < C_N; c++)
+        if ((size_t)idx[c] >= nf)
+            return -1;
+    if (!name_ok(f[idx[C_BE_NAME]]) || !name_ok(f[idx[C_SRV_NAME]]))
+        return -1;
+    strcpy(st->backend, f[idx[C_BE_NAME]]);
+    strcpy(st->server, f[idx[C_SRV_NAME]]);
+    if (!uint_ok(f[idx[C_BE_ID]], 0x7fffffff, &v))
+        return -1;
+    st->backend_id = (int)v;
+    if (!uint_ok(f[idx[C_SRV_ID]], 0x7fffffff, &v))
+        return -1;
+    st->server_id = (int)v;
+    if (endpoint_parse_host(f[idx[C_ADDR]], st->addr, &ipv6) < 0)
+        return -1;
+    if (!uint_ok(f[idx[C_PORT]], 65535, &v))
+        return -1;
+    st->port = (unsigned)v;
+    if (!uint_ok(f[idx[C_OP]], 3, &v))
+        return -1;
+    st->op_state = (int)v;
+    if (!uint_ok(f[idx[C_ADMIN]], 0xffff, &v))
+        return -1;
+    st->admin_bits = (unsigned)v;
+    if (v & 0x23)
+        st->admin = SERVER_MAINT;
+    else if (v & 0x18)
+        st->admin = SERVER_DRAIN;
+    else
+        st->admin = SERVER_READY;
+    if (!uint_ok(f[idx[C_UWEIGHT]], 256, &v))
+        return -1;
+    st->weight = (int)v;
+    return 0;
+}
+
+int runtime_parse_servers_state(const char *text, size_t len,
+                                int (*row)(const struct server_state *st, void *arg), void *arg,
+                                size_t *bad_rows)
+{
+    int idx[C_N];
+    bool have_header = false;
+    size_t bad = 0, pos;
+    char *copy;
+    int ret = 0;
+
+    if (bad_rows)
+        *bad_rows = 0;
+    if (len < 1 || text[0] != '1' || (len > 1 && text[1] != '\n'))
+        return -EPROTO;
+    copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    pos = 2;
+    while (pos < len && ret == 0) {
+        char *line = copy + pos, *nl = strchr(line, '\n');
+        char *f[64];
+        size_t nf;
+
+        if (nl)
+            *nl = '\0';
+        pos = nl ? (size_t)(nl - copy) + 1 : len;
+        if (!*line)
+            continue;
+        if (line[0] == '#') {
+            nf = split_fields(line + 1, f, 64);
+            for (int c = 0; c < C_N; c++) {
+                idx[c] = -1;
+                for (size_t k = 0; k < nf; k++)
+                    if (strcmp(f[k], col_names[c]) == 0)
+                        idx[c] = (int)k;
+                if (idx[c] < 0) {
+                    ret = -EPROTO;
+                    break;
+                }
+            }
+            have_header = ret == 0;
+            continue;
+        }
+        if (!have_header) {
+            ret = -EPROTO;
+            break;
+        }
+        struct server_state st;
+
+        nf = split_fields(line, f, 64);
+        if (parse_row(f, nf, idx, &st) < 0) {
+            bad++;
+            continue;
+        }
+        ret = row(&st, arg);
+    }
+    free(copy);
+    if (bad_rows)
+        *bad_rows = bad;
+    return ret;
+}
+
+/* ---- I/O ---- */
+
+static int parse_addr(struct runtime *rt, const char *addr)
+{
+    memset(&rt->sa, 0, sizeof(rt->sa));
+    if (strchr(addr, '/')) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&rt->sa;
+
+        if (strlen(addr) >= sizeof(sun->sun_path))
+            return -ENAMETOOLONG;
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, addr);
+        rt->salen = sizeof(*sun);
+        return 0;
+    }
+    /* HOST:PORT with an IP literal ([v6] bracketed) or "localhost". */
+    const char *colon = strrchr(addr, ':');
+    char host[ENDPOINT_HOST_MAX + 2];
+    unsigned long port;
+    size_t hl;
+
+    if (!colon || !uint_ok(colon + 1, 65535, &port) || port == 0)
+        return -EINVAL;
+    hl = (size_t)(colon - addr);
+    if (hl >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&rt->sa;
+
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)port);
+        rt->salen = sizeof(*s6);
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&rt->sa;
+
+    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return -EINVAL;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((unsigned short)port);
+    rt->salen = sizeof(*s4);
+    return 0;
+}
+
+struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s)
+{
+    struct runtime *rt = calloc(1, sizeof(*rt));
+
+    if (!rt)
+        return NULL;
+    if (parse_addr(rt, addr) < 0) {
+        free(rt);
+        return NULL;
+    }
+    rt->loop = loop;
+    rt->fd = -1;
+    rt->sentinel_fd = -1;
+    rt->timeout_s = timeout_s > 0 ? timeout_s : 5.0;
+    return rt;
+}
+
+/* Close the connection and forget the exchange; returns the response buffer
+ * (owned by the caller) so that a callback can still read it. */
+static char *exchange_reset(struct runtime *rt, size_t *len)
+{
+    char *in = rt->in;
+
+    ev_io_stop(rt->loop, &rt->io);
+    ev_timer_stop(rt->loop, &rt->timer);
+    if (rt->fd >= 0)
+        close(rt->fd);
+    rt->fd = -1;
+    free(rt->out);
+    rt->out = NULL;
+    rt->in = NULL;
+    *len = rt->in_len;
+    rt->in_len = rt->in_cap = 0;
+    rt->phase = RT_IDLE;
+    return in;
+}
+
+static void exchange_finish(struct runtime *rt, int err)
+{
+    runtime_done_cb cb = rt->cb;
+    void *arg = rt->arg;
+    size_t n = rt->n_cmds, len;
+    bool raw = rt->raw;
+    char **replies = NULL;
+    char *in = exchange_reset(rt, &len);
+
+    if (err == 0 && !raw)
+        err = runtime_split_replies(in ? in : "", len, n, &replies);
+    /* The callback may start the next exchange: rt is idle by now. */
+    cb(err, replies, raw ? 0 : n, in, len, arg);
+    runtime_replies_free(replies, n);
+    free(in);
+}
+
+static void sentinel_close(struct runtime *rt)
+{
+    if (rt->sentinel_fd < 0)
+        return;
+    ev_io_stop(rt->loop, &rt->sentinel);
+    close(rt->sentinel_fd);
+    rt->sentinel_fd = -1;
+}
+
+void runtime_free(struct runtime *rt)
+{
+    size_t len;
+
+    if (!rt)
+        return;
+    free(exchange_reset(rt, &len));
+    sentinel_close(rt);
+    free(rt);
+}
+
+bool runtime_busy(const struct runtime *rt)
+{
+    return rt->phase != RT_IDLE;
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    exchange_finish(w->data, -ETIMEDOUT);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct runtime *rt = w->data;
+
+    if (rt->phase == RT_CONNECTING) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        if (getsockopt(rt->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+            soerr = errno;
+        if (soerr) {
+            exchange_finish(rt, -soerr);
+            return;
+        }
+        rt->phase = RT_WRITING;
+    }
+    if (rt->phase == RT_WRITING) {
+        while (rt->out_off < rt->out_len) {
+            ssize_t w_ = send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off,
+                              MSG_NOSIGNAL);
+            if (w_ < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                if (errno == EINTR)
+                    continue;
+                exchange_finish(rt, -errno);
+                return;
+            }
+            rt->out_off += (size_t)w_;
+        }
+        /* Half-close: HAProxy answers and then closes its side. */
+        shutdown(rt->fd, SHUT_WR);
+        rt->phase = RT_READING;
+        ev_io_stop(loop, &rt->io);
+        ev_io_set(&rt->io, rt->fd, EV_READ);
+        ev_io_start(loop, &rt->io);
+        return;
+    }
+    for (;;) {
+        if (rt->in_cap - rt->in_len < 4096) {
+            size_t ncap = rt->in_cap ? rt->in_cap * 2 : 16384;
+            char *nb;
+
+            if (ncap > RUNTIME_REPLY_MAX) {
+                exchange_finish(rt, -E2BIG);
+                return;
+            }
+            nb = realloc(rt->in, ncap);
+            if (!nb) {
+                exchange_finish(rt, -ENOMEM);
+                return;
+            }
+            rt->in = nb;
+            rt->in_cap = ncap;
+        }
+        ssize_t r = recv(rt->fd, rt->in + rt->in_len, rt->in_cap - rt->in_len - 1, 0);
+        if (r > 0) {
+            rt->in_len += (size_t)r;
+            rt->in[rt->in_len] = '\0';
+            continue;
+        }
+        if (r == 0) {
+            exchange_finish(rt, 0);
+            return;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        if (errno == EINTR)
+            continue;
+        exchange_finish(rt, -errno);
+        return;
+    }
+}
+
+static int exchange_start(struct runtime *rt, char *line, size_t len, size_t n, bool raw,
+                          runtime_done_cb cb, void *arg)
+{
+    int fd, ret;
+
+    fd = socket(rt->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ret = -errno;
+        free(line);
+        return ret;
+    }
+    rt->fd = fd;
+    rt->out = line;
+    rt->out_len = len;
+    rt->out_off = 0;
+    rt->n_cmds = n;
+    rt->raw = raw;
+    rt->cb = cb;
+    rt->arg = arg;
+    rt->in = NULL;
+    rt->in_len = rt->in_cap = 0;
+    if (connect(fd, (struct sockaddr *)&rt->sa, rt->salen) < 0 && errno != EINPROGRESS) {
+        size_t dummy;
+
+        ret = -errno;
+        free(exchange_reset(rt, &dummy));
+        return ret;
+    }
+    rt->phase = RT_CONNECTING;
+    ev_io_init(&rt->io, on_io, fd, EV_WRITE);
+    rt->io.data = rt;
+    ev_io_start(rt->loop, &rt->io);
+    ev_timer_init(&rt->timer, on_timeout, rt->timeout_s, 0.);
+    rt->timer.data = rt;
+    ev_timer_start(rt->loop, &rt->timer);
+    return 0;
+}
+
+int runtime_send(struct runtime *rt, const char *const *cmds, size_t n, runtime_done_cb cb,
+                 void *arg)
+{
+    size_t len = 0, off = 0;
+    char *line;
+
+    if (rt->phase != RT_IDLE)
+        return -EBUSY;
+    if (n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (strpbrk(cmds[i], ";\n\r") || !cmds[i][0])
+            return -EINVAL;
+        len += strlen(cmds[i]) + 1;
+    }
+    line = malloc(len + 1);
+    if (!line)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(cmds[i]);
+
+        memcpy(line + off, cmds[i], l);
+        off += l;
+        line[off++] = i + 1 < n ? ';' : '\n';
+    }
+    line[off] = '\0';
+    return exchange_start(rt, line, off, n, false, cb, arg);
+}
+
+int runtime_send_raw(struct runtime *rt, const char *cmd, runtime_done_cb cb, void *arg)
+{
+    size_t l = strlen(cmd);
+    char *line;
+
+    if (rt->phase != RT_IDLE)
+        return -EBUSY;
+    if (!l || strpbrk(cmd, "\n\r"))
+        return -EINVAL;
+    line = malloc(l + 2);
+    if (!line)
+        return -ENOMEM;
+    memcpy(line, cmd, l);
+    line[l] = '\n';
+    line[l + 1] = '\0';
+    return exchange_start(rt, line, l + 1, 1, true, cb, arg);
+}
+
+/* ---- sentinel ---- */
+
+static void on_sentinel(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct runtime *rt = w->data;
+    char buf[512];
+
+    if (revents & EV_WRITE) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        if (getsockopt(rt->sentinel_fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr ||
+            send(rt->sentinel_fd, "prompt\n", 7, MSG_NOSIGNAL) != 7)
+            goto lost;
+        ev_io_stop(loop, w);
+        ev_io_set(w, rt->sentinel_fd, EV_READ);
+        ev_io_start(loop, w);
+        return;
+    }
+    for (;;) {
+        ssize_t r = recv(rt->sentinel_fd, buf, sizeof(buf), 0);
+
+        if (r > 0)
+            continue; /* the prompt; nothing else is expected */
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (r < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+lost:
+    sentinel_close(rt);
+    if (rt->lost)
+        rt->lost(rt->lost_arg);
+}
+
+int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg)
+{
+    int fd, ret;
+
+    if (rt->sentinel_fd >= 0)
+        return 0;
+    fd = socket(rt->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&rt->sa, rt->salen) < 0 && errno != EINPROGRESS) {
+        ret = -errno;
+        close(fd);
+        return ret;
+    }
+    rt->sentinel_fd = fd;
+    rt->lost = lost;
+    rt->lost_arg = arg;
+    ev_io_init(&rt->sentinel, on_sentinel, fd, EV_WRITE);
+    rt->sentinel.data = rt;
+    ev_io_start(rt->loop, &rt->sentinel);
+    return 0;
+}
+
+bool runtime_sentinel_connected(const struct runtime *rt)
+{
+    return rt->sentinel_fd >= 0;
+}

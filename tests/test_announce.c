@@ -1,0 +1,533 @@
+/* Tests for announce's pure parts: the command line, the published value
+ * (round-tripped through the daemon's endpoint_parse_value), the rise/fall
+ * counter and the retry backoff. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/announce.h>
+#include <slotsync/endpoint.h>
+#include <slotsync/log.h>
+
+#define MAX_ARGS 32
+
+/* argv for announce_parse_args: "announce" then args up to NULL. */
+struct argv_buf {
+    char *v[MAX_ARGS + 2];
+    int c;
+};
+
+static void make_argv(struct argv_buf *b, const char *const *args)
+{
+    b->c = 0;
+    b->v[b->c++] = (char *)"announce";
+    for (size_t i = 0; args[i]; i++) {
+        cr_assert_lt(b->c, MAX_ARGS, "too many arguments in a test case");
+        b->v[b->c++] = (char *)args[i];
+    }
+    b->v[b->c] = NULL;
+}
+
+/* The parsed options borrow argv (o->command points into it), so it lives
+ * until the next parse. */
+static struct argv_buf last_argv;
+
+static int parse(const char *const *args, struct announce_opts *o, char **errmsg)
+{
+    make_argv(&last_argv, args);
+    return announce_parse_args(last_argv.c, last_argv.v, o, errmsg);
+}
+
+#define BASE                                                                                       \
+    "--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:8080"
+
+/* ---- command line: accepted ---- */
+
+Test(announce_args, defaults)
+{
+    const char *const args[] = {BASE, NULL};
+    struct announce_opts o;
+    char *err = NULL;
+
+    cr_assert_eq(parse(args, &o, &err), 0, "error: %s", err ? err : "");
+    cr_expect_eq(o.n_etcd_endpoints, 1);
+    cr_expect_str_eq(o.etcd_endpoints[0], "http://127.0.0.1:2379");
+    cr_expect_str_eq(o.prefix, "/services/");
+    cr_expect_str_eq(o.key, "/services/web/a");
+    cr_expect_str_eq(o.addr.host, "10.0.0.5");
+    cr_expect_eq(o.addr.port, 8080);
+    cr_expect_not(o.addr.ipv6);
+    cr_expect_not(o.weight_set);
+    cr_expect_eq(o.ttl_s, ANNOUNCE_DEFAULT_TTL);
+    cr_expect_eq(o.ttl_s, 10);
+    cr_expect_eq(o.format, ANNOUNCE_FORMAT_JSON);
+    cr_expect_eq(o.check, ANNOUNCE_CHECK_NONE);
+    cr_expect_null(o.check_url);
+    cr_expect_float_eq(o.check_interval_s, 2.0, 1e-9);
+    cr_expect_eq(o.rise, 2);
+    cr_expect_eq(o.fall, 3);
+    cr_expect_eq(o.log_level, LOG_INFO);
+    cr_expect_null(o.command);
+    cr_expect_not(o.help);
+    cr_expect_null(err);
+    announce_opts_free(&o);
+}
+
+Test(announce_args, everything)
+{
+    const char *const args[] = {"--etcd",
+                                "http://127.0.0.1:2379,http://127.0.0.1:2380",
+                                "--prefix=/sd/",
+                                "--key",
+                                "/sd/api.v2/host-1:8080/x",
+                                "--addr",
+                                "[2001:DB8::1]:443",
+                                "--ttl",
+                                "3600",
+                                "--weight",
+                                "0",
+                                "--format",
+                                "json",
+                                "--check",
+                                "http://127.0.0.1:9000/health?full=1",
+                                "--check-interval",
+                                "0.1",
+                                "--rise=1",
+                                "--fall",
+                                "100",
+                                "--log-level",
+                                "debug",
+                                "--",
+                                "/bin/sh",
+                                "-c",
+                                "exec sleep 1",
+                                NULL};
+    struct announce_opts o;
+    char *err = NULL;
+
+    cr_assert_eq(parse(args, &o, &err), 0, "error: %s", err ? err : "");
+    cr_expect_eq(o.n_etcd_endpoints, 2);
+    cr_expect_str_eq(o.etcd_endpoints[1], "http://127.0.0.1:2380");
+    cr_expect_str_eq(o.prefix, "/sd/");
+    cr_expect_str_eq(o.addr.host, "2001:db8::1", "canonical form");
+    cr_expect(o.addr.ipv6);
+    cr_expect_eq(o.addr.port, 443);
+    cr_expect(o.weight_set);
+    cr_expect_eq(o.addr.weight, 0);
+    cr_expect_eq(o.ttl_s, 3600);
+    cr_expect_eq(o.check, ANNOUNCE_CHECK_HTTP);
+    cr_expect_str_eq(o.check_url, "http://127.0.0.1:9000/health?full=1");
+    cr_expect_float_eq(o.check_interval_s, 0.1, 1e-9);
+    cr_expect_eq(o.rise, 1);
+    cr_expect_eq(o.fall, 100);
+    cr_expect_eq(o.log_level, LOG_DEBUG);
+    cr_assert_not_null(o.command);
+    cr_expect_str_eq(o.command[0], "/bin/sh");
+    cr_expect_str_eq(o.command[2], "exec sleep 1");
+    cr_expect_null(o.command[3]);
+    announce_opts_free(&o);
+}
+
+struct check_case {
+    const char *arg;
+    enum announce_check kind;
+    const char *url; /* canonical, NULL for tcp */
+};
+
+Test(announce_args, check_forms)
+{
+    static const struct check_case cases[] = {
+        {"tcp", ANNOUNCE_CHECK_TCP, NULL},
+        {"http://127.0.0.1:80", ANNOUNCE_CHECK_HTTP, "http://127.0.0.1:80/"},
+        {"http://127.0.0.1:8080/", ANNOUNCE_CHECK_HTTP, "http://127.0.0.1:8080/"},
+        {"http://[::1]:8080/ready", ANNOUNCE_CHECK_HTTP, "http://[::1]:8080/ready"},
+        {"http://[0:0::1]:8080/a/b", ANNOUNCE_CHECK_HTTP, "http://[::1]:8080/a/b"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *const args[] = {BASE, "--check", cases[i].arg, NULL};
+        struct announce_opts o;
+        char *err = NULL;
+
+        cr_assert_eq(parse(args, &o, &err), 0, "case %zu: %s", i, err ? err : "");
+        cr_expect_eq(o.check, cases[i].kind, "case %zu", i);
+        if (cases[i].url)
+            cr_expect_str_eq(o.check_url, cases[i].url, "case %zu", i);
+        else
+            cr_expect_null(o.check_url, "case %zu", i);
+        announce_opts_free(&o);
+    }
+}
+
+Test(announce_args, plain_format)
+{
+    const char *const args[] = {BASE, "--format", "plain", NULL};
+    struct announce_opts o;
+    char *err = NULL;
+
+    cr_assert_eq(parse(args, &o, &err), 0, "error: %s", err ? err : "");
+    cr_expect_eq(o.format, ANNOUNCE_FORMAT_PLAIN);
+    announce_opts_free(&o);
+}
+
+Test(announce_args, help)
+{
+    static const char *const helps[] = {"--help", "-h"};
+
+    for (size_t i = 0; i < 2; i++) {
+        /* --help wins over anything wrong around it. */
+        const char *const args[] = {"--ttl", "1", helps[i], "--bogus", NULL};
+        struct announce_opts o;
+        char *err = NULL;
+
+        cr_assert_eq(parse(args, &o, &err), 0);
+        cr_expect(o.help);
+        cr_expect_null(err);
+        announce_opts_free(&o);
+    }
+    cr_expect_not_null(strstr(announce_usage(), "--check-interval"));
+}
+
+Test(announce_args, command_args_are_not_options)
+{
+    const char *const args[] = {BASE, "--", "prog", "--ttl", "1", "--", "x", NULL};
+    struct announce_opts o;
+    char *err = NULL;
+
+    cr_assert_eq(parse(args, &o, &err), 0, "error: %s", err ? err : "");
+    cr_expect_eq(o.ttl_s, 10, "--ttl after -- belongs to the command");
+    cr_assert_not_null(o.command);
+    cr_expect_str_eq(o.command[0], "prog");
+    cr_expect_str_eq(o.command[1], "--ttl");
+    cr_expect_str_eq(o.command[4], "x");
+    cr_expect_null(o.command[5]);
+    announce_opts_free(&o);
+}
+
+/* ---- command line: refused, with the option named ---- */
+
+struct bad_case {
+    const char *args[12];
+    const char *needle; /* must appear in the error */
+};
+
+Test(announce_args, refused)
+{
+    static const struct bad_case cases[] = {
+        /* required */
+        {{"--key", "/services/web/a", "--addr", "10.0.0.5:80"}, "--etcd is required"},
+        {{"--etcd", "http://127.0.0.1:2379", "--addr", "10.0.0.5:80"}, "--key is required"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a"}, "--addr is required"},
+        /* syntax */
+        {{BASE, "--bogus", "1"}, "unknown option '--bogus'"},
+        {{BASE, "-x"}, "unknown option '-x'"},
+        {{BASE, "stray"}, "unexpected argument 'stray'"},
+        {{BASE, "--ttl"}, "--ttl needs a value"},
+        {{BASE, "--ttl", "5", "--ttl", "6"}, "--ttl given twice"},
+        {{BASE, "--"}, "a command must follow"},
+        /* --etcd */
+        {{"--etcd", "127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:80"},
+         "--etcd:"},
+        {{"--etcd", "http://127.0.0.1:2379,", "--key", "/services/web/a", "--addr", "10.0.0.5:80"},
+         "--etcd: empty URL"},
+        {{"--etcd", "ftp://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:80"},
+         "--etcd:"},
+        /* --key and --prefix */
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/other/web/a", "--addr", "10.0.0.5:80"},
+         "--key:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web", "--addr", "10.0.0.5:80"},
+         "--key:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/", "--addr", "10.0.0.5:80"},
+         "--key:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/w b/a", "--addr", "10.0.0.5:80"},
+         "--key:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a b", "--addr", "10.0.0.5:80"},
+         "--key:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:80",
+          "--prefix", "services/"},
+         "--prefix:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:80",
+          "--prefix", "/services"},
+         "--prefix:"},
+        /* --addr */
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5"},
+         "--addr:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "localhost:80"},
+         "--addr:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "10.0.0.5:0"},
+         "--addr:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr",
+          "10.0.0.5:65536"},
+         "--addr:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "::1:80"},
+         "--addr:"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "0.0.0.0:80"},
+         "--addr: host is the unspecified address"},
+        {{"--etcd", "http://127.0.0.1:2379", "--key", "/services/web/a", "--addr", "[::]:80"},
+         "--addr: host is the unspecified address"},
+        /* numbers */
+        {{BASE, "--ttl", "1"}, "--ttl:"},
+        {{BASE, "--ttl", "3601"}, "--ttl:"},
+        {{BASE, "--ttl", "10s"}, "--ttl:"},
+        {{BASE, "--ttl", "-5"}, "--ttl:"},
+        {{BASE, "--ttl", " 5"}, "--ttl:"},
+        {{BASE, "--ttl", "99999999999999999999"}, "--ttl:"},
+        {{BASE, "--weight", "257"}, "--weight:"},
+        {{BASE, "--weight", "-1"}, "--weight:"},
+        {{BASE, "--weight", "1.5"}, "--weight:"},
+        {{BASE, "--format", "plain", "--weight", "5"}, "--weight:"},
+        {{BASE, "--format", "yaml"}, "--format:"},
+        /* checks */
+        {{BASE, "--check", "udp"}, "--check:"},
+        {{BASE, "--check", "https://127.0.0.1:80/"}, "--check:"},
+        {{BASE, "--check", "http://localhost:80/"}, "--check:"},
+        {{BASE, "--check", "http://127.0.0.1/"}, "--check:"},
+        {{BASE, "--check", "http://127.0.0.1:80/a b"}, "--check:"},
+        {{BASE, "--check", "http://127.0.0.1:80/a#b"}, "--check:"},
+        {{BASE, "--check", "tcp", "--check-interval", "0.05"}, "--check-interval:"},
+        {{BASE, "--check", "tcp", "--check-interval", "3601"}, "--check-interval:"},
+        {{BASE, "--check", "tcp", "--check-interval", "nan"}, "--check-interval:"},
+        {{BASE, "--check", "tcp", "--check-interval", "inf"}, "--check-interval:"},
+        {{BASE, "--check", "tcp", "--check-interval", ""}, "--check-interval:"},
+        {{BASE, "--check", "tcp", "--rise", "0"}, "--rise:"},
+        {{BASE, "--check", "tcp", "--fall", "101"}, "--fall:"},
+        {{BASE, "--rise", "2"}, "--rise: needs --check"},
+        {{BASE, "--check-interval", "1"}, "--check-interval: needs --check"},
+        {{BASE, "--log-level", "loud"}, "--log-level:"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct announce_opts o;
+        char *err = NULL;
+        int r = parse(cases[i].args, &o, &err);
+
+        cr_expect_eq(r, -EINVAL, "case %zu (%s): returned %d", i, cases[i].needle, r);
+        cr_expect_not_null(err, "case %zu: no message", i);
+        if (err)
+            cr_expect_not_null(strstr(err, cases[i].needle), "case %zu: \"%s\" lacks \"%s\"", i,
+                               err, cases[i].needle);
+        /* nothing to free on failure */
+        cr_expect_null(o.etcd_endpoints, "case %zu", i);
+        cr_expect_null(o.prefix, "case %zu", i);
+        cr_expect_null(o.check_url, "case %zu", i);
+        free(err);
+    }
+}
+
+/* ---- the published value ---- */
+
+struct value_case {
+    const char *addr;
+    int weight; /* -1: not given */
+    enum announce_format format;
+    const char *value;
+};
+
+Test(announce_value, formats_and_round_trips)
+{
+    static const struct value_case cases[] = {
+        {"127.0.0.1:8080", -1, ANNOUNCE_FORMAT_JSON, "{\"host\":\"127.0.0.1\",\"port\":8080}"},
+        {"127.0.0.1:8080", 7, ANNOUNCE_FORMAT_JSON,
+         "{\"host\":\"127.0.0.1\",\"port\":8080,\"weight\":7}"},
+        {"10.1.2.3:1", 0, ANNOUNCE_FORMAT_JSON, "{\"host\":\"10.1.2.3\",\"port\":1,\"weight\":0}"},
+        {"10.1.2.3:65535", 256, ANNOUNCE_FORMAT_JSON,
+         "{\"host\":\"10.1.2.3\",\"port\":65535,\"weight\":256}"},
+        {"[2001:db8::5]:443", -1, ANNOUNCE_FORMAT_JSON, "{\"host\":\"2001:db8::5\",\"port\":443}"},
+        {"[::1]:80", 3, ANNOUNCE_FORMAT_JSON, "{\"host\":\"::1\",\"port\":80,\"weight\":3}"},
+        {"127.0.0.1:8080", -1, ANNOUNCE_FORMAT_PLAIN, "127.0.0.1:8080"},
+        {"[2001:db8::5]:443", -1, ANNOUNCE_FORMAT_PLAIN, "[2001:db8::5]:443"},
+        {"[::ffff:10.0.0.1]:80", -1, ANNOUNCE_FORMAT_PLAIN, "[::ffff:10.0.0.1]:80"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct value_case *c = &cases[i];
+        struct endpoint ep, back;
+        char buf[ENDPOINT_VALUE_MAX + 1], *err = NULL;
+        int n;
+
+        memset(&ep, 0, sizeof(ep));
+        cr_assert_eq(endpoint_parse_hostport(c->addr, strlen(c->addr), &ep), 0, "case %zu", i);
+        ep.weight = c->weight >= 0 ? (unsigned short)c->weight : ENDPOINT_DEFAULT_WEIGHT;
+        n = announce_format_value(&ep, c->weight >= 0, c->format, buf, sizeof(buf));
+        cr_assert_eq(n, (int)strlen(c->value), "case %zu: returned %d", i, n);
+        cr_expect_str_eq(buf, c->value, "case %zu", i);
+
+        /* What announce publishes, the daemon must accept as the same
+         * endpoint. */
+        memset(&back, 0, sizeof(back));
+        cr_assert_eq(endpoint_parse_value(buf, (size_t)n, &back, &err), 0,
+                     "case %zu: daemon refuses %s: %s", i, buf, err ? err : "");
+        cr_expect_str_eq(back.host, ep.host, "case %zu", i);
+        cr_expect_eq(back.ipv6, ep.ipv6, "case %zu", i);
+        cr_expect_eq(back.port, ep.port, "case %zu", i);
+        cr_expect_eq(back.weight, c->weight >= 0 ? c->weight : ENDPOINT_DEFAULT_WEIGHT, "case %zu",
+                     i);
+        cr_expect_eq(back.state, ENDPOINT_READY, "case %zu", i);
+        free(err);
+    }
+}
+
+/* Every command line that parses gives a value the daemon takes. */
+Test(announce_value, parsed_options_round_trip)
+{
+    static const char *const addrs[] = {"127.0.0.1:80", "[::1]:8080", "192.168.1.254:65535",
+                                        "[fe80::1]:1"};
+    static const char *const formats[] = {"json", "plain"};
+
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        for (size_t f = 0; f < 2; f++) {
+            const char *const args[] = {"--etcd",   "http://127.0.0.1:2379",
+                                        "--key",    "/services/web/a",
+                                        "--addr",   addrs[i],
+                                        "--format", formats[f],
+                                        NULL};
+            struct announce_opts o;
+            struct endpoint back;
+            char buf[ENDPOINT_VALUE_MAX + 1], *err = NULL;
+            int n;
+
+            cr_assert_eq(parse(args, &o, &err), 0, "%s %s: %s", addrs[i], formats[f],
+                         err ? err : "");
+            n = announce_format_value(&o.addr, o.weight_set, o.format, buf, sizeof(buf));
+            cr_assert_gt(n, 0);
+            cr_expect_eq(endpoint_parse_value(buf, (size_t)n, &back, NULL), 0, "%s", buf);
+            cr_expect_str_eq(back.host, o.addr.host);
+            cr_expect_eq(back.port, o.addr.port);
+            announce_opts_free(&o);
+        }
+    }
+}
+
+Test(announce_value, errors)
+{
+    struct endpoint ep;
+    char small[8], buf[128];
+
+    memset(&ep, 0, sizeof(ep));
+    cr_assert_eq(endpoint_parse_hostport("127.0.0.1:8080", 14, &ep), 0);
+    cr_expect_eq(announce_format_value(&ep, false, ANNOUNCE_FORMAT_JSON, small, sizeof(small)),
+                 -ENOSPC);
+    cr_expect_eq(announce_format_value(&ep, false, ANNOUNCE_FORMAT_PLAIN, small, sizeof(small)),
+                 -ENOSPC);
+    cr_expect_eq(announce_format_value(&ep, true, ANNOUNCE_FORMAT_PLAIN, buf, sizeof(buf)), -EINVAL,
+                 "plain cannot carry a weight");
+    cr_expect_eq(announce_format_value(NULL, false, ANNOUNCE_FORMAT_JSON, buf, sizeof(buf)),
+                 -EINVAL);
+    cr_expect_eq(announce_format_value(&ep, false, (enum announce_format)9, buf, sizeof(buf)),
+                 -EINVAL);
+}
+
+/* ---- rise / fall ---- */
+
+struct health_case {
+    int rise, fall;
+    const char *results; /* 'o' ok, 'x' failed */
+    const char *changes; /* per result: '.' same, 'U' up, 'D' down */
+};
+
+Test(announce_health, sequences)
+{
+    static const struct health_case cases[] = {
+        /* the very first success registers, whatever rise is */
+        {2, 3, "o", "U"},
+        {5, 3, "xxxxo", "....U"},
+        {2, 3, "oooo", "U..."},
+        /* fall consecutive failures withdraw */
+        {2, 3, "oxxx", "U..D"},
+        {2, 3, "oxxoxxoxx", "U........"},
+        {2, 1, "ox", "UD"},
+        /* after a withdrawal, rise consecutive successes are needed */
+        {2, 3, "oxxxoo", "U..D.U"},
+        {2, 3, "oxxxoxoo", "U..D...U"},
+        {3, 2, "oxxooxooo", "U.D.....U"},
+        {1, 1, "oxoxo", "UDUDU"},
+        /* failures beyond fall while down change nothing */
+        {2, 3, "oxxxxxxx", "U..D...."},
+        /* never up: failures alone do nothing */
+        {2, 3, "xxxxxx", "......"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct health_case *c = &cases[i];
+        struct announce_health h;
+
+        cr_assert_eq(strlen(c->results), strlen(c->changes), "case %zu is malformed", i);
+        announce_health_init(&h, c->rise, c->fall);
+        cr_expect_not(h.up);
+        for (size_t k = 0; c->results[k]; k++) {
+            enum announce_health_change got = announce_health_report(&h, c->results[k] == 'o');
+            char g = got == ANNOUNCE_HEALTH_UP ? 'U' : got == ANNOUNCE_HEALTH_DOWN ? 'D' : '.';
+
+            cr_expect_eq(g, c->changes[k], "case %zu (%s) step %zu: got %c want %c", i, c->results,
+                         k, g, c->changes[k]);
+        }
+    }
+}
+
+Test(announce_health, up_flag_follows_changes)
+{
+    struct announce_health h;
+
+    announce_health_init(&h, 2, 2);
+    announce_health_report(&h, true);
+    cr_expect(h.up);
+    announce_health_report(&h, false);
+    cr_expect(h.up);
+    announce_health_report(&h, false);
+    cr_expect_not(h.up);
+    cr_expect(h.ever_up);
+}
+
+Test(announce_health, counters_do_not_overflow)
+{
+    struct announce_health h;
+
+    announce_health_init(&h, 3, 3);
+    for (int i = 0; i < 100000; i++)
+        announce_health_report(&h, false);
+    cr_expect_leq(h.failures, 3);
+    for (int i = 0; i < 100000; i++)
+        announce_health_report(&h, true);
+    cr_expect_leq(h.successes, 3);
+    cr_expect(h.up);
+}
+
+/* ---- backoff ---- */
+
+Test(announce_backoff, doubles_to_the_cap)
+{
+    /* r = 0 gives the lower bound d/2. */
+    cr_expect_float_eq(announce_backoff(0, 0.25, 5, 0), 0.125, 1e-12);
+    cr_expect_float_eq(announce_backoff(1, 0.25, 5, 0), 0.25, 1e-12);
+    cr_expect_float_eq(announce_backoff(2, 0.25, 5, 0), 0.5, 1e-12);
+    cr_expect_float_eq(announce_backoff(4, 0.25, 5, 0), 2.0, 1e-12);
+    cr_expect_float_eq(announce_backoff(5, 0.25, 5, 0), 2.5, 1e-12, "capped at 5");
+    cr_expect_float_eq(announce_backoff(1000, 0.25, 5, 0), 2.5, 1e-12);
+    cr_expect_float_eq(announce_backoff(4294967295u, 0.25, 5, 0), 2.5, 1e-12);
+}
+
+Test(announce_backoff, jitter_stays_in_bounds)
+{
+    for (unsigned attempt = 0; attempt < 40; attempt++) {
+        double d = fmin(5.0, 0.25 * pow(2, attempt));
+
+        for (int k = 0; k <= 100; k++) {
+            double r = k / 101.0;
+            double v = announce_backoff(attempt, 0.25, 5.0, r);
+
+            cr_expect_geq(v, d / 2 - 1e-12, "attempt %u r %f: %f", attempt, r, v);
+            cr_expect_lt(v, d, "attempt %u r %f: %f", attempt, r, v);
+            cr_expect_leq(v, 5.0);
+        }
+    }
+}
+
+Test(announce_backoff, bad_jitter_is_ignored)
+{
+    cr_expect_float_eq(announce_backoff(3, 0.25, 5, NAN), 1.0, 1e-12);
+    cr_expect_float_eq(announce_backoff(3, 0.25, 5, -1), 1.0, 1e-12);
+    cr_expect_float_eq(announce_backoff(3, 0.25, 5, 1), 1.0, 1e-12);
+}

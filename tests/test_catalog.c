@@ -1,0 +1,553 @@
+/* test_catalog - the desired state: puts, deletes, rejects, order, dirty
+ * flags, re-list sweeps, counters and scale. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/catalog.h>
+
+#define PREFIX "/svc/"
+
+static struct catalog *cat;
+
+static void setup(void)
+{
+    cat = catalog_new(PREFIX);
+    cr_assert_not_null(cat);
+}
+
+static void teardown(void)
+{
+    catalog_free(cat);
+    cat = NULL;
+}
+
+TestSuite(catalog, .init = setup, .fini = teardown);
+
+static int put(const char *key, const char *val, int64_t rev)
+{
+    return catalog_put(cat, key, strlen(key), val, strlen(val), rev, NULL);
+}
+
+static int del(const char *key)
+{
+    return catalog_delete(cat, key, strlen(key), NULL);
+}
+
+static const struct catalog_endpoint *lookup(const char *service, const char *instance)
+{
+    const struct catalog_service *svc = catalog_find(cat, service);
+
+    if (!svc)
+        return NULL;
+    for (size_t i = 0; i < svc->n_endpoints; i++)
+        if (strcmp(svc->endpoints[i]->instance, instance) == 0)
+            return svc->endpoints[i];
+    return NULL;
+}
+
+static void clear_dirty(void)
+{
+    for (size_t i = 0; i < cat->n_services; i++)
+        cat->services[i]->dirty = false;
+}
+
+static bool dirty(const char *service)
+{
+    const struct catalog_service *svc = catalog_find(cat, service);
+
+    cr_assert_not_null(svc, "service %s missing", service);
+    return svc->dirty;
+}
+
+Test(catalog, new_is_empty)
+{
+    cr_assert_eq(cat->n_services, 0);
+    cr_assert_eq(catalog_count(cat), 0);
+    cr_assert_null(catalog_find(cat, "api"));
+    cr_assert_str_eq(cat->prefix, PREFIX);
+    cr_assert_eq(cat->puts + cat->deletes + cat->rejected, 0);
+}
+
+Test(catalog, add_update_unchanged_delete)
+{
+    const struct catalog_endpoint *ce;
+
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 5), CATALOG_ADDED);
+    ce = lookup("api", "a");
+    cr_assert_not_null(ce);
+    cr_assert_str_eq(ce->ep.host, "10.0.0.1");
+    cr_assert_eq(ce->ep.port, 80);
+    cr_assert_eq(ce->ep.weight, ENDPOINT_DEFAULT_WEIGHT);
+    cr_assert_eq(ce->ep.state, ENDPOINT_READY);
+    cr_assert_eq(ce->mod_revision, 5);
+    cr_assert(ce->seen);
+
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 6), CATALOG_UNCHANGED);
+    cr_assert_eq(lookup("api", "a")->mod_revision, 6);
+
+    cr_assert_eq(put("/svc/api/a", "{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":7}", 7),
+                 CATALOG_UPDATED);
+    ce = lookup("api", "a");
+    cr_assert_eq(ce->ep.weight, 7);
+    cr_assert_eq(ce->mod_revision, 7);
+
+    cr_assert_eq(put("/svc/api/a",
+                     "{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":7,"
+                     "\"state\":\"drain\"}",
+                     8),
+                 CATALOG_UPDATED);
+    cr_assert_eq(lookup("api", "a")->ep.state, ENDPOINT_DRAIN);
+
+    cr_assert_eq(put("/svc/api/a", "[2001:db8:0::1]:443", 9), CATALOG_UPDATED);
+    ce = lookup("api", "a");
+    cr_assert_str_eq(ce->ep.host, "2001:db8::1");
+    cr_assert(ce->ep.ipv6);
+    cr_assert_eq(ce->ep.state, ENDPOINT_READY);
+
+    cr_assert_eq(catalog_count(cat), 1);
+    cr_assert_eq(del("/svc/api/a"), CATALOG_REMOVED);
+    cr_assert_null(lookup("api", "a"));
+    cr_assert_eq(catalog_count(cat), 0);
+    cr_assert_eq(del("/svc/api/a"), CATALOG_UNCHANGED);
+    cr_assert_eq(del("/svc/nosuch/a"), CATALOG_UNCHANGED);
+
+    /* the emptied service is kept: its backend still has to be converged */
+    cr_assert_not_null(catalog_find(cat, "api"));
+    cr_assert_eq(catalog_find(cat, "api")->n_endpoints, 0);
+}
+
+Test(catalog, put_copies_borrowed_key_and_value)
+{
+    char key[] = "/svc/api/a", val[] = "10.0.0.1:80";
+
+    cr_assert_eq(catalog_put(cat, key, strlen(key), val, strlen(val), 1, NULL), CATALOG_ADDED);
+    memset(key, 'x', strlen(key));
+    memset(val, 'x', strlen(val));
+    cr_assert_not_null(lookup("api", "a"));
+    cr_assert_str_eq(lookup("api", "a")->ep.host, "10.0.0.1");
+}
+
+Test(catalog, key_and_value_need_not_be_nul_terminated)
+{
+    const char key[] = "/svc/api/abcXXX", val[] = "10.0.0.1:8080999";
+
+    cr_assert_eq(catalog_put(cat, key, 12, val, 13, 1, NULL), CATALOG_ADDED);
+    cr_assert_not_null(lookup("api", "abc"));
+    cr_assert_eq(lookup("api", "abc")->ep.port, 8080);
+    cr_assert_eq(catalog_delete(cat, key, 12, NULL), CATALOG_REMOVED);
+}
+
+static const struct {
+    const char *name;
+    const char *key;
+    size_t len; /* 0: strlen(key) */
+} bad_keys[] = {
+    {"other prefix", "/other/api/a", 0},
+    {"prefix only", "/svc/", 0},
+    {"no slash before prefix", "svc/api/a", 0},
+    {"no instance", "/svc/api", 0},
+    {"empty instance", "/svc/api/", 0},
+    {"empty service", "/svc//a", 0},
+    {"service bad char", "/svc/a$pi/a", 0},
+    {"service space", "/svc/a pi/a", 0},
+    {"service dot", "/svc/./a", 0},
+    {"service dotdot", "/svc/../a", 0},
+    {"service 64 bytes", "/svc/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/a",
+     0},
+    {"instance space", "/svc/api/a b", 0},
+    {"instance tab", "/svc/api/a\tb", 0},
+    {"instance newline", "/svc/api/a\nb", 0},
+    {"instance non-ascii", "/svc/api/caf\xc3\xa9", 0},
+    {"instance NUL", "/svc/api/a\0b", 11},
+    {"empty key", "", 0},
+};
+
+Test(catalog, rejects_each_bad_key)
+{
+    unsigned long long rejected = 0;
+    char longinst[5 + 4 + 256 + 1];
+
+    for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+        size_t len = bad_keys[i].len ? bad_keys[i].len : strlen(bad_keys[i].key);
+        char *err = NULL;
+
+        cr_assert_eq(catalog_put(cat, bad_keys[i].key, len, "10.0.0.1:80", 11, 1, &err),
+                     CATALOG_REJECTED, "put %s", bad_keys[i].name);
+        cr_assert_not_null(err, "put %s: no reason", bad_keys[i].name);
+        free(err);
+        err = NULL;
+        cr_assert_eq(catalog_delete(cat, bad_keys[i].key, len, &err), CATALOG_REJECTED, "delete %s",
+                     bad_keys[i].name);
+        cr_assert_not_null(err, "delete %s: no reason", bad_keys[i].name);
+        free(err);
+        rejected += 2;
+        cr_assert_eq(cat->rejected, rejected, "%s", bad_keys[i].name);
+    }
+    /* 256-byte instance, and the 255-byte one that is fine */
+    memcpy(longinst, "/svc/api/", 9);
+    memset(longinst + 9, 'i', 256);
+    longinst[9 + 256] = '\0';
+    cr_assert_eq(put(longinst, "10.0.0.1:80", 1), CATALOG_REJECTED);
+    longinst[9 + 255] = '\0';
+    cr_assert_eq(put(longinst, "10.0.0.1:80", 1), CATALOG_ADDED);
+
+    cr_assert_eq(cat->n_services, 1);
+    cr_assert_eq(catalog_count(cat), 1);
+    cr_assert_eq(cat->puts, 1);
+    cr_assert_eq(cat->deletes, 0);
+}
+
+static const struct {
+    const char *name;
+    const char *val;
+    size_t len; /* 0: strlen(val) */
+} bad_values[] = {
+    {"empty", "", 0},
+    {"garbage", "hello", 0},
+    {"no port", "10.0.0.1", 0},
+    {"empty port", "10.0.0.1:", 0},
+    {"port 0", "10.0.0.1:0", 0},
+    {"port 65536", "10.0.0.1:65536", 0},
+    {"port sign", "10.0.0.1:+80", 0},
+    {"hostname", "example.com:80", 0},
+    {"bad ipv4", "10.0.0.256:80", 0},
+    {"unbracketed ipv6", "::1:80", 0},
+    {"unclosed bracket", "[::1:80", 0},
+    {"unspecified v4", "0.0.0.0:80", 0},
+    {"unspecified v6", "[::]:80", 0},
+    {"trailing space", "10.0.0.1:80 ", 0},
+    {"newline", "10.0.0.1:80\n", 0},
+    {"NUL inside", "10.0.0.1:80\0x", 13},
+    {"json not object", "[1,2]", 0},
+    {"json broken", "{\"host\":", 0},
+    {"json no host", "{\"port\":80}", 0},
+    {"json no port", "{\"host\":\"10.0.0.1\"}", 0},
+    {"json port string", "{\"host\":\"10.0.0.1\",\"port\":\"80\"}", 0},
+    {"json host name", "{\"host\":\"db\",\"port\":80}", 0},
+    {"json weight 257", "{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":257}", 0},
+    {"json weight -1", "{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":-1}", 0},
+    {"json bad state", "{\"host\":\"10.0.0.1\",\"port\":80,\"state\":\"up\"}", 0},
+    {"json duplicate key", "{\"host\":\"10.0.0.1\",\"port\":80,\"port\":81}", 0},
+    {"json trailing text", "{\"host\":\"10.0.0.1\",\"port\":80} x", 0},
+};
+
+#define N_BAD_VALUES (sizeof(bad_values) / sizeof(bad_values[0]))
+
+static size_t bad_value_len(size_t i)
+{
+    return bad_values[i].len ? bad_values[i].len : strlen(bad_values[i].val);
+}
+
+Test(catalog, rejects_each_bad_value)
+{
+    for (size_t i = 0; i < N_BAD_VALUES; i++) {
+        char *err = NULL;
+
+        cr_assert_eq(
+            catalog_put(cat, "/svc/api/a", 10, bad_values[i].val, bad_value_len(i), 1, &err),
+            CATALOG_REJECTED, "%s", bad_values[i].name);
+        cr_assert_not_null(err, "%s: no reason", bad_values[i].name);
+        free(err);
+        cr_assert_eq(cat->rejected, i + 1);
+    }
+    /* nothing entered, not even the service */
+    cr_assert_eq(cat->n_services, 0);
+    cr_assert_eq(cat->puts, 0);
+}
+
+/* JSON padded with inner spaces to exactly len bytes */
+static char *padded_json(size_t len)
+{
+    static const char body[] = "{\"host\":\"10.0.0.1\",\"port\":80";
+    char *val = malloc(len + 1);
+
+    cr_assert_not_null(val);
+    memset(val, ' ', len);
+    memcpy(val, body, sizeof(body) - 1);
+    val[len - 1] = '}';
+    val[len] = '\0';
+    return val;
+}
+
+Test(catalog, value_length_limit)
+{
+    char *val = padded_json(ENDPOINT_VALUE_MAX);
+
+    cr_assert_eq(put("/svc/api/a", val, 1), CATALOG_ADDED);
+    free(val);
+    val = padded_json(ENDPOINT_VALUE_MAX + 1);
+    cr_assert_eq(put("/svc/api/a", val, 2), CATALOG_REJECTED);
+    free(val);
+    cr_assert_null(lookup("api", "a"));
+}
+
+Test(catalog, valid_then_bad_overwrite_removes)
+{
+    for (size_t i = 0; i < N_BAD_VALUES; i++) {
+        char *err = NULL;
+
+        cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED, "%s", bad_values[i].name);
+        cr_assert_eq(put("/svc/api/b", "10.0.0.2:80", 1),
+                     i == 0 ? CATALOG_ADDED : CATALOG_UNCHANGED);
+        clear_dirty();
+        cr_assert_eq(
+            catalog_put(cat, "/svc/api/a", 10, bad_values[i].val, bad_value_len(i), 2, &err),
+            CATALOG_REJECTED, "%s", bad_values[i].name);
+        cr_assert_not_null(err);
+        free(err);
+        cr_assert_null(lookup("api", "a"), "%s: old endpoint kept", bad_values[i].name);
+        cr_assert_not_null(lookup("api", "b"), "%s", bad_values[i].name);
+        cr_assert(dirty("api"), "%s", bad_values[i].name);
+        cr_assert_eq(catalog_count(cat), 1);
+    }
+    cr_assert_eq(cat->rejected, N_BAD_VALUES);
+}
+
+Test(catalog, bad_value_on_unknown_key_leaves_service_clean)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    clear_dirty();
+    cr_assert_eq(put("/svc/api/z", "nope", 2), CATALOG_REJECTED);
+    cr_assert_not(dirty("api"));
+    cr_assert_eq(catalog_count(cat), 1);
+}
+
+Test(catalog, iteration_is_sorted)
+{
+    /* byte order differs from etcd's key order here: "a-b/" < "a/" as keys */
+    static const char *const keys[] = {
+        "/svc/web/b",   "/svc/a/x",   "/svc/a-b/y", "/svc/web/a/2", "/svc/Z/z",
+        "/svc/web/a/1", "/svc/web/a", "/svc/a/w",   "/svc/web/c",   "/svc/0/k",
+    };
+    static const char *const want_services[] = {"0", "Z", "a", "a-b", "web"};
+    static const char *const want_web[] = {"a", "a/1", "a/2", "b", "c"};
+    const struct catalog_service *web;
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_assert_eq(put(keys[i], "10.0.0.1:80", (int64_t)i), CATALOG_ADDED, "%s", keys[i]);
+    cr_assert_eq(cat->n_services, 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_str_eq(cat->services[i]->name, want_services[i]);
+    web = catalog_find(cat, "web");
+    cr_assert_not_null(web);
+    cr_assert_eq(web->n_endpoints, 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_str_eq(web->endpoints[i]->instance, want_web[i]);
+    cr_assert_str_eq(catalog_find(cat, "a")->endpoints[0]->instance, "w");
+    cr_assert_str_eq(catalog_find(cat, "a")->endpoints[1]->instance, "x");
+
+    cr_assert_eq(del("/svc/web/a/1"), CATALOG_REMOVED);
+    cr_assert_eq(web->n_endpoints, 4);
+    cr_assert_str_eq(web->endpoints[0]->instance, "a");
+    cr_assert_str_eq(web->endpoints[1]->instance, "a/2");
+    cr_assert_str_eq(web->endpoints[3]->instance, "c");
+    cr_assert_null(catalog_find(cat, "b"));
+    cr_assert_null(catalog_find(cat, "zz"));
+    cr_assert_eq(catalog_count(cat), 9);
+}
+
+Test(catalog, dirty_flags)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/web/a", "10.0.0.2:80", 1), CATALOG_ADDED);
+    cr_assert(dirty("api"));
+    cr_assert(dirty("web"));
+    clear_dirty();
+
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 2), CATALOG_UNCHANGED);
+    cr_assert_not(dirty("api"));
+    cr_assert_eq(del("/svc/api/zz"), CATALOG_UNCHANGED);
+    cr_assert_not(dirty("api"));
+
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:81", 3), CATALOG_UPDATED);
+    cr_assert(dirty("api"));
+    cr_assert_not(dirty("web"));
+    clear_dirty();
+
+    cr_assert_eq(put("/svc/api/b", "10.0.0.3:80", 4), CATALOG_ADDED);
+    cr_assert(dirty("api"));
+    cr_assert_not(dirty("web"));
+    clear_dirty();
+
+    cr_assert_eq(del("/svc/web/a"), CATALOG_REMOVED);
+    cr_assert(dirty("web"));
+    cr_assert_not(dirty("api"));
+}
+
+Test(catalog, relist_sweeps_unseen)
+{
+    size_t removed;
+
+    cr_assert_eq(put("/svc/api/a1", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/a2", "10.0.0.2:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/a3", "10.0.0.3:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/gone/g1", "10.0.1.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/same/s1", "10.0.2.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/upd/u1", "10.0.3.1:80", 1), CATALOG_ADDED);
+    clear_dirty();
+
+    catalog_relist_begin(cat);
+    cr_assert(cat->relisting);
+    cr_assert_not(lookup("api", "a1")->seen);
+    cr_assert_eq(put("/svc/api/a1", "10.0.0.1:80", 50), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/api/a2", "10.0.0.2:80", 50), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/same/s1", "10.0.2.1:80", 50), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/upd/u1", "10.0.3.9:80", 50), CATALOG_UPDATED);
+    cr_assert_eq(put("/svc/new/n1", "10.0.4.1:80", 50), CATALOG_ADDED);
+    /* unchanged puts during a relist do not mark anything dirty */
+    cr_assert_not(dirty("api"));
+    cr_assert_not(dirty("same"));
+    cr_assert(lookup("api", "a1")->seen);
+    cr_assert_eq(lookup("api", "a1")->mod_revision, 50);
+
+    removed = catalog_relist_end(cat);
+    cr_assert_eq(removed, 2);
+    cr_assert_not(cat->relisting);
+    cr_assert_not_null(lookup("api", "a1"));
+    cr_assert_not_null(lookup("api", "a2"));
+    cr_assert_null(lookup("api", "a3"));
+    cr_assert_null(lookup("gone", "g1"));
+    cr_assert_eq(catalog_find(cat, "gone")->n_endpoints, 0);
+    cr_assert_str_eq(lookup("upd", "u1")->ep.host, "10.0.3.9");
+    cr_assert_not_null(lookup("new", "n1"));
+    cr_assert_eq(catalog_count(cat), 5);
+
+    cr_assert(dirty("api"));
+    cr_assert(dirty("gone"));
+    cr_assert(dirty("upd"));
+    cr_assert(dirty("new"));
+    cr_assert_not(dirty("same"));
+
+    /* a relist that sees everything again changes nothing */
+    clear_dirty();
+    catalog_relist_begin(cat);
+    cr_assert_eq(put("/svc/api/a1", "10.0.0.1:80", 60), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/api/a2", "10.0.0.2:80", 60), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/same/s1", "10.0.2.1:80", 60), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/upd/u1", "10.0.3.9:80", 60), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/new/n1", "10.0.4.1:80", 60), CATALOG_UNCHANGED);
+    cr_assert_eq(catalog_relist_end(cat), 0);
+    for (size_t i = 0; i < cat->n_services; i++)
+        cr_assert_not(cat->services[i]->dirty, "%s", cat->services[i]->name);
+}
+
+Test(catalog, relist_empty_listing_removes_everything)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/b", "10.0.0.2:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/web/a", "10.0.0.3:80", 1), CATALOG_ADDED);
+    clear_dirty();
+    catalog_relist_begin(cat);
+    cr_assert_eq(catalog_relist_end(cat), 3);
+    cr_assert_eq(catalog_count(cat), 0);
+    cr_assert_eq(cat->n_services, 2);
+    cr_assert(dirty("api"));
+    cr_assert(dirty("web"));
+}
+
+Test(catalog, relist_end_without_begin_removes_nothing)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(catalog_relist_end(cat), 0);
+    cr_assert_eq(catalog_count(cat), 1);
+}
+
+Test(catalog, relist_delete_and_bad_value_during_listing)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/b", "10.0.0.2:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/c", "10.0.0.3:80", 1), CATALOG_ADDED);
+    clear_dirty();
+    catalog_relist_begin(cat);
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 9), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/api/b", "bad", 9), CATALOG_REJECTED);
+    cr_assert_eq(put("/svc/api/c", "10.0.0.3:80", 9), CATALOG_UNCHANGED);
+    cr_assert_eq(del("/svc/api/c"), CATALOG_REMOVED);
+    cr_assert_eq(catalog_relist_end(cat), 0);
+    cr_assert_eq(catalog_count(cat), 1);
+    cr_assert_not_null(lookup("api", "a"));
+    cr_assert(dirty("api"));
+}
+
+Test(catalog, counters)
+{
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 1), CATALOG_ADDED);
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:80", 2), CATALOG_UNCHANGED);
+    cr_assert_eq(put("/svc/api/a", "10.0.0.1:81", 3), CATALOG_UPDATED);
+    cr_assert_eq(put("/svc/api/b", "nope", 4), CATALOG_REJECTED);
+    cr_assert_eq(put("/elsewhere/a", "10.0.0.1:80", 5), CATALOG_REJECTED);
+    cr_assert_eq(del("/svc/api/a"), CATALOG_REMOVED);
+    cr_assert_eq(del("/svc/api/a"), CATALOG_UNCHANGED);
+    cr_assert_eq(del("/svc/api"), CATALOG_REJECTED);
+    cr_assert_eq(cat->puts, 3);
+    cr_assert_eq(cat->deletes, 2);
+    cr_assert_eq(cat->rejected, 3);
+}
+
+Test(catalog, hundred_thousand_sorted_keys)
+{
+    enum { N = 100000 };
+    const struct catalog_service *svc;
+    char key[64], val[32];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), PREFIX "big/i%06d", i);
+        snprintf(val, sizeof(val), "10.%d.%d.%d:80", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        cr_assert_eq(put(key, val, i + 1), CATALOG_ADDED, "%s", key);
+    }
+    cr_assert_eq(put(PREFIX "small/a", "10.9.9.9:80", 1), CATALOG_ADDED);
+    cr_assert_eq(catalog_count(cat), N + 1);
+    svc = catalog_find(cat, "big");
+    cr_assert_not_null(svc);
+    cr_assert_eq(svc->n_endpoints, N);
+    for (size_t i = 1; i < svc->n_endpoints; i++)
+        cr_assert(strcmp(svc->endpoints[i - 1]->instance, svc->endpoints[i]->instance) < 0);
+
+    /* every key is found again (by the lookup inside put) */
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), PREFIX "big/i%06d", i);
+        snprintf(val, sizeof(val), "10.%d.%d.%d:80", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        cr_assert_eq(put(key, val, N + i), CATALOG_UNCHANGED, "%s", key);
+    }
+    cr_assert_str_eq(svc->endpoints[54321]->instance, "i054321");
+    cr_assert_str_eq(svc->endpoints[54321]->ep.host, "10.0.212.49");
+
+    /* out-of-order inserts land in place */
+    cr_assert_eq(put(PREFIX "big/i050000x", "10.8.8.8:80", 1), CATALOG_ADDED);
+    cr_assert_str_eq(svc->endpoints[50001]->instance, "i050000x");
+    cr_assert_eq(put(PREFIX "big/a", "10.8.8.9:80", 1), CATALOG_ADDED);
+    cr_assert_str_eq(svc->endpoints[0]->instance, "a");
+    cr_assert_eq(del(PREFIX "big/i099999"), CATALOG_REMOVED);
+    cr_assert_eq(del(PREFIX "big/i000000"), CATALOG_REMOVED);
+    cr_assert_eq(svc->n_endpoints, N);
+    cr_assert_str_eq(svc->endpoints[1]->instance, "i000001");
+    cr_assert_str_eq(svc->endpoints[N - 1]->instance, "i099998");
+}
+
+Test(catalog, random_order_inserts_stay_sorted)
+{
+    enum { N = 3000 };
+    const struct catalog_service *svc;
+    unsigned x = 12345;
+    char key[64];
+    size_t added = 0;
+
+    for (int i = 0; i < N; i++) {
+        x = x * 1103515245u + 12345u;
+        snprintf(key, sizeof(key), PREFIX "s%u/i%u", (x >> 8) % 7, (x >> 12) % 100000);
+        if (put(key, "10.0.0.1:80", i) == CATALOG_ADDED)
+            added++;
+    }
+    cr_assert_eq(catalog_count(cat), added);
+    cr_assert_eq(cat->n_services, 7);
+    for (size_t s = 0; s < cat->n_services; s++) {
+        svc = cat->services[s];
+        if (s > 0)
+            cr_assert(strcmp(cat->services[s - 1]->name, svc->name) < 0);
+        for (size_t i = 1; i < svc->n_endpoints; i++)
+            cr_assert(strcmp(svc->endpoints[i - 1]->instance, svc->endpoints[i]->instance) < 0);
+    }
+}

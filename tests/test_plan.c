@@ -1,0 +1,452 @@
+/* test_plan - the exact runtime commands per slot and per backend, their
+ * order, and what the planner assumes HAProxy has afterwards. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/plan.h>
+
+static struct plan plan;
+
+static void setup(void)
+{
+    plan_init(&plan);
+}
+
+static void teardown(void)
+{
+    plan_free(&plan);
+}
+
+TestSuite(plan, .init = setup, .fini = teardown);
+
+static void assert_plan(const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < n && i < plan.n; i++)
+        cr_assert_str_eq(plan.cmds[i], want[i], "command %zu", i);
+    cr_assert_eq(plan.n, n, "%zu commands, wanted %zu", plan.n, n);
+}
+
+#define ASSERT_PLAN(...)                                                                           \
+    do {                                                                                           \
+        static const char *const want_[] = {__VA_ARGS__};                                          \
+        assert_plan(want_, sizeof(want_) / sizeof(want_[0]));                                      \
+    } while (0)
+
+static char inst_a[] = "a";
+
+static struct slot filled(const char *host, unsigned short port, unsigned short weight,
+                          enum endpoint_state state)
+{
+    struct slot s = {.instance = inst_a};
+
+    snprintf(s.ep.host, sizeof(s.ep.host), "%s", host);
+    s.ep.ipv6 = strchr(host, ':') != NULL;
+    s.ep.port = port;
+    s.ep.weight = weight;
+    s.ep.state = state;
+    return s;
+}
+
+static const struct slot empty = {0};
+
+/* HAProxy's view of b/s3 */
+static struct server_state have(const char *addr, unsigned port, int weight,
+                                enum server_admin admin)
+{
+    struct server_state st = {0};
+
+    snprintf(st.backend, sizeof(st.backend), "b");
+    snprintf(st.server, sizeof(st.server), "s3");
+    snprintf(st.addr, sizeof(st.addr), "%s", addr);
+    st.port = port;
+    st.weight = weight;
+    st.admin = admin;
+    return st;
+}
+
+Test(plan, fill_empty_slot)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 3);
+    /* never ready before the address is set */
+    ASSERT_PLAN("set server b/s3 addr 127.0.0.1 port 8080", "set server b/s3 weight 10",
+                "set server b/s3 state ready");
+}
+
+Test(plan, refill_from_maint_same_weight)
+{
+    struct slot want = filled("10.0.0.7", 80, 1, ENDPOINT_READY);
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 2);
+    ASSERT_PLAN("set server b/s3 addr 10.0.0.7 port 80", "set server b/s3 state ready");
+}
+
+Test(plan, remove_is_maint_then_clear)
+{
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 2);
+    ASSERT_PLAN("set server b/s3 state maint", "set server b/s3 addr 0.0.0.0 port 0");
+}
+
+Test(plan, remove_from_drain)
+{
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_DRAIN);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 2);
+    ASSERT_PLAN("set server b/s3 state maint", "set server b/s3 addr 0.0.0.0 port 0");
+}
+
+Test(plan, remove_already_in_maint_only_clears)
+{
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 1);
+    ASSERT_PLAN("set server b/s3 addr 0.0.0.0 port 0");
+}
+
+Test(plan, empty_slot_with_stray_port_is_cleared)
+{
+    struct server_state st = have("0.0.0.0", 80, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 1);
+    ASSERT_PLAN("set server b/s3 addr 0.0.0.0 port 0");
+}
+
+Test(plan, empty_slot_out_of_maint_is_put_back)
+{
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 1);
+    ASSERT_PLAN("set server b/s3 state maint");
+}
+
+Test(plan, empty_slot_already_empty)
+{
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, &st), 0);
+    cr_assert_eq(plan.n, 0);
+}
+
+Test(plan, move_port_only)
+{
+    struct slot want = filled("10.0.0.1", 81, 5, ENDPOINT_READY);
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 addr 10.0.0.1 port 81");
+    cr_assert_eq(st.port, 81);
+}
+
+Test(plan, move_addr_only)
+{
+    struct slot want = filled("10.0.0.2", 80, 5, ENDPOINT_READY);
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 addr 10.0.0.2 port 80");
+    cr_assert_str_eq(st.addr, "10.0.0.2");
+}
+
+Test(plan, weight_only)
+{
+    struct slot want = filled("10.0.0.1", 80, 0, ENDPOINT_READY);
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 weight 0");
+    cr_assert_eq(st.weight, 0);
+
+    plan_reset(&plan);
+    want.ep.weight = 256;
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 weight 256");
+}
+
+static const struct {
+    enum server_admin have;
+    enum endpoint_state want;
+    const char *cmd; /* NULL: none */
+    enum server_admin after;
+} transitions[] = {
+    {SERVER_READY, ENDPOINT_READY, NULL, SERVER_READY},
+    {SERVER_READY, ENDPOINT_DRAIN, "set server b/s3 state drain", SERVER_DRAIN},
+    {SERVER_READY, ENDPOINT_MAINT, "set server b/s3 state maint", SERVER_MAINT},
+    {SERVER_DRAIN, ENDPOINT_READY, "set server b/s3 state ready", SERVER_READY},
+    {SERVER_DRAIN, ENDPOINT_DRAIN, NULL, SERVER_DRAIN},
+    {SERVER_DRAIN, ENDPOINT_MAINT, "set server b/s3 state maint", SERVER_MAINT},
+    {SERVER_MAINT, ENDPOINT_READY, "set server b/s3 state ready", SERVER_READY},
+    {SERVER_MAINT, ENDPOINT_DRAIN, "set server b/s3 state drain", SERVER_DRAIN},
+    {SERVER_MAINT, ENDPOINT_MAINT, NULL, SERVER_MAINT},
+};
+
+Test(plan, state_transitions)
+{
+    for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++) {
+        struct slot want = filled("10.0.0.1", 80, 5, transitions[i].want);
+        struct server_state st = have("10.0.0.1", 80, 5, transitions[i].have);
+        int n = transitions[i].cmd ? 1 : 0;
+
+        plan_reset(&plan);
+        cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), n, "case %zu", i);
+        cr_assert_eq(plan.n, (size_t)n, "case %zu", i);
+        if (n)
+            cr_assert_str_eq(plan.cmds[0], transitions[i].cmd, "case %zu", i);
+        cr_assert_eq(st.admin, transitions[i].after, "case %zu", i);
+    }
+}
+
+Test(plan, addr_weight_state_all_change_in_order)
+{
+    struct slot want = filled("10.0.0.2", 90, 3, ENDPOINT_DRAIN);
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 3);
+    ASSERT_PLAN("set server b/s3 addr 10.0.0.2 port 90", "set server b/s3 weight 3",
+                "set server b/s3 state drain");
+}
+
+Test(plan, unknown_have_emits_everything)
+{
+    struct slot want = filled("10.0.0.1", 80, 1, ENDPOINT_READY);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, NULL), 3);
+    ASSERT_PLAN("set server b/s3 addr 10.0.0.1 port 80", "set server b/s3 weight 1",
+                "set server b/s3 state ready");
+    plan_reset(&plan);
+    cr_assert_eq(plan.n, 0);
+    cr_assert_eq(plan_slot(&plan, "b", 2, &empty, NULL), 2);
+    ASSERT_PLAN("set server b/s3 state maint", "set server b/s3 addr 0.0.0.0 port 0");
+}
+
+Test(plan, unknown_entry_is_filled_in)
+{
+    struct slot want = filled("10.0.0.1", 80, 1, ENDPOINT_DRAIN);
+    struct server_state st = {0};
+
+    /* an entry with server[0] == '\0' is unknown, even if the rest matches */
+    cr_assert_eq(plan_slot(&plan, "web", 6, &want, &st), 3);
+    ASSERT_PLAN("set server web/s7 addr 10.0.0.1 port 80", "set server web/s7 weight 1",
+                "set server web/s7 state drain");
+    cr_assert_str_eq(st.server, "s7");
+    cr_assert_str_eq(st.backend, "web");
+    cr_assert_str_eq(st.addr, "10.0.0.1");
+    cr_assert_eq(st.port, 80);
+    cr_assert_eq(st.weight, 1);
+    cr_assert_eq(st.admin, SERVER_DRAIN);
+
+    plan_reset(&plan);
+    cr_assert_eq(plan_slot(&plan, "web", 6, &want, &st), 0);
+}
+
+Test(plan, no_op_when_have_equals_want)
+{
+    struct slot want = filled("10.0.0.1", 80, 5, ENDPOINT_DRAIN);
+    struct server_state st = have("10.0.0.1", 80, 5, SERVER_DRAIN);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 0);
+    cr_assert_eq(plan.n, 0);
+}
+
+Test(plan, ipv6)
+{
+    struct slot want = filled("::1", 8080, 1, ENDPOINT_READY);
+    struct server_state st = have("::1", 8080, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, NULL), 3);
+    ASSERT_PLAN("set server b/s3 addr ::1 port 8080", "set server b/s3 weight 1",
+                "set server b/s3 state ready");
+    plan_reset(&plan);
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 state ready");
+    plan_reset(&plan);
+    want = filled("2001:db8::2", 443, 1, ENDPOINT_READY);
+    cr_assert_eq(plan_slot(&plan, "b", 2, &want, &st), 1);
+    ASSERT_PLAN("set server b/s3 addr 2001:db8::2 port 443");
+    cr_assert_str_eq(st.addr, "2001:db8::2");
+}
+
+Test(plan, have_updated_so_replanning_is_a_no_op)
+{
+    static const struct {
+        struct server_state have;
+        bool filled;
+    } cases[] = {
+        {{.server = "s3", .addr = "10.0.0.1", .port = 80, .weight = 5}, true},
+        {{.server = "s3", .addr = "0.0.0.0", .admin = SERVER_MAINT}, true},
+        {{.server = "s3", .addr = "10.0.0.1", .port = 80, .weight = 5}, false},
+        {{.server = "s3", .addr = "10.9.9.9", .port = 9, .admin = SERVER_DRAIN}, false},
+        {{.server = ""}, true},
+        {{.server = ""}, false},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct slot want = filled("10.0.0.2", 81, 7, ENDPOINT_DRAIN);
+        struct server_state st = cases[i].have;
+        const struct slot *w = cases[i].filled ? &want : &empty;
+
+        plan_reset(&plan);
+        cr_assert_gt(plan_slot(&plan, "b", 2, w, &st), 0, "case %zu", i);
+        plan_reset(&plan);
+        cr_assert_eq(plan_slot(&plan, "b", 2, w, &st), 0, "case %zu: %zu commands: %s", i, plan.n,
+                     plan.n ? plan.cmds[0] : "");
+        cr_assert_str_eq(st.server, "s3", "case %zu", i);
+    }
+}
+
+Test(plan, slot_names_follow_index)
+{
+    struct slot want = filled("10.0.0.1", 80, 1, ENDPOINT_READY);
+    struct server_state st = have("10.0.0.1", 80, 1, SERVER_MAINT);
+
+    cr_assert_eq(plan_slot(&plan, "api.v2_x-y", 0, &want, &st), 1);
+    st.admin = SERVER_MAINT;
+    cr_assert_eq(plan_slot(&plan, "api.v2_x-y", 4095, &want, &st), 1);
+    ASSERT_PLAN("set server api.v2_x-y/s1 state ready", "set server api.v2_x-y/s4096 state ready");
+}
+
+Test(plan, backend_whole_table)
+{
+    struct slot_table t;
+    struct server_state st[4] = {0};
+    int n;
+
+    cr_assert_eq(slots_init(&t, 4), 0);
+    t.slots[0].instance = strdup("a");
+    t.slots[0].ep = filled("10.0.0.1", 80, 1, ENDPOINT_READY).ep;
+    t.slots[2].instance = strdup("c");
+    t.slots[2].ep = filled("10.0.0.3", 80, 2, ENDPOINT_DRAIN).ep;
+
+    /* s1 already right, s2 to be emptied, s3 refilled, s4 unknown empty */
+    st[0] = have("10.0.0.1", 80, 1, SERVER_READY);
+    st[1] = have("10.0.0.2", 80, 1, SERVER_READY);
+    st[2] = have("0.0.0.0", 0, 1, SERVER_MAINT);
+    snprintf(st[0].server, sizeof(st[0].server), "s1");
+    snprintf(st[1].server, sizeof(st[1].server), "s2");
+
+    n = plan_backend(&plan, "b", &t, st);
+    ASSERT_PLAN("set server b/s2 state maint", "set server b/s2 addr 0.0.0.0 port 0",
+                "set server b/s3 addr 10.0.0.3 port 80", "set server b/s3 weight 2",
+                "set server b/s3 state drain", "set server b/s4 state maint",
+                "set server b/s4 addr 0.0.0.0 port 0");
+    cr_assert_eq(n, 7);
+    cr_assert_str_eq(st[3].server, "s4");
+    cr_assert_str_eq(st[3].backend, "b");
+
+    /* have now reflects the plan: nothing left to do */
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend(&plan, "b", &t, st), 0);
+    cr_assert_eq(plan.n, 0);
+
+    /* unknown have: every command, slot by slot */
+    cr_assert_eq(plan_backend(&plan, "b", &t, NULL), 10);
+    cr_assert_str_eq(plan.cmds[0], "set server b/s1 addr 10.0.0.1 port 80");
+    cr_assert_str_eq(plan.cmds[3], "set server b/s2 state maint");
+    cr_assert_str_eq(plan.cmds[9], "set server b/s4 addr 0.0.0.0 port 0");
+
+    /* commands are appended after what the plan already holds */
+    cr_assert_eq(plan_backend(&plan, "other", &t, NULL), 10);
+    cr_assert_eq(plan.n, 20);
+    cr_assert_str_eq(plan.cmds[10], "set server other/s1 addr 10.0.0.1 port 80");
+    slots_free(&t);
+}
+
+Test(plan, invalid_backend_is_refused)
+{
+    static const char *const bad[] = {"", "b;x", "b/s1", "b x", "b\nx", ".", ".."};
+    struct slot_table t;
+    struct slot want = filled("10.0.0.1", 80, 1, ENDPOINT_READY);
+    struct server_state st = {0};
+
+    cr_assert_eq(slots_init(&t, 2), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(plan_backend(&plan, bad[i], &t, &st), -EINVAL, "\"%s\"", bad[i]);
+        cr_assert_eq(plan_slot(&plan, bad[i], 0, &want, &st), -EINVAL, "\"%s\"", bad[i]);
+    }
+    cr_assert_eq(plan.n, 0);
+    cr_assert_eq(st.server[0], '\0', "have touched");
+    slots_free(&t);
+}
+
+/* A slot filled by hand with text no endpoint parser would produce: the
+ * command is refused and nothing of the backend is planned or assumed. */
+Test(plan, bad_field_rolls_back_backend)
+{
+    struct slot_table t;
+    struct server_state st[3] = {0};
+
+    cr_assert_eq(slots_init(&t, 3), 0);
+    t.slots[0].instance = strdup("a");
+    t.slots[0].ep = filled("10.0.0.1", 80, 1, ENDPOINT_READY).ep;
+    t.slots[2].instance = strdup("c");
+    t.slots[2].ep = filled("10.0.0.3;shutdown", 80, 1, ENDPOINT_READY).ep;
+
+    cr_assert_eq(plan_add(&plan, "show info"), 0);
+    cr_assert_eq(plan_backend(&plan, "b", &t, st), -EINVAL);
+    ASSERT_PLAN("show info");
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(st[i].server[0], '\0', "have[%zu] touched", i);
+
+    cr_assert_eq(plan_slot(&plan, "b", 2, &t.slots[2], &st[2]), -EINVAL);
+    ASSERT_PLAN("show info");
+    cr_assert_eq(st[2].server[0], '\0');
+    slots_free(&t);
+}
+
+Test(plan, add_rejects_unsafe_text)
+{
+    char big[PLAN_CMD_MAX + 2];
+
+    cr_assert_eq(plan_add(&plan, "set server b/s1 state %s", "ready"), 0);
+    cr_assert_eq(plan_add(&plan, "show info; shutdown sessions"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "set server %s/s1 state ready", "b;x"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show info\nshutdown"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show %s", "info\n"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show info\r"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show\tinfo"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show info\x7f"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show caf\xc3\xa9"), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "show %c info", '\0'), -EINVAL);
+    cr_assert_eq(plan_add(&plan, "%s", ""), -EINVAL);
+
+    memset(big, 'x', sizeof(big));
+    big[PLAN_CMD_MAX + 1] = '\0';
+    cr_assert_eq(plan_add(&plan, "%s", big), -EINVAL);
+    big[PLAN_CMD_MAX] = '\0';
+    cr_assert_eq(plan_add(&plan, "%s", big), 0);
+
+    cr_assert_eq(plan.n, 2);
+    cr_assert_str_eq(plan.cmds[0], "set server b/s1 state ready");
+    cr_assert_eq(strlen(plan.cmds[1]), PLAN_CMD_MAX);
+}
+
+Test(plan, reset_keeps_storage_and_free_clears)
+{
+    char **cmds;
+    size_t cap;
+
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(plan_add(&plan, "set server b/s%d state ready", i + 1), 0);
+    cr_assert_eq(plan.n, 40);
+    cr_assert_str_eq(plan.cmds[39], "set server b/s40 state ready");
+    cmds = plan.cmds;
+    cap = plan.cap;
+    plan_reset(&plan);
+    cr_assert_eq(plan.n, 0);
+    cr_assert_eq(plan.cap, cap);
+    cr_assert_eq(plan.cmds, cmds);
+    cr_assert_eq(plan_add(&plan, "show info"), 0);
+    cr_assert_str_eq(plan.cmds[0], "show info");
+    plan_free(&plan);
+    cr_assert_null(plan.cmds);
+    cr_assert_eq(plan.n, 0);
+    cr_assert_eq(plan.cap, 0);
+}

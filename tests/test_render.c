@@ -1,0 +1,180 @@
+/* Tests for render: the services file against golden files, and the atomic
+ * write. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <slotsync/render.h>
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Compare with tests/data/render/<name>/expected.cfg; UPDATE_GOLDEN=1
+ * rewrites the golden file instead (then review the diff). */
+static void check_golden(const char *name, const char *text, size_t len)
+{
+    char path[256];
+    size_t elen;
+    char *expected;
+
+    snprintf(path, sizeof(path), "tests/data/render/%s/expected.cfg", name);
+    if (getenv("UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "wb");
+
+        cr_assert_not_null(f);
+        fwrite(text, 1, len, f);
+        fclose(f);
+    }
+    expected = read_file(path, &elen);
+    cr_assert_eq(len, elen, "%s: length %zu, golden %zu:\n%s", name, len, elen, text);
+    cr_assert_eq(memcmp(text, expected, len), 0, "%s differs from golden:\n%s", name, text);
+    free(expected);
+}
+
+static struct service_conf make_svc(const char *name, enum service_mode mode, const char *listen,
+                                    unsigned short port)
+{
+    struct service_conf s;
+
+    memset(&s, 0, sizeof(s));
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    s.opt.slots = 4;
+    s.opt.mode = mode;
+    snprintf(s.opt.balance, sizeof(s.opt.balance), "roundrobin");
+    snprintf(s.opt.server_options, sizeof(s.opt.server_options), "check inter 2s");
+    if (listen) {
+        s.listen.set = true;
+        snprintf(s.listen.host, sizeof(s.listen.host), "%s", listen);
+        s.listen.ipv6 = strchr(listen, ':') != NULL;
+        s.listen.port = port;
+    }
+    return s;
+}
+
+static void fill(struct slot_table *t, size_t i, const char *inst, const char *host, bool v6,
+                 unsigned short port, unsigned short weight, enum endpoint_state st)
+{
+    t->slots[i].instance = strdup(inst);
+    snprintf(t->slots[i].ep.host, sizeof(t->slots[i].ep.host), "%s", host);
+    t->slots[i].ep.ipv6 = v6;
+    t->slots[i].ep.port = port;
+    t->slots[i].ep.weight = weight;
+    t->slots[i].ep.state = st;
+}
+
+Test(render, basic_golden)
+{
+    struct config cfg;
+    struct service_conf api = make_svc("api", MODE_HTTP, "127.0.0.1", 8000);
+    struct service_conf db = make_svc("db", MODE_TCP, NULL, 0);
+    struct service_conf v6 = make_svc("v6", MODE_TCP, "::1", 5433);
+    struct service_conf any = make_svc("any", MODE_HTTP, "", 8080);
+    struct slot_table t_api, t_db, t_v6, t_any;
+    struct render_backend rb[4];
+    char *out = NULL, *err = NULL;
+    size_t len;
+
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(db.opt.balance, sizeof(db.opt.balance), "leastconn");
+    db.opt.server_options[0] = '\0';
+    cr_assert_eq(slots_init(&t_api, 4), 0);
+    cr_assert_eq(slots_init(&t_db, 2), 0);
+    cr_assert_eq(slots_init(&t_v6, 1), 0);
+    cr_assert_eq(slots_init(&t_any, 1), 0);
+    fill(&t_api, 0, "a", "127.0.0.1", false, 9001, 1, ENDPOINT_READY);
+    fill(&t_api, 2, "c", "127.0.0.3", false, 9003, 10, ENDPOINT_DRAIN);
+    fill(&t_api, 3, "d", "127.0.0.4", false, 9004, 5, ENDPOINT_MAINT);
+    fill(&t_db, 1, "x", "::1", true, 5432, 256, ENDPOINT_READY);
+    rb[0] = (struct render_backend){&any, &t_any};
+    rb[1] = (struct render_backend){&api, &t_api};
+    rb[2] = (struct render_backend){&db, &t_db};
+    rb[3] = (struct render_backend){&v6, &t_v6};
+    cr_assert_eq(render_services(&cfg, rb, 4, &out, &len, &err), 0, "%s", err ? err : "");
+    cr_assert_eq(strlen(out), len);
+    check_golden("basic", out, len);
+    free(out);
+    slots_free(&t_api);
+    slots_free(&t_db);
+    slots_free(&t_v6);
+    slots_free(&t_any);
+}
+
+Test(render, refuses_an_invalid_name)
+{
+    struct config cfg;
+    struct service_conf bad = make_svc("api\nbackend evil", MODE_HTTP, NULL, 0);
+    struct slot_table t;
+    struct render_backend rb;
+    char *out = NULL, *err = NULL;
+    size_t len;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(slots_init(&t, 1), 0);
+    rb = (struct render_backend){&bad, &t};
+    cr_assert_eq(render_services(&cfg, &rb, 1, &out, &len, &err), -EINVAL);
+    cr_assert_null(out);
+    cr_assert_not_null(err);
+    free(err);
+    slots_free(&t);
+}
+
+Test(render, empty_list_is_just_the_header)
+{
+    struct config cfg;
+    char *out = NULL;
+    size_t len;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(render_services(&cfg, NULL, 0, &out, &len, NULL), 0);
+    cr_assert_not_null(strstr(out, "Rendered by slotsync"));
+    cr_assert_null(strstr(out, "backend"));
+    free(out);
+}
+
+Test(render, write_atomic_replaces_and_leaves_no_temp)
+{
+    char dir[] = "/tmp/slotsync-render-XXXXXX", path[256], *err = NULL;
+    size_t len;
+    char *got;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/services.cfg", dir);
+    cr_assert_eq(render_write_atomic(path, "one\n", 4, &err), 0);
+    cr_assert_eq(render_write_atomic(path, "two\n", 4, &err), 0);
+    got = read_file(path, &len);
+    cr_assert_str_eq(got, "two\n");
+    free(got);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rmdir(dir), 0, "a temp file was left behind");
+}
+
+Test(render, write_atomic_reports_a_missing_directory)
+{
+    char *err = NULL;
+
+    cr_assert_eq(render_write_atomic("/nonexistent-dir/x.cfg", "x", 1, &err), -ENOENT);
+    cr_assert_not_null(err);
+    cr_assert_not_null(strstr(err, "/nonexistent-dir/x.cfg"));
+    free(err);
+}

@@ -1,0 +1,257 @@
+/* Tests for the pure half of runtime: reply framing, reply checks and the
+ * "show servers state" parser. Texts are HAProxy 2.6's own answers. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <slotsync/runtime.h>
+
+#define HEADER                                                                                    \
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "          \
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health " \
+    "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord " \
+    "srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
+
+struct split_case {
+    const char *name;
+    const char *text;
+    size_t n;
+    int ret;
+    const char *replies[4];
+};
+
+static const struct split_case split_cases[] = {
+    {"one empty reply", "\n", 1, 0, {""}},
+    {"three empty replies", "\n\n\n", 3, 0, {"", "", ""}},
+    {"text then empty",
+     "IP changed from '0.0.0.0' to '127.0.0.2', port changed from '+0' to '9002' by 'stats "
+     "socket command'\n\n\n",
+     2, 0,
+     {"IP changed from '0.0.0.0' to '127.0.0.2', port changed from '+0' to '9002' by 'stats "
+      "socket command'",
+      ""}},
+    {"multi-line reply", "1\n# h\n2 a 1 s1\n\nNo such server.\n\n", 2, 0,
+     {"1\n# h\n2 a 1 s1", "No such server."}},
+    {"error without the empty line shifts the count",
+     "Empty weight string empty or preceded by garbage\n\n", 2, -EPROTO, {NULL}},
+    {"too many replies", "\n\n\n", 2, -EPROTO, {NULL}},
+    {"too few replies", "\n", 2, -EPROTO, {NULL}},
+    {"truncated: no final newline", "No such server.", 1, -EPROTO, {NULL}},
+    {"truncated: reply without its empty line", "No such server.\n", 1, -EPROTO, {NULL}},
+    {"nothing at all", "", 1, -EPROTO, {NULL}},
+};
+
+Test(runtime, split_replies_table)
+{
+    for (size_t k = 0; k < sizeof(split_cases) / sizeof(split_cases[0]); k++) {
+        const struct split_case *tc = &split_cases[k];
+        char **r = NULL;
+        int ret = runtime_split_replies(tc->text, strlen(tc->text), tc->n, &r);
+
+        cr_assert_eq(ret, tc->ret, "%s: ret %d, want %d", tc->name, ret, tc->ret);
+        if (ret < 0) {
+            cr_assert_null(r, "%s", tc->name);
+            continue;
+        }
+        for (size_t i = 0; i < tc->n; i++)
+            cr_assert_str_eq(r[i], tc->replies[i], "%s: reply %zu", tc->name, i);
+        runtime_replies_free(r, tc->n);
+    }
+}
+
+struct ok_case {
+    const char *cmd, *reply;
+    bool ok;
+};
+
+static const struct ok_case ok_cases[] = {
+    {"set server a/s1 addr 127.0.0.1 port 80",
+     "IP changed from '0.0.0.0' to '127.0.0.1', port changed from '+0' to '80' by 'stats socket "
+     "command'",
+     true},
+    {"set server a/s1 addr 127.0.0.1 port 80",
+     "no need to change the addr, no need to change the port by 'stats socket command'", true},
+    {"set server a/s1 addr 127.0.0.1 port 80", "No such server.", false},
+    {"set server a/s1 addr 127.0.0.1 port 80", "Invalid addr '1.2.3.999' by 'stats socket command'",
+     false},
+    {"set server a/s1 addr 127.0.0.1 port 80", "", false},
+    {"set server a/s1 addr 127.0.0.1 port 80", "IP changed from 'x'\nNo such server.", false},
+    {"set server a/s1 weight 3", "", true},
+    {"set server a/s1 weight 3", "Absolute weight can only be between 0 and 256 inclusive.",
+     false},
+    {"set server a/s1 state ready", "", true},
+    {"set server a/s1 state ready", "No such server.", false},
+    {"set server a/s1 state maint", "Require 'backend/server'.", false},
+    {"show servers state", "1\n" HEADER "2 a 1 s1 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 - 0 - 0 0 - - 0",
+     true},
+    {"show servers state", "Can't find backend.", false},
+};
+
+Test(runtime, reply_ok_table)
+{
+    for (size_t k = 0; k < sizeof(ok_cases) / sizeof(ok_cases[0]); k++)
+        cr_assert_eq(runtime_reply_ok(ok_cases[k].cmd, ok_cases[k].reply), ok_cases[k].ok,
+                     "case %zu: %s -> %s", k, ok_cases[k].cmd, ok_cases[k].reply);
+}
+
+struct rows {
+    struct server_state st[16];
+    size_t n;
+    int stop_after; /* return non-zero after this many rows; 0 = never */
+};
+
+static int collect(const struct server_state *st, void *arg)
+{
+    struct rows *r = arg;
+
+    if (r->n < 16)
+        r->st[r->n++] = *st;
+    return r->stop_after && (int)r->n >= r->stop_after ? 42 : 0;
+}
+
+Test(runtime, servers_state_parses_haproxy_26_output)
+{
+    const char *text = "1\n" HEADER
+                       "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
+                       "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"
+                       "2 api 3 s3 ::1 2 12 0 1 0 6 3 2 6 0 0 0 - 8080 - 0 0 - - 0\n"
+                       "3 db 1 s1 127.0.0.2 2 4 5 1 0 1 0 2 6 0 0 0 - 5432 - 0 0 - - 0\n";
+    struct rows r = {0};
+    size_t bad = 99;
+
+    cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, &bad), 0);
+    cr_assert_eq(bad, 0);
+    cr_assert_eq(r.n, 4);
+    cr_assert_str_eq(r.st[0].backend, "api");
+    cr_assert_str_eq(r.st[0].server, "s1");
+    cr_assert_str_eq(r.st[0].addr, "127.0.0.1");
+    cr_assert_eq(r.st[0].port, 9001);
+    cr_assert_eq(r.st[0].weight, 10);
+    cr_assert_eq(r.st[0].admin, SERVER_READY);
+    cr_assert_eq(r.st[0].op_state, 2);
+    cr_assert_str_eq(r.st[1].addr, "0.0.0.0");
+    cr_assert_eq(r.st[1].admin, SERVER_MAINT, "admin 5 = FMAINT|CMAINT");
+    cr_assert_str_eq(r.st[2].addr, "::1");
+    cr_assert_eq(r.st[2].admin, SERVER_DRAIN, "admin 12 = FDRAIN|CMAINT");
+    cr_assert_eq(r.st[2].weight, 0);
+    cr_assert_eq(r.st[3].admin, SERVER_READY, "CMAINT alone is not maint");
+    cr_assert_eq(r.st[3].backend_id, 3);
+    cr_assert_eq(r.st[3].server_id, 1);
+}
+
+struct bad_row_case {
+    const char *name, *row;
+};
+
+/* Each row is HAProxy's format with one field made hostile. */
+static const struct bad_row_case bad_rows[] = {
+    {"address not an IP", "2 api 1 s1 evil;host 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"address out of range", "2 api 1 s1 999.1.1.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"port too big", "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 70000 - 0 0 - - 0"},
+    {"port not a number", "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 90x1 - 0 0 - - 0"},
+    {"weight too big", "2 api 1 s1 127.0.0.1 2 0 257 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"negative weight", "2 api 1 s1 127.0.0.1 2 0 -1 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"op state too big", "2 api 1 s1 127.0.0.1 7 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"backend name with a slash", "2 a/b 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"server name with a control byte",
+     "2 api 1 s\x01 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"too few fields", "2 api 1 s1 127.0.0.1 2 0"},
+    {"leading zero", "2 api 1 s1 127.0.0.1 2 0 010 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+};
+
+Test(runtime, servers_state_skips_hostile_rows)
+{
+    for (size_t k = 0; k < sizeof(bad_rows) / sizeof(bad_rows[0]); k++) {
+        char text[2048];
+        struct rows r = {0};
+        size_t bad = 0;
+
+        snprintf(text, sizeof(text),
+                 "1\n" HEADER "%s\n2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n",
+                 bad_rows[k].row);
+        cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, &bad), 0, "%s",
+                     bad_rows[k].name);
+        cr_assert_eq(bad, 1, "%s: bad %zu", bad_rows[k].name, bad);
+        cr_assert_eq(r.n, 1, "%s: the good row still counts", bad_rows[k].name);
+        cr_assert_str_eq(r.st[0].server, "s2");
+    }
+}
+
+Test(runtime, servers_state_rejects_other_formats)
+{
+    const char *texts[] = {
+        "",
+        "2\n" HEADER,
+        "Can't find backend.",
+        "1\n2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n", /* no header */
+        "1\n# be_id be_name srv_id\n2 api 1\n", /* header without the columns we need */
+    };
+    for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+        struct rows r = {0};
+
+        cr_assert_eq(runtime_parse_servers_state(texts[k], strlen(texts[k]), collect, &r, NULL),
+                     -EPROTO, "text %zu", k);
+        cr_assert_eq(r.n, 0);
+    }
+}
+
+Test(runtime, servers_state_columns_found_by_name)
+{
+    /* A future HAProxy may reorder or add columns: we locate them by name. */
+    const char *text = "1\n# srv_port extra be_name srv_name srv_addr srv_op_state srv_admin_state "
+                       "srv_uweight be_id srv_id\n"
+                       "8080 x web s4 127.0.0.9 2 0 7 5 4\n";
+    struct rows r = {0};
+
+    cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, NULL), 0);
+    cr_assert_eq(r.n, 1);
+    cr_assert_str_eq(r.st[0].backend, "web");
+    cr_assert_str_eq(r.st[0].server, "s4");
+    cr_assert_eq(r.st[0].port, 8080);
+    cr_assert_eq(r.st[0].weight, 7);
+}
+
+Test(runtime, servers_state_callback_stops_the_walk)
+{
+    const char *text = "1\n" HEADER
+                       "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
+                       "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n";
+    struct rows r = {.stop_after = 1};
+
+    cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, NULL), 42);
+    cr_assert_eq(r.n, 1);
+}
+
+Test(runtime, new_rejects_bad_addresses)
+{
+    const char *bad[] = {"localhost", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
+                         "host.example:80", "[::1]", "[zz]:80"};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+        cr_assert_null(runtime_new(NULL, bad[k], 1), "%s", bad[k]);
+    const char *good[] = {"/run/haproxy/admin.sock", "127.0.0.1:9999", "[::1]:9999",
+                          "localhost:9999"};
+    for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k++) {
+        struct runtime *rt = runtime_new(NULL, good[k], 1);
+
+        cr_assert_not_null(rt, "%s", good[k]);
+        runtime_free(rt);
+    }
+}
+
+Test(runtime, send_refuses_command_injection)
+{
+    struct runtime *rt = runtime_new(NULL, "/nonexistent/sock", 1);
+    const char *inj[] = {"set server a/s1 state ready;shutdown sessions server a/s1"};
+    const char *nl[] = {"set server a/s1 state ready\nshow info"};
+    const char *empty[] = {""};
+
+    cr_assert_not_null(rt);
+    cr_assert_eq(runtime_send(rt, inj, 1, NULL, NULL), -EINVAL);
+    cr_assert_eq(runtime_send(rt, nl, 1, NULL, NULL), -EINVAL);
+    cr_assert_eq(runtime_send(rt, empty, 1, NULL, NULL), -EINVAL);
+    cr_assert_eq(runtime_send_raw(rt, "reload\nquit", NULL, NULL), -EINVAL);
+    cr_assert_not(runtime_busy(rt));
+    runtime_free(rt);
+}
