@@ -16,7 +16,8 @@ class Cluster:
     """etcd + whoami backends + rendered services file + HAProxy + slotsync."""
 
     def __init__(self, env, bin_path, slots=4, backends=3, start=True,
-                 etcd_url=None, server_options="check inter 500ms fall 1 rise 1"):
+                 etcd_url=None, server_options="check inter 500ms fall 1 rise 1",
+                 web=None, extra=None, master=True):
         self.env = env
         self.bin = bin_path
         self.etcd = etcd_url or env.start_etcd()
@@ -35,10 +36,15 @@ class Cluster:
                 "services_file": self.services_file,
             },
             "defaults": {"slots": slots, "server_options": server_options},
-            "services": {"web": {"listen": "127.0.0.1:%d" % self.listen_port}},
+            "services": {"web": dict({"listen": "127.0.0.1:%d" % self.listen_port},
+                                     **(web or {}))},
             "resync_interval_s": 30,
             "log_level": "debug",
         }
+        if not master:
+            del self.config["haproxy"]["master_socket"]
+        for key, value in (extra or {}).items():
+            self.config[key] = value
         self.config_path = write_config(env, self.config)
         self.url = "http://127.0.0.1:%d/" % self.listen_port
         self.haproxy = None
@@ -265,7 +271,9 @@ def test_starts_before_haproxy_and_waits(env, bin_path):
 
 
 def test_more_endpoints_than_slots(env, bin_path):
-    c = Cluster(env, bin_path, slots=2)
+    """balance source cannot take "add server" and there is no way to
+    reload: the extra endpoint waits, with a warning, for a free slot."""
+    c = Cluster(env, bin_path, slots=2, web={"balance": "source"}, master=False)
     c.put("a", "w1")
     c.put("b", "w2")
     c.put("c", "w3")
@@ -274,6 +282,8 @@ def test_more_endpoints_than_slots(env, bin_path):
     c.delete("a")
     c.wait_live(["w2", "w3"])   # the waiting endpoint takes the freed slot
     env.wait_log("slotsync", r"every endpoint has a slot again")
+    assert "neither haproxy.master_socket nor" in env.log_text("slotsync")
+    c.assert_no_reload()
 
 
 def test_etcd_outage_and_compaction_relist(env, bin_path):

@@ -543,6 +543,7 @@ struct announcer {
     char value[ENDPOINT_VALUE_MAX + 1];
     char key_q[2400]; /* the key, quoted for logs */
     char addr_text[ENDPOINT_HOST_MAX + 8];
+    const char *check_target; /* what the check looks at, for logs */
     struct http_client *http;
     struct etcd_client *etcd;
 
@@ -591,6 +592,7 @@ static void reg_step(struct announcer *a);
 static void stop_step(struct announcer *a);
 static void stop_begin(struct announcer *a, int sig, const char *why);
 
+/* Lease IDs are logged in hex, as etcdctl prints them. */
 static unsigned long long lease_hex(int64_t lease)
 {
     return (unsigned long long)lease;
@@ -1053,17 +1055,16 @@ static void check_finish(struct announcer *a, bool ok, const char *why)
         return;
     change = announce_health_report(&a->health, ok);
     if (ok && a->last_check != 1) {
-        log_info(MOD, "check of %s ok", a->addr_text);
+        log_info(MOD, "check of %s ok", a->check_target);
     } else if (!ok) {
         log_quote(why ? why : "failed", why ? strlen(why) : 6, why_q, sizeof(why_q));
         log_msg(a->last_check != 0 ? LOG_INFO : LOG_DEBUG, MOD,
-                "check of %s failed: %s (%d in a row)", a->addr_text, why_q, a->health.failures);
+                "check of %s failed: %s (%d in a row)", a->check_target, why_q, a->health.failures);
     }
     a->last_check = ok ? 1 : 0;
     if (change == ANNOUNCE_HEALTH_UP) {
         log_info(MOD, "%s is healthy: registering %s", a->addr_text, a->key_q);
         a->healthy = true;
-        a->withdraw_why = NULL;
         reg_step(a);
     } else if (change == ANNOUNCE_HEALTH_DOWN) {
         log_warn(MOD, "%s is unhealthy after %d failed checks: withdrawing %s", a->addr_text,
@@ -1205,6 +1206,7 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     }
     log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
     endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
+    a->check_target = opt->check == ANNOUNCE_CHECK_HTTP ? opt->check_url : a->addr_text;
     announce_health_init(&a->health, opt->rise, opt->fall);
     a->healthy = opt->check == ANNOUNCE_CHECK_NONE;
     a->check_timeout_s =

@@ -41,8 +41,7 @@
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
-static const char *const dynamic_balance_names[] = {"roundrobin", "leastconn", "first",
-                                                    "random"};
+static const char *const dynamic_balance_names[] = {"roundrobin", "leastconn", "first", "random"};
 
 /* Server keywords that fight slotsync's management of each slot, refused in
  * server_options:
@@ -254,8 +253,8 @@ int config_check_etcd_url(const char *url, char **errmsg)
     } else {
         while (*p && *p != ':' && *p != '/')
             p++;
-        if (p == host || !(ipv4_literal(host, (size_t)(p - host)) ||
-                           hostname_valid(host, (size_t)(p - host)))) {
+        if (p == host ||
+            !(ipv4_literal(host, (size_t)(p - host)) || hostname_valid(host, (size_t)(p - host)))) {
             memprintf(errmsg, "URL host must be an IPv4 literal, [IPv6] literal or host name");
             return -EINVAL;
         }
@@ -412,10 +411,9 @@ static int check_server_options(const char *fp, const char *s, char **errmsg)
 static int check_keys(json_t *obj, const char *path, const char *const *allowed, size_t n,
                       char **errmsg)
 {
-    const char *key;
-    json_t *val;
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
 
-    json_object_foreach(obj, key, val) {
         if (!in_list(key, allowed, n)) {
             char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE];
 
@@ -427,8 +425,7 @@ static int check_keys(json_t *obj, const char *path, const char *const *allowed,
 }
 
 /* *out = obj.key if it is an object, NULL if absent. */
-static int get_object(json_t *obj, const char *path, const char *key, json_t **out,
-                      char **errmsg)
+static int get_object(json_t *obj, const char *path, const char *key, json_t **out, char **errmsg)
 {
     json_t *j = json_object_get(obj, key);
     char fp[FIELD_PATH_SIZE];
@@ -556,12 +553,12 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     if (!json_is_array(eps))
         return field_error(errmsg, "etcd.endpoints", "must be an array of URLs");
     if (json_array_size(eps) < 1 || json_array_size(eps) > ETCD_ENDPOINTS_MAX)
-        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
-                           ETCD_ENDPOINTS_MAX);
+        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs", ETCD_ENDPOINTS_MAX);
     cfg->etcd_endpoints = calloc(json_array_size(eps), sizeof(char *));
     if (!cfg->etcd_endpoints)
         return oom(errmsg);
-    json_array_foreach(eps, i, j) {
+    for (i = 0; i < json_array_size(eps); i++) {
+        j = json_array_get(eps, i);
         if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j))) {
             char fp[FIELD_PATH_SIZE];
 
@@ -618,8 +615,10 @@ static int load_text(json_t *obj, const char *path, const char *key, enum text_k
 
 static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
-                                       "services_file",  "reload_command", "min_reload_interval_ms"};
+    static const char *const keys[] = {"runtime_socket", "master_socket",
+                                       "base_config",    "services_file",
+                                       "reload_command", "min_reload_interval_ms",
+                                       "binary",         "hosts_map"};
     json_t *h;
     int ret;
 
@@ -633,14 +632,15 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
         return ret;
     if ((ret = load_text(h, "haproxy", "runtime_socket", TEXT_SOCKET, &cfg->runtime_socket,
                          errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "master_socket", TEXT_SOCKET, &cfg->master_socket,
-                         errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "base_config", TEXT_PATH, &cfg->base_config, errmsg)) <
+        (ret = load_text(h, "haproxy", "master_socket", TEXT_SOCKET, &cfg->master_socket, errmsg)) <
             0 ||
-        (ret = load_text(h, "haproxy", "services_file", TEXT_PATH, &cfg->services_file,
-                         errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "base_config", TEXT_PATH, &cfg->base_config, errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "services_file", TEXT_PATH, &cfg->services_file, errmsg)) <
+            0 ||
         (ret = load_text(h, "haproxy", "reload_command", TEXT_COMMAND, &cfg->reload_command,
-                         errmsg)) < 0)
+                         errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "binary", TEXT_PATH, &cfg->haproxy_bin, errmsg)) < 0 ||
+        (ret = load_text(h, "haproxy", "hosts_map", TEXT_PATH, &cfg->hosts_map, errmsg)) < 0)
         return ret;
     if (!cfg->runtime_socket)
         return required(errmsg, "haproxy", "runtime_socket");
@@ -649,13 +649,26 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
     /* Writing the services file over the base config would destroy it. */
     if (cfg->base_config && strcmp(cfg->base_config, cfg->services_file) == 0)
         return field_error(errmsg, "haproxy.services_file", "must differ from base_config");
+    if (!cfg->haproxy_bin && !(cfg->haproxy_bin = strdup("haproxy")))
+        return -ENOMEM;
+    /* The map the HTTP frontend routes with sits beside the services file. */
+    if (!cfg->hosts_map && !memprintf(&cfg->hosts_map, "%s.map", cfg->services_file))
+        return -ENOMEM;
+    /* The map path goes into the rendered file (inside map(...)) and into
+     * runtime commands: only plain path characters. */
+    for (const char *p = cfg->hosts_map; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == '/'))
+            return field_error(errmsg, "haproxy.hosts_map",
+                               "may only use A-Z a-z 0-9 . _ - / (it defaults to "
+                               "services_file + \".map\", so check that path too)");
     return get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
                    &cfg->min_reload_interval_ms, errmsg);
 }
 
 /* The backend options present in obj over what *opt already holds. */
 static int load_service_options(json_t *obj, const char *path, struct service_options *opt,
-                                 char **errmsg)
+                                char **errmsg)
 {
     char fp[FIELD_PATH_SIZE];
     const char *s;
@@ -706,8 +719,7 @@ static int load_service_options(json_t *obj, const char *path, struct service_op
 
 static int load_defaults(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"slots", "mode", "balance", "server_options",
-                                       "slot_growth"};
+    static const char *const keys[] = {"slots", "mode", "balance", "server_options", "slot_growth"};
     json_t *d;
     int ret;
 
@@ -741,9 +753,10 @@ static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, c
     svc->hosts = calloc(json_array_size(arr), sizeof(char *));
     if (!svc->hosts)
         return oom(errmsg);
-    json_array_foreach(arr, i, j) {
+    for (i = 0; i < json_array_size(arr); i++) {
         char name[CONFIG_HOSTNAME_MAX + 1], efp[FIELD_PATH_SIZE + 24];
 
+        j = json_array_get(arr, i);
         snprintf(efp, sizeof(efp), "%s[%zu]", fp, i);
         if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j)) ||
             !hostname_lower(json_string_value(j), name))
@@ -762,8 +775,8 @@ static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, c
     return 0;
 }
 
-static int load_service(json_t *obj, const char *name, struct config *cfg,
-                        struct service_conf *svc, char **errmsg)
+static int load_service(json_t *obj, const char *name, struct config *cfg, struct service_conf *svc,
+                        char **errmsg)
 {
     static const char *const keys[] = {"listen",         "slots",       "mode", "balance",
                                        "server_options", "slot_growth", "hosts"};
@@ -807,8 +820,7 @@ static int service_cmp(const void *a, const void *b)
 
 static int load_services(json_t *root, struct config *cfg, char **errmsg)
 {
-    const char *name;
-    json_t *services, *obj;
+    json_t *services;
     int ret;
 
     ret = get_object(root, "", "services", &services, errmsg);
@@ -817,7 +829,9 @@ static int load_services(json_t *root, struct config *cfg, char **errmsg)
     cfg->services = calloc(json_object_size(services), sizeof(*cfg->services));
     if (!cfg->services)
         return oom(errmsg);
-    json_object_foreach(services, name, obj) {
+    for (void *it = json_object_iter(services); it; it = json_object_iter_next(services, it)) {
+        const char *name = json_object_iter_key(it);
+
         if (!endpoint_service_name_valid(name)) {
             char q[QUOTE_SIZE];
 
@@ -827,7 +841,8 @@ static int load_services(json_t *root, struct config *cfg, char **errmsg)
                                quote(name, q, sizeof(q)));
         }
         /* counted first, so that config_free() sees what a failure left */
-        ret = load_service(obj, name, cfg, &cfg->services[cfg->n_services++], errmsg);
+        ret = load_service(json_object_iter_value(it), name, cfg, &cfg->services[cfg->n_services++],
+                           errmsg);
         if (ret < 0)
             return ret;
     }
@@ -1076,8 +1091,7 @@ int config_set_etcd(struct config *cfg, const char *urls, char **errmsg)
         if (*p == ',')
             count++;
     if (count > ETCD_ENDPOINTS_MAX)
-        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
-                           ETCD_ENDPOINTS_MAX);
+        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs", ETCD_ENDPOINTS_MAX);
     list = calloc(count, sizeof(char *));
     if (!list)
         return oom(errmsg);
@@ -1144,8 +1158,7 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
 {
     if (!cfg || !name || !cfg->services)
         return NULL;
-    return bsearch(name, cfg->services, cfg->n_services, sizeof(*cfg->services),
-                   service_key_cmp);
+    return bsearch(name, cfg->services, cfg->n_services, sizeof(*cfg->services), service_key_cmp);
 }
 
 bool config_balance_is_dynamic(const char *balance)
@@ -1164,6 +1177,8 @@ void config_free(struct config *cfg)
     free(cfg->base_config);
     free(cfg->services_file);
     free(cfg->reload_command);
+    free(cfg->haproxy_bin);
+    free(cfg->hosts_map);
     for (size_t i = 0; i < cfg->n_services; i++)
         free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);
     free(cfg->services);

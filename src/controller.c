@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -16,6 +17,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
+#include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
@@ -25,13 +27,19 @@
 #define RETRY_MAX_S 5.0
 #define RUNTIME_TIMEOUT_S 10.0
 
-/* A configured service and HAProxy's side of it. */
+/* A service's backend and HAProxy's side of it. */
 struct backend {
-    const struct service_conf *svc; /* borrowed from the config */
-    struct slot_table slots;        /* as many slots as HAProxy has for it */
-    struct server_state *have;      /* slots.n entries: HAProxy's view */
-    bool present;                   /* seen in HAProxy at the last resync */
-    bool dirty;                     /* needs converging */
+    struct service_conf conf;  /* copy; conf.hosts borrowed from the current config */
+    const struct service_conf *svc; /* &conf */
+    bool configured;           /* from the config file, else built from defaults */
+    struct slot_table slots;   /* as many slots as HAProxy has for it */
+    struct server_state *have; /* slots.n entries: HAProxy's view */
+    bool present;              /* seen in HAProxy at the last resync */
+    bool missing_noted;        /* its absence already asked for a reload */
+    bool dirty;                /* needs converging */
+    bool grow_by_reload;       /* "add server" is not possible or failed */
+    size_t want_slots;         /* slots the next render gives it, at least */
+    size_t added_to;           /* slots.n after the last runtime growth */
     size_t last_overflow;
     /* filled while parsing a resync */
     struct server_state *seen;
@@ -47,8 +55,23 @@ struct ctl {
     struct etcd_sync *sync;
     struct catalog *cat;
     struct runtime *rt;
-    struct backend *backends; /* same order as cfg->services (sorted) */
+    struct runtime *master_watch; /* sentinel on the master socket, or NULL */
+    struct backend **backends; /* sorted by name */
     size_t n_backends;
+    struct config *owned_cfg;  /* a config loaded on SIGHUP */
+    int (*load_config)(struct config *out, char **errmsg, void *arg);
+    void *load_arg;
+    /* reloads */
+    struct reloader *reloader;
+    ev_timer reload_timer;
+    unsigned desired_gen, loaded_gen, failed_gen, reload_gen;
+    bool reloading;
+    double last_reload_start;
+    char *candidate;
+    /* the HTTP frontend's host map */
+    struct host_route *map_have;
+    size_t n_map_have;
+    bool map_known, map_dirty, map_missing_noted;
     struct plan plan;
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
@@ -61,8 +84,6 @@ struct ctl {
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
     double batch_started;
-    char **ignored; /* services in etcd with no backend, logged once each */
-    size_t n_ignored;
     /* render mode */
     bool render_only;
     const char *render_path;
@@ -70,43 +91,137 @@ struct ctl {
     char *render_errmsg;
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
-        unsigned long long rejected_logged;
+        unsigned long long reloads, reload_failures, check_failures, grown;
     } stats;
 };
 
-static struct backend *backend_find(struct ctl *c, const char *name)
+/* Index of the backend named name, or where it would go (*found false). */
+static size_t backend_pos(struct ctl *c, const char *name, bool *found)
 {
     size_t lo = 0, hi = c->n_backends;
 
+    *found = false;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(name, c->backends[mid].svc->name);
+        int cmp = strcmp(name, c->backends[mid]->conf.name);
 
-        if (cmp == 0)
-            return &c->backends[mid];
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
         if (cmp < 0)
             hi = mid;
         else
             lo = mid + 1;
     }
-    return NULL;
+    return lo;
 }
 
-static void note_ignored(struct ctl *c, const char *name)
+static struct backend *backend_find(struct ctl *c, const char *name)
 {
-    char **n;
+    bool found;
+    size_t i = backend_pos(c, name, &found);
 
-    for (size_t i = 0; i < c->n_ignored; i++)
-        if (strcmp(c->ignored[i], name) == 0)
-            return;
-    n = realloc(c->ignored, (c->n_ignored + 1) * sizeof(*n));
-    if (!n)
-        return;
-    c->ignored = n;
-    c->ignored[c->n_ignored] = strdup(name);
-    if (c->ignored[c->n_ignored])
-        c->n_ignored++;
-    log_info(MOD, "service %s is in etcd but not in the config: ignored", name);
+    return found ? c->backends[i] : NULL;
+}
+
+/* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
+static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
+{
+    bool found;
+    size_t i = backend_pos(c, conf->name, &found);
+    struct backend *b, **nb;
+
+    if (found)
+        return c->backends[i];
+    b = calloc(1, sizeof(*b));
+    nb = realloc(c->backends, (c->n_backends + 1) * sizeof(*nb));
+    if (!b || !nb) {
+        free(b);
+        if (nb)
+            c->backends = nb;
+        return NULL;
+    }
+    c->backends = nb;
+    memmove(nb + i + 1, nb + i, (c->n_backends - i) * sizeof(*nb));
+    nb[i] = b;
+    c->n_backends++;
+    b->conf = *conf;
+    b->svc = &b->conf;
+    b->configured = configured;
+    b->dirty = true;
+    return b;
+}
+
+static void backend_free(struct backend *b)
+{
+    slots_free(&b->slots);
+    free(b->have);
+    free(b->seen);
+    free(b);
+}
+
+/* Structure changed: the services file must be rendered and loaded again. */
+static void want_reload(struct ctl *c, const char *why, const char *name)
+{
+    c->desired_gen++;
+    log_info(MOD, "%s %s: a reload is needed", why, name);
+}
+
+/* Size b's slot table (and HAProxy view) to n slots; new ones are unknown. */
+static int backend_resize(struct backend *b, size_t n)
+{
+    struct server_state *have;
+    size_t old = b->slots.n;
+    int r;
+
+    if (n == old)
+        return 0;
+    if (n > old) {
+        r = b->slots.slots ? slots_grow(&b->slots, n) : slots_init(&b->slots, n);
+        if (r < 0)
+            return r;
+    } else {
+        for (size_t i = n; i < old; i++) {
+            free(b->slots.slots[i].instance);
+            b->slots.slots[i].instance = NULL;
+        }
+        b->slots.n = n;
+    }
+    have = realloc(b->have, (n ? n : 1) * sizeof(*have));
+    if (!have)
+        return -ENOMEM;
+    b->have = have;
+    if (n > old)
+        memset(have + old, 0, (n - old) * sizeof(*have));
+    return 0;
+}
+
+/* The next slot count by the growth rule (slot_growth 0 = double). */
+static size_t grow_step(const struct backend *b, size_t n)
+{
+    size_t step = b->conf.opt.slot_growth ? (size_t)b->conf.opt.slot_growth : (n ? n : 1);
+
+    return n + step;
+}
+
+static size_t fit_slots(const struct backend *b, size_t n, size_t endpoints)
+{
+    if (n == 0)
+        n = (size_t)b->conf.opt.slots;
+    while (n < endpoints)
+        n = grow_step(b, n);
+    return n;
+}
+
+static bool has_token(const char *options, const char *token)
+{
+    size_t tl = strlen(token);
+
+    for (const char *p = options; (p = strstr(p, token)); p += tl)
+        if ((p == options || p[-1] == ' ') && (p[tl] == ' ' || p[tl] == '\0'))
+            return true;
+    return false;
 }
 
 /* Move the catalog's dirty flags onto the backends. */
@@ -120,11 +235,25 @@ static void collect_dirty(struct ctl *c)
             continue;
         s->dirty = false;
         b = backend_find(c, s->name);
-        if (b)
+        if (b) {
             b->dirty = true;
-        else if (s->n_endpoints)
-            note_ignored(c, s->name);
+        } else if (s->n_endpoints) {
+            struct service_conf conf;
+
+            /* A service the config does not name: a backend from defaults. */
+            memset(&conf, 0, sizeof(conf));
+            snprintf(conf.name, sizeof(conf.name), "%s", s->name);
+            conf.opt = c->cfg->defaults;
+            if (!backend_add(c, &conf, false)) {
+                log_error(MOD, "service %s: out of memory", s->name);
+                s->dirty = true;
+                continue;
+            }
+            if (!c->render_only)
+                want_reload(c, "new service", s->name);
+        }
     }
+    c->map_dirty = true;
 }
 
 /* ---- etcd side ---- */
@@ -281,45 +410,46 @@ static int cmp_state_by_slot(const void *a, const void *b)
 static int backend_adopt(struct ctl *c, struct backend *b)
 {
     size_t k = 0, n_before = b->slots.n;
-    struct server_state *have;
+    bool was_present = b->present;
 
     qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
     while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
         k++;
     if (k < b->n_seen)
         log_warn(MOD, "backend %s: slot servers are not contiguous after s%zu: using s1..s%zu",
-                 b->svc->name, k, k);
-    if (k > b->slots.n) {
-        if (b->slots.n == 0 && !b->slots.slots) {
-            if (slots_init(&b->slots, k) < 0)
-                return -ENOMEM;
-        } else if (slots_grow(&b->slots, k) < 0) {
-            return -ENOMEM;
-        }
-    } else if (k < b->slots.n) {
-        /* HAProxy has fewer slots than before (restarted on an older file):
-         * endpoints beyond it look for another slot at the next assign. */
-        for (size_t i = k; i < b->slots.n; i++) {
-            free(b->slots.slots[i].instance);
-            b->slots.slots[i].instance = NULL;
-        }
-        b->slots.n = k;
+                 b->conf.name, k, k);
+    if (b->added_to && k < b->added_to) {
+        log_warn(MOD, "backend %s: slots added at run time are gone: growing by reload instead",
+                 b->conf.name);
+        b->grow_by_reload = true;
     }
-    have = realloc(b->have, (k ? k : 1) * sizeof(*have));
-    if (!have)
+    b->added_to = 0;
+    /* Not in HAProxy (yet): keep the table a pending render was built on. */
+    if (!b->seen_backend && b->slots.n && !was_present)
+        k = b->slots.n;
+    else if (backend_resize(b, k) < 0)
         return -ENOMEM;
-    b->have = have;
-    if (k)
-        memcpy(b->have, b->seen, k * sizeof(*have));
-    if (b->present != b->seen_backend || n_before != k) {
+    if (b->seen_backend && k)
+        memcpy(b->have, b->seen, k * sizeof(*b->have));
+    else
+        memset(b->have, 0, b->slots.n * sizeof(*b->have));
+    if (was_present != b->seen_backend || n_before != k) {
         if (!b->seen_backend)
-            log_warn(MOD, "backend %s is not in HAProxy: render the services file (slotsync "
-                          "render) and reload HAProxy",
-                     b->svc->name);
+            log_warn(MOD, "backend %s is not in HAProxy's running configuration", b->conf.name);
         else
-            log_info(MOD, "backend %s: %zu slots in HAProxy", b->svc->name, k);
+            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, k);
     }
     b->present = b->seen_backend;
+    if (b->present) {
+        b->missing_noted = false;
+    } else if (!b->missing_noted) {
+        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+
+        if (b->configured || (svc && svc->n_endpoints)) {
+            b->missing_noted = true;
+            want_reload(c, "backend missing in HAProxy:", b->conf.name);
+        }
+    }
     b->dirty = true;
     return 0;
 }
@@ -330,9 +460,59 @@ static void on_sentinel_lost(void *arg)
 
     /* HAProxy restarted, reloaded, or timed the idle connection out: in every
      * case re-read its state before the next batch. */
-    log_debug(MOD, "runtime sentinel connection closed: resyncing");
+    log_debug(MOD, "master socket sentinel closed (reload, restart or stop): resyncing");
     c->epoch++;
     c->resync_wanted = true;
+}
+
+static bool map_name_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* "show map <file>": lines "<id> <key> <value>". Anything that does not look
+ * like a route we could have written is dropped (and then deleted). */
+static int parse_map(struct ctl *c, const char *text)
+{
+    struct host_route *r = NULL;
+    size_t n = 0, cap = 0;
+    const char *line = text;
+
+    while (line && *line) {
+        char id[32], key[CONFIG_HOSTNAME_MAX + 2], val[SERVICE_NAME_MAX + 2];
+        const char *nl = strchr(line, '\n');
+
+        if (sscanf(line, "%31s %254s %64s", id, key, val) == 3 &&
+            map_name_ok(key, CONFIG_HOSTNAME_MAX) && map_name_ok(val, SERVICE_NAME_MAX)) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                struct host_route *nr = realloc(r, ncap * sizeof(*nr));
+
+                if (!nr) {
+                    free(r);
+                    return -ENOMEM;
+                }
+                r = nr;
+                cap = ncap;
+            }
+            memcpy(r[n].host, key, strlen(key) + 1); /* lengths checked above */
+            memcpy(r[n].backend, val, strlen(val) + 1);
+            n++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(c->map_have);
+    c->map_have = r;
+    c->n_map_have = n;
+    return 0;
 }
 
 static void on_resync_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
@@ -351,8 +531,8 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         return;
     }
     for (size_t i = 0; i < c->n_backends; i++) {
-        c->backends[i].n_seen = 0;
-        c->backends[i].seen_backend = false;
+        c->backends[i]->n_seen = 0;
+        c->backends[i]->seen_backend = false;
     }
     r = runtime_parse_servers_state(replies[0], strlen(replies[0]), on_state_row, c, &bad);
     if (r < 0) {
@@ -362,11 +542,23 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     if (bad)
         log_warn(MOD, "show servers state: %zu rows failed validation and were ignored", bad);
     for (size_t i = 0; i < c->n_backends; i++) {
-        if (backend_adopt(c, &c->backends[i]) < 0) {
+        if (backend_adopt(c, c->backends[i]) < 0) {
             runtime_failed(c, -ENOMEM, "adopting HAProxy's state");
             return;
         }
-        slots += c->backends[i].slots.n;
+        slots += c->backends[i]->slots.n;
+    }
+    if (n > 1) {
+        /* "show map": an unknown map means HAProxy runs without our HTTP
+         * frontend (yet). */
+        c->map_known = runtime_reply_ok("show map ", replies[1]) && parse_map(c, replies[1]) == 0;
+        c->map_dirty = true;
+        if (!c->map_known && !c->map_missing_noted) {
+            c->map_missing_noted = true;
+            want_reload(c, "HTTP frontend missing in HAProxy:", c->cfg->hosts_map);
+        } else if (c->map_known) {
+            c->map_missing_noted = false;
+        }
     }
     if (c->runtime_down || !c->synced)
         log_info(MOD, "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
@@ -381,16 +573,23 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
 
 static void start_resync(struct ctl *c)
 {
-    static const char *const cmd[] = {"show servers state"};
+    char map_cmd[PLAN_CMD_MAX];
+    const char *cmds[2] = {"show servers state", map_cmd};
     int r;
 
-    /* Connected first, so that a restart after our read is noticed. */
-    r = runtime_sentinel_connect(c->rt, on_sentinel_lost, c);
-    if (r < 0)
-        log_debug(MOD, "runtime sentinel: %s", strerror(-r));
+    snprintf(map_cmd, sizeof(map_cmd), "show map %s", c->cfg->hosts_map);
+    /* Connected first, so that a restart after our read is noticed. It
+     * watches the master: an idle connection to a worker would keep an old
+     * worker alive after a reload, and the master closes it on every reload
+     * and when HAProxy stops. Without a master socket the periodic resync
+     * is what notices a restart. */
+    if (c->master_watch) {
+        r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
+        if (r < 0)
+            log_debug(MOD, "master socket sentinel: %s", strerror(-r));
+    }
     c->resync_epoch = c->epoch;
-    r = runtime_send(c->rt, cmd, 1, on_resync_reply, c);
-
+    r = runtime_send(c->rt, cmds, c->cfg->http_bind.set ? 2 : 1, on_resync_reply, c);
     if (r < 0)
         runtime_failed(c, r, "connect");
 }
@@ -422,33 +621,320 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
              (ev_time() - c->batch_started) * 1e3);
 }
 
+/* Add slots old..n-1 to a running backend with "add server". */
+static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
+{
+    const char *opts = b->conf.opt.server_options;
+    bool check = has_token(opts, "check");
+    size_t old = b->slots.n;
+    int r;
+
+    for (size_t i = old; i < n; i++) {
+        r = plan_add(&c->plan, "add server %s/" SLOT_NAME_FMT " 0.0.0.0:0%s%s", b->conf.name, i + 1,
+                     opts[0] ? " " : "", opts);
+        if (r == 0 && check)
+            r = plan_add(&c->plan, "enable health %s/" SLOT_NAME_FMT, b->conf.name, i + 1);
+        if (r < 0)
+            return r;
+    }
+    r = backend_resize(b, n);
+    if (r < 0)
+        return r;
+    /* A dynamic server starts in maintenance with no address. */
+    for (size_t i = old; i < n; i++) {
+        struct server_state *h = &b->have[i];
+
+        snprintf(h->backend, sizeof(h->backend), "%s", b->conf.name);
+        snprintf(h->server, sizeof(h->server), SLOT_NAME_FMT, i + 1);
+        snprintf(h->addr, sizeof(h->addr), "0.0.0.0");
+        h->port = 0;
+        h->admin = SERVER_MAINT;
+        h->weight = 1;
+    }
+    b->added_to = n;
+    c->stats.grown += n - old;
+    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)",
+             b->conf.name, old, n);
+    return 0;
+}
+
 static void converge_backend(struct ctl *c, struct backend *b)
 {
-    struct catalog_service *svc = catalog_find(c->cat, b->svc->name);
+    struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+    size_t endpoints = svc ? svc->n_endpoints : 0;
     int r;
 
     b->dirty = false;
     if (!b->present)
         return;
+    if (endpoints > b->slots.n) {
+        size_t n = fit_slots(b, b->slots.n, endpoints);
+
+        if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
+            r = grow_at_runtime(c, b, n);
+            if (r < 0) {
+                log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
+                c->resync_wanted = true;
+                return;
+            }
+        } else if (b->want_slots < n) {
+            b->want_slots = n;
+            want_reload(c, "more slots needed by", b->conf.name);
+        }
+    }
     r = slots_assign(&b->slots, svc, b->have);
     if (r < 0) {
-        log_error(MOD, "backend %s: %s", b->svc->name, strerror(-r));
+        log_error(MOD, "backend %s: %s", b->conf.name, strerror(-r));
         b->dirty = true;
         return;
     }
     if (b->slots.overflow != b->last_overflow) {
         if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
-                     b->svc->name, b->slots.overflow, b->slots.n);
+            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)", b->conf.name,
+                     b->slots.overflow, b->slots.n);
         else
-            log_info(MOD, "backend %s: every endpoint has a slot again", b->svc->name);
+            log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend(&c->plan, b->svc->name, &b->slots, b->have);
+    r = plan_backend(&c->plan, b->conf.name, &b->slots, b->have);
     if (r < 0) {
-        log_error(MOD, "backend %s: planning failed: %s", b->svc->name, strerror(-r));
+        log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
         c->resync_wanted = true;
     }
+}
+
+/* The routes of the backends HAProxy runs. */
+static int present_routes(struct ctl *c, struct host_route **out, size_t *n_out)
+{
+    struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
+    size_t n = 0;
+    int r;
+
+    if (!rb)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->n_backends; i++)
+        if (c->backends[i]->present)
+            rb[n++] = (struct render_backend){c->backends[i]->svc, &c->backends[i]->slots};
+    r = render_host_routes(c->cfg, rb, n, out, n_out);
+    free(rb);
+    return r;
+}
+
+/* Runtime map commands from the map HAProxy has to the one we want. */
+static void converge_map(struct ctl *c)
+{
+    struct host_route *want = NULL;
+    size_t nw = 0, i = 0, j = 0;
+    const char *f = c->cfg->hosts_map;
+    int r = 0;
+
+    c->map_dirty = false;
+    if (!c->cfg->http_bind.set || !c->map_known)
+        return;
+    if (present_routes(c, &want, &nw) < 0) {
+        c->map_dirty = true;
+        return;
+    }
+    /* Both sides are sorted by host (HAProxy's after parse_map? not
+     * necessarily): compare by lookup. */
+    for (i = 0; i < nw && r == 0; i++) {
+        const struct host_route *h = NULL;
+
+        for (j = 0; j < c->n_map_have; j++)
+            if (strcmp(c->map_have[j].host, want[i].host) == 0) {
+                h = &c->map_have[j];
+                break;
+            }
+        if (!h)
+            r = plan_add(&c->plan, "add map %s %s %s", f, want[i].host, want[i].backend);
+        else if (strcmp(h->backend, want[i].backend) != 0)
+            r = plan_add(&c->plan, "set map %s %s %s", f, want[i].host, want[i].backend);
+    }
+    for (j = 0; j < c->n_map_have && r == 0; j++) {
+        bool keep = false;
+
+        for (i = 0; i < nw && !keep; i++)
+            keep = strcmp(c->map_have[j].host, want[i].host) == 0;
+        if (!keep)
+            r = plan_add(&c->plan, "del map %s %s", f, c->map_have[j].host);
+    }
+    if (r < 0) {
+        free(want);
+        c->resync_wanted = true;
+        return;
+    }
+    free(c->map_have);
+    c->map_have = want;
+    c->n_map_have = nw;
+}
+
+/* ---- reloads ---- */
+
+static bool reload_pending(const struct ctl *c)
+{
+    return c->desired_gen != c->loaded_gen && c->desired_gen != c->failed_gen;
+}
+
+static void reload_end(struct ctl *c, bool ok)
+{
+    c->reloading = false;
+    if (c->candidate)
+        unlink(c->candidate);
+    if (!ok) {
+        c->failed_gen = c->reload_gen;
+        return;
+    }
+    c->loaded_gen = c->reload_gen;
+    c->stats.reloads++;
+    /* Empty auto backends were left out of the file: forget them. */
+    for (size_t i = 0; i < c->n_backends;) {
+        struct backend *b = c->backends[i];
+        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+
+        if (!b->configured && !(svc && svc->n_endpoints)) {
+            backend_free(b);
+            memmove(c->backends + i, c->backends + i + 1,
+                    (c->n_backends - i - 1) * sizeof(*c->backends));
+            c->n_backends--;
+        } else {
+            i++;
+        }
+    }
+    c->resync_wanted = true;
+}
+
+static void on_reload_done(int err, const char *errtext, void *arg)
+{
+    struct ctl *c = arg;
+
+    if (err < 0) {
+        c->stats.reload_failures++;
+        log_error(MOD, "reload failed: %s; runtime changes keep going to the running worker",
+                  errtext ? errtext : strerror(-err));
+        reload_end(c, false);
+        return;
+    }
+    log_info(MOD, "HAProxy reloaded in %.0f ms (reload %llu)",
+             (ev_time() - c->last_reload_start) * 1e3, c->stats.reloads + 1);
+    reload_end(c, true);
+}
+
+static void on_check_done(int err, const char *errtext, void *arg)
+{
+    struct ctl *c = arg;
+    const char *path = c->cfg->services_file;
+    int r;
+
+    if (err < 0) {
+        c->stats.check_failures++;
+        log_error(MOD, "haproxy -c rejected the new services file, keeping the running one: %s",
+                  errtext ? errtext : strerror(-err));
+        reload_end(c, false);
+        return;
+    }
+    if (rename(c->candidate, path) < 0) {
+        log_error(MOD, "rename %s to %s: %s", c->candidate, path, strerror(errno));
+        reload_end(c, false);
+        return;
+    }
+    r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
+    if (r < 0) {
+        log_error(MOD, "cannot reload HAProxy: %s (no master socket or reload_command?)",
+                  strerror(-r));
+        c->stats.reload_failures++;
+        reload_end(c, false);
+    }
+}
+
+/* Render every backend that should exist into the candidate file and the
+ * host map, then check the candidate. */
+static void start_reload(struct ctl *c)
+{
+    struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
+    struct host_route *routes = NULL;
+    size_t n = 0, n_routes = 0, len = 0;
+    char *text = NULL, *err = NULL;
+    int r = -ENOMEM;
+
+    c->reloading = true;
+    c->reload_gen = c->desired_gen;
+    c->last_reload_start = ev_time();
+    if (!rb)
+        goto fail;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        struct backend *b = c->backends[i];
+        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+        size_t endpoints = svc ? svc->n_endpoints : 0;
+        size_t want = b->want_slots > b->slots.n ? b->want_slots : b->slots.n;
+
+        if (!b->configured && !endpoints)
+            continue; /* dropped at this render */
+        if (!b->present && want < (size_t)b->conf.opt.slots)
+            want = (size_t)b->conf.opt.slots;
+        want = fit_slots(b, want, endpoints);
+        if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
+            goto fail;
+        rb[n++] = (struct render_backend){b->svc, &b->slots};
+    }
+    r = render_services(c->cfg, rb, n, &text, &len, &err);
+    if (r == 0 && c->cfg->http_bind.set) {
+        char *map = NULL;
+        size_t mlen = 0;
+
+        r = render_host_routes(c->cfg, rb, n, &routes, &n_routes);
+        if (r == 0)
+            r = render_hosts_map(routes, n_routes, &map, &mlen);
+        /* HAProxy reads the map only when it starts: writing it now changes
+         * nothing until the reload that loads the matching services file. */
+        if (r == 0)
+            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &err);
+        free(map);
+    }
+    if (r == 0)
+        r = render_write_atomic(c->candidate, text, len, &err);
+    if (r == 0)
+        r = reloader_check(c->reloader, c->candidate, on_check_done, c);
+    if (r < 0)
+        goto fail;
+    log_info(MOD, "rendered %zu backends to %s; checking it", n, c->candidate);
+    goto out;
+fail:
+    log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
+    reload_end(c, false);
+out:
+    free(err);
+    free(text);
+    free(routes);
+    free(rb);
+}
+
+static void on_reload_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    /* Nothing to do: the next on_prepare() starts the reload. */
+}
+
+static void maybe_reload(struct ctl *c)
+{
+    double wait;
+
+    if (!reload_pending(c) || c->reloading || !c->listed || !c->synced ||
+        ev_is_active(&c->reload_timer))
+        return;
+    if (!reloader_can_reload(c->reloader)) {
+        if (c->failed_gen != c->desired_gen)
+            log_error(MOD, "HAProxy needs a reload but neither haproxy.master_socket nor "
+                           "haproxy.reload_command is set");
+        c->failed_gen = c->desired_gen;
+        return;
+    }
+    /* At most one reload per min_reload_interval_ms: bursts coalesce. */
+    wait = c->last_reload_start + c->cfg->min_reload_interval_ms / 1e3 - ev_time();
+    if (c->stats.reloads + c->stats.reload_failures + c->stats.check_failures && wait > 0) {
+        ev_timer_set(&c->reload_timer, wait, 0.);
+        ev_timer_start(c->loop, &c->reload_timer);
+        return;
+    }
+    start_reload(c);
 }
 
 /* Runs once per loop iteration, before the loop blocks: everything that
@@ -458,7 +944,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     struct ctl *c = w->data;
     int r;
 
-    if (c->render_only || runtime_busy(c->rt) || ev_is_active(&c->retry_timer))
+    if (c->render_only)
+        return;
+    maybe_reload(c);
+    if (runtime_busy(c->rt) || ev_is_active(&c->retry_timer))
         return;
     if (!c->synced || c->resync_wanted) {
         start_resync(c);
@@ -468,8 +957,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         return;
     plan_reset(&c->plan);
     for (size_t i = 0; i < c->n_backends; i++)
-        if (c->backends[i].dirty)
-            converge_backend(c, &c->backends[i]);
+        if (c->backends[i]->dirty)
+            converge_backend(c, c->backends[i]);
+    if (c->map_dirty)
+        converge_map(c);
     if (!c->plan.n)
         return;
     if (log_get_level() >= LOG_DEBUG)
@@ -501,12 +992,105 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_listen(const struct listen_addr *a, const struct listen_addr *b)
+{
+    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
+}
+
+static bool same_options(const struct service_options *a, const struct service_options *b)
+{
+    return a->slots == b->slots && a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
+           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
+}
+
+/* SIGHUP: read the config file again. What HAProxy is built from (services,
+ * defaults, the HTTP frontend) is applied; where slotsync connects to is
+ * not, and a file that changes it is refused as a whole. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct ctl *c = w->data;
+    struct config *nc = calloc(1, sizeof(*nc));
+    const struct config *oc = c->cfg;
+    char *err = NULL;
+    bool changed = false;
 
-    log_info(MOD, "SIGHUP: re-reading HAProxy's state");
+    if (!nc || !c->load_config || c->load_config(nc, &err, c->load_arg) < 0) {
+        log_error(MOD, "SIGHUP: config not reloaded: %s", err ? err : "out of memory");
+        free(err);
+        free(nc);
+        return;
+    }
+    if (nc->n_etcd_endpoints != oc->n_etcd_endpoints || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
+        strcmp(nc->runtime_socket, oc->runtime_socket) ||
+        !same_str(nc->master_socket, oc->master_socket) ||
+        strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
+        !same_str(nc->base_config, oc->base_config)) {
+        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets and file paths need a restart");
+        config_free(nc);
+        free(nc);
+        return;
+    }
+    for (size_t i = 0; i < nc->n_services; i++) {
+        const struct service_conf *sc = &nc->services[i];
+        struct backend *b = backend_find(c, sc->name);
+
+        if (!b) {
+            if (!backend_add(c, sc, true)) {
+                log_error(MOD, "SIGHUP: out of memory");
+                continue;
+            }
+            want_reload(c, "new service in the config:", sc->name);
+            changed = true;
+            continue;
+        }
+        if (!b->configured || !same_options(&b->conf.opt, &sc->opt) ||
+            !same_listen(&b->conf.listen, &sc->listen)) {
+            b->conf = *sc;
+            b->configured = true;
+            b->grow_by_reload = false;
+            want_reload(c, "options changed for", sc->name);
+            changed = true;
+        }
+        b->conf.hosts = sc->hosts;
+        b->conf.n_hosts = sc->n_hosts;
+    }
+    for (size_t i = 0; i < c->n_backends; i++) {
+        struct backend *b = c->backends[i];
+
+        if (b->configured && !config_find_service(nc, b->conf.name)) {
+            struct service_conf conf = {0};
+
+            snprintf(conf.name, sizeof(conf.name), "%s", b->conf.name);
+            conf.opt = nc->defaults;
+            b->conf = conf;
+            b->configured = false;
+            want_reload(c, "service left the config:", b->conf.name);
+            changed = true;
+        } else if (!b->configured && !same_options(&b->conf.opt, &nc->defaults)) {
+            b->conf.opt = nc->defaults;
+            want_reload(c, "defaults changed for", b->conf.name);
+            changed = true;
+        }
+    }
+    if (!same_listen(&nc->http_bind, &oc->http_bind) || !same_str(nc->http_domain, oc->http_domain)) {
+        want_reload(c, "http_frontend changed:", nc->hosts_map);
+        changed = true;
+    }
+    log_set_level((enum log_level)nc->log_level);
+    c->cfg = nc;
+    if (c->owned_cfg) {
+        config_free(c->owned_cfg);
+        free(c->owned_cfg);
+    }
+    c->owned_cfg = nc;
+    c->map_dirty = true;
     c->resync_wanted = true;
+    log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
 }
 
 /* ---- render mode ---- */
@@ -515,26 +1099,37 @@ static void render_now(struct ctl *c)
 {
     struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
     const char *path = c->render_path ? c->render_path : c->cfg->services_file;
-    char *text = NULL;
-    size_t len = 0;
+    struct host_route *routes = NULL;
+    size_t n_routes = 0, len = 0;
+    char *text = NULL, *map = NULL;
     int r = -ENOMEM;
 
     if (!rb)
         goto out;
     for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = &c->backends[i];
+        struct backend *b = c->backends[i];
+        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
 
-        r = slots_init(&b->slots, (size_t)b->svc->opt.slots);
+        r = backend_resize(b, fit_slots(b, 0, svc ? svc->n_endpoints : 0));
         if (r < 0)
             goto out;
-        r = slots_assign(&b->slots, catalog_find(c->cat, b->svc->name), NULL);
+        r = slots_assign(&b->slots, svc, NULL);
         if (r < 0)
             goto out;
-        if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
-                     b->svc->name, b->slots.overflow, b->slots.n);
         rb[i].svc = b->svc;
         rb[i].slots = &b->slots;
+    }
+    /* The map goes beside the services file; -o writes the file only. */
+    if (c->cfg->http_bind.set && !c->render_path) {
+        size_t mlen = 0;
+
+        r = render_host_routes(c->cfg, rb, c->n_backends, &routes, &n_routes);
+        if (r == 0)
+            r = render_hosts_map(routes, n_routes, &map, &mlen);
+        if (r == 0)
+            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
+        if (r < 0)
+            goto out;
     }
     r = render_services(c->cfg, rb, c->n_backends, &text, &len, &c->render_errmsg);
     if (r == 0)
@@ -545,6 +1140,8 @@ out:
     c->render_err = r;
     free(rb);
     free(text);
+    free(map);
+    free(routes);
     ev_break(c->loop, EVBREAK_ALL);
 }
 
@@ -565,6 +1162,7 @@ static void ctl_destroy(struct ctl *c)
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
         ev_timer_stop(c->loop, &c->retry_timer);
+        ev_timer_stop(c->loop, &c->reload_timer);
         ev_timer_stop(c->loop, &c->deadline);
         ev_signal_stop(c->loop, &c->sig_term);
         ev_signal_stop(c->loop, &c->sig_int);
@@ -574,17 +1172,21 @@ static void ctl_destroy(struct ctl *c)
     etcd_client_free(c->etcd);
     http_client_free(c->http);
     runtime_free(c->rt);
+    runtime_free(c->master_watch);
+    reloader_free(c->reloader);
     catalog_free(c->cat);
     plan_free(&c->plan);
-    for (size_t i = 0; i < c->n_backends; i++) {
-        slots_free(&c->backends[i].slots);
-        free(c->backends[i].have);
-        free(c->backends[i].seen);
-    }
+    for (size_t i = 0; i < c->n_backends; i++)
+        backend_free(c->backends[i]);
     free(c->backends);
-    for (size_t i = 0; i < c->n_ignored; i++)
-        free(c->ignored[i]);
-    free(c->ignored);
+    free(c->map_have);
+    if (c->candidate)
+        unlink(c->candidate);
+    free(c->candidate);
+    if (c->owned_cfg) {
+        config_free(c->owned_cfg);
+        free(c->owned_cfg);
+    }
     free(c->render_errmsg);
 }
 
@@ -599,14 +1201,13 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
         memprintf(errmsg, "cannot create the event loop");
         return -ENOMEM;
     }
-    c->n_backends = cfg->n_services;
-    c->backends = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*c->backends));
     c->cat = catalog_new(cfg->etcd_prefix);
     c->http = http_client_new(c->loop);
-    if (!c->backends || !c->cat || !c->http)
+    if (!c->cat || !c->http)
         goto oom;
     for (size_t i = 0; i < cfg->n_services; i++)
-        c->backends[i].svc = &cfg->services[i];
+        if (!backend_add(c, &cfg->services[i], true))
+            goto oom;
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
@@ -616,11 +1217,19 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
             return -EINVAL;
         }
+        if (cfg->master_socket && !(c->master_watch = runtime_new(c->loop, cfg->master_socket, 5.0)))
+            goto oom;
+        c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config,
+                                   cfg->master_socket, cfg->reload_command);
+        if (!c->reloader || !memprintf(&c->candidate, "%s.new", cfg->services_file))
+            goto oom;
     }
     ev_prepare_init(&c->flush, on_prepare);
     c->flush.data = c;
     ev_timer_init(&c->retry_timer, on_retry, 0., 0.);
     c->retry_timer.data = c;
+    ev_timer_init(&c->reload_timer, on_reload_timer, 0., 0.);
+    c->reload_timer.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
                   cfg->resync_interval_s);
     c->resync_timer.data = c;
@@ -636,13 +1245,17 @@ oom:
     return -ENOMEM;
 }
 
-int controller_run(const struct config *cfg, char **errmsg)
+int controller_run(const struct config *cfg,
+                   int (*load_config)(struct config *out, char **errmsg, void *arg), void *arg,
+                   char **errmsg)
 {
     struct ctl c;
     int r = ctl_init(&c, cfg, false, errmsg);
 
     if (r < 0)
         goto out;
+    c.load_config = load_config;
+    c.load_arg = arg;
     c.sync = etcd_sync_start(c.etcd, cfg->etcd_prefix, &sync_ops, &c);
     if (!c.sync) {
         memprintf(errmsg, "cannot start the etcd sync");
@@ -658,9 +1271,9 @@ int controller_run(const struct config *cfg, char **errmsg)
              cfg->etcd_prefix, cfg->runtime_socket);
     ev_run(c.loop, 0);
     log_info(MOD, "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
-                  "%llu values rejected",
+                  "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
-             c.cat->rejected);
+             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
 out:
     ctl_destroy(&c);
     return r;

@@ -229,8 +229,7 @@ static int parse_json_value(const char *val, size_t len, struct endpoint *ep, ch
     }
     s = json_string_value(j);
     /* json_string_length != strlen means an embedded NUL. */
-    if (json_string_length(j) != strlen(s) ||
-        endpoint_parse_host(s, ep->host, &ep->ipv6) < 0) {
+    if (json_string_length(j) != strlen(s) || endpoint_parse_host(s, ep->host, &ep->ipv6) < 0) {
         set_error(errmsg, "host is not an IPv4 or IPv6 literal");
         goto out;
     }
@@ -337,8 +336,8 @@ int endpoint_parse_value(const char *val, size_t len, struct endpoint *ep, char 
 
 static bool service_char_ok(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 static bool service_name_valid_len(const char *name, size_t len)

@@ -19,21 +19,23 @@
  *    intervals, hence never shorter than one, and the smallest gap seen is
  *    our estimate. Once we have one, a stream silent for three estimates is
  *    declared dead and restarted. Before that, only keepalive guards it.
- *    A progress notification also moves the resume revision forward (etcd
- *    sends them only to watchers that are caught up).
  *
- * Revisions. The resume point is the highest mod_revision delivered (or the
- * listing's revision, or a progress notification's), never a watch header's
- * revision: etcd may send a catch-up batch stamped with the current revision
- * while more revisions are still to come. Events at or below the resume point
- * (replays after a reconnect) are skipped; events of one transaction share a
- * revision and always arrive in one message, so the comparison is made
- * against the resume point as it stood when the message arrived.
+ * Revisions. "Applied" (stats.revision) is the listing's revision or the
+ * highest mod_revision delivered since, never a watch header's revision:
+ * etcd may stamp a catch-up batch with the current revision while more
+ * revisions are still to come. Events at or below it (replays after a
+ * reconnect) are skipped; events of one transaction share a revision and
+ * always arrive in one message, so the comparison is made against the value
+ * it had when the message arrived. A reconnect resumes after the higher of
+ * "applied" and the last progress notification's revision (etcd sends those
+ * only to caught-up watchers): a quiet prefix in a busy cluster then does not
+ * fall behind compaction and force a re-list on every reconnect.
  *
  * Re-entrancy. Sync callbacks may call etcd_sync_stop() on their own sync,
- * and any callback may start or cancel calls. A stopped sync makes no more
- * callbacks; its memory goes when the outermost frame that uses it returns.
- * etcd_client_free() must not be called from inside an etcd callback.
+ * and any callback may start or cancel calls, or free the etcd client. A
+ * stopped sync makes no more callbacks; its memory goes when the outermost
+ * frame that uses it returns. (Freeing the http client from inside an etcd
+ * callback is not supported: a sync stopped there could leak.)
  */
 #include <slotsync/etcd.h>
 
@@ -180,8 +182,8 @@ int etcd_b64_decode(const char *in, size_t len, char **out, size_t *outlen)
             goto bad;
         if (last && pad == 1 && (v[2] & 3))
             goto bad;
-        uint32_t t = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t t =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         s[o++] = (char)(t >> 16);
         if (!last || pad < 2)
             s[o++] = (char)((t >> 8) & 255);
@@ -699,9 +701,9 @@ struct etcd_call {
     etcd_reply_cb cb;
     void *arg;
     struct http_request *req;
-    size_t ep;    /* endpoint req went to */
+    size_t ep; /* endpoint req went to */
     int attempts;
-    bool in_cb;   /* cb running: cancel is a no-op, we free on return */
+    bool in_cb; /* cb running: cancel is a no-op, we free on return */
 };
 
 static const char *quote(const char *s, char *buf, size_t size)
@@ -768,16 +770,25 @@ static bool is_compacted(int err, const char *text)
     return err == -ERANGE && text && strstr(text, "compacted");
 }
 
-static void call_unlink_free(struct etcd_call *call)
+static void call_unlink(struct etcd_call *call)
 {
     struct etcd_client *c = call->client;
 
+    if (!c)
+        return;
     if (call->prev)
         call->prev->next = call->next;
     else
         c->calls = call->next;
     if (call->next)
         call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    call->client = NULL;
+}
+
+static void call_unlink_free(struct etcd_call *call)
+{
+    call_unlink(call);
     free(call->path);
     free(call->body);
     free(call);
@@ -840,8 +851,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
         return rc;
     }
     if (status != 200) {
-        memprintf(text, "%s%s: HTTP %ld: %s", ep, call->path, status,
-                  log_quote(body, len, q, 200));
+        memprintf(text, "%s%s: HTTP %ld: %s", ep, call->path, status, log_quote(body, len, q, 200));
         return status == 404 ? -ENOENT : -EIO;
     }
     if (!json_is_object(*reply)) {
@@ -880,8 +890,8 @@ static void call_http_done(struct http_request *req, int err, long status, const
     call_unlink_free(call);
 }
 
-struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body,
-                            long timeout_ms, etcd_reply_cb cb, void *arg)
+struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body, long timeout_ms,
+                            etcd_reply_cb cb, void *arg)
 {
     struct etcd_call *call;
 
@@ -951,8 +961,8 @@ static int set_int64(json_t *obj, const char *field, int64_t v)
     return json_object_set_new(obj, field, json_string(buf)) < 0 ? -ENOMEM : 0;
 }
 
-struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *value,
-                           int64_t lease, etcd_reply_cb cb, void *arg)
+struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *value, int64_t lease,
+                           etcd_reply_cb cb, void *arg)
 {
     json_t *body = json_object();
 
@@ -965,8 +975,7 @@ struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *v
     return etcd_call(c, "/v3/kv/put", body, 0, cb, arg);
 }
 
-struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply_cb cb,
-                              void *arg)
+struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply_cb cb, void *arg)
 {
     json_t *body = json_object();
 
@@ -1051,10 +1060,12 @@ fail:
 
 struct etcd_sync {
     struct etcd_client *client;
+    struct ev_loop *loop;
     struct etcd_sync *prev, *next;
     const struct etcd_sync_ops *ops;
     void *arg;
     struct etcd_sync_stats stats;
+    int64_t resume_rev; /* a new watch starts after this */
 
     char *prefix, *range_end;
     size_t prefix_len, range_end_len;
@@ -1070,9 +1081,9 @@ struct etcd_sync {
     struct http_request *watch_req;
     struct etcd_stream stream;
     size_t watch_ep;
-    char *watch_err;      /* why we aborted the stream, if we did */
-    bool watch_compacted; /* the stream said our revision is gone */
-    double last_progress; /* ev_now of the last progress notification */
+    char *watch_err;          /* why we aborted the stream, if we did */
+    bool watch_compacted;     /* the stream said our revision is gone */
+    double last_progress;     /* ev_now of the last progress notification */
     double progress_interval; /* estimate, 0 = unknown */
     ev_timer idle;
 
@@ -1081,7 +1092,7 @@ struct etcd_sync {
     uint64_t rng;
     int reported; /* last connected() report: -1 none, 0 down, 1 up */
 
-    int depth;          /* frames using this sync; free waits for 0 */
+    int depth; /* frames using this sync; free waits for 0 */
     bool stopped;
     bool in_watch_data; /* inside the watch's on_data */
 };
@@ -1090,8 +1101,8 @@ static void sync_maybe_free(struct etcd_sync *s)
 {
     if (!s->stopped || s->depth > 0 || s->watch_req)
         return;
-    ev_timer_stop(s->client->loop, &s->retry);
-    ev_timer_stop(s->client->loop, &s->idle);
+    ev_timer_stop(s->loop, &s->retry);
+    ev_timer_stop(s->loop, &s->idle);
     for (size_t i = 0; i < s->list_n; i++)
         kv_free(&s->list_kvs[i]);
     free(s->list_kvs);
@@ -1135,9 +1146,9 @@ static double sync_random(struct etcd_sync *s)
 
 static void sync_schedule(struct etcd_sync *s, double delay)
 {
-    ev_timer_stop(s->client->loop, &s->retry);
+    ev_timer_stop(s->loop, &s->retry);
     ev_timer_set(&s->retry, delay, 0.);
-    ev_timer_start(s->client->loop, &s->retry);
+    ev_timer_start(s->loop, &s->retry);
 }
 
 /* The stream or listing failed: say so, and try again after a backoff. */
@@ -1197,7 +1208,7 @@ static void list_deliver(struct etcd_sync *s)
         if (ops->kv)
             ops->kv(s->arg, &s->list_kvs[i]);
     s->stats.lists++;
-    s->stats.revision = s->list_rev;
+    s->stats.revision = s->resume_rev = s->list_rev;
     s->need_list = false;
     if (!s->stopped && ops->list_end)
         ops->list_end(s->arg, s->list_rev);
@@ -1295,15 +1306,15 @@ static void watch_abort_reason(struct etcd_sync *s, const char *why)
 static void idle_touch(struct etcd_sync *s)
 {
     if (s->progress_interval > 0)
-        ev_timer_again(s->client->loop, &s->idle);
+        ev_timer_again(s->loop, &s->idle);
 }
 
 static void on_progress(struct etcd_sync *s, int64_t revision)
 {
-    double now = ev_now(s->client->loop);
+    double now = ev_now(s->loop);
 
-    if (revision > s->stats.revision)
-        s->stats.revision = revision;
+    if (revision > s->resume_rev)
+        s->resume_rev = revision;
     if (s->last_progress > 0) {
         double gap = now - s->last_progress;
 
@@ -1332,6 +1343,8 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         s->stats.events++;
         if (kv->mod_revision > s->stats.revision)
             s->stats.revision = kv->mod_revision;
+        if (kv->mod_revision > s->resume_rev)
+            s->resume_rev = kv->mod_revision;
         delivered = true;
     }
     if (delivered && !s->stopped && s->ops->batch_end)
@@ -1357,8 +1370,8 @@ static int watch_msg(json_t *msg, void *arg)
         if (is_compacted(grpc_errno(m.error_code), m.error_message)) {
             s->watch_compacted = true;
         } else {
-            memprintf(&errmsg, "watch error: %s (code %d)",
-                      quote(m.error_message, q, sizeof(q)), m.error_code);
+            memprintf(&errmsg, "watch error: %s (code %d)", quote(m.error_message, q, sizeof(q)),
+                      m.error_code);
             watch_abort_reason(s, errmsg ? errmsg : "watch error");
         }
         rc = 1;
@@ -1366,7 +1379,7 @@ static int watch_msg(json_t *msg, void *arg)
         if (m.compact_revision > 0) {
             s->watch_compacted = true;
             log_info(MOD, "watch from revision %" PRId64 " compacted (now %" PRId64 ")",
-                     s->stats.revision + 1, m.compact_revision);
+                     s->resume_rev + 1, m.compact_revision);
         } else {
             memprintf(&errmsg, "watch canceled by etcd: %s",
                       m.cancel_reason ? quote(m.cancel_reason, q, sizeof(q)) : "no reason");
@@ -1423,14 +1436,14 @@ static void watch_leftover(struct etcd_sync *s)
     json_decref(msg);
 }
 
-static void watch_done(struct http_request *req, int err, long status, const char *body,
-                       size_t len, const char *errtext, void *arg)
+static void watch_done(struct http_request *req, int err, long status, const char *body, size_t len,
+                       const char *errtext, void *arg)
 {
     struct etcd_sync *s = arg;
     char *why = NULL;
 
     s->watch_req = NULL;
-    ev_timer_stop(s->client->loop, &s->idle);
+    ev_timer_stop(s->loop, &s->idle);
     s->stats.watching = false;
     if (s->stopped) {
         sync_maybe_free(s);
@@ -1476,11 +1489,10 @@ static void watch_start(struct etcd_sync *s)
     s->progress_interval = 0;
     if (!body || !create || set_b64(create, "key", s->prefix, s->prefix_len) < 0 ||
         set_b64(create, "range_end", s->range_end, s->range_end_len) < 0 ||
-        set_int64(create, "start_revision", s->stats.revision + 1) < 0 ||
+        set_int64(create, "start_revision", s->resume_rev + 1) < 0 ||
         json_object_set_new(create, "progress_notify", json_true()) < 0 ||
         json_object_set(body, "create_request", create) < 0 ||
-        !(text = json_dumps(body, JSON_COMPACT)) ||
-        !(url = endpoint_url(c, c->cur, "/v3/watch"))) {
+        !(text = json_dumps(body, JSON_COMPACT)) || !(url = endpoint_url(c, c->cur, "/v3/watch"))) {
         sync_fail(s, "out of memory building a watch request");
         goto out;
     }
@@ -1543,6 +1555,7 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     if (!s)
         return NULL;
     s->client = c;
+    s->loop = c->loop;
     s->ops = ops;
     s->arg = arg;
     s->prefix_len = strlen(prefix);
@@ -1581,8 +1594,8 @@ void etcd_sync_stop(struct etcd_sync *s)
         return;
     c = s->client;
     s->stopped = true;
-    ev_timer_stop(c->loop, &s->retry);
-    ev_timer_stop(c->loop, &s->idle);
+    ev_timer_stop(s->loop, &s->retry);
+    ev_timer_stop(s->loop, &s->idle);
     /* Inside list_done the call is finishing and frees itself. */
     etcd_call_cancel(s->list_call);
     s->list_call = NULL;
@@ -1617,7 +1630,10 @@ void etcd_client_free(struct etcd_client *c)
         etcd_sync_stop(c->syncs);
     for (call = c->calls; call; call = next) {
         next = call->next;
-        etcd_call_cancel(call);
+        if (call->in_cb)
+            call_unlink(call); /* its callback is running: it frees itself */
+        else
+            etcd_call_cancel(call);
     }
     for (size_t i = 0; i < c->n_endpoints; i++)
         free(c->endpoints[i]);

@@ -47,9 +47,9 @@ struct http_client {
     ev_timer timer;
     struct http_request *reqs; /* every request not yet released */
     struct http_sock *socks;
-    int busy;      /* dispatch() depth: releases are deferred while > 0 */
-    bool freeing;  /* http_client_free() was called during dispatch() */
-    bool in_curl;  /* inside curl_multi_socket_action() */
+    int busy;     /* dispatch() depth: releases are deferred while > 0 */
+    bool freeing; /* http_client_free() was called during dispatch() */
+    bool in_curl; /* inside curl_multi_socket_action() */
 };
 
 struct http_request {
@@ -62,8 +62,8 @@ struct http_request {
     void *arg;
     char *buf; /* buffered: the body so far; stream: bytes not yet given to on_data */
     size_t len, cap, max_body;
-    bool dead;      /* finished or cancelled: no more callbacks, release pending */
-    bool too_big;   /* buffered body went over max_body */
+    bool dead;    /* finished or cancelled: no more callbacks, release pending */
+    bool too_big; /* buffered body went over max_body */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -180,8 +180,8 @@ static void finish(struct http_request *req, CURLcode rc)
         if (req->too_big)
             snprintf(text, sizeof(text), "response body larger than %zu bytes", req->max_body);
         else
-            snprintf(text, sizeof(text), "%s", req->errbuf[0] ? req->errbuf
-                                                             : curl_easy_strerror(rc));
+            snprintf(text, sizeof(text), "%s",
+                     req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc));
         errtext = text;
     }
     request_detach(req);
@@ -201,8 +201,9 @@ static void dispatch(struct http_client *c)
     int left;
 
     c->busy++;
-    /* Streamed bytes first, so a transfer's data precedes its done. New
-     * requests are appended at the tail and have no data yet. */
+    /* Streamed bytes first, so a transfer's data precedes its done. Requests
+     * started meanwhile go in at the head, behind this walk, and have no
+     * data yet anyway. */
     for (req = c->reqs; req; req = req->next) {
         while (!req->dead && req->on_data && req->len > 0) {
             char *chunk = req->buf;
@@ -396,10 +397,10 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-#define SETOPT(opt, val)                                                                   \
-    do {                                                                                   \
-        if (curl_easy_setopt(req->easy, (opt), (val)) != CURLE_OK)                         \
-            goto fail;                                                                     \
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(req->easy, (opt), (val)) != CURLE_OK)                                 \
+            goto fail;                                                                             \
     } while (0)
 
 struct http_request *http_request_start(struct http_client *c, const char *url,
@@ -437,9 +438,9 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
     SETOPT(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
-           opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                        : HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms > 0
+                                          ? opts->connect_timeout_ms
+                                          : HTTP_DEFAULT_CONNECT_TIMEOUT_MS);
     if (opts->timeout_ms > 0)
         SETOPT(CURLOPT_TIMEOUT_MS, opts->timeout_ms);
     if (opts->low_speed_time_s > 0) {

@@ -61,6 +61,24 @@ static int apply_overrides(struct config *cfg, const struct overrides *o, char *
     return 0;
 }
 
+struct reload_args {
+    const char *path;
+    const struct overrides *ov;
+};
+
+/* SIGHUP: the same file and the same command-line overrides as at start. */
+static int reload_config(struct config *out, char **errmsg, void *arg)
+{
+    const struct reload_args *ra = arg;
+    int r = config_load(ra->path, out, errmsg);
+
+    if (r == 0)
+        r = apply_overrides(out, ra->ov, errmsg);
+    if (r < 0)
+        config_free(out);
+    return r;
+}
+
 static int cmd_daemon(const char *cmd, int argc, char **argv)
 {
     struct overrides ov = {0};
@@ -108,7 +126,8 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     if (r == 0)
         r = apply_overrides(&cfg, &ov, &errmsg);
     if (r < 0) {
-        fprintf(stderr, "slotsync: %s: %s\n", config_path, errmsg ? errmsg : strerror(-r));
+        /* The message names the file (escaped) where it matters. */
+        fprintf(stderr, "slotsync: %s\n", errmsg ? errmsg : strerror(-r));
         free(errmsg);
         config_free(&cfg);
         return 1;
@@ -120,7 +139,9 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     } else if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
     } else {
-        r = controller_run(&cfg, &errmsg);
+        struct reload_args ra = {config_path, &ov};
+
+        r = controller_run(&cfg, reload_config, &ra, &errmsg);
     }
     if (r < 0)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));

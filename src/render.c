@@ -119,7 +119,14 @@ int render_services(const struct config *cfg, const struct render_backend *backe
             buf_printf(&b, "    default_backend %s\n", svc->name);
         }
     }
-    (void)cfg;
+    if (cfg->http_bind.set) {
+        /* Host header, lower-cased and without its port, looked up in the
+         * map that slotsync keeps in sync at run time. No match: 503. */
+        buf_printf(&b, "\nfrontend slotsync_http\n    mode http\n");
+        render_bind(&b, &cfg->http_bind);
+        buf_printf(&b, "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n",
+                   cfg->hosts_map);
+    }
     if (b.oom) {
         free(b.p);
         return -ENOMEM;
@@ -189,4 +196,96 @@ out:
     free(dircopy);
     free(tmp);
     return ret;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+    const struct host_route *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+
+    return c ? c : strcmp(x->backend, y->backend);
+}
+
+static void lower_copy(char *dst, size_t size, const char *a, const char *sep, const char *b)
+{
+    size_t o = 0;
+
+    for (const char *parts[3] = {a, sep, b}, **p = parts; p < parts + 3; p++)
+        for (const char *q = *p; q && *q && o + 1 < size; q++)
+            dst[o++] = (*q >= 'A' && *q <= 'Z') ? (char)(*q - 'A' + 'a') : *q;
+    dst[o] = '\0';
+}
+
+int render_host_routes(const struct config *cfg, const struct render_backend *backends, size_t n,
+                       struct host_route **out, size_t *n_out)
+{
+    struct host_route *r = NULL;
+    size_t cap = 0, k = 0, w = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    if (!cfg->http_bind.set)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct service_conf *svc = backends[i].svc;
+        size_t need = k + svc->n_hosts + 1;
+
+        if (svc->opt.mode != MODE_HTTP)
+            continue;
+        if (need > cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct host_route *nr;
+
+            while (ncap < need)
+                ncap *= 2;
+            nr = realloc(r, ncap * sizeof(*nr));
+            if (!nr) {
+                free(r);
+                return -ENOMEM;
+            }
+            r = nr;
+            cap = ncap;
+        }
+        if (cfg->http_domain) {
+            lower_copy(r[k].host, sizeof(r[k].host), svc->name, ".", cfg->http_domain);
+            snprintf(r[k].backend, sizeof(r[k].backend), "%s", svc->name);
+            /* A name longer than a host name may be cannot be routed. */
+            if (strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX)
+                k++;
+        }
+        for (size_t h = 0; h < svc->n_hosts; h++, k++) {
+            lower_copy(r[k].host, sizeof(r[k].host), svc->hosts[h], NULL, NULL);
+            snprintf(r[k].backend, sizeof(r[k].backend), "%s", svc->name);
+        }
+    }
+    /* Backends come sorted by name: a host claimed twice goes to the first
+     * name, and the duplicates after it are dropped. */
+    if (k)
+        qsort(r, k, sizeof(*r), cmp_route);
+    for (size_t i = 0; i < k; i++)
+        if (w == 0 || strcmp(r[w - 1].host, r[i].host) != 0)
+            r[w++] = r[i];
+    if (!w) {
+        free(r);
+        return 0;
+    }
+    *out = r;
+    *n_out = w;
+    return 0;
+}
+
+int render_hosts_map(const struct host_route *routes, size_t n, char **out, size_t *outlen)
+{
+    struct buf b = {0};
+
+    buf_printf(&b, "# Rendered by slotsync: Host -> backend. Kept in sync at run time.\n");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s %s\n", routes[i].host, routes[i].backend);
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *outlen = b.len;
+    return 0;
 }

@@ -111,6 +111,10 @@ bool runtime_reply_ok(const char *cmd, const char *reply)
         return starts_with(reply, "IP changed from ") ||
                starts_with(reply, "no need to change the addr");
     }
+    if (starts_with(cmd, "add server "))
+        return strcmp(reply, "New server registered.") == 0;
+    if (starts_with(cmd, "show map "))
+        return strncmp(reply, "Unknown map", 11) != 0;
     if (starts_with(cmd, "show servers state"))
         return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
     return reply[0] == '\0';
@@ -396,6 +400,13 @@ void runtime_free(struct runtime *rt)
     free(exchange_reset(rt, &len));
     sentinel_close(rt);
     free(rt);
+}
+
+void runtime_cancel(struct runtime *rt)
+{
+    size_t len;
+
+    free(exchange_reset(rt, &len));
 }
 
 bool runtime_busy(const struct runtime *rt)

@@ -62,8 +62,8 @@ static void check_message(const char *msg, size_t i)
 {
     cr_assert_not_null(msg, "case %zu: errmsg set", i);
     for (const char *p = msg; *p; p++)
-        cr_expect(*p >= 0x20 && *p < 0x7f, "case %zu: byte 0x%02x in \"%s\"", i,
-                  (unsigned char)*p, msg);
+        cr_expect(*p >= 0x20 && *p < 0x7f, "case %zu: byte 0x%02x in \"%s\"", i, (unsigned char)*p,
+                  msg);
 }
 
 /* Path of a fixture next to this file: tests/data/config/<name>. */
@@ -318,8 +318,7 @@ static const struct bad_case bad_cases[] = {
     {CFG_ETCD(EP), "etcd.prefix: required"},
     {CFG_ETCD(EP "," PF ",'prefixx':'/'"), "etcd.prefixx: unknown key"},
     {CFG_ETCD("'endpoints':'http://127.0.0.1:2379'," PF), "etcd.endpoints: must be an array"},
-    {CFG_ETCD("'endpoints':{'a':'http://127.0.0.1:2379'}," PF),
-     "etcd.endpoints: must be an array"},
+    {CFG_ETCD("'endpoints':{'a':'http://127.0.0.1:2379'}," PF), "etcd.endpoints: must be an array"},
     {CFG_ETCD("'endpoints':[]," PF), "etcd.endpoints: must list 1 to 16 URLs"},
     {CFG_ETCD("'endpoints':[1]," PF), "etcd.endpoints[0]: must be a string"},
     {CFG_ETCD("'endpoints':[null]," PF), "etcd.endpoints[0]: must be a string"},
@@ -570,8 +569,8 @@ Test(config, bad_cases)
         cr_expect(is_zeroed(&cfg), "case %zu: nothing left to free", i);
         if (ret != 0) {
             check_message(err, i);
-            cr_expect_not_null(strstr(err, bad_cases[i].err), "case %zu: \"%s\" lacks \"%s\"",
-                               i, err, bad_cases[i].err);
+            cr_expect_not_null(strstr(err, bad_cases[i].err), "case %zu: \"%s\" lacks \"%s\"", i,
+                               err, bad_cases[i].err);
         } else {
             config_free(&cfg);
         }
@@ -689,8 +688,8 @@ Test(config, length_limits)
         } else {
             cr_expect_eq(ret, -EINVAL, "case %zu: accepted", i);
             if (err)
-                cr_expect_not_null(strstr(err, cases[i].err), "case %zu: \"%s\" lacks \"%s\"",
-                                   i, err, cases[i].err);
+                cr_expect_not_null(strstr(err, cases[i].err), "case %zu: \"%s\" lacks \"%s\"", i,
+                                   err, cases[i].err);
         }
         config_free(&cfg);
         free(err);
@@ -708,8 +707,8 @@ Test(config, count_limits)
 
     o = 0;
     for (int i = 0; i < 16; i++)
-        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s'http://10.0.0.%d:2379'",
-                              i ? "," : "", i + 1);
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s'http://10.0.0.%d:2379'", i ? "," : "",
+                              i + 1);
     snprintf(json, sizeof(json), CFG_ETCD("'endpoints':[%s]," PF), list);
     cr_expect_eq(load(json, &cfg, &err), 0, "%s", err ? err : "");
     cr_expect_eq(cfg.n_etcd_endpoints, 16);
@@ -884,9 +883,9 @@ Test(config, set_etcd)
     char *err = NULL;
 
     cr_assert_eq(load(MINIMAL, &cfg, &err), 0);
-    cr_expect_eq(config_set_etcd(&cfg, "http://a.example:1,https://[::1]:2/,http://10.0.0.1:3",
-                                 &err),
-                 0, "%s", err ? err : "");
+    cr_expect_eq(
+        config_set_etcd(&cfg, "http://a.example:1,https://[::1]:2/,http://10.0.0.1:3", &err), 0,
+        "%s", err ? err : "");
     cr_assert_eq(cfg.n_etcd_endpoints, 3);
     cr_expect_str_eq(cfg.etcd_endpoints[0], "http://a.example:1");
     cr_expect_str_eq(cfg.etcd_endpoints[1], "https://[::1]:2");
@@ -1136,12 +1135,11 @@ Test(config, balance_is_dynamic)
         const char *balance;
         bool dynamic;
     } cases[] = {
-        {"roundrobin", true}, {"leastconn", true}, {"first", true},      {"random", true},
-        {"static-rr", false}, {"source", false},   {"uri", false},       {"", false},
+        {"roundrobin", true}, {"leastconn", true}, {"first", true},        {"random", true},
+        {"static-rr", false}, {"source", false},   {"uri", false},         {"", false},
         {"RANDOM", false},    {NULL, false},       {"roundrobin ", false},
     };
 
     for (size_t i = 0; i < N_ELEMS(cases); i++)
-        cr_expect_eq(config_balance_is_dynamic(cases[i].balance), cases[i].dynamic, "case %zu",
-                     i);
+        cr_expect_eq(config_balance_is_dynamic(cases[i].balance), cases[i].dynamic, "case %zu", i);
 }

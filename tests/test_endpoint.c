@@ -40,12 +40,11 @@ static const struct good_value good_values[] = {
     {B("{\"host\":\"10.0.0.5\",\"port\":8080}"), "10.0.0.5", false, 8080, 1, ENDPOINT_READY},
     {B("{\"host\": \"10.0.0.5\", \"port\": 8080, \"weight\": 10, \"state\": \"drain\"}"),
      "10.0.0.5", false, 8080, 10, ENDPOINT_DRAIN},
-    {B("{\"host\":\"10.0.0.5\",\"port\":1,\"weight\":0,\"state\":\"maint\"}"), "10.0.0.5",
-     false, 1, 0, ENDPOINT_MAINT},
-    {B("{\"host\":\"10.0.0.5\",\"port\":65535,\"weight\":256,\"state\":\"ready\"}"),
-     "10.0.0.5", false, 65535, 256, ENDPOINT_READY},
-    {B("{\"port\":9000,\"host\":\"2001:db8:0::1\"}"), "2001:db8::1", true, 9000, 1,
-     ENDPOINT_READY},
+    {B("{\"host\":\"10.0.0.5\",\"port\":1,\"weight\":0,\"state\":\"maint\"}"), "10.0.0.5", false, 1,
+     0, ENDPOINT_MAINT},
+    {B("{\"host\":\"10.0.0.5\",\"port\":65535,\"weight\":256,\"state\":\"ready\"}"), "10.0.0.5",
+     false, 65535, 256, ENDPOINT_READY},
+    {B("{\"port\":9000,\"host\":\"2001:db8:0::1\"}"), "2001:db8::1", true, 9000, 1, ENDPOINT_READY},
     {B("{\"host\":\"::ffff:10.1.2.3\",\"port\":80}"), "::ffff:10.1.2.3", true, 80, 1,
      ENDPOINT_READY},
     /* unknown keys are metadata: ignored, whatever their type */
@@ -153,10 +152,8 @@ static const struct bad_value bad_values[] = {
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":257}"), "weight must be an integer 0-256"},
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":-1}"), "weight must be an integer 0-256"},
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":1.5}"), "weight must be an integer 0-256"},
-    {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":\"5\"}"),
-     "weight must be an integer 0-256"},
-    {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":null}"),
-     "weight must be an integer 0-256"},
+    {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":\"5\"}"), "weight must be an integer 0-256"},
+    {B("{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":null}"), "weight must be an integer 0-256"},
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"state\":\"bogus\"}"), "state must be"},
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"state\":\"READY\"}"), "state must be"},
     {B("{\"host\":\"127.0.0.1\",\"port\":80,\"state\":\"ready \"}"), "state must be"},
@@ -293,8 +290,7 @@ Test(endpoint, length_limit)
     char *v;
 
     v = padded_json(ENDPOINT_VALUE_MAX);
-    cr_expect_eq(endpoint_parse_value(v, ENDPOINT_VALUE_MAX, &ep, &err), 0, "%s",
-                 err ? err : "");
+    cr_expect_eq(endpoint_parse_value(v, ENDPOINT_VALUE_MAX, &ep, &err), 0, "%s", err ? err : "");
     free(v);
 
     v = padded_json(ENDPOINT_VALUE_MAX + 1);
@@ -466,13 +462,21 @@ Test(endpoint, parse_hostport)
         const char *text;
         size_t len;
     } bad[] = {
-        {B("")},         {B("*:80")},        {B(":80")},         {B("1.2.3.4")},
-        {B("1.2.3.4:0")}, {B("[::1]")},      {B("::1:80")},      {B("a.b:80")},
-        {B("1.2.3.4:80\0")}, {B("[1.2.3.4]:80")}, {B("1.2.3.4: 80")}, {B("{\"host\":1}")},
+        {B("")},
+        {B("*:80")},
+        {B(":80")},
+        {B("1.2.3.4")},
+        {B("1.2.3.4:0")},
+        {B("[::1]")},
+        {B("::1:80")},
+        {B("a.b:80")},
+        {B("1.2.3.4:80\0")},
+        {B("[1.2.3.4]:80")},
+        {B("1.2.3.4: 80")},
+        {B("{\"host\":1}")},
     };
     for (size_t i = 0; i < N_ELEMS(bad); i++)
-        cr_expect_eq(endpoint_parse_hostport(bad[i].text, bad[i].len, &ep), -EINVAL,
-                     "case %zu", i);
+        cr_expect_eq(endpoint_parse_hostport(bad[i].text, bad[i].len, &ep), -EINVAL, "case %zu", i);
 }
 
 Test(endpoint, parse_host)
@@ -576,8 +580,8 @@ Test(endpoint, parse_key)
             cr_expect_eq(ret, -EINVAL, "case %zu: accepted", i);
             cr_assert_not_null(err, "case %zu", i);
             check_errmsg_is_safe(err, c->key, c->keylen, i);
-            cr_expect_not_null(strstr(err, c->instance_or_err), "case %zu: \"%s\" lacks \"%s\"",
-                               i, err, c->instance_or_err);
+            cr_expect_not_null(strstr(err, c->instance_or_err), "case %zu: \"%s\" lacks \"%s\"", i,
+                               err, c->instance_or_err);
         }
         free(err);
     }
@@ -590,12 +594,10 @@ Test(endpoint, key_instance_length)
     size_t n = (size_t)snprintf(key, sizeof(key), "/p/api/");
 
     memset(key + n, 'i', INSTANCE_NAME_MAX + 1);
-    cr_expect_eq(endpoint_parse_key("/p/", key, n + INSTANCE_NAME_MAX, service, instance, &err),
-                 0);
+    cr_expect_eq(endpoint_parse_key("/p/", key, n + INSTANCE_NAME_MAX, service, instance, &err), 0);
     cr_expect_eq(strlen(instance), INSTANCE_NAME_MAX);
-    cr_expect_eq(
-        endpoint_parse_key("/p/", key, n + INSTANCE_NAME_MAX + 1, service, instance, &err),
-        -EINVAL);
+    cr_expect_eq(endpoint_parse_key("/p/", key, n + INSTANCE_NAME_MAX + 1, service, instance, &err),
+                 -EINVAL);
     cr_expect_not_null(strstr(err, "longer than 255"), "%s", err);
     free(err);
 }

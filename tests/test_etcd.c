@@ -235,22 +235,22 @@ static const struct range_case range_cases[] = {
     {"no kvs, no count", "{" HDR("7") "}", 0, 7, 0, false, 0, NULL, NULL, 0, 0},
     {"one kv",
      "{" HDR("2") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"create_revision\":\"2\",\"mod_revision\":"
-     "\"2\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}],\"count\":\"1\"}",
+                  "\"2\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}],\"count\":\"1\"}",
      0, 2, 1, false, 1, "/svc/a", "127.0.0.1", 9, 2},
     {"more true",
      "{" HDR("9") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"3\",\"value\":\"eA==\","
-     "\"lease\":\"77\"}],\"more\":true,\"count\":\"5\"}",
+                  "\"lease\":\"77\"}],\"more\":true,\"count\":\"5\"}",
      0, 9, 5, true, 1, "/svc/a", "x", 1, 3},
     {"more false", "{" HDR("9") ",\"more\":false}", 0, 9, 0, false, 0, NULL, NULL, 0, 0},
     {"missing value is empty",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\"}],\"count\":\"1\"}", 0,
-     4, 1, false, 1, "/svc/a", "", 0, 4},
+     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\"}],\"count\":\"1\"}", 0, 4,
+     1, false, 1, "/svc/a", "", 0, 4},
     {"value with NUL bytes",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\",\"value\":\"AGIA\"}]}",
-     0, 4, 0, false, 1, "/svc/a", "\0b\0", 3, 4},
+     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\",\"value\":\"AGIA\"}]}", 0,
+     4, 0, false, 1, "/svc/a", "\0b\0", 3, 4},
     {"two kvs",
      "{" HDR("5") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"eA==\"},{\"key\":\"L3N2Yy9i\","
-     "\"value\":\"eQ==\"}],\"count\":\"2\"}",
+                  "\"value\":\"eQ==\"}],\"count\":\"2\"}",
      0, 5, 2, false, 2, "/svc/a", "x", 1, 0},
     {"bad base64 key", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9\"}]}", .rc = -EINVAL},
     {"bad base64 value", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"e!==\"}]}",
@@ -316,8 +316,8 @@ Test(etcd_parse, range_lease)
 
 /* ---- watch messages ---- */
 
-#define WHDR(rev)                                                                          \
-    "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"" rev             \
+#define WHDR(rev)                                                                                  \
+    "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"" rev                     \
     "\",\"raft_term\":\"2\"}"
 #define WHDR_NOREV "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"raft_term\":\"2\"}"
 
@@ -344,21 +344,23 @@ static const struct watch_case watch_cases[] = {
     {"created", "{\"result\":{" WHDR("2") ",\"created\":true}}", 0, 2, .created = true},
     {"progress", "{\"result\":{" WHDR("8") "}}", 0, 8, .created = false},
     {"put without type",
-     "{\"result\":{" WHDR("3") ",\"events\":[{\"kv\":{\"key\":\"L3N2Yy9h\",\"create_revision\":"
-     "\"3\",\"mod_revision\":\"3\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}}]}}",
+     "{\"result\":{" WHDR(
+         "3") ",\"events\":[{\"kv\":{\"key\":\"L3N2Yy9h\",\"create_revision\":"
+              "\"3\",\"mod_revision\":\"3\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}}]}}",
      0, 3, .n_events = 1, .ev = {{"/svc/a", "127.0.0.1", 3}}},
     {"put with type",
      "{\"result\":{" WHDR("3") ",\"events\":[{\"type\":\"PUT\",\"kv\":{\"key\":\"L3N2Yy9h\","
-     "\"mod_revision\":\"3\"}}]}}",
+                               "\"mod_revision\":\"3\"}}]}}",
      0, 3, .n_events = 1, .ev = {{"/svc/a", "", 3}}},
     {"delete",
      "{\"result\":{" WHDR("4") ",\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3N2Yy9h\","
-     "\"mod_revision\":\"4\"}}]}}",
+                               "\"mod_revision\":\"4\"}}]}}",
      0, 4, .n_events = 1, .ev = {{"/svc/a", NULL, 4}}},
     {"several events",
      "{\"result\":{" WHDR("6") ",\"events\":[{\"kv\":{\"key\":\"L3N2Yy9i\",\"mod_revision\":\"5\","
-     "\"value\":\"eQ==\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3N2Yy9h\",\"mod_revision\":"
-     "\"6\"}}]}}",
+                               "\"value\":\"eQ==\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":"
+                               "\"L3N2Yy9h\",\"mod_revision\":"
+                               "\"6\"}}]}}",
      0, 6, .n_events = 2, .ev = {{"/svc/b", "y", 5}, {"/svc/a", NULL, 6}}},
     {"compaction cancel",
      "{\"result\":{" WHDR_NOREV ",\"canceled\":true,\"compact_revision\":\"3\"}}", 0, 0,
@@ -381,7 +383,8 @@ static const struct watch_case watch_cases[] = {
      "{\"result\":{" WHDR("4") ",\"events\":[{\"type\":\"MOVE\",\"kv\":{\"key\":\"eA==\"}}]}}",
      .rc = -EINVAL},
     {"event without kv", "{\"result\":{" WHDR("4") ",\"events\":[{}]}}", .rc = -EINVAL},
-    {"bad key", "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"e\"}}]}}", .rc = -EINVAL},
+    {"bad key", "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"e\"}}]}}",
+     .rc = -EINVAL},
     {"bad created", "{\"result\":{" WHDR("4") ",\"created\":\"yes\"}}", .rc = -EINVAL},
     {"bad compact_revision", "{\"result\":{\"canceled\":true,\"compact_revision\":\"x\"}}",
      .rc = -EINVAL},
@@ -545,8 +548,8 @@ Test(etcd_stream, garbage_lines)
         struct collect c = {0};
 
         etcd_stream_init(&s);
-        cr_assert_eq(etcd_stream_feed(&s, bad[i], strlen(bad[i]), collect_cb, &c), -EINVAL,
-                     "%s", bad[i]);
+        cr_assert_eq(etcd_stream_feed(&s, bad[i], strlen(bad[i]), collect_cb, &c), -EINVAL, "%s",
+                     bad[i]);
         cr_assert_eq(c.n, 0);
         /* The splitter starts afresh after an error. */
         cr_assert_eq(etcd_stream_feed(&s, "{\"id\":\"ok\"}\n", 12, collect_cb, &c), 0);
@@ -645,6 +648,8 @@ static void etcd_spawn(int client_port, int peer_port)
 struct pconn {
     struct proxy *proxy;
     int cfd, ufd;
+    char tail[16]; /* end of the previous chunk from upstream, for matching */
+    size_t tail_len;
     ev_io cio, uio;
     struct pconn *next;
 };
@@ -654,6 +659,7 @@ struct proxy {
     int lfd, port, upstream_port;
     ev_io accept_io;
     bool paused;
+    bool pause_on_more;    /* one shot: pause after passing on "more":true */
     unsigned long results; /* "result" objects seen going to the client */
     struct pconn *conns;
 };
@@ -688,22 +694,46 @@ static bool send_all(int fd, const char *buf, size_t len)
     return true;
 }
 
+static size_t count_in(const char *buf, size_t len, const char *what)
+{
+    size_t n = 0, wl = strlen(what);
+
+    for (size_t i = 0; i + wl <= len; i++)
+        if (memcmp(buf + i, what, wl) == 0)
+            n++;
+    return n;
+}
+
+static void proxy_pause(struct proxy *p, bool pause);
+
 static void pconn_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct pconn *pc = w->data;
+    struct proxy *p = pc->proxy;
     bool from_client = w == &pc->cio;
-    char buf[16384];
-    ssize_t n = read(w->fd, buf, sizeof(buf));
+    char buf[sizeof(pc->tail) + 16384], *data = buf + sizeof(pc->tail);
+    ssize_t n = read(w->fd, data, 16384);
+    size_t seen;
 
-    if (n <= 0 || !send_all(from_client ? pc->ufd : pc->cfd, buf, (size_t)n)) {
+    if (n <= 0 || !send_all(from_client ? pc->ufd : pc->cfd, data, (size_t)n)) {
         pconn_close(pc);
         return;
     }
-    if (!from_client) {
-        for (ssize_t i = 0; i + 8 <= n; i++)
-            if (memcmp(buf + i, "\"result\"", 8) == 0)
-                pc->proxy->results++;
+    if (from_client)
+        return;
+    /* Match across chunk boundaries: previous tail + this chunk, counting
+     * only matches that end inside this chunk. */
+    memcpy(data - pc->tail_len, pc->tail, pc->tail_len);
+    seen = pc->tail_len + (size_t)n;
+    p->results += count_in(data - pc->tail_len, seen, "\"result\"") -
+                  count_in(pc->tail, pc->tail_len, "\"result\"");
+    if (p->pause_on_more && count_in(data - pc->tail_len, seen, "\"more\":true") >
+                                count_in(pc->tail, pc->tail_len, "\"more\":true")) {
+        p->pause_on_more = false;
+        proxy_pause(p, true);
     }
+    pc->tail_len = seen < sizeof(pc->tail) ? seen : sizeof(pc->tail);
+    memmove(pc->tail, data + n - pc->tail_len, pc->tail_len);
 }
 
 static void proxy_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -856,7 +886,8 @@ struct consumer {
     char why[256];
     /* self-stopping consumer */
     struct etcd_sync *self;
-    bool stop_in_kv;
+    int stop_when; /* 0 never, 1 first kv, 2 first watch event */
+    bool stopped;
     int after_stop;
 };
 
@@ -874,7 +905,7 @@ static void c_kv(void *arg, const struct etcd_kv *kv)
 {
     struct consumer *c = arg;
 
-    if (c->stop_in_kv && !c->self) {
+    if (c->stopped) {
         c->after_stop++;
         return;
     }
@@ -897,9 +928,10 @@ static void c_kv(void *arg, const struct etcd_kv *kv)
             kvset_put(&c->state, kv->key, kv->value, kv->value_len);
         }
     }
-    if (c->stop_in_kv) {
+    if (c->stop_when == 1 || (c->stop_when == 2 && !c->listing_open)) {
         etcd_sync_stop(c->self);
         c->self = NULL;
+        c->stopped = true;
     }
 }
 
@@ -907,7 +939,7 @@ static void c_list_end(void *arg, int64_t revision)
 {
     struct consumer *c = arg;
 
-    if (c->stop_in_kv && !c->self) {
+    if (c->stopped) {
         c->after_stop++;
         return;
     }
@@ -925,7 +957,7 @@ static void c_batch_end(void *arg, int64_t revision)
 {
     struct consumer *c = arg;
 
-    if (c->stop_in_kv && !c->self) {
+    if (c->stopped) {
         c->after_stop++;
         return;
     }
@@ -939,7 +971,7 @@ static void c_connected(void *arg, bool up, const char *why)
 {
     struct consumer *c = arg;
 
-    if (c->stop_in_kv && !c->self) {
+    if (c->stopped) {
         c->after_stop++;
         return;
     }
@@ -968,7 +1000,7 @@ struct io_test {
     struct etcd_client *direct; /* straight to etcd */
     struct etcd_client *synced; /* dead endpoint, then the proxy */
     struct proxy proxy;
-    struct consumer cons, quitter;
+    struct consumer cons, quitter, pager;
     bool timed_out;
     unsigned long mark;
 };
@@ -1053,8 +1085,9 @@ static int64_t current_revision(struct io_test *t)
     struct reply r = {0};
     int64_t rev;
 
-    cr_assert_eq(finish(t, etcd_call(t->direct, "/v3/kv/range",
-                                     json_pack("{s:o}", "key", b64("x", 1)), 0, reply_cb, &r),
+    cr_assert_eq(finish(t,
+                        etcd_call(t->direct, "/v3/kv/range", json_pack("{s:o}", "key", b64("x", 1)),
+                                  0, reply_cb, &r),
                         &r),
                  0, "%s", r.errtext);
     cr_assert_eq(etcd_json_int64(json_object_get(r.json, "header"), "revision", &rev), 0);
@@ -1078,8 +1111,9 @@ static void put_many(struct io_test *t, int count)
                                                  b64(key, strlen(key)), "value",
                                                  b64(value, strlen(value))));
         }
-        cr_assert_eq(finish(t, etcd_call(t->direct, "/v3/kv/txn",
-                                         json_pack("{s:o}", "success", ops), 0, reply_cb, &r),
+        cr_assert_eq(finish(t,
+                            etcd_call(t->direct, "/v3/kv/txn", json_pack("{s:o}", "success", ops),
+                                      0, reply_cb, &r),
                             &r),
                      0, "%s", r.errtext);
         reply_clear(&r);
@@ -1110,10 +1144,11 @@ static void check_state_matches_etcd(struct io_test *t, const struct kvset *stat
     struct etcd_range_reply rr;
     char *errmsg = NULL;
 
-    cr_assert_eq(finish(t, etcd_call(t->direct, "/v3/kv/range",
-                                     json_pack("{s:o,s:o}", "key", b64("/svc/", 5), "range_end",
-                                               b64("/svc0", 5)),
-                                     0, reply_cb, &r),
+    cr_assert_eq(finish(t,
+                        etcd_call(t->direct, "/v3/kv/range",
+                                  json_pack("{s:o,s:o}", "key", b64("/svc/", 5), "range_end",
+                                            b64("/svc0", 5)),
+                                  0, reply_cb, &r),
                         &r),
                  0, "%s", r.errtext);
     cr_assert_eq(etcd_parse_range(r.json, &rr, &errmsg), 0, "%s", errmsg);
@@ -1162,7 +1197,7 @@ static bool saw_new_and_delete(struct io_test *t)
 
 static bool quitter_stopped(struct io_test *t)
 {
-    return t->quitter.stop_in_kv && !t->quitter.self;
+    return t->quitter.stopped;
 }
 
 static bool two_progress(struct io_test *t)
@@ -1178,6 +1213,21 @@ static bool went_down(struct io_test *t)
 static bool relisted(struct io_test *t)
 {
     return t->cons.list_ends >= 2 && t->cons.up;
+}
+
+static bool proxy_paused(struct io_test *t)
+{
+    return t->proxy.paused;
+}
+
+static bool pager_listed(struct io_test *t)
+{
+    return t->pager.list_ends >= 1 && t->pager.up;
+}
+
+static bool pager_stopped(struct io_test *t)
+{
+    return t->pager.stopped;
 }
 
 static bool saw_after(struct io_test *t)
@@ -1231,19 +1281,19 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     /* Data: more than a page, a binary value, a key just outside. */
     put_many(&t, n_keys);
     {
-        json_t *body = json_pack("{s:o,s:o}", "key", b64("/svc/bin", 8), "value",
-                                 b64("a\0b\n", 4));
+        json_t *body = json_pack("{s:o,s:o}", "key", b64("/svc/bin", 8), "value", b64("a\0b\n", 4));
 
-        cr_assert_eq(finish(&t, etcd_call(t.direct, "/v3/kv/put", body, 0, reply_cb, &r), &r),
-                     0, "%s", r.errtext);
+        cr_assert_eq(finish(&t, etcd_call(t.direct, "/v3/kv/put", body, 0, reply_cb, &r), &r), 0,
+                     "%s", r.errtext);
         reply_clear(&r);
     }
     put(&t, "/svd/outside", "x");
     put(&t, "/svc", "no trailing slash: outside");
 
     /* Gateway errors come back with etcd's message. */
-    cr_assert_eq(finish(&t, etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"),
-                                      0, reply_cb, &r),
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"), 0,
+                                  reply_cb, &r),
                         &r),
                  -EINVAL);
     cr_assert(strstr(r.errtext, "illegal base64"), "%s", r.errtext);
@@ -1278,11 +1328,11 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
      * over, page through 1000+ keys and skip what is outside the prefix. */
     sync = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.cons);
     cr_assert_not_null(sync);
-    t.quitter.stop_in_kv = true;
+    t.quitter.stop_when = 1;
     t.quitter.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.quitter);
     cr_assert_not_null(t.quitter.self);
-    cr_assert(wait_until(&t, first_list, 20), "no listing (list_ends %d, why %s)",
-              t.cons.list_ends, t.cons.why);
+    cr_assert(wait_until(&t, first_list, 20), "no listing (list_ends %d, why %s)", t.cons.list_ends,
+              t.cons.why);
     cr_assert_eq(t.cons.list_begins, 1);
     cr_assert_eq(t.cons.state.n, (size_t)n_keys + 1);
     {
@@ -1325,17 +1375,19 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     put(&t, "/svc/paused", "5.6.7.8:80");
     del(&t, "/svc/k0001");
     rev = current_revision(&t);
-    cr_assert_eq(finish(&t, etcd_call(t.direct, "/v3/kv/compaction",
-                                      json_pack("{s:I,s:b}", "revision", (json_int_t)rev,
-                                                "physical", 1),
-                                      0, reply_cb, &r),
-                        &r),
-                 0, "%s", r.errtext);
+    cr_assert_eq(
+        finish(&t,
+               etcd_call(t.direct, "/v3/kv/compaction",
+                         json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
+                         reply_cb, &r),
+               &r),
+        0, "%s", r.errtext);
     reply_clear(&r);
     /* A range at a compacted revision: -ERANGE with etcd's text. */
-    cr_assert_eq(finish(&t, etcd_call(t.direct, "/v3/kv/range",
-                                      json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "2"),
-                                      0, reply_cb, &r),
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range",
+                                  json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "2"), 0,
+                                  reply_cb, &r),
                         &r),
                  -ERANGE);
     cr_assert(strstr(r.errtext, "compacted"), "%s", r.errtext);
@@ -1366,9 +1418,46 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     }
     cr_assert_eq(t.quitter.after_stop, 0);
 
+    /* A snapshot compacted between two pages: the listing starts over, and
+     * the consumer still sees one list_begin..list_end. Then this consumer
+     * stops its sync from inside a watch event. */
+    {
+        const struct etcd_sync_stats *pst;
+
+        t.proxy.pause_on_more = true;
+        t.pager.stop_when = 2;
+        t.pager.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.pager);
+        cr_assert_not_null(t.pager.self);
+        pst = etcd_sync_stats(t.pager.self);
+        cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
+        put(&t, "/svc/between", "1.1.1.1:80");
+        rev = current_revision(&t);
+        cr_assert_eq(
+            finish(&t,
+                   etcd_call(t.direct, "/v3/kv/compaction",
+                             json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
+                             reply_cb, &r),
+                   &r),
+            0, "%s", r.errtext);
+        reply_clear(&r);
+        proxy_pause(&t.proxy, false);
+        cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
+        cr_assert_eq(t.pager.list_begins, 1);
+        cr_assert_eq(pst->compactions, 1);
+        cr_assert_eq(pst->lists, 1);
+        cr_assert(kvset_find(&t.pager.state, "/svc/between"));
+        check_state_matches_etcd(&t, &t.pager.state);
+        put(&t, "/svc/last", "2.2.2.2:80");
+        cr_assert(wait_until(&t, pager_stopped, 10));
+        cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
+    }
+
     /* Let the loop run a little with everything quiet: still consistent. */
+    put(&t, "/svc/final", "3.3.3.3:80");
     wait_until(&t, never, 0.3);
     cr_assert_eq(t.quitter.after_stop, 0);
+    cr_assert_eq(t.pager.after_stop, 0);
+    cr_assert(kvset_find(&t.cons.state, "/svc/final"));
 
     etcd_sync_stop(sync);
     etcd_client_free(t.synced);
@@ -1380,7 +1469,18 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     kvset_clear(&t.cons.listing);
     kvset_clear(&t.quitter.state);
     kvset_clear(&t.quitter.listing);
+    kvset_clear(&t.pager.state);
+    kvset_clear(&t.pager.listing);
     etcd_kill();
+}
+
+static struct etcd_client *doomed;
+
+static void free_client_cb(int err, const json_t *json, const char *errtext, void *arg)
+{
+    reply_cb(err, json, errtext, arg);
+    etcd_client_free(doomed);
+    doomed = NULL;
 }
 
 /* No etcd needed: every endpoint refuses. */
@@ -1416,6 +1516,22 @@ Test(etcd_io, connection_refused)
         etcd_client_free(t.direct);
         wait_until(&t, never, 0.2);
         cr_assert(!r2.done);
+    }
+
+    /* A callback may free its client; the other pending call is dropped. */
+    {
+        char *eps[] = {a};
+        struct reply r3 = {0}, r4 = {0};
+
+        doomed = etcd_client_new(t.loop, t.http, eps, 1);
+        cr_assert_not_null(doomed);
+        cr_assert_not_null(
+            etcd_call(doomed, "/v3/kv/range", json_object(), 0, free_client_cb, &r3));
+        cr_assert_not_null(
+            etcd_call(doomed, "/v3/kv/range", json_object(), 0, free_client_cb, &r4));
+        cr_assert(wait_until(&t, never, 0.3) == false);
+        cr_assert(r3.done != r4.done, "exactly one callback");
+        cr_assert_null(doomed);
     }
     http_client_free(t.http);
     ev_loop_destroy(t.loop);

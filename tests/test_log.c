@@ -103,8 +103,7 @@ Test(log, quote_output_is_printable)
         in[i] = (char)i;
     log_quote(in, sizeof(in), out, sizeof(out));
     for (size_t i = 0; out[i]; i++)
-        cr_expect(out[i] >= 0x20 && out[i] < 0x7f, "byte %zu is 0x%02x", i,
-                  (unsigned char)out[i]);
+        cr_expect(out[i] >= 0x20 && out[i] < 0x7f, "byte %zu is 0x%02x", i, (unsigned char)out[i]);
 }
 
 Test(log, memprintf_formats)

@@ -87,6 +87,19 @@ static const struct ok_case ok_cases[] = {
     {"show servers state", "1\n" HEADER "2 a 1 s1 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 - 0 - 0 0 - - 0",
      true},
     {"show servers state", "Can't find backend.", false},
+    {"add server web/s17 0.0.0.0:0 check", "New server registered.", true},
+    {"add server web/s17 0.0.0.0:0", "Already exists a server with the same name in backend.",
+     false},
+    {"add server st/s2 0.0.0.0:0", "Backend must use a dynamic load balancing to support dynamic "
+                                   "servers.", false},
+    {"enable health web/s17", "", true},
+    {"enable health web/s17", "No such server.", false},
+    {"add map /m a.test web", "", true},
+    {"set map /m a.test web", "entry not found.", false},
+    {"del map /m a.test", "Key not found.", false},
+    {"del map /m a.test", "", true},
+    {"show map /m", "0x55f8f2f168b0 web.local web", true},
+    {"show map /m", "Unknown map identifier. Please use #<id> or <file>.", false},
 };
 
 Test(runtime, reply_ok_table)

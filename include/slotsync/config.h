@@ -55,6 +55,8 @@ struct config {
     char *base_config;    /* NULL if none */
     char *services_file;
     char *reload_command; /* NULL if none */
+    char *haproxy_bin;    /* for "haproxy -c"; default "haproxy" (PATH) */
+    char *hosts_map;      /* the HTTP frontend's map; default <services_file>.map */
     int min_reload_interval_ms;
 
     struct service_options defaults;

@@ -11,9 +11,13 @@
 
 #include <slotsync/config.h>
 
-/* Run until SIGTERM or SIGINT. cfg is borrowed and must stay valid. Returns 0
- * after a clean stop, or a negative errno with *errmsg when it cannot start. */
-int controller_run(const struct config *cfg, char **errmsg);
+/* Run until SIGTERM or SIGINT. cfg is borrowed and must stay valid. On SIGHUP
+ * load_config (may be NULL) fills a new config the same way main built cfg;
+ * the controller owns what it loads. Returns 0 after a clean stop, or a
+ * negative errno with *errmsg when it cannot start. */
+int controller_run(const struct config *cfg,
+                   int (*load_config)(struct config *out, char **errmsg, void *arg), void *arg,
+                   char **errmsg);
 
 /* List etcd once, render the services file to out_path (NULL: the config's
  * services_file) and return. Fails with -ETIMEDOUT when etcd does not answer

@@ -26,6 +26,23 @@ struct render_backend {
 int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
                     char **out, size_t *outlen, char **errmsg);
 
+/* One Host name routed to a backend by the HTTP frontend. */
+struct host_route {
+    char host[CONFIG_HOSTNAME_MAX + 1]; /* lower case */
+    char backend[SERVICE_NAME_MAX + 1];
+};
+
+/* The routes of the HTTP frontend (cfg->http_bind set): "<service>.<domain>"
+ * for every backend when cfg->http_domain is set, plus each service's extra
+ * hosts; sorted by host, a host claimed twice goes to the backend whose name
+ * sorts first. *out is a new array (caller frees; NULL when there are none).
+ * 0 or -ENOMEM. */
+int render_host_routes(const struct config *cfg, const struct render_backend *backends, size_t n,
+                       struct host_route **out, size_t *n_out);
+
+/* The map file's text for routes: "host backend\n" lines. Caller frees. */
+int render_hosts_map(const struct host_route *routes, size_t n, char **out, size_t *outlen);
+
 /* Write data to path atomically: a temp file in the same directory, fsync,
  * rename over path, fsync the directory. 0 or a negative errno with *errmsg. */
 int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);

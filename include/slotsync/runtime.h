@@ -32,8 +32,10 @@ void runtime_replies_free(char **replies, size_t n);
 /* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
  * "set server ... addr ..." (success text starts "IP changed from" or "no need
  * to change the addr"), "set server ... weight|state ..." (empty reply),
- * "show servers state" (starts with format version "1\n"). Unknown commands
- * succeed on an empty reply. */
+ * "show servers state" (starts with format version "1\n"), "add server"
+ * ("New server registered."), "show map" (anything but "Unknown map...").
+ * Everything else ("enable health", "add/set/del map") succeeds on an empty
+ * reply only. */
 bool runtime_reply_ok(const char *cmd, const char *reply);
 
 /* Parse "show servers state" output (format version 1). Each valid row is
@@ -72,9 +74,14 @@ int runtime_send_raw(struct runtime *rt, const char *line, runtime_done_cb cb, v
 
 bool runtime_busy(const struct runtime *rt);
 
+/* Abort the exchange in flight, if any, without calling back. */
+void runtime_cancel(struct runtime *rt);
+
 /* A sentinel is an idle interactive ("prompt") connection to the same
  * socket, held open only to notice at once when the HAProxy process behind it
- * goes away (restart, reload, crash) or closes it (stats timeout). lost() is
+ * goes away or closes it. Use it on the master socket: the master closes it
+ * on every reload and when HAProxy stops, while an idle connection to a
+ * worker would keep an old worker alive after a reload. lost() is
  * called once per connection that ends; the sentinel is then disconnected
  * until runtime_sentinel_connect() is called again. */
 typedef void (*runtime_lost_cb)(void *arg);

@@ -1,0 +1,790 @@
+#!/usr/bin/python3
+"""bench - how fast slotsync turns etcd changes into HAProxy state.
+
+    bench.py --bin PATH [--write docs/PERFORMANCE.md] [--quick]
+
+Real etcd, real HAProxy 2.6 and slotsync on 127.0.0.1 (harness.Env: temporary
+directory, free ports, everything stopped at the end or on Ctrl-C):
+
+  a. latency: N sequential changes of one endpoint (its port alternates
+     between a whoami backend and a port nobody listens on); each is timed
+     from the etcd put's reply until HAProxy's "show servers state" shows the
+     new port, polling the admin socket in a tight loop. slotsync's own
+     "applied N runtime commands ... in X ms" figures are parsed from its log.
+  b. bulk: 1000 endpoints put in one etcd transaction into a 1024-slot
+     backend, timed until HAProxy shows all 1000 ready; then one deleterange
+     of all of them, timed until every slot is out. The batches slotsync
+     logged are recorded.
+  c. startup: 100,000 keys (100 services x 1000 endpoints, 1024 slots each)
+     loaded with 1024-put transactions; then `slotsync render` end to end,
+     `slotsync run` until "etcd listing applied" against an HAProxy started
+     on that rendered file (a restart: nothing to send), a SIGHUP re-read of
+     the 102,400 slots, and a cold start against an HAProxy whose slots are
+     all empty (every endpoint has to be sent). Peak RSS is VmHWM from
+     /proc/PID/status (run) or the rusage of the exited process (render).
+  d. every HAProxy of the run is checked for zero reloads (master socket).
+
+Prints one markdown report on stdout; --write PATH also writes it there.
+Timings are results, not assertions: the bench fails (exit 1) only when
+something did not happen at all (a change never reached HAProxy, a command
+was refused, HAProxy was reloaded). --quick runs smaller sizes (a smoke test
+of the script itself; its figures are not the ones to publish).
+"""
+
+import argparse
+import base64
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
+                     HarnessError, ProcessDied, assert_loopback_only,
+                     etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
+                     wait_for, write_config)
+
+PREFIX = "/services/"
+MAX_TXN_OPS = 1024
+APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands "
+                     r"\((\d+) failed\) in ([\d.]+) ms", re.M)
+# srv_admin_state bits that take a slot out (as integration/test_daemon.py)
+OUT_BITS = 0x23 | 0x18
+
+
+class BenchFailure(Exception):
+    """Something that had to happen did not (not a slow timing)."""
+
+
+def progress(text):
+    sys.stderr.write("bench: %s\n" % text)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# Figures
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values):
+    return {"n": len(values), "median": percentile(values, 50),
+            "p90": percentile(values, 90), "p99": percentile(values, 99),
+            "max": max(values)}
+
+
+def ms(seconds):
+    return seconds * 1e3
+
+
+def fmt_ms(value):
+    """Milliseconds with a sensible number of digits."""
+    if value < 10:
+        return "%.2f ms" % value
+    if value < 1000:
+        return "%.1f ms" % value
+    return "%.2f s" % (value / 1e3)
+
+
+def fmt_mb(kib):
+    return "%.1f MiB" % (kib / 1024.0)
+
+
+def log_time(stamp):
+    """Epoch seconds of a slotsync log stamp (local time, ms)."""
+    base, _, millis = stamp.partition(".")
+    return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1e3
+
+
+def applied_since(text, offset):
+    """[(epoch, commands, failed, ms)] of the "applied" lines after offset."""
+    return [(log_time(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4)))
+            for m in APPLIED.finditer(text, offset)]
+
+
+def batch_text(batches):
+    """ "2 batches: 1996 + 4 commands (12.3 + 0.2 ms)" """
+    if not batches:
+        return "none"
+    return "%d batch%s: %s commands (%s ms)" % (
+        len(batches), "es" if len(batches) > 1 else "",
+        " + ".join(str(b[1]) for b in batches),
+        " + ".join("%.1f" % b[3] for b in batches))
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        m = re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M)
+    return int(m.group(1))
+
+
+# --------------------------------------------------------------------------
+# etcd in bulk
+
+class BenchEtcd(EtcdServer):
+    """The harness's etcd member, allowed 1024 operations per transaction
+    (etcd's default is 128)."""
+
+    def argv(self):
+        return super().argv() + ["--max-txn-ops", str(MAX_TXN_OPS)]
+
+
+def start_etcd(env):
+    last = None
+    for _ in range(3):
+        server = BenchEtcd(env, "etcd", free_port(), free_port())
+        try:
+            server.start()
+        except ProcessDied as e:
+            if "address already in use" not in env.log_text("etcd"):
+                raise
+            last = e
+            continue
+        env.etcd = server
+        return server
+    raise last
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def etcd_txn_put(url, pairs, timeout=30):
+    """Put every (key, value) in one transaction; returns its revision."""
+    ops = []
+    for key, value in pairs:
+        assert_loopback_only(value, "value of %r" % key)
+        ops.append({"request_put": {"key": b64(key), "value": b64(value)}})
+    req = urllib.request.Request(url + "/v3/kv/txn",
+                                 data=json.dumps({"success": ops}).encode(),
+                                 headers={"Content-Type": "application/json"},
+                                 method="POST")
+    try:
+        with _opener.open(req, timeout=timeout) as r:
+            doc = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise BenchFailure("etcd txn of %d puts: HTTP %d: %s"
+                           % (len(ops), e.code, e.read()[:200])) from None
+    if not doc.get("succeeded"):
+        raise BenchFailure("etcd txn of %d puts failed: %r" % (len(ops), doc)[:300])
+    return int(doc["header"]["revision"])
+
+
+def etcd_load(url, pairs):
+    """Put pairs in transactions of MAX_TXN_OPS; returns the count of txns."""
+    n = 0
+    for i in range(0, len(pairs), MAX_TXN_OPS):
+        etcd_txn_put(url, pairs[i:i + MAX_TXN_OPS])
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------
+# HAProxy polling
+
+def ready_ports(admin_sock, backend):
+    """{srv_port} of backend's slots that hold 127.0.0.1 and are in rotation
+    (raw "show servers state": the dict parsing of harness is too slow for a
+    tight loop over 1024 rows)."""
+    out = haproxy_cmd(admin_sock, "show servers state " + backend)
+    ports = set()
+    header = None
+    for line in out.splitlines():
+        if line.startswith("# "):
+            cols = line[2:].split()
+            header = (cols.index("srv_addr"), cols.index("srv_admin_state"),
+                      cols.index("srv_port"))
+            continue
+        if header is None or not line.strip():
+            continue
+        f = line.split()
+        if f[header[0]] == "127.0.0.1" and not int(f[header[1]]) & OUT_BITS:
+            ports.add(int(f[header[2]]))
+    return ports
+
+
+def count_slots(admin_sock):
+    """(slots, slots holding an address) over every backend."""
+    out = haproxy_cmd(admin_sock, "show servers state", timeout=60)
+    total = filled = 0
+    addr_col = None
+    for line in out.splitlines():
+        if line.startswith("# "):
+            addr_col = line[2:].split().index("srv_addr")
+        elif addr_col is not None and line.strip():
+            f = line.split()
+            if len(f) > addr_col:
+                total += 1
+                filled += f[addr_col] != "0.0.0.0"
+    return total, filled
+
+
+def run_timed(env, name, argv, timeout=120):
+    """Run argv (registered in env); returns (returncode, seconds, peak RSS
+    KiB from the exited process's rusage)."""
+    t0 = time.monotonic()
+    proc = env.spawn(name, argv)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            env.stop(proc)
+            raise BenchFailure("%s did not finish within %d s" % (name, timeout))
+        time.sleep(0.002)
+    took = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, took, usage.ru_maxrss
+
+
+# --------------------------------------------------------------------------
+# The bench
+
+class Bench:
+    def __init__(self, env, bin_path, quick=False):
+        self.env = env
+        self.bin = bin_path
+        self.quick = quick
+        self.n_changes = 40 if quick else 200
+        self.n_bulk = 200 if quick else 1000
+        self.n_services = 10 if quick else 100
+        self.per_service = 100 if quick else 1000
+        self.r = {}
+        self.reloads = []       # (which HAProxy, (reloads, failed))
+
+    # -- shared pieces
+
+    def config(self, name, services):
+        """A config file name.json for services {name: slots}, rendering to
+        name.cfg."""
+        return write_config(self.env, {
+            "etcd": {"endpoints": [self.etcd.url], "prefix": PREFIX},
+            "haproxy": {
+                "runtime_socket": self.env.path("admin.sock"),
+                "master_socket": self.env.path("master.sock"),
+                "services_file": self.env.path(name + ".cfg"),
+            },
+            "defaults": {"server_options": ""},
+            "services": {s: {"listen": "127.0.0.1:%d" % free_port(), "slots": slots}
+                         for s, slots in services.items()},
+            "log_level": "info",
+        }, name=name + ".json")
+
+    def render(self, config, name, out=None):
+        argv = [self.bin, "render", "-c", config, "--timeout", "120"]
+        if out:
+            argv += ["-o", out]
+        rc, took, rss = run_timed(self.env, name, argv)
+        if rc != 0:
+            raise BenchFailure("slotsync render exited %d: %s"
+                               % (rc, self.env.log_tail(name, 5)))
+        return took, rss
+
+    def start_haproxy(self, services_file, name):
+        t0 = time.monotonic()
+        hap = self.env.start_haproxy(services_file, name=name, timeout=120)
+        return hap, time.monotonic() - t0
+
+    def check_reloads(self, hap, which):
+        got = hap.reloads()
+        self.reloads.append((which, got))
+        if got != (0, 0):
+            raise BenchFailure("HAProxy (%s) was reloaded: %d [failed: %d]"
+                               % (which, got[0], got[1]))
+
+    def check_applied(self, batches, what):
+        failed = sum(b[2] for b in batches)
+        if failed:
+            raise BenchFailure("%s: HAProxy refused %d runtime commands" % (what, failed))
+
+    # -- a + b: one HAProxy with a small and a 1024-slot backend
+
+    def setup_changes(self):
+        progress("starting etcd, whoami, HAProxy, slotsync for a. and b.")
+        self.etcd = start_etcd(self.env)
+        _, self.whoami_port = self.env.start_whoami("whoami")
+        self.dead_port = free_port()     # nothing listens there
+        self.cfg_ab = self.config("ab", {"lat": 8, "bulk": 1024})
+        self.render(self.cfg_ab, "render-ab")
+        self.hap_ab, _ = self.start_haproxy(self.env.path("ab.cfg"), "haproxy-ab")
+        self.run_ab = self.env.start_slotsync(self.bin, self.cfg_ab, name="slotsync-ab")
+        self.env.wait_log("slotsync-ab", r"HAProxy state read", alive=[self.run_ab])
+
+    def latency(self):
+        n = self.n_changes
+        progress("a. %d sequential changes of one endpoint" % n)
+        sock, key = self.hap_ab.admin_sock, PREFIX + "lat/e1"
+        ports = (self.whoami_port, self.dead_port)
+
+        def shows(port):
+            return port in ready_ports(sock, "lat")
+
+        etcd_put(self.etcd.url, key, "127.0.0.1:%d" % ports[1])
+        wait_for(lambda: shows(ports[1]), alive=[self.run_ab], what="first lat endpoint")
+        offset = len(self.env.log_text("slotsync-ab"))
+        lat, from_send, put_rtt, polls, first_poll = [], [], [], 0, 0
+        t_begin = time.monotonic()
+        for i in range(n):
+            port = ports[i % 2]
+            value = "127.0.0.1:%d" % port
+            t_put = time.monotonic()
+            etcd_put(self.etcd.url, key, value)
+            t0 = time.monotonic()
+            first = True
+            while True:
+                polls += 1
+                if shows(port):
+                    first_poll += first
+                    break
+                first = False
+                if time.monotonic() - t0 > 10:
+                    raise BenchFailure("change %d (%s) not in HAProxy after 10 s" % (i, value))
+            t1 = time.monotonic()
+            lat.append(ms(t1 - t0))
+            from_send.append(ms(t1 - t_put))
+            put_rtt.append(ms(t0 - t_put))
+        elapsed = time.monotonic() - t_begin
+        # the poll's own cost: the resolution of the figures above
+        t = time.monotonic()
+        for _ in range(50):
+            shows(0)
+        poll_ms = ms(time.monotonic() - t) / 50
+        batches = wait_for(lambda: (lambda b: len(b) >= n and b)(
+            applied_since(self.env.log_text("slotsync-ab"), offset)),
+            timeout=5, what="%d applied lines" % n)
+        self.check_applied(batches, "latency")
+        self.r["a"] = {
+            "n": n, "latency": summary(lat), "put_rtt": summary(put_rtt),
+            "from_send": summary(from_send), "first_poll": first_poll,
+            "slotsync": summary([b[3] for b in batches]),
+            "batches": len(batches),
+            "cmds": sorted({b[1] for b in batches}),
+            "poll_ms": poll_ms, "polls": polls, "elapsed": elapsed,
+        }
+
+    def bulk(self):
+        n = self.n_bulk
+        progress("b. %d endpoints in one transaction, then one deleterange" % n)
+        sock = self.hap_ab.admin_sock
+        base = 20000
+        want = {base + i for i in range(n)}
+        pairs = [(PREFIX + "bulk/i%04d" % i, "127.0.0.1:%d" % (base + i)) for i in range(n)]
+        offset = len(self.env.log_text("slotsync-ab"))
+        t_send = time.monotonic()
+        etcd_txn_put(self.etcd.url, pairs)
+        t0 = time.monotonic()
+        polls = 0
+        while True:
+            polls += 1
+            if ready_ports(sock, "bulk") == want:
+                break
+            if time.monotonic() - t0 > 30:
+                raise BenchFailure("%d bulk endpoints not all in HAProxy after 30 s" % n)
+        add_ms = ms(time.monotonic() - t0)
+        txn_ms = ms(t0 - t_send)
+        time.sleep(0.3)   # let any trailing batch be logged
+        text = self.env.log_text("slotsync-ab")
+        add_batches = applied_since(text, offset)
+        offset = len(text)
+        self.check_applied(add_batches, "bulk add")
+
+        t0 = time.monotonic()
+        deleted = etcd_delete_prefix(self.etcd.url, PREFIX + "bulk/")
+        t1 = time.monotonic()
+        while ready_ports(sock, "bulk"):
+            if time.monotonic() - t1 > 30:
+                raise BenchFailure("bulk endpoints still in HAProxy 30 s after the delete")
+        del_ms = ms(time.monotonic() - t1)
+        time.sleep(0.3)
+        del_batches = applied_since(self.env.log_text("slotsync-ab"), offset)
+        self.check_applied(del_batches, "bulk delete")
+        if deleted != n:
+            raise BenchFailure("deleterange removed %d keys, not %d" % (deleted, n))
+        t = time.monotonic()
+        for _ in range(10):
+            ready_ports(sock, "bulk")
+        self.r["b"] = {"n": n, "add_ms": add_ms, "txn_ms": txn_ms,
+                       "add_batches": add_batches, "del_ms": del_ms,
+                       "del_txn_ms": ms(t1 - t0), "del_batches": del_batches,
+                       "poll_ms": ms(time.monotonic() - t) / 10}
+        self.r["ab_rss"] = vm_hwm_kib(self.run_ab.pid)
+        self.check_reloads(self.hap_ab, "a. and b.")
+        self.env.stop(self.run_ab)
+        self.hap_ab.stop()
+
+    # -- c: 100,000 keys
+
+    def startup(self):
+        n_svc, per = self.n_services, self.per_service
+        total = n_svc * per
+        services = ["svc%03d" % i for i in range(n_svc)]
+        cfg = self.config("big", {s: 1024 for s in services})
+        progress("c. rendering %d empty backends (for the cold start)" % n_svc)
+        etcd_delete_prefix(self.etcd.url, PREFIX)
+        empty_file = self.env.path("big-empty.cfg")
+        self.render(cfg, "render-empty", out=empty_file)
+
+        progress("c. loading %d keys into etcd" % total)
+        pairs = [(PREFIX + "%s/i%04d" % (s, i), "127.0.0.1:%d" % (10000 + i))
+                 for s in services for i in range(per)]
+        t0 = time.monotonic()
+        txns = etcd_load(self.etcd.url, pairs)
+        load_s = time.monotonic() - t0
+        del pairs
+
+        progress("c. slotsync render with %d keys" % total)
+        render_s, render_rss = self.render(cfg, "render-big")
+        rendered = self.env.path("big.cfg")
+        with open(rendered) as f:
+            text = f.read()
+        server_lines = text.count("\n    server ")
+        filled_lines = server_lines - text.count(" 0.0.0.0:0 ")
+        size = len(text)
+        del text
+
+        # warm: HAProxy already holds every endpoint (as after a slotsync
+        # restart): the run only lists etcd, reads HAProxy and sends nothing
+        progress("c. HAProxy on the rendered file, slotsync run (warm)")
+        hap, hap_s = self.start_haproxy(rendered, "haproxy-warm")
+        warm = self.timed_run(cfg, "slotsync-warm", hap, expect_commands=False)
+        # what every resync (resync_interval_s) asks HAProxy for
+        t = time.monotonic()
+        warm_slots = count_slots(hap.admin_sock)
+        dump_s = time.monotonic() - t
+        t = time.monotonic()
+        dump_bytes = len(haproxy_cmd(hap.admin_sock, "show servers state", timeout=60))
+        dump_raw_s = time.monotonic() - t
+        self.check_reloads(hap, "c. warm start")
+        self.env.stop(warm["proc"])
+        hap.stop()
+
+        # cold: HAProxy's slots are empty: every endpoint is sent
+        progress("c. HAProxy with empty slots, slotsync run (cold)")
+        hap, _ = self.start_haproxy(empty_file, "haproxy-cold")
+        cold = self.timed_run(cfg, "slotsync-cold", hap, expect_commands=True,
+                              want_filled=total)
+        cold_slots = count_slots(hap.admin_sock)
+        self.check_reloads(hap, "c. cold start")
+        self.env.stop(cold["proc"])
+        hap.stop()
+
+        if warm_slots[1] != total or cold_slots[1] != total:
+            raise BenchFailure("slots holding an address: warm %d, cold %d, want %d"
+                               % (warm_slots[1], cold_slots[1], total))
+        self.r["c"] = {"keys": total, "services": n_svc, "per": per, "txns": txns,
+                       "load_s": load_s, "render_s": render_s, "render_rss": render_rss,
+                       "server_lines": server_lines, "filled_lines": filled_lines,
+                       "file_bytes": size, "hap_start_s": hap_s,
+                       "warm": warm, "cold": cold, "slots": warm_slots[0],
+                       "dump_s": dump_raw_s, "dump_parse_s": dump_s, "dump_bytes": dump_bytes}
+
+    def timed_run(self, cfg, name, hap, expect_commands, want_filled=None):
+        """Start slotsync run; time "etcd listing applied", "HAProxy state
+        read", and (cold) until the commands of every endpoint were applied."""
+        t_spawn = time.time()
+        proc = self.env.start_slotsync(self.bin, cfg, name=name)
+        m = self.env.wait_log(name, r"(\S+) info  sync: etcd listing applied: (\d+) endpoints",
+                              timeout=120, alive=[proc])
+        listed = log_time(m.group(1)) - t_spawn
+        endpoints = int(m.group(2))
+        m = self.env.wait_log(name, r"(\S+) info  sync: HAProxy state read",
+                              timeout=120, alive=[proc])
+        state = log_time(m.group(1)) - t_spawn
+        out = {"proc": proc, "listed_s": listed, "state_s": state, "endpoints": endpoints}
+        if expect_commands:
+            # Every endpoint takes an "addr" and a "state ready" command:
+            # follow the log (reading 100,000 slots from HAProxy while it
+            # works would slow it down), then check HAProxy once.
+            def sent():
+                return sum(b[1] for b in applied_since(self.env.log_text(name), 0))
+            wait_for(lambda: sent() >= 2 * want_filled, timeout=120, interval=0.1,
+                     alive=[proc], what="%d runtime commands applied" % (2 * want_filled))
+            wait_for(lambda: count_slots(hap.admin_sock)[1] >= want_filled, timeout=30,
+                     interval=0.5, alive=[proc], what="%d endpoints in HAProxy" % want_filled)
+            time.sleep(0.5)
+            batches = applied_since(self.env.log_text(name), 0)
+            self.check_applied(batches, name)
+            out["batches"] = batches
+            out["done_s"] = batches[-1][0] - t_spawn if batches else None
+        else:
+            time.sleep(1.0)   # time to send something if it wanted to
+            out["batches"] = applied_since(self.env.log_text(name), 0)
+        text = self.env.log_text(name)
+        out["log_lines"] = text.count("\n")
+        out["log_bytes"] = len(text)
+        out["rss"] = vm_hwm_kib(proc.pid)
+        return out
+
+    def run(self):
+        t0 = time.monotonic()
+        self.setup_changes()
+        self.latency()
+        self.bulk()
+        self.startup()
+        self.r["total_s"] = time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------
+# Report
+
+def command_version(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "?"
+    return out.splitlines()[0].strip() if out else "?"
+
+
+def machine(bin_path):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+        "haproxy": command_version([HAPROXY_BIN, "-v"]),
+        "etcd": command_version([ETCD_BIN, "--version"]),
+        "slotsync": command_version([bin_path, "version"]),
+        "commit": commit or "?",
+        "python": platform.python_version(),
+    }
+
+
+def report(r, m, command, when):
+    a, b, c = r["a"], r["b"], r["c"]
+    warm, cold = c["warm"], c["cold"]
+    lines = []
+    add = lines.append
+    add("# slotsync performance")
+    add("")
+    add("Generated by `integration/bench.py`; do not edit by hand, run it again:")
+    add("")
+    add("    " + command)
+    add("")
+    add("- date: %s" % when)
+    add("- machine: %d CPUs (nproc), %s, Linux %s" % (m["nproc"], m["cpu"], m["kernel"]))
+    add("- %s; etcd %s (single member, data on local disk, `--max-txn-ops %d`)"
+        % (m["haproxy"].split(" - ")[0], m["etcd"].replace("etcd Version: ", ""), MAX_TXN_OPS))
+    add("- %s, tree %s, Python %s (the measuring side)"
+        % (m["slotsync"], m["commit"], m["python"]))
+    add("- everything on 127.0.0.1; HAProxy servers without health checks "
+        "(`server_options \"\"`); slotsync at log level info")
+    add("- whole run: %.0f s" % r["total_s"])
+    add("")
+    add("Timings are what this one run measured on this machine; they are not "
+        "thresholds, and the bench never fails on speed.")
+    add("")
+
+    add("## a. One change: etcd put -> HAProxy")
+    add("")
+    add("%d sequential puts of one endpoint, its port alternating; each timed from "
+        "the put's reply until `show servers state` on the admin socket shows the new "
+        "port (polled in a loop; one poll takes %s, the resolution of these figures)."
+        % (a["n"], fmt_ms(a["poll_ms"])))
+    add("")
+    add("| measure | median | p90 | p99 | max |")
+    add("|---|---:|---:|---:|---:|")
+
+    def row(label, s):
+        add("| %s | %s | %s | %s | %s |" % (label, fmt_ms(s["median"]), fmt_ms(s["p90"]),
+                                           fmt_ms(s["p99"]), fmt_ms(s["max"])))
+    row("put reply -> new port in HAProxy", a["latency"])
+    row("put sent -> new port in HAProxy", a["from_send"])
+    row("slotsync batch, its log (\"applied ... in X ms\")", a["slotsync"])
+    row("etcd put round trip (context)", a["put_rtt"])
+    add("")
+    add("slotsync logged %d batches for the %d changes, of %s runtime command%s each. "
+        "In %d of the %d changes the first poll after the put's reply already showed "
+        "the new port."
+        % (a["batches"], a["n"], " or ".join(str(x) for x in a["cmds"]),
+           "" if a["cmds"] == [1] else "s", a["first_poll"], a["n"]))
+    add("")
+
+    add("## b. Bulk: %d endpoints at once into a 1024-slot backend" % b["n"])
+    add("")
+    add("| step | time to HAProxy | batches slotsync logged |")
+    add("|---|---:|---|")
+    add("| %d puts in one etcd txn (reply after %s) -> all %d in rotation | %s | %s |"
+        % (b["n"], fmt_ms(b["txn_ms"]), b["n"], fmt_ms(b["add_ms"]),
+           batch_text(b["add_batches"])))
+    add("| one deleterange of the %d (reply after %s) -> all %d out | %s | %s |"
+        % (b["n"], fmt_ms(b["del_txn_ms"]), b["n"], fmt_ms(b["del_ms"]),
+           batch_text(b["del_batches"])))
+    add("")
+    add("Polling the 1024-row backend takes %s per poll. slotsync's peak RSS after "
+        "a. and b.: %s." % (fmt_ms(b["poll_ms"]), fmt_mb(r["ab_rss"])))
+    add("")
+
+    add("## c. Startup with %s keys" % "{:,}".format(c["keys"]))
+    add("")
+    add("%d services x %d endpoints under `%s`, each service a backend of 1024 slots "
+        "(%s slots in HAProxy), loaded in %d transactions of up to %d puts."
+        % (c["services"], c["per"], PREFIX, "{:,}".format(c["slots"]), c["txns"],
+           MAX_TXN_OPS))
+    add("")
+    add("| measure | result |")
+    add("|---|---:|")
+    add("| loading the keys into etcd (context) | %.1f s |" % c["load_s"])
+    add("| `slotsync render`, end to end (list, render, write %.1f MiB, %s server lines) "
+        "| %.2f s |" % (c["file_bytes"] / 2**20, "{:,}".format(c["server_lines"]),
+                        c["render_s"]))
+    add("| `slotsync render` peak RSS | %s |" % fmt_mb(c["render_rss"]))
+    add("| HAProxy start on the rendered file (context) | %.1f s |" % c["hap_start_s"])
+    add("| warm `slotsync run`: start -> \"etcd listing applied\" (%s endpoints) | %.2f s |"
+        % ("{:,}".format(warm["endpoints"]), warm["listed_s"]))
+    add("| warm `slotsync run`: start -> \"HAProxy state read\" | %.2f s |" % warm["state_s"])
+    add("| warm `slotsync run`: runtime commands sent (HAProxy already had them) | %d |"
+        % sum(x[1] for x in warm["batches"]))
+    add("| warm `slotsync run` peak RSS (VmHWM) | %s |" % fmt_mb(warm["rss"]))
+    add("| `show servers state` of every slot, as each resync reads it (%.1f MiB; "
+        "context) | %s |" % (c["dump_bytes"] / 2**20, fmt_ms(ms(c["dump_s"]))))
+    add("| cold `slotsync run` (empty slots): start -> \"etcd listing applied\" | %.2f s |"
+        % cold["listed_s"])
+    add("| cold `slotsync run`: start -> last batch applied | %.2f s |" % (cold["done_s"] or 0))
+    add("| cold `slotsync run`: batches | %s |" % batch_summary(cold["batches"]))
+    add("| cold `slotsync run` peak RSS (VmHWM) | %s |" % fmt_mb(cold["rss"]))
+    add("| log written by one `slotsync run` at startup | %s lines, %.1f MiB |"
+        % ("{:,}".format(warm["log_lines"]), warm["log_bytes"] / 2**20))
+    add("")
+
+    add("## d. Reloads")
+    add("")
+    add("| HAProxy | reloads (master `show proc`) |")
+    add("|---|---:|")
+    for which, (n, failed) in r["reloads"]:
+        add("| %s | %d [failed: %d] |" % (which, n, failed))
+    add("")
+
+    add("## Reading these figures")
+    add("")
+    for para in interpretation(r):
+        add(para)
+        add("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def batch_summary(batches):
+    if not batches:
+        return "none"
+    cmds = [b[1] for b in batches]
+    return "%d batch%s, %s commands (largest %s), %s ms in HAProxy in all" % (
+        len(batches), "" if len(batches) == 1 else "es", "{:,}".format(sum(cmds)), "{:,}".format(max(cmds)),
+        "{:,.0f}".format(sum(b[3] for b in batches)))
+
+
+def interpretation(r):
+    a, b, c = r["a"], r["b"], r["c"]
+    lat, own = a["latency"], a["slotsync"]
+    out = []
+    send = a["from_send"]
+    out.append(
+        "- **One change** is in HAProxy %s after the put is sent (median; p99 %s). Most "
+        "of that is etcd committing the write (the put's round trip alone: %s median): "
+        "measured from the put's reply, as the brief asks, it is %s (p99 %s), and in %d "
+        "of %d changes HAProxy already had the new port at the first poll, because etcd "
+        "sends watch events as it applies a write, before the client has read its "
+        "reply. slotsync's own part, sending the batch and reading HAProxy's answers, "
+        "is %s median (%s p99) by its log. The figures are bounded below by one poll "
+        "of the admin socket, %s."
+        % (fmt_ms(send["median"]), fmt_ms(send["p99"]), fmt_ms(a["put_rtt"]["median"]),
+           fmt_ms(lat["median"]), fmt_ms(lat["p99"]), a["first_poll"], a["n"],
+           fmt_ms(own["median"]), fmt_ms(own["p99"]), fmt_ms(a["poll_ms"])))
+    out.append(
+        "- **Bulk**: %d endpoints in one transaction went out in %s and were all in "
+        "rotation %s after the transaction's reply. A batch is what slotsync gathered "
+        "in one loop iteration, so a large transaction arrives as one or a few batches "
+        "rather than %d round trips."
+        % (b["n"], batch_text(b["add_batches"]), fmt_ms(b["add_ms"]), b["n"]))
+    warm, cold = c["warm"], c["cold"]
+    out.append(
+        "- **Startup with %s keys**: `slotsync render` takes %.2f s and `slotsync run` "
+        "has the whole listing in %.2f s; when HAProxy already holds every endpoint "
+        "(a restart of slotsync), it sends %d commands. Against empty slots it sends "
+        "%s commands and HAProxy has them all %.1f s after start. Peak RSS stays at "
+        "%s (run) and %s (render)."
+        % ("{:,}".format(c["keys"]), c["render_s"], warm["listed_s"],
+           sum(x[1] for x in warm["batches"]),
+           "{:,}".format(sum(x[1] for x in cold["batches"])), cold["done_s"] or 0,
+           fmt_mb(max(warm["rss"], cold["rss"])), fmt_mb(c["render_rss"])))
+    if warm["log_lines"] > c["keys"] / 2:
+        out.append(
+            "- At log level info slotsync writes one line per key while it applies the "
+            "listing (%s lines here): at this scale that is most of what a startup "
+            "writes, and part of its time." % "{:,}".format(warm["log_lines"]))
+    out.append(
+        "- HAProxy itself is the heavy part at this scale: starting it on %s servers "
+        "took %.1f s. No HAProxy was reloaded during the whole run."
+        % ("{:,}".format(c["slots"]), c["hap_start_s"]))
+    out.append(
+        "- Caveats: one machine, one run, loopback only, the bench's Python process "
+        "polling HAProxy on the same CPUs as etcd, HAProxy and slotsync; etcd fsyncs "
+        "to a local disk, which is most of the put round trip.")
+    return out
+
+
+BIN_PATH = None
+
+
+def main():
+    global BIN_PATH
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="the slotsync binary")
+    ap.add_argument("--write", metavar="PATH", help="also write the report there")
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes: a smoke test of the bench itself")
+    args = ap.parse_args()
+    BIN_PATH = os.path.abspath(args.bin)
+    if not os.access(BIN_PATH, os.X_OK):
+        sys.exit("bench: %s is not an executable (run make first)" % BIN_PATH)
+    command = "/usr/bin/python3 integration/bench.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+
+    env = Env("bench")
+    try:
+        bench = Bench(env, BIN_PATH, quick=args.quick)
+        bench.run()
+        bench.r["reloads"] = bench.reloads
+        text = report(bench.r, machine(BIN_PATH), command, when)
+    except (BenchFailure, HarnessError) as e:
+        sys.stderr.write("bench: FAILED: %s\n" % e)
+        for name in env.log_names():
+            sys.stderr.write("---- %s.log (last 10 lines)\n%s\n"
+                             % (name, env.log_tail(name, 10)))
+        return 1
+    finally:
+        env.close()
+    sys.stdout.write(text)
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(text)
+        progress("wrote %s" % args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Integration tests of when slotsync reloads HAProxy (a backend must be
+added or its options change) and when it does not (endpoint churn, slot
+growth on dynamic balance algorithms), against real etcd and HAProxy 2.6."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+from harness import *
+from test_daemon import Cluster, PREFIX
+
+DOMAIN = "service.local"
+
+
+def http_cluster(env, bin_path, **kw):
+    http_port = free_port()
+    c = Cluster(env, bin_path, start=False, **kw)
+    c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN}
+    c.config["haproxy"]["min_reload_interval_ms"] = 500
+    c.config_path = write_config(env, c.config)
+    c.http_url = "http://127.0.0.1:%d/" % http_port
+    c.render()
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+    return c
+
+
+def by_host(c, service, n=6):
+    return traffic(c.http_url, n, headers={"Host": "%s.%s" % (service, DOMAIN)})
+
+
+def reach_host(c, service, names):
+    names = set(names)
+    return wait_for(lambda: set(by_host(c, service, 4 * len(names))) == names,
+                    timeout=15, what="Host %s reaching %s" % (service, sorted(names)),
+                    alive=[c.slotsync])
+
+
+def sighup(c, config):
+    c.config = config
+    write_config(c.env, config)
+    c.slotsync.send_signal(signal.SIGHUP)
+
+
+def test_new_service_one_reload_then_routable(env, bin_path):
+    """A service that appears in etcd gets a backend from defaults: one
+    reload, then Host routing works. A service added to the config (SIGHUP)
+    with a listen port: one more reload, then both routes work."""
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    assert c.haproxy.reloads() == (0, 0)
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="one reload")
+    reach_host(c, "api", ["w2"])
+    # endpoint churn in the new backend: no reload
+    etcd_put(c.etcd, PREFIX + "api/y", "127.0.0.1:%d" % c.backends["w3"])
+    reach_host(c, "api", ["w2", "w3"])
+    assert c.haproxy.reloads() == (1, 0)
+    # unknown Host: no backend, 503
+    assert set(traffic(c.http_url, 2, headers={"Host": "nope." + DOMAIN})) == {"<503>"}
+
+    db_port = free_port()
+    cfg = dict(c.config)
+    cfg["services"] = dict(cfg["services"], db={"listen": "127.0.0.1:%d" % db_port,
+                                                "hosts": ["db.example.test"]})
+    sighup(c, cfg)
+    etcd_put(c.etcd, PREFIX + "db/1", "127.0.0.1:%d" % c.backends["w1"])
+    wait_for(lambda: c.haproxy.reloads() == (2, 0), what="second reload")
+    wait_for(lambda: set(traffic("http://127.0.0.1:%d/" % db_port, 3)) == {"w1"},
+             what="db through its listen port")
+    assert set(traffic(c.http_url, 3, headers={"Host": "db.example.test"})) == {"w1"}
+    reach_host(c, "db", ["w1"])
+    time.sleep(0.6)  # past min_reload_interval_ms: nothing else may reload
+    assert c.haproxy.reloads() == (2, 0)
+
+
+def test_new_host_name_needs_no_reload(env, bin_path):
+    """An extra host name for an existing backend goes into the map at run
+    time (SIGHUP), with no reload."""
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    reach_host(c, "web", ["w1"])
+    cfg = json.loads(json.dumps(c.config))
+    cfg["services"]["web"]["hosts"] = ["www.example.test"]
+    sighup(c, cfg)
+    wait_for(lambda: set(traffic(c.http_url, 2, headers={"Host": "www.example.test"})) == {"w1"},
+             what="new host routed", alive=[c.slotsync])
+    assert c.haproxy.reloads() == (0, 0)
+    cfg["services"]["web"]["hosts"] = []
+    sighup(c, cfg)
+    wait_for(lambda: set(traffic(c.http_url, 2, headers={"Host": "www.example.test"})) == {"<503>"},
+             what="host removed", alive=[c.slotsync])
+    assert c.haproxy.reloads() == (0, 0)
+
+
+def test_long_lived_request_survives_reload(env, bin_path):
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    result = {}
+
+    def slow():
+        result["r"] = http_get(c.url + "slow?ms=2500", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)  # the request is in flight
+    etcd_put(c.etcd, PREFIX + "other/x", "127.0.0.1:%d" % c.backends["w2"])
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="reload")
+    t.join(15)
+    assert result.get("r") == (200, "w1\n"), result
+
+
+def test_200_endpoints_in_16_slots_without_reload(env, bin_path):
+    """Slots grow with "add server" at run time: no reload, every endpoint
+    takes traffic (each slot's request counter moves)."""
+    c = Cluster(env, bin_path, slots=16, backends=4, server_options="")
+    ports = list(c.backends.values())
+    for i in range(200):
+        c.put("e%03d" % i, value="127.0.0.1:%d" % ports[i % 4])
+    wait_for(lambda: sum(1 for v in c.slots().values() if v[2] == "ready") == 200,
+             timeout=20, what="200 ready slots", alive=[c.slotsync])
+    traffic(c.url, 400)
+    stats = [r for r in c.haproxy.stats() if r["pxname"] == "web" and r["svname"].startswith("s")]
+    served = [r["svname"] for r in stats if int(r["stot"] or 0) > 0]
+    assert len(served) == 200, (len(served), len(stats))
+    assert c.haproxy.reloads() == (0, 0)
+    log = env.log_text("slotsync")
+    assert "slots at run time (add server, no reload)" in log
+    assert "HAProxy refused" not in log
+
+
+def test_invalid_server_options_keep_running_config(env, bin_path):
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    cfg = json.loads(json.dumps(c.config))
+    cfg["services"]["web"]["server_options"] = "check inter notatime"
+    sighup(c, cfg)
+    m = env.wait_log("slotsync", r"haproxy -c rejected the new services file.*", alive=[c.slotsync])
+    assert "inter" in m.group(0), m.group(0)
+    assert c.haproxy.reloads() == (0, 0)
+    assert "inter notatime" not in open(c.services_file).read()
+    c.reach(["w1"])
+    # runtime changes keep flowing
+    c.put("b", "w2")
+    c.reach(["w1", "w2"])
+
+
+def test_fifty_new_services_at_most_two_reloads(env, bin_path):
+    c = http_cluster(env, bin_path)
+    c.config["haproxy"]["min_reload_interval_ms"] = 1000
+    c.put("a", "w1")
+    c.reach(["w1"])
+    start = time.monotonic()
+    for i in range(50):
+        etcd_put(c.etcd, PREFIX + "svc%02d/x" % i, "127.0.0.1:%d" % c.backends["w2"])
+    spread = time.monotonic() - start
+    for i in range(50):
+        reach_host(c, "svc%02d" % i, ["w2"])
+    reloads, failed = c.haproxy.reloads()
+    assert failed == 0 and 1 <= reloads <= 2, (reloads, spread)
+
+
+def test_runtime_state_survives_reload(env, bin_path):
+    """Weights, drain and addresses set at run time are in the file a reload
+    loads, so nothing resets and no request fails."""
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.put("b", value='{"host":"127.0.0.1","port":%d,"weight":7}' % c.backends["w2"])
+    c.put("c", value='{"host":"127.0.0.1","port":%d,"state":"drain"}' % c.backends["w3"])
+    wait_for(lambda: sorted(v[2:] for v in c.slots().values() if v[0] != "0.0.0.0")
+             == [("drain", 1), ("ready", 1), ("ready", 7)], what="runtime state")
+    before = c.slots()
+    with TrafficLoop(c.url) as loop:
+        loop.wait_results(20)
+        etcd_put(c.etcd, PREFIX + "newsvc/x", "127.0.0.1:%d" % c.backends["w1"])
+        wait_for(lambda: c.haproxy.reloads() == (1, 0), what="reload")
+        mark = loop.mark()
+        loop.wait_results(30, since=mark)
+    assert not loop.failures, loop.summary()
+    wait_for(lambda: c.slots() == before, what="slots as before the reload")
+    assert set(loop.counts(since=mark)) == {"w1", "w2"}, loop.counts(since=mark)
