@@ -80,6 +80,7 @@ struct ctl {
     bool synced;        /* HAProxy's state is known */
     bool resync_wanted; /* re-read HAProxy's state before the next batch */
     bool runtime_down;  /* last exchange failed to connect */
+    bool master_down;   /* the master socket sentinel cannot connect */
     unsigned epoch;        /* bumped each time the sentinel connection ends */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
@@ -568,6 +569,22 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     /* A sentinel lost while this resync was in flight may have seen a newer
      * HAProxy than the one that answered: read again. */
     c->resync_wanted = c->epoch != c->resync_epoch;
+    if (c->master_watch && !runtime_sentinel_connected(c->master_watch)) {
+        /* The master is gone (HAProxy stopping or restarting): what we just
+         * read may be a dying worker's. Read again, with backoff, until the
+         * master answers and the sentinel watches the new process. */
+        if (!c->master_down)
+            log_warn(MOD, "master socket %s unreachable: re-reading HAProxy's state until it "
+                          "answers",
+                     c->cfg->master_socket);
+        c->master_down = true;
+        c->resync_wanted = true;
+        schedule_retry(c);
+        return;
+    }
+    if (c->master_down)
+        log_info(MOD, "master socket answers again");
+    c->master_down = false;
     c->retry_delay = 0;
 }
 
