@@ -493,16 +493,30 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* A non-blocking socket with its connect started. Returns the fd or a
+ * negative errno (a unix socket nobody listens on fails right here). */
+static int connect_start(const struct runtime *rt)
+{
+    int fd = socket(rt->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), ret;
+
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)&rt->sa, rt->salen) < 0 && errno != EINPROGRESS) {
+        ret = -errno;
+        close(fd);
+        return ret;
+    }
+    return fd;
+}
+
 static int exchange_start(struct runtime *rt, char *line, size_t len, size_t n, bool raw,
                           runtime_done_cb cb, void *arg)
 {
-    int fd, ret;
+    int fd = connect_start(rt);
 
-    fd = socket(rt->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        ret = -errno;
         free(line);
-        return ret;
+        return fd;
     }
     rt->fd = fd;
     rt->out = line;
@@ -514,13 +528,6 @@ static int exchange_start(struct runtime *rt, char *line, size_t len, size_t n, 
     rt->arg = arg;
     rt->in = NULL;
     rt->in_len = rt->in_cap = 0;
-    if (connect(fd, (struct sockaddr *)&rt->sa, rt->salen) < 0 && errno != EINPROGRESS) {
-        size_t dummy;
-
-        ret = -errno;
-        free(exchange_reset(rt, &dummy));
-        return ret;
-    }
     rt->phase = RT_CONNECTING;
     ev_io_init(&rt->io, on_io, fd, EV_WRITE);
     rt->io.data = rt;
@@ -616,18 +623,13 @@ lost:
 
 int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg)
 {
-    int fd, ret;
+    int fd;
 
     if (rt->sentinel_fd >= 0)
         return 0;
-    fd = socket(rt->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = connect_start(rt);
     if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&rt->sa, rt->salen) < 0 && errno != EINPROGRESS) {
-        ret = -errno;
-        close(fd);
-        return ret;
-    }
+        return fd;
     rt->sentinel_fd = fd;
     rt->lost = lost;
     rt->lost_arg = arg;
