@@ -112,6 +112,19 @@ def print_logs(env):
             sys.stdout.write(indent(tail))
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(env):
+    """The name of the first log with an ASan/LSan/UBSan report, or None
+    (reports only appear when the binary was built with `make asan`)."""
+    for name in env.log_names():
+        text = env.log_text(name)
+        if any(mark in text for mark in SANITIZER_MARKS):
+            return name
+    return None
+
+
 def run_case(case, bin_path):
     """Run one case; returns "pass", "fail" or "skip" after printing."""
     if case.error:
@@ -155,6 +168,13 @@ def run_case(case, bin_path):
             print_logs(env)
             return "fail"
         status = outcome.get("status", "fail")
+        if status == "pass":
+            # Stop everything first: LeakSanitizer reports at exit.
+            env.kill_all()
+            report = sanitizer_report(env)
+            if report:
+                status = "fail"
+                outcome["reason"] = "sanitizer report in %s.log" % report
         if status == "pass":
             print("PASS %s (%.1fs)" % (case.name, elapsed))
         elif status == "skip":

@@ -184,3 +184,35 @@ def test_runtime_state_survives_reload(env, bin_path):
     assert not loop.failures, loop.summary()
     wait_for(lambda: c.slots() == before, what="slots as before the reload")
     assert set(loop.counts(since=mark)) == {"w1", "w2"}, loop.counts(since=mark)
+
+
+def test_growth_by_reload_when_balance_is_not_dynamic(env, bin_path):
+    """balance source cannot take "add server": the backend is rendered with
+    more slots and HAProxy reloaded once; every endpoint then serves."""
+    c = Cluster(env, bin_path, slots=2, web={"balance": "source"})
+    for name in ("w1", "w2", "w3"):
+        c.put(name, name)
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="one reload", alive=[c.slotsync])
+    c.wait_live(["w1", "w2", "w3"])
+    assert len(c.slots()) == 4, c.slots()  # 2 doubled
+    assert "more slots needed by web" in env.log_text("slotsync")
+
+
+def test_sighup_refuses_bad_or_restart_only_configs(env, bin_path):
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    good = json.loads(json.dumps(c.config))
+    bad = json.loads(json.dumps(good))
+    bad["services"]["web"]["slots"] = 0
+    sighup(c, bad)
+    env.wait_log("slotsync", r"SIGHUP: config not reloaded: .*services\.web\.slots",
+                 alive=[c.slotsync])
+    moved = json.loads(json.dumps(good))
+    moved["etcd"]["prefix"] = "/elsewhere/"
+    sighup(c, moved)
+    env.wait_log("slotsync", r"SIGHUP: config not reloaded: etcd, sockets", alive=[c.slotsync])
+    # still watching the old prefix, still applying changes, no reload
+    c.put("b", "w2")
+    c.reach(["w1", "w2"])
+    assert c.haproxy.reloads() == (0, 0)

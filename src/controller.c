@@ -413,7 +413,8 @@ static int backend_adopt(struct ctl *c, struct backend *b)
     size_t k = 0, n_before = b->slots.n;
     bool was_present = b->present;
 
-    qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
+    if (b->n_seen)
+        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
     while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
         k++;
     if (k < b->n_seen)
@@ -432,7 +433,7 @@ static int backend_adopt(struct ctl *c, struct backend *b)
         return -ENOMEM;
     if (b->seen_backend && k)
         memcpy(b->have, b->seen, k * sizeof(*b->have));
-    else
+    else if (b->slots.n)
         memset(b->have, 0, b->slots.n * sizeof(*b->have));
     if (was_present != b->seen_backend || n_before != k) {
         if (!b->seen_backend)
@@ -479,6 +480,11 @@ static bool map_name_ok(const char *s, size_t max)
     return true;
 }
 
+static int cmp_route_host(const void *a, const void *b)
+{
+    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
+}
+
 /* "show map <file>": lines "<id> <key> <value>". Anything that does not look
  * like a route we could have written is dropped (and then deleted). */
 static int parse_map(struct ctl *c, const char *text)
@@ -510,6 +516,9 @@ static int parse_map(struct ctl *c, const char *text)
         }
         line = nl ? nl + 1 : NULL;
     }
+    /* A host listed twice: the later entries are deleted by the diff. */
+    if (n)
+        qsort(r, n, sizeof(*r), cmp_route_host);
     free(c->map_have);
     c->map_have = r;
     c->n_map_have = n;
@@ -737,11 +746,13 @@ static int present_routes(struct ctl *c, struct host_route **out, size_t *n_out)
     return r;
 }
 
-/* Runtime map commands from the map HAProxy has to the one we want. */
+/* Runtime map commands from the map HAProxy has to the one we want: both
+ * sorted by host, walked together. */
 static void converge_map(struct ctl *c)
 {
     struct host_route *want = NULL;
-    size_t nw = 0, i = 0, j = 0;
+    const struct host_route *have = c->map_have;
+    size_t nw = 0, nh = c->n_map_have, i = 0, j = 0;
     const char *f = c->cfg->hosts_map;
     int r = 0;
 
@@ -752,28 +763,21 @@ static void converge_map(struct ctl *c)
         c->map_dirty = true;
         return;
     }
-    /* Both sides are sorted by host (HAProxy's after parse_map? not
-     * necessarily): compare by lookup. */
-    for (i = 0; i < nw && r == 0; i++) {
-        const struct host_route *h = NULL;
+    while (r == 0 && (i < nw || j < nh)) {
+        int cmp = i == nw ? 1 : j == nh ? -1 : strcmp(want[i].host, have[j].host);
 
-        for (j = 0; j < c->n_map_have; j++)
-            if (strcmp(c->map_have[j].host, want[i].host) == 0) {
-                h = &c->map_have[j];
-                break;
-            }
-        if (!h)
+        if (cmp < 0) {
             r = plan_add(&c->plan, "add map %s %s %s", f, want[i].host, want[i].backend);
-        else if (strcmp(h->backend, want[i].backend) != 0)
-            r = plan_add(&c->plan, "set map %s %s %s", f, want[i].host, want[i].backend);
-    }
-    for (j = 0; j < c->n_map_have && r == 0; j++) {
-        bool keep = false;
-
-        for (i = 0; i < nw && !keep; i++)
-            keep = strcmp(c->map_have[j].host, want[i].host) == 0;
-        if (!keep)
-            r = plan_add(&c->plan, "del map %s %s", f, c->map_have[j].host);
+            i++;
+        } else if (cmp > 0) {
+            r = plan_add(&c->plan, "del map %s %s", f, have[j].host);
+            j++;
+        } else {
+            if (strcmp(want[i].backend, have[j].backend) != 0)
+                r = plan_add(&c->plan, "set map %s %s %s", f, want[i].host, want[i].backend);
+            i++;
+            j++;
+        }
     }
     if (r < 0) {
         free(want);
@@ -799,6 +803,8 @@ static void reload_end(struct ctl *c, bool ok)
         unlink(c->candidate);
     if (!ok) {
         c->failed_gen = c->reload_gen;
+        /* Slots added for the render HAProxy did not load: forget them. */
+        c->resync_wanted = true;
         return;
     }
     c->loaded_gen = c->reload_gen;
@@ -1042,12 +1048,18 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(nc);
         return;
     }
-    if (nc->n_etcd_endpoints != oc->n_etcd_endpoints || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
         strcmp(nc->runtime_socket, oc->runtime_socket) ||
         !same_str(nc->master_socket, oc->master_socket) ||
         strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
-        !same_str(nc->base_config, oc->base_config)) {
-        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets and file paths need a restart");
+        !same_str(nc->base_config, oc->base_config) || strcmp(nc->haproxy_bin, oc->haproxy_bin) ||
+        !same_str(nc->reload_command, oc->reload_command)) {
+        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
+                       "reload_command need a restart");
         config_free(nc);
         free(nc);
         return;
@@ -1099,6 +1111,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         changed = true;
     }
     log_set_level((enum log_level)nc->log_level);
+    c->resync_timer.repeat = nc->resync_interval_s;
+    ev_timer_again(c->loop, &c->resync_timer);
     c->cfg = nc;
     if (c->owned_cfg) {
         config_free(c->owned_cfg);

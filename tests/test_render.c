@@ -178,3 +178,76 @@ Test(render, write_atomic_reports_a_missing_directory)
     cr_assert_not_null(strstr(err, "/nonexistent-dir/x.cfg"));
     free(err);
 }
+
+Test(render, host_routes_domain_hosts_and_duplicates)
+{
+    struct config cfg;
+    struct service_conf api = make_svc("Api", MODE_HTTP, NULL, 0);
+    struct service_conf db = make_svc("db", MODE_TCP, NULL, 0);
+    struct service_conf web = make_svc("web", MODE_HTTP, NULL, 0);
+    char *api_hosts[] = {"www.example.test", "shared.example.test"};
+    char *web_hosts[] = {"shared.example.test"};
+    struct slot_table t;
+    struct render_backend rb[3];
+    struct host_route *r = NULL;
+    size_t n = 0, len = 0;
+    char *map = NULL;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(slots_init(&t, 1), 0);
+    api.hosts = api_hosts;
+    api.n_hosts = 2;
+    web.hosts = web_hosts;
+    web.n_hosts = 1;
+    rb[0] = (struct render_backend){&api, &t};
+    rb[1] = (struct render_backend){&db, &t};
+    rb[2] = (struct render_backend){&web, &t};
+    /* no HTTP frontend: no routes */
+    cr_assert_eq(render_host_routes(&cfg, rb, 3, &r, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_null(r);
+
+    cfg.http_bind.set = true;
+    cfg.http_bind.port = 8080;
+    cfg.http_domain = "service.local";
+    cr_assert_eq(render_host_routes(&cfg, rb, 3, &r, &n), 0);
+    /* api.service.local, shared (first claimant: Api), web.service.local, www;
+     * db is tcp: no route */
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(r[0].host, "api.service.local");
+    cr_assert_str_eq(r[0].backend, "Api");
+    cr_assert_str_eq(r[1].host, "shared.example.test");
+    cr_assert_str_eq(r[1].backend, "Api");
+    cr_assert_str_eq(r[2].host, "web.service.local");
+    cr_assert_str_eq(r[3].host, "www.example.test");
+    cr_assert_eq(render_hosts_map(r, n, &map, &len), 0);
+    cr_assert_eq(strlen(map), len);
+    cr_assert_not_null(strstr(map, "\napi.service.local Api\nshared.example.test Api\n"
+                                   "web.service.local web\nwww.example.test Api\n"));
+    free(map);
+    free(r);
+    slots_free(&t);
+}
+
+Test(render, http_frontend_golden)
+{
+    struct config cfg;
+    struct service_conf web = make_svc("web", MODE_HTTP, NULL, 0);
+    struct slot_table t;
+    struct render_backend rb;
+    char *out = NULL;
+    size_t len;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_bind.set = true;
+    snprintf(cfg.http_bind.host, sizeof(cfg.http_bind.host), "127.0.0.1");
+    cfg.http_bind.port = 8080;
+    cfg.hosts_map = "/etc/haproxy/services.cfg.map";
+    cr_assert_eq(slots_init(&t, 2), 0);
+    fill(&t, 1, "x", "127.0.0.1", false, 9000, 3, ENDPOINT_READY);
+    rb = (struct render_backend){&web, &t};
+    cr_assert_eq(render_services(&cfg, &rb, 1, &out, &len, NULL), 0);
+    check_golden("http_frontend", out, len);
+    free(out);
+    slots_free(&t);
+}
