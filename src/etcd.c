@@ -875,7 +875,8 @@ static void call_http_done(struct http_request *req, int err, long status, const
     call->req = NULL;
     rc = call_result(call, err, status, body, len, errtext, &reply, &text);
     if (retryable(rc)) {
-        log_warn(MOD, "%s", text ? text : "etcd call failed");
+        /* The caller reports the failure if the retry fails too. */
+        log_debug(MOD, "%s", text ? text : "etcd call failed");
         endpoint_failed(c, call->ep);
         if (call->attempts < 2 && c->n_endpoints > 1 && call_send(call) == 0) {
             json_decref(reply);
@@ -1162,9 +1163,11 @@ static void sync_fail(struct etcd_sync *s, const char *why)
     s->stats.errors++;
     s->stats.reconnects++;
     s->stats.watching = false;
-    log_warn(MOD, "sync %s: %s; retrying in %.0f ms",
-             log_quote(s->prefix, s->prefix_len, q, sizeof(q)), why ? why : "error",
-             delay * 1000.0);
+    /* The first failure after a working stream is news; the retries of an
+     * outage are not (one line per event, not per attempt). */
+    log_msg(s->backoff <= ETCD_BACKOFF_MIN ? LOG_WARN : LOG_DEBUG, MOD,
+            "sync %s: %s; retrying in %.0f ms", log_quote(s->prefix, s->prefix_len, q, sizeof(q)),
+            why ? why : "error", delay * 1000.0);
     s->backoff = s->backoff * 2 > ETCD_BACKOFF_MAX ? ETCD_BACKOFF_MAX : s->backoff * 2;
     report(s, false, why ? why : "error");
     if (!s->stopped)
