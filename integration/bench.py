@@ -187,6 +187,28 @@ def etcd_txn_put(url, pairs, timeout=30):
     return int(doc["header"]["revision"])
 
 
+def etcd_list_all(url, prefix, page=1000):
+    """Read every key under prefix at one revision in pages, as slotsync
+    lists (same page size); returns the number of keys."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    key, revision, n = prefix, None, 0
+    while True:
+        body = {"key": b64(key), "range_end": b64(end), "limit": page}
+        if revision:
+            body["revision"] = revision
+        req = urllib.request.Request(url + "/v3/kv/range", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST")
+        with _opener.open(req, timeout=30) as r:
+            doc = json.loads(r.read())
+        revision = doc["header"]["revision"]
+        kvs = doc.get("kvs", [])
+        n += len(kvs)
+        if not doc.get("more") or not kvs:
+            return n
+        key = base64.b64decode(kvs[-1]["key"]).decode() + "\0"
+
+
 def etcd_load(url, pairs):
     """Put pairs in transactions of MAX_TXN_OPS; returns the count of txns."""
     n = 0
@@ -238,7 +260,7 @@ def count_slots(admin_sock):
 
 def run_timed(env, name, argv, timeout=120):
     """Run argv (registered in env); returns (returncode, seconds, peak RSS
-    KiB from the exited process's rusage)."""
+    KiB, CPU seconds), the last two from the exited process's rusage."""
     t0 = time.monotonic()
     proc = env.spawn(name, argv)
     deadline = t0 + timeout
@@ -252,7 +274,7 @@ def run_timed(env, name, argv, timeout=120):
         time.sleep(0.002)
     took = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, took, usage.ru_maxrss
+    return proc.returncode, took, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------
@@ -292,11 +314,11 @@ class Bench:
         argv = [self.bin, "render", "-c", config, "--timeout", "120"]
         if out:
             argv += ["-o", out]
-        rc, took, rss = run_timed(self.env, name, argv)
+        rc, took, rss, cpu = run_timed(self.env, name, argv)
         if rc != 0:
             raise BenchFailure("slotsync render exited %d: %s"
                                % (rc, self.env.log_tail(name, 5)))
-        return took, rss
+        return took, rss, cpu
 
     def start_haproxy(self, services_file, name):
         t0 = time.monotonic()
@@ -371,11 +393,12 @@ class Bench:
             applied_since(self.env.log_text("slotsync-ab"), offset)),
             timeout=5, what="%d applied lines" % n)
         self.check_applied(batches, "latency")
+        lat_errors = RUNTIME_ERROR.findall(self.env.log_text("slotsync-ab"), offset)
         self.r["a"] = {
             "n": n, "latency": summary(lat), "put_rtt": summary(put_rtt),
             "from_send": summary(from_send), "first_poll": first_poll,
             "slotsync": summary([b[3] for b in batches]),
-            "batches": len(batches),
+            "batches": len(batches), "errors": lat_errors,
             "cmds": sorted({b[1] for b in batches}),
             "poll_ms": poll_ms, "polls": polls, "elapsed": elapsed,
         }
@@ -403,6 +426,7 @@ class Bench:
         time.sleep(0.3)   # let any trailing batch be logged
         text = self.env.log_text("slotsync-ab")
         add_batches = applied_since(text, offset)
+        add_errors = RUNTIME_ERROR.findall(text, offset)
         offset = len(text)
         self.check_applied(add_batches, "bulk add")
 
@@ -414,7 +438,9 @@ class Bench:
                 raise BenchFailure("bulk endpoints still in HAProxy 30 s after the delete")
         del_ms = ms(time.monotonic() - t1)
         time.sleep(0.3)
-        del_batches = applied_since(self.env.log_text("slotsync-ab"), offset)
+        text = self.env.log_text("slotsync-ab")
+        del_batches = applied_since(text, offset)
+        del_errors = RUNTIME_ERROR.findall(text, offset)
         self.check_applied(del_batches, "bulk delete")
         if deleted != n:
             raise BenchFailure("deleterange removed %d keys, not %d" % (deleted, n))
@@ -423,6 +449,7 @@ class Bench:
             ready_ports(sock, "bulk")
         self.r["b"] = {"n": n, "add_ms": add_ms, "txn_ms": txn_ms,
                        "add_batches": add_batches, "del_ms": del_ms,
+                       "add_errors": add_errors, "del_errors": del_errors,
                        "del_txn_ms": ms(t1 - t0), "del_batches": del_batches,
                        "poll_ms": ms(time.monotonic() - t) / 10}
         self.r["ab_rss"] = vm_hwm_kib(self.run_ab.pid)
@@ -451,7 +478,12 @@ class Bench:
         del pairs
 
         progress("c. slotsync render with %d keys" % total)
-        render_s, render_rss = self.render(cfg, "render-big")
+        render_s, render_rss, render_cpu = self.render(cfg, "render-big")
+        t0 = time.monotonic()
+        listed = etcd_list_all(self.etcd.url, PREFIX)
+        etcd_list_s = time.monotonic() - t0
+        if listed != total:
+            raise BenchFailure("etcd listed %d keys, not %d" % (listed, total))
         rendered = self.env.path("big.cfg")
         with open(rendered) as f:
             text = f.read()
@@ -490,6 +522,7 @@ class Bench:
                                % (warm_slots[1], total))
         self.r["c"] = {"keys": total, "services": n_svc, "per": per, "txns": txns,
                        "load_s": load_s, "render_s": render_s, "render_rss": render_rss,
+                       "render_cpu": render_cpu, "etcd_list_s": etcd_list_s,
                        "server_lines": server_lines, "filled_lines": filled_lines,
                        "file_bytes": size, "hap_start_s": hap_s,
                        "warm": warm, "cold": cold, "slots": warm_slots[0],
@@ -535,6 +568,10 @@ class Bench:
             out["batches"] = applied_since(self.env.log_text(name), 0)
         text = self.env.log_text(name)
         out["runtime_errors"] = RUNTIME_ERROR.findall(text)
+        first_key = re.search(r"^(\S+) info  sync: etcd key ", text, re.M)
+        # the listing is delivered at its end: from the first key's line to
+        # "etcd listing applied" is applying (and logging) every key
+        out["apply_s"] = (listed + t_spawn - log_time(first_key.group(1))) if first_key else None
         out["log_lines"] = text.count("\n")
         out["log_bytes"] = len(text)
         out["rss"] = vm_hwm_kib(proc.pid)
@@ -583,6 +620,14 @@ def machine(bin_path):
         "python": platform.python_version(),
         "load": loadavg(),
     }
+
+
+def wmem_default():
+    try:
+        with open("/proc/sys/net/core/wmem_default") as f:
+            return "%d KiB" % (int(f.read()) // 1024)
+    except (OSError, ValueError):
+        return "?"
 
 
 def loadavg():
@@ -638,23 +683,30 @@ def report(r, m, command, when):
     row("slotsync batch, its log (\"applied ... in X ms\")", a["slotsync"])
     row("etcd put round trip (context)", a["put_rtt"])
     add("")
-    add("slotsync logged %d batches for the %d changes, of %s runtime command%s each. "
+    add("slotsync logged %d batches for the %d changes, of %s runtime command%s each "
+        "(runtime socket errors: %s). "
         "In %d of the %d changes the first poll after the put's reply already showed "
         "the new port."
         % (a["batches"], a["n"], " or ".join(str(x) for x in a["cmds"]),
-           "" if a["cmds"] == [1] else "s", a["first_poll"], a["n"]))
+           "" if a["cmds"] == [1] else "s", error_summary(a["errors"]),
+           a["first_poll"], a["n"]))
     add("")
 
     add("## b. Bulk: %d endpoints at once into a 1024-slot backend" % b["n"])
     add("")
-    add("| step | time to HAProxy | batches slotsync logged |")
-    add("|---|---:|---|")
-    add("| %d puts in one etcd txn (reply after %s) -> all %d in rotation | %s | %s |"
+    add("| step | time to HAProxy | batches slotsync logged | runtime socket errors |")
+    add("|---|---:|---|---|")
+    add("| %d puts in one etcd txn (reply after %s) -> all %d in rotation | %s | %s | %s |"
         % (b["n"], fmt_ms(b["txn_ms"]), b["n"], fmt_ms(b["add_ms"]),
-           batch_text(b["add_batches"])))
-    add("| one deleterange of the %d (reply after %s) -> all %d out | %s | %s |"
+           batch_text(b["add_batches"]), error_summary(b["add_errors"])))
+    add("| one deleterange of the %d (reply after %s) -> all %d out | %s | %s | %s |"
         % (b["n"], fmt_ms(b["del_txn_ms"]), b["n"], fmt_ms(b["del_ms"]),
-           batch_text(b["del_batches"])))
+           batch_text(b["del_batches"]), error_summary(b["del_errors"])))
+    if b["add_errors"] or b["del_errors"]:
+        add("")
+        add("A batch that fails on the socket is not logged as applied: slotsync re-reads "
+            "HAProxy's state and sends what is still missing, so the batches above can "
+            "add up to fewer commands than %d." % (2 * b["n"]))
     add("")
     add("Polling the 1024-row backend takes %s per poll. slotsync's peak RSS after "
         "a. and b.: %s." % (fmt_ms(b["poll_ms"]), fmt_mb(r["ab_rss"])))
@@ -673,7 +725,10 @@ def report(r, m, command, when):
     add("| `slotsync render`, end to end (list, render, write %.1f MiB, %s server lines) "
         "| %.2f s |" % (c["file_bytes"] / 2**20, "{:,}".format(c["server_lines"]),
                         c["render_s"]))
+    add("| `slotsync render` CPU time (user + system) | %.2f s |" % c["render_cpu"])
     add("| `slotsync render` peak RSS | %s |" % fmt_mb(c["render_rss"]))
+    add("| the same listing by the bench's Python client, 1000 keys a page (context) "
+        "| %.2f s |" % c["etcd_list_s"])
     add("| HAProxy start on the rendered file (context) | %.1f s |" % c["hap_start_s"])
     add("| warm `slotsync run`: start -> \"etcd listing applied\" (%s endpoints) | %.2f s |"
         % ("{:,}".format(warm["endpoints"]), warm["listed_s"]))
@@ -740,15 +795,18 @@ def interpretation(r):
     out = []
     send = a["from_send"]
     out.append(
-        "- **One change** is in HAProxy %s after the put is sent (median; p99 %s). Most "
-        "of that is etcd committing the write (the put's round trip alone: %s median): "
-        "measured from the put's reply, as the brief asks, it is %s (p99 %s), and in %d "
+        "- **One change** is in HAProxy %s after the put is sent (median; p99 %s). %s "
+        "(the put's round trip alone: %s median): "
+        "measured from the put's reply it is %s (p99 %s), and in %d "
         "of %d changes HAProxy already had the new port at the first poll, because etcd "
         "sends watch events as it applies a write, before the client has read its "
         "reply. slotsync's own part, sending the batch and reading HAProxy's answers, "
         "is %s median (%s p99) by its log. The figures are bounded below by one poll "
         "of the admin socket, %s."
-        % (fmt_ms(send["median"]), fmt_ms(send["p99"]), fmt_ms(a["put_rtt"]["median"]),
+        % (fmt_ms(send["median"]), fmt_ms(send["p99"]),
+           "Most of that is etcd committing the write"
+           if a["put_rtt"]["median"] > send["median"] / 2 else "Part of that is etcd",
+           fmt_ms(a["put_rtt"]["median"]),
            fmt_ms(lat["median"]), fmt_ms(lat["p99"]), a["first_poll"], a["n"],
            fmt_ms(own["median"]), fmt_ms(own["p99"]), fmt_ms(a["poll_ms"])))
     out.append(
@@ -761,9 +819,15 @@ def interpretation(r):
     out.append(
         "- **Startup with %s keys**: `slotsync render` takes %.2f s and `slotsync run` "
         "has the whole listing in %.2f s; when HAProxy already holds every endpoint "
-        "(a restart of slotsync), it sends %d commands. Peak RSS: %s (run), %s (render)."
+        "(a restart of slotsync), it sends %d commands. %s: render used %.2f s of CPU, "
+        "and the bench's Python client reading the same pages takes %.2f s. Peak RSS: "
+        "%s (run), %s (render)."
         % ("{:,}".format(c["keys"]), c["render_s"], warm["listed_s"],
            sum(x[1] for x in warm["batches"]),
+           "Most of that time is etcd serving the pages"
+           if c["render_cpu"] < c["render_s"] / 2 and c["etcd_list_s"] > c["render_s"] / 2
+           else "How that time splits",
+           c["render_cpu"], c["etcd_list_s"],
            fmt_mb(max(warm["rss"], cold["rss"])), fmt_mb(c["render_rss"])))
     if cold["converged"]:
         out.append(
@@ -779,29 +843,43 @@ def interpretation(r):
                error_summary(cold["runtime_errors"])))
         if any("timed out" in e for e in cold["runtime_errors"]):
             out.append(
-                "  The cause, as far as this bench can see: slotsync sends a batch on one "
-                "connection and writes all of it before it reads any reply. HAProxy "
-                "answers every `set server ... addr` with about 100 bytes and stops "
-                "reading commands while its replies are not read, so once a batch's "
-                "replies exceed what the socket buffers hold (a few thousand address "
-                "changes, about 400 KB here) both sides wait until slotsync's runtime "
-                "timeout (10 s). The resync after it finds the part HAProxy applied and "
-                "the next batch stalls the same way on the rest, so a cold start of this "
-                "size takes minutes instead of seconds. Reading replies while writing, "
-                "or capping the commands per batch, would avoid it.")
+                "  The cause, as far as can be seen from outside: slotsync sends a batch "
+                "as one line on one connection and writes all of it before it reads "
+                "any reply, while HAProxy stops reading commands once a few hundred of "
+                "its replies are waiting unread. When a batch is larger than what the "
+                "socket buffers take (net.core.wmem_default is %s here; a command is "
+                "about 45 bytes) both sides wait until slotsync's runtime timeout "
+                "(10 s); the resync after it finds the part HAProxy applied, and the "
+                "next batch stalls the same way on the rest.%s Reading replies while "
+                "writing, or capping the commands per batch, would avoid it."
+                % (wmem_default(),
+                   " At the rate seen here (%s endpoints in %.0f s) the whole cold start "
+                   "would take about %.0f minutes."
+                   % ("{:,}".format(cold["filled"]), cold["waited_s"],
+                      c["keys"] * cold["waited_s"] / cold["filled"] / 60)
+                   if cold["filled"] else ""))
     if warm["log_lines"] > c["keys"] / 2:
         out.append(
             "- At log level info slotsync writes one line per key while it applies the "
-            "listing (%s lines here): at this scale that is most of what a startup "
-            "writes, and part of its time." % "{:,}".format(warm["log_lines"]))
+            "listing (%s lines, %.1f MiB here), which is nearly all a startup logs. "
+            "Applying the listing, logging included, took %s (from the first key's "
+            "line to \"etcd listing applied\"), so %s."
+            % ("{:,}".format(warm["log_lines"]), warm["log_bytes"] / 2**20,
+               fmt_ms(ms(warm["apply_s"] or 0)),
+               "those lines cost little time, but they bury the rest of the startup log"
+               if (warm["apply_s"] or 0) < 0.2 * warm["listed_s"]
+               else "at this scale they are a visible part of the startup time"))
     out.append(
-        "- HAProxy itself is the heavy part at this scale: starting it on %s servers "
-        "took %.1f s. No HAProxy was reloaded during the whole run."
-        % ("{:,}".format(c["slots"]), c["hap_start_s"]))
+        "- HAProxy with %s servers starts in %.1f s and dumps `show servers state` "
+        "(%.1f MiB) in %s: that dump is what each periodic resync of slotsync "
+        "(`resync_interval_s`, 30 s by default) costs HAProxy at this size. No HAProxy "
+        "was reloaded during the whole run."
+        % ("{:,}".format(c["slots"]), c["hap_start_s"], c["dump_bytes"] / 2**20,
+           fmt_ms(ms(c["dump_s"]))))
     out.append(
         "- Caveats: one machine, one run, loopback only, the bench's Python process "
         "polling HAProxy on the same CPUs as etcd, HAProxy and slotsync; etcd fsyncs "
-        "to a local disk, which is most of the put round trip.")
+        "every write to a local disk.")
     return out
 
 

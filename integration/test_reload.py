@@ -216,3 +216,58 @@ def test_sighup_refuses_bad_or_restart_only_configs(env, bin_path):
     c.put("b", "w2")
     c.reach(["w1", "w2"])
     assert c.haproxy.reloads() == (0, 0)
+
+
+def test_failed_reload_keeps_old_worker_and_runtime_changes(env, bin_path):
+    """haproxy -c passes but the new worker cannot start (its listen port is
+    taken): the reload fails, the old worker keeps serving, slotsync says so
+    and keeps applying runtime changes to it."""
+    import socket
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    try:
+        cfg = json.loads(json.dumps(c.config))
+        cfg["services"]["busy"] = {"listen": "127.0.0.1:%d" % blocker.getsockname()[1]}
+        sighup(c, cfg)
+        env.wait_log("slotsync", r"reload failed: .*previous worker keeps serving",
+                     alive=[c.slotsync])
+        assert c.haproxy.reloads() == (1, 1)
+        c.reach(["w1"])
+        c.put("b", "w2")
+        c.reach(["w1", "w2"])
+        assert c.haproxy.reloads() == (1, 1), "a failed reload is not retried by itself"
+    finally:
+        blocker.close()
+
+
+def test_grown_slots_survive_a_reload_and_empty_services_leave(env, bin_path):
+    """Slots added with "add server" are in the next rendered file; a
+    service whose endpoints are all gone keeps its backend (no reload) and
+    leaves the file at the next render done for another reason."""
+    c = http_cluster(env, bin_path, slots=2, server_options="")
+    for i, name in enumerate(("w1", "w2", "w3")):
+        c.put("e%d" % i, name)
+    c.wait_live(["w1", "w2", "w3"])
+    assert len(c.slots()) == 4 and c.haproxy.reloads() == (0, 0)
+    etcd_put(c.etcd, PREFIX + "gone/x", "127.0.0.1:%d" % c.backends["w1"])
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="reload for service gone")
+    reach_host(c, "gone", ["w1"])
+    etcd_delete(c.etcd, PREFIX + "gone/x")
+    wait_for(lambda: all(r["srv_admin_state"] in ("1", "5")
+                         for r in c.haproxy.servers_state("gone")),
+             what="gone's slots in maint")
+    assert c.haproxy.reloads() == (1, 0)
+    assert "backend gone" in open(c.services_file).read()
+    # the next render, for another reason
+    etcd_put(c.etcd, PREFIX + "other/x", "127.0.0.1:%d" % c.backends["w2"])
+    wait_for(lambda: c.haproxy.reloads() == (2, 0), what="second reload")
+    text = open(c.services_file).read()
+    assert "backend gone" not in text and "backend other" in text
+    assert text.count("server s", text.index("backend web")) >= 4
+    assert len(c.slots()) == 4
+    c.wait_live(["w1", "w2", "w3"])
+    c.reach(["w1", "w2", "w3"])

@@ -40,6 +40,7 @@ struct backend {
     bool grow_by_reload;       /* "add server" is not possible or failed */
     size_t want_slots;         /* slots the next render gives it, at least */
     size_t added_to;           /* slots.n after the last runtime growth */
+    bool left_out;             /* not in the file of the reload in flight */
     size_t last_overflow;
     /* filled while parsing a resync */
     struct server_state *seen;
@@ -81,7 +82,7 @@ struct ctl {
     bool resync_wanted; /* re-read HAProxy's state before the next batch */
     bool runtime_down;  /* last exchange failed to connect */
     bool master_down;   /* the master socket sentinel cannot connect */
-    unsigned epoch;        /* bumped each time the sentinel connection ends */
+    unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
     double batch_started;
@@ -536,6 +537,12 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         runtime_failed(c, err, "show servers state");
         return;
     }
+    if (c->epoch != c->resync_epoch) {
+        /* HAProxy reloaded or restarted while we read: what we read may be
+         * the old process's. Read again rather than adopt it. */
+        c->resync_wanted = true;
+        return;
+    }
     if (!runtime_reply_ok("show servers state", replies[0])) {
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
         return;
@@ -575,9 +582,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     c->stats.resyncs++;
     c->runtime_down = false;
     c->synced = true;
-    /* A sentinel lost while this resync was in flight may have seen a newer
-     * HAProxy than the one that answered: read again. */
-    c->resync_wanted = c->epoch != c->resync_epoch;
+    c->resync_wanted = false;
     if (c->master_watch && !runtime_sentinel_connected(c->master_watch)) {
         /* The master is gone (HAProxy stopping or restarting): what we just
          * read may be a dying worker's. Read again, with backoff, until the
@@ -809,12 +814,16 @@ static void reload_end(struct ctl *c, bool ok)
     }
     c->loaded_gen = c->reload_gen;
     c->stats.reloads++;
-    /* Empty auto backends were left out of the file: forget them. */
+    c->epoch++; /* a new worker: any read still in flight is stale */
+    /* Backends left out of the file HAProxy now runs: forget them, unless
+     * endpoints came back meanwhile (then they want a backend again). */
     for (size_t i = 0; i < c->n_backends;) {
         struct backend *b = c->backends[i];
         struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
 
-        if (!b->configured && !(svc && svc->n_endpoints)) {
+        if (b->left_out && svc && svc->n_endpoints)
+            want_reload(c, "endpoints came back for", b->conf.name);
+        if (b->left_out && !(svc && svc->n_endpoints)) {
             backend_free(b);
             memmove(c->backends + i, c->backends + i + 1,
                     (c->n_backends - i - 1) * sizeof(*c->backends));
@@ -890,13 +899,18 @@ static void start_reload(struct ctl *c)
         size_t endpoints = svc ? svc->n_endpoints : 0;
         size_t want = b->want_slots > b->slots.n ? b->want_slots : b->slots.n;
 
-        if (!b->configured && !endpoints)
+        b->left_out = !b->configured && !endpoints;
+        if (b->left_out)
             continue; /* dropped at this render */
         if (!b->present && want < (size_t)b->conf.opt.slots)
             want = (size_t)b->conf.opt.slots;
         want = fit_slots(b, want, endpoints);
         if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
             goto fail;
+        /* This reload accounts for its absence: if it fails, only a new
+         * change tries again. */
+        if (!b->present)
+            b->missing_noted = true;
         rb[n++] = (struct render_backend){b->svc, &b->slots};
     }
     r = render_services(c->cfg, rb, n, &text, &len, &err);
@@ -970,7 +984,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     if (c->render_only)
         return;
     maybe_reload(c);
-    if (runtime_busy(c->rt) || ev_is_active(&c->retry_timer))
+    /* During a reload the socket may reach the old worker or the new one:
+     * what we read or change there could be lost or mistaken (a backend of
+     * the new file "missing"). Hold everything; the reload's end resyncs. */
+    if (c->reloading || runtime_busy(c->rt) || ev_is_active(&c->retry_timer))
         return;
     if (!c->synced || c->resync_wanted) {
         start_resync(c);
