@@ -615,9 +615,8 @@ static int load_text(json_t *obj, const char *path, const char *key, enum text_k
 
 static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"runtime_socket", "master_socket",
-                                       "base_config",    "services_file",
-                                       "reload_command", "min_reload_interval_ms",
+    static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
+                                       "services_file",  "reload_command", "min_reload_interval_ms",
                                        "binary",         "hosts_map"};
     json_t *h;
     int ret;

@@ -29,18 +29,18 @@
 
 /* A service's backend and HAProxy's side of it. */
 struct backend {
-    struct service_conf conf;  /* copy; conf.hosts borrowed from the current config */
+    struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
     const struct service_conf *svc; /* &conf */
-    bool configured;           /* from the config file, else built from defaults */
-    struct slot_table slots;   /* as many slots as HAProxy has for it */
-    struct server_state *have; /* slots.n entries: HAProxy's view */
-    bool present;              /* seen in HAProxy at the last resync */
-    bool missing_noted;        /* its absence already asked for a reload */
-    bool dirty;                /* needs converging */
-    bool grow_by_reload;       /* "add server" is not possible or failed */
-    size_t want_slots;         /* slots the next render gives it, at least */
-    size_t added_to;           /* slots.n after the last runtime growth */
-    bool left_out;             /* not in the file of the reload in flight */
+    bool configured;                /* from the config file, else built from defaults */
+    struct slot_table slots;        /* as many slots as HAProxy has for it */
+    struct server_state *have;      /* slots.n entries: HAProxy's view */
+    bool present;                   /* seen in HAProxy at the last resync */
+    bool missing_noted;             /* its absence already asked for a reload */
+    bool dirty;                     /* needs converging */
+    bool grow_by_reload;            /* "add server" is not possible or failed */
+    size_t want_slots;              /* slots the next render gives it, at least */
+    size_t added_to;                /* slots.n after the last runtime growth */
+    bool left_out;                  /* not in the file of the reload in flight */
     size_t last_overflow;
     /* filled while parsing a resync */
     struct server_state *seen;
@@ -57,9 +57,9 @@ struct ctl {
     struct catalog *cat;
     struct runtime *rt;
     struct runtime *master_watch; /* sentinel on the master socket, or NULL */
-    struct backend **backends; /* sorted by name */
+    struct backend **backends;    /* sorted by name */
     size_t n_backends;
-    struct config *owned_cfg;  /* a config loaded on SIGHUP */
+    struct config *owned_cfg; /* a config loaded on SIGHUP */
     int (*load_config)(struct config *out, char **errmsg, void *arg);
     void *load_arg;
     /* reloads */
@@ -77,11 +77,11 @@ struct ctl {
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
-    bool listed;        /* a complete etcd listing has been applied */
-    bool synced;        /* HAProxy's state is known */
-    bool resync_wanted; /* re-read HAProxy's state before the next batch */
-    bool runtime_down;  /* last exchange failed to connect */
-    bool master_down;   /* the master socket sentinel cannot connect */
+    bool listed;           /* a complete etcd listing has been applied */
+    bool synced;           /* HAProxy's state is known */
+    bool resync_wanted;    /* re-read HAProxy's state before the next batch */
+    bool runtime_down;     /* last exchange failed to connect */
+    bool master_down;      /* the master socket sentinel cannot connect */
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
@@ -588,8 +588,9 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
          * read may be a dying worker's. Read again, with backoff, until the
          * master answers and the sentinel watches the new process. */
         if (!c->master_down)
-            log_warn(MOD, "master socket %s unreachable: re-reading HAProxy's state until it "
-                          "answers",
+            log_warn(MOD,
+                     "master socket %s unreachable: re-reading HAProxy's state until it "
+                     "answers",
                      c->cfg->master_socket);
         c->master_down = true;
         c->resync_wanted = true;
@@ -684,8 +685,8 @@ static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
     }
     b->added_to = n;
     c->stats.grown += n - old;
-    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)",
-             b->conf.name, old, n);
+    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
+             old, n);
     return 0;
 }
 
@@ -1123,7 +1124,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
         }
     }
-    if (!same_listen(&nc->http_bind, &oc->http_bind) || !same_str(nc->http_domain, oc->http_domain)) {
+    if (!same_listen(&nc->http_bind, &oc->http_bind) ||
+        !same_str(nc->http_domain, oc->http_domain)) {
         want_reload(c, "http_frontend changed:", nc->hosts_map);
         changed = true;
     }
@@ -1265,10 +1267,11 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
             return -EINVAL;
         }
-        if (cfg->master_socket && !(c->master_watch = runtime_new(c->loop, cfg->master_socket, 5.0)))
+        if (cfg->master_socket &&
+            !(c->master_watch = runtime_new(c->loop, cfg->master_socket, 5.0)))
             goto oom;
-        c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config,
-                                   cfg->master_socket, cfg->reload_command);
+        c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
+                                   cfg->reload_command);
         if (!c->reloader || !memprintf(&c->candidate, "%s.new", cfg->services_file))
             goto oom;
     }
@@ -1318,8 +1321,9 @@ int controller_run(const struct config *cfg,
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
     ev_run(c.loop, 0);
-    log_info(MOD, "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
-                  "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
+    log_info(MOD,
+             "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
+             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
 out:

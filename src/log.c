@@ -73,11 +73,26 @@ char *log_quote(const char *text, size_t len, char *out, size_t outsz)
         size_t elen = 0;
 
         switch (c) {
-        case '\n': memcpy(esc, "\\n", 2); elen = 2; break;
-        case '\r': memcpy(esc, "\\r", 2); elen = 2; break;
-        case '\t': memcpy(esc, "\\t", 2); elen = 2; break;
-        case '"': memcpy(esc, "\\\"", 2); elen = 2; break;
-        case '\\': memcpy(esc, "\\\\", 2); elen = 2; break;
+        case '\n':
+            memcpy(esc, "\\n", 2);
+            elen = 2;
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 2);
+            elen = 2;
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 2);
+            elen = 2;
+            break;
+        case '"':
+            memcpy(esc, "\\\"", 2);
+            elen = 2;
+            break;
+        case '\\':
+            memcpy(esc, "\\\\", 2);
+            elen = 2;
+            break;
         default:
             if (c < 0x20 || c >= 0x7f) {
                 esc[0] = '\\';

@@ -17,17 +17,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: slotsync run    -c FILE [overrides]   watch etcd, keep HAProxy's slots in sync\n"
-            "       slotsync render -c FILE [-o PATH] [--timeout S] [overrides]\n"
-            "                                             render the services file once and exit\n"
-            "       slotsync check  -c FILE               validate the config file\n"
-            "       slotsync announce --etcd URLS --key KEY --addr HOST:PORT [options] [-- CMD...]\n"
-            "                                             register an endpoint under an etcd lease\n"
-            "       slotsync version\n"
-            "overrides: --etcd URL[,URL...]  --prefix PREFIX  --runtime-socket ADDR\n"
-            "           --log-level error|warn|info|debug\n"
-            "'slotsync announce --help' lists the sidekick's options.\n");
+    fprintf(
+        out,
+        "usage: slotsync run    -c FILE [overrides]   watch etcd, keep HAProxy's slots in sync\n"
+        "       slotsync render -c FILE [-o PATH] [--timeout S] [overrides]\n"
+        "                                             render the services file once and exit\n"
+        "       slotsync check  -c FILE               validate the config file\n"
+        "       slotsync announce --etcd URLS --key KEY --addr HOST:PORT [options] [-- CMD...]\n"
+        "                                             register an endpoint under an etcd lease\n"
+        "       slotsync version\n"
+        "overrides: --etcd URL[,URL...]  --prefix PREFIX  --runtime-socket ADDR\n"
+        "           --log-level error|warn|info|debug\n"
+        "'slotsync announce --help' lists the sidekick's options.\n");
 }
 
 enum { OPT_ETCD = 256, OPT_PREFIX, OPT_RUNTIME, OPT_LOGLEVEL, OPT_TIMEOUT };
@@ -91,23 +92,39 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:o:h", daemon_opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'o': output = optarg; break;
-        case OPT_ETCD: ov.etcd = optarg; break;
-        case OPT_PREFIX: ov.prefix = optarg; break;
-        case OPT_RUNTIME: ov.runtime = optarg; break;
-        case OPT_LOGLEVEL: ov.log_level = optarg; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case OPT_ETCD:
+            ov.etcd = optarg;
+            break;
+        case OPT_PREFIX:
+            ov.prefix = optarg;
+            break;
+        case OPT_RUNTIME:
+            ov.runtime = optarg;
+            break;
+        case OPT_LOGLEVEL:
+            ov.log_level = optarg;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             timeout_s = strtod(optarg, &end);
             if (errno || *end || !(timeout_s > 0 && timeout_s <= 3600)) {
-                fprintf(stderr, "slotsync %s: --timeout: must be a number of seconds in (0, 3600]\n",
-                        cmd);
+                fprintf(stderr,
+                        "slotsync %s: --timeout: must be a number of seconds in (0, 3600]\n", cmd);
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

@@ -28,7 +28,7 @@ struct reloader {
     struct runtime *master; /* NULL without a master socket */
     enum phase phase;
     ev_child child;
-    ev_timer timer;  /* poll interval while confirming */
+    ev_timer timer; /* poll interval while confirming */
     ev_timer deadline;
     pid_t pid;
     char out_path[64]; /* the child's captured output */
@@ -184,8 +184,8 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
                   r->phase == R_CHECK ? "haproxy -c" : "reload_command", WEXITSTATUS(status),
                   text && *text ? ": " : "", text ? text : "");
     else
-        memprintf(&why, "%s killed by signal %d", r->phase == R_CHECK ? "haproxy -c" : "reload_command",
-                  WTERMSIG(status));
+        memprintf(&why, "%s killed by signal %d",
+                  r->phase == R_CHECK ? "haproxy -c" : "reload_command", WTERMSIG(status));
     free(text);
     finish(r, -EIO, why ? why : "failed");
     free(why);
@@ -301,8 +301,9 @@ static void on_proc_after(int err, char **replies, size_t n, const char *raw, si
 
     if (err == 0 && raw && reload_parse_show_proc(raw, &rl, &fl) == 0 && rl > r->reloads_before) {
         if (fl > r->failed_before)
-            finish(r, -EIO, "HAProxy refused the new configuration (show proc counts a failed "
-                            "reload); the previous worker keeps serving");
+            finish(r, -EIO,
+                   "HAProxy refused the new configuration (show proc counts a failed "
+                   "reload); the previous worker keeps serving");
         else
             finish(r, 0, NULL);
         return;

@@ -71,7 +71,7 @@ int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies
         size_t line_end = nl ? (size_t)(nl - buf) : len;
 
         if (!nl)
-            goto proto; /* every reply ends with "\n\n" or is "\n" */
+            goto proto;      /* every reply ends with "\n\n" or is "\n" */
         if (line_end == i) { /* empty line closes the reply */
             if (got == n)
                 goto proto;
@@ -122,10 +122,21 @@ bool runtime_reply_ok(const char *cmd, const char *reply)
 
 /* ---- pure: show servers state ---- */
 
-enum col { C_BE_ID, C_BE_NAME, C_SRV_ID, C_SRV_NAME, C_ADDR, C_OP, C_ADMIN, C_UWEIGHT, C_PORT, C_N };
+enum col {
+    C_BE_ID,
+    C_BE_NAME,
+    C_SRV_ID,
+    C_SRV_NAME,
+    C_ADDR,
+    C_OP,
+    C_ADMIN,
+    C_UWEIGHT,
+    C_PORT,
+    C_N
+};
 
 static const char *const col_names[C_N] = {
-    "be_id",     "be_name", "srv_id",          "srv_name", "srv_addr",
+    "be_id",        "be_name",         "srv_id",      "srv_name", "srv_addr",
     "srv_op_state", "srv_admin_state", "srv_uweight", "srv_port",
 };
 
@@ -437,8 +448,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (rt->phase == RT_WRITING) {
         while (rt->out_off < rt->out_len) {
-            ssize_t w_ = send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off,
-                              MSG_NOSIGNAL);
+            ssize_t w_ =
+                send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off, MSG_NOSIGNAL);
             if (w_ < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
                     return;

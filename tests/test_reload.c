@@ -112,9 +112,10 @@ Test(reload, check_accepts_a_valid_file)
 
     if (access(HAPROXY, X_OK) != 0)
         cr_skip_test("no %s", HAPROXY);
-    o = run_check(HAPROXY, "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
-                           "    timeout server 1s\nbackend web\n    server s1 0.0.0.0:0 disabled\n"
-                           "frontend web\n    bind 127.0.0.1:1\n    default_backend web\n");
+    o = run_check(HAPROXY,
+                  "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+                  "    timeout server 1s\nbackend web\n    server s1 0.0.0.0:0 disabled\n"
+                  "frontend web\n    bind 127.0.0.1:1\n    default_backend web\n");
     cr_assert_eq(o.err, 0, "%s", o.text);
 }
 

@@ -8,10 +8,10 @@
 
 #include <slotsync/runtime.h>
 
-#define HEADER                                                                                    \
-    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "          \
-    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health " \
-    "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord " \
+#define HEADER                                                                                     \
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "           \
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health "   \
+    "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord "  \
     "srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
 
 struct split_case {
@@ -28,14 +28,21 @@ static const struct split_case split_cases[] = {
     {"text then empty",
      "IP changed from '0.0.0.0' to '127.0.0.2', port changed from '+0' to '9002' by 'stats "
      "socket command'\n\n\n",
-     2, 0,
+     2,
+     0,
      {"IP changed from '0.0.0.0' to '127.0.0.2', port changed from '+0' to '9002' by 'stats "
       "socket command'",
       ""}},
-    {"multi-line reply", "1\n# h\n2 a 1 s1\n\nNo such server.\n\n", 2, 0,
+    {"multi-line reply",
+     "1\n# h\n2 a 1 s1\n\nNo such server.\n\n",
+     2,
+     0,
      {"1\n# h\n2 a 1 s1", "No such server."}},
     {"error without the empty line shifts the count",
-     "Empty weight string empty or preceded by garbage\n\n", 2, -EPROTO, {NULL}},
+     "Empty weight string empty or preceded by garbage\n\n",
+     2,
+     -EPROTO,
+     {NULL}},
     {"too many replies", "\n\n\n", 2, -EPROTO, {NULL}},
     {"too few replies", "\n", 2, -EPROTO, {NULL}},
     {"truncated: no final newline", "No such server.", 1, -EPROTO, {NULL}},
@@ -79,8 +86,7 @@ static const struct ok_case ok_cases[] = {
     {"set server a/s1 addr 127.0.0.1 port 80", "", false},
     {"set server a/s1 addr 127.0.0.1 port 80", "IP changed from 'x'\nNo such server.", false},
     {"set server a/s1 weight 3", "", true},
-    {"set server a/s1 weight 3", "Absolute weight can only be between 0 and 256 inclusive.",
-     false},
+    {"set server a/s1 weight 3", "Absolute weight can only be between 0 and 256 inclusive.", false},
     {"set server a/s1 state ready", "", true},
     {"set server a/s1 state ready", "No such server.", false},
     {"set server a/s1 state maint", "Require 'backend/server'.", false},
@@ -90,8 +96,10 @@ static const struct ok_case ok_cases[] = {
     {"add server web/s17 0.0.0.0:0 check", "New server registered.", true},
     {"add server web/s17 0.0.0.0:0", "Already exists a server with the same name in backend.",
      false},
-    {"add server st/s2 0.0.0.0:0", "Backend must use a dynamic load balancing to support dynamic "
-                                   "servers.", false},
+    {"add server st/s2 0.0.0.0:0",
+     "Backend must use a dynamic load balancing to support dynamic "
+     "servers.",
+     false},
     {"enable health web/s17", "", true},
     {"enable health web/s17", "No such server.", false},
     {"add map /m a.test web", "", true},
@@ -126,11 +134,11 @@ static int collect(const struct server_state *st, void *arg)
 
 Test(runtime, servers_state_parses_haproxy_26_output)
 {
-    const char *text = "1\n" HEADER
-                       "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
-                       "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"
-                       "2 api 3 s3 ::1 2 12 0 1 0 6 3 2 6 0 0 0 - 8080 - 0 0 - - 0\n"
-                       "3 db 1 s1 127.0.0.2 2 4 5 1 0 1 0 2 6 0 0 0 - 5432 - 0 0 - - 0\n";
+    const char *text =
+        "1\n" HEADER "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
+        "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"
+        "2 api 3 s3 ::1 2 12 0 1 0 6 3 2 6 0 0 0 - 8080 - 0 0 - - 0\n"
+        "3 db 1 s1 127.0.0.2 2 4 5 1 0 1 0 2 6 0 0 0 - 5432 - 0 0 - - 0\n";
     struct rows r = {0};
     size_t bad = 99;
 
@@ -167,7 +175,8 @@ static const struct bad_row_case bad_rows[] = {
     {"weight too big", "2 api 1 s1 127.0.0.1 2 0 257 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
     {"negative weight", "2 api 1 s1 127.0.0.1 2 0 -1 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
     {"op state too big", "2 api 1 s1 127.0.0.1 7 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
-    {"backend name with a slash", "2 a/b 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
+    {"backend name with a slash",
+     "2 a/b 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
     {"server name with a control byte",
      "2 api 1 s\x01 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0"},
     {"too few fields", "2 api 1 s1 127.0.0.1 2 0"},
@@ -228,9 +237,9 @@ Test(runtime, servers_state_columns_found_by_name)
 
 Test(runtime, servers_state_callback_stops_the_walk)
 {
-    const char *text = "1\n" HEADER
-                       "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
-                       "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n";
+    const char *text =
+        "1\n" HEADER "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"
+        "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n";
     struct rows r = {.stop_after = 1};
 
     cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, NULL), 42);
@@ -239,8 +248,8 @@ Test(runtime, servers_state_callback_stops_the_walk)
 
 Test(runtime, new_rejects_bad_addresses)
 {
-    const char *bad[] = {"localhost", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
-                         "host.example:80", "[::1]", "[zz]:80"};
+    const char *bad[] = {"localhost",       "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
+                         "host.example:80", "[::1]",      "[zz]:80"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
         cr_assert_null(runtime_new(NULL, bad[k], 1), "%s", bad[k]);
     const char *good[] = {"/run/haproxy/admin.sock", "127.0.0.1:9999", "[::1]:9999",

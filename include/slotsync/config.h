@@ -30,7 +30,7 @@ struct listen_addr {
 
 /* What a backend is built from. Defaults fill every field a service omits. */
 struct service_options {
-    int slots;                               /* 1..CONFIG_SLOTS_MAX */
+    int slots; /* 1..CONFIG_SLOTS_MAX */
     enum service_mode mode;
     char balance[32];                        /* one of the allowed algorithms */
     char server_options[CONFIG_OPTIONS_MAX]; /* "" or safe tokens, see config.c */

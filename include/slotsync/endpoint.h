@@ -29,7 +29,7 @@ enum endpoint_state { ENDPOINT_READY = 0, ENDPOINT_DRAIN, ENDPOINT_MAINT };
 struct endpoint {
     char host[ENDPOINT_HOST_MAX]; /* canonical IPv4/IPv6 literal, no brackets */
     bool ipv6;
-    unsigned short port; /* 1..65535 */
+    unsigned short port;   /* 1..65535 */
     unsigned short weight; /* 0..256 */
     enum endpoint_state state;
 };

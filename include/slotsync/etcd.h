@@ -119,15 +119,14 @@ typedef void (*etcd_reply_cb)(int err, const json_t *reply, const char *errtext,
 /* POST body (stolen, even on failure) to path ("/v3/kv/put", ...). A failed
  * connection is retried once on the next endpoint before err is reported.
  * Returns the call, or NULL (then cb is never called). */
-struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body,
-                            long timeout_ms, etcd_reply_cb cb, void *arg);
+struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body, long timeout_ms,
+                            etcd_reply_cb cb, void *arg);
 void etcd_call_cancel(struct etcd_call *call);
 
 /* Convenience wrappers building the JSON body. key/value are raw bytes. */
-struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *value,
-                           int64_t lease, etcd_reply_cb cb, void *arg);
-struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply_cb cb,
-                              void *arg);
+struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *value, int64_t lease,
+                           etcd_reply_cb cb, void *arg);
+struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply_cb cb, void *arg);
 struct etcd_call *etcd_lease_grant(struct etcd_client *c, int64_t ttl_s, etcd_reply_cb cb,
                                    void *arg);
 struct etcd_call *etcd_lease_keepalive(struct etcd_client *c, int64_t lease, etcd_reply_cb cb,

@@ -28,8 +28,8 @@ typedef void (*http_done_cb)(struct http_request *req, int err, long status, con
                              size_t len, const char *errtext, void *arg);
 
 struct http_opts {
-    const char *method;    /* "GET" or "POST"; NULL = GET without body, POST with */
-    const char *body;      /* borrowed, copied by curl; NULL = none */
+    const char *method; /* "GET" or "POST"; NULL = GET without body, POST with */
+    const char *body;   /* borrowed, copied by curl; NULL = none */
     size_t body_len;
     const char *content_type; /* default "application/json" when a body is given */
     long connect_timeout_ms;  /* 0 = 3000 */

@@ -52,8 +52,8 @@ int runtime_parse_servers_state(const char *text, size_t len,
  * (borrowed until the callback returns). Otherwise err < 0 (connect failure,
  * timeout, -EPROTO for bad framing) and replies is NULL. raw/raw_len is the
  * whole response text (may be NULL). */
-typedef void (*runtime_done_cb)(int err, char **replies, size_t n, const char *raw,
-                                size_t raw_len, void *arg);
+typedef void (*runtime_done_cb)(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                                void *arg);
 
 /* addr: a unix socket path (contains '/') or HOST:PORT. timeout_s bounds a
  * whole exchange. Returns NULL on ENOMEM or a bad address. */
