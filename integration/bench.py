@@ -18,10 +18,12 @@ directory, free ports, everything stopped at the end or on Ctrl-C):
   c. startup: 100,000 keys (100 services x 1000 endpoints, 1024 slots each)
      loaded with 1024-put transactions; then `slotsync render` end to end,
      `slotsync run` until "etcd listing applied" against an HAProxy started
-     on that rendered file (a restart: nothing to send), a SIGHUP re-read of
-     the 102,400 slots, and a cold start against an HAProxy whose slots are
-     all empty (every endpoint has to be sent). Peak RSS is VmHWM from
-     /proc/PID/status (run) or the rusage of the exited process (render).
+     on that rendered file (a restart: nothing to send), and a cold start
+     against an HAProxy whose slots are all empty (every endpoint has to be
+     sent; waited for COLD_CAP_S at most, then what was reached is the
+     result). Peak RSS is VmHWM from /proc/PID/status (run) or the rusage of
+     the exited process (render). For context: the same listing read by
+     this script, and one "show servers state" of the 102,400 slots.
   d. every HAProxy of the run is checked for zero reloads (master socket).
 
 Prints one markdown report on stdout; --write PATH also writes it there.
@@ -821,14 +823,14 @@ def interpretation(r):
         "has the whole listing in %.2f s; when HAProxy already holds every endpoint "
         "(a restart of slotsync), it sends %d commands. %s: render used %.2f s of CPU, "
         "and the bench's Python client reading the same pages takes %.2f s. Peak RSS: "
-        "%s (run), %s (render)."
+        "%s (run, warm), %s (run, cold), %s (render)."
         % ("{:,}".format(c["keys"]), c["render_s"], warm["listed_s"],
            sum(x[1] for x in warm["batches"]),
            "Most of that time is etcd serving the pages"
            if c["render_cpu"] < c["render_s"] / 2 and c["etcd_list_s"] > c["render_s"] / 2
            else "How that time splits",
            c["render_cpu"], c["etcd_list_s"],
-           fmt_mb(max(warm["rss"], cold["rss"])), fmt_mb(c["render_rss"])))
+           fmt_mb(warm["rss"]), fmt_mb(cold["rss"]), fmt_mb(c["render_rss"])))
     if cold["converged"]:
         out.append(
             "- **Cold start** (HAProxy's slots all empty): slotsync sends %s commands and "
@@ -876,6 +878,14 @@ def interpretation(r):
         "was reloaded during the whole run."
         % ("{:,}".format(c["slots"]), c["hap_start_s"], c["dump_bytes"] / 2**20,
            fmt_ms(ms(c["dump_s"]))))
+    resets = sum(1 for e in a["errors"] + b["add_errors"] + b["del_errors"]
+                 + cold["runtime_errors"] if "reset" in e)
+    if resets:
+        out.append(
+            "- slotsync logged \"Connection reset by peer\" for %d batch%s: HAProxy closed "
+            "the runtime connection partway through a batch. slotsync re-read HAProxy's "
+            "state and sent what was missing, which shows up as a slower time above."
+            % (resets, "" if resets == 1 else "es"))
     out.append(
         "- Caveats: one machine, one run, loopback only, the bench's Python process "
         "polling HAProxy on the same CPUs as etcd, HAProxy and slotsync; etcd fsyncs "

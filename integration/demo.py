@@ -17,7 +17,6 @@ described, 1 otherwise (the logs of the run are printed then).
 """
 
 import argparse
-import collections
 import os
 import re
 import signal
@@ -79,7 +78,7 @@ class Demo:
         return PREFIX + SERVICE + "/" + name
 
     def slot_table(self):
-        """{slot: backend name or "-"} for the slots that are ready."""
+        """{slot: backend name ("?" if unknown)} of the slots in rotation."""
         by_port = {p: n for n, p in self.ports.items()}
         table = {}
         for row in self.haproxy.servers_state(SERVICE):
@@ -206,13 +205,18 @@ class Demo:
             loop.wait_results(150, since=mark)
             say("before   " + distribution(loop.counts(since=mark), NAMES))
 
+            slot = next(s for s, n in self.slot_table().items() if n == "beta")
             t = time.monotonic()
             say("beta     " + self.withdraw("beta"))
             self.wait_ready(["alpha", "gamma"], "beta's slot out of rotation")
             took = ms_since(t)
+            # requests already on beta finish before its server goes away
+            wait_for(lambda: all(r["scur"] == "0" for r in self.haproxy.stats()
+                                 if r["pxname"] == SERVICE and r["svname"] == slot),
+                     timeout=10, what="no session left on %s/%s" % (SERVICE, slot))
             self.env.stop(self.env.proc("beta"))
-            say("         its slot out of rotation %.0f ms after the %s; beta's server stopped"
-                % (took, "delete" if self.fallback else "SIGTERM"))
+            say("         %s out of rotation %.0f ms after the %s, drained; beta's server stopped"
+                % (slot, took, "delete" if self.fallback else "SIGTERM"))
 
             _, self.ports["delta"] = self.env.start_whoami("delta")
             t = time.monotonic()

@@ -382,3 +382,42 @@ class TcpProxy:
         self.closed = True
         self.cut()
         self.sock.close()
+
+
+def etcd_put_many(url, pairs, per_txn=128):
+    """Put many keys, per_txn in one transaction (etcd's default limit)."""
+    import base64
+    import json
+    import urllib.request
+    b64 = lambda s: base64.b64encode(s.encode()).decode()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for i in range(0, len(pairs), per_txn):
+        ops = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in pairs[i:i + per_txn]]
+        for k, v in pairs[i:i + per_txn]:
+            assert_loopback_only(v, k)
+        req = urllib.request.Request(url + "/v3/kv/txn", data=json.dumps({"success": ops}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        opener.open(req, timeout=10).read()
+
+
+def test_a_batch_larger_than_the_socket_buffers(env, bin_path):
+    """4000 endpoints already in etcd, HAProxy's 4096 slots empty: the cold
+    start sends one batch of about 8000 commands; HAProxy stops reading
+    commands while replies wait unread, so replies must be read while the
+    batch is written."""
+    c = Cluster(env, bin_path, slots=4096, backends=1, server_options="", start=False)
+    port = c.backends["w1"]
+    etcd_put_many(c.etcd, [(PREFIX + "web/e%04d" % i, "127.0.0.1:%d" % port)
+                           for i in range(4000)])
+    c.render()                               # the slots carry the endpoints:
+    with open(c.services_file) as f:         # empty them, as in a stale file
+        text = f.read().replace("127.0.0.1:%d weight 1" % port, "0.0.0.0:0 disabled")
+    with open(c.services_file, "w") as f:
+        f.write(text)
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+    wait_for(lambda: sum(1 for v in c.slots().values() if v[2] == "ready") == 4000,
+             timeout=30, what="4000 ready slots", alive=[c.slotsync])
+    log = env.log_text("slotsync")
+    assert "timed out" not in log and "HAProxy refused" not in log, log[-2000:]
+    assert " 8000 runtime commands (0 failed)" in log, log[-2000:]

@@ -78,6 +78,7 @@ struct ctl {
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
     bool listed;           /* a complete etcd listing has been applied */
+    bool listing;          /* a listing is being applied: one summary, not a line a key */
     bool synced;           /* HAProxy's state is known */
     bool resync_wanted;    /* re-read HAProxy's state before the next batch */
     bool runtime_down;     /* last exchange failed to connect */
@@ -264,6 +265,7 @@ static void on_list_begin(void *arg)
 {
     struct ctl *c = arg;
 
+    c->listing = true;
     catalog_relist_begin(c->cat);
 }
 
@@ -292,14 +294,14 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
         if (c->render_only || endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
             break;
         endpoint_format(&ep, addr, sizeof(addr));
-        log_info(MOD, "etcd key \"%s\" %s: %s weight %u %s", qkey,
-                 r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
-                 endpoint_state_name(ep.state));
+        log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" %s: %s weight %u %s", qkey,
+                r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
+                endpoint_state_name(ep.state));
         break;
     }
     case CATALOG_REMOVED:
         if (!c->render_only)
-            log_info(MOD, "etcd key \"%s\" removed", qkey);
+            log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" removed", qkey);
         break;
     case CATALOG_UNCHANGED:
         break;
@@ -318,6 +320,7 @@ static void on_list_end(void *arg, int64_t revision)
     struct ctl *c = arg;
     size_t removed = catalog_relist_end(c->cat);
 
+    c->listing = false;
     log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
              catalog_count(c->cat), c->cat->n_services, (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
@@ -577,8 +580,8 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
             c->map_missing_noted = false;
         }
     }
-    if (c->runtime_down || !c->synced)
-        log_info(MOD, "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
+    log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
+            "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
     c->runtime_down = false;
     c->synced = true;

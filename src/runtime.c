@@ -430,9 +430,73 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     exchange_finish(w->data, -ETIMEDOUT);
 }
 
+static void watch(struct runtime *rt, int events)
+{
+    ev_io_stop(rt->loop, &rt->io);
+    ev_io_set(&rt->io, rt->fd, events);
+    ev_io_start(rt->loop, &rt->io);
+}
+
+/* Send what is left of the line. Returns 1 when all is sent, 0 when the
+ * socket is full, or a negative errno. */
+static int send_some(struct runtime *rt)
+{
+    while (rt->out_off < rt->out_len) {
+        ssize_t n = send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        rt->out_off += (size_t)n;
+    }
+    return 1;
+}
+
+/* Read what is there. Returns 1 at end of stream, 0 when nothing more is
+ * available now, or a negative errno. */
+static int recv_some(struct runtime *rt)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (rt->in_cap - rt->in_len < 4096) {
+            size_t ncap = rt->in_cap ? rt->in_cap * 2 : 16384;
+            char *nb;
+
+            if (ncap > RUNTIME_REPLY_MAX)
+                return -E2BIG;
+            nb = realloc(rt->in, ncap);
+            if (!nb)
+                return -ENOMEM;
+            rt->in = nb;
+            rt->in_cap = ncap;
+        }
+        n = recv(rt->fd, rt->in + rt->in_len, rt->in_cap - rt->in_len - 1, 0);
+        if (n > 0) {
+            rt->in_len += (size_t)n;
+            rt->in[rt->in_len] = '\0';
+            continue;
+        }
+        if (n == 0)
+            return 1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Replies are read while the line is still being written: HAProxy stops
+ * reading commands once enough replies wait unread, so a batch larger than
+ * the socket buffers would otherwise stall both sides. */
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct runtime *rt = w->data;
+    int r;
 
     if (rt->phase == RT_CONNECTING) {
         int soerr = 0;
@@ -445,62 +509,29 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         rt->phase = RT_WRITING;
+        watch(rt, EV_READ | EV_WRITE);
+        revents |= EV_WRITE;
     }
-    if (rt->phase == RT_WRITING) {
-        while (rt->out_off < rt->out_len) {
-            ssize_t w_ =
-                send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off, MSG_NOSIGNAL);
-            if (w_ < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return;
-                if (errno == EINTR)
-                    continue;
-                exchange_finish(rt, -errno);
-                return;
-            }
-            rt->out_off += (size_t)w_;
-        }
-        /* Half-close: HAProxy answers and then closes its side. */
-        shutdown(rt->fd, SHUT_WR);
-        rt->phase = RT_READING;
-        ev_io_stop(loop, &rt->io);
-        ev_io_set(&rt->io, rt->fd, EV_READ);
-        ev_io_start(loop, &rt->io);
-        return;
-    }
-    for (;;) {
-        if (rt->in_cap - rt->in_len < 4096) {
-            size_t ncap = rt->in_cap ? rt->in_cap * 2 : 16384;
-            char *nb;
-
-            if (ncap > RUNTIME_REPLY_MAX) {
-                exchange_finish(rt, -E2BIG);
-                return;
-            }
-            nb = realloc(rt->in, ncap);
-            if (!nb) {
-                exchange_finish(rt, -ENOMEM);
-                return;
-            }
-            rt->in = nb;
-            rt->in_cap = ncap;
-        }
-        ssize_t r = recv(rt->fd, rt->in + rt->in_len, rt->in_cap - rt->in_len - 1, 0);
-        if (r > 0) {
-            rt->in_len += (size_t)r;
-            rt->in[rt->in_len] = '\0';
-            continue;
-        }
-        if (r == 0) {
-            exchange_finish(rt, 0);
+    if (rt->phase == RT_WRITING && (revents & EV_WRITE)) {
+        r = send_some(rt);
+        if (r < 0) {
+            exchange_finish(rt, r);
             return;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
-        if (errno == EINTR)
-            continue;
-        exchange_finish(rt, -errno);
-        return;
+        if (r == 1) {
+            /* The master CLI of 2.6 wants a half-close to act on "reload";
+             * the worker CLI closes by itself after the line, and a
+             * half-close there can make it reset a long batch. */
+            if (rt->raw)
+                shutdown(rt->fd, SHUT_WR);
+            rt->phase = RT_READING;
+            watch(rt, EV_READ);
+        }
+    }
+    if (revents & EV_READ) {
+        r = recv_some(rt);
+        if (r != 0)
+            exchange_finish(rt, r < 0 ? r : 0);
     }
 }
 
