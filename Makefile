@@ -89,7 +89,7 @@ valgrind: $(TEST_BINS)
 	$(Q)set -e; for t in $(TEST_BINS); do valgrind -q --error-exitcode=1 --leak-check=full --trace-children=yes --child-silent-after-fork=yes ./$$t --no-early-exit -j1; done
 
 bench: deps $(BIN)
-	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN))
+	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN))
