@@ -63,6 +63,7 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 char *log_quote(const char *text, size_t len, char *out, size_t outsz)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char named_from[] = "\n\r\t\"\\", named_to[] = "nrt\"\\";
     size_t o = 0;
 
     if (outsz == 0)
@@ -72,38 +73,22 @@ char *log_quote(const char *text, size_t len, char *out, size_t outsz)
         char esc[5];
         size_t elen = 0;
 
-        switch (c) {
-        case '\n':
-            memcpy(esc, "\\n", 2);
+        /* The C escapes for the few characters that have one. */
+        const char *named = c ? strchr(named_from, (char)c) : NULL;
+
+        if (named) {
+            esc[0] = '\\';
+            esc[1] = named_to[named - named_from];
             elen = 2;
-            break;
-        case '\r':
-            memcpy(esc, "\\r", 2);
-            elen = 2;
-            break;
-        case '\t':
-            memcpy(esc, "\\t", 2);
-            elen = 2;
-            break;
-        case '"':
-            memcpy(esc, "\\\"", 2);
-            elen = 2;
-            break;
-        case '\\':
-            memcpy(esc, "\\\\", 2);
-            elen = 2;
-            break;
-        default:
-            if (c < 0x20 || c >= 0x7f) {
-                esc[0] = '\\';
-                esc[1] = 'x';
-                esc[2] = hex[c >> 4];
-                esc[3] = hex[c & 15];
-                elen = 4;
-            } else {
-                esc[0] = (char)c;
-                elen = 1;
-            }
+        } else if (c < 0x20 || c >= 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            elen = 4;
+        } else {
+            esc[0] = (char)c;
+            elen = 1;
         }
         /* keep room for "..." and the NUL */
         if (o + elen + 4 > outsz) {
