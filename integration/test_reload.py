@@ -105,9 +105,13 @@ def test_long_lived_request_survives_reload(env, bin_path):
     def slow():
         result["r"] = http_get(c.url + "slow?ms=2500", timeout=10)
 
+    def in_flight():
+        return any(r["pxname"] == "web" and r["svname"] == "BACKEND" and int(r["scur"] or 0) > 0
+                   for r in c.haproxy.stats())
+
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.3)  # the request is in flight
+    wait_for(in_flight, what="the slow request in flight in HAProxy")
     etcd_put(c.etcd, PREFIX + "other/x", "127.0.0.1:%d" % c.backends["w2"])
     wait_for(lambda: c.haproxy.reloads() == (1, 0), what="reload")
     t.join(15)
