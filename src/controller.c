@@ -290,8 +290,10 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
         struct endpoint ep;
         char addr[ENDPOINT_HOST_MAX + 10];
 
-        /* The value was accepted, so it parses: log what it means. */
-        if (c->render_only || endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
+        /* The value was accepted, so it parses: log what it means (only
+         * when the line is logged: a listing's keys are debug lines). */
+        if (c->render_only || (c->listing && log_get_level() < LOG_DEBUG) ||
+            endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
             break;
         endpoint_format(&ep, addr, sizeof(addr));
         log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" %s: %s weight %u %s", qkey,
@@ -471,15 +473,16 @@ static void on_sentinel_lost(void *arg)
     c->resync_wanted = true;
 }
 
-static bool map_name_ok(const char *s, size_t max)
+/* A map key as render_host_routes() writes it: a lower-cased host name. */
+static bool map_host_ok(const char *s)
 {
     size_t n = strlen(s);
 
-    if (n == 0 || n > max)
+    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == '-'))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
+              *s == '-'))
             return false;
     return true;
 }
@@ -489,8 +492,9 @@ static int cmp_route_host(const void *a, const void *b)
     return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
 }
 
-/* "show map <file>": lines "<id> <key> <value>". Anything that does not look
- * like a route we could have written is dropped (and then deleted). */
+/* "show map <file>": lines "<id> <key> <value>". A line that does not look
+ * like a route we could have written is ignored: its text never goes back
+ * into a command (the map only ever holds what we rendered or added). */
 static int parse_map(struct ctl *c, const char *text)
 {
     struct host_route *r = NULL;
@@ -501,8 +505,8 @@ static int parse_map(struct ctl *c, const char *text)
         char id[32], key[CONFIG_HOSTNAME_MAX + 2], val[SERVICE_NAME_MAX + 2];
         const char *nl = strchr(line, '\n');
 
-        if (sscanf(line, "%31s %254s %64s", id, key, val) == 3 &&
-            map_name_ok(key, CONFIG_HOSTNAME_MAX) && map_name_ok(val, SERVICE_NAME_MAX)) {
+        if (sscanf(line, "%31s %254s %64s", id, key, val) == 3 && map_host_ok(key) &&
+            endpoint_service_name_valid(val)) {
             if (n == cap) {
                 size_t ncap = cap ? cap * 2 : 16;
                 struct host_route *nr = realloc(r, ncap * sizeof(*nr));

@@ -1106,7 +1106,7 @@ static void put_many(struct io_test *t, int count)
             char key[32], value[32];
 
             snprintf(key, sizeof(key), "/svc/k%04d", i);
-            snprintf(value, sizeof(value), "10.0.0.%d:80", i % 250);
+            snprintf(value, sizeof(value), "127.0.0.%d:80", i % 250);
             json_array_append_new(ops, json_pack("{s:{s:o,s:o}}", "request_put", "key",
                                                  b64(key, strlen(key)), "value",
                                                  b64(value, strlen(value))));
@@ -1354,7 +1354,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     cr_assert_eq(t.quitter.kvs, 1);
 
     /* Watch: a put and a delete arrive as events. */
-    put(&t, "/svc/new", "1.2.3.4:80");
+    put(&t, "/svc/new", "127.0.0.4:80");
     del(&t, "/svc/k0000");
     put(&t, "/svd/outside", "y");
     cr_assert(wait_until(&t, saw_new_and_delete, 10), "watch events missing");
@@ -1372,7 +1372,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     t.mark = t.proxy.results;
     cr_assert(wait_until(&t, two_progress, 10), "no progress notifications");
     proxy_pause(&t.proxy, true);
-    put(&t, "/svc/paused", "5.6.7.8:80");
+    put(&t, "/svc/paused", "127.0.0.5:80");
     del(&t, "/svc/k0001");
     rev = current_revision(&t);
     cr_assert_eq(
@@ -1411,7 +1411,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
 
         while (t.proxy.conns)
             pconn_close(t.proxy.conns);
-        put(&t, "/svc/after", "9.9.9.9:80");
+        put(&t, "/svc/after", "127.0.0.9:80");
         cr_assert(wait_until(&t, saw_after, 15), "no event after a cut (why %s)", t.cons.why);
         cr_assert_eq(t.cons.list_begins, lists);
         check_state_matches_etcd(&t, &t.cons.state);
@@ -1430,7 +1430,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
         cr_assert_not_null(t.pager.self);
         pst = etcd_sync_stats(t.pager.self);
         cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
-        put(&t, "/svc/between", "1.1.1.1:80");
+        put(&t, "/svc/between", "127.0.0.11:80");
         rev = current_revision(&t);
         cr_assert_eq(
             finish(&t,
@@ -1447,13 +1447,13 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
         cr_assert_eq(pst->lists, 1);
         cr_assert(kvset_find(&t.pager.state, "/svc/between"));
         check_state_matches_etcd(&t, &t.pager.state);
-        put(&t, "/svc/last", "2.2.2.2:80");
+        put(&t, "/svc/last", "127.0.0.12:80");
         cr_assert(wait_until(&t, pager_stopped, 10));
         cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
     }
 
     /* Let the loop run a little with everything quiet: still consistent. */
-    put(&t, "/svc/final", "3.3.3.3:80");
+    put(&t, "/svc/final", "127.0.0.13:80");
     wait_until(&t, never, 0.3);
     cr_assert_eq(t.quitter.after_stop, 0);
     cr_assert_eq(t.pager.after_stop, 0);
