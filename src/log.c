@@ -129,3 +129,53 @@ char *memprintf(char **out, const char *fmt, ...)
     *out = s;
     return s;
 }
+
+/* Seconds from the start of an outage to each "still" line; after the last,
+ * one every LOG_OUTAGE_EVERY seconds. */
+static const double outage_marks[] = {10, 30, 60};
+#define LOG_OUTAGE_EVERY 300.0
+#define N_MARKS (sizeof(outage_marks) / sizeof(outage_marks[0]))
+
+static double outage_mark(unsigned step)
+{
+    if (step < N_MARKS)
+        return outage_marks[step];
+    return outage_marks[N_MARKS - 1] + LOG_OUTAGE_EVERY * (double)(step - N_MARKS + 1);
+}
+
+bool log_outage_begin(struct log_outage *o, double now)
+{
+    if (o->since > 0)
+        return false;
+    /* 0 is the "no outage" mark: a clock at 0 still starts one */
+    o->since = now > 0 ? now : 1e-9;
+    o->step = 0;
+    o->next = o->since + outage_mark(0);
+    return true;
+}
+
+bool log_outage_due(struct log_outage *o, double now, double *elapsed)
+{
+    if (o->since <= 0 || now < o->next)
+        return false;
+    /* A long gap between calls gives one line, not one per missed mark. */
+    while (o->since + outage_mark(o->step) <= now)
+        o->step++;
+    o->next = o->since + outage_mark(o->step);
+    if (elapsed)
+        *elapsed = now - o->since;
+    return true;
+}
+
+double log_outage_end(struct log_outage *o, double now)
+{
+    double len;
+
+    if (o->since <= 0)
+        return -1;
+    len = now - o->since;
+    o->since = 0;
+    o->next = 0;
+    o->step = 0;
+    return len < 0 ? 0 : len;
+}

@@ -170,3 +170,32 @@ Test(log, set_get_level)
     cr_expect_eq(log_get_level(), LOG_ERROR);
     log_set_level(saved);
 }
+
+Test(log, outage_cadence)
+{
+    struct log_outage o = {0};
+    double el = 0;
+    /* (seconds since start, line due?) in call order */
+    static const struct {
+        double at;
+        bool due;
+    } steps[] = {
+        {0, false},   {5, false},  {9.9, false}, {10, true},    {12, false},  {29, false},
+        {30, true},   {31, false}, {60, true},   {61, false},   {359, false}, {360, true},
+        {400, false}, {660, true}, {2000, true}, {2001, false},
+    };
+
+    cr_assert(log_outage_begin(&o, 100));
+    cr_assert_not(log_outage_begin(&o, 101), "an outage already going is not new");
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        bool due = log_outage_due(&o, 100 + steps[i].at, &el);
+
+        cr_expect_eq(due, steps[i].due, "at +%g s", steps[i].at);
+        if (due)
+            cr_expect_float_eq(el, steps[i].at, 1e-9, "elapsed at +%g s", steps[i].at);
+    }
+    cr_expect_float_eq(log_outage_end(&o, 2100), 2000, 1e-9);
+    cr_expect_float_eq(log_outage_end(&o, 2101), -1, 1e-9, "ended twice");
+    cr_expect_not(log_outage_due(&o, 5000, &el), "no outage, no line");
+    cr_expect(log_outage_begin(&o, 5000), "a new outage after the end");
+}

@@ -9,6 +9,7 @@
 #define SLOTSYNC_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -39,5 +40,26 @@ char *log_quote(const char *text, size_t len, char *out, size_t outsz);
  * value (HAProxy's memprintf). out may be NULL: then nothing happens. On
  * allocation failure *out becomes NULL. Returns *out. The caller frees. */
 char *memprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* An outage as the log tells it: one line when it starts, "still ... after
+ * N s" lines at a slowing cadence (10 s, 30 s, 60 s, then every 5 minutes),
+ * one line when it ends. The caller owns the struct (zeroed = no outage) and
+ * passes the loop's clock in seconds; it prints the lines itself. */
+struct log_outage {
+    double since; /* start of the outage; 0 when there is none */
+    double next;  /* when the next "still" line is due */
+    unsigned step;
+};
+
+/* Note a failure at now. Returns true when it starts a new outage (log the
+ * first line), false when one was already going. */
+bool log_outage_begin(struct log_outage *o, double now);
+
+/* Returns true when a "still unreachable" line is due at now, with the
+ * outage's length so far in *elapsed; false otherwise (or with no outage). */
+bool log_outage_due(struct log_outage *o, double now, double *elapsed);
+
+/* End the outage. Returns its length in seconds, or -1 if there was none. */
+double log_outage_end(struct log_outage *o, double now);
 
 #endif
