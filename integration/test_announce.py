@@ -162,7 +162,9 @@ def test_check_fall_withdraws_rise_registers(env, bin_path):
     assert gone >= 0.3, "withdrawn %.2fs after the backend turned bad" % gone
     env.wait_log("w1", r"\bunhealthy\b")
     env.wait_log("announce", r"unhealthy after 3 failed checks: withdrawing")
-    assert "lease" in env.log_text("announce") and "revoked" in env.log_text("announce")
+    # The line comes once the withdrawal has also looked for a detached copy.
+    env.wait_log("announce", r"withdrawn \S+ \(check failing\): lease [0-9a-f]+ revoked, the key "
+                 r"is gone")
     # Healthy again: back after 2 good checks.
     w1.send_signal(signal.SIGUSR1)
     wait_key(url, key, proc=p, timeout=5)
@@ -307,6 +309,10 @@ BAD_ARGS = [
     (["--etcd", "URL", "--key", "/services/web/a", "--addr", "127.0.0.1:80", "--check", "tcp",
       "--check-interval", "0"], "--check-interval:"),
     (["--etcd", "URL", "--key", "/services/web/a", "--addr", "127.0.0.1:80", "--"], "--:"),
+    (["--etcd", "URL", "--key", "/services/web/a", "--addr", "127.0.0.1:80",
+      "--drain-seconds", "3601"], "--drain-seconds:"),
+    (["--etcd", "URL", "--key", "/services/web/a", "--addr", "127.0.0.1:80",
+      "--format", "plain", "--drain-seconds", "5"], "--drain-seconds: a plain HOST:PORT"),
 ]
 
 
@@ -322,6 +328,8 @@ def test_bad_arguments_exit_2(env, bin_path):
     out = subprocess.run([bin_path, "announce", "--help"], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode == 0 and "--check-interval" in out.stdout, out
+    for needle in ("--drain-seconds", "SIGTERM", "SIGUSR1", "SIGUSR2"):
+        assert needle in out.stdout, (needle, out.stdout)
 
 
 @timeout(180)
@@ -386,5 +394,289 @@ def test_end_to_end_with_daemon(env, bin_path):
         got = loop.counts(since=mark)
         assert "w2" not in got, got
         assert set(got) == {"w1", "w3"}, got
+    assert not loop.failures, loop.summary()
+    assert hap.reloads() == (0, 0), hap.reloads()
+
+
+# ---- drain, withdrawal of a detached key, the key read back ----
+
+READY = '{"host":"127.0.0.1","port":8081}'
+DRAIN = '{"host":"127.0.0.1","port":8081,"state":"drain"}'
+
+
+def test_sigterm_with_drain_seconds_drains_then_withdraws(env, bin_path):
+    """SIGTERM with --drain-seconds: the key is put with state drain under
+    the same lease, kept alive for the drain (longer than the TTL), then
+    withdrawn."""
+    url = env.start_etcd()
+    key = PREFIX + "web/a"
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "2",
+                 "--drain-seconds", "3.5")
+    _, lease = wait_key(url, key, value=READY, proc=p)
+    p.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    _, drain_lease = wait_key(url, key, value=DRAIN, proc=p, timeout=5)
+    assert drain_lease == lease, "drained under the same lease"
+    # Until announce says the drain is over, the key stays, drained, also
+    # past the lease's TTL (2 s): the renewals go on.
+    seen_after_ttl = False
+    while not re.search(r"drained \S+ for 3\.5 s: withdrawing", env.log_text("announce")):
+        entry = key_entry(url, key)
+        if entry is None and re.search(r"drained \S+ for", env.log_text("announce")):
+            break
+        assert entry == (DRAIN, lease), entry
+        if time.monotonic() - signalled > 2.5:
+            seen_after_ttl = True
+        assert time.monotonic() - signalled < 15, "drain never ended"
+        time.sleep(0.05)
+    assert seen_after_ttl, "key drained past its TTL"
+    wait_gone(url, key, timeout=5)
+    assert env.wait_exit(p, timeout=5) == 0
+    assert lease_info(url, lease)[0] == -1
+    log = env.log_text("announce")
+    assert log.index("SIGTERM: draining") < log.index("registered %s = %s" % (key, DRAIN)) \
+        < log.index("drained") < log.index("withdrawn %s (SIGTERM)" % key), log
+
+    # A second SIGTERM cuts the drain short.
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--drain-seconds", "60",
+                 name="announce-twice")
+    wait_key(url, key, value=READY, proc=p)
+    p.send_signal(signal.SIGTERM)
+    wait_key(url, key, value=DRAIN, proc=p)
+    p.send_signal(signal.SIGTERM)
+    assert env.wait_exit(p, timeout=5) == 0
+    assert key_entry(url, key) is None
+    env.wait_log("announce-twice", r"SIGTERM during the drain: withdrawing now")
+
+    # The child exiting ends the drain; the child got no signal meanwhile.
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--drain-seconds", "60",
+                 name="announce-child", command=["/bin/sh", "-c",
+                                                 "trap 'exit 9' TERM; sleep 2 & wait; exit 3"])
+    wait_key(url, key, value=READY, proc=p)
+    p.send_signal(signal.SIGTERM)
+    wait_key(url, key, value=DRAIN, proc=p)
+    assert env.wait_exit(p, timeout=10) == 3
+    assert key_entry(url, key) is None
+    env.wait_log("announce-child", r"child exited during the drain: withdrawing now")
+
+    # Nothing registered (the check never passed): no drain, a stop at once.
+    port = free_port()
+    p = announce(env, bin_path, url, key, "127.0.0.1:%d" % port, "--drain-seconds", "60",
+                 "--check", "tcp", name="announce-down")
+    env.wait_log("announce-down", r"check of \S+ failed", alive=[p])
+    p.send_signal(signal.SIGINT)
+    assert env.wait_exit(p, timeout=5) == 0
+    assert "draining" not in env.log_text("announce-down")
+
+
+def test_operator_put_detached_key_is_deleted_on_sigterm(env, bin_path):
+    """issue 8 §7: an operator's put of the key (state drain, no lease)
+    detaches it from announce's lease; SIGTERM used to log "withdrawn ...
+    lease revoked" and leave the key forever. Now it is gone."""
+    url = env.start_etcd()
+    key = PREFIX + "web/a"
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3")
+    _, lease = wait_key(url, key, value=READY, proc=p)
+    etcd_put(url, key, DRAIN)
+    assert key_entry(url, key) == (DRAIN, 0), "detached from the lease"
+    p.send_signal(signal.SIGTERM)
+    assert env.wait_exit(p, timeout=5) == 0
+    assert key_entry(url, key) is None, "the detached key must go with the withdrawal"
+    assert lease_info(url, lease)[0] == -1
+    assert re.search(r"withdrawn %s \(SIGTERM\): lease [0-9a-f]+ revoked, key deleted"
+                     % re.escape(key), env.log_text("announce")), env.log_text("announce")
+
+    # The same after a failing check withdrew the key: the detached copy
+    # is deleted at that withdrawal already.
+    _, port = env.start_whoami("w1")
+    p = announce(env, bin_path, url, key, "127.0.0.1:%d" % port, "--ttl", "3", "--check",
+                 "tcp", "--check-interval", "0.2", "--fall", "1", name="announce-check")
+    wait_key(url, key, proc=p)
+    etcd_put(url, key, '{"host":"127.0.0.1","port":%d,"state":"drain"}' % port)
+    env.stop(env.proc("w1"))
+    wait_gone(url, key, timeout=5)
+    env.wait_log("announce-check", r"withdrawn \S+ \(check failing\): .*key deleted", alive=[p])
+    assert p.poll() is None
+    assert env.stop(p) == 0
+
+
+def test_overwritten_key_is_warned_once(env, bin_path):
+    """announce reads its key back: a foreign write is warned about once
+    (per write, not per read) and not undone; a put of our own bytes
+    without the lease is put back under it."""
+    url = env.start_etcd()
+    key = PREFIX + "web/a"
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3",
+                 "--log-level", "debug")
+    wait_key(url, key, value=READY, proc=p)
+    rev = etcd_put(url, key, DRAIN)
+    env.wait_log("announce", r"warn  announce: %s was overwritten by someone else \(revision %d, "
+                 r"detached from our lease" % (re.escape(key), rev), alive=[p])
+    # Once per occurrence: two more reads find the same write, no new warning.
+    wait_for(lambda: env.log_text("announce").count("%s is still overwritten" % key) >= 2,
+             timeout=10, alive=[p], what="two more reads of the key")
+    assert env.log_text("announce").count("was overwritten by someone else") == 1
+    assert key_entry(url, key) == (DRAIN, 0), "the operator's value is not undone"
+    # A second write is a second occurrence.
+    rev2 = etcd_put(url, key, '{"host":"127.0.0.1","port":8081,"weight":0}')
+    env.wait_log("announce", r"was overwritten by someone else \(revision %d," % rev2, alive=[p])
+    assert env.log_text("announce").count("was overwritten by someone else") == 2
+    # SIGUSR2 puts ours back.
+    p.send_signal(signal.SIGUSR2)
+    wait_key(url, key, value=READY, proc=p)
+    assert env.stop(p) == 0
+    assert key_entry(url, key) is None
+
+    # A put of our very bytes without the lease is put back under the
+    # lease (nothing the writer meant is lost), so SIGKILL still takes the
+    # key with the lease.
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "2", name="announce-same")
+    _, lease = wait_key(url, key, value=READY, proc=p)
+    etcd_put(url, key, READY)
+    env.wait_log("announce-same", r"warn  announce: %s was put again without our lease"
+                 % re.escape(key), alive=[p])
+    wait_for(lambda: key_entry(url, key) == (READY, lease), timeout=5, alive=[p],
+             what="key back under lease %x" % lease)
+    p.kill()
+    env.wait_exit(p)
+    wait_gone(url, key, timeout=6, what="key to go with the lease after SIGKILL")
+
+
+def test_key_taken_over_or_deleted_by_others_is_left_alone(env, bin_path):
+    """Another announce takes the key (its own lease, another address): the
+    first one warns once and its withdrawal leaves the new owner's key. A
+    detached key naming another endpoint is not deleted either."""
+    url = env.start_etcd()
+    key = PREFIX + "web/a"
+    a = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3", name="ann-a")
+    _, lease_a = wait_key(url, key, value=READY, proc=a)
+    b = announce(env, bin_path, url, key, "127.0.0.1:8082", "--ttl", "3", name="ann-b")
+    value_b, lease_b = wait_key(url, key, value='{"host":"127.0.0.1","port":8082}', proc=b)
+    assert lease_b != lease_a
+    env.wait_log("ann-a", r"warn  announce: %s was taken over under another lease %x"
+                 % (re.escape(key), lease_b), alive=[a])
+    a.send_signal(signal.SIGTERM)
+    assert env.wait_exit(a, timeout=5) == 0
+    assert key_entry(url, key) == (value_b, lease_b), "the new owner's key stays"
+    assert env.log_text("ann-a").count("was taken over") == 1
+    assert "is not ours to delete" in env.log_text("ann-a")
+    assert env.stop(b) == 0
+    assert key_entry(url, key) is None
+
+    # Detached and naming another endpoint: left at the withdrawal.
+    c = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3", name="ann-c")
+    wait_key(url, key, value=READY, proc=c)
+    other = '{"host":"127.0.0.1","port":9999}'
+    etcd_put(url, key, other)
+    env.wait_log("ann-c", r"was overwritten by someone else", alive=[c])
+    assert env.stop(c) == 0
+    assert key_entry(url, key) == (other, 0)
+    etcd_delete(url, key)
+
+    # Deleted by someone: one warning, not put back until SIGUSR2.
+    d = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3", "--log-level",
+                 "debug", name="ann-d")
+    _, lease_d = wait_key(url, key, value=READY, proc=d)
+    etcd_delete(url, key)
+    env.wait_log("ann-d", r"warn  announce: %s was deleted by someone else" % re.escape(key),
+                 alive=[d])
+    wait_for(lambda: env.log_text("ann-d").count("%s is still gone" % key) >= 1,
+             timeout=10, alive=[d], what="another read of the key")
+    assert key_entry(url, key) is None
+    assert env.log_text("ann-d").count("was deleted by someone else") == 1
+    d.send_signal(signal.SIGUSR2)
+    wait_key(url, key, value=READY, proc=d)
+    assert key_entry(url, key) == (READY, lease_d)
+    assert env.stop(d) == 0
+    assert key_entry(url, key) is None
+
+
+def test_sigusr1_drains_sigusr2_makes_ready(env, bin_path):
+    url = env.start_etcd()
+    key = PREFIX + "web/a"
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "3", "--weight", "4")
+    ready = '{"host":"127.0.0.1","port":8081,"weight":4}'
+    drain = '{"host":"127.0.0.1","port":8081,"weight":4,"state":"drain"}'
+    _, lease = wait_key(url, key, value=ready, proc=p)
+    for _ in range(2):
+        p.send_signal(signal.SIGUSR1)
+        assert wait_key(url, key, value=drain, proc=p) == (drain, lease)
+        p.send_signal(signal.SIGUSR2)
+        assert wait_key(url, key, value=ready, proc=p) == (ready, lease)
+    # Drained when stopped: withdrawn all the same.
+    p.send_signal(signal.SIGUSR1)
+    wait_key(url, key, value=drain, proc=p)
+    assert env.stop(p) == 0
+    assert key_entry(url, key) is None
+    env.wait_log("announce", r"SIGUSR1: draining")
+    env.wait_log("announce", r"SIGUSR2: ready again")
+
+    # Plain format has no state: SIGUSR1 withdraws, SIGUSR2 registers again.
+    p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--format", "plain",
+                 name="announce-plain")
+    wait_key(url, key, value="127.0.0.1:8081", proc=p)
+    p.send_signal(signal.SIGUSR1)
+    wait_gone(url, key)
+    env.wait_log("announce-plain", r"SIGUSR1: a plain value cannot carry the drain state")
+    time.sleep(0.3)  # nothing comes back by itself (not a guard: the wait above was)
+    assert key_entry(url, key) is None and p.poll() is None
+    p.send_signal(signal.SIGUSR2)
+    wait_key(url, key, value="127.0.0.1:8081", proc=p)
+    assert env.stop(p) == 0
+    assert key_entry(url, key) is None
+
+
+@timeout(180)
+def test_drain_shows_in_haproxy_before_the_server_goes(env, bin_path):
+    """Through the daemon: SIGTERM with --drain-seconds puts the server in
+    DRAIN in HAProxy (no new traffic, no failed request), then out of
+    rotation, without a reload."""
+    url = env.start_etcd()
+    listen = free_port()
+    services_file = env.path("services.cfg")
+    config = {
+        "etcd": {"endpoints": [url], "prefix": PREFIX},
+        "haproxy": {"runtime_socket": env.path("admin.sock"),
+                    "master_socket": env.path("master.sock"),
+                    "services_file": services_file},
+        "defaults": {"slots": 4},
+        "services": {"web": {"listen": "127.0.0.1:%d" % listen}},
+        "resync_interval_s": 2,
+    }
+    config_path = write_config(env, config)
+    out = subprocess.run([bin_path, "render", "-c", config_path], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    hap = env.start_haproxy(services_file)
+    daemon = env.start_slotsync(bin_path, config_path)
+    ports, anns = {}, {}
+    for name in ("w1", "w2"):
+        _, ports[name] = env.start_whoami(name)
+        anns[name] = announce(env, bin_path, url, PREFIX + "web/" + name,
+                              "127.0.0.1:%d" % ports[name], "--drain-seconds", "4",
+                              name="announce-" + name)
+    web = "http://127.0.0.1:%d/" % listen
+    wait_for(lambda: set(traffic(web, 8)) == {"w1", "w2"}, timeout=20, alive=[daemon],
+             what="traffic reaching w1 and w2")
+
+    def w2_status():
+        for row in hap.stats():
+            if row.get("pxname") == "web" and row.get("addr") == "127.0.0.1:%d" % ports["w2"]:
+                return row.get("status")
+        return None
+
+    with TrafficLoop(web) as loop:
+        loop.wait_results(10)
+        anns["w2"].send_signal(signal.SIGTERM)
+        wait_for(lambda: w2_status() == "DRAIN", timeout=10, interval=0.05,
+                 alive=[daemon, anns["w2"]], what="w2 in DRAIN in HAProxy")
+        assert anns["w2"].poll() is None, "announce still draining"
+        mark = loop.mark()
+        loop.wait_results(20, since=mark)
+        assert loop.counts(since=mark).get("w2", 0) == 0, loop.counts(since=mark)
+        assert env.wait_exit(anns["w2"], timeout=15) == 0
+        assert key_entry(url, PREFIX + "web/w2") is None
+        wait_for(lambda: w2_status() in (None, "MAINT"), timeout=10, alive=[daemon],
+                 what="w2 out of rotation")
     assert not loop.failures, loop.summary()
     assert hap.reloads() == (0, 0), hap.reloads()

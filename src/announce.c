@@ -6,9 +6,22 @@
  * (crash, SIGKILL, host lost), the key goes away within the TTL, because
  * nothing renews the lease any more.
  *
- * Withdrawal always revokes the lease rather than deleting the key: one
- * request removes the key and ends the renewals, and if that request fails
- * (etcd down) the lease simply expires since nobody keeps it alive.
+ * Withdrawal revokes the lease first: one request removes the key and ends
+ * the renewals, and if that request fails (etcd down) the lease simply
+ * expires since nobody keeps it alive. Then it reads the key back, because
+ * a put by someone else (an operator's etcdctl put) detaches the key from
+ * the lease and it would stay forever: a key under no lease that still
+ * names our endpoint is deleted, conditional on the revision read; one
+ * under another lease or naming another endpoint belongs to someone else
+ * and is left, with a line saying so.
+ *
+ * While registered, the key is read back every TTL/3 (1-10 s; a second call
+ * slot beside the registration's): a foreign write is logged at warn once
+ * and not undone, unless it only lost the lease (same bytes), which is put
+ * back under it. SIGUSR1/SIGUSR2 put our (drain/ready) value back.
+ *
+ * Drain: the value with "state":"drain", put under the same lease, on
+ * SIGUSR1 and, with --drain-seconds, for that long before a stop.
  *
  * Everything runs on the default libev loop (ev_child needs it): the etcd
  * calls and HTTP checks go through libcurl on that loop, a TCP check is a
@@ -79,10 +92,23 @@ static const char usage_text[] =
     "  --rise N              successes to register again after a withdrawal (default 2;\n"
     "                        the very first success registers)\n"
     "  --fall N              consecutive failures that withdraw the key (default 3)\n"
+    "  --drain-seconds S     on SIGTERM/SIGINT, first put the key with state drain and\n"
+    "                        wait S seconds (0-3600, default 0: withdraw at once), less\n"
+    "                        if COMMAND exits or a second signal comes. JSON format\n"
+    "                        only (a plain HOST:PORT value has no state).\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
     "  -- COMMAND ARGS...    run COMMAND as a child; when it exits the key is withdrawn\n"
-    "                        and announce exits with its status. SIGTERM/SIGINT\n"
-    "                        withdraw the key first, then go to the child.\n"
+    "                        and announce exits with its status.\n"
+    "Withdrawing revokes the lease and deletes the key if it still names HOST:PORT\n"
+    "under no lease (someone's put detached it); a key another writer took over is\n"
+    "left alone. The key is read every TTL/3 (1-10 s): a change by someone else is\n"
+    "logged once as a warning and not undone (SIGUSR1/SIGUSR2 put ours back).\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT       drain (--drain-seconds), withdraw, then pass the signal to\n"
+    "                        COMMAND and exit when it does\n"
+    "  SIGUSR1               drain: put the key with state drain, keep it so (with\n"
+    "                        --format plain: withdraw the key instead)\n"
+    "  SIGUSR2               ready again: put the key with the ready value\n"
     "Exit status: 2 bad arguments, 1 fatal error, else 0 or the child's status\n"
     "(128 + signal number if it was killed).\n";
 
@@ -104,14 +130,16 @@ enum opt_id {
     O_RISE,
     O_FALL,
     O_LOG_LEVEL,
+    O_DRAIN,
     O_COUNT
 };
 
 static const char *const opt_names[O_COUNT] = {
-    [O_ETCD] = "etcd",     [O_KEY] = "key",     [O_ADDR] = "addr",
-    [O_PREFIX] = "prefix", [O_TTL] = "ttl",     [O_WEIGHT] = "weight",
-    [O_FORMAT] = "format", [O_CHECK] = "check", [O_INTERVAL] = "check-interval",
-    [O_RISE] = "rise",     [O_FALL] = "fall",   [O_LOG_LEVEL] = "log-level",
+    [O_ETCD] = "etcd",           [O_KEY] = "key",     [O_ADDR] = "addr",
+    [O_PREFIX] = "prefix",       [O_TTL] = "ttl",     [O_WEIGHT] = "weight",
+    [O_FORMAT] = "format",       [O_CHECK] = "check", [O_INTERVAL] = "check-interval",
+    [O_RISE] = "rise",           [O_FALL] = "fall",   [O_LOG_LEVEL] = "log-level",
+    [O_DRAIN] = "drain-seconds",
 };
 
 static int opt_error(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -339,6 +367,16 @@ static int validate(const char *const *val, struct announce_opts *o, char **errm
         o->addr.weight = (unsigned short)n;
         o->weight_set = true;
     }
+    if (val[O_DRAIN]) {
+        if (parse_seconds(val[O_DRAIN], 0, ANNOUNCE_DRAIN_MAX, &o->drain_s) < 0)
+            return opt_error(errmsg, "--drain-seconds: must be a number of seconds 0-%.0f",
+                             ANNOUNCE_DRAIN_MAX);
+        /* Drain is a state in the value; HOST:PORT has none, and a drain
+         * that is really a withdrawal would promise what it cannot do. */
+        if (o->format == ANNOUNCE_FORMAT_PLAIN && o->drain_s > 0)
+            return opt_error(errmsg, "--drain-seconds: a plain HOST:PORT value cannot carry "
+                                     "the drain state (use --format json)");
+    }
     if (val[O_TTL] && parse_int(val[O_TTL], ANNOUNCE_TTL_MIN, ANNOUNCE_TTL_MAX, &o->ttl_s) < 0)
         return opt_error(errmsg, "--ttl: must be an integer number of seconds %d-%d",
                          ANNOUNCE_TTL_MIN, ANNOUNCE_TTL_MAX);
@@ -452,23 +490,31 @@ int announce_parse_args(int argc, char **argv, struct announce_opts *out, char *
 int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
                           char *buf, size_t size)
 {
+    const char *state;
     int n;
 
     if (!ep || !buf)
         return -EINVAL;
     switch (format) {
     case ANNOUNCE_FORMAT_PLAIN:
-        if (with_weight)
+        if (with_weight || ep->state != ENDPOINT_READY)
             return -EINVAL;
         n = endpoint_format(ep, buf, size);
         break;
     case ANNOUNCE_FORMAT_JSON:
-        /* ep->host is canonical inet_ntop text: nothing to escape. */
-        if (with_weight)
-            n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u,\"weight\":%u}", ep->host,
-                         (unsigned)ep->port, (unsigned)ep->weight);
-        else
-            n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u}", ep->host, (unsigned)ep->port);
+        /* ep->host is canonical inet_ntop text and the state a fixed name:
+         * nothing to escape. Ready is the default, so it is left out and
+         * the ready value stays what it always was. */
+        if ((unsigned)ep->state > ENDPOINT_MAINT)
+            return -EINVAL;
+        state = ep->state == ENDPOINT_READY ? NULL : endpoint_state_name(ep->state);
+        n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u", ep->host, (unsigned)ep->port);
+        if (n >= 0 && (size_t)n < size && with_weight)
+            n += snprintf(buf + n, size - (size_t)n, ",\"weight\":%u", (unsigned)ep->weight);
+        if (n >= 0 && (size_t)n < size && state)
+            n += snprintf(buf + n, size - (size_t)n, ",\"state\":\"%s\"", state);
+        if (n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, "}");
         break;
     default:
         return -EINVAL;
@@ -478,6 +524,48 @@ int announce_format_value(const struct endpoint *ep, bool with_weight, enum anno
     if ((size_t)n >= size)
         return -ENOSPC;
     return n;
+}
+
+/* ---- the key as read back (pure) ---- */
+
+static const char *const verdict_names[] = {
+    [ANNOUNCE_KEY_OURS] = "ours",         [ANNOUNCE_KEY_GONE] = "gone",
+    [ANNOUNCE_KEY_DETACHED] = "detached", [ANNOUNCE_KEY_OVERWRITTEN] = "overwritten",
+    [ANNOUNCE_KEY_TAKEN] = "taken",
+};
+
+const char *announce_key_verdict_name(enum announce_key_verdict v)
+{
+    return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : "?";
+}
+
+enum announce_key_verdict announce_key_classify(bool present, const char *value, size_t len,
+                                                int64_t lease, const char *ours, int64_t our_lease)
+{
+    bool same;
+
+    if (!present)
+        return ANNOUNCE_KEY_GONE;
+    if (lease != 0 && lease != our_lease)
+        return ANNOUNCE_KEY_TAKEN;
+    same = value && ours && len == strlen(ours) && memcmp(value, ours, len) == 0;
+    if (!same)
+        return ANNOUNCE_KEY_OVERWRITTEN;
+    return lease == our_lease ? ANNOUNCE_KEY_OURS : ANNOUNCE_KEY_DETACHED;
+}
+
+bool announce_key_deletable(const char *value, size_t len, int64_t lease, int64_t our_lease,
+                            const struct endpoint *ours)
+{
+    struct endpoint found;
+
+    if (!value || !ours || (lease != 0 && lease != our_lease))
+        return false;
+    memset(&found, 0, sizeof(found));
+    if (endpoint_parse_value(value, len, &found, NULL) < 0)
+        return false;
+    return found.ipv6 == ours->ipv6 && found.port == ours->port &&
+           strcmp(found.host, ours->host) == 0;
 }
 
 /* ---- health counting and backoff (pure) ---- */
@@ -529,6 +617,10 @@ double announce_backoff(unsigned attempt, double base, double cap, double r)
 
 enum reg_op { OP_NONE = 0, OP_GRANT, OP_PUT, OP_KEEPALIVE, OP_REVOKE };
 
+/* Reads and deletes of the key, beside the registration: a periodic verify,
+ * and a withdrawal's read and conditional delete. */
+enum key_op { KOP_NONE = 0, KOP_VERIFY, KOP_READ, KOP_DELETE };
+
 static const char *const op_names[] = {
     [OP_NONE] = "none",
     [OP_GRANT] = "lease grant",
@@ -540,8 +632,9 @@ static const char *const op_names[] = {
 struct announcer {
     struct ev_loop *loop;
     const struct announce_opts *opt;
-    char value[ENDPOINT_VALUE_MAX + 1];
-    char key_q[2400]; /* the key, quoted for logs */
+    char value[ENDPOINT_VALUE_MAX + 1];       /* ready */
+    char drain_value[ENDPOINT_VALUE_MAX + 1]; /* state drain; JSON format only */
+    char key_q[2400];                         /* the key, quoted for logs */
     char addr_text[ENDPOINT_HOST_MAX + 8];
     const char *check_target; /* what the check looks at, for logs */
     struct http_client *http;
@@ -562,6 +655,30 @@ struct announcer {
     const char *withdraw_why; /* reason logged when the revoke completes */
     ev_timer op_timer;        /* bounds the call in flight */
     ev_timer wake_timer;      /* next keepalive or retry */
+
+    /* what is wanted besides health: SIGUSR1/SIGUSR2 and the stop's drain */
+    bool drain_wanted;     /* put drain_value (JSON format) */
+    bool admin_out;        /* SIGUSR1 with --format plain: withdrawn until SIGUSR2 */
+    const char *put_value; /* value or drain_value: the put in flight or last done */
+    bool ever_put;         /* a put succeeded: withdrawals clean the key up */
+    unsigned put_gen;      /* bumped when a put starts or ends */
+    bool stop_draining;    /* SIGTERM/SIGINT with --drain-seconds: waiting */
+    int drain_signal;      /* the signal that started that wait */
+    const char *drain_why; /* "SIGTERM" or "SIGINT" */
+    ev_timer drain_timer;  /* ends that wait */
+    ev_signal sig_usr1, sig_usr2;
+
+    /* the key read back: a second call slot, beside the registration's */
+    struct etcd_call *kcall;
+    enum key_op kop;
+    unsigned kcall_gen;                /* put_gen when the verify started */
+    ev_timer verify_timer;             /* periodic read of the key */
+    int64_t warned_rev;                /* the foreign write last warned about; -1 deleted, 0 none */
+    enum announce_key_verdict verdict; /* of the last read */
+    bool cleanup_wanted;               /* a withdrawal still has to look for a detached copy */
+    int64_t revoked_lease;             /* the lease the withdrawal ended */
+    const char *revoke_note;           /* how it ended, for the withdrawn line */
+    int64_t cleanup_rev;               /* mod_revision the delete is conditional on */
 
     /* health */
     struct announce_health health;
@@ -649,6 +766,13 @@ static const char *reply_error(const json_t *reply)
 }
 
 static void reg_done(int err, const json_t *reply, const char *errtext, void *arg);
+static void withdraw_finish(struct announcer *a, const char *note);
+
+/* The value the key should hold now. */
+static const char *wanted_value(const struct announcer *a)
+{
+    return a->drain_wanted && a->opt->format == ANNOUNCE_FORMAT_JSON ? a->drain_value : a->value;
+}
 
 /* Returns false if the call could not be started (no callback then). */
 static bool start_op(struct announcer *a, enum reg_op op)
@@ -660,7 +784,9 @@ static bool start_op(struct announcer *a, enum reg_op op)
         call = etcd_lease_grant(a->etcd, a->opt->ttl_s, reg_done, a);
         break;
     case OP_PUT:
-        call = etcd_put(a->etcd, a->opt->key, a->value, a->lease, reg_done, a);
+        a->put_value = wanted_value(a);
+        a->put_gen++;
+        call = etcd_put(a->etcd, a->opt->key, a->put_value, a->lease, reg_done, a);
         break;
     case OP_KEEPALIVE:
         call = etcd_lease_keepalive(a->etcd, a->lease, reg_done, a);
@@ -692,21 +818,25 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
 
     log_quote(why, strlen(why), why_q, sizeof(why_q));
     if (a->stopping) {
-        if (op == OP_REVOKE && lease_gone)
-            log_info(MOD, "withdrawn %s (%s): lease %llx was already gone", a->key_q,
-                     a->withdraw_why, lease_hex(a->lease));
-        else if (op == OP_REVOKE)
-            log_warn(MOD, "could not revoke lease %llx (%s): %s goes when the lease expires",
-                     lease_hex(a->lease), why_q, a->key_q);
-        lease_forget(a);
+        if (op == OP_REVOKE && lease_gone) {
+            withdraw_finish(a, "was already gone");
+        } else {
+            if (op == OP_REVOKE)
+                log_warn(MOD, "could not revoke lease %llx (%s): %s goes when the lease expires",
+                         lease_hex(a->lease), why_q, a->key_q);
+            /* A detached copy would not expire: still look for it. */
+            a->revoked_lease = a->lease;
+            a->revoke_note = "not revoked (it expires with its TTL)";
+            a->cleanup_wanted = a->ever_put;
+            lease_forget(a);
+        }
         stop_step(a);
         return;
     }
     if (lease_gone && op != OP_GRANT) {
         /* etcd answered, so no backoff: the lease is what is gone. */
         if (op == OP_REVOKE) {
-            log_info(MOD, "withdrawn %s (%s): lease %llx was already gone", a->key_q,
-                     a->withdraw_why, lease_hex(a->lease));
+            withdraw_finish(a, "was already gone");
         } else {
             log_warn(MOD, "lease %llx lost (%s): granting a new one", lease_hex(a->lease), why_q);
             a->lease_lost = true;
@@ -775,8 +905,13 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
         a->lease_lost = false;
         break;
     case OP_PUT:
-        a->registered = true;
-        log_info(MOD, "registered %s = %s (lease %llx, ttl %lld s)", a->key_q, a->value,
+        /* A SIGUSR1/SIGUSR2 during the put wants the other value. */
+        a->registered = a->put_value == wanted_value(a);
+        a->ever_put = true;
+        a->put_gen++;
+        a->verdict = ANNOUNCE_KEY_OURS;
+        a->warned_rev = 0;
+        log_info(MOD, "registered %s = %s (lease %llx, ttl %lld s)", a->key_q, a->put_value,
                  lease_hex(a->lease), (long long)a->lease_ttl);
         break;
     case OP_KEEPALIVE:
@@ -798,9 +933,7 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
         log_debug(MOD, "lease %llx renewed (ttl %lld s)", lease_hex(a->lease), (long long)ttl);
         break;
     case OP_REVOKE:
-        log_info(MOD, "withdrawn %s (%s): lease %llx revoked", a->key_q, a->withdraw_why,
-                 lease_hex(a->lease));
-        lease_forget(a);
+        withdraw_finish(a, "revoked");
         break;
     case OP_NONE:
         break;
@@ -842,7 +975,7 @@ static void reg_step(struct announcer *a)
         a->lease_lost = true;
         lease_forget(a);
     }
-    if (a->healthy)
+    if (a->healthy && !a->admin_out)
         op = !a->lease                  ? OP_GRANT
              : !a->registered           ? OP_PUT
              : now >= a->next_keepalive ? OP_KEEPALIVE
@@ -867,6 +1000,256 @@ static void wake_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     reg_step(w->data);
 }
 
+/* ---- the key read back: verify and withdrawal clean-up ---- */
+
+/* How often the key is read back: every TTL/3 like the renewals, but at
+ * least every 10 s (a long TTL should not hide a hand edit for minutes) and
+ * at most every second. */
+static double verify_period(const struct announce_opts *opt)
+{
+    return fmin(10.0, fmax(1.0, opt->ttl_s / 3.0));
+}
+
+static void key_done(int err, const json_t *reply, const char *errtext, void *arg);
+
+static void key_cancel(struct announcer *a)
+{
+    if (a->kcall)
+        etcd_call_cancel(a->kcall);
+    a->kcall = NULL;
+    a->kop = KOP_NONE;
+}
+
+/* A range of the key, or (mod_rev > 0) a transaction deleting it only if it
+ * is still at mod_rev. Returns false if the call could not be started. */
+static bool key_start(struct announcer *a, enum key_op op, int64_t mod_rev)
+{
+    json_t *body = NULL, *cmp = NULL, *del = NULL;
+    char *k64 = NULL, rev[24];
+    const char *path = "/v3/kv/range";
+    long timeout_ms = (long)(op_timeout(a) * 1000);
+
+    if (etcd_b64_encode(a->opt->key, strlen(a->opt->key), &k64, NULL) < 0)
+        return false;
+    if (op == KOP_DELETE) {
+        /* Conditional on the revision read, so that a put landing between
+         * the read and the delete (announce itself after a rise, or another
+         * writer) is never deleted. */
+        snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
+        cmp = json_pack("{s:s, s:s, s:s, s:s}", "key", k64, "target", "MOD", "result", "EQUAL",
+                        "mod_revision", rev);
+        del = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
+        if (cmp && del)
+            body = json_pack("{s:[o], s:[o]}", "compare", cmp, "success", del);
+        else {
+            json_decref(cmp);
+            json_decref(del);
+        }
+        path = "/v3/kv/txn";
+    } else {
+        body = json_pack("{s:s}", "key", k64);
+    }
+    free(k64);
+    if (!body)
+        return false;
+    a->kcall = etcd_call(a->etcd, path, body, timeout_ms, key_done, a);
+    if (!a->kcall)
+        return false;
+    a->kop = op;
+    a->kcall_gen = a->put_gen;
+    return true;
+}
+
+static void verify_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct announcer *a = w->data;
+
+    /* Only a settled registration is compared: during a put the key is
+     * about to change under us. */
+    if (a->stopping || a->kcall || !a->lease || !a->registered || a->op == OP_PUT)
+        return;
+    if (!key_start(a, KOP_VERIFY, 0))
+        log_debug(MOD, "cannot start reading %s back", a->key_q);
+}
+
+/* The key as read back while registered: warn once per foreign write (each
+ * has its own mod_revision; a delete counts as one), and put ours back only
+ * when nothing of the other write would be lost. */
+static void verify_result(struct announcer *a, const struct etcd_kv *kv)
+{
+    enum announce_key_verdict v;
+    char found_q[512];
+    int64_t occurrence;
+
+    v = announce_key_classify(kv != NULL, kv ? kv->value : NULL, kv ? kv->value_len : 0,
+                              kv ? kv->lease : 0, a->put_value, a->lease);
+    a->verdict = v;
+    if (v == ANNOUNCE_KEY_OURS) {
+        if (a->warned_rev)
+            log_info(MOD, "%s holds our value under lease %llx again", a->key_q,
+                     lease_hex(a->lease));
+        a->warned_rev = 0;
+        return;
+    }
+    occurrence = kv ? kv->mod_revision : -1;
+    if (occurrence == a->warned_rev) {
+        log_debug(MOD, "%s is still %s", a->key_q, announce_key_verdict_name(v));
+        return;
+    }
+    a->warned_rev = occurrence;
+    if (kv)
+        log_quote(kv->value, kv->value_len, found_q, sizeof(found_q));
+    switch (v) {
+    case ANNOUNCE_KEY_GONE:
+        log_warn(MOD,
+                 "%s was deleted by someone else while lease %llx is alive: leaving it so "
+                 "(SIGUSR2 or SIGUSR1 puts it back)",
+                 a->key_q, lease_hex(a->lease));
+        break;
+    case ANNOUNCE_KEY_DETACHED:
+        /* Same bytes, only the lease is lost: putting them back under the
+         * lease undoes nothing anybody meant, and the key goes with
+         * announce again. */
+        log_warn(MOD,
+                 "%s was put again without our lease %llx (same value, revision %lld): putting "
+                 "it back under the lease",
+                 a->key_q, lease_hex(a->lease), (long long)kv->mod_revision);
+        a->registered = false;
+        reg_step(a);
+        break;
+    case ANNOUNCE_KEY_OVERWRITTEN:
+        log_warn(MOD,
+                 "%s was overwritten by someone else (revision %lld, %s, now %s): not undoing "
+                 "it; withdrawal deletes it if it still names %s",
+                 a->key_q, (long long)kv->mod_revision,
+                 kv->lease ? "under our lease" : "detached from our lease", found_q, a->addr_text);
+        break;
+    case ANNOUNCE_KEY_TAKEN:
+        log_warn(MOD,
+                 "%s was taken over under another lease %llx (revision %lld, now %s): leaving "
+                 "it to its new owner",
+                 a->key_q, lease_hex(kv->lease), (long long)kv->mod_revision, found_q);
+        break;
+    case ANNOUNCE_KEY_OURS:
+        break;
+    }
+}
+
+/* The withdrawal's clean-up is over (done or given up): say what happened
+ * to the key once, and go on stopping if that is what we are doing. */
+static void cleanup_end(struct announcer *a, bool warn, const char *what)
+{
+    a->cleanup_wanted = false;
+    log_msg(warn ? LOG_WARN : LOG_INFO, MOD, "withdrawn %s (%s): lease %llx %s, %s", a->key_q,
+            a->withdraw_why, lease_hex(a->revoked_lease), a->revoke_note ? a->revoke_note : "ended",
+            what);
+    if (a->stopping)
+        stop_step(a);
+}
+
+/* After the read: delete the key if it is still ours to delete. */
+static void cleanup_read(struct announcer *a, const struct etcd_kv *kv)
+{
+    char found_q[512];
+
+    if (!kv) {
+        cleanup_end(a, false, "the key is gone");
+        return;
+    }
+    if (a->lease && kv->lease == a->lease) {
+        /* Registered again meanwhile (a rise): that key is the new one. */
+        cleanup_end(a, false, "the key is registered again");
+        return;
+    }
+    if (announce_key_deletable(kv->value, kv->value_len, kv->lease, a->revoked_lease,
+                               &a->opt->addr)) {
+        if (key_start(a, KOP_DELETE, kv->mod_revision))
+            return;
+        cleanup_end(a, true, "but cannot start deleting the detached key: it stays");
+        return;
+    }
+    log_quote(kv->value, kv->value_len, found_q, sizeof(found_q));
+    log_warn(MOD, "%s is not ours to delete: it holds %s under %s; left in place", a->key_q,
+             found_q, kv->lease ? "another writer's lease" : "no lease, naming another endpoint");
+    cleanup_end(a, false, "the key was left to its other writer");
+}
+
+static void key_done(int err, const json_t *reply, const char *errtext, void *arg)
+{
+    struct announcer *a = arg;
+    enum key_op op = a->kop;
+    struct etcd_range_reply range;
+    const json_t *ok;
+    char *reason = NULL;
+    char why_q[512];
+    bool stale = a->kcall_gen != a->put_gen;
+
+    a->kcall = NULL;
+    a->kop = KOP_NONE;
+    memset(&range, 0, sizeof(range));
+    if (err == 0 && op != KOP_DELETE && etcd_parse_range(reply, &range, &reason) < 0)
+        err = -EBADMSG;
+    if (err < 0) {
+        const char *why = reason ? reason : errtext ? errtext : strerror(-err);
+
+        log_quote(why, strlen(why), why_q, sizeof(why_q));
+        if (op == KOP_VERIFY) {
+            /* The registration's own calls report an unreachable etcd. */
+            log_debug(MOD, "reading %s back failed: %s", a->key_q, why_q);
+        } else {
+            log_warn(MOD,
+                     "cannot %s %s to finish the withdrawal (%s): a copy detached from the "
+                     "lease, if any, stays",
+                     op == KOP_READ ? "read" : "delete", a->key_q, why_q);
+            cleanup_end(a, false, "the key was not checked");
+        }
+        goto out;
+    }
+    switch (op) {
+    case KOP_VERIFY:
+        if (!stale && !a->stopping && a->registered && a->lease)
+            verify_result(a, range.n_kvs ? &range.kvs[0] : NULL);
+        break;
+    case KOP_READ:
+        cleanup_read(a, range.n_kvs ? &range.kvs[0] : NULL);
+        break;
+    case KOP_DELETE:
+        ok = json_object_get(reply, "succeeded");
+        if (json_is_true(ok))
+            cleanup_end(a, false, "key deleted (a put had detached it from the lease)");
+        else
+            cleanup_end(a, true, "but the key changed between read and delete: left in place");
+        break;
+    case KOP_NONE:
+        break;
+    }
+out:
+    etcd_range_reply_free(&range);
+    free(reason);
+}
+
+/* The lease is gone (note: "revoked", "was already gone"): what was under
+ * it went with it, but a put by someone else may have detached the key
+ * from it; look for that. */
+static void withdraw_finish(struct announcer *a, const char *note)
+{
+    a->revoked_lease = a->lease;
+    a->revoke_note = note;
+    lease_forget(a);
+    if (!a->ever_put) {
+        log_info(MOD, "withdrawn %s (%s): lease %llx %s", a->key_q, a->withdraw_why,
+                 lease_hex(a->revoked_lease), note);
+        return;
+    }
+    a->cleanup_wanted = true;
+    if (a->kop == KOP_VERIFY)
+        key_cancel(a);
+    if (a->kcall)
+        return; /* a clean-up in flight; stop_step or the next one runs this one */
+    if (!key_start(a, KOP_READ, 0))
+        cleanup_end(a, true, "but the key cannot be read: a copy detached from the lease stays");
+}
+
 /* ---- stopping ---- */
 
 /* The key is withdrawn (or given up on): pass the signal to the child and
@@ -888,6 +1271,8 @@ static void stop_withdrawn(struct announcer *a)
     ev_break(a->loop, EVBREAK_ALL);
 }
 
+/* Revoke the lease, then delete a copy of the key detached from it, then
+ * stop_withdrawn(). */
 static void stop_step(struct announcer *a)
 {
     if (a->call || a->withdrawn)
@@ -898,6 +1283,17 @@ static void stop_step(struct announcer *a)
         log_warn(MOD, "cannot revoke lease %llx: %s goes when the lease expires",
                  lease_hex(a->lease), a->key_q);
         lease_forget(a);
+    }
+    if (a->kop == KOP_VERIFY)
+        key_cancel(a);
+    if (a->kcall)
+        return; /* the clean-up's end comes back here */
+    if (a->cleanup_wanted) {
+        if (key_start(a, KOP_READ, 0))
+            return;
+        log_warn(MOD, "cannot start reading %s: a copy detached from the lease, if any, stays",
+                 a->key_q);
+        a->cleanup_wanted = false;
     }
     stop_withdrawn(a);
 }
@@ -922,6 +1318,14 @@ static void stop_begin(struct announcer *a, int sig, const char *why)
     log_info(MOD, "stopping (%s)%s", why, a->lease ? ": revoking the lease" : "");
     checks_stop(a);
     ev_timer_stop(a->loop, &a->wake_timer);
+    ev_timer_stop(a->loop, &a->drain_timer);
+    ev_timer_stop(a->loop, &a->verify_timer);
+    /* Without a lease the key may still be there, detached from an old
+     * one by someone's put: look for it too. */
+    if (!a->lease && a->ever_put) {
+        a->cleanup_wanted = true;
+        a->revoke_note = "was already gone";
+    }
     if (a->call && a->op != OP_REVOKE) {
         /* If a put was on its way, the revoke removes its key too. */
         etcd_call_cancel(a->call);
@@ -949,13 +1353,90 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                  "revoking lease %llx took over %.0f s: giving up, %s goes when the lease "
                  "expires",
                  lease_hex(a->lease), STOP_REVOKE_TIMEOUT_S, a->key_q);
+    else if (a->cleanup_wanted)
+        log_warn(MOD,
+                 "checking %s for a copy detached from the lease took over %.0f s: giving up, "
+                 "such a copy stays",
+                 a->key_q, STOP_REVOKE_TIMEOUT_S);
+    key_cancel(a);
+    a->cleanup_wanted = false;
     lease_forget(a);
     stop_withdrawn(a);
 }
 
+/* SIGTERM/SIGINT: with --drain-seconds and a registered key, put it with
+ * state drain and wait; a second signal, the child's exit or the drain
+ * timer then stops. */
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    stop_begin(w->data, w->signum, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    struct announcer *a = w->data;
+    const char *name = w->signum == SIGTERM ? "SIGTERM" : "SIGINT";
+
+    if (a->stop_draining && !a->stopping) {
+        log_info(MOD, "%s during the drain: withdrawing now", name);
+        stop_begin(a, a->drain_signal, a->drain_why);
+        return;
+    }
+    if (a->stopping || a->opt->drain_s <= 0 || !a->lease || !a->healthy || a->admin_out) {
+        stop_begin(a, w->signum, name);
+        return;
+    }
+    if (a->verdict == ANNOUNCE_KEY_TAKEN) {
+        /* Putting drain would overwrite the other writer's key. */
+        log_info(MOD, "%s: %s belongs to another writer now: no drain", name, a->key_q);
+        stop_begin(a, w->signum, name);
+        return;
+    }
+    a->stop_draining = true;
+    a->drain_signal = w->signum;
+    a->drain_why = name;
+    a->drain_wanted = true;
+    a->registered = false; /* put drain_value (again: it may have been overwritten) */
+    log_info(MOD, "%s: draining %s for %.1f s before withdrawing it", name, a->key_q,
+             a->opt->drain_s);
+    ev_timer_set(&a->drain_timer, a->opt->drain_s, 0.);
+    ev_timer_start(loop, &a->drain_timer);
+    reg_step(a);
+}
+
+static void drain_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct announcer *a = w->data;
+
+    log_info(MOD, "drained %s for %.1f s: withdrawing it", a->key_q, a->opt->drain_s);
+    stop_begin(a, a->drain_signal, a->drain_why);
+}
+
+/* SIGUSR1 drains, SIGUSR2 makes ready again; both put our value back even
+ * if it was the one wanted already, so they also undo a hand edit. */
+static void admin_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct announcer *a = w->data;
+    bool drain = w->signum == SIGUSR1;
+    const char *name = drain ? "SIGUSR1" : "SIGUSR2";
+
+    if (a->stopping || a->stop_draining) {
+        log_info(MOD, "%s ignored: stopping", name);
+        return;
+    }
+    if (a->opt->format == ANNOUNCE_FORMAT_PLAIN) {
+        /* HOST:PORT has no state: out of rotation is the nearest thing. */
+        a->admin_out = drain;
+        if (drain) {
+            a->withdraw_why = "SIGUSR1";
+            log_info(MOD,
+                     "SIGUSR1: a plain value cannot carry the drain state: withdrawing %s "
+                     "until SIGUSR2",
+                     a->key_q);
+        } else {
+            log_info(MOD, "SIGUSR2: ready again: registering %s", a->key_q);
+        }
+    } else {
+        a->drain_wanted = drain;
+        log_info(MOD, "%s: %s %s", name, drain ? "draining" : "ready again:", a->key_q);
+    }
+    a->registered = false;
+    reg_step(a);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
@@ -974,9 +1455,11 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     } else {
         a->exit_status = 1;
     }
-    if (!a->stopping)
+    if (!a->stopping) {
+        if (a->stop_draining)
+            log_info(MOD, "child exited during the drain: withdrawing now");
         stop_begin(a, 0, "child exited");
-    else if (a->withdrawn)
+    } else if (a->withdrawn)
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -984,7 +1467,8 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
  * loop's handlers and our ignored SIGPIPE are not the child's business). */
 static int child_spawn(struct announcer *a, char **errmsg)
 {
-    static const int reset[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGQUIT};
+    static const int reset[] = {SIGPIPE, SIGTERM, SIGINT,  SIGCHLD,
+                                SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2};
     posix_spawnattr_t attr;
     sigset_t none, dfl;
     pid_t pid;
@@ -1204,6 +1688,18 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot format the value");
         return n;
     }
+    if (opt->format == ANNOUNCE_FORMAT_JSON) {
+        struct endpoint drained = opt->addr;
+
+        drained.state = ENDPOINT_DRAIN;
+        n = announce_format_value(&drained, opt->weight_set, opt->format, a->drain_value,
+                                  sizeof(a->drain_value));
+        if (n < 0) {
+            memprintf(errmsg, "cannot format the drain value");
+            return n;
+        }
+    }
+    a->put_value = a->value;
     log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
     endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
     a->check_target = opt->check == ANNOUNCE_CHECK_HTTP ? opt->check_url : a->addr_text;
@@ -1221,6 +1717,11 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     ev_child_init(&a->child_w, child_cb, 0, 0);
     ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
     ev_signal_init(&a->sig_int, signal_cb, SIGINT);
+    ev_signal_init(&a->sig_usr1, admin_signal_cb, SIGUSR1);
+    ev_signal_init(&a->sig_usr2, admin_signal_cb, SIGUSR2);
+    ev_timer_init(&a->drain_timer, drain_timer_cb, 0., 0.);
+    ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(opt), verify_period(opt));
+    a->sig_usr1.data = a->sig_usr2.data = a->drain_timer.data = a->verify_timer.data = a;
     a->op_timer.data = a->wake_timer.data = a->check_timer.data = a;
     a->check_deadline.data = a->stop_timer.data = a->check_io.data = a;
     a->child_w.data = a->sig_term.data = a->sig_int.data = a;
@@ -1256,6 +1757,11 @@ static void announcer_close(struct announcer *a)
     ev_child_stop(a->loop, &a->child_w);
     ev_signal_stop(a->loop, &a->sig_term);
     ev_signal_stop(a->loop, &a->sig_int);
+    ev_signal_stop(a->loop, &a->sig_usr1);
+    ev_signal_stop(a->loop, &a->sig_usr2);
+    ev_timer_stop(a->loop, &a->drain_timer);
+    ev_timer_stop(a->loop, &a->verify_timer);
+    key_cancel(a);
     if (a->call)
         etcd_call_cancel(a->call);
     a->call = NULL;
@@ -1312,6 +1818,8 @@ int announce_main(int argc, char **argv)
     /* Signals first, so that a stop during the start is seen. */
     ev_signal_start(a->loop, &a->sig_term);
     ev_signal_start(a->loop, &a->sig_int);
+    ev_signal_start(a->loop, &a->sig_usr1);
+    ev_signal_start(a->loop, &a->sig_usr2);
     log_info(MOD, "announcing %s = %s (ttl %d s, check %s, etcd %s%s)", a->key_q, a->value,
              opt.ttl_s, check_text(&opt), opt.etcd_endpoints[0],
              opt.n_etcd_endpoints > 1 ? ",..." : "");
@@ -1325,6 +1833,7 @@ int announce_main(int argc, char **argv)
     }
     if (opt.check != ANNOUNCE_CHECK_NONE)
         ev_timer_start(a->loop, &a->check_timer); /* first check at once */
+    ev_timer_start(a->loop, &a->verify_timer);
     reg_step(a);
     ev_run(a->loop, 0);
     status = a->exit_status;

@@ -297,6 +297,16 @@ Test(announce_args, refused)
         {{BASE, "--rise", "2"}, "--rise: needs --check"},
         {{BASE, "--check-interval", "1"}, "--check-interval: needs --check"},
         {{BASE, "--log-level", "loud"}, "--log-level:"},
+        /* --drain-seconds */
+        {{BASE, "--drain-seconds", "-1"}, "--drain-seconds: must be a number of seconds 0-3600"},
+        {{BASE, "--drain-seconds", "3601"}, "--drain-seconds: must be"},
+        {{BASE, "--drain-seconds", "1e9"}, "--drain-seconds: must be"},
+        {{BASE, "--drain-seconds", "nan"}, "--drain-seconds: must be"},
+        {{BASE, "--drain-seconds", "5s"}, "--drain-seconds: must be"},
+        {{BASE, "--drain-seconds", ""}, "--drain-seconds: must be"},
+        {{BASE, "--format", "plain", "--drain-seconds", "5"},
+         "--drain-seconds: a plain HOST:PORT value cannot carry the drain state"},
+        {{BASE, "--drain-seconds", "5", "--drain-seconds", "6"}, "--drain-seconds given twice"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -315,6 +325,43 @@ Test(announce_args, refused)
         cr_expect_null(o.check_url, "case %zu", i);
         free(err);
     }
+}
+
+struct drain_case {
+    const char *args[12];
+    double drain_s;
+};
+
+Test(announce_args, drain_seconds)
+{
+    static const struct drain_case cases[] = {
+        {{BASE, NULL}, 0},
+        {{BASE, "--drain-seconds", "0", NULL}, 0},
+        {{BASE, "--drain-seconds", "2.5", NULL}, 2.5},
+        {{BASE, "--drain-seconds=3600", NULL}, 3600},
+        {{BASE, "--format", "json", "--drain-seconds", ".5", NULL}, 0.5},
+        /* Zero is no drain, so plain may say it. */
+        {{BASE, "--format", "plain", "--drain-seconds", "0", NULL}, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct announce_opts o;
+        char *err = NULL;
+
+        cr_assert_eq(parse(cases[i].args, &o, &err), 0, "case %zu: %s", i, err ? err : "");
+        cr_expect_float_eq(o.drain_s, cases[i].drain_s, 1e-9, "case %zu", i);
+        announce_opts_free(&o);
+    }
+}
+
+Test(announce_args, help_names_drain_and_signals)
+{
+    const char *u = announce_usage();
+
+    cr_expect_not_null(strstr(u, "--drain-seconds"));
+    cr_expect_not_null(strstr(u, "SIGUSR1"));
+    cr_expect_not_null(strstr(u, "SIGUSR2"));
+    cr_expect_not_null(strstr(u, "SIGTERM"));
 }
 
 /* ---- the published value ---- */
@@ -368,6 +415,154 @@ Test(announce_value, formats_and_round_trips)
         cr_expect_eq(back.state, ENDPOINT_READY, "case %zu", i);
         free(err);
     }
+}
+
+/* The drain value: the ready value plus "state":"drain", which the daemon
+ * reads back as the same endpoint draining. */
+Test(announce_value, drain_state)
+{
+    static const struct value_case cases[] = {
+        {"127.0.0.1:8080", -1, ANNOUNCE_FORMAT_JSON,
+         "{\"host\":\"127.0.0.1\",\"port\":8080,\"state\":\"drain\"}"},
+        {"127.0.0.1:8080", 7, ANNOUNCE_FORMAT_JSON,
+         "{\"host\":\"127.0.0.1\",\"port\":8080,\"weight\":7,\"state\":\"drain\"}"},
+        {"[2001:db8::5]:443", 0, ANNOUNCE_FORMAT_JSON,
+         "{\"host\":\"2001:db8::5\",\"port\":443,\"weight\":0,\"state\":\"drain\"}"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct value_case *c = &cases[i];
+        struct endpoint ep, back;
+        char buf[ENDPOINT_VALUE_MAX + 1], *err = NULL;
+        int n;
+
+        memset(&ep, 0, sizeof(ep));
+        cr_assert_eq(endpoint_parse_hostport(c->addr, strlen(c->addr), &ep), 0, "case %zu", i);
+        ep.weight = c->weight >= 0 ? (unsigned short)c->weight : ENDPOINT_DEFAULT_WEIGHT;
+        ep.state = ENDPOINT_DRAIN;
+        n = announce_format_value(&ep, c->weight >= 0, c->format, buf, sizeof(buf));
+        cr_assert_eq(n, (int)strlen(c->value), "case %zu: returned %d", i, n);
+        cr_expect_str_eq(buf, c->value, "case %zu", i);
+        memset(&back, 0, sizeof(back));
+        cr_assert_eq(endpoint_parse_value(buf, (size_t)n, &back, &err), 0, "case %zu: %s", i,
+                     err ? err : "");
+        cr_expect_eq(back.state, ENDPOINT_DRAIN, "case %zu", i);
+        cr_expect_str_eq(back.host, ep.host, "case %zu", i);
+        cr_expect_eq(back.port, ep.port, "case %zu", i);
+        free(err);
+    }
+}
+
+Test(announce_value, drain_errors)
+{
+    struct endpoint ep;
+    char buf[128];
+    size_t full;
+
+    memset(&ep, 0, sizeof(ep));
+    cr_assert_eq(endpoint_parse_hostport("127.0.0.1:8080", 14, &ep), 0);
+    ep.state = ENDPOINT_DRAIN;
+    cr_expect_eq(announce_format_value(&ep, false, ANNOUNCE_FORMAT_PLAIN, buf, sizeof(buf)),
+                 -EINVAL, "plain cannot carry a state");
+    ep.state = (enum endpoint_state)7;
+    cr_expect_eq(announce_format_value(&ep, false, ANNOUNCE_FORMAT_JSON, buf, sizeof(buf)),
+                 -EINVAL);
+    /* Every buffer one byte short of the value is refused, never cut. */
+    ep.state = ENDPOINT_DRAIN;
+    full = (size_t)announce_format_value(&ep, true, ANNOUNCE_FORMAT_JSON, buf, sizeof(buf));
+    for (size_t size = 1; size <= full; size++) {
+        char small[128];
+
+        cr_expect_eq(announce_format_value(&ep, true, ANNOUNCE_FORMAT_JSON, small, size), -ENOSPC,
+                     "size %zu", size);
+    }
+}
+
+/* ---- the key as read back ---- */
+
+#define OURS "{\"host\":\"127.0.0.1\",\"port\":8080}"
+
+struct verdict_case {
+    bool present;
+    const char *value;
+    int64_t lease;
+    enum announce_key_verdict verdict;
+};
+
+Test(announce_key, classify)
+{
+    static const struct verdict_case cases[] = {
+        {true, OURS, 0x10, ANNOUNCE_KEY_OURS},
+        {false, NULL, 0, ANNOUNCE_KEY_GONE},
+        /* etcdctl put of the same bytes without --lease */
+        {true, OURS, 0, ANNOUNCE_KEY_DETACHED},
+        /* the operator's drain: another value, and detached */
+        {true, "{\"host\":\"127.0.0.1\",\"port\":8080,\"state\":\"drain\"}", 0,
+         ANNOUNCE_KEY_OVERWRITTEN},
+        /* etcdctl put --lease=<ours> of another value */
+        {true, "127.0.0.1:8080", 0x10, ANNOUNCE_KEY_OVERWRITTEN},
+        {true, "", 0x10, ANNOUNCE_KEY_OVERWRITTEN},
+        /* a prefix of ours is not ours */
+        {true, "{\"host\":\"127.0.0.1\",\"port\":808", 0x10, ANNOUNCE_KEY_OVERWRITTEN},
+        /* another announce: same or another value, its own lease */
+        {true, OURS, 0x20, ANNOUNCE_KEY_TAKEN},
+        {true, "10.9.9.9:80", 0x20, ANNOUNCE_KEY_TAKEN},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct verdict_case *c = &cases[i];
+        enum announce_key_verdict v = announce_key_classify(
+            c->present, c->value, c->value ? strlen(c->value) : 0, c->lease, OURS, 0x10);
+
+        cr_expect_eq(v, c->verdict, "case %zu: %s, expected %s", i, announce_key_verdict_name(v),
+                     announce_key_verdict_name(c->verdict));
+    }
+    /* Bytes after a NUL count. */
+    cr_expect_eq(announce_key_classify(true, OURS "\0x", strlen(OURS) + 2, 0x10, OURS, 0x10),
+                 ANNOUNCE_KEY_OVERWRITTEN);
+    cr_expect_str_eq(announce_key_verdict_name(ANNOUNCE_KEY_TAKEN), "taken");
+    cr_expect_str_eq(announce_key_verdict_name((enum announce_key_verdict)42), "?");
+}
+
+struct deletable_case {
+    const char *value;
+    int64_t lease;
+    bool deletable;
+};
+
+Test(announce_key, deletable)
+{
+    static const struct deletable_case cases[] = {
+        /* our endpoint under no lease, whatever its weight or state */
+        {OURS, 0, true},
+        {"{\"host\":\"127.0.0.1\",\"port\":8080,\"state\":\"drain\"}", 0, true},
+        {"{\"port\":8080,\"weight\":9,\"host\":\"127.0.0.1\",\"state\":\"maint\"}", 0, true},
+        {"127.0.0.1:8080", 0, true},
+        /* under our (revoked) lease */
+        {OURS, 0x10, true},
+        /* another writer's lease: never, even with our endpoint */
+        {OURS, 0x20, false},
+        /* another endpoint, or not an endpoint at all */
+        {"127.0.0.1:8081", 0, false},
+        {"127.0.0.2:8080", 0, false},
+        {"[::1]:8080", 0, false},
+        {"{\"host\":\"127.0.0.1\",\"port\":8080,\"state\":\"gone\"}", 0, false},
+        {"garbage", 0, false},
+        {"", 0, false},
+    };
+    struct endpoint ours;
+
+    memset(&ours, 0, sizeof(ours));
+    cr_assert_eq(endpoint_parse_hostport("127.0.0.1:8080", 14, &ours), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct deletable_case *c = &cases[i];
+
+        cr_expect_eq(announce_key_deletable(c->value, strlen(c->value), c->lease, 0x10, &ours),
+                     c->deletable, "case %zu: %s under %llx", i, c->value,
+                     (unsigned long long)c->lease);
+    }
+    cr_expect_not(announce_key_deletable(NULL, 0, 0, 0x10, &ours));
+    cr_expect_not(announce_key_deletable(OURS, strlen(OURS), 0, 0x10, NULL));
 }
 
 /* Every command line that parses gives a value the daemon takes. */
