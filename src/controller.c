@@ -91,15 +91,15 @@ struct ctl {
     bool map_known, map_dirty, map_missing_noted, map_plan_failed;
     size_t map_bad_last;
     /* ownership: see docs/DESIGN.md, "Which proxies slotsync owns" */
-    struct names owned;      /* backends of the services file HAProxy runs */
-    struct names base_be;    /* backend/listen names of base_config */
-    struct names base_fe;    /* frontend/listen names of base_config */
-    struct names proxies;    /* every backend HAProxy listed at the last resync */
-    struct names rendering;  /* backends of the reload in flight */
-    bool proxies_known;      /* proxies holds a "show backend" reply */
-    bool batch_failed;       /* a batch failed since the last resync */
-    unsigned adopt_epoch;    /* epoch of the last adopted state */
-    bool adopted;            /* adopt_epoch is set */
+    struct names owned;     /* backends of the services file HAProxy runs */
+    struct names base_be;   /* backend/listen names of base_config */
+    struct names base_fe;   /* frontend/listen names of base_config */
+    struct names proxies;   /* every backend HAProxy listed at the last resync */
+    struct names rendering; /* backends of the reload in flight */
+    bool proxies_known;     /* proxies holds a "show backend" reply */
+    bool batch_failed;      /* a batch failed since the last resync */
+    unsigned adopt_epoch;   /* epoch of the last adopted state */
+    bool adopted;           /* adopt_epoch is set */
     struct plan plan;
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
@@ -453,8 +453,14 @@ static void collect_dirty(struct ctl *c)
                 s->dirty = true;
                 continue;
             }
-            if (backend_settle(c, b) && !c->render_only && !names_has(&c->proxies, s->name))
-                want_reload(c, "new service", s->name);
+            /* Claimed: HAProxy runs it already (our services file) and a
+             * resync adopts its slots, or it needs a reload. */
+            if (backend_settle(c, b) && !c->render_only) {
+                if (names_has(&c->proxies, s->name))
+                    c->resync_wanted = true;
+                else
+                    want_reload(c, "new service", s->name);
+            }
         }
     }
     c->map_dirty = true;
@@ -644,12 +650,11 @@ static int backend_adopt(struct ctl *c, struct backend *b)
     /* What HAProxy has that we did not set (nothing failed, no reload or
      * restart since we last read it): drift, repaired and logged as such. */
     for (size_t i = 0; i < b->slots.n; i++)
-        b->drift[i] = trusted && was_present && b->seen_backend && i < k && i < n_before &&
-                      b->have[i].server[0] &&
-                      (strcmp(b->have[i].addr, b->seen[i].addr) != 0 ||
-                       b->have[i].port != b->seen[i].port ||
-                       b->have[i].weight != b->seen[i].weight ||
-                       b->have[i].admin != b->seen[i].admin);
+        b->drift[i] =
+            trusted && was_present && b->seen_backend && i < k && i < n_before &&
+            b->have[i].server[0] &&
+            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
+             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
     if (b->seen_backend && k)
         memcpy(b->have, b->seen, k * sizeof(*b->have));
     else if (b->slots.n)
@@ -918,8 +923,8 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
     const struct plan *p = &c->plan;
 
     for (size_t i = 0; i < n; i++) {
-        const struct plan_change *ch = k < p->n_changes && p->changes[k].first == i ? &p->changes[k]
-                                                                                    : NULL;
+        const struct plan_change *ch =
+            k < p->n_changes && p->changes[k].first == i ? &p->changes[k] : NULL;
         size_t last = ch ? ch->first + ch->n : i + 1;
         bool ok = true;
         enum log_level level;
@@ -955,10 +960,13 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                     ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_info(MOD, "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-                  "repairs%s",
+    log_info(MOD,
+             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
+             "repairs%s",
              n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
-             changes > shown ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)" : "");
+             changes > shown
+                 ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                 : "");
 }
 
 static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
@@ -1054,8 +1062,9 @@ static void converge_backend(struct ctl *c, struct backend *b)
             }
         } else if (b->want_slots < n) {
             b->want_slots = n;
-            want_reload(c, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
-                        b->conf.name);
+            want_reload(
+                c, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
+                b->conf.name);
         }
     }
     r = slots_assign(&b->slots, svc, b->have);
@@ -1738,9 +1747,11 @@ int controller_run(const struct config *cfg,
     ev_run(c.loop, 0);
     log_info(MOD,
              "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
-             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
+             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
+             "%llu services refused, %llu drift repairs",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
-             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
+             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
+             c.stats.refused_services, c.stats.drift_repairs);
 out:
     ctl_destroy(&c);
     return r;

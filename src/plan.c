@@ -332,8 +332,7 @@ int plan_map(struct plan *p, const char *map_path, const struct host_route *want
             if (dup > 1) {
                 ret = plan_add(p, "del map %s %s", map_path, have[j].host);
                 if (ret == 0)
-                    ret = plan_add(p, "add map %s %s %s", map_path, want[i].host,
-                                   want[i].backend);
+                    ret = plan_add(p, "add map %s %s %s", map_path, want[i].host, want[i].backend);
             } else if (strcmp(want[i].backend, have[j].backend) != 0) {
                 ret = plan_add(p, "set map %s %s %s", map_path, want[i].host, want[i].backend);
             }

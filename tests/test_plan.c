@@ -475,8 +475,8 @@ Test(plan, longest_validated_commands_fit)
     cr_assert_eq(plan_add(&plan, "add server %s/s4096 0.0.0.0:0 %s", svc, opts), 0);
     cr_assert_eq(plan.n, 3);
     cr_assert_eq(strlen(plan.cmds[0]), 9 + CONFIG_PATH_MAX);
-    cr_assert_eq(strlen(plan.cmds[1]), 8 + CONFIG_PATH_MAX + 1 + CONFIG_HOSTNAME_MAX + 1 +
-                                           SERVICE_NAME_MAX);
+    cr_assert_eq(strlen(plan.cmds[1]),
+                 8 + CONFIG_PATH_MAX + 1 + CONFIG_HOSTNAME_MAX + 1 + SERVICE_NAME_MAX);
 }
 
 /* HAProxy's map after the commands: add appends, set changes every entry

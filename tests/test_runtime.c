@@ -303,7 +303,10 @@ struct map_case {
 };
 
 static const struct map_case map_cases[] = {
-    {"two lines", "0x55f8f2f168b0 a.test web\n0x55f8f2f168c0 b.test api", 2, 0,
+    {"two lines",
+     "0x55f8f2f168b0 a.test web\n0x55f8f2f168c0 b.test api",
+     2,
+     0,
      {"a.test=web", "b.test=api"}},
     {"trailing newline and blank line", "0x1 a.test web\n\n", 1, 0, {"a.test=web"}},
     {"empty", "", 0, 0, {NULL}},
@@ -326,8 +329,8 @@ Test(runtime, parse_map_table)
         struct map_rows m = {0};
         size_t bad = 99;
 
-        cr_assert_eq(runtime_parse_map(mc->text, strlen(mc->text), collect_map, &m, &bad), 0,
-                     "%s", mc->name);
+        cr_assert_eq(runtime_parse_map(mc->text, strlen(mc->text), collect_map, &m, &bad), 0, "%s",
+                     mc->name);
         cr_expect_eq(m.n, mc->n, "%s: %zu entries, wanted %zu", mc->name, m.n, mc->n);
         cr_expect_eq(bad, mc->bad, "%s: %zu bad lines, wanted %zu", mc->name, bad, mc->bad);
         for (size_t k = 0; k < mc->n && k < m.n; k++)

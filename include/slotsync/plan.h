@@ -35,11 +35,11 @@
 #define PLAN_STATE_TEXT 96
 struct plan_change {
     char backend[SERVICE_NAME_MAX + 1];
-    size_t slot;        /* index: server s<slot+1> */
-    size_t first, n;    /* cmds[first .. first+n-1] */
-    char *instance;     /* owned copy; NULL when the slot is emptied */
-    bool known;         /* HAProxy's state of the slot was known */
-    bool drift;         /* set by the caller: HAProxy's state was not what we set */
+    size_t slot;     /* index: server s<slot+1> */
+    size_t first, n; /* cmds[first .. first+n-1] */
+    char *instance;  /* owned copy; NULL when the slot is emptied */
+    bool known;      /* HAProxy's state of the slot was known */
+    bool drift;      /* set by the caller: HAProxy's state was not what we set */
     char had[PLAN_STATE_TEXT], want[PLAN_STATE_TEXT];
 };
 
