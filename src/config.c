@@ -25,7 +25,7 @@
 #define ETCD_ENDPOINTS_MAX 16
 #define ETCD_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
 #define PREFIX_MAX 255
-#define FILE_PATH_MAX 4096
+#define FILE_PATH_MAX CONFIG_PATH_MAX
 #define COMMAND_MAX 4096
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
@@ -882,6 +882,13 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
                            "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, "
                            "at most %d in all)",
                            CONFIG_HOSTNAME_MAX);
+    /* "<service>.<domain>" must be a host name for any service etcd may
+     * bring: 63 + 1 + CONFIG_DOMAIN_MAX = 253. */
+    if (strlen(name) > CONFIG_DOMAIN_MAX)
+        return field_error(errmsg, "http_frontend.domain",
+                           "must be at most %d characters, so that <service>.<domain> stays a "
+                           "host name (at most %d) for every service name (up to %d)",
+                           CONFIG_DOMAIN_MAX, CONFIG_HOSTNAME_MAX, SERVICE_NAME_MAX);
     return set_string(&cfg->http_domain, name, errmsg);
 }
 

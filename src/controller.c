@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,14 +27,29 @@
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
 #define RUNTIME_TIMEOUT_S 10.0
+/* Per batch, at most this many changes get an info line each; the rest go
+ * to debug and an info summary counts them (a cold start of 100,000
+ * endpoints must not print 100,000 lines). */
+#define CHANGE_LOG_MAX 20
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* A sorted set of proxy names. */
+struct names {
+    char **v;
+    size_t n;
+};
 
 /* A service's backend and HAProxy's side of it. */
 struct backend {
     struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
     const struct service_conf *svc; /* &conf */
     bool configured;                /* from the config file, else built from defaults */
+    bool claimed;                   /* ours: configured, in our services file, or created */
+    bool refused;                   /* its name belongs to a proxy slotsync does not own */
     struct slot_table slots;        /* as many slots as HAProxy has for it */
     struct server_state *have;      /* slots.n entries: HAProxy's view */
+    bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
     bool present;                   /* seen in HAProxy at the last resync */
     bool missing_noted;             /* its absence already asked for a reload */
     bool dirty;                     /* needs converging */
@@ -72,7 +88,18 @@ struct ctl {
     /* the HTTP frontend's host map */
     struct host_route *map_have;
     size_t n_map_have;
-    bool map_known, map_dirty, map_missing_noted;
+    bool map_known, map_dirty, map_missing_noted, map_plan_failed;
+    size_t map_bad_last;
+    /* ownership: see docs/DESIGN.md, "Which proxies slotsync owns" */
+    struct names owned;     /* backends of the services file HAProxy runs */
+    struct names base_be;   /* backend/listen names of base_config */
+    struct names base_fe;   /* frontend/listen names of base_config */
+    struct names proxies;   /* every backend HAProxy listed at the last resync */
+    struct names rendering; /* backends of the reload in flight */
+    bool proxies_known;     /* proxies holds a "show backend" reply */
+    bool batch_failed;      /* a batch failed since the last resync */
+    unsigned adopt_epoch;   /* epoch of the last adopted state */
+    bool adopted;           /* adopt_epoch is set */
     struct plan plan;
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
@@ -95,6 +122,7 @@ struct ctl {
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
+        unsigned long long refused_services, drift_repairs;
     } stats;
 };
 
@@ -126,6 +154,170 @@ static struct backend *backend_find(struct ctl *c, const char *name)
     size_t i = backend_pos(c, name, &found);
 
     return found ? c->backends[i] : NULL;
+}
+
+/* ---- ownership: which proxies are slotsync's ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_clear(struct names *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* Add a copy of name (call names_sort() once all are in). 0 or -ENOMEM. */
+static int names_add(struct names *s, const char *name)
+{
+    char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
+
+    if (!nv)
+        return -ENOMEM;
+    s->v = nv;
+    if (!(s->v[s->n] = strdup(name)))
+        return -ENOMEM;
+    s->n++;
+    return 0;
+}
+
+static void names_sort(struct names *s)
+{
+    if (s->n)
+        qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+static bool names_has(const struct names *s, const char *name)
+{
+    return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
+}
+
+/* The proxy names a HAProxy config file declares: "backend NAME" and
+ * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe (either
+ * may be NULL). Only names that could be service names are kept: no other
+ * can collide with one. With marker, a file whose first line is not
+ * RENDER_MARKER declares nothing (it is not ours). A missing file declares
+ * nothing. Reads the whole file: called at start and on SIGHUP only. */
+static int read_proxy_names(const char *path, const char *marker, struct names *be,
+                            struct names *fe)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    bool first = true;
+    int r = 0;
+
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    while (r == 0 && getline(&line, &cap, f) >= 0) {
+        char kw[16], name[SERVICE_NAME_MAX + 2];
+
+        if (first && marker && strncmp(line, marker, strlen(marker)) != 0)
+            break;
+        first = false;
+        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
+            continue;
+        if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
+            r = names_add(be, name);
+        if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
+            r = names_add(fe, name);
+    }
+    free(line);
+    fclose(f);
+    if (be)
+        names_sort(be);
+    if (fe)
+        names_sort(fe);
+    return r;
+}
+
+/* Re-read base_config's proxy names. Logs and keeps the old ones on error. */
+static void load_base_names(struct ctl *c)
+{
+    struct names be = {0}, fe = {0};
+    int r;
+
+    if (!c->cfg->base_config) {
+        names_clear(&c->base_be);
+        names_clear(&c->base_fe);
+        return;
+    }
+    r = read_proxy_names(c->cfg->base_config, NULL, &be, &fe);
+    if (r < 0) {
+        log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
+                 c->cfg->base_config, strerror(-r));
+        names_clear(&be);
+        names_clear(&fe);
+        return;
+    }
+    names_clear(&c->base_be);
+    names_clear(&c->base_fe);
+    c->base_be = be;
+    c->base_fe = fe;
+}
+
+/* Who holds the name of b's proxies if slotsync does not: a text for the
+ * log, or NULL when the name is free or ours. */
+static const char *name_taken(const struct ctl *c, const struct backend *b)
+{
+    const char *name = b->conf.name;
+
+    if (names_has(&c->base_be, name))
+        return "a backend or listen section of haproxy.base_config";
+    if (b->conf.listen.set && names_has(&c->base_fe, name))
+        return "a frontend or listen section of haproxy.base_config";
+    if (!b->configured && c->proxies_known && names_has(&c->proxies, name) &&
+        !names_has(&c->owned, name))
+        return "a proxy of HAProxy's running configuration that slotsync did not render";
+    return NULL;
+}
+
+/* Decide whether b is ours. A refused backend is left alone: nothing is
+ * sent to its proxy, nothing of it is rendered. Returns true if b was
+ * claimed now (the caller decides whether that needs a reload). */
+static bool backend_settle(struct ctl *c, struct backend *b)
+{
+    const char *by = name_taken(c, b);
+
+    if (by) {
+        if (!b->refused) {
+            b->refused = true;
+            b->claimed = false;
+            c->stats.refused_services++;
+            if (b->configured)
+                log_error(MOD,
+                          "services.%s refused: the name is taken by %s; slotsync leaves that "
+                          "proxy alone and renders nothing for it",
+                          b->conf.name, by);
+            else
+                log_warn(MOD,
+                         "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
+                         "slotsync leaves that proxy alone and renders nothing for it",
+                         b->conf.name, c->cfg->etcd_prefix, b->conf.name, by);
+        }
+        return false;
+    }
+    if (b->claimed)
+        return false;
+    if (b->refused)
+        log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
+    b->refused = false;
+    /* Without a list of HAProxy's proxies yet, an etcd service waits. */
+    if (!b->configured && !c->render_only && !c->proxies_known)
+        return false;
+    b->claimed = true;
+    return true;
+}
+
+/* A backend slotsync may touch (and render). */
+static bool backend_ours(const struct backend *b)
+{
+    return b->claimed && !b->refused;
 }
 
 /* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
@@ -160,6 +352,7 @@ static void backend_free(struct backend *b)
 {
     slots_free(&b->slots);
     free(b->have);
+    free(b->drift);
     free(b->seen);
     free(b);
 }
@@ -175,10 +368,11 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
 static int backend_resize(struct backend *b, size_t n)
 {
     struct server_state *have;
+    bool *drift;
     size_t old = b->slots.n;
     int r;
 
-    if (n == old)
+    if (n == old && b->have)
         return 0;
     if (n > old) {
         r = b->slots.slots ? slots_grow(&b->slots, n) : slots_init(&b->slots, n);
@@ -195,8 +389,14 @@ static int backend_resize(struct backend *b, size_t n)
     if (!have)
         return -ENOMEM;
     b->have = have;
-    if (n > old)
+    drift = realloc(b->drift, (n ? n : 1) * sizeof(*drift));
+    if (!drift)
+        return -ENOMEM;
+    b->drift = drift;
+    if (n > old) {
         memset(have + old, 0, (n - old) * sizeof(*have));
+        memset(drift + old, 0, (n - old) * sizeof(*drift));
+    }
     return 0;
 }
 
@@ -243,17 +443,24 @@ static void collect_dirty(struct ctl *c)
         } else if (s->n_endpoints) {
             struct service_conf conf;
 
-            /* A service the config does not name: a backend from defaults. */
+            /* A service the config does not name: a backend from defaults,
+             * if no proxy slotsync does not own has its name. */
             memset(&conf, 0, sizeof(conf));
             snprintf(conf.name, sizeof(conf.name), "%s", s->name);
             conf.opt = c->cfg->defaults;
-            if (!backend_add(c, &conf, false)) {
+            if (!(b = backend_add(c, &conf, false))) {
                 log_error(MOD, "service %s: out of memory", s->name);
                 s->dirty = true;
                 continue;
             }
-            if (!c->render_only)
-                want_reload(c, "new service", s->name);
+            /* Claimed: HAProxy runs it already (our services file) and a
+             * resync adopts its slots, or it needs a reload. */
+            if (backend_settle(c, b) && !c->render_only) {
+                if (names_has(&c->proxies, s->name))
+                    c->resync_wanted = true;
+                else
+                    want_reload(c, "new service", s->name);
+            }
         }
     }
     c->map_dirty = true;
@@ -386,7 +593,7 @@ static int on_state_row(const struct server_state *st, void *arg)
     struct backend *b = backend_find(c, st->backend);
     long idx;
 
-    if (!b)
+    if (!b || !backend_ours(b))
         return 0;
     b->seen_backend = true;
     idx = slots_index_of(st->server);
@@ -418,7 +625,10 @@ static int backend_adopt(struct ctl *c, struct backend *b)
 {
     size_t k = 0, n_before = b->slots.n;
     bool was_present = b->present;
+    bool trusted = c->adopted && c->adopt_epoch == c->resync_epoch && !c->batch_failed;
 
+    if (!backend_ours(b))
+        return 0;
     if (b->n_seen)
         qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
     while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
@@ -437,6 +647,14 @@ static int backend_adopt(struct ctl *c, struct backend *b)
         k = b->slots.n;
     else if (backend_resize(b, k) < 0)
         return -ENOMEM;
+    /* What HAProxy has that we did not set (nothing failed, no reload or
+     * restart since we last read it): drift, repaired and logged as such. */
+    for (size_t i = 0; i < b->slots.n; i++)
+        b->drift[i] =
+            trusted && was_present && b->seen_backend && i < k && i < n_before &&
+            b->have[i].server[0] &&
+            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
+             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
     if (b->seen_backend && k)
         memcpy(b->have, b->seen, k * sizeof(*b->have));
     else if (b->slots.n)
@@ -492,44 +710,92 @@ static int cmp_route_host(const void *a, const void *b)
     return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
 }
 
-/* "show map <file>": lines "<id> <key> <value>". A line that does not look
- * like a route we could have written is ignored: its text never goes back
- * into a command (the map only ever holds what we rendered or added). */
+struct map_read {
+    struct host_route *r;
+    size_t n, cap, bad;
+};
+
+/* One "show map" entry: kept only when it looks like a route we could have
+ * written; its text never goes back into a command otherwise (the map only
+ * ever holds what we rendered or added). */
+static int map_row(const char *key, const char *value, void *arg)
+{
+    struct map_read *m = arg;
+
+    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
+        m->bad++;
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 16;
+        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
+
+        if (!nr)
+            return -ENOMEM;
+        m->r = nr;
+        m->cap = ncap;
+    }
+    /* lengths checked above */
+    memcpy(m->r[m->n].host, key, strlen(key) + 1);
+    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
+    m->n++;
+    return 0;
+}
+
+/* "show map <file>", parsed by runtime_parse_map(), into map_have. */
 static int parse_map(struct ctl *c, const char *text)
 {
-    struct host_route *r = NULL;
-    size_t n = 0, cap = 0;
-    const char *line = text;
+    struct map_read m = {0};
+    size_t bad = 0;
+    int r = runtime_parse_map(text, strlen(text), map_row, &m, &bad);
 
-    while (line && *line) {
-        char id[32], key[CONFIG_HOSTNAME_MAX + 2], val[SERVICE_NAME_MAX + 2];
-        const char *nl = strchr(line, '\n');
-
-        if (sscanf(line, "%31s %254s %64s", id, key, val) == 3 && map_host_ok(key) &&
-            endpoint_service_name_valid(val)) {
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 16;
-                struct host_route *nr = realloc(r, ncap * sizeof(*nr));
-
-                if (!nr) {
-                    free(r);
-                    return -ENOMEM;
-                }
-                r = nr;
-                cap = ncap;
-            }
-            memcpy(r[n].host, key, strlen(key) + 1); /* lengths checked above */
-            memcpy(r[n].backend, val, strlen(val) + 1);
-            n++;
-        }
-        line = nl ? nl + 1 : NULL;
+    if (r < 0) {
+        free(m.r);
+        return r;
     }
-    /* A host listed twice: the later entries are deleted by the diff. */
-    if (n)
-        qsort(r, n, sizeof(*r), cmp_route_host);
+    bad += m.bad;
+    if (bad != c->map_bad_last)
+        log_msg(bad ? LOG_WARN : LOG_INFO, MOD,
+                "show map %s: %zu lines are not routes slotsync could have written%s",
+                c->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
+    c->map_bad_last = bad;
+    /* A host listed twice: plan_map() deletes it and adds it once. */
+    if (m.n)
+        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
     free(c->map_have);
-    c->map_have = r;
-    c->n_map_have = n;
+    c->map_have = m.r;
+    c->n_map_have = m.n;
+    return 0;
+}
+
+static int proxy_row(const char *name, void *arg)
+{
+    return names_add(arg, name);
+}
+
+/* "show backend": every backend-capable proxy HAProxy runs. Services
+ * waiting for it are settled: claimed, or refused when a proxy slotsync does
+ * not own has their name. */
+static int read_proxies(struct ctl *c, const char *text)
+{
+    struct names seen = {0};
+    int r = runtime_parse_backends(text, strlen(text), proxy_row, &seen, NULL);
+
+    if (r < 0) {
+        names_clear(&seen);
+        return r;
+    }
+    names_sort(&seen);
+    names_clear(&c->proxies);
+    c->proxies = seen;
+    c->proxies_known = true;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        struct backend *b = c->backends[i];
+
+        if ((!b->claimed || b->refused) && !b->configured && backend_settle(c, b) &&
+            !names_has(&c->proxies, b->conf.name))
+            want_reload(c, "new service", b->conf.name);
+    }
     return 0;
 }
 
@@ -554,6 +820,11 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
         return;
     }
+    if (n < 2 || !runtime_reply_ok("show backend", replies[1]) ||
+        (r = read_proxies(c, replies[1])) < 0) {
+        runtime_failed(c, -EPROTO, "show backend gave an unexpected reply");
+        return;
+    }
     for (size_t i = 0; i < c->n_backends; i++) {
         c->backends[i]->n_seen = 0;
         c->backends[i]->seen_backend = false;
@@ -572,10 +843,13 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         }
         slots += c->backends[i]->slots.n;
     }
-    if (n > 1) {
+    c->adopted = true;
+    c->adopt_epoch = c->resync_epoch;
+    c->batch_failed = false;
+    if (n > 2) {
         /* "show map": an unknown map means HAProxy runs without our HTTP
          * frontend (yet). */
-        c->map_known = runtime_reply_ok("show map ", replies[1]) && parse_map(c, replies[1]) == 0;
+        c->map_known = runtime_reply_ok("show map ", replies[2]) && parse_map(c, replies[2]) == 0;
         c->map_dirty = true;
         if (!c->map_known && !c->map_missing_noted) {
             c->map_missing_noted = true;
@@ -612,11 +886,17 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
 
 static void start_resync(struct ctl *c)
 {
-    char map_cmd[PLAN_CMD_MAX];
-    const char *cmds[2] = {"show servers state", map_cmd};
+    struct plan cmds;
     int r;
 
-    snprintf(map_cmd, sizeof(map_cmd), "show map %s", c->cfg->hosts_map);
+    plan_init(&cmds);
+    if ((r = plan_add(&cmds, "show servers state")) < 0 ||
+        (r = plan_add(&cmds, "show backend")) < 0 ||
+        (c->cfg->http_bind.set && (r = plan_add(&cmds, "show map %s", c->cfg->hosts_map)) < 0)) {
+        plan_free(&cmds);
+        runtime_failed(c, r, "building the resync commands");
+        return;
+    }
     /* Connected first, so that a restart after our read is noticed. It
      * watches the master: an idle connection to a worker would keep an old
      * worker alive after a reload, and the master closes it on every reload
@@ -628,9 +908,65 @@ static void start_resync(struct ctl *c)
             log_debug(MOD, "master socket sentinel: %s", strerror(-r));
     }
     c->resync_epoch = c->epoch;
-    r = runtime_send(c->rt, cmds, c->cfg->http_bind.set ? 2 : 1, on_resync_reply, c);
+    r = runtime_send(c->rt, (const char *const *)cmds.cmds, cmds.n, on_resync_reply, c);
+    plan_free(&cmds);
     if (r < 0)
         runtime_failed(c, r, "connect");
+}
+
+/* One info line per applied change, up to CHANGE_LOG_MAX per batch (the
+ * rest at debug), then a summary. A change is applied when every command
+ * that carries it was accepted. */
+static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
+{
+    size_t shown = 0, changes = 0, drifts = 0, k = 0;
+    const struct plan *p = &c->plan;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_change *ch =
+            k < p->n_changes && p->changes[k].first == i ? &p->changes[k] : NULL;
+        size_t last = ch ? ch->first + ch->n : i + 1;
+        bool ok = true;
+        enum log_level level;
+
+        for (size_t j = i; j < last && j < n; j++)
+            ok = ok && runtime_reply_ok(p->cmds[j], replies[j]);
+        if (ch)
+            k++;
+        i = last - 1;
+        if (!ok)
+            continue; /* logged as refused */
+        changes++;
+        level = shown < CHANGE_LOG_MAX ? LOG_INFO : LOG_DEBUG;
+        if (level == LOG_INFO)
+            shown++;
+        if (!ch) {
+            log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
+            continue;
+        }
+        char inst[2 * 255 + 1];
+
+        if (ch->instance)
+            log_quote(ch->instance, strlen(ch->instance), inst, sizeof(inst));
+        else
+            snprintf(inst, sizeof(inst), "emptied");
+        if (ch->drift) {
+            drifts++;
+            c->stats.drift_repairs++;
+            log_msg(level, MOD, "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s",
+                    ch->backend, ch->slot + 1, inst, ch->had, ch->want);
+        } else {
+            log_msg(level, MOD, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
+                    ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
+        }
+    }
+    log_info(MOD,
+             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
+             "repairs%s",
+             n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
+             changes > shown
+                 ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                 : "");
 }
 
 static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
@@ -641,6 +977,7 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
 
     if (err < 0) {
         /* Whatever part of the batch was applied, a resync finds out. */
+        c->batch_failed = true;
         runtime_failed(c, err, "sending a batch");
         return;
     }
@@ -654,10 +991,11 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         failed++;
     }
     c->stats.command_failures += failed;
-    if (failed)
+    if (failed) {
         c->resync_wanted = true;
-    log_info(MOD, "applied %zu runtime commands (%zu failed) in %.1f ms", n, failed,
-             (ev_time() - c->batch_started) * 1e3);
+        c->batch_failed = true;
+    }
+    log_changes(c, replies, n, failed);
 }
 
 /* Add slots old..n-1 to a running backend with "add server". */
@@ -701,14 +1039,20 @@ static void converge_backend(struct ctl *c, struct backend *b)
 {
     struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
     size_t endpoints = svc ? svc->n_endpoints : 0;
+    size_t first_change = c->plan.n_changes;
+    size_t n = b->slots.n;
     int r;
 
     b->dirty = false;
-    if (!b->present)
+    if (!b->present || !backend_ours(b))
         return;
-    if (endpoints > b->slots.n) {
-        size_t n = fit_slots(b, b->slots.n, endpoints);
-
+    /* A configured slot count above HAProxy's is honoured (a lower one
+     * never takes a slot away: it may hold an endpoint). */
+    if (n < (size_t)b->conf.opt.slots)
+        n = (size_t)b->conf.opt.slots;
+    if (endpoints > n)
+        n = fit_slots(b, n, endpoints);
+    if (n > b->slots.n) {
         if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
             r = grow_at_runtime(c, b, n);
             if (r < 0) {
@@ -718,7 +1062,9 @@ static void converge_backend(struct ctl *c, struct backend *b)
             }
         } else if (b->want_slots < n) {
             b->want_slots = n;
-            want_reload(c, "more slots needed by", b->conf.name);
+            want_reload(
+                c, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
+                b->conf.name);
         }
     }
     r = slots_assign(&b->slots, svc, b->have);
@@ -739,7 +1085,11 @@ static void converge_backend(struct ctl *c, struct backend *b)
     if (r < 0) {
         log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
         c->resync_wanted = true;
+        return;
     }
+    for (size_t i = first_change; i < c->plan.n_changes; i++)
+        c->plan.changes[i].drift = b->drift[c->plan.changes[i].slot];
+    memset(b->drift, 0, b->slots.n * sizeof(*b->drift));
 }
 
 /* The routes of the backends HAProxy runs. */
@@ -759,44 +1109,34 @@ static int present_routes(struct ctl *c, struct host_route **out, size_t *n_out)
     return r;
 }
 
-/* Runtime map commands from the map HAProxy has to the one we want: both
- * sorted by host, walked together. */
+/* Runtime map commands from the map HAProxy has to the one we want. */
 static void converge_map(struct ctl *c)
 {
     struct host_route *want = NULL;
-    const struct host_route *have = c->map_have;
-    size_t nw = 0, nh = c->n_map_have, i = 0, j = 0;
-    const char *f = c->cfg->hosts_map;
-    int r = 0;
+    size_t nw = 0;
+    int r;
 
     c->map_dirty = false;
     if (!c->cfg->http_bind.set || !c->map_known)
         return;
     if (present_routes(c, &want, &nw) < 0) {
+        log_error(MOD, "host map %s: out of memory", c->cfg->hosts_map);
         c->map_dirty = true;
         return;
     }
-    while (r == 0 && (i < nw || j < nh)) {
-        int cmp = i == nw ? 1 : j == nh ? -1 : strcmp(want[i].host, have[j].host);
-
-        if (cmp < 0) {
-            r = plan_add(&c->plan, "add map %s %s %s", f, want[i].host, want[i].backend);
-            i++;
-        } else if (cmp > 0) {
-            r = plan_add(&c->plan, "del map %s %s", f, have[j].host);
-            j++;
-        } else {
-            if (strcmp(want[i].backend, have[j].backend) != 0)
-                r = plan_add(&c->plan, "set map %s %s %s", f, want[i].host, want[i].backend);
-            i++;
-            j++;
-        }
-    }
+    r = plan_map(&c->plan, c->cfg->hosts_map, want, nw, c->map_have, c->n_map_have);
     if (r < 0) {
+        /* Validated input cannot get here (plan.c checks the longest
+         * command at compile time): say so once, and try again at the next
+         * change rather than spin. */
+        if (!c->map_plan_failed)
+            log_error(MOD, "host map %s: its commands cannot be built: %s", c->cfg->hosts_map,
+                      strerror(-r));
+        c->map_plan_failed = true;
         free(want);
-        c->resync_wanted = true;
         return;
     }
+    c->map_plan_failed = false;
     free(c->map_have);
     c->map_have = want;
     c->n_map_have = nw;
@@ -822,6 +1162,10 @@ static void reload_end(struct ctl *c, bool ok)
     }
     c->loaded_gen = c->reload_gen;
     c->stats.reloads++;
+    /* The file HAProxy now runs declares the backends slotsync owns. */
+    names_clear(&c->owned);
+    c->owned = c->rendering;
+    c->rendering = (struct names){0};
     c->epoch++; /* a new worker: any read still in flight is stale */
     /* Backends left out of the file HAProxy now runs: forget them, unless
      * endpoints came back meanwhile (then they want a backend again). */
@@ -907,10 +1251,11 @@ static void start_reload(struct ctl *c)
         size_t endpoints = svc ? svc->n_endpoints : 0;
         size_t want = b->want_slots > b->slots.n ? b->want_slots : b->slots.n;
 
-        b->left_out = !b->configured && !endpoints;
-        if (b->left_out)
-            continue; /* dropped at this render */
-        if (!b->present && want < (size_t)b->conf.opt.slots)
+        b->left_out = !b->configured && !endpoints && backend_ours(b);
+        if (b->left_out || !backend_ours(b))
+            continue; /* dropped at this render, or not ours */
+        /* The configured count, or more; never fewer than HAProxy has. */
+        if (want < (size_t)b->conf.opt.slots)
             want = (size_t)b->conf.opt.slots;
         want = fit_slots(b, want, endpoints);
         if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
@@ -921,6 +1266,12 @@ static void start_reload(struct ctl *c)
             b->missing_noted = true;
         rb[n++] = (struct render_backend){b->svc, &b->slots};
     }
+    names_clear(&c->rendering);
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = names_add(&c->rendering, rb[i].svc->name);
+    names_sort(&c->rendering);
+    if (r < 0)
+        goto fail;
     r = render_services(c->cfg, rb, n, &text, &len, &err);
     if (r == 0 && c->cfg->http_bind.set) {
         char *map = NULL;
@@ -1050,10 +1401,30 @@ static bool same_listen(const struct listen_addr *a, const struct listen_addr *b
     return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
 }
 
+/* Options that change the rendered backend; slots is not one of them: a
+ * raised count is applied by converge_backend(), a lowered one removes
+ * nothing. */
 static bool same_options(const struct service_options *a, const struct service_options *b)
 {
-    return a->slots == b->slots && a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
+    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
            strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
+}
+
+/* A SIGHUP changed b's slot count from old: say what happens. */
+static void note_slots(struct backend *b, int old)
+{
+    int now = b->conf.opt.slots;
+
+    if (now == old)
+        return;
+    b->dirty = true;
+    if (now < old)
+        log_info(MOD,
+                 "slots lowered for %s (%d -> %d): HAProxy keeps its %zu slots until slotsync "
+                 "restarts with a freshly rendered file; no filled slot is ever dropped",
+                 b->conf.name, old, now, b->slots.n);
+    else
+        log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
 }
 
 /* SIGHUP: read the config file again. What HAProxy is built from (services,
@@ -1094,11 +1465,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         struct backend *b = backend_find(c, sc->name);
 
         if (!b) {
-            if (!backend_add(c, sc, true)) {
+            if (!(b = backend_add(c, sc, true))) {
                 log_error(MOD, "SIGHUP: out of memory");
                 continue;
             }
-            want_reload(c, "new service in the config:", sc->name);
+            if (backend_settle(c, b))
+                want_reload(c, "new service in the config:", sc->name);
             changed = true;
             continue;
         }
@@ -1108,6 +1480,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             b->configured = true;
             b->grow_by_reload = false;
             want_reload(c, "options changed for", sc->name);
+            changed = true;
+        } else if (b->conf.opt.slots != sc->opt.slots) {
+            int old = b->conf.opt.slots;
+
+            b->conf.opt.slots = sc->opt.slots;
+            note_slots(b, old);
             changed = true;
         }
         b->conf.hosts = sc->hosts;
@@ -1129,6 +1507,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             b->conf.opt = nc->defaults;
             want_reload(c, "defaults changed for", b->conf.name);
             changed = true;
+        } else if (!b->configured && b->conf.opt.slots != nc->defaults.slots) {
+            int old = b->conf.opt.slots;
+
+            b->conf.opt.slots = nc->defaults.slots;
+            note_slots(b, old);
+            changed = true;
         }
     }
     if (!same_listen(&nc->http_bind, &oc->http_bind) ||
@@ -1145,6 +1529,18 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(c->owned_cfg);
     }
     c->owned_cfg = nc;
+    /* The base config may have changed too: settle every service again. */
+    load_base_names(c);
+    for (size_t i = 0; i < c->n_backends; i++) {
+        struct backend *b = c->backends[i];
+        bool was_refused = b->refused;
+
+        b->claimed = b->claimed && !name_taken(c, b);
+        if (backend_settle(c, b) && was_refused && !names_has(&c->proxies, b->conf.name))
+            want_reload(c, "name free again for", b->conf.name);
+        if (b->refused)
+            b->present = false;
+    }
     c->map_dirty = true;
     c->resync_wanted = true;
     log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
@@ -1157,7 +1553,7 @@ static void render_now(struct ctl *c)
     struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
     const char *path = c->render_path ? c->render_path : c->cfg->services_file;
     struct host_route *routes = NULL;
-    size_t n_routes = 0, len = 0;
+    size_t n_routes = 0, len = 0, n_rb = 0;
     char *text = NULL, *map = NULL;
     int r = -ENOMEM;
 
@@ -1167,20 +1563,22 @@ static void render_now(struct ctl *c)
         struct backend *b = c->backends[i];
         struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
 
+        if (!backend_ours(b))
+            continue;
         r = backend_resize(b, fit_slots(b, 0, svc ? svc->n_endpoints : 0));
         if (r < 0)
             goto out;
         r = slots_assign(&b->slots, svc, NULL);
         if (r < 0)
             goto out;
-        rb[i].svc = b->svc;
-        rb[i].slots = &b->slots;
+        rb[n_rb].svc = b->svc;
+        rb[n_rb++].slots = &b->slots;
     }
     /* The map goes beside the services file; -o writes the file only. */
     if (c->cfg->http_bind.set && !c->render_path) {
         size_t mlen = 0;
 
-        r = render_host_routes(c->cfg, rb, c->n_backends, &routes, &n_routes);
+        r = render_host_routes(c->cfg, rb, n_rb, &routes, &n_routes);
         if (r == 0)
             r = render_hosts_map(routes, n_routes, &map, &mlen);
         if (r == 0)
@@ -1188,11 +1586,11 @@ static void render_now(struct ctl *c)
         if (r < 0)
             goto out;
     }
-    r = render_services(c->cfg, rb, c->n_backends, &text, &len, &c->render_errmsg);
+    r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
     if (r == 0)
         r = render_write_atomic(path, text, len, &c->render_errmsg);
     if (r == 0)
-        log_info(MOD, "wrote %s (%zu backends)", path, c->n_backends);
+        log_info(MOD, "wrote %s (%zu backends)", path, n_rb);
 out:
     c->render_err = r;
     free(rb);
@@ -1237,6 +1635,11 @@ static void ctl_destroy(struct ctl *c)
         backend_free(c->backends[i]);
     free(c->backends);
     free(c->map_have);
+    names_clear(&c->owned);
+    names_clear(&c->base_be);
+    names_clear(&c->base_fe);
+    names_clear(&c->proxies);
+    names_clear(&c->rendering);
     if (c->candidate)
         unlink(c->candidate);
     free(c->candidate);
@@ -1262,9 +1665,23 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
-    for (size_t i = 0; i < cfg->n_services; i++)
-        if (!backend_add(c, &cfg->services[i], true))
+    /* Ownership: the configured services, and the backends of the services
+     * file slotsync (or "slotsync render") wrote, which HAProxy runs. */
+    load_base_names(c);
+    if (!render_only) {
+        int r = read_proxy_names(cfg->services_file, RENDER_MARKER, &c->owned, NULL);
+
+        if (r < 0)
+            log_warn(MOD, "haproxy.services_file %s: cannot read which backends it declares: %s",
+                     cfg->services_file, strerror(-r));
+    }
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        struct backend *b = backend_add(c, &cfg->services[i], true);
+
+        if (!b)
             goto oom;
+        backend_settle(c, b);
+    }
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
@@ -1330,9 +1747,11 @@ int controller_run(const struct config *cfg,
     ev_run(c.loop, 0);
     log_info(MOD,
              "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
-             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
+             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
+             "%llu services refused, %llu drift repairs",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
-             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
+             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
+             c.stats.refused_services, c.stats.drift_repairs);
 out:
     ctl_destroy(&c);
     return r;

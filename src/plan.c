@@ -24,16 +24,16 @@
 
 void plan_init(struct plan *p)
 {
-    p->cmds = NULL;
-    p->n = 0;
-    p->cap = 0;
+    memset(p, 0, sizeof(*p));
 }
 
-/* Free the commands from index n on. */
+/* Free the commands from index n on, and the changes they carried. */
 static void plan_truncate(struct plan *p, size_t n)
 {
     while (p->n > n)
         free(p->cmds[--p->n]);
+    while (p->n_changes && p->changes[p->n_changes - 1].first >= n)
+        free(p->changes[--p->n_changes].instance);
 }
 
 void plan_reset(struct plan *p)
@@ -45,30 +45,35 @@ void plan_free(struct plan *p)
 {
     plan_reset(p);
     free(p->cmds);
+    free(p->changes);
     plan_init(p);
 }
 
-/* The text is checked after formatting, so no argument, whatever it holds,
- * can smuggle a second command onto the runtime socket. Empty commands are
- * refused too: one would read as a blank line in the batch. */
+/* The worst case of validated input: "add map <path> <host> <service>". */
+_Static_assert(sizeof("add map ") + CONFIG_PATH_MAX + 1 + CONFIG_HOSTNAME_MAX + 1 +
+                       SERVICE_NAME_MAX <=
+                   PLAN_CMD_MAX,
+               "the longest map command must fit in PLAN_CMD_MAX");
+/* "add server <service>/s<slot> 0.0.0.0:0 <server_options>" */
+_Static_assert(sizeof("add server /s 0.0.0.0:0 ") + SERVICE_NAME_MAX + 20 + CONFIG_OPTIONS_MAX <=
+                   PLAN_CMD_MAX,
+               "the longest add server command must fit in PLAN_CMD_MAX");
+
+/* The text is formatted into memory of its own size, then checked, so no
+ * argument, whatever it holds, can smuggle a second command onto the runtime
+ * socket, and none is cut short. Empty commands are refused too: one would
+ * read as a blank line in the batch. */
 int plan_add(struct plan *p, const char *fmt, ...)
 {
-    char buf[PLAN_CMD_MAX + 1], *cmd;
+    char *cmd;
     va_list ap;
     int len;
 
     va_start(ap, fmt);
-    len = vsnprintf(buf, sizeof(buf), fmt, ap);
+    len = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (len <= 0 || len > PLAN_CMD_MAX)
         return -EINVAL;
-    /* len, not strlen(): a "%c" of NUL must be caught, not cut */
-    for (int i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)buf[i];
-
-        if (c < 0x20 || c >= 0x7f || c == ';')
-            return -EINVAL;
-    }
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
         char **cmds;
@@ -84,7 +89,18 @@ int plan_add(struct plan *p, const char *fmt, ...)
     cmd = malloc((size_t)len + 1);
     if (!cmd)
         return -ENOMEM;
-    memcpy(cmd, buf, (size_t)len + 1);
+    va_start(ap, fmt);
+    vsnprintf(cmd, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    /* len, not strlen(): a "%c" of NUL must be caught, not cut */
+    for (int i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)cmd[i];
+
+        if (c < 0x20 || c >= 0x7f || c == ';') {
+            free(cmd);
+            return -EINVAL;
+        }
+    }
     p->cmds[p->n++] = cmd;
     return 0;
 }
@@ -107,8 +123,91 @@ static bool known(const struct server_state *have)
     return have && have->server[0] != '\0';
 }
 
-/* Append the commands for one slot, reading have only. On failure the plan
- * is back where it was. Returns the number added or a negative errno. */
+static const char *admin_name(enum server_admin admin)
+{
+    return admin == SERVER_MAINT ? "maint" : admin == SERVER_DRAIN ? "drain" : "ready";
+}
+
+/* Append " "-separated text to a PLAN_STATE_TEXT buffer (sized for the
+ * longest it gets: an address, a weight and a state). */
+static void state_text(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void state_text(char *buf, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+
+    if (len && len + 1 < PLAN_STATE_TEXT)
+        buf[len++] = ' ';
+    va_start(ap, fmt);
+    vsnprintf(buf + len, PLAN_STATE_TEXT - len, fmt, ap);
+    va_end(ap);
+}
+
+static const char *bracket_open(const char *ip)
+{
+    return strchr(ip, ':') ? "[" : "";
+}
+
+static const char *bracket_close(const char *ip)
+{
+    return strchr(ip, ':') ? "]" : "";
+}
+
+/* Record what the commands cmds[first..p->n-1] change in one slot. */
+static int note_change(struct plan *p, const char *backend, size_t index, size_t first,
+                       const struct slot *want, const struct server_state *have)
+{
+    bool unknown = !known(have);
+    const char *waddr = want->instance ? want->ep.host : EMPTY_ADDR;
+    unsigned wport = want->instance ? want->ep.port : 0;
+    enum server_admin wadmin = want->instance ? admin_of(want->ep.state) : SERVER_MAINT;
+    struct plan_change *ch;
+
+    if (p->n_changes == p->cap_changes) {
+        size_t cap = p->cap_changes ? p->cap_changes * 2 : 16;
+        struct plan_change *nc;
+
+        if (p->cap_changes > SIZE_MAX / 2 / sizeof(*nc))
+            return -ENOMEM;
+        nc = realloc(p->changes, cap * sizeof(*nc));
+        if (!nc)
+            return -ENOMEM;
+        p->changes = nc;
+        p->cap_changes = cap;
+    }
+    ch = &p->changes[p->n_changes];
+    memset(ch, 0, sizeof(*ch));
+    if (want->instance && !(ch->instance = strdup(want->instance)))
+        return -ENOMEM;
+    snprintf(ch->backend, sizeof(ch->backend), "%s", backend);
+    ch->slot = index;
+    ch->first = first;
+    ch->n = p->n - first;
+    ch->known = !unknown;
+    if (unknown || strcmp(have->addr, waddr) != 0 || have->port != wport) {
+        if (!unknown)
+            state_text(ch->had, "addr %s%s%s:%u", bracket_open(have->addr), have->addr,
+                       bracket_close(have->addr), have->port);
+        state_text(ch->want, "addr %s%s%s:%u", bracket_open(waddr), waddr, bracket_close(waddr),
+                   wport);
+    }
+    if (want->instance && (unknown || have->weight != (int)want->ep.weight)) {
+        if (!unknown)
+            state_text(ch->had, "weight %d", have->weight);
+        state_text(ch->want, "weight %u", (unsigned)want->ep.weight);
+    }
+    if (unknown || have->admin != wadmin) {
+        if (!unknown)
+            state_text(ch->had, "%s", admin_name(have->admin));
+        state_text(ch->want, "%s", want->instance ? endpoint_state_name(want->ep.state) : "maint");
+    }
+    p->n_changes++;
+    return 0;
+}
+
+/* Append the commands for one slot, reading have only, and the change they
+ * make. On failure the plan is back where it was. Returns the number of
+ * commands added or a negative errno. */
 static int slot_commands(struct plan *p, const char *backend, size_t index, const struct slot *want,
                          const struct server_state *have)
 {
@@ -134,6 +233,8 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " state %s", backend, index + 1,
                            endpoint_state_name(ep->state));
     }
+    if (ret == 0 && p->n > start)
+        ret = note_change(p, backend, index, start, want, have);
     if (ret < 0) {
         plan_truncate(p, start);
         return ret;
@@ -199,6 +300,50 @@ int plan_backend(struct plan *p, const char *backend, const struct slot_table *t
     if (have)
         for (size_t i = 0; i < t->n; i++)
             expect_state(&have[i], backend, i, &t->slots[i]);
+    if (p->n - start > INT_MAX)
+        return INT_MAX;
+    return (int)(p->n - start);
+}
+
+int plan_map(struct plan *p, const char *map_path, const struct host_route *want, size_t n_want,
+             const struct host_route *have, size_t n_have)
+{
+    size_t start = p->n, i = 0, j = 0;
+    int ret = 0;
+
+    /* Both sorted by host: walked together, every entry is looked at, and
+     * the first failure undoes the whole map plan (never half of it). A host
+     * HAProxy lists twice is deleted ("del map" removes every entry of a
+     * key) and, if wanted, added once again. */
+    while (ret == 0 && (i < n_want || j < n_have)) {
+        size_t dup = 1;
+        int cmp;
+
+        while (j < n_have && j + dup < n_have && strcmp(have[j].host, have[j + dup].host) == 0)
+            dup++;
+        cmp = i == n_want ? 1 : j == n_have ? -1 : strcmp(want[i].host, have[j].host);
+        if (cmp < 0) {
+            ret = plan_add(p, "add map %s %s %s", map_path, want[i].host, want[i].backend);
+            i++;
+        } else if (cmp > 0) {
+            ret = plan_add(p, "del map %s %s", map_path, have[j].host);
+            j += dup;
+        } else {
+            if (dup > 1) {
+                ret = plan_add(p, "del map %s %s", map_path, have[j].host);
+                if (ret == 0)
+                    ret = plan_add(p, "add map %s %s %s", map_path, want[i].host, want[i].backend);
+            } else if (strcmp(want[i].backend, have[j].backend) != 0) {
+                ret = plan_add(p, "set map %s %s %s", map_path, want[i].host, want[i].backend);
+            }
+            i++;
+            j += dup;
+        }
+    }
+    if (ret < 0) {
+        plan_truncate(p, start);
+        return ret;
+    }
     if (p->n - start > INT_MAX)
         return INT_MAX;
     return (int)(p->n - start);

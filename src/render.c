@@ -94,8 +94,9 @@ int render_services(const struct config *cfg, const struct render_backend *backe
 
     *out = NULL;
     *outlen = 0;
-    buf_printf(&b, "# Rendered by slotsync. Do not edit: slotsync rewrites this file.\n"
-                   "# Server slots s1..sN are filled at run time through the runtime API.\n");
+    buf_printf(&b, RENDER_MARKER
+               " Do not edit: slotsync rewrites this file.\n"
+               "# Server slots s1..sN are filled at run time through the runtime API.\n");
     for (size_t k = 0; k < n; k++) {
         const struct service_conf *svc = backends[k].svc;
         const struct slot_table *t = backends[k].slots;

@@ -117,6 +117,8 @@ bool runtime_reply_ok(const char *cmd, const char *reply)
         return strncmp(reply, "Unknown map", 11) != 0;
     if (starts_with(cmd, "show servers state"))
         return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
+    if (strcmp(cmd, "show backend") == 0)
+        return starts_with(reply, "# name\n") || strcmp(reply, "# name") == 0;
     return reply[0] == '\0';
 }
 
@@ -285,6 +287,135 @@ int runtime_parse_servers_state(const char *text, size_t len,
     free(copy);
     if (bad_rows)
         *bad_rows = bad;
+    return ret;
+}
+
+/* ---- pure: show map, show backend ---- */
+
+/* Calls fn(line, line_len, arg) for every line of text (split on '\n' only,
+ * so no line can run into the next), the last one with or without its
+ * '\n'; stops at the first non-zero return. */
+static int each_line(const char *text, size_t len, int (*fn)(const char *, size_t, void *),
+                     void *arg)
+{
+    size_t pos = 0;
+    int ret = 0;
+
+    while (pos < len && ret == 0) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+
+        ret = fn(text + pos, end - pos, arg);
+        pos = end + 1;
+    }
+    return ret;
+}
+
+/* A field of a line: 1..max bytes of printable ASCII other than space. */
+static bool field_ok(const char *s, size_t n, size_t max)
+{
+    if (n < 1 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+struct map_parse {
+    int (*row)(const char *key, const char *value, void *arg);
+    void *arg;
+    size_t bad;
+};
+
+static int map_line(const char *line, size_t len, void *arg)
+{
+    struct map_parse *mp = arg;
+    const char *sp1, *sp2, *end = line + len;
+    char key[RUNTIME_MAP_KEY_MAX + 1], value[RUNTIME_MAP_VALUE_MAX + 1];
+    size_t idn, kn, vn;
+
+    if (len == 0)
+        return 0;
+    /* "<id> <key> <value>": exactly two single spaces. */
+    sp1 = memchr(line, ' ', len);
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
+    if (!sp2 || memchr(sp2 + 1, ' ', (size_t)(end - sp2 - 1))) {
+        mp->bad++;
+        return 0;
+    }
+    idn = (size_t)(sp1 - line);
+    kn = (size_t)(sp2 - sp1 - 1);
+    vn = (size_t)(end - sp2 - 1);
+    if (idn < 3 || idn > 18 || line[0] != '0' || line[1] != 'x' ||
+        strspn(line + 2, "0123456789abcdefABCDEF") < idn - 2 ||
+        !field_ok(sp1 + 1, kn, RUNTIME_MAP_KEY_MAX) ||
+        !field_ok(sp2 + 1, vn, RUNTIME_MAP_VALUE_MAX)) {
+        mp->bad++;
+        return 0;
+    }
+    memcpy(key, sp1 + 1, kn);
+    key[kn] = '\0';
+    memcpy(value, sp2 + 1, vn);
+    value[vn] = '\0';
+    return mp->row(key, value, mp->arg);
+}
+
+int runtime_parse_map(const char *text, size_t len,
+                      int (*row)(const char *key, const char *value, void *arg), void *arg,
+                      size_t *bad_lines)
+{
+    struct map_parse mp = {row, arg, 0};
+    int ret = each_line(text, len, map_line, &mp);
+
+    if (bad_lines)
+        *bad_lines = mp.bad;
+    return ret;
+}
+
+struct backend_parse {
+    int (*row)(const char *name, void *arg);
+    void *arg;
+    size_t bad;
+    bool header;
+};
+
+static int backend_line(const char *line, size_t len, void *arg)
+{
+    struct backend_parse *bp = arg;
+    char name[HAPROXY_NAME_MAX + 1];
+
+    if (!bp->header) {
+        if (len != 6 || memcmp(line, "# name", 6) != 0)
+            return -EPROTO;
+        bp->header = true;
+        return 0;
+    }
+    if (len == 0)
+        return 0;
+    if (len > HAPROXY_NAME_MAX) {
+        bp->bad++;
+        return 0;
+    }
+    memcpy(name, line, len);
+    name[len] = '\0';
+    if (!name_ok(name)) {
+        bp->bad++;
+        return 0;
+    }
+    return bp->row(name, bp->arg);
+}
+
+int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
+                           void *arg, size_t *bad_lines)
+{
+    struct backend_parse bp = {row, arg, 0, false};
+    int ret = each_line(text, len, backend_line, &bp);
+
+    if (ret == 0 && !bp.header)
+        ret = -EPROTO;
+    if (bad_lines)
+        *bad_lines = bp.bad;
     return ret;
 }
 

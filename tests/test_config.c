@@ -609,9 +609,9 @@ Test(config, length_limits)
     struct {
         char *json;
         const char *err; /* NULL: accepted */
-    } cases[16];
+    } cases[20];
     size_t n = 0;
-    char *s, *t;
+    char *s, *t, *u;
 
     /* prefix: 255 ok, 256 not */
     s = repeat('p', 253);
@@ -676,6 +676,21 @@ Test(config, length_limits)
     cases[n++].err = "services.api.hosts[0]: must be a host name";
     free(s);
     free(t);
+
+    /* http_frontend.domain: 189 ok (63 + "." + 189 = 253), 190 not, so that
+     * <service>.<domain> is a host name for every service name */
+    s = repeat('a', 63);
+    t = repeat('b', 63);
+    u = repeat('c', 61);
+    cases[n].json = malloc(1024);
+    snprintf(cases[n].json, 1024, CFG_HTTP("'bind':'*:80','domain':'%s.%s.%s'"), s, t, u);
+    cases[n++].err = NULL;
+    cases[n].json = malloc(1024);
+    snprintf(cases[n].json, 1024, CFG_HTTP("'bind':'*:80','domain':'%s.%s.c%s'"), s, t, u);
+    cases[n++].err = "http_frontend.domain: must be at most 189 characters";
+    free(s);
+    free(t);
+    free(u);
 
     cr_assert_leq(n, N_ELEMS(cases));
     for (size_t i = 0; i < n; i++) {

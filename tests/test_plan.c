@@ -450,3 +450,191 @@ Test(plan, reset_keeps_storage_and_free_clears)
     cr_assert_eq(plan.n, 0);
     cr_assert_eq(plan.cap, 0);
 }
+
+/* ---- commands as long as validated input makes them ---- */
+
+/* The longest map command a valid config and a valid service can make is
+ * built whole (a 160-byte buffer used to refuse it, and map convergence
+ * stopped there without a word). */
+Test(plan, longest_validated_commands_fit)
+{
+    char path[CONFIG_PATH_MAX + 1], host[CONFIG_HOSTNAME_MAX + 1], svc[SERVICE_NAME_MAX + 1];
+    char opts[CONFIG_OPTIONS_MAX];
+
+    memset(path, 'p', sizeof(path));
+    path[0] = '/';
+    path[CONFIG_PATH_MAX] = '\0';
+    memset(host, 'h', sizeof(host));
+    host[CONFIG_HOSTNAME_MAX] = '\0';
+    memset(svc, 's', sizeof(svc));
+    svc[SERVICE_NAME_MAX] = '\0';
+    memset(opts, 'o', sizeof(opts));
+    opts[CONFIG_OPTIONS_MAX - 1] = '\0';
+    cr_assert_eq(plan_add(&plan, "show map %s", path), 0);
+    cr_assert_eq(plan_add(&plan, "add map %s %s %s", path, host, svc), 0);
+    cr_assert_eq(plan_add(&plan, "add server %s/s4096 0.0.0.0:0 %s", svc, opts), 0);
+    cr_assert_eq(plan.n, 3);
+    cr_assert_eq(strlen(plan.cmds[0]), 9 + CONFIG_PATH_MAX);
+    cr_assert_eq(strlen(plan.cmds[1]),
+                 8 + CONFIG_PATH_MAX + 1 + CONFIG_HOSTNAME_MAX + 1 + SERVICE_NAME_MAX);
+}
+
+/* HAProxy's map after the commands: add appends, set changes every entry
+ * of the key, del removes every entry of the key (as HAProxy 2.6 does). */
+static size_t apply_map(struct host_route *m, size_t n, size_t cap, const char *path)
+{
+    for (size_t i = 0; i < plan.n; i++) {
+        char verb[8], p[CONFIG_PATH_MAX + 1], host[CONFIG_HOSTNAME_MAX + 2],
+            backend[SERVICE_NAME_MAX + 2] = "";
+        int f = sscanf(plan.cmds[i], "%7s map %4096s %254s %64s", verb, p, host, backend);
+
+        cr_assert_geq(f, 3, "command %s", plan.cmds[i]);
+        cr_assert_str_eq(p, path);
+        if (strcmp(verb, "add") == 0) {
+            cr_assert_lt(n, cap);
+            cr_assert_leq(strlen(host), CONFIG_HOSTNAME_MAX);
+            cr_assert_leq(strlen(backend), SERVICE_NAME_MAX);
+            memcpy(m[n].host, host, strlen(host) + 1);
+            memcpy(m[n].backend, backend, strlen(backend) + 1);
+            n++;
+            continue;
+        }
+        for (size_t k = 0; k < n;) {
+            if (strcmp(m[k].host, host) != 0) {
+                k++;
+            } else if (strcmp(verb, "set") == 0) {
+                cr_assert_leq(strlen(backend), SERVICE_NAME_MAX);
+                memcpy(m[k].backend, backend, strlen(backend) + 1);
+                k++;
+            } else {
+                memmove(m + k, m + k + 1, (n - k - 1) * sizeof(*m));
+                n--;
+            }
+        }
+    }
+    return n;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
+}
+
+struct map_plan_case {
+    const char *name;
+    const char *want[5]; /* "host backend", sorted by host */
+    const char *have[5]; /* sorted by host */
+};
+
+static const struct map_plan_case map_plan_cases[] = {
+    {"empty to two", {"a.test web", "b.test api"}, {NULL}},
+    {"two to empty", {NULL}, {"a.test web", "b.test api"}},
+    {"unchanged", {"a.test web"}, {"a.test web"}},
+    {"moved", {"a.test api"}, {"a.test web"}},
+    {"mixed", {"a.test web", "c.test web", "d.test x"}, {"b.test web", "c.test api", "d.test x"}},
+    {"duplicate wanted", {"a.test web", "b.test api"}, {"a.test web", "a.test web", "b.test x"}},
+    {"duplicate not wanted", {"b.test api"}, {"a.test web", "a.test api", "b.test api"}},
+    {"long host", {"LONG web", "z.test web"}, {"z.test api"}},
+};
+
+static size_t load_routes(struct host_route *r, const char *const *text, const char *long_host)
+{
+    size_t n = 0;
+
+    for (; n < 5 && text[n]; n++) {
+        char h[CONFIG_HOSTNAME_MAX + 1];
+
+        cr_assert_eq(sscanf(text[n], "%253s %63s", h, r[n].backend), 2);
+        snprintf(r[n].host, sizeof(r[n].host), "%s", strcmp(h, "LONG") == 0 ? long_host : h);
+    }
+    return n;
+}
+
+/* Property: the commands take HAProxy's map to the wanted one, and planning
+ * again from there yields nothing. Hosts of 253 characters and a map path
+ * of 4096 make the longest commands. */
+Test(plan, map_apply_then_replan_is_empty)
+{
+    char path[CONFIG_PATH_MAX + 1], long_host[CONFIG_HOSTNAME_MAX + 1];
+
+    memset(path, 'm', sizeof(path));
+    path[0] = '/';
+    path[CONFIG_PATH_MAX] = '\0';
+    memset(long_host, 'h', sizeof(long_host));
+    long_host[CONFIG_HOSTNAME_MAX] = '\0';
+    for (size_t c = 0; c < sizeof(map_plan_cases) / sizeof(map_plan_cases[0]); c++) {
+        const struct map_plan_case *mc = &map_plan_cases[c];
+        struct host_route want[5], have[16];
+        size_t nw = load_routes(want, mc->want, long_host);
+        size_t nh = load_routes(have, mc->have, long_host);
+        int r;
+
+        plan_reset(&plan);
+        r = plan_map(&plan, path, want, nw, have, nh);
+        cr_assert_geq(r, 0, "%s: %d", mc->name, r);
+        cr_assert_eq((size_t)r, plan.n, "%s", mc->name);
+        nh = apply_map(have, nh, 16, path);
+        if (nh)
+            qsort(have, nh, sizeof(*have), cmp_route);
+        cr_assert_eq(nh, nw, "%s: %zu entries after applying, wanted %zu", mc->name, nh, nw);
+        for (size_t i = 0; i < nw; i++) {
+            cr_assert_str_eq(have[i].host, want[i].host, "%s", mc->name);
+            cr_assert_str_eq(have[i].backend, want[i].backend, "%s", mc->name);
+        }
+        plan_reset(&plan);
+        cr_assert_eq(plan_map(&plan, path, want, nw, have, nh), 0, "%s: replan", mc->name);
+        cr_assert_eq(plan.n, 0, "%s: replan gave %s", mc->name, plan.cmds[0]);
+    }
+}
+
+/* A map command that cannot be built undoes the whole map plan. */
+Test(plan, map_failure_adds_nothing)
+{
+    struct host_route want[2] = {{"a.test", "web"}, {"b;x", "web"}};
+
+    cr_assert_eq(plan_add(&plan, "show info"), 0);
+    cr_assert_eq(plan_map(&plan, "/m", want, 2, NULL, 0), -EINVAL);
+    ASSERT_PLAN("show info");
+}
+
+/* Property for slots: applying a backend's plan and planning again yields
+ * nothing, and each changed slot is described once, with its commands. */
+Test(plan, backend_apply_then_replan_is_empty_and_changes_described)
+{
+    struct slot_table t;
+    struct server_state st[3];
+
+    memset(st, 0, sizeof(st));
+    cr_assert_eq(slots_init(&t, 3), 0);
+    t.slots[0] = filled("127.0.0.1", 8080, 1, ENDPOINT_READY);
+    t.slots[2] = filled("::1", 8081, 5, ENDPOINT_DRAIN);
+    st[0] = have("127.0.0.1", 8080, 1, SERVER_MAINT); /* drifted into maint */
+    st[1] = have("127.0.0.9", 80, 1, SERVER_READY);   /* emptied */
+    cr_assert_eq(plan_backend(&plan, "api", &t, st), 6);
+    cr_assert_eq(plan.n_changes, 3);
+    cr_assert_str_eq(plan.changes[0].backend, "api");
+    cr_assert_eq(plan.changes[0].slot, 0);
+    cr_assert_eq(plan.changes[0].first, 0);
+    cr_assert_eq(plan.changes[0].n, 1);
+    cr_assert_str_eq(plan.changes[0].instance, "a");
+    cr_assert(plan.changes[0].known);
+    cr_assert_str_eq(plan.changes[0].had, "maint");
+    cr_assert_str_eq(plan.changes[0].want, "ready");
+    cr_assert_eq(plan.changes[1].slot, 1);
+    cr_assert_null(plan.changes[1].instance);
+    cr_assert_str_eq(plan.changes[1].had, "addr 127.0.0.9:80 ready");
+    cr_assert_str_eq(plan.changes[1].want, "addr 0.0.0.0:0 maint");
+    cr_assert_eq(plan.changes[2].slot, 2);
+    cr_assert_eq(plan.changes[2].first, 3);
+    cr_assert_eq(plan.changes[2].n, 3);
+    cr_assert(!plan.changes[2].known);
+    cr_assert_str_eq(plan.changes[2].want, "addr [::1]:8081 weight 5 drain");
+    plan_reset(&plan);
+    cr_assert_eq(plan.n_changes, 0);
+    cr_assert_eq(plan_backend(&plan, "api", &t, st), 0);
+    cr_assert_eq(plan.n, 0);
+    cr_assert_eq(plan.n_changes, 0);
+    t.slots[0].instance = NULL; /* borrowed from the test */
+    t.slots[2].instance = NULL;
+    slots_free(&t);
+}

@@ -277,3 +277,131 @@ Test(runtime, send_refuses_command_injection)
     cr_assert_not(runtime_busy(rt));
     runtime_free(rt);
 }
+
+/* ---- show map, show backend ---- */
+
+struct map_rows {
+    char text[8][300];
+    size_t n;
+};
+
+static int collect_map(const char *key, const char *value, void *arg)
+{
+    struct map_rows *m = arg;
+
+    if (m->n < 8)
+        snprintf(m->text[m->n], sizeof(m->text[0]), "%s=%s", key, value);
+    m->n++;
+    return 0;
+}
+
+struct map_case {
+    const char *name;
+    const char *text; /* NULL: built by the test (long fields) */
+    size_t n, bad;
+    const char *rows[3]; /* "key=value" */
+};
+
+static const struct map_case map_cases[] = {
+    {"two lines",
+     "0x55f8f2f168b0 a.test web\n0x55f8f2f168c0 b.test api",
+     2,
+     0,
+     {"a.test=web", "b.test=api"}},
+    {"trailing newline and blank line", "0x1 a.test web\n\n", 1, 0, {"a.test=web"}},
+    {"empty", "", 0, 0, {NULL}},
+    /* sscanf skipped the newline and made one entry of two lines */
+    {"newline inside an entry", "0x1 a.test\nweb", 0, 2, {NULL}},
+    {"value on the next line after id", "0x1\na.test web", 0, 2, {NULL}},
+    {"four fields", "0x1 a.test web extra", 0, 1, {NULL}},
+    {"double space", "0x1  a.test web", 0, 1, {NULL}},
+    {"tab separator", "0x1\ta.test web", 0, 1, {NULL}},
+    {"carriage return", "0x1 a.test web\r\n0x2 b.test api", 1, 1, {"b.test=api"}},
+    {"id not hex", "0xg a.test web\n1 b.test web\n0x c.test web", 0, 3, {NULL}},
+    {"control byte in the key", "0x1 a\x1b[2J.test web", 0, 1, {NULL}},
+    {"non-ASCII in the value", "0x1 a.test w\xc3\xa9", 0, 1, {NULL}},
+};
+
+Test(runtime, parse_map_table)
+{
+    for (size_t i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
+        const struct map_case *mc = &map_cases[i];
+        struct map_rows m = {0};
+        size_t bad = 99;
+
+        cr_assert_eq(runtime_parse_map(mc->text, strlen(mc->text), collect_map, &m, &bad), 0, "%s",
+                     mc->name);
+        cr_expect_eq(m.n, mc->n, "%s: %zu entries, wanted %zu", mc->name, m.n, mc->n);
+        cr_expect_eq(bad, mc->bad, "%s: %zu bad lines, wanted %zu", mc->name, bad, mc->bad);
+        for (size_t k = 0; k < mc->n && k < m.n; k++)
+            cr_expect_str_eq(m.text[k], mc->rows[k], "%s: entry %zu", mc->name, k);
+    }
+}
+
+/* A field longer than the limit is rejected whole, never split into two
+ * entries (sscanf's "%254s" cut a long key and read its tail as the next
+ * field). */
+Test(runtime, parse_map_long_fields)
+{
+    char text[1200], key[RUNTIME_MAP_KEY_MAX + 2], value[RUNTIME_MAP_VALUE_MAX + 2];
+    struct map_rows m = {0};
+    size_t bad = 0;
+
+    memset(key, 'k', sizeof(key));
+    key[RUNTIME_MAP_KEY_MAX] = '\0';
+    memset(value, 'v', sizeof(value));
+    value[RUNTIME_MAP_VALUE_MAX] = '\0';
+    /* at the limits: kept */
+    snprintf(text, sizeof(text), "0x1 %s %s", key, value);
+    cr_assert_eq(runtime_parse_map(text, strlen(text), collect_map, &m, &bad), 0);
+    cr_expect_eq(m.n, 1);
+    cr_expect_eq(bad, 0);
+    /* one byte over, in the key or in the value: rejected */
+    key[RUNTIME_MAP_KEY_MAX] = 'k';
+    key[RUNTIME_MAP_KEY_MAX + 1] = '\0';
+    snprintf(text, sizeof(text), "0x1 %s web\n0x2 a.test %sv", key, value);
+    m.n = 0;
+    cr_assert_eq(runtime_parse_map(text, strlen(text), collect_map, &m, &bad), 0);
+    cr_expect_eq(m.n, 0, "%zu entries", m.n);
+    cr_expect_eq(bad, 2);
+    /* a 300-byte key whose tail looks like "key value" */
+    memset(text, 'x', sizeof(text));
+    memcpy(text, "0x1 ", 4);
+    snprintf(text + 4 + 254, sizeof(text) - 4 - 254, " evil.test web");
+    m.n = 0;
+    cr_assert_eq(runtime_parse_map(text, strlen(text), collect_map, &m, &bad), 0);
+    cr_expect_eq(m.n, 0);
+}
+
+static int collect_name(const char *name, void *arg)
+{
+    struct map_rows *m = arg;
+
+    if (m->n < 8)
+        snprintf(m->text[m->n], sizeof(m->text[0]), "%s", name);
+    m->n++;
+    return 0;
+}
+
+Test(runtime, parse_backends)
+{
+    struct map_rows m = {0};
+    size_t bad = 0;
+    const char *ok = "# name\nstats\napp\nweb.v2\n";
+    const char *hostile = "# name\nstats\nbad name\nx\x1b[0m\n";
+
+    cr_assert_eq(runtime_parse_backends(ok, strlen(ok), collect_name, &m, &bad), 0);
+    cr_assert_eq(m.n, 3);
+    cr_expect_str_eq(m.text[0], "stats");
+    cr_expect_str_eq(m.text[1], "app");
+    cr_expect_str_eq(m.text[2], "web.v2");
+    cr_expect_eq(bad, 0);
+    m.n = 0;
+    cr_assert_eq(runtime_parse_backends(hostile, strlen(hostile), collect_name, &m, &bad), 0);
+    cr_expect_eq(m.n, 1);
+    cr_expect_eq(bad, 2);
+    cr_expect_eq(runtime_parse_backends("stats\n", 6, collect_name, &m, &bad), -EPROTO);
+    cr_expect_eq(runtime_parse_backends("", 0, collect_name, &m, &bad), -EPROTO);
+    cr_expect(runtime_reply_ok("show backend", "# name\nstats"));
+    cr_expect(!runtime_reply_ok("show backend", "Unknown command"));
+}

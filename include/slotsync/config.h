@@ -17,6 +17,11 @@
 #define CONFIG_OPTIONS_MAX 512 /* server_options length */
 #define CONFIG_HOSTS_MAX 32    /* extra host names per service */
 #define CONFIG_HOSTNAME_MAX 253
+/* http_frontend.domain: short enough that "<service>.<domain>" is a host
+ * name for every valid service name (63 + 1 + 189 = 253), so a service from
+ * etcd can never make a route too long. */
+#define CONFIG_DOMAIN_MAX (CONFIG_HOSTNAME_MAX - SERVICE_NAME_MAX - 1)
+#define CONFIG_PATH_MAX 4096 /* file paths, haproxy.hosts_map included */
 
 enum service_mode { MODE_HTTP = 0, MODE_TCP };
 

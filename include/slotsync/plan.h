@@ -14,16 +14,40 @@
 #ifndef SLOTSYNC_PLAN_H
 #define SLOTSYNC_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <slotsync/render.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
 
-#define PLAN_CMD_MAX 160
+/* The longest command plan_add() accepts. Commands are built in memory of
+ * their own size (no fixed buffer can cut one short); this bound only keeps
+ * a command well inside HAProxy's CLI buffer (tune.bufsize, 16 kB by
+ * default). The longest command validated input can make ("add map" with a
+ * CONFIG_PATH_MAX path, a CONFIG_HOSTNAME_MAX host and a service name) fits,
+ * which plan.c checks at compile time. */
+#define PLAN_CMD_MAX 8192
+
+/* One slot's change, for the log: which commands carry it and what HAProxy
+ * had and will have in the fields that change ("addr 10.0.0.1:80 weight 3
+ * maint"). */
+#define PLAN_STATE_TEXT 96
+struct plan_change {
+    char backend[SERVICE_NAME_MAX + 1];
+    size_t slot;     /* index: server s<slot+1> */
+    size_t first, n; /* cmds[first .. first+n-1] */
+    char *instance;  /* owned copy; NULL when the slot is emptied */
+    bool known;      /* HAProxy's state of the slot was known */
+    bool drift;      /* set by the caller: HAProxy's state was not what we set */
+    char had[PLAN_STATE_TEXT], want[PLAN_STATE_TEXT];
+};
 
 struct plan {
     char **cmds; /* owned, NUL-terminated, no '\n' or ';' */
     size_t n, cap;
+    struct plan_change *changes; /* owned; one per slot plan_slot/plan_backend changed */
+    size_t n_changes, cap_changes;
 };
 
 void plan_init(struct plan *p);
@@ -32,7 +56,7 @@ void plan_reset(struct plan *p);
 void plan_free(struct plan *p);
 
 /* Append one command (printf-style). 0 or -ENOMEM, -EINVAL if the text would
- * contain '\n' or ';' or exceed PLAN_CMD_MAX. */
+ * contain '\n', ';' or another control byte, or exceed PLAN_CMD_MAX. */
 int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Append the commands for one slot. want is the slot we want (want->instance
@@ -50,5 +74,15 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
  * untouched. */
 int plan_backend(struct plan *p, const char *backend, const struct slot_table *t,
                  struct server_state *have);
+
+/* The map commands ("add map", "set map", "del map" on map_path) that turn
+ * have into want; both sorted by host, hosts unique (as render_host_routes()
+ * makes them and runtime_parse_map() + sorting reads them). Once they are
+ * applied, HAProxy's map is want, and planning want against want adds
+ * nothing. Returns the number of commands added, -ENOMEM, or -EINVAL (a
+ * field that would make an unsafe or over-long command); on error nothing is
+ * added. Borrows everything. */
+int plan_map(struct plan *p, const char *map_path, const struct host_route *want, size_t n_want,
+             const struct host_route *have, size_t n_have);
 
 #endif

@@ -15,6 +15,10 @@
 #include <slotsync/config.h>
 #include <slotsync/slots.h>
 
+/* The first line of every services file slotsync renders: what marks the
+ * file (and so the backends it declares) as slotsync's. */
+#define RENDER_MARKER "# Rendered by slotsync."
+
 struct render_backend {
     const struct service_conf *svc; /* borrowed */
     const struct slot_table *slots; /* borrowed */

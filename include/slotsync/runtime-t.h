@@ -4,7 +4,9 @@
 
 #include <stdbool.h>
 
-#define HAPROXY_NAME_MAX 64 /* backend/server names we accept from the socket */
+#define HAPROXY_NAME_MAX 64     /* backend/server names we accept from the socket */
+#define RUNTIME_MAP_KEY_MAX 253 /* a "show map" key: a host name */
+#define RUNTIME_MAP_VALUE_MAX HAPROXY_NAME_MAX
 
 /* The admin state slotsync cares about, folded from srv_admin_state bits:
  * any of FMAINT|IMAINT|RMAINT (0x23) is maint, else FDRAIN|IDRAIN (0x18) is

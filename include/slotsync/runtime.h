@@ -32,7 +32,8 @@ void runtime_replies_free(char **replies, size_t n);
 /* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
  * "set server ... addr ..." (success text starts "IP changed from" or "no need
  * to change the addr"), "set server ... weight|state ..." (empty reply),
- * "show servers state" (starts with format version "1\n"), "add server"
+ * "show servers state" (starts with format version "1\n"), "show backend"
+ * (starts with "# name"), "add server"
  * ("New server registered."), "show map" (anything but "Unknown map...").
  * Everything else ("enable health", "add/set/del map") succeeds on an empty
  * reply only. */
@@ -45,6 +46,25 @@ bool runtime_reply_ok(const char *cmd, const char *reply);
 int runtime_parse_servers_state(const char *text, size_t len,
                                 int (*row)(const struct server_state *st, void *arg), void *arg,
                                 size_t *bad_rows);
+
+/* Parse "show map <file>" output: lines "<id> <key> <value>" (id 0x + hex,
+ * fields separated by exactly one space, key 1..RUNTIME_MAP_KEY_MAX and value
+ * 1..RUNTIME_MAP_VALUE_MAX printable non-space bytes). Lines are split on
+ * '\n' only, so two lines never combine into one entry. row() gets each
+ * valid entry (NUL-terminated copies, borrowed for the call); other lines
+ * are skipped and counted in *bad_lines (optional). Returns 0 or the first
+ * non-zero value row() returned. The caller validates what key and value may
+ * hold. */
+int runtime_parse_map(const char *text, size_t len,
+                      int (*row)(const char *key, const char *value, void *arg), void *arg,
+                      size_t *bad_lines);
+
+/* Parse "show backend" output: "# name", then one proxy name per line.
+ * row() gets each name that is a valid HAProxy name (at most
+ * HAPROXY_NAME_MAX bytes of [A-Za-z0-9._:-]); others are counted in
+ * *bad_lines. 0, -EPROTO without the header, or row()'s first non-zero. */
+int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
+                           void *arg, size_t *bad_lines);
 
 /* ---- I/O ---- */
 
