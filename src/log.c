@@ -167,7 +167,7 @@ static void write_summary(struct log_site *s, unsigned long n)
         log_pending--;
 }
 
-void log_flush(void)
+void log_flush(bool all)
 {
     double now;
 
@@ -175,10 +175,12 @@ void log_flush(void)
         return;
     now = log_clock ? log_clock() : monotonic_now();
     for (size_t i = 0; i < LOG_SITES && log_pending; i++) {
+        struct log_site *s = &log_sites[i];
         unsigned long n;
 
-        if (log_sites[i].fmt && log_rate_flush(&log_sites[i].rate, now, &n))
-            write_summary(&log_sites[i], n);
+        /* all: as if every window were over (at exit) */
+        if (s->fmt && log_rate_flush(&s->rate, all ? now + LOG_RATE_WINDOW_S : now, &n))
+            write_summary(s, n);
     }
 }
 
@@ -214,7 +216,8 @@ static void log_vmsg(enum log_level level, const char *module, bool limited, con
     char msg[LOG_LINE_MAX];
     struct log_site *site = NULL;
 
-    if (level > log_threshold)
+    /* What was asked for (log_msg_all) is printed at any threshold. */
+    if (limited && level > log_threshold)
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     /* Debug lines are what a developer asked for: all of them. */
@@ -222,7 +225,7 @@ static void log_vmsg(enum log_level level, const char *module, bool limited, con
         double now = log_clock ? log_clock() : monotonic_now();
         unsigned long hidden;
 
-        log_flush();
+        log_flush(false);
         site = site_get(fmt, now);
         if (site) {
             bool had = site->rate.suppressed > 0;

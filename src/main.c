@@ -390,7 +390,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
 
         r = controller_run(&cfg, reload_config, &ra, &errmsg);
     }
-    log_flush();
+    log_flush(true);
     if (r < 0)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
     free(errmsg);

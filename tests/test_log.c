@@ -368,13 +368,13 @@ Test(log, msg_flood_is_summarised_per_call_site)
     cr_expect_eq(count_lines(text, "similar lines"), 0, "no summary before the second is over");
     /* a second later, with no new line, the timer's flush prints the summary */
     fake_now = 1001.5;
-    log_flush();
+    log_flush(false);
     fflush(out);
     cr_expect(strstr(text, "2026-12-01T05:15:00.000Z info  sync: +4950 similar lines in the "
                            "last second (last: etcd key \"/services/web/k\" updated: weight 1)\n"),
               "%s", text + (len > 300 ? len - 300 : 0));
     cr_expect_eq(count_lines(text, "similar lines"), 1);
-    log_flush();
+    log_flush(false);
     fflush(out);
     cr_expect_eq(count_lines(text, "similar lines"), 1, "a summary is printed once");
     /* debug lines and log_msg_all are never limited */
@@ -389,6 +389,38 @@ Test(log, msg_flood_is_summarised_per_call_site)
     log_set_output(NULL);
     log_set_clock(NULL, NULL);
     log_set_level(LOG_INFO);
+    fclose(out);
+    free(text);
+}
+
+/* At exit every pending summary is printed, and log_msg_all ignores the
+ * level threshold (a dump asked for with SIGUSR1 shows at any level). */
+Test(log, flush_all_and_msg_all_threshold)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(fake_clock, fake_wall);
+    log_set_level(LOG_WARN);
+    fake_now = 50.0;
+    for (int i = 0; i < 70; i++)
+        log_warn("x", "flood %d", i);
+    log_info("x", "below the threshold");
+    log_msg_all(LOG_INFO, "x", "asked for");
+    log_flush(false);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "similar lines"), 0);
+    log_flush(true);
+    fflush(out);
+    cr_expect(strstr(text, "warn  x: +20 similar lines in the last second (last: flood 69)\n"),
+              "%s", text);
+    cr_expect_eq(count_lines(text, "below the threshold"), 0);
+    cr_expect_eq(count_lines(text, "info  x: asked for"), 1);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
     fclose(out);
     free(text);
 }

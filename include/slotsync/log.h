@@ -42,12 +42,14 @@ const char *log_level_name(enum log_level level);
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The same, never limited: for output asked for (a SIGUSR1 state dump). */
+/* The same, never rate-limited and printed whatever the level threshold:
+ * for output that was asked for (the SIGUSR1 state dump). */
 void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Print the summaries of windows that are over. Cheap when there are none. */
-void log_flush(void);
+/* Print the summaries of windows that are over (all: of every window, at
+ * exit). Cheap when there are none. */
+void log_flush(bool all);
 
 /* Timestamps in local time with its offset (true) or in UTC (false, the
  * default). */
