@@ -336,3 +336,25 @@ def _answers(url):
         return True
     except Exception:  # noqa: BLE001 - refused is what we want
         return False
+
+
+# ---- one layout in the docs
+
+def test_readme_and_base_config_agree_on_the_layout(env, bin_path):
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(REPO, "haproxy", "haproxy.cfg")) as f:
+        base = f.read()
+    example = json.loads(re.search(r"```json\n(\{.*?\})\n```", readme, re.S).group(1))
+    h = example["haproxy"]
+    want = (h["base_config"], h["services_file"])
+    commands = re.findall(r"haproxy -W -S (\S+) \\\s*\n[#\s]*-f (\S+) -f (\S+)", readme + base)
+    assert len(commands) >= 2, commands
+    for master, first, second in commands:
+        assert (first, second) == want, (commands, want)
+        assert master == h["master_socket"], (master, h)
+    # the runtime socket of the example is the one the base config declares,
+    # on a line marked for changing
+    m = re.search(r"# CHANGE HERE[^\n]*\n\s*stats socket (\S+) ", base)
+    assert m and m.group(1) == h["runtime_socket"], (m and m.group(1), h)
+    assert re.search(r"# CHANGE HERE[^\n]*\n\s*bind 127\.0\.0\.1:1936", base)
