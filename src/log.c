@@ -10,6 +10,7 @@
 
 static enum log_level log_threshold = LOG_INFO;
 static bool log_local_time;
+static bool log_unlimited;
 static FILE *log_out;                /* NULL: stderr */
 static double (*log_clock)(void);    /* NULL: CLOCK_MONOTONIC */
 static long (*log_wall)(long *usec); /* NULL: gettimeofday */
@@ -29,6 +30,11 @@ enum log_level log_get_level(void)
 void log_set_local_time(bool local)
 {
     log_local_time = local;
+}
+
+void log_set_unlimited(bool unlimited)
+{
+    log_unlimited = unlimited;
 }
 
 void log_set_output(FILE *out)
@@ -221,7 +227,7 @@ static void log_vmsg(enum log_level level, const char *module, bool limited, con
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     /* Debug lines are what a developer asked for: all of them. */
-    if (limited && level < LOG_DEBUG) {
+    if (limited && level < LOG_DEBUG && !log_unlimited) {
         double now = log_clock ? log_clock() : monotonic_now();
         unsigned long hidden;
 

@@ -52,6 +52,9 @@ static void usage_run(FILE *out)
                  "options:\n" OVERRIDES_HELP
                  "  --log-time utc|local      log timestamps in UTC (default, 'Z') or in\n"
                  "                            local time with its offset\n"
+                 "  --log-unlimited           no rate limit on log lines (by default each\n"
+                 "                            place that logs prints 50 lines a second, then\n"
+                 "                            a '+N similar lines' summary): for benchmarks\n"
                  "  -h, --help                this text\n"
                  "\n"
                  "signals:\n"
@@ -83,6 +86,7 @@ static void usage_render(FILE *out)
                  "                            replaced atomically\n"
                  "  --timeout S               how long etcd may take to answer (default 10)\n"
                  "  --log-time utc|local      log timestamps in UTC (default) or local time\n"
+                 "  --log-unlimited           no rate limit on log lines\n"
                  "  -h, --help                this text\n"
                  "\n"
                  "signals:\n"
@@ -122,6 +126,7 @@ enum {
     OPT_LOGLEVEL,
     OPT_TIMEOUT,
     OPT_LOGTIME,
+    OPT_LOGUNLIMITED,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -136,12 +141,14 @@ enum {
 static const struct option run_opts[] = {
     COMMON_OPTS,
     {"log-time", required_argument, NULL, OPT_LOGTIME},
+    {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
     {NULL, 0, NULL, 0},
 };
 
 static const struct option render_opts[] = {
     COMMON_OPTS,
     {"log-time", required_argument, NULL, OPT_LOGTIME},
+    {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
     {"output", required_argument, NULL, 'o'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
@@ -343,6 +350,9 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
                 return 2;
             }
             log_set_local_time(strcmp(optarg, "local") == 0);
+            break;
+        case OPT_LOGUNLIMITED:
+            log_set_unlimited(true);
             break;
         case OPT_TIMEOUT:
             errno = 0;

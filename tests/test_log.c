@@ -386,6 +386,13 @@ Test(log, msg_flood_is_summarised_per_call_site)
     fflush(out);
     cr_expect_eq(count_lines(text, "debug line"), 200);
     cr_expect_eq(count_lines(text, "dump line"), 200);
+    /* --log-unlimited: every line of a flood */
+    log_set_unlimited(true);
+    for (int i = 0; i < 200; i++)
+        log_info("sync", "unlimited %d", i);
+    log_set_unlimited(false);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "unlimited"), 200);
     log_set_output(NULL);
     log_set_clock(NULL, NULL);
     log_set_level(LOG_INFO);

@@ -55,6 +55,9 @@ void log_flush(bool all);
  * default). */
 void log_set_local_time(bool local);
 
+/* No rate limit at all (true): for benchmarks that read every line. */
+void log_set_unlimited(bool unlimited);
+
 /* For tests: where lines go (NULL: stderr), and the clocks: clock gives
  * monotonic seconds for the rate limit, wall the epoch seconds (and
  * microseconds in *usec) for the timestamp; NULL restores the system's. */
