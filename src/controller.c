@@ -1252,9 +1252,15 @@ static void render_now(struct ctl *c)
         r = render_write_output(path, text, len, &c->render_errmsg);
     else if (r == 0)
         r = render_write_atomic(path, text, len, &c->render_errmsg);
-    if (r == 0)
-        log_info(MOD, "wrote %s (%zu backends)", strcmp(path, "-") ? path : "standard output",
+    if (r == 0) {
+        char q[512];
+
+        /* -o comes from the command line: escaped like any untrusted text */
+        log_info(MOD, "wrote %s (%zu backends)",
+                 strcmp(path, "-") ? log_quote(path, strlen(path), q, sizeof(q))
+                                   : "standard output",
                  c->n_backends);
+    }
 out:
     c->render_err = r;
     free(rb);
