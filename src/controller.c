@@ -104,6 +104,9 @@ struct ctl {
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
+    ev_signal sig_usr1;    /* state dump */
+    ev_timer log_timer;    /* prints the log's rate-limit summaries */
+    double last_resync_at; /* ev_now() of the last complete resync; 0 = none */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
     bool synced;           /* HAProxy's state is known */
@@ -861,6 +864,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
+    c->last_resync_at = ev_now(c->loop);
     c->runtime_down = false;
     c->synced = true;
     c->resync_wanted = false;
@@ -1391,6 +1395,61 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* "12.3 s ago" or "never" into buf. */
+static const char *ago(char *buf, size_t size, double now, double then)
+{
+    if (then <= 0)
+        snprintf(buf, size, "never");
+    else
+        snprintf(buf, size, "%.1f s ago", now - then);
+    return buf;
+}
+
+/* SIGUSR1: what the daemon knows, written to the log whatever its level,
+ * never rate-limited (one line per backend). */
+static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct ctl *c = w->data;
+    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    double now = ev_now(loop);
+    char resync[32], reload[32];
+
+    log_msg_all(LOG_INFO, MOD,
+                "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
+                "services, %llu values rejected, %llu with unknown JSON fields",
+                es ? (long long)es->revision : 0LL,
+                es && es->watching ? "watching" : "not watching",
+                c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
+                c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
+    log_msg_all(
+        LOG_INFO, MOD,
+        "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
+        "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
+        "(%llu refused)",
+        c->synced ? "known" : "not known yet", ago(resync, sizeof(resync), now, c->last_resync_at),
+        c->stats.resyncs, ago(reload, sizeof(reload), now, c->last_reload_start), c->stats.reloads,
+        c->stats.reload_failures, c->stats.check_failures, c->reloading ? ", one in flight" : "",
+        c->stats.batches, c->stats.commands, c->stats.command_failures);
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const struct backend *b = c->backends[i];
+        const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+        size_t used = slots_used(&b->slots);
+
+        log_msg_all(LOG_INFO, MOD,
+                    "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
+                    "without a slot)%s%s",
+                    b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
+                    b->slots.overflow, b->present ? "" : ", not in HAProxy",
+                    b->configured ? "" : ", from etcd only");
+    }
+    log_msg_all(LOG_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+}
+
+static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    log_flush(false);
+}
+
 static bool same_str(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -1587,10 +1646,19 @@ static void render_now(struct ctl *c)
             goto out;
     }
     r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
-    if (r == 0)
+    if (r == 0 && c->render_path)
+        r = render_write_output(path, text, len, &c->render_errmsg);
+    else if (r == 0)
         r = render_write_atomic(path, text, len, &c->render_errmsg);
-    if (r == 0)
-        log_info(MOD, "wrote %s (%zu backends)", path, n_rb);
+    if (r == 0) {
+        char q[512];
+
+        /* -o comes from the command line: escaped like any untrusted text */
+        log_info(MOD, "wrote %s (%zu backends)",
+                 strcmp(path, "-") ? log_quote(path, strlen(path), q, sizeof(q))
+                                   : "standard output",
+                 n_rb);
+    }
 out:
     c->render_err = r;
     free(rb);
@@ -1622,6 +1690,8 @@ static void ctl_destroy(struct ctl *c)
         ev_signal_stop(c->loop, &c->sig_term);
         ev_signal_stop(c->loop, &c->sig_int);
         ev_signal_stop(c->loop, &c->sig_hup);
+        ev_signal_stop(c->loop, &c->sig_usr1);
+        ev_timer_stop(c->loop, &c->log_timer);
     }
     etcd_sync_stop(c->sync);
     etcd_client_free(c->etcd);
@@ -1714,6 +1784,9 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     ev_signal_init(&c->sig_int, on_stop_signal, SIGINT);
     ev_signal_init(&c->sig_hup, on_hup, SIGHUP);
     c->sig_hup.data = c;
+    ev_signal_init(&c->sig_usr1, on_dump_signal, SIGUSR1);
+    c->sig_usr1.data = c;
+    ev_timer_init(&c->log_timer, on_log_timer, 1., 1.);
     return 0;
 oom:
     memprintf(errmsg, "out of memory");
@@ -1742,6 +1815,8 @@ int controller_run(const struct config *cfg,
     ev_signal_start(c.loop, &c.sig_term);
     ev_signal_start(c.loop, &c.sig_int);
     ev_signal_start(c.loop, &c.sig_hup);
+    ev_signal_start(c.loop, &c.sig_usr1);
+    ev_timer_start(c.loop, &c.log_timer);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
     ev_run(c.loop, 0);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
@@ -289,4 +290,68 @@ int render_hosts_map(const struct host_route *routes, size_t n, char **out, size
     *out = b.p;
     *outlen = b.len;
     return 0;
+}
+
+/* ---- `render -o PATH` ---- */
+
+static int write_all_fd(int fd, const char *data, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+int render_write_output(const char *path, const char *data, size_t len, char **errmsg)
+{
+    char q[512], *target = NULL;
+    struct stat st;
+    int ret;
+
+    if (strcmp(path, "-") == 0) {
+        ret = write_all_fd(STDOUT_FILENO, data, len);
+        if (ret < 0)
+            memprintf(errmsg, "standard output: %s", strerror(-ret));
+        return ret;
+    }
+    log_quote(path, strlen(path), q, sizeof(q));
+    if (lstat(path, &st) < 0) {
+        if (errno != ENOENT) {
+            ret = -errno;
+            memprintf(errmsg, "%s: %s", q, strerror(errno));
+            return ret;
+        }
+        return render_write_atomic(path, data, len, errmsg); /* a new file */
+    }
+    if (S_ISLNK(st.st_mode)) {
+        /* A symlink to a regular file: replace the file it points to and
+         * keep the link (renaming over the link would turn it into a file). */
+        target = realpath(path, NULL);
+        if (!target || stat(target, &st) < 0) {
+            ret = errno ? -errno : -ENOENT;
+            memprintf(errmsg, "%s: a symlink to nothing that can be written (%s)", q,
+                      strerror(-ret));
+            free(target);
+            return ret;
+        }
+    }
+    if (!S_ISREG(st.st_mode)) {
+        memprintf(errmsg,
+                  "%s%s is not a regular file: refused (render replaces a file; '-o -' writes "
+                  "to standard output)",
+                  q, target ? " points to what" : "");
+        free(target);
+        return -EINVAL;
+    }
+    ret = render_write_atomic(target ? target : path, data, len, errmsg);
+    free(target);
+    return ret;
 }

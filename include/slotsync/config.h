@@ -80,6 +80,17 @@ struct config {
  * nothing to free. */
 int config_load(const char *path, struct config *cfg, char **errmsg);
 
+/* One problem of a config: an error (the config cannot be used) or a
+ * warning. text is borrowed for the call. */
+typedef void (*config_report_fn)(void *arg, bool error, const char *text);
+
+/* Like config_load(), but reads on after an error: every block (etcd,
+ * haproxy, defaults, each service, http_frontend, the top-level fields, the
+ * cross checks) reports its first error through report, so that one run
+ * lists every problem. Returns 0 with *cfg loaded, or minus the number of
+ * errors reported (then *cfg holds nothing to free). */
+int config_load_all(const char *path, struct config *cfg, config_report_fn report, void *arg);
+
 /* Same, from a JSON text (for tests and for reload on SIGHUP). */
 int config_load_string(const char *json, struct config *cfg, char **errmsg);
 

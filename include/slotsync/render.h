@@ -51,4 +51,12 @@ int render_hosts_map(const struct host_route *routes, size_t n, char **out, size
  * rename over path, fsync the directory. 0 or a negative errno with *errmsg. */
 int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);
 
+/* `render -o PATH`: "-" writes data to standard output; otherwise PATH is
+ * replaced atomically (render_write_atomic) when it does not exist or is a
+ * regular file. A symlink to a regular file replaces that file and keeps the
+ * link. Anything else that exists (a device, a FIFO, a socket, a directory,
+ * /dev/stdout, a dangling link) is refused with -EINVAL, untouched. 0 or a
+ * negative errno with *errmsg (caller frees). */
+int render_write_output(const char *path, const char *data, size_t len, char **errmsg);
+
 #endif
