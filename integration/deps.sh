@@ -11,8 +11,8 @@
 set -u
 
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjansson-dev libev-dev
-libcriterion-dev haproxy etcd-server etcd-client python3 curl socat
-ca-certificates"
+libcriterion-dev libmicrohttpd-dev haproxy etcd-server etcd-client python3
+curl socat ca-certificates chromium"
 
 POLICY=/usr/sbin/policy-rc.d
 policy_written=0
