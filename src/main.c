@@ -16,6 +16,7 @@
 #include <slotsync/check.h>
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
+#include <slotsync/inspect.h>
 #include <slotsync/log.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
@@ -28,6 +29,7 @@ static void usage(FILE *out)
                  "  run       watch etcd, keep HAProxy's slots in sync (the daemon)\n"
                  "  render    render the services file from etcd once, then exit\n"
                  "  check     validate a config file: every problem, one per line\n"
+                 "  status    what etcd says, what HAProxy does, and where they differ\n"
                  "  announce  register an endpoint in etcd under a lease (the sidekick)\n"
                  "  version   print the version\n"
                  "\n"
@@ -119,6 +121,33 @@ static void usage_check(FILE *out)
                  "  2  bad command line\n");
 }
 
+static void usage_status(FILE *out)
+{
+    fprintf(out, "usage: slotsync status -c FILE [--service NAME] [--json] [--all] [options]\n"
+                 "       slotsync status --admin HOST:PORT [--service NAME] [--json] [--all]\n"
+                 "\n"
+                 "Read etcd (a range of the prefix) and HAProxy ('show servers state', 'show\n"
+                 "stat') directly and print one table per backend: slot, instance, address,\n"
+                 "weight, admin and operational state, check, sessions, and a DRIFT column\n"
+                 "where the two disagree. Works whether or not 'slotsync run' is running.\n"
+                 "With --admin, asks a running daemon's admin endpoint (its /status) instead.\n"
+                 "\n"
+                 "options:\n" OVERRIDES_HELP "  --service NAME            only that backend\n"
+                 "  --json                    one JSON document (the admin endpoint's /status)\n"
+                 "  --all                     list free slots too, not only their number\n"
+                 "  --admin HOST:PORT         read a daemon's admin endpoint (-c not needed)\n"
+                 "  --timeout S               how long etcd and HAProxy may take (default 10)\n"
+                 "  -h, --help                this text\n"
+                 "\n"
+                 "signals: none handled (SIGPIPE is ignored)\n"
+                 "\n"
+                 "exit codes:\n"
+                 "  0  etcd and HAProxy agree\n"
+                 "  1  drift found (the DRIFT column says where)\n"
+                 "  2  etcd, HAProxy or the admin endpoint could not be read, a bad config\n"
+                 "     or a bad command line\n");
+}
+
 enum {
     OPT_ETCD = 256,
     OPT_PREFIX,
@@ -127,6 +156,10 @@ enum {
     OPT_TIMEOUT,
     OPT_LOGTIME,
     OPT_LOGUNLIMITED,
+    OPT_SERVICE,
+    OPT_JSON,
+    OPT_ALL,
+    OPT_ADMIN,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -159,6 +192,16 @@ static const struct option check_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static const struct option status_opts[] = {
+    COMMON_OPTS,
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
 struct command {
     const char *name;
     const struct option *opts;
@@ -170,6 +213,7 @@ static const struct command commands[] = {
     {"run", run_opts, ":c:h", usage_run},
     {"render", render_opts, ":c:o:h", usage_render},
     {"check", check_opts, ":c:h", usage_check},
+    {"status", status_opts, ":c:h", usage_status},
 };
 
 struct overrides {
@@ -321,6 +365,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     struct config cfg;
     char *errmsg = NULL, *end;
     int opt, r;
+    struct inspect_opts so = {0};
+    bool status = strcmp(cmd, "status") == 0;
 
     optind = 1;
     opterr = 0;
@@ -354,6 +400,18 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         case OPT_LOGUNLIMITED:
             log_set_unlimited(true);
             break;
+        case OPT_SERVICE:
+            so.service = optarg;
+            break;
+        case OPT_JSON:
+            so.json = true;
+            break;
+        case OPT_ALL:
+            so.all = true;
+            break;
+        case OPT_ADMIN:
+            so.admin = optarg;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             timeout_s = strtod(optarg, &end);
@@ -374,7 +432,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         fprintf(stderr, "slotsync %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
-    if (!config_path) {
+    if (!config_path && !(status && so.admin)) {
         fprintf(stderr, "slotsync %s: -c FILE (--config FILE) is required\n", cmd);
         return 2;
     }
@@ -382,6 +440,13 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         return 2;
     if (strcmp(cmd, "check") == 0)
         return cmd_check(config_path, &ov);
+    if (status)
+        so.timeout_s = timeout_s;
+    if (status && !config_path) {
+        memset(&cfg, 0, sizeof(cfg));
+        r = inspect_status(&cfg, &so, stdout, &errmsg);
+        goto status_done;
+    }
     r = config_load(config_path, &cfg, &errmsg);
     if (r == 0)
         r = apply_overrides(&cfg, &ov, &errmsg);
@@ -390,9 +455,19 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
         free(errmsg);
         config_free(&cfg);
-        return 1;
+        return status ? 2 : 1;
     }
     log_set_level((enum log_level)cfg.log_level);
+    if (status) {
+        r = inspect_status(&cfg, &so, stdout, &errmsg);
+    status_done:
+        log_flush(true);
+        if (r < 0)
+            fprintf(stderr, "slotsync status: %s\n", errmsg ? errmsg : strerror(-r));
+        free(errmsg);
+        config_free(&cfg);
+        return r < 0 ? INSPECT_UNREACHABLE : r;
+    }
     if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
     } else {

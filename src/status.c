@@ -207,9 +207,10 @@ static json_t *server_row(const struct server_state *st, const struct stat_row *
                         sr && sr->scur >= 0 ? json_integer(sr->scur) : json_null());
     json_object_set_new(o, "sessions_total",
                         sr && sr->stot >= 0 ? json_integer(sr->stot) : json_null());
-    json_object_set_new(o, "etcd", ce ? json_pack("{s:s,s:i}", "state", etcd_admin(ce->ep.state),
-                                                  "weight", (json_int_t)ce->ep.weight)
-                                      : json_null());
+    json_object_set_new(o, "etcd",
+                        ce ? json_pack("{s:s,s:i}", "state", etcd_admin(ce->ep.state), "weight",
+                                       (json_int_t)ce->ep.weight)
+                           : json_null());
     json_object_set_new(o, "free", json_boolean(free_slot));
     json_object_set_new(o, "drift", drift ? json_string(drift) : json_null());
     return o;
@@ -240,8 +241,7 @@ static json_t *backend_doc(const char *name, const struct catalog_service *svc,
         goto oom;
     n = 0;
     for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->servers[i].backend, name) == 0 &&
-            slots_index_of(v->servers[i].server) >= 0)
+        if (strcmp(v->servers[i].backend, name) == 0 && slots_index_of(v->servers[i].server) >= 0)
             slots[n++] = &v->servers[i];
     qsort(slots, n, sizeof(*slots), cmp_slot);
 
@@ -275,13 +275,12 @@ static json_t *backend_doc(const char *name, const struct catalog_service *svc,
             free_n++;
         } else {
             snprintf(drift, sizeof(drift), "etcd: nothing, haproxy: %s%s",
-                     strcmp(st->addr, "0.0.0.0") == 0 ? "no address " : "",
-                     admin_name(st->admin));
+                     strcmp(st->addr, "0.0.0.0") == 0 ? "no address " : "", admin_name(st->admin));
             d = drift;
         }
         nd += d != NULL;
-        if (json_array_append_new(rows, server_row(st, find_stat(v, name, st->server), ce, d,
-                                                   is_free)) < 0)
+        if (json_array_append_new(
+                rows, server_row(st, find_stat(v, name, st->server), ce, d, is_free)) < 0)
             goto oom;
     }
     for (size_t k = 0; svc && k < svc->n_endpoints; k++) {
@@ -408,7 +407,8 @@ int status_filter(json_t *doc, const char *service)
         return -ENOENT;
     json_array_clear(arr);
     json_array_append_new(arr, keep);
-    json_object_set_new(doc, "drift", json_integer(json_integer_value(json_object_get(keep, "drift"))));
+    json_object_set_new(doc, "drift",
+                        json_integer(json_integer_value(json_object_get(keep, "drift"))));
     json_object_set_new(doc, "in_sync",
                         json_boolean(json_integer_value(json_object_get(keep, "drift")) == 0));
     return 0;
@@ -425,11 +425,11 @@ size_t status_drift_count(const json_t *doc)
 
 #define NCOLS 10
 
-static const char *const headers[NCOLS] = {"SLOT",  "INSTANCE", "ADDRESS", "WEIGHT",   "ADMIN",
-                                           "OPER",  "CHECK",    "CUR",     "TOTAL",    "DRIFT"};
-static const char *const keys[NCOLS] = {"slot",  "instance", "address",          "weight",
-                                        "admin", "operational", "check", "sessions_current",
-                                        "sessions_total", "drift"};
+static const char *const headers[NCOLS] = {"SLOT", "INSTANCE", "ADDRESS", "WEIGHT", "ADMIN",
+                                           "OPER", "CHECK",    "CUR",     "TOTAL",  "DRIFT"};
+static const char *const keys[NCOLS] = {
+    "slot",        "instance", "address",          "weight",         "admin",
+    "operational", "check",    "sessions_current", "sessions_total", "drift"};
 
 /* A cell's text: untrusted strings are escaped (an instance key may hold
  * anything printable; a terminal control byte must not reach the screen). */

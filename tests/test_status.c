@@ -94,8 +94,8 @@ Test(status, drift_of_every_kind)
     json_t *doc;
 
     put(cat, "/svc/web/a", "127.0.0.1:8081");
-    put(cat, "/svc/web/b", "127.0.0.1:8082");                                /* maint by hand */
-    put(cat, "/svc/web/c", "127.0.0.1:8083");                                /* no slot */
+    put(cat, "/svc/web/b", "127.0.0.1:8082"); /* maint by hand */
+    put(cat, "/svc/web/c", "127.0.0.1:8083"); /* no slot */
     put(cat, "/svc/db/m", "{\"host\":\"127.0.0.1\",\"port\":5432,\"weight\":10}"); /* weight */
     put(cat, "/svc/db/n", "127.0.0.1:5433");
     put(cat, "/svc/db/o", "{\"host\":\"127.0.0.1\",\"port\":5434,\"state\":\"maint\"}");

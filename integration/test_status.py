@@ -1,0 +1,79 @@
+"""Integration tests of operator inspection: `slotsync status`, the admin
+endpoint (/metrics, /healthz, /readyz, /status) and the live page, against
+real etcd, real HAProxy and real backends on 127.0.0.1."""
+
+import json
+import subprocess
+
+from harness import *
+from test_daemon import Cluster
+
+
+def status(c, *args, config=True):
+    argv = [c.bin, "status"] + (["-c", c.config_path] if config else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def instances(doc, backend="web"):
+    for b in doc["backends"]:
+        if b["name"] == backend:
+            return {s["instance"]: s for s in b["servers"] if s["instance"]}
+    raise AssertionError("no backend %s in %s" % (backend, doc))
+
+
+def test_status_shows_three_endpoints(env, bin_path):
+    """3 endpoints: the table lists them with their slots, the JSON has the
+    same rows, free slots are summarised, and the exit status is 0."""
+    c = Cluster(env, bin_path)
+    for name in ("w1", "w2", "w3"):
+        c.put(name, name)
+    c.wait_live(["w1", "w2", "w3"])
+    c.reach(["w1", "w2", "w3"])
+
+    out = wait_for(lambda: (lambda o: o.returncode == 0 and o)(status(c)), timeout=10,
+                   what="status exiting 0")
+    lines = out.stdout.splitlines()
+    assert lines[0] == "backend web: 3 of 4 slots used, 1 free, 3 endpoints in etcd", out.stdout
+    assert lines[1].split() == ["SLOT", "INSTANCE", "ADDRESS", "WEIGHT", "ADMIN", "OPER",
+                                "CHECK", "CUR", "TOTAL", "DRIFT"], out.stdout
+    rows = {ln.split()[1]: ln.split() for ln in lines[2:5]}
+    for name in ("w1", "w2", "w3"):
+        row = rows[name]
+        assert row[2] == "127.0.0.1:%d" % c.backends[name], row
+        assert row[4] == "ready" and row[-1] == "-", row
+    assert "(1 of 4 slots free, not listed; --all lists them)" in lines, out.stdout
+    assert lines[-1].endswith("etcd and HAProxy agree"), out.stdout
+
+    out = status(c, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["in_sync"] is True and doc["drift"] == 0
+    got = instances(doc)
+    assert set(got) == {"w1", "w2", "w3"}
+    for name, row in got.items():
+        assert row["address"] == "127.0.0.1:%d" % c.backends[name]
+        assert row["admin"] == "ready" and row["slot"].startswith("s")
+        assert row["sessions_total"] >= 1, row  # c.reach() sent traffic to each
+
+    out = status(c, "--all")
+    assert out.returncode == 0
+    assert len([ln for ln in out.stdout.splitlines() if ln.startswith("s")]) == 4, out.stdout
+
+    out = status(c, "--service", "nope")
+    assert out.returncode == 2 and "no backend named" in out.stderr, out.stderr
+
+
+def test_status_exit_2_when_haproxy_or_etcd_is_unreachable(env, bin_path):
+    c = Cluster(env, bin_path)
+    c.put("w1", "w1")
+    c.wait_live(["w1"])
+    c.haproxy.stop()
+    out = status(c, "--timeout", "3")
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("slotsync status: HAProxy runtime socket"), out.stderr
+
+    c.haproxy = env.start_haproxy(c.services_file)
+    env.etcd.stop()
+    out = status(c, "--timeout", "2")
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "slotsync status: etcd:" in out.stderr, out.stderr
