@@ -3,6 +3,7 @@ endpoint (/metrics, /healthz, /readyz, /status) and the live page, against
 real etcd, real HAProxy and real backends on 127.0.0.1."""
 
 import json
+import signal
 import subprocess
 
 from harness import *
@@ -77,3 +78,37 @@ def test_status_exit_2_when_haproxy_or_etcd_is_unreachable(env, bin_path):
     out = status(c, "--timeout", "2")
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     assert "slotsync status: etcd:" in out.stderr, out.stderr
+
+
+def test_status_reports_a_hand_made_maint_and_the_daemon_repairs_it(env, bin_path):
+    """An operator puts a slot into maint through the socket: status shows the
+    drift and exits 1; the daemon's next resync repairs it; status exits 0."""
+    c = Cluster(env, bin_path, extra={"resync_interval_s": 2})
+    for name in ("w1", "w2", "w3"):
+        c.put(name, name)
+    c.wait_live(["w1", "w2", "w3"])
+    doc = json.loads(wait_for(lambda: (lambda o: o.returncode == 0 and o)(status(c, "--json")),
+                              timeout=10, what="status in sync").stdout)
+    slot = instances(doc)["w2"]["slot"]
+
+    # Pause the daemon so the drift stays until we looked at it.
+    c.slotsync.send_signal(signal.SIGSTOP)
+    assert c.haproxy.cmd("set server web/%s state maint" % slot).strip() == ""
+    out = status(c)
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    drift_line = [ln for ln in out.stdout.splitlines() if ln.startswith(slot + " ")]
+    assert drift_line and drift_line[0].endswith(
+        "etcd: 127.0.0.1:%d ready, haproxy: maint" % c.backends["w2"]), out.stdout
+    assert "1 DRIFT" in out.stdout.splitlines()[0], out.stdout
+    assert out.stdout.splitlines()[-1].endswith("1 drift between etcd and HAProxy"), out.stdout
+    doc = json.loads(status(c, "--json").stdout)
+    assert doc["in_sync"] is False and doc["drift"] == 1
+    assert instances(doc)["w2"]["drift"] == "etcd: 127.0.0.1:%d ready, haproxy: maint" % (
+        c.backends["w2"])
+
+    # Running again, the daemon's next periodic resync repairs it.
+    c.slotsync.send_signal(signal.SIGCONT)
+    env.wait_log("slotsync", r"drift repaired: web/%s " % slot, timeout=15, alive=[c.slotsync])
+    wait_for(lambda: status(c).returncode == 0, timeout=15, what="status back in sync",
+             alive=[c.slotsync])
+    c.wait_live(["w1", "w2", "w3"])
