@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson
+PKGS     = libcurl jansson libmicrohttpd
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
-CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
 TEST_LDLIBS = $(LDLIBS) -lcriterion
 
 ifeq ($(V),1)
@@ -61,6 +61,16 @@ $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+# The live page, as a C string (src/admin_page.html stays readable HTML).
+$(BUILD)/gen/admin_page.h: src/admin_page.html
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo "static const char ADMIN_PAGE[] ="; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo "    ;"; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/src/admin.o: $(BUILD)/gen/admin_page.h
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)

@@ -112,3 +112,103 @@ def test_status_reports_a_hand_made_maint_and_the_daemon_repairs_it(env, bin_pat
     wait_for(lambda: status(c).returncode == 0, timeout=15, what="status back in sync",
              alive=[c.slotsync])
     c.wait_live(["w1", "w2", "w3"])
+
+
+def admin_cluster(env, bin_path, **kw):
+    port = free_port()
+    extra = dict(kw.pop("extra", {}), admin={"listen": "127.0.0.1:%d" % port})
+    c = Cluster(env, bin_path, extra=extra, **kw)
+    c.admin_url = "http://127.0.0.1:%d" % port
+    return c
+
+
+def metrics(c):
+    """{sample name with labels: float} of /metrics."""
+    status_code, body = http_get(c.admin_url + "/metrics")
+    assert status_code == 200, (status_code, body)
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_admin_endpoint_metrics_move_and_status_matches(env, bin_path):
+    """/healthz, /readyz, /metrics counters moving when events arrive, /status
+    listing the endpoints, and `status --admin` reading it."""
+    c = admin_cluster(env, bin_path)
+    assert http_get(c.admin_url + "/healthz") == (200, "ok\n")
+    wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 200, what="/readyz 200")
+    before = metrics(c)
+    assert before["slotsync_haproxy_up"] == 1 and before["slotsync_ready"] == 1
+    assert before['slotsync_slots_total{backend="web"}'] == 4
+    assert before['slotsync_slots_used{backend="web"}'] == 0
+    assert before["slotsync_etcd_watch_starts_total"] >= 1
+
+    for name in ("w1", "w2", "w3"):
+        c.put(name, name)
+    c.wait_live(["w1", "w2", "w3"])
+    c.put("bad", value="not an address")
+
+    def moved():
+        m = metrics(c)
+        return (m["slotsync_etcd_events_total"] >= before["slotsync_etcd_events_total"] + 4 and
+                m["slotsync_event_to_applied_seconds_count"] >= 3 and m)
+    after = wait_for(moved, what="event counters moving")
+    assert after["slotsync_runtime_commands_total"] > before["slotsync_runtime_commands_total"]
+    assert after["slotsync_runtime_batches_total"] > before["slotsync_runtime_batches_total"]
+    assert after["slotsync_batch_duration_seconds_count"] >= 1
+    assert after["slotsync_etcd_revision"] > before["slotsync_etcd_revision"]
+    assert after['slotsync_values_rejected_total{reason="value"}'] == 1
+    assert after['slotsync_slots_used{backend="web"}'] == 3
+    assert after['slotsync_event_to_applied_seconds_bucket{le="+Inf"}'] == \
+        after["slotsync_event_to_applied_seconds_count"]
+
+    status_code, body = http_get(c.admin_url + "/status")
+    assert status_code == 200, body
+    doc = json.loads(body)
+    assert set(instances(doc)) == {"w1", "w2", "w3"} and doc["in_sync"] is True
+    assert doc["ready"] is True
+    recent = [r["instance"] for r in doc["recent"]]
+    assert {"w1", "w2", "w3"} <= set(recent), doc["recent"]
+    assert all(r["latency_ms"] is None or r["latency_ms"] >= 0 for r in doc["recent"])
+    assert "http://" not in body  # no etcd URL (nor anything else of the config's) is shown
+
+    out = status(c, "--admin", c.admin_url[len("http://"):], config=False)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert out.stdout.splitlines()[0] == "backend web: 3 of 4 slots used, 1 free, " \
+        "3 endpoints in etcd", out.stdout
+    assert http_get(c.admin_url + "/nope")[0] == 404
+    assert http_request(c.admin_url + "/metrics", method="POST", body=b"x").status == 405
+
+
+def test_readyz_follows_the_first_sync_and_haproxy(env, bin_path):
+    """/readyz: 503 before the first sync, 200 after it, 503 while HAProxy is
+    stopped, 200 again once it is back."""
+    c = admin_cluster(env, bin_path, start=False)
+    c.put("a", "w1")
+    c.render()
+    c.slotsync = env.start_slotsync(bin_path, c.config_path)
+    env.wait_log("slotsync", r"admin endpoint on", alive=[c.slotsync])
+    env.wait_log("slotsync", r"runtime socket .*retrying", alive=[c.slotsync])
+    code, body = http_get(c.admin_url + "/readyz")
+    assert code == 503 and body.startswith("not ready: "), (code, body)
+    assert http_get(c.admin_url + "/healthz")[0] == 200
+    assert metrics(c)["slotsync_ready"] == 0
+
+    c.haproxy = env.start_haproxy(c.services_file)
+    wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 200, timeout=15,
+             what="/readyz 200 after the first sync", alive=[c.slotsync])
+    c.wait_live(["w1"])
+
+    c.haproxy.stop()
+    wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 503, timeout=15,
+             what="/readyz 503 with HAProxy stopped", alive=[c.slotsync])
+    assert metrics(c)["slotsync_haproxy_up"] == 0
+    code, body = http_get(c.admin_url + "/status")
+    assert code == 503 and "error" in json.loads(body), (code, body)
+
+    c.haproxy = env.start_haproxy(c.services_file)
+    wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 200, timeout=15,
+             what="/readyz 200 with HAProxy back", alive=[c.slotsync])

@@ -36,6 +36,60 @@ void metrics_observe(struct metrics_histogram *h, double seconds, unsigned long 
     h->sum += seconds * (double)n;
 }
 
+void metrics_pending_add(struct metrics_pending *p, double at)
+{
+    if (p->len && p->at[p->len - 1] == at) {
+        p->n[p->len - 1]++;
+        return;
+    }
+    if (p->len == METRICS_PENDING_GROUPS) {
+        p->n[p->len - 1]++;
+        return;
+    }
+    p->at[p->len] = at;
+    p->n[p->len++] = 1;
+}
+
+void metrics_pending_move(struct metrics_pending *dst, struct metrics_pending *src)
+{
+    for (size_t i = 0; i < src->len; i++) {
+        if (dst->len && dst->at[dst->len - 1] == src->at[i]) {
+            dst->n[dst->len - 1] += src->n[i];
+        } else if (dst->len == METRICS_PENDING_GROUPS) {
+            dst->n[dst->len - 1] += src->n[i];
+        } else {
+            dst->at[dst->len] = src->at[i];
+            dst->n[dst->len++] = src->n[i];
+        }
+    }
+    src->len = 0;
+}
+
+double metrics_pending_observe(struct metrics_pending *p, struct metrics_histogram *h, double now)
+{
+    double oldest = p->len ? now - p->at[0] : 0;
+
+    for (size_t i = 0; i < p->len; i++)
+        metrics_observe(h, now - p->at[i], p->n[i]);
+    p->len = 0;
+    return oldest;
+}
+
+void metrics_recent_add(struct metrics_recent *r, const struct metrics_change *ch)
+{
+    r->ring[r->next] = *ch;
+    r->next = (r->next + 1) % METRICS_RECENT_MAX;
+    if (r->len < METRICS_RECENT_MAX)
+        r->len++;
+}
+
+const struct metrics_change *metrics_recent_get(const struct metrics_recent *r, size_t i)
+{
+    if (i >= r->len)
+        return NULL;
+    return &r->ring[(r->next + METRICS_RECENT_MAX - 1 - i) % METRICS_RECENT_MAX];
+}
+
 static void family(FILE *f, const char *name, const char *type, const char *help)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);

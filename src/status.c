@@ -414,6 +414,27 @@ int status_filter(json_t *doc, const char *service)
     return 0;
 }
 
+int status_add_recent(json_t *doc, const struct metrics_recent *r)
+{
+    json_t *arr = json_array();
+    const struct metrics_change *ch;
+
+    if (!arr)
+        return -ENOMEM;
+    for (size_t i = 0; (ch = metrics_recent_get(r, i)); i++) {
+        json_t *o = json_pack("{s:f,s:s,s:s,s:s,s:s,s:b,s:o}", "at", ch->at, "backend", ch->backend,
+                              "slot", ch->slot, "instance", ch->instance, "change", ch->what,
+                              "drift", ch->drift, "latency_ms",
+                              ch->latency_s >= 0 ? json_real(ch->latency_s * 1e3) : json_null());
+
+        if (!o || json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            return -ENOMEM;
+        }
+    }
+    return json_object_set_new(doc, "recent", arr) < 0 ? -ENOMEM : 0;
+}
+
 size_t status_drift_count(const json_t *doc)
 {
     json_int_t d = json_integer_value(json_object_get(doc, "drift"));

@@ -284,3 +284,43 @@ Test(metrics, observe_ignores_nonsense)
     cr_assert_eq(h.count, 3);
     cr_assert_eq(h.buckets[1], 3);
 }
+
+Test(metrics, pending_events_are_observed_at_their_own_arrival)
+{
+    struct metrics_pending pending = {0}, in_flight = {0};
+    struct metrics_histogram h = {0};
+
+    metrics_pending_add(&pending, 10.0);
+    metrics_pending_add(&pending, 10.0);
+    metrics_pending_add(&pending, 10.5);
+    cr_assert_eq(pending.len, 2);
+    metrics_pending_move(&in_flight, &pending);
+    cr_assert_eq(pending.len, 0);
+    metrics_pending_add(&pending, 11.0); /* arrives while the batch is out */
+    cr_assert_float_eq(metrics_pending_observe(&in_flight, &h, 10.6), 0.6, 1e-9);
+    cr_assert_eq(h.count, 3);
+    cr_assert_float_eq(h.sum, 2 * 0.6 + 0.1, 1e-9);
+    cr_assert_eq(in_flight.len, 0);
+    cr_assert_eq(pending.len, 1);
+    for (int i = 0; i < 100; i++)
+        metrics_pending_add(&pending, 12.0 + i);
+    cr_assert_eq(pending.len, METRICS_PENDING_GROUPS);
+    metrics_pending_observe(&pending, &h, 200);
+    cr_assert_eq(h.count, 3 + 101); /* none lost when the groups ran out */
+}
+
+Test(metrics, recent_ring_keeps_the_last_hundred)
+{
+    static struct metrics_recent r;
+    struct metrics_change ch = {0};
+
+    cr_assert_null(metrics_recent_get(&r, 0));
+    for (int i = 0; i < 150; i++) {
+        ch.at = i;
+        metrics_recent_add(&r, &ch);
+    }
+    cr_assert_eq(r.len, METRICS_RECENT_MAX);
+    cr_assert_float_eq(metrics_recent_get(&r, 0)->at, 149, 1e-9);
+    cr_assert_float_eq(metrics_recent_get(&r, 99)->at, 50, 1e-9);
+    cr_assert_null(metrics_recent_get(&r, 100));
+}

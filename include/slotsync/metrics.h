@@ -60,6 +60,44 @@ struct metrics {
     size_t n_backends;
 };
 
+/* etcd events waiting to be applied, grouped by arrival time (events of one
+ * watch message arrive together). When full, the newest group absorbs more
+ * events: latencies are then slightly under-stated, never lost. */
+#define METRICS_PENDING_GROUPS 32
+struct metrics_pending {
+    double at[METRICS_PENDING_GROUPS];
+    unsigned long long n[METRICS_PENDING_GROUPS];
+    size_t len;
+};
+
+void metrics_pending_add(struct metrics_pending *p, double at);
+/* Append src's groups to dst and empty src. */
+void metrics_pending_move(struct metrics_pending *dst, struct metrics_pending *src);
+/* Observe now - arrival for every event of p into h, then empty p. Returns
+ * the oldest event's latency (0 when p was empty). */
+double metrics_pending_observe(struct metrics_pending *p, struct metrics_histogram *h, double now);
+
+/* The last changes applied to HAProxy, for the live page. */
+#define METRICS_RECENT_MAX 100
+struct metrics_change {
+    double at; /* wall-clock time of HAProxy's reply */
+    char backend[64 + 1];
+    char slot[16];
+    char instance[255 + 1]; /* "" when a slot was emptied */
+    char what[200];         /* e.g. "127.0.0.1:8081 ready -> maint" */
+    bool drift;             /* a drift repair */
+    double latency_s;       /* event to applied; < 0 when no etcd event caused it */
+};
+struct metrics_recent {
+    struct metrics_change ring[METRICS_RECENT_MAX];
+    size_t next, len;
+};
+
+/* Append a change (strings copied, cut to fit). */
+void metrics_recent_add(struct metrics_recent *r, const struct metrics_change *ch);
+/* The i-th most recent change (0 = newest), or NULL. Borrowed. */
+const struct metrics_change *metrics_recent_get(const struct metrics_recent *r, size_t i);
+
 /* Count n observations of value seconds (n events applied together). */
 void metrics_observe(struct metrics_histogram *h, double seconds, unsigned long long n);
 

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/metrics.h>
 
 /* Build the document. backends (n, borrowed) names the backends to show (the
  * config's services); services of the catalog are added to them. state_text
@@ -38,6 +39,10 @@ int status_filter(json_t *doc, const char *service);
  * slots one by one instead of summarising them. Returns 0 or -ENOMEM
  * (-EINVAL if doc is not a status document). */
 int status_render_table(const json_t *doc, bool all, char **out);
+
+/* Add "recent": the changes of r (borrowed), newest first, to doc. Returns
+ * 0 or -ENOMEM. */
+int status_add_recent(json_t *doc, const struct metrics_recent *r);
 
 /* Number of drifts in doc; 0 means etcd and HAProxy agree. */
 size_t status_drift_count(const json_t *doc);
