@@ -212,3 +212,41 @@ def test_readyz_follows_the_first_sync_and_haproxy(env, bin_path):
     c.haproxy = env.start_haproxy(c.services_file)
     wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 200, timeout=15,
              what="/readyz 200 with HAProxy back", alive=[c.slotsync])
+
+
+def test_live_page_in_headless_chromium(env, bin_path):
+    """The admin endpoint's / page, rendered by a real browser, lists the
+    instances of each backend, summarises free slots and highlights drift."""
+    c = admin_cluster(env, bin_path)
+    for name in ("w1", "w2", "w3"):
+        c.put(name, name)
+    c.wait_live(["w1", "w2", "w3"])
+    wait_for(lambda: http_get(c.admin_url + "/readyz")[0] == 200, what="/readyz 200")
+    status_code, page = http_get(c.admin_url + "/")
+    assert status_code == 200 and "<script" in page
+    # Self-contained: nothing is loaded from anywhere else.
+    for needle in ("src=", "href=", "@import", "url("):
+        assert needle not in page, needle
+
+    dom = chromium(env, c.admin_url + "/")
+    for name in ("w1", "w2", "w3"):
+        assert 'data-instance="%s"' % name in dom, dom[-2000:]
+        assert "127.0.0.1:%d" % c.backends[name] in dom
+    assert 'id="sync" class="pill ok"' in dom and ">in sync<" in dom, dom[:3000]
+    assert "1 of 4 slots free" in dom
+    assert 'id="error" role="alert"></span>' in dom  # the fetch worked
+
+    # A drift (the daemon paused so that it stays) is highlighted.
+    doc = json.loads(http_get(c.admin_url + "/status")[1])
+    slot = instances(doc)["w3"]["slot"]
+    c.slotsync.send_signal(signal.SIGSTOP)
+    try:
+        c.haproxy.cmd("set server web/%s state maint" % slot)
+        out = status(c)
+        assert out.returncode == 1, out.stdout
+    finally:
+        c.slotsync.send_signal(signal.SIGCONT)
+    # (resync_interval_s is 30: the daemon leaves the drift alone meanwhile)
+    dom = chromium(env, c.admin_url + "/")
+    assert '<tr class="drift" data-instance="w3">' in dom, dom[-3000:]
+    assert 'id="sync" class="pill bad"' in dom

@@ -306,8 +306,7 @@ Test(config, admin_listen)
     cr_expect_str_eq(cfg.admin_listen.host, "127.0.0.1");
     cr_expect_eq(cfg.admin_listen.port, 9180);
     config_free(&cfg);
-    cr_assert_eq(load(CFG("'admin':{'listen':'[::1]:9180'}"), &cfg, &err), 0, "%s",
-                 err ? err : "");
+    cr_assert_eq(load(CFG("'admin':{'listen':'[::1]:9180'}"), &cfg, &err), 0, "%s", err ? err : "");
     cr_expect(cfg.admin_listen.ipv6);
     config_free(&cfg);
 }
