@@ -28,7 +28,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
-.PHONY: all test unit integration asan valgrind bench demo fmt fmt-check install uninstall clean help deps
+.PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -104,6 +104,9 @@ bench: deps $(BIN)
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)
+
+screenshot: deps $(BIN)
+	$(Q)$(PYTHON) integration/screenshot.py --bin $(abspath $(BIN)) --out docs/status-page.png
 
 fmt:
 	$(Q)clang-format -i src/*.c include/slotsync/*.h tests/*.c
