@@ -250,3 +250,17 @@ def test_live_page_in_headless_chromium(env, bin_path):
     dom = chromium(env, c.admin_url + "/")
     assert '<tr class="drift" data-instance="w3">' in dom, dom[-3000:]
     assert 'id="sync" class="pill bad"' in dom
+
+
+def test_base_config_serves_stats_page_and_prometheus_exporter(env, bin_path):
+    """The shipped haproxy.cfg: the stats page at / and HAProxy's Prometheus
+    exporter at /metrics on the (loopback) stats listener, slots included."""
+    c = Cluster(env, bin_path)
+    c.put("w1", "w1")
+    c.wait_live(["w1"])
+    code, page = http_get(c.haproxy.stats_url)
+    assert code == 200 and "Statistics Report" in page and ">web<" in page
+    code, body = http_get(c.haproxy.stats_url + "metrics")
+    assert code == 200, code
+    assert 'haproxy_server_status{proxy="web",server="s1"' in body, body[:500]
+    assert 'haproxy_server_status{proxy="web",server="s4"' in body
