@@ -26,6 +26,8 @@
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
 #define RUNTIME_TIMEOUT_S 10.0
+#define WRITE_RETRY_MIN_S 0.5
+#define WRITE_RETRY_MAX_S 30.0
 
 /* A service's backend and HAProxy's side of it. */
 struct backend {
@@ -69,6 +71,8 @@ struct ctl {
     bool reloading;
     double last_reload_start;
     char *candidate;
+    double write_retry;             /* backoff after a failed write of the files */
+    struct log_outage write_outage; /* since when they cannot be written */
     /* the HTTP frontend's host map */
     struct host_route *map_have;
     size_t n_map_have;
@@ -77,12 +81,19 @@ struct ctl {
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
-    bool listed;           /* a complete etcd listing has been applied */
-    bool listing;          /* a listing is being applied: one summary, not a line a key */
-    bool synced;           /* HAProxy's state is known */
-    bool resync_wanted;    /* re-read HAProxy's state before the next batch */
-    bool runtime_down;     /* last exchange failed to connect */
-    bool master_down;      /* the master socket sentinel cannot connect */
+    bool listed;       /* a complete etcd listing has been applied */
+    bool listing;      /* a listing is being applied: one summary, not a line a key */
+    size_t list_valid; /* valid keys in the listing being applied */
+    /* The last full listing had no valid key and none came since. Until
+     * HAProxy is known to hold no filled slot (or keys appear), listed stays
+     * false: nothing is planned, rendered or sent. */
+    bool registry_empty;
+    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
+    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
+    bool synced;                           /* HAProxy's state is known */
+    bool resync_wanted;                    /* re-read HAProxy's state before the next batch */
+    bool runtime_down;                     /* last exchange failed to connect */
+    bool master_down;                      /* the master socket sentinel cannot connect */
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
@@ -95,6 +106,7 @@ struct ctl {
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
+        unsigned long long empty_listings_held, write_failures;
     } stats;
 };
 
@@ -266,6 +278,7 @@ static void on_list_begin(void *arg)
     struct ctl *c = arg;
 
     c->listing = true;
+    c->list_valid = 0;
     catalog_relist_begin(c->cat);
 }
 
@@ -280,6 +293,8 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     else
         r = catalog_put(c->cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
                         &why);
+    if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
+        c->list_valid++;
     log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     switch (r) {
     case CATALOG_REJECTED:
@@ -317,6 +332,67 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
 
 static void render_now(struct ctl *c);
 
+/* Plan every backend and the map again from the catalog. */
+static void mark_all_dirty(struct ctl *c)
+{
+    for (size_t i = 0; i < c->n_backends; i++)
+        c->backends[i]->dirty = true;
+    c->map_dirty = true;
+}
+
+/* Keys are there again after an empty listing: converge to them. */
+static void registry_filled(struct ctl *c)
+{
+    if (c->empty_held)
+        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
+                 catalog_count(c->cat));
+    c->registry_empty = false;
+    c->empty_held = false;
+    c->listed = true;
+    mark_all_dirty(c);
+}
+
+/* After an empty listing, with HAProxy's state read: hold while HAProxy has
+ * a filled slot in one of our backends (a wiped etcd, or the wrong one, must
+ * not empty every backend), apply the empty listing when it has none. Once
+ * per read of HAProxy's state. */
+static void decide_empty_registry(struct ctl *c)
+{
+    size_t filled = 0, backends = 0;
+
+    if (c->empty_seen_resyncs == c->stats.resyncs)
+        return;
+    c->empty_seen_resyncs = c->stats.resyncs;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const struct backend *b = c->backends[i];
+        size_t k = 0;
+
+        for (size_t j = 0; b->present && j < b->slots.n; j++)
+            if (b->have[j].port != 0 || strcmp(b->have[j].addr, "0.0.0.0") != 0)
+                k++;
+        filled += k;
+        backends += k != 0;
+    }
+    if (!filled) {
+        if (c->empty_held)
+            log_info(MOD, "HAProxy has no filled slot left: the empty etcd registry applies");
+        c->empty_held = false;
+        c->registry_empty = false;
+        c->listed = true;
+        mark_all_dirty(c);
+        return;
+    }
+    if (c->empty_held)
+        return;
+    c->empty_held = true;
+    c->stats.empty_listings_held++;
+    log_error(MOD,
+              "etcd registry is empty (no valid key under %s): HAProxy is kept as it is "
+              "(%zu filled slots in %zu backends) until keys appear; set "
+              "allow_empty_registry to apply an empty registry",
+              c->cfg->etcd_prefix, filled, backends);
+}
+
 static void on_list_end(void *arg, int64_t revision)
 {
     struct ctl *c = arg;
@@ -326,15 +402,33 @@ static void on_list_end(void *arg, int64_t revision)
     log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
              catalog_count(c->cat), c->cat->n_services, (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
-    c->listed = true;
     collect_dirty(c);
-    if (c->render_only)
+    if (c->render_only) {
+        c->listed = true;
         render_now(c);
+        return;
+    }
+    if (c->list_valid == 0 && !c->cfg->allow_empty_registry) {
+        /* Decided in on_prepare() once HAProxy's state is read again. */
+        c->registry_empty = true;
+        c->listed = false;
+        c->empty_seen_resyncs = ~0ULL;
+        return;
+    }
+    if (c->registry_empty)
+        registry_filled(c);
+    c->listed = true;
 }
 
 static void on_batch_end(void *arg, int64_t revision)
 {
-    collect_dirty(arg);
+    struct ctl *c = arg;
+
+    collect_dirty(c);
+    /* Watch events apply one by one as always (a service scaled to zero is
+     * emptied); only a key that appears ends an empty listing's hold. */
+    if (c->registry_empty && !c->listing && catalog_count(c->cat) > 0)
+        registry_filled(c);
 }
 
 static void on_connected(void *arg, bool up, const char *why)
@@ -814,6 +908,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    c->write_retry = 0;
     if (!ok) {
         c->failed_gen = c->reload_gen;
         /* Slots added for the render HAProxy did not load: forget them. */
@@ -841,6 +936,49 @@ static void reload_end(struct ctl *c, bool ok)
         }
     }
     c->resync_wanted = true;
+}
+
+/* The files could not be written or the check not started: an error of this
+ * machine (a full or read-only disk, no memory, no process slot), not
+ * HAProxy's verdict on the config. The same generation is tried again with
+ * backoff until it goes through; one error line, then "still" lines at a
+ * slowing cadence. */
+static void reload_io_failed(struct ctl *c, const char *why)
+{
+    double now = ev_time(), elapsed = 0;
+    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+
+    c->reloading = false;
+    if (c->candidate)
+        unlink(c->candidate);
+    c->stats.write_failures++;
+    c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
+    if (c->write_retry > WRITE_RETRY_MAX_S)
+        c->write_retry = WRITE_RETRY_MAX_S;
+    if (log_outage_begin(&c->write_outage, now))
+        log_error(MOD,
+                  "cannot write the services file: %s; keeping the running config, "
+                  "retrying with backoff",
+                  why);
+    else if (log_outage_due(&c->write_outage, now, &elapsed))
+        log_error(MOD, "services file still cannot be written after %.0f s: %s", elapsed, why);
+    else
+        log_debug(MOD, "services file still cannot be written: %s (retry in %.1f s)", why,
+                  c->write_retry);
+    ev_timer_stop(c->loop, &c->reload_timer);
+    ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
+    ev_timer_start(c->loop, &c->reload_timer);
+    /* Slots added for the render HAProxy did not load: forget them. */
+    c->resync_wanted = true;
+}
+
+/* The candidate is in place: the files could be written. */
+static void write_succeeded(struct ctl *c)
+{
+    double len = log_outage_end(&c->write_outage, ev_time());
+
+    if (len >= 0)
+        log_info(MOD, "services file written again after %.0f s", len);
 }
 
 static void on_reload_done(int err, const char *errtext, void *arg)
@@ -873,10 +1011,14 @@ static void on_check_done(int err, const char *errtext, void *arg)
         return;
     }
     if (rename(c->candidate, path) < 0) {
-        log_error(MOD, "rename %s to %s: %s", c->candidate, path, strerror(errno));
-        reload_end(c, false);
+        char *why = NULL;
+
+        memprintf(&why, "rename %s to %s: %s", c->candidate, path, strerror(errno));
+        reload_io_failed(c, why ? why : "rename failed");
+        free(why);
         return;
     }
+    write_succeeded(c);
     r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
     if (r < 0) {
         log_error(MOD, "cannot reload HAProxy: %s (no master socket or reload_command?)",
@@ -895,6 +1037,7 @@ static void start_reload(struct ctl *c)
     size_t n = 0, n_routes = 0, len = 0;
     char *text = NULL, *err = NULL;
     int r = -ENOMEM;
+    bool io = true; /* a failure of this machine, not of the config */
 
     c->reloading = true;
     c->reload_gen = c->desired_gen;
@@ -922,6 +1065,7 @@ static void start_reload(struct ctl *c)
         rb[n++] = (struct render_backend){b->svc, &b->slots};
     }
     r = render_services(c->cfg, rb, n, &text, &len, &err);
+    io = r != -EINVAL;
     if (r == 0 && c->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -944,6 +1088,10 @@ static void start_reload(struct ctl *c)
     log_info(MOD, "rendered %zu backends to %s; checking it", n, c->candidate);
     goto out;
 fail:
+    if (io) {
+        reload_io_failed(c, err ? err : strerror(-r));
+        goto out;
+    }
     log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
     reload_end(c, false);
 out:
@@ -1001,6 +1149,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         start_resync(c);
         return;
     }
+    if (c->registry_empty && !c->listed)
+        decide_empty_registry(c);
     if (!c->listed)
         return;
     plan_reset(&c->plan);
@@ -1213,6 +1363,63 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
+#define SERVICES_FILE_MAX (256u << 20)
+
+static void on_stale_removed(const char *file, void *arg)
+{
+    log_info(MOD, "removed %s, left by a writer that died", file);
+}
+
+/* Before the loop runs: remove what a killed slotsync left beside the
+ * services file (its candidate, half-written temp files), and take back the
+ * backends it rendered for services etcd alone named, so that a restart
+ * adopts them from HAProxy (no reload) and empties those whose keys went
+ * away meanwhile. Only a file slotsync rendered is read that way. */
+static int start_from_services_file(struct ctl *c, char **errmsg)
+{
+    const char *paths[] = {c->cfg->services_file, c->candidate, c->cfg->hosts_map};
+    char *text = NULL, **names = NULL;
+    size_t len = 0, n = 0, added = 0;
+    int r;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        render_remove_stale_temps(paths[i], on_stale_removed, c);
+    if (unlink(c->candidate) == 0)
+        log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
+    r = render_read_file(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_warn(MOD, "cannot read %s: %s (backends of etcd-only services are added again)",
+                 c->cfg->services_file, strerror(-r));
+        return 0;
+    }
+    r = render_parse_backends(text, len, &names, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct service_conf conf;
+
+        if (backend_find(c, names[i]))
+            continue;
+        memset(&conf, 0, sizeof(conf));
+        snprintf(conf.name, sizeof(conf.name), "%s", names[i]);
+        conf.opt = c->cfg->defaults;
+        if (!backend_add(c, &conf, false))
+            r = -ENOMEM;
+        else
+            added++;
+    }
+    if (added)
+        log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
+                 added);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(text);
+    if (r < 0)
+        memprintf(errmsg, "out of memory");
+    return r;
+}
+
 static void ctl_destroy(struct ctl *c)
 {
     if (c->loop) {
@@ -1310,7 +1517,7 @@ int controller_run(const struct config *cfg,
     struct ctl c;
     int r = ctl_init(&c, cfg, false, errmsg);
 
-    if (r < 0)
+    if (r < 0 || (r = start_from_services_file(&c, errmsg)) < 0)
         goto out;
     c.load_config = load_config;
     c.load_arg = arg;
@@ -1333,6 +1540,9 @@ int controller_run(const struct config *cfg,
              "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
+    if (c.stats.empty_listings_held)
+        log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
+                 c.empty_held ? " (still held: HAProxy was left as it was)" : "");
 out:
     ctl_destroy(&c);
     return r;

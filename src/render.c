@@ -2,8 +2,10 @@
  * atomically. */
 #include <slotsync/render.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -94,8 +96,9 @@ int render_services(const struct config *cfg, const struct render_backend *backe
 
     *out = NULL;
     *outlen = 0;
-    buf_printf(&b, "# Rendered by slotsync. Do not edit: slotsync rewrites this file.\n"
-                   "# Server slots s1..sN are filled at run time through the runtime API.\n");
+    buf_printf(&b, RENDER_HEADER
+               " Do not edit: slotsync rewrites this file.\n"
+               "# Server slots s1..sN are filled at run time through the runtime API.\n");
     for (size_t k = 0; k < n; k++) {
         const struct service_conf *svc = backends[k].svc;
         const struct slot_table *t = backends[k].slots;
@@ -288,4 +291,167 @@ int render_hosts_map(const struct host_route *routes, size_t n, char **out, size
     *out = b.p;
     *outlen = b.len;
     return 0;
+}
+
+int render_parse_backends(const char *text, size_t len, char ***names, size_t *n)
+{
+    static const char kw[] = "backend ";
+    const char *p = text, *end = text + len;
+    char **list = NULL;
+    size_t k = 0, cap = 0;
+
+    *names = NULL;
+    *n = 0;
+    if (len < strlen(RENDER_HEADER) || memcmp(text, RENDER_HEADER, strlen(RENDER_HEADER)) != 0)
+        return 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = (size_t)((nl ? nl : end) - p);
+        char name[SERVICE_NAME_MAX + 1];
+
+        if (ll > strlen(kw) && ll - strlen(kw) <= SERVICE_NAME_MAX &&
+            memcmp(p, kw, strlen(kw)) == 0) {
+            memcpy(name, p + strlen(kw), ll - strlen(kw));
+            name[ll - strlen(kw)] = '\0';
+            if (endpoint_service_name_valid(name)) {
+                if (k == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    char **nl2 = realloc(list, ncap * sizeof(*nl2));
+
+                    if (!nl2)
+                        goto oom;
+                    list = nl2;
+                    cap = ncap;
+                }
+                if (!(list[k] = strdup(name)))
+                    goto oom;
+                k++;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    *names = list;
+    *n = k;
+    return 0;
+oom:
+    for (size_t i = 0; i < k; i++)
+        free(list[i]);
+    free(list);
+    return -ENOMEM;
+}
+
+int render_read_file(const char *path, size_t max, char **out, size_t *outlen)
+{
+    struct buf b = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+    *out = NULL;
+    *outlen = 0;
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        ssize_t r;
+
+        if (b.cap - b.len < 4096) {
+            size_t ncap = b.cap ? b.cap * 2 : 16384;
+            char *np = realloc(b.p, ncap + 1);
+
+            if (!np) {
+                ret = -ENOMEM;
+                break;
+            }
+            b.p = np;
+            b.cap = ncap;
+        }
+        r = read(fd, b.p + b.len, b.cap - b.len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            ret = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        b.len += (size_t)r;
+        if (b.len > max) {
+            ret = -EFBIG;
+            break;
+        }
+    }
+    close(fd);
+    if (ret < 0) {
+        free(b.p);
+        return ret;
+    }
+    if (!b.p && !(b.p = malloc(1)))
+        return -ENOMEM;
+    b.p[b.len] = '\0';
+    *out = b.p;
+    *outlen = b.len;
+    return 0;
+}
+
+/* "<base>.tmp.<pid>" with pid all digits: the pid, else 0. */
+static long temp_pid(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    long pid = 0;
+    const char *p;
+
+    if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".tmp.", 5) != 0)
+        return 0;
+    p = name + bl + 5;
+    if (!*p || strlen(p) > 9)
+        return 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    return pid;
+}
+
+int render_remove_stale_temps(const char *path, void (*removed)(const char *file, void *arg),
+                              void *arg)
+{
+    char *dircopy = strdup(path), *basecopy = strdup(path), *file = NULL;
+    const char *dir, *base;
+    struct dirent *de;
+    DIR *d = NULL;
+    int count = 0;
+
+    if (!dircopy || !basecopy) {
+        count = -ENOMEM;
+        goto out;
+    }
+    dir = dirname(dircopy);
+    base = basename(basecopy);
+    d = opendir(dir);
+    if (!d) {
+        count = -errno;
+        goto out;
+    }
+    while ((de = readdir(d))) {
+        long pid = temp_pid(de->d_name, base);
+
+        /* A writer that is still running owns its temp file. */
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (!memprintf(&file, "%s/%s", dir, de->d_name)) {
+            count = -ENOMEM;
+            goto out;
+        }
+        if (unlink(file) == 0) {
+            count++;
+            if (removed)
+                removed(file, arg);
+        }
+    }
+out:
+    if (d)
+        closedir(d);
+    free(file);
+    free(dircopy);
+    free(basecopy);
+    return count;
 }

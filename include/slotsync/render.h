@@ -15,6 +15,10 @@
 #include <slotsync/config.h>
 #include <slotsync/slots.h>
 
+/* The first line of every services file render_services() writes: what
+ * tells a file slotsync rendered from any other. */
+#define RENDER_HEADER "# Rendered by slotsync."
+
 struct render_backend {
     const struct service_conf *svc; /* borrowed */
     const struct slot_table *slots; /* borrowed */
@@ -43,8 +47,26 @@ int render_host_routes(const struct config *cfg, const struct render_backend *ba
 /* The map file's text for routes: "host backend\n" lines. Caller frees. */
 int render_hosts_map(const struct host_route *routes, size_t n, char **out, size_t *outlen);
 
-/* Write data to path atomically: a temp file in the same directory, fsync,
- * rename over path, fsync the directory. 0 or a negative errno with *errmsg. */
+/* Write data to path atomically: a temp file "<path>.tmp.<pid>" in the same
+ * directory, fsync, rename over path, fsync the directory. 0 or a negative
+ * errno with *errmsg. */
 int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);
+
+/* The backend names of text (len bytes), a services file as render_services()
+ * wrote it; for any other text (no RENDER_HEADER first), none. Names that
+ * fail endpoint_service_name_valid() are skipped. *names is a new array of
+ * new strings (the caller frees each and the array; NULL when *n is 0).
+ * 0 or -ENOMEM. Pure. */
+int render_parse_backends(const char *text, size_t len, char ***names, size_t *n);
+
+/* Read the file at path whole into a new NUL-terminated buffer (caller
+ * frees). 0, -EFBIG past max bytes, or the negative errno of open/read. */
+int render_read_file(const char *path, size_t max, char **out, size_t *outlen);
+
+/* Remove the temp files render_write_atomic() left for path when its writer
+ * died (a "<path>.tmp.<pid>" whose pid is no process); removed (may be NULL)
+ * is told each one. Returns how many, or a negative errno. */
+int render_remove_stale_temps(const char *path, void (*removed)(const char *file, void *arg),
+                              void *arg);
 
 #endif
