@@ -5,9 +5,10 @@ for services named only in etcd (no reload; emptied when their keys went
 away meanwhile)."""
 
 import os
+import time
 
 from harness import *
-from test_daemon import Cluster, PREFIX
+from test_daemon import Cluster, PREFIX, TcpProxy
 
 EMPTY_LINE = r"error sync: etcd registry is empty \(no valid key under /services/\).*"
 
@@ -74,6 +75,33 @@ def test_wrong_etcd_keeps_haproxy_until_keys_appear(env, bin_path):
     c.wait_live(["w2"])
     etcd_delete(other, PREFIX + "web/x")
     wait_for(lambda: c.live() == set(), what="web emptied by the delete", alive=[c.slotsync])
+
+
+def test_empty_relist_after_compaction_keeps_haproxy(env, bin_path):
+    """While the watch is down every key goes and etcd compacts: the re-list
+    finds nothing. HAProxy is kept until a key appears."""
+    etcd = env.start_etcd()
+    proxy = TcpProxy(("127.0.0.1", int(etcd.rsplit(":", 1)[1])))
+    try:
+        c = Cluster(env, bin_path, etcd_url="http://127.0.0.1:%d" % proxy.port)
+        c.put("a", "w1")
+        c.put("b", "w2")
+        c.wait_live(["w1", "w2"])
+        proxy.cut()
+        env.wait_log("slotsync", r"etcd watch lost", alive=[c.slotsync])
+        etcd_delete_prefix(etcd, PREFIX)
+        etcd_put(etcd, "/elsewhere/x", "1")  # compact past the deletes
+        etcd_compact(etcd, etcd_revision(etcd))
+        time.sleep(0.5)  # slotsync retries against the cut proxy meanwhile
+        proxy.restore()
+        env.wait_log("slotsync", EMPTY_LINE, timeout=20, alive=[c.slotsync])
+        c.wait_live(["w1", "w2"])
+        c.reach(["w1", "w2"])
+        etcd_put(etcd, PREFIX + "web/c", "127.0.0.1:%d" % c.backends["w3"])
+        c.wait_live(["w3"], what="converged once a key appeared")
+        c.assert_no_reload()
+    finally:
+        proxy.close()
 
 
 def test_allow_empty_registry_applies_an_empty_listing(env, bin_path):
