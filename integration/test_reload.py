@@ -74,6 +74,9 @@ def test_new_service_one_reload_then_routable(env, bin_path):
     cfg["services"] = dict(cfg["services"], db={"listen": "127.0.0.1:%d" % db_port,
                                                 "hosts": ["db.example.test"]})
     sighup(c, cfg)
+    # db must be the config's when its key comes: else etcd's db (from
+    # defaults) costs one reload and the config's options a second one
+    env.wait_log("slotsync", r"SIGHUP: config reloaded", alive=[c.slotsync])
     etcd_put(c.etcd, PREFIX + "db/1", "127.0.0.1:%d" % c.backends["w1"])
     wait_for(lambda: c.haproxy.reloads() == (2, 0), what="second reload")
     wait_for(lambda: set(traffic("http://127.0.0.1:%d/" % db_port, 3)) == {"w1"},
