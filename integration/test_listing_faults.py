@@ -182,3 +182,23 @@ def test_restart_empties_etcd_only_service_whose_keys_vanished(env, bin_path):
     text = open(c.services_file).read()
     assert "backend api" not in text and "backend other" in text, text
     assert not [f for f in os.listdir(env.tmp) if ".tmp." in f or f.endswith(".new")]
+
+
+def test_restart_with_changed_defaults_reloads_etcd_only_backends(env, bin_path):
+    """The defaults changed while slotsync was down: the backends it built
+    from them are rendered again (one reload), not adopted as they were."""
+    c = Cluster(env, bin_path)
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="one reload", alive=[c.slotsync])
+    wait_backend(c, "api", ["w2"])
+    env.stop(c.slotsync)
+    c.config["defaults"]["server_options"] = "check inter 400ms fall 1 rise 1"
+    write_config(env, c.config)
+    c.start_slotsync(name="slotsync2")
+    wait_for(lambda: c.haproxy.reloads() == (2, 0), what="a reload for the new defaults",
+             alive=[c.slotsync])
+    text = open(c.services_file).read()
+    api = text[text.index("backend api"):]
+    assert "default-server check inter 400ms fall 1 rise 1" in api, text
+    wait_backend(c, "api", ["w2"])
+    env.wait_log("slotsync2", r"defaults changed for api: a reload is needed")

@@ -1378,7 +1378,8 @@ static void on_stale_removed(const char *file, void *arg)
 static int start_from_services_file(struct ctl *c, char **errmsg)
 {
     const char *paths[] = {c->cfg->services_file, c->candidate, c->cfg->hosts_map};
-    char *text = NULL, **names = NULL;
+    struct render_file_backend *fb = NULL;
+    char *text = NULL;
     size_t len = 0, n = 0, added = 0;
     int r;
 
@@ -1394,26 +1395,28 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
                  c->cfg->services_file, strerror(-r));
         return 0;
     }
-    r = render_parse_backends(text, len, &names, &n);
+    r = render_parse_backends(text, len, &fb, &n);
     for (size_t i = 0; r == 0 && i < n; i++) {
         struct service_conf conf;
 
-        if (backend_find(c, names[i]))
+        if (backend_find(c, fb[i].name))
             continue;
         memset(&conf, 0, sizeof(conf));
-        snprintf(conf.name, sizeof(conf.name), "%s", names[i]);
+        snprintf(conf.name, sizeof(conf.name), "%s", fb[i].name);
         conf.opt = c->cfg->defaults;
-        if (!backend_add(c, &conf, false))
+        if (!backend_add(c, &conf, false)) {
             r = -ENOMEM;
-        else
-            added++;
+            break;
+        }
+        added++;
+        /* The defaults changed while slotsync was away. */
+        if (!render_backend_matches(&fb[i], &conf.opt))
+            want_reload(c, "defaults changed for", conf.name);
     }
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    free(fb);
     free(text);
     if (r < 0)
         memprintf(errmsg, "out of memory");

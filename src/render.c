@@ -293,14 +293,26 @@ int render_hosts_map(const struct host_route *routes, size_t n, char **out, size
     return 0;
 }
 
-int render_parse_backends(const char *text, size_t len, char ***names, size_t *n)
+/* Copy the rest of line after prefix into dst (size dsz) when line starts
+ * with prefix and the rest fits. */
+static bool take_field(const char *line, size_t ll, const char *prefix, char *dst, size_t dsz)
 {
-    static const char kw[] = "backend ";
+    size_t pl = strlen(prefix);
+
+    if (ll <= pl || ll - pl >= dsz || memcmp(line, prefix, pl) != 0)
+        return false;
+    memcpy(dst, line + pl, ll - pl);
+    dst[ll - pl] = '\0';
+    return true;
+}
+
+int render_parse_backends(const char *text, size_t len, struct render_file_backend **out, size_t *n)
+{
     const char *p = text, *end = text + len;
-    char **list = NULL;
+    struct render_file_backend *list = NULL, *cur = NULL;
     size_t k = 0, cap = 0;
 
-    *names = NULL;
+    *out = NULL;
     *n = 0;
     if (len < strlen(RENDER_HEADER) || memcmp(text, RENDER_HEADER, strlen(RENDER_HEADER)) != 0)
         return 0;
@@ -309,35 +321,43 @@ int render_parse_backends(const char *text, size_t len, char ***names, size_t *n
         size_t ll = (size_t)((nl ? nl : end) - p);
         char name[SERVICE_NAME_MAX + 1];
 
-        if (ll > strlen(kw) && ll - strlen(kw) <= SERVICE_NAME_MAX &&
-            memcmp(p, kw, strlen(kw)) == 0) {
-            memcpy(name, p + strlen(kw), ll - strlen(kw));
-            name[ll - strlen(kw)] = '\0';
-            if (endpoint_service_name_valid(name)) {
+        if (ll && p[0] != ' ') {
+            /* A section header: only a backend with a valid name is read. */
+            cur = NULL;
+            if (take_field(p, ll, "backend ", name, sizeof(name)) &&
+                endpoint_service_name_valid(name)) {
                 if (k == cap) {
                     size_t ncap = cap ? cap * 2 : 16;
-                    char **nl2 = realloc(list, ncap * sizeof(*nl2));
+                    struct render_file_backend *nb = realloc(list, ncap * sizeof(*nb));
 
-                    if (!nl2)
-                        goto oom;
-                    list = nl2;
+                    if (!nb) {
+                        free(list);
+                        return -ENOMEM;
+                    }
+                    list = nb;
                     cap = ncap;
                 }
-                if (!(list[k] = strdup(name)))
-                    goto oom;
-                k++;
+                cur = &list[k++];
+                memset(cur, 0, sizeof(*cur));
+                memcpy(cur->name, name, sizeof(name));
             }
+        } else if (cur) {
+            if (!take_field(p, ll, "    mode ", cur->mode, sizeof(cur->mode)) &&
+                !take_field(p, ll, "    balance ", cur->balance, sizeof(cur->balance)))
+                take_field(p, ll, "    default-server ", cur->server_options,
+                           sizeof(cur->server_options));
         }
         p = nl ? nl + 1 : end;
     }
-    *names = list;
+    *out = list;
     *n = k;
     return 0;
-oom:
-    for (size_t i = 0; i < k; i++)
-        free(list[i]);
-    free(list);
-    return -ENOMEM;
+}
+
+bool render_backend_matches(const struct render_file_backend *fb, const struct service_options *opt)
+{
+    return strcmp(fb->mode, mode_name(opt->mode)) == 0 && strcmp(fb->balance, opt->balance) == 0 &&
+           strcmp(fb->server_options, opt->server_options) == 0;
 }
 
 int render_read_file(const char *path, size_t max, char **out, size_t *outlen)

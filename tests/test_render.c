@@ -255,38 +255,42 @@ Test(render, http_frontend_golden)
 
 struct parse_case {
     const char *text;
-    const char *want; /* the names found, space-separated */
+    const char *want; /* "name|mode|balance|options" of each backend, ';'-separated */
 };
 
 static const struct parse_case parse_cases[] = {
-    {RENDER_HEADER " Do not edit.\n\nbackend api\n    mode http\nbackend db\n", "api db"},
-    {RENDER_HEADER "\nbackend a.b_c-D\nfrontend a.b_c-D\nbackend x", "a.b_c-D x"},
+    {RENDER_HEADER " Do not edit.\n\nbackend api\n    mode http\n    balance roundrobin\n"
+                   "    default-server check inter 2s\n    server s1 0.0.0.0:0 disabled\n"
+                   "\nfrontend api\n    mode tcp\n    balance first\nbackend db\n    mode tcp\n",
+     "api|http|roundrobin|check inter 2s;db|tcp||"},
+    {RENDER_HEADER "\nbackend a.b_c-D\nfrontend a.b_c-D\nbackend x", "a.b_c-D|||;x|||"},
     /* not a file slotsync rendered: nothing is claimed */
     {"global\nbackend app\n", ""},
     {"", ""},
     {"# Rendered by someone else\nbackend app\n", ""},
-    /* names a render could not have written are skipped */
-    {RENDER_HEADER "\nbackend evil name\nbackend \nbackend ok\n  backend indented\n", "ok"},
+    /* names a render could not have written are skipped, with their lines */
+    {RENDER_HEADER "\nbackend evil name\n    mode tcp\nbackend \nbackend ok\n  backend indented\n",
+     "ok|||"},
     {RENDER_HEADER "\nbackend "
                    "a234567890123456789012345678901234567890123456789012345678901234\n"
                    "backend a23456789012345678901234567890123456789012345678901234567890123\n",
-     "a23456789012345678901234567890123456789012345678901234567890123"},
-    {RENDER_HEADER "\r\nbackend crlf\r\nbackend lf\n", "lf"},
+     "a23456789012345678901234567890123456789012345678901234567890123|||"},
+    {RENDER_HEADER "\r\nbackend crlf\r\nbackend lf\n    mode toolongmode\n", "lf|||"},
 };
 
 Test(render, parse_backends_table)
 {
     for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
-        char **names = NULL, got[512] = "";
+        struct render_file_backend *fb = NULL;
+        char got[1024] = "";
         size_t n = 99, o = 0;
 
         cr_assert_eq(
-            render_parse_backends(parse_cases[i].text, strlen(parse_cases[i].text), &names, &n), 0);
-        for (size_t k = 0; k < n; k++) {
-            o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s", k ? " " : "", names[k]);
-            free(names[k]);
-        }
-        free(names);
+            render_parse_backends(parse_cases[i].text, strlen(parse_cases[i].text), &fb, &n), 0);
+        for (size_t k = 0; k < n; k++)
+            o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s|%s|%s|%s", k ? ";" : "",
+                                  fb[k].name, fb[k].mode, fb[k].balance, fb[k].server_options);
+        free(fb);
         cr_expect_str_eq(got, parse_cases[i].want, "case %zu", i);
     }
 }
@@ -296,23 +300,36 @@ Test(render, parse_backends_reads_what_render_wrote)
     struct config cfg;
     struct service_conf a = make_svc("alpha", MODE_HTTP, "127.0.0.1", 8000);
     struct service_conf b = make_svc("beta", MODE_TCP, NULL, 0);
+    struct service_options other;
+    struct render_file_backend *fb = NULL;
     struct slot_table t;
     struct render_backend rb[2];
-    char *out = NULL, **names = NULL;
+    char *out = NULL;
     size_t len, n = 0;
 
     memset(&cfg, 0, sizeof(cfg));
+    b.opt.server_options[0] = '\0';
     cr_assert_eq(slots_init(&t, 2), 0);
     rb[0] = (struct render_backend){&a, &t};
     rb[1] = (struct render_backend){&b, &t};
     cr_assert_eq(render_services(&cfg, rb, 2, &out, &len, NULL), 0);
-    cr_assert_eq(render_parse_backends(out, len, &names, &n), 0);
+    cr_assert_eq(render_parse_backends(out, len, &fb, &n), 0);
     cr_assert_eq(n, 2);
-    cr_expect_str_eq(names[0], "alpha");
-    cr_expect_str_eq(names[1], "beta");
-    free(names[0]);
-    free(names[1]);
-    free(names);
+    cr_expect_str_eq(fb[0].name, "alpha");
+    cr_expect_str_eq(fb[1].name, "beta");
+    cr_expect(render_backend_matches(&fb[0], &a.opt));
+    cr_expect(render_backend_matches(&fb[1], &b.opt));
+    cr_expect(!render_backend_matches(&fb[0], &b.opt));
+    other = a.opt;
+    snprintf(other.balance, sizeof(other.balance), "leastconn");
+    cr_expect(!render_backend_matches(&fb[0], &other));
+    other = a.opt;
+    snprintf(other.server_options, sizeof(other.server_options), "check inter 1s");
+    cr_expect(!render_backend_matches(&fb[0], &other));
+    other = a.opt;
+    other.slots = 99; /* the slot count is HAProxy's to tell */
+    cr_expect(render_backend_matches(&fb[0], &other));
+    free(fb);
     free(out);
     slots_free(&t);
 }

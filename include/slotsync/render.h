@@ -10,6 +10,7 @@
 #ifndef SLOTSYNC_RENDER_H
 #define SLOTSYNC_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <slotsync/config.h>
@@ -52,12 +53,25 @@ int render_hosts_map(const struct host_route *routes, size_t n, char **out, size
  * errno with *errmsg. */
 int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);
 
-/* The backend names of text (len bytes), a services file as render_services()
- * wrote it; for any other text (no RENDER_HEADER first), none. Names that
- * fail endpoint_service_name_valid() are skipped. *names is a new array of
- * new strings (the caller frees each and the array; NULL when *n is 0).
- * 0 or -ENOMEM. Pure. */
-int render_parse_backends(const char *text, size_t len, char ***names, size_t *n);
+/* A backend as a services file render_services() wrote has it: the options
+ * it was rendered with ("" where the file has none). */
+struct render_file_backend {
+    char name[SERVICE_NAME_MAX + 1];
+    char mode[8];
+    char balance[32];
+    char server_options[CONFIG_OPTIONS_MAX];
+};
+
+/* The backends of text (len bytes), a services file as render_services()
+ * wrote it; for any other text (no RENDER_HEADER first), none. Backends whose
+ * name fails endpoint_service_name_valid() are skipped. *out is a new array
+ * in file order (caller frees; NULL when *n is 0). 0 or -ENOMEM. Pure. */
+int render_parse_backends(const char *text, size_t len, struct render_file_backend **out,
+                          size_t *n);
+
+/* Whether fb was rendered with opt's mode, balance and server options. */
+bool render_backend_matches(const struct render_file_backend *fb,
+                            const struct service_options *opt);
 
 /* Read the file at path whole into a new NUL-terminated buffer (caller
  * frees). 0, -EFBIG past max bytes, or the negative errno of open/read. */
