@@ -106,7 +106,7 @@ struct ctl {
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
-        unsigned long long empty_listings_held, write_failures;
+        unsigned long long empty_listings_held, io_failures;
     } stats;
 };
 
@@ -938,12 +938,13 @@ static void reload_end(struct ctl *c, bool ok)
     c->resync_wanted = true;
 }
 
-/* The files could not be written or the check not started: an error of this
- * machine (a full or read-only disk, no memory, no process slot), not
- * HAProxy's verdict on the config. The same generation is tried again with
- * backoff until it goes through; one error line, then "still" lines at a
- * slowing cadence. */
-static void reload_io_failed(struct ctl *c, const char *why)
+/* The files could not be written, the check not started or HAProxy's master
+ * not reached: an error of this machine (a full or read-only disk, no
+ * memory, no process slot, a socket away), not HAProxy's verdict on the
+ * config. The same generation is tried again with backoff until it goes
+ * through; one error line, then "still" lines at a slowing cadence. what
+ * says which step failed, why the error. */
+static void reload_io_failed(struct ctl *c, const char *what, const char *why)
 {
     double now = ev_time(), elapsed = 0;
     double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
@@ -951,20 +952,16 @@ static void reload_io_failed(struct ctl *c, const char *why)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
-    c->stats.write_failures++;
+    c->stats.io_failures++;
     c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
     if (c->write_retry > WRITE_RETRY_MAX_S)
         c->write_retry = WRITE_RETRY_MAX_S;
     if (log_outage_begin(&c->write_outage, now))
-        log_error(MOD,
-                  "cannot write the services file: %s; keeping the running config, "
-                  "retrying with backoff",
-                  why);
+        log_error(MOD, "%s: %s; keeping the running config, retrying with backoff", what, why);
     else if (log_outage_due(&c->write_outage, now, &elapsed))
-        log_error(MOD, "services file still cannot be written after %.0f s: %s", elapsed, why);
+        log_error(MOD, "%s, still after %.0f s: %s", what, elapsed, why);
     else
-        log_debug(MOD, "services file still cannot be written: %s (retry in %.1f s)", why,
-                  c->write_retry);
+        log_debug(MOD, "%s, still: %s (retry in %.1f s)", what, why, c->write_retry);
     ev_timer_stop(c->loop, &c->reload_timer);
     ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
     ev_timer_start(c->loop, &c->reload_timer);
@@ -972,14 +969,16 @@ static void reload_io_failed(struct ctl *c, const char *why)
     c->resync_wanted = true;
 }
 
-/* The candidate is in place: the files could be written. */
-static void write_succeeded(struct ctl *c)
+/* A reload went through: whatever failed before works again. */
+static void io_succeeded(struct ctl *c)
 {
     double len = log_outage_end(&c->write_outage, ev_time());
 
     if (len >= 0)
-        log_info(MOD, "services file written again after %.0f s", len);
+        log_info(MOD, "services file written and HAProxy reloaded again after %.0f s", len);
 }
+
+#define WRITE_FAILED "cannot write the services file"
 
 static void on_reload_done(int err, const char *errtext, void *arg)
 {
@@ -987,11 +986,17 @@ static void on_reload_done(int err, const char *errtext, void *arg)
 
     if (err < 0) {
         c->stats.reload_failures++;
+        if (err != -EIO) {
+            /* The master was not reached or did not answer: no verdict. */
+            reload_io_failed(c, "cannot reload HAProxy", errtext ? errtext : strerror(-err));
+            return;
+        }
         log_error(MOD, "reload failed: %s; runtime changes keep going to the running worker",
                   errtext ? errtext : strerror(-err));
         reload_end(c, false);
         return;
     }
+    io_succeeded(c);
     log_info(MOD, "HAProxy reloaded in %.0f ms (reload %llu)",
              (ev_time() - c->last_reload_start) * 1e3, c->stats.reloads + 1);
     reload_end(c, true);
@@ -1014,17 +1019,19 @@ static void on_check_done(int err, const char *errtext, void *arg)
         char *why = NULL;
 
         memprintf(&why, "rename %s to %s: %s", c->candidate, path, strerror(errno));
-        reload_io_failed(c, why ? why : "rename failed");
+        reload_io_failed(c, WRITE_FAILED, why ? why : "rename failed");
         free(why);
         return;
     }
-    write_succeeded(c);
     r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
-    if (r < 0) {
-        log_error(MOD, "cannot reload HAProxy: %s (no master socket or reload_command?)",
-                  strerror(-r));
+    if (r == -ENOTSUP) {
+        log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
+                       "haproxy.reload_command is set");
         c->stats.reload_failures++;
         reload_end(c, false);
+    } else if (r < 0) {
+        c->stats.reload_failures++;
+        reload_io_failed(c, "cannot reload HAProxy", strerror(-r));
     }
 }
 
@@ -1089,7 +1096,7 @@ static void start_reload(struct ctl *c)
     goto out;
 fail:
     if (io) {
-        reload_io_failed(c, err ? err : strerror(-r));
+        reload_io_failed(c, WRITE_FAILED, err ? err : strerror(-r));
         goto out;
     }
     log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
@@ -1543,6 +1550,9 @@ int controller_run(const struct config *cfg,
              "%llu reloads (%llu failed, %llu checks failed), %llu values rejected",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected);
+    if (c.stats.io_failures)
+        log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
+                 c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");
     if (c.stats.empty_listings_held)
         log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
                  c.empty_held ? " (still held: HAProxy was left as it was)" : "");
