@@ -81,23 +81,25 @@ struct ctl {
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
-    bool listed;       /* a complete etcd listing has been applied */
-    bool listing;      /* a listing is being applied: one summary, not a line a key */
-    size_t list_valid; /* valid keys in the listing being applied */
-    /* The last full listing had no valid key and none came since. Until
-     * HAProxy is known to hold no filled slot (or keys appear), listed stays
-     * false: nothing is planned, rendered or sent. */
-    bool registry_empty;
-    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
-    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
-    bool synced;                           /* HAProxy's state is known */
-    bool resync_wanted;                    /* re-read HAProxy's state before the next batch */
-    bool runtime_down;                     /* last exchange failed to connect */
-    bool master_down;                      /* the master socket sentinel cannot connect */
+    bool listed;           /* a complete etcd listing has been applied */
+    bool listing;          /* a listing is being applied: one summary, not a line a key */
+    bool synced;           /* HAProxy's state is known */
+    bool resync_wanted;    /* re-read HAProxy's state before the next batch */
+    bool runtime_down;     /* last exchange failed to connect */
+    bool master_down;      /* the master socket sentinel cannot connect */
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
     double batch_started;
+
+    /* The last full listing had no valid key and none came since. Until
+     * HAProxy is known to hold no filled slot (or keys appear), listed stays
+     * false: nothing is planned, rendered or sent. */
+    size_t list_valid; /* valid keys in the listing being applied */
+    bool registry_empty;
+    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
+    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
+
     /* render mode */
     bool render_only;
     const char *render_path;
