@@ -5,8 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,9 +96,8 @@ int render_services(const struct config *cfg, const struct render_backend *backe
 
     *out = NULL;
     *outlen = 0;
-    buf_printf(&b, RENDER_HEADER
-               " Do not edit: slotsync rewrites this file.\n"
-               "# Server slots s1..sN are filled at run time through the runtime API.\n");
+    buf_printf(&b, "# Rendered by slotsync. Do not edit: slotsync rewrites this file.\n"
+                   "# Server slots s1..sN are filled at run time through the runtime API.\n");
     for (size_t k = 0; k < n; k++) {
         const struct service_conf *svc = backends[k].svc;
         const struct slot_table *t = backends[k].slots;

@@ -16,8 +16,9 @@
 #include <slotsync/config.h>
 #include <slotsync/slots.h>
 
-/* The first line of every services file render_services() writes: what
- * tells a file slotsync rendered from any other. */
+/* How every services file render_services() writes begins: what tells a
+ * file slotsync rendered from any other (tests/test_render.c checks both
+ * agree). */
 #define RENDER_HEADER "# Rendered by slotsync."
 
 struct render_backend {
