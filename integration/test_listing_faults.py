@@ -5,6 +5,7 @@ for services named only in etcd (no reload; emptied when their keys went
 away meanwhile)."""
 
 import os
+import signal
 import time
 
 from harness import *
@@ -114,6 +115,23 @@ def test_allow_empty_registry_applies_an_empty_listing(env, bin_path):
     wait_for(lambda: c.live() == set(), what="web emptied", alive=[c.slotsync])
     assert set(traffic(c.url, 3)) == {"<503>"}
     assert "registry is empty" not in env.log_text("slotsync2")
+
+
+def test_sighup_with_allow_empty_registry_ends_a_hold(env, bin_path):
+    """The error line says how to apply an empty registry: doing so (config
+    and SIGHUP) empties the backends without a restart."""
+    c = Cluster(env, bin_path)
+    c.put("a", "w1")
+    c.wait_live(["w1"])
+    env.stop(c.slotsync)
+    etcd_delete_prefix(c.etcd, PREFIX)
+    c.start_slotsync(name="slotsync2")
+    env.wait_log("slotsync2", EMPTY_LINE, alive=[c.slotsync])
+    c.config["allow_empty_registry"] = True
+    write_config(env, c.config)
+    c.slotsync.send_signal(signal.SIGHUP)
+    wait_for(lambda: c.live() == set(), what="web emptied", alive=[c.slotsync])
+    env.wait_log("slotsync2", r"allow_empty_registry is set: the empty etcd registry applies")
 
 
 def test_keys_deleted_one_by_one_still_empty_a_backend(env, bin_path):

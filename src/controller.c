@@ -375,9 +375,10 @@ static void decide_empty_registry(struct ctl *c)
         filled += k;
         backends += k != 0;
     }
-    if (!filled) {
+    if (!filled || c->cfg->allow_empty_registry) {
         if (c->empty_held)
-            log_info(MOD, "HAProxy has no filled slot left: the empty etcd registry applies");
+            log_info(MOD, "%s: the empty etcd registry applies",
+                     filled ? "allow_empty_registry is set" : "HAProxy has no filled slot left");
         c->empty_held = false;
         c->registry_empty = false;
         c->listed = true;
