@@ -63,7 +63,11 @@ env.stop(proc, sig=SIGTERM, timeout=5) -> returncode
     whatever is left of its session (children that outlived it).
 env.kill_all(timeout=5)      stop every process spawned (done by close)
 env.wait_exit(proc, timeout=10) -> returncode
-env.close()                  kill_all, then remove tmp (unless KEEP_TMP=1)
+env.close()                  kill_all, unmount, then remove tmp (unless KEEP_TMP=1)
+env.mount_tmpfs(relpath, size_kb=256) -> str
+    Mounts a tmpfs of size_kb KiB on the new directory <tmp>/relpath (a
+    small filesystem a test can fill: ENOSPC for root too) and returns its
+    path; unmounted by close(). Raises Skip when mounting is not allowed.
 env.log_path(name), env.log_text(name) -> str, env.log_tail(name, n=40)
 env.log_names() -> [name, ...]
 env.wait_log(name, pattern, timeout=10, alive=()) -> re.Match
@@ -363,6 +367,7 @@ def _cleanup_all():
             # kill_all() even if a close() was under way when a signal
             # came: it may have been interrupted before killing everything.
             env.kill_all()
+            env.unmount_all()
             env.close()
             if not env.keep:
                 shutil.rmtree(env.tmp, ignore_errors=True)
@@ -521,6 +526,7 @@ class Env:
         self.etcd = None
         self.haproxy = None
         self._procs = []
+        self._mounts = []
         self._lock = threading.RLock()
         with _live_lock:
             _live_envs.add(self)
@@ -688,12 +694,34 @@ class Env:
         try:
             self.kill_all()
         finally:
+            self.unmount_all()
             with _live_lock:
                 _live_envs.discard(self)
             if self.keep:
                 sys.stderr.write("harness: kept %s\n" % self.tmp)
             else:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- filesystems
+
+    def mount_tmpfs(self, relpath, size_kb=256):
+        """A tmpfs of size_kb KiB on a new directory inside tmp."""
+        path = self.path(relpath)
+        os.makedirs(path, exist_ok=True)
+        out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % size_kb,
+                              "tmpfs", path], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Skip("cannot mount a tmpfs here: %s" % out.stderr.strip())
+        with self._lock:
+            self._mounts.append(path)
+        return path
+
+    def unmount_all(self):
+        """Unmount (lazily) every tmpfs mount_tmpfs() made. Idempotent."""
+        with self._lock:
+            mounts, self._mounts = self._mounts, []
+        for path in reversed(mounts):
+            subprocess.run(["umount", "-l", path], capture_output=True)
 
     # -- etcd
 

@@ -498,6 +498,20 @@ static int get_int(json_t *obj, const char *path, const char *key, long min, lon
     return 0;
 }
 
+/* obj.key into *out if present: a JSON true or false. */
+static int get_bool(json_t *obj, const char *path, const char *key, bool *out, char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be true or false");
+    *out = json_is_true(j);
+    return 0;
+}
+
 static int required(char **errmsg, const char *path, const char *key)
 {
     char fp[FIELD_PATH_SIZE];
@@ -1004,8 +1018,9 @@ static int check_host_conflicts(const struct config *cfg, char **errmsg)
 
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    static const char *const keys[] = {"etcd",          "haproxy",           "defaults", "services",
-                                       "http_frontend", "resync_interval_s", "log_level"};
+    static const char *const keys[] = {
+        "etcd",          "haproxy",           "defaults",  "services",
+        "http_frontend", "resync_interval_s", "log_level", "allow_empty_registry"};
     const char *level = NULL;
     int ret;
 
@@ -1035,7 +1050,10 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                           get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
                                   &cfg->resync_interval_s, errmsg),
                           errmsg)) < 0 ||
-        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0)
+        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(
+             p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
+             errmsg)) < 0)
         return ret;
     if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
         return ret;

@@ -27,6 +27,8 @@
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
 #define RUNTIME_TIMEOUT_S 10.0
+#define WRITE_RETRY_MIN_S 0.5
+#define WRITE_RETRY_MAX_S 30.0
 /* Per batch, at most this many changes get an info line each; the rest go
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
@@ -85,6 +87,8 @@ struct ctl {
     bool reloading;
     double last_reload_start;
     char *candidate;
+    double write_retry;             /* backoff after a failed write of the files */
+    struct log_outage write_outage; /* since when they cannot be written */
     /* the HTTP frontend's host map */
     struct host_route *map_have;
     size_t n_map_have;
@@ -117,6 +121,15 @@ struct ctl {
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
     double batch_started;
+
+    /* The last full listing had no valid key and none came since. Until
+     * HAProxy is known to hold no filled slot (or keys appear), listed stays
+     * false: nothing is planned, rendered or sent. */
+    size_t list_valid; /* valid keys in the listing being applied */
+    bool registry_empty;
+    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
+    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
+
     /* render mode */
     bool render_only;
     const char *render_path;
@@ -126,6 +139,7 @@ struct ctl {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
         unsigned long long refused_services, drift_repairs;
+        unsigned long long empty_listings_held, io_failures;
     } stats;
 };
 
@@ -201,18 +215,15 @@ static bool names_has(const struct names *s, const char *name)
 }
 
 /* The proxy names a HAProxy config file declares: "backend NAME" and
- * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe (either
- * may be NULL). Only names that could be service names are kept: no other
- * can collide with one. With marker, a file whose first line is not
- * RENDER_MARKER declares nothing (it is not ours). A missing file declares
- * nothing. Reads the whole file: called at start and on SIGHUP only. */
-static int read_proxy_names(const char *path, const char *marker, struct names *be,
-                            struct names *fe)
+ * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe. Only
+ * names that could be service names are kept: no other can collide with one.
+ * A missing file declares nothing. Reads the whole file: called at start and
+ * on SIGHUP only. */
+static int read_proxy_names(const char *path, struct names *be, struct names *fe)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
-    bool first = true;
     int r = 0;
 
     if (!f)
@@ -220,9 +231,6 @@ static int read_proxy_names(const char *path, const char *marker, struct names *
     while (r == 0 && getline(&line, &cap, f) >= 0) {
         char kw[16], name[SERVICE_NAME_MAX + 2];
 
-        if (first && marker && strncmp(line, marker, strlen(marker)) != 0)
-            break;
-        first = false;
         if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
@@ -250,7 +258,7 @@ static void load_base_names(struct ctl *c)
         names_clear(&c->base_fe);
         return;
     }
-    r = read_proxy_names(c->cfg->base_config, NULL, &be, &fe);
+    r = read_proxy_names(c->cfg->base_config, &be, &fe);
     if (r < 0) {
         log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
                  c->cfg->base_config, strerror(-r));
@@ -476,6 +484,7 @@ static void on_list_begin(void *arg)
     struct ctl *c = arg;
 
     c->listing = true;
+    c->list_valid = 0;
     catalog_relist_begin(c->cat);
 }
 
@@ -490,6 +499,8 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     else
         r = catalog_put(c->cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
                         &why);
+    if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
+        c->list_valid++;
     log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     switch (r) {
     case CATALOG_REJECTED:
@@ -527,6 +538,68 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
 
 static void render_now(struct ctl *c);
 
+/* Plan every backend and the map again from the catalog. */
+static void mark_all_dirty(struct ctl *c)
+{
+    for (size_t i = 0; i < c->n_backends; i++)
+        c->backends[i]->dirty = true;
+    c->map_dirty = true;
+}
+
+/* Keys are there again after an empty listing: converge to them. */
+static void registry_filled(struct ctl *c)
+{
+    if (c->empty_held)
+        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
+                 catalog_count(c->cat));
+    c->registry_empty = false;
+    c->empty_held = false;
+    c->listed = true;
+    mark_all_dirty(c);
+}
+
+/* After an empty listing, with HAProxy's state read: hold while HAProxy has
+ * a filled slot in one of our backends (a wiped etcd, or the wrong one, must
+ * not empty every backend), apply the empty listing when it has none. Once
+ * per read of HAProxy's state. */
+static void decide_empty_registry(struct ctl *c)
+{
+    size_t filled = 0, backends = 0;
+
+    if (c->empty_seen_resyncs == c->stats.resyncs)
+        return;
+    c->empty_seen_resyncs = c->stats.resyncs;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const struct backend *b = c->backends[i];
+        size_t k = 0;
+
+        for (size_t j = 0; b->present && j < b->slots.n; j++)
+            if (b->have[j].port != 0 || strcmp(b->have[j].addr, "0.0.0.0") != 0)
+                k++;
+        filled += k;
+        backends += k != 0;
+    }
+    if (!filled || c->cfg->allow_empty_registry) {
+        if (c->empty_held)
+            log_info(MOD, "%s: the empty etcd registry applies",
+                     filled ? "allow_empty_registry is set" : "HAProxy has no filled slot left");
+        c->empty_held = false;
+        c->registry_empty = false;
+        c->listed = true;
+        mark_all_dirty(c);
+        return;
+    }
+    if (c->empty_held)
+        return;
+    c->empty_held = true;
+    c->stats.empty_listings_held++;
+    log_error(MOD,
+              "etcd registry is empty (no valid key under %s): HAProxy is kept as it is "
+              "(%zu filled slots in %zu backends) until keys appear; set "
+              "allow_empty_registry to apply an empty registry",
+              c->cfg->etcd_prefix, filled, backends);
+}
+
 static void on_list_end(void *arg, int64_t revision)
 {
     struct ctl *c = arg;
@@ -536,15 +609,33 @@ static void on_list_end(void *arg, int64_t revision)
     log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
              catalog_count(c->cat), c->cat->n_services, (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
-    c->listed = true;
     collect_dirty(c);
-    if (c->render_only)
+    if (c->render_only) {
+        c->listed = true;
         render_now(c);
+        return;
+    }
+    if (c->list_valid == 0 && !c->cfg->allow_empty_registry) {
+        /* Decided in on_prepare() once HAProxy's state is read again. */
+        c->registry_empty = true;
+        c->listed = false;
+        c->empty_seen_resyncs = ~0ULL;
+        return;
+    }
+    if (c->registry_empty)
+        registry_filled(c);
+    c->listed = true;
 }
 
 static void on_batch_end(void *arg, int64_t revision)
 {
-    collect_dirty(arg);
+    struct ctl *c = arg;
+
+    collect_dirty(c);
+    /* Watch events apply one by one as always (a service scaled to zero is
+     * emptied); only a key that appears ends an empty listing's hold. */
+    if (c->registry_empty && !c->listing && catalog_count(c->cat) > 0)
+        registry_filled(c);
 }
 
 static void on_connected(void *arg, bool up, const char *why)
@@ -1158,6 +1249,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    c->write_retry = 0;
     if (!ok) {
         c->failed_gen = c->reload_gen;
         /* Slots added for the render HAProxy did not load: forget them. */
@@ -1191,17 +1283,65 @@ static void reload_end(struct ctl *c, bool ok)
     c->resync_wanted = true;
 }
 
+/* The files could not be written, the check not started or HAProxy's master
+ * not reached: an error of this machine (a full or read-only disk, no
+ * memory, no process slot, a socket away), not HAProxy's verdict on the
+ * config. The same generation is tried again with backoff until it goes
+ * through; one error line, then "still" lines at a slowing cadence. what
+ * says which step failed, why the error. */
+static void reload_io_failed(struct ctl *c, const char *what, const char *why)
+{
+    double now = ev_time(), elapsed = 0;
+    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+
+    c->reloading = false;
+    if (c->candidate)
+        unlink(c->candidate);
+    c->stats.io_failures++;
+    c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
+    if (c->write_retry > WRITE_RETRY_MAX_S)
+        c->write_retry = WRITE_RETRY_MAX_S;
+    if (log_outage_begin(&c->write_outage, now))
+        log_error(MOD, "%s: %s; keeping the running config, retrying with backoff", what, why);
+    else if (log_outage_due(&c->write_outage, now, &elapsed))
+        log_error(MOD, "%s, still after %.0f s: %s", what, elapsed, why);
+    else
+        log_debug(MOD, "%s, still: %s (retry in %.1f s)", what, why, c->write_retry);
+    ev_timer_stop(c->loop, &c->reload_timer);
+    ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
+    ev_timer_start(c->loop, &c->reload_timer);
+    /* Slots added for the render HAProxy did not load: forget them. */
+    c->resync_wanted = true;
+}
+
+/* A reload went through: whatever failed before works again. */
+static void io_succeeded(struct ctl *c)
+{
+    double len = log_outage_end(&c->write_outage, ev_time());
+
+    if (len >= 0)
+        log_info(MOD, "services file written and HAProxy reloaded again after %.0f s", len);
+}
+
+#define WRITE_FAILED "cannot write the services file"
+
 static void on_reload_done(int err, const char *errtext, void *arg)
 {
     struct ctl *c = arg;
 
     if (err < 0) {
         c->stats.reload_failures++;
+        if (err != -EIO) {
+            /* The master was not reached or did not answer: no verdict. */
+            reload_io_failed(c, "cannot reload HAProxy", errtext ? errtext : strerror(-err));
+            return;
+        }
         log_error(MOD, "reload failed: %s; runtime changes keep going to the running worker",
                   errtext ? errtext : strerror(-err));
         reload_end(c, false);
         return;
     }
+    io_succeeded(c);
     log_info(MOD, "HAProxy reloaded in %.0f ms (reload %llu)",
              (ev_time() - c->last_reload_start) * 1e3, c->stats.reloads + 1);
     reload_end(c, true);
@@ -1221,16 +1361,22 @@ static void on_check_done(int err, const char *errtext, void *arg)
         return;
     }
     if (rename(c->candidate, path) < 0) {
-        log_error(MOD, "rename %s to %s: %s", c->candidate, path, strerror(errno));
-        reload_end(c, false);
+        char *why = NULL;
+
+        memprintf(&why, "rename %s to %s: %s", c->candidate, path, strerror(errno));
+        reload_io_failed(c, WRITE_FAILED, why ? why : "rename failed");
+        free(why);
         return;
     }
     r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
-    if (r < 0) {
-        log_error(MOD, "cannot reload HAProxy: %s (no master socket or reload_command?)",
-                  strerror(-r));
+    if (r == -ENOTSUP) {
+        log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
+                       "haproxy.reload_command is set");
         c->stats.reload_failures++;
         reload_end(c, false);
+    } else if (r < 0) {
+        c->stats.reload_failures++;
+        reload_io_failed(c, "cannot reload HAProxy", strerror(-r));
     }
 }
 
@@ -1243,6 +1389,7 @@ static void start_reload(struct ctl *c)
     size_t n = 0, n_routes = 0, len = 0;
     char *text = NULL, *err = NULL;
     int r = -ENOMEM;
+    bool io = true; /* a failure of this machine, not of the config */
 
     c->reloading = true;
     c->reload_gen = c->desired_gen;
@@ -1277,6 +1424,7 @@ static void start_reload(struct ctl *c)
     if (r < 0)
         goto fail;
     r = render_services(c->cfg, rb, n, &text, &len, &err);
+    io = r != -EINVAL;
     if (r == 0 && c->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -1299,6 +1447,10 @@ static void start_reload(struct ctl *c)
     log_info(MOD, "rendered %zu backends to %s; checking it", n, c->candidate);
     goto out;
 fail:
+    if (io) {
+        reload_io_failed(c, WRITE_FAILED, err ? err : strerror(-r));
+        goto out;
+    }
     log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
     reload_end(c, false);
 out:
@@ -1356,6 +1508,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         start_resync(c);
         return;
     }
+    if (c->registry_empty && !c->listed)
+        decide_empty_registry(c);
     if (!c->listed)
         return;
     plan_reset(&c->plan);
@@ -1679,6 +1833,68 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
+#define SERVICES_FILE_MAX (256u << 20)
+
+static void on_stale_removed(const char *file, void *arg)
+{
+    log_info(MOD, "removed %s, left by a writer that died", file);
+}
+
+/* Before the loop runs: remove what a killed slotsync left beside the
+ * services file (its candidate, half-written temp files), and take back the
+ * backends it rendered for services etcd alone named, so that a restart
+ * adopts them from HAProxy (no reload) and empties those whose keys went
+ * away meanwhile. Only a file slotsync rendered is read that way. */
+static int start_from_services_file(struct ctl *c, char **errmsg)
+{
+    const char *paths[] = {c->cfg->services_file, c->candidate, c->cfg->hosts_map};
+    struct render_file_backend *fb = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0, added = 0;
+    int r;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        render_remove_stale_temps(paths[i], on_stale_removed, c);
+    if (unlink(c->candidate) == 0)
+        log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
+    r = render_read_file(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_warn(MOD, "cannot read %s: %s (backends of etcd-only services are added again)",
+                 c->cfg->services_file, strerror(-r));
+        return 0;
+    }
+    r = render_parse_backends(text, len, &fb, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct service_conf conf;
+
+        r = names_add(&c->owned, fb[i].name);
+        if (r < 0 || backend_find(c, fb[i].name))
+            continue;
+        memset(&conf, 0, sizeof(conf));
+        snprintf(conf.name, sizeof(conf.name), "%s", fb[i].name);
+        conf.opt = c->cfg->defaults;
+        if (!backend_add(c, &conf, false)) {
+            r = -ENOMEM;
+            break;
+        }
+        added++;
+        /* The defaults changed while slotsync was away. */
+        if (!render_backend_matches(&fb[i], &conf.opt))
+            want_reload(c, "defaults changed for", conf.name);
+    }
+    names_sort(&c->owned);
+    if (added)
+        log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
+                 added);
+    free(fb);
+    free(text);
+    if (r < 0)
+        memprintf(errmsg, "out of memory");
+    return r;
+}
+
 static void ctl_destroy(struct ctl *c)
 {
     if (c->loop) {
@@ -1736,15 +1952,9 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     if (!c->cat || !c->http)
         goto oom;
     /* Ownership: the configured services, and the backends of the services
-     * file slotsync (or "slotsync render") wrote, which HAProxy runs. */
+     * file slotsync (or "slotsync render") wrote, which HAProxy runs: those
+     * are read by start_from_services_file(). */
     load_base_names(c);
-    if (!render_only) {
-        int r = read_proxy_names(cfg->services_file, RENDER_MARKER, &c->owned, NULL);
-
-        if (r < 0)
-            log_warn(MOD, "haproxy.services_file %s: cannot read which backends it declares: %s",
-                     cfg->services_file, strerror(-r));
-    }
     for (size_t i = 0; i < cfg->n_services; i++) {
         struct backend *b = backend_add(c, &cfg->services[i], true);
 
@@ -1800,7 +2010,7 @@ int controller_run(const struct config *cfg,
     struct ctl c;
     int r = ctl_init(&c, cfg, false, errmsg);
 
-    if (r < 0)
+    if (r < 0 || (r = start_from_services_file(&c, errmsg)) < 0)
         goto out;
     c.load_config = load_config;
     c.load_arg = arg;
@@ -1827,6 +2037,12 @@ int controller_run(const struct config *cfg,
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
              c.stats.refused_services, c.stats.drift_repairs);
+    if (c.stats.io_failures)
+        log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
+                 c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");
+    if (c.stats.empty_listings_held)
+        log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
+                 c.empty_held ? " (still held: HAProxy was left as it was)" : "");
 out:
     ctl_destroy(&c);
     return r;

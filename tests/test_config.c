@@ -219,6 +219,21 @@ Test(config, defaults)
     cr_expect_null(cfg.http_domain);
     cr_expect_eq(cfg.resync_interval_s, 30);
     cr_expect_eq(cfg.log_level, LOG_INFO);
+    cr_expect(!cfg.allow_empty_registry);
+    config_free(&cfg);
+    free(err);
+}
+
+Test(config, allow_empty_registry)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'allow_empty_registry':true"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(cfg.allow_empty_registry);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'allow_empty_registry':false"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(!cfg.allow_empty_registry);
     config_free(&cfg);
     free(err);
 }
@@ -557,6 +572,9 @@ static const struct bad_case bad_cases[] = {
     {CFG("'log_level':'INFO'"), "log_level: must be one of"},
     {CFG("'log_level':''"), "log_level: must be one of"},
     {CFG("'log_level':3"), "log_level: must be a string"},
+    {CFG("'allow_empty_registry':1"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':'true'"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':null"), "allow_empty_registry: must be true or false"},
 };
 
 Test(config, bad_cases)

@@ -73,6 +73,9 @@ struct config {
 
     int resync_interval_s;
     int log_level; /* enum log_level */
+    /* A full etcd listing with no valid key empties HAProxy's backends only
+     * when this is set; by default such a listing is held back. */
+    bool allow_empty_registry;
 };
 
 /* Load and validate path into *cfg (zeroed first). Returns 0, or a negative
