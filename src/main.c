@@ -151,6 +151,7 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     }
     log_set_level((enum log_level)cfg.log_level);
     if (strcmp(cmd, "check") == 0) {
+        config_weight_warnings(&cfg);
         printf("%s: ok (%zu services)\n", config_path, cfg.n_services);
         r = 0;
     } else if (strcmp(cmd, "render") == 0) {

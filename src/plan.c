@@ -25,6 +25,7 @@
 void plan_init(struct plan *p)
 {
     p->cmds = NULL;
+    p->origin = NULL;
     p->n = 0;
     p->cap = 0;
 }
@@ -45,6 +46,7 @@ void plan_free(struct plan *p)
 {
     plan_reset(p);
     free(p->cmds);
+    free(p->origin);
     plan_init(p);
 }
 
@@ -71,20 +73,27 @@ int plan_add(struct plan *p, const char *fmt, ...)
     }
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
+        struct plan_origin *origin;
         char **cmds;
 
-        if (p->cap > SIZE_MAX / 2 / sizeof(*cmds))
+        if (p->cap > SIZE_MAX / 2 / sizeof(*origin))
             return -ENOMEM;
         cmds = realloc(p->cmds, cap * sizeof(*cmds));
         if (!cmds)
             return -ENOMEM;
         p->cmds = cmds;
+        origin = realloc(p->origin, cap * sizeof(*origin));
+        if (!origin)
+            return -ENOMEM;
+        p->origin = origin;
         p->cap = cap;
     }
     cmd = malloc((size_t)len + 1);
     if (!cmd)
         return -ENOMEM;
     memcpy(cmd, buf, (size_t)len + 1);
+    memset(&p->origin[p->n], 0, sizeof(p->origin[p->n]));
+    p->origin[p->n].slot = -1;
     p->cmds[p->n++] = cmd;
     return 0;
 }
@@ -107,11 +116,89 @@ static bool known(const struct server_state *have)
     return have && have->server[0] != '\0';
 }
 
+/* The admin state wanted for ep. With a static algorithm weight 0 cannot be
+ * sent as such: a ready endpoint of weight 0 drains instead. */
+static enum server_admin admin_wanted(const struct endpoint *ep, const struct plan_opts *opts)
+{
+    if (opts && opts->static_weights && ep->weight == 0 && ep->state == ENDPOINT_READY)
+        return SERVER_DRAIN;
+    return admin_of(ep->state);
+}
+
+static void seen_of(const struct server_state *have, struct plan_seen *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!known(have))
+        return;
+    out->known = true;
+    snprintf(out->addr, sizeof(out->addr), "%s", have->addr);
+    out->port = have->port;
+    out->weight = have->weight;
+    out->admin = have->admin;
+}
+
+static bool same_seen(const struct plan_seen *a, const struct plan_seen *b)
+{
+    if (a->known != b->known)
+        return false;
+    return !a->known || (strcmp(a->addr, b->addr) == 0 && a->port == b->port &&
+                         a->weight == b->weight && a->admin == b->admin);
+}
+
+static bool same_want(const struct plan_refusal *r, const struct slot *want)
+{
+    if (!r->instance || !want->instance)
+        return !r->instance && !want->instance;
+    return strcmp(r->instance, want->instance) == 0 && endpoint_equal(&r->ep, &want->ep);
+}
+
+bool plan_refused(const struct plan_refusal *refused, size_t n, size_t slot, const char *cmd,
+                  const struct slot *want, const struct server_state *have)
+{
+    struct plan_seen seen;
+
+    seen_of(have, &seen);
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_refusal *r = &refused[i];
+
+        if (r->slot == slot && strcmp(r->cmd, cmd) == 0 && same_want(r, want) &&
+            same_seen(&r->before, &seen))
+            return true;
+    }
+    return false;
+}
+
+void plan_refusal_clear(struct plan_refusal *r)
+{
+    free(r->instance);
+    memset(r, 0, sizeof(*r));
+}
+
+int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
+                     const struct slot *want)
+{
+    char *inst = NULL;
+
+    if (o->slot < 0 || strlen(cmd) > PLAN_CMD_MAX)
+        return -EINVAL;
+    if (want->instance && !(inst = strdup(want->instance)))
+        return -ENOMEM;
+    plan_refusal_clear(r);
+    r->slot = (size_t)o->slot;
+    snprintf(r->cmd, sizeof(r->cmd), "%s", cmd);
+    r->instance = inst;
+    if (inst)
+        r->ep = want->ep;
+    r->before = o->before;
+    return 0;
+}
+
 /* Append the commands for one slot, reading have only. On failure the plan
  * is back where it was. Returns the number added or a negative errno. */
 static int slot_commands(struct plan *p, const char *backend, size_t index, const struct slot *want,
-                         const struct server_state *have)
+                         const struct server_state *have, const struct plan_opts *opts)
 {
+    bool static_weights = opts && opts->static_weights;
     const struct endpoint *ep = &want->ep;
     bool unknown = !known(have);
     size_t start = p->n;
@@ -127,16 +214,32 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
         if (unknown || strcmp(have->addr, ep->host) != 0 || have->port != ep->port)
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " addr %s port %u", backend, index + 1,
                            ep->host, (unsigned)ep->port);
-        if (ret == 0 && (unknown || have->weight != (int)ep->weight))
+        if (ret == 0 && !static_weights && (unknown || have->weight != (int)ep->weight))
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " weight %u", backend, index + 1,
                            (unsigned)ep->weight);
-        if (ret == 0 && (unknown || have->admin != admin_of(ep->state)))
+        if (ret == 0 && (unknown || have->admin != admin_wanted(ep, opts)))
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " state %s", backend, index + 1,
-                           endpoint_state_name(ep->state));
+                           admin_wanted(ep, opts) == SERVER_DRAIN ? "drain"
+                                                                  : endpoint_state_name(ep->state));
     }
     if (ret < 0) {
         plan_truncate(p, start);
         return ret;
+    }
+    /* Drop what HAProxy refused under the same conditions, and note where the
+     * rest came from. */
+    for (size_t i = start; i < p->n;) {
+        if (opts && plan_refused(opts->refused, opts->n_refused, index, p->cmds[i], want, have)) {
+            free(p->cmds[i]);
+            memmove(p->cmds + i, p->cmds + i + 1, (p->n - i - 1) * sizeof(*p->cmds));
+            memmove(p->origin + i, p->origin + i + 1, (p->n - i - 1) * sizeof(*p->origin));
+            p->n--;
+            continue;
+        }
+        snprintf(p->origin[i].backend, sizeof(p->origin[i].backend), "%s", backend);
+        p->origin[i].slot = (long)index;
+        seen_of(have, &p->origin[i].before);
+        i++;
     }
     return (int)(p->n - start);
 }
@@ -145,7 +248,7 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
  * fields the commands set are touched: op_state and admin_bits are left for
  * the next "show servers state" to report. */
 static void expect_state(struct server_state *have, const char *backend, size_t index,
-                         const struct slot *want)
+                         const struct slot *want, const struct plan_opts *opts)
 {
     if (have->server[0] == '\0') {
         snprintf(have->server, sizeof(have->server), SLOT_NAME_FMT, index + 1);
@@ -159,8 +262,9 @@ static void expect_state(struct server_state *have, const char *backend, size_t 
     }
     snprintf(have->addr, sizeof(have->addr), "%s", want->ep.host);
     have->port = want->ep.port;
-    have->weight = want->ep.weight;
-    have->admin = admin_of(want->ep.state);
+    if (!opts || !opts->static_weights)
+        have->weight = want->ep.weight;
+    have->admin = admin_wanted(&want->ep, opts);
 }
 
 /* Borrows everything; updates *have on success. Returns the number of
@@ -173,9 +277,9 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
-    ret = slot_commands(p, backend, index, want, have);
+    ret = slot_commands(p, backend, index, want, have, NULL);
     if (ret >= 0 && have)
-        expect_state(have, backend, index, want);
+        expect_state(have, backend, index, want, NULL);
     return ret;
 }
 
@@ -184,13 +288,19 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 int plan_backend(struct plan *p, const char *backend, const struct slot_table *t,
                  struct server_state *have)
 {
+    return plan_backend_opts(p, backend, t, have, NULL);
+}
+
+int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
+                      struct server_state *have, const struct plan_opts *opts)
+{
     size_t start = p->n;
     int ret;
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
     for (size_t i = 0; i < t->n; i++) {
-        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL);
+        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts);
         if (ret < 0) {
             plan_truncate(p, start);
             return ret;
@@ -198,7 +308,7 @@ int plan_backend(struct plan *p, const char *backend, const struct slot_table *t
     }
     if (have)
         for (size_t i = 0; i < t->n; i++)
-            expect_state(&have[i], backend, i, &t->slots[i]);
+            expect_state(&have[i], backend, i, &t->slots[i], opts);
     if (p->n - start > INT_MAX)
         return INT_MAX;
     return (int)(p->n - start);
