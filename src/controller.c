@@ -523,8 +523,8 @@ static void master_unreachable(struct ctl *c, int err)
                  "is noticed by the periodic resync, every %d s)",
                  c->cfg->master_socket, strerror(-err), c->cfg->resync_interval_s);
     else if (log_outage_due(&c->master_outage, now, &elapsed))
-        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s",
-                 c->cfg->master_socket, elapsed, strerror(-err));
+        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", c->cfg->master_socket,
+                 elapsed, strerror(-err));
     else
         log_debug(MOD, "master socket %s: %s", c->cfg->master_socket, strerror(-err));
     backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
@@ -892,8 +892,9 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
     c->stats.command_failures += failed;
     if (failed)
         refusal_resync_later(c);
-    log_msg(failed ? LOG_WARN : LOG_INFO, MOD, "applied %zu runtime commands (%zu failed) in %.1f ms",
-            n, failed, (ev_time() - c->batch_started) * 1e3);
+    log_msg(failed ? LOG_WARN : LOG_INFO, MOD,
+            "applied %zu runtime commands (%zu failed) in %.1f ms", n, failed,
+            (ev_time() - c->batch_started) * 1e3);
 }
 
 /* Add slots old..n-1 to a running backend with "add server". */
