@@ -273,3 +273,34 @@ def test_haproxy_outage_is_told_and_its_end_too(env, bin_path):
              what="the endpoint ready after the outage", alive=[s.slotsync])
     log = env.log_text("slotsync")
     assert log.count("still unavailable after") == 1, log[-3000:]
+
+
+@timeout(90)
+def test_refused_command_is_not_resent(env, bin_path):
+    """A command HAProxy refuses is not sent again until something changes:
+    HAProxy runs web with static-rr (an older services file) while
+    slotsync's config says roundrobin, so "weight 10" is refused. One
+    warning, no loop, the rest of the slot applied; a new weight is a
+    change, so it is tried (and refused) once more, without a second
+    warning within the minute."""
+    s = Setup(env, bin_path, web={"balance": "static-rr"}, start=False)
+    s.config["services"]["web"]["balance"] = "roundrobin"
+    write_config(env, s.config)
+    s.slotsync = env.start_slotsync(bin_path, s.config_path)
+    env.wait_log("slotsync", r"HAProxy state read", alive=[s.slotsync])
+    s.put("a", {"host": "127.0.0.1", "port": s.port, "weight": 10})
+    env.wait_log("slotsync", r"HAProxy refused .*weight 10", alive=[s.slotsync])
+    wait_for(lambda: s.ready() == {("127.0.0.1", s.port)}, timeout=10,
+             what="the rest of the slot applied", alive=[s.slotsync])
+    assert_budget(s, "refused weight")
+    log = env.log_text("slotsync")
+    assert log.count("HAProxy refused") == 1, log[-3000:]
+    assert log.count("(1 failed)") == 1, log[-3000:]
+    s.put("a", {"host": "127.0.0.1", "port": s.port, "weight": 20})
+    wait_for(lambda: env.log_text("slotsync").count("(1 failed)") == 2, timeout=10,
+             what="weight 20 tried once", alive=[s.slotsync])
+    assert_budget(s, "refused weight, changed")
+    log = env.log_text("slotsync")
+    assert log.count("HAProxy refused") == 1, log[-3000:]
+    assert log.count("(1 failed)") == 2, log[-3000:]
+    assert s.slots()["s1"][3] == 1, s.slots()

@@ -644,6 +644,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
 {
     struct ctl *c = arg;
     size_t bad = 0, slots = 0;
+    double down;
     int r;
 
     if (err < 0) {
@@ -656,6 +657,10 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         c->resync_wanted = true;
         return;
     }
+    down = log_outage_end(&c->rt_outage, ev_now(c->loop));
+    if (down >= 0)
+        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
+                 c->cfg->runtime_socket, down);
     if (c->resync_has_level) {
         int level = runtime_cli_level(replies[0]);
 
@@ -719,11 +724,6 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
             c->map_missing_noted = false;
         }
     }
-    double down = log_outage_end(&c->rt_outage, ev_now(c->loop));
-
-    if (down >= 0)
-        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
-                 c->cfg->runtime_socket, down);
     log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
@@ -826,7 +826,7 @@ static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char 
             recent = true;
             warned_at = b->refused[i].warned_at;
         }
-    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot]) < 0) {
+    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
         *r = b->refused[--b->n_refused];
         return recent;
     }

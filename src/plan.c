@@ -174,12 +174,33 @@ void plan_refusal_clear(struct plan_refusal *r)
     memset(r, 0, sizeof(*r));
 }
 
-int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
-                     const struct slot *want)
+/* The fields of a slot a command sets. */
+enum { FIELD_ADDR = 1, FIELD_WEIGHT = 2, FIELD_STATE = 4 };
+
+static unsigned cmd_field(const char *cmd)
 {
+    static const char prefix[] = "set server ";
+    const char *p;
+
+    if (strncmp(cmd, prefix, sizeof(prefix) - 1) != 0 ||
+        !(p = strchr(cmd + sizeof(prefix) - 1, ' ')))
+        return 0;
+    if (strncmp(p, " addr ", 6) == 0)
+        return FIELD_ADDR;
+    if (strncmp(p, " weight ", 8) == 0)
+        return FIELD_WEIGHT;
+    if (strncmp(p, " state ", 7) == 0)
+        return FIELD_STATE;
+    return 0;
+}
+
+int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
+                     const struct slot *want, struct server_state *have)
+{
+    unsigned field = cmd_field(cmd);
     char *inst = NULL;
 
-    if (o->slot < 0 || strlen(cmd) > PLAN_CMD_MAX)
+    if (o->slot < 0 || !field || strlen(cmd) > PLAN_CMD_MAX)
         return -EINVAL;
     if (want->instance && !(inst = strdup(want->instance)))
         return -ENOMEM;
@@ -190,13 +211,25 @@ int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_
     if (inst)
         r->ep = want->ep;
     r->before = o->before;
+    if (known(have) && o->before.known) {
+        if (field == FIELD_ADDR) {
+            snprintf(have->addr, sizeof(have->addr), "%s", o->before.addr);
+            have->port = o->before.port;
+        } else if (field == FIELD_WEIGHT) {
+            have->weight = o->before.weight;
+        } else {
+            have->admin = o->before.admin;
+        }
+        seen_of(have, &r->before);
+    }
     return 0;
 }
 
 /* Append the commands for one slot, reading have only. On failure the plan
  * is back where it was. Returns the number added or a negative errno. */
 static int slot_commands(struct plan *p, const char *backend, size_t index, const struct slot *want,
-                         const struct server_state *have, const struct plan_opts *opts)
+                         const struct server_state *have, const struct plan_opts *opts,
+                         unsigned *held)
 {
     bool static_weights = opts && opts->static_weights;
     const struct endpoint *ep = &want->ep;
@@ -226,10 +259,12 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
         plan_truncate(p, start);
         return ret;
     }
-    /* Drop what HAProxy refused under the same conditions, and note where the
-     * rest came from. */
+    /* Drop what HAProxy refused under the same conditions (the fields they
+     * set are not expected to change), and note where the rest came from. */
+    *held = 0;
     for (size_t i = start; i < p->n;) {
         if (opts && plan_refused(opts->refused, opts->n_refused, index, p->cmds[i], want, have)) {
+            *held |= cmd_field(p->cmds[i]);
             free(p->cmds[i]);
             memmove(p->cmds + i, p->cmds + i + 1, (p->n - i - 1) * sizeof(*p->cmds));
             memmove(p->origin + i, p->origin + i + 1, (p->n - i - 1) * sizeof(*p->origin));
@@ -248,23 +283,25 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
  * fields the commands set are touched: op_state and admin_bits are left for
  * the next "show servers state" to report. */
 static void expect_state(struct server_state *have, const char *backend, size_t index,
-                         const struct slot *want, const struct plan_opts *opts)
+                         const struct slot *want, const struct plan_opts *opts, unsigned held)
 {
     if (have->server[0] == '\0') {
         snprintf(have->server, sizeof(have->server), SLOT_NAME_FMT, index + 1);
         snprintf(have->backend, sizeof(have->backend), "%s", backend);
     }
+    if (!(held & FIELD_ADDR)) {
+        snprintf(have->addr, sizeof(have->addr), "%s", want->instance ? want->ep.host : EMPTY_ADDR);
+        have->port = want->instance ? want->ep.port : 0;
+    }
     if (!want->instance) {
-        snprintf(have->addr, sizeof(have->addr), "%s", EMPTY_ADDR);
-        have->port = 0;
-        have->admin = SERVER_MAINT;
+        if (!(held & FIELD_STATE))
+            have->admin = SERVER_MAINT;
         return;
     }
-    snprintf(have->addr, sizeof(have->addr), "%s", want->ep.host);
-    have->port = want->ep.port;
-    if (!opts || !opts->static_weights)
+    if ((!opts || !opts->static_weights) && !(held & FIELD_WEIGHT))
         have->weight = want->ep.weight;
-    have->admin = admin_wanted(&want->ep, opts);
+    if (!(held & FIELD_STATE))
+        have->admin = admin_wanted(&want->ep, opts);
 }
 
 /* Borrows everything; updates *have on success. Returns the number of
@@ -277,9 +314,11 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
-    ret = slot_commands(p, backend, index, want, have, NULL);
+    unsigned held = 0;
+
+    ret = slot_commands(p, backend, index, want, have, NULL, &held);
     if (ret >= 0 && have)
-        expect_state(have, backend, index, want, NULL);
+        expect_state(have, backend, index, want, NULL, held);
     return ret;
 }
 
@@ -294,21 +333,29 @@ int plan_backend(struct plan *p, const char *backend, const struct slot_table *t
 int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
                       struct server_state *have, const struct plan_opts *opts)
 {
+    unsigned char *held = NULL; /* per slot: fields held back by a refusal */
     size_t start = p->n;
+    unsigned h = 0;
     int ret;
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
+    if (have && opts && opts->n_refused && !(held = calloc(t->n ? t->n : 1, 1)))
+        return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
-        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts);
+        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts, &h);
         if (ret < 0) {
             plan_truncate(p, start);
+            free(held);
             return ret;
         }
+        if (held)
+            held[i] = (unsigned char)h;
     }
     if (have)
         for (size_t i = 0; i < t->n; i++)
-            expect_state(&have[i], backend, i, &t->slots[i], opts);
+            expect_state(&have[i], backend, i, &t->slots[i], opts, held ? held[i] : 0);
+    free(held);
     if (p->n - start > INT_MAX)
         return INT_MAX;
     return (int)(p->n - start);

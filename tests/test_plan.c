@@ -531,7 +531,7 @@ static void refuse_weight(struct plan_refusal *r, struct slot *want, struct serv
 
     cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, NULL), 1);
     cr_assert_str_eq(plan.cmds[0], "set server b/s1 weight 10");
-    cr_assert_eq(plan_refusal_set(r, plan.cmds[0], &plan.origin[0], want), 0);
+    cr_assert_eq(plan_refusal_set(r, plan.cmds[0], &plan.origin[0], want, NULL), 0);
     plan_reset(&plan);
 }
 
@@ -592,4 +592,32 @@ Test(plan, refused_is_pure_lookup)
     cr_assert_not(plan_refused(&r, 1, 0, "set server b/s1 weight 10", &empty, &st));
     plan_refusal_clear(&r);
     cr_assert_null(r.instance);
+}
+
+Test(plan, refusal_puts_back_what_haproxy_kept)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_refusal r = {0};
+    struct plan_opts opts = {.refused = &r, .n_refused = 1};
+    struct server_state real;
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, NULL), 3);
+    cr_assert_str_eq(plan.cmds[1], "set server b/s1 weight 10");
+    cr_assert_eq(st.weight, 10, "the view assumes the batch applied");
+    /* only the weight was refused: addr and state did apply */
+    cr_assert_eq(plan_refusal_set(&r, plan.cmds[1], &plan.origin[1], &want, &st), 0);
+    cr_assert_eq(st.weight, 1, "the refused field is what HAProxy kept");
+    cr_assert_str_eq(st.addr, "127.0.0.1");
+    cr_assert_eq(st.admin, SERVER_READY);
+    /* what a resync then reads is the side it was refused on: nothing sent */
+    real = have("127.0.0.1", 8080, 1, SERVER_READY);
+    snprintf(real.server, sizeof(real.server), "s1");
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &real, &opts), 0);
+    cr_assert_eq(real.weight, 1, "a held-back weight is not assumed applied");
+    cr_assert_eq(plan_refusal_set(&r, "show map x", &plan.origin[0], &want, NULL), -EINVAL);
+    plan_refusal_clear(&r);
 }

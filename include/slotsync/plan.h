@@ -103,9 +103,14 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
                       struct server_state *have, const struct plan_opts *opts);
 
 /* Fill r (its old instance is freed) from a refused command's origin and the
- * slot it was planned for (borrowed; copied). 0 or -ENOMEM. */
+ * slot it was planned for (borrowed; copied). have, if not NULL, is the
+ * caller's view of that slot, which assumed the command applied: the field
+ * the command sets is put back to what HAProxy had (o->before), and that
+ * view is what r remembers as HAProxy's side (so the rest of the batch,
+ * which did apply, does not count as a change). 0, -EINVAL (not a slot
+ * command) or -ENOMEM. */
 int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
-                     const struct slot *want);
+                     const struct slot *want, struct server_state *have);
 /* Free what r owns; r is left zeroed. */
 void plan_refusal_clear(struct plan_refusal *r);
 
