@@ -806,12 +806,13 @@ static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char 
     struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
     double now = ev_now(c->loop), warned_at = 0;
     struct plan_refusal *r;
-    bool recent = false;
+    bool recent = false, added;
 
     if (!b || (size_t)o->slot >= b->slots.n)
         return false;
     r = refusal_find(b, (size_t)o->slot, cmd);
-    if (!r) {
+    added = !r;
+    if (added) {
         struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
 
         if (!nr)
@@ -827,7 +828,8 @@ static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char 
             warned_at = b->refused[i].warned_at;
         }
     if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
-        *r = b->refused[--b->n_refused];
+        if (added) /* the zeroed entry just made: drop it */
+            *r = b->refused[--b->n_refused];
         return recent;
     }
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
