@@ -1143,3 +1143,30 @@ Test(config, balance_is_dynamic)
     for (size_t i = 0; i < N_ELEMS(cases); i++)
         cr_expect_eq(config_balance_is_dynamic(cases[i].balance), cases[i].dynamic, "case %zu", i);
 }
+
+Test(config, weight_warnings_name_static_and_first)
+{
+    static const struct {
+        const char *text;
+        size_t warnings;
+    } cases[] = {
+        {MINIMAL, 0},
+        {CFG("'services':{'a':{'balance':'static-rr'},'b':{'balance':'leastconn'}}"), 1},
+        {CFG("'services':{'a':{'balance':'source'},'b':{'balance':'first'}}"), 2},
+        /* the defaults are said once, not again for each service using them */
+        {CFG("'defaults':{'balance':'static-rr'},'services':{'a':{},'b':{'balance':'first'}}"), 2},
+    };
+
+    cr_assert(config_balance_is_static("static-rr"));
+    cr_assert(config_balance_is_static("source"));
+    cr_assert_not(config_balance_is_static("first"));
+    cr_assert_not(config_balance_is_static("roundrobin"));
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].text, &cfg, &err), 0, "case %zu: %s", i, err ? err : "");
+        cr_expect_eq(config_weight_warnings(&cfg), cases[i].warnings, "case %zu", i);
+        config_free(&cfg);
+    }
+}
