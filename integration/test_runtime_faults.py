@@ -304,3 +304,23 @@ def test_refused_command_is_not_resent(env, bin_path):
     assert log.count("HAProxy refused") == 1, log[-3000:]
     assert log.count("(1 failed)") == 2, log[-3000:]
     assert s.slots()["s1"][3] == 1, s.slots()
+
+
+@timeout(90)
+def test_unframed_refusal_is_not_retried_in_a_loop(env, bin_path):
+    """HAProxy 2.6 answers some refusals without the empty line that ends a
+    reply ("add server" on a static backend), so the batch cannot be framed.
+    HAProxy runs web with static-rr (an older services file) while the config
+    says roundrobin, and a fifth endpoint wants a fifth slot: slotsync tries
+    "add server" once, then goes on under the budget."""
+    s = Setup(env, bin_path, web={"balance": "static-rr"}, start=False)
+    s.config["services"]["web"]["balance"] = "roundrobin"
+    write_config(env, s.config)
+    s.slotsync = env.start_slotsync(bin_path, s.config_path)
+    env.wait_log("slotsync", r"HAProxy state read", alive=[s.slotsync])
+    for i in range(5):
+        s.put("e%d" % i, "127.0.0.%d:%d" % (i + 1, s.port))
+    env.wait_log("slotsync", r"add server", alive=[s.slotsync])
+    env.wait_log("slotsync", r"HAProxy refused part of a batch|Protocol error",
+                 alive=[s.slotsync])
+    assert_budget(s, "unframed refusal")

@@ -98,7 +98,7 @@ struct ctl {
     bool resync_has_level; /* the resync in flight starts with "show cli level" */
     struct log_outage rt_outage, master_outage;
     ev_timer refusal_timer, master_timer;
-    double refusal_delay, last_refusal;
+    double refusal_delay, last_refusal, unframed_warned_at;
     double master_delay, master_connected_at;
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
@@ -865,6 +865,26 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
     struct ctl *c = arg;
     size_t failed = 0, warned = 0;
 
+    if (err == -EPROTO && raw) {
+        /* HAProxy answered, but a refusal came without its empty line (2.6
+         * does that for a few "add server" errors): which command failed is
+         * unknown. HAProxy is reachable, so this is a refusal, not an
+         * outage: its state is read again with the refusal backoff, and
+         * the same batch cannot come back faster than that. */
+        c->stats.command_failures++;
+        if (ev_now(c->loop) - c->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
+            char q[160];
+
+            c->unframed_warned_at = ev_now(c->loop);
+            log_quote(raw, raw_len, q, sizeof(q));
+            log_warn(MOD,
+                     "HAProxy refused part of a batch of %zu commands without saying which "
+                     "(\"%s\"); reading its state again with backoff",
+                     c->plan.n, q);
+        }
+        refusal_resync_later(c);
+        return;
+    }
     if (err < 0) {
         /* Whatever part of the batch was applied, a resync finds out. */
         runtime_failed(c, err, "sending a batch");
