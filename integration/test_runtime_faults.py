@@ -312,7 +312,8 @@ def test_unframed_refusal_is_not_retried_in_a_loop(env, bin_path):
     reply ("add server" on a static backend), so the batch cannot be framed.
     HAProxy runs web with static-rr (an older services file) while the config
     says roundrobin, and a fifth endpoint wants a fifth slot: slotsync tries
-    "add server" once, then goes on under the budget."""
+    "add server" once, then goes on under the budget. HAProxy answered, so
+    this is a refusal, not an outage of the socket."""
     s = Setup(env, bin_path, web={"balance": "static-rr"}, start=False)
     s.config["services"]["web"]["balance"] = "roundrobin"
     write_config(env, s.config)
@@ -324,3 +325,6 @@ def test_unframed_refusal_is_not_retried_in_a_loop(env, bin_path):
     env.wait_log("slotsync", r"HAProxy refused part of a batch|Protocol error",
                  alive=[s.slotsync])
     assert_budget(s, "unframed refusal")
+    log = env.log_text("slotsync")
+    assert "sending a batch: Protocol error" not in log, log[-3000:]
+    assert "HAProxy refused part of a batch of" in log, log[-3000:]
