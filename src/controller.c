@@ -1,7 +1,7 @@
 /* controller - the daemon's pipeline, wired on one libev loop:
  * etcd sync -> catalog -> slots -> plan -> runtime (batched), with resyncs
- * from "show servers state" on start, on reconnect, on any failed command and
- * every resync_interval_s. */
+ * from "show servers state" on start, on reconnect, after refused commands
+ * (with backoff) and every resync_interval_s. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
