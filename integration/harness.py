@@ -88,10 +88,11 @@ env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     "closed", "listening on ..." on each change.
 
 env.start_haproxy(services_file=None, base_config=BASE_CONFIG, name="haproxy",
-                  extra_args=(), timeout=15) -> HAProxy
+                  extra_args=(), timeout=15, socket_level=None) -> HAProxy
     Writes <tmp>/haproxy-base.cfg from the shipped haproxy/haproxy.cfg with
-    only the runtime socket moved to <tmp>/admin.sock and the stats listener
-    moved to a free port, then runs
+    only the runtime socket moved to <tmp>/admin.sock (and its "level admin"
+    changed to socket_level, e.g. "operator", when given) and the stats
+    listener moved to a free port, then runs
         haproxy -W -S <tmp>/master.sock -f <tmp>/haproxy-base.cfg -f services
     in the foreground (the pid held is the master's) and waits until both
     sockets answer. services_file None: an empty <tmp>/services.cfg.
@@ -766,7 +767,8 @@ class Env:
     # -- haproxy
 
     def start_haproxy(self, services_file=None, base_config=BASE_CONFIG,
-                      name="haproxy", extra_args=(), timeout=15):
+                      name="haproxy", extra_args=(), timeout=15,
+                      socket_level=None):
         """Start HAProxy (master-worker, foreground) on a test copy of the
         shipped base config; return an HAProxy once both sockets answer."""
         if services_file is None:
@@ -783,7 +785,8 @@ class Env:
                           self.path("admin.sock"), free_port(),
                           self.path("haproxy-base.cfg"), services_file)
             self.write("haproxy-base.cfg",
-                       _test_base_config(shipped, hap.admin_sock, hap.stats_port))
+                       _test_base_config(shipped, hap.admin_sock, hap.stats_port,
+                                         socket_level))
             try:
                 hap.start(extra_args, timeout)
             except ProcessDied as e:
@@ -1011,9 +1014,10 @@ def etcd_lease_ttl(url, lease_id, timeout=5):
 # --------------------------------------------------------------------------
 # HAProxy
 
-def _test_base_config(shipped, admin_sock, stats_port):
+def _test_base_config(shipped, admin_sock, stats_port, socket_level=None):
     """The shipped base config with the runtime socket and the stats listener
-    moved; everything else is kept, so the shipped file is what is tested."""
+    moved (and the socket's level changed, if socket_level is given);
+    everything else is kept, so the shipped file is what is tested."""
     text, n_sock = re.subn(r"(?m)^(\s*stats\s+socket\s+)%s(?=\s)"
                            % re.escape(SHIPPED_ADMIN_SOCK),
                            lambda m: m.group(1) + admin_sock, shipped)
@@ -1021,6 +1025,14 @@ def _test_base_config(shipped, admin_sock, stats_port):
                            % re.escape(SHIPPED_STATS_BIND),
                            lambda m: m.group(1) + "127.0.0.1:%d" % stats_port,
                            text)
+    if socket_level is not None:
+        if socket_level not in ("user", "operator", "admin"):
+            raise HarnessError("socket_level: user, operator or admin")
+        text, n_level = re.subn(r"(?m)^(\s*stats\s+socket\s+%s\s.*\blevel\s+)admin\b"
+                                % re.escape(admin_sock),
+                                lambda m: m.group(1) + socket_level, text)
+        if n_level != 1:
+            raise HarnessError("haproxy/haproxy.cfg: no 'level admin' on the stats socket")
     if n_sock != 1 or n_bind != 1:
         raise HarnessError(
             "haproxy/haproxy.cfg must hold exactly one 'stats socket %s' "

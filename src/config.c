@@ -1244,6 +1244,49 @@ bool config_balance_is_dynamic(const char *balance)
     return balance && in_list(balance, dynamic_balance_names, ARRAY_SIZE(dynamic_balance_names));
 }
 
+bool config_balance_is_static(const char *balance)
+{
+    return balance && (strcmp(balance, "static-rr") == 0 || strcmp(balance, "source") == 0);
+}
+
+static const char *weight_problem(const char *balance)
+{
+    if (config_balance_is_static(balance))
+        return "HAProxy cannot change weights at run time with it: etcd weights other than 0 "
+               "(drain) are not applied until a reload";
+    if (strcmp(balance, "first") == 0)
+        return "HAProxy ignores server weights with it: etcd weights have no effect";
+    return NULL;
+}
+
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg)
+{
+    const char *why = weight_problem(cfg->defaults.balance);
+    bool defaults_warned = why != NULL;
+    char *text = NULL;
+    unsigned n = 0;
+
+    /* The defaults apply to every service that etcd names and the config
+     * does not. */
+    if (why) {
+        memprintf(&text, "defaults.balance is %s: %s", cfg->defaults.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct service_conf *sc = &cfg->services[i];
+
+        why = weight_problem(sc->opt.balance);
+        if (!why || (defaults_warned && strcmp(sc->opt.balance, cfg->defaults.balance) == 0))
+            continue; /* said for the defaults already */
+        memprintf(&text, "services.%s.balance is %s: %s", sc->name, sc->opt.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    free(text);
+    return n;
+}
+
 void config_free(struct config *cfg)
 {
     if (!cfg)

@@ -1,7 +1,7 @@
 /* controller - the daemon's pipeline, wired on one libev loop:
  * etcd sync -> catalog -> slots -> plan -> runtime (batched), with resyncs
- * from "show servers state" on start, on reconnect, on any failed command and
- * every resync_interval_s. */
+ * from "show servers state" on start, on reconnect, after refused commands
+ * (with backoff) and every resync_interval_s. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
@@ -26,6 +26,11 @@
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
+#define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
+#define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
+#define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
+#define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
+#define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
 #define RUNTIME_TIMEOUT_S 10.0
 #define WRITE_RETRY_MIN_S 0.5
 #define WRITE_RETRY_MAX_S 30.0
@@ -48,7 +53,7 @@ struct backend {
     const struct service_conf *svc; /* &conf */
     bool configured;                /* from the config file, else built from defaults */
     bool claimed;                   /* ours: configured, in our services file, or created */
-    bool refused;                   /* its name belongs to a proxy slotsync does not own */
+    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
     struct slot_table slots;        /* as many slots as HAProxy has for it */
     struct server_state *have;      /* slots.n entries: HAProxy's view */
     bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
@@ -60,6 +65,12 @@ struct backend {
     size_t added_to;                /* slots.n after the last runtime growth */
     bool left_out;                  /* not in the file of the reload in flight */
     size_t last_overflow;
+    /* commands HAProxy refused, held back until something changes */
+    struct plan_refusal *refused;
+    size_t n_refused;
+    /* static algorithm: instances already warned about for their weight */
+    char **weight_warned;
+    size_t n_weight_warned;
     /* filled while parsing a resync */
     struct server_state *seen;
     size_t n_seen, cap_seen;
@@ -116,7 +127,13 @@ struct ctl {
     bool synced;           /* HAProxy's state is known */
     bool resync_wanted;    /* re-read HAProxy's state before the next batch */
     bool runtime_down;     /* last exchange failed to connect */
-    bool master_down;      /* the master socket sentinel cannot connect */
+    bool level_ok;         /* "show cli level" said admin on this HAProxy */
+    bool level_noted;      /* the socket's level was logged as too low */
+    bool resync_has_level; /* the resync in flight starts with "show cli level" */
+    struct log_outage rt_outage, master_outage;
+    ev_timer refusal_timer, master_timer;
+    double refusal_delay, last_refusal, unframed_warned_at;
+    double master_delay, master_connected_at;
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
@@ -140,6 +157,7 @@ struct ctl {
         unsigned long long reloads, reload_failures, check_failures, grown;
         unsigned long long refused_services, drift_repairs;
         unsigned long long empty_listings_held, io_failures;
+        unsigned long long level_too_low, static_weights_ignored;
     } stats;
 };
 
@@ -296,8 +314,8 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     const char *by = name_taken(c, b);
 
     if (by) {
-        if (!b->refused) {
-            b->refused = true;
+        if (!b->foreign) {
+            b->foreign = true;
             b->claimed = false;
             c->stats.refused_services++;
             if (b->configured)
@@ -315,9 +333,9 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     }
     if (b->claimed)
         return false;
-    if (b->refused)
+    if (b->foreign)
         log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
-    b->refused = false;
+    b->foreign = false;
     /* Without a list of HAProxy's proxies yet, an etcd service waits. */
     if (!b->configured && !c->render_only && !c->proxies_known)
         return false;
@@ -328,7 +346,7 @@ static bool backend_settle(struct ctl *c, struct backend *b)
 /* A backend slotsync may touch (and render). */
 static bool backend_ours(const struct backend *b)
 {
-    return b->claimed && !b->refused;
+    return b->claimed && !b->foreign;
 }
 
 /* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
@@ -361,6 +379,12 @@ static struct backend *backend_add(struct ctl *c, const struct service_conf *con
 
 static void backend_free(struct backend *b)
 {
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    free(b->refused);
+    for (size_t i = 0; i < b->n_weight_warned; i++)
+        free(b->weight_warned[i]);
+    free(b->weight_warned);
     slots_free(&b->slots);
     free(b->have);
     free(b->drift);
@@ -656,28 +680,51 @@ static const struct etcd_sync_ops sync_ops = {
 
 /* ---- HAProxy side ---- */
 
+static double jitter(void)
+{
+    return 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+}
+
+/* Double *delay within [min, max] and arm t for it, with jitter. */
+static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min, double max)
+{
+    *delay = *delay < min ? min : *delay * 2;
+    if (*delay > max)
+        *delay = max;
+    ev_timer_stop(c->loop, t);
+    ev_timer_set(t, *delay * jitter(), 0.);
+    ev_timer_start(c->loop, t);
+}
+
+static void schedule_retry_max(struct ctl *c, double max)
+{
+    backoff_start(c, &c->retry_timer, &c->retry_delay, RETRY_MIN_S, max);
+}
+
 static void schedule_retry(struct ctl *c)
 {
-    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
-
-    c->retry_delay = c->retry_delay < RETRY_MIN_S ? RETRY_MIN_S : c->retry_delay * 2;
-    if (c->retry_delay > RETRY_MAX_S)
-        c->retry_delay = RETRY_MAX_S;
-    ev_timer_stop(c->loop, &c->retry_timer);
-    ev_timer_set(&c->retry_timer, c->retry_delay * jitter, 0.);
-    ev_timer_start(c->loop, &c->retry_timer);
+    schedule_retry_max(c, RETRY_MAX_S);
 }
 
 static void runtime_failed(struct ctl *c, int err, const char *what)
 {
+    double now = ev_now(c->loop), elapsed;
+    const char *hint = runtime_stale(c->rt) ? " (HAProxy may still run it: its end is awaited "
+                                              "before HAProxy's state is read again)"
+                                            : "";
+
     c->stats.runtime_errors++;
-    if (!c->runtime_down)
-        log_warn(MOD, "HAProxy runtime socket %s: %s: %s (retrying with backoff)",
-                 c->cfg->runtime_socket, what, strerror(-err));
+    if (log_outage_begin(&c->rt_outage, now))
+        log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
+                 c->cfg->runtime_socket, what, strerror(-err), hint);
+    else if (log_outage_due(&c->rt_outage, now, &elapsed))
+        log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
+                 c->cfg->runtime_socket, elapsed, what, strerror(-err));
     else
         log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
     c->runtime_down = true;
     c->synced = false;
+    c->level_ok = false; /* what answers next may be another HAProxy */
     schedule_retry(c);
 }
 
@@ -774,15 +821,74 @@ static int backend_adopt(struct ctl *c, struct backend *b)
     return 0;
 }
 
-static void on_sentinel_lost(void *arg)
+static void master_connect(struct ctl *c);
+
+/* The master socket is optional: when it cannot be reached, runtime sync
+ * goes on and the periodic resync is what notices a restart. */
+static void master_unreachable(struct ctl *c, int err)
+{
+    double now = ev_now(c->loop), elapsed;
+
+    if (log_outage_begin(&c->master_outage, now))
+        log_warn(MOD,
+                 "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
+                 "is noticed by the periodic resync, every %d s)",
+                 c->cfg->master_socket, strerror(-err), c->cfg->resync_interval_s);
+    else if (log_outage_due(&c->master_outage, now, &elapsed))
+        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", c->cfg->master_socket,
+                 elapsed, strerror(-err));
+    else
+        log_debug(MOD, "master socket %s: %s", c->cfg->master_socket, strerror(-err));
+    backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+}
+
+static void on_sentinel_lost(int err, void *arg)
 {
     struct ctl *c = arg;
 
+    if (err < 0) {
+        master_unreachable(c, err);
+        return;
+    }
     /* HAProxy restarted, reloaded, or timed the idle connection out: in every
-     * case re-read its state before the next batch. */
+     * case re-read its state (and the socket's level) before the next batch. */
     log_debug(MOD, "master socket sentinel closed (reload, restart or stop): resyncing");
     c->epoch++;
     c->resync_wanted = true;
+    c->level_ok = false;
+    /* One that keeps closing at once is reconnected with backoff, not in a
+     * loop of resyncs. */
+    if (ev_now(c->loop) - c->master_connected_at < MASTER_FLAP_S)
+        backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+    else
+        c->master_delay = 0;
+}
+
+/* Connected before a resync, so that a restart after our read is noticed. It
+ * watches the master: an idle connection to a worker would keep an old
+ * worker alive after a reload, and the master closes it on every reload and
+ * when HAProxy stops. */
+static void master_connect(struct ctl *c)
+{
+    int r;
+
+    if (!c->master_watch || runtime_sentinel_connected(c->master_watch) ||
+        ev_is_active(&c->master_timer))
+        return;
+    r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
+    if (r < 0) {
+        master_unreachable(c, r);
+        return;
+    }
+    c->master_connected_at = ev_now(c->loop);
+    /* Back after an outage: a restart may have gone unnoticed. */
+    if (c->master_outage.since > 0)
+        c->resync_wanted = true;
+}
+
+static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    master_connect(w->data);
 }
 
 /* A map key as render_host_routes() writes it: a lower-cased host name. */
@@ -886,7 +992,7 @@ static int read_proxies(struct ctl *c, const char *text)
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if ((!b->claimed || b->refused) && !b->configured && backend_settle(c, b) &&
+        if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
             !names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
@@ -898,6 +1004,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
 {
     struct ctl *c = arg;
     size_t bad = 0, slots = 0;
+    double down;
     int r;
 
     if (err < 0) {
@@ -909,6 +1016,39 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
          * the old process's. Read again rather than adopt it. */
         c->resync_wanted = true;
         return;
+    }
+    down = log_outage_end(&c->rt_outage, ev_now(c->loop));
+    if (down >= 0)
+        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
+                 c->cfg->runtime_socket, down);
+    if (c->resync_has_level) {
+        int level = runtime_cli_level(replies[0]);
+
+        if (level < 0) {
+            runtime_failed(c, -EPROTO, "show cli level gave an unexpected reply");
+            return;
+        }
+        replies++;
+        n--;
+        if (level != RUNTIME_LEVEL_ADMIN) {
+            /* Every change would be refused: send nothing, ask again later. */
+            c->stats.level_too_low++;
+            if (!c->level_noted)
+                log_error(MOD,
+                          "HAProxy runtime socket %s is at level %s: slotsync needs \"level "
+                          "admin\" on it (stats socket ... level admin); nothing is sent until "
+                          "it has it (checking again with backoff)",
+                          c->cfg->runtime_socket, runtime_level_name((enum runtime_level)level));
+            c->level_noted = true;
+            c->synced = false;
+            schedule_retry_max(c, RETRY_SLOW_MAX_S);
+            return;
+        }
+        if (c->level_noted)
+            log_info(MOD, "HAProxy runtime socket %s is at level admin now",
+                     c->cfg->runtime_socket);
+        c->level_noted = false;
+        c->level_ok = true;
     }
     if (!runtime_reply_ok("show servers state", replies[0])) {
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
@@ -959,24 +1099,14 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     c->runtime_down = false;
     c->synced = true;
     c->resync_wanted = false;
-    if (c->master_watch && !runtime_sentinel_connected(c->master_watch)) {
-        /* The master is gone (HAProxy stopping or restarting): what we just
-         * read may be a dying worker's. Read again, with backoff, until the
-         * master answers and the sentinel watches the new process. */
-        if (!c->master_down)
-            log_warn(MOD,
-                     "master socket %s unreachable: re-reading HAProxy's state until it "
-                     "answers",
-                     c->cfg->master_socket);
-        c->master_down = true;
-        c->resync_wanted = true;
-        schedule_retry(c);
-        return;
-    }
-    if (c->master_down)
-        log_info(MOD, "master socket answers again");
-    c->master_down = false;
     c->retry_delay = 0;
+    /* A dying worker's state is repaired by the read that follows the
+     * master's return (master_connect) or by the periodic resync. */
+    if (c->master_watch && runtime_sentinel_connected(c->master_watch) &&
+        (down = log_outage_end(&c->master_outage, ev_now(c->loop))) >= 0) {
+        log_info(MOD, "master socket %s answers again after %.0f s", c->cfg->master_socket, down);
+        c->master_delay = 0;
+    }
 }
 
 static void start_resync(struct ctl *c)
@@ -985,22 +1115,17 @@ static void start_resync(struct ctl *c)
     int r;
 
     plan_init(&cmds);
-    if ((r = plan_add(&cmds, "show servers state")) < 0 ||
+    /* Without a master socket the periodic resync notices a restart. */
+    master_connect(c);
+    /* At start and after every reconnect: is the socket at level admin? */
+    c->resync_has_level = !c->level_ok;
+    if ((c->resync_has_level && (r = plan_add(&cmds, "show cli level")) < 0) ||
+        (r = plan_add(&cmds, "show servers state")) < 0 ||
         (r = plan_add(&cmds, "show backend")) < 0 ||
         (c->cfg->http_bind.set && (r = plan_add(&cmds, "show map %s", c->cfg->hosts_map)) < 0)) {
         plan_free(&cmds);
         runtime_failed(c, r, "building the resync commands");
         return;
-    }
-    /* Connected first, so that a restart after our read is noticed. It
-     * watches the master: an idle connection to a worker would keep an old
-     * worker alive after a reload, and the master closes it on every reload
-     * and when HAProxy stops. Without a master socket the periodic resync
-     * is what notices a restart. */
-    if (c->master_watch) {
-        r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
-        if (r < 0)
-            log_debug(MOD, "master socket sentinel: %s", strerror(-r));
     }
     c->resync_epoch = c->epoch;
     r = runtime_send(c->rt, (const char *const *)cmds.cmds, cmds.n, on_resync_reply, c);
@@ -1055,21 +1180,137 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                     ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_info(MOD,
-             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-             "repairs%s",
-             n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
-             changes > shown
-                 ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                 : "");
+    log_msg(failed ? LOG_WARN : LOG_INFO, MOD,
+            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
+            "repairs%s",
+            n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
+            changes > shown
+                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                : "");
+}
+
+/* Length of a slot command's kind ("set server B/sN weight"), so that a new
+ * refusal of the same kind replaces the old one. */
+static size_t cmd_kind_len(const char *cmd)
+{
+    const char *p = cmd;
+
+    for (int spaces = 0; *p; p++)
+        if (*p == ' ' && ++spaces == 4)
+            break;
+    return (size_t)(p - cmd);
+}
+
+static struct plan_refusal *refusal_find(struct backend *b, size_t slot, const char *cmd)
+{
+    size_t kl = cmd_kind_len(cmd);
+
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == slot && cmd_kind_len(b->refused[i].cmd) == kl &&
+            strncmp(b->refused[i].cmd, cmd, kl) == 0)
+            return &b->refused[i];
+    return NULL;
+}
+
+static void refusal_forget(struct ctl *c, const struct plan_origin *o, const char *cmd)
+{
+    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
+    struct plan_refusal *r = b ? refusal_find(b, (size_t)o->slot, cmd) : NULL;
+
+    if (!r)
+        return;
+    plan_refusal_clear(r);
+    *r = b->refused[--b->n_refused];
+}
+
+/* Remember a refused slot command so that it is not planned again until the
+ * slot's endpoint or HAProxy's side of it changes. Returns whether its
+ * (slot, reason) was warned about less than a minute ago. */
+static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char *cmd,
+                         const char *reason)
+{
+    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
+    double now = ev_now(c->loop), warned_at = 0;
+    struct plan_refusal *r;
+    bool recent = false, added;
+
+    if (!b || (size_t)o->slot >= b->slots.n)
+        return false;
+    r = refusal_find(b, (size_t)o->slot, cmd);
+    added = !r;
+    if (added) {
+        struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
+
+        if (!nr)
+            return false;
+        b->refused = nr;
+        r = &b->refused[b->n_refused++];
+        memset(r, 0, sizeof(*r));
+    }
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == (size_t)o->slot && strcmp(b->refused[i].reason, reason) == 0 &&
+            now - b->refused[i].warned_at < REFUSAL_WARN_EVERY_S) {
+            recent = true;
+            warned_at = b->refused[i].warned_at;
+        }
+    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
+        if (added) /* the zeroed entry just made: drop it */
+            *r = b->refused[--b->n_refused];
+        return recent;
+    }
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->warned_at = recent ? warned_at : now;
+    return recent;
+}
+
+/* Refused commands are not resent, but HAProxy's state is read again (the
+ * view assumed them applied) after a delay that doubles, with jitter, up to
+ * RETRY_SLOW_MAX_S while refusals keep coming. */
+static void refusal_resync_later(struct ctl *c)
+{
+    double now = ev_now(c->loop);
+
+    if (now - c->last_refusal > 2 * RETRY_SLOW_MAX_S)
+        c->refusal_delay = 0;
+    c->last_refusal = now;
+    if (!ev_is_active(&c->refusal_timer))
+        backoff_start(c, &c->refusal_timer, &c->refusal_delay, REFUSAL_RESYNC_MIN_S,
+                      RETRY_SLOW_MAX_S);
+}
+
+static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ctl *c = w->data;
+
+    c->resync_wanted = true;
 }
 
 static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                            void *arg)
 {
     struct ctl *c = arg;
-    size_t failed = 0;
+    size_t failed = 0, warned = 0;
 
+    if (err == -EPROTO && raw) {
+        /* HAProxy answered, but a refusal came without its empty line (2.6
+         * does that for a few "add server" errors): which command failed is
+         * unknown. HAProxy is reachable, so this is a refusal, not an
+         * outage: its state is read again with the refusal backoff, and
+         * the same batch cannot come back faster than that. */
+        c->stats.command_failures++;
+        if (ev_now(c->loop) - c->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
+            char q[160];
+
+            c->unframed_warned_at = ev_now(c->loop);
+            log_quote(raw, raw_len, q, sizeof(q));
+            log_warn(MOD,
+                     "HAProxy refused part of a batch of %zu commands without saying which "
+                     "(\"%s\"); reading its state again with backoff",
+                     c->plan.n, q);
+        }
+        refusal_resync_later(c);
+        return;
+    }
     if (err < 0) {
         /* Whatever part of the batch was applied, a resync finds out. */
         c->batch_failed = true;
@@ -1077,18 +1318,30 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (runtime_reply_ok(c->plan.cmds[i], replies[i]))
-            continue;
-        char q[256];
+        const struct plan_origin *o = &c->plan.origin[i];
+        char q[128];
 
-        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
-        log_warn(MOD, "HAProxy refused \"%s\": \"%s\"", c->plan.cmds[i], q);
+        if (runtime_reply_ok(c->plan.cmds[i], replies[i])) {
+            refusal_forget(c, o, c->plan.cmds[i]);
+            continue;
+        }
         failed++;
+        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
+        if (!refusal_note(c, o, c->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
+            log_warn(MOD,
+                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
+                     "HAProxy's side of the slot changes)",
+                     c->plan.cmds[i], q);
+        else
+            log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", c->plan.cmds[i], q);
     }
+    if (warned > REFUSAL_WARN_MAX)
+        log_warn(MOD, "HAProxy refused %zu more commands of this batch (debug level lists them)",
+                 warned - REFUSAL_WARN_MAX);
     c->stats.command_failures += failed;
     if (failed) {
-        c->resync_wanted = true;
         c->batch_failed = true;
+        refusal_resync_later(c);
     }
     log_changes(c, replies, n, failed);
 }
@@ -1130,9 +1383,50 @@ static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
     return 0;
 }
 
+/* The planning options of b: its refused commands, and for a static
+ * algorithm no weights (one warning per endpoint whose weight is not sent). */
+static const struct plan_opts *static_opts(struct ctl *c, struct backend *b, struct plan_opts *o)
+{
+    char **warned = NULL;
+    size_t n = 0;
+
+    o->static_weights = config_balance_is_static(b->conf.opt.balance);
+    o->refused = b->refused;
+    o->n_refused = b->n_refused;
+    if (!o->static_weights)
+        return o;
+    warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
+    for (size_t i = 0; warned && i < b->slots.n; i++) {
+        const struct slot *s = &b->slots.slots[i];
+        bool known = false;
+
+        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
+            continue;
+        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
+            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
+        if (!known) {
+            c->stats.static_weights_ignored++;
+            log_warn(MOD,
+                     "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
+                     "weight %u of %s/%s is not applied (only weight 0, as drain)",
+                     b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
+        }
+        if (!(warned[n] = strdup(s->instance)))
+            break;
+        n++;
+    }
+    for (size_t k = 0; k < b->n_weight_warned; k++)
+        free(b->weight_warned[k]);
+    free(b->weight_warned);
+    b->weight_warned = warned;
+    b->n_weight_warned = warned ? n : 0;
+    return o;
+}
+
 static void converge_backend(struct ctl *c, struct backend *b)
 {
     struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+    struct plan_opts opts;
     size_t endpoints = svc ? svc->n_endpoints : 0;
     size_t first_change = c->plan.n_changes;
     size_t n = b->slots.n;
@@ -1176,7 +1470,7 @@ static void converge_backend(struct ctl *c, struct backend *b)
             log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend(&c->plan, b->conf.name, &b->slots, b->have);
+    r = plan_backend_opts(&c->plan, b->conf.name, &b->slots, b->have, static_opts(c, b, &opts));
     if (r < 0) {
         log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
         c->resync_wanted = true;
@@ -1746,12 +2040,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     load_base_names(c);
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
-        bool was_refused = b->refused;
+        bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
         if (backend_settle(c, b) && was_refused && !names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
-        if (b->refused)
+        if (b->foreign)
             b->present = false;
     }
     c->map_dirty = true;
@@ -1901,6 +2195,8 @@ static void ctl_destroy(struct ctl *c)
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
         ev_timer_stop(c->loop, &c->retry_timer);
+        ev_timer_stop(c->loop, &c->refusal_timer);
+        ev_timer_stop(c->loop, &c->master_timer);
         ev_timer_stop(c->loop, &c->reload_timer);
         ev_timer_stop(c->loop, &c->deadline);
         ev_signal_stop(c->loop, &c->sig_term);
@@ -1983,6 +2279,10 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->flush.data = c;
     ev_timer_init(&c->retry_timer, on_retry, 0., 0.);
     c->retry_timer.data = c;
+    ev_timer_init(&c->refusal_timer, on_refusal_timer, 0., 0.);
+    c->refusal_timer.data = c;
+    ev_timer_init(&c->master_timer, on_master_timer, 0., 0.);
+    c->master_timer.data = c;
     ev_timer_init(&c->reload_timer, on_reload_timer, 0., 0.);
     c->reload_timer.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
@@ -2033,10 +2333,12 @@ int controller_run(const struct config *cfg,
     log_info(MOD,
              "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
              "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
-             "%llu services refused, %llu drift repairs",
+             "%llu services refused, %llu drift repairs, "
+             "%llu static-algorithm weights not sent, %llu reads below level admin",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
-             c.stats.refused_services, c.stats.drift_repairs);
+             c.stats.refused_services, c.stats.drift_repairs, c.stats.static_weights_ignored,
+             c.stats.level_too_low);
     if (c.stats.io_failures)
         log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
                  c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");

@@ -1273,3 +1273,35 @@ Test(config, load_still_stops_at_first_error)
     cr_expect_str_eq(err, "services.api.slots: must be between 1 and 4096");
     free(err);
 }
+
+Test(config, weight_warnings_name_static_and_first)
+{
+    static const struct {
+        const char *text;
+        size_t warnings;
+    } cases[] = {
+        {MINIMAL, 0},
+        {CFG("'services':{'a':{'balance':'static-rr'},'b':{'balance':'leastconn'}}"), 1},
+        {CFG("'services':{'a':{'balance':'source'},'b':{'balance':'first'}}"), 2},
+        /* the defaults are said once, not again for each service using them */
+        {CFG("'defaults':{'balance':'static-rr'},'services':{'a':{},'b':{'balance':'first'}}"), 2},
+    };
+
+    cr_assert(config_balance_is_static("static-rr"));
+    cr_assert(config_balance_is_static("source"));
+    cr_assert_not(config_balance_is_static("first"));
+    cr_assert_not(config_balance_is_static("roundrobin"));
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].text, &cfg, &err), 0, "case %zu: %s", i, err ? err : "");
+        struct collected got = {0};
+
+        cr_expect_eq(config_weight_warnings(&cfg, collect, &got), cases[i].warnings, "case %zu", i);
+        cr_expect_eq(got.n, cases[i].warnings, "case %zu: reported", i);
+        for (size_t k = 0; k < got.n; k++)
+            cr_expect_not(got.error[k], "case %zu: a warning, not an error", i);
+        config_free(&cfg);
+    }
+}

@@ -116,6 +116,17 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
  * runtime in HAProxy 2.6 (roundrobin, leastconn, first, random). */
 bool config_balance_is_dynamic(const char *balance);
 
+/* true if HAProxy 2.6 refuses run-time weights for this algorithm other than
+ * 0% and 100% of the configured one ("static-rr", and "source", which is
+ * map-based, i.e. static, as slotsync renders it: no hash-type). */
+bool config_balance_is_static(const char *balance);
+
+/* Report one warning per service (and for the defaults) whose algorithm
+ * makes etcd weights ineffective: a static one (weights are not sent at run
+ * time; 0 still drains) or "first" (HAProxy ignores weights). A warning
+ * source of `check`. Returns how many. */
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg);
+
 void config_free(struct config *cfg);
 
 #endif
