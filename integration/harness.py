@@ -63,7 +63,11 @@ env.stop(proc, sig=SIGTERM, timeout=5) -> returncode
     whatever is left of its session (children that outlived it).
 env.kill_all(timeout=5)      stop every process spawned (done by close)
 env.wait_exit(proc, timeout=10) -> returncode
-env.close()                  kill_all, then remove tmp (unless KEEP_TMP=1)
+env.close()                  kill_all, unmount, then remove tmp (unless KEEP_TMP=1)
+env.mount_tmpfs(relpath, size_kb=256) -> str
+    Mounts a tmpfs of size_kb KiB on the new directory <tmp>/relpath (a
+    small filesystem a test can fill: ENOSPC for root too) and returns its
+    path; unmounted by close(). Raises Skip when mounting is not allowed.
 env.log_path(name), env.log_text(name) -> str, env.log_tail(name, n=40)
 env.log_names() -> [name, ...]
 env.wait_log(name, pattern, timeout=10, alive=()) -> re.Match
@@ -84,10 +88,11 @@ env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     "closed", "listening on ..." on each change.
 
 env.start_haproxy(services_file=None, base_config=BASE_CONFIG, name="haproxy",
-                  extra_args=(), timeout=15) -> HAProxy
+                  extra_args=(), timeout=15, socket_level=None) -> HAProxy
     Writes <tmp>/haproxy-base.cfg from the shipped haproxy/haproxy.cfg with
-    only the runtime socket moved to <tmp>/admin.sock and the stats listener
-    moved to a free port, then runs
+    only the runtime socket moved to <tmp>/admin.sock (and its "level admin"
+    changed to socket_level, e.g. "operator", when given) and the stats
+    listener moved to a free port, then runs
         haproxy -W -S <tmp>/master.sock -f <tmp>/haproxy-base.cfg -f services
     in the foreground (the pid held is the master's) and waits until both
     sockets answer. services_file None: an empty <tmp>/services.cfg.
@@ -373,6 +378,7 @@ def _cleanup_all():
             # kill_all() even if a close() was under way when a signal
             # came: it may have been interrupted before killing everything.
             env.kill_all()
+            env.unmount_all()
             env.close()
             if not env.keep:
                 shutil.rmtree(env.tmp, ignore_errors=True)
@@ -531,6 +537,7 @@ class Env:
         self.etcd = None
         self.haproxy = None
         self._procs = []
+        self._mounts = []
         self._lock = threading.RLock()
         with _live_lock:
             _live_envs.add(self)
@@ -698,12 +705,34 @@ class Env:
         try:
             self.kill_all()
         finally:
+            self.unmount_all()
             with _live_lock:
                 _live_envs.discard(self)
             if self.keep:
                 sys.stderr.write("harness: kept %s\n" % self.tmp)
             else:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- filesystems
+
+    def mount_tmpfs(self, relpath, size_kb=256):
+        """A tmpfs of size_kb KiB on a new directory inside tmp."""
+        path = self.path(relpath)
+        os.makedirs(path, exist_ok=True)
+        out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % size_kb,
+                              "tmpfs", path], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Skip("cannot mount a tmpfs here: %s" % out.stderr.strip())
+        with self._lock:
+            self._mounts.append(path)
+        return path
+
+    def unmount_all(self):
+        """Unmount (lazily) every tmpfs mount_tmpfs() made. Idempotent."""
+        with self._lock:
+            mounts, self._mounts = self._mounts, []
+        for path in reversed(mounts):
+            subprocess.run(["umount", "-l", path], capture_output=True)
 
     # -- etcd
 
@@ -748,7 +777,8 @@ class Env:
     # -- haproxy
 
     def start_haproxy(self, services_file=None, base_config=BASE_CONFIG,
-                      name="haproxy", extra_args=(), timeout=15):
+                      name="haproxy", extra_args=(), timeout=15,
+                      socket_level=None):
         """Start HAProxy (master-worker, foreground) on a test copy of the
         shipped base config; return an HAProxy once both sockets answer."""
         if services_file is None:
@@ -765,7 +795,8 @@ class Env:
                           self.path("admin.sock"), free_port(),
                           self.path("haproxy-base.cfg"), services_file)
             self.write("haproxy-base.cfg",
-                       _test_base_config(shipped, hap.admin_sock, hap.stats_port))
+                       _test_base_config(shipped, hap.admin_sock, hap.stats_port,
+                                         socket_level))
             try:
                 hap.start(extra_args, timeout)
             except ProcessDied as e:
@@ -993,9 +1024,10 @@ def etcd_lease_ttl(url, lease_id, timeout=5):
 # --------------------------------------------------------------------------
 # HAProxy
 
-def _test_base_config(shipped, admin_sock, stats_port):
+def _test_base_config(shipped, admin_sock, stats_port, socket_level=None):
     """The shipped base config with the runtime socket and the stats listener
-    moved; everything else is kept, so the shipped file is what is tested."""
+    moved (and the socket's level changed, if socket_level is given);
+    everything else is kept, so the shipped file is what is tested."""
     text, n_sock = re.subn(r"(?m)^(\s*stats\s+socket\s+)%s(?=\s)"
                            % re.escape(SHIPPED_ADMIN_SOCK),
                            lambda m: m.group(1) + admin_sock, shipped)
@@ -1003,6 +1035,14 @@ def _test_base_config(shipped, admin_sock, stats_port):
                            % re.escape(SHIPPED_STATS_BIND),
                            lambda m: m.group(1) + "127.0.0.1:%d" % stats_port,
                            text)
+    if socket_level is not None:
+        if socket_level not in ("user", "operator", "admin"):
+            raise HarnessError("socket_level: user, operator or admin")
+        text, n_level = re.subn(r"(?m)^(\s*stats\s+socket\s+%s\s.*\blevel\s+)admin\b"
+                                % re.escape(admin_sock),
+                                lambda m: m.group(1) + socket_level, text)
+        if n_level != 1:
+            raise HarnessError("haproxy/haproxy.cfg: no 'level admin' on the stats socket")
     if n_sock != 1 or n_bind != 1:
         raise HarnessError(
             "haproxy/haproxy.cfg must hold exactly one 'stats socket %s' "

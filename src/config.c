@@ -498,6 +498,20 @@ static int get_int(json_t *obj, const char *path, const char *key, long min, lon
     return 0;
 }
 
+/* obj.key into *out if present: a JSON true or false. */
+static int get_bool(json_t *obj, const char *path, const char *key, bool *out, char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be true or false");
+    *out = json_is_true(j);
+    return 0;
+}
+
 static int required(char **errmsg, const char *path, const char *key)
 {
     char fp[FIELD_PATH_SIZE];
@@ -1042,9 +1056,10 @@ static int check_host_conflicts(const struct config *cfg, char **errmsg)
 
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    static const char *const keys[] = {"etcd",      "haproxy",       "defaults",
-                                       "services",  "http_frontend", "resync_interval_s",
-                                       "log_level", "admin"};
+    static const char *const keys[] = {
+        "etcd",          "haproxy",           "defaults",  "services",
+        "http_frontend", "resync_interval_s", "log_level", "allow_empty_registry",
+        "admin"};
     const char *level = NULL;
     int ret;
 
@@ -1075,7 +1090,10 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                           get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
                                   &cfg->resync_interval_s, errmsg),
                           errmsg)) < 0 ||
-        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0)
+        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(
+             p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
+             errmsg)) < 0)
         return ret;
     if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
         return ret;
@@ -1264,6 +1282,49 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
 bool config_balance_is_dynamic(const char *balance)
 {
     return balance && in_list(balance, dynamic_balance_names, ARRAY_SIZE(dynamic_balance_names));
+}
+
+bool config_balance_is_static(const char *balance)
+{
+    return balance && (strcmp(balance, "static-rr") == 0 || strcmp(balance, "source") == 0);
+}
+
+static const char *weight_problem(const char *balance)
+{
+    if (config_balance_is_static(balance))
+        return "HAProxy cannot change weights at run time with it: etcd weights other than 0 "
+               "(drain) are not applied until a reload";
+    if (strcmp(balance, "first") == 0)
+        return "HAProxy ignores server weights with it: etcd weights have no effect";
+    return NULL;
+}
+
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg)
+{
+    const char *why = weight_problem(cfg->defaults.balance);
+    bool defaults_warned = why != NULL;
+    char *text = NULL;
+    unsigned n = 0;
+
+    /* The defaults apply to every service that etcd names and the config
+     * does not. */
+    if (why) {
+        memprintf(&text, "defaults.balance is %s: %s", cfg->defaults.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct service_conf *sc = &cfg->services[i];
+
+        why = weight_problem(sc->opt.balance);
+        if (!why || (defaults_warned && strcmp(sc->opt.balance, cfg->defaults.balance) == 0))
+            continue; /* said for the defaults already */
+        memprintf(&text, "services.%s.balance is %s: %s", sc->name, sc->opt.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    free(text);
+    return n;
 }
 
 void config_free(struct config *cfg)

@@ -311,6 +311,7 @@ static void print_problem(void *arg, bool error, const char *text)
 /* The warning sources that run on a config without errors. */
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
+    config_weight_warnings,
 };
 
 static int cmd_check(const char *config_path, const struct overrides *ov)

@@ -219,6 +219,21 @@ Test(config, defaults)
     cr_expect_null(cfg.http_domain);
     cr_expect_eq(cfg.resync_interval_s, 30);
     cr_expect_eq(cfg.log_level, LOG_INFO);
+    cr_expect(!cfg.allow_empty_registry);
+    config_free(&cfg);
+    free(err);
+}
+
+Test(config, allow_empty_registry)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'allow_empty_registry':true"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(cfg.allow_empty_registry);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'allow_empty_registry':false"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(!cfg.allow_empty_registry);
     config_free(&cfg);
     free(err);
 }
@@ -588,6 +603,9 @@ static const struct bad_case bad_cases[] = {
     {CFG("'log_level':'INFO'"), "log_level: must be one of"},
     {CFG("'log_level':''"), "log_level: must be one of"},
     {CFG("'log_level':3"), "log_level: must be a string"},
+    {CFG("'allow_empty_registry':1"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':'true'"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':null"), "allow_empty_registry: must be true or false"},
 };
 
 Test(config, bad_cases)
@@ -1285,4 +1303,36 @@ Test(config, load_still_stops_at_first_error)
                  -EINVAL);
     cr_expect_str_eq(err, "services.api.slots: must be between 1 and 4096");
     free(err);
+}
+
+Test(config, weight_warnings_name_static_and_first)
+{
+    static const struct {
+        const char *text;
+        size_t warnings;
+    } cases[] = {
+        {MINIMAL, 0},
+        {CFG("'services':{'a':{'balance':'static-rr'},'b':{'balance':'leastconn'}}"), 1},
+        {CFG("'services':{'a':{'balance':'source'},'b':{'balance':'first'}}"), 2},
+        /* the defaults are said once, not again for each service using them */
+        {CFG("'defaults':{'balance':'static-rr'},'services':{'a':{},'b':{'balance':'first'}}"), 2},
+    };
+
+    cr_assert(config_balance_is_static("static-rr"));
+    cr_assert(config_balance_is_static("source"));
+    cr_assert_not(config_balance_is_static("first"));
+    cr_assert_not(config_balance_is_static("roundrobin"));
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].text, &cfg, &err), 0, "case %zu: %s", i, err ? err : "");
+        struct collected got = {0};
+
+        cr_expect_eq(config_weight_warnings(&cfg, collect, &got), cases[i].warnings, "case %zu", i);
+        cr_expect_eq(got.n, cases[i].warnings, "case %zu: reported", i);
+        for (size_t k = 0; k < got.n; k++)
+            cr_expect_not(got.error[k], "case %zu: a warning, not an error", i);
+        config_free(&cfg);
+    }
 }

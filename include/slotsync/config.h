@@ -75,6 +75,9 @@ struct config {
 
     int resync_interval_s;
     int log_level; /* enum log_level */
+    /* A full etcd listing with no valid key empties HAProxy's backends only
+     * when this is set; by default such a listing is held back. */
+    bool allow_empty_registry;
 };
 
 /* Load and validate path into *cfg (zeroed first). Returns 0, or a negative
@@ -114,6 +117,17 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
 /* true if a backend with this balance algorithm accepts "add server" at
  * runtime in HAProxy 2.6 (roundrobin, leastconn, first, random). */
 bool config_balance_is_dynamic(const char *balance);
+
+/* true if HAProxy 2.6 refuses run-time weights for this algorithm other than
+ * 0% and 100% of the configured one ("static-rr", and "source", which is
+ * map-based, i.e. static, as slotsync renders it: no hash-type). */
+bool config_balance_is_static(const char *balance);
+
+/* Report one warning per service (and for the defaults) whose algorithm
+ * makes etcd weights ineffective: a static one (weights are not sent at run
+ * time; 0 still drains) or "first" (HAProxy ignores weights). A warning
+ * source of `check`. Returns how many. */
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg);
 
 void config_free(struct config *cfg);
 
