@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #define MOD "admin"
 #define STATUS_MAX_AGE_S 1.0 /* /status reads HAProxy at most this often */
+#define PROBE_MAX_AGE_S 1.0  /* and /readyz */
 #define WAITERS_MAX 32       /* /status requests held while HAProxy is read */
 #define RUNTIME_TIMEOUT_S 5.0
 
@@ -35,13 +37,13 @@ struct admin {
     /* /status */
     json_t *doc; /* the last document built */
     double doc_at;
-    char *error; /* why the last read failed */
-    bool reading;
+    char *error;       /* why the last /status read failed */
+    int reading;       /* enum read_kind in flight */
+    double haproxy_at; /* when the last read ended; 0 = never */
+    bool haproxy_ok;   /* and whether HAProxy answered it */
     struct MHD_Connection *waiting[WAITERS_MAX];
     size_t n_waiting;
 };
-
-static int waited_marker; /* req_cls of a request held once already */
 
 static void schedule(struct admin *a);
 static void run_mhd(struct admin *a);
@@ -92,28 +94,37 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
     return reply(conn, status, "application/json", body, strlen(body), true);
 }
 
-/* ---- /status ---- */
+/* ---- reading HAProxy: /status and /readyz ---- */
+
+enum read_kind { READ_NONE = 0, READ_STATUS, READ_PROBE };
 
 static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                        void *arg)
 {
     struct admin *a = arg;
+    enum read_kind kind = a->reading;
     char *why = NULL;
     json_t *doc = NULL;
 
-    log_debug(MOD, "HAProxy read for /status: %s (%zu requests held)",
-              err < 0 ? strerror(-err) : "ok", a->n_waiting);
-    a->reading = false;
-    free(a->error);
-    a->error = NULL;
-    if (err < 0 || n != 2)
-        memprintf(&a->error, "HAProxy's runtime socket: %s", strerror(err < 0 ? -err : EPROTO));
-    else if (!(doc = a->ops->status(a->arg, replies[0], replies[1], &why)))
-        memprintf(&a->error, "%s", why ? why : "cannot build the status");
-    free(why);
-    json_decref(a->doc);
-    a->doc = doc;
-    a->doc_at = ev_now(a->loop);
+    log_debug(MOD, "HAProxy read for %s: %s (%zu requests held)",
+              kind == READ_STATUS ? "/status" : "/readyz", err < 0 ? strerror(-err) : "ok",
+              a->n_waiting);
+    a->reading = READ_NONE;
+    a->haproxy_at = ev_now(a->loop);
+    a->haproxy_ok = err == 0 && n == (kind == READ_STATUS ? 2u : 1u) &&
+                    (kind == READ_STATUS || strncmp(replies[0], "Name: ", 6) == 0);
+    if (kind == READ_STATUS) {
+        free(a->error);
+        a->error = NULL;
+        if (!a->haproxy_ok)
+            memprintf(&a->error, "HAProxy's runtime socket: %s", strerror(err < 0 ? -err : EPROTO));
+        else if (!(doc = a->ops->status(a->arg, replies[0], replies[1], &why)))
+            memprintf(&a->error, "%s", why ? why : "cannot build the status");
+        free(why);
+        json_decref(a->doc);
+        a->doc = doc;
+        a->doc_at = a->haproxy_at;
+    }
     for (size_t i = 0; i < a->n_waiting; i++)
         MHD_resume_connection(a->waiting[i]);
     a->n_waiting = 0;
@@ -121,36 +132,100 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
     run_mhd(a);
 }
 
+/* Hold conn until HAProxy has been read (kind), starting the read unless
+ * one is in flight (then the request is looked at again when it ends).
+ * Returns 0, or a negative errno when the request must be answered now. */
+static int hold(struct admin *a, struct MHD_Connection *conn, void **req_cls, enum read_kind kind)
+{
+    static const char *const status_cmds[] = {"show servers state", "show stat"};
+    static const char *const probe_cmds[] = {"show info"};
+    uintptr_t waits = (uintptr_t)*req_cls;
+
+    /* Twice is enough: once behind a read of the other kind, once for ours. */
+    if (waits >= 2 || a->n_waiting == WAITERS_MAX)
+        return -EBUSY;
+    if (!a->reading) {
+        int r = kind == READ_STATUS ? runtime_send(a->rt, status_cmds, 2, on_haproxy, a)
+                                    : runtime_send(a->rt, probe_cmds, 1, on_haproxy, a);
+
+        if (r < 0)
+            return r;
+        a->reading = kind;
+    }
+    *req_cls = (void *)(waits + 1);
+    a->waiting[a->n_waiting++] = conn;
+    MHD_suspend_connection(conn);
+    return 0;
+}
+
 static enum MHD_Result serve_status(struct admin *a, struct MHD_Connection *conn, void **req_cls)
 {
-    static const char *const cmds[] = {"show servers state", "show stat"};
     json_t *err;
     enum MHD_Result ret;
+    int r;
 
     if (a->doc && ev_now(a->loop) - a->doc_at < STATUS_MAX_AGE_S)
         return reply_json(conn, MHD_HTTP_OK, a->doc);
-    if (*req_cls == &waited_marker || a->n_waiting == WAITERS_MAX) {
-        /* Read and failed, or too many waiting: say why, don't hold on. */
-        err = json_pack("{s:s}", "error", a->error ? a->error : "busy, try again");
-        ret = err ? reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err) : MHD_NO;
-        json_decref(err);
-        return ret;
-    }
-    if (!a->reading) {
-        int r = runtime_send(a->rt, cmds, 2, on_haproxy, a);
+    if (!(a->doc_at > 0 && a->doc_at >= a->haproxy_at && !a->doc && (uintptr_t)*req_cls) &&
+        (r = hold(a, conn, req_cls, READ_STATUS)) == 0)
+        return MHD_YES;
+    /* Read and failed, or cannot wait: say why, don't hold on. */
+    err = json_pack("{s:s}", "error", a->error ? a->error : "busy, try again");
+    ret = err ? reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err) : MHD_NO;
+    json_decref(err);
+    return ret;
+}
 
-        if (r < 0) {
-            err = json_pack("{s:s}", "error", strerror(-r));
-            ret = err ? reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err) : MHD_NO;
-            json_decref(err);
-            return ret;
-        }
-        a->reading = true;
+/* HAProxy's reachability as /readyz sees it: probed unless fresh. Returns
+ * true when conn is held for the probe. */
+static bool probe_first(struct admin *a, struct MHD_Connection *conn, void **req_cls)
+{
+    bool fresh = a->haproxy_at > 0 && ev_now(a->loop) - a->haproxy_at < PROBE_MAX_AGE_S;
+    bool waited = (uintptr_t)*req_cls > 0 && !a->reading;
+    int r;
+
+    if (fresh || waited)
+        return false;
+    r = hold(a, conn, req_cls, READ_PROBE);
+    if (r == 0)
+        return true;
+    if (r != -EBUSY) { /* could not even connect */
+        a->haproxy_ok = false;
+        a->haproxy_at = ev_now(a->loop);
     }
-    *req_cls = &waited_marker;
-    a->waiting[a->n_waiting++] = conn;
-    MHD_suspend_connection(conn);
-    return MHD_YES;
+    return false;
+}
+
+static enum MHD_Result serve_readyz(struct admin *a, struct MHD_Connection *conn, void **req_cls)
+{
+    const char *why = "not ready";
+
+    if (!a->ops->ready(a->arg, &why))
+        return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", why);
+    /* The controller's view is as old as its last exchange: ask HAProxy. */
+    if (probe_first(a, conn, req_cls))
+        return MHD_YES;
+    if (a->haproxy_at > 0 && a->haproxy_ok)
+        return reply_text(conn, MHD_HTTP_OK, "ready\n");
+    return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "not ready: HAProxy's runtime socket does not answer\n");
+}
+
+static enum MHD_Result serve_metrics(struct admin *a, struct MHD_Connection *conn, void **req_cls)
+{
+    struct metrics m;
+    char *text;
+    size_t len;
+
+    if (probe_first(a, conn, req_cls))
+        return MHD_YES;
+    memset(&m, 0, sizeof(m));
+    a->ops->metrics(a->arg, &m);
+    m.haproxy_up = m.haproxy_up && a->haproxy_at > 0 && a->haproxy_ok;
+    m.ready = m.ready && m.haproxy_up;
+    if (metrics_render(&m, &text, &len) < 0)
+        return MHD_NO;
+    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, true);
 }
 
 /* ---- routing ---- */
@@ -167,25 +242,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_text(conn, MHD_HTTP_BAD_REQUEST, "a GET has no body\n");
     if (strcmp(url, "/healthz") == 0)
         return reply_text(conn, MHD_HTTP_OK, "ok\n");
-    if (strcmp(url, "/readyz") == 0) {
-        const char *why = "not ready";
-
-        if (a->ops->ready(a->arg, &why))
-            return reply_text(conn, MHD_HTTP_OK, "ready\n");
-        return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", why);
-    }
-    if (strcmp(url, "/metrics") == 0) {
-        struct metrics m;
-        char *text;
-        size_t len;
-
-        memset(&m, 0, sizeof(m));
-        a->ops->metrics(a->arg, &m);
-        if (metrics_render(&m, &text, &len) < 0)
-            return MHD_NO;
-        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
-                     true);
-    }
+    if (strcmp(url, "/readyz") == 0)
+        return serve_readyz(a, conn, req_cls);
+    if (strcmp(url, "/metrics") == 0)
+        return serve_metrics(a, conn, req_cls);
     if (strcmp(url, "/status") == 0)
         return serve_status(a, conn, req_cls);
     if (strcmp(url, "/") == 0)

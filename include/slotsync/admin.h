@@ -10,9 +10,10 @@
  *   /healthz   200 while the process runs
  *   /readyz    200 after the first full sync while HAProxy answers, else 503
  *
- * /status needs HAProxy's "show servers state" and "show stat": the module
- * reads them on its own runtime connection, at most once a second and only
- * while someone asks, holding the request (MHD suspend/resume) meanwhile.
+ * /status needs HAProxy's "show servers state" and "show stat", /readyz and
+ * /metrics a fresh sign of life ("show info"): the module reads them on its
+ * own runtime connection, at most once a second and only while someone
+ * asks, holding the requests (MHD suspend/resume) meanwhile.
  * Nothing served holds a secret: the config's etcd URLs are not shown.
  */
 #ifndef SLOTSYNC_ADMIN_H
