@@ -770,14 +770,17 @@ static const char *quote(const char *s, char *buf, size_t size)
     return log_quote(s, strlen(s), buf, size);
 }
 
-/* Move off endpoint ep after it failed, unless someone already did. */
-static void endpoint_failed(struct etcd_client *c, size_t ep)
+/* Move off endpoint ep after it failed, unless someone already did. why
+ * (log-safe, naming ep) makes the switch a warning; callers that log the
+ * failure themselves pass NULL. */
+static void endpoint_failed(struct etcd_client *c, size_t ep, const char *why)
 {
-    char q[512];
-
     if (c->n_endpoints > 1 && c->cur == ep) {
         c->cur = (c->cur + 1) % c->n_endpoints;
-        log_info(MOD, "switching to endpoint %s", quote(c->endpoints[c->cur], q, sizeof(q)));
+        if (why)
+            log_warn(MOD, "%s; switching to endpoint %s", why, c->endpoints[c->cur]);
+        else
+            log_info(MOD, "switching to endpoint %s", c->endpoints[c->cur]);
     }
 }
 
@@ -943,7 +946,7 @@ static void call_http_done(struct http_request *req, int err, long status, const
     if (retryable(rc) && !call->pinned) {
         /* The caller reports the failure if the retry fails too. */
         log_debug(MOD, "%s", text ? text : "etcd call failed");
-        endpoint_failed(c, call->ep);
+        endpoint_failed(c, call->ep, text ? text : "etcd call failed");
         if (call->attempts < 2 && c->n_endpoints > 1 && call_send(call) == 0) {
             json_decref(reply);
             free(text);
@@ -1335,7 +1338,7 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
          * the stream on it is as dead, however quiet it looks. */
         s->stats.hung++;
         watch_cancel(s);
-        endpoint_failed(c, ep);
+        endpoint_failed(c, ep, NULL);
         memprintf(&why,
                   "etcd endpoint %s is not answering (probe: %s): watch moves to %s, resuming "
                   "after revision %" PRId64,
@@ -1773,7 +1776,7 @@ static void watch_done(struct http_request *req, int err, long status, const cha
         memprintf(&why, "watch: HTTP %ld", status);
     else
         memprintf(&why, "watch stream closed by etcd");
-    endpoint_failed(s->client, s->watch_ep);
+    endpoint_failed(s->client, s->watch_ep, NULL);
     sync_fail(s, why ? why : "watch failed");
     free(why);
 
@@ -1791,7 +1794,7 @@ static void watch_start(struct etcd_sync *s)
      * passes this on as gRPC metadata. */
     static const char *const headers[] = {"Grpc-Metadata-hasleader: true", NULL};
     struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
-    char *text = NULL, *url = NULL;
+    char *text = NULL, *url = NULL, q[512];
 
     etcd_stream_free(&s->stream);
     free(s->watch_err);
@@ -1813,6 +1816,9 @@ static void watch_start(struct etcd_sync *s)
     opts.body_len = strlen(text);
     s->watch_ep = c->cur;
     s->stats.watch_starts++;
+    log_debug(MOD, "sync %s: watch through %s from revision %" PRId64,
+              log_quote(s->prefix, s->prefix_len, q, sizeof(q)), c->endpoints[c->cur],
+              s->resume_rev + 1);
     s->watch_req = http_request_start(c->http, url, &opts, watch_done, s);
     if (!s->watch_req)
         sync_fail(s, "cannot start a watch request");
@@ -1853,7 +1859,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     s->watch_req = NULL;
     s->stats.watching = false;
     s->depth++;
-    endpoint_failed(s->client, s->watch_ep);
+    endpoint_failed(s->client, s->watch_ep, NULL);
     sync_fail(s, why);
     s->depth--;
     sync_maybe_free(s);
