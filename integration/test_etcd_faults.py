@@ -137,3 +137,29 @@ def test_rebuilt_etcd_is_listed_again(env, bin_path):
     c.put("d", "w1")
     c.wait_live(["w1", "w3"])
     assert env.log_text("slotsync").count("rebuilt or restored") == 1
+
+
+def test_outage_lines_for_daemon_and_announce(env, bin_path):
+    """etcd down for over 10 s: the daemon and announce each say it once,
+    then "still unreachable after N s" (the first at 10 s), then one line
+    when it answers again."""
+    etcd = env.start_etcd()
+    c = Cluster(env, bin_path, etcd_url=etcd)
+    key = PREFIX + "web/x"
+    p = announce(env, bin_path, etcd, key, "127.0.0.1:8081", "--ttl", "30")
+    wait_key(etcd, key, proc=p)
+    env.etcd.stop()
+    for name in ("slotsync", "announce"):
+        env.wait_log(name, r"etcd still unreachable after 1\d s", timeout=30,
+                     alive=[c.slotsync, p])
+    env.etcd.start()
+    env.wait_log("slotsync", r"etcd answers again after \d+ s", timeout=15, alive=[c.slotsync])
+    env.wait_log("announce", r"etcd answers again after \d+ s", timeout=15, alive=[p])
+    for name in ("slotsync", "announce"):
+        log = env.log_text(name)
+        still = re.findall(r"still unreachable after (\d+) s", log)
+        assert still and all(int(n) >= 10 for n in still), still
+        assert len(still) <= 2, still  # 10 s, maybe 30 s: not one per retry
+    c.put("a", "w1")
+    wait_for(lambda: ("127.0.0.1", c.backends["w1"]) in c.live(), timeout=10,
+             alive=[c.slotsync], what="a change after the outage applied")

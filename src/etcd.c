@@ -1340,10 +1340,10 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
         watch_cancel(s);
         endpoint_failed(c, ep, NULL);
         memprintf(&why,
-                  "etcd endpoint %s is not answering (probe: %s): watch moves to %s, resuming "
-                  "after revision %" PRId64,
+                  "etcd endpoint %s is not answering (probe: %s): watch %s %s, resuming after "
+                  "revision %" PRId64,
                   quote(c->endpoints[ep], q, sizeof(q)), errtext ? errtext : "failed",
-                  c->endpoints[c->cur], s->resume_rev);
+                  c->cur == ep ? "retries" : "moves to", c->endpoints[c->cur], s->resume_rev);
         sync_fail(s, why ? why : "etcd endpoint not answering");
         goto out;
     }
