@@ -1838,7 +1838,7 @@ static bool is_printable_ascii(const char *s)
 
 /* jansson's error text quotes the bytes it choked on: they must come out
  * escaped, whatever they are. */
-Test(etcd_fake, unparsable_reply_is_escaped, .timeout = 20)
+Test(etcd_fake, unparsable_reply_is_escaped)
 {
     static const char *const bodies[] = {
         "\x1b[2J\x1b[31mred",
@@ -1871,7 +1871,7 @@ static bool down_no_progress(struct io_test *t)
 /* "more": true on a page without keys: asking again gets the same page, so
  * it is an error, retried with backoff, never a tight loop (nor a listing
  * delivered as complete). */
-Test(etcd_fake, listing_without_progress_backs_off, .timeout = 30)
+Test(etcd_fake, listing_without_progress_backs_off)
 {
     struct fake_test ft;
     struct etcd_sync *sync;
@@ -1898,7 +1898,7 @@ static bool got_b(struct io_test *t)
 
 /* An event at revision INT64_MAX is refused (and counted) instead of making
  * every later event look like a replay; the event after it still arrives. */
-Test(etcd_fake, watch_revision_out_of_range, .timeout = 30)
+Test(etcd_fake, watch_revision_out_of_range)
 {
     struct fake_test ft;
     struct etcd_sync *sync;
