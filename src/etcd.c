@@ -1348,8 +1348,11 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
         goto out;
     }
     if (err < 0) {
-        /* An answer, even an error, shows the member is alive. */
+        /* An answer, even an error, shows the member is alive (it tells
+         * nothing of revisions, though). */
         log_debug(MOD, "sync probe: %s", errtext ? errtext : "failed");
+        s->probe_ok = true;
+        sync_up(s);
         probe_again(s);
         goto out;
     }
