@@ -63,7 +63,7 @@ def test_hung_member_moves_the_watch(env, bin_path):
                  what="changes applied while the watched member hangs")
         took = time.monotonic() - paused
         # Acceptance: detected within 5 s; generous margin for a busy box.
-        assert took < 10.0, "changes took %.1f s with a hung member" % took
+        assert took < 15.0, "changes took %.1f s with a hung member" % took
         log = env.log_text("slotsync")
         warnings = [line for line in log.splitlines() if " warn " in line]
         assert len(warnings) == 1, warnings
@@ -163,3 +163,30 @@ def test_outage_lines_for_daemon_and_announce(env, bin_path):
     c.put("a", "w1")
     wait_for(lambda: ("127.0.0.1", c.backends["w1"]) in c.live(), timeout=10,
              alive=[c.slotsync], what="a change after the outage applied")
+
+
+def test_other_cluster_at_same_url_is_listed_again(env, bin_path):
+    """Another cluster (another id) behind the same URL, already past the
+    revisions seen: only the cluster id tells, and it means a re-list."""
+    etcd = env.start_etcd()
+    c = Cluster(env, bin_path, etcd_url=etcd)
+    c.put("a", "w1")
+    c.put("b", "w2")
+    c.wait_live(["w1", "w2"])
+    old_rev = etcd_revision(etcd)
+    c.slotsync.send_signal(signal.SIGSTOP)
+    try:
+        env.etcd.stop()
+        env.etcd.wipe()
+        env.etcd.token += "-other"  # a new cluster id
+        env.etcd.start()
+        c.put("c", "w3")
+        for _ in range(old_rev + 5):
+            etcd_put(etcd, "/elsewhere/x", "1")
+        assert etcd_revision(etcd) > old_rev
+    finally:
+        c.slotsync.send_signal(signal.SIGCONT)
+    c.wait_live(["w3"], what="the other cluster's key applied, the stale ones gone")
+    rebuilt = [line for line in env.log_text("slotsync").splitlines()
+               if "rebuilt or restored" in line]
+    assert len(rebuilt) == 1 and "cluster id" in rebuilt[0], rebuilt
