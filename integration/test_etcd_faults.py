@@ -99,6 +99,8 @@ def test_hung_member_does_not_expire_announce_lease(env, bin_path):
             time.sleep(0.2)
         log = env.log_text("announce")
         assert "presumed expired" not in log and "lost" not in log, log
+        warnings = [line for line in log.splitlines() if " warn " in line]
+        assert len(warnings) == 1 and hung.url in warnings[0], warnings
         assert p.poll() is None
     finally:
         hung.resume()
