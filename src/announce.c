@@ -555,14 +555,16 @@ struct announcer {
     int64_t lease_ttl;       /* as granted */
     ev_tstamp lease_expires; /* counted from when the last renewal was sent */
     ev_tstamp next_keepalive;
-    ev_tstamp retry_at;     /* no call before this (backoff) */
-    bool registered;        /* the key is put under lease */
-    bool lease_lost;        /* the next grant replaces a lost lease */
-    unsigned etcd_failures; /* consecutive; the backoff attempt */
-    struct log_outage etcd_outage;
+    ev_tstamp retry_at;       /* no call before this (backoff) */
+    bool registered;          /* the key is put under lease */
+    bool lease_lost;          /* the next grant replaces a lost lease */
+    unsigned etcd_failures;   /* consecutive; the backoff attempt */
     const char *withdraw_why; /* reason logged when the revoke completes */
     ev_timer op_timer;        /* bounds the call in flight */
     ev_timer wake_timer;      /* next keepalive or retry */
+
+    /* etcd outages, told as "still unreachable after N s" lines */
+    struct log_outage etcd_outage;
 
     /* health */
     struct announce_health health;
