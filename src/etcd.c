@@ -53,7 +53,9 @@
 #define MOD "etcd"
 
 #define ETCD_CALL_TIMEOUT_MS 5000L
-#define ETCD_LIST_TIMEOUT_MS 30000L
+/* One page of 1000 keys; a member that hangs mid-listing costs this much
+ * before the page is asked of the next endpoint. */
+#define ETCD_LIST_TIMEOUT_MS 10000L
 #define ETCD_LIST_PAGE 1000
 #define ETCD_REPLY_MAX ((size_t)256 << 20)
 #define ETCD_STREAM_MAX ((size_t)64 << 20)
