@@ -667,7 +667,8 @@ static void on_connected(void *arg, bool up, const char *why)
     if (up)
         log_info(MOD, "etcd watch established");
     else
-        log_warn(MOD, "etcd watch lost: %s (retrying)", why ? why : "unknown");
+        /* the etcd module has said why, at warn, with its outage lines */
+        log_info(MOD, "etcd watch lost (retrying)");
 }
 
 static const struct etcd_sync_ops sync_ops = {
