@@ -79,7 +79,15 @@ env.start_etcd(name="etcd", log_level="warn", timeout=20) -> url
     (about 0.1 s; fast raft ticks, so leases as short as 1 s are granted).
     url is "http://127.0.0.1:PORT". env.etcd (the last one started) is an
     EtcdServer: .url .proc .client_port .peer_port .data_dir, .stop(sig),
-    .start() (same ports and data, e.g. after .stop() to simulate an outage).
+    .start() (same ports and data, e.g. after .stop() to simulate an outage),
+    .pause()/.resume() (SIGSTOP/SIGCONT: a hung member), .wipe() (remove
+    the data dir of a stopped member: started again, it is a rebuilt cluster
+    with the same id and revisions from 1).
+env.start_etcd_cluster(n=3, name="etcd", log_level="warn", timeout=30)
+    -> EtcdCluster
+    n members etcd1..etcdN on free loopback ports, started together, ready
+    when each answers. .members [EtcdServer], .urls, .endpoints (comma-
+    separated, for --etcd or the config), .member(url), .stop().
 
 env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     Starts integration/whoami.py (port None: the kernel picks it) and waits
@@ -207,7 +215,8 @@ import urllib.request
 __all__ = [
     "REPO", "BASE_CONFIG", "WHOAMI", "HAPROXY_BIN", "ETCD_BIN", "PYTHON",
     "HarnessError", "WaitTimeout", "ProcessDied", "EtcdError", "Skip",
-    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "HAProxy",
+    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster",
+    "HAProxy",
     "write_config", "haproxy_cmd", "master_reloads", "haproxy_check",
     "etcd_put", "etcd_get", "etcd_get_prefix", "etcd_delete",
     "etcd_delete_prefix", "etcd_revision", "etcd_compact", "etcd_lease_grant",
@@ -535,6 +544,7 @@ class Env:
         self.keep = (os.environ.get("KEEP_TMP") == "1") if keep is None else keep
         self.closed = False
         self.etcd = None
+        self.etcd_cluster = None
         self.haproxy = None
         self._procs = []
         self._mounts = []
@@ -753,6 +763,38 @@ class Env:
             return server.url
         raise last
 
+    def start_etcd_cluster(self, n=3, name="etcd", log_level="warn",
+                           timeout=30):
+        """Start an n-member etcd cluster (members NAME1..NAMEn) on free
+        loopback ports; return an EtcdCluster once every member answers."""
+        last = None
+        for _ in range(3):
+            names = ["%s%d" % (name, i + 1) for i in range(n)]
+            ports = [(free_port(), free_port()) for _ in names]
+            initial = ",".join("%s=http://127.0.0.1:%d" % (nm, pp)
+                               for nm, (_, pp) in zip(names, ports))
+            token = "slotsync-test-" + secrets.token_hex(4)
+            members = [EtcdServer(self, nm, cp, pp, log_level=log_level,
+                                  initial_cluster=initial, token=token)
+                       for nm, (cp, pp) in zip(names, ports)]
+            try:
+                for m in members:
+                    m.start(wait=False)
+                for m in members:
+                    m.wait_ready(timeout)
+            except ProcessDied as e:
+                if not any("address already in use" in self.log_text(nm)
+                           for nm in names):
+                    raise
+                last = e  # lost a port race: new ports
+                for m in members:
+                    m.stop(signal.SIGKILL)
+                    shutil.rmtree(m.data_dir, ignore_errors=True)
+                continue
+            self.etcd_cluster = EtcdCluster(members)
+            return self.etcd_cluster
+        raise last
+
     # -- whoami
 
     def start_whoami(self, name, port=None, unhealthy=False, timeout=10):
@@ -828,7 +870,8 @@ def write_config(env, config, name="slotsync.json"):
 class EtcdServer:
     """One etcd member of an Env (see Env.start_etcd)."""
 
-    def __init__(self, env, name, client_port, peer_port, log_level="warn"):
+    def __init__(self, env, name, client_port, peer_port, log_level="warn",
+                 initial_cluster=None, token=None):
         self.env = env
         self.name = name
         self.client_port = client_port
@@ -836,19 +879,23 @@ class EtcdServer:
         self.log_level = log_level
         self.data_dir = env.path(name + ".data")
         self.url = "http://127.0.0.1:%d" % client_port
+        self.peer_url = "http://127.0.0.1:%d" % peer_port
+        # Kept across restarts: a member started again on a wiped data dir
+        # founds a cluster with the same id (a rebuilt cluster).
+        self.initial_cluster = initial_cluster or "%s=%s" % (name, self.peer_url)
+        self.token = token or "slotsync-test-" + secrets.token_hex(4)
         self.proc = None
 
     def argv(self):
-        peer = "http://127.0.0.1:%d" % self.peer_port
         return [
             ETCD_BIN, "--name", self.name, "--data-dir", self.data_dir,
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
-            "--listen-peer-urls", peer,
-            "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", "%s=%s" % (self.name, peer),
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", "new",
-            "--initial-cluster-token", "slotsync-test-" + secrets.token_hex(4),
+            "--initial-cluster-token", self.token,
             # A single member needs no slack: fast ticks make it elect
             # itself in ~0.1 s instead of ~1 s, and lower the shortest lease
             # etcd grants from 2 s to 1 s.
@@ -857,16 +904,35 @@ class EtcdServer:
             "--log-level", self.log_level,
         ]
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, wait=True):
         """Start (or start again, same ports and data) and wait until
-        ready."""
+        ready (wait=False: return at once, e.g. for a cluster's members,
+        which are ready only together)."""
         if self.proc is not None and self.proc.poll() is None:
             raise HarnessError("etcd %s is already running" % self.name)
         # ETCD_* variables would silently change the member's flags.
         self.proc = self.env.spawn(self.name, self.argv(), unset=("ETCD*",))
+        if wait:
+            self.wait_ready(timeout)
+        return self.url
+
+    def wait_ready(self, timeout=20):
         wait_for(self._ready, timeout=timeout, interval=0.05,
                  alive=[self.proc], what="etcd on %s" % self.url)
-        return self.url
+
+    def wipe(self):
+        """Remove the data directory (the member must be stopped): started
+        again, it founds a new, empty cluster with the same id."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise HarnessError("etcd %s is running" % self.name)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def pause(self):
+        """SIGSTOP: the member hangs (TCP still accepts, nothing answers)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
 
     def _ready(self):
         with _opener.open(self.url + "/health", timeout=1) as r:
@@ -878,7 +944,29 @@ class EtcdServer:
     def stop(self, sig=signal.SIGTERM, timeout=5):
         if self.proc is None:
             return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused member must hear sig
         return self.env.stop(self.proc, sig, timeout)
+
+
+class EtcdCluster:
+    """Members of one etcd cluster of an Env (see Env.start_etcd_cluster)."""
+
+    def __init__(self, members):
+        self.members = members
+        self.urls = [m.url for m in members]
+        self.endpoints = ",".join(self.urls)
+
+    def member(self, url):
+        """The member whose client URL is url."""
+        for m in self.members:
+            if m.url == url.rstrip("/"):
+                return m
+        raise HarnessError("no member at %s" % url)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        for m in self.members:
+            m.stop(sig, timeout)
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

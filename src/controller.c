@@ -136,6 +136,7 @@ struct ctl {
     ev_timer refusal_timer, master_timer;
     double refusal_delay, last_refusal, unframed_warned_at;
     double master_delay, master_connected_at;
+    bool master_lost;      /* the sentinel closed: what was read since may be a dying worker's */
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
@@ -712,7 +713,8 @@ static void on_connected(void *arg, bool up, const char *why)
     if (up)
         log_info(MOD, "etcd watch established");
     else
-        log_warn(MOD, "etcd watch lost: %s (retrying)", why ? why : "unknown");
+        /* the etcd module has said why, at warn, with its outage lines */
+        log_info(MOD, "etcd watch lost (retrying)");
 }
 
 static const struct etcd_sync_ops sync_ops = {
@@ -901,6 +903,7 @@ static void on_sentinel_lost(int err, void *arg)
     c->epoch++;
     c->resync_wanted = true;
     c->level_ok = false;
+    c->master_lost = true;
     /* One that keeps closing at once is reconnected with backoff, not in a
      * loop of resyncs. */
     if (ev_now(c->loop) - c->master_connected_at < MASTER_FLAP_S)
@@ -926,9 +929,14 @@ static void master_connect(struct ctl *c)
         return;
     }
     c->master_connected_at = ev_now(c->loop);
-    /* Back after an outage: a restart may have gone unnoticed. */
-    if (c->master_outage.since > 0)
+    /* Back after an outage, or after a close: a restart may have gone
+     * unnoticed, and a read done while no master answered may have been
+     * the dying worker's. Read again now that the master watches. */
+    if (c->master_outage.since > 0 || c->master_lost) {
+        c->epoch++;
         c->resync_wanted = true;
+    }
+    c->master_lost = false;
 }
 
 static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)

@@ -466,7 +466,6 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         if (!h)
             goto fail;
         req->headers = h;
-        SETOPT(CURLOPT_HTTPHEADER, req->headers);
         if (strcmp(method, "POST") != 0)
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") == 0) {
@@ -476,6 +475,15 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
     } else {
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
     }
+
+    for (const char *const *line = opts->headers; line && *line; line++) {
+        h = curl_slist_append(req->headers, *line);
+        if (!h)
+            goto fail;
+        req->headers = h;
+    }
+    if (req->headers)
+        SETOPT(CURLOPT_HTTPHEADER, req->headers);
 
     if (curl_multi_add_handle(c->multi, req->easy) != CURLM_OK)
         goto fail;
