@@ -131,6 +131,8 @@ static void usage_status(FILE *out)
                  "weight, admin and operational state, check, sessions, and a DRIFT column\n"
                  "where the two disagree. Works whether or not 'slotsync run' is running.\n"
                  "With --admin, asks a running daemon's admin endpoint (its /status) instead.\n"
+                 "Log lines (standard error) are warnings and errors only, unless\n"
+                 "--log-level asks for more.\n"
                  "\n"
                  "options:\n" OVERRIDES_HELP "  --service NAME            only that backend\n"
                  "  --json                    one JSON document (the admin endpoint's /status)\n"
@@ -460,6 +462,10 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     }
     log_set_level((enum log_level)cfg.log_level);
     if (status) {
+        /* The daemon's info lines (etcd watch, HAProxy reads) are noise
+         * here: warnings and errors only, unless --log-level says more. */
+        if (!ov.log_level && cfg.log_level > LOG_WARN)
+            log_set_level(LOG_WARN);
         r = inspect_status(&cfg, &so, stdout, &errmsg);
     status_done:
         log_flush(true);
