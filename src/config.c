@@ -930,9 +930,9 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
     return set_string(&cfg->http_domain, name, errmsg);
 }
 
-/* The admin HTTP endpoint: off when absent. "listen" without a host would
- * bind every address, so a host is required: loopback is the safe choice,
- * anything else is the operator's explicit decision. */
+/* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
+ * other address, 0.0.0.0 included, must be written out (the endpoint has no
+ * authentication). */
 static int load_admin(json_t *root, struct config *cfg, char **errmsg)
 {
     static const char *const keys[] = {"listen"};
@@ -957,10 +957,14 @@ static int load_admin(json_t *root, struct config *cfg, char **errmsg)
         free(reason);
         return -EINVAL;
     }
-    if (!cfg->admin_listen.host[0]) {
+    if (!cfg->admin_listen.host[0] && listen[0] == ':') {
+        /* No address: loopback, not every interface. */
+        snprintf(cfg->admin_listen.host, sizeof(cfg->admin_listen.host), "127.0.0.1");
+    } else if (!cfg->admin_listen.host[0]) {
         cfg->admin_listen.set = false;
         return field_error(errmsg, "admin.listen",
-                           "must name an address (e.g. 127.0.0.1:9180), not only a port");
+                           "'*' is not accepted: write 0.0.0.0:PORT to listen on every "
+                           "address, or :PORT for loopback");
     }
     return 0;
 }
