@@ -11,6 +11,8 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude
 DEPFLAGS = -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson) -lev -lm
+# packaging (issue 13): sd_notify from libsystemd
+LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
 
 ifeq ($(V),1)
