@@ -17,6 +17,7 @@
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
 #include <slotsync/log.h>
+#include <slotsync/render.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
 
@@ -85,6 +86,11 @@ static void usage_render(FILE *out)
                  "                            points to is replaced, the link is kept); it is\n"
                  "                            replaced atomically\n"
                  "  --timeout S               how long etcd may take to answer (default 10)\n"
+                 "  --offline-ok              when etcd does not answer within --timeout,\n"
+                 "                            keep an existing services file or write one\n"
+                 "                            with every configured backend's slots empty,\n"
+                 "                            warn and exit 0 (so HAProxy can start at boot;\n"
+                 "                            'slotsync run' fills the slots later)\n"
                  "  --log-time utc|local      log timestamps in UTC (default) or local time\n"
                  "  --log-unlimited           no rate limit on log lines\n"
                  "  -h, --help                this text\n"
@@ -95,6 +101,7 @@ static void usage_render(FILE *out)
                  "\n"
                  "exit codes:\n"
                  "  0  written\n"
+                 "  0  etcd did not answer but --offline-ok kept or wrote the file\n"
                  "  1  not written: config, etcd not answering in time, refused PATH, I/O\n"
                  "  2  bad command line\n");
 }
@@ -127,6 +134,7 @@ enum {
     OPT_TIMEOUT,
     OPT_LOGTIME,
     OPT_LOGUNLIMITED,
+    OPT_OFFLINE_OK,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -151,6 +159,7 @@ static const struct option render_opts[] = {
     {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
     {"output", required_argument, NULL, 'o'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"offline-ok", no_argument, NULL, OPT_OFFLINE_OK},
     {NULL, 0, NULL, 0},
 };
 
@@ -267,6 +276,7 @@ static void print_problem(void *arg, bool error, const char *text)
 /* The warning sources that run on a config without errors. */
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
+    check_haproxy,
 };
 
 static int cmd_check(const char *config_path, const struct overrides *ov)
@@ -299,6 +309,31 @@ static int cmd_check(const char *config_path, const struct overrides *ov)
     return n.errors ? 1 : 0;
 }
 
+/* render --offline-ok after etcd's silence (why): keep or write the file. */
+static int render_offline(const struct config *cfg, const char *output, const char *why,
+                          char **errmsg)
+{
+    const char *path = output ? output : cfg->services_file;
+    char q[512], *reason = NULL;
+    bool kept = false;
+    int r;
+
+    log_quote(path, strlen(path), q, sizeof(q));
+    r = render_write_offline(cfg, output, &kept, &reason);
+    if (r < 0) {
+        memprintf(errmsg, "%s; --offline-ok: %s", why ? why : "etcd did not answer",
+                  reason ? reason : strerror(-r));
+    } else {
+        log_warn("render",
+                 "%s; --offline-ok: %s %s (%zu backends, slots empty until "
+                 "'slotsync run' reaches etcd)",
+                 why ? why : "etcd did not answer", kept ? "kept the existing" : "wrote",
+                 strcmp(path, "-") ? q : "standard output", cfg->n_services);
+    }
+    free(reason);
+    return r;
+}
+
 static int bad_option(const struct command *c, int opt, char **argv)
 {
     const char *arg = argv[optind - 1];
@@ -318,6 +353,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     struct overrides ov = {0};
     const char *config_path = NULL, *output = NULL, *cmd = c->name;
     double timeout_s = 10;
+    bool offline_ok = false;
     struct config cfg;
     char *errmsg = NULL, *end;
     int opt, r;
@@ -353,6 +389,9 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
             break;
         case OPT_LOGUNLIMITED:
             log_set_unlimited(true);
+            break;
+        case OPT_OFFLINE_OK:
+            offline_ok = true;
             break;
         case OPT_TIMEOUT:
             errno = 0;
@@ -395,6 +434,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     log_set_level((enum log_level)cfg.log_level);
     if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
+        if (r == -ETIMEDOUT && offline_ok)
+            r = render_offline(&cfg, output, errmsg, &errmsg);
     } else {
         struct reload_args ra = {config_path, &ov};
 
