@@ -17,6 +17,7 @@
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
 #include <slotsync/log.h>
+#include <slotsync/optfile.h>
 #include <slotsync/render.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
@@ -449,6 +450,25 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     return r < 0 ? 1 : 0;
 }
 
+/* announce, with each --options-file FILE replaced by the options FILE
+ * holds (optfile.h): how slotsync-announce@.service reads
+ * /etc/slotsync/announce/%i.conf. */
+static int cmd_announce(int argc, char **argv)
+{
+    char **args = NULL, **owned = NULL, *errmsg = NULL;
+    int n = 0, r = optfile_expand(argc, argv, &args, &n, &owned, &errmsg);
+
+    if (r < 0) {
+        fprintf(stderr, "slotsync announce: %s\n", errmsg ? errmsg : strerror(-r));
+        free(errmsg);
+        return 2;
+    }
+    r = announce_main(n, args);
+    free(args);
+    optfile_free(owned);
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -465,7 +485,7 @@ int main(int argc, char **argv)
         if (strcmp(cmd, commands[i].name) == 0)
             return cmd_daemon(&commands[i], argc - 1, argv + 1);
     if (strcmp(cmd, "announce") == 0)
-        return announce_main(argc - 1, argv + 1);
+        return cmd_announce(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("slotsync %s\n", SLOTSYNC_VERSION);
         return 0;
