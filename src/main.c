@@ -54,6 +54,8 @@ static void usage_run(FILE *out)
                  "options:\n" OVERRIDES_HELP
                  "  --log-time utc|local      log timestamps in UTC (default, 'Z') or in\n"
                  "                            local time with its offset\n"
+                 "  --log-format FMT          text (default: for people), logfmt or json (one\n"
+                 "                            object a line); instead of log_format\n"
                  "  --log-unlimited           no rate limit on log lines (by default each\n"
                  "                            place that logs prints 50 lines a second, then\n"
                  "                            a '+N similar lines' summary): for benchmarks\n"
@@ -93,6 +95,7 @@ static void usage_render(FILE *out)
                  "                            warn and exit 0 (so HAProxy can start at boot;\n"
                  "                            'slotsync run' fills the slots later)\n"
                  "  --log-time utc|local      log timestamps in UTC (default) or local time\n"
+                 "  --log-format FMT          text (default), logfmt or json\n"
                  "  --log-unlimited           no rate limit on log lines\n"
                  "  -h, --help                this text\n"
                  "\n"
@@ -136,6 +139,7 @@ enum {
     OPT_LOGTIME,
     OPT_LOGUNLIMITED,
     OPT_OFFLINE_OK,
+    OPT_LOGFORMAT,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -151,6 +155,7 @@ static const struct option run_opts[] = {
     COMMON_OPTS,
     {"log-time", required_argument, NULL, OPT_LOGTIME},
     {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
+    {"log-format", required_argument, NULL, OPT_LOGFORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -161,6 +166,7 @@ static const struct option render_opts[] = {
     {"output", required_argument, NULL, 'o'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"offline-ok", no_argument, NULL, OPT_OFFLINE_OK},
+    {"log-format", required_argument, NULL, OPT_LOGFORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -355,6 +361,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     const char *config_path = NULL, *output = NULL, *cmd = c->name;
     double timeout_s = 10;
     bool offline_ok = false;
+    int log_format = -1; /* --log-format; -1: the config's log_format */
     struct config cfg;
     char *errmsg = NULL, *end;
     int opt, r;
@@ -393,6 +400,12 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
             break;
         case OPT_OFFLINE_OK:
             offline_ok = true;
+            break;
+        case OPT_LOGFORMAT:
+            if ((log_format = log_format_parse(optarg)) < 0) {
+                fprintf(stderr, "slotsync %s: --log-format: must be text, logfmt or json\n", cmd);
+                return 2;
+            }
             break;
         case OPT_TIMEOUT:
             errno = 0;
@@ -433,6 +446,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         return 1;
     }
     log_set_level((enum log_level)cfg.log_level);
+    log_set_format((enum log_format)(log_format >= 0 ? log_format : cfg.log_format));
     if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
         if (r == -ETIMEDOUT && offline_ok)
