@@ -132,3 +132,84 @@ def test_check_runs_haproxy_check(env, bin_path):
     assert re.search(r"(?m)^slotsync check: error: haproxy -c: config : \[.*services\.cfg:\d+\] : "
                      r"unknown keyword 'chek'", out.stderr), out.stderr
     assert "slotsync-check-" not in out.stderr, out.stderr
+
+
+# ---- the dns hosts file, read by a real dnsmasq
+
+def dns_query_a(port, name, timeout=2.0):
+    """A tiny stdlib DNS client: the IPv4 addresses 127.0.0.1:port answers
+    for name (an A query over UDP), [] for NXDOMAIN or no answer."""
+    import random
+    import struct
+    qid = random.randrange(65536)
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode()
+    packet += b"\x00" + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+    rid, flags, qd, an, _, _ = struct.unpack(">HHHHHH", data[:12])
+    assert rid == qid
+    if flags & 0x000F:
+        return []
+    pos = 12
+    for _ in range(qd):  # skip the question
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 5
+    out = []
+    for _ in range(an):
+        if data[pos] & 0xC0 == 0xC0:
+            pos += 2
+        else:
+            while data[pos]:
+                pos += data[pos] + 1
+            pos += 1
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and rdlen == 4:
+            out.append(socket.inet_ntoa(data[pos:pos + 4]))
+        pos += rdlen
+    return out
+
+
+def test_dns_hosts_file_resolves_in_dnsmasq(env, bin_path):
+    """slotsync keeps the hosts file; dnsmasq (addn-hosts, SIGHUP through
+    dns.reload_pid_file) resolves <service>.<domain> right after the
+    service appears in etcd, and stops when it goes."""
+    import shutil
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    etcd = env.start_etcd()
+    hosts = env.path("hosts")
+    pid_file = env.path("dnsmasq.pid")
+    env.write("hosts", "")
+    port = free_port()
+    proc = env.spawn("dnsmasq", [
+        dnsmasq, "--keep-in-foreground", "--port=%d" % port, "--listen-address=127.0.0.1",
+        "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+        "--addn-hosts=" + hosts, "--pid-file=" + pid_file, "--user=root", "--group=root",
+        "--log-facility=-"])
+    wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(),
+             alive=[proc], what="dnsmasq's pid file")
+    config = packaging_config(env, etcd, dns={"hosts_file": hosts, "domain": "service.local",
+                                              "address": "127.0.0.1",
+                                              "reload_pid_file": pid_file})
+    subprocess.run([bin_path, "render", "-c", config], check=True, capture_output=True)
+    env.start_haproxy(env.path("services.cfg"))
+    slotsync = env.start_slotsync(bin_path, config)
+    # the configured service at once, after the first listing
+    wait_for(lambda: dns_query_a(port, "web.service.local") == ["127.0.0.1"],
+             alive=[proc, slotsync], what="web.service.local in dnsmasq")
+    assert dns_query_a(port, "api.service.local") == []
+    etcd_put(etcd, PREFIX + "api/a1", "127.0.0.1:4243")
+    wait_for(lambda: dns_query_a(port, "api.service.local") == ["127.0.0.1"],
+             alive=[proc, slotsync], what="api.service.local once it appears in etcd")
+    with open(hosts) as f:
+        text = f.read()
+    assert "127.0.0.1 api.service.local\n127.0.0.1 web.service.local\n" in text, text
+    from harness import etcd_delete
+    etcd_delete(etcd, PREFIX + "api/a1")
+    wait_for(lambda: dns_query_a(port, "api.service.local") == [],
+             alive=[proc, slotsync], what="api.service.local gone with its last endpoint")
