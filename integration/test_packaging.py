@@ -213,3 +213,67 @@ def test_dns_hosts_file_resolves_in_dnsmasq(env, bin_path):
     etcd_delete(etcd, PREFIX + "api/a1")
     wait_for(lambda: dns_query_a(port, "api.service.local") == [],
              alive=[proc, slotsync], what="api.service.local gone with its last endpoint")
+
+
+# ---- make install / uninstall
+
+def make_env():
+    """The environment for a nested make: none of an outer make's flags."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
+def tree(root):
+    """Every file (and symlink) under root, as paths relative to it."""
+    out = set()
+    for d, _, files in os.walk(root):
+        for f in files:
+            out.add(os.path.relpath(os.path.join(d, f), root))
+    return out
+
+
+def test_make_install_and_uninstall_with_destdir(env, bin_path):
+    """`make install` puts the binary, man pages, units, sysusers file, base
+    HAProxy config and example config in Debian's places under DESTDIR;
+    `make uninstall` removes exactly that (an operator's file stays)."""
+    from harness import REPO
+    dest = env.path("root")
+    build = env.path("build")
+    args = ["make", "--no-print-directory", "-C", REPO, "DESTDIR=" + dest, "PREFIX=/usr/local",
+            "BIN=" + bin_path, "-o", bin_path, "BUILD=" + build]
+    out = subprocess.run(args + ["install"], capture_output=True, text=True, timeout=120,
+                         env=make_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    want = {
+        "usr/local/bin/slotsync",
+        "usr/local/share/man/man8/slotsync.8",
+        "usr/local/share/man/man5/slotsync.json.5",
+        "usr/local/share/slotsync/haproxy.cfg",
+        "usr/local/lib/systemd/system/slotsync.service",
+        "usr/local/lib/systemd/system/slotsync-render.service",
+        "usr/local/lib/systemd/system/slotsync-announce@.service",
+        "usr/local/lib/sysusers.d/slotsync.conf",
+        "usr/local/share/doc/slotsync/examples/haproxy-slotsync.conf",
+        "usr/local/share/doc/slotsync/examples/announce-web-1.conf",
+        "etc/slotsync/slotsync.json.example",
+    }
+    assert tree(dest) == want, sorted(tree(dest) ^ want)
+    assert os.stat(os.path.join(dest, "usr/local/bin/slotsync")).st_mode & 0o777 == 0o755
+    with open(os.path.join(dest, "usr/local/lib/systemd/system/slotsync.service")) as f:
+        unit = f.read()
+    assert "ExecStart=/usr/local/bin/slotsync run -c /etc/slotsync/slotsync.json\n" in unit
+    assert "@BINDIR@" not in unit
+    man = subprocess.run(["man", "--warnings", "-l",
+                          os.path.join(dest, "usr/local/share/man/man8/slotsync.8")],
+                         capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
+    assert man.returncode == 0 and not man.stderr and "OPTIONS FILE" in man.stdout, man.stderr
+    # an operator's own config survives an uninstall, with its directory
+    with open(os.path.join(dest, "etc/slotsync/slotsync.json"), "w") as f:
+        f.write("{}\n")
+    out = subprocess.run(args + ["uninstall"], capture_output=True, text=True, timeout=60,
+                         env=make_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert tree(dest) == {"etc/slotsync/slotsync.json"}, tree(dest)
+    for gone in ("usr/local/share/slotsync", "usr/local/share/doc/slotsync",
+                 "etc/slotsync/announce"):
+        assert not os.path.exists(os.path.join(dest, gone)), gone
