@@ -277,3 +277,189 @@ def test_make_install_and_uninstall_with_destdir(env, bin_path):
     for gone in ("usr/local/share/slotsync", "usr/local/share/doc/slotsync",
                  "etc/slotsync/announce"):
         assert not os.path.exists(os.path.join(dest, gone)), gone
+
+
+# ---- docs/deploy: the files parse, and their paths and ports agree
+
+DEPLOY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "deploy")
+SHIPPED_HAPROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "haproxy",
+                               "haproxy.cfg")
+
+
+def load_json(path):
+    import json
+    with open(path) as f:
+        return json.load(f)
+
+
+def parse_unit(path):
+    """A systemd unit as {section: {key: [values]}} (keys may repeat)."""
+    sections, cur = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                cur = sections.setdefault(line[1:-1], {})
+                continue
+            key, sep, value = line.partition("=")
+            assert sep and cur is not None, (path, line)
+            cur.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def shipped_runtime_socket():
+    with open(SHIPPED_HAPROXY) as f:
+        m = re.search(r"(?m)^\s*stats socket (\S+) ", f.read())
+    return m.group(1)
+
+
+def check_config_agrees(bin_path, env, cfg_path, name):
+    """The config loads (`check`: no error), and its sockets are the
+    shipped base config's."""
+    cfg = load_json(cfg_path)
+    out = run(bin_path, "check", "-c", cfg_path)
+    assert out.returncode == 0, (name, out.stderr)
+    assert cfg["haproxy"]["runtime_socket"] == shipped_runtime_socket(), name
+    assert cfg["haproxy"]["base_config"] == "/etc/haproxy/haproxy.cfg", name
+    return cfg
+
+
+def haproxy_argv_agrees(argv, cfg, name):
+    """HAProxy's command line: -S is master_socket, the -f files are
+    base_config then services_file."""
+    s = argv.index("-S")
+    assert argv[s + 1].split(",")[0] == cfg["haproxy"]["master_socket"], (name, argv)
+    files = [argv[i + 1] for i, a in enumerate(argv) if a == "-f"]
+    assert files == [cfg["haproxy"]["base_config"], cfg["haproxy"]["services_file"]], (name, argv)
+
+
+def listen_ports(cfg):
+    ports = set()
+    for svc in cfg.get("services", {}).values():
+        if "listen" in svc:
+            ports.add(int(svc["listen"].rsplit(":", 1)[1]))
+    if "http_frontend" in cfg:
+        ports.add(int(cfg["http_frontend"]["bind"].rsplit(":", 1)[1]))
+    return ports
+
+
+def test_deploy_kubernetes_pod_agrees(env, bin_path):
+    import yaml
+    cfg = check_config_agrees(bin_path, env, os.path.join(DEPLOY, "kubernetes", "slotsync.json"),
+                              "kubernetes")
+    with open(os.path.join(DEPLOY, "kubernetes", "pod.yaml")) as f:
+        pod = yaml.safe_load(f)
+    assert pod["kind"] == "Pod"
+    spec = pod["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    cons = {c["name"]: c for c in spec["containers"] + spec["initContainers"]}
+    assert set(cons) == {"render", "haproxy", "slotsync"}
+    run_dir = os.path.dirname(cfg["haproxy"]["runtime_socket"])
+    assert os.path.dirname(cfg["haproxy"]["master_socket"]) == run_dir
+    svc_dir = os.path.dirname(cfg["haproxy"]["services_file"])
+
+    def mounts(c):
+        return {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+
+    for name in ("haproxy", "slotsync"):
+        m = mounts(cons[name])
+        assert m[run_dir]["name"] == "sockets", name
+        assert m[svc_dir]["name"] == "services", name
+    assert "emptyDir" in volumes["sockets"] and "emptyDir" in volumes["services"]
+    assert mounts(cons["render"])[svc_dir]["name"] == "services"
+    for name in ("render", "slotsync"):
+        m = mounts(cons[name])["/etc/slotsync/slotsync.json"]
+        assert m["name"] == "config" and m["subPath"] == "slotsync.json"
+        assert cons[name]["command"][:4] == ["slotsync", name if name == "render" else "run",
+                                             "-c", "/etc/slotsync/slotsync.json"]
+    assert "--offline-ok" in cons["render"]["command"]
+    base = mounts(cons["haproxy"])[cfg["haproxy"]["base_config"]]
+    assert base["name"] == "config" and base["subPath"] == "haproxy.cfg"
+    haproxy_argv_agrees(cons["haproxy"]["command"], cfg, "kubernetes")
+    ports = {p["containerPort"] for p in cons["haproxy"]["ports"]}
+    assert ports == listen_ports(cfg), (ports, listen_ports(cfg))
+    assert cons["haproxy"]["readinessProbe"]["tcpSocket"]["port"] in ports
+
+
+def test_deploy_compose_agrees(env, bin_path):
+    import yaml
+    cfg = check_config_agrees(bin_path, env, os.path.join(DEPLOY, "compose", "slotsync.json"),
+                              "compose")
+    with open(os.path.join(DEPLOY, "compose", "compose.yaml")) as f:
+        compose = yaml.safe_load(f)
+    svcs = compose["services"]
+    assert {"etcd", "render", "haproxy", "slotsync"} <= set(svcs)
+    run_dir = os.path.dirname(cfg["haproxy"]["runtime_socket"])
+    svc_dir = os.path.dirname(cfg["haproxy"]["services_file"])
+    here = os.path.join(DEPLOY, "compose")
+
+    def mounts(s):
+        out = {}
+        for v in s.get("volumes", []):
+            src, dst = v.split(":")[:2]
+            out[dst] = src
+        return out
+
+    for name in ("haproxy", "slotsync"):
+        m = mounts(svcs[name])
+        assert m[run_dir] == "sockets" and m[svc_dir] == "services", name
+    assert mounts(svcs["render"])[svc_dir] == "services"
+    for name in ("render", "slotsync"):
+        src = mounts(svcs[name])["/etc/slotsync/slotsync.json"]
+        assert os.path.samefile(os.path.join(here, src),
+                                os.path.join(here, "slotsync.json")), name
+    src = mounts(svcs["haproxy"])[cfg["haproxy"]["base_config"]]
+    assert os.path.samefile(os.path.join(here, src), SHIPPED_HAPROXY)
+    haproxy_argv_agrees(svcs["haproxy"]["command"], cfg, "compose")
+    published = {int(p.split(":")[-1]) for p in svcs["haproxy"]["ports"]}
+    assert published == listen_ports(cfg), (published, listen_ports(cfg))
+    # the etcd the config names is the compose service
+    assert cfg["etcd"]["endpoints"] == ["http://etcd:2379"]
+    assert os.path.exists(os.path.join(here, svcs["render"]["build"]["context"],
+                                       svcs["render"]["build"]["dockerfile"]))
+
+
+def test_deploy_systemd_units_agree(env, bin_path):
+    sysd = os.path.join(DEPLOY, "systemd")
+    cfg = check_config_agrees(bin_path, env, os.path.join(sysd, "slotsync.json"), "systemd")
+    main = parse_unit(os.path.join(sysd, "slotsync.service.in"))
+    render = parse_unit(os.path.join(sysd, "slotsync-render.service.in"))
+    announce = parse_unit(os.path.join(sysd, "slotsync-announce@.service.in"))
+    dropin = parse_unit(os.path.join(sysd, "haproxy-slotsync.conf"))
+    svc = main["Service"]
+    assert svc["Type"] == ["notify"] and svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert svc["Restart"] == ["on-failure"] and svc["WatchdogSec"]
+    assert svc["ExecStart"] == ["@BINDIR@/slotsync run -c /etc/slotsync/slotsync.json"]
+    assert svc["NoNewPrivileges"] == ["yes"] and svc["ProtectSystem"] == ["strict"]
+    assert svc["User"] == ["slotsync"] and svc["Group"] == ["haproxy"]
+    state = "/var/lib/" + svc["StateDirectory"][0]
+    writable = {p.lstrip("-") for v in svc["ReadWritePaths"] for p in v.split()} | {state}
+    assert os.path.dirname(cfg["haproxy"]["services_file"]) in writable
+    assert os.path.dirname(cfg["haproxy"]["runtime_socket"]) in writable
+    assert os.path.dirname(cfg["haproxy"]["master_socket"]) in writable
+    assert "haproxy.service" in main["Unit"]["After"][0].split()
+    # render before HAProxy, with --offline-ok
+    rs = render["Service"]
+    assert rs["Type"] == ["oneshot"]
+    assert rs["ExecStart"][0].startswith("@BINDIR@/slotsync render -c /etc/slotsync/slotsync.json")
+    assert "--offline-ok" in rs["ExecStart"][0].split()
+    assert "haproxy.service" in render["Unit"]["Before"][0].split()
+    assert render["Install"]["WantedBy"] == ["haproxy.service"]
+    # the drop-in: the master socket and the services file on HAProxy's line
+    assert "slotsync-render.service" in dropin["Unit"]["After"][0].split()
+    env_line = dropin["Service"]["Environment"][0].strip('"')
+    assert env_line.startswith("EXTRAOPTS=")
+    haproxy_argv_agrees(["-f", cfg["haproxy"]["base_config"]]
+                        + env_line[len("EXTRAOPTS="):].split(), cfg, "drop-in")
+    # announce@ reads /etc/slotsync/announce/%i.conf; the example parses
+    assert announce["Service"]["ExecStart"] == [
+        "@BINDIR@/slotsync announce --options-file /etc/slotsync/announce/%i.conf"]
+    with open(os.path.join(sysd, "announce-web-1.conf")) as f:
+        example = f.read()
+    assert re.search(r"(?m)^key %sweb/" % re.escape(cfg["etcd"]["prefix"]), example)
+    # the options file is read by announce itself: a bad option is named
+    env.write("bad.conf", example + "wieght 3\n")
+    out = run(bin_path, "announce", "--options-file", env.path("bad.conf"), timeout=10)
+    assert out.returncode == 2 and "unknown option '--wieght'" in out.stderr, out
