@@ -463,3 +463,53 @@ def test_deploy_systemd_units_agree(env, bin_path):
     env.write("bad.conf", example + "wieght 3\n")
     out = run(bin_path, "announce", "--options-file", env.path("bad.conf"), timeout=10)
     assert out.returncode == 2 and "unknown option '--wieght'" in out.stderr, out
+
+
+# ---- docs/examples: the migration configs load and render
+
+def render_example(env, bin_path, name, etcd, keys):
+    """Put keys in etcd, check and render docs/examples/<name>.json against
+    it; return (config, rendered text)."""
+    path = os.path.join(DEPLOY, "..", "examples", name + ".json")
+    cfg = load_json(path)
+    out = run(bin_path, "check", "-c", path)
+    assert out.returncode == 0, (name, out.stderr)
+    for key, value in keys.items():
+        etcd_put(etcd, key, value)
+    target = env.path(name + ".cfg")
+    out = run(bin_path, "render", "-c", path, "--etcd", etcd, "-o", target, "--timeout", "10")
+    assert out.returncode == 0, (name, out.stderr)
+    with open(target) as f:
+        return cfg, f.read()
+
+
+def test_migration_examples_render(env, bin_path):
+    etcd = env.start_etcd()
+    cfg, text = render_example(env, bin_path, "paz", etcd, {
+        "/paz/services/web/1.0.0/1": "127.0.0.1:4101",
+        "/paz/services/web/1.0.1/1": "127.0.0.1:4102",
+        "/paz/services/api/2/1": "127.0.0.1:4103",
+    })
+    assert cfg["etcd"]["prefix"] == "/paz/services/"
+    assert re.search(r"backend web\n(.*\n)*?    server s\d+ 127\.0\.0\.1:4101 ", text), text
+    assert re.search(r"    server s\d+ 127\.0\.0\.1:4102 ", text), text
+    assert "backend api\n" in text, text
+    assert re.search(r"frontend slotsync_http\n    mode http\n    bind \*:80\n", text), text
+    # Host routing <svc>.paz: the same map run keeps (render's routes)
+    assert cfg["http_frontend"]["domain"] == "paz" and cfg["dns"]["domain"] == "paz"
+
+    cfg, text = render_example(env, bin_path, "docker-register", etcd, {
+        "/backends/web/0123456789ab": "127.0.0.1:4201",
+        "/backends/redis/ba9876543210": "127.0.0.1:4202",
+    })
+    assert "frontend web\n    mode tcp\n    bind *:8000\n" in text, text
+    assert "frontend redis\n    mode tcp\n    bind *:6379\n" in text, text
+    assert re.search(r"    server s1 127\.0\.0\.1:4201 ", text), text
+
+    cfg, text = render_example(env, bin_path, "synapse", etcd, {
+        "/services/service1/i-1": '{"host": "127.0.0.1", "port": 4301, "weight": 5}',
+    })
+    assert "frontend service1\n    mode http\n    bind 127.0.0.1:3213\n" in text, text
+    assert "backend service2\n    mode tcp\n    balance leastconn\n" in text, text
+    assert "default-server check inter 2s rise 3 fall 2\n" in text, text
+    assert re.search(r"    server s1 127\.0\.0\.1:4301 weight 5", text), text
