@@ -276,7 +276,9 @@ unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *
                                     : strerror(-r));
     } else {
         n = report_haproxy_lines(out ? out : (char *)"", svc_path, cfg->services_file, report, arg);
-        if (r != 0 && n == 0)
+        /* 2: "no error but will not start (no listener)": valid; a base
+         * config and services without a frontend are a legitimate stage. */
+        if (r != 0 && r != 2 && n == 0)
             n = reportf(report, arg, true, "haproxy -c: \"%s\" failed with exit status %d", q, r);
     }
 out:
