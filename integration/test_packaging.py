@@ -513,3 +513,35 @@ def test_migration_examples_render(env, bin_path):
     assert "backend service2\n    mode tcp\n    balance leastconn\n" in text, text
     assert "default-server check inter 2s rise 3 fall 2\n" in text, text
     assert re.search(r"    server s1 127\.0\.0\.1:4301 weight 5", text), text
+
+
+# ---- --log-format
+
+def test_log_formats_are_one_record_a_line(env, bin_path):
+    """json: every line parses as one object; logfmt: ts= level= module=
+    msg="..." with the message escaped; the config's log_format is used when
+    the command line says nothing; text stays as it was."""
+    import json
+    etcd = env.start_etcd()
+    # a value that is refused: its warning line quotes untrusted text
+    etcd_put(etcd, PREFIX + 'web/a"b', 'not an "endpoint"\nlevel=error')
+    config = packaging_config(env, etcd)
+    out = run(bin_path, "render", "-c", config, "-o", env.path("out.cfg"), "--log-format", "json")
+    assert out.returncode == 0, out
+    records = [json.loads(line) for line in out.stderr.splitlines()]
+    assert records and all(set(r) == {"ts", "level", "module", "msg"} for r in records), records
+    assert any(r["level"] == "warn" and 'web/a\\"b' in r["msg"] for r in records), records
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["ts"]) for r in records)
+
+    logfmt = re.compile(r'^ts=\S+Z level=(error|warn|info|debug) module="[a-z]+" '
+                        r'msg="([^"\\]|\\.)*"$')
+    config2 = packaging_config(env, etcd, log_format="logfmt")
+    out = run(bin_path, "render", "-c", config2, "-o", env.path("out.cfg"))
+    assert out.returncode == 0, out
+    lines = out.stderr.splitlines()
+    assert lines and all(logfmt.match(line) for line in lines), lines
+    # the command line wins over the config
+    out = run(bin_path, "render", "-c", config2, "-o", env.path("out.cfg"), "--log-format", "text")
+    assert out.returncode == 0 and not out.stderr.startswith("ts="), out.stderr
+    out = run(bin_path, "render", "-c", config2, "--log-format", "yaml")
+    assert out.returncode == 2 and "--log-format: must be text, logfmt or json" in out.stderr
