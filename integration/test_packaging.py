@@ -267,6 +267,20 @@ def test_make_install_and_uninstall_with_destdir(env, bin_path):
                           os.path.join(dest, "usr/local/share/man/man8/slotsync.8")],
                          capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
     assert man.returncode == 0 and not man.stderr and "OPTIONS FILE" in man.stdout, man.stderr
+    # systemd itself reads the installed units without a complaint (an
+    # unknown or misspelt key is one); ExecStart's binary must exist for it
+    import shutil
+    if shutil.which("systemd-analyze"):
+        units = env.path("units")
+        os.mkdir(units)
+        for u in ("slotsync.service", "slotsync-render.service", "slotsync-announce@.service"):
+            with open(os.path.join(dest, "usr/local/lib/systemd/system", u)) as f:
+                text = f.read().replace("/usr/local/bin/slotsync", bin_path)
+            env.write(os.path.join("units", u.replace("@.", "@web-1.")), text)
+        out = subprocess.run(["systemd-analyze", "verify", "--man=no", "slotsync.service",
+                              "slotsync-render.service", "slotsync-announce@web-1.service"],
+                             capture_output=True, text=True, timeout=60, cwd=units)
+        assert out.returncode == 0 and not (out.stdout + out.stderr).strip(), out
     # an operator's own config survives an uninstall, with its directory
     with open(os.path.join(dest, "etc/slotsync/slotsync.json"), "w") as f:
         f.write("{}\n")
