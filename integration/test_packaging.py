@@ -559,3 +559,84 @@ def test_log_formats_are_one_record_a_line(env, bin_path):
     assert out.returncode == 0 and not out.stderr.startswith("ts="), out.stderr
     out = run(bin_path, "render", "-c", config2, "--log-format", "yaml")
     assert out.returncode == 2 and "--log-format: must be text, logfmt or json" in out.stderr
+
+
+# ---- Debian's haproxy.service with the drop-in, started from the render
+
+DEBIAN_HAPROXY_UNIT = "/lib/systemd/system/haproxy.service"
+
+
+def test_debian_haproxy_unit_starts_from_the_render(env, bin_path):
+    """Debian's haproxy.service ExecStart, with $CONFIG, $PIDFILE and the
+    drop-in's $EXTRAOPTS expanded as systemd does (split on blanks), and
+    the shipped paths moved into a temp dir: it starts from what
+    slotsync-render.service wrote with etcd down, its master socket is
+    mode 660 group haproxy, and slotsync run then fills the slots."""
+    import grp
+    import shlex
+    from harness import HAPROXY_BIN, REPO, _test_base_config, master_reloads
+    if not os.path.exists(DEBIAN_HAPROXY_UNIT):
+        from harness import Skip
+        raise Skip("no " + DEBIAN_HAPROXY_UNIT)
+    unit = parse_unit(DEBIAN_HAPROXY_UNIT)
+    dropin = parse_unit(os.path.join(DEPLOY, "systemd", "haproxy-slotsync.conf"))
+    render_unit = parse_unit(os.path.join(DEPLOY, "systemd", "slotsync-render.service.in"))
+    moved = {"/run/haproxy/master.sock": env.path("master.sock"),
+             "/run/haproxy/admin.sock": env.path("admin.sock"),
+             "/var/lib/slotsync/services.cfg": env.path("services.cfg"),
+             "/etc/slotsync/slotsync.json": env.path("slotsync.json"),
+             "@BINDIR@/slotsync": bin_path}
+
+    def move(text):
+        for a, b in moved.items():
+            text = text.replace(a, b)
+        return text
+
+    etcd = env.start_etcd()
+    env.etcd.stop()
+    write_config(env, {
+        "etcd": {"endpoints": [etcd], "prefix": PREFIX},
+        "haproxy": {"runtime_socket": env.path("admin.sock"),
+                    "master_socket": env.path("master.sock"),
+                    "base_config": env.path("haproxy.cfg"),
+                    "services_file": env.path("services.cfg")},
+        "defaults": {"slots": 2, "server_options": "check inter 500ms"},
+        "services": {"web": {"listen": "127.0.0.1:%d" % free_port()}},
+    })
+    with open(os.path.join(REPO, "haproxy", "haproxy.cfg")) as f:
+        env.write("haproxy.cfg", _test_base_config(f.read(), env.path("admin.sock"), free_port()))
+    # slotsync-render.service's ExecStart, etcd down
+    out = subprocess.run(shlex.split(move(render_unit["Service"]["ExecStart"][0]))
+                         + ["--timeout", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--offline-ok: wrote" in out.stderr, out
+    # haproxy.service's ExecStart as systemd expands it
+    variables = {}
+    for line in unit["Service"].get("Environment", []) + dropin["Service"]["Environment"]:
+        for assignment in shlex.split(line):
+            k, _, v = assignment.partition("=")
+            variables[k] = move(v)
+    # Debian's own values for these, moved into the temp dir
+    assert variables["CONFIG"] == "/etc/haproxy/haproxy.cfg", variables
+    variables.update(CONFIG=env.path("haproxy.cfg"), PIDFILE=env.path("haproxy.pid"))
+    argv = []
+    for word in unit["Service"]["ExecStart"][0].split():
+        if word.startswith("$"):
+            argv += variables[word[1:]].split()
+        else:
+            argv.append(word)
+    assert argv[0].endswith("/haproxy") and "-f" in argv
+    argv[0] = HAPROXY_BIN
+    hap = env.spawn("haproxy", argv)
+    wait_for(lambda: master_reloads(env.path("master.sock"), timeout=1) is not None,
+             alive=[hap], what="HAProxy's master socket")
+    st = os.stat(env.path("master.sock"))
+    assert st.st_mode & 0o777 == 0o660 and st.st_gid == grp.getgrnam("haproxy").gr_gid
+    assert "web" in haproxy_cmd(env.path("admin.sock"), "show backend").split()
+    # slotsync.service's ExecStart: fills the slot once etcd is up
+    main_unit = parse_unit(os.path.join(DEPLOY, "systemd", "slotsync.service.in"))
+    env.etcd.start()
+    etcd_put(etcd, PREFIX + "web/a", "127.0.0.1:4444")
+    proc = env.spawn("slotsync", shlex.split(move(main_unit["Service"]["ExecStart"][0])))
+    wait_for(lambda: re.search(r" web \d+ s1 127\.0\.0\.1 ",
+                               haproxy_cmd(env.path("admin.sock"), "show servers state web")),
+             timeout=20, alive=[proc, hap], what="slot s1 filled from etcd")
