@@ -11,6 +11,8 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
+# packaging (issue 13): sd_notify from libsystemd
+LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
 
 ifeq ($(V),1)
@@ -89,7 +91,7 @@ integration: deps $(BIN)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
-	$(Q)$(MAKE) --no-print-directory unit integration
+	$(Q)$(MAKE) --no-print-directory man-check unit integration
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/slotsync \
@@ -114,14 +116,63 @@ fmt:
 fmt-check:
 	$(Q)clang-format --dry-run --Werror src/*.c include/slotsync/*.h tests/*.c
 
-install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/slotsync
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/slotsync
-	install -m 0644 haproxy/haproxy.cfg $(DESTDIR)$(PREFIX)/share/slotsync/haproxy.cfg
+# ---- packaging (issue 13): man pages, install/uninstall in Debian's places
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DATADIR     ?= $(PREFIX)/share/slotsync
+DOCDIR      ?= $(PREFIX)/share/doc/slotsync
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc
+SYSTEMD_SRC  = docs/deploy/systemd
+UNITS        = slotsync.service slotsync-render.service slotsync-announce@.service
+MANPAGES     = $(BUILD)/man/slotsync.8 $(BUILD)/man/slotsync.json.5
 
+.PHONY: man man-check
+
+man: $(MANPAGES)
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  SCDOC   $@")
+	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+
+# Every page renders without a warning from man (groff's included).
+man-check: $(MANPAGES)
+	$(Q)set -e; for m in $(MANPAGES); do \
+	    out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null); \
+	    if [ -n "$$out" ]; then echo "$$m:"; echo "$$out"; exit 1; fi; done; \
+	    echo "man pages: no warnings"
+
+$(BUILD)/units/%: $(SYSTEMD_SRC)/%.in
+	@mkdir -p $(@D)
+	$(Q)sed 's|@BINDIR@|$(BINDIR)|g' $< > $@
+
+install: $(BIN) $(MANPAGES) $(UNITS:%=$(BUILD)/units/%)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/slotsync/announce
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/slotsync
+	install -m 0644 $(BUILD)/man/slotsync.8 $(DESTDIR)$(MANDIR)/man8/slotsync.8
+	install -m 0644 $(BUILD)/man/slotsync.json.5 $(DESTDIR)$(MANDIR)/man5/slotsync.json.5
+	install -m 0644 haproxy/haproxy.cfg $(DESTDIR)$(DATADIR)/haproxy.cfg
+	install -m 0644 $(UNITS:%=$(BUILD)/units/%) $(DESTDIR)$(UNITDIR)/
+	install -m 0644 $(SYSTEMD_SRC)/slotsync.sysusers $(DESTDIR)$(SYSUSERSDIR)/slotsync.conf
+	install -m 0644 $(SYSTEMD_SRC)/slotsync.json $(DESTDIR)$(SYSCONFDIR)/slotsync/slotsync.json.example
+	install -m 0644 $(SYSTEMD_SRC)/haproxy-slotsync.conf $(SYSTEMD_SRC)/announce-web-1.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/
+
+# Exactly what install put there; a directory goes only if it is slotsync's
+# and empty (an operator's slotsync.json or announce files keep theirs).
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/slotsync
-	rm -rf $(DESTDIR)$(PREFIX)/share/slotsync
+	rm -f $(DESTDIR)$(BINDIR)/slotsync $(DESTDIR)$(MANDIR)/man8/slotsync.8 \
+	    $(DESTDIR)$(MANDIR)/man5/slotsync.json.5 $(DESTDIR)$(DATADIR)/haproxy.cfg \
+	    $(UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/slotsync.conf \
+	    $(DESTDIR)$(SYSCONFDIR)/slotsync/slotsync.json.example \
+	    $(DESTDIR)$(DOCDIR)/examples/haproxy-slotsync.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/announce-web-1.conf
+	rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/slotsync/announce $(DESTDIR)$(SYSCONFDIR)/slotsync 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan bin

@@ -146,7 +146,8 @@ etcd_lease_keepalive(url, lease_id) -> new TTL
 etcd_lease_revoke(url, lease_id)
 etcd_lease_ttl(url, lease_id) -> remaining seconds, -1 if expired/unknown
 Errors from etcd raise EtcdError (.status, .body); a request at a compacted
-revision raises EtcdError whose message contains "compacted".
+revision raises EtcdError whose message contains "compacted". A 503 while a
+cluster elects a leader is tried again for up to ELECTION_RETRY_S first.
 
 HTTP
 ----
@@ -993,7 +994,26 @@ def _prefix_end(prefix):
     return b"\0"
 
 
+# A cluster electing a leader (a member paused and resumed, a loaded
+# machine) answers 503 for a moment: such a call is tried again, for at most
+# ELECTION_RETRY_S. Any other error is raised at once.
+ELECTION_RETRY_S = 5.0
+_ELECTION_ERRORS = ("leader changed", "no leader")
+
+
 def _etcd_call(url, path, body, timeout=5):
+    deadline = time.monotonic() + ELECTION_RETRY_S
+    while True:
+        try:
+            return _etcd_call_once(url, path, body, timeout)
+        except EtcdError as e:
+            if (e.status != 503 or time.monotonic() > deadline
+                    or not any(m in str(e) for m in _ELECTION_ERRORS)):
+                raise
+        time.sleep(0.05)
+
+
+def _etcd_call_once(url, path, body, timeout):
     req = urllib.request.Request(url.rstrip("/") + path,
                                  data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"},

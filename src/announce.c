@@ -97,6 +97,8 @@ static const char usage_text[] =
     "                        if COMMAND exits or a second signal comes. JSON format\n"
     "                        only (a plain HOST:PORT value has no state).\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
+    "  --options-file FILE   read options from FILE, one \"NAME VALUE\" a line (NAME\n"
+    "                        without its --; '#' starts a comment line), in place\n"
     "  -- COMMAND ARGS...    run COMMAND as a child; when it exits the key is withdrawn\n"
     "                        and announce exits with its status.\n"
     "Withdrawing revokes the lease and deletes the key if it still names HOST:PORT\n"

@@ -1,13 +1,25 @@
-/* check - warnings about the paths a valid config names. */
+/* check - what `slotsync check` adds to a loaded config: warnings about
+ * missing paths, and HAProxy's own verdict on base config + render. */
 #include <slotsync/check.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <slotsync/log.h>
+#include <slotsync/render.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* Report field's problem with path (escaped) and why. */
 static unsigned warn_path(config_report_fn report, void *arg, const char *field, const char *what,
@@ -64,5 +76,222 @@ unsigned check_paths(const struct config *cfg, config_report_fn report, void *ar
         n += check_dir_of(cfg->services_file, "haproxy.services_file", report, arg);
     if (cfg->http_bind.set && cfg->hosts_map)
         n += check_dir_of(cfg->hosts_map, "haproxy.hosts_map", report, arg);
+    return n;
+}
+
+/* ---- haproxy -c on base config + render ---- */
+
+/* Report one problem built from fmt. */
+static unsigned reportf(config_report_fn report, void *arg, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static unsigned reportf(config_report_fn report, void *arg, bool error, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    report(arg, error, text);
+    return 1;
+}
+
+/* Run argv with its output (stdout and stderr) read into *out (caller
+ * frees), for at most timeout_s. Returns the exit status (>= 0), 127 when
+ * the program cannot be run, or a negative errno (-ETIMEDOUT: killed). */
+static int run_capture(char *const argv[], double timeout_s, char **out)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int fds[2], status = 0, r = 0;
+    struct timespec start, now;
+    pid_t pid;
+
+    *out = NULL;
+    if (!buf)
+        return -ENOMEM;
+    if (pipe(fds) < 0) {
+        free(buf);
+        return -errno;
+    }
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    pid = fork();
+    if (pid < 0) {
+        r = -errno;
+        close(fds[0]);
+        close(fds[1]);
+        free(buf);
+        return r;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        double left;
+        ssize_t n;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = timeout_s -
+               ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9);
+        if (left <= 0) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        if (poll(&p, 1, (int)(left * 1000) + 1) < 0) {
+            if (errno == EINTR)
+                continue;
+            r = -errno;
+            break;
+        }
+        if (!p.revents)
+            continue;
+        if (len + 1 >= cap) {
+            char *bigger = cap < (1u << 20) ? realloc(buf, cap * 2) : NULL;
+
+            if (!bigger)
+                break; /* enough: the rest is not read */
+            buf = bigger;
+            cap *= 2;
+        }
+        n = read(fds[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fds[0]);
+    if (r < 0)
+        kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    buf[len] = '\0';
+    *out = buf;
+    if (r < 0)
+        return r;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* HAProxy's output, one problem per [ALERT] or [WARNING] line, with tmp
+ * (the temporary render's path) shown as shown_as. */
+static unsigned report_haproxy_lines(char *text, const char *tmp, const char *shown_as,
+                                     config_report_fn report, void *arg)
+{
+    unsigned n = 0;
+    size_t tlen = strlen(tmp);
+
+    for (char *line = text, *next; line && *line; line = next) {
+        char clean[1024], q[1200];
+        const char *body;
+        bool error;
+        size_t o = 0;
+
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "[ALERT]", 7) == 0)
+            error = true;
+        else if (strncmp(line, "[WARNING]", 9) == 0)
+            error = false;
+        else
+            continue;
+        /* "[ALERT]    (123) : config : ..." -> "config : ..." */
+        body = strstr(line, ") : ");
+        body = body ? body + 4 : line;
+        while (*body && o + 1 < sizeof(clean)) {
+            if (strncmp(body, tmp, tlen) == 0 && o + strlen(shown_as) + 1 < sizeof(clean)) {
+                memcpy(clean + o, shown_as, strlen(shown_as));
+                o += strlen(shown_as);
+                body += tlen;
+            } else {
+                clean[o++] = *body++;
+            }
+        }
+        clean[o] = '\0';
+        log_quote(clean, o, q, sizeof(q));
+        n += reportf(report, arg, error, "haproxy -c: %s", q);
+    }
+    return n;
+}
+
+unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *arg)
+{
+    char dir[] = "/tmp/slotsync-check-XXXXXX", *svc_path = NULL, *map_path = NULL;
+    char *text = NULL, *map = NULL, *out = NULL, *errmsg = NULL, q[512];
+    const char *bin = cfg->haproxy_bin ? cfg->haproxy_bin : "haproxy";
+    struct config copy = *cfg;
+    size_t len = 0, maplen = 0;
+    unsigned n = 0;
+    struct stat st;
+    int r;
+
+    if (cfg->base_config && stat(cfg->base_config, &st) < 0)
+        return 0; /* check_paths said so */
+    if (!mkdtemp(dir))
+        return reportf(report, arg, false, "haproxy -c not run: temporary directory: %s",
+                       strerror(errno));
+    if (!memprintf(&svc_path, "%s/services.cfg", dir) ||
+        !memprintf(&map_path, "%s/services.map", dir)) {
+        n = reportf(report, arg, true, "haproxy -c not run: out of memory");
+        goto out;
+    }
+    /* The render names the map it routes with: point it at ours. */
+    copy.hosts_map = map_path;
+    r = render_services_empty(&copy, &text, &len, &map, &maplen, &errmsg);
+    if (r == 0)
+        r = render_write_atomic(svc_path, text, len, &errmsg);
+    if (r == 0 && map)
+        r = render_write_atomic(map_path, map, maplen, &errmsg);
+    if (r < 0) {
+        n = reportf(report, arg, true, "haproxy -c not run: rendering: %s",
+                    errmsg ? errmsg : strerror(-r));
+        goto out;
+    }
+    {
+        char *argv[] = {(char *)bin, "-c",     "-f", cfg->base_config ? cfg->base_config : svc_path,
+                        "-f",        svc_path, NULL};
+
+        if (!cfg->base_config)
+            argv[4] = NULL;
+        r = run_capture(argv, CHECK_HAPROXY_TIMEOUT_S, &out);
+    }
+    log_quote(bin, strlen(bin), q, sizeof(q));
+    if (r == 127 && out && !strstr(out, "[ALERT]")) {
+        n = reportf(report, arg, false,
+                    "haproxy.haproxy_bin: \"%s\" cannot be run (not installed?): the rendered "
+                    "services file was not checked with haproxy -c",
+                    q);
+    } else if (r < 0) {
+        n = reportf(report, arg, true, "haproxy -c: \"%s\": %s", q,
+                    r == -ETIMEDOUT ? "no answer in " STR(CHECK_HAPROXY_TIMEOUT_S) " s, killed"
+                                    : strerror(-r));
+    } else {
+        n = report_haproxy_lines(out ? out : (char *)"", svc_path, cfg->services_file, report, arg);
+        /* 2: "no error but will not start (no listener)": valid; a base
+         * config and services without a frontend are a legitimate stage. */
+        if (r != 0 && r != 2 && n == 0)
+            n = reportf(report, arg, true, "haproxy -c: \"%s\" failed with exit status %d", q, r);
+    }
+out:
+    if (svc_path)
+        unlink(svc_path);
+    if (map_path)
+        unlink(map_path);
+    rmdir(dir);
+    free(svc_path);
+    free(map_path);
+    free(text);
+    free(map);
+    free(out);
+    free(errmsg);
     return n;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/un.h>
 
 #include <jansson.h>
@@ -1058,12 +1059,66 @@ static int check_host_conflicts(const struct config *cfg, char **errmsg)
     return ret;
 }
 
+/* "log_format": text (default), logfmt or json (log.h). */
+static int load_log_format(json_t *root, struct config *cfg, char **errmsg)
+{
+    const char *name = NULL;
+    int ret = get_string(root, "", "log_format", &name, errmsg), f;
+
+    if (ret < 0 || !name)
+        return ret;
+    if ((f = log_format_parse(name)) < 0)
+        return field_error(errmsg, "log_format", "must be one of text, logfmt, json");
+    cfg->log_format = f;
+    return 0;
+}
+
+/* "dns": {"hosts_file", "domain", "address", "reload_pid_file"}. */
+static int load_dns(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"hosts_file", "domain", "address", "reload_pid_file"};
+    char name[CONFIG_HOSTNAME_MAX + 1];
+    unsigned char bin[16];
+    const char *domain = NULL, *address = NULL;
+    json_t *d;
+    int ret;
+
+    ret = get_object(root, "", "dns", &d, errmsg);
+    if (ret < 0 || !d)
+        return ret;
+    if ((ret = check_keys(d, "dns", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_text(d, "dns", "hosts_file", TEXT_PATH, &cfg->dns.hosts_file, errmsg)) < 0 ||
+        (ret = load_text(d, "dns", "reload_pid_file", TEXT_PATH, &cfg->dns.reload_pid_file,
+                         errmsg)) < 0 ||
+        (ret = get_string(d, "dns", "domain", &domain, errmsg)) < 0 ||
+        (ret = get_string(d, "dns", "address", &address, errmsg)) < 0)
+        return ret;
+    if (!cfg->dns.hosts_file)
+        return required(errmsg, "dns", "hosts_file");
+    if (!domain)
+        domain = "service.local";
+    if (!hostname_lower(domain, name) || strlen(name) > CONFIG_DOMAIN_MAX)
+        return field_error(errmsg, "dns.domain", "must be a host name of at most %d characters",
+                           CONFIG_DOMAIN_MAX);
+    if (!address)
+        address = "127.0.0.1";
+    if (inet_pton(AF_INET, address, bin) != 1 && inet_pton(AF_INET6, address, bin) != 1)
+        return field_error(errmsg, "dns.address", "must be an IPv4 or IPv6 address literal");
+    if (!(cfg->dns.domain = strdup(name)) || !(cfg->dns.address = strdup(address))) {
+        memprintf(errmsg, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    static const char *const keys[] = {
-        "etcd",          "haproxy",           "defaults",  "services",
-        "http_frontend", "resync_interval_s", "log_level", "allow_empty_registry",
-        "admin"};
+    static const char *const keys[] = {"etcd",          "haproxy",
+                                       "defaults",      "services",
+                                       "http_frontend", "resync_interval_s",
+                                       "log_level",     "log_format",
+                                       "dns",           "allow_empty_registry",
+                                       "admin"};
     const char *level = NULL;
     int ret;
 
@@ -1097,7 +1152,9 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
         (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0 ||
         (ret = keep_going(
              p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
-             errmsg)) < 0)
+             errmsg)) < 0 ||
+        (ret = keep_going(p, load_log_format(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0)
         return ret;
     if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
         return ret;
@@ -1343,6 +1400,10 @@ void config_free(struct config *cfg)
     free(cfg->services_file);
     free(cfg->reload_command);
     free(cfg->haproxy_bin);
+    free(cfg->dns.hosts_file);
+    free(cfg->dns.domain);
+    free(cfg->dns.address);
+    free(cfg->dns.reload_pid_file);
     free(cfg->hosts_map);
     for (size_t i = 0; i < cfg->n_services; i++)
         free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);

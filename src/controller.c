@@ -17,7 +17,9 @@
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
+#include <slotsync/dnshosts.h>
 #include <slotsync/log.h>
+#include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/reload.h>
 #include <slotsync/render.h>
@@ -123,6 +125,8 @@ struct ctl {
     ev_signal sig_term, sig_int, sig_hup;
     ev_signal sig_usr1;    /* state dump */
     ev_timer log_timer;    /* prints the log's rate-limit summaries */
+    struct notify *notify; /* systemd readiness, status, watchdog */
+    struct dnshosts dns;   /* the "dns" hosts file */
     double last_resync_at; /* ev_now() of the last complete resync; 0 = none */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
@@ -1869,6 +1873,43 @@ static void maybe_reload(struct ctl *c)
     start_reload(c);
 }
 
+/* systemd's view (notify.h): ready once the listing went to HAProxy and
+ * nothing more is waiting to go there. */
+static void notify_controller(struct ctl *c)
+{
+    bool settled = c->synced && !c->resync_wanted && !c->reloading && !reload_pending(c) &&
+                   !runtime_busy(c->rt) && !c->map_dirty;
+
+    for (size_t i = 0; settled && i < c->n_backends; i++)
+        settled = !c->backends[i]->dirty;
+    notify_update(c->notify, &(struct notify_state){c->listed, c->synced, settled,
+                                                    catalog_count(c->cat), c->cat->n_services});
+}
+
+/* The "dns" hosts file (dnshosts.h): every configured service and every
+ * discovered one with endpoints, once etcd was listed. */
+static void dns_controller(struct ctl *c)
+{
+    const char **names;
+    size_t n = 0;
+    unsigned long long hash;
+
+    if (!c->listed || !c->cfg->dns.hosts_file)
+        return;
+    names = calloc(c->cfg->n_services + c->cat->n_services + 1, sizeof(*names));
+    if (!names)
+        return; /* the next iteration tries again */
+    for (size_t i = 0; i < c->cfg->n_services; i++)
+        names[n++] = c->cfg->services[i].name;
+    for (size_t i = 0; i < c->cat->n_services; i++)
+        if (c->cat->services[i]->n_endpoints)
+            names[n++] = c->cat->services[i]->name;
+    hash = dnshosts_hash(names, n);
+    if (dnshosts_due(&c->dns, c->cfg, hash, ev_now(c->loop)))
+        dnshosts_update(&c->dns, c->cfg, names, n, ev_now(c->loop));
+    free(names);
+}
+
 /* Runs once per loop iteration, before the loop blocks: everything that
  * changed during the iteration goes out as one batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -1878,6 +1919,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
     if (c->render_only)
         return;
+    notify_controller(c);
+    dns_controller(c);
     maybe_reload(c);
     /* During a reload the socket may reach the old worker or the new one:
      * what we read or change there could be lost or mistaken (a backend of
@@ -2392,6 +2435,8 @@ static void ctl_destroy(struct ctl *c)
         ev_signal_stop(c->loop, &c->sig_usr1);
         ev_timer_stop(c->loop, &c->log_timer);
     }
+    notify_free(c->notify);
+    dnshosts_clear(&c->dns);
     etcd_sync_stop(c->sync);
     etcd_client_free(c->etcd);
     http_client_free(c->http);
@@ -2514,6 +2559,7 @@ int controller_run(const struct config *cfg,
     ev_signal_start(c.loop, &c.sig_hup);
     ev_signal_start(c.loop, &c.sig_usr1);
     ev_timer_start(c.loop, &c.log_timer);
+    c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
     if (cfg->admin_listen.set) {

@@ -11,6 +11,7 @@
 static enum log_level log_threshold = LOG_INFO;
 static bool log_local_time;
 static bool log_unlimited;
+static enum log_format log_shape;
 static FILE *log_out;                /* NULL: stderr */
 static double (*log_clock)(void);    /* NULL: CLOCK_MONOTONIC */
 static long (*log_wall)(long *usec); /* NULL: gettimeofday */
@@ -30,6 +31,55 @@ enum log_level log_get_level(void)
 void log_set_local_time(bool local)
 {
     log_local_time = local;
+}
+
+void log_set_format(enum log_format format)
+{
+    log_shape = format;
+}
+
+int log_format_parse(const char *name)
+{
+    static const char *const names[] = {"text", "logfmt", "json"};
+
+    for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* s appended to buf (size, *len used) as the inside of a double-quoted
+ * logfmt or JSON string: quotes, backslashes and control characters
+ * escaped; json also escapes bytes above 0x7f (\u00XX), so the line is
+ * valid UTF-8 whatever s holds. What does not fit is cut. */
+static void put_escaped(char *buf, size_t size, size_t *len, const char *s, bool json)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p && *len + 8 < size; p++) {
+        int n;
+
+        if (*p == '"' || *p == '\\')
+            n = snprintf(buf + *len, size - *len, "\\%c", *p);
+        else if (*p == '\n')
+            n = snprintf(buf + *len, size - *len, "\\n");
+        else if (*p == '\r')
+            n = snprintf(buf + *len, size - *len, "\\r");
+        else if (*p == '\t')
+            n = snprintf(buf + *len, size - *len, "\\t");
+        else if (*p < 0x20 || *p == 0x7f || (json && *p > 0x7f))
+            n = snprintf(buf + *len, size - *len, json ? "\\u%04x" : "\\x%02x", *p);
+        else
+            n = snprintf(buf + *len, size - *len, "%c", *p);
+        *len += n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* fmt's text appended to buf (size, *len used). */
+static void put_raw(char *buf, size_t size, size_t *len, const char *text)
+{
+    int n = snprintf(buf + *len, size - *len, "%s", text);
+
+    if (n > 0)
+        *len = *len + (size_t)n < size ? *len + (size_t)n : size - 1;
 }
 
 void log_set_unlimited(bool unlimited)
@@ -158,9 +208,27 @@ static void write_line(enum log_level level, const char *module, const char *msg
     }
     log_format_time(sec, usec, log_local_time, stamp, sizeof(stamp));
     /* One write per line so that lines from concurrent processes do not mix. */
-    fprintf(log_out ? log_out : stderr, "%s %-5s %s: %s\n", stamp, log_level_name(level), module,
-            msg);
-    fflush(log_out ? log_out : stderr);
+    FILE *out = log_out ? log_out : stderr;
+    char line[LOG_LINE_MAX * 6 + 256];
+    size_t len = 0;
+    bool json = log_shape == LOG_FORMAT_JSON;
+
+    if (log_shape == LOG_FORMAT_TEXT) {
+        fprintf(out, "%s %-5s %s: %s\n", stamp, log_level_name(level), module, msg);
+        fflush(out);
+        return;
+    }
+    put_raw(line, sizeof(line), &len, json ? "{\"ts\":\"" : "ts=");
+    put_raw(line, sizeof(line), &len, stamp);
+    put_raw(line, sizeof(line), &len, json ? "\",\"level\":\"" : " level=");
+    put_raw(line, sizeof(line), &len, log_level_name(level));
+    put_raw(line, sizeof(line), &len, json ? "\",\"module\":\"" : " module=\"");
+    put_escaped(line, sizeof(line), &len, module, json);
+    put_raw(line, sizeof(line), &len, json ? "\",\"msg\":\"" : "\" msg=\"");
+    put_escaped(line, sizeof(line), &len, msg, json);
+    put_raw(line, sizeof(line), &len, json ? "\"}\n" : "\"\n");
+    fputs(line, out);
+    fflush(out);
 }
 
 static void write_summary(struct log_site *s, unsigned long n)

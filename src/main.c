@@ -18,6 +18,8 @@
 #include <slotsync/controller.h>
 #include <slotsync/inspect.h>
 #include <slotsync/log.h>
+#include <slotsync/optfile.h>
+#include <slotsync/render.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
 
@@ -54,6 +56,8 @@ static void usage_run(FILE *out)
                  "options:\n" OVERRIDES_HELP
                  "  --log-time utc|local      log timestamps in UTC (default, 'Z') or in\n"
                  "                            local time with its offset\n"
+                 "  --log-format FMT          text (default: for people), logfmt or json (one\n"
+                 "                            object a line); instead of log_format\n"
                  "  --log-unlimited           no rate limit on log lines (by default each\n"
                  "                            place that logs prints 50 lines a second, then\n"
                  "                            a '+N similar lines' summary): for benchmarks\n"
@@ -87,7 +91,13 @@ static void usage_render(FILE *out)
                  "                            points to is replaced, the link is kept); it is\n"
                  "                            replaced atomically\n"
                  "  --timeout S               how long etcd may take to answer (default 10)\n"
+                 "  --offline-ok              when etcd does not answer within --timeout,\n"
+                 "                            keep an existing services file or write one\n"
+                 "                            with every configured backend's slots empty,\n"
+                 "                            warn and exit 0 (so HAProxy can start at boot;\n"
+                 "                            'slotsync run' fills the slots later)\n"
                  "  --log-time utc|local      log timestamps in UTC (default) or local time\n"
+                 "  --log-format FMT          text (default), logfmt or json\n"
                  "  --log-unlimited           no rate limit on log lines\n"
                  "  -h, --help                this text\n"
                  "\n"
@@ -97,6 +107,7 @@ static void usage_render(FILE *out)
                  "\n"
                  "exit codes:\n"
                  "  0  written\n"
+                 "  0  etcd did not answer but --offline-ok kept or wrote the file\n"
                  "  1  not written: config, etcd not answering in time, refused PATH, I/O\n"
                  "  2  bad command line\n");
 }
@@ -162,6 +173,8 @@ enum {
     OPT_JSON,
     OPT_ALL,
     OPT_ADMIN,
+    OPT_OFFLINE_OK,
+    OPT_LOGFORMAT,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -177,6 +190,7 @@ static const struct option run_opts[] = {
     COMMON_OPTS,
     {"log-time", required_argument, NULL, OPT_LOGTIME},
     {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
+    {"log-format", required_argument, NULL, OPT_LOGFORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -186,6 +200,8 @@ static const struct option render_opts[] = {
     {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
     {"output", required_argument, NULL, 'o'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"offline-ok", no_argument, NULL, OPT_OFFLINE_OK},
+    {"log-format", required_argument, NULL, OPT_LOGFORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -314,6 +330,7 @@ static void print_problem(void *arg, bool error, const char *text)
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
     config_weight_warnings,
+    check_haproxy,
 };
 
 static int cmd_check(const char *config_path, const struct overrides *ov)
@@ -346,6 +363,31 @@ static int cmd_check(const char *config_path, const struct overrides *ov)
     return n.errors ? 1 : 0;
 }
 
+/* render --offline-ok after etcd's silence (why): keep or write the file. */
+static int render_offline(const struct config *cfg, const char *output, const char *why,
+                          char **errmsg)
+{
+    const char *path = output ? output : cfg->services_file;
+    char q[512], *reason = NULL;
+    bool kept = false;
+    int r;
+
+    log_quote(path, strlen(path), q, sizeof(q));
+    r = render_write_offline(cfg, output, &kept, &reason);
+    if (r < 0) {
+        memprintf(errmsg, "%s; --offline-ok: %s", why ? why : "etcd did not answer",
+                  reason ? reason : strerror(-r));
+    } else {
+        log_warn("render",
+                 "%s; --offline-ok: %s %s (%zu backends, slots empty until "
+                 "'slotsync run' reaches etcd)",
+                 why ? why : "etcd did not answer", kept ? "kept the existing" : "wrote",
+                 strcmp(path, "-") ? q : "standard output", cfg->n_services);
+    }
+    free(reason);
+    return r;
+}
+
 static int bad_option(const struct command *c, int opt, char **argv)
 {
     const char *arg = argv[optind - 1];
@@ -365,6 +407,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     struct overrides ov = {0};
     const char *config_path = NULL, *output = NULL, *cmd = c->name;
     double timeout_s = 10;
+    bool offline_ok = false;
+    int log_format = -1; /* --log-format; -1: the config's log_format */
     struct config cfg;
     char *errmsg = NULL, *end;
     int opt, r;
@@ -415,6 +459,15 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         case OPT_ADMIN:
             so.admin = optarg;
             break;
+        case OPT_OFFLINE_OK:
+            offline_ok = true;
+            break;
+        case OPT_LOGFORMAT:
+            if ((log_format = log_format_parse(optarg)) < 0) {
+                fprintf(stderr, "slotsync %s: --log-format: must be text, logfmt or json\n", cmd);
+                return 2;
+            }
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             timeout_s = strtod(optarg, &end);
@@ -461,6 +514,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         return status ? 2 : 1;
     }
     log_set_level((enum log_level)cfg.log_level);
+    log_set_format((enum log_format)(log_format >= 0 ? log_format : cfg.log_format));
     if (status) {
         /* The daemon's info lines (etcd watch, HAProxy reads) are noise
          * here: warnings and errors only, unless --log-level says more. */
@@ -477,6 +531,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     }
     if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
+        if (r == -ETIMEDOUT && offline_ok)
+            r = render_offline(&cfg, output, errmsg, &errmsg);
     } else {
         struct reload_args ra = {config_path, &ov};
 
@@ -488,6 +544,25 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     free(errmsg);
     config_free(&cfg);
     return r < 0 ? 1 : 0;
+}
+
+/* announce, with each --options-file FILE replaced by the options FILE
+ * holds (optfile.h): how slotsync-announce@.service reads
+ * /etc/slotsync/announce/%i.conf. */
+static int cmd_announce(int argc, char **argv)
+{
+    char **args = NULL, **owned = NULL, *errmsg = NULL;
+    int n = 0, r = optfile_expand(argc, argv, &args, &n, &owned, &errmsg);
+
+    if (r < 0) {
+        fprintf(stderr, "slotsync announce: %s\n", errmsg ? errmsg : strerror(-r));
+        free(errmsg);
+        return 2;
+    }
+    r = announce_main(n, args);
+    free(args);
+    optfile_free(owned);
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -506,7 +581,7 @@ int main(int argc, char **argv)
         if (strcmp(cmd, commands[i].name) == 0)
             return cmd_daemon(&commands[i], argc - 1, argv + 1);
     if (strcmp(cmd, "announce") == 0)
-        return announce_main(argc - 1, argv + 1);
+        return cmd_announce(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("slotsync %s\n", SLOTSYNC_VERSION);
         return 0;

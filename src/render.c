@@ -540,3 +540,75 @@ out:
     free(basecopy);
     return count;
 }
+
+int render_services_empty(const struct config *cfg, char **out, size_t *outlen, char **map,
+                          size_t *maplen, char **errmsg)
+{
+    size_t n = cfg->n_services;
+    struct render_backend *rb = calloc(n ? n : 1, sizeof(*rb));
+    struct slot_table *tables = calloc(n ? n : 1, sizeof(*tables));
+    struct host_route *routes = NULL;
+    size_t n_routes = 0;
+    int r = -ENOMEM;
+
+    *out = NULL;
+    *outlen = 0;
+    if (map) {
+        *map = NULL;
+        *maplen = 0;
+    }
+    if (!rb || !tables)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if ((r = slots_init(&tables[i], (size_t)cfg->services[i].opt.slots)) < 0)
+            goto out;
+        rb[i] = (struct render_backend){&cfg->services[i], &tables[i]};
+    }
+    r = render_services(cfg, rb, n, out, outlen, errmsg);
+    if (r == 0 && map && cfg->http_bind.set) {
+        r = render_host_routes(cfg, rb, n, &routes, &n_routes);
+        if (r == 0)
+            r = render_hosts_map(routes, n_routes, map, maplen);
+    }
+    if (r < 0) {
+        free(*out);
+        *out = NULL;
+        *outlen = 0;
+    }
+out:
+    for (size_t i = 0; tables && i < n; i++)
+        slots_free(&tables[i]);
+    free(tables);
+    free(rb);
+    free(routes);
+    return r;
+}
+
+/* true when path is (or links to) a regular file. */
+static bool regular_file(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int render_write_offline(const struct config *cfg, const char *out_path, bool *kept, char **errmsg)
+{
+    const char *path = out_path ? out_path : cfg->services_file;
+    char *text = NULL, *map = NULL;
+    size_t len = 0, maplen = 0;
+    bool with_map = !out_path && cfg->http_bind.set && !regular_file(cfg->hosts_map);
+    int r;
+
+    *kept = strcmp(path, "-") != 0 && regular_file(path);
+    if (*kept && !with_map)
+        return 0;
+    r = render_services_empty(cfg, &text, &len, with_map ? &map : NULL, &maplen, errmsg);
+    if (r == 0 && with_map)
+        r = render_write_atomic(cfg->hosts_map, map, maplen, errmsg);
+    if (r == 0 && !*kept)
+        r = render_write_output(path, text, len, errmsg);
+    free(text);
+    free(map);
+    return r;
+}

@@ -102,3 +102,79 @@ Test(check, missing_paths_are_warnings_naming_the_field)
     cr_expect(strstr(got.lines[1], "/missing\" does not exist") != NULL, "%s", got.lines[1]);
     cr_expect(strncmp(got.lines[2], "haproxy.hosts_map: ", 19) == 0, "%s", got.lines[2]);
 }
+
+/* ---- check_haproxy: the real HAProxy on base config + render ---- */
+
+static void load_with_options(struct config *cfg, const char *base, const char *options)
+{
+    char json[1024], *errmsg = NULL;
+
+    snprintf(json, sizeof(json),
+             "{\"etcd\": {\"endpoints\": [\"http://127.0.0.1:2379\"], \"prefix\": \"/s/\"},"
+             " \"haproxy\": {\"runtime_socket\": \"/tmp/x.sock\", \"base_config\": \"%s\","
+             " \"services_file\": \"/etc/haproxy/services.cfg\"},"
+             " \"defaults\": {\"server_options\": \"%s\"},"
+             " \"services\": {\"web\": {\"listen\": \"127.0.0.1:18080\", \"slots\": 2}},"
+             " \"http_frontend\": {\"bind\": \"127.0.0.1:18081\", \"domain\": \"svc.local\"}}",
+             base, options);
+    cr_assert_eq(config_load_string(json, cfg, &errmsg), 0, "%s", errmsg ? errmsg : "");
+}
+
+static void write_base(char *base, size_t size)
+{
+    FILE *f;
+
+    snprintf(base, size, "%s/base.cfg", dir);
+    f = fopen(base, "w");
+    cr_assert_not_null(f);
+    fputs("global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n"
+          "    timeout client 1s\n    timeout server 1s\n",
+          f);
+    fclose(f);
+}
+
+Test(check, haproxy_accepts_a_good_render)
+{
+    char base[128];
+    struct config cfg;
+    struct collected got = {0};
+
+    write_base(base, sizeof(base));
+    load_with_options(&cfg, base, "check inter 2s");
+    cr_expect_eq(check_haproxy(&cfg, collect, &got), 0, "%s", got.lines[0]);
+    config_free(&cfg);
+}
+
+Test(check, haproxy_catches_a_misspelt_keyword)
+{
+    char base[128];
+    struct config cfg;
+    struct collected got = {0};
+
+    write_base(base, sizeof(base));
+    load_with_options(&cfg, base, "chek inter 2s");
+    cr_assert_geq(check_haproxy(&cfg, collect, &got), 1);
+    cr_expect(got.error[0]);
+    /* HAProxy's own words, with the services file's name, not a temp path */
+    cr_expect(strstr(got.lines[0], "haproxy -c: ") == got.lines[0], "%s", got.lines[0]);
+    cr_expect_not_null(strstr(got.lines[0], "unknown keyword 'chek'"), "%s", got.lines[0]);
+    cr_expect_not_null(strstr(got.lines[0], "/etc/haproxy/services.cfg:"), "%s", got.lines[0]);
+    cr_expect_null(strstr(got.lines[0], "slotsync-check-"), "%s", got.lines[0]);
+    config_free(&cfg);
+}
+
+Test(check, haproxy_not_installed_is_a_warning)
+{
+    char base[128];
+    struct config cfg;
+    struct collected got = {0};
+
+    write_base(base, sizeof(base));
+    load_with_options(&cfg, base, "check");
+    free(cfg.haproxy_bin);
+    cfg.haproxy_bin = strdup("/nonexistent/haproxy");
+    cr_expect_eq(check_haproxy(&cfg, collect, &got), 1);
+    cr_expect(!got.error[0]);
+    cr_expect_not_null(strstr(got.lines[0], "not checked with haproxy -c"), "%s", got.lines[0]);
+    config_free(&cfg);
+}

@@ -1339,3 +1339,65 @@ Test(config, weight_warnings_name_static_and_first)
         config_free(&cfg);
     }
 }
+
+/* ---- log_format and dns (issue 13) ---- */
+
+static const struct bad_case packaging_bad_cases[] = {
+    {CFG("'log_format':'xml'"), "log_format: must be one of text, logfmt, json"},
+    {CFG("'log_format':1"), "log_format: must be a string"},
+    {CFG("'dns':{}"), "dns.hosts_file: required"},
+    {CFG("'dns':{'hosts_file':'/var/lib/slotsync/hosts','bogus':1}"), "dns.bogus: unknown key"},
+    {CFG("'dns':{'hosts_file':'/h','domain':'a b'}"), "dns.domain: must be a host name"},
+    {CFG("'dns':{'hosts_file':'/h','address':'localhost'}"), "dns.address: must be an IPv4"},
+    {CFG("'dns':{'hosts_file':'/h','address':'10.0.0.1 evil'}"), "dns.address: must be an IPv4"},
+    {CFG("'dns':{'hosts_file':'/h\\nx'}"), "dns.hosts_file"},
+};
+
+Test(config, packaging_bad_cases)
+{
+    for (size_t i = 0; i < N_ELEMS(packaging_bad_cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+        int ret;
+
+        memset(&cfg, 0x5a, sizeof(cfg));
+        ret = load(packaging_bad_cases[i].json, &cfg, &err);
+        cr_expect_eq(ret, -EINVAL, "case %zu: accepted", i);
+        cr_expect(is_zeroed(&cfg), "case %zu: nothing left to free", i);
+        if (ret != 0)
+            cr_expect_not_null(strstr(err, packaging_bad_cases[i].err),
+                               "case %zu: \"%s\" lacks \"%s\"", i, err, packaging_bad_cases[i].err);
+        else
+            config_free(&cfg);
+        free(err);
+    }
+}
+
+Test(config, log_format_and_dns)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'log_level':'info'"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect_eq(cfg.log_format, LOG_FORMAT_TEXT);
+    cr_expect_null(cfg.dns.hosts_file);
+    config_free(&cfg);
+    cr_assert_eq(
+        load(CFG("'log_format':'json','dns':{'hosts_file':'/var/lib/slotsync/hosts'}"), &cfg, &err),
+        0, "%s", err ? err : "");
+    cr_expect_eq(cfg.log_format, LOG_FORMAT_JSON);
+    cr_expect_str_eq(cfg.dns.hosts_file, "/var/lib/slotsync/hosts");
+    cr_expect_str_eq(cfg.dns.domain, "service.local");
+    cr_expect_str_eq(cfg.dns.address, "127.0.0.1");
+    cr_expect_null(cfg.dns.reload_pid_file);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'log_format':'logfmt','dns':{'hosts_file':'/h','domain':'Svc.Local',"
+                          "'address':'::1','reload_pid_file':'/run/dnsmasq/dnsmasq.pid'}"),
+                      &cfg, &err),
+                 0, "%s", err ? err : "");
+    cr_expect_eq(cfg.log_format, LOG_FORMAT_LOGFMT);
+    cr_expect_str_eq(cfg.dns.domain, "svc.local");
+    cr_expect_str_eq(cfg.dns.address, "::1");
+    cr_expect_str_eq(cfg.dns.reload_pid_file, "/run/dnsmasq/dnsmasq.pid");
+    config_free(&cfg);
+}

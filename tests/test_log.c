@@ -431,3 +431,57 @@ Test(log, flush_all_and_msg_all_threshold)
     fclose(out);
     free(text);
 }
+
+/* ---- --log-format (issue 13) ---- */
+
+static char *log_one(enum log_format f, const char *module, const char *msg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(NULL, fake_wall);
+    log_set_level(LOG_INFO);
+    log_set_format(f);
+    log_msg_all(LOG_WARN, module, "%s", msg);
+    log_set_format(LOG_FORMAT_TEXT);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
+    fclose(out);
+    return text;
+}
+
+Test(log, formats_escape_every_field)
+{
+    static const struct {
+        enum log_format f;
+        const char *msg, *want;
+    } cases[] = {
+        {LOG_FORMAT_TEXT, "endpoint added",
+         "2026-12-01T05:15:00.000Z warn  sync: endpoint added\n"},
+        {LOG_FORMAT_LOGFMT, "endpoint added",
+         "ts=2026-12-01T05:15:00.000Z level=warn module=\"sync\" msg=\"endpoint added\"\n"},
+        {LOG_FORMAT_LOGFMT, "say \"hi\"\\ x=1\nlevel=error",
+         "ts=2026-12-01T05:15:00.000Z level=warn module=\"sync\" "
+         "msg=\"say \\\"hi\\\"\\\\ x=1\\nlevel=error\"\n"},
+        {LOG_FORMAT_JSON, "endpoint added",
+         "{\"ts\":\"2026-12-01T05:15:00.000Z\",\"level\":\"warn\",\"module\":\"sync\","
+         "\"msg\":\"endpoint added\"}\n"},
+        {LOG_FORMAT_JSON, "q\"b\\\x01\t\xc3\xa9",
+         "{\"ts\":\"2026-12-01T05:15:00.000Z\",\"level\":\"warn\",\"module\":\"sync\","
+         "\"msg\":\"q\\\"b\\\\\\u0001\\t\\u00c3\\u00a9\"}\n"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = log_one(cases[i].f, "sync", cases[i].msg);
+
+        cr_expect_str_eq(got, cases[i].want, "case %zu", i);
+        free(got);
+    }
+    cr_expect_eq(log_format_parse("text"), LOG_FORMAT_TEXT);
+    cr_expect_eq(log_format_parse("logfmt"), LOG_FORMAT_LOGFMT);
+    cr_expect_eq(log_format_parse("json"), LOG_FORMAT_JSON);
+    cr_expect_eq(log_format_parse("JSON"), -1);
+}

@@ -16,4 +16,16 @@
  * does not. Returns the number of warnings. cfg is borrowed. */
 unsigned check_paths(const struct config *cfg, config_report_fn report, void *arg);
 
+/* Render the services file from cfg alone (every slot empty, no etcd) into
+ * a temporary directory and run "<haproxy.haproxy_bin> -c -f <base_config>
+ * -f <render>" on it, as a reload would. Each [ALERT] line of HAProxy's is
+ * reported as an error and each [WARNING] as a warning, HAProxy's own text
+ * with the temporary path replaced by haproxy.services_file; a failure with
+ * no such line is one error with the exit status. HAProxy not installed (or
+ * a base_config that does not exist, already warned about) is a warning and
+ * nothing is run. Waits at most CHECK_HAPROXY_TIMEOUT_S for HAProxy. Returns
+ * the number of problems reported. */
+#define CHECK_HAPROXY_TIMEOUT_S 30
+unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *arg);
+
 #endif

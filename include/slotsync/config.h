@@ -78,6 +78,15 @@ struct config {
     /* A full etcd listing with no valid key empties HAProxy's backends only
      * when this is set; by default such a listing is held back. */
     bool allow_empty_registry;
+
+    int log_format; /* enum log_format, "log_format" */
+    /* "dns": the hosts file for dnsmasq's addn-hosts; hosts_file NULL = off */
+    struct {
+        char *hosts_file;      /* "<address> <service>.<domain>" lines */
+        char *domain;          /* lower case; default "service.local" */
+        char *address;         /* HAProxy's address, an IP literal; default 127.0.0.1 */
+        char *reload_pid_file; /* SIGHUP the pid it holds after a write; NULL = none */
+    } dns;
 };
 
 /* Load and validate path into *cfg (zeroed first). Returns 0, or a negative

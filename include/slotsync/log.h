@@ -51,6 +51,17 @@ void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
  * exit). Cheap when there are none. */
 void log_flush(bool all);
 
+/* The shape of a line. text (the default, for people): "<time> <level>
+ * <module>: <message>"; logfmt: ts=<time> level=<level> module=<module>
+ * msg="<message>"; json: one object a line, {"ts":..,"level":..,"module":..,
+ * "msg":..}. In logfmt and json every value is escaped (quotes, backslashes,
+ * control characters; json also bytes above 0x7f as \u00XX), so that a line
+ * always parses as one record. */
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
+void log_set_format(enum log_format format);
+/* "text", "logfmt" or "json": the format, or -1. */
+int log_format_parse(const char *name);
+
 /* Timestamps in local time with its offset (true) or in UTC (false, the
  * default). */
 void log_set_local_time(bool local);

@@ -32,6 +32,14 @@ struct render_backend {
 int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
                     char **out, size_t *outlen, char **errmsg);
 
+/* The services file of cfg's configured services alone, every slot empty
+ * (what `check` feeds to haproxy -c and `render --offline-ok` writes when
+ * etcd cannot be reached), into *out as render_services() does; with map
+ * not NULL and an HTTP frontend configured, also the Host map's text (NULL
+ * and 0 without a frontend). Caller frees both. 0, -EINVAL or -ENOMEM. */
+int render_services_empty(const struct config *cfg, char **out, size_t *outlen, char **map,
+                          size_t *maplen, char **errmsg);
+
 /* One Host name routed to a backend by the HTTP frontend. */
 struct host_route {
     char host[CONFIG_HOSTNAME_MAX + 1]; /* lower case */
@@ -91,5 +99,13 @@ int render_read_file(const char *path, size_t max, char **out, size_t *outlen);
  * is told each one. Returns how many, or a negative errno. */
 int render_remove_stale_temps(const char *path, void (*removed)(const char *file, void *arg),
                               void *arg);
+
+/* `render --offline-ok` when etcd did not answer: out_path (NULL: the
+ * services file) is kept when it exists as a regular file (*kept = true),
+ * else cfg's empty render (render_services_empty) is written there as
+ * render_write_output() writes. Without out_path the Host map, with an HTTP
+ * frontend, is written the same way when it does not exist. 0 or a negative
+ * errno with *errmsg (caller frees). */
+int render_write_offline(const struct config *cfg, const char *out_path, bool *kept, char **errmsg);
 
 #endif
