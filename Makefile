@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson
+PKGS     = libcurl jansson libmicrohttpd
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
-CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
 # packaging (issue 13): sd_notify from libsystemd
 LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
@@ -30,7 +30,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
-.PHONY: all test unit integration asan valgrind bench demo fmt fmt-check install uninstall clean help deps
+.PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -64,6 +64,16 @@ $(BUILD)/src/%.o: src/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
+# The live page, as a C string (src/admin_page.html stays readable HTML).
+$(BUILD)/gen/admin_page.h: src/admin_page.html
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo "static const char ADMIN_PAGE[] ="; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo "    ;"; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/src/admin.o: $(BUILD)/gen/admin_page.h
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
@@ -96,6 +106,9 @@ bench: deps $(BIN)
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)
+
+screenshot: deps $(BIN)
+	$(Q)$(PYTHON) integration/screenshot.py --bin $(abspath $(BIN)) --out docs/status-page.png
 
 fmt:
 	$(Q)clang-format -i src/*.c include/slotsync/*.h tests/*.c

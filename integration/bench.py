@@ -53,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
-                     wait_for, write_config)
+                     http_get, wait_for, write_config)
 
 PREFIX = "/services/"
 MAX_TXN_OPS = 1024
@@ -261,6 +261,37 @@ def count_slots(admin_sock):
     return total, filled
 
 
+def event_histogram(metrics_url, since=None):
+    """slotsync's own event-to-applied histogram from its admin endpoint's
+    /metrics: {"count", "sum" (s), "buckets": [(le, cumulative count)]},
+    minus since (an earlier reading) when given."""
+    status, body = http_get(metrics_url, timeout=5)
+    if status != 200:
+        raise BenchFailure("%s answered %d" % (metrics_url, status))
+    name = "slotsync_event_to_applied_seconds"
+    h = {"count": 0, "sum": 0.0, "buckets": []}
+    for line in body.splitlines():
+        if line.startswith(name + "_bucket{le=\""):
+            le = line.split('"')[1]
+            h["buckets"].append((float(le), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(name + "_count "):
+            h["count"] = float(line.split()[1])
+        elif line.startswith(name + "_sum "):
+            h["sum"] = float(line.split()[1])
+    if since:
+        h = {"count": h["count"] - since["count"], "sum": h["sum"] - since["sum"],
+             "buckets": [(le, n - m) for (le, n), (_, m) in zip(h["buckets"], since["buckets"])]}
+    return h
+
+
+def histogram_median_bound(h):
+    """The upper bound (ms) of the bucket holding the median observation."""
+    for le, n in h["buckets"]:
+        if h["count"] and n >= h["count"] / 2:
+            return le * 1e3
+    return float("nan")
+
+
 def run_timed(env, name, argv, timeout=120):
     """Run argv (registered in env); returns (returncode, seconds, peak RSS
     KiB, CPU seconds), the last two from the exited process's rusage."""
@@ -297,10 +328,11 @@ class Bench:
 
     # -- shared pieces
 
-    def config(self, name, services):
+    def config(self, name, services, admin_port=None):
         """A config file name.json for services {name: slots}, rendering to
-        name.cfg."""
-        return write_config(self.env, {
+        name.cfg (admin_port: with the admin endpoint on that port)."""
+        extra = {"admin": {"listen": "127.0.0.1:%d" % admin_port}} if admin_port else {}
+        return write_config(self.env, dict(extra, **{
             "etcd": {"endpoints": [self.etcd.url], "prefix": PREFIX},
             "haproxy": {
                 "runtime_socket": self.env.path("admin.sock"),
@@ -311,7 +343,7 @@ class Bench:
             "services": {s: {"listen": "127.0.0.1:%d" % free_port(), "slots": slots}
                          for s, slots in services.items()},
             "log_level": "info",
-        }, name=name + ".json")
+        }), name=name + ".json")
 
     def render(self, config, name, out=None):
         argv = [self.bin, "render", "-c", config, "--timeout", "120"]
@@ -347,7 +379,9 @@ class Bench:
         self.etcd = start_etcd(self.env)
         _, self.whoami_port = self.env.start_whoami("whoami")
         self.dead_port = free_port()     # nothing listens there
-        self.cfg_ab = self.config("ab", {"lat": 8, "bulk": 1024})
+        admin_port = free_port()
+        self.admin_ab = "http://127.0.0.1:%d/metrics" % admin_port
+        self.cfg_ab = self.config("ab", {"lat": 8, "bulk": 1024}, admin_port=admin_port)
         self.render(self.cfg_ab, "render-ab")
         self.hap_ab, _ = self.start_haproxy(self.env.path("ab.cfg"), "haproxy-ab")
         # every batch's "applied" line is a measurement here: no rate limit
@@ -367,6 +401,7 @@ class Bench:
         etcd_put(self.etcd.url, key, "127.0.0.1:%d" % ports[1])
         wait_for(lambda: shows(ports[1]), alive=[self.run_ab], what="first lat endpoint")
         offset = len(self.env.log_text("slotsync-ab"))
+        hist_before = event_histogram(self.admin_ab)
         lat, from_send, put_rtt, polls, first_poll = [], [], [], 0, 0
         t_begin = time.monotonic()
         for i in range(n):
@@ -398,6 +433,7 @@ class Bench:
             applied_since(self.env.log_text("slotsync-ab"), offset)),
             timeout=5, what="%d applied lines" % n)
         self.check_applied(batches, "latency")
+        hist = event_histogram(self.admin_ab, since=hist_before)
         lat_errors = RUNTIME_ERROR.findall(self.env.log_text("slotsync-ab"), offset)
         self.r["a"] = {
             "n": n, "latency": summary(lat), "put_rtt": summary(put_rtt),
@@ -406,6 +442,7 @@ class Bench:
             "batches": len(batches), "errors": lat_errors,
             "cmds": sorted({b[1] for b in batches}),
             "poll_ms": poll_ms, "polls": polls, "elapsed": elapsed,
+            "histogram": hist,
         }
 
     def bulk(self):
@@ -696,6 +733,16 @@ def report(r, m, command, when):
         % (a["batches"], a["n"], " or ".join(str(x) for x in a["cmds"]),
            "" if a["cmds"] == [1] else "s", error_summary(a["errors"]),
            a["first_poll"], a["n"]))
+    add("")
+    h = a["histogram"]
+    add("Cross-check with slotsync's own `slotsync_event_to_applied_seconds` histogram "
+        "(admin endpoint, /metrics; from the etcd event's arrival to HAProxy's reply): "
+        "%d events over these changes, mean %s, median in the bucket up to %s. It "
+        "measures another span than the table (from the event's arrival, which may come "
+        "before the put's reply, to HAProxy's reply, without the poll): the same order "
+        "of magnitude is what to expect, not the same figures."
+        % (h["count"], fmt_ms(h["sum"] / h["count"] * 1e3 if h["count"] else float("nan")),
+           fmt_ms(histogram_median_bound(h))))
     add("")
 
     add("## b. Bulk: %d endpoints at once into a 1024-slot backend" % b["n"])

@@ -175,6 +175,15 @@ TrafficLoop(url, headers=None, timeout=2, interval=0, workers=1,
     .since(mark) those started after mark; .failures those with an error or
     a status not in ok_statuses; .ok how many succeeded.
 
+Browser
+-------
+chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800),
+         budget_ms=4000, timeout=90) -> str
+    Loads url in headless Chromium (Debian's chromium, run as root with
+    --no-sandbox and a fresh profile under env.tmp, no network beyond the
+    page), lets its scripts run for budget_ms of virtual time, and returns
+    the rendered DOM (dump_dom) or writes a PNG to screenshot.
+
 Exceptions: HarnessError (base), WaitTimeout, ProcessDied, EtcdError, Skip.
 
 Environment variables: KEEP_TMP=1, SLOTSYNC_TEST_TIMEOUT (seconds),
@@ -215,6 +224,7 @@ __all__ = [
     "etcd_lease_keepalive", "etcd_lease_revoke", "etcd_lease_ttl",
     "http_get", "http_request", "Response", "traffic", "TrafficLoop",
     "TrafficResult", "assert_loopback_only", "install_signal_handlers",
+    "chromium", "CHROMIUM_BIN",
 ]
 
 INTEGRATION = os.path.dirname(os.path.abspath(__file__))
@@ -1184,6 +1194,37 @@ def master_reloads(master_sock, timeout=5):
     if not m:
         raise HarnessError("no master line in 'show proc': %r" % out[:500])
     return int(m.group(2)), int(m.group(3))
+
+
+CHROMIUM_BIN = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800), budget_ms=4000,
+             timeout=90):
+    """Headless Chromium on url: the rendered DOM, or a screenshot."""
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=env.tmp)
+    argv = [CHROMIUM_BIN, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            "--hide-scrollbars", "--user-data-dir=" + profile,
+            "--window-size=%d,%d" % size, "--virtual-time-budget=%d" % budget_ms]
+    argv += ["--screenshot=" + screenshot] if screenshot else ["--dump-dom"]
+    with open(env.path("chromium.log"), "ab") as log:
+        proc = subprocess.Popen(argv + [url], stdout=subprocess.PIPE, stderr=log,
+                                stdin=subprocess.DEVNULL, cwd=env.tmp,
+                                env=_child_environ(None), start_new_session=True)
+        try:
+            stdout, _ = proc.communicate(timeout=timeout)
+        finally:
+            # Chromium's helper processes share its session: end them all.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    if proc.returncode != 0:
+        raise HarnessError("chromium exited %d (see chromium.log)" % proc.returncode)
+    return stdout.decode("utf-8", "replace")
 
 
 def haproxy_check(*config_files):

@@ -931,6 +931,45 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
     return set_string(&cfg->http_domain, name, errmsg);
 }
 
+/* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
+ * other address, 0.0.0.0 included, must be written out (the endpoint has no
+ * authentication). */
+static int load_admin(json_t *root, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"listen"};
+    const char *listen;
+    char *reason = NULL;
+    json_t *a;
+    int ret;
+
+    ret = get_object(root, "", "admin", &a, errmsg);
+    if (ret < 0 || !a)
+        return ret;
+    ret = check_keys(a, "admin", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    ret = get_string(a, "admin", "listen", &listen, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!listen)
+        return required(errmsg, "admin", "listen");
+    if (config_parse_listen(listen, &cfg->admin_listen, &reason) < 0) {
+        field_error(errmsg, "admin.listen", "%s", reason ? reason : "invalid address");
+        free(reason);
+        return -EINVAL;
+    }
+    if (!cfg->admin_listen.host[0] && listen[0] == ':') {
+        /* No address: loopback, not every interface. */
+        snprintf(cfg->admin_listen.host, sizeof(cfg->admin_listen.host), "127.0.0.1");
+    } else if (!cfg->admin_listen.host[0]) {
+        cfg->admin_listen.set = false;
+        return field_error(errmsg, "admin.listen",
+                           "'*' is not accepted: write 0.0.0.0:PORT to listen on every "
+                           "address, or :PORT for loopback");
+    }
+    return 0;
+}
+
 /* Two binds on the same port where one is a wildcard or both are the same
  * address: HAProxy binds with SO_REUSEPORT, so this would not fail at start
  * but silently split connections between two frontends. */
@@ -958,6 +997,9 @@ static int check_listen_conflicts(const struct config *cfg, char **errmsg)
         snprintf(fp, sizeof(fp), "services.%s.listen", a->name);
         if (listen_overlap(&a->listen, &cfg->http_bind))
             return field_error(errmsg, fp, "port %u is already used by http_frontend.bind",
+                               (unsigned)a->listen.port);
+        if (listen_overlap(&a->listen, &cfg->admin_listen))
+            return field_error(errmsg, fp, "port %u is already used by admin.listen",
                                (unsigned)a->listen.port);
         for (size_t k = 0; k < i; k++)
             if (listen_overlap(&a->listen, &cfg->services[k].listen))
@@ -1075,7 +1117,8 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                                        "defaults",      "services",
                                        "http_frontend", "resync_interval_s",
                                        "log_level",     "log_format",
-                                       "dns",           "allow_empty_registry"};
+                                       "dns",           "allow_empty_registry",
+                                       "admin"};
     const char *level = NULL;
     int ret;
 
@@ -1101,6 +1144,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
         (ret = keep_going(p, load_defaults(root, cfg, errmsg), errmsg)) < 0 ||
         (ret = keep_going(p, load_services(root, cfg, p, errmsg), errmsg)) < 0 ||
         (ret = keep_going(p, load_http_frontend(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_admin(root, cfg, errmsg), errmsg)) < 0 ||
         (ret = keep_going(p,
                           get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
                                   &cfg->resync_interval_s, errmsg),

@@ -13,6 +13,7 @@
 
 #include <ev.h>
 
+#include <slotsync/admin.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
@@ -24,6 +25,7 @@
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
+#include <slotsync/status.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
@@ -164,6 +166,14 @@ struct ctl {
         unsigned long long empty_listings_held, io_failures;
         unsigned long long level_too_low, static_weights_ignored;
     } stats;
+    /* inspection: the admin endpoint and what only it needs */
+    struct admin *admin;
+    struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
+    struct metrics_pending events_pending, events_in_flight;
+    double batch_latency; /* oldest event of the batch just applied; < 0: none */
+    struct metrics_recent *recent;
+    struct metrics_backend *obs_backends;
+    bool last_reload_failed;
 };
 
 /* Index of the backend named name, or where it would go (*found false). */
@@ -400,6 +410,30 @@ static void backend_free(struct backend *b)
 /* Structure changed: the services file must be rendered and loaded again. */
 static void want_reload(struct ctl *c, const char *why, const char *name)
 {
+    static const struct {
+        const char *why;
+        enum metrics_reload_cause cause;
+    } causes[] = {
+        {"new service in the config", METRICS_CAUSE_CONFIG},
+        {"new service", METRICS_CAUSE_NEW_SERVICE},
+        {"endpoints came back", METRICS_CAUSE_NEW_SERVICE},
+        {"backend missing", METRICS_CAUSE_BACKEND_MISSING},
+        {"HTTP frontend missing", METRICS_CAUSE_HTTP_FRONTEND},
+        {"http_frontend changed", METRICS_CAUSE_HTTP_FRONTEND},
+        {"options changed", METRICS_CAUSE_CONFIG},
+        {"service left the config", METRICS_CAUSE_CONFIG},
+        {"defaults changed", METRICS_CAUSE_CONFIG},
+        {"slots", METRICS_CAUSE_SLOTS},
+    };
+    enum metrics_reload_cause cause = METRICS_CAUSE_OTHER;
+
+    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
+        if (strncmp(why, causes[i].why, strlen(causes[i].why)) == 0) {
+            cause = causes[i].cause;
+            break;
+        }
+    }
+    c->obs.reload_requests[cause]++;
     c->desired_gen++;
     log_info(MOD, "%s %s: a reload is needed", why, name);
 }
@@ -531,10 +565,21 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
         c->list_valid++;
     log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
+    /* A change from the watch: its event-to-applied time starts now. */
+    if (!c->listing && !c->render_only &&
+        (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
+        metrics_pending_add(&c->events_pending, ev_now(c->loop));
     switch (r) {
-    case CATALOG_REJECTED:
+    case CATALOG_REJECTED: {
+        char svc[SERVICE_NAME_MAX + 1], inst[INSTANCE_NAME_MAX + 1];
+
+        c->obs
+            .rejected[endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0
+                          ? METRICS_REJECT_KEY
+                          : METRICS_REJECT_VALUE]++;
         log_warn(MOD, "etcd key \"%s\" rejected: %s", qkey, why ? why : "invalid");
         break;
+    }
     case CATALOG_ADDED:
     case CATALOG_UPDATED: {
         struct endpoint ep;
@@ -1146,6 +1191,28 @@ static void start_resync(struct ctl *c)
         runtime_failed(c, r, "connect");
 }
 
+/* The live page's list of recent changes. */
+static void record_change(struct ctl *c, const struct plan_change *ch)
+{
+    struct metrics_change mc;
+
+    if (!c->recent)
+        return;
+    memset(&mc, 0, sizeof(mc));
+    mc.at = ev_time(); /* wall clock */
+    snprintf(mc.backend, sizeof(mc.backend), "%s", ch->backend);
+    snprintf(mc.slot, sizeof(mc.slot), "s%zu", ch->slot + 1);
+    if (ch->instance)
+        snprintf(mc.instance, sizeof(mc.instance), "%s", ch->instance);
+    if (ch->known)
+        snprintf(mc.what, sizeof(mc.what), "%s -> %s", ch->had, ch->want);
+    else
+        snprintf(mc.what, sizeof(mc.what), "set to %s", ch->want);
+    mc.drift = ch->drift;
+    mc.latency_s = ch->drift ? -1 : c->batch_latency;
+    metrics_recent_add(c->recent, &mc);
+}
+
 /* One info line per applied change, up to CHANGE_LOG_MAX per batch (the
  * rest at debug), then a summary. A change is applied when every command
  * that carries it was accepted. */
@@ -1168,6 +1235,8 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
         i = last - 1;
         if (!ok)
             continue; /* logged as refused */
+        if (ch)
+            record_change(c, ch);
         changes++;
         level = shown < CHANGE_LOG_MAX ? LOG_INFO : LOG_DEBUG;
         if (level == LOG_INFO)
@@ -1324,11 +1393,19 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         return;
     }
     if (err < 0) {
-        /* Whatever part of the batch was applied, a resync finds out. */
+        /* Whatever part of the batch was applied, a resync finds out; its
+         * events count when a later batch applies them. */
+        metrics_pending_move(&c->events_in_flight, &c->events_pending);
+        metrics_pending_move(&c->events_pending, &c->events_in_flight);
         c->batch_failed = true;
         runtime_failed(c, err, "sending a batch");
         return;
     }
+    metrics_observe(&c->obs.batch_seconds, ev_time() - c->batch_started, 1);
+    c->batch_latency =
+        c->events_in_flight.len
+            ? metrics_pending_observe(&c->events_in_flight, &c->obs.event_to_applied, ev_time())
+            : -1;
     for (size_t i = 0; i < n; i++) {
         const struct plan_origin *o = &c->plan.origin[i];
         char q[128];
@@ -1555,6 +1632,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    c->last_reload_failed = !ok;
     c->write_retry = 0;
     if (!ok) {
         c->failed_gen = c->reload_gen;
@@ -1863,8 +1941,13 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
             converge_backend(c, c->backends[i]);
     if (c->map_dirty)
         converge_map(c);
-    if (!c->plan.n)
+    if (!c->plan.n) {
+        /* Events that changed nothing HAProxy runs (or only asked for a
+         * reload) are never "applied" by a batch. */
+        c->events_pending.len = 0;
         return;
+    }
+    metrics_pending_move(&c->events_in_flight, &c->events_pending);
     if (log_get_level() >= LOG_DEBUG)
         for (size_t i = 0; i < c->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, c->plan.n, c->plan.cmds[i]);
@@ -2178,6 +2261,99 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
+/* ---- the admin endpoint's view ---- */
+
+static bool admin_ready(void *arg, const char **why)
+{
+    struct ctl *c = arg;
+
+    if (!c->listed)
+        *why = "the first etcd listing is not done";
+    else if (!c->synced || c->runtime_down || c->last_resync_at <= 0)
+        *why = "HAProxy's runtime socket does not answer";
+    else
+        return true;
+    return false;
+}
+
+static void admin_metrics(void *arg, struct metrics *m)
+{
+    struct ctl *c = arg;
+    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    const char *why;
+    struct metrics_backend *mb;
+
+    *m = c->obs;
+    if (es) {
+        m->etcd_events = es->events;
+        m->etcd_watch_starts = es->watch_starts;
+        m->etcd_revision = es->revision;
+    }
+    m->commands = c->stats.commands;
+    m->command_failures = c->stats.command_failures;
+    m->batches = c->stats.batches;
+    m->runtime_errors = c->stats.runtime_errors;
+    m->runtime_added_servers = c->stats.grown;
+    m->resyncs = c->stats.resyncs;
+    m->drift_repairs = c->stats.drift_repairs;
+    m->reloads = c->stats.reloads;
+    m->reload_failures = c->stats.reload_failures;
+    m->check_failures = c->stats.check_failures;
+    m->haproxy_up = c->synced && !c->runtime_down;
+    m->ready = admin_ready(c, &why);
+    m->since_resync_s = c->last_resync_at > 0 ? ev_now(c->loop) - c->last_resync_at : -1;
+    mb = realloc(c->obs_backends, (c->n_backends + 1) * sizeof(*mb));
+    if (!mb)
+        return; /* no per-backend lines this time */
+    c->obs_backends = mb;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        mb[i].name = c->backends[i]->conf.name;
+        mb[i].used = slots_used(&c->backends[i]->slots);
+        mb[i].total = c->backends[i]->slots.n;
+    }
+    m->backends = mb;
+    m->n_backends = c->n_backends;
+}
+
+static json_t *admin_status(void *arg, const char *state_text, const char *stat_text, char **errmsg)
+{
+    struct ctl *c = arg;
+    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    const char **names = calloc(c->n_backends + 1, sizeof(*names));
+    const char *why;
+    json_t *doc = NULL;
+    double now = ev_now(c->loop);
+
+    if (!names) {
+        memprintf(errmsg, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < c->n_backends; i++)
+        names[i] = c->backends[i]->conf.name;
+    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, state_text, stat_text,
+                     &doc, errmsg) == 0 &&
+        (json_object_set_new(doc, "ready", json_boolean(admin_ready(c, &why))) < 0 ||
+         json_object_set_new(
+             doc, "last_reload",
+             json_pack(
+                 "{s:o,s:b,s:I}", "ago_s",
+                 c->last_reload_start > 0 ? json_real(now - c->last_reload_start) : json_null(),
+                 "failed", c->last_reload_failed, "reloads", (json_int_t)c->stats.reloads)) < 0 ||
+         (c->recent && status_add_recent(doc, c->recent) < 0))) {
+        memprintf(errmsg, "out of memory");
+        json_decref(doc);
+        doc = NULL;
+    }
+    free(names);
+    return doc;
+}
+
+static const struct admin_ops admin_ops = {
+    .ready = admin_ready,
+    .metrics = admin_metrics,
+    .status = admin_status,
+};
+
 #define SERVICES_FILE_MAX (256u << 20)
 
 static void on_stale_removed(const char *file, void *arg)
@@ -2242,6 +2418,9 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
 static void ctl_destroy(struct ctl *c)
 {
+    admin_free(c->admin);
+    free(c->recent);
+    free(c->obs_backends);
     if (c->loop) {
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
@@ -2383,6 +2562,21 @@ int controller_run(const struct config *cfg,
     c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
+    if (cfg->admin_listen.set) {
+        c.recent = calloc(1, sizeof(*c.recent));
+        c.admin = c.recent ? admin_start(c.loop, &cfg->admin_listen, cfg->runtime_socket,
+                                         &admin_ops, &c, errmsg)
+                           : NULL;
+        if (!c.admin) {
+            if (!c.recent)
+                memprintf(errmsg, "out of memory");
+            r = -EADDRNOTAVAIL;
+            goto out;
+        }
+        log_info(MOD, "admin endpoint on http://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
+                 cfg->admin_listen.ipv6 ? "[" : "", cfg->admin_listen.host,
+                 cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
+    }
     ev_run(c.loop, 0);
     log_info(MOD,
              "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "

@@ -16,6 +16,7 @@
 #include <slotsync/check.h>
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
+#include <slotsync/inspect.h>
 #include <slotsync/log.h>
 #include <slotsync/optfile.h>
 #include <slotsync/render.h>
@@ -30,6 +31,7 @@ static void usage(FILE *out)
                  "  run       watch etcd, keep HAProxy's slots in sync (the daemon)\n"
                  "  render    render the services file from etcd once, then exit\n"
                  "  check     validate a config file: every problem, one per line\n"
+                 "  status    what etcd says, what HAProxy does, and where they differ\n"
                  "  announce  register an endpoint in etcd under a lease (the sidekick)\n"
                  "  version   print the version\n"
                  "\n"
@@ -130,6 +132,35 @@ static void usage_check(FILE *out)
                  "  2  bad command line\n");
 }
 
+static void usage_status(FILE *out)
+{
+    fprintf(out, "usage: slotsync status -c FILE [--service NAME] [--json] [--all] [options]\n"
+                 "       slotsync status --admin HOST:PORT [--service NAME] [--json] [--all]\n"
+                 "\n"
+                 "Read etcd (a range of the prefix) and HAProxy ('show servers state', 'show\n"
+                 "stat') directly and print one table per backend: slot, instance, address,\n"
+                 "weight, admin and operational state, check, sessions, and a DRIFT column\n"
+                 "where the two disagree. Works whether or not 'slotsync run' is running.\n"
+                 "With --admin, asks a running daemon's admin endpoint (its /status) instead.\n"
+                 "Log lines (standard error) are warnings and errors only, unless\n"
+                 "--log-level asks for more.\n"
+                 "\n"
+                 "options:\n" OVERRIDES_HELP "  --service NAME            only that backend\n"
+                 "  --json                    one JSON document (the admin endpoint's /status)\n"
+                 "  --all                     list free slots too, not only their number\n"
+                 "  --admin HOST:PORT         read a daemon's admin endpoint (-c not needed)\n"
+                 "  --timeout S               how long etcd and HAProxy may take (default 10)\n"
+                 "  -h, --help                this text\n"
+                 "\n"
+                 "signals: none handled (SIGPIPE is ignored)\n"
+                 "\n"
+                 "exit codes:\n"
+                 "  0  etcd and HAProxy agree\n"
+                 "  1  drift found (the DRIFT column says where)\n"
+                 "  2  etcd, HAProxy or the admin endpoint could not be read, a bad config\n"
+                 "     or a bad command line\n");
+}
+
 enum {
     OPT_ETCD = 256,
     OPT_PREFIX,
@@ -138,6 +169,10 @@ enum {
     OPT_TIMEOUT,
     OPT_LOGTIME,
     OPT_LOGUNLIMITED,
+    OPT_SERVICE,
+    OPT_JSON,
+    OPT_ALL,
+    OPT_ADMIN,
     OPT_OFFLINE_OK,
     OPT_LOGFORMAT,
 };
@@ -175,6 +210,16 @@ static const struct option check_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static const struct option status_opts[] = {
+    COMMON_OPTS,
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
 struct command {
     const char *name;
     const struct option *opts;
@@ -186,6 +231,7 @@ static const struct command commands[] = {
     {"run", run_opts, ":c:h", usage_run},
     {"render", render_opts, ":c:o:h", usage_render},
     {"check", check_opts, ":c:h", usage_check},
+    {"status", status_opts, ":c:h", usage_status},
 };
 
 struct overrides {
@@ -366,6 +412,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     struct config cfg;
     char *errmsg = NULL, *end;
     int opt, r;
+    struct inspect_opts so = {0};
+    bool status = strcmp(cmd, "status") == 0;
 
     optind = 1;
     opterr = 0;
@@ -399,6 +447,18 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         case OPT_LOGUNLIMITED:
             log_set_unlimited(true);
             break;
+        case OPT_SERVICE:
+            so.service = optarg;
+            break;
+        case OPT_JSON:
+            so.json = true;
+            break;
+        case OPT_ALL:
+            so.all = true;
+            break;
+        case OPT_ADMIN:
+            so.admin = optarg;
+            break;
         case OPT_OFFLINE_OK:
             offline_ok = true;
             break;
@@ -428,7 +488,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         fprintf(stderr, "slotsync %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
-    if (!config_path) {
+    if (!config_path && !(status && so.admin)) {
         fprintf(stderr, "slotsync %s: -c FILE (--config FILE) is required\n", cmd);
         return 2;
     }
@@ -436,6 +496,13 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         return 2;
     if (strcmp(cmd, "check") == 0)
         return cmd_check(config_path, &ov);
+    if (status)
+        so.timeout_s = timeout_s;
+    if (status && !config_path) {
+        memset(&cfg, 0, sizeof(cfg));
+        r = inspect_status(&cfg, &so, stdout, &errmsg);
+        goto status_done;
+    }
     r = config_load(config_path, &cfg, &errmsg);
     if (r == 0)
         r = apply_overrides(&cfg, &ov, &errmsg);
@@ -444,10 +511,24 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
         free(errmsg);
         config_free(&cfg);
-        return 1;
+        return status ? 2 : 1;
     }
     log_set_level((enum log_level)cfg.log_level);
     log_set_format((enum log_format)(log_format >= 0 ? log_format : cfg.log_format));
+    if (status) {
+        /* The daemon's info lines (etcd watch, HAProxy reads) are noise
+         * here: warnings and errors only, unless --log-level says more. */
+        if (!ov.log_level && cfg.log_level > LOG_WARN)
+            log_set_level(LOG_WARN);
+        r = inspect_status(&cfg, &so, stdout, &errmsg);
+    status_done:
+        log_flush(true);
+        if (r < 0)
+            fprintf(stderr, "slotsync status: %s\n", errmsg ? errmsg : strerror(-r));
+        free(errmsg);
+        config_free(&cfg);
+        return r < 0 ? INSPECT_UNREACHABLE : r;
+    }
     if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
         if (r == -ETIMEDOUT && offline_ok)

@@ -307,6 +307,29 @@ Test(config, good_variants)
     }
 }
 
+Test(config, admin_listen)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'resync_interval_s':30"), &cfg, &err), 0);
+    cr_expect_not(cfg.admin_listen.set, "off when absent");
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'admin':{'listen':'127.0.0.1:9180'}"), &cfg, &err), 0, "%s",
+                 err ? err : "");
+    cr_expect(cfg.admin_listen.set);
+    cr_expect_str_eq(cfg.admin_listen.host, "127.0.0.1");
+    cr_expect_eq(cfg.admin_listen.port, 9180);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'admin':{'listen':':9181'}"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect_str_eq(cfg.admin_listen.host, "127.0.0.1", "no address: loopback");
+    cr_expect_eq(cfg.admin_listen.port, 9181);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'admin':{'listen':'[::1]:9180'}"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(cfg.admin_listen.ipv6);
+    config_free(&cfg);
+}
+
 struct bad_case {
     const char *json;
     const char *err; /* expected substring of *errmsg */
@@ -561,6 +584,17 @@ static const struct bad_case bad_cases[] = {
     {CFG_HTTP("'bind':'*:80','domain':'.example.com'"), "http_frontend.domain: must be a host"},
     {CFG_HTTP("'bind':'*:80','domain':''"), "http_frontend.domain: must be a host"},
     {CFG_HTTP("'bind':'*:80','domain':5"), "http_frontend.domain: must be a string"},
+
+    /* admin */
+    {CFG("'admin':true"), "admin: must be an object"},
+    {CFG("'admin':{}"), "admin.listen: required"},
+    {CFG("'admin':{'listen':'127.0.0.1:9180','token':'x'}"), "admin.token: unknown key"},
+    {CFG("'admin':{'listen':'localhost:9180'}"), "admin.listen: must be IPv4:PORT"},
+    {CFG("'admin':{'listen':'127.0.0.1:0'}"), "admin.listen: must be IPv4:PORT"},
+    {CFG("'admin':{'listen':'*:9180'}"), "admin.listen: '*' is not accepted"},
+    {CFG("'admin':{'listen':9180}"), "admin.listen: must be a string"},
+    {CFG("'services':{'a':{'listen':'127.0.0.1:9180'}},'admin':{'listen':'127.0.0.1:9180'}"),
+     "services.a.listen: port 9180 is already used by admin.listen"},
 
     /* top-level scalars */
     {CFG("'resync_interval_s':0"), "resync_interval_s: must be between 1 and 86400"},

@@ -71,6 +71,8 @@ struct config {
     struct listen_addr http_bind; /* set = HTTP frontend routing by Host */
     char *http_domain;            /* NULL if none */
 
+    struct listen_addr admin_listen; /* set = the admin HTTP endpoint is on */
+
     int resync_interval_s;
     int log_level; /* enum log_level */
     /* A full etcd listing with no valid key empties HAProxy's backends only

@@ -1,0 +1,56 @@
+/* admin - the daemon's admin HTTP endpoint on the loop (libmicrohttpd).
+ *
+ * libmicrohttpd parses HTTP; this module only routes, on the daemon's libev
+ * loop: MHD runs in epoll mode without threads, its epoll descriptor is one
+ * ev_io and its timeout one ev_timer.
+ *
+ *   /          the live page (self-contained HTML; fetches /status every s)
+ *   /status    the same JSON document as `slotsync status --json`
+ *   /metrics   Prometheus text format
+ *   /healthz   200 while the process runs
+ *   /readyz    200 after the first full sync while HAProxy answers, else 503
+ *
+ * /status needs HAProxy's "show servers state" and "show stat", /readyz and
+ * /metrics a fresh sign of life ("show info"): the module reads them on its
+ * own runtime connection, at most once a second and only while someone
+ * asks, holding the requests (MHD suspend/resume) meanwhile.
+ * Nothing served holds a secret: the config's etcd URLs are not shown.
+ */
+#ifndef SLOTSYNC_ADMIN_H
+#define SLOTSYNC_ADMIN_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include <slotsync/config.h>
+#include <slotsync/metrics.h>
+
+struct ev_loop;
+struct admin;
+
+struct admin_ops {
+    /* Ready for traffic: why (static text) says what is missing when not. */
+    bool (*ready)(void *arg, const char **why);
+    /* Fill *m with a snapshot; borrowed pointers in it stay valid until the
+     * loop runs again. */
+    void (*metrics)(void *arg, struct metrics *m);
+    /* The /status document from HAProxy's two replies (borrowed). A new
+     * reference, or NULL with *errmsg. */
+    json_t *(*status)(void *arg, const char *state_text, const char *stat_text, char **errmsg);
+};
+
+/* Listen on addr (borrowed) and serve on loop; runtime_socket (copied) is
+ * where /status reads HAProxy. ops and arg are borrowed for the admin's
+ * life. Returns the admin, or NULL with *errmsg (e.g. the port is taken). */
+struct admin *admin_start(struct ev_loop *loop, const struct listen_addr *addr,
+                          const char *runtime_socket, const struct admin_ops *ops, void *arg,
+                          char **errmsg);
+
+/* Close every connection and the listener, stop the watchers, free. NULL ok. */
+void admin_free(struct admin *a);
+
+/* The port actually bound (useful with port 0 in tests). */
+unsigned admin_port(const struct admin *a);
+
+#endif

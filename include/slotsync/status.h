@@ -1,0 +1,50 @@
+/* status - what etcd says next to what HAProxy does, and where they differ.
+ *
+ * Pure: joins a catalog (etcd's listing) with HAProxy's "show servers state"
+ * and "show stat" replies into one JSON document (the one `slotsync status
+ * --json` prints and the admin endpoint serves at /status), and renders that
+ * document as aligned tables for people. No I/O.
+ *
+ * The join is by address: an etcd endpoint is in the slot of its backend
+ * that has its address and port. A slot in maint that no endpoint claims is
+ * free. Drift is any disagreement: an endpoint without a slot, a slot
+ * serving an address etcd does not have, or an admin state or weight that
+ * differs from etcd's.
+ */
+#ifndef SLOTSYNC_STATUS_H
+#define SLOTSYNC_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <slotsync/catalog.h>
+#include <slotsync/metrics.h>
+
+/* Build the document. backends (n, borrowed) names the backends to show (the
+ * config's services); services of the catalog are added to them. state_text
+ * is the "show servers state" reply, stat_text the "show stat" reply (NULL:
+ * no session or check columns). Returns 0 and a new reference in *out, or
+ * -EPROTO (state_text is not version 1 output) or -ENOMEM with *errmsg. */
+int status_build(const struct catalog *cat, int64_t revision, const char *const *backends,
+                 size_t n_backends, const char *state_text, const char *stat_text, json_t **out,
+                 char **errmsg);
+
+/* Keep only the backend named service in doc (borrowed, changed in place).
+ * Returns 0, or -ENOENT when doc has no such backend. */
+int status_filter(json_t *doc, const char *service);
+
+/* The tables for doc (borrowed) into *out (owned, free()). all: list free
+ * slots one by one instead of summarising them. Returns 0 or -ENOMEM
+ * (-EINVAL if doc is not a status document). */
+int status_render_table(const json_t *doc, bool all, char **out);
+
+/* Add "recent": the changes of r (borrowed), newest first, to doc. Returns
+ * 0 or -ENOMEM. */
+int status_add_recent(json_t *doc, const struct metrics_recent *r);
+
+/* Number of drifts in doc; 0 means etcd and HAProxy agree. */
+size_t status_drift_count(const json_t *doc);
+
+#endif

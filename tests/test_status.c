@@ -1,0 +1,155 @@
+/* Tests for status: the etcd/HAProxy join, its JSON and its tables against
+ * golden files under tests/data/status/<case>/. UPDATE_GOLDEN=1 rewrites
+ * them (then review the diff). */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/catalog.h>
+#include <slotsync/status.h>
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void check_golden(const char *test, const char *file, const char *text)
+{
+    char path[256];
+    char *expected;
+
+    snprintf(path, sizeof(path), "tests/data/status/%s/%s", test, file);
+    if (getenv("UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "wb");
+
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+        return;
+    }
+    expected = read_file(path);
+    cr_assert_str_eq(text, expected, "%s differs:\n--- got\n%s--- expected\n%s", path, text,
+                     expected);
+    free(expected);
+}
+
+static void put(struct catalog *cat, const char *key, const char *value)
+{
+    cr_assert_geq(catalog_put(cat, key, strlen(key), value, strlen(value), 5, NULL), 0);
+}
+
+static json_t *build(const char *test, struct catalog *cat, const char *const *backends, size_t n)
+{
+    char path[256], *state, *stat, *err = NULL;
+    json_t *doc = NULL;
+
+    snprintf(path, sizeof(path), "tests/data/status/%s/servers_state.txt", test);
+    state = read_file(path);
+    snprintf(path, sizeof(path), "tests/data/status/%s/stat.csv", test);
+    stat = read_file(path);
+    cr_assert_eq(status_build(cat, 42, backends, n, state, stat, &doc, &err), 0, "%s",
+                 err ? err : "");
+    free(state);
+    free(stat);
+    return doc;
+}
+
+static void check_all(const char *test, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS), *table;
+    size_t len = strlen(text);
+
+    text = realloc(text, len + 2);
+    strcpy(text + len, "\n");
+    check_golden(test, "expected.json", text);
+    free(text);
+    cr_assert_eq(status_render_table(doc, false, &table), 0);
+    check_golden(test, "expected.txt", table);
+    free(table);
+    cr_assert_eq(status_render_table(doc, true, &table), 0);
+    check_golden(test, "expected-all.txt", table);
+    free(table);
+}
+
+Test(status, drift_of_every_kind)
+{
+    static const char *const backends[] = {"web", "db"};
+    struct catalog *cat = catalog_new("/svc/");
+    json_t *doc;
+
+    put(cat, "/svc/web/a", "127.0.0.1:8081");
+    put(cat, "/svc/web/b", "127.0.0.1:8082"); /* maint by hand */
+    put(cat, "/svc/web/c", "127.0.0.1:8083"); /* no slot */
+    put(cat, "/svc/db/m", "{\"host\":\"127.0.0.1\",\"port\":5432,\"weight\":10}"); /* weight */
+    put(cat, "/svc/db/n", "127.0.0.1:5433");
+    put(cat, "/svc/db/o", "{\"host\":\"127.0.0.1\",\"port\":5434,\"state\":\"maint\"}");
+    put(cat, "/svc/api/x", "127.0.0.1:9000"); /* no backend */
+    doc = build("drift", cat, backends, 2);
+    cr_assert_eq(status_drift_count(doc), 4);
+    check_all("drift", doc);
+    json_decref(doc);
+    catalog_free(cat);
+}
+
+Test(status, in_sync)
+{
+    static const char *const backends[] = {"web"};
+    struct catalog *cat = catalog_new("/svc/");
+    json_t *doc;
+
+    put(cat, "/svc/web/a", "127.0.0.1:8081");
+    put(cat, "/svc/web/b", "{\"host\":\"127.0.0.1\",\"port\":8082,\"state\":\"drain\"}");
+    doc = build("insync", cat, backends, 1);
+    cr_assert_eq(status_drift_count(doc), 0);
+    cr_assert(json_is_true(json_object_get(doc, "in_sync")));
+    check_all("insync", doc);
+    json_decref(doc);
+    catalog_free(cat);
+}
+
+Test(status, filter_keeps_one_backend)
+{
+    static const char *const backends[] = {"web", "db"};
+    struct catalog *cat = catalog_new("/svc/");
+    json_t *doc;
+
+    put(cat, "/svc/web/a", "127.0.0.1:8081");
+    put(cat, "/svc/db/m", "{\"host\":\"127.0.0.1\",\"port\":5432,\"weight\":10}");
+    doc = build("drift", cat, backends, 2);
+    cr_assert_eq(status_filter(doc, "nope"), -ENOENT);
+    cr_assert_eq(status_filter(doc, "db"), 0);
+    cr_assert_eq(json_array_size(json_object_get(doc, "backends")), 1);
+    /* m's weight, and s2 serving an address etcd no longer has */
+    cr_assert_eq(status_drift_count(doc), 2);
+    json_decref(doc);
+    catalog_free(cat);
+}
+
+Test(status, bad_state_text_is_an_error)
+{
+    struct catalog *cat = catalog_new("/svc/");
+    char *err = NULL;
+    json_t *doc = NULL;
+
+    cr_assert_eq(status_build(cat, 1, NULL, 0, "Unknown command\n", NULL, &doc, &err), -EPROTO);
+    cr_assert_null(doc);
+    cr_assert_not_null(err);
+    free(err);
+    catalog_free(cat);
+}
