@@ -530,9 +530,11 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
     return 0;
 }
 
+static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
+
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix"};
+    static const char *const keys[] = {"endpoints", "prefix", "tls"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -579,6 +581,9 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     ret = check_prefix("etcd.prefix", prefix, errmsg);
     if (ret < 0)
         return ret;
+    ret = load_etcd_tls(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
 }
 
@@ -611,6 +616,31 @@ static int load_text(json_t *obj, const char *path, const char *key, enum text_k
             return ret;
     }
     return set_string(dst, s, errmsg);
+}
+
+/* etcd.tls: {"ca_file", "cert_file", "key_file", "server_name"}, all
+ * optional; cert_file and key_file together. The files are read by the
+ * etcd client (at start and on SIGHUP), not here. */
+static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
+    struct tls_conf *t = &cfg->etcd_tls;
+    const char *name;
+    json_t *tls;
+    int ret;
+
+    ret = get_object(etcd, "etcd", "tls", &tls, errmsg);
+    if (ret < 0 || !tls)
+        return ret;
+    if ((ret = check_keys(tls, "etcd.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "ca_file", TEXT_PATH, &t->ca_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "cert_file", TEXT_PATH, &t->cert_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "key_file", TEXT_PATH, &t->key_file, errmsg)) < 0 ||
+        (ret = get_string(tls, "etcd.tls", "server_name", &name, errmsg)) < 0)
+        return ret;
+    if (name && (ret = set_string(&t->server_name, name, errmsg)) < 0)
+        return ret;
+    return tls_conf_check(t, "etcd.tls", errmsg);
 }
 
 static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
@@ -1189,5 +1219,6 @@ void config_free(struct config *cfg)
         free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);
     free(cfg->services);
     free(cfg->http_domain);
+    tls_conf_free(&cfg->etcd_tls);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -119,6 +119,7 @@ struct ctl {
     const char *render_path;
     int render_err;
     char *render_errmsg;
+    char *etcd_last_error; /* the last reason the etcd sync gave for being down */
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
@@ -546,10 +547,20 @@ static void on_batch_end(void *arg, int64_t revision)
 
 static void on_connected(void *arg, bool up, const char *why)
 {
+    struct ctl *c = arg;
+
     if (up)
         log_info(MOD, "etcd watch established");
     else
         log_warn(MOD, "etcd watch lost: %s (retrying)", why ? why : "unknown");
+    if (!up && why)
+        memprintf(&c->etcd_last_error, "%s", why);
+    /* render: a TLS failure will not go away by waiting */
+    if (!up && why && c->render_only && strstr(why, "TLS: ")) {
+        c->render_err = -EPROTO;
+        memprintf(&c->render_errmsg, "%s", why);
+        ev_break(c->loop, EVBREAK_ALL);
+    }
 }
 
 static const struct etcd_sync_ops sync_ops = {
@@ -1438,6 +1449,17 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     char *err = NULL;
     bool changed = false;
 
+    /* The TLS files first: a rotated certificate is taken even when the
+     * config file itself does not change or is refused. */
+    if (tls_conf_set(&oc->etcd_tls)) {
+        if (http_client_set_tls(c->http, &oc->etcd_tls, &err) < 0)
+            log_error(MOD, "SIGHUP: etcd TLS files not reloaded, keeping the ones in use: %s",
+                      err ? err : "out of memory");
+        else
+            log_info(MOD, "SIGHUP: etcd TLS files read again");
+        free(err);
+        err = NULL;
+    }
     if (!nc || !c->load_config || c->load_config(nc, &err, c->load_arg) < 0) {
         log_error(MOD, "SIGHUP: config not reloaded: %s", err ? err : "out of memory");
         free(err);
@@ -1449,6 +1471,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
         same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
     if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
+        !tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) ||
         strcmp(nc->runtime_socket, oc->runtime_socket) ||
         !same_str(nc->master_socket, oc->master_socket) ||
         strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
@@ -1605,7 +1628,9 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     struct ctl *c = w->data;
 
     c->render_err = -ETIMEDOUT;
-    memprintf(&c->render_errmsg, "etcd did not answer within %.0f s", w->repeat);
+    memprintf(&c->render_errmsg, "etcd did not answer within %.0f s%s%s%s", w->repeat,
+              c->etcd_last_error ? " (last error: " : "",
+              c->etcd_last_error ? c->etcd_last_error : "", c->etcd_last_error ? ")" : "");
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -1648,6 +1673,7 @@ static void ctl_destroy(struct ctl *c)
         free(c->owned_cfg);
     }
     free(c->render_errmsg);
+    free(c->etcd_last_error);
 }
 
 static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, char **errmsg)
@@ -1665,6 +1691,12 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
+    if (tls_conf_set(&cfg->etcd_tls)) {
+        int r = http_client_set_tls(c->http, &cfg->etcd_tls, errmsg);
+
+        if (r < 0)
+            return r;
+    }
     /* Ownership: the configured services, and the backends of the services
      * file slotsync (or "slotsync render") wrote, which HAProxy runs. */
     load_base_names(c);

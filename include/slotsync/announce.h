@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/tls.h>
 
 #define ANNOUNCE_DEFAULT_PREFIX "/services/"
 #define ANNOUNCE_DEFAULT_TTL 10
@@ -37,6 +38,7 @@ enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHEC
 struct announce_opts {
     char **etcd_endpoints; /* "http://host:port" URLs */
     size_t n_etcd_endpoints;
+    struct tls_conf tls;  /* --cacert, --cert, --key-file */
     char *prefix;         /* starts and ends with '/' */
     const char *key;      /* borrowed from argv; parses under prefix */
     struct endpoint addr; /* host and port from --addr; weight set when weight_set */
