@@ -123,3 +123,52 @@ def test_tls_announce_registers_and_withdraws(env, bin_path):
                                         "--addr", "127.0.0.1:9", "--cacert", tls.ca])
     env.wait_log("announce-nocert", r"TLS: .*requires a client certificate", alive=[bad])
     env.stop(bad)
+
+
+def test_check_connect_reports_each_endpoint(env, bin_path):
+    tls = TlsFiles(env)
+    etcd = env.start_etcd(tls=tls)
+    services = env.path("services.cfg")
+    path = write_config(env, tls_config(env, etcd, tls, services), name="good.json")
+    out = subprocess.run([bin_path, "check", "-c", path, "--connect"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "%s: ok (revision " % etcd in out.stdout, out.stdout
+
+    # a second endpoint that refuses connections, and the wrong CA
+    dead = "https://127.0.0.1:%d" % free_port()
+    config = tls_config(env, etcd, tls, services, extra_tls={"ca_file": tls.other_ca},
+                        endpoints=[etcd, dead])
+    path = write_config(env, config, name="bad.json")
+    out = subprocess.run([bin_path, "check", "-c", path, "--connect", "--timeout", "5"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "not signed by a trusted CA" in out.stdout and dead in out.stdout, out.stdout
+    assert "2 of 2 etcd endpoints failed" in out.stderr, out.stderr
+
+
+def test_tls_files_read_again_on_sighup(env, bin_path):
+    """run starts with the wrong CA in ca_file: TLS errors, retried; the
+    right CA is written to the same path and SIGHUP picks it up."""
+    tls = TlsFiles(env)
+    etcd = env.start_etcd(tls=tls)
+    _, port = env.start_whoami("w1")
+    services = env.path("services.cfg")
+    ca_path = env.path("rotating-ca.pem")
+    with open(tls.other_ca) as f:
+        env.write("rotating-ca.pem", f.read())
+    config = tls_config(env, etcd, tls, services, extra_tls={"ca_file": ca_path})
+    env.write("services.cfg", "")
+    hap = env.start_haproxy(services)
+    path = write_config(env, config, name="run.json")
+    proc = env.start_slotsync(bin_path, path)
+    env.wait_log("slotsync", r"not signed by a trusted CA", alive=[proc])
+    etcdctl(etcd, "put", PREFIX + "web/w1", "127.0.0.1:%d" % port, tls=tls)
+
+    with open(tls.ca) as f:
+        env.write("rotating-ca.pem", f.read())
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("slotsync", r"etcd TLS files read again", alive=[proc])
+    env.wait_log("slotsync", r"etcd listing applied", alive=[proc], timeout=20)
+    wait_for(lambda: any(r["srv_port"] == str(port) for r in hap.servers_state("web")),
+             timeout=15, alive=[proc], what="w1 in HAProxy after the CA was rotated")

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
 #include <slotsync/log.h>
+#include <slotsync/probe.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
 
@@ -22,7 +24,8 @@ static void usage(FILE *out)
         "usage: slotsync run    -c FILE [overrides]   watch etcd, keep HAProxy's slots in sync\n"
         "       slotsync render -c FILE [-o PATH] [--timeout S] [overrides]\n"
         "                                             render the services file once and exit\n"
-        "       slotsync check  -c FILE               validate the config file\n"
+        "       slotsync check  -c FILE [--connect]   validate the config file; with --connect,\n"
+        "                                             also read from every etcd endpoint once\n"
         "       slotsync announce --etcd URLS --key KEY --addr HOST:PORT [options] [-- CMD...]\n"
         "                                             register an endpoint under an etcd lease\n"
         "       slotsync version\n"
@@ -31,7 +34,7 @@ static void usage(FILE *out)
         "'slotsync announce --help' lists the sidekick's options.\n");
 }
 
-enum { OPT_ETCD = 256, OPT_PREFIX, OPT_RUNTIME, OPT_LOGLEVEL, OPT_TIMEOUT };
+enum { OPT_ETCD = 256, OPT_PREFIX, OPT_RUNTIME, OPT_LOGLEVEL, OPT_TIMEOUT, OPT_CONNECT };
 
 static const struct option daemon_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -41,6 +44,7 @@ static const struct option daemon_opts[] = {
     {"runtime-socket", required_argument, NULL, OPT_RUNTIME},
     {"log-level", required_argument, NULL, OPT_LOGLEVEL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"connect", no_argument, NULL, OPT_CONNECT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -87,6 +91,7 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     double timeout_s = 10;
     struct config cfg;
     char *errmsg = NULL, *end;
+    bool connect = false;
     int opt, r;
 
     optind = 1;
@@ -119,6 +124,9 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_CONNECT:
+            connect = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -133,6 +141,10 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     }
     if (!config_path) {
         fprintf(stderr, "slotsync %s: -c FILE is required\n", cmd);
+        return 2;
+    }
+    if (connect && strcmp(cmd, "check") != 0) {
+        fprintf(stderr, "slotsync %s: --connect is only for check\n", cmd);
         return 2;
     }
     if (output && strcmp(cmd, "render") != 0) {
@@ -153,6 +165,15 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "check") == 0) {
         printf("%s: ok (%zu services)\n", config_path, cfg.n_services);
         r = 0;
+        if (connect) {
+            /* etcd reports TLS and connection failures on stdout, one
+             * line per endpoint; any failure makes the exit status 1 */
+            r = probe_etcd(&cfg, timeout_s, stdout, &errmsg);
+            if (r > 0) {
+                memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg.n_etcd_endpoints);
+                r = -EIO;
+            }
+        }
     } else if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
     } else {
