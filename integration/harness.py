@@ -698,14 +698,15 @@ class Env:
 
     # -- etcd
 
-    def start_etcd(self, name="etcd", log_level="warn", timeout=20, tls=None):
+    def start_etcd(self, name="etcd", log_level="warn", timeout=20, tls=None,
+                   extra_args=()):
         """Start a single-member etcd; return its client URL. tls: a
         TlsFiles: https with that server certificate, clients must present
         a certificate signed by its CA."""
         last = None
         for _ in range(3):
             server = EtcdServer(self, name, free_port(), free_port(),
-                                log_level=log_level, tls=tls)
+                                log_level=log_level, tls=tls, extra_args=extra_args)
             try:
                 server.start(timeout=timeout)
             except ProcessDied as e:
@@ -791,13 +792,15 @@ class EtcdServer:
     """One etcd member of an Env (see Env.start_etcd)."""
 
     def __init__(self, env, name, client_port, peer_port, log_level="warn",
-                 tls=None):
+                 tls=None, extra_args=()):
         self.env = env
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
         self.log_level = log_level
         self.tls = tls
+        self.extra_args = list(extra_args)
+        self.user = None  # "name:password" for readiness checks once auth is on
         self.data_dir = env.path(name + ".data")
         self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", client_port)
         self.proc = None
@@ -808,7 +811,7 @@ class EtcdServer:
         if self.tls:
             tls = ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
                    "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
-        return [ETCD_BIN] + tls + [
+        return [ETCD_BIN] + tls + self.extra_args + [
             "--name", self.name, "--data-dir", self.data_dir,
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
@@ -837,8 +840,8 @@ class EtcdServer:
         return self.url
 
     def _ready(self):
-        if self.tls:
-            return etcdctl(self.url, "endpoint", "health", tls=self.tls,
+        if self.tls or self.user:
+            return etcdctl(self.url, "get", "/", tls=self.tls, user=self.user,
                            check=False, timeout=2).returncode == 0
         with _opener.open(self.url + "/health", timeout=1) as r:
             if json.loads(r.read()).get("health") != "true":

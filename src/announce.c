@@ -54,6 +54,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
+#include <slotsync/secret.h>
 #include <slotsync/log.h>
 
 extern char **environ;
@@ -85,6 +86,8 @@ static const char usage_text[] =
     "                        default: the system's CAs)\n"
     "  --cert FILE           client certificate for etcd (with --key-file)\n"
     "  --key-file FILE       its private key (--key names the etcd key)\n"
+    "  --user NAME           etcd user (with --password-file; needs readwrite on the key)\n"
+    "  --password-file FILE  the password: the file's first line\n"
     "  --prefix PREFIX       the prefix the daemon watches (default /services/)\n"
     "  --ttl SECONDS         lease TTL, 2-3600 (default 10); renewed every TTL/3\n"
     "  --weight N            server weight 0-256 (JSON format only; default: not sent)\n"
@@ -138,6 +141,8 @@ enum opt_id {
     O_CACERT,
     O_CERT,
     O_KEY_FILE,
+    O_USER,
+    O_PASSWORD_FILE,
     O_COUNT
 };
 
@@ -147,7 +152,7 @@ static const char *const opt_names[O_COUNT] = {
     [O_FORMAT] = "format",       [O_CHECK] = "check",   [O_INTERVAL] = "check-interval",
     [O_RISE] = "rise",           [O_FALL] = "fall",     [O_LOG_LEVEL] = "log-level",
     [O_DRAIN] = "drain-seconds", [O_CACERT] = "cacert", [O_CERT] = "cert",
-    [O_KEY_FILE] = "key-file",
+    [O_KEY_FILE] = "key-file",   [O_USER] = "user",     [O_PASSWORD_FILE] = "password-file",
 };
 
 static int opt_error(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -366,6 +371,17 @@ static int validate(const char *const *val, struct announce_opts *o, char **errm
     ret = parse_tls(val, o, errmsg);
     if (ret < 0)
         return ret;
+    if (!val[O_USER] != !val[O_PASSWORD_FILE])
+        return opt_error(errmsg, "--user and --password-file go together");
+    if (val[O_USER]) {
+        for (const char *p = val[O_USER]; *p; p++)
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                return opt_error(errmsg, "--user: printable ASCII without spaces");
+        if (!val[O_USER][0] || !val[O_PASSWORD_FILE][0])
+            return opt_error(errmsg, "--user/--password-file: empty");
+        o->user = val[O_USER];
+        o->password_file = val[O_PASSWORD_FILE];
+    }
     ret = parse_prefix(val[O_PREFIX] ? val[O_PREFIX] : ANNOUNCE_DEFAULT_PREFIX, o, errmsg);
     if (ret < 0)
         return ret;
@@ -1781,6 +1797,23 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     if (!a->etcd) {
         memprintf(errmsg, "cannot create the etcd client");
         return -ENOMEM;
+    }
+    if (opt->user) {
+        char *password = NULL;
+        bool too_open = false;
+        int r = secret_read_password_file(opt->password_file, &password, &too_open, errmsg);
+
+        if (r < 0)
+            return r;
+        if (too_open)
+            log_warn(MOD, "--password-file %s is readable by group or others (chmod 600 it)",
+                     opt->password_file);
+        r = etcd_client_set_auth(a->etcd, opt->user, password);
+        secret_free(password);
+        if (r < 0) {
+            memprintf(errmsg, "out of memory");
+            return r;
+        }
     }
     return 0;
 }

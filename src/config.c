@@ -531,10 +531,11 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
 }
 
 static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
+static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
 
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix", "tls"};
+    static const char *const keys[] = {"endpoints", "prefix", "tls", "username", "password_file"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -584,6 +585,9 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     ret = load_etcd_tls(etcd, cfg, errmsg);
     if (ret < 0)
         return ret;
+    ret = load_etcd_user(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
 }
 
@@ -616,6 +620,32 @@ static int load_text(json_t *obj, const char *path, const char *key, enum text_k
             return ret;
     }
     return set_string(dst, s, errmsg);
+}
+
+/* etcd.username and etcd.password_file, together. The user name is what
+ * etcd accepts (printable, no spaces); the password is only ever read from
+ * the file (by the etcd client, at start and on SIGHUP). */
+static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    const char *user;
+    int ret;
+
+    if ((ret = get_string(etcd, "etcd", "username", &user, errmsg)) < 0 ||
+        (ret = load_text(etcd, "etcd", "password_file", TEXT_PATH, &cfg->etcd_password_file,
+                         errmsg)) < 0)
+        return ret;
+    if (!user != !cfg->etcd_password_file)
+        return field_error(errmsg, "etcd.username", "goes with etcd.password_file");
+    if (!user)
+        return 0;
+    if (!user[0] || strlen(user) > 255)
+        return field_error(errmsg, "etcd.username", "must be 1-255 characters");
+    for (const char *p = user; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return field_error(errmsg, "etcd.username",
+                               "invalid character at byte %zu (printable ASCII, no spaces)",
+                               (size_t)(p - user) + 1);
+    return set_string(&cfg->etcd_username, user, errmsg);
 }
 
 /* etcd.tls: {"ca_file", "cert_file", "key_file", "server_name"}, all
@@ -1220,5 +1250,7 @@ void config_free(struct config *cfg)
     free(cfg->services);
     free(cfg->http_domain);
     tls_conf_free(&cfg->etcd_tls);
+    free(cfg->etcd_username);
+    free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));
 }

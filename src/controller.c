@@ -16,6 +16,7 @@
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
+#include <slotsync/secret.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/reload.h>
@@ -555,8 +556,10 @@ static void on_connected(void *arg, bool up, const char *why)
         log_warn(MOD, "etcd watch lost: %s (retrying)", why ? why : "unknown");
     if (!up && why)
         memprintf(&c->etcd_last_error, "%s", why);
-    /* render: a TLS failure will not go away by waiting */
-    if (!up && why && c->render_only && strstr(why, "TLS: ")) {
+    /* render: a TLS failure or refused credentials will not go away by
+     * waiting */
+    if (!up && why && c->render_only &&
+        (strstr(why, "TLS: ") || strstr(why, "etcd authentication as user"))) {
         c->render_err = -EPROTO;
         memprintf(&c->render_errmsg, "%s", why);
         ev_break(c->loop, EVBREAK_ALL);
@@ -1438,6 +1441,8 @@ static void note_slots(struct backend *b, int old)
         log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
 }
 
+static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg);
+
 /* SIGHUP: read the config file again. What HAProxy is built from (services,
  * defaults, the HTTP frontend) is applied; where slotsync connects to is
  * not, and a file that changes it is refused as a whole. */
@@ -1460,6 +1465,13 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(err);
         err = NULL;
     }
+    if (oc->etcd_username) {
+        if (ctl_set_auth(c, oc, &err) < 0)
+            log_error(MOD, "SIGHUP: etcd password not read again, keeping the one in use: %s",
+                      err ? err : "out of memory");
+        free(err);
+        err = NULL;
+    }
     if (!nc || !c->load_config || c->load_config(nc, &err, c->load_arg) < 0) {
         log_error(MOD, "SIGHUP: config not reloaded: %s", err ? err : "out of memory");
         free(err);
@@ -1472,6 +1484,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
     if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
         !tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) ||
+        !same_str(nc->etcd_username, oc->etcd_username) ||
+        !same_str(nc->etcd_password_file, oc->etcd_password_file) ||
         strcmp(nc->runtime_socket, oc->runtime_socket) ||
         !same_str(nc->master_socket, oc->master_socket) ||
         strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
@@ -1676,6 +1690,26 @@ static void ctl_destroy(struct ctl *c)
     free(c->etcd_last_error);
 }
 
+/* etcd.username with the first line of etcd.password_file, read now (at
+ * start and on SIGHUP). */
+static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg)
+{
+    char *password = NULL;
+    bool too_open = false;
+    int r = secret_read_password_file(cfg->etcd_password_file, &password, &too_open, errmsg);
+
+    if (r < 0)
+        return r;
+    if (too_open)
+        log_warn(MOD, "etcd.password_file %s is readable by group or others (chmod 600 it)",
+                 cfg->etcd_password_file);
+    r = etcd_client_set_auth(c->etcd, cfg->etcd_username, password);
+    secret_free(password);
+    if (r < 0)
+        memprintf(errmsg, "out of memory");
+    return r;
+}
+
 static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, char **errmsg)
 {
     memset(c, 0, sizeof(*c));
@@ -1717,6 +1751,12 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
+    if (cfg->etcd_username) {
+        int r = ctl_set_auth(c, cfg, errmsg);
+
+        if (r < 0)
+            return r;
+    }
     if (!render_only) {
         c->rt = runtime_new(c->loop, cfg->runtime_socket, RUNTIME_TIMEOUT_S);
         if (!c->rt) {

@@ -53,6 +53,7 @@ struct http_client {
     bool freeing;         /* http_client_free() was called during dispatch() */
     bool in_curl;         /* inside curl_multi_socket_action() */
     struct tls_files tls; /* for https:// URLs; copied into each request */
+    char *authorization;  /* "Authorization: ..." header line, or NULL */
     bool has_tls;
 };
 
@@ -466,6 +467,7 @@ void http_client_free(struct http_client *c)
         sock_free(c, c->socks);
     ev_timer_stop(c->loop, &c->timer);
     tls_files_free(&c->tls);
+    http_client_set_authorization(c, NULL);
     free(c);
 }
 
@@ -533,6 +535,23 @@ out:
     curl_free(named);
     curl_url_cleanup(u);
     return ret;
+}
+
+int http_client_set_authorization(struct http_client *c, const char *value)
+{
+    char *line = NULL;
+
+    if (value && strpbrk(value, "\r\n"))
+        return -EINVAL;
+    if (value && !memprintf(&line, "Authorization: %s", value))
+        return -ENOMEM;
+    if (c->authorization) {
+        /* a token is a secret: don't leave it in freed memory */
+        memset(c->authorization, 0, strlen(c->authorization));
+        free(c->authorization);
+    }
+    c->authorization = line;
+    return 0;
 }
 
 int http_client_set_tls(struct http_client *c, const struct tls_conf *conf, char **errmsg)
@@ -630,6 +649,14 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         SETOPT(CURLOPT_NOBODY, 1L);
     } else {
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    if (c->authorization) {
+        h = curl_slist_append(req->headers, c->authorization);
+        if (!h)
+            goto fail;
+        req->headers = h;
+        SETOPT(CURLOPT_HTTPHEADER, req->headers);
     }
 
     if (curl_multi_add_handle(c->multi, req->easy) != CURLM_OK)

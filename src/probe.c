@@ -12,6 +12,7 @@
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
+#include <slotsync/secret.h>
 
 struct probe_one {
     struct etcd_client *client;
@@ -72,6 +73,7 @@ int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **err
     size_t n = cfg->n_etcd_endpoints, pending = 0;
     struct probe_one *probes = calloc(n, sizeof(*probes));
     struct http_client *http = NULL;
+    char *password = NULL;
     ev_timer deadline;
     int failed = 0, ret;
 
@@ -83,6 +85,9 @@ int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **err
     if (tls_conf_set(&cfg->etcd_tls) &&
         (ret = http_client_set_tls(http, &cfg->etcd_tls, errmsg)) < 0)
         goto out;
+    if (cfg->etcd_username &&
+        (ret = secret_read_password_file(cfg->etcd_password_file, &password, NULL, errmsg)) < 0)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         struct probe_one *p = &probes[i];
         json_t *body = range_body(cfg->etcd_prefix);
@@ -91,6 +96,11 @@ int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **err
         p->pending = &pending;
         p->loop = loop;
         p->client = etcd_client_new(loop, http, &cfg->etcd_endpoints[i], 1);
+        if (p->client && cfg->etcd_username &&
+            etcd_client_set_auth(p->client, cfg->etcd_username, password) < 0) {
+            json_decref(body);
+            body = NULL;
+        }
         if (!body || !p->client) {
             json_decref(body);
             memprintf(errmsg, "out of memory");
@@ -126,6 +136,7 @@ out:
         free(probes[i].result);
     }
     free(probes);
+    secret_free(password);
     http_client_free(http);
     if (loop)
         ev_loop_destroy(loop);

@@ -38,10 +38,12 @@ enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHEC
 struct announce_opts {
     char **etcd_endpoints; /* "http://host:port" URLs */
     size_t n_etcd_endpoints;
-    struct tls_conf tls;  /* --cacert, --cert, --key-file */
-    char *prefix;         /* starts and ends with '/' */
-    const char *key;      /* borrowed from argv; parses under prefix */
-    struct endpoint addr; /* host and port from --addr; weight set when weight_set */
+    struct tls_conf tls;       /* --cacert, --cert, --key-file */
+    const char *user;          /* --user, borrowed from argv; NULL: no auth */
+    const char *password_file; /* --password-file, borrowed from argv */
+    char *prefix;              /* starts and ends with '/' */
+    const char *key;           /* borrowed from argv; parses under prefix */
+    struct endpoint addr;      /* host and port from --addr; weight set when weight_set */
     bool weight_set;
     int ttl_s; /* ANNOUNCE_TTL_MIN..ANNOUNCE_TTL_MAX */
     enum announce_format format;

@@ -56,6 +56,8 @@ struct config {
     size_t n_etcd_endpoints;
     char *etcd_prefix;        /* starts and ends with '/' */
     struct tls_conf etcd_tls; /* etcd.tls; all NULL when absent */
+    char *etcd_username;      /* NULL: no authentication */
+    char *etcd_password_file; /* with etcd_username */
 
     char *runtime_socket; /* unix path or HOST:PORT */
     char *master_socket;  /* NULL if none */

@@ -57,6 +57,11 @@ struct tls_conf;
  * the system's CAs, no client certificate. 0 or a negative errno. */
 int http_client_set_tls(struct http_client *c, const struct tls_conf *conf, char **errmsg);
 
+/* Send "Authorization: value" (copied; NULL: none) with every request
+ * started from now on. 0 or -ENOMEM, or -EINVAL for a value with a line
+ * break. */
+int http_client_set_authorization(struct http_client *c, const char *value);
+
 /* Start a request. url and opts are borrowed (copied). Returns the request,
  * or NULL on failure (then done is never called). */
 struct http_request *http_request_start(struct http_client *c, const char *url,
