@@ -1158,3 +1158,61 @@ Test(config, balance_is_dynamic)
     for (size_t i = 0; i < N_ELEMS(cases); i++)
         cr_expect_eq(config_balance_is_dynamic(cases[i].balance), cases[i].dynamic, "case %zu", i);
 }
+
+/* ---- etcd.tls, etcd.username, etcd.password_file (issue 11) ---- */
+
+Test(config, etcd_tls_and_user)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG_ETCD(EP "," PF ",'tls':{'ca_file':'/etc/ssl/ca.pem','cert_file':'/c.pem',"
+                                  "'key_file':'/k.pem','server_name':'etcd.test'},"
+                                  "'username':'daemon','password_file':'/etc/pw'"),
+                      &cfg, &err),
+                 0, "%s", err ? err : "");
+    cr_assert_str_eq(cfg.etcd_tls.ca_file, "/etc/ssl/ca.pem");
+    cr_assert_str_eq(cfg.etcd_tls.cert_file, "/c.pem");
+    cr_assert_str_eq(cfg.etcd_tls.key_file, "/k.pem");
+    cr_assert_str_eq(cfg.etcd_tls.server_name, "etcd.test");
+    cr_assert_str_eq(cfg.etcd_username, "daemon");
+    cr_assert_str_eq(cfg.etcd_password_file, "/etc/pw");
+    config_free(&cfg);
+
+    /* all optional: https with the system's CAs */
+    cr_assert_eq(
+        load(CFG_ETCD("'endpoints':['https://etcd.example.com:2379']," PF ",'tls':{}"), &cfg, &err),
+        0, "%s", err ? err : "");
+    cr_assert(!tls_conf_set(&cfg.etcd_tls));
+    config_free(&cfg);
+}
+
+Test(config, etcd_tls_and_user_bad)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {CFG_ETCD(EP "," PF ",'tls':{'cert_file':'/c.pem'}"), "etcd.tls: cert_file and key_file"},
+        {CFG_ETCD(EP "," PF ",'tls':{'key_file':'/k.pem'}"), "etcd.tls: cert_file and key_file"},
+        {CFG_ETCD(EP "," PF ",'tls':{'server_name':'a b'}"), "etcd.tls.server_name"},
+        {CFG_ETCD(EP "," PF ",'tls':{'server_name':''}"), "etcd.tls.server_name"},
+        {CFG_ETCD(EP "," PF ",'tls':{'insecure':true}"), "etcd.tls.insecure: unknown key"},
+        {CFG_ETCD(EP "," PF ",'tls':'/ca.pem'"), "etcd.tls: must be an object"},
+        {CFG_ETCD(EP "," PF ",'username':'u'"), "etcd.username: goes with etcd.password_file"},
+        {CFG_ETCD(EP "," PF ",'password_file':'/pw'"), "goes with etcd.password_file"},
+        {CFG_ETCD(EP "," PF ",'username':'a b','password_file':'/pw'"), "etcd.username"},
+        {CFG_ETCD(EP "," PF ",'username':'u','password':'x','password_file':'/pw'"),
+         "etcd.password: unknown key"},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].json, &cfg, &err), -EINVAL, "case %zu loaded", i);
+        cr_assert_not_null(err);
+        cr_assert(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+        cr_assert(is_zeroed(&cfg));
+        free(err);
+    }
+}
