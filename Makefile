@@ -43,7 +43,8 @@ help:
 	@echo "  valgrind     unit suites under valgrind"
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
 	@echo "  bench        benchmarks (results go in docs/PERFORMANCE.md)"
-	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn"
+	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
+	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
 	@echo "  fmt, fmt-check  clang-format the tree / check it"
 	@echo "  install, uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "  clean"
@@ -93,7 +94,7 @@ bench: deps $(BIN)
 	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md
 
 demo: deps $(BIN)
-	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN))
+	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)
 
 fmt:
 	$(Q)clang-format -i src/*.c include/slotsync/*.h tests/*.c

@@ -35,6 +35,7 @@ of the script itself; its figures are not the ones to publish).
 
 import argparse
 import base64
+import calendar
 import json
 import math
 import os
@@ -107,9 +108,9 @@ def fmt_mb(kib):
 
 
 def log_time(stamp):
-    """Epoch seconds of a slotsync log stamp (local time, ms)."""
-    base, _, millis = stamp.partition(".")
-    return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1e3
+    """Epoch seconds of a slotsync log stamp (RFC 3339 in UTC, ms, "Z")."""
+    base, _, millis = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1e3
 
 
 def applied_since(text, offset):
@@ -349,7 +350,9 @@ class Bench:
         self.cfg_ab = self.config("ab", {"lat": 8, "bulk": 1024})
         self.render(self.cfg_ab, "render-ab")
         self.hap_ab, _ = self.start_haproxy(self.env.path("ab.cfg"), "haproxy-ab")
-        self.run_ab = self.env.start_slotsync(self.bin, self.cfg_ab, name="slotsync-ab")
+        # every batch's "applied" line is a measurement here: no rate limit
+        self.run_ab = self.env.start_slotsync(self.bin, self.cfg_ab, name="slotsync-ab",
+                                              extra_args=["--log-unlimited"])
         self.env.wait_log("slotsync-ab", r"HAProxy state read", alive=[self.run_ab])
 
     def latency(self):
@@ -534,7 +537,8 @@ class Bench:
         """Start slotsync run; time "etcd listing applied", "HAProxy state
         read", and (cold) until the commands of every endpoint were applied."""
         t_spawn = time.time()
-        proc = self.env.start_slotsync(self.bin, cfg, name=name)
+        proc = self.env.start_slotsync(self.bin, cfg, name=name,
+                                       extra_args=["--log-unlimited"])
         m = self.env.wait_log(name, r"(\S+) info  sync: etcd listing applied: (\d+) endpoints",
                               timeout=120, alive=[proc])
         listed = log_time(m.group(1)) - t_spawn

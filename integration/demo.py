@@ -11,8 +11,8 @@ and a fourth backend, delta, joins. HAProxy is never reloaded: the demo ends
 with the reload count, the failed requests (none) and slotsync's batches.
 
 Everything runs in a temporary directory and is stopped at the end, or on
-Ctrl-C at any point. --keep leaves it all running until Ctrl-C, so that the
-HAProxy stats page can be browsed. Exits 0 if everything it showed went as
+Ctrl-C at any point. --keep (`make demo KEEP=1`) leaves it all running until
+Ctrl-C and prints the URLs to open: the HAProxy stats page, the service. Exits 0 if everything it showed went as
 described, 1 otherwise (the logs of the run are printed then).
 """
 
@@ -279,7 +279,6 @@ class Demo:
             say("           %-48s %s" % (line, what))
         if not batches or any("(0 failed)" not in line for line, _ in batches):
             ok = False
-        say("stats      %s" % self.haproxy.stats_url)
         if not ok:
             raise DemoFailure("failed requests, refused commands or a reload (see above)")
 
@@ -291,8 +290,9 @@ def dump_logs(env):
 
 def keep_running(demo):
     say()
-    say("--keep: everything stays up. Try:")
-    say("  browse  %s" % demo.haproxy.stats_url)
+    say("everything stays up (KEEP=1 / --keep). Open:")
+    say("  browse  %s  (HAProxy stats: backend %s, its slots)" % (demo.haproxy.stats_url,
+                                                                 SERVICE))
     say("  curl    %s" % demo.url)
     say("  files   %s" % demo.env.tmp)
     say("Ctrl-C stops it all.")
@@ -322,6 +322,8 @@ def main():
         sys.exit("demo: %s is not an executable (run make first)" % bin_path)
 
     print("slotsync demo: etcd -> slotsync -> HAProxy runtime API, no reloads")
+    if not args.keep:
+        print("(everything stops at the end; `make demo KEEP=1` keeps it up to browse)")
     env = Env("demo")
     status = 1
     try:

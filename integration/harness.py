@@ -63,7 +63,11 @@ env.stop(proc, sig=SIGTERM, timeout=5) -> returncode
     whatever is left of its session (children that outlived it).
 env.kill_all(timeout=5)      stop every process spawned (done by close)
 env.wait_exit(proc, timeout=10) -> returncode
-env.close()                  kill_all, then remove tmp (unless KEEP_TMP=1)
+env.close()                  kill_all, unmount, then remove tmp (unless KEEP_TMP=1)
+env.mount_tmpfs(relpath, size_kb=256) -> str
+    Mounts a tmpfs of size_kb KiB on the new directory <tmp>/relpath (a
+    small filesystem a test can fill: ENOSPC for root too) and returns its
+    path; unmounted by close(). Raises Skip when mounting is not allowed.
 env.log_path(name), env.log_text(name) -> str, env.log_tail(name, n=40)
 env.log_names() -> [name, ...]
 env.wait_log(name, pattern, timeout=10, alive=()) -> re.Match
@@ -75,7 +79,15 @@ env.start_etcd(name="etcd", log_level="warn", timeout=20) -> url
     (about 0.1 s; fast raft ticks, so leases as short as 1 s are granted).
     url is "http://127.0.0.1:PORT". env.etcd (the last one started) is an
     EtcdServer: .url .proc .client_port .peer_port .data_dir, .stop(sig),
-    .start() (same ports and data, e.g. after .stop() to simulate an outage).
+    .start() (same ports and data, e.g. after .stop() to simulate an outage),
+    .pause()/.resume() (SIGSTOP/SIGCONT: a hung member), .wipe() (remove
+    the data dir of a stopped member: started again, it is a rebuilt cluster
+    with the same id and revisions from 1).
+env.start_etcd_cluster(n=3, name="etcd", log_level="warn", timeout=30)
+    -> EtcdCluster
+    n members etcd1..etcdN on free loopback ports, started together, ready
+    when each answers. .members [EtcdServer], .urls, .endpoints (comma-
+    separated, for --etcd or the config), .member(url), .stop().
 
 env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     Starts integration/whoami.py (port None: the kernel picks it) and waits
@@ -84,10 +96,11 @@ env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     "closed", "listening on ..." on each change.
 
 env.start_haproxy(services_file=None, base_config=BASE_CONFIG, name="haproxy",
-                  extra_args=(), timeout=15) -> HAProxy
+                  extra_args=(), timeout=15, socket_level=None) -> HAProxy
     Writes <tmp>/haproxy-base.cfg from the shipped haproxy/haproxy.cfg with
-    only the runtime socket moved to <tmp>/admin.sock and the stats listener
-    moved to a free port, then runs
+    only the runtime socket moved to <tmp>/admin.sock (and its "level admin"
+    changed to socket_level, e.g. "operator", when given) and the stats
+    listener moved to a free port, then runs
         haproxy -W -S <tmp>/master.sock -f <tmp>/haproxy-base.cfg -f services
     in the foreground (the pid held is the master's) and waits until both
     sockets answer. services_file None: an empty <tmp>/services.cfg.
@@ -193,7 +206,8 @@ import urllib.request
 __all__ = [
     "REPO", "BASE_CONFIG", "WHOAMI", "HAPROXY_BIN", "ETCD_BIN", "PYTHON",
     "HarnessError", "WaitTimeout", "ProcessDied", "EtcdError", "Skip",
-    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "HAProxy",
+    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster",
+    "HAProxy",
     "write_config", "haproxy_cmd", "master_reloads", "haproxy_check",
     "etcd_put", "etcd_get", "etcd_get_prefix", "etcd_delete",
     "etcd_delete_prefix", "etcd_revision", "etcd_compact", "etcd_lease_grant",
@@ -364,6 +378,7 @@ def _cleanup_all():
             # kill_all() even if a close() was under way when a signal
             # came: it may have been interrupted before killing everything.
             env.kill_all()
+            env.unmount_all()
             env.close()
             if not env.keep:
                 shutil.rmtree(env.tmp, ignore_errors=True)
@@ -520,8 +535,10 @@ class Env:
         self.keep = (os.environ.get("KEEP_TMP") == "1") if keep is None else keep
         self.closed = False
         self.etcd = None
+        self.etcd_cluster = None
         self.haproxy = None
         self._procs = []
+        self._mounts = []
         self._lock = threading.RLock()
         with _live_lock:
             _live_envs.add(self)
@@ -689,12 +706,34 @@ class Env:
         try:
             self.kill_all()
         finally:
+            self.unmount_all()
             with _live_lock:
                 _live_envs.discard(self)
             if self.keep:
                 sys.stderr.write("harness: kept %s\n" % self.tmp)
             else:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- filesystems
+
+    def mount_tmpfs(self, relpath, size_kb=256):
+        """A tmpfs of size_kb KiB on a new directory inside tmp."""
+        path = self.path(relpath)
+        os.makedirs(path, exist_ok=True)
+        out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % size_kb,
+                              "tmpfs", path], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Skip("cannot mount a tmpfs here: %s" % out.stderr.strip())
+        with self._lock:
+            self._mounts.append(path)
+        return path
+
+    def unmount_all(self):
+        """Unmount (lazily) every tmpfs mount_tmpfs() made. Idempotent."""
+        with self._lock:
+            mounts, self._mounts = self._mounts, []
+        for path in reversed(mounts):
+            subprocess.run(["umount", "-l", path], capture_output=True)
 
     # -- etcd
 
@@ -716,6 +755,38 @@ class Env:
                 continue
             self.etcd = server
             return server.url
+        raise last
+
+    def start_etcd_cluster(self, n=3, name="etcd", log_level="warn",
+                           timeout=30):
+        """Start an n-member etcd cluster (members NAME1..NAMEn) on free
+        loopback ports; return an EtcdCluster once every member answers."""
+        last = None
+        for _ in range(3):
+            names = ["%s%d" % (name, i + 1) for i in range(n)]
+            ports = [(free_port(), free_port()) for _ in names]
+            initial = ",".join("%s=http://127.0.0.1:%d" % (nm, pp)
+                               for nm, (_, pp) in zip(names, ports))
+            token = "slotsync-test-" + secrets.token_hex(4)
+            members = [EtcdServer(self, nm, cp, pp, log_level=log_level,
+                                  initial_cluster=initial, token=token)
+                       for nm, (cp, pp) in zip(names, ports)]
+            try:
+                for m in members:
+                    m.start(wait=False)
+                for m in members:
+                    m.wait_ready(timeout)
+            except ProcessDied as e:
+                if not any("address already in use" in self.log_text(nm)
+                           for nm in names):
+                    raise
+                last = e  # lost a port race: new ports
+                for m in members:
+                    m.stop(signal.SIGKILL)
+                    shutil.rmtree(m.data_dir, ignore_errors=True)
+                continue
+            self.etcd_cluster = EtcdCluster(members)
+            return self.etcd_cluster
         raise last
 
     # -- whoami
@@ -742,7 +813,8 @@ class Env:
     # -- haproxy
 
     def start_haproxy(self, services_file=None, base_config=BASE_CONFIG,
-                      name="haproxy", extra_args=(), timeout=15):
+                      name="haproxy", extra_args=(), timeout=15,
+                      socket_level=None):
         """Start HAProxy (master-worker, foreground) on a test copy of the
         shipped base config; return an HAProxy once both sockets answer."""
         if services_file is None:
@@ -759,7 +831,8 @@ class Env:
                           self.path("admin.sock"), free_port(),
                           self.path("haproxy-base.cfg"), services_file)
             self.write("haproxy-base.cfg",
-                       _test_base_config(shipped, hap.admin_sock, hap.stats_port))
+                       _test_base_config(shipped, hap.admin_sock, hap.stats_port,
+                                         socket_level))
             try:
                 hap.start(extra_args, timeout)
             except ProcessDied as e:
@@ -792,7 +865,7 @@ class EtcdServer:
     """One etcd member of an Env (see Env.start_etcd)."""
 
     def __init__(self, env, name, client_port, peer_port, log_level="warn",
-                 tls=None, extra_args=()):
+                 initial_cluster=None, token=None, tls=None, extra_args=()):
         self.env = env
         self.name = name
         self.client_port = client_port
@@ -803,10 +876,14 @@ class EtcdServer:
         self.user = None  # "name:password" for readiness checks once auth is on
         self.data_dir = env.path(name + ".data")
         self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", client_port)
+        self.peer_url = "http://127.0.0.1:%d" % peer_port
+        # Kept across restarts: a member started again on a wiped data dir
+        # founds a cluster with the same id (a rebuilt cluster).
+        self.initial_cluster = initial_cluster or "%s=%s" % (name, self.peer_url)
+        self.token = token or "slotsync-test-" + secrets.token_hex(4)
         self.proc = None
 
     def argv(self):
-        peer = "http://127.0.0.1:%d" % self.peer_port
         tls = []
         if self.tls:
             tls = ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
@@ -815,11 +892,11 @@ class EtcdServer:
             "--name", self.name, "--data-dir", self.data_dir,
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
-            "--listen-peer-urls", peer,
-            "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", "%s=%s" % (self.name, peer),
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", "new",
-            "--initial-cluster-token", "slotsync-test-" + secrets.token_hex(4),
+            "--initial-cluster-token", self.token,
             # A single member needs no slack: fast ticks make it elect
             # itself in ~0.1 s instead of ~1 s, and lower the shortest lease
             # etcd grants from 2 s to 1 s.
@@ -828,16 +905,35 @@ class EtcdServer:
             "--log-level", self.log_level,
         ]
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, wait=True):
         """Start (or start again, same ports and data) and wait until
-        ready."""
+        ready (wait=False: return at once, e.g. for a cluster's members,
+        which are ready only together)."""
         if self.proc is not None and self.proc.poll() is None:
             raise HarnessError("etcd %s is already running" % self.name)
         # ETCD_* variables would silently change the member's flags.
         self.proc = self.env.spawn(self.name, self.argv(), unset=("ETCD*",))
+        if wait:
+            self.wait_ready(timeout)
+        return self.url
+
+    def wait_ready(self, timeout=20):
         wait_for(self._ready, timeout=timeout, interval=0.05,
                  alive=[self.proc], what="etcd on %s" % self.url)
-        return self.url
+
+    def wipe(self):
+        """Remove the data directory (the member must be stopped): started
+        again, it founds a new, empty cluster with the same id."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise HarnessError("etcd %s is running" % self.name)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def pause(self):
+        """SIGSTOP: the member hangs (TCP still accepts, nothing answers)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
 
     def _ready(self):
         if self.tls or self.user:
@@ -852,7 +948,29 @@ class EtcdServer:
     def stop(self, sig=signal.SIGTERM, timeout=5):
         if self.proc is None:
             return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused member must hear sig
         return self.env.stop(self.proc, sig, timeout)
+
+
+class EtcdCluster:
+    """Members of one etcd cluster of an Env (see Env.start_etcd_cluster)."""
+
+    def __init__(self, members):
+        self.members = members
+        self.urls = [m.url for m in members]
+        self.endpoints = ",".join(self.urls)
+
+    def member(self, url):
+        """The member whose client URL is url."""
+        for m in self.members:
+            if m.url == url.rstrip("/"):
+                return m
+        raise HarnessError("no member at %s" % url)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        for m in self.members:
+            m.stop(sig, timeout)
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -1060,9 +1178,10 @@ def etcd_lease_ttl(url, lease_id, timeout=5):
 # --------------------------------------------------------------------------
 # HAProxy
 
-def _test_base_config(shipped, admin_sock, stats_port):
+def _test_base_config(shipped, admin_sock, stats_port, socket_level=None):
     """The shipped base config with the runtime socket and the stats listener
-    moved; everything else is kept, so the shipped file is what is tested."""
+    moved (and the socket's level changed, if socket_level is given);
+    everything else is kept, so the shipped file is what is tested."""
     text, n_sock = re.subn(r"(?m)^(\s*stats\s+socket\s+)%s(?=\s)"
                            % re.escape(SHIPPED_ADMIN_SOCK),
                            lambda m: m.group(1) + admin_sock, shipped)
@@ -1070,6 +1189,14 @@ def _test_base_config(shipped, admin_sock, stats_port):
                            % re.escape(SHIPPED_STATS_BIND),
                            lambda m: m.group(1) + "127.0.0.1:%d" % stats_port,
                            text)
+    if socket_level is not None:
+        if socket_level not in ("user", "operator", "admin"):
+            raise HarnessError("socket_level: user, operator or admin")
+        text, n_level = re.subn(r"(?m)^(\s*stats\s+socket\s+%s\s.*\blevel\s+)admin\b"
+                                % re.escape(admin_sock),
+                                lambda m: m.group(1) + socket_level, text)
+        if n_level != 1:
+            raise HarnessError("haproxy/haproxy.cfg: no 'level admin' on the stats socket")
     if n_sock != 1 or n_bind != 1:
         raise HarnessError(
             "haproxy/haproxy.cfg must hold exactly one 'stats socket %s' "

@@ -170,8 +170,8 @@ def test_check_fall_withdraws_rise_registers(env, bin_path):
     wait_key(url, key, proc=p, timeout=5)
     log = env.log_text("announce")
     after = log[log.index("withdrawing"):]
-    first_ok = re.search(r"T(\d\d):(\d\d):(\d\d\.\d+) info  announce: check of \S+ ok", after)
-    healthy = re.search(r"T(\d\d):(\d\d):(\d\d\.\d+) info  announce: \S+ is healthy", after)
+    first_ok = re.search(r"T(\d\d):(\d\d):(\d\d\.\d+)Z? info  announce: check of \S+ ok", after)
+    healthy = re.search(r"T(\d\d):(\d\d):(\d\d\.\d+)Z? info  announce: \S+ is healthy", after)
     assert first_ok and healthy, after
 
     def secs(m):

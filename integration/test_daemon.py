@@ -418,6 +418,8 @@ def test_a_batch_larger_than_the_socket_buffers(env, bin_path):
     c.start_slotsync()
     wait_for(lambda: sum(1 for v in c.slots().values() if v[2] == "ready") == 4000,
              timeout=30, what="4000 ready slots", alive=[c.slotsync])
+    # HAProxy shows the slots before slotsync has read the last reply
+    env.wait_log("slotsync", r"applied \d+ runtime commands", timeout=30, alive=[c.slotsync])
     log = env.log_text("slotsync")
     assert "timed out" not in log and "HAProxy refused" not in log, log[-2000:]
     assert " 8000 runtime commands (0 failed)" in log, log[-2000:]

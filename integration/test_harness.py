@@ -113,6 +113,32 @@ def test_etcd_restart_keeps_data(env):
     assert etcd_get(url, "/k") == b"v"
 
 
+def test_etcd_wipe_and_cluster(env):
+    url = env.start_etcd()
+    etcd_put(url, "/k", "v")
+    env.etcd.stop()
+    env.etcd.wipe()
+    env.etcd.start()
+    assert etcd_get(url, "/k") is None and etcd_revision(url) == 1
+
+    cluster = env.start_etcd_cluster(3)
+    assert len(set(cluster.urls)) == 3 and cluster.endpoints.count(",") == 2
+    etcd_put(cluster.urls[0], "/k", "v")
+    for u in cluster.urls:
+        wait_for(lambda: etcd_get(u, "/k") == b"v", timeout=5, what="/k on " + u)
+    hung = cluster.member(cluster.urls[2] + "/")
+    hung.pause()
+    try:
+        etcd_get(hung.url, "/k", timeout=0.5)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("a paused member answers")
+    finally:
+        hung.resume()
+    assert etcd_get(hung.url, "/k") == b"v"
+
+
 def test_shipped_haproxy_config_is_valid(env):
     empty = env.write("empty.cfg", "")
     ok, out = haproxy_check(BASE_CONFIG, empty)

@@ -2,6 +2,8 @@
 added or its options change) and when it does not (endpoint churn, slot
 growth on dynamic balance algorithms), against real etcd and HAProxy 2.6."""
 
+import errno
+import glob
 import json
 import os
 import signal
@@ -14,9 +16,14 @@ from test_daemon import Cluster, PREFIX
 DOMAIN = "service.local"
 
 
-def http_cluster(env, bin_path, **kw):
+def http_cluster(env, bin_path, services_file=None, haproxy_bin=None, **kw):
     http_port = free_port()
     c = Cluster(env, bin_path, start=False, **kw)
+    if services_file:
+        c.services_file = services_file
+        c.config["haproxy"]["services_file"] = services_file
+    if haproxy_bin:
+        c.config["haproxy"]["binary"] = haproxy_bin
     c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN}
     c.config["haproxy"]["min_reload_interval_ms"] = 500
     c.config_path = write_config(env, c.config)
@@ -67,6 +74,9 @@ def test_new_service_one_reload_then_routable(env, bin_path):
     cfg["services"] = dict(cfg["services"], db={"listen": "127.0.0.1:%d" % db_port,
                                                 "hosts": ["db.example.test"]})
     sighup(c, cfg)
+    # db must be the config's when its key comes: else etcd's db (from
+    # defaults) costs one reload and the config's options a second one
+    env.wait_log("slotsync", r"SIGHUP: config reloaded", alive=[c.slotsync])
     etcd_put(c.etcd, PREFIX + "db/1", "127.0.0.1:%d" % c.backends["w1"])
     wait_for(lambda: c.haproxy.reloads() == (2, 0), what="second reload")
     wait_for(lambda: set(traffic("http://127.0.0.1:%d/" % db_port, 3)) == {"w1"},
@@ -275,3 +285,101 @@ def test_grown_slots_survive_a_reload_and_empty_services_leave(env, bin_path):
     assert len(c.slots()) == 4
     c.wait_live(["w1", "w2", "w3"])
     c.reach(["w1", "w2", "w3"])
+
+
+def fill(path):
+    """Write path until its filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+
+
+def test_render_on_a_full_disk_is_retried_until_it_succeeds(env, bin_path):
+    """The services file sits on a full filesystem when a new service needs a
+    render: one error, the running config kept, then retries with backoff;
+    once space is freed the service is added without any other change."""
+    fs = env.mount_tmpfs("fs", size_kb=128)
+    c = http_cluster(env, bin_path, services_file=os.path.join(fs, "services.cfg"))
+    c.put("a", "w1")
+    c.reach(["w1"])
+    filler = os.path.join(fs, "filler")
+    fill(filler)
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    env.wait_log("slotsync", r"error sync: cannot (write|render) the services file: .*"
+                 r"No space left on device", alive=[c.slotsync])
+    time.sleep(1.5)  # a few retries fail meanwhile (backoff from 0.5 s)
+    assert c.haproxy.reloads() == (0, 0)
+    c.reach(["w1"])
+    os.unlink(filler)
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), timeout=30,
+             what="the reload once space is free", alive=[c.slotsync])
+    reach_host(c, "api", ["w2"])
+    env.wait_log("slotsync", r"services file written and HAProxy reloaded again after")
+    log = env.log_text("slotsync")
+    assert "cannot write the services file, still: " in log, log
+    errors = [ln for ln in log.splitlines() if " error sync: " in ln]
+    assert len(errors) == 1, errors
+    assert sorted(os.listdir(fs)) == ["services.cfg", "services.cfg.map"], os.listdir(fs)
+
+
+def test_killed_during_check_leaves_no_temp_file_behind(env, bin_path):
+    """slotsync SIGKILLed while haproxy -c runs: the check's output was in
+    no file (nothing in /tmp); the candidate next to the services file and
+    a dead writer's temp file are removed when slotsync starts again."""
+    started = env.path("check.pid")
+    slow = env.write("slow-haproxy.sh", "#!/bin/sh\necho $$ > %s\nsleep 60\nexec %s \"$@\"\n"
+                     % (started, HAPROXY_BIN))
+    os.chmod(slow, 0o755)
+    c = http_cluster(env, bin_path, haproxy_bin=slow)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    check_pid = wait_for(lambda: int(open(started).read()), what="haproxy -c running",
+                         alive=[c.slotsync])
+    candidate = c.services_file + ".new"
+    assert os.path.exists(candidate)
+    pid = c.slotsync.pid
+    c.slotsync.kill()
+    c.slotsync.wait(10)
+    os.kill(check_pid, signal.SIGKILL)
+    assert not glob.glob("/tmp/slotsync-check.%d.*" % pid), glob.glob("/tmp/slotsync-check.*")
+    stale = c.services_file + ".tmp.%d" % pid  # as if killed during a write
+    with open(stale, "w") as f:
+        f.write("# half a file\n")
+    etcd_delete(c.etcd, PREFIX + "api/x")  # nothing needs a render any more
+    c.config["haproxy"]["binary"] = HAPROXY_BIN
+    write_config(env, c.config)
+    c.start_slotsync(name="slotsync2")
+    assert not os.path.exists(candidate)
+    assert not os.path.exists(stale)
+    log = env.log_text("slotsync2")
+    assert "removed %s" % candidate in log and "removed %s" % stale in log, log
+    c.reach(["w1"])
+    assert c.haproxy.reloads() == (0, 0)
+
+
+def test_reload_through_an_unreachable_master_is_retried(env, bin_path):
+    """The master socket is away when a reload is due (no verdict from
+    HAProxy): the reload is retried with backoff and goes through once the
+    socket is back."""
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    away = c.haproxy.master_sock + ".away"
+    os.rename(c.haproxy.master_sock, away)
+    try:
+        etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+        env.wait_log("slotsync", r"error sync: (cannot reload HAProxy|reload failed): ",
+                     alive=[c.slotsync])
+        time.sleep(1.0)  # a retry or two fail meanwhile
+    finally:
+        os.rename(away, c.haproxy.master_sock)
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), timeout=30,
+             what="the reload once the master socket is back", alive=[c.slotsync])
+    reach_host(c, "api", ["w2"])
+    env.wait_log("slotsync", r"HAProxy reloaded again after")

@@ -730,6 +730,9 @@ struct announcer {
     const char *revoke_note;           /* how it ended, for the withdrawn line */
     int64_t cleanup_rev;               /* mod_revision the delete is conditional on */
 
+    /* etcd outages, told as "still unreachable after N s" lines */
+    struct log_outage etcd_outage;
+
     /* health */
     struct announce_health health;
     bool healthy; /* the verdict; always true without --check */
@@ -864,7 +867,7 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
 {
     char why_q[512];
     bool lease_gone = strstr(why, "lease not found") != NULL;
-    double delay;
+    double delay, elapsed;
 
     log_quote(why, strlen(why), why_q, sizeof(why_q));
     if (a->stopping) {
@@ -896,9 +899,11 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
         return;
     }
     delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter());
-    if (a->etcd_failures == 0)
+    if (log_outage_begin(&a->etcd_outage, ev_now(a->loop)))
         log_warn(MOD, "etcd %s failed (%s): retrying with backoff, first in %.2f s", op_names[op],
                  why_q, delay);
+    else if (log_outage_due(&a->etcd_outage, ev_now(a->loop), &elapsed))
+        log_warn(MOD, "etcd still unreachable after %.0f s (%s: %s)", elapsed, op_names[op], why_q);
     else
         log_debug(MOD, "etcd %s failed again (%s): retrying in %.2f s", op_names[op], why_q, delay);
     if (a->etcd_failures < 64)
@@ -914,6 +919,7 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
     const json_t *body;
     const char *inband;
     int64_t id = 0, ttl = 0;
+    double elapsed;
 
     a->call = NULL;
     a->op = OP_NONE;
@@ -932,10 +938,10 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
         return;
     }
     body = reply_body(reply);
-    if (a->etcd_failures) {
-        log_info(MOD, "etcd answers again");
-        a->etcd_failures = 0;
-    }
+    elapsed = log_outage_end(&a->etcd_outage, ev_now(a->loop));
+    if (elapsed >= 0)
+        log_info(MOD, "etcd answers again after %.0f s", elapsed);
+    a->etcd_failures = 0;
     a->retry_at = 0;
 
     switch (op) {
@@ -1798,6 +1804,10 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot create the etcd client");
         return -ENOMEM;
     }
+    /* Half the op timeout per attempt: a member that hangs (accepts, never
+     * answers) times out inside the call, and the client moves on to the
+     * next endpoint while there is time to renew the lease there. */
+    etcd_client_set_call_timeout(a->etcd, (long)(op_timeout(a) * 1000.0 / 2.0));
     if (opt->user) {
         char *password = NULL;
         bool too_open = false;

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/log.h>
+
 /* Set *at to the index of name among the sorted services and return true, or
  * to where it would be inserted and return false. */
 static bool find_service(const struct catalog *cat, const char *name, size_t *at)
@@ -145,6 +147,7 @@ static struct catalog_endpoint *endpoint_new(const char *instance, const struct 
     ce->ep = *ep;
     ce->mod_revision = mod_revision;
     ce->seen = true;
+    ce->unknown_hash = 0;
     return ce;
 }
 
@@ -240,12 +243,45 @@ void catalog_free(struct catalog *cat)
     free(cat);
 }
 
+/* FNV-1a of the unknown-field list, never 0 (0 = none). */
+static uint32_t unknown_hash(const char *unknown)
+{
+    uint32_t h = 2166136261u;
+
+    if (!unknown[0])
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)unknown; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h ? h : 1;
+}
+
+/* Unknown JSON fields are accepted (a newer registrar may add some), but a
+ * misspelt known one ("wieght") would silently mean the default: one
+ * warning per key, again only when its list of unknown fields changes. */
+static void note_unknown(struct catalog *cat, struct catalog_endpoint *ce, const char *key,
+                         size_t klen, const char *unknown)
+{
+    uint32_t h = unknown_hash(unknown);
+
+    if (h && h != ce->unknown_hash) {
+        char qkey[300];
+
+        cat->unknown_fields++;
+        log_quote(key, klen, qkey, sizeof(qkey));
+        log_warn("catalog",
+                 "etcd key \"%s\": unknown JSON field%s %s ignored (known: host, port, weight, "
+                 "state); check the spelling",
+                 qkey, strchr(unknown, ',') ? "s" : "", unknown);
+    }
+    ce->unknown_hash = h;
+}
+
 /* Borrows key and val. Note that mod_revision and seen are refreshed even
  * when the value is unchanged, so a re-list keeps the endpoint. */
 int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
                 int64_t mod_revision, char **errmsg)
 {
-    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1];
+    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1], unknown[256];
     struct catalog_service *svc = NULL;
     struct catalog_endpoint *ce;
     struct endpoint ep;
@@ -262,7 +298,7 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
         svc = cat->services[si];
         ep_exists = find_endpoint(svc, instance, &ei);
     }
-    if (endpoint_parse_value(val, vlen, &ep, errmsg) < 0) {
+    if (endpoint_parse_value_unknown(val, vlen, &ep, unknown, sizeof(unknown), errmsg) < 0) {
         /* A valid endpoint overwritten with garbage is gone: keeping the old
          * address would route to something etcd no longer vouches for. */
         cat->rejected++;
@@ -275,6 +311,7 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
         ce->seen = true;
         ce->mod_revision = mod_revision;
         cat->puts++;
+        note_unknown(cat, ce, key, klen, unknown);
         if (endpoint_equal(&ce->ep, &ep))
             return CATALOG_UNCHANGED;
         ce->ep = ep;
@@ -282,8 +319,12 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
         return CATALOG_UPDATED;
     }
     ret = add_endpoint(cat, svc_exists, si, ei, service, instance, &ep, mod_revision);
-    if (ret >= 0)
+    if (ret >= 0) {
         cat->puts++;
+        svc = catalog_find(cat, service);
+        if (unknown[0] && svc && find_endpoint(svc, instance, &ei))
+            note_unknown(cat, svc->endpoints[ei], key, klen, unknown);
+    }
     return ret;
 }
 

@@ -67,6 +67,25 @@ static bool in_list(const char *s, const char *const *list, size_t n)
     return false;
 }
 
+/* Where config_load_all() sends each problem; NULL in config_load(), which
+ * stops at the first. */
+struct problems {
+    config_report_fn report;
+    void *arg;
+    unsigned errors;
+};
+
+/* After one step of the load: with a collector, an error is reported and
+ * the load goes on (0); without one, or out of memory, it stops (ret). */
+static int keep_going(struct problems *p, int ret, char **errmsg)
+{
+    if (ret >= 0 || !p || ret == -ENOMEM)
+        return ret;
+    p->report(p->arg, true, errmsg && *errmsg ? *errmsg : strerror(-ret));
+    p->errors++;
+    return 0;
+}
+
 /* "<path>: <reason>". Always returns -EINVAL. */
 static int field_error(char **errmsg, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -232,6 +251,8 @@ int config_check_etcd_url(const char *url, char **errmsg)
         memprintf(errmsg, "URL longer than %d bytes", ETCD_URL_MAX);
         return -EINVAL;
     }
+    /* https:// is verified by libcurl against etcd.tls.ca_file or the
+     * system's CAs; there is no way to turn verification off. */
     if (strncmp(url, "http://", 7) == 0)
         p = url + 7;
     else if (strncmp(url, "https://", 8) == 0)
@@ -474,6 +495,20 @@ static int get_int(json_t *obj, const char *path, const char *key, long min, lon
     if (v < min || v > max)
         return field_error(errmsg, fp, "must be between %ld and %ld", min, max);
     *out = (int)v;
+    return 0;
+}
+
+/* obj.key into *out if present: a JSON true or false. */
+static int get_bool(json_t *obj, const char *path, const char *key, bool *out, char **errmsg)
+{
+    json_t *j = json_object_get(obj, key);
+    char fp[FIELD_PATH_SIZE];
+
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be true or false");
+    *out = json_is_true(j);
     return 0;
 }
 
@@ -877,7 +912,7 @@ static int service_cmp(const void *a, const void *b)
     return strcmp(((const struct service_conf *)a)->name, ((const struct service_conf *)b)->name);
 }
 
-static int load_services(json_t *root, struct config *cfg, char **errmsg)
+static int load_services(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
     json_t *services;
     int ret;
@@ -894,15 +929,18 @@ static int load_services(json_t *root, struct config *cfg, char **errmsg)
         if (!endpoint_service_name_valid(name)) {
             char q[QUOTE_SIZE];
 
-            return field_error(errmsg, "services",
-                               "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
-                               "1-63 chars)",
-                               quote(name, q, sizeof(q)));
+            ret = field_error(errmsg, "services",
+                              "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
+                              "1-63 chars)",
+                              quote(name, q, sizeof(q)));
+            if ((ret = keep_going(p, ret, errmsg)) < 0)
+                return ret;
+            continue;
         }
         /* counted first, so that config_free() sees what a failure left */
         ret = load_service(json_object_iter_value(it), name, cfg, &cfg->services[cfg->n_services++],
                            errmsg);
-        if (ret < 0)
+        if ((ret = keep_going(p, ret, errmsg)) < 0)
             return ret;
     }
     qsort(cfg->services, cfg->n_services, sizeof(*cfg->services), service_cmp);
@@ -1038,10 +1076,11 @@ static int check_host_conflicts(const struct config *cfg, char **errmsg)
     return ret;
 }
 
-static int load_root(json_t *root, struct config *cfg, char **errmsg)
+static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    static const char *const keys[] = {"etcd",          "haproxy",           "defaults", "services",
-                                       "http_frontend", "resync_interval_s", "log_level"};
+    static const char *const keys[] = {
+        "etcd",          "haproxy",           "defaults",  "services",
+        "http_frontend", "resync_interval_s", "log_level", "allow_empty_registry"};
     const char *level = NULL;
     int ret;
 
@@ -1059,20 +1098,32 @@ static int load_root(json_t *root, struct config *cfg, char **errmsg)
     cfg->resync_interval_s = DEFAULT_RESYNC_INTERVAL_S;
     cfg->log_level = LOG_INFO;
 
-    if ((ret = check_keys(root, "", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
-        (ret = load_etcd(root, cfg, errmsg)) < 0 || (ret = load_haproxy(root, cfg, errmsg)) < 0 ||
-        (ret = load_defaults(root, cfg, errmsg)) < 0 ||
-        (ret = load_services(root, cfg, errmsg)) < 0 ||
-        (ret = load_http_frontend(root, cfg, errmsg)) < 0 ||
-        (ret = get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
-                       &cfg->resync_interval_s, errmsg)) < 0 ||
-        (ret = get_string(root, "", "log_level", &level, errmsg)) < 0)
+    /* Block by block; with a collector (config_load_all) each block's
+     * error is reported and the next block is still read. */
+    if ((ret = keep_going(p, check_keys(root, "", keys, ARRAY_SIZE(keys), errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_etcd(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_haproxy(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_defaults(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_services(root, cfg, p, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_http_frontend(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p,
+                          get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
+                                  &cfg->resync_interval_s, errmsg),
+                          errmsg)) < 0 ||
+        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(
+             p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
+             errmsg)) < 0)
         return ret;
-    if (level && config_set_log_level(cfg, level, errmsg) < 0)
+    if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
+        return ret;
+    if ((ret = keep_going(p, check_listen_conflicts(cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, check_host_conflicts(cfg, errmsg), errmsg)) < 0)
+        return ret;
+    if (p && p->errors) {
+        memprintf(errmsg, "%u error%s", p->errors, p->errors == 1 ? "" : "s");
         return -EINVAL;
-    if ((ret = check_listen_conflicts(cfg, errmsg)) < 0 ||
-        (ret = check_host_conflicts(cfg, errmsg)) < 0)
-        return ret;
+    }
     return 0;
 }
 
@@ -1089,9 +1140,9 @@ static int json_load_error(const json_error_t *jerr, const char *source, char **
     return -EINVAL;
 }
 
-static int load_json(json_t *root, struct config *cfg, char **errmsg)
+static int load_json(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    int ret = load_root(root, cfg, errmsg);
+    int ret = load_root(root, cfg, p, errmsg);
 
     json_decref(root);
     if (ret < 0)
@@ -1099,7 +1150,7 @@ static int load_json(json_t *root, struct config *cfg, char **errmsg)
     return ret;
 }
 
-int config_load(const char *path, struct config *cfg, char **errmsg)
+static int load_file(const char *path, struct config *cfg, struct problems *p, char **errmsg)
 {
     char q[QUOTE_SIZE * 2];
     json_error_t jerr;
@@ -1123,7 +1174,28 @@ int config_load(const char *path, struct config *cfg, char **errmsg)
     fclose(fp);
     if (!root)
         return json_load_error(&jerr, q, errmsg);
-    return load_json(root, cfg, errmsg);
+    return load_json(root, cfg, p, errmsg);
+}
+
+int config_load(const char *path, struct config *cfg, char **errmsg)
+{
+    return load_file(path, cfg, NULL, errmsg);
+}
+
+int config_load_all(const char *path, struct config *cfg, config_report_fn report, void *arg)
+{
+    struct problems p = {report, arg, 0};
+    char *errmsg = NULL;
+    int ret = load_file(path, cfg, &p, &errmsg);
+
+    /* What stopped the load before any block was read (the file, its JSON,
+     * memory) has not been reported yet. */
+    if (ret < 0 && p.errors == 0) {
+        report(arg, true, errmsg ? errmsg : strerror(-ret));
+        p.errors++;
+    }
+    free(errmsg);
+    return ret < 0 ? -(int)p.errors : 0;
 }
 
 int config_load_string(const char *json, struct config *cfg, char **errmsg)
@@ -1139,7 +1211,7 @@ int config_load_string(const char *json, struct config *cfg, char **errmsg)
     root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return json_load_error(&jerr, NULL, errmsg);
-    return load_json(root, cfg, errmsg);
+    return load_json(root, cfg, NULL, errmsg);
 }
 
 /* ---- command-line overrides ---- */
@@ -1230,6 +1302,49 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
 bool config_balance_is_dynamic(const char *balance)
 {
     return balance && in_list(balance, dynamic_balance_names, ARRAY_SIZE(dynamic_balance_names));
+}
+
+bool config_balance_is_static(const char *balance)
+{
+    return balance && (strcmp(balance, "static-rr") == 0 || strcmp(balance, "source") == 0);
+}
+
+static const char *weight_problem(const char *balance)
+{
+    if (config_balance_is_static(balance))
+        return "HAProxy cannot change weights at run time with it: etcd weights other than 0 "
+               "(drain) are not applied until a reload";
+    if (strcmp(balance, "first") == 0)
+        return "HAProxy ignores server weights with it: etcd weights have no effect";
+    return NULL;
+}
+
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg)
+{
+    const char *why = weight_problem(cfg->defaults.balance);
+    bool defaults_warned = why != NULL;
+    char *text = NULL;
+    unsigned n = 0;
+
+    /* The defaults apply to every service that etcd names and the config
+     * does not. */
+    if (why) {
+        memprintf(&text, "defaults.balance is %s: %s", cfg->defaults.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct service_conf *sc = &cfg->services[i];
+
+        why = weight_problem(sc->opt.balance);
+        if (!why || (defaults_warned && strcmp(sc->opt.balance, cfg->defaults.balance) == 0))
+            continue; /* said for the defaults already */
+        memprintf(&text, "services.%s.balance is %s: %s", sc->name, sc->opt.balance, why);
+        report(arg, false, text ? text : "out of memory");
+        n++;
+    }
+    free(text);
+    return n;
 }
 
 void config_free(struct config *cfg)

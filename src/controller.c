@@ -1,7 +1,7 @@
 /* controller - the daemon's pipeline, wired on one libev loop:
  * etcd sync -> catalog -> slots -> plan -> runtime (batched), with resyncs
- * from "show servers state" on start, on reconnect, on any failed command and
- * every resync_interval_s. */
+ * from "show servers state" on start, on reconnect, after refused commands
+ * (with backoff) and every resync_interval_s. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
@@ -27,7 +27,14 @@
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
+#define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
+#define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
+#define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
+#define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
+#define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
 #define RUNTIME_TIMEOUT_S 10.0
+#define WRITE_RETRY_MIN_S 0.5
+#define WRITE_RETRY_MAX_S 30.0
 /* Per batch, at most this many changes get an info line each; the rest go
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
@@ -47,7 +54,7 @@ struct backend {
     const struct service_conf *svc; /* &conf */
     bool configured;                /* from the config file, else built from defaults */
     bool claimed;                   /* ours: configured, in our services file, or created */
-    bool refused;                   /* its name belongs to a proxy slotsync does not own */
+    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
     struct slot_table slots;        /* as many slots as HAProxy has for it */
     struct server_state *have;      /* slots.n entries: HAProxy's view */
     bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
@@ -59,6 +66,12 @@ struct backend {
     size_t added_to;                /* slots.n after the last runtime growth */
     bool left_out;                  /* not in the file of the reload in flight */
     size_t last_overflow;
+    /* commands HAProxy refused, held back until something changes */
+    struct plan_refusal *refused;
+    size_t n_refused;
+    /* static algorithm: instances already warned about for their weight */
+    char **weight_warned;
+    size_t n_weight_warned;
     /* filled while parsing a resync */
     struct server_state *seen;
     size_t n_seen, cap_seen;
@@ -86,6 +99,8 @@ struct ctl {
     bool reloading;
     double last_reload_start;
     char *candidate;
+    double write_retry;             /* backoff after a failed write of the files */
+    struct log_outage write_outage; /* since when they cannot be written */
     /* the HTTP frontend's host map */
     struct host_route *map_have;
     size_t n_map_have;
@@ -105,16 +120,34 @@ struct ctl {
     ev_prepare flush;
     ev_timer resync_timer, retry_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
+    ev_signal sig_usr1;    /* state dump */
+    ev_timer log_timer;    /* prints the log's rate-limit summaries */
+    double last_resync_at; /* ev_now() of the last complete resync; 0 = none */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
     bool synced;           /* HAProxy's state is known */
     bool resync_wanted;    /* re-read HAProxy's state before the next batch */
     bool runtime_down;     /* last exchange failed to connect */
-    bool master_down;      /* the master socket sentinel cannot connect */
+    bool level_ok;         /* "show cli level" said admin on this HAProxy */
+    bool level_noted;      /* the socket's level was logged as too low */
+    bool resync_has_level; /* the resync in flight starts with "show cli level" */
+    struct log_outage rt_outage, master_outage;
+    ev_timer refusal_timer, master_timer;
+    double refusal_delay, last_refusal, unframed_warned_at;
+    double master_delay, master_connected_at;
     unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
     unsigned resync_epoch; /* epoch when the resync in flight was sent */
     double retry_delay;
     double batch_started;
+
+    /* The last full listing had no valid key and none came since. Until
+     * HAProxy is known to hold no filled slot (or keys appear), listed stays
+     * false: nothing is planned, rendered or sent. */
+    size_t list_valid; /* valid keys in the listing being applied */
+    bool registry_empty;
+    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
+    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
+
     /* render mode */
     bool render_only;
     const char *render_path;
@@ -125,6 +158,8 @@ struct ctl {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
         unsigned long long refused_services, drift_repairs;
+        unsigned long long empty_listings_held, io_failures;
+        unsigned long long level_too_low, static_weights_ignored;
     } stats;
 };
 
@@ -200,18 +235,15 @@ static bool names_has(const struct names *s, const char *name)
 }
 
 /* The proxy names a HAProxy config file declares: "backend NAME" and
- * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe (either
- * may be NULL). Only names that could be service names are kept: no other
- * can collide with one. With marker, a file whose first line is not
- * RENDER_MARKER declares nothing (it is not ours). A missing file declares
- * nothing. Reads the whole file: called at start and on SIGHUP only. */
-static int read_proxy_names(const char *path, const char *marker, struct names *be,
-                            struct names *fe)
+ * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe. Only
+ * names that could be service names are kept: no other can collide with one.
+ * A missing file declares nothing. Reads the whole file: called at start and
+ * on SIGHUP only. */
+static int read_proxy_names(const char *path, struct names *be, struct names *fe)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
-    bool first = true;
     int r = 0;
 
     if (!f)
@@ -219,9 +251,6 @@ static int read_proxy_names(const char *path, const char *marker, struct names *
     while (r == 0 && getline(&line, &cap, f) >= 0) {
         char kw[16], name[SERVICE_NAME_MAX + 2];
 
-        if (first && marker && strncmp(line, marker, strlen(marker)) != 0)
-            break;
-        first = false;
         if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
@@ -249,7 +278,7 @@ static void load_base_names(struct ctl *c)
         names_clear(&c->base_fe);
         return;
     }
-    r = read_proxy_names(c->cfg->base_config, NULL, &be, &fe);
+    r = read_proxy_names(c->cfg->base_config, &be, &fe);
     if (r < 0) {
         log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
                  c->cfg->base_config, strerror(-r));
@@ -287,8 +316,8 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     const char *by = name_taken(c, b);
 
     if (by) {
-        if (!b->refused) {
-            b->refused = true;
+        if (!b->foreign) {
+            b->foreign = true;
             b->claimed = false;
             c->stats.refused_services++;
             if (b->configured)
@@ -306,9 +335,9 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     }
     if (b->claimed)
         return false;
-    if (b->refused)
+    if (b->foreign)
         log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
-    b->refused = false;
+    b->foreign = false;
     /* Without a list of HAProxy's proxies yet, an etcd service waits. */
     if (!b->configured && !c->render_only && !c->proxies_known)
         return false;
@@ -319,7 +348,7 @@ static bool backend_settle(struct ctl *c, struct backend *b)
 /* A backend slotsync may touch (and render). */
 static bool backend_ours(const struct backend *b)
 {
-    return b->claimed && !b->refused;
+    return b->claimed && !b->foreign;
 }
 
 /* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
@@ -352,6 +381,12 @@ static struct backend *backend_add(struct ctl *c, const struct service_conf *con
 
 static void backend_free(struct backend *b)
 {
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    free(b->refused);
+    for (size_t i = 0; i < b->n_weight_warned; i++)
+        free(b->weight_warned[i]);
+    free(b->weight_warned);
     slots_free(&b->slots);
     free(b->have);
     free(b->drift);
@@ -475,6 +510,7 @@ static void on_list_begin(void *arg)
     struct ctl *c = arg;
 
     c->listing = true;
+    c->list_valid = 0;
     catalog_relist_begin(c->cat);
 }
 
@@ -489,6 +525,8 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     else
         r = catalog_put(c->cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
                         &why);
+    if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
+        c->list_valid++;
     log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     switch (r) {
     case CATALOG_REJECTED:
@@ -526,6 +564,68 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
 
 static void render_now(struct ctl *c);
 
+/* Plan every backend and the map again from the catalog. */
+static void mark_all_dirty(struct ctl *c)
+{
+    for (size_t i = 0; i < c->n_backends; i++)
+        c->backends[i]->dirty = true;
+    c->map_dirty = true;
+}
+
+/* Keys are there again after an empty listing: converge to them. */
+static void registry_filled(struct ctl *c)
+{
+    if (c->empty_held)
+        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
+                 catalog_count(c->cat));
+    c->registry_empty = false;
+    c->empty_held = false;
+    c->listed = true;
+    mark_all_dirty(c);
+}
+
+/* After an empty listing, with HAProxy's state read: hold while HAProxy has
+ * a filled slot in one of our backends (a wiped etcd, or the wrong one, must
+ * not empty every backend), apply the empty listing when it has none. Once
+ * per read of HAProxy's state. */
+static void decide_empty_registry(struct ctl *c)
+{
+    size_t filled = 0, backends = 0;
+
+    if (c->empty_seen_resyncs == c->stats.resyncs)
+        return;
+    c->empty_seen_resyncs = c->stats.resyncs;
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const struct backend *b = c->backends[i];
+        size_t k = 0;
+
+        for (size_t j = 0; b->present && j < b->slots.n; j++)
+            if (b->have[j].port != 0 || strcmp(b->have[j].addr, "0.0.0.0") != 0)
+                k++;
+        filled += k;
+        backends += k != 0;
+    }
+    if (!filled || c->cfg->allow_empty_registry) {
+        if (c->empty_held)
+            log_info(MOD, "%s: the empty etcd registry applies",
+                     filled ? "allow_empty_registry is set" : "HAProxy has no filled slot left");
+        c->empty_held = false;
+        c->registry_empty = false;
+        c->listed = true;
+        mark_all_dirty(c);
+        return;
+    }
+    if (c->empty_held)
+        return;
+    c->empty_held = true;
+    c->stats.empty_listings_held++;
+    log_error(MOD,
+              "etcd registry is empty (no valid key under %s): HAProxy is kept as it is "
+              "(%zu filled slots in %zu backends) until keys appear; set "
+              "allow_empty_registry to apply an empty registry",
+              c->cfg->etcd_prefix, filled, backends);
+}
+
 static void on_list_end(void *arg, int64_t revision)
 {
     struct ctl *c = arg;
@@ -535,15 +635,33 @@ static void on_list_end(void *arg, int64_t revision)
     log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
              catalog_count(c->cat), c->cat->n_services, (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
-    c->listed = true;
     collect_dirty(c);
-    if (c->render_only)
+    if (c->render_only) {
+        c->listed = true;
         render_now(c);
+        return;
+    }
+    if (c->list_valid == 0 && !c->cfg->allow_empty_registry) {
+        /* Decided in on_prepare() once HAProxy's state is read again. */
+        c->registry_empty = true;
+        c->listed = false;
+        c->empty_seen_resyncs = ~0ULL;
+        return;
+    }
+    if (c->registry_empty)
+        registry_filled(c);
+    c->listed = true;
 }
 
 static void on_batch_end(void *arg, int64_t revision)
 {
-    collect_dirty(arg);
+    struct ctl *c = arg;
+
+    collect_dirty(c);
+    /* Watch events apply one by one as always (a service scaled to zero is
+     * emptied); only a key that appears ends an empty listing's hold. */
+    if (c->registry_empty && !c->listing && catalog_count(c->cat) > 0)
+        registry_filled(c);
 }
 
 static void on_connected(void *arg, bool up, const char *why)
@@ -553,7 +671,8 @@ static void on_connected(void *arg, bool up, const char *why)
     if (up)
         log_info(MOD, "etcd watch established");
     else
-        log_warn(MOD, "etcd watch lost: %s (retrying)", why ? why : "unknown");
+        /* the etcd module has said why, at warn, with its outage lines */
+        log_info(MOD, "etcd watch lost (retrying)");
     if (!up && why)
         memprintf(&c->etcd_last_error, "%s", why);
     /* render: a TLS failure or refused credentials will not go away by
@@ -576,28 +695,51 @@ static const struct etcd_sync_ops sync_ops = {
 
 /* ---- HAProxy side ---- */
 
+static double jitter(void)
+{
+    return 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+}
+
+/* Double *delay within [min, max] and arm t for it, with jitter. */
+static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min, double max)
+{
+    *delay = *delay < min ? min : *delay * 2;
+    if (*delay > max)
+        *delay = max;
+    ev_timer_stop(c->loop, t);
+    ev_timer_set(t, *delay * jitter(), 0.);
+    ev_timer_start(c->loop, t);
+}
+
+static void schedule_retry_max(struct ctl *c, double max)
+{
+    backoff_start(c, &c->retry_timer, &c->retry_delay, RETRY_MIN_S, max);
+}
+
 static void schedule_retry(struct ctl *c)
 {
-    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
-
-    c->retry_delay = c->retry_delay < RETRY_MIN_S ? RETRY_MIN_S : c->retry_delay * 2;
-    if (c->retry_delay > RETRY_MAX_S)
-        c->retry_delay = RETRY_MAX_S;
-    ev_timer_stop(c->loop, &c->retry_timer);
-    ev_timer_set(&c->retry_timer, c->retry_delay * jitter, 0.);
-    ev_timer_start(c->loop, &c->retry_timer);
+    schedule_retry_max(c, RETRY_MAX_S);
 }
 
 static void runtime_failed(struct ctl *c, int err, const char *what)
 {
+    double now = ev_now(c->loop), elapsed;
+    const char *hint = runtime_stale(c->rt) ? " (HAProxy may still run it: its end is awaited "
+                                              "before HAProxy's state is read again)"
+                                            : "";
+
     c->stats.runtime_errors++;
-    if (!c->runtime_down)
-        log_warn(MOD, "HAProxy runtime socket %s: %s: %s (retrying with backoff)",
-                 c->cfg->runtime_socket, what, strerror(-err));
+    if (log_outage_begin(&c->rt_outage, now))
+        log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
+                 c->cfg->runtime_socket, what, strerror(-err), hint);
+    else if (log_outage_due(&c->rt_outage, now, &elapsed))
+        log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
+                 c->cfg->runtime_socket, elapsed, what, strerror(-err));
     else
         log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
     c->runtime_down = true;
     c->synced = false;
+    c->level_ok = false; /* what answers next may be another HAProxy */
     schedule_retry(c);
 }
 
@@ -694,15 +836,74 @@ static int backend_adopt(struct ctl *c, struct backend *b)
     return 0;
 }
 
-static void on_sentinel_lost(void *arg)
+static void master_connect(struct ctl *c);
+
+/* The master socket is optional: when it cannot be reached, runtime sync
+ * goes on and the periodic resync is what notices a restart. */
+static void master_unreachable(struct ctl *c, int err)
+{
+    double now = ev_now(c->loop), elapsed;
+
+    if (log_outage_begin(&c->master_outage, now))
+        log_warn(MOD,
+                 "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
+                 "is noticed by the periodic resync, every %d s)",
+                 c->cfg->master_socket, strerror(-err), c->cfg->resync_interval_s);
+    else if (log_outage_due(&c->master_outage, now, &elapsed))
+        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", c->cfg->master_socket,
+                 elapsed, strerror(-err));
+    else
+        log_debug(MOD, "master socket %s: %s", c->cfg->master_socket, strerror(-err));
+    backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+}
+
+static void on_sentinel_lost(int err, void *arg)
 {
     struct ctl *c = arg;
 
+    if (err < 0) {
+        master_unreachable(c, err);
+        return;
+    }
     /* HAProxy restarted, reloaded, or timed the idle connection out: in every
-     * case re-read its state before the next batch. */
+     * case re-read its state (and the socket's level) before the next batch. */
     log_debug(MOD, "master socket sentinel closed (reload, restart or stop): resyncing");
     c->epoch++;
     c->resync_wanted = true;
+    c->level_ok = false;
+    /* One that keeps closing at once is reconnected with backoff, not in a
+     * loop of resyncs. */
+    if (ev_now(c->loop) - c->master_connected_at < MASTER_FLAP_S)
+        backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+    else
+        c->master_delay = 0;
+}
+
+/* Connected before a resync, so that a restart after our read is noticed. It
+ * watches the master: an idle connection to a worker would keep an old
+ * worker alive after a reload, and the master closes it on every reload and
+ * when HAProxy stops. */
+static void master_connect(struct ctl *c)
+{
+    int r;
+
+    if (!c->master_watch || runtime_sentinel_connected(c->master_watch) ||
+        ev_is_active(&c->master_timer))
+        return;
+    r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
+    if (r < 0) {
+        master_unreachable(c, r);
+        return;
+    }
+    c->master_connected_at = ev_now(c->loop);
+    /* Back after an outage: a restart may have gone unnoticed. */
+    if (c->master_outage.since > 0)
+        c->resync_wanted = true;
+}
+
+static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    master_connect(w->data);
 }
 
 /* A map key as render_host_routes() writes it: a lower-cased host name. */
@@ -806,7 +1007,7 @@ static int read_proxies(struct ctl *c, const char *text)
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if ((!b->claimed || b->refused) && !b->configured && backend_settle(c, b) &&
+        if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
             !names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
@@ -818,6 +1019,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
 {
     struct ctl *c = arg;
     size_t bad = 0, slots = 0;
+    double down;
     int r;
 
     if (err < 0) {
@@ -829,6 +1031,39 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
          * the old process's. Read again rather than adopt it. */
         c->resync_wanted = true;
         return;
+    }
+    down = log_outage_end(&c->rt_outage, ev_now(c->loop));
+    if (down >= 0)
+        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
+                 c->cfg->runtime_socket, down);
+    if (c->resync_has_level) {
+        int level = runtime_cli_level(replies[0]);
+
+        if (level < 0) {
+            runtime_failed(c, -EPROTO, "show cli level gave an unexpected reply");
+            return;
+        }
+        replies++;
+        n--;
+        if (level != RUNTIME_LEVEL_ADMIN) {
+            /* Every change would be refused: send nothing, ask again later. */
+            c->stats.level_too_low++;
+            if (!c->level_noted)
+                log_error(MOD,
+                          "HAProxy runtime socket %s is at level %s: slotsync needs \"level "
+                          "admin\" on it (stats socket ... level admin); nothing is sent until "
+                          "it has it (checking again with backoff)",
+                          c->cfg->runtime_socket, runtime_level_name((enum runtime_level)level));
+            c->level_noted = true;
+            c->synced = false;
+            schedule_retry_max(c, RETRY_SLOW_MAX_S);
+            return;
+        }
+        if (c->level_noted)
+            log_info(MOD, "HAProxy runtime socket %s is at level admin now",
+                     c->cfg->runtime_socket);
+        c->level_noted = false;
+        c->level_ok = true;
     }
     if (!runtime_reply_ok("show servers state", replies[0])) {
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
@@ -875,27 +1110,18 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
+    c->last_resync_at = ev_now(c->loop);
     c->runtime_down = false;
     c->synced = true;
     c->resync_wanted = false;
-    if (c->master_watch && !runtime_sentinel_connected(c->master_watch)) {
-        /* The master is gone (HAProxy stopping or restarting): what we just
-         * read may be a dying worker's. Read again, with backoff, until the
-         * master answers and the sentinel watches the new process. */
-        if (!c->master_down)
-            log_warn(MOD,
-                     "master socket %s unreachable: re-reading HAProxy's state until it "
-                     "answers",
-                     c->cfg->master_socket);
-        c->master_down = true;
-        c->resync_wanted = true;
-        schedule_retry(c);
-        return;
-    }
-    if (c->master_down)
-        log_info(MOD, "master socket answers again");
-    c->master_down = false;
     c->retry_delay = 0;
+    /* A dying worker's state is repaired by the read that follows the
+     * master's return (master_connect) or by the periodic resync. */
+    if (c->master_watch && runtime_sentinel_connected(c->master_watch) &&
+        (down = log_outage_end(&c->master_outage, ev_now(c->loop))) >= 0) {
+        log_info(MOD, "master socket %s answers again after %.0f s", c->cfg->master_socket, down);
+        c->master_delay = 0;
+    }
 }
 
 static void start_resync(struct ctl *c)
@@ -904,22 +1130,17 @@ static void start_resync(struct ctl *c)
     int r;
 
     plan_init(&cmds);
-    if ((r = plan_add(&cmds, "show servers state")) < 0 ||
+    /* Without a master socket the periodic resync notices a restart. */
+    master_connect(c);
+    /* At start and after every reconnect: is the socket at level admin? */
+    c->resync_has_level = !c->level_ok;
+    if ((c->resync_has_level && (r = plan_add(&cmds, "show cli level")) < 0) ||
+        (r = plan_add(&cmds, "show servers state")) < 0 ||
         (r = plan_add(&cmds, "show backend")) < 0 ||
         (c->cfg->http_bind.set && (r = plan_add(&cmds, "show map %s", c->cfg->hosts_map)) < 0)) {
         plan_free(&cmds);
         runtime_failed(c, r, "building the resync commands");
         return;
-    }
-    /* Connected first, so that a restart after our read is noticed. It
-     * watches the master: an idle connection to a worker would keep an old
-     * worker alive after a reload, and the master closes it on every reload
-     * and when HAProxy stops. Without a master socket the periodic resync
-     * is what notices a restart. */
-    if (c->master_watch) {
-        r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
-        if (r < 0)
-            log_debug(MOD, "master socket sentinel: %s", strerror(-r));
     }
     c->resync_epoch = c->epoch;
     r = runtime_send(c->rt, (const char *const *)cmds.cmds, cmds.n, on_resync_reply, c);
@@ -974,21 +1195,137 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                     ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_info(MOD,
-             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-             "repairs%s",
-             n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
-             changes > shown
-                 ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                 : "");
+    log_msg(failed ? LOG_WARN : LOG_INFO, MOD,
+            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
+            "repairs%s",
+            n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
+            changes > shown
+                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                : "");
+}
+
+/* Length of a slot command's kind ("set server B/sN weight"), so that a new
+ * refusal of the same kind replaces the old one. */
+static size_t cmd_kind_len(const char *cmd)
+{
+    const char *p = cmd;
+
+    for (int spaces = 0; *p; p++)
+        if (*p == ' ' && ++spaces == 4)
+            break;
+    return (size_t)(p - cmd);
+}
+
+static struct plan_refusal *refusal_find(struct backend *b, size_t slot, const char *cmd)
+{
+    size_t kl = cmd_kind_len(cmd);
+
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == slot && cmd_kind_len(b->refused[i].cmd) == kl &&
+            strncmp(b->refused[i].cmd, cmd, kl) == 0)
+            return &b->refused[i];
+    return NULL;
+}
+
+static void refusal_forget(struct ctl *c, const struct plan_origin *o, const char *cmd)
+{
+    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
+    struct plan_refusal *r = b ? refusal_find(b, (size_t)o->slot, cmd) : NULL;
+
+    if (!r)
+        return;
+    plan_refusal_clear(r);
+    *r = b->refused[--b->n_refused];
+}
+
+/* Remember a refused slot command so that it is not planned again until the
+ * slot's endpoint or HAProxy's side of it changes. Returns whether its
+ * (slot, reason) was warned about less than a minute ago. */
+static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char *cmd,
+                         const char *reason)
+{
+    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
+    double now = ev_now(c->loop), warned_at = 0;
+    struct plan_refusal *r;
+    bool recent = false, added;
+
+    if (!b || (size_t)o->slot >= b->slots.n)
+        return false;
+    r = refusal_find(b, (size_t)o->slot, cmd);
+    added = !r;
+    if (added) {
+        struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
+
+        if (!nr)
+            return false;
+        b->refused = nr;
+        r = &b->refused[b->n_refused++];
+        memset(r, 0, sizeof(*r));
+    }
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == (size_t)o->slot && strcmp(b->refused[i].reason, reason) == 0 &&
+            now - b->refused[i].warned_at < REFUSAL_WARN_EVERY_S) {
+            recent = true;
+            warned_at = b->refused[i].warned_at;
+        }
+    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
+        if (added) /* the zeroed entry just made: drop it */
+            *r = b->refused[--b->n_refused];
+        return recent;
+    }
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->warned_at = recent ? warned_at : now;
+    return recent;
+}
+
+/* Refused commands are not resent, but HAProxy's state is read again (the
+ * view assumed them applied) after a delay that doubles, with jitter, up to
+ * RETRY_SLOW_MAX_S while refusals keep coming. */
+static void refusal_resync_later(struct ctl *c)
+{
+    double now = ev_now(c->loop);
+
+    if (now - c->last_refusal > 2 * RETRY_SLOW_MAX_S)
+        c->refusal_delay = 0;
+    c->last_refusal = now;
+    if (!ev_is_active(&c->refusal_timer))
+        backoff_start(c, &c->refusal_timer, &c->refusal_delay, REFUSAL_RESYNC_MIN_S,
+                      RETRY_SLOW_MAX_S);
+}
+
+static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ctl *c = w->data;
+
+    c->resync_wanted = true;
 }
 
 static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                            void *arg)
 {
     struct ctl *c = arg;
-    size_t failed = 0;
+    size_t failed = 0, warned = 0;
 
+    if (err == -EPROTO && raw) {
+        /* HAProxy answered, but a refusal came without its empty line (2.6
+         * does that for a few "add server" errors): which command failed is
+         * unknown. HAProxy is reachable, so this is a refusal, not an
+         * outage: its state is read again with the refusal backoff, and
+         * the same batch cannot come back faster than that. */
+        c->stats.command_failures++;
+        if (ev_now(c->loop) - c->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
+            char q[160];
+
+            c->unframed_warned_at = ev_now(c->loop);
+            log_quote(raw, raw_len, q, sizeof(q));
+            log_warn(MOD,
+                     "HAProxy refused part of a batch of %zu commands without saying which "
+                     "(\"%s\"); reading its state again with backoff",
+                     c->plan.n, q);
+        }
+        refusal_resync_later(c);
+        return;
+    }
     if (err < 0) {
         /* Whatever part of the batch was applied, a resync finds out. */
         c->batch_failed = true;
@@ -996,18 +1333,30 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (runtime_reply_ok(c->plan.cmds[i], replies[i]))
-            continue;
-        char q[256];
+        const struct plan_origin *o = &c->plan.origin[i];
+        char q[128];
 
-        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
-        log_warn(MOD, "HAProxy refused \"%s\": \"%s\"", c->plan.cmds[i], q);
+        if (runtime_reply_ok(c->plan.cmds[i], replies[i])) {
+            refusal_forget(c, o, c->plan.cmds[i]);
+            continue;
+        }
         failed++;
+        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
+        if (!refusal_note(c, o, c->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
+            log_warn(MOD,
+                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
+                     "HAProxy's side of the slot changes)",
+                     c->plan.cmds[i], q);
+        else
+            log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", c->plan.cmds[i], q);
     }
+    if (warned > REFUSAL_WARN_MAX)
+        log_warn(MOD, "HAProxy refused %zu more commands of this batch (debug level lists them)",
+                 warned - REFUSAL_WARN_MAX);
     c->stats.command_failures += failed;
     if (failed) {
-        c->resync_wanted = true;
         c->batch_failed = true;
+        refusal_resync_later(c);
     }
     log_changes(c, replies, n, failed);
 }
@@ -1049,9 +1398,50 @@ static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
     return 0;
 }
 
+/* The planning options of b: its refused commands, and for a static
+ * algorithm no weights (one warning per endpoint whose weight is not sent). */
+static const struct plan_opts *static_opts(struct ctl *c, struct backend *b, struct plan_opts *o)
+{
+    char **warned = NULL;
+    size_t n = 0;
+
+    o->static_weights = config_balance_is_static(b->conf.opt.balance);
+    o->refused = b->refused;
+    o->n_refused = b->n_refused;
+    if (!o->static_weights)
+        return o;
+    warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
+    for (size_t i = 0; warned && i < b->slots.n; i++) {
+        const struct slot *s = &b->slots.slots[i];
+        bool known = false;
+
+        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
+            continue;
+        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
+            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
+        if (!known) {
+            c->stats.static_weights_ignored++;
+            log_warn(MOD,
+                     "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
+                     "weight %u of %s/%s is not applied (only weight 0, as drain)",
+                     b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
+        }
+        if (!(warned[n] = strdup(s->instance)))
+            break;
+        n++;
+    }
+    for (size_t k = 0; k < b->n_weight_warned; k++)
+        free(b->weight_warned[k]);
+    free(b->weight_warned);
+    b->weight_warned = warned;
+    b->n_weight_warned = warned ? n : 0;
+    return o;
+}
+
 static void converge_backend(struct ctl *c, struct backend *b)
 {
     struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+    struct plan_opts opts;
     size_t endpoints = svc ? svc->n_endpoints : 0;
     size_t first_change = c->plan.n_changes;
     size_t n = b->slots.n;
@@ -1095,7 +1485,7 @@ static void converge_backend(struct ctl *c, struct backend *b)
             log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend(&c->plan, b->conf.name, &b->slots, b->have);
+    r = plan_backend_opts(&c->plan, b->conf.name, &b->slots, b->have, static_opts(c, b, &opts));
     if (r < 0) {
         log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
         c->resync_wanted = true;
@@ -1168,6 +1558,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    c->write_retry = 0;
     if (!ok) {
         c->failed_gen = c->reload_gen;
         /* Slots added for the render HAProxy did not load: forget them. */
@@ -1201,17 +1592,65 @@ static void reload_end(struct ctl *c, bool ok)
     c->resync_wanted = true;
 }
 
+/* The files could not be written, the check not started or HAProxy's master
+ * not reached: an error of this machine (a full or read-only disk, no
+ * memory, no process slot, a socket away), not HAProxy's verdict on the
+ * config. The same generation is tried again with backoff until it goes
+ * through; one error line, then "still" lines at a slowing cadence. what
+ * says which step failed, why the error. */
+static void reload_io_failed(struct ctl *c, const char *what, const char *why)
+{
+    double now = ev_time(), elapsed = 0;
+    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+
+    c->reloading = false;
+    if (c->candidate)
+        unlink(c->candidate);
+    c->stats.io_failures++;
+    c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
+    if (c->write_retry > WRITE_RETRY_MAX_S)
+        c->write_retry = WRITE_RETRY_MAX_S;
+    if (log_outage_begin(&c->write_outage, now))
+        log_error(MOD, "%s: %s; keeping the running config, retrying with backoff", what, why);
+    else if (log_outage_due(&c->write_outage, now, &elapsed))
+        log_error(MOD, "%s, still after %.0f s: %s", what, elapsed, why);
+    else
+        log_debug(MOD, "%s, still: %s (retry in %.1f s)", what, why, c->write_retry);
+    ev_timer_stop(c->loop, &c->reload_timer);
+    ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
+    ev_timer_start(c->loop, &c->reload_timer);
+    /* Slots added for the render HAProxy did not load: forget them. */
+    c->resync_wanted = true;
+}
+
+/* A reload went through: whatever failed before works again. */
+static void io_succeeded(struct ctl *c)
+{
+    double len = log_outage_end(&c->write_outage, ev_time());
+
+    if (len >= 0)
+        log_info(MOD, "services file written and HAProxy reloaded again after %.0f s", len);
+}
+
+#define WRITE_FAILED "cannot write the services file"
+
 static void on_reload_done(int err, const char *errtext, void *arg)
 {
     struct ctl *c = arg;
 
     if (err < 0) {
         c->stats.reload_failures++;
+        if (err != -EIO) {
+            /* The master was not reached or did not answer: no verdict. */
+            reload_io_failed(c, "cannot reload HAProxy", errtext ? errtext : strerror(-err));
+            return;
+        }
         log_error(MOD, "reload failed: %s; runtime changes keep going to the running worker",
                   errtext ? errtext : strerror(-err));
         reload_end(c, false);
         return;
     }
+    io_succeeded(c);
     log_info(MOD, "HAProxy reloaded in %.0f ms (reload %llu)",
              (ev_time() - c->last_reload_start) * 1e3, c->stats.reloads + 1);
     reload_end(c, true);
@@ -1231,16 +1670,22 @@ static void on_check_done(int err, const char *errtext, void *arg)
         return;
     }
     if (rename(c->candidate, path) < 0) {
-        log_error(MOD, "rename %s to %s: %s", c->candidate, path, strerror(errno));
-        reload_end(c, false);
+        char *why = NULL;
+
+        memprintf(&why, "rename %s to %s: %s", c->candidate, path, strerror(errno));
+        reload_io_failed(c, WRITE_FAILED, why ? why : "rename failed");
+        free(why);
         return;
     }
     r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
-    if (r < 0) {
-        log_error(MOD, "cannot reload HAProxy: %s (no master socket or reload_command?)",
-                  strerror(-r));
+    if (r == -ENOTSUP) {
+        log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
+                       "haproxy.reload_command is set");
         c->stats.reload_failures++;
         reload_end(c, false);
+    } else if (r < 0) {
+        c->stats.reload_failures++;
+        reload_io_failed(c, "cannot reload HAProxy", strerror(-r));
     }
 }
 
@@ -1253,6 +1698,7 @@ static void start_reload(struct ctl *c)
     size_t n = 0, n_routes = 0, len = 0;
     char *text = NULL, *err = NULL;
     int r = -ENOMEM;
+    bool io = true; /* a failure of this machine, not of the config */
 
     c->reloading = true;
     c->reload_gen = c->desired_gen;
@@ -1287,6 +1733,7 @@ static void start_reload(struct ctl *c)
     if (r < 0)
         goto fail;
     r = render_services(c->cfg, rb, n, &text, &len, &err);
+    io = r != -EINVAL;
     if (r == 0 && c->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -1309,6 +1756,10 @@ static void start_reload(struct ctl *c)
     log_info(MOD, "rendered %zu backends to %s; checking it", n, c->candidate);
     goto out;
 fail:
+    if (io) {
+        reload_io_failed(c, WRITE_FAILED, err ? err : strerror(-r));
+        goto out;
+    }
     log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
     reload_end(c, false);
 out:
@@ -1366,6 +1817,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         start_resync(c);
         return;
     }
+    if (c->registry_empty && !c->listed)
+        decide_empty_registry(c);
     if (!c->listed)
         return;
     plan_reset(&c->plan);
@@ -1403,6 +1856,61 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     log_info(MOD, "signal %d: stopping (HAProxy is left as it is)", w->signum);
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* "12.3 s ago" or "never" into buf. */
+static const char *ago(char *buf, size_t size, double now, double then)
+{
+    if (then <= 0)
+        snprintf(buf, size, "never");
+    else
+        snprintf(buf, size, "%.1f s ago", now - then);
+    return buf;
+}
+
+/* SIGUSR1: what the daemon knows, written to the log whatever its level,
+ * never rate-limited (one line per backend). */
+static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct ctl *c = w->data;
+    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    double now = ev_now(loop);
+    char resync[32], reload[32];
+
+    log_msg_all(LOG_INFO, MOD,
+                "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
+                "services, %llu values rejected, %llu with unknown JSON fields",
+                es ? (long long)es->revision : 0LL,
+                es && es->watching ? "watching" : "not watching",
+                c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
+                c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
+    log_msg_all(
+        LOG_INFO, MOD,
+        "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
+        "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
+        "(%llu refused)",
+        c->synced ? "known" : "not known yet", ago(resync, sizeof(resync), now, c->last_resync_at),
+        c->stats.resyncs, ago(reload, sizeof(reload), now, c->last_reload_start), c->stats.reloads,
+        c->stats.reload_failures, c->stats.check_failures, c->reloading ? ", one in flight" : "",
+        c->stats.batches, c->stats.commands, c->stats.command_failures);
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const struct backend *b = c->backends[i];
+        const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
+        size_t used = slots_used(&b->slots);
+
+        log_msg_all(LOG_INFO, MOD,
+                    "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
+                    "without a slot)%s%s",
+                    b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
+                    b->slots.overflow, b->present ? "" : ", not in HAProxy",
+                    b->configured ? "" : ", from etcd only");
+    }
+    log_msg_all(LOG_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+}
+
+static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    log_flush(false);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -1570,12 +2078,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     load_base_names(c);
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
-        bool was_refused = b->refused;
+        bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
         if (backend_settle(c, b) && was_refused && !names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
-        if (b->refused)
+        if (b->foreign)
             b->present = false;
     }
     c->map_dirty = true;
@@ -1624,10 +2132,19 @@ static void render_now(struct ctl *c)
             goto out;
     }
     r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
-    if (r == 0)
+    if (r == 0 && c->render_path)
+        r = render_write_output(path, text, len, &c->render_errmsg);
+    else if (r == 0)
         r = render_write_atomic(path, text, len, &c->render_errmsg);
-    if (r == 0)
-        log_info(MOD, "wrote %s (%zu backends)", path, n_rb);
+    if (r == 0) {
+        char q[512];
+
+        /* -o comes from the command line: escaped like any untrusted text */
+        log_info(MOD, "wrote %s (%zu backends)",
+                 strcmp(path, "-") ? log_quote(path, strlen(path), q, sizeof(q))
+                                   : "standard output",
+                 n_rb);
+    }
 out:
     c->render_err = r;
     free(rb);
@@ -1650,17 +2167,83 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
+#define SERVICES_FILE_MAX (256u << 20)
+
+static void on_stale_removed(const char *file, void *arg)
+{
+    log_info(MOD, "removed %s, left by a writer that died", file);
+}
+
+/* Before the loop runs: remove what a killed slotsync left beside the
+ * services file (its candidate, half-written temp files), and take back the
+ * backends it rendered for services etcd alone named, so that a restart
+ * adopts them from HAProxy (no reload) and empties those whose keys went
+ * away meanwhile. Only a file slotsync rendered is read that way. */
+static int start_from_services_file(struct ctl *c, char **errmsg)
+{
+    const char *paths[] = {c->cfg->services_file, c->candidate, c->cfg->hosts_map};
+    struct render_file_backend *fb = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0, added = 0;
+    int r;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        render_remove_stale_temps(paths[i], on_stale_removed, c);
+    if (unlink(c->candidate) == 0)
+        log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
+    r = render_read_file(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_warn(MOD, "cannot read %s: %s (backends of etcd-only services are added again)",
+                 c->cfg->services_file, strerror(-r));
+        return 0;
+    }
+    r = render_parse_backends(text, len, &fb, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct service_conf conf;
+
+        r = names_add(&c->owned, fb[i].name);
+        if (r < 0 || backend_find(c, fb[i].name))
+            continue;
+        memset(&conf, 0, sizeof(conf));
+        snprintf(conf.name, sizeof(conf.name), "%s", fb[i].name);
+        conf.opt = c->cfg->defaults;
+        if (!backend_add(c, &conf, false)) {
+            r = -ENOMEM;
+            break;
+        }
+        added++;
+        /* The defaults changed while slotsync was away. */
+        if (!render_backend_matches(&fb[i], &conf.opt))
+            want_reload(c, "defaults changed for", conf.name);
+    }
+    names_sort(&c->owned);
+    if (added)
+        log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
+                 added);
+    free(fb);
+    free(text);
+    if (r < 0)
+        memprintf(errmsg, "out of memory");
+    return r;
+}
+
 static void ctl_destroy(struct ctl *c)
 {
     if (c->loop) {
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
         ev_timer_stop(c->loop, &c->retry_timer);
+        ev_timer_stop(c->loop, &c->refusal_timer);
+        ev_timer_stop(c->loop, &c->master_timer);
         ev_timer_stop(c->loop, &c->reload_timer);
         ev_timer_stop(c->loop, &c->deadline);
         ev_signal_stop(c->loop, &c->sig_term);
         ev_signal_stop(c->loop, &c->sig_int);
         ev_signal_stop(c->loop, &c->sig_hup);
+        ev_signal_stop(c->loop, &c->sig_usr1);
+        ev_timer_stop(c->loop, &c->log_timer);
     }
     etcd_sync_stop(c->sync);
     etcd_client_free(c->etcd);
@@ -1732,15 +2315,9 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             return r;
     }
     /* Ownership: the configured services, and the backends of the services
-     * file slotsync (or "slotsync render") wrote, which HAProxy runs. */
+     * file slotsync (or "slotsync render") wrote, which HAProxy runs: those
+     * are read by start_from_services_file(). */
     load_base_names(c);
-    if (!render_only) {
-        int r = read_proxy_names(cfg->services_file, RENDER_MARKER, &c->owned, NULL);
-
-        if (r < 0)
-            log_warn(MOD, "haproxy.services_file %s: cannot read which backends it declares: %s",
-                     cfg->services_file, strerror(-r));
-    }
     for (size_t i = 0; i < cfg->n_services; i++) {
         struct backend *b = backend_add(c, &cfg->services[i], true);
 
@@ -1775,6 +2352,10 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->flush.data = c;
     ev_timer_init(&c->retry_timer, on_retry, 0., 0.);
     c->retry_timer.data = c;
+    ev_timer_init(&c->refusal_timer, on_refusal_timer, 0., 0.);
+    c->refusal_timer.data = c;
+    ev_timer_init(&c->master_timer, on_master_timer, 0., 0.);
+    c->master_timer.data = c;
     ev_timer_init(&c->reload_timer, on_reload_timer, 0., 0.);
     c->reload_timer.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
@@ -1786,6 +2367,9 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     ev_signal_init(&c->sig_int, on_stop_signal, SIGINT);
     ev_signal_init(&c->sig_hup, on_hup, SIGHUP);
     c->sig_hup.data = c;
+    ev_signal_init(&c->sig_usr1, on_dump_signal, SIGUSR1);
+    c->sig_usr1.data = c;
+    ev_timer_init(&c->log_timer, on_log_timer, 1., 1.);
     return 0;
 oom:
     memprintf(errmsg, "out of memory");
@@ -1799,7 +2383,7 @@ int controller_run(const struct config *cfg,
     struct ctl c;
     int r = ctl_init(&c, cfg, false, errmsg);
 
-    if (r < 0)
+    if (r < 0 || (r = start_from_services_file(&c, errmsg)) < 0)
         goto out;
     c.load_config = load_config;
     c.load_arg = arg;
@@ -1814,16 +2398,26 @@ int controller_run(const struct config *cfg,
     ev_signal_start(c.loop, &c.sig_term);
     ev_signal_start(c.loop, &c.sig_int);
     ev_signal_start(c.loop, &c.sig_hup);
+    ev_signal_start(c.loop, &c.sig_usr1);
+    ev_timer_start(c.loop, &c.log_timer);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
     ev_run(c.loop, 0);
     log_info(MOD,
              "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
              "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
-             "%llu services refused, %llu drift repairs",
+             "%llu services refused, %llu drift repairs, "
+             "%llu static-algorithm weights not sent, %llu reads below level admin",
              c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
              c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
-             c.stats.refused_services, c.stats.drift_repairs);
+             c.stats.refused_services, c.stats.drift_repairs, c.stats.static_weights_ignored,
+             c.stats.level_too_low);
+    if (c.stats.io_failures)
+        log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
+                 c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");
+    if (c.stats.empty_listings_held)
+        log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
+                 c.empty_held ? " (still held: HAProxy was left as it was)" : "");
 out:
     ctl_destroy(&c);
     return r;

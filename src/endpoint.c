@@ -199,10 +199,43 @@ static const char *json_error_reason(const json_error_t *jerr)
     }
 }
 
-/* The JSON form. Unknown keys are ignored (registrars add metadata), known
- * keys must have exactly the right JSON type: no numbers in strings, no
- * reals, no booleans, no null. */
-static int parse_json_value(const char *val, size_t len, struct endpoint *ep, char **errmsg)
+/* The names of root's keys other than the known ones, escaped, joined by
+ * ", " into out (size bytes, "" when none; a cut ends with "..."). */
+static void note_unknown(json_t *root, char *out, size_t size)
+{
+    static const char *const known[] = {"host", "port", "weight", "state"};
+    size_t o = 0;
+
+    out[0] = '\0';
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        char q[128];
+        bool is_known = false;
+        int n;
+
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            is_known = is_known || strcmp(key, known[i]) == 0;
+        if (is_known)
+            continue;
+        /* jansson keys may hold NUL (json_object_iter_key stops there): the
+         * part before it is enough to name the field */
+        log_quote(key, strlen(key), q, sizeof(q));
+        n = snprintf(out + o, size - o, "%s\"%s\"", o ? ", " : "", q);
+        if (n < 0 || (size_t)n >= size - o) {
+            if (size >= 4)
+                memcpy(out + size - 4, "...", 4);
+            return;
+        }
+        o += (size_t)n;
+    }
+}
+
+/* The JSON form. Unknown keys are accepted (registrars add metadata, newer
+ * versions add fields) and named in unknown when it is not NULL; known keys
+ * must have exactly the right JSON type: no numbers in strings, no reals, no
+ * booleans, no null. */
+static int parse_json_value(const char *val, size_t len, struct endpoint *ep, char *unknown,
+                            size_t unknown_size, char **errmsg)
 {
     json_error_t jerr;
     json_t *root, *j;
@@ -276,6 +309,8 @@ static int parse_json_value(const char *val, size_t len, struct endpoint *ep, ch
         }
         ep->state = (enum endpoint_state)st;
     }
+    if (unknown)
+        note_unknown(root, unknown, unknown_size);
     ret = 0;
 out:
     json_decref(root);
@@ -284,8 +319,19 @@ out:
 
 int endpoint_parse_value(const char *val, size_t len, struct endpoint *ep, char **errmsg)
 {
+    return endpoint_parse_value_unknown(val, len, ep, NULL, 0, errmsg);
+}
+
+int endpoint_parse_value_unknown(const char *val, size_t len, struct endpoint *ep, char *unknown,
+                                 size_t unknown_size, char **errmsg)
+{
     struct endpoint tmp;
     int ret;
+
+    if (unknown && unknown_size)
+        unknown[0] = '\0';
+    else
+        unknown = NULL;
 
     if (!val || !ep)
         return set_error(errmsg, "no value");
@@ -314,7 +360,7 @@ int endpoint_parse_value(const char *val, size_t len, struct endpoint *ep, char 
     if (val[0] == '{') {
         if (val[len - 1] != '}')
             return set_error(errmsg, "unexpected text after the JSON object");
-        ret = parse_json_value(val, len, &tmp, errmsg);
+        ret = parse_json_value(val, len, &tmp, unknown, unknown_size, errmsg);
     } else {
         for (size_t i = 0; i < len; i++) {
             unsigned char c = (unsigned char)val[i];

@@ -53,7 +53,9 @@
 #define MOD "etcd"
 
 #define ETCD_CALL_TIMEOUT_MS 5000L
-#define ETCD_LIST_TIMEOUT_MS 30000L
+/* One page of 1000 keys; a member that hangs mid-listing costs this much
+ * before the page is asked of the next endpoint. */
+#define ETCD_LIST_TIMEOUT_MS 10000L
 #define ETCD_LIST_PAGE 1000
 #define ETCD_REPLY_MAX ((size_t)256 << 20)
 #define ETCD_STREAM_MAX ((size_t)64 << 20)
@@ -62,6 +64,10 @@
 #define ETCD_JITTER 0.2
 #define ETCD_IDLE_FACTOR 3.0
 #define ETCD_IDLE_MIN_INTERVAL 1.0
+/* Liveness probe of the watch's member: one every second, each given 3 s,
+ * so a hung member is found within about 4 s. */
+#define ETCD_PROBE_INTERVAL 1.0
+#define ETCD_PROBE_TIMEOUT_MS 3000L
 /* A stream buffer bigger than this is released once empty. */
 #define ETCD_STREAM_KEEP ((size_t)1 << 20)
 
@@ -296,6 +302,19 @@ static int json_bool_field(const json_t *obj, const char *field, bool *out)
     return 0;
 }
 
+/* Revisions are where they enter checked against 0 < rev < INT64_MAX, so
+ * "rev + 1" never overflows and no value can make every later event look
+ * like a replay. optional: 0 (the gateway omits zero values) is accepted
+ * too. 0 or -ERANGE with *errmsg naming the field. */
+static int check_revision(int64_t rev, bool optional, const char *what, char **errmsg)
+{
+    if ((optional && rev == 0) || (rev > 0 && rev < INT64_MAX))
+        return 0;
+    memprintf(errmsg, "%s %" PRId64 " out of range (1..%" PRId64 ")", what, rev,
+              (int64_t)(INT64_MAX - 1));
+    return -ERANGE;
+}
+
 static int header_revision(const json_t *obj, int64_t *rev, char **errmsg)
 {
     const json_t *h = json_object_get(obj, "header");
@@ -307,6 +326,35 @@ static int header_revision(const json_t *obj, int64_t *rev, char **errmsg)
         memprintf(errmsg, "bad header revision");
         return -EINVAL;
     }
+    return check_revision(*rev, true, "header revision", errmsg);
+}
+
+int etcd_header_cluster_id(const json_t *reply, uint64_t *out)
+{
+    const json_t *h = json_object_get(reply, "header"), *v;
+    const char *text;
+    uint64_t id = 0;
+
+    *out = 0;
+    v = json_is_object(h) ? json_object_get(h, "cluster_id") : NULL;
+    if (!v)
+        return 0;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    /* a uint64: beyond what etcd_json_int64 takes */
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 20)
+        return -EINVAL;
+    text = json_string_value(v);
+    for (size_t i = 0; i < json_string_length(v); i++) {
+        unsigned d = (unsigned)(text[i] - '0');
+
+        if (text[i] < '0' || text[i] > '9' || id > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        id = id * 10 + d;
+    }
+    *out = id;
     return 0;
 }
 
@@ -364,6 +412,9 @@ static int decode_kv(const json_t *j, bool deleted, struct etcd_kv *kv, char **e
         rc = -EINVAL;
         goto fail;
     }
+    rc = check_revision(kv->mod_revision, false, "kv mod_revision", errmsg);
+    if (rc < 0)
+        goto fail;
     kv->deleted = deleted;
     return 0;
 
@@ -382,8 +433,10 @@ int etcd_parse_range(const json_t *reply, struct etcd_range_reply *out, char **e
         memprintf(errmsg, "range reply is not an object");
         return -EINVAL;
     }
-    if (header_revision(reply, &out->revision, errmsg) < 0)
+    rc = header_revision(reply, &out->revision, errmsg);
+    if (rc < 0)
         goto fail;
+    rc = -EINVAL;
     if (json_bool_field(reply, "more", &out->more) < 0) {
         memprintf(errmsg, "bad \"more\"");
         goto fail;
@@ -511,13 +564,19 @@ int etcd_parse_watch(const json_t *msg, struct etcd_watch_msg *out, char **errms
         memprintf(errmsg, "watch message without \"result\"");
         goto fail;
     }
-    if (header_revision(result, &out->revision, errmsg) < 0)
+    rc = header_revision(result, &out->revision, errmsg);
+    if (rc < 0)
         goto fail;
+    rc = -EINVAL;
     if (etcd_json_int64(result, "watch_id", &out->watch_id) < 0 ||
         etcd_json_int64(result, "compact_revision", &out->compact_revision) < 0) {
         memprintf(errmsg, "bad watch_id or compact_revision");
         goto fail;
     }
+    rc = check_revision(out->compact_revision, true, "compact_revision", errmsg);
+    if (rc < 0)
+        goto fail;
+    rc = -EINVAL;
     if (json_bool_field(result, "created", &out->created) < 0 ||
         json_bool_field(result, "canceled", &out->canceled) < 0) {
         memprintf(errmsg, "bad created or canceled");
@@ -697,6 +756,7 @@ struct etcd_client {
     char **endpoints;
     size_t n_endpoints;
     size_t cur; /* endpoint in use; moves on after a connection failure */
+    long call_timeout_ms;
     struct etcd_call *calls;
     struct etcd_sync *syncs;
     struct etcd_auth auth;
@@ -712,7 +772,8 @@ struct etcd_call {
     etcd_reply_cb cb;
     void *arg;
     struct http_request *req;
-    size_t ep; /* endpoint req went to */
+    size_t ep;   /* endpoint req went to */
+    bool pinned; /* only ep: no failover, no endpoint switch (probes) */
     int attempts;
     bool in_cb;         /* cb running: cancel is a no-op, we free on return */
     bool waiting_auth;  /* not sent yet: waits for a token */
@@ -725,12 +786,17 @@ static const char *quote(const char *s, char *buf, size_t size)
     return log_quote(s, strlen(s), buf, size);
 }
 
-/* Move off endpoint ep after it failed, unless someone already did. */
-static void endpoint_failed(struct etcd_client *c, size_t ep)
+/* Move off endpoint ep after it failed, unless someone already did. why
+ * (log-safe, naming ep) makes the switch a warning; callers that log the
+ * failure themselves pass NULL. */
+static void endpoint_failed(struct etcd_client *c, size_t ep, const char *why)
 {
     if (c->n_endpoints > 1 && c->cur == ep) {
         c->cur = (c->cur + 1) % c->n_endpoints;
-        log_info(MOD, "switching to endpoint %s", c->endpoints[c->cur]);
+        if (why)
+            log_warn(MOD, "%s; switching to endpoint %s", why, c->endpoints[c->cur]);
+        else
+            log_info(MOD, "switching to endpoint %s", c->endpoints[c->cur]);
     }
 }
 
@@ -826,11 +892,12 @@ static int call_send(struct etcd_call *call)
         .timeout_ms = call->timeout_ms,
         .max_body = ETCD_REPLY_MAX,
     };
-    char *url = endpoint_url(c, c->cur, call->path);
+    size_t ep = call->pinned ? call->ep : c->cur;
+    char *url = endpoint_url(c, ep, call->path);
 
     if (!url)
         return -ENOMEM;
-    call->ep = c->cur;
+    call->ep = ep;
     call->attempts++;
     call->token_gen = c->auth.gen;
     call->req = http_request_start(c->http, url, &opts, call_http_done, call);
@@ -850,7 +917,9 @@ static int call_result(const struct etcd_call *call, int err, long status, const
 
     *reply = NULL;
     if (err < 0) {
-        memprintf(text, "%s%s: %s", ep, call->path, errtext ? errtext : "request failed");
+        /* curl's text may echo what the peer sent */
+        memprintf(text, "%s%s: %s", ep, call->path,
+                  errtext ? quote(errtext, q, sizeof(q)) : "request failed");
         return err;
     }
     *reply = json_loadb(body, len, 0, &jerr);
@@ -875,7 +944,9 @@ static int call_result(const struct etcd_call *call, int err, long status, const
         return status == 404 ? -ENOENT : -EIO;
     }
     if (!json_is_object(*reply)) {
-        memprintf(text, "%s%s: reply is not a JSON object: %s", ep, call->path, jerr.text);
+        /* jansson's text echoes the offending input bytes */
+        memprintf(text, "%s%s: reply is not a JSON object: %s", ep, call->path,
+                  quote(jerr.text, q, sizeof(q)));
         json_decref(*reply);
         *reply = NULL;
         return -EBADMSG;
@@ -907,10 +978,10 @@ static void call_http_done(struct http_request *req, int err, long status, const
             auth_release(c, -ENOMEM, "cannot start an etcd authentication request");
         return;
     }
-    if (retryable(rc)) {
+    if (retryable(rc) && !call->pinned) {
         /* The caller reports the failure if the retry fails too. */
         log_debug(MOD, "%s", text ? text : "etcd call failed");
-        endpoint_failed(c, call->ep);
+        endpoint_failed(c, call->ep, text ? text : "etcd call failed");
         if (call->attempts < 2 && c->n_endpoints > 1 && call_send(call) == 0) {
             json_decref(reply);
             free(text);
@@ -924,8 +995,9 @@ static void call_http_done(struct http_request *req, int err, long status, const
     call_unlink_free(call);
 }
 
-struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body, long timeout_ms,
-                            etcd_reply_cb cb, void *arg)
+/* etcd_call, or with pin >= 0 a call to that endpoint only. */
+static struct etcd_call *call_start(struct etcd_client *c, long pin, const char *path, json_t *body,
+                                    long timeout_ms, etcd_reply_cb cb, void *arg)
 {
     struct etcd_call *call;
 
@@ -937,7 +1009,11 @@ struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *bod
     call->client = c;
     call->cb = cb;
     call->arg = arg;
-    call->timeout_ms = timeout_ms > 0 ? timeout_ms : ETCD_CALL_TIMEOUT_MS;
+    call->pinned = pin >= 0;
+    call->ep = pin >= 0 ? (size_t)pin : 0;
+    call->timeout_ms = timeout_ms > 0       ? timeout_ms
+                       : c->call_timeout_ms ? c->call_timeout_ms
+                                            : ETCD_CALL_TIMEOUT_MS;
     call->path = strdup(path);
     call->body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -966,6 +1042,18 @@ fail_call:
 fail_body:
     json_decref(body);
     return NULL;
+}
+
+struct etcd_call *etcd_call(struct etcd_client *c, const char *path, json_t *body, long timeout_ms,
+                            etcd_reply_cb cb, void *arg)
+{
+    return call_start(c, -1, path, body, timeout_ms, cb, arg);
+}
+
+void etcd_client_set_call_timeout(struct etcd_client *c, long timeout_ms)
+{
+    if (c)
+        c->call_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
 void etcd_call_cancel(struct etcd_call *call)
@@ -1129,6 +1217,16 @@ struct etcd_sync {
     double last_progress;     /* ev_now of the last progress notification */
     double progress_interval; /* estimate, 0 = unknown */
     ev_timer idle;
+    bool created; /* the stream said "created" */
+
+    /* liveness probe of the watch's member, and what it tells of the
+     * cluster */
+    struct etcd_call *probe_call;
+    ev_timer probe_timer;
+    bool probe_ok;       /* the watch's member answered a probe */
+    int64_t seen_rev;    /* highest revision seen from this cluster */
+    uint64_t cluster_id; /* 0 = not known yet */
+    struct log_outage outage;
 
     ev_timer retry;
     double backoff;
@@ -1146,6 +1244,7 @@ static void sync_maybe_free(struct etcd_sync *s)
         return;
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
+    ev_timer_stop(s->loop, &s->probe_timer);
     for (size_t i = 0; i < s->list_n; i++)
         kv_free(&s->list_kvs[i]);
     free(s->list_kvs);
@@ -1194,22 +1293,198 @@ static void sync_schedule(struct etcd_sync *s, double delay)
     ev_timer_start(s->loop, &s->retry);
 }
 
+static void list_start(struct etcd_sync *s);
+static void sync_fail(struct etcd_sync *s, const char *why);
+
+/* ---- the watch's member: liveness and identity ---- */
+
+static void probe_stop(struct etcd_sync *s)
+{
+    ev_timer_stop(s->loop, &s->probe_timer);
+    /* inside probe_done the call is finishing and frees itself */
+    etcd_call_cancel(s->probe_call);
+    s->probe_call = NULL;
+}
+
+static void probe_again(struct etcd_sync *s)
+{
+    if (s->stopped || !s->watch_req)
+        return;
+    ev_timer_stop(s->loop, &s->probe_timer);
+    ev_timer_set(&s->probe_timer, ETCD_PROBE_INTERVAL, 0.);
+    ev_timer_start(s->loop, &s->probe_timer);
+}
+
+/* End the watch stream without a callback. Not from inside watch_data. */
+static void watch_cancel(struct etcd_sync *s)
+{
+    ev_timer_stop(s->loop, &s->idle);
+    if (s->watch_req) {
+        http_cancel(s->watch_req);
+        s->watch_req = NULL;
+    }
+    s->stats.watching = false;
+}
+
+/* The stream is created and its member answers: the sync works. */
+static void sync_up(struct etcd_sync *s)
+{
+    double len;
+    char q[512];
+
+    if (!s->created || !s->probe_ok || s->stopped)
+        return;
+    s->backoff = ETCD_BACKOFF_MIN;
+    len = log_outage_end(&s->outage, ev_now(s->loop));
+    if (len >= 0)
+        log_info(MOD, "sync %s: etcd answers again after %.0f s (watching through %s)",
+                 log_quote(s->prefix, s->prefix_len, q, sizeof(q)), len,
+                 s->client->endpoints[s->watch_ep]);
+    report(s, true, "watching");
+}
+
+/* A rebuilt or restored cluster: revisions went back, so neither resuming
+ * nor comparing revisions works. Forget them all and list again; the
+ * consumer diffs the listing against what it has. */
+static void new_cluster(struct etcd_sync *s, const char *why)
+{
+    char q[512];
+
+    log_warn(MOD,
+             "sync %s: %s: etcd was rebuilt or restored, forgetting its revisions and listing "
+             "everything again",
+             log_quote(s->prefix, s->prefix_len, q, sizeof(q)), why);
+    s->stats.new_clusters++;
+    watch_cancel(s);
+    probe_stop(s);
+    s->resume_rev = s->seen_rev = s->stats.revision = 0;
+    s->cluster_id = 0;
+    s->created = s->probe_ok = false;
+    s->need_list = true;
+    list_start(s);
+}
+
+static void probe_done(int err, const json_t *reply, const char *errtext, void *arg)
+{
+    struct etcd_sync *s = arg;
+    struct etcd_client *c = s->client;
+    size_t ep = s->watch_ep;
+    int64_t rev = 0, seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
+    uint64_t id = 0;
+    char *why = NULL, q[512];
+
+    s->probe_call = NULL;
+    if (s->stopped || !s->watch_req)
+        return;
+    s->depth++;
+    if (err < 0 && retryable(err)) {
+        /* Nothing came back in time (or the member says it cannot serve):
+         * the stream on it is as dead, however quiet it looks. */
+        s->stats.hung++;
+        watch_cancel(s);
+        endpoint_failed(c, ep, NULL);
+        memprintf(&why,
+                  "etcd endpoint %s is not answering (probe: %s): watch %s %s, resuming after "
+                  "revision %" PRId64,
+                  quote(c->endpoints[ep], q, sizeof(q)), errtext ? errtext : "failed",
+                  c->cur == ep ? "retries" : "moves to", c->endpoints[c->cur], s->resume_rev);
+        sync_fail(s, why ? why : "etcd endpoint not answering");
+        goto out;
+    }
+    if (err < 0) {
+        /* An answer, even an error, shows the member is alive (it tells
+         * nothing of revisions, though). */
+        log_debug(MOD, "sync probe: %s", errtext ? errtext : "failed");
+        s->probe_ok = true;
+        sync_up(s);
+        probe_again(s);
+        goto out;
+    }
+    if (header_revision(reply, &rev, &why) < 0 || etcd_header_cluster_id(reply, &id) < 0) {
+        s->stats.bad_revisions++;
+        log_msg(s->probe_ok ? LOG_WARN : LOG_DEBUG, MOD, "sync probe of %s: bad reply header: %s",
+                quote(c->endpoints[ep], q, sizeof(q)), why ? why : "bad cluster_id");
+        s->probe_ok = false;
+        probe_again(s);
+        goto out;
+    }
+    if (id && s->cluster_id && id != s->cluster_id) {
+        memprintf(&why, "cluster id of %s changed from %" PRIx64 " to %" PRIx64,
+                  quote(c->endpoints[ep], q, sizeof(q)), s->cluster_id, id);
+        new_cluster(s, why ? why : "cluster id changed");
+        goto out;
+    }
+    if (rev > 0 && rev < seen) {
+        memprintf(&why, "%s is at revision %" PRId64 ", below the %" PRId64 " already seen",
+                  quote(c->endpoints[ep], q, sizeof(q)), rev, seen);
+        new_cluster(s, why ? why : "revision went back");
+        goto out;
+    }
+    if (id)
+        s->cluster_id = id;
+    if (rev > s->seen_rev)
+        s->seen_rev = rev;
+    s->probe_ok = true;
+    sync_up(s);
+    probe_again(s);
+
+out:
+    free(why);
+    s->depth--;
+    sync_maybe_free(s);
+}
+
+/* Ask the watch's member, on a connection of its own, for one key: a
+ * linearizable read, so a member without a leader fails it too. */
+static void probe_send(struct etcd_sync *s)
+{
+    json_t *body = json_object();
+
+    if (!body || set_b64(body, "key", s->prefix, s->prefix_len) < 0 ||
+        json_object_set_new(body, "count_only", json_true()) < 0) {
+        json_decref(body);
+        probe_again(s);
+        return;
+    }
+    s->probe_call = call_start(s->client, (long)s->watch_ep, "/v3/kv/range", body,
+                               ETCD_PROBE_TIMEOUT_MS, probe_done, s);
+    if (!s->probe_call)
+        probe_again(s);
+}
+
+static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct etcd_sync *s = w->data;
+
+    if (!s->stopped && s->watch_req && !s->probe_call)
+        probe_send(s);
+}
+
 /* The stream or listing failed: say so, and try again after a backoff. */
 static void sync_fail(struct etcd_sync *s, const char *why)
 {
     double delay = s->backoff * (1.0 - ETCD_JITTER + 2.0 * ETCD_JITTER * sync_random(s));
     char q[512];
 
+    double now = ev_now(s->loop), elapsed;
+
     if (s->stopped)
         return;
     s->stats.errors++;
     s->stats.reconnects++;
     s->stats.watching = false;
+    probe_stop(s);
     /* The first failure after a working stream is news; the retries of an
-     * outage are not (one line per event, not per attempt). */
-    log_msg(s->backoff <= ETCD_BACKOFF_MIN ? LOG_WARN : LOG_DEBUG, MOD,
-            "sync %s: %s; retrying in %.0f ms", log_quote(s->prefix, s->prefix_len, q, sizeof(q)),
-            why ? why : "error", delay * 1000.0);
+     * outage are not (one line per event, not per attempt), except for a
+     * "still" line now and then. why is log-safe (see etcd.h). */
+    log_quote(s->prefix, s->prefix_len, q, sizeof(q));
+    if (log_outage_begin(&s->outage, now))
+        log_warn(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
+    else if (log_outage_due(&s->outage, now, &elapsed))
+        log_warn(MOD, "sync %s: etcd still unreachable after %.0f s (last error: %s)", q, elapsed,
+                 why ? why : "error");
+    else
+        log_debug(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
     s->backoff = s->backoff * 2 > ETCD_BACKOFF_MAX ? ETCD_BACKOFF_MAX : s->backoff * 2;
     report(s, false, why ? why : "error");
     if (!s->stopped)
@@ -1218,6 +1493,17 @@ static void sync_fail(struct etcd_sync *s, const char *why)
 
 static void list_done(int err, const json_t *reply, const char *errtext, void *arg);
 static void watch_start(struct etcd_sync *s);
+
+/* etcd's key order: bytewise, a prefix first. */
+static int key_cmp(const struct etcd_kv *a, const struct etcd_kv *b)
+{
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int d = memcmp(a->key, b->key, n);
+
+    if (d)
+        return d;
+    return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
 
 static void list_page(struct etcd_sync *s, const char *key, size_t key_len)
 {
@@ -1253,7 +1539,7 @@ static void list_deliver(struct etcd_sync *s)
         if (ops->kv)
             ops->kv(s->arg, &s->list_kvs[i]);
     s->stats.lists++;
-    s->stats.revision = s->resume_rev = s->list_rev;
+    s->stats.revision = s->resume_rev = s->seen_rev = s->list_rev;
     s->need_list = false;
     if (!s->stopped && ops->list_end)
         ops->list_end(s->arg, s->list_rev);
@@ -1266,7 +1552,9 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
 {
     struct etcd_sync *s = arg;
     struct etcd_range_reply r;
-    char *errmsg = NULL;
+    char *errmsg = NULL, q[512];
+    uint64_t id = 0;
+    int rc;
 
     s->list_call = NULL;
     s->depth++;
@@ -1281,10 +1569,30 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
         }
         goto out;
     }
-    if (etcd_parse_range(reply, &r, &errmsg) < 0) {
+    rc = etcd_parse_range(reply, &r, &errmsg);
+    if (rc < 0) {
+        if (rc == -ERANGE)
+            s->stats.bad_revisions++;
         memprintf(&errmsg, "bad range reply: %s", errmsg ? errmsg : "out of memory");
         sync_fail(s, errmsg);
         goto out;
+    }
+    if (r.more && r.n_kvs == 0) {
+        /* Asking again would get the same answer: no progress, ever. */
+        etcd_range_reply_free(&r);
+        sync_fail(s, "range reply says more keys follow but holds none: listing makes no progress");
+        goto out;
+    }
+    if (r.n_kvs > 0 && s->list_n > 0 && key_cmp(&r.kvs[0], &s->list_kvs[s->list_n - 1]) <= 0) {
+        etcd_range_reply_free(&r);
+        sync_fail(s, "range page does not start after the previous one: listing makes no progress");
+        goto out;
+    }
+    if (etcd_header_cluster_id(reply, &id) == 0 && id) {
+        if (s->cluster_id && id != s->cluster_id)
+            log_warn(MOD, "sync %s: etcd cluster id changed from %" PRIx64 " to %" PRIx64,
+                     log_quote(s->prefix, s->prefix_len, q, sizeof(q)), s->cluster_id, id);
+        s->cluster_id = id;
     }
     if (s->list_rev == 0) {
         if (r.revision <= 0) {
@@ -1405,7 +1713,10 @@ static int watch_msg(json_t *msg, void *arg)
     char q[512];
     int rc = 0;
 
-    if (etcd_parse_watch(msg, &m, &errmsg) < 0) {
+    rc = etcd_parse_watch(msg, &m, &errmsg);
+    if (rc < 0) {
+        if (rc == -ERANGE)
+            s->stats.bad_revisions++;
         memprintf(&errmsg, "bad watch message: %s", errmsg ? errmsg : "out of memory");
         watch_abort_reason(s, errmsg ? errmsg : "bad watch message");
         free(errmsg);
@@ -1437,8 +1748,8 @@ static int watch_msg(json_t *msg, void *arg)
         rc = 1;
     } else if (m.created) {
         s->stats.watching = true;
-        s->backoff = ETCD_BACKOFF_MIN;
-        report(s, true, "watching");
+        s->created = true;
+        sync_up(s);
     } else if (m.n_events == 0) {
         on_progress(s, m.revision);
     } else {
@@ -1489,10 +1800,11 @@ static void watch_done(struct http_request *req, int err, long status, const cha
                        const char *errtext, void *arg)
 {
     struct etcd_sync *s = arg;
-    char *why = NULL;
+    char *why = NULL, q[512];
 
     s->watch_req = NULL;
     ev_timer_stop(s->loop, &s->idle);
+    probe_stop(s);
     s->stats.watching = false;
     if (s->stopped) {
         sync_maybe_free(s);
@@ -1511,12 +1823,13 @@ static void watch_done(struct http_request *req, int err, long status, const cha
     if (s->watch_err)
         why = strdup(s->watch_err);
     else if (err < 0)
-        memprintf(&why, "watch: %s", errtext ? errtext : "failed");
+        memprintf(&why, "watch on %s: %s", s->client->endpoints[s->watch_ep],
+                  errtext ? quote(errtext, q, sizeof(q)) : "failed");
     else if (status != 200)
         memprintf(&why, "watch: HTTP %ld", status);
     else
         memprintf(&why, "watch stream closed by etcd");
-    endpoint_failed(s->client, s->watch_ep);
+    endpoint_failed(s->client, s->watch_ep, NULL);
     sync_fail(s, why ? why : "watch failed");
     free(why);
 
@@ -1529,8 +1842,12 @@ static void watch_start(struct etcd_sync *s)
 {
     struct etcd_client *c = s->client;
     json_t *body = json_object(), *create = json_object();
-    struct http_opts opts = {.method = "POST", .on_data = watch_data};
-    char *text = NULL, *url = NULL;
+    /* Require a leader: a member cut off from the others cancels the watch
+     * ("no leader") instead of keeping it open and silent. The 3.4 gateway
+     * passes this on as gRPC metadata. */
+    static const char *const headers[] = {"Grpc-Metadata-hasleader: true", NULL};
+    struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
+    char *text = NULL, *url = NULL, q[512];
 
     if (auth_needed(c)) {
         s->waiting_auth = true;
@@ -1548,6 +1865,7 @@ static void watch_start(struct etcd_sync *s)
     s->watch_compacted = false;
     s->last_progress = 0;
     s->progress_interval = 0;
+    s->created = s->probe_ok = false;
     if (!body || !create || set_b64(create, "key", s->prefix, s->prefix_len) < 0 ||
         set_b64(create, "range_end", s->range_end, s->range_end_len) < 0 ||
         set_int64(create, "start_revision", s->resume_rev + 1) < 0 ||
@@ -1561,9 +1879,14 @@ static void watch_start(struct etcd_sync *s)
     opts.body_len = strlen(text);
     s->watch_ep = c->cur;
     s->stats.watch_starts++;
+    log_debug(MOD, "sync %s: watch through %s from revision %" PRId64,
+              log_quote(s->prefix, s->prefix_len, q, sizeof(q)), c->endpoints[c->cur],
+              s->resume_rev + 1);
     s->watch_req = http_request_start(c->http, url, &opts, watch_done, s);
     if (!s->watch_req)
         sync_fail(s, "cannot start a watch request");
+    else
+        probe_send(s);
 
 out:
     json_decref(create);
@@ -1599,7 +1922,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     s->watch_req = NULL;
     s->stats.watching = false;
     s->depth++;
-    endpoint_failed(s->client, s->watch_ep);
+    endpoint_failed(s->client, s->watch_ep, NULL);
     sync_fail(s, why);
     s->depth--;
     sync_maybe_free(s);
@@ -1637,6 +1960,8 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     s->retry.data = s;
     ev_init(&s->idle, idle_cb);
     s->idle.data = s;
+    ev_init(&s->probe_timer, probe_timer_cb);
+    s->probe_timer.data = s;
     s->next = c->syncs;
     if (c->syncs)
         c->syncs->prev = s;
@@ -1657,6 +1982,7 @@ void etcd_sync_stop(struct etcd_sync *s)
     s->stopped = true;
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
+    probe_stop(s);
     /* Inside list_done the call is finishing and frees itself. */
     etcd_call_cancel(s->list_call);
     s->list_call = NULL;
@@ -1805,7 +2131,7 @@ static void auth_done(struct http_request *req, int err, long status, const char
         rc = err;
         memprintf(&text, "%s/v3/auth/authenticate: %s", ep, errtext ? errtext : "failed");
         if (retryable(err))
-            endpoint_failed(c, c->auth.ep);
+            endpoint_failed(c, c->auth.ep, text);
     } else {
         reply = json_loadb(body, len, 0, NULL);
         tok = json_is_object(reply) ? json_object_get(reply, "token") : NULL;

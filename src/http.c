@@ -640,7 +640,6 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         if (!h)
             goto fail;
         req->headers = h;
-        SETOPT(CURLOPT_HTTPHEADER, req->headers);
         if (strcmp(method, "POST") != 0)
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") == 0) {
@@ -651,13 +650,20 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
     }
 
+    for (const char *const *line = opts->headers; line && *line; line++) {
+        h = curl_slist_append(req->headers, *line);
+        if (!h)
+            goto fail;
+        req->headers = h;
+    }
     if (c->authorization) {
         h = curl_slist_append(req->headers, c->authorization);
         if (!h)
             goto fail;
         req->headers = h;
-        SETOPT(CURLOPT_HTTPHEADER, req->headers);
     }
+    if (req->headers)
+        SETOPT(CURLOPT_HTTPHEADER, req->headers);
 
     if (curl_multi_add_handle(c->multi, req->easy) != CURLM_OK)
         goto fail;

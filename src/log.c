@@ -1,6 +1,7 @@
-/* log - leveled one-line logging and memprintf. */
+/* log - leveled one-line logging, rate-limited per call site, and memprintf. */
 #include <slotsync/log.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,11 @@
 #include <sys/time.h>
 
 static enum log_level log_threshold = LOG_INFO;
+static bool log_local_time;
+static bool log_unlimited;
+static FILE *log_out;                /* NULL: stderr */
+static double (*log_clock)(void);    /* NULL: CLOCK_MONOTONIC */
+static long (*log_wall)(long *usec); /* NULL: gettimeofday */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -19,6 +25,27 @@ void log_set_level(enum log_level level)
 enum log_level log_get_level(void)
 {
     return log_threshold;
+}
+
+void log_set_local_time(bool local)
+{
+    log_local_time = local;
+}
+
+void log_set_unlimited(bool unlimited)
+{
+    log_unlimited = unlimited;
+}
+
+void log_set_output(FILE *out)
+{
+    log_out = out;
+}
+
+void log_set_clock(double (*clock)(void), long (*wall)(long *usec))
+{
+    log_clock = clock;
+    log_wall = wall;
 }
 
 int log_level_parse(const char *name)
@@ -36,28 +63,211 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
-void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+static double monotonic_now(void)
 {
-    char line[2048], stamp[32];
-    struct timeval tv;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* RFC 3339 with milliseconds: "2026-12-01T05:15:00.123Z" in UTC, or with
+ * the local offset ("...00.123-05:00") when local time was asked for. */
+size_t log_format_time(long sec, long usec, bool local, char *out, size_t size)
+{
+    time_t t = (time_t)sec;
     struct tm tm;
-    va_list ap;
+    char date[32], zone[8] = "Z";
     int n;
 
-    if (level > log_threshold)
-        return;
-    gettimeofday(&tv, NULL);
-    localtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s: ", stamp, (long)(tv.tv_usec / 1000),
-                 log_level_name(level), module);
-    if (n < 0 || (size_t)n >= sizeof(line))
-        n = 0;
-    va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
+    if (local) {
+        char z[8];
+
+        localtime_r(&t, &tm);
+        /* strftime's %z is "+hhmm"; RFC 3339 wants "+hh:mm". */
+        if (strftime(z, sizeof(z), "%z", &tm) == 5)
+            snprintf(zone, sizeof(zone), "%.3s:%.2s", z, z + 3);
+    } else {
+        gmtime_r(&t, &tm);
+    }
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(out, size, "%s.%03ld%s", date, usec / 1000, zone);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- rate limiting ---- */
+
+bool log_rate_allow(struct log_rate *r, double now, unsigned long *summary)
+{
+    *summary = 0;
+    if (r->lines == 0 && r->suppressed == 0) {
+        r->window_start = now;
+    } else if (now - r->window_start >= LOG_RATE_WINDOW_S || now < r->window_start) {
+        /* The window is over: report what it hid, start a new one. */
+        *summary = r->suppressed;
+        r->window_start = now;
+        r->lines = 0;
+        r->suppressed = 0;
+    }
+    if (r->lines < LOG_RATE_LINES) {
+        r->lines++;
+        return true;
+    }
+    r->suppressed++;
+    return false;
+}
+
+bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary)
+{
+    *summary = 0;
+    if (r->suppressed == 0 || (now - r->window_start < LOG_RATE_WINDOW_S && now >= r->window_start))
+        return false;
+    *summary = r->suppressed;
+    r->suppressed = 0;
+    r->lines = 0;
+    return true;
+}
+
+/* One call site: a format string (its address identifies the log_msg() call
+ * that passed it), with what its hidden lines need for their summary. */
+struct log_site {
+    const char *fmt; /* NULL: free */
+    const char *module;
+    enum log_level level;
+    struct log_rate rate;
+    char last[LOG_LINE_MAX]; /* the last hidden message */
+};
+
+#define LOG_SITES 128
+static struct log_site log_sites[LOG_SITES];
+static unsigned log_pending; /* sites with hidden lines */
+
+static void write_line(enum log_level level, const char *module, const char *msg)
+{
+    char stamp[48];
+    long usec = 0, sec;
+
+    if (log_wall) {
+        sec = log_wall(&usec);
+    } else {
+        struct timeval tv;
+
+        gettimeofday(&tv, NULL);
+        sec = (long)tv.tv_sec;
+        usec = (long)tv.tv_usec;
+    }
+    log_format_time(sec, usec, log_local_time, stamp, sizeof(stamp));
     /* One write per line so that lines from concurrent processes do not mix. */
-    fprintf(stderr, "%s\n", line);
+    fprintf(log_out ? log_out : stderr, "%s %-5s %s: %s\n", stamp, log_level_name(level), module,
+            msg);
+    fflush(log_out ? log_out : stderr);
+}
+
+static void write_summary(struct log_site *s, unsigned long n)
+{
+    char msg[LOG_LINE_MAX + 96];
+
+    snprintf(msg, sizeof(msg), "+%lu similar lines in the last second (last: %s)", n, s->last);
+    write_line(s->level, s->module, msg);
+    if (log_pending)
+        log_pending--;
+}
+
+void log_flush(bool all)
+{
+    double now;
+
+    if (!log_pending)
+        return;
+    now = log_clock ? log_clock() : monotonic_now();
+    for (size_t i = 0; i < LOG_SITES && log_pending; i++) {
+        struct log_site *s = &log_sites[i];
+        unsigned long n;
+
+        /* all: as if every window were over (at exit) */
+        if (s->fmt && log_rate_flush(&s->rate, all ? now + LOG_RATE_WINDOW_S : now, &n))
+            write_summary(s, n);
+    }
+}
+
+/* The site of fmt, or a free one (a site idle for a whole window is free
+ * again); NULL when every site is busy: then the line is not limited. */
+static struct log_site *site_get(const char *fmt, double now)
+{
+    size_t h = ((size_t)(uintptr_t)fmt >> 3) % LOG_SITES;
+    struct log_site *spare = NULL;
+
+    for (size_t k = 0; k < LOG_SITES; k++) {
+        struct log_site *s = &log_sites[(h + k) % LOG_SITES];
+
+        if (s->fmt == fmt)
+            return s;
+        if (!s->fmt) {
+            spare = spare ? spare : s;
+            break;
+        }
+        if (!spare && s->rate.suppressed == 0 && now - s->rate.window_start >= LOG_RATE_WINDOW_S)
+            spare = s;
+    }
+    if (spare) {
+        memset(&spare->rate, 0, sizeof(spare->rate));
+        spare->fmt = fmt;
+    }
+    return spare;
+}
+
+static void log_vmsg(enum log_level level, const char *module, bool limited, const char *fmt,
+                     va_list ap)
+{
+    char msg[LOG_LINE_MAX];
+    struct log_site *site = NULL;
+
+    /* What was asked for (log_msg_all) is printed at any threshold. */
+    if (limited && level > log_threshold)
+        return;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* Debug lines are what a developer asked for: all of them. */
+    if (limited && level < LOG_DEBUG && !log_unlimited) {
+        double now = log_clock ? log_clock() : monotonic_now();
+        unsigned long hidden;
+
+        log_flush(false);
+        site = site_get(fmt, now);
+        if (site) {
+            bool had = site->rate.suppressed > 0;
+            bool ok = log_rate_allow(&site->rate, now, &hidden);
+
+            site->module = module;
+            site->level = level;
+            if (hidden)
+                write_summary(site, hidden);
+            if (!ok) {
+                if (!had)
+                    log_pending++;
+                memcpy(site->last, msg, sizeof(msg));
+                return;
+            }
+        }
+    }
+    write_line(level, module, msg);
+}
+
+void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, module, true, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, module, false, fmt, ap);
+    va_end(ap);
 }
 
 char *log_quote(const char *text, size_t len, char *out, size_t outsz)

@@ -1,4 +1,7 @@
-/* main - the command line: parse it, load the config, hand over to a module. */
+/* main - the command line: parse it, load the config, hand over to a module.
+ *
+ * Every message of a command starts with "slotsync <command>: "; each
+ * command has its own --help with its options, exit codes and signals. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include <slotsync/announce.h>
+#include <slotsync/check.h>
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
 #include <slotsync/log.h>
@@ -19,51 +23,223 @@
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: slotsync run    -c FILE [overrides]   watch etcd, keep HAProxy's slots in sync\n"
-        "       slotsync render -c FILE [-o PATH] [--timeout S] [overrides]\n"
-        "                                             render the services file once and exit\n"
-        "       slotsync check  -c FILE [--connect]   validate the config file; with --connect,\n"
-        "                                             also read from every etcd endpoint once\n"
-        "       slotsync announce --etcd URLS --key KEY --addr HOST:PORT [options] [-- CMD...]\n"
-        "                                             register an endpoint under an etcd lease\n"
-        "       slotsync version\n"
-        "overrides: --etcd URL[,URL...]  --prefix PREFIX  --runtime-socket ADDR\n"
-        "           --log-level error|warn|info|debug\n"
-        "'slotsync announce --help' lists the sidekick's options.\n");
+    fprintf(out, "usage: slotsync COMMAND [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  run       watch etcd, keep HAProxy's slots in sync (the daemon)\n"
+                 "  render    render the services file from etcd once, then exit\n"
+                 "  check     validate a config file: every problem, one per line\n"
+                 "  announce  register an endpoint in etcd under a lease (the sidekick)\n"
+                 "  version   print the version\n"
+                 "\n"
+                 "'slotsync COMMAND --help' lists that command's options, exit codes and\n"
+                 "signals.\n");
 }
 
-enum { OPT_ETCD = 256, OPT_PREFIX, OPT_RUNTIME, OPT_LOGLEVEL, OPT_TIMEOUT, OPT_CONNECT };
+#define OVERRIDES_HELP                                                                             \
+    "  -c, --config FILE         the JSON config file (required)\n"                                \
+    "  --etcd URL[,URL...]       instead of etcd.endpoints (http:// or https://)\n"                \
+    "  --prefix PREFIX           instead of etcd.prefix\n"                                         \
+    "  --runtime-socket ADDR     instead of haproxy.runtime_socket\n"                              \
+    "  --log-level LEVEL         instead of log_level: error, warn, info or debug\n"
 
-static const struct option daemon_opts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"output", required_argument, NULL, 'o'},
-    {"etcd", required_argument, NULL, OPT_ETCD},
-    {"prefix", required_argument, NULL, OPT_PREFIX},
-    {"runtime-socket", required_argument, NULL, OPT_RUNTIME},
-    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"connect", no_argument, NULL, OPT_CONNECT},
-    {"help", no_argument, NULL, 'h'},
+static void usage_run(FILE *out)
+{
+    fprintf(out, "usage: slotsync run -c FILE [options]\n"
+                 "\n"
+                 "Watch etcd and keep HAProxy's server slots in sync through its runtime\n"
+                 "socket; render and reload only when a backend must be added or changed.\n"
+                 "\n"
+                 "options:\n" OVERRIDES_HELP
+                 "  --log-time utc|local      log timestamps in UTC (default, 'Z') or in\n"
+                 "                            local time with its offset\n"
+                 "  --log-unlimited           no rate limit on log lines (by default each\n"
+                 "                            place that logs prints 50 lines a second, then\n"
+                 "                            a '+N similar lines' summary): for benchmarks\n"
+                 "  -h, --help                this text\n"
+                 "\n"
+                 "signals:\n"
+                 "  SIGTERM, SIGINT  stop (HAProxy is left as it is), exit 0\n"
+                 "  SIGHUP           read the config file again (with the same options)\n"
+                 "  SIGUSR1          write a state dump to the log: per backend slots used\n"
+                 "                   and free, the etcd revision, the last resync and reload\n"
+                 "  SIGPIPE          ignored\n"
+                 "\n"
+                 "exit codes:\n"
+                 "  0  stopped by SIGTERM or SIGINT\n"
+                 "  1  could not start (config, sockets, memory); the reason is printed\n"
+                 "  2  bad command line\n");
+}
+
+static void usage_render(FILE *out)
+{
+    fprintf(out, "usage: slotsync render -c FILE [-o PATH] [--timeout S] [options]\n"
+                 "\n"
+                 "List etcd once and write the services file (and, with an HTTP frontend,\n"
+                 "its Host map) as 'slotsync run' would render it, then exit.\n"
+                 "\n"
+                 "options:\n" OVERRIDES_HELP
+                 "  -o, --output PATH         write the services file there (not the map)\n"
+                 "                            instead of haproxy.services_file; '-' writes\n"
+                 "                            to standard output. An existing PATH must be a\n"
+                 "                            regular file (or a symlink to one: the file it\n"
+                 "                            points to is replaced, the link is kept); it is\n"
+                 "                            replaced atomically\n"
+                 "  --timeout S               how long etcd may take to answer (default 10)\n"
+                 "  --log-time utc|local      log timestamps in UTC (default) or local time\n"
+                 "  --log-unlimited           no rate limit on log lines\n"
+                 "  -h, --help                this text\n"
+                 "\n"
+                 "signals:\n"
+                 "  SIGTERM, SIGINT  stop without writing anything, exit 1\n"
+                 "  SIGPIPE          ignored (a closed standard output is an error, exit 1)\n"
+                 "\n"
+                 "exit codes:\n"
+                 "  0  written\n"
+                 "  1  not written: config, etcd not answering in time, refused PATH, I/O\n"
+                 "  2  bad command line\n");
+}
+
+static void usage_check(FILE *out)
+{
+    fprintf(out, "usage: slotsync check -c FILE [options]\n"
+                 "\n"
+                 "Validate a config file and print every problem, one per line on standard\n"
+                 "error: 'slotsync check: error: FIELD: REASON' for what makes the config\n"
+                 "unusable, 'slotsync check: warning: ...' for what may fail on this\n"
+                 "machine (a base_config or a directory for the services file that does not\n"
+                 "exist). Then one summary line on standard output.\n"
+                 "\n"
+                 "options:\n" OVERRIDES_HELP
+                 "  --connect                 also read from every etcd endpoint once (with\n"
+                 "                            the config's TLS files and credentials) and\n"
+                 "                            print 'URL: ok (revision N)' or what failed,\n"
+                 "                            one line per endpoint on standard output; a\n"
+                 "                            failure is an error\n"
+                 "  --timeout S               how long each endpoint may take (default 10)\n"
+                 "  -h, --help                this text\n"
+                 "\n"
+                 "signals: none handled (SIGPIPE is ignored)\n"
+                 "\n"
+                 "exit codes:\n"
+                 "  0  valid (warnings may have been printed)\n"
+                 "  1  at least one error\n"
+                 "  2  bad command line\n");
+}
+
+enum {
+    OPT_ETCD = 256,
+    OPT_PREFIX,
+    OPT_RUNTIME,
+    OPT_LOGLEVEL,
+    OPT_TIMEOUT,
+    OPT_LOGTIME,
+    OPT_LOGUNLIMITED,
+    OPT_CONNECT,
+};
+
+#define COMMON_OPTS                                                                                \
+    {"config", required_argument, NULL, 'c'}, {"etcd", required_argument, NULL, OPT_ETCD},         \
+        {"prefix", required_argument, NULL, OPT_PREFIX},                                           \
+        {"runtime-socket", required_argument, NULL, OPT_RUNTIME},                                  \
+        {"log-level", required_argument, NULL, OPT_LOGLEVEL},                                      \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+static const struct option run_opts[] = {
+    COMMON_OPTS,
+    {"log-time", required_argument, NULL, OPT_LOGTIME},
+    {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
     {NULL, 0, NULL, 0},
+};
+
+static const struct option render_opts[] = {
+    COMMON_OPTS,
+    {"log-time", required_argument, NULL, OPT_LOGTIME},
+    {"log-unlimited", no_argument, NULL, OPT_LOGUNLIMITED},
+    {"output", required_argument, NULL, 'o'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option check_opts[] = {
+    COMMON_OPTS,
+    {"connect", no_argument, NULL, OPT_CONNECT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
+struct command {
+    const char *name;
+    const struct option *opts;
+    const char *short_opts; /* leading ':' for our own messages */
+    void (*usage)(FILE *out);
+};
+
+static const struct command commands[] = {
+    {"run", run_opts, ":c:h", usage_run},
+    {"render", render_opts, ":c:o:h", usage_render},
+    {"check", check_opts, ":c:h", usage_check},
 };
 
 struct overrides {
     const char *etcd, *prefix, *runtime, *log_level;
 };
 
+/* config.c's reasons start with the config field ("etcd.endpoints[0]: ");
+ * on the command line the option is what the user typed: drop the field. */
+static const char *reason_only(const char *msg)
+{
+    const char *colon;
+
+    if (!msg)
+        return "invalid value";
+    colon = strstr(msg, ": ");
+    if (colon && (strncmp(msg, "etcd.", 5) == 0 || strncmp(msg, "haproxy.", 8) == 0 ||
+                  strncmp(msg, "log_level", 9) == 0))
+        return colon + 2;
+    return msg;
+}
+
+/* Apply the overrides to cfg; an error names the option. */
 static int apply_overrides(struct config *cfg, const struct overrides *o, char **errmsg)
 {
-    if (o->etcd && config_set_etcd(cfg, o->etcd, errmsg) < 0)
-        return -EINVAL;
-    if (o->prefix && config_set_prefix(cfg, o->prefix, errmsg) < 0)
-        return -EINVAL;
-    if (o->runtime && config_set_runtime_socket(cfg, o->runtime, errmsg) < 0)
-        return -EINVAL;
-    if (o->log_level && config_set_log_level(cfg, o->log_level, errmsg) < 0)
-        return -EINVAL;
-    return 0;
+    char *why = NULL;
+    const char *opt = NULL;
+    int r = 0;
+
+    if (o->etcd && config_set_etcd(cfg, o->etcd, &why) < 0)
+        opt = "--etcd";
+    else if (o->prefix && config_set_prefix(cfg, o->prefix, &why) < 0)
+        opt = "--prefix";
+    else if (o->runtime && config_set_runtime_socket(cfg, o->runtime, &why) < 0)
+        opt = "--runtime-socket";
+    else if (o->log_level && config_set_log_level(cfg, o->log_level, &why) < 0)
+        opt = "--log-level";
+    if (opt) {
+        memprintf(errmsg, "%s: %s", opt, reason_only(why));
+        r = -EINVAL;
+    }
+    free(why);
+    return r;
+}
+
+/* The overrides alone, checked before the config file is read, so that a
+ * bad option is named as such even when the file has problems too. */
+static int check_overrides(const char *cmd, const struct overrides *o)
+{
+    struct config scratch;
+    char *errmsg = NULL;
+    int r;
+
+    memset(&scratch, 0, sizeof(scratch));
+    r = apply_overrides(&scratch, o, &errmsg);
+    if (r < 0)
+        fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
+    free(errmsg);
+    config_free(&scratch);
+    return r;
 }
 
 struct reload_args {
@@ -84,10 +260,96 @@ static int reload_config(struct config *out, char **errmsg, void *arg)
     return r;
 }
 
-static int cmd_daemon(const char *cmd, int argc, char **argv)
+struct check_counts {
+    unsigned errors, warnings;
+};
+
+static void print_problem(void *arg, bool error, const char *text)
+{
+    struct check_counts *n = arg;
+
+    fprintf(stderr, "slotsync check: %s: %s\n", error ? "error" : "warning", text);
+    if (error)
+        n->errors++;
+    else
+        n->warnings++;
+}
+
+/* The warning sources that run on a config without errors. */
+static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
+    check_paths,
+    config_weight_warnings,
+};
+
+/* check --connect: one line per endpoint on stdout; failures are errors. */
+static void check_connect(const struct config *cfg, double timeout_s, struct check_counts *n)
+{
+    char *errmsg = NULL;
+    int r = probe_etcd(cfg, timeout_s, stdout, &errmsg);
+
+    fflush(stdout);
+    if (r < 0) {
+        print_problem(n, true, errmsg ? errmsg : "cannot try the etcd endpoints");
+    } else if (r > 0) {
+        free(errmsg);
+        errmsg = NULL;
+        memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg->n_etcd_endpoints);
+        print_problem(n, true, errmsg ? errmsg : "etcd endpoints failed");
+    }
+    free(errmsg);
+}
+
+static int cmd_check(const char *config_path, const struct overrides *ov, bool connect,
+                     double timeout_s)
+{
+    struct check_counts n = {0, 0};
+    struct config cfg;
+    char *errmsg = NULL;
+    char q[512];
+    bool loaded = config_load_all(config_path, &cfg, print_problem, &n) == 0;
+    size_t n_services = loaded ? cfg.n_services : 0;
+
+    if (loaded) {
+        if (apply_overrides(&cfg, ov, &errmsg) < 0) {
+            print_problem(&n, true, errmsg ? errmsg : "invalid option");
+        } else {
+            for (size_t i = 0; i < sizeof(warning_sources) / sizeof(warning_sources[0]); i++)
+                warning_sources[i](&cfg, print_problem, &n);
+            if (connect)
+                check_connect(&cfg, timeout_s, &n);
+        }
+        free(errmsg);
+    }
+    log_quote(config_path, strlen(config_path), q, sizeof(q));
+    if (n.errors)
+        printf("%s: %u error%s, %u warning%s\n", q, n.errors, n.errors == 1 ? "" : "s", n.warnings,
+               n.warnings == 1 ? "" : "s");
+    else
+        printf("%s: ok (%zu services, %u warning%s)\n", q, n_services, n.warnings,
+               n.warnings == 1 ? "" : "s");
+    if (loaded)
+        config_free(&cfg);
+    return n.errors ? 1 : 0;
+}
+
+static int bad_option(const struct command *c, int opt, char **argv)
+{
+    const char *arg = argv[optind - 1];
+
+    if (opt == ':')
+        fprintf(stderr, "slotsync %s: option '%s' needs a value\n", c->name, arg);
+    else if (optopt && optopt < 256 && strncmp(arg, "--", 2) != 0)
+        fprintf(stderr, "slotsync %s: unknown option '-%c'\n", c->name, optopt);
+    else
+        fprintf(stderr, "slotsync %s: unknown option '%s'\n", c->name, arg);
+    fprintf(stderr, "'slotsync %s --help' lists the options.\n", c->name);
+    return 2;
+}
+
+static int cmd_daemon(const struct command *c, int argc, char **argv)
 {
     struct overrides ov = {0};
-    const char *config_path = NULL, *output = NULL;
+    const char *config_path = NULL, *output = NULL, *cmd = c->name;
     double timeout_s = 10;
     struct config cfg;
     char *errmsg = NULL, *end;
@@ -95,7 +357,8 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
     int opt, r;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:o:h", daemon_opts, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, c->short_opts, c->opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -115,6 +378,19 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
         case OPT_LOGLEVEL:
             ov.log_level = optarg;
             break;
+        case OPT_LOGTIME:
+            if (strcmp(optarg, "utc") != 0 && strcmp(optarg, "local") != 0) {
+                fprintf(stderr, "slotsync %s: --log-time: must be utc or local\n", cmd);
+                return 2;
+            }
+            log_set_local_time(strcmp(optarg, "local") == 0);
+            break;
+        case OPT_LOGUNLIMITED:
+            log_set_unlimited(true);
+            break;
+        case OPT_CONNECT:
+            connect = true;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             timeout_s = strtod(optarg, &end);
@@ -124,15 +400,11 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
                 return 2;
             }
             break;
-        case OPT_CONNECT:
-            connect = true;
-            break;
         case 'h':
-            usage(stdout);
+            c->usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return 2;
+            return bad_option(c, opt, argv);
         }
     }
     if (optind != argc) {
@@ -140,47 +412,32 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
         return 2;
     }
     if (!config_path) {
-        fprintf(stderr, "slotsync %s: -c FILE is required\n", cmd);
+        fprintf(stderr, "slotsync %s: -c FILE (--config FILE) is required\n", cmd);
         return 2;
     }
-    if (connect && strcmp(cmd, "check") != 0) {
-        fprintf(stderr, "slotsync %s: --connect is only for check\n", cmd);
+    if (check_overrides(cmd, &ov) < 0)
         return 2;
-    }
-    if (output && strcmp(cmd, "render") != 0) {
-        fprintf(stderr, "slotsync %s: -o is only for render\n", cmd);
-        return 2;
-    }
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(config_path, &ov, connect, timeout_s);
     r = config_load(config_path, &cfg, &errmsg);
     if (r == 0)
         r = apply_overrides(&cfg, &ov, &errmsg);
     if (r < 0) {
         /* The message names the file (escaped) where it matters. */
-        fprintf(stderr, "slotsync: %s\n", errmsg ? errmsg : strerror(-r));
+        fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
         free(errmsg);
         config_free(&cfg);
         return 1;
     }
     log_set_level((enum log_level)cfg.log_level);
-    if (strcmp(cmd, "check") == 0) {
-        printf("%s: ok (%zu services)\n", config_path, cfg.n_services);
-        r = 0;
-        if (connect) {
-            /* etcd reports TLS and connection failures on stdout, one
-             * line per endpoint; any failure makes the exit status 1 */
-            r = probe_etcd(&cfg, timeout_s, stdout, &errmsg);
-            if (r > 0) {
-                memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg.n_etcd_endpoints);
-                r = -EIO;
-            }
-        }
-    } else if (strcmp(cmd, "render") == 0) {
+    if (strcmp(cmd, "render") == 0) {
         r = controller_render(&cfg, output, timeout_s, &errmsg);
     } else {
         struct reload_args ra = {config_path, &ov};
 
         r = controller_run(&cfg, reload_config, &ra, &errmsg);
     }
+    log_flush(true);
     if (r < 0)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
     free(errmsg);
@@ -192,7 +449,7 @@ int main(int argc, char **argv)
 {
     const char *cmd;
 
-    /* Writes to a closed socket must return EPIPE, not kill us. */
+    /* Writes to a closed socket or pipe must return EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     if (argc < 2) {
@@ -200,8 +457,9 @@ int main(int argc, char **argv)
         return 2;
     }
     cmd = argv[1];
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "render") == 0 || strcmp(cmd, "check") == 0)
-        return cmd_daemon(cmd, argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return cmd_daemon(&commands[i], argc - 1, argv + 1);
     if (strcmp(cmd, "announce") == 0)
         return announce_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -46,6 +46,7 @@ void plan_free(struct plan *p)
     plan_reset(p);
     free(p->cmds);
     free(p->changes);
+    free(p->origin);
     plan_init(p);
 }
 
@@ -76,14 +77,19 @@ int plan_add(struct plan *p, const char *fmt, ...)
         return -EINVAL;
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
+        struct plan_origin *origin;
         char **cmds;
 
-        if (p->cap > SIZE_MAX / 2 / sizeof(*cmds))
+        if (p->cap > SIZE_MAX / 2 / sizeof(*origin))
             return -ENOMEM;
         cmds = realloc(p->cmds, cap * sizeof(*cmds));
         if (!cmds)
             return -ENOMEM;
         p->cmds = cmds;
+        origin = realloc(p->origin, cap * sizeof(*origin));
+        if (!origin)
+            return -ENOMEM;
+        p->origin = origin;
         p->cap = cap;
     }
     cmd = malloc((size_t)len + 1);
@@ -101,6 +107,8 @@ int plan_add(struct plan *p, const char *fmt, ...)
             return -EINVAL;
         }
     }
+    memset(&p->origin[p->n], 0, sizeof(p->origin[p->n]));
+    p->origin[p->n].slot = -1;
     p->cmds[p->n++] = cmd;
     return 0;
 }
@@ -205,12 +213,123 @@ static int note_change(struct plan *p, const char *backend, size_t index, size_t
     return 0;
 }
 
+/* The admin state wanted for ep. With a static algorithm weight 0 cannot be
+ * sent as such: a ready endpoint of weight 0 drains instead. */
+static enum server_admin admin_wanted(const struct endpoint *ep, const struct plan_opts *opts)
+{
+    if (opts && opts->static_weights && ep->weight == 0 && ep->state == ENDPOINT_READY)
+        return SERVER_DRAIN;
+    return admin_of(ep->state);
+}
+
+static void seen_of(const struct server_state *have, struct plan_seen *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!known(have))
+        return;
+    out->known = true;
+    snprintf(out->addr, sizeof(out->addr), "%s", have->addr);
+    out->port = have->port;
+    out->weight = have->weight;
+    out->admin = have->admin;
+}
+
+static bool same_seen(const struct plan_seen *a, const struct plan_seen *b)
+{
+    if (a->known != b->known)
+        return false;
+    return !a->known || (strcmp(a->addr, b->addr) == 0 && a->port == b->port &&
+                         a->weight == b->weight && a->admin == b->admin);
+}
+
+static bool same_want(const struct plan_refusal *r, const struct slot *want)
+{
+    if (!r->instance || !want->instance)
+        return !r->instance && !want->instance;
+    return strcmp(r->instance, want->instance) == 0 && endpoint_equal(&r->ep, &want->ep);
+}
+
+bool plan_refused(const struct plan_refusal *refused, size_t n, size_t slot, const char *cmd,
+                  const struct slot *want, const struct server_state *have)
+{
+    struct plan_seen seen;
+
+    seen_of(have, &seen);
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_refusal *r = &refused[i];
+
+        if (r->slot == slot && strcmp(r->cmd, cmd) == 0 && same_want(r, want) &&
+            same_seen(&r->before, &seen))
+            return true;
+    }
+    return false;
+}
+
+void plan_refusal_clear(struct plan_refusal *r)
+{
+    free(r->instance);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The fields of a slot a command sets. */
+enum { FIELD_ADDR = 1, FIELD_WEIGHT = 2, FIELD_STATE = 4 };
+
+static unsigned cmd_field(const char *cmd)
+{
+    static const char prefix[] = "set server ";
+    const char *p;
+
+    if (strncmp(cmd, prefix, sizeof(prefix) - 1) != 0 ||
+        !(p = strchr(cmd + sizeof(prefix) - 1, ' ')))
+        return 0;
+    if (strncmp(p, " addr ", 6) == 0)
+        return FIELD_ADDR;
+    if (strncmp(p, " weight ", 8) == 0)
+        return FIELD_WEIGHT;
+    if (strncmp(p, " state ", 7) == 0)
+        return FIELD_STATE;
+    return 0;
+}
+
+int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
+                     const struct slot *want, struct server_state *have)
+{
+    unsigned field = cmd_field(cmd);
+    char *inst = NULL;
+
+    if (o->slot < 0 || !field || strlen(cmd) > PLAN_CMD_MAX)
+        return -EINVAL;
+    if (want->instance && !(inst = strdup(want->instance)))
+        return -ENOMEM;
+    plan_refusal_clear(r);
+    r->slot = (size_t)o->slot;
+    snprintf(r->cmd, sizeof(r->cmd), "%s", cmd);
+    r->instance = inst;
+    if (inst)
+        r->ep = want->ep;
+    r->before = o->before;
+    if (known(have) && o->before.known) {
+        if (field == FIELD_ADDR) {
+            snprintf(have->addr, sizeof(have->addr), "%s", o->before.addr);
+            have->port = o->before.port;
+        } else if (field == FIELD_WEIGHT) {
+            have->weight = o->before.weight;
+        } else {
+            have->admin = o->before.admin;
+        }
+        seen_of(have, &r->before);
+    }
+    return 0;
+}
+
 /* Append the commands for one slot, reading have only, and the change they
  * make. On failure the plan is back where it was. Returns the number of
  * commands added or a negative errno. */
 static int slot_commands(struct plan *p, const char *backend, size_t index, const struct slot *want,
-                         const struct server_state *have)
+                         const struct server_state *have, const struct plan_opts *opts,
+                         unsigned *held)
 {
+    bool static_weights = opts && opts->static_weights;
     const struct endpoint *ep = &want->ep;
     bool unknown = !known(have);
     size_t start = p->n;
@@ -226,16 +345,36 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
         if (unknown || strcmp(have->addr, ep->host) != 0 || have->port != ep->port)
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " addr %s port %u", backend, index + 1,
                            ep->host, (unsigned)ep->port);
-        if (ret == 0 && (unknown || have->weight != (int)ep->weight))
+        if (ret == 0 && !static_weights && (unknown || have->weight != (int)ep->weight))
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " weight %u", backend, index + 1,
                            (unsigned)ep->weight);
-        if (ret == 0 && (unknown || have->admin != admin_of(ep->state)))
+        if (ret == 0 && (unknown || have->admin != admin_wanted(ep, opts)))
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " state %s", backend, index + 1,
-                           endpoint_state_name(ep->state));
+                           admin_wanted(ep, opts) == SERVER_DRAIN ? "drain"
+                                                                  : endpoint_state_name(ep->state));
     }
-    if (ret == 0 && p->n > start)
-        ret = note_change(p, backend, index, start, want, have);
     if (ret < 0) {
+        plan_truncate(p, start);
+        return ret;
+    }
+    /* Drop what HAProxy refused under the same conditions (the fields they
+     * set are not expected to change), and note where the rest came from. */
+    *held = 0;
+    for (size_t i = start; i < p->n;) {
+        if (opts && plan_refused(opts->refused, opts->n_refused, index, p->cmds[i], want, have)) {
+            *held |= cmd_field(p->cmds[i]);
+            free(p->cmds[i]);
+            memmove(p->cmds + i, p->cmds + i + 1, (p->n - i - 1) * sizeof(*p->cmds));
+            memmove(p->origin + i, p->origin + i + 1, (p->n - i - 1) * sizeof(*p->origin));
+            p->n--;
+            continue;
+        }
+        snprintf(p->origin[i].backend, sizeof(p->origin[i].backend), "%s", backend);
+        p->origin[i].slot = (long)index;
+        seen_of(have, &p->origin[i].before);
+        i++;
+    }
+    if (p->n > start && (ret = note_change(p, backend, index, start, want, have)) < 0) {
         plan_truncate(p, start);
         return ret;
     }
@@ -246,22 +385,25 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
  * fields the commands set are touched: op_state and admin_bits are left for
  * the next "show servers state" to report. */
 static void expect_state(struct server_state *have, const char *backend, size_t index,
-                         const struct slot *want)
+                         const struct slot *want, const struct plan_opts *opts, unsigned held)
 {
     if (have->server[0] == '\0') {
         snprintf(have->server, sizeof(have->server), SLOT_NAME_FMT, index + 1);
         snprintf(have->backend, sizeof(have->backend), "%s", backend);
     }
+    if (!(held & FIELD_ADDR)) {
+        snprintf(have->addr, sizeof(have->addr), "%s", want->instance ? want->ep.host : EMPTY_ADDR);
+        have->port = want->instance ? want->ep.port : 0;
+    }
     if (!want->instance) {
-        snprintf(have->addr, sizeof(have->addr), "%s", EMPTY_ADDR);
-        have->port = 0;
-        have->admin = SERVER_MAINT;
+        if (!(held & FIELD_STATE))
+            have->admin = SERVER_MAINT;
         return;
     }
-    snprintf(have->addr, sizeof(have->addr), "%s", want->ep.host);
-    have->port = want->ep.port;
-    have->weight = want->ep.weight;
-    have->admin = admin_of(want->ep.state);
+    if ((!opts || !opts->static_weights) && !(held & FIELD_WEIGHT))
+        have->weight = want->ep.weight;
+    if (!(held & FIELD_STATE))
+        have->admin = admin_wanted(&want->ep, opts);
 }
 
 /* Borrows everything; updates *have on success. Returns the number of
@@ -274,9 +416,11 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
-    ret = slot_commands(p, backend, index, want, have);
+    unsigned held = 0;
+
+    ret = slot_commands(p, backend, index, want, have, NULL, &held);
     if (ret >= 0 && have)
-        expect_state(have, backend, index, want);
+        expect_state(have, backend, index, want, NULL, held);
     return ret;
 }
 
@@ -285,21 +429,35 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 int plan_backend(struct plan *p, const char *backend, const struct slot_table *t,
                  struct server_state *have)
 {
+    return plan_backend_opts(p, backend, t, have, NULL);
+}
+
+int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
+                      struct server_state *have, const struct plan_opts *opts)
+{
+    unsigned char *held = NULL; /* per slot: fields held back by a refusal */
     size_t start = p->n;
+    unsigned h = 0;
     int ret;
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
+    if (have && opts && opts->n_refused && !(held = calloc(t->n ? t->n : 1, 1)))
+        return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
-        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL);
+        ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts, &h);
         if (ret < 0) {
             plan_truncate(p, start);
+            free(held);
             return ret;
         }
+        if (held)
+            held[i] = (unsigned char)h;
     }
     if (have)
         for (size_t i = 0; i < t->n; i++)
-            expect_state(&have[i], backend, i, &t->slots[i]);
+            expect_state(&have[i], backend, i, &t->slots[i], opts, held ? held[i] : 0);
+    free(held);
     if (p->n - start > INT_MAX)
         return INT_MAX;
     return (int)(p->n - start);

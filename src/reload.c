@@ -1,5 +1,6 @@
 /* reload - "haproxy -c" as a watched child, and reloads through the master
  * socket (confirmed by "show proc") or a reload command. */
+#define _GNU_SOURCE /* memfd_create */
 #include <slotsync/reload.h>
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <ev.h>
@@ -31,7 +33,7 @@ struct reloader {
     ev_timer timer; /* poll interval while confirming */
     ev_timer deadline;
     pid_t pid;
-    char out_path[64]; /* the child's captured output */
+    int out_fd; /* the child's captured output: a memfd, no file anywhere, -1 if none */
     unsigned long reloads_before, failed_before;
     reload_done_cb cb;
     void *arg;
@@ -66,6 +68,7 @@ struct reloader *reloader_new(struct ev_loop *loop, const char *haproxy_bin,
 
     if (!r)
         return NULL;
+    r->out_fd = -1;
     r->loop = loop;
     r->haproxy_bin = strdup(haproxy_bin ? haproxy_bin : "haproxy");
     r->base_config = base_config ? strdup(base_config) : NULL;
@@ -105,8 +108,8 @@ void reloader_free(struct reloader *r)
         kill(r->pid, SIGKILL);
         waitpid(r->pid, NULL, 0);
     }
-    if (r->out_path[0])
-        unlink(r->out_path);
+    if (r->out_fd >= 0)
+        close(r->out_fd);
     runtime_free(r->master);
     free(r->haproxy_bin);
     free(r->base_config);
@@ -140,17 +143,16 @@ static char *read_output(struct reloader *r)
 {
     char raw[CHECK_OUTPUT_MAX + 1], *out;
     size_t n = 0, o = 0;
-    int fd = open(r->out_path, O_RDONLY | O_CLOEXEC);
+    int fd = r->out_fd;
 
     if (fd >= 0) {
         ssize_t k;
 
-        while (n < CHECK_OUTPUT_MAX && (k = read(fd, raw + n, CHECK_OUTPUT_MAX - n)) > 0)
+        while (n < CHECK_OUTPUT_MAX && (k = pread(fd, raw + n, CHECK_OUTPUT_MAX - n, (off_t)n)) > 0)
             n += (size_t)k;
         close(fd);
     }
-    unlink(r->out_path);
-    r->out_path[0] = '\0';
+    r->out_fd = -1;
     raw[n] = '\0';
     out = malloc(3 * n + 1); /* each '\n' may become " | " */
     if (!out)
@@ -206,19 +208,15 @@ static int spawn(struct reloader *r, char *const argv[], double timeout_s)
     int fd;
     pid_t pid;
 
-    snprintf(r->out_path, sizeof(r->out_path), "/tmp/slotsync-check.%ld.XXXXXX", (long)getpid());
-    fd = mkstemp(r->out_path);
-    if (fd < 0) {
-        r->out_path[0] = '\0';
+    /* An anonymous memory file: a killed slotsync leaves nothing behind. */
+    fd = memfd_create("slotsync-check", MFD_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    }
     pid = fork();
     if (pid < 0) {
         int e = errno;
 
         close(fd);
-        unlink(r->out_path);
-        r->out_path[0] = '\0';
         return -e;
     }
     if (pid == 0) {
@@ -233,7 +231,7 @@ static int spawn(struct reloader *r, char *const argv[], double timeout_s)
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    close(fd);
+    r->out_fd = fd;
     r->pid = pid;
     ev_child_init(&r->child, on_child, pid, 0);
     r->child.data = r;

@@ -37,6 +37,8 @@ struct runtime {
     size_t in_len, in_cap;
     runtime_done_cb cb;
     void *arg;
+    bool stale; /* timed out and called back; finished in the background */
+    unsigned long stale_abandoned;
     /* sentinel connection */
     ev_io sentinel;
     int sentinel_fd;
@@ -119,7 +121,25 @@ bool runtime_reply_ok(const char *cmd, const char *reply)
         return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
     if (strcmp(cmd, "show backend") == 0)
         return starts_with(reply, "# name\n") || strcmp(reply, "# name") == 0;
+
+    if (strcmp(cmd, "show cli level") == 0)
+        return runtime_cli_level(reply) >= 0;
     return reply[0] == '\0';
+}
+
+static const char *const level_names[] = {"user", "operator", "admin"};
+
+int runtime_cli_level(const char *reply)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(reply, level_names[i]) == 0)
+            return i;
+    return -EPROTO;
+}
+
+const char *runtime_level_name(enum runtime_level level)
+{
+    return (unsigned)level < 3 ? level_names[level] : "?";
 }
 
 /* ---- pure: show servers state ---- */
@@ -504,11 +524,19 @@ static char *exchange_reset(struct runtime *rt, size_t *len)
     *len = rt->in_len;
     rt->in_len = rt->in_cap = 0;
     rt->phase = RT_IDLE;
+    rt->stale = false;
     return in;
 }
 
 static void exchange_finish(struct runtime *rt, int err)
 {
+    if (rt->stale) {
+        /* Its caller was told long ago: just close it. */
+        size_t len;
+
+        free(exchange_reset(rt, &len));
+        return;
+    }
     runtime_done_cb cb = rt->cb;
     void *arg = rt->arg;
     size_t n = rt->n_cmds, len;
@@ -556,9 +584,46 @@ bool runtime_busy(const struct runtime *rt)
     return rt->phase != RT_IDLE;
 }
 
+bool runtime_stale(const struct runtime *rt)
+{
+    return rt->stale;
+}
+
+unsigned long runtime_stale_abandoned(const struct runtime *rt)
+{
+    return rt->stale_abandoned;
+}
+
+/* Closing a connection whose line HAProxy has not read yet does not cancel
+ * it: a stopped HAProxy that resumes reads what is queued and runs it, after
+ * whatever we did meanwhile. So once something was sent, the exchange is
+ * finished in the background instead (writing the rest of the line too: a
+ * half line would wait for its end), and nothing else goes out until it is
+ * over. */
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    exchange_finish(w->data, -ETIMEDOUT);
+    struct runtime *rt = w->data;
+    runtime_done_cb cb = rt->cb;
+    void *arg = rt->arg;
+
+    if (rt->stale) {
+        rt->stale_abandoned++;
+        log_warn("runtime",
+                 "a timed-out exchange got no end from HAProxy in %.0f s: closing it (its "
+                 "commands may still run)",
+                 RUNTIME_STALE_MAX_S);
+        exchange_finish(rt, -ETIMEDOUT);
+        return;
+    }
+    if (rt->phase == RT_CONNECTING) {
+        exchange_finish(rt, -ETIMEDOUT);
+        return;
+    }
+    rt->stale = true;
+    ev_timer_stop(loop, &rt->timer);
+    ev_timer_set(&rt->timer, RUNTIME_STALE_MAX_S, 0.);
+    ev_timer_start(loop, &rt->timer);
+    cb(-ETIMEDOUT, NULL, 0, NULL, 0, arg);
 }
 
 static void watch(struct runtime *rt, int events)
@@ -760,6 +825,13 @@ int runtime_send_raw(struct runtime *rt, const char *cmd, runtime_done_cb cb, vo
 
 /* ---- sentinel ---- */
 
+static void sentinel_lost(struct runtime *rt, int err)
+{
+    sentinel_close(rt);
+    if (rt->lost)
+        rt->lost(err, rt->lost_arg);
+}
+
 static void on_sentinel(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct runtime *rt = w->data;
@@ -769,9 +841,15 @@ static void on_sentinel(struct ev_loop *loop, ev_io *w, int revents)
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
 
-        if (getsockopt(rt->sentinel_fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr ||
-            send(rt->sentinel_fd, "prompt\n", 7, MSG_NOSIGNAL) != 7)
-            goto lost;
+        if (getsockopt(rt->sentinel_fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+            soerr = errno;
+        if (!soerr && send(rt->sentinel_fd, "prompt\n", 7, MSG_NOSIGNAL) != 7)
+            soerr = errno ? errno : EIO;
+        if (soerr) {
+            /* It never came up: a connect failure, not a process gone. */
+            sentinel_lost(rt, -soerr);
+            return;
+        }
         ev_io_stop(loop, w);
         ev_io_set(w, rt->sentinel_fd, EV_READ);
         ev_io_start(loop, w);
@@ -788,10 +866,7 @@ static void on_sentinel(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         break;
     }
-lost:
-    sentinel_close(rt);
-    if (rt->lost)
-        rt->lost(rt->lost_arg);
+    sentinel_lost(rt, 0);
 }
 
 int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg)

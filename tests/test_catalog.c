@@ -551,3 +551,29 @@ Test(catalog, random_order_inserts_stay_sorted)
             cr_assert(strcmp(svc->endpoints[i - 1]->instance, svc->endpoints[i]->instance) < 0);
     }
 }
+
+/* An unknown JSON field (a typo of a known one, say) is accepted but
+ * counted once per key, and again only when the key's unknown fields
+ * change. */
+Test(catalog, unknown_fields_counted_once_per_key)
+{
+    const char *typo = "{\"host\":\"10.0.0.1\",\"port\":80,\"wieght\":3}";
+
+    cr_expect_eq(put("/svc/web/a", typo, 1), CATALOG_ADDED);
+    cr_expect_eq(lookup("web", "a")->ep.weight, 1, "the default, as before");
+    cr_expect_eq(cat->unknown_fields, 1);
+    cr_expect_eq(put("/svc/web/a", typo, 2), CATALOG_UNCHANGED);
+    cr_expect_eq(cat->unknown_fields, 1, "the same fields again: no second warning");
+    cr_expect_eq(put("/svc/web/b", typo, 3), CATALOG_ADDED);
+    cr_expect_eq(cat->unknown_fields, 2, "another key warns on its own");
+    cr_expect_eq(put("/svc/web/a", "{\"host\":\"10.0.0.1\",\"port\":80,\"wegiht\":3}", 4),
+                 CATALOG_UNCHANGED);
+    cr_expect_eq(cat->unknown_fields, 3, "a different unknown field warns again");
+    cr_expect_eq(put("/svc/web/a", "{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":3}", 5),
+                 CATALOG_UPDATED);
+    cr_expect_eq(cat->unknown_fields, 3);
+    cr_expect_eq(put("/svc/web/a", typo, 6), CATALOG_UPDATED);
+    cr_expect_eq(cat->unknown_fields, 4, "the typo back after a fix warns again");
+    cr_expect_eq(put("/svc/web/c", "10.0.0.3:80", 7), CATALOG_ADDED);
+    cr_expect_eq(cat->unknown_fields, 4);
+}

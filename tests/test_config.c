@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <slotsync/config.h>
 #include <slotsync/log.h>
@@ -83,7 +84,7 @@ static void check_full(const struct config *c)
 
     cr_assert_eq(c->n_etcd_endpoints, 3);
     cr_expect_str_eq(c->etcd_endpoints[0], "http://127.0.0.1:2379", "trailing '/' dropped");
-    cr_expect_str_eq(c->etcd_endpoints[1], "https://etcd-1.example.com:2379");
+    cr_expect_str_eq(c->etcd_endpoints[1], "http://etcd-1.example.com:2379");
     cr_expect_str_eq(c->etcd_endpoints[2], "http://[::1]:2379");
     cr_expect_str_eq(c->etcd_prefix, "/services/");
 
@@ -218,6 +219,21 @@ Test(config, defaults)
     cr_expect_null(cfg.http_domain);
     cr_expect_eq(cfg.resync_interval_s, 30);
     cr_expect_eq(cfg.log_level, LOG_INFO);
+    cr_expect(!cfg.allow_empty_registry);
+    config_free(&cfg);
+    free(err);
+}
+
+Test(config, allow_empty_registry)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'allow_empty_registry':true"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(cfg.allow_empty_registry);
+    config_free(&cfg);
+    cr_assert_eq(load(CFG("'allow_empty_registry':false"), &cfg, &err), 0, "%s", err ? err : "");
+    cr_expect(!cfg.allow_empty_registry);
     config_free(&cfg);
     free(err);
 }
@@ -243,7 +259,7 @@ Test(config, service_defaults_follow_defaults_block)
 
 /* Accepted variants of single fields. */
 static const char *const good_cases[] = {
-    CFG_ETCD("'endpoints':['https://etcd.example.com:2379/'],'prefix':'/'"),
+    CFG_ETCD("'endpoints':['http://etcd.example.com:2379/'],'prefix':'/'"),
     CFG_ETCD("'endpoints':['http://[2001:db8::1]:2379','http://10.0.0.1:65535'],"
              "'prefix':'/a/b.c_d-e/'"),
     CFG_ETCD("'endpoints':['http://ETCD-1.Example.com:1'],'prefix':'/x!~@/'"),
@@ -324,7 +340,7 @@ static const struct bad_case bad_cases[] = {
     {CFG_ETCD("'endpoints':[null]," PF), "etcd.endpoints[0]: must be a string"},
     {CFG_ETCD("'endpoints':['']," PF), "etcd.endpoints[0]: empty URL"},
     {CFG_ETCD("'endpoints':['ftp://127.0.0.1:2379']," PF),
-     "etcd.endpoints[0]: URL must start with http:// or https://"},
+     "etcd.endpoints[0]: URL must start with http://"},
     {CFG_ETCD("'endpoints':['HTTP://127.0.0.1:2379']," PF), "must start with http://"},
     {CFG_ETCD("'endpoints':['127.0.0.1:2379']," PF), "must start with http://"},
     {CFG_ETCD("'endpoints':['http://127.0.0.1']," PF), "etcd.endpoints[0]: URL needs a port"},
@@ -554,6 +570,9 @@ static const struct bad_case bad_cases[] = {
     {CFG("'log_level':'INFO'"), "log_level: must be one of"},
     {CFG("'log_level':''"), "log_level: must be one of"},
     {CFG("'log_level':3"), "log_level: must be a string"},
+    {CFG("'allow_empty_registry':1"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':'true'"), "allow_empty_registry: must be true or false"},
+    {CFG("'allow_empty_registry':null"), "allow_empty_registry: must be true or false"},
 };
 
 Test(config, bad_cases)
@@ -899,11 +918,11 @@ Test(config, set_etcd)
 
     cr_assert_eq(load(MINIMAL, &cfg, &err), 0);
     cr_expect_eq(
-        config_set_etcd(&cfg, "http://a.example:1,https://[::1]:2/,http://10.0.0.1:3", &err), 0,
+        config_set_etcd(&cfg, "http://a.example:1,http://[::1]:2/,http://10.0.0.1:3", &err), 0,
         "%s", err ? err : "");
     cr_assert_eq(cfg.n_etcd_endpoints, 3);
     cr_expect_str_eq(cfg.etcd_endpoints[0], "http://a.example:1");
-    cr_expect_str_eq(cfg.etcd_endpoints[1], "https://[::1]:2");
+    cr_expect_str_eq(cfg.etcd_endpoints[1], "http://[::1]:2");
     cr_expect_str_eq(cfg.etcd_endpoints[2], "http://10.0.0.1:3");
 
     static const struct {
@@ -1022,6 +1041,7 @@ Test(config, check_etcd_url)
     } cases[] = {
         {"http://127.0.0.1:2379", true},
         {"http://127.0.0.1:2379/", true},
+        {"http://etcd.example.com:443", true},
         {"https://etcd.example.com:443", true},
         {"http://[::1]:2379", true},
         {"http://[2001:db8::1]:2379/", true},
@@ -1157,6 +1177,131 @@ Test(config, balance_is_dynamic)
 
     for (size_t i = 0; i < N_ELEMS(cases); i++)
         cr_expect_eq(config_balance_is_dynamic(cases[i].balance), cases[i].dynamic, "case %zu", i);
+}
+
+/* ---- config_load_all: every problem, not only the first ---- */
+
+struct collected {
+    char lines[16][256];
+    bool error[16];
+    size_t n;
+};
+
+static void collect(void *arg, bool error, const char *text)
+{
+    struct collected *c = arg;
+
+    cr_assert_lt(c->n, N_ELEMS(c->lines));
+    snprintf(c->lines[c->n], sizeof(c->lines[0]), "%s", text);
+    c->error[c->n++] = error;
+}
+
+static char *write_temp(const char *squoted)
+{
+    static char path[64];
+    char *json = dq(squoted);
+    int fd;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/tmp/slotsync-test-config-XXXXXX");
+    fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    f = fdopen(fd, "w");
+    cr_assert_not_null(f);
+    fputs(json, f);
+    fclose(f);
+    free(json);
+    return path;
+}
+
+Test(config, load_all_reports_every_problem)
+{
+    const char *path =
+        write_temp("{'etcd':{'endpoints':['ftp://127.0.0.1:2379'],'prefix':'/services/'}," HAPROXY
+                   ",'services':{'api':{'slots':0},'db':{'mode':'udp'},'ok':{}},"
+                   "'log_level':'loud','bogus':1}");
+    static const char *const want[] = {
+        "bogus: unknown key",
+        "etcd.endpoints[0]: URL must start with http:// or https://",
+        "services.api.slots: must be between 1 and 4096",
+        "services.db.mode: must be \"http\" or \"tcp\"",
+        "log_level: must be one of error, warn, info, debug",
+    };
+    struct collected got = {0};
+    struct config cfg;
+
+    cr_expect_eq(config_load_all(path, &cfg, collect, &got), -5);
+    unlink(path);
+    cr_assert_eq(got.n, N_ELEMS(want));
+    for (size_t i = 0; i < got.n; i++) {
+        cr_expect(got.error[i]);
+        cr_expect_str_eq(got.lines[i], want[i]);
+    }
+    cr_expect(is_zeroed(&cfg), "nothing left to free");
+}
+
+Test(config, load_all_good_and_unreadable)
+{
+    const char *path = write_temp(MINIMAL);
+    struct collected got = {0};
+    struct config cfg;
+
+    cr_expect_eq(config_load_all(path, &cfg, collect, &got), 0);
+    cr_expect_eq(got.n, 0);
+    cr_expect_str_eq(cfg.etcd_prefix, "/services/");
+    config_free(&cfg);
+    /* a syntax error or a missing file is one error: nothing else to read */
+    cr_expect_eq(config_load_all(path, &cfg, collect, &got), 0);
+    config_free(&cfg);
+    unlink(path);
+    cr_expect_eq(config_load_all(path, &cfg, collect, &got), -1);
+    cr_assert_eq(got.n, 1);
+    cr_expect(strstr(got.lines[0], "cannot open") != NULL, "%s", got.lines[0]);
+    config_free(&cfg);
+}
+
+/* config_load still stops at the first error, with that error's text. */
+Test(config, load_still_stops_at_first_error)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_expect_eq(load(CFG("'services':{'api':{'slots':0},'db':{'mode':'udp'}}"), &cfg, &err),
+                 -EINVAL);
+    cr_expect_str_eq(err, "services.api.slots: must be between 1 and 4096");
+    free(err);
+}
+
+Test(config, weight_warnings_name_static_and_first)
+{
+    static const struct {
+        const char *text;
+        size_t warnings;
+    } cases[] = {
+        {MINIMAL, 0},
+        {CFG("'services':{'a':{'balance':'static-rr'},'b':{'balance':'leastconn'}}"), 1},
+        {CFG("'services':{'a':{'balance':'source'},'b':{'balance':'first'}}"), 2},
+        /* the defaults are said once, not again for each service using them */
+        {CFG("'defaults':{'balance':'static-rr'},'services':{'a':{},'b':{'balance':'first'}}"), 2},
+    };
+
+    cr_assert(config_balance_is_static("static-rr"));
+    cr_assert(config_balance_is_static("source"));
+    cr_assert_not(config_balance_is_static("first"));
+    cr_assert_not(config_balance_is_static("roundrobin"));
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].text, &cfg, &err), 0, "case %zu: %s", i, err ? err : "");
+        struct collected got = {0};
+
+        cr_expect_eq(config_weight_warnings(&cfg, collect, &got), cases[i].warnings, "case %zu", i);
+        cr_expect_eq(got.n, cases[i].warnings, "case %zu: reported", i);
+        for (size_t k = 0; k < got.n; k++)
+            cr_expect_not(got.error[k], "case %zu: a warning, not an error", i);
+        config_free(&cfg);
+    }
 }
 
 /* ---- etcd.tls, etcd.username, etcd.password_file (issue 11) ---- */

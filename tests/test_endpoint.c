@@ -684,3 +684,54 @@ Test(endpoint, state_names)
     cr_expect_eq(endpoint_state_parse(""), -1);
     cr_expect_eq(endpoint_state_parse(NULL), -1);
 }
+
+/* ---- unknown JSON fields: accepted, and named ---- */
+
+Test(endpoint, unknown_fields_are_named_escaped)
+{
+    static const struct {
+        const char *value;
+        const char *unknown;
+        unsigned short weight;
+    } cases[] = {
+        {"{\"host\":\"10.0.0.1\",\"port\":80,\"wieght\":3}", "\"wieght\"", 1},
+        {"{\"host\":\"10.0.0.1\",\"port\":80,\"weight\":3}", "", 3},
+        {"{\"host\":\"10.0.0.1\",\"port\":80,\"zone\":\"a\",\"stat\":\"drain\"}",
+         "\"zone\", \"stat\"", 1},
+        /* a name that would forge a log line, or hide in the terminal */
+        {"{\"host\":\"10.0.0.1\",\"port\":80,\"a\\nb\\u001b[2J\\\"\":1}", "\"a\\nb\\x1b[2J\\\"\"",
+         1},
+        {"10.0.0.1:80", "", 1},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct endpoint ep;
+        char unknown[256] = "junk";
+        char *err = NULL;
+
+        cr_assert_eq(endpoint_parse_value_unknown(cases[i].value, strlen(cases[i].value), &ep,
+                                                  unknown, sizeof(unknown), &err),
+                     0, "case %zu: %s", i, err ? err : "");
+        cr_expect_str_eq(unknown, cases[i].unknown, "case %zu", i);
+        cr_expect_eq(ep.weight, cases[i].weight, "case %zu", i);
+        free(err);
+    }
+}
+
+Test(endpoint, unknown_fields_list_is_cut_not_overflowed)
+{
+    char value[1024], unknown[24];
+    struct endpoint ep;
+    size_t o;
+
+    o = (size_t)snprintf(value, sizeof(value), "{\"host\":\"10.0.0.1\",\"port\":80");
+    for (int i = 0; i < 20; i++)
+        o += (size_t)snprintf(value + o, sizeof(value) - o, ",\"field%02d\":1", i);
+    snprintf(value + o, sizeof(value) - o, "}");
+    cr_assert_eq(
+        endpoint_parse_value_unknown(value, strlen(value), &ep, unknown, sizeof(unknown), NULL), 0);
+    cr_expect_lt(strlen(unknown), sizeof(unknown));
+    cr_expect_str_eq(unknown + strlen(unknown) - 3, "...", "%s", unknown);
+    /* NULL or no room: nothing is written */
+    cr_expect_eq(endpoint_parse_value_unknown(value, strlen(value), &ep, NULL, 0, NULL), 0);
+}

@@ -249,9 +249,10 @@ static const struct range_case range_cases[] = {
      "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\",\"value\":\"AGIA\"}]}", 0,
      4, 0, false, 1, "/svc/a", "\0b\0", 3, 4},
     {"two kvs",
-     "{" HDR("5") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"eA==\"},{\"key\":\"L3N2Yy9i\","
-                  "\"value\":\"eQ==\"}],\"count\":\"2\"}",
-     0, 5, 2, false, 2, "/svc/a", "x", 1, 0},
+     "{" HDR("5") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"eA==\",\"mod_revision\":\"2\"},"
+                  "{\"key\":\"L3N2Yy9i\",\"value\":\"eQ==\",\"mod_revision\":\"5\"}],"
+                  "\"count\":\"2\"}",
+     0, 5, 2, false, 2, "/svc/a", "x", 1, 2},
     {"bad base64 key", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9\"}]}", .rc = -EINVAL},
     {"bad base64 value", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"e!==\"}]}",
      .rc = -EINVAL},
@@ -264,6 +265,17 @@ static const struct range_case range_cases[] = {
     {"bad mod_revision", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"z\"}]}",
      .rc = -EINVAL},
     {"not an object", "[]", .rc = -EINVAL},
+    /* revisions: 0 < rev < INT64_MAX where they enter */
+    {"highest revision", "{" HDR("9223372036854775806") "}", 0, INT64_MAX - 1, 0, false, 0, NULL,
+     NULL, 0, 0},
+    {"revision INT64_MAX", "{" HDR("9223372036854775807") "}", .rc = -ERANGE},
+    {"negative revision", "{" HDR("-3") "}", .rc = -ERANGE},
+    {"mod_revision INT64_MAX",
+     "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"9223372036854775807\"}]}",
+     .rc = -ERANGE},
+    {"mod_revision missing", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\"}]}", .rc = -ERANGE},
+    {"mod_revision negative", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"-1\"}]}",
+     .rc = -ERANGE},
 };
 
 Test(etcd_parse, range_replies)
@@ -389,6 +401,20 @@ static const struct watch_case watch_cases[] = {
     {"bad compact_revision", "{\"result\":{\"canceled\":true,\"compact_revision\":\"x\"}}",
      .rc = -EINVAL},
     {"bad error", "{\"error\":5}", .rc = -EINVAL},
+    {"event mod_revision INT64_MAX",
+     "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"eA==\",\"mod_revision\":"
+                               "\"9223372036854775807\"}}]}}",
+     .rc = -ERANGE},
+    {"event mod_revision 0",
+     "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"eA==\",\"mod_revision\":"
+                               "\"0\"}}]}}",
+     .rc = -ERANGE},
+    {"header revision INT64_MAX", "{\"result\":{" WHDR("9223372036854775807") "}}", .rc = -ERANGE},
+    {"compact_revision INT64_MAX",
+     "{\"result\":{\"canceled\":true,\"compact_revision\":\"9223372036854775807\"}}",
+     .rc = -ERANGE},
+    {"negative compact_revision", "{\"result\":{\"canceled\":true,\"compact_revision\":\"-2\"}}",
+     .rc = -ERANGE},
 };
 
 Test(etcd_parse, watch_messages)
@@ -435,6 +461,41 @@ Test(etcd_parse, watch_messages)
         }
         etcd_watch_msg_free(&m);
         free(errmsg);
+        json_decref(j);
+    }
+}
+
+/* ---- cluster id ---- */
+
+struct cluster_id_case {
+    const char *json;
+    int rc;
+    uint64_t id;
+};
+
+static const struct cluster_id_case cluster_id_cases[] = {
+    {"{\"header\":{\"cluster_id\":\"11499885844451628656\"}}", 0, 11499885844451628656ULL},
+    {"{\"header\":{\"cluster_id\":\"18446744073709551615\"}}", 0, UINT64_MAX},
+    {"{\"header\":{\"cluster_id\":42}}", 0, 42},
+    {"{\"header\":{}}", 0, 0},
+    {"{}", 0, 0},
+    {"{\"header\":{\"cluster_id\":\"18446744073709551616\"}}", -EINVAL, 0},
+    {"{\"header\":{\"cluster_id\":\"-1\"}}", -EINVAL, 0},
+    {"{\"header\":{\"cluster_id\":\"\"}}", -EINVAL, 0},
+    {"{\"header\":{\"cluster_id\":true}}", -EINVAL, 0},
+};
+
+Test(etcd_parse, cluster_id)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(cluster_id_cases); i++) {
+        const struct cluster_id_case *c = &cluster_id_cases[i];
+        json_t *j = json_loads(c->json, 0, NULL);
+        uint64_t id = 7;
+
+        cr_assert_not_null(j);
+        cr_assert_eq(etcd_header_cluster_id(j, &id), c->rc, "%s", c->json);
+        if (c->rc == 0)
+            cr_assert_eq(id, c->id, "%s", c->json);
         json_decref(j);
     }
 }
@@ -1394,7 +1455,9 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     reply_clear(&r);
 
     cr_assert(wait_until(&t, went_down, 15), "silent watch not detected");
-    cr_assert(strstr(t.cons.why, "silent"), "%s", t.cons.why);
+    /* the idle watchdog or the probe of the member, whichever is first */
+    cr_assert(strstr(t.cons.why, "silent") || strstr(t.cons.why, "not answering"), "%s",
+              t.cons.why);
     proxy_pause(&t.proxy, false);
     cr_assert(wait_until(&t, relisted, 20), "no re-list after compaction (why %s)", t.cons.why);
     cr_assert_eq(t.cons.list_begins, 2);
@@ -1535,4 +1598,322 @@ Test(etcd_io, connection_refused)
     }
     http_client_free(t.http);
     ev_loop_destroy(t.loop);
+}
+
+/* ---- against a fake etcd on the loop ----
+ *
+ * A small HTTP server that answers each request from a table the test sets:
+ * enough to play an etcd gone wrong (bad revisions, a listing that never
+ * ends, bytes jansson cannot parse) without a real one. */
+
+struct fconn {
+    struct fake *fake;
+    int fd;
+    ev_io io;
+    char buf[8192];
+    size_t len;
+    struct fconn *next;
+};
+
+struct fake {
+    struct ev_loop *loop;
+    int lfd, port;
+    ev_io accept_io;
+    struct fconn *conns;
+    int ranges, pages, probes, watches, puts;
+    /* what to answer */
+    const char *put_reply;
+    int mode; /* 0: listing without progress, 1: bad watch revision */
+};
+
+static void fconn_close(struct fconn *fc)
+{
+    struct fake *f = fc->fake;
+
+    for (struct fconn **pp = &f->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == fc) {
+            *pp = fc->next;
+            break;
+        }
+    }
+    ev_io_stop(f->loop, &fc->io);
+    close(fc->fd);
+    free(fc);
+}
+
+static void fsay(struct fconn *fc, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fc->fd, data, len, MSG_NOSIGNAL);
+
+        if (n <= 0)
+            return;
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void freply(struct fconn *fc, const char *body)
+{
+    char head[160];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     strlen(body));
+
+    fsay(fc, head, (size_t)n);
+    fsay(fc, body, strlen(body));
+    fconn_close(fc);
+}
+
+static void fchunk(struct fconn *fc, const char *line)
+{
+    char head[32];
+    int n = snprintf(head, sizeof(head), "%zx\r\n", strlen(line) + 1);
+
+    fsay(fc, head, (size_t)n);
+    fsay(fc, line, strlen(line));
+    fsay(fc, "\n\r\n", 3);
+}
+
+#define FHDR "\"header\":{\"cluster_id\":\"7\",\"revision\":\"5\"}"
+/* "/svc/a" and "/svc/b" in base64 */
+#define B64_PA "L3N2Yy9h"
+#define B64_PB "L3N2Yy9i"
+
+static void fake_handle(struct fconn *fc, const char *path, const char *body)
+{
+    struct fake *f = fc->fake;
+
+    if (strcmp(path, "/v3/kv/put") == 0) {
+        f->puts++;
+        freply(fc, f->put_reply);
+    } else if (strcmp(path, "/v3/kv/range") == 0 && strstr(body, "count_only")) {
+        f->probes++;
+        freply(fc, "{" FHDR ",\"count\":\"0\"}");
+    } else if (strcmp(path, "/v3/kv/range") == 0) {
+        f->ranges++;
+        if (f->mode == 1)
+            freply(fc, "{" FHDR "}");
+        else if (strstr(body, "\"key\":\"L3N2Yy9hAA==\"")) /* the page after "/svc/a" */
+            freply(fc, "{" FHDR ",\"more\":true,\"count\":\"3\"}");
+        else
+            freply(fc, "{" FHDR ",\"kvs\":[{\"key\":\"" B64_PA "\",\"mod_revision\":\"2\","
+                       "\"value\":\"eA==\"}],\"more\":true,\"count\":\"3\"}");
+    } else if (strcmp(path, "/v3/watch") == 0) {
+        const char *head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+        f->watches++;
+        fsay(fc, head, strlen(head));
+        fchunk(fc, "{\"result\":{" FHDR ",\"created\":true}}");
+        if (f->watches == 1)
+            fchunk(fc, "{\"result\":{" FHDR ",\"events\":[{\"kv\":{\"key\":\"" B64_PA "\","
+                       "\"mod_revision\":\"9223372036854775807\",\"value\":\"eA==\"}}]}}");
+        fchunk(fc, "{\"result\":{" FHDR ",\"events\":[{\"kv\":{\"key\":\"" B64_PB "\","
+                   "\"mod_revision\":\"6\",\"value\":\"eQ==\"}}]}}");
+        /* the stream stays open */
+    } else {
+        freply(fc, "{}");
+    }
+}
+
+static void fconn_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct fconn *fc = w->data;
+    ssize_t n = read(fc->fd, fc->buf + fc->len, sizeof(fc->buf) - fc->len - 1);
+    char *end, *cl, path[64];
+    size_t head_len, body_len = 0;
+
+    if (n <= 0) {
+        fconn_close(fc);
+        return;
+    }
+    fc->len += (size_t)n;
+    fc->buf[fc->len] = '\0';
+    end = strstr(fc->buf, "\r\n\r\n");
+    if (!end)
+        return;
+    head_len = (size_t)(end - fc->buf) + 4;
+    cl = strstr(fc->buf, "Content-Length:");
+    if (cl && cl < end)
+        body_len = strtoul(cl + 15, NULL, 10);
+    if (fc->len < head_len + body_len)
+        return;
+    if (sscanf(fc->buf, "%*s %63s", path) != 1)
+        path[0] = '\0';
+    ev_io_stop(loop, w);
+    ev_io_set(w, fc->fd, EV_READ);
+    fake_handle(fc, path, fc->buf + head_len);
+}
+
+/* After a request, only a close is expected: reading on would mistake it. */
+static void fake_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct fake *f = w->data;
+    struct fconn *fc;
+    int fd = accept(f->lfd, NULL, NULL);
+
+    if (fd < 0)
+        return;
+    fc = calloc(1, sizeof(*fc));
+    cr_assert_not_null(fc);
+    fc->fake = f;
+    fc->fd = fd;
+    ev_io_init(&fc->io, fconn_read, fd, EV_READ);
+    fc->io.data = fc;
+    ev_io_start(loop, &fc->io);
+    fc->next = f->conns;
+    f->conns = fc;
+}
+
+static void fake_open(struct fake *f, struct ev_loop *loop)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+
+    memset(f, 0, sizeof(*f));
+    f->loop = loop;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(f->lfd, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(f->lfd, 64), 0);
+    cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+    f->port = ntohs(a.sin_port);
+    ev_io_init(&f->accept_io, fake_accept, f->lfd, EV_READ);
+    f->accept_io.data = f;
+    ev_io_start(loop, &f->accept_io);
+}
+
+static void fake_close(struct fake *f)
+{
+    while (f->conns)
+        fconn_close(f->conns);
+    ev_io_stop(f->loop, &f->accept_io);
+    close(f->lfd);
+}
+
+struct fake_test {
+    struct io_test t;
+    struct fake fake;
+    struct consumer cons;
+};
+
+static void fake_setup(struct fake_test *ft, int mode)
+{
+    char url[64];
+
+    memset(ft, 0, sizeof(*ft));
+    ft->t.loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(ft->t.loop);
+    ft->t.http = http_client_new(ft->t.loop);
+    cr_assert_not_null(ft->t.http);
+    fake_open(&ft->fake, ft->t.loop);
+    ft->fake.mode = mode;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ft->fake.port);
+    {
+        char *eps[] = {url};
+
+        ft->t.direct = etcd_client_new(ft->t.loop, ft->t.http, eps, 1);
+    }
+    cr_assert_not_null(ft->t.direct);
+}
+
+static void fake_teardown(struct fake_test *ft)
+{
+    etcd_client_free(ft->t.direct);
+    http_client_free(ft->t.http);
+    fake_close(&ft->fake);
+    ev_loop_destroy(ft->t.loop);
+    kvset_clear(&ft->cons.state);
+    kvset_clear(&ft->cons.listing);
+}
+
+static bool is_printable_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* jansson's error text quotes the bytes it choked on: they must come out
+ * escaped, whatever they are. */
+Test(etcd_fake, unparsable_reply_is_escaped)
+{
+    static const char *const bodies[] = {
+        "\x1b[2J\x1b[31mred",
+        "{\"a\":\"\xe2\x80\xa8\x01\"}",
+        "\x7f\xc2\x9b[1m",
+    };
+    struct fake_test ft;
+
+    fake_setup(&ft, 0);
+    for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
+        struct reply r = {0};
+
+        ft.fake.put_reply = bodies[i];
+        cr_assert_eq(finish(&ft.t, etcd_put(ft.t.direct, "/k", "v", 0, reply_cb, &r), &r),
+                     -EBADMSG);
+        cr_assert(strstr(r.errtext, "not a JSON object"), "%s", r.errtext);
+        cr_assert(is_printable_ascii(r.errtext), "raw bytes in the error text: %s", r.errtext);
+        reply_clear(&r);
+    }
+    fake_teardown(&ft);
+}
+
+static bool down_no_progress(struct io_test *t)
+{
+    struct fake_test *ft = (struct fake_test *)t;
+
+    return ft->cons.downs >= 1 && strstr(ft->cons.why, "no progress");
+}
+
+/* "more": true on a page without keys: asking again gets the same page, so
+ * it is an error, retried with backoff, never a tight loop (nor a listing
+ * delivered as complete). */
+Test(etcd_fake, listing_without_progress_backs_off)
+{
+    struct fake_test ft;
+    struct etcd_sync *sync;
+
+    fake_setup(&ft, 0);
+    sync = etcd_sync_start(ft.t.direct, "/svc/", &consumer_ops, &ft.cons);
+    cr_assert_not_null(sync);
+    cr_assert(wait_until(&ft.t, down_no_progress, 5), "no error for a listing without progress");
+    wait_until(&ft.t, never, 1.5);
+    cr_assert_eq(ft.cons.list_ends, 0, "an incomplete listing was delivered");
+    /* backoff from 0.1 s doubling: a handful of tries in 1.5 s, not a spin */
+    cr_assert_lt(ft.fake.ranges, 30, "%d range requests", ft.fake.ranges);
+    cr_assert_geq(etcd_sync_stats(sync)->errors, 2);
+    etcd_sync_stop(sync);
+    fake_teardown(&ft);
+}
+
+static bool got_b(struct io_test *t)
+{
+    struct fake_test *ft = (struct fake_test *)t;
+
+    return kvset_find(&ft->cons.state, "/svc/b") != NULL;
+}
+
+/* An event at revision INT64_MAX is refused (and counted) instead of making
+ * every later event look like a replay; the event after it still arrives. */
+Test(etcd_fake, watch_revision_out_of_range)
+{
+    struct fake_test ft;
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+
+    fake_setup(&ft, 1);
+    sync = etcd_sync_start(ft.t.direct, "/svc/", &consumer_ops, &ft.cons);
+    cr_assert_not_null(sync);
+    st = etcd_sync_stats(sync);
+    cr_assert(wait_until(&ft.t, got_b, 10), "event after the bad one lost (watches %d)",
+              ft.fake.watches);
+    cr_assert_null(kvset_find(&ft.cons.state, "/svc/a"), "the bad event was applied");
+    cr_assert_eq(st->revision, 6);
+    cr_assert_geq(st->bad_revisions, 1);
+    cr_assert_geq(ft.fake.watches, 2);
+    etcd_sync_stop(sync);
+    fake_teardown(&ft);
 }

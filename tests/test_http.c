@@ -106,6 +106,9 @@ static void handle(struct sconn *sc, const char *path, const char *body, size_t 
         reply(sc, 200, "hello world", 11);
     } else if (strcmp(path, "/404") == 0) {
         reply(sc, 404, "nope", 4);
+    } else if (strcmp(path, "/head") == 0) {
+        /* the request head, so tests can see the headers sent */
+        reply(sc, 200, sc->buf, (size_t)(body - sc->buf));
     } else if (strcmp(path, "/echo") == 0) {
         reply(sc, 200, body, body_len);
     } else if (strcmp(path, "/big") == 0) {
@@ -324,6 +327,19 @@ Test(http, post_body_with_nul)
     cr_assert_eq(r.err, 0);
     cr_assert_eq(r.len, 3);
     cr_assert_str_eq(r.body, "a");
+}
+
+Test(http, extra_headers)
+{
+    struct result r = {0};
+    const char *const headers[] = {"Grpc-Metadata-hasleader: true", "X-Two: 2", NULL};
+    struct http_opts o = {.method = "GET", .headers = headers};
+
+    cr_assert_not_null(get("/head", &o, &r));
+    cr_assert(run_until(&r.done, 5));
+    cr_assert_eq(r.err, 0);
+    cr_assert(strstr(r.body, "\r\nGrpc-Metadata-hasleader: true\r\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "\r\nX-Two: 2\r\n"), "%s", r.body);
 }
 
 Test(http, body_cap)

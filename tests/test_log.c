@@ -1,8 +1,12 @@
 /* Tests for log: log_quote escaping and truncation, memprintf, level names. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <slotsync/log.h>
 
@@ -198,4 +202,232 @@ Test(log, outage_cadence)
     cr_expect_float_eq(log_outage_end(&o, 2101), -1, 1e-9, "ended twice");
     cr_expect_not(log_outage_due(&o, 5000, &el), "no outage, no line");
     cr_expect(log_outage_begin(&o, 5000), "a new outage after the end");
+}
+
+/* ---- timestamps: RFC 3339, UTC by default ---- */
+
+static bool rfc3339_utc_prefix(const char *line)
+{
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ " */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == 'd' ? !(line[i] >= '0' && line[i] <= '9') : line[i] != shape[i])
+            return false;
+    }
+    return true;
+}
+
+/* What a real log_msg writes to stderr, with a zone far from UTC set: the
+ * stamp must be UTC with a 'Z', and its hour UTC's. */
+Test(log, timestamp_is_utc_rfc3339, .init = cr_redirect_stderr)
+{
+    char buf[512] = "", want_hour[3], want_hour2[3];
+    time_t before, after;
+    struct tm tm;
+    FILE *err;
+
+    setenv("TZ", "America/New_York", 1);
+    tzset();
+    before = time(NULL);
+    log_msg(LOG_ERROR, "test", "stamp check");
+    after = time(NULL);
+    fflush(stderr);
+    err = cr_get_redirected_stderr();
+    cr_assert(fgets(buf, sizeof(buf), err), "a line was written");
+    cr_expect(rfc3339_utc_prefix(buf), "not RFC 3339 UTC: \"%s\"", buf);
+    gmtime_r(&before, &tm);
+    strftime(want_hour, sizeof(want_hour), "%H", &tm);
+    gmtime_r(&after, &tm);
+    strftime(want_hour2, sizeof(want_hour2), "%H", &tm);
+    cr_expect(strncmp(buf + 11, want_hour, 2) == 0 || strncmp(buf + 11, want_hour2, 2) == 0,
+              "hour is not UTC's (%s): \"%s\"", want_hour, buf);
+    cr_expect(strstr(buf, " error test: stamp check\n") != NULL, "\"%s\"", buf);
+}
+
+Test(log, format_time_utc_and_local)
+{
+    char out[64];
+
+    /* 2026-12-01T05:15:00Z */
+    cr_expect_eq(log_format_time(1796102100, 123456, false, out, sizeof(out)), 24);
+    cr_expect_str_eq(out, "2026-12-01T05:15:00.123Z");
+    setenv("TZ", "America/New_York", 1);
+    tzset();
+    log_format_time(1796102100, 123456, true, out, sizeof(out));
+    cr_expect_str_eq(out, "2026-12-01T00:15:00.123-05:00");
+    setenv("TZ", "Asia/Kolkata", 1);
+    tzset();
+    log_format_time(1796102100, 0, true, out, sizeof(out));
+    cr_expect_str_eq(out, "2026-12-01T10:45:00.000+05:30");
+    setenv("TZ", "UTC", 1);
+    tzset();
+    log_format_time(1796102100, 999999, true, out, sizeof(out));
+    cr_expect_str_eq(out, "2026-12-01T05:15:00.999+00:00");
+}
+
+/* ---- rate limit: pure logic with an injected clock ---- */
+
+Test(log, rate_allows_a_burst_then_summarises)
+{
+    struct log_rate r = {0};
+    unsigned long sum = 99;
+    unsigned printed = 0;
+
+    /* 5,000 lines within 0.5 s: 50 print, the rest is hidden */
+    for (int i = 0; i < 5000; i++) {
+        if (log_rate_allow(&r, 100.0 + i * 1e-4, &sum))
+            printed++;
+        cr_assert_eq(sum, 0, "no summary inside the window (line %d)", i);
+    }
+    cr_expect_eq(printed, LOG_RATE_LINES);
+    /* nothing due before the window ends */
+    cr_expect_not(log_rate_flush(&r, 100.9, &sum));
+    /* the next line after the window: it prints, after a summary of 4,950 */
+    cr_expect(log_rate_allow(&r, 101.2, &sum));
+    cr_expect_eq(sum, 5000 - LOG_RATE_LINES);
+    /* and the new window has its own budget */
+    printed = 1;
+    for (int i = 0; i < 100; i++)
+        printed += log_rate_allow(&r, 101.3, &sum);
+    cr_expect_eq(printed, LOG_RATE_LINES);
+}
+
+Test(log, rate_flush_reports_once_when_quiet)
+{
+    struct log_rate r = {0};
+    unsigned long sum;
+
+    for (int i = 0; i < 60; i++)
+        log_rate_allow(&r, 10.0, &sum);
+    cr_expect_not(log_rate_flush(&r, 10.5, &sum));
+    cr_expect(log_rate_flush(&r, 11.0, &sum));
+    cr_expect_eq(sum, 10);
+    cr_expect_not(log_rate_flush(&r, 12.0, &sum), "reported once");
+    /* a quiet key starts afresh */
+    cr_expect(log_rate_allow(&r, 20.0, &sum));
+    cr_expect_eq(sum, 0);
+}
+
+Test(log, rate_slow_lines_never_limited)
+{
+    struct log_rate r = {0};
+    unsigned long sum;
+
+    /* 40 lines a second for a minute: all printed, no summary */
+    for (int i = 0; i < 40 * 60; i++) {
+        cr_assert(log_rate_allow(&r, i / 40.0, &sum), "line %d", i);
+        cr_assert_eq(sum, 0);
+    }
+}
+
+/* ---- rate limit end to end: log_msg with an injected clock ---- */
+
+static double fake_now;
+static double fake_clock(void)
+{
+    return fake_now;
+}
+static long fake_wall(long *usec)
+{
+    *usec = 0;
+    return 1796102100;
+}
+
+static size_t count_lines(const char *text, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+Test(log, msg_flood_is_summarised_per_call_site)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(fake_clock, fake_wall);
+    log_set_level(LOG_INFO);
+    fake_now = 1000.0;
+    /* one key flapping: 5,000 "changed" lines in a second, and in between a
+     * line of another call site, which keeps its own budget */
+    for (int i = 0; i < 5000; i++) {
+        fake_now = 1000.0 + i * 1.9e-4;
+        log_info("sync", "etcd key \"/services/web/k\" updated: weight %d", i % 7);
+        if (i % 1000 == 0)
+            log_warn("sync", "another site %d", i);
+    }
+    fflush(out);
+    cr_expect_eq(count_lines(text, "updated: weight"), LOG_RATE_LINES, "%s", text);
+    cr_expect_eq(count_lines(text, "another site"), 5);
+    cr_expect_eq(count_lines(text, "similar lines"), 0, "no summary before the second is over");
+    /* a second later, with no new line, the timer's flush prints the summary */
+    fake_now = 1001.5;
+    log_flush(false);
+    fflush(out);
+    cr_expect(strstr(text, "2026-12-01T05:15:00.000Z info  sync: +4950 similar lines in the "
+                           "last second (last: etcd key \"/services/web/k\" updated: weight 1)\n"),
+              "%s", text + (len > 300 ? len - 300 : 0));
+    cr_expect_eq(count_lines(text, "similar lines"), 1);
+    log_flush(false);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "similar lines"), 1, "a summary is printed once");
+    /* debug lines and log_msg_all are never limited */
+    log_set_level(LOG_DEBUG);
+    for (int i = 0; i < 200; i++) {
+        log_debug("sync", "debug line %d", i);
+        log_msg_all(LOG_INFO, "sync", "dump line %d", i);
+    }
+    fflush(out);
+    cr_expect_eq(count_lines(text, "debug line"), 200);
+    cr_expect_eq(count_lines(text, "dump line"), 200);
+    /* --log-unlimited: every line of a flood */
+    log_set_unlimited(true);
+    for (int i = 0; i < 200; i++)
+        log_info("sync", "unlimited %d", i);
+    log_set_unlimited(false);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "unlimited"), 200);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
+    log_set_level(LOG_INFO);
+    fclose(out);
+    free(text);
+}
+
+/* At exit every pending summary is printed, and log_msg_all ignores the
+ * level threshold (a dump asked for with SIGUSR1 shows at any level). */
+Test(log, flush_all_and_msg_all_threshold)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(fake_clock, fake_wall);
+    log_set_level(LOG_WARN);
+    fake_now = 50.0;
+    for (int i = 0; i < 70; i++)
+        log_warn("x", "flood %d", i);
+    log_info("x", "below the threshold");
+    log_msg_all(LOG_INFO, "x", "asked for");
+    log_flush(false);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "similar lines"), 0);
+    log_flush(true);
+    fflush(out);
+    cr_expect(strstr(text, "warn  x: +20 similar lines in the last second (last: flood 69)\n"),
+              "%s", text);
+    cr_expect_eq(count_lines(text, "below the threshold"), 0);
+    cr_expect_eq(count_lines(text, "info  x: asked for"), 1);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
+    fclose(out);
+    free(text);
 }

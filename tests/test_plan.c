@@ -37,6 +37,7 @@ static void assert_plan(const char *const *want, size_t n)
     } while (0)
 
 static char inst_a[] = "a";
+static char inst_other[] = "other";
 
 static struct slot filled(const char *host, unsigned short port, unsigned short weight,
                           enum endpoint_state state)
@@ -637,4 +638,174 @@ Test(plan, backend_apply_then_replan_is_empty_and_changes_described)
     t.slots[0].instance = NULL; /* borrowed from the test */
     t.slots[2].instance = NULL;
     slots_free(&t);
+}
+
+/* ---- static algorithms and refused commands ---- */
+
+Test(plan, static_algorithm_sends_no_weight)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_opts opts = {.static_weights = true};
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 2);
+    ASSERT_PLAN("set server b/s1 addr 127.0.0.1 port 8080", "set server b/s1 state ready");
+    cr_assert_eq(st.weight, 1, "the weight HAProxy keeps is not assumed changed");
+    /* planned again: nothing, weight 10 is never sent */
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 0);
+}
+
+Test(plan, static_algorithm_weight_zero_drains)
+{
+    struct slot want = filled("127.0.0.1", 8080, 0, ENDPOINT_READY);
+    struct server_state st = have("127.0.0.1", 8080, 1, SERVER_READY);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_opts opts = {.static_weights = true};
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 1);
+    ASSERT_PLAN("set server b/s1 state drain");
+    cr_assert_eq(st.admin, SERVER_DRAIN);
+    /* weight back to 1: ready again */
+    want.ep.weight = 1;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 1);
+    ASSERT_PLAN("set server b/s1 state ready");
+    /* weight 0 of a maint endpoint stays maint */
+    want.ep.weight = 0;
+    want.ep.state = ENDPOINT_MAINT;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 1);
+    ASSERT_PLAN("set server b/s1 state maint");
+}
+
+Test(plan, dynamic_algorithm_sends_weight_zero)
+{
+    struct slot want = filled("127.0.0.1", 8080, 0, ENDPOINT_READY);
+    struct server_state st = have("127.0.0.1", 8080, 1, SERVER_READY);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_opts opts = {0};
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 1);
+    ASSERT_PLAN("set server b/s1 weight 0");
+}
+
+Test(plan, origins_name_backend_slot_and_what_haproxy_had)
+{
+    struct slot slots[2] = {empty, filled("127.0.0.1", 8080, 5, ENDPOINT_READY)};
+    struct server_state st[2] = {have("0.0.0.0", 0, 1, SERVER_MAINT),
+                                 have("127.0.0.1", 8080, 1, SERVER_READY)};
+    struct slot_table t = {slots, 2, 0};
+
+    cr_assert_eq(plan_add(&plan, "show map x"), 0);
+    cr_assert_eq(plan_backend_opts(&plan, "web", &t, st, NULL), 1);
+    ASSERT_PLAN("show map x", "set server web/s2 weight 5");
+    cr_assert_eq(plan.origin[0].slot, -1);
+    cr_assert_str_eq(plan.origin[1].backend, "web");
+    cr_assert_eq(plan.origin[1].slot, 1);
+    cr_assert(plan.origin[1].before.known);
+    cr_assert_eq(plan.origin[1].before.weight, 1);
+}
+
+/* A refusal of "weight 10" for s1, taken from a real plan's origin. */
+static void refuse_weight(struct plan_refusal *r, struct slot *want, struct server_state *st)
+{
+    struct slot_table t = {want, 1, 0};
+    struct server_state copy = *st;
+
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, NULL), 1);
+    cr_assert_str_eq(plan.cmds[0], "set server b/s1 weight 10");
+    cr_assert_eq(plan_refusal_set(r, plan.cmds[0], &plan.origin[0], want, NULL), 0);
+    plan_reset(&plan);
+}
+
+Test(plan, refused_command_is_held_back_until_something_changes)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("127.0.0.1", 8080, 1, SERVER_READY);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_refusal r = {0};
+    struct plan_opts opts = {.refused = &r, .n_refused = 1};
+    struct server_state copy;
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    refuse_weight(&r, &want, &st);
+    /* same endpoint, same HAProxy side: nothing is sent */
+    copy = st;
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, &opts), 0);
+    /* the rest of the slot is still planned: a state change goes out */
+    want.ep.state = ENDPOINT_DRAIN;
+    copy = st;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, &opts), 2,
+                 "the endpoint changed: its weight is tried again");
+    want.ep.state = ENDPOINT_READY;
+    /* HAProxy's side changed (an operator set another weight) */
+    copy = st;
+    copy.weight = 3;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, &opts), 1);
+    ASSERT_PLAN("set server b/s1 weight 10");
+    /* another endpoint in the slot, same values */
+    want.instance = inst_other;
+    copy = st;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, &opts), 1);
+    /* another slot */
+    want.instance = inst_a;
+    r.slot = 1;
+    copy = st;
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &copy, &opts), 1);
+    plan_refusal_clear(&r);
+}
+
+Test(plan, refused_is_pure_lookup)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("127.0.0.1", 8080, 1, SERVER_READY);
+    struct plan_refusal r = {0};
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    refuse_weight(&r, &want, &st);
+    cr_assert(plan_refused(&r, 1, 0, "set server b/s1 weight 10", &want, &st));
+    cr_assert_not(plan_refused(&r, 1, 0, "set server b/s1 weight 11", &want, &st));
+    cr_assert_not(plan_refused(&r, 1, 0, "set server b/s1 weight 10", &want, NULL),
+                  "HAProxy's side unknown is not the side it was refused on");
+    cr_assert_not(plan_refused(&r, 0, 0, "set server b/s1 weight 10", &want, &st));
+    cr_assert_not(plan_refused(&r, 1, 0, "set server b/s1 weight 10", &empty, &st));
+    plan_refusal_clear(&r);
+    cr_assert_null(r.instance);
+}
+
+Test(plan, refusal_puts_back_what_haproxy_kept)
+{
+    struct slot want = filled("127.0.0.1", 8080, 10, ENDPOINT_READY);
+    struct server_state st = have("0.0.0.0", 0, 1, SERVER_MAINT);
+    struct slot_table t = {&want, 1, 0};
+    struct plan_refusal r = {0};
+    struct plan_opts opts = {.refused = &r, .n_refused = 1};
+    struct server_state real;
+
+    snprintf(st.server, sizeof(st.server), "s1");
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, NULL), 3);
+    cr_assert_str_eq(plan.cmds[1], "set server b/s1 weight 10");
+    cr_assert_eq(st.weight, 10, "the view assumes the batch applied");
+    /* only the weight was refused: addr and state did apply */
+    cr_assert_eq(plan_refusal_set(&r, plan.cmds[1], &plan.origin[1], &want, &st), 0);
+    cr_assert_eq(st.weight, 1, "the refused field is what HAProxy kept");
+    cr_assert_str_eq(st.addr, "127.0.0.1");
+    cr_assert_eq(st.admin, SERVER_READY);
+    /* what a resync then reads is the side it was refused on: nothing sent */
+    real = have("127.0.0.1", 8080, 1, SERVER_READY);
+    snprintf(real.server, sizeof(real.server), "s1");
+    plan_reset(&plan);
+    cr_assert_eq(plan_backend_opts(&plan, "b", &t, &real, &opts), 0);
+    cr_assert_eq(real.weight, 1, "a held-back weight is not assumed applied");
+    cr_assert_eq(plan_refusal_set(&r, "show map x", &plan.origin[0], &want, NULL), -EINVAL);
+    plan_refusal_clear(&r);
 }

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,8 @@ static struct outcome run_check(const char *bin, const char *text)
     struct outcome o = {0};
     struct reloader *r;
     ev_timer guard;
+    char pattern[64];
+    glob_t g;
     int fd = mkstemp(path);
 
     cr_assert_geq(fd, 0);
@@ -94,6 +97,10 @@ static struct outcome run_check(const char *bin, const char *text)
     cr_assert_not(reloader_can_reload(r));
     cr_assert_eq(reloader_check(r, path, on_done, &o), 0);
     cr_assert(reloader_busy(r));
+    /* The output goes to memory: a SIGKILL now would leave no file. */
+    snprintf(pattern, sizeof(pattern), "/tmp/slotsync-check.%ld.*", (long)getpid());
+    cr_assert_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH, "the check's output is in a file");
+    globfree(&g);
     cr_assert_eq(reloader_check(r, path, on_done, &o), -EBUSY);
     ev_timer_init(&guard, on_timeout, 20., 0.);
     ev_timer_start(loop, &guard);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <slotsync/render.h>
@@ -250,4 +251,145 @@ Test(render, http_frontend_golden)
     check_golden("http_frontend", out, len);
     free(out);
     slots_free(&t);
+}
+
+struct parse_case {
+    const char *text;
+    const char *want; /* "name|mode|balance|options" of each backend, ';'-separated */
+};
+
+static const struct parse_case parse_cases[] = {
+    {RENDER_MARKER " Do not edit.\n\nbackend api\n    mode http\n    balance roundrobin\n"
+                   "    default-server check inter 2s\n    server s1 0.0.0.0:0 disabled\n"
+                   "\nfrontend api\n    mode tcp\n    balance first\nbackend db\n    mode tcp\n",
+     "api|http|roundrobin|check inter 2s;db|tcp||"},
+    {RENDER_MARKER "\nbackend a.b_c-D\nfrontend a.b_c-D\nbackend x", "a.b_c-D|||;x|||"},
+    /* not a file slotsync rendered: nothing is claimed */
+    {"global\nbackend app\n", ""},
+    {"", ""},
+    {"# Rendered by someone else\nbackend app\n", ""},
+    /* names a render could not have written are skipped, with their lines */
+    {RENDER_MARKER "\nbackend evil name\n    mode tcp\nbackend \nbackend ok\n  backend indented\n",
+     "ok|||"},
+    {RENDER_MARKER "\nbackend "
+                   "a234567890123456789012345678901234567890123456789012345678901234\n"
+                   "backend a23456789012345678901234567890123456789012345678901234567890123\n",
+     "a23456789012345678901234567890123456789012345678901234567890123|||"},
+    {RENDER_MARKER "\r\nbackend crlf\r\nbackend lf\n    mode toolongmode\n", "lf|||"},
+};
+
+Test(render, parse_backends_table)
+{
+    for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
+        struct render_file_backend *fb = NULL;
+        char got[1024] = "";
+        size_t n = 99, o = 0;
+
+        cr_assert_eq(
+            render_parse_backends(parse_cases[i].text, strlen(parse_cases[i].text), &fb, &n), 0);
+        for (size_t k = 0; k < n; k++)
+            o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s|%s|%s|%s", k ? ";" : "",
+                                  fb[k].name, fb[k].mode, fb[k].balance, fb[k].server_options);
+        free(fb);
+        cr_expect_str_eq(got, parse_cases[i].want, "case %zu", i);
+    }
+}
+
+Test(render, parse_backends_reads_what_render_wrote)
+{
+    struct config cfg;
+    struct service_conf a = make_svc("alpha", MODE_HTTP, "127.0.0.1", 8000);
+    struct service_conf b = make_svc("beta", MODE_TCP, NULL, 0);
+    struct service_options other;
+    struct render_file_backend *fb = NULL;
+    struct slot_table t;
+    struct render_backend rb[2];
+    char *out = NULL;
+    size_t len, n = 0;
+
+    memset(&cfg, 0, sizeof(cfg));
+    b.opt.server_options[0] = '\0';
+    cr_assert_eq(slots_init(&t, 2), 0);
+    rb[0] = (struct render_backend){&a, &t};
+    rb[1] = (struct render_backend){&b, &t};
+    cr_assert_eq(render_services(&cfg, rb, 2, &out, &len, NULL), 0);
+    cr_assert_eq(render_parse_backends(out, len, &fb, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_expect_str_eq(fb[0].name, "alpha");
+    cr_expect_str_eq(fb[1].name, "beta");
+    cr_expect(render_backend_matches(&fb[0], &a.opt));
+    cr_expect(render_backend_matches(&fb[1], &b.opt));
+    cr_expect(!render_backend_matches(&fb[0], &b.opt));
+    other = a.opt;
+    snprintf(other.balance, sizeof(other.balance), "leastconn");
+    cr_expect(!render_backend_matches(&fb[0], &other));
+    other = a.opt;
+    snprintf(other.server_options, sizeof(other.server_options), "check inter 1s");
+    cr_expect(!render_backend_matches(&fb[0], &other));
+    other = a.opt;
+    other.slots = 99; /* the slot count is HAProxy's to tell */
+    cr_expect(render_backend_matches(&fb[0], &other));
+    free(fb);
+    free(out);
+    slots_free(&t);
+}
+
+Test(render, read_file_whole_and_bounded)
+{
+    char dir[] = "/tmp/slotsync-render-XXXXXX", path[256], *text = NULL;
+    size_t len = 0;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/services.cfg", dir);
+    cr_assert_eq(render_read_file(path, 100, &text, &len), -ENOENT);
+    cr_assert_eq(render_write_atomic(path, "hello\n", 6, NULL), 0);
+    cr_assert_eq(render_read_file(path, 100, &text, &len), 0);
+    cr_expect_eq(len, 6);
+    cr_expect_str_eq(text, "hello\n");
+    free(text);
+    cr_assert_eq(render_read_file(path, 3, &text, &len), -EFBIG);
+    cr_assert_null(text);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void count_removed(const char *file, void *arg)
+{
+    (*(int *)arg)++;
+}
+
+Test(render, remove_stale_temps_only_of_dead_writers)
+{
+    char dir[] = "/tmp/slotsync-render-XXXXXX", path[256], f[300];
+    const char *keep[] = {"services.cfg", "services.cfg.tmp.abc", "services.cfg.tmp.",
+                          "other.cfg.tmp.999999999", "services.cfgx.tmp.999999999"};
+    int removed = 0;
+    pid_t child = fork();
+
+    cr_assert(child >= 0);
+    if (child == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(child, NULL, 0), child); /* a pid that is no process now */
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/services.cfg", dir);
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        snprintf(f, sizeof(f), "%s/%s", dir, keep[i]);
+        cr_assert_eq(render_write_atomic(f, "x", 1, NULL), 0);
+    }
+    snprintf(f, sizeof(f), "%s.tmp.%ld", path, (long)getpid()); /* a live writer: ours */
+    cr_assert_eq(render_write_atomic(f, "x", 1, NULL), 0);
+    snprintf(f, sizeof(f), "%s.tmp.%ld", path, (long)child);
+    cr_assert_eq(render_write_atomic(f, "x", 1, NULL), 0);
+    cr_assert_eq(render_remove_stale_temps(path, count_removed, &removed), 1);
+    cr_expect_eq(removed, 1);
+    cr_expect_neq(access(f, F_OK), 0, "the dead writer's temp file is gone");
+    snprintf(f, sizeof(f), "%s.tmp.%ld", path, (long)getpid());
+    cr_expect_eq(access(f, F_OK), 0, "a live writer's temp file stays");
+    unlink(f);
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        snprintf(f, sizeof(f), "%s/%s", dir, keep[i]);
+        cr_expect_eq(unlink(f), 0, "%s kept", keep[i]);
+    }
+    cr_expect_eq(rmdir(dir), 0);
+    cr_expect_eq(render_remove_stale_temps("/nonexistent-dir/x.cfg", NULL, NULL), -ENOENT);
 }

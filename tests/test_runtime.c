@@ -4,7 +4,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ev.h>
 
 #include <slotsync/runtime.h>
 
@@ -404,4 +410,93 @@ Test(runtime, parse_backends)
     cr_expect_eq(runtime_parse_backends("", 0, collect_name, &m, &bad), -EPROTO);
     cr_expect(runtime_reply_ok("show backend", "# name\nstats"));
     cr_expect(!runtime_reply_ok("show backend", "Unknown command"));
+}
+
+Test(runtime, cli_level)
+{
+    cr_assert_eq(runtime_cli_level("admin"), RUNTIME_LEVEL_ADMIN);
+    cr_assert_eq(runtime_cli_level("operator"), RUNTIME_LEVEL_OPERATOR);
+    cr_assert_eq(runtime_cli_level("user"), RUNTIME_LEVEL_USER);
+    cr_assert_eq(runtime_cli_level(""), -EPROTO);
+    cr_assert_eq(runtime_cli_level("admin\nadmin"), -EPROTO);
+    cr_assert_eq(runtime_cli_level("Unknown command"), -EPROTO);
+    cr_assert(runtime_reply_ok("show cli level", "operator"));
+    cr_assert_not(runtime_reply_ok("show cli level", ""));
+    cr_assert_str_eq(runtime_level_name(RUNTIME_LEVEL_OPERATOR), "operator");
+}
+
+/* ---- a timed-out exchange is finished, not dropped ---- */
+
+struct stale_test {
+    int calls, err;
+};
+
+static void stale_cb(int err, char **replies, size_t n, const char *raw, size_t raw_len, void *arg)
+{
+    struct stale_test *t = arg;
+
+    t->calls++;
+    t->err = err;
+}
+
+static void stop_loop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void run_for(struct ev_loop *loop, double s)
+{
+    ev_timer t;
+
+    ev_timer_init(&t, stop_loop, s, 0.);
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
+}
+
+Test(runtime, timed_out_exchange_is_finished_in_the_background)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char dir[] = "/tmp/test_runtime.XXXXXX", line[256];
+    const char *cmds[] = {"set server b/s1 state ready"};
+    struct stale_test t = {0};
+    struct runtime *rt;
+    int lfd, cfd;
+    ssize_t got;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/admin.sock", dir);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    rt = runtime_new(loop, sun.sun_path, 0.05);
+    cr_assert_not_null(rt);
+    /* A "stopped HAProxy": the connection waits in the backlog. */
+    cr_assert_eq(runtime_send(rt, cmds, 1, stale_cb, &t), 0);
+    run_for(loop, 0.2);
+    cr_assert_eq(t.calls, 1);
+    cr_assert_eq(t.err, -ETIMEDOUT);
+    cr_assert(runtime_busy(rt), "still finishing the old exchange");
+    cr_assert(runtime_stale(rt));
+    cr_assert_eq(runtime_send(rt, cmds, 1, stale_cb, &t), -EBUSY);
+    /* It resumes: reads the whole line, answers and closes. */
+    cfd = accept(lfd, NULL, NULL);
+    cr_assert_geq(cfd, 0);
+    got = read(cfd, line, sizeof(line) - 1);
+    cr_assert_eq(got, (ssize_t)strlen(cmds[0]) + 1);
+    cr_assert_eq(write(cfd, "\n", 1), 1);
+    close(cfd);
+    for (int i = 0; i < 50 && runtime_busy(rt); i++)
+        run_for(loop, 0.01);
+    cr_assert_not(runtime_busy(rt));
+    cr_assert_not(runtime_stale(rt));
+    cr_assert_eq(t.calls, 1, "no second callback");
+    cr_assert_eq(runtime_stale_abandoned(rt), 0);
+    runtime_free(rt);
+    close(lfd);
+    unlink(sun.sun_path);
+    rmdir(dir);
+    ev_loop_destroy(loop);
 }

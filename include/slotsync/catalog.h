@@ -3,6 +3,8 @@
  * Pure logic, no I/O. Every key and value goes through endpoint.h's rules; a
  * bad one is refused with a reason and counted, and never enters the catalog.
  * A valid endpoint overwritten with a bad value is removed, as if deleted.
+ * A JSON value with unknown fields is accepted, with one warning per key
+ * naming them (logged here) and a counter.
  * Services and their endpoints are kept sorted by name, so iteration order is
  * stable.
  */
@@ -19,7 +21,8 @@ struct catalog_endpoint {
     char *instance; /* owned, NUL-terminated */
     struct endpoint ep;
     int64_t mod_revision;
-    bool seen; /* for mark-and-sweep during a re-list */
+    bool seen;             /* for mark-and-sweep during a re-list */
+    uint32_t unknown_hash; /* of its value's unknown JSON fields; 0 = none */
 };
 
 struct catalog_service {
@@ -37,6 +40,7 @@ struct catalog {
     /* counters */
     unsigned long long rejected; /* keys or values refused */
     unsigned long long puts, deletes;
+    unsigned long long unknown_fields; /* values warned about for unknown JSON fields */
 };
 
 enum catalog_change {

@@ -77,12 +77,26 @@ struct config {
 
     int resync_interval_s;
     int log_level; /* enum log_level */
+    /* A full etcd listing with no valid key empties HAProxy's backends only
+     * when this is set; by default such a listing is held back. */
+    bool allow_empty_registry;
 };
 
 /* Load and validate path into *cfg (zeroed first). Returns 0, or a negative
  * errno with the reason in *errmsg (caller frees). On failure *cfg holds
  * nothing to free. */
 int config_load(const char *path, struct config *cfg, char **errmsg);
+
+/* One problem of a config: an error (the config cannot be used) or a
+ * warning. text is borrowed for the call. */
+typedef void (*config_report_fn)(void *arg, bool error, const char *text);
+
+/* Like config_load(), but reads on after an error: every block (etcd,
+ * haproxy, defaults, each service, http_frontend, the top-level fields, the
+ * cross checks) reports its first error through report, so that one run
+ * lists every problem. Returns 0 with *cfg loaded, or minus the number of
+ * errors reported (then *cfg holds nothing to free). */
+int config_load_all(const char *path, struct config *cfg, config_report_fn report, void *arg);
 
 /* Same, from a JSON text (for tests and for reload on SIGHUP). */
 int config_load_string(const char *json, struct config *cfg, char **errmsg);
@@ -105,6 +119,17 @@ const struct service_conf *config_find_service(const struct config *cfg, const c
 /* true if a backend with this balance algorithm accepts "add server" at
  * runtime in HAProxy 2.6 (roundrobin, leastconn, first, random). */
 bool config_balance_is_dynamic(const char *balance);
+
+/* true if HAProxy 2.6 refuses run-time weights for this algorithm other than
+ * 0% and 100% of the configured one ("static-rr", and "source", which is
+ * map-based, i.e. static, as slotsync renders it: no hash-type). */
+bool config_balance_is_static(const char *balance);
+
+/* Report one warning per service (and for the defaults) whose algorithm
+ * makes etcd weights ineffective: a static one (weights are not sent at run
+ * time; 0 still drains) or "first" (HAProxy ignores weights). A warning
+ * source of `check`. Returns how many. */
+unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg);
 
 void config_free(struct config *cfg);
 

@@ -7,7 +7,8 @@
  * Value: "host:port", "[ipv6]:port", or JSON
  * {"host": "10.0.0.5", "port": 8080, "weight": 10, "state": "ready|drain|maint"}
  * where host is an IPv4 or IPv6 literal, port 1-65535, weight 0-256 (default
- * ENDPOINT_DEFAULT_WEIGHT) and state defaults to ready. Anything else is
+ * ENDPOINT_DEFAULT_WEIGHT) and state defaults to ready. Other JSON fields are
+ * accepted and reported (endpoint_parse_value_unknown). Anything else is
  * rejected. A parsed endpoint only holds canonical text (inet_ntop form), so
  * it is safe to place in a runtime command or a rendered file.
  */
@@ -38,6 +39,13 @@ struct endpoint {
  * Returns 0 and fills *ep, or -EINVAL with the reason in *errmsg (optional,
  * caller frees; the reason never echoes the raw value). */
 int endpoint_parse_value(const char *val, size_t len, struct endpoint *ep, char **errmsg);
+
+/* The same, and the JSON form's unknown fields (accepted, for forward
+ * compatibility): their names escaped with log_quote, each in double quotes,
+ * joined by ", " into unknown (unknown_size bytes; "" when there are none,
+ * a cut ends with "..."). unknown may be NULL. */
+int endpoint_parse_value_unknown(const char *val, size_t len, struct endpoint *ep, char *unknown,
+                                 size_t unknown_size, char **errmsg);
 
 /* Split a key of keylen bytes under prefix into service and instance, copied
  * NUL-terminated into the caller's buffers (SERVICE_NAME_MAX + 1 and

@@ -78,15 +78,25 @@ struct etcd_watch_msg {
     char *error_message;
 };
 
-/* Decode a /v3/kv/range reply. 0 or -EINVAL with *errmsg. Free with
- * etcd_range_reply_free(). */
+/* Revisions (header revision, mod_revision, compact_revision) are checked
+ * where they are decoded: 0 < rev < INT64_MAX (0 only where the field may be
+ * omitted); a bad one fails the decode with -ERANGE and *errmsg naming the
+ * field. */
+
+/* Decode a /v3/kv/range reply. 0, -ERANGE (a revision out of range) or
+ * -EINVAL with *errmsg. Free with etcd_range_reply_free(). */
 int etcd_parse_range(const json_t *reply, struct etcd_range_reply *out, char **errmsg);
 void etcd_range_reply_free(struct etcd_range_reply *r);
 
 /* Decode one message of a /v3/watch stream (the object with "result", or an
- * error object). 0 or -EINVAL with *errmsg. Free with etcd_watch_msg_free(). */
+ * error object). 0, -ERANGE or -EINVAL with *errmsg. Free with
+ * etcd_watch_msg_free(). */
 int etcd_parse_watch(const json_t *msg, struct etcd_watch_msg *out, char **errmsg);
 void etcd_watch_msg_free(struct etcd_watch_msg *m);
+
+/* header.cluster_id of a reply (a uint64 sent as a string): 0 when missing.
+ * Returns 0, or -EINVAL for a malformed value. */
+int etcd_header_cluster_id(const json_t *reply, uint64_t *out);
 
 /* Splits a byte stream of newline-delimited JSON objects. */
 struct etcd_stream {
@@ -122,8 +132,15 @@ void etcd_client_free(struct etcd_client *c);
  * in any text this client produces. 0 or -ENOMEM. */
 int etcd_client_set_auth(struct etcd_client *c, const char *user, const char *password);
 
+/* Per-attempt timeout of the calls that do not give one (etcd_put, the lease
+ * calls, ...); 0 = the default, 5 s. A call that times out is tried once
+ * more on the next endpoint, so it can take twice this. */
+void etcd_client_set_call_timeout(struct etcd_client *c, long timeout_ms);
+
 /* reply is borrowed for the callback's duration; err is 0 or negative, with
- * errtext naming the problem (connection, HTTP status, gateway error). */
+ * errtext naming the problem (connection, HTTP status, gateway error).
+ * errtext is safe to log as it is: every byte that came from the network in
+ * it went through log_quote(). */
 typedef void (*etcd_reply_cb)(int err, const json_t *reply, const char *errtext, void *arg);
 
 /* POST body (stolen, even on failure) to path ("/v3/kv/put", ...). A failed
@@ -148,7 +165,17 @@ struct etcd_call *etcd_lease_revoke(struct etcd_client *c, int64_t lease, etcd_r
  * false), list_end; then watch events as kv* (deleted set for deletes),
  * each watch message closed by batch_end. A re-list after compaction or a
  * lost revision repeats list_begin..list_end, so the consumer can diff.
- * connected(false) reports a broken stream (kept trying in the background). */
+ * connected(false) reports a broken stream (kept trying in the background);
+ * its why is safe to log as it is (see etcd_reply_cb).
+ *
+ * While watching, the member the watch is on is probed every second on a
+ * connection of its own (a linearizable one-key range, 3 s timeout); a
+ * member that does not answer is hung: the watch moves to the next endpoint
+ * and resumes after the last revision. The watch also asks for a leader
+ * (gRPC metadata hasleader), so a member cut off from the cluster cancels
+ * it. A probe whose header revision is below one already seen, or whose
+ * cluster id changed, means a rebuilt or restored cluster: one warning and a
+ * full re-list. */
 struct etcd_sync_ops {
     void (*list_begin)(void *arg);
     void (*kv)(void *arg, const struct etcd_kv *kv);
@@ -159,7 +186,10 @@ struct etcd_sync_ops {
 
 struct etcd_sync_stats {
     unsigned long long lists, watch_starts, reconnects, compactions, events, errors;
-    int64_t revision; /* last revision applied */
+    unsigned long long bad_revisions; /* replies refused for a revision out of range */
+    unsigned long long hung;          /* watch moved off a member that stopped answering */
+    unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
+    int64_t revision;                 /* last revision applied */
     bool watching;
 };
 

@@ -34,12 +34,13 @@ struct http_opts {
     const char *method; /* "GET" or "POST"; NULL = GET without body, POST with */
     const char *body;   /* borrowed, copied by curl; NULL = none */
     size_t body_len;
-    const char *content_type; /* default "application/json" when a body is given */
-    long connect_timeout_ms;  /* 0 = 3000 */
-    long timeout_ms;          /* whole transfer; 0 = none (streams) */
-    long low_speed_time_s;    /* abort if under 1 byte/s for this long; 0 = off */
-    size_t max_body;          /* buffered mode cap; 0 = 16 MiB */
-    http_data_cb on_data;     /* non-NULL: stream mode */
+    const char *content_type;   /* default "application/json" when a body is given */
+    long connect_timeout_ms;    /* 0 = 3000 */
+    long timeout_ms;            /* whole transfer; 0 = none (streams) */
+    long low_speed_time_s;      /* abort if under 1 byte/s for this long; 0 = off */
+    size_t max_body;            /* buffered mode cap; 0 = 16 MiB */
+    http_data_cb on_data;       /* non-NULL: stream mode */
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; copied */
 };
 
 /* New client on loop. NULL on failure. */

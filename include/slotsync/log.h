@@ -1,9 +1,19 @@
-/* log - leveled, one-line-per-event logging to stderr, and memprintf-style
- * error strings.
+/* log - leveled, one-line-per-event logging to stderr, rate-limited per call
+ * site, and memprintf-style error strings.
  *
- * Every line is "<ISO time> <level> <module>: <message>". Messages built from
- * untrusted text must pass it through log_quote() or an equivalent, so that a
- * value cannot forge extra log lines.
+ * Every line is "<RFC 3339 time> <level> <module>: <message>", the time in
+ * UTC ("2026-12-01T05:15:00.123Z") unless local time was asked for (then
+ * with its offset, "...00.123-05:00"). Messages built from untrusted text
+ * must pass it through log_quote() or an equivalent, so that a value cannot
+ * forge extra log lines.
+ *
+ * Rate limit: each log_msg() call site (identified by its format string) may
+ * print LOG_RATE_LINES lines per LOG_RATE_WINDOW_S; what is over is counted
+ * and summarised once the window is over, as one line at the same level:
+ * "+N similar lines in the last second (last: <the last hidden message>)".
+ * Debug lines and log_msg_all() are never limited. A site's summary is
+ * printed by its next line, by any later line, or by log_flush(), which a
+ * daemon calls about once a second.
  */
 #ifndef SLOTSYNC_LOG_H
 #define SLOTSYNC_LOG_H
@@ -11,6 +21,11 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#define LOG_LINE_MAX 2048 /* a message longer than this is cut */
+#define LOG_RATE_LINES 50
+#define LOG_RATE_WINDOW_S 1.0
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -22,8 +37,52 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
 
+/* Log one line, rate-limited per call site: fmt must be a string literal
+ * (or at least outlive the process's logging), its address is the key. */
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same, never rate-limited and printed whatever the level threshold:
+ * for output that was asked for (the SIGUSR1 state dump). */
+void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Print the summaries of windows that are over (all: of every window, at
+ * exit). Cheap when there are none. */
+void log_flush(bool all);
+
+/* Timestamps in local time with its offset (true) or in UTC (false, the
+ * default). */
+void log_set_local_time(bool local);
+
+/* No rate limit at all (true): for benchmarks that read every line. */
+void log_set_unlimited(bool unlimited);
+
+/* For tests: where lines go (NULL: stderr), and the clocks: clock gives
+ * monotonic seconds for the rate limit, wall the epoch seconds (and
+ * microseconds in *usec) for the timestamp; NULL restores the system's. */
+void log_set_output(FILE *out);
+void log_set_clock(double (*clock)(void), long (*wall)(long *usec));
+
+/* sec.usec since the epoch as RFC 3339 with milliseconds into out: UTC with
+ * "Z", or local time with its "+hh:mm" offset. Returns the length. */
+size_t log_format_time(long sec, long usec, bool local, char *out, size_t size);
+
+/* The rate limit of one key, as pure logic (zeroed = fresh). */
+struct log_rate {
+    double window_start;
+    unsigned lines;           /* printed in this window */
+    unsigned long suppressed; /* hidden in this window */
+};
+
+/* A line for this key at now (seconds, monotonic): true to print it, false
+ * to hide it. When the previous window hid lines, *summary is their count
+ * (print that summary first), else 0. */
+bool log_rate_allow(struct log_rate *r, double now, unsigned long *summary);
+
+/* At now, with no new line: true with *summary = the hidden count when a
+ * window that hid lines is over (then the count restarts), false otherwise. */
+bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
 
 #define log_error(mod, ...) log_msg(LOG_ERROR, (mod), __VA_ARGS__)
 #define log_warn(mod, ...) log_msg(LOG_WARN, (mod), __VA_ARGS__)

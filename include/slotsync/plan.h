@@ -10,6 +10,14 @@
  * When HAProxy's state is unknown every command is emitted (they are all
  * idempotent). Command text is built only from validated endpoint fields and
  * backend names that passed endpoint_service_name_valid().
+ *
+ * Two things can hold a command back (struct plan_opts):
+ *  - a static algorithm (static-rr, source): HAProxy 2.6 refuses any run-time
+ *    weight but 0% and 100% of the configured one, so no weight is sent; an
+ *    endpoint of weight 0 in state ready is put in drain instead;
+ *  - a refusal: a command HAProxy refused is not planned again for as long as
+ *    the slot's desired endpoint and HAProxy's side of it (addr, port, weight,
+ *    admin state) are what they were when it was planned.
  */
 #ifndef SLOTSYNC_PLAN_H
 #define SLOTSYNC_PLAN_H
@@ -18,6 +26,7 @@
 #include <stddef.h>
 
 #include <slotsync/render.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
 
@@ -43,11 +52,47 @@ struct plan_change {
     char had[PLAN_STATE_TEXT], want[PLAN_STATE_TEXT];
 };
 
+/* HAProxy's side of a slot as far as planning reads it. */
+struct plan_seen {
+    bool known;
+    char addr[46];
+    unsigned port;
+    int weight;
+    enum server_admin admin;
+};
+
+/* Where a command came from: slot -1 for one that is not a slot's (map
+ * changes, "add server"). */
+struct plan_origin {
+    char backend[SERVICE_NAME_MAX + 1];
+    long slot;
+    struct plan_seen before; /* HAProxy's side when the command was planned */
+};
+
 struct plan {
-    char **cmds; /* owned, NUL-terminated, no '\n' or ';' */
+    char **cmds;                /* owned, NUL-terminated, no '\n' or ';' */
+    struct plan_origin *origin; /* n entries, parallel to cmds */
     size_t n, cap;
     struct plan_change *changes; /* owned; one per slot plan_slot/plan_backend changed */
     size_t n_changes, cap_changes;
+};
+
+/* A command HAProxy refused, and the conditions it was refused under. */
+struct plan_refusal {
+    size_t slot;
+    char cmd[PLAN_CMD_MAX + 1];
+    char *instance;     /* owned copy; NULL for an empty slot */
+    struct endpoint ep; /* the endpoint wanted (zero for an empty slot) */
+    struct plan_seen before;
+    /* the caller's, for rate-limiting its log line */
+    char reason[128];
+    double warned_at;
+};
+
+struct plan_opts {
+    bool static_weights; /* never send a weight; weight 0 = drain */
+    const struct plan_refusal *refused;
+    size_t n_refused;
 };
 
 void plan_init(struct plan *p);
@@ -84,5 +129,27 @@ int plan_backend(struct plan *p, const char *backend, const struct slot_table *t
  * added. Borrows everything. */
 int plan_map(struct plan *p, const char *map_path, const struct host_route *want, size_t n_want,
              const struct host_route *have, size_t n_have);
+
+/* plan_backend() with options (opts may be NULL: none). Every command added
+ * gets its origin (backend, slot, HAProxy's side before it). */
+int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
+                      struct server_state *have, const struct plan_opts *opts);
+
+/* Fill r (its old instance is freed) from a refused command's origin and the
+ * slot it was planned for (borrowed; copied). have, if not NULL, is the
+ * caller's view of that slot, which assumed the command applied: the field
+ * the command sets is put back to what HAProxy had (o->before), and that
+ * view is what r remembers as HAProxy's side (so the rest of the batch,
+ * which did apply, does not count as a change). 0, -EINVAL (not a slot
+ * command) or -ENOMEM. */
+int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
+                     const struct slot *want, struct server_state *have);
+/* Free what r owns; r is left zeroed. */
+void plan_refusal_clear(struct plan_refusal *r);
+
+/* Whether cmd, planned for slot want over have (NULL = unknown), is held back
+ * by one of the refusals. */
+bool plan_refused(const struct plan_refusal *refused, size_t n, size_t slot, const char *cmd,
+                  const struct slot *want, const struct server_state *have);
 
 #endif

@@ -35,9 +35,16 @@ void runtime_replies_free(char **replies, size_t n);
  * "show servers state" (starts with format version "1\n"), "show backend"
  * (starts with "# name"), "add server"
  * ("New server registered."), "show map" (anything but "Unknown map...").
- * Everything else ("enable health", "add/set/del map") succeeds on an empty
- * reply only. */
+ * "show cli level" (one of "user", "operator", "admin"). Everything else
+ * ("enable health", "add/set/del map") succeeds on an empty reply only. */
 bool runtime_reply_ok(const char *cmd, const char *reply);
+
+/* The level of a CLI connection, from the reply to "show cli level". */
+enum runtime_level { RUNTIME_LEVEL_USER = 0, RUNTIME_LEVEL_OPERATOR, RUNTIME_LEVEL_ADMIN };
+
+/* RUNTIME_LEVEL_* for reply, or -EPROTO when it is none of them. */
+int runtime_cli_level(const char *reply);
+const char *runtime_level_name(enum runtime_level level);
 
 /* Parse "show servers state" output (format version 1). Each valid row is
  * passed to row(); rows with a field that fails validation are skipped and
@@ -76,7 +83,13 @@ typedef void (*runtime_done_cb)(int err, char **replies, size_t n, const char *r
                                 void *arg);
 
 /* addr: a unix socket path (contains '/') or HOST:PORT. timeout_s bounds a
- * whole exchange. Returns NULL on ENOMEM or a bad address. */
+ * whole exchange: when it runs out the callback gets -ETIMEDOUT at once, but
+ * an exchange whose line was (partly) sent is not closed: HAProxy may still
+ * read and run it later (a stopped process that resumes), so it is finished
+ * in the background, its replies read and dropped, until HAProxy closes it or
+ * RUNTIME_STALE_MAX_S pass. runtime_busy() stays true meanwhile, so nothing
+ * sent afterwards can be overtaken by it, and a state read after it sees its
+ * effect. Returns NULL on ENOMEM or a bad address. */
 struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s);
 /* Aborts an exchange in flight without calling back, and frees. */
 void runtime_free(struct runtime *rt);
@@ -92,7 +105,16 @@ int runtime_send(struct runtime *rt, const char *const *cmds, size_t n, runtime_
  * whole response unsplit (replies NULL, n 0) when the peer closes. */
 int runtime_send_raw(struct runtime *rt, const char *line, runtime_done_cb cb, void *arg);
 
+#define RUNTIME_STALE_MAX_S 120.0
+
 bool runtime_busy(const struct runtime *rt);
+
+/* Whether a timed-out exchange is still being finished in the background. */
+bool runtime_stale(const struct runtime *rt);
+
+/* How many timed-out exchanges were given up after RUNTIME_STALE_MAX_S,
+ * i.e. may still run in HAProxy at any time. */
+unsigned long runtime_stale_abandoned(const struct runtime *rt);
 
 /* Abort the exchange in flight, if any, without calling back. */
 void runtime_cancel(struct runtime *rt);
@@ -103,8 +125,10 @@ void runtime_cancel(struct runtime *rt);
  * on every reload and when HAProxy stops, while an idle connection to a
  * worker would keep an old worker alive after a reload. lost() is
  * called once per connection that ends; the sentinel is then disconnected
- * until runtime_sentinel_connect() is called again. */
-typedef void (*runtime_lost_cb)(void *arg);
+ * until runtime_sentinel_connect() is called again. err is 0 when a
+ * connection that was up ended, a negative errno when it never came up (an
+ * asynchronous connect failure). */
+typedef void (*runtime_lost_cb)(int err, void *arg);
 
 /* Connect the sentinel of rt (no-op if connected). 0 or a negative errno. */
 int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg);

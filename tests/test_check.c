@@ -1,0 +1,104 @@
+/* Tests for check: warnings about paths that do not exist on this machine. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <slotsync/check.h>
+
+struct collected {
+    char lines[8][512];
+    bool error[8];
+    size_t n;
+};
+
+static void collect(void *arg, bool error, const char *text)
+{
+    struct collected *c = arg;
+
+    cr_assert_lt(c->n, 8);
+    snprintf(c->lines[c->n], sizeof(c->lines[0]), "%s", text);
+    c->error[c->n++] = error;
+}
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/slotsync-test-check-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/base.cfg", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+TestSuite(check, .init = make_dir, .fini = remove_dir);
+
+Test(check, existing_paths_give_no_warning)
+{
+    char base[128], services[128], map[128];
+    struct config cfg = {0};
+    struct collected got = {0};
+    FILE *f;
+
+    snprintf(base, sizeof(base), "%s/base.cfg", dir);
+    snprintf(services, sizeof(services), "%s/services.cfg", dir);
+    snprintf(map, sizeof(map), "%s/services.cfg.map", dir);
+    f = fopen(base, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cfg.base_config = base;
+    cfg.services_file = services; /* need not exist: render creates it */
+    cfg.hosts_map = map;
+    cfg.http_bind.set = true;
+    cr_expect_eq(check_paths(&cfg, collect, &got), 0);
+    cr_expect_eq(got.n, 0, "%s", got.lines[0]);
+    /* a relative services file lives in the working directory */
+    cfg.services_file = "services.cfg";
+    cr_expect_eq(check_paths(&cfg, collect, &got), 0);
+}
+
+Test(check, missing_paths_are_warnings_naming_the_field)
+{
+    char base[128], services[128], map[128];
+    struct config cfg = {0};
+    struct collected got = {0};
+
+    snprintf(base, sizeof(base), "%s/nope/haproxy.cfg", dir);
+    snprintf(services, sizeof(services), "%s/missing/services.cfg", dir);
+    snprintf(map, sizeof(map), "%s/base.cfg/hosts.map", dir);
+    /* base.cfg is a file here, so the map's "directory" is not one */
+    {
+        char file[128];
+        FILE *f;
+
+        snprintf(file, sizeof(file), "%s/base.cfg", dir);
+        f = fopen(file, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+    }
+    cfg.base_config = base;
+    cfg.services_file = services;
+    cfg.hosts_map = map;
+    cfg.http_bind.set = true;
+    cr_expect_eq(check_paths(&cfg, collect, &got), 3);
+    cr_assert_eq(got.n, 3);
+    for (size_t i = 0; i < got.n; i++)
+        cr_expect_not(got.error[i], "a warning, not an error: %s", got.lines[i]);
+    cr_expect(strncmp(got.lines[0], "haproxy.base_config: file \"", 27) == 0, "%s", got.lines[0]);
+    cr_expect(strstr(got.lines[0], "/nope/haproxy.cfg\" does not exist") != NULL, "%s",
+              got.lines[0]);
+    cr_expect(strncmp(got.lines[1], "haproxy.services_file: directory \"", 34) == 0, "%s",
+              got.lines[1]);
+    cr_expect(strstr(got.lines[1], "/missing\" does not exist") != NULL, "%s", got.lines[1]);
+    cr_expect(strncmp(got.lines[2], "haproxy.hosts_map: ", 19) == 0, "%s", got.lines[2]);
+}
