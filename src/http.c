@@ -210,8 +210,10 @@ static bool tls_error_text(const struct http_request *req, CURLcode rc, const ch
     case CURLE_SEND_ERROR:
         if (has(detail, "certificate required") || has(detail, "bad certificate") ||
             has(detail, "unknown ca") || has(detail, "certificate unknown"))
-            what = "the server refused the client certificate, or requires one and none was "
-                   "sent";
+            what = req->client->has_tls && req->client->tls.cert
+                       ? "the server refused the client certificate"
+                       : "the server requires a client certificate and none is configured "
+                         "(etcd.tls.cert_file or --cert)";
         else if (rc == CURLE_SSL_CONNECT_ERROR)
             what = "handshake failed";
         else if (req->https && req->client->has_tls &&
@@ -222,9 +224,9 @@ static bool tls_error_text(const struct http_request *req, CURLcode rc, const ch
             what = req->client->tls.cert
                        ? "the server refused the client certificate (it closed the connection "
                          "right after the handshake)"
-                       : "the server refused the connection after the handshake: it requires a "
-                         "client certificate and none is configured (etcd.tls.cert_file or "
-                         "--cert)";
+                       : "the server requires a client certificate and none is configured "
+                         "(etcd.tls.cert_file or --cert); it closed the connection right after "
+                         "the handshake";
         else
             return false;
         break;
