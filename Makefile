@@ -43,6 +43,7 @@ help:
 	@echo "  integration  integration tests only"
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
 	@echo "  valgrind     unit suites under valgrind"
+	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
 	@echo "  bench        benchmarks (results go in docs/PERFORMANCE.md)"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
@@ -175,6 +176,65 @@ uninstall:
 	    $(DESTDIR)$(SYSCONFDIR)/slotsync/announce $(DESTDIR)$(SYSCONFDIR)/slotsync 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/tests/*.d)
+# ---- fuzzing (issue 11) ----
+# tests/fuzz/fuzz_<name>.c are libFuzzer targets. make test replays the
+# corpus through each with the ordinary compiler (replay.c's main); make fuzz
+# builds them with clang and -fsanitize=fuzzer,address,undefined and runs each
+# for FUZZ_SECONDS, failing on any finding (saved as build-fuzz/findings/*).
+FUZZ_SRCS    = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   = $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_REPLAYS = $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+FUZZ_CORPUS  = tests/data/bad-values
+FUZZ_SEEDS_config = tests/data/config
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_OPT     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+.PHONY: fuzz fuzz-replay fuzz-bins fmt-fuzz fmt-check-fuzz
+.PRECIOUS: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_% $(BUILD)/fuzz/fuzzer_%
+
+$(BUILD)/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay.o $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/fuzzer_%: $(BUILD)/fuzz/fuzz_%.o $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-replay-%: $(BUILD)/fuzz/replay_%
+	$(Q)./$< $(FUZZ_CORPUS) $(wildcard tests/fuzz/seeds/$*) $(FUZZ_SEEDS_$*)
+
+fuzz-replay: $(FUZZ_NAMES:%=fuzz-replay-%)
+
+unit: fuzz-replay
+
+fmt: fmt-fuzz
+fmt-check: fmt-check-fuzz
+fmt-fuzz:
+	$(Q)clang-format -i tests/fuzz/*.c tests/fuzz/*.h
+fmt-check-fuzz:
+	$(Q)clang-format --dry-run --Werror tests/fuzz/*.c tests/fuzz/*.h
+
+fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzzer_%)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \
+	    OPT="$(FUZZ_OPT) -fsanitize=fuzzer-no-link" fuzz-bins
+	$(Q)set -e; mkdir -p build-fuzz/findings; for n in $(FUZZ_NAMES); do \
+	    echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; mkdir -p build-fuzz/corpus/$$n; \
+	    if ./build-fuzz/fuzz/fuzzer_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build-fuzz/findings/$$n- build-fuzz/corpus/$$n $(FUZZ_CORPUS) \
+	        $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) \
+	        $$(test $$n = config && echo $(FUZZ_SEEDS_config)) >build-fuzz/$$n.log 2>&1; then \
+	        grep -E '^stat::(number_of_executed_units|new_units_added)' build-fuzz/$$n.log; \
+	    else tail -n 40 build-fuzz/$$n.log; echo "fuzz $$n: finding, see build-fuzz/findings/"; \
+	        exit 1; fi; done
+
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/tests/*.d $(BUILD)/fuzz/*.d)

@@ -225,6 +225,7 @@ __all__ = [
     "http_get", "http_request", "Response", "traffic", "TrafficLoop",
     "TrafficResult", "assert_loopback_only", "install_signal_handlers",
     "chromium", "CHROMIUM_BIN",
+    "TlsFiles", "etcdctl",
 ]
 
 INTEGRATION = os.path.dirname(os.path.abspath(__file__))
@@ -747,12 +748,15 @@ class Env:
 
     # -- etcd
 
-    def start_etcd(self, name="etcd", log_level="warn", timeout=20):
-        """Start a single-member etcd; return its client URL."""
+    def start_etcd(self, name="etcd", log_level="warn", timeout=20, tls=None,
+                   extra_args=()):
+        """Start a single-member etcd; return its client URL. tls: a
+        TlsFiles: https with that server certificate, clients must present
+        a certificate signed by its CA."""
         last = None
         for _ in range(3):
             server = EtcdServer(self, name, free_port(), free_port(),
-                                log_level=log_level)
+                                log_level=log_level, tls=tls, extra_args=extra_args)
             try:
                 server.start(timeout=timeout)
             except ProcessDied as e:
@@ -872,14 +876,17 @@ class EtcdServer:
     """One etcd member of an Env (see Env.start_etcd)."""
 
     def __init__(self, env, name, client_port, peer_port, log_level="warn",
-                 initial_cluster=None, token=None):
+                 initial_cluster=None, token=None, tls=None, extra_args=()):
         self.env = env
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
         self.log_level = log_level
+        self.tls = tls
+        self.extra_args = list(extra_args)
+        self.user = None  # "name:password" for readiness checks once auth is on
         self.data_dir = env.path(name + ".data")
-        self.url = "http://127.0.0.1:%d" % client_port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", client_port)
         self.peer_url = "http://127.0.0.1:%d" % peer_port
         # Kept across restarts: a member started again on a wiped data dir
         # founds a cluster with the same id (a rebuilt cluster).
@@ -888,8 +895,12 @@ class EtcdServer:
         self.proc = None
 
     def argv(self):
-        return [
-            ETCD_BIN, "--name", self.name, "--data-dir", self.data_dir,
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                   "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
+        return [ETCD_BIN] + tls + self.extra_args + [
+            "--name", self.name, "--data-dir", self.data_dir,
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
             "--listen-peer-urls", self.peer_url,
@@ -936,6 +947,9 @@ class EtcdServer:
         self.proc.send_signal(signal.SIGCONT)
 
     def _ready(self):
+        if self.tls or self.user:
+            return etcdctl(self.url, "get", "/", tls=self.tls, user=self.user,
+                           check=False, timeout=2).returncode == 0
         with _opener.open(self.url + "/health", timeout=1) as r:
             if json.loads(r.read()).get("health") != "true":
                 return False
@@ -971,6 +985,68 @@ class EtcdCluster:
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+ETCDCTL_BIN = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+OPENSSL_BIN = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+class TlsFiles:
+    """A test PKI made with openssl in env's temp dir: a CA, a server
+    certificate for 127.0.0.1 and the name etcd.test, a client certificate,
+    and a second CA that signed nothing etcd trusts."""
+
+    def __init__(self, env):
+        self.dir = env.path("pki")
+        os.makedirs(self.dir, exist_ok=True)
+        p = lambda name: os.path.join(self.dir, name)
+        self.ca, self.ca_key = p("ca.pem"), p("ca.key")
+        self.other_ca, self.other_ca_key = p("other-ca.pem"), p("other-ca.key")
+        self.server_cert, self.server_key = p("server.pem"), p("server.key")
+        self.client_cert, self.client_key = p("client.pem"), p("client.key")
+        self._ca(self.ca, self.ca_key, "slotsync test CA")
+        self._ca(self.other_ca, self.other_ca_key, "some other CA")
+        self._leaf(self.server_cert, self.server_key, "etcd.test",
+                   "subjectAltName=IP:127.0.0.1,DNS:etcd.test\n"
+                   "extendedKeyUsage=serverAuth,clientAuth\n")
+        self._leaf(self.client_cert, self.client_key, "slotsync",
+                   "extendedKeyUsage=clientAuth\n")
+
+    def _run(self, *argv):
+        out = subprocess.run([OPENSSL_BIN] + list(argv), capture_output=True,
+                             text=True, timeout=60)
+        if out.returncode != 0:
+            raise HarnessError("openssl %s: %s" % (argv[0], out.stderr))
+
+    def _ca(self, cert, key, cn):
+        self._run("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                  "-out", cert, "-days", "2", "-subj", "/CN=" + cn)
+
+    def _leaf(self, cert, key, cn, ext):
+        csr, extfile = cert + ".csr", cert + ".ext"
+        with open(extfile, "w") as f:
+            f.write(ext)
+        self._run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                  "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
+        self._run("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                  "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extfile)
+        os.chmod(key, 0o600)
+
+
+def etcdctl(url, *args, tls=None, check=True, timeout=10, user=None):
+    """Run etcdctl (v3) against url; return the CompletedProcess."""
+    argv = [ETCDCTL_BIN, "--endpoints", url, "--command-timeout", "%ds" % timeout]
+    if tls:
+        argv += ["--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key]
+    if user:
+        argv += ["--user", user]
+    env = _child_environ({"ETCDCTL_API": "3"}, unset=("ETCDCTL_*",))
+    env["ETCDCTL_API"] = "3"
+    out = subprocess.run(argv + list(args), capture_output=True, text=True,
+                         timeout=timeout + 5, env=env)
+    if check and out.returncode != 0:
+        raise EtcdError("etcdctl %s: %s" % (" ".join(args), out.stderr.strip()))
+    return out
 
 
 def _b64(data):

@@ -64,8 +64,8 @@ def test_errors_have_one_prefix_and_name_the_option(env, bin_path):
     cases = [
         (("run", "-c", good, "--log-level", "loud"), 2,
          "slotsync run: --log-level: must be one of error, warn, info, debug"),
-        (("render", "-c", good, "--etcd", "https://127.0.0.1:2379"), 2,
-         "slotsync render: --etcd: https:// is not supported yet"),
+        (("render", "-c", good, "--etcd", "ftp://127.0.0.1:2379"), 2,
+         "slotsync render: --etcd: URL must start with http:// or https://"),
         (("check", "-c", good, "--runtime-socket", "nowhere"), 2,
          "slotsync check: --runtime-socket: must be a unix socket path"),
         (("run", "--bogus"), 2, "slotsync run: unknown option '--bogus'"),
@@ -90,7 +90,7 @@ def test_errors_have_one_prefix_and_name_the_option(env, bin_path):
 
 def test_check_lists_every_problem(env, bin_path):
     bad = write_config(env, {
-        "etcd": {"endpoints": ["https://127.0.0.1:2379"], "prefix": PREFIX},
+        "etcd": {"endpoints": ["ftp://127.0.0.1:2379"], "prefix": PREFIX},
         "haproxy": {"runtime_socket": env.path("admin.sock"),
                     "services_file": env.path("services.cfg")},
         "services": {"api": {"slots": 0}, "db": {"mode": "udp"}, "ok": {}},
@@ -100,7 +100,7 @@ def test_check_lists_every_problem(env, bin_path):
     errors = [l for l in r.stderr.splitlines() if l.startswith("slotsync check: error: ")]
     assert len(errors) == 5, r.stderr
     for want in ("bogus: unknown key",
-                 "etcd.endpoints[0]: https:// is not supported yet (no TLS",
+                 "etcd.endpoints[0]: URL must start with http:// or https://",
                  "services.api.slots: must be between",
                  "services.db.mode: must be",
                  "log_level: must be one of"):

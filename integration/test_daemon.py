@@ -305,7 +305,7 @@ def test_etcd_outage_and_compaction_relist(env, bin_path):
         proxy.restore()
         c.wait_live(["w2", "w3"], what="diff applied after compaction")
         env.wait_log("slotsync", r"etcd listing applied")
-        assert env.log_text("slotsync").count("etcd listing applied") >= 2
+        assert env.log_text("slotsync").count("sync: etcd listing applied") >= 2
         c.assert_no_reload()
     finally:
         proxy.close()

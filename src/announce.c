@@ -54,6 +54,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
+#include <slotsync/secret.h>
 #include <slotsync/log.h>
 
 extern char **environ;
@@ -81,6 +82,12 @@ static const char usage_text[] =
     "  --etcd URL[,URL...]   etcd endpoints, tried in turn\n"
     "  --key KEY             PREFIX + SERVICE/INSTANCE, e.g. /services/web/host1-8080\n"
     "  --addr HOST:PORT      the endpoint: IPv4:PORT or [IPv6]:PORT (IP literals)\n"
+    "  --cacert FILE         CA bundle that signs etcd's certificate (https:// URLs;\n"
+    "                        default: the system's CAs)\n"
+    "  --cert FILE           client certificate for etcd (with --key-file)\n"
+    "  --key-file FILE       its private key (--key names the etcd key)\n"
+    "  --user NAME           etcd user (with --password-file; needs readwrite on the key)\n"
+    "  --password-file FILE  the password: the file's first line\n"
     "  --prefix PREFIX       the prefix the daemon watches (default /services/)\n"
     "  --ttl SECONDS         lease TTL, 2-3600 (default 10); renewed every TTL/3\n"
     "  --weight N            server weight 0-256 (JSON format only; default: not sent)\n"
@@ -133,15 +140,21 @@ enum opt_id {
     O_FALL,
     O_LOG_LEVEL,
     O_DRAIN,
+    O_CACERT,
+    O_CERT,
+    O_KEY_FILE,
+    O_USER,
+    O_PASSWORD_FILE,
     O_COUNT
 };
 
 static const char *const opt_names[O_COUNT] = {
-    [O_ETCD] = "etcd",           [O_KEY] = "key",     [O_ADDR] = "addr",
-    [O_PREFIX] = "prefix",       [O_TTL] = "ttl",     [O_WEIGHT] = "weight",
-    [O_FORMAT] = "format",       [O_CHECK] = "check", [O_INTERVAL] = "check-interval",
-    [O_RISE] = "rise",           [O_FALL] = "fall",   [O_LOG_LEVEL] = "log-level",
-    [O_DRAIN] = "drain-seconds",
+    [O_ETCD] = "etcd",           [O_KEY] = "key",       [O_ADDR] = "addr",
+    [O_PREFIX] = "prefix",       [O_TTL] = "ttl",       [O_WEIGHT] = "weight",
+    [O_FORMAT] = "format",       [O_CHECK] = "check",   [O_INTERVAL] = "check-interval",
+    [O_RISE] = "rise",           [O_FALL] = "fall",     [O_LOG_LEVEL] = "log-level",
+    [O_DRAIN] = "drain-seconds", [O_CACERT] = "cacert", [O_CERT] = "cert",
+    [O_KEY_FILE] = "key-file",   [O_USER] = "user",     [O_PASSWORD_FILE] = "password-file",
 };
 
 static int opt_error(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -312,7 +325,30 @@ void announce_opts_free(struct announce_opts *opts)
     free(opts->etcd_endpoints);
     free(opts->prefix);
     free(opts->check_url);
+    tls_conf_free(&opts->tls);
     memset(opts, 0, sizeof(*opts));
+}
+
+/* --cacert, --cert, --key-file: checked like etcd.tls; the files are read
+ * when the client starts. */
+static int parse_tls(const char *const *val, struct announce_opts *o, char **errmsg)
+{
+    const struct tls_conf given = {.ca_file = (char *)val[O_CACERT],
+                                   .cert_file = (char *)val[O_CERT],
+                                   .key_file = (char *)val[O_KEY_FILE]};
+    int ret;
+
+    if (val[O_CERT] && !val[O_KEY_FILE])
+        return opt_error(errmsg, "--cert needs --key-file");
+    if (val[O_KEY_FILE] && !val[O_CERT])
+        return opt_error(errmsg, "--key-file needs --cert");
+    for (int id = O_CACERT; id <= O_KEY_FILE; id++)
+        if (val[id] && !val[id][0])
+            return opt_error(errmsg, "--%s: empty path", opt_names[id]);
+    ret = tls_conf_check(&given, "--cacert/--cert/--key-file", errmsg);
+    if (ret < 0)
+        return ret;
+    return tls_conf_copy(&o->tls, &given);
 }
 
 /* Checks the values in val[] (NULL = not given) into o. */
@@ -334,6 +370,20 @@ static int validate(const char *const *val, struct announce_opts *o, char **errm
     ret = parse_etcd(val[O_ETCD], o, errmsg);
     if (ret < 0)
         return ret;
+    ret = parse_tls(val, o, errmsg);
+    if (ret < 0)
+        return ret;
+    if (!val[O_USER] != !val[O_PASSWORD_FILE])
+        return opt_error(errmsg, "--user and --password-file go together");
+    if (val[O_USER]) {
+        for (const char *p = val[O_USER]; *p; p++)
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                return opt_error(errmsg, "--user: printable ASCII without spaces");
+        if (!val[O_USER][0] || !val[O_PASSWORD_FILE][0])
+            return opt_error(errmsg, "--user/--password-file: empty");
+        o->user = val[O_USER];
+        o->password_file = val[O_PASSWORD_FILE];
+    }
     ret = parse_prefix(val[O_PREFIX] ? val[O_PREFIX] : ANNOUNCE_DEFAULT_PREFIX, o, errmsg);
     if (ret < 0)
         return ret;
@@ -1745,6 +1795,12 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot create the HTTP client");
         return -ENOMEM;
     }
+    if (tls_conf_set(&opt->tls)) {
+        int r = http_client_set_tls(a->http, &opt->tls, errmsg);
+
+        if (r < 0)
+            return r;
+    }
     a->etcd = etcd_client_new(a->loop, a->http, opt->etcd_endpoints, opt->n_etcd_endpoints);
     if (!a->etcd) {
         memprintf(errmsg, "cannot create the etcd client");
@@ -1754,6 +1810,23 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
      * answers) times out inside the call, and the client moves on to the
      * next endpoint while there is time to renew the lease there. */
     etcd_client_set_call_timeout(a->etcd, (long)(op_timeout(a) * 1000.0 / 2.0));
+    if (opt->user) {
+        char *password = NULL;
+        bool too_open = false;
+        int r = secret_read_password_file(opt->password_file, &password, &too_open, errmsg);
+
+        if (r < 0)
+            return r;
+        if (too_open)
+            log_warn(MOD, "--password-file %s is readable by group or others (chmod 600 it)",
+                     opt->password_file);
+        r = etcd_client_set_auth(a->etcd, opt->user, password);
+        secret_free(password);
+        if (r < 0) {
+            memprintf(errmsg, "out of memory");
+            return r;
+        }
+    }
     return 0;
 }
 

@@ -252,16 +252,16 @@ int config_check_etcd_url(const char *url, char **errmsg)
         memprintf(errmsg, "URL longer than %d bytes", ETCD_URL_MAX);
         return -EINVAL;
     }
-    if (strncmp(url, "https://", 8) == 0) {
-        /* The client would not verify anything: refuse rather than pretend. */
-        memprintf(errmsg, "https:// is not supported yet (no TLS towards etcd): use http://");
+    /* https:// is verified by libcurl against etcd.tls.ca_file or the
+     * system's CAs; there is no way to turn verification off. */
+    if (strncmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        p = url + 8;
+    else {
+        memprintf(errmsg, "URL must start with http:// or https://");
         return -EINVAL;
     }
-    if (strncmp(url, "http://", 7) != 0) {
-        memprintf(errmsg, "URL must start with http://");
-        return -EINVAL;
-    }
-    p = url + 7;
 
     host = p;
     if (*p == '[') {
@@ -566,9 +566,12 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
     return 0;
 }
 
+static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
+static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
+
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix"};
+    static const char *const keys[] = {"endpoints", "prefix", "tls", "username", "password_file"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -615,6 +618,12 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     ret = check_prefix("etcd.prefix", prefix, errmsg);
     if (ret < 0)
         return ret;
+    ret = load_etcd_tls(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_etcd_user(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
 }
 
@@ -647,6 +656,57 @@ static int load_text(json_t *obj, const char *path, const char *key, enum text_k
             return ret;
     }
     return set_string(dst, s, errmsg);
+}
+
+/* etcd.username and etcd.password_file, together. The user name is what
+ * etcd accepts (printable, no spaces); the password is only ever read from
+ * the file (by the etcd client, at start and on SIGHUP). */
+static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    const char *user;
+    int ret;
+
+    if ((ret = get_string(etcd, "etcd", "username", &user, errmsg)) < 0 ||
+        (ret = load_text(etcd, "etcd", "password_file", TEXT_PATH, &cfg->etcd_password_file,
+                         errmsg)) < 0)
+        return ret;
+    if (!user != !cfg->etcd_password_file)
+        return field_error(errmsg, "etcd.username", "goes with etcd.password_file");
+    if (!user)
+        return 0;
+    if (!user[0] || strlen(user) > 255)
+        return field_error(errmsg, "etcd.username", "must be 1-255 characters");
+    for (const char *p = user; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return field_error(errmsg, "etcd.username",
+                               "invalid character at byte %zu (printable ASCII, no spaces)",
+                               (size_t)(p - user) + 1);
+    return set_string(&cfg->etcd_username, user, errmsg);
+}
+
+/* etcd.tls: {"ca_file", "cert_file", "key_file", "server_name"}, all
+ * optional; cert_file and key_file together. The files are read by the
+ * etcd client (at start and on SIGHUP), not here. */
+static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
+    struct tls_conf *t = &cfg->etcd_tls;
+    const char *name;
+    json_t *tls;
+    int ret;
+
+    ret = get_object(etcd, "etcd", "tls", &tls, errmsg);
+    if (ret < 0 || !tls)
+        return ret;
+    if ((ret = check_keys(tls, "etcd.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "ca_file", TEXT_PATH, &t->ca_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "cert_file", TEXT_PATH, &t->cert_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "etcd.tls", "key_file", TEXT_PATH, &t->key_file, errmsg)) < 0 ||
+        (ret = get_string(tls, "etcd.tls", "server_name", &name, errmsg)) < 0)
+        return ret;
+    if (name && (ret = set_string(&t->server_name, name, errmsg)) < 0)
+        return ret;
+    return tls_conf_check(t, "etcd.tls", errmsg);
 }
 
 static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
@@ -1409,5 +1469,8 @@ void config_free(struct config *cfg)
         free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);
     free(cfg->services);
     free(cfg->http_domain);
+    tls_conf_free(&cfg->etcd_tls);
+    free(cfg->etcd_username);
+    free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));
 }

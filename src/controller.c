@@ -18,6 +18,7 @@
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
+#include <slotsync/secret.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
@@ -159,6 +160,7 @@ struct ctl {
     const char *render_path;
     int render_err;
     char *render_errmsg;
+    char *etcd_last_error; /* the last reason the etcd sync gave for being down */
     struct {
         unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
         unsigned long long reloads, reload_failures, check_failures, grown;
@@ -714,11 +716,23 @@ static void on_batch_end(void *arg, int64_t revision)
 
 static void on_connected(void *arg, bool up, const char *why)
 {
+    struct ctl *c = arg;
+
     if (up)
         log_info(MOD, "etcd watch established");
     else
         /* the etcd module has said why, at warn, with its outage lines */
         log_info(MOD, "etcd watch lost (retrying)");
+    if (!up && why)
+        memprintf(&c->etcd_last_error, "%s", why);
+    /* render: a TLS failure or refused credentials will not go away by
+     * waiting */
+    if (!up && why && c->render_only &&
+        (strstr(why, "TLS: ") || strstr(why, "etcd authentication as user"))) {
+        c->render_err = -EPROTO;
+        memprintf(&c->render_errmsg, "%s", why);
+        ev_break(c->loop, EVBREAK_ALL);
+    }
 }
 
 static const struct etcd_sync_ops sync_ops = {
@@ -2068,6 +2082,8 @@ static void note_slots(struct backend *b, int old)
         log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
 }
 
+static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg);
+
 /* SIGHUP: read the config file again. What HAProxy is built from (services,
  * defaults, the HTTP frontend) is applied; where slotsync connects to is
  * not, and a file that changes it is refused as a whole. */
@@ -2079,6 +2095,24 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     char *err = NULL;
     bool changed = false;
 
+    /* The TLS files first: a rotated certificate is taken even when the
+     * config file itself does not change or is refused. */
+    if (tls_conf_set(&oc->etcd_tls)) {
+        if (http_client_set_tls(c->http, &oc->etcd_tls, &err) < 0)
+            log_error(MOD, "SIGHUP: etcd TLS files not reloaded, keeping the ones in use: %s",
+                      err ? err : "out of memory");
+        else
+            log_info(MOD, "SIGHUP: etcd TLS files read again");
+        free(err);
+        err = NULL;
+    }
+    if (oc->etcd_username) {
+        if (ctl_set_auth(c, oc, &err) < 0)
+            log_error(MOD, "SIGHUP: etcd password not read again, keeping the one in use: %s",
+                      err ? err : "out of memory");
+        free(err);
+        err = NULL;
+    }
     if (!nc || !c->load_config || c->load_config(nc, &err, c->load_arg) < 0) {
         log_error(MOD, "SIGHUP: config not reloaded: %s", err ? err : "out of memory");
         free(err);
@@ -2090,6 +2124,9 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
         same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
     if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
+        !tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) ||
+        !same_str(nc->etcd_username, oc->etcd_username) ||
+        !same_str(nc->etcd_password_file, oc->etcd_password_file) ||
         strcmp(nc->runtime_socket, oc->runtime_socket) ||
         !same_str(nc->master_socket, oc->master_socket) ||
         strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
@@ -2255,7 +2292,9 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     struct ctl *c = w->data;
 
     c->render_err = -ETIMEDOUT;
-    memprintf(&c->render_errmsg, "etcd did not answer within %.0f s", w->repeat);
+    memprintf(&c->render_errmsg, "etcd did not answer within %.0f s%s%s%s", w->repeat,
+              c->etcd_last_error ? " (last error: " : "",
+              c->etcd_last_error ? c->etcd_last_error : "", c->etcd_last_error ? ")" : "");
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -2462,6 +2501,14 @@ static void ctl_destroy(struct ctl *c)
         free(c->owned_cfg);
     }
     free(c->render_errmsg);
+    free(c->etcd_last_error);
+}
+
+/* etcd.username with the first line of etcd.password_file, read now (at
+ * start and on SIGHUP). */
+static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg)
+{
+    return secret_set_etcd_auth(c->etcd, cfg, errmsg);
 }
 
 static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, char **errmsg)
@@ -2479,6 +2526,12 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
+    if (tls_conf_set(&cfg->etcd_tls)) {
+        int r = http_client_set_tls(c->http, &cfg->etcd_tls, errmsg);
+
+        if (r < 0)
+            return r;
+    }
     /* Ownership: the configured services, and the backends of the services
      * file slotsync (or "slotsync render") wrote, which HAProxy runs: those
      * are read by start_from_services_file(). */
@@ -2493,6 +2546,12 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
+    if (cfg->etcd_username) {
+        int r = ctl_set_auth(c, cfg, errmsg);
+
+        if (r < 0)
+            return r;
+    }
     if (!render_only) {
         c->rt = runtime_new(c->loop, cfg->runtime_socket, RUNTIME_TIMEOUT_S);
         if (!c->rt) {

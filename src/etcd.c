@@ -740,6 +740,16 @@ reset:
 
 /* ---- client and calls ---- */
 
+/* Username/password authentication: one /v3/auth/authenticate at a time;
+ * calls and watches that need a token wait for it. */
+struct etcd_auth {
+    char *user, *password; /* NULL: no authentication */
+    char *token;           /* sent as the raw Authorization header */
+    unsigned gen;          /* bumped with every new token */
+    struct http_request *req;
+    size_t ep;
+};
+
 struct etcd_client {
     struct ev_loop *loop;
     struct http_client *http;
@@ -749,6 +759,7 @@ struct etcd_client {
     long call_timeout_ms;
     struct etcd_call *calls;
     struct etcd_sync *syncs;
+    struct etcd_auth auth;
 };
 
 struct etcd_call {
@@ -764,7 +775,10 @@ struct etcd_call {
     size_t ep;   /* endpoint req went to */
     bool pinned; /* only ep: no failover, no endpoint switch (probes) */
     int attempts;
-    bool in_cb; /* cb running: cancel is a no-op, we free on return */
+    bool in_cb;         /* cb running: cancel is a no-op, we free on return */
+    bool waiting_auth;  /* not sent yet: waits for a token */
+    bool reauthed;      /* already retried once with a new token */
+    unsigned token_gen; /* the token it was sent with */
 };
 
 static const char *quote(const char *s, char *buf, size_t size)
@@ -863,6 +877,11 @@ static void call_unlink_free(struct etcd_call *call)
 static void call_http_done(struct http_request *req, int err, long status, const char *body,
                            size_t len, const char *errtext, void *arg);
 
+static bool auth_needed(struct etcd_client *c);
+static int auth_start(struct etcd_client *c);
+static void auth_invalidate(struct etcd_client *c, unsigned gen);
+static void auth_release(struct etcd_client *c, int err, const char *text);
+
 static int call_send(struct etcd_call *call)
 {
     struct etcd_client *c = call->client;
@@ -880,6 +899,7 @@ static int call_send(struct etcd_call *call)
         return -ENOMEM;
     call->ep = ep;
     call->attempts++;
+    call->token_gen = c->auth.gen;
     call->req = http_request_start(c->http, url, &opts, call_http_done, call);
     free(url);
     return call->req ? 0 : -ENOMEM;
@@ -945,6 +965,19 @@ static void call_http_done(struct http_request *req, int err, long status, const
 
     call->req = NULL;
     rc = call_result(call, err, status, body, len, errtext, &reply, &text);
+    if (rc == -EACCES && c->auth.user && !call->reauthed) {
+        /* invalid or expired token (gRPC 16): authenticate again, then send
+         * this call once more */
+        log_debug(MOD, "%s: authenticating again", text ? text : "etcd call refused");
+        call->reauthed = true;
+        call->waiting_auth = true;
+        auth_invalidate(c, call->token_gen);
+        json_decref(reply);
+        free(text);
+        if (auth_start(c) < 0)
+            auth_release(c, -ENOMEM, "cannot start an etcd authentication request");
+        return;
+    }
     if (retryable(rc) && !call->pinned) {
         /* The caller reports the failure if the retry fails too. */
         log_debug(MOD, "%s", text ? text : "etcd call failed");
@@ -987,12 +1020,18 @@ static struct etcd_call *call_start(struct etcd_client *c, long pin, const char 
     if (!call->path || !call->body)
         goto fail_call;
     call->body_len = strlen(call->body);
-    if (call_send(call) < 0)
+    if (auth_needed(c))
+        call->waiting_auth = true;
+    else if (call_send(call) < 0)
         goto fail_call;
     call->next = c->calls;
     if (c->calls)
         c->calls->prev = call;
     c->calls = call;
+    if (call->waiting_auth && auth_start(c) < 0) {
+        call_unlink_free(call);
+        return NULL;
+    }
     return call;
 
 fail_call:
@@ -1171,6 +1210,9 @@ struct etcd_sync {
     struct etcd_stream stream;
     size_t watch_ep;
     char *watch_err;          /* why we aborted the stream, if we did */
+    bool watch_unauth;        /* etcd refused the stream's token (gRPC 16) */
+    bool waiting_auth;        /* the watch waits for a token */
+    unsigned watch_token_gen; /* the token the stream was opened with */
     bool watch_compacted;     /* the stream said our revision is gone */
     double last_progress;     /* ev_now of the last progress notification */
     double progress_interval; /* estimate, 0 = unknown */
@@ -1686,6 +1728,7 @@ static int watch_msg(json_t *msg, void *arg)
         } else {
             memprintf(&errmsg, "watch error: %s (code %d)", quote(m.error_message, q, sizeof(q)),
                       m.error_code);
+            s->watch_unauth = m.error_code == GRPC_UNAUTHENTICATED;
             watch_abort_reason(s, errmsg ? errmsg : "watch error");
         }
         rc = 1;
@@ -1697,6 +1740,9 @@ static int watch_msg(json_t *msg, void *arg)
         } else {
             memprintf(&errmsg, "watch canceled by etcd: %s",
                       m.cancel_reason ? quote(m.cancel_reason, q, sizeof(q)) : "no reason");
+            /* a refused token cancels the watch with the gRPC status in
+             * the reason: "rpc error: code = Unauthenticated desc = ..." */
+            s->watch_unauth = m.cancel_reason && strstr(m.cancel_reason, "code = Unauthenticated");
             watch_abort_reason(s, errmsg ? errmsg : "watch canceled");
         }
         rc = 1;
@@ -1772,6 +1818,8 @@ static void watch_done(struct http_request *req, int err, long status, const cha
         list_start(s);
         goto out;
     }
+    if ((s->watch_unauth || status == 401) && s->client->auth.user)
+        auth_invalidate(s->client, s->watch_token_gen);
     if (s->watch_err)
         why = strdup(s->watch_err);
     else if (err < 0)
@@ -1801,9 +1849,19 @@ static void watch_start(struct etcd_sync *s)
     struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
     char *text = NULL, *url = NULL, q[512];
 
+    if (auth_needed(c)) {
+        s->waiting_auth = true;
+        if (auth_start(c) < 0) {
+            s->waiting_auth = false;
+            sync_fail(s, "cannot start an etcd authentication request");
+        }
+        return;
+    }
     etcd_stream_free(&s->stream);
     free(s->watch_err);
     s->watch_err = NULL;
+    s->watch_unauth = false;
+    s->watch_token_gen = c->auth.gen;
     s->watch_compacted = false;
     s->last_progress = 0;
     s->progress_interval = 0;
@@ -1964,8 +2022,173 @@ void etcd_client_free(struct etcd_client *c)
         else
             etcd_call_cancel(call);
     }
+    http_cancel(c->auth.req);
+    etcd_client_set_auth(c, NULL, NULL);
     for (size_t i = 0; i < c->n_endpoints; i++)
         free(c->endpoints[i]);
     free(c->endpoints);
     free(c);
+}
+
+/* ---- authentication ---- */
+
+static void free_secret(char **p)
+{
+    if (*p) {
+        memset(*p, 0, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
+int etcd_client_set_auth(struct etcd_client *c, const char *user, const char *password)
+{
+    char *u = NULL, *pw = NULL;
+
+    if (user && (!(u = strdup(user)) || !(pw = strdup(password ? password : "")))) {
+        free(u);
+        return -ENOMEM;
+    }
+    free(c->auth.user);
+    free_secret(&c->auth.password);
+    free_secret(&c->auth.token);
+    c->auth.user = u;
+    c->auth.password = pw;
+    c->auth.gen++;
+    http_client_set_authorization(c->http, NULL);
+    return 0;
+}
+
+static bool auth_needed(struct etcd_client *c)
+{
+    return c->auth.user && !c->auth.token;
+}
+
+/* The token sent with generation gen was refused: forget it, unless a newer
+ * one replaced it meanwhile. */
+static void auth_invalidate(struct etcd_client *c, unsigned gen)
+{
+    if (!c->auth.token || gen != c->auth.gen)
+        return;
+    free_secret(&c->auth.token);
+    http_client_set_authorization(c->http, NULL);
+}
+
+/* Send or fail everything that waited for a token. text is NULL on
+ * success. */
+static void auth_release(struct etcd_client *c, int err, const char *text)
+{
+    struct etcd_call *call;
+    struct etcd_sync *s;
+    bool again = true;
+
+    while (again) {
+        again = false;
+        for (call = c->calls; call; call = call->next) {
+            if (!call->waiting_auth)
+                continue;
+            call->waiting_auth = false;
+            if (err == 0 && call_send(call) == 0)
+                continue;
+            call->in_cb = true;
+            call->cb(err ? err : -ENOMEM, NULL, text ? text : "out of memory", call->arg);
+            call_unlink_free(call);
+            again = true; /* the list may have changed under us */
+            break;
+        }
+    }
+    again = true;
+    while (again) {
+        again = false;
+        for (s = c->syncs; s; s = s->next) {
+            if (!s->waiting_auth)
+                continue;
+            s->waiting_auth = false;
+            s->depth++;
+            if (err == 0)
+                watch_start(s);
+            else
+                sync_fail(s, text);
+            s->depth--;
+            sync_maybe_free(s);
+            again = true;
+            break;
+        }
+    }
+}
+
+static void auth_done(struct http_request *req, int err, long status, const char *body, size_t len,
+                      const char *errtext, void *arg)
+{
+    struct etcd_client *c = arg;
+    const char *ep = c->endpoints[c->auth.ep];
+    json_t *reply = NULL, *tok, *e;
+    char *text = NULL, q[512];
+    int rc = 0;
+
+    c->auth.req = NULL;
+    if (err < 0) {
+        rc = err;
+        memprintf(&text, "%s/v3/auth/authenticate: %s", ep, errtext ? errtext : "failed");
+        if (retryable(err))
+            endpoint_failed(c, c->auth.ep, text);
+    } else {
+        reply = json_loadb(body, len, 0, NULL);
+        tok = json_is_object(reply) ? json_object_get(reply, "token") : NULL;
+        e = json_is_object(reply) ? json_object_get(reply, "error") : NULL;
+        if (json_is_string(tok) && json_string_length(tok) > 0 &&
+            json_string_length(tok) == strlen(json_string_value(tok)) &&
+            !strpbrk(json_string_value(tok), "\r\n")) {
+            c->auth.token = strdup(json_string_value(tok));
+            c->auth.gen++;
+            if (!c->auth.token || http_client_set_authorization(c->http, c->auth.token) < 0) {
+                free_secret(&c->auth.token);
+                rc = -ENOMEM;
+                memprintf(&text, "out of memory");
+            }
+        } else {
+            struct etcd_watch_msg m = {0};
+
+            rc = -EACCES;
+            if (e && parse_error_object(reply, e, &m, NULL) == 0 && m.error_message)
+                memprintf(&text, "%s: etcd authentication as user %s failed: %s", ep,
+                          quote(c->auth.user, q, sizeof(q)), m.error_message);
+            else
+                memprintf(&text, "%s: etcd authentication as user %s failed (HTTP %ld)", ep,
+                          quote(c->auth.user, q, sizeof(q)), status);
+            etcd_watch_msg_free(&m);
+        }
+    }
+    json_decref(reply);
+    if (rc == 0)
+        log_debug(MOD, "authenticated to etcd as %s", quote(c->auth.user, q, sizeof(q)));
+    auth_release(c, rc, text ? text : "authentication failed");
+    free(text);
+}
+
+/* Start /v3/auth/authenticate unless one is in flight. 0 or -ENOMEM
+ * (then nothing waits for it: the caller fails what needed it). */
+static int auth_start(struct etcd_client *c)
+{
+    struct http_opts opts = {.method = "POST", .timeout_ms = ETCD_CALL_TIMEOUT_MS};
+    json_t *body;
+    char *text = NULL, *url;
+
+    if (c->auth.req || !c->auth.user)
+        return 0;
+    body = json_pack("{s:s, s:s}", "name", c->auth.user, "password", c->auth.password);
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    url = endpoint_url(c, c->cur, "/v3/auth/authenticate");
+    if (text && url) {
+        opts.body = text;
+        opts.body_len = strlen(text);
+        c->auth.ep = c->cur;
+        /* no stale token on the request that gets a new one */
+        http_client_set_authorization(c->http, NULL);
+        c->auth.req = http_request_start(c->http, url, &opts, auth_done, c);
+    }
+    free_secret(&text);
+    free(url);
+    return c->auth.req ? 0 : -ENOMEM;
 }

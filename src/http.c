@@ -16,6 +16,8 @@
  * when dispatch() ends, so the walk over the request list stays valid.
  */
 #include <slotsync/http.h>
+#include <slotsync/log.h>
+#include <slotsync/tls.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -47,9 +49,12 @@ struct http_client {
     ev_timer timer;
     struct http_request *reqs; /* every request not yet released */
     struct http_sock *socks;
-    int busy;     /* dispatch() depth: releases are deferred while > 0 */
-    bool freeing; /* http_client_free() was called during dispatch() */
-    bool in_curl; /* inside curl_multi_socket_action() */
+    int busy;             /* dispatch() depth: releases are deferred while > 0 */
+    bool freeing;         /* http_client_free() was called during dispatch() */
+    bool in_curl;         /* inside curl_multi_socket_action() */
+    struct tls_files tls; /* for https:// URLs; copied into each request */
+    char *authorization;  /* "Authorization: ..." header line, or NULL */
+    bool has_tls;
 };
 
 struct http_request {
@@ -57,6 +62,8 @@ struct http_request {
     struct http_request *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for a TLS server_name */
+    bool https;
     http_done_cb done;
     http_data_cb on_data;
     void *arg;
@@ -131,6 +138,7 @@ static void request_release(struct http_request *req)
     if (req->next)
         req->next->prev = req->prev;
     curl_slist_free_all(req->headers);
+    curl_slist_free_all(req->connect_to);
     free(req->buf);
     free(req);
 }
@@ -166,12 +174,75 @@ static int map_curl_error(const struct http_request *req, CURLcode rc)
     }
 }
 
+static bool has(const char *text, const char *word)
+{
+    return strstr(text, word) != NULL;
+}
+
+/* TLS failures say which of the usual causes it is; curl's own text (from
+ * OpenSSL) follows. Returns false for errors that are not about TLS. */
+static bool tls_error_text(const struct http_request *req, CURLcode rc, const char *detail,
+                           char *out, size_t size)
+{
+    const char *what;
+    long status = 0;
+
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        if (has(detail, "subject name") || has(detail, "does not match") ||
+            has(detail, "hostname mismatch"))
+            what = "the server's certificate is not valid for this host name (set "
+                   "etcd.tls.server_name to a name it holds)";
+        else
+            what = "the server's certificate is not signed by a trusted CA (check etcd.tls.ca_file "
+                   "or --cacert)";
+        break;
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+        what = "the CA file, client certificate or key cannot be used";
+        break;
+    case CURLE_SSL_CLIENTCERT:
+        what = "the server requires a client certificate (etcd.tls.cert_file or --cert)";
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        if (has(detail, "certificate required") || has(detail, "bad certificate") ||
+            has(detail, "unknown ca") || has(detail, "certificate unknown"))
+            what = req->client->has_tls && req->client->tls.cert
+                       ? "the server refused the client certificate"
+                       : "the server requires a client certificate and none is configured "
+                         "(etcd.tls.cert_file or --cert)";
+        else if (rc == CURLE_SSL_CONNECT_ERROR)
+            what = "handshake failed";
+        else if (req->https && req->client->has_tls &&
+                 curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+                 status == 0 && req->len == 0)
+            /* TLS 1.3: the server checks the client certificate after the
+             * handshake and just closes; nothing came back yet */
+            what = req->client->tls.cert
+                       ? "the server refused the client certificate (it closed the connection "
+                         "right after the handshake)"
+                       : "the server requires a client certificate and none is configured "
+                         "(etcd.tls.cert_file or --cert); it closed the connection right after "
+                         "the handshake";
+        else
+            return false;
+        break;
+    default:
+        return false;
+    }
+    snprintf(out, size, "TLS: %s: %s", what, detail);
+    return true;
+}
+
 static void finish(struct http_request *req, CURLcode rc)
 {
     long status = 0;
     int err = 0;
     const char *errtext = NULL;
-    char text[CURL_ERROR_SIZE + 64];
+    char text[CURL_ERROR_SIZE + 256];
 
     if (rc == CURLE_OK) {
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -179,6 +250,9 @@ static void finish(struct http_request *req, CURLcode rc)
         err = map_curl_error(req, rc);
         if (req->too_big)
             snprintf(text, sizeof(text), "response body larger than %zu bytes", req->max_body);
+        else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+                                text, sizeof(text)))
+            err = -EPROTO;
         else
             snprintf(text, sizeof(text), "%s",
                      req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc));
@@ -394,6 +468,8 @@ void http_client_free(struct http_client *c)
     while (c->socks)
         sock_free(c, c->socks);
     ev_timer_stop(c->loop, &c->timer);
+    tls_files_free(&c->tls);
+    http_client_set_authorization(c, NULL);
     free(c);
 }
 
@@ -402,6 +478,105 @@ void http_client_free(struct http_client *c)
         if (curl_easy_setopt(req->easy, (opt), (val)) != CURLE_OK)                                 \
             goto fail;                                                                             \
     } while (0)
+
+static int set_blob(CURL *easy, CURLoption opt, char *data, size_t len)
+{
+    struct curl_blob blob = {.data = data, .len = len, .flags = CURL_BLOB_COPY};
+
+    return curl_easy_setopt(easy, opt, &blob) == CURLE_OK ? 0 : -ENOMEM;
+}
+
+/* The URL and, for https://, the client's TLS files. Verification stays on
+ * (curl's default, set again so no code path can lose it). With a
+ * server_name, the request goes to the URL's host and port but the
+ * certificate is checked against server_name: the URL names server_name and
+ * CURLOPT_CONNECT_TO maps it to the real address. */
+static int set_url_and_tls(struct http_request *req, const char *url)
+{
+    const struct http_client *c = req->client;
+    const struct tls_files *tls = &c->tls;
+    char *host = NULL, *port = NULL, *named = NULL, connect_to[600];
+    struct curl_slist *ct;
+    CURLU *u = NULL;
+    int ret = -EINVAL;
+
+    req->https = strncmp(url, "https://", 8) == 0;
+    if (!req->https || !c->has_tls)
+        return curl_easy_setopt(req->easy, CURLOPT_URL, url) == CURLE_OK ? 0 : -ENOMEM;
+    if (curl_easy_setopt(req->easy, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(req->easy, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+        return -ENOMEM;
+    if ((tls->ca && set_blob(req->easy, CURLOPT_CAINFO_BLOB, tls->ca, tls->ca_len) < 0) ||
+        (tls->cert && set_blob(req->easy, CURLOPT_SSLCERT_BLOB, tls->cert, tls->cert_len) < 0) ||
+        (tls->key && set_blob(req->easy, CURLOPT_SSLKEY_BLOB, tls->key, tls->key_len) < 0))
+        return -ENOMEM;
+    if (!tls->server_name)
+        return curl_easy_setopt(req->easy, CURLOPT_URL, url) == CURLE_OK ? 0 : -ENOMEM;
+
+    u = curl_url();
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_HOST, tls->server_name, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &named, 0) != CURLUE_OK)
+        goto out;
+    /* "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT"; an IPv6 host keeps its
+     * brackets */
+    snprintf(connect_to, sizeof(connect_to), "%s:%s:%s:%s", tls->server_name, port, host, port);
+    ct = curl_slist_append(NULL, connect_to);
+    if (!ct)
+        goto out;
+    req->connect_to = ct;
+    if (curl_easy_setopt(req->easy, CURLOPT_CONNECT_TO, ct) != CURLE_OK ||
+        curl_easy_setopt(req->easy, CURLOPT_URL, named) != CURLE_OK)
+        goto out;
+    ret = 0;
+out:
+    curl_free(host);
+    curl_free(port);
+    curl_free(named);
+    curl_url_cleanup(u);
+    return ret;
+}
+
+int http_client_set_authorization(struct http_client *c, const char *value)
+{
+    char *line = NULL;
+
+    if (value && strpbrk(value, "\r\n"))
+        return -EINVAL;
+    if (value && !memprintf(&line, "Authorization: %s", value))
+        return -ENOMEM;
+    if (c->authorization) {
+        /* a token is a secret: don't leave it in freed memory */
+        memset(c->authorization, 0, strlen(c->authorization));
+        free(c->authorization);
+    }
+    c->authorization = line;
+    return 0;
+}
+
+int http_client_set_tls(struct http_client *c, const struct tls_conf *conf, char **errmsg)
+{
+    struct tls_files files;
+    int ret;
+
+    if (!conf || !tls_conf_set(conf)) {
+        tls_files_free(&c->tls);
+        c->has_tls = false;
+        return 0;
+    }
+    ret = tls_files_load(conf, &files, errmsg);
+    if (ret < 0)
+        return ret;
+    tls_files_free(&c->tls);
+    c->tls = files;
+    c->has_tls = true;
+    if (files.key_too_open)
+        log_warn("tls", "key file %s is readable by group or others (chmod 600 it)",
+                 conf->key_file);
+    return 0;
+}
 
 struct http_request *http_request_start(struct http_client *c, const char *url,
                                         const struct http_opts *opts, http_done_cb done, void *arg)
@@ -427,7 +602,8 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
     if (!req->easy)
         goto fail;
 
-    SETOPT(CURLOPT_URL, url);
+    if (set_url_and_tls(req, url) < 0)
+        goto fail;
     SETOPT(CURLOPT_PRIVATE, (char *)req);
     SETOPT(CURLOPT_ERRORBUFFER, req->errbuf);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
@@ -482,6 +658,12 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
             goto fail;
         req->headers = h;
     }
+    if (c->authorization) {
+        h = curl_slist_append(req->headers, c->authorization);
+        if (!h)
+            goto fail;
+        req->headers = h;
+    }
     if (req->headers)
         SETOPT(CURLOPT_HTTPHEADER, req->headers);
 
@@ -499,6 +681,7 @@ fail:
     if (req->easy)
         curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
+    curl_slist_free_all(req->connect_to);
     free(req);
     return NULL;
 }

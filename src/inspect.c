@@ -13,6 +13,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/runtime.h>
+#include <slotsync/secret.h>
 #include <slotsync/status.h>
 
 #define MOD "status"
@@ -173,6 +174,11 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         etcd_client_new(in->loop, in->http, in->cfg->etcd_endpoints, in->cfg->n_etcd_endpoints);
     if (!in->rt || !in->etcd)
         goto oom;
+    /* etcd as run reaches it: TLS files and credentials of the config */
+    if ((tls_conf_set(&in->cfg->etcd_tls) &&
+         (r = http_client_set_tls(in->http, &in->cfg->etcd_tls, errmsg)) < 0) ||
+        (in->cfg->etcd_username && (r = secret_set_etcd_auth(in->etcd, in->cfg, errmsg)) < 0))
+        return r;
     in->rt_err = 1;
     r = runtime_send(in->rt, cmds, 2, on_runtime, in);
     if (r < 0)

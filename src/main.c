@@ -20,6 +20,7 @@
 #include <slotsync/log.h>
 #include <slotsync/optfile.h>
 #include <slotsync/render.h>
+#include <slotsync/probe.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
 
@@ -41,7 +42,7 @@ static void usage(FILE *out)
 
 #define OVERRIDES_HELP                                                                             \
     "  -c, --config FILE         the JSON config file (required)\n"                                \
-    "  --etcd URL[,URL...]       instead of etcd.endpoints (http:// only)\n"                       \
+    "  --etcd URL[,URL...]       instead of etcd.endpoints (http:// or https://)\n"                \
     "  --prefix PREFIX           instead of etcd.prefix\n"                                         \
     "  --runtime-socket ADDR     instead of haproxy.runtime_socket\n"                              \
     "  --log-level LEVEL         instead of log_level: error, warn, info or debug\n"
@@ -122,7 +123,14 @@ static void usage_check(FILE *out)
                  "machine (a base_config or a directory for the services file that does not\n"
                  "exist). Then one summary line on standard output.\n"
                  "\n"
-                 "options:\n" OVERRIDES_HELP "  -h, --help                this text\n"
+                 "options:\n" OVERRIDES_HELP
+                 "  --connect                 also read from every etcd endpoint once (with\n"
+                 "                            the config's TLS files and credentials) and\n"
+                 "                            print 'URL: ok (revision N)' or what failed,\n"
+                 "                            one line per endpoint on standard output; a\n"
+                 "                            failure is an error\n"
+                 "  --timeout S               how long each endpoint may take (default 10)\n"
+                 "  -h, --help                this text\n"
                  "\n"
                  "signals: none handled (SIGPIPE is ignored)\n"
                  "\n"
@@ -175,6 +183,7 @@ enum {
     OPT_ADMIN,
     OPT_OFFLINE_OK,
     OPT_LOGFORMAT,
+    OPT_CONNECT,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -207,6 +216,8 @@ static const struct option render_opts[] = {
 
 static const struct option check_opts[] = {
     COMMON_OPTS,
+    {"connect", no_argument, NULL, OPT_CONNECT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -333,7 +344,26 @@ static unsigned (*const warning_sources[])(const struct config *, config_report_
     check_haproxy,
 };
 
-static int cmd_check(const char *config_path, const struct overrides *ov)
+/* check --connect: one line per endpoint on stdout; failures are errors. */
+static void check_connect(const struct config *cfg, double timeout_s, struct check_counts *n)
+{
+    char *errmsg = NULL;
+    int r = probe_etcd(cfg, timeout_s, stdout, &errmsg);
+
+    fflush(stdout);
+    if (r < 0) {
+        print_problem(n, true, errmsg ? errmsg : "cannot try the etcd endpoints");
+    } else if (r > 0) {
+        free(errmsg);
+        errmsg = NULL;
+        memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg->n_etcd_endpoints);
+        print_problem(n, true, errmsg ? errmsg : "etcd endpoints failed");
+    }
+    free(errmsg);
+}
+
+static int cmd_check(const char *config_path, const struct overrides *ov, bool connect,
+                     double timeout_s)
 {
     struct check_counts n = {0, 0};
     struct config cfg;
@@ -348,6 +378,8 @@ static int cmd_check(const char *config_path, const struct overrides *ov)
         } else {
             for (size_t i = 0; i < sizeof(warning_sources) / sizeof(warning_sources[0]); i++)
                 warning_sources[i](&cfg, print_problem, &n);
+            if (connect)
+                check_connect(&cfg, timeout_s, &n);
         }
         free(errmsg);
     }
@@ -411,6 +443,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     int log_format = -1; /* --log-format; -1: the config's log_format */
     struct config cfg;
     char *errmsg = NULL, *end;
+    bool connect = false;
     int opt, r;
     struct inspect_opts so = {0};
     bool status = strcmp(cmd, "status") == 0;
@@ -468,6 +501,9 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_CONNECT:
+            connect = true;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             timeout_s = strtod(optarg, &end);
@@ -495,7 +531,7 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     if (check_overrides(cmd, &ov) < 0)
         return 2;
     if (strcmp(cmd, "check") == 0)
-        return cmd_check(config_path, &ov);
+        return cmd_check(config_path, &ov, connect, timeout_s);
     if (status)
         so.timeout_s = timeout_s;
     if (status && !config_path) {

@@ -364,8 +364,6 @@ static const struct bad_case bad_cases[] = {
     {CFG_ETCD("'endpoints':['']," PF), "etcd.endpoints[0]: empty URL"},
     {CFG_ETCD("'endpoints':['ftp://127.0.0.1:2379']," PF),
      "etcd.endpoints[0]: URL must start with http://"},
-    {CFG_ETCD("'endpoints':['https://127.0.0.1:2379']," PF),
-     "etcd.endpoints[0]: https:// is not supported yet (no TLS towards etcd): use http://"},
     {CFG_ETCD("'endpoints':['HTTP://127.0.0.1:2379']," PF), "must start with http://"},
     {CFG_ETCD("'endpoints':['127.0.0.1:2379']," PF), "must start with http://"},
     {CFG_ETCD("'endpoints':['http://127.0.0.1']," PF), "etcd.endpoints[0]: URL needs a port"},
@@ -1078,7 +1076,7 @@ Test(config, check_etcd_url)
         {"http://127.0.0.1:2379", true},
         {"http://127.0.0.1:2379/", true},
         {"http://etcd.example.com:443", true},
-        {"https://etcd.example.com:443", false}, /* no TLS yet */
+        {"https://etcd.example.com:443", true},
         {"http://[::1]:2379", true},
         {"http://[2001:db8::1]:2379/", true},
         {"http://e:1", true},
@@ -1253,12 +1251,12 @@ static char *write_temp(const char *squoted)
 Test(config, load_all_reports_every_problem)
 {
     const char *path =
-        write_temp("{'etcd':{'endpoints':['https://127.0.0.1:2379'],'prefix':'/services/'}," HAPROXY
+        write_temp("{'etcd':{'endpoints':['ftp://127.0.0.1:2379'],'prefix':'/services/'}," HAPROXY
                    ",'services':{'api':{'slots':0},'db':{'mode':'udp'},'ok':{}},"
                    "'log_level':'loud','bogus':1}");
     static const char *const want[] = {
         "bogus: unknown key",
-        "etcd.endpoints[0]: https:// is not supported yet (no TLS towards etcd): use http://",
+        "etcd.endpoints[0]: URL must start with http:// or https://",
         "services.api.slots: must be between 1 and 4096",
         "services.db.mode: must be \"http\" or \"tcp\"",
         "log_level: must be one of error, warn, info, debug",
@@ -1400,4 +1398,62 @@ Test(config, log_format_and_dns)
     cr_expect_str_eq(cfg.dns.address, "::1");
     cr_expect_str_eq(cfg.dns.reload_pid_file, "/run/dnsmasq/dnsmasq.pid");
     config_free(&cfg);
+}
+
+/* ---- etcd.tls, etcd.username, etcd.password_file (issue 11) ---- */
+
+Test(config, etcd_tls_and_user)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG_ETCD(EP "," PF ",'tls':{'ca_file':'/etc/ssl/ca.pem','cert_file':'/c.pem',"
+                                  "'key_file':'/k.pem','server_name':'etcd.test'},"
+                                  "'username':'daemon','password_file':'/etc/pw'"),
+                      &cfg, &err),
+                 0, "%s", err ? err : "");
+    cr_assert_str_eq(cfg.etcd_tls.ca_file, "/etc/ssl/ca.pem");
+    cr_assert_str_eq(cfg.etcd_tls.cert_file, "/c.pem");
+    cr_assert_str_eq(cfg.etcd_tls.key_file, "/k.pem");
+    cr_assert_str_eq(cfg.etcd_tls.server_name, "etcd.test");
+    cr_assert_str_eq(cfg.etcd_username, "daemon");
+    cr_assert_str_eq(cfg.etcd_password_file, "/etc/pw");
+    config_free(&cfg);
+
+    /* all optional: https with the system's CAs */
+    cr_assert_eq(
+        load(CFG_ETCD("'endpoints':['https://etcd.example.com:2379']," PF ",'tls':{}"), &cfg, &err),
+        0, "%s", err ? err : "");
+    cr_assert(!tls_conf_set(&cfg.etcd_tls));
+    config_free(&cfg);
+}
+
+Test(config, etcd_tls_and_user_bad)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {CFG_ETCD(EP "," PF ",'tls':{'cert_file':'/c.pem'}"), "etcd.tls: cert_file and key_file"},
+        {CFG_ETCD(EP "," PF ",'tls':{'key_file':'/k.pem'}"), "etcd.tls: cert_file and key_file"},
+        {CFG_ETCD(EP "," PF ",'tls':{'server_name':'a b'}"), "etcd.tls.server_name"},
+        {CFG_ETCD(EP "," PF ",'tls':{'server_name':''}"), "etcd.tls.server_name"},
+        {CFG_ETCD(EP "," PF ",'tls':{'insecure':true}"), "etcd.tls.insecure: unknown key"},
+        {CFG_ETCD(EP "," PF ",'tls':'/ca.pem'"), "etcd.tls: must be an object"},
+        {CFG_ETCD(EP "," PF ",'username':'u'"), "etcd.username: goes with etcd.password_file"},
+        {CFG_ETCD(EP "," PF ",'password_file':'/pw'"), "goes with etcd.password_file"},
+        {CFG_ETCD(EP "," PF ",'username':'a b','password_file':'/pw'"), "etcd.username"},
+        {CFG_ETCD(EP "," PF ",'username':'u','password':'x','password_file':'/pw'"),
+         "etcd.password: unknown key"},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].json, &cfg, &err), -EINVAL, "case %zu loaded", i);
+        cr_assert_not_null(err);
+        cr_assert(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+        cr_assert(is_zeroed(&cfg));
+        free(err);
+    }
 }

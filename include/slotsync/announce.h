@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/tls.h>
 
 #define ANNOUNCE_DEFAULT_PREFIX "/services/"
 #define ANNOUNCE_DEFAULT_TTL 10
@@ -37,9 +38,12 @@ enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHEC
 struct announce_opts {
     char **etcd_endpoints; /* "http://host:port" URLs */
     size_t n_etcd_endpoints;
-    char *prefix;         /* starts and ends with '/' */
-    const char *key;      /* borrowed from argv; parses under prefix */
-    struct endpoint addr; /* host and port from --addr; weight set when weight_set */
+    struct tls_conf tls;       /* --cacert, --cert, --key-file */
+    const char *user;          /* --user, borrowed from argv; NULL: no auth */
+    const char *password_file; /* --password-file, borrowed from argv */
+    char *prefix;              /* starts and ends with '/' */
+    const char *key;           /* borrowed from argv; parses under prefix */
+    struct endpoint addr;      /* host and port from --addr; weight set when weight_set */
     bool weight_set;
     int ttl_s; /* ANNOUNCE_TTL_MIN..ANNOUNCE_TTL_MAX */
     enum announce_format format;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/tls.h>
 
 #define CONFIG_SLOTS_MAX 4096
 #define CONFIG_OPTIONS_MAX 512 /* server_options length */
@@ -53,7 +54,10 @@ struct service_conf {
 struct config {
     char **etcd_endpoints; /* "http://host:port" URLs */
     size_t n_etcd_endpoints;
-    char *etcd_prefix; /* starts and ends with '/' */
+    char *etcd_prefix;        /* starts and ends with '/' */
+    struct tls_conf etcd_tls; /* etcd.tls; all NULL when absent */
+    char *etcd_username;      /* NULL: no authentication */
+    char *etcd_password_file; /* with etcd_username */
 
     char *runtime_socket; /* unix path or HOST:PORT */
     char *master_socket;  /* NULL if none */

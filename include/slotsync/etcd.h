@@ -122,6 +122,16 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, struct http_client *ht
 /* Cancels every call and sync (no callbacks) and frees. */
 void etcd_client_free(struct etcd_client *c);
 
+/* Authenticate as user with password (both copied; user NULL: no
+ * authentication). Calls and watches then wait for a token from
+ * /v3/auth/authenticate, sent as the Authorization header; a token etcd
+ * refuses (gRPC code 16: invalid or expired) is replaced once per call and
+ * before a watch reconnects (from the revision it had reached). Wrong
+ * credentials fail the waiting calls with -EACCES and a text saying so; a
+ * sync retries with its backoff. Neither the password nor the token appears
+ * in any text this client produces. 0 or -ENOMEM. */
+int etcd_client_set_auth(struct etcd_client *c, const char *user, const char *password);
+
 /* Per-attempt timeout of the calls that do not give one (etcd_put, the lease
  * calls, ...); 0 = the default, 5 s. A call that times out is tried once
  * more on the next endpoint, so it can take twice this. */

@@ -20,7 +20,10 @@ typedef int (*http_data_cb)(struct http_request *req, const char *data, size_t l
 
 /* Called once when the request ends, unless it was cancelled with
  * http_cancel(). err is 0 when an HTTP response was received (status holds
- * its code), else a negative errno-style code with a reason in errtext.
+ * its code), else a negative errno-style code with a reason in errtext;
+ * -EPROTO with errtext starting "TLS: " for a TLS failure (the text says
+ * which: an untrusted server certificate, a name mismatch, a refused or
+ * missing client certificate, unusable files).
  * body/len hold the whole body in buffered mode (NUL-terminated, borrowed
  * until the callback returns), NULL/0 in stream mode. The request is freed
  * after the callback returns. */
@@ -44,6 +47,21 @@ struct http_opts {
 struct http_client *http_client_new(struct ev_loop *loop);
 /* Cancels every pending request (no callbacks) and frees the client. */
 void http_client_free(struct http_client *c);
+
+struct tls_conf;
+
+/* Read the TLS files conf names (the CA bundle, the client certificate and
+ * key) and use them for every https:// request started from now on;
+ * requests in flight keep what they had. Called at start and on SIGHUP. On
+ * failure the files in use stay and *errmsg names the file. A key file
+ * readable by group or others is logged as a warning. conf NULL or empty:
+ * the system's CAs, no client certificate. 0 or a negative errno. */
+int http_client_set_tls(struct http_client *c, const struct tls_conf *conf, char **errmsg);
+
+/* Send "Authorization: value" (copied; NULL: none) with every request
+ * started from now on. 0 or -ENOMEM, or -EINVAL for a value with a line
+ * break. */
+int http_client_set_authorization(struct http_client *c, const char *value);
 
 /* Start a request. url and opts are borrowed (copied). Returns the request,
  * or NULL on failure (then done is never called). */

@@ -1,0 +1,29 @@
+/* secret - the etcd password, read from a file (never from the config or
+ * the command line, where ps and shell histories would show it).
+ */
+#ifndef SLOTSYNC_SECRET_H
+#define SLOTSYNC_SECRET_H
+
+#include <stdbool.h>
+
+#include <slotsync/config.h>
+
+struct etcd_client;
+
+#define SECRET_PASSWORD_MAX 1024
+
+/* The first line of path (without its line end) into *out (caller frees
+ * with secret_free). *too_open (optional) is set when the file is readable
+ * by group or others. 0, or a negative errno with *errmsg naming the file
+ * (never its content). */
+int secret_read_password_file(const char *path, char **out, bool *too_open, char **errmsg);
+
+/* Give etcd cfg's etcd.username with the first line of etcd.password_file,
+ * read now; a file readable by group or others gets a warning. What run,
+ * render and status share. 0 or a negative errno with *errmsg. */
+int secret_set_etcd_auth(struct etcd_client *etcd, const struct config *cfg, char **errmsg);
+
+/* Zero and free a secret. */
+void secret_free(char *s);
+
+#endif
