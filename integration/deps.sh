@@ -12,7 +12,7 @@ set -u
 
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjansson-dev libev-dev
 libcriterion-dev haproxy etcd-server etcd-client python3 curl socat
-ca-certificates"
+ca-certificates wrk"
 
 POLICY=/usr/sbin/policy-rc.d
 policy_written=0
