@@ -200,10 +200,13 @@ def render(state, services, http_bind, domain, map_path):
     return "".join(out), map_text
 
 
-def master_reload(sock_path, timeout=10):
-    """Send "reload" to the master CLI. While the master re-executes after
-    the previous reload its socket refuses connections: retried every 5 ms
-    for up to timeout seconds (as a reload command that waits would)."""
+MASTER_LINE = re.compile(rb"(?m)^\s*\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)\]")
+
+
+def master_cmd(sock_path, line, timeout):
+    """One master CLI command; its reply (b"" if the master closed first).
+    While the master re-executes its socket refuses connections: retried
+    every 5 ms until the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -211,18 +214,46 @@ def master_reload(sock_path, timeout=10):
             with s:
                 s.settimeout(timeout)
                 s.connect(sock_path)
-                s.sendall(b"reload\n")
+                s.sendall(line + b"\n")
                 s.shutdown(socket.SHUT_WR)
+                chunks = []
                 try:
-                    while s.recv(4096):
-                        pass
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
                 except ConnectionResetError:
-                    pass    # the master re-executing: the reload is under way
-            return
+                    pass    # the master re-executing (a reload under way)
+            return b"".join(chunks)
         except (ConnectionRefusedError, FileNotFoundError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+def reload_count(sock_path, deadline):
+    """reloads + failed reloads from "show proc", asked until it answers."""
+    while True:
+        m = MASTER_LINE.search(master_cmd(sock_path, b"show proc", 10))
+        if m:
+            return int(m.group(1)) + int(m.group(2))
+        if time.monotonic() > deadline:
+            raise OSError("the master's show proc has no master line")
+        time.sleep(0.005)
+
+
+def master_reload(sock_path, timeout=30):
+    """Reload through the master CLI and wait until the master counts it
+    (as `systemctl reload` of a notify unit waits): a reload asked while the
+    previous one is still under way would otherwise be lost."""
+    deadline = time.monotonic() + timeout
+    before = reload_count(sock_path, deadline)
+    master_cmd(sock_path, b"reload", timeout)
+    while reload_count(sock_path, deadline) <= before:
+        if time.monotonic() > deadline:
+            raise OSError("reload not counted by the master after %d s" % timeout)
+        time.sleep(0.005)
 
 
 def run_reload(args):

@@ -873,8 +873,9 @@ def report_lines(r, alone):
                  row.get("slotsync", {})]
         if at10k and at10k[0]["slotsync"]["ctrl_kib"] > 12 * 1024:
             misses.append("**10,000 endpoints under 12 MB** - missed: %s peak RSS at "
-                          "10,000 (1,000 x 10)."
-                          % kib_text(at10k[0]["slotsync"]["ctrl_kib"]))
+                          "10,000 (%d x %d, %d slots each)."
+                          % (kib_text(at10k[0]["slotsync"]["ctrl_kib"]),
+                             at10k[0]["services"], at10k[0]["per"], at10k[0]["slots"]))
     if alone and alone.get("c"):
         cold, warm = alone["c"]["cold"], alone["c"]["warm"]
         if cold.get("converged") and cold.get("done_s"):
