@@ -298,9 +298,10 @@ class Bench:
 
     # -- shared pieces
 
-    def config(self, name, services):
+    def config(self, name, services, listen=True):
         """A config file name.json for services {name: slots}, rendering to
-        name.cfg."""
+        name.cfg; listen: a frontend on a free port for each (without, a
+        port taken by someone else meanwhile cannot stop HAProxy)."""
         return write_config(self.env, {
             "etcd": {"endpoints": [self.etcd.url], "prefix": PREFIX},
             "haproxy": {
@@ -309,7 +310,8 @@ class Bench:
                 "services_file": self.env.path(name + ".cfg"),
             },
             "defaults": {"server_options": ""},
-            "services": {s: {"listen": "127.0.0.1:%d" % free_port(), "slots": slots}
+            "services": {s: dict({"slots": slots},
+                                 **({"listen": "127.0.0.1:%d" % free_port()} if listen else {}))
                          for s, slots in services.items()},
             "log_level": "info",
         }, name=name + ".json")
@@ -469,7 +471,7 @@ class Bench:
         n_svc, per = self.n_services, self.per_service
         total = n_svc * per
         services = ["svc%03d" % i for i in range(n_svc)]
-        cfg = self.config("big", {s: 1024 for s in services})
+        cfg = self.config("big", {s: 1024 for s in services}, listen=False)
         progress("c. rendering %d empty backends (for the cold start)" % n_svc)
         etcd_delete_prefix(self.etcd.url, PREFIX)
         empty_file = self.env.path("big-empty.cfg")
