@@ -831,6 +831,28 @@ def report_lines(r, alone):
                 "{:,.0f} B at {:,}".format(b, n) for n, b in per_ep)))
         add("")
 
+    growth = []
+    for st in ("slotsync", "reload", "dns-default"):
+        pts = [(row["total"], row[st]) for row in rows
+               if "chg_p50" in row.get(st, {})]
+        if len(pts) < 2:
+            continue
+        (n0, a), (n1, b) = pts[0], pts[-1]
+        x = b["chg_p50"] / a["chg_p50"] if a["chg_p50"] > 0 else 0
+        shape = ("flat" if x < 3 else "roughly linear" if x > (n1 / n0) / 3
+                 else "growing, less than linearly")
+        growth.append("%s: change p50 %s at {:,} -> %s at {:,} endpoints (%.1fx for "
+                      "%.0fx the endpoints: %s)".format(n0, n1)
+                      % (LABEL[st], f_ms(a["chg_p50"]), f_ms(b["chg_p50"]), x, n1 / n0,
+                         shape))
+    if growth:
+        add("Cost growth (event -> applied p50 from the smallest to the largest size "
+            "measured): " + "; ".join(growth) + ". A flat p50 is what a runtime-API "
+            "update should give; a reload re-reads the whole configuration, so its "
+            "cost grows with the size of the file; DNS is bound by its polling timer, "
+            "not by the size.")
+        add("")
+
     # headline ratios
     head = []
     for st in ("reload", "dns-tight", "dns-default"):
