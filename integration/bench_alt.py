@@ -233,9 +233,11 @@ def master_cmd(sock_path, line, timeout):
 
 
 def reload_count(sock_path, deadline):
-    """reloads + failed reloads from "show proc", asked until it answers."""
+    """reloads + failed reloads from "show proc", asked until it answers
+    (a master re-executing on 100,000 servers takes seconds)."""
     while True:
-        m = MASTER_LINE.search(master_cmd(sock_path, b"show proc", 10))
+        m = MASTER_LINE.search(master_cmd(sock_path, b"show proc",
+                                          max(1.0, deadline - time.monotonic())))
         if m:
             return int(m.group(1)) + int(m.group(2))
         if time.monotonic() > deadline:
@@ -243,7 +245,7 @@ def reload_count(sock_path, deadline):
         time.sleep(0.005)
 
 
-def master_reload(sock_path, timeout=30):
+def master_reload(sock_path, timeout=120):
     """Reload through the master CLI and wait until the master counts it
     (as `systemctl reload` of a notify unit waits): a reload asked while the
     previous one is still under way would otherwise be lost."""

@@ -157,8 +157,8 @@ def state_rows(sock, backend=None, timeout=5):
     return rows
 
 
-def ready_ports(sock, backend):
-    return {r[3] for r in state_rows(sock, backend) if r[4]}
+def ready_ports(sock, backend, timeout=5):
+    return {r[3] for r in state_rows(sock, backend, timeout) if r[4]}
 
 
 def ready_count(sock):
@@ -636,17 +636,29 @@ class Compare:
                     lat = []
                     if got >= total:
                         s = names[0]
+                        t_moves = time.monotonic()
                         for i in range(10 if self.quick else 20):
+                            if time.monotonic() - t_moves > 60 and len(lat) >= 3:
+                                break   # a slow strategy: fewer moves, p50 of those
                             port = 40000 + i
                             etcd_put(self.etcd.url, PREFIX + "%s/e0000" % s,
                                      "127.0.0.1:%d" % port)
                             t1 = time.monotonic()
-                            while port not in ready_ports(sock, s):
-                                if time.monotonic() - t1 > 30:
-                                    raise CompareFailure("%s at %d endpoints: a move not "
-                                                         "applied in 30 s" % (st, total))
-                            lat.append(ms(time.monotonic() - t1))
-                        res["chg_p50"] = pct(lat, 50)
+                            while port not in ready_ports(sock, s, timeout=30):
+                                if time.monotonic() - t1 > 60:
+                                    break
+                            else:
+                                lat.append(ms(time.monotonic() - t1))
+                                continue
+                            # an alternative that lost a change: noted, not fatal
+                            fail = "%s at {:,} endpoints: a move not applied in 60 s".format(
+                                total) % st
+                            if st == "slotsync":
+                                raise CompareFailure(fail)
+                            self.failures.append(fail)
+                            break
+                        if lat:
+                            res["chg_p50"] = pct(lat, 50)
                     res["ctrl_kib"] = max(res["ctrl_kib"], setup.ctrl_hwm())
                     row[st] = res
                 finally:
@@ -800,7 +812,7 @@ def report_lines(r, alone):
         "an empty file, then the updater renders and reloads; DNS: the DNS server, "
         "then HAProxy on server-templates), timed until every endpoint is in rotation. "
         "Then 10-20 moves of one endpoint are timed (event -> applied p50 at that "
-        "size). Peak RSS is the controller's VmHWM (the Python updaters' figures are "
+        "size; at least 3, fewer than 20 when they take over 60 s). Peak RSS is the controller's VmHWM (the Python updaters' figures are "
         "the interpreter's, given for completeness); HAProxy's RSS is master + "
         "workers at the end. DNS runs with HAProxy's default timers here.")
     add("")
