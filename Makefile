@@ -44,7 +44,8 @@ help:
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
 	@echo "  valgrind     unit suites under valgrind"
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
-	@echo "  bench        benchmarks (results go in docs/PERFORMANCE.md)"
+	@echo "  bench        benchmarks side by side with reload-per-change and DNS (~15 min;"
+	@echo "               BENCH_QUICK=1: ~3 min, smaller sizes); writes docs/PERFORMANCE.md"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
 	@echo "  fmt, fmt-check  clang-format the tree / check it"
@@ -103,7 +104,7 @@ valgrind: $(TEST_BINS)
 	$(Q)set -e; for t in $(TEST_BINS); do valgrind -q --error-exitcode=1 --leak-check=full --trace-children=yes --child-silent-after-fork=yes ./$$t --no-early-exit -j1; done
 
 bench: deps $(BIN)
-	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md
+	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)

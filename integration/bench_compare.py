@@ -1,0 +1,925 @@
+"""bench_compare - slotsync side by side with the alternatives users run.
+
+Used by integration/bench.py (section "Side by side"). Three strategies, each
+started in turn on the same Env: the same etcd, the same base config (the
+harness's copy of haproxy/haproxy.cfg), the same backends (whoami), the same
+load, the same service layout; only the update strategy differs:
+
+  slotsync      slotsync run: runtime API batches, reloads only for new
+                backends
+  reload        integration/bench_alt.py reload: on every watch message
+                render the whole file, haproxy -c, rename, reload through
+                the master socket (confd in watch mode, docker-discover, Paz)
+  dns-default   HAProxy's own discovery: server-template + resolvers asking
+  dns-tight     bench_alt.py dns (SRV + A from etcd's state), with HAProxy's
+                default timers, then with the tightest sensible ones
+
+Every wait here is bounded by a count and a time; every process is started
+through the Env (its own session) and stopped by pid.
+"""
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (PYTHON, HarnessError, etcd_delete, etcd_delete_prefix, etcd_put,  # noqa: E402
+                     free_port, haproxy_cmd, wait_for, write_config)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ALT = os.path.join(HERE, "bench_alt.py")
+PREFIX = "/services/"
+DOMAIN = "bench.local"
+OUT_BITS = 0x23 | 0x18
+STRATEGIES = ("slotsync", "reload", "dns-default", "dns-tight")
+DNS_TIMERS = {
+    "dns-default": "",      # timeout resolve 1s, hold valid 10s
+    "dns-tight": ("    timeout resolve 100ms\n    timeout retry 100ms\n"
+                  "    hold valid 100ms\n    hold obsolete 0s\n"),
+}
+
+
+class CompareFailure(Exception):
+    pass
+
+
+def progress(text):
+    sys.stderr.write("bench: %s\n" % text)
+    sys.stderr.flush()
+
+
+def pct(values, q):
+    s = sorted(values)
+    return s[max(1, -(-len(s) * q // 100)) - 1]
+
+
+def ms(s):
+    return s * 1e3
+
+
+def proc_cpu(pid, children=True):
+    """utime + stime (+ reaped children's) of pid in seconds, 0 if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            f = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    t = int(f[11]) + int(f[12])
+    if children:
+        t += int(f[13]) + int(f[14])
+    return t / tick
+
+
+def proc_kib(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            m = re.search(r"^%s:\s+(\d+) kB" % field, f.read(), re.M)
+        return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+def master_cmd(hap, line, timeout=10):
+    """A master CLI command; while the master re-executes (a reload) its
+    socket refuses connections: retried every 10 ms for up to timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return hap.master_cmd(line)
+        except (ConnectionError, FileNotFoundError, socket.timeout):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def hap_reloads(hap, timeout=10):
+    """Reloads counted by the master (asked again while it re-executes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(r"(?m)^\s*\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)\]",
+                      master_cmd(hap, "show proc"))
+        if m:
+            return int(m.group(1))
+        if time.monotonic() > deadline:
+            raise CompareFailure("no master line in show proc for %d s" % timeout)
+        time.sleep(0.01)
+
+
+def hap_pids(hap):
+    """Every worker's pid (current and old) from show proc."""
+    out = master_cmd(hap, "show proc")
+    pids = []
+    for line in out.splitlines():
+        m = re.match(r"\s*(\d+)\s+(worker|master)\s", line)
+        if m and m.group(2) == "worker":
+            pids.append(int(m.group(1)))
+    return pids
+
+
+def hap_cpu(hap):
+    """CPU of the master, of the workers it reaped, and of live workers."""
+    return proc_cpu(hap.pid) + sum(proc_cpu(p, children=False) for p in hap_pids(hap))
+
+
+def hap_rss_kib(hap):
+    return proc_kib(hap.pid, "VmRSS") + sum(proc_kib(p, "VmRSS") for p in hap_pids(hap))
+
+
+def state_rows(sock, backend=None, timeout=5):
+    """[(backend, slot, addr, port, in_rotation)] from show servers state."""
+    out = haproxy_cmd(sock, "show servers state" + (" " + backend if backend else ""),
+                      timeout=timeout)
+    rows, cols = [], None
+    for line in out.splitlines():
+        if line.startswith("# "):
+            h = line[2:].split()
+            cols = (h.index("be_name"), h.index("srv_name"), h.index("srv_addr"),
+                    h.index("srv_admin_state"), h.index("srv_port"))
+            continue
+        if cols is None or not line.strip():
+            continue
+        f = line.split()
+        if len(f) <= max(cols):
+            continue
+        up = f[cols[2]] == "127.0.0.1" and not int(f[cols[3]]) & OUT_BITS
+        rows.append((f[cols[0]], f[cols[1]], f[cols[2]], int(f[cols[4]]), up))
+    return rows
+
+
+def ready_ports(sock, backend, timeout=5):
+    return {r[3] for r in state_rows(sock, backend, timeout) if r[4]}
+
+
+def ready_count(sock):
+    return sum(1 for r in state_rows(sock, timeout=60) if r[4])
+
+
+class WatchClock:
+    """The bench's own etcd watch on a prefix: when each put's event arrives."""
+
+    def __init__(self, url, prefix):
+        u = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        import base64
+        body = {"create_request": {"key": base64.b64encode(prefix.encode()).decode(),
+                                   "range_end": base64.b64encode(end.encode()).decode()}}
+        self.conn.request("POST", "/v3/watch", json.dumps(body),
+                          {"Content-Type": "application/json"})
+        self.resp = self.conn.getresponse()
+        self.events = 0
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    return
+                n = len(json.loads(line).get("result", {}).get("events", []))
+                with self.cond:
+                    self.events += n
+                    self.cond.notify_all()
+        except Exception:   # closed under it by close(): the end
+            return
+
+    def wait(self, n, timeout=5):
+        with self.cond:
+            return self.cond.wait_for(lambda: self.events >= n, timeout)
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------
+# One strategy: HAProxy + whatever updates it
+
+class Setup:
+    """HAProxy and its updater for one strategy, on services {name: slots}
+    (backends "name", frontends on listen ports for `listen` names, one Host
+    frontend when http is true)."""
+
+    def __init__(self, bench, strategy, services, listen=(), http=False, tag=""):
+        self.b = bench
+        self.env = bench.env
+        self.strategy = strategy
+        self.services = services
+        self.listen = {s: "127.0.0.1:%d" % free_port() for s in listen}
+        self.http_bind = "127.0.0.1:%d" % free_port() if http else None
+        self.tag = tag or strategy
+        self.ctrl = None
+        self.hap = None
+
+    def start(self, timeout=180):
+        env, st = self.env, self.strategy
+        name = "%s-%s" % (self.tag, st)
+        self.name = name
+        t0 = time.monotonic()
+        if st == "slotsync":
+            cfg = {
+                "etcd": {"endpoints": [self.b.etcd.url], "prefix": PREFIX},
+                "haproxy": {"runtime_socket": env.path("admin.sock"),
+                            "master_socket": env.path("master.sock"),
+                            "base_config": env.path("haproxy-base.cfg"),
+                            "services_file": env.path(name + ".cfg")},
+                "defaults": {"server_options": "", "slots": 8},
+                "services": {s: dict({"slots": n},
+                                     **({"listen": self.listen[s]} if s in self.listen else {}))
+                             for s, n in self.services.items()},
+                "log_level": "info",
+            }
+            if self.http_bind:
+                cfg["http_frontend"] = {"bind": self.http_bind, "domain": DOMAIN}
+            path = write_config(env, cfg, name=name + ".json")
+            # the file HAProxy starts on: configured backends, slots empty
+            # (rendered with etcd's keys out of the way is not possible
+            # here: render lists etcd, so it is rendered, then the filled
+            # slots are what a warm start has; the bench wants a cold one)
+            empty = env.path(name + ".cfg")
+            with open(empty, "w") as f:
+                f.write(self._slotsync_empty())
+            open(empty + ".map", "w").close()
+            self.hap = env.start_haproxy(empty, name="haproxy-" + name, timeout=timeout)
+            self.ctrl = env.start_slotsync(self.b.bin, path, name=name,
+                                           extra_args=["--log-unlimited"])
+            env.wait_log(name, r"HAProxy state read", timeout=timeout, alive=[self.ctrl])
+        elif st == "reload":
+            f = env.path(name + ".cfg")
+            open(f, "w").close()
+            self.hap = env.start_haproxy(f, name="haproxy-" + name, timeout=timeout)
+            argv = [PYTHON, ALT, "reload", "--etcd", self.b.etcd.url, "--prefix", PREFIX,
+                    "--base", self.hap.base_config, "--file", f,
+                    "--master", self.hap.master_sock, "--domain", DOMAIN]
+            for s, addr in self.listen.items():
+                argv += ["--service", "%s=%s" % (s, addr)]
+            for s in self.services:
+                if s not in self.listen:
+                    argv += ["--service", "%s=" % s]
+            if self.http_bind:
+                argv += ["--http-bind", self.http_bind]
+            self.ctrl = env.spawn(name, argv)
+            env.wait_log(name, r"(?m)^ready$", timeout=timeout, alive=[self.ctrl])
+        else:
+            port = free_port()
+            self.ctrl = env.spawn(name, [PYTHON, ALT, "dns", "--etcd", self.b.etcd.url,
+                                         "--prefix", PREFIX, "--port", port,
+                                         "--domain", DOMAIN])
+            env.wait_log(name, r"(?m)^ready$", timeout=timeout, alive=[self.ctrl])
+            f = env.path(name + ".cfg")
+            with open(f, "w") as out:
+                out.write(self._dns_config(port, DNS_TIMERS[st]))
+            with open(f + ".map", "w") as out:
+                out.write("".join("%s.%s %s\n" % (s, DOMAIN, s) for s in self.services))
+            self.hap = env.start_haproxy(f, name="haproxy-" + name, timeout=timeout)
+        self.start_s = time.monotonic() - t0
+        return self
+
+    def _slotsync_empty(self):
+        out = []
+        for s, n in self.services.items():
+            out.append("backend %s\n    mode http\n    balance roundrobin\n" % s)
+            out.extend("    server s%d 0.0.0.0:0 disabled\n" % (i + 1) for i in range(n))
+            out.append("\n")
+            if s in self.listen:
+                out.append("frontend %s\n    mode http\n    bind %s\n    default_backend %s\n\n"
+                           % (s, self.listen[s], s))
+        if self.http_bind:
+            out.append("frontend slotsync_http\n    mode http\n    bind %s\n"
+                       "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n"
+                       % (self.http_bind, self.env.path(self.name + ".cfg.map")))
+        return "".join(out)
+
+    def _dns_config(self, port, timers):
+        out = ["resolvers benchdns\n    nameserver ns1 127.0.0.1:%d\n"
+               "    accepted_payload_size 65535\n%s\n" % (port, timers)]
+        for s, n in self.services.items():
+            out.append("backend %s\n    mode http\n    balance roundrobin\n"
+                       "    server-template s %d _%s._tcp.%s resolvers benchdns "
+                       "init-addr none resolve-prefer ipv4\n\n" % (s, n, s, DOMAIN))
+            if s in self.listen:
+                out.append("frontend %s\n    mode http\n    bind %s\n    default_backend %s\n\n"
+                           % (s, self.listen[s], s))
+        if self.http_bind:
+            out.append("frontend bench_http\n    mode http\n    bind %s\n"
+                       "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n"
+                       % (self.http_bind, self.env.path(self.name + ".cfg.map")))
+        return "".join(out)
+
+    def ctrl_cpu(self):
+        return proc_cpu(self.ctrl.pid)
+
+    def ctrl_hwm(self):
+        return proc_kib(self.ctrl.pid, "VmHWM")
+
+    def reloads(self):
+        return hap_reloads(self.hap)
+
+    def stop(self):
+        if self.ctrl is not None:
+            self.env.stop(self.ctrl)
+        if self.hap is not None:
+            self.hap.stop()
+
+
+# --------------------------------------------------------------------------
+# The measurements
+
+class Compare:
+    def __init__(self, bench):
+        self.b = bench
+        self.env = bench.env
+        self.quick = bench.quick
+        self.r = {}
+        self.rng = random.Random(14)
+        self.whoami = []
+        self.failures = []
+
+    @property
+    def etcd(self):
+        return self.b.etcd
+
+    def clear(self):
+        etcd_delete_prefix(self.etcd.url, PREFIX, timeout=60)
+
+    def run(self):
+        self.r["strategies"] = list(STRATEGIES)
+        for i in range(6):
+            self.whoami.append(self.env.start_whoami("cmp-whoami%d" % i)[1])
+        self.floor()
+        self.changes()
+        self.churn()
+        self.new_services()
+        self.scale()
+        return self.r
+
+    # 1. floor
+    def floor(self):
+        n = 40 if self.quick else 200
+        progress("side by side 1. floor: %d watched puts, %d socket round trips" % (n, n))
+        self.clear()
+        setup = Setup(self.b, "slotsync", {"lat": 16}, tag="floor").start()
+        try:
+            clock = WatchClock(self.etcd.url, "/floor/")
+            time.sleep(0.2)
+            ev = []
+            for i in range(n):
+                t0 = time.monotonic()
+                etcd_put(self.etcd.url, "/floor/k", "v%d" % i)
+                if not clock.wait(i + 1, timeout=5):
+                    raise CompareFailure("watch event %d never came" % i)
+                ev.append(ms(time.monotonic() - t0))
+            clock.close()
+            rtt = []
+            for _ in range(n):
+                t0 = time.monotonic()
+                haproxy_cmd(setup.hap.admin_sock, "show servers state lat")
+                rtt.append(ms(time.monotonic() - t0))
+        finally:
+            setup.stop()
+        self.r["floor"] = {"n": n, "watch_p50": pct(ev, 50), "watch_p99": pct(ev, 99),
+                           "rtt_p50": pct(rtt, 50), "rtt_p99": pct(rtt, 99)}
+
+    # 2. event -> applied
+    def change_plan(self, n):
+        """n changes (add, move, remove) keeping 2..8 live endpoints in a
+        16-slot backend; ports unique. Returns [(op, instance, port)]."""
+        live, ports, plan, next_i, next_port = {}, set(), [], 0, 30000
+        for _ in range(4):
+            live["e%d" % next_i] = next_port
+            next_i += 1
+            next_port += 1
+        start = dict(live)
+        for _ in range(n):
+            op = self.rng.choice(("add", "move", "remove"))
+            if len(live) <= 2:
+                op = "add"
+            elif len(live) >= 8:
+                op = "remove"
+            if op == "add":
+                inst = "e%d" % next_i
+                next_i += 1
+            else:
+                inst = self.rng.choice(sorted(live))
+            if op == "remove":
+                del live[inst]
+                plan.append((op, inst, None))
+            else:
+                live[inst] = next_port
+                plan.append((op, inst, next_port))
+                next_port += 1
+        return start, plan
+
+    def changes(self):
+        counts = ({"slotsync": 60, "reload": 30, "dns-default": 8, "dns-tight": 30}
+                  if self.quick else
+                  {"slotsync": 500, "reload": 500, "dns-default": 40, "dns-tight": 500})
+        budget = 20 if self.quick else 100
+        self.r["changes"] = {}
+        for st in STRATEGIES:
+            n = counts[st]
+            progress("side by side 2. %s: up to %d changes (%d s at most)" % (st, n, budget))
+            start, plan = self.change_plan(n)
+            self.clear()
+            for inst, port in start.items():
+                etcd_put(self.etcd.url, PREFIX + "lat/" + inst, "127.0.0.1:%d" % port)
+            setup = Setup(self.b, st, {"lat": 16}, tag="chg").start()
+            try:
+                sock = setup.hap.admin_sock
+                live = dict(start)
+                wait_for(lambda: ready_ports(sock, "lat") == set(live.values()),
+                         timeout=30, what="%s: initial endpoints" % st)
+                lat, t_end = [], time.monotonic() + budget
+                for op, inst, port in plan:
+                    if time.monotonic() > t_end:
+                        break
+                    key = PREFIX + "lat/" + inst
+                    if op == "remove":
+                        del live[inst]
+                        etcd_delete(self.etcd.url, key)
+                    else:
+                        live[inst] = port
+                        etcd_put(self.etcd.url, key, "127.0.0.1:%d" % port)
+                    t0 = time.monotonic()
+                    want = set(live.values())
+                    while ready_ports(sock, "lat") != want:
+                        if time.monotonic() - t0 > 30:
+                            raise CompareFailure("%s: %s %s not in HAProxy after 30 s"
+                                                 % (st, op, inst))
+                    lat.append(ms(time.monotonic() - t0))
+                self.r["changes"][st] = {
+                    "n": len(lat), "p50": pct(lat, 50), "p99": pct(lat, 99),
+                    "max": max(lat), "reloads": setup.reloads()}
+            finally:
+                setup.stop()
+
+    # 3. churn under wrk
+    def wrk(self, url, seconds):
+        out = subprocess.run(["wrk", "-t1", "-c8", "-d%ds" % seconds, "--latency",
+                              "--timeout", "5s", url],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=seconds + 60).stdout
+        res = {"raw": out}
+        m = re.search(r"(\d+) requests in", out)
+        res["requests"] = int(m.group(1)) if m else 0
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        res["rps"] = float(m.group(1)) if m else 0.0
+        m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        res["p99_ms"] = (float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]
+                         if m else None)
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        non2xx = int(m.group(1)) if m else 0
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                      out)
+        sock_err = sum(int(x) for x in m.groups()) if m else 0
+        res["non2xx"], res["sock_err"] = non2xx, sock_err
+        res["failed"] = non2xx + sock_err
+        return res
+
+    def churn(self):
+        seconds = 8 if self.quick else 30
+        rate = 10
+        self.r["churn"] = {"seconds": seconds, "rate": rate}
+        pool = self.whoami
+        for st in ("reference",) + STRATEGIES:
+            progress("side by side 3. churn under wrk: %s (%d s)" % (st, seconds))
+            self.clear()
+            live = set(pool[:4])
+            for p in live:
+                etcd_put(self.etcd.url, PREFIX + "web/w%d" % p, "127.0.0.1:%d" % p)
+            setup = Setup(self.b, "slotsync" if st == "reference" else st, {"web": 16},
+                          listen=("web",), tag="churn-" + st).start()
+            try:
+                sock = setup.hap.admin_sock
+                wait_for(lambda: ready_ports(sock, "web") == live, timeout=30,
+                         what="%s: churn endpoints" % st)
+                r0, hc0, cc0 = setup.reloads(), hap_cpu(setup.hap), setup.ctrl_cpu()
+                result = {}
+                t = threading.Thread(target=lambda: result.update(
+                    self.wrk("http://%s/" % setup.listen["web"], seconds)))
+                t.start()
+                t0, i = time.monotonic(), 0
+                while t.is_alive() and i < seconds * rate + rate:
+                    if st == "reference":
+                        etcd_put(self.etcd.url, "/unwatched/k%d" % (i % 16), "127.0.0.1:%d"
+                                 % pool[i % len(pool)])
+                    elif i % 2 == 0:
+                        p = self.rng.choice(sorted(live))
+                        live.discard(p)
+                        etcd_delete(self.etcd.url, PREFIX + "web/w%d" % p)
+                    else:
+                        p = self.rng.choice(sorted(set(pool) - live))
+                        live.add(p)
+                        etcd_put(self.etcd.url, PREFIX + "web/w%d" % p, "127.0.0.1:%d" % p)
+                    i += 1
+                    delay = t0 + i / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                t.join(seconds + 90)
+                res = dict(result)
+                res.pop("raw", None)
+                res["changes"] = i
+                res["reloads"] = setup.reloads() - r0
+                res["hap_procs"] = 1 + len(hap_pids(setup.hap))
+                res["hap_cpu"] = hap_cpu(setup.hap) - hc0
+                res["ctrl_cpu"] = setup.ctrl_cpu() - cc0
+                if not result.get("requests"):
+                    raise CompareFailure("%s: wrk made no request: %s"
+                                         % (st, result.get("raw", "")[-300:]))
+                self.r["churn"][st] = res
+            finally:
+                setup.stop()
+
+    # 4. new services in a burst
+    def new_services(self):
+        n = 20 if self.quick else 100
+        self.r["new"] = {"n": n}
+        for st in ("slotsync", "reload", "dns-tight"):
+            progress("side by side 4. %d new services in a burst: %s" % (n, st))
+            self.clear()
+            names = ["new%03d" % i for i in range(n)]
+            # DNS cannot create a backend: the services are declared in advance
+            declared = {s: 2 for s in names} if st.startswith("dns") else {}
+            setup = Setup(self.b, st, dict(declared, base=2), http=True,
+                          tag="new").start()
+            try:
+                r0 = setup.reloads()
+                url = "http://%s/" % setup.http_bind
+                t0 = time.monotonic()
+                for i, s in enumerate(names):
+                    p = self.whoami[i % len(self.whoami)]
+                    etcd_put(self.etcd.url, PREFIX + "%s/e1" % s, "127.0.0.1:%d" % p)
+                put_s = time.monotonic() - t0
+                pending, took = set(names), {}
+                deadline = t0 + 120
+                u = urllib.parse.urlsplit(url)
+                while pending and time.monotonic() < deadline:
+                    for s in sorted(pending):
+                        try:
+                            c = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
+                            c.request("GET", "/", headers={"Host": "%s.%s" % (s, DOMAIN)})
+                            ok = c.getresponse().status == 200
+                            c.close()
+                        except OSError:
+                            ok = False
+                        if ok:
+                            took[s] = time.monotonic() - t0
+                            pending.discard(s)
+                times = sorted(took.values())
+                self.r["new"][st] = {
+                    "answered": len(took), "put_s": put_s,
+                    "p50": ms(pct(times, 50)) if times else None,
+                    "last": ms(times[-1]) if times else None,
+                    "reloads": setup.reloads() - r0, "declared": bool(declared)}
+                if pending:
+                    self.failures.append("%s: %d of %d new services never answered"
+                                         % (st, len(pending), n))
+            finally:
+                setup.stop()
+
+    # 5 + 6. scale and cost growth
+    def scale(self):
+        sizes = [(1, 100), (10, 100), (100, 100)] if self.quick else \
+            [(1, 100), (10, 100), (100, 100), (1000, 10), (100, 1000)]
+        budget = 60 if self.quick else 150
+        self.r["scale"] = []
+        for n_svc, per in sizes:
+            total = n_svc * per
+            slots = 16 if per <= 10 else (128 if per <= 100 else 1024)
+            names = ["s%04d" % i for i in range(n_svc)]
+            progress("side by side 5./6. %d x %d endpoints" % (n_svc, per))
+            self.clear()
+            from bench import etcd_load
+            etcd_load(self.etcd.url, [(PREFIX + "%s/e%04d" % (s, i),
+                                       "127.0.0.1:%d" % (10000 + i))
+                                      for s in names for i in range(per)])
+            row = {"services": n_svc, "per": per, "total": total, "slots": slots}
+            for st in ("slotsync", "reload", "dns-default"):
+                if st.startswith("dns") and per > 100:
+                    row[st] = {"skipped": "an SRV answer for %d endpoints is about %d KB, "
+                               "over UDP's 64 KB (HAProxy 2.6 resolvers have no TCP)"
+                               % (per, per * 86 // 1000)}
+                    continue
+                t0 = time.monotonic()
+                setup = Setup(self.b, st, {s: slots for s in names},
+                              tag="scale%d" % total).start(timeout=budget)
+                try:
+                    sock = setup.hap.admin_sock
+                    got = 0
+                    while time.monotonic() - t0 < budget:
+                        got = ready_count(sock)
+                        if got >= total:
+                            break
+                        time.sleep(0.2)
+                    conv = time.monotonic() - t0
+                    res = {"converged": got >= total, "got": got, "start_s": conv,
+                           "hap_start_s": setup.start_s,
+                           "ctrl_cpu": setup.ctrl_cpu(), "ctrl_kib": setup.ctrl_hwm(),
+                           "hap_kib": hap_rss_kib(setup.hap), "reloads": setup.reloads()}
+                    # cost of one change at this size: 10 moves in s0000
+                    lat = []
+                    if got >= total:
+                        s = names[0]
+                        t_moves = time.monotonic()
+                        for i in range(10 if self.quick else 20):
+                            if time.monotonic() - t_moves > 60 and len(lat) >= 3:
+                                break   # a slow strategy: fewer moves, p50 of those
+                            port = 40000 + i
+                            etcd_put(self.etcd.url, PREFIX + "%s/e0000" % s,
+                                     "127.0.0.1:%d" % port)
+                            t1 = time.monotonic()
+                            while port not in ready_ports(sock, s, timeout=30):
+                                if time.monotonic() - t1 > 60:
+                                    break
+                            else:
+                                lat.append(ms(time.monotonic() - t1))
+                                continue
+                            # an alternative that lost a change: noted, not fatal
+                            fail = "%s at {:,} endpoints: a move not applied in 60 s".format(
+                                total) % st
+                            if st == "slotsync":
+                                raise CompareFailure(fail)
+                            self.failures.append(fail)
+                            break
+                        if lat:
+                            res["chg_p50"] = pct(lat, 50)
+                    res["ctrl_kib"] = max(res["ctrl_kib"], setup.ctrl_hwm())
+                    row[st] = res
+                finally:
+                    setup.stop()
+            self.r["scale"].append(row)
+
+
+# --------------------------------------------------------------------------
+# Report
+
+LABEL = {
+    "slotsync": "slotsync (runtime API)",
+    "reload": "reload per change",
+    "dns-default": "DNS, HAProxy's default timers",
+    "dns-tight": "DNS, tight timers (100 ms)",
+    "reference": "reference (no watched change)",
+}
+
+
+def f_ms(v):
+    if v is None:
+        return "-"
+    if v < 10:
+        return "%.2f ms" % v
+    if v < 1000:
+        return "%.0f ms" % v
+    return "%.2f s" % (v / 1e3)
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return "-"
+    x = a / b
+    return ("%.0fx" % x) if x >= 100 else ("%.1fx" % x) if x >= 10 else ("%.2fx" % x)
+
+
+def kib_text(k):
+    return "%.1f MiB" % (k / 1024.0)
+
+
+def bytes_per_endpoint(rows, st):
+    """Peak RSS growth per endpoint from the smallest size: [(total, B/ep)]."""
+    base = None
+    out = []
+    for row in rows:
+        res = row.get(st, {})
+        if "ctrl_kib" not in res:
+            continue
+        if base is None:
+            base = (row["total"], res["ctrl_kib"])
+            continue
+        out.append((row["total"], (res["ctrl_kib"] - base[1]) * 1024.0
+                    / (row["total"] - base[0])))
+    return base, out
+
+
+def report_lines(r, alone):
+    """Markdown lines of the side-by-side sections; alone: bench.py's r
+    (for the cold-start target). Returns (lines, headline, misses)."""
+    L = []
+    add = L.append
+    fl = r["floor"]
+    floor = fl["watch_p50"] + fl["rtt_p50"]
+    ch = r["changes"]
+    s_p50 = ch["slotsync"]["p50"]
+    add("## 1. Floor")
+    add("")
+    add("What no strategy can beat on this machine: the bench's own etcd watch, "
+        "from sending a put until its event arrives (%d puts), and one runtime-socket "
+        "round trip (connect, `show servers state` of a 16-slot backend, read the reply)."
+        % fl["n"])
+    add("")
+    add("| measure | p50 | p99 |")
+    add("|---|---:|---:|")
+    add("| etcd put -> watch event | %s | %s |" % (f_ms(fl["watch_p50"]), f_ms(fl["watch_p99"])))
+    add("| runtime-socket round trip | %s | %s |" % (f_ms(fl["rtt_p50"]), f_ms(fl["rtt_p99"])))
+    add("| floor (sum of the p50s) | %s | |" % f_ms(floor))
+    add("")
+    add("## 2. Event -> applied")
+    add("")
+    add("Single changes of one 16-slot backend (add, move, remove, mixed, 2 to 8 "
+        "endpoints live; the same sequence for every strategy), each timed from the "
+        "put's (or delete's) reply until `show servers state` shows exactly the "
+        "expected endpoints in rotation. Each strategy stops at its count or after its "
+        "time budget, whichever comes first (the count reached is in the table).")
+    add("")
+    add("| strategy | changes | p50 | p99 | max | p50 / floor | p50 / slotsync's | reloads |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for st in r["strategies"]:
+        c = ch[st]
+        add("| %s | %d | %s | %s | %s | %s | %s | %d |"
+            % (LABEL[st], c["n"], f_ms(c["p50"]), f_ms(c["p99"]), f_ms(c["max"]),
+               ratio(c["p50"], floor), ratio(c["p50"], s_p50), c["reloads"]))
+    add("")
+    cu = r["churn"]
+    ref = cu["reference"]
+    add("## 3. Churn under load")
+    add("")
+    add("`wrk -t1 -c8 -d%ds --latency` through a frontend of a 16-slot backend, 6 "
+        "real backends (integration/whoami.py, 4 registered at a time), while the "
+        "endpoints churn at %d changes/s (one removed, then one added; never fewer "
+        "than 3 live). Reference: slotsync running, the same etcd write rate on keys "
+        "nobody watches. CPU seconds are those spent during the wrk run; HAProxy's "
+        "include its master, the workers it reaped and the live ones; the "
+        "controller's include its children (`haproxy -c`)."
+        % (cu["seconds"], cu["rate"]))
+    add("")
+    add("| strategy | changes | failed requests (non-2xx + socket errors) | req/s "
+        "(vs reference) | p99 (vs reference) | reloads | HAProxy processes at the end "
+        "| controller CPU | HAProxy CPU |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for st in ("reference",) + tuple(r["strategies"]):
+        c = cu[st]
+        add("| %s | %d | %d (%d + %d) of %d | %.0f (%s) | %s (%s) | %d | %d | %.2f s | %.2f s |"
+            % (LABEL[st], c["changes"], c["failed"], c["non2xx"], c["sock_err"],
+               c["requests"], c["rps"], ratio(c["rps"], ref["rps"]), f_ms(c["p99_ms"]),
+               ratio(c["p99_ms"], ref["p99_ms"]), c["reloads"], c["hap_procs"],
+               c["ctrl_cpu"], c["hap_cpu"]))
+    add("")
+    nw = r["new"]
+    add("## 4. New services in a burst")
+    add("")
+    add("%d services, one endpoint each, put one after the other as fast as etcd "
+        "takes them; each timed from the first put until `GET /` with `Host: "
+        "<service>.%s` through the Host frontend answers 200 (every pending service "
+        "asked in turn, 120 s at most). HAProxy's DNS discovery cannot create a "
+        "backend: its row has the %d backends declared in advance (server-template "
+        "and Host map in the file HAProxy started with); slotsync and reload per "
+        "change start with none of them." % (nw["n"], DOMAIN, nw["n"]))
+    add("")
+    add("| strategy | answered | p50 | last | last / slotsync's | reloads |")
+    add("|---|---:|---:|---:|---:|---:|")
+    for st in ("slotsync", "reload", "dns-tight"):
+        c = nw.get(st)
+        if not c:
+            continue
+        add("| %s%s | %d of %d | %s | %s | %s | %d |"
+            % (LABEL[st], " (backends declared in advance)" if c["declared"] else "",
+               c["answered"], nw["n"], f_ms(c["p50"]), f_ms(c["last"]),
+               ratio(c["last"], nw["slotsync"]["last"]), c["reloads"]))
+    add("")
+    add("slotsync has no spare (pre-declared) backends yet, so there is no row with "
+        "them.")
+    add("")
+    rows = r["scale"]
+    add("## 5. Scale and 6. cost growth")
+    add("")
+    add("For each size: etcd holds the keys first; then, from nothing running, "
+        "HAProxy and the strategy's updater are started (slotsync: HAProxy on its "
+        "backends with empty slots, then `slotsync run`; reload per change: HAProxy on "
+        "an empty file, then the updater renders and reloads; DNS: the DNS server, "
+        "then HAProxy on server-templates), timed until every endpoint is in rotation. "
+        "Then 10-20 moves of one endpoint are timed (event -> applied p50 at that "
+        "size; at least 3, fewer than 20 when they take over 60 s). Peak RSS is the controller's VmHWM (the Python updaters' figures are "
+        "the interpreter's, given for completeness); HAProxy's RSS is master + "
+        "workers at the end. DNS runs with HAProxy's default timers here.")
+    add("")
+    add("| endpoints (services x each) | strategy | start -> converged (vs slotsync) "
+        "| controller CPU | controller peak RSS | HAProxy RSS | reloads | change p50 |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        size = "{:,} ({:,} x {:,})".format(row["total"], row["services"], row["per"])
+        base = row.get("slotsync", {}).get("start_s")
+        for st in ("slotsync", "reload", "dns-default"):
+            c = row.get(st)
+            if c is None:
+                continue
+            if "skipped" in c:
+                add("| %s | %s | not run: %s | | | | | |" % (size, LABEL[st], c["skipped"]))
+                continue
+            conv = ("%.2f s (%s)" % (c["start_s"], ratio(c["start_s"], base))
+                    if c["converged"] else "**not converged**: {:,} after {:.0f} s".format(
+                        c["got"], c["start_s"]))
+            add("| %s | %s | %s | %.2f s | %s | %s | %d | %s |"
+                % (size, LABEL[st], conv, c["ctrl_cpu"], kib_text(c["ctrl_kib"]),
+                   kib_text(c["hap_kib"]), c["reloads"], f_ms(c.get("chg_p50"))))
+    add("")
+    base, per_ep = bytes_per_endpoint(rows, "slotsync")
+    if per_ep:
+        add("slotsync's peak RSS above its figure at {:,} endpoints ({}), per endpoint "
+            "added: {}.".format(base[0], kib_text(base[1]), ", ".join(
+                "{:,.0f} B at {:,}".format(b, n) for n, b in per_ep)))
+        add("")
+
+    growth = []
+    for st in ("slotsync", "reload", "dns-default"):
+        pts = [(row["total"], row[st]) for row in rows
+               if "chg_p50" in row.get(st, {})]
+        if len(pts) < 2:
+            continue
+        (n0, a), (n1, b) = pts[0], pts[-1]
+        x = b["chg_p50"] / a["chg_p50"] if a["chg_p50"] > 0 else 0
+        shape = ("flat" if x < 3 else "roughly linear" if x > (n1 / n0) / 3
+                 else "growing, less than linearly")
+        growth.append("%s: change p50 %s at {:,} -> %s at {:,} endpoints (%.1fx for "
+                      "%.0fx the endpoints: %s)".format(n0, n1)
+                      % (LABEL[st], f_ms(a["chg_p50"]), f_ms(b["chg_p50"]), x, n1 / n0,
+                         shape))
+    if growth:
+        add("Cost growth (event -> applied p50 from the smallest to the largest size "
+            "measured): " + "; ".join(growth) + ". A flat p50 is what a runtime-API "
+            "update should give; a reload re-reads the whole configuration, so its "
+            "cost grows with the size of the file; DNS is bound by its polling timer, "
+            "not by the size.")
+        add("")
+
+    # headline ratios
+    head = []
+    for st in ("reload", "dns-tight", "dns-default"):
+        head.append("event -> applied p50: %s is %s slotsync's (%s vs %s)"
+                    % (LABEL[st], ratio(ch[st]["p50"], s_p50), f_ms(ch[st]["p50"]),
+                       f_ms(s_p50)))
+    head.append("under churn: %d failed requests with slotsync, %d with reload per "
+                "change, %d / %d with DNS (default / tight); req/s vs reference: %s, %s, "
+                "%s / %s; reloads: %d, %d, %d / %d"
+                % (cu["slotsync"]["failed"], cu["reload"]["failed"],
+                   cu["dns-default"]["failed"], cu["dns-tight"]["failed"],
+                   ratio(cu["slotsync"]["rps"], ref["rps"]),
+                   ratio(cu["reload"]["rps"], ref["rps"]),
+                   ratio(cu["dns-default"]["rps"], ref["rps"]),
+                   ratio(cu["dns-tight"]["rps"], ref["rps"]),
+                   cu["slotsync"]["reloads"], cu["reload"]["reloads"],
+                   cu["dns-default"]["reloads"], cu["dns-tight"]["reloads"]))
+    head.append("controller CPU under churn: reload per change %s slotsync's, "
+                "HAProxy CPU %s slotsync's"
+                % (ratio(cu["reload"]["ctrl_cpu"], cu["slotsync"]["ctrl_cpu"]),
+                   ratio(cu["reload"]["hap_cpu"], cu["slotsync"]["hap_cpu"])))
+    if nw.get("reload", {}).get("last") and nw.get("slotsync", {}).get("last"):
+        head.append("%d new services all answering: reload per change %s slotsync's "
+                    "(%d vs %d reloads)"
+                    % (nw["n"], ratio(nw["reload"]["last"], nw["slotsync"]["last"]),
+                       nw["reload"]["reloads"], nw["slotsync"]["reloads"]))
+
+    # targets
+    misses = []
+    if per_ep:
+        n_last, b_last = per_ep[-1]
+        if b_last > 400:
+            misses.append(
+                "**Memory: at most 400 bytes per endpoint above a fixed base** - missed: "
+                "{:,.0f} B per endpoint between {:,} and {:,} endpoints (peak RSS {} at "
+                "{:,}). What limits it: see \"Where the memory goes\" below."
+                .format(b_last, base[0], n_last, kib_text(rows[-1]["slotsync"]["ctrl_kib"]),
+                        n_last))
+        at10k = [row for row in rows if row["total"] == 10000 and "ctrl_kib" in
+                 row.get("slotsync", {})]
+        if at10k and at10k[0]["slotsync"]["ctrl_kib"] > 12 * 1024:
+            misses.append("**10,000 endpoints under 12 MB** - missed: %s peak RSS at "
+                          "10,000 (%d x %d, %d slots each)."
+                          % (kib_text(at10k[0]["slotsync"]["ctrl_kib"]),
+                             at10k[0]["services"], at10k[0]["per"], at10k[0]["slots"]))
+    if alone and alone.get("c"):
+        cold, warm = alone["c"]["cold"], alone["c"]["warm"]
+        if cold.get("converged") and cold.get("done_s"):
+            x = cold["done_s"] / warm["listed_s"]
+            if x > 1.2:
+                misses.append(
+                    "**Cold start within 1.2x of the listing alone** - missed: start -> "
+                    "converged %.2f s against %.2f s for the listing (%.2fx) at {:,} "
+                    "keys. What limits it: the listing and HAProxy applying the "
+                    "commands run one after the other (the listing is applied when its "
+                    "last page is in); overlapping them is the change issue 14 asks for."
+                    .format(alone["c"]["keys"]) % (cold["done_s"], warm["listed_s"], x))
+    return L, head, misses
