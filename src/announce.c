@@ -53,6 +53,7 @@
 
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 
