@@ -13,6 +13,7 @@
 
 #include <ev.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
 #include <slotsync/http.h>
@@ -40,42 +41,6 @@
 #define CHANGE_LOG_MAX 20
 #define STR_(x) #x
 #define STR(x) STR_(x)
-
-/* A sorted set of proxy names. */
-struct names {
-    char **v;
-    size_t n;
-};
-
-/* A service's backend and HAProxy's side of it. */
-struct backend {
-    struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
-    const struct service_conf *svc; /* &conf */
-    bool configured;                /* from the config file, else built from defaults */
-    bool claimed;                   /* ours: configured, in our services file, or created */
-    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
-    struct slot_table slots;        /* as many slots as HAProxy has for it */
-    struct server_state *have;      /* slots.n entries: HAProxy's view */
-    bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
-    bool present;                   /* seen in HAProxy at the last resync */
-    bool missing_noted;             /* its absence already asked for a reload */
-    bool dirty;                     /* needs converging */
-    bool grow_by_reload;            /* "add server" is not possible or failed */
-    size_t want_slots;              /* slots the next render gives it, at least */
-    size_t added_to;                /* slots.n after the last runtime growth */
-    bool left_out;                  /* not in the file of the reload in flight */
-    size_t last_overflow;
-    /* commands HAProxy refused, held back until something changes */
-    struct plan_refusal *refused;
-    size_t n_refused;
-    /* static algorithm: instances already warned about for their weight */
-    char **weight_warned;
-    size_t n_weight_warned;
-    /* filled while parsing a resync */
-    struct server_state *seen;
-    size_t n_seen, cap_seen;
-    bool seen_backend;
-};
 
 struct ctl {
     struct ev_loop *loop;
@@ -161,76 +126,17 @@ struct ctl {
     } stats;
 };
 
-/* Index of the backend named name, or where it would go (*found false). */
-static size_t backend_pos(struct ctl *c, const char *name, bool *found)
-{
-    size_t lo = 0, hi = c->n_backends;
-
-    *found = false;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(name, c->backends[mid]->conf.name);
-
-        if (cmp == 0) {
-            *found = true;
-            return mid;
-        }
-        if (cmp < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-
 static struct backend *backend_find(struct ctl *c, const char *name)
 {
-    bool found;
-    size_t i = backend_pos(c, name, &found);
+    return backend_lookup(c->backends, c->n_backends, name);
+}
 
-    return found ? c->backends[i] : NULL;
+static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
+{
+    return backend_insert(&c->backends, &c->n_backends, conf, configured);
 }
 
 /* ---- ownership: which proxies are slotsync's ---- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void names_clear(struct names *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-    s->v = NULL;
-    s->n = 0;
-}
-
-/* Add a copy of name (call names_sort() once all are in). 0 or -ENOMEM. */
-static int names_add(struct names *s, const char *name)
-{
-    char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
-
-    if (!nv)
-        return -ENOMEM;
-    s->v = nv;
-    if (!(s->v[s->n] = strdup(name)))
-        return -ENOMEM;
-    s->n++;
-    return 0;
-}
-
-static void names_sort(struct names *s)
-{
-    if (s->n)
-        qsort(s->v, s->n, sizeof(*s->v), cmp_str);
-}
-
-static bool names_has(const struct names *s, const char *name)
-{
-    return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
-}
 
 /* The proxy names a HAProxy config file declares: "backend NAME" and
  * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe. Only
@@ -252,16 +158,16 @@ static int read_proxy_names(const char *path, struct names *be, struct names *fe
         if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
-            r = names_add(be, name);
+            r = backend_names_add(be, name);
         if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
-            r = names_add(fe, name);
+            r = backend_names_add(fe, name);
     }
     free(line);
     fclose(f);
     if (be)
-        names_sort(be);
+        backend_names_sort(be);
     if (fe)
-        names_sort(fe);
+        backend_names_sort(fe);
     return r;
 }
 
@@ -272,38 +178,30 @@ static void load_base_names(struct ctl *c)
     int r;
 
     if (!c->cfg->base_config) {
-        names_clear(&c->base_be);
-        names_clear(&c->base_fe);
+        backend_names_clear(&c->base_be);
+        backend_names_clear(&c->base_fe);
         return;
     }
     r = read_proxy_names(c->cfg->base_config, &be, &fe);
     if (r < 0) {
         log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
                  c->cfg->base_config, strerror(-r));
-        names_clear(&be);
-        names_clear(&fe);
+        backend_names_clear(&be);
+        backend_names_clear(&fe);
         return;
     }
-    names_clear(&c->base_be);
-    names_clear(&c->base_fe);
+    backend_names_clear(&c->base_be);
+    backend_names_clear(&c->base_fe);
     c->base_be = be;
     c->base_fe = fe;
 }
 
-/* Who holds the name of b's proxies if slotsync does not: a text for the
- * log, or NULL when the name is free or ours. */
 static const char *name_taken(const struct ctl *c, const struct backend *b)
 {
-    const char *name = b->conf.name;
+    const struct backend_owners o = {&c->base_be, &c->base_fe, &c->proxies, &c->owned,
+                                     c->proxies_known};
 
-    if (names_has(&c->base_be, name))
-        return "a backend or listen section of haproxy.base_config";
-    if (b->conf.listen.set && names_has(&c->base_fe, name))
-        return "a frontend or listen section of haproxy.base_config";
-    if (!b->configured && c->proxies_known && names_has(&c->proxies, name) &&
-        !names_has(&c->owned, name))
-        return "a proxy of HAProxy's running configuration that slotsync did not render";
-    return NULL;
+    return backend_name_taken(b, &o);
 }
 
 /* Decide whether b is ours. A refused backend is left alone: nothing is
@@ -343,123 +241,11 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     return true;
 }
 
-/* A backend slotsync may touch (and render). */
-static bool backend_ours(const struct backend *b)
-{
-    return b->claimed && !b->foreign;
-}
-
-/* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
-static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
-{
-    bool found;
-    size_t i = backend_pos(c, conf->name, &found);
-    struct backend *b, **nb;
-
-    if (found)
-        return c->backends[i];
-    b = calloc(1, sizeof(*b));
-    nb = realloc(c->backends, (c->n_backends + 1) * sizeof(*nb));
-    if (!b || !nb) {
-        free(b);
-        if (nb)
-            c->backends = nb;
-        return NULL;
-    }
-    c->backends = nb;
-    memmove(nb + i + 1, nb + i, (c->n_backends - i) * sizeof(*nb));
-    nb[i] = b;
-    c->n_backends++;
-    b->conf = *conf;
-    b->svc = &b->conf;
-    b->configured = configured;
-    b->dirty = true;
-    return b;
-}
-
-static void backend_free(struct backend *b)
-{
-    for (size_t i = 0; i < b->n_refused; i++)
-        plan_refusal_clear(&b->refused[i]);
-    free(b->refused);
-    for (size_t i = 0; i < b->n_weight_warned; i++)
-        free(b->weight_warned[i]);
-    free(b->weight_warned);
-    slots_free(&b->slots);
-    free(b->have);
-    free(b->drift);
-    free(b->seen);
-    free(b);
-}
-
 /* Structure changed: the services file must be rendered and loaded again. */
 static void want_reload(struct ctl *c, const char *why, const char *name)
 {
     c->desired_gen++;
     log_info(MOD, "%s %s: a reload is needed", why, name);
-}
-
-/* Size b's slot table (and HAProxy view) to n slots; new ones are unknown. */
-static int backend_resize(struct backend *b, size_t n)
-{
-    struct server_state *have;
-    bool *drift;
-    size_t old = b->slots.n;
-    int r;
-
-    if (n == old && b->have)
-        return 0;
-    if (n > old) {
-        r = b->slots.slots ? slots_grow(&b->slots, n) : slots_init(&b->slots, n);
-        if (r < 0)
-            return r;
-    } else {
-        for (size_t i = n; i < old; i++) {
-            free(b->slots.slots[i].instance);
-            b->slots.slots[i].instance = NULL;
-        }
-        b->slots.n = n;
-    }
-    have = realloc(b->have, (n ? n : 1) * sizeof(*have));
-    if (!have)
-        return -ENOMEM;
-    b->have = have;
-    drift = realloc(b->drift, (n ? n : 1) * sizeof(*drift));
-    if (!drift)
-        return -ENOMEM;
-    b->drift = drift;
-    if (n > old) {
-        memset(have + old, 0, (n - old) * sizeof(*have));
-        memset(drift + old, 0, (n - old) * sizeof(*drift));
-    }
-    return 0;
-}
-
-/* The next slot count by the growth rule (slot_growth 0 = double). */
-static size_t grow_step(const struct backend *b, size_t n)
-{
-    size_t step = b->conf.opt.slot_growth ? (size_t)b->conf.opt.slot_growth : (n ? n : 1);
-
-    return n + step;
-}
-
-static size_t fit_slots(const struct backend *b, size_t n, size_t endpoints)
-{
-    if (n == 0)
-        n = (size_t)b->conf.opt.slots;
-    while (n < endpoints)
-        n = grow_step(b, n);
-    return n;
-}
-
-static bool has_token(const char *options, const char *token)
-{
-    size_t tl = strlen(token);
-
-    for (const char *p = options; (p = strstr(p, token)); p += tl)
-        if ((p == options || p[-1] == ' ') && (p[tl] == ' ' || p[tl] == '\0'))
-            return true;
-    return false;
 }
 
 /* Move the catalog's dirty flags onto the backends. */
@@ -491,7 +277,7 @@ static void collect_dirty(struct ctl *c)
             /* Claimed: HAProxy runs it already (our services file) and a
              * resync adopts its slots, or it needs a reload. */
             if (backend_settle(c, b) && !c->render_only) {
-                if (names_has(&c->proxies, s->name))
+                if (backend_names_has(&c->proxies, s->name))
                     c->resync_wanted = true;
                 else
                     want_reload(c, "new service", s->name);
@@ -971,7 +757,7 @@ static int parse_map(struct ctl *c, const char *text)
 
 static int proxy_row(const char *name, void *arg)
 {
-    return names_add(arg, name);
+    return backend_names_add(arg, name);
 }
 
 /* "show backend": every backend-capable proxy HAProxy runs. Services
@@ -983,18 +769,18 @@ static int read_proxies(struct ctl *c, const char *text)
     int r = runtime_parse_backends(text, strlen(text), proxy_row, &seen, NULL);
 
     if (r < 0) {
-        names_clear(&seen);
+        backend_names_clear(&seen);
         return r;
     }
-    names_sort(&seen);
-    names_clear(&c->proxies);
+    backend_names_sort(&seen);
+    backend_names_clear(&c->proxies);
     c->proxies = seen;
     c->proxies_known = true;
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
         if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
-            !names_has(&c->proxies, b->conf.name))
+            !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
     return 0;
@@ -1051,11 +837,11 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         c->level_noted = false;
         c->level_ok = true;
     }
-    if (!runtime_reply_ok("show servers state", replies[0])) {
+    if (!runtime_reply_ok(PLAN_SHOW_STATE, replies[0])) {
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
         return;
     }
-    if (n < 2 || !runtime_reply_ok("show backend", replies[1]) ||
+    if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
         (r = read_proxies(c, replies[1])) < 0) {
         runtime_failed(c, -EPROTO, "show backend gave an unexpected reply");
         return;
@@ -1084,7 +870,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     if (n > 2) {
         /* "show map": an unknown map means HAProxy runs without our HTTP
          * frontend (yet). */
-        c->map_known = runtime_reply_ok("show map ", replies[2]) && parse_map(c, replies[2]) == 0;
+        c->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(c, replies[2]) == 0;
         c->map_dirty = true;
         if (!c->map_known && !c->map_missing_noted) {
             c->map_missing_noted = true;
@@ -1120,10 +906,8 @@ static void start_resync(struct ctl *c)
     master_connect(c);
     /* At start and after every reconnect: is the socket at level admin? */
     c->resync_has_level = !c->level_ok;
-    if ((c->resync_has_level && (r = plan_add(&cmds, "show cli level")) < 0) ||
-        (r = plan_add(&cmds, "show servers state")) < 0 ||
-        (r = plan_add(&cmds, "show backend")) < 0 ||
-        (c->cfg->http_bind.set && (r = plan_add(&cmds, "show map %s", c->cfg->hosts_map)) < 0)) {
+    if ((r = plan_resync(&cmds, c->resync_has_level,
+                         c->cfg->http_bind.set ? c->cfg->hosts_map : NULL)) < 0) {
         plan_free(&cmds);
         runtime_failed(c, r, "building the resync commands");
         return;
@@ -1190,78 +974,21 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                 : "");
 }
 
-/* Length of a slot command's kind ("set server B/sN weight"), so that a new
- * refusal of the same kind replaces the old one. */
-static size_t cmd_kind_len(const char *cmd)
-{
-    const char *p = cmd;
-
-    for (int spaces = 0; *p; p++)
-        if (*p == ' ' && ++spaces == 4)
-            break;
-    return (size_t)(p - cmd);
-}
-
-static struct plan_refusal *refusal_find(struct backend *b, size_t slot, const char *cmd)
-{
-    size_t kl = cmd_kind_len(cmd);
-
-    for (size_t i = 0; i < b->n_refused; i++)
-        if (b->refused[i].slot == slot && cmd_kind_len(b->refused[i].cmd) == kl &&
-            strncmp(b->refused[i].cmd, cmd, kl) == 0)
-            return &b->refused[i];
-    return NULL;
-}
-
 static void refusal_forget(struct ctl *c, const struct plan_origin *o, const char *cmd)
 {
     struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-    struct plan_refusal *r = b ? refusal_find(b, (size_t)o->slot, cmd) : NULL;
 
-    if (!r)
-        return;
-    plan_refusal_clear(r);
-    *r = b->refused[--b->n_refused];
+    if (b)
+        backend_refusal_forget(b, (size_t)o->slot, cmd);
 }
 
-/* Remember a refused slot command so that it is not planned again until the
- * slot's endpoint or HAProxy's side of it changes. Returns whether its
- * (slot, reason) was warned about less than a minute ago. */
+/* See backend_refusal_note(): one warning per (slot, reason) per minute. */
 static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char *cmd,
                          const char *reason)
 {
     struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-    double now = ev_now(c->loop), warned_at = 0;
-    struct plan_refusal *r;
-    bool recent = false, added;
 
-    if (!b || (size_t)o->slot >= b->slots.n)
-        return false;
-    r = refusal_find(b, (size_t)o->slot, cmd);
-    added = !r;
-    if (added) {
-        struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
-
-        if (!nr)
-            return false;
-        b->refused = nr;
-        r = &b->refused[b->n_refused++];
-        memset(r, 0, sizeof(*r));
-    }
-    for (size_t i = 0; i < b->n_refused; i++)
-        if (b->refused[i].slot == (size_t)o->slot && strcmp(b->refused[i].reason, reason) == 0 &&
-            now - b->refused[i].warned_at < REFUSAL_WARN_EVERY_S) {
-            recent = true;
-            warned_at = b->refused[i].warned_at;
-        }
-    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
-        if (added) /* the zeroed entry just made: drop it */
-            *r = b->refused[--b->n_refused];
-        return recent;
-    }
-    snprintf(r->reason, sizeof(r->reason), "%s", reason);
-    r->warned_at = recent ? warned_at : now;
-    return recent;
+    return b && backend_refusal_note(b, o, cmd, reason, ev_now(c->loop), REFUSAL_WARN_EVERY_S);
 }
 
 /* Refused commands are not resent, but HAProxy's state is read again (the
@@ -1350,34 +1077,15 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
 /* Add slots old..n-1 to a running backend with "add server". */
 static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
 {
-    const char *opts = b->conf.opt.server_options;
-    bool check = has_token(opts, "check");
     size_t old = b->slots.n;
     int r;
 
-    for (size_t i = old; i < n; i++) {
-        r = plan_add(&c->plan, "add server %s/" SLOT_NAME_FMT " 0.0.0.0:0%s%s", b->conf.name, i + 1,
-                     opts[0] ? " " : "", opts);
-        if (r == 0 && check)
-            r = plan_add(&c->plan, "enable health %s/" SLOT_NAME_FMT, b->conf.name, i + 1);
-        if (r < 0)
-            return r;
-    }
-    r = backend_resize(b, n);
+    r = plan_add_slots(&c->plan, b->conf.name, old, n, b->conf.opt.server_options);
     if (r < 0)
         return r;
-    /* A dynamic server starts in maintenance with no address. */
-    for (size_t i = old; i < n; i++) {
-        struct server_state *h = &b->have[i];
-
-        snprintf(h->backend, sizeof(h->backend), "%s", b->conf.name);
-        snprintf(h->server, sizeof(h->server), SLOT_NAME_FMT, i + 1);
-        snprintf(h->addr, sizeof(h->addr), "0.0.0.0");
-        h->port = 0;
-        h->admin = SERVER_MAINT;
-        h->weight = 1;
-    }
-    b->added_to = n;
+    r = backend_add_slots(b, n);
+    if (r < 0)
+        return r;
     c->stats.grown += n - old;
     log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
              old, n);
@@ -1441,7 +1149,7 @@ static void converge_backend(struct ctl *c, struct backend *b)
     if (n < (size_t)b->conf.opt.slots)
         n = (size_t)b->conf.opt.slots;
     if (endpoints > n)
-        n = fit_slots(b, n, endpoints);
+        n = backend_fit_slots(b, n, endpoints);
     if (n > b->slots.n) {
         if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
             r = grow_at_runtime(c, b, n);
@@ -1554,7 +1262,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->loaded_gen = c->reload_gen;
     c->stats.reloads++;
     /* The file HAProxy now runs declares the backends slotsync owns. */
-    names_clear(&c->owned);
+    backend_names_clear(&c->owned);
     c->owned = c->rendering;
     c->rendering = (struct names){0};
     c->epoch++; /* a new worker: any read still in flight is stale */
@@ -1703,7 +1411,7 @@ static void start_reload(struct ctl *c)
         /* The configured count, or more; never fewer than HAProxy has. */
         if (want < (size_t)b->conf.opt.slots)
             want = (size_t)b->conf.opt.slots;
-        want = fit_slots(b, want, endpoints);
+        want = backend_fit_slots(b, want, endpoints);
         if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
             goto fail;
         /* This reload accounts for its absence: if it fails, only a new
@@ -1712,10 +1420,10 @@ static void start_reload(struct ctl *c)
             b->missing_noted = true;
         rb[n++] = (struct render_backend){b->svc, &b->slots};
     }
-    names_clear(&c->rendering);
+    backend_names_clear(&c->rendering);
     for (size_t i = 0; i < n && r == 0; i++)
-        r = names_add(&c->rendering, rb[i].svc->name);
-    names_sort(&c->rendering);
+        r = backend_names_add(&c->rendering, rb[i].svc->name);
+    backend_names_sort(&c->rendering);
     if (r < 0)
         goto fail;
     r = render_services(c->cfg, rb, n, &text, &len, &err);
@@ -2044,7 +1752,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
-        if (backend_settle(c, b) && was_refused && !names_has(&c->proxies, b->conf.name))
+        if (backend_settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
@@ -2073,7 +1781,7 @@ static void render_now(struct ctl *c)
 
         if (!backend_ours(b))
             continue;
-        r = backend_resize(b, fit_slots(b, 0, svc ? svc->n_endpoints : 0));
+        r = backend_resize(b, backend_fit_slots(b, 0, svc ? svc->n_endpoints : 0));
         if (r < 0)
             goto out;
         r = slots_assign(&b->slots, svc, NULL);
@@ -2164,7 +1872,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     for (size_t i = 0; r == 0 && i < n; i++) {
         struct service_conf conf;
 
-        r = names_add(&c->owned, fb[i].name);
+        r = backend_names_add(&c->owned, fb[i].name);
         if (r < 0 || backend_find(c, fb[i].name))
             continue;
         memset(&conf, 0, sizeof(conf));
@@ -2179,7 +1887,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
         if (!render_backend_matches(&fb[i], &conf.opt))
             want_reload(c, "defaults changed for", conf.name);
     }
-    names_sort(&c->owned);
+    backend_names_sort(&c->owned);
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
@@ -2218,11 +1926,11 @@ static void ctl_destroy(struct ctl *c)
         backend_free(c->backends[i]);
     free(c->backends);
     free(c->map_have);
-    names_clear(&c->owned);
-    names_clear(&c->base_be);
-    names_clear(&c->base_fe);
-    names_clear(&c->proxies);
-    names_clear(&c->rendering);
+    backend_names_clear(&c->owned);
+    backend_names_clear(&c->base_be);
+    backend_names_clear(&c->base_fe);
+    backend_names_clear(&c->proxies);
+    backend_names_clear(&c->rendering);
     if (c->candidate)
         unlink(c->candidate);
     free(c->candidate);
