@@ -1306,3 +1306,46 @@ void config_free(struct config *cfg)
     free(cfg->http_domain);
     memset(cfg, 0, sizeof(*cfg));
 }
+
+/* ---- comparing configs (SIGHUP) ---- */
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool config_same_listen(const struct listen_addr *a, const struct listen_addr *b)
+{
+    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
+}
+
+/* Options that change the rendered backend; slots is not one of them: a
+ * raised count is applied at run time by the controller, a lowered one
+ * removes nothing. */
+bool config_same_options(const struct service_options *a, const struct service_options *b)
+{
+    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
+           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
+}
+
+bool config_same_restart_fields(const struct config *nc, const struct config *oc)
+{
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    return same_etcd && strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0 &&
+           strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
+           same_str(nc->master_socket, oc->master_socket) &&
+           strcmp(nc->services_file, oc->services_file) == 0 &&
+           strcmp(nc->hosts_map, oc->hosts_map) == 0 &&
+           same_str(nc->base_config, oc->base_config) &&
+           strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0 &&
+           same_str(nc->reload_command, oc->reload_command);
+}
+
+bool config_same_http_frontend(const struct config *a, const struct config *b)
+{
+    return config_same_listen(&a->http_bind, &b->http_bind) &&
+           same_str(a->http_domain, b->http_domain);
+}

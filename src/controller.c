@@ -1607,25 +1607,6 @@ static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
     log_flush(false);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool same_listen(const struct listen_addr *a, const struct listen_addr *b)
-{
-    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
-}
-
-/* Options that change the rendered backend; slots is not one of them: a
- * raised count is applied by converge_backend(), a lowered one removes
- * nothing. */
-static bool same_options(const struct service_options *a, const struct service_options *b)
-{
-    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
-           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
-}
-
 /* A SIGHUP changed b's slot count from old: say what happens. */
 static void note_slots(struct backend *b, int old)
 {
@@ -1660,16 +1641,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(nc);
         return;
     }
-    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
-
-    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
-        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
-    if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
-        strcmp(nc->runtime_socket, oc->runtime_socket) ||
-        !same_str(nc->master_socket, oc->master_socket) ||
-        strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
-        !same_str(nc->base_config, oc->base_config) || strcmp(nc->haproxy_bin, oc->haproxy_bin) ||
-        !same_str(nc->reload_command, oc->reload_command)) {
+    if (!config_same_restart_fields(nc, oc)) {
         log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
                        "reload_command need a restart");
         config_free(nc);
@@ -1690,8 +1662,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
             continue;
         }
-        if (!b->configured || !same_options(&b->conf.opt, &sc->opt) ||
-            !same_listen(&b->conf.listen, &sc->listen)) {
+        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
+            !config_same_listen(&b->conf.listen, &sc->listen)) {
             b->conf = *sc;
             b->configured = true;
             b->grow_by_reload = false;
@@ -1719,7 +1691,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             b->configured = false;
             want_reload(c, "service left the config:", b->conf.name);
             changed = true;
-        } else if (!b->configured && !same_options(&b->conf.opt, &nc->defaults)) {
+        } else if (!b->configured && !config_same_options(&b->conf.opt, &nc->defaults)) {
             b->conf.opt = nc->defaults;
             want_reload(c, "defaults changed for", b->conf.name);
             changed = true;
@@ -1731,8 +1703,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
         }
     }
-    if (!same_listen(&nc->http_bind, &oc->http_bind) ||
-        !same_str(nc->http_domain, oc->http_domain)) {
+    if (!config_same_http_frontend(nc, oc)) {
         want_reload(c, "http_frontend changed:", nc->hosts_map);
         changed = true;
     }

@@ -1305,3 +1305,52 @@ Test(config, weight_warnings_name_static_and_first)
         config_free(&cfg);
     }
 }
+
+/* ---- comparing configs (SIGHUP) ---- */
+
+struct same_case {
+    const char *b; /* compared with MINIMAL */
+    bool restart, http, options;
+};
+
+static const struct same_case same_cases[] = {
+    {MINIMAL, true, true, true},
+    {CFG("'resync_interval_s':5"), true, true, true},
+    {CFG_DEFAULTS("'slots':64"), true, true, true},
+    {CFG_ETCD("'endpoints':['http://127.0.0.1:2380']," PF), false, true, true},
+    {CFG_ETCD("'endpoints':['http://127.0.0.1:2379','http://127.0.0.1:2380']," PF), false, true,
+     true},
+    {CFG_ETCD(EP ",'prefix':'/other/'"), false, true, true},
+    {CFG_HAPROXY("'runtime_socket':'/tmp/x.sock'," SF), false, true, true},
+    {CFG_HAPROXY(RS ",'services_file':'/tmp/s.cfg'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'master_socket':'/run/m.sock'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'base_config':'/etc/haproxy/haproxy.cfg'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'reload_command':'/bin/true'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':0"), true, true, true},
+    {CFG_HTTP("'bind':'127.0.0.1:8080'"), true, false, true},
+    {CFG_DEFAULTS("'balance':'leastconn'"), true, true, false},
+    {CFG_DEFAULTS("'server_options':'check'"), true, true, false},
+    {CFG_DEFAULTS("'slot_growth':2"), true, true, false},
+    {CFG_DEFAULTS("'mode':'tcp'"), true, true, false},
+};
+
+Test(config, same_fields)
+{
+    struct config a;
+    char *err = NULL;
+
+    cr_assert_eq(load(MINIMAL, &a, &err), 0, "%s", err ? err : "");
+    for (size_t i = 0; i < N_ELEMS(same_cases); i++) {
+        const struct same_case *c = &same_cases[i];
+        struct config b;
+
+        cr_assert_eq(load(c->b, &b, &err), 0, "case %zu: %s", i, err ? err : "");
+        cr_expect_eq(config_same_restart_fields(&a, &b), c->restart, "case %zu", i);
+        cr_expect_eq(config_same_restart_fields(&b, &a), c->restart, "case %zu", i);
+        cr_expect_eq(config_same_http_frontend(&a, &b), c->http, "case %zu", i);
+        cr_expect_eq(config_same_options(&a.defaults, &b.defaults), c->options, "case %zu", i);
+        cr_expect(config_same_listen(&b.http_bind, &b.http_bind), "case %zu", i);
+        config_free(&b);
+    }
+    config_free(&a);
+}

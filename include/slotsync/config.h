@@ -129,4 +129,19 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
 
 void config_free(struct config *cfg);
 
+/* ---- comparing configs (SIGHUP) ---- */
+
+/* Whether the fields that need a restart (etcd endpoints and prefix,
+ * sockets, paths, haproxy binary, reload_command) are the same in a and b. */
+bool config_same_restart_fields(const struct config *a, const struct config *b);
+/* Same http_frontend (bind address and domain): else the services file
+ * changes. */
+bool config_same_http_frontend(const struct config *a, const struct config *b);
+/* Same bind address (both unset counts as the same). */
+bool config_same_listen(const struct listen_addr *a, const struct listen_addr *b);
+/* Same options that change a rendered backend (mode, balance,
+ * server_options, slot_growth); slots is not one of them: a raised count is
+ * applied at run time, a lowered one removes nothing. */
+bool config_same_options(const struct service_options *a, const struct service_options *b);
+
 #endif
