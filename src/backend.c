@@ -161,11 +161,7 @@ int backend_resize(struct backend *b, size_t n)
         if (r < 0)
             return r;
     } else {
-        for (size_t i = n; i < old; i++) {
-            free(b->slots.slots[i].instance);
-            b->slots.slots[i].instance = NULL;
-        }
-        b->slots.n = n;
+        slots_shrink(&b->slots, n);
     }
     have = realloc(b->have, (n ? n : 1) * sizeof(*have));
     if (!have)

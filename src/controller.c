@@ -251,14 +251,12 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
 /* Move the catalog's dirty flags onto the backends. */
 static void collect_dirty(struct ctl *c)
 {
-    for (size_t i = 0; i < c->cat->n_services; i++) {
-        struct catalog_service *s = c->cat->services[i];
-        struct backend *b;
+    struct catalog_service *s;
+    size_t pos = 0;
 
-        if (!s->dirty)
-            continue;
-        s->dirty = false;
-        b = backend_find(c, s->name);
+    while ((s = catalog_take_dirty(c->cat, &pos))) {
+        struct backend *b = backend_find(c, s->name);
+
         if (b) {
             b->dirty = true;
         } else if (s->n_endpoints) {
@@ -271,7 +269,7 @@ static void collect_dirty(struct ctl *c)
             conf.opt = c->cfg->defaults;
             if (!(b = backend_add(c, &conf, false))) {
                 log_error(MOD, "service %s: out of memory", s->name);
-                s->dirty = true;
+                catalog_mark_dirty(s);
                 continue;
             }
             /* Claimed: HAProxy runs it already (our services file) and a
