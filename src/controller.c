@@ -16,6 +16,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
@@ -1436,11 +1437,11 @@ static void start_reload(struct ctl *c)
         /* HAProxy reads the map only when it starts: writing it now changes
          * nothing until the reload that loads the matching services file. */
         if (r == 0)
-            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &err);
+            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &err);
         free(map);
     }
     if (r == 0)
-        r = render_write_atomic(c->candidate, text, len, &err);
+        r = file_write_atomic(c->candidate, text, len, &err);
     if (r == 0)
         r = reloader_check(c->reloader, c->candidate, on_check_done, c);
     if (r < 0)
@@ -1767,15 +1768,15 @@ static void render_now(struct ctl *c)
         if (r == 0)
             r = render_hosts_map(routes, n_routes, &map, &mlen);
         if (r == 0)
-            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
+            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
         if (r < 0)
             goto out;
     }
     r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
     if (r == 0 && c->render_path)
-        r = render_write_output(path, text, len, &c->render_errmsg);
+        r = file_write_output(path, text, len, &c->render_errmsg);
     else if (r == 0)
-        r = render_write_atomic(path, text, len, &c->render_errmsg);
+        r = file_write_atomic(path, text, len, &c->render_errmsg);
     if (r == 0) {
         char q[512];
 
@@ -1826,10 +1827,10 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     int r;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-        render_remove_stale_temps(paths[i], on_stale_removed, c);
+        file_remove_stale_temps(paths[i], on_stale_removed, c);
     if (unlink(c->candidate) == 0)
         log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
-    r = render_read_file(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
+    r = file_read(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
     if (r == -ENOENT)
         return 0;
     if (r < 0) {
