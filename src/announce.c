@@ -54,6 +54,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
+#include <slotsync/health.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 
@@ -68,9 +69,6 @@ extern char **environ;
 /* The final revoke on a stop may take this long, then announce gives up
  * (the key then goes with its lease's TTL). */
 #define STOP_REVOKE_TIMEOUT_S 2.0
-#define CHECK_TIMEOUT_MIN_S 1.0
-#define CHECK_TIMEOUT_MAX_S 5.0
-#define CHECK_BODY_MAX (64 * 1024)
 
 /* ---- command line (pure) ---- */
 
@@ -569,37 +567,7 @@ bool announce_key_deletable(const char *value, size_t len, int64_t lease, int64_
            strcmp(found.host, ours->host) == 0;
 }
 
-/* ---- health counting and backoff (pure) ---- */
-
-void announce_health_init(struct announce_health *h, int rise, int fall)
-{
-    memset(h, 0, sizeof(*h));
-    h->rise = rise > 0 ? rise : 1;
-    h->fall = fall > 0 ? fall : 1;
-}
-
-enum announce_health_change announce_health_report(struct announce_health *h, bool ok)
-{
-    if (ok) {
-        h->failures = 0;
-        if (h->successes < h->rise)
-            h->successes++;
-        if (!h->up && (!h->ever_up || h->successes >= h->rise)) {
-            h->up = true;
-            h->ever_up = true;
-            return ANNOUNCE_HEALTH_UP;
-        }
-        return ANNOUNCE_HEALTH_SAME;
-    }
-    h->successes = 0;
-    if (h->failures < h->fall)
-        h->failures++;
-    if (h->up && h->failures >= h->fall) {
-        h->up = false;
-        return ANNOUNCE_HEALTH_DOWN;
-    }
-    return ANNOUNCE_HEALTH_SAME;
-}
+/* ---- backoff (pure) ---- */
 
 double announce_backoff(unsigned attempt, double base, double cap, double r)
 {
@@ -685,17 +653,10 @@ struct announcer {
     struct log_outage etcd_outage;
 
     /* health */
-    struct announce_health health;
-    bool healthy; /* the verdict; always true without --check */
-    bool check_running;
+    struct health_counter health;
+    bool healthy;   /* the verdict; always true without --check */
     int last_check; /* -1 none yet, 0 failed, 1 ok */
-    ev_tstamp check_started;
-    double check_timeout_s;
-    ev_timer check_timer;    /* next check */
-    ev_timer check_deadline; /* the running check's timeout */
-    ev_io check_io;          /* TCP check: the connecting socket */
-    int check_fd;
-    struct http_request *check_req;
+    struct health_check check;
 
     /* child and stop */
     pid_t child;
@@ -1510,41 +1471,25 @@ static int child_spawn(struct announcer *a, char **errmsg)
     return 0;
 }
 
-/* ---- health checks ---- */
-
-static void check_cleanup(struct announcer *a)
-{
-    ev_timer_stop(a->loop, &a->check_deadline);
-    if (a->check_fd >= 0) {
-        ev_io_stop(a->loop, &a->check_io);
-        close(a->check_fd);
-        a->check_fd = -1;
-    }
-    if (a->check_req) {
-        http_cancel(a->check_req);
-        a->check_req = NULL;
-    }
-    a->check_running = false;
-}
+/* ---- health checks (run by health.c) ---- */
 
 static void checks_stop(struct announcer *a)
 {
-    check_cleanup(a);
-    ev_timer_stop(a->loop, &a->check_timer);
+    health_check_stop(&a->check);
 }
 
-/* One check is over: count it, act on a transition, schedule the next one
- * an interval after this one started. why (borrowed) says what failed. */
-static void check_finish(struct announcer *a, bool ok, const char *why)
+/* One check is over: count it, act on a transition. why (borrowed) says
+ * what failed. health.c schedules the next one an interval after this one
+ * started, unless checks_stop() was called. */
+static void check_result(void *arg, bool ok, const char *why)
 {
-    enum announce_health_change change;
-    ev_tstamp next;
+    struct announcer *a = arg;
+    enum health_change change;
     char why_q[256];
 
-    check_cleanup(a);
     if (a->stopping)
         return;
-    change = announce_health_report(&a->health, ok);
+    change = health_counter_report(&a->health, ok);
     if (ok && a->last_check != 1) {
         log_info(MOD, "check of %s ok", a->check_target);
     } else if (!ok) {
@@ -1553,131 +1498,17 @@ static void check_finish(struct announcer *a, bool ok, const char *why)
                 "check of %s failed: %s (%d in a row)", a->check_target, why_q, a->health.failures);
     }
     a->last_check = ok ? 1 : 0;
-    if (change == ANNOUNCE_HEALTH_UP) {
+    if (change == HEALTH_UP) {
         log_info(MOD, "%s is healthy: registering %s", a->addr_text, a->key_q);
         a->healthy = true;
         reg_step(a);
-    } else if (change == ANNOUNCE_HEALTH_DOWN) {
+    } else if (change == HEALTH_DOWN) {
         log_warn(MOD, "%s is unhealthy after %d failed checks: withdrawing %s", a->addr_text,
                  a->health.failures, a->key_q);
         a->healthy = false;
         a->withdraw_why = "check failing";
         reg_step(a);
     }
-    next = a->check_started + a->opt->check_interval_s - ev_now(a->loop);
-    ev_timer_set(&a->check_timer, next > 0 ? next : 0, 0.);
-    ev_timer_start(a->loop, &a->check_timer);
-}
-
-static void check_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    check_finish(w->data, false, "timed out");
-}
-
-static void tcp_check_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct announcer *a = w->data;
-    socklen_t len = sizeof(int);
-    int soerr = 0;
-
-    if (getsockopt(a->check_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    check_finish(a, soerr == 0, soerr ? strerror(soerr) : NULL);
-}
-
-/* A non-blocking connect to --addr; connected = healthy. */
-static void tcp_check_start(struct announcer *a)
-{
-    const struct endpoint *ep = &a->opt->addr;
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    struct sockaddr *sa;
-    socklen_t slen;
-    int fd, e;
-
-    if (ep->ipv6) {
-        memset(&sin6, 0, sizeof(sin6));
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(ep->port);
-        inet_pton(AF_INET6, ep->host, &sin6.sin6_addr);
-        sa = (struct sockaddr *)&sin6;
-        slen = sizeof(sin6);
-    } else {
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(ep->port);
-        inet_pton(AF_INET, ep->host, &sin.sin_addr);
-        sa = (struct sockaddr *)&sin;
-        slen = sizeof(sin);
-    }
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        check_finish(a, false, strerror(errno));
-        return;
-    }
-    if (connect(fd, sa, slen) == 0) {
-        close(fd);
-        check_finish(a, true, NULL);
-        return;
-    }
-    if (errno != EINPROGRESS) {
-        e = errno;
-        close(fd);
-        check_finish(a, false, strerror(e));
-        return;
-    }
-    a->check_fd = fd;
-    ev_io_set(&a->check_io, fd, EV_WRITE);
-    ev_io_start(a->loop, &a->check_io);
-}
-
-static void http_check_done(struct http_request *req, int err, long status, const char *body,
-                            size_t len, const char *errtext, void *arg)
-{
-    struct announcer *a = arg;
-    char why[64];
-
-    a->check_req = NULL; /* freed by the client once we return */
-    if (err < 0) {
-        check_finish(a, false, errtext ? errtext : strerror(-err));
-    } else if (status >= 200 && status < 400) {
-        check_finish(a, true, NULL);
-    } else {
-        snprintf(why, sizeof(why), "HTTP status %ld", status);
-        check_finish(a, false, why);
-    }
-}
-
-static void http_check_start(struct announcer *a)
-{
-    struct http_opts o;
-
-    memset(&o, 0, sizeof(o));
-    o.method = "GET";
-    o.connect_timeout_ms = (long)(a->check_timeout_s * 1000);
-    o.timeout_ms = (long)(a->check_timeout_s * 1000);
-    o.max_body = CHECK_BODY_MAX;
-    a->check_req = http_request_start(a->http, a->opt->check_url, &o, http_check_done, a);
-    if (!a->check_req)
-        check_finish(a, false, "cannot start the request");
-}
-
-static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct announcer *a = w->data;
-
-    if (a->stopping || a->check_running)
-        return;
-    a->check_running = true;
-    a->check_started = ev_now(loop);
-    /* The deadline covers the whole check; check_finish stops it, even when
-     * the check ends before the start function returns. */
-    ev_timer_set(&a->check_deadline, a->check_timeout_s, 0.);
-    ev_timer_start(loop, &a->check_deadline);
-    if (a->opt->check == ANNOUNCE_CHECK_TCP)
-        tcp_check_start(a);
-    else
-        http_check_start(a);
 }
 
 /* ---- setup and teardown ---- */
@@ -1687,7 +1518,6 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     int n;
 
     a->opt = opt;
-    a->check_fd = -1;
     a->last_check = -1;
     a->withdraw_why = "stopping";
     n = announce_format_value(&opt->addr, opt->weight_set, opt->format, a->value, sizeof(a->value));
@@ -1710,17 +1540,12 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
     endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
     a->check_target = opt->check == ANNOUNCE_CHECK_HTTP ? opt->check_url : a->addr_text;
-    announce_health_init(&a->health, opt->rise, opt->fall);
+    health_counter_init(&a->health, opt->rise, opt->fall);
     a->healthy = opt->check == ANNOUNCE_CHECK_NONE;
-    a->check_timeout_s =
-        fmin(CHECK_TIMEOUT_MAX_S, fmax(CHECK_TIMEOUT_MIN_S, opt->check_interval_s));
 
     ev_timer_init(&a->op_timer, op_timer_cb, 0., 0.);
     ev_timer_init(&a->wake_timer, wake_timer_cb, 0., 0.);
-    ev_timer_init(&a->check_timer, check_timer_cb, 0., 0.);
-    ev_timer_init(&a->check_deadline, check_deadline_cb, 0., 0.);
     ev_timer_init(&a->stop_timer, stop_timer_cb, 0., 0.);
-    ev_io_init(&a->check_io, tcp_check_cb, -1, EV_WRITE);
     ev_child_init(&a->child_w, child_cb, 0, 0);
     ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
     ev_signal_init(&a->sig_int, signal_cb, SIGINT);
@@ -1729,8 +1554,7 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     ev_timer_init(&a->drain_timer, drain_timer_cb, 0., 0.);
     ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(opt), verify_period(opt));
     a->sig_usr1.data = a->sig_usr2.data = a->drain_timer.data = a->verify_timer.data = a;
-    a->op_timer.data = a->wake_timer.data = a->check_timer.data = a;
-    a->check_deadline.data = a->stop_timer.data = a->check_io.data = a;
+    a->op_timer.data = a->wake_timer.data = a->stop_timer.data = a;
     a->child_w.data = a->sig_term.data = a->sig_int.data = a;
 
     /* ev_child only works on the default loop. */
@@ -1744,6 +1568,9 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot create the HTTP client");
         return -ENOMEM;
     }
+    health_check_init(&a->check, a->loop, a->http,
+                      opt->check == ANNOUNCE_CHECK_HTTP ? HEALTH_HTTP : HEALTH_TCP, &opt->addr,
+                      opt->check_url, opt->check_interval_s, check_result, a);
     a->etcd = etcd_client_new(a->loop, a->http, opt->etcd_endpoints, opt->n_etcd_endpoints);
     if (!a->etcd) {
         memprintf(errmsg, "cannot create the etcd client");
@@ -1843,7 +1670,7 @@ int announce_main(int argc, char **argv)
         }
     }
     if (opt.check != ANNOUNCE_CHECK_NONE)
-        ev_timer_start(a->loop, &a->check_timer); /* first check at once */
+        health_check_start(&a->check); /* first check at once */
     ev_timer_start(a->loop, &a->verify_timer);
     reg_step(a);
     ev_run(a->loop, 0);
