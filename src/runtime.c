@@ -234,9 +234,9 @@ static int parse_row(char **f, size_t nf, const int *idx, struct server_state *s
     if (!uint_ok(f[idx[C_ADMIN]], 0xffff, &v))
         return -1;
     st->admin_bits = (unsigned)v;
-    if (v & 0x23)
+    if (v & SRV_ADMF_MAINT)
         st->admin = SERVER_MAINT;
-    else if (v & 0x18)
+    else if (v & SRV_ADMF_DRAIN)
         st->admin = SERVER_DRAIN;
     else
         st->admin = SERVER_READY;

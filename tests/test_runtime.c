@@ -500,3 +500,43 @@ Test(runtime, timed_out_exchange_is_finished_in_the_background)
     rmdir(dir);
     ev_loop_destroy(loop);
 }
+
+/* srv_admin_state bits folded into ready/drain/maint, every bit alone and a
+ * few mixes, with HAProxy's values written out. */
+Test(runtime, admin_bits_table)
+{
+    static const struct {
+        unsigned bits;
+        enum server_admin want;
+    } cases[] = {
+        {0x00, SERVER_READY},
+        {0x01, SERVER_MAINT}, /* FMAINT */
+        {0x02, SERVER_MAINT}, /* IMAINT */
+        {0x04, SERVER_READY}, /* CMAINT alone */
+        {0x08, SERVER_DRAIN}, /* FDRAIN */
+        {0x10, SERVER_DRAIN}, /* IDRAIN */
+        {0x20, SERVER_MAINT}, /* RMAINT */
+        {0x40, SERVER_READY}, /* HMAINT */
+        {0x09, SERVER_MAINT}, /* maint wins over drain */
+        {0x0c, SERVER_DRAIN},
+        {0x7f, SERVER_MAINT},
+        {SRV_ADMF_DRAIN | SRV_ADMF_HMAINT, SERVER_DRAIN},
+    };
+
+    cr_assert_eq(SRV_ADMF_MAINT, 0x23);
+    cr_assert_eq(SRV_ADMF_DRAIN, 0x18);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        struct rows r = {0};
+        size_t bad = 0;
+
+        snprintf(text, sizeof(text),
+                 "1\n" HEADER
+                 "2 api 1 s1 127.0.0.1 2 %u 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n",
+                 cases[i].bits);
+        cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, &bad), 0);
+        cr_assert_eq(r.n, 1, "case %zu", i);
+        cr_expect_eq(r.st[0].admin, cases[i].want, "case %zu (0x%02x)", i, cases[i].bits);
+        cr_expect_eq(r.st[0].admin_bits, cases[i].bits, "case %zu", i);
+    }
+}
