@@ -49,7 +49,6 @@
 #include <unistd.h>
 
 #include <ev.h>
-#include <jansson.h>
 
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
@@ -234,26 +233,14 @@ out:
 /* The prefix, with the daemon's rules for etcd.prefix. */
 static int parse_prefix(const char *prefix, struct announce_opts *o, char **errmsg)
 {
-    struct config cfg;
     char *reason = NULL;
-    const char *why;
-    int ret;
+    int ret = config_check_prefix(prefix, &reason);
 
-    memset(&cfg, 0, sizeof(cfg));
-    ret = config_set_prefix(&cfg, prefix, &reason);
-    if (ret < 0) {
-        /* The daemon's reason names the config field; the option is what
-         * the user typed. */
-        why = reason ? reason : "invalid prefix";
-        if (strncmp(why, "etcd.prefix: ", 13) == 0)
-            why += 13;
-        ret = ret == -ENOMEM ? ret : opt_error(errmsg, "--prefix: %s", why);
-    } else {
-        o->prefix = cfg.etcd_prefix;
-        cfg.etcd_prefix = NULL;
-    }
+    if (ret < 0)
+        ret = opt_error(errmsg, "--prefix: %s", reason ? reason : "invalid prefix");
+    else if (!(o->prefix = strdup(prefix)))
+        ret = -ENOMEM;
     free(reason);
-    config_free(&cfg);
     return ret;
 }
 
@@ -709,28 +696,7 @@ static double op_timeout(const struct announcer *a)
     return fmin(5.0, fmax(1.0, a->opt->ttl_s / 2.0));
 }
 
-/* The gateway wraps streamed answers (keepalive) in "result" and reports
- * some errors inside a 200 answer as {"error": ...}. */
-static const json_t *reply_body(const json_t *reply)
-{
-    const json_t *res = json_object_get(reply, "result");
-
-    return json_is_object(res) ? res : reply;
-}
-
-static const char *reply_error(const json_t *reply)
-{
-    const json_t *e = json_object_get(reply, "error"), *m;
-
-    if (!e)
-        return NULL;
-    if (json_is_string(e))
-        return json_string_value(e);
-    m = json_object_get(e, "message");
-    return json_is_string(m) ? json_string_value(m) : "error object in the answer";
-}
-
-static void reg_done(int err, const json_t *reply, const char *errtext, void *arg);
+static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg);
 static void withdraw_finish(struct announcer *a, const char *note);
 
 /* The value the key should hold now. */
@@ -773,12 +739,12 @@ static bool start_op(struct announcer *a, enum reg_op op)
     return true;
 }
 
-/* A failed call: back off, or act on what the failure says about the lease.
- * why is borrowed. */
-static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
+/* A failed call: back off, or act on what the failure says about the lease:
+ * -ENOENT is etcd's NOT_FOUND, here a lease that is gone. why is borrowed. */
+static void reg_failed(struct announcer *a, enum reg_op op, int err, const char *why)
 {
     char why_q[512];
-    bool lease_gone = strstr(why, "lease not found") != NULL;
+    bool lease_gone = err == -ENOENT;
     double delay, elapsed;
 
     log_quote(why, strlen(why), why_q, sizeof(why_q));
@@ -824,12 +790,10 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
     reg_step(a);
 }
 
-static void reg_done(int err, const json_t *reply, const char *errtext, void *arg)
+static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg)
 {
     struct announcer *a = arg;
     enum reg_op op = a->op;
-    const json_t *body;
-    const char *inband;
     int64_t id = 0, ttl = 0;
     double elapsed;
 
@@ -837,19 +801,13 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
     a->op = OP_NONE;
     ev_timer_stop(a->loop, &a->op_timer);
     if (err < 0) {
-        reg_failed(a, op, errtext ? errtext : strerror(-err));
+        reg_failed(a, op, err, errtext ? errtext : strerror(-err));
         return;
     }
     if (!reply) {
-        reg_failed(a, op, "empty answer");
+        reg_failed(a, op, -EBADMSG, "empty answer");
         return;
     }
-    inband = reply_error(reply);
-    if (inband) {
-        reg_failed(a, op, inband);
-        return;
-    }
-    body = reply_body(reply);
     elapsed = log_outage_end(&a->etcd_outage, ev_now(a->loop));
     if (elapsed >= 0)
         log_info(MOD, "etcd answers again after %.0f s", elapsed);
@@ -858,9 +816,8 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
 
     switch (op) {
     case OP_GRANT:
-        if (etcd_json_int64(body, "ID", &id) < 0 || id == 0 ||
-            etcd_json_int64(body, "TTL", &ttl) < 0) {
-            reg_failed(a, op, "lease grant answer without a lease ID");
+        if (etcd_parse_lease_grant(reply, &id, &ttl) < 0) {
+            reg_failed(a, op, -EBADMSG, "lease grant answer without a lease ID");
             return;
         }
         a->lease = id;
@@ -883,8 +840,8 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
                  lease_hex(a->lease), (long long)a->lease_ttl);
         break;
     case OP_KEEPALIVE:
-        if (etcd_json_int64(body, "TTL", &ttl) < 0) {
-            reg_failed(a, op, "lease keepalive answer with a bad TTL");
+        if (etcd_parse_lease_keepalive(reply, &ttl) < 0) {
+            reg_failed(a, op, -EBADMSG, "lease keepalive answer with a bad TTL");
             return;
         }
         if (ttl <= 0) {
@@ -922,7 +879,7 @@ static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     etcd_call_cancel(a->call);
     a->call = NULL;
     a->op = OP_NONE;
-    reg_failed(a, op, "timed out");
+    reg_failed(a, op, -ETIMEDOUT, "timed out");
 }
 
 /* Start the one call that brings etcd closer to what is wanted, or arm the
@@ -960,7 +917,7 @@ static void reg_step(struct announcer *a)
         return;
     }
     if (!start_op(a, op))
-        reg_failed(a, op, "cannot start the request");
+        reg_failed(a, op, -ENOMEM, "cannot start the request");
 }
 
 static void wake_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -978,7 +935,7 @@ static double verify_period(const struct announce_opts *opt)
     return fmin(10.0, fmax(1.0, opt->ttl_s / 3.0));
 }
 
-static void key_done(int err, const json_t *reply, const char *errtext, void *arg);
+static void key_done(int err, const struct json_t *reply, const char *errtext, void *arg);
 
 static void key_cancel(struct announcer *a)
 {
@@ -992,35 +949,15 @@ static void key_cancel(struct announcer *a)
  * is still at mod_rev. Returns false if the call could not be started. */
 static bool key_start(struct announcer *a, enum key_op op, int64_t mod_rev)
 {
-    json_t *body = NULL, *cmp = NULL, *del = NULL;
-    char *k64 = NULL, rev[24];
-    const char *path = "/v3/kv/range";
     long timeout_ms = (long)(op_timeout(a) * 1000);
 
-    if (etcd_b64_encode(a->opt->key, strlen(a->opt->key), &k64, NULL) < 0)
-        return false;
-    if (op == KOP_DELETE) {
-        /* Conditional on the revision read, so that a put landing between
-         * the read and the delete (announce itself after a rise, or another
-         * writer) is never deleted. */
-        snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
-        cmp = json_pack("{s:s, s:s, s:s, s:s}", "key", k64, "target", "MOD", "result", "EQUAL",
-                        "mod_revision", rev);
-        del = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
-        if (cmp && del)
-            body = json_pack("{s:[o], s:[o]}", "compare", cmp, "success", del);
-        else {
-            json_decref(cmp);
-            json_decref(del);
-        }
-        path = "/v3/kv/txn";
-    } else {
-        body = json_pack("{s:s}", "key", k64);
-    }
-    free(k64);
-    if (!body)
-        return false;
-    a->kcall = etcd_call(a->etcd, path, body, timeout_ms, key_done, a);
+    /* The delete is conditional on the revision read, so that a put landing
+     * between the read and the delete (announce itself after a rise, or
+     * another writer) is never deleted. */
+    if (op == KOP_DELETE)
+        a->kcall = etcd_delete_if_mod(a->etcd, a->opt->key, mod_rev, timeout_ms, key_done, a);
+    else
+        a->kcall = etcd_get(a->etcd, a->opt->key, timeout_ms, key_done, a);
     if (!a->kcall)
         return false;
     a->kop = op;
@@ -1142,12 +1079,11 @@ static void cleanup_read(struct announcer *a, const struct etcd_kv *kv)
     cleanup_end(a, false, "the key was left to its other writer");
 }
 
-static void key_done(int err, const json_t *reply, const char *errtext, void *arg)
+static void key_done(int err, const struct json_t *reply, const char *errtext, void *arg)
 {
     struct announcer *a = arg;
     enum key_op op = a->kop;
     struct etcd_range_reply range;
-    const json_t *ok;
     char *reason = NULL;
     char why_q[512];
     bool stale = a->kcall_gen != a->put_gen;
@@ -1182,8 +1118,7 @@ static void key_done(int err, const json_t *reply, const char *errtext, void *ar
         cleanup_read(a, range.n_kvs ? &range.kvs[0] : NULL);
         break;
     case KOP_DELETE:
-        ok = json_object_get(reply, "succeeded");
-        if (json_is_true(ok))
+        if (etcd_txn_succeeded(reply))
             cleanup_end(a, false, "key deleted (a put had detached it from the lease)");
         else
             cleanup_end(a, true, "but the key changed between read and delete: left in place");

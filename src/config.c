@@ -150,20 +150,7 @@ static bool printable(const char *s, size_t len, bool spaces)
 /* Decimal 1-65535: digits only, no sign, no leading zero. */
 static bool parse_port(const char *s, size_t len, unsigned short *port)
 {
-    unsigned long v = 0;
-
-    if (len < 1 || len > 5 || s[0] == '0')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!is_digit(s[i]))
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v > 65535)
-        return false;
-    if (port)
-        *port = (unsigned short)v;
-    return true;
+    return endpoint_parse_port(s, len, port, NULL) == 0;
 }
 
 /* RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes, not
@@ -366,16 +353,30 @@ bad:
 
 /* ---- field checks (reasons with the field path) ---- */
 
-static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+int config_check_prefix(const char *prefix, char **errmsg)
 {
     size_t len = strnlen(prefix, PREFIX_MAX + 1);
 
-    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false))
-        return field_error(errmsg, fp, "must be 1-%d printable ASCII characters, no whitespace",
-                           PREFIX_MAX);
-    if (prefix[0] != '/' || prefix[len - 1] != '/')
-        return field_error(errmsg, fp, "must start and end with '/'");
+    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false)) {
+        memprintf(errmsg, "must be 1-%d printable ASCII characters, no whitespace", PREFIX_MAX);
+        return -EINVAL;
+    }
+    if (prefix[0] != '/' || prefix[len - 1] != '/') {
+        memprintf(errmsg, "must start and end with '/'");
+        return -EINVAL;
+    }
     return 0;
+}
+
+static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+{
+    char *reason = NULL;
+
+    if (config_check_prefix(prefix, &reason) == 0)
+        return 0;
+    field_error(errmsg, fp, "%s", reason ? reason : "invalid prefix");
+    free(reason);
+    return -EINVAL;
 }
 
 /* A file path (no whitespace) or a command (spaces allowed). */

@@ -219,7 +219,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
     }
     if (status != 200) {
         memprintf(text, "%s%s: HTTP %ld: %s", ep, call->path, status, log_quote(body, len, q, 200));
-        return status == 404 ? -ENOENT : -EIO;
+        return -EIO; /* -ENOENT is kept for etcd's own NOT_FOUND */
     }
     if (!json_is_object(*reply)) {
         /* jansson's text echoes the offending input bytes */
@@ -371,6 +371,42 @@ struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply
         return NULL;
     }
     return etcd_call(c, "/v3/kv/deleterange", body, 0, cb, arg);
+}
+
+struct etcd_call *etcd_get(struct etcd_client *c, const char *key, long timeout_ms,
+                           etcd_reply_cb cb, void *arg)
+{
+    json_t *body = json_object();
+
+    if (!body || !key || set_b64(body, "key", key, strlen(key)) < 0) {
+        json_decref(body);
+        return NULL;
+    }
+    return etcd_call(c, "/v3/kv/range", body, timeout_ms, cb, arg);
+}
+
+struct etcd_call *etcd_delete_if_mod(struct etcd_client *c, const char *key, int64_t mod_revision,
+                                     long timeout_ms, etcd_reply_cb cb, void *arg)
+{
+    json_t *body = NULL, *cmp = NULL, *del = NULL;
+    char *k64 = NULL, rev[24];
+
+    if (!key || etcd_b64_encode(key, strlen(key), &k64, NULL) < 0)
+        return NULL;
+    snprintf(rev, sizeof(rev), "%lld", (long long)mod_revision);
+    cmp = json_pack("{s:s, s:s, s:s, s:s}", "key", k64, "target", "MOD", "result", "EQUAL",
+                    "mod_revision", rev);
+    del = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
+    if (cmp && del)
+        body = json_pack("{s:[o], s:[o]}", "compare", cmp, "success", del);
+    else {
+        json_decref(cmp);
+        json_decref(del);
+    }
+    free(k64);
+    if (!body)
+        return NULL;
+    return etcd_call(c, "/v3/kv/txn", body, timeout_ms, cb, arg);
 }
 
 static struct etcd_call *lease_call(struct etcd_client *c, const char *path, const char *field,

@@ -715,3 +715,34 @@ reset:
     s->len = 0;
     return rc;
 }
+
+/* ---- lease replies ---- */
+
+/* The gateway wraps streamed answers (keepalive) in "result". */
+static const json_t *lease_body(const json_t *reply)
+{
+    const json_t *res = json_object_get(reply, "result");
+
+    return json_is_object(res) ? res : reply;
+}
+
+int etcd_parse_lease_grant(const json_t *reply, int64_t *id, int64_t *ttl)
+{
+    const json_t *body = lease_body(reply);
+
+    *id = *ttl = 0;
+    if (etcd_json_int64(body, "ID", id) < 0 || *id == 0 || etcd_json_int64(body, "TTL", ttl) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+int etcd_parse_lease_keepalive(const json_t *reply, int64_t *ttl)
+{
+    *ttl = 0;
+    return etcd_json_int64(lease_body(reply), "TTL", ttl) < 0 ? -EINVAL : 0;
+}
+
+bool etcd_txn_succeeded(const json_t *reply)
+{
+    return json_is_true(json_object_get(reply, "succeeded"));
+}

@@ -104,26 +104,14 @@ static void tcp_check_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void tcp_check_start(struct health_check *hc)
 {
     const struct endpoint *ep = hc->addr;
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    struct sockaddr *sa;
+    struct sockaddr_storage ss;
+    struct sockaddr *sa = (struct sockaddr *)&ss;
     socklen_t slen;
     int fd, e;
 
-    if (ep->ipv6) {
-        memset(&sin6, 0, sizeof(sin6));
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(ep->port);
-        inet_pton(AF_INET6, ep->host, &sin6.sin6_addr);
-        sa = (struct sockaddr *)&sin6;
-        slen = sizeof(sin6);
-    } else {
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(ep->port);
-        inet_pton(AF_INET, ep->host, &sin.sin_addr);
-        sa = (struct sockaddr *)&sin;
-        slen = sizeof(sin);
+    if (endpoint_sockaddr(ep->host, ep->ipv6, ep->port, &ss, &slen) < 0) {
+        check_finish(hc, false, "not an IP address");
+        return;
     }
     fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {

@@ -470,24 +470,10 @@ static int parse_addr(struct runtime *rt, const char *addr)
     if (strcmp(host, "localhost") == 0)
         strcpy(host, "127.0.0.1");
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&rt->sa;
-
         host[hl - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-            return -EINVAL;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((unsigned short)port);
-        rt->salen = sizeof(*s6);
-        return 0;
+        return endpoint_sockaddr(host + 1, true, (unsigned short)port, &rt->sa, &rt->salen);
     }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&rt->sa;
-
-    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-        return -EINVAL;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((unsigned short)port);
-    rt->salen = sizeof(*s4);
-    return 0;
+    return endpoint_sockaddr(host, false, (unsigned short)port, &rt->sa, &rt->salen);
 }
 
 struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s)

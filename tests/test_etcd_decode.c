@@ -661,3 +661,66 @@ Test(etcd_parse, error_objects)
         json_decref(msg);
     }
 }
+
+/* ---- lease and txn replies ---- */
+
+struct lease_case {
+    const char *json;
+    int grant_rc;
+    int64_t id, ttl;
+    int keepalive_rc;
+    int64_t keepalive_ttl;
+};
+
+static const struct lease_case lease_cases[] = {
+    {"{\"ID\":\"7587862\",\"TTL\":\"10\"}", 0, 7587862, 10, 0, 10},
+    {"{\"result\":{\"ID\":\"12\",\"TTL\":\"9\"}}", 0, 12, 9, 0, 9},
+    /* the gateway omits a zero TTL: the lease is gone */
+    {"{\"result\":{\"ID\":\"12\"}}", 0, 12, 0, 0, 0},
+    {"{\"TTL\":\"10\"}", -EINVAL, 0, 0, 0, 10},
+    {"{\"ID\":\"0\",\"TTL\":\"10\"}", -EINVAL, 0, 0, 0, 10},
+    {"{\"ID\":\"x\",\"TTL\":\"10\"}", -EINVAL, 0, 0, 0, 10},
+    {"{\"ID\":\"5\",\"TTL\":\"ten\"}", -EINVAL, 0, 0, -EINVAL, 0},
+    {"{\"result\":\"x\",\"ID\":\"5\",\"TTL\":\"3\"}", 0, 5, 3, 0, 3},
+};
+
+Test(etcd_parse, lease_replies)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(lease_cases); i++) {
+        const struct lease_case *c = &lease_cases[i];
+        json_t *reply = json_loads(c->json, 0, NULL);
+        int64_t id = -1, ttl = -1;
+
+        cr_assert_not_null(reply, "case %zu", i);
+        cr_expect_eq(etcd_parse_lease_grant(reply, &id, &ttl), c->grant_rc, "case %zu", i);
+        if (c->grant_rc == 0) {
+            cr_expect_eq(id, c->id, "case %zu", i);
+            cr_expect_eq(ttl, c->ttl, "case %zu", i);
+        }
+        cr_expect_eq(etcd_parse_lease_keepalive(reply, &ttl), c->keepalive_rc, "case %zu", i);
+        if (c->keepalive_rc == 0)
+            cr_expect_eq(ttl, c->keepalive_ttl, "case %zu", i);
+        json_decref(reply);
+    }
+}
+
+Test(etcd_parse, txn_succeeded)
+{
+    static const struct {
+        const char *json;
+        bool want;
+    } cases[] = {
+        {"{\"succeeded\":true}", true},
+        {"{\"header\":{}}", false}, /* omitted = false */
+        {"{\"succeeded\":false}", false},
+        {"{\"succeeded\":\"true\"}", false},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        json_t *reply = json_loads(cases[i].json, 0, NULL);
+
+        cr_assert_not_null(reply);
+        cr_expect_eq(etcd_txn_succeeded(reply), cases[i].want, "case %zu", i);
+        json_decref(reply);
+    }
+}

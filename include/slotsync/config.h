@@ -107,6 +107,9 @@ int config_set_log_level(struct config *cfg, const char *level, char **errmsg);
 /* Validators shared with the command line and announce. 0 or -EINVAL. */
 int config_check_etcd_url(const char *url, char **errmsg);
 int config_check_socket_addr(const char *addr, char **errmsg);
+/* An etcd key prefix: 1-255 printable characters, no whitespace,
+ * starting and ending with '/'. The reason names no field. */
+int config_check_prefix(const char *prefix, char **errmsg);
 int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg);
 
 /* The config of a named service, or NULL. Borrowed. */

@@ -63,6 +63,13 @@ void etcd_call_cancel(struct etcd_call *call);
 struct etcd_call *etcd_put(struct etcd_client *c, const char *key, const char *value, int64_t lease,
                            etcd_reply_cb cb, void *arg);
 struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply_cb cb, void *arg);
+/* Range of the one key (the reply decodes with etcd_parse_range()). */
+struct etcd_call *etcd_get(struct etcd_client *c, const char *key, long timeout_ms,
+                           etcd_reply_cb cb, void *arg);
+/* A transaction deleting key only if its mod_revision is still
+ * mod_revision; etcd_txn_succeeded() on the reply says whether it did. */
+struct etcd_call *etcd_delete_if_mod(struct etcd_client *c, const char *key, int64_t mod_revision,
+                                     long timeout_ms, etcd_reply_cb cb, void *arg);
 struct etcd_call *etcd_lease_grant(struct etcd_client *c, int64_t ttl_s, etcd_reply_cb cb,
                                    void *arg);
 struct etcd_call *etcd_lease_keepalive(struct etcd_client *c, int64_t lease, etcd_reply_cb cb,

@@ -85,4 +85,14 @@ int etcd_parse_error(const json_t *msg, const json_t *err, struct etcd_watch_msg
  * -EAGAIN, DEADLINE_EXCEEDED -ETIMEDOUT, ...; anything unknown -EIO. */
 int etcd_grpc_errno(int code);
 
+/* A lease grant reply: its lease ID (non-zero) and TTL (0 when omitted).
+ * 0, or -EINVAL for a missing or malformed ID or a malformed TTL. */
+int etcd_parse_lease_grant(const json_t *reply, int64_t *id, int64_t *ttl);
+/* A lease keepalive reply (fields inside "result"): its TTL, 0 when the
+ * gateway omits it (the lease is gone). 0, or -EINVAL for a malformed TTL. */
+int etcd_parse_lease_keepalive(const json_t *reply, int64_t *ttl);
+
+/* Whether a /v3/kv/txn reply says its compares held ("succeeded": true). */
+bool etcd_txn_succeeded(const json_t *reply);
+
 #endif
