@@ -55,7 +55,9 @@
 #include <slotsync/etcd_decode.h>
 #include <slotsync/health.h>
 #include <slotsync/http.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 extern char **environ;
 
@@ -65,9 +67,6 @@ extern char **environ;
  * bounds how long a key stays away after etcd comes back. */
 #define RETRY_BASE_S 0.25
 #define RETRY_CAP_S 5.0
-/* The final revoke on a stop may take this long, then announce gives up
- * (the key then goes with its lease's TTL). */
-#define STOP_REVOKE_TIMEOUT_S 2.0
 
 /* ---- command line (pure) ---- */
 
@@ -667,11 +666,6 @@ static unsigned long long lease_hex(int64_t lease)
     return (unsigned long long)lease;
 }
 
-static double jitter(void)
-{
-    return (double)random() / ((double)RAND_MAX + 1.0);
-}
-
 static void lease_forget(struct announcer *a)
 {
     a->lease = 0;
@@ -693,7 +687,7 @@ static void wake_at(struct announcer *a, ev_tstamp when)
  * failover to the next endpoint, short enough to renew in time. */
 static double op_timeout(const struct announcer *a)
 {
-    return fmin(5.0, fmax(1.0, a->opt->ttl_s / 2.0));
+    return fmin(ANNOUNCE_OP_TIMEOUT_MAX_S, fmax(ANNOUNCE_OP_TIMEOUT_MIN_S, a->opt->ttl_s / 2.0));
 }
 
 static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg);
@@ -743,7 +737,7 @@ static bool start_op(struct announcer *a, enum reg_op op)
  * -ENOENT is etcd's NOT_FOUND, here a lease that is gone. why is borrowed. */
 static void reg_failed(struct announcer *a, enum reg_op op, int err, const char *why)
 {
-    char why_q[512];
+    char why_q[LOG_QUOTE_MAX];
     bool lease_gone = err == -ENOENT;
     double delay, elapsed;
 
@@ -776,7 +770,7 @@ static void reg_failed(struct announcer *a, enum reg_op op, int err, const char 
         reg_step(a);
         return;
     }
-    delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter());
+    delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter_unit());
     if (log_outage_begin(&a->etcd_outage, ev_now(a->loop)))
         log_warn(MOD, "etcd %s failed (%s): retrying with backoff, first in %.2f s", op_names[op],
                  why_q, delay);
@@ -983,7 +977,7 @@ static void verify_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void verify_result(struct announcer *a, const struct etcd_kv *kv)
 {
     enum announce_key_verdict v;
-    char found_q[512];
+    char found_q[LOG_QUOTE_MAX];
     int64_t occurrence;
 
     v = announce_key_classify(kv != NULL, kv ? kv->value : NULL, kv ? kv->value_len : 0,
@@ -1055,7 +1049,7 @@ static void cleanup_end(struct announcer *a, bool warn, const char *what)
 /* After the read: delete the key if it is still ours to delete. */
 static void cleanup_read(struct announcer *a, const struct etcd_kv *kv)
 {
-    char found_q[512];
+    char found_q[LOG_QUOTE_MAX];
 
     if (!kv) {
         cleanup_end(a, false, "the key is gone");
@@ -1085,7 +1079,7 @@ static void key_done(int err, const struct json_t *reply, const char *errtext, v
     enum key_op op = a->kop;
     struct etcd_range_reply range;
     char *reason = NULL;
-    char why_q[512];
+    char why_q[LOG_QUOTE_MAX];
     bool stale = a->kcall_gen != a->put_gen;
 
     a->kcall = NULL;
@@ -1236,7 +1230,7 @@ static void stop_begin(struct announcer *a, int sig, const char *why)
         a->op = OP_NONE;
         ev_timer_stop(a->loop, &a->op_timer);
     }
-    ev_timer_set(&a->stop_timer, STOP_REVOKE_TIMEOUT_S, 0.);
+    ev_timer_set(&a->stop_timer, ANNOUNCE_STOP_REVOKE_TIMEOUT_S, 0.);
     ev_timer_start(a->loop, &a->stop_timer);
     stop_step(a);
 }
@@ -1255,12 +1249,12 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         log_warn(MOD,
                  "revoking lease %llx took over %.0f s: giving up, %s goes when the lease "
                  "expires",
-                 lease_hex(a->lease), STOP_REVOKE_TIMEOUT_S, a->key_q);
+                 lease_hex(a->lease), ANNOUNCE_STOP_REVOKE_TIMEOUT_S, a->key_q);
     else if (a->cleanup_wanted)
         log_warn(MOD,
                  "checking %s for a copy detached from the lease took over %.0f s: giving up, "
                  "such a copy stays",
-                 a->key_q, STOP_REVOKE_TIMEOUT_S);
+                 a->key_q, ANNOUNCE_STOP_REVOKE_TIMEOUT_S);
     key_cancel(a);
     a->cleanup_wanted = false;
     lease_forget(a);
@@ -1420,7 +1414,7 @@ static void check_result(void *arg, bool ok, const char *why)
 {
     struct announcer *a = arg;
     enum health_change change;
-    char why_q[256];
+    char why_q[LOG_QUOTE_MAX / 2];
 
     if (a->stopping)
         return;

@@ -13,7 +13,7 @@
 static unsigned warn_path(config_report_fn report, void *arg, const char *field, const char *what,
                           const char *path, size_t len, int err, const char *consequence)
 {
-    char q[512], *text = NULL;
+    char q[LOG_QUOTE_MAX], *text = NULL;
 
     log_quote(path, len, q, sizeof(q));
     if (err == ENOENT)

@@ -1071,7 +1071,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
 /* jansson's message may quote the offending input: escape it. */
 static int json_load_error(const json_error_t *jerr, const char *source, char **errmsg)
 {
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     log_quote(jerr->text, strnlen(jerr->text, sizeof(jerr->text)), q, sizeof(q));
     if (source)

@@ -18,22 +18,24 @@
 #include <slotsync/etcd.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
+#include <slotsync/timeouts.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
+#define RETRY_JITTER 0.2          /* delays are spread over +-20% */
 #define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
 #define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
 #define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
 #define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
 #define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
-#define RUNTIME_TIMEOUT_S 10.0
 #define WRITE_RETRY_MIN_S 0.5
 #define WRITE_RETRY_MAX_S 30.0
 /* Per batch, at most this many changes get an info line each; the rest go
@@ -466,11 +468,6 @@ static const struct etcd_sync_ops sync_ops = {
 
 /* ---- HAProxy side ---- */
 
-static double jitter(void)
-{
-    return 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
-}
-
 /* Double *delay within [min, max] and arm t for it, with jitter. */
 static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min, double max)
 {
@@ -478,7 +475,7 @@ static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min,
     if (*delay > max)
         *delay = max;
     ev_timer_stop(c->loop, t);
-    ev_timer_set(t, *delay * jitter(), 0.);
+    ev_timer_set(t, *delay * jitter_around(RETRY_JITTER), 0.);
     ev_timer_start(c->loop, t);
 }
 
@@ -1046,7 +1043,7 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
     }
     for (size_t i = 0; i < n; i++) {
         const struct plan_origin *o = &c->plan.origin[i];
-        char q[128];
+        char q[LOG_QUOTE_MAX / 4];
 
         if (runtime_reply_ok(c->plan.cmds[i], replies[i])) {
             refusal_forget(c, o, c->plan.cmds[i]);
@@ -1294,7 +1291,7 @@ static void reload_end(struct ctl *c, bool ok)
 static void reload_io_failed(struct ctl *c, const char *what, const char *why)
 {
     double now = ev_time(), elapsed = 0;
-    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+    double jitter = jitter_around(RETRY_JITTER);
 
     c->reloading = false;
     if (c->candidate)
@@ -1370,7 +1367,7 @@ static void on_check_done(int err, const char *errtext, void *arg)
         free(why);
         return;
     }
-    r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
+    r = reloader_reload(c->reloader, RELOAD_TIMEOUT_S, on_reload_done, c);
     if (r == -ENOTSUP) {
         log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
                        "haproxy.reload_command is set");
@@ -1778,7 +1775,7 @@ static void render_now(struct ctl *c)
     else if (r == 0)
         r = file_write_atomic(path, text, len, &c->render_errmsg);
     if (r == 0) {
-        char q[512];
+        char q[LOG_QUOTE_MAX];
 
         /* -o comes from the command line: escaped like any untrusted text */
         log_info(MOD, "wrote %s (%zu backends)",
@@ -1946,8 +1943,8 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
             return -EINVAL;
         }
-        if (cfg->master_socket &&
-            !(c->master_watch = runtime_new(c->loop, cfg->master_socket, 5.0)))
+        if (cfg->master_socket && !(c->master_watch = runtime_new(c->loop, cfg->master_socket,
+                                                                  MASTER_SENTINEL_TIMEOUT_S)))
             goto oom;
         c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
                                    cfg->reload_command);

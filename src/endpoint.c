@@ -209,7 +209,7 @@ static void note_unknown(json_t *root, char *out, size_t size)
     out[0] = '\0';
     for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
         const char *key = json_object_iter_key(it);
-        char q[128];
+        char q[LOG_QUOTE_MAX / 4];
         bool is_known = false;
         int n;
 

@@ -47,14 +47,12 @@
 
 #include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 #define MOD "etcd"
 
-#define ETCD_CALL_TIMEOUT_MS 5000L
-/* One page of 1000 keys; a member that hangs mid-listing costs this much
- * before the page is asked of the next endpoint. */
-#define ETCD_LIST_TIMEOUT_MS 10000L
 #define ETCD_LIST_PAGE 1000
 #define ETCD_REPLY_MAX ((size_t)256 << 20)
 #define ETCD_BACKOFF_MIN 0.1
@@ -62,10 +60,9 @@
 #define ETCD_JITTER 0.2
 #define ETCD_IDLE_FACTOR 3.0
 #define ETCD_IDLE_MIN_INTERVAL 1.0
-/* Liveness probe of the watch's member: one every second, each given 3 s,
- * so a hung member is found within about 4 s. */
+/* Liveness probe of the watch's member: one every second (its timeout is
+ * in timeouts.h). */
 #define ETCD_PROBE_INTERVAL 1.0
-#define ETCD_PROBE_TIMEOUT_MS 3000L
 
 /* ---- client and calls ---- */
 
@@ -189,7 +186,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
 {
     const struct etcd_client *c = call->client;
     const char *ep = c->endpoints[call->ep];
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     json_error_t jerr;
     const json_t *e;
 
@@ -522,7 +519,6 @@ struct etcd_sync {
 
     ev_timer retry;
     double backoff;
-    uint64_t rng;
     int reported; /* last connected() report: -1 none, 0 down, 1 up */
 
     int depth; /* frames using this sync; free waits for 0 */
@@ -564,18 +560,6 @@ static void report(struct etcd_sync *s, bool up, const char *why)
     s->reported = up;
     if (!s->stopped && s->ops->connected)
         s->ops->connected(s->arg, up, why);
-}
-
-/* xorshift64*: jitter only, no need for more. */
-static double sync_random(struct etcd_sync *s)
-{
-    uint64_t x = s->rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    s->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53);
 }
 
 static void sync_schedule(struct etcd_sync *s, double delay)
@@ -622,7 +606,7 @@ static void watch_cancel(struct etcd_sync *s)
 static void sync_up(struct etcd_sync *s)
 {
     double len;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     if (!s->created || !s->probe_ok || s->stopped)
         return;
@@ -640,7 +624,7 @@ static void sync_up(struct etcd_sync *s)
  * consumer diffs the listing against what it has. */
 static void new_cluster(struct etcd_sync *s, const char *why)
 {
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     log_warn(MOD,
              "sync %s: %s: etcd was rebuilt or restored, forgetting its revisions and listing "
@@ -663,7 +647,7 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     size_t ep = s->watch_ep;
     int64_t rev = 0, seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
     uint64_t id = 0;
-    char *why = NULL, q[512];
+    char *why = NULL, q[LOG_QUOTE_MAX];
 
     s->probe_call = NULL;
     if (s->stopped || !s->watch_req)
@@ -755,8 +739,8 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* The stream or listing failed: say so, and try again after a backoff. */
 static void sync_fail(struct etcd_sync *s, const char *why)
 {
-    double delay = s->backoff * (1.0 - ETCD_JITTER + 2.0 * ETCD_JITTER * sync_random(s));
-    char q[512];
+    double delay = s->backoff * jitter_around(ETCD_JITTER);
+    char q[LOG_QUOTE_MAX];
 
     double now = ev_now(s->loop), elapsed;
 
@@ -844,7 +828,7 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
 {
     struct etcd_sync *s = arg;
     struct etcd_range_reply r;
-    char *errmsg = NULL, q[512];
+    char *errmsg = NULL, q[LOG_QUOTE_MAX];
     uint64_t id = 0;
     int rc;
 
@@ -1002,7 +986,7 @@ static int watch_msg(json_t *msg, void *arg)
     struct etcd_sync *s = arg;
     struct etcd_watch_msg m;
     char *errmsg = NULL;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     int rc = 0;
 
     rc = etcd_parse_watch(msg, &m, &errmsg);
@@ -1088,7 +1072,7 @@ static void watch_done(struct http_request *req, int err, long status, const cha
                        const char *errtext, void *arg)
 {
     struct etcd_sync *s = arg;
-    char *why = NULL, q[512];
+    char *why = NULL, q[LOG_QUOTE_MAX];
 
     s->watch_req = NULL;
     ev_timer_stop(s->loop, &s->idle);
@@ -1133,7 +1117,7 @@ static void watch_start(struct etcd_sync *s)
      * passes this on as gRPC metadata. */
     static const char *const headers[] = {"Grpc-Metadata-hasleader: true", NULL};
     struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
-    char *text = NULL, *url = NULL, q[512];
+    char *text = NULL, *url = NULL, q[LOG_QUOTE_MAX];
 
     etcd_stream_free(&s->stream);
     free(s->watch_err);
@@ -1230,7 +1214,6 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     s->need_list = true;
     s->backoff = ETCD_BACKOFF_MIN;
     s->reported = -1;
-    s->rng = ((uint64_t)(uintptr_t)s ^ (uint64_t)(ev_time() * 1e6)) | 1;
     etcd_stream_init(&s->stream);
     ev_init(&s->retry, retry_cb);
     s->retry.data = s;

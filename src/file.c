@@ -99,7 +99,7 @@ static int write_all_fd(int fd, const char *data, size_t len)
 
 int file_write_output(const char *path, const char *data, size_t len, char **errmsg)
 {
-    char q[512], *target = NULL;
+    char q[LOG_QUOTE_MAX], *target = NULL;
     struct stat st;
     int ret;
 

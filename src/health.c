@@ -12,9 +12,8 @@
 #include <unistd.h>
 
 #include <slotsync/http.h>
+#include <slotsync/timeouts.h>
 
-#define CHECK_TIMEOUT_MIN_S 1.0
-#define CHECK_TIMEOUT_MAX_S 5.0
 #define CHECK_BODY_MAX (64 * 1024)
 
 /* ---- rise/fall (pure) ---- */

@@ -16,6 +16,7 @@
 #include <slotsync/check.h>
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 
 #define SLOTSYNC_VERSION "0.1.0"
@@ -275,7 +276,7 @@ static int cmd_check(const char *config_path, const struct overrides *ov)
     struct check_counts n = {0, 0};
     struct config cfg;
     char *errmsg = NULL;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     bool loaded = config_load_all(config_path, &cfg, print_problem, &n) == 0;
     size_t n_services = loaded ? cfg.n_services : 0;
 
@@ -415,7 +416,7 @@ int main(int argc, char **argv)
 
     /* Writes to a closed socket or pipe must return EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    jitter_seed(((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid());
     if (argc < 2) {
         usage(stderr);
         return 2;

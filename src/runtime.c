@@ -15,6 +15,7 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 #define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
 
@@ -489,7 +490,7 @@ struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeo
     rt->loop = loop;
     rt->fd = -1;
     rt->sentinel_fd = -1;
-    rt->timeout_s = timeout_s > 0 ? timeout_s : 5.0;
+    rt->timeout_s = timeout_s > 0 ? timeout_s : RUNTIME_DEFAULT_TIMEOUT_S;
     return rt;
 }
 

@@ -89,6 +89,11 @@ bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
 #define log_info(mod, ...) log_msg(LOG_INFO, (mod), __VA_ARGS__)
 #define log_debug(mod, ...) log_msg(LOG_DEBUG, (mod), __VA_ARGS__)
 
+/* The buffer for one quoted untrusted text in a log line: longer text is
+ * cut (and marked). Short excerpts (one reply among many) use a fraction of
+ * it. */
+#define LOG_QUOTE_MAX 512
+
 /* Copy up to len bytes of untrusted text into out (size outsz, always
  * NUL-terminated) with control characters, quotes and backslashes escaped
  * C-style and non-ASCII bytes as \xNN; a cut is marked with "...".
