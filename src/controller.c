@@ -675,79 +675,23 @@ static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* A map key as render_host_routes() writes it: a lower-cased host name. */
-static bool map_host_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
-              *s == '-'))
-            return false;
-    return true;
-}
-
-static int cmp_route_host(const void *a, const void *b)
-{
-    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
-}
-
-struct map_read {
-    struct host_route *r;
-    size_t n, cap, bad;
-};
-
-/* One "show map" entry: kept only when it looks like a route we could have
- * written; its text never goes back into a command otherwise (the map only
- * ever holds what we rendered or added). */
-static int map_row(const char *key, const char *value, void *arg)
-{
-    struct map_read *m = arg;
-
-    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
-        m->bad++;
-        return 0;
-    }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 16;
-        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
-
-        if (!nr)
-            return -ENOMEM;
-        m->r = nr;
-        m->cap = ncap;
-    }
-    /* lengths checked above */
-    memcpy(m->r[m->n].host, key, strlen(key) + 1);
-    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
-    m->n++;
-    return 0;
-}
-
-/* "show map <file>", parsed by runtime_parse_map(), into map_have. */
+/* "show map <file>", parsed by runtime_parse_routes(), into map_have. */
 static int parse_map(struct ctl *c, const char *text)
 {
-    struct map_read m = {0};
-    size_t bad = 0;
-    int r = runtime_parse_map(text, strlen(text), map_row, &m, &bad);
+    struct host_route *routes = NULL;
+    size_t n = 0, bad = 0;
+    int r = runtime_parse_routes(text, strlen(text), &routes, &n, &bad);
 
-    if (r < 0) {
-        free(m.r);
+    if (r < 0)
         return r;
-    }
-    bad += m.bad;
     if (bad != c->map_bad_last)
         log_msg(bad ? LOG_WARN : LOG_INFO, MOD,
                 "show map %s: %zu lines are not routes slotsync could have written%s",
                 c->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
     c->map_bad_last = bad;
-    /* A host listed twice: plan_map() deletes it and adds it once. */
-    if (m.n)
-        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
     free(c->map_have);
-    c->map_have = m.r;
-    c->n_map_have = m.n;
+    c->map_have = routes;
+    c->n_map_have = n;
     return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
+#include <slotsync/render.h>
 #include <slotsync/timeouts.h>
 
 #define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
@@ -438,6 +439,81 @@ int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *
     if (bad_lines)
         *bad_lines = bp.bad;
     return ret;
+}
+
+/* ---- routes of the HTTP frontend's map ---- */
+
+static bool map_host_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
+              *s == '-'))
+            return false;
+    return true;
+}
+
+static int cmp_route_host(const void *a, const void *b)
+{
+    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
+}
+
+struct map_read {
+    struct host_route *r;
+    size_t n, cap, bad;
+};
+
+/* One "show map" entry: kept only when it looks like a route we could have
+ * written; its text never goes back into a command otherwise (the map only
+ * ever holds what we rendered or added). */
+static int map_row(const char *key, const char *value, void *arg)
+{
+    struct map_read *m = arg;
+
+    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
+        m->bad++;
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 16;
+        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
+
+        if (!nr)
+            return -ENOMEM;
+        m->r = nr;
+        m->cap = ncap;
+    }
+    /* lengths checked above */
+    memcpy(m->r[m->n].host, key, strlen(key) + 1);
+    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
+    m->n++;
+    return 0;
+}
+
+int runtime_parse_routes(const char *text, size_t len, struct host_route **out, size_t *n,
+                         size_t *bad)
+{
+    struct map_read m = {0};
+    size_t bad_lines = 0;
+    int r = runtime_parse_map(text, len, map_row, &m, &bad_lines);
+
+    *out = NULL;
+    *n = 0;
+    if (r < 0) {
+        free(m.r);
+        return r;
+    }
+    if (bad)
+        *bad = bad_lines + m.bad;
+    /* A host listed twice: plan_map() deletes it and adds it once. */
+    if (m.n)
+        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
+    *out = m.r;
+    *n = m.n;
+    return 0;
 }
 
 /* ---- I/O ---- */

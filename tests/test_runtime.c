@@ -12,6 +12,7 @@
 
 #include <ev.h>
 
+#include <slotsync/render.h>
 #include <slotsync/runtime.h>
 
 #define HEADER                                                                                     \
@@ -539,4 +540,36 @@ Test(runtime, admin_bits_table)
         cr_expect_eq(r.st[0].admin, cases[i].want, "case %zu (0x%02x)", i, cases[i].bits);
         cr_expect_eq(r.st[0].admin_bits, cases[i].bits, "case %zu", i);
     }
+}
+
+/* "show map" lines into routes: only what slotsync could have written. */
+Test(runtime, parse_routes_table)
+{
+    const char *text = "0x55d1 web.example.com web\n"
+                       "0x55d2 api.example.com api\n"
+                       "0x55d3 UPPER.example.com web\n"    /* not lower case */
+                       "0x55d4 api.example.com bad/name\n" /* not a service name */
+                       "0x55d5 a.example.com db\n"
+                       "not a map line\n"
+                       "0x55d6 api.example.com api2\n"; /* listed twice: kept twice */
+    static const char *const want[][2] = {{"a.example.com", "db"},
+                                          {"api.example.com", "api"},
+                                          {"api.example.com", "api2"},
+                                          {"web.example.com", "web"}};
+    struct host_route *routes = NULL;
+    size_t n = 0, bad = 0;
+
+    cr_assert_eq(runtime_parse_routes(text, strlen(text), &routes, &n, &bad), 0);
+    cr_assert_eq(n, 4);
+    cr_expect_eq(bad, 3);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_str_eq(routes[i].host, want[i][0], "route %zu", i);
+        /* same host: qsort order between the two is not fixed */
+        if (strcmp(want[i][0], "api.example.com") != 0)
+            cr_expect_str_eq(routes[i].backend, want[i][1], "route %zu", i);
+    }
+    free(routes);
+    cr_assert_eq(runtime_parse_routes("", 0, &routes, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+    cr_expect_null(routes);
 }
