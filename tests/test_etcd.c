@@ -106,6 +106,64 @@ static void etcd_spawn(int client_port, int peer_port)
     etcd_pid = pid;
 }
 
+static bool port_accepts(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok;
+
+    cr_assert_geq(fd, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool etcd_log_has(const char *what)
+{
+    char path[160], buf[8192];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/log", etcd_dir);
+    if (!(f = fopen(path, "r")))
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, what) != NULL;
+}
+
+/* Start etcd on free ports. free_port() binds and closes, so another
+ * process may take a port before etcd binds it: etcd then exits with
+ * "address already in use", and we start it again on new ports. Returns
+ * once its client port accepts connections (or it keeps running without:
+ * etcd_ready() reports that). */
+static void etcd_start(int *client_port, int *peer_port)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        *client_port = free_port();
+        *peer_port = free_port();
+        cr_assert(*client_port != *peer_port);
+        etcd_spawn(*client_port, *peer_port);
+        for (int i = 0; i < 300; i++) {
+            if (waitpid(etcd_pid, NULL, WNOHANG) == etcd_pid) {
+                etcd_pid = -1;
+                break;
+            }
+            if (port_accepts(*client_port))
+                return;
+            usleep(100 * 1000);
+        }
+        if (etcd_pid > 0)
+            return;
+        cr_assert(etcd_log_has("address already in use"), "etcd exited at start");
+        etcd_kill();
+    }
+    cr_assert_fail("etcd lost the race for its ports three times");
+}
+
 /* A TCP proxy on the loop that can hold traffic (pause) or cut connections. */
 struct pconn {
     struct proxy *proxy;
@@ -715,11 +773,9 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
 
     if (access(ETCD_BIN, X_OK) != 0)
         cr_skip_test("%s not installed", ETCD_BIN);
-    port = free_port();
-    peer = free_port();
+    etcd_start(&port, &peer);
     dead = free_port(); /* nothing listens there: connection refused */
-    cr_assert(port != peer && port != dead && peer != dead);
-    etcd_spawn(port, peer);
+    cr_assert(port != dead && peer != dead);
 
     t.loop = ev_loop_new(EVFLAG_AUTO);
     cr_assert_not_null(t.loop);
