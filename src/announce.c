@@ -417,7 +417,7 @@ int announce_parse_args(int argc, char **argv, struct announce_opts *out, char *
     out->check_interval_s = ANNOUNCE_DEFAULT_INTERVAL;
     out->rise = ANNOUNCE_DEFAULT_RISE;
     out->fall = ANNOUNCE_DEFAULT_FALL;
-    out->log_level = LOG_INFO;
+    out->log_level = LOG_LEVEL_INFO;
 
     /* By hand rather than getopt: no global state (the tests parse many
      * command lines), no permutation (everything after "--" is the child's),
@@ -1039,9 +1039,9 @@ static void verify_result(struct announcer *a, const struct etcd_kv *kv)
 static void cleanup_end(struct announcer *a, bool warn, const char *what)
 {
     a->cleanup_wanted = false;
-    log_msg(warn ? LOG_WARN : LOG_INFO, MOD, "withdrawn %s (%s): lease %llx %s, %s", a->key_q,
-            a->withdraw_why, lease_hex(a->revoked_lease), a->revoke_note ? a->revoke_note : "ended",
-            what);
+    log_msg(warn ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD, "withdrawn %s (%s): lease %llx %s, %s",
+            a->key_q, a->withdraw_why, lease_hex(a->revoked_lease),
+            a->revoke_note ? a->revoke_note : "ended", what);
     if (a->stopping)
         stop_step(a);
 }
@@ -1423,7 +1423,7 @@ static void check_result(void *arg, bool ok, const char *why)
         log_info(MOD, "check of %s ok", a->check_target);
     } else if (!ok) {
         log_quote(why ? why : "failed", why ? strlen(why) : 6, why_q, sizeof(why_q));
-        log_msg(a->last_check != 0 ? LOG_INFO : LOG_DEBUG, MOD,
+        log_msg(a->last_check != 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
                 "check of %s failed: %s (%d in a row)", a->check_target, why_q, a->health.failures);
     }
     a->last_check = ok ? 1 : 0;

@@ -1037,7 +1037,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
              DEFAULT_SERVER_OPTIONS);
     cfg->defaults.slot_growth = 0;
     cfg->resync_interval_s = DEFAULT_RESYNC_INTERVAL_S;
-    cfg->log_level = LOG_INFO;
+    cfg->log_level = LOG_LEVEL_INFO;
 
     /* Block by block; with a collector (config_load_all) each block's
      * error is reported and the next block is still read. */

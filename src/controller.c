@@ -324,18 +324,20 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
 
         /* The value was accepted, so it parses: log what it means (only
          * when the line is logged: a listing's keys are debug lines). */
-        if (c->render_only || (c->listing && log_get_level() < LOG_DEBUG) ||
+        if (c->render_only || (c->listing && log_get_level() < LOG_LEVEL_DEBUG) ||
             endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
             break;
         endpoint_format(&ep, addr, sizeof(addr));
-        log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" %s: %s weight %u %s", qkey,
+        log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD,
+                "etcd key \"%s\" %s: %s weight %u %s", qkey,
                 r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
                 endpoint_state_name(ep.state));
         break;
     }
     case CATALOG_REMOVED:
         if (!c->render_only)
-            log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" removed", qkey);
+            log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, "etcd key \"%s\" removed",
+                    qkey);
         break;
     case CATALOG_UNCHANGED:
         break;
@@ -685,7 +687,7 @@ static int parse_map(struct ctl *c, const char *text)
     if (r < 0)
         return r;
     if (bad != c->map_bad_last)
-        log_msg(bad ? LOG_WARN : LOG_INFO, MOD,
+        log_msg(bad ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
                 "show map %s: %zu lines are not routes slotsync could have written%s",
                 c->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
     c->map_bad_last = bad;
@@ -819,7 +821,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
             c->map_missing_noted = false;
         }
     }
-    log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
+    log_msg(c->runtime_down || !c->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
     c->last_resync_at = ev_now(c->loop);
@@ -882,8 +884,8 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
         if (!ok)
             continue; /* logged as refused */
         changes++;
-        level = shown < CHANGE_LOG_MAX ? LOG_INFO : LOG_DEBUG;
-        if (level == LOG_INFO)
+        level = shown < CHANGE_LOG_MAX ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
+        if (level == LOG_LEVEL_INFO)
             shown++;
         if (!ch) {
             log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
@@ -905,7 +907,7 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                     ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_msg(failed ? LOG_WARN : LOG_INFO, MOD,
+    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
             "repairs%s",
             n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
@@ -1463,7 +1465,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         converge_map(c);
     if (!c->plan.n)
         return;
-    if (log_get_level() >= LOG_DEBUG)
+    if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < c->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, c->plan.n, c->plan.cmds[i]);
     c->batch_started = ev_time();
@@ -1511,7 +1513,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
     double now = ev_now(loop);
     char resync[32], reload[32];
 
-    log_msg_all(LOG_INFO, MOD,
+    log_msg_all(LOG_LEVEL_INFO, MOD,
                 "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
                 "services, %llu values rejected, %llu with unknown JSON fields",
                 es ? (long long)es->revision : 0LL,
@@ -1519,7 +1521,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
                 c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
     log_msg_all(
-        LOG_INFO, MOD,
+        LOG_LEVEL_INFO, MOD,
         "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
         "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
         "(%llu refused)",
@@ -1532,14 +1534,14 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
         size_t used = slots_used(&b->slots);
 
-        log_msg_all(LOG_INFO, MOD,
+        log_msg_all(LOG_LEVEL_INFO, MOD,
                     "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
                     "without a slot)%s%s",
                     b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
                     b->slots.overflow, b->present ? "" : ", not in HAProxy",
                     b->configured ? "" : ", from etcd only");
     }
-    log_msg_all(LOG_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+    log_msg_all(LOG_LEVEL_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
 }
 
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)

@@ -678,8 +678,9 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     }
     if (etcd_header_revision(reply, &rev, &why) < 0 || etcd_header_cluster_id(reply, &id) < 0) {
         s->stats.bad_revisions++;
-        log_msg(s->probe_ok ? LOG_WARN : LOG_DEBUG, MOD, "sync probe of %s: bad reply header: %s",
-                quote(c->endpoints[ep], q, sizeof(q)), why ? why : "bad cluster_id");
+        log_msg(s->probe_ok ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, MOD,
+                "sync probe of %s: bad reply header: %s", quote(c->endpoints[ep], q, sizeof(q)),
+                why ? why : "bad cluster_id");
         s->probe_ok = false;
         probe_again(s);
         goto out;

@@ -69,7 +69,7 @@ Test(announce_args, defaults)
     cr_expect_float_eq(o.check_interval_s, 2.0, 1e-9);
     cr_expect_eq(o.rise, 2);
     cr_expect_eq(o.fall, 3);
-    cr_expect_eq(o.log_level, LOG_INFO);
+    cr_expect_eq(o.log_level, LOG_LEVEL_INFO);
     cr_expect_null(o.command);
     cr_expect_not(o.help);
     cr_expect_null(err);
@@ -123,7 +123,7 @@ Test(announce_args, everything)
     cr_expect_float_eq(o.check_interval_s, 0.1, 1e-9);
     cr_expect_eq(o.rise, 1);
     cr_expect_eq(o.fall, 100);
-    cr_expect_eq(o.log_level, LOG_DEBUG);
+    cr_expect_eq(o.log_level, LOG_LEVEL_DEBUG);
     cr_assert_not_null(o.command);
     cr_expect_str_eq(o.command[0], "/bin/sh");
     cr_expect_str_eq(o.command[2], "exec sleep 1");

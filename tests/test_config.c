@@ -146,7 +146,7 @@ static void check_full(const struct config *c)
     cr_expect_str_eq(c->http_domain, "svc.example.com");
 
     cr_expect_eq(c->resync_interval_s, 60);
-    cr_expect_eq(c->log_level, LOG_DEBUG);
+    cr_expect_eq(c->log_level, LOG_LEVEL_DEBUG);
 }
 
 Test(config, full_file)
@@ -218,7 +218,7 @@ Test(config, defaults)
     cr_expect(!cfg.http_bind.set);
     cr_expect_null(cfg.http_domain);
     cr_expect_eq(cfg.resync_interval_s, 30);
-    cr_expect_eq(cfg.log_level, LOG_INFO);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_INFO);
     cr_expect(!cfg.allow_empty_registry);
     config_free(&cfg);
     free(err);
@@ -971,7 +971,7 @@ Test(config, set_etcd_on_zeroed_config)
     cr_expect_eq(config_set_prefix(&cfg, "/p/", NULL), 0);
     cr_expect_eq(config_set_runtime_socket(&cfg, "/run/h.sock", NULL), 0);
     cr_expect_eq(config_set_log_level(&cfg, "warn", NULL), 0);
-    cr_expect_eq(cfg.log_level, LOG_WARN);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_WARN);
     config_free(&cfg);
 }
 
@@ -1022,13 +1022,13 @@ Test(config, set_log_level)
 
     cr_assert_eq(load(MINIMAL, &cfg, &err), 0);
     cr_expect_eq(config_set_log_level(&cfg, "debug", &err), 0);
-    cr_expect_eq(cfg.log_level, LOG_DEBUG);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_DEBUG);
     cr_expect_eq(config_set_log_level(&cfg, "error", &err), 0);
-    cr_expect_eq(cfg.log_level, LOG_ERROR);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_ERROR);
     cr_expect_eq(config_set_log_level(&cfg, "loud", &err), -EINVAL);
     cr_expect_not_null(strstr(err, "log_level: must be one of"), "%s", err);
     cr_expect_eq(config_set_log_level(&cfg, NULL, &err), -EINVAL);
-    cr_expect_eq(cfg.log_level, LOG_ERROR);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_ERROR);
     config_free(&cfg);
     free(err);
 }
