@@ -1,7 +1,8 @@
-/* Tests for the etcd client against a real etcd started on free 127.0.0.1
- * ports (skipped without /usr/bin/etcd), reached partly through a small TCP
- * proxy on the loop that can hold traffic back or cut connections. The pure
- * decoders are tested in test_etcd_decode.c. */
+/* Tests for the etcd client against a real etcd (skipped without
+ * /usr/bin/etcd), one started for the whole run on free 127.0.0.1 ports and
+ * shared by focused tests that take turns on it; reached partly through a
+ * small TCP proxy on the loop that can hold traffic back or cut
+ * connections. The pure decoders are tested in test_etcd_decode.c. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,36 +59,50 @@ static void etcd_kill(void)
     }
 }
 
-static int free_port(void)
+/* A port nothing listens on now; -1 on failure (usable outside a test). */
+static int free_port_raw(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
 
-    cr_assert_geq(fd, 0);
+    if (fd < 0)
+        return -1;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
     close(fd);
     return port;
 }
 
+static int free_port(void)
+{
+    int port = free_port_raw();
+
+    cr_assert_gt(port, 0);
+    return port;
+}
+
 /* Start etcd; it dies with us (PDEATHSIG) even if the test is killed. */
-static void etcd_spawn(int client_port, int peer_port)
+static int etcd_spawn(int client_port, int peer_port)
 {
     char data[128], log[128], curl[64], purl[64], cluster[96];
     pid_t pid;
 
     snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/slotsync-etcd-XXXXXX");
-    cr_assert_not_null(mkdtemp(etcd_dir));
+    if (!mkdtemp(etcd_dir)) {
+        etcd_dir[0] = '\0';
+        return -1;
+    }
     snprintf(data, sizeof(data), "%s/data", etcd_dir);
     snprintf(log, sizeof(log), "%s/log", etcd_dir);
     snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", client_port);
     snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", peer_port);
     snprintf(cluster, sizeof(cluster), "default=%s", purl);
     pid = fork();
-    cr_assert_geq(pid, 0);
+    if (pid < 0)
+        return -1;
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -104,6 +120,7 @@ static void etcd_spawn(int client_port, int peer_port)
         _exit(127);
     }
     etcd_pid = pid;
+    return 0;
 }
 
 static bool port_accepts(int port)
@@ -112,7 +129,8 @@ static bool port_accepts(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     bool ok;
 
-    cr_assert_geq(fd, 0);
+    if (fd < 0)
+        return false;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((unsigned short)port);
     ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
@@ -137,31 +155,34 @@ static bool etcd_log_has(const char *what)
 
 /* Start etcd on free ports. free_port() binds and closes, so another
  * process may take a port before etcd binds it: etcd then exits with
- * "address already in use", and we start it again on new ports. Returns
- * once its client port accepts connections (or it keeps running without:
- * etcd_ready() reports that). */
-static void etcd_start(int *client_port, int *peer_port)
+ * "address already in use", and we start it again on new ports. 0 once its
+ * client port accepts connections, -1 if it never came up. Usable outside a
+ * test (the runner's PRE_ALL hook). */
+static int etcd_start_raw(int *client_port, int *peer_port)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
-        *client_port = free_port();
-        *peer_port = free_port();
-        cr_assert(*client_port != *peer_port);
-        etcd_spawn(*client_port, *peer_port);
+        *client_port = free_port_raw();
+        *peer_port = free_port_raw();
+        if (*client_port < 0 || *peer_port < 0 || *client_port == *peer_port)
+            continue;
+        if (etcd_spawn(*client_port, *peer_port) < 0)
+            return -1;
         for (int i = 0; i < 300; i++) {
             if (waitpid(etcd_pid, NULL, WNOHANG) == etcd_pid) {
                 etcd_pid = -1;
                 break;
             }
             if (port_accepts(*client_port))
-                return;
+                return 0;
             usleep(100 * 1000);
         }
-        if (etcd_pid > 0)
-            return;
-        cr_assert(etcd_log_has("address already in use"), "etcd exited at start");
+        if (etcd_pid > 0 || !etcd_log_has("address already in use")) {
+            etcd_kill();
+            return -1;
+        }
         etcd_kill();
     }
-    cr_assert_fail("etcd lost the race for its ports three times");
+    return -1;
 }
 
 /* A TCP proxy on the loop that can hold traffic (pause) or cut connections. */
@@ -755,47 +776,206 @@ static bool saw_after(struct io_test *t)
     return kvset_find(&t->cons.state, "/svc/after") != NULL;
 }
 
-static void io_fini(void)
+/* ---- one etcd for every etcd_io test ----
+ *
+ * The runner starts it once (PRE_ALL) and passes its port to the tests in
+ * the environment; each test takes an exclusive lock on it, so tests running
+ * in parallel take turns, and wipes the keys the tests use before it
+ * starts. */
+
+#define SHARED_ETCD_ENV "SLOTSYNC_TEST_ETCD_PORT"
+#define SHARED_ETCD_LOCK_ENV "SLOTSYNC_TEST_ETCD_LOCK"
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
+    char port_text[16], lock[128];
+    int port, peer;
+
+    (void)set;
+    if (access(ETCD_BIN, X_OK) != 0 || getenv(SHARED_ETCD_ENV))
+        return;
+    if (etcd_start_raw(&port, &peer) < 0) {
+        fprintf(stderr, "test_etcd: the shared etcd did not start\n");
+        return;
+    }
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    snprintf(lock, sizeof(lock), "%s/lock", etcd_dir);
+    setenv(SHARED_ETCD_ENV, port_text, 1);
+    setenv(SHARED_ETCD_LOCK_ENV, lock, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
     etcd_kill();
 }
 
-Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
+static int io_lock_fd = -1;
+
+/* Connect t to the shared etcd (directly, and through a dead endpoint then
+ * the proxy), wait until it answers and delete the keys tests use. */
+static void io_setup(struct io_test *t)
 {
-    struct io_test t = {0};
-    struct etcd_sync *sync;
-    const struct etcd_sync_stats *st;
-    int port, peer, dead;
+    const char *port_text = getenv(SHARED_ETCD_ENV), *lock = getenv(SHARED_ETCD_LOCK_ENV);
     char direct_url[64], dead_url[64], proxy_url[64];
-    struct reply r = {0};
-    int64_t rev;
-    const int n_keys = 1205; /* more than one page of 1000 */
+    int port, dead;
 
     if (access(ETCD_BIN, X_OK) != 0)
         cr_skip_test("%s not installed", ETCD_BIN);
-    etcd_start(&port, &peer);
+    cr_assert(port_text && lock, "the shared etcd did not start (see the runner's output)");
+    port = atoi(port_text);
+    io_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(io_lock_fd, 0);
+    cr_assert_eq(flock(io_lock_fd, LOCK_EX), 0);
     dead = free_port(); /* nothing listens there: connection refused */
-    cr_assert(port != dead && peer != dead);
+    cr_assert(port != dead);
 
-    t.loop = ev_loop_new(EVFLAG_AUTO);
-    cr_assert_not_null(t.loop);
-    t.http = http_client_new(t.loop);
-    cr_assert_not_null(t.http);
-    proxy_open(&t.proxy, t.loop, port);
+    t->loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(t->loop);
+    t->http = http_client_new(t->loop);
+    cr_assert_not_null(t->http);
+    proxy_open(&t->proxy, t->loop, port);
     snprintf(direct_url, sizeof(direct_url), "http://127.0.0.1:%d/", port);
     snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d", dead);
-    snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", t.proxy.port);
+    snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", t->proxy.port);
     {
         char *direct[] = {direct_url};
         char *synced[] = {dead_url, proxy_url};
 
-        t.direct = etcd_client_new(t.loop, t.http, direct, 1);
-        t.synced = etcd_client_new(t.loop, t.http, synced, 2);
+        t->direct = etcd_client_new(t->loop, t->http, direct, 1);
+        t->synced = etcd_client_new(t->loop, t->http, synced, 2);
     }
-    cr_assert_not_null(t.direct);
-    cr_assert_not_null(t.synced);
-    cr_assert(etcd_ready(&t), "etcd did not come up");
+    cr_assert_not_null(t->direct);
+    cr_assert_not_null(t->synced);
+    cr_assert(etcd_ready(t), "etcd did not come up");
+    /* every key a test writes: /svc..., /svd..., /lease/... */
+    {
+        struct reply r = {0};
 
+        cr_assert_eq(
+            finish(t,
+                   etcd_call(t->direct, "/v3/kv/deleterange",
+                             json_pack("{s:o,s:o}", "key", b64("/", 1), "range_end", b64("0", 1)),
+                             0, reply_cb, &r),
+                   &r),
+            0, "%s", r.errtext);
+        reply_clear(&r);
+    }
+}
+
+static void io_teardown(struct io_test *t)
+{
+    if (t->synced)
+        etcd_client_free(t->synced);
+    if (t->direct)
+        etcd_client_free(t->direct);
+    if (t->http)
+        http_client_free(t->http);
+    if (t->loop) {
+        proxy_close(&t->proxy);
+        ev_loop_destroy(t->loop);
+    }
+    kvset_clear(&t->cons.state);
+    kvset_clear(&t->cons.listing);
+    kvset_clear(&t->quitter.state);
+    kvset_clear(&t->quitter.listing);
+    kvset_clear(&t->pager.state);
+    kvset_clear(&t->pager.listing);
+    if (io_lock_fd >= 0) {
+        close(io_lock_fd); /* drops the lock */
+        io_lock_fd = -1;
+    }
+}
+
+static void compact_now(struct io_test *t)
+{
+    struct reply r = {0};
+    int64_t rev = current_revision(t);
+
+    cr_assert_eq(
+        finish(t,
+               etcd_call(t->direct, "/v3/kv/compaction",
+                         json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
+                         reply_cb, &r),
+               &r),
+        0, "%s", r.errtext);
+    reply_clear(&r);
+}
+
+/* Start t->cons's sync of /svc/ through the dead endpoint and the proxy,
+ * and wait for its first listing. */
+static struct etcd_sync *sync_listed(struct io_test *t)
+{
+    struct etcd_sync *sync = etcd_sync_start(t->synced, "/svc/", &consumer_ops, &t->cons);
+
+    cr_assert_not_null(sync);
+    cr_assert(wait_until(t, first_list, 20), "no listing (list_ends %d, why %s)", t->cons.list_ends,
+              t->cons.why);
+    return sync;
+}
+
+Test(etcd_io, gateway_errors_and_leases, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct reply r = {0};
+    int64_t id, ttl;
+
+    io_setup(&t);
+    /* Gateway errors come back with etcd's message. */
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"), 0,
+                                  reply_cb, &r),
+                        &r),
+                 -EINVAL);
+    cr_assert(strstr(r.errtext, "illegal base64"), "%s", r.errtext);
+    reply_clear(&r);
+
+    /* Leases: a live keepalive has a TTL, an expired/revoked one none. */
+    cr_assert_eq(finish(&t, etcd_lease_grant(t.direct, 30, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(r.json, "ID", &id), 0);
+    cr_assert_gt(id, 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
+    cr_assert_gt(ttl, 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_put(t.direct, "/lease/a", "b", id, reply_cb, &r), &r), 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
+    cr_assert_eq(ttl, 0);
+    reply_clear(&r);
+    /* a lease that is gone is etcd's NOT_FOUND: -ENOENT */
+    cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), -ENOENT);
+    cr_assert(strstr(r.errtext, "lease not found"), "%s", r.errtext);
+    reply_clear(&r);
+
+    /* A range at a compacted revision: -ERANGE with etcd's text. */
+    put(&t, "/svc/x", "127.0.0.1:80");
+    compact_now(&t);
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range",
+                                  json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "1"), 0,
+                                  reply_cb, &r),
+                        &r),
+                 -ERANGE);
+    cr_assert(strstr(r.errtext, "compacted"), "%s", r.errtext);
+    reply_clear(&r);
+    io_teardown(&t);
+}
+
+Test(etcd_io, listing_pages_fails_over_then_watches, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+    struct reply r = {0};
+    int64_t rev;
+    const int n_keys = 1205; /* more than one page of 1000 */
+
+    io_setup(&t);
     /* Data: more than a page, a binary value, a key just outside. */
     put_many(&t, n_keys);
     {
@@ -808,49 +988,12 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     put(&t, "/svd/outside", "x");
     put(&t, "/svc", "no trailing slash: outside");
 
-    /* Gateway errors come back with etcd's message. */
-    cr_assert_eq(finish(&t,
-                        etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"), 0,
-                                  reply_cb, &r),
-                        &r),
-                 -EINVAL);
-    cr_assert(strstr(r.errtext, "illegal base64"), "%s", r.errtext);
-    reply_clear(&r);
-
-    /* Leases: a live keepalive has a TTL, an expired/revoked one none. */
-    {
-        int64_t id, ttl;
-
-        cr_assert_eq(finish(&t, etcd_lease_grant(t.direct, 30, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(r.json, "ID", &id), 0);
-        cr_assert_gt(id, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
-        cr_assert_gt(ttl, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_put(t.direct, "/lease/a", "b", id, reply_cb, &r), &r), 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
-        cr_assert_eq(ttl, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), -ENOENT);
-        cr_assert(strstr(r.errtext, "lease not found"), "%s", r.errtext);
-        reply_clear(&r);
-    }
-
-    /* Sync through a dead endpoint then the proxy: the listing must fail
-     * over, page through 1000+ keys and skip what is outside the prefix. */
-    sync = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.cons);
-    cr_assert_not_null(sync);
+    /* The listing must fail over from the dead endpoint, page through 1000+
+     * keys and skip what is outside the prefix. */
     t.quitter.stop_when = 1;
     t.quitter.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.quitter);
     cr_assert_not_null(t.quitter.self);
-    cr_assert(wait_until(&t, first_list, 20), "no listing (list_ends %d, why %s)", t.cons.list_ends,
-              t.cons.why);
+    sync = sync_listed(&t);
     cr_assert_eq(t.cons.list_begins, 1);
     cr_assert_eq(t.cons.state.n, (size_t)n_keys + 1);
     {
@@ -881,6 +1024,26 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     cr_assert_geq(st->events, 2);
     check_state_matches_etcd(&t, &t.cons.state);
 
+    /* Let the loop run a little with everything quiet: still consistent. */
+    put(&t, "/svc/final", "127.0.0.13:80");
+    wait_until(&t, never, 0.3);
+    cr_assert_eq(t.quitter.after_stop, 0);
+    cr_assert(kvset_find(&t.cons.state, "/svc/final"));
+    etcd_sync_stop(sync);
+    io_teardown(&t);
+}
+
+Test(etcd_io, silent_watch_restarts_and_compaction_relists, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+
+    io_setup(&t);
+    put_many(&t, 20);
+    sync = sync_listed(&t);
+    st = etcd_sync_stats(sync);
+
     /* Progress notifications (every 1 s here) teach the sync etcd's
      * interval; then the proxy holds everything back. The silent stream must
      * be declared dead, and meanwhile we change keys and compact, so the
@@ -892,24 +1055,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     proxy_pause(&t.proxy, true);
     put(&t, "/svc/paused", "127.0.0.5:80");
     del(&t, "/svc/k0001");
-    rev = current_revision(&t);
-    cr_assert_eq(
-        finish(&t,
-               etcd_call(t.direct, "/v3/kv/compaction",
-                         json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
-                         reply_cb, &r),
-               &r),
-        0, "%s", r.errtext);
-    reply_clear(&r);
-    /* A range at a compacted revision: -ERANGE with etcd's text. */
-    cr_assert_eq(finish(&t,
-                        etcd_call(t.direct, "/v3/kv/range",
-                                  json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "2"), 0,
-                                  reply_cb, &r),
-                        &r),
-                 -ERANGE);
-    cr_assert(strstr(r.errtext, "compacted"), "%s", r.errtext);
-    reply_clear(&r);
+    compact_now(&t);
 
     cr_assert(wait_until(&t, went_down, 15), "silent watch not detected");
     /* the idle watchdog or the probe of the member, whichever is first */
@@ -924,74 +1070,61 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     cr_assert_geq(st->compactions, 1);
     cr_assert_geq(st->reconnects, 1);
     cr_assert_geq(st->lists, 2);
-
-    /* Cut the connection: the watch resumes without a listing. */
-    {
-        int lists = t.cons.list_begins;
-
-        while (t.proxy.conns)
-            pconn_close(t.proxy.conns);
-        put(&t, "/svc/after", "127.0.0.9:80");
-        cr_assert(wait_until(&t, saw_after, 15), "no event after a cut (why %s)", t.cons.why);
-        cr_assert_eq(t.cons.list_begins, lists);
-        check_state_matches_etcd(&t, &t.cons.state);
-    }
-    cr_assert_eq(t.quitter.after_stop, 0);
-
-    /* A snapshot compacted between two pages: the listing starts over, and
-     * the consumer still sees one list_begin..list_end. Then this consumer
-     * stops its sync from inside a watch event. */
-    {
-        const struct etcd_sync_stats *pst;
-
-        t.proxy.pause_on_more = true;
-        t.pager.stop_when = 2;
-        t.pager.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.pager);
-        cr_assert_not_null(t.pager.self);
-        pst = etcd_sync_stats(t.pager.self);
-        cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
-        put(&t, "/svc/between", "127.0.0.11:80");
-        rev = current_revision(&t);
-        cr_assert_eq(
-            finish(&t,
-                   etcd_call(t.direct, "/v3/kv/compaction",
-                             json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
-                             reply_cb, &r),
-                   &r),
-            0, "%s", r.errtext);
-        reply_clear(&r);
-        proxy_pause(&t.proxy, false);
-        cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
-        cr_assert_eq(t.pager.list_begins, 1);
-        cr_assert_eq(pst->compactions, 1);
-        cr_assert_eq(pst->lists, 1);
-        cr_assert(kvset_find(&t.pager.state, "/svc/between"));
-        check_state_matches_etcd(&t, &t.pager.state);
-        put(&t, "/svc/last", "127.0.0.12:80");
-        cr_assert(wait_until(&t, pager_stopped, 10));
-        cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
-    }
-
-    /* Let the loop run a little with everything quiet: still consistent. */
-    put(&t, "/svc/final", "127.0.0.13:80");
-    wait_until(&t, never, 0.3);
-    cr_assert_eq(t.quitter.after_stop, 0);
-    cr_assert_eq(t.pager.after_stop, 0);
-    cr_assert(kvset_find(&t.cons.state, "/svc/final"));
-
     etcd_sync_stop(sync);
-    etcd_client_free(t.synced);
-    etcd_client_free(t.direct);
-    http_client_free(t.http);
-    proxy_close(&t.proxy);
-    ev_loop_destroy(t.loop);
-    kvset_clear(&t.cons.state);
-    kvset_clear(&t.cons.listing);
-    kvset_clear(&t.quitter.state);
-    kvset_clear(&t.quitter.listing);
-    kvset_clear(&t.pager.state);
-    kvset_clear(&t.pager.listing);
-    etcd_kill();
+    io_teardown(&t);
+}
+
+Test(etcd_io, cut_connection_resumes_without_listing, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    int lists;
+
+    io_setup(&t);
+    put_many(&t, 20);
+    sync = sync_listed(&t);
+    lists = t.cons.list_begins;
+    while (t.proxy.conns)
+        pconn_close(t.proxy.conns);
+    put(&t, "/svc/after", "127.0.0.9:80");
+    cr_assert(wait_until(&t, saw_after, 15), "no event after a cut (why %s)", t.cons.why);
+    cr_assert_eq(t.cons.list_begins, lists);
+    check_state_matches_etcd(&t, &t.cons.state);
+    etcd_sync_stop(sync);
+    io_teardown(&t);
+}
+
+/* A snapshot compacted between two pages: the listing starts over, and the
+ * consumer still sees one list_begin..list_end. Then this consumer stops its
+ * sync from inside a watch event. */
+Test(etcd_io, compaction_between_pages_restarts_the_listing, .timeout = 60)
+{
+    struct io_test t = {0};
+    const struct etcd_sync_stats *pst;
+
+    io_setup(&t);
+    put_many(&t, 1205);
+    t.proxy.pause_on_more = true;
+    t.pager.stop_when = 2;
+    t.pager.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.pager);
+    cr_assert_not_null(t.pager.self);
+    pst = etcd_sync_stats(t.pager.self);
+    cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
+    put(&t, "/svc/between", "127.0.0.11:80");
+    compact_now(&t);
+    proxy_pause(&t.proxy, false);
+    cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
+    cr_assert_eq(t.pager.list_begins, 1);
+    cr_assert_eq(pst->compactions, 1);
+    cr_assert_eq(pst->lists, 1);
+    cr_assert(kvset_find(&t.pager.state, "/svc/between"));
+    check_state_matches_etcd(&t, &t.pager.state);
+    put(&t, "/svc/last", "127.0.0.12:80");
+    cr_assert(wait_until(&t, pager_stopped, 10));
+    cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
+    wait_until(&t, never, 0.3);
+    cr_assert_eq(t.pager.after_stop, 0);
+    io_teardown(&t);
 }
 
 static struct etcd_client *doomed;
