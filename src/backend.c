@@ -80,6 +80,40 @@ bool backend_names_has(const struct names *s, const char *name)
     return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
 }
 
+int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe)
+{
+    const char *p = text, *end = text + len;
+    int r = 0;
+
+    while (r == 0 && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char line[256], kw[16], name[SERVICE_NAME_MAX + 2];
+
+        const char *q = p;
+
+        p += ll + 1;
+        /* only the keyword and the name after the indentation matter */
+        while (ll && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\v' || *q == '\f')) {
+            q++;
+            ll--;
+        }
+        snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
+                 q);
+        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
+            continue;
+        if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
+            r = backend_names_add(be, name);
+        if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
+            r = backend_names_add(fe, name);
+    }
+    if (be)
+        backend_names_sort(be);
+    if (fe)
+        backend_names_sort(fe);
+    return r;
+}
+
 /* Who holds the name of b's proxies if slotsync does not: a text for the
  * log, or NULL when the name is free or ours. */
 const char *backend_name_taken(const struct backend *b, const struct backend_owners *o)

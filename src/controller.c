@@ -42,6 +42,7 @@
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
 #define CHANGE_LOG_MAX 20
+#define BASE_CONFIG_MAX (256u << 20)
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -141,36 +142,21 @@ static struct backend *backend_add(struct ctl *c, const struct service_conf *con
 
 /* ---- ownership: which proxies are slotsync's ---- */
 
-/* The proxy names a HAProxy config file declares: "backend NAME" and
- * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe. Only
- * names that could be service names are kept: no other can collide with one.
- * A missing file declares nothing. Reads the whole file: called at start and
- * on SIGHUP only. */
+/* The proxy names base_config declares (backend_proxy_names()). A missing
+ * file declares nothing. Reads the whole file: called at start and on
+ * SIGHUP only. */
 static int read_proxy_names(const char *path, struct names *be, struct names *fe)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    int r = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int r = file_read(path, BASE_CONFIG_MAX, &text, &len);
 
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
-    while (r == 0 && getline(&line, &cap, f) >= 0) {
-        char kw[16], name[SERVICE_NAME_MAX + 2];
-
-        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
-            continue;
-        if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
-            r = backend_names_add(be, name);
-        if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
-            r = backend_names_add(fe, name);
-    }
-    free(line);
-    fclose(f);
-    if (be)
-        backend_names_sort(be);
-    if (fe)
-        backend_names_sort(fe);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    r = backend_proxy_names(text, len, be, fe);
+    free(text);
     return r;
 }
 
@@ -676,7 +662,6 @@ static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
     master_connect(w->data);
 }
 
-/* A map key as render_host_routes() writes it: a lower-cased host name. */
 /* "show map <file>", parsed by runtime_parse_routes(), into map_have. */
 static int parse_map(struct ctl *c, const char *text)
 {

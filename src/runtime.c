@@ -443,6 +443,7 @@ int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *
 
 /* ---- routes of the HTTP frontend's map ---- */
 
+/* A map key as render_host_routes() writes it: a lower-cased host name. */
 static bool map_host_ok(const char *s)
 {
     size_t n = strlen(s);

@@ -307,3 +307,35 @@ Test(backend, refusals)
     backend_refusal_forget(b, 2, "set server web/s3 weight 1"); /* none: no-op */
     cr_assert_eq(b->n_refused, 2);
 }
+
+Test(backend, proxy_names_of_a_config_text)
+{
+    const char *text = "global\n"
+                       "    master-worker\n"
+                       "frontend www\n"
+                       "    bind :80\n"
+                       "backend api # comment\n"
+                       "  listen   stats\n"
+                       "\tbackend tabbed\n"
+                       "backend bad/name\n"
+                       "backend\n"
+                       "defaults web\n"
+                       "frontend shared\n"
+                       "backend shared\n"
+                       "backend last"; /* no final newline */
+    static const char *const want_be[] = {"api", "last", "shared", "stats", "tabbed"};
+    static const char *const want_fe[] = {"shared", "stats", "www"};
+    struct names be = {0}, fe = {0};
+
+    cr_assert_eq(backend_proxy_names(text, strlen(text), &be, &fe), 0);
+    cr_assert_eq(be.n, ARRAY_SIZE(want_be));
+    for (size_t i = 0; i < be.n; i++)
+        cr_expect_str_eq(be.v[i], want_be[i]);
+    cr_assert_eq(fe.n, ARRAY_SIZE(want_fe));
+    for (size_t i = 0; i < fe.n; i++)
+        cr_expect_str_eq(fe.v[i], want_fe[i]);
+    backend_names_clear(&be);
+    backend_names_clear(&fe);
+    cr_assert_eq(backend_proxy_names("", 0, &be, NULL), 0);
+    cr_assert_eq(be.n, 0);
+}
