@@ -247,7 +247,9 @@ def test_slotsync_restart_adopts_slots(env, bin_path):
     before = c.slots()
     env.stop(c.slotsync)
     c.start_slotsync(name="slotsync2")
-    time.sleep(0.3)  # give a wrong implementation time to send something
+    # start_slotsync() waited for "HAProxy state read" (a batch can only
+    # follow it); a short pause gives a wrong implementation time to send
+    time.sleep(0.3)
     assert c.slots() == before
     assert "runtime commands" not in env.log_text("slotsync2"), env.log_text("slotsync2")
 

@@ -49,13 +49,16 @@
 #include <unistd.h>
 
 #include <ev.h>
-#include <jansson.h>
 
 #include <slotsync/config.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_decode.h>
+#include <slotsync/health.h>
 #include <slotsync/http.h>
 #include <slotsync/secret.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 extern char **environ;
 
@@ -65,12 +68,6 @@ extern char **environ;
  * bounds how long a key stays away after etcd comes back. */
 #define RETRY_BASE_S 0.25
 #define RETRY_CAP_S 5.0
-/* The final revoke on a stop may take this long, then announce gives up
- * (the key then goes with its lease's TTL). */
-#define STOP_REVOKE_TIMEOUT_S 2.0
-#define CHECK_TIMEOUT_MIN_S 1.0
-#define CHECK_TIMEOUT_MAX_S 5.0
-#define CHECK_BODY_MAX (64 * 1024)
 
 /* ---- command line (pure) ---- */
 
@@ -250,26 +247,14 @@ out:
 /* The prefix, with the daemon's rules for etcd.prefix. */
 static int parse_prefix(const char *prefix, struct announce_opts *o, char **errmsg)
 {
-    struct config cfg;
     char *reason = NULL;
-    const char *why;
-    int ret;
+    int ret = config_check_prefix(prefix, &reason);
 
-    memset(&cfg, 0, sizeof(cfg));
-    ret = config_set_prefix(&cfg, prefix, &reason);
-    if (ret < 0) {
-        /* The daemon's reason names the config field; the option is what
-         * the user typed. */
-        why = reason ? reason : "invalid prefix";
-        if (strncmp(why, "etcd.prefix: ", 13) == 0)
-            why += 13;
-        ret = ret == -ENOMEM ? ret : opt_error(errmsg, "--prefix: %s", why);
-    } else {
-        o->prefix = cfg.etcd_prefix;
-        cfg.etcd_prefix = NULL;
-    }
+    if (ret < 0)
+        ret = opt_error(errmsg, "--prefix: %s", reason ? reason : "invalid prefix");
+    else if (!(o->prefix = strdup(prefix)))
+        ret = -ENOMEM;
     free(reason);
-    config_free(&cfg);
     return ret;
 }
 
@@ -484,7 +469,7 @@ int announce_parse_args(int argc, char **argv, struct announce_opts *out, char *
     out->check_interval_s = ANNOUNCE_DEFAULT_INTERVAL;
     out->rise = ANNOUNCE_DEFAULT_RISE;
     out->fall = ANNOUNCE_DEFAULT_FALL;
-    out->log_level = LOG_INFO;
+    out->log_level = LOG_LEVEL_INFO;
 
     /* By hand rather than getopt: no global state (the tests parse many
      * command lines), no permutation (everything after "--" is the child's),
@@ -620,37 +605,7 @@ bool announce_key_deletable(const char *value, size_t len, int64_t lease, int64_
            strcmp(found.host, ours->host) == 0;
 }
 
-/* ---- health counting and backoff (pure) ---- */
-
-void announce_health_init(struct announce_health *h, int rise, int fall)
-{
-    memset(h, 0, sizeof(*h));
-    h->rise = rise > 0 ? rise : 1;
-    h->fall = fall > 0 ? fall : 1;
-}
-
-enum announce_health_change announce_health_report(struct announce_health *h, bool ok)
-{
-    if (ok) {
-        h->failures = 0;
-        if (h->successes < h->rise)
-            h->successes++;
-        if (!h->up && (!h->ever_up || h->successes >= h->rise)) {
-            h->up = true;
-            h->ever_up = true;
-            return ANNOUNCE_HEALTH_UP;
-        }
-        return ANNOUNCE_HEALTH_SAME;
-    }
-    h->successes = 0;
-    if (h->failures < h->fall)
-        h->failures++;
-    if (h->up && h->failures >= h->fall) {
-        h->up = false;
-        return ANNOUNCE_HEALTH_DOWN;
-    }
-    return ANNOUNCE_HEALTH_SAME;
-}
+/* ---- backoff (pure) ---- */
 
 double announce_backoff(unsigned attempt, double base, double cap, double r)
 {
@@ -736,17 +691,10 @@ struct announcer {
     struct log_outage etcd_outage;
 
     /* health */
-    struct announce_health health;
-    bool healthy; /* the verdict; always true without --check */
-    bool check_running;
+    struct health_counter health;
+    bool healthy;   /* the verdict; always true without --check */
     int last_check; /* -1 none yet, 0 failed, 1 ok */
-    ev_tstamp check_started;
-    double check_timeout_s;
-    ev_timer check_timer;    /* next check */
-    ev_timer check_deadline; /* the running check's timeout */
-    ev_io check_io;          /* TCP check: the connecting socket */
-    int check_fd;
-    struct http_request *check_req;
+    struct health_check check;
 
     /* child and stop */
     pid_t child;
@@ -770,11 +718,6 @@ static unsigned long long lease_hex(int64_t lease)
     return (unsigned long long)lease;
 }
 
-static double jitter(void)
-{
-    return (double)random() / ((double)RAND_MAX + 1.0);
-}
-
 static void lease_forget(struct announcer *a)
 {
     a->lease = 0;
@@ -796,31 +739,10 @@ static void wake_at(struct announcer *a, ev_tstamp when)
  * failover to the next endpoint, short enough to renew in time. */
 static double op_timeout(const struct announcer *a)
 {
-    return fmin(5.0, fmax(1.0, a->opt->ttl_s / 2.0));
+    return fmin(ANNOUNCE_OP_TIMEOUT_MAX_S, fmax(ANNOUNCE_OP_TIMEOUT_MIN_S, a->opt->ttl_s / 2.0));
 }
 
-/* The gateway wraps streamed answers (keepalive) in "result" and reports
- * some errors inside a 200 answer as {"error": ...}. */
-static const json_t *reply_body(const json_t *reply)
-{
-    const json_t *res = json_object_get(reply, "result");
-
-    return json_is_object(res) ? res : reply;
-}
-
-static const char *reply_error(const json_t *reply)
-{
-    const json_t *e = json_object_get(reply, "error"), *m;
-
-    if (!e)
-        return NULL;
-    if (json_is_string(e))
-        return json_string_value(e);
-    m = json_object_get(e, "message");
-    return json_is_string(m) ? json_string_value(m) : "error object in the answer";
-}
-
-static void reg_done(int err, const json_t *reply, const char *errtext, void *arg);
+static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg);
 static void withdraw_finish(struct announcer *a, const char *note);
 
 /* The value the key should hold now. */
@@ -863,12 +785,12 @@ static bool start_op(struct announcer *a, enum reg_op op)
     return true;
 }
 
-/* A failed call: back off, or act on what the failure says about the lease.
- * why is borrowed. */
-static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
+/* A failed call: back off, or act on what the failure says about the lease:
+ * -ENOENT is etcd's NOT_FOUND, here a lease that is gone. why is borrowed. */
+static void reg_failed(struct announcer *a, enum reg_op op, int err, const char *why)
 {
-    char why_q[512];
-    bool lease_gone = strstr(why, "lease not found") != NULL;
+    char why_q[LOG_QUOTE_MAX];
+    bool lease_gone = err == -ENOENT;
     double delay, elapsed;
 
     log_quote(why, strlen(why), why_q, sizeof(why_q));
@@ -900,7 +822,7 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
         reg_step(a);
         return;
     }
-    delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter());
+    delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter_unit());
     if (log_outage_begin(&a->etcd_outage, ev_now(a->loop)))
         log_warn(MOD, "etcd %s failed (%s): retrying with backoff, first in %.2f s", op_names[op],
                  why_q, delay);
@@ -914,12 +836,10 @@ static void reg_failed(struct announcer *a, enum reg_op op, const char *why)
     reg_step(a);
 }
 
-static void reg_done(int err, const json_t *reply, const char *errtext, void *arg)
+static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg)
 {
     struct announcer *a = arg;
     enum reg_op op = a->op;
-    const json_t *body;
-    const char *inband;
     int64_t id = 0, ttl = 0;
     double elapsed;
 
@@ -927,19 +847,13 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
     a->op = OP_NONE;
     ev_timer_stop(a->loop, &a->op_timer);
     if (err < 0) {
-        reg_failed(a, op, errtext ? errtext : strerror(-err));
+        reg_failed(a, op, err, errtext ? errtext : strerror(-err));
         return;
     }
     if (!reply) {
-        reg_failed(a, op, "empty answer");
+        reg_failed(a, op, -EBADMSG, "empty answer");
         return;
     }
-    inband = reply_error(reply);
-    if (inband) {
-        reg_failed(a, op, inband);
-        return;
-    }
-    body = reply_body(reply);
     elapsed = log_outage_end(&a->etcd_outage, ev_now(a->loop));
     if (elapsed >= 0)
         log_info(MOD, "etcd answers again after %.0f s", elapsed);
@@ -948,9 +862,8 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
 
     switch (op) {
     case OP_GRANT:
-        if (etcd_json_int64(body, "ID", &id) < 0 || id == 0 ||
-            etcd_json_int64(body, "TTL", &ttl) < 0) {
-            reg_failed(a, op, "lease grant answer without a lease ID");
+        if (etcd_parse_lease_grant(reply, &id, &ttl) < 0) {
+            reg_failed(a, op, -EBADMSG, "lease grant answer without a lease ID");
             return;
         }
         a->lease = id;
@@ -973,8 +886,8 @@ static void reg_done(int err, const json_t *reply, const char *errtext, void *ar
                  lease_hex(a->lease), (long long)a->lease_ttl);
         break;
     case OP_KEEPALIVE:
-        if (etcd_json_int64(body, "TTL", &ttl) < 0) {
-            reg_failed(a, op, "lease keepalive answer with a bad TTL");
+        if (etcd_parse_lease_keepalive(reply, &ttl) < 0) {
+            reg_failed(a, op, -EBADMSG, "lease keepalive answer with a bad TTL");
             return;
         }
         if (ttl <= 0) {
@@ -1012,7 +925,7 @@ static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     etcd_call_cancel(a->call);
     a->call = NULL;
     a->op = OP_NONE;
-    reg_failed(a, op, "timed out");
+    reg_failed(a, op, -ETIMEDOUT, "timed out");
 }
 
 /* Start the one call that brings etcd closer to what is wanted, or arm the
@@ -1050,7 +963,7 @@ static void reg_step(struct announcer *a)
         return;
     }
     if (!start_op(a, op))
-        reg_failed(a, op, "cannot start the request");
+        reg_failed(a, op, -ENOMEM, "cannot start the request");
 }
 
 static void wake_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1068,7 +981,7 @@ static double verify_period(const struct announce_opts *opt)
     return fmin(10.0, fmax(1.0, opt->ttl_s / 3.0));
 }
 
-static void key_done(int err, const json_t *reply, const char *errtext, void *arg);
+static void key_done(int err, const struct json_t *reply, const char *errtext, void *arg);
 
 static void key_cancel(struct announcer *a)
 {
@@ -1082,35 +995,15 @@ static void key_cancel(struct announcer *a)
  * is still at mod_rev. Returns false if the call could not be started. */
 static bool key_start(struct announcer *a, enum key_op op, int64_t mod_rev)
 {
-    json_t *body = NULL, *cmp = NULL, *del = NULL;
-    char *k64 = NULL, rev[24];
-    const char *path = "/v3/kv/range";
     long timeout_ms = (long)(op_timeout(a) * 1000);
 
-    if (etcd_b64_encode(a->opt->key, strlen(a->opt->key), &k64, NULL) < 0)
-        return false;
-    if (op == KOP_DELETE) {
-        /* Conditional on the revision read, so that a put landing between
-         * the read and the delete (announce itself after a rise, or another
-         * writer) is never deleted. */
-        snprintf(rev, sizeof(rev), "%lld", (long long)mod_rev);
-        cmp = json_pack("{s:s, s:s, s:s, s:s}", "key", k64, "target", "MOD", "result", "EQUAL",
-                        "mod_revision", rev);
-        del = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
-        if (cmp && del)
-            body = json_pack("{s:[o], s:[o]}", "compare", cmp, "success", del);
-        else {
-            json_decref(cmp);
-            json_decref(del);
-        }
-        path = "/v3/kv/txn";
-    } else {
-        body = json_pack("{s:s}", "key", k64);
-    }
-    free(k64);
-    if (!body)
-        return false;
-    a->kcall = etcd_call(a->etcd, path, body, timeout_ms, key_done, a);
+    /* The delete is conditional on the revision read, so that a put landing
+     * between the read and the delete (announce itself after a rise, or
+     * another writer) is never deleted. */
+    if (op == KOP_DELETE)
+        a->kcall = etcd_delete_if_mod(a->etcd, a->opt->key, mod_rev, timeout_ms, key_done, a);
+    else
+        a->kcall = etcd_get(a->etcd, a->opt->key, timeout_ms, key_done, a);
     if (!a->kcall)
         return false;
     a->kop = op;
@@ -1136,7 +1029,7 @@ static void verify_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void verify_result(struct announcer *a, const struct etcd_kv *kv)
 {
     enum announce_key_verdict v;
-    char found_q[512];
+    char found_q[LOG_QUOTE_MAX];
     int64_t occurrence;
 
     v = announce_key_classify(kv != NULL, kv ? kv->value : NULL, kv ? kv->value_len : 0,
@@ -1198,9 +1091,9 @@ static void verify_result(struct announcer *a, const struct etcd_kv *kv)
 static void cleanup_end(struct announcer *a, bool warn, const char *what)
 {
     a->cleanup_wanted = false;
-    log_msg(warn ? LOG_WARN : LOG_INFO, MOD, "withdrawn %s (%s): lease %llx %s, %s", a->key_q,
-            a->withdraw_why, lease_hex(a->revoked_lease), a->revoke_note ? a->revoke_note : "ended",
-            what);
+    log_msg(warn ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD, "withdrawn %s (%s): lease %llx %s, %s",
+            a->key_q, a->withdraw_why, lease_hex(a->revoked_lease),
+            a->revoke_note ? a->revoke_note : "ended", what);
     if (a->stopping)
         stop_step(a);
 }
@@ -1208,7 +1101,7 @@ static void cleanup_end(struct announcer *a, bool warn, const char *what)
 /* After the read: delete the key if it is still ours to delete. */
 static void cleanup_read(struct announcer *a, const struct etcd_kv *kv)
 {
-    char found_q[512];
+    char found_q[LOG_QUOTE_MAX];
 
     if (!kv) {
         cleanup_end(a, false, "the key is gone");
@@ -1232,14 +1125,13 @@ static void cleanup_read(struct announcer *a, const struct etcd_kv *kv)
     cleanup_end(a, false, "the key was left to its other writer");
 }
 
-static void key_done(int err, const json_t *reply, const char *errtext, void *arg)
+static void key_done(int err, const struct json_t *reply, const char *errtext, void *arg)
 {
     struct announcer *a = arg;
     enum key_op op = a->kop;
     struct etcd_range_reply range;
-    const json_t *ok;
     char *reason = NULL;
-    char why_q[512];
+    char why_q[LOG_QUOTE_MAX];
     bool stale = a->kcall_gen != a->put_gen;
 
     a->kcall = NULL;
@@ -1272,8 +1164,7 @@ static void key_done(int err, const json_t *reply, const char *errtext, void *ar
         cleanup_read(a, range.n_kvs ? &range.kvs[0] : NULL);
         break;
     case KOP_DELETE:
-        ok = json_object_get(reply, "succeeded");
-        if (json_is_true(ok))
+        if (etcd_txn_succeeded(reply))
             cleanup_end(a, false, "key deleted (a put had detached it from the lease)");
         else
             cleanup_end(a, true, "but the key changed between read and delete: left in place");
@@ -1391,7 +1282,7 @@ static void stop_begin(struct announcer *a, int sig, const char *why)
         a->op = OP_NONE;
         ev_timer_stop(a->loop, &a->op_timer);
     }
-    ev_timer_set(&a->stop_timer, STOP_REVOKE_TIMEOUT_S, 0.);
+    ev_timer_set(&a->stop_timer, ANNOUNCE_STOP_REVOKE_TIMEOUT_S, 0.);
     ev_timer_start(a->loop, &a->stop_timer);
     stop_step(a);
 }
@@ -1410,12 +1301,12 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         log_warn(MOD,
                  "revoking lease %llx took over %.0f s: giving up, %s goes when the lease "
                  "expires",
-                 lease_hex(a->lease), STOP_REVOKE_TIMEOUT_S, a->key_q);
+                 lease_hex(a->lease), ANNOUNCE_STOP_REVOKE_TIMEOUT_S, a->key_q);
     else if (a->cleanup_wanted)
         log_warn(MOD,
                  "checking %s for a copy detached from the lease took over %.0f s: giving up, "
                  "such a copy stays",
-                 a->key_q, STOP_REVOKE_TIMEOUT_S);
+                 a->key_q, ANNOUNCE_STOP_REVOKE_TIMEOUT_S);
     key_cancel(a);
     a->cleanup_wanted = false;
     lease_forget(a);
@@ -1561,174 +1452,44 @@ static int child_spawn(struct announcer *a, char **errmsg)
     return 0;
 }
 
-/* ---- health checks ---- */
-
-static void check_cleanup(struct announcer *a)
-{
-    ev_timer_stop(a->loop, &a->check_deadline);
-    if (a->check_fd >= 0) {
-        ev_io_stop(a->loop, &a->check_io);
-        close(a->check_fd);
-        a->check_fd = -1;
-    }
-    if (a->check_req) {
-        http_cancel(a->check_req);
-        a->check_req = NULL;
-    }
-    a->check_running = false;
-}
+/* ---- health checks (run by health.c) ---- */
 
 static void checks_stop(struct announcer *a)
 {
-    check_cleanup(a);
-    ev_timer_stop(a->loop, &a->check_timer);
+    health_check_stop(&a->check);
 }
 
-/* One check is over: count it, act on a transition, schedule the next one
- * an interval after this one started. why (borrowed) says what failed. */
-static void check_finish(struct announcer *a, bool ok, const char *why)
+/* One check is over: count it, act on a transition. why (borrowed) says
+ * what failed. health.c schedules the next one an interval after this one
+ * started, unless checks_stop() was called. */
+static void check_result(void *arg, bool ok, const char *why)
 {
-    enum announce_health_change change;
-    ev_tstamp next;
-    char why_q[256];
+    struct announcer *a = arg;
+    enum health_change change;
+    char why_q[LOG_QUOTE_MAX / 2];
 
-    check_cleanup(a);
     if (a->stopping)
         return;
-    change = announce_health_report(&a->health, ok);
+    change = health_counter_report(&a->health, ok);
     if (ok && a->last_check != 1) {
         log_info(MOD, "check of %s ok", a->check_target);
     } else if (!ok) {
         log_quote(why ? why : "failed", why ? strlen(why) : 6, why_q, sizeof(why_q));
-        log_msg(a->last_check != 0 ? LOG_INFO : LOG_DEBUG, MOD,
+        log_msg(a->last_check != 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
                 "check of %s failed: %s (%d in a row)", a->check_target, why_q, a->health.failures);
     }
     a->last_check = ok ? 1 : 0;
-    if (change == ANNOUNCE_HEALTH_UP) {
+    if (change == HEALTH_UP) {
         log_info(MOD, "%s is healthy: registering %s", a->addr_text, a->key_q);
         a->healthy = true;
         reg_step(a);
-    } else if (change == ANNOUNCE_HEALTH_DOWN) {
+    } else if (change == HEALTH_DOWN) {
         log_warn(MOD, "%s is unhealthy after %d failed checks: withdrawing %s", a->addr_text,
                  a->health.failures, a->key_q);
         a->healthy = false;
         a->withdraw_why = "check failing";
         reg_step(a);
     }
-    next = a->check_started + a->opt->check_interval_s - ev_now(a->loop);
-    ev_timer_set(&a->check_timer, next > 0 ? next : 0, 0.);
-    ev_timer_start(a->loop, &a->check_timer);
-}
-
-static void check_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    check_finish(w->data, false, "timed out");
-}
-
-static void tcp_check_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct announcer *a = w->data;
-    socklen_t len = sizeof(int);
-    int soerr = 0;
-
-    if (getsockopt(a->check_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    check_finish(a, soerr == 0, soerr ? strerror(soerr) : NULL);
-}
-
-/* A non-blocking connect to --addr; connected = healthy. */
-static void tcp_check_start(struct announcer *a)
-{
-    const struct endpoint *ep = &a->opt->addr;
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    struct sockaddr *sa;
-    socklen_t slen;
-    int fd, e;
-
-    if (ep->ipv6) {
-        memset(&sin6, 0, sizeof(sin6));
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(ep->port);
-        inet_pton(AF_INET6, ep->host, &sin6.sin6_addr);
-        sa = (struct sockaddr *)&sin6;
-        slen = sizeof(sin6);
-    } else {
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(ep->port);
-        inet_pton(AF_INET, ep->host, &sin.sin_addr);
-        sa = (struct sockaddr *)&sin;
-        slen = sizeof(sin);
-    }
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        check_finish(a, false, strerror(errno));
-        return;
-    }
-    if (connect(fd, sa, slen) == 0) {
-        close(fd);
-        check_finish(a, true, NULL);
-        return;
-    }
-    if (errno != EINPROGRESS) {
-        e = errno;
-        close(fd);
-        check_finish(a, false, strerror(e));
-        return;
-    }
-    a->check_fd = fd;
-    ev_io_set(&a->check_io, fd, EV_WRITE);
-    ev_io_start(a->loop, &a->check_io);
-}
-
-static void http_check_done(struct http_request *req, int err, long status, const char *body,
-                            size_t len, const char *errtext, void *arg)
-{
-    struct announcer *a = arg;
-    char why[64];
-
-    a->check_req = NULL; /* freed by the client once we return */
-    if (err < 0) {
-        check_finish(a, false, errtext ? errtext : strerror(-err));
-    } else if (status >= 200 && status < 400) {
-        check_finish(a, true, NULL);
-    } else {
-        snprintf(why, sizeof(why), "HTTP status %ld", status);
-        check_finish(a, false, why);
-    }
-}
-
-static void http_check_start(struct announcer *a)
-{
-    struct http_opts o;
-
-    memset(&o, 0, sizeof(o));
-    o.method = "GET";
-    o.connect_timeout_ms = (long)(a->check_timeout_s * 1000);
-    o.timeout_ms = (long)(a->check_timeout_s * 1000);
-    o.max_body = CHECK_BODY_MAX;
-    a->check_req = http_request_start(a->http, a->opt->check_url, &o, http_check_done, a);
-    if (!a->check_req)
-        check_finish(a, false, "cannot start the request");
-}
-
-static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct announcer *a = w->data;
-
-    if (a->stopping || a->check_running)
-        return;
-    a->check_running = true;
-    a->check_started = ev_now(loop);
-    /* The deadline covers the whole check; check_finish stops it, even when
-     * the check ends before the start function returns. */
-    ev_timer_set(&a->check_deadline, a->check_timeout_s, 0.);
-    ev_timer_start(loop, &a->check_deadline);
-    if (a->opt->check == ANNOUNCE_CHECK_TCP)
-        tcp_check_start(a);
-    else
-        http_check_start(a);
 }
 
 /* ---- setup and teardown ---- */
@@ -1738,7 +1499,6 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     int n;
 
     a->opt = opt;
-    a->check_fd = -1;
     a->last_check = -1;
     a->withdraw_why = "stopping";
     n = announce_format_value(&opt->addr, opt->weight_set, opt->format, a->value, sizeof(a->value));
@@ -1761,17 +1521,12 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
     endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
     a->check_target = opt->check == ANNOUNCE_CHECK_HTTP ? opt->check_url : a->addr_text;
-    announce_health_init(&a->health, opt->rise, opt->fall);
+    health_counter_init(&a->health, opt->rise, opt->fall);
     a->healthy = opt->check == ANNOUNCE_CHECK_NONE;
-    a->check_timeout_s =
-        fmin(CHECK_TIMEOUT_MAX_S, fmax(CHECK_TIMEOUT_MIN_S, opt->check_interval_s));
 
     ev_timer_init(&a->op_timer, op_timer_cb, 0., 0.);
     ev_timer_init(&a->wake_timer, wake_timer_cb, 0., 0.);
-    ev_timer_init(&a->check_timer, check_timer_cb, 0., 0.);
-    ev_timer_init(&a->check_deadline, check_deadline_cb, 0., 0.);
     ev_timer_init(&a->stop_timer, stop_timer_cb, 0., 0.);
-    ev_io_init(&a->check_io, tcp_check_cb, -1, EV_WRITE);
     ev_child_init(&a->child_w, child_cb, 0, 0);
     ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
     ev_signal_init(&a->sig_int, signal_cb, SIGINT);
@@ -1780,8 +1535,7 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     ev_timer_init(&a->drain_timer, drain_timer_cb, 0., 0.);
     ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(opt), verify_period(opt));
     a->sig_usr1.data = a->sig_usr2.data = a->drain_timer.data = a->verify_timer.data = a;
-    a->op_timer.data = a->wake_timer.data = a->check_timer.data = a;
-    a->check_deadline.data = a->stop_timer.data = a->check_io.data = a;
+    a->op_timer.data = a->wake_timer.data = a->stop_timer.data = a;
     a->child_w.data = a->sig_term.data = a->sig_int.data = a;
 
     /* ev_child only works on the default loop. */
@@ -1801,6 +1555,9 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         if (r < 0)
             return r;
     }
+    health_check_init(&a->check, a->loop, a->http,
+                      opt->check == ANNOUNCE_CHECK_HTTP ? HEALTH_HTTP : HEALTH_TCP, &opt->addr,
+                      opt->check_url, opt->check_interval_s, check_result, a);
     a->etcd = etcd_client_new(a->loop, a->http, opt->etcd_endpoints, opt->n_etcd_endpoints);
     if (!a->etcd) {
         memprintf(errmsg, "cannot create the etcd client");
@@ -1917,7 +1674,7 @@ int announce_main(int argc, char **argv)
         }
     }
     if (opt.check != ANNOUNCE_CHECK_NONE)
-        ev_timer_start(a->loop, &a->check_timer); /* first check at once */
+        health_check_start(&a->check); /* first check at once */
     ev_timer_start(a->loop, &a->verify_timer);
     reg_step(a);
     ev_run(a->loop, 0);

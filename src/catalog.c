@@ -405,3 +405,21 @@ size_t catalog_count(const struct catalog *cat)
         n += cat->services[i]->n_endpoints;
     return n;
 }
+
+struct catalog_service *catalog_take_dirty(struct catalog *cat, size_t *pos)
+{
+    while (*pos < cat->n_services) {
+        struct catalog_service *s = cat->services[(*pos)++];
+
+        if (s->dirty) {
+            s->dirty = false;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+void catalog_mark_dirty(struct catalog_service *s)
+{
+    s->dirty = true;
+}

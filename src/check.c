@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 
@@ -25,7 +26,7 @@
 static unsigned warn_path(config_report_fn report, void *arg, const char *field, const char *what,
                           const char *path, size_t len, int err, const char *consequence)
 {
-    char q[512], *text = NULL;
+    char q[LOG_QUOTE_MAX], *text = NULL;
 
     log_quote(path, len, q, sizeof(q));
     if (err == ENOENT)
@@ -248,9 +249,9 @@ unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *
     copy.hosts_map = map_path;
     r = render_services_empty(&copy, &text, &len, &map, &maplen, &errmsg);
     if (r == 0)
-        r = render_write_atomic(svc_path, text, len, &errmsg);
+        r = file_write_atomic(svc_path, text, len, &errmsg);
     if (r == 0 && map)
-        r = render_write_atomic(map_path, map, maplen, &errmsg);
+        r = file_write_atomic(map_path, map, maplen, &errmsg);
     if (r < 0) {
         n = reportf(report, arg, true, "haproxy -c not run: rendering: %s",
                     errmsg ? errmsg : strerror(-r));

@@ -151,20 +151,7 @@ static bool printable(const char *s, size_t len, bool spaces)
 /* Decimal 1-65535: digits only, no sign, no leading zero. */
 static bool parse_port(const char *s, size_t len, unsigned short *port)
 {
-    unsigned long v = 0;
-
-    if (len < 1 || len > 5 || s[0] == '0')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!is_digit(s[i]))
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v > 65535)
-        return false;
-    if (port)
-        *port = (unsigned short)v;
-    return true;
+    return endpoint_parse_port(s, len, port, NULL) == 0;
 }
 
 /* RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes, not
@@ -367,16 +354,30 @@ bad:
 
 /* ---- field checks (reasons with the field path) ---- */
 
-static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+int config_check_prefix(const char *prefix, char **errmsg)
 {
     size_t len = strnlen(prefix, PREFIX_MAX + 1);
 
-    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false))
-        return field_error(errmsg, fp, "must be 1-%d printable ASCII characters, no whitespace",
-                           PREFIX_MAX);
-    if (prefix[0] != '/' || prefix[len - 1] != '/')
-        return field_error(errmsg, fp, "must start and end with '/'");
+    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false)) {
+        memprintf(errmsg, "must be 1-%d printable ASCII characters, no whitespace", PREFIX_MAX);
+        return -EINVAL;
+    }
+    if (prefix[0] != '/' || prefix[len - 1] != '/') {
+        memprintf(errmsg, "must start and end with '/'");
+        return -EINVAL;
+    }
     return 0;
+}
+
+static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+{
+    char *reason = NULL;
+
+    if (config_check_prefix(prefix, &reason) == 0)
+        return 0;
+    field_error(errmsg, fp, "%s", reason ? reason : "invalid prefix");
+    free(reason);
+    return -EINVAL;
 }
 
 /* A file path (no whitespace) or a command (spaces allowed). */
@@ -1194,7 +1195,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
              DEFAULT_SERVER_OPTIONS);
     cfg->defaults.slot_growth = 0;
     cfg->resync_interval_s = DEFAULT_RESYNC_INTERVAL_S;
-    cfg->log_level = LOG_INFO;
+    cfg->log_level = LOG_LEVEL_INFO;
 
     /* Block by block; with a collector (config_load_all) each block's
      * error is reported and the next block is still read. */
@@ -1231,7 +1232,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
 /* jansson's message may quote the offending input: escape it. */
 static int json_load_error(const json_error_t *jerr, const char *source, char **errmsg)
 {
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     log_quote(jerr->text, strnlen(jerr->text, sizeof(jerr->text)), q, sizeof(q));
     if (source)
@@ -1473,4 +1474,50 @@ void config_free(struct config *cfg)
     free(cfg->etcd_username);
     free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- comparing configs (SIGHUP) ---- */
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool config_same_listen(const struct listen_addr *a, const struct listen_addr *b)
+{
+    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
+}
+
+/* Options that change the rendered backend; slots is not one of them: a
+ * raised count is applied at run time by the controller, a lowered one
+ * removes nothing. */
+bool config_same_options(const struct service_options *a, const struct service_options *b)
+{
+    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
+           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
+}
+
+bool config_same_restart_fields(const struct config *nc, const struct config *oc)
+{
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    return same_etcd && strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0 &&
+           tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) &&
+           same_str(nc->etcd_username, oc->etcd_username) &&
+           same_str(nc->etcd_password_file, oc->etcd_password_file) &&
+           strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
+           same_str(nc->master_socket, oc->master_socket) &&
+           strcmp(nc->services_file, oc->services_file) == 0 &&
+           strcmp(nc->hosts_map, oc->hosts_map) == 0 &&
+           same_str(nc->base_config, oc->base_config) &&
+           strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0 &&
+           same_str(nc->reload_command, oc->reload_command);
+}
+
+bool config_same_http_frontend(const struct config *a, const struct config *b)
+{
+    return config_same_listen(&a->http_bind, &b->http_bind) &&
+           same_str(a->http_domain, b->http_domain);
 }

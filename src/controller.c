@@ -14,11 +14,14 @@
 #include <ev.h>
 
 #include <slotsync/admin.h>
+#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
@@ -27,60 +30,26 @@
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
 #include <slotsync/status.h>
+#include <slotsync/timeouts.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
 #define RETRY_MAX_S 5.0
+#define RETRY_JITTER 0.2          /* delays are spread over +-20% */
 #define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
 #define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
 #define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
 #define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
 #define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
-#define RUNTIME_TIMEOUT_S 10.0
 #define WRITE_RETRY_MIN_S 0.5
 #define WRITE_RETRY_MAX_S 30.0
 /* Per batch, at most this many changes get an info line each; the rest go
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
 #define CHANGE_LOG_MAX 20
+#define BASE_CONFIG_MAX (256u << 20)
 #define STR_(x) #x
 #define STR(x) STR_(x)
-
-/* A sorted set of proxy names. */
-struct names {
-    char **v;
-    size_t n;
-};
-
-/* A service's backend and HAProxy's side of it. */
-struct backend {
-    struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
-    const struct service_conf *svc; /* &conf */
-    bool configured;                /* from the config file, else built from defaults */
-    bool claimed;                   /* ours: configured, in our services file, or created */
-    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
-    struct slot_table slots;        /* as many slots as HAProxy has for it */
-    struct server_state *have;      /* slots.n entries: HAProxy's view */
-    bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
-    bool present;                   /* seen in HAProxy at the last resync */
-    bool missing_noted;             /* its absence already asked for a reload */
-    bool dirty;                     /* needs converging */
-    bool grow_by_reload;            /* "add server" is not possible or failed */
-    size_t want_slots;              /* slots the next render gives it, at least */
-    size_t added_to;                /* slots.n after the last runtime growth */
-    bool left_out;                  /* not in the file of the reload in flight */
-    size_t last_overflow;
-    /* commands HAProxy refused, held back until something changes */
-    struct plan_refusal *refused;
-    size_t n_refused;
-    /* static algorithm: instances already warned about for their weight */
-    char **weight_warned;
-    size_t n_weight_warned;
-    /* filled while parsing a resync */
-    struct server_state *seen;
-    size_t n_seen, cap_seen;
-    bool seen_backend;
-};
 
 struct ctl {
     struct ev_loop *loop;
@@ -178,107 +147,33 @@ struct ctl {
     bool last_reload_failed;
 };
 
-/* Index of the backend named name, or where it would go (*found false). */
-static size_t backend_pos(struct ctl *c, const char *name, bool *found)
-{
-    size_t lo = 0, hi = c->n_backends;
-
-    *found = false;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(name, c->backends[mid]->conf.name);
-
-        if (cmp == 0) {
-            *found = true;
-            return mid;
-        }
-        if (cmp < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-
 static struct backend *backend_find(struct ctl *c, const char *name)
 {
-    bool found;
-    size_t i = backend_pos(c, name, &found);
+    return backend_lookup(c->backends, c->n_backends, name);
+}
 
-    return found ? c->backends[i] : NULL;
+static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
+{
+    return backend_insert(&c->backends, &c->n_backends, conf, configured);
 }
 
 /* ---- ownership: which proxies are slotsync's ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void names_clear(struct names *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-    s->v = NULL;
-    s->n = 0;
-}
-
-/* Add a copy of name (call names_sort() once all are in). 0 or -ENOMEM. */
-static int names_add(struct names *s, const char *name)
-{
-    char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
-
-    if (!nv)
-        return -ENOMEM;
-    s->v = nv;
-    if (!(s->v[s->n] = strdup(name)))
-        return -ENOMEM;
-    s->n++;
-    return 0;
-}
-
-static void names_sort(struct names *s)
-{
-    if (s->n)
-        qsort(s->v, s->n, sizeof(*s->v), cmp_str);
-}
-
-static bool names_has(const struct names *s, const char *name)
-{
-    return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
-}
-
-/* The proxy names a HAProxy config file declares: "backend NAME" and
- * "listen NAME" into be, "frontend NAME" and "listen NAME" into fe. Only
- * names that could be service names are kept: no other can collide with one.
- * A missing file declares nothing. Reads the whole file: called at start and
- * on SIGHUP only. */
+/* The proxy names base_config declares (backend_proxy_names()). A missing
+ * file declares nothing. Reads the whole file: called at start and on
+ * SIGHUP only. */
 static int read_proxy_names(const char *path, struct names *be, struct names *fe)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    int r = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int r = file_read(path, BASE_CONFIG_MAX, &text, &len);
 
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
-    while (r == 0 && getline(&line, &cap, f) >= 0) {
-        char kw[16], name[SERVICE_NAME_MAX + 2];
-
-        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
-            continue;
-        if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
-            r = names_add(be, name);
-        if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
-            r = names_add(fe, name);
-    }
-    free(line);
-    fclose(f);
-    if (be)
-        names_sort(be);
-    if (fe)
-        names_sort(fe);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    r = backend_proxy_names(text, len, be, fe);
+    free(text);
     return r;
 }
 
@@ -289,38 +184,30 @@ static void load_base_names(struct ctl *c)
     int r;
 
     if (!c->cfg->base_config) {
-        names_clear(&c->base_be);
-        names_clear(&c->base_fe);
+        backend_names_clear(&c->base_be);
+        backend_names_clear(&c->base_fe);
         return;
     }
     r = read_proxy_names(c->cfg->base_config, &be, &fe);
     if (r < 0) {
         log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
                  c->cfg->base_config, strerror(-r));
-        names_clear(&be);
-        names_clear(&fe);
+        backend_names_clear(&be);
+        backend_names_clear(&fe);
         return;
     }
-    names_clear(&c->base_be);
-    names_clear(&c->base_fe);
+    backend_names_clear(&c->base_be);
+    backend_names_clear(&c->base_fe);
     c->base_be = be;
     c->base_fe = fe;
 }
 
-/* Who holds the name of b's proxies if slotsync does not: a text for the
- * log, or NULL when the name is free or ours. */
 static const char *name_taken(const struct ctl *c, const struct backend *b)
 {
-    const char *name = b->conf.name;
+    const struct backend_owners o = {&c->base_be, &c->base_fe, &c->proxies, &c->owned,
+                                     c->proxies_known};
 
-    if (names_has(&c->base_be, name))
-        return "a backend or listen section of haproxy.base_config";
-    if (b->conf.listen.set && names_has(&c->base_fe, name))
-        return "a frontend or listen section of haproxy.base_config";
-    if (!b->configured && c->proxies_known && names_has(&c->proxies, name) &&
-        !names_has(&c->owned, name))
-        return "a proxy of HAProxy's running configuration that slotsync did not render";
-    return NULL;
+    return backend_name_taken(b, &o);
 }
 
 /* Decide whether b is ours. A refused backend is left alone: nothing is
@@ -360,55 +247,6 @@ static bool backend_settle(struct ctl *c, struct backend *b)
     return true;
 }
 
-/* A backend slotsync may touch (and render). */
-static bool backend_ours(const struct backend *b)
-{
-    return b->claimed && !b->foreign;
-}
-
-/* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
-static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
-{
-    bool found;
-    size_t i = backend_pos(c, conf->name, &found);
-    struct backend *b, **nb;
-
-    if (found)
-        return c->backends[i];
-    b = calloc(1, sizeof(*b));
-    nb = realloc(c->backends, (c->n_backends + 1) * sizeof(*nb));
-    if (!b || !nb) {
-        free(b);
-        if (nb)
-            c->backends = nb;
-        return NULL;
-    }
-    c->backends = nb;
-    memmove(nb + i + 1, nb + i, (c->n_backends - i) * sizeof(*nb));
-    nb[i] = b;
-    c->n_backends++;
-    b->conf = *conf;
-    b->svc = &b->conf;
-    b->configured = configured;
-    b->dirty = true;
-    return b;
-}
-
-static void backend_free(struct backend *b)
-{
-    for (size_t i = 0; i < b->n_refused; i++)
-        plan_refusal_clear(&b->refused[i]);
-    free(b->refused);
-    for (size_t i = 0; i < b->n_weight_warned; i++)
-        free(b->weight_warned[i]);
-    free(b->weight_warned);
-    slots_free(&b->slots);
-    free(b->have);
-    free(b->drift);
-    free(b->seen);
-    free(b);
-}
-
 /* Structure changed: the services file must be rendered and loaded again. */
 static void want_reload(struct ctl *c, const char *why, const char *name)
 {
@@ -440,80 +278,15 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
     log_info(MOD, "%s %s: a reload is needed", why, name);
 }
 
-/* Size b's slot table (and HAProxy view) to n slots; new ones are unknown. */
-static int backend_resize(struct backend *b, size_t n)
-{
-    struct server_state *have;
-    bool *drift;
-    size_t old = b->slots.n;
-    int r;
-
-    if (n == old && b->have)
-        return 0;
-    if (n > old) {
-        r = b->slots.slots ? slots_grow(&b->slots, n) : slots_init(&b->slots, n);
-        if (r < 0)
-            return r;
-    } else {
-        for (size_t i = n; i < old; i++) {
-            free(b->slots.slots[i].instance);
-            b->slots.slots[i].instance = NULL;
-        }
-        b->slots.n = n;
-    }
-    have = realloc(b->have, (n ? n : 1) * sizeof(*have));
-    if (!have)
-        return -ENOMEM;
-    b->have = have;
-    drift = realloc(b->drift, (n ? n : 1) * sizeof(*drift));
-    if (!drift)
-        return -ENOMEM;
-    b->drift = drift;
-    if (n > old) {
-        memset(have + old, 0, (n - old) * sizeof(*have));
-        memset(drift + old, 0, (n - old) * sizeof(*drift));
-    }
-    return 0;
-}
-
-/* The next slot count by the growth rule (slot_growth 0 = double). */
-static size_t grow_step(const struct backend *b, size_t n)
-{
-    size_t step = b->conf.opt.slot_growth ? (size_t)b->conf.opt.slot_growth : (n ? n : 1);
-
-    return n + step;
-}
-
-static size_t fit_slots(const struct backend *b, size_t n, size_t endpoints)
-{
-    if (n == 0)
-        n = (size_t)b->conf.opt.slots;
-    while (n < endpoints)
-        n = grow_step(b, n);
-    return n;
-}
-
-static bool has_token(const char *options, const char *token)
-{
-    size_t tl = strlen(token);
-
-    for (const char *p = options; (p = strstr(p, token)); p += tl)
-        if ((p == options || p[-1] == ' ') && (p[tl] == ' ' || p[tl] == '\0'))
-            return true;
-    return false;
-}
-
 /* Move the catalog's dirty flags onto the backends. */
 static void collect_dirty(struct ctl *c)
 {
-    for (size_t i = 0; i < c->cat->n_services; i++) {
-        struct catalog_service *s = c->cat->services[i];
-        struct backend *b;
+    struct catalog_service *s;
+    size_t pos = 0;
 
-        if (!s->dirty)
-            continue;
-        s->dirty = false;
-        b = backend_find(c, s->name);
+    while ((s = catalog_take_dirty(c->cat, &pos))) {
+        struct backend *b = backend_find(c, s->name);
+
         if (b) {
             b->dirty = true;
         } else if (s->n_endpoints) {
@@ -526,13 +299,13 @@ static void collect_dirty(struct ctl *c)
             conf.opt = c->cfg->defaults;
             if (!(b = backend_add(c, &conf, false))) {
                 log_error(MOD, "service %s: out of memory", s->name);
-                s->dirty = true;
+                catalog_mark_dirty(s);
                 continue;
             }
             /* Claimed: HAProxy runs it already (our services file) and a
              * resync adopts its slots, or it needs a reload. */
             if (backend_settle(c, b) && !c->render_only) {
-                if (names_has(&c->proxies, s->name))
+                if (backend_names_has(&c->proxies, s->name))
                     c->resync_wanted = true;
                 else
                     want_reload(c, "new service", s->name);
@@ -589,18 +362,20 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
 
         /* The value was accepted, so it parses: log what it means (only
          * when the line is logged: a listing's keys are debug lines). */
-        if (c->render_only || (c->listing && log_get_level() < LOG_DEBUG) ||
+        if (c->render_only || (c->listing && log_get_level() < LOG_LEVEL_DEBUG) ||
             endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
             break;
         endpoint_format(&ep, addr, sizeof(addr));
-        log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" %s: %s weight %u %s", qkey,
+        log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD,
+                "etcd key \"%s\" %s: %s weight %u %s", qkey,
                 r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
                 endpoint_state_name(ep.state));
         break;
     }
     case CATALOG_REMOVED:
         if (!c->render_only)
-            log_msg(c->listing ? LOG_DEBUG : LOG_INFO, MOD, "etcd key \"%s\" removed", qkey);
+            log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, "etcd key \"%s\" removed",
+                    qkey);
         break;
     case CATALOG_UNCHANGED:
         break;
@@ -745,11 +520,6 @@ static const struct etcd_sync_ops sync_ops = {
 
 /* ---- HAProxy side ---- */
 
-static double jitter(void)
-{
-    return 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
-}
-
 /* Double *delay within [min, max] and arm t for it, with jitter. */
 static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min, double max)
 {
@@ -757,7 +527,7 @@ static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min,
     if (*delay > max)
         *delay = max;
     ev_timer_stop(c->loop, t);
-    ev_timer_set(t, *delay * jitter(), 0.);
+    ev_timer_set(t, *delay * jitter_around(RETRY_JITTER), 0.);
     ev_timer_start(c->loop, t);
 }
 
@@ -962,86 +732,29 @@ static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
     master_connect(w->data);
 }
 
-/* A map key as render_host_routes() writes it: a lower-cased host name. */
-static bool map_host_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
-              *s == '-'))
-            return false;
-    return true;
-}
-
-static int cmp_route_host(const void *a, const void *b)
-{
-    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
-}
-
-struct map_read {
-    struct host_route *r;
-    size_t n, cap, bad;
-};
-
-/* One "show map" entry: kept only when it looks like a route we could have
- * written; its text never goes back into a command otherwise (the map only
- * ever holds what we rendered or added). */
-static int map_row(const char *key, const char *value, void *arg)
-{
-    struct map_read *m = arg;
-
-    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
-        m->bad++;
-        return 0;
-    }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 16;
-        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
-
-        if (!nr)
-            return -ENOMEM;
-        m->r = nr;
-        m->cap = ncap;
-    }
-    /* lengths checked above */
-    memcpy(m->r[m->n].host, key, strlen(key) + 1);
-    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
-    m->n++;
-    return 0;
-}
-
-/* "show map <file>", parsed by runtime_parse_map(), into map_have. */
+/* "show map <file>", parsed by runtime_parse_routes(), into map_have. */
 static int parse_map(struct ctl *c, const char *text)
 {
-    struct map_read m = {0};
-    size_t bad = 0;
-    int r = runtime_parse_map(text, strlen(text), map_row, &m, &bad);
+    struct host_route *routes = NULL;
+    size_t n = 0, bad = 0;
+    int r = runtime_parse_routes(text, strlen(text), &routes, &n, &bad);
 
-    if (r < 0) {
-        free(m.r);
+    if (r < 0)
         return r;
-    }
-    bad += m.bad;
     if (bad != c->map_bad_last)
-        log_msg(bad ? LOG_WARN : LOG_INFO, MOD,
+        log_msg(bad ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
                 "show map %s: %zu lines are not routes slotsync could have written%s",
                 c->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
     c->map_bad_last = bad;
-    /* A host listed twice: plan_map() deletes it and adds it once. */
-    if (m.n)
-        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
     free(c->map_have);
-    c->map_have = m.r;
-    c->n_map_have = m.n;
+    c->map_have = routes;
+    c->n_map_have = n;
     return 0;
 }
 
 static int proxy_row(const char *name, void *arg)
 {
-    return names_add(arg, name);
+    return backend_names_add(arg, name);
 }
 
 /* "show backend": every backend-capable proxy HAProxy runs. Services
@@ -1053,18 +766,18 @@ static int read_proxies(struct ctl *c, const char *text)
     int r = runtime_parse_backends(text, strlen(text), proxy_row, &seen, NULL);
 
     if (r < 0) {
-        names_clear(&seen);
+        backend_names_clear(&seen);
         return r;
     }
-    names_sort(&seen);
-    names_clear(&c->proxies);
+    backend_names_sort(&seen);
+    backend_names_clear(&c->proxies);
     c->proxies = seen;
     c->proxies_known = true;
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
         if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
-            !names_has(&c->proxies, b->conf.name))
+            !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
     return 0;
@@ -1121,11 +834,11 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         c->level_noted = false;
         c->level_ok = true;
     }
-    if (!runtime_reply_ok("show servers state", replies[0])) {
+    if (!runtime_reply_ok(PLAN_SHOW_STATE, replies[0])) {
         runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
         return;
     }
-    if (n < 2 || !runtime_reply_ok("show backend", replies[1]) ||
+    if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
         (r = read_proxies(c, replies[1])) < 0) {
         runtime_failed(c, -EPROTO, "show backend gave an unexpected reply");
         return;
@@ -1154,7 +867,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     if (n > 2) {
         /* "show map": an unknown map means HAProxy runs without our HTTP
          * frontend (yet). */
-        c->map_known = runtime_reply_ok("show map ", replies[2]) && parse_map(c, replies[2]) == 0;
+        c->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(c, replies[2]) == 0;
         c->map_dirty = true;
         if (!c->map_known && !c->map_missing_noted) {
             c->map_missing_noted = true;
@@ -1163,7 +876,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
             c->map_missing_noted = false;
         }
     }
-    log_msg(c->runtime_down || !c->synced ? LOG_INFO : LOG_DEBUG, MOD,
+    log_msg(c->runtime_down || !c->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
     c->stats.resyncs++;
     c->last_resync_at = ev_now(c->loop);
@@ -1190,10 +903,8 @@ static void start_resync(struct ctl *c)
     master_connect(c);
     /* At start and after every reconnect: is the socket at level admin? */
     c->resync_has_level = !c->level_ok;
-    if ((c->resync_has_level && (r = plan_add(&cmds, "show cli level")) < 0) ||
-        (r = plan_add(&cmds, "show servers state")) < 0 ||
-        (r = plan_add(&cmds, "show backend")) < 0 ||
-        (c->cfg->http_bind.set && (r = plan_add(&cmds, "show map %s", c->cfg->hosts_map)) < 0)) {
+    if ((r = plan_resync(&cmds, c->resync_has_level,
+                         c->cfg->http_bind.set ? c->cfg->hosts_map : NULL)) < 0) {
         plan_free(&cmds);
         runtime_failed(c, r, "building the resync commands");
         return;
@@ -1252,8 +963,8 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
         if (ch)
             record_change(c, ch);
         changes++;
-        level = shown < CHANGE_LOG_MAX ? LOG_INFO : LOG_DEBUG;
-        if (level == LOG_INFO)
+        level = shown < CHANGE_LOG_MAX ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
+        if (level == LOG_LEVEL_INFO)
             shown++;
         if (!ch) {
             log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
@@ -1275,7 +986,7 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                     ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_msg(failed ? LOG_WARN : LOG_INFO, MOD,
+    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
             "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
             "repairs%s",
             n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
@@ -1284,78 +995,21 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
                 : "");
 }
 
-/* Length of a slot command's kind ("set server B/sN weight"), so that a new
- * refusal of the same kind replaces the old one. */
-static size_t cmd_kind_len(const char *cmd)
-{
-    const char *p = cmd;
-
-    for (int spaces = 0; *p; p++)
-        if (*p == ' ' && ++spaces == 4)
-            break;
-    return (size_t)(p - cmd);
-}
-
-static struct plan_refusal *refusal_find(struct backend *b, size_t slot, const char *cmd)
-{
-    size_t kl = cmd_kind_len(cmd);
-
-    for (size_t i = 0; i < b->n_refused; i++)
-        if (b->refused[i].slot == slot && cmd_kind_len(b->refused[i].cmd) == kl &&
-            strncmp(b->refused[i].cmd, cmd, kl) == 0)
-            return &b->refused[i];
-    return NULL;
-}
-
 static void refusal_forget(struct ctl *c, const struct plan_origin *o, const char *cmd)
 {
     struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-    struct plan_refusal *r = b ? refusal_find(b, (size_t)o->slot, cmd) : NULL;
 
-    if (!r)
-        return;
-    plan_refusal_clear(r);
-    *r = b->refused[--b->n_refused];
+    if (b)
+        backend_refusal_forget(b, (size_t)o->slot, cmd);
 }
 
-/* Remember a refused slot command so that it is not planned again until the
- * slot's endpoint or HAProxy's side of it changes. Returns whether its
- * (slot, reason) was warned about less than a minute ago. */
+/* See backend_refusal_note(): one warning per (slot, reason) per minute. */
 static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char *cmd,
                          const char *reason)
 {
     struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-    double now = ev_now(c->loop), warned_at = 0;
-    struct plan_refusal *r;
-    bool recent = false, added;
 
-    if (!b || (size_t)o->slot >= b->slots.n)
-        return false;
-    r = refusal_find(b, (size_t)o->slot, cmd);
-    added = !r;
-    if (added) {
-        struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
-
-        if (!nr)
-            return false;
-        b->refused = nr;
-        r = &b->refused[b->n_refused++];
-        memset(r, 0, sizeof(*r));
-    }
-    for (size_t i = 0; i < b->n_refused; i++)
-        if (b->refused[i].slot == (size_t)o->slot && strcmp(b->refused[i].reason, reason) == 0 &&
-            now - b->refused[i].warned_at < REFUSAL_WARN_EVERY_S) {
-            recent = true;
-            warned_at = b->refused[i].warned_at;
-        }
-    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
-        if (added) /* the zeroed entry just made: drop it */
-            *r = b->refused[--b->n_refused];
-        return recent;
-    }
-    snprintf(r->reason, sizeof(r->reason), "%s", reason);
-    r->warned_at = recent ? warned_at : now;
-    return recent;
+    return b && backend_refusal_note(b, o, cmd, reason, ev_now(c->loop), REFUSAL_WARN_EVERY_S);
 }
 
 /* Refused commands are not resent, but HAProxy's state is read again (the
@@ -1422,7 +1076,7 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
             : -1;
     for (size_t i = 0; i < n; i++) {
         const struct plan_origin *o = &c->plan.origin[i];
-        char q[128];
+        char q[LOG_QUOTE_MAX / 4];
 
         if (runtime_reply_ok(c->plan.cmds[i], replies[i])) {
             refusal_forget(c, o, c->plan.cmds[i]);
@@ -1452,34 +1106,15 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
 /* Add slots old..n-1 to a running backend with "add server". */
 static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
 {
-    const char *opts = b->conf.opt.server_options;
-    bool check = has_token(opts, "check");
     size_t old = b->slots.n;
     int r;
 
-    for (size_t i = old; i < n; i++) {
-        r = plan_add(&c->plan, "add server %s/" SLOT_NAME_FMT " 0.0.0.0:0%s%s", b->conf.name, i + 1,
-                     opts[0] ? " " : "", opts);
-        if (r == 0 && check)
-            r = plan_add(&c->plan, "enable health %s/" SLOT_NAME_FMT, b->conf.name, i + 1);
-        if (r < 0)
-            return r;
-    }
-    r = backend_resize(b, n);
+    r = plan_add_slots(&c->plan, b->conf.name, old, n, b->conf.opt.server_options);
     if (r < 0)
         return r;
-    /* A dynamic server starts in maintenance with no address. */
-    for (size_t i = old; i < n; i++) {
-        struct server_state *h = &b->have[i];
-
-        snprintf(h->backend, sizeof(h->backend), "%s", b->conf.name);
-        snprintf(h->server, sizeof(h->server), SLOT_NAME_FMT, i + 1);
-        snprintf(h->addr, sizeof(h->addr), "0.0.0.0");
-        h->port = 0;
-        h->admin = SERVER_MAINT;
-        h->weight = 1;
-    }
-    b->added_to = n;
+    r = backend_add_slots(b, n);
+    if (r < 0)
+        return r;
     c->stats.grown += n - old;
     log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
              old, n);
@@ -1543,7 +1178,7 @@ static void converge_backend(struct ctl *c, struct backend *b)
     if (n < (size_t)b->conf.opt.slots)
         n = (size_t)b->conf.opt.slots;
     if (endpoints > n)
-        n = fit_slots(b, n, endpoints);
+        n = backend_fit_slots(b, n, endpoints);
     if (n > b->slots.n) {
         if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
             r = grow_at_runtime(c, b, n);
@@ -1657,7 +1292,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->loaded_gen = c->reload_gen;
     c->stats.reloads++;
     /* The file HAProxy now runs declares the backends slotsync owns. */
-    names_clear(&c->owned);
+    backend_names_clear(&c->owned);
     c->owned = c->rendering;
     c->rendering = (struct names){0};
     c->epoch++; /* a new worker: any read still in flight is stale */
@@ -1690,7 +1325,7 @@ static void reload_end(struct ctl *c, bool ok)
 static void reload_io_failed(struct ctl *c, const char *what, const char *why)
 {
     double now = ev_time(), elapsed = 0;
-    double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+    double jitter = jitter_around(RETRY_JITTER);
 
     c->reloading = false;
     if (c->candidate)
@@ -1766,7 +1401,7 @@ static void on_check_done(int err, const char *errtext, void *arg)
         free(why);
         return;
     }
-    r = reloader_reload(c->reloader, 15.0, on_reload_done, c);
+    r = reloader_reload(c->reloader, RELOAD_TIMEOUT_S, on_reload_done, c);
     if (r == -ENOTSUP) {
         log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
                        "haproxy.reload_command is set");
@@ -1806,7 +1441,7 @@ static void start_reload(struct ctl *c)
         /* The configured count, or more; never fewer than HAProxy has. */
         if (want < (size_t)b->conf.opt.slots)
             want = (size_t)b->conf.opt.slots;
-        want = fit_slots(b, want, endpoints);
+        want = backend_fit_slots(b, want, endpoints);
         if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
             goto fail;
         /* This reload accounts for its absence: if it fails, only a new
@@ -1815,10 +1450,10 @@ static void start_reload(struct ctl *c)
             b->missing_noted = true;
         rb[n++] = (struct render_backend){b->svc, &b->slots};
     }
-    names_clear(&c->rendering);
+    backend_names_clear(&c->rendering);
     for (size_t i = 0; i < n && r == 0; i++)
-        r = names_add(&c->rendering, rb[i].svc->name);
-    names_sort(&c->rendering);
+        r = backend_names_add(&c->rendering, rb[i].svc->name);
+    backend_names_sort(&c->rendering);
     if (r < 0)
         goto fail;
     r = render_services(c->cfg, rb, n, &text, &len, &err);
@@ -1833,11 +1468,11 @@ static void start_reload(struct ctl *c)
         /* HAProxy reads the map only when it starts: writing it now changes
          * nothing until the reload that loads the matching services file. */
         if (r == 0)
-            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &err);
+            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &err);
         free(map);
     }
     if (r == 0)
-        r = render_write_atomic(c->candidate, text, len, &err);
+        r = file_write_atomic(c->candidate, text, len, &err);
     if (r == 0)
         r = reloader_check(c->reloader, c->candidate, on_check_done, c);
     if (r < 0)
@@ -1962,7 +1597,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         return;
     }
     metrics_pending_move(&c->events_in_flight, &c->events_pending);
-    if (log_get_level() >= LOG_DEBUG)
+    if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < c->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, c->plan.n, c->plan.cmds[i]);
     c->batch_started = ev_time();
@@ -2010,7 +1645,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
     double now = ev_now(loop);
     char resync[32], reload[32];
 
-    log_msg_all(LOG_INFO, MOD,
+    log_msg_all(LOG_LEVEL_INFO, MOD,
                 "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
                 "services, %llu values rejected, %llu with unknown JSON fields",
                 es ? (long long)es->revision : 0LL,
@@ -2018,7 +1653,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
                 c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
     log_msg_all(
-        LOG_INFO, MOD,
+        LOG_LEVEL_INFO, MOD,
         "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
         "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
         "(%llu refused)",
@@ -2031,38 +1666,19 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
         size_t used = slots_used(&b->slots);
 
-        log_msg_all(LOG_INFO, MOD,
+        log_msg_all(LOG_LEVEL_INFO, MOD,
                     "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
                     "without a slot)%s%s",
                     b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
                     b->slots.overflow, b->present ? "" : ", not in HAProxy",
                     b->configured ? "" : ", from etcd only");
     }
-    log_msg_all(LOG_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+    log_msg_all(LOG_LEVEL_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
 }
 
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     log_flush(false);
-}
-
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool same_listen(const struct listen_addr *a, const struct listen_addr *b)
-{
-    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
-}
-
-/* Options that change the rendered backend; slots is not one of them: a
- * raised count is applied by converge_backend(), a lowered one removes
- * nothing. */
-static bool same_options(const struct service_options *a, const struct service_options *b)
-{
-    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
-           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
 }
 
 /* A SIGHUP changed b's slot count from old: say what happens. */
@@ -2119,19 +1735,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(nc);
         return;
     }
-    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
-
-    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
-        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
-    if (!same_etcd || strcmp(nc->etcd_prefix, oc->etcd_prefix) ||
-        !tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) ||
-        !same_str(nc->etcd_username, oc->etcd_username) ||
-        !same_str(nc->etcd_password_file, oc->etcd_password_file) ||
-        strcmp(nc->runtime_socket, oc->runtime_socket) ||
-        !same_str(nc->master_socket, oc->master_socket) ||
-        strcmp(nc->services_file, oc->services_file) || strcmp(nc->hosts_map, oc->hosts_map) ||
-        !same_str(nc->base_config, oc->base_config) || strcmp(nc->haproxy_bin, oc->haproxy_bin) ||
-        !same_str(nc->reload_command, oc->reload_command)) {
+    if (!config_same_restart_fields(nc, oc)) {
         log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
                        "reload_command need a restart");
         config_free(nc);
@@ -2152,8 +1756,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
             continue;
         }
-        if (!b->configured || !same_options(&b->conf.opt, &sc->opt) ||
-            !same_listen(&b->conf.listen, &sc->listen)) {
+        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
+            !config_same_listen(&b->conf.listen, &sc->listen)) {
             b->conf = *sc;
             b->configured = true;
             b->grow_by_reload = false;
@@ -2181,7 +1785,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             b->configured = false;
             want_reload(c, "service left the config:", b->conf.name);
             changed = true;
-        } else if (!b->configured && !same_options(&b->conf.opt, &nc->defaults)) {
+        } else if (!b->configured && !config_same_options(&b->conf.opt, &nc->defaults)) {
             b->conf.opt = nc->defaults;
             want_reload(c, "defaults changed for", b->conf.name);
             changed = true;
@@ -2193,8 +1797,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
         }
     }
-    if (!same_listen(&nc->http_bind, &oc->http_bind) ||
-        !same_str(nc->http_domain, oc->http_domain)) {
+    if (!config_same_http_frontend(nc, oc)) {
         want_reload(c, "http_frontend changed:", nc->hosts_map);
         changed = true;
     }
@@ -2214,7 +1817,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
-        if (backend_settle(c, b) && was_refused && !names_has(&c->proxies, b->conf.name))
+        if (backend_settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
@@ -2243,7 +1846,7 @@ static void render_now(struct ctl *c)
 
         if (!backend_ours(b))
             continue;
-        r = backend_resize(b, fit_slots(b, 0, svc ? svc->n_endpoints : 0));
+        r = backend_resize(b, backend_fit_slots(b, 0, svc ? svc->n_endpoints : 0));
         if (r < 0)
             goto out;
         r = slots_assign(&b->slots, svc, NULL);
@@ -2260,17 +1863,17 @@ static void render_now(struct ctl *c)
         if (r == 0)
             r = render_hosts_map(routes, n_routes, &map, &mlen);
         if (r == 0)
-            r = render_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
+            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
         if (r < 0)
             goto out;
     }
     r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
     if (r == 0 && c->render_path)
-        r = render_write_output(path, text, len, &c->render_errmsg);
+        r = file_write_output(path, text, len, &c->render_errmsg);
     else if (r == 0)
-        r = render_write_atomic(path, text, len, &c->render_errmsg);
+        r = file_write_atomic(path, text, len, &c->render_errmsg);
     if (r == 0) {
-        char q[512];
+        char q[LOG_QUOTE_MAX];
 
         /* -o comes from the command line: escaped like any untrusted text */
         log_info(MOD, "wrote %s (%zu backends)",
@@ -2414,10 +2017,10 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     int r;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-        render_remove_stale_temps(paths[i], on_stale_removed, c);
+        file_remove_stale_temps(paths[i], on_stale_removed, c);
     if (unlink(c->candidate) == 0)
         log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
-    r = render_read_file(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
+    r = file_read(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
     if (r == -ENOENT)
         return 0;
     if (r < 0) {
@@ -2429,7 +2032,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     for (size_t i = 0; r == 0 && i < n; i++) {
         struct service_conf conf;
 
-        r = names_add(&c->owned, fb[i].name);
+        r = backend_names_add(&c->owned, fb[i].name);
         if (r < 0 || backend_find(c, fb[i].name))
             continue;
         memset(&conf, 0, sizeof(conf));
@@ -2444,7 +2047,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
         if (!render_backend_matches(&fb[i], &conf.opt))
             want_reload(c, "defaults changed for", conf.name);
     }
-    names_sort(&c->owned);
+    backend_names_sort(&c->owned);
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
@@ -2488,11 +2091,11 @@ static void ctl_destroy(struct ctl *c)
         backend_free(c->backends[i]);
     free(c->backends);
     free(c->map_have);
-    names_clear(&c->owned);
-    names_clear(&c->base_be);
-    names_clear(&c->base_fe);
-    names_clear(&c->proxies);
-    names_clear(&c->rendering);
+    backend_names_clear(&c->owned);
+    backend_names_clear(&c->base_be);
+    backend_names_clear(&c->base_fe);
+    backend_names_clear(&c->proxies);
+    backend_names_clear(&c->rendering);
     if (c->candidate)
         unlink(c->candidate);
     free(c->candidate);
@@ -2558,8 +2161,8 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
             return -EINVAL;
         }
-        if (cfg->master_socket &&
-            !(c->master_watch = runtime_new(c->loop, cfg->master_socket, 5.0)))
+        if (cfg->master_socket && !(c->master_watch = runtime_new(c->loop, cfg->master_socket,
+                                                                  MASTER_SENTINEL_TIMEOUT_S)))
             goto oom;
         c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
                                    cfg->reload_command);

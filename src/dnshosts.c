@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <slotsync/file.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
@@ -175,7 +176,7 @@ void dnshosts_update(struct dnshosts *d, const struct config *cfg, const char *c
         return;
     }
     log_quote(path, strlen(path), q, sizeof(q));
-    r = render_write_atomic(path, text, len, &why);
+    r = file_write_atomic(path, text, len, &why);
     if (r == 0 && !(path_copy = strdup(path)))
         r = -ENOMEM;
     if (r < 0) {

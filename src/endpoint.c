@@ -72,8 +72,7 @@ int endpoint_parse_host(const char *text, char *out, bool *ipv6)
     return 0;
 }
 
-/* Decimal port of len bytes: 1-65535, digits only, no sign, no leading zero. */
-static int parse_port(const char *s, size_t len, unsigned short *port, char **errmsg)
+int endpoint_parse_port(const char *s, size_t len, unsigned short *port, char **errmsg)
 {
     unsigned long v = 0;
     size_t i;
@@ -93,7 +92,8 @@ static int parse_port(const char *s, size_t len, unsigned short *port, char **er
         return set_error(errmsg, "port must not have leading zeros");
     if (len > 5 || v < 1 || v > 65535)
         return set_error(errmsg, "port out of range (1-65535)");
-    *port = (unsigned short)v;
+    if (port)
+        *port = (unsigned short)v;
     return 0;
 }
 
@@ -155,7 +155,7 @@ static int parse_hostport(const char *text, size_t len, struct endpoint *ep, cha
         port_start = colon + 1;
     }
 
-    ret = parse_port(port_start, (size_t)(end - port_start), &port, errmsg);
+    ret = endpoint_parse_port(port_start, (size_t)(end - port_start), &port, errmsg);
     if (ret < 0)
         return ret;
     memcpy(ep->host, canon, sizeof(ep->host));
@@ -209,7 +209,7 @@ static void note_unknown(json_t *root, char *out, size_t size)
     out[0] = '\0';
     for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
         const char *key = json_object_iter_key(it);
-        char q[128];
+        char q[LOG_QUOTE_MAX / 4];
         bool is_known = false;
         int n;
 
@@ -462,4 +462,28 @@ bool endpoint_equal(const struct endpoint *a, const struct endpoint *b)
 {
     return a->ipv6 == b->ipv6 && a->port == b->port && a->weight == b->weight &&
            a->state == b->state && strcmp(a->host, b->host) == 0;
+}
+
+int endpoint_sockaddr(const char *host, bool ipv6, unsigned short port, struct sockaddr_storage *sa,
+                      socklen_t *len)
+{
+    memset(sa, 0, sizeof(*sa));
+    if (ipv6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        *len = sizeof(*s6);
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+
+    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return -EINVAL;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(port);
+    *len = sizeof(*s4);
+    return 0;
 }

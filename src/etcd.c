@@ -1,8 +1,6 @@
 /* etcd - an etcd v3 client over the JSON gateway, on the loop.
  *
- * Three layers:
- *  - pure decoders (base64, int64-as-string, range replies, watch messages,
- *    the newline-delimited stream splitter), tested without I/O;
+ * Two layers (the pure decoders are in etcd_decode.c):
  *  - etcd_call: one buffered POST with endpoint failover;
  *  - etcd_sync: LIST a prefix in pages at one revision, then WATCH from the
  *    next revision, reconnecting with backoff and re-listing on compaction.
@@ -47,696 +45,24 @@
 
 #include <ev.h>
 
+#include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 #define MOD "etcd"
 
-#define ETCD_CALL_TIMEOUT_MS 5000L
-/* One page of 1000 keys; a member that hangs mid-listing costs this much
- * before the page is asked of the next endpoint. */
-#define ETCD_LIST_TIMEOUT_MS 10000L
 #define ETCD_LIST_PAGE 1000
 #define ETCD_REPLY_MAX ((size_t)256 << 20)
-#define ETCD_STREAM_MAX ((size_t)64 << 20)
 #define ETCD_BACKOFF_MIN 0.1
 #define ETCD_BACKOFF_MAX 5.0
 #define ETCD_JITTER 0.2
 #define ETCD_IDLE_FACTOR 3.0
 #define ETCD_IDLE_MIN_INTERVAL 1.0
-/* Liveness probe of the watch's member: one every second, each given 3 s,
- * so a hung member is found within about 4 s. */
+/* Liveness probe of the watch's member: one every second (its timeout is
+ * in timeouts.h). */
 #define ETCD_PROBE_INTERVAL 1.0
-#define ETCD_PROBE_TIMEOUT_MS 3000L
-/* A stream buffer bigger than this is released once empty. */
-#define ETCD_STREAM_KEEP ((size_t)1 << 20)
-
-/* gRPC status codes, as the gateway reports them in "code". */
-enum {
-    GRPC_CANCELED = 1,
-    GRPC_INVALID_ARGUMENT = 3,
-    GRPC_DEADLINE_EXCEEDED = 4,
-    GRPC_NOT_FOUND = 5,
-    GRPC_ALREADY_EXISTS = 6,
-    GRPC_PERMISSION_DENIED = 7,
-    GRPC_RESOURCE_EXHAUSTED = 8,
-    GRPC_FAILED_PRECONDITION = 9,
-    GRPC_OUT_OF_RANGE = 11,
-    GRPC_UNIMPLEMENTED = 12,
-    GRPC_UNAVAILABLE = 14,
-    GRPC_UNAUTHENTICATED = 16,
-};
-
-/* ---- base64 ---- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int etcd_b64_encode(const void *in, size_t len, char **out, size_t *outlen)
-{
-    const unsigned char *p = in;
-    size_t n, o = 0, i;
-    char *s;
-
-    if (!out || (!in && len))
-        return -EINVAL;
-    if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-        return -ENOMEM;
-    n = (len + 2) / 3 * 4;
-    s = malloc(n + 1);
-    if (!s)
-        return -ENOMEM;
-    for (i = 0; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-        s[o++] = b64_alphabet[v >> 18];
-        s[o++] = b64_alphabet[(v >> 12) & 63];
-        s[o++] = b64_alphabet[(v >> 6) & 63];
-        s[o++] = b64_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-
-        s[o++] = b64_alphabet[v >> 18];
-        s[o++] = b64_alphabet[(v >> 12) & 63];
-        s[o++] = '=';
-        s[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-
-        s[o++] = b64_alphabet[v >> 18];
-        s[o++] = b64_alphabet[(v >> 12) & 63];
-        s[o++] = b64_alphabet[(v >> 6) & 63];
-        s[o++] = '=';
-    }
-    s[o] = '\0';
-    *out = s;
-    if (outlen)
-        *outlen = o;
-    return 0;
-}
-
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict: padded, no whitespace, '=' only at the end, and the unused low
- * bits of the last symbol zero (the one canonical encoding, which is what
- * etcd emits). */
-int etcd_b64_decode(const char *in, size_t len, char **out, size_t *outlen)
-{
-    size_t pad = 0, n, o = 0;
-    char *s;
-
-    if (!out || (!in && len))
-        return -EINVAL;
-    if (len % 4 != 0)
-        return -EINVAL;
-    if (len > 0 && in[len - 1] == '=')
-        pad++;
-    if (len > 1 && in[len - 2] == '=')
-        pad++;
-    n = len / 4 * 3 - pad;
-    s = malloc(n + 1);
-    if (!s)
-        return -ENOMEM;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        bool last = i + 4 == len;
-
-        for (int j = 0; j < 4; j++) {
-            if (last && (size_t)j >= 4 - pad) {
-                v[j] = 0;
-                continue;
-            }
-            v[j] = b64_value((unsigned char)in[i + j]);
-            if (v[j] < 0)
-                goto bad;
-        }
-        if (last && pad == 2 && (v[1] & 15))
-            goto bad;
-        if (last && pad == 1 && (v[2] & 3))
-            goto bad;
-        uint32_t t =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        s[o++] = (char)(t >> 16);
-        if (!last || pad < 2)
-            s[o++] = (char)((t >> 8) & 255);
-        if (!last || pad < 1)
-            s[o++] = (char)(t & 255);
-    }
-    s[o] = '\0';
-    *out = s;
-    if (outlen)
-        *outlen = o;
-    return 0;
-
-bad:
-    free(s);
-    return -EINVAL;
-}
-
-char *etcd_prefix_range_end(const char *prefix, size_t len, size_t *outlen)
-{
-    char *end;
-
-    while (len > 0 && (unsigned char)prefix[len - 1] == 0xff)
-        len--;
-    if (len == 0) {
-        /* Nothing to increment: "\0" means every key from the start key. */
-        end = calloc(2, 1);
-        if (end && outlen)
-            *outlen = 1;
-        return end;
-    }
-    end = malloc(len + 1);
-    if (!end)
-        return NULL;
-    memcpy(end, prefix, len);
-    end[len - 1] = (char)((unsigned char)end[len - 1] + 1);
-    end[len] = '\0';
-    if (outlen)
-        *outlen = len;
-    return end;
-}
-
-/* ---- JSON fields ---- */
-
-static int parse_int64(const char *s, size_t len, int64_t *out)
-{
-    bool neg = false;
-    uint64_t v = 0, limit;
-    size_t i = 0;
-
-    if (len > 0 && s[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == len)
-        return -EINVAL;
-    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    for (; i < len; i++) {
-        unsigned d;
-
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        d = (unsigned)(s[i] - '0');
-        if (v > (limit - d) / 10)
-            return -EINVAL;
-        v = v * 10 + d;
-    }
-    if (neg)
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    else
-        *out = (int64_t)v;
-    return 0;
-}
-
-int etcd_json_int64(const json_t *obj, const char *field, int64_t *out)
-{
-    const json_t *v;
-
-    *out = 0;
-    if (!json_is_object(obj))
-        return -EINVAL;
-    v = json_object_get(obj, field);
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        int64_t r;
-
-        if (parse_int64(json_string_value(v), json_string_length(v), &r) < 0)
-            return -EINVAL;
-        *out = r;
-        return 0;
-    }
-    return -EINVAL;
-}
-
-/* An optional boolean field: missing = false. */
-static int json_bool_field(const json_t *obj, const char *field, bool *out)
-{
-    const json_t *v = json_object_get(obj, field);
-
-    *out = false;
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return -EINVAL;
-    *out = json_is_true(v);
-    return 0;
-}
-
-/* Revisions are where they enter checked against 0 < rev < INT64_MAX, so
- * "rev + 1" never overflows and no value can make every later event look
- * like a replay. optional: 0 (the gateway omits zero values) is accepted
- * too. 0 or -ERANGE with *errmsg naming the field. */
-static int check_revision(int64_t rev, bool optional, const char *what, char **errmsg)
-{
-    if ((optional && rev == 0) || (rev > 0 && rev < INT64_MAX))
-        return 0;
-    memprintf(errmsg, "%s %" PRId64 " out of range (1..%" PRId64 ")", what, rev,
-              (int64_t)(INT64_MAX - 1));
-    return -ERANGE;
-}
-
-static int header_revision(const json_t *obj, int64_t *rev, char **errmsg)
-{
-    const json_t *h = json_object_get(obj, "header");
-
-    *rev = 0;
-    if (!h)
-        return 0;
-    if (!json_is_object(h) || etcd_json_int64(h, "revision", rev) < 0) {
-        memprintf(errmsg, "bad header revision");
-        return -EINVAL;
-    }
-    return check_revision(*rev, true, "header revision", errmsg);
-}
-
-int etcd_header_cluster_id(const json_t *reply, uint64_t *out)
-{
-    const json_t *h = json_object_get(reply, "header"), *v;
-    const char *text;
-    uint64_t id = 0;
-
-    *out = 0;
-    v = json_is_object(h) ? json_object_get(h, "cluster_id") : NULL;
-    if (!v)
-        return 0;
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    /* a uint64: beyond what etcd_json_int64 takes */
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 20)
-        return -EINVAL;
-    text = json_string_value(v);
-    for (size_t i = 0; i < json_string_length(v); i++) {
-        unsigned d = (unsigned)(text[i] - '0');
-
-        if (text[i] < '0' || text[i] > '9' || id > (UINT64_MAX - d) / 10)
-            return -EINVAL;
-        id = id * 10 + d;
-    }
-    *out = id;
-    return 0;
-}
-
-static void kv_free(struct etcd_kv *kv)
-{
-    free(kv->key);
-    free(kv->value);
-    memset(kv, 0, sizeof(*kv));
-}
-
-/* Decode a base64 string field; missing = empty when optional. */
-static int b64_field(const json_t *obj, const char *field, bool optional, char **out,
-                     size_t *outlen, char **errmsg)
-{
-    const json_t *v = json_object_get(obj, field);
-    int rc;
-
-    if (!v && optional) {
-        *out = calloc(1, 1);
-        *outlen = 0;
-        return *out ? 0 : -ENOMEM;
-    }
-    if (!json_is_string(v)) {
-        memprintf(errmsg, "kv %s is %s", field, v ? "not a string" : "missing");
-        return -EINVAL;
-    }
-    rc = etcd_b64_decode(json_string_value(v), json_string_length(v), out, outlen);
-    if (rc == -EINVAL)
-        memprintf(errmsg, "kv %s is not valid base64", field);
-    else if (rc < 0)
-        memprintf(errmsg, "out of memory");
-    return rc;
-}
-
-static int decode_kv(const json_t *j, bool deleted, struct etcd_kv *kv, char **errmsg)
-{
-    int rc;
-
-    memset(kv, 0, sizeof(*kv));
-    if (!json_is_object(j)) {
-        memprintf(errmsg, "kv is not an object");
-        return -EINVAL;
-    }
-    rc = b64_field(j, "key", false, &kv->key, &kv->key_len, errmsg);
-    if (rc < 0)
-        goto fail;
-    if (!deleted) {
-        rc = b64_field(j, "value", true, &kv->value, &kv->value_len, errmsg);
-        if (rc < 0)
-            goto fail;
-    }
-    if (etcd_json_int64(j, "mod_revision", &kv->mod_revision) < 0 ||
-        etcd_json_int64(j, "lease", &kv->lease) < 0) {
-        memprintf(errmsg, "bad kv mod_revision or lease");
-        rc = -EINVAL;
-        goto fail;
-    }
-    rc = check_revision(kv->mod_revision, false, "kv mod_revision", errmsg);
-    if (rc < 0)
-        goto fail;
-    kv->deleted = deleted;
-    return 0;
-
-fail:
-    kv_free(kv);
-    return rc;
-}
-
-int etcd_parse_range(const json_t *reply, struct etcd_range_reply *out, char **errmsg)
-{
-    const json_t *kvs;
-    int rc = -EINVAL;
-
-    memset(out, 0, sizeof(*out));
-    if (!json_is_object(reply)) {
-        memprintf(errmsg, "range reply is not an object");
-        return -EINVAL;
-    }
-    rc = header_revision(reply, &out->revision, errmsg);
-    if (rc < 0)
-        goto fail;
-    rc = -EINVAL;
-    if (json_bool_field(reply, "more", &out->more) < 0) {
-        memprintf(errmsg, "bad \"more\"");
-        goto fail;
-    }
-    if (etcd_json_int64(reply, "count", &out->count) < 0) {
-        memprintf(errmsg, "bad \"count\"");
-        goto fail;
-    }
-    kvs = json_object_get(reply, "kvs");
-    if (kvs) {
-        size_t n = json_array_size(kvs);
-
-        if (!json_is_array(kvs)) {
-            memprintf(errmsg, "\"kvs\" is not an array");
-            goto fail;
-        }
-        if (n > 0) {
-            out->kvs = calloc(n, sizeof(*out->kvs));
-            if (!out->kvs) {
-                memprintf(errmsg, "out of memory");
-                rc = -ENOMEM;
-                goto fail;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            rc = decode_kv(json_array_get(kvs, i), false, &out->kvs[i], errmsg);
-            if (rc < 0)
-                goto fail;
-            out->n_kvs++;
-        }
-    }
-    return 0;
-
-fail:
-    etcd_range_reply_free(out);
-    return rc;
-}
-
-void etcd_range_reply_free(struct etcd_range_reply *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->n_kvs; i++)
-        kv_free(&r->kvs[i]);
-    free(r->kvs);
-    memset(r, 0, sizeof(*r));
-}
-
-/* {"error":"text","message":"text","code":N} (unary style) or
- * {"error":{"grpc_code":N,"message":"text",...}} (stream style). */
-static int parse_error_object(const json_t *msg, const json_t *err, struct etcd_watch_msg *out,
-                              char **errmsg)
-{
-    const json_t *code, *text;
-
-    out->error = true;
-    if (json_is_object(err)) {
-        code = json_object_get(err, "grpc_code");
-        if (!code)
-            code = json_object_get(err, "code");
-        text = json_object_get(err, "message");
-    } else if (json_is_string(err)) {
-        code = json_object_get(msg, "code");
-        text = json_object_get(msg, "message");
-        if (!json_is_string(text) || json_string_length(text) == 0)
-            text = err;
-    } else {
-        memprintf(errmsg, "bad \"error\"");
-        return -EINVAL;
-    }
-    out->error_code = json_is_integer(code) ? (int)json_integer_value(code) : 0;
-    out->error_message =
-        strdup(json_is_string(text) ? json_string_value(text) : "unknown gateway error");
-    if (!out->error_message) {
-        memprintf(errmsg, "out of memory");
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-static int decode_event(const json_t *ev, struct etcd_kv *kv, char **errmsg)
-{
-    const json_t *type;
-    bool deleted;
-
-    if (!json_is_object(ev)) {
-        memprintf(errmsg, "event is not an object");
-        return -EINVAL;
-    }
-    /* Zero values are omitted: no "type" is PUT. Enums may come as names or,
-     * with other gateway settings, numbers. */
-    type = json_object_get(ev, "type");
-    if (!type || (json_is_string(type) && strcmp(json_string_value(type), "PUT") == 0) ||
-        (json_is_integer(type) && json_integer_value(type) == 0)) {
-        deleted = false;
-    } else if ((json_is_string(type) && strcmp(json_string_value(type), "DELETE") == 0) ||
-               (json_is_integer(type) && json_integer_value(type) == 1)) {
-        deleted = true;
-    } else {
-        memprintf(errmsg, "unknown event type");
-        return -EINVAL;
-    }
-    return decode_kv(json_object_get(ev, "kv"), deleted, kv, errmsg);
-}
-
-int etcd_parse_watch(const json_t *msg, struct etcd_watch_msg *out, char **errmsg)
-{
-    const json_t *result, *err, *reason, *events;
-    int rc = -EINVAL;
-
-    memset(out, 0, sizeof(*out));
-    if (!json_is_object(msg)) {
-        memprintf(errmsg, "watch message is not an object");
-        return -EINVAL;
-    }
-    err = json_object_get(msg, "error");
-    if (err) {
-        rc = parse_error_object(msg, err, out, errmsg);
-        if (rc < 0)
-            goto fail;
-        return 0;
-    }
-    result = json_object_get(msg, "result");
-    if (!json_is_object(result)) {
-        memprintf(errmsg, "watch message without \"result\"");
-        goto fail;
-    }
-    rc = header_revision(result, &out->revision, errmsg);
-    if (rc < 0)
-        goto fail;
-    rc = -EINVAL;
-    if (etcd_json_int64(result, "watch_id", &out->watch_id) < 0 ||
-        etcd_json_int64(result, "compact_revision", &out->compact_revision) < 0) {
-        memprintf(errmsg, "bad watch_id or compact_revision");
-        goto fail;
-    }
-    rc = check_revision(out->compact_revision, true, "compact_revision", errmsg);
-    if (rc < 0)
-        goto fail;
-    rc = -EINVAL;
-    if (json_bool_field(result, "created", &out->created) < 0 ||
-        json_bool_field(result, "canceled", &out->canceled) < 0) {
-        memprintf(errmsg, "bad created or canceled");
-        goto fail;
-    }
-    reason = json_object_get(result, "cancel_reason");
-    if (reason) {
-        if (!json_is_string(reason)) {
-            memprintf(errmsg, "bad cancel_reason");
-            goto fail;
-        }
-        out->cancel_reason = strdup(json_string_value(reason));
-        if (!out->cancel_reason) {
-            rc = -ENOMEM;
-            memprintf(errmsg, "out of memory");
-            goto fail;
-        }
-    }
-    events = json_object_get(result, "events");
-    if (events) {
-        size_t n = json_array_size(events);
-
-        if (!json_is_array(events)) {
-            memprintf(errmsg, "\"events\" is not an array");
-            goto fail;
-        }
-        if (n > 0) {
-            out->events = calloc(n, sizeof(*out->events));
-            if (!out->events) {
-                rc = -ENOMEM;
-                memprintf(errmsg, "out of memory");
-                goto fail;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            rc = decode_event(json_array_get(events, i), &out->events[i], errmsg);
-            if (rc < 0)
-                goto fail;
-            out->n_events++;
-        }
-    }
-    return 0;
-
-fail:
-    etcd_watch_msg_free(out);
-    return rc;
-}
-
-void etcd_watch_msg_free(struct etcd_watch_msg *m)
-{
-    if (!m)
-        return;
-    for (size_t i = 0; i < m->n_events; i++)
-        kv_free(&m->events[i]);
-    free(m->events);
-    free(m->cancel_reason);
-    free(m->error_message);
-    memset(m, 0, sizeof(*m));
-}
-
-/* ---- stream splitter ---- */
-
-void etcd_stream_init(struct etcd_stream *s)
-{
-    memset(s, 0, sizeof(*s));
-}
-
-void etcd_stream_free(struct etcd_stream *s)
-{
-    free(s->buf);
-    etcd_stream_init(s);
-}
-
-static int stream_line(const char *line, size_t len, etcd_stream_cb cb, void *arg)
-{
-    json_error_t jerr;
-    json_t *msg;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < len; i++)
-        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-            break;
-    if (i == len)
-        return 0; /* blank line */
-    msg = json_loadb(line, len, 0, &jerr);
-    if (!json_is_object(msg)) {
-        json_decref(msg);
-        return -EINVAL;
-    }
-    rc = cb(msg, arg);
-    json_decref(msg);
-    return rc;
-}
-
-/* Invariant between calls that returned 0: buf holds one partial line, with
- * no newline, so only new bytes are searched. After a non-zero return the
- * splitter is reset (its caller abandons or restarts the stream). */
-int etcd_stream_feed(struct etcd_stream *s, const char *data, size_t len, etcd_stream_cb cb,
-                     void *arg)
-{
-    size_t max = s->max ? s->max : ETCD_STREAM_MAX;
-    size_t start = 0, scan = s->len;
-    int rc = 0;
-
-    if (len > SIZE_MAX - s->len - 1)
-        return -ENOMEM;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        char *p;
-
-        while (cap < s->len + len + 1)
-            cap = cap > SIZE_MAX / 2 ? s->len + len + 1 : cap * 2;
-        p = realloc(s->buf, cap);
-        if (!p) {
-            rc = -ENOMEM;
-            goto reset;
-        }
-        s->buf = p;
-        s->cap = cap;
-    }
-    if (len)
-        memcpy(s->buf + s->len, data, len);
-    s->len += len;
-
-    for (;;) {
-        char *nl = memchr(s->buf + scan, '\n', s->len - scan);
-        size_t end;
-
-        if (!nl)
-            break;
-        end = (size_t)(nl - s->buf);
-        if (end - start > max) {
-            rc = -E2BIG;
-            goto reset;
-        }
-        rc = stream_line(s->buf + start, end - start, cb, arg);
-        if (rc != 0)
-            goto reset;
-        start = scan = end + 1;
-    }
-    if (s->len - start > max) {
-        rc = -E2BIG;
-        goto reset;
-    }
-    if (start > 0) {
-        memmove(s->buf, s->buf + start, s->len - start);
-        s->len -= start;
-    }
-    if (s->len == 0 && s->cap > ETCD_STREAM_KEEP) {
-        free(s->buf);
-        s->buf = NULL;
-        s->cap = 0;
-    }
-    return 0;
-
-reset:
-    s->len = 0;
-    return rc;
-}
 
 /* ---- client and calls ---- */
 
@@ -805,37 +131,6 @@ static char *endpoint_url(const struct etcd_client *c, size_t ep, const char *pa
     char *url = NULL;
 
     return memprintf(&url, "%s%s", c->endpoints[ep], path);
-}
-
-static int grpc_errno(int code)
-{
-    switch (code) {
-    case GRPC_CANCELED:
-        return -ECANCELED;
-    case GRPC_INVALID_ARGUMENT:
-    case GRPC_FAILED_PRECONDITION:
-        return -EINVAL;
-    case GRPC_DEADLINE_EXCEEDED:
-        return -ETIMEDOUT;
-    case GRPC_NOT_FOUND:
-        return -ENOENT;
-    case GRPC_ALREADY_EXISTS:
-        return -EEXIST;
-    case GRPC_PERMISSION_DENIED:
-        return -EPERM;
-    case GRPC_RESOURCE_EXHAUSTED:
-        return -ENOSPC;
-    case GRPC_OUT_OF_RANGE:
-        return -ERANGE;
-    case GRPC_UNIMPLEMENTED:
-        return -ENOSYS;
-    case GRPC_UNAVAILABLE:
-        return -EAGAIN;
-    case GRPC_UNAUTHENTICATED:
-        return -EACCES;
-    default:
-        return -EIO;
-    }
 }
 
 /* Errors worth one more try on the next endpoint: nothing reached etcd, or
@@ -911,7 +206,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
 {
     const struct etcd_client *c = call->client;
     const char *ep = c->endpoints[call->ep];
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     json_error_t jerr;
     const json_t *e;
 
@@ -928,12 +223,12 @@ static int call_result(const struct etcd_call *call, int err, long status, const
         struct etcd_watch_msg m = {0};
         int rc;
 
-        if (parse_error_object(*reply, e, &m, NULL) < 0) {
+        if (etcd_parse_error(*reply, e, &m, NULL) < 0) {
             memprintf(text, "%s%s: HTTP %ld, unreadable error", ep, call->path, status);
             etcd_watch_msg_free(&m);
             return -EIO;
         }
-        rc = grpc_errno(m.error_code);
+        rc = etcd_grpc_errno(m.error_code);
         memprintf(text, "%s%s: etcd: %s (code %d)", ep, call->path,
                   quote(m.error_message, q, sizeof(q)), m.error_code);
         etcd_watch_msg_free(&m);
@@ -941,7 +236,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
     }
     if (status != 200) {
         memprintf(text, "%s%s: HTTP %ld: %s", ep, call->path, status, log_quote(body, len, q, 200));
-        return status == 404 ? -ENOENT : -EIO;
+        return -EIO; /* -ENOENT is kept for etcd's own NOT_FOUND */
     }
     if (!json_is_object(*reply)) {
         /* jansson's text echoes the offending input bytes */
@@ -1114,6 +409,42 @@ struct etcd_call *etcd_delete(struct etcd_client *c, const char *key, etcd_reply
     return etcd_call(c, "/v3/kv/deleterange", body, 0, cb, arg);
 }
 
+struct etcd_call *etcd_get(struct etcd_client *c, const char *key, long timeout_ms,
+                           etcd_reply_cb cb, void *arg)
+{
+    json_t *body = json_object();
+
+    if (!body || !key || set_b64(body, "key", key, strlen(key)) < 0) {
+        json_decref(body);
+        return NULL;
+    }
+    return etcd_call(c, "/v3/kv/range", body, timeout_ms, cb, arg);
+}
+
+struct etcd_call *etcd_delete_if_mod(struct etcd_client *c, const char *key, int64_t mod_revision,
+                                     long timeout_ms, etcd_reply_cb cb, void *arg)
+{
+    json_t *body = NULL, *cmp = NULL, *del = NULL;
+    char *k64 = NULL, rev[24];
+
+    if (!key || etcd_b64_encode(key, strlen(key), &k64, NULL) < 0)
+        return NULL;
+    snprintf(rev, sizeof(rev), "%lld", (long long)mod_revision);
+    cmp = json_pack("{s:s, s:s, s:s, s:s}", "key", k64, "target", "MOD", "result", "EQUAL",
+                    "mod_revision", rev);
+    del = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
+    if (cmp && del)
+        body = json_pack("{s:[o], s:[o]}", "compare", cmp, "success", del);
+    else {
+        json_decref(cmp);
+        json_decref(del);
+    }
+    free(k64);
+    if (!body)
+        return NULL;
+    return etcd_call(c, "/v3/kv/txn", body, timeout_ms, cb, arg);
+}
+
 static struct etcd_call *lease_call(struct etcd_client *c, const char *path, const char *field,
                                     int64_t v, etcd_reply_cb cb, void *arg)
 {
@@ -1230,7 +561,6 @@ struct etcd_sync {
 
     ev_timer retry;
     double backoff;
-    uint64_t rng;
     int reported; /* last connected() report: -1 none, 0 down, 1 up */
 
     int depth; /* frames using this sync; free waits for 0 */
@@ -1246,7 +576,7 @@ static void sync_maybe_free(struct etcd_sync *s)
     ev_timer_stop(s->loop, &s->idle);
     ev_timer_stop(s->loop, &s->probe_timer);
     for (size_t i = 0; i < s->list_n; i++)
-        kv_free(&s->list_kvs[i]);
+        etcd_kv_free(&s->list_kvs[i]);
     free(s->list_kvs);
     etcd_stream_free(&s->stream);
     free(s->watch_err);
@@ -1258,7 +588,7 @@ static void sync_maybe_free(struct etcd_sync *s)
 static void list_reset(struct etcd_sync *s)
 {
     for (size_t i = 0; i < s->list_n; i++)
-        kv_free(&s->list_kvs[i]);
+        etcd_kv_free(&s->list_kvs[i]);
     free(s->list_kvs);
     s->list_kvs = NULL;
     s->list_n = s->list_cap = 0;
@@ -1272,18 +602,6 @@ static void report(struct etcd_sync *s, bool up, const char *why)
     s->reported = up;
     if (!s->stopped && s->ops->connected)
         s->ops->connected(s->arg, up, why);
-}
-
-/* xorshift64*: jitter only, no need for more. */
-static double sync_random(struct etcd_sync *s)
-{
-    uint64_t x = s->rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    s->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53);
 }
 
 static void sync_schedule(struct etcd_sync *s, double delay)
@@ -1330,7 +648,7 @@ static void watch_cancel(struct etcd_sync *s)
 static void sync_up(struct etcd_sync *s)
 {
     double len;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     if (!s->created || !s->probe_ok || s->stopped)
         return;
@@ -1348,7 +666,7 @@ static void sync_up(struct etcd_sync *s)
  * consumer diffs the listing against what it has. */
 static void new_cluster(struct etcd_sync *s, const char *why)
 {
-    char q[512];
+    char q[LOG_QUOTE_MAX];
 
     log_warn(MOD,
              "sync %s: %s: etcd was rebuilt or restored, forgetting its revisions and listing "
@@ -1371,7 +689,7 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     size_t ep = s->watch_ep;
     int64_t rev = 0, seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
     uint64_t id = 0;
-    char *why = NULL, q[512];
+    char *why = NULL, q[LOG_QUOTE_MAX];
 
     s->probe_call = NULL;
     if (s->stopped || !s->watch_req)
@@ -1400,10 +718,11 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
         probe_again(s);
         goto out;
     }
-    if (header_revision(reply, &rev, &why) < 0 || etcd_header_cluster_id(reply, &id) < 0) {
+    if (etcd_header_revision(reply, &rev, &why) < 0 || etcd_header_cluster_id(reply, &id) < 0) {
         s->stats.bad_revisions++;
-        log_msg(s->probe_ok ? LOG_WARN : LOG_DEBUG, MOD, "sync probe of %s: bad reply header: %s",
-                quote(c->endpoints[ep], q, sizeof(q)), why ? why : "bad cluster_id");
+        log_msg(s->probe_ok ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, MOD,
+                "sync probe of %s: bad reply header: %s", quote(c->endpoints[ep], q, sizeof(q)),
+                why ? why : "bad cluster_id");
         s->probe_ok = false;
         probe_again(s);
         goto out;
@@ -1463,8 +782,8 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* The stream or listing failed: say so, and try again after a backoff. */
 static void sync_fail(struct etcd_sync *s, const char *why)
 {
-    double delay = s->backoff * (1.0 - ETCD_JITTER + 2.0 * ETCD_JITTER * sync_random(s));
-    char q[512];
+    double delay = s->backoff * jitter_around(ETCD_JITTER);
+    char q[LOG_QUOTE_MAX];
 
     double now = ev_now(s->loop), elapsed;
 
@@ -1552,7 +871,7 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
 {
     struct etcd_sync *s = arg;
     struct etcd_range_reply r;
-    char *errmsg = NULL, q[512];
+    char *errmsg = NULL, q[LOG_QUOTE_MAX];
     uint64_t id = 0;
     int rc;
 
@@ -1710,7 +1029,7 @@ static int watch_msg(json_t *msg, void *arg)
     struct etcd_sync *s = arg;
     struct etcd_watch_msg m;
     char *errmsg = NULL;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     int rc = 0;
 
     rc = etcd_parse_watch(msg, &m, &errmsg);
@@ -1723,7 +1042,7 @@ static int watch_msg(json_t *msg, void *arg)
         return 1;
     }
     if (m.error) {
-        if (is_compacted(grpc_errno(m.error_code), m.error_message)) {
+        if (is_compacted(etcd_grpc_errno(m.error_code), m.error_message)) {
             s->watch_compacted = true;
         } else {
             memprintf(&errmsg, "watch error: %s (code %d)", quote(m.error_message, q, sizeof(q)),
@@ -1800,7 +1119,7 @@ static void watch_done(struct http_request *req, int err, long status, const cha
                        const char *errtext, void *arg)
 {
     struct etcd_sync *s = arg;
-    char *why = NULL, q[512];
+    char *why = NULL, q[LOG_QUOTE_MAX];
 
     s->watch_req = NULL;
     ev_timer_stop(s->loop, &s->idle);
@@ -1847,7 +1166,7 @@ static void watch_start(struct etcd_sync *s)
      * passes this on as gRPC metadata. */
     static const char *const headers[] = {"Grpc-Metadata-hasleader: true", NULL};
     struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
-    char *text = NULL, *url = NULL, q[512];
+    char *text = NULL, *url = NULL, q[LOG_QUOTE_MAX];
 
     if (auth_needed(c)) {
         s->waiting_auth = true;
@@ -1954,7 +1273,6 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     s->need_list = true;
     s->backoff = ETCD_BACKOFF_MIN;
     s->reported = -1;
-    s->rng = ((uint64_t)(uintptr_t)s ^ (uint64_t)(ev_time() * 1e6)) | 1;
     etcd_stream_init(&s->stream);
     ev_init(&s->retry, retry_cb);
     s->retry.data = s;
@@ -2150,7 +1468,7 @@ static void auth_done(struct http_request *req, int err, long status, const char
             struct etcd_watch_msg m = {0};
 
             rc = -EACCES;
-            if (e && parse_error_object(reply, e, &m, NULL) == 0 && m.error_message)
+            if (e && etcd_parse_error(reply, e, &m, NULL) == 0 && m.error_message)
                 memprintf(&text, "%s: etcd authentication as user %s failed: %s", ep,
                           quote(c->auth.user, q, sizeof(q)), m.error_message);
             else

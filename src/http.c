@@ -18,6 +18,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/tls.h>
+#include <slotsync/timeouts.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -29,7 +30,6 @@
 #include <curl/curl.h>
 #include <ev.h>
 
-#define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 3000L
 #define HTTP_DEFAULT_MAX_BODY ((size_t)16 << 20)
 /* Dead-peer detection for idle streams: first probe after 15 s of silence,
  * then every 5 s (the kernel's probe count applies, usually 9). */

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <sys/time.h>
 
-static enum log_level log_threshold = LOG_INFO;
+static enum log_level log_threshold = LOG_LEVEL_INFO;
 static bool log_local_time;
 static bool log_unlimited;
 static enum log_format log_shape;
@@ -295,7 +295,7 @@ static void log_vmsg(enum log_level level, const char *module, bool limited, con
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     /* Debug lines are what a developer asked for: all of them. */
-    if (limited && level < LOG_DEBUG && !log_unlimited) {
+    if (limited && level < LOG_LEVEL_DEBUG && !log_unlimited) {
         double now = log_clock ? log_clock() : monotonic_now();
         unsigned long hidden;
 

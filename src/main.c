@@ -17,6 +17,7 @@
 #include <slotsync/config.h>
 #include <slotsync/controller.h>
 #include <slotsync/inspect.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/optfile.h>
 #include <slotsync/render.h>
@@ -368,7 +369,7 @@ static int cmd_check(const char *config_path, const struct overrides *ov, bool c
     struct check_counts n = {0, 0};
     struct config cfg;
     char *errmsg = NULL;
-    char q[512];
+    char q[LOG_QUOTE_MAX];
     bool loaded = config_load_all(config_path, &cfg, print_problem, &n) == 0;
     size_t n_services = loaded ? cfg.n_services : 0;
 
@@ -554,8 +555,8 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
     if (status) {
         /* The daemon's info lines (etcd watch, HAProxy reads) are noise
          * here: warnings and errors only, unless --log-level says more. */
-        if (!ov.log_level && cfg.log_level > LOG_WARN)
-            log_set_level(LOG_WARN);
+        if (!ov.log_level && cfg.log_level > LOG_LEVEL_WARN)
+            log_set_level(LOG_LEVEL_WARN);
         r = inspect_status(&cfg, &so, stdout, &errmsg);
     status_done:
         log_flush(true);
@@ -607,7 +608,7 @@ int main(int argc, char **argv)
 
     /* Writes to a closed socket or pipe must return EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    jitter_seed(((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid());
     if (argc < 2) {
         usage(stderr);
         return 2;

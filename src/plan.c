@@ -506,3 +506,42 @@ int plan_map(struct plan *p, const char *map_path, const struct host_route *want
         return INT_MAX;
     return (int)(p->n - start);
 }
+
+static bool has_token(const char *options, const char *token)
+{
+    size_t tl = strlen(token);
+
+    for (const char *p = options; (p = strstr(p, token)); p += tl)
+        if ((p == options || p[-1] == ' ') && (p[tl] == ' ' || p[tl] == '\0'))
+            return true;
+    return false;
+}
+
+int plan_resync(struct plan *p, bool level, const char *map_path)
+{
+    int r = 0;
+
+    if ((level && (r = plan_add(p, "show cli level")) < 0) ||
+        (r = plan_add(p, PLAN_SHOW_STATE)) < 0 || (r = plan_add(p, PLAN_SHOW_BACKENDS)) < 0 ||
+        (map_path && (r = plan_add(p, PLAN_SHOW_MAP "%s", map_path)) < 0))
+        return r;
+    return 0;
+}
+
+int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
+                   const char *server_options)
+{
+    const char *opts = server_options;
+    bool check = has_token(opts, "check");
+    int r;
+
+    for (size_t i = from; i < to; i++) {
+        r = plan_add(p, "add server %s/" SLOT_NAME_FMT " 0.0.0.0:0%s%s", backend, i + 1,
+                     opts[0] ? " " : "", opts);
+        if (r == 0 && check)
+            r = plan_add(p, "enable health %s/" SLOT_NAME_FMT, backend, i + 1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/secret.h>

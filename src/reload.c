@@ -17,6 +17,7 @@
 
 #include <slotsync/log.h>
 #include <slotsync/runtime.h>
+#include <slotsync/timeouts.h>
 
 #define MOD "reload"
 #define CHECK_OUTPUT_MAX 8192
@@ -77,7 +78,7 @@ struct reloader *reloader_new(struct ev_loop *loop, const char *haproxy_bin,
         (reload_command && !r->reload_command))
         goto fail;
     if (master_socket) {
-        r->master = runtime_new(loop, master_socket, 10.0);
+        r->master = runtime_new(loop, master_socket, MASTER_TIMEOUT_S);
         if (!r->master)
             goto fail;
     }
@@ -260,7 +261,7 @@ int reloader_check(struct reloader *r, const char *candidate, reload_done_cb cb,
     argv[i] = NULL;
     r->cb = cb;
     r->arg = arg;
-    ret = spawn(r, argv, 30.0);
+    ret = spawn(r, argv, RELOAD_CHECK_TIMEOUT_S);
     if (ret == 0)
         r->phase = R_CHECK;
     return ret;

@@ -15,6 +15,8 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
+#include <slotsync/render.h>
+#include <slotsync/timeouts.h>
 
 #define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
 
@@ -234,9 +236,9 @@ static int parse_row(char **f, size_t nf, const int *idx, struct server_state *s
     if (!uint_ok(f[idx[C_ADMIN]], 0xffff, &v))
         return -1;
     st->admin_bits = (unsigned)v;
-    if (v & 0x23)
+    if (v & SRV_ADMF_MAINT)
         st->admin = SERVER_MAINT;
-    else if (v & 0x18)
+    else if (v & SRV_ADMF_DRAIN)
         st->admin = SERVER_DRAIN;
     else
         st->admin = SERVER_READY;
@@ -439,6 +441,82 @@ int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *
     return ret;
 }
 
+/* ---- routes of the HTTP frontend's map ---- */
+
+/* A map key as render_host_routes() writes it: a lower-cased host name. */
+static bool map_host_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
+              *s == '-'))
+            return false;
+    return true;
+}
+
+static int cmp_route_host(const void *a, const void *b)
+{
+    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
+}
+
+struct map_read {
+    struct host_route *r;
+    size_t n, cap, bad;
+};
+
+/* One "show map" entry: kept only when it looks like a route we could have
+ * written; its text never goes back into a command otherwise (the map only
+ * ever holds what we rendered or added). */
+static int map_row(const char *key, const char *value, void *arg)
+{
+    struct map_read *m = arg;
+
+    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
+        m->bad++;
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 16;
+        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
+
+        if (!nr)
+            return -ENOMEM;
+        m->r = nr;
+        m->cap = ncap;
+    }
+    /* lengths checked above */
+    memcpy(m->r[m->n].host, key, strlen(key) + 1);
+    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
+    m->n++;
+    return 0;
+}
+
+int runtime_parse_routes(const char *text, size_t len, struct host_route **out, size_t *n,
+                         size_t *bad)
+{
+    struct map_read m = {0};
+    size_t bad_lines = 0;
+    int r = runtime_parse_map(text, len, map_row, &m, &bad_lines);
+
+    *out = NULL;
+    *n = 0;
+    if (r < 0) {
+        free(m.r);
+        return r;
+    }
+    if (bad)
+        *bad = bad_lines + m.bad;
+    /* A host listed twice: plan_map() deletes it and adds it once. */
+    if (m.n)
+        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
+    *out = m.r;
+    *n = m.n;
+    return 0;
+}
+
 /* ---- I/O ---- */
 
 static int parse_addr(struct runtime *rt, const char *addr)
@@ -470,24 +548,10 @@ static int parse_addr(struct runtime *rt, const char *addr)
     if (strcmp(host, "localhost") == 0)
         strcpy(host, "127.0.0.1");
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&rt->sa;
-
         host[hl - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-            return -EINVAL;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((unsigned short)port);
-        rt->salen = sizeof(*s6);
-        return 0;
+        return endpoint_sockaddr(host + 1, true, (unsigned short)port, &rt->sa, &rt->salen);
     }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&rt->sa;
-
-    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-        return -EINVAL;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((unsigned short)port);
-    rt->salen = sizeof(*s4);
-    return 0;
+    return endpoint_sockaddr(host, false, (unsigned short)port, &rt->sa, &rt->salen);
 }
 
 struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s)
@@ -503,7 +567,7 @@ struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeo
     rt->loop = loop;
     rt->fd = -1;
     rt->sentinel_fd = -1;
-    rt->timeout_s = timeout_s > 0 ? timeout_s : 5.0;
+    rt->timeout_s = timeout_s > 0 ? timeout_s : RUNTIME_DEFAULT_TIMEOUT_S;
     return rt;
 }
 

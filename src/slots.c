@@ -70,6 +70,16 @@ int slots_grow(struct slot_table *t, size_t n)
     return 0;
 }
 
+void slots_shrink(struct slot_table *t, size_t n)
+{
+    for (size_t i = n; i < t->n; i++) {
+        free(t->slots[i].instance);
+        t->slots[i].instance = NULL;
+    }
+    if (n < t->n)
+        t->n = n;
+}
+
 void slots_free(struct slot_table *t)
 {
     for (size_t i = 0; i < t->n; i++)

@@ -69,7 +69,7 @@ Test(announce_args, defaults)
     cr_expect_float_eq(o.check_interval_s, 2.0, 1e-9);
     cr_expect_eq(o.rise, 2);
     cr_expect_eq(o.fall, 3);
-    cr_expect_eq(o.log_level, LOG_INFO);
+    cr_expect_eq(o.log_level, LOG_LEVEL_INFO);
     cr_expect_null(o.command);
     cr_expect_not(o.help);
     cr_expect_null(err);
@@ -123,7 +123,7 @@ Test(announce_args, everything)
     cr_expect_float_eq(o.check_interval_s, 0.1, 1e-9);
     cr_expect_eq(o.rise, 1);
     cr_expect_eq(o.fall, 100);
-    cr_expect_eq(o.log_level, LOG_DEBUG);
+    cr_expect_eq(o.log_level, LOG_LEVEL_DEBUG);
     cr_assert_not_null(o.command);
     cr_expect_str_eq(o.command[0], "/bin/sh");
     cr_expect_str_eq(o.command[2], "exec sleep 1");
@@ -613,81 +613,6 @@ Test(announce_value, errors)
                  -EINVAL);
     cr_expect_eq(announce_format_value(&ep, false, (enum announce_format)9, buf, sizeof(buf)),
                  -EINVAL);
-}
-
-/* ---- rise / fall ---- */
-
-struct health_case {
-    int rise, fall;
-    const char *results; /* 'o' ok, 'x' failed */
-    const char *changes; /* per result: '.' same, 'U' up, 'D' down */
-};
-
-Test(announce_health, sequences)
-{
-    static const struct health_case cases[] = {
-        /* the very first success registers, whatever rise is */
-        {2, 3, "o", "U"},
-        {5, 3, "xxxxo", "....U"},
-        {2, 3, "oooo", "U..."},
-        /* fall consecutive failures withdraw */
-        {2, 3, "oxxx", "U..D"},
-        {2, 3, "oxxoxxoxx", "U........"},
-        {2, 1, "ox", "UD"},
-        /* after a withdrawal, rise consecutive successes are needed */
-        {2, 3, "oxxxoo", "U..D.U"},
-        {2, 3, "oxxxoxoo", "U..D...U"},
-        {3, 2, "oxxooxooo", "U.D.....U"},
-        {1, 1, "oxoxo", "UDUDU"},
-        /* failures beyond fall while down change nothing */
-        {2, 3, "oxxxxxxx", "U..D...."},
-        /* never up: failures alone do nothing */
-        {2, 3, "xxxxxx", "......"},
-    };
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct health_case *c = &cases[i];
-        struct announce_health h;
-
-        cr_assert_eq(strlen(c->results), strlen(c->changes), "case %zu is malformed", i);
-        announce_health_init(&h, c->rise, c->fall);
-        cr_expect_not(h.up);
-        for (size_t k = 0; c->results[k]; k++) {
-            enum announce_health_change got = announce_health_report(&h, c->results[k] == 'o');
-            char g = got == ANNOUNCE_HEALTH_UP ? 'U' : got == ANNOUNCE_HEALTH_DOWN ? 'D' : '.';
-
-            cr_expect_eq(g, c->changes[k], "case %zu (%s) step %zu: got %c want %c", i, c->results,
-                         k, g, c->changes[k]);
-        }
-    }
-}
-
-Test(announce_health, up_flag_follows_changes)
-{
-    struct announce_health h;
-
-    announce_health_init(&h, 2, 2);
-    announce_health_report(&h, true);
-    cr_expect(h.up);
-    announce_health_report(&h, false);
-    cr_expect(h.up);
-    announce_health_report(&h, false);
-    cr_expect_not(h.up);
-    cr_expect(h.ever_up);
-}
-
-Test(announce_health, counters_do_not_overflow)
-{
-    struct announce_health h;
-
-    announce_health_init(&h, 3, 3);
-    for (int i = 0; i < 100000; i++)
-        announce_health_report(&h, false);
-    cr_expect_leq(h.failures, 3);
-    for (int i = 0; i < 100000; i++)
-        announce_health_report(&h, true);
-    cr_expect_leq(h.successes, 3);
-    cr_expect(h.up);
 }
 
 /* ---- backoff ---- */

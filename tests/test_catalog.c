@@ -577,3 +577,30 @@ Test(catalog, unknown_fields_counted_once_per_key)
     cr_expect_eq(put("/svc/web/c", "10.0.0.3:80", 7), CATALOG_ADDED);
     cr_expect_eq(cat->unknown_fields, 4);
 }
+
+Test(catalog, take_dirty_walks_and_clears)
+{
+    static const char *const keys[] = {"/svc/web/a", "/svc/api/a", "/svc/db/a", "/svc/web/b"};
+    static const char *const want[] = {"api", "db", "web"};
+    struct catalog_service *s;
+    size_t pos = 0, n = 0;
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_assert_eq(put(keys[i], "127.0.0.1:80", (int64_t)i + 1), CATALOG_ADDED);
+    while ((s = catalog_take_dirty(cat, &pos))) {
+        cr_assert_lt(n, 3);
+        cr_assert_str_eq(s->name, want[n]);
+        cr_assert_not(s->dirty);
+        n++;
+    }
+    cr_assert_eq(n, 3);
+    pos = 0;
+    cr_assert_null(catalog_take_dirty(cat, &pos));
+    /* handed back, then taken again; a change marks only its service */
+    catalog_mark_dirty(catalog_find(cat, "db"));
+    cr_assert_eq(del("/svc/web/a"), CATALOG_REMOVED);
+    pos = 0;
+    cr_assert_str_eq(catalog_take_dirty(cat, &pos)->name, "db");
+    cr_assert_str_eq(catalog_take_dirty(cat, &pos)->name, "web");
+    cr_assert_null(catalog_take_dirty(cat, &pos));
+}

@@ -146,7 +146,7 @@ static void check_full(const struct config *c)
     cr_expect_str_eq(c->http_domain, "svc.example.com");
 
     cr_expect_eq(c->resync_interval_s, 60);
-    cr_expect_eq(c->log_level, LOG_DEBUG);
+    cr_expect_eq(c->log_level, LOG_LEVEL_DEBUG);
 }
 
 Test(config, full_file)
@@ -218,7 +218,7 @@ Test(config, defaults)
     cr_expect(!cfg.http_bind.set);
     cr_expect_null(cfg.http_domain);
     cr_expect_eq(cfg.resync_interval_s, 30);
-    cr_expect_eq(cfg.log_level, LOG_INFO);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_INFO);
     cr_expect(!cfg.allow_empty_registry);
     config_free(&cfg);
     free(err);
@@ -1003,7 +1003,7 @@ Test(config, set_etcd_on_zeroed_config)
     cr_expect_eq(config_set_prefix(&cfg, "/p/", NULL), 0);
     cr_expect_eq(config_set_runtime_socket(&cfg, "/run/h.sock", NULL), 0);
     cr_expect_eq(config_set_log_level(&cfg, "warn", NULL), 0);
-    cr_expect_eq(cfg.log_level, LOG_WARN);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_WARN);
     config_free(&cfg);
 }
 
@@ -1054,13 +1054,13 @@ Test(config, set_log_level)
 
     cr_assert_eq(load(MINIMAL, &cfg, &err), 0);
     cr_expect_eq(config_set_log_level(&cfg, "debug", &err), 0);
-    cr_expect_eq(cfg.log_level, LOG_DEBUG);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_DEBUG);
     cr_expect_eq(config_set_log_level(&cfg, "error", &err), 0);
-    cr_expect_eq(cfg.log_level, LOG_ERROR);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_ERROR);
     cr_expect_eq(config_set_log_level(&cfg, "loud", &err), -EINVAL);
     cr_expect_not_null(strstr(err, "log_level: must be one of"), "%s", err);
     cr_expect_eq(config_set_log_level(&cfg, NULL, &err), -EINVAL);
-    cr_expect_eq(cfg.log_level, LOG_ERROR);
+    cr_expect_eq(cfg.log_level, LOG_LEVEL_ERROR);
     config_free(&cfg);
     free(err);
 }
@@ -1456,4 +1456,53 @@ Test(config, etcd_tls_and_user_bad)
         cr_assert(is_zeroed(&cfg));
         free(err);
     }
+}
+
+/* ---- comparing configs (SIGHUP) ---- */
+
+struct same_case {
+    const char *b; /* compared with MINIMAL */
+    bool restart, http, options;
+};
+
+static const struct same_case same_cases[] = {
+    {MINIMAL, true, true, true},
+    {CFG("'resync_interval_s':5"), true, true, true},
+    {CFG_DEFAULTS("'slots':64"), true, true, true},
+    {CFG_ETCD("'endpoints':['http://127.0.0.1:2380']," PF), false, true, true},
+    {CFG_ETCD("'endpoints':['http://127.0.0.1:2379','http://127.0.0.1:2380']," PF), false, true,
+     true},
+    {CFG_ETCD(EP ",'prefix':'/other/'"), false, true, true},
+    {CFG_HAPROXY("'runtime_socket':'/tmp/x.sock'," SF), false, true, true},
+    {CFG_HAPROXY(RS ",'services_file':'/tmp/s.cfg'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'master_socket':'/run/m.sock'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'base_config':'/etc/haproxy/haproxy.cfg'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'reload_command':'/bin/true'"), false, true, true},
+    {CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':0"), true, true, true},
+    {CFG_HTTP("'bind':'127.0.0.1:8080'"), true, false, true},
+    {CFG_DEFAULTS("'balance':'leastconn'"), true, true, false},
+    {CFG_DEFAULTS("'server_options':'check'"), true, true, false},
+    {CFG_DEFAULTS("'slot_growth':2"), true, true, false},
+    {CFG_DEFAULTS("'mode':'tcp'"), true, true, false},
+};
+
+Test(config, same_fields)
+{
+    struct config a;
+    char *err = NULL;
+
+    cr_assert_eq(load(MINIMAL, &a, &err), 0, "%s", err ? err : "");
+    for (size_t i = 0; i < N_ELEMS(same_cases); i++) {
+        const struct same_case *c = &same_cases[i];
+        struct config b;
+
+        cr_assert_eq(load(c->b, &b, &err), 0, "case %zu: %s", i, err ? err : "");
+        cr_expect_eq(config_same_restart_fields(&a, &b), c->restart, "case %zu", i);
+        cr_expect_eq(config_same_restart_fields(&b, &a), c->restart, "case %zu", i);
+        cr_expect_eq(config_same_http_frontend(&a, &b), c->http, "case %zu", i);
+        cr_expect_eq(config_same_options(&a.defaults, &b.defaults), c->options, "case %zu", i);
+        cr_expect(config_same_listen(&b.http_bind, &b.http_bind), "case %zu", i);
+        config_free(&b);
+    }
+    config_free(&a);
 }

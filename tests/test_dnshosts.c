@@ -77,7 +77,7 @@ Test(dnshosts, writes_on_change_and_signals_the_reader)
     FILE *f;
     pid_t child;
 
-    log_set_level(LOG_ERROR);
+    log_set_level(LOG_LEVEL_ERROR);
     cr_assert_not_null(mkdtemp(dir));
     snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
     snprintf(pidf, sizeof(pidf), "%s/reader.pid", dir);

@@ -2,7 +2,9 @@
  * matters is that nothing unsafe is ever accepted. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -734,4 +736,81 @@ Test(endpoint, unknown_fields_list_is_cut_not_overflowed)
     cr_expect_str_eq(unknown + strlen(unknown) - 3, "...", "%s", unknown);
     /* NULL or no room: nothing is written */
     cr_expect_eq(endpoint_parse_value_unknown(value, strlen(value), &ep, NULL, 0, NULL), 0);
+}
+
+/* ---- the one port rule and the one sockaddr builder ---- */
+
+Test(endpoint, parse_port_table)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        unsigned short port;
+        const char *reason; /* substring */
+    } cases[] = {
+        {"1", 0, 1, NULL},
+        {"80", 0, 80, NULL},
+        {"65535", 0, 65535, NULL},
+        {"", -EINVAL, 0, "missing"},
+        {"0", -EINVAL, 0, "out of range"},
+        {"65536", -EINVAL, 0, "out of range"},
+        {"123456", -EINVAL, 0, "out of range"},
+        {"99999999999999999999", -EINVAL, 0, "out of range"},
+        {"080", -EINVAL, 0, "leading zeros"},
+        {"+80", -EINVAL, 0, "sign"},
+        {"-1", -EINVAL, 0, "sign"},
+        {"8o", -EINVAL, 0, "after the port"},
+        {"x", -EINVAL, 0, "not a decimal"},
+        {" 80", -EINVAL, 0, "not a decimal"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned short port = 7;
+        char *err = NULL;
+        int rc = endpoint_parse_port(cases[i].s, strlen(cases[i].s), &port, &err);
+
+        cr_expect_eq(rc, cases[i].rc, "case %zu (%s): %d", i, cases[i].s, rc);
+        if (rc == 0) {
+            cr_expect_eq(port, cases[i].port, "case %zu", i);
+            cr_expect_null(err);
+        } else {
+            cr_expect_eq(port, 7, "case %zu: port untouched", i);
+            cr_expect(err && strstr(err, cases[i].reason), "case %zu: %s", i, err ? err : "");
+        }
+        cr_expect_eq(endpoint_parse_port(cases[i].s, strlen(cases[i].s), NULL, NULL), rc);
+        free(err);
+    }
+}
+
+Test(endpoint, sockaddr_table)
+{
+    static const struct {
+        const char *host;
+        bool ipv6;
+        int rc;
+        int family;
+    } cases[] = {
+        {"127.0.0.1", false, 0, AF_INET},   {"::1", true, 0, AF_INET6},
+        {"2001:db8::5", true, 0, AF_INET6}, {"::1", false, -EINVAL, 0},
+        {"127.0.0.1", true, -EINVAL, 0},    {"localhost", false, -EINVAL, 0},
+        {"[::1]", true, -EINVAL, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+        int rc = endpoint_sockaddr(cases[i].host, cases[i].ipv6, 8080, &ss, &len);
+
+        cr_expect_eq(rc, cases[i].rc, "case %zu", i);
+        if (rc < 0)
+            continue;
+        cr_expect_eq(ss.ss_family, cases[i].family, "case %zu", i);
+        if (cases[i].family == AF_INET) {
+            cr_expect_eq(len, sizeof(struct sockaddr_in));
+            cr_expect_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+        } else {
+            cr_expect_eq(len, sizeof(struct sockaddr_in6));
+            cr_expect_eq(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8080);
+        }
+    }
 }

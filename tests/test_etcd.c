@@ -1,7 +1,8 @@
-/* Tests for the etcd client: table-driven decoder cases, and one I/O test
- * against a real etcd started on free 127.0.0.1 ports (skipped without
- * /usr/bin/etcd), reached partly through a small TCP proxy on the loop that
- * can hold traffic back or cut connections. */
+/* Tests for the etcd client against a real etcd (skipped without
+ * /usr/bin/etcd), one started for the whole run on free 127.0.0.1 ports and
+ * shared by focused tests that take turns on it; reached partly through a
+ * small TCP proxy on the loop that can hold traffic back or cut
+ * connections. The pure decoders are tested in test_etcd_decode.c. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,609 +28,10 @@
 #include <jansson.h>
 
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ---- base64 ---- */
-
-struct b64_case {
-    const char *raw;
-    size_t raw_len;
-    const char *b64;
-};
-
-static const struct b64_case b64_cases[] = {
-    {"", 0, ""},
-    {"f", 1, "Zg=="},
-    {"fo", 2, "Zm8="},
-    {"foo", 3, "Zm9v"},
-    {"foob", 4, "Zm9vYg=="},
-    {"fooba", 5, "Zm9vYmE="},
-    {"foobar", 6, "Zm9vYmFy"},
-    {"/svc/a", 6, "L3N2Yy9h"},
-    {"\0b\0", 3, "AGIA"},
-    {"\xff\xfe\xfd", 3, "//79"},
-    {"\xfb\xff", 2, "+/8="},
-};
-
-Test(etcd_b64, round_trips)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(b64_cases); i++) {
-        const struct b64_case *c = &b64_cases[i];
-        char *enc, *dec;
-        size_t enc_len, dec_len;
-
-        cr_assert_eq(etcd_b64_encode(c->raw, c->raw_len, &enc, &enc_len), 0, "case %zu", i);
-        cr_assert_str_eq(enc, c->b64, "case %zu", i);
-        cr_assert_eq(enc_len, strlen(c->b64));
-        cr_assert_eq(etcd_b64_decode(enc, enc_len, &dec, &dec_len), 0, "case %zu", i);
-        cr_assert_eq(dec_len, c->raw_len, "case %zu", i);
-        cr_assert_eq(memcmp(dec, c->raw, dec_len), 0, "case %zu", i);
-        cr_assert_eq(dec[dec_len], '\0', "NUL-terminated");
-        free(enc);
-        free(dec);
-    }
-}
-
-Test(etcd_b64, every_byte_every_length)
-{
-    unsigned char raw[300];
-
-    for (size_t i = 0; i < sizeof(raw); i++)
-        raw[i] = (unsigned char)(i * 7 + 3);
-    for (size_t len = 0; len <= sizeof(raw); len++) {
-        char *enc, *dec;
-        size_t enc_len, dec_len;
-
-        cr_assert_eq(etcd_b64_encode(raw, len, &enc, &enc_len), 0);
-        cr_assert_eq(enc_len % 4, 0);
-        cr_assert_eq(etcd_b64_decode(enc, enc_len, &dec, &dec_len), 0, "len %zu", len);
-        cr_assert_eq(dec_len, len);
-        cr_assert_eq(memcmp(dec, raw, len), 0);
-        free(enc);
-        free(dec);
-    }
-}
-
-Test(etcd_b64, rejects)
-{
-    static const char *const bad[] = {
-        "Zg",       /* length not a multiple of 4 */
-        "Zg=",      /* idem */
-        "Zm9vY",    /* idem */
-        "Z===",     /* three pads */
-        "====",     /* only pads */
-        "Zm9v!A==", /* bad character */
-        "Zm-_",     /* URL-safe alphabet */
-        "Zm\n9v",   /* whitespace */
-        " Zg=",     /* whitespace */
-        "Zg==Zg==", /* padding in the middle */
-        "Z=g=",     /* padding before data */
-        "Zh==",     /* non-zero unused bits */
-        "Zm9=",     /* idem, one pad */
-    };
-
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        char *out = (char *)1;
-        size_t len;
-
-        cr_assert_eq(etcd_b64_decode(bad[i], strlen(bad[i]), &out, &len), -EINVAL, "\"%s\"",
-                     bad[i]);
-        cr_assert_eq(out, (char *)1, "output untouched on error");
-    }
-}
-
-/* ---- prefix range end ---- */
-
-struct prefix_case {
-    const char *prefix;
-    size_t len;
-    const char *end;
-    size_t end_len;
-};
-
-static const struct prefix_case prefix_cases[] = {
-    {"/svc/", 5, "/svc0", 5},
-    {"a", 1, "b", 1},
-    {"a\xff", 2, "b", 1},
-    {"a\xff\xff", 3, "b", 1},
-    {"a\x01\xff", 3, "a\x02", 2},
-    {"\xfe", 1, "\xff", 1},
-    {"\xff", 1, "\0", 1},
-    {"\xff\xff", 2, "\0", 1},
-    {"", 0, "\0", 1},
-};
-
-Test(etcd_prefix, range_end)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(prefix_cases); i++) {
-        const struct prefix_case *c = &prefix_cases[i];
-        size_t len = 99;
-        char *end = etcd_prefix_range_end(c->prefix, c->len, &len);
-
-        cr_assert_not_null(end);
-        cr_assert_eq(len, c->end_len, "case %zu", i);
-        cr_assert_eq(memcmp(end, c->end, len), 0, "case %zu", i);
-        cr_assert_eq(end[len], '\0');
-        free(end);
-    }
-}
-
-/* ---- int64 fields ---- */
-
-struct int64_case {
-    const char *json;
-    int rc;
-    int64_t value;
-};
-
-static const struct int64_case int64_cases[] = {
-    {"{\"f\":\"12\"}", 0, 12},
-    {"{\"f\":12}", 0, 12},
-    {"{}", 0, 0},
-    {"{\"f\":\"0\"}", 0, 0},
-    {"{\"f\":\"-5\"}", 0, -5},
-    {"{\"f\":-5}", 0, -5},
-    {"{\"f\":\"007\"}", 0, 7},
-    {"{\"f\":\"9223372036854775807\"}", 0, INT64_MAX},
-    {"{\"f\":\"-9223372036854775808\"}", 0, INT64_MIN},
-    {"{\"f\":\"9223372036854775808\"}", -EINVAL, 0},
-    {"{\"f\":\"-9223372036854775809\"}", -EINVAL, 0},
-    {"{\"f\":\"99999999999999999999999\"}", -EINVAL, 0},
-    {"{\"f\":\"12x\"}", -EINVAL, 0},
-    {"{\"f\":\"x12\"}", -EINVAL, 0},
-    {"{\"f\":\"\"}", -EINVAL, 0},
-    {"{\"f\":\"-\"}", -EINVAL, 0},
-    {"{\"f\":\" 1\"}", -EINVAL, 0},
-    {"{\"f\":\"+1\"}", -EINVAL, 0},
-    {"{\"f\":\"1.0\"}", -EINVAL, 0},
-    {"{\"f\":1.5}", -EINVAL, 0},
-    {"{\"f\":null}", -EINVAL, 0},
-    {"{\"f\":true}", -EINVAL, 0},
-    {"{\"f\":[1]}", -EINVAL, 0},
-};
-
-Test(etcd_json, int64_fields)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(int64_cases); i++) {
-        const struct int64_case *c = &int64_cases[i];
-        json_t *j = json_loads(c->json, 0, NULL);
-        int64_t v = 42;
-
-        cr_assert_not_null(j, "%s", c->json);
-        cr_assert_eq(etcd_json_int64(j, "f", &v), c->rc, "%s", c->json);
-        if (c->rc == 0)
-            cr_assert_eq(v, c->value, "%s: %" PRId64, c->json, v);
-        json_decref(j);
-    }
-}
-
-Test(etcd_json, int64_not_an_object)
-{
-    json_t *j = json_string("12");
-    int64_t v;
-
-    cr_assert_eq(etcd_json_int64(j, "f", &v), -EINVAL);
-    json_decref(j);
-}
-
-/* ---- range replies ---- */
-
-#define HDR(rev) "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"" rev "\"}"
-
-struct range_case {
-    const char *name;
-    const char *json;
-    int rc;
-    int64_t revision, count;
-    bool more;
-    size_t n_kvs;
-    const char *key0;
-    const char *value0;
-    size_t value0_len;
-    int64_t mod0;
-};
-
-static const struct range_case range_cases[] = {
-    {"no kvs", "{" HDR("7") ",\"count\":\"0\"}", 0, 7, 0, false, 0, NULL, NULL, 0, 0},
-    {"no kvs, no count", "{" HDR("7") "}", 0, 7, 0, false, 0, NULL, NULL, 0, 0},
-    {"one kv",
-     "{" HDR("2") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"create_revision\":\"2\",\"mod_revision\":"
-                  "\"2\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}],\"count\":\"1\"}",
-     0, 2, 1, false, 1, "/svc/a", "127.0.0.1", 9, 2},
-    {"more true",
-     "{" HDR("9") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"3\",\"value\":\"eA==\","
-                  "\"lease\":\"77\"}],\"more\":true,\"count\":\"5\"}",
-     0, 9, 5, true, 1, "/svc/a", "x", 1, 3},
-    {"more false", "{" HDR("9") ",\"more\":false}", 0, 9, 0, false, 0, NULL, NULL, 0, 0},
-    {"missing value is empty",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\"}],\"count\":\"1\"}", 0, 4,
-     1, false, 1, "/svc/a", "", 0, 4},
-    {"value with NUL bytes",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"mod_revision\":\"4\",\"value\":\"AGIA\"}]}", 0,
-     4, 0, false, 1, "/svc/a", "\0b\0", 3, 4},
-    {"two kvs",
-     "{" HDR("5") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"eA==\",\"mod_revision\":\"2\"},"
-                  "{\"key\":\"L3N2Yy9i\",\"value\":\"eQ==\",\"mod_revision\":\"5\"}],"
-                  "\"count\":\"2\"}",
-     0, 5, 2, false, 2, "/svc/a", "x", 1, 2},
-    {"bad base64 key", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9\"}]}", .rc = -EINVAL},
-    {"bad base64 value", "{" HDR("4") ",\"kvs\":[{\"key\":\"L3N2Yy9h\",\"value\":\"e!==\"}]}",
-     .rc = -EINVAL},
-    {"missing key", "{" HDR("4") ",\"kvs\":[{\"value\":\"eA==\"}]}", .rc = -EINVAL},
-    {"kvs not an array", "{" HDR("4") ",\"kvs\":{}}", .rc = -EINVAL},
-    {"kv not an object", "{" HDR("4") ",\"kvs\":[\"x\"]}", .rc = -EINVAL},
-    {"bad count", "{" HDR("4") ",\"count\":\"lots\"}", .rc = -EINVAL},
-    {"bad revision", "{" HDR("4x") "}", .rc = -EINVAL},
-    {"bad more", "{" HDR("4") ",\"more\":\"true\"}", .rc = -EINVAL},
-    {"bad mod_revision", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"z\"}]}",
-     .rc = -EINVAL},
-    {"not an object", "[]", .rc = -EINVAL},
-    /* revisions: 0 < rev < INT64_MAX where they enter */
-    {"highest revision", "{" HDR("9223372036854775806") "}", 0, INT64_MAX - 1, 0, false, 0, NULL,
-     NULL, 0, 0},
-    {"revision INT64_MAX", "{" HDR("9223372036854775807") "}", .rc = -ERANGE},
-    {"negative revision", "{" HDR("-3") "}", .rc = -ERANGE},
-    {"mod_revision INT64_MAX",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"9223372036854775807\"}]}",
-     .rc = -ERANGE},
-    {"mod_revision missing", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\"}]}", .rc = -ERANGE},
-    {"mod_revision negative", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"-1\"}]}",
-     .rc = -ERANGE},
-};
-
-Test(etcd_parse, range_replies)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(range_cases); i++) {
-        const struct range_case *c = &range_cases[i];
-        json_t *j = json_loads(c->json, 0, NULL);
-        struct etcd_range_reply r;
-        char *errmsg = NULL;
-        int rc;
-
-        cr_assert_not_null(j, "%s: test JSON", c->name);
-        rc = etcd_parse_range(j, &r, &errmsg);
-        cr_assert_eq(rc, c->rc, "%s: rc %d", c->name, rc);
-        if (rc < 0) {
-            cr_assert_not_null(errmsg, "%s: errmsg", c->name);
-            cr_assert_null(r.kvs, "%s: cleared on error", c->name);
-        } else {
-            cr_assert_eq(r.revision, c->revision, "%s", c->name);
-            cr_assert_eq(r.count, c->count, "%s", c->name);
-            cr_assert_eq(r.more, c->more, "%s", c->name);
-            cr_assert_eq(r.n_kvs, c->n_kvs, "%s", c->name);
-            if (c->n_kvs > 0) {
-                cr_assert_str_eq(r.kvs[0].key, c->key0, "%s", c->name);
-                cr_assert_eq(r.kvs[0].key_len, strlen(c->key0));
-                cr_assert_not_null(r.kvs[0].value, "%s", c->name);
-                cr_assert_eq(r.kvs[0].value_len, c->value0_len, "%s", c->name);
-                cr_assert_eq(memcmp(r.kvs[0].value, c->value0, c->value0_len), 0);
-                cr_assert_eq(r.kvs[0].value[c->value0_len], '\0');
-                cr_assert_eq(r.kvs[0].mod_revision, c->mod0, "%s", c->name);
-                cr_assert_eq(r.kvs[0].deleted, false);
-            }
-        }
-        etcd_range_reply_free(&r);
-        free(errmsg);
-        json_decref(j);
-    }
-}
-
-Test(etcd_parse, range_lease)
-{
-    json_t *j = json_loads(range_cases[3].json, 0, NULL);
-    struct etcd_range_reply r;
-
-    cr_assert_eq(etcd_parse_range(j, &r, NULL), 0);
-    cr_assert_eq(r.kvs[0].lease, 77);
-    etcd_range_reply_free(&r);
-    json_decref(j);
-}
-
-/* ---- watch messages ---- */
-
-#define WHDR(rev)                                                                                  \
-    "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"" rev                     \
-    "\",\"raft_term\":\"2\"}"
-#define WHDR_NOREV "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"raft_term\":\"2\"}"
-
-struct watch_event_expect {
-    const char *key;
-    const char *value; /* NULL: a delete */
-    int64_t mod_revision;
-};
-
-struct watch_case {
-    const char *name;
-    const char *json;
-    int rc;
-    int64_t revision;
-    bool created, canceled, error;
-    int64_t compact_revision;
-    int error_code;
-    const char *text; /* cancel_reason or error_message */
-    size_t n_events;
-    struct watch_event_expect ev[2];
-};
-
-static const struct watch_case watch_cases[] = {
-    {"created", "{\"result\":{" WHDR("2") ",\"created\":true}}", 0, 2, .created = true},
-    {"progress", "{\"result\":{" WHDR("8") "}}", 0, 8, .created = false},
-    {"put without type",
-     "{\"result\":{" WHDR(
-         "3") ",\"events\":[{\"kv\":{\"key\":\"L3N2Yy9h\",\"create_revision\":"
-              "\"3\",\"mod_revision\":\"3\",\"version\":\"1\",\"value\":\"MTI3LjAuMC4x\"}}]}}",
-     0, 3, .n_events = 1, .ev = {{"/svc/a", "127.0.0.1", 3}}},
-    {"put with type",
-     "{\"result\":{" WHDR("3") ",\"events\":[{\"type\":\"PUT\",\"kv\":{\"key\":\"L3N2Yy9h\","
-                               "\"mod_revision\":\"3\"}}]}}",
-     0, 3, .n_events = 1, .ev = {{"/svc/a", "", 3}}},
-    {"delete",
-     "{\"result\":{" WHDR("4") ",\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3N2Yy9h\","
-                               "\"mod_revision\":\"4\"}}]}}",
-     0, 4, .n_events = 1, .ev = {{"/svc/a", NULL, 4}}},
-    {"several events",
-     "{\"result\":{" WHDR("6") ",\"events\":[{\"kv\":{\"key\":\"L3N2Yy9i\",\"mod_revision\":\"5\","
-                               "\"value\":\"eQ==\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":"
-                               "\"L3N2Yy9h\",\"mod_revision\":"
-                               "\"6\"}}]}}",
-     0, 6, .n_events = 2, .ev = {{"/svc/b", "y", 5}, {"/svc/a", NULL, 6}}},
-    {"compaction cancel",
-     "{\"result\":{" WHDR_NOREV ",\"canceled\":true,\"compact_revision\":\"3\"}}", 0, 0,
-     .canceled = true, .compact_revision = 3},
-    {"cancel with reason",
-     "{\"result\":{" WHDR("5") ",\"canceled\":true,\"cancel_reason\":\"gone\"}}", 0, 5,
-     .canceled = true, .text = "gone"},
-    {"error object",
-     "{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"message\":"
-     "\"etcdserver: mvcc: required revision has been compacted\",\"code\":11}",
-     0, .error = true, .error_code = 11,
-     .text = "etcdserver: mvcc: required revision has been compacted"},
-    {"stream error object",
-     "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"no leader\",\"http_status\":"
-     "\"Service Unavailable\"}}",
-     0, .error = true, .error_code = 14, .text = "no leader"},
-    {"no result", "{\"header\":{}}", .rc = -EINVAL},
-    {"result not an object", "{\"result\":[]}", .rc = -EINVAL},
-    {"bad type",
-     "{\"result\":{" WHDR("4") ",\"events\":[{\"type\":\"MOVE\",\"kv\":{\"key\":\"eA==\"}}]}}",
-     .rc = -EINVAL},
-    {"event without kv", "{\"result\":{" WHDR("4") ",\"events\":[{}]}}", .rc = -EINVAL},
-    {"bad key", "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"e\"}}]}}",
-     .rc = -EINVAL},
-    {"bad created", "{\"result\":{" WHDR("4") ",\"created\":\"yes\"}}", .rc = -EINVAL},
-    {"bad compact_revision", "{\"result\":{\"canceled\":true,\"compact_revision\":\"x\"}}",
-     .rc = -EINVAL},
-    {"bad error", "{\"error\":5}", .rc = -EINVAL},
-    {"event mod_revision INT64_MAX",
-     "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"eA==\",\"mod_revision\":"
-                               "\"9223372036854775807\"}}]}}",
-     .rc = -ERANGE},
-    {"event mod_revision 0",
-     "{\"result\":{" WHDR("4") ",\"events\":[{\"kv\":{\"key\":\"eA==\",\"mod_revision\":"
-                               "\"0\"}}]}}",
-     .rc = -ERANGE},
-    {"header revision INT64_MAX", "{\"result\":{" WHDR("9223372036854775807") "}}", .rc = -ERANGE},
-    {"compact_revision INT64_MAX",
-     "{\"result\":{\"canceled\":true,\"compact_revision\":\"9223372036854775807\"}}",
-     .rc = -ERANGE},
-    {"negative compact_revision", "{\"result\":{\"canceled\":true,\"compact_revision\":\"-2\"}}",
-     .rc = -ERANGE},
-};
-
-Test(etcd_parse, watch_messages)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(watch_cases); i++) {
-        const struct watch_case *c = &watch_cases[i];
-        json_t *j = json_loads(c->json, 0, NULL);
-        struct etcd_watch_msg m;
-        char *errmsg = NULL;
-        int rc;
-
-        cr_assert_not_null(j, "%s: test JSON", c->name);
-        rc = etcd_parse_watch(j, &m, &errmsg);
-        cr_assert_eq(rc, c->rc, "%s: rc %d", c->name, rc);
-        if (rc < 0) {
-            cr_assert_not_null(errmsg, "%s", c->name);
-            cr_assert_null(m.events);
-        } else {
-            cr_assert_eq(m.revision, c->revision, "%s", c->name);
-            cr_assert_eq(m.created, c->created, "%s", c->name);
-            cr_assert_eq(m.canceled, c->canceled, "%s", c->name);
-            cr_assert_eq(m.error, c->error, "%s", c->name);
-            cr_assert_eq(m.compact_revision, c->compact_revision, "%s", c->name);
-            if (c->error) {
-                cr_assert_eq(m.error_code, c->error_code, "%s", c->name);
-                cr_assert_str_eq(m.error_message, c->text, "%s", c->name);
-            } else if (c->text) {
-                cr_assert_str_eq(m.cancel_reason, c->text, "%s", c->name);
-            }
-            cr_assert_eq(m.n_events, c->n_events, "%s", c->name);
-            for (size_t e = 0; e < c->n_events; e++) {
-                const struct etcd_kv *kv = &m.events[e];
-
-                cr_assert_str_eq(kv->key, c->ev[e].key, "%s", c->name);
-                cr_assert_eq(kv->mod_revision, c->ev[e].mod_revision, "%s", c->name);
-                if (c->ev[e].value) {
-                    cr_assert_eq(kv->deleted, false, "%s", c->name);
-                    cr_assert_str_eq(kv->value, c->ev[e].value, "%s", c->name);
-                } else {
-                    cr_assert_eq(kv->deleted, true, "%s", c->name);
-                    cr_assert_null(kv->value, "%s", c->name);
-                }
-            }
-        }
-        etcd_watch_msg_free(&m);
-        free(errmsg);
-        json_decref(j);
-    }
-}
-
-/* ---- cluster id ---- */
-
-struct cluster_id_case {
-    const char *json;
-    int rc;
-    uint64_t id;
-};
-
-static const struct cluster_id_case cluster_id_cases[] = {
-    {"{\"header\":{\"cluster_id\":\"11499885844451628656\"}}", 0, 11499885844451628656ULL},
-    {"{\"header\":{\"cluster_id\":\"18446744073709551615\"}}", 0, UINT64_MAX},
-    {"{\"header\":{\"cluster_id\":42}}", 0, 42},
-    {"{\"header\":{}}", 0, 0},
-    {"{}", 0, 0},
-    {"{\"header\":{\"cluster_id\":\"18446744073709551616\"}}", -EINVAL, 0},
-    {"{\"header\":{\"cluster_id\":\"-1\"}}", -EINVAL, 0},
-    {"{\"header\":{\"cluster_id\":\"\"}}", -EINVAL, 0},
-    {"{\"header\":{\"cluster_id\":true}}", -EINVAL, 0},
-};
-
-Test(etcd_parse, cluster_id)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(cluster_id_cases); i++) {
-        const struct cluster_id_case *c = &cluster_id_cases[i];
-        json_t *j = json_loads(c->json, 0, NULL);
-        uint64_t id = 7;
-
-        cr_assert_not_null(j);
-        cr_assert_eq(etcd_header_cluster_id(j, &id), c->rc, "%s", c->json);
-        if (c->rc == 0)
-            cr_assert_eq(id, c->id, "%s", c->json);
-        json_decref(j);
-    }
-}
-
-/* ---- stream splitter ---- */
-
-struct collect {
-    char seen[8][64];
-    size_t n;
-    size_t stop_after; /* 0 = never */
-};
-
-static int collect_cb(json_t *msg, void *arg)
-{
-    struct collect *c = arg;
-    const json_t *id = json_object_get(msg, "id");
-
-    cr_assert(json_is_object(msg));
-    cr_assert_lt(c->n, ARRAY_SIZE(c->seen));
-    snprintf(c->seen[c->n], sizeof(c->seen[0]), "%s",
-             json_is_string(id) ? json_string_value(id) : "?");
-    c->n++;
-    return c->stop_after && c->n >= c->stop_after ? 7 : 0;
-}
-
-static const char stream_text[] = "{\"id\":\"a\"}\n"
-                                  "{\"id\":\"bb\",\"x\":[1,2,{\"y\":\"\\n\"}]}\r\n"
-                                  "\n"
-                                  "  \n"
-                                  "{\"id\":\"ccc\"}\n";
-
-static void expect_abc(const struct collect *c)
-{
-    cr_assert_eq(c->n, 3);
-    cr_assert_str_eq(c->seen[0], "a");
-    cr_assert_str_eq(c->seen[1], "bb");
-    cr_assert_str_eq(c->seen[2], "ccc");
-}
-
-Test(etcd_stream, split_at_every_boundary)
-{
-    size_t len = strlen(stream_text);
-
-    for (size_t cut = 0; cut <= len; cut++) {
-        struct etcd_stream s;
-        struct collect c = {0};
-
-        etcd_stream_init(&s);
-        cr_assert_eq(etcd_stream_feed(&s, stream_text, cut, collect_cb, &c), 0, "cut %zu", cut);
-        cr_assert_eq(etcd_stream_feed(&s, stream_text + cut, len - cut, collect_cb, &c), 0);
-        expect_abc(&c);
-        cr_assert_eq(s.len, 0);
-        etcd_stream_free(&s);
-    }
-}
-
-Test(etcd_stream, byte_by_byte)
-{
-    struct etcd_stream s;
-    struct collect c = {0};
-
-    etcd_stream_init(&s);
-    for (size_t i = 0; stream_text[i]; i++)
-        cr_assert_eq(etcd_stream_feed(&s, stream_text + i, 1, collect_cb, &c), 0);
-    expect_abc(&c);
-    etcd_stream_free(&s);
-}
-
-Test(etcd_stream, partial_line_waits)
-{
-    struct etcd_stream s;
-    struct collect c = {0};
-
-    etcd_stream_init(&s);
-    cr_assert_eq(etcd_stream_feed(&s, "{\"id\":\"a\"}\n{\"id\"", 16, collect_cb, &c), 0);
-    cr_assert_eq(c.n, 1);
-    cr_assert_eq(s.len, 5);
-    cr_assert_eq(etcd_stream_feed(&s, ":\"z\"}\n", 6, collect_cb, &c), 0);
-    cr_assert_eq(c.n, 2);
-    cr_assert_str_eq(c.seen[1], "z");
-    etcd_stream_free(&s);
-}
-
-Test(etcd_stream, line_too_long)
-{
-    struct etcd_stream s;
-    struct collect c = {0};
-    const char *line = "{\"id\":\"0123456789abcdef\"}\n";
-
-    /* A complete line over the limit. */
-    etcd_stream_init(&s);
-    s.max = 16;
-    cr_assert_eq(etcd_stream_feed(&s, line, strlen(line), collect_cb, &c), -E2BIG);
-    cr_assert_eq(c.n, 0);
-    /* A partial line that already exceeds the limit. */
-    cr_assert_eq(etcd_stream_feed(&s, line, 10, collect_cb, &c), 0);
-    cr_assert_eq(etcd_stream_feed(&s, line + 10, 10, collect_cb, &c), -E2BIG);
-    /* At the limit is fine. */
-    cr_assert_eq(etcd_stream_feed(&s, "{\"id\":\"abcdef\"}\n", 16, collect_cb, &c), 0);
-    cr_assert_eq(c.n, 1);
-    etcd_stream_free(&s);
-}
-
-Test(etcd_stream, garbage_lines)
-{
-    static const char *const bad[] = {"nope\n", "[1,2]\n", "\"str\"\n", "{\"a\":\n",
-                                      "{\"id\":\"a\"} x\n"};
-
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        struct etcd_stream s;
-        struct collect c = {0};
-
-        etcd_stream_init(&s);
-        cr_assert_eq(etcd_stream_feed(&s, bad[i], strlen(bad[i]), collect_cb, &c), -EINVAL, "%s",
-                     bad[i]);
-        cr_assert_eq(c.n, 0);
-        /* The splitter starts afresh after an error. */
-        cr_assert_eq(etcd_stream_feed(&s, "{\"id\":\"ok\"}\n", 12, collect_cb, &c), 0);
-        cr_assert_eq(c.n, 1);
-        etcd_stream_free(&s);
-    }
-}
-
-Test(etcd_stream, callback_stops)
-{
-    struct etcd_stream s;
-    struct collect c = {.stop_after = 2};
-
-    etcd_stream_init(&s);
-    cr_assert_eq(etcd_stream_feed(&s, stream_text, strlen(stream_text), collect_cb, &c), 7);
-    cr_assert_eq(c.n, 2);
-    etcd_stream_free(&s);
-}
 
 /* ---- I/O against a real etcd ---- */
 
@@ -656,36 +59,50 @@ static void etcd_kill(void)
     }
 }
 
-static int free_port(void)
+/* A port nothing listens on now; -1 on failure (usable outside a test). */
+static int free_port_raw(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
 
-    cr_assert_geq(fd, 0);
+    if (fd < 0)
+        return -1;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
     close(fd);
     return port;
 }
 
+static int free_port(void)
+{
+    int port = free_port_raw();
+
+    cr_assert_gt(port, 0);
+    return port;
+}
+
 /* Start etcd; it dies with us (PDEATHSIG) even if the test is killed. */
-static void etcd_spawn(int client_port, int peer_port)
+static int etcd_spawn(int client_port, int peer_port)
 {
     char data[128], log[128], curl[64], purl[64], cluster[96];
     pid_t pid;
 
     snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/slotsync-etcd-XXXXXX");
-    cr_assert_not_null(mkdtemp(etcd_dir));
+    if (!mkdtemp(etcd_dir)) {
+        etcd_dir[0] = '\0';
+        return -1;
+    }
     snprintf(data, sizeof(data), "%s/data", etcd_dir);
     snprintf(log, sizeof(log), "%s/log", etcd_dir);
     snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", client_port);
     snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", peer_port);
     snprintf(cluster, sizeof(cluster), "default=%s", purl);
     pid = fork();
-    cr_assert_geq(pid, 0);
+    if (pid < 0)
+        return -1;
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -703,6 +120,69 @@ static void etcd_spawn(int client_port, int peer_port)
         _exit(127);
     }
     etcd_pid = pid;
+    return 0;
+}
+
+static bool port_accepts(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool etcd_log_has(const char *what)
+{
+    char path[160], buf[8192];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/log", etcd_dir);
+    if (!(f = fopen(path, "r")))
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, what) != NULL;
+}
+
+/* Start etcd on free ports. free_port() binds and closes, so another
+ * process may take a port before etcd binds it: etcd then exits with
+ * "address already in use", and we start it again on new ports. 0 once its
+ * client port accepts connections, -1 if it never came up. Usable outside a
+ * test (the runner's PRE_ALL hook). */
+static int etcd_start_raw(int *client_port, int *peer_port)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        *client_port = free_port_raw();
+        *peer_port = free_port_raw();
+        if (*client_port < 0 || *peer_port < 0 || *client_port == *peer_port)
+            continue;
+        if (etcd_spawn(*client_port, *peer_port) < 0)
+            return -1;
+        for (int i = 0; i < 300; i++) {
+            if (waitpid(etcd_pid, NULL, WNOHANG) == etcd_pid) {
+                etcd_pid = -1;
+                break;
+            }
+            if (port_accepts(*client_port))
+                return 0;
+            usleep(100 * 1000);
+        }
+        if (etcd_pid > 0 || !etcd_log_has("address already in use")) {
+            etcd_kill();
+            return -1;
+        }
+        etcd_kill();
+    }
+    return -1;
 }
 
 /* A TCP proxy on the loop that can hold traffic (pause) or cut connections. */
@@ -1296,49 +776,206 @@ static bool saw_after(struct io_test *t)
     return kvset_find(&t->cons.state, "/svc/after") != NULL;
 }
 
-static void io_fini(void)
+/* ---- one etcd for every etcd_io test ----
+ *
+ * The runner starts it once (PRE_ALL) and passes its port to the tests in
+ * the environment; each test takes an exclusive lock on it, so tests running
+ * in parallel take turns, and wipes the keys the tests use before it
+ * starts. */
+
+#define SHARED_ETCD_ENV "SLOTSYNC_TEST_ETCD_PORT"
+#define SHARED_ETCD_LOCK_ENV "SLOTSYNC_TEST_ETCD_LOCK"
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
+    char port_text[16], lock[128];
+    int port, peer;
+
+    (void)set;
+    if (access(ETCD_BIN, X_OK) != 0 || getenv(SHARED_ETCD_ENV))
+        return;
+    if (etcd_start_raw(&port, &peer) < 0) {
+        fprintf(stderr, "test_etcd: the shared etcd did not start\n");
+        return;
+    }
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    snprintf(lock, sizeof(lock), "%s/lock", etcd_dir);
+    setenv(SHARED_ETCD_ENV, port_text, 1);
+    setenv(SHARED_ETCD_LOCK_ENV, lock, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
     etcd_kill();
 }
 
-Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
+static int io_lock_fd = -1;
+
+/* Connect t to the shared etcd (directly, and through a dead endpoint then
+ * the proxy), wait until it answers and delete the keys tests use. */
+static void io_setup(struct io_test *t)
 {
-    struct io_test t = {0};
-    struct etcd_sync *sync;
-    const struct etcd_sync_stats *st;
-    int port, peer, dead;
+    const char *port_text = getenv(SHARED_ETCD_ENV), *lock = getenv(SHARED_ETCD_LOCK_ENV);
     char direct_url[64], dead_url[64], proxy_url[64];
-    struct reply r = {0};
-    int64_t rev;
-    const int n_keys = 1205; /* more than one page of 1000 */
+    int port, dead;
 
     if (access(ETCD_BIN, X_OK) != 0)
         cr_skip_test("%s not installed", ETCD_BIN);
-    port = free_port();
-    peer = free_port();
+    cr_assert(port_text && lock, "the shared etcd did not start (see the runner's output)");
+    port = atoi(port_text);
+    io_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(io_lock_fd, 0);
+    cr_assert_eq(flock(io_lock_fd, LOCK_EX), 0);
     dead = free_port(); /* nothing listens there: connection refused */
-    cr_assert(port != peer && port != dead && peer != dead);
-    etcd_spawn(port, peer);
+    cr_assert(port != dead);
 
-    t.loop = ev_loop_new(EVFLAG_AUTO);
-    cr_assert_not_null(t.loop);
-    t.http = http_client_new(t.loop);
-    cr_assert_not_null(t.http);
-    proxy_open(&t.proxy, t.loop, port);
+    t->loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(t->loop);
+    t->http = http_client_new(t->loop);
+    cr_assert_not_null(t->http);
+    proxy_open(&t->proxy, t->loop, port);
     snprintf(direct_url, sizeof(direct_url), "http://127.0.0.1:%d/", port);
     snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d", dead);
-    snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", t.proxy.port);
+    snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", t->proxy.port);
     {
         char *direct[] = {direct_url};
         char *synced[] = {dead_url, proxy_url};
 
-        t.direct = etcd_client_new(t.loop, t.http, direct, 1);
-        t.synced = etcd_client_new(t.loop, t.http, synced, 2);
+        t->direct = etcd_client_new(t->loop, t->http, direct, 1);
+        t->synced = etcd_client_new(t->loop, t->http, synced, 2);
     }
-    cr_assert_not_null(t.direct);
-    cr_assert_not_null(t.synced);
-    cr_assert(etcd_ready(&t), "etcd did not come up");
+    cr_assert_not_null(t->direct);
+    cr_assert_not_null(t->synced);
+    cr_assert(etcd_ready(t), "etcd did not come up");
+    /* every key a test writes: /svc..., /svd..., /lease/... */
+    {
+        struct reply r = {0};
 
+        cr_assert_eq(
+            finish(t,
+                   etcd_call(t->direct, "/v3/kv/deleterange",
+                             json_pack("{s:o,s:o}", "key", b64("/", 1), "range_end", b64("0", 1)),
+                             0, reply_cb, &r),
+                   &r),
+            0, "%s", r.errtext);
+        reply_clear(&r);
+    }
+}
+
+static void io_teardown(struct io_test *t)
+{
+    if (t->synced)
+        etcd_client_free(t->synced);
+    if (t->direct)
+        etcd_client_free(t->direct);
+    if (t->http)
+        http_client_free(t->http);
+    if (t->loop) {
+        proxy_close(&t->proxy);
+        ev_loop_destroy(t->loop);
+    }
+    kvset_clear(&t->cons.state);
+    kvset_clear(&t->cons.listing);
+    kvset_clear(&t->quitter.state);
+    kvset_clear(&t->quitter.listing);
+    kvset_clear(&t->pager.state);
+    kvset_clear(&t->pager.listing);
+    if (io_lock_fd >= 0) {
+        close(io_lock_fd); /* drops the lock */
+        io_lock_fd = -1;
+    }
+}
+
+static void compact_now(struct io_test *t)
+{
+    struct reply r = {0};
+    int64_t rev = current_revision(t);
+
+    cr_assert_eq(
+        finish(t,
+               etcd_call(t->direct, "/v3/kv/compaction",
+                         json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
+                         reply_cb, &r),
+               &r),
+        0, "%s", r.errtext);
+    reply_clear(&r);
+}
+
+/* Start t->cons's sync of /svc/ through the dead endpoint and the proxy,
+ * and wait for its first listing. */
+static struct etcd_sync *sync_listed(struct io_test *t)
+{
+    struct etcd_sync *sync = etcd_sync_start(t->synced, "/svc/", &consumer_ops, &t->cons);
+
+    cr_assert_not_null(sync);
+    cr_assert(wait_until(t, first_list, 20), "no listing (list_ends %d, why %s)", t->cons.list_ends,
+              t->cons.why);
+    return sync;
+}
+
+Test(etcd_io, gateway_errors_and_leases, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct reply r = {0};
+    int64_t id, ttl;
+
+    io_setup(&t);
+    /* Gateway errors come back with etcd's message. */
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"), 0,
+                                  reply_cb, &r),
+                        &r),
+                 -EINVAL);
+    cr_assert(strstr(r.errtext, "illegal base64"), "%s", r.errtext);
+    reply_clear(&r);
+
+    /* Leases: a live keepalive has a TTL, an expired/revoked one none. */
+    cr_assert_eq(finish(&t, etcd_lease_grant(t.direct, 30, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(r.json, "ID", &id), 0);
+    cr_assert_gt(id, 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
+    cr_assert_gt(ttl, 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_put(t.direct, "/lease/a", "b", id, reply_cb, &r), &r), 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), 0);
+    reply_clear(&r);
+    cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
+    cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
+    cr_assert_eq(ttl, 0);
+    reply_clear(&r);
+    /* a lease that is gone is etcd's NOT_FOUND: -ENOENT */
+    cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), -ENOENT);
+    cr_assert(strstr(r.errtext, "lease not found"), "%s", r.errtext);
+    reply_clear(&r);
+
+    /* A range at a compacted revision: -ERANGE with etcd's text. */
+    put(&t, "/svc/x", "127.0.0.1:80");
+    compact_now(&t);
+    cr_assert_eq(finish(&t,
+                        etcd_call(t.direct, "/v3/kv/range",
+                                  json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "1"), 0,
+                                  reply_cb, &r),
+                        &r),
+                 -ERANGE);
+    cr_assert(strstr(r.errtext, "compacted"), "%s", r.errtext);
+    reply_clear(&r);
+    io_teardown(&t);
+}
+
+Test(etcd_io, listing_pages_fails_over_then_watches, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+    struct reply r = {0};
+    int64_t rev;
+    const int n_keys = 1205; /* more than one page of 1000 */
+
+    io_setup(&t);
     /* Data: more than a page, a binary value, a key just outside. */
     put_many(&t, n_keys);
     {
@@ -1351,49 +988,12 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     put(&t, "/svd/outside", "x");
     put(&t, "/svc", "no trailing slash: outside");
 
-    /* Gateway errors come back with etcd's message. */
-    cr_assert_eq(finish(&t,
-                        etcd_call(t.direct, "/v3/kv/range", json_pack("{s:s}", "key", "!!"), 0,
-                                  reply_cb, &r),
-                        &r),
-                 -EINVAL);
-    cr_assert(strstr(r.errtext, "illegal base64"), "%s", r.errtext);
-    reply_clear(&r);
-
-    /* Leases: a live keepalive has a TTL, an expired/revoked one none. */
-    {
-        int64_t id, ttl;
-
-        cr_assert_eq(finish(&t, etcd_lease_grant(t.direct, 30, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(r.json, "ID", &id), 0);
-        cr_assert_gt(id, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
-        cr_assert_gt(ttl, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_put(t.direct, "/lease/a", "b", id, reply_cb, &r), &r), 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_keepalive(t.direct, id, reply_cb, &r), &r), 0);
-        cr_assert_eq(etcd_json_int64(json_object_get(r.json, "result"), "TTL", &ttl), 0);
-        cr_assert_eq(ttl, 0);
-        reply_clear(&r);
-        cr_assert_eq(finish(&t, etcd_lease_revoke(t.direct, id, reply_cb, &r), &r), -ENOENT);
-        cr_assert(strstr(r.errtext, "lease not found"), "%s", r.errtext);
-        reply_clear(&r);
-    }
-
-    /* Sync through a dead endpoint then the proxy: the listing must fail
-     * over, page through 1000+ keys and skip what is outside the prefix. */
-    sync = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.cons);
-    cr_assert_not_null(sync);
+    /* The listing must fail over from the dead endpoint, page through 1000+
+     * keys and skip what is outside the prefix. */
     t.quitter.stop_when = 1;
     t.quitter.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.quitter);
     cr_assert_not_null(t.quitter.self);
-    cr_assert(wait_until(&t, first_list, 20), "no listing (list_ends %d, why %s)", t.cons.list_ends,
-              t.cons.why);
+    sync = sync_listed(&t);
     cr_assert_eq(t.cons.list_begins, 1);
     cr_assert_eq(t.cons.state.n, (size_t)n_keys + 1);
     {
@@ -1424,6 +1024,26 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     cr_assert_geq(st->events, 2);
     check_state_matches_etcd(&t, &t.cons.state);
 
+    /* Let the loop run a little with everything quiet: still consistent. */
+    put(&t, "/svc/final", "127.0.0.13:80");
+    wait_until(&t, never, 0.3);
+    cr_assert_eq(t.quitter.after_stop, 0);
+    cr_assert(kvset_find(&t.cons.state, "/svc/final"));
+    etcd_sync_stop(sync);
+    io_teardown(&t);
+}
+
+Test(etcd_io, silent_watch_restarts_and_compaction_relists, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+
+    io_setup(&t);
+    put_many(&t, 20);
+    sync = sync_listed(&t);
+    st = etcd_sync_stats(sync);
+
     /* Progress notifications (every 1 s here) teach the sync etcd's
      * interval; then the proxy holds everything back. The silent stream must
      * be declared dead, and meanwhile we change keys and compact, so the
@@ -1435,24 +1055,7 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     proxy_pause(&t.proxy, true);
     put(&t, "/svc/paused", "127.0.0.5:80");
     del(&t, "/svc/k0001");
-    rev = current_revision(&t);
-    cr_assert_eq(
-        finish(&t,
-               etcd_call(t.direct, "/v3/kv/compaction",
-                         json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
-                         reply_cb, &r),
-               &r),
-        0, "%s", r.errtext);
-    reply_clear(&r);
-    /* A range at a compacted revision: -ERANGE with etcd's text. */
-    cr_assert_eq(finish(&t,
-                        etcd_call(t.direct, "/v3/kv/range",
-                                  json_pack("{s:o,s:s}", "key", b64("x", 1), "revision", "2"), 0,
-                                  reply_cb, &r),
-                        &r),
-                 -ERANGE);
-    cr_assert(strstr(r.errtext, "compacted"), "%s", r.errtext);
-    reply_clear(&r);
+    compact_now(&t);
 
     cr_assert(wait_until(&t, went_down, 15), "silent watch not detected");
     /* the idle watchdog or the probe of the member, whichever is first */
@@ -1467,74 +1070,61 @@ Test(etcd_io, sync_against_real_etcd, .timeout = 120, .fini = io_fini)
     cr_assert_geq(st->compactions, 1);
     cr_assert_geq(st->reconnects, 1);
     cr_assert_geq(st->lists, 2);
-
-    /* Cut the connection: the watch resumes without a listing. */
-    {
-        int lists = t.cons.list_begins;
-
-        while (t.proxy.conns)
-            pconn_close(t.proxy.conns);
-        put(&t, "/svc/after", "127.0.0.9:80");
-        cr_assert(wait_until(&t, saw_after, 15), "no event after a cut (why %s)", t.cons.why);
-        cr_assert_eq(t.cons.list_begins, lists);
-        check_state_matches_etcd(&t, &t.cons.state);
-    }
-    cr_assert_eq(t.quitter.after_stop, 0);
-
-    /* A snapshot compacted between two pages: the listing starts over, and
-     * the consumer still sees one list_begin..list_end. Then this consumer
-     * stops its sync from inside a watch event. */
-    {
-        const struct etcd_sync_stats *pst;
-
-        t.proxy.pause_on_more = true;
-        t.pager.stop_when = 2;
-        t.pager.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.pager);
-        cr_assert_not_null(t.pager.self);
-        pst = etcd_sync_stats(t.pager.self);
-        cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
-        put(&t, "/svc/between", "127.0.0.11:80");
-        rev = current_revision(&t);
-        cr_assert_eq(
-            finish(&t,
-                   etcd_call(t.direct, "/v3/kv/compaction",
-                             json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1), 0,
-                             reply_cb, &r),
-                   &r),
-            0, "%s", r.errtext);
-        reply_clear(&r);
-        proxy_pause(&t.proxy, false);
-        cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
-        cr_assert_eq(t.pager.list_begins, 1);
-        cr_assert_eq(pst->compactions, 1);
-        cr_assert_eq(pst->lists, 1);
-        cr_assert(kvset_find(&t.pager.state, "/svc/between"));
-        check_state_matches_etcd(&t, &t.pager.state);
-        put(&t, "/svc/last", "127.0.0.12:80");
-        cr_assert(wait_until(&t, pager_stopped, 10));
-        cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
-    }
-
-    /* Let the loop run a little with everything quiet: still consistent. */
-    put(&t, "/svc/final", "127.0.0.13:80");
-    wait_until(&t, never, 0.3);
-    cr_assert_eq(t.quitter.after_stop, 0);
-    cr_assert_eq(t.pager.after_stop, 0);
-    cr_assert(kvset_find(&t.cons.state, "/svc/final"));
-
     etcd_sync_stop(sync);
-    etcd_client_free(t.synced);
-    etcd_client_free(t.direct);
-    http_client_free(t.http);
-    proxy_close(&t.proxy);
-    ev_loop_destroy(t.loop);
-    kvset_clear(&t.cons.state);
-    kvset_clear(&t.cons.listing);
-    kvset_clear(&t.quitter.state);
-    kvset_clear(&t.quitter.listing);
-    kvset_clear(&t.pager.state);
-    kvset_clear(&t.pager.listing);
-    etcd_kill();
+    io_teardown(&t);
+}
+
+Test(etcd_io, cut_connection_resumes_without_listing, .timeout = 60)
+{
+    struct io_test t = {0};
+    struct etcd_sync *sync;
+    int lists;
+
+    io_setup(&t);
+    put_many(&t, 20);
+    sync = sync_listed(&t);
+    lists = t.cons.list_begins;
+    while (t.proxy.conns)
+        pconn_close(t.proxy.conns);
+    put(&t, "/svc/after", "127.0.0.9:80");
+    cr_assert(wait_until(&t, saw_after, 15), "no event after a cut (why %s)", t.cons.why);
+    cr_assert_eq(t.cons.list_begins, lists);
+    check_state_matches_etcd(&t, &t.cons.state);
+    etcd_sync_stop(sync);
+    io_teardown(&t);
+}
+
+/* A snapshot compacted between two pages: the listing starts over, and the
+ * consumer still sees one list_begin..list_end. Then this consumer stops its
+ * sync from inside a watch event. */
+Test(etcd_io, compaction_between_pages_restarts_the_listing, .timeout = 60)
+{
+    struct io_test t = {0};
+    const struct etcd_sync_stats *pst;
+
+    io_setup(&t);
+    put_many(&t, 1205);
+    t.proxy.pause_on_more = true;
+    t.pager.stop_when = 2;
+    t.pager.self = etcd_sync_start(t.synced, "/svc/", &consumer_ops, &t.pager);
+    cr_assert_not_null(t.pager.self);
+    pst = etcd_sync_stats(t.pager.self);
+    cr_assert(wait_until(&t, proxy_paused, 15), "first page never seen");
+    put(&t, "/svc/between", "127.0.0.11:80");
+    compact_now(&t);
+    proxy_pause(&t.proxy, false);
+    cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
+    cr_assert_eq(t.pager.list_begins, 1);
+    cr_assert_eq(pst->compactions, 1);
+    cr_assert_eq(pst->lists, 1);
+    cr_assert(kvset_find(&t.pager.state, "/svc/between"));
+    check_state_matches_etcd(&t, &t.pager.state);
+    put(&t, "/svc/last", "127.0.0.12:80");
+    cr_assert(wait_until(&t, pager_stopped, 10));
+    cr_assert_eq(t.pager.batches, 0, "stopped before batch_end");
+    wait_until(&t, never, 0.3);
+    cr_assert_eq(t.pager.after_stop, 0);
+    io_teardown(&t);
 }
 
 static struct etcd_client *doomed;

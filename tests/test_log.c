@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* log.h must build beside <syslog.h> (its LOG_INFO/LOG_DEBUG macros once
+ * collided with log.h's level names): this suite includes both. */
+#include <syslog.h>
 #include <time.h>
 
 #include <slotsync/log.h>
@@ -148,9 +151,18 @@ Test(log, level_parse)
         const char *name;
         int level;
     } cases[] = {
-        {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG},
-        {"ERROR", -1},        {"Info", -1},       {"warning", -1},    {"", -1},
-        {"info ", -1},        {" info", -1},      {"debug\n", -1},    {"trace", -1},
+        {"error", LOG_LEVEL_ERROR},
+        {"warn", LOG_LEVEL_WARN},
+        {"info", LOG_LEVEL_INFO},
+        {"debug", LOG_LEVEL_DEBUG},
+        {"ERROR", -1},
+        {"Info", -1},
+        {"warning", -1},
+        {"", -1},
+        {"info ", -1},
+        {" info", -1},
+        {"debug\n", -1},
+        {"trace", -1},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -159,7 +171,7 @@ Test(log, level_parse)
 
 Test(log, level_names_round_trip)
 {
-    for (int l = LOG_ERROR; l <= LOG_DEBUG; l++)
+    for (int l = LOG_LEVEL_ERROR; l <= LOG_LEVEL_DEBUG; l++)
         cr_expect_eq(log_level_parse(log_level_name((enum log_level)l)), l);
     cr_expect_str_eq(log_level_name((enum log_level)42), "?");
 }
@@ -168,10 +180,10 @@ Test(log, set_get_level)
 {
     enum log_level saved = log_get_level();
 
-    log_set_level(LOG_DEBUG);
-    cr_expect_eq(log_get_level(), LOG_DEBUG);
-    log_set_level(LOG_ERROR);
-    cr_expect_eq(log_get_level(), LOG_ERROR);
+    log_set_level(LOG_LEVEL_DEBUG);
+    cr_expect_eq(log_get_level(), LOG_LEVEL_DEBUG);
+    log_set_level(LOG_LEVEL_ERROR);
+    cr_expect_eq(log_get_level(), LOG_LEVEL_ERROR);
     log_set_level(saved);
 }
 
@@ -230,7 +242,7 @@ Test(log, timestamp_is_utc_rfc3339, .init = cr_redirect_stderr)
     setenv("TZ", "America/New_York", 1);
     tzset();
     before = time(NULL);
-    log_msg(LOG_ERROR, "test", "stamp check");
+    log_msg(LOG_LEVEL_ERROR, "test", "stamp check");
     after = time(NULL);
     fflush(stderr);
     err = cr_get_redirected_stderr();
@@ -352,7 +364,7 @@ Test(log, msg_flood_is_summarised_per_call_site)
     cr_assert(out);
     log_set_output(out);
     log_set_clock(fake_clock, fake_wall);
-    log_set_level(LOG_INFO);
+    log_set_level(LOG_LEVEL_INFO);
     fake_now = 1000.0;
     /* one key flapping: 5,000 "changed" lines in a second, and in between a
      * line of another call site, which keeps its own budget */
@@ -378,10 +390,10 @@ Test(log, msg_flood_is_summarised_per_call_site)
     fflush(out);
     cr_expect_eq(count_lines(text, "similar lines"), 1, "a summary is printed once");
     /* debug lines and log_msg_all are never limited */
-    log_set_level(LOG_DEBUG);
+    log_set_level(LOG_LEVEL_DEBUG);
     for (int i = 0; i < 200; i++) {
         log_debug("sync", "debug line %d", i);
-        log_msg_all(LOG_INFO, "sync", "dump line %d", i);
+        log_msg_all(LOG_LEVEL_INFO, "sync", "dump line %d", i);
     }
     fflush(out);
     cr_expect_eq(count_lines(text, "debug line"), 200);
@@ -395,7 +407,7 @@ Test(log, msg_flood_is_summarised_per_call_site)
     cr_expect_eq(count_lines(text, "unlimited"), 200);
     log_set_output(NULL);
     log_set_clock(NULL, NULL);
-    log_set_level(LOG_INFO);
+    log_set_level(LOG_LEVEL_INFO);
     fclose(out);
     free(text);
 }
@@ -411,12 +423,12 @@ Test(log, flush_all_and_msg_all_threshold)
     cr_assert(out);
     log_set_output(out);
     log_set_clock(fake_clock, fake_wall);
-    log_set_level(LOG_WARN);
+    log_set_level(LOG_LEVEL_WARN);
     fake_now = 50.0;
     for (int i = 0; i < 70; i++)
         log_warn("x", "flood %d", i);
     log_info("x", "below the threshold");
-    log_msg_all(LOG_INFO, "x", "asked for");
+    log_msg_all(LOG_LEVEL_INFO, "x", "asked for");
     log_flush(false);
     fflush(out);
     cr_expect_eq(count_lines(text, "similar lines"), 0);
@@ -443,9 +455,9 @@ static char *log_one(enum log_format f, const char *module, const char *msg)
     cr_assert(out);
     log_set_output(out);
     log_set_clock(NULL, fake_wall);
-    log_set_level(LOG_INFO);
+    log_set_level(LOG_LEVEL_INFO);
     log_set_format(f);
-    log_msg_all(LOG_WARN, module, "%s", msg);
+    log_msg_all(LOG_LEVEL_WARN, module, "%s", msg);
     log_set_format(LOG_FORMAT_TEXT);
     log_set_output(NULL);
     log_set_clock(NULL, NULL);
@@ -484,4 +496,14 @@ Test(log, formats_escape_every_field)
     cr_expect_eq(log_format_parse("logfmt"), LOG_FORMAT_LOGFMT);
     cr_expect_eq(log_format_parse("json"), LOG_FORMAT_JSON);
     cr_expect_eq(log_format_parse("JSON"), -1);
+}
+
+Test(log, levels_do_not_collide_with_syslog)
+{
+    /* both sets of names usable in one file, with their own values */
+    cr_expect_eq(LOG_LEVEL_ERROR, 0);
+    cr_expect_eq(LOG_LEVEL_DEBUG, 3);
+    cr_expect_eq(LOG_INFO, 6);
+    cr_expect_eq(LOG_DEBUG, 7);
+    cr_expect_str_eq(log_level_name(LOG_LEVEL_WARN), "warn");
 }

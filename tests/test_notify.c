@@ -54,7 +54,7 @@ static void open_socket(void)
     strcpy(sa.sun_path, sock_path);
     cr_assert(bind(sock_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     setenv("NOTIFY_SOCKET", sock_path, 1);
-    log_set_level(LOG_ERROR);
+    log_set_level(LOG_LEVEL_ERROR);
 }
 
 static void close_socket(void)

@@ -809,3 +809,32 @@ Test(plan, refusal_puts_back_what_haproxy_kept)
     cr_assert_eq(plan_refusal_set(&r, "show map x", &plan.origin[0], &want, NULL), -EINVAL);
     plan_refusal_clear(&r);
 }
+
+Test(plan, resync_commands)
+{
+    cr_assert_eq(plan_resync(&plan, true, "/etc/haproxy/hosts.map"), 0);
+    ASSERT_PLAN("show cli level", "show servers state", "show backend",
+                "show map /etc/haproxy/hosts.map");
+    plan_reset(&plan);
+    cr_assert_eq(plan_resync(&plan, false, NULL), 0);
+    ASSERT_PLAN("show servers state", "show backend");
+    plan_reset(&plan);
+    cr_assert_eq(plan_resync(&plan, false, "/m;x"), -EINVAL);
+}
+
+Test(plan, add_slots)
+{
+    cr_assert_eq(plan_add_slots(&plan, "web", 2, 4, "check inter 1s"), 0);
+    ASSERT_PLAN("add server web/s3 0.0.0.0:0 check inter 1s", "enable health web/s3",
+                "add server web/s4 0.0.0.0:0 check inter 1s", "enable health web/s4");
+    plan_reset(&plan);
+    cr_assert_eq(plan_add_slots(&plan, "web", 0, 1, ""), 0);
+    ASSERT_PLAN("add server web/s1 0.0.0.0:0");
+    plan_reset(&plan);
+    /* "check" only as a whole word */
+    cr_assert_eq(plan_add_slots(&plan, "web", 0, 1, "checks agent-check"), 0);
+    ASSERT_PLAN("add server web/s1 0.0.0.0:0 checks agent-check");
+    plan_reset(&plan);
+    cr_assert_eq(plan_add_slots(&plan, "web", 3, 3, "check"), 0);
+    cr_assert_eq(plan.n, 0);
+}

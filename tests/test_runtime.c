@@ -12,6 +12,7 @@
 
 #include <ev.h>
 
+#include <slotsync/render.h>
 #include <slotsync/runtime.h>
 
 #define HEADER                                                                                     \
@@ -499,4 +500,76 @@ Test(runtime, timed_out_exchange_is_finished_in_the_background)
     unlink(sun.sun_path);
     rmdir(dir);
     ev_loop_destroy(loop);
+}
+
+/* srv_admin_state bits folded into ready/drain/maint, every bit alone and a
+ * few mixes, with HAProxy's values written out. */
+Test(runtime, admin_bits_table)
+{
+    static const struct {
+        unsigned bits;
+        enum server_admin want;
+    } cases[] = {
+        {0x00, SERVER_READY},
+        {0x01, SERVER_MAINT}, /* FMAINT */
+        {0x02, SERVER_MAINT}, /* IMAINT */
+        {0x04, SERVER_READY}, /* CMAINT alone */
+        {0x08, SERVER_DRAIN}, /* FDRAIN */
+        {0x10, SERVER_DRAIN}, /* IDRAIN */
+        {0x20, SERVER_MAINT}, /* RMAINT */
+        {0x40, SERVER_READY}, /* HMAINT */
+        {0x09, SERVER_MAINT}, /* maint wins over drain */
+        {0x0c, SERVER_DRAIN},
+        {0x7f, SERVER_MAINT},
+        {SRV_ADMF_DRAIN | SRV_ADMF_HMAINT, SERVER_DRAIN},
+    };
+
+    cr_assert_eq(SRV_ADMF_MAINT, 0x23);
+    cr_assert_eq(SRV_ADMF_DRAIN, 0x18);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        struct rows r = {0};
+        size_t bad = 0;
+
+        snprintf(text, sizeof(text),
+                 "1\n" HEADER
+                 "2 api 1 s1 127.0.0.1 2 %u 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n",
+                 cases[i].bits);
+        cr_assert_eq(runtime_parse_servers_state(text, strlen(text), collect, &r, &bad), 0);
+        cr_assert_eq(r.n, 1, "case %zu", i);
+        cr_expect_eq(r.st[0].admin, cases[i].want, "case %zu (0x%02x)", i, cases[i].bits);
+        cr_expect_eq(r.st[0].admin_bits, cases[i].bits, "case %zu", i);
+    }
+}
+
+/* "show map" lines into routes: only what slotsync could have written. */
+Test(runtime, parse_routes_table)
+{
+    const char *text = "0x55d1 web.example.com web\n"
+                       "0x55d2 api.example.com api\n"
+                       "0x55d3 UPPER.example.com web\n"    /* not lower case */
+                       "0x55d4 api.example.com bad/name\n" /* not a service name */
+                       "0x55d5 a.example.com db\n"
+                       "not a map line\n"
+                       "0x55d6 api.example.com api2\n"; /* listed twice: kept twice */
+    static const char *const want[][2] = {{"a.example.com", "db"},
+                                          {"api.example.com", "api"},
+                                          {"api.example.com", "api2"},
+                                          {"web.example.com", "web"}};
+    struct host_route *routes = NULL;
+    size_t n = 0, bad = 0;
+
+    cr_assert_eq(runtime_parse_routes(text, strlen(text), &routes, &n, &bad), 0);
+    cr_assert_eq(n, 4);
+    cr_expect_eq(bad, 3);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_str_eq(routes[i].host, want[i][0], "route %zu", i);
+        /* same host: qsort order between the two is not fixed */
+        if (strcmp(want[i][0], "api.example.com") != 0)
+            cr_expect_str_eq(routes[i].backend, want[i][1], "route %zu", i);
+    }
+    free(routes);
+    cr_assert_eq(runtime_parse_routes("", 0, &routes, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+    cr_expect_null(routes);
 }

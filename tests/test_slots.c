@@ -495,3 +495,31 @@ Test(slots, index_of_round_trips_slot_name)
         cr_assert_eq(slots_index_of(name), (long)i, "%s", name);
     }
 }
+
+struct shrink_case {
+    size_t from, to, want_n;
+};
+
+static const struct shrink_case shrink_cases[] = {
+    {4, 2, 2}, {4, 4, 4}, {4, 0, 0}, {3, 5, 3}, {0, 0, 0},
+};
+
+Test(slots, shrink_frees_the_dropped_entries)
+{
+    for (size_t i = 0; i < sizeof(shrink_cases) / sizeof(shrink_cases[0]); i++) {
+        const struct shrink_case *c = &shrink_cases[i];
+        struct slot_table t = {0};
+
+        cr_assert_eq(slots_init(&t, c->from), 0);
+        for (size_t k = 0; k < c->from; k++)
+            cr_assert_not_null(t.slots[k].instance = strdup("i"));
+        slots_shrink(&t, c->to);
+        cr_assert_eq(t.n, c->want_n, "case %zu", i);
+        for (size_t k = 0; k < t.n; k++)
+            cr_assert_str_eq(t.slots[k].instance, "i", "case %zu", i);
+        for (size_t k = t.n; k < c->from; k++)
+            cr_assert_null(t.slots[k].instance, "case %zu", i);
+        cr_assert_eq(slots_grow(&t, c->from), 0);
+        slots_free(&t);
+    }
+}

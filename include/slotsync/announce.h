@@ -2,7 +2,7 @@
  * etcd under a lease while the service is healthy (and, with -- CMD, while
  * its child process lives).
  *
- * The pure parts (command line, value, health counting, backoff) are exported
+ * The pure parts (command line, value, backoff) are exported
  * so that they can be tested without a loop; announce_main() wires them to
  * the loop, the etcd client and the checks.
  */
@@ -76,23 +76,6 @@ const char *announce_usage(void);
  * small, or -EINVAL. */
 int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
                           char *buf, size_t size);
-
-/* Health checks as a rise/fall counter. Until the first success the endpoint
- * is down and one success is enough to bring it up; after it has gone down,
- * rise consecutive successes are needed; fall consecutive failures bring an
- * up endpoint down. */
-struct announce_health {
-    int rise, fall;
-    int successes, failures; /* consecutive */
-    bool up;
-    bool ever_up;
-};
-
-enum announce_health_change { ANNOUNCE_HEALTH_SAME = 0, ANNOUNCE_HEALTH_UP, ANNOUNCE_HEALTH_DOWN };
-
-void announce_health_init(struct announce_health *h, int rise, int fall);
-/* Count one check result; returns the transition it causes, if any. */
-enum announce_health_change announce_health_report(struct announce_health *h, bool ok);
 
 /* Delay in seconds before retry number attempt (0 = first retry): the
  * exponential base * 2^attempt capped at cap, of which the upper half is

@@ -76,6 +76,13 @@ size_t catalog_relist_end(struct catalog *cat);
 /* The service of that name, or NULL. Borrowed. */
 struct catalog_service *catalog_find(const struct catalog *cat, const char *name);
 
+/* The consumer's walk over changed services: start with *pos = 0; each
+ * call returns the next dirty service (borrowed) and clears its flag, or
+ * NULL at the end. A service the consumer could not take in (out of
+ * memory) is handed back with catalog_mark_dirty(). */
+struct catalog_service *catalog_take_dirty(struct catalog *cat, size_t *pos);
+void catalog_mark_dirty(struct catalog_service *s);
+
 /* Total endpoints over all services. */
 size_t catalog_count(const struct catalog *cat);
 

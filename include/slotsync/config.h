@@ -122,6 +122,9 @@ int config_set_log_level(struct config *cfg, const char *level, char **errmsg);
 /* Validators shared with the command line and announce. 0 or -EINVAL. */
 int config_check_etcd_url(const char *url, char **errmsg);
 int config_check_socket_addr(const char *addr, char **errmsg);
+/* An etcd key prefix: 1-255 printable characters, no whitespace,
+ * starting and ending with '/'. The reason names no field. */
+int config_check_prefix(const char *prefix, char **errmsg);
 int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg);
 
 /* The config of a named service, or NULL. Borrowed. */
@@ -143,5 +146,20 @@ bool config_balance_is_static(const char *balance);
 unsigned config_weight_warnings(const struct config *cfg, config_report_fn report, void *arg);
 
 void config_free(struct config *cfg);
+
+/* ---- comparing configs (SIGHUP) ---- */
+
+/* Whether the fields that need a restart (etcd endpoints and prefix,
+ * sockets, paths, haproxy binary, reload_command) are the same in a and b. */
+bool config_same_restart_fields(const struct config *a, const struct config *b);
+/* Same http_frontend (bind address and domain): else the services file
+ * changes. */
+bool config_same_http_frontend(const struct config *a, const struct config *b);
+/* Same bind address (both unset counts as the same). */
+bool config_same_listen(const struct listen_addr *a, const struct listen_addr *b);
+/* Same options that change a rendered backend (mode, balance,
+ * server_options, slot_growth); slots is not one of them: a raised count is
+ * applied at run time, a lowered one removes nothing. */
+bool config_same_options(const struct service_options *a, const struct service_options *b);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define ENDPOINT_HOST_MAX 46 /* INET6_ADDRSTRLEN */
 #define SERVICE_NAME_MAX 63
@@ -64,6 +65,17 @@ int endpoint_parse_hostport(const char *text, size_t len, struct endpoint *ep);
 /* Parse an IPv4 or IPv6 literal (NUL-terminated) into canonical text in out
  * (ENDPOINT_HOST_MAX bytes). Returns 0 and sets *ipv6, or -EINVAL. */
 int endpoint_parse_host(const char *text, char *out, bool *ipv6);
+
+/* A decimal port of len bytes: 1-65535, digits only, no sign, no leading
+ * zero. 0 and *port (port may be NULL), or -EINVAL with the reason in
+ * *errmsg (may be NULL). The one port rule of config, announce and keys. */
+int endpoint_parse_port(const char *s, size_t len, unsigned short *port, char **errmsg);
+
+/* The socket address of IP literal host (IPv6 without brackets when ipv6)
+ * and port, into *sa and *len. 0 or -EINVAL (not a literal of that family).
+ * The one builder of announce's checks and the runtime socket. */
+int endpoint_sockaddr(const char *host, bool ipv6, unsigned short port, struct sockaddr_storage *sa,
+                      socklen_t *len);
 
 /* "host:port" or "[host]:port" into buf. Returns snprintf's result. */
 int endpoint_format(const struct endpoint *ep, char *buf, size_t size);

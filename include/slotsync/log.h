@@ -27,9 +27,9 @@
 #define LOG_RATE_LINES 50
 #define LOG_RATE_WINDOW_S 1.0
 
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* Set the threshold; messages above it are dropped. Default LOG_INFO. */
+/* Set the threshold; messages above it are dropped. Default LOG_LEVEL_INFO. */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
@@ -95,10 +95,15 @@ bool log_rate_allow(struct log_rate *r, double now, unsigned long *summary);
  * window that hid lines is over (then the count restarts), false otherwise. */
 bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
 
-#define log_error(mod, ...) log_msg(LOG_ERROR, (mod), __VA_ARGS__)
-#define log_warn(mod, ...) log_msg(LOG_WARN, (mod), __VA_ARGS__)
-#define log_info(mod, ...) log_msg(LOG_INFO, (mod), __VA_ARGS__)
-#define log_debug(mod, ...) log_msg(LOG_DEBUG, (mod), __VA_ARGS__)
+#define log_error(mod, ...) log_msg(LOG_LEVEL_ERROR, (mod), __VA_ARGS__)
+#define log_warn(mod, ...) log_msg(LOG_LEVEL_WARN, (mod), __VA_ARGS__)
+#define log_info(mod, ...) log_msg(LOG_LEVEL_INFO, (mod), __VA_ARGS__)
+#define log_debug(mod, ...) log_msg(LOG_LEVEL_DEBUG, (mod), __VA_ARGS__)
+
+/* The buffer for one quoted untrusted text in a log line: longer text is
+ * cut (and marked). Short excerpts (one reply among many) use a fraction of
+ * it. */
+#define LOG_QUOTE_MAX 512
 
 /* Copy up to len bytes of untrusted text into out (size outsz, always
  * NUL-terminated) with control characters, quotes and backslashes escaped

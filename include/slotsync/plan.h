@@ -104,6 +104,23 @@ void plan_free(struct plan *p);
  * contain '\n', ';' or another control byte, or exceed PLAN_CMD_MAX. */
 int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The resync's read commands, in the order of their replies: "show cli
+ * level" first when level is set, then PLAN_SHOW_STATE, PLAN_SHOW_BACKENDS
+ * and, when map_path is not NULL, "show map <map_path>". Their replies are
+ * checked with runtime_reply_ok(PLAN_SHOW_*, reply). 0 or as plan_add(); on
+ * error p may hold some of them. */
+#define PLAN_SHOW_STATE "show servers state"
+#define PLAN_SHOW_BACKENDS "show backend"
+#define PLAN_SHOW_MAP "show map "
+int plan_resync(struct plan *p, bool level, const char *map_path);
+
+/* Slots from+1..to of a running backend, added with "add server B/sN
+ * 0.0.0.0:0 <server_options>" (a dynamic server starts in maintenance),
+ * each followed by "enable health" when server_options has a "check" word.
+ * 0 or as plan_add(). */
+int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
+                   const char *server_options);
+
 /* Append the commands for one slot. want is the slot we want (want->instance
  * NULL = empty); have is HAProxy's view of it, or NULL when unknown. After
  * success, if have is not NULL it is updated to what it will be once the

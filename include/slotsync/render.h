@@ -1,6 +1,6 @@
 /* render - the services file HAProxy loads after the base config.
  *
- * Pure rendering to a buffer, plus an atomic file write. One backend per
+ * Pure rendering to a buffer (writing it out is file.h's job). One backend per
  * service with one server line per slot ("s1".."sN"): a filled slot carries
  * its endpoint's address, port, weight and state, so a reload resets nothing;
  * an empty slot is "0.0.0.0:0 disabled". A service with a listen address also
@@ -57,19 +57,6 @@ int render_host_routes(const struct config *cfg, const struct render_backend *ba
 /* The map file's text for routes: "host backend\n" lines. Caller frees. */
 int render_hosts_map(const struct host_route *routes, size_t n, char **out, size_t *outlen);
 
-/* Write data to path atomically: a temp file "<path>.tmp.<pid>" in the same
- * directory, fsync, rename over path, fsync the directory. 0 or a negative
- * errno with *errmsg. */
-int render_write_atomic(const char *path, const char *data, size_t len, char **errmsg);
-
-/* `render -o PATH`: "-" writes data to standard output; otherwise PATH is
- * replaced atomically (render_write_atomic) when it does not exist or is a
- * regular file. A symlink to a regular file replaces that file and keeps the
- * link. Anything else that exists (a device, a FIFO, a socket, a directory,
- * /dev/stdout, a dangling link) is refused with -EINVAL, untouched. 0 or a
- * negative errno with *errmsg (caller frees). */
-int render_write_output(const char *path, const char *data, size_t len, char **errmsg);
-
 /* A backend as a services file render_services() wrote has it: the options
  * it was rendered with ("" where the file has none). */
 struct render_file_backend {
@@ -90,20 +77,10 @@ int render_parse_backends(const char *text, size_t len, struct render_file_backe
 bool render_backend_matches(const struct render_file_backend *fb,
                             const struct service_options *opt);
 
-/* Read the file at path whole into a new NUL-terminated buffer (caller
- * frees). 0, -EFBIG past max bytes, or the negative errno of open/read. */
-int render_read_file(const char *path, size_t max, char **out, size_t *outlen);
-
-/* Remove the temp files render_write_atomic() left for path when its writer
- * died (a "<path>.tmp.<pid>" whose pid is no process); removed (may be NULL)
- * is told each one. Returns how many, or a negative errno. */
-int render_remove_stale_temps(const char *path, void (*removed)(const char *file, void *arg),
-                              void *arg);
-
 /* `render --offline-ok` when etcd did not answer: out_path (NULL: the
  * services file) is kept when it exists as a regular file (*kept = true),
  * else cfg's empty render (render_services_empty) is written there as
- * render_write_output() writes. Without out_path the Host map, with an HTTP
+ * file_write_output() writes. Without out_path the Host map, with an HTTP
  * frontend, is written the same way when it does not exist. 0 or a negative
  * errno with *errmsg (caller frees). */
 int render_write_offline(const struct config *cfg, const char *out_path, bool *kept, char **errmsg);

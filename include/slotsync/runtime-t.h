@@ -8,10 +8,23 @@
 #define RUNTIME_MAP_KEY_MAX 253 /* a "show map" key: a host name */
 #define RUNTIME_MAP_VALUE_MAX HAPROXY_NAME_MAX
 
+/* srv_admin_state bits, named and valued as HAProxy's enum srv_admin
+ * (include/haproxy/server-t.h, HAProxy 2.6). */
+#define SRV_ADMF_FMAINT 0x01 /* forced into maintenance */
+#define SRV_ADMF_IMAINT 0x02 /* maintenance inherited from a tracked server */
+#define SRV_ADMF_CMAINT 0x04 /* maintenance from the configuration ("disabled") */
+#define SRV_ADMF_FDRAIN 0x08 /* forced into drain */
+#define SRV_ADMF_IDRAIN 0x10 /* drain inherited from a tracked server */
+#define SRV_ADMF_RMAINT 0x20 /* down after an address resolution failure */
+#define SRV_ADMF_HMAINT 0x40 /* FQDN set from the socket */
+/* HAProxy's masks: any maintenance (CMAINT is not in it), any drain */
+#define SRV_ADMF_MAINT (SRV_ADMF_FMAINT | SRV_ADMF_IMAINT | SRV_ADMF_RMAINT)
+#define SRV_ADMF_DRAIN (SRV_ADMF_FDRAIN | SRV_ADMF_IDRAIN)
+
 /* The admin state slotsync cares about, folded from srv_admin_state bits:
- * any of FMAINT|IMAINT|RMAINT (0x23) is maint, else FDRAIN|IDRAIN (0x18) is
- * drain, else ready. CMAINT (0x04, "disabled" in the config) alone is not
- * maint once a runtime "state ready" has cleared FMAINT. */
+ * any of SRV_ADMF_MAINT is maint, else any of SRV_ADMF_DRAIN is drain, else
+ * ready. CMAINT ("disabled" in the config) alone is not maint once a runtime
+ * "state ready" has cleared FMAINT. */
 enum server_admin { SERVER_READY = 0, SERVER_DRAIN, SERVER_MAINT };
 
 /* One row of "show servers state", validated. */

@@ -66,6 +66,15 @@ int runtime_parse_map(const char *text, size_t len,
                       int (*row)(const char *key, const char *value, void *arg), void *arg,
                       size_t *bad_lines);
 
+/* The HTTP frontend's routes in a "show map <file>" reply: the entries that
+ * look like a route slotsync could have written (a lower-case host name of
+ * [a-z0-9._-], a valid service name), sorted by host; the text of any other
+ * never goes back into a command. *out is new (caller frees; NULL when *n is
+ * 0); *bad (optional) counts the lines left out. 0 or -ENOMEM. */
+struct host_route;
+int runtime_parse_routes(const char *text, size_t len, struct host_route **out, size_t *n,
+                         size_t *bad);
+
 /* Parse "show backend" output: "# name", then one proxy name per line.
  * row() gets each name that is a valid HAProxy name (at most
  * HAPROXY_NAME_MAX bytes of [A-Za-z0-9._:-]); others are counted in

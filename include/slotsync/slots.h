@@ -34,6 +34,9 @@ struct slot_table {
 int slots_init(struct slot_table *t, size_t n);
 /* Grow to n slots (n >= t->n), new ones free. 0 or -ENOMEM. */
 int slots_grow(struct slot_table *t, size_t n);
+/* Shrink to n slots (n <= t->n; a larger n does nothing): the dropped
+ * slots' entries are freed, the storage is kept. */
+void slots_shrink(struct slot_table *t, size_t n);
 void slots_free(struct slot_table *t);
 
 /* Assign the service's endpoints (svc may be NULL: no endpoints) to slots by

@@ -1,0 +1,130 @@
+/* backend - a service's backend as slotsync sees it, and the table of them.
+ *
+ * Pure (no I/O): the controller owns the table and drives it. A backend
+ * holds a copy of its service's options, its slot table sized to what
+ * HAProxy has, HAProxy's view of each slot, the commands HAProxy refused,
+ * and the ownership state of its name (docs/DESIGN.md, "Which proxies
+ * slotsync owns").
+ */
+#ifndef SLOTSYNC_BACKEND_H
+#define SLOTSYNC_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <slotsync/config.h>
+#include <slotsync/plan.h>
+#include <slotsync/runtime-t.h>
+#include <slotsync/slots.h>
+
+/* A sorted set of proxy names. */
+struct names {
+    char **v;
+    size_t n;
+};
+
+/* A service's backend and HAProxy's side of it. */
+struct backend {
+    struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
+    const struct service_conf *svc; /* &conf */
+    bool configured;                /* from the config file, else built from defaults */
+    bool claimed;                   /* ours: configured, in our services file, or created */
+    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
+    struct slot_table slots;        /* as many slots as HAProxy has for it */
+    struct server_state *have;      /* slots.n entries: HAProxy's view */
+    bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
+    bool present;                   /* seen in HAProxy at the last resync */
+    bool missing_noted;             /* its absence already asked for a reload */
+    bool dirty;                     /* needs converging */
+    bool grow_by_reload;            /* "add server" is not possible or failed */
+    size_t want_slots;              /* slots the next render gives it, at least */
+    size_t added_to;                /* slots.n after the last runtime growth */
+    bool left_out;                  /* not in the file of the reload in flight */
+    size_t last_overflow;
+    /* commands HAProxy refused, held back until something changes */
+    struct plan_refusal *refused;
+    size_t n_refused;
+    /* static algorithm: instances already warned about for their weight */
+    char **weight_warned;
+    size_t n_weight_warned;
+    /* filled while parsing a resync */
+    struct server_state *seen;
+    size_t n_seen, cap_seen;
+    bool seen_backend;
+};
+
+/* ---- the table: an array of pointers sorted by name ---- */
+
+/* Index of the backend named name in v[0..n), or where it would go (*found
+ * false). */
+size_t backend_pos(struct backend *const *v, size_t n, const char *name, bool *found);
+/* The backend named name, borrowed, or NULL. */
+struct backend *backend_lookup(struct backend *const *v, size_t n, const char *name);
+/* The backend named conf->name: the existing one, or a new one for conf
+ * (copied; conf->hosts stays borrowed) inserted in order, marked dirty.
+ * *v may move. Owned by the table; NULL on ENOMEM (table unchanged). */
+struct backend *backend_insert(struct backend ***v, size_t *n, const struct service_conf *conf,
+                               bool configured);
+/* Frees b and all it owns (not conf.hosts). */
+void backend_free(struct backend *b);
+
+/* A backend slotsync may touch (and render): claimed and not foreign. */
+bool backend_ours(const struct backend *b);
+
+/* ---- slots ---- */
+
+/* Size b's slot table (and HAProxy view, drift flags) to n slots; new ones
+ * are empty and unknown, dropped ones are freed. 0 or -ENOMEM. */
+int backend_resize(struct backend *b, size_t n);
+/* Grow b to n slots added at run time (plan_add_slots()): HAProxy's view
+ * of each new slot is a dynamic server's, in maintenance with no address;
+ * added_to = n. 0 or -ENOMEM. */
+int backend_add_slots(struct backend *b, size_t n);
+/* The next slot count after n by b's growth rule (slot_growth 0 = double). */
+size_t backend_grow_step(const struct backend *b, size_t n);
+/* The slot count for endpoints endpoints, growing from n (0 = the
+ * configured slots) by the growth rule. */
+size_t backend_fit_slots(const struct backend *b, size_t n, size_t endpoints);
+
+/* ---- ownership name sets ---- */
+
+/* Copy name in (call backend_names_sort() once all are in). 0 or -ENOMEM. */
+int backend_names_add(struct names *s, const char *name);
+void backend_names_sort(struct names *s);
+bool backend_names_has(const struct names *s, const char *name);
+void backend_names_clear(struct names *s);
+
+/* The proxy names a HAProxy config text (len bytes) declares: "backend
+ * NAME" and "listen NAME" into be, "frontend NAME" and "listen NAME" into fe
+ * (either may be NULL), sorted. Only names that could be service names are
+ * kept: no other can collide with one. 0 or -ENOMEM. */
+int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe);
+
+/* The name sets that decide who owns a proxy name (all borrowed). */
+struct backend_owners {
+    const struct names *base_be; /* backend/listen names of base_config */
+    const struct names *base_fe; /* frontend/listen names of base_config */
+    const struct names *proxies; /* every backend HAProxy listed */
+    const struct names *owned;   /* backends of the services file HAProxy runs */
+    bool proxies_known;          /* proxies holds a "show backend" reply */
+};
+
+/* Who holds the name of b's proxies if slotsync does not: a static text for
+ * the log, or NULL when the name is free or ours. */
+const char *backend_name_taken(const struct backend *b, const struct backend_owners *o);
+
+/* ---- refused commands ---- */
+
+/* The refusal of b's slot for a command of cmd's kind (its first four
+ * words), borrowed, or NULL. */
+struct plan_refusal *backend_refusal_find(struct backend *b, size_t slot, const char *cmd);
+/* Forget that refusal, if any. */
+void backend_refusal_forget(struct backend *b, size_t slot, const char *cmd);
+/* Remember a refused slot command (o->slot of b) so that it is not planned
+ * again until the slot's endpoint or HAProxy's side of it changes. Returns
+ * whether its (slot, reason) was noted less than warn_every seconds before
+ * now (then the caller does not warn again). */
+bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const char *cmd,
+                          const char *reason, double now, double warn_every);
+
+#endif

@@ -1,0 +1,59 @@
+/* etcd-t - types shared by the etcd client, its decoders and its users. */
+#ifndef SLOTSYNC_ETCD_T_H
+#define SLOTSYNC_ETCD_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct etcd_kv {
+    char *key; /* decoded, NUL-terminated, owned */
+    size_t key_len;
+    char *value; /* decoded, NUL-terminated, owned; NULL for a delete */
+    size_t value_len;
+    int64_t mod_revision;
+    int64_t lease;
+    bool deleted; /* watch events only */
+};
+
+struct etcd_range_reply {
+    int64_t revision; /* header.revision */
+    bool more;
+    int64_t count;
+    struct etcd_kv *kvs;
+    size_t n_kvs;
+};
+
+struct etcd_watch_msg {
+    int64_t revision; /* header.revision (0 when omitted) */
+    int64_t watch_id;
+    bool created;
+    bool canceled;
+    int64_t compact_revision; /* > 0: our start revision was compacted */
+    char *cancel_reason;      /* owned, may be NULL */
+    struct etcd_kv *events;
+    size_t n_events;
+    /* set when the message is a gateway error object {"error":...} */
+    bool error;
+    int error_code;
+    char *error_message;
+};
+
+struct etcd_sync_ops {
+    void (*list_begin)(void *arg);
+    void (*kv)(void *arg, const struct etcd_kv *kv);
+    void (*list_end)(void *arg, int64_t revision);
+    void (*batch_end)(void *arg, int64_t revision);
+    void (*connected)(void *arg, bool up, const char *why);
+};
+
+struct etcd_sync_stats {
+    unsigned long long lists, watch_starts, reconnects, compactions, events, errors;
+    unsigned long long bad_revisions; /* replies refused for a revision out of range */
+    unsigned long long hung;          /* watch moved off a member that stopped answering */
+    unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
+    int64_t revision;                 /* last revision applied */
+    bool watching;
+};
+
+#endif

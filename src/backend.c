@@ -1,0 +1,321 @@
+/* backend - a service's backend as slotsync sees it, and the table of them.
+ *
+ * Pure: the sorted table (position, lookup, insert), the slot table sized to
+ * HAProxy's (resize, the growth rule, fit), the ownership name sets and the
+ * memory of refused commands. No I/O, no loop: tests/test_backend.c.
+ */
+#include <slotsync/backend.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Index of the backend named name, or where it would go (*found false). */
+size_t backend_pos(struct backend *const *v, size_t n, const char *name, bool *found)
+{
+    size_t lo = 0, hi = n;
+
+    *found = false;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(name, v[mid]->conf.name);
+
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+struct backend *backend_lookup(struct backend *const *v, size_t n, const char *name)
+{
+    bool found;
+    size_t i = backend_pos(v, n, name, &found);
+
+    return found ? v[i] : NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void backend_names_clear(struct names *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* Add a copy of name (call backend_names_sort() once all are in). 0 or -ENOMEM. */
+int backend_names_add(struct names *s, const char *name)
+{
+    char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
+
+    if (!nv)
+        return -ENOMEM;
+    s->v = nv;
+    if (!(s->v[s->n] = strdup(name)))
+        return -ENOMEM;
+    s->n++;
+    return 0;
+}
+
+void backend_names_sort(struct names *s)
+{
+    if (s->n)
+        qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+bool backend_names_has(const struct names *s, const char *name)
+{
+    return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
+}
+
+int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe)
+{
+    const char *p = text, *end = text + len;
+    int r = 0;
+
+    while (r == 0 && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char line[256], kw[16], name[SERVICE_NAME_MAX + 2];
+
+        const char *q = p;
+
+        p += ll + 1;
+        /* only the keyword and the name after the indentation matter */
+        while (ll && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\v' || *q == '\f')) {
+            q++;
+            ll--;
+        }
+        snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
+                 q);
+        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
+            continue;
+        if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
+            r = backend_names_add(be, name);
+        if (r == 0 && fe && (strcmp(kw, "frontend") == 0 || strcmp(kw, "listen") == 0))
+            r = backend_names_add(fe, name);
+    }
+    if (be)
+        backend_names_sort(be);
+    if (fe)
+        backend_names_sort(fe);
+    return r;
+}
+
+/* Who holds the name of b's proxies if slotsync does not: a text for the
+ * log, or NULL when the name is free or ours. */
+const char *backend_name_taken(const struct backend *b, const struct backend_owners *o)
+{
+    const char *name = b->conf.name;
+
+    if (backend_names_has(o->base_be, name))
+        return "a backend or listen section of haproxy.base_config";
+    if (b->conf.listen.set && backend_names_has(o->base_fe, name))
+        return "a frontend or listen section of haproxy.base_config";
+    if (!b->configured && o->proxies_known && backend_names_has(o->proxies, name) &&
+        !backend_names_has(o->owned, name))
+        return "a proxy of HAProxy's running configuration that slotsync did not render";
+    return NULL;
+}
+
+/* A backend slotsync may touch (and render). */
+bool backend_ours(const struct backend *b)
+{
+    return b->claimed && !b->foreign;
+}
+
+/* A new backend for conf (copied), inserted in order. NULL on ENOMEM. */
+struct backend *backend_insert(struct backend ***v, size_t *n, const struct service_conf *conf,
+                               bool configured)
+{
+    bool found;
+    size_t i = backend_pos(*v, *n, conf->name, &found);
+    struct backend *b, **nb;
+
+    if (found)
+        return (*v)[i];
+    b = calloc(1, sizeof(*b));
+    nb = realloc(*v, (*n + 1) * sizeof(*nb));
+    if (!b || !nb) {
+        free(b);
+        if (nb)
+            *v = nb;
+        return NULL;
+    }
+    *v = nb;
+    memmove(nb + i + 1, nb + i, (*n - i) * sizeof(*nb));
+    nb[i] = b;
+    (*n)++;
+    b->conf = *conf;
+    b->svc = &b->conf;
+    b->configured = configured;
+    b->dirty = true;
+    return b;
+}
+
+void backend_free(struct backend *b)
+{
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    free(b->refused);
+    for (size_t i = 0; i < b->n_weight_warned; i++)
+        free(b->weight_warned[i]);
+    free(b->weight_warned);
+    slots_free(&b->slots);
+    free(b->have);
+    free(b->drift);
+    free(b->seen);
+    free(b);
+}
+
+/* Size b's slot table (and HAProxy view) to n slots; new ones are unknown. */
+int backend_resize(struct backend *b, size_t n)
+{
+    struct server_state *have;
+    bool *drift;
+    size_t old = b->slots.n;
+    int r;
+
+    if (n == old && b->have)
+        return 0;
+    if (n > old) {
+        r = b->slots.slots ? slots_grow(&b->slots, n) : slots_init(&b->slots, n);
+        if (r < 0)
+            return r;
+    } else {
+        slots_shrink(&b->slots, n);
+    }
+    have = realloc(b->have, (n ? n : 1) * sizeof(*have));
+    if (!have)
+        return -ENOMEM;
+    b->have = have;
+    drift = realloc(b->drift, (n ? n : 1) * sizeof(*drift));
+    if (!drift)
+        return -ENOMEM;
+    b->drift = drift;
+    if (n > old) {
+        memset(have + old, 0, (n - old) * sizeof(*have));
+        memset(drift + old, 0, (n - old) * sizeof(*drift));
+    }
+    return 0;
+}
+
+int backend_add_slots(struct backend *b, size_t n)
+{
+    size_t old = b->slots.n;
+    int r = backend_resize(b, n);
+
+    if (r < 0)
+        return r;
+    /* A dynamic server starts in maintenance with no address. */
+    for (size_t i = old; i < n; i++) {
+        struct server_state *h = &b->have[i];
+
+        snprintf(h->backend, sizeof(h->backend), "%s", b->conf.name);
+        snprintf(h->server, sizeof(h->server), SLOT_NAME_FMT, i + 1);
+        snprintf(h->addr, sizeof(h->addr), "0.0.0.0");
+        h->port = 0;
+        h->admin = SERVER_MAINT;
+        h->weight = 1;
+    }
+    b->added_to = n;
+    return 0;
+}
+
+/* The next slot count by the growth rule (slot_growth 0 = double). */
+size_t backend_grow_step(const struct backend *b, size_t n)
+{
+    size_t step = b->conf.opt.slot_growth ? (size_t)b->conf.opt.slot_growth : (n ? n : 1);
+
+    return n + step;
+}
+
+size_t backend_fit_slots(const struct backend *b, size_t n, size_t endpoints)
+{
+    if (n == 0)
+        n = (size_t)b->conf.opt.slots;
+    while (n < endpoints)
+        n = backend_grow_step(b, n);
+    return n;
+}
+
+/* Length of a slot command's kind ("set server B/sN weight"), so that a new
+ * refusal of the same kind replaces the old one. */
+static size_t cmd_kind_len(const char *cmd)
+{
+    const char *p = cmd;
+
+    for (int spaces = 0; *p; p++)
+        if (*p == ' ' && ++spaces == 4)
+            break;
+    return (size_t)(p - cmd);
+}
+
+struct plan_refusal *backend_refusal_find(struct backend *b, size_t slot, const char *cmd)
+{
+    size_t kl = cmd_kind_len(cmd);
+
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == slot && cmd_kind_len(b->refused[i].cmd) == kl &&
+            strncmp(b->refused[i].cmd, cmd, kl) == 0)
+            return &b->refused[i];
+    return NULL;
+}
+
+void backend_refusal_forget(struct backend *b, size_t slot, const char *cmd)
+{
+    struct plan_refusal *r = backend_refusal_find(b, slot, cmd);
+
+    if (!r)
+        return;
+    plan_refusal_clear(r);
+    *r = b->refused[--b->n_refused];
+}
+
+bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const char *cmd,
+                          const char *reason, double now, double warn_every)
+{
+    double warned_at = 0;
+    struct plan_refusal *r;
+    bool recent = false, added;
+
+    if (o->slot < 0 || (size_t)o->slot >= b->slots.n)
+        return false;
+    r = backend_refusal_find(b, (size_t)o->slot, cmd);
+    added = !r;
+    if (added) {
+        struct plan_refusal *nr = realloc(b->refused, (b->n_refused + 1) * sizeof(*nr));
+
+        if (!nr)
+            return false;
+        b->refused = nr;
+        r = &b->refused[b->n_refused++];
+        memset(r, 0, sizeof(*r));
+    }
+    for (size_t i = 0; i < b->n_refused; i++)
+        if (b->refused[i].slot == (size_t)o->slot && strcmp(b->refused[i].reason, reason) == 0 &&
+            now - b->refused[i].warned_at < warn_every) {
+            recent = true;
+            warned_at = b->refused[i].warned_at;
+        }
+    if (plan_refusal_set(r, cmd, o, &b->slots.slots[o->slot], &b->have[o->slot]) < 0) {
+        if (added) /* the zeroed entry just made: drop it */
+            *r = b->refused[--b->n_refused];
+        return recent;
+    }
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->warned_at = recent ? warned_at : now;
+    return recent;
+}

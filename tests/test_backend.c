@@ -1,0 +1,341 @@
+/* test_backend - the backend table, slot sizing and growth, ownership of
+ * names and the memory of refused commands: table-driven, no I/O. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/backend.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct backend **tab;
+static size_t n_tab;
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < n_tab; i++)
+        backend_free(tab[i]);
+    free(tab);
+    tab = NULL;
+    n_tab = 0;
+}
+
+TestSuite(backend, .fini = teardown);
+
+static struct backend *insert(const char *name, int slots, int growth, bool configured)
+{
+    struct service_conf conf;
+    struct backend *b;
+
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", name);
+    conf.opt.slots = slots;
+    conf.opt.slot_growth = growth;
+    b = backend_insert(&tab, &n_tab, &conf, configured);
+    cr_assert_not_null(b);
+    return b;
+}
+
+Test(backend, insert_keeps_the_table_sorted)
+{
+    static const char *const names[] = {"web", "api", "zeta", "mid", "api", "b"};
+    static const char *const sorted[] = {"api", "b", "mid", "web", "zeta"};
+    struct backend *api;
+    bool found;
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        insert(names[i], 4, 0, true);
+    cr_assert_eq(n_tab, ARRAY_SIZE(sorted));
+    for (size_t i = 0; i < n_tab; i++) {
+        cr_assert_str_eq(tab[i]->conf.name, sorted[i]);
+        cr_assert_eq(tab[i]->svc, &tab[i]->conf);
+        cr_assert(tab[i]->dirty && tab[i]->configured);
+        cr_assert_eq(backend_pos(tab, n_tab, sorted[i], &found), i);
+        cr_assert(found);
+    }
+    /* a second insert of a name returns the first backend */
+    api = backend_lookup(tab, n_tab, "api");
+    cr_assert_eq(insert("api", 9, 0, false), api);
+    cr_assert_eq(api->conf.opt.slots, 4);
+    cr_assert_null(backend_lookup(tab, n_tab, "nope"));
+    cr_assert_eq(backend_pos(tab, n_tab, "c", &found), 2);
+    cr_assert_not(found);
+    cr_assert_eq(backend_pos(tab, n_tab, "zzz", &found), n_tab);
+    cr_assert_eq(backend_pos(tab, 0, "api", &found), 0);
+    cr_assert_not(found);
+}
+
+struct fit_case {
+    int slots, growth;
+    size_t from, endpoints;
+    size_t want_step; /* backend_grow_step(from) */
+    size_t want_fit;  /* backend_fit_slots(from, endpoints) */
+};
+
+static const struct fit_case fit_cases[] = {
+    /* slot_growth 0 doubles */
+    {4, 0, 0, 0, 1, 4},
+    {4, 0, 0, 4, 1, 4},
+    {4, 0, 0, 5, 1, 8},
+    {4, 0, 0, 17, 1, 32},
+    {4, 0, 4, 9, 8, 16},
+    {4, 0, 6, 6, 12, 6},
+    /* a fixed step adds */
+    {4, 3, 0, 5, 3, 7},
+    {4, 3, 4, 11, 7, 13},
+    {10, 1, 0, 12, 1, 12},
+    {1, 0, 0, 1000, 1, 1024},
+};
+
+Test(backend, growth_rule_and_fit)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(fit_cases); i++) {
+        const struct fit_case *c = &fit_cases[i];
+        char name[16];
+        struct backend *b;
+
+        snprintf(name, sizeof(name), "b%zu", i);
+        b = insert(name, c->slots, c->growth, true);
+        cr_assert_eq(backend_grow_step(b, c->from), c->want_step, "case %zu: step %zu", i,
+                     backend_grow_step(b, c->from));
+        cr_assert_eq(backend_fit_slots(b, c->from, c->endpoints), c->want_fit, "case %zu: fit %zu",
+                     i, backend_fit_slots(b, c->from, c->endpoints));
+    }
+}
+
+struct resize_case {
+    size_t from, to;
+};
+
+static const struct resize_case resize_cases[] = {
+    {0, 0}, {0, 4}, {4, 8}, {8, 2}, {3, 3}, {5, 0},
+};
+
+Test(backend, resize_keeps_slots_and_views)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(resize_cases); i++) {
+        const struct resize_case *c = &resize_cases[i];
+        struct backend *b;
+        char name[16];
+
+        snprintf(name, sizeof(name), "r%zu", i);
+        b = insert(name, 4, 0, true);
+        cr_assert_eq(backend_resize(b, c->from), 0, "case %zu", i);
+        cr_assert_not_null(b->have);
+        cr_assert_not_null(b->drift);
+        for (size_t k = 0; k < c->from; k++) {
+            snprintf(b->have[k].server, sizeof(b->have[k].server), "s%zu", k + 1);
+            b->drift[k] = true;
+            b->slots.slots[k].instance = strdup("i");
+        }
+        cr_assert_eq(backend_resize(b, c->to), 0, "case %zu", i);
+        cr_assert_eq(b->slots.n, c->to, "case %zu", i);
+        for (size_t k = 0; k < c->to; k++) {
+            bool kept = k < c->from;
+
+            cr_assert_eq(b->have[k].server[0] != '\0', kept, "case %zu slot %zu", i, k);
+            cr_assert_eq(b->drift[k], kept, "case %zu slot %zu", i, k);
+            cr_assert_eq(b->slots.slots[k].instance != NULL, kept, "case %zu slot %zu", i, k);
+        }
+    }
+}
+
+Test(backend, add_slots_are_dynamic_servers_in_maintenance)
+{
+    struct backend *b = insert("web", 2, 0, true);
+
+    cr_assert_eq(backend_resize(b, 2), 0);
+    b->have[0].admin = SERVER_READY;
+    cr_assert_eq(backend_add_slots(b, 5), 0);
+    cr_assert_eq(b->slots.n, 5);
+    cr_assert_eq(b->added_to, 5);
+    cr_assert_eq(b->have[0].admin, SERVER_READY);
+    for (size_t k = 2; k < 5; k++) {
+        char want[8];
+
+        snprintf(want, sizeof(want), "s%zu", k + 1);
+        cr_assert_str_eq(b->have[k].backend, "web");
+        cr_assert_str_eq(b->have[k].server, want);
+        cr_assert_str_eq(b->have[k].addr, "0.0.0.0");
+        cr_assert_eq(b->have[k].port, 0);
+        cr_assert_eq(b->have[k].admin, SERVER_MAINT);
+        cr_assert_eq(b->have[k].weight, 1);
+    }
+}
+
+Test(backend, names_sets)
+{
+    struct names s = {0};
+    static const char *const in[] = {"web", "api", "mid"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(in); i++)
+        cr_assert_eq(backend_names_add(&s, in[i]), 0);
+    backend_names_sort(&s);
+    cr_assert_str_eq(s.v[0], "api");
+    cr_assert_str_eq(s.v[2], "web");
+    for (size_t i = 0; i < ARRAY_SIZE(in); i++)
+        cr_assert(backend_names_has(&s, in[i]));
+    cr_assert_not(backend_names_has(&s, "nope"));
+    backend_names_clear(&s);
+    cr_assert_eq(s.n, 0);
+    cr_assert_null(s.v);
+    cr_assert_not(backend_names_has(&s, "web"));
+}
+
+struct taken_case {
+    const char *name;
+    bool configured, listen, proxies_known;
+    const char *want; /* substring of the reason, NULL = free */
+};
+
+static const struct taken_case taken_cases[] = {
+    {"free", false, false, true, NULL},
+    {"base_be", true, false, true, "backend or listen section of haproxy.base_config"},
+    {"base_be", false, false, false, "backend or listen section of haproxy.base_config"},
+    /* a frontend name only matters to a service with its own listen */
+    {"base_fe", true, false, true, NULL},
+    {"base_fe", true, true, true, "frontend or listen section of haproxy.base_config"},
+    /* a proxy HAProxy runs that slotsync did not render: etcd services only */
+    {"running", false, false, true, "running configuration that slotsync did not render"},
+    {"running", true, false, true, NULL},
+    {"running", false, false, false, NULL},
+    {"ours", false, false, true, NULL},
+};
+
+Test(backend, name_taken)
+{
+    struct names be = {0}, fe = {0}, proxies = {0}, owned = {0};
+
+    cr_assert_eq(backend_names_add(&be, "base_be"), 0);
+    cr_assert_eq(backend_names_add(&fe, "base_fe"), 0);
+    cr_assert_eq(backend_names_add(&proxies, "running"), 0);
+    cr_assert_eq(backend_names_add(&proxies, "ours"), 0);
+    cr_assert_eq(backend_names_add(&owned, "ours"), 0);
+    backend_names_sort(&proxies);
+    for (size_t i = 0; i < ARRAY_SIZE(taken_cases); i++) {
+        const struct taken_case *c = &taken_cases[i];
+        const struct backend_owners o = {&be, &fe, &proxies, &owned, c->proxies_known};
+        struct backend b;
+        const char *by;
+
+        memset(&b, 0, sizeof(b));
+        snprintf(b.conf.name, sizeof(b.conf.name), "%s", c->name);
+        b.conf.listen.set = c->listen;
+        b.configured = c->configured;
+        by = backend_name_taken(&b, &o);
+        if (!c->want)
+            cr_assert_null(by, "case %zu: %s", i, by);
+        else
+            cr_assert(by && strstr(by, c->want), "case %zu: %s", i, by ? by : "(free)");
+    }
+    backend_names_clear(&be);
+    backend_names_clear(&fe);
+    backend_names_clear(&proxies);
+    backend_names_clear(&owned);
+}
+
+Test(backend, ours)
+{
+    struct backend b;
+
+    memset(&b, 0, sizeof(b));
+    cr_assert_not(backend_ours(&b));
+    b.claimed = true;
+    cr_assert(backend_ours(&b));
+    b.foreign = true;
+    cr_assert_not(backend_ours(&b));
+}
+
+struct refusal_step {
+    long slot;
+    const char *cmd;
+    const char *reason;
+    double now;
+    bool want_recent;
+    size_t want_n; /* refusals held after the step */
+};
+
+/* One backend of 3 slots, warn_every 60 s. */
+static const struct refusal_step refusal_steps[] = {
+    {0, "set server web/s1 addr 127.0.0.2 port 80", "bad address", 100, false, 1},
+    /* the same kind again within a minute: replaced, recent */
+    {0, "set server web/s1 addr 127.0.0.3 port 80", "bad address", 120, true, 1},
+    /* another kind of command on the same slot: a second refusal */
+    {0, "set server web/s1 weight 5", "bad weight", 125, false, 2},
+    /* the same reason on another slot is not recent for it */
+    {1, "set server web/s2 addr 127.0.0.4 port 80", "bad address", 130, false, 3},
+    /* a minute after the first warning: warn again */
+    {0, "set server web/s1 addr 127.0.0.5 port 80", "bad address", 161, false, 3},
+    /* out of range slots are not remembered */
+    {3, "set server web/s4 weight 1", "bad weight", 170, false, 3},
+    {-1, "add map x y", "no map", 170, false, 3},
+};
+
+Test(backend, refusals)
+{
+    struct backend *b = insert("web", 3, 0, true);
+
+    cr_assert_eq(backend_resize(b, 3), 0);
+    for (size_t i = 0; i < ARRAY_SIZE(refusal_steps); i++) {
+        const struct refusal_step *s = &refusal_steps[i];
+        struct plan_origin o;
+        bool recent;
+
+        memset(&o, 0, sizeof(o));
+        snprintf(o.backend, sizeof(o.backend), "web");
+        o.slot = s->slot;
+        recent = backend_refusal_note(b, &o, s->cmd, s->reason, s->now, 60.0);
+        cr_assert_eq(recent, s->want_recent, "step %zu", i);
+        cr_assert_eq(b->n_refused, s->want_n, "step %zu: %zu held", i, b->n_refused);
+        if (s->slot >= 0 && s->slot < 3) {
+            struct plan_refusal *r = backend_refusal_find(b, (size_t)s->slot, s->cmd);
+
+            cr_assert_not_null(r, "step %zu", i);
+            cr_assert_str_eq(r->cmd, s->cmd, "step %zu", i);
+            cr_assert_str_eq(r->reason, s->reason, "step %zu", i);
+        }
+    }
+    /* the kind is the first four words: any other weight matches */
+    cr_assert_not_null(backend_refusal_find(b, 0, "set server web/s1 weight 9"));
+    cr_assert_null(backend_refusal_find(b, 2, "set server web/s3 weight 9"));
+    backend_refusal_forget(b, 0, "set server web/s1 weight 1");
+    cr_assert_eq(b->n_refused, 2);
+    cr_assert_null(backend_refusal_find(b, 0, "set server web/s1 weight 5"));
+    backend_refusal_forget(b, 2, "set server web/s3 weight 1"); /* none: no-op */
+    cr_assert_eq(b->n_refused, 2);
+}
+
+Test(backend, proxy_names_of_a_config_text)
+{
+    const char *text = "global\n"
+                       "    master-worker\n"
+                       "frontend www\n"
+                       "    bind :80\n"
+                       "backend api # comment\n"
+                       "  listen   stats\n"
+                       "\tbackend tabbed\n"
+                       "backend bad/name\n"
+                       "backend\n"
+                       "defaults web\n"
+                       "frontend shared\n"
+                       "backend shared\n"
+                       "backend last"; /* no final newline */
+    static const char *const want_be[] = {"api", "last", "shared", "stats", "tabbed"};
+    static const char *const want_fe[] = {"shared", "stats", "www"};
+    struct names be = {0}, fe = {0};
+
+    cr_assert_eq(backend_proxy_names(text, strlen(text), &be, &fe), 0);
+    cr_assert_eq(be.n, ARRAY_SIZE(want_be));
+    for (size_t i = 0; i < be.n; i++)
+        cr_expect_str_eq(be.v[i], want_be[i]);
+    cr_assert_eq(fe.n, ARRAY_SIZE(want_fe));
+    for (size_t i = 0; i < fe.n; i++)
+        cr_expect_str_eq(fe.v[i], want_fe[i]);
+    backend_names_clear(&be);
+    backend_names_clear(&fe);
+    cr_assert_eq(backend_proxy_names("", 0, &be, NULL), 0);
+    cr_assert_eq(be.n, 0);
+}
