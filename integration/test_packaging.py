@@ -395,6 +395,14 @@ def test_deploy_kubernetes_pod_agrees(env, bin_path):
     ports = {p["containerPort"] for p in cons["haproxy"]["ports"]}
     assert ports == listen_ports(cfg), (ports, listen_ports(cfg))
     assert cons["haproxy"]["readinessProbe"]["tcpSocket"]["port"] in ports
+    # slotsync's probes: /readyz and /healthz on admin.listen's port, which
+    # listens on every address (the kubelet probes the pod's IP)
+    host, admin_port = cfg["admin"]["listen"].rsplit(":", 1)
+    assert host == "0.0.0.0", cfg["admin"]
+    sync = cons["slotsync"]
+    assert [p["containerPort"] for p in sync["ports"]] == [int(admin_port)], sync["ports"]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port)}, sync[probe]
 
 
 def test_deploy_compose_agrees(env, bin_path):
