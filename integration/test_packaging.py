@@ -395,6 +395,14 @@ def test_deploy_kubernetes_pod_agrees(env, bin_path):
     ports = {p["containerPort"] for p in cons["haproxy"]["ports"]}
     assert ports == listen_ports(cfg), (ports, listen_ports(cfg))
     assert cons["haproxy"]["readinessProbe"]["tcpSocket"]["port"] in ports
+    # slotsync's probes: /readyz and /healthz on admin.listen's port, which
+    # listens on every address (the kubelet probes the pod's IP)
+    host, admin_port = cfg["admin"]["listen"].rsplit(":", 1)
+    assert host == "0.0.0.0", cfg["admin"]
+    sync = cons["slotsync"]
+    assert [p["containerPort"] for p in sync["ports"]] == [int(admin_port)], sync["ports"]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port)}, sync[probe]
 
 
 def test_deploy_compose_agrees(env, bin_path):
@@ -543,12 +551,19 @@ def test_log_formats_are_one_record_a_line(env, bin_path):
     out = run(bin_path, "render", "-c", config, "-o", env.path("out.cfg"), "--log-format", "json")
     assert out.returncode == 0, out
     records = [json.loads(line) for line in out.stderr.splitlines()]
-    assert records and all(set(r) == {"ts", "level", "module", "msg"} for r in records), records
-    assert any(r["level"] == "warn" and 'web/a\\"b' in r["msg"] for r in records), records
+    assert records and all(list(r)[:4] == ["ts", "level", "module", "msg"]
+                           and all(isinstance(v, str) for v in r.values())
+                           for r in records), records
+    rejected = [r for r in records if r["level"] == "warn" and 'web/a\\"b' in r["msg"]]
+    # the rejected key's fields: the key as quoted, its service and the reason
+    assert rejected and rejected[0]["event"] == "rejected", records
+    assert rejected[0]["key"].endswith('web/a\\"b') and rejected[0]["service"] == "web", rejected
+    assert rejected[0]["reason"] in rejected[0]["msg"], rejected
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["ts"]) for r in records)
 
+    value = r'([^\s"=\\]+|"([^"\\]|\\.)*")'
     logfmt = re.compile(r'^ts=\S+Z level=(error|warn|info|debug) module="[a-z]+" '
-                        r'msg="([^"\\]|\\.)*"$')
+                        r'msg="([^"\\]|\\.)*"( [a-z_.]+=%s)*$' % value)
     config2 = packaging_config(env, etcd, log_format="logfmt")
     out = run(bin_path, "render", "-c", config2, "-o", env.path("out.cfg"))
     assert out.returncode == 0, out
@@ -559,6 +574,40 @@ def test_log_formats_are_one_record_a_line(env, bin_path):
     assert out.returncode == 0 and not out.stderr.startswith("ts="), out.stderr
     out = run(bin_path, "render", "-c", config2, "--log-format", "yaml")
     assert out.returncode == 2 and "--log-format: must be text, logfmt or json" in out.stderr
+
+    # run: a per-change line carries service, instance, addr and slot as
+    # their own keys, in logfmt and in json; text keeps the line people read
+    out = run(bin_path, "render", "-c", config, "-o", env.path("services.cfg"))
+    assert out.returncode == 0, out
+    env.start_haproxy(env.path("services.cfg"))
+    for n, fmt in enumerate(["logfmt", "json"]):
+        port = free_port()
+        name = "slotsync-" + fmt
+        proc = env.start_slotsync(bin_path, config, ["--log-format", fmt], name=name)
+        env.wait_log(name, r"in sync|applied", timeout=20, alive=[proc])
+        etcd_put(etcd, PREFIX + "web/c%d" % n, "127.0.0.1:%d" % port)
+        env.wait_log(name, r"web/s\d+ \(c%d\)" % n, timeout=20, alive=[proc])
+        env.stop(proc)
+        lines = [line for line in env.log_text(name).splitlines()
+                 if not line.startswith("==== ")]  # the harness's header
+        if fmt == "logfmt":
+            assert lines and all(logfmt.match(line) for line in lines), lines
+            change = [line for line in lines if "(c%d)" % n in line]
+            assert re.search(r' service=web slot=s\d+ instance=c%d addr=127\.0\.0\.1:%d '
+                             r'had="[^"]*" want="[^"]*" drift=false$' % (n, port),
+                             change[0]), change
+            added = [line for line in lines if "event=added" in line]
+            assert added and ' service=web instance=c%d addr=127.0.0.1:%d ' % (n, port) \
+                in added[0], added
+        else:
+            records = [json.loads(line) for line in lines]
+            change = [r for r in records if "(c%d)" % n in r["msg"]]
+            assert change, records
+            assert {k: change[0][k] for k in ("service", "instance", "addr", "drift")} == \
+                {"service": "web", "instance": "c%d" % n, "addr": "127.0.0.1:%d" % port,
+                 "drift": "false"}, change
+            assert re.fullmatch(r"s\d+", change[0]["slot"]), change
+            assert change[0]["msg"].startswith("web/%s (c%d): " % (change[0]["slot"], n)), change
 
 
 # ---- Debian's haproxy.service with the drop-in, started from the render

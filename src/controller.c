@@ -275,7 +275,14 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
     }
     c->obs.reload_requests[cause]++;
     c->desired_gen++;
-    log_info(MOD, "%s %s: a reload is needed", why, name);
+    struct log_field f[] = {
+        {"event", "reload needed"},
+        {"cause", why},
+        {"service", name},
+    };
+
+    log_fields(LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]), "%s %s: a reload is needed", why,
+               name);
 }
 
 /* Move the catalog's dirty flags onto the backends. */
@@ -326,10 +333,19 @@ static void on_list_begin(void *arg)
     catalog_relist_begin(c->cat);
 }
 
+/* The service and instance a key names, for the fields of its log line
+ * (both empty when it names none). */
+static void key_fields(const struct ctl *c, const struct etcd_kv *kv, char *svc, char *inst)
+{
+    if (endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0)
+        svc[0] = inst[0] = '\0';
+}
+
 static void on_kv(void *arg, const struct etcd_kv *kv)
 {
     struct ctl *c = arg;
     char qkey[300], *why = NULL;
+    char svc[SERVICE_NAME_MAX + 1] = "", inst[INSTANCE_NAME_MAX + 1] = "";
     int r;
 
     if (kv->deleted)
@@ -346,19 +362,28 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
         metrics_pending_add(&c->events_pending, ev_now(c->loop));
     switch (r) {
     case CATALOG_REJECTED: {
-        char svc[SERVICE_NAME_MAX + 1], inst[INSTANCE_NAME_MAX + 1];
+        bool bad_key =
+            endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0;
 
-        c->obs
-            .rejected[endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0
-                          ? METRICS_REJECT_KEY
-                          : METRICS_REJECT_VALUE]++;
-        log_warn(MOD, "etcd key \"%s\" rejected: %s", qkey, why ? why : "invalid");
+        if (bad_key)
+            svc[0] = inst[0] = '\0';
+        c->obs.rejected[bad_key ? METRICS_REJECT_KEY : METRICS_REJECT_VALUE]++;
+        struct log_field f[] = {
+            {"event", "rejected"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+            {"reason", why ? why : "invalid"},
+        };
+
+        log_fields(LOG_LEVEL_WARN, MOD, f, sizeof(f) / sizeof(f[0]), "etcd key \"%s\" rejected: %s",
+                   qkey, why ? why : "invalid");
         break;
     }
     case CATALOG_ADDED:
     case CATALOG_UPDATED: {
         struct endpoint ep;
-        char addr[ENDPOINT_HOST_MAX + 10];
+        char addr[ENDPOINT_HOST_MAX + 10], weight[16];
 
         /* The value was accepted, so it parses: log what it means (only
          * when the line is logged: a listing's keys are debug lines). */
@@ -366,17 +391,39 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
             endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
             break;
         endpoint_format(&ep, addr, sizeof(addr));
-        log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD,
-                "etcd key \"%s\" %s: %s weight %u %s", qkey,
-                r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
-                endpoint_state_name(ep.state));
+        key_fields(c, kv, svc, inst);
+        snprintf(weight, sizeof(weight), "%u", ep.weight);
+        struct log_field f[] = {
+            {"event", r == CATALOG_ADDED ? "added" : "updated"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+            {"addr", addr},
+            {"weight", weight},
+            {"state", endpoint_state_name(ep.state)},
+        };
+
+        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "etcd key \"%s\" %s: %s weight %u %s", qkey,
+                   r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
+                   endpoint_state_name(ep.state));
         break;
     }
-    case CATALOG_REMOVED:
-        if (!c->render_only)
-            log_msg(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, "etcd key \"%s\" removed",
-                    qkey);
+    case CATALOG_REMOVED: {
+        if (c->render_only)
+            break;
+        key_fields(c, kv, svc, inst);
+        struct log_field f[] = {
+            {"event", "removed"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+        };
+
+        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "etcd key \"%s\" removed", qkey);
         break;
+    }
     case CATALOG_UNCHANGED:
         break;
     default:
@@ -970,20 +1017,38 @@ static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
             log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
             continue;
         }
-        char inst[2 * 255 + 1];
+        char inst[2 * 255 + 1], slot[32], addr[ENDPOINT_HOST_MAX + 10] = "";
+        const struct backend *b = backend_find(c, ch->backend);
+        const struct slot *s = b && ch->slot < b->slots.n ? &b->slots.slots[ch->slot] : NULL;
 
         if (ch->instance)
             log_quote(ch->instance, strlen(ch->instance), inst, sizeof(inst));
         else
             snprintf(inst, sizeof(inst), "emptied");
+        /* The slot's endpoint as applied, for the fields of logfmt/json. */
+        if (ch->instance && s && s->instance && strcmp(s->instance, ch->instance) == 0)
+            endpoint_format(&s->ep, addr, sizeof(addr));
+        snprintf(slot, sizeof(slot), SLOT_NAME_FMT, ch->slot + 1);
+        struct log_field f[] = {
+            {"service", ch->backend},
+            {"slot", slot},
+            {"instance", ch->instance},
+            {"addr", addr[0] ? addr : NULL},
+            {"had", ch->known ? ch->had : NULL},
+            {"want", ch->want},
+            {"drift", ch->drift ? "true" : "false"},
+        };
+        size_t nf = sizeof(f) / sizeof(f[0]);
+
         if (ch->drift) {
             drifts++;
             c->stats.drift_repairs++;
-            log_msg(level, MOD, "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s",
-                    ch->backend, ch->slot + 1, inst, ch->had, ch->want);
+            log_fields(level, MOD, f, nf,
+                       "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s", ch->backend,
+                       ch->slot + 1, inst, ch->had, ch->want);
         } else {
-            log_msg(level, MOD, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
-                    ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
+            log_fields(level, MOD, f, nf, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
+                       ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
     log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
@@ -1369,14 +1434,32 @@ static void on_reload_done(int err, const char *errtext, void *arg)
             reload_io_failed(c, "cannot reload HAProxy", errtext ? errtext : strerror(-err));
             return;
         }
-        log_error(MOD, "reload failed: %s; runtime changes keep going to the running worker",
-                  errtext ? errtext : strerror(-err));
+        struct log_field f[] = {
+            {"event", "reload end"},
+            {"result", "failed"},
+            {"reason", errtext ? errtext : strerror(-err)},
+        };
+
+        log_fields(LOG_LEVEL_ERROR, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "reload failed: %s; runtime changes keep going to the running worker",
+                   errtext ? errtext : strerror(-err));
         reload_end(c, false);
         return;
     }
     io_succeeded(c);
-    log_info(MOD, "HAProxy reloaded in %.0f ms (reload %llu)",
-             (ev_time() - c->last_reload_start) * 1e3, c->stats.reloads + 1);
+    char ms[32], nth[32];
+
+    snprintf(ms, sizeof(ms), "%.0f", (ev_time() - c->last_reload_start) * 1e3);
+    snprintf(nth, sizeof(nth), "%llu", c->stats.reloads + 1);
+    struct log_field f[] = {
+        {"event", "reload end"},
+        {"result", "ok"},
+        {"duration_ms", ms},
+        {"reload", nth},
+    };
+
+    log_fields(LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
+               "HAProxy reloaded in %s ms (reload %s)", ms, nth);
     reload_end(c, true);
 }
 
@@ -1388,8 +1471,15 @@ static void on_check_done(int err, const char *errtext, void *arg)
 
     if (err < 0) {
         c->stats.check_failures++;
-        log_error(MOD, "haproxy -c rejected the new services file, keeping the running one: %s",
-                  errtext ? errtext : strerror(-err));
+        struct log_field f[] = {
+            {"event", "reload end"},
+            {"result", "rejected"},
+            {"reason", errtext ? errtext : strerror(-err)},
+        };
+
+        log_fields(LOG_LEVEL_ERROR, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "haproxy -c rejected the new services file, keeping the running one: %s",
+                   errtext ? errtext : strerror(-err));
         reload_end(c, false);
         return;
     }

@@ -73,6 +73,41 @@ static void put_escaped(char *buf, size_t size, size_t *len, const char *s, bool
     }
 }
 
+/* A field's key appended as it is when it is a plain name ([A-Za-z0-9_.-]),
+ * with any other byte as '_'; a key that would shadow a record's own key
+ * (ts, level, module, msg) gets a '_' after it. */
+static void put_key(char *buf, size_t size, size_t *len, const char *key)
+{
+    static const char *const reserved[] = {"ts", "level", "module", "msg"};
+    const char *p = key;
+
+    for (; *p && *len + 2 < size; p++) {
+        unsigned char ch = (unsigned char)*p;
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+
+        buf[(*len)++] = plain ? (char)ch : '_';
+    }
+    if (p == key && *len + 2 < size)
+        buf[(*len)++] = '_';
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcmp(key, reserved[i]) == 0 && *len + 2 < size)
+            buf[(*len)++] = '_';
+    buf[*len] = '\0';
+}
+
+/* A logfmt value needs no quotes when it is not empty and holds only
+ * printable ASCII other than space, '"', '=' and '\\'. */
+static bool logfmt_bare(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '=' || *p == '\\')
+            return false;
+    return true;
+}
+
 /* fmt's text appended to buf (size, *len used). */
 static void put_raw(char *buf, size_t size, size_t *len, const char *text)
 {
@@ -192,7 +227,8 @@ struct log_site {
 static struct log_site log_sites[LOG_SITES];
 static unsigned log_pending; /* sites with hidden lines */
 
-static void write_line(enum log_level level, const char *module, const char *msg)
+static void write_line(enum log_level level, const char *module, const char *msg,
+                       const struct log_field *fields, size_t n_fields)
 {
     char stamp[48];
     long usec = 0, sec;
@@ -225,8 +261,26 @@ static void write_line(enum log_level level, const char *module, const char *msg
     put_raw(line, sizeof(line), &len, json ? "\",\"module\":\"" : " module=\"");
     put_escaped(line, sizeof(line), &len, module, json);
     put_raw(line, sizeof(line), &len, json ? "\",\"msg\":\"" : "\" msg=\"");
-    put_escaped(line, sizeof(line), &len, msg, json);
-    put_raw(line, sizeof(line), &len, json ? "\"}\n" : "\"\n");
+    put_escaped(line, sizeof(line) - 16, &len, msg, json);
+    put_raw(line, sizeof(line), &len, "\"");
+    for (size_t i = 0; i < n_fields; i++) {
+        const char *v = fields[i].value;
+
+        /* What does not fit is cut, but the record stays closed. */
+        if (!fields[i].key || !v || len + 512 > sizeof(line))
+            continue;
+        put_raw(line, sizeof(line), &len, json ? ",\"" : " ");
+        put_key(line, sizeof(line), &len, fields[i].key);
+        if (json || !logfmt_bare(v)) {
+            put_raw(line, sizeof(line), &len, json ? "\":\"" : "=\"");
+            put_escaped(line, sizeof(line) - 16, &len, v, json);
+            put_raw(line, sizeof(line), &len, "\"");
+        } else {
+            put_raw(line, sizeof(line), &len, "=");
+            put_escaped(line, sizeof(line) - 16, &len, v, json);
+        }
+    }
+    put_raw(line, sizeof(line), &len, json ? "}\n" : "\n");
     fputs(line, out);
     fflush(out);
 }
@@ -236,7 +290,7 @@ static void write_summary(struct log_site *s, unsigned long n)
     char msg[LOG_LINE_MAX + 96];
 
     snprintf(msg, sizeof(msg), "+%lu similar lines in the last second (last: %s)", n, s->last);
-    write_line(s->level, s->module, msg);
+    write_line(s->level, s->module, msg, NULL, 0);
     if (log_pending)
         log_pending--;
 }
@@ -284,8 +338,8 @@ static struct log_site *site_get(const char *fmt, double now)
     return spare;
 }
 
-static void log_vmsg(enum log_level level, const char *module, bool limited, const char *fmt,
-                     va_list ap)
+static void log_vmsg(enum log_level level, const char *module, bool limited,
+                     const struct log_field *fields, size_t n_fields, const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX];
     struct log_site *site = NULL;
@@ -317,7 +371,7 @@ static void log_vmsg(enum log_level level, const char *module, bool limited, con
             }
         }
     }
-    write_line(level, module, msg);
+    write_line(level, module, msg, fields, n_fields);
 }
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
@@ -325,7 +379,7 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(level, module, true, fmt, ap);
+    log_vmsg(level, module, true, NULL, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -334,7 +388,17 @@ void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(level, module, false, fmt, ap);
+    log_vmsg(level, module, false, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_fields(enum log_level level, const char *module, const struct log_field *fields,
+                size_t n_fields, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, module, true, fields, n_fields, fmt, ap);
     va_end(ap);
 }
 

@@ -507,3 +507,160 @@ Test(log, levels_do_not_collide_with_syslog)
     cr_expect_eq(LOG_DEBUG, 7);
     cr_expect_str_eq(log_level_name(LOG_LEVEL_WARN), "warn");
 }
+
+/* ---- per-event fields: log_fields() (issue 13) ---- */
+
+/* One log_fields() line in format f, as printed (the caller frees). */
+static char *fields_one(enum log_format f, const struct log_field *fields, size_t n,
+                        const char *msg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(fake_clock, fake_wall);
+    log_set_level(LOG_LEVEL_INFO);
+    log_set_format(f);
+    /* a new window for every call, so that the limiter never hides one */
+    fake_now += 10.0;
+    log_fields(LOG_LEVEL_INFO, "sync", fields, n, "%s", msg);
+    log_set_format(LOG_FORMAT_TEXT);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
+    fclose(out);
+    return text;
+}
+
+#define TS "2026-12-01T05:15:00.000Z"
+#define JHEAD "{\"ts\":\"" TS "\",\"level\":\"info\",\"module\":\"sync\","
+
+Test(log, fields_in_each_format)
+{
+    static const struct log_field change[] = {
+        {"service", "api"}, {"instance", "c1"}, {"addr", "10.0.0.5:8080"},
+        {"slot", "s3"},     {"had", NULL}, /* left out */
+    };
+    static const struct {
+        enum log_format f;
+        const char *want;
+    } cases[] = {
+        /* text: the message alone, as people read it today */
+        {LOG_FORMAT_TEXT, TS " info  sync: endpoint added\n"},
+        {LOG_FORMAT_LOGFMT, "ts=" TS " level=info module=\"sync\" msg=\"endpoint added\" "
+                            "service=api instance=c1 addr=10.0.0.5:8080 slot=s3\n"},
+        {LOG_FORMAT_JSON,
+         JHEAD "\"msg\":\"endpoint added\",\"service\":\"api\","
+               "\"instance\":\"c1\",\"addr\":\"10.0.0.5:8080\",\"slot\":\"s3\"}\n"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = fields_one(cases[i].f, change, 5, "endpoint added");
+
+        cr_expect_str_eq(got, cases[i].want, "case %zu", i);
+        free(got);
+    }
+}
+
+/* Hostile values (from etcd keys, HAProxy's replies) cannot add a key, end
+ * the record or forge a line, in either format. */
+Test(log, fields_escape_hostile_values)
+{
+    static const struct {
+        enum log_format f;
+        const char *value, *want;
+    } cases[] = {
+        {LOG_FORMAT_LOGFMT, "", "v=\"\""},
+        {LOG_FORMAT_LOGFMT, "a b", "v=\"a b\""},
+        {LOG_FORMAT_LOGFMT, "x=1", "v=\"x=1\""},
+        {LOG_FORMAT_LOGFMT, "say \"hi\"", "v=\"say \\\"hi\\\"\""},
+        {LOG_FORMAT_LOGFMT, "a\nts=forged level=error", "v=\"a\\nts=forged level=error\""},
+        {LOG_FORMAT_LOGFMT, "back\\slash", "v=\"back\\\\slash\""},
+        {LOG_FORMAT_LOGFMT, "\x01\x1f\x7f\r\t", "v=\"\\x01\\x1f\\x7f\\r\\t\""},
+        {LOG_FORMAT_LOGFMT, "caf\xc3\xa9", "v=\"caf\xc3\xa9\""},
+        {LOG_FORMAT_JSON, "", "\"v\":\"\""},
+        {LOG_FORMAT_JSON, "say \"hi\"", "\"v\":\"say \\\"hi\\\"\""},
+        {LOG_FORMAT_JSON, "a\n\"}{\"x\":\"", "\"v\":\"a\\n\\\"}{\\\"x\\\":\\\"\""},
+        {LOG_FORMAT_JSON, "back\\slash", "\"v\":\"back\\\\slash\""},
+        {LOG_FORMAT_JSON, "\x01\x1f\x7f\r\t", "\"v\":\"\\u0001\\u001f\\u007f\\r\\t\""},
+        {LOG_FORMAT_JSON, "caf\xc3\xa9\xff", "\"v\":\"caf\\u00c3\\u00a9\\u00ff\""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct log_field f[] = {{"v", cases[i].value}, {"end", "1"}};
+        char *got = fields_one(cases[i].f, f, 2, "m");
+        bool json = cases[i].f == LOG_FORMAT_JSON;
+        char want[256];
+
+        snprintf(want, sizeof(want), json ? "%s,\"end\":\"1\"}\n" : " %s end=1\n", cases[i].want);
+        cr_expect(strstr(got, want), "case %zu: want ...%s got %s", i, want, got);
+        cr_expect_eq(count_lines(got, "\n"), 1, "case %zu: one line", i);
+        free(got);
+    }
+}
+
+/* Keys come from the code, but a bad one still cannot break the record or
+ * shadow the record's own keys. */
+Test(log, fields_keys_are_plain_names)
+{
+    struct log_field f[] = {{"msg", "x"}, {"a b=\"c", "y"}, {"", "z"}, {NULL, "w"}};
+    char *got = fields_one(LOG_FORMAT_LOGFMT, f, 4, "m");
+
+    cr_expect_str_eq(got, "ts=" TS " level=info module=\"sync\" msg=\"m\" msg_=x a_b__c=y _=z\n");
+    free(got);
+    got = fields_one(LOG_FORMAT_JSON, f, 4, "m");
+    cr_expect_str_eq(got, JHEAD "\"msg\":\"m\",\"msg_\":\"x\",\"a_b__c\":\"y\",\"_\":\"z\"}\n");
+    free(got);
+}
+
+/* Values that do not fit are cut, but the line is still one closed record. */
+Test(log, fields_long_values_keep_the_record_closed)
+{
+    size_t big = LOG_LINE_MAX * 8;
+    char *v = malloc(big + 1);
+    struct log_field f[8];
+
+    cr_assert(v);
+    memset(v, '"', big);
+    v[big] = '\0';
+    for (size_t i = 0; i < 8; i++)
+        f[i] = (struct log_field){"k", v};
+    for (int json = 0; json < 2; json++) {
+        char *got = fields_one(json ? LOG_FORMAT_JSON : LOG_FORMAT_LOGFMT, f, 8, v);
+        size_t n = strlen(got);
+
+        cr_expect_eq(count_lines(got, "\n"), 1);
+        cr_expect(n > 2 && strcmp(got + n - (json ? 3 : 2), json ? "\"}\n" : "\"\n") == 0,
+                  "ends %s", got + n - 8);
+        free(got);
+    }
+    free(v);
+}
+
+/* log_fields is rate-limited per call site like log_msg. */
+Test(log, fields_are_rate_limited)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    struct log_field f[] = {{"service", "api"}};
+
+    cr_assert(out);
+    log_set_output(out);
+    log_set_clock(fake_clock, fake_wall);
+    log_set_level(LOG_LEVEL_INFO);
+    log_set_format(LOG_FORMAT_LOGFMT);
+    fake_now = 5000.0;
+    for (int i = 0; i < 80; i++)
+        log_fields(LOG_LEVEL_INFO, "sync", f, 1, "flap %d", i);
+    log_flush(true);
+    log_set_format(LOG_FORMAT_TEXT);
+    fflush(out);
+    cr_expect_eq(count_lines(text, "service=api"), LOG_RATE_LINES, "%s", text);
+    cr_expect_eq(count_lines(text, "+30 similar lines in the last second (last: flap 79)"), 1);
+    log_set_output(NULL);
+    log_set_clock(NULL, NULL);
+    fclose(out);
+    free(text);
+}

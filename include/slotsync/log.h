@@ -47,6 +47,23 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* One field of an event: a key (a plain name from the code, like
+ * "service"; other bytes become '_', and ts/level/module/msg get a '_'
+ * after them) and its value (untrusted text is fine: it is escaped). A NULL
+ * value leaves the field out. */
+struct log_field {
+    const char *key;
+    const char *value;
+};
+
+/* log_msg() with the event's fields: text format prints the message alone
+ * (it should already say what the fields say, for people); logfmt adds
+ * key=value (quoted and escaped unless a plain token) and json adds
+ * "key":"value" after msg. Rate-limited as log_msg(), keyed by fmt; a
+ * summary line carries no fields. fields is borrowed. */
+void log_fields(enum log_level level, const char *module, const struct log_field *fields,
+                size_t n_fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Print the summaries of windows that are over (all: of every window, at
  * exit). Cheap when there are none. */
 void log_flush(bool all);
@@ -54,7 +71,8 @@ void log_flush(bool all);
 /* The shape of a line. text (the default, for people): "<time> <level>
  * <module>: <message>"; logfmt: ts=<time> level=<level> module=<module>
  * msg="<message>"; json: one object a line, {"ts":..,"level":..,"module":..,
- * "msg":..}. In logfmt and json every value is escaped (quotes, backslashes,
+ * "msg":..}, each followed by the fields of log_fields(). In logfmt and json
+ * every value is escaped (quotes, backslashes,
  * control characters; json also bytes above 0x7f as \u00XX), so that a line
  * always parses as one record. */
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
