@@ -993,10 +993,11 @@ OPENSSL_BIN = shutil.which("openssl") or "/usr/bin/openssl"
 class TlsFiles:
     """A test PKI made with openssl in env's temp dir: a CA, a server
     certificate for 127.0.0.1 and the name etcd.test, a client certificate,
-    and a second CA that signed nothing etcd trusts."""
+    and a second CA that signed nothing etcd trusts. name: the directory
+    (a second TlsFiles with another name is a second, unrelated PKI)."""
 
-    def __init__(self, env):
-        self.dir = env.path("pki")
+    def __init__(self, env, name="pki"):
+        self.dir = env.path(name)
         os.makedirs(self.dir, exist_ok=True)
         p = lambda name: os.path.join(self.dir, name)
         self.ca, self.ca_key = p("ca.pem"), p("ca.key")
@@ -1033,8 +1034,9 @@ class TlsFiles:
         os.chmod(key, 0o600)
 
 
-def etcdctl(url, *args, tls=None, check=True, timeout=10, user=None):
-    """Run etcdctl (v3) against url; return the CompletedProcess."""
+def etcdctl(url, *args, tls=None, check=True, timeout=10, user=None, input=None):
+    """Run etcdctl (v3) against url; return the CompletedProcess. input:
+    text for its stdin."""
     argv = [ETCDCTL_BIN, "--endpoints", url, "--command-timeout", "%ds" % timeout]
     if tls:
         argv += ["--cacert", tls.ca, "--cert", tls.client_cert, "--key", tls.client_key]
@@ -1043,7 +1045,7 @@ def etcdctl(url, *args, tls=None, check=True, timeout=10, user=None):
     env = _child_environ({"ETCDCTL_API": "3"}, unset=("ETCDCTL_*",))
     env["ETCDCTL_API"] = "3"
     out = subprocess.run(argv + list(args), capture_output=True, text=True,
-                         timeout=timeout + 5, env=env)
+                         timeout=timeout + 5, env=env, input=input)
     if check and out.returncode != 0:
         raise EtcdError("etcdctl %s: %s" % (" ".join(args), out.stderr.strip()))
     return out

@@ -22,7 +22,7 @@ TOKEN_RE = re.compile(r"\b[A-Za-z]{16}\.[0-9]+\b")
 
 def start_auth_etcd(env):
     url = env.start_etcd(extra_args=["--auth-token-ttl", "3"])
-    ctl = lambda *a: etcdctl(url, *a, user=ROOT)
+    ctl = lambda *a, **kw: etcdctl(url, *a, user=ROOT, **kw)
     etcdctl(url, "user", "add", ROOT)
     etcdctl(url, "auth", "enable")
     env.etcd.user = ROOT
@@ -166,3 +166,51 @@ def test_auth_wrong_password_fails_clearly(env, bin_path):
     env.stop(bad)
     assert_no_secrets({"render": out.stdout + out.stderr, "check": out2.stdout + out2.stderr,
                        "announce-ro.log": env.log_text("announce-ro")})
+
+
+def test_auth_announce_password_rotated_on_sighup(env, bin_path):
+    """The user's password changed with etcdctl, the file replaced, SIGHUP:
+    announce authenticates with the new one and its lease survives token
+    expiry; an unreadable file on SIGHUP keeps the password in use."""
+    etcd, ctl = start_auth_etcd(env)
+    pw = password_file(env, "announce.pw", ANNOUNCE_PW)
+    new_pw = "r0tated-secret-pw"
+    key = PREFIX + "web/a1"
+    proc = env.spawn("announce", [bin_path, "announce", "--etcd", etcd, "--key", key,
+                                  "--addr", "127.0.0.1:9", "--ttl", "10", "--user", "announcer",
+                                  "--password-file", pw, "--log-level", "debug"])
+
+    def lease():
+        out = ctl("get", key, "-w", "json")
+        m = re.search(r'"lease":(\d+)', out.stdout)
+        return m and m.group(1)
+    first = wait_for(lease, timeout=10, alive=[proc], what="the key registered")
+
+    # a missing file: an error line, the password in use is kept
+    os.rename(pw, pw + ".away")
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("announce", r"SIGHUP: password not read again, keeping the one in use: "
+                 r"password file .*announce\.pw: No such file", alive=[proc])
+    os.rename(pw + ".away", pw)
+
+    ctl("user", "passwd", "announcer", "--interactive=false", input=new_pw + "\n")
+    env.write("announce.pw", new_pw + "\n")
+    os.chmod(pw, 0o644)  # readable by others: a warning, as at start
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("announce", r"SIGHUP: read again: password", alive=[proc])
+    env.wait_log("announce", r"--password-file .*announce\.pw is readable by group or others",
+                 alive=[proc])
+    # longer than the token TTL (3 s): renewals need tokens the new password
+    # gave; the lease (10 s) is the first one
+    time.sleep(7)
+    assert proc.poll() is None and lease() == first, env.log_tail("announce")
+    # (a renewal between etcdctl's change and the SIGHUP may fail with the
+    # old password: only what follows the reload counts)
+    after = env.log_text("announce").split("SIGHUP: read again: password", 1)[1]
+    assert "authentication as user" not in after, env.log_tail("announce")
+    proc.send_signal(signal.SIGTERM)
+    assert env.wait_exit(proc, timeout=10) == 0, env.log_tail("announce")
+    assert ctl("get", key, "--print-value-only").stdout.strip() == ""
+    log = env.log_text("announce")
+    assert new_pw not in log, "the new password in announce.log"
+    assert_no_secrets({"announce.log": log})

@@ -3,8 +3,10 @@ the test with openssl, etcd with --client-cert-auth, slotsync run, render,
 check and announce against it."""
 
 import os
+import re
 import signal
 import subprocess
+import time
 
 from harness import *
 
@@ -172,3 +174,72 @@ def test_tls_files_read_again_on_sighup(env, bin_path):
     env.wait_log("slotsync", r"etcd listing applied", alive=[proc], timeout=20)
     wait_for(lambda: any(r["srv_port"] == str(port) for r in hap.servers_state("web")),
              timeout=15, alive=[proc], what="w1 in HAProxy after the CA was rotated")
+
+
+def test_tls_announce_rotates_ca_on_sighup(env, bin_path):
+    """announce runs with CA A's client certificate; a file that cannot be
+    used on SIGHUP keeps the old ones; etcd restarted with CA B's
+    certificates, announce's files replaced and SIGHUP sent: announce stays
+    up and keeps (or gains again) its registration."""
+    a, b = TlsFiles(env), TlsFiles(env, name="pki-b")
+    etcd = env.start_etcd(tls=a)
+    key = PREFIX + "web/a1"
+    files = {"ca": "ann-ca.pem", "cert": "ann-cert.pem", "key": "ann-key.pem"}
+
+    def install(pki):
+        for src, dst in ((pki.ca, files["ca"]), (pki.client_cert, files["cert"]),
+                         (pki.client_key, files["key"])):
+            with open(src) as f:
+                os.chmod(env.write(dst, f.read()), 0o600)
+    install(a)
+    proc = env.spawn("announce", [bin_path, "announce", "--etcd", etcd, "--key", key,
+                                  "--addr", "127.0.0.1:9", "--ttl", "3",
+                                  "--cacert", env.path(files["ca"]),
+                                  "--cert", env.path(files["cert"]),
+                                  "--key-file", env.path(files["key"])])
+
+    def value(pki):
+        out = etcdctl(etcd, "get", key, "--print-value-only", tls=pki, check=False)
+        return out.stdout.strip()
+    want = '{"host":"127.0.0.1","port":9}'
+    wait_for(lambda: value(a) == want, timeout=10, alive=[proc], what="registered with CA A")
+
+    # an empty key file and a CA file that is not PEM: refused, the files in
+    # use are kept, and the registration goes on
+    env.write(files["key"], "")
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("announce", r"SIGHUP: TLS files not read again, keeping the ones in use: "
+                 r"key file .*ann-key\.pem: empty", alive=[proc])
+    install(a)
+    env.write(files["ca"], "not a certificate\n")
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("announce", r"SIGHUP: TLS files not read again, keeping the ones in use: "
+                 r"CA file .*ann-ca\.pem: not PEM", alive=[proc])
+    install(a)
+    mark = len(env.log_text("announce"))
+    # keep-alives every TTL/3 = 1 s still pass with the material in use
+    time.sleep(2.5)
+    assert proc.poll() is None and value(a) == want, env.log_tail("announce")
+    assert "TLS: " not in env.log_text("announce")[mark:], env.log_tail("announce")
+
+    # CA B: etcd restarted with it; announce now fails the handshake
+    env.etcd.stop()
+    env.etcd.tls = b
+    env.etcd.start()
+    env.wait_log("announce", r"TLS: ", alive=[proc], timeout=15)
+
+    # rotated files, SIGHUP: registered again under CA B (a key readable by
+    # others is used, with a warning, as at start)
+    install(b)
+    os.chmod(env.path(files["key"]), 0o644)
+    proc.send_signal(signal.SIGHUP)
+    env.wait_log("announce", r"SIGHUP: read again: TLS files", alive=[proc])
+    assert re.search(r"key file .*ann-key\.pem is readable by group or others",
+                     env.log_text("announce")), env.log_tail("announce")
+    wait_for(lambda: value(b) == want, timeout=20, alive=[proc],
+             what="registered again under CA B")
+    time.sleep(3.5)  # longer than the lease TTL: renewals go on under CA B
+    assert proc.poll() is None and value(b) == want, env.log_tail("announce")
+    proc.send_signal(signal.SIGTERM)
+    assert env.wait_exit(proc, timeout=10) == 0, env.log_tail("announce")
+    assert value(b) == ""

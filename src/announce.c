@@ -115,6 +115,9 @@ static const char usage_text[] =
     "  SIGUSR1               drain: put the key with state drain, keep it so (with\n"
     "                        --format plain: withdraw the key instead)\n"
     "  SIGUSR2               ready again: put the key with the ready value\n"
+    "  SIGHUP                read --cacert/--cert/--key-file and --password-file again\n"
+    "                        (rotation without a restart; the lease goes on). A file\n"
+    "                        that cannot be read keeps the old one, with an error line.\n"
     "Exit status: 2 bad arguments, 1 fatal error, else 0 or the child's status\n"
     "(128 + signal number if it was killed).\n";
 
@@ -674,6 +677,7 @@ struct announcer {
     const char *drain_why; /* "SIGTERM" or "SIGINT" */
     ev_timer drain_timer;  /* ends that wait */
     ev_signal sig_usr1, sig_usr2;
+    ev_signal sig_hup; /* read the TLS files and the password file again */
 
     /* the key read back: a second call slot, beside the registration's */
     struct etcd_call *kcall;
@@ -1494,6 +1498,58 @@ static void check_result(void *arg, bool ok, const char *why)
 
 /* ---- setup and teardown ---- */
 
+/* --password-file, read at start and on SIGHUP: the token in use is
+ * dropped, the next request authenticates with the password read. */
+static int set_auth(struct announcer *a, char **errmsg)
+{
+    char *password = NULL;
+    bool too_open = false;
+    int r = secret_read_password_file(a->opt->password_file, &password, &too_open, errmsg);
+
+    if (r < 0)
+        return r;
+    if (too_open)
+        log_warn(MOD, "--password-file %s is readable by group or others (chmod 600 it)",
+                 a->opt->password_file);
+    r = etcd_client_set_auth(a->etcd, a->opt->user, password);
+    secret_free(password);
+    if (r < 0)
+        memprintf(errmsg, "out of memory");
+    return r;
+}
+
+/* SIGHUP: read --cacert/--cert/--key-file and --password-file again
+ * (rotation without a restart). The lease and the registration go on; what
+ * cannot be read keeps what is in use. */
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct announcer *a = w->data;
+    const char *tls = "", *pw = "";
+    char *err = NULL;
+
+    if (tls_conf_set(&a->opt->tls)) {
+        if (http_client_set_tls(a->http, &a->opt->tls, &err) < 0)
+            log_error(MOD, "SIGHUP: TLS files not read again, keeping the ones in use: %s",
+                      err ? err : "out of memory");
+        else
+            tls = " TLS files (--cacert/--cert/--key-file)";
+        free(err);
+        err = NULL;
+    }
+    if (a->opt->user) {
+        if (set_auth(a, &err) < 0)
+            log_error(MOD, "SIGHUP: password not read again, keeping the one in use: %s",
+                      err ? err : "out of memory");
+        else
+            pw = " password (--password-file; authenticating again)";
+        free(err);
+    }
+    if (*tls || *pw)
+        log_info(MOD, "SIGHUP: read again:%s%s%s", tls, *tls && *pw ? "," : "", pw);
+    else if (!tls_conf_set(&a->opt->tls) && !a->opt->user)
+        log_info(MOD, "SIGHUP: no TLS or password file to read again");
+}
+
 static int announcer_init(struct announcer *a, const struct announce_opts *opt, char **errmsg)
 {
     int n;
@@ -1532,9 +1588,11 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
     ev_signal_init(&a->sig_int, signal_cb, SIGINT);
     ev_signal_init(&a->sig_usr1, admin_signal_cb, SIGUSR1);
     ev_signal_init(&a->sig_usr2, admin_signal_cb, SIGUSR2);
+    ev_signal_init(&a->sig_hup, hup_cb, SIGHUP);
     ev_timer_init(&a->drain_timer, drain_timer_cb, 0., 0.);
     ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(opt), verify_period(opt));
-    a->sig_usr1.data = a->sig_usr2.data = a->drain_timer.data = a->verify_timer.data = a;
+    a->sig_usr1.data = a->sig_usr2.data = a->sig_hup.data = a->drain_timer.data =
+        a->verify_timer.data = a;
     a->op_timer.data = a->wake_timer.data = a->stop_timer.data = a;
     a->child_w.data = a->sig_term.data = a->sig_int.data = a;
 
@@ -1567,23 +1625,8 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
      * answers) times out inside the call, and the client moves on to the
      * next endpoint while there is time to renew the lease there. */
     etcd_client_set_call_timeout(a->etcd, (long)(op_timeout(a) * 1000.0 / 2.0));
-    if (opt->user) {
-        char *password = NULL;
-        bool too_open = false;
-        int r = secret_read_password_file(opt->password_file, &password, &too_open, errmsg);
-
-        if (r < 0)
-            return r;
-        if (too_open)
-            log_warn(MOD, "--password-file %s is readable by group or others (chmod 600 it)",
-                     opt->password_file);
-        r = etcd_client_set_auth(a->etcd, opt->user, password);
-        secret_free(password);
-        if (r < 0) {
-            memprintf(errmsg, "out of memory");
-            return r;
-        }
-    }
+    if (opt->user)
+        return set_auth(a, errmsg);
     return 0;
 }
 
@@ -1601,6 +1644,7 @@ static void announcer_close(struct announcer *a)
     ev_signal_stop(a->loop, &a->sig_int);
     ev_signal_stop(a->loop, &a->sig_usr1);
     ev_signal_stop(a->loop, &a->sig_usr2);
+    ev_signal_stop(a->loop, &a->sig_hup);
     ev_timer_stop(a->loop, &a->drain_timer);
     ev_timer_stop(a->loop, &a->verify_timer);
     key_cancel(a);
@@ -1662,6 +1706,7 @@ int announce_main(int argc, char **argv)
     ev_signal_start(a->loop, &a->sig_int);
     ev_signal_start(a->loop, &a->sig_usr1);
     ev_signal_start(a->loop, &a->sig_usr2);
+    ev_signal_start(a->loop, &a->sig_hup);
     log_info(MOD, "announcing %s = %s (ttl %d s, check %s, etcd %s%s)", a->key_q, a->value,
              opt.ttl_s, check_text(&opt), opt.etcd_endpoints[0],
              opt.n_etcd_endpoints > 1 ? ",..." : "");

@@ -151,6 +151,12 @@ out:
     return ret;
 }
 
+static int not_pem(const char *what, const char *path, char **errmsg)
+{
+    memprintf(errmsg, "%s %s: not PEM (no -----BEGIN line)", what, path);
+    return -EINVAL;
+}
+
 int tls_files_load(const struct tls_conf *conf, struct tls_files *out, char **errmsg)
 {
     int ret = 0;
@@ -164,6 +170,14 @@ int tls_files_load(const struct tls_conf *conf, struct tls_files *out, char **er
     if (ret == 0 && conf->key_file)
         ret = read_file("key file", conf->key_file, &out->key, &out->key_len, &out->key_too_open,
                         errmsg);
+    /* libcurl is given PEM: anything else would fail only at the first
+     * handshake, after a reload had replaced the material in use. */
+    if (ret == 0 && conf->ca_file && !strstr(out->ca, "-----BEGIN "))
+        ret = not_pem("CA file", conf->ca_file, errmsg);
+    if (ret == 0 && conf->cert_file && !strstr(out->cert, "-----BEGIN "))
+        ret = not_pem("certificate file", conf->cert_file, errmsg);
+    if (ret == 0 && conf->key_file && !strstr(out->key, "-----BEGIN "))
+        ret = not_pem("key file", conf->key_file, errmsg);
     if (ret == 0 && conf->server_name && !(out->server_name = strdup(conf->server_name))) {
         memprintf(errmsg, "out of memory");
         ret = -ENOMEM;

@@ -69,16 +69,19 @@ Test(tls, conf_check)
 
 Test(tls, files_load_and_permissions)
 {
-    char *ca = write_file("ca.pem", "CA\n", 0644), *cert = write_file("c.pem", "CERT\n", 0644);
-    char *key = write_file("k.pem", "KEY\n", 0600), *open_key = write_file("o.pem", "KEY\n", 0640);
+#define PEM(x) "-----BEGIN " x "-----\n"
+    char *ca = write_file("ca.pem", PEM("CA"), 0644), *cert = write_file("c.pem", PEM("C"), 0644);
+    char *key = write_file("k.pem", PEM("K"), 0600),
+         *open_key = write_file("o.pem", PEM("K"), 0640);
+    char *not_pem = write_file("der.pem", "0\x82\x01\n", 0644);
     struct tls_conf conf = {.ca_file = ca, .cert_file = cert, .key_file = key};
     struct tls_files f;
     char *err = NULL, *missing = NULL;
 
     cr_assert_eq(tls_files_load(&conf, &f, &err), 0, "%s", err ? err : "");
-    cr_assert_eq(f.ca_len, 3);
-    cr_assert_str_eq(f.cert, "CERT\n");
-    cr_assert_str_eq(f.key, "KEY\n");
+    cr_assert_eq(f.ca_len, strlen(PEM("CA")));
+    cr_assert_str_eq(f.cert, PEM("C"));
+    cr_assert_str_eq(f.key, PEM("K"));
     cr_assert(!f.key_too_open);
     tls_files_free(&f);
 
@@ -99,7 +102,17 @@ Test(tls, files_load_and_permissions)
     cr_assert_eq(tls_files_load(&conf, &f, &err), -EINVAL);
     cr_assert(strstr(err, "empty"), "%s", err);
     free(err);
+    err = NULL;
+
+    /* not PEM (DER, say): refused when read, not at the first handshake */
     free(conf.ca_file);
+    conf.ca_file = ca;
+    conf.key_file = not_pem;
+    cr_assert_eq(tls_files_load(&conf, &f, &err), -EINVAL);
+    cr_assert(strstr(err, "key file") && strstr(err, "der.pem: not PEM"), "%s", err);
+    cr_assert_null(f.key);
+    free(err);
+    free(not_pem);
     free(ca);
     free(cert);
     free(key);
