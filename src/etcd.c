@@ -556,6 +556,7 @@ struct etcd_sync {
     ev_timer probe_timer;
     bool probe_ok;       /* the watch's member answered a probe */
     int64_t seen_rev;    /* highest revision seen from this cluster */
+    int64_t probe_seen;  /* the highest seen when the probe in flight was sent */
     uint64_t cluster_id; /* 0 = not known yet */
     struct log_outage outage;
 
@@ -687,7 +688,11 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     struct etcd_sync *s = arg;
     struct etcd_client *c = s->client;
     size_t ep = s->watch_ep;
-    int64_t rev = 0, seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
+    /* A linearizable read answers at least the revision the cluster had
+     * when it was sent: compare with what had been seen then. A watch event
+     * that arrives while the probe is out may be newer than its answer
+     * without anything having gone back. */
+    int64_t rev = 0, seen = s->probe_seen;
     uint64_t id = 0;
     char *why = NULL, q[LOG_QUOTE_MAX];
 
@@ -765,6 +770,7 @@ static void probe_send(struct etcd_sync *s)
         probe_again(s);
         return;
     }
+    s->probe_seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
     s->probe_call = call_start(s->client, (long)s->watch_ep, "/v3/kv/range", body,
                                ETCD_PROBE_TIMEOUT_MS, probe_done, s);
     if (!s->probe_call)

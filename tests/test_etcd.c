@@ -1213,7 +1213,10 @@ struct fake {
     int ranges, pages, probes, watches, puts;
     /* what to answer */
     const char *put_reply;
-    int mode; /* 0: listing without progress, 1: bad watch revision */
+    int mode; /* 0: listing without progress, 1: bad watch revision, 2: late probe */
+    /* mode 2: the first probe, held until a newer event went out */
+    struct fconn *watch_fc, *held_probe;
+    ev_timer late;
 };
 
 static void fconn_close(struct fconn *fc)
@@ -1279,10 +1282,19 @@ static void fake_handle(struct fconn *fc, const char *path, const char *body)
         freply(fc, f->put_reply);
     } else if (strcmp(path, "/v3/kv/range") == 0 && strstr(body, "count_only")) {
         f->probes++;
+        if (f->mode == 2 && f->probes == 1 && f->watch_fc) {
+            /* Served at revision 5, but its answer is late: the watch
+             * delivers revision 6 first, then the answer follows. */
+            f->held_probe = fc;
+            fchunk(f->watch_fc, "{\"result\":{" FHDR ",\"events\":[{\"kv\":{\"key\":\"" B64_PB
+                                "\",\"mod_revision\":\"6\",\"value\":\"eQ==\"}}]}}");
+            ev_timer_start(f->loop, &f->late);
+            return;
+        }
         freply(fc, "{" FHDR ",\"count\":\"0\"}");
     } else if (strcmp(path, "/v3/kv/range") == 0) {
         f->ranges++;
-        if (f->mode == 1)
+        if (f->mode >= 1)
             freply(fc, "{" FHDR "}");
         else if (strstr(body, "\"key\":\"L3N2Yy9hAA==\"")) /* the page after "/svc/a" */
             freply(fc, "{" FHDR ",\"more\":true,\"count\":\"3\"}");
@@ -1295,6 +1307,10 @@ static void fake_handle(struct fconn *fc, const char *path, const char *body)
         f->watches++;
         fsay(fc, head, strlen(head));
         fchunk(fc, "{\"result\":{" FHDR ",\"created\":true}}");
+        if (f->mode == 2) {
+            f->watch_fc = fc; /* events come with the late probe */
+            return;
+        }
         if (f->watches == 1)
             fchunk(fc, "{\"result\":{" FHDR ",\"events\":[{\"kv\":{\"key\":\"" B64_PA "\","
                        "\"mod_revision\":\"9223372036854775807\",\"value\":\"eA==\"}}]}}");
@@ -1304,6 +1320,15 @@ static void fake_handle(struct fconn *fc, const char *path, const char *body)
     } else {
         freply(fc, "{}");
     }
+}
+
+static void fake_late_probe(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct fake *f = w->data;
+
+    if (f->held_probe)
+        freply(f->held_probe, "{" FHDR ",\"count\":\"0\"}");
+    f->held_probe = NULL;
 }
 
 static void fconn_read(struct ev_loop *loop, ev_io *w, int revents)
@@ -1399,6 +1424,8 @@ static void fake_setup(struct fake_test *ft, int mode)
     cr_assert_not_null(ft->t.http);
     fake_open(&ft->fake, ft->t.loop);
     ft->fake.mode = mode;
+    ev_timer_init(&ft->fake.late, fake_late_probe, 0.05, 0.);
+    ft->fake.late.data = &ft->fake;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", ft->fake.port);
     {
         char *eps[] = {url};
@@ -1410,6 +1437,7 @@ static void fake_setup(struct fake_test *ft, int mode)
 
 static void fake_teardown(struct fake_test *ft)
 {
+    ev_timer_stop(ft->t.loop, &ft->fake.late);
     etcd_client_free(ft->t.direct);
     http_client_free(ft->t.http);
     fake_close(&ft->fake);
@@ -1504,6 +1532,41 @@ Test(etcd_fake, watch_revision_out_of_range)
     cr_assert_eq(st->revision, 6);
     cr_assert_geq(st->bad_revisions, 1);
     cr_assert_geq(ft.fake.watches, 2);
+    etcd_sync_stop(sync);
+    fake_teardown(&ft);
+}
+
+static bool probe_answered_late(struct io_test *t)
+{
+    struct fake_test *ft = (struct fake_test *)t;
+
+    /* the late answer is in, and the probe after it went out */
+    return ft->fake.probes >= 2 && !ft->fake.held_probe;
+}
+
+/* A probe answered after a newer watch event (served at revision 5, the
+ * event at 6 delivered first) is no sign of a rebuilt etcd: the answer is
+ * compared with what had been seen when the probe was sent. */
+Test(etcd_fake, late_probe_is_not_a_rebuilt_cluster)
+{
+    struct fake_test ft;
+    struct etcd_sync *sync;
+    const struct etcd_sync_stats *st;
+    int ranges;
+
+    fake_setup(&ft, 2);
+    sync = etcd_sync_start(ft.t.direct, "/svc/", &consumer_ops, &ft.cons);
+    cr_assert_not_null(sync);
+    st = etcd_sync_stats(sync);
+    cr_assert(wait_until(&ft.t, got_b, 10), "the event at revision 6 never came (probes %d)",
+              ft.fake.probes);
+    ranges = ft.fake.ranges;
+    cr_assert(wait_until(&ft.t, probe_answered_late, 10), "no second probe (probes %d)",
+              ft.fake.probes);
+    cr_expect_eq(st->new_clusters, 0, "a late probe taken for a rebuilt etcd");
+    cr_expect_eq(ft.fake.ranges, ranges, "listed again");
+    cr_expect_eq(ft.fake.watches, 1, "the watch was restarted");
+    cr_expect_eq(st->revision, 6);
     etcd_sync_stop(sync);
     fake_teardown(&ft);
 }
