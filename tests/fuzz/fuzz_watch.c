@@ -14,6 +14,7 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_decode.h>
 #include <slotsync/plan.h>
 #include <slotsync/slots.h>
 
