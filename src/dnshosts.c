@@ -9,8 +9,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <slotsync/file.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/file.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 
@@ -180,7 +181,7 @@ void dnshosts_update(struct dnshosts *d, const struct config *cfg, const char *c
     if (r == 0 && !(path_copy = strdup(path)))
         r = -ENOMEM;
     if (r < 0) {
-        double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+        double jitter = jitter_around(0.2);
 
         d->retry_delay =
             d->retry_delay < DNSHOSTS_RETRY_MIN_S ? DNSHOSTS_RETRY_MIN_S : d->retry_delay * 2;

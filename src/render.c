@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <slotsync/file.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/file.h>
 #include <slotsync/log.h>
 
 struct buf {

@@ -25,6 +25,7 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/config.h>
+#include <slotsync/file.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
@@ -278,26 +279,15 @@ static void assert_no_payload(const char *name, const char *what, const char *go
     }
 }
 
+/* One corpus file whole, through the file module's reader. Caller frees. */
 static char *read_case(const char *name, size_t *len)
 {
-    char path[512];
-    FILE *f;
-    char *buf;
-    long n;
+    char path[512], *buf = NULL;
+    int r;
 
     snprintf(path, sizeof(path), CORPUS "/%s", name);
-    f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    cr_assert_geq(n, 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
+    r = file_read(path, (size_t)1 << 24, &buf, len);
+    cr_assert_eq(r, 0, "cannot read %s: %s", path, strerror(-r));
     return buf;
 }
 

@@ -9,24 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <slotsync/file.h>
 #include <slotsync/render.h>
 
+/* The whole file, through the file module's reader. Caller frees. */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
+    char *buf = NULL;
+    int r = file_read(path, (size_t)1 << 24, &buf, len);
 
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
+    cr_assert_eq(r, 0, "cannot read %s: %s", path, strerror(-r));
     return buf;
 }
 

@@ -9,23 +9,17 @@
 #include <string.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/file.h>
 #include <slotsync/status.h>
 
+/* The whole file, through the file module's reader. Caller frees. */
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
+    char *buf = NULL;
+    size_t len = 0;
+    int r = file_read(path, (size_t)1 << 24, &buf, &len);
 
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
+    cr_assert_eq(r, 0, "cannot read %s: %s", path, strerror(-r));
     return buf;
 }
 
