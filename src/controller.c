@@ -17,6 +17,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
