@@ -113,10 +113,10 @@ screenshot: deps $(BIN)
 	$(Q)$(PYTHON) integration/screenshot.py --bin $(abspath $(BIN)) --out docs/status-page.png
 
 fmt:
-	$(Q)clang-format -i src/*.c include/slotsync/*.h tests/*.c
+	$(Q)clang-format -i src/*.c include/slotsync/*.h tests/*.c tests/*.h
 
 fmt-check:
-	$(Q)clang-format --dry-run --Werror src/*.c include/slotsync/*.h tests/*.c
+	$(Q)clang-format --dry-run --Werror src/*.c include/slotsync/*.h tests/*.c tests/*.h
 
 # ---- packaging (issue 13): man pages, install/uninstall in Debian's places
 BINDIR      ?= $(PREFIX)/bin

@@ -1067,6 +1067,13 @@ MEMORY_NOTES = [
 BIN_PATH = None
 
 
+def repo_relative(arg):
+    """arg relative to the repository when it is a path inside it."""
+    if os.path.isabs(arg) and os.path.commonpath([REPO, os.path.abspath(arg)]) == REPO:
+        return os.path.relpath(arg, REPO)
+    return arg
+
+
 def main():
     global BIN_PATH
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1078,8 +1085,11 @@ def main():
     BIN_PATH = os.path.abspath(args.bin)
     if not os.access(BIN_PATH, os.X_OK):
         sys.exit("bench: %s is not an executable (run make first)" % BIN_PATH)
-    command = "/usr/bin/python3 integration/bench.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
+    # The report names the command to run from a clone (not this machine's
+    # paths), and what it ran, paths inside the repository made relative.
+    command = "make bench%s\n    # = python3 integration/bench.py %s" % (
+        " BENCH_QUICK=1" if args.quick else "",
+        " ".join(shlex.quote(repo_relative(a)) for a in sys.argv[1:]))
     when = time.strftime("%Y-%m-%d %H:%M %Z")
 
     env = Env("bench")

@@ -427,7 +427,7 @@ class Compare:
         return start, plan
 
     def changes(self):
-        counts = ({"slotsync": 60, "reload": 30, "dns-default": 8, "dns-tight": 30}
+        counts = ({"slotsync": 60, "reload": 30, "dns-default": 5, "dns-tight": 30}
                   if self.quick else
                   {"slotsync": 500, "reload": 500, "dns-default": 40, "dns-tight": 500})
         budget = 20 if self.quick else 100
@@ -493,7 +493,7 @@ class Compare:
         return res
 
     def churn(self):
-        seconds = 8 if self.quick else 30
+        seconds = 5 if self.quick else 30
         rate = 10
         self.r["churn"] = {"seconds": seconds, "rate": rate}
         pool = self.whoami
@@ -632,12 +632,12 @@ class Compare:
                            "hap_start_s": setup.start_s,
                            "ctrl_cpu": setup.ctrl_cpu(), "ctrl_kib": setup.ctrl_hwm(),
                            "hap_kib": hap_rss_kib(setup.hap), "reloads": setup.reloads()}
-                    # cost of one change at this size: 10 moves in s0000
+                    # cost of one change at this size: 20 moves in s0000 (5 quick)
                     lat = []
                     if got >= total:
                         s = names[0]
                         t_moves = time.monotonic()
-                        for i in range(10 if self.quick else 20):
+                        for i in range(5 if self.quick else 20):
                             if time.monotonic() - t_moves > 60 and len(lat) >= 3:
                                 break   # a slow strategy: fewer moves, p50 of those
                             port = 40000 + i
@@ -811,7 +811,7 @@ def report_lines(r, alone):
         "backends with empty slots, then `slotsync run`; reload per change: HAProxy on "
         "an empty file, then the updater renders and reloads; DNS: the DNS server, "
         "then HAProxy on server-templates), timed until every endpoint is in rotation. "
-        "Then 10-20 moves of one endpoint are timed (event -> applied p50 at that "
+        "Then 5-20 moves of one endpoint are timed (event -> applied p50 at that "
         "size; at least 3, fewer than 20 when they take over 60 s). Peak RSS is the controller's VmHWM (the Python updaters' figures are "
         "the interpreter's, given for completeness); HAProxy's RSS is master + "
         "workers at the end. DNS runs with HAProxy's default timers here.")

@@ -92,20 +92,22 @@ def test_check_lists_every_problem(env, bin_path):
     bad = write_config(env, {
         "etcd": {"endpoints": ["ftp://127.0.0.1:2379"], "prefix": PREFIX},
         "haproxy": {"runtime_socket": env.path("admin.sock"),
-                    "services_file": env.path("services.cfg")},
+                    "services_file": env.path("services.cfg"),
+                    "runtime_timeout_s": 0},
         "services": {"api": {"slots": 0}, "db": {"mode": "udp"}, "ok": {}},
         "log_level": "loud", "bogus": 1}, name="bad.json")
     r = run(bin_path, "check", "-c", bad)
     assert r.returncode == 1, r
     errors = [l for l in r.stderr.splitlines() if l.startswith("slotsync check: error: ")]
-    assert len(errors) == 5, r.stderr
+    assert len(errors) == 6, r.stderr
     for want in ("bogus: unknown key",
                  "etcd.endpoints[0]: URL must start with http:// or https://",
+                 "haproxy.runtime_timeout_s: must be between 1 and 300",
                  "services.api.slots: must be between",
                  "services.db.mode: must be",
                  "log_level: must be one of"):
         assert any(want in l for l in errors), (want, r.stderr)
-    assert r.stdout.strip().endswith("5 errors, 0 warnings"), r.stdout
+    assert r.stdout.strip().endswith("6 errors, 0 warnings"), r.stdout
 
 
 def test_check_warns_about_missing_paths(env, bin_path):

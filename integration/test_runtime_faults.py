@@ -24,7 +24,7 @@ class Setup:
     """etcd, one whoami backend, one service "web", HAProxy and slotsync."""
 
     def __init__(self, env, bin_path, web=None, socket_level=None, master=True,
-                 master_socket=None, log_level="info", start=True):
+                 master_socket=None, log_level="info", start=True, haproxy=None):
         self.env = env
         self.bin = bin_path
         self.etcd = env.start_etcd()
@@ -44,6 +44,7 @@ class Setup:
             "resync_interval_s": 30,
             "log_level": log_level,
         }
+        self.config["haproxy"].update(haproxy or {})
         if not master:
             del self.config["haproxy"]["master_socket"]
         self.config_path = write_config(env, self.config)
@@ -188,8 +189,10 @@ def test_timed_out_batch_cannot_undo_a_newer_change(env, bin_path):
     """Repro §5: HAProxy's worker stopped, a key put, the batch times out,
     the key deleted, the worker resumed. The old batch must not win: within
     3 s of SIGCONT HAProxy matches etcd (no ready slot for the deleted key,
-    no ready slot at 0.0.0.0), and stays so. A few trials."""
-    s = Setup(env, bin_path, log_level="info")
+    no ready slot at 0.0.0.0), and stays so. A few trials. The runtime
+    timeout is 2 s (haproxy.runtime_timeout_s) instead of the default 10 s:
+    the same race, each trial waiting a fifth as long for the timeout."""
+    s = Setup(env, bin_path, log_level="info", haproxy={"runtime_timeout_s": 2})
     env.wait_log("slotsync", r"HAProxy state read", alive=[s.slotsync])
     _, port2 = env.start_whoami("w2")
     s.put("keep", "127.0.0.1:%d" % s.port)

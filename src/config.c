@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include <slotsync/log.h>
+#include <slotsync/timeouts.h>
 
 #define ETCD_ENDPOINTS_MAX 16
 #define ETCD_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
@@ -714,7 +715,7 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
 {
     static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
                                        "services_file",  "reload_command", "min_reload_interval_ms",
-                                       "binary",         "hosts_map"};
+                                       "binary",         "hosts_map",      "runtime_timeout_s"};
     json_t *h;
     int ret;
 
@@ -758,8 +759,12 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
             return field_error(errmsg, "haproxy.hosts_map",
                                "may only use A-Z a-z 0-9 . _ - / (it defaults to "
                                "services_file + \".map\", so check that path too)");
-    return get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
-                   &cfg->min_reload_interval_ms, errmsg);
+    ret = get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
+                  &cfg->min_reload_interval_ms, errmsg);
+    if (ret < 0)
+        return ret;
+    return get_int(h, "haproxy", "runtime_timeout_s", RUNTIME_TIMEOUT_S_MIN, RUNTIME_TIMEOUT_S_MAX,
+                   &cfg->runtime_timeout_s, errmsg);
 }
 
 /* The backend options present in obj over what *opt already holds. */
@@ -1188,6 +1193,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
         return -EINVAL;
     }
     cfg->min_reload_interval_ms = DEFAULT_MIN_RELOAD_INTERVAL_MS;
+    cfg->runtime_timeout_s = RUNTIME_TIMEOUT_S;
     cfg->defaults.slots = DEFAULT_SLOTS;
     cfg->defaults.mode = MODE_HTTP;
     snprintf(cfg->defaults.balance, sizeof(cfg->defaults.balance), "%s", DEFAULT_BALANCE);
@@ -1508,6 +1514,7 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            same_str(nc->etcd_username, oc->etcd_username) &&
            same_str(nc->etcd_password_file, oc->etcd_password_file) &&
            strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
+           nc->runtime_timeout_s == oc->runtime_timeout_s &&
            same_str(nc->master_socket, oc->master_socket) &&
            strcmp(nc->services_file, oc->services_file) == 0 &&
            strcmp(nc->hosts_map, oc->hosts_map) == 0 &&

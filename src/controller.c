@@ -17,6 +17,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
@@ -2246,7 +2247,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             return r;
     }
     if (!render_only) {
-        c->rt = runtime_new(c->loop, cfg->runtime_socket, RUNTIME_TIMEOUT_S);
+        c->rt = runtime_new(c->loop, cfg->runtime_socket, cfg->runtime_timeout_s);
         if (!c->rt) {
             memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
             return -EINVAL;

@@ -10,6 +10,7 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/runtime.h>

@@ -208,6 +208,7 @@ Test(config, defaults)
     cr_expect_null(cfg.base_config);
     cr_expect_null(cfg.reload_command);
     cr_expect_eq(cfg.min_reload_interval_ms, 1000);
+    cr_expect_eq(cfg.runtime_timeout_s, 10);
     cr_expect_eq(cfg.defaults.slots, 8);
     cr_expect_eq(cfg.defaults.mode, MODE_HTTP);
     cr_expect_str_eq(cfg.defaults.balance, "roundrobin");
@@ -271,6 +272,8 @@ static const char *const good_cases[] = {
     CFG_HAPROXY(RS "," SF ",'reload_command':'/usr/sbin/haproxy -f /etc/haproxy.cfg -sf $PID'"),
     CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':0"),
     CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':600000"),
+    CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':1"),
+    CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':300"),
     CFG_DEFAULTS("'slots':1,'slot_growth':4096"),
     CFG_DEFAULTS("'slots':4096,'slot_growth':0"),
     CFG_DEFAULTS("'server_options':'check inter 2s ssl verify none ca-file /etc/ssl/ca.pem'"),
@@ -451,6 +454,14 @@ static const struct bad_case bad_cases[] = {
      "haproxy.min_reload_interval_ms: must be an integer"},
     {CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':true"),
      "haproxy.min_reload_interval_ms: must be an integer"},
+    {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':0"),
+     "haproxy.runtime_timeout_s: must be between 1 and 300"},
+    {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':301"),
+     "haproxy.runtime_timeout_s: must be between 1 and 300"},
+    {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':2.5"),
+     "haproxy.runtime_timeout_s: must be an integer"},
+    {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':'10'"),
+     "haproxy.runtime_timeout_s: must be an integer"},
 
     /* defaults */
     {CFG("'defaults':[]"), "defaults: must be an object"},
@@ -1479,6 +1490,7 @@ static const struct same_case same_cases[] = {
     {CFG_HAPROXY(RS "," SF ",'base_config':'/etc/haproxy/haproxy.cfg'"), false, true, true},
     {CFG_HAPROXY(RS "," SF ",'reload_command':'/bin/true'"), false, true, true},
     {CFG_HAPROXY(RS "," SF ",'min_reload_interval_ms':0"), true, true, true},
+    {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':2"), false, true, true},
     {CFG_HTTP("'bind':'127.0.0.1:8080'"), true, false, true},
     {CFG_DEFAULTS("'balance':'leastconn'"), true, true, false},
     {CFG_DEFAULTS("'server_options':'check'"), true, true, false},

@@ -67,6 +67,7 @@ struct config {
     char *haproxy_bin;    /* for "haproxy -c"; default "haproxy" (PATH) */
     char *hosts_map;      /* the HTTP frontend's map; default <services_file>.map */
     int min_reload_interval_ms;
+    int runtime_timeout_s; /* one exchange on runtime_socket (a batch, a read) */
 
     struct service_options defaults;
     struct service_conf *services; /* sorted by name */

@@ -1,11 +1,8 @@
 /* etcd - an etcd v3 client over the JSON gateway (/v3/...), on the loop.
  *
- * Unary calls (range, put, delete, lease grant/keepalive/revoke) and a
- * long-lived prefix sync: list the prefix in pages, then watch from the
- * listing's revision + 1; on a broken stream reconnect with capped
- * exponential backoff and jitter and resume from the last revision seen; when
- * that revision was compacted, list again (the consumer diffs). Several
- * endpoints fail over in turn.
+ * Unary calls (range, put, delete, transactions, lease
+ * grant/keepalive/revoke); several endpoints fail over in turn. The
+ * long-lived prefix sync (list + watch) built on it is in etcd_sync.h.
  *
  * The gateway's quirks (seen on etcd 3.4): keys and values are base64; int64
  * fields are JSON strings; zero-valued fields are omitted (a PUT event has no
@@ -13,7 +10,7 @@
  * "compact_revision":"N"}} on a stream that stays open.
  *
  * The pure decoders of the replies are in etcd_decode.h; the shared types in
- * etcd-t.h.
+ * etcd-t.h. This header does not pull in jansson.h.
  */
 #ifndef SLOTSYNC_ETCD_H
 #define SLOTSYNC_ETCD_H
@@ -30,7 +27,6 @@ struct ev_loop;
 struct http_client;
 struct etcd_client;
 struct etcd_call;
-struct etcd_sync;
 
 /* ---- client ---- */
 
@@ -38,7 +34,7 @@ struct etcd_sync;
  * http client is borrowed and must outlive the etcd client. */
 struct etcd_client *etcd_client_new(struct ev_loop *loop, struct http_client *http,
                                     char *const *endpoints, size_t n);
-/* Cancels every call and sync (no callbacks) and frees. */
+/* Cancels every call and stops every sync (no callbacks), and frees. */
 void etcd_client_free(struct etcd_client *c);
 
 /* Authenticate as user with password (both copied; user NULL: no
@@ -86,28 +82,5 @@ struct etcd_call *etcd_lease_keepalive(struct etcd_client *c, int64_t lease, etc
                                        void *arg);
 struct etcd_call *etcd_lease_revoke(struct etcd_client *c, int64_t lease, etcd_reply_cb cb,
                                     void *arg);
-
-/* Prefix sync. The consumer sees a listing as list_begin, kv* (deleted
- * false), list_end; then watch events as kv* (deleted set for deletes),
- * each watch message closed by batch_end. A re-list after compaction or a
- * lost revision repeats list_begin..list_end, so the consumer can diff.
- * connected(false) reports a broken stream (kept trying in the background);
- * its why is safe to log as it is (see etcd_reply_cb).
- *
- * While watching, the member the watch is on is probed every second on a
- * connection of its own (a linearizable one-key range, 3 s timeout); a
- * member that does not answer is hung: the watch moves to the next endpoint
- * and resumes after the last revision. The watch also asks for a leader
- * (gRPC metadata hasleader), so a member cut off from the cluster cancels
- * it. A probe whose header revision is below one already seen, or whose
- * cluster id changed, means a rebuilt or restored cluster: one warning and a
- * full re-list. The callbacks (struct etcd_sync_ops) and counters are in
- * etcd-t.h. */
-
-/* Start syncing prefix (copied). ops and arg are borrowed. NULL on ENOMEM. */
-struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
-                                  const struct etcd_sync_ops *ops, void *arg);
-void etcd_sync_stop(struct etcd_sync *s);
-const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s);
 
 #endif

@@ -23,7 +23,11 @@
 
 /* HAProxy */
 #define RUNTIME_DEFAULT_TIMEOUT_S 5.0 /* a runtime exchange, when none is given */
-#define RUNTIME_TIMEOUT_S 10.0        /* the controller's runtime socket exchanges */
+/* the controller's runtime socket exchanges: haproxy.runtime_timeout_s's
+ * default, and the range it accepts */
+#define RUNTIME_TIMEOUT_S 10
+#define RUNTIME_TIMEOUT_S_MIN 1
+#define RUNTIME_TIMEOUT_S_MAX 300
 #define MASTER_SENTINEL_TIMEOUT_S 5.0 /* the controller's watch on the master socket */
 #define MASTER_TIMEOUT_S 10.0         /* the reloader's "show proc" and "reload" */
 #define RELOAD_TIMEOUT_S 15.0         /* a whole reload, from check to new worker */

@@ -1,0 +1,83 @@
+/* etcd-int - what the etcd client (etcd.c) shares with its prefix sync
+ * (etcd_sync.c), and with no other module.
+ *
+ * The client owns the endpoints, the failover cursor and the authentication
+ * token; a sync borrows them to open its watch on the member in use, to
+ * probe that member, and to wait for a token like any call. Helpers named
+ * etcd__x / etcd_sync__x (libuv's convention) are internal: other modules
+ * use etcd.h and etcd_sync.h.
+ */
+#ifndef SLOTSYNC_ETCD_INT_H
+#define SLOTSYNC_ETCD_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <slotsync/etcd.h>
+
+struct ev_loop;
+struct http_client;
+struct http_request;
+
+/* Username/password authentication: one /v3/auth/authenticate at a time;
+ * calls and watches that need a token wait for it. */
+struct etcd_auth {
+    char *user, *password; /* NULL: no authentication */
+    char *token;           /* sent as the raw Authorization header */
+    unsigned gen;          /* bumped with every new token */
+    struct http_request *req;
+    size_t ep;
+};
+
+struct etcd_client {
+    struct ev_loop *loop;
+    struct http_client *http;
+    char **endpoints;
+    size_t n_endpoints;
+    size_t cur; /* endpoint in use; moves on after a connection failure */
+    long call_timeout_ms;
+    struct etcd_call *calls;
+    struct etcd_sync *syncs; /* owned by etcd_sync.c, linked through it */
+    struct etcd_auth auth;
+};
+
+/* ---- etcd.c, for etcd_sync.c ---- */
+
+/* Move off endpoint ep after it failed, unless someone already did. why
+ * (log-safe, naming ep) makes the switch a warning; NULL logs it as info. */
+void etcd__endpoint_failed(struct etcd_client *c, size_t ep, const char *why);
+/* endpoint ep's URL followed by path: new, or NULL on ENOMEM. */
+char *etcd__endpoint_url(const struct etcd_client *c, size_t ep, const char *path);
+/* Errors worth one more try on the next endpoint. */
+bool etcd__retryable(int err);
+/* err and text say the revision asked for was compacted. */
+bool etcd__is_compacted(int err, const char *text);
+
+/* etcd_call(), or with pin >= 0 a call to that endpoint only (no failover,
+ * no endpoint switch). body is stolen, even on failure. */
+struct etcd_call *etcd__call_start(struct etcd_client *c, long pin, const char *path,
+                                   struct json_t *body, long timeout_ms, etcd_reply_cb cb,
+                                   void *arg);
+
+/* Set a base64 / an int64-as-string field of a request body. 0 or
+ * -ENOMEM. */
+int etcd__set_b64(struct json_t *obj, const char *field, const void *data, size_t len);
+int etcd__set_int64(struct json_t *obj, const char *field, int64_t v);
+
+/* Authentication is configured and no token is held. */
+bool etcd__auth_needed(struct etcd_client *c);
+/* Start /v3/auth/authenticate unless one is in flight. 0, or -ENOMEM (then
+ * nothing waits for it: the caller fails what needed it). */
+int etcd__auth_start(struct etcd_client *c);
+/* The token sent with generation gen was refused: forget it, unless a newer
+ * one replaced it meanwhile. */
+void etcd__auth_invalidate(struct etcd_client *c, unsigned gen);
+
+/* ---- etcd_sync.c, for etcd.c ---- */
+
+/* The authentication every waiting sync waited for ended: err 0, start their
+ * watches; otherwise fail them with text (log-safe) and let them back off. */
+void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text);
+
+#endif
