@@ -105,71 +105,31 @@ static int on_state_row(const struct server_state *st, void *arg)
     return 0;
 }
 
-static int cmp_state_by_slot(const void *a, const void *b)
+/* Make b's slot table match the slots HAProxy has (backend_adopt()), and
+ * say what changed. */
+static int adopt(struct apply *a, struct backend *b)
 {
-    long x = slots_index_of(((const struct server_state *)a)->server);
-    long y = slots_index_of(((const struct server_state *)b)->server);
-
-    return (x > y) - (x < y);
-}
-
-/* Make b's slot table match the slots HAProxy has (s1..sK, contiguous). */
-static int backend_adopt(struct apply *a, struct backend *b)
-{
-    size_t k = 0, n_before = b->slots.n;
-    bool was_present = b->present;
+    struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
     bool trusted = a->adopted && a->adopt_epoch == a->resync_epoch && !a->batch_failed;
+    struct backend_adoption ad;
+    int r = backend_adopt(b, trusted, svc ? svc->n_endpoints : 0, &ad);
 
-    if (!backend_ours(b))
-        return 0;
-    if (b->n_seen)
-        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
-    while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
-        k++;
-    if (k < b->n_seen)
+    if (r < 0)
+        return r;
+    if (ad.gap)
         log_warn(MOD, "backend %s: slot servers are not contiguous after s%zu: using s1..s%zu",
-                 b->conf.name, k, k);
-    if (b->added_to && k < b->added_to) {
+                 b->conf.name, ad.contiguous, ad.contiguous);
+    if (ad.runtime_lost)
         log_warn(MOD, "backend %s: slots added at run time are gone: growing by reload instead",
                  b->conf.name);
-        b->grow_by_reload = true;
-    }
-    b->added_to = 0;
-    /* Not in HAProxy (yet): keep the table a pending render was built on. */
-    if (!b->seen_backend && b->slots.n && !was_present)
-        k = b->slots.n;
-    else if (backend_resize(b, k) < 0)
-        return -ENOMEM;
-    /* What HAProxy has that we did not set (nothing failed, no reload or
-     * restart since we last read it): drift, repaired and logged as such. */
-    for (size_t i = 0; i < b->slots.n; i++)
-        b->drift[i] =
-            trusted && was_present && b->seen_backend && i < k && i < n_before &&
-            b->have[i].server[0] &&
-            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
-             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
-    if (b->seen_backend && k)
-        memcpy(b->have, b->seen, k * sizeof(*b->have));
-    else if (b->slots.n)
-        memset(b->have, 0, b->slots.n * sizeof(*b->have));
-    if (was_present != b->seen_backend || n_before != k) {
-        if (!b->seen_backend)
+    if (ad.changed) {
+        if (!b->present)
             log_warn(MOD, "backend %s is not in HAProxy's running configuration", b->conf.name);
         else
-            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, k);
+            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, ad.slots);
     }
-    b->present = b->seen_backend;
-    if (b->present) {
-        b->missing_noted = false;
-    } else if (!b->missing_noted) {
-        struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
-
-        if (b->configured || (svc && svc->n_endpoints)) {
-            b->missing_noted = true;
-            a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
-        }
-    }
-    b->dirty = true;
+    if (ad.missing)
+        a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
     return 0;
 }
 
@@ -365,7 +325,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     if (bad)
         log_warn(MOD, "show servers state: %zu rows failed validation and were ignored", bad);
     for (size_t i = 0; i < n_be; i++) {
-        if (backend_adopt(a, be[i]) < 0) {
+        if (adopt(a, be[i]) < 0) {
             runtime_failed(a, -ENOMEM, "adopting HAProxy's state");
             return;
         }

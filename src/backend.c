@@ -319,3 +319,62 @@ bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const 
     r->warned_at = recent ? warned_at : now;
     return recent;
 }
+
+/* ---- adopting HAProxy's state ---- */
+
+static int cmp_state_by_slot(const void *a, const void *b)
+{
+    long x = slots_index_of(((const struct server_state *)a)->server);
+    long y = slots_index_of(((const struct server_state *)b)->server);
+
+    return (x > y) - (x < y);
+}
+
+int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out)
+{
+    size_t k = 0, n_before = b->slots.n;
+    bool was_present = b->present;
+
+    memset(out, 0, sizeof(*out));
+    if (!backend_ours(b))
+        return 0;
+    if (b->n_seen)
+        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
+    while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
+        k++;
+    out->gap = k < b->n_seen;
+    out->contiguous = k;
+    if (b->added_to && k < b->added_to) {
+        out->runtime_lost = true;
+        b->grow_by_reload = true;
+    }
+    b->added_to = 0;
+    /* Not in HAProxy (yet): keep the table a pending render was built on. */
+    if (!b->seen_backend && b->slots.n && !was_present)
+        k = b->slots.n;
+    else if (backend_resize(b, k) < 0)
+        return -ENOMEM;
+    /* What HAProxy has that we did not set (nothing failed, no reload or
+     * restart since we last read it): drift, repaired and logged as such. */
+    for (size_t i = 0; i < b->slots.n; i++)
+        b->drift[i] =
+            trusted && was_present && b->seen_backend && i < k && i < n_before &&
+            b->have[i].server[0] &&
+            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
+             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
+    if (b->seen_backend && k)
+        memcpy(b->have, b->seen, k * sizeof(*b->have));
+    else if (b->slots.n)
+        memset(b->have, 0, b->slots.n * sizeof(*b->have));
+    out->changed = was_present != b->seen_backend || n_before != k;
+    out->slots = k;
+    b->present = b->seen_backend;
+    if (b->present) {
+        b->missing_noted = false;
+    } else if (!b->missing_noted && (b->configured || endpoints)) {
+        b->missing_noted = true;
+        out->missing = true;
+    }
+    b->dirty = true;
+    return 0;
+}

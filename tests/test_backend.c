@@ -339,3 +339,201 @@ Test(backend, proxy_names_of_a_config_text)
     cr_assert_eq(backend_proxy_names("", 0, &be, NULL), 0);
     cr_assert_eq(be.n, 0);
 }
+
+/* ---- backend_adopt(): HAProxy's rows into a backend ---- */
+
+/* One row of "show servers state" for slot server (s1, s2, ...). */
+static struct server_state row(const char *server, const char *addr, unsigned port)
+{
+    struct server_state st;
+
+    memset(&st, 0, sizeof(st));
+    snprintf(st.backend, sizeof(st.backend), "web");
+    snprintf(st.server, sizeof(st.server), "%s", server);
+    snprintf(st.addr, sizeof(st.addr), "%s", addr);
+    st.port = port;
+    st.weight = 1;
+    return st;
+}
+
+#define ADOPT_ROWS_MAX 4
+
+struct adopt_case {
+    const char *name;
+    /* before */
+    bool configured, foreign, was_present, trusted;
+    size_t slots_before, added_to, endpoints;
+    const char *had_addr; /* slot 0's view before (NULL: unknown) */
+    /* HAProxy's reply */
+    bool seen_backend;
+    const char *rows[ADOPT_ROWS_MAX]; /* server names, NULL-terminated; all at 10.0.0.1:80 */
+    /* after */
+    size_t slots, contiguous;
+    bool gap, runtime_lost, changed, missing, present, drift0, grow_by_reload;
+};
+
+static const struct adopt_case adopt_cases[] = {
+    {.name = "first read: three slots",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s1", "s2", "s3"},
+     .slots = 3,
+     .contiguous = 3,
+     .changed = true,
+     .present = true},
+    {.name = "rows out of order are sorted",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s3", "s1", "s2"},
+     .slots = 3,
+     .contiguous = 3,
+     .changed = true,
+     .present = true},
+    {.name = "a gap: only s1..s2",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s1", "s2", "s4"},
+     .slots = 2,
+     .contiguous = 2,
+     .gap = true,
+     .changed = true,
+     .present = true},
+    {.name = "same slots again: no change",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 2,
+     .seen_backend = true,
+     .rows = {"s1", "s2"},
+     .slots = 2,
+     .contiguous = 2,
+     .present = true},
+    {.name = "configured and missing: a reload is asked",
+     .configured = true,
+     .seen_backend = false,
+     .missing = true},
+    {.name = "etcd-only, no endpoints, missing: nothing asked", .seen_backend = false},
+    {.name = "etcd-only with endpoints, missing: a reload is asked",
+     .endpoints = 2,
+     .seen_backend = false,
+     .missing = true},
+    {.name = "missing with a pending render's table: kept",
+     .configured = true,
+     .slots_before = 4,
+     .seen_backend = false,
+     .slots = 4,
+     .missing = true},
+    {.name = "was present, now gone",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 2,
+     .seen_backend = false,
+     .slots = 0,
+     .changed = true,
+     .missing = true},
+    {.name = "runtime slots gone: grow by reload",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 4,
+     .added_to = 4,
+     .seen_backend = true,
+     .rows = {"s1", "s2"},
+     .slots = 2,
+     .contiguous = 2,
+     .runtime_lost = true,
+     .changed = true,
+     .present = true,
+     .grow_by_reload = true},
+    {.name = "trusted and different: drift",
+     .configured = true,
+     .was_present = true,
+     .trusted = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.9",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true,
+     .drift0 = true},
+    {.name = "not trusted and different: no drift",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.9",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true},
+    {.name = "trusted and the same: no drift",
+     .configured = true,
+     .was_present = true,
+     .trusted = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.1",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true},
+    {.name = "foreign: left alone",
+     .configured = true,
+     .foreign = true,
+     .slots_before = 1,
+     .seen_backend = false,
+     .slots = 1},
+};
+
+Test(backend, adopt_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(adopt_cases); i++) {
+        const struct adopt_case *t = &adopt_cases[i];
+        struct backend *b = insert("web", 0, 0, t->configured);
+        struct backend_adoption ad;
+        size_t n = 0;
+
+        b->claimed = true;
+        b->foreign = t->foreign;
+        b->present = t->was_present;
+        b->dirty = false;
+        cr_assert_eq(backend_resize(b, t->slots_before), 0);
+        if (t->had_addr)
+            b->have[0] = row("s1", t->had_addr, 80);
+        b->added_to = t->added_to;
+        b->seen_backend = t->seen_backend;
+        for (; n < ADOPT_ROWS_MAX && t->rows[n]; n++) {
+            b->seen = realloc(b->seen, (n + 1) * sizeof(*b->seen));
+            cr_assert_not_null(b->seen);
+            b->seen[n] = row(t->rows[n], "10.0.0.1", 80);
+            b->n_seen = b->cap_seen = n + 1;
+        }
+        cr_assert_eq(backend_adopt(b, t->trusted, t->endpoints, &ad), 0, "%s", t->name);
+        cr_expect_eq(b->slots.n, t->slots, "%s: %zu slots", t->name, b->slots.n);
+        cr_expect_eq(ad.contiguous, t->contiguous, "%s", t->name);
+        cr_expect_eq(ad.gap, t->gap, "%s", t->name);
+        cr_expect_eq(ad.runtime_lost, t->runtime_lost, "%s", t->name);
+        cr_expect_eq(ad.changed, t->changed, "%s", t->name);
+        cr_expect_eq(ad.missing, t->missing, "%s", t->name);
+        cr_expect_eq(b->present, t->present, "%s", t->name);
+        cr_expect_eq(b->grow_by_reload, t->grow_by_reload, "%s", t->name);
+        cr_expect_eq(b->dirty, !t->foreign, "%s", t->name);
+        if (t->slots)
+            cr_expect_eq(b->drift[0], t->drift0, "%s", t->name);
+        /* HAProxy's rows are the view now, in slot order */
+        for (size_t j = 0; t->present && j < t->contiguous; j++)
+            cr_expect_eq(slots_index_of(b->have[j].server), (long)j, "%s: slot %zu", t->name, j);
+        teardown();
+    }
+}
+
+Test(backend, adopt_twice_notes_a_missing_backend_once)
+{
+    struct backend *b = insert("web", 2, 0, true);
+    struct backend_adoption ad;
+
+    b->claimed = true;
+    cr_assert_eq(backend_adopt(b, false, 0, &ad), 0);
+    cr_expect(ad.missing);
+    cr_assert_eq(backend_adopt(b, false, 0, &ad), 0);
+    cr_expect_not(ad.missing, "asked once until it is seen");
+}

@@ -86,6 +86,30 @@ size_t backend_grow_step(const struct backend *b, size_t n);
  * configured slots) by the growth rule. */
 size_t backend_fit_slots(const struct backend *b, size_t n, size_t endpoints);
 
+/* ---- adopting HAProxy's state ---- */
+
+/* What backend_adopt() did, for the caller's log lines. */
+struct backend_adoption {
+    size_t contiguous; /* HAProxy has slot servers s1..s<contiguous> without a gap */
+    bool gap;          /* rows past a gap in the slot numbers were ignored */
+    bool runtime_lost; /* slots added at run time are gone: grow_by_reload is now set */
+    bool changed;      /* presence in HAProxy or the slot count changed */
+    size_t slots;      /* the slot count now */
+    bool missing;      /* not in HAProxy and noted now: a reload should add it */
+};
+
+/* Adopt the rows of "show servers state" collected in b->seen (n_seen
+ * entries, sorted here by slot; seen_backend set when HAProxy listed b at
+ * all): b's slot table is sized to HAProxy's contiguous slots and its view
+ * (have) becomes HAProxy's. A backend absent from HAProxy that was not
+ * present before keeps the table a pending render was built on. trusted:
+ * nothing failed, reloaded or restarted since the last adoption, so a slot
+ * HAProxy has other than we set is drift (b->drift). endpoints: the
+ * catalog's count for b (a missing etcd-only backend without endpoints asks
+ * no reload). Marks b dirty. A backend not ours is left alone. 0 or -ENOMEM
+ * (then b may be half-adopted: the caller resyncs). *out is always set. */
+int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out);
+
 /* ---- ownership name sets ---- */
 
 /* Copy name in (call backend_names_sort() once all are in). 0 or -ENOMEM. */
