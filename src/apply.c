@@ -609,43 +609,25 @@ static int grow_at_runtime(struct apply *a, struct backend *b, size_t n)
     return 0;
 }
 
+/* A weight a static algorithm cannot apply (backend_static_weights()). */
+static void warn_weight(const struct backend *b, const struct slot *s, void *arg)
+{
+    struct apply *a = arg;
+
+    a->stats.static_weights_ignored++;
+    log_warn(MOD,
+             "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
+             "weight %u of %s/%s is not applied (only weight 0, as drain)",
+             b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
+}
+
 /* The planning options of b: its refused commands, and for a static
  * algorithm no weights (one warning per endpoint whose weight is not sent). */
 static const struct plan_opts *static_opts(struct apply *a, struct backend *b, struct plan_opts *o)
 {
-    char **warned = NULL;
-    size_t n = 0;
-
-    o->static_weights = config_balance_is_static(b->conf.opt.balance);
-    o->refused = b->refused;
-    o->n_refused = b->n_refused;
-    if (!o->static_weights)
-        return o;
-    warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
-    for (size_t i = 0; warned && i < b->slots.n; i++) {
-        const struct slot *s = &b->slots.slots[i];
-        bool known = false;
-
-        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
-            continue;
-        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
-            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
-        if (!known) {
-            a->stats.static_weights_ignored++;
-            log_warn(MOD,
-                     "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
-                     "weight %u of %s/%s is not applied (only weight 0, as drain)",
-                     b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
-        }
-        if (!(warned[n] = strdup(s->instance)))
-            break;
-        n++;
-    }
-    for (size_t k = 0; k < b->n_weight_warned; k++)
-        free(b->weight_warned[k]);
-    free(b->weight_warned);
-    b->weight_warned = warned;
-    b->n_weight_warned = warned ? n : 0;
+    backend_plan_opts(b, o);
+    if (o->static_weights)
+        backend_static_weights(b, warn_weight, a);
     return o;
 }
 
@@ -655,33 +637,28 @@ static void converge_backend(struct apply *a, struct backend *b)
     struct plan_opts opts;
     size_t endpoints = svc ? svc->n_endpoints : 0;
     size_t first_change = a->plan.n_changes;
-    size_t n = b->slots.n;
+    size_t n = 0;
     int r;
 
     b->dirty = false;
     if (!b->present || !backend_ours(b))
         return;
-    /* A configured slot count above HAProxy's is honoured (a lower one
-     * never takes a slot away: it may hold an endpoint). */
-    if (n < (size_t)b->conf.opt.slots)
-        n = (size_t)b->conf.opt.slots;
-    if (endpoints > n)
-        n = backend_fit_slots(b, n, endpoints);
-    if (n > b->slots.n) {
-        if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
-            r = grow_at_runtime(a, b, n);
-            if (r < 0) {
-                log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
-                a->resync_wanted = true;
-                return;
-            }
-        } else if (b->want_slots < n) {
-            b->want_slots = n;
-            a->ops->want_reload(a->arg,
-                                endpoints > b->slots.n ? "more slots needed by"
-                                                       : "more slots configured for",
-                                b->conf.name);
+    switch (backend_growth(b, endpoints, &n)) {
+    case BACKEND_GROW_RUNTIME:
+        r = grow_at_runtime(a, b, n);
+        if (r < 0) {
+            log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
+            a->resync_wanted = true;
+            return;
         }
+        break;
+    case BACKEND_GROW_RELOAD:
+        a->ops->want_reload(
+            a->arg, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
+            b->conf.name);
+        break;
+    case BACKEND_GROW_NONE:
+        break;
     }
     r = slots_assign(&b->slots, svc, b->have);
     if (r < 0) {

@@ -378,3 +378,60 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
     b->dirty = true;
     return 0;
 }
+
+/* ---- converging ---- */
+
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+{
+    *n = b->slots.n;
+    /* A configured slot count above HAProxy's is honoured (a lower one
+     * never takes a slot away: it may hold an endpoint). */
+    if (*n < (size_t)b->conf.opt.slots)
+        *n = (size_t)b->conf.opt.slots;
+    if (endpoints > *n)
+        *n = backend_fit_slots(b, *n, endpoints);
+    if (*n <= b->slots.n)
+        return BACKEND_GROW_NONE;
+    if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance))
+        return BACKEND_GROW_RUNTIME;
+    if (b->want_slots >= *n)
+        return BACKEND_GROW_NONE;
+    b->want_slots = *n;
+    return BACKEND_GROW_RELOAD;
+}
+
+const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o)
+{
+    o->static_weights = config_balance_is_static(b->conf.opt.balance);
+    o->refused = b->refused;
+    o->n_refused = b->n_refused;
+    return o;
+}
+
+void backend_static_weights(struct backend *b,
+                            void (*warn)(const struct backend *b, const struct slot *s, void *arg),
+                            void *arg)
+{
+    char **warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
+    size_t n = 0;
+
+    for (size_t i = 0; warned && i < b->slots.n; i++) {
+        const struct slot *s = &b->slots.slots[i];
+        bool known = false;
+
+        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
+            continue;
+        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
+            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
+        if (!known)
+            warn(b, s, arg);
+        if (!(warned[n] = strdup(s->instance)))
+            break;
+        n++;
+    }
+    for (size_t k = 0; k < b->n_weight_warned; k++)
+        free(b->weight_warned[k]);
+    free(b->weight_warned);
+    b->weight_warned = warned;
+    b->n_weight_warned = warned ? n : 0;
+}

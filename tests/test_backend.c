@@ -537,3 +537,100 @@ Test(backend, adopt_twice_notes_a_missing_backend_once)
     cr_assert_eq(backend_adopt(b, false, 0, &ad), 0);
     cr_expect_not(ad.missing, "asked once until it is seen");
 }
+
+/* ---- backend_growth(): how a present backend gets its slots ---- */
+
+struct growth_case {
+    const char *name;
+    const char *balance;
+    int configured_slots, growth;
+    size_t have, endpoints, want_slots;
+    bool grow_by_reload;
+    enum backend_grow expect;
+    size_t n, want_after;
+};
+
+static const struct growth_case growth_cases[] = {
+    {"enough slots", "roundrobin", 4, 0, 4, 3, 0, false, BACKEND_GROW_NONE, 4, 0},
+    {"HAProxy has more than configured: kept", "roundrobin", 2, 0, 4, 3, 0, false,
+     BACKEND_GROW_NONE, 4, 0},
+    {"more endpoints, dynamic: doubled at run time", "roundrobin", 4, 0, 4, 5, 0, false,
+     BACKEND_GROW_RUNTIME, 8, 0},
+    {"more endpoints, fixed step", "leastconn", 4, 3, 4, 5, 0, false, BACKEND_GROW_RUNTIME, 7, 0},
+    {"more configured, dynamic", "roundrobin", 6, 0, 4, 0, 0, false, BACKEND_GROW_RUNTIME, 6, 0},
+    {"static algorithm: by reload", "static-rr", 4, 0, 4, 5, 0, false, BACKEND_GROW_RELOAD, 8, 8},
+    {"runtime slots were lost: by reload", "roundrobin", 4, 0, 4, 5, 0, true, BACKEND_GROW_RELOAD,
+     8, 8},
+    {"reload already asked for that many", "static-rr", 4, 0, 4, 5, 8, false, BACKEND_GROW_NONE, 8,
+     8},
+    {"reload asked for fewer: asked again", "source", 4, 0, 4, 9, 8, false, BACKEND_GROW_RELOAD, 16,
+     16},
+};
+
+Test(backend, growth_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(growth_cases); i++) {
+        const struct growth_case *t = &growth_cases[i];
+        struct backend *b = insert("web", t->configured_slots, t->growth, true);
+        size_t n = 0;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        cr_assert_eq(backend_resize(b, t->have), 0);
+        b->want_slots = t->want_slots;
+        b->grow_by_reload = t->grow_by_reload;
+        cr_expect_eq(backend_growth(b, t->endpoints, &n), t->expect, "%s", t->name);
+        cr_expect_eq(n, t->n, "%s: %zu slots", t->name, n);
+        cr_expect_eq(b->want_slots, t->want_after, "%s: want %zu", t->name, b->want_slots);
+        cr_expect_eq(b->slots.n, t->have, "%s: the table is not grown here", t->name);
+        teardown();
+    }
+}
+
+/* ---- backend_static_weights(): one warning per instance ---- */
+
+static size_t warned_count;
+static char warned_last[128];
+
+static void count_warning(const struct backend *b, const struct slot *s, void *arg)
+{
+    cr_assert_eq(arg, &warned_count);
+    warned_count++;
+    snprintf(warned_last, sizeof(warned_last), "%.60s/%.60s", b->conf.name, s->instance);
+}
+
+static void fill(struct backend *b, size_t i, const char *instance, unsigned weight)
+{
+    free(b->slots.slots[i].instance);
+    b->slots.slots[i].instance = instance ? strdup(instance) : NULL;
+    b->slots.slots[i].ep.weight = weight;
+}
+
+Test(backend, static_weights_warn_once_per_instance)
+{
+    struct backend *b = insert("web", 4, 0, true);
+    struct plan_opts o;
+
+    snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "static-rr");
+    cr_assert_eq(backend_resize(b, 4), 0);
+    cr_expect(backend_plan_opts(b, &o)->static_weights);
+    fill(b, 0, "a", 1); /* default: nothing to say */
+    fill(b, 1, "b", 0); /* drain: applied */
+    fill(b, 2, "c", 5);
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 1);
+    cr_expect_str_eq(warned_last, "web/c");
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 1, "not told twice");
+    fill(b, 3, "d", 7);
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 2);
+    cr_expect_str_eq(warned_last, "web/d");
+    fill(b, 2, NULL, 0); /* c leaves... */
+    backend_static_weights(b, count_warning, &warned_count);
+    fill(b, 2, "c", 5); /* ...and comes back: told again */
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 3);
+    cr_expect_str_eq(warned_last, "web/c");
+    snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "roundrobin");
+    cr_expect_not(backend_plan_opts(b, &o)->static_weights);
+}

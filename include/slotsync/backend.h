@@ -110,6 +110,32 @@ struct backend_adoption {
  * (then b may be half-adopted: the caller resyncs). *out is always set. */
 int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out);
 
+/* ---- converging ---- */
+
+enum backend_grow {
+    BACKEND_GROW_NONE,    /* it has the slots, or a reload for them was asked already */
+    BACKEND_GROW_RUNTIME, /* "add server" adds them (plan_add_slots(), backend_add_slots()) */
+    BACKEND_GROW_RELOAD,  /* a render must: want_slots is set now, so asked once per count */
+};
+/* How b, present in HAProxy, gets the slots it needs: *n is its configured
+ * slot count, or HAProxy's if higher (a slot is never taken away), fitted by
+ * the growth rule to endpoints. Run-time growth needs a dynamic algorithm
+ * and no earlier loss of run-time slots (grow_by_reload). */
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n);
+
+/* Fill o with b's planning options: no weights for a static algorithm, and
+ * b's refused commands (borrowed: valid while b's refusals do not change).
+ * Returns o. */
+const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o);
+
+/* For a static algorithm: call warn once for each filled slot whose weight
+ * HAProxy cannot apply (not 0, not the default) and whose instance was not
+ * warned about at the last call; b then remembers exactly the instances of
+ * such slots now (an instance that leaves and comes back is told again). */
+void backend_static_weights(struct backend *b,
+                            void (*warn)(const struct backend *b, const struct slot *s, void *arg),
+                            void *arg);
+
 /* ---- ownership name sets ---- */
 
 /* Copy name in (call backend_names_sort() once all are in). 0 or -ENOMEM. */
