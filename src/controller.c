@@ -918,55 +918,54 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* "12.3 s ago" or "never" into buf. */
-static const char *ago(char *buf, size_t size, double now, double then)
+static void dump_line(const char *text, void *arg)
 {
-    if (then <= 0)
-        snprintf(buf, size, "never");
-    else
-        snprintf(buf, size, "%.1f s ago", now - then);
-    return buf;
+    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
 }
 
-/* SIGUSR1: what the daemon knows, written to the log whatever its level,
- * never rate-limited (one line per backend). */
+/* SIGUSR1: what the daemon knows (status_dump()), written to the log
+ * whatever its level, never rate-limited (one line per backend). */
 static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct ctl *c = w->data;
     const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    double now = ev_now(loop);
-    char resync[32], reload[32];
+    struct status_dump_backend *db = calloc(c->n_backends + 1, sizeof(*db));
+    struct status_dump d = {
+        .now = ev_now(loop),
+        .revision = es ? es->revision : 0,
+        .watching = es && es->watching,
+        .listed = c->listed,
+        .endpoints = catalog_count(c->cat),
+        .services = c->cat->n_services,
+        .rejected = c->cat->rejected,
+        .unknown_fields = c->cat->unknown_fields,
+        .synced = c->ap.synced,
+        .last_resync_at = c->ap.last_resync_at,
+        .resyncs = c->ap.stats.resyncs,
+        .last_reload_at = c->last_reload_start,
+        .reloads = c->stats.reloads,
+        .reload_failures = c->stats.reload_failures,
+        .check_failures = c->stats.check_failures,
+        .reloading = c->reloading,
+        .batches = c->ap.stats.batches,
+        .commands = c->ap.stats.commands,
+        .refused = c->ap.stats.command_failures,
+        .backends = db,
+        .n_backends = c->n_backends,
+    };
 
-    log_msg_all(LOG_LEVEL_INFO, MOD,
-                "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
-                "services, %llu values rejected, %llu with unknown JSON fields",
-                es ? (long long)es->revision : 0LL,
-                es && es->watching ? "watching" : "not watching",
-                c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
-                c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
-    log_msg_all(LOG_LEVEL_INFO, MOD,
-                "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
-                "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
-                "(%llu refused)",
-                c->ap.synced ? "known" : "not known yet",
-                ago(resync, sizeof(resync), now, c->ap.last_resync_at), c->ap.stats.resyncs,
-                ago(reload, sizeof(reload), now, c->last_reload_start), c->stats.reloads,
-                c->stats.reload_failures, c->stats.check_failures,
-                c->reloading ? ", one in flight" : "", c->ap.stats.batches, c->ap.stats.commands,
-                c->ap.stats.command_failures);
-    for (size_t i = 0; i < c->n_backends; i++) {
+    for (size_t i = 0; db && i < c->n_backends; i++) {
         const struct backend *b = c->backends[i];
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-        size_t used = slots_used(&b->slots);
 
-        log_msg_all(LOG_LEVEL_INFO, MOD,
-                    "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
-                    "without a slot)%s%s",
-                    b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
-                    b->slots.overflow, b->present ? "" : ", not in HAProxy",
-                    b->configured ? "" : ", from etcd only");
+        db[i] = (struct status_dump_backend){b->conf.name,      slots_used(&b->slots),
+                                             b->slots.n,        svc ? svc->n_endpoints : 0,
+                                             b->slots.overflow, b->present,
+                                             b->configured};
     }
-    log_msg_all(LOG_LEVEL_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+    if (!db || status_dump(&d, dump_line, NULL) < 0)
+        log_error(MOD, "state dump: out of memory");
+    free(db);
 }
 
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
