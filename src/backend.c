@@ -435,3 +435,30 @@ void backend_static_weights(struct backend *b,
     b->weight_warned = warned;
     b->n_weight_warned = warned ? n : 0;
 }
+
+/* ---- settling ownership ---- */
+
+bool backend_settle(struct backend *b, const struct backend_owners *o, bool need_proxies,
+                    struct backend_settling *out)
+{
+    const char *by = backend_name_taken(b, o);
+
+    memset(out, 0, sizeof(*out));
+    if (by) {
+        if (!b->foreign) {
+            b->foreign = true;
+            b->claimed = false;
+            out->refused_by = by;
+        }
+        return false;
+    }
+    if (b->claimed)
+        return false;
+    out->freed = b->foreign;
+    b->foreign = false;
+    /* Without a list of HAProxy's proxies yet, an etcd service waits. */
+    if (!b->configured && need_proxies && !o->proxies_known)
+        return false;
+    b->claimed = true;
+    return true;
+}

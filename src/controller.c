@@ -159,49 +159,46 @@ static void load_base_names(struct ctl *c)
     c->base_fe = fe;
 }
 
+/* The name sets that decide who owns a proxy name (borrowed from c). */
+static struct backend_owners owners(const struct ctl *c)
+{
+    return (struct backend_owners){&c->base_be, &c->base_fe, &c->proxies, &c->owned,
+                                   c->proxies_known};
+}
+
 static const char *name_taken(const struct ctl *c, const struct backend *b)
 {
-    const struct backend_owners o = {&c->base_be, &c->base_fe, &c->proxies, &c->owned,
-                                     c->proxies_known};
+    const struct backend_owners o = owners(c);
 
     return backend_name_taken(b, &o);
 }
 
-/* Decide whether b is ours. A refused backend is left alone: nothing is
- * sent to its proxy, nothing of it is rendered. Returns true if b was
- * claimed now (the caller decides whether that needs a reload). */
-static bool backend_settle(struct ctl *c, struct backend *b)
+/* Decide whether b is ours (backend_settle()), and say so. A refused
+ * backend is left alone: nothing is sent to its proxy, nothing of it is
+ * rendered. Returns true if b was claimed now (the caller decides whether
+ * that needs a reload). */
+static bool settle(struct ctl *c, struct backend *b)
 {
-    const char *by = name_taken(c, b);
+    const struct backend_owners o = owners(c);
+    struct backend_settling s;
+    bool claimed = backend_settle(b, &o, !c->render_only, &s);
 
-    if (by) {
-        if (!b->foreign) {
-            b->foreign = true;
-            b->claimed = false;
-            c->stats.refused_services++;
-            if (b->configured)
-                log_error(MOD,
-                          "services.%s refused: the name is taken by %s; slotsync leaves that "
-                          "proxy alone and renders nothing for it",
-                          b->conf.name, by);
-            else
-                log_warn(MOD,
-                         "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
-                         "slotsync leaves that proxy alone and renders nothing for it",
-                         b->conf.name, c->cfg->etcd_prefix, b->conf.name, by);
-        }
-        return false;
+    if (s.refused_by) {
+        c->stats.refused_services++;
+        if (b->configured)
+            log_error(MOD,
+                      "services.%s refused: the name is taken by %s; slotsync leaves that "
+                      "proxy alone and renders nothing for it",
+                      b->conf.name, s.refused_by);
+        else
+            log_warn(MOD,
+                     "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
+                     "slotsync leaves that proxy alone and renders nothing for it",
+                     b->conf.name, c->cfg->etcd_prefix, b->conf.name, s.refused_by);
     }
-    if (b->claimed)
-        return false;
-    if (b->foreign)
+    if (s.freed)
         log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
-    b->foreign = false;
-    /* Without a list of HAProxy's proxies yet, an etcd service waits. */
-    if (!b->configured && !c->render_only && !c->proxies_known)
-        return false;
-    b->claimed = true;
-    return true;
+    return claimed;
 }
 
 /* Structure changed: the services file must be rendered and loaded again. */
@@ -268,7 +265,7 @@ static void collect_dirty(struct ctl *c)
             }
             /* Claimed: HAProxy runs it already (our services file) and a
              * resync adopts its slots, or it needs a reload. */
-            if (backend_settle(c, b) && !c->render_only) {
+            if (settle(c, b) && !c->render_only) {
                 if (backend_names_has(&c->proxies, s->name))
                     c->ap.resync_wanted = true;
                 else
@@ -551,7 +548,7 @@ static void ap_proxies(void *arg, struct names *seen)
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
+        if ((!b->claimed || b->foreign) && !b->configured && settle(c, b) &&
             !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
@@ -1043,7 +1040,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
                 log_error(MOD, "SIGHUP: out of memory");
                 continue;
             }
-            if (backend_settle(c, b))
+            if (settle(c, b))
                 want_reload(c, "new service in the config:", sc->name);
             changed = true;
             continue;
@@ -1110,7 +1107,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
-        if (backend_settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
+        if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
@@ -1430,7 +1427,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
 
         if (!b)
             goto oom;
-        backend_settle(c, b);
+        settle(c, b);
     }
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)

@@ -634,3 +634,67 @@ Test(backend, static_weights_warn_once_per_instance)
     snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "roundrobin");
     cr_expect_not(backend_plan_opts(b, &o)->static_weights);
 }
+
+/* ---- backend_settle(): whose is a name ---- */
+
+struct settle_case {
+    const char *name;
+    bool configured, claimed, foreign;
+    bool in_base, proxies_known, in_proxies, owned, need_proxies;
+    bool ret, refused, freed, claimed_after, foreign_after;
+};
+
+static const struct settle_case settle_cases[] = {
+    /* fields in the order of struct settle_case: before (configured, claimed, foreign), the
+     * owners (in base, proxies known, in proxies, owned, need proxies), then what is expected
+     * (returned, refused, freed, claimed, foreign) */
+    {"configured, free", true, false, false, false, false, false, false, true, true, false, false,
+     true, false},
+    {"already claimed", true, true, false, false, true, false, false, true, false, false, false,
+     true, false},
+    {"taken by base_config", true, false, false, true, false, false, false, true, false, true,
+     false, false, true},
+    {"claimed, then base_config takes it", true, true, false, true, false, false, false, true,
+     false, true, false, false, true},
+    {"refused already: not said again", true, false, true, true, false, false, false, true, false,
+     false, false, false, true},
+    {"free again", true, false, true, false, true, false, false, true, true, false, true, true,
+     false},
+    {"etcd-only, proxies unknown: waits", false, false, false, false, false, false, false, true,
+     false, false, false, false, false},
+    {"etcd-only, render mode: taken", false, false, false, false, false, false, false, false, true,
+     false, false, true, false},
+    {"etcd-only, a proxy not ours", false, false, false, false, true, true, false, true, false,
+     true, false, false, true},
+    {"etcd-only, our own proxy", false, false, false, false, true, true, true, true, true, false,
+     false, true, false},
+};
+
+Test(backend, settle_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(settle_cases); i++) {
+        const struct settle_case *t = &settle_cases[i];
+        struct names base = {0}, proxies = {0}, owned = {0}, none = {0};
+        struct backend *b = insert("web", 2, 0, t->configured);
+        const struct backend_owners o = {&base, &none, &proxies, &owned, t->proxies_known};
+        struct backend_settling s;
+
+        if (t->in_base)
+            cr_assert_eq(backend_names_add(&base, "web"), 0);
+        if (t->in_proxies)
+            cr_assert_eq(backend_names_add(&proxies, "web"), 0);
+        if (t->owned)
+            cr_assert_eq(backend_names_add(&owned, "web"), 0);
+        b->claimed = t->claimed;
+        b->foreign = t->foreign;
+        cr_expect_eq(backend_settle(b, &o, t->need_proxies, &s), t->ret, "%s", t->name);
+        cr_expect_eq(s.refused_by != NULL, t->refused, "%s", t->name);
+        cr_expect_eq(s.freed, t->freed, "%s", t->name);
+        cr_expect_eq(b->claimed, t->claimed_after, "%s", t->name);
+        cr_expect_eq(b->foreign, t->foreign_after, "%s", t->name);
+        backend_names_clear(&base);
+        backend_names_clear(&proxies);
+        backend_names_clear(&owned);
+        teardown();
+    }
+}

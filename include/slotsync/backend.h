@@ -163,6 +163,20 @@ struct backend_owners {
  * the log, or NULL when the name is free or ours. */
 const char *backend_name_taken(const struct backend *b, const struct backend_owners *o);
 
+/* What backend_settle() changed, for the caller's log lines. */
+struct backend_settling {
+    const char *refused_by; /* refused now: who holds the name (static text), else NULL */
+    bool freed;             /* was refused, its name is free now */
+};
+
+/* Decide whether b is ours. A name another proxy holds makes b foreign
+ * (and not claimed); a free name is claimed, except for an etcd-only
+ * service while HAProxy's proxies are not known yet and need_proxies (the
+ * daemon; render mode does not wait). Returns true if b was claimed now.
+ * *out is always set. */
+bool backend_settle(struct backend *b, const struct backend_owners *o, bool need_proxies,
+                    struct backend_settling *out);
+
 /* ---- refused commands ---- */
 
 /* The refusal of b's slot for a command of cmd's kind (its first four
