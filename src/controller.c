@@ -18,6 +18,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
+#include <slotsync/feed.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
@@ -287,105 +288,17 @@ static void on_list_begin(void *arg)
     catalog_relist_begin(c->cat);
 }
 
-/* The service and instance a key names, for the fields of its log line
- * (both empty when it names none). */
-static void key_fields(const struct ctl *c, const struct etcd_kv *kv, char *svc, char *inst)
-{
-    if (endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0)
-        svc[0] = inst[0] = '\0';
-}
-
 static void on_kv(void *arg, const struct etcd_kv *kv)
 {
     struct ctl *c = arg;
-    char qkey[300], *why = NULL;
-    char svc[SERVICE_NAME_MAX + 1] = "", inst[INSTANCE_NAME_MAX + 1] = "";
-    int r;
+    int r = feed_kv(c->cat, kv, c->listing, c->render_only, c->obs.rejected);
 
-    if (kv->deleted)
-        r = catalog_delete(c->cat, kv->key, kv->key_len, &why);
-    else
-        r = catalog_put(c->cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
-                        &why);
     if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
         c->list_valid++;
-    log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     /* A change from the watch: its event-to-applied time starts now. */
     if (!c->listing && !c->render_only &&
         (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
         metrics_pending_add(&c->ap.events_pending, ev_now(c->loop));
-    switch (r) {
-    case CATALOG_REJECTED: {
-        bool bad_key =
-            endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0;
-
-        if (bad_key)
-            svc[0] = inst[0] = '\0';
-        c->obs.rejected[bad_key ? METRICS_REJECT_KEY : METRICS_REJECT_VALUE]++;
-        struct log_field f[] = {
-            {"event", "rejected"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-            {"reason", why ? why : "invalid"},
-        };
-
-        log_fields(LOG_LEVEL_WARN, MOD, f, sizeof(f) / sizeof(f[0]), "etcd key \"%s\" rejected: %s",
-                   qkey, why ? why : "invalid");
-        break;
-    }
-    case CATALOG_ADDED:
-    case CATALOG_UPDATED: {
-        struct endpoint ep;
-        char addr[ENDPOINT_HOST_MAX + 10], weight[16];
-
-        /* The value was accepted, so it parses: log what it means (only
-         * when the line is logged: a listing's keys are debug lines). */
-        if (c->render_only || (c->listing && log_get_level() < LOG_LEVEL_DEBUG) ||
-            endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
-            break;
-        endpoint_format(&ep, addr, sizeof(addr));
-        key_fields(c, kv, svc, inst);
-        snprintf(weight, sizeof(weight), "%u", ep.weight);
-        struct log_field f[] = {
-            {"event", r == CATALOG_ADDED ? "added" : "updated"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-            {"addr", addr},
-            {"weight", weight},
-            {"state", endpoint_state_name(ep.state)},
-        };
-
-        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "etcd key \"%s\" %s: %s weight %u %s", qkey,
-                   r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
-                   endpoint_state_name(ep.state));
-        break;
-    }
-    case CATALOG_REMOVED: {
-        if (c->render_only)
-            break;
-        key_fields(c, kv, svc, inst);
-        struct log_field f[] = {
-            {"event", "removed"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-        };
-
-        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "etcd key \"%s\" removed", qkey);
-        break;
-    }
-    case CATALOG_UNCHANGED:
-        break;
-    default:
-        log_error(MOD, "etcd key \"%s\": %s", qkey, strerror(-r));
-        /* Out of memory: a later re-list repairs what was lost. */
-        break;
-    }
-    free(why);
 }
 
 static void render_now(struct ctl *c);
