@@ -900,6 +900,32 @@ static void note_slots(struct backend *b, int old)
         log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
 }
 
+/* A SIGHUP's new config for b (backend_reconfigure()): ask for a reload or
+ * say what the new slot count does. Returns whether anything changed. */
+static bool reconfigured(struct ctl *c, struct backend *b, const struct service_conf *sc,
+                         const struct service_options *defaults)
+{
+    int old = 0;
+
+    switch (backend_reconfigure(b, sc, defaults, &old)) {
+    case BACKEND_RECONF_OPTIONS:
+        want_reload(c, "options changed for", b->conf.name);
+        return true;
+    case BACKEND_RECONF_LEFT:
+        want_reload(c, "service left the config:", b->conf.name);
+        return true;
+    case BACKEND_RECONF_DEFAULTS:
+        want_reload(c, "defaults changed for", b->conf.name);
+        return true;
+    case BACKEND_RECONF_SLOTS:
+        note_slots(b, old);
+        return true;
+    case BACKEND_RECONF_SAME:
+        break;
+    }
+    return false;
+}
+
 static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg);
 
 /* SIGHUP: read the config file again. What HAProxy is built from (services,
@@ -958,46 +984,13 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             changed = true;
             continue;
         }
-        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
-            !config_same_listen(&b->conf.listen, &sc->listen)) {
-            b->conf = *sc;
-            b->configured = true;
-            b->grow_by_reload = false;
-            want_reload(c, "options changed for", sc->name);
-            changed = true;
-        } else if (b->conf.opt.slots != sc->opt.slots) {
-            int old = b->conf.opt.slots;
-
-            b->conf.opt.slots = sc->opt.slots;
-            note_slots(b, old);
-            changed = true;
-        }
-        b->conf.hosts = sc->hosts;
-        b->conf.n_hosts = sc->n_hosts;
+        changed = reconfigured(c, b, sc, &nc->defaults) || changed;
     }
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if (b->configured && !config_find_service(nc, b->conf.name)) {
-            struct service_conf conf = {0};
-
-            snprintf(conf.name, sizeof(conf.name), "%s", b->conf.name);
-            conf.opt = nc->defaults;
-            b->conf = conf;
-            b->configured = false;
-            want_reload(c, "service left the config:", b->conf.name);
-            changed = true;
-        } else if (!b->configured && !config_same_options(&b->conf.opt, &nc->defaults)) {
-            b->conf.opt = nc->defaults;
-            want_reload(c, "defaults changed for", b->conf.name);
-            changed = true;
-        } else if (!b->configured && b->conf.opt.slots != nc->defaults.slots) {
-            int old = b->conf.opt.slots;
-
-            b->conf.opt.slots = nc->defaults.slots;
-            note_slots(b, old);
-            changed = true;
-        }
+        changed =
+            reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
     }
     if (!config_same_http_frontend(nc, oc)) {
         want_reload(c, "http_frontend changed:", nc->hosts_map);

@@ -698,3 +698,67 @@ Test(backend, settle_table)
         teardown();
     }
 }
+
+/* ---- backend_reconfigure(): a SIGHUP's config for one backend ---- */
+
+struct reconf_case {
+    const char *name;
+    bool configured;     /* before */
+    int slots;           /* before */
+    const char *balance; /* before */
+    bool in_config;      /* the new config names it */
+    int new_slots;       /* its slots in the new config (or the new defaults') */
+    const char *new_bal; /* its balance in the new config (or the new defaults') */
+    enum backend_reconf expect;
+    bool configured_after;
+};
+
+static const struct reconf_case reconf_cases[] = {
+    {"configured, unchanged", true, 4, "roundrobin", true, 4, "roundrobin", BACKEND_RECONF_SAME,
+     true},
+    {"configured, options changed", true, 4, "roundrobin", true, 4, "leastconn",
+     BACKEND_RECONF_OPTIONS, true},
+    {"configured, slots only", true, 4, "roundrobin", true, 8, "roundrobin", BACKEND_RECONF_SLOTS,
+     true},
+    {"from etcd, now configured", false, 4, "roundrobin", true, 4, "roundrobin",
+     BACKEND_RECONF_OPTIONS, true},
+    {"configured, left the config", true, 4, "roundrobin", false, 4, "roundrobin",
+     BACKEND_RECONF_LEFT, false},
+    {"from etcd, defaults unchanged", false, 4, "roundrobin", false, 4, "roundrobin",
+     BACKEND_RECONF_SAME, false},
+    {"from etcd, defaults changed", false, 4, "roundrobin", false, 4, "first",
+     BACKEND_RECONF_DEFAULTS, false},
+    {"from etcd, default slots only", false, 4, "roundrobin", false, 2, "roundrobin",
+     BACKEND_RECONF_SLOTS, false},
+};
+
+Test(backend, reconfigure_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(reconf_cases); i++) {
+        const struct reconf_case *t = &reconf_cases[i];
+        struct backend *b = insert("web", t->slots, 0, t->configured);
+        struct service_conf sc;
+        struct service_options defaults;
+        int old = -1;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        memset(&sc, 0, sizeof(sc));
+        snprintf(sc.name, sizeof(sc.name), "web");
+        sc.opt = b->conf.opt;
+        sc.opt.slots = t->new_slots;
+        snprintf(sc.opt.balance, sizeof(sc.opt.balance), "%s", t->new_bal);
+        defaults = sc.opt;
+        b->grow_by_reload = true;
+        cr_expect_eq(backend_reconfigure(b, t->in_config ? &sc : NULL, &defaults, &old), t->expect,
+                     "%s", t->name);
+        cr_expect_eq(old, t->slots, "%s", t->name);
+        cr_expect_eq(b->configured, t->configured_after, "%s", t->name);
+        cr_expect_eq(b->conf.opt.slots, t->new_slots, "%s: slots now", t->name);
+        cr_expect_str_eq(b->conf.opt.balance, t->new_bal, "%s: balance now", t->name);
+        cr_expect_str_eq(b->conf.name, "web", "%s", t->name);
+        cr_expect_eq(b->grow_by_reload, t->expect != BACKEND_RECONF_OPTIONS, "%s", t->name);
+        cr_expect_eq(backend_reconfigure(b, t->in_config ? &sc : NULL, &defaults, &old),
+                     BACKEND_RECONF_SAME, "%s: twice", t->name);
+        teardown();
+    }
+}

@@ -136,6 +136,22 @@ void backend_static_weights(struct backend *b,
                             void (*warn)(const struct backend *b, const struct slot *s, void *arg),
                             void *arg);
 
+/* ---- a config read again (SIGHUP) ---- */
+
+enum backend_reconf {
+    BACKEND_RECONF_SAME,     /* nothing that matters changed */
+    BACKEND_RECONF_OPTIONS,  /* configured now, or its options or listen changed: reload */
+    BACKEND_RECONF_SLOTS,    /* only the slot count changed (*old_slots: from what) */
+    BACKEND_RECONF_LEFT,     /* it left the config: built from the defaults now, reload */
+    BACKEND_RECONF_DEFAULTS, /* not configured, and the defaults changed: reload */
+};
+/* Take b's part of a new config: sc is b's service in it (borrowed; NULL:
+ * the config does not name it), defaults the new defaults. b's hosts are
+ * borrowed from sc. *old_slots gets b's slot count before. Calling it again
+ * with the same arguments returns BACKEND_RECONF_SAME. */
+enum backend_reconf backend_reconfigure(struct backend *b, const struct service_conf *sc,
+                                        const struct service_options *defaults, int *old_slots);
+
 /* ---- ownership name sets ---- */
 
 /* Copy name in (call backend_names_sort() once all are in). 0 or -ENOMEM. */
