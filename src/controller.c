@@ -1,7 +1,8 @@
-/* controller - the daemon's pipeline, wired on one libev loop:
- * etcd sync -> catalog -> slots -> plan -> runtime (batched), with resyncs
- * from "show servers state" on start, on reconnect, after refused commands
- * (with backoff) and every resync_interval_s. */
+/* controller - the daemon's pipeline, wired on one libev loop: the etcd
+ * sync's keys go to feed (catalog), the loop's ev_prepare hands HAProxy's
+ * side to apply (resyncs, batches, refusals), and the controller keeps the
+ * backend table, who owns which proxy name, SIGHUP, render mode, the admin
+ * endpoint's view and the reloads. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
