@@ -1020,9 +1020,9 @@ MEMORY_NOTES = [
     "",
     "| where (massif's peak snapshot) | bytes | per slot / endpoint | kept or transient |",
     "|---|---:|---:|---|",
-    "| `backend_resize` (controller.c): `b->have`, one `struct server_state` per slot "
+    "| `backend_resize` (backend.c): `b->have`, one `struct server_state` per slot "
     "| 2,129,920 | 208 B / slot | kept |",
-    "| `on_state_row` (controller.c): `b->seen`, the rows of `show servers state` "
+    "| `on_state_row` (apply.c): `b->seen`, the rows of `show servers state` "
     "parsed at each resync, array doubled as it grows | 2,129,920 | 208 B / slot | kept "
     "(reused) |",
     "| `list_done` (etcd.c): the listing's pages held until the last one | 917,504 "
@@ -1041,7 +1041,7 @@ MEMORY_NOTES = [
     "what slotsync last set and once as what the last resync read. The transient "
     "listing buffers and glibc's fragmentation after them account for most of the "
     "rest of the RSS above the heap. What would cut it to the target (not done in "
-    "this round: all of it is in controller.c, runtime-t.h and etcd.c, which other "
+    "this round: all of it is in backend.c, apply.c, runtime-t.h and etcd.c, which other "
     "work is changing now; nothing local to catalog.c/slots.c is big enough to "
     "matter):",
     "",

@@ -319,3 +319,189 @@ bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const 
     r->warned_at = recent ? warned_at : now;
     return recent;
 }
+
+/* ---- adopting HAProxy's state ---- */
+
+static int cmp_state_by_slot(const void *a, const void *b)
+{
+    long x = slots_index_of(((const struct server_state *)a)->server);
+    long y = slots_index_of(((const struct server_state *)b)->server);
+
+    return (x > y) - (x < y);
+}
+
+int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out)
+{
+    size_t k = 0, n_before = b->slots.n;
+    bool was_present = b->present;
+
+    memset(out, 0, sizeof(*out));
+    if (!backend_ours(b))
+        return 0;
+    if (b->n_seen)
+        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
+    while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
+        k++;
+    out->gap = k < b->n_seen;
+    out->contiguous = k;
+    if (b->added_to && k < b->added_to) {
+        out->runtime_lost = true;
+        b->grow_by_reload = true;
+    }
+    b->added_to = 0;
+    /* Not in HAProxy (yet): keep the table a pending render was built on. */
+    if (!b->seen_backend && b->slots.n && !was_present)
+        k = b->slots.n;
+    else if (backend_resize(b, k) < 0)
+        return -ENOMEM;
+    /* What HAProxy has that we did not set (nothing failed, no reload or
+     * restart since we last read it): drift, repaired and logged as such. */
+    for (size_t i = 0; i < b->slots.n; i++)
+        b->drift[i] =
+            trusted && was_present && b->seen_backend && i < k && i < n_before &&
+            b->have[i].server[0] &&
+            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
+             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
+    if (b->seen_backend && k)
+        memcpy(b->have, b->seen, k * sizeof(*b->have));
+    else if (b->slots.n)
+        memset(b->have, 0, b->slots.n * sizeof(*b->have));
+    out->changed = was_present != b->seen_backend || n_before != k;
+    out->slots = k;
+    b->present = b->seen_backend;
+    if (b->present) {
+        b->missing_noted = false;
+    } else if (!b->missing_noted && (b->configured || endpoints)) {
+        b->missing_noted = true;
+        out->missing = true;
+    }
+    b->dirty = true;
+    return 0;
+}
+
+/* ---- converging ---- */
+
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+{
+    *n = b->slots.n;
+    /* A configured slot count above HAProxy's is honoured (a lower one
+     * never takes a slot away: it may hold an endpoint). */
+    if (*n < (size_t)b->conf.opt.slots)
+        *n = (size_t)b->conf.opt.slots;
+    if (endpoints > *n)
+        *n = backend_fit_slots(b, *n, endpoints);
+    if (*n <= b->slots.n)
+        return BACKEND_GROW_NONE;
+    if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance))
+        return BACKEND_GROW_RUNTIME;
+    if (b->want_slots >= *n)
+        return BACKEND_GROW_NONE;
+    b->want_slots = *n;
+    return BACKEND_GROW_RELOAD;
+}
+
+const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o)
+{
+    o->static_weights = config_balance_is_static(b->conf.opt.balance);
+    o->refused = b->refused;
+    o->n_refused = b->n_refused;
+    return o;
+}
+
+void backend_static_weights(struct backend *b,
+                            void (*warn)(const struct backend *b, const struct slot *s, void *arg),
+                            void *arg)
+{
+    char **warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
+    size_t n = 0;
+
+    for (size_t i = 0; warned && i < b->slots.n; i++) {
+        const struct slot *s = &b->slots.slots[i];
+        bool known = false;
+
+        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
+            continue;
+        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
+            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
+        if (!known)
+            warn(b, s, arg);
+        if (!(warned[n] = strdup(s->instance)))
+            break;
+        n++;
+    }
+    for (size_t k = 0; k < b->n_weight_warned; k++)
+        free(b->weight_warned[k]);
+    free(b->weight_warned);
+    b->weight_warned = warned;
+    b->n_weight_warned = warned ? n : 0;
+}
+
+/* ---- settling ownership ---- */
+
+bool backend_settle(struct backend *b, const struct backend_owners *o, bool need_proxies,
+                    struct backend_settling *out)
+{
+    const char *by = backend_name_taken(b, o);
+
+    memset(out, 0, sizeof(*out));
+    if (by) {
+        if (!b->foreign) {
+            b->foreign = true;
+            b->claimed = false;
+            out->refused_by = by;
+        }
+        return false;
+    }
+    if (b->claimed)
+        return false;
+    out->freed = b->foreign;
+    b->foreign = false;
+    /* Without a list of HAProxy's proxies yet, an etcd service waits. */
+    if (!b->configured && need_proxies && !o->proxies_known)
+        return false;
+    b->claimed = true;
+    return true;
+}
+
+/* ---- a config read again ---- */
+
+enum backend_reconf backend_reconfigure(struct backend *b, const struct service_conf *sc,
+                                        const struct service_options *defaults, int *old_slots)
+{
+    enum backend_reconf r = BACKEND_RECONF_SAME;
+
+    *old_slots = b->conf.opt.slots;
+    if (sc) {
+        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
+            !config_same_listen(&b->conf.listen, &sc->listen)) {
+            b->conf = *sc;
+            b->configured = true;
+            b->grow_by_reload = false;
+            r = BACKEND_RECONF_OPTIONS;
+        } else if (b->conf.opt.slots != sc->opt.slots) {
+            b->conf.opt.slots = sc->opt.slots;
+            r = BACKEND_RECONF_SLOTS;
+        }
+        b->conf.hosts = sc->hosts;
+        b->conf.n_hosts = sc->n_hosts;
+        return r;
+    }
+    if (b->configured) {
+        struct service_conf conf = {0};
+
+        snprintf(conf.name, sizeof(conf.name), "%s", b->conf.name);
+        conf.opt = *defaults;
+        b->conf = conf;
+        b->configured = false;
+        return BACKEND_RECONF_LEFT;
+    }
+    if (!config_same_options(&b->conf.opt, defaults)) {
+        b->conf.opt = *defaults;
+        return BACKEND_RECONF_DEFAULTS;
+    }
+    if (b->conf.opt.slots != defaults->slots) {
+        b->conf.opt.slots = defaults->slots;
+        return BACKEND_RECONF_SLOTS;
+    }
+    return BACKEND_RECONF_SAME;
+}

@@ -1,7 +1,8 @@
-/* controller - the daemon's pipeline, wired on one libev loop:
- * etcd sync -> catalog -> slots -> plan -> runtime (batched), with resyncs
- * from "show servers state" on start, on reconnect, after refused commands
- * (with backoff) and every resync_interval_s. */
+/* controller - the daemon's pipeline, wired on one libev loop: the etcd
+ * sync's keys go to feed (catalog), the loop's ev_prepare hands HAProxy's
+ * side to apply (resyncs, batches, refusals), and the controller keeps the
+ * backend table, who owns which proxy name, SIGHUP, render mode, the admin
+ * endpoint's view and the reloads. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
@@ -14,10 +15,12 @@
 #include <ev.h>
 
 #include <slotsync/admin.h>
+#include <slotsync/apply.h>
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
+#include <slotsync/feed.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
@@ -34,23 +37,10 @@
 #include <slotsync/timeouts.h>
 
 #define MOD "sync"
-#define RETRY_MIN_S 0.1
-#define RETRY_MAX_S 5.0
-#define RETRY_JITTER 0.2          /* delays are spread over +-20% */
-#define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
-#define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
-#define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
-#define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
-#define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
+#define RETRY_JITTER 0.2 /* delays are spread over +-20% */
 #define WRITE_RETRY_MIN_S 0.5
 #define WRITE_RETRY_MAX_S 30.0
-/* Per batch, at most this many changes get an info line each; the rest go
- * to debug and an info summary counts them (a cold start of 100,000
- * endpoints must not print 100,000 lines). */
-#define CHANGE_LOG_MAX 20
 #define BASE_CONFIG_MAX (256u << 20)
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 struct ctl {
     struct ev_loop *loop;
@@ -59,9 +49,7 @@ struct ctl {
     struct etcd_client *etcd;
     struct etcd_sync *sync;
     struct catalog *cat;
-    struct runtime *rt;
-    struct runtime *master_watch; /* sentinel on the master socket, or NULL */
-    struct backend **backends;    /* sorted by name */
+    struct backend **backends; /* sorted by name */
     size_t n_backends;
     struct config *owned_cfg; /* a config loaded on SIGHUP */
     int (*load_config)(struct config *out, char **errmsg, void *arg);
@@ -75,11 +63,6 @@ struct ctl {
     char *candidate;
     double write_retry;             /* backoff after a failed write of the files */
     struct log_outage write_outage; /* since when they cannot be written */
-    /* the HTTP frontend's host map */
-    struct host_route *map_have;
-    size_t n_map_have;
-    bool map_known, map_dirty, map_missing_noted, map_plan_failed;
-    size_t map_bad_last;
     /* ownership: see docs/DESIGN.md, "Which proxies slotsync owns" */
     struct names owned;     /* backends of the services file HAProxy runs */
     struct names base_be;   /* backend/listen names of base_config */
@@ -87,35 +70,16 @@ struct ctl {
     struct names proxies;   /* every backend HAProxy listed at the last resync */
     struct names rendering; /* backends of the reload in flight */
     bool proxies_known;     /* proxies holds a "show backend" reply */
-    bool batch_failed;      /* a batch failed since the last resync */
-    unsigned adopt_epoch;   /* epoch of the last adopted state */
-    bool adopted;           /* adopt_epoch is set */
-    struct plan plan;
+    struct apply ap;        /* HAProxy's state read, batches sent (apply.h) */
     ev_prepare flush;
-    ev_timer resync_timer, retry_timer, deadline;
+    ev_timer resync_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
     ev_signal sig_usr1;    /* state dump */
     ev_timer log_timer;    /* prints the log's rate-limit summaries */
     struct notify *notify; /* systemd readiness, status, watchdog */
     struct dnshosts dns;   /* the "dns" hosts file */
-    double last_resync_at; /* ev_now() of the last complete resync; 0 = none */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
-    bool synced;           /* HAProxy's state is known */
-    bool resync_wanted;    /* re-read HAProxy's state before the next batch */
-    bool runtime_down;     /* last exchange failed to connect */
-    bool level_ok;         /* "show cli level" said admin on this HAProxy */
-    bool level_noted;      /* the socket's level was logged as too low */
-    bool resync_has_level; /* the resync in flight starts with "show cli level" */
-    struct log_outage rt_outage, master_outage;
-    ev_timer refusal_timer, master_timer;
-    double refusal_delay, last_refusal, unframed_warned_at;
-    double master_delay, master_connected_at;
-    bool master_lost;      /* the sentinel closed: what was read since may be a dying worker's */
-    unsigned epoch;        /* bumped when HAProxy's process changes (sentinel, reload) */
-    unsigned resync_epoch; /* epoch when the resync in flight was sent */
-    double retry_delay;
-    double batch_started;
 
     /* The last full listing had no valid key and none came since. Until
      * HAProxy is known to hold no filled slot (or keys appear), listed stays
@@ -132,17 +96,12 @@ struct ctl {
     char *render_errmsg;
     char *etcd_last_error; /* the last reason the etcd sync gave for being down */
     struct {
-        unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
-        unsigned long long reloads, reload_failures, check_failures, grown;
-        unsigned long long refused_services, drift_repairs;
-        unsigned long long empty_listings_held, io_failures;
-        unsigned long long level_too_low, static_weights_ignored;
-    } stats;
+        unsigned long long reloads, reload_failures, check_failures;
+        unsigned long long refused_services, empty_listings_held, io_failures;
+    } stats; /* the applier's are in ap.stats */
     /* inspection: the admin endpoint and what only it needs */
     struct admin *admin;
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
-    struct metrics_pending events_pending, events_in_flight;
-    double batch_latency; /* oldest event of the batch just applied; < 0: none */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
     bool last_reload_failed;
@@ -203,49 +162,46 @@ static void load_base_names(struct ctl *c)
     c->base_fe = fe;
 }
 
+/* The name sets that decide who owns a proxy name (borrowed from c). */
+static struct backend_owners owners(const struct ctl *c)
+{
+    return (struct backend_owners){&c->base_be, &c->base_fe, &c->proxies, &c->owned,
+                                   c->proxies_known};
+}
+
 static const char *name_taken(const struct ctl *c, const struct backend *b)
 {
-    const struct backend_owners o = {&c->base_be, &c->base_fe, &c->proxies, &c->owned,
-                                     c->proxies_known};
+    const struct backend_owners o = owners(c);
 
     return backend_name_taken(b, &o);
 }
 
-/* Decide whether b is ours. A refused backend is left alone: nothing is
- * sent to its proxy, nothing of it is rendered. Returns true if b was
- * claimed now (the caller decides whether that needs a reload). */
-static bool backend_settle(struct ctl *c, struct backend *b)
+/* Decide whether b is ours (backend_settle()), and say so. A refused
+ * backend is left alone: nothing is sent to its proxy, nothing of it is
+ * rendered. Returns true if b was claimed now (the caller decides whether
+ * that needs a reload). */
+static bool settle(struct ctl *c, struct backend *b)
 {
-    const char *by = name_taken(c, b);
+    const struct backend_owners o = owners(c);
+    struct backend_settling s;
+    bool claimed = backend_settle(b, &o, !c->render_only, &s);
 
-    if (by) {
-        if (!b->foreign) {
-            b->foreign = true;
-            b->claimed = false;
-            c->stats.refused_services++;
-            if (b->configured)
-                log_error(MOD,
-                          "services.%s refused: the name is taken by %s; slotsync leaves that "
-                          "proxy alone and renders nothing for it",
-                          b->conf.name, by);
-            else
-                log_warn(MOD,
-                         "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
-                         "slotsync leaves that proxy alone and renders nothing for it",
-                         b->conf.name, c->cfg->etcd_prefix, b->conf.name, by);
-        }
-        return false;
+    if (s.refused_by) {
+        c->stats.refused_services++;
+        if (b->configured)
+            log_error(MOD,
+                      "services.%s refused: the name is taken by %s; slotsync leaves that "
+                      "proxy alone and renders nothing for it",
+                      b->conf.name, s.refused_by);
+        else
+            log_warn(MOD,
+                     "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
+                     "slotsync leaves that proxy alone and renders nothing for it",
+                     b->conf.name, c->cfg->etcd_prefix, b->conf.name, s.refused_by);
     }
-    if (b->claimed)
-        return false;
-    if (b->foreign)
+    if (s.freed)
         log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
-    b->foreign = false;
-    /* Without a list of HAProxy's proxies yet, an etcd service waits. */
-    if (!b->configured && !c->render_only && !c->proxies_known)
-        return false;
-    b->claimed = true;
-    return true;
+    return claimed;
 }
 
 /* Structure changed: the services file must be rendered and loaded again. */
@@ -312,15 +268,15 @@ static void collect_dirty(struct ctl *c)
             }
             /* Claimed: HAProxy runs it already (our services file) and a
              * resync adopts its slots, or it needs a reload. */
-            if (backend_settle(c, b) && !c->render_only) {
+            if (settle(c, b) && !c->render_only) {
                 if (backend_names_has(&c->proxies, s->name))
-                    c->resync_wanted = true;
+                    c->ap.resync_wanted = true;
                 else
                     want_reload(c, "new service", s->name);
             }
         }
     }
-    c->map_dirty = true;
+    c->ap.map_dirty = true;
 }
 
 /* ---- etcd side ---- */
@@ -334,105 +290,17 @@ static void on_list_begin(void *arg)
     catalog_relist_begin(c->cat);
 }
 
-/* The service and instance a key names, for the fields of its log line
- * (both empty when it names none). */
-static void key_fields(const struct ctl *c, const struct etcd_kv *kv, char *svc, char *inst)
-{
-    if (endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0)
-        svc[0] = inst[0] = '\0';
-}
-
 static void on_kv(void *arg, const struct etcd_kv *kv)
 {
     struct ctl *c = arg;
-    char qkey[300], *why = NULL;
-    char svc[SERVICE_NAME_MAX + 1] = "", inst[INSTANCE_NAME_MAX + 1] = "";
-    int r;
+    int r = feed_kv(c->cat, kv, c->listing, c->render_only, c->obs.rejected);
 
-    if (kv->deleted)
-        r = catalog_delete(c->cat, kv->key, kv->key_len, &why);
-    else
-        r = catalog_put(c->cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
-                        &why);
     if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
         c->list_valid++;
-    log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     /* A change from the watch: its event-to-applied time starts now. */
     if (!c->listing && !c->render_only &&
         (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
-        metrics_pending_add(&c->events_pending, ev_now(c->loop));
-    switch (r) {
-    case CATALOG_REJECTED: {
-        bool bad_key =
-            endpoint_parse_key(c->cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0;
-
-        if (bad_key)
-            svc[0] = inst[0] = '\0';
-        c->obs.rejected[bad_key ? METRICS_REJECT_KEY : METRICS_REJECT_VALUE]++;
-        struct log_field f[] = {
-            {"event", "rejected"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-            {"reason", why ? why : "invalid"},
-        };
-
-        log_fields(LOG_LEVEL_WARN, MOD, f, sizeof(f) / sizeof(f[0]), "etcd key \"%s\" rejected: %s",
-                   qkey, why ? why : "invalid");
-        break;
-    }
-    case CATALOG_ADDED:
-    case CATALOG_UPDATED: {
-        struct endpoint ep;
-        char addr[ENDPOINT_HOST_MAX + 10], weight[16];
-
-        /* The value was accepted, so it parses: log what it means (only
-         * when the line is logged: a listing's keys are debug lines). */
-        if (c->render_only || (c->listing && log_get_level() < LOG_LEVEL_DEBUG) ||
-            endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
-            break;
-        endpoint_format(&ep, addr, sizeof(addr));
-        key_fields(c, kv, svc, inst);
-        snprintf(weight, sizeof(weight), "%u", ep.weight);
-        struct log_field f[] = {
-            {"event", r == CATALOG_ADDED ? "added" : "updated"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-            {"addr", addr},
-            {"weight", weight},
-            {"state", endpoint_state_name(ep.state)},
-        };
-
-        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "etcd key \"%s\" %s: %s weight %u %s", qkey,
-                   r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
-                   endpoint_state_name(ep.state));
-        break;
-    }
-    case CATALOG_REMOVED: {
-        if (c->render_only)
-            break;
-        key_fields(c, kv, svc, inst);
-        struct log_field f[] = {
-            {"event", "removed"},
-            {"key", qkey},
-            {"service", svc[0] ? svc : NULL},
-            {"instance", inst[0] ? inst : NULL},
-        };
-
-        log_fields(c->listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "etcd key \"%s\" removed", qkey);
-        break;
-    }
-    case CATALOG_UNCHANGED:
-        break;
-    default:
-        log_error(MOD, "etcd key \"%s\": %s", qkey, strerror(-r));
-        /* Out of memory: a later re-list repairs what was lost. */
-        break;
-    }
-    free(why);
+        metrics_pending_add(&c->ap.events_pending, ev_now(c->loop));
 }
 
 static void render_now(struct ctl *c);
@@ -442,7 +310,7 @@ static void mark_all_dirty(struct ctl *c)
 {
     for (size_t i = 0; i < c->n_backends; i++)
         c->backends[i]->dirty = true;
-    c->map_dirty = true;
+    c->ap.map_dirty = true;
 }
 
 /* Keys are there again after an empty listing: converge to them. */
@@ -465,9 +333,9 @@ static void decide_empty_registry(struct ctl *c)
 {
     size_t filled = 0, backends = 0;
 
-    if (c->empty_seen_resyncs == c->stats.resyncs)
+    if (c->empty_seen_resyncs == c->ap.stats.resyncs)
         return;
-    c->empty_seen_resyncs = c->stats.resyncs;
+    c->empty_seen_resyncs = c->ap.stats.resyncs;
     for (size_t i = 0; i < c->n_backends; i++) {
         const struct backend *b = c->backends[i];
         size_t k = 0;
@@ -566,774 +434,46 @@ static const struct etcd_sync_ops sync_ops = {
     .connected = on_connected,
 };
 
-/* ---- HAProxy side ---- */
+/* ---- HAProxy side: the applier (apply.h) borrows the table ---- */
 
-/* Double *delay within [min, max] and arm t for it, with jitter. */
-static void backoff_start(struct ctl *c, ev_timer *t, double *delay, double min, double max)
-{
-    *delay = *delay < min ? min : *delay * 2;
-    if (*delay > max)
-        *delay = max;
-    ev_timer_stop(c->loop, t);
-    ev_timer_set(t, *delay * jitter_around(RETRY_JITTER), 0.);
-    ev_timer_start(c->loop, t);
-}
-
-static void schedule_retry_max(struct ctl *c, double max)
-{
-    backoff_start(c, &c->retry_timer, &c->retry_delay, RETRY_MIN_S, max);
-}
-
-static void schedule_retry(struct ctl *c)
-{
-    schedule_retry_max(c, RETRY_MAX_S);
-}
-
-static void runtime_failed(struct ctl *c, int err, const char *what)
-{
-    double now = ev_now(c->loop), elapsed;
-    const char *hint = runtime_stale(c->rt) ? " (HAProxy may still run it: its end is awaited "
-                                              "before HAProxy's state is read again)"
-                                            : "";
-
-    c->stats.runtime_errors++;
-    if (log_outage_begin(&c->rt_outage, now))
-        log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
-                 c->cfg->runtime_socket, what, strerror(-err), hint);
-    else if (log_outage_due(&c->rt_outage, now, &elapsed))
-        log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
-                 c->cfg->runtime_socket, elapsed, what, strerror(-err));
-    else
-        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
-    c->runtime_down = true;
-    c->synced = false;
-    c->level_ok = false; /* what answers next may be another HAProxy */
-    schedule_retry(c);
-}
-
-static int on_state_row(const struct server_state *st, void *arg)
-{
-    struct ctl *c = arg;
-    struct backend *b = backend_find(c, st->backend);
-    long idx;
-
-    if (!b || !backend_ours(b))
-        return 0;
-    b->seen_backend = true;
-    idx = slots_index_of(st->server);
-    if (idx < 0)
-        return 0; /* a server of the operator's own: not ours */
-    if (b->n_seen == b->cap_seen) {
-        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
-        struct server_state *n = realloc(b->seen, ncap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        b->seen = n;
-        b->cap_seen = ncap;
-    }
-    b->seen[b->n_seen++] = *st;
-    return 0;
-}
-
-static int cmp_state_by_slot(const void *a, const void *b)
-{
-    long x = slots_index_of(((const struct server_state *)a)->server);
-    long y = slots_index_of(((const struct server_state *)b)->server);
-
-    return (x > y) - (x < y);
-}
-
-/* Make b's slot table match the slots HAProxy has (s1..sK, contiguous). */
-static int backend_adopt(struct ctl *c, struct backend *b)
-{
-    size_t k = 0, n_before = b->slots.n;
-    bool was_present = b->present;
-    bool trusted = c->adopted && c->adopt_epoch == c->resync_epoch && !c->batch_failed;
-
-    if (!backend_ours(b))
-        return 0;
-    if (b->n_seen)
-        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
-    while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
-        k++;
-    if (k < b->n_seen)
-        log_warn(MOD, "backend %s: slot servers are not contiguous after s%zu: using s1..s%zu",
-                 b->conf.name, k, k);
-    if (b->added_to && k < b->added_to) {
-        log_warn(MOD, "backend %s: slots added at run time are gone: growing by reload instead",
-                 b->conf.name);
-        b->grow_by_reload = true;
-    }
-    b->added_to = 0;
-    /* Not in HAProxy (yet): keep the table a pending render was built on. */
-    if (!b->seen_backend && b->slots.n && !was_present)
-        k = b->slots.n;
-    else if (backend_resize(b, k) < 0)
-        return -ENOMEM;
-    /* What HAProxy has that we did not set (nothing failed, no reload or
-     * restart since we last read it): drift, repaired and logged as such. */
-    for (size_t i = 0; i < b->slots.n; i++)
-        b->drift[i] =
-            trusted && was_present && b->seen_backend && i < k && i < n_before &&
-            b->have[i].server[0] &&
-            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
-             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
-    if (b->seen_backend && k)
-        memcpy(b->have, b->seen, k * sizeof(*b->have));
-    else if (b->slots.n)
-        memset(b->have, 0, b->slots.n * sizeof(*b->have));
-    if (was_present != b->seen_backend || n_before != k) {
-        if (!b->seen_backend)
-            log_warn(MOD, "backend %s is not in HAProxy's running configuration", b->conf.name);
-        else
-            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, k);
-    }
-    b->present = b->seen_backend;
-    if (b->present) {
-        b->missing_noted = false;
-    } else if (!b->missing_noted) {
-        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-
-        if (b->configured || (svc && svc->n_endpoints)) {
-            b->missing_noted = true;
-            want_reload(c, "backend missing in HAProxy:", b->conf.name);
-        }
-    }
-    b->dirty = true;
-    return 0;
-}
-
-static void master_connect(struct ctl *c);
-
-/* The master socket is optional: when it cannot be reached, runtime sync
- * goes on and the periodic resync is what notices a restart. */
-static void master_unreachable(struct ctl *c, int err)
-{
-    double now = ev_now(c->loop), elapsed;
-
-    if (log_outage_begin(&c->master_outage, now))
-        log_warn(MOD,
-                 "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
-                 "is noticed by the periodic resync, every %d s)",
-                 c->cfg->master_socket, strerror(-err), c->cfg->resync_interval_s);
-    else if (log_outage_due(&c->master_outage, now, &elapsed))
-        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", c->cfg->master_socket,
-                 elapsed, strerror(-err));
-    else
-        log_debug(MOD, "master socket %s: %s", c->cfg->master_socket, strerror(-err));
-    backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
-}
-
-static void on_sentinel_lost(int err, void *arg)
+static struct backend **ap_backends(void *arg, size_t *n)
 {
     struct ctl *c = arg;
 
-    if (err < 0) {
-        master_unreachable(c, err);
-        return;
-    }
-    /* HAProxy restarted, reloaded, or timed the idle connection out: in every
-     * case re-read its state (and the socket's level) before the next batch. */
-    log_debug(MOD, "master socket sentinel closed (reload, restart or stop): resyncing");
-    c->epoch++;
-    c->resync_wanted = true;
-    c->level_ok = false;
-    c->master_lost = true;
-    /* One that keeps closing at once is reconnected with backoff, not in a
-     * loop of resyncs. */
-    if (ev_now(c->loop) - c->master_connected_at < MASTER_FLAP_S)
-        backoff_start(c, &c->master_timer, &c->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
-    else
-        c->master_delay = 0;
+    *n = c->n_backends;
+    return c->backends;
 }
 
-/* Connected before a resync, so that a restart after our read is noticed. It
- * watches the master: an idle connection to a worker would keep an old
- * worker alive after a reload, and the master closes it on every reload and
- * when HAProxy stops. */
-static void master_connect(struct ctl *c)
+static void ap_want_reload(void *arg, const char *why, const char *name)
 {
-    int r;
-
-    if (!c->master_watch || runtime_sentinel_connected(c->master_watch) ||
-        ev_is_active(&c->master_timer))
-        return;
-    r = runtime_sentinel_connect(c->master_watch, on_sentinel_lost, c);
-    if (r < 0) {
-        master_unreachable(c, r);
-        return;
-    }
-    c->master_connected_at = ev_now(c->loop);
-    /* Back after an outage, or after a close: a restart may have gone
-     * unnoticed, and a read done while no master answered may have been
-     * the dying worker's. Read again now that the master watches. */
-    if (c->master_outage.since > 0 || c->master_lost) {
-        c->epoch++;
-        c->resync_wanted = true;
-    }
-    c->master_lost = false;
-}
-
-static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    master_connect(w->data);
-}
-
-/* "show map <file>", parsed by runtime_parse_routes(), into map_have. */
-static int parse_map(struct ctl *c, const char *text)
-{
-    struct host_route *routes = NULL;
-    size_t n = 0, bad = 0;
-    int r = runtime_parse_routes(text, strlen(text), &routes, &n, &bad);
-
-    if (r < 0)
-        return r;
-    if (bad != c->map_bad_last)
-        log_msg(bad ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
-                "show map %s: %zu lines are not routes slotsync could have written%s",
-                c->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
-    c->map_bad_last = bad;
-    free(c->map_have);
-    c->map_have = routes;
-    c->n_map_have = n;
-    return 0;
-}
-
-static int proxy_row(const char *name, void *arg)
-{
-    return backend_names_add(arg, name);
+    want_reload(arg, why, name);
 }
 
 /* "show backend": every backend-capable proxy HAProxy runs. Services
  * waiting for it are settled: claimed, or refused when a proxy slotsync does
  * not own has their name. */
-static int read_proxies(struct ctl *c, const char *text)
+static void ap_proxies(void *arg, struct names *seen)
 {
-    struct names seen = {0};
-    int r = runtime_parse_backends(text, strlen(text), proxy_row, &seen, NULL);
+    struct ctl *c = arg;
 
-    if (r < 0) {
-        backend_names_clear(&seen);
-        return r;
-    }
-    backend_names_sort(&seen);
     backend_names_clear(&c->proxies);
-    c->proxies = seen;
+    c->proxies = *seen;
+    *seen = (struct names){0};
     c->proxies_known = true;
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if ((!b->claimed || b->foreign) && !b->configured && backend_settle(c, b) &&
+        if ((!b->claimed || b->foreign) && !b->configured && settle(c, b) &&
             !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "new service", b->conf.name);
     }
-    return 0;
 }
 
-static void on_resync_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
-                            void *arg)
-{
-    struct ctl *c = arg;
-    size_t bad = 0, slots = 0;
-    double down;
-    int r;
-
-    if (err < 0) {
-        runtime_failed(c, err, "show servers state");
-        return;
-    }
-    if (c->epoch != c->resync_epoch) {
-        /* HAProxy reloaded or restarted while we read: what we read may be
-         * the old process's. Read again rather than adopt it. */
-        c->resync_wanted = true;
-        return;
-    }
-    down = log_outage_end(&c->rt_outage, ev_now(c->loop));
-    if (down >= 0)
-        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
-                 c->cfg->runtime_socket, down);
-    if (c->resync_has_level) {
-        int level = runtime_cli_level(replies[0]);
-
-        if (level < 0) {
-            runtime_failed(c, -EPROTO, "show cli level gave an unexpected reply");
-            return;
-        }
-        replies++;
-        n--;
-        if (level != RUNTIME_LEVEL_ADMIN) {
-            /* Every change would be refused: send nothing, ask again later. */
-            c->stats.level_too_low++;
-            if (!c->level_noted)
-                log_error(MOD,
-                          "HAProxy runtime socket %s is at level %s: slotsync needs \"level "
-                          "admin\" on it (stats socket ... level admin); nothing is sent until "
-                          "it has it (checking again with backoff)",
-                          c->cfg->runtime_socket, runtime_level_name((enum runtime_level)level));
-            c->level_noted = true;
-            c->synced = false;
-            schedule_retry_max(c, RETRY_SLOW_MAX_S);
-            return;
-        }
-        if (c->level_noted)
-            log_info(MOD, "HAProxy runtime socket %s is at level admin now",
-                     c->cfg->runtime_socket);
-        c->level_noted = false;
-        c->level_ok = true;
-    }
-    if (!runtime_reply_ok(PLAN_SHOW_STATE, replies[0])) {
-        runtime_failed(c, -EPROTO, "show servers state gave an unexpected reply");
-        return;
-    }
-    if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
-        (r = read_proxies(c, replies[1])) < 0) {
-        runtime_failed(c, -EPROTO, "show backend gave an unexpected reply");
-        return;
-    }
-    for (size_t i = 0; i < c->n_backends; i++) {
-        c->backends[i]->n_seen = 0;
-        c->backends[i]->seen_backend = false;
-    }
-    r = runtime_parse_servers_state(replies[0], strlen(replies[0]), on_state_row, c, &bad);
-    if (r < 0) {
-        runtime_failed(c, r, "show servers state could not be parsed");
-        return;
-    }
-    if (bad)
-        log_warn(MOD, "show servers state: %zu rows failed validation and were ignored", bad);
-    for (size_t i = 0; i < c->n_backends; i++) {
-        if (backend_adopt(c, c->backends[i]) < 0) {
-            runtime_failed(c, -ENOMEM, "adopting HAProxy's state");
-            return;
-        }
-        slots += c->backends[i]->slots.n;
-    }
-    c->adopted = true;
-    c->adopt_epoch = c->resync_epoch;
-    c->batch_failed = false;
-    if (n > 2) {
-        /* "show map": an unknown map means HAProxy runs without our HTTP
-         * frontend (yet). */
-        c->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(c, replies[2]) == 0;
-        c->map_dirty = true;
-        if (!c->map_known && !c->map_missing_noted) {
-            c->map_missing_noted = true;
-            want_reload(c, "HTTP frontend missing in HAProxy:", c->cfg->hosts_map);
-        } else if (c->map_known) {
-            c->map_missing_noted = false;
-        }
-    }
-    log_msg(c->runtime_down || !c->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
-            "HAProxy state read: %zu slots in %zu backends", slots, c->n_backends);
-    c->stats.resyncs++;
-    c->last_resync_at = ev_now(c->loop);
-    c->runtime_down = false;
-    c->synced = true;
-    c->resync_wanted = false;
-    c->retry_delay = 0;
-    /* A dying worker's state is repaired by the read that follows the
-     * master's return (master_connect) or by the periodic resync. */
-    if (c->master_watch && runtime_sentinel_connected(c->master_watch) &&
-        (down = log_outage_end(&c->master_outage, ev_now(c->loop))) >= 0) {
-        log_info(MOD, "master socket %s answers again after %.0f s", c->cfg->master_socket, down);
-        c->master_delay = 0;
-    }
-}
-
-static void start_resync(struct ctl *c)
-{
-    struct plan cmds;
-    int r;
-
-    plan_init(&cmds);
-    /* Without a master socket the periodic resync notices a restart. */
-    master_connect(c);
-    /* At start and after every reconnect: is the socket at level admin? */
-    c->resync_has_level = !c->level_ok;
-    if ((r = plan_resync(&cmds, c->resync_has_level,
-                         c->cfg->http_bind.set ? c->cfg->hosts_map : NULL)) < 0) {
-        plan_free(&cmds);
-        runtime_failed(c, r, "building the resync commands");
-        return;
-    }
-    c->resync_epoch = c->epoch;
-    r = runtime_send(c->rt, (const char *const *)cmds.cmds, cmds.n, on_resync_reply, c);
-    plan_free(&cmds);
-    if (r < 0)
-        runtime_failed(c, r, "connect");
-}
-
-/* The live page's list of recent changes. */
-static void record_change(struct ctl *c, const struct plan_change *ch)
-{
-    struct metrics_change mc;
-
-    if (!c->recent)
-        return;
-    memset(&mc, 0, sizeof(mc));
-    mc.at = ev_time(); /* wall clock */
-    snprintf(mc.backend, sizeof(mc.backend), "%s", ch->backend);
-    snprintf(mc.slot, sizeof(mc.slot), "s%zu", ch->slot + 1);
-    if (ch->instance)
-        snprintf(mc.instance, sizeof(mc.instance), "%s", ch->instance);
-    if (ch->known)
-        snprintf(mc.what, sizeof(mc.what), "%s -> %s", ch->had, ch->want);
-    else
-        snprintf(mc.what, sizeof(mc.what), "set to %s", ch->want);
-    mc.drift = ch->drift;
-    mc.latency_s = ch->drift ? -1 : c->batch_latency;
-    metrics_recent_add(c->recent, &mc);
-}
-
-/* One info line per applied change, up to CHANGE_LOG_MAX per batch (the
- * rest at debug), then a summary. A change is applied when every command
- * that carries it was accepted. */
-static void log_changes(struct ctl *c, char **replies, size_t n, size_t failed)
-{
-    size_t shown = 0, changes = 0, drifts = 0, k = 0;
-    const struct plan *p = &c->plan;
-
-    for (size_t i = 0; i < n; i++) {
-        const struct plan_change *ch =
-            k < p->n_changes && p->changes[k].first == i ? &p->changes[k] : NULL;
-        size_t last = ch ? ch->first + ch->n : i + 1;
-        bool ok = true;
-        enum log_level level;
-
-        for (size_t j = i; j < last && j < n; j++)
-            ok = ok && runtime_reply_ok(p->cmds[j], replies[j]);
-        if (ch)
-            k++;
-        i = last - 1;
-        if (!ok)
-            continue; /* logged as refused */
-        if (ch)
-            record_change(c, ch);
-        changes++;
-        level = shown < CHANGE_LOG_MAX ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
-        if (level == LOG_LEVEL_INFO)
-            shown++;
-        if (!ch) {
-            log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
-            continue;
-        }
-        char inst[2 * 255 + 1], slot[32], addr[ENDPOINT_HOST_MAX + 10] = "";
-        const struct backend *b = backend_find(c, ch->backend);
-        const struct slot *s = b && ch->slot < b->slots.n ? &b->slots.slots[ch->slot] : NULL;
-
-        if (ch->instance)
-            log_quote(ch->instance, strlen(ch->instance), inst, sizeof(inst));
-        else
-            snprintf(inst, sizeof(inst), "emptied");
-        /* The slot's endpoint as applied, for the fields of logfmt/json. */
-        if (ch->instance && s && s->instance && strcmp(s->instance, ch->instance) == 0)
-            endpoint_format(&s->ep, addr, sizeof(addr));
-        snprintf(slot, sizeof(slot), SLOT_NAME_FMT, ch->slot + 1);
-        struct log_field f[] = {
-            {"service", ch->backend},
-            {"slot", slot},
-            {"instance", ch->instance},
-            {"addr", addr[0] ? addr : NULL},
-            {"had", ch->known ? ch->had : NULL},
-            {"want", ch->want},
-            {"drift", ch->drift ? "true" : "false"},
-        };
-        size_t nf = sizeof(f) / sizeof(f[0]);
-
-        if (ch->drift) {
-            drifts++;
-            c->stats.drift_repairs++;
-            log_fields(level, MOD, f, nf,
-                       "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s", ch->backend,
-                       ch->slot + 1, inst, ch->had, ch->want);
-        } else {
-            log_fields(level, MOD, f, nf, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
-                       ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
-        }
-    }
-    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
-            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-            "repairs%s",
-            n, failed, (ev_time() - c->batch_started) * 1e3, changes, drifts,
-            changes > shown
-                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                : "");
-}
-
-static void refusal_forget(struct ctl *c, const struct plan_origin *o, const char *cmd)
-{
-    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-
-    if (b)
-        backend_refusal_forget(b, (size_t)o->slot, cmd);
-}
-
-/* See backend_refusal_note(): one warning per (slot, reason) per minute. */
-static bool refusal_note(struct ctl *c, const struct plan_origin *o, const char *cmd,
-                         const char *reason)
-{
-    struct backend *b = o->slot >= 0 ? backend_find(c, o->backend) : NULL;
-
-    return b && backend_refusal_note(b, o, cmd, reason, ev_now(c->loop), REFUSAL_WARN_EVERY_S);
-}
-
-/* Refused commands are not resent, but HAProxy's state is read again (the
- * view assumed them applied) after a delay that doubles, with jitter, up to
- * RETRY_SLOW_MAX_S while refusals keep coming. */
-static void refusal_resync_later(struct ctl *c)
-{
-    double now = ev_now(c->loop);
-
-    if (now - c->last_refusal > 2 * RETRY_SLOW_MAX_S)
-        c->refusal_delay = 0;
-    c->last_refusal = now;
-    if (!ev_is_active(&c->refusal_timer))
-        backoff_start(c, &c->refusal_timer, &c->refusal_delay, REFUSAL_RESYNC_MIN_S,
-                      RETRY_SLOW_MAX_S);
-}
-
-static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct ctl *c = w->data;
-
-    c->resync_wanted = true;
-}
-
-static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
-                           void *arg)
-{
-    struct ctl *c = arg;
-    size_t failed = 0, warned = 0;
-
-    if (err == -EPROTO && raw) {
-        /* HAProxy answered, but a refusal came without its empty line (2.6
-         * does that for a few "add server" errors): which command failed is
-         * unknown. HAProxy is reachable, so this is a refusal, not an
-         * outage: its state is read again with the refusal backoff, and
-         * the same batch cannot come back faster than that. */
-        c->stats.command_failures++;
-        if (ev_now(c->loop) - c->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
-            char q[160];
-
-            c->unframed_warned_at = ev_now(c->loop);
-            log_quote(raw, raw_len, q, sizeof(q));
-            log_warn(MOD,
-                     "HAProxy refused part of a batch of %zu commands without saying which "
-                     "(\"%s\"); reading its state again with backoff",
-                     c->plan.n, q);
-        }
-        refusal_resync_later(c);
-        return;
-    }
-    if (err < 0) {
-        /* Whatever part of the batch was applied, a resync finds out; its
-         * events count when a later batch applies them. */
-        metrics_pending_move(&c->events_in_flight, &c->events_pending);
-        metrics_pending_move(&c->events_pending, &c->events_in_flight);
-        c->batch_failed = true;
-        runtime_failed(c, err, "sending a batch");
-        return;
-    }
-    metrics_observe(&c->obs.batch_seconds, ev_time() - c->batch_started, 1);
-    c->batch_latency =
-        c->events_in_flight.len
-            ? metrics_pending_observe(&c->events_in_flight, &c->obs.event_to_applied, ev_time())
-            : -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct plan_origin *o = &c->plan.origin[i];
-        char q[LOG_QUOTE_MAX / 4];
-
-        if (runtime_reply_ok(c->plan.cmds[i], replies[i])) {
-            refusal_forget(c, o, c->plan.cmds[i]);
-            continue;
-        }
-        failed++;
-        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
-        if (!refusal_note(c, o, c->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
-            log_warn(MOD,
-                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
-                     "HAProxy's side of the slot changes)",
-                     c->plan.cmds[i], q);
-        else
-            log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", c->plan.cmds[i], q);
-    }
-    if (warned > REFUSAL_WARN_MAX)
-        log_warn(MOD, "HAProxy refused %zu more commands of this batch (debug level lists them)",
-                 warned - REFUSAL_WARN_MAX);
-    c->stats.command_failures += failed;
-    if (failed) {
-        c->batch_failed = true;
-        refusal_resync_later(c);
-    }
-    log_changes(c, replies, n, failed);
-}
-
-/* Add slots old..n-1 to a running backend with "add server". */
-static int grow_at_runtime(struct ctl *c, struct backend *b, size_t n)
-{
-    size_t old = b->slots.n;
-    int r;
-
-    r = plan_add_slots(&c->plan, b->conf.name, old, n, b->conf.opt.server_options);
-    if (r < 0)
-        return r;
-    r = backend_add_slots(b, n);
-    if (r < 0)
-        return r;
-    c->stats.grown += n - old;
-    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
-             old, n);
-    return 0;
-}
-
-/* The planning options of b: its refused commands, and for a static
- * algorithm no weights (one warning per endpoint whose weight is not sent). */
-static const struct plan_opts *static_opts(struct ctl *c, struct backend *b, struct plan_opts *o)
-{
-    char **warned = NULL;
-    size_t n = 0;
-
-    o->static_weights = config_balance_is_static(b->conf.opt.balance);
-    o->refused = b->refused;
-    o->n_refused = b->n_refused;
-    if (!o->static_weights)
-        return o;
-    warned = calloc(b->slots.n ? b->slots.n : 1, sizeof(*warned));
-    for (size_t i = 0; warned && i < b->slots.n; i++) {
-        const struct slot *s = &b->slots.slots[i];
-        bool known = false;
-
-        if (!s->instance || s->ep.weight == 0 || s->ep.weight == ENDPOINT_DEFAULT_WEIGHT)
-            continue;
-        for (size_t k = 0; k < b->n_weight_warned && !known; k++)
-            known = b->weight_warned[k] && strcmp(b->weight_warned[k], s->instance) == 0;
-        if (!known) {
-            c->stats.static_weights_ignored++;
-            log_warn(MOD,
-                     "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
-                     "weight %u of %s/%s is not applied (only weight 0, as drain)",
-                     b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
-        }
-        if (!(warned[n] = strdup(s->instance)))
-            break;
-        n++;
-    }
-    for (size_t k = 0; k < b->n_weight_warned; k++)
-        free(b->weight_warned[k]);
-    free(b->weight_warned);
-    b->weight_warned = warned;
-    b->n_weight_warned = warned ? n : 0;
-    return o;
-}
-
-static void converge_backend(struct ctl *c, struct backend *b)
-{
-    struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-    struct plan_opts opts;
-    size_t endpoints = svc ? svc->n_endpoints : 0;
-    size_t first_change = c->plan.n_changes;
-    size_t n = b->slots.n;
-    int r;
-
-    b->dirty = false;
-    if (!b->present || !backend_ours(b))
-        return;
-    /* A configured slot count above HAProxy's is honoured (a lower one
-     * never takes a slot away: it may hold an endpoint). */
-    if (n < (size_t)b->conf.opt.slots)
-        n = (size_t)b->conf.opt.slots;
-    if (endpoints > n)
-        n = backend_fit_slots(b, n, endpoints);
-    if (n > b->slots.n) {
-        if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance)) {
-            r = grow_at_runtime(c, b, n);
-            if (r < 0) {
-                log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
-                c->resync_wanted = true;
-                return;
-            }
-        } else if (b->want_slots < n) {
-            b->want_slots = n;
-            want_reload(
-                c, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
-                b->conf.name);
-        }
-    }
-    r = slots_assign(&b->slots, svc, b->have);
-    if (r < 0) {
-        log_error(MOD, "backend %s: %s", b->conf.name, strerror(-r));
-        b->dirty = true;
-        return;
-    }
-    if (b->slots.overflow != b->last_overflow) {
-        if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)", b->conf.name,
-                     b->slots.overflow, b->slots.n);
-        else
-            log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
-        b->last_overflow = b->slots.overflow;
-    }
-    r = plan_backend_opts(&c->plan, b->conf.name, &b->slots, b->have, static_opts(c, b, &opts));
-    if (r < 0) {
-        log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
-        c->resync_wanted = true;
-        return;
-    }
-    for (size_t i = first_change; i < c->plan.n_changes; i++)
-        c->plan.changes[i].drift = b->drift[c->plan.changes[i].slot];
-    memset(b->drift, 0, b->slots.n * sizeof(*b->drift));
-}
-
-/* The routes of the backends HAProxy runs. */
-static int present_routes(struct ctl *c, struct host_route **out, size_t *n_out)
-{
-    struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
-    size_t n = 0;
-    int r;
-
-    if (!rb)
-        return -ENOMEM;
-    for (size_t i = 0; i < c->n_backends; i++)
-        if (c->backends[i]->present)
-            rb[n++] = (struct render_backend){c->backends[i]->svc, &c->backends[i]->slots};
-    r = render_host_routes(c->cfg, rb, n, out, n_out);
-    free(rb);
-    return r;
-}
-
-/* Runtime map commands from the map HAProxy has to the one we want. */
-static void converge_map(struct ctl *c)
-{
-    struct host_route *want = NULL;
-    size_t nw = 0;
-    int r;
-
-    c->map_dirty = false;
-    if (!c->cfg->http_bind.set || !c->map_known)
-        return;
-    if (present_routes(c, &want, &nw) < 0) {
-        log_error(MOD, "host map %s: out of memory", c->cfg->hosts_map);
-        c->map_dirty = true;
-        return;
-    }
-    r = plan_map(&c->plan, c->cfg->hosts_map, want, nw, c->map_have, c->n_map_have);
-    if (r < 0) {
-        /* Validated input cannot get here (plan.c checks the longest
-         * command at compile time): say so once, and try again at the next
-         * change rather than spin. */
-        if (!c->map_plan_failed)
-            log_error(MOD, "host map %s: its commands cannot be built: %s", c->cfg->hosts_map,
-                      strerror(-r));
-        c->map_plan_failed = true;
-        free(want);
-        return;
-    }
-    c->map_plan_failed = false;
-    free(c->map_have);
-    c->map_have = want;
-    c->n_map_have = nw;
-}
+static const struct apply_ops apply_ops = {
+    .backends = ap_backends,
+    .want_reload = ap_want_reload,
+    .proxies = ap_proxies,
+};
 
 /* ---- reloads ---- */
 
@@ -1352,7 +492,7 @@ static void reload_end(struct ctl *c, bool ok)
     if (!ok) {
         c->failed_gen = c->reload_gen;
         /* Slots added for the render HAProxy did not load: forget them. */
-        c->resync_wanted = true;
+        c->ap.resync_wanted = true;
         return;
     }
     c->loaded_gen = c->reload_gen;
@@ -1361,7 +501,7 @@ static void reload_end(struct ctl *c, bool ok)
     backend_names_clear(&c->owned);
     c->owned = c->rendering;
     c->rendering = (struct names){0};
-    c->epoch++; /* a new worker: any read still in flight is stale */
+    c->ap.epoch++; /* a new worker: any read still in flight is stale */
     /* Backends left out of the file HAProxy now runs: forget them, unless
      * endpoints came back meanwhile (then they want a backend again). */
     for (size_t i = 0; i < c->n_backends;) {
@@ -1379,7 +519,7 @@ static void reload_end(struct ctl *c, bool ok)
             i++;
         }
     }
-    c->resync_wanted = true;
+    c->ap.resync_wanted = true;
 }
 
 /* The files could not be written, the check not started or HAProxy's master
@@ -1410,7 +550,7 @@ static void reload_io_failed(struct ctl *c, const char *what, const char *why)
     ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
     ev_timer_start(c->loop, &c->reload_timer);
     /* Slots added for the render HAProxy did not load: forget them. */
-    c->resync_wanted = true;
+    c->ap.resync_wanted = true;
 }
 
 /* A reload went through: whatever failed before works again. */
@@ -1593,7 +733,7 @@ static void maybe_reload(struct ctl *c)
 {
     double wait;
 
-    if (!reload_pending(c) || c->reloading || !c->listed || !c->synced ||
+    if (!reload_pending(c) || c->reloading || !c->listed || !c->ap.synced ||
         ev_is_active(&c->reload_timer))
         return;
     if (!reloader_can_reload(c->reloader)) {
@@ -1617,12 +757,12 @@ static void maybe_reload(struct ctl *c)
  * nothing more is waiting to go there. */
 static void notify_controller(struct ctl *c)
 {
-    bool settled = c->synced && !c->resync_wanted && !c->reloading && !reload_pending(c) &&
-                   !runtime_busy(c->rt) && !c->map_dirty;
+    bool settled = c->ap.synced && !c->ap.resync_wanted && !c->reloading && !reload_pending(c) &&
+                   !runtime_busy(c->ap.rt) && !c->ap.map_dirty;
 
     for (size_t i = 0; settled && i < c->n_backends; i++)
         settled = !c->backends[i]->dirty;
-    notify_update(c->notify, &(struct notify_state){c->listed, c->synced, settled,
+    notify_update(c->notify, &(struct notify_state){c->listed, c->ap.synced, settled,
                                                     catalog_count(c->cat), c->cat->n_services});
 }
 
@@ -1655,7 +795,6 @@ static void dns_controller(struct ctl *c)
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct ctl *c = w->data;
-    int r;
 
     if (c->render_only)
         return;
@@ -1665,50 +804,24 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     /* During a reload the socket may reach the old worker or the new one:
      * what we read or change there could be lost or mistaken (a backend of
      * the new file "missing"). Hold everything; the reload's end resyncs. */
-    if (c->reloading || runtime_busy(c->rt) || ev_is_active(&c->retry_timer))
+    if (c->reloading || apply_busy(&c->ap))
         return;
-    if (!c->synced || c->resync_wanted) {
-        start_resync(c);
+    if (apply_resync_due(&c->ap)) {
+        apply_resync(&c->ap);
         return;
     }
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
     if (!c->listed)
         return;
-    plan_reset(&c->plan);
-    for (size_t i = 0; i < c->n_backends; i++)
-        if (c->backends[i]->dirty)
-            converge_backend(c, c->backends[i]);
-    if (c->map_dirty)
-        converge_map(c);
-    if (!c->plan.n) {
-        /* Events that changed nothing HAProxy runs (or only asked for a
-         * reload) are never "applied" by a batch. */
-        c->events_pending.len = 0;
-        return;
-    }
-    metrics_pending_move(&c->events_in_flight, &c->events_pending);
-    if (log_get_level() >= LOG_LEVEL_DEBUG)
-        for (size_t i = 0; i < c->plan.n; i++)
-            log_debug(MOD, "batch command %zu/%zu: %s", i + 1, c->plan.n, c->plan.cmds[i]);
-    c->batch_started = ev_time();
-    c->stats.batches++;
-    c->stats.commands += c->plan.n;
-    r = runtime_send(c->rt, (const char *const *)c->plan.cmds, c->plan.n, on_batch_reply, c);
-    if (r < 0)
-        runtime_failed(c, r, "sending a batch");
-}
-
-static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    /* Nothing to do: the next on_prepare() tries again. */
+    apply_send(&c->ap);
 }
 
 static void on_resync_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct ctl *c = w->data;
 
-    c->resync_wanted = true;
+    c->ap.resync_wanted = true;
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -1717,54 +830,54 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* "12.3 s ago" or "never" into buf. */
-static const char *ago(char *buf, size_t size, double now, double then)
+static void dump_line(const char *text, void *arg)
 {
-    if (then <= 0)
-        snprintf(buf, size, "never");
-    else
-        snprintf(buf, size, "%.1f s ago", now - then);
-    return buf;
+    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
 }
 
-/* SIGUSR1: what the daemon knows, written to the log whatever its level,
- * never rate-limited (one line per backend). */
+/* SIGUSR1: what the daemon knows (status_dump()), written to the log
+ * whatever its level, never rate-limited (one line per backend). */
 static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct ctl *c = w->data;
     const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    double now = ev_now(loop);
-    char resync[32], reload[32];
+    struct status_dump_backend *db = calloc(c->n_backends + 1, sizeof(*db));
+    struct status_dump d = {
+        .now = ev_now(loop),
+        .revision = es ? es->revision : 0,
+        .watching = es && es->watching,
+        .listed = c->listed,
+        .endpoints = catalog_count(c->cat),
+        .services = c->cat->n_services,
+        .rejected = c->cat->rejected,
+        .unknown_fields = c->cat->unknown_fields,
+        .synced = c->ap.synced,
+        .last_resync_at = c->ap.last_resync_at,
+        .resyncs = c->ap.stats.resyncs,
+        .last_reload_at = c->last_reload_start,
+        .reloads = c->stats.reloads,
+        .reload_failures = c->stats.reload_failures,
+        .check_failures = c->stats.check_failures,
+        .reloading = c->reloading,
+        .batches = c->ap.stats.batches,
+        .commands = c->ap.stats.commands,
+        .refused = c->ap.stats.command_failures,
+        .backends = db,
+        .n_backends = c->n_backends,
+    };
 
-    log_msg_all(LOG_LEVEL_INFO, MOD,
-                "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
-                "services, %llu values rejected, %llu with unknown JSON fields",
-                es ? (long long)es->revision : 0LL,
-                es && es->watching ? "watching" : "not watching",
-                c->listed ? "listed" : "first listing not done", catalog_count(c->cat),
-                c->cat->n_services, c->cat->rejected, c->cat->unknown_fields);
-    log_msg_all(
-        LOG_LEVEL_INFO, MOD,
-        "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
-        "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
-        "(%llu refused)",
-        c->synced ? "known" : "not known yet", ago(resync, sizeof(resync), now, c->last_resync_at),
-        c->stats.resyncs, ago(reload, sizeof(reload), now, c->last_reload_start), c->stats.reloads,
-        c->stats.reload_failures, c->stats.check_failures, c->reloading ? ", one in flight" : "",
-        c->stats.batches, c->stats.commands, c->stats.command_failures);
-    for (size_t i = 0; i < c->n_backends; i++) {
+    for (size_t i = 0; db && i < c->n_backends; i++) {
         const struct backend *b = c->backends[i];
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-        size_t used = slots_used(&b->slots);
 
-        log_msg_all(LOG_LEVEL_INFO, MOD,
-                    "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
-                    "without a slot)%s%s",
-                    b->conf.name, used, b->slots.n - used, svc ? svc->n_endpoints : 0,
-                    b->slots.overflow, b->present ? "" : ", not in HAProxy",
-                    b->configured ? "" : ", from etcd only");
+        db[i] = (struct status_dump_backend){b->conf.name,      slots_used(&b->slots),
+                                             b->slots.n,        svc ? svc->n_endpoints : 0,
+                                             b->slots.overflow, b->present,
+                                             b->configured};
     }
-    log_msg_all(LOG_LEVEL_INFO, MOD, "state dump: end (%zu backends)", c->n_backends);
+    if (!db || status_dump(&d, dump_line, NULL) < 0)
+        log_error(MOD, "state dump: out of memory");
+    free(db);
 }
 
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1787,6 +900,32 @@ static void note_slots(struct backend *b, int old)
                  b->conf.name, old, now, b->slots.n);
     else
         log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
+}
+
+/* A SIGHUP's new config for b (backend_reconfigure()): ask for a reload or
+ * say what the new slot count does. Returns whether anything changed. */
+static bool reconfigured(struct ctl *c, struct backend *b, const struct service_conf *sc,
+                         const struct service_options *defaults)
+{
+    int old = 0;
+
+    switch (backend_reconfigure(b, sc, defaults, &old)) {
+    case BACKEND_RECONF_OPTIONS:
+        want_reload(c, "options changed for", b->conf.name);
+        return true;
+    case BACKEND_RECONF_LEFT:
+        want_reload(c, "service left the config:", b->conf.name);
+        return true;
+    case BACKEND_RECONF_DEFAULTS:
+        want_reload(c, "defaults changed for", b->conf.name);
+        return true;
+    case BACKEND_RECONF_SLOTS:
+        note_slots(b, old);
+        return true;
+    case BACKEND_RECONF_SAME:
+        break;
+    }
+    return false;
 }
 
 static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg);
@@ -1842,51 +981,18 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
                 log_error(MOD, "SIGHUP: out of memory");
                 continue;
             }
-            if (backend_settle(c, b))
+            if (settle(c, b))
                 want_reload(c, "new service in the config:", sc->name);
             changed = true;
             continue;
         }
-        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
-            !config_same_listen(&b->conf.listen, &sc->listen)) {
-            b->conf = *sc;
-            b->configured = true;
-            b->grow_by_reload = false;
-            want_reload(c, "options changed for", sc->name);
-            changed = true;
-        } else if (b->conf.opt.slots != sc->opt.slots) {
-            int old = b->conf.opt.slots;
-
-            b->conf.opt.slots = sc->opt.slots;
-            note_slots(b, old);
-            changed = true;
-        }
-        b->conf.hosts = sc->hosts;
-        b->conf.n_hosts = sc->n_hosts;
+        changed = reconfigured(c, b, sc, &nc->defaults) || changed;
     }
     for (size_t i = 0; i < c->n_backends; i++) {
         struct backend *b = c->backends[i];
 
-        if (b->configured && !config_find_service(nc, b->conf.name)) {
-            struct service_conf conf = {0};
-
-            snprintf(conf.name, sizeof(conf.name), "%s", b->conf.name);
-            conf.opt = nc->defaults;
-            b->conf = conf;
-            b->configured = false;
-            want_reload(c, "service left the config:", b->conf.name);
-            changed = true;
-        } else if (!b->configured && !config_same_options(&b->conf.opt, &nc->defaults)) {
-            b->conf.opt = nc->defaults;
-            want_reload(c, "defaults changed for", b->conf.name);
-            changed = true;
-        } else if (!b->configured && b->conf.opt.slots != nc->defaults.slots) {
-            int old = b->conf.opt.slots;
-
-            b->conf.opt.slots = nc->defaults.slots;
-            note_slots(b, old);
-            changed = true;
-        }
+        changed =
+            reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
     }
     if (!config_same_http_frontend(nc, oc)) {
         want_reload(c, "http_frontend changed:", nc->hosts_map);
@@ -1896,6 +1002,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->resync_timer.repeat = nc->resync_interval_s;
     ev_timer_again(c->loop, &c->resync_timer);
     c->cfg = nc;
+    apply_set_config(&c->ap, nc);
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1908,13 +1015,13 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         bool was_refused = b->foreign;
 
         b->claimed = b->claimed && !name_taken(c, b);
-        if (backend_settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
+        if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             want_reload(c, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
     }
-    c->map_dirty = true;
-    c->resync_wanted = true;
+    c->ap.map_dirty = true;
+    c->ap.resync_wanted = true;
     log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
 }
 
@@ -2002,7 +1109,7 @@ static bool admin_ready(void *arg, const char **why)
 
     if (!c->listed)
         *why = "the first etcd listing is not done";
-    else if (!c->synced || c->runtime_down || c->last_resync_at <= 0)
+    else if (!c->ap.synced || c->ap.runtime_down || c->ap.last_resync_at <= 0)
         *why = "HAProxy's runtime socket does not answer";
     else
         return true;
@@ -2022,19 +1129,19 @@ static void admin_metrics(void *arg, struct metrics *m)
         m->etcd_watch_starts = es->watch_starts;
         m->etcd_revision = es->revision;
     }
-    m->commands = c->stats.commands;
-    m->command_failures = c->stats.command_failures;
-    m->batches = c->stats.batches;
-    m->runtime_errors = c->stats.runtime_errors;
-    m->runtime_added_servers = c->stats.grown;
-    m->resyncs = c->stats.resyncs;
-    m->drift_repairs = c->stats.drift_repairs;
+    m->commands = c->ap.stats.commands;
+    m->command_failures = c->ap.stats.command_failures;
+    m->batches = c->ap.stats.batches;
+    m->runtime_errors = c->ap.stats.runtime_errors;
+    m->runtime_added_servers = c->ap.stats.grown;
+    m->resyncs = c->ap.stats.resyncs;
+    m->drift_repairs = c->ap.stats.drift_repairs;
     m->reloads = c->stats.reloads;
     m->reload_failures = c->stats.reload_failures;
     m->check_failures = c->stats.check_failures;
-    m->haproxy_up = c->synced && !c->runtime_down;
+    m->haproxy_up = c->ap.synced && !c->ap.runtime_down;
     m->ready = admin_ready(c, &why);
-    m->since_resync_s = c->last_resync_at > 0 ? ev_now(c->loop) - c->last_resync_at : -1;
+    m->since_resync_s = c->ap.last_resync_at > 0 ? ev_now(c->loop) - c->ap.last_resync_at : -1;
     mb = realloc(c->obs_backends, (c->n_backends + 1) * sizeof(*mb));
     if (!mb)
         return; /* no per-backend lines this time */
@@ -2157,9 +1264,6 @@ static void ctl_destroy(struct ctl *c)
     if (c->loop) {
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
-        ev_timer_stop(c->loop, &c->retry_timer);
-        ev_timer_stop(c->loop, &c->refusal_timer);
-        ev_timer_stop(c->loop, &c->master_timer);
         ev_timer_stop(c->loop, &c->reload_timer);
         ev_timer_stop(c->loop, &c->deadline);
         ev_signal_stop(c->loop, &c->sig_term);
@@ -2173,15 +1277,12 @@ static void ctl_destroy(struct ctl *c)
     etcd_sync_stop(c->sync);
     etcd_client_free(c->etcd);
     http_client_free(c->http);
-    runtime_free(c->rt);
-    runtime_free(c->master_watch);
+    apply_free(&c->ap);
     reloader_free(c->reloader);
     catalog_free(c->cat);
-    plan_free(&c->plan);
     for (size_t i = 0; i < c->n_backends; i++)
         backend_free(c->backends[i]);
     free(c->backends);
-    free(c->map_have);
     backend_names_clear(&c->owned);
     backend_names_clear(&c->base_be);
     backend_names_clear(&c->base_fe);
@@ -2211,7 +1312,6 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->cfg = cfg;
     c->render_only = render_only;
     c->loop = EV_DEFAULT;
-    plan_init(&c->plan);
     if (!c->loop) {
         memprintf(errmsg, "cannot create the event loop");
         return -ENOMEM;
@@ -2235,7 +1335,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
 
         if (!b)
             goto oom;
-        backend_settle(c, b);
+        settle(c, b);
     }
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
@@ -2247,14 +1347,10 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             return r;
     }
     if (!render_only) {
-        c->rt = runtime_new(c->loop, cfg->runtime_socket, cfg->runtime_timeout_s);
-        if (!c->rt) {
-            memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
-            return -EINVAL;
-        }
-        if (cfg->master_socket && !(c->master_watch = runtime_new(c->loop, cfg->master_socket,
-                                                                  MASTER_SENTINEL_TIMEOUT_S)))
-            goto oom;
+        int r = apply_init(&c->ap, c->loop, cfg, c->cat, &c->obs, &apply_ops, c, errmsg);
+
+        if (r < 0)
+            return r;
         c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
                                    cfg->reload_command);
         if (!c->reloader || !memprintf(&c->candidate, "%s.new", cfg->services_file))
@@ -2262,12 +1358,6 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     }
     ev_prepare_init(&c->flush, on_prepare);
     c->flush.data = c;
-    ev_timer_init(&c->retry_timer, on_retry, 0., 0.);
-    c->retry_timer.data = c;
-    ev_timer_init(&c->refusal_timer, on_refusal_timer, 0., 0.);
-    c->refusal_timer.data = c;
-    ev_timer_init(&c->master_timer, on_master_timer, 0., 0.);
-    c->master_timer.data = c;
     ev_timer_init(&c->reload_timer, on_reload_timer, 0., 0.);
     c->reload_timer.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
@@ -2317,6 +1407,7 @@ int controller_run(const struct config *cfg,
              cfg->etcd_prefix, cfg->runtime_socket);
     if (cfg->admin_listen.set) {
         c.recent = calloc(1, sizeof(*c.recent));
+        c.ap.recent = c.recent;
         c.admin = c.recent ? admin_start(c.loop, &cfg->admin_listen, cfg->runtime_socket,
                                          &admin_ops, &c, errmsg)
                            : NULL;
@@ -2336,10 +1427,10 @@ int controller_run(const struct config *cfg,
              "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
              "%llu services refused, %llu drift repairs, "
              "%llu static-algorithm weights not sent, %llu reads below level admin",
-             c.stats.batches, c.stats.commands, c.stats.command_failures, c.stats.resyncs,
-             c.stats.reloads, c.stats.reload_failures, c.stats.check_failures, c.cat->rejected,
-             c.stats.refused_services, c.stats.drift_repairs, c.stats.static_weights_ignored,
-             c.stats.level_too_low);
+             c.ap.stats.batches, c.ap.stats.commands, c.ap.stats.command_failures,
+             c.ap.stats.resyncs, c.stats.reloads, c.stats.reload_failures, c.stats.check_failures,
+             c.cat->rejected, c.stats.refused_services, c.ap.stats.drift_repairs,
+             c.ap.stats.static_weights_ignored, c.ap.stats.level_too_low);
     if (c.stats.io_failures)
         log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
                  c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");

@@ -2,6 +2,7 @@
 #include <slotsync/status.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,4 +554,75 @@ int status_render_table(const json_t *doc, bool all, char **out)
         return -ENOMEM;
     }
     return 0;
+}
+
+/* ---- the daemon's state dump ---- */
+
+/* "12.3 s ago" or "never" into buf. */
+static const char *ago(char *buf, size_t size, double now, double then)
+{
+    if (then <= 0)
+        snprintf(buf, size, "never");
+    else
+        snprintf(buf, size, "%.1f s ago", now - then);
+    return buf;
+}
+
+/* One line, formatted, to line(). 0 or -ENOMEM. */
+static int dump_line(void (*line)(const char *, void *), void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int dump_line(void (*line)(const char *, void *), void *arg, const char *fmt, ...)
+{
+    va_list ap;
+    char *text;
+    int len;
+
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0 || !(text = malloc((size_t)len + 1)))
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    line(text, arg);
+    free(text);
+    return 0;
+}
+
+int status_dump(const struct status_dump *d, void (*line)(const char *text, void *arg), void *arg)
+{
+    char resync[32], reload[32];
+    int r;
+
+    r = dump_line(line, arg,
+                  "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
+                  "services, %llu values rejected, %llu with unknown JSON fields",
+                  (long long)d->revision, d->watching ? "watching" : "not watching",
+                  d->listed ? "listed" : "first listing not done", d->endpoints, d->services,
+                  d->rejected, d->unknown_fields);
+    if (r == 0)
+        r = dump_line(line, arg,
+                      "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
+                      "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
+                      "(%llu refused)",
+                      d->synced ? "known" : "not known yet",
+                      ago(resync, sizeof(resync), d->now, d->last_resync_at), d->resyncs,
+                      ago(reload, sizeof(reload), d->now, d->last_reload_at), d->reloads,
+                      d->reload_failures, d->check_failures, d->reloading ? ", one in flight" : "",
+                      d->batches, d->commands, d->refused);
+    for (size_t i = 0; r == 0 && i < d->n_backends; i++) {
+        const struct status_dump_backend *b = &d->backends[i];
+
+        r = dump_line(line, arg,
+                      "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
+                      "without a slot)%s%s",
+                      b->name, b->used, b->slots - b->used, b->endpoints, b->overflow,
+                      b->present ? "" : ", not in HAProxy",
+                      b->configured ? "" : ", from etcd only");
+    }
+    if (r == 0)
+        r = dump_line(line, arg, "state dump: end (%zu backends)", d->n_backends);
+    return r;
 }

@@ -339,3 +339,426 @@ Test(backend, proxy_names_of_a_config_text)
     cr_assert_eq(backend_proxy_names("", 0, &be, NULL), 0);
     cr_assert_eq(be.n, 0);
 }
+
+/* ---- backend_adopt(): HAProxy's rows into a backend ---- */
+
+/* One row of "show servers state" for slot server (s1, s2, ...). */
+static struct server_state row(const char *server, const char *addr, unsigned port)
+{
+    struct server_state st;
+
+    memset(&st, 0, sizeof(st));
+    snprintf(st.backend, sizeof(st.backend), "web");
+    snprintf(st.server, sizeof(st.server), "%s", server);
+    snprintf(st.addr, sizeof(st.addr), "%s", addr);
+    st.port = port;
+    st.weight = 1;
+    return st;
+}
+
+#define ADOPT_ROWS_MAX 4
+
+struct adopt_case {
+    const char *name;
+    /* before */
+    bool configured, foreign, was_present, trusted;
+    size_t slots_before, added_to, endpoints;
+    const char *had_addr; /* slot 0's view before (NULL: unknown) */
+    /* HAProxy's reply */
+    bool seen_backend;
+    const char *rows[ADOPT_ROWS_MAX]; /* server names, NULL-terminated; all at 10.0.0.1:80 */
+    /* after */
+    size_t slots, contiguous;
+    bool gap, runtime_lost, changed, missing, present, drift0, grow_by_reload;
+};
+
+static const struct adopt_case adopt_cases[] = {
+    {.name = "first read: three slots",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s1", "s2", "s3"},
+     .slots = 3,
+     .contiguous = 3,
+     .changed = true,
+     .present = true},
+    {.name = "rows out of order are sorted",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s3", "s1", "s2"},
+     .slots = 3,
+     .contiguous = 3,
+     .changed = true,
+     .present = true},
+    {.name = "a gap: only s1..s2",
+     .configured = true,
+     .seen_backend = true,
+     .rows = {"s1", "s2", "s4"},
+     .slots = 2,
+     .contiguous = 2,
+     .gap = true,
+     .changed = true,
+     .present = true},
+    {.name = "same slots again: no change",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 2,
+     .seen_backend = true,
+     .rows = {"s1", "s2"},
+     .slots = 2,
+     .contiguous = 2,
+     .present = true},
+    {.name = "configured and missing: a reload is asked",
+     .configured = true,
+     .seen_backend = false,
+     .missing = true},
+    {.name = "etcd-only, no endpoints, missing: nothing asked", .seen_backend = false},
+    {.name = "etcd-only with endpoints, missing: a reload is asked",
+     .endpoints = 2,
+     .seen_backend = false,
+     .missing = true},
+    {.name = "missing with a pending render's table: kept",
+     .configured = true,
+     .slots_before = 4,
+     .seen_backend = false,
+     .slots = 4,
+     .missing = true},
+    {.name = "was present, now gone",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 2,
+     .seen_backend = false,
+     .slots = 0,
+     .changed = true,
+     .missing = true},
+    {.name = "runtime slots gone: grow by reload",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 4,
+     .added_to = 4,
+     .seen_backend = true,
+     .rows = {"s1", "s2"},
+     .slots = 2,
+     .contiguous = 2,
+     .runtime_lost = true,
+     .changed = true,
+     .present = true,
+     .grow_by_reload = true},
+    {.name = "trusted and different: drift",
+     .configured = true,
+     .was_present = true,
+     .trusted = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.9",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true,
+     .drift0 = true},
+    {.name = "not trusted and different: no drift",
+     .configured = true,
+     .was_present = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.9",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true},
+    {.name = "trusted and the same: no drift",
+     .configured = true,
+     .was_present = true,
+     .trusted = true,
+     .slots_before = 1,
+     .had_addr = "10.0.0.1",
+     .seen_backend = true,
+     .rows = {"s1"},
+     .slots = 1,
+     .contiguous = 1,
+     .present = true},
+    {.name = "foreign: left alone",
+     .configured = true,
+     .foreign = true,
+     .slots_before = 1,
+     .seen_backend = false,
+     .slots = 1},
+};
+
+Test(backend, adopt_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(adopt_cases); i++) {
+        const struct adopt_case *t = &adopt_cases[i];
+        struct backend *b = insert("web", 0, 0, t->configured);
+        struct backend_adoption ad;
+        size_t n = 0;
+
+        b->claimed = true;
+        b->foreign = t->foreign;
+        b->present = t->was_present;
+        b->dirty = false;
+        cr_assert_eq(backend_resize(b, t->slots_before), 0);
+        if (t->had_addr)
+            b->have[0] = row("s1", t->had_addr, 80);
+        b->added_to = t->added_to;
+        b->seen_backend = t->seen_backend;
+        for (; n < ADOPT_ROWS_MAX && t->rows[n]; n++) {
+            b->seen = realloc(b->seen, (n + 1) * sizeof(*b->seen));
+            cr_assert_not_null(b->seen);
+            b->seen[n] = row(t->rows[n], "10.0.0.1", 80);
+            b->n_seen = b->cap_seen = n + 1;
+        }
+        cr_assert_eq(backend_adopt(b, t->trusted, t->endpoints, &ad), 0, "%s", t->name);
+        cr_expect_eq(b->slots.n, t->slots, "%s: %zu slots", t->name, b->slots.n);
+        cr_expect_eq(ad.contiguous, t->contiguous, "%s", t->name);
+        cr_expect_eq(ad.gap, t->gap, "%s", t->name);
+        cr_expect_eq(ad.runtime_lost, t->runtime_lost, "%s", t->name);
+        cr_expect_eq(ad.changed, t->changed, "%s", t->name);
+        cr_expect_eq(ad.missing, t->missing, "%s", t->name);
+        cr_expect_eq(b->present, t->present, "%s", t->name);
+        cr_expect_eq(b->grow_by_reload, t->grow_by_reload, "%s", t->name);
+        cr_expect_eq(b->dirty, !t->foreign, "%s", t->name);
+        if (t->slots)
+            cr_expect_eq(b->drift[0], t->drift0, "%s", t->name);
+        /* HAProxy's rows are the view now, in slot order */
+        for (size_t j = 0; t->present && j < t->contiguous; j++)
+            cr_expect_eq(slots_index_of(b->have[j].server), (long)j, "%s: slot %zu", t->name, j);
+        teardown();
+    }
+}
+
+Test(backend, adopt_twice_notes_a_missing_backend_once)
+{
+    struct backend *b = insert("web", 2, 0, true);
+    struct backend_adoption ad;
+
+    b->claimed = true;
+    cr_assert_eq(backend_adopt(b, false, 0, &ad), 0);
+    cr_expect(ad.missing);
+    cr_assert_eq(backend_adopt(b, false, 0, &ad), 0);
+    cr_expect_not(ad.missing, "asked once until it is seen");
+}
+
+/* ---- backend_growth(): how a present backend gets its slots ---- */
+
+struct growth_case {
+    const char *name;
+    const char *balance;
+    int configured_slots, growth;
+    size_t have, endpoints, want_slots;
+    bool grow_by_reload;
+    enum backend_grow expect;
+    size_t n, want_after;
+};
+
+static const struct growth_case growth_cases[] = {
+    {"enough slots", "roundrobin", 4, 0, 4, 3, 0, false, BACKEND_GROW_NONE, 4, 0},
+    {"HAProxy has more than configured: kept", "roundrobin", 2, 0, 4, 3, 0, false,
+     BACKEND_GROW_NONE, 4, 0},
+    {"more endpoints, dynamic: doubled at run time", "roundrobin", 4, 0, 4, 5, 0, false,
+     BACKEND_GROW_RUNTIME, 8, 0},
+    {"more endpoints, fixed step", "leastconn", 4, 3, 4, 5, 0, false, BACKEND_GROW_RUNTIME, 7, 0},
+    {"more configured, dynamic", "roundrobin", 6, 0, 4, 0, 0, false, BACKEND_GROW_RUNTIME, 6, 0},
+    {"static algorithm: by reload", "static-rr", 4, 0, 4, 5, 0, false, BACKEND_GROW_RELOAD, 8, 8},
+    {"runtime slots were lost: by reload", "roundrobin", 4, 0, 4, 5, 0, true, BACKEND_GROW_RELOAD,
+     8, 8},
+    {"reload already asked for that many", "static-rr", 4, 0, 4, 5, 8, false, BACKEND_GROW_NONE, 8,
+     8},
+    {"reload asked for fewer: asked again", "source", 4, 0, 4, 9, 8, false, BACKEND_GROW_RELOAD, 16,
+     16},
+};
+
+Test(backend, growth_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(growth_cases); i++) {
+        const struct growth_case *t = &growth_cases[i];
+        struct backend *b = insert("web", t->configured_slots, t->growth, true);
+        size_t n = 0;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        cr_assert_eq(backend_resize(b, t->have), 0);
+        b->want_slots = t->want_slots;
+        b->grow_by_reload = t->grow_by_reload;
+        cr_expect_eq(backend_growth(b, t->endpoints, &n), t->expect, "%s", t->name);
+        cr_expect_eq(n, t->n, "%s: %zu slots", t->name, n);
+        cr_expect_eq(b->want_slots, t->want_after, "%s: want %zu", t->name, b->want_slots);
+        cr_expect_eq(b->slots.n, t->have, "%s: the table is not grown here", t->name);
+        teardown();
+    }
+}
+
+/* ---- backend_static_weights(): one warning per instance ---- */
+
+static size_t warned_count;
+static char warned_last[128];
+
+static void count_warning(const struct backend *b, const struct slot *s, void *arg)
+{
+    cr_assert_eq(arg, &warned_count);
+    warned_count++;
+    snprintf(warned_last, sizeof(warned_last), "%.60s/%.60s", b->conf.name, s->instance);
+}
+
+static void fill(struct backend *b, size_t i, const char *instance, unsigned weight)
+{
+    free(b->slots.slots[i].instance);
+    b->slots.slots[i].instance = instance ? strdup(instance) : NULL;
+    b->slots.slots[i].ep.weight = weight;
+}
+
+Test(backend, static_weights_warn_once_per_instance)
+{
+    struct backend *b = insert("web", 4, 0, true);
+    struct plan_opts o;
+
+    snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "static-rr");
+    cr_assert_eq(backend_resize(b, 4), 0);
+    cr_expect(backend_plan_opts(b, &o)->static_weights);
+    fill(b, 0, "a", 1); /* default: nothing to say */
+    fill(b, 1, "b", 0); /* drain: applied */
+    fill(b, 2, "c", 5);
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 1);
+    cr_expect_str_eq(warned_last, "web/c");
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 1, "not told twice");
+    fill(b, 3, "d", 7);
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 2);
+    cr_expect_str_eq(warned_last, "web/d");
+    fill(b, 2, NULL, 0); /* c leaves... */
+    backend_static_weights(b, count_warning, &warned_count);
+    fill(b, 2, "c", 5); /* ...and comes back: told again */
+    backend_static_weights(b, count_warning, &warned_count);
+    cr_expect_eq(warned_count, 3);
+    cr_expect_str_eq(warned_last, "web/c");
+    snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "roundrobin");
+    cr_expect_not(backend_plan_opts(b, &o)->static_weights);
+}
+
+/* ---- backend_settle(): whose is a name ---- */
+
+struct settle_case {
+    const char *name;
+    bool configured, claimed, foreign;
+    bool in_base, proxies_known, in_proxies, owned, need_proxies;
+    bool ret, refused, freed, claimed_after, foreign_after;
+};
+
+static const struct settle_case settle_cases[] = {
+    /* fields in the order of struct settle_case: before (configured, claimed, foreign), the
+     * owners (in base, proxies known, in proxies, owned, need proxies), then what is expected
+     * (returned, refused, freed, claimed, foreign) */
+    {"configured, free", true, false, false, false, false, false, false, true, true, false, false,
+     true, false},
+    {"already claimed", true, true, false, false, true, false, false, true, false, false, false,
+     true, false},
+    {"taken by base_config", true, false, false, true, false, false, false, true, false, true,
+     false, false, true},
+    {"claimed, then base_config takes it", true, true, false, true, false, false, false, true,
+     false, true, false, false, true},
+    {"refused already: not said again", true, false, true, true, false, false, false, true, false,
+     false, false, false, true},
+    {"free again", true, false, true, false, true, false, false, true, true, false, true, true,
+     false},
+    {"etcd-only, proxies unknown: waits", false, false, false, false, false, false, false, true,
+     false, false, false, false, false},
+    {"etcd-only, render mode: taken", false, false, false, false, false, false, false, false, true,
+     false, false, true, false},
+    {"etcd-only, a proxy not ours", false, false, false, false, true, true, false, true, false,
+     true, false, false, true},
+    {"etcd-only, our own proxy", false, false, false, false, true, true, true, true, true, false,
+     false, true, false},
+};
+
+Test(backend, settle_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(settle_cases); i++) {
+        const struct settle_case *t = &settle_cases[i];
+        struct names base = {0}, proxies = {0}, owned = {0}, none = {0};
+        struct backend *b = insert("web", 2, 0, t->configured);
+        const struct backend_owners o = {&base, &none, &proxies, &owned, t->proxies_known};
+        struct backend_settling s;
+
+        if (t->in_base)
+            cr_assert_eq(backend_names_add(&base, "web"), 0);
+        if (t->in_proxies)
+            cr_assert_eq(backend_names_add(&proxies, "web"), 0);
+        if (t->owned)
+            cr_assert_eq(backend_names_add(&owned, "web"), 0);
+        b->claimed = t->claimed;
+        b->foreign = t->foreign;
+        cr_expect_eq(backend_settle(b, &o, t->need_proxies, &s), t->ret, "%s", t->name);
+        cr_expect_eq(s.refused_by != NULL, t->refused, "%s", t->name);
+        cr_expect_eq(s.freed, t->freed, "%s", t->name);
+        cr_expect_eq(b->claimed, t->claimed_after, "%s", t->name);
+        cr_expect_eq(b->foreign, t->foreign_after, "%s", t->name);
+        backend_names_clear(&base);
+        backend_names_clear(&proxies);
+        backend_names_clear(&owned);
+        teardown();
+    }
+}
+
+/* ---- backend_reconfigure(): a SIGHUP's config for one backend ---- */
+
+struct reconf_case {
+    const char *name;
+    bool configured;     /* before */
+    int slots;           /* before */
+    const char *balance; /* before */
+    bool in_config;      /* the new config names it */
+    int new_slots;       /* its slots in the new config (or the new defaults') */
+    const char *new_bal; /* its balance in the new config (or the new defaults') */
+    enum backend_reconf expect;
+    bool configured_after;
+};
+
+static const struct reconf_case reconf_cases[] = {
+    {"configured, unchanged", true, 4, "roundrobin", true, 4, "roundrobin", BACKEND_RECONF_SAME,
+     true},
+    {"configured, options changed", true, 4, "roundrobin", true, 4, "leastconn",
+     BACKEND_RECONF_OPTIONS, true},
+    {"configured, slots only", true, 4, "roundrobin", true, 8, "roundrobin", BACKEND_RECONF_SLOTS,
+     true},
+    {"from etcd, now configured", false, 4, "roundrobin", true, 4, "roundrobin",
+     BACKEND_RECONF_OPTIONS, true},
+    {"configured, left the config", true, 4, "roundrobin", false, 4, "roundrobin",
+     BACKEND_RECONF_LEFT, false},
+    {"from etcd, defaults unchanged", false, 4, "roundrobin", false, 4, "roundrobin",
+     BACKEND_RECONF_SAME, false},
+    {"from etcd, defaults changed", false, 4, "roundrobin", false, 4, "first",
+     BACKEND_RECONF_DEFAULTS, false},
+    {"from etcd, default slots only", false, 4, "roundrobin", false, 2, "roundrobin",
+     BACKEND_RECONF_SLOTS, false},
+};
+
+Test(backend, reconfigure_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(reconf_cases); i++) {
+        const struct reconf_case *t = &reconf_cases[i];
+        struct backend *b = insert("web", t->slots, 0, t->configured);
+        struct service_conf sc;
+        struct service_options defaults;
+        int old = -1;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        memset(&sc, 0, sizeof(sc));
+        snprintf(sc.name, sizeof(sc.name), "web");
+        sc.opt = b->conf.opt;
+        sc.opt.slots = t->new_slots;
+        snprintf(sc.opt.balance, sizeof(sc.opt.balance), "%s", t->new_bal);
+        defaults = sc.opt;
+        b->grow_by_reload = true;
+        cr_expect_eq(backend_reconfigure(b, t->in_config ? &sc : NULL, &defaults, &old), t->expect,
+                     "%s", t->name);
+        cr_expect_eq(old, t->slots, "%s", t->name);
+        cr_expect_eq(b->configured, t->configured_after, "%s", t->name);
+        cr_expect_eq(b->conf.opt.slots, t->new_slots, "%s: slots now", t->name);
+        cr_expect_str_eq(b->conf.opt.balance, t->new_bal, "%s: balance now", t->name);
+        cr_expect_str_eq(b->conf.name, "web", "%s", t->name);
+        cr_expect_eq(b->grow_by_reload, t->expect != BACKEND_RECONF_OPTIONS, "%s", t->name);
+        cr_expect_eq(backend_reconfigure(b, t->in_config ? &sc : NULL, &defaults, &old),
+                     BACKEND_RECONF_SAME, "%s: twice", t->name);
+        teardown();
+    }
+}

@@ -147,3 +147,79 @@ Test(status, bad_state_text_is_an_error)
     free(err);
     catalog_free(cat);
 }
+
+/* ---- status_dump(): SIGUSR1's lines ---- */
+
+static char dumped[8][512];
+static size_t n_dumped;
+
+static void collect_line(const char *text, void *arg)
+{
+    cr_assert_eq(arg, dumped);
+    cr_assert_lt(n_dumped, 8);
+    snprintf(dumped[n_dumped++], sizeof(dumped[0]), "%s", text);
+}
+
+Test(status, dump_lines)
+{
+    static const struct status_dump_backend backends[] = {
+        {"api", 3, 4, 3, 0, true, true},
+        {"web", 2, 2, 5, 3, false, false},
+    };
+    static const struct {
+        const char *name;
+        struct status_dump d;
+        const char *lines[5];
+    } cases[] = {
+        {"nothing yet",
+         {.now = 100.0},
+         {"state dump (SIGUSR1): etcd revision 0 (not watching, first listing not done), 0 "
+          "endpoints in 0 services, 0 values rejected, 0 with unknown JSON fields",
+          "state dump: HAProxy state not known yet; last resync never (0 resyncs); last reload "
+          "never (0 done, 0 failed, 0 checks failed); 0 batches, 0 commands (0 refused)",
+          "state dump: end (0 backends)"}},
+        {"running, a reload in flight",
+         {.now = 100.0,
+          .revision = 42,
+          .watching = true,
+          .listed = true,
+          .endpoints = 8,
+          .services = 2,
+          .rejected = 1,
+          .unknown_fields = 2,
+          .synced = true,
+          .last_resync_at = 97.5,
+          .resyncs = 3,
+          .last_reload_at = 90.0,
+          .reloads = 4,
+          .reload_failures = 5,
+          .check_failures = 6,
+          .reloading = true,
+          .batches = 7,
+          .commands = 9,
+          .refused = 1,
+          .backends = backends,
+          .n_backends = 2},
+         {"state dump (SIGUSR1): etcd revision 42 (watching, listed), 8 endpoints in 2 services, "
+          "1 values rejected, 2 with unknown JSON fields",
+          "state dump: HAProxy state known; last resync 2.5 s ago (3 resyncs); last reload 10.0 s "
+          "ago (4 done, 5 failed, 6 checks failed, one in flight); 7 batches, 9 commands (1 "
+          "refused)",
+          "state dump: backend api: 3 slots used, 1 free (3 endpoints, 0 without a slot)",
+          "state dump: backend web: 2 slots used, 0 free (5 endpoints, 3 without a slot), not in "
+          "HAProxy, from etcd only",
+          "state dump: end (2 backends)"}},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = 0;
+
+        n_dumped = 0;
+        cr_assert_eq(status_dump(&cases[i].d, collect_line, dumped), 0);
+        while (n < 5 && cases[i].lines[n])
+            n++;
+        cr_expect_eq(n_dumped, n, "%s: %zu lines", cases[i].name, n_dumped);
+        for (size_t j = 0; j < n && j < n_dumped; j++)
+            cr_expect_str_eq(dumped[j], cases[i].lines[j], "%s", cases[i].name);
+    }
+}

@@ -86,6 +86,72 @@ size_t backend_grow_step(const struct backend *b, size_t n);
  * configured slots) by the growth rule. */
 size_t backend_fit_slots(const struct backend *b, size_t n, size_t endpoints);
 
+/* ---- adopting HAProxy's state ---- */
+
+/* What backend_adopt() did, for the caller's log lines. */
+struct backend_adoption {
+    size_t contiguous; /* HAProxy has slot servers s1..s<contiguous> without a gap */
+    bool gap;          /* rows past a gap in the slot numbers were ignored */
+    bool runtime_lost; /* slots added at run time are gone: grow_by_reload is now set */
+    bool changed;      /* presence in HAProxy or the slot count changed */
+    size_t slots;      /* the slot count now */
+    bool missing;      /* not in HAProxy and noted now: a reload should add it */
+};
+
+/* Adopt the rows of "show servers state" collected in b->seen (n_seen
+ * entries, sorted here by slot; seen_backend set when HAProxy listed b at
+ * all): b's slot table is sized to HAProxy's contiguous slots and its view
+ * (have) becomes HAProxy's. A backend absent from HAProxy that was not
+ * present before keeps the table a pending render was built on. trusted:
+ * nothing failed, reloaded or restarted since the last adoption, so a slot
+ * HAProxy has other than we set is drift (b->drift). endpoints: the
+ * catalog's count for b (a missing etcd-only backend without endpoints asks
+ * no reload). Marks b dirty. A backend not ours is left alone. 0 or -ENOMEM
+ * (then b may be half-adopted: the caller resyncs). *out is always set. */
+int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out);
+
+/* ---- converging ---- */
+
+enum backend_grow {
+    BACKEND_GROW_NONE,    /* it has the slots, or a reload for them was asked already */
+    BACKEND_GROW_RUNTIME, /* "add server" adds them (plan_add_slots(), backend_add_slots()) */
+    BACKEND_GROW_RELOAD,  /* a render must: want_slots is set now, so asked once per count */
+};
+/* How b, present in HAProxy, gets the slots it needs: *n is its configured
+ * slot count, or HAProxy's if higher (a slot is never taken away), fitted by
+ * the growth rule to endpoints. Run-time growth needs a dynamic algorithm
+ * and no earlier loss of run-time slots (grow_by_reload). */
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n);
+
+/* Fill o with b's planning options: no weights for a static algorithm, and
+ * b's refused commands (borrowed: valid while b's refusals do not change).
+ * Returns o. */
+const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o);
+
+/* For a static algorithm: call warn once for each filled slot whose weight
+ * HAProxy cannot apply (not 0, not the default) and whose instance was not
+ * warned about at the last call; b then remembers exactly the instances of
+ * such slots now (an instance that leaves and comes back is told again). */
+void backend_static_weights(struct backend *b,
+                            void (*warn)(const struct backend *b, const struct slot *s, void *arg),
+                            void *arg);
+
+/* ---- a config read again (SIGHUP) ---- */
+
+enum backend_reconf {
+    BACKEND_RECONF_SAME,     /* nothing that matters changed */
+    BACKEND_RECONF_OPTIONS,  /* configured now, or its options or listen changed: reload */
+    BACKEND_RECONF_SLOTS,    /* only the slot count changed (*old_slots: from what) */
+    BACKEND_RECONF_LEFT,     /* it left the config: built from the defaults now, reload */
+    BACKEND_RECONF_DEFAULTS, /* not configured, and the defaults changed: reload */
+};
+/* Take b's part of a new config: sc is b's service in it (borrowed; NULL:
+ * the config does not name it), defaults the new defaults. b's hosts are
+ * borrowed from sc. *old_slots gets b's slot count before. Calling it again
+ * with the same arguments returns BACKEND_RECONF_SAME. */
+enum backend_reconf backend_reconfigure(struct backend *b, const struct service_conf *sc,
+                                        const struct service_options *defaults, int *old_slots);
+
 /* ---- ownership name sets ---- */
 
 /* Copy name in (call backend_names_sort() once all are in). 0 or -ENOMEM. */
@@ -112,6 +178,20 @@ struct backend_owners {
 /* Who holds the name of b's proxies if slotsync does not: a static text for
  * the log, or NULL when the name is free or ours. */
 const char *backend_name_taken(const struct backend *b, const struct backend_owners *o);
+
+/* What backend_settle() changed, for the caller's log lines. */
+struct backend_settling {
+    const char *refused_by; /* refused now: who holds the name (static text), else NULL */
+    bool freed;             /* was refused, its name is free now */
+};
+
+/* Decide whether b is ours. A name another proxy holds makes b foreign
+ * (and not claimed); a free name is claimed, except for an etcd-only
+ * service while HAProxy's proxies are not known yet and need_proxies (the
+ * daemon; render mode does not wait). Returns true if b was claimed now.
+ * *out is always set. */
+bool backend_settle(struct backend *b, const struct backend_owners *o, bool need_proxies,
+                    struct backend_settling *out);
 
 /* ---- refused commands ---- */
 

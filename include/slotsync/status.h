@@ -47,4 +47,36 @@ int status_add_recent(json_t *doc, const struct metrics_recent *r);
 /* Number of drifts in doc; 0 means etcd and HAProxy agree. */
 size_t status_drift_count(const json_t *doc);
 
+/* ---- the daemon's state dump (SIGUSR1) ---- */
+
+struct status_dump_backend {
+    const char *name; /* borrowed */
+    size_t used, slots, endpoints, overflow;
+    bool present, configured;
+};
+
+/* What the daemon knows, as the dump says it. Times are ev_now() seconds;
+ * a time <= 0 is "never". */
+struct status_dump {
+    double now;
+    int64_t revision;
+    bool watching, listed;
+    size_t endpoints, services;
+    unsigned long long rejected, unknown_fields;
+    bool synced;
+    double last_resync_at;
+    unsigned long long resyncs;
+    double last_reload_at;
+    unsigned long long reloads, reload_failures, check_failures;
+    bool reloading;
+    unsigned long long batches, commands, refused;
+    const struct status_dump_backend *backends; /* borrowed */
+    size_t n_backends;
+};
+
+/* The dump's lines, in order, each given to line() (no newline; text is
+ * borrowed for the call). Returns 0, or -ENOMEM (some lines may have been
+ * given). */
+int status_dump(const struct status_dump *d, void (*line)(const char *text, void *arg), void *arg);
+
 #endif

@@ -1,0 +1,838 @@
+/* apply - the runtime applier (apply.h): HAProxy's state read and adopted,
+ * batches planned and sent, replies logged, refusals remembered, with the
+ * runtime socket's backoff and the master socket's sentinel. */
+#include <slotsync/apply.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/jitter.h>
+#include <slotsync/runtime.h>
+#include <slotsync/timeouts.h>
+
+#define MOD "sync"
+#define RETRY_MIN_S 0.1
+#define RETRY_MAX_S 5.0
+#define RETRY_JITTER 0.2          /* delays are spread over +-20% */
+#define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
+#define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
+#define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
+#define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
+#define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
+/* Per batch, at most this many changes get an info line each; the rest go
+ * to debug and an info summary counts them (a cold start of 100,000
+ * endpoints must not print 100,000 lines). */
+#define CHANGE_LOG_MAX 20
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The owner's backend named name, borrowed, or NULL. */
+static struct backend *apply_backend(struct apply *a, const char *name)
+{
+    size_t n = 0;
+    struct backend **v = a->ops->backends(a->arg, &n);
+
+    return backend_lookup(v, n, name);
+}
+
+/* Double *delay within [min, max] and arm t for it, with jitter. */
+static void backoff_start(struct apply *a, ev_timer *t, double *delay, double min, double max)
+{
+    *delay = *delay < min ? min : *delay * 2;
+    if (*delay > max)
+        *delay = max;
+    ev_timer_stop(a->loop, t);
+    ev_timer_set(t, *delay * jitter_around(RETRY_JITTER), 0.);
+    ev_timer_start(a->loop, t);
+}
+
+static void schedule_retry_max(struct apply *a, double max)
+{
+    backoff_start(a, &a->retry_timer, &a->retry_delay, RETRY_MIN_S, max);
+}
+
+static void schedule_retry(struct apply *a)
+{
+    schedule_retry_max(a, RETRY_MAX_S);
+}
+
+static void runtime_failed(struct apply *a, int err, const char *what)
+{
+    double now = ev_now(a->loop), elapsed;
+    const char *hint = runtime_stale(a->rt) ? " (HAProxy may still run it: its end is awaited "
+                                              "before HAProxy's state is read again)"
+                                            : "";
+
+    a->stats.runtime_errors++;
+    if (log_outage_begin(&a->rt_outage, now))
+        log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
+                 a->cfg->runtime_socket, what, strerror(-err), hint);
+    else if (log_outage_due(&a->rt_outage, now, &elapsed))
+        log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
+                 a->cfg->runtime_socket, elapsed, what, strerror(-err));
+    else
+        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
+    a->runtime_down = true;
+    a->synced = false;
+    a->level_ok = false; /* what answers next may be another HAProxy */
+    schedule_retry(a);
+}
+
+static int on_state_row(const struct server_state *st, void *arg)
+{
+    struct apply *a = arg;
+    struct backend *b = apply_backend(a, st->backend);
+    long idx;
+
+    if (!b || !backend_ours(b))
+        return 0;
+    b->seen_backend = true;
+    idx = slots_index_of(st->server);
+    if (idx < 0)
+        return 0; /* a server of the operator's own: not ours */
+    if (b->n_seen == b->cap_seen) {
+        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
+        struct server_state *n = realloc(b->seen, ncap * sizeof(*n));
+
+        if (!n)
+            return -ENOMEM;
+        b->seen = n;
+        b->cap_seen = ncap;
+    }
+    b->seen[b->n_seen++] = *st;
+    return 0;
+}
+
+/* Make b's slot table match the slots HAProxy has (backend_adopt()), and
+ * say what changed. */
+static int adopt(struct apply *a, struct backend *b)
+{
+    struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
+    bool trusted = a->adopted && a->adopt_epoch == a->resync_epoch && !a->batch_failed;
+    struct backend_adoption ad;
+    int r = backend_adopt(b, trusted, svc ? svc->n_endpoints : 0, &ad);
+
+    if (r < 0)
+        return r;
+    if (ad.gap)
+        log_warn(MOD, "backend %s: slot servers are not contiguous after s%zu: using s1..s%zu",
+                 b->conf.name, ad.contiguous, ad.contiguous);
+    if (ad.runtime_lost)
+        log_warn(MOD, "backend %s: slots added at run time are gone: growing by reload instead",
+                 b->conf.name);
+    if (ad.changed) {
+        if (!b->present)
+            log_warn(MOD, "backend %s is not in HAProxy's running configuration", b->conf.name);
+        else
+            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, ad.slots);
+    }
+    if (ad.missing)
+        a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
+    return 0;
+}
+
+static void master_connect(struct apply *a);
+
+/* The master socket is optional: when it cannot be reached, runtime sync
+ * goes on and the periodic resync is what notices a restart. */
+static void master_unreachable(struct apply *a, int err)
+{
+    double now = ev_now(a->loop), elapsed;
+
+    if (log_outage_begin(&a->master_outage, now))
+        log_warn(MOD,
+                 "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
+                 "is noticed by the periodic resync, every %d s)",
+                 a->cfg->master_socket, strerror(-err), a->cfg->resync_interval_s);
+    else if (log_outage_due(&a->master_outage, now, &elapsed))
+        log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", a->cfg->master_socket,
+                 elapsed, strerror(-err));
+    else
+        log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, strerror(-err));
+    backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+}
+
+static void on_sentinel_lost(int err, void *arg)
+{
+    struct apply *a = arg;
+
+    if (err < 0) {
+        master_unreachable(a, err);
+        return;
+    }
+    /* HAProxy restarted, reloaded, or timed the idle connection out: in every
+     * case re-read its state (and the socket's level) before the next batch. */
+    log_debug(MOD, "master socket sentinel closed (reload, restart or stop): resyncing");
+    a->epoch++;
+    a->resync_wanted = true;
+    a->level_ok = false;
+    a->master_lost = true;
+    /* One that keeps closing at once is reconnected with backoff, not in a
+     * loop of resyncs. */
+    if (ev_now(a->loop) - a->master_connected_at < MASTER_FLAP_S)
+        backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+    else
+        a->master_delay = 0;
+}
+
+/* Connected before a resync, so that a restart after our read is noticed. It
+ * watches the master: an idle connection to a worker would keep an old
+ * worker alive after a reload, and the master closes it on every reload and
+ * when HAProxy stops. */
+static void master_connect(struct apply *a)
+{
+    int r;
+
+    if (!a->master_watch || runtime_sentinel_connected(a->master_watch) ||
+        ev_is_active(&a->master_timer))
+        return;
+    r = runtime_sentinel_connect(a->master_watch, on_sentinel_lost, a);
+    if (r < 0) {
+        master_unreachable(a, r);
+        return;
+    }
+    a->master_connected_at = ev_now(a->loop);
+    /* Back after an outage, or after a close: a restart may have gone
+     * unnoticed, and a read done while no master answered may have been
+     * the dying worker's. Read again now that the master watches. */
+    if (a->master_outage.since > 0 || a->master_lost) {
+        a->epoch++;
+        a->resync_wanted = true;
+    }
+    a->master_lost = false;
+}
+
+static void on_master_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    master_connect(w->data);
+}
+
+/* "show map <file>", parsed by runtime_parse_routes(), into map_have. */
+static int parse_map(struct apply *a, const char *text)
+{
+    struct host_route *routes = NULL;
+    size_t n = 0, bad = 0;
+    int r = runtime_parse_routes(text, strlen(text), &routes, &n, &bad);
+
+    if (r < 0)
+        return r;
+    if (bad != a->map_bad_last)
+        log_msg(bad ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
+                "show map %s: %zu lines are not routes slotsync could have written%s",
+                a->cfg->hosts_map, bad, bad ? " (ignored; a host we route is set again)" : "");
+    a->map_bad_last = bad;
+    free(a->map_have);
+    a->map_have = routes;
+    a->n_map_have = n;
+    return 0;
+}
+
+static int proxy_row(const char *name, void *arg)
+{
+    return backend_names_add(arg, name);
+}
+
+/* "show backend": every backend-capable proxy HAProxy runs, handed to the
+ * owner (which settles the services waiting for it). */
+static int read_proxies(struct apply *a, const char *text)
+{
+    struct names seen = {0};
+    int r = runtime_parse_backends(text, strlen(text), proxy_row, &seen, NULL);
+
+    if (r < 0) {
+        backend_names_clear(&seen);
+        return r;
+    }
+    backend_names_sort(&seen);
+    a->ops->proxies(a->arg, &seen);
+    backend_names_clear(&seen);
+    return 0;
+}
+
+static void on_resync_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct apply *a = arg;
+    struct backend **be;
+    size_t bad = 0, slots = 0, n_be = 0;
+    double down;
+    int r;
+
+    if (err < 0) {
+        runtime_failed(a, err, "show servers state");
+        return;
+    }
+    if (a->epoch != a->resync_epoch) {
+        /* HAProxy reloaded or restarted while we read: what we read may be
+         * the old process's. Read again rather than adopt it. */
+        a->resync_wanted = true;
+        return;
+    }
+    down = log_outage_end(&a->rt_outage, ev_now(a->loop));
+    if (down >= 0)
+        log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
+                 a->cfg->runtime_socket, down);
+    if (a->resync_has_level) {
+        int level = runtime_cli_level(replies[0]);
+
+        if (level < 0) {
+            runtime_failed(a, -EPROTO, "show cli level gave an unexpected reply");
+            return;
+        }
+        replies++;
+        n--;
+        if (level != RUNTIME_LEVEL_ADMIN) {
+            /* Every change would be refused: send nothing, ask again later. */
+            a->stats.level_too_low++;
+            if (!a->level_noted)
+                log_error(MOD,
+                          "HAProxy runtime socket %s is at level %s: slotsync needs \"level "
+                          "admin\" on it (stats socket ... level admin); nothing is sent until "
+                          "it has it (checking again with backoff)",
+                          a->cfg->runtime_socket, runtime_level_name((enum runtime_level)level));
+            a->level_noted = true;
+            a->synced = false;
+            schedule_retry_max(a, RETRY_SLOW_MAX_S);
+            return;
+        }
+        if (a->level_noted)
+            log_info(MOD, "HAProxy runtime socket %s is at level admin now",
+                     a->cfg->runtime_socket);
+        a->level_noted = false;
+        a->level_ok = true;
+    }
+    if (!runtime_reply_ok(PLAN_SHOW_STATE, replies[0])) {
+        runtime_failed(a, -EPROTO, "show servers state gave an unexpected reply");
+        return;
+    }
+    if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
+        (r = read_proxies(a, replies[1])) < 0) {
+        runtime_failed(a, -EPROTO, "show backend gave an unexpected reply");
+        return;
+    }
+    be = a->ops->backends(a->arg, &n_be);
+    for (size_t i = 0; i < n_be; i++) {
+        be[i]->n_seen = 0;
+        be[i]->seen_backend = false;
+    }
+    r = runtime_parse_servers_state(replies[0], strlen(replies[0]), on_state_row, a, &bad);
+    if (r < 0) {
+        runtime_failed(a, r, "show servers state could not be parsed");
+        return;
+    }
+    if (bad)
+        log_warn(MOD, "show servers state: %zu rows failed validation and were ignored", bad);
+    for (size_t i = 0; i < n_be; i++) {
+        if (adopt(a, be[i]) < 0) {
+            runtime_failed(a, -ENOMEM, "adopting HAProxy's state");
+            return;
+        }
+        slots += be[i]->slots.n;
+    }
+    a->adopted = true;
+    a->adopt_epoch = a->resync_epoch;
+    a->batch_failed = false;
+    if (n > 2) {
+        /* "show map": an unknown map means HAProxy runs without our HTTP
+         * frontend (yet). */
+        a->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(a, replies[2]) == 0;
+        a->map_dirty = true;
+        if (!a->map_known && !a->map_missing_noted) {
+            a->map_missing_noted = true;
+            a->ops->want_reload(a->arg, "HTTP frontend missing in HAProxy:", a->cfg->hosts_map);
+        } else if (a->map_known) {
+            a->map_missing_noted = false;
+        }
+    }
+    log_msg(a->runtime_down || !a->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
+            "HAProxy state read: %zu slots in %zu backends", slots, n_be);
+    a->stats.resyncs++;
+    a->last_resync_at = ev_now(a->loop);
+    a->runtime_down = false;
+    a->synced = true;
+    a->resync_wanted = false;
+    a->retry_delay = 0;
+    /* A dying worker's state is repaired by the read that follows the
+     * master's return (master_connect) or by the periodic resync. */
+    if (a->master_watch && runtime_sentinel_connected(a->master_watch) &&
+        (down = log_outage_end(&a->master_outage, ev_now(a->loop))) >= 0) {
+        log_info(MOD, "master socket %s answers again after %.0f s", a->cfg->master_socket, down);
+        a->master_delay = 0;
+    }
+}
+
+static void start_resync(struct apply *a)
+{
+    struct plan cmds;
+    int r;
+
+    plan_init(&cmds);
+    /* Without a master socket the periodic resync notices a restart. */
+    master_connect(a);
+    /* At start and after every reconnect: is the socket at level admin? */
+    a->resync_has_level = !a->level_ok;
+    if ((r = plan_resync(&cmds, a->resync_has_level,
+                         a->cfg->http_bind.set ? a->cfg->hosts_map : NULL)) < 0) {
+        plan_free(&cmds);
+        runtime_failed(a, r, "building the resync commands");
+        return;
+    }
+    a->resync_epoch = a->epoch;
+    r = runtime_send(a->rt, (const char *const *)cmds.cmds, cmds.n, on_resync_reply, a);
+    plan_free(&cmds);
+    if (r < 0)
+        runtime_failed(a, r, "connect");
+}
+
+/* The live page's list of recent changes. */
+static void record_change(struct apply *a, const struct plan_change *ch)
+{
+    struct metrics_change mc;
+
+    if (!a->recent)
+        return;
+    memset(&mc, 0, sizeof(mc));
+    mc.at = ev_time(); /* wall clock */
+    snprintf(mc.backend, sizeof(mc.backend), "%s", ch->backend);
+    snprintf(mc.slot, sizeof(mc.slot), "s%zu", ch->slot + 1);
+    if (ch->instance)
+        snprintf(mc.instance, sizeof(mc.instance), "%s", ch->instance);
+    if (ch->known)
+        snprintf(mc.what, sizeof(mc.what), "%s -> %s", ch->had, ch->want);
+    else
+        snprintf(mc.what, sizeof(mc.what), "set to %s", ch->want);
+    mc.drift = ch->drift;
+    mc.latency_s = ch->drift ? -1 : a->batch_latency;
+    metrics_recent_add(a->recent, &mc);
+}
+
+/* One info line per applied change, up to CHANGE_LOG_MAX per batch (the
+ * rest at debug), then a summary. A change is applied when every command
+ * that carries it was accepted. */
+static void log_changes(struct apply *a, char **replies, size_t n, size_t failed)
+{
+    size_t shown = 0, changes = 0, drifts = 0, k = 0;
+    const struct plan *p = &a->plan;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_change *ch =
+            k < p->n_changes && p->changes[k].first == i ? &p->changes[k] : NULL;
+        size_t last = ch ? ch->first + ch->n : i + 1;
+        bool ok = true;
+        enum log_level level;
+
+        for (size_t j = i; j < last && j < n; j++)
+            ok = ok && runtime_reply_ok(p->cmds[j], replies[j]);
+        if (ch)
+            k++;
+        i = last - 1;
+        if (!ok)
+            continue; /* logged as refused */
+        if (ch)
+            record_change(a, ch);
+        changes++;
+        level = shown < CHANGE_LOG_MAX ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
+        if (level == LOG_LEVEL_INFO)
+            shown++;
+        if (!ch) {
+            log_msg(level, MOD, "applied: %s", p->cmds[last - 1]);
+            continue;
+        }
+        char inst[2 * 255 + 1], slot[32], addr[ENDPOINT_HOST_MAX + 10] = "";
+        const struct backend *b = apply_backend(a, ch->backend);
+        const struct slot *s = b && ch->slot < b->slots.n ? &b->slots.slots[ch->slot] : NULL;
+
+        if (ch->instance)
+            log_quote(ch->instance, strlen(ch->instance), inst, sizeof(inst));
+        else
+            snprintf(inst, sizeof(inst), "emptied");
+        /* The slot's endpoint as applied, for the fields of logfmt/json. */
+        if (ch->instance && s && s->instance && strcmp(s->instance, ch->instance) == 0)
+            endpoint_format(&s->ep, addr, sizeof(addr));
+        snprintf(slot, sizeof(slot), SLOT_NAME_FMT, ch->slot + 1);
+        struct log_field f[] = {
+            {"service", ch->backend},
+            {"slot", slot},
+            {"instance", ch->instance},
+            {"addr", addr[0] ? addr : NULL},
+            {"had", ch->known ? ch->had : NULL},
+            {"want", ch->want},
+            {"drift", ch->drift ? "true" : "false"},
+        };
+        size_t nf = sizeof(f) / sizeof(f[0]);
+
+        if (ch->drift) {
+            drifts++;
+            a->stats.drift_repairs++;
+            log_fields(level, MOD, f, nf,
+                       "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s", ch->backend,
+                       ch->slot + 1, inst, ch->had, ch->want);
+        } else {
+            log_fields(level, MOD, f, nf, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
+                       ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
+        }
+    }
+    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
+            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
+            "repairs%s",
+            n, failed, (ev_time() - a->batch_started) * 1e3, changes, drifts,
+            changes > shown
+                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                : "");
+}
+
+static void refusal_forget(struct apply *a, const struct plan_origin *o, const char *cmd)
+{
+    struct backend *b = o->slot >= 0 ? apply_backend(a, o->backend) : NULL;
+
+    if (b)
+        backend_refusal_forget(b, (size_t)o->slot, cmd);
+}
+
+/* See backend_refusal_note(): one warning per (slot, reason) per minute. */
+static bool refusal_note(struct apply *a, const struct plan_origin *o, const char *cmd,
+                         const char *reason)
+{
+    struct backend *b = o->slot >= 0 ? apply_backend(a, o->backend) : NULL;
+
+    return b && backend_refusal_note(b, o, cmd, reason, ev_now(a->loop), REFUSAL_WARN_EVERY_S);
+}
+
+/* Refused commands are not resent, but HAProxy's state is read again (the
+ * view assumed them applied) after a delay that doubles, with jitter, up to
+ * RETRY_SLOW_MAX_S while refusals keep coming. */
+static void refusal_resync_later(struct apply *a)
+{
+    double now = ev_now(a->loop);
+
+    if (now - a->last_refusal > 2 * RETRY_SLOW_MAX_S)
+        a->refusal_delay = 0;
+    a->last_refusal = now;
+    if (!ev_is_active(&a->refusal_timer))
+        backoff_start(a, &a->refusal_timer, &a->refusal_delay, REFUSAL_RESYNC_MIN_S,
+                      RETRY_SLOW_MAX_S);
+}
+
+static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct apply *a = w->data;
+
+    a->resync_wanted = true;
+}
+
+static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                           void *arg)
+{
+    struct apply *a = arg;
+    size_t failed = 0, warned = 0;
+
+    if (err == -EPROTO && raw) {
+        /* HAProxy answered, but a refusal came without its empty line (2.6
+         * does that for a few "add server" errors): which command failed is
+         * unknown. HAProxy is reachable, so this is a refusal, not an
+         * outage: its state is read again with the refusal backoff, and
+         * the same batch cannot come back faster than that. */
+        a->stats.command_failures++;
+        if (ev_now(a->loop) - a->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
+            char q[160];
+
+            a->unframed_warned_at = ev_now(a->loop);
+            log_quote(raw, raw_len, q, sizeof(q));
+            log_warn(MOD,
+                     "HAProxy refused part of a batch of %zu commands without saying which "
+                     "(\"%s\"); reading its state again with backoff",
+                     a->plan.n, q);
+        }
+        refusal_resync_later(a);
+        return;
+    }
+    if (err < 0) {
+        /* Whatever part of the batch was applied, a resync finds out; its
+         * events count when a later batch applies them. */
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
+        metrics_pending_move(&a->events_pending, &a->events_in_flight);
+        a->batch_failed = true;
+        runtime_failed(a, err, "sending a batch");
+        return;
+    }
+    metrics_observe(&a->obs->batch_seconds, ev_time() - a->batch_started, 1);
+    a->batch_latency =
+        a->events_in_flight.len
+            ? metrics_pending_observe(&a->events_in_flight, &a->obs->event_to_applied, ev_time())
+            : -1;
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_origin *o = &a->plan.origin[i];
+        char q[LOG_QUOTE_MAX / 4];
+
+        if (runtime_reply_ok(a->plan.cmds[i], replies[i])) {
+            refusal_forget(a, o, a->plan.cmds[i]);
+            continue;
+        }
+        failed++;
+        log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
+        if (!refusal_note(a, o, a->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
+            log_warn(MOD,
+                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
+                     "HAProxy's side of the slot changes)",
+                     a->plan.cmds[i], q);
+        else
+            log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", a->plan.cmds[i], q);
+    }
+    if (warned > REFUSAL_WARN_MAX)
+        log_warn(MOD, "HAProxy refused %zu more commands of this batch (debug level lists them)",
+                 warned - REFUSAL_WARN_MAX);
+    a->stats.command_failures += failed;
+    if (failed) {
+        a->batch_failed = true;
+        refusal_resync_later(a);
+    }
+    log_changes(a, replies, n, failed);
+}
+
+/* Add slots old..n-1 to a running backend with "add server". */
+static int grow_at_runtime(struct apply *a, struct backend *b, size_t n)
+{
+    size_t old = b->slots.n;
+    int r;
+
+    r = plan_add_slots(&a->plan, b->conf.name, old, n, b->conf.opt.server_options);
+    if (r < 0)
+        return r;
+    r = backend_add_slots(b, n);
+    if (r < 0)
+        return r;
+    a->stats.grown += n - old;
+    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
+             old, n);
+    return 0;
+}
+
+/* A weight a static algorithm cannot apply (backend_static_weights()). */
+static void warn_weight(const struct backend *b, const struct slot *s, void *arg)
+{
+    struct apply *a = arg;
+
+    a->stats.static_weights_ignored++;
+    log_warn(MOD,
+             "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
+             "weight %u of %s/%s is not applied (only weight 0, as drain)",
+             b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
+}
+
+/* The planning options of b: its refused commands, and for a static
+ * algorithm no weights (one warning per endpoint whose weight is not sent). */
+static const struct plan_opts *static_opts(struct apply *a, struct backend *b, struct plan_opts *o)
+{
+    backend_plan_opts(b, o);
+    if (o->static_weights)
+        backend_static_weights(b, warn_weight, a);
+    return o;
+}
+
+static void converge_backend(struct apply *a, struct backend *b)
+{
+    struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
+    struct plan_opts opts;
+    size_t endpoints = svc ? svc->n_endpoints : 0;
+    size_t first_change = a->plan.n_changes;
+    size_t n = 0;
+    int r;
+
+    b->dirty = false;
+    if (!b->present || !backend_ours(b))
+        return;
+    switch (backend_growth(b, endpoints, &n)) {
+    case BACKEND_GROW_RUNTIME:
+        r = grow_at_runtime(a, b, n);
+        if (r < 0) {
+            log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
+            a->resync_wanted = true;
+            return;
+        }
+        break;
+    case BACKEND_GROW_RELOAD:
+        a->ops->want_reload(
+            a->arg, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
+            b->conf.name);
+        break;
+    case BACKEND_GROW_NONE:
+        break;
+    }
+    r = slots_assign(&b->slots, svc, b->have);
+    if (r < 0) {
+        log_error(MOD, "backend %s: %s", b->conf.name, strerror(-r));
+        b->dirty = true;
+        return;
+    }
+    if (b->slots.overflow != b->last_overflow) {
+        if (b->slots.overflow)
+            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)", b->conf.name,
+                     b->slots.overflow, b->slots.n);
+        else
+            log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
+        b->last_overflow = b->slots.overflow;
+    }
+    r = plan_backend_opts(&a->plan, b->conf.name, &b->slots, b->have, static_opts(a, b, &opts));
+    if (r < 0) {
+        log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
+        a->resync_wanted = true;
+        return;
+    }
+    for (size_t i = first_change; i < a->plan.n_changes; i++)
+        a->plan.changes[i].drift = b->drift[a->plan.changes[i].slot];
+    memset(b->drift, 0, b->slots.n * sizeof(*b->drift));
+}
+
+/* The routes of the backends HAProxy runs. */
+static int present_routes(struct apply *a, struct host_route **out, size_t *n_out)
+{
+    size_t n_be = 0, n = 0;
+    struct backend **be = a->ops->backends(a->arg, &n_be);
+    struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
+    int r;
+
+    if (!rb)
+        return -ENOMEM;
+    for (size_t i = 0; i < n_be; i++)
+        if (be[i]->present)
+            rb[n++] = (struct render_backend){be[i]->svc, &be[i]->slots};
+    r = render_host_routes(a->cfg, rb, n, out, n_out);
+    free(rb);
+    return r;
+}
+
+/* Runtime map commands from the map HAProxy has to the one we want. */
+static void converge_map(struct apply *a)
+{
+    struct host_route *want = NULL;
+    size_t nw = 0;
+    int r;
+
+    a->map_dirty = false;
+    if (!a->cfg->http_bind.set || !a->map_known)
+        return;
+    if (present_routes(a, &want, &nw) < 0) {
+        log_error(MOD, "host map %s: out of memory", a->cfg->hosts_map);
+        a->map_dirty = true;
+        return;
+    }
+    r = plan_map(&a->plan, a->cfg->hosts_map, want, nw, a->map_have, a->n_map_have);
+    if (r < 0) {
+        /* Validated input cannot get here (plan.c checks the longest
+         * command at compile time): say so once, and try again at the next
+         * change rather than spin. */
+        if (!a->map_plan_failed)
+            log_error(MOD, "host map %s: its commands cannot be built: %s", a->cfg->hosts_map,
+                      strerror(-r));
+        a->map_plan_failed = true;
+        free(want);
+        return;
+    }
+    a->map_plan_failed = false;
+    free(a->map_have);
+    a->map_have = want;
+    a->n_map_have = nw;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    /* Nothing to do: the owner's next loop iteration tries again. */
+}
+
+int apply_init(struct apply *a, struct ev_loop *loop, const struct config *cfg, struct catalog *cat,
+               struct metrics *obs, const struct apply_ops *ops, void *arg, char **errmsg)
+{
+    a->loop = loop;
+    a->cfg = cfg;
+    a->cat = cat;
+    a->obs = obs;
+    a->ops = ops;
+    a->arg = arg;
+    plan_init(&a->plan);
+    ev_timer_init(&a->retry_timer, on_retry, 0., 0.);
+    a->retry_timer.data = a;
+    ev_timer_init(&a->refusal_timer, on_refusal_timer, 0., 0.);
+    a->refusal_timer.data = a;
+    ev_timer_init(&a->master_timer, on_master_timer, 0., 0.);
+    a->master_timer.data = a;
+    a->rt = runtime_new(loop, cfg->runtime_socket, cfg->runtime_timeout_s);
+    if (!a->rt) {
+        memprintf(errmsg, "haproxy.runtime_socket: cannot use '%s'", cfg->runtime_socket);
+        return -EINVAL;
+    }
+    if (cfg->master_socket &&
+        !(a->master_watch = runtime_new(loop, cfg->master_socket, MASTER_SENTINEL_TIMEOUT_S))) {
+        memprintf(errmsg, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void apply_free(struct apply *a)
+{
+    if (a->loop) {
+        ev_timer_stop(a->loop, &a->retry_timer);
+        ev_timer_stop(a->loop, &a->refusal_timer);
+        ev_timer_stop(a->loop, &a->master_timer);
+    }
+    runtime_free(a->rt);
+    runtime_free(a->master_watch);
+    plan_free(&a->plan);
+    free(a->map_have);
+    a->rt = a->master_watch = NULL;
+    a->map_have = NULL;
+    a->n_map_have = 0;
+}
+
+void apply_set_config(struct apply *a, const struct config *cfg)
+{
+    a->cfg = cfg;
+}
+
+bool apply_busy(const struct apply *a)
+{
+    return runtime_busy(a->rt) || ev_is_active(&a->retry_timer);
+}
+
+bool apply_resync_due(const struct apply *a)
+{
+    return !a->synced || a->resync_wanted;
+}
+
+void apply_resync(struct apply *a)
+{
+    start_resync(a);
+}
+
+void apply_send(struct apply *a)
+{
+    size_t n_be = 0;
+    struct backend **be;
+    int r;
+
+    plan_reset(&a->plan);
+    be = a->ops->backends(a->arg, &n_be);
+    for (size_t i = 0; i < n_be; i++)
+        if (be[i]->dirty)
+            converge_backend(a, be[i]);
+    if (a->map_dirty)
+        converge_map(a);
+    if (!a->plan.n) {
+        /* Events that changed nothing HAProxy runs (or only asked for a
+         * reload) are never "applied" by a batch. */
+        a->events_pending.len = 0;
+        return;
+    }
+    metrics_pending_move(&a->events_in_flight, &a->events_pending);
+    if (log_get_level() >= LOG_LEVEL_DEBUG)
+        for (size_t i = 0; i < a->plan.n; i++)
+            log_debug(MOD, "batch command %zu/%zu: %s", i + 1, a->plan.n, a->plan.cmds[i]);
+    a->batch_started = ev_time();
+    a->stats.batches++;
+    a->stats.commands += a->plan.n;
+    r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
+    if (r < 0)
+        runtime_failed(a, r, "sending a batch");
+}

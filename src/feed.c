@@ -1,0 +1,107 @@
+/* feed - etcd's keys into the catalog, each said in the log (feed.h). */
+#include <slotsync/feed.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/endpoint.h>
+#include <slotsync/log.h>
+#include <slotsync/metrics.h>
+
+#define MOD "sync"
+
+/* The service and instance a key names, for the fields of its log line
+ * (both empty when it names none). */
+static void key_fields(const struct catalog *cat, const struct etcd_kv *kv, char *svc, char *inst)
+{
+    if (endpoint_parse_key(cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0)
+        svc[0] = inst[0] = '\0';
+}
+
+int feed_kv(struct catalog *cat, const struct etcd_kv *kv, bool listing, bool quiet,
+            unsigned long long *rejected)
+{
+    char qkey[300], *why = NULL;
+    char svc[SERVICE_NAME_MAX + 1] = "", inst[INSTANCE_NAME_MAX + 1] = "";
+    int r;
+
+    if (kv->deleted)
+        r = catalog_delete(cat, kv->key, kv->key_len, &why);
+    else
+        r = catalog_put(cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
+                        &why);
+    log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
+    switch (r) {
+    case CATALOG_REJECTED: {
+        bool bad_key = endpoint_parse_key(cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0;
+
+        if (bad_key)
+            svc[0] = inst[0] = '\0';
+        rejected[bad_key ? METRICS_REJECT_KEY : METRICS_REJECT_VALUE]++;
+        struct log_field f[] = {
+            {"event", "rejected"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+            {"reason", why ? why : "invalid"},
+        };
+
+        log_fields(LOG_LEVEL_WARN, MOD, f, sizeof(f) / sizeof(f[0]), "etcd key \"%s\" rejected: %s",
+                   qkey, why ? why : "invalid");
+        break;
+    }
+    case CATALOG_ADDED:
+    case CATALOG_UPDATED: {
+        struct endpoint ep;
+        char addr[ENDPOINT_HOST_MAX + 10], weight[16];
+
+        /* The value was accepted, so it parses: log what it means (only
+         * when the line is logged: a listing's keys are debug lines). */
+        if (quiet || (listing && log_get_level() < LOG_LEVEL_DEBUG) ||
+            endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
+            break;
+        endpoint_format(&ep, addr, sizeof(addr));
+        key_fields(cat, kv, svc, inst);
+        snprintf(weight, sizeof(weight), "%u", ep.weight);
+        struct log_field f[] = {
+            {"event", r == CATALOG_ADDED ? "added" : "updated"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+            {"addr", addr},
+            {"weight", weight},
+            {"state", endpoint_state_name(ep.state)},
+        };
+
+        log_fields(listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "etcd key \"%s\" %s: %s weight %u %s", qkey,
+                   r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
+                   endpoint_state_name(ep.state));
+        break;
+    }
+    case CATALOG_REMOVED: {
+        if (quiet)
+            break;
+        key_fields(cat, kv, svc, inst);
+        struct log_field f[] = {
+            {"event", "removed"},
+            {"key", qkey},
+            {"service", svc[0] ? svc : NULL},
+            {"instance", inst[0] ? inst : NULL},
+        };
+
+        log_fields(listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
+                   "etcd key \"%s\" removed", qkey);
+        break;
+    }
+    case CATALOG_UNCHANGED:
+        break;
+    default:
+        log_error(MOD, "etcd key \"%s\": %s", qkey, strerror(-r));
+        /* Out of memory: a later re-list repairs what was lost. */
+        break;
+    }
+    free(why);
+    return r;
+}

@@ -1,0 +1,263 @@
+/* test_apply - the runtime applier against a canned HAProxy on a unix
+ * socket of a temp dir: what a resync reads is adopted into the owner's
+ * backends through apply_ops, a socket below level admin gets nothing, and
+ * a socket that is not there is an outage with a retry. The decisions it
+ * calls have their own suites (backend, plan, runtime). */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ev.h>
+
+#include <slotsync/apply.h>
+#include <slotsync/log.h>
+
+#define HEADER                                                                                     \
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "           \
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health "   \
+    "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord "  \
+    "srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
+
+/* api's slots s1..s3, and a server of the operator's own */
+#define API_ROWS                                                                                   \
+    "2 api 1 s1 127.0.0.1 2 0 10 10 1 6 3 4 6 0 0 0 - 9001 - 0 0 - - 0\n"                          \
+    "2 api 2 s2 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"                                \
+    "2 api 3 s3 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"                                \
+    "2 api 4 other 127.0.0.9 2 0 1 1 1 6 3 4 6 0 0 0 - 80 - 0 0 - - 0\n"
+
+/* The owner: a backend table, and what the applier told it. */
+struct owner {
+    struct backend **v;
+    size_t n;
+    size_t reloads;
+    char last_reload[128];
+    struct names proxies;
+};
+
+static struct backend **own_backends(void *arg, size_t *n)
+{
+    struct owner *o = arg;
+
+    *n = o->n;
+    return o->v;
+}
+
+static void own_want_reload(void *arg, const char *why, const char *name)
+{
+    struct owner *o = arg;
+
+    o->reloads++;
+    snprintf(o->last_reload, sizeof(o->last_reload), "%s %s", why, name);
+}
+
+static void own_proxies(void *arg, struct names *listed)
+{
+    struct owner *o = arg;
+
+    backend_names_clear(&o->proxies);
+    o->proxies = *listed;
+    *listed = (struct names){0};
+}
+
+static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies};
+
+static char dir[64], sock[108];
+static struct owner own;
+static struct ev_loop *loop;
+static struct config cfg;
+static struct catalog *cat;
+static struct metrics obs;
+static struct apply ap;
+static int lfd = -1;
+
+static void setup(void)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    log_set_level(LOG_LEVEL_ERROR);
+    snprintf(dir, sizeof(dir), "/tmp/test_apply.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(loop);
+    cat = catalog_new("/svc/");
+    cr_assert_not_null(cat);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.runtime_socket = sock;
+    cfg.resync_interval_s = 30;
+    memset(&own, 0, sizeof(own));
+    memset(&ap, 0, sizeof(ap));
+}
+
+static void teardown(void)
+{
+    apply_free(&ap);
+    for (size_t i = 0; i < own.n; i++)
+        backend_free(own.v[i]);
+    free(own.v);
+    backend_names_clear(&own.proxies);
+    catalog_free(cat);
+    if (loop)
+        ev_loop_destroy(loop);
+    loop = NULL;
+    if (lfd >= 0)
+        close(lfd);
+    lfd = -1;
+    unlink(sock);
+    rmdir(dir);
+}
+
+TestSuite(apply, .init = setup, .fini = teardown);
+
+static struct backend *add_backend(const char *name, bool configured)
+{
+    struct service_conf conf;
+    struct backend *b;
+
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", name);
+    conf.opt.slots = 2;
+    b = backend_insert(&own.v, &own.n, &conf, configured);
+    cr_assert_not_null(b);
+    b->claimed = true;
+    return b;
+}
+
+static void stop_loop(struct ev_loop *l, ev_timer *w, int revents)
+{
+    ev_break(l, EVBREAK_ALL);
+}
+
+static void run_for(double s)
+{
+    ev_timer t;
+
+    ev_timer_init(&t, stop_loop, s, 0.);
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
+}
+
+/* Be HAProxy for one exchange: read the command line, answer with replies
+ * (each ends with its empty line), close. Returns the command line. */
+static void haproxy_answers(const char *replies, char *line, size_t size)
+{
+    int cfd;
+    ssize_t got = -1;
+
+    run_for(0.01); /* the applier connects */
+    cfd = accept(lfd, NULL, NULL);
+    cr_assert_geq(cfd, 0);
+    cr_assert_eq(fcntl(cfd, F_SETFL, O_NONBLOCK), 0);
+    /* ...and writes its line when the loop runs */
+    for (int i = 0; i < 1000 && (got = read(cfd, line, size - 1)) < 0 && errno == EAGAIN; i++)
+        run_for(0.01);
+    cr_assert_gt(got, 0);
+    cr_assert_eq(fcntl(cfd, F_SETFL, 0), 0);
+    line[got] = '\0';
+    cr_assert_eq(write(cfd, replies, strlen(replies)), (ssize_t)strlen(replies));
+    close(cfd);
+    for (int i = 0; i < 100 && apply_busy(&ap) && !ev_is_active(&ap.retry_timer); i++)
+        run_for(0.01);
+}
+
+Test(apply, init_rejects_a_runtime_socket_it_cannot_use)
+{
+    char *err = NULL;
+
+    cfg.runtime_socket = "host.example:80";
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), -EINVAL);
+    cr_assert_not_null(err);
+    cr_expect_not_null(strstr(err, "haproxy.runtime_socket"), "%s", err);
+    free(err);
+}
+
+Test(apply, resync_adopts_what_haproxy_has)
+{
+    struct backend *api = add_backend("api", true);
+    struct backend *db = add_backend("db", true);
+    char line[512], *err = NULL;
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert(apply_resync_due(&ap), "nothing read yet");
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n"
+                    "1\n" HEADER API_ROWS "\n"
+                    "# name\nstats\napi\n\n",
+                    line, sizeof(line));
+    cr_expect_str_eq(line, "show cli level;show servers state;show backend\n");
+    cr_assert(ap.synced);
+    cr_expect(ap.level_ok);
+    cr_expect_not(apply_resync_due(&ap));
+    cr_expect_eq(ap.stats.resyncs, 1);
+    cr_expect_gt(ap.last_resync_at, 0);
+    /* the proxies went to the owner */
+    cr_expect_eq(own.proxies.n, 2);
+    cr_expect(backend_names_has(&own.proxies, "api"));
+    /* api: three slots, HAProxy's view, the operator's own server left out */
+    cr_expect(api->present);
+    cr_expect_eq(api->slots.n, 3);
+    cr_expect_str_eq(api->have[0].addr, "127.0.0.1");
+    cr_expect_eq(api->have[0].port, 9001);
+    cr_expect(api->dirty);
+    /* db is configured and missing: a reload is asked for it, once */
+    cr_expect_not(db->present);
+    cr_expect_eq(own.reloads, 1);
+    cr_expect_str_eq(own.last_reload, "backend missing in HAProxy: db");
+    /* the next read asks no level (known now) and no second reload */
+    ap.resync_wanted = true;
+    apply_resync(&ap);
+    haproxy_answers("1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_expect_str_eq(line, "show servers state;show backend\n");
+    cr_expect_eq(own.reloads, 1, "%s", own.last_reload);
+    cr_expect(api->present);
+    cr_expect_eq(ap.stats.resyncs, 2);
+    free(err);
+}
+
+Test(apply, socket_below_level_admin_gets_nothing)
+{
+    char line[512], *err = NULL;
+
+    add_backend("api", true);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("operator\n\n1\n" HEADER "\n# name\napi\n\n", line, sizeof(line));
+    cr_expect_not(ap.synced);
+    cr_expect_not(ap.level_ok);
+    cr_expect_eq(ap.stats.level_too_low, 1);
+    cr_expect_eq(ap.stats.resyncs, 0);
+    cr_expect(apply_busy(&ap), "asked again after a backoff");
+    cr_expect_eq(own.proxies.n, 0, "nothing read is used");
+    free(err);
+}
+
+Test(apply, missing_socket_is_an_outage_with_a_retry)
+{
+    char *err = NULL;
+
+    unlink(sock);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    for (int i = 0; i < 100 && !ap.stats.runtime_errors; i++)
+        run_for(0.01);
+    cr_expect_eq(ap.stats.runtime_errors, 1);
+    cr_expect(ap.runtime_down);
+    cr_expect_not(ap.synced);
+    cr_expect(ev_is_active(&ap.retry_timer));
+    cr_expect(apply_busy(&ap), "nothing starts before the retry");
+    cr_expect(apply_resync_due(&ap));
+    free(err);
+}
