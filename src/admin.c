@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include <slotsync/log.h>
+#include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 
 #include "admin_page.h" /* generated from src/admin_page.html: ADMIN_PAGE */
@@ -137,7 +138,7 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
  * Returns 0, or a negative errno when the request must be answered now. */
 static int hold(struct admin *a, struct MHD_Connection *conn, void **req_cls, enum read_kind kind)
 {
-    static const char *const status_cmds[] = {"show servers state", "show stat"};
+    static const char *const status_cmds[] = {PLAN_SHOW_STATE, PLAN_SHOW_STAT};
     static const char *const probe_cmds[] = {"show info"};
     uintptr_t waits = (uintptr_t)*req_cls;
 

@@ -13,6 +13,7 @@
 #include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
+#include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/status.h>
@@ -147,7 +148,7 @@ static int admin_url(const char *addr, char *url, size_t size, char **errmsg)
 
 static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc, char **errmsg)
 {
-    const char *cmds[] = {"show servers state", "show stat"};
+    const char *cmds[] = {PLAN_SHOW_STATE, PLAN_SHOW_STAT};
     const char **names = NULL;
     int r;
 

@@ -104,6 +104,10 @@ void plan_free(struct plan *p);
  * contain '\n', ';' or another control byte, or exceed PLAN_CMD_MAX. */
 int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The inspection's read: "show stat" (counters and check state per server),
+ * asked after PLAN_SHOW_STATE by `slotsync status` and the admin endpoint. */
+#define PLAN_SHOW_STAT "show stat"
+
 /* The resync's read commands, in the order of their replies: "show cli
  * level" first when level is set, then PLAN_SHOW_STATE, PLAN_SHOW_BACKENDS
  * and, when map_path is not NULL, "show map <map_path>". Their replies are
