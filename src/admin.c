@@ -17,6 +17,7 @@
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
+#include <slotsync/timeouts.h>
 
 #include "admin_page.h" /* generated from src/admin_page.html: ADMIN_PAGE */
 
@@ -24,7 +25,6 @@
 #define STATUS_MAX_AGE_S 1.0 /* /status reads HAProxy at most this often */
 #define PROBE_MAX_AGE_S 1.0  /* and /readyz */
 #define WAITERS_MAX 32       /* /status requests held while HAProxy is read */
-#define RUNTIME_TIMEOUT_S 5.0
 
 struct admin {
     struct ev_loop *loop;
@@ -326,7 +326,7 @@ struct admin *admin_start(struct ev_loop *loop, const struct listen_addr *addr,
     a->loop = loop;
     a->ops = ops;
     a->arg = arg;
-    a->rt = runtime_new(loop, runtime_socket, RUNTIME_TIMEOUT_S);
+    a->rt = runtime_new(loop, runtime_socket, ADMIN_RUNTIME_TIMEOUT_S);
     if (!a->rt)
         goto oom;
     a->mhd = MHD_start_daemon(flags, addr->port, NULL, NULL, on_request, a,

@@ -28,6 +28,9 @@
 #define RUNTIME_TIMEOUT_S 10
 #define RUNTIME_TIMEOUT_S_MIN 1
 #define RUNTIME_TIMEOUT_S_MAX 300
+/* the admin endpoint's reads for /status and /readyz: shorter than the
+ * controller's, an operator's page should say "unreachable" soon */
+#define ADMIN_RUNTIME_TIMEOUT_S 5.0
 #define MASTER_SENTINEL_TIMEOUT_S 5.0 /* the controller's watch on the master socket */
 #define MASTER_TIMEOUT_S 10.0         /* the reloader's "show proc" and "reload" */
 #define RELOAD_TIMEOUT_S 15.0         /* a whole reload, from check to new worker */
