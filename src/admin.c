@@ -139,7 +139,7 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
 static int hold(struct admin *a, struct MHD_Connection *conn, void **req_cls, enum read_kind kind)
 {
     static const char *const status_cmds[] = {PLAN_SHOW_STATE, PLAN_SHOW_STAT};
-    static const char *const probe_cmds[] = {"show info"};
+    static const char *const probe_cmds[] = {PLAN_SHOW_INFO};
     uintptr_t waits = (uintptr_t)*req_cls;
 
     /* Twice is enough: once behind a read of the other kind, once for ours. */

@@ -276,7 +276,7 @@ enum { FIELD_ADDR = 1, FIELD_WEIGHT = 2, FIELD_STATE = 4 };
 
 static unsigned cmd_field(const char *cmd)
 {
-    static const char prefix[] = "set server ";
+    static const char prefix[] = PLAN_SET_SERVER;
     const char *p;
 
     if (strncmp(cmd, prefix, sizeof(prefix) - 1) != 0 ||
@@ -521,7 +521,7 @@ int plan_resync(struct plan *p, bool level, const char *map_path)
 {
     int r = 0;
 
-    if ((level && (r = plan_add(p, "show cli level")) < 0) ||
+    if ((level && (r = plan_add(p, PLAN_SHOW_LEVEL)) < 0) ||
         (r = plan_add(p, PLAN_SHOW_STATE)) < 0 || (r = plan_add(p, PLAN_SHOW_BACKENDS)) < 0 ||
         (map_path && (r = plan_add(p, PLAN_SHOW_MAP "%s", map_path)) < 0))
         return r;

@@ -16,6 +16,7 @@
 #include <ev.h>
 
 #include <slotsync/log.h>
+#include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 #include <slotsync/timeouts.h>
 
@@ -283,7 +284,7 @@ static void poll_proc(struct reloader *r)
 {
     /* While the master re-executes itself its socket refuses us: the
      * deadline bounds the retries. */
-    if (runtime_send_raw(r->master, "show proc", on_proc_after, r) < 0)
+    if (runtime_send_raw(r->master, PLAN_MASTER_SHOW_PROC, on_proc_after, r) < 0)
         poll_later(r);
 }
 
@@ -335,7 +336,7 @@ static void on_proc_before(int err, char **replies, size_t n, const char *raw, s
         return;
     }
     r->phase = R_RELOAD;
-    ret = runtime_send_raw(r->master, "reload", on_reload_sent, r);
+    ret = runtime_send_raw(r->master, PLAN_MASTER_RELOAD, on_reload_sent, r);
     if (ret < 0)
         finish(r, ret, "master socket: cannot send reload");
 }
@@ -349,7 +350,7 @@ int reloader_reload(struct reloader *r, double timeout_s, reload_done_cb cb, voi
     r->cb = cb;
     r->arg = arg;
     if (r->master) {
-        ret = runtime_send_raw(r->master, "show proc", on_proc_before, r);
+        ret = runtime_send_raw(r->master, PLAN_MASTER_SHOW_PROC, on_proc_before, r);
         if (ret < 0)
             return ret;
         r->phase = R_PROC_BEFORE;

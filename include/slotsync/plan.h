@@ -107,12 +107,25 @@ int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf,
 /* The inspection's read: "show stat" (counters and check state per server),
  * asked after PLAN_SHOW_STATE by `slotsync status` and the admin endpoint. */
 #define PLAN_SHOW_STAT "show stat"
+/* The admin endpoint's liveness probe of the runtime socket. */
+#define PLAN_SHOW_INFO "show info"
+
+/* The prefixes of the slot commands plan.c writes, by which
+ * runtime_reply_ok() tells which reply a command expects. */
+#define PLAN_SET_SERVER "set server "
+#define PLAN_ADD_SERVER "add server "
+
+/* The master socket's commands (reload.c): the workers it runs, and a
+ * reload of them all. */
+#define PLAN_MASTER_SHOW_PROC "show proc"
+#define PLAN_MASTER_RELOAD "reload"
 
 /* The resync's read commands, in the order of their replies: "show cli
  * level" first when level is set, then PLAN_SHOW_STATE, PLAN_SHOW_BACKENDS
  * and, when map_path is not NULL, "show map <map_path>". Their replies are
  * checked with runtime_reply_ok(PLAN_SHOW_*, reply). 0 or as plan_add(); on
  * error p may hold some of them. */
+#define PLAN_SHOW_LEVEL "show cli level"
 #define PLAN_SHOW_STATE "show servers state"
 #define PLAN_SHOW_BACKENDS "show backend"
 #define PLAN_SHOW_MAP "show map "
