@@ -505,3 +505,30 @@ enum backend_reconf backend_reconfigure(struct backend *b, const struct service_
     }
     return BACKEND_RECONF_SAME;
 }
+
+/* ---- spare backends ---- */
+
+const char *backend_proxy(const struct backend *b)
+{
+    return b->proxy[0] ? b->proxy : b->conf.name;
+}
+
+bool backend_is_spare(const struct backend *b)
+{
+    return b->proxy[0] != '\0';
+}
+
+const char *backend_label(const struct backend *b)
+{
+    return b->label[0] ? b->label : b->conf.name;
+}
+
+void backend_set_proxy(struct backend *b, const char *proxy)
+{
+    if (!proxy || strcmp(proxy, b->conf.name) == 0 || strlen(proxy) >= sizeof(b->proxy)) {
+        b->proxy[0] = b->label[0] = '\0';
+        return;
+    }
+    snprintf(b->proxy, sizeof(b->proxy), "%s", proxy);
+    spare_label(b->conf.name, b->proxy, b->label, sizeof(b->label));
+}

