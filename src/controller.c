@@ -1204,18 +1204,25 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
     struct ctl *c = arg;
     const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
     const char **names = calloc(c->n_backends + 1, sizeof(*names));
+    struct status_alias *al = calloc(c->n_backends + 1, sizeof(*al)); /* spares (pool.h) */
+    size_t n_al = 0;
     const char *why;
     json_t *doc = NULL;
     double now = ev_now(c->loop);
 
-    if (!names) {
+    if (!names || !al) {
+        free(names);
+        free(al);
         memprintf(errmsg, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < c->n_backends; i++)
+    for (size_t i = 0; i < c->n_backends; i++) {
         names[i] = c->backends[i]->conf.name;
-    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, state_text, stat_text,
-                     &doc, errmsg) == 0 &&
+        if (backend_is_spare(c->backends[i]))
+            al[n_al++] = (struct status_alias){names[i], backend_proxy(c->backends[i])};
+    }
+    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, al, n_al, state_text,
+                     stat_text, &doc, errmsg) == 0 &&
         (json_object_set_new(doc, "ready", json_boolean(admin_ready(c, &why))) < 0 ||
          json_object_set_new(
              doc, "last_reload",
@@ -1229,6 +1236,7 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
         doc = NULL;
     }
     free(names);
+    free(al);
     return doc;
 }
 

@@ -529,6 +529,16 @@ int plan_resync(struct plan *p, bool level, const char *map_path)
     return 0;
 }
 
+int plan_inspect(struct plan *p, const char *map_path)
+{
+    int r = 0;
+
+    if ((r = plan_add(p, PLAN_SHOW_STATE)) < 0 || (r = plan_add(p, PLAN_SHOW_STAT)) < 0 ||
+        (map_path && (r = plan_add(p, PLAN_SHOW_MAP "%s", map_path)) < 0))
+        return r;
+    return 0;
+}
+
 int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
                    const char *server_options)
 {

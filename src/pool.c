@@ -175,7 +175,10 @@ bool pool_place(struct pool *p, struct backend *b, const struct names *proxies, 
                      b->conf.name, p->sp.n);
         return false;
     }
-    if (backend_resize(b, (size_t)p->cfg->defaults.slots) < 0) {
+    /* The spare's slots as every render leaves a free spare: empty, in
+     * maintenance (what a dynamic server starts as), so that only the
+     * filled ones are sent. */
+    if (backend_resize(b, 0) < 0 || backend_add_slots(b, (size_t)p->cfg->defaults.slots) < 0) {
         spare_release(&p->sp, (size_t)i);
         return false;
     }

@@ -117,6 +117,10 @@ int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf,
 #define PLAN_SHOW_BACKENDS "show backend"
 #define PLAN_SHOW_MAP "show map "
 int plan_resync(struct plan *p, bool level, const char *map_path);
+/* `slotsync status`'s reads: PLAN_SHOW_STATE, PLAN_SHOW_STAT and, when
+ * map_path is not NULL (spare backends), "show map <map_path>". 0 or as
+ * plan_add(). */
+int plan_inspect(struct plan *p, const char *map_path);
 
 /* Slots from+1..to of a running backend, added with "add server B/sN
  * 0.0.0.0:0 <server_options>" (a dynamic server starts in maintenance),
