@@ -6,6 +6,7 @@ http_cluster default: test_new_service_one_reload_then_routable.)"""
 
 import re
 import signal
+import subprocess
 import time
 
 from harness import *
@@ -79,6 +80,10 @@ def test_burst_restarts_and_changes_with_no_reload(env, bin_path):
     assert len(set(spares.values())) == 20
     # the operator's view names the service with its spare
     env.wait_log("slotsync", r"p00 \(spare:\d+\)/s1", alive=[c.slotsync])
+    st = subprocess.run([c.bin, "status", "-c", c.config_path], capture_output=True, text=True,
+                        timeout=30)
+    assert "backend p00 (%s): 1 of 4 slots used" % spares["p00"] in st.stdout, st.stdout
+    assert not re.search(r", \d+ DRIFT", st.stdout), st.stdout
 
     # a second endpoint takes traffic; a weight and a state reach the slot
     put_svc(c, "p00", "i2", "w2")
