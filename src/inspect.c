@@ -113,8 +113,8 @@ static void on_runtime(int err, char **replies, size_t n, const char *raw, size_
     if (err == 0 && n == 3 && runtime_reply_ok(PLAN_SHOW_MAP, replies[2])) {
         size_t bad = 0;
 
-        err = runtime_parse_routes(replies[2], strlen(replies[2]), &in->routes, &in->n_routes,
-                                   &bad);
+        err =
+            runtime_parse_routes(replies[2], strlen(replies[2]), &in->routes, &in->n_routes, &bad);
     }
     in->rt_err = err < 0 ? err : 0;
     maybe_done(in);
@@ -230,7 +230,7 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         names[i] = in->cfg->services[i].name;
     /* Services bound to spare backends, as the live map routes them. */
     struct spare_adoption ad;
-    char (*spare_names)[SPARE_NAME_SIZE] = calloc(sp.n + 1, sizeof(*spare_names));
+    char(*spare_names)[SPARE_NAME_SIZE] = calloc(sp.n + 1, sizeof(*spare_names));
 
     spare_adopt(&sp, in->routes, in->n_routes, in->cfg->http_domain, &ad);
     for (size_t i = 0; spare_names && i < sp.n; i++) {
@@ -239,8 +239,8 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         spare_name(i, spare_names[i]);
         al[n_al++] = (struct status_alias){spare_bound(&sp, i), spare_names[i]};
     }
-    r = status_build(in->cat, in->revision, names, in->cfg->n_services, al, n_al,
-                     in->state_text, in->stat_text, doc, errmsg);
+    r = status_build(in->cat, in->revision, names, in->cfg->n_services, al, n_al, in->state_text,
+                     in->stat_text, doc, errmsg);
     free(spare_names);
     free(al);
     spare_pool_free(&sp);
