@@ -100,7 +100,7 @@ int backend_proxy_names(const char *text, size_t len, struct names *be, struct n
         }
         snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
                  q);
-        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
+        if (sscanf(line, " %15s %64s", kw, name) != 2 || !spare_proxy_name_valid(name))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
             r = backend_names_add(be, name);

@@ -252,7 +252,7 @@ static bool reload_pending(const struct ctl *c);
  * render creates the backend anyway. */
 static void place(struct ctl *c, struct backend *b)
 {
-    if (!pool_place(&c->pool, b, &c->proxies, !c->reloading && !reload_pending(c)))
+    if (!pool_place(&c->pool, b, &c->proxies, &c->base_be, !c->reloading && !reload_pending(c)))
         want_reload(c, "new service", b->conf.name);
 }
 

@@ -136,13 +136,19 @@ void pool_set_config(struct pool *p, const struct config *cfg)
     p->cfg = cfg;
 }
 
-/* Whether HAProxy runs spare i ("show backend" listed it). */
+struct usable {
+    const struct names *proxies, *base;
+};
+
+/* Whether HAProxy runs spare i ("show backend" listed it) and it is ours
+ * (base_config does not declare a proxy of its name). */
 static bool spare_runs(size_t i, void *arg)
 {
+    const struct usable *u = arg;
     char name[SPARE_NAME_SIZE];
 
     spare_name(i, name);
-    return backend_names_has(arg, name);
+    return backend_names_has(u->proxies, name) && !backend_names_has(u->base, name);
 }
 
 /* b lives in spare i now. */
@@ -154,8 +160,10 @@ static void live_in(struct backend *b, size_t i)
     backend_set_proxy(b, name);
 }
 
-bool pool_place(struct pool *p, struct backend *b, const struct names *proxies, bool may_bind)
+bool pool_place(struct pool *p, struct backend *b, const struct names *proxies,
+                const struct names *base, bool may_bind)
 {
+    struct usable u = {proxies, base};
     long i = spare_find(&p->sp, b->conf.name);
     char name[SPARE_NAME_SIZE];
 
@@ -168,7 +176,7 @@ bool pool_place(struct pool *p, struct backend *b, const struct names *proxies, 
      * ones are routed by Host. */
     if (!may_bind || b->configured || b->conf.opt.mode != MODE_HTTP || b->conf.listen.set)
         return false;
-    i = spare_bind(&p->sp, b->conf.name, spare_runs, (void *)proxies);
+    i = spare_bind(&p->sp, b->conf.name, spare_runs, &u);
     if (i < 0) {
         if (p->sp.n)
             log_info(MOD, "service %s: no free spare backend (%zu in the pool): a reload adds it",

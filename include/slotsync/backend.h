@@ -166,8 +166,8 @@ void backend_names_clear(struct names *s);
 
 /* The proxy names a HAProxy config text (len bytes) declares: "backend
  * NAME" and "listen NAME" into be, "frontend NAME" and "listen NAME" into fe
- * (either may be NULL), sorted. Only names that could be service names are
- * kept: no other can collide with one. 0 or -ENOMEM. */
+ * (either may be NULL), sorted. Only names that could be service names or
+ * spares' (spare.h) are kept: no other can collide with one. 0 or -ENOMEM. */
 int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe);
 
 /* The name sets that decide who owns a proxy name (all borrowed). */

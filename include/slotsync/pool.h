@@ -69,10 +69,11 @@ void pool_set_config(struct pool *p, const struct config *cfg);
 /* b: a service HAProxy runs no backend for. If a spare carries it already
  * (adopted from the live map), b lives there again; else, when may_bind, it
  * is bound to a free spare that HAProxy runs (proxies, from "show
- * backend"): b is present, sized to the spare's slots with HAProxy's view
- * unknown, dirty. Returns whether b lives in a spare now; false: a reload
- * must create its backend. */
-bool pool_place(struct pool *p, struct backend *b, const struct names *proxies, bool may_bind);
+ * backend") and base_config does not declare (base): b is present, sized to the spare's slots with
+ * HAProxy's view unknown, dirty. Returns whether b lives in a spare now; false: a reload must
+ * create its backend. */
+bool pool_place(struct pool *p, struct backend *b, const struct names *proxies,
+                const struct names *base, bool may_bind);
 
 /* The bindings HAProxy's live map holds ("show map"): adopted (spare.h), and
  * every service a spare carries gets its backend (ops->add) living there. */
