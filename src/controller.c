@@ -913,7 +913,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
         const struct backend *b = c->backends[i];
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
 
-        db[i] = (struct status_dump_backend){b->conf.name,      slots_used(&b->slots),
+        db[i] = (struct status_dump_backend){backend_label(b),  slots_used(&b->slots),
                                              b->slots.n,        svc ? svc->n_endpoints : 0,
                                              b->slots.overflow, b->present,
                                              b->configured};
