@@ -42,6 +42,7 @@ PREFIX = "/services/"
 DOMAIN = "bench.local"
 OUT_BITS = 0x23 | 0x18
 STRATEGIES = ("slotsync", "reload", "dns-default", "dns-tight")
+NEW_SPARES = 16             # section 4: http_frontend.spare_backends' default
 DNS_TIMERS = {
     "dns-default": "",      # timeout resolve 1s, hold valid 10s
     "dns-tight": ("    timeout resolve 100ms\n    timeout retry 100ms\n"
@@ -216,8 +217,9 @@ class Setup:
     (backends "name", frontends on listen ports for `listen` names, one Host
     frontend when http is true)."""
 
-    def __init__(self, bench, strategy, services, listen=(), http=False, tag=""):
+    def __init__(self, bench, strategy, services, listen=(), http=False, tag="", spares=0):
         self.b = bench
+        self.spares = spares    # slotsync's spare backends (http only)
         self.env = bench.env
         self.strategy = strategy
         self.services = services
@@ -246,7 +248,8 @@ class Setup:
                 "log_level": "info",
             }
             if self.http_bind:
-                cfg["http_frontend"] = {"bind": self.http_bind, "domain": DOMAIN}
+                cfg["http_frontend"] = {"bind": self.http_bind, "domain": DOMAIN,
+                                        "spare_backends": self.spares}
             path = write_config(env, cfg, name=name + ".json")
             # the file HAProxy starts on: configured backends, slots empty
             # (rendered with etcd's keys out of the way is not possible
@@ -300,6 +303,11 @@ class Setup:
             if s in self.listen:
                 out.append("frontend %s\n    mode http\n    bind %s\n    default_backend %s\n\n"
                            % (s, self.listen[s], s))
+        # the spare backends a render carries (defaults: 8 slots, roundrobin)
+        for i in range(self.spares if self.http_bind else 0):
+            out.append("backend spare:%d\n    mode http\n    balance roundrobin\n" % i)
+            out.extend("    server s%d 0.0.0.0:0 disabled\n" % (k + 1) for k in range(8))
+            out.append("\n")
         if self.http_bind:
             out.append("frontend slotsync_http\n    mode http\n    bind %s\n"
                        "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n"
@@ -547,49 +555,71 @@ class Compare:
                 setup.stop()
 
     # 4. new services in a burst
+    def wait_200(self, url, names, t0, deadline_s=120):
+        """{service: seconds after t0 of its first 200 by Host}; every pending
+        service asked in turn, deadline_s at most."""
+        pending, took = set(names), {}
+        deadline = t0 + deadline_s
+        u = urllib.parse.urlsplit(url)
+        while pending and time.monotonic() < deadline:
+            for s in sorted(pending):
+                try:
+                    c = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
+                    c.request("GET", "/", headers={"Host": "%s.%s" % (s, DOMAIN)})
+                    ok = c.getresponse().status == 200
+                    c.close()
+                except OSError:
+                    ok = False
+                if ok:
+                    took[s] = time.monotonic() - t0
+                    pending.discard(s)
+        return took
+
     def new_services(self):
         n = 20 if self.quick else 100
-        self.r["new"] = {"n": n}
-        for st in ("slotsync", "reload", "dns-tight"):
-            progress("side by side 4. %d new services in a burst: %s" % (n, st))
+        self.r["new"] = {"n": n, "spares": NEW_SPARES}
+        # (row, strategy, slotsync's spare backends)
+        rows = (("slotsync-spares", "slotsync", NEW_SPARES), ("slotsync", "slotsync", 0),
+                ("reload", "reload", 0), ("dns-tight", "dns-tight", 0))
+        for row, st, spares in rows:
+            progress("side by side 4. %d new services in a burst: %s" % (n, row))
             self.clear()
             names = ["new%03d" % i for i in range(n)]
             # DNS cannot create a backend: the services are declared in advance
-            declared = {s: 2 for s in names} if st.startswith("dns") else {}
+            declared = {s: 2 for s in names + ["single"]} if st.startswith("dns") else {}
             setup = Setup(self.b, st, dict(declared, base=2), http=True,
-                          tag="new").start()
+                          tag="new", spares=spares).start()
             try:
                 r0 = setup.reloads()
                 url = "http://%s/" % setup.http_bind
+                # one new service alone: its put's reply -> its first 200
+                t1 = time.monotonic()
+                etcd_put(self.etcd.url, PREFIX + "single/e1", "127.0.0.1:%d" % self.whoami[0])
+                single = self.wait_200(url, ["single"], t1).get("single")
+                r1 = setup.reloads()
                 t0 = time.monotonic()
+                put_at = {}
                 for i, s in enumerate(names):
                     p = self.whoami[i % len(self.whoami)]
                     etcd_put(self.etcd.url, PREFIX + "%s/e1" % s, "127.0.0.1:%d" % p)
+                    put_at[s] = time.monotonic() - t0
                 put_s = time.monotonic() - t0
-                pending, took = set(names), {}
-                deadline = t0 + 120
-                u = urllib.parse.urlsplit(url)
-                while pending and time.monotonic() < deadline:
-                    for s in sorted(pending):
-                        try:
-                            c = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
-                            c.request("GET", "/", headers={"Host": "%s.%s" % (s, DOMAIN)})
-                            ok = c.getresponse().status == 200
-                            c.close()
-                        except OSError:
-                            ok = False
-                        if ok:
-                            took[s] = time.monotonic() - t0
-                            pending.discard(s)
+                took = self.wait_200(url, names, t0)
                 times = sorted(took.values())
-                self.r["new"][st] = {
+                own = sorted(took[s] - put_at[s] for s in took)
+                self.r["new"][row] = {
                     "answered": len(took), "put_s": put_s,
+                    "single": ms(single) if single is not None else None,
+                    "single_reloads": r1 - r0,
                     "p50": ms(pct(times, 50)) if times else None,
+                    "own_p50": ms(pct(own, 50)) if own else None,
                     "last": ms(times[-1]) if times else None,
-                    "reloads": setup.reloads() - r0, "declared": bool(declared)}
-                if pending:
+                    "reloads": setup.reloads() - r1, "declared": bool(declared)}
+                if single is None:
+                    self.failures.append("%s: the single new service never answered" % row)
+                if pending := set(names) - set(took):
                     self.failures.append("%s: %d of %d new services never answered"
-                                         % (st, len(pending), n))
+                                         % (row, len(pending), n))
             finally:
                 setup.stop()
 
@@ -671,6 +701,7 @@ class Compare:
 
 LABEL = {
     "slotsync": "slotsync (runtime API)",
+    "slotsync-spares": "slotsync, spare backends",
     "reload": "reload per change",
     "dns-default": "DNS, HAProxy's default timers",
     "dns-tight": "DNS, tight timers (100 ms)",
@@ -713,6 +744,49 @@ def bytes_per_endpoint(rows, st):
         out.append((row["total"], (res["ctrl_kib"] - base[1]) * 1024.0
                     / (row["total"] - base[0])))
     return base, out
+
+
+def new_services_lines(nw):
+    """Markdown lines of section 4 (Compare.new_services()' results)."""
+    L = []
+    add = L.append
+    add("## 4. New services in a burst")
+    add("")
+    add("First one new service alone: timed from its etcd put's reply until `GET /` "
+        "with `Host: single.%s` through the Host frontend answers 200. Then %d "
+        "services, one endpoint each, put one after the other as fast as etcd takes "
+        "them; each timed until its Host answers 200, from the first put (p50, last) "
+        "and from its own put (own p50); every pending service is asked in turn, 120 s "
+        "at most. slotsync runs twice: with %d spare backends (`http_frontend."
+        "spare_backends`' default: a new service is bound to a free spare at run "
+        "time, and one reload renders the bound ones and a fresh pool when fewer than "
+        "half are free) and with `spare_backends: 0` (a reload creates each backend; "
+        "bursts coalesce). HAProxy's DNS discovery cannot create a backend: its row "
+        "has the backends declared in advance (server-template and Host map in the "
+        "file HAProxy started with); the others start with none of them. Reloads "
+        "are counted separately for the single service and for the burst."
+        % (DOMAIN, nw["n"], nw.get("spares", 16)))
+    add("")
+    add("| strategy | one new service: put -> 200 | its reloads | burst: answered | p50 "
+        "| own p50 | last | last / slotsync's | burst reloads |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = nw.get("slotsync-spares") or nw.get("slotsync")
+    for st in ("slotsync-spares", "slotsync", "reload", "dns-tight"):
+        c = nw.get(st)
+        if not c:
+            continue
+        label = LABEL[st]
+        if st == "slotsync-spares":
+            label = "slotsync, %d spare backends" % nw.get("spares", 16)
+        elif st == "slotsync":
+            label = "slotsync, `spare_backends: 0`"
+        add("| %s%s | %s | %s | %d of %d | %s | %s | %s | %s | %d |"
+            % (label, " (backends declared in advance)" if c["declared"] else "",
+               f_ms(c.get("single")), c.get("single_reloads", "-"), c["answered"], nw["n"],
+               f_ms(c["p50"]), f_ms(c.get("own_p50")), f_ms(c["last"]),
+               ratio(c["last"], base["last"]), c["reloads"]))
+    add("")
+    return L
 
 
 def report_lines(r, alone):
@@ -778,31 +852,7 @@ def report_lines(r, alone):
                ratio(c["p99_ms"], ref["p99_ms"]), c["reloads"], c["hap_procs"],
                c["ctrl_cpu"], c["hap_cpu"]))
     add("")
-    nw = r["new"]
-    add("## 4. New services in a burst")
-    add("")
-    add("%d services, one endpoint each, put one after the other as fast as etcd "
-        "takes them; each timed from the first put until `GET /` with `Host: "
-        "<service>.%s` through the Host frontend answers 200 (every pending service "
-        "asked in turn, 120 s at most). HAProxy's DNS discovery cannot create a "
-        "backend: its row has the %d backends declared in advance (server-template "
-        "and Host map in the file HAProxy started with); slotsync and reload per "
-        "change start with none of them." % (nw["n"], DOMAIN, nw["n"]))
-    add("")
-    add("| strategy | answered | p50 | last | last / slotsync's | reloads |")
-    add("|---|---:|---:|---:|---:|---:|")
-    for st in ("slotsync", "reload", "dns-tight"):
-        c = nw.get(st)
-        if not c:
-            continue
-        add("| %s%s | %d of %d | %s | %s | %s | %d |"
-            % (LABEL[st], " (backends declared in advance)" if c["declared"] else "",
-               c["answered"], nw["n"], f_ms(c["p50"]), f_ms(c["last"]),
-               ratio(c["last"], nw["slotsync"]["last"]), c["reloads"]))
-    add("")
-    add("slotsync has no spare (pre-declared) backends yet, so there is no row with "
-        "them.")
-    add("")
+    L.extend(new_services_lines(r["new"]))
     rows = r["scale"]
     add("## 5. Scale and 6. cost growth")
     add("")

@@ -16,7 +16,11 @@ from test_daemon import Cluster, PREFIX
 DOMAIN = "service.local"
 
 
-def http_cluster(env, bin_path, services_file=None, haproxy_bin=None, **kw):
+def http_cluster(env, bin_path, services_file=None, haproxy_bin=None, spares=0,
+                 min_reload_ms=500, **kw):
+    """A cluster with the HTTP frontend. spares=0 by default: these tests are
+    about the reload a new service costs without spare backends
+    (test_spares.py has the pool)."""
     http_port = free_port()
     c = Cluster(env, bin_path, start=False, **kw)
     if services_file:
@@ -24,8 +28,9 @@ def http_cluster(env, bin_path, services_file=None, haproxy_bin=None, **kw):
         c.config["haproxy"]["services_file"] = services_file
     if haproxy_bin:
         c.config["haproxy"]["binary"] = haproxy_bin
-    c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN}
-    c.config["haproxy"]["min_reload_interval_ms"] = 500
+    c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN,
+                                 "spare_backends": spares}
+    c.config["haproxy"]["min_reload_interval_ms"] = min_reload_ms
     c.config_path = write_config(env, c.config)
     c.http_url = "http://127.0.0.1:%d/" % http_port
     c.render()

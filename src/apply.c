@@ -28,13 +28,22 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* The owner's backend named name, borrowed, or NULL. */
+/* The owner's backend living in the HAProxy proxy named name (its own, or
+ * the spare it is bound to), borrowed, or NULL. */
 static struct backend *apply_backend(struct apply *a, const char *name)
 {
     size_t n = 0;
-    struct backend **v = a->ops->backends(a->arg, &n);
+    struct backend **v = a->ops->backends(a->arg, &n), *b;
+    long i = spare_index(name);
 
-    return backend_lookup(v, n, name);
+    if (i >= 0) {
+        const char *svc = a->spares ? spare_bound(a->spares, (size_t)i) : NULL;
+
+        b = svc ? backend_lookup(v, n, svc) : NULL;
+        return b && strcmp(backend_proxy(b), name) == 0 ? b : NULL;
+    }
+    b = backend_lookup(v, n, name);
+    return b && !backend_is_spare(b) ? b : NULL;
 }
 
 /* Double *delay within [min, max] and arm t for it, with jitter. */
@@ -118,15 +127,15 @@ static int adopt(struct apply *a, struct backend *b)
         return r;
     if (ad.gap)
         log_warn(MOD, "backend %s: slot servers are not contiguous after s%zu: using s1..s%zu",
-                 b->conf.name, ad.contiguous, ad.contiguous);
+                 backend_label(b), ad.contiguous, ad.contiguous);
     if (ad.runtime_lost)
         log_warn(MOD, "backend %s: slots added at run time are gone: growing by reload instead",
-                 b->conf.name);
+                 backend_label(b));
     if (ad.changed) {
         if (!b->present)
-            log_warn(MOD, "backend %s is not in HAProxy's running configuration", b->conf.name);
+            log_warn(MOD, "backend %s is not in HAProxy's running configuration", backend_label(b));
         else
-            log_info(MOD, "backend %s: %zu slots in HAProxy", b->conf.name, ad.slots);
+            log_info(MOD, "backend %s: %zu slots in HAProxy", backend_label(b), ad.slots);
     }
     if (ad.missing)
         a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
@@ -307,6 +316,22 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         runtime_failed(a, -EPROTO, "show servers state gave an unexpected reply");
         return;
     }
+    if (n > 2) {
+        /* "show map": an unknown map means HAProxy runs without our HTTP
+         * frontend (yet). */
+        a->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(a, replies[2]) == 0;
+        a->map_dirty = true;
+        if (!a->map_known && !a->map_missing_noted) {
+            a->map_missing_noted = true;
+            a->ops->want_reload(a->arg, "HTTP frontend missing in HAProxy:", a->cfg->hosts_map);
+        } else if (a->map_known) {
+            a->map_missing_noted = false;
+            /* The live map's spare bindings first: the proxies and rows
+             * read next are joined through them. */
+            if (a->ops->spares_read)
+                a->ops->spares_read(a->arg, a->map_have, a->n_map_have);
+        }
+    }
     if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
         (r = read_proxies(a, replies[1])) < 0) {
         runtime_failed(a, -EPROTO, "show backend gave an unexpected reply");
@@ -334,18 +359,6 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     a->adopted = true;
     a->adopt_epoch = a->resync_epoch;
     a->batch_failed = false;
-    if (n > 2) {
-        /* "show map": an unknown map means HAProxy runs without our HTTP
-         * frontend (yet). */
-        a->map_known = runtime_reply_ok(PLAN_SHOW_MAP, replies[2]) && parse_map(a, replies[2]) == 0;
-        a->map_dirty = true;
-        if (!a->map_known && !a->map_missing_noted) {
-            a->map_missing_noted = true;
-            a->ops->want_reload(a->arg, "HTTP frontend missing in HAProxy:", a->cfg->hosts_map);
-        } else if (a->map_known) {
-            a->map_missing_noted = false;
-        }
-    }
     log_msg(a->runtime_down || !a->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, n_be);
     a->stats.resyncs++;
@@ -387,7 +400,7 @@ static void start_resync(struct apply *a)
 }
 
 /* The live page's list of recent changes. */
-static void record_change(struct apply *a, const struct plan_change *ch)
+static void record_change(struct apply *a, const struct plan_change *ch, const char *name)
 {
     struct metrics_change mc;
 
@@ -395,7 +408,7 @@ static void record_change(struct apply *a, const struct plan_change *ch)
         return;
     memset(&mc, 0, sizeof(mc));
     mc.at = ev_time(); /* wall clock */
-    snprintf(mc.backend, sizeof(mc.backend), "%s", ch->backend);
+    snprintf(mc.backend, sizeof(mc.backend), "%s", name);
     snprintf(mc.slot, sizeof(mc.slot), "s%zu", ch->slot + 1);
     if (ch->instance)
         snprintf(mc.instance, sizeof(mc.instance), "%s", ch->instance);
@@ -430,8 +443,12 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
         i = last - 1;
         if (!ok)
             continue; /* logged as refused */
+        const struct backend *b = ch ? apply_backend(a, ch->backend) : NULL;
+        /* "web (spare:3)" while the service lives in a spare */
+        const char *name = b ? backend_label(b) : ch ? ch->backend : "";
+
         if (ch)
-            record_change(a, ch);
+            record_change(a, ch, name);
         changes++;
         level = shown < CHANGE_LOG_MAX ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
         if (level == LOG_LEVEL_INFO)
@@ -441,7 +458,6 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
             continue;
         }
         char inst[2 * 255 + 1], slot[32], addr[ENDPOINT_HOST_MAX + 10] = "";
-        const struct backend *b = apply_backend(a, ch->backend);
         const struct slot *s = b && ch->slot < b->slots.n ? &b->slots.slots[ch->slot] : NULL;
 
         if (ch->instance)
@@ -453,7 +469,7 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
             endpoint_format(&s->ep, addr, sizeof(addr));
         snprintf(slot, sizeof(slot), SLOT_NAME_FMT, ch->slot + 1);
         struct log_field f[] = {
-            {"service", ch->backend},
+            {"service", b ? b->conf.name : ch->backend},
             {"slot", slot},
             {"instance", ch->instance},
             {"addr", addr[0] ? addr : NULL},
@@ -467,10 +483,10 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
             drifts++;
             a->stats.drift_repairs++;
             log_fields(level, MOD, f, nf,
-                       "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s", ch->backend,
+                       "drift repaired: %s/s%zu (%s): haproxy had %s, etcd says %s", name,
                        ch->slot + 1, inst, ch->had, ch->want);
         } else {
-            log_fields(level, MOD, f, nf, "%s/s%zu (%s): %s%s%s", ch->backend, ch->slot + 1, inst,
+            log_fields(level, MOD, f, nf, "%s/s%zu (%s): %s%s%s", name, ch->slot + 1, inst,
                        ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
@@ -597,15 +613,15 @@ static int grow_at_runtime(struct apply *a, struct backend *b, size_t n)
     size_t old = b->slots.n;
     int r;
 
-    r = plan_add_slots(&a->plan, b->conf.name, old, n, b->conf.opt.server_options);
+    r = plan_add_slots(&a->plan, backend_proxy(b), old, n, b->conf.opt.server_options);
     if (r < 0)
         return r;
     r = backend_add_slots(b, n);
     if (r < 0)
         return r;
     a->stats.grown += n - old;
-    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)", b->conf.name,
-             old, n);
+    log_info(MOD, "backend %s: %zu -> %zu slots at run time (add server, no reload)",
+             backend_label(b), old, n);
     return 0;
 }
 
@@ -618,7 +634,7 @@ static void warn_weight(const struct backend *b, const struct slot *s, void *arg
     log_warn(MOD,
              "backend %s uses balance %s: HAProxy cannot change weights at run time, so "
              "weight %u of %s/%s is not applied (only weight 0, as drain)",
-             b->conf.name, b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
+             backend_label(b), b->conf.opt.balance, s->ep.weight, b->conf.name, s->instance);
 }
 
 /* The planning options of b: its refused commands, and for a static
@@ -647,7 +663,7 @@ static void converge_backend(struct apply *a, struct backend *b)
     case BACKEND_GROW_RUNTIME:
         r = grow_at_runtime(a, b, n);
         if (r < 0) {
-            log_error(MOD, "backend %s: growing: %s", b->conf.name, strerror(-r));
+            log_error(MOD, "backend %s: growing: %s", backend_label(b), strerror(-r));
             a->resync_wanted = true;
             return;
         }
@@ -662,21 +678,21 @@ static void converge_backend(struct apply *a, struct backend *b)
     }
     r = slots_assign(&b->slots, svc, b->have);
     if (r < 0) {
-        log_error(MOD, "backend %s: %s", b->conf.name, strerror(-r));
+        log_error(MOD, "backend %s: %s", backend_label(b), strerror(-r));
         b->dirty = true;
         return;
     }
     if (b->slots.overflow != b->last_overflow) {
         if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)", b->conf.name,
-                     b->slots.overflow, b->slots.n);
+            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
+                     backend_label(b), b->slots.overflow, b->slots.n);
         else
-            log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
+            log_info(MOD, "backend %s: every endpoint has a slot again", backend_label(b));
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend_opts(&a->plan, b->conf.name, &b->slots, b->have, static_opts(a, b, &opts));
+    r = plan_backend_opts(&a->plan, backend_proxy(b), &b->slots, b->have, static_opts(a, b, &opts));
     if (r < 0) {
-        log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
+        log_error(MOD, "backend %s: planning failed: %s", backend_label(b), strerror(-r));
         a->resync_wanted = true;
         return;
     }
@@ -697,7 +713,7 @@ static int present_routes(struct apply *a, struct host_route **out, size_t *n_ou
         return -ENOMEM;
     for (size_t i = 0; i < n_be; i++)
         if (be[i]->present)
-            rb[n++] = (struct render_backend){be[i]->svc, &be[i]->slots};
+            rb[n++] = (struct render_backend){be[i]->svc, &be[i]->slots, backend_proxy(be[i])};
     r = render_host_routes(a->cfg, rb, n, out, n_out);
     free(rb);
     return r;

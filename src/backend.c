@@ -100,7 +100,7 @@ int backend_proxy_names(const char *text, size_t len, struct names *be, struct n
         }
         snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
                  q);
-        if (sscanf(line, " %15s %64s", kw, name) != 2 || !endpoint_service_name_valid(name))
+        if (sscanf(line, " %15s %64s", kw, name) != 2 || !spare_proxy_name_valid(name))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
             r = backend_names_add(be, name);
@@ -504,4 +504,31 @@ enum backend_reconf backend_reconfigure(struct backend *b, const struct service_
         return BACKEND_RECONF_SLOTS;
     }
     return BACKEND_RECONF_SAME;
+}
+
+/* ---- spare backends ---- */
+
+const char *backend_proxy(const struct backend *b)
+{
+    return b->proxy[0] ? b->proxy : b->conf.name;
+}
+
+bool backend_is_spare(const struct backend *b)
+{
+    return b->proxy[0] != '\0';
+}
+
+const char *backend_label(const struct backend *b)
+{
+    return b->label[0] ? b->label : b->conf.name;
+}
+
+void backend_set_proxy(struct backend *b, const char *proxy)
+{
+    if (!proxy || strcmp(proxy, b->conf.name) == 0 || strlen(proxy) >= sizeof(b->proxy)) {
+        b->proxy[0] = b->label[0] = '\0';
+        return;
+    }
+    snprintf(b->proxy, sizeof(b->proxy), "%s", proxy);
+    spare_label(b->conf.name, b->proxy, b->label, sizeof(b->label));
 }

@@ -15,10 +15,13 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
+#include <slotsync/spare.h>
 
+#define CHECK_BASE_MAX (256u << 20)
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -78,6 +81,37 @@ unsigned check_paths(const struct config *cfg, config_report_fn report, void *ar
     if (cfg->http_bind.set && cfg->hosts_map)
         n += check_dir_of(cfg->hosts_map, "haproxy.hosts_map", report, arg);
     return n;
+}
+
+/* ---- spare backends' names ---- */
+
+unsigned check_spares(const struct config *cfg, config_report_fn report, void *arg)
+{
+    struct names be = {0};
+    size_t n = spare_count(cfg), len = 0;
+    unsigned found = 0;
+    char *text = NULL, msg[512];
+
+    if (!n || !cfg->base_config || file_read(cfg->base_config, CHECK_BASE_MAX, &text, &len) < 0)
+        return 0; /* a missing file is check_paths()'s */
+    if (backend_proxy_names(text, len, &be, NULL) == 0) {
+        for (size_t i = 0; i < be.n; i++) {
+            long k = spare_index(be.v[i]);
+
+            if (k < 0 || (size_t)k >= n)
+                continue;
+            snprintf(msg, sizeof(msg),
+                     "haproxy.base_config: it declares a proxy named %s, the name of a spare "
+                     "backend slotsync renders (http_frontend.spare_backends is %zu): rename "
+                     "it, or lower spare_backends",
+                     be.v[i], n);
+            report(arg, true, msg);
+            found++;
+        }
+    }
+    backend_names_clear(&be);
+    free(text);
+    return found;
 }
 
 /* ---- haproxy -c on base config + render ---- */

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include <slotsync/log.h>
+#include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
 
 #define ETCD_ENDPOINTS_MAX 16
@@ -39,6 +40,7 @@
 #define DEFAULT_BALANCE "roundrobin"
 #define DEFAULT_SERVER_OPTIONS "check inter 2s"
 #define DEFAULT_MIN_RELOAD_INTERVAL_MS 1000
+#define DEFAULT_SPARE_BACKENDS 16
 #define DEFAULT_RESYNC_INTERVAL_S 30
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
@@ -956,7 +958,7 @@ static int load_services(json_t *root, struct config *cfg, struct problems *p, c
 
 static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"bind", "domain"};
+    static const char *const keys[] = {"bind", "domain", "spare_backends"};
     char name[CONFIG_HOSTNAME_MAX + 1];
     const char *bind, *domain;
     char *reason = NULL;
@@ -974,6 +976,10 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
         return ret;
     if (!bind)
         return required(errmsg, "http_frontend", "bind");
+    cfg->spare_backends = DEFAULT_SPARE_BACKENDS;
+    ret = get_int(h, "http_frontend", "spare_backends", 0, SPARE_MAX, &cfg->spare_backends, errmsg);
+    if (ret < 0)
+        return ret;
     if (config_parse_listen(bind, &cfg->http_bind, &reason) < 0) {
         field_error(errmsg, "http_frontend.bind", "%s", reason ? reason : "invalid address");
         free(reason);
@@ -1526,5 +1532,5 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
 bool config_same_http_frontend(const struct config *a, const struct config *b)
 {
     return config_same_listen(&a->http_bind, &b->http_bind) &&
-           same_str(a->http_domain, b->http_domain);
+           same_str(a->http_domain, b->http_domain) && a->spare_backends == b->spare_backends;
 }

@@ -29,6 +29,7 @@
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
+#include <slotsync/pool.h>
 #include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
@@ -71,6 +72,7 @@ struct ctl {
     struct names rendering; /* backends of the reload in flight */
     bool proxies_known;     /* proxies holds a "show backend" reply */
     struct apply ap;        /* HAProxy's state read, batches sent (apply.h) */
+    struct pool pool;       /* spare backends: new services without a reload (pool.h) */
     ev_prepare flush;
     ev_timer resync_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
@@ -221,6 +223,7 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
         {"service left the config", METRICS_CAUSE_CONFIG},
         {"defaults changed", METRICS_CAUSE_CONFIG},
         {"slots", METRICS_CAUSE_SLOTS},
+        {"spare pool low", METRICS_CAUSE_NEW_SERVICE},
     };
     enum metrics_reload_cause cause = METRICS_CAUSE_OTHER;
 
@@ -240,6 +243,17 @@ static void want_reload(struct ctl *c, const char *why, const char *name)
 
     log_fields(LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]), "%s %s: a reload is needed", why,
                name);
+}
+
+static bool reload_pending(const struct ctl *c);
+
+/* A claimed service HAProxy runs no backend for: into a spare (pool.h), or
+ * a reload. No new binding while a reload is asked for or in flight: its
+ * render creates the backend anyway. */
+static void place(struct ctl *c, struct backend *b)
+{
+    if (!pool_place(&c->pool, b, &c->proxies, &c->base_be, !c->reloading && !reload_pending(c)))
+        want_reload(c, "new service", b->conf.name);
 }
 
 /* Move the catalog's dirty flags onto the backends. */
@@ -272,7 +286,7 @@ static void collect_dirty(struct ctl *c)
                 if (backend_names_has(&c->proxies, s->name))
                     c->ap.resync_wanted = true;
                 else
-                    want_reload(c, "new service", s->name);
+                    place(c, b);
             }
         }
     }
@@ -465,14 +479,40 @@ static void ap_proxies(void *arg, struct names *seen)
 
         if ((!b->claimed || b->foreign) && !b->configured && settle(c, b) &&
             !backend_names_has(&c->proxies, b->conf.name))
-            want_reload(c, "new service", b->conf.name);
+            place(c, b);
     }
+}
+
+/* "show map": the spares' bindings HAProxy holds (pool.h). */
+static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
+{
+    struct ctl *c = arg;
+
+    pool_adopt(&c->pool, routes, n);
 }
 
 static const struct apply_ops apply_ops = {
     .backends = ap_backends,
     .want_reload = ap_want_reload,
     .proxies = ap_proxies,
+    .spares_read = ap_spares_read,
+};
+
+static struct backend *pool_add(void *arg, const char *service)
+{
+    struct ctl *c = arg;
+    struct service_conf conf;
+
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", service);
+    conf.opt = c->cfg->defaults;
+    return backend_add(c, &conf, false);
+}
+
+static const struct pool_ops pool_ops = {
+    .backends = ap_backends,
+    .add = pool_add,
+    .want_reload = ap_want_reload,
 };
 
 /* ---- reloads ---- */
@@ -487,6 +527,7 @@ static void reload_end(struct ctl *c, bool ok)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    pool_reload_ended(&c->pool, ok);
     c->last_reload_failed = !ok;
     c->write_retry = 0;
     if (!ok) {
@@ -536,6 +577,7 @@ static void reload_io_failed(struct ctl *c, const char *what, const char *why)
     c->reloading = false;
     if (c->candidate)
         unlink(c->candidate);
+    pool_reload_ended(&c->pool, false);
     c->stats.io_failures++;
     c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
     if (c->write_retry > WRITE_RETRY_MAX_S)
@@ -656,6 +698,7 @@ static void start_reload(struct ctl *c)
     bool io = true; /* a failure of this machine, not of the config */
 
     c->reloading = true;
+    pool_reload_started(&c->pool);
     c->reload_gen = c->desired_gen;
     c->last_reload_start = ev_time();
     if (!rb)
@@ -679,7 +722,7 @@ static void start_reload(struct ctl *c)
          * change tries again. */
         if (!b->present)
             b->missing_noted = true;
-        rb[n++] = (struct render_backend){b->svc, &b->slots};
+        rb[n++] = (struct render_backend){b->svc, &b->slots, NULL};
     }
     backend_names_clear(&c->rendering);
     for (size_t i = 0; i < n && r == 0; i++)
@@ -870,7 +913,7 @@ static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
         const struct backend *b = c->backends[i];
         const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
 
-        db[i] = (struct status_dump_backend){b->conf.name,      slots_used(&b->slots),
+        db[i] = (struct status_dump_backend){backend_label(b),  slots_used(&b->slots),
                                              b->slots.n,        svc ? svc->n_endpoints : 0,
                                              b->slots.overflow, b->present,
                                              b->configured};
@@ -1003,6 +1046,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_again(c->loop, &c->resync_timer);
     c->cfg = nc;
     apply_set_config(&c->ap, nc);
+    pool_set_config(&c->pool, nc);
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1147,7 +1191,7 @@ static void admin_metrics(void *arg, struct metrics *m)
         return; /* no per-backend lines this time */
     c->obs_backends = mb;
     for (size_t i = 0; i < c->n_backends; i++) {
-        mb[i].name = c->backends[i]->conf.name;
+        mb[i].name = backend_label(c->backends[i]);
         mb[i].used = slots_used(&c->backends[i]->slots);
         mb[i].total = c->backends[i]->slots.n;
     }
@@ -1160,18 +1204,25 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
     struct ctl *c = arg;
     const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
     const char **names = calloc(c->n_backends + 1, sizeof(*names));
+    struct status_alias *al = calloc(c->n_backends + 1, sizeof(*al)); /* spares (pool.h) */
+    size_t n_al = 0;
     const char *why;
     json_t *doc = NULL;
     double now = ev_now(c->loop);
 
-    if (!names) {
+    if (!names || !al) {
+        free(names);
+        free(al);
         memprintf(errmsg, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < c->n_backends; i++)
+    for (size_t i = 0; i < c->n_backends; i++) {
         names[i] = c->backends[i]->conf.name;
-    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, state_text, stat_text,
-                     &doc, errmsg) == 0 &&
+        if (backend_is_spare(c->backends[i]))
+            al[n_al++] = (struct status_alias){names[i], backend_proxy(c->backends[i])};
+    }
+    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, al, n_al, state_text,
+                     stat_text, &doc, errmsg) == 0 &&
         (json_object_set_new(doc, "ready", json_boolean(admin_ready(c, &why))) < 0 ||
          json_object_set_new(
              doc, "last_reload",
@@ -1185,6 +1236,7 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
         doc = NULL;
     }
     free(names);
+    free(al);
     return doc;
 }
 
@@ -1278,6 +1330,7 @@ static void ctl_destroy(struct ctl *c)
     etcd_client_free(c->etcd);
     http_client_free(c->http);
     apply_free(&c->ap);
+    pool_free(&c->pool);
     reloader_free(c->reloader);
     catalog_free(c->cat);
     for (size_t i = 0; i < c->n_backends; i++)
@@ -1351,6 +1404,9 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
 
         if (r < 0)
             return r;
+        if (pool_init(&c->pool, c->loop, cfg, &pool_ops, c) < 0)
+            goto oom;
+        c->ap.spares = &c->pool.sp;
         c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
                                    cfg->reload_command);
         if (!c->reloader || !memprintf(&c->candidate, "%s.new", cfg->services_file))

@@ -16,6 +16,7 @@
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
+#include <slotsync/spare.h>
 #include <slotsync/status.h>
 
 #define MOD "status"
@@ -34,6 +35,8 @@ struct inspect {
     char *etcd_error; /* the last reason etcd did not answer */
     int rt_err;       /* 1 = pending, 0 = done, < 0 failed */
     char *state_text, *stat_text;
+    struct host_route *routes; /* the Host map, when spares may be bound */
+    size_t n_routes;
     bool admin_mode;
     int admin_err; /* 1 = pending */
     json_t *admin_doc;
@@ -101,10 +104,17 @@ static void on_runtime(int err, char **replies, size_t n, const char *raw, size_
 {
     struct inspect *in = arg;
 
-    if (err == 0 && n == 2) {
+    if (err == 0 && n >= 2) {
         in->state_text = strdup(replies[0]);
         in->stat_text = strdup(replies[1]);
         err = in->state_text && in->stat_text ? 0 : -ENOMEM;
+    }
+    /* An unknown map only means no spare is bound. */
+    if (err == 0 && n == 3 && runtime_reply_ok(PLAN_SHOW_MAP, replies[2])) {
+        size_t bad = 0;
+
+        err =
+            runtime_parse_routes(replies[2], strlen(replies[2]), &in->routes, &in->n_routes, &bad);
     }
     in->rt_err = err < 0 ? err : 0;
     maybe_done(in);
@@ -148,8 +158,11 @@ static int admin_url(const char *addr, char *url, size_t size, char **errmsg)
 
 static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc, char **errmsg)
 {
-    const char *cmds[] = {PLAN_SHOW_STATE, PLAN_SHOW_STAT};
     const char **names = NULL;
+    struct status_alias *al = NULL;
+    struct spare_pool sp = {0};
+    struct plan cmds;
+    size_t n_al = 0;
     int r;
 
     if (o->admin) {
@@ -182,7 +195,11 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         (in->cfg->etcd_username && (r = secret_set_etcd_auth(in->etcd, in->cfg, errmsg)) < 0))
         return r;
     in->rt_err = 1;
-    r = runtime_send(in->rt, cmds, 2, on_runtime, in);
+    plan_init(&cmds);
+    r = plan_inspect(&cmds, spare_count(in->cfg) ? in->cfg->hosts_map : NULL);
+    if (r == 0)
+        r = runtime_send(in->rt, (const char *const *)cmds.cmds, cmds.n, on_runtime, in);
+    plan_free(&cmds);
     if (r < 0)
         in->rt_err = r;
     in->sync = etcd_sync_start(in->etcd, in->cfg->etcd_prefix, &sync_ops, in);
@@ -203,12 +220,30 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         return -EHOSTUNREACH;
     }
     names = calloc(in->cfg->n_services + 1, sizeof(*names));
-    if (!names)
+    if (!names || spare_pool_init(&sp, spare_count(in->cfg)) < 0 ||
+        !(al = calloc(sp.n + 1, sizeof(*al)))) {
+        free(names);
+        spare_pool_free(&sp);
         goto oom;
+    }
     for (size_t i = 0; i < in->cfg->n_services; i++)
         names[i] = in->cfg->services[i].name;
-    r = status_build(in->cat, in->revision, names, in->cfg->n_services, in->state_text,
+    /* Services bound to spare backends, as the live map routes them. */
+    struct spare_adoption ad;
+    char(*spare_names)[SPARE_NAME_SIZE] = calloc(sp.n + 1, sizeof(*spare_names));
+
+    spare_adopt(&sp, in->routes, in->n_routes, in->cfg->http_domain, &ad);
+    for (size_t i = 0; spare_names && i < sp.n; i++) {
+        if (!spare_bound(&sp, i))
+            continue;
+        spare_name(i, spare_names[i]);
+        al[n_al++] = (struct status_alias){spare_bound(&sp, i), spare_names[i]};
+    }
+    r = status_build(in->cat, in->revision, names, in->cfg->n_services, al, n_al, in->state_text,
                      in->stat_text, doc, errmsg);
+    free(spare_names);
+    free(al);
+    spare_pool_free(&sp);
     free(names);
     return r;
 oom:
@@ -282,6 +317,7 @@ out:
     free(in.etcd_error);
     free(in.state_text);
     free(in.stat_text);
+    free(in.routes);
     if (in.loop)
         ev_loop_destroy(in.loop);
     return r;

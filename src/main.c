@@ -341,6 +341,7 @@ static void print_problem(void *arg, bool error, const char *text)
 /* The warning sources that run on a config without errors. */
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
+    check_spares,
     config_weight_warnings,
     check_haproxy,
 };

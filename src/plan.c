@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/spare.h>
 
 /* "s" + the digits of a size_t + NUL */
 #define SLOT_NAME_SIZE 24
@@ -408,13 +409,13 @@ static void expect_state(struct server_state *have, const char *backend, size_t 
 
 /* Borrows everything; updates *have on success. Returns the number of
  * commands added, -EINVAL for a backend name that is not a valid service
- * name (or a field that would make an invalid command), or -ENOMEM. */
+ * name or a spare's (or a field that would make an invalid command), or -ENOMEM. */
 int plan_slot(struct plan *p, const char *backend, size_t index, const struct slot *want,
               struct server_state *have)
 {
     int ret;
 
-    if (!endpoint_service_name_valid(backend))
+    if (!spare_proxy_name_valid(backend))
         return -EINVAL;
     unsigned held = 0;
 
@@ -440,7 +441,7 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
     unsigned h = 0;
     int ret;
 
-    if (!endpoint_service_name_valid(backend))
+    if (!spare_proxy_name_valid(backend))
         return -EINVAL;
     if (have && opts && opts->n_refused && !(held = calloc(t->n ? t->n : 1, 1)))
         return -ENOMEM;
@@ -523,6 +524,16 @@ int plan_resync(struct plan *p, bool level, const char *map_path)
 
     if ((level && (r = plan_add(p, PLAN_SHOW_LEVEL)) < 0) ||
         (r = plan_add(p, PLAN_SHOW_STATE)) < 0 || (r = plan_add(p, PLAN_SHOW_BACKENDS)) < 0 ||
+        (map_path && (r = plan_add(p, PLAN_SHOW_MAP "%s", map_path)) < 0))
+        return r;
+    return 0;
+}
+
+int plan_inspect(struct plan *p, const char *map_path)
+{
+    int r = 0;
+
+    if ((r = plan_add(p, PLAN_SHOW_STATE)) < 0 || (r = plan_add(p, PLAN_SHOW_STAT)) < 0 ||
         (map_path && (r = plan_add(p, PLAN_SHOW_MAP "%s", map_path)) < 0))
         return r;
     return 0;

@@ -13,6 +13,7 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
+#include <slotsync/spare.h>
 
 struct buf {
     char *p;
@@ -119,6 +120,19 @@ int render_services(const struct config *cfg, const struct render_backend *backe
             buf_printf(&b, "    default_backend %s\n", svc->name);
         }
     }
+    /* Spare backends (spare.h): the defaults' options and slots, all empty,
+     * bound to new services at run time. */
+    for (size_t k = 0, ns = spare_count(cfg); k < ns; k++) {
+        char name[SPARE_NAME_SIZE];
+
+        spare_name(k, name);
+        buf_printf(&b, "\nbackend %s\n    mode http\n    balance %s\n", name,
+                   cfg->defaults.balance);
+        if (cfg->defaults.server_options[0])
+            buf_printf(&b, "    default-server %s\n", cfg->defaults.server_options);
+        for (int i = 0; i < cfg->defaults.slots; i++)
+            buf_printf(&b, "    server " SLOT_NAME_FMT " 0.0.0.0:0 disabled\n", (size_t)i + 1);
+    }
     if (cfg->http_bind.set) {
         /* Host header, lower-cased and without its port, looked up in the
          * map that slotsync keeps in sync at run time. No match: 503. */
@@ -186,14 +200,16 @@ int render_host_routes(const struct config *cfg, const struct render_backend *ba
         }
         if (cfg->http_domain) {
             lower_copy(r[k].host, sizeof(r[k].host), svc->name, ".", cfg->http_domain);
-            snprintf(r[k].backend, sizeof(r[k].backend), "%s", svc->name);
+            snprintf(r[k].backend, sizeof(r[k].backend), "%s",
+                     backends[i].proxy ? backends[i].proxy : svc->name);
             /* A name longer than a host name may be cannot be routed. */
             if (strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX)
                 k++;
         }
         for (size_t h = 0; h < svc->n_hosts; h++, k++) {
             lower_copy(r[k].host, sizeof(r[k].host), svc->hosts[h], NULL, NULL);
-            snprintf(r[k].backend, sizeof(r[k].backend), "%s", svc->name);
+            snprintf(r[k].backend, sizeof(r[k].backend), "%s",
+                     backends[i].proxy ? backends[i].proxy : svc->name);
         }
     }
     /* Backends come sorted by name: a host claimed twice goes to the first
@@ -313,7 +329,7 @@ int render_services_empty(const struct config *cfg, char **out, size_t *outlen, 
     for (size_t i = 0; i < n; i++) {
         if ((r = slots_init(&tables[i], (size_t)cfg->services[i].opt.slots)) < 0)
             goto out;
-        rb[i] = (struct render_backend){&cfg->services[i], &tables[i]};
+        rb[i] = (struct render_backend){&cfg->services[i], &tables[i], NULL};
     }
     r = render_services(cfg, rb, n, out, outlen, errmsg);
     if (r == 0 && map && cfg->http_bind.set) {

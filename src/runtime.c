@@ -17,6 +17,7 @@
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
 
 #define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
@@ -475,7 +476,7 @@ static int map_row(const char *key, const char *value, void *arg)
 {
     struct map_read *m = arg;
 
-    if (!map_host_ok(key) || !endpoint_service_name_valid(value)) {
+    if (!map_host_ok(key) || !spare_proxy_name_valid(value)) {
         m->bad++;
         return 0;
     }

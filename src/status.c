@@ -329,9 +329,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The rows of each alias's proxy become its service's. */
+static void apply_aliases(struct haproxy_view *v, const struct status_alias *al, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (strlen(al[k].service) > HAPROXY_NAME_MAX)
+            continue;
+        for (size_t i = 0; i < v->n; i++)
+            if (strcmp(v->servers[i].backend, al[k].proxy) == 0)
+                strcpy(v->servers[i].backend, al[k].service);
+        for (size_t i = 0; i < v->n_stats; i++)
+            if (strcmp(v->stats[i].px, al[k].proxy) == 0)
+                strcpy(v->stats[i].px, al[k].service);
+    }
+}
+
 int status_build(const struct catalog *cat, int64_t revision, const char *const *backends,
-                 size_t n_backends, const char *state_text, const char *stat_text, json_t **out,
-                 char **errmsg)
+                 size_t n_backends, const struct status_alias *aliases, size_t n_aliases,
+                 const char *state_text, const char *stat_text, json_t **out, char **errmsg)
 {
     struct haproxy_view v = {0};
     const char **names = NULL;
@@ -348,6 +363,7 @@ int status_build(const struct catalog *cat, int64_t revision, const char *const 
     }
     if (stat_text && (r = parse_stat(&v, stat_text)) < 0)
         goto oom;
+    apply_aliases(&v, aliases, n_aliases);
     names = calloc(n_backends + cat->n_services + 1, sizeof(*names));
     if (!names)
         goto oom;
@@ -366,6 +382,9 @@ int status_build(const struct catalog *cat, int64_t revision, const char *const 
         if (i && strcmp(names[i], names[i - 1]) == 0)
             continue;
         b = backend_doc(names[i], catalog_find(cat, names[i]), &v, &drifts);
+        for (size_t k = 0; b && k < n_aliases; k++)
+            if (strcmp(aliases[k].service, names[i]) == 0)
+                json_object_set_new(b, "proxy", json_string(aliases[k].proxy));
         if (!b || json_array_append_new(arr, b) < 0)
             goto oom;
     }
@@ -476,8 +495,15 @@ static void print_backend(FILE *f, const json_t *b, bool all)
     json_int_t nfree = json_integer_value(json_object_get(b, "slots_free"));
     const char *name = json_string_value(json_object_get(b, "name"));
 
+    const char *proxy = json_string_value(json_object_get(b, "proxy"));
+
     log_quote(name ? name : "?", name ? strlen(name) : 1, buf, sizeof(buf));
-    fprintf(f, "backend %s: ", buf);
+    fprintf(f, "backend %s", buf);
+    if (proxy) {
+        log_quote(proxy, strlen(proxy), buf, sizeof(buf));
+        fprintf(f, " (%s)", buf); /* a spare backend it is bound to */
+    }
+    fprintf(f, ": ");
     if (!json_is_true(json_object_get(b, "present")))
         fprintf(f, "not in HAProxy");
     else

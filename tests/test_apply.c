@@ -66,7 +66,7 @@ static void own_proxies(void *arg, struct names *listed)
     *listed = (struct names){0};
 }
 
-static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies};
+static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies, NULL};
 
 static char dir[64], sock[108];
 static struct owner own;

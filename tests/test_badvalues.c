@@ -203,6 +203,7 @@ static void pipeline(const struct config *cfg, const struct catalog *cat, struct
         cr_assert_geq(plan_backend(&plan, svc->name, &tables[i], NULL), 0);
         rb[i].svc = svc;
         rb[i].slots = &tables[i];
+        rb[i].proxy = NULL;
     }
     cr_assert_eq(render_host_routes(cfg, rb, n, &routes, &n_routes), 0);
     cr_assert_geq(plan_map(&plan, cfg->hosts_map, routes, n_routes, NULL, 0), 0);

@@ -98,10 +98,10 @@ Test(render, basic_golden)
     fill(&t_api, 2, "c", "127.0.0.3", false, 9003, 10, ENDPOINT_DRAIN);
     fill(&t_api, 3, "d", "127.0.0.4", false, 9004, 5, ENDPOINT_MAINT);
     fill(&t_db, 1, "x", "::1", true, 5432, 256, ENDPOINT_READY);
-    rb[0] = (struct render_backend){&any, &t_any};
-    rb[1] = (struct render_backend){&api, &t_api};
-    rb[2] = (struct render_backend){&db, &t_db};
-    rb[3] = (struct render_backend){&v6, &t_v6};
+    rb[0] = (struct render_backend){&any, &t_any, NULL};
+    rb[1] = (struct render_backend){&api, &t_api, NULL};
+    rb[2] = (struct render_backend){&db, &t_db, NULL};
+    rb[3] = (struct render_backend){&v6, &t_v6, NULL};
     cr_assert_eq(render_services(&cfg, rb, 4, &out, &len, &err), 0, "%s", err ? err : "");
     cr_assert_eq(strlen(out), len);
     check_golden("basic", out, len);
@@ -123,7 +123,7 @@ Test(render, refuses_an_invalid_name)
 
     memset(&cfg, 0, sizeof(cfg));
     cr_assert_eq(slots_init(&t, 1), 0);
-    rb = (struct render_backend){&bad, &t};
+    rb = (struct render_backend){&bad, &t, NULL};
     cr_assert_eq(render_services(&cfg, &rb, 1, &out, &len, &err), -EINVAL);
     cr_assert_null(out);
     cr_assert_not_null(err);
@@ -164,9 +164,9 @@ Test(render, host_routes_domain_hosts_and_duplicates)
     api.n_hosts = 2;
     web.hosts = web_hosts;
     web.n_hosts = 1;
-    rb[0] = (struct render_backend){&api, &t};
-    rb[1] = (struct render_backend){&db, &t};
-    rb[2] = (struct render_backend){&web, &t};
+    rb[0] = (struct render_backend){&api, &t, NULL};
+    rb[1] = (struct render_backend){&db, &t, NULL};
+    rb[2] = (struct render_backend){&web, &t, NULL};
     /* no HTTP frontend: no routes */
     cr_assert_eq(render_host_routes(&cfg, rb, 3, &r, &n), 0);
     cr_assert_eq(n, 0);
@@ -210,7 +210,7 @@ Test(render, http_frontend_golden)
     cfg.hosts_map = "/etc/haproxy/services.cfg.map";
     cr_assert_eq(slots_init(&t, 2), 0);
     fill(&t, 1, "x", "127.0.0.1", false, 9000, 3, ENDPOINT_READY);
-    rb = (struct render_backend){&web, &t};
+    rb = (struct render_backend){&web, &t, NULL};
     cr_assert_eq(render_services(&cfg, &rb, 1, &out, &len, NULL), 0);
     check_golden("http_frontend", out, len);
     free(out);
@@ -274,8 +274,8 @@ Test(render, parse_backends_reads_what_render_wrote)
     memset(&cfg, 0, sizeof(cfg));
     b.opt.server_options[0] = '\0';
     cr_assert_eq(slots_init(&t, 2), 0);
-    rb[0] = (struct render_backend){&a, &t};
-    rb[1] = (struct render_backend){&b, &t};
+    rb[0] = (struct render_backend){&a, &t, NULL};
+    rb[1] = (struct render_backend){&b, &t, NULL};
     cr_assert_eq(render_services(&cfg, rb, 2, &out, &len, NULL), 0);
     cr_assert_eq(render_parse_backends(out, len, &fb, &n), 0);
     cr_assert_eq(n, 2);

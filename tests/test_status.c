@@ -57,7 +57,7 @@ static json_t *build(const char *test, struct catalog *cat, const char *const *b
     state = read_file(path);
     snprintf(path, sizeof(path), "tests/data/status/%s/stat.csv", test);
     stat = read_file(path);
-    cr_assert_eq(status_build(cat, 42, backends, n, state, stat, &doc, &err), 0, "%s",
+    cr_assert_eq(status_build(cat, 42, backends, n, NULL, 0, state, stat, &doc, &err), 0, "%s",
                  err ? err : "");
     free(state);
     free(stat);
@@ -141,7 +141,8 @@ Test(status, bad_state_text_is_an_error)
     char *err = NULL;
     json_t *doc = NULL;
 
-    cr_assert_eq(status_build(cat, 1, NULL, 0, "Unknown command\n", NULL, &doc, &err), -EPROTO);
+    cr_assert_eq(status_build(cat, 1, NULL, 0, NULL, 0, "Unknown command\n", NULL, &doc, &err),
+                 -EPROTO);
     cr_assert_null(doc);
     cr_assert_not_null(err);
     free(err);
@@ -222,4 +223,36 @@ Test(status, dump_lines)
         for (size_t j = 0; j < n && j < n_dumped; j++)
             cr_expect_str_eq(dumped[j], cases[i].lines[j], "%s", cases[i].name);
     }
+}
+
+Test(status, a_service_in_a_spare_backend_is_shown_under_its_name)
+{
+    static const struct status_alias aliases[] = {{"web", "spare:3"}};
+    static const char state[] =
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+        "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+        "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+        "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+        "srv_agent_port\n"
+        "7 spare:3 1 s1 127.0.0.1 2 0 1 1 5 6 3 4 6 0 0 0 - 8081 - 0 0 - - 0\n"
+        "7 spare:3 2 s2 0.0.0.0 0 1 1 1 5 1 0 0 0 0 0 0 - 0 - 0 0 - - 0\n"
+        "8 spare:4 1 s1 0.0.0.0 0 1 1 1 5 1 0 0 0 0 0 0 - 0 - 0 0 - - 0\n";
+    struct catalog *cat = catalog_new("/svc/");
+    json_t *doc = NULL, *web;
+    char *err = NULL, *table = NULL;
+
+    put(cat, "/svc/web/a", "127.0.0.1:8081");
+    cr_assert_eq(status_build(cat, 1, NULL, 0, aliases, 1, state, NULL, &doc, &err), 0);
+    cr_assert_eq(json_array_size(json_object_get(doc, "backends")), 1);
+    web = json_array_get(json_object_get(doc, "backends"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(web, "name")), "web");
+    cr_expect_str_eq(json_string_value(json_object_get(web, "proxy")), "spare:3");
+    cr_expect(json_is_true(json_object_get(web, "present")));
+    cr_expect_eq(json_integer_value(json_object_get(web, "slots_used")), 1);
+    cr_expect_eq(status_drift_count(doc), 0);
+    cr_assert_eq(status_render_table(doc, false, &table), 0);
+    cr_expect_not_null(strstr(table, "backend web (spare:3): 1 of 2 slots used"), "%s", table);
+    free(table);
+    json_decref(doc);
+    catalog_free(cat);
 }

@@ -26,8 +26,9 @@
 #include <slotsync/metrics.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/spare.h>
 
-/* What the applier asks of its owner. None may be NULL. */
+/* What the applier asks of its owner. None may be NULL unless said. */
 struct apply_ops {
     /* The backend table, sorted by name, borrowed: valid until the owner
      * adds or drops a backend (none of these callbacks does). */
@@ -40,6 +41,10 @@ struct apply_ops {
      * and clears *listed). Called before the rows of "show servers state"
      * are adopted. */
     void (*proxies)(void *arg, struct names *listed);
+    /* "show map" read these routes (borrowed): the bindings of spare
+     * backends are adopted from them (pool.h). Called before proxies(), and
+     * may add backends. NULL: no spares. */
+    void (*spares_read)(void *arg, const struct host_route *routes, size_t n);
 };
 
 struct apply_stats {
@@ -52,10 +57,11 @@ struct apply_stats {
  * (bumped when HAProxy's process changes); the rest is the applier's. */
 struct apply {
     struct ev_loop *loop;
-    const struct config *cfg;      /* borrowed; apply_set_config() */
-    struct catalog *cat;           /* borrowed */
-    struct metrics *obs;           /* borrowed: batch_seconds, event_to_applied */
-    struct metrics_recent *recent; /* borrowed, or NULL: no list of recent changes */
+    const struct config *cfg;        /* borrowed; apply_set_config() */
+    struct catalog *cat;             /* borrowed */
+    const struct spare_pool *spares; /* borrowed, or NULL: which service each spare carries */
+    struct metrics *obs;             /* borrowed: batch_seconds, event_to_applied */
+    struct metrics_recent *recent;   /* borrowed, or NULL: no list of recent changes */
     const struct apply_ops *ops;
     void *arg;
     struct runtime *rt;

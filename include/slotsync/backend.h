@@ -16,6 +16,7 @@
 #include <slotsync/plan.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
+#include <slotsync/spare.h>
 
 /* A sorted set of proxy names. */
 struct names {
@@ -51,6 +52,9 @@ struct backend {
     struct server_state *seen;
     size_t n_seen, cap_seen;
     bool seen_backend;
+    /* the spare it is bound to (spare.h): "" = its own backend */
+    char proxy[SPARE_NAME_SIZE];
+    char label[SPARE_LABEL_SIZE]; /* "web (spare:3)" while bound, else "" */
 };
 
 /* ---- the table: an array of pointers sorted by name ---- */
@@ -162,8 +166,8 @@ void backend_names_clear(struct names *s);
 
 /* The proxy names a HAProxy config text (len bytes) declares: "backend
  * NAME" and "listen NAME" into be, "frontend NAME" and "listen NAME" into fe
- * (either may be NULL), sorted. Only names that could be service names are
- * kept: no other can collide with one. 0 or -ENOMEM. */
+ * (either may be NULL), sorted. Only names that could be service names or
+ * spares' (spare.h) are kept: no other can collide with one. 0 or -ENOMEM. */
 int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe);
 
 /* The name sets that decide who owns a proxy name (all borrowed). */
@@ -206,5 +210,15 @@ void backend_refusal_forget(struct backend *b, size_t slot, const char *cmd);
  * now (then the caller does not warn again). */
 bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const char *cmd,
                           const char *reason, double now, double warn_every);
+
+/* ---- spare backends (spare.h) ---- */
+
+/* The HAProxy proxy b lives in: its spare's while bound, else its name. */
+const char *backend_proxy(const struct backend *b);
+bool backend_is_spare(const struct backend *b);
+/* b's name for people: "web (spare:3)" while bound, else "web". */
+const char *backend_label(const struct backend *b);
+/* b lives in proxy now (NULL or its own name: its own backend). */
+void backend_set_proxy(struct backend *b, const char *proxy);
 
 #endif

@@ -16,6 +16,12 @@
  * does not. Returns the number of warnings. cfg is borrowed. */
 unsigned check_paths(const struct config *cfg, config_report_fn report, void *arg);
 
+/* An error for each proxy haproxy.base_config declares with the name of a
+ * spare backend cfg renders (spare.h): HAProxy would refuse the pair, and
+ * slotsync never binds a service to a spare whose name base_config holds.
+ * Returns the number of errors. */
+unsigned check_spares(const struct config *cfg, config_report_fn report, void *arg);
+
 /* Render the services file from cfg alone (every slot empty, no etcd) into
  * a temporary directory and run "<haproxy.haproxy_bin> -c -f <base_config>
  * -f <render>" on it, as a reload would. Each [ALERT] line of HAProxy's is

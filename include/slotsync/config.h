@@ -75,6 +75,7 @@ struct config {
 
     struct listen_addr http_bind; /* set = HTTP frontend routing by Host */
     char *http_domain;            /* NULL if none */
+    int spare_backends;           /* spare backends in the services file (spare.h) */
 
     struct listen_addr admin_listen; /* set = the admin HTTP endpoint is on */
 

@@ -80,8 +80,8 @@ double metrics_pending_observe(struct metrics_pending *p, struct metrics_histogr
 /* The last changes applied to HAProxy, for the live page. */
 #define METRICS_RECENT_MAX 100
 struct metrics_change {
-    double at; /* wall-clock time of HAProxy's reply */
-    char backend[64 + 1];
+    double at;             /* wall-clock time of HAProxy's reply */
+    char backend[64 + 24]; /* "web (spare:3)" */
     char slot[16];
     char instance[255 + 1]; /* "" when a slot was emptied */
     char what[200];         /* e.g. "127.0.0.1:8081 ready -> maint" */

@@ -9,7 +9,7 @@
  *    differs, then "state ready|drain|maint" if it differs.
  * When HAProxy's state is unknown every command is emitted (they are all
  * idempotent). Command text is built only from validated endpoint fields and
- * backend names that passed endpoint_service_name_valid().
+ * backend names that passed spare_proxy_name_valid() (a service or a spare).
  *
  * Two things can hold a command back (struct plan_opts):
  *  - a static algorithm (static-rr, source): HAProxy 2.6 refuses any run-time
@@ -130,6 +130,10 @@ int plan_add(struct plan *p, const char *fmt, ...) __attribute__((format(printf,
 #define PLAN_SHOW_BACKENDS "show backend"
 #define PLAN_SHOW_MAP "show map "
 int plan_resync(struct plan *p, bool level, const char *map_path);
+/* `slotsync status`'s reads: PLAN_SHOW_STATE, PLAN_SHOW_STAT and, when
+ * map_path is not NULL (spare backends), "show map <map_path>". 0 or as
+ * plan_add(). */
+int plan_inspect(struct plan *p, const char *map_path);
 
 /* Slots from+1..to of a running backend, added with "add server B/sN
  * 0.0.0.0:0 <server_options>" (a dynamic server starts in maintenance),

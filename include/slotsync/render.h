@@ -24,10 +24,12 @@
 struct render_backend {
     const struct service_conf *svc; /* borrowed */
     const struct slot_table *slots; /* borrowed */
+    const char *proxy;              /* the proxy it lives in (a spare's), NULL: svc->name */
 };
 
-/* Render the services file for backends (in the given order) into a new
- * NUL-terminated buffer *out of *outlen bytes (caller frees). Returns 0, or
+/* Render the services file for backends (in the given order, under their
+ * own names: proxy is not read), then spare_count(cfg) free spare backends
+ * (spare.h), into a new NUL-terminated buffer *out of *outlen bytes (caller frees). Returns 0, or
  * -EINVAL with *errmsg (a name that fails validation), or -ENOMEM. */
 int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
                     char **out, size_t *outlen, char **errmsg);
@@ -47,10 +49,10 @@ struct host_route {
 };
 
 /* The routes of the HTTP frontend (cfg->http_bind set): "<service>.<domain>"
- * for every backend when cfg->http_domain is set, plus each service's extra
- * hosts; sorted by host, a host claimed twice goes to the backend whose name
- * sorts first. *out is a new array (caller frees; NULL when there are none).
- * 0 or -ENOMEM. */
+ * (to the backend's proxy: its own name or a spare's) for every backend when cfg->http_domain is
+ * set, plus each service's extra hosts; sorted by host, a host claimed twice goes to the backend
+ * whose name sorts first. *out is a new array (caller frees; NULL when there are none). 0 or
+ * -ENOMEM. */
 int render_host_routes(const struct config *cfg, const struct render_backend *backends, size_t n,
                        struct host_route **out, size_t *n_out);
 

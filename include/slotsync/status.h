@@ -22,14 +22,22 @@
 #include <slotsync/catalog.h>
 #include <slotsync/metrics.h>
 
+/* A service whose backend lives in a proxy of another name: a spare
+ * backend it is bound to (spare.h). */
+struct status_alias {
+    const char *service, *proxy; /* borrowed */
+};
+
 /* Build the document. backends (n, borrowed) names the backends to show (the
- * config's services); services of the catalog are added to them. state_text
+ * config's services); services of the catalog are added to them. HAProxy's
+ * rows of an alias's proxy count as its service's, whose entry gets
+ * "proxy" (the table prints "web (spare:3)"). state_text
  * is the "show servers state" reply, stat_text the "show stat" reply (NULL:
  * no session or check columns). Returns 0 and a new reference in *out, or
  * -EPROTO (state_text is not version 1 output) or -ENOMEM with *errmsg. */
 int status_build(const struct catalog *cat, int64_t revision, const char *const *backends,
-                 size_t n_backends, const char *state_text, const char *stat_text, json_t **out,
-                 char **errmsg);
+                 size_t n_backends, const struct status_alias *aliases, size_t n_aliases,
+                 const char *state_text, const char *stat_text, json_t **out, char **errmsg);
 
 /* Keep only the backend named service in doc (borrowed, changed in place).
  * Returns 0, or -ENOENT when doc has no such backend. */
