@@ -7,8 +7,11 @@ Starts a local etcd, three whoami backends (alpha, beta, gamma), HAProxy on
 the services file that `slotsync render` writes, and `slotsync run`. The
 backends register themselves with the `slotsync announce` sidekick; then,
 under continuous traffic, beta's sidekick is stopped (its key is withdrawn)
-and a fourth backend, delta, joins. HAProxy is never reloaded: the demo ends
-with the reload count, the failed requests (none) and slotsync's batches.
+and a fourth backend, delta, joins. Then a service nobody configured, shop,
+appears in etcd: slotsync binds it to a spare backend and routes
+shop.demo.local to it through the Host frontend. HAProxy is never reloaded:
+the demo ends with the reload count, the failed requests (none) and
+slotsync's batches.
 
 Everything runs in a temporary directory and is stopped at the end, or on
 Ctrl-C at any point. --keep (`make demo KEEP=1`) leaves it all running until
@@ -28,10 +31,13 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (Env, HarnessError, TrafficLoop, etcd_delete, etcd_get,  # noqa: E402
-                     etcd_put, free_port, traffic, wait_for, write_config)
+                     etcd_put, free_port, http_get, traffic, wait_for, write_config)
 
 PREFIX = "/services/"
 SERVICE = "web"
+NEW_SERVICE = "shop"    # not in the config: it goes to a spare backend
+DOMAIN = "demo.local"
+SPARES = 4
 SLOTS = 8
 TTL = 5
 NAMES = ("alpha", "beta", "gamma")
@@ -116,6 +122,8 @@ class Demo:
         say("backends   " + "  ".join("%s :%d" % (n, self.ports[n]) for n in NAMES))
         self.listen = free_port()
         self.url = "http://127.0.0.1:%d/" % self.listen
+        self.host_port = free_port()
+        self.host_url = "http://127.0.0.1:%d/" % self.host_port
         services_file = self.env.path("services.cfg")
         self.config_path = write_config(self.env, {
             "etcd": {"endpoints": [self.etcd], "prefix": PREFIX},
@@ -127,6 +135,8 @@ class Demo:
             "defaults": {"slots": SLOTS,
                          "server_options": "check inter 500ms fall 1 rise 1"},
             "services": {SERVICE: {"listen": "127.0.0.1:%d" % self.listen}},
+            "http_frontend": {"bind": "127.0.0.1:%d" % self.host_port, "domain": DOMAIN,
+                              "spare_backends": SPARES},
             "log_level": "debug",
         })
         r = subprocess.run([self.bin, "render", "-c", self.config_path],
@@ -135,7 +145,8 @@ class Demo:
             raise DemoFailure("slotsync render failed: %s" % r.stderr.strip())
         with open(services_file) as f:
             servers = sum(1 for line in f if line.lstrip().startswith("server "))
-        say("render     services.cfg: backend %s with %d empty slots" % (SERVICE, servers))
+        say("render     services.cfg: backend %s and %d spare backends, %d empty slots in all"
+            % (SERVICE, SPARES, servers))
         self.haproxy = self.env.start_haproxy(services_file)
         say("haproxy    pid %d, listening on %s" % (self.haproxy.pid, self.url))
         self.slotsync = self.env.start_slotsync(self.bin, self.config_path)
@@ -235,6 +246,34 @@ class Demo:
         if set(after) != {"alpha", "gamma", "delta"}:
             raise DemoFailure("traffic after the churn went to %s" % dict(after))
 
+    def new_service(self):
+        header(5, "a new service, %s, appears in etcd: no config, no reload" % NEW_SERVICE)
+        _, self.ports[NEW_SERVICE] = self.env.start_whoami(NEW_SERVICE)
+        host = "%s.%s" % (NEW_SERVICE, DOMAIN)
+        key = PREFIX + NEW_SERVICE + "/" + NEW_SERVICE + "-1"
+        t = time.monotonic()
+        etcd_put(self.etcd, key, "127.0.0.1:%d" % self.ports[NEW_SERVICE])
+
+        def answers():
+            try:
+                code, body = http_get(self.host_url, headers={"Host": host})
+            except OSError:
+                return False
+            return code == 200 and body.strip() == NEW_SERVICE
+        wait_for(answers, timeout=10, alive=[self.slotsync, self.haproxy.proc],
+                 what="%s to answer by Host through a spare backend" % host)
+        took = ms_since(t)
+        bound = re.search(r"bound to spare backend (\S+)", self.env.log_text("slotsync"))
+        say("%s = 127.0.0.1:%d" % (key, self.ports[NEW_SERVICE]))
+        say("curl -H 'Host: %s' %s  ->  %s, %.0f ms after the put"
+            % (host, self.host_url, NEW_SERVICE, took))
+        if not bound:
+            raise DemoFailure("slotsync did not log the spare it bound %s to" % NEW_SERVICE)
+        spare = bound.group(1).rstrip(",")
+        say("slotsync bound it to spare backend %s: HAProxy's stats page shows %s,"
+            % (spare, spare))
+        say("slotsync status and its log name it \"%s (%s)\"" % (NEW_SERVICE, spare))
+
     def batches(self):
         """[(slotsync's "applied ..." line, what the batch did)] from its
         debug log, where each batch's commands precede its "applied" line."""
@@ -260,7 +299,7 @@ class Demo:
         return out
 
     def results(self):
-        header(5, "results")
+        header(6, "results")
         ok = True
         fails = self.loop.failures
         say("requests   %d sent during the churn, %d failed"
@@ -294,6 +333,8 @@ def keep_running(demo):
     say("  browse  %s  (HAProxy stats: backend %s, its slots)" % (demo.haproxy.stats_url,
                                                                  SERVICE))
     say("  curl    %s" % demo.url)
+    say("  curl    -H 'Host: %s.%s' %s  (a service in a spare backend)"
+        % (NEW_SERVICE, DOMAIN, demo.host_url))
     say("  files   %s" % demo.env.tmp)
     say("Ctrl-C stops it all.")
     # Ctrl-C here is the expected way out: exit 0 after cleaning up, rather
@@ -332,6 +373,7 @@ def main():
         demo.register_all()
         demo.round_robin()
         demo.churn()
+        demo.new_service()
         demo.results()
         print("\nOK in %.1f s" % (time.monotonic() - T0), flush=True)
         status = keep_running(demo) if args.keep else 0
