@@ -25,6 +25,11 @@
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
 #define CHANGE_LOG_MAX 20
+/* A batch takes whole backends until it holds this many commands; the
+ * backends left dirty go in the next one, once this one is answered. One
+ * batch for a cold start of 100,000 endpoints would hold 300,000 commands
+ * and their origins and change lines at once, and one line of 10 MB. */
+#define BATCH_COMMANDS_MAX 4096
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -84,6 +89,7 @@ static int on_state_row(const struct server_state *st, void *arg)
 {
     struct apply *a = arg;
     struct backend *b = apply_backend(a, st->backend);
+    struct server_view v;
     long idx;
 
     if (!b || !backend_ours(b))
@@ -92,17 +98,11 @@ static int on_state_row(const struct server_state *st, void *arg)
     idx = slots_index_of(st->server);
     if (idx < 0)
         return 0; /* a server of the operator's own: not ours */
-    if (b->n_seen == b->cap_seen) {
-        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
-        struct server_state *n = realloc(b->seen, ncap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        b->seen = n;
-        b->cap_seen = ncap;
-    }
-    b->seen[b->n_seen++] = *st;
-    return 0;
+    /* A row the compact form cannot hold (the parser validated it) is kept
+     * as unknown: everything is planned for that slot. */
+    if (view_from_state(&v, st) < 0)
+        memset(&v, 0, sizeof(v));
+    return backend_seen_add(b, (size_t)idx, &v);
 }
 
 /* Make b's slot table match the slots HAProxy has (backend_adopt()), and
@@ -812,12 +812,21 @@ void apply_send(struct apply *a)
     struct backend **be;
     int r;
 
+    bool more = false; /* backends left for the next batch */
+
     plan_reset(&a->plan);
     be = a->ops->backends(a->arg, &n_be);
-    for (size_t i = 0; i < n_be; i++)
-        if (be[i]->dirty)
-            converge_backend(a, be[i]);
-    if (a->map_dirty)
+    for (size_t i = 0; i < n_be; i++) {
+        if (!be[i]->dirty)
+            continue;
+        if (a->plan.n >= BATCH_COMMANDS_MAX) {
+            more = true;
+            break;
+        }
+        converge_backend(a, be[i]);
+    }
+    /* The map points at backends: it goes with the last of them. */
+    if (a->map_dirty && !more)
         converge_map(a);
     if (!a->plan.n) {
         /* Events that changed nothing HAProxy runs (or only asked for a
@@ -825,7 +834,9 @@ void apply_send(struct apply *a)
         a->events_pending.len = 0;
         return;
     }
-    metrics_pending_move(&a->events_in_flight, &a->events_pending);
+    /* Events count as applied with the batch that ends their work. */
+    if (!more)
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
     if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < a->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, a->plan.n, a->plan.cmds[i]);

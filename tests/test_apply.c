@@ -209,7 +209,7 @@ Test(apply, resync_adopts_what_haproxy_has)
     /* api: three slots, HAProxy's view, the operator's own server left out */
     cr_expect(api->present);
     cr_expect_eq(api->slots.n, 3);
-    cr_expect_str_eq(api->have[0].addr, "127.0.0.1");
+    cr_expect(view_addr_is(&api->have[0], "127.0.0.1"));
     cr_expect_eq(api->have[0].port, 9001);
     cr_expect(api->dirty);
     /* db is configured and missing: a reload is asked for it, once */

@@ -31,7 +31,7 @@ static void check_name(const char *what, const char *s)
 }
 
 static void apply_replan(const char *backend, long index, const struct slot *want,
-                         struct server_state *have)
+                         struct server_view *have)
 {
     struct plan p;
     int r;
@@ -51,12 +51,13 @@ static int on_row(const struct server_state *st, void *arg)
     static char instance[] = "i1";
     struct slot want = {.instance = instance};
     struct slot empty = {0};
-    struct server_state have = *st;
+    struct server_view have;
     char canon[ENDPOINT_HOST_MAX];
     bool v6;
     long index;
 
     (*(size_t *)arg)++;
+    FUZZ_ASSERT(view_from_state(&have, st) == 0, "a validated row does not fit the view");
     check_name("backend", st->backend);
     check_name("server", st->server);
     FUZZ_ASSERT(endpoint_parse_host(st->addr, canon, &v6) == 0 && strcmp(canon, st->addr) == 0,
@@ -72,7 +73,7 @@ static int on_row(const struct server_state *st, void *arg)
     want.ep.weight = 3;
     want.ep.state = ENDPOINT_DRAIN;
     apply_replan(st->backend, index, &want, &have);
-    have = *st;
+    FUZZ_ASSERT(view_from_state(&have, st) == 0, "view");
     apply_replan(st->backend, index, &empty, &have);
     return 0;
 }
