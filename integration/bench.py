@@ -2,6 +2,7 @@
 """bench - how fast slotsync turns etcd changes into HAProxy state.
 
     bench.py --bin PATH [--write docs/PERFORMANCE.md] [--quick]
+             [--only SECTIONS] [--strategies LIST] [--sizes LIST]
 
 Real etcd, real HAProxy 2.6 and slotsync on 127.0.0.1 (harness.Env: temporary
 directory, free ports, everything stopped at the end or on Ctrl-C):
@@ -30,7 +31,11 @@ Prints one markdown report on stdout; --write PATH also writes it there.
 Timings are results, not assertions: the bench fails (exit 1) only when
 something did not happen at all (a change never reached HAProxy, a command
 was refused, HAProxy was reloaded). --quick runs smaller sizes (a smoke test
-of the script itself; its figures are not the ones to publish).
+of the script itself; its figures are not the ones to publish). --only
+runs some sections (latency, bulk, startup: a. to c.; floor, changes, churn,
+new, scale: the side by side) and prints a partial report of them, e.g.
+`--only scale --strategies slotsync --sizes 1x100,100x100,1000x10,100x1000`
+for slotsync's memory and start times alone.
 """
 
 import argparse
@@ -50,7 +55,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_compare import DOMAIN, Compare, CompareFailure, report_lines  # noqa: E402
+from bench_compare import (DOMAIN, STRATEGIES, Compare, CompareFailure,  # noqa: E402
+                           report_lines, scale_lines, target_misses)
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
@@ -61,6 +67,10 @@ MAX_TXN_OPS = 1024
 APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands "
                      r"\((\d+) failed\) in ([\d.]+) ms", re.M)
 RUNTIME_ERROR = re.compile(r"HAProxy runtime socket \S+: ([^(\n]*?) \(retrying")
+# the sections --only can pick: slotsync alone (a., b., c.), then side by side
+SECTIONS = ("latency", "bulk", "startup", "floor", "changes", "churn", "new", "scale")
+CMP_SECTIONS = SECTIONS[3:]
+SCALE_STRATEGIES = ("slotsync", "reload", "dns-default")
 COLD_CAP_S = 30     # how long the cold start may take before we stop waiting
 # srv_admin_state bits that take a slot out (as integration/test_daemon.py)
 OUT_BITS = 0x23 | 0x18
@@ -326,6 +336,9 @@ class Bench:
         self.per_service = 100 if quick else 1000
         self.r = {}
         self.reloads = []       # (which HAProxy, (reloads, failed))
+        self.only = []          # --only: the sections to run (empty: all)
+        self.strategies = []    # --strategies: those of section scale (empty: all)
+        self.sizes = []         # --sizes: those of section scale (empty: the default)
 
     # -- shared pieces
 
@@ -624,15 +637,27 @@ class Bench:
         out["rss"] = vm_hwm_kib(proc.pid)
         return out
 
+    def wants(self, section):
+        return not self.only or section in self.only
+
     def run(self):
         self.r["load_before"] = loadavg()
         t0 = time.monotonic()
-        self.setup_changes()
-        self.latency()
-        self.bulk()
-        self.startup()
+        if self.wants("latency") or self.wants("bulk"):
+            self.setup_changes()
+        else:
+            self.etcd = start_etcd(self.env)
+        if self.wants("latency"):
+            self.latency()
+        if self.wants("bulk"):
+            self.bulk()
+        if self.wants("startup"):
+            self.startup()
         # the side by side runs on the same etcd, with HAProxy started anew
         # for each strategy; the prefix is cleared between them
+        if not any(self.wants(x) for x in CMP_SECTIONS):
+            self.r["total_s"] = time.monotonic() - t0
+            return
         cmp = Compare(self)
         self.r["cmp"] = cmp.run()
         failed = [f for f in cmp.failures if f.startswith("slotsync")]
@@ -826,6 +851,29 @@ def report(r, m, command, when):
         "a. and b.: %s." % (fmt_ms(b["poll_ms"]), fmt_mb(r["ab_rss"])))
     add("")
 
+    lines.extend(startup_lines(c))
+
+    add("## d. Reloads")
+    add("")
+    add("| HAProxy | reloads (master `show proc`) |")
+    add("|---|---:|")
+    for which, (n, failed) in r["reloads"]:
+        add("| %s | %d [failed: %d] |" % (which, n, failed))
+    add("")
+
+    add("## Reading these figures")
+    add("")
+    for para in interpretation(r):
+        add(para)
+        add("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def startup_lines(c):
+    """Markdown lines of section c (the 100,000-key startup)."""
+    lines = []
+    add = lines.append
+    warm, cold = c["warm"], c["cold"]
     add("## c. Startup with %s keys" % "{:,}".format(c["keys"]))
     add("")
     add("%d services x %d endpoints under `%s`, each service a backend of 1024 slots "
@@ -868,20 +916,31 @@ def report(r, m, command, when):
     add("| log written by one `slotsync run` at startup | %s lines, %.1f MiB |"
         % ("{:,}".format(warm["log_lines"]), warm["log_bytes"] / 2**20))
     add("")
+    return lines
 
-    add("## d. Reloads")
-    add("")
-    add("| HAProxy | reloads (master `show proc`) |")
-    add("|---|---:|")
-    for which, (n, failed) in r["reloads"]:
-        add("| %s | %d [failed: %d] |" % (which, n, failed))
-    add("")
 
-    add("## Reading these figures")
+def partial_report(r, m, command, when, only):
+    """The report of a run of some sections only (--only): what they measured
+    and the targets they decide; not for docs/PERFORMANCE.md."""
+    lines = []
+    add = lines.append
+    add("# slotsync performance: sections %s only" % ", ".join(only))
     add("")
-    for para in interpretation(r):
-        add(para)
-        add("")
+    add("    " + command)
+    add("")
+    add("- date: %s; machine: %d CPUs, %s; %s, tree %s"
+        % (when, m["nproc"], m["cpu"], m["slotsync"], m["commit"]))
+    add("")
+    rows = r.get("cmp", {}).get("scale", [])
+    add("## Targets missed (of those these sections decide)")
+    add("")
+    for x in target_misses(rows, r) or ["none"]:
+        add("- " + x)
+    add("")
+    if "c" in r:
+        lines.extend(startup_lines(r["c"]))
+    if rows:
+        lines.extend(scale_lines(rows)[0])
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -1081,7 +1140,29 @@ def main():
     ap.add_argument("--write", metavar="PATH", help="also write the report there")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke test of the bench itself")
+    ap.add_argument("--only", metavar="SECTIONS",
+                    help="run these sections only, comma-separated, of: %s; prints a "
+                    "partial report (not one for docs/PERFORMANCE.md)" % ",".join(SECTIONS))
+    ap.add_argument("--strategies", metavar="LIST",
+                    help="the strategies section scale runs, comma-separated, of: %s "
+                    "(default: all that apply)" % ",".join(SCALE_STRATEGIES))
+    ap.add_argument("--sizes", metavar="LIST",
+                    help="the sizes section scale runs, comma-separated SERVICESxEACH "
+                    "(e.g. 1x100,100x100); the first is the base of bytes per endpoint")
     args = ap.parse_args()
+    only = [x for x in (args.only or "").split(",") if x]
+    strategies = [x for x in (args.strategies or "").split(",") if x]
+    bad = [x for x in only if x not in SECTIONS] + \
+        [x for x in strategies if x not in SCALE_STRATEGIES]
+    if bad:
+        ap.error("unknown section or strategy: %s" % ", ".join(bad))
+    sizes = []
+    for x in (args.sizes or "").split(","):
+        if x:
+            m = re.fullmatch(r"(\d+)x(\d+)", x)
+            if not m:
+                ap.error("--sizes: %s is not SERVICESxEACH" % x)
+            sizes.append((int(m.group(1)), int(m.group(2))))
     BIN_PATH = os.path.abspath(args.bin)
     if not os.access(BIN_PATH, os.X_OK):
         sys.exit("bench: %s is not an executable (run make first)" % BIN_PATH)
@@ -1095,10 +1176,14 @@ def main():
     env = Env("bench")
     try:
         bench = Bench(env, BIN_PATH, quick=args.quick)
+        bench.only, bench.strategies, bench.sizes = only, strategies, sizes
         bench.run()
         bench.r["reloads"] = bench.reloads
         bench.r["quick"] = args.quick
-        text = report(bench.r, machine(BIN_PATH), command, when)
+        if only:
+            text = partial_report(bench.r, machine(BIN_PATH), command, when, only)
+        else:
+            text = report(bench.r, machine(BIN_PATH), command, when)
     except (BenchFailure, CompareFailure, HarnessError) as e:
         sys.stderr.write("bench: FAILED: %s\n" % e)
         for name in env.log_names():

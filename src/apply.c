@@ -631,7 +631,8 @@ static const struct plan_opts *static_opts(struct apply *a, struct backend *b, s
     return o;
 }
 
-static void converge_backend(struct apply *a, struct backend *b)
+/* additions: a listing is partly read (apply_send_additions()). */
+static void converge_backend(struct apply *a, struct backend *b, bool additions)
 {
     struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
     struct plan_opts opts;
@@ -640,10 +641,14 @@ static void converge_backend(struct apply *a, struct backend *b)
     size_t n = 0;
     int r;
 
-    b->dirty = false;
+    if (additions)
+        b->page_dirty = false; /* b->dirty stays: the listing's end converges it whole */
+    else
+        b->dirty = b->page_dirty = false;
     if (!b->present || !backend_ours(b))
         return;
-    switch (backend_growth(b, endpoints, &n)) {
+    switch (additions ? backend_growth_additions(b, endpoints, &n)
+                      : backend_growth(b, endpoints, &n)) {
     case BACKEND_GROW_RUNTIME:
         r = grow_at_runtime(a, b, n);
         if (r < 0) {
@@ -664,6 +669,7 @@ static void converge_backend(struct apply *a, struct backend *b)
     if (r < 0) {
         log_error(MOD, "backend %s: %s", b->conf.name, strerror(-r));
         b->dirty = true;
+        b->page_dirty = additions;
         return;
     }
     if (b->slots.overflow != b->last_overflow) {
@@ -674,7 +680,9 @@ static void converge_backend(struct apply *a, struct backend *b)
             log_info(MOD, "backend %s: every endpoint has a slot again", b->conf.name);
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend_opts(&a->plan, b->conf.name, &b->slots, b->have, static_opts(a, b, &opts));
+    static_opts(a, b, &opts);
+    opts.additions_only = additions;
+    r = plan_backend_opts(&a->plan, b->conf.name, &b->slots, b->have, &opts);
     if (r < 0) {
         log_error(MOD, "backend %s: planning failed: %s", b->conf.name, strerror(-r));
         a->resync_wanted = true;
@@ -806,36 +814,39 @@ void apply_resync(struct apply *a)
     start_resync(a);
 }
 
-void apply_send(struct apply *a)
+/* Plan the backends that need it (additions: those with page_dirty, with
+ * additions only) up to BATCH_COMMANDS_MAX commands, and send the batch. */
+static void send_batch(struct apply *a, bool additions)
 {
     size_t n_be = 0;
     struct backend **be;
-    int r;
-
     bool more = false; /* backends left for the next batch */
+    int r;
 
     plan_reset(&a->plan);
     be = a->ops->backends(a->arg, &n_be);
     for (size_t i = 0; i < n_be; i++) {
-        if (!be[i]->dirty)
+        if (!(additions ? be[i]->page_dirty : be[i]->dirty))
             continue;
         if (a->plan.n >= BATCH_COMMANDS_MAX) {
             more = true;
             break;
         }
-        converge_backend(a, be[i]);
+        converge_backend(a, be[i], additions);
     }
-    /* The map points at backends: it goes with the last of them. */
-    if (a->map_dirty && !more)
+    /* The map points at backends: it goes with the last of them, and only
+     * once the listing is whole. */
+    if (a->map_dirty && !more && !additions)
         converge_map(a);
     if (!a->plan.n) {
         /* Events that changed nothing HAProxy runs (or only asked for a
          * reload) are never "applied" by a batch. */
-        a->events_pending.len = 0;
+        if (!additions)
+            a->events_pending.len = 0;
         return;
     }
     /* Events count as applied with the batch that ends their work. */
-    if (!more)
+    if (!more && !additions)
         metrics_pending_move(&a->events_in_flight, &a->events_pending);
     if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < a->plan.n; i++)
@@ -846,4 +857,27 @@ void apply_send(struct apply *a)
     r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
     if (r < 0)
         runtime_failed(a, r, "sending a batch");
+}
+
+void apply_send(struct apply *a)
+{
+    send_batch(a, false);
+}
+
+void apply_send_additions(struct apply *a)
+{
+    send_batch(a, true);
+}
+
+void apply_listed_page(struct apply *a)
+{
+    size_t n_be = 0;
+    struct backend **be = a->ops->backends(a->arg, &n_be);
+
+    for (size_t i = 0; i < n_be; i++) {
+        const struct catalog_service *svc = catalog_find(a->cat, be[i]->conf.name);
+
+        if (svc && svc->dirty)
+            be[i]->page_dirty = true;
+    }
 }

@@ -405,7 +405,9 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
 
 /* ---- converging ---- */
 
-enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+/* The slot count b needs (*n) and whether growing to it can be done at
+ * run time; false when b has the slots. */
+static bool growth_needed(const struct backend *b, size_t endpoints, size_t *n, bool *runtime)
 {
     *n = b->slots.n;
     /* A configured slot count above HAProxy's is honoured (a lower one
@@ -414,9 +416,27 @@ enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
         *n = (size_t)b->conf.opt.slots;
     if (endpoints > *n)
         *n = backend_fit_slots(b, *n, endpoints);
-    if (*n <= b->slots.n)
+    *runtime = !b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance);
+    return *n > b->slots.n;
+}
+
+enum backend_grow backend_growth_additions(struct backend *b, size_t endpoints, size_t *n)
+{
+    bool runtime;
+
+    if (growth_needed(b, endpoints, n, &runtime) && runtime)
+        return BACKEND_GROW_RUNTIME;
+    *n = b->slots.n;
+    return BACKEND_GROW_NONE;
+}
+
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+{
+    bool runtime;
+
+    if (!growth_needed(b, endpoints, n, &runtime))
         return BACKEND_GROW_NONE;
-    if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance))
+    if (runtime)
         return BACKEND_GROW_RUNTIME;
     if (b->want_slots >= *n)
         return BACKEND_GROW_NONE;
@@ -426,6 +446,7 @@ enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
 
 const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o)
 {
+    memset(o, 0, sizeof(*o));
     o->static_weights = config_balance_is_static(b->conf.opt.balance);
     o->refused = b->refused;
     o->n_refused = b->n_refused;

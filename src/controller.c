@@ -367,6 +367,16 @@ static void decide_empty_registry(struct ctl *c)
               c->cfg->etcd_prefix, filled, backends);
 }
 
+/* A page of a first listing is in and more follow: its endpoints go to
+ * slots HAProxy has empty while the rest is read (apply.h). */
+static void on_list_page(void *arg)
+{
+    struct ctl *c = arg;
+
+    if (!c->listed && !c->render_only)
+        apply_listed_page(&c->ap);
+}
+
 static void on_list_end(void *arg, int64_t revision)
 {
     struct ctl *c = arg;
@@ -429,6 +439,7 @@ static void on_connected(void *arg, bool up, const char *why)
 static const struct etcd_sync_ops sync_ops = {
     .list_begin = on_list_begin,
     .kv = on_kv,
+    .list_page = on_list_page,
     .list_end = on_list_end,
     .batch_end = on_batch_end,
     .connected = on_connected,
@@ -812,8 +823,11 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     }
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
-    if (!c->listed)
+    if (!c->listed) {
+        if (c->listing) /* part of a first listing: additions only */
+            apply_send_additions(&c->ap);
         return;
+    }
     apply_send(&c->ap);
 }
 

@@ -325,6 +325,10 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
     size_t start = p->n;
     int ret = 0;
 
+    if (opts && opts->additions_only && (!want->instance || !view_empty(have))) {
+        *held = FIELD_ADDR | FIELD_WEIGHT | FIELD_STATE; /* nothing planned: nothing expected */
+        return 0;
+    }
     if (!want->instance) {
         if (unknown || have->admin != SERVER_MAINT)
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " state maint", backend, index + 1);
@@ -377,6 +381,8 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
 static void expect_state(struct server_view *have, const struct slot *want,
                          const struct plan_opts *opts, unsigned held)
 {
+    if (held == (FIELD_ADDR | FIELD_WEIGHT | FIELD_STATE))
+        return; /* nothing was planned for it */
     if (!known(have)) {
         /* Known from now on; a field no command set (the weight of an
          * emptied slot) stays 0, which the next plan does not trust. */
@@ -438,7 +444,8 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
 
     if (!endpoint_service_name_valid(backend))
         return -EINVAL;
-    if (have && opts && opts->n_refused && !(held = calloc(t->n ? t->n : 1, 1)))
+    if (have && opts && (opts->n_refused || opts->additions_only) &&
+        !(held = calloc(t->n ? t->n : 1, 1)))
         return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
         ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts, &h);

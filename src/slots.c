@@ -231,21 +231,30 @@ int slots_assign(struct slot_table *t, const struct catalog_service *svc,
         }
     }
 
-    /* (3b) the rest, in instance order, take the lowest free slots; (4)
-     * whatever does not fit is overflow. */
-    cursor = 0;
-    for (size_t j = 0; j < m; j++) {
-        if (placed[j])
-            continue;
-        while (cursor < n && fate[cursor] != SLOT_FREE)
-            cursor++;
-        if (cursor == n) {
-            overflow++;
-            continue;
+    /* (3b) the rest, in instance order, take the lowest free slots, first
+     * those where HAProxy has no address (a slot HAProxy has filled may
+     * belong to an endpoint not known yet, as while a listing is read, or
+     * is emptied anyway), then any; (4) whatever does not fit is overflow. */
+    for (int pass = observed ? 0 : 1; pass < 2; pass++) {
+        cursor = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (placed[j])
+                continue;
+            while (cursor < n &&
+                   (fate[cursor] != SLOT_FREE ||
+                    (pass == 0 && view_known(&observed[cursor]) && !view_empty(&observed[cursor]))))
+                cursor++;
+            if (cursor == n) {
+                overflow += pass == 1;
+                if (pass == 0)
+                    break;
+                continue;
+            }
+            fate[cursor] = SLOT_NEW;
+            held[cursor] = j;
+            placed[j] = 1;
+            n_new++;
         }
-        fate[cursor] = SLOT_NEW;
-        held[cursor] = j;
-        n_new++;
     }
 
     names = calloc(n_new + 1, sizeof(*names));

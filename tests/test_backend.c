@@ -584,6 +584,32 @@ Test(backend, growth_table)
     }
 }
 
+/* backend_growth_additions(): while a listing is partly read, run-time
+ * growth as backend_growth() says, never a reload (nor want_slots noted: the
+ * listing's end asks it, with the final count). */
+Test(backend, growth_additions_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(growth_cases); i++) {
+        const struct growth_case *t = &growth_cases[i];
+        struct backend *b = insert("web", t->configured_slots, t->growth, true);
+        bool runtime = t->expect == BACKEND_GROW_RUNTIME;
+        size_t n = 0;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        cr_assert_eq(backend_resize(b, t->have), 0);
+        b->want_slots = t->want_slots;
+        b->grow_by_reload = t->grow_by_reload;
+        cr_expect_eq(backend_growth_additions(b, t->endpoints, &n),
+                     runtime ? BACKEND_GROW_RUNTIME : BACKEND_GROW_NONE, "%s", t->name);
+        cr_expect_eq(n, runtime ? t->n : t->have, "%s: %zu slots", t->name, n);
+        cr_expect_eq(b->want_slots, t->want_slots, "%s: want_slots untouched", t->name);
+        /* the listing's end still asks the reload */
+        if (t->expect == BACKEND_GROW_RELOAD)
+            cr_expect_eq(backend_growth(b, t->endpoints, &n), BACKEND_GROW_RELOAD, "%s", t->name);
+        teardown();
+    }
+}
+
 /* ---- backend_static_weights(): one warning per instance ---- */
 
 static size_t warned_count;
@@ -608,9 +634,13 @@ Test(backend, static_weights_warn_once_per_instance)
     struct backend *b = insert("web", 4, 0, true);
     struct plan_opts o;
 
+    memset(&o, 0xff, sizeof(o)); /* every field is set, none left over */
+
     snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "static-rr");
     cr_assert_eq(backend_resize(b, 4), 0);
     cr_expect(backend_plan_opts(b, &o)->static_weights);
+    cr_expect_not(o.additions_only, "a convergence of its own, not b's");
+    cr_expect_eq(o.n_refused, 0);
     fill(b, 0, "a", 1); /* default: nothing to say */
     fill(b, 1, "b", 0); /* drain: applied */
     fill(b, 2, "c", 5);

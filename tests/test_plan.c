@@ -827,3 +827,49 @@ Test(plan, add_slots)
     cr_assert_eq(plan_add_slots(&plan, "web", 3, 3, "check"), 0);
     cr_assert_eq(plan.n, 0);
 }
+
+/* Additions only (a listing partly read): a slot is planned only when it is
+ * to hold an endpoint and HAProxy has it known and empty; everything else is
+ * left as it is, and so is the view of it. */
+Test(plan, additions_only_fills_empty_slots_only)
+{
+    static const struct {
+        const char *name;
+        bool want_filled;
+        const char *had; /* HAProxy's address (port 80, or 0 for 0.0.0.0); NULL: unknown */
+        int commands;
+    } cases[] = {
+        {"filled into an empty slot", true, "0.0.0.0", 3},
+        {"filled, HAProxy has another endpoint: not moved", true, "10.9.9.9", 0},
+        {"filled, HAProxy has it already", true, "10.0.0.1", 0},
+        {"filled, HAProxy's side unknown", true, NULL, 0},
+        {"emptied: not before the listing's end", false, "10.9.9.9", 0},
+        {"empty and empty", false, "0.0.0.0", 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct slot want = cases[i].want_filled ? filled("10.0.0.1", 80, 2, ENDPOINT_READY) : empty;
+        struct slot_table t = {&want, 1, 0};
+        struct plan_opts opts = {.additions_only = true};
+        struct server_view st = {0}, before;
+        bool zero = cases[i].had && strcmp(cases[i].had, "0.0.0.0") == 0;
+
+        if (cases[i].had)
+            st = have(cases[i].had, zero ? 0 : 80, 1, zero ? SERVER_MAINT : SERVER_READY);
+        before = st;
+        plan_reset(&plan);
+        cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), cases[i].commands, "%s",
+                     cases[i].name);
+        if (!cases[i].commands) {
+            cr_assert(memcmp(&st, &before, sizeof(st)) == 0, "%s: view touched", cases[i].name);
+            continue;
+        }
+        ASSERT_PLAN("set server b/s1 addr 10.0.0.1 port 80", "set server b/s1 weight 2",
+                    "set server b/s1 state ready");
+        cr_assert(view_addr_is(&st, "10.0.0.1"), "%s", cases[i].name);
+        /* planned again, additions only or whole: nothing left */
+        plan_reset(&plan);
+        cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, &opts), 0, "%s", cases[i].name);
+        cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, NULL), 0, "%s", cases[i].name);
+    }
+}

@@ -238,10 +238,38 @@ Test(slots, adoption_by_observed_addr_port)
     cr_assert_eq(assign(obs), 4);
     assert_slot(2, "b");
     assert_slot(4, "d");
-    assert_slot(0, "a");
-    assert_slot(1, "c");
-    assert_slot(3, NULL);
-    assert_slot(5, NULL);
+    /* the others take the lowest free slots HAProxy has no address in (an
+     * unknown one counts as such) before those it has filled */
+    assert_slot(3, "a");
+    assert_slot(5, "c");
+    assert_slot(0, NULL);
+    assert_slot(1, NULL);
+}
+
+/* Slots HAProxy has filled (with endpoints not known yet, as while a listing
+ * is read) are taken last, lowest first, when no other is free. */
+Test(slots, slots_haproxy_has_filled_are_taken_last)
+{
+    struct server_view obs[4] = {0};
+
+    cr_assert_eq(slots_init(&table, 4), 0);
+    observe(obs, 0, "10.0.0.8", 80);
+    observe(obs, 1, "0.0.0.0", 0);
+    observe(obs, 2, "10.0.0.9", 80);
+    observe(obs, 3, "0.0.0.0", 0);
+    put("a", "10.0.0.1:80");
+    put("b", "10.0.0.2:80");
+    put("c", "10.0.0.3:80");
+    cr_assert_eq(assign(obs), 3);
+    assert_slot(1, "a");
+    assert_slot(3, "b");
+    assert_slot(0, "c");
+    assert_slot(2, NULL);
+    put("d", "10.0.0.4:80");
+    put("e", "10.0.0.5:80");
+    cr_assert_eq(assign(obs), 1);
+    assert_slot(2, "d");
+    cr_assert_eq(table.overflow, 1);
 }
 
 /* An endpoint with no observed match must not take a slot that a later

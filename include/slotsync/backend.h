@@ -45,6 +45,7 @@ struct backend {
     bool present;                   /* seen in HAProxy at the last resync */
     bool missing_noted;             /* its absence already asked for a reload */
     bool dirty;                     /* needs converging */
+    bool page_dirty;                /* endpoints came in a page of a listing in progress */
     bool grow_by_reload;            /* "add server" is not possible or failed */
     size_t want_slots;              /* slots the next render gives it, at least */
     size_t added_to;                /* slots.n after the last runtime growth */
@@ -136,6 +137,12 @@ enum backend_grow {
  * the growth rule to endpoints. Run-time growth needs a dynamic algorithm
  * and no earlier loss of run-time slots (grow_by_reload). */
 enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n);
+
+/* backend_growth() while a first listing is only partly read (additions
+ * only): BACKEND_GROW_RUNTIME as backend_growth() would say it, else
+ * BACKEND_GROW_NONE and b untouched: growth by reload is decided once the
+ * listing is whole (the endpoint count is not final before). */
+enum backend_grow backend_growth_additions(struct backend *b, size_t endpoints, size_t *n);
 
 /* Fill o with b's planning options: no weights for a static algorithm, and
  * b's refused commands (borrowed: valid while b's refusals do not change).

@@ -83,6 +83,11 @@ struct plan_refusal {
 
 struct plan_opts {
     bool static_weights; /* never send a weight; weight 0 = drain */
+    /* Fill empty slots only: a slot is planned only when it is to hold an
+     * endpoint and HAProxy's side of it is known and empty (view_empty());
+     * nothing is emptied, moved or changed. For a listing only partly read:
+     * what is not listed yet may still be wanted. */
+    bool additions_only;
     const struct plan_refusal *refused;
     size_t n_refused;
 };

@@ -4,7 +4,8 @@
  * (address, weight or state changes are made in place); a removed endpoint
  * frees its slot; a new endpoint takes, in order of preference, a free slot
  * whose observed HAProxy address and port equal its own (so a restarted
- * slotsync adopts what HAProxy already has), else the lowest free slot.
+ * slotsync adopts what HAProxy already has), else the lowest free slot
+ * where HAProxy has no address, else the lowest free slot.
  * Endpoints that do not fit are counted as overflow, never dropped silently.
  */
 #ifndef SLOTSYNC_SLOTS_H
