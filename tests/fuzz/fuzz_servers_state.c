@@ -93,14 +93,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     runtime_parse_servers_state(text, size, on_row, &rows, &bad);
     runtime_parse_backends(text, size, on_backend, NULL, &bad);
     for (size_t n = 1; n <= 3; n++) {
-        if (runtime_split_replies(text, size, n, &replies) == 0) {
+        char *copy = malloc(size + 1); /* split in place: a copy per try */
+
+        if (!copy)
+            return 0;
+        memcpy(copy, text, size);
+        copy[size] = '\0';
+        if (runtime_split_replies(copy, size, n, &replies) == 0) {
             for (size_t i = 0; i < n; i++) {
                 FUZZ_ASSERT(replies[i], "reply %zu missing", i);
                 runtime_reply_ok("show servers state", replies[i]);
                 runtime_reply_ok("set server web/s1 addr 127.0.0.1 port 80", replies[i]);
             }
             runtime_replies_free(replies, n);
+        } else {
+            FUZZ_ASSERT(memcmp(copy, text, size) == 0, "a failed split changed the text");
         }
+        free(copy);
     }
     return 0;
 }
