@@ -27,9 +27,12 @@
 #define CHANGE_LOG_MAX 20
 /* A batch takes whole backends until it holds this many commands; the
  * backends left dirty go in the next one, once this one is answered. One
- * batch for a cold start of 100,000 endpoints would hold 300,000 commands
- * and their origins and change lines at once, and one line of 10 MB. */
-#define BATCH_COMMANDS_MAX 4096
+ * batch for a cold start of 100,000 endpoints would hold 200,000 commands
+ * and their origins and change lines (about 500 bytes a command) at once,
+ * and one line of 10 MB. 1024 keeps that near half a megabyte; a batch
+ * costs one round trip (about a millisecond here) beside HAProxy's own
+ * work on its commands (tens of microseconds each). */
+#define BATCH_COMMANDS_MAX 1024
 #define STR_(x) #x
 #define STR(x) STR_(x)
 

@@ -109,7 +109,7 @@ bool apply_resync_due(const struct apply *a);
 /* Read HAProxy's state (and the socket's level, when not known yet). */
 void apply_resync(struct apply *a);
 /* Plan every dirty backend and, if dirty, the Host map, and send the batch
- * (at most about 4096 commands: whole backends until then; the rest stays
+ * (whole backends until it holds 1024 commands or more; the rest stays
  * dirty for the next call). */
 void apply_send(struct apply *a);
 
