@@ -1073,57 +1073,65 @@ def interpretation(r):
 MEMORY_NOTES = [
     "## Where slotsync's memory goes",
     "",
-    "Measured by hand on 2026-12-01 (not by this script; src/ as of commit 73d7c81), "
-    "10 services x 1,000 endpoints in backends of 1,024 slots (10,240 slots), warm "
-    "start, `valgrind --tool=massif --depth=12 slotsync run -c CFG --log-unlimited` "
-    "until \"etcd watch established\" + 1.5 s, then `ms_print`. Peak heap 8.98 MB "
-    "(0.46 MB at 1 x 100 with 16 slots); VmHWM without valgrind 18.2 MiB against "
-    "10.7 MiB at 1 x 100, so about 800 bytes per endpoint at this layout, twice the "
-    "400-byte target.",
+    "Measured by hand on 2026-12-02 (not by this script; src/ as of the issue-14 "
+    "memory work), `bench.py --only scale --strategies slotsync --sizes "
+    "1x100,100x100,1000x10` with `slotsync run` under `valgrind --tool=massif "
+    "--depth=10`, then `ms_print` of the peak snapshot; the base from "
+    "/proc/PID/smaps of an idle `slotsync run`.",
     "",
-    "| where (massif's peak snapshot) | bytes | per slot / endpoint | kept or transient |",
+    "**The base** (11.6 MiB VmHWM idle, 11.8 MiB at 100 endpoints) is mostly not "
+    "slotsync's: 10.0 MiB are pages of the shared libraries and the binary "
+    "(libcrypto 3.1 MiB, libc 1.5 MiB, GnuTLS 1.1 MiB for libmicrohttpd, libcurl "
+    "0.6 MiB, p11-kit, libsystemd, libm, libssl, Kerberos, nettle, ... 0.2-0.4 MiB "
+    "each), counted in RSS although shared with every other process that maps them; "
+    "1.6 MiB are anonymous (heap 0.44 MB at 1 x 100 by massif, a third of it "
+    "GnuTLS/libtasn1 and OpenSSL initialising). 10,000 endpoints under 12 MB "
+    "would leave about 20 bytes per endpoint above it.",
+    "",
+    "**Above the base**, at 10,000 endpoints (100 x 100 in backends of 128 slots, "
+    "12,800 slots; cold start) massif's peak heap is 4.72 MB against 0.44 MB at "
+    "1 x 100, about 430 B per endpoint, in line with the VmHWM figures above:",
+    "",
+    "| where (massif's peak snapshot, 100 x 100) | bytes | per slot / endpoint | kept or transient |",
     "|---|---:|---:|---|",
-    "| `backend_resize` (backend.c): `b->have`, one `struct server_state` per slot "
-    "| 2,129,920 | 208 B / slot | kept |",
-    "| `on_state_row` (apply.c): `b->seen`, the rows of `show servers state` "
-    "parsed at each resync, array doubled as it grows | 2,129,920 | 208 B / slot | kept "
-    "(reused) |",
-    "| `list_done` (etcd.c): the listing's pages held until the last one | 917,504 "
-    "| 92 B / endpoint | transient (start, re-list) |",
     "| `endpoint_new` (catalog.c): `struct catalog_endpoint` + instance name "
     "| 860,000 | 86 B / endpoint | kept |",
-    "| `slots_grow` (slots.c): `struct slot` | 655,360 | 64 B / slot | kept |",
-    "| `etcd_b64_decode` (etcd.c): decoded keys and values of the listing | 380,000 "
-    "| 38 B / endpoint | transient |",
-    "| jansson objects of the page being parsed | 327,449 | | transient |",
-    "| runtime socket receive buffer, curl write buffer | 393,216 | | fixed |",
+    "| `slots_grow` (slots.c): `struct slot` (instance pointer + `struct endpoint`, "
+    "whose address is text) | 819,200 | 64 B / slot | kept |",
+    "| `backend_resize` (backend.c): `b->have`, one `struct server_view` per slot "
+    "(view.h: binary address, port, weight, states) | 307,200 | 24 B / slot | kept |",
+    "| `reserve_endpoint` (catalog.c): the services' endpoint arrays | 102,400 "
+    "| 10 B / endpoint | kept |",
+    "| jansson: the etcd page being decoded (1000 keys) | about 760,000 | | "
+    "transient, one page at a time |",
+    "| `note_change`, `plan_add` (plan.c): the batch in flight, its change lines and "
+    "origins (about 1024 commands) | 547,000 | | transient, one batch at a time |",
+    "| http.c, etcd_decode.c, runtime.c: an etcd page's body and keys, the "
+    "runtime socket's buffers | about 300,000 | | transient |",
     "",
-    "So about 480 of the ~800 bytes are per slot, not per endpoint: `struct "
-    "server_state` (runtime-t.h) carries the backend and server names (2 x 65 B) "
-    "and the address as text (46 B) in every row, and it is held twice, once as "
-    "what slotsync last set and once as what the last resync read. The transient "
-    "listing buffers and glibc's fragmentation after them account for most of the "
-    "rest of the RSS above the heap. What would cut it to the target (not done in "
-    "this round: all of it is in backend.c, apply.c, runtime-t.h and etcd.c, which other "
-    "work is changing now; nothing local to catalog.c/slots.c is big enough to "
-    "matter):",
+    "What changed in this round: HAProxy's side of a slot went from two "
+    "208-byte `struct server_state` (names and address as text, once for what "
+    "slotsync set and once for what the last resync read) to one 24-byte "
+    "`struct server_view`; a resync's rows are folded into that form as they are "
+    "parsed and freed once adopted; the runtime replies are split in place (a "
+    "100,000-slot `show servers state` is 7 MB, no longer copied); the listing is "
+    "handed on and freed page by page instead of held whole; a batch takes whole "
+    "backends until it holds 1024 commands. Peak RSS per endpoint above the 100-endpoint base "
+    "went from 1,310 B to about 240 B at 100,000 endpoints (135.6 to 34 MiB) "
+    "and from 1,507 B to about 420 B at 10,000 (100 x 100; 25.0 to 16 MiB).",
     "",
-    "- keep per slot only what differs from slot to slot: address in binary "
-    "(16 B + family), port, weight, admin and op state, about 32 B instead of 208 B; "
-    "the names are implied by the backend and the slot's index;",
-    "- parse the resync's rows straight into the comparison with `have` instead of "
-    "keeping a second array (or size it exactly from the slot count and free it "
-    "after the resync);",
-    "- `struct endpoint` with a binary address (16 B) instead of `host[46]`: a slot "
-    "from 64 B to about 32 B, a catalog endpoint from 86 B to about 60 B;",
-    "- apply each listed page and free it before reading the next (the cold-start "
-    "overlap asks for the same change in the list path): the 0.9 MB + 0.4 MB "
-    "transient peak at 10,000 keys (9 MB + 4 MB at 100,000) goes away.",
+    "With many small services (1,000 x 10, 16 slots each) the per-service "
+    "structures add up: 848 B per backend (`backend_insert`, a copy of the "
+    "service's options with its `server_options` text) and 688 B per configured "
+    "service (`load_services`), about 200 B per endpoint more than 100 x 100.",
     "",
-    "Estimated result at this layout: about 32 + 32 B per slot and 60 B per "
-    "endpoint, roughly 130 B per endpoint with 1,024 slots per 1,000 endpoints, "
-    "within the 400-byte target; to be confirmed by this bench's scale table once "
-    "done.",
+    "What would cut it further (not done): a slot holding the catalog's endpoint "
+    "by reference or its address in binary (64 B to about 24 B a slot), the "
+    "catalog's address in binary (86 B to about 60 B an endpoint), the change "
+    "lines of a batch formatted when logged rather than when planned (192 B a "
+    "command in flight), a streaming decoder for the etcd pages. None of it "
+    "reaches the 12 MB target at 10,000 endpoints while the libraries alone "
+    "take 10 MiB of RSS.",
     "",
 ]
 
