@@ -31,7 +31,10 @@
  * and their origins and change lines (about 500 bytes a command) at once,
  * and one line of 10 MB. 1024 keeps that near half a megabyte; a batch
  * costs one round trip (about a millisecond here) beside HAProxy's own
- * work on its commands (tens of microseconds each). */
+ * work on its commands (tens of microseconds each). Long lines are slower
+ * too: in bench.py's cold start of 100,000 endpoints, batches of 6,000
+ * commands (270 kB, more than a socket buffer) spent 66 us a command in
+ * HAProxy, batches of 2,000 31 us (one run each). */
 #define BATCH_COMMANDS_MAX 1024
 #define STR_(x) #x
 #define STR(x) STR_(x)

@@ -341,7 +341,7 @@ static void decide_empty_registry(struct ctl *c)
         size_t k = 0;
 
         for (size_t j = 0; b->present && j < b->slots.n; j++)
-            if (view_known(&b->have[j]) && !view_empty(&b->have[j]))
+            if (!view_empty(&b->have[j])) /* an unknown slot counts as filled */
                 k++;
         filled += k;
         backends += k != 0;
