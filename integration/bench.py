@@ -1090,9 +1090,11 @@ MEMORY_NOTES = [
     "",
     "**Above the base**, at 10,000 endpoints (100 x 100 in backends of 128 slots, "
     "12,800 slots; cold start) massif's peak heap is 4.72 MB against 0.44 MB at "
-    "1 x 100, about 430 B per endpoint, in line with the VmHWM figures above:",
+    "1 x 100, about 430 B per endpoint, in line with the peak RSS this bench "
+    "measures (about 420 B per endpoint at 100 x 100 when this was written):",
     "",
-    "| where (massif's peak snapshot, 100 x 100) | bytes | per slot / endpoint | kept or transient |",
+    "| where (massif's peak snapshot, 100 x 100) | bytes | per slot / endpoint "
+    "| kept or transient |",
     "|---|---:|---:|---|",
     "| `endpoint_new` (catalog.c): `struct catalog_endpoint` + instance name "
     "| 860,000 | 86 B / endpoint | kept |",
