@@ -2,6 +2,7 @@
 """bench - how fast slotsync turns etcd changes into HAProxy state.
 
     bench.py --bin PATH [--write docs/PERFORMANCE.md] [--quick]
+             [--only SECTIONS] [--strategies LIST] [--sizes LIST]
 
 Real etcd, real HAProxy 2.6 and slotsync on 127.0.0.1 (harness.Env: temporary
 directory, free ports, everything stopped at the end or on Ctrl-C):
@@ -30,7 +31,11 @@ Prints one markdown report on stdout; --write PATH also writes it there.
 Timings are results, not assertions: the bench fails (exit 1) only when
 something did not happen at all (a change never reached HAProxy, a command
 was refused, HAProxy was reloaded). --quick runs smaller sizes (a smoke test
-of the script itself; its figures are not the ones to publish).
+of the script itself; its figures are not the ones to publish). --only
+runs some sections (latency, bulk, startup: a. to c.; floor, changes, churn,
+new, scale: the side by side) and prints a partial report of them, e.g.
+`--only scale --strategies slotsync --sizes 1x100,100x100,1000x10,100x1000`
+for slotsync's memory and start times alone.
 """
 
 import argparse
@@ -50,7 +55,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_compare import DOMAIN, Compare, CompareFailure, report_lines  # noqa: E402
+from bench_compare import (DOMAIN, STRATEGIES, Compare, CompareFailure,  # noqa: E402
+                           report_lines, scale_lines, target_misses)
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
@@ -61,6 +67,10 @@ MAX_TXN_OPS = 1024
 APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands "
                      r"\((\d+) failed\) in ([\d.]+) ms", re.M)
 RUNTIME_ERROR = re.compile(r"HAProxy runtime socket \S+: ([^(\n]*?) \(retrying")
+# the sections --only can pick: slotsync alone (a., b., c.), then side by side
+SECTIONS = ("latency", "bulk", "startup", "floor", "changes", "churn", "new", "scale")
+CMP_SECTIONS = SECTIONS[3:]
+SCALE_STRATEGIES = ("slotsync", "reload", "dns-default")
 COLD_CAP_S = 30     # how long the cold start may take before we stop waiting
 # srv_admin_state bits that take a slot out (as integration/test_daemon.py)
 OUT_BITS = 0x23 | 0x18
@@ -326,6 +336,9 @@ class Bench:
         self.per_service = 100 if quick else 1000
         self.r = {}
         self.reloads = []       # (which HAProxy, (reloads, failed))
+        self.only = []          # --only: the sections to run (empty: all)
+        self.strategies = []    # --strategies: those of section scale (empty: all)
+        self.sizes = []         # --sizes: those of section scale (empty: the default)
 
     # -- shared pieces
 
@@ -624,15 +637,27 @@ class Bench:
         out["rss"] = vm_hwm_kib(proc.pid)
         return out
 
+    def wants(self, section):
+        return not self.only or section in self.only
+
     def run(self):
         self.r["load_before"] = loadavg()
         t0 = time.monotonic()
-        self.setup_changes()
-        self.latency()
-        self.bulk()
-        self.startup()
+        if self.wants("latency") or self.wants("bulk"):
+            self.setup_changes()
+        else:
+            self.etcd = start_etcd(self.env)
+        if self.wants("latency"):
+            self.latency()
+        if self.wants("bulk"):
+            self.bulk()
+        if self.wants("startup"):
+            self.startup()
         # the side by side runs on the same etcd, with HAProxy started anew
         # for each strategy; the prefix is cleared between them
+        if not any(self.wants(x) for x in CMP_SECTIONS):
+            self.r["total_s"] = time.monotonic() - t0
+            return
         cmp = Compare(self)
         self.r["cmp"] = cmp.run()
         failed = [f for f in cmp.failures if f.startswith("slotsync")]
@@ -826,6 +851,29 @@ def report(r, m, command, when):
         "a. and b.: %s." % (fmt_ms(b["poll_ms"]), fmt_mb(r["ab_rss"])))
     add("")
 
+    lines.extend(startup_lines(c))
+
+    add("## d. Reloads")
+    add("")
+    add("| HAProxy | reloads (master `show proc`) |")
+    add("|---|---:|")
+    for which, (n, failed) in r["reloads"]:
+        add("| %s | %d [failed: %d] |" % (which, n, failed))
+    add("")
+
+    add("## Reading these figures")
+    add("")
+    for para in interpretation(r):
+        add(para)
+        add("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def startup_lines(c):
+    """Markdown lines of section c (the 100,000-key startup)."""
+    lines = []
+    add = lines.append
+    warm, cold = c["warm"], c["cold"]
     add("## c. Startup with %s keys" % "{:,}".format(c["keys"]))
     add("")
     add("%d services x %d endpoints under `%s`, each service a backend of 1024 slots "
@@ -868,20 +916,31 @@ def report(r, m, command, when):
     add("| log written by one `slotsync run` at startup | %s lines, %.1f MiB |"
         % ("{:,}".format(warm["log_lines"]), warm["log_bytes"] / 2**20))
     add("")
+    return lines
 
-    add("## d. Reloads")
-    add("")
-    add("| HAProxy | reloads (master `show proc`) |")
-    add("|---|---:|")
-    for which, (n, failed) in r["reloads"]:
-        add("| %s | %d [failed: %d] |" % (which, n, failed))
-    add("")
 
-    add("## Reading these figures")
+def partial_report(r, m, command, when, only):
+    """The report of a run of some sections only (--only): what they measured
+    and the targets they decide; not for docs/PERFORMANCE.md."""
+    lines = []
+    add = lines.append
+    add("# slotsync performance: sections %s only" % ", ".join(only))
     add("")
-    for para in interpretation(r):
-        add(para)
-        add("")
+    add("    " + command)
+    add("")
+    add("- date: %s; machine: %d CPUs, %s; %s, tree %s"
+        % (when, m["nproc"], m["cpu"], m["slotsync"], m["commit"]))
+    add("")
+    rows = r.get("cmp", {}).get("scale", [])
+    add("## Targets missed (of those these sections decide)")
+    add("")
+    for x in target_misses(rows, r) or ["none"]:
+        add("- " + x)
+    add("")
+    if "c" in r:
+        lines.extend(startup_lines(r["c"]))
+    if rows:
+        lines.extend(scale_lines(rows)[0])
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -946,8 +1005,12 @@ def interpretation(r):
     if cold["converged"]:
         out.append(
             "- **Cold start** (HAProxy's slots all empty): slotsync sends %s commands and "
-            "HAProxy has every endpoint %.1f s after slotsync starts."
-            % ("{:,}".format(sum(x[1] for x in cold["batches"])), cold["done_s"]))
+            "HAProxy has every endpoint %.1f s after slotsync starts. Each page of the "
+            "listing is applied (additions only) as soon as it is read: the listing "
+            "is whole %.1f s after the start, and the batches spent %.1f s in HAProxy "
+            "in all, so HAProxy's own work on the commands sets the pace."
+            % ("{:,}".format(sum(x[1] for x in cold["batches"])), cold["done_s"],
+               cold["listed_s"], sum(x[3] for x in cold["batches"]) / 1e3))
     else:
         out.append(
             "- **Cold start** (HAProxy's slots all empty) **does not converge in time**: "
@@ -1010,57 +1073,67 @@ def interpretation(r):
 MEMORY_NOTES = [
     "## Where slotsync's memory goes",
     "",
-    "Measured by hand on 2026-12-01 (not by this script; src/ as of commit 73d7c81), "
-    "10 services x 1,000 endpoints in backends of 1,024 slots (10,240 slots), warm "
-    "start, `valgrind --tool=massif --depth=12 slotsync run -c CFG --log-unlimited` "
-    "until \"etcd watch established\" + 1.5 s, then `ms_print`. Peak heap 8.98 MB "
-    "(0.46 MB at 1 x 100 with 16 slots); VmHWM without valgrind 18.2 MiB against "
-    "10.7 MiB at 1 x 100, so about 800 bytes per endpoint at this layout, twice the "
-    "400-byte target.",
+    "Measured by hand on 2026-12-02 (not by this script; src/ as of the issue-14 "
+    "memory work), `bench.py --only scale --strategies slotsync --sizes "
+    "1x100,100x100,1000x10` with `slotsync run` under `valgrind --tool=massif "
+    "--depth=10`, then `ms_print` of the peak snapshot; the base from "
+    "/proc/PID/smaps of an idle `slotsync run`.",
     "",
-    "| where (massif's peak snapshot) | bytes | per slot / endpoint | kept or transient |",
+    "**The base** (11.6 MiB VmHWM idle, 11.8 MiB at 100 endpoints) is mostly not "
+    "slotsync's: 10.0 MiB are pages of the shared libraries and the binary "
+    "(libcrypto 3.1 MiB, libc 1.5 MiB, GnuTLS 1.1 MiB for libmicrohttpd, libcurl "
+    "0.6 MiB, p11-kit, libsystemd, libm, libssl, Kerberos, nettle, ... 0.2-0.4 MiB "
+    "each), counted in RSS although shared with every other process that maps them; "
+    "1.6 MiB are anonymous (heap 0.44 MB at 1 x 100 by massif, a third of it "
+    "GnuTLS/libtasn1 and OpenSSL initialising). 10,000 endpoints under 12 MB "
+    "would leave about 20 bytes per endpoint above it.",
+    "",
+    "**Above the base**, at 10,000 endpoints (100 x 100 in backends of 128 slots, "
+    "12,800 slots; cold start) massif's peak heap is 4.72 MB against 0.44 MB at "
+    "1 x 100, about 430 B per endpoint, in line with the peak RSS this bench "
+    "measures (about 420 B per endpoint at 100 x 100 when this was written):",
+    "",
+    "| where (massif's peak snapshot, 100 x 100) | bytes | per slot / endpoint "
+    "| kept or transient |",
     "|---|---:|---:|---|",
-    "| `backend_resize` (backend.c): `b->have`, one `struct server_state` per slot "
-    "| 2,129,920 | 208 B / slot | kept |",
-    "| `on_state_row` (apply.c): `b->seen`, the rows of `show servers state` "
-    "parsed at each resync, array doubled as it grows | 2,129,920 | 208 B / slot | kept "
-    "(reused) |",
-    "| `list_done` (etcd.c): the listing's pages held until the last one | 917,504 "
-    "| 92 B / endpoint | transient (start, re-list) |",
     "| `endpoint_new` (catalog.c): `struct catalog_endpoint` + instance name "
     "| 860,000 | 86 B / endpoint | kept |",
-    "| `slots_grow` (slots.c): `struct slot` | 655,360 | 64 B / slot | kept |",
-    "| `etcd_b64_decode` (etcd.c): decoded keys and values of the listing | 380,000 "
-    "| 38 B / endpoint | transient |",
-    "| jansson objects of the page being parsed | 327,449 | | transient |",
-    "| runtime socket receive buffer, curl write buffer | 393,216 | | fixed |",
+    "| `slots_grow` (slots.c): `struct slot` (instance pointer + `struct endpoint`, "
+    "whose address is text) | 819,200 | 64 B / slot | kept |",
+    "| `backend_resize` (backend.c): `b->have`, one `struct server_view` per slot "
+    "(view.h: binary address, port, weight, states) | 307,200 | 24 B / slot | kept |",
+    "| `reserve_endpoint` (catalog.c): the services' endpoint arrays | 102,400 "
+    "| 10 B / endpoint | kept |",
+    "| jansson: the etcd page being decoded (1000 keys) | about 760,000 | | "
+    "transient, one page at a time |",
+    "| `note_change`, `plan_add` (plan.c): the batch in flight, its change lines and "
+    "origins (about 1024 commands) | 547,000 | | transient, one batch at a time |",
+    "| http.c, etcd_decode.c, runtime.c: an etcd page's body and keys, the "
+    "runtime socket's buffers | about 300,000 | | transient |",
     "",
-    "So about 480 of the ~800 bytes are per slot, not per endpoint: `struct "
-    "server_state` (runtime-t.h) carries the backend and server names (2 x 65 B) "
-    "and the address as text (46 B) in every row, and it is held twice, once as "
-    "what slotsync last set and once as what the last resync read. The transient "
-    "listing buffers and glibc's fragmentation after them account for most of the "
-    "rest of the RSS above the heap. What would cut it to the target (not done in "
-    "this round: all of it is in backend.c, apply.c, runtime-t.h and etcd.c, which other "
-    "work is changing now; nothing local to catalog.c/slots.c is big enough to "
-    "matter):",
+    "What changed in this round: HAProxy's side of a slot went from two "
+    "208-byte `struct server_state` (names and address as text, once for what "
+    "slotsync set and once for what the last resync read) to one 24-byte "
+    "`struct server_view`; a resync's rows are folded into that form as they are "
+    "parsed and freed once adopted; the runtime replies are split in place (a "
+    "100,000-slot `show servers state` is 7 MB, no longer copied); the listing is "
+    "handed on and freed page by page instead of held whole; a batch takes whole "
+    "backends until it holds 1024 commands. Peak RSS per endpoint above the 100-endpoint base "
+    "went from 1,310 B to about 240 B at 100,000 endpoints (135.6 to 34 MiB) "
+    "and from 1,507 B to about 420 B at 10,000 (100 x 100; 25.0 to 16 MiB).",
     "",
-    "- keep per slot only what differs from slot to slot: address in binary "
-    "(16 B + family), port, weight, admin and op state, about 32 B instead of 208 B; "
-    "the names are implied by the backend and the slot's index;",
-    "- parse the resync's rows straight into the comparison with `have` instead of "
-    "keeping a second array (or size it exactly from the slot count and free it "
-    "after the resync);",
-    "- `struct endpoint` with a binary address (16 B) instead of `host[46]`: a slot "
-    "from 64 B to about 32 B, a catalog endpoint from 86 B to about 60 B;",
-    "- apply each listed page and free it before reading the next (the cold-start "
-    "overlap asks for the same change in the list path): the 0.9 MB + 0.4 MB "
-    "transient peak at 10,000 keys (9 MB + 4 MB at 100,000) goes away.",
+    "With many small services (1,000 x 10, 16 slots each) the per-service "
+    "structures add up: 848 B per backend (`backend_insert`, a copy of the "
+    "service's options with its `server_options` text) and 688 B per configured "
+    "service (`load_services`), about 200 B per endpoint more than 100 x 100.",
     "",
-    "Estimated result at this layout: about 32 + 32 B per slot and 60 B per "
-    "endpoint, roughly 130 B per endpoint with 1,024 slots per 1,000 endpoints, "
-    "within the 400-byte target; to be confirmed by this bench's scale table once "
-    "done.",
+    "What would cut it further (not done): a slot holding the catalog's endpoint "
+    "by reference or its address in binary (64 B to about 24 B a slot), the "
+    "catalog's address in binary (86 B to about 60 B an endpoint), the change "
+    "lines of a batch formatted when logged rather than when planned (192 B a "
+    "command in flight), a streaming decoder for the etcd pages. None of it "
+    "reaches the 12 MB target at 10,000 endpoints while the libraries alone "
+    "take 10 MiB of RSS.",
     "",
 ]
 
@@ -1081,7 +1154,29 @@ def main():
     ap.add_argument("--write", metavar="PATH", help="also write the report there")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke test of the bench itself")
+    ap.add_argument("--only", metavar="SECTIONS",
+                    help="run these sections only, comma-separated, of: %s; prints a "
+                    "partial report (not one for docs/PERFORMANCE.md)" % ",".join(SECTIONS))
+    ap.add_argument("--strategies", metavar="LIST",
+                    help="the strategies section scale runs, comma-separated, of: %s "
+                    "(default: all that apply)" % ",".join(SCALE_STRATEGIES))
+    ap.add_argument("--sizes", metavar="LIST",
+                    help="the sizes section scale runs, comma-separated SERVICESxEACH "
+                    "(e.g. 1x100,100x100); the first is the base of bytes per endpoint")
     args = ap.parse_args()
+    only = [x for x in (args.only or "").split(",") if x]
+    strategies = [x for x in (args.strategies or "").split(",") if x]
+    bad = [x for x in only if x not in SECTIONS] + \
+        [x for x in strategies if x not in SCALE_STRATEGIES]
+    if bad:
+        ap.error("unknown section or strategy: %s" % ", ".join(bad))
+    sizes = []
+    for x in (args.sizes or "").split(","):
+        if x:
+            m = re.fullmatch(r"(\d+)x(\d+)", x)
+            if not m:
+                ap.error("--sizes: %s is not SERVICESxEACH" % x)
+            sizes.append((int(m.group(1)), int(m.group(2))))
     BIN_PATH = os.path.abspath(args.bin)
     if not os.access(BIN_PATH, os.X_OK):
         sys.exit("bench: %s is not an executable (run make first)" % BIN_PATH)
@@ -1095,10 +1190,14 @@ def main():
     env = Env("bench")
     try:
         bench = Bench(env, BIN_PATH, quick=args.quick)
+        bench.only, bench.strategies, bench.sizes = only, strategies, sizes
         bench.run()
         bench.r["reloads"] = bench.reloads
         bench.r["quick"] = args.quick
-        text = report(bench.r, machine(BIN_PATH), command, when)
+        if only:
+            text = partial_report(bench.r, machine(BIN_PATH), command, when, only)
+        else:
+            text = report(bench.r, machine(BIN_PATH), command, when)
     except (BenchFailure, CompareFailure, HarnessError) as e:
         sys.stderr.write("bench: FAILED: %s\n" % e)
         for name in env.log_names():

@@ -4,9 +4,14 @@ empty every backend, and a slotsync restart adopts the backends it rendered
 for services named only in etcd (no reload; emptied when their keys went
 away meanwhile)."""
 
+import base64
+import json
 import os
 import signal
+import socket
+import threading
 import time
+import urllib.request
 
 from harness import *
 from test_daemon import Cluster, PREFIX, TcpProxy
@@ -220,3 +225,99 @@ def test_restart_with_changed_defaults_reloads_etcd_only_backends(env, bin_path)
     assert "default-server check inter 400ms fall 1 rise 1" in api, text
     wait_backend(c, "api", ["w2"])
     env.wait_log("slotsync2", r"defaults changed for api: a reload is needed")
+
+
+class ListingHold(TcpProxy):
+    """A TcpProxy to etcd that holds the listing's second page: the second
+    range request is kept back until release() (or 60 s), so slotsync has
+    read only the first page of 1000 keys."""
+
+    PATTERN = b"POST /v3/kv/range "
+
+    def __init__(self, target):
+        self.ranges = 0
+        self.held = threading.Event()
+        self.released = threading.Event()
+        super().__init__(target)
+
+    def release(self):
+        self.released.set()
+
+    def _pipe(self, src, dst):
+        with self.lock:
+            request = any(src is c for c in self.conns[0::2])
+        tail = b""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if request:
+                    buf = tail + data
+                    self.ranges += buf.count(self.PATTERN) - tail.count(self.PATTERN)
+                    tail = buf[-len(self.PATTERN):]
+                    if self.ranges == 2 and not self.released.is_set():
+                        self.held.set()
+                        self.released.wait(60)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def put_many(url, pairs):
+    """Put many keys in a few transactions (etcd takes 128 operations in one)."""
+    for i in range(0, len(pairs), 100):
+        ops = [{"request_put": {"key": base64.b64encode(k.encode()).decode(),
+                                "value": base64.b64encode(v.encode()).decode()}}
+               for k, v in pairs[i:i + 100]]
+        body = json.dumps({"success": ops}).encode()
+        req = urllib.request.Request(url + "/v3/kv/txn", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
+
+def test_restart_on_a_partly_read_listing_only_adds(env, bin_path):
+    """While a restart's listing is read page by page, the pages read are
+    applied at once but additions only: the endpoint of the first page goes
+    into an empty slot, while the endpoints HAProxy has are kept, even the
+    one whose key went away (it is not listed yet, for all slotsync knows).
+    Once the last page is in, the removal is applied. No reload."""
+    etcd = env.start_etcd()
+    proxy = ListingHold(("127.0.0.1", int(etcd.rsplit(":", 1)[1])))
+    try:
+        c = Cluster(env, bin_path, slots=8, server_options="",
+                    etcd_url="http://127.0.0.1:%d" % proxy.port)
+        c.put("z1", "w1")
+        c.put("z2", "w2")
+        c.wait_live(["w1", "w2"])
+        env.stop(c.slotsync)
+        # while slotsync is down: a new endpoint first in key order, 1000
+        # keys (rejected values) after it, so that the first page ends
+        # before web/z1; and web/z2 goes away
+        c.put("a0", "w3")
+        put_many(etcd, [(PREFIX + "web/b%04d" % i, "not an endpoint") for i in range(1000)])
+        c.delete("z2")
+        proxy.ranges = 0  # the old slotsync's listing and probes went through it too
+        slotsync = c.slotsync = env.start_slotsync(bin_path, c.config_path, name="slotsync2")
+        wait_for(proxy.held.is_set, timeout=15, what="the listing's second page held",
+                 alive=[slotsync])
+        want_partial = {("127.0.0.1", c.backends[w]) for w in ("w1", "w2", "w3")}
+        wait_for(lambda: c.live() == want_partial, timeout=8,
+                 what="w3 added from the first page, w1 and w2 kept", alive=[slotsync])
+        log = env.log_text("slotsync2")
+        assert "etcd listing applied" not in log, log[-3000:]
+        assert not proxy.released.is_set()
+        proxy.release()
+        env.wait_log("slotsync2", r"etcd listing applied: 2 endpoints", alive=[slotsync])
+        c.wait_live(["w1", "w3"], what="w2 removed once the listing is whole")
+        c.reach(["w1", "w3"])
+        c.assert_no_reload()
+    finally:
+        proxy.release()
+        proxy.close()

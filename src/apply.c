@@ -25,6 +25,17 @@
  * to debug and an info summary counts them (a cold start of 100,000
  * endpoints must not print 100,000 lines). */
 #define CHANGE_LOG_MAX 20
+/* A batch takes whole backends until it holds this many commands; the
+ * backends left dirty go in the next one, once this one is answered. One
+ * batch for a cold start of 100,000 endpoints would hold 200,000 commands
+ * and their origins and change lines (about 500 bytes a command) at once,
+ * and one line of 10 MB. 1024 keeps that near half a megabyte; a batch
+ * costs one round trip (about a millisecond here) beside HAProxy's own
+ * work on its commands (tens of microseconds each). Long lines are slower
+ * too: in bench.py's cold start of 100,000 endpoints, batches of 6,000
+ * commands (270 kB, more than a socket buffer) spent 66 us a command in
+ * HAProxy, batches of 2,000 31 us (one run each). */
+#define BATCH_COMMANDS_MAX 1024
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -93,6 +104,7 @@ static int on_state_row(const struct server_state *st, void *arg)
 {
     struct apply *a = arg;
     struct backend *b = apply_backend(a, st->backend);
+    struct server_view v;
     long idx;
 
     if (!b || !backend_ours(b))
@@ -101,17 +113,11 @@ static int on_state_row(const struct server_state *st, void *arg)
     idx = slots_index_of(st->server);
     if (idx < 0)
         return 0; /* a server of the operator's own: not ours */
-    if (b->n_seen == b->cap_seen) {
-        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
-        struct server_state *n = realloc(b->seen, ncap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        b->seen = n;
-        b->cap_seen = ncap;
-    }
-    b->seen[b->n_seen++] = *st;
-    return 0;
+    /* A row the compact form cannot hold (the parser validated it) is kept
+     * as unknown: everything is planned for that slot. */
+    if (view_from_state(&v, st) < 0)
+        memset(&v, 0, sizeof(v));
+    return backend_seen_add(b, (size_t)idx, &v);
 }
 
 /* Make b's slot table match the slots HAProxy has (backend_adopt()), and
@@ -647,7 +653,8 @@ static const struct plan_opts *static_opts(struct apply *a, struct backend *b, s
     return o;
 }
 
-static void converge_backend(struct apply *a, struct backend *b)
+/* additions: a listing is partly read (apply_send_additions()). */
+static void converge_backend(struct apply *a, struct backend *b, bool additions)
 {
     struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
     struct plan_opts opts;
@@ -656,10 +663,14 @@ static void converge_backend(struct apply *a, struct backend *b)
     size_t n = 0;
     int r;
 
-    b->dirty = false;
+    if (additions)
+        b->page_dirty = false; /* b->dirty stays: the listing's end converges it whole */
+    else
+        b->dirty = b->page_dirty = false;
     if (!b->present || !backend_ours(b))
         return;
-    switch (backend_growth(b, endpoints, &n)) {
+    switch (additions ? backend_growth_additions(b, endpoints, &n)
+                      : backend_growth(b, endpoints, &n)) {
     case BACKEND_GROW_RUNTIME:
         r = grow_at_runtime(a, b, n);
         if (r < 0) {
@@ -680,6 +691,7 @@ static void converge_backend(struct apply *a, struct backend *b)
     if (r < 0) {
         log_error(MOD, "backend %s: %s", backend_label(b), strerror(-r));
         b->dirty = true;
+        b->page_dirty = additions;
         return;
     }
     if (b->slots.overflow != b->last_overflow) {
@@ -690,7 +702,9 @@ static void converge_backend(struct apply *a, struct backend *b)
             log_info(MOD, "backend %s: every endpoint has a slot again", backend_label(b));
         b->last_overflow = b->slots.overflow;
     }
-    r = plan_backend_opts(&a->plan, backend_proxy(b), &b->slots, b->have, static_opts(a, b, &opts));
+    static_opts(a, b, &opts);
+    opts.additions_only = additions;
+    r = plan_backend_opts(&a->plan, backend_proxy(b), &b->slots, b->have, &opts);
     if (r < 0) {
         log_error(MOD, "backend %s: planning failed: %s", backend_label(b), strerror(-r));
         a->resync_wanted = true;
@@ -822,26 +836,40 @@ void apply_resync(struct apply *a)
     start_resync(a);
 }
 
-void apply_send(struct apply *a)
+/* Plan the backends that need it (additions: those with page_dirty, with
+ * additions only) up to BATCH_COMMANDS_MAX commands, and send the batch. */
+static void send_batch(struct apply *a, bool additions)
 {
     size_t n_be = 0;
     struct backend **be;
+    bool more = false; /* backends left for the next batch */
     int r;
 
     plan_reset(&a->plan);
     be = a->ops->backends(a->arg, &n_be);
-    for (size_t i = 0; i < n_be; i++)
-        if (be[i]->dirty)
-            converge_backend(a, be[i]);
-    if (a->map_dirty)
+    for (size_t i = 0; i < n_be; i++) {
+        if (!(additions ? be[i]->page_dirty : be[i]->dirty))
+            continue;
+        if (a->plan.n >= BATCH_COMMANDS_MAX) {
+            more = true;
+            break;
+        }
+        converge_backend(a, be[i], additions);
+    }
+    /* The map points at backends: it goes with the last of them, and only
+     * once the listing is whole. */
+    if (a->map_dirty && !more && !additions)
         converge_map(a);
     if (!a->plan.n) {
         /* Events that changed nothing HAProxy runs (or only asked for a
          * reload) are never "applied" by a batch. */
-        a->events_pending.len = 0;
+        if (!additions)
+            a->events_pending.len = 0;
         return;
     }
-    metrics_pending_move(&a->events_in_flight, &a->events_pending);
+    /* Events count as applied with the batch that ends their work. */
+    if (!more && !additions)
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
     if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < a->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, a->plan.n, a->plan.cmds[i]);
@@ -851,4 +879,27 @@ void apply_send(struct apply *a)
     r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
     if (r < 0)
         runtime_failed(a, r, "sending a batch");
+}
+
+void apply_send(struct apply *a)
+{
+    send_batch(a, false);
+}
+
+void apply_send_additions(struct apply *a)
+{
+    send_batch(a, true);
+}
+
+void apply_listed_page(struct apply *a)
+{
+    size_t n_be = 0;
+    struct backend **be = a->ops->backends(a->arg, &n_be);
+
+    for (size_t i = 0; i < n_be; i++) {
+        const struct catalog_service *svc = catalog_find(a->cat, be[i]->conf.name);
+
+        if (svc && svc->dirty)
+            be[i]->page_dirty = true;
+    }
 }

@@ -183,7 +183,7 @@ void backend_free(struct backend *b)
 /* Size b's slot table (and HAProxy view) to n slots; new ones are unknown. */
 int backend_resize(struct backend *b, size_t n)
 {
-    struct server_state *have;
+    struct server_view *have;
     bool *drift;
     size_t old = b->slots.n;
     int r;
@@ -220,16 +220,8 @@ int backend_add_slots(struct backend *b, size_t n)
     if (r < 0)
         return r;
     /* A dynamic server starts in maintenance with no address. */
-    for (size_t i = old; i < n; i++) {
-        struct server_state *h = &b->have[i];
-
-        snprintf(h->backend, sizeof(h->backend), "%s", b->conf.name);
-        snprintf(h->server, sizeof(h->server), SLOT_NAME_FMT, i + 1);
-        snprintf(h->addr, sizeof(h->addr), "0.0.0.0");
-        h->port = 0;
-        h->admin = SERVER_MAINT;
-        h->weight = 1;
-    }
+    for (size_t i = old; i < n; i++)
+        view_set_new_slot(&b->have[i]);
     b->added_to = n;
     return 0;
 }
@@ -322,12 +314,43 @@ bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const 
 
 /* ---- adopting HAProxy's state ---- */
 
-static int cmp_state_by_slot(const void *a, const void *b)
+static int cmp_row_by_slot(const void *a, const void *b)
 {
-    long x = slots_index_of(((const struct server_state *)a)->server);
-    long y = slots_index_of(((const struct server_state *)b)->server);
+    uint32_t x = ((const struct backend_row *)a)->slot;
+    uint32_t y = ((const struct backend_row *)b)->slot;
 
     return (x > y) - (x < y);
+}
+
+int backend_seen_add(struct backend *b, size_t slot, const struct server_view *v)
+{
+    if (slot > UINT32_MAX)
+        return 0; /* no HAProxy has that many: never contiguous */
+    if (b->n_seen == b->cap_seen) {
+        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
+        struct backend_row *n;
+
+        if (b->cap_seen > SIZE_MAX / 2 / sizeof(*n))
+            return -ENOMEM;
+        n = realloc(b->seen, ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        b->seen = n;
+        b->cap_seen = ncap;
+    }
+    b->seen[b->n_seen].slot = (uint32_t)slot;
+    b->seen[b->n_seen].view = *v;
+    b->n_seen++;
+    return 0;
+}
+
+/* The rows read are adopted: their storage goes (a backend of 100,000
+ * slots would otherwise keep 2.8 MB between resyncs). */
+static void seen_drop(struct backend *b)
+{
+    free(b->seen);
+    b->seen = NULL;
+    b->n_seen = b->cap_seen = 0;
 }
 
 int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out)
@@ -339,8 +362,8 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
     if (!backend_ours(b))
         return 0;
     if (b->n_seen)
-        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_state_by_slot);
-    while (k < b->n_seen && slots_index_of(b->seen[k].server) == (long)k)
+        qsort(b->seen, b->n_seen, sizeof(*b->seen), cmp_row_by_slot);
+    while (k < b->n_seen && b->seen[k].slot == k)
         k++;
     out->gap = k < b->n_seen;
     out->contiguous = k;
@@ -352,20 +375,21 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
     /* Not in HAProxy (yet): keep the table a pending render was built on. */
     if (!b->seen_backend && b->slots.n && !was_present)
         k = b->slots.n;
-    else if (backend_resize(b, k) < 0)
+    else if (backend_resize(b, k) < 0) {
+        seen_drop(b);
         return -ENOMEM;
+    }
     /* What HAProxy has that we did not set (nothing failed, no reload or
      * restart since we last read it): drift, repaired and logged as such. */
     for (size_t i = 0; i < b->slots.n; i++)
-        b->drift[i] =
-            trusted && was_present && b->seen_backend && i < k && i < n_before &&
-            b->have[i].server[0] &&
-            (strcmp(b->have[i].addr, b->seen[i].addr) != 0 || b->have[i].port != b->seen[i].port ||
-             b->have[i].weight != b->seen[i].weight || b->have[i].admin != b->seen[i].admin);
+        b->drift[i] = trusted && was_present && b->seen_backend && i < k && i < n_before &&
+                      view_known(&b->have[i]) && !view_same(&b->have[i], &b->seen[i].view);
     if (b->seen_backend && k)
-        memcpy(b->have, b->seen, k * sizeof(*b->have));
+        for (size_t i = 0; i < k; i++)
+            b->have[i] = b->seen[i].view;
     else if (b->slots.n)
         memset(b->have, 0, b->slots.n * sizeof(*b->have));
+    seen_drop(b);
     out->changed = was_present != b->seen_backend || n_before != k;
     out->slots = k;
     b->present = b->seen_backend;
@@ -381,7 +405,9 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
 
 /* ---- converging ---- */
 
-enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+/* The slot count b needs (*n) and whether growing to it can be done at
+ * run time; false when b has the slots. */
+static bool growth_needed(const struct backend *b, size_t endpoints, size_t *n, bool *runtime)
 {
     *n = b->slots.n;
     /* A configured slot count above HAProxy's is honoured (a lower one
@@ -390,9 +416,27 @@ enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
         *n = (size_t)b->conf.opt.slots;
     if (endpoints > *n)
         *n = backend_fit_slots(b, *n, endpoints);
-    if (*n <= b->slots.n)
+    *runtime = !b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance);
+    return *n > b->slots.n;
+}
+
+enum backend_grow backend_growth_additions(struct backend *b, size_t endpoints, size_t *n)
+{
+    bool runtime;
+
+    if (growth_needed(b, endpoints, n, &runtime) && runtime)
+        return BACKEND_GROW_RUNTIME;
+    *n = b->slots.n;
+    return BACKEND_GROW_NONE;
+}
+
+enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
+{
+    bool runtime;
+
+    if (!growth_needed(b, endpoints, n, &runtime))
         return BACKEND_GROW_NONE;
-    if (!b->grow_by_reload && config_balance_is_dynamic(b->conf.opt.balance))
+    if (runtime)
         return BACKEND_GROW_RUNTIME;
     if (b->want_slots >= *n)
         return BACKEND_GROW_NONE;
@@ -402,6 +446,7 @@ enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n)
 
 const struct plan_opts *backend_plan_opts(const struct backend *b, struct plan_opts *o)
 {
+    memset(o, 0, sizeof(*o));
     o->static_weights = config_balance_is_static(b->conf.opt.balance);
     o->refused = b->refused;
     o->n_refused = b->n_refused;

@@ -355,7 +355,7 @@ static void decide_empty_registry(struct ctl *c)
         size_t k = 0;
 
         for (size_t j = 0; b->present && j < b->slots.n; j++)
-            if (b->have[j].port != 0 || strcmp(b->have[j].addr, "0.0.0.0") != 0)
+            if (!view_empty(&b->have[j])) /* an unknown slot counts as filled */
                 k++;
         filled += k;
         backends += k != 0;
@@ -379,6 +379,16 @@ static void decide_empty_registry(struct ctl *c)
               "(%zu filled slots in %zu backends) until keys appear; set "
               "allow_empty_registry to apply an empty registry",
               c->cfg->etcd_prefix, filled, backends);
+}
+
+/* A page of a first listing is in and more follow: its endpoints go to
+ * slots HAProxy has empty while the rest is read (apply.h). */
+static void on_list_page(void *arg)
+{
+    struct ctl *c = arg;
+
+    if (!c->listed && !c->render_only)
+        apply_listed_page(&c->ap);
 }
 
 static void on_list_end(void *arg, int64_t revision)
@@ -443,6 +453,7 @@ static void on_connected(void *arg, bool up, const char *why)
 static const struct etcd_sync_ops sync_ops = {
     .list_begin = on_list_begin,
     .kv = on_kv,
+    .list_page = on_list_page,
     .list_end = on_list_end,
     .batch_end = on_batch_end,
     .connected = on_connected,
@@ -855,8 +866,11 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     }
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
-    if (!c->listed)
+    if (!c->listed) {
+        if (c->listing) /* part of a first listing: additions only */
+            apply_send_additions(&c->ap);
         return;
+    }
     apply_send(&c->ap);
 }
 

@@ -82,11 +82,12 @@ struct etcd_sync {
     size_t prefix_len, range_end_len;
     bool need_list; /* no usable revision: list before watching */
 
-    /* listing in progress: pages pile up here, delivered at the end */
+    /* listing in progress: each page is delivered as it is read, then
+     * freed; only its last key is kept (where the next page starts) */
     struct etcd_call *list_call;
     int64_t list_rev;
-    struct etcd_kv *list_kvs;
-    size_t list_n, list_cap;
+    struct etcd_kv list_last; /* key only; key NULL before the first page */
+    bool list_begun;          /* list_begin was delivered for this listing */
 
     /* watch in progress */
     struct http_request *watch_req;
@@ -128,9 +129,7 @@ static void sync_maybe_free(struct etcd_sync *s)
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
     ev_timer_stop(s->loop, &s->probe_timer);
-    for (size_t i = 0; i < s->list_n; i++)
-        etcd_kv_free(&s->list_kvs[i]);
-    free(s->list_kvs);
+    etcd_kv_free(&s->list_last);
     etcd_stream_free(&s->stream);
     free(s->watch_err);
     free(s->prefix);
@@ -140,11 +139,9 @@ static void sync_maybe_free(struct etcd_sync *s)
 
 static void list_reset(struct etcd_sync *s)
 {
-    for (size_t i = 0; i < s->list_n; i++)
-        etcd_kv_free(&s->list_kvs[i]);
-    free(s->list_kvs);
-    s->list_kvs = NULL;
-    s->list_n = s->list_cap = 0;
+    etcd_kv_free(&s->list_last);
+    memset(&s->list_last, 0, sizeof(s->list_last));
+    s->list_begun = false;
     s->list_rev = 0;
 }
 
@@ -405,16 +402,27 @@ static void list_start(struct etcd_sync *s)
     list_page(s, s->prefix, s->prefix_len);
 }
 
-/* Hand the complete listing to the consumer, then watch. */
+/* Hand one page to the consumer: list_begin first if this is the listing's
+ * first page, then its keys. */
+static void list_deliver_page(struct etcd_sync *s, const struct etcd_range_reply *r)
+{
+    const struct etcd_sync_ops *ops = s->ops;
+
+    if (!s->list_begun) {
+        s->list_begun = true;
+        if (ops->list_begin)
+            ops->list_begin(s->arg);
+    }
+    for (size_t i = 0; i < r->n_kvs && !s->stopped; i++)
+        if (ops->kv)
+            ops->kv(s->arg, &r->kvs[i]);
+}
+
+/* The listing is complete (its pages delivered): say so, then watch. */
 static void list_deliver(struct etcd_sync *s)
 {
     const struct etcd_sync_ops *ops = s->ops;
 
-    if (ops->list_begin)
-        ops->list_begin(s->arg);
-    for (size_t i = 0; i < s->list_n && !s->stopped; i++)
-        if (ops->kv)
-            ops->kv(s->arg, &s->list_kvs[i]);
     s->stats.lists++;
     s->stats.revision = s->resume_rev = s->seen_rev = s->list_rev;
     s->need_list = false;
@@ -460,7 +468,7 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
         sync_fail(s, "range reply says more keys follow but holds none: listing makes no progress");
         goto out;
     }
-    if (r.n_kvs > 0 && s->list_n > 0 && key_cmp(&r.kvs[0], &s->list_kvs[s->list_n - 1]) <= 0) {
+    if (r.n_kvs > 0 && s->list_last.key && key_cmp(&r.kvs[0], &s->list_last) <= 0) {
         etcd_range_reply_free(&r);
         sync_fail(s, "range page does not start after the previous one: listing makes no progress");
         goto out;
@@ -479,41 +487,40 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
         }
         s->list_rev = r.revision;
     }
-    if (r.n_kvs > 0) {
-        if (s->list_n + r.n_kvs > s->list_cap) {
-            size_t cap = s->list_cap ? s->list_cap : 64;
-            struct etcd_kv *p;
+    if (r.more) {
+        /* Where the next page starts: right after this page's last key. */
+        const struct etcd_kv *last = &r.kvs[r.n_kvs - 1];
+        char *key = malloc(last->key_len + 1);
 
-            while (cap < s->list_n + r.n_kvs)
-                cap *= 2;
-            p = realloc(s->list_kvs, cap * sizeof(*p));
-            if (!p) {
-                etcd_range_reply_free(&r);
-                sync_fail(s, "out of memory");
-                goto out;
-            }
-            s->list_kvs = p;
-            s->list_cap = cap;
+        if (!key) {
+            etcd_range_reply_free(&r);
+            sync_fail(s, "out of memory");
+            goto out;
         }
-        /* The kvs move over; the reply keeps empty shells. */
-        memcpy(s->list_kvs + s->list_n, r.kvs, r.n_kvs * sizeof(*r.kvs));
-        s->list_n += r.n_kvs;
-        free(r.kvs);
-        r.kvs = NULL;
-        r.n_kvs = 0;
+        memcpy(key, last->key, last->key_len);
+        key[last->key_len] = '\0';
+        etcd_kv_free(&s->list_last);
+        s->list_last = (struct etcd_kv){.key = key, .key_len = last->key_len};
     }
-    if (r.more && s->list_n > 0) {
+    /* The page goes to the consumer now and is freed below: a listing of
+     * 100,000 keys is never held whole, and the consumer can act on each
+     * page while the next one is read. */
+    list_deliver_page(s, &r);
+    if (s->stopped) {
+        /* the consumer stopped the sync */
+    } else if (r.more) {
         /* Next page starts right after the last key: last key + "\0". */
-        const struct etcd_kv *last = &s->list_kvs[s->list_n - 1];
-        char *next = malloc(last->key_len + 1);
+        char *next = malloc(s->list_last.key_len + 1);
 
         if (!next) {
             sync_fail(s, "out of memory");
         } else {
-            memcpy(next, last->key, last->key_len);
-            next[last->key_len] = '\0';
-            list_page(s, next, last->key_len + 1);
+            memcpy(next, s->list_last.key, s->list_last.key_len);
+            next[s->list_last.key_len] = '\0';
+            list_page(s, next, s->list_last.key_len + 1);
             free(next);
+            if (!s->stopped && s->ops->list_page)
+                s->ops->list_page(s->arg);
         }
     } else {
         list_deliver(s);

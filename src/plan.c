@@ -127,9 +127,9 @@ static enum server_admin admin_of(enum endpoint_state state)
     }
 }
 
-static bool known(const struct server_state *have)
+static bool known(const struct server_view *have)
 {
-    return have && have->server[0] != '\0';
+    return view_known(have);
 }
 
 static const char *admin_name(enum server_admin admin)
@@ -164,7 +164,7 @@ static const char *bracket_close(const char *ip)
 
 /* Record what the commands cmds[first..p->n-1] change in one slot. */
 static int note_change(struct plan *p, const char *backend, size_t index, size_t first,
-                       const struct slot *want, const struct server_state *have)
+                       const struct slot *want, const struct server_view *have)
 {
     bool unknown = !known(have);
     const char *waddr = want->instance ? want->ep.host : EMPTY_ADDR;
@@ -193,10 +193,12 @@ static int note_change(struct plan *p, const char *backend, size_t index, size_t
     ch->first = first;
     ch->n = p->n - first;
     ch->known = !unknown;
-    if (unknown || strcmp(have->addr, waddr) != 0 || have->port != wport) {
+    if (unknown || !view_addr_is(have, waddr) || have->port != wport) {
+        char haddr[VIEW_ADDR_TEXT];
+
         if (!unknown)
-            state_text(ch->had, "addr %s%s%s:%u", bracket_open(have->addr), have->addr,
-                       bracket_close(have->addr), have->port);
+            state_text(ch->had, "addr %s%s%s:%u", bracket_open(view_addr(have, haddr)), haddr,
+                       bracket_close(haddr), (unsigned)have->port);
         state_text(ch->want, "addr %s%s%s:%u", bracket_open(waddr), waddr, bracket_close(waddr),
                    wport);
     }
@@ -223,24 +225,11 @@ static enum server_admin admin_wanted(const struct endpoint *ep, const struct pl
     return admin_of(ep->state);
 }
 
-static void seen_of(const struct server_state *have, struct plan_seen *out)
+static void seen_of(const struct server_view *have, struct server_view *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!known(have))
-        return;
-    out->known = true;
-    snprintf(out->addr, sizeof(out->addr), "%s", have->addr);
-    out->port = have->port;
-    out->weight = have->weight;
-    out->admin = have->admin;
-}
-
-static bool same_seen(const struct plan_seen *a, const struct plan_seen *b)
-{
-    if (a->known != b->known)
-        return false;
-    return !a->known || (strcmp(a->addr, b->addr) == 0 && a->port == b->port &&
-                         a->weight == b->weight && a->admin == b->admin);
+    if (known(have))
+        *out = *have;
 }
 
 static bool same_want(const struct plan_refusal *r, const struct slot *want)
@@ -251,16 +240,16 @@ static bool same_want(const struct plan_refusal *r, const struct slot *want)
 }
 
 bool plan_refused(const struct plan_refusal *refused, size_t n, size_t slot, const char *cmd,
-                  const struct slot *want, const struct server_state *have)
+                  const struct slot *want, const struct server_view *have)
 {
-    struct plan_seen seen;
+    struct server_view seen;
 
     seen_of(have, &seen);
     for (size_t i = 0; i < n; i++) {
         const struct plan_refusal *r = &refused[i];
 
         if (r->slot == slot && strcmp(r->cmd, cmd) == 0 && same_want(r, want) &&
-            same_seen(&r->before, &seen))
+            view_same(&r->before, &seen))
             return true;
     }
     return false;
@@ -293,7 +282,7 @@ static unsigned cmd_field(const char *cmd)
 }
 
 int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
-                     const struct slot *want, struct server_state *have)
+                     const struct slot *want, struct server_view *have)
 {
     unsigned field = cmd_field(cmd);
     char *inst = NULL;
@@ -309,9 +298,10 @@ int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_
     if (inst)
         r->ep = want->ep;
     r->before = o->before;
-    if (known(have) && o->before.known) {
+    if (known(have) && known(&o->before)) {
         if (field == FIELD_ADDR) {
-            snprintf(have->addr, sizeof(have->addr), "%s", o->before.addr);
+            memcpy(have->addr, o->before.addr, sizeof(have->addr));
+            have->family = o->before.family;
             have->port = o->before.port;
         } else if (field == FIELD_WEIGHT) {
             have->weight = o->before.weight;
@@ -327,7 +317,7 @@ int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_
  * make. On failure the plan is back where it was. Returns the number of
  * commands added or a negative errno. */
 static int slot_commands(struct plan *p, const char *backend, size_t index, const struct slot *want,
-                         const struct server_state *have, const struct plan_opts *opts,
+                         const struct server_view *have, const struct plan_opts *opts,
                          unsigned *held)
 {
     bool static_weights = opts && opts->static_weights;
@@ -336,14 +326,18 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
     size_t start = p->n;
     int ret = 0;
 
+    if (opts && opts->additions_only && (!want->instance || !view_empty(have))) {
+        *held = FIELD_ADDR | FIELD_WEIGHT | FIELD_STATE; /* nothing planned: nothing expected */
+        return 0;
+    }
     if (!want->instance) {
         if (unknown || have->admin != SERVER_MAINT)
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " state maint", backend, index + 1);
-        if (ret == 0 && (unknown || strcmp(have->addr, EMPTY_ADDR) != 0 || have->port != 0))
+        if (ret == 0 && (unknown || !view_addr_is(have, EMPTY_ADDR) || have->port != 0))
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " addr " EMPTY_ADDR " port 0", backend,
                            index + 1);
     } else {
-        if (unknown || strcmp(have->addr, ep->host) != 0 || have->port != ep->port)
+        if (unknown || !view_addr_is(have, ep->host) || have->port != ep->port)
             ret = plan_add(p, "set server %s/" SLOT_NAME_FMT " addr %s port %u", backend, index + 1,
                            ep->host, (unsigned)ep->port);
         if (ret == 0 && !static_weights && (unknown || have->weight != (int)ep->weight))
@@ -385,17 +379,25 @@ static int slot_commands(struct plan *p, const char *backend, size_t index, cons
 /* What HAProxy will have once slot_commands()' output is applied. Only the
  * fields the commands set are touched: op_state and admin_bits are left for
  * the next "show servers state" to report. */
-static void expect_state(struct server_state *have, const char *backend, size_t index,
-                         const struct slot *want, const struct plan_opts *opts, unsigned held)
+static void expect_state(struct server_view *have, const struct slot *want,
+                         const struct plan_opts *opts, unsigned held)
 {
-    if (have->server[0] == '\0') {
-        snprintf(have->server, sizeof(have->server), SLOT_NAME_FMT, index + 1);
-        snprintf(have->backend, sizeof(have->backend), "%s", backend);
+    if (held == (FIELD_ADDR | FIELD_WEIGHT | FIELD_STATE))
+        return; /* nothing was planned for it */
+    if (!known(have)) {
+        /* Known from now on; a field no command set (the weight of an
+         * emptied slot) stays 0, which the next plan does not trust. */
+        memset(have, 0, sizeof(*have));
+        have->family = VIEW_IPV4;
     }
     if (!(held & FIELD_ADDR)) {
-        snprintf(have->addr, sizeof(have->addr), "%s", want->instance ? want->ep.host : EMPTY_ADDR);
+        /* validated input: an endpoint's host is an IP literal */
+        if (view_set_addr(have, want->instance ? want->ep.host : EMPTY_ADDR) < 0)
+            memset(have, 0, sizeof(*have)); /* unknown: the next plan sends everything */
         have->port = want->instance ? want->ep.port : 0;
     }
+    if (!known(have))
+        return;
     if (!want->instance) {
         if (!(held & FIELD_STATE))
             have->admin = SERVER_MAINT;
@@ -411,7 +413,7 @@ static void expect_state(struct server_state *have, const char *backend, size_t 
  * commands added, -EINVAL for a backend name that is not a valid service
  * name or a spare's (or a field that would make an invalid command), or -ENOMEM. */
 int plan_slot(struct plan *p, const char *backend, size_t index, const struct slot *want,
-              struct server_state *have)
+              struct server_view *have)
 {
     int ret;
 
@@ -421,20 +423,20 @@ int plan_slot(struct plan *p, const char *backend, size_t index, const struct sl
 
     ret = slot_commands(p, backend, index, want, have, NULL, &held);
     if (ret >= 0 && have)
-        expect_state(have, backend, index, want, NULL, held);
+        expect_state(have, want, NULL, held);
     return ret;
 }
 
 /* Plans every slot before updating any entry of have, so that a failure
  * halfway leaves both the plan and have untouched. */
 int plan_backend(struct plan *p, const char *backend, const struct slot_table *t,
-                 struct server_state *have)
+                 struct server_view *have)
 {
     return plan_backend_opts(p, backend, t, have, NULL);
 }
 
 int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
-                      struct server_state *have, const struct plan_opts *opts)
+                      struct server_view *have, const struct plan_opts *opts)
 {
     unsigned char *held = NULL; /* per slot: fields held back by a refusal */
     size_t start = p->n;
@@ -443,7 +445,8 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
 
     if (!spare_proxy_name_valid(backend))
         return -EINVAL;
-    if (have && opts && opts->n_refused && !(held = calloc(t->n ? t->n : 1, 1)))
+    if (have && opts && (opts->n_refused || opts->additions_only) &&
+        !(held = calloc(t->n ? t->n : 1, 1)))
         return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
         ret = slot_commands(p, backend, i, &t->slots[i], have ? &have[i] : NULL, opts, &h);
@@ -457,7 +460,7 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
     }
     if (have)
         for (size_t i = 0; i < t->n; i++)
-            expect_state(&have[i], backend, i, &t->slots[i], opts, held ? held[i] : 0);
+            expect_state(&have[i], &t->slots[i], opts, held ? held[i] : 0);
     free(held);
     if (p->n - start > INT_MAX)
         return INT_MAX;

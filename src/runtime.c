@@ -54,22 +54,24 @@ struct runtime {
 
 void runtime_replies_free(char **replies, size_t n)
 {
-    if (!replies)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(replies[i]);
+    (void)n; /* the replies live in the response buffer */
     free(replies);
 }
 
-int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies)
+int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies)
 {
     char **r;
+    size_t *end; /* where each reply's NUL goes, once all of them frame */
     size_t got = 0, start = 0, i = 0;
 
     *replies = NULL;
     r = calloc(n ? n : 1, sizeof(*r));
-    if (!r)
+    end = calloc(n ? n : 1, sizeof(*end));
+    if (!r || !end) {
+        free(r);
+        free(end);
         return -ENOMEM;
+    }
     /* A reply is every line up to the next empty line. The first line of a
      * reply may itself be the empty line (an empty reply). */
     while (i < len) {
@@ -81,14 +83,10 @@ int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies
         if (line_end == i) { /* empty line closes the reply */
             if (got == n)
                 goto proto;
-            size_t rlen = i > start ? i - start - 1 : 0; /* drop the last '\n' */
-            r[got] = malloc(rlen + 1);
-            if (!r[got]) {
-                runtime_replies_free(r, got);
-                return -ENOMEM;
-            }
-            memcpy(r[got], buf + start, rlen);
-            r[got][rlen] = '\0';
+            /* without its last '\n': the NUL goes there (for an empty
+             * reply, on the empty line's own '\n') */
+            r[got] = buf + start;
+            end[got] = i > start ? i - 1 : i;
             got++;
             start = line_end + 1;
         }
@@ -96,10 +94,14 @@ int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies
     }
     if (got != n || start != len)
         goto proto;
+    for (size_t k = 0; k < n; k++)
+        buf[end[k]] = '\0';
+    free(end);
     *replies = r;
     return 0;
 proto:
-    runtime_replies_free(r, got);
+    free(r);
+    free(end);
     return -EPROTO;
 }
 
@@ -610,8 +612,11 @@ static void exchange_finish(struct runtime *rt, int err)
     char **replies = NULL;
     char *in = exchange_reset(rt, &len);
 
-    if (err == 0 && !raw)
-        err = runtime_split_replies(in ? in : "", len, n, &replies);
+    if (err == 0 && !raw) {
+        static char none[1]; /* no reply at all: nothing is written there */
+
+        err = runtime_split_replies(in ? in : none, len, n, &replies);
+    }
     /* The callback may start the next exchange: rt is idle by now. */
     cb(err, replies, raw ? 0 : n, in, len, arg);
     runtime_replies_free(replies, n);

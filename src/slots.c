@@ -24,8 +24,6 @@
 
 #define NO_ENDPOINT SIZE_MAX
 
-#define OBSERVED_ADDR_MAX sizeof(((struct server_state *)0)->addr)
-
 /* What slots_assign() decided for one slot. */
 enum slot_fate {
     SLOT_FREE = 0, /* stays or becomes free */
@@ -37,8 +35,7 @@ enum slot_fate {
  * adoption. Sorted by (addr, port, slot) so that equal addresses are
  * adjacent and the lowest slot comes first. */
 struct adoption {
-    const char *addr; /* borrowed from observed */
-    unsigned port;
+    const struct server_view *at; /* borrowed from observed: address and port */
     size_t slot;
 };
 
@@ -109,19 +106,21 @@ static size_t find_instance(const struct catalog_service *svc, const char *insta
     return NO_ENDPOINT;
 }
 
-static int adoption_cmp_addr(const struct adoption *a, const char *addr, unsigned port)
+static int adoption_cmp_addr(const struct adoption *a, const struct server_view *v)
 {
-    int c = strncmp(a->addr, addr, OBSERVED_ADDR_MAX);
+    int c = (a->at->family > v->family) - (a->at->family < v->family);
 
     if (c)
         return c;
-    return (a->port > port) - (a->port < port);
+    if ((c = memcmp(a->at->addr, v->addr, sizeof(v->addr))))
+        return c;
+    return (a->at->port > v->port) - (a->at->port < v->port);
 }
 
 static int adoption_cmp(const void *pa, const void *pb)
 {
     const struct adoption *a = pa, *b = pb;
-    int c = adoption_cmp_addr(a, b->addr, b->port);
+    int c = adoption_cmp_addr(a, b->at);
 
     if (c)
         return c;
@@ -129,15 +128,15 @@ static int adoption_cmp(const void *pa, const void *pb)
 }
 
 /* First candidate whose (addr, port) is not below the given one. */
-static size_t adoption_lower_bound(const struct adoption *cand, size_t n, const char *addr,
-                                   unsigned port)
+static size_t adoption_lower_bound(const struct adoption *cand, size_t n,
+                                   const struct server_view *v)
 {
     size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
-        if (adoption_cmp_addr(&cand[mid], addr, port) < 0)
+        if (adoption_cmp_addr(&cand[mid], v) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -159,7 +158,7 @@ static size_t next_untaken(size_t *skip, size_t k)
 
 /* Borrows svc and observed; the table copies the instance names it keeps. */
 int slots_assign(struct slot_table *t, const struct catalog_service *svc,
-                 const struct server_state *observed)
+                 const struct server_view *observed)
 {
     size_t m = svc ? svc->n_endpoints : 0, n = t->n;
     unsigned char *fate = NULL, *placed = NULL;
@@ -201,9 +200,9 @@ int slots_assign(struct slot_table *t, const struct catalog_service *svc,
         if (!cand)
             goto out;
         for (size_t i = 0; i < n; i++) {
-            if (fate[i] != SLOT_FREE || observed[i].server[0] == '\0' || observed[i].port == 0)
+            if (fate[i] != SLOT_FREE || !view_known(&observed[i]) || observed[i].port == 0)
                 continue;
-            cand[n_cand++] = (struct adoption){observed[i].addr, observed[i].port, i};
+            cand[n_cand++] = (struct adoption){&observed[i], i};
         }
     }
     if (n_cand > 0) {
@@ -215,12 +214,14 @@ int slots_assign(struct slot_table *t, const struct catalog_service *svc,
             skip[k] = k;
         for (size_t j = 0; j < m; j++) {
             const struct endpoint *ep = &svc->endpoints[j]->ep;
+            struct server_view at = {0};
 
-            if (placed[j])
+            if (placed[j] || view_set_addr(&at, ep->host) < 0)
                 continue;
-            k = adoption_lower_bound(cand, n_cand, ep->host, ep->port);
+            at.port = ep->port;
+            k = adoption_lower_bound(cand, n_cand, &at);
             k = next_untaken(skip, k);
-            if (k == n_cand || adoption_cmp_addr(&cand[k], ep->host, ep->port) != 0)
+            if (k == n_cand || adoption_cmp_addr(&cand[k], &at) != 0)
                 continue;
             skip[k] = k + 1;
             placed[j] = 1;
@@ -230,21 +231,30 @@ int slots_assign(struct slot_table *t, const struct catalog_service *svc,
         }
     }
 
-    /* (3b) the rest, in instance order, take the lowest free slots; (4)
-     * whatever does not fit is overflow. */
-    cursor = 0;
-    for (size_t j = 0; j < m; j++) {
-        if (placed[j])
-            continue;
-        while (cursor < n && fate[cursor] != SLOT_FREE)
-            cursor++;
-        if (cursor == n) {
-            overflow++;
-            continue;
+    /* (3b) the rest, in instance order, take the lowest free slots, first
+     * those where HAProxy has no address (a slot HAProxy has filled may
+     * belong to an endpoint not known yet, as while a listing is read, or
+     * is emptied anyway), then any; (4) whatever does not fit is overflow. */
+    for (int pass = observed ? 0 : 1; pass < 2; pass++) {
+        cursor = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (placed[j])
+                continue;
+            while (cursor < n &&
+                   (fate[cursor] != SLOT_FREE ||
+                    (pass == 0 && view_known(&observed[cursor]) && !view_empty(&observed[cursor]))))
+                cursor++;
+            if (cursor == n) {
+                overflow += pass == 1;
+                if (pass == 0)
+                    break;
+                continue;
+            }
+            fate[cursor] = SLOT_NEW;
+            held[cursor] = j;
+            placed[j] = 1;
+            n_new++;
         }
-        fate[cursor] = SLOT_NEW;
-        held[cursor] = j;
-        n_new++;
     }
 
     names = calloc(n_new + 1, sizeof(*names));

@@ -427,6 +427,9 @@ struct consumer {
     struct kvset state, listing;
     bool listing_open;
     int list_begins, list_ends, batches, ups, downs, kvs;
+    int list_pages;         /* list_page calls: pages delivered before the last */
+    int list_restarts;      /* list_begin again inside a listing (it started over) */
+    size_t first_page_keys; /* keys of the listing when the first list_page came */
     int64_t list_rev, batch_rev, last_event_rev;
     bool up;
     int reported; /* 0 never, 1 up, 2 down */
@@ -442,7 +445,10 @@ static inline void c_list_begin(void *arg)
 {
     struct consumer *c = arg;
 
-    cr_assert(!c->listing_open, "list_begin inside a listing");
+    /* inside a listing: it failed or was compacted part way, and starts
+     * over from its first page */
+    if (c->listing_open)
+        c->list_restarts++;
     c->listing_open = true;
     c->list_begins++;
     kvset_clear(&c->listing);
@@ -480,6 +486,19 @@ static inline void c_kv(void *arg, const struct etcd_kv *kv)
         c->self = NULL;
         c->stopped = true;
     }
+}
+
+static inline void c_list_page(void *arg)
+{
+    struct consumer *c = arg;
+
+    if (c->stopped) {
+        c->after_stop++;
+        return;
+    }
+    cr_assert(c->listing_open, "list_page outside a listing");
+    if (!c->list_pages++)
+        c->first_page_keys = c->listing.n;
 }
 
 static inline void c_list_end(void *arg, int64_t revision)
@@ -535,6 +554,7 @@ static inline void c_connected(void *arg, bool up, const char *why)
 static const struct etcd_sync_ops consumer_ops = {
     .list_begin = c_list_begin,
     .kv = c_kv,
+    .list_page = c_list_page,
     .list_end = c_list_end,
     .batch_end = c_batch_end,
     .connected = c_connected,

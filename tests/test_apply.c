@@ -209,7 +209,7 @@ Test(apply, resync_adopts_what_haproxy_has)
     /* api: three slots, HAProxy's view, the operator's own server left out */
     cr_expect(api->present);
     cr_expect_eq(api->slots.n, 3);
-    cr_expect_str_eq(api->have[0].addr, "127.0.0.1");
+    cr_expect(view_addr_is(&api->have[0], "127.0.0.1"));
     cr_expect_eq(api->have[0].port, 9001);
     cr_expect(api->dirty);
     /* db is configured and missing: a reload is asked for it, once */
@@ -260,4 +260,43 @@ Test(apply, missing_socket_is_an_outage_with_a_retry)
     cr_expect(apply_busy(&ap), "nothing starts before the retry");
     cr_expect(apply_resync_due(&ap));
     free(err);
+}
+
+/* While a first listing is partly read: the page's endpoint goes into a slot
+ * HAProxy has empty, and what HAProxy has in another slot (an endpoint not
+ * listed yet, for all the applier knows) is left alone until the listing is
+ * whole; then the full convergence empties it. */
+Test(apply, a_partial_listing_only_adds)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b";
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    apply_listed_page(&ap);
+    cr_assert(api->page_dirty);
+    apply_send_additions(&ap);
+    haproxy_answers("IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'.\n\n\n",
+                    line, sizeof(line));
+    cr_expect_str_eq(line,
+                     "set server api/s2 addr 127.0.0.2 port 80;set server api/s2 state ready\n");
+    cr_expect(view_addr_is(&api->have[0], "127.0.0.1"), "s1 kept");
+    cr_expect_eq(api->have[0].port, 9001);
+    cr_expect_not(api->page_dirty);
+    cr_expect(api->dirty, "converged whole at the listing's end");
+    /* nothing more to add */
+    apply_send_additions(&ap);
+    cr_expect_not(apply_busy(&ap));
+    /* the listing is whole: s1's endpoint is not in it */
+    apply_send(&ap);
+    haproxy_answers("\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'.\n\n",
+                    line, sizeof(line));
+    cr_expect_str_eq(line, "set server api/s1 state maint;set server api/s1 addr 0.0.0.0 port 0\n");
+    cr_expect_not(api->dirty);
+    cr_expect_eq(ap.stats.command_failures, 0);
+    cr_expect_eq(ap.stats.batches, 2);
 }

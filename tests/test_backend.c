@@ -127,7 +127,7 @@ Test(backend, resize_keeps_slots_and_views)
         cr_assert_not_null(b->have);
         cr_assert_not_null(b->drift);
         for (size_t k = 0; k < c->from; k++) {
-            snprintf(b->have[k].server, sizeof(b->have[k].server), "s%zu", k + 1);
+            cr_assert_eq(view_set_addr(&b->have[k], "10.0.0.1"), 0);
             b->drift[k] = true;
             b->slots.slots[k].instance = strdup("i");
         }
@@ -136,7 +136,7 @@ Test(backend, resize_keeps_slots_and_views)
         for (size_t k = 0; k < c->to; k++) {
             bool kept = k < c->from;
 
-            cr_assert_eq(b->have[k].server[0] != '\0', kept, "case %zu slot %zu", i, k);
+            cr_assert_eq(view_known(&b->have[k]), kept, "case %zu slot %zu", i, k);
             cr_assert_eq(b->drift[k], kept, "case %zu slot %zu", i, k);
             cr_assert_eq(b->slots.slots[k].instance != NULL, kept, "case %zu slot %zu", i, k);
         }
@@ -154,12 +154,8 @@ Test(backend, add_slots_are_dynamic_servers_in_maintenance)
     cr_assert_eq(b->added_to, 5);
     cr_assert_eq(b->have[0].admin, SERVER_READY);
     for (size_t k = 2; k < 5; k++) {
-        char want[8];
-
-        snprintf(want, sizeof(want), "s%zu", k + 1);
-        cr_assert_str_eq(b->have[k].backend, "web");
-        cr_assert_str_eq(b->have[k].server, want);
-        cr_assert_str_eq(b->have[k].addr, "0.0.0.0");
+        cr_assert(view_empty(&b->have[k]));
+        cr_assert(view_addr_is(&b->have[k], "0.0.0.0"));
         cr_assert_eq(b->have[k].port, 0);
         cr_assert_eq(b->have[k].admin, SERVER_MAINT);
         cr_assert_eq(b->have[k].weight, 1);
@@ -342,18 +338,16 @@ Test(backend, proxy_names_of_a_config_text)
 
 /* ---- backend_adopt(): HAProxy's rows into a backend ---- */
 
-/* One row of "show servers state" for slot server (s1, s2, ...). */
-static struct server_state row(const char *server, const char *addr, unsigned port)
+/* What HAProxy has in a slot: addr:port, weight 1, ready. */
+static struct server_view row(const char *addr, unsigned port)
 {
-    struct server_state st;
+    struct server_view v;
 
-    memset(&st, 0, sizeof(st));
-    snprintf(st.backend, sizeof(st.backend), "web");
-    snprintf(st.server, sizeof(st.server), "%s", server);
-    snprintf(st.addr, sizeof(st.addr), "%s", addr);
-    st.port = port;
-    st.weight = 1;
-    return st;
+    memset(&v, 0, sizeof(v));
+    cr_assert_eq(view_set_addr(&v, addr), 0);
+    v.port = (uint16_t)port;
+    v.weight = 1;
+    return v;
 }
 
 #define ADOPT_ROWS_MAX 4
@@ -498,14 +492,16 @@ Test(backend, adopt_table)
         b->dirty = false;
         cr_assert_eq(backend_resize(b, t->slots_before), 0);
         if (t->had_addr)
-            b->have[0] = row("s1", t->had_addr, 80);
+            b->have[0] = row(t->had_addr, 80);
         b->added_to = t->added_to;
         b->seen_backend = t->seen_backend;
+        /* the row of s<k> has port 79 + k: s1 has 10.0.0.1:80 */
         for (; n < ADOPT_ROWS_MAX && t->rows[n]; n++) {
-            b->seen = realloc(b->seen, (n + 1) * sizeof(*b->seen));
-            cr_assert_not_null(b->seen);
-            b->seen[n] = row(t->rows[n], "10.0.0.1", 80);
-            b->n_seen = b->cap_seen = n + 1;
+            long k = slots_index_of(t->rows[n]);
+            struct server_view v = row("10.0.0.1", 80 + (unsigned)k);
+
+            cr_assert_geq(k, 0);
+            cr_assert_eq(backend_seen_add(b, (size_t)k, &v), 0);
         }
         cr_assert_eq(backend_adopt(b, t->trusted, t->endpoints, &ad), 0, "%s", t->name);
         cr_expect_eq(b->slots.n, t->slots, "%s: %zu slots", t->name, b->slots.n);
@@ -521,7 +517,9 @@ Test(backend, adopt_table)
             cr_expect_eq(b->drift[0], t->drift0, "%s", t->name);
         /* HAProxy's rows are the view now, in slot order */
         for (size_t j = 0; t->present && j < t->contiguous; j++)
-            cr_expect_eq(slots_index_of(b->have[j].server), (long)j, "%s: slot %zu", t->name, j);
+            cr_expect_eq(b->have[j].port, 80 + j, "%s: slot %zu", t->name, j);
+        cr_expect_null(b->seen, "%s: the rows read are freed once adopted", t->name);
+        cr_expect_eq(b->n_seen, 0, "%s", t->name);
         teardown();
     }
 }
@@ -586,6 +584,32 @@ Test(backend, growth_table)
     }
 }
 
+/* backend_growth_additions(): while a listing is partly read, run-time
+ * growth as backend_growth() says, never a reload (nor want_slots noted: the
+ * listing's end asks it, with the final count). */
+Test(backend, growth_additions_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(growth_cases); i++) {
+        const struct growth_case *t = &growth_cases[i];
+        struct backend *b = insert("web", t->configured_slots, t->growth, true);
+        bool runtime = t->expect == BACKEND_GROW_RUNTIME;
+        size_t n = 0;
+
+        snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "%s", t->balance);
+        cr_assert_eq(backend_resize(b, t->have), 0);
+        b->want_slots = t->want_slots;
+        b->grow_by_reload = t->grow_by_reload;
+        cr_expect_eq(backend_growth_additions(b, t->endpoints, &n),
+                     runtime ? BACKEND_GROW_RUNTIME : BACKEND_GROW_NONE, "%s", t->name);
+        cr_expect_eq(n, runtime ? t->n : t->have, "%s: %zu slots", t->name, n);
+        cr_expect_eq(b->want_slots, t->want_slots, "%s: want_slots untouched", t->name);
+        /* the listing's end still asks the reload */
+        if (t->expect == BACKEND_GROW_RELOAD)
+            cr_expect_eq(backend_growth(b, t->endpoints, &n), BACKEND_GROW_RELOAD, "%s", t->name);
+        teardown();
+    }
+}
+
 /* ---- backend_static_weights(): one warning per instance ---- */
 
 static size_t warned_count;
@@ -610,9 +634,13 @@ Test(backend, static_weights_warn_once_per_instance)
     struct backend *b = insert("web", 4, 0, true);
     struct plan_opts o;
 
+    memset(&o, 0xff, sizeof(o)); /* every field is set, none left over */
+
     snprintf(b->conf.opt.balance, sizeof(b->conf.opt.balance), "static-rr");
     cr_assert_eq(backend_resize(b, 4), 0);
     cr_expect(backend_plan_opts(b, &o)->static_weights);
+    cr_expect_not(o.additions_only, "a convergence of its own, not b's");
+    cr_expect_eq(o.n_refused, 0);
     fill(b, 0, "a", 1); /* default: nothing to say */
     fill(b, 1, "b", 0); /* drain: applied */
     fill(b, 2, "c", 5);

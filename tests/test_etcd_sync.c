@@ -98,6 +98,9 @@ Test(etcd_io, listing_pages_fails_over_then_watches, .timeout = 60)
     sync = sync_listed(&t);
     cr_assert_eq(t.cons.list_begins, 1);
     cr_assert_eq(t.cons.state.n, (size_t)n_keys + 1);
+    /* the first page went to the consumer before the second was read */
+    cr_assert_eq(t.cons.list_pages, 1);
+    cr_assert_eq(t.cons.first_page_keys, 1000);
     {
         struct entry *e = kvset_find(&t.cons.state, "/svc/bin");
 
@@ -196,9 +199,9 @@ Test(etcd_io, cut_connection_resumes_without_listing, .timeout = 60)
     io_teardown(&t);
 }
 
-/* A snapshot compacted between two pages: the listing starts over, and the
- * consumer still sees one list_begin..list_end. Then this consumer stops its
- * sync from inside a watch event. */
+/* A snapshot compacted between two pages: the listing starts over (the
+ * consumer got the first page, then list_begin again) and ends once. Then
+ * this consumer stops its sync from inside a watch event. */
 Test(etcd_io, compaction_between_pages_restarts_the_listing, .timeout = 60)
 {
     struct io_test t = {0};
@@ -216,7 +219,9 @@ Test(etcd_io, compaction_between_pages_restarts_the_listing, .timeout = 60)
     compact_now(&t);
     proxy_pause(&t.proxy, false);
     cr_assert(wait_until(&t, pager_listed, 20), "pager did not list");
-    cr_assert_eq(t.pager.list_begins, 1);
+    cr_assert_eq(t.pager.list_begins, 2);
+    cr_assert_eq(t.pager.list_restarts, 1);
+    cr_assert_eq(t.pager.list_ends, 1);
     cr_assert_eq(pst->compactions, 1);
     cr_assert_eq(pst->lists, 1);
     cr_assert(kvset_find(&t.pager.state, "/svc/between"));

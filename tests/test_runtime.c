@@ -62,16 +62,24 @@ Test(runtime, split_replies_table)
     for (size_t k = 0; k < sizeof(split_cases) / sizeof(split_cases[0]); k++) {
         const struct split_case *tc = &split_cases[k];
         char **r = NULL;
-        int ret = runtime_split_replies(tc->text, strlen(tc->text), tc->n, &r);
+        char *buf = strdup(tc->text);
+        int ret;
 
+        cr_assert_not_null(buf);
+        ret = runtime_split_replies(buf, strlen(tc->text), tc->n, &r);
         cr_assert_eq(ret, tc->ret, "%s: ret %d, want %d", tc->name, ret, tc->ret);
         if (ret < 0) {
             cr_assert_null(r, "%s", tc->name);
+            cr_assert_str_eq(buf, tc->text, "%s: the text is left as it was", tc->name);
+            free(buf);
             continue;
         }
-        for (size_t i = 0; i < tc->n; i++)
+        for (size_t i = 0; i < tc->n; i++) {
             cr_assert_str_eq(r[i], tc->replies[i], "%s: reply %zu", tc->name, i);
+            cr_assert(r[i] >= buf && r[i] <= buf + strlen(tc->text), "%s: in place", tc->name);
+        }
         runtime_replies_free(r, tc->n);
+        free(buf);
     }
 }
 

@@ -52,7 +52,7 @@ static const struct catalog_service *api(void)
     return catalog_find(cat, "api");
 }
 
-static int assign(const struct server_state *observed)
+static int assign(const struct server_view *observed)
 {
     return slots_assign(&table, api(), observed);
 }
@@ -73,12 +73,10 @@ static void assert_slot(size_t i, const char *instance)
     cr_assert_str_eq(s->instance, instance, "slot %zu", i);
 }
 
-static void observe(struct server_state *obs, size_t i, const char *addr, unsigned port)
+static void observe(struct server_view *obs, size_t i, const char *addr, unsigned port)
 {
-    snprintf(obs[i].backend, sizeof(obs[i].backend), "api");
-    snprintf(obs[i].server, sizeof(obs[i].server), "s%zu", i + 1);
-    snprintf(obs[i].addr, sizeof(obs[i].addr), "%s", addr);
-    obs[i].port = port;
+    cr_assert_eq(view_set_addr(&obs[i], addr), 0, "%s", addr);
+    obs[i].port = (uint16_t)port;
 }
 
 Test(slots, init_and_free)
@@ -222,14 +220,14 @@ Test(slots, no_service_frees_everything)
 
 Test(slots, adoption_by_observed_addr_port)
 {
-    struct server_state obs[6] = {0};
+    struct server_view obs[6] = {0};
 
     cr_assert_eq(slots_init(&table, 6), 0);
     observe(obs, 0, "10.0.0.9", 80); /* nobody has this */
     observe(obs, 1, "10.0.0.2", 81); /* right host, wrong port */
     observe(obs, 2, "10.0.0.2", 80); /* b */
     observe(obs, 3, "10.0.0.1", 80); /* a: unknown entry, must be ignored */
-    obs[3].server[0] = '\0';
+    obs[3].family = VIEW_UNKNOWN;
     observe(obs, 4, "2001:db8::7", 443); /* d, written differently in etcd */
     observe(obs, 5, "0.0.0.0", 0);
     put("a", "10.0.0.1:80");
@@ -240,17 +238,45 @@ Test(slots, adoption_by_observed_addr_port)
     cr_assert_eq(assign(obs), 4);
     assert_slot(2, "b");
     assert_slot(4, "d");
-    assert_slot(0, "a");
-    assert_slot(1, "c");
-    assert_slot(3, NULL);
-    assert_slot(5, NULL);
+    /* the others take the lowest free slots HAProxy has no address in (an
+     * unknown one counts as such) before those it has filled */
+    assert_slot(3, "a");
+    assert_slot(5, "c");
+    assert_slot(0, NULL);
+    assert_slot(1, NULL);
+}
+
+/* Slots HAProxy has filled (with endpoints not known yet, as while a listing
+ * is read) are taken last, lowest first, when no other is free. */
+Test(slots, slots_haproxy_has_filled_are_taken_last)
+{
+    struct server_view obs[4] = {0};
+
+    cr_assert_eq(slots_init(&table, 4), 0);
+    observe(obs, 0, "10.0.0.8", 80);
+    observe(obs, 1, "0.0.0.0", 0);
+    observe(obs, 2, "10.0.0.9", 80);
+    observe(obs, 3, "0.0.0.0", 0);
+    put("a", "10.0.0.1:80");
+    put("b", "10.0.0.2:80");
+    put("c", "10.0.0.3:80");
+    cr_assert_eq(assign(obs), 3);
+    assert_slot(1, "a");
+    assert_slot(3, "b");
+    assert_slot(0, "c");
+    assert_slot(2, NULL);
+    put("d", "10.0.0.4:80");
+    put("e", "10.0.0.5:80");
+    cr_assert_eq(assign(obs), 1);
+    assert_slot(2, "d");
+    cr_assert_eq(table.overflow, 1);
 }
 
 /* An endpoint with no observed match must not take a slot that a later
  * endpoint (in instance order) would adopt. */
 Test(slots, adoption_runs_before_lowest_free)
 {
-    struct server_state obs[3] = {0};
+    struct server_view obs[3] = {0};
 
     cr_assert_eq(slots_init(&table, 3), 0);
     observe(obs, 0, "10.0.0.2", 80);
@@ -266,7 +292,7 @@ Test(slots, adoption_runs_before_lowest_free)
 
 Test(slots, adoption_never_takes_an_occupied_slot)
 {
-    struct server_state obs[3] = {0};
+    struct server_view obs[3] = {0};
 
     cr_assert_eq(slots_init(&table, 3), 0);
     put("a", "10.0.0.1:80");
@@ -284,7 +310,7 @@ Test(slots, adoption_never_takes_an_occupied_slot)
 
 Test(slots, adoption_of_a_slot_freed_in_the_same_pass)
 {
-    struct server_state obs[2] = {0};
+    struct server_view obs[2] = {0};
 
     cr_assert_eq(slots_init(&table, 2), 0);
     put("a", "10.0.0.1:80");
@@ -302,7 +328,7 @@ Test(slots, adoption_of_a_slot_freed_in_the_same_pass)
 
 Test(slots, adoption_with_duplicate_addresses)
 {
-    struct server_state obs[4] = {0};
+    struct server_view obs[4] = {0};
 
     cr_assert_eq(slots_init(&table, 4), 0);
     observe(obs, 0, "10.0.0.5", 80);
@@ -440,7 +466,7 @@ Test(slots, stability_under_churn)
 Test(slots, large_table_and_service)
 {
     enum { N_SLOTS = 4096, N_EP = 20000 };
-    struct server_state *obs = calloc(N_SLOTS, sizeof(*obs));
+    struct server_view *obs = calloc(N_SLOTS, sizeof(*obs));
     char name[16], val[32];
 
     cr_assert_not_null(obs);

@@ -114,7 +114,19 @@ bool apply_busy(const struct apply *a);
 bool apply_resync_due(const struct apply *a);
 /* Read HAProxy's state (and the socket's level, when not known yet). */
 void apply_resync(struct apply *a);
-/* Plan every dirty backend and, if dirty, the Host map, and send the batch. */
+/* Plan every dirty backend and, if dirty, the Host map, and send the batch
+ * (whole backends until it holds 1024 commands or more; the rest stays
+ * dirty for the next call). */
 void apply_send(struct apply *a);
+
+/* While the first listing is only partly read: mark the backends whose
+ * service got endpoints in the page just delivered (catalog dirty flags,
+ * left set for the listing's end), ... */
+void apply_listed_page(struct apply *a);
+/* ... and send what they can take now: endpoints into slots HAProxy has
+ * empty, run-time growth ("add server"). Nothing is emptied, moved or
+ * changed, no reload is asked and the Host map waits: an endpoint not listed
+ * yet may be what HAProxy has. The listing's end converges them whole. */
+void apply_send_additions(struct apply *a);
 
 #endif

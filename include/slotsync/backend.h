@@ -11,12 +11,21 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <slotsync/config.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
 #include <slotsync/spare.h>
+#include <slotsync/view.h>
+
+/* One row of "show servers state" for a slot of a backend, while a resync
+ * is read. */
+struct backend_row {
+    uint32_t slot; /* index: server s<slot+1> */
+    struct server_view view;
+};
 
 /* A sorted set of proxy names. */
 struct names {
@@ -32,11 +41,12 @@ struct backend {
     bool claimed;                   /* ours: configured, in our services file, or created */
     bool foreign;                   /* its name belongs to a proxy slotsync does not own */
     struct slot_table slots;        /* as many slots as HAProxy has for it */
-    struct server_state *have;      /* slots.n entries: HAProxy's view */
+    struct server_view *have;       /* slots.n entries: HAProxy's view */
     bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
     bool present;                   /* seen in HAProxy at the last resync */
     bool missing_noted;             /* its absence already asked for a reload */
     bool dirty;                     /* needs converging */
+    bool page_dirty;                /* endpoints came in a page of a listing in progress */
     bool grow_by_reload;            /* "add server" is not possible or failed */
     size_t want_slots;              /* slots the next render gives it, at least */
     size_t added_to;                /* slots.n after the last runtime growth */
@@ -48,8 +58,8 @@ struct backend {
     /* static algorithm: instances already warned about for their weight */
     char **weight_warned;
     size_t n_weight_warned;
-    /* filled while parsing a resync */
-    struct server_state *seen;
+    /* filled while parsing a resync, freed once adopted */
+    struct backend_row *seen;
     size_t n_seen, cap_seen;
     bool seen_backend;
     /* the spare it is bound to (spare.h): "" = its own backend */
@@ -102,6 +112,10 @@ struct backend_adoption {
     bool missing;      /* not in HAProxy and noted now: a reload should add it */
 };
 
+/* Note a row of "show servers state" for slot slot of b (into b->seen,
+ * which grows by doubling). 0 or -ENOMEM. */
+int backend_seen_add(struct backend *b, size_t slot, const struct server_view *v);
+
 /* Adopt the rows of "show servers state" collected in b->seen (n_seen
  * entries, sorted here by slot; seen_backend set when HAProxy listed b at
  * all): b's slot table is sized to HAProxy's contiguous slots and its view
@@ -110,8 +124,9 @@ struct backend_adoption {
  * nothing failed, reloaded or restarted since the last adoption, so a slot
  * HAProxy has other than we set is drift (b->drift). endpoints: the
  * catalog's count for b (a missing etcd-only backend without endpoints asks
- * no reload). Marks b dirty. A backend not ours is left alone. 0 or -ENOMEM
- * (then b may be half-adopted: the caller resyncs). *out is always set. */
+ * no reload). Marks b dirty and frees b->seen. A backend not ours is left
+ * alone. 0 or -ENOMEM (then b may be half-adopted: the caller resyncs). *out
+ * is always set. */
 int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct backend_adoption *out);
 
 /* ---- converging ---- */
@@ -126,6 +141,12 @@ enum backend_grow {
  * the growth rule to endpoints. Run-time growth needs a dynamic algorithm
  * and no earlier loss of run-time slots (grow_by_reload). */
 enum backend_grow backend_growth(struct backend *b, size_t endpoints, size_t *n);
+
+/* backend_growth() while a first listing is only partly read (additions
+ * only): BACKEND_GROW_RUNTIME as backend_growth() would say it, else
+ * BACKEND_GROW_NONE and b untouched: growth by reload is decided once the
+ * listing is whole (the endpoint count is not final before). */
+enum backend_grow backend_growth_additions(struct backend *b, size_t endpoints, size_t *n);
 
 /* Fill o with b's planning options: no weights for a static algorithm, and
  * b's refused commands (borrowed: valid while b's refusals do not change).

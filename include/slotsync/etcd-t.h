@@ -42,6 +42,9 @@ struct etcd_watch_msg {
 struct etcd_sync_ops {
     void (*list_begin)(void *arg);
     void (*kv)(void *arg, const struct etcd_kv *kv);
+    /* A page of the listing was delivered (its kv calls made) and more
+     * follow: the listing is partial until list_end. Optional. */
+    void (*list_page)(void *arg);
     void (*list_end)(void *arg, int64_t revision);
     void (*batch_end)(void *arg, int64_t revision);
     void (*connected)(void *arg, bool up, const char *why);

@@ -17,6 +17,10 @@ struct etcd_sync;
  * false), list_end; then watch events as kv* (deleted set for deletes),
  * each watch message closed by batch_end. A re-list after compaction or a
  * lost revision repeats list_begin..list_end, so the consumer can diff.
+ * Each page of a listing is delivered as soon as it is read (its kv calls,
+ * then list_page when more pages follow) and freed: until list_end the
+ * consumer has part of the listing. A listing that fails or is compacted
+ * part way starts again with list_begin (no list_end in between).
  * connected(false) reports a broken stream (kept trying in the background);
  * its why is safe to log as it is (see etcd_reply_cb in etcd.h).
  *

@@ -29,6 +29,7 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 /* The longest command plan_add() accepts. Commands are built in memory of
  * their own size (no fixed buffer can cut one short); this bound only keeps
@@ -52,21 +53,12 @@ struct plan_change {
     char had[PLAN_STATE_TEXT], want[PLAN_STATE_TEXT];
 };
 
-/* HAProxy's side of a slot as far as planning reads it. */
-struct plan_seen {
-    bool known;
-    char addr[46];
-    unsigned port;
-    int weight;
-    enum server_admin admin;
-};
-
 /* Where a command came from: slot -1 for one that is not a slot's (map
  * changes, "add server"). */
 struct plan_origin {
     char backend[SERVICE_NAME_MAX + 1];
     long slot;
-    struct plan_seen before; /* HAProxy's side when the command was planned */
+    struct server_view before; /* HAProxy's side when the command was planned */
 };
 
 struct plan {
@@ -83,7 +75,7 @@ struct plan_refusal {
     char cmd[PLAN_CMD_MAX + 1];
     char *instance;     /* owned copy; NULL for an empty slot */
     struct endpoint ep; /* the endpoint wanted (zero for an empty slot) */
-    struct plan_seen before;
+    struct server_view before;
     /* the caller's, for rate-limiting its log line */
     char reason[128];
     double warned_at;
@@ -91,6 +83,11 @@ struct plan_refusal {
 
 struct plan_opts {
     bool static_weights; /* never send a weight; weight 0 = drain */
+    /* Fill empty slots only: a slot is planned only when it is to hold an
+     * endpoint and HAProxy's side of it is known and empty (view_empty());
+     * nothing is emptied, moved or changed. For a listing only partly read:
+     * what is not listed yet may still be wanted. */
+    bool additions_only;
     const struct plan_refusal *refused;
     size_t n_refused;
 };
@@ -149,14 +146,14 @@ int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
  * -EINVAL (backend not a valid service name, or a field that would make an
  * unsafe command); on error nothing is added and have is untouched. */
 int plan_slot(struct plan *p, const char *backend, size_t index, const struct slot *want,
-              struct server_state *have);
+              struct server_view *have);
 
 /* plan_slot() over a whole table. have, if not NULL, has t->n entries (an
- * entry with server[0] == '\0' counts as unknown). Returns commands added,
+ * entry that is not view_known() counts as unknown). Returns commands added,
  * -ENOMEM or -EINVAL as plan_slot(); on error nothing is added and have is
  * untouched. */
 int plan_backend(struct plan *p, const char *backend, const struct slot_table *t,
-                 struct server_state *have);
+                 struct server_view *have);
 
 /* The map commands ("add map", "set map", "del map" on map_path) that turn
  * have into want; both sorted by host, hosts unique (as render_host_routes()
@@ -171,7 +168,7 @@ int plan_map(struct plan *p, const char *map_path, const struct host_route *want
 /* plan_backend() with options (opts may be NULL: none). Every command added
  * gets its origin (backend, slot, HAProxy's side before it). */
 int plan_backend_opts(struct plan *p, const char *backend, const struct slot_table *t,
-                      struct server_state *have, const struct plan_opts *opts);
+                      struct server_view *have, const struct plan_opts *opts);
 
 /* Fill r (its old instance is freed) from a refused command's origin and the
  * slot it was planned for (borrowed; copied). have, if not NULL, is the
@@ -181,13 +178,13 @@ int plan_backend_opts(struct plan *p, const char *backend, const struct slot_tab
  * which did apply, does not count as a change). 0, -EINVAL (not a slot
  * command) or -ENOMEM. */
 int plan_refusal_set(struct plan_refusal *r, const char *cmd, const struct plan_origin *o,
-                     const struct slot *want, struct server_state *have);
+                     const struct slot *want, struct server_view *have);
 /* Free what r owns; r is left zeroed. */
 void plan_refusal_clear(struct plan_refusal *r);
 
 /* Whether cmd, planned for slot want over have (NULL = unknown), is held back
  * by one of the refusals. */
 bool plan_refused(const struct plan_refusal *refused, size_t n, size_t slot, const char *cmd,
-                  const struct slot *want, const struct server_state *have);
+                  const struct slot *want, const struct server_view *have);
 
 #endif

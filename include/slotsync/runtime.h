@@ -23,10 +23,13 @@ struct runtime;
 /* ---- pure ---- */
 
 /* Split a complete response into n replies (each without its terminating
- * empty line). On success returns 0 and *replies is an array of n owned
- * strings (free with runtime_replies_free). Returns -EPROTO when the text does
- * not frame into exactly n replies, -ENOMEM on allocation failure. */
-int runtime_split_replies(const char *buf, size_t len, size_t n, char ***replies);
+ * empty line), in place: on success returns 0, buf has a NUL where each
+ * reply ends and *replies is an array of n pointers into buf (free the array
+ * with runtime_replies_free(); buf stays the caller's). A reply of
+ * "show servers state" can be megabytes: it is not copied. Returns -EPROTO
+ * when the text does not frame into exactly n replies, -ENOMEM on allocation
+ * failure; buf is then untouched. */
+int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies);
 void runtime_replies_free(char **replies, size_t n);
 
 /* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
@@ -87,7 +90,8 @@ int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *
 /* err is 0 when a complete response arrived; replies then has n entries
  * (borrowed until the callback returns). Otherwise err < 0 (connect failure,
  * timeout, -EPROTO for bad framing) and replies is NULL. raw/raw_len is the
- * whole response text (may be NULL). */
+ * whole response text (may be NULL); when replies are given it holds them,
+ * NUL-terminated in place. */
 typedef void (*runtime_done_cb)(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                                 void *arg);
 

@@ -4,7 +4,8 @@
  * (address, weight or state changes are made in place); a removed endpoint
  * frees its slot; a new endpoint takes, in order of preference, a free slot
  * whose observed HAProxy address and port equal its own (so a restarted
- * slotsync adopts what HAProxy already has), else the lowest free slot.
+ * slotsync adopts what HAProxy already has), else the lowest free slot
+ * where HAProxy has no address, else the lowest free slot.
  * Endpoints that do not fit are counted as overflow, never dropped silently.
  */
 #ifndef SLOTSYNC_SLOTS_H
@@ -14,7 +15,7 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/endpoint.h>
-#include <slotsync/runtime-t.h>
+#include <slotsync/view.h>
 
 /* Slot i is HAProxy server "s<i+1>" of its backend. */
 #define SLOT_NAME_FMT "s%zu"
@@ -41,11 +42,11 @@ void slots_free(struct slot_table *t);
 
 /* Assign the service's endpoints (svc may be NULL: no endpoints) to slots by
  * the rules above. observed, if not NULL, holds t->n entries, entry i being
- * what HAProxy has in slot i (an entry whose server[0] == '\0' is unknown).
+ * what HAProxy has in slot i (an entry that is not view_known() is unknown).
  * Returns the number of slots whose content changed (>= 0) or -ENOMEM;
  * t->overflow is set to the count that did not fit. */
 int slots_assign(struct slot_table *t, const struct catalog_service *svc,
-                 const struct server_state *observed);
+                 const struct server_view *observed);
 
 /* Parse a server name "s<N>" (N >= 1, no leading zero) into slot index N-1.
  * Returns the index or -1. */

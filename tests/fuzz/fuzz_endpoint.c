@@ -59,13 +59,13 @@ static void roundtrip(const struct endpoint *ep)
 static void plan_apply_replan(const struct endpoint *ep)
 {
     static char instance[] = "i1";
-    struct server_state have = {
-        .backend = "web", .server = "s3", .addr = "0.0.0.0", .weight = 1, .admin = SERVER_MAINT};
+    struct server_view have;
     struct slot want = {.instance = instance, .ep = *ep};
     struct slot empty = {0};
     struct plan p;
     int r;
 
+    view_set_new_slot(&have);
     plan_init(&p);
     r = plan_slot(&p, "web", 2, &want, &have);
     FUZZ_ASSERT(r > 0, "no commands to fill a slot (%d)", r);

@@ -31,7 +31,7 @@ static void check_name(const char *what, const char *s)
 }
 
 static void apply_replan(const char *backend, long index, const struct slot *want,
-                         struct server_state *have)
+                         struct server_view *have)
 {
     struct plan p;
     int r;
@@ -51,12 +51,13 @@ static int on_row(const struct server_state *st, void *arg)
     static char instance[] = "i1";
     struct slot want = {.instance = instance};
     struct slot empty = {0};
-    struct server_state have = *st;
+    struct server_view have;
     char canon[ENDPOINT_HOST_MAX];
     bool v6;
     long index;
 
     (*(size_t *)arg)++;
+    FUZZ_ASSERT(view_from_state(&have, st) == 0, "a validated row does not fit the view");
     check_name("backend", st->backend);
     check_name("server", st->server);
     FUZZ_ASSERT(endpoint_parse_host(st->addr, canon, &v6) == 0 && strcmp(canon, st->addr) == 0,
@@ -72,7 +73,7 @@ static int on_row(const struct server_state *st, void *arg)
     want.ep.weight = 3;
     want.ep.state = ENDPOINT_DRAIN;
     apply_replan(st->backend, index, &want, &have);
-    have = *st;
+    FUZZ_ASSERT(view_from_state(&have, st) == 0, "view");
     apply_replan(st->backend, index, &empty, &have);
     return 0;
 }
@@ -92,14 +93,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     runtime_parse_servers_state(text, size, on_row, &rows, &bad);
     runtime_parse_backends(text, size, on_backend, NULL, &bad);
     for (size_t n = 1; n <= 3; n++) {
-        if (runtime_split_replies(text, size, n, &replies) == 0) {
+        char *copy = malloc(size + 1); /* split in place: a copy per try */
+
+        if (!copy)
+            return 0;
+        memcpy(copy, text, size);
+        copy[size] = '\0';
+        if (runtime_split_replies(copy, size, n, &replies) == 0) {
             for (size_t i = 0; i < n; i++) {
                 FUZZ_ASSERT(replies[i], "reply %zu missing", i);
                 runtime_reply_ok("show servers state", replies[i]);
                 runtime_reply_ok("set server web/s1 addr 127.0.0.1 port 80", replies[i]);
             }
             runtime_replies_free(replies, n);
+        } else {
+            FUZZ_ASSERT(memcmp(copy, text, size) == 0, "a failed split changed the text");
         }
+        free(copy);
     }
     return 0;
 }

@@ -44,7 +44,7 @@ static const char *const services[] = {"api", "web"}; /* sorted, as the catalog 
 
 struct backend {
     struct slot_table t;
-    struct server_state have[N_SLOTS * 8];
+    struct server_view have[N_SLOTS * 8];
 };
 
 struct state {
@@ -65,16 +65,10 @@ static bool value_valid(size_t v)
     return v < 4;
 }
 
-static void have_init(struct backend *b, const char *name, size_t from, size_t to)
+static void have_init(struct backend *b, size_t from, size_t to)
 {
-    for (size_t i = from; i < to; i++) {
-        memset(&b->have[i], 0, sizeof(b->have[i]));
-        snprintf(b->have[i].backend, sizeof(b->have[i].backend), "%s", name);
-        snprintf(b->have[i].server, sizeof(b->have[i].server), "s%zu", i + 1);
-        snprintf(b->have[i].addr, sizeof(b->have[i].addr), "0.0.0.0");
-        b->have[i].weight = 1;
-        b->have[i].admin = SERVER_MAINT;
-    }
+    for (size_t i = from; i < to; i++)
+        view_set_new_slot(&b->have[i]);
 }
 
 static void check_model(const struct state *st)
@@ -164,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st.model[k] = -1;
     for (size_t b = 0; b < 2; b++) {
         FUZZ_ASSERT(slots_init(&st.be[b].t, N_SLOTS) == 0, "ENOMEM");
-        have_init(&st.be[b], services[b], 0, N_SLOTS * 8);
+        have_init(&st.be[b], 0, N_SLOTS * 8);
     }
 
     for (size_t i = 0; i < size && i < 4096; i++) {

@@ -111,19 +111,14 @@ static void converge(const struct catalog *cat)
 {
     for (size_t i = 0; i < cat->n_services && i < 16; i++) {
         const struct catalog_service *svc = cat->services[i];
-        struct server_state have[4];
+        struct server_view have[4];
         struct slot_table t;
         struct plan p;
         int r;
 
         memset(have, 0, sizeof(have));
-        for (size_t k = 0; k < 4; k++) {
-            snprintf(have[k].backend, sizeof(have[k].backend), "%s", svc->name);
-            snprintf(have[k].server, sizeof(have[k].server), "s%zu", k + 1);
-            snprintf(have[k].addr, sizeof(have[k].addr), "0.0.0.0");
-            have[k].weight = 1;
-            have[k].admin = SERVER_MAINT;
-        }
+        for (size_t k = 0; k < 4; k++)
+            view_set_new_slot(&have[k]);
         FUZZ_ASSERT(endpoint_service_name_valid(svc->name), "service '%s'", svc->name);
         FUZZ_ASSERT(slots_init(&t, 4) == 0, "ENOMEM");
         FUZZ_ASSERT(slots_assign(&t, svc, have) >= 0, "assign");
