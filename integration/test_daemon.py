@@ -403,10 +403,11 @@ def etcd_put_many(url, pairs, per_txn=128):
 
 
 def test_a_batch_larger_than_the_socket_buffers(env, bin_path):
-    """4000 endpoints already in etcd, HAProxy's 4096 slots empty: the cold
-    start sends one batch of about 8000 commands; HAProxy stops reading
-    commands while replies wait unread, so replies must be read while the
-    batch is written."""
+    """4000 endpoints already in etcd, HAProxy's 4096 slots empty, and
+    HAProxy started once slotsync has the whole listing (else each page of
+    1000 keys would go out as it is read): one batch of about 8000 commands;
+    HAProxy stops reading commands while replies wait unread, so replies must
+    be read while the batch is written."""
     c = Cluster(env, bin_path, slots=4096, backends=1, server_options="", start=False)
     port = c.backends["w1"]
     etcd_put_many(c.etcd, [(PREFIX + "web/e%04d" % i, "127.0.0.1:%d" % port)
@@ -416,8 +417,10 @@ def test_a_batch_larger_than_the_socket_buffers(env, bin_path):
         text = f.read().replace("127.0.0.1:%d weight 1" % port, "0.0.0.0:0 disabled")
     with open(c.services_file, "w") as f:
         f.write(text)
+    c.slotsync = env.start_slotsync(bin_path, c.config_path, name="slotsync")
+    env.wait_log("slotsync", r"etcd listing applied", alive=[c.slotsync])
     c.haproxy = env.start_haproxy(c.services_file)
-    c.start_slotsync()
+    env.wait_log("slotsync", r"HAProxy state read", timeout=30, alive=[c.slotsync])
     wait_for(lambda: sum(1 for v in c.slots().values() if v[2] == "ready") == 4000,
              timeout=30, what="4000 ready slots", alive=[c.slotsync])
     # HAProxy shows the slots before slotsync has read the last reply

@@ -687,7 +687,8 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     case BACKEND_GROW_NONE:
         break;
     }
-    r = slots_assign(&b->slots, svc, b->have);
+    r = additions ? slots_assign_partial(&b->slots, svc, b->have)
+                  : slots_assign(&b->slots, svc, b->have);
     if (r < 0) {
         log_error(MOD, "backend %s: %s", backend_label(b), strerror(-r));
         b->dirty = true;

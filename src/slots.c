@@ -156,9 +156,10 @@ static size_t next_untaken(size_t *skip, size_t k)
     return k;
 }
 
-/* Borrows svc and observed; the table copies the instance names it keeps. */
-int slots_assign(struct slot_table *t, const struct catalog_service *svc,
-                 const struct server_view *observed)
+/* Borrows svc and observed; the table copies the instance names it keeps.
+ * partial: slots_assign_partial(). */
+static int assign(struct slot_table *t, const struct catalog_service *svc,
+                  const struct server_view *observed, bool partial)
 {
     size_t m = svc ? svc->n_endpoints : 0, n = t->n;
     unsigned char *fate = NULL, *placed = NULL;
@@ -231,30 +232,26 @@ int slots_assign(struct slot_table *t, const struct catalog_service *svc,
         }
     }
 
-    /* (3b) the rest, in instance order, take the lowest free slots, first
-     * those where HAProxy has no address (a slot HAProxy has filled may
-     * belong to an endpoint not known yet, as while a listing is read, or
-     * is emptied anyway), then any; (4) whatever does not fit is overflow. */
-    for (int pass = observed ? 0 : 1; pass < 2; pass++) {
-        cursor = 0;
-        for (size_t j = 0; j < m; j++) {
-            if (placed[j])
-                continue;
-            while (cursor < n &&
-                   (fate[cursor] != SLOT_FREE ||
-                    (pass == 0 && view_known(&observed[cursor]) && !view_empty(&observed[cursor]))))
-                cursor++;
-            if (cursor == n) {
-                overflow += pass == 1;
-                if (pass == 0)
-                    break;
-                continue;
-            }
-            fate[cursor] = SLOT_NEW;
-            held[cursor] = j;
-            placed[j] = 1;
-            n_new++;
+    /* (3b) the rest, in instance order, take the lowest free slots (while
+     * the endpoints are partly known, only those where HAProxy has no
+     * address: one HAProxy has filled may hold an endpoint not known yet);
+     * (4) whatever does not fit is overflow (none counted while partial:
+     * it waits for the rest). */
+    cursor = 0;
+    for (size_t j = 0; j < m; j++) {
+        if (placed[j])
+            continue;
+        while (cursor < n && (fate[cursor] != SLOT_FREE ||
+                              (partial && observed && view_known(&observed[cursor]) &&
+                               !view_empty(&observed[cursor]))))
+            cursor++;
+        if (cursor == n) {
+            overflow += !partial;
+            continue;
         }
+        fate[cursor] = SLOT_NEW;
+        held[cursor] = j;
+        n_new++;
     }
 
     names = calloc(n_new + 1, sizeof(*names));
@@ -338,4 +335,16 @@ size_t slots_used(const struct slot_table *t)
     for (size_t i = 0; i < t->n; i++)
         used += t->slots[i].instance != NULL;
     return used;
+}
+
+int slots_assign(struct slot_table *t, const struct catalog_service *svc,
+                 const struct server_view *observed)
+{
+    return assign(t, svc, observed, false);
+}
+
+int slots_assign_partial(struct slot_table *t, const struct catalog_service *svc,
+                         const struct server_view *observed)
+{
+    return assign(t, svc, observed, true);
 }

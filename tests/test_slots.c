@@ -238,17 +238,17 @@ Test(slots, adoption_by_observed_addr_port)
     cr_assert_eq(assign(obs), 4);
     assert_slot(2, "b");
     assert_slot(4, "d");
-    /* the others take the lowest free slots HAProxy has no address in (an
-     * unknown one counts as such) before those it has filled */
-    assert_slot(3, "a");
-    assert_slot(5, "c");
-    assert_slot(0, NULL);
-    assert_slot(1, NULL);
+    assert_slot(0, "a");
+    assert_slot(1, "c");
+    assert_slot(3, NULL);
+    assert_slot(5, NULL);
 }
 
-/* Slots HAProxy has filled (with endpoints not known yet, as while a listing
- * is read) are taken last, lowest first, when no other is free. */
-Test(slots, slots_haproxy_has_filled_are_taken_last)
+/* While a listing is partly read, a slot HAProxy has filled may hold an
+ * endpoint not listed yet: new endpoints take only slots HAProxy has empty
+ * (or unknown); the rest wait, without counting as overflow. Once the
+ * listing is whole, slots_assign() places them anywhere free. */
+Test(slots, partial_assign_takes_only_slots_haproxy_has_empty)
 {
     struct server_view obs[4] = {0};
 
@@ -260,15 +260,18 @@ Test(slots, slots_haproxy_has_filled_are_taken_last)
     put("a", "10.0.0.1:80");
     put("b", "10.0.0.2:80");
     put("c", "10.0.0.3:80");
-    cr_assert_eq(assign(obs), 3);
+    put("h", "10.0.0.9:80"); /* HAProxy has it: adopted even while partial */
+    cr_assert_eq(slots_assign_partial(&table, api(), obs), 3);
     assert_slot(1, "a");
+    assert_slot(2, "h");
     assert_slot(3, "b");
+    assert_slot(0, NULL);
+    cr_assert_eq(table.overflow, 0, "c waits");
+    cr_assert_eq(assign(obs), 1, "the listing is whole: c takes s1");
     assert_slot(0, "c");
-    assert_slot(2, NULL);
+    cr_assert_eq(table.overflow, 0);
     put("d", "10.0.0.4:80");
-    put("e", "10.0.0.5:80");
-    cr_assert_eq(assign(obs), 1);
-    assert_slot(2, "d");
+    cr_assert_eq(assign(obs), 0);
     cr_assert_eq(table.overflow, 1);
 }
 

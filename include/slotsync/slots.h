@@ -4,8 +4,7 @@
  * (address, weight or state changes are made in place); a removed endpoint
  * frees its slot; a new endpoint takes, in order of preference, a free slot
  * whose observed HAProxy address and port equal its own (so a restarted
- * slotsync adopts what HAProxy already has), else the lowest free slot
- * where HAProxy has no address, else the lowest free slot.
+ * slotsync adopts what HAProxy already has), else the lowest free slot.
  * Endpoints that do not fit are counted as overflow, never dropped silently.
  */
 #ifndef SLOTSYNC_SLOTS_H
@@ -47,6 +46,13 @@ void slots_free(struct slot_table *t);
  * t->overflow is set to the count that did not fit. */
 int slots_assign(struct slot_table *t, const struct catalog_service *svc,
                  const struct server_view *observed);
+/* slots_assign() while the service's endpoints are only partly known (a
+ * listing partly read): a new endpoint without an observed match takes only
+ * a free slot where HAProxy has no address (or an unknown one), since a slot
+ * HAProxy has filled may hold an endpoint not listed yet; one that finds
+ * none stays out for now and is not counted as overflow. */
+int slots_assign_partial(struct slot_table *t, const struct catalog_service *svc,
+                         const struct server_view *observed);
 
 /* Parse a server name "s<N>" (N >= 1, no leading zero) into slot index N-1.
  * Returns the index or -1. */
