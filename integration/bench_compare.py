@@ -905,7 +905,12 @@ def target_misses(rows, alone):
                     "is applied page by page while it is read, so the two overlap, but "
                     "the %s batches' {:,} commands were in HAProxy for %.2f s in all "
                     "(%.0f us a command, %.0f%% of start -> converged), more than the "
-                    "listing itself takes."
+                    "listing itself takes. Two commands an endpoint (address, then "
+                    "state) is the least HAProxy 2.6's runtime API allows, and it finds "
+                    "a server by walking its backend's list: measured by hand on an idle "
+                    "HAProxy 2.6 (2026-12-02), `set server` took 5.7 us a command on the "
+                    "first of 1,000 servers and 17-19 us on the last, so backends of "
+                    "1,000 slots are its slowest case."
                     .format(alone["c"]["keys"], n_cmds)
                     % (cold["done_s"], warm["listed_s"], x, len(cold["batches"]), in_hap,
                        in_hap * 1e6 / n_cmds if n_cmds else 0,
