@@ -56,7 +56,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_compare import (DOMAIN, STRATEGIES, Compare, CompareFailure,  # noqa: E402
-                           report_lines, scale_lines, target_misses)
+                           new_services_lines, report_lines, scale_lines, target_misses)
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
@@ -939,6 +939,8 @@ def partial_report(r, m, command, when, only):
     add("")
     if "c" in r:
         lines.extend(startup_lines(r["c"]))
+    if r.get("cmp", {}).get("new"):
+        lines.extend(new_services_lines(r["cmp"]["new"]))
     if rows:
         lines.extend(scale_lines(rows)[0])
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -590,6 +590,10 @@ class Compare:
             setup = Setup(self.b, st, dict(declared, base=2), http=True,
                           tag="new", spares=spares).start()
             try:
+                if st == "slotsync":
+                    # settled: what is timed is the new service, not slotsync's start
+                    setup.env.wait_log(setup.name, r"etcd watch established", timeout=30,
+                                        alive=[setup.ctrl])
                 r0 = setup.reloads()
                 url = "http://%s/" % setup.http_bind
                 # one new service alone: its put's reply -> its first 200
@@ -1010,7 +1014,7 @@ def report_lines(r, alone):
     sp, s0 = nw.get("slotsync-spares", {}), nw.get("slotsync", {})
     if sp.get("single") and s0.get("single"):
         head.append("one new service, put -> first 200 by Host: %s with %d spare backends "
-                    "(%s reloads), %s with `spare_backends: 0` (%s reloads): %s"
+                    "(reloads: %s), %s with `spare_backends: 0` (reloads: %s): %s"
                     % (f_ms(sp["single"]), nw.get("spares", 16), sp.get("single_reloads", "-"),
                        f_ms(s0["single"]), s0.get("single_reloads", "-"),
                        ratio(s0["single"], sp["single"])))
