@@ -2,9 +2,10 @@
  * etcd under a lease while the service is healthy (and, with -- CMD, while
  * its child process lives).
  *
- * The pure parts (command line, value, backoff) are exported
- * so that they can be tested without a loop; announce_main() wires them to
- * the loop, the etcd client and the checks.
+ * Its command line is announce_opts.h; the other pure parts (value, key
+ * verdicts, backoff) are exported here so that they can be tested without a
+ * loop; announce_main() wires them to the loop, the etcd client and the
+ * checks (health.h).
  */
 #ifndef SLOTSYNC_ANNOUNCE_H
 #define SLOTSYNC_ANNOUNCE_H
@@ -13,60 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <slotsync/announce_opts.h>
 #include <slotsync/endpoint.h>
-#include <slotsync/tls.h>
-
-#define ANNOUNCE_DEFAULT_PREFIX "/services/"
-#define ANNOUNCE_DEFAULT_TTL 10
-#define ANNOUNCE_TTL_MIN 2
-#define ANNOUNCE_TTL_MAX 3600
-#define ANNOUNCE_DEFAULT_INTERVAL 2.0
-#define ANNOUNCE_INTERVAL_MIN 0.1
-#define ANNOUNCE_INTERVAL_MAX 3600.0
-#define ANNOUNCE_DEFAULT_RISE 2
-#define ANNOUNCE_DEFAULT_FALL 3
-#define ANNOUNCE_RISE_FALL_MAX 100
-#define ANNOUNCE_ETCD_MAX 16 /* --etcd endpoints */
-#define ANNOUNCE_CHECK_URL_MAX 1024
-#define ANNOUNCE_DRAIN_MAX 3600.0 /* --drain-seconds */
-
-enum announce_format { ANNOUNCE_FORMAT_JSON = 0, ANNOUNCE_FORMAT_PLAIN };
-
-enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHECK_HTTP };
-
-/* The validated command line. Strings are owned unless marked borrowed. */
-struct announce_opts {
-    char **etcd_endpoints; /* "http://host:port" URLs */
-    size_t n_etcd_endpoints;
-    struct tls_conf tls;       /* --cacert, --cert, --key-file */
-    const char *user;          /* --user, borrowed from argv; NULL: no auth */
-    const char *password_file; /* --password-file, borrowed from argv */
-    char *prefix;              /* starts and ends with '/' */
-    const char *key;           /* borrowed from argv; parses under prefix */
-    struct endpoint addr;      /* host and port from --addr; weight set when weight_set */
-    bool weight_set;
-    int ttl_s; /* ANNOUNCE_TTL_MIN..ANNOUNCE_TTL_MAX */
-    enum announce_format format;
-    enum announce_check check;
-    char *check_url; /* ANNOUNCE_CHECK_HTTP only */
-    double check_interval_s;
-    int rise, fall; /* 1..ANNOUNCE_RISE_FALL_MAX */
-    int log_level;  /* enum log_level */
-    double drain_s; /* --drain-seconds: 0..ANNOUNCE_DRAIN_MAX, JSON format only */
-    char **command; /* borrowed from argv, NULL-terminated; NULL = no child */
-    bool help;      /* --help was given: nothing else is filled in */
-};
-
-/* Parse and validate argv (argv[0] is "announce", not looked at). Fills *out
- * (zeroed first) with defaults for what is not given. Returns 0, or -EINVAL
- * with one message naming the option in *errmsg (caller frees), or -ENOMEM.
- * On failure *out holds nothing to free. The result borrows argv. Free with
- * announce_opts_free(). */
-int announce_parse_args(int argc, char **argv, struct announce_opts *out, char **errmsg);
-void announce_opts_free(struct announce_opts *opts);
-
-/* The usage text of "slotsync announce". */
-const char *announce_usage(void);
 
 /* The value published for ep: {"host":"H","port":P[,"weight":W][,"state":S]}
  * (weight only when with_weight, state only when ep->state is not ready) or,
