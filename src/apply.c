@@ -719,19 +719,10 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
 /* The routes of the backends HAProxy runs. */
 static int present_routes(struct apply *a, struct host_route **out, size_t *n_out)
 {
-    size_t n_be = 0, n = 0;
+    size_t n_be = 0;
     struct backend **be = a->ops->backends(a->arg, &n_be);
-    struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
-    int r;
 
-    if (!rb)
-        return -ENOMEM;
-    for (size_t i = 0; i < n_be; i++)
-        if (be[i]->present)
-            rb[n++] = (struct render_backend){be[i]->svc, &be[i]->slots, backend_proxy(be[i])};
-    r = render_host_routes(a->cfg, rb, n, out, n_out);
-    free(rb);
-    return r;
+    return backend_host_routes(a->cfg, be, n_be, false, out, n_out);
 }
 
 /* Runtime map commands from the map HAProxy has to the one we want. */

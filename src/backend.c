@@ -577,3 +577,20 @@ void backend_set_proxy(struct backend *b, const char *proxy)
     snprintf(b->proxy, sizeof(b->proxy), "%s", proxy);
     spare_label(b->conf.name, b->proxy, b->label, sizeof(b->label));
 }
+
+int backend_host_routes(const struct config *cfg, struct backend *const *be, size_t n,
+                        bool ours_only, struct host_route **out, size_t *n_out)
+{
+    struct render_backend *rb = calloc(n ? n : 1, sizeof(*rb));
+    size_t k = 0;
+    int r;
+
+    if (!rb)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (be[i]->present && (!ours_only || backend_ours(be[i])))
+            rb[k++] = (struct render_backend){be[i]->svc, &be[i]->slots, backend_proxy(be[i])};
+    r = render_host_routes(cfg, rb, k, out, n_out);
+    free(rb);
+    return r;
+}

@@ -29,23 +29,15 @@ static void map_dirty(struct pool *p)
         map_arm(p, 0.);
 }
 
-/* The routes HAProxy's map should hold: every backend of ours it runs, in
- * its proxy (as the applier converges the live map to). */
+/* The routes the map file holds: every backend of ours HAProxy runs, in
+ * its proxy (a backend whose name slotsync does not own gets no route from
+ * it, as a render would write none). */
 static int routes_now(struct pool *p, struct host_route **out, size_t *n_out)
 {
-    size_t n_be = 0, n = 0;
+    size_t n_be = 0;
     struct backend **be = p->ops->backends(p->arg, &n_be);
-    struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
-    int r;
 
-    if (!rb)
-        return -ENOMEM;
-    for (size_t i = 0; i < n_be; i++)
-        if (be[i]->present && backend_ours(be[i]))
-            rb[n++] = (struct render_backend){be[i]->svc, &be[i]->slots, backend_proxy(be[i])};
-    r = render_host_routes(p->cfg, rb, n, out, n_out);
-    free(rb);
-    return r;
+    return backend_host_routes(p->cfg, be, n_be, true, out, n_out);
 }
 
 static void on_map_timer(struct ev_loop *loop, ev_timer *w, int revents)

@@ -790,3 +790,54 @@ Test(backend, reconfigure_table)
         teardown();
     }
 }
+
+/* ---- the Host routes of the backends HAProxy runs ---- */
+
+struct routes_case {
+    const char *name;
+    bool present, claimed, foreign;
+    const char *proxy; /* a spare's, or NULL */
+    bool ours_only;
+    const char *want; /* "host backend", or NULL: no route */
+};
+
+Test(backend, host_routes)
+{
+    static const struct routes_case cases[] = {
+        {"ours, running", true, true, false, NULL, false, "web.svc.local web"},
+        {"ours, running, map file", true, true, false, NULL, true, "web.svc.local web"},
+        {"not running", false, true, false, NULL, false, NULL},
+        {"in a spare", true, true, false, "spare:3", true, "web.svc.local spare:3"},
+        {"someone else's, live map", true, true, true, NULL, false, "web.svc.local web"},
+        {"someone else's, map file", true, true, true, NULL, true, NULL},
+        {"unclaimed, map file", true, false, false, NULL, true, NULL},
+    };
+    struct config cfg;
+    char domain[] = "svc.local";
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_bind.set = true;
+    cfg.http_domain = domain;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        const struct routes_case *c = &cases[i];
+        struct backend *b = insert("web", 2, 0, false);
+        struct host_route *routes = NULL;
+        size_t n = 99;
+        char got[128] = "";
+
+        b->conf.opt.mode = MODE_HTTP;
+        b->present = c->present;
+        b->claimed = c->claimed;
+        b->foreign = c->foreign;
+        backend_set_proxy(b, c->proxy);
+        cr_assert_eq(backend_host_routes(&cfg, tab, n_tab, c->ours_only, &routes, &n), 0, "%s",
+                     c->name);
+        if (n)
+            snprintf(got, sizeof(got), "%s %s", routes[0].host, routes[0].backend);
+        cr_expect_eq(n, c->want ? 1u : 0u, "%s: %zu routes", c->name, n);
+        if (c->want)
+            cr_expect_str_eq(got, c->want, "%s", c->name);
+        free(routes);
+        teardown();
+    }
+}

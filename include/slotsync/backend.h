@@ -236,6 +236,12 @@ bool backend_refusal_note(struct backend *b, const struct plan_origin *o, const 
 
 /* The HAProxy proxy b lives in: its spare's while bound, else its name. */
 const char *backend_proxy(const struct backend *b);
+
+/* The Host routes of the backends HAProxy runs (present), each to the
+ * proxy it lives in (render_host_routes()); ours_only: only the backends
+ * slotsync owns. *out (caller frees) and *n_out; 0 or -ENOMEM. */
+int backend_host_routes(const struct config *cfg, struct backend *const *be, size_t n,
+                        bool ours_only, struct host_route **out, size_t *n_out);
 bool backend_is_spare(const struct backend *b);
 /* b's name for people: "web (spare:3)" while bound, else "web". */
 const char *backend_label(const struct backend *b);
