@@ -78,7 +78,8 @@ static void on_map_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (log_outage_begin(&p->map_outage, now))
         log_error(MOD,
                   "cannot write the host map %s: %s (HAProxy runs the routes; a restart of "
-                  "HAProxy would miss the spares' until it is written; retrying with backoff)",
+                  "HAProxy would miss the spares' routes until it is written; retrying with "
+                  "backoff)",
                   p->cfg->hosts_map, err ? err : strerror(-r));
     else if (log_outage_due(&p->map_outage, now, &elapsed))
         log_error(MOD, "cannot write the host map %s, still after %.0f s: %s", p->cfg->hosts_map,
