@@ -222,7 +222,12 @@ def test_haproxy_restart_restores_every_slot(env, bin_path):
     c.delete("a")
     c.put("c", "w3")
     c.put("b", value='{"host":"127.0.0.1","port":%d,"weight":7}' % c.backends["w2"])
-    c.wait_live(["w2", "w3"])
+    # Three etcd events, each its own batch: wait for the last one (the
+    # weight) too, or the state read here may be one change short of what
+    # slotsync restores below.
+    settled = {("127.0.0.1", c.backends["w2"], 7), ("127.0.0.1", c.backends["w3"], 1)}
+    wait_for(lambda: {(a, p, w) for a, p, st, w in c.slots().values() if st == "ready"}
+             == settled, what="b at weight 7 and c ready")
     want = c.slots()
     c.haproxy.stop(signal.SIGKILL)
     c.haproxy = env.start_haproxy(c.services_file)
@@ -247,9 +252,9 @@ def test_slotsync_restart_adopts_slots(env, bin_path):
     before = c.slots()
     env.stop(c.slotsync)
     c.start_slotsync(name="slotsync2")
-    # start_slotsync() waited for "HAProxy state read" (a batch can only
-    # follow it); a short pause gives a wrong implementation time to send
-    time.sleep(0.3)
+    # Ready comes once the listing's batch (if any) is answered: anything a
+    # wrong implementation sends is in the log before this line.
+    env.wait_log("slotsync2", r"ready: first etcd listing applied", alive=[c.slotsync])
     assert c.slots() == before
     assert "runtime commands" not in env.log_text("slotsync2"), env.log_text("slotsync2")
 

@@ -7,7 +7,6 @@ http_cluster default: test_new_service_one_reload_then_routable.)"""
 import re
 import signal
 import subprocess
-import time
 
 from harness import *
 from test_daemon import PREFIX
@@ -102,7 +101,9 @@ def test_burst_restarts_and_changes_with_no_reload(env, bin_path):
     before = {s: spare_rows(c, p) for s, p in spares.items()}
     env.stop(c.slotsync)
     c.start_slotsync(name="slotsync2")
-    time.sleep(0.3)  # as test_slotsync_restart_adopts_slots: room for a wrong send
+    # Ready comes once the listing's batch (if any) is answered: anything a
+    # wrong implementation sends is in the log before this line.
+    env.wait_log("slotsync2", r"ready: first etcd listing applied", alive=[c.slotsync])
     log2 = env.log_text("slotsync2")
     assert "batch command" not in log2, log2
     assert "reload is needed" not in log2, log2
