@@ -2,7 +2,8 @@
  * sync's keys go to feed (catalog), the loop's ev_prepare hands HAProxy's
  * side to apply (resyncs, batches, refusals) and to rollout (when to reload,
  * what the render holds), and the controller keeps the backend table, who
- * owns which proxy name, SIGHUP, render mode and the admin endpoint's view. */
+ * owns which proxy name, SIGHUP and render mode. The admin endpoint and
+ * SIGUSR1 get its modules' state gathered for report.h. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
@@ -30,10 +31,9 @@
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
 #include <slotsync/render.h>
+#include <slotsync/report.h>
 #include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
-#include <slotsync/slots.h>
-#include <slotsync/status.h>
 
 #define MOD "sync"
 #define BASE_CONFIG_MAX (256u << 20)
@@ -596,56 +596,6 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void dump_line(const char *text, void *arg)
-{
-    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
-}
-
-/* SIGUSR1: what the daemon knows (status_dump()), written to the log
- * whatever its level, never rate-limited (one line per backend). */
-static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    struct ctl *c = w->data;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    struct status_dump_backend *db = calloc(c->n_backends + 1, sizeof(*db));
-    struct status_dump d = {
-        .now = ev_now(loop),
-        .revision = es ? es->revision : 0,
-        .watching = es && es->watching,
-        .listed = c->listed,
-        .endpoints = catalog_count(c->cat),
-        .services = c->cat->n_services,
-        .rejected = c->cat->rejected,
-        .unknown_fields = c->cat->unknown_fields,
-        .synced = c->ap.synced,
-        .last_resync_at = c->ap.last_resync_at,
-        .resyncs = c->ap.stats.resyncs,
-        .last_reload_at = c->ro.last_reload_start,
-        .reloads = c->ro.stats.reloads,
-        .reload_failures = c->ro.stats.reload_failures,
-        .check_failures = c->ro.stats.check_failures,
-        .reloading = c->ro.reloading,
-        .batches = c->ap.stats.batches,
-        .commands = c->ap.stats.commands,
-        .refused = c->ap.stats.command_failures,
-        .backends = db,
-        .n_backends = c->n_backends,
-    };
-
-    for (size_t i = 0; db && i < c->n_backends; i++) {
-        const struct backend *b = c->backends[i];
-        const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-
-        db[i] = (struct status_dump_backend){backend_label(b),  slots_used(&b->slots),
-                                             b->slots.n,        svc ? svc->n_endpoints : 0,
-                                             b->slots.overflow, b->present,
-                                             b->configured};
-    }
-    if (!db || status_dump(&d, dump_line, NULL) < 0)
-        log_error(MOD, "state dump: out of memory");
-    free(db);
-}
-
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     log_flush(false);
@@ -816,100 +766,60 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
-/* ---- the admin endpoint's view ---- */
+/* ---- the admin endpoint's view and the state dump (report.h) ---- */
+
+/* What the modules know now, for report.h (borrowed until the loop runs
+ * again). */
+static struct report_state report_of(const struct ctl *c)
+{
+    return (struct report_state){
+        .now = ev_now(c->loop),
+        .etcd = c->sync ? etcd_sync_stats(c->sync) : NULL,
+        .listed = c->listed,
+        .cat = c->cat,
+        .synced = c->ap.synced,
+        .runtime_down = c->ap.runtime_down,
+        .last_resync_at = c->ap.last_resync_at,
+        .batches = c->ap.stats.batches,
+        .commands = c->ap.stats.commands,
+        .command_failures = c->ap.stats.command_failures,
+        .runtime_errors = c->ap.stats.runtime_errors,
+        .runtime_added_servers = c->ap.stats.grown,
+        .resyncs = c->ap.stats.resyncs,
+        .drift_repairs = c->ap.stats.drift_repairs,
+        .last_reload_at = c->ro.last_reload_start,
+        .last_reload_failed = c->ro.last_reload_failed,
+        .reloading = c->ro.reloading,
+        .reloads = c->ro.stats.reloads,
+        .reload_failures = c->ro.stats.reload_failures,
+        .check_failures = c->ro.stats.check_failures,
+        .backends = c->backends,
+        .n_backends = c->n_backends,
+        .obs = &c->obs,
+        .recent = c->recent,
+    };
+}
 
 static bool admin_ready(void *arg, const char **why)
 {
-    struct ctl *c = arg;
+    struct report_state s = report_of(arg);
 
-    if (!c->listed)
-        *why = "the first etcd listing is not done";
-    else if (!c->ap.synced || c->ap.runtime_down || c->ap.last_resync_at <= 0)
-        *why = "HAProxy's runtime socket does not answer";
-    else
-        return true;
-    return false;
+    return report_ready(&s, why);
 }
 
 static void admin_metrics(void *arg, struct metrics *m)
 {
     struct ctl *c = arg;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    const char *why;
-    struct metrics_backend *mb;
+    struct report_state s = report_of(c);
 
-    *m = c->obs;
-    if (es) {
-        m->etcd_events = es->events;
-        m->etcd_watch_starts = es->watch_starts;
-        m->etcd_revision = es->revision;
-    }
-    m->commands = c->ap.stats.commands;
-    m->command_failures = c->ap.stats.command_failures;
-    m->batches = c->ap.stats.batches;
-    m->runtime_errors = c->ap.stats.runtime_errors;
-    m->runtime_added_servers = c->ap.stats.grown;
-    m->resyncs = c->ap.stats.resyncs;
-    m->drift_repairs = c->ap.stats.drift_repairs;
-    m->reloads = c->ro.stats.reloads;
-    m->reload_failures = c->ro.stats.reload_failures;
-    m->check_failures = c->ro.stats.check_failures;
-    m->haproxy_up = c->ap.synced && !c->ap.runtime_down;
-    m->ready = admin_ready(c, &why);
-    m->since_resync_s = c->ap.last_resync_at > 0 ? ev_now(c->loop) - c->ap.last_resync_at : -1;
-    mb = realloc(c->obs_backends, (c->n_backends + 1) * sizeof(*mb));
-    if (!mb)
-        return; /* no per-backend lines this time */
-    c->obs_backends = mb;
-    for (size_t i = 0; i < c->n_backends; i++) {
-        mb[i].name = backend_label(c->backends[i]);
-        mb[i].used = slots_used(&c->backends[i]->slots);
-        mb[i].total = c->backends[i]->slots.n;
-    }
-    m->backends = mb;
-    m->n_backends = c->n_backends;
+    report_metrics(&s, m, &c->obs_backends);
 }
 
 static json_t *admin_status(void *arg, const char *state_text, const char *stat_text, char **errmsg)
 {
-    struct ctl *c = arg;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    const char **names = calloc(c->n_backends + 1, sizeof(*names));
-    struct status_alias *al = calloc(c->n_backends + 1, sizeof(*al)); /* spares (pool.h) */
-    size_t n_al = 0;
-    const char *why;
-    json_t *doc = NULL;
-    double now = ev_now(c->loop);
+    struct report_state s = report_of(arg);
 
-    if (!names || !al) {
-        free(names);
-        free(al);
-        memprintf(errmsg, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < c->n_backends; i++) {
-        names[i] = c->backends[i]->conf.name;
-        if (backend_is_spare(c->backends[i]))
-            al[n_al++] = (struct status_alias){names[i], backend_proxy(c->backends[i])};
-    }
-    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, al, n_al, state_text,
-                     stat_text, &doc, errmsg) == 0 &&
-        (json_object_set_new(doc, "ready", json_boolean(admin_ready(c, &why))) < 0 ||
-         json_object_set_new(doc, "last_reload",
-                             json_pack("{s:o,s:b,s:I}", "ago_s",
-                                       c->ro.last_reload_start > 0
-                                           ? json_real(now - c->ro.last_reload_start)
-                                           : json_null(),
-                                       "failed", c->ro.last_reload_failed, "reloads",
-                                       (json_int_t)c->ro.stats.reloads)) < 0 ||
-         (c->recent && status_add_recent(doc, c->recent) < 0))) {
-        memprintf(errmsg, "out of memory");
-        json_decref(doc);
-        doc = NULL;
-    }
-    free(names);
-    free(al);
-    return doc;
+    return report_status(&s, state_text, stat_text, errmsg);
 }
 
 static const struct admin_ops admin_ops = {
@@ -917,6 +827,21 @@ static const struct admin_ops admin_ops = {
     .metrics = admin_metrics,
     .status = admin_status,
 };
+
+static void dump_line(const char *text, void *arg)
+{
+    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
+}
+
+/* SIGUSR1: what the daemon knows (report_dump()), written to the log
+ * whatever its level, never rate-limited (one line per backend). */
+static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct report_state s = report_of(w->data);
+
+    if (report_dump(&s, dump_line, NULL) < 0)
+        log_error(MOD, "state dump: out of memory");
+}
 
 #define SERVICES_FILE_MAX (256u << 20)
 
