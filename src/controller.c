@@ -1,8 +1,9 @@
 /* controller - the daemon's pipeline, wired on one libev loop: the etcd
  * sync's keys go to feed (catalog), the loop's ev_prepare hands HAProxy's
- * side to apply (resyncs, batches, refusals), and the controller keeps the
- * backend table, who owns which proxy name, SIGHUP, render mode, the admin
- * endpoint's view and the reloads. */
+ * side to apply (resyncs, batches, refusals) and to rollout (when to reload,
+ * what the render holds), and the controller keeps the backend table, who
+ * owns which proxy name, SIGHUP and render mode. The admin endpoint and
+ * SIGUSR1 get its modules' state gathered for report.h. */
 #include <slotsync/controller.h>
 
 #include <errno.h>
@@ -25,22 +26,16 @@
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
-#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
-#include <slotsync/reload.h>
 #include <slotsync/render.h>
+#include <slotsync/report.h>
+#include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
-#include <slotsync/slots.h>
-#include <slotsync/status.h>
-#include <slotsync/timeouts.h>
 
 #define MOD "sync"
-#define RETRY_JITTER 0.2 /* delays are spread over +-20% */
-#define WRITE_RETRY_MIN_S 0.5
-#define WRITE_RETRY_MAX_S 30.0
 #define BASE_CONFIG_MAX (256u << 20)
 
 struct ctl {
@@ -55,24 +50,15 @@ struct ctl {
     struct config *owned_cfg; /* a config loaded on SIGHUP */
     int (*load_config)(struct config *out, char **errmsg, void *arg);
     void *load_arg;
-    /* reloads */
-    struct reloader *reloader;
-    ev_timer reload_timer;
-    unsigned desired_gen, loaded_gen, failed_gen, reload_gen;
-    bool reloading;
-    double last_reload_start;
-    char *candidate;
-    double write_retry;             /* backoff after a failed write of the files */
-    struct log_outage write_outage; /* since when they cannot be written */
+    struct rollout ro; /* reloads: when, what is rendered, retries (rollout.h) */
     /* ownership: see docs/DESIGN.md, "Which proxies slotsync owns" */
-    struct names owned;     /* backends of the services file HAProxy runs */
-    struct names base_be;   /* backend/listen names of base_config */
-    struct names base_fe;   /* frontend/listen names of base_config */
-    struct names proxies;   /* every backend HAProxy listed at the last resync */
-    struct names rendering; /* backends of the reload in flight */
-    bool proxies_known;     /* proxies holds a "show backend" reply */
-    struct apply ap;        /* HAProxy's state read, batches sent (apply.h) */
-    struct pool pool;       /* spare backends: new services without a reload (pool.h) */
+    struct names owned;   /* backends of the services file HAProxy runs */
+    struct names base_be; /* backend/listen names of base_config */
+    struct names base_fe; /* frontend/listen names of base_config */
+    struct names proxies; /* every backend HAProxy listed at the last resync */
+    bool proxies_known;   /* proxies holds a "show backend" reply */
+    struct apply ap;      /* HAProxy's state read, batches sent (apply.h) */
+    struct pool pool;     /* spare backends: new services without a reload (pool.h) */
     ev_prepare flush;
     ev_timer resync_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
@@ -98,15 +84,13 @@ struct ctl {
     char *render_errmsg;
     char *etcd_last_error; /* the last reason the etcd sync gave for being down */
     struct {
-        unsigned long long reloads, reload_failures, check_failures;
-        unsigned long long refused_services, empty_listings_held, io_failures;
-    } stats; /* the applier's are in ap.stats */
+        unsigned long long refused_services, empty_listings_held;
+    } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
     /* inspection: the admin endpoint and what only it needs */
     struct admin *admin;
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
-    bool last_reload_failed;
 };
 
 static struct backend *backend_find(struct ctl *c, const char *name)
@@ -206,54 +190,14 @@ static bool settle(struct ctl *c, struct backend *b)
     return claimed;
 }
 
-/* Structure changed: the services file must be rendered and loaded again. */
-static void want_reload(struct ctl *c, const char *why, const char *name)
-{
-    static const struct {
-        const char *why;
-        enum metrics_reload_cause cause;
-    } causes[] = {
-        {"new service in the config", METRICS_CAUSE_CONFIG},
-        {"new service", METRICS_CAUSE_NEW_SERVICE},
-        {"endpoints came back", METRICS_CAUSE_NEW_SERVICE},
-        {"backend missing", METRICS_CAUSE_BACKEND_MISSING},
-        {"HTTP frontend missing", METRICS_CAUSE_HTTP_FRONTEND},
-        {"http_frontend changed", METRICS_CAUSE_HTTP_FRONTEND},
-        {"options changed", METRICS_CAUSE_CONFIG},
-        {"service left the config", METRICS_CAUSE_CONFIG},
-        {"defaults changed", METRICS_CAUSE_CONFIG},
-        {"slots", METRICS_CAUSE_SLOTS},
-        {"spare pool low", METRICS_CAUSE_NEW_SERVICE},
-    };
-    enum metrics_reload_cause cause = METRICS_CAUSE_OTHER;
-
-    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
-        if (strncmp(why, causes[i].why, strlen(causes[i].why)) == 0) {
-            cause = causes[i].cause;
-            break;
-        }
-    }
-    c->obs.reload_requests[cause]++;
-    c->desired_gen++;
-    struct log_field f[] = {
-        {"event", "reload needed"},
-        {"cause", why},
-        {"service", name},
-    };
-
-    log_fields(LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]), "%s %s: a reload is needed", why,
-               name);
-}
-
-static bool reload_pending(const struct ctl *c);
-
 /* A claimed service HAProxy runs no backend for: into a spare (pool.h), or
  * a reload. No new binding while a reload is asked for or in flight: its
  * render creates the backend anyway. */
 static void place(struct ctl *c, struct backend *b)
 {
-    if (!pool_place(&c->pool, b, &c->proxies, &c->base_be, !c->reloading && !reload_pending(c)))
-        want_reload(c, "new service", b->conf.name);
+    if (!pool_place(&c->pool, b, &c->proxies, &c->base_be,
+                    !c->ro.reloading && !rollout_pending(&c->ro)))
+        rollout_want(&c->ro, "new service", b->conf.name);
 }
 
 /* Move the catalog's dirty flags onto the backends. */
@@ -471,7 +415,9 @@ static struct backend **ap_backends(void *arg, size_t *n)
 
 static void ap_want_reload(void *arg, const char *why, const char *name)
 {
-    want_reload(arg, why, name);
+    struct ctl *c = arg;
+
+    rollout_want(&c->ro, why, name);
 }
 
 /* "show backend": every backend-capable proxy HAProxy runs. Services
@@ -526,293 +472,56 @@ static const struct pool_ops pool_ops = {
     .want_reload = ap_want_reload,
 };
 
-/* ---- reloads ---- */
+/* ---- reloads: the rollout (rollout.h) borrows the table too ---- */
 
-static bool reload_pending(const struct ctl *c)
-{
-    return c->desired_gen != c->loaded_gen && c->desired_gen != c->failed_gen;
-}
-
-static void reload_end(struct ctl *c, bool ok)
-{
-    c->reloading = false;
-    if (c->candidate)
-        unlink(c->candidate);
-    pool_reload_ended(&c->pool, ok);
-    c->last_reload_failed = !ok;
-    c->write_retry = 0;
-    if (!ok) {
-        c->failed_gen = c->reload_gen;
-        /* Slots added for the render HAProxy did not load: forget them. */
-        c->ap.resync_wanted = true;
-        return;
-    }
-    c->loaded_gen = c->reload_gen;
-    c->stats.reloads++;
-    /* The file HAProxy now runs declares the backends slotsync owns. */
-    backend_names_clear(&c->owned);
-    c->owned = c->rendering;
-    c->rendering = (struct names){0};
-    c->ap.epoch++; /* a new worker: any read still in flight is stale */
-    /* Backends left out of the file HAProxy now runs: forget them, unless
-     * endpoints came back meanwhile (then they want a backend again). */
-    for (size_t i = 0; i < c->n_backends;) {
-        struct backend *b = c->backends[i];
-        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-
-        if (b->left_out && svc && svc->n_endpoints)
-            want_reload(c, "endpoints came back for", b->conf.name);
-        if (b->left_out && !(svc && svc->n_endpoints)) {
-            backend_free(b);
-            memmove(c->backends + i, c->backends + i + 1,
-                    (c->n_backends - i - 1) * sizeof(*c->backends));
-            c->n_backends--;
-        } else {
-            i++;
-        }
-    }
-    c->ap.resync_wanted = true;
-}
-
-/* The files could not be written, the check not started or HAProxy's master
- * not reached: an error of this machine (a full or read-only disk, no
- * memory, no process slot, a socket away), not HAProxy's verdict on the
- * config. The same generation is tried again with backoff until it goes
- * through; one error line, then "still" lines at a slowing cadence. what
- * says which step failed, why the error. */
-static void reload_io_failed(struct ctl *c, const char *what, const char *why)
-{
-    double now = ev_time(), elapsed = 0;
-    double jitter = jitter_around(RETRY_JITTER);
-
-    c->reloading = false;
-    if (c->candidate)
-        unlink(c->candidate);
-    pool_reload_ended(&c->pool, false);
-    c->stats.io_failures++;
-    c->write_retry = c->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : c->write_retry * 2;
-    if (c->write_retry > WRITE_RETRY_MAX_S)
-        c->write_retry = WRITE_RETRY_MAX_S;
-    if (log_outage_begin(&c->write_outage, now))
-        log_error(MOD, "%s: %s; keeping the running config, retrying with backoff", what, why);
-    else if (log_outage_due(&c->write_outage, now, &elapsed))
-        log_error(MOD, "%s, still after %.0f s: %s", what, elapsed, why);
-    else
-        log_debug(MOD, "%s, still: %s (retry in %.1f s)", what, why, c->write_retry);
-    ev_timer_stop(c->loop, &c->reload_timer);
-    ev_timer_set(&c->reload_timer, c->write_retry * jitter, 0.);
-    ev_timer_start(c->loop, &c->reload_timer);
-    /* Slots added for the render HAProxy did not load: forget them. */
-    c->ap.resync_wanted = true;
-}
-
-/* A reload went through: whatever failed before works again. */
-static void io_succeeded(struct ctl *c)
-{
-    double len = log_outage_end(&c->write_outage, ev_time());
-
-    if (len >= 0)
-        log_info(MOD, "services file written and HAProxy reloaded again after %.0f s", len);
-}
-
-#define WRITE_FAILED "cannot write the services file"
-
-static void on_reload_done(int err, const char *errtext, void *arg)
+/* Left out of the file HAProxy now runs, and no endpoint came back. */
+static void ro_drop(void *arg, struct backend *b)
 {
     struct ctl *c = arg;
 
-    if (err < 0) {
-        c->stats.reload_failures++;
-        if (err != -EIO) {
-            /* The master was not reached or did not answer: no verdict. */
-            reload_io_failed(c, "cannot reload HAProxy", errtext ? errtext : strerror(-err));
-            return;
-        }
-        struct log_field f[] = {
-            {"event", "reload end"},
-            {"result", "failed"},
-            {"reason", errtext ? errtext : strerror(-err)},
-        };
-
-        log_fields(LOG_LEVEL_ERROR, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "reload failed: %s; runtime changes keep going to the running worker",
-                   errtext ? errtext : strerror(-err));
-        reload_end(c, false);
-        return;
-    }
-    io_succeeded(c);
-    char ms[32], nth[32];
-
-    snprintf(ms, sizeof(ms), "%.0f", (ev_time() - c->last_reload_start) * 1e3);
-    snprintf(nth, sizeof(nth), "%llu", c->stats.reloads + 1);
-    struct log_field f[] = {
-        {"event", "reload end"},
-        {"result", "ok"},
-        {"duration_ms", ms},
-        {"reload", nth},
-    };
-
-    log_fields(LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
-               "HAProxy reloaded in %s ms (reload %s)", ms, nth);
-    reload_end(c, true);
-}
-
-static void on_check_done(int err, const char *errtext, void *arg)
-{
-    struct ctl *c = arg;
-    const char *path = c->cfg->services_file;
-    int r;
-
-    if (err < 0) {
-        c->stats.check_failures++;
-        struct log_field f[] = {
-            {"event", "reload end"},
-            {"result", "rejected"},
-            {"reason", errtext ? errtext : strerror(-err)},
-        };
-
-        log_fields(LOG_LEVEL_ERROR, MOD, f, sizeof(f) / sizeof(f[0]),
-                   "haproxy -c rejected the new services file, keeping the running one: %s",
-                   errtext ? errtext : strerror(-err));
-        reload_end(c, false);
-        return;
-    }
-    if (rename(c->candidate, path) < 0) {
-        char *why = NULL;
-
-        memprintf(&why, "rename %s to %s: %s", c->candidate, path, strerror(errno));
-        reload_io_failed(c, WRITE_FAILED, why ? why : "rename failed");
-        free(why);
-        return;
-    }
-    r = reloader_reload(c->reloader, RELOAD_TIMEOUT_S, on_reload_done, c);
-    if (r == -ENOTSUP) {
-        log_error(MOD, "cannot reload HAProxy: neither haproxy.master_socket nor "
-                       "haproxy.reload_command is set");
-        c->stats.reload_failures++;
-        reload_end(c, false);
-    } else if (r < 0) {
-        c->stats.reload_failures++;
-        reload_io_failed(c, "cannot reload HAProxy", strerror(-r));
-    }
-}
-
-/* Render every backend that should exist into the candidate file and the
- * host map, then check the candidate. */
-static void start_reload(struct ctl *c)
-{
-    struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
-    struct host_route *routes = NULL;
-    size_t n = 0, n_routes = 0, len = 0;
-    char *text = NULL, *err = NULL;
-    int r = -ENOMEM;
-    bool io = true; /* a failure of this machine, not of the config */
-
-    c->reloading = true;
-    pool_reload_started(&c->pool);
-    c->reload_gen = c->desired_gen;
-    c->last_reload_start = ev_time();
-    if (!rb)
-        goto fail;
     for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = c->backends[i];
-        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-        size_t endpoints = svc ? svc->n_endpoints : 0;
-        size_t want = b->want_slots > b->slots.n ? b->want_slots : b->slots.n;
-
-        b->left_out = !b->configured && !endpoints && backend_ours(b);
-        if (b->left_out || !backend_ours(b))
-            continue; /* dropped at this render, or not ours */
-        /* The configured count, or more; never fewer than HAProxy has. */
-        if (want < (size_t)b->conf.opt.slots)
-            want = (size_t)b->conf.opt.slots;
-        want = backend_fit_slots(b, want, endpoints);
-        if ((r = backend_resize(b, want)) < 0 || (r = slots_assign(&b->slots, svc, b->have)) < 0)
-            goto fail;
-        /* This reload accounts for its absence: if it fails, only a new
-         * change tries again. */
-        if (!b->present)
-            b->missing_noted = true;
-        rb[n++] = (struct render_backend){b->svc, &b->slots, NULL};
+        if (c->backends[i] != b)
+            continue;
+        backend_free(b);
+        memmove(c->backends + i, c->backends + i + 1,
+                (c->n_backends - i - 1) * sizeof(*c->backends));
+        c->n_backends--;
+        return;
     }
-    backend_names_clear(&c->rendering);
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = backend_names_add(&c->rendering, rb[i].svc->name);
-    backend_names_sort(&c->rendering);
-    if (r < 0)
-        goto fail;
-    r = render_services(c->cfg, rb, n, &text, &len, &err);
-    io = r != -EINVAL;
-    if (r == 0 && c->cfg->http_bind.set) {
-        char *map = NULL;
-        size_t mlen = 0;
-
-        r = render_host_routes(c->cfg, rb, n, &routes, &n_routes);
-        if (r == 0)
-            r = render_hosts_map(routes, n_routes, &map, &mlen);
-        /* HAProxy reads the map only when it starts: writing it now changes
-         * nothing until the reload that loads the matching services file. */
-        if (r == 0)
-            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &err);
-        free(map);
-    }
-    if (r == 0)
-        r = file_write_atomic(c->candidate, text, len, &err);
-    if (r == 0)
-        r = reloader_check(c->reloader, c->candidate, on_check_done, c);
-    if (r < 0)
-        goto fail;
-    log_info(MOD, "rendered %zu backends to %s; checking it", n, c->candidate);
-    goto out;
-fail:
-    if (io) {
-        reload_io_failed(c, WRITE_FAILED, err ? err : strerror(-r));
-        goto out;
-    }
-    log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));
-    reload_end(c, false);
-out:
-    free(err);
-    free(text);
-    free(routes);
-    free(rb);
 }
 
-static void on_reload_timer(struct ev_loop *loop, ev_timer *w, int revents)
+/* HAProxy runs a new worker with the render: the file it runs declares the
+ * backends slotsync owns. */
+static void ro_loaded(void *arg, struct names *rendered)
 {
-    /* Nothing to do: the next on_prepare() starts the reload. */
+    struct ctl *c = arg;
+
+    backend_names_clear(&c->owned);
+    c->owned = *rendered;
+    *rendered = (struct names){0};
+    c->ap.epoch++; /* a new worker: any read still in flight is stale */
 }
 
-static void maybe_reload(struct ctl *c)
+static void ro_resync(void *arg)
 {
-    double wait;
+    struct ctl *c = arg;
 
-    if (!reload_pending(c) || c->reloading || !c->listed || !c->ap.synced ||
-        ev_is_active(&c->reload_timer))
-        return;
-    if (!reloader_can_reload(c->reloader)) {
-        if (c->failed_gen != c->desired_gen)
-            log_error(MOD, "HAProxy needs a reload but neither haproxy.master_socket nor "
-                           "haproxy.reload_command is set");
-        c->failed_gen = c->desired_gen;
-        return;
-    }
-    /* At most one reload per min_reload_interval_ms: bursts coalesce. */
-    wait = c->last_reload_start + c->cfg->min_reload_interval_ms / 1e3 - ev_time();
-    if (c->stats.reloads + c->stats.reload_failures + c->stats.check_failures && wait > 0) {
-        ev_timer_set(&c->reload_timer, wait, 0.);
-        ev_timer_start(c->loop, &c->reload_timer);
-        return;
-    }
-    start_reload(c);
+    c->ap.resync_wanted = true;
 }
+
+static const struct rollout_ops rollout_ops = {
+    .backends = ap_backends,
+    .drop = ro_drop,
+    .loaded = ro_loaded,
+    .resync = ro_resync,
+};
 
 /* systemd's view (notify.h): ready once the listing went to HAProxy and
  * nothing more is waiting to go there. */
 static void notify_controller(struct ctl *c)
 {
-    bool settled = c->ap.synced && !c->ap.resync_wanted && !c->reloading && !reload_pending(c) &&
-                   !runtime_busy(c->ap.rt) && !c->ap.map_dirty;
+    bool settled = c->ap.synced && !c->ap.resync_wanted && !c->ro.reloading &&
+                   !rollout_pending(&c->ro) && !runtime_busy(c->ap.rt) && !c->ap.map_dirty;
 
     for (size_t i = 0; settled && i < c->n_backends; i++)
         settled = !c->backends[i]->dirty;
@@ -854,11 +563,11 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         return;
     notify_controller(c);
     dns_controller(c);
-    maybe_reload(c);
+    rollout_maybe_start(&c->ro, c->listed && c->ap.synced);
     /* During a reload the socket may reach the old worker or the new one:
      * what we read or change there could be lost or mistaken (a backend of
      * the new file "missing"). Hold everything; the reload's end resyncs. */
-    if (c->reloading || apply_busy(&c->ap))
+    if (c->ro.reloading || apply_busy(&c->ap))
         return;
     if (apply_resync_due(&c->ap)) {
         apply_resync(&c->ap);
@@ -885,56 +594,6 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     log_info(MOD, "signal %d: stopping (HAProxy is left as it is)", w->signum);
     ev_break(loop, EVBREAK_ALL);
-}
-
-static void dump_line(const char *text, void *arg)
-{
-    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
-}
-
-/* SIGUSR1: what the daemon knows (status_dump()), written to the log
- * whatever its level, never rate-limited (one line per backend). */
-static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    struct ctl *c = w->data;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    struct status_dump_backend *db = calloc(c->n_backends + 1, sizeof(*db));
-    struct status_dump d = {
-        .now = ev_now(loop),
-        .revision = es ? es->revision : 0,
-        .watching = es && es->watching,
-        .listed = c->listed,
-        .endpoints = catalog_count(c->cat),
-        .services = c->cat->n_services,
-        .rejected = c->cat->rejected,
-        .unknown_fields = c->cat->unknown_fields,
-        .synced = c->ap.synced,
-        .last_resync_at = c->ap.last_resync_at,
-        .resyncs = c->ap.stats.resyncs,
-        .last_reload_at = c->last_reload_start,
-        .reloads = c->stats.reloads,
-        .reload_failures = c->stats.reload_failures,
-        .check_failures = c->stats.check_failures,
-        .reloading = c->reloading,
-        .batches = c->ap.stats.batches,
-        .commands = c->ap.stats.commands,
-        .refused = c->ap.stats.command_failures,
-        .backends = db,
-        .n_backends = c->n_backends,
-    };
-
-    for (size_t i = 0; db && i < c->n_backends; i++) {
-        const struct backend *b = c->backends[i];
-        const struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-
-        db[i] = (struct status_dump_backend){backend_label(b),  slots_used(&b->slots),
-                                             b->slots.n,        svc ? svc->n_endpoints : 0,
-                                             b->slots.overflow, b->present,
-                                             b->configured};
-    }
-    if (!db || status_dump(&d, dump_line, NULL) < 0)
-        log_error(MOD, "state dump: out of memory");
-    free(db);
 }
 
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -968,13 +627,13 @@ static bool reconfigured(struct ctl *c, struct backend *b, const struct service_
 
     switch (backend_reconfigure(b, sc, defaults, &old)) {
     case BACKEND_RECONF_OPTIONS:
-        want_reload(c, "options changed for", b->conf.name);
+        rollout_want(&c->ro, "options changed for", b->conf.name);
         return true;
     case BACKEND_RECONF_LEFT:
-        want_reload(c, "service left the config:", b->conf.name);
+        rollout_want(&c->ro, "service left the config:", b->conf.name);
         return true;
     case BACKEND_RECONF_DEFAULTS:
-        want_reload(c, "defaults changed for", b->conf.name);
+        rollout_want(&c->ro, "defaults changed for", b->conf.name);
         return true;
     case BACKEND_RECONF_SLOTS:
         note_slots(b, old);
@@ -1039,7 +698,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
                 continue;
             }
             if (settle(c, b))
-                want_reload(c, "new service in the config:", sc->name);
+                rollout_want(&c->ro, "new service in the config:", sc->name);
             changed = true;
             continue;
         }
@@ -1052,7 +711,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
             reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
     }
     if (!config_same_http_frontend(nc, oc)) {
-        want_reload(c, "http_frontend changed:", nc->hosts_map);
+        rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
         changed = true;
     }
     log_set_level((enum log_level)nc->log_level);
@@ -1061,6 +720,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->cfg = nc;
     apply_set_config(&c->ap, nc);
     pool_set_config(&c->pool, nc);
+    rollout_set_config(&c->ro, nc);
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1074,7 +734,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 
         b->claimed = b->claimed && !name_taken(c, b);
         if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
-            want_reload(c, "name free again for", b->conf.name);
+            rollout_want(&c->ro, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
     }
@@ -1085,64 +745,11 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- render mode ---- */
 
+/* The services file (or -o's) from the first listing, then stop. */
 static void render_now(struct ctl *c)
 {
-    struct render_backend *rb = calloc(c->n_backends ? c->n_backends : 1, sizeof(*rb));
-    const char *path = c->render_path ? c->render_path : c->cfg->services_file;
-    struct host_route *routes = NULL;
-    size_t n_routes = 0, len = 0, n_rb = 0;
-    char *text = NULL, *map = NULL;
-    int r = -ENOMEM;
-
-    if (!rb)
-        goto out;
-    for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = c->backends[i];
-        struct catalog_service *svc = catalog_find(c->cat, b->conf.name);
-
-        if (!backend_ours(b))
-            continue;
-        r = backend_resize(b, backend_fit_slots(b, 0, svc ? svc->n_endpoints : 0));
-        if (r < 0)
-            goto out;
-        r = slots_assign(&b->slots, svc, NULL);
-        if (r < 0)
-            goto out;
-        rb[n_rb].svc = b->svc;
-        rb[n_rb++].slots = &b->slots;
-    }
-    /* The map goes beside the services file; -o writes the file only. */
-    if (c->cfg->http_bind.set && !c->render_path) {
-        size_t mlen = 0;
-
-        r = render_host_routes(c->cfg, rb, n_rb, &routes, &n_routes);
-        if (r == 0)
-            r = render_hosts_map(routes, n_routes, &map, &mlen);
-        if (r == 0)
-            r = file_write_atomic(c->cfg->hosts_map, map, mlen, &c->render_errmsg);
-        if (r < 0)
-            goto out;
-    }
-    r = render_services(c->cfg, rb, n_rb, &text, &len, &c->render_errmsg);
-    if (r == 0 && c->render_path)
-        r = file_write_output(path, text, len, &c->render_errmsg);
-    else if (r == 0)
-        r = file_write_atomic(path, text, len, &c->render_errmsg);
-    if (r == 0) {
-        char q[LOG_QUOTE_MAX];
-
-        /* -o comes from the command line: escaped like any untrusted text */
-        log_info(MOD, "wrote %s (%zu backends)",
-                 strcmp(path, "-") ? log_quote(path, strlen(path), q, sizeof(q))
-                                   : "standard output",
-                 n_rb);
-    }
-out:
-    c->render_err = r;
-    free(rb);
-    free(text);
-    free(map);
-    free(routes);
+    c->render_err = rollout_render_file(c->cfg, c->backends, c->n_backends, c->cat, c->render_path,
+                                        &c->render_errmsg);
     ev_break(c->loop, EVBREAK_ALL);
 }
 
@@ -1159,99 +766,60 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- setup and teardown ---- */
 
-/* ---- the admin endpoint's view ---- */
+/* ---- the admin endpoint's view and the state dump (report.h) ---- */
+
+/* What the modules know now, for report.h (borrowed until the loop runs
+ * again). */
+static struct report_state report_of(const struct ctl *c)
+{
+    return (struct report_state){
+        .now = ev_now(c->loop),
+        .etcd = c->sync ? etcd_sync_stats(c->sync) : NULL,
+        .listed = c->listed,
+        .cat = c->cat,
+        .synced = c->ap.synced,
+        .runtime_down = c->ap.runtime_down,
+        .last_resync_at = c->ap.last_resync_at,
+        .batches = c->ap.stats.batches,
+        .commands = c->ap.stats.commands,
+        .command_failures = c->ap.stats.command_failures,
+        .runtime_errors = c->ap.stats.runtime_errors,
+        .runtime_added_servers = c->ap.stats.grown,
+        .resyncs = c->ap.stats.resyncs,
+        .drift_repairs = c->ap.stats.drift_repairs,
+        .last_reload_at = c->ro.last_reload_start,
+        .last_reload_failed = c->ro.last_reload_failed,
+        .reloading = c->ro.reloading,
+        .reloads = c->ro.stats.reloads,
+        .reload_failures = c->ro.stats.reload_failures,
+        .check_failures = c->ro.stats.check_failures,
+        .backends = c->backends,
+        .n_backends = c->n_backends,
+        .obs = &c->obs,
+        .recent = c->recent,
+    };
+}
 
 static bool admin_ready(void *arg, const char **why)
 {
-    struct ctl *c = arg;
+    struct report_state s = report_of(arg);
 
-    if (!c->listed)
-        *why = "the first etcd listing is not done";
-    else if (!c->ap.synced || c->ap.runtime_down || c->ap.last_resync_at <= 0)
-        *why = "HAProxy's runtime socket does not answer";
-    else
-        return true;
-    return false;
+    return report_ready(&s, why);
 }
 
 static void admin_metrics(void *arg, struct metrics *m)
 {
     struct ctl *c = arg;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    const char *why;
-    struct metrics_backend *mb;
+    struct report_state s = report_of(c);
 
-    *m = c->obs;
-    if (es) {
-        m->etcd_events = es->events;
-        m->etcd_watch_starts = es->watch_starts;
-        m->etcd_revision = es->revision;
-    }
-    m->commands = c->ap.stats.commands;
-    m->command_failures = c->ap.stats.command_failures;
-    m->batches = c->ap.stats.batches;
-    m->runtime_errors = c->ap.stats.runtime_errors;
-    m->runtime_added_servers = c->ap.stats.grown;
-    m->resyncs = c->ap.stats.resyncs;
-    m->drift_repairs = c->ap.stats.drift_repairs;
-    m->reloads = c->stats.reloads;
-    m->reload_failures = c->stats.reload_failures;
-    m->check_failures = c->stats.check_failures;
-    m->haproxy_up = c->ap.synced && !c->ap.runtime_down;
-    m->ready = admin_ready(c, &why);
-    m->since_resync_s = c->ap.last_resync_at > 0 ? ev_now(c->loop) - c->ap.last_resync_at : -1;
-    mb = realloc(c->obs_backends, (c->n_backends + 1) * sizeof(*mb));
-    if (!mb)
-        return; /* no per-backend lines this time */
-    c->obs_backends = mb;
-    for (size_t i = 0; i < c->n_backends; i++) {
-        mb[i].name = backend_label(c->backends[i]);
-        mb[i].used = slots_used(&c->backends[i]->slots);
-        mb[i].total = c->backends[i]->slots.n;
-    }
-    m->backends = mb;
-    m->n_backends = c->n_backends;
+    report_metrics(&s, m, &c->obs_backends);
 }
 
 static json_t *admin_status(void *arg, const char *state_text, const char *stat_text, char **errmsg)
 {
-    struct ctl *c = arg;
-    const struct etcd_sync_stats *es = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    const char **names = calloc(c->n_backends + 1, sizeof(*names));
-    struct status_alias *al = calloc(c->n_backends + 1, sizeof(*al)); /* spares (pool.h) */
-    size_t n_al = 0;
-    const char *why;
-    json_t *doc = NULL;
-    double now = ev_now(c->loop);
+    struct report_state s = report_of(arg);
 
-    if (!names || !al) {
-        free(names);
-        free(al);
-        memprintf(errmsg, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < c->n_backends; i++) {
-        names[i] = c->backends[i]->conf.name;
-        if (backend_is_spare(c->backends[i]))
-            al[n_al++] = (struct status_alias){names[i], backend_proxy(c->backends[i])};
-    }
-    if (status_build(c->cat, es ? es->revision : 0, names, c->n_backends, al, n_al, state_text,
-                     stat_text, &doc, errmsg) == 0 &&
-        (json_object_set_new(doc, "ready", json_boolean(admin_ready(c, &why))) < 0 ||
-         json_object_set_new(
-             doc, "last_reload",
-             json_pack(
-                 "{s:o,s:b,s:I}", "ago_s",
-                 c->last_reload_start > 0 ? json_real(now - c->last_reload_start) : json_null(),
-                 "failed", c->last_reload_failed, "reloads", (json_int_t)c->stats.reloads)) < 0 ||
-         (c->recent && status_add_recent(doc, c->recent) < 0))) {
-        memprintf(errmsg, "out of memory");
-        json_decref(doc);
-        doc = NULL;
-    }
-    free(names);
-    free(al);
-    return doc;
+    return report_status(&s, state_text, stat_text, errmsg);
 }
 
 static const struct admin_ops admin_ops = {
@@ -1259,6 +827,21 @@ static const struct admin_ops admin_ops = {
     .metrics = admin_metrics,
     .status = admin_status,
 };
+
+static void dump_line(const char *text, void *arg)
+{
+    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
+}
+
+/* SIGUSR1: what the daemon knows (report_dump()), written to the log
+ * whatever its level, never rate-limited (one line per backend). */
+static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct report_state s = report_of(w->data);
+
+    if (report_dump(&s, dump_line, NULL) < 0)
+        log_error(MOD, "state dump: out of memory");
+}
 
 #define SERVICES_FILE_MAX (256u << 20)
 
@@ -1274,7 +857,7 @@ static void on_stale_removed(const char *file, void *arg)
  * away meanwhile. Only a file slotsync rendered is read that way. */
 static int start_from_services_file(struct ctl *c, char **errmsg)
 {
-    const char *paths[] = {c->cfg->services_file, c->candidate, c->cfg->hosts_map};
+    const char *paths[] = {c->cfg->services_file, c->ro.candidate, c->cfg->hosts_map};
     struct render_file_backend *fb = NULL;
     char *text = NULL;
     size_t len = 0, n = 0, added = 0;
@@ -1282,8 +865,8 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         file_remove_stale_temps(paths[i], on_stale_removed, c);
-    if (unlink(c->candidate) == 0)
-        log_info(MOD, "removed %s, a candidate left by an earlier run", c->candidate);
+    if (unlink(c->ro.candidate) == 0)
+        log_info(MOD, "removed %s, a candidate left by an earlier run", c->ro.candidate);
     r = file_read(c->cfg->services_file, SERVICES_FILE_MAX, &text, &len);
     if (r == -ENOENT)
         return 0;
@@ -1309,7 +892,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
         added++;
         /* The defaults changed while slotsync was away. */
         if (!render_backend_matches(&fb[i], &conf.opt))
-            want_reload(c, "defaults changed for", conf.name);
+            rollout_want(&c->ro, "defaults changed for", conf.name);
     }
     backend_names_sort(&c->owned);
     if (added)
@@ -1330,7 +913,6 @@ static void ctl_destroy(struct ctl *c)
     if (c->loop) {
         ev_prepare_stop(c->loop, &c->flush);
         ev_timer_stop(c->loop, &c->resync_timer);
-        ev_timer_stop(c->loop, &c->reload_timer);
         ev_timer_stop(c->loop, &c->deadline);
         ev_signal_stop(c->loop, &c->sig_term);
         ev_signal_stop(c->loop, &c->sig_int);
@@ -1345,7 +927,7 @@ static void ctl_destroy(struct ctl *c)
     http_client_free(c->http);
     apply_free(&c->ap);
     pool_free(&c->pool);
-    reloader_free(c->reloader);
+    rollout_free(&c->ro);
     catalog_free(c->cat);
     for (size_t i = 0; i < c->n_backends; i++)
         backend_free(c->backends[i]);
@@ -1354,10 +936,6 @@ static void ctl_destroy(struct ctl *c)
     backend_names_clear(&c->base_be);
     backend_names_clear(&c->base_fe);
     backend_names_clear(&c->proxies);
-    backend_names_clear(&c->rendering);
-    if (c->candidate)
-        unlink(c->candidate);
-    free(c->candidate);
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1421,15 +999,11 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
         if (pool_init(&c->pool, c->loop, cfg, &pool_ops, c) < 0)
             goto oom;
         c->ap.spares = &c->pool.sp;
-        c->reloader = reloader_new(c->loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
-                                   cfg->reload_command);
-        if (!c->reloader || !memprintf(&c->candidate, "%s.new", cfg->services_file))
+        if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->pool, &c->obs, &rollout_ops, c) < 0)
             goto oom;
     }
     ev_prepare_init(&c->flush, on_prepare);
     c->flush.data = c;
-    ev_timer_init(&c->reload_timer, on_reload_timer, 0., 0.);
-    c->reload_timer.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
                   cfg->resync_interval_s);
     c->resync_timer.data = c;
@@ -1498,12 +1072,12 @@ int controller_run(const struct config *cfg,
              "%llu services refused, %llu drift repairs, "
              "%llu static-algorithm weights not sent, %llu reads below level admin",
              c.ap.stats.batches, c.ap.stats.commands, c.ap.stats.command_failures,
-             c.ap.stats.resyncs, c.stats.reloads, c.stats.reload_failures, c.stats.check_failures,
-             c.cat->rejected, c.stats.refused_services, c.ap.stats.drift_repairs,
-             c.ap.stats.static_weights_ignored, c.ap.stats.level_too_low);
-    if (c.stats.io_failures)
+             c.ap.stats.resyncs, c.ro.stats.reloads, c.ro.stats.reload_failures,
+             c.ro.stats.check_failures, c.cat->rejected, c.stats.refused_services,
+             c.ap.stats.drift_repairs, c.ap.stats.static_weights_ignored, c.ap.stats.level_too_low);
+    if (c.ro.stats.io_failures)
         log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
-                 c.stats.io_failures, c.write_outage.since > 0 ? " (still failing)" : "");
+                 c.ro.stats.io_failures, c.ro.write_outage.since > 0 ? " (still failing)" : "");
     if (c.stats.empty_listings_held)
         log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
                  c.empty_held ? " (still held: HAProxy was left as it was)" : "");

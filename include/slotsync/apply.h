@@ -8,8 +8,9 @@
  * the replies: applied changes are logged, refused commands remembered and
  * HAProxy's state read again with backoff. It keeps the runtime socket's
  * outage and backoff, and the sentinel on the master socket that notices a
- * reload or restart. The controller owns the backend table, the catalog and
- * the decision to reload; it lends them through struct apply_ops.
+ * reload or restart. The controller owns the backend table and the catalog,
+ * and hands a wanted reload to rollout.h; it lends them through struct
+ * apply_ops.
  */
 #ifndef SLOTSYNC_APPLY_H
 #define SLOTSYNC_APPLY_H
