@@ -295,6 +295,28 @@ def test_grown_slots_survive_a_reload_and_empty_services_leave(env, bin_path):
     c.reach(["w1", "w2", "w3"])
 
 
+def test_last_service_leaving_the_config_is_rendered_away(env, bin_path):
+    """SIGHUP with a config that names no service any more, and no service
+    in etcd: the render holds no backend at all, yet it is written, checked
+    and loaded like any other (it once failed as a write error, retried
+    forever)."""
+    c = http_cluster(env, bin_path)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    c.delete("a")
+    c.wait_live([])
+    cfg = dict(c.config)
+    cfg["services"] = {}
+    sighup(c, cfg)
+    env.wait_log("slotsync", r"service left the config: web: a reload is needed",
+                 alive=[c.slotsync])
+    wait_for(lambda: c.haproxy.reloads() == (1, 0), what="one reload", alive=[c.slotsync])
+    env.wait_log("slotsync", r"\(reload 1\)", alive=[c.slotsync])
+    assert "backend web" not in open(c.services_file).read()
+    assert "backend web" not in c.haproxy.cmd("show backend")
+    assert "cannot write" not in env.log_text("slotsync")
+
+
 def fill(path):
     """Write path until its filesystem is full."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

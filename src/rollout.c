@@ -291,6 +291,7 @@ static void start_reload(struct rollout *ro)
     ro->last_reload_start = ev_time();
     if (!rb)
         goto fail;
+    r = 0; /* a render with no backend of ours is still a render */
     for (size_t i = 0; i < n_be; i++) {
         struct backend *b = be[i];
         struct catalog_service *svc = catalog_find(ro->cat, b->conf.name);

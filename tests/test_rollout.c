@@ -597,3 +597,28 @@ Test(rollout, render_file_renders_what_slotsync_owns)
     free(text);
     cr_expect(logged("out.cfg (2 backends)"));
 }
+
+/* A reload whose render holds no backend of ours (the HTTP frontend is
+ * missing before any service exists, or every etcd-only service emptied)
+ * writes a file without backends and reloads: it is not a failed write. */
+Test(rollout, a_render_with_no_backend_of_ours_still_reloads)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    add_backend("gone", false); /* etcd-only and empty: left out */
+    start();
+    rollout_want(&ro, "HTTP frontend missing:", "/etc/haproxy/hosts.map");
+    run_until(loaded, 0);
+    cr_expect_eq(ro.stats.reloads, 1);
+    cr_expect_eq(ro.stats.io_failures, 0);
+    cr_expect_eq(runs("checks"), 1);
+    cr_expect_eq(runs("reloads"), 1);
+    cr_expect_not(logged("cannot write the services file"));
+    cr_expect(logged("rendered 0 backends to "));
+    cr_assert_eq(file_read(services, 1 << 20, &text, &len), 0);
+    cr_expect_null(strstr(text, "backend gone"), "%s", text);
+    free(text);
+    cr_expect_eq(own.loaded.n, 0);
+    cr_expect_eq(own.drops, 1);
+}
