@@ -327,7 +327,10 @@ def test_render_on_a_full_disk_is_retried_until_it_succeeds(env, bin_path):
     etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
     env.wait_log("slotsync", r"error sync: cannot (write|render) the services file: .*"
                  r"No space left on device", alive=[c.slotsync])
-    time.sleep(1.5)  # a few retries fail meanwhile (backoff from 0.5 s)
+    # A retry (backoff from 0.5 s) failed too: the disk is still full, so
+    # no reload may have happened. (A fixed 1.5 s sleep here could end
+    # before any retry on a loaded machine; the log check below needs one.)
+    env.wait_log("slotsync", r"cannot write the services file, still: ", alive=[c.slotsync])
     assert c.haproxy.reloads() == (0, 0)
     c.reach(["w1"])
     os.unlink(filler)
