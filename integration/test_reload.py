@@ -89,8 +89,10 @@ def test_new_service_one_reload_then_routable(env, bin_path):
     assert set(traffic(c.http_url, 3, headers={"Host": "db.example.test"})) == {"w1"}
     reach_host(c, "db", ["w1"])
     # slotsync saw its second reload end (the line comes before any third
-    # could start), then a short pause past min_reload_interval_ms
-    env.wait_log("slotsync", r"\(reload 2\)", alive=[c.slotsync])
+    # could start) and read the new worker's state (what a third reload
+    # would be decided on), then a short pause past min_reload_interval_ms
+    m = env.wait_log("slotsync", r"\(reload 2\)", alive=[c.slotsync])
+    env.wait_log("slotsync", r"HAProxy state read", alive=[c.slotsync], since=m.end())
     time.sleep(0.6)  # past min_reload_interval_ms: nothing else may reload
     assert c.haproxy.reloads() == (2, 0)
 
