@@ -70,8 +70,10 @@ env.mount_tmpfs(relpath, size_kb=256) -> str
     path; unmounted by close(). Raises Skip when mounting is not allowed.
 env.log_path(name), env.log_text(name) -> str, env.log_tail(name, n=40)
 env.log_names() -> [name, ...]
-env.wait_log(name, pattern, timeout=10, alive=()) -> re.Match
-    Waits until the regular expression matches the log of name.
+env.wait_log(name, pattern, timeout=10, alive=(), since=0) -> re.Match
+    Waits until the regular expression matches the log of name, from
+    character since on (len(env.log_text(name)) taken before a restart under
+    the same name: lines of the earlier run do not count).
 
 env.start_etcd(name="etcd", log_level="warn", timeout=20) -> url
     A single-member etcd on free client and peer ports, data in
@@ -601,9 +603,9 @@ class Env:
             return []
         return sorted(n[:-4] for n in names if n.endswith(".log"))
 
-    def wait_log(self, name, pattern, timeout=10, alive=()):
+    def wait_log(self, name, pattern, timeout=10, alive=(), since=0):
         regex = re.compile(pattern)
-        return wait_for(lambda: regex.search(self.log_text(name)),
+        return wait_for(lambda: regex.search(self.log_text(name), since),
                         timeout=timeout, interval=0.05, alive=alive,
                         what="%r in %s.log" % (pattern, name))
 

@@ -138,10 +138,13 @@ def test_sigterm_withdraws_at_once_sigkill_waits_for_ttl(env, bin_path):
     env.wait_exit(p)
     killed = time.monotonic()
     assert key_entry(url, key) is not None, "key must outlive a SIGKILL"
-    wait_gone(url, key, timeout=6, what="key to expire with its lease")
+    wait_gone(url, key, timeout=10, what="key to expire with its lease")
     took = time.monotonic() - killed
-    # The lease had between 2/3 of its TTL and all of it left.
-    assert 1.0 <= took <= 3 + 1.5, "key expired %.2fs after SIGKILL (ttl 3)" % took
+    # The lease had between 2/3 of its TTL and all of it left; etcd revokes
+    # an expired lease on its own schedule (a lessor pass every 500 ms, then
+    # raft), late on a loaded machine: 3 s of slack, still well short of the
+    # default TTL (10 s) a lost --ttl would give.
+    assert 1.0 <= took <= 3 + 3, "key expired %.2fs after SIGKILL (ttl 3)" % took
 
 
 def test_check_fall_withdraws_rise_registers(env, bin_path):
@@ -204,18 +207,27 @@ def test_nothing_registered_before_first_success(env, bin_path):
                  alive=[p])
     assert key_entry(url, key) is None
     assert "etcd lease grant" not in env.log_text("announce")
-    start = time.monotonic()
     env.start_whoami("late", port=port)
+    # From when the backend answers (start_whoami waited for that): starting
+    # a Python process is no part of the time measured.
+    start = time.monotonic()
     wait_key(url, key, proc=p, timeout=5)
-    # The first success registers at once (rise applies after a withdrawal).
+    # The first success registers at once (rise applies after a withdrawal):
+    # no other check between the first good one and the registration.
     assert time.monotonic() - start < 1.5
+    log = env.log_text("announce")
+    first_ok = log.index("check of 127.0.0.1:%d ok" % port)
+    healthy = log.index("is healthy: registering", first_ok)
+    assert "check of" not in log[first_ok + len("check of"):healthy], log[first_ok:]
 
 
 def test_child_exit_withdraws_and_exit_status_passes(env, bin_path):
     url = env.start_etcd()
     key = PREFIX + "web/child"
+    # The key exists only while the child runs (both start together): 2 s
+    # for the poll below to see it, with a loaded machine's registration.
     p = announce(env, bin_path, url, key, "127.0.0.1:8081", "--ttl", "5",
-                 command=["/bin/sh", "-c", "sleep 1; exit 7"])
+                 command=["/bin/sh", "-c", "sleep 2; exit 7"])
     wait_key(url, key, proc=p)
     assert env.wait_exit(p, timeout=10) == 7
     assert key_entry(url, key) is None, "withdrawn before announce exits"
@@ -539,7 +551,8 @@ def test_overwritten_key_is_warned_once(env, bin_path):
              what="key back under lease %x" % lease)
     p.kill()
     env.wait_exit(p)
-    wait_gone(url, key, timeout=6, what="key to go with the lease after SIGKILL")
+    # ttl 2, and etcd revokes expired leases late on a loaded machine
+    wait_gone(url, key, timeout=10, what="key to go with the lease after SIGKILL")
 
 
 def test_key_taken_over_or_deleted_by_others_is_left_alone(env, bin_path):

@@ -61,9 +61,12 @@ class Cluster:
         return out
 
     def start_slotsync(self, name="slotsync"):
+        # A restart under the same name appends to the same log: only this
+        # run's lines may end the waits.
+        since = len(self.env.log_text(name))
         self.slotsync = self.env.start_slotsync(self.bin, self.config_path, name=name)
-        self.env.wait_log(name, r"etcd listing applied", alive=[self.slotsync])
-        self.env.wait_log(name, r"HAProxy state read", alive=[self.slotsync])
+        self.env.wait_log(name, r"etcd listing applied", alive=[self.slotsync], since=since)
+        self.env.wait_log(name, r"HAProxy state read", alive=[self.slotsync], since=since)
         return self.slotsync
 
     def put(self, instance, backend=None, port=None, value=None):
@@ -229,12 +232,14 @@ def test_haproxy_restart_restores_every_slot(env, bin_path):
     wait_for(lambda: {(a, p, w) for a, p, st, w in c.slots().values() if st == "ready"}
              == settled, what="b at weight 7 and c ready")
     want = c.slots()
+    since = len(env.log_text("slotsync"))
     c.haproxy.stop(signal.SIGKILL)
     c.haproxy = env.start_haproxy(c.services_file)
     wait_for(lambda: c.slots() == want, timeout=15, what="slots restored after restart",
              alive=[c.slotsync])
     c.reach(["w2", "w3"])
-    env.wait_log("slotsync", r"HAProxy state read")
+    # the new HAProxy's state was read (the first run's line matched at once)
+    env.wait_log("slotsync", r"HAProxy state read", since=since)
 
 
 def test_slotsync_restart_adopts_slots(env, bin_path):
@@ -311,8 +316,10 @@ def test_etcd_outage_and_compaction_relist(env, bin_path):
         time.sleep(0.5)  # slotsync retries against the cut proxy meanwhile
         proxy.restore()
         c.wait_live(["w2", "w3"], what="diff applied after compaction")
-        env.wait_log("slotsync", r"etcd listing applied")
-        assert env.log_text("slotsync").count("sync: etcd listing applied") >= 2
+        # the re-list's line (the first listing's line matched any pattern
+        # wait on "etcd listing applied" at once)
+        wait_for(lambda: env.log_text("slotsync").count("sync: etcd listing applied") >= 2,
+                 what="a second etcd listing applied", alive=[c.slotsync])
         c.assert_no_reload()
     finally:
         proxy.close()

@@ -89,8 +89,10 @@ def test_new_service_one_reload_then_routable(env, bin_path):
     assert set(traffic(c.http_url, 3, headers={"Host": "db.example.test"})) == {"w1"}
     reach_host(c, "db", ["w1"])
     # slotsync saw its second reload end (the line comes before any third
-    # could start), then a short pause past min_reload_interval_ms
-    env.wait_log("slotsync", r"\(reload 2\)", alive=[c.slotsync])
+    # could start) and read the new worker's state (what a third reload
+    # would be decided on), then a short pause past min_reload_interval_ms
+    m = env.wait_log("slotsync", r"\(reload 2\)", alive=[c.slotsync])
+    env.wait_log("slotsync", r"HAProxy state read", alive=[c.slotsync], since=m.end())
     time.sleep(0.6)  # past min_reload_interval_ms: nothing else may reload
     assert c.haproxy.reloads() == (2, 0)
 
@@ -120,8 +122,11 @@ def test_long_lived_request_survives_reload(env, bin_path):
     c.reach(["w1"])
     result = {}
 
+    # Longer than the reload's wait below (10 s) can take: the reload must
+    # happen while the request is in flight, or this tests nothing (a 2.5 s
+    # request used to end first on a loaded machine, and the test passed).
     def slow():
-        result["r"] = http_get(c.url + "slow?ms=2500", timeout=10)
+        result["r"] = http_get(c.url + "slow?ms=12000", timeout=25)
 
     def in_flight():
         return any(r["pxname"] == "web" and r["svname"] == "BACKEND" and int(r["scur"] or 0) > 0
@@ -132,7 +137,8 @@ def test_long_lived_request_survives_reload(env, bin_path):
     wait_for(in_flight, what="the slow request in flight in HAProxy")
     etcd_put(c.etcd, PREFIX + "other/x", "127.0.0.1:%d" % c.backends["w2"])
     wait_for(lambda: c.haproxy.reloads() == (1, 0), what="reload")
-    t.join(15)
+    assert t.is_alive() and "r" not in result, "the request ended before the reload: %s" % result
+    t.join(25)
     assert result.get("r") == (200, "w1\n"), result
 
 
@@ -173,8 +179,11 @@ def test_invalid_server_options_keep_running_config(env, bin_path):
 
 
 def test_fifty_new_services_at_most_two_reloads(env, bin_path):
-    c = http_cluster(env, bin_path)
-    c.config["haproxy"]["min_reload_interval_ms"] = 1000
+    # The burst must fit in one min_reload_interval_ms (the first reload at
+    # once, the second for all the rest): 50 puts one by one can take over a
+    # second on a loaded machine, so 3 s (500 ms made 3 reloads right; the
+    # 1000 ms this test meant was set after slotsync had read its config).
+    c = http_cluster(env, bin_path, min_reload_ms=3000)
     c.put("a", "w1")
     c.reach(["w1"])
     start = time.monotonic()
@@ -342,7 +351,10 @@ def test_render_on_a_full_disk_is_retried_until_it_succeeds(env, bin_path):
     etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
     env.wait_log("slotsync", r"error sync: cannot (write|render) the services file: .*"
                  r"No space left on device", alive=[c.slotsync])
-    time.sleep(1.5)  # a few retries fail meanwhile (backoff from 0.5 s)
+    # A retry (backoff from 0.5 s) failed too: the disk is still full, so
+    # no reload may have happened. (A fixed 1.5 s sleep here could end
+    # before any retry on a loaded machine; the log check below needs one.)
+    env.wait_log("slotsync", r"cannot write the services file, still: ", alive=[c.slotsync])
     assert c.haproxy.reloads() == (0, 0)
     c.reach(["w1"])
     os.unlink(filler)
@@ -390,6 +402,8 @@ def test_killed_during_check_leaves_no_temp_file_behind(env, bin_path):
     log = env.log_text("slotsync2")
     assert "removed %s" % candidate in log and "removed %s" % stale in log, log
     c.reach(["w1"])
+    # ready needs no reload pending or in flight: one wanted would be counted
+    env.wait_log("slotsync2", r"ready: first etcd listing applied", alive=[c.slotsync])
     assert c.haproxy.reloads() == (0, 0)
 
 

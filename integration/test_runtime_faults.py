@@ -269,7 +269,10 @@ def test_haproxy_outage_is_told_and_its_end_too(env, bin_path):
     s.put("a", "127.0.0.1:%d" % s.port)
     env.wait_log("slotsync", r"HAProxy runtime socket .*retrying with backoff",
                  alive=[s.slotsync])
-    env.wait_log("slotsync", r"still unavailable after 1\d s", timeout=20, alive=[s.slotsync])
+    # due at the first retry past 10 s, retries up to 6 s apart (5 s +-20%):
+    # up to 16 s after the line above (about 12 s measured), as in
+    # test_etcd_faults' outage test, 30 s
+    env.wait_log("slotsync", r"still unavailable after 1\d s", timeout=30, alive=[s.slotsync])
     s.haproxy.start()
     env.wait_log("slotsync", r"answers again after \d+ s", timeout=15, alive=[s.slotsync])
     wait_for(lambda: s.ready() == {("127.0.0.1", s.port)}, timeout=10,

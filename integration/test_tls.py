@@ -226,7 +226,10 @@ def test_tls_announce_rotates_ca_on_sighup(env, bin_path):
     env.etcd.stop()
     env.etcd.tls = b
     env.etcd.start()
-    env.wait_log("announce", r"TLS: ", alive=[proc], timeout=15)
+    # While etcd is unreachable announce logs one line, then "still
+    # unreachable" at the first retry past 10 s (retries up to 5 s apart):
+    # the handshake error shows up to about 15 s after the outage began.
+    env.wait_log("announce", r"TLS: ", alive=[proc], timeout=30, since=mark)
 
     # rotated files, SIGHUP: registered again under CA B (a key readable by
     # others is used, with a warning, as at start)
