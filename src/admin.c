@@ -14,6 +14,7 @@
 #include <ev.h>
 #include <microhttpd.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
@@ -111,7 +112,7 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
               kind == READ_STATUS ? "/status" : "/readyz", err < 0 ? strerror(-err) : "ok",
               a->n_waiting);
     a->reading = READ_NONE;
-    a->haproxy_at = ev_now(a->loop);
+    a->haproxy_at = clock_mono();
     a->haproxy_ok = err == 0 && n == (kind == READ_STATUS ? 2u : 1u) &&
                     (kind == READ_STATUS || strncmp(replies[0], "Name: ", 6) == 0);
     if (kind == READ_STATUS) {
@@ -165,7 +166,7 @@ static enum MHD_Result serve_status(struct admin *a, struct MHD_Connection *conn
     enum MHD_Result ret;
     int r;
 
-    if (a->doc && ev_now(a->loop) - a->doc_at < STATUS_MAX_AGE_S)
+    if (a->doc && clock_mono() - a->doc_at < STATUS_MAX_AGE_S)
         return reply_json(conn, MHD_HTTP_OK, a->doc);
     if (!(a->doc_at > 0 && a->doc_at >= a->haproxy_at && !a->doc && (uintptr_t)*req_cls) &&
         (r = hold(a, conn, req_cls, READ_STATUS)) == 0)
@@ -181,7 +182,7 @@ static enum MHD_Result serve_status(struct admin *a, struct MHD_Connection *conn
  * true when conn is held for the probe. */
 static bool probe_first(struct admin *a, struct MHD_Connection *conn, void **req_cls)
 {
-    bool fresh = a->haproxy_at > 0 && ev_now(a->loop) - a->haproxy_at < PROBE_MAX_AGE_S;
+    bool fresh = a->haproxy_at > 0 && clock_mono() - a->haproxy_at < PROBE_MAX_AGE_S;
     bool waited = (uintptr_t)*req_cls > 0 && !a->reading;
     int r;
 
@@ -192,7 +193,7 @@ static bool probe_first(struct admin *a, struct MHD_Connection *conn, void **req
         return true;
     if (r != -EBUSY) { /* could not even connect */
         a->haproxy_ok = false;
-        a->haproxy_at = ev_now(a->loop);
+        a->haproxy_at = clock_mono();
     }
     return false;
 }

@@ -19,6 +19,7 @@
 #include <slotsync/apply.h>
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
+#include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/feed.h>
@@ -258,7 +259,7 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     /* A change from the watch: its event-to-applied time starts now. */
     if (!c->listing && !c->render_only &&
         (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
-        metrics_pending_add(&c->ap.events_pending, ev_now(c->loop));
+        metrics_pending_add(&c->ap.events_pending, clock_mono());
 }
 
 static void render_now(struct ctl *c);
@@ -548,8 +549,8 @@ static void dns_controller(struct ctl *c)
         if (c->cat->services[i]->n_endpoints)
             names[n++] = c->cat->services[i]->name;
     hash = dnshosts_hash(names, n);
-    if (dnshosts_due(&c->dns, c->cfg, hash, ev_now(c->loop)))
-        dnshosts_update(&c->dns, c->cfg, names, n, ev_now(c->loop));
+    if (dnshosts_due(&c->dns, c->cfg, hash, clock_mono()))
+        dnshosts_update(&c->dns, c->cfg, names, n, clock_mono());
     free(names);
 }
 
@@ -773,7 +774,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 static struct report_state report_of(const struct ctl *c)
 {
     return (struct report_state){
-        .now = ev_now(c->loop),
+        .now = clock_mono(),
         .etcd = c->sync ? etcd_sync_stats(c->sync) : NULL,
         .listed = c->listed,
         .cat = c->cat,

@@ -45,6 +45,7 @@
 
 #include <ev.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/etcd-int.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
@@ -98,7 +99,7 @@ struct etcd_sync {
     bool waiting_auth;        /* the watch waits for a token */
     unsigned watch_token_gen; /* the token the stream was opened with */
     bool watch_compacted;     /* the stream said our revision is gone */
-    double last_progress;     /* ev_now of the last progress notification */
+    double last_progress;     /* clock_mono() of the last progress notification */
     double progress_interval; /* estimate, 0 = unknown */
     ev_timer idle;
     bool created; /* the stream said "created" */
@@ -203,7 +204,7 @@ static void sync_up(struct etcd_sync *s)
     if (!s->created || !s->probe_ok || s->stopped)
         return;
     s->backoff = ETCD_BACKOFF_MIN;
-    len = log_outage_end(&s->outage, ev_now(s->loop));
+    len = log_outage_end(&s->outage, clock_mono());
     if (len >= 0)
         log_info(MOD, "sync %s: etcd answers again after %.0f s (watching through %s)",
                  log_quote(s->prefix, s->prefix_len, q, sizeof(q)), len,
@@ -340,7 +341,7 @@ static void sync_fail(struct etcd_sync *s, const char *why)
     double delay = s->backoff * jitter_around(ETCD_JITTER);
     char q[LOG_QUOTE_MAX];
 
-    double now = ev_now(s->loop), elapsed;
+    double now = clock_mono(), elapsed;
 
     if (s->stopped)
         return;
@@ -548,7 +549,7 @@ static void idle_touch(struct etcd_sync *s)
 
 static void on_progress(struct etcd_sync *s, int64_t revision)
 {
-    double now = ev_now(s->loop);
+    double now = clock_mono();
 
     if (revision > s->resume_rev)
         s->resume_rev = revision;

@@ -22,7 +22,7 @@
 
 /* Everything is borrowed for the call. */
 struct report_state {
-    double now; /* the loop's time (ev_now()) */
+    double now; /* clock_mono(): every time in the state is on that clock */
     /* etcd */
     const struct etcd_sync_stats *etcd; /* NULL: no sync */
     bool listed;                        /* a complete listing has been applied */

@@ -74,7 +74,7 @@ struct rollout {
     unsigned desired_gen, loaded_gen, failed_gen, reload_gen;
     bool reloading;                 /* a render, check or reload is in flight */
     bool last_reload_failed;        /* the last one to end was refused or failed */
-    double last_reload_start;       /* ev_time() of the last start; 0 = none */
+    double last_reload_start;       /* clock_mono() of the last start; 0 = none */
     double write_retry;             /* backoff after a failure of this machine */
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */

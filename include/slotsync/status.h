@@ -63,7 +63,7 @@ struct status_dump_backend {
     bool present, configured;
 };
 
-/* What the daemon knows, as the dump says it. Times are ev_now() seconds;
+/* What the daemon knows, as the dump says it. Times are clock_mono() seconds;
  * a time <= 0 is "never". */
 struct status_dump {
     double now;
