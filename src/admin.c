@@ -207,8 +207,13 @@ static enum MHD_Result serve_readyz(struct admin *a, struct MHD_Connection *conn
     /* The controller's view is as old as its last exchange: ask HAProxy. */
     if (probe_first(a, conn, req_cls))
         return MHD_YES;
-    if (a->haproxy_at > 0 && a->haproxy_ok)
-        return reply_text(conn, MHD_HTTP_OK, "ready\n");
+    if (a->haproxy_at > 0 && a->haproxy_ok) {
+        char note[256] = "";
+
+        if (a->ops->ready_note)
+            a->ops->ready_note(a->arg, note, sizeof(note));
+        return reply_text(conn, MHD_HTTP_OK, "ready%s%s\n", note[0] ? ": " : "", note);
+    }
     return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                       "not ready: HAProxy's runtime socket does not answer\n");
 }

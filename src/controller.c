@@ -84,6 +84,8 @@ struct ctl {
     int render_err;
     char *render_errmsg;
     char *etcd_last_error; /* the last reason the etcd sync gave for being down */
+    bool etcd_up;          /* the sync's last connected() report said up */
+    double etcd_since;     /* clock_mono() of that report, or of the start */
     struct {
         unsigned long long refused_services, empty_listings_held;
     } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
@@ -385,6 +387,10 @@ static void on_connected(void *arg, bool up, const char *why)
         log_info(MOD, "etcd watch lost (retrying)");
     if (!up && why)
         memprintf(&c->etcd_last_error, "%s", why);
+    /* Down from the start until the first report: the clock runs from then. */
+    if (up != c->etcd_up)
+        c->etcd_since = clock_mono();
+    c->etcd_up = up;
     /* render: a TLS failure or refused credentials will not go away by
      * waiting */
     if (!up && why && c->render_only &&
@@ -798,6 +804,14 @@ static struct report_state report_of(const struct ctl *c)
         .n_backends = c->n_backends,
         .obs = &c->obs,
         .recent = c->recent,
+        .etcd_up = c->etcd_up,
+        .etcd_since = c->etcd_since,
+        .etcd_endpoint = c->sync ? etcd_sync_endpoint(c->sync) : NULL,
+        .etcd_error = c->etcd_last_error,
+        .wall_now = clock_wall(),
+        .cfg = c->cfg,
+        .spares = c->pool.sp.n,
+        .spares_free = spare_free_count(&c->pool.sp),
     };
 }
 
@@ -823,8 +837,17 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
     return report_status(&s, state_text, stat_text, errmsg);
 }
 
+/* /readyz's body while ready: what it serves when etcd cannot be read. */
+static void admin_ready_note(void *arg, char *buf, size_t size)
+{
+    struct report_state s = report_of(arg);
+
+    report_etcd_note(&s, buf, size);
+}
+
 static const struct admin_ops admin_ops = {
     .ready = admin_ready,
+    .ready_note = admin_ready_note,
     .metrics = admin_metrics,
     .status = admin_status,
 };
@@ -1017,6 +1040,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     ev_signal_init(&c->sig_usr1, on_dump_signal, SIGUSR1);
     c->sig_usr1.data = c;
     ev_timer_init(&c->log_timer, on_log_timer, 1., 1.);
+    c->etcd_since = clock_mono();
     return 0;
 oom:
     memprintf(errmsg, "out of memory");

@@ -250,6 +250,8 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     if (s->stopped || !s->watch_req)
         return;
     s->depth++;
+    if (err >= 0 || !etcd__retryable(err))
+        s->stats.last_contact_at = clock_mono();
     if (err < 0 && etcd__retryable(err)) {
         /* Nothing came back in time (or the member says it cannot serve):
          * the stream on it is as dead, however quiet it looks. */
@@ -444,6 +446,8 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
 
     s->list_call = NULL;
     s->depth++;
+    if (err >= 0 || !etcd__retryable(err))
+        s->stats.last_contact_at = clock_mono();
     if (err < 0) {
         if (etcd__is_compacted(err, errtext) && s->list_rev > 0) {
             /* Our snapshot revision went away between pages: start over. */
@@ -598,6 +602,7 @@ static int watch_msg(json_t *msg, void *arg)
     char q[LOG_QUOTE_MAX];
     int rc = 0;
 
+    s->stats.last_contact_at = clock_mono();
     rc = etcd_parse_watch(msg, &m, &errmsg);
     if (rc < 0) {
         if (rc == -ERANGE)
@@ -890,6 +895,14 @@ void etcd_sync_stop(struct etcd_sync *s)
 const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s)
 {
     return &s->stats;
+}
+
+const char *etcd_sync_endpoint(const struct etcd_sync *s)
+{
+    const struct etcd_client *c = s->client;
+    size_t ep = s->watch_req ? s->watch_ep : c->cur;
+
+    return ep < c->n_endpoints ? c->endpoints[ep] : NULL;
 }
 
 void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text)

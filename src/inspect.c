@@ -297,7 +297,9 @@ int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE 
         r = -EIO;
         goto out;
     }
-    r = status_drift_count(doc) ? INSPECT_DRIFT : INSPECT_IN_SYNC;
+    r = status_etcd_down(doc)    ? INSPECT_ETCD_DOWN
+        : status_drift_count(doc) ? INSPECT_DRIFT
+                                  : INSPECT_IN_SYNC;
 out:
     free(text);
     json_decref(doc);

@@ -23,7 +23,7 @@
 #include <slotsync/render.h>
 #include <slotsync/probe.h>
 
-#define SLOTSYNC_VERSION "0.1.0"
+#include <slotsync/version.h> /* SLOTSYNC_VERSION */
 
 static void usage(FILE *out)
 {
@@ -167,7 +167,9 @@ static void usage_status(FILE *out)
                  "  0  etcd and HAProxy agree\n"
                  "  1  drift found (the DRIFT column says where)\n"
                  "  2  etcd, HAProxy or the admin endpoint could not be read, a bad config\n"
-                 "     or a bad command line\n");
+                 "     or a bad command line\n"
+                 "  3  with --admin: the daemon cannot read etcd (it serves the last known\n"
+                 "     state; the last line says since when and why)\n");
 }
 
 enum {

@@ -198,6 +198,25 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
            "Seconds since the last complete read of HAProxy's state (absent before the first).");
     if (m->since_resync_s >= 0)
         fprintf(f, "slotsync_seconds_since_last_resync %.3f\n", m->since_resync_s);
+    gauge(f, "slotsync_etcd_up",
+          "1 while the etcd watch runs and its member answers; 0 while slotsync serves the last "
+          "known state.",
+          m->etcd_up ? 1 : 0);
+    family(f, "slotsync_etcd_last_contact_seconds", "gauge",
+           "Seconds since etcd last answered anything (absent before its first answer).");
+    if (m->etcd_last_contact_s >= 0)
+        fprintf(f, "slotsync_etcd_last_contact_seconds %.3f\n", m->etcd_last_contact_s);
+    gauge(f, "slotsync_spare_backends", "Spare backends in the services file HAProxy runs.",
+          (double)m->spares_total);
+    gauge(f, "slotsync_spare_backends_free",
+          "Spare backends no service is bound to: new services that can come without a reload.",
+          (double)m->spares_free);
+    if (m->version) {
+        family(f, "slotsync_build_info", "gauge", "Always 1; the version is in its label.");
+        fprintf(f, "slotsync_build_info{version=\"");
+        label_value(f, m->version);
+        fprintf(f, "\"} 1\n");
+    }
     if (fclose(f) != 0 || !*out) {
         free(*out);
         *out = NULL;

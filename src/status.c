@@ -462,6 +462,13 @@ size_t status_drift_count(const json_t *doc)
     return d > 0 ? (size_t)d : 0;
 }
 
+bool status_etcd_down(const json_t *doc)
+{
+    const json_t *e = json_object_get(doc, "etcd");
+
+    return json_is_object(e) && json_is_false(json_object_get(e, "connected"));
+}
+
 /* ---- the table ---- */
 
 #define NCOLS 10
@@ -570,10 +577,30 @@ int status_render_table(const json_t *doc, bool all, char **out)
     }
     fprintf(f, "\netcd revision %lld: ",
             (long long)json_integer_value(json_object_get(doc, "etcd_revision")));
-    if (drift)
+    if (status_etcd_down(doc)) {
+        /* The daemon's state is etcd's last known one: say so, and why. */
+        const json_t *e = json_object_get(doc, "etcd");
+        const char *note = json_string_value(json_object_get(e, "note"));
+        const char *err = json_string_value(json_object_get(e, "last_error"));
+        char q[600];
+
+        if (drift)
+            fprintf(f, "%zu drift%s between the last known etcd state and HAProxy\n", drift,
+                    drift == 1 ? "" : "s");
+        else
+            fprintf(f, "HAProxy matches the last known etcd state\n");
+        log_quote(note ? note : "etcd unreachable", note ? strlen(note) : 16, q, sizeof(q));
+        fprintf(f, "%s", q);
+        if (err) {
+            log_quote(err, strlen(err), q, sizeof(q));
+            fprintf(f, "; last error: %s", q);
+        }
+        fputc('\n', f);
+    } else if (drift) {
         fprintf(f, "%zu drift%s between etcd and HAProxy\n", drift, drift == 1 ? "" : "s");
-    else
+    } else {
         fprintf(f, "etcd and HAProxy agree\n");
+    }
     if (fclose(f) != 0 || !*out) {
         free(*out);
         *out = NULL;
@@ -638,6 +665,22 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
                       ago(reload, sizeof(reload), d->now, d->last_reload_at), d->reloads,
                       d->reload_failures, d->check_failures, d->reloading ? ", one in flight" : "",
                       d->batches, d->commands, d->refused);
+    if (r == 0) {
+        char contact[32];
+
+        ago(contact, sizeof(contact), d->now, d->etcd_last_contact);
+        if (d->etcd_up)
+            r = dump_line(line, arg,
+                          "state dump: etcd connected through %s for %.1f s, last answer %s",
+                          d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
+                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact);
+        else
+            r = dump_line(line, arg,
+                          "state dump: etcd unreachable (%s) for %.1f s, last answer %s, last "
+                          "error: %s; serving the last known state (revision %lld)",
+                          d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
+                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact, d->etcd_error ? d->etcd_error : "none", (long long)d->revision);
+    }
     for (size_t i = 0; r == 0 && i < d->n_backends; i++) {
         const struct status_dump_backend *b = &d->backends[i];
 

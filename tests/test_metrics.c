@@ -272,6 +272,38 @@ Test(metrics, no_resync_yet_leaves_the_gauge_without_a_sample)
     free(text);
 }
 
+Test(metrics, etcd_build_and_spare_gauges)
+{
+    struct metrics m = {0};
+    struct parser p;
+    char *text;
+    size_t len;
+
+    m.since_resync_s = -1;
+    m.etcd_up = false;
+    m.etcd_last_contact_s = 40.25;
+    m.version = "0.1.0";
+    m.spares_total = 4;
+    m.spares_free = 3;
+    cr_assert_eq(metrics_render(&m, &text, &len), 0);
+    check_exposition(text, &p);
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_up"), "0");
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_last_contact_seconds"), "40.250");
+    cr_assert_str_eq(sample_value(text, "slotsync_build_info{version=\"0.1.0\"}"), "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_spare_backends"), "4");
+    cr_assert_str_eq(sample_value(text, "slotsync_spare_backends_free"), "3");
+    free(text);
+
+    /* connected; never heard from etcd yet: no sample, as before a resync */
+    m.etcd_up = true;
+    m.etcd_last_contact_s = -1;
+    cr_assert_eq(metrics_render(&m, &text, &len), 0);
+    check_exposition(text, &p);
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_up"), "1");
+    cr_assert_null(sample_value(text, "slotsync_etcd_last_contact_seconds"));
+    free(text);
+}
+
 Test(metrics, observe_ignores_nonsense)
 {
     struct metrics_histogram h = {0};

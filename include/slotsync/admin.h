@@ -8,13 +8,16 @@
  *   /status    the same JSON document as `slotsync status --json`
  *   /metrics   Prometheus text format
  *   /healthz   200 while the process runs
- *   /readyz    200 after the first full sync while HAProxy answers, else 503
+ *   /readyz    200 after the first full sync while HAProxy answers, else 503;
+ *              still 200 while etcd cannot be read (HAProxy serves the last
+ *              known state, which is right for a sidecar), its body says so
  *
  * /status needs HAProxy's "show servers state" and "show stat", /readyz and
  * /metrics a fresh sign of life ("show info"): the module reads them on its
  * own runtime connection, at most once a second and only while someone
  * asks, holding the requests (MHD suspend/resume) meanwhile.
- * Nothing served holds a secret: the config's etcd URLs are not shown.
+ * Nothing served holds a secret: of the config's etcd URLs only the
+ * endpoint in use is shown, as host:port.
  */
 #ifndef SLOTSYNC_ADMIN_H
 #define SLOTSYNC_ADMIN_H
@@ -38,6 +41,10 @@ struct admin_ops {
     /* The /status document from HAProxy's two replies (borrowed). A new
      * reference, or NULL with *errmsg. */
     json_t *(*status)(void *arg, const char *state_text, const char *stat_text, char **errmsg);
+    /* While ready: what /readyz's body adds (e.g. that etcd cannot be read
+     * and the last known state is served) into buf, "" for nothing.
+     * Optional. */
+    void (*ready_note)(void *arg, char *buf, size_t size);
 };
 
 /* Listen on addr (borrowed) and serve on loop; runtime_socket (copied) is

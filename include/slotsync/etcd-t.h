@@ -57,6 +57,9 @@ struct etcd_sync_stats {
     unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
     int64_t revision;                 /* last revision applied */
     bool watching;
+    /* clock_mono() of etcd's last answer (a listing page, a watch message,
+     * a probe's reply, even an error one); 0 = never */
+    double last_contact_at;
 };
 
 #endif

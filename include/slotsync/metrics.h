@@ -58,6 +58,11 @@ struct metrics {
     double since_resync_s; /* < 0: no resync yet */
     const struct metrics_backend *backends;
     size_t n_backends;
+    /* etcd's connection, the build, the spare pool (issue 19) */
+    bool etcd_up;                 /* the watch runs and its member answers */
+    double etcd_last_contact_s;   /* since etcd last answered anything; < 0: never */
+    const char *version;          /* slotsync_build_info's label; NULL: not rendered */
+    size_t spares_total, spares_free; /* spare backends, and those no service is bound to */
 };
 
 /* etcd events waiting to be applied, grouped by arrival time (events of one

@@ -17,6 +17,7 @@
 
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/metrics.h>
 
@@ -41,7 +42,22 @@ struct report_state {
     size_t n_backends;
     const struct metrics *obs;           /* histograms and labelled counters */
     const struct metrics_recent *recent; /* NULL: no list of recent changes */
+    /* etcd's connection (issue 19): up while the watch runs and its member
+     * answers; since: clock_mono() of the last change (or of the start);
+     * the endpoint in use (a URL, borrowed; shown as host:port only) and
+     * the last reason etcd gave for being down (borrowed, NULL: none). */
+    bool etcd_up;
+    double etcd_since;
+    const char *etcd_endpoint, *etcd_error;
+    double wall_now;          /* clock_wall() read with now: times of day (0: not shown) */
+    const struct config *cfg; /* borrowed, NULL: no routes (the HTTP frontend's Host names) */
+    size_t spares, spares_free; /* spare backends, and those no service is bound to */
 };
+
+/* What /readyz, the page and `status` add while etcd cannot be read: "etcd
+ * unreachable for 40 s: serving the last known state (revision 14)" into buf
+ * (size bytes). "" while etcd is up. Returns buf. */
+const char *report_etcd_note(const struct report_state *s, char *buf, size_t size);
 
 /* Ready for traffic: the first listing applied and HAProxy's runtime socket
  * answered at the last exchange. When not, *why (static text) says what is
@@ -55,8 +71,10 @@ bool report_ready(const struct report_state *s, const char **why);
 void report_metrics(const struct report_state *s, struct metrics *m, struct metrics_backend **rows);
 
 /* The /status document (status_build()) for HAProxy's two replies
- * (borrowed), with "ready", "last_reload" and, with s->recent, "recent". A
- * new reference, or NULL with *errmsg. */
+ * (borrowed), with "ready", "last_reload", "etcd" (its connection),
+ * "version", "spares", "routes" (Host name -> backend), each backend's
+ * "listen" and, with s->recent, "recent". A new reference, or NULL with
+ * *errmsg. */
 json_t *report_status(const struct report_state *s, const char *state_text, const char *stat_text,
                       char **errmsg);
 

@@ -55,6 +55,11 @@ int status_add_recent(json_t *doc, const struct metrics_recent *r);
 /* Number of drifts in doc; 0 means etcd and HAProxy agree. */
 size_t status_drift_count(const json_t *doc);
 
+/* true when doc (a daemon's /status) says the daemon cannot read etcd: its
+ * "etcd" object has "connected": false. A document without one (`status`
+ * reading etcd itself) is never. */
+bool status_etcd_down(const json_t *doc);
+
 /* ---- the daemon's state dump (SIGUSR1) ---- */
 
 struct status_dump_backend {
@@ -80,6 +85,11 @@ struct status_dump {
     unsigned long long batches, commands, refused;
     const struct status_dump_backend *backends; /* borrowed */
     size_t n_backends;
+    /* etcd's connection: up, since when (changed), its last answer, the
+     * endpoint (host:port) and the last error (borrowed, NULL: none) */
+    bool etcd_up;
+    double etcd_since, etcd_last_contact;
+    const char *etcd_endpoint, *etcd_error;
 };
 
 /* The dump's lines, in order, each given to line() (no newline; text is
