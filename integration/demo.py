@@ -15,7 +15,9 @@ slotsync's batches.
 
 Everything runs in a temporary directory and is stopped at the end, or on
 Ctrl-C at any point. --keep (`make demo KEEP=1`) leaves it all running until
-Ctrl-C and prints the URLs to open: the HAProxy stats page, the service. Exits 0 if everything it showed went as
+Ctrl-C and prints the URLs to open: slotsync's live page (the admin
+endpoint, on in the demo's config), the HAProxy stats page, the service.
+Exits 0 if everything it showed went as
 described, 1 otherwise (the logs of the run are printed then).
 """
 
@@ -124,6 +126,8 @@ class Demo:
         self.url = "http://127.0.0.1:%d/" % self.listen
         self.host_port = free_port()
         self.host_url = "http://127.0.0.1:%d/" % self.host_port
+        self.admin_port = free_port()
+        self.admin_url = "http://127.0.0.1:%d/" % self.admin_port
         services_file = self.env.path("services.cfg")
         self.config_path = write_config(self.env, {
             "etcd": {"endpoints": [self.etcd], "prefix": PREFIX},
@@ -137,6 +141,7 @@ class Demo:
             "services": {SERVICE: {"listen": "127.0.0.1:%d" % self.listen}},
             "http_frontend": {"bind": "127.0.0.1:%d" % self.host_port, "domain": DOMAIN,
                               "spare_backends": SPARES},
+            "admin": {"listen": "127.0.0.1:%d" % self.admin_port},
             "log_level": "debug",
         })
         r = subprocess.run([self.bin, "render", "-c", self.config_path],
@@ -151,8 +156,8 @@ class Demo:
         say("haproxy    pid %d, listening on %s" % (self.haproxy.pid, self.url))
         self.slotsync = self.env.start_slotsync(self.bin, self.config_path)
         self.env.wait_log("slotsync", r"HAProxy state read", alive=[self.slotsync])
-        say("slotsync   run -c slotsync.json, pid %d, watching %s"
-            % (self.slotsync.pid, PREFIX))
+        say("slotsync   run -c slotsync.json, pid %d, watching %s; live page %s"
+            % (self.slotsync.pid, PREFIX, self.admin_url))
 
     def register(self, name):
         """Start the name's announce sidekick; fall back to a plain put if it
@@ -330,6 +335,8 @@ def dump_logs(env):
 def keep_running(demo):
     say()
     say("everything stays up (KEEP=1 / --keep). Open:")
+    say("  live    %s  (slotsync's live page: slots, etcd, routes, recent changes)"
+        % demo.admin_url)
     say("  browse  %s  (HAProxy stats: backend %s, its slots)" % (demo.haproxy.stats_url,
                                                                  SERVICE))
     say("  curl    %s" % demo.url)

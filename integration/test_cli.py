@@ -338,6 +338,13 @@ def test_demo_keep_stays_up_until_ctrl_c(env, bin_path):
     # the demo is over, and its URLs still answer
     status, body = http_get(stats_url, timeout=5)[:2]
     assert status == 200, status
+    # slotsync's live page too: the demo's config turns the admin endpoint on
+    live = re.search(r"live\s+(http://127\.0\.0\.1:\d+/)\s", env.log_text("demo"))
+    assert live, env.log_tail("demo", 20)
+    status, body = http_get(live.group(1), timeout=5)[:2]
+    assert status == 200 and "<title>slotsync</title>" in body, (status, body[:200])
+    status, body = http_get(live.group(1) + "status", timeout=5)[:2]
+    assert status == 200 and json.loads(body)["backends"], (status, body[:200])
     app = re.search(r"curl\s+(http://127\.0\.0\.1:\d+/)", env.log_text("demo")).group(1)
     wait_for(lambda: http_get(app, timeout=2)[0] == 200, timeout=10, what="the demo's service")
     os.kill(demo.pid, signal.SIGINT)
