@@ -297,7 +297,7 @@ int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE 
         r = -EIO;
         goto out;
     }
-    r = status_etcd_down(doc)    ? INSPECT_ETCD_DOWN
+    r = status_etcd_down(doc)     ? INSPECT_ETCD_DOWN
         : status_drift_count(doc) ? INSPECT_DRIFT
                                   : INSPECT_IN_SYNC;
 out:

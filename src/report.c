@@ -44,8 +44,9 @@ const char *report_etcd_note(const struct report_state *s, char *buf, size_t siz
     else if (!s->listed)
         snprintf(buf, size, "etcd not read yet (%.0f s): nothing from it is served", down);
     else
-        snprintf(buf, size, "etcd unreachable for %.0f s: serving the last known state (revision %lld)",
-                 down, (long long)s->etcd->revision);
+        snprintf(buf, size,
+                 "etcd unreachable for %.0f s: serving the last known state (revision %lld)", down,
+                 (long long)s->etcd->revision);
     return buf;
 }
 
@@ -97,12 +98,9 @@ static int add_routes(const struct report_state *s, json_t *doc)
     if (!rb || !arr)
         goto out;
     for (i = 0; i < s->n_backends; i++)
-        rb[i] = (struct render_backend){s->backends[i]->svc ? s->backends[i]->svc
-                                                             : &s->backends[i]->conf,
-                                        NULL,
-                                        backend_is_spare(s->backends[i])
-                                            ? backend_proxy(s->backends[i])
-                                            : NULL};
+        rb[i] = (struct render_backend){
+            s->backends[i]->svc ? s->backends[i]->svc : &s->backends[i]->conf, NULL,
+            backend_is_spare(s->backends[i]) ? backend_proxy(s->backends[i]) : NULL};
     if (s->cfg && render_host_routes(s->cfg, rb, s->n_backends, &routes, &n_routes) < 0)
         goto out;
     for (size_t k = 0; k < n_routes; k++) {
@@ -111,8 +109,8 @@ static int add_routes(const struct report_state *s, json_t *doc)
         for (i = 0; i < s->n_backends; i++)
             if (strcmp(backend_proxy(s->backends[i]), routes[k].backend) == 0)
                 to = backend_label(s->backends[i]);
-        if (json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "host", routes[k].host,
-                                                 "backend", to, "proxy", routes[k].backend)) < 0)
+        if (json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "host", routes[k].host, "backend",
+                                                 to, "proxy", routes[k].backend)) < 0)
             goto out;
     }
     json_array_foreach(json_object_get(doc, "backends"), i, b)

@@ -679,7 +679,8 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
                           "state dump: etcd unreachable (%s) for %.1f s, last answer %s, last "
                           "error: %s; serving the last known state (revision %lld)",
                           d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
-                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact, d->etcd_error ? d->etcd_error : "none", (long long)d->revision);
+                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact,
+                          d->etcd_error ? d->etcd_error : "none", (long long)d->revision);
     }
     for (size_t i = 0; r == 0 && i < d->n_backends; i++) {
         const struct status_dump_backend *b = &d->backends[i];

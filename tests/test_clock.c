@@ -34,17 +34,17 @@ Test(clock, age)
     static const struct {
         double now, then, want;
     } cases[] = {
-        {100.0, 0.0, -1},   /* never */
-        {100.0, -5.0, -1},  /* never */
-        {100.0, 40.0, 60},  /* 60 s ago */
-        {100.0, 100.0, 0},  /* just now */
-        {100.0, 100.5, 0},  /* a stamp from a later read: not negative */
+        {100.0, 0.0, -1},  /* never */
+        {100.0, -5.0, -1}, /* never */
+        {100.0, 40.0, 60}, /* 60 s ago */
+        {100.0, 100.0, 0}, /* just now */
+        {100.0, 100.5, 0}, /* a stamp from a later read: not negative */
         {5000.5, 1.5, 4999},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        cr_expect_float_eq(clock_age(cases[i].now, cases[i].then), cases[i].want, 1e-9,
-                           "case %zu", i);
+        cr_expect_float_eq(clock_age(cases[i].now, cases[i].then), cases[i].want, 1e-9, "case %zu",
+                           i);
 }
 
 Test(clock, wall_of_a_monotonic_stamp)

@@ -59,9 +59,9 @@ struct metrics {
     const struct metrics_backend *backends;
     size_t n_backends;
     /* etcd's connection, the build, the spare pool (issue 19) */
-    bool etcd_up;                 /* the watch runs and its member answers */
-    double etcd_last_contact_s;   /* since etcd last answered anything; < 0: never */
-    const char *version;          /* slotsync_build_info's label; NULL: not rendered */
+    bool etcd_up;                     /* the watch runs and its member answers */
+    double etcd_last_contact_s;       /* since etcd last answered anything; < 0: never */
+    const char *version;              /* slotsync_build_info's label; NULL: not rendered */
     size_t spares_total, spares_free; /* spare backends, and those no service is bound to */
 };
 

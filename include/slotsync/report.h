@@ -49,8 +49,8 @@ struct report_state {
     bool etcd_up;
     double etcd_since;
     const char *etcd_endpoint, *etcd_error;
-    double wall_now;          /* clock_wall() read with now: times of day (0: not shown) */
-    const struct config *cfg; /* borrowed, NULL: no routes (the HTTP frontend's Host names) */
+    double wall_now;            /* clock_wall() read with now: times of day (0: not shown) */
+    const struct config *cfg;   /* borrowed, NULL: no routes (the HTTP frontend's Host names) */
     size_t spares, spares_free; /* spare backends, and those no service is bound to */
 };
 
