@@ -869,8 +869,15 @@ static void send_batch(struct apply *a, bool additions)
     a->stats.batches++;
     a->stats.commands += a->plan.n;
     r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
-    if (r < 0)
+    if (r < 0) {
+        /* The batch never left (no socket, EMFILE): the view assumed it
+         * applied, so what the next read finds differs from it, and that is
+         * not drift (issue 19). Its events wait for a later batch. */
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
+        metrics_pending_move(&a->events_pending, &a->events_in_flight);
+        a->batch_failed = true;
         runtime_failed(a, r, "sending a batch");
+    }
 }
 
 void apply_send(struct apply *a)

@@ -300,3 +300,49 @@ Test(apply, a_partial_listing_only_adds)
     cr_expect_eq(ap.stats.command_failures, 0);
     cr_expect_eq(ap.stats.batches, 2);
 }
+
+/* issue 19 item 4: a batch that never left (the socket gone, EMFILE) did
+ * not change HAProxy; what the next read finds is what slotsync had not yet
+ * set, not drift: nothing is counted or logged as "drift repaired". */
+Test(apply, a_batch_that_never_left_is_not_drift_later)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b";
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced);
+    /* s1's endpoint (127.0.0.1:9001) is not in etcd: the batch empties s1
+     * and fills s2, but the socket is gone when it is sent */
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    api->dirty = true;
+    close(lfd);
+    unlink(sock);
+    apply_send(&ap);
+    for (int i = 0; i < 100 && !ap.stats.runtime_errors; i++)
+        run_for(0.01);
+    cr_assert_eq(ap.stats.runtime_errors, 1);
+    /* HAProxy is back, with the state it had: read it again */
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    for (int i = 0; i < 200 && ev_is_active(&ap.retry_timer); i++)
+        run_for(0.01);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced, "%s", line);
+    for (size_t i = 0; i < api->slots.n; i++)
+        cr_expect_not(api->drift[i], "s%zu marked as drift", i + 1);
+    /* the batch that follows sets what it could not set before: not drift */
+    apply_send(&ap);
+    haproxy_answers("\n\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'.\n\n"
+                    "IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'.\n\n\n\n",
+                    line, sizeof(line));
+    cr_expect_eq(ap.stats.drift_repairs, 0, "%s", line);
+    free(err);
+}
