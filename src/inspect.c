@@ -208,7 +208,7 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
     ev_run(in->loop, 0);
     if (in->rt_err) {
         memprintf(errmsg, "HAProxy runtime socket %s: %s", in->cfg->runtime_socket,
-                  in->rt_err == 1 ? "no answer in time" : strerror(-in->rt_err));
+                  in->rt_err == 1 ? "no answer in time" : runtime_strerror(in->rt_err));
         return -EHOSTUNREACH;
     }
     if (!in->listed) {

@@ -883,12 +883,9 @@ Test(plan, change_text_brackets_haproxys_address_by_its_own_family)
     static const struct {
         const char *had, *text;
     } cases[] = {
-        {"::2", "addr [::2]:80"},
-        {"127.0.0.9", "addr 127.0.0.9:80"},
-        {"fe80::1", "addr [fe80::1]:80"},
-        {"fe80::1", "addr [fe80::1]:80"},
-        {"127.0.0.8", "addr 127.0.0.8:80"},
-        {"127.0.0.7", "addr 127.0.0.7:80"},
+        {"::2", "addr [::2]:80"},           {"127.0.0.9", "addr 127.0.0.9:80"},
+        {"fe80::1", "addr [fe80::1]:80"},   {"fe80::1", "addr [fe80::1]:80"},
+        {"127.0.0.8", "addr 127.0.0.8:80"}, {"127.0.0.7", "addr 127.0.0.7:80"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     struct slot_table t;
