@@ -295,7 +295,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
     if (n < 0)
         return;
-    log_quote(text, strnlen(text, sizeof(text)), q, sizeof(q));
+    /* its messages end in "\n": one log line, not a quoted newline */
+    log_quote(text, log_chomp(text, strnlen(text, sizeof(text))), q, sizeof(q));
     log_warn(MOD, "libmicrohttpd: %s", q);
 }
 

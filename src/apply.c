@@ -496,13 +496,13 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
                        ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
-            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-            "repairs%s",
-            n, failed, (ev_time() - a->batch_started) * 1e3, changes, drifts,
-            changes > shown
-                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                : "");
+    log_msg(
+        failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
+        "applied %zu runtime %s (%zu failed) in %.1f ms: %zu %s, %zu drift %s%s", n,
+        LOG_PLURAL(n, "command", "commands"), failed, (ev_time() - a->batch_started) * 1e3, changes,
+        LOG_PLURAL(changes, "change", "changes"), drifts, LOG_PLURAL(drifts, "repair", "repairs"),
+        changes > shown ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                        : "");
 }
 
 static void refusal_forget(struct apply *a, const struct plan_origin *o, const char *cmd)
@@ -697,8 +697,10 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     }
     if (b->slots.overflow != b->last_overflow) {
         if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
-                     backend_label(b), b->slots.overflow, b->slots.n);
+            log_warn(MOD, "backend %s: %zu %s no free slot (%zu %s)", backend_label(b),
+                     b->slots.overflow,
+                     LOG_PLURAL(b->slots.overflow, "endpoint has", "endpoints have"), b->slots.n,
+                     LOG_PLURAL(b->slots.n, "slot", "slots"));
         else
             log_info(MOD, "backend %s: every endpoint has a slot again", backend_label(b));
         b->last_overflow = b->slots.overflow;

@@ -275,8 +275,8 @@ static void mark_all_dirty(struct ctl *c)
 static void registry_filled(struct ctl *c)
 {
     if (c->empty_held)
-        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
-                 catalog_count(c->cat));
+        log_info(MOD, "etcd registry has %zu %s again: converging HAProxy to it",
+                 catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"));
     c->registry_empty = false;
     c->empty_held = false;
     c->listed = true;
@@ -341,8 +341,10 @@ static void on_list_end(void *arg, int64_t revision)
     size_t removed = catalog_relist_end(c->cat);
 
     c->listing = false;
-    log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
-             catalog_count(c->cat), c->cat->n_services, (long long)revision,
+    log_info(MOD, "etcd listing applied: %zu %s in %zu %s at revision %lld%s",
+             catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"),
+             c->cat->n_services, LOG_PLURAL(c->cat->n_services, "service", "services"),
+             (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
     collect_dirty(c);
     if (c->render_only) {
