@@ -390,8 +390,8 @@ static int cmd_check(const char *config_path, const struct overrides *ov, bool c
         printf("%s: %u error%s, %u warning%s\n", q, n.errors, n.errors == 1 ? "" : "s", n.warnings,
                n.warnings == 1 ? "" : "s");
     else
-        printf("%s: ok (%zu services, %u warning%s)\n", q, n_services, n.warnings,
-               n.warnings == 1 ? "" : "s");
+        printf("%s: ok (%zu service%s, %u warning%s)\n", q, n_services, n_services == 1 ? "" : "s",
+               n.warnings, n.warnings == 1 ? "" : "s");
     if (loaded)
         config_free(&cfg);
     return n.errors ? 1 : 0;
