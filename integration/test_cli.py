@@ -110,6 +110,34 @@ def test_check_lists_every_problem(env, bin_path):
     assert r.stdout.strip().endswith("6 errors, 0 warnings"), r.stdout
 
 
+def test_run_and_check_say_every_config_error_and_what_a_path_is(env, bin_path):
+    """issue 19 item 10: run -c prints every error of the file, as check
+    does; a misspelt required key is named with the key it should be; a
+    directory given as the config says so."""
+    bad = write_config(env, {
+        "etcd": {"endpoints": ["http://127.0.0.1:1"], "prefx": PREFIX},
+        "haproxy": {"runtime_sock": env.path("admin.sock"),
+                    "services_file": env.path("services.cfg")},
+        "log_level": "loud"}, name="three.json")
+    wants = ['etcd.prefx: unknown key; did you mean "prefix"? (etcd.prefix is required and '
+             'not set)',
+             'haproxy.runtime_sock: unknown key; did you mean "runtime_socket"? '
+             '(haproxy.runtime_socket is required and not set)',
+             "log_level: must be one of"]
+    for cmd in ("run", "check"):
+        r = run(bin_path, cmd, "-c", bad)
+        assert r.returncode == 1, r
+        prefix = "slotsync %s: %s" % (cmd, "error: " if cmd == "check" else "")
+        lines = [l for l in r.stderr.splitlines() if l.startswith(prefix)]
+        assert len(lines) == 3, (cmd, r.stderr)
+        for want, line in zip(wants, lines):
+            assert line.startswith(prefix + want), (cmd, want, r.stderr)
+    for cmd in ("run", "check"):
+        r = run(bin_path, cmd, "-c", env.tmp)
+        assert r.returncode == 1, r
+        assert ": is a directory" in r.stderr and "line " not in r.stderr, (cmd, r.stderr)
+
+
 def test_check_warns_about_missing_paths(env, bin_path):
     cfg = write_config(env, {
         "etcd": {"endpoints": ["http://127.0.0.1:2379"], "prefix": PREFIX},

@@ -338,6 +338,12 @@ static void print_problem(void *arg, bool error, const char *text)
         n->warnings++;
 }
 
+/* run, render, status: each problem of the config file on its line. */
+static void print_config_error(void *arg, bool error, const char *text)
+{
+    fprintf(stderr, "slotsync %s: %s%s\n", (const char *)arg, error ? "" : "warning: ", text);
+}
+
 /* The warning sources that run on a config without errors. */
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
@@ -541,9 +547,12 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         r = inspect_status(&cfg, &so, stdout, &errmsg);
         goto status_done;
     }
-    r = config_load(config_path, &cfg, &errmsg);
-    if (r == 0)
-        r = apply_overrides(&cfg, &ov, &errmsg);
+    /* Every error of the file, as check prints them (issue 19). */
+    if (config_load_all(config_path, &cfg, print_config_error, (void *)cmd) < 0) {
+        config_free(&cfg);
+        return status ? 2 : 1;
+    }
+    r = apply_overrides(&cfg, &ov, &errmsg);
     if (r < 0) {
         /* The message names the file (escaped) where it matters. */
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
