@@ -130,17 +130,22 @@ SYSTEMD_SRC  = docs/deploy/systemd
 UNITS        = slotsync.service slotsync-render.service slotsync-announce@.service
 MANPAGES     = $(BUILD)/man/slotsync.8 $(BUILD)/man/slotsync.json.5
 
-.PHONY: man man-check
+.PHONY: man man-check FORCE
+FORCE:
 
 man: $(MANPAGES)
 
-$(BUILD)/man/%: docs/man/%.scd
+# Rebuilt every time: the pages name PREFIX's paths, and PREFIX may differ
+# from the last build's (scdoc takes milliseconds).
+$(BUILD)/man/%: docs/man/%.scd FORCE
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SCDOC   $@")
-	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+	$(Q)sed -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< | scdoc > $@.tmp && mv $@.tmp $@
 
-# Every page renders without a warning from man (groff's included).
+# Every page renders without a warning from man (groff's included), and
+# says every config field, option and signal the code has (issue 19).
 man-check: $(MANPAGES)
+	$(Q)$(PYTHON) tests/check_man.py
 	$(Q)set -e; for m in $(MANPAGES); do \
 	    out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null); \
 	    if [ -n "$$out" ]; then echo "$$m:"; echo "$$out"; exit 1; fi; done; \
