@@ -1617,6 +1617,50 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            same_str(nc->reload_command, oc->reload_command);
 }
 
+size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
+                                     size_t size)
+{
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+    const struct {
+        const char *name;
+        bool same;
+    } fields[] = {
+        {"etcd.endpoints", true}, /* same_etcd, once compared below */
+        {"etcd.prefix", strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0},
+        {"etcd.tls", tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls)},
+        {"etcd.username", same_str(nc->etcd_username, oc->etcd_username)},
+        {"etcd.password_file", same_str(nc->etcd_password_file, oc->etcd_password_file)},
+        {"haproxy.runtime_socket", strcmp(nc->runtime_socket, oc->runtime_socket) == 0},
+        {"haproxy.runtime_timeout_s", nc->runtime_timeout_s == oc->runtime_timeout_s},
+        {"haproxy.master_socket", same_str(nc->master_socket, oc->master_socket)},
+        {"haproxy.services_file", strcmp(nc->services_file, oc->services_file) == 0},
+        {"haproxy.hosts_map", strcmp(nc->hosts_map, oc->hosts_map) == 0},
+        {"haproxy.base_config", same_str(nc->base_config, oc->base_config)},
+        {"haproxy.binary", strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0},
+        {"haproxy.reload_command", same_str(nc->reload_command, oc->reload_command)},
+    };
+    size_t n = 0, len = 0;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+        bool same = i == 0 ? same_etcd : fields[i].same;
+        int w;
+
+        if (same)
+            continue;
+        n++;
+        if (len < size) {
+            w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", fields[i].name);
+            if (w > 0)
+                len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+        }
+    }
+    return n;
+}
+
 bool config_same_http_frontend(const struct config *a, const struct config *b)
 {
     return config_same_listen(&a->http_bind, &b->http_bind) &&

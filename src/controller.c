@@ -684,8 +684,14 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (!config_same_restart_fields(nc, oc)) {
-        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
-                       "reload_command need a restart");
+        char fields[512];
+
+        /* Name what changed (issue 19), not the whole list. */
+        if (config_restart_fields_changed(nc, oc, fields, sizeof(fields)))
+            log_error(MOD, "SIGHUP: config not reloaded: %s changed, which needs a restart",
+                      fields);
+        else
+            log_error(MOD, "SIGHUP: config not reloaded: a field that needs a restart changed");
         config_free(nc);
         free(nc);
         return;
