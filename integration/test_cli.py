@@ -138,6 +138,31 @@ def test_run_and_check_say_every_config_error_and_what_a_path_is(env, bin_path):
         assert ": is a directory" in r.stderr and "line " not in r.stderr, (cmd, r.stderr)
 
 
+def test_check_connect_reads_the_runtime_socket_and_its_level(env, bin_path):
+    """issue 19 item 10: check --connect also asks HAProxy's runtime socket
+    "show cli level": level admin is ok; operator is an error naming the
+    level; no socket is an error naming the socket."""
+    etcd = env.start_etcd()
+    cfg = {"etcd": {"endpoints": [etcd], "prefix": PREFIX},
+           "haproxy": {"runtime_socket": env.path("admin.sock"),
+                       "services_file": env.path("services.cfg")}}
+    path = write_config(env, cfg, name="connect.json")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 1, r
+    assert "%s: " % env.path("admin.sock") in r.stdout, r.stdout
+    assert "haproxy.runtime_socket: not usable" in r.stderr, r.stderr
+    hap = env.start_haproxy(socket_level="operator")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 1, r
+    assert "%s: level operator, slotsync needs level admin" % hap.admin_sock in r.stdout, r.stdout
+    env.stop(hap.proc)
+    hap = env.start_haproxy(name="haproxy-admin")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 0, r
+    assert "%s: ok (level admin)" % hap.admin_sock in r.stdout, r.stdout
+    assert "%s: ok (revision " % etcd in r.stdout, r.stdout
+
+
 def test_check_warns_about_missing_paths(env, bin_path):
     cfg = write_config(env, {
         "etcd": {"endpoints": ["http://127.0.0.1:2379"], "prefix": PREFIX},

@@ -368,6 +368,15 @@ static void check_connect(const struct config *cfg, double timeout_s, struct che
         print_problem(n, true, errmsg ? errmsg : "etcd endpoints failed");
     }
     free(errmsg);
+    errmsg = NULL;
+    /* and HAProxy's runtime socket, with its level (issue 19) */
+    r = probe_runtime(cfg, timeout_s, stdout, &errmsg);
+    fflush(stdout);
+    if (r != 0)
+        print_problem(n, true,
+                      r < 0 && errmsg ? errmsg
+                                      : "haproxy.runtime_socket: not usable (see the line above)");
+    free(errmsg);
 }
 
 static int cmd_check(const char *config_path, const struct overrides *ov, bool connect,
