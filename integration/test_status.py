@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 from harness import *
-from test_daemon import Cluster
+from test_daemon import PREFIX, Cluster
 
 
 def status(c, *args, config=True):
@@ -277,3 +277,36 @@ def test_base_config_serves_stats_page_and_prometheus_exporter(env, bin_path):
     assert code == 200, code
     assert 'haproxy_server_status{proxy="web",server="s1"' in body, body[:500]
     assert 'haproxy_server_status{proxy="web",server="s4"' in body
+
+
+def test_a_backend_nothing_routes_to_is_warned_and_marked(env, bin_path):
+    """issue 19 item 5: without http_frontend, a service from etcd gets a
+    backend (one reload) that no frontend reaches: one warning naming it,
+    and status, /status and /metrics mark it as not routed; web (with its
+    listen) stays routed."""
+    c = admin_cluster(env, bin_path)
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    env.wait_log("slotsync", r"warn  sync: backend api: nothing routes to it \(no "
+                 r"services\.api\.listen, and no http_frontend bind and domain for it\)",
+                 alive=[c.slotsync])
+    wait_for(lambda: metrics(c).get('slotsync_backend_routed{backend="api"}') == 0.0,
+             timeout=15, what="api not routed in /metrics", alive=[c.slotsync])
+    m = metrics(c)
+    assert m.get('slotsync_backend_routed{backend="web"}') == 1.0, m
+    code, body = http_get(c.admin_url + "/status")
+    assert code == 200, body
+    doc = json.loads(body)
+    routed = {b["name"]: b.get("routed") for b in doc["backends"]}
+    assert routed.get("api") is False and routed.get("web") is True, routed
+    out = status(c)
+    assert "backend api: " in out.stdout and "NOT ROUTED" in out.stdout, out.stdout
+    assert "backend web: " in out.stdout, out.stdout
+    web = [l for l in out.stdout.splitlines() if l.startswith("backend web: ")]
+    assert web and "NOT ROUTED" not in web[0], out.stdout
+    text = env.log_text("slotsync")
+    assert text.count("backend api: nothing routes to it") == 1, text
+    # the live page, in a real browser: api's heading says so, web's does not
+    dom = rendered(env, c.admin_url + "/", 'data-unrouted="1"')
+    start = dom.find('data-backend="api"')
+    assert start >= 0 and 'data-unrouted="1"' in dom[start:start + 2000], dom[-3000:]
+    assert dom.count('data-unrouted="1"') == 1, dom[-3000:]

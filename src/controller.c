@@ -98,9 +98,28 @@ static struct backend *backend_find(struct ctl *c, const char *name)
     return backend_lookup(c->backends, c->n_backends, name);
 }
 
+/* A backend no frontend reaches gets one warning naming it when it
+ * becomes so (issue 19); status, the page and /metrics show b->unrouted. */
+static void note_routing(const struct ctl *c, struct backend *b)
+{
+    bool unrouted = c->cfg && !render_service_routed(c->cfg, &b->conf);
+
+    if (unrouted && !b->unrouted)
+        log_warn(MOD,
+                 "backend %s: nothing routes to it (no services.%s.listen, and no "
+                 "http_frontend bind and domain for it): HAProxy gets the backend, no frontend "
+                 "reaches it",
+                 b->conf.name, b->conf.name);
+    b->unrouted = unrouted;
+}
+
 static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
 {
-    return backend_insert(&c->backends, &c->n_backends, conf, configured);
+    struct backend *b = backend_insert(&c->backends, &c->n_backends, conf, configured);
+
+    if (b)
+        note_routing(c, b);
+    return b;
 }
 
 /* ---- ownership: which proxies are slotsync's ---- */
@@ -740,6 +759,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         struct backend *b = c->backends[i];
         bool was_refused = b->foreign;
 
+        note_routing(c, b);
         b->claimed = b->claimed && !name_taken(c, b);
         if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             rollout_want(&c->ro, "name free again for", b->conf.name);

@@ -14,6 +14,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
+#include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>
@@ -251,6 +252,22 @@ oom:
     return -ENOMEM;
 }
 
+/* Whether a frontend reaches the backend name: its configured service, or
+ * one from etcd with the defaults (render_service_routed). */
+static bool name_routed(const char *name, void *arg)
+{
+    const struct config *cfg = arg;
+    struct service_conf conf;
+
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (strcmp(cfg->services[i].name, name) == 0)
+            return render_service_routed(cfg, &cfg->services[i]);
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", name);
+    conf.opt = cfg->defaults;
+    return render_service_routed(cfg, &conf);
+}
+
 int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE *out, char **errmsg)
 {
     struct inspect in = {0};
@@ -272,6 +289,12 @@ int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE 
     r = gather(&in, o, &doc, errmsg);
     if (r < 0)
         goto out;
+    /* read directly (not --admin, whose document says it already) */
+    if (!o->admin && status_mark_routed(doc, name_routed, (void *)cfg) < 0) {
+        memprintf(errmsg, "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
     if (o->service && status_filter(doc, o->service) < 0) {
         char q[128];
 

@@ -515,6 +515,8 @@ static void print_backend(FILE *f, const json_t *b, bool all)
         LOG_PLURAL(json_integer_value(json_object_get(b, "endpoints")), "endpoint", "endpoints"));
     if (json_integer_value(json_object_get(b, "drift")))
         fprintf(f, ", %lld DRIFT", (long long)json_integer_value(json_object_get(b, "drift")));
+    if (json_is_false(json_object_get(b, "routed")))
+        fprintf(f, ", NOT ROUTED (no listen, no http_frontend)");
     fputc('\n', f);
     for (int c = 0; c < NCOLS; c++)
         width[c] = strlen(headers[c]);
@@ -660,4 +662,19 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
         r = dump_line(line, arg, "state dump: end (%zu %s)", d->n_backends,
                       LOG_PLURAL(d->n_backends, "backend", "backends"));
     return r;
+}
+
+int status_mark_routed(json_t *doc, bool (*routed)(const char *name, void *arg), void *arg)
+{
+    json_t *arr = json_object_get(doc, "backends"), *b;
+    size_t i;
+
+    json_array_foreach(arr, i, b)
+    {
+        const char *name = json_string_value(json_object_get(b, "name"));
+
+        if (name && json_object_set_new(b, "routed", json_boolean(routed(name, arg))) < 0)
+            return -ENOMEM;
+    }
+    return 0;
 }
