@@ -310,3 +310,26 @@ def test_a_backend_nothing_routes_to_is_warned_and_marked(env, bin_path):
     start = dom.find('data-backend="api"')
     assert start >= 0 and 'data-unrouted="1"' in dom[start:start + 2000], dom[-3000:]
     assert dom.count('data-unrouted="1"') == 1, dom[-3000:]
+
+
+def test_last_reload_after_a_restart_is_read_from_haproxy(env, bin_path):
+    """issue 19 item 4: HAProxy reloaded twice before slotsync (re)starts:
+    /status's last_reload comes from the master's "show proc" (its reloads,
+    the current worker's age), not "none"; the live page shows it."""
+    c = admin_cluster(env, bin_path)
+    env.stop(c.slotsync)
+    for n in (1, 2):
+        c.haproxy.master_cmd("reload")
+        wait_for(lambda: c.haproxy.reloads()[0] == n, timeout=15, what="HAProxy reload %d" % n)
+    c.start_slotsync()
+    env.wait_log("slotsync", r"HAProxy has been reloaded 2 times \(0 failed\) since it started",
+                 alive=[c.slotsync])
+    wait_for(lambda: http_get(c.admin_url + "/status")[0] == 200, timeout=15,
+             what="/status 200", alive=[c.slotsync])
+    doc = json.loads(http_get(c.admin_url + "/status")[1])
+    r = doc["last_reload"]
+    assert r["source"] == "haproxy" and r["haproxy_reloads"] == 2, r
+    assert r["ago_s"] is not None and 0 <= r["ago_s"] < 120, r
+    assert r["reloads"] == 0, r  # slotsync's own: none yet
+    dom = rendered(env, c.admin_url + "/", "before slotsync started")
+    assert "(HAProxy's, before slotsync started)" in dom, dom[-3000:]

@@ -30,6 +30,7 @@
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
+#include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/report.h>
 #include <slotsync/rollout.h>
@@ -91,6 +92,12 @@ struct ctl {
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
+    /* HAProxy's own account of its reloads, read once at start from the
+     * master's "show proc" (issue 19): after a restart of slotsync the
+     * last reload is HAProxy's, not "none" */
+    struct runtime *proc_rt;
+    double haproxy_last_reload_at; /* <= 0: not known, or never reloaded */
+    unsigned long haproxy_reloads;
 };
 
 static struct backend *backend_find(struct ctl *c, const char *name)
@@ -815,7 +822,10 @@ static struct report_state report_of(const struct ctl *c)
         .runtime_added_servers = c->ap.stats.grown,
         .resyncs = c->ap.stats.resyncs,
         .drift_repairs = c->ap.stats.drift_repairs,
-        .last_reload_at = c->ro.last_reload_start,
+        .last_reload_at =
+            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
+        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+        .haproxy_reloads = c->haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,
         .reloads = c->ro.stats.reloads,
@@ -935,6 +945,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
 static void ctl_destroy(struct ctl *c)
 {
+    runtime_free(c->proc_rt);
     admin_free(c->admin);
     free(c->recent);
     free(c->obs_backends);
@@ -1050,6 +1061,42 @@ oom:
     return -ENOMEM;
 }
 
+static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct ctl *c = arg;
+    unsigned long reloads = 0, failed = 0;
+    long uptime = -1;
+
+    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
+        reload_parse_worker_uptime(raw, &uptime) < 0) {
+        log_info(MOD,
+                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
+                 "shown from slotsync's own from now on",
+                 c->cfg->master_socket,
+                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
+        return;
+    }
+    c->haproxy_reloads = reloads;
+    if (reloads > 0) {
+        c->haproxy_last_reload_at = ev_now(c->loop) - (double)uptime;
+        log_info(MOD,
+                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
+                 "%ld s ago (show proc)",
+                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
+    }
+}
+
+/* Ask the master "show proc" once (no master socket: nothing to ask). */
+static void read_haproxy_reloads(struct ctl *c)
+{
+    if (!c->cfg->master_socket)
+        return;
+    c->proc_rt = runtime_new(c->loop, c->cfg->master_socket, 5);
+    if (!c->proc_rt || runtime_send_raw(c->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, c) < 0)
+        log_info(MOD, "master socket %s: HAProxy's reloads not read", c->cfg->master_socket);
+}
+
 int controller_run(const struct config *cfg,
                    int (*load_config)(struct config *out, char **errmsg, void *arg), void *arg,
                    char **errmsg)
@@ -1077,6 +1124,7 @@ int controller_run(const struct config *cfg,
     c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
+    read_haproxy_reloads(&c);
     if (cfg->admin_listen.set) {
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;
