@@ -213,11 +213,14 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         return -EHOSTUNREACH;
     }
     if (!in->listed) {
-        char q[256] = "no answer in time";
+        char q[256] = "";
 
+        /* retried with backoff until --timeout: say so, and the last
+         * reason (issue 19) */
         if (in->etcd_error)
             log_quote(in->etcd_error, strlen(in->etcd_error), q, sizeof(q));
-        memprintf(errmsg, "etcd: %s", q);
+        memprintf(errmsg, "etcd: no complete listing within %g s (retried with backoff)%s%s",
+                  o->timeout_s, q[0] ? "; last error: " : "", q);
         return -EHOSTUNREACH;
     }
     names = calloc(in->cfg->n_services + 1, sizeof(*names));
