@@ -227,7 +227,7 @@ static const struct service_conf *service_of(const struct config *cfg, const cha
 const char *check_field_of_line(const struct config *cfg, const char *rendered, unsigned line,
                                 char *buf, size_t size)
 {
-    char section[16] = "", name[SERVICE_NAME_MAX + 16] = "", kw[32] = "";
+    char section[16] = "", name[80] = "", kw[32] = "";
     const char *p = rendered;
     const struct service_conf *svc;
 
