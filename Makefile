@@ -48,6 +48,7 @@ help:
 	@echo "               BENCH_QUICK=1: ~3 min, smaller sizes); writes docs/PERFORMANCE.md"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
+	@echo "  rules-check  promtool check/test of docs/deploy/prometheus (part of test)"
 	@echo "  fmt, fmt-check  clang-format the tree / check it"
 	@echo "  install, uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "  clean"
@@ -93,7 +94,7 @@ integration: deps $(BIN)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
-	$(Q)$(MAKE) --no-print-directory man-check unit integration
+	$(Q)$(MAKE) --no-print-directory man-check rules-check unit integration
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/slotsync \
@@ -130,17 +131,32 @@ SYSTEMD_SRC  = docs/deploy/systemd
 UNITS        = slotsync.service slotsync-render.service slotsync-announce@.service
 MANPAGES     = $(BUILD)/man/slotsync.8 $(BUILD)/man/slotsync.json.5
 
-.PHONY: man man-check
+# The shipped Prometheus alert rules parse and do what their tests say
+# (issue 19): promtool from Debian's prometheus package.
+PROMTOOL ?= promtool
+RULES_DIR = docs/deploy/prometheus
+
+.PHONY: rules-check
+rules-check:
+	$(Q)$(PROMTOOL) check rules $(RULES_DIR)/slotsync-rules.yml
+	$(Q)cd $(RULES_DIR) && $(PROMTOOL) test rules slotsync-rules.test.yml
+
+.PHONY: man man-check FORCE
+FORCE:
 
 man: $(MANPAGES)
 
-$(BUILD)/man/%: docs/man/%.scd
+# Rebuilt every time: the pages name PREFIX's paths, and PREFIX may differ
+# from the last build's (scdoc takes milliseconds).
+$(BUILD)/man/%: docs/man/%.scd FORCE
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SCDOC   $@")
-	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+	$(Q)sed -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< | scdoc > $@.tmp && mv $@.tmp $@
 
-# Every page renders without a warning from man (groff's included).
+# Every page renders without a warning from man (groff's included), and
+# says every config field, option and signal the code has (issue 19).
 man-check: $(MANPAGES)
+	$(Q)$(PYTHON) tests/check_man.py
 	$(Q)set -e; for m in $(MANPAGES); do \
 	    out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null); \
 	    if [ -n "$$out" ]; then echo "$$m:"; echo "$$out"; exit 1; fi; done; \

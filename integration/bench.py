@@ -64,7 +64,7 @@ from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
 
 PREFIX = "/services/"
 MAX_TXN_OPS = 1024
-APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands "
+APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands? "
                      r"\((\d+) failed\) in ([\d.]+) ms", re.M)
 RUNTIME_ERROR = re.compile(r"HAProxy runtime socket \S+: ([^(\n]*?) \(retrying")
 # the sections --only can pick: slotsync alone (a., b., c.), then side by side

@@ -297,7 +297,7 @@ class Demo:
                     word = rest[6:]
                     did.append(word if did else "%s %s" % (slot, word))
                 continue
-            m = re.search(r"applied \d+ runtime commands \(\d+ failed\) in [\d.]+ ms", line)
+            m = re.search(r"applied \d+ runtime commands? \(\d+ failed\) in [\d.]+ ms", line)
             if m:
                 out.append((m.group(0), ", ".join(did)))
                 did = []

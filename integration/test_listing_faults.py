@@ -56,7 +56,7 @@ def test_restart_against_an_empty_registry_keeps_haproxy(env, bin_path):
     c.put("c", "w3")
     c.wait_live(["w3"])
     c.reach(["w3"])
-    env.wait_log("slotsync2", r"etcd registry has 1 endpoints again")
+    env.wait_log("slotsync2", r"etcd registry has 1 endpoint again")
     env.stop(c.slotsync)
     log = env.log_text("slotsync2")
     assert len([ln for ln in log.splitlines() if "etcd registry is empty" in ln]) == 1, log

@@ -126,11 +126,15 @@ def test_check_runs_haproxy_check(env, bin_path):
     env.write("bad.json", text.replace("check inter 2s", "chek inter 2s")
               .replace('"services_file"', '"base_config": "%s", "services_file"' % base))
     out = run(bin_path, "check", "-c", env.path("good.json"))
-    assert out.returncode == 0 and ": ok (1 services, 0 warnings)" in out.stdout, out
+    assert out.returncode == 0 and ": ok (1 service, 0 warnings)" in out.stdout, out
     out = run(bin_path, "check", "-c", env.path("bad.json"))
     assert out.returncode == 1, out
-    assert re.search(r"(?m)^slotsync check: error: haproxy -c: config : \[.*services\.cfg:\d+\] : "
-                     r"unknown keyword 'chek'", out.stderr), out.stderr
+    # one error for one mistake, named by the field it came from (issue 19)
+    assert re.findall(r"(?m)^slotsync check: error: defaults\.server_options: haproxy -c: "
+                      r"config : unknown keyword 'chek'", out.stderr) == [
+        "slotsync check: error: defaults.server_options: haproxy -c: config : unknown keyword "
+        "'chek'"], out.stderr
+    assert out.stderr.count("slotsync check: error:") == 1, out.stderr
     assert "slotsync-check-" not in out.stderr, out.stderr
 
 

@@ -119,7 +119,8 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
         free(a->error);
         a->error = NULL;
         if (!a->haproxy_ok)
-            memprintf(&a->error, "HAProxy's runtime socket: %s", strerror(err < 0 ? -err : EPROTO));
+            memprintf(&a->error, "HAProxy's runtime socket: %s",
+                      runtime_strerror(err < 0 ? err : -EPROTO));
         else if (!(doc = a->ops->status(a->arg, replies[0], replies[1], &why)))
             memprintf(&a->error, "%s", why ? why : "cannot build the status");
         free(why);
@@ -300,7 +301,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
     if (n < 0)
         return;
-    log_quote(text, strnlen(text, sizeof(text)), q, sizeof(q));
+    /* its messages end in "\n": one log line, not a quoted newline */
+    log_quote(text, log_chomp(text, strnlen(text, sizeof(text))), q, sizeof(q));
     log_warn(MOD, "libmicrohttpd: %s", q);
 }
 

@@ -89,12 +89,12 @@ static void runtime_failed(struct apply *a, int err, const char *what)
     a->stats.runtime_errors++;
     if (log_outage_begin(&a->rt_outage, now))
         log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
-                 a->cfg->runtime_socket, what, strerror(-err), hint);
+                 a->cfg->runtime_socket, what, runtime_strerror(err), hint);
     else if (log_outage_due(&a->rt_outage, now, &elapsed))
         log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
-                 a->cfg->runtime_socket, elapsed, what, strerror(-err));
+                 a->cfg->runtime_socket, elapsed, what, runtime_strerror(err));
     else
-        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
+        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", runtime_strerror(err));
     a->runtime_down = true;
     a->synced = false;
     a->level_ok = false; /* what answers next may be another HAProxy */
@@ -161,12 +161,12 @@ static void master_unreachable(struct apply *a, int err)
         log_warn(MOD,
                  "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
                  "is noticed by the periodic resync, every %d s)",
-                 a->cfg->master_socket, strerror(-err), a->cfg->resync_interval_s);
+                 a->cfg->master_socket, runtime_strerror(err), a->cfg->resync_interval_s);
     else if (log_outage_due(&a->master_outage, now, &elapsed))
         log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", a->cfg->master_socket,
-                 elapsed, strerror(-err));
+                 elapsed, runtime_strerror(err));
     else
-        log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, strerror(-err));
+        log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, runtime_strerror(err));
     backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
 }
 
@@ -497,13 +497,13 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
                        ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
-            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-            "repairs%s",
-            n, failed, (clock_mono() - a->batch_started) * 1e3, changes, drifts,
-            changes > shown
-                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                : "");
+    log_msg(
+        failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
+        "applied %zu runtime %s (%zu failed) in %.1f ms: %zu %s, %zu drift %s%s", n,
+        LOG_PLURAL(n, "command", "commands"), failed, (clock_mono() - a->batch_started) * 1e3, changes,
+        LOG_PLURAL(changes, "change", "changes"), drifts, LOG_PLURAL(drifts, "repair", "repairs"),
+        changes > shown ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                        : "");
 }
 
 static void refusal_forget(struct apply *a, const struct plan_origin *o, const char *cmd)
@@ -698,8 +698,10 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     }
     if (b->slots.overflow != b->last_overflow) {
         if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
-                     backend_label(b), b->slots.overflow, b->slots.n);
+            log_warn(MOD, "backend %s: %zu %s no free slot (%zu %s)", backend_label(b),
+                     b->slots.overflow,
+                     LOG_PLURAL(b->slots.overflow, "endpoint has", "endpoints have"), b->slots.n,
+                     LOG_PLURAL(b->slots.n, "slot", "slots"));
         else
             log_info(MOD, "backend %s: every endpoint has a slot again", backend_label(b));
         b->last_overflow = b->slots.overflow;
@@ -870,8 +872,15 @@ static void send_batch(struct apply *a, bool additions)
     a->stats.batches++;
     a->stats.commands += a->plan.n;
     r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
-    if (r < 0)
+    if (r < 0) {
+        /* The batch never left (no socket, EMFILE): the view assumed it
+         * applied, so what the next read finds differs from it, and that is
+         * not drift (issue 19). Its events wait for a later batch. */
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
+        metrics_pending_move(&a->events_pending, &a->events_in_flight);
+        a->batch_failed = true;
         runtime_failed(a, r, "sending a batch");
+    }
 }
 
 void apply_send(struct apply *a)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <sys/un.h>
 
@@ -434,6 +435,61 @@ static int check_server_options(const char *fp, const char *s, char **errmsg)
 
 /* ---- typed access to JSON members ---- */
 
+/* Edit distance (insert, delete, substitute, swap of neighbours) between
+ * a and b, counted up to CONFIG_KEY_DISTANCE_MAX + 1. */
+#define CONFIG_KEY_DISTANCE_MAX 3
+static size_t key_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), d[3][65];
+
+    if (la > 64 || lb > 64)
+        return CONFIG_KEY_DISTANCE_MAX + 1;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t *cur = d[i % 3], *prev = d[(i - 1) % 3], *prev2 = d[(i + 1) % 3];
+
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
+
+            if (prev[j] + 1 < v)
+                v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
+        }
+    }
+    return d[la % 3][lb];
+}
+
+/* The keys a block cannot do without (each also checked where it is read). */
+static bool key_required(const char *path, const char *key)
+{
+    static const char *const req[][2] = {
+        {"", "etcd"},
+        {"", "haproxy"},
+        {"etcd", "endpoints"},
+        {"etcd", "prefix"},
+        {"haproxy", "runtime_socket"},
+        {"haproxy", "services_file"},
+        {"http_frontend", "bind"},
+        {"admin", "listen"},
+        {"dns", "hosts_file"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(req); i++)
+        if (strcmp(req[i][0], path) == 0 && strcmp(req[i][1], key) == 0)
+            return true;
+    return false;
+}
+
+/* An unknown key is named with the closest known key of its block (issue
+ * 19: "runtime_sock" said only "unknown key"), and when that key is
+ * required and not set, so is that. */
 static int check_keys(json_t *obj, const char *path, const char *const *allowed, size_t n,
                       char **errmsg)
 {
@@ -441,10 +497,31 @@ static int check_keys(json_t *obj, const char *path, const char *const *allowed,
         const char *key = json_object_iter_key(it);
 
         if (!in_list(key, allowed, n)) {
-            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE];
+            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE], rp[FIELD_PATH_SIZE];
+            const char *best = NULL;
+            size_t best_d = CONFIG_KEY_DISTANCE_MAX + 1, klen = strlen(key);
 
-            return field_error(errmsg, join(fp, sizeof(fp), path, quote(key, q, sizeof(q))),
-                               "unknown key");
+            for (size_t i = 0; i < n; i++) {
+                size_t d = key_distance(key, allowed[i]);
+                size_t al = strlen(allowed[i]);
+
+                /* a prefix of a known key ("runtime_sock") is close too */
+                if (klen >= 4 && al > klen && strncmp(key, allowed[i], klen) == 0)
+                    d = 1;
+                if (d < best_d && d <= (klen + 2) / 3 + (klen >= 4)) {
+                    best_d = d;
+                    best = allowed[i];
+                }
+            }
+            join(fp, sizeof(fp), path, quote(key, q, sizeof(q)));
+            if (best && key_required(path, best) && !json_object_get(obj, best))
+                return field_error(errmsg, fp,
+                                   "unknown key; did you mean \"%s\"? (%s is required and not "
+                                   "set)",
+                                   best, join(rp, sizeof(rp), path, best));
+            if (best)
+                return field_error(errmsg, fp, "unknown key; did you mean \"%s\"?", best);
+            return field_error(errmsg, fp, "unknown key");
         }
     }
     return 0;
@@ -1284,6 +1361,17 @@ static int load_file(const char *path, struct config *cfg, struct problems *p, c
         memprintf(errmsg, "cannot open \"%s\": %s", q, strerror(err));
         return -err;
     }
+    {
+        /* A directory opens for reading on Linux, and reads as EISDIR:
+         * say so, not "unable to read" (issue 19). */
+        struct stat st;
+
+        if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+            fclose(fp);
+            memprintf(errmsg, "cannot read \"%s\": is a directory", q);
+            return -EISDIR;
+        }
+    }
     root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     fclose(fp);
     if (!root)
@@ -1527,6 +1615,50 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            same_str(nc->base_config, oc->base_config) &&
            strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0 &&
            same_str(nc->reload_command, oc->reload_command);
+}
+
+size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
+                                     size_t size)
+{
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+    const struct {
+        const char *name;
+        bool same;
+    } fields[] = {
+        {"etcd.endpoints", true}, /* same_etcd, once compared below */
+        {"etcd.prefix", strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0},
+        {"etcd.tls", tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls)},
+        {"etcd.username", same_str(nc->etcd_username, oc->etcd_username)},
+        {"etcd.password_file", same_str(nc->etcd_password_file, oc->etcd_password_file)},
+        {"haproxy.runtime_socket", strcmp(nc->runtime_socket, oc->runtime_socket) == 0},
+        {"haproxy.runtime_timeout_s", nc->runtime_timeout_s == oc->runtime_timeout_s},
+        {"haproxy.master_socket", same_str(nc->master_socket, oc->master_socket)},
+        {"haproxy.services_file", strcmp(nc->services_file, oc->services_file) == 0},
+        {"haproxy.hosts_map", strcmp(nc->hosts_map, oc->hosts_map) == 0},
+        {"haproxy.base_config", same_str(nc->base_config, oc->base_config)},
+        {"haproxy.binary", strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0},
+        {"haproxy.reload_command", same_str(nc->reload_command, oc->reload_command)},
+    };
+    size_t n = 0, len = 0;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+        bool same = i == 0 ? same_etcd : fields[i].same;
+        int w;
+
+        if (same)
+            continue;
+        n++;
+        if (len < size) {
+            w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", fields[i].name);
+            if (w > 0)
+                len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+        }
+    }
+    return n;
 }
 
 bool config_same_http_frontend(const struct config *a, const struct config *b)

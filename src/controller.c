@@ -31,6 +31,7 @@
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
+#include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/report.h>
 #include <slotsync/rollout.h>
@@ -94,6 +95,12 @@ struct ctl {
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
+    /* HAProxy's own account of its reloads, read once at start from the
+     * master's "show proc" (issue 19): after a restart of slotsync the
+     * last reload is HAProxy's, not "none" */
+    struct runtime *proc_rt;
+    double haproxy_last_reload_at; /* <= 0: not known, or never reloaded */
+    unsigned long haproxy_reloads;
 };
 
 static struct backend *backend_find(struct ctl *c, const char *name)
@@ -101,9 +108,28 @@ static struct backend *backend_find(struct ctl *c, const char *name)
     return backend_lookup(c->backends, c->n_backends, name);
 }
 
+/* A backend no frontend reaches gets one warning naming it when it
+ * becomes so (issue 19); status, the page and /metrics show b->unrouted. */
+static void note_routing(const struct ctl *c, struct backend *b)
+{
+    bool unrouted = c->cfg && !render_service_routed(c->cfg, &b->conf);
+
+    if (unrouted && !b->unrouted)
+        log_warn(MOD,
+                 "backend %s: nothing routes to it (no services.%s.listen, and no "
+                 "http_frontend bind and domain for it): HAProxy gets the backend, no frontend "
+                 "reaches it",
+                 b->conf.name, b->conf.name);
+    b->unrouted = unrouted;
+}
+
 static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
 {
-    return backend_insert(&c->backends, &c->n_backends, conf, configured);
+    struct backend *b = backend_insert(&c->backends, &c->n_backends, conf, configured);
+
+    if (b)
+        note_routing(c, b);
+    return b;
 }
 
 /* ---- ownership: which proxies are slotsync's ---- */
@@ -278,8 +304,8 @@ static void mark_all_dirty(struct ctl *c)
 static void registry_filled(struct ctl *c)
 {
     if (c->empty_held)
-        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
-                 catalog_count(c->cat));
+        log_info(MOD, "etcd registry has %zu %s again: converging HAProxy to it",
+                 catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"));
     c->registry_empty = false;
     c->empty_held = false;
     c->listed = true;
@@ -344,8 +370,10 @@ static void on_list_end(void *arg, int64_t revision)
     size_t removed = catalog_relist_end(c->cat);
 
     c->listing = false;
-    log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
-             catalog_count(c->cat), c->cat->n_services, (long long)revision,
+    log_info(MOD, "etcd listing applied: %zu %s in %zu %s at revision %lld%s",
+             catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"),
+             c->cat->n_services, LOG_PLURAL(c->cat->n_services, "service", "services"),
+             (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
     collect_dirty(c);
     if (c->render_only) {
@@ -689,8 +717,14 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (!config_same_restart_fields(nc, oc)) {
-        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
-                       "reload_command need a restart");
+        char fields[512];
+
+        /* Name what changed (issue 19), not the whole list. */
+        if (config_restart_fields_changed(nc, oc, fields, sizeof(fields)))
+            log_error(MOD, "SIGHUP: config not reloaded: %s changed, which needs a restart",
+                      fields);
+        else
+            log_error(MOD, "SIGHUP: config not reloaded: a field that needs a restart changed");
         config_free(nc);
         free(nc);
         return;
@@ -739,6 +773,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         struct backend *b = c->backends[i];
         bool was_refused = b->foreign;
 
+        note_routing(c, b);
         b->claimed = b->claimed && !name_taken(c, b);
         if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             rollout_want(&c->ro, "name free again for", b->conf.name);
@@ -794,7 +829,10 @@ static struct report_state report_of(const struct ctl *c)
         .runtime_added_servers = c->ap.stats.grown,
         .resyncs = c->ap.stats.resyncs,
         .drift_repairs = c->ap.stats.drift_repairs,
-        .last_reload_at = c->ro.last_reload_start,
+        .last_reload_at =
+            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
+        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+        .haproxy_reloads = c->haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,
         .reloads = c->ro.stats.reloads,
@@ -931,6 +969,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
 static void ctl_destroy(struct ctl *c)
 {
+    runtime_free(c->proc_rt);
     admin_free(c->admin);
     free(c->recent);
     free(c->obs_backends);
@@ -1047,6 +1086,42 @@ oom:
     return -ENOMEM;
 }
 
+static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct ctl *c = arg;
+    unsigned long reloads = 0, failed = 0;
+    long uptime = -1;
+
+    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
+        reload_parse_worker_uptime(raw, &uptime) < 0) {
+        log_info(MOD,
+                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
+                 "shown from slotsync's own from now on",
+                 c->cfg->master_socket,
+                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
+        return;
+    }
+    c->haproxy_reloads = reloads;
+    if (reloads > 0) {
+        c->haproxy_last_reload_at = ev_now(c->loop) - (double)uptime;
+        log_info(MOD,
+                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
+                 "%ld s ago (show proc)",
+                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
+    }
+}
+
+/* Ask the master "show proc" once (no master socket: nothing to ask). */
+static void read_haproxy_reloads(struct ctl *c)
+{
+    if (!c->cfg->master_socket)
+        return;
+    c->proc_rt = runtime_new(c->loop, c->cfg->master_socket, 5);
+    if (!c->proc_rt || runtime_send_raw(c->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, c) < 0)
+        log_info(MOD, "master socket %s: HAProxy's reloads not read", c->cfg->master_socket);
+}
+
 int controller_run(const struct config *cfg,
                    int (*load_config)(struct config *out, char **errmsg, void *arg), void *arg,
                    char **errmsg)
@@ -1074,6 +1149,7 @@ int controller_run(const struct config *cfg,
     c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
+    read_haproxy_reloads(&c);
     if (cfg->admin_listen.set) {
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;

@@ -185,6 +185,14 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
                 m->reload_requests[i]);
     per_backend(f, "slotsync_slots_used", "Slots holding an endpoint, per backend.", m, true);
     per_backend(f, "slotsync_slots_total", "Slots HAProxy has, per backend.", m, false);
+    family(f, "slotsync_backend_routed", "gauge",
+           "1 if a frontend slotsync renders reaches the backend (its listen, or the HTTP "
+           "frontend's Host routing), 0 if nothing routes to it.");
+    for (size_t i = 0; i < m->n_backends; i++) {
+        fprintf(f, "slotsync_backend_routed{backend=\"");
+        label_value(f, m->backends[i].name);
+        fprintf(f, "\"} %d\n", m->backends[i].unrouted ? 0 : 1);
+    }
     counter(f, "slotsync_runtime_added_servers_total",
             "Slots added to running backends with \"add server\".", m->runtime_added_servers);
     counter(f, "slotsync_resyncs_total", "Complete reads of HAProxy's state.", m->resyncs);

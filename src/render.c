@@ -379,3 +379,15 @@ int render_write_offline(const struct config *cfg, const char *out_path, bool *k
     free(map);
     return r;
 }
+
+bool render_service_routed(const struct config *cfg, const struct service_conf *svc)
+{
+    if (svc->listen.set)
+        return true;
+    if (!cfg->http_bind.set || svc->opt.mode != MODE_HTTP)
+        return false;
+    if (svc->n_hosts)
+        return true;
+    return cfg->http_domain &&
+           strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX;
+}

@@ -183,9 +183,18 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
         mb[i].name = backend_label(s->backends[i]);
         mb[i].used = slots_used(&s->backends[i]->slots);
         mb[i].total = s->backends[i]->slots.n;
+        mb[i].unrouted = s->backends[i]->unrouted;
     }
     m->backends = mb;
     m->n_backends = s->n_backends;
+}
+
+static bool backend_routed(const char *name, void *arg)
+{
+    const struct report_state *s = arg;
+    const struct backend *b = backend_lookup(s->backends, s->n_backends, name);
+
+    return !b || !b->unrouted;
 }
 
 json_t *report_status(const struct report_state *s, const char *state_text, const char *stat_text,
@@ -213,10 +222,13 @@ json_t *report_status(const struct report_state *s, const char *state_text, cons
         (json_object_set_new(doc, "ready", json_boolean(report_ready(s, &why))) < 0 ||
          json_object_set_new(
              doc, "last_reload",
-             json_pack("{s:o,s:b,s:I}", "ago_s",
+             json_pack("{s:o,s:b,s:I,s:s,s:I}", "ago_s",
                        s->last_reload_at > 0 ? json_real(s->now - s->last_reload_at) : json_null(),
-                       "failed", s->last_reload_failed, "reloads", (json_int_t)s->reloads)) < 0 ||
+                       "failed", s->last_reload_failed, "reloads", (json_int_t)s->reloads, "source",
+                       s->last_reload_by_haproxy ? "haproxy" : "slotsync", "haproxy_reloads",
+                       (json_int_t)s->haproxy_reloads)) < 0 ||
          (s->recent && status_add_recent(doc, s->recent) < 0) ||
+         status_mark_routed(doc, backend_routed, (void *)s) < 0 ||
          json_object_set_new(doc, "etcd", etcd_doc(s)) < 0 ||
          json_object_set_new(doc, "version", json_string(SLOTSYNC_VERSION)) < 0 ||
          json_object_set_new(doc, "spares",

@@ -67,32 +67,39 @@ void rollout_set_config(struct rollout *ro, const struct config *cfg)
     ro->cfg = cfg;
 }
 
-void rollout_want(struct rollout *ro, const char *why, const char *name)
+/* The cause counted for a caller's why: its exact text, one entry per
+ * text a caller passes (a prefix match once counted every slot reload as
+ * "other"). A text not listed is "other". */
+enum metrics_reload_cause rollout_cause(const char *why)
 {
     static const struct {
         const char *why;
         enum metrics_reload_cause cause;
     } causes[] = {
-        {"new service in the config", METRICS_CAUSE_CONFIG},
+        {"new service in the config:", METRICS_CAUSE_CONFIG},
         {"new service", METRICS_CAUSE_NEW_SERVICE},
-        {"endpoints came back", METRICS_CAUSE_NEW_SERVICE},
-        {"backend missing", METRICS_CAUSE_BACKEND_MISSING},
-        {"HTTP frontend missing", METRICS_CAUSE_HTTP_FRONTEND},
-        {"http_frontend changed", METRICS_CAUSE_HTTP_FRONTEND},
-        {"options changed", METRICS_CAUSE_CONFIG},
-        {"service left the config", METRICS_CAUSE_CONFIG},
-        {"defaults changed", METRICS_CAUSE_CONFIG},
-        {"slots", METRICS_CAUSE_SLOTS},
-        {"spare pool low", METRICS_CAUSE_NEW_SERVICE},
+        {"endpoints came back for", METRICS_CAUSE_NEW_SERVICE},
+        {"backend missing in HAProxy:", METRICS_CAUSE_BACKEND_MISSING},
+        {"HTTP frontend missing in HAProxy:", METRICS_CAUSE_HTTP_FRONTEND},
+        {"http_frontend changed:", METRICS_CAUSE_HTTP_FRONTEND},
+        {"options changed for", METRICS_CAUSE_CONFIG},
+        {"service left the config:", METRICS_CAUSE_CONFIG},
+        {"defaults changed for", METRICS_CAUSE_CONFIG},
+        {"more slots needed by", METRICS_CAUSE_SLOTS},
+        {"more slots configured for", METRICS_CAUSE_SLOTS},
+        {"spare pool low:", METRICS_CAUSE_NEW_SERVICE},
     };
-    enum metrics_reload_cause cause = METRICS_CAUSE_OTHER;
 
-    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
-        if (strncmp(why, causes[i].why, strlen(causes[i].why)) == 0) {
-            cause = causes[i].cause;
-            break;
-        }
-    }
+    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++)
+        if (strcmp(why, causes[i].why) == 0)
+            return causes[i].cause;
+    return METRICS_CAUSE_OTHER;
+}
+
+void rollout_want(struct rollout *ro, const char *why, const char *name)
+{
+    enum metrics_reload_cause cause = rollout_cause(why);
+
     if (ro->obs)
         ro->obs->reload_requests[cause]++;
     ro->desired_gen++;

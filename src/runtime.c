@@ -20,7 +20,7 @@
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
 
-#define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
+#define RUNTIME_REPLY_MAX ((size_t)RUNTIME_REPLY_MAX_MIB << 20) /* a larger response is refused */
 
 enum rt_phase { RT_IDLE = 0, RT_CONNECTING, RT_WRITING, RT_READING };
 
@@ -961,4 +961,11 @@ int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg
 bool runtime_sentinel_connected(const struct runtime *rt)
 {
     return rt->sentinel_fd >= 0;
+}
+
+const char *runtime_strerror(int err)
+{
+    if (err == -E2BIG)
+        return "reply larger than 64 MiB (refused, connection closed)";
+    return strerror(err < 0 ? -err : err);
 }

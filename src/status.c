@@ -514,13 +514,16 @@ static void print_backend(FILE *f, const json_t *b, bool all)
     if (!json_is_true(json_object_get(b, "present")))
         fprintf(f, "not in HAProxy");
     else
-        fprintf(f, "%lld of %lld slots used, %lld free",
+        fprintf(f, "%lld of %lld %s used, %lld free",
                 (long long)json_integer_value(json_object_get(b, "slots_used")), (long long)total,
-                (long long)nfree);
-    fprintf(f, ", %lld endpoints in etcd",
-            (long long)json_integer_value(json_object_get(b, "endpoints")));
+                LOG_PLURAL(total, "slot", "slots"), (long long)nfree);
+    fprintf(
+        f, ", %lld %s in etcd", (long long)json_integer_value(json_object_get(b, "endpoints")),
+        LOG_PLURAL(json_integer_value(json_object_get(b, "endpoints")), "endpoint", "endpoints"));
     if (json_integer_value(json_object_get(b, "drift")))
         fprintf(f, ", %lld DRIFT", (long long)json_integer_value(json_object_get(b, "drift")));
+    if (json_is_false(json_object_get(b, "routed")))
+        fprintf(f, ", NOT ROUTED (no listen, no http_frontend)");
     fputc('\n', f);
     for (int c = 0; c < NCOLS; c++)
         width[c] = strlen(headers[c]);
@@ -650,21 +653,27 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
     int r;
 
     r = dump_line(line, arg,
-                  "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
-                  "services, %llu values rejected, %llu with unknown JSON fields",
+                  "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu %s in %zu "
+                  "%s, %llu %s rejected, %llu with unknown JSON fields",
                   (long long)d->revision, d->watching ? "watching" : "not watching",
-                  d->listed ? "listed" : "first listing not done", d->endpoints, d->services,
-                  d->rejected, d->unknown_fields);
+                  d->listed ? "listed" : "first listing not done", d->endpoints,
+                  LOG_PLURAL(d->endpoints, "endpoint", "endpoints"), d->services,
+                  LOG_PLURAL(d->services, "service", "services"), d->rejected,
+                  LOG_PLURAL(d->rejected, "value", "values"), d->unknown_fields);
     if (r == 0)
         r = dump_line(line, arg,
-                      "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
-                      "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
+                      "state dump: HAProxy state %s; last resync %s (%llu %s); last reload %s "
+                      "(%llu done, %llu failed, %llu %s failed%s); %llu %s, %llu %s "
                       "(%llu refused)",
                       d->synced ? "known" : "not known yet",
                       ago(resync, sizeof(resync), d->now, d->last_resync_at), d->resyncs,
+                      LOG_PLURAL(d->resyncs, "resync", "resyncs"),
                       ago(reload, sizeof(reload), d->now, d->last_reload_at), d->reloads,
-                      d->reload_failures, d->check_failures, d->reloading ? ", one in flight" : "",
-                      d->batches, d->commands, d->refused);
+                      d->reload_failures, d->check_failures,
+                      LOG_PLURAL(d->check_failures, "check", "checks"),
+                      d->reloading ? ", one in flight" : "", d->batches,
+                      LOG_PLURAL(d->batches, "batch", "batches"), d->commands,
+                      LOG_PLURAL(d->commands, "command", "commands"), d->refused);
     if (r == 0) {
         char contact[32];
 
@@ -686,13 +695,30 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
         const struct status_dump_backend *b = &d->backends[i];
 
         r = dump_line(line, arg,
-                      "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
+                      "state dump: backend %s: %zu %s used, %zu free (%zu %s, %zu "
                       "without a slot)%s%s",
-                      b->name, b->used, b->slots - b->used, b->endpoints, b->overflow,
+                      b->name, b->used, LOG_PLURAL(b->used, "slot", "slots"), b->slots - b->used,
+                      b->endpoints, LOG_PLURAL(b->endpoints, "endpoint", "endpoints"), b->overflow,
                       b->present ? "" : ", not in HAProxy",
                       b->configured ? "" : ", from etcd only");
     }
     if (r == 0)
-        r = dump_line(line, arg, "state dump: end (%zu backends)", d->n_backends);
+        r = dump_line(line, arg, "state dump: end (%zu %s)", d->n_backends,
+                      LOG_PLURAL(d->n_backends, "backend", "backends"));
     return r;
+}
+
+int status_mark_routed(json_t *doc, bool (*routed)(const char *name, void *arg), void *arg)
+{
+    json_t *arr = json_object_get(doc, "backends"), *b;
+    size_t i;
+
+    json_array_foreach(arr, i, b)
+    {
+        const char *name = json_string_value(json_object_get(b, "name"));
+
+        if (name && json_object_set_new(b, "routed", json_boolean(routed(name, arg))) < 0)
+            return -ENOMEM;
+    }
+    return 0;
 }

@@ -210,7 +210,7 @@ static const char *sample_value(const char *text, const char *key)
 
 Test(metrics, exposition_format_line_by_line)
 {
-    struct metrics_backend be[] = {{"web", 3, 16}, {"we\"ird\\", 0, 4}};
+    struct metrics_backend be[] = {{"web", 3, 16, false}, {"we\"ird\\", 0, 4, true}};
     struct metrics m = {0};
     struct parser p;
     char *text;
@@ -244,6 +244,9 @@ Test(metrics, exposition_format_line_by_line)
     cr_assert_str_eq(sample_value(text, "slotsync_values_rejected_total{reason=\"value\"}"), "1");
     cr_assert_str_eq(sample_value(text, "slotsync_slots_used{backend=\"web\"}"), "3");
     cr_assert_str_eq(sample_value(text, "slotsync_slots_total{backend=\"we\\\"ird\\\\\"}"), "4");
+    /* issue 19 item 5: a backend nothing routes to */
+    cr_assert_str_eq(sample_value(text, "slotsync_backend_routed{backend=\"web\"}"), "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_backend_routed{backend=\"we\\\"ird\\\\\"}"), "0");
     cr_assert_str_eq(sample_value(text, "slotsync_batch_duration_seconds_bucket{le=\"0.0025\"}"),
                      "1");
     cr_assert_str_eq(sample_value(text, "slotsync_batch_duration_seconds_bucket{le=\"0.25\"}"),

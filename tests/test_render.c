@@ -297,3 +297,39 @@ Test(render, parse_backends_reads_what_render_wrote)
     free(out);
     slots_free(&t);
 }
+
+/* issue 19 item 5: which backends a rendered frontend reaches. */
+Test(render, service_routed_table)
+{
+    static const struct {
+        bool listen, http_bind, domain, tcp;
+        size_t hosts;
+        bool routed;
+    } cases[] = {
+        {true, false, false, false, 0, true},   /* its own listen */
+        {true, false, false, true, 0, true},    /* tcp with a listen */
+        {false, false, false, false, 0, false}, /* nothing: the field report's case */
+        {false, true, true, false, 0, true},    /* Host <name>.<domain> */
+        {false, true, false, false, 0, false},  /* a frontend, no domain, no hosts */
+        {false, true, false, false, 1, true},   /* a frontend and its own hosts */
+        {false, true, true, true, 0, false},    /* tcp: the HTTP frontend cannot */
+    };
+    char domain[] = "svc.local";
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config cfg;
+        struct service_conf svc;
+        char *hosts[] = {"www.example.test"};
+
+        memset(&cfg, 0, sizeof(cfg));
+        memset(&svc, 0, sizeof(svc));
+        snprintf(svc.name, sizeof(svc.name), "api");
+        svc.listen.set = cases[i].listen;
+        svc.opt.mode = cases[i].tcp ? MODE_TCP : MODE_HTTP;
+        svc.hosts = cases[i].hosts ? hosts : NULL;
+        svc.n_hosts = cases[i].hosts;
+        cfg.http_bind.set = cases[i].http_bind;
+        cfg.http_domain = cases[i].domain ? domain : NULL;
+        cr_expect_eq(render_service_routed(&cfg, &svc), cases[i].routed, "case %zu", i);
+    }
+}

@@ -281,7 +281,7 @@ Test(report, dump_says_what_the_state_holds)
     cr_assert_eq(l.n, 6);
     cr_expect_str_eq(l.text[0],
                      "state dump (SIGUSR1): etcd revision 42 (watching, listed), 2 endpoints in 1 "
-                     "services, 0 values rejected, 0 with unknown JSON fields");
+                     "service, 0 values rejected, 0 with unknown JSON fields");
     cr_expect_not_null(strstr(l.text[1], "HAProxy state known; last resync 2.0 s ago (6 resyncs)"),
                        "%s", l.text[1]);
     cr_expect_not_null(

@@ -224,7 +224,7 @@ Test(status, dump_lines)
           .etcd_last_contact = 99.5,
           .etcd_endpoint = "127.0.0.1:2379"},
          {"state dump (SIGUSR1): etcd revision 42 (watching, listed), 8 endpoints in 2 services, "
-          "1 values rejected, 2 with unknown JSON fields",
+          "1 value rejected, 2 with unknown JSON fields",
           "state dump: HAProxy state known; last resync 2.5 s ago (3 resyncs); last reload 10.0 s "
           "ago (4 done, 5 failed, 6 checks failed, one in flight); 7 batches, 9 commands (1 "
           "refused)",
@@ -234,6 +234,41 @@ Test(status, dump_lines)
           "HAProxy, from etcd only",
           "state dump: end (2 backends)"}},
     };
+
+    /* issue 19 item 11: one of a thing is singular */
+    static const struct status_dump_backend one_backend[] = {{"one", 1, 2, 1, 1, true, true}};
+    static const struct status_dump one = {.now = 10.0,
+                                           .endpoints = 1,
+                                           .services = 1,
+                                           .rejected = 1,
+                                           .unknown_fields = 1,
+                                           .resyncs = 1,
+                                           .reloads = 1,
+                                           .reload_failures = 1,
+                                           .check_failures = 1,
+                                           .batches = 1,
+                                           .commands = 1,
+                                           .refused = 1,
+                                           .backends = one_backend,
+                                           .n_backends = 1,
+                                           .etcd_up = true,
+                                           .etcd_since = 9.0,
+                                           .etcd_last_contact = 9.0,
+                                           .etcd_endpoint = "127.0.0.1:2379"};
+    static const char *const one_lines[] = {
+        "state dump (SIGUSR1): etcd revision 0 (not watching, first listing not done), 1 "
+        "endpoint in 1 service, 1 value rejected, 1 with unknown JSON fields",
+        "state dump: HAProxy state not known yet; last resync never (1 resync); last reload "
+        "never (1 done, 1 failed, 1 check failed); 1 batch, 1 command (1 refused)",
+        "state dump: etcd connected through 127.0.0.1:2379 for 1.0 s, last answer 1.0 s ago",
+        "state dump: backend one: 1 slot used, 1 free (1 endpoint, 1 without a slot)",
+        "state dump: end (1 backend)"};
+
+    n_dumped = 0;
+    cr_assert_eq(status_dump(&one, collect_line, dumped), 0);
+    cr_expect_eq(n_dumped, 5);
+    for (size_t j = 0; j < 5 && j < n_dumped; j++)
+        cr_expect_str_eq(dumped[j], one_lines[j]);
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = 0;

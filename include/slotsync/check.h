@@ -34,4 +34,21 @@ unsigned check_spares(const struct config *cfg, config_report_fn report, void *a
 #define CHECK_HAPROXY_TIMEOUT_S 30
 unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *arg);
 
+/* The config field line (1-based) of rendered (cfg's render) came from:
+ * "defaults.server_options" for a default-server line a service inherits,
+ * "services.web.server_options" for one of its own, ".balance", ".mode",
+ * "services.web.listen" for its frontend, "http_frontend.bind"; into buf.
+ * NULL for a line no field produced. Pure. */
+const char *check_field_of_line(const struct config *cfg, const char *rendered, unsigned line,
+                                char *buf, size_t size);
+
+/* HAProxy's -c output (text, modified in place) as problems: one per
+ * distinct [ALERT] (error) or [WARNING] (warning), named by the field its
+ * line came from, with the number of rendered proxies that repeat it; tmp
+ * (the path HAProxy was given) shown as shown_as. Returns the number
+ * reported. Pure. */
+unsigned check_haproxy_report(const struct config *cfg, const char *rendered, char *text,
+                              const char *tmp, const char *shown_as, config_report_fn report,
+                              void *arg);
+
 #endif

@@ -154,6 +154,12 @@ void config_free(struct config *cfg);
 /* Whether the fields that need a restart (etcd endpoints and prefix,
  * sockets, paths, haproxy binary, reload_command) are the same in a and b. */
 bool config_same_restart_fields(const struct config *a, const struct config *b);
+
+/* The fields config_same_restart_fields() compares that differ between nc
+ * and oc, as "etcd.endpoints, haproxy.runtime_socket" into buf (cut to
+ * size); returns how many differ. */
+size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
+                                     size_t size);
 /* Same http_frontend (bind address and domain): else the services file
  * changes. */
 bool config_same_http_frontend(const struct config *a, const struct config *b);

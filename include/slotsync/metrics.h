@@ -38,6 +38,7 @@ enum metrics_reject_reason { METRICS_REJECT_KEY = 0, METRICS_REJECT_VALUE, METRI
 struct metrics_backend {
     const char *name; /* borrowed */
     size_t used, total;
+    bool unrouted; /* no frontend reaches it */
 };
 
 struct metrics {

@@ -87,4 +87,10 @@ bool render_backend_matches(const struct render_file_backend *fb,
  * errno with *errmsg (caller frees). */
 int render_write_offline(const struct config *cfg, const char *out_path, bool *kept, char **errmsg);
 
+/* Whether any frontend slotsync renders reaches svc's backend: its own
+ * listen, or the HTTP frontend's Host routing (http mode, a domain or
+ * hosts). A backend that is not routed is created all the same, and said
+ * so (issue 19). Pure. */
+bool render_service_routed(const struct config *cfg, const struct service_conf *svc);
+
 #endif

@@ -34,7 +34,9 @@ struct report_state {
     unsigned long long batches, commands, command_failures, runtime_errors;
     unsigned long long runtime_added_servers, resyncs, drift_repairs;
     /* reloads (rollout.h) */
-    double last_reload_at; /* <= 0: none */
+    double last_reload_at;         /* <= 0: none */
+    bool last_reload_by_haproxy;   /* last_reload_at is HAProxy's (show proc), not ours */
+    unsigned long haproxy_reloads; /* HAProxy's count since it started, read at start */
     bool last_reload_failed, reloading;
     unsigned long long reloads, reload_failures, check_failures;
     /* the backend table, sorted by name */

@@ -99,6 +99,11 @@ void rollout_set_config(struct rollout *ro, const struct config *cfg);
  * why and name make the log line ("<why> <name>: a reload is needed") and
  * the cause counted in obs. */
 void rollout_want(struct rollout *ro, const char *why, const char *name);
+
+/* The reload cause counted for why: matched by its exact text (the texts
+ * the callers pass are listed in rollout.c); any other is
+ * METRICS_CAUSE_OTHER. */
+enum metrics_reload_cause rollout_cause(const char *why);
 /* A reload is wanted that HAProxy neither runs nor refused. */
 bool rollout_pending(const struct rollout *ro);
 /* Once per loop iteration. ready: etcd was listed and HAProxy's state is

@@ -85,6 +85,13 @@ int runtime_parse_routes(const char *text, size_t len, struct host_route **out, 
 int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
                            void *arg, size_t *bad_lines);
 
+/* The text for an error a runtime exchange ended with (err < 0): -E2BIG
+ * means the reply exceeded the reply cap (RUNTIME_REPLY_MAX_MIB), which
+ * strerror() would call "Argument list too long"; any other is strerror's.
+ * A static string. */
+#define RUNTIME_REPLY_MAX_MIB 64
+const char *runtime_strerror(int err);
+
 /* ---- I/O ---- */
 
 /* err is 0 when a complete response arrived; replies then has n entries

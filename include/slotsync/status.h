@@ -52,6 +52,11 @@ int status_render_table(const json_t *doc, bool all, char **out);
  * 0 or -ENOMEM. */
 int status_add_recent(json_t *doc, const struct metrics_recent *r);
 
+/* Set "routed" on each backend of doc: routed(name, arg) says whether a
+ * frontend reaches it (issue 19: a backend nothing routes to is marked,
+ * and the table says NOT ROUTED). Returns 0 or -ENOMEM. */
+int status_mark_routed(json_t *doc, bool (*routed)(const char *name, void *arg), void *arg);
+
 /* Number of drifts in doc; 0 means etcd and HAProxy agree. */
 size_t status_drift_count(const json_t *doc);
 
