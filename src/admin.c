@@ -197,7 +197,8 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
         free(a->error);
         a->error = NULL;
         if (!a->haproxy_ok)
-            memprintf(&a->error, "HAProxy's runtime socket: %s", strerror(err < 0 ? -err : EPROTO));
+            memprintf(&a->error, "HAProxy's runtime socket: %s",
+                      fdlimit_strerror(err < 0 ? err : EPROTO));
         else if (!(doc = a->ops->status(a->arg, replies[0], replies[1], &why)))
             memprintf(&a->error, "%s", why ? why : "cannot build the status");
         free(why);
@@ -325,9 +326,9 @@ static int admin_metrics_text(const struct admin *a, char **text, size_t *len)
               "slotsync_admin_refused_requests_total{reason=\"%s\"} %llu\n"
               "slotsync_admin_refused_requests_total{reason=\"%s\"} %llu\n",
               a->n_conns, a->limit, a->stats.header_deadline, a->stats.evicted, a->stats.full,
-              a->stats.per_client, a->stats.accept_fds, a->stats.accept_other,
-              refusal_names[0], a->stats.refused[0], refusal_names[1], a->stats.refused[1],
-              refusal_names[2], a->stats.refused[2], refusal_names[3], a->stats.refused[3]);
+              a->stats.per_client, a->stats.accept_fds, a->stats.accept_other, refusal_names[0],
+              a->stats.refused[0], refusal_names[1], a->stats.refused[1], refusal_names[2],
+              a->stats.refused[2], refusal_names[3], a->stats.refused[3]);
     if (!more)
         return -ENOMEM;
     n = strlen(more);
@@ -647,8 +648,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
             closed++;
         }
     if (closed) {
-        log_debug(MOD, "closed %u connections that sent no complete request within %.0f s",
-                  closed, ADMIN_HEADER_DEADLINE_S);
+        log_debug(MOD, "closed %u connections that sent no complete request within %.0f s", closed,
+                  ADMIN_HEADER_DEADLINE_S);
         run_mhd(a);
     }
 }
@@ -896,8 +897,7 @@ static int secrets_load(const struct admin_conf *conf, struct admin_secrets *out
             return r;
         }
         if (too_open)
-            log_warn(MOD, "admin.token_file %s is readable by group or others",
-                     conf->token_file);
+            log_warn(MOD, "admin.token_file %s is readable by group or others", conf->token_file);
     }
     return 0;
 }
@@ -918,8 +918,8 @@ static bool same_tls(const struct tls_files *a, const struct tls_files *b)
  * for the call: MHD copies the PEM) or plain HTTP. */
 static struct MHD_Daemon *daemon_start(struct admin *a, const struct tls_files *tls)
 {
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_NO_LISTEN_SOCKET;
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     /* MHD's own limit is a backstop above ours: a connection we shut down
      * is MHD's until its next run. */
     unsigned mhd_limit = 2 * a->limit + 2;
@@ -934,11 +934,11 @@ static struct MHD_Daemon *daemon_start(struct admin *a, const struct tls_files *
             tls_opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, tls->ca};
     }
     tls_opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
-        MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-        MHD_OPTION_NOTIFY_CONNECTION, on_notify_connection, a, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, a, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
+                            on_mhd_log, a, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_NOTIFY_CONNECTION,
+                            on_notify_connection, a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 }
 
 /* Watch mhd's epoll descriptor. */
@@ -1024,8 +1024,7 @@ struct admin *admin_start(struct ev_loop *loop, const struct listen_addr *addr,
         log_info(MOD,
                  "up to %u connections, %u per client address (nofile %lu, %d in use, %d kept "
                  "for syncing); a request's headers within %.0f s",
-                 a->limit, a->per_client, nofile, in_use, FDLIMIT_RESERVE,
-                 ADMIN_HEADER_DEADLINE_S);
+                 a->limit, a->per_client, nofile, in_use, FDLIMIT_RESERVE, ADMIN_HEADER_DEADLINE_S);
     listener_update(a);
     return a;
 oom:

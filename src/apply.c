@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
 #include <slotsync/runtime.h>
 #include <slotsync/timeouts.h>
@@ -88,10 +89,10 @@ static void runtime_failed(struct apply *a, int err, const char *what)
     a->stats.runtime_errors++;
     if (log_outage_begin(&a->rt_outage, now))
         log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
-                 a->cfg->runtime_socket, what, strerror(-err), hint);
+                 a->cfg->runtime_socket, what, fdlimit_strerror(err), hint);
     else if (log_outage_due(&a->rt_outage, now, &elapsed))
         log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
-                 a->cfg->runtime_socket, elapsed, what, strerror(-err));
+                 a->cfg->runtime_socket, elapsed, what, fdlimit_strerror(err));
     else
         log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
     a->runtime_down = true;
@@ -160,10 +161,10 @@ static void master_unreachable(struct apply *a, int err)
         log_warn(MOD,
                  "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
                  "is noticed by the periodic resync, every %d s)",
-                 a->cfg->master_socket, strerror(-err), a->cfg->resync_interval_s);
+                 a->cfg->master_socket, fdlimit_strerror(err), a->cfg->resync_interval_s);
     else if (log_outage_due(&a->master_outage, now, &elapsed))
         log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", a->cfg->master_socket,
-                 elapsed, strerror(-err));
+                 elapsed, fdlimit_strerror(err));
     else
         log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, strerror(-err));
     backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
