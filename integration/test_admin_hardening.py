@@ -415,7 +415,7 @@ def test_admin_bad_protection_values_are_named(env, bin_path):
     cases = [
         ({"tls": {"cert_file": pki.server_cert}}, "admin.tls.key_file: required"),
         ({"tls": {"cert_file": pki.server_cert, "key_file": pki.server_key, "ca": "x"}},
-         "admin.tls: unknown"),
+         "admin.tls.ca: unknown key"),
         ({"protected_paths": ["/metrics"]}, "admin.protected_paths: needs admin.token_file"),
         ({"token_file": short, "protected_paths": ["/nope"]}, "admin.protected_paths[0]"),
         ({"token_file": short}, "admin.token_file %s: the token" % short),
@@ -425,7 +425,7 @@ def test_admin_bad_protection_values_are_named(env, bin_path):
     for admin, expect in cases:
         port = free_port()
         cfg = write_config(env, {
-            "etcd": {"endpoints": ["http://127.0.0.1:1"], "prefix": PREFIX},
+            "etcd": {"endpoints": ["http://127.0.0.1:1"], "prefix": "/services/"},
             "haproxy": {"runtime_socket": env.path("admin.sock"),
                         "services_file": env.path("services.cfg")},
             "admin": dict({"listen": "127.0.0.1:%d" % port}, **admin)}, name="bad.json")
