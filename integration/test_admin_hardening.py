@@ -376,6 +376,8 @@ def test_admin_expired_server_certificate_is_refused_by_curl(env, bin_path):
     rc, code, body = curl("--cacert", pki.ca, "--max-time", "3",
                           "https://127.0.0.1:%d/healthz" % c.admin_port)
     assert rc == 60 and "expired" in body.lower(), (rc, body)
+    assert re.search(r"admin.tls.cert_file .*: the certificate expired \d+ days ago",
+                     env.log_text("slotsync")), env.log_tail("slotsync")
 
 
 @timeout(90)

@@ -47,7 +47,7 @@
 #define ACCEPT_BACKOFF_MIN_S 0.05
 #define ACCEPT_BACKOFF_MAX_S 2.0
 #define SWEEP_INTERVAL_S 0.25 /* how often header deadlines are looked at */
-#define LISTEN_BACKLOG 64
+#define LISTEN_BACKLOG SOMAXCONN /* a flood fills a short one: a probe's SYN would be dropped */
 
 enum refusal {
     REFUSED_NO_TOKEN,
@@ -712,6 +712,7 @@ static void take(struct admin *a, int fd, const struct sockaddr_storage *ss, soc
         }
         conn_close(a, victim);
         a->stats.evicted++;
+        MHD_run(a->mhd); /* MHD closes it now: its descriptor is free again */
     }
     if (a->n_conns >= a->limit) {
         if (!(victim = oldest_idle(a, NULL))) {
@@ -735,6 +736,7 @@ static void take(struct admin *a, int fd, const struct sockaddr_storage *ss, soc
         }
         conn_close(a, victim);
         a->stats.evicted++;
+        MHD_run(a->mhd);
     }
     if (!(ac = calloc(1, sizeof(*ac)))) {
         close(fd);
@@ -865,6 +867,26 @@ static void secrets_free(struct admin_secrets *s)
     s->token = NULL;
 }
 
+/* A warning when the admin certificate is outside its validity: clients
+ * would refuse every handshake. */
+static void cert_dates_check(const char *path, const struct tls_files *tls)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t pem = {(unsigned char *)tls->cert, (unsigned int)tls->cert_len};
+    time_t now = time(NULL), t;
+
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return;
+    if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) == 0) {
+        if ((t = gnutls_x509_crt_get_expiration_time(crt)) != (time_t)-1 && t < now)
+            log_warn(MOD, "admin.tls.cert_file %s: the certificate expired %.0f days ago", path,
+                     difftime(now, t) / 86400.0);
+        else if ((t = gnutls_x509_crt_get_activation_time(crt)) != (time_t)-1 && t > now)
+            log_warn(MOD, "admin.tls.cert_file %s: the certificate is not valid yet", path);
+    }
+    gnutls_x509_crt_deinit(crt);
+}
+
 /* Read what conf names into *out (zeroed first). Warns about a key or token
  * file readable by group or others. 0 or a negative errno with *errmsg. */
 static int secrets_load(const struct admin_conf *conf, struct admin_secrets *out, char **errmsg)
@@ -887,6 +909,7 @@ static int secrets_load(const struct admin_conf *conf, struct admin_secrets *out
             free(why);
             return r;
         }
+        cert_dates_check(t.cert_file, &out->tls);
         if (out->tls.key_too_open)
             log_warn(MOD, "admin.tls.key_file %s is readable by group or others", t.key_file);
     }
