@@ -1120,8 +1120,8 @@ static void admin_conf_free(struct admin_conf *ac)
 }
 
 /* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
- * other address, 0.0.0.0 included, must be written out (the endpoint has no
- * authentication). */
+ * other address, 0.0.0.0 included, must be written out (what is served off
+ * loopback is open unless admin.tls / admin.token_file protect it). */
 static int load_admin(json_t *root, struct config *cfg, char **errmsg)
 {
     static const char *const keys[] = {"listen", "tls", "token_file", "protected_paths"};
