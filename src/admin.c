@@ -46,7 +46,7 @@
 #define ACCEPT_BURST 16      /* accept()s per wake-up of the listener */
 #define ACCEPT_BACKOFF_MIN_S 0.05
 #define ACCEPT_BACKOFF_MAX_S 2.0
-#define SWEEP_INTERVAL_S 0.25 /* how often header deadlines are looked at */
+#define SWEEP_INTERVAL_S 0.25    /* how often header deadlines are looked at */
 #define LISTEN_BACKLOG SOMAXCONN /* a flood fills a short one: a probe's SYN would be dropped */
 
 enum refusal {

@@ -1011,7 +1011,7 @@ static const struct {
     const char *path;
     unsigned bit;
 } admin_paths[] = {
-    {"/", ADMIN_PATH_PAGE},         {"/status", ADMIN_PATH_STATUS},
+    {"/", ADMIN_PATH_PAGE},           {"/status", ADMIN_PATH_STATUS},
     {"/metrics", ADMIN_PATH_METRICS}, {"/healthz", ADMIN_PATH_HEALTHZ},
     {"/readyz", ADMIN_PATH_READYZ},
 };
@@ -1048,8 +1048,7 @@ static int load_admin_tls(json_t *a, struct config *cfg, char **errmsg)
     if ((ret = check_keys(tls, "admin.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
         (ret = load_text(tls, "admin.tls", "cert_file", TEXT_PATH, &ac->tls_cert_file, errmsg)) <
             0 ||
-        (ret = load_text(tls, "admin.tls", "key_file", TEXT_PATH, &ac->tls_key_file, errmsg)) <
-            0 ||
+        (ret = load_text(tls, "admin.tls", "key_file", TEXT_PATH, &ac->tls_key_file, errmsg)) < 0 ||
         (ret = load_text(tls, "admin.tls", "client_ca_file", TEXT_PATH, &ac->tls_client_ca_file,
                          errmsg)) < 0)
         return ret;
@@ -1073,7 +1072,8 @@ static int load_admin_paths(json_t *a, struct config *cfg, char **errmsg)
         return 0;
     if (!json_is_array(arr))
         return field_error(errmsg, "admin.protected_paths", "must be an array of paths");
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         const char *path = json_string_value(v);
         unsigned bit;
 

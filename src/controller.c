@@ -671,8 +671,9 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     }
     if (c->admin && (oc->admin.token_file || oc->admin.tls_cert_file)) {
         if (admin_reload(c->admin, &err) < 0)
-            log_error(MOD, "SIGHUP: admin token and TLS files not reloaded, keeping the ones in "
-                           "use: %s",
+            log_error(MOD,
+                      "SIGHUP: admin token and TLS files not reloaded, keeping the ones in "
+                      "use: %s",
                       err ? err : "out of memory");
         else
             log_info(MOD, "SIGHUP: admin token and TLS files read again");
@@ -1062,13 +1063,15 @@ static void admin_exposure_warnings(const struct config *cfg)
     if (loopback)
         return;
     if (!cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
-        log_warn(MOD, "admin.listen %s is not loopback and neither admin.token_file nor "
-                      "admin.tls.client_ca_file is set: /status, /metrics and / are open to "
-                      "whoever reaches it",
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and neither admin.token_file nor "
+                 "admin.tls.client_ca_file is set: /status, /metrics and / are open to "
+                 "whoever reaches it",
                  l->host);
     else if (cfg->admin.token_file && !cfg->admin.tls_cert_file)
-        log_warn(MOD, "admin.listen %s is not loopback and admin.tls is not set: the bearer "
-                      "token travels in clear text",
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and admin.tls is not set: the bearer "
+                 "token travels in clear text",
                  l->host);
 }
 
@@ -1115,8 +1118,8 @@ int controller_run(const struct config *cfg,
         }
         admin_exposure_warnings(cfg);
         log_info(MOD, "admin endpoint on %s://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
-                 cfg->admin.tls_cert_file ? "https" : "http", cfg->admin_listen.ipv6 ? "[" : "", cfg->admin_listen.host,
-                 cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
+                 cfg->admin.tls_cert_file ? "https" : "http", cfg->admin_listen.ipv6 ? "[" : "",
+                 cfg->admin_listen.host, cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
     }
     ev_run(c.loop, 0);
     log_info(MOD,

@@ -243,8 +243,7 @@ static bool tls_error_text(const struct http_request *req, CURLcode rc, const ch
 /* CURLOPT_OPENSOCKETFUNCTION: socket() as curl would call it, but with its
  * errno kept, so that EMFILE is reported as such and not as an unreachable
  * server (issue 20). */
-static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
-                                 struct curl_sockaddr *address)
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
     struct http_request *req = clientp;
     int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
@@ -274,9 +273,8 @@ static void finish(struct http_request *req, CURLcode rc)
             /* Not the server's fault: say what ran out. */
             err = -req->socket_errno;
             snprintf(text, sizeof(text), "%s", fdlimit_strerror(req->socket_errno));
-        }
-        else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
-                                text, sizeof(text)))
+        } else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+                                  text, sizeof(text)))
             err = -EPROTO;
         else
             snprintf(text, sizeof(text), "%s",

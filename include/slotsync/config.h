@@ -47,8 +47,8 @@ struct listen_addr {
 #define ADMIN_PATHS_PROTECTED_DEFAULT (ADMIN_PATH_PAGE | ADMIN_PATH_STATUS | ADMIN_PATH_METRICS)
 
 struct admin_conf {
-    char *tls_cert_file; /* admin.tls.cert_file: NULL = plain HTTP */
-    char *tls_key_file;  /* admin.tls.key_file, with cert_file */
+    char *tls_cert_file;      /* admin.tls.cert_file: NULL = plain HTTP */
+    char *tls_key_file;       /* admin.tls.key_file, with cert_file */
     char *tls_client_ca_file; /* admin.tls.client_ca_file: NULL = no client certificates */
     char *token_file;         /* admin.token_file: NULL = no bearer token */
     unsigned protected_paths; /* ADMIN_PATH_* bits that need the token / client cert */
