@@ -363,6 +363,17 @@ def test_admin_tls_and_token_with_curl(env, bin_path):
     assert curl(*ok, "-H", "Authorization: Bearer " + TOKEN, url + "/metrics")[1] == 401
     assert curl(*ok, "-H", "Authorization: Bearer " + new, url + "/metrics")[1] == 200
     assert new not in env.log_text("slotsync")
+    # SIGHUP: a rotated certificate is served on the same port.
+    cert, key = make_cert(pki, "rotated", "admin-rotated",
+                          "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    shutil.copyfile(cert, pki.server_cert)
+    shutil.copyfile(key, pki.server_key)
+    since = len(env.log_text("slotsync"))
+    c.slotsync.send_signal(signal.SIGHUP)
+    env.wait_log("slotsync", r"SIGHUP: admin token and TLS files read again",
+                 alive=[c.slotsync], since=since)
+    rc, code, body = curl(*ok, "-v", url + "/healthz")
+    assert (rc, code) == (0, 200) and "CN=admin-rotated" in body, body[-1500:]
 
 
 @timeout(90)
