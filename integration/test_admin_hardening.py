@@ -446,3 +446,27 @@ def test_admin_bad_protection_values_are_named(env, bin_path):
                              timeout=20)
         assert out.returncode != 0 and expect in out.stderr, (admin, out.returncode,
                                                              out.stderr[-800:])
+
+
+@timeout(90)
+def test_etcd_reconnect_out_of_descriptors_is_named(env, bin_path):
+    """etcd restarts while slotsync has no descriptor left: the reconnect's
+    socket() fails with EMFILE, and the log says "out of file descriptors"
+    rather than "Couldn't connect to server" (which pointed at a healthy
+    etcd); with descriptors back, the sync resumes and a put is applied."""
+    c = cluster(env, bin_path)
+    pid = c.slotsync.pid
+    since = len(env.log_text("slotsync"))
+    env.etcd.stop()
+    env.wait_log("slotsync", r"sync /services/: ", alive=[c.slotsync], since=since)
+    # Below what is open: every new descriptor fails.
+    subprocess.run([PRLIMIT, "--pid", str(pid), "--nofile=3:"], check=True)
+    env.etcd.start()
+    env.wait_log("slotsync", r"out of file descriptors \(EMFILE", timeout=20,
+                 alive=[c.slotsync], since=since)
+    subprocess.run([PRLIMIT, "--pid", str(pid), "--nofile=4096:"], check=True)
+    put_applied(c, "e1", "w1")
+    log = env.log_text("slotsync")[since:]
+    assert "Couldn't connect to server" not in log[log.find("EMFILE"):], log[-2000:]
+    assert not [l for l in log.splitlines() if "out of file descriptors" in l
+                and "etcd still unreachable" in l], log[-2000:]
