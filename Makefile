@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson libmicrohttpd
+PKGS     = libcurl jansson libmicrohttpd gnutls
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd -lgnutls) -lev -lm
 # packaging (issue 13): sd_notify from libsystemd
 LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion

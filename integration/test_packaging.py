@@ -405,8 +405,23 @@ def test_deploy_kubernetes_pod_agrees(env, bin_path):
     assert host == "0.0.0.0", cfg["admin"]
     sync = cons["slotsync"]
     assert [p["containerPort"] for p in sync["ports"]] == [int(admin_port)], sync["ports"]
+    # Off loopback the endpoint is HTTPS with a token (issue 20): the probes
+    # say HTTPS, their paths are not protected (admin.protected_paths'
+    # default: all but /readyz and /healthz, or the config's list), and the
+    # token and TLS files come from secret volumes mounted where the config
+    # reads them.
+    admin = cfg["admin"]
+    assert admin.get("tls") and admin.get("token_file"), admin
+    protected = admin.get("protected_paths", ["/", "/status", "/metrics"])
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port)}, sync[probe]
+        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port),
+                                          "scheme": "HTTPS"}, sync[probe]
+        assert path not in protected, (path, protected)
+    assert "/metrics" in protected
+    m = mounts(sync)
+    for f in (admin["tls"]["cert_file"], admin["tls"]["key_file"], admin["token_file"]):
+        mount = m[os.path.dirname(f)]
+        assert "secret" in volumes[mount["name"]], (f, mount)
 
 
 def test_deploy_compose_agrees(env, bin_path):

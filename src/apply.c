@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <slotsync/clock.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
 #include <slotsync/runtime.h>
 #include <slotsync/timeouts.h>

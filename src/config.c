@@ -1080,21 +1080,141 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
     return set_string(&cfg->http_domain, name, errmsg);
 }
 
+/* ---- admin.tls, admin.token_file, admin.protected_paths (issue 20) ---- */
+
+static bool same_str(const char *a, const char *b);
+
+static const struct {
+    const char *path;
+    unsigned bit;
+} admin_paths[] = {
+    {"/", ADMIN_PATH_PAGE},           {"/status", ADMIN_PATH_STATUS},
+    {"/metrics", ADMIN_PATH_METRICS}, {"/healthz", ADMIN_PATH_HEALTHZ},
+    {"/readyz", ADMIN_PATH_READYZ},
+};
+
+unsigned config_admin_path_bit(const char *path)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(admin_paths); i++)
+        if (strcmp(path, admin_paths[i].path) == 0)
+            return admin_paths[i].bit;
+    return 0;
+}
+
+bool config_same_admin(const struct admin_conf *a, const struct admin_conf *b)
+{
+    return same_str(a->tls_cert_file, b->tls_cert_file) &&
+           same_str(a->tls_key_file, b->tls_key_file) &&
+           same_str(a->tls_client_ca_file, b->tls_client_ca_file) &&
+           same_str(a->token_file, b->token_file) && a->protected_paths == b->protected_paths;
+}
+
+/* admin.tls: {"cert_file", "key_file", "client_ca_file"}; cert_file and
+ * key_file together, client_ca_file only with them (mutual TLS). The files
+ * are read by the admin endpoint at start and on SIGHUP. */
+static int load_admin_tls(json_t *a, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file"};
+    struct admin_conf *ac = &cfg->admin;
+    json_t *tls;
+    int ret;
+
+    ret = get_object(a, "admin", "tls", &tls, errmsg);
+    if (ret < 0 || !tls)
+        return ret;
+    if ((ret = check_keys(tls, "admin.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_text(tls, "admin.tls", "cert_file", TEXT_PATH, &ac->tls_cert_file, errmsg)) <
+            0 ||
+        (ret = load_text(tls, "admin.tls", "key_file", TEXT_PATH, &ac->tls_key_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "admin.tls", "client_ca_file", TEXT_PATH, &ac->tls_client_ca_file,
+                         errmsg)) < 0)
+        return ret;
+    if (!ac->tls_cert_file)
+        return required(errmsg, "admin.tls", "cert_file");
+    if (!ac->tls_key_file)
+        return required(errmsg, "admin.tls", "key_file");
+    return 0;
+}
+
+/* admin.protected_paths: a non-empty array of the endpoint's paths, each
+ * once. */
+static int load_admin_paths(json_t *a, struct config *cfg, char **errmsg)
+{
+    json_t *arr = json_object_get(a, "protected_paths"), *v;
+    char fp[FIELD_PATH_SIZE];
+    unsigned bits = 0;
+    size_t i;
+
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return field_error(errmsg, "admin.protected_paths", "must be an array of paths");
+    json_array_foreach(arr, i, v)
+    {
+        const char *path = json_string_value(v);
+        unsigned bit;
+
+        snprintf(fp, sizeof(fp), "admin.protected_paths[%zu]", i);
+        if (!json_is_string(v) || json_string_length(v) != strlen(path))
+            return field_error(errmsg, fp, "must be a string");
+        bit = config_admin_path_bit(path);
+        if (!bit)
+            return field_error(errmsg, fp,
+                               "must be one of /, /status, /metrics, /healthz, /readyz");
+        if (bits & bit)
+            return field_error(errmsg, fp, "%s is listed twice", path);
+        bits |= bit;
+    }
+    cfg->admin.protected_paths = bits;
+    return 0;
+}
+
+static int load_admin_protection(json_t *a, struct config *cfg, char **errmsg)
+{
+    int ret;
+
+    if ((ret = load_admin_tls(a, cfg, errmsg)) < 0 ||
+        (ret = load_text(a, "admin", "token_file", TEXT_PATH, &cfg->admin.token_file, errmsg)) <
+            0 ||
+        (ret = load_admin_paths(a, cfg, errmsg)) < 0)
+        return ret;
+    /* A list of protected paths with nothing to protect them would read as
+     * protection that is not there. */
+    if (json_object_get(a, "protected_paths") && cfg->admin.protected_paths &&
+        !cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
+        return field_error(errmsg, "admin.protected_paths",
+                           "needs admin.token_file or admin.tls.client_ca_file");
+    return 0;
+}
+
+static void admin_conf_free(struct admin_conf *ac)
+{
+    free(ac->tls_cert_file);
+    free(ac->tls_key_file);
+    free(ac->tls_client_ca_file);
+    free(ac->token_file);
+    memset(ac, 0, sizeof(*ac));
+}
+
 /* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
- * other address, 0.0.0.0 included, must be written out (the endpoint has no
- * authentication). */
+ * other address, 0.0.0.0 included, must be written out (what is served off
+ * loopback is open unless admin.tls / admin.token_file protect it). */
 static int load_admin(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"listen"};
+    static const char *const keys[] = {"listen", "tls", "token_file", "protected_paths"};
     const char *listen;
     char *reason = NULL;
     json_t *a;
     int ret;
 
+    cfg->admin.protected_paths = ADMIN_PATHS_PROTECTED_DEFAULT;
     ret = get_object(root, "", "admin", &a, errmsg);
     if (ret < 0 || !a)
         return ret;
     ret = check_keys(a, "admin", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_admin_protection(a, cfg, errmsg);
     if (ret < 0)
         return ret;
     ret = get_string(a, "admin", "listen", &listen, errmsg);
@@ -1571,6 +1691,7 @@ void config_free(struct config *cfg)
     free(cfg->services);
     free(cfg->http_domain);
     tls_conf_free(&cfg->etcd_tls);
+    admin_conf_free(&cfg->admin);
     free(cfg->etcd_username);
     free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));

@@ -23,6 +23,7 @@
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/feed.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
@@ -703,6 +704,17 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(err);
         err = NULL;
     }
+    if (c->admin && (oc->admin.token_file || oc->admin.tls_cert_file)) {
+        if (admin_reload(c->admin, &err) < 0)
+            log_error(MOD,
+                      "SIGHUP: admin token and TLS files not reloaded, keeping the ones in "
+                      "use: %s",
+                      err ? err : "out of memory");
+        else
+            log_info(MOD, "SIGHUP: admin token and TLS files read again");
+        free(err);
+        err = NULL;
+    }
     if (oc->etcd_username) {
         if (ctl_set_auth(c, oc, &err) < 0)
             log_error(MOD, "SIGHUP: etcd password not read again, keeping the one in use: %s",
@@ -751,6 +763,10 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         changed =
             reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
     }
+    if (!config_same_listen(&nc->admin_listen, &oc->admin_listen) ||
+        !config_same_admin(&nc->admin, &oc->admin))
+        log_warn(MOD, "SIGHUP: admin.* changed: the admin endpoint keeps its address, files and "
+                      "protected paths until a restart (the files themselves were read again)");
     if (!config_same_http_frontend(nc, oc)) {
         rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
         changed = true;
@@ -1104,7 +1120,10 @@ static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, 
     }
     c->haproxy_reloads = reloads;
     if (reloads > 0) {
-        c->haproxy_last_reload_at = ev_now(c->loop) - (double)uptime;
+        /* the monotonic clock, as every other age (issue 19 item 9) */
+        c->haproxy_last_reload_at = clock_mono() - (double)uptime;
+        if (c->haproxy_last_reload_at <= 0)
+            c->haproxy_last_reload_at = 1e-6;
         log_info(MOD,
                  "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
                  "%ld s ago (show proc)",
@@ -1122,13 +1141,52 @@ static void read_haproxy_reloads(struct ctl *c)
         log_info(MOD, "master socket %s: HAProxy's reloads not read", c->cfg->master_socket);
 }
 
+/* Descriptors: the soft limit up to the hard one, said in the log (issue
+ * 20: admin clients, etcd and HAProxy share them). */
+static void raise_nofile(void)
+{
+    struct fdlimit fl;
+
+    if (fdlimit_raise(&fl) < 0)
+        log_warn(MOD, "file descriptors: cannot raise the soft limit %lu to the hard limit %lu: %s",
+                 fl.soft_before, fl.hard, strerror(-fl.err));
+    else if (fl.raised)
+        log_info(MOD, "file descriptors: soft limit raised from %lu to the hard limit %lu",
+                 fl.soft_before, fl.soft);
+    else
+        log_info(MOD, "file descriptors: limit %lu (soft = hard)", fl.soft);
+}
+
+/* A warning for an admin endpoint off loopback with paths nobody guards. */
+static void admin_exposure_warnings(const struct config *cfg)
+{
+    const struct listen_addr *l = &cfg->admin_listen;
+    bool loopback = strncmp(l->host, "127.", 4) == 0 || strcmp(l->host, "::1") == 0;
+
+    if (loopback)
+        return;
+    if (!cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and neither admin.token_file nor "
+                 "admin.tls.client_ca_file is set: /status, /metrics and / are open to "
+                 "whoever reaches it",
+                 l->host);
+    else if (cfg->admin.token_file && !cfg->admin.tls_cert_file)
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and admin.tls is not set: the bearer "
+                 "token travels in clear text",
+                 l->host);
+}
+
 int controller_run(const struct config *cfg,
                    int (*load_config)(struct config *out, char **errmsg, void *arg), void *arg,
                    char **errmsg)
 {
     struct ctl c;
-    int r = ctl_init(&c, cfg, false, errmsg);
+    int r;
 
+    raise_nofile();
+    r = ctl_init(&c, cfg, false, errmsg);
     if (r < 0 || (r = start_from_services_file(&c, errmsg)) < 0)
         goto out;
     c.load_config = load_config;
@@ -1154,7 +1212,7 @@ int controller_run(const struct config *cfg,
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;
         c.admin = c.recent ? admin_start(c.loop, &cfg->admin_listen, cfg->runtime_socket,
-                                         &admin_ops, &c, errmsg)
+                                         &cfg->admin, &admin_ops, &c, errmsg)
                            : NULL;
         if (!c.admin) {
             if (!c.recent)
@@ -1162,9 +1220,10 @@ int controller_run(const struct config *cfg,
             r = -EADDRNOTAVAIL;
             goto out;
         }
-        log_info(MOD, "admin endpoint on http://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
-                 cfg->admin_listen.ipv6 ? "[" : "", cfg->admin_listen.host,
-                 cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
+        admin_exposure_warnings(cfg);
+        log_info(MOD, "admin endpoint on %s://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
+                 cfg->admin.tls_cert_file ? "https" : "http", cfg->admin_listen.ipv6 ? "[" : "",
+                 cfg->admin_listen.host, cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
     }
     ev_run(c.loop, 0);
     log_info(MOD,

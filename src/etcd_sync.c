@@ -358,8 +358,11 @@ static void sync_fail(struct etcd_sync *s, const char *why)
     if (log_outage_begin(&s->outage, now))
         log_warn(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
     else if (log_outage_due(&s->outage, now, &elapsed))
-        log_warn(MOD, "sync %s: etcd still unreachable after %.0f s (last error: %s)", q, elapsed,
-                 why ? why : "error");
+        log_warn(MOD, "sync %s: %s after %.0f s (last error: %s)", q,
+                 why && strstr(why, "out of file descriptors")
+                     ? "etcd still not reached: slotsync is out of file descriptors"
+                     : "etcd still unreachable",
+                 elapsed, why ? why : "error");
     else
         log_debug(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
     s->backoff = s->backoff * 2 > ETCD_BACKOFF_MAX ? ETCD_BACKOFF_MAX : s->backoff * 2;

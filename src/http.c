@@ -16,6 +16,8 @@
  * when dispatch() ends, so the walk over the request list stays valid.
  */
 #include <slotsync/http.h>
+
+#include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
 #include <slotsync/tls.h>
 #include <slotsync/timeouts.h>
@@ -72,6 +74,7 @@ struct http_request {
     bool dead;    /* finished or cancelled: no more callbacks, release pending */
     bool too_big; /* buffered body went over max_body */
     char errbuf[CURL_ERROR_SIZE];
+    int socket_errno; /* socket() failed with it (EMFILE...): curl says only "couldn't connect" */
 };
 
 /* ---- requests ---- */
@@ -237,6 +240,22 @@ static bool tls_error_text(const struct http_request *req, CURLcode rc, const ch
     return true;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: socket() as curl would call it, but with its
+ * errno kept, so that EMFILE is reported as such and not as an unreachable
+ * server (issue 20). */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    struct http_request *req = clientp;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+
+    if (fd < 0) {
+        req->socket_errno = errno;
+        return CURL_SOCKET_BAD;
+    }
+    req->socket_errno = 0;
+    return fd;
+}
+
 static void finish(struct http_request *req, CURLcode rc)
 {
     long status = 0;
@@ -250,8 +269,12 @@ static void finish(struct http_request *req, CURLcode rc)
         err = map_curl_error(req, rc);
         if (req->too_big)
             snprintf(text, sizeof(text), "response body larger than %zu bytes", req->max_body);
-        else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
-                                text, sizeof(text)))
+        else if (fdlimit_is_exhausted(req->socket_errno) && rc == CURLE_COULDNT_CONNECT) {
+            /* Not the server's fault: say what ran out. */
+            err = -req->socket_errno;
+            snprintf(text, sizeof(text), "%s", fdlimit_strerror(req->socket_errno));
+        } else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+                                  text, sizeof(text)))
             err = -EPROTO;
         else
             snprintf(text, sizeof(text), "%s",
@@ -606,6 +629,8 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         goto fail;
     SETOPT(CURLOPT_PRIVATE, (char *)req);
     SETOPT(CURLOPT_ERRORBUFFER, req->errbuf);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, req);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, req);
     SETOPT(CURLOPT_NOSIGNAL, 1L);

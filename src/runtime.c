@@ -14,6 +14,7 @@
 #include <ev.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
@@ -967,5 +968,5 @@ const char *runtime_strerror(int err)
 {
     if (err == -E2BIG)
         return "reply larger than 64 MiB (refused, connection closed)";
-    return strerror(err < 0 ? -err : err);
+    return fdlimit_strerror(err);
 }

@@ -1538,3 +1538,98 @@ Test(config, same_fields)
     }
     config_free(&a);
 }
+
+/* ---- admin.tls, admin.token_file, admin.protected_paths (issue 20) ---- */
+
+#define CFG_ADMIN(members) CFG("'admin':{'listen':'10.0.0.1:9100'," members "}")
+
+Test(config, admin_protection)
+{
+    struct config cfg;
+    char *err = NULL;
+
+    cr_assert_eq(load(CFG("'admin':{'listen':':9100'}"), &cfg, &err), 0, "%s", err);
+    cr_expect_eq(cfg.admin.protected_paths, ADMIN_PATHS_PROTECTED_DEFAULT);
+    cr_expect_null(cfg.admin.tls_cert_file);
+    cr_expect_null(cfg.admin.token_file);
+    config_free(&cfg);
+
+    cr_assert_eq(load(CFG_ADMIN("'tls':{'cert_file':'/c.pem','key_file':'/k.pem',"
+                                "'client_ca_file':'/ca.pem'},'token_file':'/t',"
+                                "'protected_paths':['/metrics','/healthz']"),
+                      &cfg, &err),
+                 0, "%s", err);
+    cr_expect_str_eq(cfg.admin.tls_cert_file, "/c.pem");
+    cr_expect_str_eq(cfg.admin.tls_key_file, "/k.pem");
+    cr_expect_str_eq(cfg.admin.tls_client_ca_file, "/ca.pem");
+    cr_expect_str_eq(cfg.admin.token_file, "/t");
+    cr_expect_eq(cfg.admin.protected_paths, ADMIN_PATH_METRICS | ADMIN_PATH_HEALTHZ);
+    config_free(&cfg);
+
+    /* An empty list: nothing protected, even with a token. */
+    cr_assert_eq(load(CFG_ADMIN("'token_file':'/t','protected_paths':[]"), &cfg, &err), 0, "%s",
+                 err);
+    cr_expect_eq(cfg.admin.protected_paths, 0u);
+    config_free(&cfg);
+
+    cr_expect_eq(config_admin_path_bit("/"), ADMIN_PATH_PAGE);
+    cr_expect_eq(config_admin_path_bit("/readyz"), ADMIN_PATH_READYZ);
+    cr_expect_eq(config_admin_path_bit("/readyz/"), 0u);
+    cr_expect_eq(config_admin_path_bit("/METRICS"), 0u);
+}
+
+Test(config, admin_protection_bad)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {CFG_ADMIN("'tls':{'cert_file':'/c.pem'}"), "admin.tls.key_file: required"},
+        {CFG_ADMIN("'tls':{'key_file':'/k.pem'}"), "admin.tls.cert_file: required"},
+        {CFG_ADMIN("'tls':{'client_ca_file':'/ca.pem'}"), "admin.tls.cert_file: required"},
+        {CFG_ADMIN("'tls':{'cert_file':'/c.pem','key_file':'/k.pem','verify':false}"),
+         "admin.tls.verify: unknown key"},
+        {CFG_ADMIN("'tls':'/c.pem'"), "admin.tls: must be an object"},
+        {CFG_ADMIN("'tls':{'cert_file':'','key_file':'/k.pem'}"), "admin.tls.cert_file"},
+        {CFG_ADMIN("'tls':{'cert_file':'/c.pem','key_file':7}"), "admin.tls.key_file"},
+        {CFG_ADMIN("'token_file':''"), "admin.token_file"},
+        {CFG_ADMIN("'token_file':['/t']"), "admin.token_file: must be a string"},
+        {CFG_ADMIN("'token':'abc'"), "admin.token: unknown key"},
+        {CFG_ADMIN("'protected_paths':['/metrics']"),
+         "admin.protected_paths: needs admin.token_file or admin.tls.client_ca_file"},
+        {CFG_ADMIN("'token_file':'/t','protected_paths':'/metrics'"),
+         "admin.protected_paths: must be an array"},
+        {CFG_ADMIN("'token_file':'/t','protected_paths':['/metrics','/nope']"),
+         "admin.protected_paths[1]: must be one of"},
+        {CFG_ADMIN("'token_file':'/t','protected_paths':['/status','/status']"),
+         "admin.protected_paths[1]: /status is listed twice"},
+        {CFG_ADMIN("'token_file':'/t','protected_paths':[3]"),
+         "admin.protected_paths[0]: must be a string"},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].json, &cfg, &err), -EINVAL, "case %zu loaded", i);
+        check_message(err, i);
+        cr_assert(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+        cr_assert(is_zeroed(&cfg), "case %zu: config not zeroed", i);
+        free(err);
+    }
+}
+
+Test(config, admin_same)
+{
+    struct admin_conf a = {.token_file = "/t", .protected_paths = ADMIN_PATH_METRICS};
+    struct admin_conf b = a;
+
+    cr_expect(config_same_admin(&a, &b));
+    b.token_file = "/u";
+    cr_expect_not(config_same_admin(&a, &b));
+    b = a;
+    b.protected_paths |= ADMIN_PATH_STATUS;
+    cr_expect_not(config_same_admin(&a, &b));
+    b = a;
+    b.tls_cert_file = "/c";
+    cr_expect_not(config_same_admin(&a, &b));
+}
