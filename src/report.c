@@ -44,6 +44,9 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
     m->haproxy_up = s->synced && !s->runtime_down;
     m->ready = report_ready(s, &why);
     m->since_resync_s = s->last_resync_at > 0 ? s->now - s->last_resync_at : -1;
+    m->capped[METRICS_CAP_SERVICES] = s->cat->capped_services;
+    m->capped[METRICS_CAP_ENDPOINTS] = s->cat->capped_endpoints;
+    catalog_held(s->cat, &m->held[METRICS_CAP_SERVICES], &m->held[METRICS_CAP_ENDPOINTS]);
     mb = realloc(*rows, (s->n_backends + 1) * sizeof(*mb));
     if (!mb)
         return; /* no per-backend lines this time */
