@@ -27,6 +27,7 @@
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
@@ -618,6 +619,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     log_flush(false);
+    mem_trim_owed(); /* a trim a large buffer owes, rate-limited (mem.h) */
 }
 
 /* A SIGHUP changed b's slot count from old: say what happens. */
