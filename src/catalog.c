@@ -285,7 +285,6 @@ static void note_unknown(struct catalog *cat, struct catalog_endpoint *ce, const
     ce->unknown_hash = h;
 }
 
-
 /* ---- caps (catalog_set_limits()) ----
  *
  * Held endpoints sit in their service's held[] array, out of endpoints[],

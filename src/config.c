@@ -52,6 +52,7 @@
 #define DEFAULT_MAX_SERVICES 1000
 #define DEFAULT_MAX_ENDPOINTS_PER_SERVICE 4096
 #define CAP_MAX 1000000
+#define CAP_KEYS "max_services", "max_endpoints_per_service" /* top-level keys */
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
@@ -1215,8 +1216,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                                        "http_frontend", "resync_interval_s",
                                        "log_level",     "log_format",
                                        "dns",           "allow_empty_registry",
-                                       "admin",         "max_services",
-                                       "max_endpoints_per_service"};
+                                       "admin",         CAP_KEYS};
     const char *level = NULL;
     int ret;
 

@@ -254,8 +254,10 @@ Test(config, caps)
         {"'max_services':1000000", 1000000, 4096, NULL},
         {"'max_services':-1", -1, -1, "max_services: must be between 0 and 1000000"},
         {"'max_services':1000001", -1, -1, "max_services: must be between 0 and 1000000"},
-        {"'max_endpoints_per_service':'10'", -1, -1, "max_endpoints_per_service: must be an integer"},
-        {"'max_endpoints_per_service':1.5", -1, -1, "max_endpoints_per_service: must be an integer"},
+        {"'max_endpoints_per_service':'10'", -1, -1,
+         "max_endpoints_per_service: must be an integer"},
+        {"'max_endpoints_per_service':1.5", -1, -1,
+         "max_endpoints_per_service: must be an integer"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

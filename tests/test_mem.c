@@ -13,17 +13,17 @@ Test(mem, decisions)
         double at;
         bool trim;
     } steps[] = {
-        {4096, 10.0, false},             /* small: no trim */
-        {MEM_TRIM_MIN - 1, 10.1, false}, /* just under */
-        {0, 10.2, false},                /* the timer: nothing owed */
-        {MEM_TRIM_MIN, 10.3, true},      /* large, first: at once */
+        {4096, 10.0, false},              /* small: no trim */
+        {MEM_TRIM_MIN - 1, 10.1, false},  /* just under */
+        {0, 10.2, false},                 /* the timer: nothing owed */
+        {MEM_TRIM_MIN, 10.3, true},       /* large, first: at once */
         {MEM_TRIM_MIN * 50, 10.5, false}, /* large, 0.2 s later: owed */
-        {4096, 11.0, false},             /* small, still within the second */
-        {0, 11.2, false},                /* timer, 0.9 s: not yet */
-        {0, 11.3, true},                 /* timer, 1.0 s: the debt paid */
-        {0, 12.5, false},                /* nothing owed */
-        {4096, 13.0, false},             /* small never owes */
-        {MEM_TRIM_MIN, 20.0, true},      /* long after: at once */
+        {4096, 11.0, false},              /* small, still within the second */
+        {0, 11.2, false},                 /* timer, 0.9 s: not yet */
+        {0, 11.3, true},                  /* timer, 1.0 s: the debt paid */
+        {0, 12.5, false},                 /* nothing owed */
+        {4096, 13.0, false},              /* small never owes */
+        {MEM_TRIM_MIN, 20.0, true},       /* long after: at once */
     };
     struct mem_trim_state s = {0};
     unsigned long long trims = 0;

@@ -65,8 +65,8 @@ struct catalog {
     unsigned long long unknown_fields; /* values warned about for unknown JSON fields */
     /* caps */
     struct catalog_limits limits;
-    size_t n_counted; /* services with endpoints counted against max_services */
-    size_t n_waiting; /* services refused by max_services now */
+    size_t n_counted;                    /* services with endpoints counted against max_services */
+    size_t n_waiting;                    /* services refused by max_services now */
     unsigned long long capped_services;  /* services refused by max_services */
     unsigned long long capped_endpoints; /* endpoints refused by max_endpoints */
 };
