@@ -1120,13 +1120,15 @@ def _as_bytes(key):
     return key.encode() if isinstance(key, str) else bytes(key)
 
 
-def etcd_put(url, key, value, lease=None, timeout=5):
+def etcd_put(url, key, value, lease=None, timeout=5, allow_any=False):
     """Put key=value (str, bytes, or dict/list sent as JSON), optionally
     attached to a lease. Returns the new revision. Refuses keys and values
-    that hold an IPv4 address outside 127.0.0.0/8."""
+    that hold an IPv4 address outside 127.0.0.0/8; allow_any lets a value
+    hold 0.0.0.0, the unspecified address (a value slotsync must refuse)."""
     encoded = _b64(value)
     assert_loopback_only(_as_bytes(key), "etcd key %r" % (key,))
-    assert_loopback_only(base64.b64decode(encoded), "value of %r" % (key,))
+    assert_loopback_only(base64.b64decode(encoded), "value of %r" % (key,),
+                         allow_any=allow_any)
     body = {"key": _b64(_as_bytes(key)), "value": encoded}
     if lease is not None:
         body["lease"] = str(lease)

@@ -69,10 +69,10 @@ class Cluster:
         self.env.wait_log(name, r"HAProxy state read", alive=[self.slotsync], since=since)
         return self.slotsync
 
-    def put(self, instance, backend=None, port=None, value=None):
+    def put(self, instance, backend=None, port=None, value=None, allow_any=False):
         if value is None:
             value = "127.0.0.1:%d" % (port or self.backends[backend])
-        return etcd_put(self.etcd, PREFIX + "web/" + instance, value)
+        return etcd_put(self.etcd, PREFIX + "web/" + instance, value, allow_any=allow_any)
 
     def delete(self, instance):
         return etcd_delete(self.etcd, PREFIX + "web/" + instance)
@@ -175,6 +175,11 @@ BAD_VALUES = [
     '{"host":"127.0.0.1","port":80,"state":"bogus"}',
     "[::1]:80 ",
     "127.0.0.1:080",
+    # an unspecified address is "anyone": never a target (issue 20, item 7)
+    "0.0.0.0:80",
+    "[::]:80",
+    '{"host":"::","port":80}',
+    '{"host":"127.0.0.1","port":0}',
 ]
 
 
@@ -184,12 +189,17 @@ def test_bad_values_never_reach_haproxy(env, bin_path):
     c.wait_live(["w1"])
     before = c.slots()
     for i, value in enumerate(BAD_VALUES):
-        c.put("bad%d" % i, value=value)
+        c.put("bad%d" % i, value=value, allow_any=True)
     # bad keys too: a service name with a space, a service without instance
     etcd_put(c.etcd, PREFIX + "we b/x", "127.0.0.1:1")
     etcd_put(c.etcd, PREFIX + "web", "127.0.0.1:1")
     for i in range(len(BAD_VALUES)):
         env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: \S' % i)
+    for value in ("0.0.0.0:80", "[::]:80", '{"host":"::","port":80}'):
+        env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: .*unspecified'
+                     % BAD_VALUES.index(value))
+    env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: .*port'
+                 % BAD_VALUES.index('{"host":"127.0.0.1","port":0}'))
     env.wait_log("slotsync", r'etcd key "/services/we b/x" rejected')
     env.wait_log("slotsync", r'etcd key "/services/web" rejected')
     # a marker change proves the bad ones were processed before it
@@ -202,9 +212,11 @@ def test_bad_values_never_reach_haproxy(env, bin_path):
     for line in log.splitlines():
         if "runtime commands" in line or "set server" in line:
             assert "127.0.0.9" not in line and "999." not in line and "70000" not in line, line
-    # nothing HAProxy was told contains a bad address
-    for addr, port, _, _ in after.values():
+    # nothing HAProxy was told contains a bad address; an empty slot
+    # (0.0.0.0 port 0, in maint) is the only 0.0.0.0 and the only port 0
+    for addr, port, state, _ in after.values():
         assert addr in ("0.0.0.0", "127.0.0.1"), after
+        assert (addr == "0.0.0.0") == (port == 0) and (port != 0 or state == "maint"), after
 
     # a valid endpoint overwritten with a bad value is removed, as if deleted
     c.put("good", value="127.0.0.1:99999")

@@ -43,6 +43,17 @@
 #define DEFAULT_MIN_RELOAD_INTERVAL_MS 1000
 #define DEFAULT_SPARE_BACKENDS 16
 #define DEFAULT_RESYNC_INTERVAL_S 30
+/* Caps on what a writer to the etcd prefix can create (issue 20). Each
+ * service etcd alone names costs a backend (a reload past the spares, and
+ * a services file and every later reload that grow with it); each endpoint
+ * a slot, and past the slots a doubling of them. The defaults sit above
+ * every deployment measured (docs/PERFORMANCE.md: 1,000 services, 1,000
+ * endpoints in a backend) and stop a runaway writer at about 1,000 backends
+ * and 4,096 slots a backend. */
+#define DEFAULT_MAX_SERVICES 1000
+#define DEFAULT_MAX_ENDPOINTS_PER_SERVICE 4096
+#define CAP_MAX 1000000
+#define CAP_KEYS "max_services", "max_endpoints_per_service" /* top-level keys */
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
@@ -1380,6 +1391,21 @@ static int load_dns(json_t *root, struct config *cfg, char **errmsg)
     return 0;
 }
 
+/* The caps on what etcd can create: max_services, max_endpoints_per_service
+ * (0 = no cap). */
+static int load_caps(json_t *root, struct config *cfg, char **errmsg)
+{
+    int r;
+
+    cfg->max_services = DEFAULT_MAX_SERVICES;
+    cfg->max_endpoints_per_service = DEFAULT_MAX_ENDPOINTS_PER_SERVICE;
+    r = get_int(root, "", "max_services", 0, CAP_MAX, &cfg->max_services, errmsg);
+    if (r == 0)
+        r = get_int(root, "", "max_endpoints_per_service", 0, CAP_MAX,
+                    &cfg->max_endpoints_per_service, errmsg);
+    return r;
+}
+
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
     static const char *const keys[] = {"etcd",          "haproxy",
@@ -1387,7 +1413,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                                        "http_frontend", "resync_interval_s",
                                        "log_level",     "log_format",
                                        "dns",           "allow_empty_registry",
-                                       "admin"};
+                                       "admin",         CAP_KEYS};
     const char *level = NULL;
     int ret;
 
@@ -1424,7 +1450,8 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
              p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
              errmsg)) < 0 ||
         (ret = keep_going(p, load_log_format(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0)
+        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_caps(root, cfg, errmsg), errmsg)) < 0)
         return ret;
     if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
         return ret;

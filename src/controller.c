@@ -29,6 +29,7 @@
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
@@ -268,6 +269,25 @@ static void collect_dirty(struct ctl *c)
 }
 
 /* ---- etcd side ---- */
+
+/* ---- caps on what etcd can create (catalog.h) ---- */
+
+/* A service the config names is always served, and not counted. */
+static bool cap_exempt(const char *service, void *arg)
+{
+    const struct ctl *c = arg;
+
+    return config_find_service(c->cfg, service) != NULL;
+}
+
+/* Give the catalog c->cfg's caps (at start and on SIGHUP). */
+static void set_caps(struct ctl *c)
+{
+    const struct catalog_limits l = {(size_t)c->cfg->max_services,
+                                     (size_t)c->cfg->max_endpoints_per_service, cap_exempt, c};
+
+    catalog_set_limits(c->cat, &l);
+}
 
 static void on_list_begin(void *arg)
 {
@@ -635,6 +655,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     log_flush(false);
+    mem_trim_owed(); /* a trim a large buffer owes, rate-limited (mem.h) */
 }
 
 /* A SIGHUP changed b's slot count from old: say what happens. */
@@ -796,6 +817,10 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         if (b->foreign)
             b->present = false;
     }
+    /* new caps, or a waiting service the config names now: taken on */
+    set_caps(c);
+    if (c->listed && !c->listing)
+        collect_dirty(c);
     c->ap.map_dirty = true;
     c->ap.resync_wanted = true;
     log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
@@ -1044,6 +1069,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
+    set_caps(c);
     if (tls_conf_set(&cfg->etcd_tls)) {
         int r = http_client_set_tls(c->http, &cfg->etcd_tls, errmsg);
 

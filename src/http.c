@@ -19,6 +19,7 @@
 
 #include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/tls.h>
 #include <slotsync/timeouts.h>
 
@@ -143,6 +144,7 @@ static void request_release(struct http_request *req)
     curl_slist_free_all(req->headers);
     curl_slist_free_all(req->connect_to);
     free(req->buf);
+    mem_transient_freed(req->cap); /* a listing page's body, say */
     free(req);
 }
 
@@ -312,6 +314,7 @@ static void dispatch(struct http_client *c)
             req->len = req->cap = 0;
             rc = req->on_data(req, chunk, n, req->arg);
             free(chunk);
+            mem_transient_freed(n);
             if (rc != 0 && !req->dead) {
                 request_detach(req);
                 if (req->done)

@@ -145,6 +145,21 @@ static void per_backend(FILE *f, const char *name, const char *help, const struc
     }
 }
 
+/* The caps on what etcd can create: refusals, and what waits now. */
+static void caps(FILE *f, const struct metrics *m)
+{
+    static const char *const names[METRICS_CAPS] = {"max_services", "max_endpoints_per_service"};
+
+    family(f, "slotsync_capped_total", "counter",
+           "New etcd services or endpoints refused by a cap, by cap (config field).");
+    for (size_t i = 0; i < METRICS_CAPS; i++)
+        fprintf(f, "slotsync_capped_total{limit=\"%s\"} %llu\n", names[i], m->capped[i]);
+    family(f, "slotsync_capped", "gauge",
+           "etcd services or endpoints refused by a cap and waiting for room now, by cap.");
+    for (size_t i = 0; i < METRICS_CAPS; i++)
+        fprintf(f, "slotsync_capped{limit=\"%s\"} %zu\n", names[i], m->held[i]);
+}
+
 int metrics_render(const struct metrics *m, char **out, size_t *len)
 {
     FILE *f;
@@ -202,6 +217,7 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
           m->haproxy_up ? 1 : 0);
     gauge(f, "slotsync_ready", "1 after the first full sync while HAProxy answers.",
           m->ready ? 1 : 0);
+    caps(f, m);
     family(f, "slotsync_seconds_since_last_resync", "gauge",
            "Seconds since the last complete read of HAProxy's state (absent before the first).");
     if (m->since_resync_s >= 0)

@@ -175,6 +175,9 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
     m->version = SLOTSYNC_VERSION;
     m->spares_total = s->spares;
     m->spares_free = s->spares_free;
+    m->capped[METRICS_CAP_SERVICES] = s->cat->capped_services;
+    m->capped[METRICS_CAP_ENDPOINTS] = s->cat->capped_endpoints;
+    catalog_held(s->cat, &m->held[METRICS_CAP_SERVICES], &m->held[METRICS_CAP_ENDPOINTS]);
     mb = realloc(*rows, (s->n_backends + 1) * sizeof(*mb));
     if (!mb)
         return; /* no per-backend lines this time */

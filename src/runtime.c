@@ -16,6 +16,7 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
@@ -588,6 +589,7 @@ static char *exchange_reset(struct runtime *rt, size_t *len)
         close(rt->fd);
     rt->fd = -1;
     free(rt->out);
+    mem_transient_freed(rt->out_len); /* a batch's line */
     rt->out = NULL;
     rt->in = NULL;
     *len = rt->in_len;
@@ -622,6 +624,7 @@ static void exchange_finish(struct runtime *rt, int err)
     cb(err, replies, raw ? 0 : n, in, len, arg);
     runtime_replies_free(replies, n);
     free(in);
+    mem_transient_freed(len); /* a resync's reply, say */
 }
 
 static void sentinel_close(struct runtime *rt)

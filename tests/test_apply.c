@@ -302,6 +302,46 @@ Test(apply, a_partial_listing_only_adds)
     cr_expect_eq(ap.stats.batches, 2);
 }
 
+/* A refused command: HAProxy's state is read again after a delay that
+ * starts near 1 s (REFUSAL_RESYNC_MIN_S, with +-20% jitter) and doubles
+ * while refusals keep coming (issue 20, item 7: a first delay of 10 s
+ * passed every other test). Read from the timer, not from a clock. */
+Test(apply, a_refusal_resyncs_after_a_second_then_doubles)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b";
+    double first, second;
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    api->dirty = true;
+    apply_send(&ap);
+    haproxy_answers("No such server.\n\n\n", line, sizeof(line));
+    cr_assert_eq(ap.stats.command_failures, 1, "%s", line);
+    cr_assert(ev_is_active(&ap.refusal_timer));
+    first = ev_timer_remaining(loop, &ap.refusal_timer);
+    cr_expect(first > 0.75 && first <= 1.2, "first refusal resync in %.3f s, not about 1 s", first);
+    cr_expect_float_eq(ap.refusal_delay, 1.0, 1e-9);
+    /* the timer fires (stopped here, as it would be once expired): the
+     * next refusal waits about twice as long */
+    ev_timer_stop(loop, &ap.refusal_timer);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.3:80", 12, 2, NULL), CATALOG_UPDATED);
+    api->dirty = true;
+    apply_send(&ap);
+    haproxy_answers("No such server.\n\n\n", line, sizeof(line));
+    cr_assert_eq(ap.stats.command_failures, 2, "%s", line);
+    cr_assert(ev_is_active(&ap.refusal_timer));
+    second = ev_timer_remaining(loop, &ap.refusal_timer);
+    cr_expect_float_eq(ap.refusal_delay, 2.0, 1e-9);
+    cr_expect(second > 1.5 && second <= 2.4, "second refusal resync in %.3f s, not about 2 s",
+              second);
+    free(err);
+}
+
 /* issue 19 item 4: a batch that never left (the socket gone, EMFILE) did
  * not change HAProxy; what the next read finds is what slotsync had not yet
  * set, not drift: nothing is counted or logged as "drift repaired". */

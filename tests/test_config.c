@@ -239,6 +239,45 @@ Test(config, allow_empty_registry)
     free(err);
 }
 
+/* The caps on what etcd can create (issue 20): defaults, 0 for none, and
+ * what is out of range, each refused naming the field. */
+Test(config, caps)
+{
+    static const struct {
+        const char *json;
+        int services, endpoints; /* -1: refused */
+        const char *error;
+    } cases[] = {
+        {"'log_level':'info'", 1000, 4096, NULL},
+        {"'max_services':0,'max_endpoints_per_service':0", 0, 0, NULL},
+        {"'max_services':5,'max_endpoints_per_service':1", 5, 1, NULL},
+        {"'max_services':1000000", 1000000, 4096, NULL},
+        {"'max_services':-1", -1, -1, "max_services: must be between 0 and 1000000"},
+        {"'max_services':1000001", -1, -1, "max_services: must be between 0 and 1000000"},
+        {"'max_endpoints_per_service':'10'", -1, -1,
+         "max_endpoints_per_service: must be an integer"},
+        {"'max_endpoints_per_service':1.5", -1, -1,
+         "max_endpoints_per_service: must be an integer"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config cfg;
+        char *err = NULL, json[256];
+
+        snprintf(json, sizeof(json), CFG("%s"), cases[i].json);
+        if (cases[i].error) {
+            cr_expect_eq(load(json, &cfg, &err), -EINVAL, "%s", cases[i].json);
+            cr_expect(err && strstr(err, cases[i].error), "%s: %s", cases[i].json, err);
+        } else {
+            cr_assert_eq(load(json, &cfg, &err), 0, "%s: %s", cases[i].json, err);
+            cr_expect_eq(cfg.max_services, cases[i].services, "%s", cases[i].json);
+            cr_expect_eq(cfg.max_endpoints_per_service, cases[i].endpoints, "%s", cases[i].json);
+            config_free(&cfg);
+        }
+        free(err);
+    }
+}
+
 Test(config, service_defaults_follow_defaults_block)
 {
     struct config cfg;

@@ -226,6 +226,8 @@ Test(metrics, exposition_format_line_by_line)
     m.reload_requests[METRICS_CAUSE_NEW_SERVICE] = 1;
     m.haproxy_up = true;
     m.since_resync_s = 1.5;
+    m.capped[METRICS_CAP_SERVICES] = 5;
+    m.held[METRICS_CAP_ENDPOINTS] = 2;
     m.backends = be;
     m.n_backends = 2;
     metrics_observe(&m.batch_seconds, 0.002, 1);
@@ -258,6 +260,11 @@ Test(metrics, exposition_format_line_by_line)
     cr_assert_str_eq(sample_value(text, "slotsync_seconds_since_last_resync"), "1.500");
     cr_assert_str_eq(sample_value(text, "slotsync_reload_requests_total{cause=\"new_service\"}"),
                      "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_capped_total{limit=\"max_services\"}"), "5");
+    cr_assert_str_eq(
+        sample_value(text, "slotsync_capped_total{limit=\"max_endpoints_per_service\"}"), "0");
+    cr_assert_str_eq(sample_value(text, "slotsync_capped{limit=\"max_endpoints_per_service\"}"),
+                     "2");
     free(text);
 }
 

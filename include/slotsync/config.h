@@ -112,6 +112,10 @@ struct config {
      * when this is set; by default such a listing is held back. */
     bool allow_empty_registry;
 
+    /* caps on what etcd can create (catalog.h); 0 = no cap */
+    int max_services;              /* services the config does not name */
+    int max_endpoints_per_service; /* every service's */
+
     int log_format; /* enum log_format, "log_format" */
     /* "dns": the hosts file for dnsmasq's addn-hosts; hosts_file NULL = off */
     struct {
