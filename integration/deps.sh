@@ -14,6 +14,8 @@ PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjansson-dev libev-dev
 libcriterion-dev libmicrohttpd-dev haproxy etcd-server etcd-client python3
 curl socat ca-certificates libsystemd-dev scdoc man-db groff-base dnsmasq-base
 python3-yaml chromium openssl wrk"
+# Arguments: more packages the caller needs (integration/compat.sh's build).
+[ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
 
 POLICY=/usr/sbin/policy-rc.d
 policy_written=0
