@@ -5,7 +5,6 @@
 #
 #   compat.sh bins            make sure every binary is in the cache
 #   compat.sh test BIN        bins, then run.py --bin BIN on each pair
-#   compat.sh list            print the pairs and the tests each one runs
 #
 # What it gets (see docs/DESIGN.md, "The compatibility matrix"):
 #   haproxy-3.0  Debian 13 (trixie)'s source tarball, built here with
@@ -37,7 +36,6 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$HERE")
 CACHE=${SLOTSYNC_COMPAT_CACHE:-${HOME:-/root}/.cache/slotsync/compat}
 BINDIR=$CACHE/bin
 APTDIR=$CACHE/apt
@@ -141,9 +139,12 @@ apt_download() {
 # deb_version DIR PKG: the Version of DIR/PKG_*.deb.
 deb_version() {
     local f
-    f=$(ls "$1"/"$2"_*.deb 2>/dev/null | sed -n 1p)
-    [ -n "$f" ] || die "no $2 .deb in $1"
-    dpkg-deb -f "$f" Version
+    for f in "$1/$2"_*.deb; do
+        [ -e "$f" ] || break
+        dpkg-deb -f "$f" Version
+        return 0
+    done
+    die "no $2 .deb in $1"
 }
 
 # ---------------------------------------------------------------- checks
@@ -278,8 +279,9 @@ make_etcd_35() {
         dpkg-deb -x "$p" "$w/out/root" || die "dpkg-deb -x $p failed"
         printf '%s\n' "$(basename "$p")" >>"$w/out/packages.txt"
     done
-    [ -x "$w/out/root/usr/bin/etcd" ] && [ -x "$w/out/root/usr/bin/etcdctl" ] ||
-        die "etcd or etcdctl missing from trixie's packages"
+    for p in etcd etcdctl; do
+        [ -x "$w/out/root/usr/bin/$p" ] || die "no usr/bin/$p in trixie's etcd packages"
+    done
     dest=$CACHE/etcd-$version
     install_dir "$w/out" "$dest"
     write_wrapper etcd-3.5 "exec '$dest/root/usr/bin/etcd' \"\$@\""
@@ -319,7 +321,55 @@ bins() {
     exec 9>&-
 }
 
+# ---------------------------------------------------------------- test
+
+# run_pair PAIR BIN LOG: run.py on one pair, its output on stdout and in LOG
+# (the runner's "N passed, N failed" line is its last line). Returns run.py's
+# status.
+run_pair() {
+    local pair=$1 bin=$2 out=$3 hap etcd etcdctl rc b
+    hap=$BINDIR/haproxy-${pair%+*}
+    etcd=$BINDIR/etcd-${pair#*+}
+    etcdctl=$BINDIR/etcdctl-${pair#*+}
+    for b in "$hap" "$etcd" "$etcdctl"; do
+        [ -x "$b" ] || die "pair $pair: no $b"
+    done
+    printf '\n== pair %s: %s, %s\n' "$pair" "$("$hap" -v | sed -n 1p)" \
+        "$("$etcd" --version | sed -n 1p)"
+    set +e
+    HAPROXY_BIN=$hap ETCD_BIN=$etcd ETCDCTL_BIN=$etcdctl "$PYTHON" "$HERE/run.py" --bin "$bin" </dev/null 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    return "$rc"
+}
+
+test_pairs() {
+    local bin=${1:-} pair rc=0 started t0 t1 logdir summary=()
+    [ -n "$bin" ] || die "usage: compat.sh test BIN"
+    [ -x "$bin" ] || die "$bin is not an executable file"
+    started=$(date +%s)
+    bins
+    logdir=$(mktemp -d "${TMPDIR:-/tmp}/slotsync-compat.XXXXXX")
+    for pair in ${COMPAT_PAIRS:-$DEFAULT_PAIRS}; do
+        t0=$(date +%s)
+        if run_pair "$pair" "$bin" "$logdir/$pair.log"; then
+            result=ok
+        else
+            result=FAILED
+            rc=1
+        fi
+        t1=$(date +%s)
+        summary+=("$(printf '  haproxy %s + etcd %s: %s (%s, %ds)' "${pair%+*}" "${pair#*+}" \
+            "$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$pair.log" | tail -n 1 || echo 'no result line')" \
+            "$result" $((t1 - t0)))")
+    done
+    printf '\ncompat matrix (logs in %s, %ds in all):\n' "$logdir" $(($(date +%s) - started))
+    printf '%s\n' "${summary[@]}"
+    return "$rc"
+}
+
 case ${1:-} in
     bins) bins ;;
-    *) echo "usage: compat.sh bins | test BIN | list" >&2; exit 2 ;;
+    test) shift; test_pairs "$@" ;;
+    *) echo "usage: compat.sh bins | test BIN" >&2; exit 2 ;;
 esac

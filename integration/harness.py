@@ -189,8 +189,8 @@ chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800),
 Exceptions: HarnessError (base), WaitTimeout, ProcessDied, EtcdError, Skip.
 
 Environment variables: KEEP_TMP=1, SLOTSYNC_TEST_TIMEOUT (seconds),
-HAPROXY_BIN, ETCD_BIN (binaries; default from PATH, then /usr/sbin/haproxy,
-/usr/bin/etcd).
+HAPROXY_BIN, ETCD_BIN, ETCDCTL_BIN (binaries; default from PATH, then
+/usr/sbin/haproxy, /usr/bin/etcd, /usr/bin/etcdctl).
 """
 
 import atexit
@@ -988,7 +988,7 @@ class EtcdCluster:
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-ETCDCTL_BIN = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+ETCDCTL_BIN = _find_bin("ETCDCTL_BIN", "etcdctl", "/usr/bin/etcdctl")
 OPENSSL_BIN = shutil.which("openssl") or "/usr/bin/openssl"
 
 
