@@ -16,6 +16,7 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
+#include <slotsync/reply.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
@@ -154,32 +155,9 @@ proto:
     return -EPROTO;
 }
 
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 bool runtime_reply_ok(const char *cmd, const char *reply)
 {
-    if (starts_with(cmd, PLAN_SET_SERVER) && strstr(cmd, " addr ")) {
-        /* One line only: a success message that goes on is something else. */
-        if (strchr(reply, '\n'))
-            return false;
-        return starts_with(reply, "IP changed from ") ||
-               starts_with(reply, "no need to change the addr");
-    }
-    if (starts_with(cmd, PLAN_ADD_SERVER))
-        return strcmp(reply, "New server registered.") == 0;
-    if (starts_with(cmd, PLAN_SHOW_MAP))
-        return strncmp(reply, "Unknown map", 11) != 0;
-    if (starts_with(cmd, PLAN_SHOW_STATE))
-        return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
-    if (strcmp(cmd, PLAN_SHOW_BACKENDS) == 0)
-        return starts_with(reply, "# name\n") || strcmp(reply, "# name") == 0;
-
-    if (strcmp(cmd, PLAN_SHOW_LEVEL) == 0)
-        return runtime_cli_level(reply) >= 0;
-    return reply[0] == '\0';
+    return reply_judge(cmd, reply, NULL) == REPLY_OK;
 }
 
 static const char *const level_names[] = {"user", "operator", "admin"};

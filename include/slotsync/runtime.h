@@ -50,14 +50,8 @@ int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char 
 int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies);
 void runtime_replies_free(char **replies, size_t n);
 
-/* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
- * "set server ... addr ..." (success text starts "IP changed from" or "no need
- * to change the addr"), "set server ... weight|state ..." (empty reply),
- * "show servers state" (starts with format version "1\n"), "show backend"
- * (starts with "# name"), "add server"
- * ("New server registered."), "show map" (anything but "Unknown map...").
- * "show cli level" (one of "user", "operator", "admin"). Everything else
- * ("enable health", "add/set/del map") succeeds on an empty reply only. */
+/* Whether reply is HAProxy's success answer to cmd: reply_judge() says
+ * REPLY_OK (src/reply.c holds every version's wording). */
 bool runtime_reply_ok(const char *cmd, const char *reply);
 
 /* The level of a CLI connection, from the reply to "show cli level". */
