@@ -300,7 +300,7 @@ bins() {
     mkdir -p "$CACHE"
     # One maker at a time (other checkouts share the cache).
     exec 9>"$CACHE/.lock"
-    flock 9
+    flock -w 1200 9 || die "$CACHE/.lock held by another compat.sh for 20 minutes"
     wrapper_ok "$BINDIR/haproxy-3.0" -v "HAProxy version 3\.0\." || make_haproxy_30
     wrapper_ok "$BINDIR/haproxy-3.2" -v "HAProxy version 3\.2\." || make_haproxy_sid 3.2 sid
     wrapper_ok "$BINDIR/haproxy-3.4" -v "HAProxy version 3\.4\." || make_haproxy_sid 3.4 experimental
