@@ -30,6 +30,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
+.PHONY: compat-bins test-compat
 .PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
@@ -41,6 +42,8 @@ help:
 	@echo "  test         unit + integration tests (real etcd and haproxy on 127.0.0.1)"
 	@echo "  unit         Criterion unit suites only"
 	@echo "  integration  integration tests only"
+	@echo "  test-compat  integration suite on HAProxy 3.0, 3.2, 3.4 with etcd 3.5 (README:"
+	@echo "               Supported versions); compat-bins: only get those binaries"
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
 	@echo "  valgrind     unit suites under valgrind"
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
@@ -106,6 +109,14 @@ valgrind: $(TEST_BINS)
 
 bench: deps $(BIN)
 	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
+
+# The compatibility matrix (issue 21): HAProxy 3.0/3.2/3.4 and etcd 3.5 from
+# Debian's newer suites, cached in ~/.cache/slotsync/compat (integration/compat.sh).
+compat-bins:
+	$(Q)bash integration/compat.sh bins
+
+test-compat: deps $(BIN)
+	$(Q)bash integration/compat.sh test $(abspath $(BIN))
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)

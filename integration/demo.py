@@ -32,7 +32,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Env, HarnessError, TrafficLoop, etcd_delete, etcd_get,  # noqa: E402
+from harness import (HAPROXY_BIN, Env, HarnessError, TrafficLoop, etcd_delete, etcd_get,  # noqa: E402
                      etcd_put, free_port, http_get, traffic, wait_for, write_config)
 
 PREFIX = "/services/"
@@ -44,6 +44,18 @@ SLOTS = 8
 TTL = 5
 NAMES = ("alpha", "beta", "gamma")
 T0 = time.monotonic()
+
+
+def haproxy_version():
+    """ "HAProxy 3.2.26-1" from `HAPROXY_BIN -v` (make demo HAPROXY_BIN=...
+    runs the demo on any supported version), or the binary's path."""
+    try:
+        out = subprocess.run([HAPROXY_BIN, "-v"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return HAPROXY_BIN
+    m = re.match(r"HAProxy version (\S+)", out)
+    return "HAProxy %s, %s" % (m.group(1), HAPROXY_BIN) if m else HAPROXY_BIN
 
 
 class DemoFailure(Exception):
@@ -153,7 +165,8 @@ class Demo:
         say("render     services.cfg: backend %s and %d spare backends, %d empty slots in all"
             % (SERVICE, SPARES, servers))
         self.haproxy = self.env.start_haproxy(services_file)
-        say("haproxy    pid %d, listening on %s" % (self.haproxy.pid, self.url))
+        say("haproxy    pid %d, listening on %s (%s)"
+            % (self.haproxy.pid, self.url, haproxy_version()))
         self.slotsync = self.env.start_slotsync(self.bin, self.config_path)
         self.env.wait_log("slotsync", r"HAProxy state read", alive=[self.slotsync])
         say("slotsync   run -c slotsync.json, pid %d, watching %s; live page %s"

@@ -189,8 +189,8 @@ chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800),
 Exceptions: HarnessError (base), WaitTimeout, ProcessDied, EtcdError, Skip.
 
 Environment variables: KEEP_TMP=1, SLOTSYNC_TEST_TIMEOUT (seconds),
-HAPROXY_BIN, ETCD_BIN (binaries; default from PATH, then /usr/sbin/haproxy,
-/usr/bin/etcd).
+HAPROXY_BIN, ETCD_BIN, ETCDCTL_BIN (binaries; default from PATH, then
+/usr/sbin/haproxy, /usr/bin/etcd, /usr/bin/etcdctl).
 """
 
 import atexit
@@ -221,6 +221,7 @@ __all__ = [
     "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster",
     "HAProxy",
     "write_config", "haproxy_cmd", "master_reloads", "haproxy_check",
+    "haproxy_version",
     "etcd_put", "etcd_get", "etcd_get_prefix", "etcd_delete",
     "etcd_delete_prefix", "etcd_revision", "etcd_compact", "etcd_lease_grant",
     "etcd_lease_keepalive", "etcd_lease_revoke", "etcd_lease_ttl",
@@ -988,7 +989,7 @@ class EtcdCluster:
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-ETCDCTL_BIN = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+ETCDCTL_BIN = _find_bin("ETCDCTL_BIN", "etcdctl", "/usr/bin/etcdctl")
 OPENSSL_BIN = shutil.which("openssl") or "/usr/bin/openssl"
 
 
@@ -1307,6 +1308,26 @@ def chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800), budget_
     if proc.returncode != 0:
         raise HarnessError("chromium exited %d (see chromium.log)" % proc.returncode)
     return stdout.decode("utf-8", "replace")
+
+
+_haproxy_version = None
+
+
+def haproxy_version():
+    """(major, minor) of HAPROXY_BIN, from its own "haproxy -v" line
+    ("HAProxy version 3.0.11-... "); tests that depend on one version's
+    wording branch on it."""
+    global _haproxy_version
+    if _haproxy_version is None:
+        r = subprocess.run([HAPROXY_BIN, "-v"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        m = re.search(r"HA-?Proxy version (\d+)\.(\d+)",
+                      r.stdout.decode("utf-8", "replace"))
+        if not m:
+            raise HarnessError("%s -v: no version in %r" % (HAPROXY_BIN, r.stdout[:200]))
+        _haproxy_version = (int(m.group(1)), int(m.group(2)))
+    return _haproxy_version
 
 
 def haproxy_check(*config_files):

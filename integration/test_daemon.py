@@ -282,6 +282,43 @@ def test_slotsync_restart_adopts_slots(env, bin_path):
     c.assert_no_reload()
 
 
+def test_restart_across_the_frontend_rename_needs_no_reload(env, bin_path):
+    """An older slotsync named a service's frontend after the service
+    ("frontend web"); this one renders "frontend fe:web" (HAProxy 3.3+
+    refuses a frontend and a backend of the same name). HAProxy runs a file
+    the older one wrote, with endpoints in its slots: a new slotsync adopts
+    them, applies changes at run time and reloads nothing for the rename.
+    2.6 to 3.2 only: 3.3+ cannot load the older file at all, so nothing of
+    the older naming can be running there."""
+    if haproxy_version() >= (3, 3):
+        raise Skip("HAProxy %d.%d cannot load a file with a frontend named like its "
+                   "backend: no older rendering can be running to adopt" % haproxy_version())
+    c = Cluster(env, bin_path, start=False)
+    c.put("a", "w1")
+    c.put("b", "w2")
+    c.render()
+    with open(c.services_file) as f:
+        text = f.read()
+    assert "\nfrontend fe:web\n" in text, text
+    # what slotsync rendered before the rename
+    old = text.replace("\nfrontend fe:web\n", "\nfrontend web\n")
+    with open(c.services_file, "w") as f:
+        f.write(old)
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+    env.wait_log("slotsync", r"ready: first etcd listing applied", alive=[c.slotsync])
+    c.wait_live(["w1", "w2"])
+    c.reach(["w1", "w2"])
+    # a change still goes through the runtime API, and nothing reloaded
+    c.delete("a")
+    c.wait_live(["w2"])
+    c.reach(["w2"])
+    c.assert_no_reload()
+    assert "an older slotsync's naming" in env.log_text("slotsync")
+    with open(c.services_file) as f:
+        assert f.read() == old, "the running file is left as HAProxy loaded it"
+
+
 def test_starts_before_haproxy_and_waits(env, bin_path):
     c = Cluster(env, bin_path, start=False)
     c.put("a", "w1")

@@ -11,6 +11,7 @@
 #include <slotsync/clock.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/timeouts.h>
 
@@ -598,9 +599,12 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
         if (!refusal_note(a, o, a->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
             log_warn(MOD,
-                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
+                     "HAProxy refused \"%s\": \"%s\"%s (not sent again until the endpoint or "
                      "HAProxy's side of the slot changes)",
-                     a->plan.cmds[i], q);
+                     a->plan.cmds[i], q,
+                     reply_judge(a->plan.cmds[i], replies[i], NULL) == REPLY_UNKNOWN
+                         ? ", a reply no supported HAProxy version gives: taken for a refusal"
+                         : "");
         else
             log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", a->plan.cmds[i], q);
     }

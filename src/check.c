@@ -250,6 +250,11 @@ const char *check_field_of_line(const struct config *cfg, const char *rendered, 
     }
     if (!kw[0])
         return NULL;
+    /* a frontend is named "fe:<service>" (render.h), a backend by its service */
+    if (strcmp(section, "frontend") == 0 &&
+        strncmp(name, RENDER_FRONTEND_PREFIX, strlen(RENDER_FRONTEND_PREFIX)) == 0)
+        memmove(name, name + strlen(RENDER_FRONTEND_PREFIX),
+                strlen(name) - strlen(RENDER_FRONTEND_PREFIX) + 1);
     svc = service_of(cfg, name);
     if (strcmp(section, "backend") == 0) {
         const char *key = strcmp(kw, "default-server") == 0 ? "server_options"

@@ -1001,6 +1001,19 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
+    for (size_t i = 0, old = 0; r == 0 && i < n; i++) {
+        char line[SERVICE_NAME_MAX + 16];
+
+        /* An older slotsync named a frontend after its backend (3.3+ cannot
+         * load that): it is adopted as it runs, renamed at the next reload. */
+        snprintf(line, sizeof(line), "\nfrontend %s\n", fb[i].name);
+        if (strstr(text, line) && !old++)
+            log_info(MOD,
+                     "%s: frontends named as their backends (an older slotsync's naming, "
+                     "refused by HAProxy 3.3+); adopted as they run, written as "
+                     "\"frontend " RENDER_FRONTEND_PREFIX "<service>\" at the next reload",
+                     c->cfg->services_file);
+    }
     free(fb);
     free(text);
     if (r < 0)

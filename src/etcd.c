@@ -158,7 +158,7 @@ static int call_result(const struct etcd_call *call, int err, long status, const
         return err;
     }
     *reply = json_loadb(body, len, 0, &jerr);
-    e = json_is_object(*reply) ? json_object_get(*reply, "error") : NULL;
+    e = etcd_reply_error(*reply);
     if (e) {
         struct etcd_watch_msg m = {0};
         int rc;
@@ -552,7 +552,8 @@ static void auth_done(struct http_request *req, int err, long status, const char
 {
     struct etcd_client *c = arg;
     const char *ep = c->endpoints[c->auth.ep];
-    json_t *reply = NULL, *tok, *e;
+    json_t *reply = NULL, *tok;
+    const json_t *e;
     char *text = NULL, q[512];
     int rc = 0;
 
@@ -565,7 +566,7 @@ static void auth_done(struct http_request *req, int err, long status, const char
     } else {
         reply = json_loadb(body, len, 0, NULL);
         tok = json_is_object(reply) ? json_object_get(reply, "token") : NULL;
-        e = json_is_object(reply) ? json_object_get(reply, "error") : NULL;
+        e = etcd_reply_error(reply);
         if (json_is_string(tok) && json_string_length(tok) > 0 &&
             json_string_length(tok) == strlen(json_string_value(tok)) &&
             !strpbrk(json_string_value(tok), "\r\n")) {

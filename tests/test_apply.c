@@ -281,7 +281,7 @@ Test(apply, a_partial_listing_only_adds)
     apply_listed_page(&ap);
     cr_assert(api->page_dirty);
     apply_send_additions(&ap);
-    haproxy_answers("IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'.\n\n\n",
+    haproxy_answers("IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'\n\n\n",
                     line, sizeof(line));
     cr_expect_str_eq(line,
                      "set server api/s2 addr 127.0.0.2 port 80;set server api/s2 state ready\n");
@@ -294,7 +294,7 @@ Test(apply, a_partial_listing_only_adds)
     cr_expect_not(apply_busy(&ap));
     /* the listing is whole: s1's endpoint is not in it */
     apply_send(&ap);
-    haproxy_answers("\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'.\n\n",
+    haproxy_answers("\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'\n\n",
                     line, sizeof(line));
     cr_expect_str_eq(line, "set server api/s1 state maint;set server api/s1 addr 0.0.0.0 port 0\n");
     cr_expect_not(api->dirty);

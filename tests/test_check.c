@@ -182,7 +182,7 @@ Test(check, haproxy_lines_are_named_by_their_field_once)
                                    "    default-server check frob\n"
                                    "    server s1 0.0.0.0:0 disabled\n"
                                    "\n"
-                                   "frontend api\n"
+                                   "frontend fe:api\n"
                                    "    bind 127.0.0.1:8001\n"
                                    "\n"
                                    "backend web\n"
@@ -191,7 +191,7 @@ Test(check, haproxy_lines_are_named_by_their_field_once)
                                    "backend spare:0\n"
                                    "    default-server chek\n"
                                    "\n"
-                                   "frontend slotsync_http\n"
+                                   "frontend slotsync:http\n"
                                    "    bind 127.0.0.1:8080\n";
     char out[] = "[NOTICE]   (1) : haproxy version is 2.6.12\n"
                  "[ALERT]    (1) : config : [/tmp/r.cfg:6] : unknown keyword 'frob'.\n"
