@@ -21,6 +21,11 @@
 #define RETRY_JITTER 0.2          /* delays are spread over +-20% */
 #define RETRY_SLOW_MAX_S 30.0     /* refusals, a socket below level admin, the master */
 #define REFUSAL_RESYNC_MIN_S 1.0  /* first resync after a refused command */
+/* A unix socket that comes back (HAProxy restarted, by us or anyone) is
+ * used within a second: connecting to a path costs nothing when it is
+ * missing, so its reconnect backoff is capped here (with the jitter's +20%,
+ * under 1 s). A TCP address keeps the caps above. Issue 23. */
+#define UNIX_RETRY_MAX_S 0.8
 #define REFUSAL_WARN_EVERY_S 60.0 /* one warning per (slot, reason) per minute */
 #define REFUSAL_WARN_MAX 10       /* warning lines per batch; the rest at debug */
 #define MASTER_FLAP_S 2.0         /* a sentinel that lived less is not reconnected at once */
@@ -71,6 +76,12 @@ static void backoff_start(struct apply *a, ev_timer *t, double *delay, double mi
     ev_timer_start(a->loop, t);
 }
 
+/* max, or UNIX_RETRY_MAX_S when addr is a unix socket's path. */
+static double socket_cap(const char *addr, double max)
+{
+    return addr && strchr(addr, '/') && max > UNIX_RETRY_MAX_S ? UNIX_RETRY_MAX_S : max;
+}
+
 static void schedule_retry_max(struct apply *a, double max)
 {
     backoff_start(a, &a->retry_timer, &a->retry_delay, RETRY_MIN_S, max);
@@ -78,7 +89,7 @@ static void schedule_retry_max(struct apply *a, double max)
 
 static void schedule_retry(struct apply *a)
 {
-    schedule_retry_max(a, RETRY_MAX_S);
+    schedule_retry_max(a, socket_cap(a->cfg->runtime_socket, RETRY_MAX_S));
 }
 
 static void runtime_failed(struct apply *a, int err, const char *what)
@@ -169,7 +180,8 @@ static void master_unreachable(struct apply *a, int err)
                  elapsed, runtime_strerror(err));
     else
         log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, runtime_strerror(err));
-    backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+    backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5,
+                      socket_cap(a->cfg->master_socket, RETRY_SLOW_MAX_S));
 }
 
 static void on_sentinel_lost(int err, void *arg)
@@ -190,7 +202,8 @@ static void on_sentinel_lost(int err, void *arg)
     /* One that keeps closing at once is reconnected with backoff, not in a
      * loop of resyncs. */
     if (clock_mono() - a->master_connected_at < MASTER_FLAP_S)
-        backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5, RETRY_SLOW_MAX_S);
+        backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5,
+                      socket_cap(a->cfg->master_socket, RETRY_SLOW_MAX_S));
     else
         a->master_delay = 0;
 }

@@ -12,10 +12,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <slotsync/backend.h>
+#include <slotsync/hafd.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
@@ -485,4 +487,106 @@ out:
     free(out);
     free(errmsg);
     return n;
+}
+
+/* ---- file descriptors HAProxy needs for the servers rendered (issue 23) ---- */
+
+/* Whether this process may raise its hard RLIMIT_NOFILE (CAP_SYS_RESOURCE
+ * in /proc/self/status's CapEff), as HAProxy started as root may. */
+static bool can_raise_nofile(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool can = false;
+
+    if (file_read("/proc/self/status", 1 << 16, &text, &len) == 0) {
+        const char *p = strstr(text, "\nCapEff:");
+        unsigned long long eff = 0;
+
+        if (p && sscanf(p + 8, "%llx", &eff) == 1)
+            can = (eff >> 24) & 1; /* CAP_SYS_RESOURCE */
+    }
+    free(text);
+    return can;
+}
+
+void check_fd_machine_read(struct check_fd_machine *m)
+{
+    struct rlimit rl;
+    char *text = NULL;
+    size_t len = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(m, 0, sizeof(*m));
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        m->hard = rl.rlim_max == RLIM_INFINITY ? ~0UL : (unsigned long)rl.rlim_max;
+    if (file_read("/proc/sys/fs/nr_open", 64, &text, &len) == 0)
+        m->nr_open = strtoul(text, NULL, 10);
+    free(text);
+    m->can_raise = can_raise_nofile();
+    m->cpus = cpus > 0 ? cpus : 1;
+}
+
+/* What c's servers and listeners cost in descriptors. */
+static unsigned long fd_cost(const struct hafd_count *c)
+{
+    return c->checked + 2 * c->agents + c->listeners;
+}
+
+unsigned check_fds_on(const struct config *cfg, const struct check_fd_machine *m,
+                      config_report_fn report, void *arg)
+{
+    struct hafd_count base = {0}, render = {0}, disk = {0}, *files;
+    char *text = NULL, *map = NULL, hard[64] = "";
+    size_t len = 0, mlen = 0;
+    unsigned long need, avail;
+
+    if (cfg->base_config && file_read(cfg->base_config, CHECK_BASE_MAX, &text, &len) == 0)
+        hafd_count_text(text, len, &base);
+    free(text);
+    text = NULL;
+    /* what a render from the config alone holds (every slot empty), and
+     * what the services file on disk holds (etcd's services, slots grown) */
+    if (render_services_empty(cfg, &text, &len, &map, &mlen, NULL) == 0)
+        hafd_count_text(text, len, &render);
+    free(text);
+    free(map);
+    text = NULL;
+    if (cfg->services_file && file_read(cfg->services_file, CHECK_BASE_MAX, &text, &len) == 0)
+        hafd_count_text(text, len, &disk);
+    free(text);
+    files = fd_cost(&disk) > fd_cost(&render) ? &disk : &render;
+    base.servers += files->servers;
+    base.checked += files->checked;
+    base.agents += files->agents;
+    base.listeners += files->listeners + (cfg->master_socket ? 2 : 0);
+    need = hafd_needed(&base, m->cpus);
+    avail = hafd_available(m->hard, m->nr_open, m->can_raise, base.fd_hard_limit);
+    if (need <= avail)
+        return 0;
+    if (base.fd_hard_limit > 0 && (unsigned long)base.fd_hard_limit == avail)
+        snprintf(hard, sizeof(hard), "fd-hard-limit %ld in haproxy.base_config",
+                 base.fd_hard_limit);
+    else if (m->can_raise && m->nr_open > m->hard)
+        snprintf(hard, sizeof(hard), "fs.nr_open %lu", m->nr_open);
+    else
+        snprintf(hard, sizeof(hard), "hard RLIMIT_NOFILE %lu", m->hard);
+    return reportf(report, arg, false,
+                   "file descriptors: HAProxy 2.6 needs about %lu for what slotsync renders "
+                   "(%lu servers, %lu with health checks, %lu with agent checks; maxconn %ld), "
+                   "more than it can get on this machine (%s, as this process sees it): it "
+                   "would refuse to start (\"Cannot raise FD limit\"). Raise LimitNOFILE= in "
+                   "haproxy.service's drop-in (docs/deploy/systemd/haproxy-slotsync.conf) and "
+                   "any fd-hard-limit in haproxy.cfg's global section above %lu, or lower "
+                   "maxconn, the slots or the health checks",
+                   need, base.servers, base.checked, base.agents,
+                   base.maxconn > 0 ? base.maxconn : (long)HAFD_MIN_MAXCONN, hard, need);
+}
+
+unsigned check_fds(const struct config *cfg, config_report_fn report, void *arg)
+{
+    struct check_fd_machine m;
+
+    check_fd_machine_read(&m);
+    return check_fds_on(cfg, &m, report, arg);
 }

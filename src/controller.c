@@ -28,6 +28,7 @@
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
+#include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
 #include <slotsync/notify.h>
@@ -63,6 +64,11 @@ struct ctl {
     bool proxies_known;   /* proxies holds a "show backend" reply */
     struct apply ap;      /* HAProxy's state read, batches sent (apply.h) */
     struct pool pool;     /* spare backends: new services without a reload (pool.h) */
+    /* the services file and Host map kept current between reloads (livefile.h) */
+    struct livefile live;
+    unsigned long long live_sig; /* batches, resyncs, reloads, bindings at the last look */
+    bool live_changed;           /* a key changed since the last touch */
+    bool live_known;             /* HAProxy's state has been read once: present is known */
     ev_prepare flush;
     ev_timer resync_timer, deadline;
     ev_signal sig_term, sig_int, sig_hup;
@@ -309,6 +315,8 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     if (!c->listing && !c->render_only &&
         (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
         metrics_pending_add(&c->ap.events_pending, clock_mono());
+    if (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED)
+        c->live_changed = true;
 }
 
 static void render_now(struct ctl *c);
@@ -397,6 +405,7 @@ static void on_list_end(void *arg, int64_t revision)
              (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
     collect_dirty(c);
+    c->live_changed = true;
     if (c->render_only) {
         c->listed = true;
         render_now(c);
@@ -565,6 +574,10 @@ static void ro_resync(void *arg)
     c->ap.resync_wanted = true;
 }
 
+static const struct livefile_ops livefile_ops = {
+    .backends = ap_backends,
+};
+
 static const struct rollout_ops rollout_ops = {
     .backends = ap_backends,
     .drop = ro_drop,
@@ -609,6 +622,28 @@ static void dns_controller(struct ctl *c)
     free(names);
 }
 
+/* The services file on disk follows what HAProxy runs (livefile.h): once
+ * etcd is listed and HAProxy's state was read, a key, a batch, a read of
+ * HAProxy's state, a reload or a spare's binding renders it again. Never
+ * while a reload is in flight: its render writes the file. */
+static void live_controller(struct ctl *c)
+{
+    unsigned long long sig = c->ap.stats.batches + c->ap.stats.resyncs + c->ro.stats.reloads +
+                             c->pool.stats.bound + c->pool.stats.adopted;
+
+    livefile_hold(&c->live, c->ro.reloading);
+    if (c->ap.synced)
+        c->live_known = true;
+    if (sig != c->live_sig) {
+        c->live_sig = sig;
+        c->live_changed = true;
+    }
+    if (!c->live_changed || !c->listed || !c->live_known || c->ro.reloading)
+        return;
+    c->live_changed = false;
+    livefile_touch(&c->live);
+}
+
 /* Runs once per loop iteration, before the loop blocks: everything that
  * changed during the iteration goes out as one batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -619,6 +654,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         return;
     notify_controller(c);
     dns_controller(c);
+    live_controller(c);
     rollout_maybe_start(&c->ro, c->listed && c->ap.synced);
     /* During a reload the socket may reach the old worker or the new one:
      * what we read or change there could be lost or mistaken (a backend of
@@ -799,6 +835,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     apply_set_config(&c->ap, nc);
     pool_set_config(&c->pool, nc);
     rollout_set_config(&c->ro, nc);
+    livefile_set_config(&c->live, nc);
+    c->live_changed = true;
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1045,6 +1083,7 @@ static void ctl_destroy(struct ctl *c)
     apply_free(&c->ap);
     pool_free(&c->pool);
     rollout_free(&c->ro);
+    livefile_free(&c->live);
     catalog_free(c->cat);
     for (size_t i = 0; i < c->n_backends; i++)
         backend_free(c->backends[i]);
@@ -1119,6 +1158,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
         c->ap.spares = &c->pool.sp;
         if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->pool, &c->obs, &rollout_ops, c) < 0)
             goto oom;
+        livefile_init(&c->live, c->loop, cfg, c->cat, &livefile_ops, c);
     }
     ev_prepare_init(&c->flush, on_prepare);
     c->flush.data = c;
@@ -1277,6 +1317,10 @@ int controller_run(const struct config *cfg,
     if (c.ro.stats.io_failures)
         log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
                  c.ro.stats.io_failures, c.ro.write_outage.since > 0 ? " (still failing)" : "");
+    if (c.live.stats.failures)
+        log_info(MOD, "%llu writes of the services file between reloads failed and were "
+                      "retried%s",
+                 c.live.stats.failures, c.live.outage.since > 0 ? " (still failing)" : "");
     if (c.stats.empty_listings_held)
         log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
                  c.empty_held ? " (still held: HAProxy was left as it was)" : "");

@@ -350,6 +350,7 @@ static void print_config_error(void *arg, bool error, const char *text)
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
     check_spares,
+    check_fds,
     config_weight_warnings,
     check_haproxy,
 };

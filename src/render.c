@@ -101,6 +101,15 @@ static void render_slot(struct buf *b, size_t i, const struct slot *s)
                ep->state == ENDPOINT_MAINT ? " disabled" : "");
 }
 
+/* The spare (index below ns) that rb's proxy names, or -1: rb is rendered
+ * as a backend of its own. */
+static long render_spare_of(const struct render_backend *rb, size_t ns)
+{
+    long i = rb->proxy ? spare_index(rb->proxy) : -1;
+
+    return i >= 0 && (size_t)i < ns ? i : -1;
+}
+
 int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
                     char **out, size_t *outlen, char **errmsg)
 {
@@ -120,6 +129,8 @@ int render_services(const struct config *cfg, const struct render_backend *backe
             free(b.p);
             return -EINVAL;
         }
+        if (render_spare_of(&backends[k], spare_count(cfg)) >= 0)
+            continue; /* rendered in its spare below */
         buf_printf(&b, "\nbackend %s\n", svc->name);
         buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
         buf_printf(&b, "    balance %s\n", svc->opt.balance);
@@ -142,11 +153,24 @@ int render_services(const struct config *cfg, const struct render_backend *backe
     for (size_t k = 0, ns = spare_count(cfg); k < ns; k++) {
         char name[SPARE_NAME_SIZE];
 
+        const struct slot_table *bound = NULL;
+
         spare_name(k, name);
+        for (size_t j = 0; j < n && !bound; j++)
+            if (render_spare_of(&backends[j], ns) == (long)k)
+                bound = backends[j].slots;
         buf_printf(&b, "\nbackend %s\n    mode http\n    balance %s\n", name,
                    cfg->defaults.balance);
         if (cfg->defaults.server_options[0])
             buf_printf(&b, "    default-server %s\n", cfg->defaults.server_options);
+        /* A spare bound at run time carries its service's slots (the
+         * spare's, and any added with "add server"), so a reload that
+         * slotsync did not start keeps it serving (issue 23). */
+        if (bound) {
+            for (size_t i = 0; i < bound->n; i++)
+                render_slot(&b, i, &bound->slots[i]);
+            continue;
+        }
         for (int i = 0; i < cfg->defaults.slots; i++)
             buf_printf(&b, "    server " SLOT_NAME_FMT " 0.0.0.0:0 disabled\n", (size_t)i + 1);
     }

@@ -275,3 +275,58 @@ Test(check, a_base_config_proxy_named_like_a_spare_is_an_error)
         config_free(&cfg);
     }
 }
+
+/* ---- check_fds: descriptors for the servers rendered (issue 23) ---- */
+
+Test(check, too_few_descriptors_for_the_servers_rendered_is_a_warning)
+{
+    static const struct {
+        const char *global; /* added to base_config's global section */
+        unsigned long hard, nr_open;
+        bool can_raise;
+        unsigned warnings;
+        const char *says;
+    } cases[] = {
+        /* 2 x 4096 + 2,000 checked slots of web + 16 spares x 8 + ...: over 10,000 */
+        {"    maxconn 4096\n", 10000, 1048576, false, 1, "hard RLIMIT_NOFILE 10000"},
+        {"    maxconn 4096\n", 1048576, 1048576, false, 0, NULL},
+        {"    maxconn 4096\n", 10000, 1048576, true, 0, NULL},
+        {"    maxconn 4096\n    fd-hard-limit 9000\n", 10000, 1048576, true, 1,
+         "fd-hard-limit 9000"},
+        /* no maxconn: HAProxy fits it to the limit, down to 100 */
+        {"", 10000, 1048576, false, 0, NULL},
+        {"", 2000, 1048576, false, 1, "maxconn 100"},
+    };
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char base[128], json[1024], *errmsg = NULL;
+        struct check_fd_machine m = {cases[k].hard, cases[k].nr_open, cases[k].can_raise, 2};
+        struct config cfg;
+        struct collected got = {0};
+        FILE *f;
+
+        snprintf(base, sizeof(base), "%s/base.cfg", dir);
+        f = fopen(base, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "global\n%sdefaults\n    mode http\n", cases[k].global);
+        fclose(f);
+        snprintf(json, sizeof(json),
+                 "{\"etcd\": {\"endpoints\": [\"http://127.0.0.1:2379\"], \"prefix\": \"/s/\"},"
+                 " \"haproxy\": {\"runtime_socket\": \"/tmp/x.sock\", \"base_config\": \"%s\","
+                 " \"services_file\": \"%s/none.cfg\"},"
+                 " \"defaults\": {\"server_options\": \"check inter 2s\"},"
+                 " \"services\": {\"web\": {\"listen\": \"127.0.0.1:18080\", \"slots\": 2000}},"
+                 " \"http_frontend\": {\"bind\": \"127.0.0.1:18081\", \"domain\": \"svc.local\"}}",
+                 base, dir);
+        cr_assert_eq(config_load_string(json, &cfg, &errmsg), 0, "%s", errmsg ? errmsg : "");
+        cr_expect_eq(check_fds_on(&cfg, &m, collect, &got), cases[k].warnings, "case %zu: %s", k,
+                     got.lines[0]);
+        if (cases[k].says) {
+            cr_expect_not(got.error[0]);
+            cr_expect(strstr(got.lines[0], cases[k].says), "case %zu: %s", k, got.lines[0]);
+            cr_expect(strstr(got.lines[0], "LimitNOFILE="), "%s", got.lines[0]);
+            cr_expect(strstr(got.lines[0], "2128 with health checks"), "%s", got.lines[0]);
+        }
+        config_free(&cfg);
+    }
+}

@@ -9,6 +9,8 @@
 #ifndef SLOTSYNC_CHECK_H
 #define SLOTSYNC_CHECK_H
 
+#include <stdbool.h>
+
 #include <slotsync/config.h>
 
 /* Warn when haproxy.base_config does not exist, or the directory of
@@ -50,5 +52,25 @@ const char *check_field_of_line(const struct config *cfg, const char *rendered, 
 unsigned check_haproxy_report(const struct config *cfg, const char *rendered, char *text,
                               const char *tmp, const char *shown_as, config_report_fn report,
                               void *arg);
+
+/* This machine as HAProxy would find it: the hard RLIMIT_NOFILE and
+ * fs.nr_open, whether the hard limit may be raised (CAP_SYS_RESOURCE), and
+ * the CPUs online (HAProxy's default thread count). */
+struct check_fd_machine {
+    unsigned long hard, nr_open;
+    bool can_raise;
+    long cpus;
+};
+void check_fd_machine_read(struct check_fd_machine *m);
+
+/* A warning when the servers slotsync renders (cfg's render with every
+ * slot empty, or the services file on disk when it holds more), with
+ * haproxy.base_config's own servers, listeners and maxconn, need more
+ * descriptors than HAProxy can get on m (hafd.h's model; fd-hard-limit
+ * in base_config caps it), saying how to raise the limit. Returns the
+ * number of warnings (0 or 1). check_fds() reads this machine. */
+unsigned check_fds_on(const struct config *cfg, const struct check_fd_machine *m,
+                      config_report_fn report, void *arg);
+unsigned check_fds(const struct config *cfg, config_report_fn report, void *arg);
 
 #endif

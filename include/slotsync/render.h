@@ -46,8 +46,9 @@ struct render_backend {
 };
 
 /* Render the services file for backends (in the given order, under their
- * own names: proxy is not read), then spare_count(cfg) free spare backends
- * (spare.h), into a new NUL-terminated buffer *out of *outlen bytes (caller frees). Returns 0, or
+ * own names), then spare_count(cfg) spare backends (spare.h): free ones
+ * empty, and one that a backend's proxy names (bound at run time) with
+ * that backend's slots, which then gets no backend of its own; into a new NUL-terminated buffer *out of *outlen bytes (caller frees). Returns 0, or
  * -EINVAL with *errmsg (a name that fails validation), or -ENOMEM. */
 int render_services(const struct config *cfg, const struct render_backend *backends, size_t n,
                     char **out, size_t *outlen, char **errmsg);
