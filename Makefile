@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson libmicrohttpd
+PKGS     = libcurl jansson libmicrohttpd libprotobuf-c
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd -lprotobuf-c) -lev -lm
 # packaging (issue 13): sd_notify from libsystemd
 LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
@@ -25,7 +25,12 @@ BUILD   ?= build
 BIN      = bin/slotsync
 SRCS     = $(wildcard src/*.c)
 LIB_SRCS = $(filter-out src/main.c,$(SRCS))
-LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+# etcd's gRPC messages (issue 24): C from proto/*.proto by protoc-c, in the
+# build directory only.
+PROTOS   = $(wildcard proto/*.proto)
+PROTO_GEN = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_OBJS = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.o)
+LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o) $(PROTO_OBJS)
 TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
@@ -75,6 +80,19 @@ $(BUILD)/gen/admin_page.h: src/admin_page.html
 	  echo "    ;"; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/src/admin.o: $(BUILD)/gen/admin_page.h
+
+# All the .proto files at once: rpc.proto imports kv.proto.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+# Generated code: not ours to warn about.
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(PROTO_GEN:.c=.h)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CSTD) $(OPT) -I$(BUILD)/gen -w -c -o $@ $<
+
+$(BUILD)/src/etcd_grpc.o $(BUILD)/tests/test_etcd_grpc.o: $(PROTO_GEN:.c=.h)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)

@@ -13,7 +13,8 @@ set -u
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjansson-dev libev-dev
 libcriterion-dev libmicrohttpd-dev haproxy etcd-server etcd-client python3
 curl socat ca-certificates libsystemd-dev scdoc man-db groff-base dnsmasq-base
-python3-yaml chromium openssl wrk faketime libfaketime"
+python3-yaml chromium openssl wrk faketime libfaketime libprotobuf-c-dev
+protobuf-c-compiler"
 
 POLICY=/usr/sbin/policy-rc.d
 policy_written=0
