@@ -876,6 +876,13 @@ def etcd_transport():
     return t
 
 
+def json_gateway_only(why):
+    """Skip the calling test on the gRPC transport: it reads or fakes the
+    JSON gateway's bytes (why says which)."""
+    if etcd_transport() == "grpc":
+        raise Skip("JSON gateway only: " + why)
+
+
 def with_etcd_transport(relpath, text):
     """A slotsync config (a .json file whose object has an "etcd" object
     without "transport") gets etcd.transport when etcd_transport() is set;
