@@ -35,7 +35,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
-.PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
+.PHONY: all test unit integration integration-grpc asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -45,7 +45,8 @@ help:
 	@echo "  deps         install missing Debian packages (as root) or print the apt-get line"
 	@echo "  test         unit + integration tests (real etcd and haproxy on 127.0.0.1)"
 	@echo "  unit         Criterion unit suites only"
-	@echo "  integration  integration tests only"
+	@echo "  integration  integration tests only (then the etcd-facing ones again on gRPC)"
+	@echo "  integration-grpc  every etcd-facing integration test on etcd.transport grpc"
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
 	@echo "  valgrind     unit suites under valgrind"
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
@@ -106,8 +107,25 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB_OBJS)
 unit: deps $(TEST_BINS)
 	$(Q)set -e; for t in $(TEST_BINS); do echo "== $$t"; ./$$t --jobs 2; done
 
+# The etcd-facing tests once more on the gRPC transport (issue 24). make test
+# runs GRPC_TESTS, the modules where the transport is what is tested (calls,
+# watch, liveness, leases, TLS, authentication, listings) and a few
+# end-to-end cases, to stay within its 10 minutes; make integration-grpc runs
+# every etcd-facing module on gRPC (~6 min).
+GRPC_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce.test_registers_with_lease -k test_announce.test_etcd_outage \
+             -k test_announce.test_end_to_end -k test_announce.test_stop_is_bounded \
+             -k test_status.test_status_shows_three -k test_cli.test_sigusr1
+GRPC_ALL_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce -k test_status -k test_cli -k test_ownership -k test_daemon \
+             -k test_clock_steps -k test_surfaces
+
 integration: deps $(BIN)
 	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN))
+	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_TESTS)
+
+integration-grpc: deps $(BIN)
+	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_ALL_TESTS)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 
-import harness  # noqa: E402
+import harness  # noqa: E402  (json_gateway_only)
 from harness import *
 from test_daemon import Cluster, PREFIX, TcpProxy
 

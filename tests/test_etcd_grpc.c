@@ -126,8 +126,9 @@ Test(etcd_grpc, encode_requests_as_etcd_reads_them)
         cr_assert_eq(rc, 0, "case %zu (%s): %d %s", i, c->json, rc, err ? err : "");
         cr_assert_eq(len, ETCD_GRPC_PREFIX + c->wire_len, "case %zu: %zu bytes", i, len);
         cr_expect_eq(out[0], 0, "case %zu: compressed flag", i);
-        cr_expect_eq(((unsigned char)out[1] << 24 | (unsigned char)out[2] << 16 |
-                      (unsigned char)out[3] << 8 | (unsigned char)out[4]),
+        cr_expect_eq((size_t)((uint32_t)(unsigned char)out[1] << 24 |
+                              (uint32_t)(unsigned char)out[2] << 16 |
+                              (uint32_t)(unsigned char)out[3] << 8 | (unsigned char)out[4]),
                      c->wire_len, "case %zu: length prefix", i);
         cr_expect(memcmp(out + ETCD_GRPC_PREFIX, c->wire, c->wire_len) == 0,
                   "case %zu (%s): wire bytes differ", i, c->json);
