@@ -132,6 +132,8 @@ struct etcd_sync {
     double progress_sent;  /* clock_mono() it was sent */
     double stream_heard;   /* clock_mono() of the stream's last message */
     bool rebuilt;          /* a progress reply showed a rebuilt cluster (why in watch_err) */
+    bool progress_answers; /* this stream answered a progress_request */
+    bool range_probe;      /* it never does (a grpc-proxy): probe with ranges */
 };
 
 static void sync_maybe_free(struct etcd_sync *s)
@@ -330,7 +332,7 @@ static void watch_abort_reason(struct etcd_sync *s, const char *why);
  * ask on the watch stream itself (grpc_probe). */
 static void probe_send(struct etcd_sync *s)
 {
-    if (s->grpc) {
+    if (s->grpc && !s->range_probe) {
         grpc_probe(s);
         return;
     }
@@ -372,10 +374,26 @@ static void grpc_probe(struct etcd_sync *s)
     struct etcd_client *c = s->client;
     double now = clock_mono();
     json_t *body;
-    char *frame = NULL, *why = NULL, q[LOG_QUOTE_MAX];
+    char *frame = NULL, *why = NULL, q[LOG_QUOTE_MAX], q2[LOG_QUOTE_MAX];
     size_t len = 0;
 
     if (s->progress_pending) {
+        if (s->stream_heard < s->progress_sent &&
+            now - s->progress_sent >= ETCD_PROBE_TIMEOUT_MS / 1000.0 && !s->progress_answers) {
+            /* Never answered on this stream: not necessarily hung. etcd's
+             * grpc-proxy drops progress requests ("not supported request
+             * type by gRPC proxy"). Probe it with the range instead, which
+             * a hung endpoint fails like any call. */
+            log_info(MOD,
+                     "sync %s: %s does not answer progress requests (an etcd grpc-proxy?): its "
+                     "liveness is probed with a range a second instead",
+                     log_quote(s->prefix, s->prefix_len, q, sizeof(q)),
+                     quote(c->endpoints[s->watch_ep], q2, sizeof(q2)));
+            s->range_probe = true;
+            s->progress_pending = false;
+            probe_send(s);
+            return;
+        }
         if (s->stream_heard < s->progress_sent &&
             now - s->progress_sent >= ETCD_PROBE_TIMEOUT_MS / 1000.0) {
             size_t ep = s->watch_ep;
@@ -761,6 +779,7 @@ static int watch_msg(json_t *msg, void *arg)
         /* our progress_request's answer: liveness and identity only. Its
          * revision is not a resume point: etcd 3.4 answers with its current
          * revision even while events below it are still queued for us. */
+        s->progress_answers = true;
         if (grpc_progress_reply(s, msg, m.revision))
             rc = 1;
     } else if (m.n_events == 0) {
@@ -950,6 +969,7 @@ static void watch_start(struct etcd_sync *s)
     s->progress_pending = false;
     s->progress_sent = s->stream_heard = 0;
     s->rebuilt = false;
+    s->progress_answers = s->range_probe = false;
     free(s->watch_err);
     s->watch_err = NULL;
     s->watch_unauth = false;
