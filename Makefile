@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson libmicrohttpd gnutls
+PKGS     = libcurl jansson libmicrohttpd gnutls libprotobuf-c
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd -lgnutls) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd -lgnutls -lprotobuf-c) -lev -lm
 # packaging (issue 13): sd_notify from libsystemd
 LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
@@ -25,13 +25,18 @@ BUILD   ?= build
 BIN      = bin/slotsync
 SRCS     = $(wildcard src/*.c)
 LIB_SRCS = $(filter-out src/main.c,$(SRCS))
-LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+# etcd's gRPC messages (issue 24): C from proto/*.proto by protoc-c, in the
+# build directory only.
+PROTOS   = $(wildcard proto/*.proto)
+PROTO_GEN = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_OBJS = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.o)
+LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o) $(PROTO_OBJS)
 TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
 .PHONY: compat-bins test-compat
-.PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
+.PHONY: all test unit integration integration-grpc asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -41,7 +46,8 @@ help:
 	@echo "  deps         install missing Debian packages (as root) or print the apt-get line"
 	@echo "  test         unit + integration tests (real etcd and haproxy on 127.0.0.1)"
 	@echo "  unit         Criterion unit suites only"
-	@echo "  integration  integration tests only"
+	@echo "  integration  integration tests only (then the etcd-facing ones again on gRPC)"
+	@echo "  integration-grpc  every etcd-facing integration test on etcd.transport grpc"
 	@echo "  test-compat  integration suite on HAProxy 3.0, 3.2, 3.4 with etcd 3.5 (README:"
 	@echo "               Supported versions); compat-bins: only get those binaries"
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
@@ -80,6 +86,19 @@ $(BUILD)/gen/admin_page.h: src/admin_page.html
 
 $(BUILD)/src/admin.o: $(BUILD)/gen/admin_page.h
 
+# All the .proto files at once: rpc.proto imports kv.proto.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+# Generated code: not ours to warn about.
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(PROTO_GEN:.c=.h)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CSTD) $(OPT) -I$(BUILD)/gen -w -c -o $@ $<
+
+$(BUILD)/src/etcd_grpc.o $(BUILD)/tests/test_etcd_grpc.o: $(PROTO_GEN:.c=.h)
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
@@ -92,8 +111,25 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB_OBJS)
 unit: deps $(TEST_BINS)
 	$(Q)set -e; for t in $(TEST_BINS); do echo "== $$t"; ./$$t --jobs 2; done
 
+# The etcd-facing tests once more on the gRPC transport (issue 24). make test
+# runs GRPC_TESTS, the modules where the transport is what is tested (calls,
+# watch, liveness, leases, TLS, authentication, listings) and a few
+# end-to-end cases, to stay within its 10 minutes; make integration-grpc runs
+# every etcd-facing module on gRPC (~6 min).
+GRPC_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce.test_registers_with_lease -k test_announce.test_etcd_outage \
+             -k test_announce.test_end_to_end -k test_announce.test_stop_is_bounded \
+             -k test_status.test_status_shows_three -k test_cli.test_sigusr1
+GRPC_ALL_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce -k test_status -k test_cli -k test_ownership -k test_daemon \
+             -k test_clock_steps -k test_surfaces
+
 integration: deps $(BIN)
 	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN))
+	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_TESTS)
+
+integration-grpc: deps $(BIN)
+	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_ALL_TESTS)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)

@@ -577,6 +577,7 @@ class Env:
         return os.path.join(self.tmp, *parts)
 
     def write(self, relpath, text):
+        text = with_etcd_transport(relpath, text)
         path = self.path(relpath)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         mode = "wb" if isinstance(text, bytes) else "w"
@@ -614,7 +615,7 @@ class Env:
 
     def spawn(self, name, argv, env=None, log=True, cwd=None, unset=()):
         global _defer_signals
-        argv = [str(a) for a in argv]
+        argv = announce_with_etcd_transport([str(a) for a in argv])
         main = threading.current_thread() is threading.main_thread()
         # Between the fork and the registration a signal handler running in
         # this thread would miss the new process: it waits until the end.
@@ -865,6 +866,51 @@ class Env:
         """Run "BIN run -c CONFIG EXTRA..."; return the Popen."""
         return self.spawn(name, [bin_path, "run", "-c", config_path]
                           + list(extra_args), env=env)
+
+
+def etcd_transport():
+    """The etcd transport the tests run with: SLOTSYNC_TEST_ETCD_TRANSPORT
+    ("grpc" or "json"), or None for slotsync's default."""
+    t = os.environ.get("SLOTSYNC_TEST_ETCD_TRANSPORT") or None
+    if t not in (None, "grpc", "json"):
+        raise HarnessError("SLOTSYNC_TEST_ETCD_TRANSPORT=%r: grpc or json" % t)
+    return t
+
+
+def json_gateway_only(why):
+    """Skip the calling test on the gRPC transport: it reads or fakes the
+    JSON gateway's bytes (why says which)."""
+    if etcd_transport() == "grpc":
+        raise Skip("JSON gateway only: " + why)
+
+
+def with_etcd_transport(relpath, text):
+    """A slotsync config (a .json file whose object has an "etcd" object
+    without "transport") gets etcd.transport when etcd_transport() is set;
+    anything else is returned as it is."""
+    t = etcd_transport()
+    if not t or not str(relpath).endswith(".json"):
+        return text
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        return text  # a deliberately broken config stays broken
+    if (not isinstance(cfg, dict) or not isinstance(cfg.get("etcd"), dict)
+            or "transport" in cfg["etcd"]):
+        return text
+    cfg["etcd"]["transport"] = t
+    out = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
+    return out.encode() if isinstance(text, bytes) else out
+
+
+def announce_with_etcd_transport(argv):
+    """"BIN announce ..." gets --etcd-transport when etcd_transport() is set
+    and the test gave none."""
+    t = etcd_transport()
+    if (t and len(argv) > 1 and argv[1] == "announce"
+            and "--etcd-transport" not in argv and "--" not in argv[:2]):
+        return argv[:2] + ["--etcd-transport", t] + argv[2:]
+    return argv
 
 
 def write_config(env, config, name="slotsync.json"):

@@ -1162,6 +1162,7 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot create the etcd client");
         return -ENOMEM;
     }
+    etcd_client_set_transport(a->etcd, (enum etcd_transport)opt->etcd_transport);
     /* Half the op timeout per attempt: a member that hangs (accepts, never
      * answers) times out inside the call, and the client moves on to the
      * next endpoint while there is time to renew the lease there. */

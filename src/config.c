@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
@@ -661,9 +662,27 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
 static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
 static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
 
+/* etcd.transport: "json" (the gateway, the default) or "grpc" (issue 24). */
+static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    const char *t = NULL;
+    int ret = get_string(etcd, "etcd", "transport", &t, errmsg);
+
+    if (ret < 0)
+        return ret;
+    if (!t || strcmp(t, "json") == 0)
+        cfg->etcd_transport = ETCD_TRANSPORT_JSON;
+    else if (strcmp(t, "grpc") == 0)
+        cfg->etcd_transport = ETCD_TRANSPORT_GRPC;
+    else
+        return field_error(errmsg, "etcd.transport", "must be \"grpc\" or \"json\"");
+    return 0;
+}
+
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix", "tls", "username", "password_file"};
+    static const char *const keys[] = {"endpoints", "prefix",        "tls",
+                                       "username",  "password_file", "transport"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -714,6 +733,9 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     if (ret < 0)
         return ret;
     ret = load_etcd_user(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_etcd_transport(etcd, cfg, errmsg);
     if (ret < 0)
         return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
@@ -1755,6 +1777,7 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) &&
            same_str(nc->etcd_username, oc->etcd_username) &&
            same_str(nc->etcd_password_file, oc->etcd_password_file) &&
+           nc->etcd_transport == oc->etcd_transport &&
            strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
            nc->runtime_timeout_s == oc->runtime_timeout_s &&
            same_str(nc->master_socket, oc->master_socket) &&

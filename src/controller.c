@@ -1142,6 +1142,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
+    etcd_client_set_transport(c->etcd, (enum etcd_transport)cfg->etcd_transport);
     if (cfg->etcd_username) {
         int r = ctl_set_auth(c, cfg, errmsg);
 

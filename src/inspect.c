@@ -190,6 +190,7 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         etcd_client_new(in->loop, in->http, in->cfg->etcd_endpoints, in->cfg->n_etcd_endpoints);
     if (!in->rt || !in->etcd)
         goto oom;
+    etcd_client_set_transport(in->etcd, (enum etcd_transport)in->cfg->etcd_transport);
     /* etcd as run reaches it: TLS files and credentials of the config */
     if ((tls_conf_set(&in->cfg->etcd_tls) &&
          (r = http_client_set_tls(in->http, &in->cfg->etcd_tls, errmsg)) < 0) ||

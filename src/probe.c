@@ -99,6 +99,7 @@ int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **err
         p->pending = &pending;
         p->loop = loop;
         p->client = etcd_client_new(loop, http, &cfg->etcd_endpoints[i], 1);
+        etcd_client_set_transport(p->client, (enum etcd_transport)cfg->etcd_transport);
         if (p->client && cfg->etcd_username &&
             etcd_client_set_auth(p->client, cfg->etcd_username, password) < 0) {
             json_decref(body);

@@ -6,6 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How the client speaks to etcd (etcd.transport): the JSON gateway over
+ * HTTP/1.1, or etcd's native gRPC over HTTP/2 (issue 24). */
+enum etcd_transport {
+    ETCD_TRANSPORT_JSON = 0,
+    ETCD_TRANSPORT_GRPC = 1,
+};
+
 struct etcd_kv {
     char *key; /* decoded, NUL-terminated, owned */
     size_t key_len;
