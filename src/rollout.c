@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slotsync/dynback.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
@@ -27,6 +28,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     /* Nothing to do: the owner's next rollout_maybe_start() starts it. */
 }
 
+static void on_save_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
 int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *cfg,
                  struct catalog *cat, struct pool *pool, struct metrics *obs,
                  const struct rollout_ops *ops, void *arg)
@@ -41,6 +44,8 @@ int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *
     ro->arg = arg;
     ev_timer_init(&ro->timer, on_timer, 0., 0.);
     ro->timer.data = ro;
+    ev_timer_init(&ro->save_timer, on_save_timer, 0., 0.);
+    ro->save_timer.data = ro;
     ro->reloader = reloader_new(loop, cfg->haproxy_bin, cfg->base_config, cfg->master_socket,
                                 cfg->reload_command);
     if (!ro->reloader || !memprintf(&ro->candidate, "%s.new", cfg->services_file))
@@ -50,8 +55,10 @@ int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *
 
 void rollout_free(struct rollout *ro)
 {
-    if (ro->loop)
+    if (ro->loop) {
         ev_timer_stop(ro->loop, &ro->timer);
+        ev_timer_stop(ro->loop, &ro->save_timer);
+    }
     reloader_free(ro->reloader);
     ro->reloader = NULL;
     backend_names_clear(&ro->rendering);
@@ -121,6 +128,10 @@ static void reload_end(struct rollout *ro, bool ok)
     pool_reload_ended(ro->pool, ok);
     ro->last_reload_failed = !ok;
     ro->write_retry = 0;
+    if (ok)
+        ro->save_wanted = false; /* the render had every backend HAProxy ran */
+    else if (ro->save_wanted)
+        rollout_save(ro);
     if (!ok) {
         ro->failed_gen = ro->reload_gen;
         /* Slots added for the render HAProxy did not load: forget them. */
@@ -166,6 +177,8 @@ static void reload_io_failed(struct rollout *ro, const char *what, const char *w
     if (ro->candidate)
         unlink(ro->candidate);
     pool_reload_ended(ro->pool, false);
+    if (ro->save_wanted)
+        rollout_save(ro);
     ro->stats.io_failures++;
     ro->write_retry = ro->write_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : ro->write_retry * 2;
     if (ro->write_retry > WRITE_RETRY_MAX_S)
@@ -321,6 +334,8 @@ static void start_reload(struct rollout *ro)
         goto fail;
     r = render_services(ro->cfg, rb, n, &text, &len, &err);
     io = r != -EINVAL;
+    if (r == 0 && ro->dyn_defaults)
+        r = render_append_dynamic_defaults(ro->cfg, &text, &len);
     if (r == 0 && ro->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -379,6 +394,21 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
     start_reload(ro);
 }
 
+/* Whether cfg's base_config declares the defaults section run-time
+ * backends inherit from (dynback.h). A file that cannot be read does not. */
+static bool base_declares_defaults(const struct config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool yes;
+
+    if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
+        return false;
+    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    free(text);
+    return yes;
+}
+
 int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, struct catalog *cat,
                         const char *out_path, char **errmsg)
 {
@@ -419,6 +449,8 @@ int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, 
             goto out;
     }
     r = render_services(cfg, rb, n_rb, &text, &len, errmsg);
+    if (r == 0 && base_declares_defaults(cfg))
+        r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && out_path)
         r = file_write_output(path, text, len, errmsg);
     else if (r == 0)
@@ -438,4 +470,95 @@ out:
     free(map);
     free(routes);
     return r;
+}
+
+/* The file and map of what HAProxy runs now (rollout_save()). */
+static int save_now(struct rollout *ro, char **err)
+{
+    size_t n_be = 0, n = 0, len = 0, n_routes = 0, mlen = 0;
+    struct backend **be = ro->ops->backends(ro->arg, &n_be);
+    struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
+    struct host_route *routes = NULL;
+    char *text = NULL, *map = NULL;
+    int r = -ENOMEM;
+
+    if (!rb)
+        goto out;
+    for (size_t i = 0; i < n_be; i++) {
+        struct backend *b = be[i];
+
+        /* In a spare it is not a backend of its own yet: the file has
+         * the spare (empty, as the pool's map file expects). */
+        if (backend_ours(b) && !backend_is_spare(b) && (b->present || b->configured))
+            rb[n++] = (struct render_backend){b->svc, &b->slots, NULL};
+    }
+    r = render_services(ro->cfg, rb, n, &text, &len, err);
+    if (r == 0 && ro->dyn_defaults)
+        r = render_append_dynamic_defaults(ro->cfg, &text, &len);
+    if (r == 0 && ro->cfg->http_bind.set) {
+        r = backend_host_routes(ro->cfg, be, n_be, true, &routes, &n_routes);
+        if (r == 0)
+            r = render_hosts_map(routes, n_routes, &map, &mlen);
+        if (r == 0)
+            r = file_write_atomic(ro->cfg->hosts_map, map, mlen, err);
+    }
+    if (r == 0)
+        r = file_write_atomic(ro->cfg->services_file, text, len, err);
+    if (r == 0)
+        log_info(MOD, "wrote %s (%zu backends) and its Host map: HAProxy runs them now, no reload",
+                 ro->cfg->services_file, n);
+out:
+    free(rb);
+    free(text);
+    free(map);
+    free(routes);
+    return r;
+}
+
+static void on_save_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct rollout *ro = w->data;
+    double now = ev_time(), elapsed = 0, down;
+    char *err = NULL;
+    int r;
+
+    (void)loop;
+    (void)revents;
+    if (!ro->save_wanted || ro->reloading)
+        return; /* the reload's render writes it (reload_end() asks again if it fails) */
+    r = save_now(ro, &err);
+    if (r == 0) {
+        ro->save_wanted = false;
+        ro->save_retry = 0;
+        ro->saves++;
+        if ((down = log_outage_end(&ro->save_outage, now)) >= 0)
+            log_info(MOD, "services file %s written again after %.0f s", ro->cfg->services_file,
+                     down);
+        free(err);
+        return;
+    }
+    ro->save_failures++;
+    ro->save_retry = ro->save_retry < WRITE_RETRY_MIN_S ? WRITE_RETRY_MIN_S : ro->save_retry * 2;
+    if (ro->save_retry > WRITE_RETRY_MAX_S)
+        ro->save_retry = WRITE_RETRY_MAX_S;
+    if (log_outage_begin(&ro->save_outage, now))
+        log_error(MOD,
+                  "%s %s: %s (HAProxy runs the backends added at run time; a restart of HAProxy "
+                  "or slotsync would miss them until it is written; retrying with backoff)",
+                  WRITE_FAILED, ro->cfg->services_file, err ? err : strerror(-r));
+    else if (log_outage_due(&ro->save_outage, now, &elapsed))
+        log_error(MOD, "%s %s, still after %.0f s: %s", WRITE_FAILED, ro->cfg->services_file,
+                  elapsed, err ? err : strerror(-r));
+    free(err);
+    ev_timer_set(&ro->save_timer, ro->save_retry * jitter_around(RETRY_JITTER), 0.);
+    ev_timer_start(ro->loop, &ro->save_timer);
+}
+
+void rollout_save(struct rollout *ro)
+{
+    ro->save_wanted = true;
+    if (!ro->loop || ev_is_active(&ro->save_timer))
+        return; /* a retry is waiting: it writes what is current then */
+    ev_timer_set(&ro->save_timer, 0., 0.);
+    ev_timer_start(ro->loop, &ro->save_timer);
 }

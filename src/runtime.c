@@ -13,6 +13,7 @@
 
 #include <ev.h>
 
+#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
@@ -110,6 +111,27 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The run-time backend commands (dynback.h): HAProxy 3.4's wording, from
+ * src/proxy.c and src/server.c. */
+bool runtime_dynback_reply_ok(const char *cmd, const char *reply)
+{
+    if (starts_with(cmd, PLAN_ADD_BACKEND)) {
+        /* A backend of that name runs already: what was wanted (dynback.h) */
+        enum dynback_reply r = dynback_add_reply(reply);
+
+        return r == DYNBACK_CREATED || r == DYNBACK_EXISTS;
+    }
+    if (starts_with(cmd, PLAN_PUBLISH_BACKEND))
+        return strcmp(reply, "Backend published.") == 0;
+    if (starts_with(cmd, PLAN_UNPUBLISH_BACKEND))
+        return strcmp(reply, "Backend unpublished.") == 0;
+    if (starts_with(cmd, PLAN_DEL_SERVER))
+        return strcmp(reply, "Server deleted.") == 0;
+    if (starts_with(cmd, PLAN_DEL_BACKEND))
+        return dynback_deleted_reply(reply);
+    return false;
+}
+
 bool runtime_reply_ok(const char *cmd, const char *reply)
 {
     if (starts_with(cmd, PLAN_SET_SERVER) && strstr(cmd, " addr ")) {
@@ -130,6 +152,10 @@ bool runtime_reply_ok(const char *cmd, const char *reply)
 
     if (strcmp(cmd, PLAN_SHOW_LEVEL) == 0)
         return runtime_cli_level(reply) >= 0;
+    if (starts_with(cmd, PLAN_ADD_BACKEND) || starts_with(cmd, PLAN_PUBLISH_BACKEND) ||
+        starts_with(cmd, PLAN_UNPUBLISH_BACKEND) || starts_with(cmd, PLAN_DEL_SERVER) ||
+        starts_with(cmd, PLAN_DEL_BACKEND))
+        return runtime_dynback_reply_ok(cmd, reply);
     return reply[0] == '\0';
 }
 

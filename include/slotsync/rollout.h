@@ -79,6 +79,16 @@ struct rollout {
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
     struct rollout_stats stats;
+    /* The services file carries the named defaults of run-time backends
+     * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
+    bool dyn_defaults;
+    /* The services file (and Host map) written again without a reload
+     * (rollout_save()), with backoff on failure. */
+    ev_timer save_timer;
+    double save_retry;
+    bool save_wanted;
+    struct log_outage save_outage;
+    unsigned long long saves, save_failures;
 };
 
 /* Set ro up on loop (a reloader for cfg's haproxy_bin, base_config,
@@ -106,6 +116,14 @@ bool rollout_pending(const struct rollout *ro);
  * min_reload_interval_ms since the last start has passed (else the timer
  * waits for it; its end wakes the loop for the next call). */
 void rollout_maybe_start(struct rollout *ro, bool ready);
+
+/* A backend was added or removed at run time (dynback.h): write the
+ * services file and the Host map again from what HAProxy runs now (every
+ * backend of ours in its own proxy that HAProxy runs, as it is), at the
+ * next loop iteration, without a reload, so that a reload by anyone, a
+ * restart of HAProxy or of slotsync keeps it. Retried with backoff; while a
+ * reload is in flight its render does it. */
+void rollout_save(struct rollout *ro);
 
 /* "slotsync render": every backend slotsync owns in v (n of them), sized
  * for its endpoints in cat, rendered to out_path ("-": standard output) or,

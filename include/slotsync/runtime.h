@@ -41,6 +41,9 @@ void runtime_replies_free(char **replies, size_t n);
  * "show cli level" (one of "user", "operator", "admin"). Everything else
  * ("enable health", "add/set/del map") succeeds on an empty reply only. */
 bool runtime_reply_ok(const char *cmd, const char *reply);
+/* runtime_reply_ok() for the run-time backend commands (plan.h's
+ * PLAN_ADD_BACKEND .. PLAN_DEL_BACKEND); false for any other command. */
+bool runtime_dynback_reply_ok(const char *cmd, const char *reply);
 
 /* The level of a CLI connection, from the reply to "show cli level". */
 enum runtime_level { RUNTIME_LEVEL_USER = 0, RUNTIME_LEVEL_OPERATOR, RUNTIME_LEVEL_ADMIN };
