@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
@@ -431,4 +432,24 @@ bool render_service_routed(const struct config *cfg, const struct service_conf *
         return true;
     return cfg->http_domain &&
            strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX;
+}
+
+int render_append_dynamic_defaults(const struct config *cfg, char **text, size_t *len)
+{
+    struct buf b = {*text, *len, *len + 1, false};
+
+    /* A defaults section with "from" is explicitly referenced and nothing
+     * uses it implicitly: HAProxy warns about neither. */
+    buf_printf(&b,
+               "\n# Backends added at run time (HAProxy 3.4+: add backend NAME from %s)\n"
+               "defaults %s from %s\n    mode %s\n    balance %s\n",
+               DYNBACK_DEFAULTS, DYNBACK_DEFAULTS, DYNBACK_BASE_DEFAULTS,
+               mode_name(cfg->defaults.mode), cfg->defaults.balance);
+    *text = b.p; /* a realloc may have moved it, even when a later step failed */
+    if (b.oom) {
+        (*text)[*len] = '\0';
+        return -ENOMEM;
+    }
+    *len = b.len;
+    return 0;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <slotsync/clock.h>
+#include <slotsync/dynback.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
@@ -329,6 +330,8 @@ static void start_reload(struct rollout *ro)
         goto fail;
     r = render_services(ro->cfg, rb, n, &text, &len, &err);
     io = r != -EINVAL;
+    if (r == 0 && ro->dyn_defaults)
+        r = render_append_dynamic_defaults(ro->cfg, &text, &len);
     if (r == 0 && ro->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -387,6 +390,21 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
     start_reload(ro);
 }
 
+/* Whether cfg's base_config declares the defaults section run-time
+ * backends inherit from (dynback.h). A file that cannot be read does not. */
+static bool base_declares_defaults(const struct config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool yes;
+
+    if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
+        return false;
+    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    free(text);
+    return yes;
+}
+
 int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, struct catalog *cat,
                         const char *out_path, char **errmsg)
 {
@@ -427,6 +445,8 @@ int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, 
             goto out;
     }
     r = render_services(cfg, rb, n_rb, &text, &len, errmsg);
+    if (r == 0 && base_declares_defaults(cfg))
+        r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && out_path)
         r = file_write_output(path, text, len, errmsg);
     else if (r == 0)

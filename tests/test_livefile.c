@@ -108,7 +108,7 @@ static char *render(char **map)
     char *text = NULL, *err = NULL;
     size_t len = 0, mlen = 0;
 
-    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, &text, &len, map, &mlen, &err), 0, "%s",
+    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, false, &text, &len, map, &mlen, &err), 0, "%s",
                  err ? err : "");
     cr_assert_eq(strlen(text), len);
     return text;
