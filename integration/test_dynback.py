@@ -2,8 +2,10 @@
 on HAProxy 3.4+, a new HTTP service gets a backend of its own with "add
 backend ... from slotsync:dynamic", its slots with "add server", and is
 routed by Host with no spare and no reload; a service that leaves is
-removed with "del backend"; a slotsync restart adopts them and a reload
-keeps them. Real etcd, real HAProxy 3.4.
+removed with "del backend"; a slotsync restart adopts them, and a reload
+or a restart of HAProxy loads them from the services file livefile keeps
+current. Real etcd, real HAProxy 3.4; on an older HAPROXY_BIN, the spare
+path is checked instead (test_before_34_new_services_use_spares).
 
 HAProxy 3.4 is HAPROXY_BIN when that is 3.4 or later (the compatibility
 matrix's (3.4, 3.5) pair), else HAPROXY_34_BIN, else the wrapper `make
@@ -189,6 +191,28 @@ def test_restart_adopts_and_reload_keeps_run_time_backends(env, bin_path):
     assert routes(c) == live
     assert proxies(c) >= set(services)
 
+    # HAProxy stopped and started again (a crash, a host reboot): it loads
+    # the run-time backends from the services file livefile wrote, with
+    # their endpoints, and can still add more (the file's defaults section)
+    c.haproxy.stop()
+    c.haproxy.start()
+    wait_for(lambda: routed(c, services[:1] + services[2:], ["w1"]), timeout=20,
+             what="every route after HAProxy's restart", alive=[c.slotsync])
+    wait_routed(c, ["r1"], ["w1", "w2"])
+    assert routes(c) == live
+    # from the file, not made again: slotsync added none of them
+    assert "backend added at run time" not in env.log_text("slotsync2"), env.log_text("slotsync2")
+    put_svc(c, "late", "i1", "w3")
+    wait_routed(c, ["late"], ["w3"])
+    assert routes(c)["late." + DOMAIN] == "late"
+    # a backend HAProxy loaded from the file leaves at run time too
+    etcd_delete(c.etcd, PREFIX + "r4/i1")
+    wait_for(lambda: "r4" not in proxies(c), what="r4's backend deleted after the restart",
+             alive=[c.slotsync])
+    assert "r4." + DOMAIN not in routes(c)
+    services.remove("r4")
+    live = routes(c)
+
     # slotsync's own reload (a service added to the config) keeps them too
     before = c.haproxy.reloads()
     cfg = dict(c.config)
@@ -200,4 +224,39 @@ def test_restart_adopts_and_reload_keeps_run_time_backends(env, bin_path):
     wait_for(lambda: routed(c, services[:1] + services[2:], ["w1"]), timeout=20,
              what="every route after slotsync's reload", alive=[c.slotsync])
     wait_routed(c, ["r1"], ["w1", "w2"])
+    wait_routed(c, ["late"], ["w3"])
     assert c.haproxy.reloads()[1] == before[1]
+
+
+def test_before_34_new_services_use_spares(env, bin_path):
+    """HAProxy older than 3.4 (Debian 12's 2.6, HAPROXY_BIN by default): with
+    the same base config (slotsync:base declared), slotsync reads the version
+    from "show info", says no backend can be added at run time, and a new
+    service goes into a spare as before, no reload."""
+    if (_version(HAPROXY_BIN) or (0, 0)) >= (3, 4):
+        raise Skip("HAPROXY_BIN is %s, 3.4 or later: test_new_services_get_backends_at_run_time"
+                   % HAPROXY_BIN)
+    http_port = free_port()
+    c = Cluster(env, bin_path, start=False)
+    c.config["services"] = {}
+    c.config["haproxy"]["min_reload_interval_ms"] = 600000
+    c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN,
+                                 "spare_backends": 2}
+    c.config_path = write_config(env, c.config)
+    c.http_url = "http://127.0.0.1:%d/" % http_port
+    c.render()
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.config["haproxy"]["base_config"] = c.haproxy.base_config
+    c.config_path = write_config(env, c.config)
+    c.render()
+    c.haproxy.reload()
+    reloads0 = c.haproxy.reloads()
+    c.start_slotsync()
+    env.wait_log("slotsync", r"HAProxy \d+\.\d+\.\d+: no backend can be added at run time "
+                 r"before 3\.4: new services use spare backends", alive=[c.slotsync])
+    put_svc(c, "api", "x", "w1")
+    wait_routed(c, ["api"], ["w1"])
+    assert re.fullmatch(r"spare:\d+", routes(c)["api." + DOMAIN]), routes(c)
+    assert "api" not in proxies(c)
+    assert c.haproxy.reloads() == reloads0
+    assert "add backend" not in env.log_text("slotsync")

@@ -146,8 +146,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     lf->last = clock_mono();
     lf->stats.renders++;
     be = lf->ops->backends(lf->arg, &n);
-    r = livefile_render(lf->cfg, be, n, lf->cat, lf->dyn_defaults, &text, &len, &map, &mlen,
-                        &err);
+    r = livefile_render(lf->cfg, be, n, lf->cat, lf->dyn_defaults, &text, &len, &map, &mlen, &err);
     if (r == -EINVAL) {
         /* validated input cannot get here: say so, retry at the next change */
         log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));

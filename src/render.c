@@ -413,6 +413,8 @@ int render_write_offline(const struct config *cfg, const char *out_path, bool *k
     if (*kept && !with_map)
         return 0;
     r = render_services_empty(cfg, &text, &len, with_map ? &map : NULL, &maplen, errmsg);
+    if (r == 0 && render_base_declares_dynamic(cfg))
+        r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && with_map)
         r = file_write_atomic(cfg->hosts_map, map, maplen, errmsg);
     if (r == 0 && !*kept)
@@ -432,6 +434,19 @@ bool render_service_routed(const struct config *cfg, const struct service_conf *
         return true;
     return cfg->http_domain &&
            strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX;
+}
+
+bool render_base_declares_dynamic(const struct config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool yes;
+
+    if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
+        return false;
+    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    free(text);
+    return yes;
 }
 
 int render_append_dynamic_defaults(const struct config *cfg, char **text, size_t *len)

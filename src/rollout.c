@@ -390,21 +390,6 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
     start_reload(ro);
 }
 
-/* Whether cfg's base_config declares the defaults section run-time
- * backends inherit from (dynback.h). A file that cannot be read does not. */
-static bool base_declares_defaults(const struct config *cfg)
-{
-    char *text = NULL;
-    size_t len = 0;
-    bool yes;
-
-    if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
-        return false;
-    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
-    free(text);
-    return yes;
-}
-
 int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, struct catalog *cat,
                         const char *out_path, char **errmsg)
 {
@@ -445,7 +430,7 @@ int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, 
             goto out;
     }
     r = render_services(cfg, rb, n_rb, &text, &len, errmsg);
-    if (r == 0 && base_declares_defaults(cfg))
+    if (r == 0 && render_base_declares_dynamic(cfg))
         r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && out_path)
         r = file_write_output(path, text, len, errmsg);

@@ -75,9 +75,9 @@ Test(dynback, base_config_declares_the_named_defaults)
     };
 
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
-        cr_expect_eq(dynback_defaults_declared(cases[k].text, strlen(cases[k].text),
-                                               DYNBACK_BASE_DEFAULTS),
-                     cases[k].yes, "%s", cases[k].text);
+        cr_expect_eq(
+            dynback_defaults_declared(cases[k].text, strlen(cases[k].text), DYNBACK_BASE_DEFAULTS),
+            cases[k].yes, "%s", cases[k].text);
 }
 
 static void http_config(struct config *cfg)
@@ -263,9 +263,10 @@ Test(dynback, create_commands)
 Test(dynback, delete_commands_in_the_order_haproxy_requires)
 {
     static const char *const want[] = {
-        "unpublish backend api",     "set server api/s3 state maint", "del server api/s3",
-        "set server api/s2 state maint", "del server api/s2",        "set server api/s1 state maint",
-        "del server api/s1",         "del backend api",
+        "unpublish backend api", "set server api/s3 state maint",
+        "del server api/s3",     "set server api/s2 state maint",
+        "del server api/s2",     "set server api/s1 state maint",
+        "del server api/s1",     "del backend api",
     };
     struct plan p;
 

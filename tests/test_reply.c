@@ -234,15 +234,18 @@ static const struct sample samples[] = {
      "  add server",
      NO_},
     {"2.6", ADDBE,
-     "Unknown command, but maybe one of the following ones is a better match:\n  add server",
-     NO_},
+     "Unknown command, but maybe one of the following ones is a better match:\n  add server", NO_},
 
     /* what no version says: neither success nor a known refusal */
     /* never a success: HAProxy's own creation errors, whatever follows */
-    {"any", ADDBE, "Error during backend creation : name is already used by other proxy "
-                   "'backend web' or so.", NO_},
-    {"any", ADDBE, "Error during backend creation : name is already used by other proxy "
-                   "'backend '.", NO_},
+    {"any", ADDBE,
+     "Error during backend creation : name is already used by other proxy "
+     "'backend web' or so.",
+     NO_},
+    {"any", ADDBE,
+     "Error during backend creation : name is already used by other proxy "
+     "'backend '.",
+     NO_},
     {"any", ADDBE, "New backend registered", UNK},
     {"any", DELBE, "Backend deleted.\nBut then", UNK},
     {"any", ADDR, "", UNK},
@@ -343,13 +346,20 @@ Test(reply, no_prefix_no_suffix)
     size_t n;
     const struct reply_form *forms = reply_forms(&n);
     static const char *const cmd_of[] = {
-        [REPLY_CMD_SET_ADDR] = ADDR,           [REPLY_CMD_SET_WEIGHT] = WEIGHT,
-        [REPLY_CMD_SET_STATE] = STATE,         [REPLY_CMD_ADD_SERVER] = ADD,
-        [REPLY_CMD_DEL_SERVER] = DEL,          [REPLY_CMD_ENABLE_HEALTH] = HEALTH,
-        [REPLY_CMD_DISABLE_HEALTH] = NOHEALTH, [REPLY_CMD_ADD_MAP] = ADDMAP,
-        [REPLY_CMD_SET_MAP] = SETMAP,          [REPLY_CMD_DEL_MAP] = DELMAP,
-        [REPLY_CMD_ADD_BACKEND] = ADDBE,       [REPLY_CMD_PUBLISH_BACKEND] = PUBBE,
-        [REPLY_CMD_UNPUBLISH_BACKEND] = UNPUBBE, [REPLY_CMD_DEL_BACKEND] = DELBE,
+        [REPLY_CMD_SET_ADDR] = ADDR,
+        [REPLY_CMD_SET_WEIGHT] = WEIGHT,
+        [REPLY_CMD_SET_STATE] = STATE,
+        [REPLY_CMD_ADD_SERVER] = ADD,
+        [REPLY_CMD_DEL_SERVER] = DEL,
+        [REPLY_CMD_ENABLE_HEALTH] = HEALTH,
+        [REPLY_CMD_DISABLE_HEALTH] = NOHEALTH,
+        [REPLY_CMD_ADD_MAP] = ADDMAP,
+        [REPLY_CMD_SET_MAP] = SETMAP,
+        [REPLY_CMD_DEL_MAP] = DELMAP,
+        [REPLY_CMD_ADD_BACKEND] = ADDBE,
+        [REPLY_CMD_PUBLISH_BACKEND] = PUBBE,
+        [REPLY_CMD_UNPUBLISH_BACKEND] = UNPUBBE,
+        [REPLY_CMD_DEL_BACKEND] = DELBE,
     };
 
     for (size_t i = 0; i < n; i++) {

@@ -121,5 +121,9 @@ bool render_service_routed(const struct config *cfg, const struct service_conf *
  * "from" it cannot find). 0, or -ENOMEM with *text as it was (it may have
  * moved). */
 int render_append_dynamic_defaults(const struct config *cfg, char **text, size_t *len);
+/* Whether cfg's haproxy.base_config declares DYNBACK_BASE_DEFAULTS (reads
+ * the file; one that cannot be read does not): the services files that
+ * "slotsync render" writes then carry the section above. */
+bool render_base_declares_dynamic(const struct config *cfg);
 
 #endif
