@@ -119,8 +119,9 @@ unit: deps $(TEST_BINS)
 GRPC_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
              -k test_announce.test_registers_with_lease -k test_announce.test_etcd_outage \
              -k test_announce.test_end_to_end -k test_announce.test_stop_is_bounded \
-             -k test_status.test_status_shows_three -k test_cli.test_sigusr1
-GRPC_ALL_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_status.test_status_shows_three -k test_cli.test_sigusr1 \
+             -k test_grpc_proxy
+GRPC_ALL_TESTS = -k test_grpc_proxy -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
              -k test_announce -k test_status -k test_cli -k test_ownership -k test_daemon \
              -k test_clock_steps -k test_surfaces
 
