@@ -210,6 +210,7 @@ import re
 import secrets
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -300,13 +301,31 @@ _ports_given = set()
 _ports_lock = threading.Lock()
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (client connections'
+    source ports), 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nothing listens on now, never returned before by this
-    process. Another process may still take it before it is used: starters
-    that bind it retry with a new port when that happens."""
-    for _ in range(100):
+    process, below the ephemeral range: a port the kernel hands out (bind
+    to 0) can be taken meanwhile as the source port of any connection, as
+    HAProxy 3.0's HTTP frontend once found ("Address already in use") in
+    make test-compat. Another test process may still take it before it is
+    used: starters that bind it retry with a new port when that happens."""
+    low = min(_ephemeral_low(), 65536)
+    for _ in range(200):
+        port = random.randrange(10000, low) if low > 11000 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         with _ports_lock:
             if port not in _ports_given:
