@@ -91,6 +91,11 @@ env.start_etcd_cluster(n=3, name="etcd", log_level="warn", timeout=30)
     when each answers. .members [EtcdServer], .urls, .endpoints (comma-
     separated, for --etcd or the config), .member(url), .stop().
 
+env.start_grpc_proxy(endpoints, name="grpc-proxy", timeout=20) -> GrpcProxy
+    "etcd grpc-proxy start" in front of the member URLs endpoints, on a free
+    loopback port, ready when a range through it answers. gRPC only (the
+    JSON gateway answers 404 through it). .url .port .proc, .stop(sig).
+
 env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     Starts integration/whoami.py (port None: the kernel picks it) and waits
     until it answers. SIGUSR1 toggles 503-everywhere, SIGUSR2 toggles the
@@ -205,6 +210,7 @@ import re
 import secrets
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -218,7 +224,7 @@ import urllib.request
 __all__ = [
     "REPO", "BASE_CONFIG", "WHOAMI", "HAPROXY_BIN", "ETCD_BIN", "PYTHON",
     "HarnessError", "WaitTimeout", "ProcessDied", "EtcdError", "Skip",
-    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster",
+    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster", "GrpcProxy",
     "HAProxy",
     "write_config", "haproxy_cmd", "master_reloads", "haproxy_check",
     "haproxy_version",
@@ -295,13 +301,31 @@ _ports_given = set()
 _ports_lock = threading.Lock()
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (client connections'
+    source ports), 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nothing listens on now, never returned before by this
-    process. Another process may still take it before it is used: starters
-    that bind it retry with a new port when that happens."""
-    for _ in range(100):
+    process, below the ephemeral range: a port the kernel hands out (bind
+    to 0) can be taken meanwhile as the source port of any connection, as
+    HAProxy 3.0's HTTP frontend once found ("Address already in use") in
+    make test-compat. Another test process may still take it before it is
+    used: starters that bind it retry with a new port when that happens."""
+    low = min(_ephemeral_low(), 65536)
+    for _ in range(200):
+        port = random.randrange(10000, low) if low > 11000 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         with _ports_lock:
             if port not in _ports_given:
@@ -804,6 +828,23 @@ class Env:
             return self.etcd_cluster
         raise last
 
+    def start_grpc_proxy(self, endpoints, name="grpc-proxy", timeout=20):
+        """Start "etcd grpc-proxy start" in front of endpoints (a list of
+        member URLs) on a free loopback port; return a GrpcProxy once a
+        range through it answers (etcdctl speaks gRPC, as the proxy does)."""
+        last = None
+        for _ in range(3):
+            proxy = GrpcProxy(self, name, free_port(), endpoints)
+            try:
+                proxy.start(timeout)
+            except ProcessDied as e:
+                if "address already in use" not in self.log_text(name):
+                    raise
+                last = e  # lost a port race: a new port
+                continue
+            return proxy
+        raise last
+
     # -- whoami
 
     def start_whoami(self, name, port=None, unhealthy=False, timeout=10):
@@ -1033,6 +1074,38 @@ class EtcdCluster:
     def stop(self, sig=signal.SIGTERM, timeout=5):
         for m in self.members:
             m.stop(sig, timeout)
+
+
+class GrpcProxy:
+    """One "etcd grpc-proxy start" of an Env (see Env.start_grpc_proxy): it
+    serves gRPC only (no JSON gateway) and coalesces identical watches into
+    one watch on the cluster."""
+
+    def __init__(self, env, name, port, endpoints):
+        self.env = env
+        self.name = name
+        self.port = port
+        self.endpoints = [u.rstrip("/") for u in endpoints]
+        self.url = "http://127.0.0.1:%d" % port
+        self.proc = None
+
+    def argv(self):
+        return [ETCD_BIN, "grpc-proxy", "start",
+                "--endpoints=" + ",".join(u.split("://", 1)[1] for u in self.endpoints),
+                "--listen-addr=127.0.0.1:%d" % self.port]
+
+    def start(self, timeout=20):
+        self.proc = self.env.spawn(self.name, self.argv())
+        wait_for(lambda: etcdctl(self.url, "get", "/", check=False,
+                                 timeout=2).returncode == 0,
+                 timeout=timeout, alive=[self.proc],
+                 what="grpc-proxy %s to answer on %d" % (self.name, self.port))
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        if self.proc is None:
+            return None
+        return self.env.stop(self.proc, sig, timeout)
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -315,8 +315,15 @@ def test_restart_across_the_frontend_rename_needs_no_reload(env, bin_path):
     c.reach(["w2"])
     c.assert_no_reload()
     assert "an older slotsync's naming" in env.log_text("slotsync")
-    with open(c.services_file) as f:
-        assert f.read() == old, "the running file is left as HAProxy loaded it"
+    # the services file is kept current (issue 23, livefile) in the new
+    # naming, without a reload: the next reload, by anyone, loads it
+    def current():
+        with open(c.services_file) as f:
+            text = f.read()
+        return "\nfrontend fe:web\n" in text and "\nfrontend web\n" not in text
+    wait_for(current, timeout=10, what="the services file rewritten in the new naming",
+             alive=[c.slotsync])
+    c.assert_no_reload()
 
 
 def test_starts_before_haproxy_and_waits(env, bin_path):

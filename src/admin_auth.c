@@ -2,13 +2,10 @@
 #include <slotsync/admin_auth.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <slotsync/log.h>
 #include <slotsync/secret.h>
@@ -16,41 +13,11 @@
 int admin_token_read(const char *path, char **out, bool *too_open, char **errmsg)
 {
     char buf[ADMIN_TOKEN_MAX + 2];
-    size_t n = 0, len;
-    struct stat st;
-    int fd, ret = 0;
+    size_t len;
+    int ret;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        ret = -errno;
-        memprintf(errmsg, "admin.token_file %s: %s", path, strerror(errno));
-        return ret;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        memprintf(errmsg, "admin.token_file %s: not a regular file", path);
-        close(fd);
-        return -EINVAL;
-    }
-    if (too_open)
-        *too_open = (st.st_mode & 077) != 0;
-    while (n < sizeof(buf) - 1) {
-        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            ret = -errno;
-            memprintf(errmsg, "admin.token_file %s: %s", path, strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    len = strcspn(buf, "\r\n");
+    ret = secret_read_line(path, "admin.token_file", buf, sizeof(buf), &len, too_open, errmsg);
     for (size_t i = 0; ret == 0 && i < len; i++)
         if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f) {
             memprintf(errmsg,

@@ -89,52 +89,44 @@ static bool find_endpoint(const struct catalog_service *svc, const char *instanc
     return find_in(svc->endpoints, svc->n_endpoints, instance, at);
 }
 
-/* Capacity after cap for an array of pointers, or 0 if that would overflow.
- * Doubling keeps appends O(1) amortized. */
-static size_t next_cap(size_t cap)
+/* arr (n used of *cap elements of size bytes) with room for one more:
+ * the same array, or a new one of twice the capacity (appends stay O(1)
+ * amortized), *cap updated. NULL on failure (also when the size would
+ * overflow), arr and *cap left as they were. */
+static void *reserve_one(void *arr, size_t n, size_t *cap, size_t size)
 {
-    size_t want = cap ? cap * 2 : 8;
+    size_t want = *cap ? *cap * 2 : 8;
+    void *grown;
 
-    if (cap > SIZE_MAX / 2 / sizeof(void *))
-        return 0;
-    return want;
+    if (n < *cap)
+        return arr;
+    if (*cap > SIZE_MAX / 2 / size)
+        return NULL;
+    grown = realloc(arr, want * size);
+    if (grown)
+        *cap = want;
+    return grown;
 }
 
 /* Make room for one more service. Leaves the catalog as it was on failure. */
 static int reserve_service(struct catalog *cat)
 {
-    struct catalog_service **arr;
-    size_t cap;
+    void *p = reserve_one(cat->services, cat->n_services, &cat->cap, sizeof(*cat->services));
 
-    if (cat->n_services < cat->cap)
-        return 0;
-    cap = next_cap(cat->cap);
-    if (!cap)
+    if (!p)
         return -ENOMEM;
-    arr = realloc(cat->services, cap * sizeof(*arr));
-    if (!arr)
-        return -ENOMEM;
-    cat->services = arr;
-    cat->cap = cap;
+    cat->services = p;
     return 0;
 }
 
 /* Make room for one more endpoint in svc. Leaves svc as it was on failure. */
 static int reserve_endpoint(struct catalog_service *svc)
 {
-    struct catalog_endpoint **arr;
-    size_t cap;
+    void *p = reserve_one(svc->endpoints, svc->n_endpoints, &svc->cap, sizeof(*svc->endpoints));
 
-    if (svc->n_endpoints < svc->cap)
-        return 0;
-    cap = next_cap(svc->cap);
-    if (!cap)
+    if (!p)
         return -ENOMEM;
-    arr = realloc(svc->endpoints, cap * sizeof(*arr));
-    if (!arr)
-        return -ENOMEM;
-    svc->endpoints = arr;
-    svc->cap = cap;
+    svc->endpoints = p;
     return 0;
 }
 
@@ -326,19 +318,11 @@ static bool endpoints_full(const struct catalog *cat, const struct catalog_servi
 
 static int reserve_held(struct catalog_service *svc)
 {
-    struct catalog_endpoint **arr;
-    size_t cap;
+    void *p = reserve_one(svc->held, svc->n_held, &svc->cap_held, sizeof(*svc->held));
 
-    if (svc->n_held < svc->cap_held)
-        return 0;
-    cap = next_cap(svc->cap_held);
-    if (!cap)
+    if (!p)
         return -ENOMEM;
-    arr = realloc(svc->held, cap * sizeof(*arr));
-    if (!arr)
-        return -ENOMEM;
-    svc->held = arr;
-    svc->cap_held = cap;
+    svc->held = p;
     return 0;
 }
 

@@ -50,6 +50,14 @@ struct etcd_call {
     bool reauthed;      /* already retried once with a new token */
     unsigned token_gen; /* the token it was sent with */
     const struct etcd_grpc_method *grpc; /* gRPC transport: the method; body is framed */
+    /* A streamed method (LeaseKeepAlive) called once: the request's body
+     * stays open until the first reply message is in (etcd grpc-proxy
+     * cancels the call when the client half-closes before its reply came,
+     * issue 24); rbuf holds the reply's bytes so far. */
+    bool stream_reply;
+    bool got_reply; /* rbuf holds a whole message: the transfer was ended */
+    char *rbuf;
+    size_t rlen;
 };
 
 static const char *quote(const char *s, char *buf, size_t size)
@@ -109,6 +117,7 @@ static void call_unlink(struct etcd_call *call)
 static void call_unlink_free(struct etcd_call *call)
 {
     call_unlink(call);
+    free(call->rbuf);
     free(call->path);
     free(call->body);
     free(call);
@@ -118,6 +127,37 @@ static void call_http_done(struct http_request *req, int err, long status, const
                            size_t len, const char *errtext, void *arg);
 
 static void auth_release(struct etcd_client *c, int err, const char *text);
+
+/* Stream-mode data of a stream_reply call: gather the bytes, and end the
+ * transfer (done then gets -ECANCELED, read as the reply) once they hold a
+ * whole gRPC message. */
+static int call_grpc_data(struct http_request *req, const char *data, size_t len, void *arg)
+{
+    struct etcd_call *call = arg;
+    char *grown;
+    uint32_t mlen;
+
+    (void)req;
+    if (len > ETCD_GRPC_MAX_MSG + ETCD_GRPC_PREFIX - call->rlen)
+        return 1; /* more than a message can be: done gets -ECANCELED without a reply */
+    grown = realloc(call->rbuf, call->rlen + len);
+    if (!grown)
+        return 1;
+    call->rbuf = grown;
+    memcpy(call->rbuf + call->rlen, data, len);
+    call->rlen += len;
+    if (call->rlen < ETCD_GRPC_PREFIX)
+        return 0;
+    mlen = (uint32_t)(unsigned char)call->rbuf[1] << 24 |
+           (uint32_t)(unsigned char)call->rbuf[2] << 16 |
+           (uint32_t)(unsigned char)call->rbuf[3] << 8 | (unsigned char)call->rbuf[4];
+    if (call->rbuf[0] != 0 || mlen > ETCD_GRPC_MAX_MSG ||
+        call->rlen - ETCD_GRPC_PREFIX >= mlen) {
+        call->got_reply = true; /* bad framing is reported by etcd__grpc_reply */
+        return 1;
+    }
+    return 0;
+}
 
 static int call_send(struct etcd_call *call)
 {
@@ -141,6 +181,15 @@ static int call_send(struct etcd_call *call)
         opts.grpc = true;
         opts.content_type = "application/grpc";
     }
+    if (call->grpc && etcd_grpc_streamed(call->grpc)) {
+        call->stream_reply = true;
+        call->got_reply = false;
+        free(call->rbuf);
+        call->rbuf = NULL;
+        call->rlen = 0;
+        opts.body_stream = true;
+        opts.on_data = call_grpc_data;
+    }
     call->req = http_request_start(c->http, url, &opts, call_http_done, call);
     free(url);
     return call->req ? 0 : -ENOMEM;
@@ -161,20 +210,16 @@ static int grpc_first_msg(const void *data, size_t len, void *arg)
     return 1;
 }
 
+static int grpc_first_reply(const struct etcd_grpc_method *m, const char *body, size_t len,
+                            json_t **reply, char **why);
+
 int etcd__grpc_reply(const char *gateway_path, struct http_request *req, long status,
                      const char *body, size_t len, json_t **reply, char **why)
 {
     const struct etcd_grpc_method *m = etcd_grpc_method(gateway_path);
     const char *gmsg = NULL;
     int code = http_request_grpc_status(req, &gmsg);
-    struct etcd_grpc_stream st;
-    struct first {
-        const char *data;
-        size_t len;
-        bool seen;
-    } first = {0};
     char q[LOG_QUOTE_MAX];
-    int rc;
 
     *reply = NULL;
     if (!m)
@@ -200,6 +245,22 @@ int etcd__grpc_reply(const char *gateway_path, struct http_request *req, long st
             return memprintf(why, "out of memory"), -ENOMEM;
         return 0;
     }
+    return grpc_first_reply(m, body, len, reply, why);
+}
+
+/* The first gRPC message of body, decoded for method m into *reply (new). */
+static int grpc_first_reply(const struct etcd_grpc_method *m, const char *body, size_t len,
+                            json_t **reply, char **why)
+{
+    struct etcd_grpc_stream st;
+    struct first {
+        const char *data;
+        size_t len;
+        bool seen;
+    } first = {0};
+    int rc;
+
+    *reply = NULL;
     etcd_grpc_stream_init(&st);
     rc = etcd_grpc_stream_feed(&st, body ? body : "", len, grpc_first_msg, &first);
     if (rc == 1)
@@ -225,6 +286,15 @@ static int call_result(const struct etcd_call *call, struct http_request *req, i
     const json_t *e;
 
     *reply = NULL;
+    if (call->stream_reply) {
+        /* stream mode: the body is what call_grpc_data gathered */
+        if (err == -ECANCELED && call->got_reply) {
+            err = 0;
+            status = 200;
+        }
+        body = call->rbuf;
+        len = call->rlen;
+    }
     if (err < 0) {
         /* curl's text may echo what the peer sent */
         memprintf(text, "%s%s: %s", ep, call->path,
@@ -233,7 +303,10 @@ static int call_result(const struct etcd_call *call, struct http_request *req, i
     }
     if (call->grpc) {
         char *why = NULL;
-        int rc = etcd__grpc_reply(call->path, req, status, body, len, reply, &why);
+        /* a stream_reply call ended at its first message: no trailers (yet) */
+        int rc = call->stream_reply && call->got_reply
+                     ? grpc_first_reply(call->grpc, body, len, reply, &why)
+                     : etcd__grpc_reply(call->path, req, status, body, len, reply, &why);
 
         if (rc < 0) {
             memprintf(text, "%s%s: %s", ep, etcd_grpc_path(call->grpc),
