@@ -30,8 +30,9 @@
 #
 # Environment: SLOTSYNC_COMPAT_CACHE, COMPAT_MIRROR (a Debian mirror URL,
 # default: the system's), COMPAT_PAIRS (space-separated haproxy+etcd pairs to
-# run, default "3.0+3.5 3.2+3.5 3.4+3.5"), COMPAT_ALL=1 (every pair runs the
-# whole suite; see COMPAT_SKIP), plus what run.py and the harness take.
+# run, default "3.0+3.5 3.2+3.5 3.4+3.5"; each runs the whole suite), COMPAT_JSON_TESTS (run.py's "-k NAME ..."
+# for the etcd-facing tests that run beside each pair on etcd.transport json;
+# make test-compat sets it), plus what run.py and the harness take.
 
 set -euo pipefail
 
@@ -324,10 +325,12 @@ bins() {
 # ---------------------------------------------------------------- test
 
 # run_pair PAIR BIN LOG: run.py on one pair, its output on stdout and in LOG
-# (the runner's "N passed, N failed" line is its last line). Returns run.py's
-# status.
+# (the runner's "N passed, N failed" line is its last line); beside it, when
+# COMPAT_JSON_TESTS is set (make test-compat sets the Makefile's ETCD_TESTS),
+# those tests on etcd.transport json, their output in LOG.json and shown
+# after. Returns 0 when both pass.
 run_pair() {
-    local pair=$1 bin=$2 out=$3 hap etcd etcdctl rc b
+    local pair=$1 bin=$2 out=$3 hap etcd etcdctl rc b jpid jrc=0
     hap=$BINDIR/haproxy-${pair%+*}
     etcd=$BINDIR/etcd-${pair#*+}
     etcdctl=$BINDIR/etcdctl-${pair#*+}
@@ -337,10 +340,22 @@ run_pair() {
     printf '\n== pair %s: %s, %s\n' "$pair" "$("$hap" -v | sed -n 1p)" \
         "$("$etcd" --version | sed -n 1p)"
     set +e
+    if [ -n "${COMPAT_JSON_TESTS:-}" ]; then
+        # shellcheck disable=SC2086  # "-k NAME -k NAME ...": split on purpose
+        HAPROXY_BIN=$hap ETCD_BIN=$etcd ETCDCTL_BIN=$etcdctl "$PYTHON" "$HERE/run.py" --bin "$bin" \
+            --etcd-transport json $COMPAT_JSON_TESTS </dev/null >"$out.json" 2>&1 &
+        jpid=$!
+    fi
     HAPROXY_BIN=$hap ETCD_BIN=$etcd ETCDCTL_BIN=$etcdctl "$PYTHON" "$HERE/run.py" --bin "$bin" </dev/null 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
+    if [ -n "${jpid:-}" ]; then
+        wait "$jpid"
+        jrc=$?
+        printf '\n== pair %s: the etcd-facing subset on etcd.transport json\n' "$pair"
+        cat "$out.json"
+    fi
     set -e
-    return "$rc"
+    [ "$rc" -eq 0 ] && [ "$jrc" -eq 0 ]
 }
 
 test_pairs() {
@@ -359,8 +374,10 @@ test_pairs() {
             rc=1
         fi
         t1=$(date +%s)
-        summary+=("$(printf '  haproxy %s + etcd %s: %s (%s, %ds)' "${pair%+*}" "${pair#*+}" \
+        summary+=("$(printf '  haproxy %s + etcd %s: %s%s (%s, %ds)' "${pair%+*}" "${pair#*+}" \
             "$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$pair.log" | tail -n 1 || echo 'no result line')" \
+            "$(if [ -f "$logdir/$pair.log.json" ]; then printf '; json subset: %s' \
+                "$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$pair.log.json" | tail -n 1 || echo 'no result line')"; fi)" \
             "$result" $((t1 - t0)))")
     done
     printf '\ncompat matrix (logs in %s, %ds in all):\n' "$logdir" $(($(date +%s) - started))

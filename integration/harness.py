@@ -911,13 +911,19 @@ class Env:
                           + list(extra_args), env=env)
 
 
-def etcd_transport():
-    """The etcd transport the tests run with: SLOTSYNC_TEST_ETCD_TRANSPORT
-    ("grpc" or "json"), or None for slotsync's default."""
+def etcd_transport_forced():
+    """SLOTSYNC_TEST_ETCD_TRANSPORT ("grpc" or "json"), or None: then the
+    configs and announce command lines are left alone, on slotsync's default."""
     t = os.environ.get("SLOTSYNC_TEST_ETCD_TRANSPORT") or None
     if t not in (None, "grpc", "json"):
         raise HarnessError("SLOTSYNC_TEST_ETCD_TRANSPORT=%r: grpc or json" % t)
     return t
+
+
+def etcd_transport():
+    """The etcd transport the tests run with: the forced one, or slotsync's
+    default, "grpc"."""
+    return etcd_transport_forced() or "grpc"
 
 
 def json_gateway_only(why):
@@ -929,9 +935,9 @@ def json_gateway_only(why):
 
 def with_etcd_transport(relpath, text):
     """A slotsync config (a .json file whose object has an "etcd" object
-    without "transport") gets etcd.transport when etcd_transport() is set;
-    anything else is returned as it is."""
-    t = etcd_transport()
+    without "transport") gets etcd.transport when etcd_transport_forced()
+    is set; anything else is returned as it is."""
+    t = etcd_transport_forced()
     if not t or not str(relpath).endswith(".json"):
         return text
     try:
@@ -947,9 +953,9 @@ def with_etcd_transport(relpath, text):
 
 
 def announce_with_etcd_transport(argv):
-    """"BIN announce ..." gets --etcd-transport when etcd_transport() is set
-    and the test gave none."""
-    t = etcd_transport()
+    """"BIN announce ..." gets --etcd-transport when etcd_transport_forced()
+    is set and the test gave none."""
+    t = etcd_transport_forced()
     if (t and len(argv) > 1 and argv[1] == "announce"
             and "--etcd-transport" not in argv and "--" not in argv[:2]):
         return argv[:2] + ["--etcd-transport", t] + argv[2:]

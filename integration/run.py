@@ -14,8 +14,9 @@ Arguments are passed by parameter name: env (the Env), bin_path or bin (the
 SUBSTRING (-k may be repeated: any of them). --list prints the names that
 would run. --etcd-transport sets SLOTSYNC_TEST_ETCD_TRANSPORT for the
 harness: every slotsync config an Env writes and every "slotsync announce"
-it spawns then speak that transport to etcd (see harness.py; make test runs
-the etcd-facing modules once more with grpc).
+it spawns then speak that transport to etcd (see harness.py). Without it the
+tests run on slotsync's default, grpc; make test runs the etcd-facing
+modules once more with json.
 
 Prints "PASS name (1.2s)", "FAIL name: reason" (then the traceback and the
 last 40 lines of each log of the test) or "SKIP name: reason" per test, and
@@ -213,7 +214,7 @@ def main():
     bin_path = os.path.abspath(args.bin)
     if args.etcd_transport:
         os.environ["SLOTSYNC_TEST_ETCD_TRANSPORT"] = args.etcd_transport
-        print("etcd transport: %s" % args.etcd_transport)
+    print("etcd transport: %s" % harness.etcd_transport())
     cases = discover()
     if args.substring:
         cases = [c for c in cases if any(k in c.name for k in args.substring)]

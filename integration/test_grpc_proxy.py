@@ -50,7 +50,7 @@ def test_watch_and_lease_survive_a_proxy_kill(env, bin_path):
     which is still kept alive through the second proxy."""
     if etcd_transport() != "grpc":
         # gRPC whatever the suite's transport: run once, in the gRPC pass
-        raise Skip("runs in the gRPC pass (SLOTSYNC_TEST_ETCD_TRANSPORT=grpc)")
+        raise Skip("runs in the gRPC pass (the default transport)")
     cluster, proxies = proxied(env)
     member = cluster.urls[0]
     endpoints = [p.url for p in proxies]
@@ -137,7 +137,7 @@ def test_idle_liveness_behind_proxies_costs_etcd_no_reads(env, bin_path):
     the members behind it see (almost) none of them, where a linearizable
     range would be one raft read per host per second at the leader."""
     if etcd_transport() != "grpc":
-        raise Skip("runs in the gRPC pass (SLOTSYNC_TEST_ETCD_TRANSPORT=grpc)")
+        raise Skip("runs in the gRPC pass (the default transport)")
     cluster, proxies = proxied(env)
     c = Cluster(env, bin_path, etcd_url=cluster.urls[0], start=False)
     c.config["etcd"]["endpoints"] = [p.url for p in proxies]

@@ -23,7 +23,7 @@ static const char usage_text[] =
     "  --addr HOST:PORT      the endpoint: IPv4:PORT or [IPv6]:PORT (IP literals)\n"
     "  --etcd-transport grpc|json\n"
     "                        etcd's native gRPC (HTTP/2; works through etcd grpc-proxy)\n"
-    "                        or its JSON gateway (default json)\n"
+    "                        (the default) or its JSON gateway (json)\n"
     "  --cacert FILE         CA bundle that signs etcd's certificate (https:// URLs;\n"
     "                        default: the system's CAs)\n"
     "  --cert FILE           client certificate for etcd (with --key-file)\n"
@@ -423,6 +423,7 @@ int announce_parse_args(int argc, char **argv, struct announce_opts *out, char *
     memset(out, 0, sizeof(*out));
     out->ttl_s = ANNOUNCE_DEFAULT_TTL;
     out->format = ANNOUNCE_FORMAT_JSON;
+    out->etcd_transport = ETCD_TRANSPORT_GRPC;
     out->check = ANNOUNCE_CHECK_NONE;
     out->check_interval_s = ANNOUNCE_DEFAULT_INTERVAL;
     out->rise = ANNOUNCE_DEFAULT_RISE;

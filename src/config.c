@@ -662,7 +662,8 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
 static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
 static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
 
-/* etcd.transport: "json" (the gateway, the default) or "grpc" (issue 24). */
+/* etcd.transport: "grpc" (etcd's native protocol, the default: it is what
+ * etcd's grpc-proxy carries) or "json" (the gateway, where HTTP/2 cannot pass). */
 static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
 {
     const char *t = NULL;
@@ -670,10 +671,10 @@ static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
 
     if (ret < 0)
         return ret;
-    if (!t || strcmp(t, "json") == 0)
-        cfg->etcd_transport = ETCD_TRANSPORT_JSON;
-    else if (strcmp(t, "grpc") == 0)
+    if (!t || strcmp(t, "grpc") == 0)
         cfg->etcd_transport = ETCD_TRANSPORT_GRPC;
+    else if (strcmp(t, "json") == 0)
+        cfg->etcd_transport = ETCD_TRANSPORT_JSON;
     else
         return field_error(errmsg, "etcd.transport", "must be \"grpc\" or \"json\"");
     return 0;

@@ -10,6 +10,7 @@
 
 #include <slotsync/announce.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 
 #define MAX_ARGS 32
@@ -64,6 +65,7 @@ Test(announce_args, defaults)
     cr_expect_eq(o.ttl_s, ANNOUNCE_DEFAULT_TTL);
     cr_expect_eq(o.ttl_s, 10);
     cr_expect_eq(o.format, ANNOUNCE_FORMAT_JSON);
+    cr_expect_eq(o.etcd_transport, ETCD_TRANSPORT_GRPC);
     cr_expect_eq(o.check, ANNOUNCE_CHECK_NONE);
     cr_expect_null(o.check_url);
     cr_expect_float_eq(o.check_interval_s, 2.0, 1e-9);

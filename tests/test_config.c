@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <slotsync/config.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -221,8 +222,40 @@ Test(config, defaults)
     cr_expect_eq(cfg.resync_interval_s, 30);
     cr_expect_eq(cfg.log_level, LOG_LEVEL_INFO);
     cr_expect(!cfg.allow_empty_registry);
+    cr_expect_eq(cfg.etcd_transport, ETCD_TRANSPORT_GRPC);
     config_free(&cfg);
     free(err);
+}
+
+/* etcd.transport: gRPC unless the gateway is asked for; anything else is
+ * refused by name. */
+Test(config, etcd_transport)
+{
+    static const struct {
+        const char *text;
+        int ret, transport;
+    } cases[] = {
+        {CFG_ETCD(EP "," PF ",'transport':'grpc'"), 0, ETCD_TRANSPORT_GRPC},
+        {CFG_ETCD(EP "," PF ",'transport':'json'"), 0, ETCD_TRANSPORT_JSON},
+        {CFG_ETCD(EP "," PF ",'transport':'GRPC'"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'transport':'http2'"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'transport':''"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'transport':1"), -EINVAL, 0},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+        int ret = load(cases[i].text, &cfg, &err);
+
+        cr_expect_eq(ret, cases[i].ret, "case %zu: %d (%s)", i, ret, err ? err : "");
+        if (ret == 0)
+            cr_expect_eq(cfg.etcd_transport, cases[i].transport, "case %zu", i);
+        else
+            cr_expect(err && strstr(err, "etcd.transport"), "case %zu: %s", i, err ? err : "");
+        config_free(&cfg);
+        free(err);
+    }
 }
 
 Test(config, allow_empty_registry)

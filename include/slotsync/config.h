@@ -84,7 +84,7 @@ struct config {
     struct tls_conf etcd_tls; /* etcd.tls; all NULL when absent */
     char *etcd_username;      /* NULL: no authentication */
     char *etcd_password_file; /* with etcd_username */
-    int etcd_transport;       /* etcd.transport: enum etcd_transport (etcd-t.h), default json */
+    int etcd_transport;       /* etcd.transport: enum etcd_transport (etcd-t.h), default grpc */
 
     char *runtime_socket; /* unix path or HOST:PORT */
     char *master_socket;  /* NULL if none */
