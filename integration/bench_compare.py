@@ -43,6 +43,26 @@ DOMAIN = "bench.local"
 OUT_BITS = 0x23 | 0x18
 STRATEGIES = ("slotsync", "reload", "dns-default", "dns-tight")
 NEW_SPARES = 16             # section 4: http_frontend.spare_backends' default
+# section 4's HAProxy 3.4 row (backends added at run time): this binary,
+# HAPROXY_34_BIN, or the one `make test-compat` builds; without one, no row
+COMPAT_34 = os.path.expanduser("~/.cache/slotsync/compat/bin/haproxy-3.4")
+
+
+def haproxy34_bin():
+    """An HAProxy 3.4+ binary, or None."""
+    for b in (os.environ.get("HAPROXY_34_BIN"), COMPAT_34):
+        if not b or not os.access(b, os.X_OK):
+            continue
+        try:
+            out = subprocess.run([b, "-v"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        m = re.search(r"HAProxy version (\d+)\.(\d+)", out)
+        if m and (int(m.group(1)), int(m.group(2))) >= (3, 4):
+            return b
+    return None
+
+
 DNS_TIMERS = {
     "dns-default": "",      # timeout resolve 1s, hold valid 10s
     "dns-tight": ("    timeout resolve 100ms\n    timeout retry 100ms\n"
@@ -217,9 +237,11 @@ class Setup:
     (backends "name", frontends on listen ports for `listen` names, one Host
     frontend when http is true)."""
 
-    def __init__(self, bench, strategy, services, listen=(), http=False, tag="", spares=0):
+    def __init__(self, bench, strategy, services, listen=(), http=False, tag="", spares=0,
+                 haproxy_bin=None):
         self.b = bench
         self.spares = spares    # slotsync's spare backends (http only)
+        self.haproxy_bin = haproxy_bin  # another HAProxy than HAPROXY_BIN (slotsync only)
         self.env = bench.env
         self.strategy = strategy
         self.services = services
@@ -259,7 +281,8 @@ class Setup:
             with open(empty, "w") as f:
                 f.write(self._slotsync_empty())
             open(empty + ".map", "w").close()
-            self.hap = env.start_haproxy(empty, name="haproxy-" + name, timeout=timeout)
+            self.hap = env.start_haproxy(empty, name="haproxy-" + name, timeout=timeout,
+                                         binary=self.haproxy_bin)
             self.ctrl = env.start_slotsync(self.b.bin, path, name=name,
                                            extra_args=["--log-unlimited"])
             env.wait_log(name, r"HAProxy state read", timeout=timeout, alive=[self.ctrl])
@@ -312,6 +335,11 @@ class Setup:
             out.append("frontend slotsync_http\n    mode http\n    bind %s\n"
                        "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n"
                        % (self.http_bind, self.env.path(self.name + ".cfg.map")))
+        if self.haproxy_bin:
+            # what "add backend" names on 3.4+ (the base config declares
+            # slotsync:base), as every services file slotsync writes ends
+            out.append("\ndefaults slotsync:dynamic from slotsync:base\n    mode http\n"
+                       "    balance roundrobin\n")
         return "".join(out)
 
     def _dns_config(self, port, timers):
@@ -328,6 +356,11 @@ class Setup:
             out.append("frontend bench_http\n    mode http\n    bind %s\n"
                        "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n"
                        % (self.http_bind, self.env.path(self.name + ".cfg.map")))
+        if self.haproxy_bin:
+            # what "add backend" names on 3.4+ (the base config declares
+            # slotsync:base), as every services file slotsync writes ends
+            out.append("\ndefaults slotsync:dynamic from slotsync:base\n    mode http\n"
+                       "    balance roundrobin\n")
         return "".join(out)
 
     def ctrl_cpu(self):
@@ -578,22 +611,32 @@ class Compare:
     def new_services(self):
         n = 20 if self.quick else 100
         self.r["new"] = {"n": n, "spares": NEW_SPARES}
-        # (row, strategy, slotsync's spare backends)
-        rows = (("slotsync-spares", "slotsync", NEW_SPARES), ("slotsync", "slotsync", 0),
-                ("reload", "reload", 0), ("dns-tight", "dns-tight", 0))
-        for row, st, spares in rows:
+        # (row, strategy, slotsync's spare backends, HAProxy binary)
+        rows = [("slotsync-spares", "slotsync", NEW_SPARES, None), ("slotsync", "slotsync", 0, None),
+                ("reload", "reload", 0, None), ("dns-tight", "dns-tight", 0, None)]
+        hap34 = haproxy34_bin()
+        if hap34:
+            rows.insert(2, ("slotsync-34", "slotsync", 0, hap34))
+        else:
+            progress("side by side 4.: no HAProxy 3.4 (HAPROXY_34_BIN or %s): no 3.4 row"
+                     % COMPAT_34)
+        for row, st, spares, hap_bin in rows:
             progress("side by side 4. %d new services in a burst: %s" % (n, row))
             self.clear()
             names = ["new%03d" % i for i in range(n)]
             # DNS cannot create a backend: the services are declared in advance
             declared = {s: 2 for s in names + ["single"]} if st.startswith("dns") else {}
             setup = Setup(self.b, st, dict(declared, base=2), http=True,
-                          tag="new", spares=spares).start()
+                          tag="new", spares=spares, haproxy_bin=hap_bin).start()
             try:
                 if st == "slotsync":
                     # settled: what is timed is the new service, not slotsync's start
                     setup.env.wait_log(setup.name, r"etcd watch established", timeout=30,
                                         alive=[setup.ctrl])
+                if hap_bin:
+                    # the row is what it says: HAProxy 3.4 adds the backends
+                    setup.env.wait_log(setup.name, r"new HTTP services get a backend of their "
+                                       r"own at run time", timeout=30, alive=[setup.ctrl])
                 r0 = setup.reloads()
                 url = "http://%s/" % setup.http_bind
                 # one new service alone: its put's reply -> its first 200
@@ -708,6 +751,7 @@ class Compare:
 LABEL = {
     "slotsync": "slotsync (runtime API)",
     "slotsync-spares": "slotsync, spare backends",
+    "slotsync-34": "slotsync on HAProxy 3.4, backends added at run time",
     "reload": "reload per change",
     "dns-default": "DNS, HAProxy's default timers",
     "dns-tight": "DNS, tight timers (100 ms)",
@@ -770,14 +814,18 @@ def new_services_lines(nw):
         "bursts coalesce). HAProxy's DNS discovery cannot create a backend: its row "
         "has the backends declared in advance (server-template and Host map in the "
         "file HAProxy started with); the others start with none of them. Reloads "
-        "are counted separately for the single service and for the burst."
+        "are counted separately for the single service and for the burst. The "
+        "HAProxy 3.4 row (when a 3.4 binary is there: `HAPROXY_34_BIN` or `make "
+        "test-compat`'s) is slotsync with `spare_backends: 0` on HAProxy 3.4, "
+        "which adds each new service's backend at run time (`add backend`); every "
+        "other row runs `HAPROXY_BIN`."
         % (DOMAIN, nw["n"], nw.get("spares", 16)))
     add("")
     add("| strategy | one new service: put -> 200 | its reloads | burst: answered | p50 "
         "| own p50 | last | last / slotsync's | burst reloads |")
     add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = nw.get("slotsync-spares") or nw.get("slotsync")
-    for st in ("slotsync-spares", "slotsync", "reload", "dns-tight"):
+    for st in ("slotsync-spares", "slotsync", "slotsync-34", "reload", "dns-tight"):
         c = nw.get(st)
         if not c:
             continue
@@ -786,6 +834,8 @@ def new_services_lines(nw):
             label = "slotsync, %d spare backends" % nw.get("spares", 16)
         elif st == "slotsync":
             label = "slotsync, `spare_backends: 0`"
+        elif st == "slotsync-34":
+            label = "slotsync on HAProxy 3.4, backends added at run time"
         add("| %s%s | %s | %s | %d of %d | %s | %s | %s | %s | %d |"
             % (label, " (backends declared in advance)" if c["declared"] else "",
                f_ms(c.get("single")), c.get("single_reloads", "-"), c["answered"], nw["n"],
