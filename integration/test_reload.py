@@ -6,6 +6,7 @@ import errno
 import glob
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -269,6 +270,14 @@ def test_failed_reload_keeps_old_worker_and_runtime_changes(env, bin_path):
         env.wait_log("slotsync", r"reload failed: .*previous worker keeps serving",
                      alive=[c.slotsync])
         assert c.haproxy.reloads() == (1, 1)
+        log = env.log_text("slotsync")
+        if haproxy_version() >= (3, 0):
+            # the reply's verdict, with HAProxy's own words for the port
+            assert "its reload answered Success=0" in log, log[-3000:]
+            assert re.search(r"reload failed: .*\[ALERT\].*127\.0\.0\.1:%d"
+                             % blocker.getsockname()[1], log), log[-3000:]
+        else:
+            assert "show proc counts a failed reload" in log, log[-3000:]
         c.reach(["w1"])
         c.put("b", "w2")
         c.reach(["w1", "w2"])

@@ -10,12 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <ev.h>
 
+#include <slotsync/clock.h>
+#include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
@@ -24,6 +27,12 @@
 #define MOD "reload"
 #define CHECK_OUTPUT_MAX 8192
 #define CONFIRM_POLL_S 0.05
+#define BUSY_RETRY_MIN_S 0.2 /* "Another reload is still in progress." */
+#define BUSY_RETRY_MAX_S 2.0
+/* A reload whose answer outlasts MASTER_TIMEOUT_S is still running (3.1+
+ * answers once the new worker is ready): it is confirmed by "show proc"
+ * for up to this long from its start before it counts as failed. */
+#define RELOAD_SLOW_MAX_S RUNTIME_STALE_MAX_S
 
 enum phase { R_IDLE = 0, R_CHECK, R_COMMAND, R_PROC_BEFORE, R_RELOAD, R_PROC_AFTER };
 
@@ -38,6 +47,9 @@ struct reloader {
     pid_t pid;
     int out_fd; /* the child's captured output: a memfd, no file anywhere, -1 if none */
     unsigned long reloads_before, failed_before;
+    double started;    /* monotonic seconds: when reloader_reload() began */
+    double busy_delay; /* the next wait after "Another reload is still in progress." */
+    bool slow;         /* the reply outlasted MASTER_TIMEOUT_S */
     reload_done_cb cb;
     void *arg;
 };
@@ -107,6 +119,111 @@ int reload_parse_worker_uptime(const char *text, long *uptime_s)
         return -EPROTO;
     *uptime_s = best;
     return 0;
+}
+
+#define RELOAD_BUSY_TEXT "Another reload is still in progress."
+
+/* The next line of [*p, end): its start and length; *p moves past it. */
+static bool next_line(const char **p, const char *end, const char **line, size_t *ll)
+{
+    const char *nl;
+
+    if (*p >= end)
+        return false;
+    nl = memchr(*p, '\n', (size_t)(end - *p));
+    *line = *p;
+    *ll = (size_t)((nl ? nl : end) - *p);
+    *p = nl ? nl + 1 : end;
+    return true;
+}
+
+static bool line_is(const char *line, size_t ll, const char *s)
+{
+    return ll == strlen(s) && memcmp(line, s, ll) == 0;
+}
+
+static bool line_has(const char *line, size_t ll, const char *s)
+{
+    size_t sl = strlen(s);
+
+    for (size_t i = 0; i + sl <= ll; i++)
+        if (memcmp(line + i, s, sl) == 0)
+            return true;
+    return false;
+}
+
+/* The startup log's lines in [p, end) that carry tag (or, with tag NULL,
+ * every non-empty line but [NOTICE]), joined by " | ", appended to out. */
+static size_t join_lines(const char *p, const char *end, const char *tag, char *out)
+{
+    const char *line;
+    size_t ll, o = 0;
+
+    while (next_line(&p, end, &line, &ll)) {
+        if (!ll || (tag ? !line_has(line, ll, tag) : line_has(line, ll, "[NOTICE]")))
+            continue;
+        if (o) {
+            memcpy(out + o, " | ", 3);
+            o += 3;
+        }
+        memcpy(out + o, line, ll);
+        o += ll;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+int reload_parse_reply(const char *text, size_t len, struct reload_reply *out)
+{
+    const char *p = text, *end = text + len, *line, *log;
+    size_t ll;
+    bool ok;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return 0; /* RELOAD_REPLY_NONE */
+    out->verdict = RELOAD_REPLY_UNKNOWN;
+    if (!next_line(&p, end, &line, &ll))
+        return 0;
+    if (line_is(line, ll, "Success=1"))
+        ok = true;
+    else if (line_is(line, ll, "Success=0"))
+        ok = false;
+    else
+        return 0;
+    if (next_line(&p, end, &line, &ll) && !line_is(line, ll, "--"))
+        return 0; /* only "--" may follow the verdict */
+    log = p;
+    if (!ok) {
+        const char *q = log, *l2;
+        size_t n2;
+
+        if (next_line(&q, end, &line, &ll) && line_is(line, ll, RELOAD_BUSY_TEXT) &&
+            (!next_line(&q, end, &l2, &n2) || (n2 == 0 && q == end))) {
+            out->verdict = RELOAD_REPLY_BUSY;
+            return 0;
+        }
+    }
+    out->verdict = ok ? RELOAD_REPLY_OK : RELOAD_REPLY_FAILED;
+    if (log < end) {
+        /* each '\n' may become " | " */
+        char *buf = malloc(3 * (size_t)(end - log) + 1);
+
+        if (!buf)
+            return -ENOMEM;
+        if (!join_lines(log, end, "[ALERT]", buf) && !join_lines(log, end, NULL, buf)) {
+            free(buf);
+            buf = NULL;
+        }
+        out->log = buf;
+    }
+    return 0;
+}
+
+void reload_reply_clear(struct reload_reply *r)
+{
+    free(r->log);
+    r->log = NULL;
 }
 
 struct reloader *reloader_new(struct ev_loop *loop, const char *haproxy_bin,
@@ -359,11 +476,91 @@ static void on_proc_after(int err, char **replies, size_t n, const char *raw, si
 }
 
 static void on_reload_sent(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                           void *arg);
+
+static void send_reload(struct reloader *r)
+{
+    int ret;
+
+    r->phase = R_RELOAD;
+    ret = runtime_send_raw(r->master, PLAN_MASTER_RELOAD, on_reload_sent, r);
+    if (ret < 0)
+        finish(r, ret, "master socket: cannot send reload");
+}
+
+static void on_busy_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    send_reload(w->data);
+}
+
+/* "Another reload is still in progress.": nothing was done, ask again with
+ * backoff (capped, jittered) until the deadline. */
+static void busy_retry(struct reloader *r)
+{
+    double d = r->busy_delay ? r->busy_delay : BUSY_RETRY_MIN_S;
+
+    if (!r->busy_delay)
+        log_info(MOD, "HAProxy: another reload is still in progress; asking again in %.1f s", d);
+    else
+        log_debug(MOD, "HAProxy: another reload is still in progress; asking again in %.1f s", d);
+    r->busy_delay = d * 2 > BUSY_RETRY_MAX_S ? BUSY_RETRY_MAX_S : d * 2;
+    r->phase = R_RELOAD;
+    ev_timer_init(&r->timer, on_busy_timer, d * jitter_around(0.2), 0.);
+    r->timer.data = r;
+    ev_timer_start(r->loop, &r->timer);
+}
+
+static void on_reload_sent(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                            void *arg)
 {
     struct reloader *r = arg;
+    struct reload_reply rr;
 
-    /* HAProxy 2.6 closes without a word: whatever happened, confirm it. */
+    if (err == 0 && reload_parse_reply(raw ? raw : "", raw ? raw_len : 0, &rr) == 0) {
+        enum reload_verdict v = rr.verdict;
+        char *why = NULL;
+
+        if (v == RELOAD_REPLY_FAILED)
+            memprintf(&why,
+                      "HAProxy refused the new configuration (its reload answered Success=0)%s%s; "
+                      "the previous worker keeps serving",
+                      rr.log ? ": " : "", rr.log ? rr.log : "");
+        reload_reply_clear(&rr);
+        switch (v) {
+        case RELOAD_REPLY_OK:
+            finish(r, 0, NULL);
+            return;
+        case RELOAD_REPLY_FAILED:
+            finish(r, -EIO, why ? why : "HAProxy refused the new configuration");
+            free(why);
+            return;
+        case RELOAD_REPLY_BUSY:
+            busy_retry(r);
+            return;
+        case RELOAD_REPLY_UNKNOWN:
+            log_warn(MOD, "HAProxy's answer to reload is none slotsync knows; confirming it "
+                          "with show proc");
+            break;
+        case RELOAD_REPLY_NONE:
+            break; /* 2.6 closes without a word */
+        }
+    } else if (err == -ETIMEDOUT && !r->slow) {
+        /* Still running (3.1+ answers when the new worker is ready): not a
+         * failure yet. The runtime finishes the exchange in the background;
+         * "show proc" confirms it, up to RELOAD_SLOW_MAX_S from the start. */
+        double left = RELOAD_SLOW_MAX_S - (clock_mono() - r->started);
+
+        r->slow = true;
+        log_info(MOD,
+                 "HAProxy's reload has not answered in %.0f s: still running, confirming it "
+                 "with show proc for up to %.0f s more",
+                 MASTER_TIMEOUT_S, left > 0 ? left : 0);
+        if (left > 0 && left > ev_timer_remaining(r->loop, &r->deadline)) {
+            ev_timer_stop(r->loop, &r->deadline);
+            ev_timer_set(&r->deadline, left, 0.);
+            ev_timer_start(r->loop, &r->deadline);
+        }
+    }
     r->phase = R_PROC_AFTER;
     poll_proc(r);
 }
@@ -372,7 +569,6 @@ static void on_proc_before(int err, char **replies, size_t n, const char *raw, s
                            void *arg)
 {
     struct reloader *r = arg;
-    int ret;
 
     if (err < 0) {
         finish(r, err, "master socket unreachable");
@@ -382,10 +578,7 @@ static void on_proc_before(int err, char **replies, size_t n, const char *raw, s
         finish(r, -EPROTO, "master socket: unexpected show proc output");
         return;
     }
-    r->phase = R_RELOAD;
-    ret = runtime_send_raw(r->master, PLAN_MASTER_RELOAD, on_reload_sent, r);
-    if (ret < 0)
-        finish(r, ret, "master socket: cannot send reload");
+    send_reload(r);
 }
 
 int reloader_reload(struct reloader *r, double timeout_s, reload_done_cb cb, void *arg)
@@ -396,6 +589,9 @@ int reloader_reload(struct reloader *r, double timeout_s, reload_done_cb cb, voi
         return -EBUSY;
     r->cb = cb;
     r->arg = arg;
+    r->started = clock_mono();
+    r->busy_delay = 0;
+    r->slow = false;
     if (r->master) {
         ret = runtime_send_raw(r->master, PLAN_MASTER_SHOW_PROC, on_proc_before, r);
         if (ret < 0)

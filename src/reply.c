@@ -142,6 +142,8 @@ static const struct reply_form forms[] = {
     NO(ADD_MAP, VALL, "Failed to add a key."),
     NO(SET_MAP, VALL, "'set map' expects three parameters: map identifier, key and value."),
     NO(SET_MAP, VALL, "Failed to update an entry."),
+    /* src/pattern.c's "entry not found", with map.c's "%s.": a missing key */
+    NO(SET_MAP, VALL, "entry not found."),
     NO(DEL_MAP, VALL, "This command expects two parameters: map identifier and key."),
     NO(DEL_MAP, VALL, "Key not found."),
     NO(ANY, VALL, "Unknown map identifier. Please use #<id> or <file>."),

@@ -3,14 +3,16 @@
  *
  * The check runs "<haproxy> -c -f <base_config> -f <candidate>" as a child
  * watched by ev_child, its output captured for the log. The reload goes
- * through the master socket ("reload": HAProxy 2.6 answers nothing and closes,
- * so success is read from the reload and failure counters of "show proc"), or
+ * through the master socket ("reload": HAProxy 3.0+ answers with a verdict and
+ * its startup log, reload_parse_reply(); 2.6 answers nothing and closes, so
+ * success is read from the reload and failure counters of "show proc"), or
  * through haproxy.reload_command run by /bin/sh when there is no master socket.
  */
 #ifndef SLOTSYNC_RELOAD_H
 #define SLOTSYNC_RELOAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct ev_loop;
 struct reloader;
@@ -26,6 +28,33 @@ int reload_parse_show_proc(const char *text, unsigned long *reloads, unsigned lo
  * finishing connections) do not count. 0, or -EPROTO when there is no such
  * line or its uptime is not HAProxy's format. */
 int reload_parse_worker_uptime(const char *text, long *uptime_s);
+
+/* The master CLI's answer to "reload", by version:
+ *   2.6: nothing (the master closes the connection and re-executes);
+ *   3.0: "Success=1" or "Success=0", then, when HAProxy kept them, "--" and
+ *        the startup log of the new process (its [NOTICE]/[ALERT] lines);
+ *   3.1+: the same, once the new worker is ready (or failed), and
+ *        "Success=0", "--", "Another reload is still in progress." while a
+ *        worker of an earlier reload is still starting (src/mworker.c). */
+enum reload_verdict {
+    RELOAD_REPLY_NONE = 0, /* empty: 2.6, confirm with "show proc" */
+    RELOAD_REPLY_OK,
+    RELOAD_REPLY_FAILED,
+    RELOAD_REPLY_BUSY,    /* another reload in progress: try again later */
+    RELOAD_REPLY_UNKNOWN, /* none of the above: confirm with "show proc" */
+};
+
+struct reload_reply {
+    enum reload_verdict verdict;
+    /* HAProxy's own error lines of the startup log ([ALERT], else every
+     * line but [NOTICE]), joined by " | "; NULL when there are none. Owned:
+     * reload_reply_clear() frees it. */
+    char *log;
+};
+
+/* Parse the reply text (len bytes, not NUL-terminated). 0 or -ENOMEM. */
+int reload_parse_reply(const char *text, size_t len, struct reload_reply *out);
+void reload_reply_clear(struct reload_reply *r);
 
 /* err is 0 on success; otherwise errtext (borrowed for the call) says why:
  * HAProxy's own messages for a failed check. */
