@@ -76,9 +76,9 @@ static bool read_request(int fd, char *path, size_t size)
     return sscanf(buf, "%*s %255s", path) == 1 && size > 255;
 }
 
-/* A canned gateway: every range is the listing of two endpoints of
- * service web at revision 5; a watch is told "created" and closed. Each
- * answer closes its connection. */
+/* A canned gateway (the config asks for etcd.transport json): every range
+ * is the listing of two endpoints of service web at revision 5; a watch is
+ * told "created" and closed. Each answer closes its connection. */
 static void fake_serve(int lfd)
 {
     char *ka = b64("/svc/web/a"), *va = b64("127.0.0.1:8080");
@@ -155,7 +155,8 @@ static void load_config(struct config *cfg, int etcd_port)
     snprintf(dir, sizeof(dir), "/tmp/slotsync-ctl-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(json, sizeof(json),
-             "{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:%d\"],\"prefix\":\"/svc/\"},"
+             "{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:%d\"],\"prefix\":\"/svc/\","
+             "\"transport\":\"json\"},"
              "\"haproxy\":{\"runtime_socket\":\"%s/admin.sock\","
              "\"services_file\":\"%s/services.cfg\"},"
              "\"defaults\":{\"slots\":2,\"server_options\":\"check\"},"
