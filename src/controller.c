@@ -478,7 +478,8 @@ static void on_connected(void *arg, bool up, const char *why)
     struct ctl *c = arg;
 
     if (up)
-        log_info(MOD, "etcd watch established");
+        log_info(MOD, "etcd watch established (%s)",
+                 etcd_transport_name((enum etcd_transport)c->cfg->etcd_transport));
     else
         /* the etcd module has said why, at warn, with its outage lines */
         log_info(MOD, "etcd watch lost (retrying)");

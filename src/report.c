@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <slotsync/clock.h>
+#include <slotsync/etcd.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/slots.h>
@@ -65,6 +66,12 @@ static json_t *age_or_null(double age)
     return age >= 0 ? json_real(age) : json_null();
 }
 
+/* etcd.transport as configured ("grpc" or "json"), NULL without a config. */
+static const char *report_etcd_transport(const struct report_state *s)
+{
+    return s->cfg ? etcd_transport_name((enum etcd_transport)s->cfg->etcd_transport) : NULL;
+}
+
 /* "etcd": the connection as the daemon knows it. */
 static json_t *etcd_doc(const struct report_state *s)
 {
@@ -76,8 +83,9 @@ static json_t *etcd_doc(const struct report_state *s)
     report_etcd_note(s, note, sizeof(note));
     clock_format_utc(s->wall_now > 0 ? clock_wall_of(s->etcd_since, s->now, s->wall_now) : 0, since,
                      sizeof(since));
-    return json_pack("{s:b,s:s?,s:o,s:s?,s:o,s:s?,s:I,s:b,s:s?}", "connected", s->etcd_up,
-                     "endpoint", ep[0] ? ep : NULL, "since_s", age_or_null(down), "since",
+    return json_pack("{s:b,s:s?,s:s?,s:o,s:s?,s:o,s:s?,s:I,s:b,s:s?}", "connected", s->etcd_up,
+                     "endpoint", ep[0] ? ep : NULL, "transport", report_etcd_transport(s),
+                     "since_s", age_or_null(down), "since",
                      strcmp(since, "-") ? since : NULL, "last_contact_s", age_or_null(contact),
                      "last_error", s->etcd_error, "revision",
                      (json_int_t)(s->etcd ? s->etcd->revision : 0), "listed", s->listed, "note",
@@ -281,6 +289,7 @@ int report_dump(const struct report_state *s, void (*line)(const char *text, voi
     d.etcd_last_contact = s->etcd ? s->etcd->last_contact_at : 0;
     d.etcd_endpoint = endpoint_shown(s->etcd_endpoint, ep, sizeof(ep));
     d.etcd_error = s->etcd_error;
+    d.etcd_transport = report_etcd_transport(s);
     for (size_t i = 0; db && i < s->n_backends; i++) {
         const struct backend *b = s->backends[i];
         const struct catalog_service *svc = catalog_find(s->cat, b->conf.name);

@@ -266,6 +266,7 @@ static void collect(const char *text, void *arg)
 
 Test(report, dump_says_what_the_state_holds)
 {
+    struct config cfg = {.etcd_transport = ETCD_TRANSPORT_GRPC};
     struct lines l = {0};
     struct report_state s;
     struct backend *gone;
@@ -277,6 +278,7 @@ Test(report, dump_says_what_the_state_holds)
     gone->present = false;
     s = state();
     s.reloading = true;
+    s.cfg = &cfg;
     cr_assert_eq(report_dump(&s, collect, &l), 0);
     cr_assert_eq(l.n, 6);
     cr_expect_str_eq(l.text[0],
@@ -289,8 +291,8 @@ Test(report, dump_says_what_the_state_holds)
                "last reload 10.0 s ago (2 done, 1 failed, 9 checks failed, one in flight); "
                "3 batches, 11 commands (1 refused)"),
         "%s", l.text[1]);
-    cr_expect_str_eq(l.text[2], "state dump: etcd connected through 127.0.0.1:2379 for 100.0 s, "
-                                "last answer 0.5 s ago");
+    cr_expect_str_eq(l.text[2], "state dump: etcd connected through 127.0.0.1:2379 over grpc for "
+                                "100.0 s, last answer 0.5 s ago");
     cr_expect_str_eq(l.text[3], "state dump: backend old: 0 slots used, 2 free (0 endpoints, 0 "
                                 "without a slot), not in HAProxy, from etcd only");
     cr_expect_str_eq(l.text[4], "state dump: backend web: 2 slots used, 1 free (2 endpoints, 0 "
@@ -302,6 +304,7 @@ Test(report, dump_says_what_the_state_holds)
  * /status "etcd" object, the dump; up, then down for 40 s. */
 Test(report, etcd_state_up_and_down)
 {
+    struct config cfg = {.etcd_transport = ETCD_TRANSPORT_JSON};
     static const char servers[] =
         STATE_HEADER "3 web 1 s1 127.0.0.1 2 0 1 1 5 6 3 4 6 0 0 0 - 8081 - 0 0 - - 0\n";
     struct metrics_backend *rows = NULL;
@@ -315,6 +318,7 @@ Test(report, etcd_state_up_and_down)
     put("/svc/web/a", "127.0.0.1:8081");
     add("web", true, 1);
     s = state();
+    s.cfg = &cfg;
     cr_expect_str_eq(report_etcd_note(&s, note, sizeof(note)), "");
     report_metrics(&s, &m, &rows);
     cr_expect(m.etcd_up);
@@ -325,6 +329,7 @@ Test(report, etcd_state_up_and_down)
     cr_expect(json_is_true(json_object_get(e, "connected")));
     /* host:port only: no scheme, no credentials, no path */
     cr_expect_str_eq(json_string_value(json_object_get(e, "endpoint")), "127.0.0.1:2379");
+    cr_expect_str_eq(json_string_value(json_object_get(e, "transport")), "json");
     cr_expect_float_eq(json_real_value(json_object_get(e, "since_s")), 100, 1e-9);
     cr_expect_str_eq(json_string_value(json_object_get(e, "since")), "2026-12-07T01:51:59.000Z");
     cr_expect(json_is_null(json_object_get(e, "note")));

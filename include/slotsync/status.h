@@ -95,6 +95,7 @@ struct status_dump {
     bool etcd_up;
     double etcd_since, etcd_last_contact;
     const char *etcd_endpoint, *etcd_error;
+    const char *etcd_transport; /* "grpc", "json"; NULL: not known */
 };
 
 /* The dump's lines, in order, each given to line() (no newline; text is
