@@ -379,6 +379,16 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
     start_reload(ro);
 }
 
+bool rollout_can_start(const struct rollout *ro)
+{
+    double wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - ev_time();
+
+    if (ro->reloading || ev_is_active(&ro->timer) || ro->last_reload_failed ||
+        !reloader_can_reload(ro->reloader))
+        return false;
+    return !(ro->stats.reloads + ro->stats.reload_failures + ro->stats.check_failures) || wait <= 0;
+}
+
 int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, struct catalog *cat,
                         const char *out_path, char **errmsg)
 {

@@ -107,6 +107,12 @@ bool rollout_pending(const struct rollout *ro);
  * waits for it; its end wakes the loop for the next call). */
 void rollout_maybe_start(struct rollout *ro, bool ready);
 
+/* A reload could start now: none is in flight or waiting (interval or
+ * backoff), min_reload_interval_ms has passed since the last start, there is
+ * a way to reload, and the last reload did not fail. bulk.h asks this before
+ * it picks a reload for a large plan. */
+bool rollout_can_start(const struct rollout *ro);
+
 /* "slotsync render": every backend slotsync owns in v (n of them), sized
  * for its endpoints in cat, rendered to out_path ("-": standard output) or,
  * when out_path is NULL, to cfg's services_file with the Host map beside
