@@ -4,13 +4,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl jansson libmicrohttpd
+PKGS     = libcurl jansson libmicrohttpd gnutls libprotobuf-c
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -I$(BUILD)/gen
 DEPFLAGS = -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -ljansson -lmicrohttpd -lgnutls -lprotobuf-c) -lev -lm
 # packaging (issue 13): sd_notify from libsystemd
 LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 TEST_LDLIBS = $(LDLIBS) -lcriterion
@@ -25,12 +25,18 @@ BUILD   ?= build
 BIN      = bin/slotsync
 SRCS     = $(wildcard src/*.c)
 LIB_SRCS = $(filter-out src/main.c,$(SRCS))
-LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+# etcd's gRPC messages (issue 24): C from proto/*.proto by protoc-c, in the
+# build directory only.
+PROTOS   = $(wildcard proto/*.proto)
+PROTO_GEN = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_OBJS = $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.o)
+LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o) $(PROTO_OBJS)
 TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
-.PHONY: all test unit integration asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
+.PHONY: compat-bins test-compat
+.PHONY: all test unit integration integration-grpc asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -40,7 +46,10 @@ help:
 	@echo "  deps         install missing Debian packages (as root) or print the apt-get line"
 	@echo "  test         unit + integration tests (real etcd and haproxy on 127.0.0.1)"
 	@echo "  unit         Criterion unit suites only"
-	@echo "  integration  integration tests only"
+	@echo "  integration  integration tests only (then the etcd-facing ones again on gRPC)"
+	@echo "  integration-grpc  every etcd-facing integration test on etcd.transport grpc"
+	@echo "  test-compat  integration suite on HAProxy 3.0, 3.2, 3.4 with etcd 3.5 (README:"
+	@echo "               Supported versions); compat-bins: only get those binaries"
 	@echo "  asan         the whole test suite built with -fsanitize=address,undefined"
 	@echo "  valgrind     unit suites under valgrind"
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
@@ -48,6 +57,7 @@ help:
 	@echo "               BENCH_QUICK=1: ~3 min, smaller sizes); writes docs/PERFORMANCE.md"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
+	@echo "  rules-check  promtool check/test of docs/deploy/prometheus (part of test)"
 	@echo "  fmt, fmt-check  clang-format the tree / check it"
 	@echo "  install, uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "  clean"
@@ -76,6 +86,19 @@ $(BUILD)/gen/admin_page.h: src/admin_page.html
 
 $(BUILD)/src/admin.o: $(BUILD)/gen/admin_page.h
 
+# All the .proto files at once: rpc.proto imports kv.proto.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+# Generated code: not ours to warn about.
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(PROTO_GEN:.c=.h)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CSTD) $(OPT) -I$(BUILD)/gen -w -c -o $@ $<
+
+$(BUILD)/src/etcd_grpc.o $(BUILD)/tests/test_etcd_grpc.o: $(PROTO_GEN:.c=.h)
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
@@ -88,12 +111,38 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB_OBJS)
 unit: deps $(TEST_BINS)
 	$(Q)set -e; for t in $(TEST_BINS); do echo "== $$t"; ./$$t --jobs 2; done
 
+# The etcd-facing tests once more on the gRPC transport (issue 24). make test
+# runs GRPC_TESTS, the modules where the transport is what is tested (calls,
+# watch, liveness, leases, TLS, authentication, listings) and a few
+# end-to-end cases, to stay within its 10 minutes; make integration-grpc runs
+# every etcd-facing module on gRPC (~6 min).
+GRPC_TESTS = -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce.test_registers_with_lease -k test_announce.test_etcd_outage \
+             -k test_announce.test_end_to_end -k test_announce.test_stop_is_bounded \
+             -k test_status.test_status_shows_three -k test_cli.test_sigusr1 \
+             -k test_grpc_proxy
+GRPC_ALL_TESTS = -k test_grpc_proxy -k test_etcd_faults -k test_auth -k test_tls -k test_listing_faults \
+             -k test_announce -k test_status -k test_cli -k test_ownership -k test_daemon \
+             -k test_clock_steps -k test_surfaces
+
+# The gRPC subset runs beside the whole suite (the tests mostly wait on
+# processes, and each uses its own ports and temp dirs), its output shown
+# after the suite's: together about 7 minutes instead of 9.5.
 integration: deps $(BIN)
-	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN))
+	$(Q)log=$$(mktemp); \
+	$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_TESTS) \
+	    >$$log 2>&1 & gpid=$$!; \
+	rc=0; $(PYTHON) integration/run.py --bin $(abspath $(BIN)) || rc=$$?; \
+	grc=0; wait $$gpid || grc=$$?; \
+	echo "== the etcd-facing subset again, on etcd.transport grpc"; cat $$log; rm -f $$log; \
+	[ $$rc -eq 0 ] && [ $$grc -eq 0 ]
+
+integration-grpc: deps $(BIN)
+	$(Q)$(PYTHON) integration/run.py --bin $(abspath $(BIN)) --etcd-transport grpc $(GRPC_ALL_TESTS)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
-	$(Q)$(MAKE) --no-print-directory man-check unit integration
+	$(Q)$(MAKE) --no-print-directory man-check rules-check unit integration
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/slotsync \
@@ -105,6 +154,14 @@ valgrind: $(TEST_BINS)
 
 bench: deps $(BIN)
 	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
+
+# The compatibility matrix (issue 21): HAProxy 3.0/3.2/3.4 and etcd 3.5 from
+# Debian's newer suites, cached in ~/.cache/slotsync/compat (integration/compat.sh).
+compat-bins:
+	$(Q)bash integration/compat.sh bins
+
+test-compat: deps $(BIN)
+	$(Q)bash integration/compat.sh test $(abspath $(BIN))
 
 demo: deps $(BIN)
 	$(Q)$(PYTHON) integration/demo.py --bin $(abspath $(BIN)) $(if $(filter-out 0,$(KEEP)),--keep)
@@ -130,17 +187,32 @@ SYSTEMD_SRC  = docs/deploy/systemd
 UNITS        = slotsync.service slotsync-render.service slotsync-announce@.service
 MANPAGES     = $(BUILD)/man/slotsync.8 $(BUILD)/man/slotsync.json.5
 
-.PHONY: man man-check
+# The shipped Prometheus alert rules parse and do what their tests say
+# (issue 19): promtool from Debian's prometheus package.
+PROMTOOL ?= promtool
+RULES_DIR = docs/deploy/prometheus
+
+.PHONY: rules-check
+rules-check:
+	$(Q)$(PROMTOOL) check rules $(RULES_DIR)/slotsync-rules.yml
+	$(Q)cd $(RULES_DIR) && $(PROMTOOL) test rules slotsync-rules.test.yml
+
+.PHONY: man man-check FORCE
+FORCE:
 
 man: $(MANPAGES)
 
-$(BUILD)/man/%: docs/man/%.scd
+# Rebuilt every time: the pages name PREFIX's paths, and PREFIX may differ
+# from the last build's (scdoc takes milliseconds).
+$(BUILD)/man/%: docs/man/%.scd FORCE
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SCDOC   $@")
-	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+	$(Q)sed -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< | scdoc > $@.tmp && mv $@.tmp $@
 
-# Every page renders without a warning from man (groff's included).
+# Every page renders without a warning from man (groff's included), and
+# says every config field, option and signal the code has (issue 19).
 man-check: $(MANPAGES)
+	$(Q)$(PYTHON) tests/check_man.py
 	$(Q)set -e; for m in $(MANPAGES); do \
 	    out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null); \
 	    if [ -n "$$out" ]; then echo "$$m:"; echo "$$out"; exit 1; fi; done; \

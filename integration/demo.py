@@ -15,7 +15,9 @@ slotsync's batches.
 
 Everything runs in a temporary directory and is stopped at the end, or on
 Ctrl-C at any point. --keep (`make demo KEEP=1`) leaves it all running until
-Ctrl-C and prints the URLs to open: the HAProxy stats page, the service. Exits 0 if everything it showed went as
+Ctrl-C and prints the URLs to open: slotsync's live page (the admin
+endpoint, on in the demo's config), the HAProxy stats page, the service.
+Exits 0 if everything it showed went as
 described, 1 otherwise (the logs of the run are printed then).
 """
 
@@ -30,7 +32,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Env, HarnessError, TrafficLoop, etcd_delete, etcd_get,  # noqa: E402
+from harness import (HAPROXY_BIN, Env, HarnessError, TrafficLoop, etcd_delete, etcd_get,  # noqa: E402
                      etcd_put, free_port, http_get, traffic, wait_for, write_config)
 
 PREFIX = "/services/"
@@ -42,6 +44,18 @@ SLOTS = 8
 TTL = 5
 NAMES = ("alpha", "beta", "gamma")
 T0 = time.monotonic()
+
+
+def haproxy_version():
+    """ "HAProxy 3.2.26-1" from `HAPROXY_BIN -v` (make demo HAPROXY_BIN=...
+    runs the demo on any supported version), or the binary's path."""
+    try:
+        out = subprocess.run([HAPROXY_BIN, "-v"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return HAPROXY_BIN
+    m = re.match(r"HAProxy version (\S+)", out)
+    return "HAProxy %s, %s" % (m.group(1), HAPROXY_BIN) if m else HAPROXY_BIN
 
 
 class DemoFailure(Exception):
@@ -124,6 +138,8 @@ class Demo:
         self.url = "http://127.0.0.1:%d/" % self.listen
         self.host_port = free_port()
         self.host_url = "http://127.0.0.1:%d/" % self.host_port
+        self.admin_port = free_port()
+        self.admin_url = "http://127.0.0.1:%d/" % self.admin_port
         services_file = self.env.path("services.cfg")
         self.config_path = write_config(self.env, {
             "etcd": {"endpoints": [self.etcd], "prefix": PREFIX},
@@ -137,6 +153,7 @@ class Demo:
             "services": {SERVICE: {"listen": "127.0.0.1:%d" % self.listen}},
             "http_frontend": {"bind": "127.0.0.1:%d" % self.host_port, "domain": DOMAIN,
                               "spare_backends": SPARES},
+            "admin": {"listen": "127.0.0.1:%d" % self.admin_port},
             "log_level": "debug",
         })
         r = subprocess.run([self.bin, "render", "-c", self.config_path],
@@ -148,11 +165,12 @@ class Demo:
         say("render     services.cfg: backend %s and %d spare backends, %d empty slots in all"
             % (SERVICE, SPARES, servers))
         self.haproxy = self.env.start_haproxy(services_file)
-        say("haproxy    pid %d, listening on %s" % (self.haproxy.pid, self.url))
+        say("haproxy    pid %d, listening on %s (%s)"
+            % (self.haproxy.pid, self.url, haproxy_version()))
         self.slotsync = self.env.start_slotsync(self.bin, self.config_path)
         self.env.wait_log("slotsync", r"HAProxy state read", alive=[self.slotsync])
-        say("slotsync   run -c slotsync.json, pid %d, watching %s"
-            % (self.slotsync.pid, PREFIX))
+        say("slotsync   run -c slotsync.json, pid %d, watching %s; live page %s"
+            % (self.slotsync.pid, PREFIX, self.admin_url))
 
     def register(self, name):
         """Start the name's announce sidekick; fall back to a plain put if it
@@ -292,7 +310,7 @@ class Demo:
                     word = rest[6:]
                     did.append(word if did else "%s %s" % (slot, word))
                 continue
-            m = re.search(r"applied \d+ runtime commands \(\d+ failed\) in [\d.]+ ms", line)
+            m = re.search(r"applied \d+ runtime commands? \(\d+ failed\) in [\d.]+ ms", line)
             if m:
                 out.append((m.group(0), ", ".join(did)))
                 did = []
@@ -330,6 +348,8 @@ def dump_logs(env):
 def keep_running(demo):
     say()
     say("everything stays up (KEEP=1 / --keep). Open:")
+    say("  live    %s  (slotsync's live page: slots, etcd, routes, recent changes)"
+        % demo.admin_url)
     say("  browse  %s  (HAProxy stats: backend %s, its slots)" % (demo.haproxy.stats_url,
                                                                  SERVICE))
     say("  curl    %s" % demo.url)

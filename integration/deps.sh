@@ -13,7 +13,10 @@ set -u
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjansson-dev libev-dev
 libcriterion-dev libmicrohttpd-dev haproxy etcd-server etcd-client python3
 curl socat ca-certificates libsystemd-dev scdoc man-db groff-base dnsmasq-base
-python3-yaml chromium openssl wrk"
+python3-yaml chromium openssl wrk faketime libfaketime
+prometheus libprotobuf-c-dev protobuf-c-compiler"
+# Arguments: more packages the caller needs (integration/compat.sh's build).
+[ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
 
 POLICY=/usr/sbin/policy-rc.d
 policy_written=0

@@ -91,6 +91,11 @@ env.start_etcd_cluster(n=3, name="etcd", log_level="warn", timeout=30)
     when each answers. .members [EtcdServer], .urls, .endpoints (comma-
     separated, for --etcd or the config), .member(url), .stop().
 
+env.start_grpc_proxy(endpoints, name="grpc-proxy", timeout=20) -> GrpcProxy
+    "etcd grpc-proxy start" in front of the member URLs endpoints, on a free
+    loopback port, ready when a range through it answers. gRPC only (the
+    JSON gateway answers 404 through it). .url .port .proc, .stop(sig).
+
 env.start_whoami(name, port=None, unhealthy=False) -> (proc, port)
     Starts integration/whoami.py (port None: the kernel picks it) and waits
     until it answers. SIGUSR1 toggles 503-everywhere, SIGUSR2 toggles the
@@ -189,8 +194,8 @@ chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800),
 Exceptions: HarnessError (base), WaitTimeout, ProcessDied, EtcdError, Skip.
 
 Environment variables: KEEP_TMP=1, SLOTSYNC_TEST_TIMEOUT (seconds),
-HAPROXY_BIN, ETCD_BIN (binaries; default from PATH, then /usr/sbin/haproxy,
-/usr/bin/etcd).
+HAPROXY_BIN, ETCD_BIN, ETCDCTL_BIN (binaries; default from PATH, then
+/usr/sbin/haproxy, /usr/bin/etcd, /usr/bin/etcdctl).
 """
 
 import atexit
@@ -205,6 +210,7 @@ import re
 import secrets
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -218,9 +224,10 @@ import urllib.request
 __all__ = [
     "REPO", "BASE_CONFIG", "WHOAMI", "HAPROXY_BIN", "ETCD_BIN", "PYTHON",
     "HarnessError", "WaitTimeout", "ProcessDied", "EtcdError", "Skip",
-    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster",
+    "timeout", "free_port", "wait_for", "Env", "EtcdServer", "EtcdCluster", "GrpcProxy",
     "HAProxy",
     "write_config", "haproxy_cmd", "master_reloads", "haproxy_check",
+    "haproxy_version",
     "etcd_put", "etcd_get", "etcd_get_prefix", "etcd_delete",
     "etcd_delete_prefix", "etcd_revision", "etcd_compact", "etcd_lease_grant",
     "etcd_lease_keepalive", "etcd_lease_revoke", "etcd_lease_ttl",
@@ -294,13 +301,31 @@ _ports_given = set()
 _ports_lock = threading.Lock()
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (client connections'
+    source ports), 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nothing listens on now, never returned before by this
-    process. Another process may still take it before it is used: starters
-    that bind it retry with a new port when that happens."""
-    for _ in range(100):
+    process, below the ephemeral range: a port the kernel hands out (bind
+    to 0) can be taken meanwhile as the source port of any connection, as
+    HAProxy 3.0's HTTP frontend once found ("Address already in use") in
+    make test-compat. Another test process may still take it before it is
+    used: starters that bind it retry with a new port when that happens."""
+    low = min(_ephemeral_low(), 65536)
+    for _ in range(200):
+        port = random.randrange(10000, low) if low > 11000 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         with _ports_lock:
             if port not in _ports_given:
@@ -576,6 +601,7 @@ class Env:
         return os.path.join(self.tmp, *parts)
 
     def write(self, relpath, text):
+        text = with_etcd_transport(relpath, text)
         path = self.path(relpath)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         mode = "wb" if isinstance(text, bytes) else "w"
@@ -613,7 +639,7 @@ class Env:
 
     def spawn(self, name, argv, env=None, log=True, cwd=None, unset=()):
         global _defer_signals
-        argv = [str(a) for a in argv]
+        argv = announce_with_etcd_transport([str(a) for a in argv])
         main = threading.current_thread() is threading.main_thread()
         # Between the fork and the registration a signal handler running in
         # this thread would miss the new process: it waits until the end.
@@ -802,6 +828,23 @@ class Env:
             return self.etcd_cluster
         raise last
 
+    def start_grpc_proxy(self, endpoints, name="grpc-proxy", timeout=20):
+        """Start "etcd grpc-proxy start" in front of endpoints (a list of
+        member URLs) on a free loopback port; return a GrpcProxy once a
+        range through it answers (etcdctl speaks gRPC, as the proxy does)."""
+        last = None
+        for _ in range(3):
+            proxy = GrpcProxy(self, name, free_port(), endpoints)
+            try:
+                proxy.start(timeout)
+            except ProcessDied as e:
+                if "address already in use" not in self.log_text(name):
+                    raise
+                last = e  # lost a port race: a new port
+                continue
+            return proxy
+        raise last
+
     # -- whoami
 
     def start_whoami(self, name, port=None, unhealthy=False, timeout=10):
@@ -864,6 +907,51 @@ class Env:
         """Run "BIN run -c CONFIG EXTRA..."; return the Popen."""
         return self.spawn(name, [bin_path, "run", "-c", config_path]
                           + list(extra_args), env=env)
+
+
+def etcd_transport():
+    """The etcd transport the tests run with: SLOTSYNC_TEST_ETCD_TRANSPORT
+    ("grpc" or "json"), or None for slotsync's default."""
+    t = os.environ.get("SLOTSYNC_TEST_ETCD_TRANSPORT") or None
+    if t not in (None, "grpc", "json"):
+        raise HarnessError("SLOTSYNC_TEST_ETCD_TRANSPORT=%r: grpc or json" % t)
+    return t
+
+
+def json_gateway_only(why):
+    """Skip the calling test on the gRPC transport: it reads or fakes the
+    JSON gateway's bytes (why says which)."""
+    if etcd_transport() == "grpc":
+        raise Skip("JSON gateway only: " + why)
+
+
+def with_etcd_transport(relpath, text):
+    """A slotsync config (a .json file whose object has an "etcd" object
+    without "transport") gets etcd.transport when etcd_transport() is set;
+    anything else is returned as it is."""
+    t = etcd_transport()
+    if not t or not str(relpath).endswith(".json"):
+        return text
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        return text  # a deliberately broken config stays broken
+    if (not isinstance(cfg, dict) or not isinstance(cfg.get("etcd"), dict)
+            or "transport" in cfg["etcd"]):
+        return text
+    cfg["etcd"]["transport"] = t
+    out = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
+    return out.encode() if isinstance(text, bytes) else out
+
+
+def announce_with_etcd_transport(argv):
+    """"BIN announce ..." gets --etcd-transport when etcd_transport() is set
+    and the test gave none."""
+    t = etcd_transport()
+    if (t and len(argv) > 1 and argv[1] == "announce"
+            and "--etcd-transport" not in argv and "--" not in argv[:2]):
+        return argv[:2] + ["--etcd-transport", t] + argv[2:]
+    return argv
 
 
 def write_config(env, config, name="slotsync.json"):
@@ -986,9 +1074,41 @@ class EtcdCluster:
             m.stop(sig, timeout)
 
 
+class GrpcProxy:
+    """One "etcd grpc-proxy start" of an Env (see Env.start_grpc_proxy): it
+    serves gRPC only (no JSON gateway) and coalesces identical watches into
+    one watch on the cluster."""
+
+    def __init__(self, env, name, port, endpoints):
+        self.env = env
+        self.name = name
+        self.port = port
+        self.endpoints = [u.rstrip("/") for u in endpoints]
+        self.url = "http://127.0.0.1:%d" % port
+        self.proc = None
+
+    def argv(self):
+        return [ETCD_BIN, "grpc-proxy", "start",
+                "--endpoints=" + ",".join(u.split("://", 1)[1] for u in self.endpoints),
+                "--listen-addr=127.0.0.1:%d" % self.port]
+
+    def start(self, timeout=20):
+        self.proc = self.env.spawn(self.name, self.argv())
+        wait_for(lambda: etcdctl(self.url, "get", "/", check=False,
+                                 timeout=2).returncode == 0,
+                 timeout=timeout, alive=[self.proc],
+                 what="grpc-proxy %s to answer on %d" % (self.name, self.port))
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        if self.proc is None:
+            return None
+        return self.env.stop(self.proc, sig, timeout)
+
+
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-ETCDCTL_BIN = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+ETCDCTL_BIN = _find_bin("ETCDCTL_BIN", "etcdctl", "/usr/bin/etcdctl")
 OPENSSL_BIN = shutil.which("openssl") or "/usr/bin/openssl"
 
 
@@ -1120,13 +1240,15 @@ def _as_bytes(key):
     return key.encode() if isinstance(key, str) else bytes(key)
 
 
-def etcd_put(url, key, value, lease=None, timeout=5):
+def etcd_put(url, key, value, lease=None, timeout=5, allow_any=False):
     """Put key=value (str, bytes, or dict/list sent as JSON), optionally
     attached to a lease. Returns the new revision. Refuses keys and values
-    that hold an IPv4 address outside 127.0.0.0/8."""
+    that hold an IPv4 address outside 127.0.0.0/8; allow_any lets a value
+    hold 0.0.0.0, the unspecified address (a value slotsync must refuse)."""
     encoded = _b64(value)
     assert_loopback_only(_as_bytes(key), "etcd key %r" % (key,))
-    assert_loopback_only(base64.b64decode(encoded), "value of %r" % (key,))
+    assert_loopback_only(base64.b64decode(encoded), "value of %r" % (key,),
+                         allow_any=allow_any)
     body = {"key": _b64(_as_bytes(key)), "value": encoded}
     if lease is not None:
         body["lease"] = str(lease)
@@ -1305,6 +1427,26 @@ def chromium(env, url, dump_dom=True, screenshot=None, size=(1280, 800), budget_
     if proc.returncode != 0:
         raise HarnessError("chromium exited %d (see chromium.log)" % proc.returncode)
     return stdout.decode("utf-8", "replace")
+
+
+_haproxy_version = None
+
+
+def haproxy_version():
+    """(major, minor) of HAPROXY_BIN, from its own "haproxy -v" line
+    ("HAProxy version 3.0.11-... "); tests that depend on one version's
+    wording branch on it."""
+    global _haproxy_version
+    if _haproxy_version is None:
+        r = subprocess.run([HAPROXY_BIN, "-v"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        m = re.search(r"HA-?Proxy version (\d+)\.(\d+)",
+                      r.stdout.decode("utf-8", "replace"))
+        if not m:
+            raise HarnessError("%s -v: no version in %r" % (HAPROXY_BIN, r.stdout[:200]))
+        _haproxy_version = (int(m.group(1)), int(m.group(2)))
+    return _haproxy_version
 
 
 def haproxy_check(*config_files):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """run.py - the integration test runner.
 
-    run.py --bin PATH [-k SUBSTRING] [--list]
+    run.py --bin PATH [-k SUBSTRING]... [--etcd-transport grpc|json] [--list]
 
 Imports integration/test_*.py and runs every top-level function named test_*
 (file order within a module, modules by name), each with a fresh harness.Env
@@ -11,7 +11,11 @@ time has its processes killed and fails.
 
 Arguments are passed by parameter name: env (the Env), bin_path or bin (the
 --bin path). -k keeps the tests whose "module.function" name contains
-SUBSTRING. --list prints the names that would run.
+SUBSTRING (-k may be repeated: any of them). --list prints the names that
+would run. --etcd-transport sets SLOTSYNC_TEST_ETCD_TRANSPORT for the
+harness: every slotsync config an Env writes and every "slotsync announce"
+it spawns then speak that transport to etcd (see harness.py; make test runs
+the etcd-facing modules once more with grpc).
 
 Prints "PASS name (1.2s)", "FAIL name: reason" (then the traceback and the
 last 40 lines of each log of the test) or "SKIP name: reason" per test, and
@@ -194,8 +198,10 @@ def run_case(case, bin_path):
 def main():
     parser = argparse.ArgumentParser(description="slotsync integration tests")
     parser.add_argument("--bin", required=True, help="the slotsync binary")
-    parser.add_argument("-k", dest="substring", default=None,
-                        help="run only tests whose name contains this")
+    parser.add_argument("-k", dest="substring", action="append", default=None,
+                        help="run only tests whose name contains this (repeatable)")
+    parser.add_argument("--etcd-transport", choices=("grpc", "json"), default=None,
+                        help="the etcd transport every config and announce uses")
     parser.add_argument("--list", action="store_true",
                         help="list the tests, run nothing")
     args = parser.parse_args()
@@ -205,9 +211,12 @@ def main():
     harness.install_signal_handlers()
 
     bin_path = os.path.abspath(args.bin)
+    if args.etcd_transport:
+        os.environ["SLOTSYNC_TEST_ETCD_TRANSPORT"] = args.etcd_transport
+        print("etcd transport: %s" % args.etcd_transport)
     cases = discover()
     if args.substring:
-        cases = [c for c in cases if args.substring in c.name]
+        cases = [c for c in cases if any(k in c.name for k in args.substring)]
     if args.list:
         for c in cases:
             print(c.name)

@@ -34,6 +34,8 @@ def main():
         port, web_port = free_port(), free_port()
         c = Cluster(env, os.path.abspath(args.bin), slots=6, backends=5,
                     extra={"admin": {"listen": "127.0.0.1:%d" % port},
+                           "http_frontend": {"bind": "127.0.0.1:%d" % free_port(),
+                                             "domain": "demo.local", "spare_backends": 2},
                            "services": {"web": {"listen": "127.0.0.1:%d" % web_port},
                                         "api": {"listen": "127.0.0.1:%d" % free_port(),
                                                 "slots": 4}}})

@@ -110,6 +110,59 @@ def test_check_lists_every_problem(env, bin_path):
     assert r.stdout.strip().endswith("6 errors, 0 warnings"), r.stdout
 
 
+def test_run_and_check_say_every_config_error_and_what_a_path_is(env, bin_path):
+    """issue 19 item 10: run -c prints every error of the file, as check
+    does; a misspelt required key is named with the key it should be; a
+    directory given as the config says so."""
+    bad = write_config(env, {
+        "etcd": {"endpoints": ["http://127.0.0.1:1"], "prefx": PREFIX},
+        "haproxy": {"runtime_sock": env.path("admin.sock"),
+                    "services_file": env.path("services.cfg")},
+        "log_level": "loud"}, name="three.json")
+    wants = ['etcd.prefx: unknown key; did you mean "prefix"? (etcd.prefix is required and '
+             'not set)',
+             'haproxy.runtime_sock: unknown key; did you mean "runtime_socket"? '
+             '(haproxy.runtime_socket is required and not set)',
+             "log_level: must be one of"]
+    for cmd in ("run", "check"):
+        r = run(bin_path, cmd, "-c", bad)
+        assert r.returncode == 1, r
+        prefix = "slotsync %s: %s" % (cmd, "error: " if cmd == "check" else "")
+        lines = [l for l in r.stderr.splitlines() if l.startswith(prefix)]
+        assert len(lines) == 3, (cmd, r.stderr)
+        for want, line in zip(wants, lines):
+            assert line.startswith(prefix + want), (cmd, want, r.stderr)
+    for cmd in ("run", "check"):
+        r = run(bin_path, cmd, "-c", env.tmp)
+        assert r.returncode == 1, r
+        assert ": is a directory" in r.stderr and "line " not in r.stderr, (cmd, r.stderr)
+
+
+def test_check_connect_reads_the_runtime_socket_and_its_level(env, bin_path):
+    """issue 19 item 10: check --connect also asks HAProxy's runtime socket
+    "show cli level": level admin is ok; operator is an error naming the
+    level; no socket is an error naming the socket."""
+    etcd = env.start_etcd()
+    cfg = {"etcd": {"endpoints": [etcd], "prefix": PREFIX},
+           "haproxy": {"runtime_socket": env.path("admin.sock"),
+                       "services_file": env.path("services.cfg")}}
+    path = write_config(env, cfg, name="connect.json")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 1, r
+    assert "%s: " % env.path("admin.sock") in r.stdout, r.stdout
+    assert "haproxy.runtime_socket: not usable" in r.stderr, r.stderr
+    hap = env.start_haproxy(socket_level="operator")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 1, r
+    assert "%s: level operator, slotsync needs level admin" % hap.admin_sock in r.stdout, r.stdout
+    env.stop(hap.proc)
+    hap = env.start_haproxy(name="haproxy-admin")
+    r = run(bin_path, "check", "-c", path, "--connect", "--timeout", "5")
+    assert r.returncode == 0, r
+    assert "%s: ok (level admin)" % hap.admin_sock in r.stdout, r.stdout
+    assert "%s: ok (revision " % etcd in r.stdout, r.stdout
+
+
 def test_check_warns_about_missing_paths(env, bin_path):
     cfg = write_config(env, {
         "etcd": {"endpoints": ["http://127.0.0.1:2379"], "prefix": PREFIX},
@@ -214,12 +267,12 @@ def test_sigusr1_dumps_state_and_sigpipe_is_ignored(env, bin_path):
     c.put("b", "w2")
     c.wait_live(["w1", "w2"])
     os.kill(c.slotsync.pid, signal.SIGUSR1)
-    env.wait_log("slotsync", r"state dump: end \(1 backends\)", alive=[c.slotsync])
+    env.wait_log("slotsync", r"state dump: end \(1 backend\)", alive=[c.slotsync])
     log = env.log_text("slotsync")
     assert re.search(r"state dump \(SIGUSR1\): etcd revision [1-9]\d* \(watching, listed\), "
-                     r"2 endpoints in 1 services", log), log
+                     r"2 endpoints in 1 service\b", log), log
     assert re.search(r"state dump: HAProxy state known; last resync [\d.]+ s ago "
-                     r"\(\d+ resyncs\); last reload never", log), log
+                     r"\(\d+ resyncs?\); last reload never", log), log
     assert "state dump: backend web: 2 slots used, 2 free (2 endpoints, 0 without a slot)" \
         in log, log
     os.kill(c.slotsync.pid, signal.SIGPIPE)
@@ -259,7 +312,7 @@ def test_flapping_key_log_stays_bounded(env, bin_path):
     c = Cluster(env, bin_path, extra={"log_level": "info"})
     c.put("flap", "w1")
     c.wait_live(["w1"])
-    env.wait_log("slotsync", r"applied \d+ runtime commands", alive=[c.slotsync])
+    env.wait_log("slotsync", r"applied \d+ runtime commands?", alive=[c.slotsync])
     start_lines = len(env.log_text("slotsync").splitlines())
     stop = time.monotonic() + 3.0
     puts = [0]
@@ -338,6 +391,13 @@ def test_demo_keep_stays_up_until_ctrl_c(env, bin_path):
     # the demo is over, and its URLs still answer
     status, body = http_get(stats_url, timeout=5)[:2]
     assert status == 200, status
+    # slotsync's live page too: the demo's config turns the admin endpoint on
+    live = re.search(r"live\s+(http://127\.0\.0\.1:\d+/)\s", env.log_text("demo"))
+    assert live, env.log_tail("demo", 20)
+    status, body = http_get(live.group(1), timeout=5)[:2]
+    assert status == 200 and "<title>slotsync</title>" in body, (status, body[:200])
+    status, body = http_get(live.group(1) + "status", timeout=5)[:2]
+    assert status == 200 and json.loads(body)["backends"], (status, body[:200])
     app = re.search(r"curl\s+(http://127\.0\.0\.1:\d+/)", env.log_text("demo")).group(1)
     wait_for(lambda: http_get(app, timeout=2)[0] == 200, timeout=10, what="the demo's service")
     os.kill(demo.pid, signal.SIGINT)

@@ -69,10 +69,10 @@ class Cluster:
         self.env.wait_log(name, r"HAProxy state read", alive=[self.slotsync], since=since)
         return self.slotsync
 
-    def put(self, instance, backend=None, port=None, value=None):
+    def put(self, instance, backend=None, port=None, value=None, allow_any=False):
         if value is None:
             value = "127.0.0.1:%d" % (port or self.backends[backend])
-        return etcd_put(self.etcd, PREFIX + "web/" + instance, value)
+        return etcd_put(self.etcd, PREFIX + "web/" + instance, value, allow_any=allow_any)
 
     def delete(self, instance):
         return etcd_delete(self.etcd, PREFIX + "web/" + instance)
@@ -175,6 +175,11 @@ BAD_VALUES = [
     '{"host":"127.0.0.1","port":80,"state":"bogus"}',
     "[::1]:80 ",
     "127.0.0.1:080",
+    # an unspecified address is "anyone": never a target (issue 20, item 7)
+    "0.0.0.0:80",
+    "[::]:80",
+    '{"host":"::","port":80}',
+    '{"host":"127.0.0.1","port":0}',
 ]
 
 
@@ -184,12 +189,17 @@ def test_bad_values_never_reach_haproxy(env, bin_path):
     c.wait_live(["w1"])
     before = c.slots()
     for i, value in enumerate(BAD_VALUES):
-        c.put("bad%d" % i, value=value)
+        c.put("bad%d" % i, value=value, allow_any=True)
     # bad keys too: a service name with a space, a service without instance
     etcd_put(c.etcd, PREFIX + "we b/x", "127.0.0.1:1")
     etcd_put(c.etcd, PREFIX + "web", "127.0.0.1:1")
     for i in range(len(BAD_VALUES)):
         env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: \S' % i)
+    for value in ("0.0.0.0:80", "[::]:80", '{"host":"::","port":80}'):
+        env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: .*unspecified'
+                     % BAD_VALUES.index(value))
+    env.wait_log("slotsync", r'etcd key "/services/web/bad%d" rejected: .*port'
+                 % BAD_VALUES.index('{"host":"127.0.0.1","port":0}'))
     env.wait_log("slotsync", r'etcd key "/services/we b/x" rejected')
     env.wait_log("slotsync", r'etcd key "/services/web" rejected')
     # a marker change proves the bad ones were processed before it
@@ -202,9 +212,11 @@ def test_bad_values_never_reach_haproxy(env, bin_path):
     for line in log.splitlines():
         if "runtime commands" in line or "set server" in line:
             assert "127.0.0.9" not in line and "999." not in line and "70000" not in line, line
-    # nothing HAProxy was told contains a bad address
-    for addr, port, _, _ in after.values():
+    # nothing HAProxy was told contains a bad address; an empty slot
+    # (0.0.0.0 port 0, in maint) is the only 0.0.0.0 and the only port 0
+    for addr, port, state, _ in after.values():
         assert addr in ("0.0.0.0", "127.0.0.1"), after
+        assert (addr == "0.0.0.0") == (port == 0) and (port != 0 or state == "maint"), after
 
     # a valid endpoint overwritten with a bad value is removed, as if deleted
     c.put("good", value="127.0.0.1:99999")
@@ -270,6 +282,50 @@ def test_slotsync_restart_adopts_slots(env, bin_path):
     c.assert_no_reload()
 
 
+def test_restart_across_the_frontend_rename_needs_no_reload(env, bin_path):
+    """An older slotsync named a service's frontend after the service
+    ("frontend web"); this one renders "frontend fe:web" (HAProxy 3.3+
+    refuses a frontend and a backend of the same name). HAProxy runs a file
+    the older one wrote, with endpoints in its slots: a new slotsync adopts
+    them, applies changes at run time and reloads nothing for the rename.
+    2.6 to 3.2 only: 3.3+ cannot load the older file at all, so nothing of
+    the older naming can be running there."""
+    if haproxy_version() >= (3, 3):
+        raise Skip("HAProxy %d.%d cannot load a file with a frontend named like its "
+                   "backend: no older rendering can be running to adopt" % haproxy_version())
+    c = Cluster(env, bin_path, start=False)
+    c.put("a", "w1")
+    c.put("b", "w2")
+    c.render()
+    with open(c.services_file) as f:
+        text = f.read()
+    assert "\nfrontend fe:web\n" in text, text
+    # what slotsync rendered before the rename
+    old = text.replace("\nfrontend fe:web\n", "\nfrontend web\n")
+    with open(c.services_file, "w") as f:
+        f.write(old)
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+    env.wait_log("slotsync", r"ready: first etcd listing applied", alive=[c.slotsync])
+    c.wait_live(["w1", "w2"])
+    c.reach(["w1", "w2"])
+    # a change still goes through the runtime API, and nothing reloaded
+    c.delete("a")
+    c.wait_live(["w2"])
+    c.reach(["w2"])
+    c.assert_no_reload()
+    assert "an older slotsync's naming" in env.log_text("slotsync")
+    # the services file is kept current (issue 23, livefile) in the new
+    # naming, without a reload: the next reload, by anyone, loads it
+    def current():
+        with open(c.services_file) as f:
+            text = f.read()
+        return "\nfrontend fe:web\n" in text and "\nfrontend web\n" not in text
+    wait_for(current, timeout=10, what="the services file rewritten in the new naming",
+             alive=[c.slotsync])
+    c.assert_no_reload()
+
+
 def test_starts_before_haproxy_and_waits(env, bin_path):
     c = Cluster(env, bin_path, start=False)
     c.put("a", "w1")
@@ -289,7 +345,7 @@ def test_more_endpoints_than_slots(env, bin_path):
     c.put("a", "w1")
     c.put("b", "w2")
     c.put("c", "w3")
-    env.wait_log("slotsync", r"backend web: 1 endpoints have no free slot \(2 slots\)")
+    env.wait_log("slotsync", r"backend web: 1 endpoint has no free slot \(2 slots\)")
     c.wait_live(["w1", "w2"])
     c.delete("a")
     c.wait_live(["w2", "w3"])   # the waiting endpoint takes the freed slot
@@ -436,7 +492,7 @@ def test_a_batch_larger_than_the_socket_buffers(env, bin_path):
     wait_for(lambda: sum(1 for v in c.slots().values() if v[2] == "ready") == 4000,
              timeout=30, what="4000 ready slots", alive=[c.slotsync])
     # HAProxy shows the slots before slotsync has read the last reply
-    env.wait_log("slotsync", r"applied \d+ runtime commands", timeout=30, alive=[c.slotsync])
+    env.wait_log("slotsync", r"applied \d+ runtime commands?", timeout=30, alive=[c.slotsync])
     log = env.log_text("slotsync")
     assert "timed out" not in log and "HAProxy refused" not in log, log[-2000:]
     assert " 8000 runtime commands (0 failed)" in log, log[-2000:]

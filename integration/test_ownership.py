@@ -211,7 +211,7 @@ def test_many_changes_are_summarised(env, bin_path):
     for i in range(40):
         etcd_put(c.etcd, PREFIX + "web/n%02d" % i, "127.0.0.%d:%d" % (i + 2, c.backends["w2"]))
     c.start_slotsync()
-    m = env.wait_log("slotsync", r"applied \d+ runtime commands \(0 failed\) in [\d.]+ ms: "
+    m = env.wait_log("slotsync", r"applied \d+ runtime commands? \(0 failed\) in [\d.]+ ms: "
                      r"(\d+) changes, 0 drift repairs \(the lines past the first 20 are at debug "
                      r"level\)", alive=[c.slotsync])
     assert int(m.group(1)) == 40, m.group(0)

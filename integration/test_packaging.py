@@ -126,11 +126,15 @@ def test_check_runs_haproxy_check(env, bin_path):
     env.write("bad.json", text.replace("check inter 2s", "chek inter 2s")
               .replace('"services_file"', '"base_config": "%s", "services_file"' % base))
     out = run(bin_path, "check", "-c", env.path("good.json"))
-    assert out.returncode == 0 and ": ok (1 services, 0 warnings)" in out.stdout, out
+    assert out.returncode == 0 and ": ok (1 service, 0 warnings)" in out.stdout, out
     out = run(bin_path, "check", "-c", env.path("bad.json"))
     assert out.returncode == 1, out
-    assert re.search(r"(?m)^slotsync check: error: haproxy -c: config : \[.*services\.cfg:\d+\] : "
-                     r"unknown keyword 'chek'", out.stderr), out.stderr
+    # one error for one mistake, named by the field it came from (issue 19)
+    assert re.findall(r"(?m)^slotsync check: error: defaults\.server_options: haproxy -c: "
+                      r"config : unknown keyword 'chek'", out.stderr) == [
+        "slotsync check: error: defaults.server_options: haproxy -c: config : unknown keyword "
+        "'chek'"], out.stderr
+    assert out.stderr.count("slotsync check: error:") == 1, out.stderr
     assert "slotsync-check-" not in out.stderr, out.stderr
 
 
@@ -401,8 +405,23 @@ def test_deploy_kubernetes_pod_agrees(env, bin_path):
     assert host == "0.0.0.0", cfg["admin"]
     sync = cons["slotsync"]
     assert [p["containerPort"] for p in sync["ports"]] == [int(admin_port)], sync["ports"]
+    # Off loopback the endpoint is HTTPS with a token (issue 20): the probes
+    # say HTTPS, their paths are not protected (admin.protected_paths'
+    # default: all but /readyz and /healthz, or the config's list), and the
+    # token and TLS files come from secret volumes mounted where the config
+    # reads them.
+    admin = cfg["admin"]
+    assert admin.get("tls") and admin.get("token_file"), admin
+    protected = admin.get("protected_paths", ["/", "/status", "/metrics"])
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port)}, sync[probe]
+        assert sync[probe]["httpGet"] == {"path": path, "port": int(admin_port),
+                                          "scheme": "HTTPS"}, sync[probe]
+        assert path not in protected, (path, protected)
+    assert "/metrics" in protected
+    m = mounts(sync)
+    for f in (admin["tls"]["cert_file"], admin["tls"]["key_file"], admin["token_file"]):
+        mount = m[os.path.dirname(f)]
+        assert "secret" in volumes[mount["name"]], (f, mount)
 
 
 def test_deploy_compose_agrees(env, bin_path):
@@ -516,7 +535,7 @@ def test_migration_examples_render(env, bin_path):
     assert re.search(r"backend web\n(.*\n)*?    server s\d+ 127\.0\.0\.1:4101 ", text), text
     assert re.search(r"    server s\d+ 127\.0\.0\.1:4102 ", text), text
     assert "backend api\n" in text, text
-    assert re.search(r"frontend slotsync_http\n    mode http\n    bind \*:80\n", text), text
+    assert re.search(r"frontend slotsync:http\n    mode http\n    bind \*:80\n", text), text
     # Host routing <svc>.paz: the same map run keeps (render's routes)
     assert cfg["http_frontend"]["domain"] == "paz" and cfg["dns"]["domain"] == "paz"
 
@@ -524,14 +543,14 @@ def test_migration_examples_render(env, bin_path):
         "/backends/web/0123456789ab": "127.0.0.1:4201",
         "/backends/redis/ba9876543210": "127.0.0.1:4202",
     })
-    assert "frontend web\n    mode tcp\n    bind *:8000\n" in text, text
-    assert "frontend redis\n    mode tcp\n    bind *:6379\n" in text, text
+    assert "frontend fe:web\n    mode tcp\n    bind *:8000\n" in text, text
+    assert "frontend fe:redis\n    mode tcp\n    bind *:6379\n" in text, text
     assert re.search(r"    server s1 127\.0\.0\.1:4201 ", text), text
 
     cfg, text = render_example(env, bin_path, "synapse", etcd, {
         "/services/service1/i-1": '{"host": "127.0.0.1", "port": 4301, "weight": 5}',
     })
-    assert "frontend service1\n    mode http\n    bind 127.0.0.1:3213\n" in text, text
+    assert "frontend fe:service1\n    mode http\n    bind 127.0.0.1:3213\n" in text, text
     assert "backend service2\n    mode tcp\n    balance leastconn\n" in text, text
     assert "default-server check inter 2s rise 3 fall 2\n" in text, text
     assert re.search(r"    server s1 127\.0\.0\.1:4301 weight 5", text), text
@@ -680,7 +699,16 @@ def test_debian_haproxy_unit_starts_from_the_render(env, bin_path):
              alive=[hap], what="HAProxy's master socket")
     st = os.stat(env.path("master.sock"))
     assert st.st_mode & 0o777 == 0o660 and st.st_gid == grp.getgrnam("haproxy").gr_gid
-    assert "web" in haproxy_cmd(env.path("admin.sock"), "show backend").split()
+
+    # From 3.1 the master answers before its worker has read the config and
+    # bound the runtime socket (2.6 and 3.0 load it in the master first).
+    def backends():
+        try:
+            return haproxy_cmd(env.path("admin.sock"), "show backend").split()
+        except OSError:
+            return []
+    wait_for(lambda: "web" in backends(), alive=[hap],
+             what="backend web on the worker's runtime socket")
     # slotsync.service's ExecStart: fills the slot once etcd is up
     main_unit = parse_unit(os.path.join(DEPLOY, "systemd", "slotsync.service.in"))
     env.etcd.start()

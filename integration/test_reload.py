@@ -242,7 +242,9 @@ def test_sighup_refuses_bad_or_restart_only_configs(env, bin_path):
     moved = json.loads(json.dumps(good))
     moved["etcd"]["prefix"] = "/elsewhere/"
     sighup(c, moved)
-    env.wait_log("slotsync", r"SIGHUP: config not reloaded: etcd, sockets", alive=[c.slotsync])
+    # the line names the field that changed (issue 19)
+    env.wait_log("slotsync", r"SIGHUP: config not reloaded: etcd\.prefix changed, which needs "
+                 r"a restart", alive=[c.slotsync])
     # still watching the old prefix, still applying changes, no reload
     c.put("b", "w2")
     c.reach(["w1", "w2"])

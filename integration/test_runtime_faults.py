@@ -5,6 +5,7 @@ socket, and an HAProxy outage told at a slowing cadence."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -319,7 +320,12 @@ def test_unframed_refusal_is_not_retried_in_a_loop(env, bin_path):
     HAProxy runs web with static-rr (an older services file) while the config
     says roundrobin, and a fifth endpoint wants a fifth slot: slotsync tries
     "add server" once, then goes on under the budget. HAProxy answered, so
-    this is a refusal, not an outage of the socket."""
+    this is a refusal, not an outage of the socket.
+    The unframed reply is 2.6's (its src/server.c prints "Backend must use
+    a dynamic load balancing ..." without a newline); 3.0+ ends every CLI
+    message with one (cli_output_msg()), so there the same refusal is framed
+    and named: slotsync logs it as a refusal of that "add server", once, and
+    stays under the same budget."""
     s = Setup(env, bin_path, web={"balance": "static-rr"}, start=False)
     s.config["services"]["web"]["balance"] = "roundrobin"
     write_config(env, s.config)
@@ -328,9 +334,22 @@ def test_unframed_refusal_is_not_retried_in_a_loop(env, bin_path):
     for i in range(5):
         s.put("e%d" % i, "127.0.0.%d:%d" % (i + 1, s.port))
     env.wait_log("slotsync", r"add server", alive=[s.slotsync])
-    env.wait_log("slotsync", r"HAProxy refused part of a batch|Protocol error",
-                 alive=[s.slotsync])
+    if haproxy_version() < (3, 0):
+        env.wait_log("slotsync", r"HAProxy refused part of a batch|Protocol error",
+                     alive=[s.slotsync])
+    else:
+        env.wait_log("slotsync", r'HAProxy refused "add server web/s5 |Protocol error',
+                     alive=[s.slotsync])
     assert_budget(s, "unframed refusal")
     log = env.log_text("slotsync")
     assert "sending a batch: Protocol error" not in log, log[-3000:]
-    assert "HAProxy refused part of a batch of" in log, log[-3000:]
+    if haproxy_version() < (3, 0):
+        assert "HAProxy refused part of a batch of" in log, log[-3000:]
+    else:
+        # 3.0 and 3.2: "Backend must use a dynamic load balancing ...";
+        # 3.4: "Backend does not support dynamic servers : ...".
+        assert re.search(r'HAProxy refused "add server web/s5 [^"]*": "Backend (must use a '
+                         r'dynamic load balancing|does not support dynamic servers)', log), \
+            log[-3000:]
+        assert log.count('HAProxy refused "add server web/s5 ') == 1, log[-3000:]
+        assert "a reply no supported HAProxy version gives" not in log, log[-3000:]

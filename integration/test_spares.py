@@ -4,6 +4,7 @@ refill render; slotsync and HAProxy restarts. Real etcd, real HAProxy 2.6.
 (spare_backends: 0, one reload per new service, is test_reload.py's
 http_cluster default: test_new_service_one_reload_then_routable.)"""
 
+import os
 import re
 import signal
 import subprocess
@@ -156,3 +157,65 @@ def test_pool_exhaustion_refills_with_at_most_two_reloads(env, bin_path):
     wait_routed(c, ["late"], ["w1"])
     assert routes(c)["late.%s" % DOMAIN].startswith("spare:")
     assert c.haproxy.reloads() == reloads
+
+
+def test_idle_spares_do_not_fire_the_shipped_backend_down_alert(env, bin_path):
+    """issue 19 item 2: HAProxy's own exporter says haproxy_backend_status
+    {state="DOWN"} 1 for every idle spare (its servers are all in
+    maintenance), so a plain "backend down" rule fires for each. The
+    shipped rule (docs/deploy/prometheus) is run by promtool on this real
+    scrape: it fires for the backend whose server fails its checks, and for
+    nothing else."""
+    import shutil
+    import tempfile
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is needed: integration/deps.sh"
+    c = http_cluster(env, bin_path, spares=3)
+    c.put("a", "w1")
+    c.reach(["w1"])
+    # a service bound to a spare, its endpoint refusing connections
+    dead = free_port()
+    etcd_put(c.etcd, PREFIX + "gone/x", "127.0.0.1:%d" % dead)
+    wait_for(lambda: "gone." + DOMAIN in routes(c), timeout=15, what="gone bound to a spare",
+             alive=[c.slotsync])
+    bound = routes(c)["gone." + DOMAIN]
+
+    def scrape():
+        return http_get(c.haproxy.stats_url + "metrics", timeout=5)[1]
+
+    def status(text, proxy, server=None):
+        pat = (r'haproxy_server_status\{proxy="%s",server="%s",state="(\w+)"\} 1' % (
+            re.escape(proxy), server) if server else
+            r'haproxy_backend_status\{proxy="%s",state="(\w+)"\} 1' % re.escape(proxy))
+        m = re.search(pat, text)
+        return m.group(1) if m else None
+
+    wait_for(lambda: status(scrape(), bound, "s1") == "DOWN", timeout=20,
+             what="%s/s1 DOWN by its check" % bound, alive=[c.slotsync])
+    text = scrape()
+    idle = [p for p in ("spare:%d" % i for i in range(3)) if p != bound]
+    assert idle, routes(c)
+    for p in idle:
+        # the premise: HAProxy calls the idle spare DOWN
+        assert status(text, p) == "DOWN", (p, text[:2000])
+    series = []
+    for line in text.splitlines():
+        m = re.match(r'(haproxy_(?:backend|server)_status)\{([^}]*)\} (\d+)$', line)
+        if m:
+            series.append("      - series: '%s{job=\"haproxy\",instance=\"h\",%s}'\n"
+                          "        values: '%sx10'\n" % (m.group(1), m.group(2), m.group(3)))
+    rules = os.path.join(REPO, "docs", "deploy", "prometheus", "slotsync-rules.yml")
+    test = ("rule_files:\n  - %s\nevaluation_interval: 30s\ntests:\n  - interval: 30s\n"
+            "    input_series:\n%s"
+            "    alert_rule_test:\n"
+            "      - eval_time: 3m\n        alertname: HAProxyBackendDown\n"
+            "        exp_alerts:\n"
+            "          - exp_labels: {severity: critical, job: haproxy, instance: h, "
+            "proxy: '%s', state: DOWN}\n"
+            "            exp_annotations: {summary: 'HAProxy backend %s on h has no server up'}\n"
+            % (rules, "".join(series), bound, bound))
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=env.tmp, delete=False) as f:
+        f.write(test)
+    out = subprocess.run([promtool, "test", "rules", f.name], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, (out.stdout, out.stderr)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 from harness import *
-from test_daemon import Cluster
+from test_daemon import PREFIX, Cluster
 
 
 def status(c, *args, config=True):
@@ -77,7 +77,8 @@ def test_status_exit_2_when_haproxy_or_etcd_is_unreachable(env, bin_path):
     env.etcd.stop()
     out = status(c, "--timeout", "2")
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
-    assert "slotsync status: etcd:" in out.stderr, out.stderr
+    assert "slotsync status: etcd: no complete listing within 2 s (retried with backoff); " \
+        "last error: " in out.stderr, out.stderr
 
 
 def test_status_reports_a_hand_made_maint_and_the_daemon_repairs_it(env, bin_path):
@@ -277,3 +278,59 @@ def test_base_config_serves_stats_page_and_prometheus_exporter(env, bin_path):
     assert code == 200, code
     assert 'haproxy_server_status{proxy="web",server="s1"' in body, body[:500]
     assert 'haproxy_server_status{proxy="web",server="s4"' in body
+
+
+def test_a_backend_nothing_routes_to_is_warned_and_marked(env, bin_path):
+    """issue 19 item 5: without http_frontend, a service from etcd gets a
+    backend (one reload) that no frontend reaches: one warning naming it,
+    and status, /status and /metrics mark it as not routed; web (with its
+    listen) stays routed."""
+    c = admin_cluster(env, bin_path)
+    etcd_put(c.etcd, PREFIX + "api/x", "127.0.0.1:%d" % c.backends["w2"])
+    env.wait_log("slotsync", r"warn  sync: backend api: nothing routes to it \(no "
+                 r"services\.api\.listen, and no http_frontend bind and domain for it\)",
+                 alive=[c.slotsync])
+    wait_for(lambda: metrics(c).get('slotsync_backend_routed{backend="api"}') == 0.0,
+             timeout=15, what="api not routed in /metrics", alive=[c.slotsync])
+    m = metrics(c)
+    assert m.get('slotsync_backend_routed{backend="web"}') == 1.0, m
+    code, body = http_get(c.admin_url + "/status")
+    assert code == 200, body
+    doc = json.loads(body)
+    routed = {b["name"]: b.get("routed") for b in doc["backends"]}
+    assert routed.get("api") is False and routed.get("web") is True, routed
+    out = status(c)
+    assert "backend api: " in out.stdout and "NOT ROUTED" in out.stdout, out.stdout
+    assert "backend web: " in out.stdout, out.stdout
+    web = [l for l in out.stdout.splitlines() if l.startswith("backend web: ")]
+    assert web and "NOT ROUTED" not in web[0], out.stdout
+    text = env.log_text("slotsync")
+    assert text.count("backend api: nothing routes to it") == 1, text
+    # the live page, in a real browser: api's heading says so, web's does not
+    dom = rendered(env, c.admin_url + "/", 'data-unrouted="1"')
+    start = dom.find('data-backend="api"')
+    assert start >= 0 and 'data-unrouted="1"' in dom[start:start + 2000], dom[-3000:]
+    assert dom.count('data-unrouted="1"') == 1, dom[-3000:]
+
+
+def test_last_reload_after_a_restart_is_read_from_haproxy(env, bin_path):
+    """issue 19 item 4: HAProxy reloaded twice before slotsync (re)starts:
+    /status's last_reload comes from the master's "show proc" (its reloads,
+    the current worker's age), not "none"; the live page shows it."""
+    c = admin_cluster(env, bin_path)
+    env.stop(c.slotsync)
+    for n in (1, 2):
+        c.haproxy.master_cmd("reload")
+        wait_for(lambda: c.haproxy.reloads()[0] == n, timeout=15, what="HAProxy reload %d" % n)
+    c.start_slotsync()
+    env.wait_log("slotsync", r"HAProxy has been reloaded 2 times \(0 failed\) since it started",
+                 alive=[c.slotsync])
+    wait_for(lambda: http_get(c.admin_url + "/status")[0] == 200, timeout=15,
+             what="/status 200", alive=[c.slotsync])
+    doc = json.loads(http_get(c.admin_url + "/status")[1])
+    r = doc["last_reload"]
+    assert r["source"] == "haproxy" and r["haproxy_reloads"] == 2, r
+    assert r["ago_s"] is not None and 0 <= r["ago_s"] < 120, r
+    assert r["reloads"] == 0, r  # slotsync's own: none yet
+    dom = rendered(env, c.admin_url + "/", "before slotsync started")
+    assert "(HAProxy's, before slotsync started)" in dom, dom[-3000:]

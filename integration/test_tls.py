@@ -132,10 +132,13 @@ def test_check_connect_reports_each_endpoint(env, bin_path):
     etcd = env.start_etcd(tls=tls)
     services = env.path("services.cfg")
     path = write_config(env, tls_config(env, etcd, tls, services), name="good.json")
+    # --connect also asks HAProxy's runtime socket its level (issue 19)
+    hap = env.start_haproxy()  # an empty services file of its own
     out = subprocess.run([bin_path, "check", "-c", path, "--connect"], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "%s: ok (revision " % etcd in out.stdout, out.stdout
+    assert "%s: ok (level admin)" % hap.admin_sock in out.stdout, out.stdout
 
     # a second endpoint that refuses connections, and the wrong CA
     dead = "https://127.0.0.1:%d" % free_port()

@@ -49,6 +49,7 @@
 
 #include <ev.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/health.h>
@@ -272,7 +273,7 @@ static void lease_forget(struct announcer *a)
 
 static void wake_at(struct announcer *a, ev_tstamp when)
 {
-    ev_tstamp delay = when - ev_now(a->loop);
+    ev_tstamp delay = when - clock_mono();
 
     ev_timer_stop(a->loop, &a->wake_timer);
     ev_timer_set(&a->wake_timer, delay > 0 ? delay : 0, 0.);
@@ -322,7 +323,7 @@ static bool start_op(struct announcer *a, enum reg_op op)
         return false;
     a->call = call;
     a->op = op;
-    a->op_sent = ev_now(a->loop);
+    a->op_sent = clock_mono();
     ev_timer_set(&a->op_timer, op_timeout(a), 0.);
     ev_timer_start(a->loop, &a->op_timer);
     log_debug(MOD, "etcd %s (lease %llx)", op_names[op], lease_hex(a->lease));
@@ -367,16 +368,16 @@ static void reg_failed(struct announcer *a, enum reg_op op, int err, const char 
         return;
     }
     delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter_unit());
-    if (log_outage_begin(&a->etcd_outage, ev_now(a->loop)))
+    if (log_outage_begin(&a->etcd_outage, clock_mono()))
         log_warn(MOD, "etcd %s failed (%s): retrying with backoff, first in %.2f s", op_names[op],
                  why_q, delay);
-    else if (log_outage_due(&a->etcd_outage, ev_now(a->loop), &elapsed))
+    else if (log_outage_due(&a->etcd_outage, clock_mono(), &elapsed))
         log_warn(MOD, "etcd still unreachable after %.0f s (%s: %s)", elapsed, op_names[op], why_q);
     else
         log_debug(MOD, "etcd %s failed again (%s): retrying in %.2f s", op_names[op], why_q, delay);
     if (a->etcd_failures < 64)
         a->etcd_failures++;
-    a->retry_at = ev_now(a->loop) + delay;
+    a->retry_at = clock_mono() + delay;
     reg_step(a);
 }
 
@@ -398,7 +399,7 @@ static void reg_done(int err, const struct json_t *reply, const char *errtext, v
         reg_failed(a, op, -EBADMSG, "empty answer");
         return;
     }
-    elapsed = log_outage_end(&a->etcd_outage, ev_now(a->loop));
+    elapsed = log_outage_end(&a->etcd_outage, clock_mono());
     if (elapsed >= 0)
         log_info(MOD, "etcd answers again after %.0f s", elapsed);
     a->etcd_failures = 0;
@@ -413,7 +414,7 @@ static void reg_done(int err, const struct json_t *reply, const char *errtext, v
         a->lease = id;
         a->lease_ttl = ttl > 0 ? ttl : a->opt->ttl_s;
         a->lease_expires = a->op_sent + (ev_tstamp)a->lease_ttl;
-        a->next_keepalive = ev_now(a->loop) + (ev_tstamp)a->lease_ttl / 3.0;
+        a->next_keepalive = clock_mono() + (ev_tstamp)a->lease_ttl / 3.0;
         a->registered = false;
         log_info(MOD, "granted lease %llx (ttl %lld s)%s", lease_hex(id), (long long)a->lease_ttl,
                  a->lease_lost ? " to replace the lost one" : "");
@@ -444,7 +445,7 @@ static void reg_done(int err, const struct json_t *reply, const char *errtext, v
             break;
         }
         a->lease_expires = a->op_sent + (ev_tstamp)ttl;
-        a->next_keepalive = ev_now(a->loop) + (ev_tstamp)a->lease_ttl / 3.0;
+        a->next_keepalive = clock_mono() + (ev_tstamp)a->lease_ttl / 3.0;
         log_debug(MOD, "lease %llx renewed (ttl %lld s)", lease_hex(a->lease), (long long)ttl);
         break;
     case OP_REVOKE:
@@ -476,7 +477,7 @@ static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * wake timer for when there will be one. */
 static void reg_step(struct announcer *a)
 {
-    ev_tstamp now = ev_now(a->loop);
+    ev_tstamp now = clock_mono();
     enum reg_op op;
 
     if (a->call || a->stopping)
@@ -1161,6 +1162,7 @@ static int announcer_init(struct announcer *a, const struct announce_opts *opt, 
         memprintf(errmsg, "cannot create the etcd client");
         return -ENOMEM;
     }
+    etcd_client_set_transport(a->etcd, (enum etcd_transport)opt->etcd_transport);
     /* Half the op timeout per attempt: a member that hangs (accepts, never
      * answers) times out inside the call, and the client moves on to the
      * next endpoint while there is time to renew the lease there. */

@@ -10,6 +10,7 @@
 
 #include <slotsync/announce.h>
 #include <slotsync/config.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 
 static const char usage_text[] =
@@ -20,6 +21,9 @@ static const char usage_text[] =
     "  --etcd URL[,URL...]   etcd endpoints, tried in turn\n"
     "  --key KEY             PREFIX + SERVICE/INSTANCE, e.g. /services/web/host1-8080\n"
     "  --addr HOST:PORT      the endpoint: IPv4:PORT or [IPv6]:PORT (IP literals)\n"
+    "  --etcd-transport grpc|json\n"
+    "                        etcd's native gRPC (HTTP/2; works through etcd grpc-proxy)\n"
+    "                        or its JSON gateway (default json)\n"
     "  --cacert FILE         CA bundle that signs etcd's certificate (https:// URLs;\n"
     "                        default: the system's CAs)\n"
     "  --cert FILE           client certificate for etcd (with --key-file)\n"
@@ -86,6 +90,7 @@ enum opt_id {
     O_KEY_FILE,
     O_USER,
     O_PASSWORD_FILE,
+    O_TRANSPORT,
     O_COUNT
 };
 
@@ -96,6 +101,7 @@ static const char *const opt_names[O_COUNT] = {
     [O_RISE] = "rise",           [O_FALL] = "fall",     [O_LOG_LEVEL] = "log-level",
     [O_DRAIN] = "drain-seconds", [O_CACERT] = "cacert", [O_CERT] = "cert",
     [O_KEY_FILE] = "key-file",   [O_USER] = "user",     [O_PASSWORD_FILE] = "password-file",
+    [O_TRANSPORT] = "etcd-transport",
 };
 
 static int opt_error(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -302,6 +308,14 @@ static int validate(const char *const *val, struct announce_opts *o, char **errm
     ret = parse_tls(val, o, errmsg);
     if (ret < 0)
         return ret;
+    if (val[O_TRANSPORT]) {
+        if (strcmp(val[O_TRANSPORT], "grpc") == 0)
+            o->etcd_transport = ETCD_TRANSPORT_GRPC;
+        else if (strcmp(val[O_TRANSPORT], "json") == 0)
+            o->etcd_transport = ETCD_TRANSPORT_JSON;
+        else
+            return opt_error(errmsg, "--etcd-transport: must be grpc or json");
+    }
     if (!val[O_USER] != !val[O_PASSWORD_FILE])
         return opt_error(errmsg, "--user and --password-file go together");
     if (val[O_USER]) {

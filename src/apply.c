@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/clock.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/timeouts.h>
 
@@ -91,7 +94,7 @@ static void schedule_retry(struct apply *a)
 
 static void runtime_failed(struct apply *a, int err, const char *what)
 {
-    double now = ev_now(a->loop), elapsed;
+    double now = clock_mono(), elapsed;
     const char *hint = runtime_stale(a->rt) ? " (HAProxy may still run it: its end is awaited "
                                               "before HAProxy's state is read again)"
                                             : "";
@@ -99,12 +102,12 @@ static void runtime_failed(struct apply *a, int err, const char *what)
     a->stats.runtime_errors++;
     if (log_outage_begin(&a->rt_outage, now))
         log_warn(MOD, "HAProxy runtime socket %s: %s: %s%s (retrying with backoff)",
-                 a->cfg->runtime_socket, what, strerror(-err), hint);
+                 a->cfg->runtime_socket, what, runtime_strerror(err), hint);
     else if (log_outage_due(&a->rt_outage, now, &elapsed))
         log_warn(MOD, "HAProxy runtime socket %s still unavailable after %.0f s: %s: %s",
-                 a->cfg->runtime_socket, elapsed, what, strerror(-err));
+                 a->cfg->runtime_socket, elapsed, what, runtime_strerror(err));
     else
-        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", strerror(-err));
+        log_debug(MOD, "HAProxy runtime socket still unavailable: %s", runtime_strerror(err));
     a->runtime_down = true;
     a->synced = false;
     a->level_ok = false; /* what answers next may be another HAProxy */
@@ -165,18 +168,18 @@ static void master_connect(struct apply *a);
  * goes on and the periodic resync is what notices a restart. */
 static void master_unreachable(struct apply *a, int err)
 {
-    double now = ev_now(a->loop), elapsed;
+    double now = clock_mono(), elapsed;
 
     if (log_outage_begin(&a->master_outage, now))
         log_warn(MOD,
                  "master socket %s unreachable: %s; runtime sync goes on without it (a restart "
                  "is noticed by the periodic resync, every %d s)",
-                 a->cfg->master_socket, strerror(-err), a->cfg->resync_interval_s);
+                 a->cfg->master_socket, runtime_strerror(err), a->cfg->resync_interval_s);
     else if (log_outage_due(&a->master_outage, now, &elapsed))
         log_warn(MOD, "master socket %s still unreachable after %.0f s: %s", a->cfg->master_socket,
-                 elapsed, strerror(-err));
+                 elapsed, runtime_strerror(err));
     else
-        log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, strerror(-err));
+        log_debug(MOD, "master socket %s: %s", a->cfg->master_socket, runtime_strerror(err));
     backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5,
                       socket_cap(a->cfg->master_socket, RETRY_SLOW_MAX_S));
 }
@@ -198,7 +201,7 @@ static void on_sentinel_lost(int err, void *arg)
     a->master_lost = true;
     /* One that keeps closing at once is reconnected with backoff, not in a
      * loop of resyncs. */
-    if (ev_now(a->loop) - a->master_connected_at < MASTER_FLAP_S)
+    if (clock_mono() - a->master_connected_at < MASTER_FLAP_S)
         backoff_start(a, &a->master_timer, &a->master_delay, RETRY_MIN_S * 5,
                       socket_cap(a->cfg->master_socket, RETRY_SLOW_MAX_S));
     else
@@ -221,7 +224,7 @@ static void master_connect(struct apply *a)
         master_unreachable(a, r);
         return;
     }
-    a->master_connected_at = ev_now(a->loop);
+    a->master_connected_at = clock_mono();
     /* Back after an outage, or after a close: a restart may have gone
      * unnoticed, and a read done while no master answered may have been
      * the dying worker's. Read again now that the master watches. */
@@ -298,7 +301,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         a->resync_wanted = true;
         return;
     }
-    down = log_outage_end(&a->rt_outage, ev_now(a->loop));
+    down = log_outage_end(&a->rt_outage, clock_mono());
     if (down >= 0)
         log_info(MOD, "HAProxy runtime socket %s answers again after %.0f s",
                  a->cfg->runtime_socket, down);
@@ -381,7 +384,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     log_msg(a->runtime_down || !a->synced ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
             "HAProxy state read: %zu slots in %zu backends", slots, n_be);
     a->stats.resyncs++;
-    a->last_resync_at = ev_now(a->loop);
+    a->last_resync_at = clock_mono();
     a->runtime_down = false;
     a->synced = true;
     a->resync_wanted = false;
@@ -389,7 +392,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     /* A dying worker's state is repaired by the read that follows the
      * master's return (master_connect) or by the periodic resync. */
     if (a->master_watch && runtime_sentinel_connected(a->master_watch) &&
-        (down = log_outage_end(&a->master_outage, ev_now(a->loop))) >= 0) {
+        (down = log_outage_end(&a->master_outage, clock_mono())) >= 0) {
         log_info(MOD, "master socket %s answers again after %.0f s", a->cfg->master_socket, down);
         a->master_delay = 0;
     }
@@ -426,7 +429,7 @@ static void record_change(struct apply *a, const struct plan_change *ch, const c
     if (!a->recent)
         return;
     memset(&mc, 0, sizeof(mc));
-    mc.at = ev_time(); /* wall clock */
+    mc.at = clock_wall(); /* a time of day, shown on the live page */
     snprintf(mc.backend, sizeof(mc.backend), "%s", name);
     snprintf(mc.slot, sizeof(mc.slot), "s%zu", ch->slot + 1);
     if (ch->instance)
@@ -509,13 +512,13 @@ static void log_changes(struct apply *a, char **replies, size_t n, size_t failed
                        ch->known ? ch->had : "", ch->known ? " -> " : "set to ", ch->want);
         }
     }
-    log_msg(failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
-            "applied %zu runtime commands (%zu failed) in %.1f ms: %zu changes, %zu drift "
-            "repairs%s",
-            n, failed, (ev_time() - a->batch_started) * 1e3, changes, drifts,
-            changes > shown
-                ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
-                : "");
+    log_msg(
+        failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, MOD,
+        "applied %zu runtime %s (%zu failed) in %.1f ms: %zu %s, %zu drift %s%s", n,
+        LOG_PLURAL(n, "command", "commands"), failed, (clock_mono() - a->batch_started) * 1e3, changes,
+        LOG_PLURAL(changes, "change", "changes"), drifts, LOG_PLURAL(drifts, "repair", "repairs"),
+        changes > shown ? " (the lines past the first " STR(CHANGE_LOG_MAX) " are at debug level)"
+                        : "");
 }
 
 static void refusal_forget(struct apply *a, const struct plan_origin *o, const char *cmd)
@@ -532,7 +535,7 @@ static bool refusal_note(struct apply *a, const struct plan_origin *o, const cha
 {
     struct backend *b = o->slot >= 0 ? apply_backend(a, o->backend) : NULL;
 
-    return b && backend_refusal_note(b, o, cmd, reason, ev_now(a->loop), REFUSAL_WARN_EVERY_S);
+    return b && backend_refusal_note(b, o, cmd, reason, clock_mono(), REFUSAL_WARN_EVERY_S);
 }
 
 /* Refused commands are not resent, but HAProxy's state is read again (the
@@ -540,7 +543,7 @@ static bool refusal_note(struct apply *a, const struct plan_origin *o, const cha
  * RETRY_SLOW_MAX_S while refusals keep coming. */
 static void refusal_resync_later(struct apply *a)
 {
-    double now = ev_now(a->loop);
+    double now = clock_mono();
 
     if (now - a->last_refusal > 2 * RETRY_SLOW_MAX_S)
         a->refusal_delay = 0;
@@ -570,10 +573,10 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
          * outage: its state is read again with the refusal backoff, and
          * the same batch cannot come back faster than that. */
         a->stats.command_failures++;
-        if (ev_now(a->loop) - a->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
+        if (clock_mono() - a->unframed_warned_at >= REFUSAL_WARN_EVERY_S) {
             char q[160];
 
-            a->unframed_warned_at = ev_now(a->loop);
+            a->unframed_warned_at = clock_mono();
             log_quote(raw, raw_len, q, sizeof(q));
             log_warn(MOD,
                      "HAProxy refused part of a batch of %zu commands without saying which "
@@ -592,10 +595,10 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         runtime_failed(a, err, "sending a batch");
         return;
     }
-    metrics_observe(&a->obs->batch_seconds, ev_time() - a->batch_started, 1);
+    metrics_observe(&a->obs->batch_seconds, clock_mono() - a->batch_started, 1);
     a->batch_latency =
         a->events_in_flight.len
-            ? metrics_pending_observe(&a->events_in_flight, &a->obs->event_to_applied, ev_time())
+            ? metrics_pending_observe(&a->events_in_flight, &a->obs->event_to_applied, clock_mono())
             : -1;
     for (size_t i = 0; i < n; i++) {
         const struct plan_origin *o = &a->plan.origin[i];
@@ -609,9 +612,12 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         log_quote(replies[i], strlen(replies[i]), q, sizeof(q));
         if (!refusal_note(a, o, a->plan.cmds[i], q) && warned++ < REFUSAL_WARN_MAX)
             log_warn(MOD,
-                     "HAProxy refused \"%s\": \"%s\" (not sent again until the endpoint or "
+                     "HAProxy refused \"%s\": \"%s\"%s (not sent again until the endpoint or "
                      "HAProxy's side of the slot changes)",
-                     a->plan.cmds[i], q);
+                     a->plan.cmds[i], q,
+                     reply_judge(a->plan.cmds[i], replies[i], NULL) == REPLY_UNKNOWN
+                         ? ", a reply no supported HAProxy version gives: taken for a refusal"
+                         : "");
         else
             log_debug(MOD, "HAProxy refused \"%s\": \"%s\"", a->plan.cmds[i], q);
     }
@@ -710,8 +716,10 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     }
     if (b->slots.overflow != b->last_overflow) {
         if (b->slots.overflow)
-            log_warn(MOD, "backend %s: %zu endpoints have no free slot (%zu slots)",
-                     backend_label(b), b->slots.overflow, b->slots.n);
+            log_warn(MOD, "backend %s: %zu %s no free slot (%zu %s)", backend_label(b),
+                     b->slots.overflow,
+                     LOG_PLURAL(b->slots.overflow, "endpoint has", "endpoints have"), b->slots.n,
+                     LOG_PLURAL(b->slots.n, "slot", "slots"));
         else
             log_info(MOD, "backend %s: every endpoint has a slot again", backend_label(b));
         b->last_overflow = b->slots.overflow;
@@ -878,12 +886,19 @@ static void send_batch(struct apply *a, bool additions)
     if (log_get_level() >= LOG_LEVEL_DEBUG)
         for (size_t i = 0; i < a->plan.n; i++)
             log_debug(MOD, "batch command %zu/%zu: %s", i + 1, a->plan.n, a->plan.cmds[i]);
-    a->batch_started = ev_time();
+    a->batch_started = clock_mono();
     a->stats.batches++;
     a->stats.commands += a->plan.n;
     r = runtime_send(a->rt, (const char *const *)a->plan.cmds, a->plan.n, on_batch_reply, a);
-    if (r < 0)
+    if (r < 0) {
+        /* The batch never left (no socket, EMFILE): the view assumed it
+         * applied, so what the next read finds differs from it, and that is
+         * not drift (issue 19). Its events wait for a later batch. */
+        metrics_pending_move(&a->events_in_flight, &a->events_pending);
+        metrics_pending_move(&a->events_pending, &a->events_in_flight);
+        a->batch_failed = true;
         runtime_failed(a, r, "sending a batch");
+    }
 }
 
 void apply_send(struct apply *a)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/render.h>
+
 /* Index of the backend named name, or where it would go (*found false). */
 size_t backend_pos(struct backend *const *v, size_t n, const char *name, bool *found)
 {
@@ -88,7 +90,7 @@ int backend_proxy_names(const char *text, size_t len, struct names *be, struct n
     while (r == 0 && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        char line[256], kw[16], name[SERVICE_NAME_MAX + 2];
+        char line[256], kw[16], name[RENDER_FRONTEND_NAME_SIZE + 1];
 
         const char *q = p;
 
@@ -100,7 +102,8 @@ int backend_proxy_names(const char *text, size_t len, struct names *be, struct n
         }
         snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
                  q);
-        if (sscanf(line, " %15s %64s", kw, name) != 2 || !spare_proxy_name_valid(name))
+        if (sscanf(line, " %15s %67s", kw, name) != 2 ||
+            (!spare_proxy_name_valid(name) && !render_frontend_name_valid(name)))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
             r = backend_names_add(be, name);
@@ -124,6 +127,14 @@ const char *backend_name_taken(const struct backend *b, const struct backend_own
         return "a backend or listen section of haproxy.base_config";
     if (b->conf.listen.set && backend_names_has(o->base_fe, name))
         return "a frontend or listen section of haproxy.base_config";
+    if (b->conf.listen.set) {
+        char fe[RENDER_FRONTEND_NAME_SIZE];
+
+        /* the name of the frontend slotsync renders for it */
+        render_frontend_name(name, fe);
+        if (backend_names_has(o->base_fe, fe) || backend_names_has(o->base_be, fe))
+            return "a proxy of haproxy.base_config with the name of its frontend";
+    }
     if (!b->configured && o->proxies_known && backend_names_has(o->proxies, name) &&
         !backend_names_has(o->owned, name))
         return "a proxy of HAProxy's running configuration that slotsync did not render";

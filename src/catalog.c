@@ -52,14 +52,14 @@ static bool find_service(const struct catalog *cat, const char *name, size_t *at
     return false;
 }
 
-/* Same as find_service(), for the sorted endpoints of one service. */
-static bool find_endpoint(const struct catalog_service *svc, const char *instance, size_t *at)
+/* Same as find_service(), for a sorted array of endpoints. */
+static bool find_in(struct catalog_endpoint *const *v, size_t n, const char *instance, size_t *at)
 {
-    size_t lo = 0, hi = svc->n_endpoints;
+    size_t lo = 0, hi = n;
     int c;
 
     if (hi > 0) {
-        c = strcmp(instance, svc->endpoints[hi - 1]->instance);
+        c = strcmp(instance, v[hi - 1]->instance);
         if (c >= 0) {
             *at = c == 0 ? hi - 1 : hi;
             return c == 0;
@@ -69,7 +69,7 @@ static bool find_endpoint(const struct catalog_service *svc, const char *instanc
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
-        c = strcmp(instance, svc->endpoints[mid]->instance);
+        c = strcmp(instance, v[mid]->instance);
         if (c == 0) {
             *at = mid;
             return true;
@@ -83,52 +83,50 @@ static bool find_endpoint(const struct catalog_service *svc, const char *instanc
     return false;
 }
 
-/* Capacity after cap for an array of pointers, or 0 if that would overflow.
- * Doubling keeps appends O(1) amortized. */
-static size_t next_cap(size_t cap)
+/* The sorted endpoints of one service. */
+static bool find_endpoint(const struct catalog_service *svc, const char *instance, size_t *at)
 {
-    size_t want = cap ? cap * 2 : 8;
+    return find_in(svc->endpoints, svc->n_endpoints, instance, at);
+}
 
-    if (cap > SIZE_MAX / 2 / sizeof(void *))
-        return 0;
-    return want;
+/* arr (n used of *cap elements of size bytes) with room for one more:
+ * the same array, or a new one of twice the capacity (appends stay O(1)
+ * amortized), *cap updated. NULL on failure (also when the size would
+ * overflow), arr and *cap left as they were. */
+static void *reserve_one(void *arr, size_t n, size_t *cap, size_t size)
+{
+    size_t want = *cap ? *cap * 2 : 8;
+    void *grown;
+
+    if (n < *cap)
+        return arr;
+    if (*cap > SIZE_MAX / 2 / size)
+        return NULL;
+    grown = realloc(arr, want * size);
+    if (grown)
+        *cap = want;
+    return grown;
 }
 
 /* Make room for one more service. Leaves the catalog as it was on failure. */
 static int reserve_service(struct catalog *cat)
 {
-    struct catalog_service **arr;
-    size_t cap;
+    void *p = reserve_one(cat->services, cat->n_services, &cat->cap, sizeof(*cat->services));
 
-    if (cat->n_services < cat->cap)
-        return 0;
-    cap = next_cap(cat->cap);
-    if (!cap)
+    if (!p)
         return -ENOMEM;
-    arr = realloc(cat->services, cap * sizeof(*arr));
-    if (!arr)
-        return -ENOMEM;
-    cat->services = arr;
-    cat->cap = cap;
+    cat->services = p;
     return 0;
 }
 
 /* Make room for one more endpoint in svc. Leaves svc as it was on failure. */
 static int reserve_endpoint(struct catalog_service *svc)
 {
-    struct catalog_endpoint **arr;
-    size_t cap;
+    void *p = reserve_one(svc->endpoints, svc->n_endpoints, &svc->cap, sizeof(*svc->endpoints));
 
-    if (svc->n_endpoints < svc->cap)
-        return 0;
-    cap = next_cap(svc->cap);
-    if (!cap)
+    if (!p)
         return -ENOMEM;
-    arr = realloc(svc->endpoints, cap * sizeof(*arr));
-    if (!arr)
-        return -ENOMEM;
-    svc->endpoints = arr;
-    svc->cap = cap;
+    svc->endpoints = p;
     return 0;
 }
 
@@ -167,6 +165,9 @@ static void service_free(struct catalog_service *svc)
     for (size_t i = 0; i < svc->n_endpoints; i++)
         free(svc->endpoints[i]);
     free(svc->endpoints);
+    for (size_t i = 0; i < svc->n_held; i++)
+        free(svc->held[i]);
+    free(svc->held);
     free(svc);
 }
 
@@ -276,6 +277,245 @@ static void note_unknown(struct catalog *cat, struct catalog_endpoint *ce, const
     ce->unknown_hash = h;
 }
 
+/* ---- caps (catalog_set_limits()) ----
+ *
+ * Held endpoints sit in their service's held[] array, out of endpoints[],
+ * so every consumer (planner, render, status, dns) sees only what is
+ * served. n_counted is kept at each change of a service between no
+ * endpoint served and some; n_waiting is the number of services refused by
+ * max_services, so a removal that frees a place looks for one only when
+ * there is one to take on. */
+
+static bool exempt(const struct catalog *cat, const char *name)
+{
+    return cat->limits.exempt && cat->limits.exempt(name, cat->limits.arg);
+}
+
+/* svc served before endpoints and serves svc->n_endpoints now. */
+static void recount(struct catalog *cat, const struct catalog_service *svc, size_t before)
+{
+    bool was = before > 0, is = svc->n_endpoints > 0;
+
+    if (was == is || exempt(cat, svc->name))
+        return;
+    if (is)
+        cat->n_counted++;
+    else if (cat->n_counted)
+        cat->n_counted--;
+}
+
+/* No place under max_services for one more service named name. */
+static bool services_full(const struct catalog *cat, const char *name)
+{
+    return cat->limits.max_services && cat->n_counted >= cat->limits.max_services &&
+           !exempt(cat, name);
+}
+
+static bool endpoints_full(const struct catalog *cat, const struct catalog_service *svc)
+{
+    return cat->limits.max_endpoints && svc->n_endpoints >= cat->limits.max_endpoints;
+}
+
+static int reserve_held(struct catalog_service *svc)
+{
+    void *p = reserve_one(svc->held, svc->n_held, &svc->cap_held, sizeof(*svc->held));
+
+    if (!p)
+        return -ENOMEM;
+    svc->held = p;
+    return 0;
+}
+
+/* Put a new endpoint aside in svc (NULL: a new service named service,
+ * inserted at si, with nothing served). All allocations happen before
+ * anything is linked. Returns the service, or NULL on ENOMEM. */
+static struct catalog_service *hold(struct catalog *cat, struct catalog_service *svc, size_t si,
+                                    const char *service, const char *instance,
+                                    const struct endpoint *ep, int64_t mod_revision)
+{
+    struct catalog_service *fresh = NULL;
+    struct catalog_endpoint *ce = endpoint_new(instance, ep, mod_revision);
+    size_t at;
+
+    if (!ce)
+        return NULL;
+    if (!svc) {
+        if (reserve_service(cat) < 0 || !(fresh = calloc(1, sizeof(*fresh))))
+            goto fail;
+        strcpy(fresh->name, service); /* bounded by endpoint_parse_key() */
+        svc = fresh;
+    }
+    if (reserve_held(svc) < 0)
+        goto fail;
+    if (fresh) {
+        memmove(cat->services + si + 1, cat->services + si,
+                (cat->n_services - si) * sizeof(*cat->services));
+        cat->services[si] = fresh;
+        cat->n_services++;
+    }
+    find_in(svc->held, svc->n_held, instance, &at);
+    memmove(svc->held + at + 1, svc->held + at, (svc->n_held - at) * sizeof(*svc->held));
+    svc->held[at] = ce;
+    svc->n_held++;
+    return svc;
+
+fail:
+    free(ce);
+    free(fresh);
+    return NULL;
+}
+
+static void unhold(struct catalog *cat, struct catalog_service *svc, size_t at)
+{
+    free(svc->held[at]);
+    memmove(svc->held + at, svc->held + at + 1, (svc->n_held - at - 1) * sizeof(*svc->held));
+    svc->n_held--;
+    if (svc->waiting && !svc->n_held) {
+        svc->waiting = false;
+        cat->n_waiting--;
+    }
+}
+
+/* Serve svc's held endpoints while there is room, in instance order; each
+ * is logged unless its service is taken on now (that has its own line). */
+static void take_on_endpoints_(struct catalog *cat, struct catalog_service *svc, bool quiet)
+{
+    while (!svc->waiting && svc->n_held && !endpoints_full(cat, svc)) {
+        struct catalog_endpoint *ce = svc->held[0];
+        size_t at;
+
+        if (reserve_endpoint(svc) < 0)
+            return; /* out of memory: a later change or re-list tries again */
+        memmove(svc->held, svc->held + 1, (svc->n_held - 1) * sizeof(*svc->held));
+        svc->n_held--;
+        find_endpoint(svc, ce->instance, &at);
+        memmove(svc->endpoints + at + 1, svc->endpoints + at,
+                (svc->n_endpoints - at) * sizeof(*svc->endpoints));
+        svc->endpoints[at] = ce;
+        svc->n_endpoints++;
+        svc->dirty = true;
+        if (!quiet)
+            log_info("catalog",
+                     "etcd key %s%s/%s taken on: service %s is under max_endpoints_per_service "
+                     "(%zu) again",
+                     cat->prefix, svc->name, ce->instance, svc->name, cat->limits.max_endpoints);
+    }
+}
+
+static void take_on_endpoints(struct catalog *cat, struct catalog_service *svc)
+{
+    take_on_endpoints_(cat, svc, false);
+}
+
+/* Take a waiting service on: what it holds is served, up to the cap. */
+static void take_on_service(struct catalog *cat, struct catalog_service *svc, const char *why)
+{
+    size_t before = svc->n_endpoints;
+
+    svc->waiting = false;
+    cat->n_waiting--;
+    log_info("catalog", "etcd service \"%s\" taken on: %s", svc->name, why);
+    take_on_endpoints_(cat, svc, true);
+    recount(cat, svc, before);
+}
+
+/* Take waiting services on, in name order, while there is a place. */
+static void take_on_services(struct catalog *cat)
+{
+    for (size_t i = 0; i < cat->n_services && cat->n_waiting; i++) {
+        struct catalog_service *svc = cat->services[i];
+
+        if (!svc->waiting)
+            continue;
+        if (services_full(cat, svc->name))
+            return;
+        take_on_service(cat, svc, "a place under max_services is free");
+    }
+}
+
+/* A served endpoint is gone: a held one of the service takes its place;
+ * a service that serves nothing now frees its place for a waiting one. */
+static void remove_served(struct catalog *cat, struct catalog_service *svc, size_t at)
+{
+    size_t before = svc->n_endpoints;
+
+    remove_endpoint(svc, at);
+    take_on_endpoints(cat, svc);
+    recount(cat, svc, before);
+    if (before && !svc->n_endpoints)
+        take_on_services(cat);
+}
+
+/* A new endpoint that a cap refuses: held, warned about once, counted.
+ * Returns CATALOG_HELD, or -1 when no cap applies (the caller serves it). */
+static int cap_new_endpoint(struct catalog *cat, struct catalog_service *svc, size_t si,
+                            const char *service, const char *instance, const struct endpoint *ep,
+                            int64_t mod_revision, const char *key, size_t klen)
+{
+    bool waiting = svc && svc->waiting;
+    bool refuse_service = !waiting && (!svc || !svc->n_endpoints) && services_full(cat, service);
+    char qkey[300];
+
+    if (!waiting && !refuse_service && !(svc && endpoints_full(cat, svc)))
+        return -1;
+    if (!(svc = hold(cat, svc, si, service, instance, ep, mod_revision)))
+        return -ENOMEM;
+    if (waiting)
+        return CATALOG_HELD; /* the service was warned about */
+    if (refuse_service) {
+        svc->waiting = true;
+        cat->n_waiting++;
+        cat->capped_services++;
+        log_warn("catalog",
+                 "etcd service \"%s\" (keys %s%s/...) refused: max_services (%zu) services are "
+                 "served; it is taken on when one of them leaves",
+                 service, cat->prefix, service, cat->limits.max_services);
+        return CATALOG_HELD;
+    }
+    cat->capped_endpoints++;
+    log_quote(key, klen, qkey, sizeof(qkey));
+    log_warn("catalog",
+             "etcd key \"%s\" refused: service %s has max_endpoints_per_service (%zu) endpoints; "
+             "it is taken on when one of them leaves",
+             qkey, service, cat->limits.max_endpoints);
+    return CATALOG_HELD;
+}
+
+void catalog_set_limits(struct catalog *cat, const struct catalog_limits *l)
+{
+    cat->limits = *l;
+    cat->n_counted = 0;
+    for (size_t i = 0; i < cat->n_services; i++) {
+        struct catalog_service *svc = cat->services[i];
+
+        if (svc->n_endpoints && !exempt(cat, svc->name))
+            cat->n_counted++;
+    }
+    for (size_t i = 0; i < cat->n_services; i++) {
+        struct catalog_service *svc = cat->services[i];
+        size_t before = svc->n_endpoints;
+
+        if (svc->waiting && exempt(cat, svc->name))
+            take_on_service(cat, svc, "it is in the config now");
+        take_on_endpoints(cat, svc);
+        recount(cat, svc, before);
+    }
+    take_on_services(cat);
+}
+
+void catalog_held(const struct catalog *cat, size_t *services, size_t *endpoints)
+{
+    *services = *endpoints = 0;
+    for (size_t i = 0; i < cat->n_services; i++) {
+        const struct catalog_service *svc = cat->services[i];
+
+        if (svc->waiting)
+            (*services)++;
+        else
+            *endpoints += svc->n_held;
+    }
+}
+
 /* Borrows key and val. Note that mod_revision and seen are refreshed even
  * when the value is unchanged, so a re-list keeps the endpoint. */
 int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
@@ -285,8 +525,8 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
     struct catalog_service *svc = NULL;
     struct catalog_endpoint *ce;
     struct endpoint ep;
-    size_t si, ei = 0;
-    bool svc_exists, ep_exists = false;
+    size_t si, ei = 0, hi = 0;
+    bool svc_exists, ep_exists = false, held_exists = false;
     int ret;
 
     if (endpoint_parse_key(cat->prefix, key, klen, service, instance, errmsg) < 0) {
@@ -297,32 +537,50 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
     if (svc_exists) {
         svc = cat->services[si];
         ep_exists = find_endpoint(svc, instance, &ei);
+        if (!ep_exists)
+            held_exists = find_in(svc->held, svc->n_held, instance, &hi);
     }
     if (endpoint_parse_value_unknown(val, vlen, &ep, unknown, sizeof(unknown), errmsg) < 0) {
         /* A valid endpoint overwritten with garbage is gone: keeping the old
          * address would route to something etcd no longer vouches for. */
         cat->rejected++;
         if (ep_exists)
-            remove_endpoint(svc, ei);
+            remove_served(cat, svc, ei);
+        else if (held_exists)
+            unhold(cat, svc, hi);
         return CATALOG_REJECTED;
     }
-    if (ep_exists) {
-        ce = svc->endpoints[ei];
+    if (ep_exists || held_exists) {
+        ce = ep_exists ? svc->endpoints[ei] : svc->held[hi];
         ce->seen = true;
         ce->mod_revision = mod_revision;
         cat->puts++;
         note_unknown(cat, ce, key, klen, unknown);
-        if (endpoint_equal(&ce->ep, &ep))
-            return CATALOG_UNCHANGED;
+        if (held_exists || endpoint_equal(&ce->ep, &ep)) {
+            ce->ep = ep;
+            return CATALOG_UNCHANGED; /* a held one's change serves nothing yet */
+        }
         ce->ep = ep;
         svc->dirty = true;
         return CATALOG_UPDATED;
     }
+    ret = cap_new_endpoint(cat, svc, si, service, instance, &ep, mod_revision, key, klen);
+    if (ret == CATALOG_HELD) {
+        cat->puts++;
+        svc = cat->services[si];
+        if (unknown[0] && find_in(svc->held, svc->n_held, instance, &hi))
+            note_unknown(cat, svc->held[hi], key, klen, unknown);
+        return ret;
+    }
+    if (ret == -ENOMEM)
+        return ret;
     ret = add_endpoint(cat, svc_exists, si, ei, service, instance, &ep, mod_revision);
     if (ret >= 0) {
         cat->puts++;
-        svc = catalog_find(cat, service);
-        if (unknown[0] && svc && find_endpoint(svc, instance, &ei))
+        svc = cat->services[si];
+        if (svc->n_endpoints == 1)
+            recount(cat, svc, 0);
+        if (unknown[0] && find_endpoint(svc, instance, &ei))
             note_unknown(cat, svc->endpoints[ei], key, klen, unknown);
     }
     return ret;
@@ -343,9 +601,13 @@ int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **err
     if (!find_service(cat, service, &si))
         return CATALOG_UNCHANGED;
     svc = cat->services[si];
-    if (!find_endpoint(svc, instance, &ei))
+    if (!find_endpoint(svc, instance, &ei)) {
+        /* a held one: nothing served changes */
+        if (find_in(svc->held, svc->n_held, instance, &ei))
+            unhold(cat, svc, ei);
         return CATALOG_UNCHANGED;
-    remove_endpoint(svc, ei);
+    }
+    remove_served(cat, svc, ei);
     return CATALOG_REMOVED;
 }
 
@@ -357,6 +619,8 @@ void catalog_relist_begin(struct catalog *cat)
 
         for (size_t j = 0; j < svc->n_endpoints; j++)
             svc->endpoints[j]->seen = false;
+        for (size_t j = 0; j < svc->n_held; j++)
+            svc->held[j]->seen = false;
     }
 }
 
@@ -371,6 +635,12 @@ size_t catalog_relist_end(struct catalog *cat)
         struct catalog_service *svc = cat->services[i];
         size_t kept = 0;
 
+        /* held ones first: none that is gone may be taken on below */
+        for (size_t j = svc->n_held; j-- > 0;)
+            if (!svc->held[j]->seen) {
+                unhold(cat, svc, j);
+                removed++;
+            }
         for (size_t j = 0; j < svc->n_endpoints; j++) {
             struct catalog_endpoint *ce = svc->endpoints[j];
 
@@ -382,11 +652,16 @@ size_t catalog_relist_end(struct catalog *cat)
             }
         }
         if (kept != svc->n_endpoints) {
+            size_t before = svc->n_endpoints;
+
             svc->n_endpoints = kept;
             svc->dirty = true;
+            take_on_endpoints(cat, svc);
+            recount(cat, svc, before);
         }
     }
     cat->relisting = false;
+    take_on_services(cat);
     return removed;
 }
 

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 
 #include <slotsync/backend.h>
-#include <slotsync/fdlimit.h>
+#include <slotsync/hafd.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
@@ -218,45 +218,200 @@ static int run_capture(char *const argv[], double timeout_s, char **out)
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-/* HAProxy's output, one problem per [ALERT] or [WARNING] line, with tmp
- * (the temporary render's path) shown as shown_as. */
-static unsigned report_haproxy_lines(char *text, const char *tmp, const char *shown_as,
-                                     config_report_fn report, void *arg)
+static const struct service_conf *service_of(const struct config *cfg, const char *name)
 {
-    unsigned n = 0;
-    size_t tlen = strlen(tmp);
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (strcmp(cfg->services[i].name, name) == 0)
+            return &cfg->services[i];
+    return NULL;
+}
+
+const char *check_field_of_line(const struct config *cfg, const char *rendered, unsigned line,
+                                char *buf, size_t size)
+{
+    char section[16] = "", name[80] = "", kw[32] = "";
+    const char *p = rendered;
+    const struct service_conf *svc;
+
+    if (!line)
+        return NULL;
+    for (unsigned n = 1; p && *p; n++) {
+        const char *eol = strchr(p, '\n');
+
+        if (*p != ' ' && *p != '\t' && *p != '#' && *p != '\n')
+            if (sscanf(p, "%15s %79s", section, name) < 1)
+                section[0] = '\0';
+        if (n == line) {
+            if (*p != ' ' && *p != '\t')
+                return NULL;
+            if (sscanf(p, " %31s", kw) != 1)
+                return NULL;
+            break;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    if (!kw[0])
+        return NULL;
+    /* a frontend is named "fe:<service>" (render.h), a backend by its service */
+    if (strcmp(section, "frontend") == 0 &&
+        strncmp(name, RENDER_FRONTEND_PREFIX, strlen(RENDER_FRONTEND_PREFIX)) == 0)
+        memmove(name, name + strlen(RENDER_FRONTEND_PREFIX),
+                strlen(name) - strlen(RENDER_FRONTEND_PREFIX) + 1);
+    svc = service_of(cfg, name);
+    if (strcmp(section, "backend") == 0) {
+        const char *key = strcmp(kw, "default-server") == 0 ? "server_options"
+                          : strcmp(kw, "balance") == 0      ? "balance"
+                          : strcmp(kw, "mode") == 0         ? "mode"
+                                                            : NULL;
+        bool own = false;
+
+        if (!key)
+            return NULL;
+        /* A service's own value when it differs from defaults' (the
+         * defaults fill what a service omits); spares use defaults. */
+        if (svc && strcmp(key, "server_options") == 0)
+            own = strcmp(svc->opt.server_options, cfg->defaults.server_options) != 0;
+        else if (svc && strcmp(key, "balance") == 0)
+            own = strcmp(svc->opt.balance, cfg->defaults.balance) != 0;
+        else if (svc)
+            own = svc->opt.mode != cfg->defaults.mode;
+        if (own)
+            snprintf(buf, size, "services.%s.%s", svc->name, key);
+        else
+            snprintf(buf, size, "defaults.%s", key);
+        return buf;
+    }
+    if (strcmp(section, "frontend") == 0) {
+        if (svc)
+            snprintf(buf, size, "services.%s.listen", svc->name);
+        else
+            snprintf(buf, size, "http_frontend%s", strcmp(kw, "bind") == 0 ? ".bind" : "");
+        return buf;
+    }
+    return NULL;
+}
+
+/* One problem of HAProxy's, and how many rendered lines gave it. */
+struct haproxy_problem {
+    bool error;
+    char field[SERVICE_NAME_MAX + 40];
+    char text[1024];
+    unsigned count;
+};
+
+/* HAProxy's output, one problem per distinct [ALERT] or [WARNING] line,
+ * each named by the config field its line of the render came from
+ * (check_field_of_line) and reported once however many backends repeat it;
+ * tmp (the temporary render's path) is shown as shown_as. HAProxy's closing
+ * tally ("Fatal errors found ...") is left out when a problem was named. */
+unsigned check_haproxy_report(const struct config *cfg, const char *rendered, char *text,
+                              const char *tmp, const char *shown_as, config_report_fn report,
+                              void *arg)
+{
+    struct haproxy_problem *v = NULL;
+    size_t nv = 0, tlen = strlen(tmp), slen = strlen(shown_as);
+    unsigned n = 0, tallies = 0;
+    char tally_text[2][1024];
+    bool tally_error[2];
 
     for (char *line = text, *next; line && *line; line = next) {
-        char clean[1024], q[1200];
-        const char *body;
-        bool error;
+        struct haproxy_problem pr = {0};
+        const char *body, *at;
+        char fbuf[sizeof(pr.field)];
+        const char *field = NULL;
         size_t o = 0;
+        unsigned lno = 0;
 
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
         if (strncmp(line, "[ALERT]", 7) == 0)
-            error = true;
+            pr.error = true;
         else if (strncmp(line, "[WARNING]", 9) == 0)
-            error = false;
+            pr.error = false;
         else
             continue;
         /* "[ALERT]    (123) : config : ..." -> "config : ..." */
         body = strstr(line, ") : ");
         body = body ? body + 4 : line;
-        while (*body && o + 1 < sizeof(clean)) {
-            if (strncmp(body, tmp, tlen) == 0 && o + strlen(shown_as) + 1 < sizeof(clean)) {
-                memcpy(clean + o, shown_as, strlen(shown_as));
-                o += strlen(shown_as);
+        /* "[<tmp>:<line>] : ": the line says which field it came from */
+        at = strstr(body, tmp);
+        if (at && at > body && at[-1] == '[' && at[tlen] == ':' &&
+            sscanf(at + tlen + 1, "%u", &lno) == 1)
+            field = rendered ? check_field_of_line(cfg, rendered, lno, fbuf, sizeof(fbuf)) : NULL;
+        while (*body && o + 1 < sizeof(pr.text)) {
+            if (field && body == at - 1) {
+                /* drop "[path:N] : ": the field names the place */
+                const char *end = strstr(at, "] : ");
+
+                if (end) {
+                    body = end + 4;
+                    continue;
+                }
+            }
+            if (strncmp(body, tmp, tlen) == 0 && o + slen + 1 < sizeof(pr.text)) {
+                memcpy(pr.text + o, shown_as, slen);
+                o += slen;
                 body += tlen;
             } else {
-                clean[o++] = *body++;
+                pr.text[o++] = *body++;
             }
         }
-        clean[o] = '\0';
-        log_quote(clean, o, q, sizeof(q));
-        n += reportf(report, arg, error, "haproxy -c: %s", q);
+        pr.text[o] = '\0';
+        if (strstr(pr.text, "Fatal errors found in configuration") ||
+            strstr(pr.text, "Error(s) found in configuration file")) {
+            if (tallies < 2) {
+                snprintf(tally_text[tallies], sizeof(tally_text[0]), "%s", pr.text);
+                tally_error[tallies++] = pr.error;
+            }
+            continue;
+        }
+        if (field)
+            snprintf(pr.field, sizeof(pr.field), "%s", field);
+        {
+            size_t k;
+
+            for (k = 0; k < nv; k++)
+                if (v[k].error == pr.error && strcmp(v[k].field, pr.field) == 0 &&
+                    strcmp(v[k].text, pr.text) == 0)
+                    break;
+            if (k < nv) {
+                v[k].count++;
+                continue;
+            }
+        }
+        {
+            struct haproxy_problem *nvv = realloc(v, (nv + 1) * sizeof(*v));
+
+            if (!nvv) {
+                n += reportf(report, arg, true, "haproxy -c: out of memory");
+                break;
+            }
+            v = nvv;
+            pr.count = 1;
+            v[nv++] = pr;
+        }
     }
+    for (size_t k = 0; k < nv; k++) {
+        char q[1200];
+
+        log_quote(v[k].text, strlen(v[k].text), q, sizeof(q));
+        if (v[k].field[0] && v[k].count > 1)
+            n += reportf(report, arg, v[k].error, "%s: haproxy -c: %s (in %u rendered proxies)",
+                         v[k].field, q, v[k].count);
+        else if (v[k].field[0])
+            n += reportf(report, arg, v[k].error, "%s: haproxy -c: %s", v[k].field, q);
+        else
+            n += reportf(report, arg, v[k].error, "haproxy -c: %s", q);
+    }
+    if (!nv)
+        for (unsigned k = 0; k < tallies; k++) {
+            char q[1200];
+
+            log_quote(tally_text[k], strlen(tally_text[k]), q, sizeof(q));
+            n += reportf(report, arg, tally_error[k], "haproxy -c: %s", q);
+        }
+    free(v);
     return n;
 }
 
@@ -312,7 +467,8 @@ unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *
                     r == -ETIMEDOUT ? "no answer in " STR(CHECK_HAPROXY_TIMEOUT_S) " s, killed"
                                     : strerror(-r));
     } else {
-        n = report_haproxy_lines(out ? out : (char *)"", svc_path, cfg->services_file, report, arg);
+        n = check_haproxy_report(cfg, text, out ? out : (char *)"", svc_path, cfg->services_file,
+                                 report, arg);
         /* 2: "no error but will not start (no listener)": valid; a base
          * config and services without a frontend are a legitimate stage. */
         if (r != 0 && r != 2 && n == 0)
@@ -372,7 +528,7 @@ void check_fd_machine_read(struct check_fd_machine *m)
 }
 
 /* What c's servers and listeners cost in descriptors. */
-static unsigned long fd_cost(const struct fdlimit_count *c)
+static unsigned long fd_cost(const struct hafd_count *c)
 {
     return c->checked + 2 * c->agents + c->listeners;
 }
@@ -380,32 +536,32 @@ static unsigned long fd_cost(const struct fdlimit_count *c)
 unsigned check_fds_on(const struct config *cfg, const struct check_fd_machine *m,
                       config_report_fn report, void *arg)
 {
-    struct fdlimit_count base = {0}, render = {0}, disk = {0}, *files;
+    struct hafd_count base = {0}, render = {0}, disk = {0}, *files;
     char *text = NULL, *map = NULL, hard[64] = "";
     size_t len = 0, mlen = 0;
     unsigned long need, avail;
 
     if (cfg->base_config && file_read(cfg->base_config, CHECK_BASE_MAX, &text, &len) == 0)
-        fdlimit_count_text(text, len, &base);
+        hafd_count_text(text, len, &base);
     free(text);
     text = NULL;
     /* what a render from the config alone holds (every slot empty), and
      * what the services file on disk holds (etcd's services, slots grown) */
     if (render_services_empty(cfg, &text, &len, &map, &mlen, NULL) == 0)
-        fdlimit_count_text(text, len, &render);
+        hafd_count_text(text, len, &render);
     free(text);
     free(map);
     text = NULL;
     if (cfg->services_file && file_read(cfg->services_file, CHECK_BASE_MAX, &text, &len) == 0)
-        fdlimit_count_text(text, len, &disk);
+        hafd_count_text(text, len, &disk);
     free(text);
     files = fd_cost(&disk) > fd_cost(&render) ? &disk : &render;
     base.servers += files->servers;
     base.checked += files->checked;
     base.agents += files->agents;
     base.listeners += files->listeners + (cfg->master_socket ? 2 : 0);
-    need = fdlimit_needed(&base, m->cpus);
-    avail = fdlimit_available(m->hard, m->nr_open, m->can_raise, base.fd_hard_limit);
+    need = hafd_needed(&base, m->cpus);
+    avail = hafd_available(m->hard, m->nr_open, m->can_raise, base.fd_hard_limit);
     if (need <= avail)
         return 0;
     if (base.fd_hard_limit > 0 && (unsigned long)base.fd_hard_limit == avail)
@@ -424,7 +580,7 @@ unsigned check_fds_on(const struct config *cfg, const struct check_fd_machine *m
                    "any fd-hard-limit in haproxy.cfg's global section above %lu, or lower "
                    "maxconn, the slots or the health checks",
                    need, base.servers, base.checked, base.agents,
-                   base.maxconn > 0 ? base.maxconn : (long)FDLIMIT_MIN_MAXCONN, hard, need);
+                   base.maxconn > 0 ? base.maxconn : (long)HAFD_MIN_MAXCONN, hard, need);
 }
 
 unsigned check_fds(const struct config *cfg, config_report_fn report, void *arg)

@@ -16,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <sys/un.h>
 
 #include <jansson.h>
 
 #include <slotsync/bulk.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
@@ -44,6 +46,17 @@
 #define DEFAULT_MIN_RELOAD_INTERVAL_MS 1000
 #define DEFAULT_SPARE_BACKENDS 16
 #define DEFAULT_RESYNC_INTERVAL_S 30
+/* Caps on what a writer to the etcd prefix can create (issue 20). Each
+ * service etcd alone names costs a backend (a reload past the spares, and
+ * a services file and every later reload that grow with it); each endpoint
+ * a slot, and past the slots a doubling of them. The defaults sit above
+ * every deployment measured (docs/PERFORMANCE.md: 1,000 services, 1,000
+ * endpoints in a backend) and stop a runaway writer at about 1,000 backends
+ * and 4,096 slots a backend. */
+#define DEFAULT_MAX_SERVICES 1000
+#define DEFAULT_MAX_ENDPOINTS_PER_SERVICE 4096
+#define CAP_MAX 1000000
+#define CAP_KEYS "max_services", "max_endpoints_per_service" /* top-level keys */
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
@@ -436,6 +449,61 @@ static int check_server_options(const char *fp, const char *s, char **errmsg)
 
 /* ---- typed access to JSON members ---- */
 
+/* Edit distance (insert, delete, substitute, swap of neighbours) between
+ * a and b, counted up to CONFIG_KEY_DISTANCE_MAX + 1. */
+#define CONFIG_KEY_DISTANCE_MAX 3
+static size_t key_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), d[3][65];
+
+    if (la > 64 || lb > 64)
+        return CONFIG_KEY_DISTANCE_MAX + 1;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t *cur = d[i % 3], *prev = d[(i - 1) % 3], *prev2 = d[(i + 1) % 3];
+
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
+
+            if (prev[j] + 1 < v)
+                v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
+        }
+    }
+    return d[la % 3][lb];
+}
+
+/* The keys a block cannot do without (each also checked where it is read). */
+static bool key_required(const char *path, const char *key)
+{
+    static const char *const req[][2] = {
+        {"", "etcd"},
+        {"", "haproxy"},
+        {"etcd", "endpoints"},
+        {"etcd", "prefix"},
+        {"haproxy", "runtime_socket"},
+        {"haproxy", "services_file"},
+        {"http_frontend", "bind"},
+        {"admin", "listen"},
+        {"dns", "hosts_file"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(req); i++)
+        if (strcmp(req[i][0], path) == 0 && strcmp(req[i][1], key) == 0)
+            return true;
+    return false;
+}
+
+/* An unknown key is named with the closest known key of its block (issue
+ * 19: "runtime_sock" said only "unknown key"), and when that key is
+ * required and not set, so is that. */
 static int check_keys(json_t *obj, const char *path, const char *const *allowed, size_t n,
                       char **errmsg)
 {
@@ -443,10 +511,31 @@ static int check_keys(json_t *obj, const char *path, const char *const *allowed,
         const char *key = json_object_iter_key(it);
 
         if (!in_list(key, allowed, n)) {
-            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE];
+            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE], rp[FIELD_PATH_SIZE];
+            const char *best = NULL;
+            size_t best_d = CONFIG_KEY_DISTANCE_MAX + 1, klen = strlen(key);
 
-            return field_error(errmsg, join(fp, sizeof(fp), path, quote(key, q, sizeof(q))),
-                               "unknown key");
+            for (size_t i = 0; i < n; i++) {
+                size_t d = key_distance(key, allowed[i]);
+                size_t al = strlen(allowed[i]);
+
+                /* a prefix of a known key ("runtime_sock") is close too */
+                if (klen >= 4 && al > klen && strncmp(key, allowed[i], klen) == 0)
+                    d = 1;
+                if (d < best_d && d <= (klen + 2) / 3 + (klen >= 4)) {
+                    best_d = d;
+                    best = allowed[i];
+                }
+            }
+            join(fp, sizeof(fp), path, quote(key, q, sizeof(q)));
+            if (best && key_required(path, best) && !json_object_get(obj, best))
+                return field_error(errmsg, fp,
+                                   "unknown key; did you mean \"%s\"? (%s is required and not "
+                                   "set)",
+                                   best, join(rp, sizeof(rp), path, best));
+            if (best)
+                return field_error(errmsg, fp, "unknown key; did you mean \"%s\"?", best);
+            return field_error(errmsg, fp, "unknown key");
         }
     }
     return 0;
@@ -575,9 +664,27 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
 static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
 static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
 
+/* etcd.transport: "json" (the gateway, the default) or "grpc" (issue 24). */
+static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
+{
+    const char *t = NULL;
+    int ret = get_string(etcd, "etcd", "transport", &t, errmsg);
+
+    if (ret < 0)
+        return ret;
+    if (!t || strcmp(t, "json") == 0)
+        cfg->etcd_transport = ETCD_TRANSPORT_JSON;
+    else if (strcmp(t, "grpc") == 0)
+        cfg->etcd_transport = ETCD_TRANSPORT_GRPC;
+    else
+        return field_error(errmsg, "etcd.transport", "must be \"grpc\" or \"json\"");
+    return 0;
+}
+
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix", "tls", "username", "password_file"};
+    static const char *const keys[] = {"endpoints", "prefix",        "tls",
+                                       "username",  "password_file", "transport"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -628,6 +735,9 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     if (ret < 0)
         return ret;
     ret = load_etcd_user(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_etcd_transport(etcd, cfg, errmsg);
     if (ret < 0)
         return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
@@ -1017,21 +1127,141 @@ static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
     return set_string(&cfg->http_domain, name, errmsg);
 }
 
+/* ---- admin.tls, admin.token_file, admin.protected_paths (issue 20) ---- */
+
+static bool same_str(const char *a, const char *b);
+
+static const struct {
+    const char *path;
+    unsigned bit;
+} admin_paths[] = {
+    {"/", ADMIN_PATH_PAGE},           {"/status", ADMIN_PATH_STATUS},
+    {"/metrics", ADMIN_PATH_METRICS}, {"/healthz", ADMIN_PATH_HEALTHZ},
+    {"/readyz", ADMIN_PATH_READYZ},
+};
+
+unsigned config_admin_path_bit(const char *path)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(admin_paths); i++)
+        if (strcmp(path, admin_paths[i].path) == 0)
+            return admin_paths[i].bit;
+    return 0;
+}
+
+bool config_same_admin(const struct admin_conf *a, const struct admin_conf *b)
+{
+    return same_str(a->tls_cert_file, b->tls_cert_file) &&
+           same_str(a->tls_key_file, b->tls_key_file) &&
+           same_str(a->tls_client_ca_file, b->tls_client_ca_file) &&
+           same_str(a->token_file, b->token_file) && a->protected_paths == b->protected_paths;
+}
+
+/* admin.tls: {"cert_file", "key_file", "client_ca_file"}; cert_file and
+ * key_file together, client_ca_file only with them (mutual TLS). The files
+ * are read by the admin endpoint at start and on SIGHUP. */
+static int load_admin_tls(json_t *a, struct config *cfg, char **errmsg)
+{
+    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file"};
+    struct admin_conf *ac = &cfg->admin;
+    json_t *tls;
+    int ret;
+
+    ret = get_object(a, "admin", "tls", &tls, errmsg);
+    if (ret < 0 || !tls)
+        return ret;
+    if ((ret = check_keys(tls, "admin.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
+        (ret = load_text(tls, "admin.tls", "cert_file", TEXT_PATH, &ac->tls_cert_file, errmsg)) <
+            0 ||
+        (ret = load_text(tls, "admin.tls", "key_file", TEXT_PATH, &ac->tls_key_file, errmsg)) < 0 ||
+        (ret = load_text(tls, "admin.tls", "client_ca_file", TEXT_PATH, &ac->tls_client_ca_file,
+                         errmsg)) < 0)
+        return ret;
+    if (!ac->tls_cert_file)
+        return required(errmsg, "admin.tls", "cert_file");
+    if (!ac->tls_key_file)
+        return required(errmsg, "admin.tls", "key_file");
+    return 0;
+}
+
+/* admin.protected_paths: a non-empty array of the endpoint's paths, each
+ * once. */
+static int load_admin_paths(json_t *a, struct config *cfg, char **errmsg)
+{
+    json_t *arr = json_object_get(a, "protected_paths"), *v;
+    char fp[FIELD_PATH_SIZE];
+    unsigned bits = 0;
+    size_t i;
+
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return field_error(errmsg, "admin.protected_paths", "must be an array of paths");
+    json_array_foreach(arr, i, v)
+    {
+        const char *path = json_string_value(v);
+        unsigned bit;
+
+        snprintf(fp, sizeof(fp), "admin.protected_paths[%zu]", i);
+        if (!json_is_string(v) || json_string_length(v) != strlen(path))
+            return field_error(errmsg, fp, "must be a string");
+        bit = config_admin_path_bit(path);
+        if (!bit)
+            return field_error(errmsg, fp,
+                               "must be one of /, /status, /metrics, /healthz, /readyz");
+        if (bits & bit)
+            return field_error(errmsg, fp, "%s is listed twice", path);
+        bits |= bit;
+    }
+    cfg->admin.protected_paths = bits;
+    return 0;
+}
+
+static int load_admin_protection(json_t *a, struct config *cfg, char **errmsg)
+{
+    int ret;
+
+    if ((ret = load_admin_tls(a, cfg, errmsg)) < 0 ||
+        (ret = load_text(a, "admin", "token_file", TEXT_PATH, &cfg->admin.token_file, errmsg)) <
+            0 ||
+        (ret = load_admin_paths(a, cfg, errmsg)) < 0)
+        return ret;
+    /* A list of protected paths with nothing to protect them would read as
+     * protection that is not there. */
+    if (json_object_get(a, "protected_paths") && cfg->admin.protected_paths &&
+        !cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
+        return field_error(errmsg, "admin.protected_paths",
+                           "needs admin.token_file or admin.tls.client_ca_file");
+    return 0;
+}
+
+static void admin_conf_free(struct admin_conf *ac)
+{
+    free(ac->tls_cert_file);
+    free(ac->tls_key_file);
+    free(ac->tls_client_ca_file);
+    free(ac->token_file);
+    memset(ac, 0, sizeof(*ac));
+}
+
 /* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
- * other address, 0.0.0.0 included, must be written out (the endpoint has no
- * authentication). */
+ * other address, 0.0.0.0 included, must be written out (what is served off
+ * loopback is open unless admin.tls / admin.token_file protect it). */
 static int load_admin(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"listen"};
+    static const char *const keys[] = {"listen", "tls", "token_file", "protected_paths"};
     const char *listen;
     char *reason = NULL;
     json_t *a;
     int ret;
 
+    cfg->admin.protected_paths = ADMIN_PATHS_PROTECTED_DEFAULT;
     ret = get_object(root, "", "admin", &a, errmsg);
     if (ret < 0 || !a)
         return ret;
     ret = check_keys(a, "admin", keys, ARRAY_SIZE(keys), errmsg);
+    if (ret < 0)
+        return ret;
+    ret = load_admin_protection(a, cfg, errmsg);
     if (ret < 0)
         return ret;
     ret = get_string(a, "admin", "listen", &listen, errmsg);
@@ -1197,6 +1427,21 @@ static int load_dns(json_t *root, struct config *cfg, char **errmsg)
     return 0;
 }
 
+/* The caps on what etcd can create: max_services, max_endpoints_per_service
+ * (0 = no cap). */
+static int load_caps(json_t *root, struct config *cfg, char **errmsg)
+{
+    int r;
+
+    cfg->max_services = DEFAULT_MAX_SERVICES;
+    cfg->max_endpoints_per_service = DEFAULT_MAX_ENDPOINTS_PER_SERVICE;
+    r = get_int(root, "", "max_services", 0, CAP_MAX, &cfg->max_services, errmsg);
+    if (r == 0)
+        r = get_int(root, "", "max_endpoints_per_service", 0, CAP_MAX,
+                    &cfg->max_endpoints_per_service, errmsg);
+    return r;
+}
+
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
     static const char *const keys[] = {"etcd",          "haproxy",
@@ -1204,7 +1449,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
                                        "http_frontend", "resync_interval_s",
                                        "log_level",     "log_format",
                                        "dns",           "allow_empty_registry",
-                                       "admin"};
+                                       "admin",         CAP_KEYS};
     const char *level = NULL;
     int ret;
 
@@ -1244,7 +1489,8 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
              p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
              errmsg)) < 0 ||
         (ret = keep_going(p, load_log_format(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0)
+        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0 ||
+        (ret = keep_going(p, load_caps(root, cfg, errmsg), errmsg)) < 0)
         return ret;
     if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
         return ret;
@@ -1300,6 +1546,17 @@ static int load_file(const char *path, struct config *cfg, struct problems *p, c
         err = errno;
         memprintf(errmsg, "cannot open \"%s\": %s", q, strerror(err));
         return -err;
+    }
+    {
+        /* A directory opens for reading on Linux, and reads as EISDIR:
+         * say so, not "unable to read" (issue 19). */
+        struct stat st;
+
+        if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+            fclose(fp);
+            memprintf(errmsg, "cannot read \"%s\": is a directory", q);
+            return -EISDIR;
+        }
     }
     root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     fclose(fp);
@@ -1500,6 +1757,7 @@ void config_free(struct config *cfg)
     free(cfg->services);
     free(cfg->http_domain);
     tls_conf_free(&cfg->etcd_tls);
+    admin_conf_free(&cfg->admin);
     free(cfg->etcd_username);
     free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));
@@ -1536,6 +1794,7 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) &&
            same_str(nc->etcd_username, oc->etcd_username) &&
            same_str(nc->etcd_password_file, oc->etcd_password_file) &&
+           nc->etcd_transport == oc->etcd_transport &&
            strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
            nc->runtime_timeout_s == oc->runtime_timeout_s &&
            same_str(nc->master_socket, oc->master_socket) &&
@@ -1544,6 +1803,50 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            same_str(nc->base_config, oc->base_config) &&
            strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0 &&
            same_str(nc->reload_command, oc->reload_command);
+}
+
+size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
+                                     size_t size)
+{
+    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
+    const struct {
+        const char *name;
+        bool same;
+    } fields[] = {
+        {"etcd.endpoints", true}, /* same_etcd, once compared below */
+        {"etcd.prefix", strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0},
+        {"etcd.tls", tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls)},
+        {"etcd.username", same_str(nc->etcd_username, oc->etcd_username)},
+        {"etcd.password_file", same_str(nc->etcd_password_file, oc->etcd_password_file)},
+        {"haproxy.runtime_socket", strcmp(nc->runtime_socket, oc->runtime_socket) == 0},
+        {"haproxy.runtime_timeout_s", nc->runtime_timeout_s == oc->runtime_timeout_s},
+        {"haproxy.master_socket", same_str(nc->master_socket, oc->master_socket)},
+        {"haproxy.services_file", strcmp(nc->services_file, oc->services_file) == 0},
+        {"haproxy.hosts_map", strcmp(nc->hosts_map, oc->hosts_map) == 0},
+        {"haproxy.base_config", same_str(nc->base_config, oc->base_config)},
+        {"haproxy.binary", strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0},
+        {"haproxy.reload_command", same_str(nc->reload_command, oc->reload_command)},
+    };
+    size_t n = 0, len = 0;
+
+    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
+        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+        bool same = i == 0 ? same_etcd : fields[i].same;
+        int w;
+
+        if (same)
+            continue;
+        n++;
+        if (len < size) {
+            w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", fields[i].name);
+            if (w > 0)
+                len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+        }
+    }
+    return n;
 }
 
 bool config_same_http_frontend(const struct config *a, const struct config *b)

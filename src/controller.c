@@ -19,18 +19,22 @@
 #include <slotsync/apply.h>
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
+#include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/feed.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/secret.h>
 #include <slotsync/livefile.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/notify.h>
 #include <slotsync/plan.h>
 #include <slotsync/pool.h>
+#include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/report.h>
 #include <slotsync/rollout.h>
@@ -89,6 +93,8 @@ struct ctl {
     int render_err;
     char *render_errmsg;
     char *etcd_last_error; /* the last reason the etcd sync gave for being down */
+    bool etcd_up;          /* the sync's last connected() report said up */
+    double etcd_since;     /* clock_mono() of that report, or of the start */
     struct {
         unsigned long long refused_services, empty_listings_held;
     } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
@@ -97,6 +103,12 @@ struct ctl {
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
+    /* HAProxy's own account of its reloads, read once at start from the
+     * master's "show proc" (issue 19): after a restart of slotsync the
+     * last reload is HAProxy's, not "none" */
+    struct runtime *proc_rt;
+    double haproxy_last_reload_at; /* <= 0: not known, or never reloaded */
+    unsigned long haproxy_reloads;
 };
 
 static struct backend *backend_find(struct ctl *c, const char *name)
@@ -104,9 +116,28 @@ static struct backend *backend_find(struct ctl *c, const char *name)
     return backend_lookup(c->backends, c->n_backends, name);
 }
 
+/* A backend no frontend reaches gets one warning naming it when it
+ * becomes so (issue 19); status, the page and /metrics show b->unrouted. */
+static void note_routing(const struct ctl *c, struct backend *b)
+{
+    bool unrouted = c->cfg && !render_service_routed(c->cfg, &b->conf);
+
+    if (unrouted && !b->unrouted)
+        log_warn(MOD,
+                 "backend %s: nothing routes to it (no services.%s.listen, and no "
+                 "http_frontend bind and domain for it): HAProxy gets the backend, no frontend "
+                 "reaches it",
+                 b->conf.name, b->conf.name);
+    b->unrouted = unrouted;
+}
+
 static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
 {
-    return backend_insert(&c->backends, &c->n_backends, conf, configured);
+    struct backend *b = backend_insert(&c->backends, &c->n_backends, conf, configured);
+
+    if (b)
+        note_routing(c, b);
+    return b;
 }
 
 /* ---- ownership: which proxies are slotsync's ---- */
@@ -245,6 +276,25 @@ static void collect_dirty(struct ctl *c)
 
 /* ---- etcd side ---- */
 
+/* ---- caps on what etcd can create (catalog.h) ---- */
+
+/* A service the config names is always served, and not counted. */
+static bool cap_exempt(const char *service, void *arg)
+{
+    const struct ctl *c = arg;
+
+    return config_find_service(c->cfg, service) != NULL;
+}
+
+/* Give the catalog c->cfg's caps (at start and on SIGHUP). */
+static void set_caps(struct ctl *c)
+{
+    const struct catalog_limits l = {(size_t)c->cfg->max_services,
+                                     (size_t)c->cfg->max_endpoints_per_service, cap_exempt, c};
+
+    catalog_set_limits(c->cat, &l);
+}
+
 static void on_list_begin(void *arg)
 {
     struct ctl *c = arg;
@@ -264,7 +314,7 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
     /* A change from the watch: its event-to-applied time starts now. */
     if (!c->listing && !c->render_only &&
         (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
-        metrics_pending_add(&c->ap.events_pending, ev_now(c->loop));
+        metrics_pending_add(&c->ap.events_pending, clock_mono());
     if (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED)
         c->live_changed = true;
 }
@@ -283,8 +333,8 @@ static void mark_all_dirty(struct ctl *c)
 static void registry_filled(struct ctl *c)
 {
     if (c->empty_held)
-        log_info(MOD, "etcd registry has %zu endpoints again: converging HAProxy to it",
-                 catalog_count(c->cat));
+        log_info(MOD, "etcd registry has %zu %s again: converging HAProxy to it",
+                 catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"));
     c->registry_empty = false;
     c->empty_held = false;
     c->listed = true;
@@ -349,8 +399,10 @@ static void on_list_end(void *arg, int64_t revision)
     size_t removed = catalog_relist_end(c->cat);
 
     c->listing = false;
-    log_info(MOD, "etcd listing applied: %zu endpoints in %zu services at revision %lld%s",
-             catalog_count(c->cat), c->cat->n_services, (long long)revision,
+    log_info(MOD, "etcd listing applied: %zu %s in %zu %s at revision %lld%s",
+             catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"),
+             c->cat->n_services, LOG_PLURAL(c->cat->n_services, "service", "services"),
+             (long long)revision,
              removed ? " (some endpoints were removed while we were away)" : "");
     collect_dirty(c);
     c->live_changed = true;
@@ -393,6 +445,10 @@ static void on_connected(void *arg, bool up, const char *why)
         log_info(MOD, "etcd watch lost (retrying)");
     if (!up && why)
         memprintf(&c->etcd_last_error, "%s", why);
+    /* Down from the start until the first report: the clock runs from then. */
+    if (up != c->etcd_up)
+        c->etcd_since = clock_mono();
+    c->etcd_up = up;
     /* render: a TLS failure or refused credentials will not go away by
      * waiting */
     if (!up && why && c->render_only &&
@@ -561,8 +617,8 @@ static void dns_controller(struct ctl *c)
         if (c->cat->services[i]->n_endpoints)
             names[n++] = c->cat->services[i]->name;
     hash = dnshosts_hash(names, n);
-    if (dnshosts_due(&c->dns, c->cfg, hash, ev_now(c->loop)))
-        dnshosts_update(&c->dns, c->cfg, names, n, ev_now(c->loop));
+    if (dnshosts_due(&c->dns, c->cfg, hash, clock_mono()))
+        dnshosts_update(&c->dns, c->cfg, names, n, clock_mono());
     free(names);
 }
 
@@ -635,6 +691,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     log_flush(false);
+    mem_trim_owed(); /* a trim a large buffer owes, rate-limited (mem.h) */
 }
 
 /* A SIGHUP changed b's slot count from old: say what happens. */
@@ -704,6 +761,17 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(err);
         err = NULL;
     }
+    if (c->admin && (oc->admin.token_file || oc->admin.tls_cert_file)) {
+        if (admin_reload(c->admin, &err) < 0)
+            log_error(MOD,
+                      "SIGHUP: admin token and TLS files not reloaded, keeping the ones in "
+                      "use: %s",
+                      err ? err : "out of memory");
+        else
+            log_info(MOD, "SIGHUP: admin token and TLS files read again");
+        free(err);
+        err = NULL;
+    }
     if (oc->etcd_username) {
         if (ctl_set_auth(c, oc, &err) < 0)
             log_error(MOD, "SIGHUP: etcd password not read again, keeping the one in use: %s",
@@ -718,8 +786,14 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (!config_same_restart_fields(nc, oc)) {
-        log_error(MOD, "SIGHUP: config not reloaded: etcd, sockets, paths, binary and "
-                       "reload_command need a restart");
+        char fields[512];
+
+        /* Name what changed (issue 19), not the whole list. */
+        if (config_restart_fields_changed(nc, oc, fields, sizeof(fields)))
+            log_error(MOD, "SIGHUP: config not reloaded: %s changed, which needs a restart",
+                      fields);
+        else
+            log_error(MOD, "SIGHUP: config not reloaded: a field that needs a restart changed");
         config_free(nc);
         free(nc);
         return;
@@ -746,6 +820,10 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         changed =
             reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
     }
+    if (!config_same_listen(&nc->admin_listen, &oc->admin_listen) ||
+        !config_same_admin(&nc->admin, &oc->admin))
+        log_warn(MOD, "SIGHUP: admin.* changed: the admin endpoint keeps its address, files and "
+                      "protected paths until a restart (the files themselves were read again)");
     if (!config_same_http_frontend(nc, oc)) {
         rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
         changed = true;
@@ -770,12 +848,17 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         struct backend *b = c->backends[i];
         bool was_refused = b->foreign;
 
+        note_routing(c, b);
         b->claimed = b->claimed && !name_taken(c, b);
         if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
             rollout_want(&c->ro, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
     }
+    /* new caps, or a waiting service the config names now: taken on */
+    set_caps(c);
+    if (c->listed && !c->listing)
+        collect_dirty(c);
     c->ap.map_dirty = true;
     c->ap.resync_wanted = true;
     log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
@@ -811,7 +894,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 static struct report_state report_of(const struct ctl *c)
 {
     return (struct report_state){
-        .now = ev_now(c->loop),
+        .now = clock_mono(),
         .etcd = c->sync ? etcd_sync_stats(c->sync) : NULL,
         .listed = c->listed,
         .cat = c->cat,
@@ -825,7 +908,10 @@ static struct report_state report_of(const struct ctl *c)
         .runtime_added_servers = c->ap.stats.grown,
         .resyncs = c->ap.stats.resyncs,
         .drift_repairs = c->ap.stats.drift_repairs,
-        .last_reload_at = c->ro.last_reload_start,
+        .last_reload_at =
+            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
+        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+        .haproxy_reloads = c->haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,
         .reloads = c->ro.stats.reloads,
@@ -835,6 +921,14 @@ static struct report_state report_of(const struct ctl *c)
         .n_backends = c->n_backends,
         .obs = &c->obs,
         .recent = c->recent,
+        .etcd_up = c->etcd_up,
+        .etcd_since = c->etcd_since,
+        .etcd_endpoint = c->sync ? etcd_sync_endpoint(c->sync) : NULL,
+        .etcd_error = c->etcd_last_error,
+        .wall_now = clock_wall(),
+        .cfg = c->cfg,
+        .spares = c->pool.sp.n,
+        .spares_free = spare_free_count(&c->pool.sp),
     };
 }
 
@@ -860,8 +954,17 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
     return report_status(&s, state_text, stat_text, errmsg);
 }
 
+/* /readyz's body while ready: what it serves when etcd cannot be read. */
+static void admin_ready_note(void *arg, char *buf, size_t size)
+{
+    struct report_state s = report_of(arg);
+
+    report_etcd_note(&s, buf, size);
+}
+
 static const struct admin_ops admin_ops = {
     .ready = admin_ready,
+    .ready_note = admin_ready_note,
     .metrics = admin_metrics,
     .status = admin_status,
 };
@@ -936,6 +1039,19 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
+    for (size_t i = 0, old = 0; r == 0 && i < n; i++) {
+        char line[SERVICE_NAME_MAX + 16];
+
+        /* An older slotsync named a frontend after its backend (3.3+ cannot
+         * load that): it is adopted as it runs, renamed at the next reload. */
+        snprintf(line, sizeof(line), "\nfrontend %s\n", fb[i].name);
+        if (strstr(text, line) && !old++)
+            log_info(MOD,
+                     "%s: frontends named as their backends (an older slotsync's naming, "
+                     "refused by HAProxy 3.3+); adopted as they run, written as "
+                     "\"frontend " RENDER_FRONTEND_PREFIX "<service>\" at the next reload",
+                     c->cfg->services_file);
+    }
     free(fb);
     free(text);
     if (r < 0)
@@ -945,6 +1061,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
 static void ctl_destroy(struct ctl *c)
 {
+    runtime_free(c->proc_rt);
     admin_free(c->admin);
     free(c->recent);
     free(c->obs_backends);
@@ -1004,6 +1121,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
+    set_caps(c);
     if (tls_conf_set(&cfg->etcd_tls)) {
         int r = http_client_set_tls(c->http, &cfg->etcd_tls, errmsg);
 
@@ -1024,6 +1142,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
         goto oom;
+    etcd_client_set_transport(c->etcd, (enum etcd_transport)cfg->etcd_transport);
     if (cfg->etcd_username) {
         int r = ctl_set_auth(c, cfg, errmsg);
 
@@ -1056,10 +1175,87 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     ev_signal_init(&c->sig_usr1, on_dump_signal, SIGUSR1);
     c->sig_usr1.data = c;
     ev_timer_init(&c->log_timer, on_log_timer, 1., 1.);
+    c->etcd_since = clock_mono();
     return 0;
 oom:
     memprintf(errmsg, "out of memory");
     return -ENOMEM;
+}
+
+static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct ctl *c = arg;
+    unsigned long reloads = 0, failed = 0;
+    long uptime = -1;
+
+    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
+        reload_parse_worker_uptime(raw, &uptime) < 0) {
+        log_info(MOD,
+                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
+                 "shown from slotsync's own from now on",
+                 c->cfg->master_socket,
+                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
+        return;
+    }
+    c->haproxy_reloads = reloads;
+    if (reloads > 0) {
+        /* the monotonic clock, as every other age (issue 19 item 9) */
+        c->haproxy_last_reload_at = clock_mono() - (double)uptime;
+        if (c->haproxy_last_reload_at <= 0)
+            c->haproxy_last_reload_at = 1e-6;
+        log_info(MOD,
+                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
+                 "%ld s ago (show proc)",
+                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
+    }
+}
+
+/* Ask the master "show proc" once (no master socket: nothing to ask). */
+static void read_haproxy_reloads(struct ctl *c)
+{
+    if (!c->cfg->master_socket)
+        return;
+    c->proc_rt = runtime_new(c->loop, c->cfg->master_socket, 5);
+    if (!c->proc_rt || runtime_send_raw(c->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, c) < 0)
+        log_info(MOD, "master socket %s: HAProxy's reloads not read", c->cfg->master_socket);
+}
+
+/* Descriptors: the soft limit up to the hard one, said in the log (issue
+ * 20: admin clients, etcd and HAProxy share them). */
+static void raise_nofile(void)
+{
+    struct fdlimit fl;
+
+    if (fdlimit_raise(&fl) < 0)
+        log_warn(MOD, "file descriptors: cannot raise the soft limit %lu to the hard limit %lu: %s",
+                 fl.soft_before, fl.hard, strerror(-fl.err));
+    else if (fl.raised)
+        log_info(MOD, "file descriptors: soft limit raised from %lu to the hard limit %lu",
+                 fl.soft_before, fl.soft);
+    else
+        log_info(MOD, "file descriptors: limit %lu (soft = hard)", fl.soft);
+}
+
+/* A warning for an admin endpoint off loopback with paths nobody guards. */
+static void admin_exposure_warnings(const struct config *cfg)
+{
+    const struct listen_addr *l = &cfg->admin_listen;
+    bool loopback = strncmp(l->host, "127.", 4) == 0 || strcmp(l->host, "::1") == 0;
+
+    if (loopback)
+        return;
+    if (!cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and neither admin.token_file nor "
+                 "admin.tls.client_ca_file is set: /status, /metrics and / are open to "
+                 "whoever reaches it",
+                 l->host);
+    else if (cfg->admin.token_file && !cfg->admin.tls_cert_file)
+        log_warn(MOD,
+                 "admin.listen %s is not loopback and admin.tls is not set: the bearer "
+                 "token travels in clear text",
+                 l->host);
 }
 
 int controller_run(const struct config *cfg,
@@ -1067,8 +1263,10 @@ int controller_run(const struct config *cfg,
                    char **errmsg)
 {
     struct ctl c;
-    int r = ctl_init(&c, cfg, false, errmsg);
+    int r;
 
+    raise_nofile();
+    r = ctl_init(&c, cfg, false, errmsg);
     if (r < 0 || (r = start_from_services_file(&c, errmsg)) < 0)
         goto out;
     c.load_config = load_config;
@@ -1089,11 +1287,12 @@ int controller_run(const struct config *cfg,
     c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
+    read_haproxy_reloads(&c);
     if (cfg->admin_listen.set) {
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;
         c.admin = c.recent ? admin_start(c.loop, &cfg->admin_listen, cfg->runtime_socket,
-                                         &admin_ops, &c, errmsg)
+                                         &cfg->admin, &admin_ops, &c, errmsg)
                            : NULL;
         if (!c.admin) {
             if (!c.recent)
@@ -1101,9 +1300,10 @@ int controller_run(const struct config *cfg,
             r = -EADDRNOTAVAIL;
             goto out;
         }
-        log_info(MOD, "admin endpoint on http://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
-                 cfg->admin_listen.ipv6 ? "[" : "", cfg->admin_listen.host,
-                 cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
+        admin_exposure_warnings(cfg);
+        log_info(MOD, "admin endpoint on %s://%s%s%s:%u/ (/metrics /status /healthz /readyz)",
+                 cfg->admin.tls_cert_file ? "https" : "http", cfg->admin_listen.ipv6 ? "[" : "",
+                 cfg->admin_listen.host, cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
     }
     ev_run(c.loop, 0);
     log_info(MOD,

@@ -20,6 +20,7 @@
 
 #include <slotsync/etcd-int.h>
 #include <slotsync/etcd_decode.h>
+#include <slotsync/etcd_grpc.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
@@ -48,6 +49,15 @@ struct etcd_call {
     bool waiting_auth;  /* not sent yet: waits for a token */
     bool reauthed;      /* already retried once with a new token */
     unsigned token_gen; /* the token it was sent with */
+    const struct etcd_grpc_method *grpc; /* gRPC transport: the method; body is framed */
+    /* A streamed method (LeaseKeepAlive) called once: the request's body
+     * stays open until the first reply message is in (etcd grpc-proxy
+     * cancels the call when the client half-closes before its reply came,
+     * issue 24); rbuf holds the reply's bytes so far. */
+    bool stream_reply;
+    bool got_reply; /* rbuf holds a whole message: the transfer was ended */
+    char *rbuf;
+    size_t rlen;
 };
 
 static const char *quote(const char *s, char *buf, size_t size)
@@ -107,6 +117,7 @@ static void call_unlink(struct etcd_call *call)
 static void call_unlink_free(struct etcd_call *call)
 {
     call_unlink(call);
+    free(call->rbuf);
     free(call->path);
     free(call->body);
     free(call);
@@ -116,6 +127,37 @@ static void call_http_done(struct http_request *req, int err, long status, const
                            size_t len, const char *errtext, void *arg);
 
 static void auth_release(struct etcd_client *c, int err, const char *text);
+
+/* Stream-mode data of a stream_reply call: gather the bytes, and end the
+ * transfer (done then gets -ECANCELED, read as the reply) once they hold a
+ * whole gRPC message. */
+static int call_grpc_data(struct http_request *req, const char *data, size_t len, void *arg)
+{
+    struct etcd_call *call = arg;
+    char *grown;
+    uint32_t mlen;
+
+    (void)req;
+    if (len > ETCD_GRPC_MAX_MSG + ETCD_GRPC_PREFIX - call->rlen)
+        return 1; /* more than a message can be: done gets -ECANCELED without a reply */
+    grown = realloc(call->rbuf, call->rlen + len);
+    if (!grown)
+        return 1;
+    call->rbuf = grown;
+    memcpy(call->rbuf + call->rlen, data, len);
+    call->rlen += len;
+    if (call->rlen < ETCD_GRPC_PREFIX)
+        return 0;
+    mlen = (uint32_t)(unsigned char)call->rbuf[1] << 24 |
+           (uint32_t)(unsigned char)call->rbuf[2] << 16 |
+           (uint32_t)(unsigned char)call->rbuf[3] << 8 | (unsigned char)call->rbuf[4];
+    if (call->rbuf[0] != 0 || mlen > ETCD_GRPC_MAX_MSG ||
+        call->rlen - ETCD_GRPC_PREFIX >= mlen) {
+        call->got_reply = true; /* bad framing is reported by etcd__grpc_reply */
+        return 1;
+    }
+    return 0;
+}
 
 static int call_send(struct etcd_call *call)
 {
@@ -128,21 +170,114 @@ static int call_send(struct etcd_call *call)
         .max_body = ETCD_REPLY_MAX,
     };
     size_t ep = call->pinned ? call->ep : c->cur;
-    char *url = etcd__endpoint_url(c, ep, call->path);
+    char *url = etcd__endpoint_url(c, ep, call->grpc ? etcd_grpc_path(call->grpc) : call->path);
 
     if (!url)
         return -ENOMEM;
     call->ep = ep;
     call->attempts++;
     call->token_gen = c->auth.gen;
+    if (call->grpc) {
+        opts.grpc = true;
+        opts.content_type = "application/grpc";
+    }
+    if (call->grpc && etcd_grpc_streamed(call->grpc)) {
+        call->stream_reply = true;
+        call->got_reply = false;
+        free(call->rbuf);
+        call->rbuf = NULL;
+        call->rlen = 0;
+        opts.body_stream = true;
+        opts.on_data = call_grpc_data;
+    }
     call->req = http_request_start(c->http, url, &opts, call_http_done, call);
     free(url);
     return call->req ? 0 : -ENOMEM;
 }
 
+/* etcd_grpc_stream callback: keep the first message, stop. */
+static int grpc_first_msg(const void *data, size_t len, void *arg)
+{
+    struct {
+        const char *data;
+        size_t len;
+        bool seen;
+    } *first = arg;
+
+    first->data = data;
+    first->len = len;
+    first->seen = true;
+    return 1;
+}
+
+static int grpc_first_reply(const struct etcd_grpc_method *m, const char *body, size_t len,
+                            json_t **reply, char **why);
+
+int etcd__grpc_reply(const char *gateway_path, struct http_request *req, long status,
+                     const char *body, size_t len, json_t **reply, char **why)
+{
+    const struct etcd_grpc_method *m = etcd_grpc_method(gateway_path);
+    const char *gmsg = NULL;
+    int code = http_request_grpc_status(req, &gmsg);
+    char q[LOG_QUOTE_MAX];
+
+    *reply = NULL;
+    if (!m)
+        return memprintf(why, "no gRPC method for %s", gateway_path), -EINVAL;
+    if (code == -2)
+        return memprintf(why, "malformed grpc-status"), -EPROTO;
+    if (code < 0) {
+        /* no gRPC status at all: not a gRPC server, or a proxy's own reply */
+        if (status != 200)
+            memprintf(why, "HTTP %ld without a gRPC status: %s", status,
+                      log_quote(body ? body : "", len, q, 200));
+        else
+            memprintf(why, "reply without a gRPC status");
+        return status == 503 ? -EAGAIN : -EIO;
+    }
+    if (code > 0) {
+        char *text = etcd_grpc_message_decode(gmsg ? gmsg : "");
+
+        *reply = text ? json_pack("{s:s, s:s, s:i}", "error", text, "message", text, "code", code)
+                      : NULL;
+        free(text);
+        if (!*reply)
+            return memprintf(why, "out of memory"), -ENOMEM;
+        return 0;
+    }
+    return grpc_first_reply(m, body, len, reply, why);
+}
+
+/* The first gRPC message of body, decoded for method m into *reply (new). */
+static int grpc_first_reply(const struct etcd_grpc_method *m, const char *body, size_t len,
+                            json_t **reply, char **why)
+{
+    struct etcd_grpc_stream st;
+    struct first {
+        const char *data;
+        size_t len;
+        bool seen;
+    } first = {0};
+    int rc;
+
+    *reply = NULL;
+    etcd_grpc_stream_init(&st);
+    rc = etcd_grpc_stream_feed(&st, body ? body : "", len, grpc_first_msg, &first);
+    if (rc == 1)
+        rc = 0;
+    etcd_grpc_stream_free(&st);
+    if (rc < 0)
+        return memprintf(why, "bad gRPC framing (%s)", strerror(-rc)), -EBADMSG;
+    if (!first.seen)
+        return memprintf(why, "gRPC reply without a message"), -EBADMSG;
+    rc = etcd_grpc_decode(m, first.data, first.len, reply, why);
+    return rc < 0 ? -EBADMSG : 0;
+}
+
 /* Turn a finished HTTP exchange into (err, reply, text). *reply is new. */
-static int call_result(const struct etcd_call *call, int err, long status, const char *body,
-                       size_t len, const char *errtext, json_t **reply, char **text)
+static int call_result(const struct etcd_call *call, struct http_request *req, int err,
+                       long status, const char *body, size_t len, const char *errtext,
+                       json_t **reply, char **text)
 {
     const struct etcd_client *c = call->client;
     const char *ep = c->endpoints[call->ep];
@@ -151,14 +286,40 @@ static int call_result(const struct etcd_call *call, int err, long status, const
     const json_t *e;
 
     *reply = NULL;
+    if (call->stream_reply) {
+        /* stream mode: the body is what call_grpc_data gathered */
+        if (err == -ECANCELED && call->got_reply) {
+            err = 0;
+            status = 200;
+        }
+        body = call->rbuf;
+        len = call->rlen;
+    }
     if (err < 0) {
         /* curl's text may echo what the peer sent */
         memprintf(text, "%s%s: %s", ep, call->path,
                   errtext ? quote(errtext, q, sizeof(q)) : "request failed");
         return err;
     }
-    *reply = json_loadb(body, len, 0, &jerr);
-    e = json_is_object(*reply) ? json_object_get(*reply, "error") : NULL;
+    if (call->grpc) {
+        char *why = NULL;
+        /* a stream_reply call ended at its first message: no trailers (yet) */
+        int rc = call->stream_reply && call->got_reply
+                     ? grpc_first_reply(call->grpc, body, len, reply, &why)
+                     : etcd__grpc_reply(call->path, req, status, body, len, reply, &why);
+
+        if (rc < 0) {
+            memprintf(text, "%s%s: %s", ep, etcd_grpc_path(call->grpc),
+                      why ? why : "out of memory");
+            free(why);
+            return rc;
+        }
+        status = 200; /* the gRPC status is what counts */
+        jerr.text[0] = '\0';
+    } else {
+        *reply = json_loadb(body, len, 0, &jerr);
+    }
+    e = etcd_reply_error(*reply);
     if (e) {
         struct etcd_watch_msg m = {0};
         int rc;
@@ -198,8 +359,8 @@ static void call_http_done(struct http_request *req, int err, long status, const
     char *text = NULL;
     int rc;
 
+    rc = call_result(call, req, err, status, body, len, errtext, &reply, &text);
     call->req = NULL;
-    rc = call_result(call, err, status, body, len, errtext, &reply, &text);
     if (rc == -EACCES && c->auth.user && !call->reauthed) {
         /* invalid or expired token (gRPC 16): authenticate again, then send
          * this call once more */
@@ -250,11 +411,26 @@ struct etcd_call *etcd__call_start(struct etcd_client *c, long pin, const char *
                        : c->call_timeout_ms ? c->call_timeout_ms
                                             : ETCD_CALL_TIMEOUT_MS;
     call->path = strdup(path);
-    call->body = json_dumps(body, JSON_COMPACT);
+    if (c->transport == ETCD_TRANSPORT_GRPC) {
+        char *why = NULL;
+
+        call->grpc = etcd_grpc_method(path);
+        if (!call->grpc || etcd_grpc_encode(call->grpc, body, &call->body, &call->body_len,
+                                            &why) < 0) {
+            log_error(MOD, "cannot encode %s for gRPC: %s", path,
+                      why ? why : "no such method");
+            free(why);
+            json_decref(body);
+            goto fail_call;
+        }
+    } else {
+        call->body = json_dumps(body, JSON_COMPACT);
+        if (call->body)
+            call->body_len = strlen(call->body);
+    }
     json_decref(body);
     if (!call->path || !call->body)
         goto fail_call;
-    call->body_len = strlen(call->body);
     if (etcd__auth_needed(c))
         call->waiting_auth = true;
     else if (call_send(call) < 0)
@@ -289,6 +465,17 @@ void etcd_client_set_call_timeout(struct etcd_client *c, long timeout_ms)
 {
     if (c)
         c->call_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+void etcd_client_set_transport(struct etcd_client *c, enum etcd_transport t)
+{
+    if (c)
+        c->transport = t == ETCD_TRANSPORT_GRPC ? ETCD_TRANSPORT_GRPC : ETCD_TRANSPORT_JSON;
+}
+
+const char *etcd_transport_name(enum etcd_transport t)
+{
+    return t == ETCD_TRANSPORT_GRPC ? "grpc" : "json";
 }
 
 void etcd_call_cancel(struct etcd_call *call)
@@ -552,7 +739,8 @@ static void auth_done(struct http_request *req, int err, long status, const char
 {
     struct etcd_client *c = arg;
     const char *ep = c->endpoints[c->auth.ep];
-    json_t *reply = NULL, *tok, *e;
+    json_t *reply = NULL, *tok;
+    const json_t *e;
     char *text = NULL, q[512];
     int rc = 0;
 
@@ -563,9 +751,19 @@ static void auth_done(struct http_request *req, int err, long status, const char
         if (etcd__retryable(err))
             etcd__endpoint_failed(c, c->auth.ep, text);
     } else {
-        reply = json_loadb(body, len, 0, NULL);
+        if (c->transport == ETCD_TRANSPORT_GRPC) {
+            char *why = NULL;
+
+            if (etcd__grpc_reply("/v3/auth/authenticate", req, status, body, len, &reply,
+                                 &why) < 0)
+                log_debug(MOD, "%s/etcdserverpb.Auth/Authenticate: %s", ep,
+                          why ? why : "out of memory");
+            free(why);
+        } else {
+            reply = json_loadb(body, len, 0, NULL);
+        }
         tok = json_is_object(reply) ? json_object_get(reply, "token") : NULL;
-        e = json_is_object(reply) ? json_object_get(reply, "error") : NULL;
+        e = etcd_reply_error(reply);
         if (json_is_string(tok) && json_string_length(tok) > 0 &&
             json_string_length(tok) == strlen(json_string_value(tok)) &&
             !strpbrk(json_string_value(tok), "\r\n")) {
@@ -603,22 +801,37 @@ int etcd__auth_start(struct etcd_client *c)
     struct http_opts opts = {.method = "POST", .timeout_ms = ETCD_CALL_TIMEOUT_MS};
     json_t *body;
     char *text = NULL, *url;
+    size_t text_len = 0;
 
     if (c->auth.req || !c->auth.user)
         return 0;
     body = json_pack("{s:s, s:s}", "name", c->auth.user, "password", c->auth.password);
-    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (c->transport == ETCD_TRANSPORT_GRPC) {
+        const struct etcd_grpc_method *m = etcd_grpc_method("/v3/auth/authenticate");
+
+        if (body && etcd_grpc_encode(m, body, &text, &text_len, NULL) < 0)
+            text = NULL;
+        opts.grpc = true;
+        opts.content_type = "application/grpc";
+        url = etcd__endpoint_url(c, c->cur, etcd_grpc_path(m));
+    } else {
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        text_len = text ? strlen(text) : 0;
+        url = etcd__endpoint_url(c, c->cur, "/v3/auth/authenticate");
+    }
     json_decref(body);
-    url = etcd__endpoint_url(c, c->cur, "/v3/auth/authenticate");
     if (text && url) {
         opts.body = text;
-        opts.body_len = strlen(text);
+        opts.body_len = text_len;
         c->auth.ep = c->cur;
         /* no stale token on the request that gets a new one */
         http_client_set_authorization(c->http, NULL);
         c->auth.req = http_request_start(c->http, url, &opts, auth_done, c);
     }
-    free_secret(&text);
+    if (text) {
+        memset(text, 0, text_len);
+        free(text);
+    }
     free(url);
     return c->auth.req ? 0 : -ENOMEM;
 }

@@ -447,8 +447,25 @@ void etcd_range_reply_free(struct etcd_range_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* {"error":"text","message":"text","code":N} (unary style) or
- * {"error":{"grpc_code":N,"message":"text",...}} (stream style). */
+const json_t *etcd_reply_error(const json_t *msg)
+{
+    const json_t *e, *code, *text;
+
+    if (!json_is_object(msg))
+        return NULL;
+    e = json_object_get(msg, "error");
+    if (e)
+        return e;
+    /* 3.6: google.rpc.Status at the top */
+    code = json_object_get(msg, "code");
+    text = json_object_get(msg, "message");
+    if (json_is_integer(code) && json_integer_value(code) != 0 && json_is_string(text) &&
+        !json_object_get(msg, "result") && !json_object_get(msg, "header"))
+        return msg;
+    return NULL;
+}
+
+/* See etcd_reply_error() for the shapes; err == msg is 3.6's unary one. */
 int etcd_parse_error(const json_t *msg, const json_t *err, struct etcd_watch_msg *out,
                      char **errmsg)
 {
@@ -514,7 +531,7 @@ int etcd_parse_watch(const json_t *msg, struct etcd_watch_msg *out, char **errms
         memprintf(errmsg, "watch message is not an object");
         return -EINVAL;
     }
-    err = json_object_get(msg, "error");
+    err = etcd_reply_error(msg);
     if (err) {
         rc = etcd_parse_error(msg, err, out, errmsg);
         if (rc < 0)

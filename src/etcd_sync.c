@@ -45,8 +45,10 @@
 
 #include <ev.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/etcd-int.h>
 #include <slotsync/etcd_decode.h>
+#include <slotsync/etcd_grpc.h>
 #include <slotsync/http.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>
@@ -98,7 +100,7 @@ struct etcd_sync {
     bool waiting_auth;        /* the watch waits for a token */
     unsigned watch_token_gen; /* the token the stream was opened with */
     bool watch_compacted;     /* the stream said our revision is gone */
-    double last_progress;     /* ev_now of the last progress notification */
+    double last_progress;     /* clock_mono() of the last progress notification */
     double progress_interval; /* estimate, 0 = unknown */
     ev_timer idle;
     bool created; /* the stream said "created" */
@@ -120,6 +122,18 @@ struct etcd_sync {
     int depth; /* frames using this sync; free waits for 0 */
     bool stopped;
     bool in_watch_data; /* inside the watch's on_data */
+
+    /* gRPC transport (issue 24): the watch is a Watch stream whose request
+     * side stays open; liveness is a progress_request on it (see
+     * grpc_probe) instead of a range call */
+    bool grpc;
+    struct etcd_grpc_stream gstream;
+    bool progress_pending; /* a progress_request is unanswered */
+    double progress_sent;  /* clock_mono() it was sent */
+    double stream_heard;   /* clock_mono() of the stream's last message */
+    bool rebuilt;          /* a progress reply showed a rebuilt cluster (why in watch_err) */
+    bool progress_answers; /* this stream answered a progress_request */
+    bool range_probe;      /* it never does (a grpc-proxy): probe with ranges */
 };
 
 static void sync_maybe_free(struct etcd_sync *s)
@@ -131,6 +145,7 @@ static void sync_maybe_free(struct etcd_sync *s)
     ev_timer_stop(s->loop, &s->probe_timer);
     etcd_kv_free(&s->list_last);
     etcd_stream_free(&s->stream);
+    etcd_grpc_stream_free(&s->gstream);
     free(s->watch_err);
     free(s->prefix);
     free(s->range_end);
@@ -203,7 +218,7 @@ static void sync_up(struct etcd_sync *s)
     if (!s->created || !s->probe_ok || s->stopped)
         return;
     s->backoff = ETCD_BACKOFF_MIN;
-    len = log_outage_end(&s->outage, ev_now(s->loop));
+    len = log_outage_end(&s->outage, clock_mono());
     if (len >= 0)
         log_info(MOD, "sync %s: etcd answers again after %.0f s (watching through %s)",
                  log_quote(s->prefix, s->prefix_len, q, sizeof(q)), len,
@@ -249,6 +264,8 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     if (s->stopped || !s->watch_req)
         return;
     s->depth++;
+    if (err >= 0 || !etcd__retryable(err))
+        s->stats.last_contact_at = clock_mono();
     if (err < 0 && etcd__retryable(err)) {
         /* Nothing came back in time (or the member says it cannot serve):
          * the stream on it is as dead, however quiet it looks. */
@@ -307,10 +324,19 @@ out:
     sync_maybe_free(s);
 }
 
+static void grpc_probe(struct etcd_sync *s);
+static void watch_abort_reason(struct etcd_sync *s, const char *why);
+
 /* Ask the watch's member, on a connection of its own, for one key: a
- * linearizable read, so a member without a leader fails it too. */
+ * linearizable read, so a member without a leader fails it too. On gRPC,
+ * ask on the watch stream itself (grpc_probe). */
 static void probe_send(struct etcd_sync *s)
 {
+    if (s->grpc && !s->range_probe) {
+        grpc_probe(s);
+        return;
+    }
+
     json_t *body = json_object();
 
     if (!body || etcd__set_b64(body, "key", s->prefix, s->prefix_len) < 0 ||
@@ -334,13 +360,123 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         probe_send(s);
 }
 
+/* gRPC liveness, without raft: once a second, unless a request is still
+ * out, a progress_request goes down the watch stream; the member answers
+ * it from its own state (a WatchResponse with watch_id -1 and its current
+ * header). Any message on the stream shows the member alive. Nothing heard
+ * for ETCD_PROBE_TIMEOUT_MS after a request: the member is hung, as when
+ * the range probe times out. The require-leader metadata (hasleader) makes
+ * a member cut off from its leader end the stream with UNAVAILABLE. */
+static void grpc_probe(struct etcd_sync *s)
+{
+    static const char progress[] = "{\"progress_request\":{}}";
+    const struct etcd_grpc_method *m = etcd_grpc_method("/v3/watch");
+    struct etcd_client *c = s->client;
+    double now = clock_mono();
+    json_t *body;
+    char *frame = NULL, *why = NULL, q[LOG_QUOTE_MAX], q2[LOG_QUOTE_MAX];
+    size_t len = 0;
+
+    if (s->progress_pending) {
+        if (s->stream_heard < s->progress_sent &&
+            now - s->progress_sent >= ETCD_PROBE_TIMEOUT_MS / 1000.0 && !s->progress_answers) {
+            /* Never answered on this stream: not necessarily hung. etcd's
+             * grpc-proxy drops progress requests ("not supported request
+             * type by gRPC proxy"). Probe it with the range instead, which
+             * a hung endpoint fails like any call. */
+            log_info(MOD,
+                     "sync %s: %s does not answer progress requests (an etcd grpc-proxy?): its "
+                     "liveness is probed with a range a second instead",
+                     log_quote(s->prefix, s->prefix_len, q, sizeof(q)),
+                     quote(c->endpoints[s->watch_ep], q2, sizeof(q2)));
+            s->range_probe = true;
+            s->progress_pending = false;
+            probe_send(s);
+            return;
+        }
+        if (s->stream_heard < s->progress_sent &&
+            now - s->progress_sent >= ETCD_PROBE_TIMEOUT_MS / 1000.0) {
+            size_t ep = s->watch_ep;
+
+            s->stats.hung++;
+            s->depth++;
+            watch_cancel(s);
+            etcd__endpoint_failed(c, ep, NULL);
+            memprintf(&why,
+                      "etcd endpoint %s is not answering (no reply to a progress request in "
+                      "%.0f s): watch %s %s, resuming after revision %" PRId64,
+                      quote(c->endpoints[ep], q, sizeof(q)), now - s->progress_sent,
+                      c->cur == ep ? "retries" : "moves to", c->endpoints[c->cur],
+                      s->resume_rev);
+            sync_fail(s, why ? why : "etcd endpoint not answering");
+            free(why);
+            s->depth--;
+            sync_maybe_free(s);
+            return;
+        }
+        if (s->stream_heard >= s->progress_sent)
+            s->progress_pending = false;
+    }
+    if (!s->progress_pending) {
+        body = json_loads(progress, 0, NULL);
+        if (body && etcd_grpc_encode(m, body, &frame, &len, NULL) == 0 &&
+            http_request_send(s->watch_req, frame, len) == 0) {
+            s->progress_pending = true;
+            s->progress_sent = now;
+            s->probe_seen = s->seen_rev > s->resume_rev ? s->seen_rev : s->resume_rev;
+        }
+        json_decref(body);
+        free(frame);
+    }
+    probe_again(s);
+}
+
+/* A reply to our progress_request (watch_id -1, no events): the member's
+ * header says which cluster it is and how far it got, as the range probe's
+ * does. Returns true for a rebuilt cluster: the stream is aborted (from
+ * inside its data callback it cannot be cancelled) and watch_done lists
+ * again. */
+static bool grpc_progress_reply(struct etcd_sync *s, const json_t *msg, int64_t rev)
+{
+    const json_t *result = json_object_get(msg, "result");
+    uint64_t id = 0;
+    char *why = NULL, q[LOG_QUOTE_MAX];
+    const char *ep = s->client->endpoints[s->watch_ep];
+
+    if (etcd_header_cluster_id(result, &id) < 0) {
+        s->stats.bad_revisions++;
+        return false;
+    }
+    if (id && s->cluster_id && id != s->cluster_id) {
+        memprintf(&why, "cluster id of %s changed from %" PRIx64 " to %" PRIx64,
+                  quote(ep, q, sizeof(q)), s->cluster_id, id);
+        watch_abort_reason(s, why ? why : "cluster id changed");
+        s->rebuilt = true;
+        free(why);
+        return true;
+    }
+    if (rev > 0 && rev < s->probe_seen) {
+        memprintf(&why, "%s is at revision %" PRId64 ", below the %" PRId64 " already seen",
+                  quote(ep, q, sizeof(q)), rev, s->probe_seen);
+        watch_abort_reason(s, why ? why : "revision went back");
+        s->rebuilt = true;
+        free(why);
+        return true;
+    }
+    if (id)
+        s->cluster_id = id;
+    if (rev > s->seen_rev)
+        s->seen_rev = rev;
+    return false;
+}
+
 /* The stream or listing failed: say so, and try again after a backoff. */
 static void sync_fail(struct etcd_sync *s, const char *why)
 {
     double delay = s->backoff * jitter_around(ETCD_JITTER);
     char q[LOG_QUOTE_MAX];
 
-    double now = ev_now(s->loop), elapsed;
+    double now = clock_mono(), elapsed;
 
     if (s->stopped)
         return;
@@ -355,8 +491,11 @@ static void sync_fail(struct etcd_sync *s, const char *why)
     if (log_outage_begin(&s->outage, now))
         log_warn(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
     else if (log_outage_due(&s->outage, now, &elapsed))
-        log_warn(MOD, "sync %s: etcd still unreachable after %.0f s (last error: %s)", q, elapsed,
-                 why ? why : "error");
+        log_warn(MOD, "sync %s: %s after %.0f s (last error: %s)", q,
+                 why && strstr(why, "out of file descriptors")
+                     ? "etcd still not reached: slotsync is out of file descriptors"
+                     : "etcd still unreachable",
+                 elapsed, why ? why : "error");
     else
         log_debug(MOD, "sync %s: %s; retrying in %.0f ms", q, why ? why : "error", delay * 1000.0);
     s->backoff = s->backoff * 2 > ETCD_BACKOFF_MAX ? ETCD_BACKOFF_MAX : s->backoff * 2;
@@ -443,6 +582,8 @@ static void list_done(int err, const json_t *reply, const char *errtext, void *a
 
     s->list_call = NULL;
     s->depth++;
+    if (err >= 0 || !etcd__retryable(err))
+        s->stats.last_contact_at = clock_mono();
     if (err < 0) {
         if (etcd__is_compacted(err, errtext) && s->list_rev > 0) {
             /* Our snapshot revision went away between pages: start over. */
@@ -548,7 +689,7 @@ static void idle_touch(struct etcd_sync *s)
 
 static void on_progress(struct etcd_sync *s, int64_t revision)
 {
-    double now = ev_now(s->loop);
+    double now = clock_mono();
 
     if (revision > s->resume_rev)
         s->resume_rev = revision;
@@ -597,6 +738,7 @@ static int watch_msg(json_t *msg, void *arg)
     char q[LOG_QUOTE_MAX];
     int rc = 0;
 
+    s->stats.last_contact_at = s->stream_heard = clock_mono();
     rc = etcd_parse_watch(msg, &m, &errmsg);
     if (rc < 0) {
         if (rc == -ERANGE)
@@ -633,7 +775,16 @@ static int watch_msg(json_t *msg, void *arg)
     } else if (m.created) {
         s->stats.watching = true;
         s->created = true;
+        if (s->grpc)
+            s->probe_ok = true; /* the member itself answered on the stream */
         sync_up(s);
+    } else if (m.n_events == 0 && s->grpc && m.watch_id == -1) {
+        /* our progress_request's answer: liveness and identity only. Its
+         * revision is not a resume point: etcd 3.4 answers with its current
+         * revision even while events below it are still queued for us. */
+        s->progress_answers = true;
+        if (grpc_progress_reply(s, msg, m.revision))
+            rc = 1;
     } else if (m.n_events == 0) {
         on_progress(s, m.revision);
     } else {
@@ -646,6 +797,26 @@ static int watch_msg(json_t *msg, void *arg)
     return rc || s->stopped;
 }
 
+/* One gRPC message of the watch stream, as the gateway's JSON message. */
+static int grpc_watch_frame(const void *data, size_t len, void *arg)
+{
+    struct etcd_sync *s = arg;
+    const struct etcd_grpc_method *m = etcd_grpc_method("/v3/watch");
+    json_t *msg = NULL;
+    char *why = NULL;
+    int rc;
+
+    if (etcd_grpc_decode(m, data, len, &msg, &why) < 0) {
+        memprintf(&why, "bad watch message: %s", why ? why : "out of memory");
+        watch_abort_reason(s, why ? why : "bad watch message");
+        free(why);
+        return -EBADMSG;
+    }
+    rc = watch_msg(msg, s);
+    json_decref(msg);
+    return rc;
+}
+
 static int watch_data(struct http_request *req, const char *data, size_t len, void *arg)
 {
     struct etcd_sync *s = arg;
@@ -653,9 +824,16 @@ static int watch_data(struct http_request *req, const char *data, size_t len, vo
 
     s->depth++;
     s->in_watch_data = true;
-    rc = etcd_stream_feed(&s->stream, data, len, watch_msg, s);
+    if (s->grpc)
+        rc = etcd_grpc_stream_feed(&s->gstream, data, len, grpc_watch_frame, s);
+    else
+        rc = etcd_stream_feed(&s->stream, data, len, watch_msg, s);
     s->in_watch_data = false;
     s->depth--;
+    if (rc == -EPROTO)
+        watch_abort_reason(s, "watch stream sent a compressed or malformed gRPC frame");
+    else if (rc == -EBADMSG)
+        rc = 1; /* grpc_watch_frame said why */
     if (rc == -E2BIG)
         watch_abort_reason(s, "watch message too long");
     else if (rc == -EINVAL)
@@ -680,6 +858,41 @@ static void watch_leftover(struct etcd_sync *s)
     json_decref(msg);
 }
 
+/* The Watch stream ended: a non-zero grpc-status is etcd's error, read as
+ * the gateway's stream error object so watch_msg sorts it (compacted,
+ * unauthenticated, no leader, ...). */
+static void grpc_watch_status(struct etcd_sync *s, struct http_request *req, long status)
+{
+    const char *gmsg = NULL;
+    int code = http_request_grpc_status(req, &gmsg);
+    char *text;
+    json_t *msg;
+
+    if (s->watch_err || s->watch_compacted)
+        return;
+    if (code == -2) {
+        watch_abort_reason(s, "watch stream ended with a malformed grpc-status");
+        return;
+    }
+    if (code == -1 && status != 200 && status != 0) {
+        char why[64];
+
+        snprintf(why, sizeof(why), "watch: HTTP %ld without a gRPC status", status);
+        watch_abort_reason(s, why);
+        return;
+    }
+    if (code <= 0)
+        return;
+    text = etcd_grpc_message_decode(gmsg ? gmsg : "");
+    msg = text ? json_pack("{s:{s:i, s:s}}", "error", "grpc_code", code, "message", text) : NULL;
+    if (msg)
+        watch_msg(msg, s);
+    else
+        watch_abort_reason(s, "out of memory");
+    json_decref(msg);
+    free(text);
+}
+
 static void watch_done(struct http_request *req, int err, long status, const char *body, size_t len,
                        const char *errtext, void *arg)
 {
@@ -695,7 +908,15 @@ static void watch_done(struct http_request *req, int err, long status, const cha
         return;
     }
     s->depth++;
-    watch_leftover(s);
+    if (s->rebuilt) {
+        s->rebuilt = false;
+        new_cluster(s, s->watch_err ? s->watch_err : "etcd was rebuilt");
+        goto out;
+    }
+    if (s->grpc)
+        grpc_watch_status(s, req, status);
+    else
+        watch_leftover(s);
     if (s->watch_compacted) {
         s->stats.compactions++;
         s->need_list = true;
@@ -730,8 +951,12 @@ static void watch_start(struct etcd_sync *s)
      * ("no leader") instead of keeping it open and silent. The 3.4 gateway
      * passes this on as gRPC metadata. */
     static const char *const headers[] = {"Grpc-Metadata-hasleader: true", NULL};
+    /* natively, the same metadata is a plain header */
+    static const char *const grpc_headers[] = {"hasleader: true", NULL};
     struct http_opts opts = {.method = "POST", .on_data = watch_data, .headers = headers};
+    const struct etcd_grpc_method *gm = etcd_grpc_method("/v3/watch");
     char *text = NULL, *url = NULL, q[LOG_QUOTE_MAX];
+    size_t text_len = 0;
 
     if (etcd__auth_needed(c)) {
         s->waiting_auth = true;
@@ -742,6 +967,12 @@ static void watch_start(struct etcd_sync *s)
         return;
     }
     etcd_stream_free(&s->stream);
+    etcd_grpc_stream_free(&s->gstream);
+    s->grpc = c->transport == ETCD_TRANSPORT_GRPC;
+    s->progress_pending = false;
+    s->progress_sent = s->stream_heard = 0;
+    s->rebuilt = false;
+    s->progress_answers = s->range_probe = false;
     free(s->watch_err);
     s->watch_err = NULL;
     s->watch_unauth = false;
@@ -755,13 +986,20 @@ static void watch_start(struct etcd_sync *s)
         etcd__set_int64(create, "start_revision", s->resume_rev + 1) < 0 ||
         json_object_set_new(create, "progress_notify", json_true()) < 0 ||
         json_object_set(body, "create_request", create) < 0 ||
-        !(text = json_dumps(body, JSON_COMPACT)) ||
-        !(url = etcd__endpoint_url(c, c->cur, "/v3/watch"))) {
+        (s->grpc ? etcd_grpc_encode(gm, body, &text, &text_len, NULL) < 0
+                 : !(text = json_dumps(body, JSON_COMPACT))) ||
+        !(url = etcd__endpoint_url(c, c->cur, s->grpc ? etcd_grpc_path(gm) : "/v3/watch"))) {
         sync_fail(s, "out of memory building a watch request");
         goto out;
     }
     opts.body = text;
-    opts.body_len = strlen(text);
+    opts.body_len = s->grpc ? text_len : strlen(text);
+    if (s->grpc) {
+        opts.grpc = true;
+        opts.body_stream = true;
+        opts.content_type = "application/grpc";
+        opts.headers = grpc_headers;
+    }
     s->watch_ep = c->cur;
     s->stats.watch_starts++;
     log_debug(MOD, "sync %s: watch through %s from revision %" PRId64,
@@ -889,6 +1127,14 @@ void etcd_sync_stop(struct etcd_sync *s)
 const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s)
 {
     return &s->stats;
+}
+
+const char *etcd_sync_endpoint(const struct etcd_sync *s)
+{
+    const struct etcd_client *c = s->client;
+    size_t ep = s->watch_req ? s->watch_ep : c->cur;
+
+    return ep < c->n_endpoints ? c->endpoints[ep] : NULL;
 }
 
 void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text)

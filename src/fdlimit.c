@@ -1,133 +1,97 @@
-/* fdlimit - HAProxy's descriptor needs against this machine's limit
- * (fdlimit.h). */
+/* fdlimit - RLIMIT_NOFILE raised at start, the admin endpoint's budget, and
+ * EMFILE/ENFILE named. */
 #include <slotsync/fdlimit.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
-/* The next whitespace-separated word of [*p, end) into w (at most size-1
- * bytes kept); false at the end of the line. */
-static bool word(const char **p, const char *end, char *w, size_t size)
+int fdlimit_raise(struct fdlimit *out)
 {
-    const char *s = *p;
-    size_t n = 0;
+    struct rlimit rl;
 
-    while (s < end && (*s == ' ' || *s == '\t'))
-        s++;
-    if (s >= end || *s == '#')
-        return false;
-    while (s < end && *s != ' ' && *s != '\t') {
-        if (n + 1 < size)
-            w[n++] = *s;
-        s++;
+    memset(out, 0, sizeof(*out));
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        out->err = -errno;
+        return out->err;
     }
-    w[n] = '\0';
-    *p = s;
-    return true;
-}
-
-static long number(const char *w)
-{
-    char *e;
-    long v = strtol(w, &e, 10);
-
-    return *w && !*e && v > 0 ? v : 0;
-}
-
-struct flags {
-    bool check, agent;
-};
-
-/* The check flags of the words after the keyword on a server or
- * default-server line, starting from inherit. */
-static struct flags line_flags(const char *p, const char *end, struct flags f)
-{
-    char w[64];
-
-    while (word(&p, end, w, sizeof(w))) {
-        if (strcmp(w, "check") == 0)
-            f.check = true;
-        else if (strcmp(w, "no-check") == 0)
-            f.check = false;
-        else if (strcmp(w, "agent-check") == 0)
-            f.agent = true;
-        else if (strcmp(w, "no-agent-check") == 0)
-            f.agent = false;
+    out->soft_before = out->soft = (unsigned long)rl.rlim_cur;
+    out->hard = (unsigned long)rl.rlim_max;
+    if (rl.rlim_cur == rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        out->err = -errno;
+        return out->err;
     }
-    return f;
+    out->soft = (unsigned long)rl.rlim_cur;
+    out->raised = true;
+    return 0;
 }
 
-void fdlimit_count_text(const char *text, size_t len, struct fdlimit_count *c)
+unsigned long fdlimit_soft(void)
 {
-    const char *p = text, *end = text + len;
-    struct flags defaults = {0}, section = {0};
-    bool in_global = false, in_defaults = false;
+    struct rlimit rl;
 
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *q = p;
-        char kw[32], arg[32];
-
-        if (!eol)
-            eol = end;
-        if (word(&q, eol, kw, sizeof(kw))) {
-            bool top = p < eol && *p != ' ' && *p != '\t';
-
-            if (top && (strcmp(kw, "global") == 0 || strcmp(kw, "defaults") == 0 ||
-                        strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0 ||
-                        strcmp(kw, "frontend") == 0 || strcmp(kw, "peers") == 0 ||
-                        strcmp(kw, "resolvers") == 0 || strcmp(kw, "userlist") == 0 ||
-                        strcmp(kw, "program") == 0 || strcmp(kw, "ring") == 0)) {
-                in_global = strcmp(kw, "global") == 0;
-                in_defaults = strcmp(kw, "defaults") == 0;
-                if (in_defaults)
-                    defaults = (struct flags){0};
-                section = defaults;
-            } else if (strcmp(kw, "server") == 0) {
-                struct flags f = line_flags(q, eol, section);
-
-                c->servers++;
-                c->checked += f.check;
-                c->agents += f.agent;
-            } else if (strcmp(kw, "default-server") == 0) {
-                section = line_flags(q, eol, section);
-                if (in_defaults)
-                    defaults = section;
-            } else if (strcmp(kw, "bind") == 0) {
-                c->listeners++;
-            } else if (in_global && strcmp(kw, "stats") == 0 && word(&q, eol, arg, sizeof(arg)) &&
-                       strcmp(arg, "socket") == 0) {
-                c->listeners++;
-            } else if (in_global && word(&q, eol, arg, sizeof(arg))) {
-                if (strcmp(kw, "maxconn") == 0 && number(arg))
-                    c->maxconn = number(arg);
-                else if (strcmp(kw, "nbthread") == 0 && number(arg))
-                    c->nbthread = number(arg);
-                else if (strcmp(kw, "fd-hard-limit") == 0 && number(arg))
-                    c->fd_hard_limit = number(arg);
-            }
-        }
-        p = eol + 1;
-    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    return rl.rlim_cur == RLIM_INFINITY ? (unsigned long)-1 : (unsigned long)rl.rlim_cur;
 }
 
-unsigned long fdlimit_needed(const struct fdlimit_count *c, long threads)
+int fdlimit_in_use(void)
 {
-    unsigned long maxconn = c->maxconn > 0 ? (unsigned long)c->maxconn : FDLIMIT_MIN_MAXCONN;
-    unsigned long t = c->nbthread > 0 ? (unsigned long)c->nbthread
-                      : threads > 0   ? (unsigned long)threads
-                                      : 1;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
 
-    return 2 * maxconn + c->checked + 2 * c->agents + c->listeners + FDLIMIT_PER_THREAD * t +
-           FDLIMIT_FIXED;
+    if (!d)
+        return -errno;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
 }
 
-unsigned long fdlimit_available(unsigned long hard, unsigned long nr_open, bool can_raise,
-                                long fd_hard_limit)
+unsigned fdlimit_admin_budget(unsigned long nofile, unsigned long in_use)
 {
-    unsigned long a = can_raise && nr_open > hard ? nr_open : hard;
+    unsigned long need = in_use + FDLIMIT_RESERVE;
 
-    if (fd_hard_limit > 0 && (unsigned long)fd_hard_limit < a)
-        a = (unsigned long)fd_hard_limit;
-    return a;
+    if (nofile <= need)
+        return 0;
+    return nofile - need > FDLIMIT_ADMIN_MAX ? FDLIMIT_ADMIN_MAX : (unsigned)(nofile - need);
+}
+
+unsigned fdlimit_per_client(unsigned limit)
+{
+    /* A quarter: a probe, a scraper and an operator from three addresses
+     * always find room, and one address cannot hold them all. */
+    unsigned n = limit / 4;
+
+    return n ? n : 1;
+}
+
+bool fdlimit_is_exhausted(int err)
+{
+    return err == EMFILE || err == -EMFILE || err == ENFILE || err == -ENFILE;
+}
+
+const char *fdlimit_strerror(int err)
+{
+    static _Thread_local char text[160];
+
+    if (err < 0)
+        err = -err;
+    if (err == EMFILE)
+        snprintf(text, sizeof(text),
+                 "out of file descriptors (EMFILE: the process's limit, nofile %lu)",
+                 fdlimit_soft());
+    else if (err == ENFILE)
+        snprintf(text, sizeof(text), "out of file descriptors (ENFILE: the system's limit)");
+    else
+        return strerror(err);
+    return text;
 }

@@ -96,6 +96,7 @@ int feed_kv(struct catalog *cat, const struct etcd_kv *kv, bool listing, bool qu
         break;
     }
     case CATALOG_UNCHANGED:
+    case CATALOG_HELD: /* the catalog warned, once per service or key */
         break;
     default:
         log_error(MOD, "etcd key \"%s\": %s", qkey, strerror(-r));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
 
 int file_write_atomic(const char *path, const char *data, size_t len, char **errmsg)
@@ -28,7 +29,7 @@ int file_write_atomic(const char *path, const char *data, size_t len, char **err
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ret = -errno;
-        memprintf(errmsg, "%s: %s", tmp, strerror(errno));
+        memprintf(errmsg, "%s: %s", tmp, fdlimit_strerror(errno));
         goto out;
     }
     while (off < len) {
@@ -113,7 +114,7 @@ int file_write_output(const char *path, const char *data, size_t len, char **err
     if (lstat(path, &st) < 0) {
         if (errno != ENOENT) {
             ret = -errno;
-            memprintf(errmsg, "%s: %s", q, strerror(errno));
+            memprintf(errmsg, "%s: %s", q, fdlimit_strerror(errno));
             return ret;
         }
         return file_write_atomic(path, data, len, errmsg); /* a new file */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/http.h>
 #include <slotsync/timeouts.h>
 
@@ -78,7 +79,7 @@ static void check_finish(struct health_check *hc, bool ok, const char *why)
     hc->cb(hc->arg, ok, ok ? NULL : why);
     if (!hc->active)
         return;
-    next = hc->started + hc->interval_s - ev_now(hc->loop);
+    next = hc->started + hc->interval_s - clock_mono();
     ev_timer_set(&hc->timer, next > 0 ? next : 0, 0.);
     ev_timer_start(hc->loop, &hc->timer);
 }
@@ -171,7 +172,7 @@ static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!hc->active || hc->running)
         return;
     hc->running = true;
-    hc->started = ev_now(loop);
+    hc->started = clock_mono();
     /* The deadline covers the whole check; check_finish stops it, even when
      * the check ends before the start function returns. */
     ev_timer_set(&hc->deadline, hc->timeout_s, 0.);

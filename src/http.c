@@ -16,7 +16,10 @@
  * when dispatch() ends, so the walk over the request list stays valid.
  */
 #include <slotsync/http.h>
+
+#include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/tls.h>
 #include <slotsync/timeouts.h>
 
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <ev.h>
@@ -72,6 +76,15 @@ struct http_request {
     bool dead;    /* finished or cancelled: no more callbacks, release pending */
     bool too_big; /* buffered body went over max_body */
     char errbuf[CURL_ERROR_SIZE];
+    int socket_errno; /* socket() failed with it (EMFILE...): curl says only "couldn't connect" */
+    /* grpc (issue 24) */
+    int grpc_status; /* -1 none yet, -2 malformed */
+    char *grpc_message;
+    bool body_stream;    /* the body is fed by http_request_send() */
+    bool body_ended;     /* ... until http_request_end_body() */
+    bool body_paused;    /* curl was told to wait for more */
+    char *out;           /* queued body bytes not yet taken by curl */
+    size_t out_off, out_len, out_cap;
 };
 
 /* ---- requests ---- */
@@ -115,6 +128,76 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* Whether this libcurl breaks a reused prior-knowledge (cleartext) HTTP/2
+ * connection: 7.88.0 and 7.88.1 do (curl#10634). */
+static bool h2c_reuse_broken(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+    return v && v->version_num >= 0x075800 && v->version_num < 0x075802;
+}
+
+/* curl's header callback on grpc requests: keeps grpc-status and
+ * grpc-message, from the headers (a trailers-only reply) or the trailers. */
+static size_t header_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct http_request *req = userp;
+    size_t n = size * nmemb, name_len, vlen;
+    const char *colon = memchr(data, ':', n), *v;
+
+    if (!colon)
+        return n;
+    name_len = (size_t)(colon - data);
+    v = colon + 1;
+    vlen = n - name_len - 1;
+    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    if (name_len == 11 && strncasecmp(data, "grpc-status", 11) == 0) {
+        int code = 0;
+        size_t i;
+
+        for (i = 0; i < vlen && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
+            code = code * 10 + (v[i] - '0');
+        req->grpc_status = (vlen > 0 && i == vlen && code <= 16) ? code : -2;
+    } else if (name_len == 12 && strncasecmp(data, "grpc-message", 12) == 0) {
+        char *m = strndup(v, vlen < 4096 ? vlen : 4096);
+
+        if (m) {
+            free(req->grpc_message);
+            req->grpc_message = m;
+        }
+    }
+    return n;
+}
+
+/* curl's read callback on body_stream requests: hands over what is queued,
+ * or pauses the upload until http_request_send() brings more. */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct http_request *req = userp;
+    size_t room = size * nitems, n = req->out_len - req->out_off;
+
+    if (req->dead)
+        return CURL_READFUNC_ABORT;
+    if (n == 0) {
+        if (req->body_ended)
+            return 0;
+        req->body_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (n > room)
+        n = room;
+    memcpy(buf, req->out + req->out_off, n);
+    req->out_off += n;
+    if (req->out_off == req->out_len)
+        req->out_off = req->out_len = 0;
+    return n;
+}
+
 /* Detach the easy handle from curl. Must not run inside a curl callback. */
 static void request_detach(struct http_request *req)
 {
@@ -140,6 +223,9 @@ static void request_release(struct http_request *req)
     curl_slist_free_all(req->headers);
     curl_slist_free_all(req->connect_to);
     free(req->buf);
+    mem_transient_freed(req->cap); /* a listing page's body, say */
+    free(req->grpc_message);
+    free(req->out);
     free(req);
 }
 
@@ -237,6 +323,22 @@ static bool tls_error_text(const struct http_request *req, CURLcode rc, const ch
     return true;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: socket() as curl would call it, but with its
+ * errno kept, so that EMFILE is reported as such and not as an unreachable
+ * server (issue 20). */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    struct http_request *req = clientp;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+
+    if (fd < 0) {
+        req->socket_errno = errno;
+        return CURL_SOCKET_BAD;
+    }
+    req->socket_errno = 0;
+    return fd;
+}
+
 static void finish(struct http_request *req, CURLcode rc)
 {
     long status = 0;
@@ -250,8 +352,12 @@ static void finish(struct http_request *req, CURLcode rc)
         err = map_curl_error(req, rc);
         if (req->too_big)
             snprintf(text, sizeof(text), "response body larger than %zu bytes", req->max_body);
-        else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
-                                text, sizeof(text)))
+        else if (fdlimit_is_exhausted(req->socket_errno) && rc == CURLE_COULDNT_CONNECT) {
+            /* Not the server's fault: say what ran out. */
+            err = -req->socket_errno;
+            snprintf(text, sizeof(text), "%s", fdlimit_strerror(req->socket_errno));
+        } else if (tls_error_text(req, rc, req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+                                  text, sizeof(text)))
             err = -EPROTO;
         else
             snprintf(text, sizeof(text), "%s",
@@ -289,6 +395,7 @@ static void dispatch(struct http_client *c)
             req->len = req->cap = 0;
             rc = req->on_data(req, chunk, n, req->arg);
             free(chunk);
+            mem_transient_freed(n);
             if (rc != 0 && !req->dead) {
                 request_detach(req);
                 if (req->done)
@@ -431,7 +538,9 @@ struct http_client *http_client_new(struct ev_loop *loop)
         goto fail;
     ev_init(&c->timer, timeout_cb);
     c->timer.data = c;
-    if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb) != CURLM_OK ||
+    /* gRPC requests to one member share one HTTP/2 connection (issue 24) */
+    if (curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
+        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb) != CURLM_OK ||
         curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
         curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
         curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
@@ -598,6 +707,7 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
     req->on_data = opts->on_data;
     req->arg = arg;
     req->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+    req->grpc_status = -1;
     req->easy = curl_easy_init();
     if (!req->easy)
         goto fail;
@@ -606,6 +716,8 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         goto fail;
     SETOPT(CURLOPT_PRIVATE, (char *)req);
     SETOPT(CURLOPT_ERRORBUFFER, req->errbuf);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, req);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, req);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
@@ -624,8 +736,47 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         SETOPT(CURLOPT_LOW_SPEED_TIME, opts->low_speed_time_s);
     }
 
+    if (opts->grpc) {
+        SETOPT(CURLOPT_HTTP_VERSION, req->https ? (long)CURL_HTTP_VERSION_2TLS
+                                                : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        if (!req->https && h2c_reuse_broken()) {
+            /* libcurl 7.88.0-7.88.1 (Debian 12's) fails a request that
+             * reuses a prior-knowledge HTTP/2 connection ("Error in the
+             * HTTP2 framing layer", curl#10634, fixed in 7.88.2 / 8.0): on
+             * http:// each gRPC request gets a connection of its own
+             * there. https:// (ALPN) is not affected and multiplexes. */
+            SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+            SETOPT(CURLOPT_FORBID_REUSE, 1L);
+        } else {
+            /* wait for the connection in use rather than open a second one */
+            SETOPT(CURLOPT_PIPEWAIT, 1L);
+        }
+        SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+        SETOPT(CURLOPT_HEADERDATA, req);
+        h = curl_slist_append(req->headers, "te: trailers");
+        if (!h)
+            goto fail;
+        req->headers = h;
+    }
     method = opts->method ? opts->method : (opts->body ? "POST" : "GET");
-    if (opts->body || strcmp(method, "POST") == 0) {
+    if (opts->grpc && opts->body_stream) {
+        char line[256];
+
+        req->body_stream = true;
+        if (opts->body && opts->body_len > 0 && http_request_send(req, opts->body, opts->body_len) < 0)
+            goto fail;
+        /* an upload of unknown size, sent as POST */
+        SETOPT(CURLOPT_UPLOAD, 1L);
+        SETOPT(CURLOPT_CUSTOMREQUEST, "POST");
+        SETOPT(CURLOPT_READFUNCTION, read_cb);
+        SETOPT(CURLOPT_READDATA, req);
+        snprintf(line, sizeof(line), "Content-Type: %s",
+                 opts->content_type ? opts->content_type : "application/grpc");
+        h = curl_slist_append(req->headers, line);
+        if (!h)
+            goto fail;
+        req->headers = h;
+    } else if (opts->body || strcmp(method, "POST") == 0) {
         char line[256];
 
         /* Size first: COPYPOSTFIELDS then copies exactly body_len bytes. */
@@ -633,7 +784,7 @@ struct http_request *http_request_start(struct http_client *c, const char *url,
         SETOPT(CURLOPT_COPYPOSTFIELDS, opts->body ? opts->body : "");
         snprintf(line, sizeof(line), "Content-Type: %s",
                  opts->content_type ? opts->content_type : "application/json");
-        h = curl_slist_append(NULL, line);
+        h = curl_slist_append(req->headers, line);
         if (!h)
             goto fail;
         req->headers = h;
@@ -682,8 +833,54 @@ fail:
         curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
     curl_slist_free_all(req->connect_to);
+    free(req->out);
     free(req);
     return NULL;
+}
+
+int http_request_grpc_status(const struct http_request *req, const char **message)
+{
+    if (message)
+        *message = req ? req->grpc_message : NULL;
+    return req ? req->grpc_status : -1;
+}
+
+int http_request_send(struct http_request *req, const void *data, size_t len)
+{
+    if (!req || req->dead || !req->body_stream || req->body_ended)
+        return -EINVAL;
+    if (req->out_off > 0 && req->out_off == req->out_len)
+        req->out_off = req->out_len = 0;
+    if (req->out_len + len > req->out_cap) {
+        size_t cap = req->out_cap ? req->out_cap : 256;
+        char *b;
+
+        while (cap < req->out_len + len)
+            cap *= 2;
+        b = realloc(req->out, cap);
+        if (!b)
+            return -ENOMEM;
+        req->out = b;
+        req->out_cap = cap;
+    }
+    memcpy(req->out + req->out_len, data, len);
+    req->out_len += len;
+    if (req->body_paused && req->easy && !req->client->in_curl) {
+        req->body_paused = false;
+        curl_easy_pause(req->easy, CURLPAUSE_CONT);
+    }
+    return 0;
+}
+
+void http_request_end_body(struct http_request *req)
+{
+    if (!req || req->dead || !req->body_stream || req->body_ended)
+        return;
+    req->body_ended = true;
+    if (req->body_paused && req->easy && !req->client->in_curl) {
+        req->body_paused = false;
+        curl_easy_pause(req->easy, CURLPAUSE_CONT);
+    }
 }
 
 void http_cancel(struct http_request *req)

@@ -14,6 +14,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
+#include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>
@@ -189,6 +190,7 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
         etcd_client_new(in->loop, in->http, in->cfg->etcd_endpoints, in->cfg->n_etcd_endpoints);
     if (!in->rt || !in->etcd)
         goto oom;
+    etcd_client_set_transport(in->etcd, (enum etcd_transport)in->cfg->etcd_transport);
     /* etcd as run reaches it: TLS files and credentials of the config */
     if ((tls_conf_set(&in->cfg->etcd_tls) &&
          (r = http_client_set_tls(in->http, &in->cfg->etcd_tls, errmsg)) < 0) ||
@@ -208,15 +210,18 @@ static int gather(struct inspect *in, const struct inspect_opts *o, json_t **doc
     ev_run(in->loop, 0);
     if (in->rt_err) {
         memprintf(errmsg, "HAProxy runtime socket %s: %s", in->cfg->runtime_socket,
-                  in->rt_err == 1 ? "no answer in time" : strerror(-in->rt_err));
+                  in->rt_err == 1 ? "no answer in time" : runtime_strerror(in->rt_err));
         return -EHOSTUNREACH;
     }
     if (!in->listed) {
-        char q[256] = "no answer in time";
+        char q[256] = "";
 
+        /* retried with backoff until --timeout: say so, and the last
+         * reason (issue 19) */
         if (in->etcd_error)
             log_quote(in->etcd_error, strlen(in->etcd_error), q, sizeof(q));
-        memprintf(errmsg, "etcd: %s", q);
+        memprintf(errmsg, "etcd: no complete listing within %g s (retried with backoff)%s%s",
+                  o->timeout_s, q[0] ? "; last error: " : "", q);
         return -EHOSTUNREACH;
     }
     names = calloc(in->cfg->n_services + 1, sizeof(*names));
@@ -251,6 +256,22 @@ oom:
     return -ENOMEM;
 }
 
+/* Whether a frontend reaches the backend name: its configured service, or
+ * one from etcd with the defaults (render_service_routed). */
+static bool name_routed(const char *name, void *arg)
+{
+    const struct config *cfg = arg;
+    struct service_conf conf;
+
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (strcmp(cfg->services[i].name, name) == 0)
+            return render_service_routed(cfg, &cfg->services[i]);
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", name);
+    conf.opt = cfg->defaults;
+    return render_service_routed(cfg, &conf);
+}
+
 int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE *out, char **errmsg)
 {
     struct inspect in = {0};
@@ -272,6 +293,12 @@ int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE 
     r = gather(&in, o, &doc, errmsg);
     if (r < 0)
         goto out;
+    /* read directly (not --admin, whose document says it already) */
+    if (!o->admin && status_mark_routed(doc, name_routed, (void *)cfg) < 0) {
+        memprintf(errmsg, "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
     if (o->service && status_filter(doc, o->service) < 0) {
         char q[128];
 
@@ -297,7 +324,9 @@ int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE 
         r = -EIO;
         goto out;
     }
-    r = status_drift_count(doc) ? INSPECT_DRIFT : INSPECT_IN_SYNC;
+    r = status_etcd_down(doc)     ? INSPECT_ETCD_DOWN
+        : status_drift_count(doc) ? INSPECT_DRIFT
+                                  : INSPECT_IN_SYNC;
 out:
     free(text);
     json_decref(doc);

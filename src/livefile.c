@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/render.h>
@@ -18,14 +19,6 @@
 #define RETRY_JITTER 0.2
 #define READ_MAX (256u << 20) /* a services file of 1,000,000 servers is ~60 MB */
 #define WRITE_FAILED "cannot write the services file"
-
-static double mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int livefile_render(const struct config *cfg, struct backend *const *be, size_t n,
                     struct catalog *cat, char **text, size_t *len, char **map, size_t *mlen,
@@ -116,7 +109,7 @@ static void arm(struct livefile *lf, double after)
 
 static void write_failed(struct livefile *lf, const char *why)
 {
-    double now = mono_now(), elapsed = 0;
+    double now = clock_mono(), elapsed = 0;
 
     lf->stats.failures++;
     lf->delay = lf->delay < RETRY_MIN_S ? RETRY_MIN_S : lf->delay * 2;
@@ -148,7 +141,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (lf->held || !lf->wanted)
         return;
     lf->wanted = false;
-    lf->last = mono_now();
+    lf->last = clock_mono();
     lf->stats.renders++;
     be = lf->ops->backends(lf->arg, &n);
     r = livefile_render(lf->cfg, be, n, lf->cat, &text, &len, &map, &mlen, &err);
@@ -182,7 +175,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
     wrote += r;
     lf->delay = 0;
-    double down = log_outage_end(&lf->outage, mono_now());
+    double down = log_outage_end(&lf->outage, clock_mono());
 
     if (down >= 0)
         log_info(MOD, "services file %s written again after %.0f s", lf->cfg->services_file, down);
@@ -237,7 +230,7 @@ void livefile_touch(struct livefile *lf)
     lf->wanted = true;
     if (lf->held || ev_is_active(&lf->timer))
         return; /* the hold's end, a pending render or a retry comes first */
-    due = lf->last > 0 ? lf->last + LIVEFILE_INTERVAL_S - mono_now() : 0;
+    due = lf->last > 0 ? lf->last + LIVEFILE_INTERVAL_S - clock_mono() : 0;
     arm(lf, due);
 }
 

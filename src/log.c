@@ -521,3 +521,10 @@ double log_outage_end(struct log_outage *o, double now)
     o->step = 0;
     return len < 0 ? 0 : len;
 }
+
+size_t log_chomp(const char *text, size_t len)
+{
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    return len;
+}

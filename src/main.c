@@ -23,7 +23,7 @@
 #include <slotsync/render.h>
 #include <slotsync/probe.h>
 
-#define SLOTSYNC_VERSION "0.1.0"
+#include <slotsync/version.h> /* SLOTSYNC_VERSION */
 
 static void usage(FILE *out)
 {
@@ -167,7 +167,9 @@ static void usage_status(FILE *out)
                  "  0  etcd and HAProxy agree\n"
                  "  1  drift found (the DRIFT column says where)\n"
                  "  2  etcd, HAProxy or the admin endpoint could not be read, a bad config\n"
-                 "     or a bad command line\n");
+                 "     or a bad command line\n"
+                 "  3  with --admin: the daemon cannot read etcd (it serves the last known\n"
+                 "     state; the last line says since when and why)\n");
 }
 
 enum {
@@ -338,6 +340,12 @@ static void print_problem(void *arg, bool error, const char *text)
         n->warnings++;
 }
 
+/* run, render, status: each problem of the config file on its line. */
+static void print_config_error(void *arg, bool error, const char *text)
+{
+    fprintf(stderr, "slotsync %s: %s%s\n", (const char *)arg, error ? "" : "warning: ", text);
+}
+
 /* The warning sources that run on a config without errors. */
 static unsigned (*const warning_sources[])(const struct config *, config_report_fn, void *) = {
     check_paths,
@@ -362,6 +370,15 @@ static void check_connect(const struct config *cfg, double timeout_s, struct che
         memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg->n_etcd_endpoints);
         print_problem(n, true, errmsg ? errmsg : "etcd endpoints failed");
     }
+    free(errmsg);
+    errmsg = NULL;
+    /* and HAProxy's runtime socket, with its level (issue 19) */
+    r = probe_runtime(cfg, timeout_s, stdout, &errmsg);
+    fflush(stdout);
+    if (r != 0)
+        print_problem(n, true,
+                      r < 0 && errmsg ? errmsg
+                                      : "haproxy.runtime_socket: not usable (see the line above)");
     free(errmsg);
 }
 
@@ -391,8 +408,8 @@ static int cmd_check(const char *config_path, const struct overrides *ov, bool c
         printf("%s: %u error%s, %u warning%s\n", q, n.errors, n.errors == 1 ? "" : "s", n.warnings,
                n.warnings == 1 ? "" : "s");
     else
-        printf("%s: ok (%zu services, %u warning%s)\n", q, n_services, n.warnings,
-               n.warnings == 1 ? "" : "s");
+        printf("%s: ok (%zu service%s, %u warning%s)\n", q, n_services, n_services == 1 ? "" : "s",
+               n.warnings, n.warnings == 1 ? "" : "s");
     if (loaded)
         config_free(&cfg);
     return n.errors ? 1 : 0;
@@ -542,9 +559,12 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         r = inspect_status(&cfg, &so, stdout, &errmsg);
         goto status_done;
     }
-    r = config_load(config_path, &cfg, &errmsg);
-    if (r == 0)
-        r = apply_overrides(&cfg, &ov, &errmsg);
+    /* Every error of the file, as check prints them (issue 19). */
+    if (config_load_all(config_path, &cfg, print_config_error, (void *)cmd) < 0) {
+        config_free(&cfg);
+        return status ? 2 : 1;
+    }
+    r = apply_overrides(&cfg, &ov, &errmsg);
     if (r < 0) {
         /* The message names the file (escaped) where it matters. */
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));

@@ -145,6 +145,21 @@ static void per_backend(FILE *f, const char *name, const char *help, const struc
     }
 }
 
+/* The caps on what etcd can create: refusals, and what waits now. */
+static void caps(FILE *f, const struct metrics *m)
+{
+    static const char *const names[METRICS_CAPS] = {"max_services", "max_endpoints_per_service"};
+
+    family(f, "slotsync_capped_total", "counter",
+           "New etcd services or endpoints refused by a cap, by cap (config field).");
+    for (size_t i = 0; i < METRICS_CAPS; i++)
+        fprintf(f, "slotsync_capped_total{limit=\"%s\"} %llu\n", names[i], m->capped[i]);
+    family(f, "slotsync_capped", "gauge",
+           "etcd services or endpoints refused by a cap and waiting for room now, by cap.");
+    for (size_t i = 0; i < METRICS_CAPS; i++)
+        fprintf(f, "slotsync_capped{limit=\"%s\"} %zu\n", names[i], m->held[i]);
+}
+
 int metrics_render(const struct metrics *m, char **out, size_t *len)
 {
     FILE *f;
@@ -185,6 +200,14 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
                 m->reload_requests[i]);
     per_backend(f, "slotsync_slots_used", "Slots holding an endpoint, per backend.", m, true);
     per_backend(f, "slotsync_slots_total", "Slots HAProxy has, per backend.", m, false);
+    family(f, "slotsync_backend_routed", "gauge",
+           "1 if a frontend slotsync renders reaches the backend (its listen, or the HTTP "
+           "frontend's Host routing), 0 if nothing routes to it.");
+    for (size_t i = 0; i < m->n_backends; i++) {
+        fprintf(f, "slotsync_backend_routed{backend=\"");
+        label_value(f, m->backends[i].name);
+        fprintf(f, "\"} %d\n", m->backends[i].unrouted ? 0 : 1);
+    }
     counter(f, "slotsync_runtime_added_servers_total",
             "Slots added to running backends with \"add server\".", m->runtime_added_servers);
     counter(f, "slotsync_resyncs_total", "Complete reads of HAProxy's state.", m->resyncs);
@@ -194,10 +217,30 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
           m->haproxy_up ? 1 : 0);
     gauge(f, "slotsync_ready", "1 after the first full sync while HAProxy answers.",
           m->ready ? 1 : 0);
+    caps(f, m);
     family(f, "slotsync_seconds_since_last_resync", "gauge",
            "Seconds since the last complete read of HAProxy's state (absent before the first).");
     if (m->since_resync_s >= 0)
         fprintf(f, "slotsync_seconds_since_last_resync %.3f\n", m->since_resync_s);
+    gauge(f, "slotsync_etcd_up",
+          "1 while the etcd watch runs and its member answers; 0 while slotsync serves the last "
+          "known state.",
+          m->etcd_up ? 1 : 0);
+    family(f, "slotsync_etcd_last_contact_seconds", "gauge",
+           "Seconds since etcd last answered anything (absent before its first answer).");
+    if (m->etcd_last_contact_s >= 0)
+        fprintf(f, "slotsync_etcd_last_contact_seconds %.3f\n", m->etcd_last_contact_s);
+    gauge(f, "slotsync_spare_backends", "Spare backends in the services file HAProxy runs.",
+          (double)m->spares_total);
+    gauge(f, "slotsync_spare_backends_free",
+          "Spare backends no service is bound to: new services that can come without a reload.",
+          (double)m->spares_free);
+    if (m->version) {
+        family(f, "slotsync_build_info", "gauge", "Always 1; the version is in its label.");
+        fprintf(f, "slotsync_build_info{version=\"");
+        label_value(f, m->version);
+        fprintf(f, "\"} 1\n");
+    }
     if (fclose(f) != 0 || !*out) {
         free(*out);
         *out = NULL;

@@ -8,6 +8,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/log.h>
 
 #define MOD "notify"
@@ -21,7 +22,7 @@ struct notify {
     bool failed_noted;            /* a failed send was logged */
     char last[NOTIFY_STATUS_MAX]; /* the last STATUS= text sent */
     int last_phase;               /* -1: none sent yet */
-    double last_at;               /* ev_now() of the last STATUS= */
+    double last_at;               /* clock_mono() of the last STATUS= */
 };
 
 enum { PHASE_ETCD, PHASE_HAPROXY, PHASE_APPLYING, PHASE_SYNC };
@@ -107,7 +108,7 @@ void notify_update(struct notify *n, const struct notify_state *st)
         return;
     ready = notify_status_text(st, text, sizeof(text));
     phase = phase_of(st);
-    now = ev_now(n->loop);
+    now = clock_mono();
     if (strcmp(text, n->last) != 0 &&
         (phase != n->last_phase || now - n->last_at >= NOTIFY_MIN_GAP_S)) {
         /* READY=1 with the status that made it true, in one datagram. */

@@ -196,9 +196,13 @@ static int note_change(struct plan *p, const char *backend, size_t index, size_t
     if (unknown || !view_addr_is(have, waddr) || have->port != wport) {
         char haddr[VIEW_ADDR_TEXT];
 
-        if (!unknown)
-            state_text(ch->had, "addr %s%s%s:%u", bracket_open(view_addr(have, haddr)), haddr,
-                       bracket_close(haddr), (unsigned)have->port);
+        /* haddr is filled before the call that reads it: C leaves the
+         * order of a call's arguments unspecified (issue 19). */
+        if (!unknown) {
+            view_addr(have, haddr);
+            state_text(ch->had, "addr %s%s%s:%u", bracket_open(haddr), haddr, bracket_close(haddr),
+                       (unsigned)have->port);
+        }
         state_text(ch->want, "addr %s%s%s:%u", bracket_open(waddr), waddr, bracket_close(waddr),
                    wport);
     }

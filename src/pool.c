@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 
@@ -46,7 +47,7 @@ static void on_map_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct host_route *routes = NULL;
     size_t n = 0, len = 0;
     char *text = NULL, *err = NULL;
-    double now = ev_time(), elapsed = 0;
+    double now = clock_mono(), elapsed = 0;
     int r;
 
     (void)loop;

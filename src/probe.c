@@ -13,6 +13,8 @@
 #include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
+#include <slotsync/plan.h>
+#include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 
 struct probe_one {
@@ -97,6 +99,7 @@ int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **err
         p->pending = &pending;
         p->loop = loop;
         p->client = etcd_client_new(loop, http, &cfg->etcd_endpoints[i], 1);
+        etcd_client_set_transport(p->client, (enum etcd_transport)cfg->etcd_transport);
         if (p->client && cfg->etcd_username &&
             etcd_client_set_auth(p->client, cfg->etcd_username, password) < 0) {
             json_decref(body);
@@ -142,4 +145,71 @@ out:
     if (loop)
         ev_loop_destroy(loop);
     return ret;
+}
+
+/* ---- the runtime socket: "show cli level" once ---- */
+
+struct probe_rt {
+    struct ev_loop *loop;
+    int err; /* 1: pending */
+    int level;
+};
+
+static void on_level(int err, char **replies, size_t n, const char *raw, size_t raw_len, void *arg)
+{
+    struct probe_rt *p = arg;
+
+    p->err = err;
+    p->level = err == 0 && n == 1 ? runtime_cli_level(replies[0]) : -EPROTO;
+    ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void on_rt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int probe_runtime(const struct config *cfg, double timeout_s, FILE *out, char **errmsg)
+{
+    static const char *const cmds[] = {PLAN_SHOW_LEVEL};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct probe_rt p = {loop, 1, -1};
+    struct runtime *rt = loop ? runtime_new(loop, cfg->runtime_socket, timeout_s) : NULL;
+    char q[512];
+    ev_timer deadline;
+    int r;
+
+    if (!rt) {
+        if (loop)
+            ev_loop_destroy(loop);
+        memprintf(errmsg, "out of memory");
+        return -ENOMEM;
+    }
+    log_quote(cfg->runtime_socket, strlen(cfg->runtime_socket), q, sizeof(q));
+    r = runtime_send(rt, cmds, 1, on_level, &p);
+    if (r < 0) {
+        p.err = r;
+    } else {
+        ev_timer_init(&deadline, on_rt_timeout, timeout_s + 1, 0.);
+        ev_timer_start(loop, &deadline);
+        ev_run(loop, 0);
+        ev_timer_stop(loop, &deadline);
+    }
+    if (p.err == 0 && p.level == RUNTIME_LEVEL_ADMIN) {
+        fprintf(out, "%s: ok (level admin)\n", q);
+        r = 0;
+    } else if (p.err == 0 && p.level >= 0) {
+        fprintf(out, "%s: level %s, slotsync needs level admin\n", q,
+                runtime_level_name((enum runtime_level)p.level));
+        r = 1;
+    } else {
+        fprintf(out, "%s: %s\n", q,
+                p.err == 1   ? "no answer in time"
+                : p.err == 0 ? "not HAProxy's runtime API (unexpected reply to show cli level)"
+                             : runtime_strerror(p.err));
+        r = 1;
+    }
+    runtime_free(rt);
+    ev_loop_destroy(loop);
+    return r;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,52 @@ int reload_parse_show_proc(const char *text, unsigned long *reloads, unsigned lo
             line++;
     }
     return -EPROTO;
+}
+
+/* "0d00h05m12s" (HAProxy's human uptime) in seconds, or -1. */
+static long parse_uptime(const char *t)
+{
+    long d, h, m, sec;
+    int n = 0;
+
+    if (sscanf(t, "%ldd%2ldh%2ldm%2lds%n", &d, &h, &m, &sec, &n) != 4 || n == 0 ||
+        (t[n] && t[n] != ' ' && t[n] != '\t') || d < 0 || d > 100000 || h < 0 || h > 23 || m < 0 ||
+        m > 59 || sec < 0 || sec > 59)
+        return -1;
+    return ((d * 24 + h) * 60 + m) * 60 + sec;
+}
+
+int reload_parse_worker_uptime(const char *text, long *uptime_s)
+{
+    const char *line = text;
+    bool in_workers = false;
+    long best = -1;
+
+    while (line && *line) {
+        unsigned long pid, rl;
+        char type[16], up[32];
+
+        if (strncmp(line, "# workers", 9) == 0)
+            in_workers = true;
+        else if (line[0] == '#')
+            in_workers = false; /* "# old workers", "# programs", the header */
+        else if (in_workers && sscanf(line, "%lu %15s %lu %31s", &pid, type, &rl, up) == 4 &&
+                 strcmp(type, "worker") == 0) {
+            long u = parse_uptime(up);
+
+            if (u < 0)
+                return -EPROTO;
+            if (best < 0 || u < best)
+                best = u; /* the newest current worker */
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    if (best < 0)
+        return -EPROTO;
+    *uptime_s = best;
+    return 0;
 }
 
 struct reloader *reloader_new(struct ev_loop *loop, const char *haproxy_bin,

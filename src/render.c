@@ -57,6 +57,20 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
     }
 }
 
+void render_frontend_name(const char *service, char *out)
+{
+    snprintf(out, RENDER_FRONTEND_NAME_SIZE, RENDER_FRONTEND_PREFIX "%s", service);
+}
+
+bool render_frontend_name_valid(const char *name)
+{
+    size_t pl = strlen(RENDER_FRONTEND_PREFIX);
+
+    if (strcmp(name, RENDER_HTTP_FRONTEND) == 0)
+        return true;
+    return strncmp(name, RENDER_FRONTEND_PREFIX, pl) == 0 && endpoint_service_name_valid(name + pl);
+}
+
 static const char *mode_name(enum service_mode m)
 {
     return m == MODE_TCP ? "tcp" : "http";
@@ -125,7 +139,10 @@ int render_services(const struct config *cfg, const struct render_backend *backe
         for (size_t i = 0; i < t->n; i++)
             render_slot(&b, i, &t->slots[i]);
         if (svc->listen.set) {
-            buf_printf(&b, "\nfrontend %s\n", svc->name);
+            char fe[RENDER_FRONTEND_NAME_SIZE];
+
+            render_frontend_name(svc->name, fe);
+            buf_printf(&b, "\nfrontend %s\n", fe);
             buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
             render_bind(&b, &svc->listen);
             buf_printf(&b, "    default_backend %s\n", svc->name);
@@ -160,7 +177,7 @@ int render_services(const struct config *cfg, const struct render_backend *backe
     if (cfg->http_bind.set) {
         /* Host header, lower-cased and without its port, looked up in the
          * map that slotsync keeps in sync at run time. No match: 503. */
-        buf_printf(&b, "\nfrontend slotsync_http\n    mode http\n");
+        buf_printf(&b, "\nfrontend " RENDER_HTTP_FRONTEND "\n    mode http\n");
         render_bind(&b, &cfg->http_bind);
         buf_printf(&b, "    use_backend %%[req.hdr(host),lower,word(1,:),map(%s)]\n",
                    cfg->hosts_map);
@@ -402,4 +419,16 @@ int render_write_offline(const struct config *cfg, const char *out_path, bool *k
     free(text);
     free(map);
     return r;
+}
+
+bool render_service_routed(const struct config *cfg, const struct service_conf *svc)
+{
+    if (svc->listen.set)
+        return true;
+    if (!cfg->http_bind.set || svc->opt.mode != MODE_HTTP)
+        return false;
+    if (svc->n_hosts)
+        return true;
+    return cfg->http_domain &&
+           strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
@@ -66,32 +67,39 @@ void rollout_set_config(struct rollout *ro, const struct config *cfg)
     ro->cfg = cfg;
 }
 
-void rollout_want(struct rollout *ro, const char *why, const char *name)
+/* The cause counted for a caller's why: its exact text, one entry per
+ * text a caller passes (a prefix match once counted every slot reload as
+ * "other"). A text not listed is "other". */
+enum metrics_reload_cause rollout_cause(const char *why)
 {
     static const struct {
         const char *why;
         enum metrics_reload_cause cause;
     } causes[] = {
-        {"new service in the config", METRICS_CAUSE_CONFIG},
+        {"new service in the config:", METRICS_CAUSE_CONFIG},
         {"new service", METRICS_CAUSE_NEW_SERVICE},
-        {"endpoints came back", METRICS_CAUSE_NEW_SERVICE},
-        {"backend missing", METRICS_CAUSE_BACKEND_MISSING},
-        {"HTTP frontend missing", METRICS_CAUSE_HTTP_FRONTEND},
-        {"http_frontend changed", METRICS_CAUSE_HTTP_FRONTEND},
-        {"options changed", METRICS_CAUSE_CONFIG},
-        {"service left the config", METRICS_CAUSE_CONFIG},
-        {"defaults changed", METRICS_CAUSE_CONFIG},
-        {"slots", METRICS_CAUSE_SLOTS},
-        {"spare pool low", METRICS_CAUSE_NEW_SERVICE},
+        {"endpoints came back for", METRICS_CAUSE_NEW_SERVICE},
+        {"backend missing in HAProxy:", METRICS_CAUSE_BACKEND_MISSING},
+        {"HTTP frontend missing in HAProxy:", METRICS_CAUSE_HTTP_FRONTEND},
+        {"http_frontend changed:", METRICS_CAUSE_HTTP_FRONTEND},
+        {"options changed for", METRICS_CAUSE_CONFIG},
+        {"service left the config:", METRICS_CAUSE_CONFIG},
+        {"defaults changed for", METRICS_CAUSE_CONFIG},
+        {"more slots needed by", METRICS_CAUSE_SLOTS},
+        {"more slots configured for", METRICS_CAUSE_SLOTS},
+        {"spare pool low:", METRICS_CAUSE_NEW_SERVICE},
     };
-    enum metrics_reload_cause cause = METRICS_CAUSE_OTHER;
 
-    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
-        if (strncmp(why, causes[i].why, strlen(causes[i].why)) == 0) {
-            cause = causes[i].cause;
-            break;
-        }
-    }
+    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++)
+        if (strcmp(why, causes[i].why) == 0)
+            return causes[i].cause;
+    return METRICS_CAUSE_OTHER;
+}
+
+void rollout_want(struct rollout *ro, const char *why, const char *name)
+{
+    enum metrics_reload_cause cause = rollout_cause(why);
+
     if (ro->obs)
         ro->obs->reload_requests[cause]++;
     ro->desired_gen++;
@@ -159,7 +167,7 @@ static void reload_end(struct rollout *ro, bool ok)
  * says which step failed, why the error. */
 static void reload_io_failed(struct rollout *ro, const char *what, const char *why)
 {
-    double now = ev_time(), elapsed = 0;
+    double now = clock_mono(), elapsed = 0;
     double jitter = jitter_around(RETRY_JITTER);
 
     ro->reloading = false;
@@ -186,7 +194,7 @@ static void reload_io_failed(struct rollout *ro, const char *what, const char *w
 /* A reload went through: whatever failed before works again. */
 static void io_succeeded(struct rollout *ro)
 {
-    double len = log_outage_end(&ro->write_outage, ev_time());
+    double len = log_outage_end(&ro->write_outage, clock_mono());
 
     if (len >= 0)
         log_info(MOD, "services file written and HAProxy reloaded again after %.0f s", len);
@@ -218,7 +226,7 @@ static void on_reload_done(int err, const char *errtext, void *arg)
     io_succeeded(ro);
     char ms[32], nth[32];
 
-    snprintf(ms, sizeof(ms), "%.0f", (ev_time() - ro->last_reload_start) * 1e3);
+    snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - ro->last_reload_start) * 1e3);
     snprintf(nth, sizeof(nth), "%llu", ro->stats.reloads + 1);
     struct log_field f[] = {
         {"event", "reload end"},
@@ -288,7 +296,7 @@ static void start_reload(struct rollout *ro)
     ro->reloading = true;
     pool_reload_started(ro->pool);
     ro->reload_gen = ro->desired_gen;
-    ro->last_reload_start = ev_time();
+    ro->last_reload_start = clock_mono();
     if (!rb)
         goto fail;
     r = 0; /* a render with no backend of ours is still a render */
@@ -370,7 +378,7 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
         return;
     }
     /* At most one reload per min_reload_interval_ms: bursts coalesce. */
-    wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - ev_time();
+    wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - clock_mono();
     if (ro->stats.reloads + ro->stats.reload_failures + ro->stats.check_failures && wait > 0) {
         ev_timer_set(&ro->timer, wait, 0.);
         ev_timer_start(ro->loop, &ro->timer);

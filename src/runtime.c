@@ -14,13 +14,16 @@
 #include <ev.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
+#include <slotsync/mem.h>
 #include <slotsync/plan.h>
+#include <slotsync/reply.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
 
-#define RUNTIME_REPLY_MAX (64u << 20) /* a response larger than this is refused */
+#define RUNTIME_REPLY_MAX ((size_t)RUNTIME_REPLY_MAX_MIB << 20) /* a larger response is refused */
 
 enum rt_phase { RT_IDLE = 0, RT_CONNECTING, RT_WRITING, RT_READING };
 
@@ -35,9 +38,10 @@ struct runtime {
     int fd;
     bool raw; /* hand back the response unsplit */
     size_t n_cmds;
-    char *out; /* the line to send */
+    char *out; /* the lines to send, one per connection */
     size_t out_len, out_off;
-    char *in; /* what came back */
+    size_t line_end; /* end of the line the current connection carries */
+    char *in;        /* what came back */
     size_t in_len, in_cap;
     runtime_done_cb cb;
     void *arg;
@@ -49,6 +53,54 @@ struct runtime {
     runtime_lost_cb lost;
     void *lost_arg;
 };
+
+/* ---- pure: lines ---- */
+
+_Static_assert(PLAN_CMD_MAX + 1 <= RUNTIME_LINE_MAX, "a command fits in a CLI line");
+
+int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char **out, size_t *len)
+{
+    size_t total = 0, off = 0, line_len = 0;
+    int lines = 1;
+    char *buf;
+
+    if (n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!cmds[i][0] || strpbrk(cmds[i], ";\n\r"))
+            return -EINVAL;
+        total += strlen(cmds[i]) + 1;
+    }
+    buf = malloc(total + 1);
+    if (!buf)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(cmds[i]);
+
+        /* The separator before this command ends the line if the command,
+         * after its ';' and with the line's '\n', would take the line past
+         * line_max. */
+        if (i > 0) {
+            bool cut = line_len + 1 + l + 1 > line_max;
+
+            buf[off++] = cut ? '\n' : ';';
+            if (cut) {
+                lines++;
+                line_len = 0;
+            } else {
+                line_len++;
+            }
+        }
+        memcpy(buf + off, cmds[i], l);
+        off += l;
+        line_len += l;
+    }
+    buf[off++] = '\n';
+    buf[off] = '\0';
+    *out = buf;
+    *len = off;
+    return lines;
+}
 
 /* ---- pure: replies ---- */
 
@@ -105,32 +157,9 @@ proto:
     return -EPROTO;
 }
 
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 bool runtime_reply_ok(const char *cmd, const char *reply)
 {
-    if (starts_with(cmd, PLAN_SET_SERVER) && strstr(cmd, " addr ")) {
-        /* One line only: a success message that goes on is something else. */
-        if (strchr(reply, '\n'))
-            return false;
-        return starts_with(reply, "IP changed from ") ||
-               starts_with(reply, "no need to change the addr");
-    }
-    if (starts_with(cmd, PLAN_ADD_SERVER))
-        return strcmp(reply, "New server registered.") == 0;
-    if (starts_with(cmd, PLAN_SHOW_MAP))
-        return strncmp(reply, "Unknown map", 11) != 0;
-    if (starts_with(cmd, PLAN_SHOW_STATE))
-        return starts_with(reply, "1\n") || strcmp(reply, "1") == 0;
-    if (strcmp(cmd, PLAN_SHOW_BACKENDS) == 0)
-        return starts_with(reply, "# name\n") || strcmp(reply, "# name") == 0;
-
-    if (strcmp(cmd, PLAN_SHOW_LEVEL) == 0)
-        return runtime_cli_level(reply) >= 0;
-    return reply[0] == '\0';
+    return reply_judge(cmd, reply, NULL) == REPLY_OK;
 }
 
 static const char *const level_names[] = {"user", "operator", "admin"};
@@ -587,6 +616,7 @@ static char *exchange_reset(struct runtime *rt, size_t *len)
         close(rt->fd);
     rt->fd = -1;
     free(rt->out);
+    mem_transient_freed(rt->out_len); /* a batch's line */
     rt->out = NULL;
     rt->in = NULL;
     *len = rt->in_len;
@@ -621,6 +651,7 @@ static void exchange_finish(struct runtime *rt, int err)
     cb(err, replies, raw ? 0 : n, in, len, arg);
     runtime_replies_free(replies, n);
     free(in);
+    mem_transient_freed(len); /* a resync's reply, say */
 }
 
 static void sentinel_close(struct runtime *rt)
@@ -708,8 +739,8 @@ static void watch(struct runtime *rt, int events)
  * socket is full, or a negative errno. */
 static int send_some(struct runtime *rt)
 {
-    while (rt->out_off < rt->out_len) {
-        ssize_t n = send(rt->fd, rt->out + rt->out_off, rt->out_len - rt->out_off, MSG_NOSIGNAL);
+    while (rt->out_off < rt->line_end) {
+        ssize_t n = send(rt->fd, rt->out + rt->out_off, rt->line_end - rt->out_off, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -757,6 +788,37 @@ static int recv_some(struct runtime *rt)
     }
 }
 
+/* End of the line that starts at off (after its newline). */
+static size_t line_end_from(const struct runtime *rt, size_t off)
+{
+    const char *nl = memchr(rt->out + off, '\n', rt->out_len - off);
+
+    return nl ? (size_t)(nl - rt->out) + 1 : rt->out_len;
+}
+
+static int connect_start(const struct runtime *rt);
+
+/* The connection of one line ended: the next line goes out on a new one,
+ * its replies appended to the ones already read. */
+static void next_line(struct runtime *rt)
+{
+    int fd;
+
+    ev_io_stop(rt->loop, &rt->io);
+    close(rt->fd);
+    rt->fd = -1;
+    fd = connect_start(rt);
+    if (fd < 0) {
+        exchange_finish(rt, fd);
+        return;
+    }
+    rt->fd = fd;
+    rt->line_end = line_end_from(rt, rt->out_off);
+    rt->phase = RT_CONNECTING;
+    ev_io_set(&rt->io, fd, EV_WRITE);
+    ev_io_start(rt->loop, &rt->io);
+}
+
 /* Replies are read while the line is still being written: HAProxy stops
  * reading commands once enough replies wait unread, so a batch larger than
  * the socket buffers would otherwise stall both sides. */
@@ -797,7 +859,10 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (revents & EV_READ) {
         r = recv_some(rt);
-        if (r != 0)
+        /* A timed-out (stale) exchange sends no further line. */
+        if (r == 1 && rt->phase == RT_READING && rt->out_off < rt->out_len && !rt->stale)
+            next_line(rt);
+        else if (r != 0)
             exchange_finish(rt, r < 0 ? r : 0);
     }
 }
@@ -831,6 +896,7 @@ static int exchange_start(struct runtime *rt, char *line, size_t len, size_t n, 
     rt->out = line;
     rt->out_len = len;
     rt->out_off = 0;
+    rt->line_end = line_end_from(rt, 0);
     rt->n_cmds = n;
     rt->raw = raw;
     rt->cb = cb;
@@ -850,30 +916,16 @@ static int exchange_start(struct runtime *rt, char *line, size_t len, size_t n, 
 int runtime_send(struct runtime *rt, const char *const *cmds, size_t n, runtime_done_cb cb,
                  void *arg)
 {
-    size_t len = 0, off = 0;
-    char *line;
+    size_t len;
+    char *lines;
+    int r;
 
     if (rt->phase != RT_IDLE)
         return -EBUSY;
-    if (n == 0)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (strpbrk(cmds[i], ";\n\r") || !cmds[i][0])
-            return -EINVAL;
-        len += strlen(cmds[i]) + 1;
-    }
-    line = malloc(len + 1);
-    if (!line)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(cmds[i]);
-
-        memcpy(line + off, cmds[i], l);
-        off += l;
-        line[off++] = i + 1 < n ? ';' : '\n';
-    }
-    line[off] = '\0';
-    return exchange_start(rt, line, off, n, false, cb, arg);
+    r = runtime_join_lines(cmds, n, RUNTIME_LINE_MAX, &lines, &len);
+    if (r < 0)
+        return r;
+    return exchange_start(rt, lines, len, n, false, cb, arg);
 }
 
 int runtime_send_raw(struct runtime *rt, const char *cmd, runtime_done_cb cb, void *arg)
@@ -961,4 +1013,11 @@ int runtime_sentinel_connect(struct runtime *rt, runtime_lost_cb lost, void *arg
 bool runtime_sentinel_connected(const struct runtime *rt)
 {
     return rt->sentinel_fd >= 0;
+}
+
+const char *runtime_strerror(int err)
+{
+    if (err == -E2BIG)
+        return "reply larger than 64 MiB (refused, connection closed)";
+    return fdlimit_strerror(err);
 }

@@ -11,35 +11,35 @@
 #include <slotsync/etcd.h>
 #include <slotsync/log.h>
 
-int secret_read_password_file(const char *path, char **out, bool *too_open, char **errmsg)
+int secret_read_line(const char *path, const char *what, char *buf, size_t size, size_t *len,
+                     bool *too_open, char **errmsg)
 {
-    char buf[SECRET_PASSWORD_MAX + 2];
-    size_t n = 0, len;
+    size_t n = 0;
     struct stat st;
     int fd, ret = 0;
 
-    *out = NULL;
+    *len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         ret = -errno;
-        memprintf(errmsg, "password file %s: %s", path, strerror(errno));
+        memprintf(errmsg, "%s %s: %s", what, path, strerror(errno));
         return ret;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        memprintf(errmsg, "password file %s: not a regular file", path);
+        memprintf(errmsg, "%s %s: not a regular file", what, path);
         close(fd);
         return -EINVAL;
     }
     if (too_open)
         *too_open = (st.st_mode & 077) != 0;
-    while (n < sizeof(buf) - 1) {
-        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+    while (n < size - 1) {
+        ssize_t r = read(fd, buf + n, size - 1 - n);
 
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
             ret = -errno;
-            memprintf(errmsg, "password file %s: %s", path, strerror(errno));
+            memprintf(errmsg, "%s %s: %s", what, path, strerror(errno));
             break;
         }
         if (r == 0)
@@ -48,7 +48,18 @@ int secret_read_password_file(const char *path, char **out, bool *too_open, char
     }
     close(fd);
     buf[n] = '\0';
-    len = strcspn(buf, "\r\n");
+    *len = strcspn(buf, "\r\n");
+    return ret;
+}
+
+int secret_read_password_file(const char *path, char **out, bool *too_open, char **errmsg)
+{
+    char buf[SECRET_PASSWORD_MAX + 2];
+    size_t len;
+    int ret;
+
+    *out = NULL;
+    ret = secret_read_line(path, "password file", buf, sizeof(buf), &len, too_open, errmsg);
     if (ret == 0 && len == 0) {
         memprintf(errmsg, "password file %s: the first line is empty", path);
         ret = -EINVAL;

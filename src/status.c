@@ -462,6 +462,13 @@ size_t status_drift_count(const json_t *doc)
     return d > 0 ? (size_t)d : 0;
 }
 
+bool status_etcd_down(const json_t *doc)
+{
+    const json_t *e = json_object_get(doc, "etcd");
+
+    return json_is_object(e) && json_is_false(json_object_get(e, "connected"));
+}
+
 /* ---- the table ---- */
 
 #define NCOLS 10
@@ -507,13 +514,16 @@ static void print_backend(FILE *f, const json_t *b, bool all)
     if (!json_is_true(json_object_get(b, "present")))
         fprintf(f, "not in HAProxy");
     else
-        fprintf(f, "%lld of %lld slots used, %lld free",
+        fprintf(f, "%lld of %lld %s used, %lld free",
                 (long long)json_integer_value(json_object_get(b, "slots_used")), (long long)total,
-                (long long)nfree);
-    fprintf(f, ", %lld endpoints in etcd",
-            (long long)json_integer_value(json_object_get(b, "endpoints")));
+                LOG_PLURAL(total, "slot", "slots"), (long long)nfree);
+    fprintf(
+        f, ", %lld %s in etcd", (long long)json_integer_value(json_object_get(b, "endpoints")),
+        LOG_PLURAL(json_integer_value(json_object_get(b, "endpoints")), "endpoint", "endpoints"));
     if (json_integer_value(json_object_get(b, "drift")))
         fprintf(f, ", %lld DRIFT", (long long)json_integer_value(json_object_get(b, "drift")));
+    if (json_is_false(json_object_get(b, "routed")))
+        fprintf(f, ", NOT ROUTED (no listen, no http_frontend)");
     fputc('\n', f);
     for (int c = 0; c < NCOLS; c++)
         width[c] = strlen(headers[c]);
@@ -570,10 +580,30 @@ int status_render_table(const json_t *doc, bool all, char **out)
     }
     fprintf(f, "\netcd revision %lld: ",
             (long long)json_integer_value(json_object_get(doc, "etcd_revision")));
-    if (drift)
+    if (status_etcd_down(doc)) {
+        /* The daemon's state is etcd's last known one: say so, and why. */
+        const json_t *e = json_object_get(doc, "etcd");
+        const char *note = json_string_value(json_object_get(e, "note"));
+        const char *err = json_string_value(json_object_get(e, "last_error"));
+        char q[600];
+
+        if (drift)
+            fprintf(f, "%zu drift%s between the last known etcd state and HAProxy\n", drift,
+                    drift == 1 ? "" : "s");
+        else
+            fprintf(f, "HAProxy matches the last known etcd state\n");
+        log_quote(note ? note : "etcd unreachable", note ? strlen(note) : 16, q, sizeof(q));
+        fprintf(f, "%s", q);
+        if (err) {
+            log_quote(err, strlen(err), q, sizeof(q));
+            fprintf(f, "; last error: %s", q);
+        }
+        fputc('\n', f);
+    } else if (drift) {
         fprintf(f, "%zu drift%s between etcd and HAProxy\n", drift, drift == 1 ? "" : "s");
-    else
+    } else {
         fprintf(f, "etcd and HAProxy agree\n");
+    }
     if (fclose(f) != 0 || !*out) {
         free(*out);
         *out = NULL;
@@ -623,32 +653,72 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
     int r;
 
     r = dump_line(line, arg,
-                  "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu endpoints in %zu "
-                  "services, %llu values rejected, %llu with unknown JSON fields",
+                  "state dump (SIGUSR1): etcd revision %lld (%s, %s), %zu %s in %zu "
+                  "%s, %llu %s rejected, %llu with unknown JSON fields",
                   (long long)d->revision, d->watching ? "watching" : "not watching",
-                  d->listed ? "listed" : "first listing not done", d->endpoints, d->services,
-                  d->rejected, d->unknown_fields);
+                  d->listed ? "listed" : "first listing not done", d->endpoints,
+                  LOG_PLURAL(d->endpoints, "endpoint", "endpoints"), d->services,
+                  LOG_PLURAL(d->services, "service", "services"), d->rejected,
+                  LOG_PLURAL(d->rejected, "value", "values"), d->unknown_fields);
     if (r == 0)
         r = dump_line(line, arg,
-                      "state dump: HAProxy state %s; last resync %s (%llu resyncs); last reload %s "
-                      "(%llu done, %llu failed, %llu checks failed%s); %llu batches, %llu commands "
+                      "state dump: HAProxy state %s; last resync %s (%llu %s); last reload %s "
+                      "(%llu done, %llu failed, %llu %s failed%s); %llu %s, %llu %s "
                       "(%llu refused)",
                       d->synced ? "known" : "not known yet",
                       ago(resync, sizeof(resync), d->now, d->last_resync_at), d->resyncs,
+                      LOG_PLURAL(d->resyncs, "resync", "resyncs"),
                       ago(reload, sizeof(reload), d->now, d->last_reload_at), d->reloads,
-                      d->reload_failures, d->check_failures, d->reloading ? ", one in flight" : "",
-                      d->batches, d->commands, d->refused);
+                      d->reload_failures, d->check_failures,
+                      LOG_PLURAL(d->check_failures, "check", "checks"),
+                      d->reloading ? ", one in flight" : "", d->batches,
+                      LOG_PLURAL(d->batches, "batch", "batches"), d->commands,
+                      LOG_PLURAL(d->commands, "command", "commands"), d->refused);
+    if (r == 0) {
+        char contact[32];
+
+        ago(contact, sizeof(contact), d->now, d->etcd_last_contact);
+        if (d->etcd_up)
+            r = dump_line(line, arg,
+                          "state dump: etcd connected through %s for %.1f s, last answer %s",
+                          d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
+                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact);
+        else
+            r = dump_line(line, arg,
+                          "state dump: etcd unreachable (%s) for %.1f s, last answer %s, last "
+                          "error: %s; serving the last known state (revision %lld)",
+                          d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
+                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact,
+                          d->etcd_error ? d->etcd_error : "none", (long long)d->revision);
+    }
     for (size_t i = 0; r == 0 && i < d->n_backends; i++) {
         const struct status_dump_backend *b = &d->backends[i];
 
         r = dump_line(line, arg,
-                      "state dump: backend %s: %zu slots used, %zu free (%zu endpoints, %zu "
+                      "state dump: backend %s: %zu %s used, %zu free (%zu %s, %zu "
                       "without a slot)%s%s",
-                      b->name, b->used, b->slots - b->used, b->endpoints, b->overflow,
+                      b->name, b->used, LOG_PLURAL(b->used, "slot", "slots"), b->slots - b->used,
+                      b->endpoints, LOG_PLURAL(b->endpoints, "endpoint", "endpoints"), b->overflow,
                       b->present ? "" : ", not in HAProxy",
                       b->configured ? "" : ", from etcd only");
     }
     if (r == 0)
-        r = dump_line(line, arg, "state dump: end (%zu backends)", d->n_backends);
+        r = dump_line(line, arg, "state dump: end (%zu %s)", d->n_backends,
+                      LOG_PLURAL(d->n_backends, "backend", "backends"));
     return r;
+}
+
+int status_mark_routed(json_t *doc, bool (*routed)(const char *name, void *arg), void *arg)
+{
+    json_t *arr = json_object_get(doc, "backends"), *b;
+    size_t i;
+
+    json_array_foreach(arr, i, b)
+    {
+        const char *name = json_string_value(json_object_get(b, "name"));
+
+        if (name && json_object_set_new(b, "routed", json_boolean(routed(name, arg))) < 0)
+            return -ENOMEM;
+    }
+    return 0;
 }

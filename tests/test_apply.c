@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <ev.h>
 
@@ -280,7 +281,7 @@ Test(apply, a_partial_listing_only_adds)
     apply_listed_page(&ap);
     cr_assert(api->page_dirty);
     apply_send_additions(&ap);
-    haproxy_answers("IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'.\n\n\n",
+    haproxy_answers("IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'\n\n\n",
                     line, sizeof(line));
     cr_expect_str_eq(line,
                      "set server api/s2 addr 127.0.0.2 port 80;set server api/s2 state ready\n");
@@ -293,10 +294,140 @@ Test(apply, a_partial_listing_only_adds)
     cr_expect_not(apply_busy(&ap));
     /* the listing is whole: s1's endpoint is not in it */
     apply_send(&ap);
-    haproxy_answers("\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'.\n\n",
+    haproxy_answers("\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'\n\n",
                     line, sizeof(line));
     cr_expect_str_eq(line, "set server api/s1 state maint;set server api/s1 addr 0.0.0.0 port 0\n");
     cr_expect_not(api->dirty);
     cr_expect_eq(ap.stats.command_failures, 0);
     cr_expect_eq(ap.stats.batches, 2);
+}
+
+/* A refused command: HAProxy's state is read again after a delay that
+ * starts near 1 s (REFUSAL_RESYNC_MIN_S, with +-20% jitter) and doubles
+ * while refusals keep coming (issue 20, item 7: a first delay of 10 s
+ * passed every other test). Read from the timer, not from a clock. */
+Test(apply, a_refusal_resyncs_after_a_second_then_doubles)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b";
+    double first, second;
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    api->dirty = true;
+    apply_send(&ap);
+    haproxy_answers("No such server.\n\n\n", line, sizeof(line));
+    cr_assert_eq(ap.stats.command_failures, 1, "%s", line);
+    cr_assert(ev_is_active(&ap.refusal_timer));
+    first = ev_timer_remaining(loop, &ap.refusal_timer);
+    cr_expect(first > 0.75 && first <= 1.2, "first refusal resync in %.3f s, not about 1 s", first);
+    cr_expect_float_eq(ap.refusal_delay, 1.0, 1e-9);
+    /* the timer fires (stopped here, as it would be once expired): the
+     * next refusal waits about twice as long */
+    ev_timer_stop(loop, &ap.refusal_timer);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.3:80", 12, 2, NULL), CATALOG_UPDATED);
+    api->dirty = true;
+    apply_send(&ap);
+    haproxy_answers("No such server.\n\n\n", line, sizeof(line));
+    cr_assert_eq(ap.stats.command_failures, 2, "%s", line);
+    cr_assert(ev_is_active(&ap.refusal_timer));
+    second = ev_timer_remaining(loop, &ap.refusal_timer);
+    cr_expect_float_eq(ap.refusal_delay, 2.0, 1e-9);
+    cr_expect(second > 1.5 && second <= 2.4, "second refusal resync in %.3f s, not about 2 s",
+              second);
+    free(err);
+}
+
+/* issue 19 item 4: a batch that never left (the socket gone, EMFILE) did
+ * not change HAProxy; what the next read finds is what slotsync had not yet
+ * set, not drift: nothing is counted or logged as "drift repaired". */
+Test(apply, a_batch_that_never_left_is_not_drift_later)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b";
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced);
+    /* s1's endpoint (127.0.0.1:9001) is not in etcd: the batch empties s1
+     * and fills s2, but the socket is gone when it is sent */
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    api->dirty = true;
+    close(lfd);
+    unlink(sock);
+    apply_send(&ap);
+    for (int i = 0; i < 100 && !ap.stats.runtime_errors; i++)
+        run_for(0.01);
+    cr_assert_eq(ap.stats.runtime_errors, 1);
+    /* HAProxy is back, with the state it had: read it again */
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    for (int i = 0; i < 200 && ev_is_active(&ap.retry_timer); i++)
+        run_for(0.01);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    cr_assert(ap.synced, "%s", line);
+    for (size_t i = 0; i < api->slots.n; i++)
+        cr_expect_not(api->drift[i], "s%zu marked as drift", i + 1);
+    /* the batch that follows sets what it could not set before: not drift */
+    apply_send(&ap);
+    haproxy_answers("\n\nIP changed from '127.0.0.1' to '0.0.0.0' by 'stats socket command'.\n\n"
+                    "IP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'.\n\n\n\n",
+                    line, sizeof(line));
+    cr_expect_eq(ap.stats.drift_repairs, 0, "%s", line);
+    free(err);
+}
+
+/* issue 19 item 4: a reply over the runtime reply cap is logged as what it
+ * is, not as E2BIG's "Argument list too long". HAProxy is a child that
+ * writes more than 64 MiB. */
+Test(apply, a_reply_over_the_cap_is_named_as_such)
+{
+    char *err = NULL, *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    pid_t pid;
+    int status;
+
+    cr_assert_not_null(out);
+    log_set_level(LOG_LEVEL_WARN);
+    log_set_output(out);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        static char chunk[1 << 16];
+        int cfd = accept(lfd, NULL, NULL);
+        char line[512];
+
+        memset(chunk, 'x', sizeof(chunk));
+        chunk[sizeof(chunk) - 1] = '\n';
+        if (cfd < 0 || read(cfd, line, sizeof(line)) <= 0)
+            _exit(1);
+        for (int i = 0; i < 66 * 16; i++)
+            if (write(cfd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+                _exit(0); /* the reader gave up: that is the point */
+        _exit(0);
+    }
+    apply_resync(&ap);
+    for (int i = 0; i < 1000 && !ap.stats.runtime_errors; i++)
+        run_for(0.01);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    log_set_output(NULL);
+    fclose(out);
+    cr_assert_eq(ap.stats.runtime_errors, 1);
+    cr_expect_null(strstr(text, "Argument list too long"), "%s", text);
+    cr_expect_not_null(strstr(text, "reply larger than 64 MiB"), "%s", text);
+    free(text);
+    free(err);
 }

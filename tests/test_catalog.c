@@ -604,3 +604,354 @@ Test(catalog, take_dirty_walks_and_clears)
     cr_assert_str_eq(catalog_take_dirty(cat, &pos)->name, "web");
     cr_assert_null(catalog_take_dirty(cat, &pos));
 }
+
+/* ---- caps: max_services and max_endpoints_per_service ---- */
+
+static const char *exempt_names; /* space-separated, for the case being run */
+
+static bool is_exempt(const char *service, void *arg)
+{
+    const char *p = arg;
+    size_t n = strlen(service);
+
+    for (; p && *p; p += strcspn(p, " "), p += *p == ' ')
+        if (strncmp(p, service, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* "a=1,2 b=1": the served (held: the held) instances of each service that
+ * has any, in catalog order. */
+static void dump(bool held, char *out, size_t size)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < cat->n_services; i++) {
+        const struct catalog_service *svc = cat->services[i];
+        struct catalog_endpoint *const *v = held ? svc->held : svc->endpoints;
+        size_t n = held ? svc->n_held : svc->n_endpoints;
+
+        if (!n)
+            continue;
+        len += snprintf(out + len, size - len, "%s%s=", len ? " " : "", svc->name);
+        for (size_t j = 0; j < n; j++)
+            len += snprintf(out + len, size - len, "%s%s", j ? "," : "", v[j]->instance);
+    }
+}
+
+static void dump_waiting(char *out, size_t size)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < cat->n_services; i++)
+        if (cat->services[i]->waiting)
+            len += snprintf(out + len, size - len, "%s%s", len ? " " : "", cat->services[i]->name);
+}
+
+struct cap_case {
+    const char *name;
+    size_t max_services, max_endpoints;
+    const char *exempt;
+    /* "+a/1" put, "-a/1" delete, "!a/1" a bad value, "L" re-list begins,
+     * "E" it ends, "S<n>" max_services = n, "P<n>" max_endpoints = n,
+     * "X<names>" exempt = names */
+    const char *ops[24];
+    const char *served, *held, *waiting;
+    unsigned long long capped_services, capped_endpoints;
+};
+
+static const struct cap_case cap_cases[] = {
+    {"no caps", 0, 0, NULL, {"+a/1", "+b/1", "+c/1", "+c/2"}, "a=1 b=1 c=1,2", "", "", 0, 0},
+    {"third service refused",
+     2,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+c/1", "+c/2"},
+     "a=1 b=1",
+     "c=1,2",
+     "c",
+     1,
+     0},
+    {"more endpoints of a served service are no new service",
+     2,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+a/2", "+b/9"},
+     "a=1,2 b=1,9",
+     "",
+     "",
+     0,
+     0},
+    {"taken on when one leaves",
+     2,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+c/1", "-a/1"},
+     "b=1 c=1",
+     "",
+     "",
+     1,
+     0},
+    {"a service with another endpoint left keeps its place",
+     2,
+     0,
+     NULL,
+     {"+a/1", "+a/2", "+b/1", "+c/1", "-a/1"},
+     "a=2 b=1",
+     "c=1",
+     "c",
+     1,
+     0},
+    {"take-on in name order, not arrival",
+     1,
+     0,
+     NULL,
+     {"+m/1", "+z/1", "+b/1", "-m/1"},
+     "b=1",
+     "z=1",
+     "z",
+     2,
+     0},
+    {"a bad value frees a place like a delete",
+     1,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "!a/1"},
+     "b=1",
+     "",
+     "",
+     1,
+     0},
+    {"a waiting service that leaves waits no more",
+     1,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "-b/1", "-a/1"},
+     "",
+     "",
+     "",
+     1,
+     0},
+    {"a held endpoint's update is no second refusal",
+     1,
+     1,
+     NULL,
+     {"+a/1", "+a/2", "+a/2", "+b/1", "+b/1", "+b/2"},
+     "a=1",
+     "a=2 b=1,2",
+     "b",
+     1,
+     1},
+    {"config services are not counted and never refused",
+     1,
+     0,
+     "cfg",
+     {"+cfg/1", "+a/1", "+cfg/2", "+b/1"},
+     "a=1 cfg=1,2",
+     "b=1",
+     "b",
+     1,
+     0},
+    {"endpoints beyond the cap are held, taken on in instance order",
+     0,
+     2,
+     NULL,
+     {"+a/1", "+a/5", "+a/4", "+a/3", "-a/1"},
+     "a=3,5",
+     "a=4",
+     "",
+     0,
+     2},
+    {"the cap on endpoints applies to config services too",
+     0,
+     1,
+     "cfg",
+     {"+cfg/1", "+cfg/2"},
+     "cfg=1",
+     "cfg=2",
+     "",
+     0,
+     1},
+    {"a taken-on service gets only max_endpoints",
+     1,
+     2,
+     NULL,
+     {"+a/1", "+b/1", "+b/2", "+b/3", "-a/1"},
+     "b=1,2",
+     "b=3",
+     "",
+     1,
+     0},
+    {"a service emptied by its last delete takes its own held endpoint first",
+     1,
+     1,
+     NULL,
+     {"+a/1", "+a/2", "+b/1", "-a/1"},
+     "a=2",
+     "b=1",
+     "b",
+     1,
+     1},
+    {"a re-list drops what is gone, held ones too, then takes on",
+     1,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+c/1", "L", "+b/1", "+c/1", "E"},
+     "b=1",
+     "c=1",
+     "c",
+     2,
+     0},
+    {"a re-list keeps the served ones served",
+     1,
+     0,
+     NULL,
+     {"+b/1", "+a/1", "L", "+a/1", "+b/1", "E"},
+     "b=1",
+     "a=1",
+     "a",
+     1,
+     0},
+    {"raising the cap takes on",
+     1,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+c/1", "S2"},
+     "a=1 b=1",
+     "c=1",
+     "c",
+     2,
+     0},
+    {"no cap takes all on",
+     1,
+     1,
+     NULL,
+     {"+a/1", "+a/2", "+b/1", "S0", "P0"},
+     "a=1,2 b=1",
+     "",
+     "",
+     1,
+     1},
+    {"lowering a cap drops nothing served",
+     0,
+     0,
+     NULL,
+     {"+a/1", "+a/2", "+b/1", "S1", "P1", "+c/1", "+a/3"},
+     "a=1,2 b=1",
+     "a=3 c=1",
+     "c",
+     1,
+     1},
+    {"a waiting service named in the config is taken on",
+     1,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "Xb"},
+     "a=1 b=1",
+     "",
+     "",
+     1,
+     0},
+    {"one place freed, one taken on",
+     2,
+     0,
+     NULL,
+     {"+a/1", "+b/1", "+c/1", "+d/1", "-b/1", "-a/1"},
+     "c=1 d=1",
+     "",
+     "",
+     2,
+     0},
+};
+
+Test(catalog, caps_table)
+{
+    for (size_t k = 0; k < sizeof(cap_cases) / sizeof(cap_cases[0]); k++) {
+        const struct cap_case *c = &cap_cases[k];
+        struct catalog_limits l = {c->max_services, c->max_endpoints, is_exempt, NULL};
+        char served[256], held[256], waiting[256], key[64];
+        size_t n_waiting, n_held;
+
+        catalog_free(cat);
+        cat = catalog_new(PREFIX);
+        cr_assert_not_null(cat);
+        exempt_names = c->exempt;
+        l.arg = (void *)exempt_names;
+        catalog_set_limits(cat, &l);
+        for (size_t i = 0; i < sizeof(c->ops) / sizeof(c->ops[0]) && c->ops[i]; i++) {
+            const char *op = c->ops[i];
+
+            snprintf(key, sizeof(key), PREFIX "%s", op + 1);
+            switch (op[0]) {
+            case '+':
+                cr_assert_geq(put(key, "127.0.0.1:80", (int64_t)i + 1), 0, "%s: %s", c->name, op);
+                break;
+            case '-':
+                cr_assert_geq(del(key), 0, "%s: %s", c->name, op);
+                break;
+            case '!':
+                cr_assert_eq(put(key, "nope", (int64_t)i + 1), CATALOG_REJECTED, "%s", c->name);
+                break;
+            case 'L':
+                catalog_relist_begin(cat);
+                break;
+            case 'E':
+                catalog_relist_end(cat);
+                break;
+            case 'S':
+                l.max_services = strtoul(op + 1, NULL, 10);
+                catalog_set_limits(cat, &l);
+                break;
+            case 'P':
+                l.max_endpoints = strtoul(op + 1, NULL, 10);
+                catalog_set_limits(cat, &l);
+                break;
+            case 'X':
+                l.arg = (void *)(op + 1);
+                catalog_set_limits(cat, &l);
+                break;
+            }
+        }
+        dump(false, served, sizeof(served));
+        dump(true, held, sizeof(held));
+        dump_waiting(waiting, sizeof(waiting));
+        cr_expect_str_eq(served, c->served, "%s: served", c->name);
+        cr_expect_str_eq(held, c->held, "%s: held", c->name);
+        cr_expect_str_eq(waiting, c->waiting, "%s: waiting", c->name);
+        cr_expect_eq(cat->capped_services, c->capped_services, "%s: services refused %llu", c->name,
+                     cat->capped_services);
+        cr_expect_eq(cat->capped_endpoints, c->capped_endpoints, "%s: endpoints refused %llu",
+                     c->name, cat->capped_endpoints);
+        catalog_held(cat, &n_waiting, &n_held);
+        cr_expect_eq(n_waiting, cat->n_waiting, "%s", c->name);
+        cr_expect_eq(n_held + n_waiting * 0, n_held);
+    }
+}
+
+/* What a consumer sees of a held endpoint: nothing (no dirty flag, no
+ * count), then a dirty service when it is taken on. */
+Test(catalog, caps_held_is_invisible_until_taken_on)
+{
+    struct catalog_limits l = {1, 0, NULL, NULL};
+    size_t pos = 0;
+    struct catalog_service *s;
+
+    catalog_set_limits(cat, &l);
+    cr_assert_eq(put(PREFIX "a/1", "127.0.0.1:80", 1), CATALOG_ADDED);
+    clear_dirty();
+    cr_assert_eq(put(PREFIX "b/1", "127.0.0.1:81", 2), CATALOG_HELD);
+    cr_assert_eq(put(PREFIX "b/1", "127.0.0.1:82", 3), CATALOG_UNCHANGED);
+    cr_expect_eq(catalog_count(cat), 1);
+    cr_expect_not(dirty("b"));
+    cr_expect_eq(catalog_find(cat, "b")->n_endpoints, 0);
+    cr_assert_eq(del(PREFIX "a/1"), CATALOG_REMOVED);
+    cr_expect(dirty("b"));
+    cr_expect_eq(catalog_count(cat), 1);
+    /* the held value's last update is what is served */
+    cr_expect_eq(lookup("b", "1")->ep.port, 82);
+    while ((s = catalog_take_dirty(cat, &pos)))
+        ;
+    cr_expect_eq(cat->n_counted, 1);
+}

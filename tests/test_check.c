@@ -147,6 +147,9 @@ Test(check, haproxy_accepts_a_good_render)
     config_free(&cfg);
 }
 
+/* issue 19 item 10: one mistake, one error, named by the field it came
+ * from: the misspelt defaults.server_options is rendered into web and both
+ * spare backends, and HAProxy says so three times. */
 Test(check, haproxy_catches_a_misspelt_keyword)
 {
     char base[128];
@@ -155,14 +158,74 @@ Test(check, haproxy_catches_a_misspelt_keyword)
 
     write_base(base, sizeof(base));
     load_with_options(&cfg, base, "chek inter 2s");
-    cr_assert_geq(check_haproxy(&cfg, collect, &got), 1);
+    cfg.spare_backends = 2;
+    cr_assert_eq(check_haproxy(&cfg, collect, &got), 1, "%s | %s", got.lines[0], got.lines[1]);
     cr_expect(got.error[0]);
-    /* HAProxy's own words, with the services file's name, not a temp path */
-    cr_expect(strstr(got.lines[0], "haproxy -c: ") == got.lines[0], "%s", got.lines[0]);
+    /* HAProxy's own words, named by the field, not a temp path */
+    cr_expect(strncmp(got.lines[0], "defaults.server_options: haproxy -c: ", 37) == 0, "%s",
+              got.lines[0]);
     cr_expect_not_null(strstr(got.lines[0], "unknown keyword 'chek'"), "%s", got.lines[0]);
-    cr_expect_not_null(strstr(got.lines[0], "/etc/haproxy/services.cfg:"), "%s", got.lines[0]);
+    cr_expect_not_null(strstr(got.lines[0], "(in 3 rendered proxies)"), "%s", got.lines[0]);
     cr_expect_null(strstr(got.lines[0], "slotsync-check-"), "%s", got.lines[0]);
     config_free(&cfg);
+}
+
+/* The same, pure: HAProxy's lines (2.6's wording) mapped to the fields of
+ * the render they point at; a line no field produced keeps its place. */
+Test(check, haproxy_lines_are_named_by_their_field_once)
+{
+    static const char rendered[] = "# Rendered by slotsync.\n"
+                                   "\n"
+                                   "backend api\n"
+                                   "    mode http\n"
+                                   "    balance roundrobin\n"
+                                   "    default-server check frob\n"
+                                   "    server s1 0.0.0.0:0 disabled\n"
+                                   "\n"
+                                   "frontend fe:api\n"
+                                   "    bind 127.0.0.1:8001\n"
+                                   "\n"
+                                   "backend web\n"
+                                   "    default-server chek\n"
+                                   "\n"
+                                   "backend spare:0\n"
+                                   "    default-server chek\n"
+                                   "\n"
+                                   "frontend slotsync:http\n"
+                                   "    bind 127.0.0.1:8080\n";
+    char out[] = "[NOTICE]   (1) : haproxy version is 2.6.12\n"
+                 "[ALERT]    (1) : config : [/tmp/r.cfg:6] : unknown keyword 'frob'.\n"
+                 "[ALERT]    (1) : config : [/tmp/r.cfg:13] : unknown keyword 'chek'.\n"
+                 "[ALERT]    (1) : config : [/tmp/r.cfg:16] : unknown keyword 'chek'.\n"
+                 "[ALERT]    (1) : config : [/tmp/r.cfg:19] : cannot bind socket.\n"
+                 "[ALERT]    (1) : config : [/tmp/r.cfg:10] : cannot bind socket.\n"
+                 "[WARNING]  (1) : config : [/tmp/r.cfg:1] : odd.\n"
+                 "[ALERT]    (1) : config : Error(s) found in configuration file : /tmp/r.cfg\n"
+                 "[ALERT]    (1) : config : Fatal errors found in configuration.\n";
+    struct config cfg = {0};
+    struct service_conf svc[2] = {0};
+    struct collected got = {0};
+
+    snprintf(svc[0].name, sizeof(svc[0].name), "api");
+    snprintf(svc[0].opt.server_options, sizeof(svc[0].opt.server_options), "check frob");
+    snprintf(svc[0].opt.balance, sizeof(svc[0].opt.balance), "roundrobin");
+    snprintf(svc[1].name, sizeof(svc[1].name), "web");
+    snprintf(svc[1].opt.server_options, sizeof(svc[1].opt.server_options), "chek");
+    snprintf(svc[1].opt.balance, sizeof(svc[1].opt.balance), "roundrobin");
+    snprintf(cfg.defaults.server_options, sizeof(cfg.defaults.server_options), "chek");
+    snprintf(cfg.defaults.balance, sizeof(cfg.defaults.balance), "roundrobin");
+    cfg.services = svc;
+    cfg.n_services = 2;
+    cr_assert_eq(
+        check_haproxy_report(&cfg, rendered, out, "/tmp/r.cfg", "/etc/s.cfg", collect, &got), 5);
+    cr_expect_str_eq(got.lines[0], "services.api.server_options: haproxy -c: config : unknown "
+                                   "keyword 'frob'.");
+    cr_expect_str_eq(got.lines[1], "defaults.server_options: haproxy -c: config : unknown "
+                                   "keyword 'chek'. (in 2 rendered proxies)");
+    cr_expect_str_eq(got.lines[2], "http_frontend.bind: haproxy -c: config : cannot bind socket.");
+    cr_expect_str_eq(got.lines[3], "services.api.listen: haproxy -c: config : cannot bind socket.");
+    cr_expect_str_eq(got.lines[4], "haproxy -c: config : [/etc/s.cfg:1] : odd.");
+    cr_expect_not(got.error[4]);
 }
 
 Test(check, haproxy_not_installed_is_a_warning)

@@ -634,7 +634,73 @@ static const struct error_case error_cases[] = {
     {"{\"error\":\"x\",\"code\":99}", 0, 99, "x", -EIO},
     {"{\"error\":\"x\"}", 0, 0, "x", -EIO},
     {"{\"error\":17}", -EINVAL, 0, NULL, 0},
+    /* etcd 3.6 (grpc-gateway v2): google.rpc.Status, unary at the top ... */
+    {"{\"code\":5,\"message\":\"etcdserver: requested lease not found\",\"details\":[]}", 0, 5,
+     "etcdserver: requested lease not found", -ENOENT},
+    {"{\"code\":16,\"message\":\"etcdserver: invalid auth token\",\"details\":[]}", 0, 16,
+     "etcdserver: invalid auth token", -EACCES},
+    {"{\"code\":14,\"message\":\"etcdserver: no leader\"}", 0, 14, "etcdserver: no leader",
+     -EAGAIN},
+    /* ... and under "error" on a stream */
+    {"{\"error\":{\"code\":11,\"message\":\"etcdserver: mvcc: required revision has been "
+     "compacted\",\"details\":[]}}",
+     0, 11, "etcdserver: mvcc: required revision has been compacted", -ERANGE},
+    /* 3.4/3.5's stream shape, every member */
+    {"{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\","
+     "\"http_status\":\"Service Unavailable\"}}",
+     0, 14, "etcdserver: no leader", -EAGAIN},
 };
+
+/* Which replies are errors at all: 3.6's top-level status only with a
+ * non-zero integer code and a message, never beside a result or header. */
+struct is_error_case {
+    const char *json;
+    bool error;
+};
+
+static const struct is_error_case is_error_cases[] = {
+    {"{\"code\":5,\"message\":\"x\",\"details\":[]}", true},
+    {"{\"code\":5,\"message\":\"x\"}", true},
+    {"{\"error\":\"x\",\"code\":5,\"message\":\"x\"}", true},
+    {"{\"error\":{\"grpc_code\":14,\"message\":\"x\"}}", true},
+    {"{\"error\":{\"code\":14,\"message\":\"x\",\"details\":[]}}", true},
+    {"{\"code\":0,\"message\":\"\"}", false},
+    {"{\"code\":\"5\",\"message\":\"x\"}", false},
+    {"{\"code\":5}", false},
+    {"{\"header\":{\"revision\":\"3\"},\"code\":5,\"message\":\"x\"}", false},
+    {"{\"result\":{},\"code\":5,\"message\":\"x\"}", false},
+    {"{\"header\":{\"revision\":\"3\"},\"kvs\":[]}", false},
+    {"[]", false},
+};
+
+Test(etcd_parse, which_replies_are_errors)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(is_error_cases); i++) {
+        json_t *msg = json_loads(is_error_cases[i].json, 0, NULL);
+
+        cr_assert_not_null(msg, "case %zu", i);
+        cr_expect_eq(etcd_reply_error(msg) != NULL, is_error_cases[i].error, "case %zu: %s", i,
+                     is_error_cases[i].json);
+        json_decref(msg);
+    }
+}
+
+/* A 3.6 stream error ends a watch like 3.4's does. */
+Test(etcd_parse, watch_error_of_etcd_3_6)
+{
+    json_t *msg = json_loads("{\"error\":{\"code\":11,\"message\":\"etcdserver: mvcc: required "
+                             "revision has been compacted\",\"details\":[]}}",
+                             0, NULL);
+    struct etcd_watch_msg m;
+    char *errmsg = NULL;
+
+    cr_assert_eq(etcd_parse_watch(msg, &m, &errmsg), 0, "%s", errmsg ? errmsg : "");
+    cr_expect(m.error);
+    cr_expect_eq(m.error_code, 11);
+    cr_expect_str_eq(m.error_message, "etcdserver: mvcc: required revision has been compacted");
+    etcd_watch_msg_free(&m);
+    json_decref(msg);
+}
 
 Test(etcd_parse, error_objects)
 {
@@ -646,7 +712,7 @@ Test(etcd_parse, error_objects)
         int rc;
 
         cr_assert_not_null(msg, "case %zu", i);
-        rc = etcd_parse_error(msg, json_object_get(msg, "error"), &m, &errmsg);
+        rc = etcd_parse_error(msg, etcd_reply_error(msg), &m, &errmsg);
         cr_assert_eq(rc, c->rc, "case %zu: rc %d", i, rc);
         if (rc == 0) {
             cr_assert(m.error, "case %zu", i);

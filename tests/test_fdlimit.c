@@ -1,124 +1,70 @@
-/* test_fdlimit - HAProxy's descriptor needs: the config counter and the
- * model, against figures measured on HAProxy 2.6.12 ("Cannot raise FD limit
- * to N" with ulimit -n 500, docs/DESIGN.md), and what this machine gives. */
+/* fdlimit: the admin endpoint's budget of descriptors and the names of
+ * EMFILE and ENFILE. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <slotsync/fdlimit.h>
 
-/* A config like the one each figure was measured on: a stats socket, two
- * binds, one backend of n servers with options opt, maybe global lines. */
-static char *measured_config(const char *global, size_t n, const char *opt)
-{
-    size_t cap = 512 + n * 64, len = 0;
-    char *t = malloc(cap);
-
-    cr_assert_not_null(t);
-    len += (size_t)snprintf(t + len, cap - len,
-                            "global\n    stats socket /tmp/a.sock mode 600 level admin\n%s"
-                            "defaults\n    mode http\n    timeout connect 1s\n"
-                            "frontend f\n    bind 127.0.0.1:47999\n    bind 127.0.0.1:47998\n"
-                            "    default_backend b\nbackend b\n",
-                            global);
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(t + len, cap - len, "    server s%zu 0.0.0.0:0 %s\n", i + 1, opt);
-    return t;
-}
-
-Test(fdlimit, the_model_gives_haproxys_measured_figures)
+Test(fdlimit, admin_budget)
 {
     static const struct {
-        const char *global;
-        size_t servers;
-        const char *opt;
-        long cpus;
-        unsigned long want; /* HAProxy 2.6.12: "Cannot raise FD limit to <want>" */
+        unsigned long nofile, in_use;
+        unsigned want;
     } cases[] = {
-        {"    maxconn 4096\n    nbthread 1\n", 1000, "check", 2, 9218},
-        {"    maxconn 4096\n    nbthread 1\n", 2000, "check", 2, 10218},
-        {"    maxconn 4096\n    nbthread 4\n", 1000, "check", 2, 9227},
-        {"    maxconn 4096\n    nbthread 1\n", 1000, "disabled", 2, 8218},
-        {"    nbthread 1\n", 1000, "check", 2, 1226},
-        {"    maxconn 4096\n    nbthread 1\n", 1000, "check agent-check agent-port 1", 2, 11218},
-        {"    maxconn 4096\n    nbthread 1\n", 1000, "check disabled", 2, 9218},
+        {13, 12, 0},  /* the issue's repro: nothing left after the reserve */
+        {24, 10, 0},  /* reserve not even met */
+        {34, 10, 0},  /* exactly the reserve */
+        {35, 10, 1},  /* one */
+        {64, 12, 28}, /* a small limit: the rest */
+        {1024, 12, FDLIMIT_ADMIN_MAX},
+        {1048576, 12, FDLIMIT_ADMIN_MAX},
+        {(unsigned long)-1, 12, FDLIMIT_ADMIN_MAX}, /* RLIM_INFINITY */
+        {0, 0, 0},
     };
 
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        char *t = measured_config(cases[k].global, cases[k].servers, cases[k].opt);
-        struct fdlimit_count c = {0};
-
-        fdlimit_count_text(t, strlen(t), &c);
-        cr_expect_eq(c.servers, cases[k].servers, "case %zu", k);
-        cr_expect_eq(c.listeners, 3, "case %zu", k);
-        cr_expect_eq(fdlimit_needed(&c, cases[k].cpus), cases[k].want, "case %zu: %lu", k,
-                     fdlimit_needed(&c, cases[k].cpus));
-        free(t);
-    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_expect_eq(fdlimit_admin_budget(cases[i].nofile, cases[i].in_use), cases[i].want,
+                     "case %zu: nofile %lu in use %lu: %u", i, cases[i].nofile, cases[i].in_use,
+                     fdlimit_admin_budget(cases[i].nofile, cases[i].in_use));
 }
 
-Test(fdlimit, checks_come_from_default_server_lines_and_sections)
+Test(fdlimit, per_client)
 {
-    static const struct {
-        const char *text;
-        unsigned long servers, checked, agents;
-    } cases[] = {
-        /* a rendered backend: "check" on its default-server line */
-        {"backend web\n    default-server check inter 2s\n    server s1 0.0.0.0:0 disabled\n"
-         "    server s2 10.0.0.1:80 weight 1\n",
-         2, 2, 0},
-        /* the defaults' default-server applies to later sections only */
-        {"backend a\n    server s1 1.2.3.4:80\ndefaults\n    default-server check\n"
-         "backend b\n    server s1 1.2.3.4:80\n    server s2 1.2.3.4:81 no-check\n",
-         3, 1, 0},
-        /* a backend's default-server does not leak into the next backend */
-        {"backend a\n    default-server check agent-check\n    server s1 1.2.3.4:80\n"
-         "backend b\n    server s1 1.2.3.4:80\n",
-         2, 1, 1},
-        /* "check-ssl", "checkx" and comments are not "check" */
-        {"backend a\n    server s1 1.2.3.4:80 check-ssl # check\n    server s2 1.2.3.4:80 checkx\n",
-         2, 0, 0},
-        {"", 0, 0, 0},
-    };
-
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        struct fdlimit_count c = {0};
-
-        fdlimit_count_text(cases[k].text, strlen(cases[k].text), &c);
-        cr_expect_eq(c.servers, cases[k].servers, "case %zu servers %lu", k, c.servers);
-        cr_expect_eq(c.checked, cases[k].checked, "case %zu checked %lu", k, c.checked);
-        cr_expect_eq(c.agents, cases[k].agents, "case %zu agents %lu", k, c.agents);
-    }
+    cr_expect_eq(fdlimit_per_client(0), 1u);
+    cr_expect_eq(fdlimit_per_client(3), 1u);
+    cr_expect_eq(fdlimit_per_client(28), 7u);
+    cr_expect_eq(fdlimit_per_client(64), 16u);
 }
 
-Test(fdlimit, global_settings_are_read_from_the_global_section_only)
+Test(fdlimit, names)
 {
-    const char *t = "global\n    maxconn 2000\n    nbthread 3\n    fd-hard-limit 50000\n"
-                    "    stats socket /a level admin\n    stats timeout 2m\n"
-                    "frontend f\n    maxconn 10\n    bind :80\n";
-    struct fdlimit_count c = {0};
+    char want[64];
 
-    fdlimit_count_text(t, strlen(t), &c);
-    cr_expect_eq(c.maxconn, 2000);
-    cr_expect_eq(c.nbthread, 3);
-    cr_expect_eq(c.fd_hard_limit, 50000);
-    cr_expect_eq(c.listeners, 2);
-    /* bad numbers are not taken */
-    struct fdlimit_count d = {0};
-    const char *bad = "global\n    maxconn -5\n    nbthread x\n";
-
-    fdlimit_count_text(bad, strlen(bad), &d);
-    cr_expect_eq(d.maxconn, 0);
-    cr_expect_eq(d.nbthread, 0);
+    cr_expect(fdlimit_is_exhausted(EMFILE));
+    cr_expect(fdlimit_is_exhausted(-ENFILE));
+    cr_expect_not(fdlimit_is_exhausted(-ECONNREFUSED));
+    cr_expect_not(fdlimit_is_exhausted(0));
+    snprintf(want, sizeof(want), "nofile %lu)", fdlimit_soft());
+    cr_expect(strstr(fdlimit_strerror(-EMFILE), "out of file descriptors (EMFILE"));
+    cr_expect(strstr(fdlimit_strerror(EMFILE), want), "%s", fdlimit_strerror(EMFILE));
+    cr_expect(strstr(fdlimit_strerror(ENFILE), "out of file descriptors (ENFILE"));
+    cr_expect_str_eq(fdlimit_strerror(-ECONNREFUSED), strerror(ECONNREFUSED));
 }
 
-Test(fdlimit, what_haproxy_can_get)
+Test(fdlimit, raise_and_count)
 {
-    cr_expect_eq(fdlimit_available(20000, 1048576, false, 0), 20000);
-    cr_expect_eq(fdlimit_available(20000, 1048576, true, 0), 1048576);
-    cr_expect_eq(fdlimit_available(20000, 1048576, true, 50000), 50000);
-    cr_expect_eq(fdlimit_available(20000, 1048576, false, 50000), 20000);
-    cr_expect_eq(fdlimit_available(2000000, 1048576, true, 0), 2000000);
+    struct fdlimit fl;
+    struct rlimit rl;
+    int n = fdlimit_in_use();
+
+    cr_assert(n >= 3, "%d descriptors", n); /* stdin, stdout, stderr at least */
+    cr_assert_eq(fdlimit_raise(&fl), 0);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_expect_eq((unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
+    cr_expect_eq(fl.soft, fl.hard);
+    cr_expect_eq(fl.raised, fl.soft_before != fl.soft);
 }

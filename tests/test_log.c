@@ -664,3 +664,26 @@ Test(log, fields_are_rate_limited)
     fclose(out);
     free(text);
 }
+
+/* issue 19 item 11: a library's message ending in a newline is quoted
+ * without it; a newline inside stays quoted. */
+Test(log, chomp_drops_only_trailing_line_ends)
+{
+    static const struct {
+        const char *in, *quoted;
+    } cases[] = {
+        {"Failed to bind\n", "Failed to bind"},
+        {"two\r\n", "two"},
+        {"in\nside\n", "in\\nside"},
+        {"none", "none"},
+        {"\n", ""},
+        {"", ""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char q[64];
+
+        log_quote(cases[i].in, log_chomp(cases[i].in, strlen(cases[i].in)), q, sizeof(q));
+        cr_expect_str_eq(q, cases[i].quoted, "case %zu", i);
+    }
+}

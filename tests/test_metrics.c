@@ -210,7 +210,7 @@ static const char *sample_value(const char *text, const char *key)
 
 Test(metrics, exposition_format_line_by_line)
 {
-    struct metrics_backend be[] = {{"web", 3, 16}, {"we\"ird\\", 0, 4}};
+    struct metrics_backend be[] = {{"web", 3, 16, false}, {"we\"ird\\", 0, 4, true}};
     struct metrics m = {0};
     struct parser p;
     char *text;
@@ -226,6 +226,8 @@ Test(metrics, exposition_format_line_by_line)
     m.reload_requests[METRICS_CAUSE_NEW_SERVICE] = 1;
     m.haproxy_up = true;
     m.since_resync_s = 1.5;
+    m.capped[METRICS_CAP_SERVICES] = 5;
+    m.held[METRICS_CAP_ENDPOINTS] = 2;
     m.backends = be;
     m.n_backends = 2;
     metrics_observe(&m.batch_seconds, 0.002, 1);
@@ -244,6 +246,9 @@ Test(metrics, exposition_format_line_by_line)
     cr_assert_str_eq(sample_value(text, "slotsync_values_rejected_total{reason=\"value\"}"), "1");
     cr_assert_str_eq(sample_value(text, "slotsync_slots_used{backend=\"web\"}"), "3");
     cr_assert_str_eq(sample_value(text, "slotsync_slots_total{backend=\"we\\\"ird\\\\\"}"), "4");
+    /* issue 19 item 5: a backend nothing routes to */
+    cr_assert_str_eq(sample_value(text, "slotsync_backend_routed{backend=\"web\"}"), "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_backend_routed{backend=\"we\\\"ird\\\\\"}"), "0");
     cr_assert_str_eq(sample_value(text, "slotsync_batch_duration_seconds_bucket{le=\"0.0025\"}"),
                      "1");
     cr_assert_str_eq(sample_value(text, "slotsync_batch_duration_seconds_bucket{le=\"0.25\"}"),
@@ -255,6 +260,11 @@ Test(metrics, exposition_format_line_by_line)
     cr_assert_str_eq(sample_value(text, "slotsync_seconds_since_last_resync"), "1.500");
     cr_assert_str_eq(sample_value(text, "slotsync_reload_requests_total{cause=\"new_service\"}"),
                      "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_capped_total{limit=\"max_services\"}"), "5");
+    cr_assert_str_eq(
+        sample_value(text, "slotsync_capped_total{limit=\"max_endpoints_per_service\"}"), "0");
+    cr_assert_str_eq(sample_value(text, "slotsync_capped{limit=\"max_endpoints_per_service\"}"),
+                     "2");
     free(text);
 }
 
@@ -269,6 +279,38 @@ Test(metrics, no_resync_yet_leaves_the_gauge_without_a_sample)
     cr_assert_eq(metrics_render(&m, &text, &len), 0);
     check_exposition(text, &p);
     cr_assert_null(sample_value(text, "slotsync_seconds_since_last_resync"));
+    free(text);
+}
+
+Test(metrics, etcd_build_and_spare_gauges)
+{
+    struct metrics m = {0};
+    struct parser p;
+    char *text;
+    size_t len;
+
+    m.since_resync_s = -1;
+    m.etcd_up = false;
+    m.etcd_last_contact_s = 40.25;
+    m.version = "0.1.0";
+    m.spares_total = 4;
+    m.spares_free = 3;
+    cr_assert_eq(metrics_render(&m, &text, &len), 0);
+    check_exposition(text, &p);
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_up"), "0");
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_last_contact_seconds"), "40.250");
+    cr_assert_str_eq(sample_value(text, "slotsync_build_info{version=\"0.1.0\"}"), "1");
+    cr_assert_str_eq(sample_value(text, "slotsync_spare_backends"), "4");
+    cr_assert_str_eq(sample_value(text, "slotsync_spare_backends_free"), "3");
+    free(text);
+
+    /* connected; never heard from etcd yet: no sample, as before a resync */
+    m.etcd_up = true;
+    m.etcd_last_contact_s = -1;
+    cr_assert_eq(metrics_render(&m, &text, &len), 0);
+    check_exposition(text, &p);
+    cr_assert_str_eq(sample_value(text, "slotsync_etcd_up"), "1");
+    cr_assert_null(sample_value(text, "slotsync_etcd_last_contact_seconds"));
     free(text);
 }
 

@@ -873,3 +873,35 @@ Test(plan, additions_only_fills_empty_slots_only)
         cr_assert_eq(plan_backend_opts(&plan, "b", &t, &st, NULL), 0, "%s", cases[i].name);
     }
 }
+
+/* issue 19 item 7: a change's "had" text brackets HAProxy's IPv6 address
+ * and only an IPv6 one, whatever the address before it in the same plan
+ * (the bracket was once decided from the buffer before it was filled: C
+ * leaves the order of a call's arguments unspecified). */
+Test(plan, change_text_brackets_haproxys_address_by_its_own_family)
+{
+    static const struct {
+        const char *had, *text;
+    } cases[] = {
+        {"::2", "addr [::2]:80"},           {"127.0.0.9", "addr 127.0.0.9:80"},
+        {"fe80::1", "addr [fe80::1]:80"},   {"fe80::1", "addr [fe80::1]:80"},
+        {"127.0.0.8", "addr 127.0.0.8:80"}, {"127.0.0.7", "addr 127.0.0.7:80"},
+    };
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    struct slot_table t;
+    struct server_view st[6];
+
+    cr_assert_eq(slots_init(&t, n), 0);
+    for (size_t i = 0; i < n; i++) {
+        t.slots[i] = filled("127.0.0.1", 8080, 1, ENDPOINT_READY);
+        t.slots[i].instance = strdup("a");
+        st[i] = have(cases[i].had, 80, 1, SERVER_READY);
+    }
+    cr_assert_gt(plan_backend(&plan, "api", &t, st), 0);
+    cr_assert_eq(plan.n_changes, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_str_eq(plan.changes[i].had, cases[i].text, "%zu: had %s", i, cases[i].had);
+        cr_expect_str_eq(plan.changes[i].want, "addr 127.0.0.1:8080", "%zu", i);
+    }
+    slots_free(&t);
+}

@@ -198,3 +198,49 @@ Test(reload, a_bad_master_address_is_refused)
 {
     cr_assert_null(reloader_new(EV_DEFAULT, "haproxy", NULL, "not-an-address", NULL));
 }
+
+/* issue 19 item 4: the last reload as HAProxy knows it, for a slotsync that
+ * (re)started after it: the newest current worker's uptime. */
+Test(reload, parse_worker_uptime_table)
+{
+    static const struct {
+        const char *name, *text;
+        int ret;
+        long uptime;
+    } cases[] = {
+        {"2.6 after a reload",
+         "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
+         "3545            master          1 [failed: 0]   0d00h00m03s     2.6.12-1+deb12u4\n"
+         "# workers\n"
+         "3600            worker          0               0d00h00m02s     2.6.12-1+deb12u4\n"
+         "# programs\n\n",
+         0, 2},
+        {"old workers still finishing",
+         "#<PID> <type> <reloads> <uptime> <version>\n"
+         "1 master 4 [failed: 0] 2d03h04m05s 3.0.5\n"
+         "# workers\n"
+         "9 worker 0 0d01h02m03s 3.0.5\n"
+         "# old workers\n"
+         "7 worker 1 0d05h00m00s 3.0.5\n"
+         "# programs\n",
+         0, 3723},
+        {"two current workers: the newest",
+         "# workers\n9 worker 0 1d00h00m00s 3.1\n"
+         "10 worker 0 0d00h00m30s 3.1\n",
+         0, 30},
+        {"no worker", "1 master 0 [failed: 0] 0d00h00m01s 2.6\n# workers\n# programs\n", -EPROTO,
+         0},
+        {"bad uptime", "# workers\n9 worker 0 yesterday 2.6\n", -EPROTO, 0},
+        {"minutes out of range", "# workers\n9 worker 0 0d00h75m00s 2.6\n", -EPROTO, 0},
+        {"an error", "Unknown command: 'show proc'\n", -EPROTO, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long up = -7;
+
+        cr_expect_eq(reload_parse_worker_uptime(cases[i].text, &up), cases[i].ret, "%s",
+                     cases[i].name);
+        if (cases[i].ret == 0)
+            cr_expect_eq(up, cases[i].uptime, "%s: %ld", cases[i].name, up);
+    }
+}

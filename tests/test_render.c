@@ -228,6 +228,11 @@ static const struct parse_case parse_cases[] = {
                    "\nfrontend api\n    mode tcp\n    balance first\nbackend db\n    mode tcp\n",
      "api|http|roundrobin|check inter 2s;db|tcp||"},
     {RENDER_MARKER "\nbackend a.b_c-D\nfrontend a.b_c-D\nbackend x", "a.b_c-D|||;x|||"},
+    /* today's naming: the frontend's own name is not a backend's */
+    {RENDER_MARKER
+     "\nbackend api\n    mode tcp\n\nfrontend fe:api\n    mode http\n    balance first\n"
+     "\nfrontend slotsync:http\n    mode http\n",
+     "api|tcp||"},
     /* not a file slotsync rendered: nothing is claimed */
     {"global\nbackend app\n", ""},
     {"", ""},
@@ -296,4 +301,118 @@ Test(render, parse_backends_reads_what_render_wrote)
     free(fb);
     free(out);
     slots_free(&t);
+}
+
+/* issue 19 item 5: which backends a rendered frontend reaches. */
+Test(render, service_routed_table)
+{
+    static const struct {
+        bool listen, http_bind, domain, tcp;
+        size_t hosts;
+        bool routed;
+    } cases[] = {
+        {true, false, false, false, 0, true},   /* its own listen */
+        {true, false, false, true, 0, true},    /* tcp with a listen */
+        {false, false, false, false, 0, false}, /* nothing: the field report's case */
+        {false, true, true, false, 0, true},    /* Host <name>.<domain> */
+        {false, true, false, false, 0, false},  /* a frontend, no domain, no hosts */
+        {false, true, false, false, 1, true},   /* a frontend and its own hosts */
+        {false, true, true, true, 0, false},    /* tcp: the HTTP frontend cannot */
+    };
+    char domain[] = "svc.local";
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config cfg;
+        struct service_conf svc;
+        char *hosts[] = {"www.example.test"};
+
+        memset(&cfg, 0, sizeof(cfg));
+        memset(&svc, 0, sizeof(svc));
+        snprintf(svc.name, sizeof(svc.name), "api");
+        svc.listen.set = cases[i].listen;
+        svc.opt.mode = cases[i].tcp ? MODE_TCP : MODE_HTTP;
+        svc.hosts = cases[i].hosts ? hosts : NULL;
+        svc.n_hosts = cases[i].hosts;
+        cfg.http_bind.set = cases[i].http_bind;
+        cfg.http_domain = cases[i].domain ? domain : NULL;
+        cr_expect_eq(render_service_routed(&cfg, &svc), cases[i].routed, "case %zu", i);
+    }
+}
+
+/* HAProxy 3.3+ refuses a frontend and a backend of the same name: whatever
+ * the services, every frontend rendered has a name no backend can take. A
+ * service named like the HTTP frontend once was ("slotsync_http") too. */
+Test(render, frontends_never_share_a_backend_name)
+{
+    static const char *const names[] = {"api",      "slotsync_http", "fe",
+                                        "slotsync", "spare",         "a.b-c_D"};
+    struct service_conf svc[6];
+    struct slot_table t[6];
+    struct render_backend rb[6];
+    struct config cfg;
+    char *out = NULL, *err = NULL, be[64][80], fe[64][80];
+    size_t len, nb = 0, nf = 0;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_bind.set = true;
+    snprintf(cfg.http_bind.host, sizeof(cfg.http_bind.host), "127.0.0.1");
+    cfg.http_bind.port = 8080;
+    cfg.hosts_map = "/m";
+    cfg.http_domain = "service.local";
+    cfg.defaults.mode = MODE_HTTP;
+    cfg.spare_backends = 2;
+    cfg.defaults.slots = 1;
+    snprintf(cfg.defaults.balance, sizeof(cfg.defaults.balance), "roundrobin");
+    for (size_t i = 0; i < 6; i++) {
+        svc[i] = make_svc(names[i], MODE_HTTP, "127.0.0.1", (unsigned short)(8000 + i));
+        cr_assert_eq(slots_init(&t[i], 1), 0);
+        rb[i] = (struct render_backend){&svc[i], &t[i], NULL};
+    }
+    cr_assert_eq(render_services(&cfg, rb, 6, &out, &len, &err), 0, "%s", err ? err : "");
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char kw[16], name[80];
+
+        if (*p == ' ' || *p == '\n' || sscanf(p, "%15s %79s", kw, name) != 2)
+            continue;
+        if (strcmp(kw, "backend") == 0 && nb < 64)
+            snprintf(be[nb++], sizeof(be[0]), "%s", name);
+        if (strcmp(kw, "frontend") == 0 && nf < 64)
+            snprintf(fe[nf++], sizeof(fe[0]), "%s", name);
+    }
+    cr_expect_eq(nb, 8, "6 services and 2 spares");
+    cr_expect_eq(nf, 7, "6 listen addresses and the HTTP frontend");
+    for (size_t i = 0; i < nf; i++) {
+        cr_expect(render_frontend_name_valid(fe[i]), "%s", fe[i]);
+        cr_expect_not(endpoint_service_name_valid(fe[i]), "%s could be a service's name", fe[i]);
+        for (size_t k = 0; k < nb; k++)
+            cr_expect_str_neq(fe[i], be[k], "frontend and backend %s", be[k]);
+    }
+    cr_expect_not_null(strstr(out, "\nfrontend fe:api\n    mode http\n    bind 127.0.0.1:8000\n"
+                                   "    default_backend api\n"));
+    cr_expect_not_null(strstr(out, "\nfrontend slotsync:http\n"));
+    cr_expect_not_null(strstr(out, "\nbackend slotsync_http\n"));
+    free(out);
+    for (size_t i = 0; i < 6; i++)
+        slots_free(&t[i]);
+}
+
+Test(render, frontend_names)
+{
+    char fe[RENDER_FRONTEND_NAME_SIZE];
+    char longest[SERVICE_NAME_MAX + 1];
+
+    render_frontend_name("api", fe);
+    cr_expect_str_eq(fe, "fe:api");
+    memset(longest, 'a', SERVICE_NAME_MAX);
+    longest[SERVICE_NAME_MAX] = '\0';
+    render_frontend_name(longest, fe);
+    cr_expect_eq(strlen(fe), 3 + SERVICE_NAME_MAX, "never cut short");
+    cr_expect(render_frontend_name_valid(fe));
+    cr_expect(render_frontend_name_valid("slotsync:http"));
+    cr_expect(render_frontend_name_valid("fe:a.b_c-D"));
+    cr_expect_not(render_frontend_name_valid("fe:"));
+    cr_expect_not(render_frontend_name_valid("fe:a b"));
+    cr_expect_not(render_frontend_name_valid("fe:spare:1"));
+    cr_expect_not(render_frontend_name_valid("api"));
+    cr_expect_not(render_frontend_name_valid("slotsync_http"));
 }

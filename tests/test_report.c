@@ -11,6 +11,8 @@
 
 #include <slotsync/report.h>
 #include <slotsync/slots.h>
+#include <slotsync/status.h>
+#include <slotsync/version.h>
 
 #define STATE_HEADER                                                                               \
     "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "        \
@@ -76,6 +78,7 @@ static struct report_state state(void)
     es.watch_starts = 2;
     es.revision = 42;
     es.watching = true;
+    es.last_contact_at = 999.5;
     return (struct report_state){
         .now = 1000,
         .etcd = &es,
@@ -97,6 +100,12 @@ static struct report_state state(void)
         .backends = v,
         .n_backends = n,
         .obs = &obs,
+        .etcd_up = true,
+        .etcd_since = 900,
+        .etcd_endpoint = "https://user@127.0.0.1:2379/",
+        .wall_now = 1796608419.0,
+        .spares = 4,
+        .spares_free = 3,
     };
 }
 
@@ -269,10 +278,10 @@ Test(report, dump_says_what_the_state_holds)
     s = state();
     s.reloading = true;
     cr_assert_eq(report_dump(&s, collect, &l), 0);
-    cr_assert_eq(l.n, 5);
+    cr_assert_eq(l.n, 6);
     cr_expect_str_eq(l.text[0],
                      "state dump (SIGUSR1): etcd revision 42 (watching, listed), 2 endpoints in 1 "
-                     "services, 0 values rejected, 0 with unknown JSON fields");
+                     "service, 0 values rejected, 0 with unknown JSON fields");
     cr_expect_not_null(strstr(l.text[1], "HAProxy state known; last resync 2.0 s ago (6 resyncs)"),
                        "%s", l.text[1]);
     cr_expect_not_null(
@@ -280,9 +289,157 @@ Test(report, dump_says_what_the_state_holds)
                "last reload 10.0 s ago (2 done, 1 failed, 9 checks failed, one in flight); "
                "3 batches, 11 commands (1 refused)"),
         "%s", l.text[1]);
-    cr_expect_str_eq(l.text[2], "state dump: backend old: 0 slots used, 2 free (0 endpoints, 0 "
+    cr_expect_str_eq(l.text[2], "state dump: etcd connected through 127.0.0.1:2379 for 100.0 s, "
+                                "last answer 0.5 s ago");
+    cr_expect_str_eq(l.text[3], "state dump: backend old: 0 slots used, 2 free (0 endpoints, 0 "
                                 "without a slot), not in HAProxy, from etcd only");
-    cr_expect_str_eq(l.text[3], "state dump: backend web: 2 slots used, 1 free (2 endpoints, 0 "
+    cr_expect_str_eq(l.text[4], "state dump: backend web: 2 slots used, 1 free (2 endpoints, 0 "
                                 "without a slot)");
-    cr_expect_str_eq(l.text[4], "state dump: end (2 backends)");
+    cr_expect_str_eq(l.text[5], "state dump: end (2 backends)");
+}
+
+/* etcd's state on every surface (issue 19): /readyz's note, /metrics, the
+ * /status "etcd" object, the dump; up, then down for 40 s. */
+Test(report, etcd_state_up_and_down)
+{
+    static const char servers[] =
+        STATE_HEADER "3 web 1 s1 127.0.0.1 2 0 1 1 5 6 3 4 6 0 0 0 - 8081 - 0 0 - - 0\n";
+    struct metrics_backend *rows = NULL;
+    struct metrics m;
+    struct report_state s;
+    struct lines l = {0};
+    json_t *doc, *e;
+    char note[200], *err = NULL;
+    const char *why;
+
+    put("/svc/web/a", "127.0.0.1:8081");
+    add("web", true, 1);
+    s = state();
+    cr_expect_str_eq(report_etcd_note(&s, note, sizeof(note)), "");
+    report_metrics(&s, &m, &rows);
+    cr_expect(m.etcd_up);
+    cr_expect_float_eq(m.etcd_last_contact_s, 0.5, 1e-9);
+    doc = report_status(&s, servers, NULL, &err);
+    cr_assert_not_null(doc, "%s", err);
+    e = json_object_get(doc, "etcd");
+    cr_expect(json_is_true(json_object_get(e, "connected")));
+    /* host:port only: no scheme, no credentials, no path */
+    cr_expect_str_eq(json_string_value(json_object_get(e, "endpoint")), "127.0.0.1:2379");
+    cr_expect_float_eq(json_real_value(json_object_get(e, "since_s")), 100, 1e-9);
+    cr_expect_str_eq(json_string_value(json_object_get(e, "since")), "2026-12-07T01:51:59.000Z");
+    cr_expect(json_is_null(json_object_get(e, "note")));
+    json_decref(doc);
+
+    /* 40 s into an outage, revision 42 served: still ready, and said so */
+    s.etcd_up = false;
+    s.etcd_since = 960;
+    s.etcd_error = "watch on http://127.0.0.1:2379: Connection refused";
+    ((struct etcd_sync_stats *)s.etcd)->last_contact_at = 959;
+    cr_expect(report_ready(&s, &why));
+    cr_expect_str_eq(report_etcd_note(&s, note, sizeof(note)),
+                     "etcd unreachable for 40 s: serving the last known state (revision 42)");
+    report_metrics(&s, &m, &rows);
+    cr_expect_not(m.etcd_up);
+    cr_expect_float_eq(m.etcd_last_contact_s, 41, 1e-9);
+    cr_expect(m.ready);
+    doc = report_status(&s, servers, NULL, &err);
+    cr_assert_not_null(doc, "%s", err);
+    e = json_object_get(doc, "etcd");
+    cr_expect(json_is_false(json_object_get(e, "connected")));
+    cr_expect_float_eq(json_real_value(json_object_get(e, "since_s")), 40, 1e-9);
+    cr_expect_float_eq(json_real_value(json_object_get(e, "last_contact_s")), 41, 1e-9);
+    cr_expect_str_eq(json_string_value(json_object_get(e, "last_error")), s.etcd_error);
+    cr_expect_eq(json_integer_value(json_object_get(e, "revision")), 42);
+    cr_expect_str_eq(json_string_value(json_object_get(e, "note")), note);
+    cr_expect(json_is_true(json_object_get(doc, "ready")));
+    cr_expect(status_etcd_down(doc));
+    json_decref(doc);
+    cr_assert_eq(report_dump(&s, collect, &l), 0);
+    cr_expect_str_eq(l.text[2], "state dump: etcd unreachable (127.0.0.1:2379) for 40.0 s, last "
+                                "answer 41.0 s ago, last error: watch on http://127.0.0.1:2379: "
+                                "Connection refused; serving the last known state (revision 42)");
+    /* never heard from: no contact age */
+    ((struct etcd_sync_stats *)s.etcd)->last_contact_at = 0;
+    report_metrics(&s, &m, &rows);
+    cr_expect_lt(m.etcd_last_contact_s, 0);
+    /* before the first listing: nothing of etcd's is served yet */
+    s.listed = false;
+    cr_expect_str_eq(report_etcd_note(&s, note, sizeof(note)),
+                     "etcd not read yet (40 s): nothing from it is served");
+    free(rows);
+}
+
+/* The version, the spare pool and the routes (issue 19, item 6). */
+Test(report, version_spares_and_routes)
+{
+    static const char servers[] =
+        STATE_HEADER "3 web 1 s1 127.0.0.1 2 0 1 1 5 6 3 4 6 0 0 0 - 8081 - 0 0 - - 0\n"
+                     "7 spare:1 1 s1 127.0.0.2 2 0 1 1 5 6 3 4 6 0 0 0 - 8082 - 0 0 - - 0\n";
+    struct config cfg = {0};
+    struct metrics_backend *rows = NULL;
+    struct metrics m;
+    struct report_state s;
+    struct backend *web;
+    char *hosts[] = {"www.example.org"};
+    json_t *doc, *routes, *b;
+    char *err = NULL;
+    size_t i;
+
+    put("/svc/web/a", "127.0.0.1:8081");
+    put("/svc/shop/a", "127.0.0.2:8082");
+    web = add("web", true, 1);
+    web->conf.listen = (struct listen_addr){.set = true, .host = "127.0.0.1", .port = 8080};
+    web->conf.hosts = hosts;
+    web->conf.n_hosts = 1;
+    backend_set_proxy(add("shop", false, 1), "spare:1");
+    cfg.http_bind = (struct listen_addr){.set = true, .host = "127.0.0.1", .port = 8000};
+    cfg.http_domain = "demo.local";
+    s = state();
+    s.backends = v;
+    s.n_backends = n;
+    s.cfg = &cfg;
+    report_metrics(&s, &m, &rows);
+    cr_expect_str_eq(m.version, SLOTSYNC_VERSION);
+    cr_expect_eq(m.spares_total, 4);
+    cr_expect_eq(m.spares_free, 3);
+    doc = report_status(&s, servers, NULL, &err);
+    cr_assert_not_null(doc, "%s", err);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "version")), SLOTSYNC_VERSION);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(doc, "spares"), "total")), 4);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(doc, "spares"), "free")), 3);
+    routes = json_object_get(doc, "routes");
+    cr_assert_eq(json_array_size(routes), 3, "%s", json_dumps(routes, 0));
+    /* sorted by host; a spare's service under its label */
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 0), "host")),
+                     "shop.demo.local");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 0), "backend")),
+                     "shop (spare:1)");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 0), "proxy")),
+                     "spare:1");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 1), "host")),
+                     "web.demo.local");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 1), "backend")),
+                     "web");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(routes, 2), "host")),
+                     "www.example.org");
+    json_array_foreach(json_object_get(doc, "backends"), i, b)
+    {
+        const char *name = json_string_value(json_object_get(b, "name"));
+        const json_t *listen = json_object_get(b, "listen");
+
+        if (strcmp(name, "web") == 0)
+            cr_expect_str_eq(json_string_value(listen), "127.0.0.1:8080");
+        else
+            cr_expect(json_is_null(listen), "%s", name);
+    }
+    json_decref(doc);
+    /* no HTTP frontend: no routes */
+    cfg.http_bind.set = false;
+    doc = report_status(&s, servers, NULL, &err);
+    cr_assert_not_null(doc, "%s", err);
+    cr_expect_eq(json_array_size(json_object_get(doc, "routes")), 0);
+    json_decref(doc);
+    web->conf.hosts = NULL;
+    web->conf.n_hosts = 0;
+    free(rows);
 }

@@ -322,17 +322,23 @@ Test(rollout, causes_are_counted_by_the_start_of_why)
         const char *why;
         enum metrics_reload_cause cause;
     } cases[] = {
-        {"new service in the config:", METRICS_CAUSE_CONFIG}, /* before "new service" */
+        /* exactly the texts the callers pass (controller.c, apply.c, pool.c,
+         * rollout.c): a prefix table once counted slot reloads as "other" */
+        {"new service in the config:", METRICS_CAUSE_CONFIG},
         {"new service", METRICS_CAUSE_NEW_SERVICE},
         {"endpoints came back for", METRICS_CAUSE_NEW_SERVICE},
-        {"backend missing:", METRICS_CAUSE_BACKEND_MISSING},
-        {"HTTP frontend missing:", METRICS_CAUSE_HTTP_FRONTEND},
+        {"backend missing in HAProxy:", METRICS_CAUSE_BACKEND_MISSING},
+        {"HTTP frontend missing in HAProxy:", METRICS_CAUSE_HTTP_FRONTEND},
         {"http_frontend changed:", METRICS_CAUSE_HTTP_FRONTEND},
         {"options changed for", METRICS_CAUSE_CONFIG},
         {"service left the config:", METRICS_CAUSE_CONFIG},
         {"defaults changed for", METRICS_CAUSE_CONFIG},
-        {"slots needed by", METRICS_CAUSE_SLOTS},
+        {"more slots needed by", METRICS_CAUSE_SLOTS},
+        {"more slots configured for", METRICS_CAUSE_SLOTS},
         {"spare pool low:", METRICS_CAUSE_NEW_SERVICE},
+        /* a text no caller passes is "other", never a near match */
+        {"slots", METRICS_CAUSE_OTHER},
+        {"new services", METRICS_CAUSE_OTHER},
         {"name free again for", METRICS_CAUSE_OTHER},
     };
 
@@ -359,7 +365,7 @@ Test(rollout, a_want_while_a_reload_runs_leads_to_exactly_one_more)
     cr_expect_eq(ro.reload_gen, 1);
     /* a burst while it runs */
     rollout_want(&ro, "options changed for", "web");
-    rollout_want(&ro, "slots needed by", "web");
+    rollout_want(&ro, "more slots needed by", "web");
     rollout_maybe_start(&ro, true);
     cr_expect_eq(ro.reload_gen, 1, "nothing more started");
     run_until(loaded, 0);
@@ -386,7 +392,7 @@ Test(rollout, min_reload_interval_arms_the_timer_and_coalesces)
     cr_assert(ev_is_active(&ro.timer));
     cr_expect_gt(ev_timer_remaining(loop, &ro.timer), 59.);
     cr_expect_leq(ev_timer_remaining(loop, &ro.timer), 60.);
-    rollout_want(&ro, "slots needed by", "web");
+    rollout_want(&ro, "more slots needed by", "web");
     rollout_maybe_start(&ro, true);
     cr_expect_not(ro.reloading);
     cr_expect_eq(ro.reload_gen, 1);

@@ -170,7 +170,7 @@ Test(status, dump_lines)
     static const struct {
         const char *name;
         struct status_dump d;
-        const char *lines[5];
+        const char *lines[7];
     } cases[] = {
         {"nothing yet",
          {.now = 100.0},
@@ -178,6 +178,24 @@ Test(status, dump_lines)
           "endpoints in 0 services, 0 values rejected, 0 with unknown JSON fields",
           "state dump: HAProxy state not known yet; last resync never (0 resyncs); last reload "
           "never (0 done, 0 failed, 0 checks failed); 0 batches, 0 commands (0 refused)",
+          "state dump: etcd unreachable (?) for 0.0 s, last answer never, last error: none; "
+          "serving the last known state (revision 0)",
+          "state dump: end (0 backends)"}},
+        {"etcd down for 40 s",
+         {.now = 100.0,
+          .revision = 14,
+          .listed = true,
+          .etcd_since = 60.0,
+          .etcd_last_contact = 59.5,
+          .etcd_endpoint = "127.0.0.1:2379",
+          .etcd_error = "watch on http://127.0.0.1:2379: Connection refused"},
+         {"state dump (SIGUSR1): etcd revision 14 (not watching, listed), 0 endpoints in 0 "
+          "services, 0 values rejected, 0 with unknown JSON fields",
+          "state dump: HAProxy state not known yet; last resync never (0 resyncs); last reload "
+          "never (0 done, 0 failed, 0 checks failed); 0 batches, 0 commands (0 refused)",
+          "state dump: etcd unreachable (127.0.0.1:2379) for 40.0 s, last answer 40.5 s ago, last "
+          "error: watch on http://127.0.0.1:2379: Connection refused; serving the last known "
+          "state (revision 14)",
           "state dump: end (0 backends)"}},
         {"running, a reload in flight",
          {.now = 100.0,
@@ -200,24 +218,64 @@ Test(status, dump_lines)
           .commands = 9,
           .refused = 1,
           .backends = backends,
-          .n_backends = 2},
+          .n_backends = 2,
+          .etcd_up = true,
+          .etcd_since = 40.0,
+          .etcd_last_contact = 99.5,
+          .etcd_endpoint = "127.0.0.1:2379"},
          {"state dump (SIGUSR1): etcd revision 42 (watching, listed), 8 endpoints in 2 services, "
-          "1 values rejected, 2 with unknown JSON fields",
+          "1 value rejected, 2 with unknown JSON fields",
           "state dump: HAProxy state known; last resync 2.5 s ago (3 resyncs); last reload 10.0 s "
           "ago (4 done, 5 failed, 6 checks failed, one in flight); 7 batches, 9 commands (1 "
           "refused)",
+          "state dump: etcd connected through 127.0.0.1:2379 for 60.0 s, last answer 0.5 s ago",
           "state dump: backend api: 3 slots used, 1 free (3 endpoints, 0 without a slot)",
           "state dump: backend web: 2 slots used, 0 free (5 endpoints, 3 without a slot), not in "
           "HAProxy, from etcd only",
           "state dump: end (2 backends)"}},
     };
 
+    /* issue 19 item 11: one of a thing is singular */
+    static const struct status_dump_backend one_backend[] = {{"one", 1, 2, 1, 1, true, true}};
+    static const struct status_dump one = {.now = 10.0,
+                                           .endpoints = 1,
+                                           .services = 1,
+                                           .rejected = 1,
+                                           .unknown_fields = 1,
+                                           .resyncs = 1,
+                                           .reloads = 1,
+                                           .reload_failures = 1,
+                                           .check_failures = 1,
+                                           .batches = 1,
+                                           .commands = 1,
+                                           .refused = 1,
+                                           .backends = one_backend,
+                                           .n_backends = 1,
+                                           .etcd_up = true,
+                                           .etcd_since = 9.0,
+                                           .etcd_last_contact = 9.0,
+                                           .etcd_endpoint = "127.0.0.1:2379"};
+    static const char *const one_lines[] = {
+        "state dump (SIGUSR1): etcd revision 0 (not watching, first listing not done), 1 "
+        "endpoint in 1 service, 1 value rejected, 1 with unknown JSON fields",
+        "state dump: HAProxy state not known yet; last resync never (1 resync); last reload "
+        "never (1 done, 1 failed, 1 check failed); 1 batch, 1 command (1 refused)",
+        "state dump: etcd connected through 127.0.0.1:2379 for 1.0 s, last answer 1.0 s ago",
+        "state dump: backend one: 1 slot used, 1 free (1 endpoint, 1 without a slot)",
+        "state dump: end (1 backend)"};
+
+    n_dumped = 0;
+    cr_assert_eq(status_dump(&one, collect_line, dumped), 0);
+    cr_expect_eq(n_dumped, 5);
+    for (size_t j = 0; j < 5 && j < n_dumped; j++)
+        cr_expect_str_eq(dumped[j], one_lines[j]);
+
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = 0;
 
         n_dumped = 0;
         cr_assert_eq(status_dump(&cases[i].d, collect_line, dumped), 0);
-        while (n < 5 && cases[i].lines[n])
+        while (n < 7 && cases[i].lines[n])
             n++;
         cr_expect_eq(n_dumped, n, "%s: %zu lines", cases[i].name, n_dumped);
         for (size_t j = 0; j < n && j < n_dumped; j++)
@@ -255,4 +313,40 @@ Test(status, a_service_in_a_spare_backend_is_shown_under_its_name)
     free(table);
     json_decref(doc);
     catalog_free(cat);
+}
+
+/* A daemon's /status while it cannot read etcd: the table's last lines say
+ * the state is etcd's last known one, since when and why; status_etcd_down()
+ * is what `status --admin` exits 3 on. */
+Test(status, etcd_down_in_a_daemons_document)
+{
+    json_t *doc = json_pack("{s:I,s:I,s:b,s:[],s:{s:b,s:s,s:s,s:s}}", "etcd_revision",
+                            (json_int_t)14, "drift", (json_int_t)0, "in_sync", 1, "backends",
+                            "etcd", "connected", 0, "endpoint", "127.0.0.1:2379", "note",
+                            "etcd unreachable for 40 s: serving the last known state (revision 14)",
+                            "last_error", "watch on http://127.0.0.1:2379: Connection refused");
+    char *table = NULL;
+
+    cr_assert_not_null(doc);
+    cr_expect(status_etcd_down(doc));
+    cr_assert_eq(status_render_table(doc, false, &table), 0);
+    cr_expect_str_eq(table, "\netcd revision 14: HAProxy matches the last known etcd state\n"
+                            "etcd unreachable for 40 s: serving the last known state (revision "
+                            "14); last error: watch on http://127.0.0.1:2379: Connection "
+                            "refused\n");
+    free(table);
+    json_object_set_new(doc, "drift", json_integer(2));
+    cr_assert_eq(status_render_table(doc, false, &table), 0);
+    cr_expect_not_null(strstr(table, "2 drifts between the last known etcd state and HAProxy\n"),
+                       "%s", table);
+    free(table);
+    /* connected, or no etcd object at all (status reading etcd itself) */
+    json_object_set_new(json_object_get(doc, "etcd"), "connected", json_true());
+    cr_expect_not(status_etcd_down(doc));
+    json_object_del(doc, "etcd");
+    cr_expect_not(status_etcd_down(doc));
+    cr_assert_eq(status_render_table(doc, false, &table), 0);
+    cr_expect_str_eq(table, "\netcd revision 14: 2 drifts between etcd and HAProxy\n");
+    free(table);
+    json_decref(doc);
 }

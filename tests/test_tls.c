@@ -147,3 +147,30 @@ Test(tls, password_file)
     free(crlf);
     free(empty);
 }
+
+/* Which modes of the password file are "readable by group or others" (a
+ * warning at start and on SIGHUP): any bit of group or others. A mask of
+ * the others' bits alone passed the 0644 case above (issue 20, item 7). */
+Test(tls, password_file_modes)
+{
+    static const struct {
+        mode_t mode;
+        bool too_open;
+    } cases[] = {
+        {0600, false}, {0400, false}, {0700, false}, {0640, true}, {0620, true},
+        {0610, true},  {0604, true},  {0602, true},  {0660, true}, {0644, true},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[16], *path, *pw = NULL, *err = NULL;
+        bool too_open = !cases[i].too_open;
+
+        snprintf(name, sizeof(name), "pwm%zu", i);
+        path = write_file(name, "s3cret\n", cases[i].mode);
+        cr_assert_eq(secret_read_password_file(path, &pw, &too_open, &err), 0, "%s", err);
+        cr_expect_eq(too_open, cases[i].too_open, "mode %04o: too_open %d", (unsigned)cases[i].mode,
+                     too_open);
+        secret_free(pw);
+        free(path);
+    }
+}

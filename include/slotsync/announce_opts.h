@@ -41,6 +41,7 @@ struct announce_opts {
     struct tls_conf tls;       /* --cacert, --cert, --key-file */
     const char *user;          /* --user, borrowed from argv; NULL: no auth */
     const char *password_file; /* --password-file, borrowed from argv */
+    int etcd_transport;        /* --etcd-transport: enum etcd_transport, default json */
     char *prefix;              /* starts and ends with '/' */
     const char *key;           /* borrowed from argv; parses under prefix */
     struct endpoint addr;      /* host and port from --addr; weight set when weight_set */

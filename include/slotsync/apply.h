@@ -77,7 +77,7 @@ struct apply {
     bool batch_failed;     /* a batch failed since the last resync */
     unsigned adopt_epoch;  /* epoch of the last adopted state */
     bool adopted;          /* adopt_epoch is set */
-    double last_resync_at; /* ev_now() of the last complete resync; 0 = none */
+    double last_resync_at; /* clock_mono() of the last complete resync; 0 = none */
     bool synced;           /* HAProxy's state is known */
     bool resync_wanted;    /* re-read HAProxy's state before the next batch */
     bool runtime_down;     /* last exchange failed to connect */

@@ -65,6 +65,7 @@ struct backend {
     /* the spare it is bound to (spare.h): "" = its own backend */
     char proxy[SPARE_NAME_SIZE];
     char label[SPARE_LABEL_SIZE]; /* "web (spare:3)" while bound, else "" */
+    bool unrouted;                /* no frontend reaches it (render_service_routed) */
 };
 
 /* ---- the table: an array of pointers sorted by name ---- */

@@ -36,6 +36,23 @@ unsigned check_spares(const struct config *cfg, config_report_fn report, void *a
 #define CHECK_HAPROXY_TIMEOUT_S 30
 unsigned check_haproxy(const struct config *cfg, config_report_fn report, void *arg);
 
+/* The config field line (1-based) of rendered (cfg's render) came from:
+ * "defaults.server_options" for a default-server line a service inherits,
+ * "services.web.server_options" for one of its own, ".balance", ".mode",
+ * "services.web.listen" for its frontend, "http_frontend.bind"; into buf.
+ * NULL for a line no field produced. Pure. */
+const char *check_field_of_line(const struct config *cfg, const char *rendered, unsigned line,
+                                char *buf, size_t size);
+
+/* HAProxy's -c output (text, modified in place) as problems: one per
+ * distinct [ALERT] (error) or [WARNING] (warning), named by the field its
+ * line came from, with the number of rendered proxies that repeat it; tmp
+ * (the path HAProxy was given) shown as shown_as. Returns the number
+ * reported. Pure. */
+unsigned check_haproxy_report(const struct config *cfg, const char *rendered, char *text,
+                              const char *tmp, const char *shown_as, config_report_fn report,
+                              void *arg);
+
 /* This machine as HAProxy would find it: the hard RLIMIT_NOFILE and
  * fs.nr_open, whether the hard limit may be raised (CAP_SYS_RESOURCE), and
  * the CPUs online (HAProxy's default thread count). */
@@ -49,7 +66,7 @@ void check_fd_machine_read(struct check_fd_machine *m);
 /* A warning when the servers slotsync renders (cfg's render with every
  * slot empty, or the services file on disk when it holds more), with
  * haproxy.base_config's own servers, listeners and maxconn, need more
- * descriptors than HAProxy can get on m (fdlimit.h's model; fd-hard-limit
+ * descriptors than HAProxy can get on m (hafd.h's model; fd-hard-limit
  * in base_config caps it), saying how to raise the limit. Returns the
  * number of warnings (0 or 1). check_fds() reads this machine. */
 unsigned check_fds_on(const struct config *cfg, const struct check_fd_machine *m,

@@ -35,6 +35,32 @@ struct listen_addr {
 };
 
 /* What a backend is built from. Defaults fill every field a service omits. */
+/* ---- the admin endpoint's protection (admin.*, issue 20) ---- */
+
+/* The admin endpoint's paths, as bits of admin_conf.protected_paths. */
+#define ADMIN_PATH_PAGE (1u << 0)    /* "/" */
+#define ADMIN_PATH_STATUS (1u << 1)  /* "/status" */
+#define ADMIN_PATH_METRICS (1u << 2) /* "/metrics" */
+#define ADMIN_PATH_HEALTHZ (1u << 3) /* "/healthz" */
+#define ADMIN_PATH_READYZ (1u << 4)  /* "/readyz" */
+/* By default the probes stay open (a kubelet sends no token). */
+#define ADMIN_PATHS_PROTECTED_DEFAULT (ADMIN_PATH_PAGE | ADMIN_PATH_STATUS | ADMIN_PATH_METRICS)
+
+struct admin_conf {
+    char *tls_cert_file;      /* admin.tls.cert_file: NULL = plain HTTP */
+    char *tls_key_file;       /* admin.tls.key_file, with cert_file */
+    char *tls_client_ca_file; /* admin.tls.client_ca_file: NULL = no client certificates */
+    char *token_file;         /* admin.token_file: NULL = no bearer token */
+    unsigned protected_paths; /* ADMIN_PATH_* bits that need the token / client cert */
+};
+
+/* The bit of an admin path ("/metrics"), or 0 if it is none of them. */
+unsigned config_admin_path_bit(const char *path);
+
+/* Same admin.tls, admin.token_file and admin.protected_paths. */
+bool config_same_admin(const struct admin_conf *a, const struct admin_conf *b);
+
+/* What a backend is built from. Defaults fill every field a service omits. */
 struct service_options {
     int slots; /* 1..CONFIG_SLOTS_MAX */
     enum service_mode mode;
@@ -58,6 +84,7 @@ struct config {
     struct tls_conf etcd_tls; /* etcd.tls; all NULL when absent */
     char *etcd_username;      /* NULL: no authentication */
     char *etcd_password_file; /* with etcd_username */
+    int etcd_transport;       /* etcd.transport: enum etcd_transport (etcd-t.h), default json */
 
     char *runtime_socket; /* unix path or HOST:PORT */
     char *master_socket;  /* NULL if none */
@@ -81,12 +108,17 @@ struct config {
     int spare_backends;           /* spare backends in the services file (spare.h) */
 
     struct listen_addr admin_listen; /* set = the admin HTTP endpoint is on */
+    struct admin_conf admin;         /* admin.tls, admin.token_file, ... (issue 20) */
 
     int resync_interval_s;
     int log_level; /* enum log_level */
     /* A full etcd listing with no valid key empties HAProxy's backends only
      * when this is set; by default such a listing is held back. */
     bool allow_empty_registry;
+
+    /* caps on what etcd can create (catalog.h); 0 = no cap */
+    int max_services;              /* services the config does not name */
+    int max_endpoints_per_service; /* every service's */
 
     int log_format; /* enum log_format, "log_format" */
     /* "dns": the hosts file for dnsmasq's addn-hosts; hosts_file NULL = off */
@@ -157,6 +189,12 @@ void config_free(struct config *cfg);
 /* Whether the fields that need a restart (etcd endpoints and prefix,
  * sockets, paths, haproxy binary, reload_command) are the same in a and b. */
 bool config_same_restart_fields(const struct config *a, const struct config *b);
+
+/* The fields config_same_restart_fields() compares that differ between nc
+ * and oc, as "etcd.endpoints, haproxy.runtime_socket" into buf (cut to
+ * size); returns how many differ. */
+size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
+                                     size_t size);
 /* Same http_frontend (bind address and domain): else the services file
  * changes. */
 bool config_same_http_frontend(const struct config *a, const struct config *b);

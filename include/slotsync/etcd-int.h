@@ -40,6 +40,7 @@ struct etcd_client {
     struct etcd_call *calls;
     struct etcd_sync *syncs; /* owned by etcd_sync.c, linked through it */
     struct etcd_auth auth;
+    enum etcd_transport transport;
 };
 
 /* ---- etcd.c, for etcd_sync.c ---- */
@@ -73,6 +74,14 @@ int etcd__auth_start(struct etcd_client *c);
 /* The token sent with generation gen was refused: forget it, unless a newer
  * one replaced it meanwhile. */
 void etcd__auth_invalidate(struct etcd_client *c, unsigned gen);
+
+/* A finished gRPC exchange of method m (gateway_path's) read as the
+ * gateway would have answered: *reply new, the reply object (a streamed
+ * method's first message inside "result") or, for a non-zero grpc-status,
+ * the gateway's error object {"error","message","code"}. 0, or a negative
+ * errno with *why (log-safe) for a reply neither can be made of. */
+int etcd__grpc_reply(const char *gateway_path, struct http_request *req, long status,
+                     const char *body, size_t len, struct json_t **reply, char **why);
 
 /* ---- etcd_sync.c, for etcd.c ---- */
 

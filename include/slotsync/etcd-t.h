@@ -6,6 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How the client speaks to etcd (etcd.transport): the JSON gateway over
+ * HTTP/1.1, or etcd's native gRPC over HTTP/2 (issue 24). */
+enum etcd_transport {
+    ETCD_TRANSPORT_JSON = 0,
+    ETCD_TRANSPORT_GRPC = 1,
+};
+
 struct etcd_kv {
     char *key; /* decoded, NUL-terminated, owned */
     size_t key_len;
@@ -57,6 +64,9 @@ struct etcd_sync_stats {
     unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
     int64_t revision;                 /* last revision applied */
     bool watching;
+    /* clock_mono() of etcd's last answer (a listing page, a watch message,
+     * a probe's reply, even an error one); 0 = never */
+    double last_contact_at;
 };
 
 #endif

@@ -52,6 +52,14 @@ int etcd_client_set_auth(struct etcd_client *c, const char *user, const char *pa
  * more on the next endpoint, so it can take twice this. */
 void etcd_client_set_call_timeout(struct etcd_client *c, long timeout_ms);
 
+/* Speak the JSON gateway (the default) or native gRPC to etcd, for calls
+ * and watches started from now on. The interface stays the same either way:
+ * requests are given and replies decoded in the gateway's JSON shape (on
+ * gRPC, etcd_grpc.h translates both ways). */
+void etcd_client_set_transport(struct etcd_client *c, enum etcd_transport t);
+/* "json" or "grpc". */
+const char *etcd_transport_name(enum etcd_transport t);
+
 /* reply is borrowed for the callback's duration; err is 0 or negative, with
  * errtext naming the problem (connection, HTTP status, gateway error).
  * errtext is safe to log as it is: every byte that came from the network in

@@ -73,10 +73,21 @@ void etcd_kv_free(struct etcd_kv *kv);
  * -ERANGE with *errmsg. */
 int etcd_header_revision(const json_t *obj, int64_t *rev, char **errmsg);
 
-/* A gateway error object: {"error":"text","message":"text","code":N} (unary
- * style, err the "error" member of msg) or {"error":{"grpc_code":N,
- * "message":"text",...}} (stream style). Sets out->error, error_code and
- * error_message (owned by out). 0, -EINVAL or -ENOMEM with *errmsg. */
+/* The error a gateway reply carries, or NULL when it is none (borrowed from
+ * msg). The gateway's shapes, by etcd version:
+ *   3.4/3.5 unary:  {"error":"text","code":N,"message":"text"}
+ *   3.4/3.5 stream: {"error":{"grpc_code":N,"http_code":N,"message":"text",
+ *                   "http_status":"text"}}
+ *   3.6 unary:      {"code":N,"message":"text","details":[...]}
+ *                   (google.rpc.Status, grpc-gateway v2): msg itself
+ *   3.6 stream:     {"error":{"code":N,"message":"text","details":[...]}}
+ * A top-level "code" counts only as an integer other than 0 (OK) beside a
+ * string "message", in an object with no "result" or "header". */
+const json_t *etcd_reply_error(const json_t *msg);
+
+/* Decode err, the error etcd_reply_error(msg) found (any shape above).
+ * Sets out->error, error_code and error_message (owned by out). 0, -EINVAL
+ * or -ENOMEM with *errmsg. */
 int etcd_parse_error(const json_t *msg, const json_t *err, struct etcd_watch_msg *out,
                      char **errmsg);
 

@@ -39,5 +39,8 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
                                   const struct etcd_sync_ops *ops, void *arg);
 void etcd_sync_stop(struct etcd_sync *s);
 const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s);
+/* The endpoint URL (borrowed from the client) the watch runs on, or the
+ * one it tries next while it does not; NULL if the client has none. */
+const char *etcd_sync_endpoint(const struct etcd_sync *s);
 
 #endif

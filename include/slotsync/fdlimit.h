@@ -1,51 +1,57 @@
-/* fdlimit - how many file descriptors HAProxy asks for, and whether this
- * machine can give them (issue 23, part 3).
+/* fdlimit - file descriptors as a budget: the process's limit raised at
+ * start, the admin endpoint's share of it, and EMFILE/ENFILE said as such.
  *
- * Pure. HAProxy 2.6 computes "maxsock" at start-up and raises its
- * RLIMIT_NOFILE to it, refusing to start when it cannot ("Cannot raise FD
- * limit to N, limit is L"). Measured on HAProxy 2.6.12 (docs/DESIGN.md):
- * maxsock = 2 x maxconn (maxconn: global's, or when unset computed from the
- * limit, at least 100) + 1 per server with a health check + 2 more per
- * server with an agent check + 1 per listener (bind lines, stats sockets)
- * + 3 per thread + 20; a server without a check costs nothing. So 100,000
- * checked slots need more than 100,000 descriptors.
+ * slotsync needs a few descriptors at rest (etcd, the runtime and master
+ * sockets, the loop) and a few more at moments (a reload's `haproxy -c`
+ * and its pipes, a file written beside its temp file, a runtime batch).
+ * Admin clients get what is left, so that no number of them can starve
+ * syncing.
  */
 #ifndef SLOTSYNC_FDLIMIT_H
 #define SLOTSYNC_FDLIMIT_H
 
 #include <stdbool.h>
-#include <stddef.h>
 
-#define FDLIMIT_FIXED 20     /* HAProxy's own descriptors beyond the terms below */
-#define FDLIMIT_PER_THREAD 3 /* a poller and a wake-up pipe per thread */
-#define FDLIMIT_MIN_MAXCONN 100
+/* The most connections the admin endpoint ever holds, whatever the limit. */
+#define FDLIMIT_ADMIN_MAX 64
+/* Descriptors kept free for syncing beyond those in use at rest: etcd's
+ * reconnects and failovers (a few per endpoint), runtime batches and the
+ * admin's own runtime reads, the master socket, `haproxy -c` (a child and
+ * its pipes), a written file with its temp file and directory. */
+#define FDLIMIT_RESERVE 24
 
-/* What a config file (or several) holds that costs descriptors. */
-struct fdlimit_count {
-    unsigned long servers;   /* server lines */
-    unsigned long checked;   /* of those, with "check" (on the line or its default-server) */
-    unsigned long agents;    /* with "agent-check" */
-    unsigned long listeners; /* bind lines and "stats socket" lines */
-    long maxconn;            /* global "maxconn", 0: not set */
-    long nbthread;           /* global "nbthread", 0: not set */
-    long fd_hard_limit;      /* global "fd-hard-limit", 0: not set */
+struct fdlimit {
+    unsigned long soft_before; /* the soft limit found at start */
+    unsigned long soft, hard;  /* after fdlimit_raise() */
+    bool raised;               /* soft was raised */
+    int err;                   /* setrlimit's negative errno, or 0 */
 };
 
-/* Add what text (len bytes, an HAProxy config) holds to *c: its server,
- * bind and stats socket lines, and the global maxconn, nbthread and
- * fd-hard-limit when set (a later file's wins). A server line inherits
- * "check" and "agent-check" from its section's default-server line (or
- * the defaults section's); "no-check" on the line cancels it. */
-void fdlimit_count_text(const char *text, size_t len, struct fdlimit_count *c);
+/* Raise RLIMIT_NOFILE's soft limit to the hard limit. Fills *out (also on
+ * failure). Returns 0 or a negative errno. */
+int fdlimit_raise(struct fdlimit *out);
 
-/* The descriptors HAProxy asks for with c, on threads threads (c->nbthread
- * when set). */
-unsigned long fdlimit_needed(const struct fdlimit_count *c, long threads);
+/* The soft limit now (RLIMIT_NOFILE), or 0 if it cannot be read. */
+unsigned long fdlimit_soft(void);
 
-/* What HAProxy can get: the hard RLIMIT_NOFILE it starts with, or
- * fs.nr_open when it may raise the hard limit (CAP_SYS_RESOURCE), lowered
- * to fd_hard_limit when that is set (> 0). */
-unsigned long fdlimit_available(unsigned long hard, unsigned long nr_open, bool can_raise,
-                                long fd_hard_limit);
+/* Descriptors open in this process now (from /proc/self/fd), or a negative
+ * errno. */
+int fdlimit_in_use(void);
+
+/* Pure: how many connections the admin endpoint may hold with the soft
+ * limit nofile and in_use descriptors open: what is left after the reserve,
+ * at most FDLIMIT_ADMIN_MAX, possibly 0. */
+unsigned fdlimit_admin_budget(unsigned long nofile, unsigned long in_use);
+
+/* Pure: a client address's share of limit connections (at least 1). */
+unsigned fdlimit_per_client(unsigned limit);
+
+/* true for EMFILE and ENFILE (positive or negative). */
+bool fdlimit_is_exhausted(int err);
+
+/* strerror(), but EMFILE and ENFILE name themselves and what ran out:
+ * "out of file descriptors (EMFILE: the process's limit, nofile N)". err
+ * positive or negative. Static or thread-local text: use it at once. */
+const char *fdlimit_strerror(int err);
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef SLOTSYNC_HTTP_H
 #define SLOTSYNC_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ev_loop;
@@ -41,6 +42,16 @@ struct http_opts {
     size_t max_body;            /* buffered mode cap; 0 = 16 MiB */
     http_data_cb on_data;       /* non-NULL: stream mode */
     const char *const *headers; /* extra "Name: value" lines, NULL-terminated; copied */
+    /* gRPC (issue 24): HTTP/2, with prior knowledge on http:// and by ALPN
+     * on https://, every request to one host multiplexed on one
+     * connection; "te: trailers" is sent and grpc-status / grpc-message
+     * are kept from the headers or the trailers (http_request_grpc_status).
+     * The body is binary, content_type should be "application/grpc". */
+    bool grpc;
+    /* With grpc: the request body is a stream that stays open after body
+     * (if any) was sent; more is queued with http_request_send() and it
+     * ends with http_request_end_body() or the request. */
+    bool body_stream;
 };
 
 /* New client on loop. NULL on failure. */
@@ -67,6 +78,19 @@ int http_client_set_authorization(struct http_client *c, const char *value);
  * or NULL on failure (then done is never called). */
 struct http_request *http_request_start(struct http_client *c, const char *url,
                                         const struct http_opts *opts, http_done_cb done, void *arg);
+
+/* A grpc request's status, valid until its done callback returns: the
+ * grpc-status value (-1 when none came, -2 when it was not a number 0-16)
+ * and, if message is not NULL, the raw grpc-message (borrowed, NULL when
+ * none came). */
+int http_request_grpc_status(const struct http_request *req, const char **message);
+
+/* Queue bytes (copied) on a body_stream request's body; they are sent as
+ * soon as the connection takes them. 0, -ENOMEM, or -EINVAL when the
+ * request has no open body stream (ended, finished or not body_stream). */
+int http_request_send(struct http_request *req, const void *data, size_t len);
+/* End a body_stream request's body once what is queued is sent. */
+void http_request_end_body(struct http_request *req);
 
 /* Abort a pending request; its done callback is not called. */
 void http_cancel(struct http_request *req);

@@ -21,11 +21,13 @@ struct inspect_opts {
     double timeout_s;
 };
 
-/* Exit codes of `slotsync status`. */
-enum { INSPECT_IN_SYNC = 0, INSPECT_DRIFT = 1, INSPECT_UNREACHABLE = 2 };
+/* Exit codes of `slotsync status`. INSPECT_ETCD_DOWN: with --admin, the
+ * daemon answered but cannot read etcd (it serves the last known state);
+ * it wins over INSPECT_DRIFT, since a drift from a stale state says little. */
+enum { INSPECT_IN_SYNC = 0, INSPECT_DRIFT = 1, INSPECT_UNREACHABLE = 2, INSPECT_ETCD_DOWN = 3 };
 
 /* Print the status of cfg's services (cfg and o borrowed) to out. Returns
- * INSPECT_IN_SYNC, INSPECT_DRIFT, or a negative errno with *errmsg when
+ * INSPECT_IN_SYNC, INSPECT_DRIFT, INSPECT_ETCD_DOWN, or a negative errno with *errmsg when
  * etcd, HAProxy or the admin endpoint could not be read (or the service is
  * unknown: -ENOENT). */
 int inspect_status(const struct config *cfg, const struct inspect_opts *o, FILE *out,

@@ -129,6 +129,14 @@ bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
  * Returns out, so it can be used inline in log_msg arguments. */
 char *log_quote(const char *text, size_t len, char *out, size_t outsz);
 
+/* The length of text[0..len) without the line ends ('\n', '\r') it ends
+ * with: a library's message ("...\n") logged as one line, its newline not
+ * quoted as a literal "\n" (issue 19). */
+size_t log_chomp(const char *text, size_t len);
+
+/* "1 endpoint", "2 endpoints": the word for a count n (issue 19). */
+#define LOG_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
+
 /* Format into a newly allocated string stored in *out, freeing its previous
  * value (HAProxy's memprintf). out may be NULL: then nothing happens. On
  * allocation failure *out becomes NULL. Returns *out. The caller frees. */

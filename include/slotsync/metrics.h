@@ -35,9 +35,13 @@ enum metrics_reload_cause {
 
 enum metrics_reject_reason { METRICS_REJECT_KEY = 0, METRICS_REJECT_VALUE, METRICS_REJECTS };
 
+/* The caps on what etcd can create (a label: the config field's name). */
+enum metrics_cap { METRICS_CAP_SERVICES = 0, METRICS_CAP_ENDPOINTS, METRICS_CAPS };
+
 struct metrics_backend {
     const char *name; /* borrowed */
     size_t used, total;
+    bool unrouted; /* no frontend reaches it */
 };
 
 struct metrics {
@@ -58,6 +62,14 @@ struct metrics {
     double since_resync_s; /* < 0: no resync yet */
     const struct metrics_backend *backends;
     size_t n_backends;
+    /* etcd's connection, the build, the spare pool (issue 19) */
+    bool etcd_up;                     /* the watch runs and its member answers */
+    double etcd_last_contact_s;       /* since etcd last answered anything; < 0: never */
+    const char *version;              /* slotsync_build_info's label; NULL: not rendered */
+    size_t spares_total, spares_free; /* spare backends, and those no service is bound to */
+    /* caps on what etcd can create (catalog.h), by METRICS_CAP_* */
+    unsigned long long capped[METRICS_CAPS]; /* refusals */
+    size_t held[METRICS_CAPS];               /* refused and waiting now */
 };
 
 /* etcd events waiting to be applied, grouped by arrival time (events of one

@@ -16,4 +16,11 @@
  * negative errno when the probe could not run (then *errmsg says why). */
 int probe_etcd(const struct config *cfg, double timeout_s, FILE *out, char **errmsg);
 
+/* Ask haproxy.runtime_socket "show cli level" once, bounded by timeout_s,
+ * and print one line on out: "SOCKET: ok (level admin)", "SOCKET: level
+ * operator, slotsync needs level admin" or what failed. Returns 0 for
+ * level admin, 1 for anything else, a negative errno when it could not
+ * run (issue 19). */
+int probe_runtime(const struct config *cfg, double timeout_s, FILE *out, char **errmsg);
+
 #endif

@@ -20,6 +20,13 @@ struct reloader;
  * 0, or -EPROTO when there is no such line or a field is not a number. */
 int reload_parse_show_proc(const char *text, unsigned long *reloads, unsigned long *failed);
 
+/* The uptime in seconds of the newest worker under "# workers" of "show
+ * proc" (its start is HAProxy's last reload, or its start): "<pid> worker
+ * <reloads> <d>d<hh>h<mm>m<ss>s <version>". "# old workers" (still
+ * finishing connections) do not count. 0, or -EPROTO when there is no such
+ * line or its uptime is not HAProxy's format. */
+int reload_parse_worker_uptime(const char *text, long *uptime_s);
+
 /* err is 0 on success; otherwise errtext (borrowed for the call) says why:
  * HAProxy's own messages for a failed check. */
 typedef void (*reload_done_cb)(int err, const char *errtext, void *arg);

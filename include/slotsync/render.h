@@ -4,8 +4,8 @@
  * service with one server line per slot ("s1".."sN"): a filled slot carries
  * its endpoint's address, port, weight and state, so a reload resets nothing;
  * an empty slot is "0.0.0.0:0 disabled". A service with a listen address also
- * gets a frontend of the same name. Everything placed in the file comes from
- * a validated config or validated endpoints; render re-checks names anyway.
+ * gets a frontend, "fe:<service>" (RENDER_FRONTEND_PREFIX). Everything placed in the file comes
+ * from a validated config or validated endpoints; render re-checks names anyway.
  */
 #ifndef SLOTSYNC_RENDER_H
 #define SLOTSYNC_RENDER_H
@@ -15,6 +15,24 @@
 
 #include <slotsync/config.h>
 #include <slotsync/slots.h>
+
+/* A service's frontend (its listen address) and the HTTP frontend are named
+ * with a ':', a byte no service name may hold (endpoint_service_name_valid()),
+ * so that no frontend ever shares a name with a backend: HAProxy 3.3+ refuses
+ * a frontend and a backend of the same name ("... is no longer supported as
+ * of 3.3"). Spares use ':' the same way ("spare:N"). The backend keeps the
+ * service's own name: HAProxy's stats page, logs and metrics name the
+ * service plainly in its backend and servers (api/s1). */
+#define RENDER_FRONTEND_PREFIX "fe:"
+#define RENDER_HTTP_FRONTEND "slotsync:http"
+#define RENDER_FRONTEND_NAME_SIZE (sizeof(RENDER_FRONTEND_PREFIX) + SERVICE_NAME_MAX)
+
+/* "fe:<service>" into out (RENDER_FRONTEND_NAME_SIZE bytes). */
+void render_frontend_name(const char *service, char *out);
+
+/* Whether name is a frontend name render_services() writes: "fe:" and a
+ * valid service name, or RENDER_HTTP_FRONTEND. */
+bool render_frontend_name_valid(const char *name);
 
 /* The first line of every services file slotsync renders: what marks the
  * file (and so the backends it declares) as slotsync's (tests/test_render.c
@@ -87,5 +105,11 @@ bool render_backend_matches(const struct render_file_backend *fb,
  * frontend, is written the same way when it does not exist. 0 or a negative
  * errno with *errmsg (caller frees). */
 int render_write_offline(const struct config *cfg, const char *out_path, bool *kept, char **errmsg);
+
+/* Whether any frontend slotsync renders reaches svc's backend: its own
+ * listen, or the HTTP frontend's Host routing (http mode, a domain or
+ * hosts). A backend that is not routed is created all the same, and said
+ * so (issue 19). Pure. */
+bool render_service_routed(const struct config *cfg, const struct service_conf *svc);
 
 #endif

@@ -17,12 +17,13 @@
 
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/metrics.h>
 
 /* Everything is borrowed for the call. */
 struct report_state {
-    double now; /* the loop's time (ev_now()) */
+    double now; /* clock_mono(): every time in the state is on that clock */
     /* etcd */
     const struct etcd_sync_stats *etcd; /* NULL: no sync */
     bool listed;                        /* a complete listing has been applied */
@@ -33,7 +34,9 @@ struct report_state {
     unsigned long long batches, commands, command_failures, runtime_errors;
     unsigned long long runtime_added_servers, resyncs, drift_repairs;
     /* reloads (rollout.h) */
-    double last_reload_at; /* <= 0: none */
+    double last_reload_at;         /* <= 0: none */
+    bool last_reload_by_haproxy;   /* last_reload_at is HAProxy's (show proc), not ours */
+    unsigned long haproxy_reloads; /* HAProxy's count since it started, read at start */
     bool last_reload_failed, reloading;
     unsigned long long reloads, reload_failures, check_failures;
     /* the backend table, sorted by name */
@@ -41,7 +44,22 @@ struct report_state {
     size_t n_backends;
     const struct metrics *obs;           /* histograms and labelled counters */
     const struct metrics_recent *recent; /* NULL: no list of recent changes */
+    /* etcd's connection (issue 19): up while the watch runs and its member
+     * answers; since: clock_mono() of the last change (or of the start);
+     * the endpoint in use (a URL, borrowed; shown as host:port only) and
+     * the last reason etcd gave for being down (borrowed, NULL: none). */
+    bool etcd_up;
+    double etcd_since;
+    const char *etcd_endpoint, *etcd_error;
+    double wall_now;            /* clock_wall() read with now: times of day (0: not shown) */
+    const struct config *cfg;   /* borrowed, NULL: no routes (the HTTP frontend's Host names) */
+    size_t spares, spares_free; /* spare backends, and those no service is bound to */
 };
+
+/* What /readyz, the page and `status` add while etcd cannot be read: "etcd
+ * unreachable for 40 s: serving the last known state (revision 14)" into buf
+ * (size bytes). "" while etcd is up. Returns buf. */
+const char *report_etcd_note(const struct report_state *s, char *buf, size_t size);
 
 /* Ready for traffic: the first listing applied and HAProxy's runtime socket
  * answered at the last exchange. When not, *why (static text) says what is
@@ -55,8 +73,10 @@ bool report_ready(const struct report_state *s, const char **why);
 void report_metrics(const struct report_state *s, struct metrics *m, struct metrics_backend **rows);
 
 /* The /status document (status_build()) for HAProxy's two replies
- * (borrowed), with "ready", "last_reload" and, with s->recent, "recent". A
- * new reference, or NULL with *errmsg. */
+ * (borrowed), with "ready", "last_reload", "etcd" (its connection),
+ * "version", "spares", "routes" (Host name -> backend), each backend's
+ * "listen" and, with s->recent, "recent". A new reference, or NULL with
+ * *errmsg. */
 json_t *report_status(const struct report_state *s, const char *state_text, const char *stat_text,
                       char **errmsg);
 

@@ -74,7 +74,7 @@ struct rollout {
     unsigned desired_gen, loaded_gen, failed_gen, reload_gen;
     bool reloading;                 /* a render, check or reload is in flight */
     bool last_reload_failed;        /* the last one to end was refused or failed */
-    double last_reload_start;       /* ev_time() of the last start; 0 = none */
+    double last_reload_start;       /* clock_mono() of the last start; 0 = none */
     double write_retry;             /* backoff after a failure of this machine */
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
@@ -99,6 +99,11 @@ void rollout_set_config(struct rollout *ro, const struct config *cfg);
  * why and name make the log line ("<why> <name>: a reload is needed") and
  * the cause counted in obs. */
 void rollout_want(struct rollout *ro, const char *why, const char *name);
+
+/* The reload cause counted for why: matched by its exact text (the texts
+ * the callers pass are listed in rollout.c); any other is
+ * METRICS_CAUSE_OTHER. */
+enum metrics_reload_cause rollout_cause(const char *why);
 /* A reload is wanted that HAProxy neither runs nor refused. */
 bool rollout_pending(const struct rollout *ro);
 /* Once per loop iteration. ready: etcd was listed and HAProxy's state is

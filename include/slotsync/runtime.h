@@ -22,6 +22,24 @@ struct runtime;
 
 /* ---- pure ---- */
 
+/* The longest line slotsync writes to HAProxy's CLI, its newline included.
+ * From 3.1 the CLI refuses a line longer than its buffer (tune.bufsize, 16384
+ * bytes by default) as a whole ("The command line is too big for the buffer
+ * size"), or resets the connection, where 2.6 and 3.0 read a line of any
+ * length. A batch is therefore cut into lines of at most this size, one
+ * connection each (the CLI runs one line per connection). A command is never
+ * cut: PLAN_CMD_MAX + 1 fits (runtime.c checks it at compile time). */
+#define RUNTIME_LINE_MAX 12288
+
+/* Join n commands (borrowed) into lines for the CLI: ';' between the
+ * commands of a line, '\n' after its last, each line at most line_max bytes
+ * with its newline unless a single command is longer (it then has a line of
+ * its own). On success returns the number of lines and sets *out (a
+ * NUL-terminated buffer the caller frees) and *len (its length). Returns
+ * -EINVAL when n is 0 or a command is empty or holds ';', '\n' or '\r'
+ * (*out untouched), -ENOMEM on allocation failure. */
+int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char **out, size_t *len);
+
 /* Split a complete response into n replies (each without its terminating
  * empty line), in place: on success returns 0, buf has a NUL where each
  * reply ends and *replies is an array of n pointers into buf (free the array
@@ -32,14 +50,8 @@ struct runtime;
 int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies);
 void runtime_replies_free(char **replies, size_t n);
 
-/* Whether reply is HAProxy's success answer to cmd. Commands slotsync sends:
- * "set server ... addr ..." (success text starts "IP changed from" or "no need
- * to change the addr"), "set server ... weight|state ..." (empty reply),
- * "show servers state" (starts with format version "1\n"), "show backend"
- * (starts with "# name"), "add server"
- * ("New server registered."), "show map" (anything but "Unknown map...").
- * "show cli level" (one of "user", "operator", "admin"). Everything else
- * ("enable health", "add/set/del map") succeeds on an empty reply only. */
+/* Whether reply is HAProxy's success answer to cmd: reply_judge() says
+ * REPLY_OK (src/reply.c holds every version's wording). */
 bool runtime_reply_ok(const char *cmd, const char *reply);
 
 /* The level of a CLI connection, from the reply to "show cli level". */
@@ -85,6 +97,13 @@ int runtime_parse_routes(const char *text, size_t len, struct host_route **out, 
 int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
                            void *arg, size_t *bad_lines);
 
+/* The text for an error a runtime exchange ended with (err < 0): -E2BIG
+ * means the reply exceeded the reply cap (RUNTIME_REPLY_MAX_MIB), which
+ * strerror() would call "Argument list too long"; any other is strerror's.
+ * A static string. */
+#define RUNTIME_REPLY_MAX_MIB 64
+const char *runtime_strerror(int err);
+
 /* ---- I/O ---- */
 
 /* err is 0 when a complete response arrived; replies then has n entries
@@ -107,7 +126,11 @@ struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeo
 /* Aborts an exchange in flight without calling back, and frees. */
 void runtime_free(struct runtime *rt);
 
-/* Send n commands (borrowed; copied) as one batch. One exchange at a time:
+/* Send n commands (borrowed; copied) as one batch: in lines of at most
+ * RUNTIME_LINE_MAX bytes (runtime_join_lines()), one connection after the
+ * other, their replies handed back together as if from one line; a batch
+ * whose connection fails midway fails as a whole (some of it may have run).
+ * One exchange at a time:
  * returns -EBUSY if one is in flight, -EINVAL for a command with '\n' or ';',
  * or another negative code when it cannot start (then cb is never called);
  * 0 when started. */

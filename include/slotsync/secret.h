@@ -5,12 +5,21 @@
 #define SLOTSYNC_SECRET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <slotsync/config.h>
 
 struct etcd_client;
 
 #define SECRET_PASSWORD_MAX 1024
+
+/* What the secret files share: up to size-1 bytes of path into buf (NUL
+ * terminated), *len the length of its first line (without its line end).
+ * *too_open (optional) is set when the file is readable by group or others.
+ * 0, or a negative errno with *errmsg naming the file as "<what> <path>"
+ * (never its content). The caller zeroes buf when done. */
+int secret_read_line(const char *path, const char *what, char *buf, size_t size, size_t *len,
+                     bool *too_open, char **errmsg);
 
 /* The first line of path (without its line end) into *out (caller frees
  * with secret_free). *too_open (optional) is set when the file is readable

@@ -52,8 +52,18 @@ int status_render_table(const json_t *doc, bool all, char **out);
  * 0 or -ENOMEM. */
 int status_add_recent(json_t *doc, const struct metrics_recent *r);
 
+/* Set "routed" on each backend of doc: routed(name, arg) says whether a
+ * frontend reaches it (issue 19: a backend nothing routes to is marked,
+ * and the table says NOT ROUTED). Returns 0 or -ENOMEM. */
+int status_mark_routed(json_t *doc, bool (*routed)(const char *name, void *arg), void *arg);
+
 /* Number of drifts in doc; 0 means etcd and HAProxy agree. */
 size_t status_drift_count(const json_t *doc);
+
+/* true when doc (a daemon's /status) says the daemon cannot read etcd: its
+ * "etcd" object has "connected": false. A document without one (`status`
+ * reading etcd itself) is never. */
+bool status_etcd_down(const json_t *doc);
 
 /* ---- the daemon's state dump (SIGUSR1) ---- */
 
@@ -63,7 +73,7 @@ struct status_dump_backend {
     bool present, configured;
 };
 
-/* What the daemon knows, as the dump says it. Times are ev_now() seconds;
+/* What the daemon knows, as the dump says it. Times are clock_mono() seconds;
  * a time <= 0 is "never". */
 struct status_dump {
     double now;
@@ -80,6 +90,11 @@ struct status_dump {
     unsigned long long batches, commands, refused;
     const struct status_dump_backend *backends; /* borrowed */
     size_t n_backends;
+    /* etcd's connection: up, since when (changed), its last answer, the
+     * endpoint (host:port) and the last error (borrowed, NULL: none) */
+    bool etcd_up;
+    double etcd_since, etcd_last_contact;
+    const char *etcd_endpoint, *etcd_error;
 };
 
 /* The dump's lines, in order, each given to line() (no newline; text is

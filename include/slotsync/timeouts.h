@@ -31,6 +31,10 @@
 /* the admin endpoint's reads for /status and /readyz: shorter than the
  * controller's, an operator's page should say "unreachable" soon */
 #define ADMIN_RUNTIME_TIMEOUT_S 5.0
+/* an admin connection's request headers (TLS handshake included), from its
+ * accept or from the end of its previous request: a whole-request deadline,
+ * not an idle timeout that each trickled line would reset (issue 20) */
+#define ADMIN_HEADER_DEADLINE_S 5.0
 #define MASTER_SENTINEL_TIMEOUT_S 5.0 /* the controller's watch on the master socket */
 #define MASTER_TIMEOUT_S 10.0         /* the reloader's "show proc" and "reload" */
 #define RELOAD_TIMEOUT_S 15.0         /* a whole reload, from check to new worker */

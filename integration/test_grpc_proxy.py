@@ -1,0 +1,121 @@
+"""slotsync and announce through etcd's gRPC proxy (issue 24, item 4): a
+3-member etcd 3.4 cluster behind two "etcd grpc-proxy" instances, slotsync
+(etcd.transport grpc whatever the suite's transport) and announce given the
+two proxies as their only endpoints. The proxy the watch and the keepalives
+use is killed: the watch moves to the other proxy and resumes after its last
+revision (nothing missed, no re-list), and announce keeps its lease."""
+
+import re
+import signal
+import time
+
+from harness import *
+from harness import etcd_transport
+from test_announce import key_entry, lease_info
+from test_daemon import PREFIX, Cluster
+
+
+def proxied(env, n_proxies=2):
+    """A 3-member cluster and n_proxies grpc-proxies in front of all of it."""
+    cluster = env.start_etcd_cluster(3)
+    proxies = [env.start_grpc_proxy(cluster.urls, name="grpc-proxy%d" % (i + 1))
+               for i in range(n_proxies)]
+    return cluster, proxies
+
+
+def watch_proxy(env, proxies, since=0, name="slotsync"):
+    """The proxy the daemon's watch was last started on (from its debug log)."""
+    found = re.findall(r"watch through (http://\S+) from revision (\d+)",
+                       env.log_text(name)[since:])
+    assert found, "no watch started yet"
+    url, rev = found[-1]
+    return next(p for p in proxies if p.url == url.rstrip("/")), int(rev)
+
+
+def etcd_addresses(url):
+    """The set of (addr, port) registered under PREFIX web/ in etcd."""
+    out = set()
+    for _, value in etcd_get_prefix(url, PREFIX + "web/").items():
+        host, port = value.decode().rsplit(":", 1)
+        out.add((host, int(port)))
+    return out
+
+
+def test_watch_and_lease_survive_a_proxy_kill(env, bin_path):
+    """slotsync's watch and announce's keepalives both run through the first
+    proxy; it is killed (SIGKILL, by pid) while keys change: the watch moves
+    to the second proxy and resumes from the revision after the last one it
+    applied, every change put during the failover reaches HAProxy (HAProxy
+    equals etcd), no re-list, no reload; announce's key keeps its lease,
+    which is still kept alive through the second proxy."""
+    if etcd_transport() != "grpc":
+        # gRPC whatever the suite's transport: run once, in the gRPC pass
+        raise Skip("runs in the gRPC pass (SLOTSYNC_TEST_ETCD_TRANSPORT=grpc)")
+    cluster, proxies = proxied(env)
+    member = cluster.urls[0]
+    endpoints = [p.url for p in proxies]
+
+    c = Cluster(env, bin_path, etcd_url=member, start=False)
+    c.config["etcd"]["endpoints"] = endpoints
+    c.config["etcd"]["transport"] = "grpc"
+    c.config_path = write_config(env, c.config)
+    c.render()
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+
+    key = PREFIX + "api/a"
+    ann = env.spawn("announce", [bin_path, "announce", "--etcd-transport", "grpc",
+                                 "--etcd", ",".join(endpoints), "--key", key,
+                                 "--addr", "127.0.0.1:8081", "--ttl", "3",
+                                 "--log-level", "debug"])
+    value, lease = wait_for(lambda: key_entry(member, key), timeout=10, alive=[ann],
+                            what="announce's key through the proxy")
+    env.wait_log("announce", r"lease [0-9a-f]+ renewed", alive=[ann])
+
+    c.put("a", "w1")
+    c.put("b", "w2")
+    c.wait_live(["w1", "w2"])
+    first, _ = watch_proxy(env, proxies)
+    assert first is proxies[0], "the watch starts on the first endpoint"
+    applied_rev = etcd_revision(member)
+    since = len(env.log_text("slotsync"))
+    # announce's key made service api (one reload, before the kill)
+    reloads = c.haproxy.reloads()
+
+    first.stop(signal.SIGKILL)
+    # Changes while the watch has no proxy, straight to a member (the
+    # proxies are the clients' only way in, not the writers').
+    etcd_put(member, PREFIX + "web/c", "127.0.0.1:%d" % c.backends["w3"])
+    etcd_delete(member, PREFIX + "web/a")
+    etcd_put(member, PREFIX + "web/b", "127.0.0.1:%d" % c.backends["w3"])
+    etcd_put(member, PREFIX + "web/d", "127.0.0.1:%d" % c.backends["w1"])
+    want = etcd_addresses(member)
+    assert want == {("127.0.0.1", c.backends["w3"]), ("127.0.0.1", c.backends["w1"])}
+    wait_for(lambda: c.live() == want, timeout=20, alive=[c.slotsync],
+             what="the changes put during the failover applied")
+    assert c.live() == etcd_addresses(member), "HAProxy equals etcd"
+
+    second, rev = wait_for(lambda: watch_proxy(env, proxies, since), timeout=5,
+                           what="a new watch after the kill")
+    assert second is proxies[1], "the watch moved to the other proxy"
+    assert rev == applied_rev + 1, \
+        "resumed after the last revision (%d), not from %d" % (applied_rev, rev)
+    log = env.log_text("slotsync")[since:]
+    assert "listing applied" not in log, "the watch resumed, no re-list"
+    assert c.haproxy.reloads() == reloads, "no reload for the failover"
+
+    # announce: its keepalives were on the killed proxy too; they move and
+    # the key keeps the same lease, renewed through the second proxy.
+    ann_since = len(env.log_text("announce"))
+    env.wait_log("announce", r"lease [0-9a-f]+ renewed", timeout=10, alive=[ann],
+                 since=ann_since)
+    end = time.monotonic() + 4  # more than the TTL after the kill
+    while time.monotonic() < end:
+        assert key_entry(member, key) == (value, lease), "announce's key lost its lease"
+        time.sleep(0.2)
+    ttl, granted = lease_info(member, lease)
+    assert ttl > 0 and granted == 3, (ttl, granted)
+    alog = env.log_text("announce")
+    assert "presumed expired" not in alog and "lost" not in alog, alog
+    assert re.search(r"switching to endpoint " + re.escape(proxies[1].url), alog), alog
+    assert ann.poll() is None and c.slotsync.poll() is None

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""The man pages against the code (issue 19 item 8): every config field the
+loader knows (src/config.c's key lists), every option of every command
+(src/main.c's option tables, src/announce_opts.c's names) and every signal a
+command handles (ev_signal_init in src/controller.c and src/announce.c) must
+be in docs/man/*.scd, in the page and section where such things are listed;
+and the pages name installed paths through @...DIR@ (substituted at build
+time from PREFIX), never a literal /usr/local.
+
+Run by `make man-check`; exits 1 listing what is missing. --self-test checks
+that the parsers find what they must (so that a parser broken by a code
+change cannot pass by finding nothing).
+"""
+
+import os
+import re
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(*parts):
+    with open(os.path.join(REPO, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def strip_comments(text):
+    return re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+
+
+def config_fields(src):
+    """Dotted config fields from each `keys[] = {...}` and the path the
+    check_keys() call after it gives ("" = top level; a variable path is a
+    service: services.NAME)."""
+    src = strip_comments(src)
+    fields = []
+    for m in re.finditer(r"static const char \*const keys\[\] = \{(.*?)\};", src, re.S):
+        keys = re.findall(r'"([^"]*)"', m.group(1))
+        call = re.search(r"check_keys\(\s*\w+\s*,\s*(\"[^\"]*\"|\w+)", src[m.end():])
+        if not call:
+            continue
+        path = call.group(1)
+        if path.startswith('"'):
+            prefix = path.strip('"')
+        else:
+            prefix = "services.NAME"
+        for k in keys:
+            fields.append(prefix + "." + k if prefix else k)
+    return fields
+
+
+def main_options(src):
+    """{command: [long option names]} from src/main.c's option tables."""
+    src = strip_comments(src)
+    common = re.search(r"#define COMMON_OPTS(.*?)\n\n", src, re.S)
+    common_names = re.findall(r'\{\s*"([a-z-]+)"', common.group(1)) if common else []
+    out = {}
+    for m in re.finditer(r"static const struct option (\w+)_opts\[\] = \{(.*?)\};", src, re.S):
+        names = re.findall(r'\{\s*"([a-z-]+)"', m.group(2))
+        if "COMMON_OPTS" in m.group(2):
+            names = common_names + names
+        out[m.group(1)] = names
+    return out
+
+
+def announce_options(src):
+    m = re.search(r"opt_names\[\w+\] = \{(.*?)\};", strip_comments(src), re.S)
+    return re.findall(r'= "([a-z-]+)"', m.group(1)) if m else []
+
+
+def signals(src):
+    return sorted(set(re.findall(r"ev_signal_init\([^;]*?\b(SIG[A-Z0-9]+)\)", src)))
+
+
+def section(page, title):
+    """The text of `# TITLE` up to the next `# ` heading."""
+    m = re.search(r"(?m)^# %s\n(.*?)(?=^# |\Z)" % re.escape(title), page, re.S)
+    return m.group(1) if m else ""
+
+
+def signal_block(sigs_text, command):
+    """In SIGNALS, the part from `*command*:` to the next `*other*:`."""
+    m = re.search(r"(?ms)^\*%s\*:(.*?)(?=^\*[a-z]+\*:|\Z)" % command, sigs_text)
+    return m.group(1) if m else ""
+
+
+def check(problems):
+    page8 = read("docs", "man", "slotsync.8.scd")
+    page5 = read("docs", "man", "slotsync.json.5.scd")
+    config_src = read("src", "config.c")
+    main_src = read("src", "main.c")
+
+    # config fields: "*etcd.tls.ca_file*" in slotsync.json(5); a service's
+    # own keys as "*key*" in the services paragraph
+    services = re.search(r"(?ms)^\*services\.\*_NAME_\n(.*?)(?=^\*|^# )", page5)
+    services = services.group(1) if services else ""
+    fields = config_fields(config_src)
+    for field in fields:
+        if any(f.startswith(field + ".") for f in fields):
+            # a block: its fields are checked one by one
+            if not re.search(r"\*%s\." % re.escape(field), page5):
+                problems.append("slotsync.json(5): config block %s is not described" % field)
+        elif field.startswith("services.NAME."):
+            key = field.split(".", 2)[2]
+            if "*%s*" % key not in services:
+                problems.append("slotsync.json(5): services.NAME.%s is not in the services "
+                                "paragraph" % key)
+        elif "." in field:
+            if "*%s*" % field not in page5:
+                problems.append("slotsync.json(5): config field %s is not described" % field)
+        elif not re.search(r"\*%s[*.]" % re.escape(field), page5):
+            problems.append("slotsync.json(5): config field %s is not described" % field)
+
+    # options: run, render, check in "OPTIONS OF RUN, RENDER AND CHECK" (or
+    # their COMMANDS paragraph); status in its COMMANDS paragraph
+    opts_rrc = section(page8, "OPTIONS OF RUN, RENDER AND CHECK")
+    commands = section(page8, "COMMANDS")
+    for cmd, names in sorted(main_options(main_src).items()):
+        para = re.search(r"(?ms)^\*%s\*\n(.*?)(?=^\*[a-z]+\*\n|\Z)" % cmd, commands)
+        para = para.group(1) if para else ""
+        where = (opts_rrc + para) if cmd in ("run", "render", "check") else para + opts_rrc
+        for name in names:
+            if "*--%s*" % name not in where:
+                problems.append("slotsync(8): %s's option --%s is not described" % (cmd, name))
+    opts_ann = section(page8, "OPTIONS OF ANNOUNCE")
+    for name in announce_options(read("src", "announce_opts.c")):
+        if "*--%s*" % name not in opts_ann:
+            problems.append("slotsync(8): announce's option --%s is not in OPTIONS OF "
+                            "ANNOUNCE" % name)
+
+    # signals, per command
+    sigs = section(page8, "SIGNALS")
+    for cmd, path in (("run", ("src", "controller.c")), ("announce", ("src", "announce.c"))):
+        block = signal_block(sigs, cmd)
+        for sig in signals(read(*path)):
+            if "*%s*" % sig not in block:
+                problems.append("slotsync(8): %s handles %s, not listed under SIGNALS" % (cmd, sig))
+    if "SIGPIPE" in main_src and "*SIGPIPE*" not in sigs:
+        problems.append("slotsync(8): SIGPIPE (ignored in main.c) is not under SIGNALS")
+
+    # installed paths follow PREFIX
+    for name, page in (("slotsync.8.scd", page8), ("slotsync.json.5.scd", page5)):
+        if "/usr/local" in page:
+            problems.append("%s: names /usr/local; write @DATADIR@ (or another @...DIR@) so "
+                            "that the page follows PREFIX" % name)
+
+
+def self_test():
+    """The parsers find what the code certainly has."""
+    fields = config_fields(read("src", "config.c"))
+    opts = main_options(read("src", "main.c"))
+    ann = announce_options(read("src", "announce_opts.c"))
+    wanted = [
+        ("etcd.endpoints" in fields, "config field etcd.endpoints"),
+        ("haproxy.runtime_socket" in fields, "config field haproxy.runtime_socket"),
+        ("services.NAME.listen" in fields, "config field services.NAME.listen"),
+        ("resync_interval_s" in fields, "top-level config field resync_interval_s"),
+        ("config" in opts.get("run", []), "run's --config"),
+        ("offline-ok" in opts.get("render", []), "render's --offline-ok"),
+        ("admin" in opts.get("status", []), "status's --admin"),
+        ("addr" in ann, "announce's --addr"),
+        ("SIGHUP" in signals(read("src", "controller.c")), "run's SIGHUP"),
+        ("SIGUSR2" in signals(read("src", "announce.c")), "announce's SIGUSR2"),
+    ]
+    missing = [what for ok, what in wanted if not ok]
+    for what in missing:
+        print("check_man.py: parser found no %s" % what)
+    return not missing
+
+
+def main():
+    if not self_test():
+        return 1
+    if "--self-test" in sys.argv:
+        return 0
+    problems = []
+    check(problems)
+    for p in problems:
+        print("man-check: " + p)
+    if problems:
+        print("man-check: %d missing from the man pages" % len(problems))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
