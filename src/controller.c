@@ -37,6 +37,7 @@
 #include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/report.h>
+#include <slotsync/bulk.h>
 #include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
 
@@ -78,6 +79,11 @@ struct ctl {
     struct dnshosts dns;   /* the "dns" hosts file */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
+    /* issue 23: the socket or one reload for a large plan (bulk.h), decided
+     * once when a listing ends and once per HAProxy process read */
+    bool bulk_due;
+    unsigned bulk_epoch; /* ap.adopt_epoch at the last decision */
+    bool bulk_decided;   /* bulk_epoch is set */
 
     /* The last full listing had no valid key and none came since. Until
      * HAProxy is known to hold no filled slot (or keys appear), listed stays
@@ -96,7 +102,7 @@ struct ctl {
     bool etcd_up;          /* the sync's last connected() report said up */
     double etcd_since;     /* clock_mono() of that report, or of the start */
     struct {
-        unsigned long long refused_services, empty_listings_held;
+        unsigned long long refused_services, empty_listings_held, bulk_reloads;
     } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
     /* inspection: the admin endpoint and what only it needs */
     struct admin *admin;
@@ -421,6 +427,7 @@ static void on_list_end(void *arg, int64_t revision)
     if (c->registry_empty)
         registry_filled(c);
     c->listed = true;
+    c->bulk_due = true;
 }
 
 static void on_batch_end(void *arg, int64_t revision)
@@ -644,6 +651,50 @@ static void live_controller(struct ctl *c)
     livefile_touch(&c->live);
 }
 
+/* Issue 23: when a listing ended, or HAProxy's state was read from a new
+ * process (a restart, a reload), weigh the plan over the runtime socket
+ * against one reload (bulk.h) and log the choice. A reload renders every
+ * backend with its desired endpoints; its end reads HAProxy's state again,
+ * so the planner sends only what changed meanwhile. Returns true when a
+ * reload was asked: nothing is sent now. */
+static bool bulk_controller(struct ctl *c)
+{
+    struct bulk_input in = {0};
+    struct bulk_choice out;
+    size_t commands = 0, servers = 0;
+
+    if (!c->ap.adopted)
+        return false;
+    if (!c->bulk_due && c->bulk_decided && c->bulk_epoch == c->ap.adopt_epoch)
+        return false;
+    c->bulk_due = false;
+    c->bulk_decided = true;
+    c->bulk_epoch = c->ap.adopt_epoch;
+    if (apply_estimate(&c->ap, false, BULK_MIN_COMMANDS, &commands, &servers) < 0)
+        return false; /* out of memory: the socket, as before */
+    in.commands = commands;
+    in.servers = servers;
+    in.command_us = (unsigned)c->cfg->runtime_command_us;
+    in.server_us = (unsigned)c->cfg->reload_server_us;
+    in.reload_allowed = rollout_can_start(&c->ro);
+    in.path = (enum bulk_path)c->cfg->bulk_path;
+    bulk_choose(&in, &out);
+    if (commands < BULK_MIN_COMMANDS && !out.reload)
+        return false; /* a small plan: the socket, no line */
+    log_info(MOD,
+             "bulk: %s for %zu runtime %s (%.2f s estimated) against one reload of %zu "
+             "servers (%.2f s estimated): %s",
+             out.reload ? "one reload" : "the runtime socket", commands,
+             LOG_PLURAL(commands, "command", "commands"), out.runtime_s, servers, out.reload_s,
+             out.why);
+    if (!out.reload)
+        return false;
+    c->stats.bulk_reloads++;
+    rollout_want(&c->ro, "large plan, one reload for", "every backend");
+    rollout_maybe_start(&c->ro, true);
+    return true;
+}
+
 /* Runs once per loop iteration, before the loop blocks: everything that
  * changed during the iteration goes out as one batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -668,10 +719,14 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
     if (!c->listed) {
-        if (c->listing) /* part of a first listing: additions only */
+        /* part of a first listing: additions only; bulk_path "reload"
+         * keeps them for the one reload the listing's end decides */
+        if (c->listing && c->cfg->bulk_path != BULK_PATH_RELOAD)
             apply_send_additions(&c->ap);
         return;
     }
+    if (bulk_controller(c))
+        return;
     apply_send(&c->ap);
 }
 
@@ -917,6 +972,7 @@ static struct report_state report_of(const struct ctl *c)
         .reloads = c->ro.stats.reloads,
         .reload_failures = c->ro.stats.reload_failures,
         .check_failures = c->ro.stats.check_failures,
+        .bulk_reloads = c->stats.bulk_reloads,
         .backends = c->backends,
         .n_backends = c->n_backends,
         .obs = &c->obs,

@@ -167,6 +167,7 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
     m->reloads = s->reloads;
     m->reload_failures = s->reload_failures;
     m->check_failures = s->check_failures;
+    m->bulk_reloads = s->bulk_reloads;
     m->haproxy_up = s->synced && !s->runtime_down;
     m->ready = report_ready(s, &why);
     m->since_resync_s = clock_age(s->now, s->last_resync_at);

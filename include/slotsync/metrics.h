@@ -56,6 +56,7 @@ struct metrics {
     struct metrics_histogram event_to_applied; /* etcd event arrival -> HAProxy reply */
     /* reloads */
     unsigned long long reloads, reload_failures, check_failures;
+    unsigned long long bulk_reloads; /* reloads chosen over the socket for a large plan */
     unsigned long long reload_requests[METRICS_CAUSES];
     /* state (filled when a snapshot is taken) */
     bool haproxy_up, ready;

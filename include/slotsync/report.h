@@ -39,6 +39,7 @@ struct report_state {
     unsigned long haproxy_reloads; /* HAProxy's count since it started, read at start */
     bool last_reload_failed, reloading;
     unsigned long long reloads, reload_failures, check_failures;
+    unsigned long long bulk_reloads; /* reloads chosen for a large plan (bulk.h) */
     /* the backend table, sorted by name */
     struct backend *const *backends;
     size_t n_backends;
