@@ -389,7 +389,7 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
 
 bool rollout_can_start(const struct rollout *ro)
 {
-    double wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - ev_time();
+    double wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - clock_mono();
 
     if (ro->reloading || ev_is_active(&ro->timer) || ro->last_reload_failed ||
         !reloader_can_reload(ro->reloader))
