@@ -870,9 +870,10 @@ class Env:
 
     def start_haproxy(self, services_file=None, base_config=BASE_CONFIG,
                       name="haproxy", extra_args=(), timeout=15,
-                      socket_level=None):
+                      socket_level=None, binary=None):
         """Start HAProxy (master-worker, foreground) on a test copy of the
-        shipped base config; return an HAProxy once both sockets answer."""
+        shipped base config; return an HAProxy once both sockets answer.
+        binary: another HAProxy than HAPROXY_BIN."""
         if services_file is None:
             services_file = self.path("services.cfg")
             if not os.path.exists(services_file):
@@ -885,7 +886,8 @@ class Env:
         for _ in range(3):
             hap = HAProxy(self, name, self.path("master.sock"),
                           self.path("admin.sock"), free_port(),
-                          self.path("haproxy-base.cfg"), services_file)
+                          self.path("haproxy-base.cfg"), services_file,
+                          binary=binary)
             self.write("haproxy-base.cfg",
                        _test_base_config(shipped, hap.admin_sock, hap.stats_port,
                                          socket_level))
@@ -1463,8 +1465,9 @@ class HAProxy:
     """An HAProxy master-worker of an Env (see Env.start_haproxy)."""
 
     def __init__(self, env, name, master_sock, admin_sock, stats_port,
-                 base_config, services_file):
+                 base_config, services_file, binary=None):
         self.env = env
+        self.binary = binary or HAPROXY_BIN
         self.name = name
         self.master_sock = master_sock
         self.admin_sock = admin_sock
@@ -1482,7 +1485,7 @@ class HAProxy:
         for sock in (self.master_sock, self.admin_sock):
             if os.path.exists(sock):
                 os.unlink(sock)
-        argv = [HAPROXY_BIN, "-W", "-S", self.master_sock,
+        argv = [self.binary, "-W", "-S", self.master_sock,
                 "-f", self.base_config, "-f", self.services_file]
         self.proc = self.env.spawn(self.name, argv + list(extra_args))
         wait_for(lambda: "Name: HAProxy" in self.cmd("show info", timeout=1),

@@ -119,3 +119,61 @@ def test_watch_and_lease_survive_a_proxy_kill(env, bin_path):
     assert "presumed expired" not in alog and "lost" not in alog, alog
     assert re.search(r"switching to endpoint " + re.escape(proxies[1].url), alog), alog
     assert ann.poll() is None and c.slotsync.poll() is None
+
+
+def range_calls(url):
+    """Range calls url has handled (its grpc_server_handled_total, any code):
+    an etcd member or a grpc-proxy, both serve /metrics on their client port."""
+    status, text = http_get(url + "/metrics", timeout=5)
+    assert status == 200, (url, status)
+    return sum(float(m.group(1)) for m in re.finditer(
+        r'^grpc_server_handled_total\{[^}]*grpc_method="Range"[^}]*\} (\S+)$', text, re.M))
+
+
+def test_idle_liveness_behind_proxies_costs_etcd_no_reads(env, bin_path):
+    """A grpc-proxy drops progress requests, so slotsync probes its liveness
+    with a range a second instead; that range is serializable, which the
+    proxy answers from its cache: while the proxy handles probe after probe,
+    the members behind it see (almost) none of them, where a linearizable
+    range would be one raft read per host per second at the leader."""
+    if etcd_transport() != "grpc":
+        raise Skip("runs in the gRPC pass (SLOTSYNC_TEST_ETCD_TRANSPORT=grpc)")
+    cluster, proxies = proxied(env)
+    c = Cluster(env, bin_path, etcd_url=cluster.urls[0], start=False)
+    c.config["etcd"]["endpoints"] = [p.url for p in proxies]
+    c.config["etcd"]["transport"] = "grpc"
+    c.config_path = write_config(env, c.config)
+    c.render()
+    c.haproxy = env.start_haproxy(c.services_file)
+    c.start_slotsync()
+    c.put("a", "w1")
+    c.wait_live(["w1"])
+    env.wait_log("slotsync", r"does not answer progress requests", timeout=15,
+                 alive=[c.slotsync])
+
+    members = lambda: sum(range_calls(u) for u in cluster.urls)
+    # The window is the measure (five probes' worth), not a guard: what
+    # proves the probes ran in it is the hang they detect right after.
+    at_members = members()
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        assert c.slotsync.poll() is None
+        time.sleep(0.5)
+    reached = members() - at_members
+    assert reached <= 1, "%d liveness probes in 5 s reached etcd's members" % reached
+    assert "not answering" not in env.log_text("slotsync")
+
+    # the probe still finds a hung proxy: the watch moves to the other one
+    since = len(env.log_text("slotsync"))
+    first, _ = watch_proxy(env, proxies)
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        env.wait_log("slotsync", r"is not answering \(probe", timeout=10,
+                     alive=[c.slotsync], since=since)
+        other, _ = wait_for(lambda: watch_proxy(env, proxies, since), timeout=10,
+                            what="a watch on the other proxy")
+        assert other is not first
+        c.put("b", "w2")
+        c.wait_live(["w1", "w2"])
+    finally:
+        first.proc.send_signal(signal.SIGCONT)

@@ -157,7 +157,7 @@ static int adopt(struct apply *a, struct backend *b)
         else
             log_info(MOD, "backend %s: %zu slots in HAProxy", backend_label(b), ad.slots);
     }
-    if (ad.missing)
+    if (ad.missing && !(a->ops->dyn_missing && a->ops->dyn_missing(a->arg, b)))
         a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
     return 0;
 }
@@ -282,6 +282,56 @@ static int read_proxies(struct apply *a, const char *text)
     return 0;
 }
 
+/* "show info": HAProxy's version, which says whether it can create
+ * backends at run time (dynback.h). A reply without a version line that
+ * reads is logged once per change and counts as "cannot". */
+static void read_version(struct apply *a, const char *info)
+{
+    struct haproxy_version v;
+    bool known = dynback_parse_version(info, strlen(info), &v) == 0;
+    bool was = a->dyn.version_known && dynback_version_ok(&a->dyn.version);
+
+    if (!known) {
+        if (a->dyn.version_known || !a->dyn_version_noted)
+            log_warn(MOD, "show info gave no version slotsync can read: no backend is created at "
+                          "run time (new services use spare backends or a reload)");
+        a->dyn_version_noted = true;
+        a->dyn.version_known = false;
+        return;
+    }
+    if (!a->dyn.version_known || a->dyn.version.major != v.major ||
+        a->dyn.version.minor != v.minor || a->dyn.version.patch != v.patch) {
+        bool now = dynback_version_ok(&v);
+
+        if (now && !dynback_config_ok(a->cfg))
+            log_info(MOD,
+                     "HAProxy %u.%u.%u: it can add backends at run time, but the config does not "
+                     "route new services into backends of their own by Host (http_frontend with "
+                     "a domain, HTTP defaults with a dynamic balance): spare backends or a "
+                     "reload",
+                     v.major, v.minor, v.patch);
+        else if (now && !a->dyn.base_declares)
+            log_info(MOD,
+                     "HAProxy %u.%u.%u: it can add backends at run time, but haproxy.base_config "
+                     "declares no \"defaults " DYNBACK_BASE_DEFAULTS "\" (see haproxy/haproxy.cfg): "
+                     "new services use spare backends or a reload",
+                     v.major, v.minor, v.patch);
+        else if (now)
+            log_info(MOD,
+                     "HAProxy %u.%u.%u: new HTTP services get a backend of their own at run time "
+                     "(add backend), with no spare and no reload",
+                     v.major, v.minor, v.patch);
+        else if (was || !a->dyn.version_known)
+            log_info(MOD,
+                     "HAProxy %u.%u.%u: no backend can be added at run time before %d.%d: new "
+                     "services use spare backends or a reload",
+                     v.major, v.minor, v.patch, DYNBACK_MIN_MAJOR, DYNBACK_MIN_MINOR);
+    }
+    a->dyn.version = v;
+    a->dyn.version_known = true;
+    a->dyn_version_noted = false;
+}
+
 static void on_resync_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                             void *arg)
 {
@@ -300,6 +350,10 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
          * the old process's. Read again rather than adopt it. */
         a->resync_wanted = true;
         return;
+    }
+    if (a->resync_has_info && n > 0) {
+        read_version(a, replies[n - 1]);
+        n--;
     }
     down = log_outage_end(&a->rt_outage, clock_mono());
     if (down >= 0)
@@ -363,6 +417,7 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
     for (size_t i = 0; i < n_be; i++) {
         be[i]->n_seen = 0;
         be[i]->seen_backend = false;
+        be[i]->dyn_removing = false; /* HAProxy's state says what was removed */
     }
     r = runtime_parse_servers_state(replies[0], strlen(replies[0]), on_state_row, a, &bad);
     if (r < 0) {
@@ -410,6 +465,14 @@ static void start_resync(struct apply *a)
     a->resync_has_level = !a->level_ok;
     if ((r = plan_resync(&cmds, a->resync_has_level,
                          a->cfg->http_bind.set ? a->cfg->hosts_map : NULL)) < 0) {
+        plan_free(&cmds);
+        runtime_failed(a, r, "building the resync commands");
+        return;
+    }
+    /* HAProxy's version with the level: after every (re)connect or reload
+     * (the new worker may be another binary). */
+    a->resync_has_info = a->resync_has_level;
+    if (a->resync_has_info && (r = plan_add(&cmds, PLAN_SHOW_INFO)) < 0) {
         plan_free(&cmds);
         runtime_failed(a, r, "building the resync commands");
         return;
@@ -560,6 +623,30 @@ static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
     a->resync_wanted = true;
 }
 
+/* The answers to the batch's "add backend" and "del backend" commands, to
+ * the owner (after everything else: it may drop a deleted backend). */
+static void dyn_answers(struct apply *a, char **replies, size_t n)
+{
+    for (size_t i = 0; i < n && a->ops->dyn_answered; i++) {
+        const char *cmd = a->plan.cmds[i], *name;
+        bool create = strncmp(cmd, PLAN_ADD_BACKEND, strlen(PLAN_ADD_BACKEND)) == 0;
+        char be[SERVICE_NAME_MAX + 1];
+        size_t len;
+
+        if (!create && strncmp(cmd, PLAN_DEL_BACKEND, strlen(PLAN_DEL_BACKEND)) != 0)
+            continue;
+        name = cmd + strlen(create ? PLAN_ADD_BACKEND : PLAN_DEL_BACKEND);
+        len = strcspn(name, " ");
+        if (len == 0 || len >= sizeof(be))
+            continue;
+        memcpy(be, name, len);
+        be[len] = '\0';
+        if (runtime_reply_ok(cmd, replies[i]))
+            create ? a->dyn_created++ : a->dyn_deleted++;
+        a->ops->dyn_answered(a->arg, be, create, runtime_reply_ok(cmd, replies[i]), replies[i]);
+    }
+}
+
 static void on_batch_reply(int err, char **replies, size_t n, const char *raw, size_t raw_len,
                            void *arg)
 {
@@ -630,6 +717,7 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         refusal_resync_later(a);
     }
     log_changes(a, replies, n, failed);
+    dyn_answers(a, replies, n);
 }
 
 /* Add slots old..n-1 to a running backend with "add server". */
@@ -672,6 +760,58 @@ static const struct plan_opts *static_opts(struct apply *a, struct backend *b, s
     return o;
 }
 
+bool apply_dynamic_usable(const struct apply *a)
+{
+    return dynback_usable(&a->dyn, a->cfg);
+}
+
+/* b's backend, created now: "add backend" and its slots (as many as its
+ * endpoints need, at least the configured count), each a dynamic server in
+ * maintenance with no address until the slot commands that follow fill
+ * it. An "add backend" that finds the name taken by a backend leaves that
+ * one (a creation that raced a resync, or a removal that stopped
+ * half-way), and the slots are added to it. */
+static int dyn_plan_create(struct apply *a, struct backend *b, size_t endpoints)
+{
+    size_t n = backend_fit_slots(b, 0, endpoints);
+    int r;
+
+    b->dyn_create = false;
+    if ((r = backend_resize(b, 0)) < 0 ||
+        (r = plan_create_backend(&a->plan, b->conf.name, n, b->conf.opt.server_options)) < 0 ||
+        (r = backend_add_slots(b, n)) < 0) {
+        log_error(MOD, "backend %s: planning its creation failed: %s", b->conf.name,
+                  strerror(-r));
+        b->present = false;
+        a->resync_wanted = true;
+        return r;
+    }
+    b->dyn_removing = false;
+    log_info(MOD, "service %s: backend added at run time with %zu slots (add backend, no reload)",
+             b->conf.name, n);
+    return 0;
+}
+
+/* A service with no endpoint left leaves HAProxy at run time (dynback.h):
+ * its route goes in this batch (it is not present any more), and its
+ * backend is unpublished, emptied and deleted. */
+static void dyn_plan_delete(struct apply *a, struct backend *b)
+{
+    int r = plan_delete_backend(&a->plan, b->conf.name, b->slots.n);
+
+    if (r < 0) {
+        log_error(MOD, "backend %s: planning its removal failed: %s", b->conf.name, strerror(-r));
+        return;
+    }
+    b->dyn_removing = true;
+    b->dyn_unpublished = true;
+    b->present = false;
+    a->map_dirty = true;
+    log_info(MOD, "service %s: no endpoint left: its backend is removed at run time (del backend, "
+                  "no reload)",
+             b->conf.name);
+}
+
 /* additions: a listing is partly read (apply_send_additions()). */
 static void converge_backend(struct apply *a, struct backend *b, bool additions)
 {
@@ -680,6 +820,7 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     size_t endpoints = svc ? svc->n_endpoints : 0;
     size_t first_change = a->plan.n_changes;
     size_t n = 0;
+    bool publish = false;
     int r;
 
     if (additions)
@@ -688,6 +829,17 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
         b->dirty = b->page_dirty = false;
     if (!b->present || !backend_ours(b))
         return;
+    if (!additions && b->dyn_create) {
+        if (dyn_plan_create(a, b, endpoints) < 0)
+            return;
+        publish = true;
+    } else if (!additions && !endpoints && apply_dynamic_usable(a) &&
+               dynback_removable(b, endpoints)) {
+        dyn_plan_delete(a, b);
+        return;
+    } else if (!additions && endpoints && b->dyn_unpublished) {
+        publish = true; /* a removal that stopped half-way left it unpublished */
+    }
     switch (additions ? backend_growth_additions(b, endpoints, &n)
                       : backend_growth(b, endpoints, &n)) {
     case BACKEND_GROW_RUNTIME:
@@ -735,6 +887,12 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
     for (size_t i = first_change; i < a->plan.n_changes; i++)
         a->plan.changes[i].drift = b->drift[a->plan.changes[i].slot];
     memset(b->drift, 0, b->slots.n * sizeof(*b->drift));
+    /* Routed only once its slots are filled (the map follows the batch's
+     * backends). */
+    if (publish && (r = plan_publish_backend(&a->plan, b->conf.name)) < 0) {
+        log_error(MOD, "backend %s: planning failed: %s", backend_label(b), strerror(-r));
+        a->resync_wanted = true;
+    }
 }
 
 /* The routes of the backends HAProxy runs. */

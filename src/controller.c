@@ -27,6 +27,7 @@
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/dnshosts.h>
+#include <slotsync/dynback.h>
 #include <slotsync/secret.h>
 #include <slotsync/livefile.h>
 #include <slotsync/log.h>
@@ -63,6 +64,7 @@ struct ctl {
     struct names base_fe; /* frontend/listen names of base_config */
     struct names proxies; /* every backend HAProxy listed at the last resync */
     bool proxies_known;   /* proxies holds a "show backend" reply */
+    bool base_defaults;   /* base_config declares DYNBACK_BASE_DEFAULTS (dynback.h) */
     struct apply ap;      /* HAProxy's state read, batches sent (apply.h) */
     struct pool pool;     /* spare backends: new services without a reload (pool.h) */
     /* the services file and Host map kept current between reloads (livefile.h) */
@@ -151,7 +153,8 @@ static struct backend *backend_add(struct ctl *c, const struct service_conf *con
 /* The proxy names base_config declares (backend_proxy_names()). A missing
  * file declares nothing. Reads the whole file: called at start and on
  * SIGHUP only. */
-static int read_proxy_names(const char *path, struct names *be, struct names *fe)
+static int read_proxy_names(const char *path, struct names *be, struct names *fe,
+                            bool *base_defaults)
 {
     char *text = NULL;
     size_t len = 0;
@@ -162,22 +165,36 @@ static int read_proxy_names(const char *path, struct names *be, struct names *fe
     if (r < 0)
         return r;
     r = backend_proxy_names(text, len, be, fe);
+    if (r == 0 && base_defaults)
+        *base_defaults = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
     free(text);
     return r;
+}
+
+/* Whether base_config declares the named defaults that run-time backends
+ * inherit from (dynback.h): the services file then carries theirs. */
+static void set_base_defaults(struct ctl *c, bool declared)
+{
+    c->base_defaults = declared;
+    c->ap.dyn.base_declares = declared;
+    c->ro.dyn_defaults = declared;
+    c->live.dyn_defaults = declared;
 }
 
 /* Re-read base_config's proxy names. Logs and keeps the old ones on error. */
 static void load_base_names(struct ctl *c)
 {
     struct names be = {0}, fe = {0};
+    bool base_defaults = false;
     int r;
 
     if (!c->cfg->base_config) {
+        set_base_defaults(c, false);
         backend_names_clear(&c->base_be);
         backend_names_clear(&c->base_fe);
         return;
     }
-    r = read_proxy_names(c->cfg->base_config, &be, &fe);
+    r = read_proxy_names(c->cfg->base_config, &be, &fe, &base_defaults);
     if (r < 0) {
         log_warn(MOD, "haproxy.base_config %s: cannot read its proxy names: %s",
                  c->cfg->base_config, strerror(-r));
@@ -189,6 +206,7 @@ static void load_base_names(struct ctl *c)
     backend_names_clear(&c->base_fe);
     c->base_be = be;
     c->base_fe = fe;
+    set_base_defaults(c, base_defaults);
 }
 
 /* The name sets that decide who owns a proxy name (borrowed from c). */
@@ -233,11 +251,32 @@ static bool settle(struct ctl *c, struct backend *b)
     return claimed;
 }
 
+/* A claimed service HAProxy runs no backend for, on an HAProxy that adds
+ * backends at run time (dynback.h): its own backend at the next batch
+ * ("add backend", its slots, publish), no spare, no reload. Returns
+ * whether it is done so. */
+static bool dyn_place(struct ctl *c, struct backend *b)
+{
+    if (c->render_only || !apply_dynamic_usable(&c->ap) || !dynback_fits(b) || !backend_ours(b))
+        return false;
+    if (backend_names_add(&c->owned, b->conf.name) < 0)
+        return false; /* no memory: a reload then */
+    backend_names_sort(&c->owned);
+    b->present = true; /* HAProxy runs it once the batch is answered */
+    b->missing_noted = false;
+    b->dyn_create = true;
+    b->dirty = true;
+    c->ap.map_dirty = true;
+    return true;
+}
+
 /* A claimed service HAProxy runs no backend for: into a spare (pool.h), or
  * a reload. No new binding while a reload is asked for or in flight: its
  * render creates the backend anyway. */
 static void place(struct ctl *c, struct backend *b)
 {
+    if (dyn_place(c, b))
+        return;
     if (!pool_place(&c->pool, b, &c->proxies, &c->base_be,
                     !c->ro.reloading && !rollout_pending(&c->ro)))
         rollout_want(&c->ro, "new service", b->conf.name);
@@ -520,11 +559,79 @@ static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
     pool_adopt(&c->pool, routes, n);
 }
 
+/* A backend of ours that HAProxy lost (or never loaded) is created at run
+ * time again where it can be. */
+static bool ap_dyn_missing(void *arg, struct backend *b)
+{
+    return dyn_place(arg, b);
+}
+
+static void ro_drop(void *arg, struct backend *b);
+
+/* HAProxy's answer to an "add backend" or a "del backend" (apply.h). */
+static void ap_dyn_answered(void *arg, const char *name, bool create, bool ok, const char *reply)
+{
+    struct ctl *c = arg;
+    struct backend *b = backend_find(c, name);
+    char q[LOG_QUOTE_MAX / 4];
+
+    if (!b)
+        return;
+    log_quote(reply, strlen(reply), q, sizeof(q));
+    if (!create) {
+        if (ok) {
+            log_info(MOD, "service %s: backend removed from HAProxy at run time", name);
+            ro_drop(c, b); /* endpoints that come back make a new one */
+            c->live_changed = true; /* livefile writes what HAProxy runs now */
+        } else {
+            log_warn(MOD,
+                     "service %s: HAProxy refused to delete its backend: \"%s\" (it is empty and "
+                     "unrouted; tried again after HAProxy's state is read, with backoff)",
+                     name, q);
+        }
+        return;
+    }
+    if (ok) {
+        if (dynback_add_reply(reply) == DYNBACK_EXISTS)
+            log_info(MOD, "service %s: HAProxy has its backend already: its slots are added to it",
+                     name);
+        b->dyn_created = true;
+        b->dyn_unpublished = false;
+        c->live_changed = true;
+        return;
+    }
+    /* Refused: no more run-time backends until a reload (which renders
+     * their defaults section); this one goes where it would have gone
+     * without them. Its refused slot commands are the creation's. */
+    if (dynback_add_reply(reply) == DYNBACK_NO_DEFAULTS)
+        log_warn(MOD,
+                 "service %s: HAProxy runs no \"defaults " DYNBACK_DEFAULTS "\" (its services file "
+                 "was rendered without it): no backend is added at run time until a reload "
+                 "loads one",
+                 name);
+    else
+        log_warn(MOD,
+                 "service %s: HAProxy refused \"add backend\": \"%s\"; no backend is added at "
+                 "run time until the next reload",
+                 name, q);
+    c->ap.dyn.running_has_defaults = false;
+    b->present = false;
+    b->dyn_created = false;
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    b->n_refused = 0;
+    if (backend_resize(b, 0) < 0)
+        log_error(MOD, "service %s: out of memory", name);
+    place(c, b);
+}
+
 static const struct apply_ops apply_ops = {
     .backends = ap_backends,
     .want_reload = ap_want_reload,
     .proxies = ap_proxies,
     .spares_read = ap_spares_read,
+    .dyn_missing = ap_dyn_missing,
+    .dyn_answered = ap_dyn_answered,
 };
 
 static struct backend *pool_add(void *arg, const char *service)
@@ -572,6 +679,11 @@ static void ro_loaded(void *arg, struct names *rendered)
     c->owned = *rendered;
     *rendered = (struct names){0};
     c->ap.epoch++; /* a new worker: any read still in flight is stale */
+    /* The render carries the run-time backends' defaults section (when the
+     * base config allows it), and every backend HAProxy runs is rendered. */
+    c->ap.dyn.running_has_defaults = true;
+    for (size_t i = 0; i < c->n_backends; i++)
+        c->backends[i]->dyn_created = false;
 }
 
 static void ro_resync(void *arg)
@@ -1210,12 +1322,15 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
 
         if (r < 0)
             return r;
+        /* until HAProxy says otherwise (an "add backend" refused) */
+        c->ap.dyn.running_has_defaults = true;
         if (pool_init(&c->pool, c->loop, cfg, &pool_ops, c) < 0)
             goto oom;
         c->ap.spares = &c->pool.sp;
         if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->pool, &c->obs, &rollout_ops, c) < 0)
             goto oom;
         livefile_init(&c->live, c->loop, cfg, c->cat, &livefile_ops, c);
+        set_base_defaults(c, c->base_defaults); /* read before the modules were set up */
     }
     ev_prepare_init(&c->flush, on_prepare);
     c->flush.data = c;

@@ -134,6 +134,7 @@ struct etcd_sync {
     bool rebuilt;          /* a progress reply showed a rebuilt cluster (why in watch_err) */
     bool progress_answers; /* this stream answered a progress_request */
     bool range_probe;      /* it never does (a grpc-proxy): probe with ranges */
+    bool probe_serializable; /* the range probe in flight is serializable */
 };
 
 static void sync_maybe_free(struct etcd_sync *s)
@@ -304,7 +305,9 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
         new_cluster(s, why ? why : "cluster id changed");
         goto out;
     }
-    if (rev > 0 && rev < seen) {
+    /* A serializable answer may come from a proxy's cache, at an older
+     * revision: it shows the endpoint alive, not that revisions went back. */
+    if (rev > 0 && rev < seen && !s->probe_serializable) {
         memprintf(&why, "%s is at revision %" PRId64 ", below the %" PRId64 " already seen",
                   quote(c->endpoints[ep], q, sizeof(q)), rev, seen);
         new_cluster(s, why ? why : "revision went back");
@@ -329,7 +332,12 @@ static void watch_abort_reason(struct etcd_sync *s, const char *why);
 
 /* Ask the watch's member, on a connection of its own, for one key: a
  * linearizable read, so a member without a leader fails it too. On gRPC,
- * ask on the watch stream itself (grpc_probe). */
+ * ask on the watch stream itself (grpc_probe); where the stream cannot
+ * answer (an etcd grpc-proxy), a serializable read: the proxy answers it
+ * from its cache, so thousands of hosts behind proxies cost etcd nothing
+ * when idle (a linearizable read would be one raft ReadIndex per host per
+ * second at the leader), and the watch's require-leader metadata already
+ * ends the stream of a member without a leader. */
 static void probe_send(struct etcd_sync *s)
 {
     if (s->grpc && !s->range_probe) {
@@ -339,8 +347,11 @@ static void probe_send(struct etcd_sync *s)
 
     json_t *body = json_object();
 
+    s->probe_serializable = s->grpc;
     if (!body || etcd__set_b64(body, "key", s->prefix, s->prefix_len) < 0 ||
-        json_object_set_new(body, "count_only", json_true()) < 0) {
+        json_object_set_new(body, "count_only", json_true()) < 0 ||
+        (s->probe_serializable &&
+         json_object_set_new(body, "serializable", json_true()) < 0)) {
         json_decref(body);
         probe_again(s);
         return;

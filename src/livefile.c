@@ -21,8 +21,8 @@
 #define WRITE_FAILED "cannot write the services file"
 
 int livefile_render(const struct config *cfg, struct backend *const *be, size_t n,
-                    struct catalog *cat, char **text, size_t *len, char **map, size_t *mlen,
-                    char **errmsg)
+                    struct catalog *cat, bool dyn_defaults, char **text, size_t *len, char **map,
+                    size_t *mlen, char **errmsg)
 {
     struct render_backend *rb = calloc(n ? n : 1, sizeof(*rb));
     struct host_route *routes = NULL;
@@ -44,6 +44,8 @@ int livefile_render(const struct config *cfg, struct backend *const *be, size_t 
         rb[k++] = (struct render_backend){b->svc, &b->slots, b->proxy[0] ? b->proxy : NULL};
     }
     r = render_services(cfg, rb, k, text, len, errmsg);
+    if (r == 0 && dyn_defaults)
+        r = render_append_dynamic_defaults(cfg, text, len);
     if (r == 0 && cfg->http_bind.set) {
         /* routes to the proxies HAProxy runs: a spare's for a bound one */
         for (size_t i = 0; i < k; i++)
@@ -144,7 +146,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     lf->last = clock_mono();
     lf->stats.renders++;
     be = lf->ops->backends(lf->arg, &n);
-    r = livefile_render(lf->cfg, be, n, lf->cat, &text, &len, &map, &mlen, &err);
+    r = livefile_render(lf->cfg, be, n, lf->cat, lf->dyn_defaults, &text, &len, &map, &mlen, &err);
     if (r == -EINVAL) {
         /* validated input cannot get here: say so, retry at the next change */
         log_error(MOD, "cannot render the services file: %s", err ? err : strerror(-r));

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/spare.h>
 
@@ -562,4 +563,52 @@ int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
             return r;
     }
     return 0;
+}
+
+/* "add backend <service> from slotsync:dynamic mode http" */
+_Static_assert(sizeof("add backend  from " DYNBACK_DEFAULTS " mode http") + SERVICE_NAME_MAX <=
+                   PLAN_CMD_MAX,
+               "the add backend command must fit in PLAN_CMD_MAX");
+
+int plan_create_backend(struct plan *p, const char *backend, size_t slots,
+                        const char *server_options)
+{
+    size_t start = p->n;
+    int r;
+
+    if (!endpoint_service_name_valid(backend))
+        return -EINVAL;
+    r = plan_add(p, PLAN_ADD_BACKEND "%s from " DYNBACK_DEFAULTS " mode http", backend);
+    if (r == 0)
+        r = plan_add_slots(p, backend, 0, slots, server_options);
+    if (r < 0)
+        plan_truncate(p, start);
+    return r;
+}
+
+int plan_publish_backend(struct plan *p, const char *backend)
+{
+    if (!endpoint_service_name_valid(backend))
+        return -EINVAL;
+    return plan_add(p, PLAN_PUBLISH_BACKEND "%s", backend);
+}
+
+int plan_delete_backend(struct plan *p, const char *backend, size_t slots)
+{
+    size_t start = p->n;
+    int r;
+
+    if (!endpoint_service_name_valid(backend))
+        return -EINVAL;
+    r = plan_add(p, PLAN_UNPUBLISH_BACKEND "%s", backend);
+    for (size_t i = slots; r == 0 && i > 0; i--) {
+        r = plan_add(p, "set server %s/" SLOT_NAME_FMT " state maint", backend, i);
+        if (r == 0)
+            r = plan_add(p, PLAN_DEL_SERVER "%s/" SLOT_NAME_FMT, backend, i);
+    }
+    if (r == 0)
+        r = plan_add(p, PLAN_DEL_BACKEND "%s", backend);
+    if (r < 0)
+        plan_truncate(p, start);
+    return r;
 }

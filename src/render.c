@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
@@ -412,6 +413,8 @@ int render_write_offline(const struct config *cfg, const char *out_path, bool *k
     if (*kept && !with_map)
         return 0;
     r = render_services_empty(cfg, &text, &len, with_map ? &map : NULL, &maplen, errmsg);
+    if (r == 0 && render_base_declares_dynamic(cfg))
+        r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && with_map)
         r = file_write_atomic(cfg->hosts_map, map, maplen, errmsg);
     if (r == 0 && !*kept)
@@ -431,4 +434,37 @@ bool render_service_routed(const struct config *cfg, const struct service_conf *
         return true;
     return cfg->http_domain &&
            strlen(svc->name) + 1 + strlen(cfg->http_domain) <= CONFIG_HOSTNAME_MAX;
+}
+
+bool render_base_declares_dynamic(const struct config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool yes;
+
+    if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
+        return false;
+    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    free(text);
+    return yes;
+}
+
+int render_append_dynamic_defaults(const struct config *cfg, char **text, size_t *len)
+{
+    struct buf b = {*text, *len, *len + 1, false};
+
+    /* A defaults section with "from" is explicitly referenced and nothing
+     * uses it implicitly: HAProxy warns about neither. */
+    buf_printf(&b,
+               "\n# Backends added at run time (HAProxy 3.4+: add backend NAME from %s)\n"
+               "defaults %s from %s\n    mode %s\n    balance %s\n",
+               DYNBACK_DEFAULTS, DYNBACK_DEFAULTS, DYNBACK_BASE_DEFAULTS,
+               mode_name(cfg->defaults.mode), cfg->defaults.balance);
+    *text = b.p; /* a realloc may have moved it, even when a later step failed */
+    if (b.oom) {
+        (*text)[*len] = '\0';
+        return -ENOMEM;
+    }
+    *len = b.len;
+    return 0;
 }

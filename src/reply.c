@@ -106,6 +106,30 @@ static const struct reply_form forms[] = {
     NO(DEL_SERVER, VALL, "Only servers in maintenance mode can be deleted."),
     NO(DEL_SERVER, VALL, "Server still has connections attached to it, cannot remove it."),
 
+    /* ---- add|publish|unpublish|del backend B (3.4+: src/proxy.c; what
+     * dynback.h uses on HAProxy 3.4+) ----
+     * A backend of that name already there is what was wanted: it runs
+     * (a creation that raced a resync, or a removal that stopped half-way)
+     * and its slots are added to it. A frontend of that name is not. */
+    OK(ADD_BACKEND, V34, "New backend registered."),
+    OK(ADD_BACKEND, V34,
+       "Error during backend creation : name is already used by other proxy 'backend %w'."),
+    NO(ADD_BACKEND, V34,
+       "Error during backend creation : name is already used by other proxy 'frontend %w'."),
+    NO(ADD_BACKEND, V34,
+       "Error during backend creation : name is already used by other proxy 'listen %w'."),
+    NO(ADD_BACKEND, V34, "Cannot find default proxy %q."),
+    NO(ADD_BACKEND, V34, "New backend registered (no support for dynamic servers: %r"),
+    NO(ADD_BACKEND, V34, "Error during backend creation."),
+    {REPLY_CMD_ADD_BACKEND, REPLY_REFUSED, REPLY_FIRST, V34, "Error during backend creation : %r"},
+    OK(PUBLISH_BACKEND, V34, "Backend published."),
+    OK(UNPUBLISH_BACKEND, V34, "Backend unpublished."),
+    /* 3.4 prints the notices queued before it first */
+    {REPLY_CMD_DEL_BACKEND, REPLY_OK, REPLY_LAST, V34, "Backend deleted."},
+    NO(DEL_BACKEND, V34, "Backend must be unpublished prior to its deletion."),
+    NO(DEL_BACKEND, V34, "Cannot delete a listen section."),
+    NO(DEL_BACKEND, V34, "Usage: del backend <name>."),
+
     /* ---- enable|disable health B/S ---- */
     OK(ENABLE_HEALTH, VALL, ""),
     NO(ENABLE_HEALTH, VALL, "Health check was not configured on this server, cannot enable."),
@@ -184,6 +208,14 @@ enum reply_cmd reply_cmd_kind(const char *cmd)
         return REPLY_CMD_ADD_SERVER;
     if (starts_with(cmd, "del server "))
         return REPLY_CMD_DEL_SERVER;
+    if (starts_with(cmd, PLAN_ADD_BACKEND))
+        return REPLY_CMD_ADD_BACKEND;
+    if (starts_with(cmd, PLAN_PUBLISH_BACKEND))
+        return REPLY_CMD_PUBLISH_BACKEND;
+    if (starts_with(cmd, PLAN_UNPUBLISH_BACKEND))
+        return REPLY_CMD_UNPUBLISH_BACKEND;
+    if (starts_with(cmd, PLAN_DEL_BACKEND))
+        return REPLY_CMD_DEL_BACKEND;
     if (starts_with(cmd, "enable health "))
         return REPLY_CMD_ENABLE_HEALTH;
     if (starts_with(cmd, "disable health "))
@@ -219,6 +251,22 @@ bool reply_form_match(const char *text, const char *line, size_t len)
             if (i >= len || line[i] != '\'')
                 return false;
             i++;
+            text += 2;
+            continue;
+        }
+        if (text[0] == '%' && text[1] == 'w') {
+            size_t from = i;
+
+            while (i < len && line[i] != '\'' && line[i] != ' ' && line[i] != '\n')
+                i++;
+            if (i == from)
+                return false;
+            text += 2;
+            continue;
+        }
+        if (text[0] == '%' && text[1] == 'r') {
+            while (i < len && line[i] != '\n')
+                i++;
             text += 2;
             continue;
         }

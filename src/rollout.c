@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <slotsync/clock.h>
+#include <slotsync/dynback.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
@@ -329,6 +330,8 @@ static void start_reload(struct rollout *ro)
         goto fail;
     r = render_services(ro->cfg, rb, n, &text, &len, &err);
     io = r != -EINVAL;
+    if (r == 0 && ro->dyn_defaults)
+        r = render_append_dynamic_defaults(ro->cfg, &text, &len);
     if (r == 0 && ro->cfg->http_bind.set) {
         char *map = NULL;
         size_t mlen = 0;
@@ -437,6 +440,8 @@ int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, 
             goto out;
     }
     r = render_services(cfg, rb, n_rb, &text, &len, errmsg);
+    if (r == 0 && render_base_declares_dynamic(cfg))
+        r = render_append_dynamic_defaults(cfg, &text, &len);
     if (r == 0 && out_path)
         r = file_write_output(path, text, len, errmsg);
     else if (r == 0)

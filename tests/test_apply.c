@@ -67,7 +67,7 @@ static void own_proxies(void *arg, struct names *listed)
     *listed = (struct names){0};
 }
 
-static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies, NULL};
+static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies, NULL, NULL, NULL};
 
 static char dir[64], sock[108];
 static struct owner own;
@@ -196,9 +196,15 @@ Test(apply, resync_adopts_what_haproxy_has)
     apply_resync(&ap);
     haproxy_answers("admin\n\n"
                     "1\n" HEADER API_ROWS "\n"
-                    "# name\nstats\napi\n\n",
+                    "# name\nstats\napi\n\n"
+                    "Name: HAProxy\nVersion: 2.6.12-1+deb12u1\n\n",
                     line, sizeof(line));
-    cr_expect_str_eq(line, "show cli level;show servers state;show backend\n");
+    cr_expect_str_eq(line, "show cli level;show servers state;show backend;show info\n");
+    /* HAProxy's version comes with the level: 2.6 adds no backend at run time */
+    cr_expect(ap.dyn.version_known);
+    cr_expect_eq(ap.dyn.version.major, 2);
+    cr_expect_eq(ap.dyn.version.minor, 6);
+    cr_expect_not(apply_dynamic_usable(&ap));
     cr_assert(ap.synced);
     cr_expect(ap.level_ok);
     cr_expect_not(apply_resync_due(&ap));
@@ -235,7 +241,8 @@ Test(apply, socket_below_level_admin_gets_nothing)
     add_backend("api", true);
     cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
-    haproxy_answers("operator\n\n1\n" HEADER "\n# name\napi\n\n", line, sizeof(line));
+    haproxy_answers("operator\n\n1\n" HEADER "\n# name\napi\n\nName: HAProxy\nVersion: 3.4.7\n\n",
+                    line, sizeof(line));
     cr_expect_not(ap.synced);
     cr_expect_not(ap.level_ok);
     cr_expect_eq(ap.stats.level_too_low, 1);
@@ -275,7 +282,8 @@ Test(apply, a_partial_listing_only_adds)
 
     cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
-    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 3.4.7\n\n",
+                    line, sizeof(line));
     cr_assert(ap.synced);
     cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
     apply_listed_page(&ap);
@@ -315,7 +323,8 @@ Test(apply, a_refusal_resyncs_after_a_second_then_doubles)
 
     cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
-    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n", line,
+                    sizeof(line));
     cr_assert(ap.synced);
     cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
     api->dirty = true;
@@ -354,7 +363,8 @@ Test(apply, a_batch_that_never_left_is_not_drift_later)
 
     cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
-    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n", line,
+                    sizeof(line));
     cr_assert(ap.synced);
     /* s1's endpoint (127.0.0.1:9001) is not in etcd: the batch empties s1
      * and fills s2, but the socket is gone when it is sent */
@@ -375,7 +385,8 @@ Test(apply, a_batch_that_never_left_is_not_drift_later)
     for (int i = 0; i < 200 && ev_is_active(&ap.retry_timer); i++)
         run_for(0.01);
     apply_resync(&ap);
-    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\n", line, sizeof(line));
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n", line,
+                    sizeof(line));
     cr_assert(ap.synced, "%s", line);
     for (size_t i = 0; i < api->slots.n; i++)
         cr_expect_not(api->drift[i], "s%zu marked as drift", i + 1);

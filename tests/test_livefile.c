@@ -108,7 +108,7 @@ static char *render(char **map)
     char *text = NULL, *err = NULL;
     size_t len = 0, mlen = 0;
 
-    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, &text, &len, map, &mlen, &err), 0, "%s",
+    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, false, &text, &len, map, &mlen, &err), 0, "%s",
                  err ? err : "");
     cr_assert_eq(strlen(text), len);
     return text;
@@ -285,4 +285,46 @@ Test(livefile, a_failed_write_is_retried_with_backoff)
     cr_assert_eq(lf.outage.since, 0);
     unlink(bad);
     rmdir(sub);
+}
+
+/* issue 21 item 3: a backend added at run time (HAProxy 3.4+, dynback.h) is
+ * a backend of ours HAProxy runs like any other: the file written between
+ * reloads declares it with its slots and its route, and ends with the
+ * defaults section the next "add backend" names, so that a reload or a
+ * restart of HAProxy brings it back and can still add more. Without the
+ * base config's slotsync:base, no such section. */
+Test(livefile, run_time_backends_and_their_defaults)
+{
+    struct backend *b;
+    char *text = NULL, *map = NULL, *err = NULL;
+    size_t len = 0, mlen = 0;
+
+    b = add("newsvc", 0, true, true);
+    b->dyn_created = true;
+    cr_assert_eq(backend_add_slots(b, 2), 0); /* as dyn_plan_create() adds them */
+    put("newsvc", "a", "127.0.0.1:9301");
+    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, true, &text, &len, &map, &mlen, &err), 0, "%s",
+                 err ? err : "");
+    cr_assert_eq(strlen(text), len);
+    cr_expect(strstr(text, "\nbackend newsvc\n"), "%s", text);
+    cr_expect(strstr(text, "    server s1 127.0.0.1:9301 weight 1\n"), "%s", text);
+    cr_expect(strstr(text, "    server s2 0.0.0.0:0 disabled\n"), "%s", text);
+    cr_expect(strstr(map, "newsvc.svc.local newsvc\n"), "%s", map);
+    {
+        const char *tail = strstr(text, "\ndefaults slotsync:dynamic from slotsync:base\n");
+
+        cr_assert_not_null(tail, "%s", text);
+        /* after every proxy: it is the defaults of none of them */
+        cr_expect_null(strstr(tail, "\nbackend "), "%s", tail);
+        cr_expect_null(strstr(tail, "\nfrontend "), "%s", tail);
+        cr_expect(strstr(tail, "    balance roundrobin\n"), "%s", tail);
+    }
+    free(text);
+    free(map);
+    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, false, &text, &len, &map, &mlen, &err), 0);
+    cr_expect(strstr(text, "\nbackend newsvc\n"), "%s", text);
+    cr_expect_null(strstr(text, "defaults slotsync:dynamic"), "%s", text);
+    free(text);
+    free(map);
+    free(err);
 }

@@ -22,6 +22,10 @@
 #define DELMAP "del map /etc/haproxy/hosts.map a.test"
 #define SHOWMAP "show map /etc/haproxy/hosts.map"
 #define BY " by 'stats socket command'"
+#define ADDBE "add backend web from slotsync:dynamic mode http"
+#define PUBBE "publish backend web"
+#define UNPUBBE "unpublish backend web"
+#define DELBE "del backend web"
 
 struct sample {
     const char *version; /* "2.6", "3.0", "3.2", "3.4" */
@@ -202,7 +206,48 @@ static const struct sample samples[] = {
      NO_},
     {"3.2", DEL, "The following commands are valid at this level:\n  help", NO_},
 
+    /* run-time backends, 3.4 only (src/proxy.c; seen running on 3.4.7) */
+    {"3.4", ADDBE, "New backend registered.", OK_},
+    {"3.4", ADDBE,
+     "Error during backend creation : name is already used by other proxy 'backend web'.", OK_},
+    {"3.4", ADDBE,
+     "Error during backend creation : name is already used by other proxy 'frontend web'.", NO_},
+    {"3.4", ADDBE,
+     "Error during backend creation : name is already used by other proxy 'listen web'.", NO_},
+    {"3.4", ADDBE, "Cannot find default proxy 'slotsync:dynamic'.", NO_},
+    {"3.4", ADDBE,
+     "New backend registered (no support for dynamic servers: backend 'web' uses a non dynamic "
+     "load balancing method).",
+     NO_},
+    {"3.4", ADDBE, "Error during backend creation.", NO_},
+    {"3.4", ADDBE, "Error during backend creation : out of memory.", NO_},
+    {"3.4", PUBBE, "Backend published.", OK_},
+    {"3.4", PUBBE, "No such backend.", NO_},
+    {"3.4", UNPUBBE, "Backend unpublished.", OK_},
+    {"3.4", DELBE, "Backend deleted.", OK_},
+    {"3.4", DELBE, "Server deleted.\nBackend deleted.", OK_},
+    {"3.4", DELBE, "Backend must be unpublished prior to its deletion.", NO_},
+    {"3.4", DELBE, "Cannot delete a listen section.", NO_},
+    {"3.4", DELBE, "Usage: del backend <name>.", NO_},
+    {"3.0", ADDBE,
+     "Unknown command: 'add backend', but maybe one of the following ones is a better match:\n"
+     "  add server",
+     NO_},
+    {"2.6", ADDBE,
+     "Unknown command, but maybe one of the following ones is a better match:\n  add server", NO_},
+
     /* what no version says: neither success nor a known refusal */
+    /* never a success: HAProxy's own creation errors, whatever follows */
+    {"any", ADDBE,
+     "Error during backend creation : name is already used by other proxy "
+     "'backend web' or so.",
+     NO_},
+    {"any", ADDBE,
+     "Error during backend creation : name is already used by other proxy "
+     "'backend '.",
+     NO_},
+    {"any", ADDBE, "New backend registered", UNK},
+    {"any", DELBE, "Backend deleted.\nBut then", UNK},
     {"any", ADDR, "", UNK},
     {"any", ADDR, "port changed from '1' to '2'", UNK},              /* no updater */
     {"any", ADDR, "nothing changed by 'stats socket command'", UNK}, /* no such form */
@@ -301,11 +346,20 @@ Test(reply, no_prefix_no_suffix)
     size_t n;
     const struct reply_form *forms = reply_forms(&n);
     static const char *const cmd_of[] = {
-        [REPLY_CMD_SET_ADDR] = ADDR,           [REPLY_CMD_SET_WEIGHT] = WEIGHT,
-        [REPLY_CMD_SET_STATE] = STATE,         [REPLY_CMD_ADD_SERVER] = ADD,
-        [REPLY_CMD_DEL_SERVER] = DEL,          [REPLY_CMD_ENABLE_HEALTH] = HEALTH,
-        [REPLY_CMD_DISABLE_HEALTH] = NOHEALTH, [REPLY_CMD_ADD_MAP] = ADDMAP,
-        [REPLY_CMD_SET_MAP] = SETMAP,          [REPLY_CMD_DEL_MAP] = DELMAP,
+        [REPLY_CMD_SET_ADDR] = ADDR,
+        [REPLY_CMD_SET_WEIGHT] = WEIGHT,
+        [REPLY_CMD_SET_STATE] = STATE,
+        [REPLY_CMD_ADD_SERVER] = ADD,
+        [REPLY_CMD_DEL_SERVER] = DEL,
+        [REPLY_CMD_ENABLE_HEALTH] = HEALTH,
+        [REPLY_CMD_DISABLE_HEALTH] = NOHEALTH,
+        [REPLY_CMD_ADD_MAP] = ADDMAP,
+        [REPLY_CMD_SET_MAP] = SETMAP,
+        [REPLY_CMD_DEL_MAP] = DELMAP,
+        [REPLY_CMD_ADD_BACKEND] = ADDBE,
+        [REPLY_CMD_PUBLISH_BACKEND] = PUBBE,
+        [REPLY_CMD_UNPUBLISH_BACKEND] = UNPUBBE,
+        [REPLY_CMD_DEL_BACKEND] = DELBE,
     };
 
     for (size_t i = 0; i < n; i++) {
@@ -321,6 +375,9 @@ Test(reply, no_prefix_no_suffix)
             if (t[0] == '%' && t[1] == 'q') {
                 memcpy(text + len, "'7'", 3);
                 len += 3;
+                t++;
+            } else if (t[0] == '%' && t[1] == 'w') {
+                text[len++] = '7';
                 t++;
             } else {
                 text[len++] = *t;
@@ -344,6 +401,15 @@ Test(reply, quoted_field)
     cr_expect_not(reply_form_match("a %q b", "a 'x b", 6));
     cr_expect_not(reply_form_match("a %q", "a x", 3));
     cr_expect_not(reply_form_match("%q", "'a\nb'", 5));
+    /* a word: at least one byte, no quote, space or newline */
+    cr_expect(reply_form_match("'b %w'.", "'b web'.", 8));
+    cr_expect_not(reply_form_match("'b %w'.", "'b '.", 5));
+    cr_expect_not(reply_form_match("'b %w'.", "'b w b'.", 8));
+    cr_expect_not(reply_form_match("'b %w'.", "'b w'b'.", 8));
+    /* the rest of the line */
+    cr_expect(reply_form_match("E : %r", "E : anything at all.", 20));
+    cr_expect(reply_form_match("E : %r", "E : ", 4));
+    cr_expect_not(reply_form_match("E : %r", "E :", 3));
 }
 
 Test(reply, command_kinds)
@@ -358,5 +424,9 @@ Test(reply, command_kinds)
     cr_expect_eq(reply_cmd_kind(SHOWMAP), REPLY_CMD_SHOW_MAP);
     cr_expect_eq(reply_cmd_kind("show servers state"), REPLY_CMD_SHOW_STATE);
     cr_expect_eq(reply_cmd_kind("show info"), REPLY_CMD_OTHER);
+    cr_expect_eq(reply_cmd_kind(ADDBE), REPLY_CMD_ADD_BACKEND);
+    cr_expect_eq(reply_cmd_kind(PUBBE), REPLY_CMD_PUBLISH_BACKEND);
+    cr_expect_eq(reply_cmd_kind(UNPUBBE), REPLY_CMD_UNPUBLISH_BACKEND);
+    cr_expect_eq(reply_cmd_kind(DELBE), REPLY_CMD_DEL_BACKEND);
     cr_expect_eq(reply_judge("show info", "Name: HAProxy", NULL), REPLY_UNKNOWN);
 }

@@ -23,6 +23,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/config.h>
+#include <slotsync/dynback.h>
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>
 #include <slotsync/plan.h>
@@ -46,6 +47,14 @@ struct apply_ops {
      * backends are adopted from them (pool.h). Called before proxies(), and
      * may add backends. NULL: no spares. */
     void (*spares_read)(void *arg, const struct host_route *routes, size_t n);
+    /* Run-time backends (dynback.h); both NULL: none. b, ours, is missing
+     * in HAProxy: true when it is created at run time (b->dyn_create set)
+     * instead of by a reload. */
+    bool (*dyn_missing)(void *arg, struct backend *b);
+    /* HAProxy answered the "add backend" (create) or "del backend" of
+     * backend (borrowed, as the reply): ok is its success. The callee may
+     * drop a deleted backend from the table. */
+    void (*dyn_answered)(void *arg, const char *backend, bool create, bool ok, const char *reply);
 };
 
 struct apply_stats {
@@ -97,6 +106,14 @@ struct apply {
     struct metrics_pending events_pending, events_in_flight;
     double batch_latency; /* oldest event of the batch just applied; < 0: none */
     struct apply_stats stats;
+    /* run-time backends: HAProxy's version ("show info", read with the
+     * level after every (re)connect) and what the owner knows (the owner
+     * sets dyn.base_declares; dyn.running_has_defaults is cleared when
+     * HAProxy says it has no such defaults section, set again at a reload) */
+    struct dynback_state dyn;
+    bool resync_has_info; /* the resync in flight ends with "show info" */
+    bool dyn_version_noted; /* an unreadable version was logged */
+    unsigned long long dyn_created, dyn_deleted;
 };
 
 /* Set a up on loop for cfg's runtime and master sockets (cfg, cat, obs and
@@ -108,6 +125,9 @@ int apply_init(struct apply *a, struct ev_loop *loop, const struct config *cfg, 
 void apply_free(struct apply *a);
 /* A config read again (SIGHUP); borrowed like the first. */
 void apply_set_config(struct apply *a, const struct config *cfg);
+
+/* Whether a new service may get a backend at run time now (dynback.h). */
+bool apply_dynamic_usable(const struct apply *a);
 
 /* An exchange is in flight or a retry is waiting: start nothing. */
 bool apply_busy(const struct apply *a);

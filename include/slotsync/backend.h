@@ -66,6 +66,11 @@ struct backend {
     char proxy[SPARE_NAME_SIZE];
     char label[SPARE_LABEL_SIZE]; /* "web (spare:3)" while bound, else "" */
     bool unrouted;                /* no frontend reaches it (render_service_routed) */
+    /* run-time backends (dynback.h, HAProxy 3.4+) */
+    bool dyn_create;    /* its "add backend" (and slots, publish) goes in the next batch */
+    bool dyn_created;   /* HAProxy runs it from "add backend": no reload loaded it yet */
+    bool dyn_removing;  /* its "del backend" is in the batch in flight */
+    bool dyn_unpublished; /* a removal unpublished it and may have stopped half-way */
 };
 
 /* ---- the table: an array of pointers sorted by name ---- */

@@ -61,6 +61,10 @@ struct livefile {
     size_t mlen;
     struct log_outage outage;
     struct livefile_stats stats;
+    /* the services file ends with the named defaults of run-time backends
+     * (dynback.h; base_config declares DYNBACK_BASE_DEFAULTS); set by the
+     * owner */
+    bool dyn_defaults;
 };
 
 /* Everything is borrowed. 0 (no I/O is done yet). */
@@ -82,12 +86,15 @@ void livefile_hold(struct livefile *lf, bool held);
 
 /* Pure: the services file's and the Host map's text (map NULL and 0
  * without an HTTP frontend) for what HAProxy runs of be (n backends):
- * every backend that is ours and present, a bound one in its spare, its
- * slots assigned from cat (slots_assign(), as the applier assigns them:
- * be's slot tables are updated). New buffers, caller frees. 0, -EINVAL
- * with *errmsg (a name the renderer refuses) or -ENOMEM. */
+ * every backend that is ours and present (one added at run time on
+ * HAProxy 3.4+ too, dynback.h), a bound one in its spare, its slots
+ * assigned from cat (slots_assign(), as the applier assigns them: be's
+ * slot tables are updated); dyn_defaults: the file ends with the defaults
+ * section run-time backends come from (render_append_dynamic_defaults()).
+ * New buffers, caller frees. 0, -EINVAL with *errmsg (a name the renderer
+ * refuses) or -ENOMEM. */
 int livefile_render(const struct config *cfg, struct backend *const *be, size_t n,
-                    struct catalog *cat, char **text, size_t *len, char **map, size_t *mlen,
-                    char **errmsg);
+                    struct catalog *cat, bool dyn_defaults, char **text, size_t *len, char **map,
+                    size_t *mlen, char **errmsg);
 
 #endif

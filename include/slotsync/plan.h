@@ -139,6 +139,30 @@ int plan_inspect(struct plan *p, const char *map_path);
 int plan_add_slots(struct plan *p, const char *backend, size_t from, size_t to,
                    const char *server_options);
 
+/* New backends at run time (dynback.h, HAProxy 3.4+). The prefixes by
+ * which replies are told apart. */
+#define PLAN_ADD_BACKEND "add backend "
+#define PLAN_PUBLISH_BACKEND "publish backend "
+#define PLAN_UNPUBLISH_BACKEND "unpublish backend "
+#define PLAN_DEL_SERVER "del server "
+#define PLAN_DEL_BACKEND "del backend "
+
+/* A new backend for a service: "add backend B from <DYNBACK_DEFAULTS> mode
+ * http" (created unpublished), then slots 1..slots as plan_add_slots()
+ * adds them. The caller plans the slots' contents after these, then
+ * plan_publish_backend(). backend: a service name. 0, -EINVAL (a name
+ * that is not a service's) or as plan_add(); on error nothing is added. */
+int plan_create_backend(struct plan *p, const char *backend, size_t slots,
+                        const char *server_options);
+/* "publish backend B": content switching may choose it. 0 or as above. */
+int plan_publish_backend(struct plan *p, const char *backend);
+/* The removal of a backend created at run time, in the order HAProxy
+ * requires it ("del backend" refuses a published backend or one with a
+ * server; "del server" refuses a server not in maintenance): "unpublish
+ * backend B", per slot "set server B/sN state maint" and "del server
+ * B/sN" (last slot first), then "del backend B". 0 or as above. */
+int plan_delete_backend(struct plan *p, const char *backend, size_t slots);
+
 /* Append the commands for one slot. want is the slot we want (want->instance
  * NULL = empty); have is HAProxy's view of it, or NULL when unknown. After
  * success, if have is not NULL it is updated to what it will be once the

@@ -112,4 +112,18 @@ int render_write_offline(const struct config *cfg, const char *out_path, bool *k
  * so (issue 19). Pure. */
 bool render_service_routed(const struct config *cfg, const struct service_conf *svc);
 
+/* The named defaults section that backends created at run time come from
+ * (dynback.h): "defaults <DYNBACK_DEFAULTS> from <DYNBACK_BASE_DEFAULTS>"
+ * with cfg's defaults' mode and balance, appended to the services file
+ * *text (*len bytes, as render_services() made it; reallocated). It goes
+ * after every proxy, so it is the defaults of none of them. Only for a
+ * base config that declares DYNBACK_BASE_DEFAULTS (HAProxy refuses a
+ * "from" it cannot find). 0, or -ENOMEM with *text as it was (it may have
+ * moved). */
+int render_append_dynamic_defaults(const struct config *cfg, char **text, size_t *len);
+/* Whether cfg's haproxy.base_config declares DYNBACK_BASE_DEFAULTS (reads
+ * the file; one that cannot be read does not): the services files that
+ * "slotsync render" writes then carry the section above. */
+bool render_base_declares_dynamic(const struct config *cfg);
+
 #endif

@@ -41,6 +41,10 @@ enum reply_cmd {
     REPLY_CMD_SHOW_STATE,
     REPLY_CMD_SHOW_BACKEND,
     REPLY_CMD_SHOW_LEVEL,
+    REPLY_CMD_ADD_BACKEND, /* 3.4+, dynback.h */
+    REPLY_CMD_PUBLISH_BACKEND,
+    REPLY_CMD_UNPUBLISH_BACKEND,
+    REPLY_CMD_DEL_BACKEND,
 };
 
 enum reply_verdict {
@@ -58,7 +62,9 @@ enum reply_where {
 
 /* One form. In text, "%q" stands for one single-quoted field ('...' with
  * no quote or newline inside), as HAProxy quotes addresses, ports, names
- * and the updater; every other byte matches itself. */
+ * and the updater; "%w" for one word (at least one byte, no quote, space
+ * or newline: a name inside a quoted field); "%r" for the rest of the line
+ * (HAProxy's own reason); every other byte matches itself. */
 struct reply_form {
     enum reply_cmd cmd;
     enum reply_verdict verdict;

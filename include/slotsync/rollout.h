@@ -79,6 +79,9 @@ struct rollout {
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
     struct rollout_stats stats;
+    /* The services file carries the named defaults of run-time backends
+     * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
+    bool dyn_defaults;
 };
 
 /* Set ro up on loop (a reloader for cfg's haproxy_bin, base_config,

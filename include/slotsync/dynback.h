@@ -1,0 +1,92 @@
+/* dynback - new backends created at run time (HAProxy 3.4+): when slotsync
+ * may, and what a reply means.
+ *
+ * Pure (no I/O). HAProxy 3.4 can create a backend from a named defaults
+ * section on the runtime CLI ("add backend NAME from DEFAULTS mode http"),
+ * and delete one ("del backend NAME", once it is unpublished and has no
+ * server left). slotsync uses that for a new HTTP service routed by Host:
+ * its own backend at once, its slots added with "add server", no spare
+ * and no reload. The services file carries the named defaults those
+ * backends come from (DYNBACK_DEFAULTS, rendered after every proxy, "from"
+ * the base config's DYNBACK_BASE_DEFAULTS), so they get the base config's
+ * settings and slotsync's balance. The capability is read from HAProxy
+ * ("show info"'s Version line), never guessed (docs/DESIGN.md, "New
+ * backends at run time").
+ */
+#ifndef SLOTSYNC_DYNBACK_H
+#define SLOTSYNC_DYNBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <slotsync/backend.h>
+#include <slotsync/config.h>
+
+/* The named defaults section the services file ends with: what "add
+ * backend ... from" names. ':' is in no service name (endpoint.h), so it
+ * cannot collide with a backend slotsync renders or creates. */
+#define DYNBACK_DEFAULTS "slotsync:dynamic"
+/* The named defaults section of haproxy.base_config the one above inherits
+ * from (haproxy/haproxy.cfg declares it). Without it, no run-time backend. */
+#define DYNBACK_BASE_DEFAULTS "slotsync:base"
+/* The first version with "add backend" (without experimental mode). */
+#define DYNBACK_MIN_MAJOR 3
+#define DYNBACK_MIN_MINOR 4
+
+/* HAProxy's version as "show info" says it ("Version: 3.4.7-1"). */
+struct haproxy_version {
+    unsigned major, minor, patch;
+};
+
+/* The Version line of a "show info" reply (len bytes): "Version: " then
+ * MAJOR.MINOR, optionally .PATCH and a suffix that starts with '-' or '+'
+ * or '~'. 0, or -EPROTO (no such line, or one that does not read so). */
+int dynback_parse_version(const char *text, size_t len, struct haproxy_version *out);
+
+/* Whether v has "add backend" / "del backend" (3.4 or later). */
+bool dynback_version_ok(const struct haproxy_version *v);
+
+/* Whether a config text (len bytes) declares "defaults <name>" (with or
+ * without "from ..."). Section headers start a line; comments are not. */
+bool dynback_defaults_declared(const char *text, size_t len, const char *name);
+
+/* Whether cfg routes new services by Host into backends from its defaults:
+ * an HTTP frontend with a domain, HTTP defaults with a dynamic algorithm
+ * (a backend from DYNBACK_DEFAULTS takes "add server" only then). */
+bool dynback_config_ok(const struct config *cfg);
+
+/* What the owner knows, and the decision it takes from it. */
+struct dynback_state {
+    bool version_known;            /* "show info" was read from this HAProxy */
+    struct haproxy_version version;
+    bool base_declares;            /* base_config declares DYNBACK_BASE_DEFAULTS */
+    bool running_has_defaults;     /* false once HAProxy said it has no DYNBACK_DEFAULTS */
+};
+/* Whether a new service may get a backend at run time now. */
+bool dynback_usable(const struct dynback_state *s, const struct config *cfg);
+
+/* Whether b, a service HAProxy runs no backend for, can get one at run
+ * time: built from the defaults (not in the config file), HTTP, without a
+ * listen address (a frontend would need a reload), not in a spare. */
+bool dynback_fits(const struct backend *b);
+
+/* Whether b, whose service has no endpoint left, is removed from HAProxy
+ * at run time ("del backend"): it fits (above), slotsync owns it and
+ * HAProxy runs it in its own proxy. */
+bool dynback_removable(const struct backend *b, size_t endpoints);
+
+/* What HAProxy's answer to "add backend" means. */
+enum dynback_reply {
+    DYNBACK_CREATED,        /* "New backend registered." */
+    DYNBACK_EXISTS,         /* the name is taken: it runs already (read it) */
+    DYNBACK_NO_DEFAULTS,    /* HAProxy runs no DYNBACK_DEFAULTS (an older file) */
+    DYNBACK_NO_DYNAMIC_SRV, /* created, but it takes no "add server" */
+    DYNBACK_REFUSED,        /* anything else */
+};
+enum dynback_reply dynback_add_reply(const char *reply);
+
+/* Whether reply is the success of "del backend": its last line is
+ * "Backend deleted." (3.4 prints the notices queued before it first). */
+bool dynback_deleted_reply(const char *reply);
+
+#endif
