@@ -4,6 +4,7 @@ goes through one reload instead of the runtime socket when the cost model
 put meanwhile is applied over the socket after it; bulk_path "runtime" and
 min_reload_interval_ms keep the socket. Real etcd and HAProxy."""
 
+import json
 import re
 
 from harness import *
@@ -63,6 +64,11 @@ def test_cold_start_takes_one_reload_and_keeps_a_change_put_meanwhile(env, bin_p
     wait_for(lambda: c.haproxy.reloads()[0] >= 1, timeout=10, what="one reload")
     assert c.haproxy.reloads() == (1, 0), c.haproxy.reloads()
     assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 1
+    # its own cause, not "other" (issue 23 part 1)
+    assert metric(c.admin_url, 'slotsync_reload_requests_total{cause="bulk"}') == 1
+    assert metric(c.admin_url, 'slotsync_reload_requests_total{cause="other"}') == 0
+    st = json.loads(http_get(c.admin_url + "status", timeout=5)[1])
+    assert st["last_reload"]["cause"] == "bulk", st["last_reload"]
     log = env.log_text("slotsync")
     assert "HAProxy refused" not in log, log[-2000:]
 

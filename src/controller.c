@@ -1078,6 +1078,8 @@ static struct report_state report_of(const struct ctl *c)
         .last_reload_at =
             c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
         .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+        .last_reload_cause =
+            c->ro.last_reload_start > 0 ? metrics_cause_name(c->ro.reload_cause) : NULL,
         .haproxy_reloads = c->haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,

@@ -11,7 +11,7 @@ const double metrics_bucket_bounds[METRICS_BUCKETS] = {
 };
 
 static const char *const cause_names[METRICS_CAUSES] = {
-    "new_service", "backend_missing", "http_frontend", "slots", "config", "other",
+    "new_service", "backend_missing", "http_frontend", "slots", "config", "bulk", "other",
 };
 
 static const char *const reject_names[METRICS_REJECTS] = {"key", "value"};

@@ -29,6 +29,7 @@ enum metrics_reload_cause {
     METRICS_CAUSE_HTTP_FRONTEND,
     METRICS_CAUSE_SLOTS,
     METRICS_CAUSE_CONFIG,
+    METRICS_CAUSE_BULK, /* a large plan goes through one reload (bulk.h) */
     METRICS_CAUSE_OTHER,
     METRICS_CAUSES
 };

@@ -79,6 +79,9 @@ struct rollout {
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
     struct rollout_stats stats;
+    /* the cause of the latest rollout_want(), and of the latest want a
+     * started reload covers (valid once last_reload_start > 0) */
+    enum metrics_reload_cause want_cause, reload_cause;
     /* The services file carries the named defaults of run-time backends
      * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
     bool dyn_defaults;
