@@ -4,7 +4,10 @@ goes through one reload instead of the runtime socket when the cost model
 put meanwhile is applied over the socket after it; bulk_path "runtime" and
 min_reload_interval_ms keep the socket. Real etcd and HAProxy."""
 
+import collections
 import json
+import os
+import signal
 import re
 
 from harness import *
@@ -81,3 +84,85 @@ def test_bulk_path_runtime_never_reloads(env, bin_path):
                  timeout=10, alive=[c.slotsync])
     assert c.haproxy.reloads() == (0, 0), c.haproxy.reloads()
     assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 0
+
+
+def port_counts(c):
+    """{port: ready slots} of backend web: what HAProxy serves."""
+    return collections.Counter(p for a, p, st, w in c.slots().values()
+                               if st == "ready" and a == "127.0.0.1")
+
+
+def restart_with_stale_file(env, c, moved):
+    """Converged on N endpoints; kill -9 HAProxy's master and workers; while
+    it is down every endpoint moves to the other backend (moved: {key:
+    port}); HAProxy starts again from the file of before the move (the one
+    a package's or an operator's copy could hold), so the plan at its
+    restart is N address changes. Returns the log offset at the restart."""
+    stale = open(c.services_file).read()
+    for pid in c.haproxy.workers():
+        os.kill(pid, signal.SIGKILL)
+    c.haproxy.stop(signal.SIGKILL)
+    etcd_put_many(c.etcd, [(PREFIX + k, "127.0.0.1:%d" % p) for k, p in moved.items()])
+    # slotsync keeps the file current (livefile): let it write the move,
+    # then put the old text back, as a copy from before the move would be
+    wait_for(lambda: open(c.services_file).read() != stale, timeout=10,
+             what="the services file holding the move", alive=[c.slotsync])
+    since = len(env.log_text("slotsync"))
+    with open(c.services_file, "w") as f:
+        f.write(stale)
+    c.haproxy = env.start_haproxy(c.services_file)
+    return since
+
+
+def converge_cold(env, bin_path, **kw):
+    c = cold_start(env, bin_path, {"bulk_path": "auto", "runtime_command_us": 1000}, **kw)
+    ports = list(c.backends.values())
+    want = collections.Counter(ports[i % 2] for i in range(N))
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="%d ready slots" % N,
+             alive=[c.slotsync])
+    wait_for(lambda: metric(c.admin_url, "slotsync_bulk_reloads_total") == 1, timeout=10,
+             what="the cold start's one reload", alive=[c.slotsync])
+    moved = {"web/e%04d" % i: ports[(i + 1) % 2] for i in range(N)}
+    return c, ports, moved
+
+
+def test_restart_with_many_changes_takes_one_reload(env, bin_path):
+    """HAProxy killed and started again on a file that misses N changes: the
+    choice at its new process is one reload (not N runtime commands), after
+    which HAProxy equals etcd and a later change flows over the socket."""
+    c, ports, moved = converge_cold(env, bin_path)
+    since = restart_with_stale_file(env, c, moved)
+    env.wait_log("slotsync", r"bulk: one reload for \d+ runtime commands", since=since,
+                 timeout=30, alive=[c.slotsync])
+    want = collections.Counter(moved.values())
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="HAProxy equal to etcd",
+             alive=[c.slotsync])
+    wait_for(lambda: c.haproxy.reloads()[0] >= 1, timeout=10, what="one reload")
+    assert c.haproxy.reloads() == (1, 0), c.haproxy.reloads()
+    assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 2
+    assert metric(c.admin_url, 'slotsync_reload_requests_total{cause="bulk"}') == 2
+    etcd_put(c.etcd, PREFIX + "web/late", "127.0.0.1:%d" % ports[0])
+    want[ports[0]] += 1
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="the later change",
+             alive=[c.slotsync])
+    assert c.haproxy.reloads() == (1, 0), c.haproxy.reloads()
+
+
+def test_min_reload_interval_keeps_the_socket_and_loses_no_change(env, bin_path):
+    """The same restart inside min_reload_interval_ms of the cold start's
+    reload: no reload is chosen (the model would take one), the N changes go
+    through the runtime socket, and a change put while they are applied is
+    there at the end. HAProxy's new master counts no reload."""
+    c, ports, moved = converge_cold(env, bin_path, min_reload_ms=600000)
+    since = restart_with_stale_file(env, c, moved)
+    etcd_put(c.etcd, PREFIX + "web/late", "127.0.0.1:%d" % ports[1])
+    want = collections.Counter(moved.values())
+    want[ports[1]] += 1
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="HAProxy equal to etcd",
+             alive=[c.slotsync])
+    line = env.wait_log("slotsync", r"bulk: the runtime socket for \d+ runtime commands.*",
+                        since=since, timeout=10, alive=[c.slotsync]).group(0)
+    assert "no reload allowed now" in line, line
+    assert c.haproxy.reloads() == (0, 0), c.haproxy.reloads()
+    assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 1
+    assert "a reload is needed" not in env.log_text("slotsync")[since:]

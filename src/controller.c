@@ -82,10 +82,11 @@ struct ctl {
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
     /* issue 23: the socket or one reload for a large plan (bulk.h), decided
-     * once when a listing ends and once per HAProxy process read */
+     * once when a listing ends and once per read of HAProxy's state: a
+     * restart found by the runtime socket's reconnect keeps the applier's
+     * epoch, so every read counts (ap.stats.resyncs), not only a new epoch */
     bool bulk_due;
-    unsigned bulk_epoch; /* ap.adopt_epoch at the last decision */
-    bool bulk_decided;   /* bulk_epoch is set */
+    unsigned long long bulk_resyncs; /* ap.stats.resyncs at the last decision */
 
     /* The last full listing had no valid key and none came since. Until
      * HAProxy is known to hold no filled slot (or keys appear), listed stays
@@ -763,8 +764,8 @@ static void live_controller(struct ctl *c)
     livefile_touch(&c->live);
 }
 
-/* Issue 23: when a listing ended, or HAProxy's state was read from a new
- * process (a restart, a reload), weigh the plan over the runtime socket
+/* Issue 23: when a listing ended, or HAProxy's state was read (a restart, a
+ * reload, a reconnect, the periodic resync), weigh the plan over the runtime socket
  * against one reload (bulk.h) and log the choice. A reload renders every
  * backend with its desired endpoints; its end reads HAProxy's state again,
  * so the planner sends only what changed meanwhile. Returns true when a
@@ -777,11 +778,10 @@ static bool bulk_controller(struct ctl *c)
 
     if (!c->ap.adopted)
         return false;
-    if (!c->bulk_due && c->bulk_decided && c->bulk_epoch == c->ap.adopt_epoch)
+    if (!c->bulk_due && c->bulk_resyncs == c->ap.stats.resyncs)
         return false;
     c->bulk_due = false;
-    c->bulk_decided = true;
-    c->bulk_epoch = c->ap.adopt_epoch;
+    c->bulk_resyncs = c->ap.stats.resyncs;
     if (apply_estimate(&c->ap, false, BULK_MIN_COMMANDS, &commands, &servers) < 0)
         return false; /* out of memory: the socket, as before */
     in.commands = commands;
