@@ -166,3 +166,35 @@ def test_min_reload_interval_keeps_the_socket_and_loses_no_change(env, bin_path)
     assert c.haproxy.reloads() == (0, 0), c.haproxy.reloads()
     assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 1
     assert "a reload is needed" not in env.log_text("slotsync")[since:]
+
+
+def test_cold_start_holds_the_listing_pages_for_one_reload(env, bin_path):
+    """HAProxy up with every slot empty before slotsync starts: the first
+    listing's pages (1,000 keys each) would go to the empty slots as they
+    are read, leaving a plan at the listing's end too small for a reload.
+    At the first page, etcd's count of the prefix scales the plan to the
+    whole listing: one reload wins, the pages wait, one reload, and the
+    socket carries almost nothing (before: 2,000+ commands for the first
+    pages, then a reload or the socket for the rest)."""
+    admin_port = free_port()
+    c = Cluster(env, bin_path, slots=N + 48, backends=2, server_options="", start=False,
+                extra={"admin": {"listen": "127.0.0.1:%d" % admin_port}})
+    c.config["haproxy"].update({"bulk_path": "auto", "runtime_command_us": 1000})
+    c.config_path = write_config(env, c.config)
+    c.admin_url = "http://127.0.0.1:%d/" % admin_port
+    ports = list(c.backends.values())
+    c.render()  # no endpoint yet: every slot empty
+    c.haproxy = env.start_haproxy(c.services_file)
+    etcd_put_many(c.etcd, [(PREFIX + "web/e%04d" % i, "127.0.0.1:%d" % ports[i % 2])
+                           for i in range(N)])
+    c.slotsync = env.start_slotsync(bin_path, c.config_path, name="slotsync")
+    want = collections.Counter(ports[i % 2] for i in range(N))
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="%d ready slots" % N,
+             alive=[c.slotsync])
+    sent = metric(c.admin_url, "slotsync_runtime_commands_total")
+    assert sent < N, "%d runtime commands beside the reload" % sent
+    wait_for(lambda: c.haproxy.reloads()[0] >= 1, timeout=10, what="one reload")
+    assert c.haproxy.reloads() == (1, 0), c.haproxy.reloads()
+    assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 1
+    assert re.search(r"bulk: the first etcd listing holds %d keys.*its pages wait" % N,
+                     env.log_text("slotsync"))

@@ -86,6 +86,8 @@ struct ctl {
      * restart found by the runtime socket's reconnect keeps the applier's
      * epoch, so every read counts (ap.stats.resyncs), not only a new epoch */
     bool bulk_due;
+    /* a first listing's pages are held for one reload (bulk_hold_listing) */
+    bool bulk_hold, bulk_hold_decided;
     unsigned long long bulk_resyncs; /* ap.stats.resyncs at the last decision */
 
     /* The last full listing had no valid key and none came since. Until
@@ -347,6 +349,7 @@ static void on_list_begin(void *arg)
 
     c->listing = true;
     c->list_valid = 0;
+    c->bulk_hold = c->bulk_hold_decided = false;
     catalog_relist_begin(c->cat);
 }
 
@@ -807,6 +810,54 @@ static bool bulk_controller(struct ctl *c)
     return true;
 }
 
+/* Issue 23: a first listing's pages go to HAProxy's empty slots as they are
+ * read, so by the listing's end the plan left is small and the socket wins
+ * although one reload would have been cheaper for the whole listing. So at
+ * its first page (HAProxy's state known), the listing's size (etcd's count
+ * for the prefix) scales this page's plan to the whole listing; when one
+ * reload wins by that estimate, the pages are held and the listing's end
+ * decides on the real plan (bulk_controller): nothing is lost if the
+ * estimate was wrong, the socket takes it then. Returns true: hold. */
+static bool bulk_hold_listing(struct ctl *c)
+{
+    const struct etcd_sync_stats *st = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    struct bulk_input in = {0};
+    struct bulk_choice out;
+    size_t commands = 0, servers = 0, count;
+
+    if (c->cfg->bulk_path != BULK_PATH_AUTO)
+        return c->cfg->bulk_path == BULK_PATH_RELOAD;
+    if (c->bulk_hold_decided)
+        return c->bulk_hold;
+    if (!c->ap.adopted || !st || st->list_count <= 0 || !c->list_valid)
+        return false; /* nothing to scale by yet: the pages go out */
+    c->bulk_hold_decided = true;
+    count = (size_t)st->list_count;
+    if (apply_estimate(&c->ap, true, 0, &commands, &servers) < 0)
+        return false;
+    if (count > c->list_valid)
+        commands = (size_t)((double)commands * (double)count / (double)c->list_valid);
+    if (servers < count)
+        servers = count; /* the render declares a slot per endpoint at least */
+    in.commands = commands;
+    in.servers = servers;
+    in.command_us = (unsigned)c->cfg->runtime_command_us;
+    in.server_us = (unsigned)c->cfg->reload_server_us;
+    in.reload_allowed = rollout_can_start(&c->ro);
+    in.path = BULK_PATH_AUTO;
+    bulk_choose(&in, &out);
+    c->bulk_hold = out.reload;
+    if (commands >= BULK_MIN_COMMANDS)
+        log_info(MOD,
+                 "bulk: the first etcd listing holds %zu %s (etcd's count): about %zu runtime "
+                 "commands (%.2f s estimated) against one reload of %zu servers (%.2f s "
+                 "estimated): %s; %s",
+                 count, LOG_PLURAL(count, "key", "keys"), commands, out.runtime_s, servers,
+                 out.reload_s, out.why,
+                 out.reload ? "its pages wait for the listing's end" : "its pages go out as read");
+    return c->bulk_hold;
+}
+
 /* Runs once per loop iteration, before the loop blocks: everything that
  * changed during the iteration goes out as one batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -831,9 +882,9 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
     if (!c->listed) {
-        /* part of a first listing: additions only; bulk_path "reload"
-         * keeps them for the one reload the listing's end decides */
-        if (c->listing && c->cfg->bulk_path != BULK_PATH_RELOAD)
+        /* part of a first listing: additions only, unless they wait for
+         * the one reload the listing's end decides (bulk_hold_listing) */
+        if (c->listing && !bulk_hold_listing(c))
             apply_send_additions(&c->ap);
         return;
     }
