@@ -491,7 +491,7 @@ class Compare:
         ports = [free_port() for _ in range(n)]
         path = self.env.path("fast-backends.cfg")
         with open(path, "w") as f:
-            f.write("global\n    maxconn 20000\n\ndefaults\n    mode http\n"
+            f.write("global\n    maxconn 4000\n\ndefaults\n    mode http\n"
                     "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n")
             for i, port in enumerate(ports):
                 f.write("\nfrontend fast%d\n    bind 127.0.0.1:%d\n"
