@@ -33,7 +33,8 @@ something did not happen at all (a change never reached HAProxy, a command
 was refused, HAProxy was reloaded). --quick runs smaller sizes (a smoke test
 of the script itself; its figures are not the ones to publish). --only
 runs some sections (latency, bulk, startup: a. to c.; floor, changes, churn,
-new, scale: the side by side) and prints a partial report of them, e.g.
+new, scale, restart: the side by side; --section NAME picks one, repeatable) and
+prints a partial report of them, e.g.
 `--only scale --strategies slotsync --sizes 1x100,100x100,1000x10,100x1000`
 for slotsync's memory and start times alone.
 """
@@ -56,7 +57,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_compare import (DOMAIN, STRATEGIES, Compare, CompareFailure,  # noqa: E402
-                           new_services_lines, report_lines, scale_lines, target_misses)
+                           churn_lines, new_services_lines, report_lines, restart_lines,
+                           scale_lines, target_misses)
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
@@ -68,9 +70,10 @@ APPLIED = re.compile(r"^(\S+) info  sync: applied (\d+) runtime commands? "
                      r"\((\d+) failed\) in ([\d.]+) ms", re.M)
 RUNTIME_ERROR = re.compile(r"HAProxy runtime socket \S+: ([^(\n]*?) \(retrying")
 # the sections --only can pick: slotsync alone (a., b., c.), then side by side
-SECTIONS = ("latency", "bulk", "startup", "floor", "changes", "churn", "new", "scale")
+SECTIONS = ("latency", "bulk", "startup", "floor", "changes", "churn", "new", "scale",
+            "restart")
 CMP_SECTIONS = SECTIONS[3:]
-SCALE_STRATEGIES = ("slotsync", "reload", "dns-default")
+SCALE_STRATEGIES = ("slotsync", "slotsync-runtime", "reload", "dns-default")
 COLD_CAP_S = 30     # how long the cold start may take before we stop waiting
 # srv_admin_state bits that take a slot out (as integration/test_daemon.py)
 OUT_BITS = 0x23 | 0x18
@@ -939,8 +942,13 @@ def partial_report(r, m, command, when, only):
     add("")
     if "c" in r:
         lines.extend(startup_lines(r["c"]))
+    if r.get("cmp", {}).get("churn"):
+        lines.extend(churn_lines(r["cmp"]["churn"], [
+            st for st in r["cmp"]["strategies"] if st in r["cmp"]["churn"]]))
     if r.get("cmp", {}).get("new"):
         lines.extend(new_services_lines(r["cmp"]["new"]))
+    if r.get("cmp", {}).get("restart"):
+        lines.extend(restart_lines(r["cmp"]["restart"]))
     if rows:
         lines.extend(scale_lines(rows)[0])
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -1166,6 +1174,8 @@ def main():
     ap.add_argument("--only", metavar="SECTIONS",
                     help="run these sections only, comma-separated, of: %s; prints a "
                     "partial report (not one for docs/PERFORMANCE.md)" % ",".join(SECTIONS))
+    ap.add_argument("--section", metavar="NAME", action="append", default=[],
+                    help="run this section only (repeatable; the same as --only NAME)")
     ap.add_argument("--strategies", metavar="LIST",
                     help="the strategies section scale runs, comma-separated, of: %s "
                     "(default: all that apply)" % ",".join(SCALE_STRATEGIES))
@@ -1173,7 +1183,7 @@ def main():
                     help="the sizes section scale runs, comma-separated SERVICESxEACH "
                     "(e.g. 1x100,100x100); the first is the base of bytes per endpoint")
     args = ap.parse_args()
-    only = [x for x in (args.only or "").split(",") if x]
+    only = [x for x in (args.only or "").split(",") if x] + args.section
     strategies = [x for x in (args.strategies or "").split(",") if x]
     bad = [x for x in only if x not in SECTIONS] + \
         [x for x in strategies if x not in SCALE_STRATEGIES]

@@ -33,8 +33,9 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (PYTHON, HarnessError, etcd_delete, etcd_delete_prefix, etcd_put,  # noqa: E402
-                     free_port, haproxy_cmd, wait_for, write_config)
+from harness import (HAPROXY_BIN, PYTHON, HarnessError, etcd_delete,  # noqa: E402
+                     etcd_delete_prefix, etcd_put, free_port, haproxy_cmd, http_get, wait_for,
+                     write_config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALT = os.path.join(HERE, "bench_alt.py")
@@ -256,7 +257,7 @@ class Setup:
         name = "%s-%s" % (self.tag, st)
         self.name = name
         t0 = time.monotonic()
-        if st == "slotsync":
+        if st in ("slotsync", "slotsync-runtime"):
             cfg = {
                 "etcd": {"endpoints": [self.b.etcd.url], "prefix": PREFIX},
                 "haproxy": {"runtime_socket": env.path("admin.sock"),
@@ -269,6 +270,8 @@ class Setup:
                              for s, n in self.services.items()},
                 "log_level": "info",
             }
+            if st == "slotsync-runtime":   # the cost model's choice forced to the socket
+                cfg["haproxy"]["bulk_path"] = "runtime"
             if self.http_bind:
                 cfg["http_frontend"] = {"bind": self.http_bind, "domain": DOMAIN,
                                         "spare_backends": self.spares}
@@ -390,6 +393,7 @@ class Compare:
         self.r = {}
         self.rng = random.Random(14)
         self.whoami = []
+        self.fast = []          # ports of the backend HAProxy (fast_backends())
         self.failures = []
 
     @property
@@ -405,7 +409,7 @@ class Compare:
             self.whoami.append(self.env.start_whoami("cmp-whoami%d" % i)[1])
         for section, run in (("floor", self.floor), ("changes", self.changes),
                              ("churn", self.churn), ("new", self.new_services),
-                             ("scale", self.scale)):
+                             ("scale", self.scale), ("restart", self.restart)):
             if self.b.wants(section):
                 run()
         return self.r
@@ -510,6 +514,29 @@ class Compare:
             finally:
                 setup.stop()
 
+    def fast_backends(self, n=6):
+        """n backend ports served by one more HAProxy, each answering
+        `http-request return status 200` with its name (as whoami does):
+        tens of thousands of requests per second, so the churn rows measure
+        the strategies, not the Python backends. Started once."""
+        if self.fast:
+            return self.fast
+        ports = [free_port() for _ in range(n)]
+        path = self.env.path("fast-backends.cfg")
+        with open(path, "w") as f:
+            f.write("global\n    maxconn 4000\n\ndefaults\n    mode http\n"
+                    "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n")
+            for i, port in enumerate(ports):
+                f.write("\nfrontend fast%d\n    bind 127.0.0.1:%d\n"
+                        "    http-request return status 200 content-type text/plain "
+                        "string fast%d\n" % (i, port, i))
+        proc = self.env.spawn("fast-backends", [HAPROXY_BIN, "-f", path])
+        for port in ports:
+            wait_for(lambda: http_get("http://127.0.0.1:%d/" % port, timeout=1)[0] == 200,
+                     timeout=15, alive=[proc], what="backend HAProxy on port %d" % port)
+        self.fast = ports
+        return ports
+
     # 3. churn under wrk
     def wrk(self, url, seconds):
         out = subprocess.run(["wrk", "-t1", "-c8", "-d%ds" % seconds, "--latency",
@@ -529,6 +556,7 @@ class Compare:
         m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                       out)
         sock_err = sum(int(x) for x in m.groups()) if m else 0
+        res["connect_err"] = int(m.group(1)) if m else 0
         res["non2xx"], res["sock_err"] = non2xx, sock_err
         res["failed"] = non2xx + sock_err
         return res
@@ -537,7 +565,7 @@ class Compare:
         seconds = 5 if self.quick else 30
         rate = 10
         self.r["churn"] = {"seconds": seconds, "rate": rate}
-        pool = self.whoami
+        pool = self.fast_backends()
         for st in ("reference",) + STRATEGIES:
             progress("side by side 3. churn under wrk: %s (%d s)" % (st, seconds))
             self.clear()
@@ -687,7 +715,7 @@ class Compare:
                                        "127.0.0.1:%d" % (10000 + i))
                                       for s in names for i in range(per)])
             row = {"services": n_svc, "per": per, "total": total, "slots": slots}
-            for st in ("slotsync", "reload", "dns-default"):
+            for st in ("slotsync", "slotsync-runtime", "reload", "dns-default"):
                 if self.b.strategies and st not in self.b.strategies:
                     continue
                 if st.startswith("dns") and per > 100:
@@ -745,11 +773,90 @@ class Compare:
             self.r["scale"].append(row)
 
 
+    # 7. HAProxy restarted under load
+    def restart(self):
+        """kill -9 of HAProxy under wrk, endpoints changed while it is down,
+        HAProxy started again on the same files: failed requests once it
+        accepts connections, and the time until it equals etcd."""
+        seconds = 10 if self.quick else 20
+        down_s = 3
+        budget = 60
+        fast = self.fast_backends()
+        self.r["restart"] = rs = {"seconds": seconds, "down_s": down_s}
+        for st in ("slotsync", "reload", "dns-default"):
+            if self.b.strategies and st not in self.b.strategies:
+                continue
+            progress("side by side 7. HAProxy restarted under wrk: %s" % st)
+            self.clear()
+            gone = [self.env.start_whoami("restart-%s-w%d" % (st, i)) for i in range(2)]
+            live = {"web/f0": fast[0], "web/f1": fast[1],
+                    "web/g0": gone[0][1], "web/g1": gone[1][1]}
+            for k, port in live.items():
+                etcd_put(self.etcd.url, PREFIX + k, "127.0.0.1:%d" % port)
+            setup = Setup(self.b, st, {"web": 16}, listen=("web",),
+                          tag="restart-" + st).start()
+            try:
+                sock = setup.hap.admin_sock
+                want = set(live.values())
+                wait_for(lambda: ready_ports(sock, "web") == want, timeout=30,
+                         what="%s: the endpoints before the restart" % st)
+                result = {}
+                t = threading.Thread(target=lambda: result.update(
+                    self.wrk("http://%s/" % setup.listen["web"], seconds)))
+                t.start()
+                time.sleep(3)   # load before the kill (a timing of the bench, not a guard)
+                for pid in hap_pids(setup.hap):
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+                setup.hap.stop(9)
+                for (proc, port), k in zip(gone, ("web/g0", "web/g1")):
+                    self.env.stop(proc)
+                    etcd_delete(self.etcd.url, PREFIX + k)
+                    del live[k]
+                for k, port in (("web/f2", fast[2]), ("web/f3", fast[3])):
+                    etcd_put(self.etcd.url, PREFIX + k, "127.0.0.1:%d" % port)
+                    live[k] = port
+                time.sleep(down_s)
+                want = set(live.values())
+                setup.hap.start(timeout=30)
+                t_up = time.monotonic()
+                conv = None
+                while time.monotonic() - t_up < budget:
+                    try:
+                        if ready_ports(sock, "web") == want:
+                            conv = time.monotonic() - t_up
+                            break
+                    except (OSError, HarnessError):
+                        pass
+                    time.sleep(0.05)
+                t.join(seconds + 90)
+                res = dict(result)
+                res.pop("raw", None)
+                if not res.get("requests"):
+                    raise CompareFailure("%s: wrk made no request" % st)
+                # connect errors: HAProxy was down (the same for every strategy)
+                res["failed"] = res["non2xx"] + res["sock_err"] - res["connect_err"]
+                res["sock_err"] -= res["connect_err"]
+                res["converge_s"], res["budget_s"] = conv, budget
+                res["reloads"] = setup.reloads()
+                rs[st] = res
+                if conv is None:
+                    self.failures.append("%s: HAProxy restarted did not equal etcd in %d s"
+                                         % (st, budget))
+            finally:
+                setup.stop()
+                for proc, port in gone:
+                    self.env.stop(proc)
+
+
 # --------------------------------------------------------------------------
 # Report
 
 LABEL = {
     "slotsync": "slotsync (runtime API)",
+    "slotsync-runtime": "slotsync, bulk_path runtime (no bulk reload)",
     "slotsync-spares": "slotsync, spare backends",
     "slotsync-34": "slotsync on HAProxy 3.4, backends added at run time",
     "reload": "reload per change",
@@ -869,7 +976,7 @@ def scale_lines(rows):
     for row in rows:
         size = "{:,} ({:,} x {:,})".format(row["total"], row["services"], row["per"])
         base = row.get("slotsync", {}).get("start_s")
-        for st in ("slotsync", "reload", "dns-default"):
+        for st in ("slotsync", "slotsync-runtime", "reload", "dns-default"):
             c = row.get(st)
             if c is None:
                 continue
@@ -972,6 +1079,71 @@ def target_misses(rows, alone):
     return misses
 
 
+def churn_lines(cu, strategies):
+    """Markdown lines of section 3 (Compare.churn()'s results)."""
+    L = []
+    add = L.append
+    ref = cu["reference"]
+    add("## 3. Churn under load")
+    add("")
+    add("`wrk -t1 -c8 -d%ds --latency` through a frontend of a 16-slot backend, 6 "
+        "backends (ports of a second HAProxy answering `http-request return status "
+        "200`, so that the backends are not the bottleneck; 4 registered at a time), "
+        "while the "
+        "endpoints churn at %d changes/s (one removed, then one added; never fewer "
+        "than 3 live). Reference: slotsync running, the same etcd write rate on keys "
+        "nobody watches. CPU seconds are those spent during the wrk run; HAProxy's "
+        "include its master, the workers it reaped and the live ones; the "
+        "controller's include its children (`haproxy -c`)."
+        % (cu["seconds"], cu["rate"]))
+    add("")
+    add("| strategy | changes | failed requests (non-2xx + socket errors) | req/s "
+        "(vs reference) | p99 (vs reference) | reloads | HAProxy processes at the end "
+        "| controller CPU | HAProxy CPU |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for st in ("reference",) + tuple(strategies):
+        c = cu[st]
+        add("| %s | %d | %d (%d + %d) of %d | %.0f (%s) | %s (%s) | %d | %d | %.2f s | %.2f s |"
+            % (LABEL[st], c["changes"], c["failed"], c["non2xx"], c["sock_err"],
+               c["requests"], c["rps"], ratio(c["rps"], ref["rps"]), f_ms(c["p99_ms"]),
+               ratio(c["p99_ms"], ref["p99_ms"]), c["reloads"], c["hap_procs"],
+               c["ctrl_cpu"], c["hap_cpu"]))
+    add("")
+    return L
+
+
+def restart_lines(rs):
+    """Markdown lines of section 7 (Compare.restart()'s results)."""
+    L = []
+    add = L.append
+    add("## 7. HAProxy restarted under load")
+    add("")
+    add("`wrk -t1 -c8 --timeout 5s` through a frontend of a 16-slot backend with 4 "
+        "endpoints (2 on a second HAProxy answering 200, 2 on whoami backends). "
+        "HAProxy's master and workers are killed with `kill -9`; while it is down "
+        "the 2 whoami backends are stopped and their keys deleted, 2 other endpoints "
+        "are registered; %.0f s later HAProxy is started again on the same files. "
+        "Failed requests are those after HAProxy accepts connections again (non-2xx, "
+        "read, write and timeout errors; wrk's connect errors while HAProxy is down "
+        "are counted apart). Converged: from the restart until `show servers state` "
+        "shows exactly etcd's 4 endpoints in rotation." % rs.get("down_s", 0))
+    add("")
+    add("| strategy | failed requests after the restart | connect errors (HAProxy down) "
+        "| requests | restart -> converged | reloads |")
+    add("|---|---:|---:|---:|---:|---:|")
+    for st in ("slotsync", "reload", "dns-default"):
+        c = rs.get(st)
+        if not c:
+            continue
+        conv = ("%.2f s" % c["converge_s"]) if c.get("converge_s") is not None else \
+            "**not converged** in %.0f s" % c["budget_s"]
+        add("| %s | %d (%d non-2xx + %d socket) | %d | %d | %s | %d |"
+            % (LABEL[st], c["failed"], c["non2xx"], c["sock_err"], c["connect_err"],
+               c["requests"], conv, c["reloads"]))
+    add("")
+    return L
+
+
 def report_lines(r, alone):
     """Markdown lines of the side-by-side sections; alone: bench.py's r
     (for the cold-start target). Returns (lines, headline, misses)."""
@@ -1010,34 +1182,12 @@ def report_lines(r, alone):
             % (LABEL[st], c["n"], f_ms(c["p50"]), f_ms(c["p99"]), f_ms(c["max"]),
                ratio(c["p50"], floor), ratio(c["p50"], s_p50), c["reloads"]))
     add("")
-    cu = r["churn"]
-    ref = cu["reference"]
-    add("## 3. Churn under load")
-    add("")
-    add("`wrk -t1 -c8 -d%ds --latency` through a frontend of a 16-slot backend, 6 "
-        "real backends (integration/whoami.py, 4 registered at a time), while the "
-        "endpoints churn at %d changes/s (one removed, then one added; never fewer "
-        "than 3 live). Reference: slotsync running, the same etcd write rate on keys "
-        "nobody watches. CPU seconds are those spent during the wrk run; HAProxy's "
-        "include its master, the workers it reaped and the live ones; the "
-        "controller's include its children (`haproxy -c`)."
-        % (cu["seconds"], cu["rate"]))
-    add("")
-    add("| strategy | changes | failed requests (non-2xx + socket errors) | req/s "
-        "(vs reference) | p99 (vs reference) | reloads | HAProxy processes at the end "
-        "| controller CPU | HAProxy CPU |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for st in ("reference",) + tuple(r["strategies"]):
-        c = cu[st]
-        add("| %s | %d | %d (%d + %d) of %d | %.0f (%s) | %s (%s) | %d | %d | %.2f s | %.2f s |"
-            % (LABEL[st], c["changes"], c["failed"], c["non2xx"], c["sock_err"],
-               c["requests"], c["rps"], ratio(c["rps"], ref["rps"]), f_ms(c["p99_ms"]),
-               ratio(c["p99_ms"], ref["p99_ms"]), c["reloads"], c["hap_procs"],
-               c["ctrl_cpu"], c["hap_cpu"]))
-    add("")
+    L.extend(churn_lines(r["churn"], r["strategies"]))
     L.extend(new_services_lines(r["new"]))
     scale, per_ep, base = scale_lines(r["scale"])
     L.extend(scale)
+    if r.get("restart"):
+        L.extend(restart_lines(r["restart"]))
 
     # headline ratios
     head = []

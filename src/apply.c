@@ -1081,3 +1081,81 @@ void apply_listed_page(struct apply *a)
             be[i]->page_dirty = true;
     }
 }
+
+/* Commands at most per slot a plan holds (address, port, weight, state; a
+ * slot added at run time: add server and its state). */
+#define ESTIMATE_CMDS_PER_SLOT 4
+
+int apply_estimate(struct apply *a, bool additions, size_t min_commands, size_t *commands,
+                   size_t *servers)
+{
+    size_t n_be = 0, bound = 0, n = 0, files = 0;
+    struct backend **be = a->ops->backends(a->arg, &n_be);
+    struct server_view *have = NULL;
+    size_t have_cap = 0;
+    struct plan scratch;
+    int r = 0;
+
+    for (size_t i = 0; i < n_be; i++) {
+        struct backend *b = be[i];
+        const struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
+        size_t endpoints = svc ? svc->n_endpoints : 0;
+        size_t want = b->want_slots > b->slots.n ? b->want_slots : b->slots.n;
+
+        if (!backend_ours(b))
+            continue;
+        /* as rollout's render sizes it */
+        if (want < (size_t)b->conf.opt.slots)
+            want = (size_t)b->conf.opt.slots;
+        if (b->configured || endpoints)
+            files += backend_fit_slots(b, want, endpoints);
+        if ((additions ? b->page_dirty : b->dirty) && b->present)
+            bound += ESTIMATE_CMDS_PER_SLOT * (b->slots.n > endpoints ? b->slots.n : endpoints);
+    }
+    *servers = files;
+    *commands = bound;
+    if (bound < min_commands)
+        return 0;
+    plan_init(&scratch);
+    for (size_t i = 0; i < n_be && r >= 0; i++) {
+        struct backend *b = be[i];
+        struct catalog_service *svc = catalog_find(a->cat, b->conf.name);
+        size_t endpoints = svc ? svc->n_endpoints : 0;
+        struct plan_opts opts;
+
+        if (!(additions ? b->page_dirty : b->dirty) || !b->present || !backend_ours(b))
+            continue;
+        /* endpoints beyond the slots: "add server" and its state each */
+        if (endpoints > b->slots.n)
+            n += 2 * (endpoints - b->slots.n);
+        r = additions ? slots_assign_partial(&b->slots, svc, b->have)
+                      : slots_assign(&b->slots, svc, b->have);
+        if (r < 0)
+            break;
+        if (b->slots.n > have_cap) {
+            struct server_view *nh = realloc(have, b->slots.n * sizeof(*nh));
+
+            if (!nh) {
+                r = -ENOMEM;
+                break;
+            }
+            have = nh;
+            have_cap = b->slots.n;
+        }
+        /* planning updates the view it is given: plan on a copy */
+        if (b->slots.n)
+            memcpy(have, b->have, b->slots.n * sizeof(*have));
+        backend_plan_opts(b, &opts);
+        opts.additions_only = additions;
+        plan_reset(&scratch);
+        r = plan_backend_opts(&scratch, backend_proxy(b), &b->slots, have, &opts);
+        if (r > 0)
+            n += (size_t)r;
+    }
+    plan_free(&scratch);
+    free(have);
+    if (r < 0)
+        return r;
+    *commands = n;
+    return 0;
+}

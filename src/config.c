@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include <slotsync/bulk.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/spare.h>
@@ -34,6 +35,7 @@
 #define COMMAND_MAX 4096
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
+#define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most */
 #define RESYNC_INTERVAL_S_MAX 86400
 #define FIELD_PATH_SIZE 256
 #define QUOTE_SIZE 100 /* an untrusted name quoted into a message */
@@ -828,7 +830,9 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
 {
     static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
                                        "services_file",  "reload_command", "min_reload_interval_ms",
-                                       "binary",         "hosts_map",      "runtime_timeout_s"};
+                                       "binary",         "hosts_map",      "runtime_timeout_s",
+                                       "bulk_path",      "runtime_command_us", "reload_server_us"};
+    const char *bulk = NULL;
     json_t *h;
     int ret;
 
@@ -875,6 +879,16 @@ static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
     ret = get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
                   &cfg->min_reload_interval_ms, errmsg);
     if (ret < 0)
+        return ret;
+    /* issue 23: the socket or one reload for a large plan (bulk.h) */
+    if ((ret = get_string(h, "haproxy", "bulk_path", &bulk, errmsg)) < 0)
+        return ret;
+    if (bulk && (cfg->bulk_path = bulk_path_parse(bulk)) < 0)
+        return field_error(errmsg, "haproxy.bulk_path", "must be one of auto, runtime, reload");
+    if ((ret = get_int(h, "haproxy", "runtime_command_us", 1, BULK_COST_US_MAX,
+                       &cfg->runtime_command_us, errmsg)) < 0 ||
+        (ret = get_int(h, "haproxy", "reload_server_us", 1, BULK_COST_US_MAX,
+                       &cfg->reload_server_us, errmsg)) < 0)
         return ret;
     return get_int(h, "haproxy", "runtime_timeout_s", RUNTIME_TIMEOUT_S_MIN, RUNTIME_TIMEOUT_S_MAX,
                    &cfg->runtime_timeout_s, errmsg);
@@ -1446,6 +1460,9 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
     }
     cfg->min_reload_interval_ms = DEFAULT_MIN_RELOAD_INTERVAL_MS;
     cfg->runtime_timeout_s = RUNTIME_TIMEOUT_S;
+    cfg->bulk_path = BULK_PATH_AUTO;
+    cfg->runtime_command_us = BULK_COMMAND_US_DEFAULT;
+    cfg->reload_server_us = BULK_RELOAD_SERVER_US_DEFAULT;
     cfg->defaults.slots = DEFAULT_SLOTS;
     cfg->defaults.mode = MODE_HTTP;
     snprintf(cfg->defaults.balance, sizeof(cfg->defaults.balance), "%s", DEFAULT_BALANCE);

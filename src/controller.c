@@ -38,6 +38,7 @@
 #include <slotsync/reload.h>
 #include <slotsync/render.h>
 #include <slotsync/report.h>
+#include <slotsync/bulk.h>
 #include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
 
@@ -80,6 +81,14 @@ struct ctl {
     struct dnshosts dns;   /* the "dns" hosts file */
     bool listed;           /* a complete etcd listing has been applied */
     bool listing;          /* a listing is being applied: one summary, not a line a key */
+    /* issue 23: the socket or one reload for a large plan (bulk.h), decided
+     * once when a listing ends and once per read of HAProxy's state: a
+     * restart found by the runtime socket's reconnect keeps the applier's
+     * epoch, so every read counts (ap.stats.resyncs), not only a new epoch */
+    bool bulk_due;
+    /* a first listing's pages are held for one reload (bulk_hold_listing) */
+    bool bulk_hold, bulk_hold_decided;
+    unsigned long long bulk_resyncs; /* ap.stats.resyncs at the last decision */
 
     /* The last full listing had no valid key and none came since. Until
      * HAProxy is known to hold no filled slot (or keys appear), listed stays
@@ -98,7 +107,7 @@ struct ctl {
     bool etcd_up;          /* the sync's last connected() report said up */
     double etcd_since;     /* clock_mono() of that report, or of the start */
     struct {
-        unsigned long long refused_services, empty_listings_held;
+        unsigned long long refused_services, empty_listings_held, bulk_reloads;
     } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
     /* inspection: the admin endpoint and what only it needs */
     struct admin *admin;
@@ -340,6 +349,7 @@ static void on_list_begin(void *arg)
 
     c->listing = true;
     c->list_valid = 0;
+    c->bulk_hold = c->bulk_hold_decided = false;
     catalog_relist_begin(c->cat);
 }
 
@@ -460,6 +470,7 @@ static void on_list_end(void *arg, int64_t revision)
     if (c->registry_empty)
         registry_filled(c);
     c->listed = true;
+    c->bulk_due = true;
 }
 
 static void on_batch_end(void *arg, int64_t revision)
@@ -757,6 +768,97 @@ static void live_controller(struct ctl *c)
     livefile_touch(&c->live);
 }
 
+/* Issue 23: when a listing ended, or HAProxy's state was read (a restart, a
+ * reload, a reconnect, the periodic resync), weigh the plan over the runtime socket
+ * against one reload (bulk.h) and log the choice. A reload renders every
+ * backend with its desired endpoints; its end reads HAProxy's state again,
+ * so the planner sends only what changed meanwhile. Returns true when a
+ * reload was asked: nothing is sent now. */
+static bool bulk_controller(struct ctl *c)
+{
+    struct bulk_input in = {0};
+    struct bulk_choice out;
+    size_t commands = 0, servers = 0;
+
+    if (!c->ap.adopted)
+        return false;
+    if (!c->bulk_due && c->bulk_resyncs == c->ap.stats.resyncs)
+        return false;
+    c->bulk_due = false;
+    c->bulk_resyncs = c->ap.stats.resyncs;
+    if (apply_estimate(&c->ap, false, BULK_MIN_COMMANDS, &commands, &servers) < 0)
+        return false; /* out of memory: the socket, as before */
+    in.commands = commands;
+    in.servers = servers;
+    in.command_us = (unsigned)c->cfg->runtime_command_us;
+    in.server_us = (unsigned)c->cfg->reload_server_us;
+    in.reload_allowed = rollout_can_start(&c->ro);
+    in.path = (enum bulk_path)c->cfg->bulk_path;
+    bulk_choose(&in, &out);
+    if (commands < BULK_MIN_COMMANDS && !out.reload)
+        return false; /* a small plan: the socket, no line */
+    log_info(MOD,
+             "bulk: %s for %zu runtime %s (%.2f s estimated) against one reload of %zu "
+             "servers (%.2f s estimated): %s",
+             out.reload ? "one reload" : "the runtime socket", commands,
+             LOG_PLURAL(commands, "command", "commands"), out.runtime_s, servers, out.reload_s,
+             out.why);
+    if (!out.reload)
+        return false;
+    c->stats.bulk_reloads++;
+    rollout_want(&c->ro, "large plan, one reload for", "every backend");
+    rollout_maybe_start(&c->ro, true);
+    return true;
+}
+
+/* Issue 23: a first listing's pages go to HAProxy's empty slots as they are
+ * read, so by the listing's end the plan left is small and the socket wins
+ * although one reload would have been cheaper for the whole listing. So at
+ * its first page (HAProxy's state known), the listing's size (etcd's count
+ * for the prefix) scales this page's plan to the whole listing; when one
+ * reload wins by that estimate, the pages are held and the listing's end
+ * decides on the real plan (bulk_controller): nothing is lost if the
+ * estimate was wrong, the socket takes it then. Returns true: hold. */
+static bool bulk_hold_listing(struct ctl *c)
+{
+    const struct etcd_sync_stats *st = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    struct bulk_input in = {0};
+    struct bulk_choice out;
+    size_t commands = 0, servers = 0, count;
+
+    if (c->cfg->bulk_path != BULK_PATH_AUTO)
+        return c->cfg->bulk_path == BULK_PATH_RELOAD;
+    if (c->bulk_hold_decided)
+        return c->bulk_hold;
+    if (!c->ap.adopted || !st || st->list_count <= 0 || !c->list_valid)
+        return false; /* nothing to scale by yet: the pages go out */
+    c->bulk_hold_decided = true;
+    count = (size_t)st->list_count;
+    if (apply_estimate(&c->ap, true, 0, &commands, &servers) < 0)
+        return false;
+    if (count > c->list_valid)
+        commands = (size_t)((double)commands * (double)count / (double)c->list_valid);
+    if (servers < count)
+        servers = count; /* the render declares a slot per endpoint at least */
+    in.commands = commands;
+    in.servers = servers;
+    in.command_us = (unsigned)c->cfg->runtime_command_us;
+    in.server_us = (unsigned)c->cfg->reload_server_us;
+    in.reload_allowed = rollout_can_start(&c->ro);
+    in.path = BULK_PATH_AUTO;
+    bulk_choose(&in, &out);
+    c->bulk_hold = out.reload;
+    if (commands >= BULK_MIN_COMMANDS)
+        log_info(MOD,
+                 "bulk: the first etcd listing holds %zu %s (etcd's count): about %zu runtime "
+                 "commands (%.2f s estimated) against one reload of %zu servers (%.2f s "
+                 "estimated): %s; %s",
+                 count, LOG_PLURAL(count, "key", "keys"), commands, out.runtime_s, servers,
+                 out.reload_s, out.why,
+                 out.reload ? "its pages wait for the listing's end" : "its pages go out as read");
+    return c->bulk_hold;
+}
+
 /* Runs once per loop iteration, before the loop blocks: everything that
  * changed during the iteration goes out as one batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -781,10 +883,14 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     if (c->registry_empty && !c->listed)
         decide_empty_registry(c);
     if (!c->listed) {
-        if (c->listing) /* part of a first listing: additions only */
+        /* part of a first listing: additions only, unless they wait for
+         * the one reload the listing's end decides (bulk_hold_listing) */
+        if (c->listing && !bulk_hold_listing(c))
             apply_send_additions(&c->ap);
         return;
     }
+    if (bulk_controller(c))
+        return;
     apply_send(&c->ap);
 }
 
@@ -1024,12 +1130,15 @@ static struct report_state report_of(const struct ctl *c)
         .last_reload_at =
             c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
         .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+        .last_reload_cause =
+            c->ro.last_reload_start > 0 ? metrics_cause_name(c->ro.reload_cause) : NULL,
         .haproxy_reloads = c->haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,
         .reloads = c->ro.stats.reloads,
         .reload_failures = c->ro.stats.reload_failures,
         .check_failures = c->ro.stats.check_failures,
+        .bulk_reloads = c->stats.bulk_reloads,
         .backends = c->backends,
         .n_backends = c->n_backends,
         .obs = &c->obs,

@@ -57,6 +57,8 @@
 #define MOD "etcd" /* the sync's log lines are the etcd module's */
 
 #define ETCD_LIST_PAGE 1000
+/* A count above this is not taken as a listing's size (bulk estimate only). */
+#define ETCD_LIST_COUNT_MAX 100000000
 #define ETCD_BACKOFF_MIN 0.1
 #define ETCD_BACKOFF_MAX 5.0
 #define ETCD_JITTER 0.2
@@ -560,6 +562,8 @@ static void list_deliver_page(struct etcd_sync *s, const struct etcd_range_reply
 
     if (!s->list_begun) {
         s->list_begun = true;
+        /* the whole prefix's count: the first page's range starts at it */
+        s->stats.list_count = r->count > 0 && r->count <= ETCD_LIST_COUNT_MAX ? r->count : 0;
         if (ops->list_begin)
             ops->list_begin(s->arg);
     }

@@ -11,7 +11,7 @@ const double metrics_bucket_bounds[METRICS_BUCKETS] = {
 };
 
 static const char *const cause_names[METRICS_CAUSES] = {
-    "new_service", "backend_missing", "http_frontend", "slots", "config", "other",
+    "new_service", "backend_missing", "http_frontend", "slots", "config", "bulk", "other",
 };
 
 static const char *const reject_names[METRICS_REJECTS] = {"key", "value"};
@@ -194,6 +194,9 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
     fprintf(f, "slotsync_reloads_total{result=\"ok\"} %llu\n", m->reloads);
     fprintf(f, "slotsync_reloads_total{result=\"failed\"} %llu\n", m->reload_failures);
     fprintf(f, "slotsync_reloads_total{result=\"check_failed\"} %llu\n", m->check_failures);
+    counter(f, "slotsync_bulk_reloads_total",
+            "Reloads chosen over the runtime socket for a large plan (haproxy.bulk_path).",
+            m->bulk_reloads);
     family(f, "slotsync_reload_requests_total", "counter", "Reasons a reload was asked for.");
     for (size_t i = 0; i < METRICS_CAUSES; i++)
         fprintf(f, "slotsync_reload_requests_total{cause=\"%s\"} %llu\n", cause_names[i],

@@ -175,6 +175,7 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
     m->reloads = s->reloads;
     m->reload_failures = s->reload_failures;
     m->check_failures = s->check_failures;
+    m->bulk_reloads = s->bulk_reloads;
     m->haproxy_up = s->synced && !s->runtime_down;
     m->ready = report_ready(s, &why);
     m->since_resync_s = clock_age(s->now, s->last_resync_at);
@@ -233,11 +234,12 @@ json_t *report_status(const struct report_state *s, const char *state_text, cons
         (json_object_set_new(doc, "ready", json_boolean(report_ready(s, &why))) < 0 ||
          json_object_set_new(
              doc, "last_reload",
-             json_pack("{s:o,s:b,s:I,s:s,s:I}", "ago_s",
+             json_pack("{s:o,s:b,s:I,s:s,s:I,s:o}", "ago_s",
                        s->last_reload_at > 0 ? json_real(s->now - s->last_reload_at) : json_null(),
                        "failed", s->last_reload_failed, "reloads", (json_int_t)s->reloads, "source",
                        s->last_reload_by_haproxy ? "haproxy" : "slotsync", "haproxy_reloads",
-                       (json_int_t)s->haproxy_reloads)) < 0 ||
+                       (json_int_t)s->haproxy_reloads, "cause",
+                       s->last_reload_cause ? json_string(s->last_reload_cause) : json_null())) < 0 ||
          (s->recent && status_add_recent(doc, s->recent) < 0) ||
          status_mark_routed(doc, backend_routed, (void *)s) < 0 ||
          json_object_set_new(doc, "etcd", etcd_doc(s)) < 0 ||

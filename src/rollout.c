@@ -89,6 +89,7 @@ enum metrics_reload_cause rollout_cause(const char *why)
         {"more slots needed by", METRICS_CAUSE_SLOTS},
         {"more slots configured for", METRICS_CAUSE_SLOTS},
         {"spare pool low:", METRICS_CAUSE_NEW_SERVICE},
+        {"large plan, one reload for", METRICS_CAUSE_BULK},
     };
 
     for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++)
@@ -104,6 +105,7 @@ void rollout_want(struct rollout *ro, const char *why, const char *name)
     if (ro->obs)
         ro->obs->reload_requests[cause]++;
     ro->desired_gen++;
+    ro->want_cause = cause;
     struct log_field f[] = {
         {"event", "reload needed"},
         {"cause", why},
@@ -298,6 +300,7 @@ static void start_reload(struct rollout *ro)
     pool_reload_started(ro->pool);
     ro->reload_gen = ro->desired_gen;
     ro->last_reload_start = clock_mono();
+    ro->reload_cause = ro->want_cause;
     if (!rb)
         goto fail;
     r = 0; /* a render with no backend of ours is still a render */
@@ -388,6 +391,16 @@ void rollout_maybe_start(struct rollout *ro, bool ready)
         return;
     }
     start_reload(ro);
+}
+
+bool rollout_can_start(const struct rollout *ro)
+{
+    double wait = ro->last_reload_start + ro->cfg->min_reload_interval_ms / 1e3 - clock_mono();
+
+    if (ro->reloading || ev_is_active(&ro->timer) || ro->last_reload_failed ||
+        !reloader_can_reload(ro->reloader))
+        return false;
+    return !(ro->stats.reloads + ro->stats.reload_failures + ro->stats.check_failures) || wait <= 0;
 }
 
 int rollout_render_file(const struct config *cfg, struct backend **v, size_t n, struct catalog *cat,

@@ -442,3 +442,66 @@ Test(apply, a_reply_over_the_cap_is_named_as_such)
     free(text);
     free(err);
 }
+
+/* Commands in one batch line ("a;b;c\n"). */
+static size_t commands_in(const char *line)
+{
+    size_t n = *line ? 1 : 0;
+
+    for (const char *p = line; *p; p++)
+        n += *p == ';';
+    return n;
+}
+
+/* Issue 23: apply_estimate() counts what the next send would send (the
+ * bulk choice weighs it against a reload) without sending anything or
+ * changing HAProxy's view; under min_commands it gives its upper bound
+ * without planning. */
+Test(apply, estimate_counts_what_the_send_then_sends)
+{
+    struct backend *api = add_backend("api", true);
+    char line[512], *err = NULL;
+    static const char b[] = "/svc/api/b", c[] = "/svc/api/c";
+    size_t commands = 99, servers = 99, bound = 0;
+
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    /* nothing read yet: nothing present, nothing to send */
+    cr_assert_eq(apply_estimate(&ap, false, 0, &commands, &servers), 0);
+    cr_expect_eq(commands, 0);
+    apply_resync(&ap);
+    haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n",
+                    line, sizeof(line));
+    cr_assert(ap.synced);
+    cr_assert_eq(catalog_put(cat, b, strlen(b), "127.0.0.2:80", 12, 1, NULL), CATALOG_ADDED);
+    cr_assert_eq(catalog_put(cat, c, strlen(c), "127.0.0.3:81", 12, 1, NULL), CATALOG_ADDED);
+    apply_listed_page(&ap);
+
+    /* additions only (a listing's page): b and c into the free s2, s3 */
+    cr_assert_eq(apply_estimate(&ap, true, 0, &commands, &servers), 0);
+    cr_expect_eq(commands, 4, "addr and state for s2 and s3: %zu", commands);
+    cr_expect_geq(servers, 3, "the file declares api's three slots: %zu", servers);
+    /* the bound: at most 4 commands a slot, without planning */
+    cr_assert_eq(apply_estimate(&ap, false, 1024, &bound, &servers), 0);
+    cr_expect_eq(bound, 12, "4 x 3 slots: %zu", bound);
+    /* the whole plan: also s1 (its endpoint is not in etcd) to maint */
+    cr_assert_eq(apply_estimate(&ap, false, 0, &commands, &servers), 0);
+    cr_expect_eq(commands, 6, "%zu", commands);
+    cr_expect_leq(commands, bound);
+    /* nothing was sent and HAProxy's view is as it was read */
+    cr_expect_not(apply_busy(&ap));
+    cr_expect_eq(ap.stats.batches, 0);
+    cr_expect(view_addr_is(&api->have[0], "127.0.0.1"));
+    cr_expect_eq(api->have[0].port, 9001);
+    cr_expect(view_addr_is(&api->have[1], "0.0.0.0"));
+    /* the send then sends exactly what was counted */
+    apply_send(&ap);
+    haproxy_answers("\n\nIP changed from '0.0.0.0' to '127.0.0.2' by 'stats socket command'\n\n\n"
+                    "IP changed from '0.0.0.0' to '127.0.0.3' by 'stats socket command'\n\n\n",
+                    line, sizeof(line));
+    cr_expect_eq(commands_in(line), commands, "%s", line);
+    cr_expect_eq(ap.stats.batches, 1);
+    /* in sync: nothing left to count */
+    cr_assert_eq(apply_estimate(&ap, false, 0, &commands, &servers), 0);
+    cr_expect_eq(commands, 0, "%zu", commands);
+    free(err);
+}

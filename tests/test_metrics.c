@@ -224,6 +224,7 @@ Test(metrics, exposition_format_line_by_line)
     m.batches = 3;
     m.reloads = 1;
     m.reload_requests[METRICS_CAUSE_NEW_SERVICE] = 1;
+    m.reload_requests[METRICS_CAUSE_BULK] = 3;
     m.haproxy_up = true;
     m.since_resync_s = 1.5;
     m.capped[METRICS_CAP_SERVICES] = 5;
@@ -260,6 +261,9 @@ Test(metrics, exposition_format_line_by_line)
     cr_assert_str_eq(sample_value(text, "slotsync_seconds_since_last_resync"), "1.500");
     cr_assert_str_eq(sample_value(text, "slotsync_reload_requests_total{cause=\"new_service\"}"),
                      "1");
+    /* issue 23: a large plan's reload is "bulk", not "other" */
+    cr_assert_str_eq(sample_value(text, "slotsync_reload_requests_total{cause=\"bulk\"}"), "3");
+    cr_assert_str_eq(sample_value(text, "slotsync_reload_requests_total{cause=\"other\"}"), "0");
     cr_assert_str_eq(sample_value(text, "slotsync_capped_total{limit=\"max_services\"}"), "5");
     cr_assert_str_eq(
         sample_value(text, "slotsync_capped_total{limit=\"max_endpoints_per_service\"}"), "0");

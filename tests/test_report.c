@@ -214,6 +214,7 @@ Test(report, status_adds_readiness_and_the_last_reload)
                                                          .latency_s = -1});
     s = state();
     s.recent = &recent;
+    s.last_reload_cause = metrics_cause_name(METRICS_CAUSE_BULK);
     doc = report_status(&s, servers, NULL, &err);
     cr_assert_not_null(doc, "%s", err);
     cr_expect(json_is_true(json_object_get(doc, "ready")));
@@ -221,6 +222,7 @@ Test(report, status_adds_readiness_and_the_last_reload)
     cr_expect_eq(json_real_value(json_object_get(last, "ago_s")), 10);
     cr_expect(json_is_false(json_object_get(last, "failed")));
     cr_expect_eq(json_integer_value(json_object_get(last, "reloads")), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(last, "cause")), "bulk");
     cr_expect_eq(json_array_size(json_object_get(doc, "recent")), 1);
     cr_expect_eq(json_integer_value(json_object_get(doc, "etcd_revision")), 42);
     backends = json_object_get(doc, "backends");
@@ -235,6 +237,7 @@ Test(report, status_adds_readiness_and_the_last_reload)
     /* never reloaded, the last one failed, not ready, no list of changes */
     s.last_reload_at = 0;
     s.last_reload_failed = true;
+    s.last_reload_cause = NULL;
     s.listed = false;
     s.recent = NULL;
     doc = report_status(&s, servers, NULL, &err);
@@ -243,6 +246,7 @@ Test(report, status_adds_readiness_and_the_last_reload)
     last = json_object_get(doc, "last_reload");
     cr_expect(json_is_null(json_object_get(last, "ago_s")));
     cr_expect(json_is_true(json_object_get(last, "failed")));
+    cr_expect(json_is_null(json_object_get(last, "cause")));
     cr_expect_null(json_object_get(doc, "recent"));
     json_decref(doc);
     /* HAProxy's reply is not version 1: status_build's error */

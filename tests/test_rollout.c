@@ -336,6 +336,7 @@ Test(rollout, causes_are_counted_by_the_start_of_why)
         {"more slots needed by", METRICS_CAUSE_SLOTS},
         {"more slots configured for", METRICS_CAUSE_SLOTS},
         {"spare pool low:", METRICS_CAUSE_NEW_SERVICE},
+        {"large plan, one reload for", METRICS_CAUSE_BULK},
         /* a text no caller passes is "other", never a near match */
         {"slots", METRICS_CAUSE_OTHER},
         {"new services", METRICS_CAUSE_OTHER},

@@ -150,4 +150,14 @@ void apply_listed_page(struct apply *a);
  * yet may be what HAProxy has. The listing's end converges them whole. */
 void apply_send_additions(struct apply *a);
 
+/* What a plan would cost now (bulk.h's inputs): the runtime commands
+ * apply_send() (additions: apply_send_additions()) would send over every
+ * backend it would plan, all batches together, and the servers a render
+ * would declare. The dirty backends' slots are assigned as the send would
+ * assign them; nothing is sent and HAProxy's view is left as it is. An
+ * upper bound is taken first: when it is under min_commands, the plan is
+ * not built and *commands is that bound. 0 or -ENOMEM. */
+int apply_estimate(struct apply *a, bool additions, size_t min_commands, size_t *commands,
+                   size_t *servers);
+
 #endif

@@ -95,6 +95,9 @@ struct config {
     char *hosts_map;      /* the HTTP frontend's map; default <services_file>.map */
     int min_reload_interval_ms;
     int runtime_timeout_s; /* one exchange on runtime_socket (a batch, a read) */
+    /* a large plan: the socket or one reload (bulk.h), and the cost model */
+    int bulk_path; /* enum bulk_path */
+    int runtime_command_us, reload_server_us;
 
     struct service_options defaults;
     struct service_conf *services; /* sorted by name */

@@ -63,6 +63,9 @@ struct etcd_sync_stats {
     unsigned long long hung;          /* watch moved off a member that stopped answering */
     unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
     int64_t revision;                 /* last revision applied */
+    /* keys the listing in progress (or the last one) holds by its first
+     * page's "count" (etcd's word, untrusted: an estimate; 0 = none said) */
+    int64_t list_count;
     bool watching;
     /* clock_mono() of etcd's last answer (a listing page, a watch message,
      * a probe's reply, even an error one); 0 = never */

@@ -29,6 +29,7 @@ enum metrics_reload_cause {
     METRICS_CAUSE_HTTP_FRONTEND,
     METRICS_CAUSE_SLOTS,
     METRICS_CAUSE_CONFIG,
+    METRICS_CAUSE_BULK, /* a large plan goes through one reload (bulk.h) */
     METRICS_CAUSE_OTHER,
     METRICS_CAUSES
 };
@@ -56,6 +57,7 @@ struct metrics {
     struct metrics_histogram event_to_applied; /* etcd event arrival -> HAProxy reply */
     /* reloads */
     unsigned long long reloads, reload_failures, check_failures;
+    unsigned long long bulk_reloads; /* reloads chosen over the socket for a large plan */
     unsigned long long reload_requests[METRICS_CAUSES];
     /* state (filled when a snapshot is taken) */
     bool haproxy_up, ready;

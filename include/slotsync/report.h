@@ -38,7 +38,9 @@ struct report_state {
     bool last_reload_by_haproxy;   /* last_reload_at is HAProxy's (show proc), not ours */
     unsigned long haproxy_reloads; /* HAProxy's count since it started, read at start */
     bool last_reload_failed, reloading;
+    const char *last_reload_cause; /* static: metrics_cause_name(); NULL: not ours or none */
     unsigned long long reloads, reload_failures, check_failures;
+    unsigned long long bulk_reloads; /* reloads chosen for a large plan (bulk.h) */
     /* the backend table, sorted by name */
     struct backend *const *backends;
     size_t n_backends;

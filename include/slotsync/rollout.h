@@ -79,6 +79,9 @@ struct rollout {
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
     struct rollout_stats stats;
+    /* the cause of the latest rollout_want(), and of the latest want a
+     * started reload covers (valid once last_reload_start > 0) */
+    enum metrics_reload_cause want_cause, reload_cause;
     /* The services file carries the named defaults of run-time backends
      * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
     bool dyn_defaults;
@@ -114,6 +117,12 @@ bool rollout_pending(const struct rollout *ro);
  * min_reload_interval_ms since the last start has passed (else the timer
  * waits for it; its end wakes the loop for the next call). */
 void rollout_maybe_start(struct rollout *ro, bool ready);
+
+/* A reload could start now: none is in flight or waiting (interval or
+ * backoff), min_reload_interval_ms has passed since the last start, there is
+ * a way to reload, and the last reload did not fail. bulk.h asks this before
+ * it picks a reload for a large plan. */
+bool rollout_can_start(const struct rollout *ro);
 
 /* "slotsync render": every backend slotsync owns in v (n of them), sized
  * for its endpoints in cat, rendered to out_path ("-": standard output) or,
