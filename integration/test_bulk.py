@@ -122,6 +122,11 @@ def converge_cold(env, bin_path, **kw):
              alive=[c.slotsync])
     wait_for(lambda: metric(c.admin_url, "slotsync_bulk_reloads_total") == 1, timeout=10,
              what="the cold start's one reload", alive=[c.slotsync])
+    # in sync includes that reload confirmed: HAProxy's new worker serves the
+    # endpoints before its master has counted the reload for slotsync, and a
+    # HAProxy killed in between leaves the reload to its deadline
+    wait_for(lambda: metric(c.admin_url, 'slotsync_reloads_total{result="ok"}') == 1,
+             timeout=20, what="the cold start's reload confirmed", alive=[c.slotsync])
     moved = {"web/e%04d" % i: ports[(i + 1) % 2] for i in range(N)}
     return c, ports, moved
 
