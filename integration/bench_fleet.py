@@ -318,8 +318,11 @@ class Phase:
 
         # the changes
         med, last, missed = [], [], 0
+        hpids = [p.pid for p in procs if p.poll() is None]
         c0, pc0, t0 = cpu_s(members), cpu_s(ppids), time.monotonic()
+        hc0, sc0 = cpu_s(hpids), cpu_s([stub.pid])
         done = 0
+        late = {}
         for k in range(args.changes):
             if time.monotonic() - t0 > args.phase_cap:
                 self.note("stopped after %d of %d changes: phase cap of %d s"
@@ -332,6 +335,9 @@ class Phase:
                            timeout=args.change_wait + 30)[:hosts]
             lat = sorted(t - ts for t in seen if t is not None)
             missed += hosts - len(lat)
+            for i, t in enumerate(seen):
+                if t is None:
+                    late[i] = late.get(i, 0) + 1
             if lat:
                 med.append(lat[len(lat) // 2])
             if len(lat) == hosts:
@@ -343,7 +349,9 @@ class Phase:
         self.r["changes_s"] = dt
         if done:
             self.r["cpu_ms_per_change"] = cpu / done * 1000
-            self.r["cpu_net_ms_per_change"] = (cpu - idle * dt) / done * 1000
+            self.r["hosts_cpu_ms_per_change"] = (cpu_s(hpids) - hc0) / done * 1000
+            self.r["stub_cpu_ms_per_change"] = (cpu_s([stub.pid]) - sc0) / done * 1000
+            self.r["members_busy_pct"] = cpu / dt * 100
             self.r["proxy_cpu_ms_per_change"] = ((cpu_s(ppids) - pc0) / done * 1000
                                                  if ppids else None)
         self.r["missed"] = missed
@@ -353,6 +361,10 @@ class Phase:
             self.r[name + "_p99_ms"] = pct(series, 99) * 1000 if series else None
         if missed:
             self.note("%d host-changes not applied within %g s each" % (missed, args.change_wait))
+            for i in sorted(late)[:3]:
+                self.note("host%d missed %d changes%s; its log: %s" % (
+                    i, late[i], " (a real HAProxy)" if i < real else "",
+                    env.log_tail("host%d" % i, 3).replace("\n", " | ")[-600:]))
         st = ctl.ask("stats")
         self.r["stub"] = st
         if st["relay_errors"] or st["unknown"]:
@@ -415,22 +427,29 @@ def report(args, results, started, load0, load1, elapsed):
         "that host's `set server web/sN addr 127.0.0.1 port P` leaves its socket (CLOCK_MONOTONIC, "
         "from just before the put); %d changes a phase, one at a time (the next once every "
         "host applied the last or %g s passed)" % (args.changes, args.change_wait))
-    add("- etcd CPU = utime+stime of the 3 members (`/proc/PID/stat`); \"net\" subtracts what "
-        "they spend idle with the same hosts over the same time; RSS per host = members' RSS "
+    add("- etcd CPU per change = utime+stime of the 3 members (`/proc/PID/stat`) over the "
+        "changes / changes: it includes what the hosts cost them meanwhile when idle (their "
+        "liveness checks), since that does not stop during a change; the proxies', the hosts' "
+        "(all `slotsync run`) and the stub's CPU the same way; RSS per host = members' RSS "
         "with the hosts minus before the first one started, / N; idle = members' CPU over "
         "%g s with the hosts idle minus %g s before any host ran, / N" % (args.idle, args.idle / 2))
     add("- whole run: %.0f s; load average before: %s, after: %s" % (elapsed, load0, load1))
     add("")
-    add("| way | N | etcd CPU / change | net of idle | proxies' CPU / change | etcd RSS / host "
-        "| idle etcd CPU / host / s | median host p50 / p99 | last host p50 / p99 | changes "
-        "| missed |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("| way | N | etcd CPU / change | proxies' CPU / change | hosts' CPU / change "
+        "| stub's CPU / change | etcd RSS / host | idle etcd CPU / host / s "
+        "| median host p50 / p99 | last host p50 / p99 | changes | missed |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        add("| %s | %d | %s ms | %s ms | %s | %s KiB | %s ms | %s / %s ms | %s / %s ms | %s | %s |"
+        idle = r.get("idle_ms_per_host_s")
+        idle = ("%.3f ms" % idle if idle is None or idle >= 0 else "~0 (below the members' "
+                "own idle noise)") if idle is not None else "-"
+        add("| %s | %d | %s ms | %s | %s ms | %s ms | %s KiB | %s | %s / %s ms | %s / %s ms "
+            "| %s | %s |"
             % (r["way"], r.get("hosts", r["n"]), fmt(r.get("cpu_ms_per_change")),
-               fmt(r.get("cpu_net_ms_per_change")),
-               fmt(r.get("proxy_cpu_ms_per_change"), "%.2f ms"),
-               fmt(r.get("rss_per_host_kib"), "%.1f"), fmt(r.get("idle_ms_per_host_s"), "%.3f"),
+               fmt(r.get("proxy_cpu_ms_per_change"), "%.0f ms"),
+               fmt(r.get("hosts_cpu_ms_per_change"), "%.0f"),
+               fmt(r.get("stub_cpu_ms_per_change"), "%.0f"),
+               fmt(r.get("rss_per_host_kib"), "%.1f"), idle,
                fmt(r.get("med_p50_ms"), "%.1f"), fmt(r.get("med_p99_ms"), "%.1f"),
                fmt(r.get("last_p50_ms"), "%.1f"), fmt(r.get("last_p99_ms"), "%.1f"),
                r.get("changes", 0), r.get("missed", "-")))
@@ -446,18 +465,27 @@ def report(args, results, started, load0, load1, elapsed):
         add("At the largest N through the proxies (%d hosts):" % top["hosts"])
         add("")
         if j and j.get("changes"):
-            for key, what in (("cpu_ms_per_change", "raw"), ("cpu_net_ms_per_change", "net of idle")):
-                a, b = top.get(key), j.get(key)
-                if a is not None and b:
-                    add("- etcd CPU per change (%s): %.2f ms through the proxies, %.2f ms JSON "
-                        "direct: %.1f%% of it (target at most 5%%): **%s**"
-                        % (what, a, b, 100 * a / b, "met" if a <= b / 20 else "missed"))
+            a, b = top.get("cpu_ms_per_change"), j.get("cpu_ms_per_change")
+            if a is not None and b:
+                add("- etcd members' CPU per change: %.1f ms through the proxies, %.1f ms JSON "
+                    "direct: %.1f%% of it (target at most 5%%): **%s**"
+                    % (a, b, 100 * a / b, "met" if a <= b / 20 else "missed"))
         else:
             add("- etcd CPU per change: no JSON-direct phase with the same N finished, so the "
                 "ratio is not measured")
         lp = top.get("last_p99_ms")
         add("- the last host applies a change within %s ms p99 (target 50 ms): **%s**"
             % (fmt(lp, "%.1f"), "met" if lp is not None and lp <= 50 else "missed"))
+        hc, sc = top.get("hosts_cpu_ms_per_change"), top.get("stub_cpu_ms_per_change")
+        if lp is not None and lp > 50 and hc is not None:
+            add("- what limits the last host here: this one machine. Every change woke all %d "
+                "hosts on its %d CPUs: %.0f ms of CPU in the `slotsync run` processes, %.0f ms in "
+                "the proxies and %.0f ms in the (single-threaded) stub per change, so the last "
+                "host cannot apply before about %.0f ms of wall time even with etcd idle; on a "
+                "fleet each host has its own CPU and pays only its own share (%.2f ms)"
+                % (top["hosts"], os.cpu_count(), hc, top.get("proxy_cpu_ms_per_change") or 0,
+                   sc or 0, (hc + (top.get("proxy_cpu_ms_per_change") or 0)) / os.cpu_count(),
+                   hc / top["hosts"]))
         add("")
     add("## Notes")
     add("")
@@ -470,6 +498,9 @@ def report(args, results, started, load0, load1, elapsed):
             extra.append("start of %d hosts %.0f s" % (r.get("hosts", 0), r["start_s"]))
         if r.get("changes_s") is not None:
             extra.append("%d changes in %.0f s" % (r.get("changes", 0), r["changes_s"]))
+        if r.get("members_busy_pct") is not None:
+            extra.append("members busy %.0f%% of one CPU during the changes"
+                         % r["members_busy_pct"])
         if r.get("idle_members_ms_s") is not None:
             extra.append("members idle %.0f ms/s with the hosts, %.0f ms/s without"
                          % (r["idle_members_ms_s"], r["base_idle_ms_s"]))
