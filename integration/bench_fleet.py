@@ -330,7 +330,7 @@ class Phase:
                 break
             port = 20000 + k
             ts = time.monotonic()
-            etcd_put(urls[k % 3], PREFIX + "web/a", "127.0.0.1:%d" % port)
+            etcd_put(urls[k % 3], PREFIX + "web/a", "127.0.0.1:%d" % port, timeout=30)
             seen = ctl.ask("wait %d %g" % (port, args.change_wait),
                            timeout=args.change_wait + 30)[:hosts]
             lat = sorted(t - ts for t in seen if t is not None)
