@@ -36,7 +36,7 @@ TEST_BINS = $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PYTHON  ?= /usr/bin/python3
 
 .PHONY: compat-bins test-compat
-.PHONY: all test unit integration integration-json asan valgrind bench demo screenshot fmt fmt-check install uninstall clean help deps
+.PHONY: all test unit integration integration-json asan valgrind bench bench-fleet demo screenshot fmt fmt-check install uninstall clean help deps
 
 all: $(BIN)
 
@@ -55,6 +55,9 @@ help:
 	@echo "  fuzz         libFuzzer targets with clang, FUZZ_SECONDS=$(FUZZ_SECONDS) each; fails on a finding"
 	@echo "  bench        benchmarks side by side with reload-per-change and DNS (~15 min;"
 	@echo "               BENCH_QUICK=1: ~3 min, smaller sizes); writes docs/PERFORMANCE.md"
+	@echo "  bench-fleet  N slotsync hosts on a 3-member etcd: JSON, gRPC, gRPC via two"
+	@echo "               grpc-proxies (~15 min; FLEET_SIZES=$(FLEET_SIZES)); its section of"
+	@echo "               docs/PERFORMANCE.md"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
 	@echo "  rules-check  promtool check/test of docs/deploy/prometheus (part of test)"
@@ -154,6 +157,13 @@ valgrind: $(TEST_BINS)
 
 bench: deps $(BIN)
 	$(Q)$(PYTHON) integration/bench.py --bin $(abspath $(BIN)) --write docs/PERFORMANCE.md $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
+
+# N slotsync hosts against one 3-member etcd, three ways (issue 24 item 5):
+# the "Fleet" section of docs/PERFORMANCE.md (make bench keeps it).
+FLEET_SIZES ?= 50,200,1000
+FLEET_ARGS ?=
+bench-fleet: deps $(BIN)
+	$(Q)$(PYTHON) integration/bench_fleet.py --bin $(abspath $(BIN)) --sizes $(FLEET_SIZES) --write docs/PERFORMANCE.md $(FLEET_ARGS)
 
 # The compatibility matrix (issue 21): HAProxy 3.0/3.2/3.4 and etcd 3.5 from
 # Debian's newer suites, cached in ~/.cache/slotsync/compat (integration/compat.sh).

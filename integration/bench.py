@@ -1227,6 +1227,16 @@ def main():
         env.close()
     sys.stdout.write(text)
     if args.write:
+        # bench_fleet.py's section (make bench-fleet) is kept as it is
+        try:
+            with open(args.write) as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = ""
+        begin, end = "<!-- bench-fleet: begin", "<!-- bench-fleet: end -->"
+        if begin in old and end in old:
+            text = (text.rstrip("\n") + "\n\n"
+                    + old[old.index(begin):old.index(end) + len(end)] + "\n")
         with open(args.write, "w") as f:
             f.write(text)
         progress("wrote %s" % args.write)
