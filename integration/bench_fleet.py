@@ -480,6 +480,11 @@ def report(args, results, started, load0, load1, elapsed):
         "that host's `set server web/sN addr 127.0.0.1 port P` leaves its socket (CLOCK_MONOTONIC, "
         "from just before the put); %d changes a phase, one at a time (the next once every "
         "host applied the last or %g s passed)" % (args.changes, args.change_wait))
+    add("- missed = host-changes not applied within %g s: a host behind by more than that "
+        "applies only the newest port once it catches up, so one late host counts several "
+        "misses without losing anything; at the end every stub socket is checked against "
+        "etcd's last port, then again after up to %g s more (late hosts catch up; one still "
+        "off lost an event)" % (args.change_wait, args.settle))
     add("- etcd CPU per change = utime+stime of the 3 members (`/proc/PID/stat`) over the "
         "changes / changes: it includes what the hosts cost them meanwhile when idle (their "
         "liveness checks), since that does not stop during a change; the proxies', the hosts' "
