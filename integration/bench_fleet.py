@@ -433,6 +433,16 @@ class Phase:
                      if "watch" in ln or "sync" in ln or "etcd" in ln]
             self.note("host%d still off; its etcd log lines: %s"
                       % (i, " | ".join(lines[-8:])[-1200:]))
+            # its TCP connections (to the proxies): a Recv-Q that stays
+            # full says the host does not read, an empty one that nothing
+            # arrives
+            pid = procs[i].pid
+            out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True).stdout
+            conns = [ln.split()[:5] for ln in out.splitlines() if "pid=%d," % pid in ln]
+            with open("/proc/%d/stat" % pid) as f:
+                pstate = f.read().rsplit(")", 1)[1].split()[0]
+            self.note("host%d (state %s) connections [state recv-q send-q local peer]: %s"
+                      % (i, pstate, conns))
         ctl.close()
         alive = sum(p.poll() is None for p in procs)
         self.r["alive_at_end"] = alive
