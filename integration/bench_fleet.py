@@ -33,6 +33,16 @@ Measured per phase:
     "set server ... port P" (CLOCK_MONOTONIC, as this script's
     time.monotonic() taken just before the put); per change the median
     host's and the last host's delay; over the changes their p50 and p99.
+    A host that has not applied a change within --change-wait counts it as
+    missed; a host behind by more than that applies only the newest port
+    when it catches up, so one stall counts as several misses without any
+    loss (and without a log line at level warn);
+  - at the end, every stub socket against etcd's last port: right after the
+    last change, then again within a bounded --settle wait (late hosts catch
+    up; a socket still off after it lost something).
+
+--log-level sets the hosts' log_level; --stall K --stall-s S stops (SIGSTOP)
+K stub hosts for S seconds a third into the changes (slow consumers).
 
 Every phase is capped (--phase-cap seconds for the changes, bounded waits
 everywhere); what did not finish is reported as such. Processes are ended
@@ -44,6 +54,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -155,7 +166,7 @@ class Phase:
             "defaults": {"slots": 4, "server_options": ""},
             "services": {"web": {"listen": "127.0.0.1:%d" % listen_port}},
             "resync_interval_s": 300,
-            "log_level": "warn",
+            "log_level": self.args.log_level,
         }
         return write_config(env, cfg, name="hosts/%d/slotsync.json" % i)
 
@@ -323,7 +334,21 @@ class Phase:
         hc0, sc0 = cpu_s(hpids), cpu_s([stub.pid])
         done = 0
         late = {}
+        stalled = []
         for k in range(args.changes):
+            if args.stall and k == args.changes // 3:
+                # slow consumers: a few stub hosts stopped for --stall-s seconds
+                step = max(1, (len(procs) - real) // args.stall)
+                stalled = [p for p in procs[real::step][:args.stall] if p.poll() is None]
+                for p in stalled:
+                    os.kill(p.pid, signal.SIGSTOP)
+                stall_until = time.monotonic() + args.stall_s
+                self.note("stopped %s for %g s at change %d"
+                          % (",".join(p.name for p in stalled), args.stall_s, k))
+            if stalled and time.monotonic() >= stall_until:
+                for p in stalled:
+                    os.kill(p.pid, signal.SIGCONT)
+                stalled = []
             if time.monotonic() - t0 > args.phase_cap:
                 self.note("stopped after %d of %d changes: phase cap of %d s"
                           % (done, args.changes, args.phase_cap))
@@ -343,6 +368,8 @@ class Phase:
             if len(lat) == hosts:
                 last.append(lat[-1])
             done += 1
+        for p in stalled:
+            os.kill(p.pid, signal.SIGCONT)
         dt = time.monotonic() - t0
         cpu = cpu_s(members) - c0
         self.r["changes"] = done
@@ -380,6 +407,42 @@ class Phase:
         self.r["state_mismatch"] = bad
         if bad:
             self.note("%d sampled sockets do not hold etcd's last port" % bad)
+
+        # every stub socket, again after a bounded settle: a host that was
+        # only late (behind by more than --change-wait) catches up; one that
+        # stays off etcd lost an event
+        def off():
+            return [i for i in range(real, hosts)
+                    if want not in [[a, p] for a, p, op, adm, w in ctl.ask("state %d" % i)["web"]
+                                    if not adm & 0x21]]
+        off0 = off()
+        offs = off0
+        t_end = time.monotonic() + args.settle
+        while offs and time.monotonic() < t_end:
+            time.sleep(1)
+            offs = off()
+        self.r["off_at_end"] = len(off0)
+        self.r["off_after_settle"] = len(offs)
+        if off0:
+            self.note("%d of %d stub sockets off etcd's last port right after the changes, "
+                      "%d after %g s more (%s)" % (len(off0), hosts - real, len(offs),
+                                                   args.settle, ",".join("host%d" % i
+                                                                         for i in offs[:10])))
+        for i in offs[:3]:
+            lines = [ln for ln in env.log_text("host%d" % i).splitlines()
+                     if "watch" in ln or "sync" in ln or "etcd" in ln]
+            self.note("host%d still off; its etcd log lines: %s"
+                      % (i, " | ".join(lines[-8:])[-1200:]))
+            # its TCP connections (to the proxies): a Recv-Q that stays
+            # full says the host does not read, an empty one that nothing
+            # arrives
+            pid = procs[i].pid
+            out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True).stdout
+            conns = [ln.split()[:5] for ln in out.splitlines() if "pid=%d," % pid in ln]
+            with open("/proc/%d/stat" % pid) as f:
+                pstate = f.read().rsplit(")", 1)[1].split()[0]
+            self.note("host%d (state %s) connections [state recv-q send-q local peer]: %s"
+                      % (i, pstate, conns))
         ctl.close()
         alive = sum(p.poll() is None for p in procs)
         self.r["alive_at_end"] = alive
@@ -427,6 +490,11 @@ def report(args, results, started, load0, load1, elapsed):
         "that host's `set server web/sN addr 127.0.0.1 port P` leaves its socket (CLOCK_MONOTONIC, "
         "from just before the put); %d changes a phase, one at a time (the next once every "
         "host applied the last or %g s passed)" % (args.changes, args.change_wait))
+    add("- missed = host-changes not applied within %g s: a host behind by more than that "
+        "applies only the newest port once it catches up, so one late host counts several "
+        "misses without losing anything; at the end every stub socket is checked against "
+        "etcd's last port, then again after up to %g s more (late hosts catch up; one still "
+        "off lost an event)" % (args.change_wait, args.settle))
     add("- etcd CPU per change = utime+stime of the 3 members (`/proc/PID/stat`) over the "
         "changes / changes: it includes what the hosts cost them meanwhile when idle (their "
         "liveness checks), since that does not stop during a change; the proxies', the hosts' "
@@ -508,6 +576,9 @@ def report(args, results, started, load0, load1, elapsed):
             extra.append("proxies idle %.3f ms per host per s" % r["proxy_idle_ms_per_host_s"])
         if r.get("state_mismatch"):
             extra.append("%d sampled sockets off etcd at the end" % r["state_mismatch"])
+        if r.get("off_at_end"):
+            extra.append("%d stub sockets off etcd right after the last change, %d after "
+                         "%g s more" % (r["off_at_end"], r["off_after_settle"], args.settle))
         if r.get("alive_at_end") is not None and r["alive_at_end"] != r.get("hosts"):
             extra.append("%d of %d hosts alive at the end" % (r["alive_at_end"], r["hosts"]))
         add("- %s N=%d: %s%s" % (r["way"], r["n"], "; ".join(extra),
@@ -546,6 +617,12 @@ def main():
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--mem-floor", type=int, default=3, help="GiB kept available")
     ap.add_argument("--write", metavar="PATH")
+    ap.add_argument("--log-level", default="warn", help="the hosts' log_level")
+    ap.add_argument("--stall", type=int, default=0,
+                    help="SIGSTOP this many stub hosts a third into the changes")
+    ap.add_argument("--stall-s", type=float, default=5, help="for this long")
+    ap.add_argument("--settle", type=float, default=30,
+                    help="bounded wait for every stub socket to hold etcd's last port")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
