@@ -260,3 +260,29 @@ def test_before_34_new_services_use_spares(env, bin_path):
     assert "api" not in proxies(c)
     assert c.haproxy.reloads() == reloads0
     assert "add backend" not in env.log_text("slotsync")
+
+
+def test_without_base_config_the_log_says_so_and_spares_serve(env, bin_path):
+    """HAProxy 3.4 and no haproxy.base_config: slotsync cannot see the
+    base's "defaults slotsync:base", and its line says that the setting is
+    missing (it said the base config declares none); a new service is bound
+    to a spare, no reload."""
+    hap = haproxy34()
+    http_port = free_port()
+    c = Cluster(env, bin_path, start=False)
+    c.config["services"] = {}
+    c.config["haproxy"]["binary"] = hap
+    c.config["haproxy"]["min_reload_interval_ms"] = 600000
+    c.config["http_frontend"] = {"bind": "127.0.0.1:%d" % http_port, "domain": DOMAIN,
+                                 "spare_backends": 2}
+    c.config_path = write_config(env, c.config)
+    c.render()
+    c.haproxy = env.start_haproxy(c.services_file, binary=hap)
+    c.reloads0 = c.haproxy.reloads()
+    c.start_slotsync()
+    line = env.wait_log("slotsync", r"HAProxy 3\.\d+\.\d+: it can add backends at run time, "
+                        r"but .*", alive=[c.slotsync]).group(0)
+    assert "haproxy.base_config is not set" in line, line
+    put_svc(c, "shop", "a", "w1")
+    env.wait_log("slotsync", r"service shop: bound to spare backend spare:\d", alive=[c.slotsync])
+    assert c.haproxy.reloads() == c.reloads0

@@ -310,6 +310,12 @@ static void read_version(struct apply *a, const char *info)
                      "a domain, HTTP defaults with a dynamic balance): spare backends or a "
                      "reload",
                      v.major, v.minor, v.patch);
+        else if (now && !a->cfg->base_config)
+            log_info(MOD,
+                     "HAProxy %u.%u.%u: it can add backends at run time, but haproxy.base_config "
+                     "is not set, so slotsync cannot see its \"defaults " DYNBACK_BASE_DEFAULTS
+                     "\" (see haproxy/haproxy.cfg): new services use spare backends or a reload",
+                     v.major, v.minor, v.patch);
         else if (now && !a->dyn.base_declares)
             log_info(MOD,
                      "HAProxy %u.%u.%u: it can add backends at run time, but haproxy.base_config "
