@@ -14,12 +14,15 @@ void bulk_choose(const struct bulk_input *in, struct bulk_choice *out)
         out->why = "smaller than one batch";
     else if (!in->reload_allowed)
         out->why = "no reload allowed now";
-    else if (in->path == BULK_PATH_RELOAD)
-        out->reload = true, out->why = "bulk_path is reload";
-    else if (out->reload_s < out->runtime_s)
-        out->reload = true, out->why = "a reload is cheaper";
-    else
+    else if (in->path == BULK_PATH_RELOAD) {
+        out->reload = true;
+        out->why = "bulk_path is reload";
+    } else if (out->reload_s < out->runtime_s) {
+        out->reload = true;
+        out->why = "a reload is cheaper";
+    } else {
         out->why = "the runtime socket is cheaper";
+    }
 }
 
 static const char *const names[] = {"auto", "runtime", "reload"};
