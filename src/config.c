@@ -828,10 +828,11 @@ static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg)
 
 static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"runtime_socket", "master_socket",  "base_config",
-                                       "services_file",  "reload_command", "min_reload_interval_ms",
-                                       "binary",         "hosts_map",      "runtime_timeout_s",
-                                       "bulk_path",      "runtime_command_us", "reload_server_us"};
+    static const char *const keys[] = {
+        "runtime_socket", "master_socket",      "base_config",
+        "services_file",  "reload_command",     "min_reload_interval_ms",
+        "binary",         "hosts_map",          "runtime_timeout_s",
+        "bulk_path",      "runtime_command_us", "reload_server_us"};
     const char *bulk = NULL;
     json_t *h;
     int ret;

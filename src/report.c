@@ -85,11 +85,10 @@ static json_t *etcd_doc(const struct report_state *s)
                      sizeof(since));
     return json_pack("{s:b,s:s?,s:s?,s:o,s:s?,s:o,s:s?,s:I,s:b,s:s?}", "connected", s->etcd_up,
                      "endpoint", ep[0] ? ep : NULL, "transport", report_etcd_transport(s),
-                     "since_s", age_or_null(down), "since",
-                     strcmp(since, "-") ? since : NULL, "last_contact_s", age_or_null(contact),
-                     "last_error", s->etcd_error, "revision",
-                     (json_int_t)(s->etcd ? s->etcd->revision : 0), "listed", s->listed, "note",
-                     note[0] ? note : NULL);
+                     "since_s", age_or_null(down), "since", strcmp(since, "-") ? since : NULL,
+                     "last_contact_s", age_or_null(contact), "last_error", s->etcd_error,
+                     "revision", (json_int_t)(s->etcd ? s->etcd->revision : 0), "listed", s->listed,
+                     "note", note[0] ? note : NULL);
 }
 
 /* "routes" (the HTTP frontend's Host names, each to its backend as the
@@ -239,7 +238,8 @@ json_t *report_status(const struct report_state *s, const char *state_text, cons
                        "failed", s->last_reload_failed, "reloads", (json_int_t)s->reloads, "source",
                        s->last_reload_by_haproxy ? "haproxy" : "slotsync", "haproxy_reloads",
                        (json_int_t)s->haproxy_reloads, "cause",
-                       s->last_reload_cause ? json_string(s->last_reload_cause) : json_null())) < 0 ||
+                       s->last_reload_cause ? json_string(s->last_reload_cause) : json_null())) <
+             0 ||
          (s->recent && status_add_recent(doc, s->recent) < 0) ||
          status_mark_routed(doc, backend_routed, (void *)s) < 0 ||
          json_object_set_new(doc, "etcd", etcd_doc(s)) < 0 ||

@@ -679,12 +679,11 @@ int status_dump(const struct status_dump *d, void (*line)(const char *text, void
 
         ago(contact, sizeof(contact), d->now, d->etcd_last_contact);
         if (d->etcd_up)
-            r = dump_line(line, arg,
-                          "state dump: etcd connected through %s%s%s for %.1f s, last answer %s",
-                          d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
-                          d->etcd_transport ? " over " : "",
-                          d->etcd_transport ? d->etcd_transport : "",
-                          d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact);
+            r = dump_line(
+                line, arg, "state dump: etcd connected through %s%s%s for %.1f s, last answer %s",
+                d->etcd_endpoint && d->etcd_endpoint[0] ? d->etcd_endpoint : "?",
+                d->etcd_transport ? " over " : "", d->etcd_transport ? d->etcd_transport : "",
+                d->etcd_since > 0 ? d->now - d->etcd_since : 0, contact);
         else
             r = dump_line(line, arg,
                           "state dump: etcd unreachable (%s) for %.1f s, last answer %s, last "

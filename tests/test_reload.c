@@ -337,7 +337,6 @@ struct fake_master {
     ev_timer late;
 };
 
-
 struct fake_conn {
     struct fake_master *m;
     ev_io w;

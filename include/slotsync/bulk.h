@@ -34,19 +34,19 @@ enum bulk_path {
 #define BULK_RELOAD_FIXED_US 150000
 
 struct bulk_input {
-    size_t commands;       /* runtime commands the plan holds (an estimate) */
-    size_t servers;        /* servers the rendered file would declare */
-    unsigned command_us;   /* HAProxy's time per runtime command */
-    unsigned server_us;    /* a reload's time per server in the file */
-    bool reload_allowed;   /* no reload in flight, min_reload_interval_ms passed, a way to reload */
-    enum bulk_path path;   /* haproxy.bulk_path */
+    size_t commands;     /* runtime commands the plan holds (an estimate) */
+    size_t servers;      /* servers the rendered file would declare */
+    unsigned command_us; /* HAProxy's time per runtime command */
+    unsigned server_us;  /* a reload's time per server in the file */
+    bool reload_allowed; /* no reload in flight, min_reload_interval_ms passed, a way to reload */
+    enum bulk_path path; /* haproxy.bulk_path */
 };
 
 struct bulk_choice {
-    bool reload;       /* render and reload once; false: the runtime socket */
-    double runtime_s;  /* estimated: commands * command_us */
-    double reload_s;   /* estimated: BULK_RELOAD_FIXED_US + servers * server_us */
-    const char *why;   /* static text: the rule that decided */
+    bool reload;      /* render and reload once; false: the runtime socket */
+    double runtime_s; /* estimated: commands * command_us */
+    double reload_s;  /* estimated: BULK_RELOAD_FIXED_US + servers * server_us */
+    const char *why;  /* static text: the rule that decided */
 };
 
 /* Which path in applies; fills *out (every field). */
