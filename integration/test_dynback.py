@@ -20,6 +20,7 @@ import subprocess
 from harness import *
 from test_daemon import PREFIX, Cluster
 from test_reload import DOMAIN, by_host, sighup
+from test_spares import routes
 
 TIMEOUT = 150
 COMPAT_34 = os.path.expanduser("~/.cache/slotsync/compat/bin/haproxy-3.4")
@@ -77,15 +78,6 @@ def dyn_cluster(env, bin_path, spares=2, min_reload_ms=600000):
 def put_svc(c, service, instance, backend):
     return etcd_put(c.etcd, PREFIX + "%s/%s" % (service, instance),
                     "127.0.0.1:%d" % c.backends[backend])
-
-
-def routes(c):
-    out = {}
-    for line in c.haproxy.cmd("show map " + c.services_file + ".map").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            out[parts[1]] = parts[2]
-    return out
 
 
 def proxies(c):
