@@ -15,6 +15,7 @@
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>

@@ -24,6 +24,10 @@
 
 #define EMPTY_ADDR "0.0.0.0"
 
+/* runtime.c cuts a batch into CLI lines of RUNTIME_LINE_MAX bytes and never
+ * cuts a command: the longest one, with its newline, fits in one line. */
+_Static_assert(PLAN_CMD_MAX + 1 <= RUNTIME_LINE_MAX, "a command fits in a CLI line");
+
 void plan_init(struct plan *p)
 {
     memset(p, 0, sizeof(*p));

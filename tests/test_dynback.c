@@ -14,6 +14,7 @@
 #include <slotsync/dynback.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 
 Test(dynback, version_from_show_info)

@@ -18,9 +18,16 @@
 #include "fuzz.h"
 
 static const char *const paths[] = {
-    "/v3/kv/range",    "/v3/kv/put",       "/v3/kv/deleterange",  "/v3/kv/txn",
-    "/v3/watch",       "/v3/lease/grant",  "/v3/lease/revoke",    "/v3/lease/keepalive",
-    "/v3/lease/timetolive", "/v3/auth/authenticate",
+    "/v3/kv/range",
+    "/v3/kv/put",
+    "/v3/kv/deleterange",
+    "/v3/kv/txn",
+    "/v3/watch",
+    "/v3/lease/grant",
+    "/v3/lease/revoke",
+    "/v3/lease/keepalive",
+    "/v3/lease/timetolive",
+    "/v3/auth/authenticate",
 };
 #define N_PATHS (sizeof(paths) / sizeof(paths[0]))
 
