@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/names.h>
 #include <slotsync/spare.h>
 
 /* "s" + the digits of a size_t + NUL */

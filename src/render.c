@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <slotsync/dynback.h>
+#include <slotsync/config.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
@@ -56,20 +56,6 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
         b->p = np;
         b->cap = ncap;
     }
-}
-
-void render_frontend_name(const char *service, char *out)
-{
-    snprintf(out, RENDER_FRONTEND_NAME_SIZE, RENDER_FRONTEND_PREFIX "%s", service);
-}
-
-bool render_frontend_name_valid(const char *name)
-{
-    size_t pl = strlen(RENDER_FRONTEND_PREFIX);
-
-    if (strcmp(name, RENDER_HTTP_FRONTEND) == 0)
-        return true;
-    return strncmp(name, RENDER_FRONTEND_PREFIX, pl) == 0 && endpoint_service_name_valid(name + pl);
 }
 
 static const char *mode_name(enum service_mode m)
@@ -142,7 +128,7 @@ int render_services(const struct config *cfg, const struct render_backend *backe
         if (svc->listen.set) {
             char fe[RENDER_FRONTEND_NAME_SIZE];
 
-            render_frontend_name(svc->name, fe);
+            names_frontend(svc->name, fe);
             buf_printf(&b, "\nfrontend %s\n", fe);
             buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
             render_bind(&b, &svc->listen);
@@ -444,7 +430,7 @@ bool render_base_declares_dynamic(const struct config *cfg)
 
     if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
         return false;
-    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    yes = names_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
     free(text);
     return yes;
 }

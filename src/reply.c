@@ -20,7 +20,7 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/plan.h>
-#include <slotsync/render.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/spare.h>
 
 #define V26 REPLY_V2_6

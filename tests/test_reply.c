@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <slotsync/render.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 
