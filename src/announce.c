@@ -49,6 +49,8 @@
 
 #include <ev.h>
 
+#include <slotsync/announce_key.h>
+#include <slotsync/announce_value.h>
 #include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
@@ -67,87 +69,6 @@ extern char **environ;
  * bounds how long a key stays away after etcd comes back. */
 #define RETRY_BASE_S 0.25
 #define RETRY_CAP_S 5.0
-
-int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
-                          char *buf, size_t size)
-{
-    const char *state;
-    int n;
-
-    if (!ep || !buf)
-        return -EINVAL;
-    switch (format) {
-    case ANNOUNCE_FORMAT_PLAIN:
-        if (with_weight || ep->state != ENDPOINT_READY)
-            return -EINVAL;
-        n = endpoint_format(ep, buf, size);
-        break;
-    case ANNOUNCE_FORMAT_JSON:
-        /* ep->host is canonical inet_ntop text and the state a fixed name:
-         * nothing to escape. Ready is the default, so it is left out and
-         * the ready value stays what it always was. */
-        if ((unsigned)ep->state > ENDPOINT_MAINT)
-            return -EINVAL;
-        state = ep->state == ENDPOINT_READY ? NULL : endpoint_state_name(ep->state);
-        n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u", ep->host, (unsigned)ep->port);
-        if (n >= 0 && (size_t)n < size && with_weight)
-            n += snprintf(buf + n, size - (size_t)n, ",\"weight\":%u", (unsigned)ep->weight);
-        if (n >= 0 && (size_t)n < size && state)
-            n += snprintf(buf + n, size - (size_t)n, ",\"state\":\"%s\"", state);
-        if (n >= 0 && (size_t)n < size)
-            n += snprintf(buf + n, size - (size_t)n, "}");
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n >= size)
-        return -ENOSPC;
-    return n;
-}
-
-/* ---- the key as read back (pure) ---- */
-
-static const char *const verdict_names[] = {
-    [ANNOUNCE_KEY_OURS] = "ours",         [ANNOUNCE_KEY_GONE] = "gone",
-    [ANNOUNCE_KEY_DETACHED] = "detached", [ANNOUNCE_KEY_OVERWRITTEN] = "overwritten",
-    [ANNOUNCE_KEY_TAKEN] = "taken",
-};
-
-const char *announce_key_verdict_name(enum announce_key_verdict v)
-{
-    return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : "?";
-}
-
-enum announce_key_verdict announce_key_classify(bool present, const char *value, size_t len,
-                                                int64_t lease, const char *ours, int64_t our_lease)
-{
-    bool same;
-
-    if (!present)
-        return ANNOUNCE_KEY_GONE;
-    if (lease != 0 && lease != our_lease)
-        return ANNOUNCE_KEY_TAKEN;
-    same = value && ours && len == strlen(ours) && memcmp(value, ours, len) == 0;
-    if (!same)
-        return ANNOUNCE_KEY_OVERWRITTEN;
-    return lease == our_lease ? ANNOUNCE_KEY_OURS : ANNOUNCE_KEY_DETACHED;
-}
-
-bool announce_key_deletable(const char *value, size_t len, int64_t lease, int64_t our_lease,
-                            const struct endpoint *ours)
-{
-    struct endpoint found;
-
-    if (!value || !ours || (lease != 0 && lease != our_lease))
-        return false;
-    memset(&found, 0, sizeof(found));
-    if (endpoint_parse_value(value, len, &found, NULL) < 0)
-        return false;
-    return found.ipv6 == ours->ipv6 && found.port == ours->port &&
-           strcmp(found.host, ours->host) == 0;
-}
 
 /* ---- backoff (pure) ---- */
 
