@@ -22,6 +22,7 @@
 #include <slotsync/plan.h>
 #include <slotsync/routes-t.h>
 #include <slotsync/spare.h>
+#include <slotsync/vec.h>
 
 #define V26 REPLY_V2_6
 #define V30 REPLY_V3_0
@@ -759,15 +760,8 @@ static int map_row(const char *key, const char *value, void *arg)
         m->bad++;
         return 0;
     }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 16;
-        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
-
-        if (!nr)
-            return -ENOMEM;
-        m->r = nr;
-        m->cap = ncap;
-    }
+    if (vec_reserve(&m->r, &m->cap, m->n + 1, sizeof(*m->r), 16) < 0)
+        return -ENOMEM;
     /* lengths checked above */
     memcpy(m->r[m->n].host, key, strlen(key) + 1);
     memcpy(m->r[m->n].backend, value, strlen(value) + 1);

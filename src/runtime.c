@@ -19,6 +19,7 @@
 #include <slotsync/mem.h>
 #include <slotsync/reply.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/vec.h>
 
 #define RUNTIME_REPLY_MAX ((size_t)RUNTIME_REPLY_MAX_MIB << 20) /* a larger response is refused */
 
@@ -309,16 +310,12 @@ static int recv_some(struct runtime *rt)
         ssize_t n;
 
         if (rt->in_cap - rt->in_len < 4096) {
-            size_t ncap = rt->in_cap ? rt->in_cap * 2 : 16384;
-            char *nb;
+            size_t want = rt->in_len + 4096;
 
-            if (ncap > RUNTIME_REPLY_MAX)
+            if (vec_next_cap(rt->in_cap, want, 16384) > RUNTIME_REPLY_MAX)
                 return -E2BIG;
-            nb = realloc(rt->in, ncap);
-            if (!nb)
+            if (vec_reserve(&rt->in, &rt->in_cap, want, 1, 16384) < 0)
                 return -ENOMEM;
-            rt->in = nb;
-            rt->in_cap = ncap;
         }
         n = recv(rt->fd, rt->in + rt->in_len, rt->in_cap - rt->in_len - 1, 0);
         if (n > 0) {

@@ -11,6 +11,7 @@
 #include <slotsync/log.h>
 #include <slotsync/reply.h>
 #include <slotsync/slots.h>
+#include <slotsync/vec.h>
 
 /* ---- HAProxy's replies ---- */
 
@@ -25,15 +26,8 @@ static int collect_server(const struct server_state *st, void *arg)
 {
     struct haproxy_view *v = arg;
 
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 32;
-        struct server_state *n = realloc(v->servers, ncap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        v->servers = n;
-        v->cap = ncap;
-    }
+    if (vec_reserve(&v->servers, &v->cap, v->n + 1, sizeof(*v->servers), 32) < 0)
+        return -ENOMEM;
     v->servers[v->n++] = *st;
     return 0;
 }
