@@ -171,7 +171,7 @@ static int child_spawn(struct announcer *a, char **errmsg)
 /* One check is over: count it, act on a transition. why (borrowed) says
  * what failed. health.c schedules the next one an interval after this one
  * started, unless announce__checks_stop() was called. */
-static void check_result(void *arg, bool ok, const char *why)
+static void check_result(bool ok, const char *why, void *arg)
 {
     struct announcer *a = arg;
     enum health_change change;
