@@ -33,7 +33,7 @@ Test(vec, next_cap_table)
 
 struct item {
     int v;
-    char name[12];
+    char name[24];
 };
 
 Test(vec, reserve_keeps_the_elements)
@@ -50,7 +50,7 @@ Test(vec, reserve_keeps_the_elements)
     }
     cr_expect_eq(cap, 1024);
     for (size_t i = 0; i < n; i++) {
-        char want[12];
+        char want[24];
 
         snprintf(want, sizeof(want), "i%zu", i);
         cr_expect_eq(items[i].v, (int)i);
