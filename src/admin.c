@@ -30,6 +30,7 @@
 
 #include <slotsync/clock.h>
 #include <slotsync/admin_auth.h>
+#include <slotsync/config.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>

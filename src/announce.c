@@ -23,6 +23,11 @@
  * Drain: the value with "state":"drain", put under the same lease, on
  * SIGUSR1 and, with --drain-seconds, for that long before a stop.
  *
+ * This file keeps the key (registration, read-back, withdrawal, the stop's
+ * revoke); announce_run.c is the process around it (signals, the child,
+ * the checks' verdicts, SIGHUP, start and teardown); announce-int.h is the
+ * state both share.
+ *
  * Everything runs on the default libev loop (ev_child needs it): the etcd
  * calls and HTTP checks go through libcurl on that loop, a TCP check is a
  * non-blocking connect watched by an ev_io, the child is watched by an
@@ -33,33 +38,24 @@
  */
 #include <slotsync/announce.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <ev.h>
 
+#include <slotsync/announce-int.h>
+#include <slotsync/announce_key.h>
 #include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/health.h>
-#include <slotsync/http.h>
-#include <slotsync/secret.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>
 #include <slotsync/timeouts.h>
-
-extern char **environ;
 
 #define MOD "announce"
 
@@ -67,87 +63,6 @@ extern char **environ;
  * bounds how long a key stays away after etcd comes back. */
 #define RETRY_BASE_S 0.25
 #define RETRY_CAP_S 5.0
-
-int announce_format_value(const struct endpoint *ep, bool with_weight, enum announce_format format,
-                          char *buf, size_t size)
-{
-    const char *state;
-    int n;
-
-    if (!ep || !buf)
-        return -EINVAL;
-    switch (format) {
-    case ANNOUNCE_FORMAT_PLAIN:
-        if (with_weight || ep->state != ENDPOINT_READY)
-            return -EINVAL;
-        n = endpoint_format(ep, buf, size);
-        break;
-    case ANNOUNCE_FORMAT_JSON:
-        /* ep->host is canonical inet_ntop text and the state a fixed name:
-         * nothing to escape. Ready is the default, so it is left out and
-         * the ready value stays what it always was. */
-        if ((unsigned)ep->state > ENDPOINT_MAINT)
-            return -EINVAL;
-        state = ep->state == ENDPOINT_READY ? NULL : endpoint_state_name(ep->state);
-        n = snprintf(buf, size, "{\"host\":\"%s\",\"port\":%u", ep->host, (unsigned)ep->port);
-        if (n >= 0 && (size_t)n < size && with_weight)
-            n += snprintf(buf + n, size - (size_t)n, ",\"weight\":%u", (unsigned)ep->weight);
-        if (n >= 0 && (size_t)n < size && state)
-            n += snprintf(buf + n, size - (size_t)n, ",\"state\":\"%s\"", state);
-        if (n >= 0 && (size_t)n < size)
-            n += snprintf(buf + n, size - (size_t)n, "}");
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n >= size)
-        return -ENOSPC;
-    return n;
-}
-
-/* ---- the key as read back (pure) ---- */
-
-static const char *const verdict_names[] = {
-    [ANNOUNCE_KEY_OURS] = "ours",         [ANNOUNCE_KEY_GONE] = "gone",
-    [ANNOUNCE_KEY_DETACHED] = "detached", [ANNOUNCE_KEY_OVERWRITTEN] = "overwritten",
-    [ANNOUNCE_KEY_TAKEN] = "taken",
-};
-
-const char *announce_key_verdict_name(enum announce_key_verdict v)
-{
-    return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : "?";
-}
-
-enum announce_key_verdict announce_key_classify(bool present, const char *value, size_t len,
-                                                int64_t lease, const char *ours, int64_t our_lease)
-{
-    bool same;
-
-    if (!present)
-        return ANNOUNCE_KEY_GONE;
-    if (lease != 0 && lease != our_lease)
-        return ANNOUNCE_KEY_TAKEN;
-    same = value && ours && len == strlen(ours) && memcmp(value, ours, len) == 0;
-    if (!same)
-        return ANNOUNCE_KEY_OVERWRITTEN;
-    return lease == our_lease ? ANNOUNCE_KEY_OURS : ANNOUNCE_KEY_DETACHED;
-}
-
-bool announce_key_deletable(const char *value, size_t len, int64_t lease, int64_t our_lease,
-                            const struct endpoint *ours)
-{
-    struct endpoint found;
-
-    if (!value || !ours || (lease != 0 && lease != our_lease))
-        return false;
-    memset(&found, 0, sizeof(found));
-    if (endpoint_parse_value(value, len, &found, NULL) < 0)
-        return false;
-    return found.ipv6 == ours->ipv6 && found.port == ours->port &&
-           strcmp(found.host, ours->host) == 0;
-}
 
 /* ---- backoff (pure) ---- */
 
@@ -166,12 +81,6 @@ double announce_backoff(unsigned attempt, double base, double cap, double r)
 
 /* ---- the sidekick on the loop ---- */
 
-enum reg_op { OP_NONE = 0, OP_GRANT, OP_PUT, OP_KEEPALIVE, OP_REVOKE };
-
-/* Reads and deletes of the key, beside the registration: a periodic verify,
- * and a withdrawal's read and conditional delete. */
-enum key_op { KOP_NONE = 0, KOP_VERIFY, KOP_READ, KOP_DELETE };
-
 static const char *const op_names[] = {
     [OP_NONE] = "none",
     [OP_GRANT] = "lease grant",
@@ -180,82 +89,7 @@ static const char *const op_names[] = {
     [OP_REVOKE] = "lease revoke",
 };
 
-struct announcer {
-    struct ev_loop *loop;
-    const struct announce_opts *opt;
-    char value[ENDPOINT_VALUE_MAX + 1];       /* ready */
-    char drain_value[ENDPOINT_VALUE_MAX + 1]; /* state drain; JSON format only */
-    char key_q[2400];                         /* the key, quoted for logs */
-    char addr_text[ENDPOINT_HOST_MAX + 8];
-    const char *check_target; /* what the check looks at, for logs */
-    struct http_client *http;
-    struct etcd_client *etcd;
-
-    /* registration: at most one call in flight */
-    struct etcd_call *call;
-    enum reg_op op;
-    ev_tstamp op_sent;
-    int64_t lease;           /* 0 = none */
-    int64_t lease_ttl;       /* as granted */
-    ev_tstamp lease_expires; /* counted from when the last renewal was sent */
-    ev_tstamp next_keepalive;
-    ev_tstamp retry_at;       /* no call before this (backoff) */
-    bool registered;          /* the key is put under lease */
-    bool lease_lost;          /* the next grant replaces a lost lease */
-    unsigned etcd_failures;   /* consecutive; the backoff attempt */
-    const char *withdraw_why; /* reason logged when the revoke completes */
-    ev_timer op_timer;        /* bounds the call in flight */
-    ev_timer wake_timer;      /* next keepalive or retry */
-
-    /* what is wanted besides health: SIGUSR1/SIGUSR2 and the stop's drain */
-    bool drain_wanted;     /* put drain_value (JSON format) */
-    bool admin_out;        /* SIGUSR1 with --format plain: withdrawn until SIGUSR2 */
-    const char *put_value; /* value or drain_value: the put in flight or last done */
-    bool ever_put;         /* a put succeeded: withdrawals clean the key up */
-    unsigned put_gen;      /* bumped when a put starts or ends */
-    bool stop_draining;    /* SIGTERM/SIGINT with --drain-seconds: waiting */
-    int drain_signal;      /* the signal that started that wait */
-    const char *drain_why; /* "SIGTERM" or "SIGINT" */
-    ev_timer drain_timer;  /* ends that wait */
-    ev_signal sig_usr1, sig_usr2;
-    ev_signal sig_hup; /* read the TLS files and the password file again */
-
-    /* the key read back: a second call slot, beside the registration's */
-    struct etcd_call *kcall;
-    enum key_op kop;
-    unsigned kcall_gen;                /* put_gen when the verify started */
-    ev_timer verify_timer;             /* periodic read of the key */
-    int64_t warned_rev;                /* the foreign write last warned about; -1 deleted, 0 none */
-    enum announce_key_verdict verdict; /* of the last read */
-    bool cleanup_wanted;               /* a withdrawal still has to look for a detached copy */
-    int64_t revoked_lease;             /* the lease the withdrawal ended */
-    const char *revoke_note;           /* how it ended, for the withdrawn line */
-    int64_t cleanup_rev;               /* mod_revision the delete is conditional on */
-
-    /* etcd outages, told as "still unreachable after N s" lines */
-    struct log_outage etcd_outage;
-
-    /* health */
-    struct health_counter health;
-    bool healthy;   /* the verdict; always true without --check */
-    int last_check; /* -1 none yet, 0 failed, 1 ok */
-    struct health_check check;
-
-    /* child and stop */
-    pid_t child;
-    bool child_running;
-    ev_child child_w;
-    ev_signal sig_term, sig_int;
-    bool stopping;
-    bool withdrawn;      /* the final revoke is over (or given up) */
-    int stop_signal;     /* forwarded to the child; 0 if it exited by itself */
-    ev_timer stop_timer; /* bounds the final revoke */
-    int exit_status;
-};
-
-static void reg_step(struct announcer *a);
 static void stop_step(struct announcer *a);
-static void stop_begin(struct announcer *a, int sig, const char *why);
 
 /* Lease IDs are logged in hex, as etcdctl prints them. */
 static unsigned long long lease_hex(int64_t lease)
@@ -282,7 +116,7 @@ static void wake_at(struct announcer *a, ev_tstamp when)
 
 /* How long one etcd call may take before it is abandoned: long enough for a
  * failover to the next endpoint, short enough to renew in time. */
-static double op_timeout(const struct announcer *a)
+double announce__op_timeout(const struct announcer *a)
 {
     return fmin(ANNOUNCE_OP_TIMEOUT_MAX_S, fmax(ANNOUNCE_OP_TIMEOUT_MIN_S, a->opt->ttl_s / 2.0));
 }
@@ -324,7 +158,7 @@ static bool start_op(struct announcer *a, enum reg_op op)
     a->call = call;
     a->op = op;
     a->op_sent = clock_mono();
-    ev_timer_set(&a->op_timer, op_timeout(a), 0.);
+    ev_timer_set(&a->op_timer, announce__op_timeout(a), 0.);
     ev_timer_start(a->loop, &a->op_timer);
     log_debug(MOD, "etcd %s (lease %llx)", op_names[op], lease_hex(a->lease));
     return true;
@@ -364,7 +198,7 @@ static void reg_failed(struct announcer *a, enum reg_op op, int err, const char 
             a->lease_lost = true;
         }
         lease_forget(a);
-        reg_step(a);
+        announce__reg_step(a);
         return;
     }
     delay = announce_backoff(a->etcd_failures, RETRY_BASE_S, RETRY_CAP_S, jitter_unit());
@@ -378,7 +212,7 @@ static void reg_failed(struct announcer *a, enum reg_op op, int err, const char 
     if (a->etcd_failures < 64)
         a->etcd_failures++;
     a->retry_at = clock_mono() + delay;
-    reg_step(a);
+    announce__reg_step(a);
 }
 
 static void reg_done(int err, const struct json_t *reply, const char *errtext, void *arg)
@@ -457,7 +291,7 @@ static void reg_done(int err, const struct json_t *reply, const char *errtext, v
     if (a->stopping)
         stop_step(a);
     else
-        reg_step(a);
+        announce__reg_step(a);
 }
 
 static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -475,7 +309,7 @@ static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Start the one call that brings etcd closer to what is wanted, or arm the
  * wake timer for when there will be one. */
-static void reg_step(struct announcer *a)
+void announce__reg_step(struct announcer *a)
 {
     ev_tstamp now = clock_mono();
     enum reg_op op;
@@ -513,7 +347,7 @@ static void reg_step(struct announcer *a)
 
 static void wake_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    reg_step(w->data);
+    announce__reg_step(w->data);
 }
 
 /* ---- the key read back: verify and withdrawal clean-up ---- */
@@ -540,7 +374,7 @@ static void key_cancel(struct announcer *a)
  * is still at mod_rev. Returns false if the call could not be started. */
 static bool key_start(struct announcer *a, enum key_op op, int64_t mod_rev)
 {
-    long timeout_ms = (long)(op_timeout(a) * 1000);
+    long timeout_ms = (long)(announce__op_timeout(a) * 1000);
 
     /* The delete is conditional on the revision read, so that a put landing
      * between the read and the delete (announce itself after a rise, or
@@ -611,7 +445,7 @@ static void verify_result(struct announcer *a, const struct etcd_kv *kv)
                  "it back under the lease",
                  a->key_q, lease_hex(a->lease), (long long)kv->mod_revision);
         a->registered = false;
-        reg_step(a);
+        announce__reg_step(a);
         break;
     case ANNOUNCE_KEY_OVERWRITTEN:
         log_warn(MOD,
@@ -792,11 +626,14 @@ static void stop_step(struct announcer *a)
     stop_withdrawn(a);
 }
 
-static void checks_stop(struct announcer *a);
+void announce__checks_stop(struct announcer *a)
+{
+    health_check_stop(&a->check);
+}
 
 /* sig: the signal to pass to the child once withdrawn (0: none, the child
  * exited). why is a static string. */
-static void stop_begin(struct announcer *a, int sig, const char *why)
+void announce__stop_begin(struct announcer *a, int sig, const char *why)
 {
     if (a->stopping) {
         /* A second signal goes straight to the child. */
@@ -810,7 +647,7 @@ static void stop_begin(struct announcer *a, int sig, const char *why)
     a->stop_signal = sig;
     a->withdraw_why = why;
     log_info(MOD, "stopping (%s)%s", why, a->lease ? ": revoking the lease" : "");
-    checks_stop(a);
+    announce__checks_stop(a);
     ev_timer_stop(a->loop, &a->wake_timer);
     ev_timer_stop(a->loop, &a->drain_timer);
     ev_timer_stop(a->loop, &a->verify_timer);
@@ -858,419 +695,19 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     stop_withdrawn(a);
 }
 
-/* SIGTERM/SIGINT: with --drain-seconds and a registered key, put it with
- * state drain and wait; a second signal, the child's exit or the drain
- * timer then stops. */
-static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+void announce__timers_init(struct announcer *a)
 {
-    struct announcer *a = w->data;
-    const char *name = w->signum == SIGTERM ? "SIGTERM" : "SIGINT";
-
-    if (a->stop_draining && !a->stopping) {
-        log_info(MOD, "%s during the drain: withdrawing now", name);
-        stop_begin(a, a->drain_signal, a->drain_why);
-        return;
-    }
-    if (a->stopping || a->opt->drain_s <= 0 || !a->lease || !a->healthy || a->admin_out) {
-        stop_begin(a, w->signum, name);
-        return;
-    }
-    if (a->verdict == ANNOUNCE_KEY_TAKEN) {
-        /* Putting drain would overwrite the other writer's key. */
-        log_info(MOD, "%s: %s belongs to another writer now: no drain", name, a->key_q);
-        stop_begin(a, w->signum, name);
-        return;
-    }
-    a->stop_draining = true;
-    a->drain_signal = w->signum;
-    a->drain_why = name;
-    a->drain_wanted = true;
-    a->registered = false; /* put drain_value (again: it may have been overwritten) */
-    log_info(MOD, "%s: draining %s for %.1f s before withdrawing it", name, a->key_q,
-             a->opt->drain_s);
-    ev_timer_set(&a->drain_timer, a->opt->drain_s, 0.);
-    ev_timer_start(loop, &a->drain_timer);
-    reg_step(a);
-}
-
-static void drain_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct announcer *a = w->data;
-
-    log_info(MOD, "drained %s for %.1f s: withdrawing it", a->key_q, a->opt->drain_s);
-    stop_begin(a, a->drain_signal, a->drain_why);
-}
-
-/* SIGUSR1 drains, SIGUSR2 makes ready again; both put our value back even
- * if it was the one wanted already, so they also undo a hand edit. */
-static void admin_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    struct announcer *a = w->data;
-    bool drain = w->signum == SIGUSR1;
-    const char *name = drain ? "SIGUSR1" : "SIGUSR2";
-
-    if (a->stopping || a->stop_draining) {
-        log_info(MOD, "%s ignored: stopping", name);
-        return;
-    }
-    if (a->opt->format == ANNOUNCE_FORMAT_PLAIN) {
-        /* HOST:PORT has no state: out of rotation is the nearest thing. */
-        a->admin_out = drain;
-        if (drain) {
-            a->withdraw_why = "SIGUSR1";
-            log_info(MOD,
-                     "SIGUSR1: a plain value cannot carry the drain state: withdrawing %s "
-                     "until SIGUSR2",
-                     a->key_q);
-        } else {
-            log_info(MOD, "SIGUSR2: ready again: registering %s", a->key_q);
-        }
-    } else {
-        a->drain_wanted = drain;
-        log_info(MOD, "%s: %s %s", name, drain ? "draining" : "ready again:", a->key_q);
-    }
-    a->registered = false;
-    reg_step(a);
-}
-
-static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
-{
-    struct announcer *a = w->data;
-    int st = w->rstatus;
-
-    ev_child_stop(loop, w);
-    a->child_running = false;
-    if (WIFEXITED(st)) {
-        a->exit_status = WEXITSTATUS(st);
-        log_info(MOD, "child %ld exited with status %d", (long)w->rpid, a->exit_status);
-    } else if (WIFSIGNALED(st)) {
-        a->exit_status = 128 + WTERMSIG(st);
-        log_info(MOD, "child %ld killed by signal %d", (long)w->rpid, WTERMSIG(st));
-    } else {
-        a->exit_status = 1;
-    }
-    if (!a->stopping) {
-        if (a->stop_draining)
-            log_info(MOD, "child exited during the drain: withdrawing now");
-        stop_begin(a, 0, "child exited");
-    } else if (a->withdrawn)
-        ev_break(loop, EVBREAK_ALL);
-}
-
-/* Run the command with default signal dispositions and an empty mask (the
- * loop's handlers and our ignored SIGPIPE are not the child's business). */
-static int child_spawn(struct announcer *a, char **errmsg)
-{
-    static const int reset[] = {SIGPIPE, SIGTERM, SIGINT,  SIGCHLD,
-                                SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2};
-    posix_spawnattr_t attr;
-    sigset_t none, dfl;
-    pid_t pid;
-    int r;
-
-    r = posix_spawnattr_init(&attr);
-    if (r) {
-        memprintf(errmsg, "cannot run %s: %s", a->opt->command[0], strerror(r));
-        return -r;
-    }
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
-        sigaddset(&dfl, reset[i]);
-    r = posix_spawnattr_setsigmask(&attr, &none);
-    if (!r)
-        r = posix_spawnattr_setsigdefault(&attr, &dfl);
-    if (!r)
-        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    if (!r)
-        r = posix_spawnp(&pid, a->opt->command[0], NULL, &attr, a->opt->command, environ);
-    posix_spawnattr_destroy(&attr);
-    if (r) {
-        memprintf(errmsg, "cannot run %s: %s", a->opt->command[0], strerror(r));
-        return -r;
-    }
-    a->child = pid;
-    a->child_running = true;
-    ev_child_set(&a->child_w, pid, 0);
-    ev_child_start(a->loop, &a->child_w);
-    log_info(MOD, "started child %ld: %s", (long)pid, a->opt->command[0]);
-    return 0;
-}
-
-/* ---- health checks (run by health.c) ---- */
-
-static void checks_stop(struct announcer *a)
-{
-    health_check_stop(&a->check);
-}
-
-/* One check is over: count it, act on a transition. why (borrowed) says
- * what failed. health.c schedules the next one an interval after this one
- * started, unless checks_stop() was called. */
-static void check_result(void *arg, bool ok, const char *why)
-{
-    struct announcer *a = arg;
-    enum health_change change;
-    char why_q[LOG_QUOTE_MAX / 2];
-
-    if (a->stopping)
-        return;
-    change = health_counter_report(&a->health, ok);
-    if (ok && a->last_check != 1) {
-        log_info(MOD, "check of %s ok", a->check_target);
-    } else if (!ok) {
-        log_quote(why ? why : "failed", why ? strlen(why) : 6, why_q, sizeof(why_q));
-        log_msg(a->last_check != 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, MOD,
-                "check of %s failed: %s (%d in a row)", a->check_target, why_q, a->health.failures);
-    }
-    a->last_check = ok ? 1 : 0;
-    if (change == HEALTH_UP) {
-        log_info(MOD, "%s is healthy: registering %s", a->addr_text, a->key_q);
-        a->healthy = true;
-        reg_step(a);
-    } else if (change == HEALTH_DOWN) {
-        log_warn(MOD, "%s is unhealthy after %d failed checks: withdrawing %s", a->addr_text,
-                 a->health.failures, a->key_q);
-        a->healthy = false;
-        a->withdraw_why = "check failing";
-        reg_step(a);
-    }
-}
-
-/* ---- setup and teardown ---- */
-
-/* --password-file, read at start and on SIGHUP: the token in use is
- * dropped, the next request authenticates with the password read. */
-static int set_auth(struct announcer *a, char **errmsg)
-{
-    char *password = NULL;
-    bool too_open = false;
-    int r = secret_read_password_file(a->opt->password_file, &password, &too_open, errmsg);
-
-    if (r < 0)
-        return r;
-    if (too_open)
-        log_warn(MOD, "--password-file %s is readable by group or others (chmod 600 it)",
-                 a->opt->password_file);
-    r = etcd_client_set_auth(a->etcd, a->opt->user, password);
-    secret_free(password);
-    if (r < 0)
-        memprintf(errmsg, "out of memory");
-    return r;
-}
-
-/* SIGHUP: read --cacert/--cert/--key-file and --password-file again
- * (rotation without a restart). The lease and the registration go on; what
- * cannot be read keeps what is in use. */
-static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    struct announcer *a = w->data;
-    const char *tls = "", *pw = "";
-    char *err = NULL;
-
-    if (tls_conf_set(&a->opt->tls)) {
-        if (http_client_set_tls(a->http, &a->opt->tls, &err) < 0)
-            log_error(MOD, "SIGHUP: TLS files not read again, keeping the ones in use: %s",
-                      err ? err : "out of memory");
-        else
-            tls = " TLS files (--cacert/--cert/--key-file)";
-        free(err);
-        err = NULL;
-    }
-    if (a->opt->user) {
-        if (set_auth(a, &err) < 0)
-            log_error(MOD, "SIGHUP: password not read again, keeping the one in use: %s",
-                      err ? err : "out of memory");
-        else
-            pw = " password (--password-file; authenticating again)";
-        free(err);
-    }
-    if (*tls || *pw)
-        log_info(MOD, "SIGHUP: read again:%s%s%s", tls, *tls && *pw ? "," : "", pw);
-    else if (!tls_conf_set(&a->opt->tls) && !a->opt->user)
-        log_info(MOD, "SIGHUP: no TLS or password file to read again");
-}
-
-static int announcer_init(struct announcer *a, const struct announce_opts *opt, char **errmsg)
-{
-    int n;
-
-    a->opt = opt;
-    a->last_check = -1;
-    a->withdraw_why = "stopping";
-    n = announce_format_value(&opt->addr, opt->weight_set, opt->format, a->value, sizeof(a->value));
-    if (n < 0) {
-        memprintf(errmsg, "cannot format the value");
-        return n;
-    }
-    if (opt->format == ANNOUNCE_FORMAT_JSON) {
-        struct endpoint drained = opt->addr;
-
-        drained.state = ENDPOINT_DRAIN;
-        n = announce_format_value(&drained, opt->weight_set, opt->format, a->drain_value,
-                                  sizeof(a->drain_value));
-        if (n < 0) {
-            memprintf(errmsg, "cannot format the drain value");
-            return n;
-        }
-    }
-    a->put_value = a->value;
-    log_quote(opt->key, strlen(opt->key), a->key_q, sizeof(a->key_q));
-    endpoint_format(&opt->addr, a->addr_text, sizeof(a->addr_text));
-    a->check_target = opt->check == ANNOUNCE_CHECK_HTTP ? opt->check_url : a->addr_text;
-    health_counter_init(&a->health, opt->rise, opt->fall);
-    a->healthy = opt->check == ANNOUNCE_CHECK_NONE;
-
     ev_timer_init(&a->op_timer, op_timer_cb, 0., 0.);
     ev_timer_init(&a->wake_timer, wake_timer_cb, 0., 0.);
     ev_timer_init(&a->stop_timer, stop_timer_cb, 0., 0.);
-    ev_child_init(&a->child_w, child_cb, 0, 0);
-    ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
-    ev_signal_init(&a->sig_int, signal_cb, SIGINT);
-    ev_signal_init(&a->sig_usr1, admin_signal_cb, SIGUSR1);
-    ev_signal_init(&a->sig_usr2, admin_signal_cb, SIGUSR2);
-    ev_signal_init(&a->sig_hup, hup_cb, SIGHUP);
-    ev_timer_init(&a->drain_timer, drain_timer_cb, 0., 0.);
-    ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(opt), verify_period(opt));
-    a->sig_usr1.data = a->sig_usr2.data = a->sig_hup.data = a->drain_timer.data =
-        a->verify_timer.data = a;
-    a->op_timer.data = a->wake_timer.data = a->stop_timer.data = a;
-    a->child_w.data = a->sig_term.data = a->sig_int.data = a;
-
-    /* ev_child only works on the default loop. */
-    a->loop = ev_default_loop(0);
-    if (!a->loop) {
-        memprintf(errmsg, "cannot create the event loop");
-        return -ENOMEM;
-    }
-    a->http = http_client_new(a->loop);
-    if (!a->http) {
-        memprintf(errmsg, "cannot create the HTTP client");
-        return -ENOMEM;
-    }
-    if (tls_conf_set(&opt->tls)) {
-        int r = http_client_set_tls(a->http, &opt->tls, errmsg);
-
-        if (r < 0)
-            return r;
-    }
-    health_check_init(&a->check, a->loop, a->http,
-                      opt->check == ANNOUNCE_CHECK_HTTP ? HEALTH_HTTP : HEALTH_TCP, &opt->addr,
-                      opt->check_url, opt->check_interval_s, check_result, a);
-    a->etcd = etcd_client_new(a->loop, a->http, opt->etcd_endpoints, opt->n_etcd_endpoints);
-    if (!a->etcd) {
-        memprintf(errmsg, "cannot create the etcd client");
-        return -ENOMEM;
-    }
-    etcd_client_set_transport(a->etcd, (enum etcd_transport)opt->etcd_transport);
-    /* Half the op timeout per attempt: a member that hangs (accepts, never
-     * answers) times out inside the call, and the client moves on to the
-     * next endpoint while there is time to renew the lease there. */
-    etcd_client_set_call_timeout(a->etcd, (long)(op_timeout(a) * 1000.0 / 2.0));
-    if (opt->user)
-        return set_auth(a, errmsg);
-    return 0;
+    ev_timer_init(&a->verify_timer, verify_timer_cb, verify_period(a->opt), verify_period(a->opt));
+    a->verify_timer.data = a->op_timer.data = a->wake_timer.data = a->stop_timer.data = a;
 }
 
-/* Stops every watcher and frees what a holds (not a itself). */
-static void announcer_close(struct announcer *a)
+void announce__calls_cancel(struct announcer *a)
 {
-    if (!a->loop)
-        return;
-    ev_timer_stop(a->loop, &a->op_timer);
-    ev_timer_stop(a->loop, &a->wake_timer);
-    ev_timer_stop(a->loop, &a->stop_timer);
-    checks_stop(a);
-    ev_child_stop(a->loop, &a->child_w);
-    ev_signal_stop(a->loop, &a->sig_term);
-    ev_signal_stop(a->loop, &a->sig_int);
-    ev_signal_stop(a->loop, &a->sig_usr1);
-    ev_signal_stop(a->loop, &a->sig_usr2);
-    ev_signal_stop(a->loop, &a->sig_hup);
-    ev_timer_stop(a->loop, &a->drain_timer);
-    ev_timer_stop(a->loop, &a->verify_timer);
     key_cancel(a);
     if (a->call)
         etcd_call_cancel(a->call);
     a->call = NULL;
-    if (a->etcd)
-        etcd_client_free(a->etcd);
-    if (a->http)
-        http_client_free(a->http);
-    ev_loop_destroy(a->loop);
-    a->loop = NULL;
-}
-
-static const char *check_text(const struct announce_opts *opt)
-{
-    switch (opt->check) {
-    case ANNOUNCE_CHECK_TCP:
-        return "tcp";
-    case ANNOUNCE_CHECK_HTTP:
-        return opt->check_url;
-    default:
-        return "none";
-    }
-}
-
-int announce_main(int argc, char **argv)
-{
-    struct announce_opts opt;
-    struct announcer *a = NULL;
-    char *errmsg = NULL;
-    int ret, status = 1;
-
-    ret = announce_parse_args(argc, argv, &opt, &errmsg);
-    if (ret < 0) {
-        fprintf(stderr, "slotsync announce: %s\n", errmsg ? errmsg : strerror(-ret));
-        fprintf(stderr, "'slotsync announce --help' lists the options.\n");
-        free(errmsg);
-        return 2;
-    }
-    if (opt.help) {
-        fputs(announce_usage(), stdout);
-        return 0;
-    }
-    log_set_level((enum log_level)opt.log_level);
-
-    a = calloc(1, sizeof(*a));
-    if (!a) {
-        log_error(MOD, "out of memory");
-        goto out;
-    }
-    ret = announcer_init(a, &opt, &errmsg);
-    if (ret < 0) {
-        log_error(MOD, "%s", errmsg ? errmsg : strerror(-ret));
-        goto out;
-    }
-    /* Signals first, so that a stop during the start is seen. */
-    ev_signal_start(a->loop, &a->sig_term);
-    ev_signal_start(a->loop, &a->sig_int);
-    ev_signal_start(a->loop, &a->sig_usr1);
-    ev_signal_start(a->loop, &a->sig_usr2);
-    ev_signal_start(a->loop, &a->sig_hup);
-    log_info(MOD, "announcing %s = %s (ttl %d s, check %s, etcd %s%s)", a->key_q, a->value,
-             opt.ttl_s, check_text(&opt), opt.etcd_endpoints[0],
-             opt.n_etcd_endpoints > 1 ? ",..." : "");
-    if (opt.command) {
-        ret = child_spawn(a, &errmsg);
-        if (ret < 0) {
-            log_error(MOD, "%s", errmsg);
-            status = ret == -ENOENT ? 127 : 126;
-            goto out;
-        }
-    }
-    if (opt.check != ANNOUNCE_CHECK_NONE)
-        health_check_start(&a->check); /* first check at once */
-    ev_timer_start(a->loop, &a->verify_timer);
-    reg_step(a);
-    ev_run(a->loop, 0);
-    status = a->exit_status;
-out:
-    if (a)
-        announcer_close(a);
-    free(a);
-    free(errmsg);
-    announce_opts_free(&opt);
-    return status;
 }

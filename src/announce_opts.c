@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <slotsync/announce.h>
+#include <slotsync/announce_value.h>
 #include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/config.h>
 #include <slotsync/render.h>
 
 /* Index of the backend named name, or where it would go (*found false). */
@@ -103,7 +104,7 @@ int backend_proxy_names(const char *text, size_t len, struct names *be, struct n
         snprintf(line, sizeof(line), "%.*s", (int)(ll < sizeof(line) - 1 ? ll : sizeof(line) - 1),
                  q);
         if (sscanf(line, " %15s %67s", kw, name) != 2 ||
-            (!spare_proxy_name_valid(name) && !render_frontend_name_valid(name)))
+            (!spare_proxy_name_valid(name) && !names_frontend_valid(name)))
             continue;
         if (be && (strcmp(kw, "backend") == 0 || strcmp(kw, "listen") == 0))
             r = backend_names_add(be, name);
@@ -131,7 +132,7 @@ const char *backend_name_taken(const struct backend *b, const struct backend_own
         char fe[RENDER_FRONTEND_NAME_SIZE];
 
         /* the name of the frontend slotsync renders for it */
-        render_frontend_name(name, fe);
+        names_frontend(name, fe);
         if (backend_names_has(o->base_fe, fe) || backend_names_has(o->base_be, fe))
             return "a proxy of haproxy.base_config with the name of its frontend";
     }

@@ -25,7 +25,7 @@
 #include <slotsync/bulk.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
-#include <slotsync/spare.h>
+#include <slotsync/names.h>
 #include <slotsync/timeouts.h>
 
 #define ETCD_ENDPOINTS_MAX 16

@@ -20,6 +20,7 @@
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/feed.h>
@@ -169,7 +170,7 @@ static int read_proxy_names(const char *path, struct names *be, struct names *fe
         return r;
     r = backend_proxy_names(text, len, be, fe);
     if (r == 0 && base_defaults)
-        *base_defaults = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+        *base_defaults = names_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
     free(text);
     return r;
 }

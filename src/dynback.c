@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/config.h>
 #include <slotsync/endpoint.h>
 
 /* The decimal at *p (at most 4 digits), into *out; the byte after it. */
@@ -52,35 +54,6 @@ bool dynback_version_ok(const struct haproxy_version *v)
 {
     return v->major > DYNBACK_MIN_MAJOR ||
            (v->major == DYNBACK_MIN_MAJOR && v->minor >= DYNBACK_MIN_MINOR);
-}
-
-static bool blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-bool dynback_defaults_declared(const char *text, size_t len, const char *name)
-{
-    static const char kw[] = "defaults";
-    size_t nl_len = strlen(name);
-    const char *p = text, *end = text + len;
-
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end, *q = p;
-
-        if ((size_t)(le - q) > sizeof(kw) && memcmp(q, kw, sizeof(kw) - 1) == 0 &&
-            blank(q[sizeof(kw) - 1])) {
-            q += sizeof(kw) - 1;
-            while (q < le && blank(*q))
-                q++;
-            if ((size_t)(le - q) >= nl_len && memcmp(q, name, nl_len) == 0 &&
-                (q + nl_len == le || blank(q[nl_len]) || q[nl_len] == '\r'))
-                return true;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return false;
 }
 
 bool dynback_config_ok(const struct config *cfg)

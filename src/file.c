@@ -17,6 +17,7 @@
 
 #include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
+#include <slotsync/vec.h>
 
 int file_write_atomic(const char *path, const char *data, size_t len, char **errmsg)
 {
@@ -161,18 +162,12 @@ int file_read(const char *path, size_t max, char **out, size_t *outlen)
     for (;;) {
         ssize_t r;
 
-        if (b.cap - b.len < 4096) {
-            size_t ncap = b.cap ? b.cap * 2 : 16384;
-            char *np = realloc(b.p, ncap + 1);
-
-            if (!np) {
-                ret = -ENOMEM;
-                break;
-            }
-            b.p = np;
-            b.cap = ncap;
+        /* 4096 bytes to read at least, and the final NUL (cap counts it) */
+        if (vec_reserve(&b.p, &b.cap, b.len + 4096 + 1, 1, 16384) < 0) {
+            ret = -ENOMEM;
+            break;
         }
-        r = read(fd, b.p + b.len, b.cap - b.len);
+        r = read(fd, b.p + b.len, b.cap - b.len - 1);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {

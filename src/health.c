@@ -76,7 +76,7 @@ static void check_finish(struct health_check *hc, bool ok, const char *why)
     check_cleanup(hc);
     if (!hc->active)
         return;
-    hc->cb(hc->arg, ok, ok ? NULL : why);
+    hc->cb(ok, ok ? NULL : why, hc->arg);
     if (!hc->active)
         return;
     next = hc->started + hc->interval_s - clock_mono();

@@ -22,6 +22,7 @@
 #include <slotsync/mem.h>
 #include <slotsync/tls.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/vec.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -93,18 +94,8 @@ static int buf_append(struct http_request *req, const char *data, size_t n)
 {
     if (n > SIZE_MAX - req->len - 1)
         return -ENOMEM;
-    if (req->len + n + 1 > req->cap) {
-        size_t cap = req->cap ? req->cap : 4096;
-        char *p;
-
-        while (cap < req->len + n + 1)
-            cap = cap > SIZE_MAX / 2 ? req->len + n + 1 : cap * 2;
-        p = realloc(req->buf, cap);
-        if (!p)
-            return -ENOMEM;
-        req->buf = p;
-        req->cap = cap;
-    }
+    if (vec_reserve(&req->buf, &req->cap, req->len + n + 1, 1, 4096) < 0)
+        return -ENOMEM;
     memcpy(req->buf + req->len, data, n);
     req->len += n;
     req->buf[req->len] = '\0';
@@ -851,18 +842,8 @@ int http_request_send(struct http_request *req, const void *data, size_t len)
         return -EINVAL;
     if (req->out_off > 0 && req->out_off == req->out_len)
         req->out_off = req->out_len = 0;
-    if (req->out_len + len > req->out_cap) {
-        size_t cap = req->out_cap ? req->out_cap : 256;
-        char *b;
-
-        while (cap < req->out_len + len)
-            cap *= 2;
-        b = realloc(req->out, cap);
-        if (!b)
-            return -ENOMEM;
-        req->out = b;
-        req->out_cap = cap;
-    }
+    if (vec_reserve(&req->out, &req->out_cap, req->out_len + len, 1, 256) < 0)
+        return -ENOMEM;
     memcpy(req->out + req->out_len, data, len);
     req->out_len += len;
     if (req->body_paused && req->easy && !req->client->in_curl) {

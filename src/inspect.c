@@ -9,12 +9,14 @@
 #include <jansson.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>

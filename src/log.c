@@ -448,6 +448,11 @@ char *log_quote(const char *text, size_t len, char *out, size_t outsz)
     return out;
 }
 
+char *log_quote_str(const char *s, char *out, size_t outsz)
+{
+    return log_quote(s, strlen(s), out, outsz);
+}
+
 char *memprintf(char **out, const char *fmt, ...)
 {
     va_list ap;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <slotsync/log.h>
+#include <slotsync/vec.h>
 
 #define OPTFILE_FLAG "--options-file"
 
@@ -22,16 +23,9 @@ static int push(char ***args, size_t *n, size_t *cap, char *s)
 {
     if (!s)
         return -ENOMEM;
-    if (*n + 2 > *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        char **bigger = realloc(*args, ncap * sizeof(**args));
-
-        if (!bigger) {
-            free(s);
-            return -ENOMEM;
-        }
-        *args = bigger;
-        *cap = ncap;
+    if (vec_reserve(args, cap, *n + 2, sizeof(**args), 16) < 0) {
+        free(s);
+        return -ENOMEM;
     }
     (*args)[(*n)++] = s;
     (*args)[*n] = NULL;

@@ -15,14 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <slotsync/dynback.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/names.h>
 #include <slotsync/spare.h>
+#include <slotsync/vec.h>
 
 /* "s" + the digits of a size_t + NUL */
 #define SLOT_NAME_SIZE 24
 
 #define EMPTY_ADDR "0.0.0.0"
+
+/* runtime.c cuts a batch into CLI lines of RUNTIME_LINE_MAX bytes and never
+ * cuts a command: the longest one, with its newline, fits in one line. */
+_Static_assert(PLAN_CMD_MAX + 1 <= RUNTIME_LINE_MAX, "a command fits in a CLI line");
 
 void plan_init(struct plan *p)
 {
@@ -78,21 +83,13 @@ int plan_add(struct plan *p, const char *fmt, ...)
     if (len <= 0 || len > PLAN_CMD_MAX)
         return -EINVAL;
     if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        struct plan_origin *origin;
-        char **cmds;
+        /* cmds and origin grow together; cap is theirs once both did. */
+        size_t cmds_cap = p->cap, origin_cap = p->cap;
 
-        if (p->cap > SIZE_MAX / 2 / sizeof(*origin))
+        if (vec_reserve(&p->cmds, &cmds_cap, p->n + 1, sizeof(*p->cmds), 16) < 0 ||
+            vec_reserve(&p->origin, &origin_cap, p->n + 1, sizeof(*p->origin), 16) < 0)
             return -ENOMEM;
-        cmds = realloc(p->cmds, cap * sizeof(*cmds));
-        if (!cmds)
-            return -ENOMEM;
-        p->cmds = cmds;
-        origin = realloc(p->origin, cap * sizeof(*origin));
-        if (!origin)
-            return -ENOMEM;
-        p->origin = origin;
-        p->cap = cap;
+        p->cap = cmds_cap;
     }
     cmd = malloc((size_t)len + 1);
     if (!cmd)
@@ -173,18 +170,8 @@ static int note_change(struct plan *p, const char *backend, size_t index, size_t
     enum server_admin wadmin = want->instance ? admin_of(want->ep.state) : SERVER_MAINT;
     struct plan_change *ch;
 
-    if (p->n_changes == p->cap_changes) {
-        size_t cap = p->cap_changes ? p->cap_changes * 2 : 16;
-        struct plan_change *nc;
-
-        if (p->cap_changes > SIZE_MAX / 2 / sizeof(*nc))
-            return -ENOMEM;
-        nc = realloc(p->changes, cap * sizeof(*nc));
-        if (!nc)
-            return -ENOMEM;
-        p->changes = nc;
-        p->cap_changes = cap;
-    }
+    if (vec_reserve(&p->changes, &p->cap_changes, p->n_changes + 1, sizeof(*p->changes), 16) < 0)
+        return -ENOMEM;
     ch = &p->changes[p->n_changes];
     memset(ch, 0, sizeof(*ch));
     if (want->instance && !(ch->instance = strdup(want->instance)))

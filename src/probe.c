@@ -14,6 +14,7 @@
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/plan.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 

@@ -10,11 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <slotsync/dynback.h>
+#include <slotsync/config.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/spare.h>
+#include <slotsync/vec.h>
 
 struct buf {
     char *p;
@@ -45,31 +46,11 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        size_t ncap = b->cap ? b->cap * 2 : 4096;
-        while (ncap - b->len <= (size_t)n)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
+        if (vec_reserve(&b->p, &b->cap, b->len + (size_t)n + 1, 1, 4096) < 0) {
             b->oom = true;
             return;
         }
-        b->p = np;
-        b->cap = ncap;
     }
-}
-
-void render_frontend_name(const char *service, char *out)
-{
-    snprintf(out, RENDER_FRONTEND_NAME_SIZE, RENDER_FRONTEND_PREFIX "%s", service);
-}
-
-bool render_frontend_name_valid(const char *name)
-{
-    size_t pl = strlen(RENDER_FRONTEND_PREFIX);
-
-    if (strcmp(name, RENDER_HTTP_FRONTEND) == 0)
-        return true;
-    return strncmp(name, RENDER_FRONTEND_PREFIX, pl) == 0 && endpoint_service_name_valid(name + pl);
 }
 
 static const char *mode_name(enum service_mode m)
@@ -142,7 +123,7 @@ int render_services(const struct config *cfg, const struct render_backend *backe
         if (svc->listen.set) {
             char fe[RENDER_FRONTEND_NAME_SIZE];
 
-            render_frontend_name(svc->name, fe);
+            names_frontend(svc->name, fe);
             buf_printf(&b, "\nfrontend %s\n", fe);
             buf_printf(&b, "    mode %s\n", mode_name(svc->opt.mode));
             render_bind(&b, &svc->listen);
@@ -226,19 +207,9 @@ int render_host_routes(const struct config *cfg, const struct render_backend *ba
 
         if (svc->opt.mode != MODE_HTTP)
             continue;
-        if (need > cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct host_route *nr;
-
-            while (ncap < need)
-                ncap *= 2;
-            nr = realloc(r, ncap * sizeof(*nr));
-            if (!nr) {
-                free(r);
-                return -ENOMEM;
-            }
-            r = nr;
-            cap = ncap;
+        if (vec_reserve(&r, &cap, need, sizeof(*r), 16) < 0) {
+            free(r);
+            return -ENOMEM;
         }
         if (cfg->http_domain) {
             lower_copy(r[k].host, sizeof(r[k].host), svc->name, ".", cfg->http_domain);
@@ -317,16 +288,9 @@ int render_parse_backends(const char *text, size_t len, struct render_file_backe
             cur = NULL;
             if (take_field(p, ll, "backend ", name, sizeof(name)) &&
                 endpoint_service_name_valid(name)) {
-                if (k == cap) {
-                    size_t ncap = cap ? cap * 2 : 16;
-                    struct render_file_backend *nb = realloc(list, ncap * sizeof(*nb));
-
-                    if (!nb) {
-                        free(list);
-                        return -ENOMEM;
-                    }
-                    list = nb;
-                    cap = ncap;
+                if (vec_reserve(&list, &cap, k + 1, sizeof(*list), 16) < 0) {
+                    free(list);
+                    return -ENOMEM;
                 }
                 cur = &list[k++];
                 memset(cur, 0, sizeof(*cur));
@@ -444,7 +408,7 @@ bool render_base_declares_dynamic(const struct config *cfg)
 
     if (!cfg->base_config || file_read(cfg->base_config, 256u << 20, &text, &len) < 0)
         return false;
-    yes = dynback_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
+    yes = names_defaults_declared(text, len, DYNBACK_BASE_DEFAULTS);
     free(text);
     return yes;
 }

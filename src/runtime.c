@@ -17,11 +17,9 @@
 #include <slotsync/fdlimit.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
-#include <slotsync/plan.h>
 #include <slotsync/reply.h>
-#include <slotsync/render.h>
-#include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/vec.h>
 
 #define RUNTIME_REPLY_MAX ((size_t)RUNTIME_REPLY_MAX_MIB << 20) /* a larger response is refused */
 
@@ -55,8 +53,6 @@ struct runtime {
 };
 
 /* ---- pure: lines ---- */
-
-_Static_assert(PLAN_CMD_MAX + 1 <= RUNTIME_LINE_MAX, "a command fits in a CLI line");
 
 int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char **out, size_t *len)
 {
@@ -102,454 +98,6 @@ int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char 
     return lines;
 }
 
-/* ---- pure: replies ---- */
-
-void runtime_replies_free(char **replies, size_t n)
-{
-    (void)n; /* the replies live in the response buffer */
-    free(replies);
-}
-
-int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies)
-{
-    char **r;
-    size_t *end; /* where each reply's NUL goes, once all of them frame */
-    size_t got = 0, start = 0, i = 0;
-
-    *replies = NULL;
-    r = calloc(n ? n : 1, sizeof(*r));
-    end = calloc(n ? n : 1, sizeof(*end));
-    if (!r || !end) {
-        free(r);
-        free(end);
-        return -ENOMEM;
-    }
-    /* A reply is every line up to the next empty line. The first line of a
-     * reply may itself be the empty line (an empty reply). */
-    while (i < len) {
-        const char *nl = memchr(buf + i, '\n', len - i);
-        size_t line_end = nl ? (size_t)(nl - buf) : len;
-
-        if (!nl)
-            goto proto;      /* every reply ends with "\n\n" or is "\n" */
-        if (line_end == i) { /* empty line closes the reply */
-            if (got == n)
-                goto proto;
-            /* without its last '\n': the NUL goes there (for an empty
-             * reply, on the empty line's own '\n') */
-            r[got] = buf + start;
-            end[got] = i > start ? i - 1 : i;
-            got++;
-            start = line_end + 1;
-        }
-        i = line_end + 1;
-    }
-    if (got != n || start != len)
-        goto proto;
-    for (size_t k = 0; k < n; k++)
-        buf[end[k]] = '\0';
-    free(end);
-    *replies = r;
-    return 0;
-proto:
-    free(r);
-    free(end);
-    return -EPROTO;
-}
-
-bool runtime_reply_ok(const char *cmd, const char *reply)
-{
-    return reply_judge(cmd, reply, NULL) == REPLY_OK;
-}
-
-static const char *const level_names[] = {"user", "operator", "admin"};
-
-int runtime_cli_level(const char *reply)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(reply, level_names[i]) == 0)
-            return i;
-    return -EPROTO;
-}
-
-const char *runtime_level_name(enum runtime_level level)
-{
-    return (unsigned)level < 3 ? level_names[level] : "?";
-}
-
-/* ---- pure: show servers state ---- */
-
-enum col {
-    C_BE_ID,
-    C_BE_NAME,
-    C_SRV_ID,
-    C_SRV_NAME,
-    C_ADDR,
-    C_OP,
-    C_ADMIN,
-    C_UWEIGHT,
-    C_PORT,
-    C_N
-};
-
-static const char *const col_names[C_N] = {
-    "be_id",        "be_name",         "srv_id",      "srv_name", "srv_addr",
-    "srv_op_state", "srv_admin_state", "srv_uweight", "srv_port",
-};
-
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > HAPROXY_NAME_MAX)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == '-' || *s == ':'))
-            return false;
-    return true;
-}
-
-/* Decimal, no sign, no leading zeros beyond "0", at most max. */
-static bool uint_ok(const char *s, unsigned long max, unsigned long *out)
-{
-    unsigned long v = 0;
-
-    if (!*s || (s[0] == '0' && s[1]))
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > max)
-            return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* Split line in place on spaces into at most max fields. */
-static size_t split_fields(char *line, char **f, size_t max)
-{
-    size_t n = 0;
-    char *save = NULL;
-
-    for (char *t = strtok_r(line, " ", &save); t && n < max; t = strtok_r(NULL, " ", &save))
-        f[n++] = t;
-    return n;
-}
-
-static int parse_row(char **f, size_t nf, const int *idx, struct server_state *st)
-{
-    unsigned long v;
-    bool ipv6;
-
-    memset(st, 0, sizeof(*st));
-    for (int c = 0; c < C_N; c++)
-        if ((size_t)idx[c] >= nf)
-            return -1;
-    if (!name_ok(f[idx[C_BE_NAME]]) || !name_ok(f[idx[C_SRV_NAME]]))
-        return -1;
-    strcpy(st->backend, f[idx[C_BE_NAME]]);
-    strcpy(st->server, f[idx[C_SRV_NAME]]);
-    if (!uint_ok(f[idx[C_BE_ID]], 0x7fffffff, &v))
-        return -1;
-    st->backend_id = (int)v;
-    if (!uint_ok(f[idx[C_SRV_ID]], 0x7fffffff, &v))
-        return -1;
-    st->server_id = (int)v;
-    if (endpoint_parse_host(f[idx[C_ADDR]], st->addr, &ipv6) < 0)
-        return -1;
-    if (!uint_ok(f[idx[C_PORT]], 65535, &v))
-        return -1;
-    st->port = (unsigned)v;
-    if (!uint_ok(f[idx[C_OP]], 3, &v))
-        return -1;
-    st->op_state = (int)v;
-    if (!uint_ok(f[idx[C_ADMIN]], 0xffff, &v))
-        return -1;
-    st->admin_bits = (unsigned)v;
-    if (v & SRV_ADMF_MAINT)
-        st->admin = SERVER_MAINT;
-    else if (v & SRV_ADMF_DRAIN)
-        st->admin = SERVER_DRAIN;
-    else
-        st->admin = SERVER_READY;
-    if (!uint_ok(f[idx[C_UWEIGHT]], 256, &v))
-        return -1;
-    st->weight = (int)v;
-    return 0;
-}
-
-int runtime_parse_servers_state(const char *text, size_t len,
-                                int (*row)(const struct server_state *st, void *arg), void *arg,
-                                size_t *bad_rows)
-{
-    int idx[C_N];
-    bool have_header = false;
-    size_t bad = 0, pos;
-    char *copy;
-    int ret = 0;
-
-    if (bad_rows)
-        *bad_rows = 0;
-    if (len < 1 || text[0] != '1' || (len > 1 && text[1] != '\n'))
-        return -EPROTO;
-    copy = malloc(len + 1);
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    pos = 2;
-    while (pos < len && ret == 0) {
-        char *line = copy + pos, *nl = strchr(line, '\n');
-        char *f[64];
-        size_t nf;
-
-        if (nl)
-            *nl = '\0';
-        pos = nl ? (size_t)(nl - copy) + 1 : len;
-        if (!*line)
-            continue;
-        if (line[0] == '#') {
-            nf = split_fields(line + 1, f, 64);
-            for (int c = 0; c < C_N; c++) {
-                idx[c] = -1;
-                for (size_t k = 0; k < nf; k++)
-                    if (strcmp(f[k], col_names[c]) == 0)
-                        idx[c] = (int)k;
-                if (idx[c] < 0) {
-                    ret = -EPROTO;
-                    break;
-                }
-            }
-            have_header = ret == 0;
-            continue;
-        }
-        if (!have_header) {
-            ret = -EPROTO;
-            break;
-        }
-        struct server_state st;
-
-        nf = split_fields(line, f, 64);
-        if (parse_row(f, nf, idx, &st) < 0) {
-            bad++;
-            continue;
-        }
-        ret = row(&st, arg);
-    }
-    free(copy);
-    if (bad_rows)
-        *bad_rows = bad;
-    return ret;
-}
-
-/* ---- pure: show map, show backend ---- */
-
-/* Calls fn(line, line_len, arg) for every line of text (split on '\n' only,
- * so no line can run into the next), the last one with or without its
- * '\n'; stops at the first non-zero return. */
-static int each_line(const char *text, size_t len, int (*fn)(const char *, size_t, void *),
-                     void *arg)
-{
-    size_t pos = 0;
-    int ret = 0;
-
-    while (pos < len && ret == 0) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-
-        ret = fn(text + pos, end - pos, arg);
-        pos = end + 1;
-    }
-    return ret;
-}
-
-/* A field of a line: 1..max bytes of printable ASCII other than space. */
-static bool field_ok(const char *s, size_t n, size_t max)
-{
-    if (n < 1 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-            return false;
-    return true;
-}
-
-struct map_parse {
-    int (*row)(const char *key, const char *value, void *arg);
-    void *arg;
-    size_t bad;
-};
-
-static int map_line(const char *line, size_t len, void *arg)
-{
-    struct map_parse *mp = arg;
-    const char *sp1, *sp2, *end = line + len;
-    char key[RUNTIME_MAP_KEY_MAX + 1], value[RUNTIME_MAP_VALUE_MAX + 1];
-    size_t idn, kn, vn;
-
-    if (len == 0)
-        return 0;
-    /* "<id> <key> <value>": exactly two single spaces. */
-    sp1 = memchr(line, ' ', len);
-    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
-    if (!sp2 || memchr(sp2 + 1, ' ', (size_t)(end - sp2 - 1))) {
-        mp->bad++;
-        return 0;
-    }
-    idn = (size_t)(sp1 - line);
-    kn = (size_t)(sp2 - sp1 - 1);
-    vn = (size_t)(end - sp2 - 1);
-    if (idn < 3 || idn > 18 || line[0] != '0' || line[1] != 'x' ||
-        strspn(line + 2, "0123456789abcdefABCDEF") < idn - 2 ||
-        !field_ok(sp1 + 1, kn, RUNTIME_MAP_KEY_MAX) ||
-        !field_ok(sp2 + 1, vn, RUNTIME_MAP_VALUE_MAX)) {
-        mp->bad++;
-        return 0;
-    }
-    memcpy(key, sp1 + 1, kn);
-    key[kn] = '\0';
-    memcpy(value, sp2 + 1, vn);
-    value[vn] = '\0';
-    return mp->row(key, value, mp->arg);
-}
-
-int runtime_parse_map(const char *text, size_t len,
-                      int (*row)(const char *key, const char *value, void *arg), void *arg,
-                      size_t *bad_lines)
-{
-    struct map_parse mp = {row, arg, 0};
-    int ret = each_line(text, len, map_line, &mp);
-
-    if (bad_lines)
-        *bad_lines = mp.bad;
-    return ret;
-}
-
-struct backend_parse {
-    int (*row)(const char *name, void *arg);
-    void *arg;
-    size_t bad;
-    bool header;
-};
-
-static int backend_line(const char *line, size_t len, void *arg)
-{
-    struct backend_parse *bp = arg;
-    char name[HAPROXY_NAME_MAX + 1];
-
-    if (!bp->header) {
-        if (len != 6 || memcmp(line, "# name", 6) != 0)
-            return -EPROTO;
-        bp->header = true;
-        return 0;
-    }
-    if (len == 0)
-        return 0;
-    if (len > HAPROXY_NAME_MAX) {
-        bp->bad++;
-        return 0;
-    }
-    memcpy(name, line, len);
-    name[len] = '\0';
-    if (!name_ok(name)) {
-        bp->bad++;
-        return 0;
-    }
-    return bp->row(name, bp->arg);
-}
-
-int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
-                           void *arg, size_t *bad_lines)
-{
-    struct backend_parse bp = {row, arg, 0, false};
-    int ret = each_line(text, len, backend_line, &bp);
-
-    if (ret == 0 && !bp.header)
-        ret = -EPROTO;
-    if (bad_lines)
-        *bad_lines = bp.bad;
-    return ret;
-}
-
-/* ---- routes of the HTTP frontend's map ---- */
-
-/* A map key as render_host_routes() writes it: a lower-cased host name. */
-static bool map_host_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > CONFIG_HOSTNAME_MAX)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
-              *s == '-'))
-            return false;
-    return true;
-}
-
-static int cmp_route_host(const void *a, const void *b)
-{
-    return strcmp(((const struct host_route *)a)->host, ((const struct host_route *)b)->host);
-}
-
-struct map_read {
-    struct host_route *r;
-    size_t n, cap, bad;
-};
-
-/* One "show map" entry: kept only when it looks like a route we could have
- * written; its text never goes back into a command otherwise (the map only
- * ever holds what we rendered or added). */
-static int map_row(const char *key, const char *value, void *arg)
-{
-    struct map_read *m = arg;
-
-    if (!map_host_ok(key) || !spare_proxy_name_valid(value)) {
-        m->bad++;
-        return 0;
-    }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 16;
-        struct host_route *nr = realloc(m->r, ncap * sizeof(*nr));
-
-        if (!nr)
-            return -ENOMEM;
-        m->r = nr;
-        m->cap = ncap;
-    }
-    /* lengths checked above */
-    memcpy(m->r[m->n].host, key, strlen(key) + 1);
-    memcpy(m->r[m->n].backend, value, strlen(value) + 1);
-    m->n++;
-    return 0;
-}
-
-int runtime_parse_routes(const char *text, size_t len, struct host_route **out, size_t *n,
-                         size_t *bad)
-{
-    struct map_read m = {0};
-    size_t bad_lines = 0;
-    int r = runtime_parse_map(text, len, map_row, &m, &bad_lines);
-
-    *out = NULL;
-    *n = 0;
-    if (r < 0) {
-        free(m.r);
-        return r;
-    }
-    if (bad)
-        *bad = bad_lines + m.bad;
-    /* A host listed twice: plan_map() deletes it and adds it once. */
-    if (m.n)
-        qsort(m.r, m.n, sizeof(*m.r), cmp_route_host);
-    *out = m.r;
-    *n = m.n;
-    return 0;
-}
-
 /* ---- I/O ---- */
 
 static int parse_addr(struct runtime *rt, const char *addr)
@@ -568,10 +116,10 @@ static int parse_addr(struct runtime *rt, const char *addr)
     /* HOST:PORT with an IP literal ([v6] bracketed) or "localhost". */
     const char *colon = strrchr(addr, ':');
     char host[ENDPOINT_HOST_MAX + 2];
-    unsigned long port;
+    unsigned short port;
     size_t hl;
 
-    if (!colon || !uint_ok(colon + 1, 65535, &port) || port == 0)
+    if (!colon || endpoint_parse_port(colon + 1, strlen(colon + 1), &port, NULL) < 0)
         return -EINVAL;
     hl = (size_t)(colon - addr);
     if (hl >= sizeof(host))
@@ -582,9 +130,9 @@ static int parse_addr(struct runtime *rt, const char *addr)
         strcpy(host, "127.0.0.1");
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
         host[hl - 1] = '\0';
-        return endpoint_sockaddr(host + 1, true, (unsigned short)port, &rt->sa, &rt->salen);
+        return endpoint_sockaddr(host + 1, true, port, &rt->sa, &rt->salen);
     }
-    return endpoint_sockaddr(host, false, (unsigned short)port, &rt->sa, &rt->salen);
+    return endpoint_sockaddr(host, false, port, &rt->sa, &rt->salen);
 }
 
 struct runtime *runtime_new(struct ev_loop *loop, const char *addr, double timeout_s)
@@ -762,16 +310,12 @@ static int recv_some(struct runtime *rt)
         ssize_t n;
 
         if (rt->in_cap - rt->in_len < 4096) {
-            size_t ncap = rt->in_cap ? rt->in_cap * 2 : 16384;
-            char *nb;
+            size_t want = rt->in_len + 4096;
 
-            if (ncap > RUNTIME_REPLY_MAX)
+            if (vec_next_cap(rt->in_cap, want, 16384) > RUNTIME_REPLY_MAX)
                 return -E2BIG;
-            nb = realloc(rt->in, ncap);
-            if (!nb)
+            if (vec_reserve(&rt->in, &rt->in_cap, want, 1, 16384) < 0)
                 return -ENOMEM;
-            rt->in = nb;
-            rt->in_cap = ncap;
         }
         n = recv(rt->fd, rt->in + rt->in_len, rt->in_cap - rt->in_len - 1, 0);
         if (n > 0) {

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/sorted.h>
+
 /* "s" + up to 9 digits: far above any backend size, and cannot overflow a
  * long even where long is 32 bits. */
 #define SLOT_INDEX_DIGITS_MAX 9
@@ -87,23 +89,22 @@ void slots_free(struct slot_table *t)
     t->overflow = 0;
 }
 
+static int cmp_instance(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const struct catalog_endpoint *const *)elem)->instance);
+}
+
 /* Index of instance among the service's endpoints, or NO_ENDPOINT. */
 static size_t find_instance(const struct catalog_service *svc, const char *instance)
 {
-    size_t lo = 0, hi = svc ? svc->n_endpoints : 0;
+    bool found;
+    size_t at;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(instance, svc->endpoints[mid]->instance);
-
-        if (c == 0)
-            return mid;
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NO_ENDPOINT;
+    if (!svc)
+        return NO_ENDPOINT;
+    at = sorted_find(instance, svc->endpoints, svc->n_endpoints, sizeof(*svc->endpoints),
+                     cmp_instance, &found);
+    return found ? at : NO_ENDPOINT;
 }
 
 static int adoption_cmp_addr(const struct adoption *a, const struct server_view *v)
@@ -127,21 +128,19 @@ static int adoption_cmp(const void *pa, const void *pb)
     return (a->slot > b->slot) - (a->slot < b->slot);
 }
 
+/* A view (the key) against a candidate, by (addr, port). */
+static int cmp_view_adoption(const void *key, const void *elem)
+{
+    int c = adoption_cmp_addr(elem, key);
+
+    return (c < 0) - (c > 0);
+}
+
 /* First candidate whose (addr, port) is not below the given one. */
 static size_t adoption_lower_bound(const struct adoption *cand, size_t n,
                                    const struct server_view *v)
 {
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (adoption_cmp_addr(&cand[mid], v) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return sorted_find(v, cand, n, sizeof(*cand), cmp_view_adoption, NULL);
 }
 
 /* First candidate at or after k that is not taken. skip[k] == k means k is

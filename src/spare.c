@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <slotsync/config-t.h>
+
 int spare_pool_init(struct spare_pool *p, size_t n)
 {
     *p = (struct spare_pool){0};

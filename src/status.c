@@ -9,21 +9,16 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
-#include <slotsync/runtime.h>
+#include <slotsync/reply.h>
 #include <slotsync/slots.h>
+#include <slotsync/vec.h>
 
 /* ---- HAProxy's replies ---- */
-
-struct stat_row {
-    char px[HAPROXY_NAME_MAX + 1], sv[HAPROXY_NAME_MAX + 1];
-    long long scur, stot;
-    char check[32], status[32];
-};
 
 struct haproxy_view {
     struct server_state *servers;
     size_t n, cap;
-    struct stat_row *stats;
+    struct reply_stat_row *stats;
     size_t n_stats;
 };
 
@@ -31,120 +26,10 @@ static int collect_server(const struct server_state *st, void *arg)
 {
     struct haproxy_view *v = arg;
 
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 32;
-        struct server_state *n = realloc(v->servers, ncap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        v->servers = n;
-        v->cap = ncap;
-    }
+    if (vec_reserve(&v->servers, &v->cap, v->n + 1, sizeof(*v->servers), 32) < 0)
+        return -ENOMEM;
     v->servers[v->n++] = *st;
     return 0;
-}
-
-/* Field i of a CSV line (no quoting in HAProxy's stat CSV) into out. */
-static bool csv_field(const char *line, size_t len, int i, char *out, size_t size)
-{
-    const char *s = line, *end = line + len;
-
-    for (; i > 0; i--) {
-        const char *c = memchr(s, ',', (size_t)(end - s));
-
-        if (!c)
-            return false;
-        s = c + 1;
-    }
-    const char *c = memchr(s, ',', (size_t)(end - s));
-    size_t n = (size_t)((c ? c : end) - s);
-
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return true;
-}
-
-static int column(const char *header, size_t len, const char *name)
-{
-    char f[64];
-
-    for (int i = 0; csv_field(header, len, i, f, sizeof(f)); i++)
-        if (strcmp(f, name) == 0)
-            return i;
-    return -1;
-}
-
-/* Printable text only: HAProxy's reply is untrusted. */
-static void clean(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
-            *s = '?';
-}
-
-static int parse_stat(struct haproxy_view *v, const char *text)
-{
-    const char *nl = strchr(text, '\n');
-    size_t hlen;
-    int c_px, c_sv, c_scur, c_stot, c_status, c_check;
-    size_t lines = 0;
-
-    if (strncmp(text, "# ", 2) != 0 || !nl)
-        return 0; /* not CSV: no session columns */
-    text += 2;
-    hlen = (size_t)(nl - text);
-    c_px = column(text, hlen, "pxname");
-    c_sv = column(text, hlen, "svname");
-    c_scur = column(text, hlen, "scur");
-    c_stot = column(text, hlen, "stot");
-    c_status = column(text, hlen, "status");
-    c_check = column(text, hlen, "check_status");
-    if (c_px < 0 || c_sv < 0)
-        return 0;
-    for (const char *s = nl + 1; *s; s++)
-        lines += *s == '\n';
-    v->stats = calloc(lines + 1, sizeof(*v->stats));
-    if (!v->stats)
-        return -ENOMEM;
-    for (const char *s = nl + 1; *s;) {
-        const char *e = strchr(s, '\n');
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        struct stat_row *r = &v->stats[v->n_stats];
-        char num[32];
-
-        memset(r, 0, sizeof(*r));
-        if (len && csv_field(s, len, c_px, r->px, sizeof(r->px)) &&
-            csv_field(s, len, c_sv, r->sv, sizeof(r->sv))) {
-            r->scur = r->stot = -1;
-            if (c_scur >= 0 && csv_field(s, len, c_scur, num, sizeof(num)) && num[0])
-                r->scur = strtoll(num, NULL, 10);
-            if (c_stot >= 0 && csv_field(s, len, c_stot, num, sizeof(num)) && num[0])
-                r->stot = strtoll(num, NULL, 10);
-            if (c_status >= 0)
-                csv_field(s, len, c_status, r->status, sizeof(r->status));
-            if (c_check >= 0)
-                csv_field(s, len, c_check, r->check, sizeof(r->check));
-            clean(r->status);
-            clean(r->check);
-            if (v->n_stats < lines)
-                v->n_stats++;
-        }
-        if (!e)
-            break;
-        s = e + 1;
-    }
-    return 0;
-}
-
-static const struct stat_row *find_stat(const struct haproxy_view *v, const char *px,
-                                        const char *sv)
-{
-    for (size_t i = 0; i < v->n_stats; i++)
-        if (strcmp(v->stats[i].px, px) == 0 && strcmp(v->stats[i].sv, sv) == 0)
-            return &v->stats[i];
-    return NULL;
 }
 
 /* ---- the join ---- */
@@ -179,7 +64,7 @@ static const char *etcd_admin(enum endpoint_state s)
     return endpoint_state_name(s);
 }
 
-static json_t *server_row(const struct server_state *st, const struct stat_row *sr,
+static json_t *server_row(const struct server_state *st, const struct reply_stat_row *sr,
                           const struct catalog_endpoint *ce, const char *drift, bool free_slot)
 {
     json_t *o = json_object();
@@ -281,7 +166,8 @@ static json_t *backend_doc(const char *name, const struct catalog_service *svc,
         }
         nd += d != NULL;
         if (json_array_append_new(
-                rows, server_row(st, find_stat(v, name, st->server), ce, d, is_free)) < 0)
+                rows, server_row(st, reply_find_stat(v->stats, v->n_stats, name, st->server), ce, d,
+                                 is_free)) < 0)
             goto oom;
     }
     for (size_t k = 0; svc && k < svc->n_endpoints; k++) {
@@ -361,7 +247,7 @@ int status_build(const struct catalog *cat, int64_t revision, const char *const 
                   r == -EPROTO ? "is not format version 1" : "could not be read");
         goto out;
     }
-    if (stat_text && (r = parse_stat(&v, stat_text)) < 0)
+    if (stat_text && (r = reply_parse_stat(stat_text, &v.stats, &v.n_stats)) < 0)
         goto oom;
     apply_aliases(&v, aliases, n_aliases);
     names = calloc(n_backends + cat->n_services + 1, sizeof(*names));

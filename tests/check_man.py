@@ -2,7 +2,7 @@
 """The man pages against the code (issue 19 item 8): every config field the
 loader knows (src/config.c's key lists), every option of every command
 (src/main.c's option tables, src/announce_opts.c's names) and every signal a
-command handles (ev_signal_init in src/controller.c and src/announce.c) must
+command handles (ev_signal_init in src/controller.c and src/announce_run.c) must
 be in docs/man/*.scd, in the page and section where such things are listed;
 and the pages name installed paths through @...DIR@ (substituted at build
 time from PREFIX), never a literal /usr/local.
@@ -130,7 +130,7 @@ def check(problems):
 
     # signals, per command
     sigs = section(page8, "SIGNALS")
-    for cmd, path in (("run", ("src", "controller.c")), ("announce", ("src", "announce.c"))):
+    for cmd, path in (("run", ("src", "controller.c")), ("announce", ("src", "announce_run.c"))):
         block = signal_block(sigs, cmd)
         for sig in signals(read(*path)):
             if "*%s*" % sig not in block:
@@ -160,7 +160,7 @@ def self_test():
         ("admin" in opts.get("status", []), "status's --admin"),
         ("addr" in ann, "announce's --addr"),
         ("SIGHUP" in signals(read("src", "controller.c")), "run's SIGHUP"),
-        ("SIGUSR2" in signals(read("src", "announce.c")), "announce's SIGUSR2"),
+        ("SIGUSR2" in signals(read("src", "announce_run.c")), "announce's SIGUSR2"),
     ]
     missing = [what for ok, what in wanted if not ok]
     for what in missing:

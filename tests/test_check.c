@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <slotsync/check.h>
+#include <slotsync/config.h>
 
 struct collected {
     char lines[8][512];

@@ -14,6 +14,7 @@
 #include <slotsync/dynback.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 
 Test(dynback, version_from_show_info)
@@ -53,31 +54,6 @@ Test(dynback, version_from_show_info)
         cr_expect_eq(v.patch, cases[k].patch, "%s", cases[k].info);
         cr_expect_eq(r == 0 && dynback_version_ok(&v), cases[k].ok, "%s", cases[k].info);
     }
-}
-
-Test(dynback, base_config_declares_the_named_defaults)
-{
-    static const struct {
-        const char *text;
-        bool yes;
-    } cases[] = {
-        {"global\n    maxconn 1\ndefaults slotsync:base\n    mode http\n", true},
-        {"defaults slotsync:base from other\n", true},
-        {"defaults  slotsync:base\r\n", true},
-        {"defaults\tslotsync:base", true},
-        {"defaults\n    mode http\n", false},
-        {"defaults from slotsync:base\n", false},
-        {"defaults slotsync:basement\n", false},
-        {"# defaults slotsync:base\n", false},
-        {"    defaults slotsync:base\n", false},
-        {"backend slotsync:base\n", false},
-        {"", false},
-    };
-
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
-        cr_expect_eq(
-            dynback_defaults_declared(cases[k].text, strlen(cases[k].text), DYNBACK_BASE_DEFAULTS),
-            cases[k].yes, "%s", cases[k].text);
 }
 
 static void http_config(struct config *cfg)

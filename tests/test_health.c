@@ -100,7 +100,7 @@ struct results {
     struct health_check *hc;
 };
 
-static void on_result(void *arg, bool ok, const char *why)
+static void on_result(bool ok, const char *why, void *arg)
 {
     struct results *r = arg;
 

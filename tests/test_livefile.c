@@ -17,6 +17,7 @@
 #include <slotsync/file.h>
 #include <slotsync/livefile.h>
 #include <slotsync/log.h>
+#include <slotsync/render.h>
 
 static struct backend **v;
 static size_t n_v;

@@ -113,6 +113,22 @@ Test(log, quote_output_is_printable)
         cr_expect(out[i] >= 0x20 && out[i] < 0x7f, "byte %zu is 0x%02x", i, (unsigned char)out[i]);
 }
 
+/* The string form quotes the whole string, as log_quote() with its length
+ * (config.c, etcd.c and etcd_sync.c each had that wrapper as quote()). */
+Test(log, quote_str_is_quote_of_the_whole_string)
+{
+    static const char *const in[] = {"", "plain", "a\"b\\c\n", "\x01\x7f\xff",
+                                     "http://127.0.0.1:2379"};
+    char a[LOG_QUOTE_MAX], b[LOG_QUOTE_MAX], small[8], small2[8];
+
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        cr_expect_eq(log_quote_str(in[i], a, sizeof(a)), a);
+        cr_expect_str_eq(a, log_quote(in[i], strlen(in[i]), b, sizeof(b)), "%s", in[i]);
+    }
+    cr_expect_str_eq(log_quote_str("abcdefghijkl", small, sizeof(small)),
+                     log_quote("abcdefghijkl", 12, small2, sizeof(small2)));
+}
+
 Test(log, memprintf_formats)
 {
     char *s = NULL;

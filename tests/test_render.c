@@ -382,7 +382,7 @@ Test(render, frontends_never_share_a_backend_name)
     cr_expect_eq(nb, 8, "6 services and 2 spares");
     cr_expect_eq(nf, 7, "6 listen addresses and the HTTP frontend");
     for (size_t i = 0; i < nf; i++) {
-        cr_expect(render_frontend_name_valid(fe[i]), "%s", fe[i]);
+        cr_expect(names_frontend_valid(fe[i]), "%s", fe[i]);
         cr_expect_not(endpoint_service_name_valid(fe[i]), "%s could be a service's name", fe[i]);
         for (size_t k = 0; k < nb; k++)
             cr_expect_str_neq(fe[i], be[k], "frontend and backend %s", be[k]);
@@ -394,25 +394,4 @@ Test(render, frontends_never_share_a_backend_name)
     free(out);
     for (size_t i = 0; i < 6; i++)
         slots_free(&t[i]);
-}
-
-Test(render, frontend_names)
-{
-    char fe[RENDER_FRONTEND_NAME_SIZE];
-    char longest[SERVICE_NAME_MAX + 1];
-
-    render_frontend_name("api", fe);
-    cr_expect_str_eq(fe, "fe:api");
-    memset(longest, 'a', SERVICE_NAME_MAX);
-    longest[SERVICE_NAME_MAX] = '\0';
-    render_frontend_name(longest, fe);
-    cr_expect_eq(strlen(fe), 3 + SERVICE_NAME_MAX, "never cut short");
-    cr_expect(render_frontend_name_valid(fe));
-    cr_expect(render_frontend_name_valid("slotsync:http"));
-    cr_expect(render_frontend_name_valid("fe:a.b_c-D"));
-    cr_expect_not(render_frontend_name_valid("fe:"));
-    cr_expect_not(render_frontend_name_valid("fe:a b"));
-    cr_expect_not(render_frontend_name_valid("fe:spare:1"));
-    cr_expect_not(render_frontend_name_valid("api"));
-    cr_expect_not(render_frontend_name_valid("slotsync_http"));
 }

@@ -39,7 +39,7 @@
 
 #include <jansson.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/metrics.h>
 
 struct ev_loop;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <slotsync/announce_value.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/tls.h>
 
@@ -29,8 +30,6 @@
 #define ANNOUNCE_ETCD_MAX 16 /* --etcd endpoints */
 #define ANNOUNCE_CHECK_URL_MAX 1024
 #define ANNOUNCE_DRAIN_MAX 3600.0 /* --drain-seconds */
-
-enum announce_format { ANNOUNCE_FORMAT_JSON = 0, ANNOUNCE_FORMAT_PLAIN };
 
 enum announce_check { ANNOUNCE_CHECK_NONE = 0, ANNOUNCE_CHECK_TCP, ANNOUNCE_CHECK_HTTP };
 

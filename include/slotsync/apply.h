@@ -22,7 +22,7 @@
 
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/dynback.h>
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>

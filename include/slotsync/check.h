@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 
 /* Warn when haproxy.base_config does not exist, or the directory of
  * haproxy.services_file (or of haproxy.hosts_map, with an HTTP frontend)

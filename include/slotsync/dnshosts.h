@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 
 #define DNSHOSTS_MARKER "# Rendered by slotsync: <service>.<domain> -> HAProxy's address."
 #define DNSHOSTS_RETRY_MIN_S 1.0

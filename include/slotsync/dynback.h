@@ -19,16 +19,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/backend.h>
-#include <slotsync/config.h>
+#include <slotsync/names.h>
 
-/* The named defaults section the services file ends with: what "add
- * backend ... from" names. ':' is in no service name (endpoint.h), so it
- * cannot collide with a backend slotsync renders or creates. */
-#define DYNBACK_DEFAULTS "slotsync:dynamic"
-/* The named defaults section of haproxy.base_config the one above inherits
- * from (haproxy/haproxy.cfg declares it). Without it, no run-time backend. */
-#define DYNBACK_BASE_DEFAULTS "slotsync:base"
+struct backend;
+struct config;
+
 /* The first version with "add backend" (without experimental mode). */
 #define DYNBACK_MIN_MAJOR 3
 #define DYNBACK_MIN_MINOR 4
@@ -45,10 +40,6 @@ int dynback_parse_version(const char *text, size_t len, struct haproxy_version *
 
 /* Whether v has "add backend" / "del backend" (3.4 or later). */
 bool dynback_version_ok(const struct haproxy_version *v);
-
-/* Whether a config text (len bytes) declares "defaults <name>" (with or
- * without "from ..."). Section headers start a line; comments are not. */
-bool dynback_defaults_declared(const char *text, size_t len, const char *name);
 
 /* Whether cfg routes new services by Host into backends from its defaults:
  * an HTTP frontend with a domain, HTTP defaults with a dynamic algorithm

@@ -39,7 +39,7 @@ enum health_kind { HEALTH_TCP = 0, HEALTH_HTTP };
 
 /* ok: the check passed; why (borrowed, NULL when ok) says what failed. The
  * callback may call health_check_stop(). */
-typedef void (*health_result_cb)(void *arg, bool ok, const char *why);
+typedef void (*health_result_cb)(bool ok, const char *why, void *arg);
 
 /* Embedded in its owner; every field is the runner's. */
 struct health_check {

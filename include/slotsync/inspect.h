@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 
 struct inspect_opts {
     const char *service; /* NULL: every backend */

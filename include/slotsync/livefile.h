@@ -26,7 +26,7 @@
 
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/log.h>
 
 /* At most one render per this many seconds; a change is on disk within

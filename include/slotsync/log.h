@@ -129,6 +129,10 @@ bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
  * Returns out, so it can be used inline in log_msg arguments. */
 char *log_quote(const char *text, size_t len, char *out, size_t outsz);
 
+/* log_quote() of a NUL-terminated string s (borrowed): the whole string.
+ * Returns out. */
+char *log_quote_str(const char *s, char *out, size_t outsz);
+
 /* The length of text[0..len) without the line ends ('\n', '\r') it ends
  * with: a library's message ("...\n") logged as one line, its newline not
  * quoted as a literal "\n" (issue 19). */

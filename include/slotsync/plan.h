@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/render.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
 #include <slotsync/view.h>

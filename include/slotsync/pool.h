@@ -21,7 +21,7 @@
 #include <ev.h>
 
 #include <slotsync/backend.h>
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>

@@ -13,26 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
+#include <slotsync/names.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/slots.h>
-
-/* A service's frontend (its listen address) and the HTTP frontend are named
- * with a ':', a byte no service name may hold (endpoint_service_name_valid()),
- * so that no frontend ever shares a name with a backend: HAProxy 3.3+ refuses
- * a frontend and a backend of the same name ("... is no longer supported as
- * of 3.3"). Spares use ':' the same way ("spare:N"). The backend keeps the
- * service's own name: HAProxy's stats page, logs and metrics name the
- * service plainly in its backend and servers (api/s1). */
-#define RENDER_FRONTEND_PREFIX "fe:"
-#define RENDER_HTTP_FRONTEND "slotsync:http"
-#define RENDER_FRONTEND_NAME_SIZE (sizeof(RENDER_FRONTEND_PREFIX) + SERVICE_NAME_MAX)
-
-/* "fe:<service>" into out (RENDER_FRONTEND_NAME_SIZE bytes). */
-void render_frontend_name(const char *service, char *out);
-
-/* Whether name is a frontend name render_services() writes: "fe:" and a
- * valid service name, or RENDER_HTTP_FRONTEND. */
-bool render_frontend_name_valid(const char *name);
 
 /* The first line of every services file slotsync renders: what marks the
  * file (and so the backends it declares) as slotsync's (tests/test_render.c
@@ -60,12 +44,6 @@ int render_services(const struct config *cfg, const struct render_backend *backe
  * and 0 without a frontend). Caller frees both. 0, -EINVAL or -ENOMEM. */
 int render_services_empty(const struct config *cfg, char **out, size_t *outlen, char **map,
                           size_t *maplen, char **errmsg);
-
-/* One Host name routed to a backend by the HTTP frontend. */
-struct host_route {
-    char host[CONFIG_HOSTNAME_MAX + 1]; /* lower case */
-    char backend[SERVICE_NAME_MAX + 1];
-};
 
 /* The routes of the HTTP frontend (cfg->http_bind set): "<service>.<domain>"
  * (to the backend's proxy: its own name or a spare's) for every backend when cfg->http_domain is

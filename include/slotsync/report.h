@@ -17,7 +17,7 @@
 
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/metrics.h>
 

@@ -8,6 +8,15 @@
 #define RUNTIME_MAP_KEY_MAX 253 /* a "show map" key: a host name */
 #define RUNTIME_MAP_VALUE_MAX HAPROXY_NAME_MAX
 
+/* The longest line slotsync writes to HAProxy's CLI, its newline included.
+ * From 3.1 the CLI refuses a line longer than its buffer (tune.bufsize, 16384
+ * bytes by default) as a whole ("The command line is too big for the buffer
+ * size"), or resets the connection, where 2.6 and 3.0 read a line of any
+ * length. A batch is therefore cut into lines of at most this size, one
+ * connection each (the CLI runs one line per connection). A command is never
+ * cut: PLAN_CMD_MAX + 1 fits (plan.c checks it at compile time). */
+#define RUNTIME_LINE_MAX 12288
+
 /* srv_admin_state bits, named and valued as HAProxy's enum srv_admin
  * (include/haproxy/server-t.h, HAProxy 2.6). */
 #define SRV_ADMF_FMAINT 0x01 /* forced into maintenance */

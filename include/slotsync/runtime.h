@@ -7,7 +7,8 @@
  * framing does not add up (HAProxy omits the empty line after a few error
  * messages) the batch is reported as failed so the caller resyncs.
  *
- * The parsing functions are pure and exported for tests.
+ * What HAProxy's replies say (splitting, the verdict, the listings) is
+ * reply.h's: this is the transport and the master socket's sentinel.
  */
 #ifndef SLOTSYNC_RUNTIME_H
 #define SLOTSYNC_RUNTIME_H
@@ -22,15 +23,6 @@ struct runtime;
 
 /* ---- pure ---- */
 
-/* The longest line slotsync writes to HAProxy's CLI, its newline included.
- * From 3.1 the CLI refuses a line longer than its buffer (tune.bufsize, 16384
- * bytes by default) as a whole ("The command line is too big for the buffer
- * size"), or resets the connection, where 2.6 and 3.0 read a line of any
- * length. A batch is therefore cut into lines of at most this size, one
- * connection each (the CLI runs one line per connection). A command is never
- * cut: PLAN_CMD_MAX + 1 fits (runtime.c checks it at compile time). */
-#define RUNTIME_LINE_MAX 12288
-
 /* Join n commands (borrowed) into lines for the CLI: ';' between the
  * commands of a line, '\n' after its last, each line at most line_max bytes
  * with its newline unless a single command is longer (it then has a line of
@@ -39,63 +31,6 @@ struct runtime;
  * -EINVAL when n is 0 or a command is empty or holds ';', '\n' or '\r'
  * (*out untouched), -ENOMEM on allocation failure. */
 int runtime_join_lines(const char *const *cmds, size_t n, size_t line_max, char **out, size_t *len);
-
-/* Split a complete response into n replies (each without its terminating
- * empty line), in place: on success returns 0, buf has a NUL where each
- * reply ends and *replies is an array of n pointers into buf (free the array
- * with runtime_replies_free(); buf stays the caller's). A reply of
- * "show servers state" can be megabytes: it is not copied. Returns -EPROTO
- * when the text does not frame into exactly n replies, -ENOMEM on allocation
- * failure; buf is then untouched. */
-int runtime_split_replies(char *buf, size_t len, size_t n, char ***replies);
-void runtime_replies_free(char **replies, size_t n);
-
-/* Whether reply is HAProxy's success answer to cmd: reply_judge() says
- * REPLY_OK (src/reply.c holds every version's wording). */
-bool runtime_reply_ok(const char *cmd, const char *reply);
-
-/* The level of a CLI connection, from the reply to "show cli level". */
-enum runtime_level { RUNTIME_LEVEL_USER = 0, RUNTIME_LEVEL_OPERATOR, RUNTIME_LEVEL_ADMIN };
-
-/* RUNTIME_LEVEL_* for reply, or -EPROTO when it is none of them. */
-int runtime_cli_level(const char *reply);
-const char *runtime_level_name(enum runtime_level level);
-
-/* Parse "show servers state" output (format version 1). Each valid row is
- * passed to row(); rows with a field that fails validation are skipped and
- * counted in *bad_rows (optional). Returns 0, -EPROTO if the text is not
- * version 1 output, or the first non-zero value row() returned. */
-int runtime_parse_servers_state(const char *text, size_t len,
-                                int (*row)(const struct server_state *st, void *arg), void *arg,
-                                size_t *bad_rows);
-
-/* Parse "show map <file>" output: lines "<id> <key> <value>" (id 0x + hex,
- * fields separated by exactly one space, key 1..RUNTIME_MAP_KEY_MAX and value
- * 1..RUNTIME_MAP_VALUE_MAX printable non-space bytes). Lines are split on
- * '\n' only, so two lines never combine into one entry. row() gets each
- * valid entry (NUL-terminated copies, borrowed for the call); other lines
- * are skipped and counted in *bad_lines (optional). Returns 0 or the first
- * non-zero value row() returned. The caller validates what key and value may
- * hold. */
-int runtime_parse_map(const char *text, size_t len,
-                      int (*row)(const char *key, const char *value, void *arg), void *arg,
-                      size_t *bad_lines);
-
-/* The HTTP frontend's routes in a "show map <file>" reply: the entries that
- * look like a route slotsync could have written (a lower-case host name of
- * [a-z0-9._-], a valid service name), sorted by host; the text of any other
- * never goes back into a command. *out is new (caller frees; NULL when *n is
- * 0); *bad (optional) counts the lines left out. 0 or -ENOMEM. */
-struct host_route;
-int runtime_parse_routes(const char *text, size_t len, struct host_route **out, size_t *n,
-                         size_t *bad);
-
-/* Parse "show backend" output: "# name", then one proxy name per line.
- * row() gets each name that is a valid HAProxy name (at most
- * HAPROXY_NAME_MAX bytes of [A-Za-z0-9._:-]); others are counted in
- * *bad_lines. 0, -EPROTO without the header, or row()'s first non-zero. */
-int runtime_parse_backends(const char *text, size_t len, int (*row)(const char *name, void *arg),
-                           void *arg, size_t *bad_lines);
 
 /* The text for an error a runtime exchange ended with (err < 0): -E2BIG
  * means the reply exceeded the reply cap (RUNTIME_REPLY_MAX_MIB), which

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 
 struct etcd_client;
 

@@ -15,11 +15,11 @@
 #include <stddef.h>
 
 #include <slotsync/endpoint.h>
-#include <slotsync/render.h>
+#include <slotsync/names.h>
+#include <slotsync/routes-t.h>
 
-#define SPARE_MAX 1024
-#define SPARE_PREFIX "spare:"
-#define SPARE_NAME_SIZE 16 /* "spare:1023" and its NUL, with room */
+struct config;
+
 /* "web (spare:3)": a service name, the spare's and the decoration */
 #define SPARE_LABEL_SIZE (SERVICE_NAME_MAX + SPARE_NAME_SIZE + 4)
 

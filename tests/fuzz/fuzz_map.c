@@ -12,6 +12,7 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 
 #include "fuzz.h"

@@ -11,6 +11,7 @@
 
 #include <slotsync/endpoint.h>
 #include <slotsync/plan.h>
+#include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
 
