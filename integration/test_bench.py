@@ -42,3 +42,62 @@ def test_cpu_verdict_is_decided_on_the_intervals():
     assert bench_fleet.cpu_verdict(1.0, 0.5, 100.0, 10.0) == "met"       # 1.5 <= 4.5
     assert bench_fleet.cpu_verdict(10.0, 1.0, 100.0, 10.0) == "missed"   # 9 > 5.5
     assert bench_fleet.cpu_verdict(5.0, 1.0, 100.0, 10.0).startswith("not decided")
+
+
+def test_replace_section_touches_only_its_block():
+    import bench_compare as bc
+    block = bc.marked("restart", ["## 7. restart", "", "new rows"])
+    fleet = "<!-- bench-fleet: begin (x) -->\nfleet\n<!-- bench-fleet: end -->\n"
+    # not there yet: goes before the fleet section, the rest byte for byte
+    text = "# head\n\nhand-written\n\n" + fleet
+    out = bc.replace_section(text, "restart", block, before="<!-- bench-fleet: begin")
+    assert out == "# head\n\nhand-written\n\n" + "\n".join(block).rstrip("\n") + "\n\n" \
+        + fleet, out
+    # there: replaced in place, what is around it kept
+    again = bc.replace_section(out + "tail\n", "restart",
+                               bc.marked("restart", ["## 7. restart", "", "newer"]),
+                               before="<!-- bench-fleet: begin")
+    assert "newer" in again and "new rows" not in again, again
+    assert again.startswith("# head\n\nhand-written\n\n") and again.endswith(fleet + "tail\n")
+    assert again.count(bc.SECTION_END % "restart") == 1
+    # another section's block is not this one's
+    other = bc.replace_section(again, "churn", bc.marked("churn", ["## 3.", "", "c"]))
+    assert "newer" in other and other.count("<!-- bench churn: begin") == 1
+    # no anchor: appended
+    assert bc.replace_section("x\n", "new", ["a"]) == "x\n\na\n"
+
+
+def test_load_summary_splits_at_the_listeners_return():
+    import bench_load as bl
+    assert bl.classify_status(200) == "ok" and bl.classify_status(503) == "5xx"
+    assert bl.classify_status(404) == "other-status"
+    assert bl.parse_status(b"HTTP/1.1 503 Service Unavailable\r\n\r\n") == 503
+    assert bl.parse_status(b"") is None and bl.parse_status(b"garbage") is None
+    assert bl.classify_error(ConnectionRefusedError(), False) == "refused"
+    assert bl.classify_error(ConnectionResetError(), True) == "reset"
+    assert bl.classify_error(None, True) == "reset"
+    import socket
+    assert bl.classify_error(socket.timeout(), True) == "timeout"
+    kill = 10.0
+    records = [
+        (9.0, 9.0, 9.1, "ok"),          # before the kill
+        (9.9, 9.9, 10.2, "reset"),      # in flight at the kill
+        (10.1, -1, 10.1, "refused"),    # down
+        (10.5, -1, 10.5, "refused"),    # down
+        (11.0, 11.0, 11.2, "5xx"),      # the listener is back at 11.0
+        (11.1, 11.1, 11.3, "ok"),
+        (11.2, 11.2, 11.6, "reset"),    # the last failure after back
+        (10.99, 11.01, 11.05, "ok"),    # started while down, accepted after back
+        (11.4, -1, 11.4, "refused"),    # refused again after back: a failure after back
+        (11.5, 11.5, 11.55, "ok"),
+    ]
+    s = bl.summarize(records, kill)
+    assert s["back"] == 11.0, s
+    assert s["before"]["ok"] == 1 and s["before"]["reset"] == 1 and s["in_flight"] == 1
+    assert s["down"]["refused"] == 2 and sum(s["down"].values()) == 2, s["down"]
+    assert s["after"] == dict({k: 0 for k in bl.OUTCOMES}, ok=3, reset=1, refused=1,
+                              **{"5xx": 1}), s
+    assert abs(s["last_failure"] - 0.6) < 1e-9, s
+    # never back: everything after the kill is "down"
+    s = bl.summarize(records[:4], kill)
+    assert s["back"] is None and s["last_failure"] is None and s["down"]["refused"] == 2
