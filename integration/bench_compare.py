@@ -817,6 +817,7 @@ class Compare:
                          "--seconds", seconds, "--threads", threads, "--out", out])))
                 time.sleep(3)   # load before the kill (a timing of the bench, not a guard)
                 pids = [setup.hap.pid] + hap_pids(setup.hap)
+                t_kill = time.monotonic()
                 for pid in pids:
                     try:
                         os.kill(pid, 9)
@@ -825,7 +826,7 @@ class Compare:
                 setup.hap.stop(9)
                 # the kill is done when the listener refuses: from then on a
                 # connect that succeeds is the new HAProxy's
-                t_kill = wait_for(lambda: refused_at(host, int(port)), timeout=10,
+                t_gone = wait_for(lambda: refused_at(host, int(port)), timeout=10,
                                   interval=0.005, what="%s: the killed HAProxy's "
                                   "listener to refuse" % st)
                 for (proc, _), k in zip(gone, ("web/g0", "web/g1")):
@@ -853,7 +854,7 @@ class Compare:
                     records.extend(read_records(out))
                 if not records:
                     raise CompareFailure("%s: the load client made no request" % st)
-                res = summarize(records, t_kill)
+                res = summarize(records, t_kill, t_gone)
                 res["requests"] = len(records)
                 res["t_start"] = t_start - t_kill
                 back = res["back"]
@@ -1240,18 +1241,25 @@ def restart_lines(rs):
         "whoami backends). Every request's outcome is time-stamped (CLOCK_MONOTONIC) and "
         "classed: ok (2xx), 5xx, reset (closed or reset without a status line), refused, "
         "timeout (5 s), other status, other error. 3 s into the load HAProxy's master and "
-        "workers are killed with `kill -9` (the kill counts from when the frontend port "
-        "refuses); while it is down the 2 whoami backends are stopped and their keys "
+        "workers are killed with `kill -9`; while it is down the 2 whoami backends are stopped and their keys "
         "deleted, and 2 other endpoints of the second HAProxy are registered; %.0f s later "
         "HAProxy is started again on the same files."
         % (rs.get("procs", 0), rs.get("threads", 0), rs.get("seconds", 0),
            rs.get("down_s", 0)))
     add("")
-    add("- **back**: the first request started after the kill whose connect() succeeded "
-        "(HAProxy's listener again); **after back**: every request whose connect() "
-        "succeeded from then on, i.e. the requests HAProxy accepted again: a failure "
-        "among them is one the restart and the strategy caused, not the down time "
-        "(those are refused, in the \"while down\" column)")
+    add("- **back**: the first connect() that succeeded of a request started after the "
+        "frontend port was seen refusing (HAProxy's listener again); **after back**: "
+        "every request whose connect() succeeded from then on or that started after it, "
+        "i.e. the requests HAProxy accepted again: a failure among them is one the "
+        "restart and the strategy caused, not the down time (the refused connects while "
+        "it was down are in the \"while down\" column); **ok p50 / p99**: the duration "
+        "of the ok requests after back")
+    add("- HAProxy's base config (haproxy/haproxy.cfg) has `retries 3` and "
+        "`option redispatch`: a request sent to a stale endpoint (nobody listening "
+        "there) is retried on another server, so on loopback stale endpoints cost "
+        "retries, not failures, unless every server a request tries is stale or none "
+        "is there yet; the converged columns say how long stale or missing endpoints "
+        "were in HAProxy")
     add("- **socket answers**: the bench's first `show servers state` answered on the "
         "new runtime socket (polled every 10 ms from the start), after back; "
         "**converged**: the first poll that shows exactly etcd's 4 endpoints in rotation, "
@@ -1259,9 +1267,9 @@ def restart_lines(rs):
     add("")
     add("| strategy | requests | while down: refused (other) | after back: requests "
         "| after back: failed | of which 5xx / reset / timeout / refused / other "
-        "| last failure after back | kill -> back | back -> socket answers "
-        "| back -> converged | socket -> converged | reloads |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| last failure after back | after back: ok p50 / p99 | kill -> back "
+        "| back -> socket answers | back -> converged | socket -> converged | reloads |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for st in ("slotsync", "reload", "dns-default"):
         c = rs.get(st)
         if not c:
@@ -1275,12 +1283,14 @@ def restart_lines(rs):
         conv_b = s_(c["conv_from_back"]) if c["converged"] else \
             "**not converged** in %.0f s" % c["budget_s"]
         conv_s = s_(c["conv_from_sock"]) if c["converged"] else "-"
+        p50, p99 = c.get("after_ok_ms", (None, None))
         add("| %s | %d | %d (%d) | %d | %d | %d / %d / %d / %d / %d | %s | %s | %s | %s "
-            "| %s | %d |"
+            "| %s | %s | %d |"
             % (LABEL[st], c["requests"], down["refused"],
                sum(down.values()) - down["refused"], sum(after.values()), failed,
                after["5xx"], after["reset"], after["timeout"], after["refused"], other,
                s_(c["last_failure"]) if c["last_failure"] is not None else "none",
+               "%s / %s" % (f_ms(p50), f_ms(p99)),
                s_(c["back_s"]), s_(c["sock_s"]), conv_b, conv_s, c["reloads"]))
     add("")
     add("Before the kill the requests were: %s; in flight at the kill (started before, "

@@ -106,12 +106,13 @@ def read_records(path):
     return [(t0, tc, te, OUTCOMES[o]) for t0, tc, te, o in RECORD.iter_unpack(data)]
 
 
-def summarize(records, t_kill):
+def summarize(records, t_kill, t_gone=None):
     """Split the records of a load that saw HAProxy killed at t_kill:
 
     before: the requests started before the kill; after: those whose
     connect() succeeded at or after `back`, the first successful connect()
-    of a request started after the kill (None: it never came back), and
+    of a request started after t_gone (when the listener was seen gone;
+    t_kill when not given; None: it never came back), and
     those started at or after back (a refused connect then is a failure
     after back); down: the others started after the kill (refused before
     the listener came back).
@@ -119,25 +120,34 @@ def summarize(records, t_kill):
     where before/down/after are {outcome: count} (every outcome present),
     in_flight counts the requests started before the kill that ended after
     it, and last_failure is the end of the last failed request of "after"
-    less back (None without one)."""
+    less back (None without one); after_ok_ms is the p50 and p99 of the
+    durations of the "after" requests that were ok (None, None without)."""
     def zero():
         return {k: 0 for k in OUTCOMES}
-    back = min((tc for t0, tc, te, o in records if t0 >= t_kill and tc >= 0), default=None)
+    gone = t_kill if t_gone is None else t_gone
+    back = min((tc for t0, tc, te, o in records if t0 >= gone and tc >= 0), default=None)
     out = {"back": back, "before": zero(), "down": zero(), "after": zero(),
-           "in_flight": 0, "last_failure": None}
+           "in_flight": 0, "last_failure": None, "after_ok_ms": (None, None)}
     last = None
+    ok_ms = []
     for t0, tc, te, o in records:
         if t0 < t_kill:
             out["before"][o] += 1
             out["in_flight"] += te >= t_kill
         elif back is not None and (tc >= back or t0 >= back):
             out["after"][o] += 1
-            if o != "ok" and (last is None or te > last):
+            if o == "ok":
+                ok_ms.append((te - t0) * 1e3)
+            elif last is None or te > last:
                 last = te
         else:
             out["down"][o] += 1
     if last is not None:
         out["last_failure"] = last - back
+    if ok_ms:
+        ok_ms.sort()
+        out["after_ok_ms"] = tuple(ok_ms[max(0, -(-len(ok_ms) * q // 100) - 1)]
+                                   for q in (50, 99))
     return out
 
 

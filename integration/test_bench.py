@@ -98,6 +98,13 @@ def test_load_summary_splits_at_the_listeners_return():
     assert s["after"] == dict({k: 0 for k in bl.OUTCOMES}, ok=3, reset=1, refused=1,
                               **{"5xx": 1}), s
     assert abs(s["last_failure"] - 0.6) < 1e-9, s
+    # the ok ones after back took 200, 60 and 50 ms: nearest rank p50 60, p99 200
+    p50, p99 = s["after_ok_ms"]
+    assert abs(p50 - 60) < 1e-6 and abs(p99 - 200) < 1e-6, s["after_ok_ms"]
+    # the listener seen gone only at 10.2: a connect at 10.1 (to the dying
+    # listener) is not its return; it is in "down"
+    s = bl.summarize(records + [(10.1, 10.1, 10.15, "reset")], kill, 10.2)
+    assert s["back"] == 11.0 and s["down"]["reset"] == 1, s
     # never back: everything after the kill is "down"
     s = bl.summarize(records[:4], kill)
     assert s["back"] is None and s["last_failure"] is None and s["down"]["refused"] == 2
