@@ -1350,6 +1350,8 @@ def report_lines(r, alone):
         L.extend(marked("restart", restart_lines(r["restart"])))
 
     # headline ratios
+    cu = r["churn"]
+    ref = cu["reference"]
     head = []
     for st in ("reload", "dns-tight", "dns-default"):
         head.append("event -> applied p50: %s is %s slotsync's (%s vs %s)"

@@ -108,3 +108,42 @@ def test_load_summary_splits_at_the_listeners_return():
     # never back: everything after the kill is "down"
     s = bl.summarize(records[:4], kill)
     assert s["back"] is None and s["last_failure"] is None and s["down"]["refused"] == 2
+
+
+def synthetic_compare():
+    """A Compare.run() result with every side-by-side section, made up."""
+    import bench_compare as bc
+    import bench_load as bl
+    sts = list(bc.STRATEGIES)
+    ch = {st: {"n": 10, "p50": 1e-3 * (i + 1), "p99": 2e-3, "max": 3e-3, "reloads": i}
+          for i, st in enumerate(sts)}
+    cu = {"seconds": 5, "rate": 10}
+    for st in ["reference"] + sts:
+        cu[st] = {"changes": 50, "failed": 1, "non2xx": 0, "sock_err": 1, "requests": 1000,
+                  "rps": 200.0, "p99_ms": 5.0, "reloads": 0, "hap_procs": 2,
+                  "ctrl_cpu": 0.1, "hap_cpu": 0.2}
+    zero = {k: 0 for k in bl.OUTCOMES}
+    rs = {"seconds": 20, "down_s": 3, "procs": 2, "threads": 4}
+    for st in ("slotsync", "reload", "dns-default"):
+        rs[st] = {"requests": 100, "before": dict(zero, ok=10), "down": dict(zero, refused=5),
+                  "after": dict(zero, ok=80, **{"5xx": 5}), "in_flight": 1,
+                  "last_failure": 0.01, "after_ok_ms": (2.0, 8.0), "back_s": 3.2,
+                  "sock_s": 0.01, "conv_from_back": 0.02, "conv_from_sock": 0.01,
+                  "converged": True, "budget_s": 60, "reloads": 0}
+    return {"strategies": sts,
+            "floor": {"n": 10, "watch_p50": 2e-3, "watch_p99": 3e-3, "rtt_p50": 1e-4,
+                      "rtt_p99": 2e-4},
+            "changes": ch, "churn": cu, "new": {"n": 100}, "scale": [], "restart": rs}
+
+
+def test_whole_report_renders_every_section_in_its_markers():
+    # a whole make bench ends by rendering this; it raised NameError (the
+    # churn figures of the headline were no longer in scope) before
+    import bench_compare as bc
+    lines, head, misses = bc.report_lines(synthetic_compare(), {})
+    text = "\n".join(lines)
+    for name in ("churn", "new", "scale", "restart"):
+        assert text.count(bc.SECTION_BEGIN % (name, name)) == 1, name
+        assert text.count(bc.SECTION_END % name) == 1, name
+    assert any(h.startswith("under churn: 1 failed requests with slotsync") for h in head), head
+    assert "| slotsync (runtime API) | 100 | 5 (0) | 85 | 5 | 5 / 0 / 0 / 0 / 0 |" in text
