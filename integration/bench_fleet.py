@@ -219,6 +219,23 @@ def idle_samples(pids, seconds, sample_s=2.0):
     return rates, (c - c0) / (t - t0)
 
 
+def put_retrying(url, key, value, attempts=3, timeout=30):
+    """etcd_put; when etcd answers an error even after the harness's own
+    retries (a put that timed out in raft on an overloaded machine), again
+    after 2 s, then 4 s. Putting the same value again is harmless here (the
+    hosts see the same port once more). Returns the retries it took; raises
+    the last error after attempts."""
+    for k in range(attempts):
+        try:
+            etcd_put(url, key, value, timeout=timeout)
+            return k
+        except harness.EtcdError:
+            if k + 1 == attempts:
+                raise
+            time.sleep(2 * 2 ** k)
+    return attempts
+
+
 class Ctl:
     """A connection to fleet_stub.py's control socket."""
 
@@ -431,6 +448,7 @@ class Phase:
         c0, pc0, t0 = cpu_s(members), cpu_s(ppids), time.monotonic()
         hc0, sc0 = cpu_s(hpids), cpu_s([stub.pid])
         window = []     # (members' CPU s, seconds) of each change
+        puts_retried = 0
         ck, tk = c0, t0
         done = 0
         late = {}
@@ -455,7 +473,9 @@ class Phase:
                 break
             port = 20000 + k
             ts = time.monotonic()
-            etcd_put(urls[k % 3], PREFIX + "web/a", "127.0.0.1:%d" % port, timeout=30)
+            retried = put_retrying(urls[k % 3], PREFIX + "web/a", "127.0.0.1:%d" % port)
+            if retried:
+                puts_retried += 1
             seen = ctl.ask("wait %d %g" % (port, args.change_wait),
                            timeout=args.change_wait + 30)[:hosts]
             lat = sorted(t - ts for t in seen if t is not None)
@@ -478,6 +498,9 @@ class Phase:
         m2, tm2 = etcd_counters(urls), time.monotonic()
         self.r["changes"] = done
         self.r["changes_s"] = dt
+        if puts_retried:
+            self.note("%d puts were retried after etcd answered an error (its delay counts "
+                      "from the first attempt)" % puts_retried)
         if done:
             self.r["cpu_ms_per_change"] = cpu / done * 1000
             self.r["hosts_cpu_ms_per_change"] = (cpu_s(hpids) - hc0) / done * 1000
@@ -603,6 +626,25 @@ def cpu_verdict(a, ha, b, hb):
     return "not decided (the confidence intervals straddle the 5% line)"
 
 
+def merge_results(runs):
+    """The phases of runs in order, a later run's (way, N) replacing an
+    earlier one's in place; returns (results, [(way, n, run replaced, run
+    kept, the replaced row)])."""
+    results, where, replaced = [], {}, []
+    for i, run in enumerate(runs):
+        for r in run["results"]:
+            key = (r["way"], r["n"])
+            if key in where:
+                j, first = where[key]
+                replaced.append((key[0], key[1], first, i, results[j]))
+                results[j] = r
+                where[key] = (j, i)
+            else:
+                where[key] = (len(results), i)
+                results.append(r)
+    return results, replaced
+
+
 def run_command(a):
     return ("python3 integration/bench_fleet.py --bin bin/slotsync --sizes %s --ways %s "
             "--changes %d --real %d --idle %g --phase-cap %d"
@@ -613,7 +655,7 @@ def report(runs):
     """The fleet section of docs/PERFORMANCE.md from one or more runs: each
     {"args": vars(args), "started", "load0", "load1", "elapsed", "results"}."""
     args = argparse.Namespace(**runs[0]["args"])
-    results = [r for run in runs for r in run["results"]]
+    results, replaced = merge_results(runs)
     out = []
     add = out.append
     add(BEGIN)
@@ -636,6 +678,10 @@ def report(runs):
         add("- `%s`: %s UTC, %.0f s; load average (1, 5, 15 min) before: %s, after: %s"
             % (run_command(run["args"]), run["started"], run["elapsed"], run["load0"],
                run["load1"]))
+    for way, n, first, then, old in replaced:
+        add("- %s N=%d: the row of run %d (%d changes; its notes: %s) is replaced by "
+            "run %d's" % (way, n, first + 1, old.get("changes", 0),
+                          "; ".join(old["notes"]) or "none", then + 1))
     add("- machine: %d CPUs, %.0f GiB RAM, shared with other work (other sessions' builds, "
         "tests and benchmarks ran meanwhile: the CPU figures are noisy, the message and "
         "byte counts are not)"

@@ -147,3 +147,16 @@ def test_whole_report_renders_every_section_in_its_markers():
         assert text.count(bc.SECTION_END % name) == 1, name
     assert any(h.startswith("under churn: 1 failed requests with slotsync") for h in head), head
     assert "| slotsync (runtime API) | 100 | 5 (0) | 85 | 5 | 5 / 0 / 0 / 0 / 0 |" in text
+
+
+def test_fleet_runs_merge_a_later_phase_over_an_earlier_one():
+    def run(*rows):
+        return {"results": [{"way": w, "n": n, "changes": c, "notes": []} for w, n, c in rows]}
+    runs = [run(("json", 50, 100), ("proxy", 50, 100)),
+            run(("json", 1000, 0), ("proxy", 1000, 97)),
+            run(("json", 1000, 100))]
+    results, replaced = bench_fleet.merge_results(runs)
+    assert [(r["way"], r["n"], r["changes"]) for r in results] == [
+        ("json", 50, 100), ("proxy", 50, 100), ("json", 1000, 100), ("proxy", 1000, 97)]
+    assert [x[:4] for x in replaced] == [("json", 1000, 1, 2)], replaced
+    assert replaced[0][4]["changes"] == 0
