@@ -618,7 +618,14 @@ def fmt_count(v):
 
 
 def cpu_verdict(a, ha, b, hb):
-    """met / missed / not decided: a (+- ha) against b (+- hb) / 20."""
+    """met / missed / not decided: a (+- ha) against b (+- hb) / 20. An
+    interval wholly below zero is no cost measured but a baseline that
+    moved (the members' idle work is time-driven and gets skipped when the
+    machine is overloaded during the changes): not decided either."""
+    if a + ha < 0 or b + hb < 0:
+        return ("not decided (a net figure below zero: the members' idle rate during "
+                "the changes was lower than in the idle windows, by more than the "
+                "change cost; this measure does not resolve it here)")
     if a + ha <= (b - hb) / 20:
         return "met"
     if a - ha > (b + hb) / 20:

@@ -42,6 +42,9 @@ def test_cpu_verdict_is_decided_on_the_intervals():
     assert bench_fleet.cpu_verdict(1.0, 0.5, 100.0, 10.0) == "met"       # 1.5 <= 4.5
     assert bench_fleet.cpu_verdict(10.0, 1.0, 100.0, 10.0) == "missed"   # 9 > 5.5
     assert bench_fleet.cpu_verdict(5.0, 1.0, 100.0, 10.0).startswith("not decided")
+    # below zero is a baseline that moved, not a cost of zero
+    assert bench_fleet.cpu_verdict(-10.6, 7.2, 100.0, 10.0).startswith("not decided")
+    assert bench_fleet.cpu_verdict(-1.0, 2.0, 100.0, 10.0) == "met"   # 0 is inside
 
 
 def test_replace_section_touches_only_its_block():
