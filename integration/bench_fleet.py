@@ -721,7 +721,11 @@ def report(runs):
         "95%% confidence half-width combines the spread of the per-change figures and the "
         "standard error of the idle rate. What it leaves out is what the hosts cost etcd "
         "whether or not anything changes (their liveness checks, the members' own "
-        "heartbeats): that is the idle column"
+        "heartbeats): that is the idle column. It assumes the members' idle work goes "
+        "on at the same rate during the changes; when the hosts' wake-ups overload the "
+        "machine it need not (etcd's timers skip ticks when it is starved of CPU), which "
+        "can push a small figure below zero: the verdict then says the measure did not "
+        "resolve it"
         % (max(2, int(round(args.idle / 2))), args.idle / max(2, int(round(args.idle / 2))),
            max(2, int(round(args.idle / 2)))))
     add("- **etcd CPU / change, idle included**: the figure earlier runs published (the "
