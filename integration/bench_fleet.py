@@ -652,6 +652,24 @@ def merge_results(runs):
     return results, replaced
 
 
+def other_msgs_rates(r):
+    """(during the changes, idle) rates per second of the members' gRPC
+    messages other than Watch replies and the replies to the bench's puts,
+    from a phase's figures; (None, None)
+    without them. When the first is well below the second the hosts' own
+    periodic traffic slowed down during the changes (starved of CPU), and
+    the idle rate overstates the background the net CPU figure takes off."""
+    need = ("msgs_raw_per_change", "watch_msgs_raw_per_change", "msgs_idle_per_host_s",
+            "watch_msgs_idle_per_host_s", "changes_s", "changes", "hosts")
+    if any(r.get(k) is None for k in need) or not r["changes"] or not r["changes_s"]:
+        return None, None
+    # less the reply to the bench's own put, one a change
+    during = ((r["msgs_raw_per_change"] - r["watch_msgs_raw_per_change"] - 1) * r["changes"]
+              / r["changes_s"])
+    idle = (r["msgs_idle_per_host_s"] - r["watch_msgs_idle_per_host_s"]) * r["hosts"]
+    return during, idle
+
+
 def run_command(a):
     return ("python3 integration/bench_fleet.py --bin bin/slotsync --sizes %s --ways %s "
             "--changes %d --real %d --idle %g --phase-cap %d"
@@ -875,6 +893,11 @@ def report(runs):
                             fmt_count(r["msgs_raw_per_change"]),
                             r["watch_msgs_idle_per_host_s"],
                             fmt_count(r["bytes_idle_per_host_s"])))
+        during, idle_rate = other_msgs_rates(r)
+        if during is not None:
+            extra.append("gRPC messages other than Watch and the bench's puts (the hosts' "
+                         "time-driven traffic) %.0f/s during the changes, "
+                         "%.0f/s idle" % (during, idle_rate))
         if r.get("proxy_idle_ms_per_host_s") is not None:
             extra.append("proxies idle %.3f ms per host per s" % r["proxy_idle_ms_per_host_s"])
         if r.get("state_mismatch"):

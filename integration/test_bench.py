@@ -163,3 +163,13 @@ def test_fleet_runs_merge_a_later_phase_over_an_earlier_one():
         ("json", 50, 100), ("proxy", 50, 100), ("json", 1000, 100), ("proxy", 1000, 97)]
     assert [x[:4] for x in replaced] == [("json", 1000, 1, 2)], replaced
     assert replaced[0][4]["changes"] == 0
+
+
+def test_other_messages_rates_during_the_changes_and_idle():
+    r = {"msgs_raw_per_change": 2220, "watch_msgs_raw_per_change": 1190,
+         "msgs_idle_per_host_s": 1.0, "watch_msgs_idle_per_host_s": 0.0,
+         "changes_s": 209.0, "changes": 100, "hosts": 1000}
+    during, idle = bench_fleet.other_msgs_rates(r)
+    # 2220 - 1190 Watch - 1 put reply, a change
+    assert abs(during - 1029 * 100 / 209.0) < 1e-9 and idle == 1000, (during, idle)
+    assert bench_fleet.other_msgs_rates({"changes": 0}) == (None, None)
