@@ -36,7 +36,12 @@ runs some sections (latency, bulk, startup: a. to c.; floor, changes, churn,
 new, scale, restart: the side by side; --section NAME picks one, repeatable) and
 prints a partial report of them, e.g.
 `--only scale --strategies slotsync --sizes 1x100,100x100,1000x10,100x1000`
-for slotsync's memory and start times alone.
+for slotsync's memory and start times alone. With --write PATH such a
+partial run replaces only its sections' blocks in PATH (between
+`<!-- bench NAME: begin ... -->` and `<!-- bench NAME: end -->`; a block not
+there yet goes before the fleet section), each saying which run it comes
+from, and keeps the rest of the file as it is; a whole run rewrites PATH,
+every such block included, and keeps bench_fleet.py's section.
 """
 
 import argparse
@@ -57,8 +62,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_compare import (DOMAIN, STRATEGIES, Compare, CompareFailure,  # noqa: E402
-                           churn_lines, new_services_lines, report_lines, restart_lines,
-                           scale_lines, target_misses)
+                           churn_lines, marked, new_services_lines, replace_section,
+                           report_lines, restart_lines, scale_lines, target_misses)
 from harness import (ETCD_BIN, HAPROXY_BIN, REPO, Env, EtcdServer,  # noqa: E402
                      HarnessError, ProcessDied, assert_loopback_only,
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd,
@@ -854,7 +859,7 @@ def report(r, m, command, when):
         "a. and b.: %s." % (fmt_ms(b["poll_ms"]), fmt_mb(r["ab_rss"])))
     add("")
 
-    lines.extend(startup_lines(c))
+    lines.extend(marked("startup", startup_lines(c)))
 
     add("## d. Reloads")
     add("")
@@ -952,6 +957,38 @@ def partial_report(r, m, command, when, only):
     if rows:
         lines.extend(scale_lines(rows)[0])
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def section_blocks(r, m, command, when):
+    """{section: marked lines} of the sections of a partial run that have a
+    report of their own (startup, churn, new, restart, scale), each saying
+    which run it comes from, for --write (a section run replaces only its
+    own block of the file)."""
+    cmp = r.get("cmp", {})
+    found = {}
+    if "c" in r:
+        found["startup"] = startup_lines(r["c"])
+    if cmp.get("churn"):
+        found["churn"] = churn_lines(cmp["churn"], [st for st in cmp["strategies"]
+                                                    if st in cmp["churn"]])
+    if cmp.get("new"):
+        found["new"] = new_services_lines(cmp["new"])
+    if cmp.get("restart"):
+        found["restart"] = restart_lines(cmp["restart"])
+    if cmp.get("scale"):
+        misses = target_misses(cmp["scale"], r)
+        found["scale"] = scale_lines(cmp["scale"])[0] + [
+            "Targets this section decides, missed: %s" % ("; ".join(misses) or "none"), ""]
+    out = {}
+    for name, lines in found.items():
+        where = ("From a run of this section alone, not of the whole `make bench`: `%s`; "
+                 "%s, tree %s, %s; %.0f s; load average (1, 5, 15 min) before it: %s, "
+                 "after it: %s (the machine is shared: other work ran meanwhile)."
+                 % (command, when, m["commit"], m["slotsync"], r.get("total_s", 0),
+                    r.get("load_before", "?"), m["load"]))
+        # after the section's heading and its blank line
+        out[name] = marked(name, lines[:2] + [where, ""] + lines[2:])
+    return out
 
 
 def error_summary(errors):
@@ -1213,10 +1250,14 @@ def main():
         bench.run()
         bench.r["reloads"] = bench.reloads
         bench.r["quick"] = args.quick
+        m = machine(BIN_PATH)
         if only:
-            text = partial_report(bench.r, machine(BIN_PATH), command, when, only)
+            text = partial_report(bench.r, m, command, when, only)
+            blocks = section_blocks(bench.r, m, "python3 integration/bench.py " + " ".join(
+                shlex.quote(repo_relative(a)) for a in sys.argv[1:] if a != args.write
+                and not a.startswith("--write")), when)
         else:
-            text = report(bench.r, machine(BIN_PATH), command, when)
+            text = report(bench.r, m, command, when)
     except (BenchFailure, CompareFailure, HarnessError) as e:
         sys.stderr.write("bench: FAILED: %s\n" % e)
         for name in env.log_names():
@@ -1227,13 +1268,27 @@ def main():
         env.close()
     sys.stdout.write(text)
     if args.write:
-        # bench_fleet.py's section (make bench-fleet) is kept as it is
         try:
             with open(args.write) as f:
                 old = f.read()
         except FileNotFoundError:
             old = ""
         begin, end = "<!-- bench-fleet: begin", "<!-- bench-fleet: end -->"
+        if only:
+            # a section run replaces its own marked block, nothing else
+            # (a block not in the file yet goes before the fleet section)
+            new = old
+            for name, block in blocks.items():
+                new = replace_section(new, name, block, before=begin)
+            skipped = [x for x in only if x not in blocks]
+            if skipped:
+                progress("not written (no report of their own outside a whole run): %s"
+                         % ", ".join(skipped))
+            with open(args.write, "w") as f:
+                f.write(new)
+            progress("wrote %s into %s" % (", ".join(blocks) or "nothing", args.write))
+            return 0
+        # a whole run: bench_fleet.py's section (make bench-fleet) is kept as it is
         if begin in old and end in old:
             text = (text.rstrip("\n") + "\n\n"
                     + old[old.index(begin):old.index(end) + len(end)] + "\n")

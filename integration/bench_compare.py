@@ -33,12 +33,14 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_load import FAILED, read_records, summarize  # noqa: E402
 from harness import (HAPROXY_BIN, PYTHON, HarnessError, etcd_delete,  # noqa: E402
                      etcd_delete_prefix, etcd_put, free_port, haproxy_cmd, http_get, wait_for,
                      write_config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALT = os.path.join(HERE, "bench_alt.py")
+LOAD = os.path.join(HERE, "bench_load.py")
 PREFIX = "/services/"
 DOMAIN = "bench.local"
 OUT_BITS = 0x23 | 0x18
@@ -775,18 +777,23 @@ class Compare:
 
     # 7. HAProxy restarted under load
     def restart(self):
-        """kill -9 of HAProxy under wrk, endpoints changed while it is down,
-        HAProxy started again on the same files: failed requests once it
-        accepts connections, and the time until it equals etcd."""
+        """kill -9 of HAProxy under load (integration/bench_load.py, every
+        request time-stamped), endpoints changed while it is down, HAProxy
+        started again on the same files: the requests that failed once its
+        listener accepted connections again, by outcome, and the time from
+        the listener's and the runtime socket's return until HAProxy equals
+        etcd."""
         seconds = 10 if self.quick else 20
         down_s = 3
         budget = 60
+        procs, threads = 2, 4
         fast = self.fast_backends()
-        self.r["restart"] = rs = {"seconds": seconds, "down_s": down_s}
+        self.r["restart"] = rs = {"seconds": seconds, "down_s": down_s,
+                                  "procs": procs, "threads": threads}
         for st in ("slotsync", "reload", "dns-default"):
             if self.b.strategies and st not in self.b.strategies:
                 continue
-            progress("side by side 7. HAProxy restarted under wrk: %s" % st)
+            progress("side by side 7. HAProxy restarted under load: %s" % st)
             self.clear()
             gone = [self.env.start_whoami("restart-%s-w%d" % (st, i)) for i in range(2)]
             live = {"web/f0": fast[0], "web/f1": fast[1],
@@ -795,60 +802,132 @@ class Compare:
                 etcd_put(self.etcd.url, PREFIX + k, "127.0.0.1:%d" % port)
             setup = Setup(self.b, st, {"web": 16}, listen=("web",),
                           tag="restart-" + st).start()
+            loads = []
             try:
                 sock = setup.hap.admin_sock
                 want = set(live.values())
                 wait_for(lambda: ready_ports(sock, "web") == want, timeout=30,
                          what="%s: the endpoints before the restart" % st)
-                result = {}
-                t = threading.Thread(target=lambda: result.update(
-                    self.wrk("http://%s/" % setup.listen["web"], seconds)))
-                t.start()
+                host, port = setup.listen["web"].rsplit(":", 1)
+                for i in range(procs):
+                    out = self.env.path("restart-%s-load%d.bin" % (st, i))
+                    loads.append((out, self.env.spawn(
+                        "restart-%s-load%d" % (st, i),
+                        [PYTHON, LOAD, "--host", host, "--port", port,
+                         "--seconds", seconds, "--threads", threads, "--out", out])))
                 time.sleep(3)   # load before the kill (a timing of the bench, not a guard)
-                for pid in hap_pids(setup.hap):
+                pids = [setup.hap.pid] + hap_pids(setup.hap)
+                t_kill = time.monotonic()
+                for pid in pids:
                     try:
                         os.kill(pid, 9)
                     except ProcessLookupError:
                         pass
                 setup.hap.stop(9)
-                for (proc, port), k in zip(gone, ("web/g0", "web/g1")):
+                # the kill is done when the listener refuses: from then on a
+                # connect that succeeds is the new HAProxy's
+                t_gone = wait_for(lambda: refused_at(host, int(port)), timeout=10,
+                                  interval=0.005, what="%s: the killed HAProxy's "
+                                  "listener to refuse" % st)
+                for (proc, _), k in zip(gone, ("web/g0", "web/g1")):
                     self.env.stop(proc)
                     etcd_delete(self.etcd.url, PREFIX + k)
                     del live[k]
-                for k, port in (("web/f2", fast[2]), ("web/f3", fast[3])):
-                    etcd_put(self.etcd.url, PREFIX + k, "127.0.0.1:%d" % port)
-                    live[k] = port
+                for k, p in (("web/f2", fast[2]), ("web/f3", fast[3])):
+                    etcd_put(self.etcd.url, PREFIX + k, "127.0.0.1:%d" % p)
+                    live[k] = p
                 time.sleep(down_s)
                 want = set(live.values())
+                watch = SocketWatch(sock, "web", want, budget).start()
+                t_start = time.monotonic()
                 setup.hap.start(timeout=30)
-                t_up = time.monotonic()
-                conv = None
-                while time.monotonic() - t_up < budget:
-                    try:
-                        if ready_ports(sock, "web") == want:
-                            conv = time.monotonic() - t_up
-                            break
-                    except (OSError, HarnessError):
-                        pass
-                    time.sleep(0.05)
-                t.join(seconds + 90)
-                res = dict(result)
-                res.pop("raw", None)
-                if not res.get("requests"):
-                    raise CompareFailure("%s: wrk made no request" % st)
-                # connect errors: HAProxy was down (the same for every strategy)
-                res["failed"] = res["non2xx"] + res["sock_err"] - res["connect_err"]
-                res["sock_err"] -= res["connect_err"]
-                res["converge_s"], res["budget_s"] = conv, budget
+                watch.join(budget + 10)
+                for out, proc in loads:
+                    wait_for(lambda: proc.poll() is not None, timeout=seconds + 30,
+                             what="%s: the load client %s to end" % (st, proc.name))
+                records = []
+                for out, proc in loads:
+                    if proc.returncode != 0 or not os.path.exists(out):
+                        raise CompareFailure("%s: %s exited %s: %s"
+                                             % (st, proc.name, proc.returncode,
+                                                self.env.log_tail(proc.name, 3)))
+                    records.extend(read_records(out))
+                if not records:
+                    raise CompareFailure("%s: the load client made no request" % st)
+                res = summarize(records, t_kill, t_gone)
+                res["requests"] = len(records)
+                res["t_start"] = t_start - t_kill
+                back = res["back"]
+                res["back_s"] = back - t_kill if back is not None else None
+                res["sock_s"] = watch.t_sock - back if watch.t_sock and back else None
+                res["conv_from_back"] = (watch.t_conv - back
+                                         if watch.t_conv and back else None)
+                res["conv_from_sock"] = (watch.t_conv - watch.t_sock
+                                         if watch.t_conv and watch.t_sock else None)
+                res["converged"] = watch.t_conv is not None
+                res["budget_s"] = budget
                 res["reloads"] = setup.reloads()
                 rs[st] = res
-                if conv is None:
+                if watch.t_conv is None:
                     self.failures.append("%s: HAProxy restarted did not equal etcd in %d s"
                                          % (st, budget))
             finally:
-                setup.stop()
-                for proc, port in gone:
+                for _, proc in loads:
                     self.env.stop(proc)
+                setup.stop()
+                for proc, _ in gone:
+                    self.env.stop(proc)
+
+
+def refused_at(host, port):
+    """time.monotonic() when a connect to host:port was refused, or None
+    (it was accepted: the listener is still there)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(1)
+    try:
+        s.connect((host, port))
+    except ConnectionRefusedError:
+        return time.monotonic()
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None
+
+
+class SocketWatch:
+    """Polls HAProxy's runtime socket from a thread (every 10 ms, for budget
+    seconds at most): t_sock is when it first answered `show servers state`,
+    t_conv when backend's slots in rotation first were exactly want (both
+    time.monotonic(), None when not seen)."""
+
+    def __init__(self, sock, backend, want, budget):
+        self.sock, self.backend, self.want, self.budget = sock, backend, want, budget
+        self.t_sock = self.t_conv = None
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def join(self, timeout):
+        self._t.join(timeout)
+
+    def _run(self):
+        end = time.monotonic() + self.budget
+        while time.monotonic() < end:
+            try:
+                ports = ready_ports(self.sock, self.backend, timeout=1)
+            except (OSError, HarnessError):
+                time.sleep(0.01)
+                continue
+            now = time.monotonic()
+            if self.t_sock is None:
+                self.t_sock = now
+            if ports == self.want:
+                self.t_conv = now
+                return
+            time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------
@@ -1112,34 +1191,115 @@ def churn_lines(cu, strategies):
     return L
 
 
+# A section of docs/PERFORMANCE.md between these markers can be written by
+# a run of that section alone (bench.py --section NAME --write PATH) without
+# touching the rest of the file; a whole run writes every marker itself.
+SECTION_BEGIN = "<!-- bench %s: begin (integration/bench.py --section %s writes this) -->"
+SECTION_END = "<!-- bench %s: end -->"
+
+
+def marked(name, lines):
+    """lines between the markers of section name."""
+    return [SECTION_BEGIN % (name, name), ""] + list(lines) + [SECTION_END % name, ""]
+
+
+def replace_section(text, name, block, before=None):
+    """text with section name's marked block replaced by block (lines from
+    marked()); without that block in text, block is inserted before the
+    first line that starts with `before` (when given and present), else
+    appended. Everything outside the block is kept byte for byte."""
+    begin, end = SECTION_BEGIN % (name, name), SECTION_END % name
+    body = "\n".join(block).rstrip("\n") + "\n"
+    if begin in text and end in text[text.index(begin):]:
+        a = text.index(begin)
+        b = text.index(end, a) + len(end)
+        if text[b:b + 1] == "\n":
+            b += 1
+        return text[:a] + body + text[b:]
+    if before:
+        if text.startswith(before):
+            return body + "\n" + text
+        i = text.find("\n" + before)
+        if i >= 0:
+            return text[:i + 1] + body + "\n" + text[i + 1:]
+    if not text:
+        return body
+    return text.rstrip("\n") + "\n\n" + body
+
+
 def restart_lines(rs):
     """Markdown lines of section 7 (Compare.restart()'s results)."""
     L = []
     add = L.append
     add("## 7. HAProxy restarted under load")
     add("")
-    add("`wrk -t1 -c8 --timeout 5s` through a frontend of a 16-slot backend with 4 "
-        "endpoints (2 on a second HAProxy answering 200, 2 on whoami backends). "
-        "HAProxy's master and workers are killed with `kill -9`; while it is down "
-        "the 2 whoami backends are stopped and their keys deleted, 2 other endpoints "
-        "are registered; %.0f s later HAProxy is started again on the same files. "
-        "Failed requests are those after HAProxy accepts connections again (non-2xx, "
-        "read, write and timeout errors; wrk's connect errors while HAProxy is down "
-        "are counted apart). Converged: from the restart until `show servers state` "
-        "shows exactly etcd's 4 endpoints in rotation." % rs.get("down_s", 0))
+    add("Load: `integration/bench_load.py`, %d processes x %d threads, %d s, one request "
+        "per connection (`Connection: close`, no keep-alive: every request goes through "
+        "connect(), so a refused connect says HAProxy's listener was not there and the "
+        "first connect that succeeds after the kill dates its return), through a frontend "
+        "of a 16-slot backend with 4 endpoints (2 on a second HAProxy answering 200, 2 on "
+        "whoami backends). Every request's outcome is time-stamped (CLOCK_MONOTONIC) and "
+        "classed: ok (2xx), 5xx, reset (closed or reset without a status line), refused, "
+        "timeout (5 s), other status, other error. 3 s into the load HAProxy's master and "
+        "workers are killed with `kill -9`; while it is down the 2 whoami backends are stopped and their keys "
+        "deleted, and 2 other endpoints of the second HAProxy are registered; %.0f s later "
+        "HAProxy is started again on the same files."
+        % (rs.get("procs", 0), rs.get("threads", 0), rs.get("seconds", 0),
+           rs.get("down_s", 0)))
     add("")
-    add("| strategy | failed requests after the restart | connect errors (HAProxy down) "
-        "| requests | restart -> converged | reloads |")
-    add("|---|---:|---:|---:|---:|---:|")
+    add("- **back**: the first connect() that succeeded of a request started after the "
+        "frontend port was seen refusing (HAProxy's listener again); **after back**: "
+        "every request whose connect() succeeded from then on or that started after it, "
+        "i.e. the requests HAProxy accepted again: a failure among them is one the "
+        "restart and the strategy caused, not the down time (the refused connects while "
+        "it was down are in the \"while down\" column); **ok p50 / p99**: the duration "
+        "of the ok requests after back")
+    add("- HAProxy's base config (haproxy/haproxy.cfg) has `retries 3` and "
+        "`option redispatch`: a request sent to a stale endpoint (nobody listening "
+        "there) is retried on another server, so on loopback stale endpoints cost "
+        "retries, not failures, unless every server a request tries is stale or none "
+        "is there yet; the converged columns say how long stale or missing endpoints "
+        "were in HAProxy")
+    add("- **socket answers**: the bench's first `show servers state` answered on the "
+        "new runtime socket (polled every 10 ms from the start), after back; "
+        "**converged**: the first poll that shows exactly etcd's 4 endpoints in rotation, "
+        "timed from back and from the runtime socket's first answer")
+    add("")
+    add("| strategy | requests | while down: refused (other) | after back: requests "
+        "| after back: failed | of which 5xx / reset / timeout / refused / other "
+        "| last failure after back | after back: ok p50 / p99 | kill -> back "
+        "| back -> socket answers | back -> converged | socket -> converged | reloads |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for st in ("slotsync", "reload", "dns-default"):
         c = rs.get(st)
         if not c:
             continue
-        conv = ("%.2f s" % c["converge_s"]) if c.get("converge_s") is not None else \
+        after, down = c["after"], c["down"]
+        failed = sum(after[k] for k in FAILED)
+        other = after["other-status"] + after["error"]
+
+        def s_(v):
+            return "%.3f s" % v if v is not None else "-"
+        conv_b = s_(c["conv_from_back"]) if c["converged"] else \
             "**not converged** in %.0f s" % c["budget_s"]
-        add("| %s | %d (%d non-2xx + %d socket) | %d | %d | %s | %d |"
-            % (LABEL[st], c["failed"], c["non2xx"], c["sock_err"], c["connect_err"],
-               c["requests"], conv, c["reloads"]))
+        conv_s = s_(c["conv_from_sock"]) if c["converged"] else "-"
+        p50, p99 = c.get("after_ok_ms", (None, None))
+        add("| %s | %d | %d (%d) | %d | %d | %d / %d / %d / %d / %d | %s | %s | %s | %s "
+            "| %s | %s | %d |"
+            % (LABEL[st], c["requests"], down["refused"],
+               sum(down.values()) - down["refused"], sum(after.values()), failed,
+               after["5xx"], after["reset"], after["timeout"], after["refused"], other,
+               s_(c["last_failure"]) if c["last_failure"] is not None else "none",
+               "%s / %s" % (f_ms(p50), f_ms(p99)),
+               s_(c["back_s"]), s_(c["sock_s"]), conv_b, conv_s, c["reloads"]))
+    add("")
+    add("Before the kill the requests were: %s; in flight at the kill (started before, "
+        "ended after): %s."
+        % ("; ".join("%s %s" % (LABEL[st], ", ".join(
+            "%d %s" % (n, k) for k, n in rs[st]["before"].items() if n))
+            for st in ("slotsync", "reload", "dns-default") if rs.get(st)),
+           ", ".join("%s %d" % (LABEL[st], rs[st]["in_flight"])
+                     for st in ("slotsync", "reload", "dns-default") if rs.get(st))))
     add("")
     return L
 
@@ -1182,14 +1342,16 @@ def report_lines(r, alone):
             % (LABEL[st], c["n"], f_ms(c["p50"]), f_ms(c["p99"]), f_ms(c["max"]),
                ratio(c["p50"], floor), ratio(c["p50"], s_p50), c["reloads"]))
     add("")
-    L.extend(churn_lines(r["churn"], r["strategies"]))
-    L.extend(new_services_lines(r["new"]))
+    L.extend(marked("churn", churn_lines(r["churn"], r["strategies"])))
+    L.extend(marked("new", new_services_lines(r["new"])))
     scale, per_ep, base = scale_lines(r["scale"])
-    L.extend(scale)
+    L.extend(marked("scale", scale))
     if r.get("restart"):
-        L.extend(restart_lines(r["restart"]))
+        L.extend(marked("restart", restart_lines(r["restart"])))
 
     # headline ratios
+    cu = r["churn"]
+    ref = cu["reference"]
     head = []
     for st in ("reload", "dns-tight", "dns-default"):
         head.append("event -> applied p50: %s is %s slotsync's (%s vs %s)"
