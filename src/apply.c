@@ -51,8 +51,8 @@
  * the spare it is bound to), borrowed, or NULL. */
 static struct backend *apply_backend(struct apply *a, const char *name)
 {
-    size_t n = 0;
-    struct backend **v = a->ops->backends(a->arg, &n), *b;
+    size_t n = a->tab->n;
+    struct backend **v = a->tab->v, *b;
     long i = spare_index(name);
 
     if (i >= 0) {
@@ -277,8 +277,8 @@ static int read_proxies(struct apply *a, const char *text)
         return r;
     }
     backend_names_sort(&seen);
-    a->ops->proxies(a->arg, &seen);
-    backend_names_clear(&seen);
+    table_set_proxies(a->tab, &seen);
+    a->ops->proxies(a->arg);
     return 0;
 }
 
@@ -419,7 +419,8 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         runtime_failed(a, -EPROTO, "show backend gave an unexpected reply");
         return;
     }
-    be = a->ops->backends(a->arg, &n_be);
+    be = a->tab->v;
+    n_be = a->tab->n;
     for (size_t i = 0; i < n_be; i++) {
         be[i]->n_seen = 0;
         be[i]->seen_backend = false;
@@ -904,10 +905,7 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
 /* The routes of the backends HAProxy runs. */
 static int present_routes(struct apply *a, struct host_route **out, size_t *n_out)
 {
-    size_t n_be = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
-
-    return backend_host_routes(a->cfg, be, n_be, false, out, n_out);
+    return backend_host_routes(a->cfg, a->tab->v, a->tab->n, false, out, n_out);
 }
 
 /* Runtime map commands from the map HAProxy has to the one we want. */
@@ -949,11 +947,13 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int apply_init(struct apply *a, struct ev_loop *loop, const struct config *cfg, struct catalog *cat,
-               struct metrics *obs, const struct apply_ops *ops, void *arg, char **errmsg)
+               struct table *tab, struct metrics *obs, const struct apply_ops *ops, void *arg,
+               char **errmsg)
 {
     a->loop = loop;
     a->cfg = cfg;
     a->cat = cat;
+    a->tab = tab;
     a->obs = obs;
     a->ops = ops;
     a->arg = arg;
@@ -1023,7 +1023,8 @@ static void send_batch(struct apply *a, bool additions)
     int r;
 
     plan_reset(&a->plan);
-    be = a->ops->backends(a->arg, &n_be);
+    be = a->tab->v;
+    n_be = a->tab->n;
     for (size_t i = 0; i < n_be; i++) {
         if (!(additions ? be[i]->page_dirty : be[i]->dirty))
             continue;
@@ -1077,8 +1078,8 @@ void apply_send_additions(struct apply *a)
 
 void apply_listed_page(struct apply *a)
 {
-    size_t n_be = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
+    size_t n_be = a->tab->n;
+    struct backend **be = a->tab->v;
 
     for (size_t i = 0; i < n_be; i++) {
         const struct catalog_service *svc = catalog_find(a->cat, be[i]->conf.name);
@@ -1095,8 +1096,8 @@ void apply_listed_page(struct apply *a)
 int apply_estimate(struct apply *a, bool additions, size_t min_commands, size_t *commands,
                    size_t *servers)
 {
-    size_t n_be = 0, bound = 0, n = 0, files = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
+    size_t n_be = a->tab->n, bound = 0, n = 0, files = 0;
+    struct backend **be = a->tab->v;
     struct server_view *have = NULL;
     size_t have_cap = 0;
     struct plan scratch;

@@ -41,6 +41,7 @@
 #include <slotsync/bulk.h>
 #include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
+#include <slotsync/table.h>
 
 #define MOD "sync"
 #define BASE_CONFIG_MAX (256u << 20)
@@ -52,19 +53,12 @@ struct ctl {
     struct etcd_client *etcd;
     struct etcd_sync *sync;
     struct catalog *cat;
-    struct backend **backends; /* sorted by name */
-    size_t n_backends;
+    struct table tab; /* the backends and who owns which proxy name (table.h) */
     struct config *owned_cfg; /* a config loaded on SIGHUP */
     int (*load_config)(struct config *out, char **errmsg, void *arg);
     void *load_arg;
     struct rollout ro; /* reloads: when, what is rendered, retries (rollout.h) */
-    /* ownership: see docs/DESIGN.md, "Which proxies slotsync owns" */
-    struct names owned;   /* backends of the services file HAProxy runs */
-    struct names base_be; /* backend/listen names of base_config */
-    struct names base_fe; /* frontend/listen names of base_config */
-    struct names proxies; /* every backend HAProxy listed at the last resync */
-    bool proxies_known;   /* proxies holds a "show backend" reply */
-    bool base_defaults;   /* base_config declares DYNBACK_BASE_DEFAULTS (dynback.h) */
+    bool base_defaults; /* base_config declares DYNBACK_BASE_DEFAULTS (dynback.h) */
     struct apply ap;      /* HAProxy's state read, batches sent (apply.h) */
     struct pool pool;     /* spare backends: new services without a reload (pool.h) */
     /* the services file and Host map kept current between reloads (livefile.h) */
@@ -107,8 +101,8 @@ struct ctl {
     bool etcd_up;          /* the sync's last connected() report said up */
     double etcd_since;     /* clock_mono() of that report, or of the start */
     struct {
-        unsigned long long refused_services, empty_listings_held, bulk_reloads;
-    } stats; /* the applier's are in ap.stats, the reloads' in ro.stats */
+        unsigned long long empty_listings_held, bulk_reloads;
+    } stats; /* the applier's are in ap.stats, the reloads' in ro.stats, the table's in tab */
     /* inspection: the admin endpoint and what only it needs */
     struct admin *admin;
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
@@ -121,35 +115,6 @@ struct ctl {
     double haproxy_last_reload_at; /* <= 0: not known, or never reloaded */
     unsigned long haproxy_reloads;
 };
-
-static struct backend *backend_find(struct ctl *c, const char *name)
-{
-    return backend_lookup(c->backends, c->n_backends, name);
-}
-
-/* A backend no frontend reaches gets one warning naming it when it
- * becomes so (issue 19); status, the page and /metrics show b->unrouted. */
-static void note_routing(const struct ctl *c, struct backend *b)
-{
-    bool unrouted = c->cfg && !render_service_routed(c->cfg, &b->conf);
-
-    if (unrouted && !b->unrouted)
-        log_warn(MOD,
-                 "backend %s: nothing routes to it (no services.%s.listen, and no "
-                 "http_frontend bind and domain for it): HAProxy gets the backend, no frontend "
-                 "reaches it",
-                 b->conf.name, b->conf.name);
-    b->unrouted = unrouted;
-}
-
-static struct backend *backend_add(struct ctl *c, const struct service_conf *conf, bool configured)
-{
-    struct backend *b = backend_insert(&c->backends, &c->n_backends, conf, configured);
-
-    if (b)
-        note_routing(c, b);
-    return b;
-}
 
 /* ---- ownership: which proxies are slotsync's ---- */
 
@@ -193,8 +158,7 @@ static void load_base_names(struct ctl *c)
 
     if (!c->cfg->base_config) {
         set_base_defaults(c, false);
-        backend_names_clear(&c->base_be);
-        backend_names_clear(&c->base_fe);
+        table_set_base_names(&c->tab, &be, &fe);
         return;
     }
     r = read_proxy_names(c->cfg->base_config, &be, &fe, &base_defaults);
@@ -205,53 +169,8 @@ static void load_base_names(struct ctl *c)
         backend_names_clear(&fe);
         return;
     }
-    backend_names_clear(&c->base_be);
-    backend_names_clear(&c->base_fe);
-    c->base_be = be;
-    c->base_fe = fe;
+    table_set_base_names(&c->tab, &be, &fe);
     set_base_defaults(c, base_defaults);
-}
-
-/* The name sets that decide who owns a proxy name (borrowed from c). */
-static struct backend_owners owners(const struct ctl *c)
-{
-    return (struct backend_owners){&c->base_be, &c->base_fe, &c->proxies, &c->owned,
-                                   c->proxies_known};
-}
-
-static const char *name_taken(const struct ctl *c, const struct backend *b)
-{
-    const struct backend_owners o = owners(c);
-
-    return backend_name_taken(b, &o);
-}
-
-/* Decide whether b is ours (backend_settle()), and say so. A refused
- * backend is left alone: nothing is sent to its proxy, nothing of it is
- * rendered. Returns true if b was claimed now (the caller decides whether
- * that needs a reload). */
-static bool settle(struct ctl *c, struct backend *b)
-{
-    const struct backend_owners o = owners(c);
-    struct backend_settling s;
-    bool claimed = backend_settle(b, &o, !c->render_only, &s);
-
-    if (s.refused_by) {
-        c->stats.refused_services++;
-        if (b->configured)
-            log_error(MOD,
-                      "services.%s refused: the name is taken by %s; slotsync leaves that "
-                      "proxy alone and renders nothing for it",
-                      b->conf.name, s.refused_by);
-        else
-            log_warn(MOD,
-                     "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
-                     "slotsync leaves that proxy alone and renders nothing for it",
-                     b->conf.name, c->cfg->etcd_prefix, b->conf.name, s.refused_by);
-    }
-    if (s.freed)
-        log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
-    return claimed;
 }
 
 /* A claimed service HAProxy runs no backend for, on an HAProxy that adds
@@ -262,9 +181,8 @@ static bool dyn_place(struct ctl *c, struct backend *b)
 {
     if (c->render_only || !apply_dynamic_usable(&c->ap) || !dynback_fits(b) || !backend_ours(b))
         return false;
-    if (backend_names_add(&c->owned, b->conf.name) < 0)
+    if (table_own(&c->tab, b->conf.name) < 0)
         return false; /* no memory: a reload then */
-    backend_names_sort(&c->owned);
     b->present = true; /* HAProxy runs it once the batch is answered */
     b->missing_noted = false;
     b->dyn_create = true;
@@ -280,7 +198,7 @@ static void place(struct ctl *c, struct backend *b)
 {
     if (dyn_place(c, b))
         return;
-    if (!pool_place(&c->pool, b, &c->proxies, &c->base_be,
+    if (!pool_place(&c->pool, b, &c->tab.proxies, &c->tab.base_be,
                     !c->ro.reloading && !rollout_pending(&c->ro)))
         rollout_want(&c->ro, "new service", b->conf.name);
 }
@@ -292,27 +210,22 @@ static void collect_dirty(struct ctl *c)
     size_t pos = 0;
 
     while ((s = catalog_take_dirty(c->cat, &pos))) {
-        struct backend *b = backend_find(c, s->name);
+        struct backend *b = table_find(&c->tab, s->name);
 
         if (b) {
             b->dirty = true;
         } else if (s->n_endpoints) {
-            struct service_conf conf;
-
             /* A service the config does not name: a backend from defaults,
              * if no proxy slotsync does not own has its name. */
-            memset(&conf, 0, sizeof(conf));
-            snprintf(conf.name, sizeof(conf.name), "%s", s->name);
-            conf.opt = c->cfg->defaults;
-            if (!(b = backend_add(c, &conf, false))) {
+            if (!(b = table_add_service(&c->tab, s->name))) {
                 log_error(MOD, "service %s: out of memory", s->name);
                 catalog_mark_dirty(s);
                 continue;
             }
             /* Claimed: HAProxy runs it already (our services file) and a
              * resync adopts its slots, or it needs a reload. */
-            if (settle(c, b) && !c->render_only) {
-                if (backend_names_has(&c->proxies, s->name))
+            if (table_settle(&c->tab, b) && !c->render_only) {
+                if (backend_names_has(&c->tab.proxies, s->name))
                     c->ap.resync_wanted = true;
                 else
                     place(c, b);
@@ -373,8 +286,8 @@ static void render_now(struct ctl *c);
 /* Plan every backend and the map again from the catalog. */
 static void mark_all_dirty(struct ctl *c)
 {
-    for (size_t i = 0; i < c->n_backends; i++)
-        c->backends[i]->dirty = true;
+    for (size_t i = 0; i < c->tab.n; i++)
+        c->tab.v[i]->dirty = true;
     c->ap.map_dirty = true;
 }
 
@@ -401,8 +314,8 @@ static void decide_empty_registry(struct ctl *c)
     if (c->empty_seen_resyncs == c->ap.stats.resyncs)
         return;
     c->empty_seen_resyncs = c->ap.stats.resyncs;
-    for (size_t i = 0; i < c->n_backends; i++) {
-        const struct backend *b = c->backends[i];
+    for (size_t i = 0; i < c->tab.n; i++) {
+        const struct backend *b = c->tab.v[i];
         size_t k = 0;
 
         for (size_t j = 0; b->present && j < b->slots.n; j++)
@@ -521,12 +434,12 @@ static const struct etcd_sync_ops sync_ops = {
 
 /* ---- HAProxy side: the applier (apply.h) borrows the table ---- */
 
-static struct backend **ap_backends(void *arg, size_t *n)
+static struct backend **lf_backends(void *arg, size_t *n)
 {
     struct ctl *c = arg;
 
-    *n = c->n_backends;
-    return c->backends;
+    *n = c->tab.n;
+    return c->tab.v;
 }
 
 static void ap_want_reload(void *arg, const char *why, const char *name)
@@ -539,19 +452,15 @@ static void ap_want_reload(void *arg, const char *why, const char *name)
 /* "show backend": every backend-capable proxy HAProxy runs. Services
  * waiting for it are settled: claimed, or refused when a proxy slotsync does
  * not own has their name. */
-static void ap_proxies(void *arg, struct names *seen)
+static void ap_proxies(void *arg)
 {
     struct ctl *c = arg;
 
-    backend_names_clear(&c->proxies);
-    c->proxies = *seen;
-    *seen = (struct names){0};
-    c->proxies_known = true;
-    for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = c->backends[i];
+    for (size_t i = 0; i < c->tab.n; i++) {
+        struct backend *b = c->tab.v[i];
 
-        if ((!b->claimed || b->foreign) && !b->configured && settle(c, b) &&
-            !backend_names_has(&c->proxies, b->conf.name))
+        if ((!b->claimed || b->foreign) && !b->configured && table_settle(&c->tab, b) &&
+            !backend_names_has(&c->tab.proxies, b->conf.name))
             place(c, b);
     }
 }
@@ -571,13 +480,11 @@ static bool ap_dyn_missing(void *arg, struct backend *b)
     return dyn_place(arg, b);
 }
 
-static void ro_drop(void *arg, struct backend *b);
-
 /* HAProxy's answer to an "add backend" or a "del backend" (apply.h). */
 static void ap_dyn_answered(void *arg, const char *name, bool create, bool ok, const char *reply)
 {
     struct ctl *c = arg;
-    struct backend *b = backend_find(c, name);
+    struct backend *b = table_find(&c->tab, name);
     char q[LOG_QUOTE_MAX / 4];
 
     if (!b)
@@ -586,7 +493,7 @@ static void ap_dyn_answered(void *arg, const char *name, bool create, bool ok, c
     if (!create) {
         if (ok) {
             log_info(MOD, "service %s: backend removed from HAProxy at run time", name);
-            ro_drop(c, b); /* endpoints that come back make a new one */
+            table_drop(&c->tab, b); /* endpoints that come back make a new one */
             c->live_changed = true; /* livefile writes what HAProxy runs now */
         } else {
             log_warn(MOD,
@@ -631,7 +538,6 @@ static void ap_dyn_answered(void *arg, const char *name, bool create, bool ok, c
 }
 
 static const struct apply_ops apply_ops = {
-    .backends = ap_backends,
     .want_reload = ap_want_reload,
     .proxies = ap_proxies,
     .spares_read = ap_spares_read,
@@ -639,56 +545,24 @@ static const struct apply_ops apply_ops = {
     .dyn_answered = ap_dyn_answered,
 };
 
-static struct backend *pool_add(void *arg, const char *service)
-{
-    struct ctl *c = arg;
-    struct service_conf conf;
-
-    memset(&conf, 0, sizeof(conf));
-    snprintf(conf.name, sizeof(conf.name), "%s", service);
-    conf.opt = c->cfg->defaults;
-    return backend_add(c, &conf, false);
-}
-
 static const struct pool_ops pool_ops = {
-    .backends = ap_backends,
-    .add = pool_add,
     .want_reload = ap_want_reload,
 };
 
 /* ---- reloads: the rollout (rollout.h) borrows the table too ---- */
 
-/* Left out of the file HAProxy now runs, and no endpoint came back. */
-static void ro_drop(void *arg, struct backend *b)
-{
-    struct ctl *c = arg;
-
-    for (size_t i = 0; i < c->n_backends; i++) {
-        if (c->backends[i] != b)
-            continue;
-        backend_free(b);
-        memmove(c->backends + i, c->backends + i + 1,
-                (c->n_backends - i - 1) * sizeof(*c->backends));
-        c->n_backends--;
-        return;
-    }
-}
-
 /* HAProxy runs a new worker with the render: the file it runs declares the
  * backends slotsync owns. */
-static void ro_loaded(void *arg, struct names *rendered)
+static void ro_loaded(void *arg)
 {
     struct ctl *c = arg;
 
-    backend_names_clear(&c->owned);
-    c->owned = *rendered;
-    *rendered = (struct names){0};
     c->ap.epoch++; /* a new worker: any read still in flight is stale */
     /* The render carries the run-time backends' defaults section (when the
      * base config allows it), and every backend HAProxy runs is rendered. */
     c->ap.dyn.running_has_defaults = true;
-    for (size_t i = 0; i < c->n_backends; i++)
-        c->backends[i]->dyn_created = false;
+    for (size_t i = 0; i < c->tab.n; i++)
+        c->tab.v[i]->dyn_created = false;
 }
 
 static void ro_resync(void *arg)
@@ -699,12 +573,10 @@ static void ro_resync(void *arg)
 }
 
 static const struct livefile_ops livefile_ops = {
-    .backends = ap_backends,
+    .backends = lf_backends,
 };
 
 static const struct rollout_ops rollout_ops = {
-    .backends = ap_backends,
-    .drop = ro_drop,
     .loaded = ro_loaded,
     .resync = ro_resync,
 };
@@ -716,8 +588,8 @@ static void notify_controller(struct ctl *c)
     bool settled = c->ap.synced && !c->ap.resync_wanted && !c->ro.reloading &&
                    !rollout_pending(&c->ro) && !runtime_busy(c->ap.rt) && !c->ap.map_dirty;
 
-    for (size_t i = 0; settled && i < c->n_backends; i++)
-        settled = !c->backends[i]->dirty;
+    for (size_t i = 0; settled && i < c->tab.n; i++)
+        settled = !c->tab.v[i]->dirty;
     notify_update(c->notify, &(struct notify_state){c->listed, c->ap.synced, settled,
                                                     catalog_count(c->cat), c->cat->n_services});
 }
@@ -1019,22 +891,22 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     }
     for (size_t i = 0; i < nc->n_services; i++) {
         const struct service_conf *sc = &nc->services[i];
-        struct backend *b = backend_find(c, sc->name);
+        struct backend *b = table_find(&c->tab, sc->name);
 
         if (!b) {
-            if (!(b = backend_add(c, sc, true))) {
+            if (!(b = table_add(&c->tab, sc, true))) {
                 log_error(MOD, "SIGHUP: out of memory");
                 continue;
             }
-            if (settle(c, b))
+            if (table_settle(&c->tab, b))
                 rollout_want(&c->ro, "new service in the config:", sc->name);
             changed = true;
             continue;
         }
         changed = reconfigured(c, b, sc, &nc->defaults) || changed;
     }
-    for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = c->backends[i];
+    for (size_t i = 0; i < c->tab.n; i++) {
+        struct backend *b = c->tab.v[i];
 
         changed =
             reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
@@ -1051,6 +923,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->resync_timer.repeat = nc->resync_interval_s;
     ev_timer_again(c->loop, &c->resync_timer);
     c->cfg = nc;
+    c->tab.cfg = nc;
     apply_set_config(&c->ap, nc);
     pool_set_config(&c->pool, nc);
     rollout_set_config(&c->ro, nc);
@@ -1063,13 +936,13 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->owned_cfg = nc;
     /* The base config may have changed too: settle every service again. */
     load_base_names(c);
-    for (size_t i = 0; i < c->n_backends; i++) {
-        struct backend *b = c->backends[i];
+    for (size_t i = 0; i < c->tab.n; i++) {
+        struct backend *b = c->tab.v[i];
         bool was_refused = b->foreign;
 
-        note_routing(c, b);
-        b->claimed = b->claimed && !name_taken(c, b);
-        if (settle(c, b) && was_refused && !backend_names_has(&c->proxies, b->conf.name))
+        table_note_routing(&c->tab, b);
+        b->claimed = b->claimed && !table_name_taken(&c->tab, b);
+        if (table_settle(&c->tab, b) && was_refused && !backend_names_has(&c->tab.proxies, b->conf.name))
             rollout_want(&c->ro, "name free again for", b->conf.name);
         if (b->foreign)
             b->present = false;
@@ -1088,7 +961,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 /* The services file (or -o's) from the first listing, then stop. */
 static void render_now(struct ctl *c)
 {
-    c->render_err = rollout_render_file(c->cfg, c->backends, c->n_backends, c->cat, c->render_path,
+    c->render_err = rollout_render_file(c->cfg, c->tab.v, c->tab.n, c->cat, c->render_path,
                                         &c->render_errmsg);
     ev_break(c->loop, EVBREAK_ALL);
 }
@@ -1139,8 +1012,8 @@ static struct report_state report_of(const struct ctl *c)
         .reload_failures = c->ro.stats.reload_failures,
         .check_failures = c->ro.stats.check_failures,
         .bulk_reloads = c->stats.bulk_reloads,
-        .backends = c->backends,
-        .n_backends = c->n_backends,
+        .backends = c->tab.v,
+        .n_backends = c->tab.n,
         .obs = &c->obs,
         .recent = c->recent,
         .etcd_up = c->etcd_up,
@@ -1240,24 +1113,21 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
     }
     r = render_parse_backends(text, len, &fb, &n);
     for (size_t i = 0; r == 0 && i < n; i++) {
-        struct service_conf conf;
+        struct backend *b;
 
-        r = backend_names_add(&c->owned, fb[i].name);
-        if (r < 0 || backend_find(c, fb[i].name))
+        r = backend_names_add(&c->tab.owned, fb[i].name);
+        if (r < 0 || table_find(&c->tab, fb[i].name))
             continue;
-        memset(&conf, 0, sizeof(conf));
-        snprintf(conf.name, sizeof(conf.name), "%s", fb[i].name);
-        conf.opt = c->cfg->defaults;
-        if (!backend_add(c, &conf, false)) {
+        if (!(b = table_add_service(&c->tab, fb[i].name))) {
             r = -ENOMEM;
             break;
         }
         added++;
         /* The defaults changed while slotsync was away. */
-        if (!render_backend_matches(&fb[i], &conf.opt))
-            rollout_want(&c->ro, "defaults changed for", conf.name);
+        if (!render_backend_matches(&fb[i], &b->conf.opt))
+            rollout_want(&c->ro, "defaults changed for", b->conf.name);
     }
-    backend_names_sort(&c->owned);
+    backend_names_sort(&c->tab.owned);
     if (added)
         log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
                  added);
@@ -1307,13 +1177,7 @@ static void ctl_destroy(struct ctl *c)
     rollout_free(&c->ro);
     livefile_free(&c->live);
     catalog_free(c->cat);
-    for (size_t i = 0; i < c->n_backends; i++)
-        backend_free(c->backends[i]);
-    free(c->backends);
-    backend_names_clear(&c->owned);
-    backend_names_clear(&c->base_be);
-    backend_names_clear(&c->base_fe);
-    backend_names_clear(&c->proxies);
+    table_free(&c->tab);
     if (c->owned_cfg) {
         config_free(c->owned_cfg);
         free(c->owned_cfg);
@@ -1334,6 +1198,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     memset(c, 0, sizeof(*c));
     c->cfg = cfg;
     c->render_only = render_only;
+    table_init(&c->tab, cfg, !render_only);
     c->loop = EV_DEFAULT;
     if (!c->loop) {
         memprintf(errmsg, "cannot create the event loop");
@@ -1355,11 +1220,11 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
      * are read by start_from_services_file(). */
     load_base_names(c);
     for (size_t i = 0; i < cfg->n_services; i++) {
-        struct backend *b = backend_add(c, &cfg->services[i], true);
+        struct backend *b = table_add(&c->tab, &cfg->services[i], true);
 
         if (!b)
             goto oom;
-        settle(c, b);
+        table_settle(&c->tab, b);
     }
     c->etcd = etcd_client_new(c->loop, c->http, cfg->etcd_endpoints, cfg->n_etcd_endpoints);
     if (!c->etcd)
@@ -1372,16 +1237,17 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             return r;
     }
     if (!render_only) {
-        int r = apply_init(&c->ap, c->loop, cfg, c->cat, &c->obs, &apply_ops, c, errmsg);
+        int r = apply_init(&c->ap, c->loop, cfg, c->cat, &c->tab, &c->obs, &apply_ops, c, errmsg);
 
         if (r < 0)
             return r;
         /* until HAProxy says otherwise (an "add backend" refused) */
         c->ap.dyn.running_has_defaults = true;
-        if (pool_init(&c->pool, c->loop, cfg, &pool_ops, c) < 0)
+        if (pool_init(&c->pool, c->loop, cfg, &c->tab, &pool_ops, c) < 0)
             goto oom;
         c->ap.spares = &c->pool.sp;
-        if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->pool, &c->obs, &rollout_ops, c) < 0)
+        if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->tab, &c->pool, &c->obs, &rollout_ops,
+                         c) < 0)
             goto oom;
         livefile_init(&c->live, c->loop, cfg, c->cat, &livefile_ops, c);
         set_base_defaults(c, c->base_defaults); /* read before the modules were set up */
@@ -1538,7 +1404,7 @@ int controller_run(const struct config *cfg,
              "%llu static-algorithm weights not sent, %llu reads below level admin",
              c.ap.stats.batches, c.ap.stats.commands, c.ap.stats.command_failures,
              c.ap.stats.resyncs, c.ro.stats.reloads, c.ro.stats.reload_failures,
-             c.ro.stats.check_failures, c.cat->rejected, c.stats.refused_services,
+             c.ro.stats.check_failures, c.cat->rejected, c.tab.refused_services,
              c.ap.stats.drift_repairs, c.ap.stats.static_weights_ignored, c.ap.stats.level_too_low);
     if (c.ro.stats.io_failures)
         log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",

@@ -30,13 +30,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *cfg,
-                 struct catalog *cat, struct pool *pool, struct metrics *obs,
+                 struct catalog *cat, struct table *tab, struct pool *pool, struct metrics *obs,
                  const struct rollout_ops *ops, void *arg)
 {
     memset(ro, 0, sizeof(*ro));
     ro->loop = loop;
     ro->cfg = cfg;
     ro->cat = cat;
+    ro->tab = tab;
     ro->pool = pool;
     ro->obs = obs;
     ro->ops = ops;
@@ -123,8 +124,7 @@ bool rollout_pending(const struct rollout *ro)
 
 static void reload_end(struct rollout *ro, bool ok)
 {
-    size_t n = 0;
-    struct backend **v;
+    struct table *t = ro->tab;
 
     ro->reloading = false;
     if (ro->candidate)
@@ -142,19 +142,18 @@ static void reload_end(struct rollout *ro, bool ok)
     ro->stats.reloads++;
     /* The file HAProxy now runs declares the backends slotsync owns; a new
      * worker: any read still in flight is stale. */
-    ro->ops->loaded(ro->arg, &ro->rendering);
+    table_set_owned(t, &ro->rendering);
+    ro->ops->loaded(ro->arg);
     /* Backends left out of the file HAProxy now runs: forget them, unless
      * endpoints came back meanwhile (then they want a backend again). */
-    v = ro->ops->backends(ro->arg, &n);
-    for (size_t i = 0; i < n;) {
-        struct backend *b = v[i];
+    for (size_t i = 0; i < t->n;) {
+        struct backend *b = t->v[i];
         struct catalog_service *svc = catalog_find(ro->cat, b->conf.name);
 
         if (b->left_out && svc && svc->n_endpoints)
             rollout_want(ro, "endpoints came back for", b->conf.name);
         if (b->left_out && !(svc && svc->n_endpoints)) {
-            ro->ops->drop(ro->arg, b);
-            v = ro->ops->backends(ro->arg, &n);
+            table_drop(t, b);
         } else {
             i++;
         }
@@ -287,8 +286,8 @@ static void on_check_done(int err, const char *errtext, void *arg)
  * host map, then check the candidate. */
 static void start_reload(struct rollout *ro)
 {
-    size_t n_be = 0;
-    struct backend **be = ro->ops->backends(ro->arg, &n_be);
+    size_t n_be = ro->tab->n;
+    struct backend **be = ro->tab->v;
     struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
     struct host_route *routes = NULL;
     size_t n = 0, n_routes = 0, len = 0;

@@ -8,9 +8,10 @@
  * the replies: applied changes are logged, refused commands remembered and
  * HAProxy's state read again with backoff. It keeps the runtime socket's
  * outage and backoff, and the sentinel on the master socket that notices a
- * reload or restart. The controller owns the backend table and the catalog,
- * and hands a wanted reload to rollout.h; it lends them through struct
- * apply_ops.
+ * reload or restart. It works on the backend table it is lent (table.h)
+ * and puts HAProxy's proxy names there; the controller owns the table and
+ * the catalog, hands a wanted reload to rollout.h and hears the rest
+ * through struct apply_ops.
  */
 #ifndef SLOTSYNC_APPLY_H
 #define SLOTSYNC_APPLY_H
@@ -29,20 +30,18 @@
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
+#include <slotsync/table.h>
 
 /* What the applier asks of its owner. None may be NULL unless said. */
 struct apply_ops {
-    /* The backend table, sorted by name, borrowed: valid until the owner
-     * adds or drops a backend (none of these callbacks does). */
-    struct backend **(*backends)(void *arg, size_t *n);
     /* Structure changed (a backend or the HTTP frontend is missing in
      * HAProxy, a backend needs more slots than the run time can add): a
      * reload is needed. why and name as in the log line. */
     void (*want_reload)(void *arg, const char *why, const char *name);
-    /* "show backend" listed these proxies (sorted; the callee takes them
-     * and clears *listed). Called before the rows of "show servers state"
-     * are adopted. */
-    void (*proxies)(void *arg, struct names *listed);
+    /* "show backend" listed HAProxy's proxies, now in the table
+     * (table_set_proxies()): the services waiting for them are settled.
+     * Called before the rows of "show servers state" are adopted. */
+    void (*proxies)(void *arg);
     /* "show map" read these routes (borrowed): the bindings of spare
      * backends are adopted from them (pool.h). Called before proxies(), and
      * may add backends. NULL: no spares. */
@@ -69,6 +68,7 @@ struct apply {
     struct ev_loop *loop;
     const struct config *cfg;        /* borrowed; apply_set_config() */
     struct catalog *cat;             /* borrowed */
+    struct table *tab;               /* borrowed: the backends, HAProxy's proxies go there */
     const struct spare_pool *spares; /* borrowed, or NULL: which service each spare carries */
     struct metrics *obs;             /* borrowed: batch_seconds, event_to_applied */
     struct metrics_recent *recent;   /* borrowed, or NULL: no list of recent changes */
@@ -116,11 +116,12 @@ struct apply {
     unsigned long long dyn_created, dyn_deleted;
 };
 
-/* Set a up on loop for cfg's runtime and master sockets (cfg, cat, obs and
- * ops borrowed). Returns 0, or -EINVAL (a runtime socket that cannot be
+/* Set a up on loop for cfg's runtime and master sockets (cfg, cat, tab,
+ * obs and ops borrowed). Returns 0, or -EINVAL (a runtime socket that cannot be
  * used) or -ENOMEM with *errmsg; a is then ready for apply_free(). */
 int apply_init(struct apply *a, struct ev_loop *loop, const struct config *cfg, struct catalog *cat,
-               struct metrics *obs, const struct apply_ops *ops, void *arg, char **errmsg);
+               struct table *tab, struct metrics *obs, const struct apply_ops *ops, void *arg,
+               char **errmsg);
 /* Stop a's watchers and free what it owns. A zeroed a is fine. */
 void apply_free(struct apply *a);
 /* A config read again (SIGHUP); borrowed like the first. */

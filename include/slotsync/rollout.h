@@ -13,9 +13,9 @@
  * marks the generation failed: only a newer change tries again. A failure of
  * this machine (a write, the check not started, the master not reached) is
  * retried for the same generation with backoff. The end of a good reload
- * hands the rendered names to the owner (they are what slotsync owns now)
- * and drops the backends left out. The owner (controller) lends its backend
- * table and hears about the ends through struct rollout_ops.
+ * puts the rendered names in the backend table it is lent (table.h: they
+ * are what slotsync owns now) and drops the backends left out from it; the
+ * owner (controller) hears about the ends through struct rollout_ops.
  *
  * rollout_render_file() is the one-shot render of "slotsync render".
  */
@@ -33,20 +33,18 @@
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>
 #include <slotsync/pool.h>
+#include <slotsync/table.h>
 
 struct reloader;
 
 /* What the rollout asks of its owner. None may be NULL. */
 struct rollout_ops {
-    /* The backend table, sorted by name, borrowed: valid until drop(). */
-    struct backend **(*backends)(void *arg, size_t *n);
-    /* b was left out of the file HAProxy now runs and has no endpoint:
-     * take it out of the table (order kept) and free it. */
-    void (*drop)(void *arg, struct backend *b);
-    /* HAProxy runs the render now (a new worker). rendered: the backends
-     * its services file declares (sorted); the callee takes them and clears
-     * *rendered. What was read from the old worker is stale. */
-    void (*loaded)(void *arg, struct names *rendered);
+    /* HAProxy runs the render now (a new worker): the backends its services
+     * file declares are what slotsync owns (in the table already,
+     * table_set_owned()). What was read from the old worker is stale. The
+     * backends left out with no endpoint are dropped from the table after
+     * it. */
+    void (*loaded)(void *arg);
     /* HAProxy's state must be read again before the next batch: a reload
      * ended, or one failed after slots were added for its render. */
     void (*resync)(void *arg);
@@ -62,6 +60,7 @@ struct rollout {
     struct ev_loop *loop;
     const struct config *cfg; /* borrowed; rollout_set_config() */
     struct catalog *cat;      /* borrowed: the endpoints each backend renders */
+    struct table *tab;        /* borrowed: what is rendered, who owns what after a reload */
     struct pool *pool;        /* borrowed: a reload un-binds the spares */
     struct metrics *obs;      /* borrowed: reload requests by cause; may be NULL */
     const struct rollout_ops *ops;
@@ -92,7 +91,7 @@ struct rollout {
  * Everything is borrowed. Returns 0 or -ENOMEM (also for a master socket
  * address reload.h cannot use); ro is then ready for rollout_free(). */
 int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *cfg,
-                 struct catalog *cat, struct pool *pool, struct metrics *obs,
+                 struct catalog *cat, struct table *tab, struct pool *pool, struct metrics *obs,
                  const struct rollout_ops *ops, void *arg);
 /* Stop the timer, kill a check or reload command still running (no
  * callback), remove the candidate and free what ro owns. A zeroed ro is

@@ -1,0 +1,154 @@
+/* table - the backend table, and who owns which proxy name (table.h). */
+#include <slotsync/table.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slotsync/config.h>
+#include <slotsync/log.h>
+#include <slotsync/render.h>
+
+#define MOD "sync"
+
+void table_init(struct table *t, const struct config *cfg, bool need_proxies)
+{
+    memset(t, 0, sizeof(*t));
+    t->cfg = cfg;
+    t->need_proxies = need_proxies;
+}
+
+void table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        backend_free(t->v[i]);
+    free(t->v);
+    t->v = NULL;
+    t->n = 0;
+    backend_names_clear(&t->owned);
+    backend_names_clear(&t->base_be);
+    backend_names_clear(&t->base_fe);
+    backend_names_clear(&t->proxies);
+}
+
+struct backend *table_find(const struct table *t, const char *name)
+{
+    return backend_lookup(t->v, t->n, name);
+}
+
+void table_note_routing(const struct table *t, struct backend *b)
+{
+    bool unrouted = t->cfg && !render_service_routed(t->cfg, &b->conf);
+
+    if (unrouted && !b->unrouted)
+        log_warn(MOD,
+                 "backend %s: nothing routes to it (no services.%s.listen, and no "
+                 "http_frontend bind and domain for it): HAProxy gets the backend, no frontend "
+                 "reaches it",
+                 b->conf.name, b->conf.name);
+    b->unrouted = unrouted;
+}
+
+struct backend *table_add(struct table *t, const struct service_conf *conf, bool configured)
+{
+    struct backend *b = backend_insert(&t->v, &t->n, conf, configured);
+
+    if (b)
+        table_note_routing(t, b);
+    return b;
+}
+
+struct backend *table_add_service(struct table *t, const char *service)
+{
+    struct service_conf conf;
+
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "%s", service);
+    conf.opt = t->cfg->defaults;
+    return table_add(t, &conf, false);
+}
+
+void table_drop(struct table *t, struct backend *b)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->v[i] != b)
+            continue;
+        backend_free(b);
+        memmove(t->v + i, t->v + i + 1, (t->n - i - 1) * sizeof(*t->v));
+        t->n--;
+        return;
+    }
+}
+
+struct backend_owners table_owners(const struct table *t)
+{
+    return (struct backend_owners){&t->base_be, &t->base_fe, &t->proxies, &t->owned,
+                                   t->proxies_known};
+}
+
+const char *table_name_taken(const struct table *t, const struct backend *b)
+{
+    const struct backend_owners o = table_owners(t);
+
+    return backend_name_taken(b, &o);
+}
+
+/* A refused backend is left alone: nothing is sent to its proxy, nothing
+ * of it is rendered. */
+bool table_settle(struct table *t, struct backend *b)
+{
+    const struct backend_owners o = table_owners(t);
+    struct backend_settling s;
+    bool claimed = backend_settle(b, &o, t->need_proxies, &s);
+
+    if (s.refused_by) {
+        t->refused_services++;
+        if (b->configured)
+            log_error(MOD,
+                      "services.%s refused: the name is taken by %s; slotsync leaves that "
+                      "proxy alone and renders nothing for it",
+                      b->conf.name, s.refused_by);
+        else
+            log_warn(MOD,
+                     "etcd service \"%s\" (keys %s%s/...) refused: the name is taken by %s; "
+                     "slotsync leaves that proxy alone and renders nothing for it",
+                     b->conf.name, t->cfg->etcd_prefix, b->conf.name, s.refused_by);
+    }
+    if (s.freed)
+        log_info(MOD, "service %s: its name is free again: slotsync takes it", b->conf.name);
+    return claimed;
+}
+
+int table_own(struct table *t, const char *name)
+{
+    int r = backend_names_add(&t->owned, name);
+
+    if (r == 0)
+        backend_names_sort(&t->owned);
+    return r;
+}
+
+void table_set_owned(struct table *t, struct names *rendered)
+{
+    backend_names_clear(&t->owned);
+    t->owned = *rendered;
+    *rendered = (struct names){0};
+}
+
+void table_set_proxies(struct table *t, struct names *listed)
+{
+    backend_names_clear(&t->proxies);
+    t->proxies = *listed;
+    *listed = (struct names){0};
+    t->proxies_known = true;
+}
+
+void table_set_base_names(struct table *t, struct names *be, struct names *fe)
+{
+    backend_names_clear(&t->base_be);
+    backend_names_clear(&t->base_fe);
+    t->base_be = *be;
+    t->base_fe = *fe;
+    *be = (struct names){0};
+    *fe = (struct names){0};
+}
