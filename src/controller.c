@@ -26,6 +26,7 @@
 #include <slotsync/fdlimit.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
+#include <slotsync/hup.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/dynback.h>
 #include <slotsync/secret.h>
@@ -802,30 +803,42 @@ static void note_slots(struct backend *b, int old)
         log_info(MOD, "slots raised for %s (%d -> %d)", b->conf.name, old, now);
 }
 
-/* A SIGHUP's new config for b (backend_reconfigure()): ask for a reload or
- * say what the new slot count does. Returns whether anything changed. */
-static bool reconfigured(struct ctl *c, struct backend *b, const struct service_conf *sc,
-                         const struct service_options *defaults)
+/* Carry out one of SIGHUP's actions (hup.h) for nc. */
+static void hup_act(struct ctl *c, const struct config *nc, const struct hup_action *a)
 {
+    struct backend *b;
     int old = 0;
 
-    switch (backend_reconfigure(b, sc, defaults, &old)) {
-    case BACKEND_RECONF_OPTIONS:
-        rollout_want(&c->ro, "options changed for", b->conf.name);
-        return true;
-    case BACKEND_RECONF_LEFT:
-        rollout_want(&c->ro, "service left the config:", b->conf.name);
-        return true;
-    case BACKEND_RECONF_DEFAULTS:
-        rollout_want(&c->ro, "defaults changed for", b->conf.name);
-        return true;
-    case BACKEND_RECONF_SLOTS:
-        note_slots(b, old);
-        return true;
-    case BACKEND_RECONF_SAME:
-        break;
+    switch (a->kind) {
+    case HUP_ADD:
+        if (!(b = table_add(&c->tab, a->sc, true)))
+            log_error(MOD, "SIGHUP: out of memory");
+        else if (table_settle(&c->tab, b))
+            rollout_want(&c->ro, "new service in the config:", a->service);
+        return;
+    case HUP_RECONFIGURE:
+        if (!(b = table_find(&c->tab, a->service)))
+            return;
+        backend_reconfigure(b, a->sc, &nc->defaults, &old);
+        if (a->reconf == BACKEND_RECONF_OPTIONS)
+            rollout_want(&c->ro, "options changed for", b->conf.name);
+        else if (a->reconf == BACKEND_RECONF_LEFT)
+            rollout_want(&c->ro, "service left the config:", b->conf.name);
+        else if (a->reconf == BACKEND_RECONF_DEFAULTS)
+            rollout_want(&c->ro, "defaults changed for", b->conf.name);
+        else if (a->reconf == BACKEND_RECONF_SLOTS)
+            note_slots(b, old);
+        return;
+    case HUP_ADMIN_KEPT:
+        log_warn(MOD, "SIGHUP: admin.* changed: the admin endpoint keeps its address, files and "
+                      "protected paths until a restart (the files themselves were read again)");
+        return;
+    case HUP_HTTP_FRONTEND:
+        rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
+        return;
+    case HUP_REFUSE:
+        return;
     }
-    return false;
 }
 
 static int ctl_set_auth(struct ctl *c, const struct config *cfg, char **errmsg);
@@ -839,7 +852,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     struct config *nc = calloc(1, sizeof(*nc));
     const struct config *oc = c->cfg;
     char *err = NULL;
-    bool changed = false;
+    struct hup_plan plan;
 
     /* The TLS files first: a rotated certificate is taken even when the
      * config file itself does not change or is refused. */
@@ -876,49 +889,25 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         free(nc);
         return;
     }
-    if (!config_same_restart_fields(nc, oc)) {
-        char fields[512];
-
-        /* Name what changed (issue 19), not the whole list. */
-        if (config_restart_fields_changed(nc, oc, fields, sizeof(fields)))
-            log_error(MOD, "SIGHUP: config not reloaded: %s changed, which needs a restart",
-                      fields);
-        else
-            log_error(MOD, "SIGHUP: config not reloaded: a field that needs a restart changed");
+    if (hup_decide(oc, nc, &c->tab, &plan) < 0) {
+        log_error(MOD, "SIGHUP: config not reloaded: out of memory");
         config_free(nc);
         free(nc);
         return;
     }
-    for (size_t i = 0; i < nc->n_services; i++) {
-        const struct service_conf *sc = &nc->services[i];
-        struct backend *b = table_find(&c->tab, sc->name);
-
-        if (!b) {
-            if (!(b = table_add(&c->tab, sc, true))) {
-                log_error(MOD, "SIGHUP: out of memory");
-                continue;
-            }
-            if (table_settle(&c->tab, b))
-                rollout_want(&c->ro, "new service in the config:", sc->name);
-            changed = true;
-            continue;
-        }
-        changed = reconfigured(c, b, sc, &nc->defaults) || changed;
+    if (plan.n && plan.v[0].kind == HUP_REFUSE) {
+        if (plan.fields[0])
+            log_error(MOD, "SIGHUP: config not reloaded: %s changed, which needs a restart",
+                      plan.fields);
+        else
+            log_error(MOD, "SIGHUP: config not reloaded: a field that needs a restart changed");
+        hup_plan_free(&plan);
+        config_free(nc);
+        free(nc);
+        return;
     }
-    for (size_t i = 0; i < c->tab.n; i++) {
-        struct backend *b = c->tab.v[i];
-
-        changed =
-            reconfigured(c, b, config_find_service(nc, b->conf.name), &nc->defaults) || changed;
-    }
-    if (!config_same_listen(&nc->admin_listen, &oc->admin_listen) ||
-        !config_same_admin(&nc->admin, &oc->admin))
-        log_warn(MOD, "SIGHUP: admin.* changed: the admin endpoint keeps its address, files and "
-                      "protected paths until a restart (the files themselves were read again)");
-    if (!config_same_http_frontend(nc, oc)) {
-        rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
-        changed = true;
-    }
+    for (size_t i = 0; i < plan.n; i++)
+        hup_act(c, nc, &plan.v[i]);
     log_set_level((enum log_level)nc->log_level);
     c->resync_timer.repeat = nc->resync_interval_s;
     ev_timer_again(c->loop, &c->resync_timer);
@@ -936,24 +925,15 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->owned_cfg = nc;
     /* The base config may have changed too: settle every service again. */
     load_base_names(c);
-    for (size_t i = 0; i < c->tab.n; i++) {
-        struct backend *b = c->tab.v[i];
-        bool was_refused = b->foreign;
-
-        table_note_routing(&c->tab, b);
-        b->claimed = b->claimed && !table_name_taken(&c->tab, b);
-        if (table_settle(&c->tab, b) && was_refused && !backend_names_has(&c->tab.proxies, b->conf.name))
-            rollout_want(&c->ro, "name free again for", b->conf.name);
-        if (b->foreign)
-            b->present = false;
-    }
+    table_settle_again(&c->tab, ap_want_reload, c);
     /* new caps, or a waiting service the config names now: taken on */
     set_caps(c);
     if (c->listed && !c->listing)
         collect_dirty(c);
     c->ap.map_dirty = true;
     c->ap.resync_wanted = true;
-    log_info(MOD, "SIGHUP: config reloaded%s", changed ? "" : " (no backend changed)");
+    log_info(MOD, "SIGHUP: config reloaded%s", plan.changed ? "" : " (no backend changed)");
+    hup_plan_free(&plan);
 }
 
 /* ---- render mode ---- */

@@ -152,3 +152,20 @@ void table_set_base_names(struct table *t, struct names *be, struct names *fe)
     *be = (struct names){0};
     *fe = (struct names){0};
 }
+
+void table_settle_again(struct table *t,
+                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void *arg)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        struct backend *b = t->v[i];
+        bool was_refused = b->foreign;
+
+        table_note_routing(t, b);
+        b->claimed = b->claimed && !table_name_taken(t, b);
+        if (table_settle(t, b) && was_refused && !backend_names_has(&t->proxies, b->conf.name))
+            want_reload(arg, "name free again for", b->conf.name);
+        if (b->foreign)
+            b->present = false;
+    }
+}

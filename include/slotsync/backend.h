@@ -176,6 +176,10 @@ enum backend_reconf {
     BACKEND_RECONF_LEFT,     /* it left the config: built from the defaults now, reload */
     BACKEND_RECONF_DEFAULTS, /* not configured, and the defaults changed: reload */
 };
+/* What backend_reconfigure() would return for these arguments, with b
+ * left as it is (SIGHUP's decision, hup.h). */
+enum backend_reconf backend_reconf_of(const struct backend *b, const struct service_conf *sc,
+                                      const struct service_options *defaults);
 /* Take b's part of a new config: sc is b's service in it (borrowed; NULL:
  * the config does not name it), defaults the new defaults. b's hosts are
  * borrowed from sc. *old_slots gets b's slot count before. Calling it again

@@ -60,6 +60,14 @@ const char *table_name_taken(const struct table *t, const struct backend *b);
  * counted in refused_services. Returns true if b was claimed now. */
 bool table_settle(struct table *t, struct backend *b);
 
+/* After a new config or base config (SIGHUP): every backend's routing is
+ * noted again, a claimed name another proxy holds now is given up, and each
+ * is settled again; one refused before whose name is free now and that
+ * HAProxy does not run asks want_reload ("name free again for", its name);
+ * a foreign one is not present. */
+void table_settle_again(struct table *t,
+                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void *arg);
 /* name is ours from now on (a backend created at run time). 0 or -ENOMEM. */
 int table_own(struct table *t, const char *name);
 /* The backends the services file HAProxy runs declares (sorted): t takes
