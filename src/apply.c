@@ -630,11 +630,69 @@ static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
     a->resync_wanted = true;
 }
 
-/* The answers to the batch's "add backend" and "del backend" commands, to
- * the owner (after everything else: it may drop a deleted backend). */
+/* HAProxy's answer to an "add backend" (create) or a "del backend" of the
+ * backend named name (ok: its success, reply borrowed). */
+static void dyn_answered(struct apply *a, const char *name, bool create, bool ok,
+                         const char *reply)
+{
+    struct backend *b = table_find(a->tab, name);
+    char q[LOG_QUOTE_MAX / 4];
+
+    if (!b)
+        return;
+    log_quote(reply, strlen(reply), q, sizeof(q));
+    if (!create) {
+        if (ok) {
+            log_info(MOD, "service %s: backend removed from HAProxy at run time", name);
+            table_drop(a->tab, b); /* endpoints that come back make a new one */
+            a->ops->runs_changed(a->arg);
+        } else {
+            log_warn(MOD,
+                     "service %s: HAProxy refused to delete its backend: \"%s\" (it is empty and "
+                     "unrouted; tried again after HAProxy's state is read, with backoff)",
+                     name, q);
+        }
+        return;
+    }
+    if (ok) {
+        if (dynback_add_reply(reply) == DYNBACK_EXISTS)
+            log_info(MOD, "service %s: HAProxy has its backend already: its slots are added to it",
+                     name);
+        b->dyn_created = true;
+        b->dyn_unpublished = false;
+        a->ops->runs_changed(a->arg);
+        return;
+    }
+    /* Refused: no more run-time backends until a reload (which renders
+     * their defaults section); this one goes where it would have gone
+     * without them. Its refused slot commands are the creation's. */
+    if (dynback_add_reply(reply) == DYNBACK_NO_DEFAULTS)
+        log_warn(MOD,
+                 "service %s: HAProxy runs no \"defaults " DYNBACK_DEFAULTS "\" (its services file "
+                 "was rendered without it): no backend is added at run time until a reload "
+                 "loads one",
+                 name);
+    else
+        log_warn(MOD,
+                 "service %s: HAProxy refused \"add backend\": \"%s\"; no backend is added at "
+                 "run time until the next reload",
+                 name, q);
+    a->dyn.running_has_defaults = false;
+    b->present = false;
+    b->dyn_created = false;
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    b->n_refused = 0;
+    if (backend_resize(b, 0) < 0)
+        log_error(MOD, "service %s: out of memory", name);
+    a->ops->dyn_refused(a->arg, b);
+}
+
+/* The answers to the batch's "add backend" and "del backend" commands
+ * (after everything else: a deleted backend is dropped from the table). */
 static void dyn_answers(struct apply *a, char **replies, size_t n)
 {
-    for (size_t i = 0; i < n && a->ops->dyn_answered; i++) {
+    for (size_t i = 0; i < n && a->ops->dyn_refused; i++) {
         const char *cmd = a->plan.cmds[i], *name;
         bool create = strncmp(cmd, PLAN_ADD_BACKEND, strlen(PLAN_ADD_BACKEND)) == 0;
         char be[SERVICE_NAME_MAX + 1];
@@ -650,7 +708,7 @@ static void dyn_answers(struct apply *a, char **replies, size_t n)
         be[len] = '\0';
         if (runtime_reply_ok(cmd, replies[i]))
             create ? a->dyn_created++ : a->dyn_deleted++;
-        a->ops->dyn_answered(a->arg, be, create, runtime_reply_ok(cmd, replies[i]), replies[i]);
+        dyn_answered(a, be, create, runtime_reply_ok(cmd, replies[i]), replies[i]);
     }
 }
 

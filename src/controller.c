@@ -109,12 +109,6 @@ struct ctl {
     struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
     struct metrics_recent *recent;
     struct metrics_backend *obs_backends;
-    /* HAProxy's own account of its reloads, read once at start from the
-     * master's "show proc" (issue 19): after a restart of slotsync the
-     * last reload is HAProxy's, not "none" */
-    struct runtime *proc_rt;
-    double haproxy_last_reload_at; /* <= 0: not known, or never reloaded */
-    unsigned long haproxy_reloads;
 };
 
 /* ---- ownership: which proxies are slotsync's ---- */
@@ -481,61 +475,20 @@ static bool ap_dyn_missing(void *arg, struct backend *b)
     return dyn_place(arg, b);
 }
 
-/* HAProxy's answer to an "add backend" or a "del backend" (apply.h). */
-static void ap_dyn_answered(void *arg, const char *name, bool create, bool ok, const char *reply)
+/* HAProxy removed b at run time, or added it (apply.h): livefile writes
+ * what HAProxy runs now. */
+static void ap_runs_changed(void *arg)
 {
     struct ctl *c = arg;
-    struct backend *b = table_find(&c->tab, name);
-    char q[LOG_QUOTE_MAX / 4];
 
-    if (!b)
-        return;
-    log_quote(reply, strlen(reply), q, sizeof(q));
-    if (!create) {
-        if (ok) {
-            log_info(MOD, "service %s: backend removed from HAProxy at run time", name);
-            table_drop(&c->tab, b); /* endpoints that come back make a new one */
-            c->live_changed = true; /* livefile writes what HAProxy runs now */
-        } else {
-            log_warn(MOD,
-                     "service %s: HAProxy refused to delete its backend: \"%s\" (it is empty and "
-                     "unrouted; tried again after HAProxy's state is read, with backoff)",
-                     name, q);
-        }
-        return;
-    }
-    if (ok) {
-        if (dynback_add_reply(reply) == DYNBACK_EXISTS)
-            log_info(MOD, "service %s: HAProxy has its backend already: its slots are added to it",
-                     name);
-        b->dyn_created = true;
-        b->dyn_unpublished = false;
-        c->live_changed = true;
-        return;
-    }
-    /* Refused: no more run-time backends until a reload (which renders
-     * their defaults section); this one goes where it would have gone
-     * without them. Its refused slot commands are the creation's. */
-    if (dynback_add_reply(reply) == DYNBACK_NO_DEFAULTS)
-        log_warn(MOD,
-                 "service %s: HAProxy runs no \"defaults " DYNBACK_DEFAULTS "\" (its services file "
-                 "was rendered without it): no backend is added at run time until a reload "
-                 "loads one",
-                 name);
-    else
-        log_warn(MOD,
-                 "service %s: HAProxy refused \"add backend\": \"%s\"; no backend is added at "
-                 "run time until the next reload",
-                 name, q);
-    c->ap.dyn.running_has_defaults = false;
-    b->present = false;
-    b->dyn_created = false;
-    for (size_t i = 0; i < b->n_refused; i++)
-        plan_refusal_clear(&b->refused[i]);
-    b->n_refused = 0;
-    if (backend_resize(b, 0) < 0)
-        log_error(MOD, "service %s: out of memory", name);
-    place(c, b);
+    c->live_changed = true;
+}
+
+/* HAProxy refused b's "add backend": it goes where it would have gone
+ * without run-time backends. */
+static void ap_dyn_refused(void *arg, struct backend *b)
+{
+    place(arg, b);
 }
 
 static const struct apply_ops apply_ops = {
@@ -543,7 +496,8 @@ static const struct apply_ops apply_ops = {
     .proxies = ap_proxies,
     .spares_read = ap_spares_read,
     .dyn_missing = ap_dyn_missing,
-    .dyn_answered = ap_dyn_answered,
+    .runs_changed = ap_runs_changed,
+    .dyn_refused = ap_dyn_refused,
 };
 
 static const struct pool_ops pool_ops = {
@@ -981,11 +935,11 @@ static struct report_state report_of(const struct ctl *c)
         .resyncs = c->ap.stats.resyncs,
         .drift_repairs = c->ap.stats.drift_repairs,
         .last_reload_at =
-            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->haproxy_last_reload_at,
-        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->haproxy_last_reload_at > 0,
+            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->ro.haproxy_last_reload_at,
+        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->ro.haproxy_last_reload_at > 0,
         .last_reload_cause =
             c->ro.last_reload_start > 0 ? metrics_cause_name(c->ro.reload_cause) : NULL,
-        .haproxy_reloads = c->haproxy_reloads,
+        .haproxy_reloads = c->ro.haproxy_reloads,
         .last_reload_failed = c->ro.last_reload_failed,
         .reloading = c->ro.reloading,
         .reloads = c->ro.stats.reloads,
@@ -1074,9 +1028,8 @@ static void on_stale_removed(const char *file, void *arg)
 static int start_from_services_file(struct ctl *c, char **errmsg)
 {
     const char *paths[] = {c->cfg->services_file, c->ro.candidate, c->cfg->hosts_map};
-    struct render_file_backend *fb = NULL;
     char *text = NULL;
-    size_t len = 0, n = 0, added = 0;
+    size_t len = 0;
     int r;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
@@ -1091,40 +1044,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
                  c->cfg->services_file, strerror(-r));
         return 0;
     }
-    r = render_parse_backends(text, len, &fb, &n);
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        struct backend *b;
-
-        r = backend_names_add(&c->tab.owned, fb[i].name);
-        if (r < 0 || table_find(&c->tab, fb[i].name))
-            continue;
-        if (!(b = table_add_service(&c->tab, fb[i].name))) {
-            r = -ENOMEM;
-            break;
-        }
-        added++;
-        /* The defaults changed while slotsync was away. */
-        if (!render_backend_matches(&fb[i], &b->conf.opt))
-            rollout_want(&c->ro, "defaults changed for", b->conf.name);
-    }
-    backend_names_sort(&c->tab.owned);
-    if (added)
-        log_info(MOD, "%s: %zu backends of services named only in etcd", c->cfg->services_file,
-                 added);
-    for (size_t i = 0, old = 0; r == 0 && i < n; i++) {
-        char line[SERVICE_NAME_MAX + 16];
-
-        /* An older slotsync named a frontend after its backend (3.3+ cannot
-         * load that): it is adopted as it runs, renamed at the next reload. */
-        snprintf(line, sizeof(line), "\nfrontend %s\n", fb[i].name);
-        if (strstr(text, line) && !old++)
-            log_info(MOD,
-                     "%s: frontends named as their backends (an older slotsync's naming, "
-                     "refused by HAProxy 3.3+); adopted as they run, written as "
-                     "\"frontend " RENDER_FRONTEND_PREFIX "<service>\" at the next reload",
-                     c->cfg->services_file);
-    }
-    free(fb);
+    r = table_take_rendered(&c->tab, c->cfg->services_file, text, len, ap_want_reload, c);
     free(text);
     if (r < 0)
         memprintf(errmsg, "out of memory");
@@ -1133,7 +1053,6 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
 
 static void ctl_destroy(struct ctl *c)
 {
-    runtime_free(c->proc_rt);
     admin_free(c->admin);
     free(c->recent);
     free(c->obs_backends);
@@ -1253,45 +1172,6 @@ oom:
     return -ENOMEM;
 }
 
-static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
-                            void *arg)
-{
-    struct ctl *c = arg;
-    unsigned long reloads = 0, failed = 0;
-    long uptime = -1;
-
-    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
-        reload_parse_worker_uptime(raw, &uptime) < 0) {
-        log_info(MOD,
-                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
-                 "shown from slotsync's own from now on",
-                 c->cfg->master_socket,
-                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
-        return;
-    }
-    c->haproxy_reloads = reloads;
-    if (reloads > 0) {
-        /* the monotonic clock, as every other age (issue 19 item 9) */
-        c->haproxy_last_reload_at = clock_mono() - (double)uptime;
-        if (c->haproxy_last_reload_at <= 0)
-            c->haproxy_last_reload_at = 1e-6;
-        log_info(MOD,
-                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
-                 "%ld s ago (show proc)",
-                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
-    }
-}
-
-/* Ask the master "show proc" once (no master socket: nothing to ask). */
-static void read_haproxy_reloads(struct ctl *c)
-{
-    if (!c->cfg->master_socket)
-        return;
-    c->proc_rt = runtime_new(c->loop, c->cfg->master_socket, 5);
-    if (!c->proc_rt || runtime_send_raw(c->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, c) < 0)
-        log_info(MOD, "master socket %s: HAProxy's reloads not read", c->cfg->master_socket);
-}
-
 /* Descriptors: the soft limit up to the hard one, said in the log (issue
  * 20: admin clients, etcd and HAProxy share them). */
 static void raise_nofile(void)
@@ -1358,7 +1238,7 @@ int controller_run(const struct config *cfg,
     c.notify = notify_new(c.loop);
     log_info(MOD, "started: %zu services, etcd prefix %s, runtime socket %s", cfg->n_services,
              cfg->etcd_prefix, cfg->runtime_socket);
-    read_haproxy_reloads(&c);
+    rollout_read_haproxy_reloads(&c.ro);
     if (cfg->admin_listen.set) {
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;

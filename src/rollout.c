@@ -14,7 +14,9 @@
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
+#include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/runtime.h>
 #include <slotsync/slots.h>
 #include <slotsync/timeouts.h>
 
@@ -57,6 +59,8 @@ void rollout_free(struct rollout *ro)
         ev_timer_stop(ro->loop, &ro->timer);
     reloader_free(ro->reloader);
     ro->reloader = NULL;
+    runtime_free(ro->proc_rt);
+    ro->proc_rt = NULL;
     backend_names_clear(&ro->rendering);
     if (ro->candidate)
         unlink(ro->candidate);
@@ -463,4 +467,43 @@ out:
     free(map);
     free(routes);
     return r;
+}
+
+static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct rollout *ro = arg;
+    unsigned long reloads = 0, failed = 0;
+    long uptime = -1;
+
+    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
+        reload_parse_worker_uptime(raw, &uptime) < 0) {
+        log_info(MOD,
+                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
+                 "shown from slotsync's own from now on",
+                 ro->cfg->master_socket,
+                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
+        return;
+    }
+    ro->haproxy_reloads = reloads;
+    if (reloads > 0) {
+        /* the monotonic clock, as every other age (issue 19 item 9) */
+        ro->haproxy_last_reload_at = clock_mono() - (double)uptime;
+        if (ro->haproxy_last_reload_at <= 0)
+            ro->haproxy_last_reload_at = 1e-6;
+        log_info(MOD,
+                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
+                 "%ld s ago (show proc)",
+                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
+    }
+}
+
+void rollout_read_haproxy_reloads(struct rollout *ro)
+{
+    if (!ro->cfg->master_socket)
+        return;
+    ro->proc_rt = runtime_new(ro->loop, ro->cfg->master_socket, 5);
+    if (!ro->proc_rt ||
+        runtime_send_raw(ro->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, ro) < 0)
+        log_info(MOD, "master socket %s: HAProxy's reloads not read", ro->cfg->master_socket);
 }

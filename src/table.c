@@ -1,6 +1,7 @@
 /* table - the backend table, and who owns which proxy name (table.h). */
 #include <slotsync/table.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +169,48 @@ void table_settle_again(struct table *t,
         if (b->foreign)
             b->present = false;
     }
+}
+
+int table_take_rendered(struct table *t, const char *path, const char *text, size_t len,
+                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void *arg)
+{
+    struct render_file_backend *fb = NULL;
+    size_t n = 0, added = 0;
+    int r;
+
+    r = render_parse_backends(text, len, &fb, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct backend *b;
+
+        r = backend_names_add(&t->owned, fb[i].name);
+        if (r < 0 || table_find(t, fb[i].name))
+            continue;
+        if (!(b = table_add_service(t, fb[i].name))) {
+            r = -ENOMEM;
+            break;
+        }
+        added++;
+        /* The defaults changed while slotsync was away. */
+        if (!render_backend_matches(&fb[i], &b->conf.opt))
+            want_reload(arg, "defaults changed for", b->conf.name);
+    }
+    backend_names_sort(&t->owned);
+    if (added)
+        log_info(MOD, "%s: %zu backends of services named only in etcd", path, added);
+    for (size_t i = 0, old = 0; r == 0 && i < n; i++) {
+        char line[SERVICE_NAME_MAX + 16];
+
+        /* An older slotsync named a frontend after its backend (3.3+ cannot
+         * load that): it is adopted as it runs, renamed at the next reload. */
+        snprintf(line, sizeof(line), "\nfrontend %s\n", fb[i].name);
+        if (strstr(text, line) && !old++)
+            log_info(MOD,
+                     "%s: frontends named as their backends (an older slotsync's naming, "
+                     "refused by HAProxy 3.3+); adopted as they run, written as "
+                     "\"frontend " RENDER_FRONTEND_PREFIX "<service>\" at the next reload",
+                     path);
+    }
+    free(fb);
+    return r;
 }

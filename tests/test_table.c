@@ -10,6 +10,7 @@
 
 #include <slotsync/config.h>
 #include <slotsync/log.h>
+#include <slotsync/render.h>
 #include <slotsync/table.h>
 
 static struct config cfg;
@@ -125,4 +126,46 @@ Test(table, name_sets_are_taken_and_decide_ownership)
     cr_expect_eq(table_own(&tab, "api"), 0);
     cr_expect(backend_names_has(&tab.owned, "api"));
     cr_expect(backend_names_has(&tab.owned, "web"));
+}
+
+static char wanted[256];
+
+static void want_reload(void *arg, const char *why, const char *name)
+{
+    size_t len = strlen(wanted);
+
+    snprintf(wanted + len, sizeof(wanted) - len, "%s %s;", why, name);
+}
+
+/* A restart takes back the backends of the file slotsync rendered. */
+Test(table, the_rendered_services_file_names_what_is_ours)
+{
+    static const char text[] =
+        RENDER_MARKER "\n\nbackend web\n    mode http\n    balance roundrobin\n"
+                      "\nbackend old\n    mode tcp\n    balance first\n"
+                      "\nfrontend old\n    mode tcp\n";
+    struct backend *cfgd;
+    struct service_conf conf;
+
+    cfg.defaults.mode = MODE_HTTP;
+    memset(&conf, 0, sizeof(conf));
+    snprintf(conf.name, sizeof(conf.name), "cfgd");
+    cfgd = table_add(&tab, &conf, true);
+    cr_assert_not_null(cfgd);
+    wanted[0] = '\0';
+    cr_assert_eq(
+        table_take_rendered(&tab, "/x/services.cfg", text, strlen(text), want_reload, NULL), 0);
+    cr_expect_eq(tab.n, 3);
+    cr_expect(backend_names_has(&tab.owned, "web"));
+    cr_expect(backend_names_has(&tab.owned, "old"));
+    cr_expect_not(backend_names_has(&tab.owned, "cfgd"), "not in the file");
+    cr_expect_not(table_find(&tab, "web")->configured);
+    cr_expect_str_eq(wanted, "defaults changed for old;", "rendered as tcp, the defaults say http");
+    cr_expect_not_null(strstr(logbuf, "/x/services.cfg: 2 backends of services named only in etcd"),
+                       "%s", logbuf);
+    cr_expect_not_null(strstr(logbuf, "/x/services.cfg: frontends named as their backends"), "%s",
+                       logbuf);
+    /* a file someone else wrote names nothing */
+    cr_assert_eq(table_take_rendered(&tab, "/x/s.cfg", "backend x\n", 10, want_reload, NULL), 0);
+    cr_expect_null(table_find(&tab, "x"));
 }

@@ -46,14 +46,17 @@ struct apply_ops {
      * backends are adopted from them (pool.h). Called before proxies(), and
      * may add backends. NULL: no spares. */
     void (*spares_read)(void *arg, const struct host_route *routes, size_t n);
-    /* Run-time backends (dynback.h); both NULL: none. b, ours, is missing
-     * in HAProxy: true when it is created at run time (b->dyn_create set)
-     * instead of by a reload. */
+    /* Run-time backends (dynback.h); all three NULL: none. b, ours, is
+     * missing in HAProxy: true when it is created at run time
+     * (b->dyn_create set) instead of by a reload. */
     bool (*dyn_missing)(void *arg, struct backend *b);
-    /* HAProxy answered the "add backend" (create) or "del backend" of
-     * backend (borrowed, as the reply): ok is its success. The callee may
-     * drop a deleted backend from the table. */
-    void (*dyn_answered)(void *arg, const char *backend, bool create, bool ok, const char *reply);
+    /* HAProxy added or removed a backend at run time, as asked (a removed
+     * one is dropped from the table already): what it runs changed. */
+    void (*runs_changed)(void *arg);
+    /* HAProxy refused b's "add backend": b is not present and has no slot
+     * now, and no backend is added at run time until a reload; the callee
+     * places b as it would without run-time backends. */
+    void (*dyn_refused)(void *arg, struct backend *b);
 };
 
 struct apply_stats {

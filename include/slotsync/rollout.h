@@ -36,6 +36,7 @@
 #include <slotsync/table.h>
 
 struct reloader;
+struct runtime;
 
 /* What the rollout asks of its owner. None may be NULL. */
 struct rollout_ops {
@@ -84,6 +85,12 @@ struct rollout {
     /* The services file carries the named defaults of run-time backends
      * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
     bool dyn_defaults;
+    /* HAProxy's own account of its reloads, read once at start from the
+     * master's "show proc" (issue 19): after a restart of slotsync the
+     * last reload is HAProxy's, not "none" */
+    struct runtime *proc_rt;
+    double haproxy_last_reload_at; /* clock_mono(); <= 0: not known, or never reloaded */
+    unsigned long haproxy_reloads;
 };
 
 /* Set ro up on loop (a reloader for cfg's haproxy_bin, base_config,
@@ -123,6 +130,10 @@ void rollout_maybe_start(struct rollout *ro, bool ready);
  * it picks a reload for a large plan. */
 bool rollout_can_start(const struct rollout *ro);
 
+/* Ask the master socket "show proc" once (none configured: nothing to
+ * ask): how often HAProxy was reloaded and how long ago the last time, into
+ * haproxy_reloads and haproxy_last_reload_at, with a log line. */
+void rollout_read_haproxy_reloads(struct rollout *ro);
 /* "slotsync render": every backend slotsync owns in v (n of them), sized
  * for its endpoints in cat, rendered to out_path ("-": standard output) or,
  * when out_path is NULL, to cfg's services_file with the Host map beside

@@ -68,6 +68,16 @@ bool table_settle(struct table *t, struct backend *b);
 void table_settle_again(struct table *t,
                         void (*want_reload)(void *arg, const char *why, const char *name),
                         void *arg);
+/* The services file at path that slotsync rendered (its text, len bytes
+ * and NUL-terminated; borrowed) names the backends that are ours: each goes into owned, and a
+ * service it names that t does not have gets a backend from the defaults
+ * (table_add_service()); one rendered with other options than the defaults
+ * now asks want_reload ("defaults changed for", its name). Logs how many
+ * were added, and once that its frontends have an older slotsync's names.
+ * 0 or -ENOMEM (t keeps what was added). */
+int table_take_rendered(struct table *t, const char *path, const char *text, size_t len,
+                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void *arg);
 /* name is ours from now on (a backend created at run time). 0 or -ENOMEM. */
 int table_own(struct table *t, const char *name);
 /* The backends the services file HAProxy runs declares (sorted): t takes
