@@ -1,10 +1,11 @@
-/* controller - the daemon's pipeline, wired on one libev loop: the etcd
- * sync's keys go to feed (catalog), the loop's ev_prepare hands HAProxy's
- * side to apply (resyncs, batches, refusals) and to rollout (when to reload,
- * what the render holds), and the controller keeps the backend table, who
- * owns which proxy name, SIGHUP and render mode. The admin endpoint and
- * SIGUSR1 get its modules' state gathered for report.h. */
+/* controller - the daemon's pipeline, wired on one libev loop: set up
+ * every module, start the etcd sync and the loop's watchers, and read the
+ * config again on SIGHUP (hup.h decides what it changes); render mode lists
+ * etcd once and renders. The etcd sync's callbacks are in controller_etcd.c,
+ * the loop's ev_prepare and HAProxy's side in controller_haproxy.c, what
+ * the daemon reports in controller_report.c (controller-int.h). */
 #include <slotsync/controller.h>
+#include <slotsync/controller-int.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -15,101 +16,23 @@
 
 #include <ev.h>
 
-#include <slotsync/admin.h>
-#include <slotsync/apply.h>
-#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/config.h>
 #include <slotsync/etcd.h>
-#include <slotsync/etcd_sync.h>
-#include <slotsync/feed.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/hup.h>
-#include <slotsync/dnshosts.h>
 #include <slotsync/dynback.h>
 #include <slotsync/secret.h>
-#include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
 #include <slotsync/notify.h>
-#include <slotsync/plan.h>
-#include <slotsync/pool.h>
-#include <slotsync/reload.h>
-#include <slotsync/render.h>
-#include <slotsync/report.h>
-#include <slotsync/bulk.h>
-#include <slotsync/rollout.h>
-#include <slotsync/runtime.h>
-#include <slotsync/table.h>
+#include <slotsync/tls.h>
 
-#define MOD "sync"
+#define MOD CONTROLLER_MOD
 #define BASE_CONFIG_MAX (256u << 20)
-
-struct ctl {
-    struct ev_loop *loop;
-    const struct config *cfg;
-    struct http_client *http;
-    struct etcd_client *etcd;
-    struct etcd_sync *sync;
-    struct catalog *cat;
-    struct table tab; /* the backends and who owns which proxy name (table.h) */
-    struct config *owned_cfg; /* a config loaded on SIGHUP */
-    int (*load_config)(struct config *out, char **errmsg, void *arg);
-    void *load_arg;
-    struct rollout ro; /* reloads: when, what is rendered, retries (rollout.h) */
-    bool base_defaults; /* base_config declares DYNBACK_BASE_DEFAULTS (dynback.h) */
-    struct apply ap;      /* HAProxy's state read, batches sent (apply.h) */
-    struct pool pool;     /* spare backends: new services without a reload (pool.h) */
-    /* the services file and Host map kept current between reloads (livefile.h) */
-    struct livefile live;
-    unsigned long long live_sig; /* batches, resyncs, reloads, bindings at the last look */
-    bool live_changed;           /* a key changed since the last touch */
-    bool live_known;             /* HAProxy's state has been read once: present is known */
-    ev_prepare flush;
-    ev_timer resync_timer, deadline;
-    ev_signal sig_term, sig_int, sig_hup;
-    ev_signal sig_usr1;    /* state dump */
-    ev_timer log_timer;    /* prints the log's rate-limit summaries */
-    struct notify *notify; /* systemd readiness, status, watchdog */
-    struct dnshosts dns;   /* the "dns" hosts file */
-    bool listed;           /* a complete etcd listing has been applied */
-    bool listing;          /* a listing is being applied: one summary, not a line a key */
-    /* issue 23: the socket or one reload for a large plan (bulk.h), decided
-     * once when a listing ends and once per read of HAProxy's state: a
-     * restart found by the runtime socket's reconnect keeps the applier's
-     * epoch, so every read counts (ap.stats.resyncs), not only a new epoch */
-    bool bulk_due;
-    /* a first listing's pages are held for one reload (bulk_hold_listing) */
-    bool bulk_hold, bulk_hold_decided;
-    unsigned long long bulk_resyncs; /* ap.stats.resyncs at the last decision */
-
-    /* The last full listing had no valid key and none came since. Until
-     * HAProxy is known to hold no filled slot (or keys appear), listed stays
-     * false: nothing is planned, rendered or sent. */
-    size_t list_valid; /* valid keys in the listing being applied */
-    bool registry_empty;
-    bool empty_held;                       /* HAProxy's filled slots are being kept (the gauge) */
-    unsigned long long empty_seen_resyncs; /* stats.resyncs at the last decision */
-
-    /* render mode */
-    bool render_only;
-    const char *render_path;
-    int render_err;
-    char *render_errmsg;
-    char *etcd_last_error; /* the last reason the etcd sync gave for being down */
-    bool etcd_up;          /* the sync's last connected() report said up */
-    double etcd_since;     /* clock_mono() of that report, or of the start */
-    struct {
-        unsigned long long empty_listings_held, bulk_reloads;
-    } stats; /* the applier's are in ap.stats, the reloads' in ro.stats, the table's in tab */
-    /* inspection: the admin endpoint and what only it needs */
-    struct admin *admin;
-    struct metrics obs; /* histograms and labelled counters; the rest comes from stats */
-    struct metrics_recent *recent;
-    struct metrics_backend *obs_backends;
-};
 
 /* ---- ownership: which proxies are slotsync's ---- */
 
@@ -166,559 +89,6 @@ static void load_base_names(struct ctl *c)
     }
     table_set_base_names(&c->tab, &be, &fe);
     set_base_defaults(c, base_defaults);
-}
-
-/* A claimed service HAProxy runs no backend for, on an HAProxy that adds
- * backends at run time (dynback.h): its own backend at the next batch
- * ("add backend", its slots, publish), no spare, no reload. Returns
- * whether it is done so. */
-static bool dyn_place(struct ctl *c, struct backend *b)
-{
-    if (c->render_only || !apply_dynamic_usable(&c->ap) || !dynback_fits(b) || !backend_ours(b))
-        return false;
-    if (table_own(&c->tab, b->conf.name) < 0)
-        return false; /* no memory: a reload then */
-    b->present = true; /* HAProxy runs it once the batch is answered */
-    b->missing_noted = false;
-    b->dyn_create = true;
-    b->dirty = true;
-    c->ap.map_dirty = true;
-    return true;
-}
-
-/* A claimed service HAProxy runs no backend for: into a spare (pool.h), or
- * a reload. No new binding while a reload is asked for or in flight: its
- * render creates the backend anyway. */
-static void place(struct ctl *c, struct backend *b)
-{
-    if (dyn_place(c, b))
-        return;
-    if (!pool_place(&c->pool, b, &c->tab.proxies, &c->tab.base_be,
-                    !c->ro.reloading && !rollout_pending(&c->ro)))
-        rollout_want(&c->ro, "new service", b->conf.name);
-}
-
-/* Move the catalog's dirty flags onto the backends. */
-static void collect_dirty(struct ctl *c)
-{
-    struct catalog_service *s;
-    size_t pos = 0;
-
-    while ((s = catalog_take_dirty(c->cat, &pos))) {
-        struct backend *b = table_find(&c->tab, s->name);
-
-        if (b) {
-            b->dirty = true;
-        } else if (s->n_endpoints) {
-            /* A service the config does not name: a backend from defaults,
-             * if no proxy slotsync does not own has its name. */
-            if (!(b = table_add_service(&c->tab, s->name))) {
-                log_error(MOD, "service %s: out of memory", s->name);
-                catalog_mark_dirty(s);
-                continue;
-            }
-            /* Claimed: HAProxy runs it already (our services file) and a
-             * resync adopts its slots, or it needs a reload. */
-            if (table_settle(&c->tab, b) && !c->render_only) {
-                if (backend_names_has(&c->tab.proxies, s->name))
-                    c->ap.resync_wanted = true;
-                else
-                    place(c, b);
-            }
-        }
-    }
-    c->ap.map_dirty = true;
-}
-
-/* ---- etcd side ---- */
-
-/* ---- caps on what etcd can create (catalog.h) ---- */
-
-/* A service the config names is always served, and not counted. */
-static bool cap_exempt(const char *service, void *arg)
-{
-    const struct ctl *c = arg;
-
-    return config_find_service(c->cfg, service) != NULL;
-}
-
-/* Give the catalog c->cfg's caps (at start and on SIGHUP). */
-static void set_caps(struct ctl *c)
-{
-    const struct catalog_limits l = {(size_t)c->cfg->max_services,
-                                     (size_t)c->cfg->max_endpoints_per_service, cap_exempt, c};
-
-    catalog_set_limits(c->cat, &l);
-}
-
-static void on_list_begin(void *arg)
-{
-    struct ctl *c = arg;
-
-    c->listing = true;
-    c->list_valid = 0;
-    c->bulk_hold = c->bulk_hold_decided = false;
-    catalog_relist_begin(c->cat);
-}
-
-static void on_kv(void *arg, const struct etcd_kv *kv)
-{
-    struct ctl *c = arg;
-    int r = feed_kv(c->cat, kv, c->listing, c->render_only, c->obs.rejected);
-
-    if (c->listing && !kv->deleted && r >= 0 && r != CATALOG_REJECTED)
-        c->list_valid++;
-    /* A change from the watch: its event-to-applied time starts now. */
-    if (!c->listing && !c->render_only &&
-        (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED))
-        metrics_pending_add(&c->ap.events_pending, clock_mono());
-    if (r == CATALOG_ADDED || r == CATALOG_UPDATED || r == CATALOG_REMOVED)
-        c->live_changed = true;
-}
-
-static void render_now(struct ctl *c);
-
-/* Plan every backend and the map again from the catalog. */
-static void mark_all_dirty(struct ctl *c)
-{
-    for (size_t i = 0; i < c->tab.n; i++)
-        c->tab.v[i]->dirty = true;
-    c->ap.map_dirty = true;
-}
-
-/* Keys are there again after an empty listing: converge to them. */
-static void registry_filled(struct ctl *c)
-{
-    if (c->empty_held)
-        log_info(MOD, "etcd registry has %zu %s again: converging HAProxy to it",
-                 catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"));
-    c->registry_empty = false;
-    c->empty_held = false;
-    c->listed = true;
-    mark_all_dirty(c);
-}
-
-/* After an empty listing, with HAProxy's state read: hold while HAProxy has
- * a filled slot in one of our backends (a wiped etcd, or the wrong one, must
- * not empty every backend), apply the empty listing when it has none. Once
- * per read of HAProxy's state. */
-static void decide_empty_registry(struct ctl *c)
-{
-    size_t filled = 0, backends = 0;
-
-    if (c->empty_seen_resyncs == c->ap.stats.resyncs)
-        return;
-    c->empty_seen_resyncs = c->ap.stats.resyncs;
-    for (size_t i = 0; i < c->tab.n; i++) {
-        const struct backend *b = c->tab.v[i];
-        size_t k = 0;
-
-        for (size_t j = 0; b->present && j < b->slots.n; j++)
-            if (!view_empty(&b->have[j])) /* an unknown slot counts as filled */
-                k++;
-        filled += k;
-        backends += k != 0;
-    }
-    if (!filled || c->cfg->allow_empty_registry) {
-        if (c->empty_held)
-            log_info(MOD, "%s: the empty etcd registry applies",
-                     filled ? "allow_empty_registry is set" : "HAProxy has no filled slot left");
-        c->empty_held = false;
-        c->registry_empty = false;
-        c->listed = true;
-        mark_all_dirty(c);
-        return;
-    }
-    if (c->empty_held)
-        return;
-    c->empty_held = true;
-    c->stats.empty_listings_held++;
-    log_error(MOD,
-              "etcd registry is empty (no valid key under %s): HAProxy is kept as it is "
-              "(%zu filled slots in %zu backends) until keys appear; set "
-              "allow_empty_registry to apply an empty registry",
-              c->cfg->etcd_prefix, filled, backends);
-}
-
-/* A page of a first listing is in and more follow: its endpoints go to
- * slots HAProxy has empty while the rest is read (apply.h). */
-static void on_list_page(void *arg)
-{
-    struct ctl *c = arg;
-
-    if (!c->listed && !c->render_only)
-        apply_listed_page(&c->ap);
-}
-
-static void on_list_end(void *arg, int64_t revision)
-{
-    struct ctl *c = arg;
-    size_t removed = catalog_relist_end(c->cat);
-
-    c->listing = false;
-    log_info(MOD, "etcd listing applied: %zu %s in %zu %s at revision %lld%s",
-             catalog_count(c->cat), LOG_PLURAL(catalog_count(c->cat), "endpoint", "endpoints"),
-             c->cat->n_services, LOG_PLURAL(c->cat->n_services, "service", "services"),
-             (long long)revision,
-             removed ? " (some endpoints were removed while we were away)" : "");
-    collect_dirty(c);
-    c->live_changed = true;
-    if (c->render_only) {
-        c->listed = true;
-        render_now(c);
-        return;
-    }
-    if (c->list_valid == 0 && !c->cfg->allow_empty_registry) {
-        /* Decided in on_prepare() once HAProxy's state is read again. */
-        c->registry_empty = true;
-        c->listed = false;
-        c->empty_seen_resyncs = ~0ULL;
-        return;
-    }
-    if (c->registry_empty)
-        registry_filled(c);
-    c->listed = true;
-    c->bulk_due = true;
-}
-
-static void on_batch_end(void *arg, int64_t revision)
-{
-    struct ctl *c = arg;
-
-    collect_dirty(c);
-    /* Watch events apply one by one as always (a service scaled to zero is
-     * emptied); only a key that appears ends an empty listing's hold. */
-    if (c->registry_empty && !c->listing && catalog_count(c->cat) > 0)
-        registry_filled(c);
-}
-
-static void on_connected(void *arg, bool up, const char *why)
-{
-    struct ctl *c = arg;
-
-    if (up)
-        log_info(MOD, "etcd watch established (%s)",
-                 etcd_transport_name((enum etcd_transport)c->cfg->etcd_transport));
-    else
-        /* the etcd module has said why, at warn, with its outage lines */
-        log_info(MOD, "etcd watch lost (retrying)");
-    if (!up && why)
-        memprintf(&c->etcd_last_error, "%s", why);
-    /* Down from the start until the first report: the clock runs from then. */
-    if (up != c->etcd_up)
-        c->etcd_since = clock_mono();
-    c->etcd_up = up;
-    /* render: a TLS failure or refused credentials will not go away by
-     * waiting */
-    if (!up && why && c->render_only &&
-        (strstr(why, "TLS: ") || strstr(why, "etcd authentication as user"))) {
-        c->render_err = -EPROTO;
-        memprintf(&c->render_errmsg, "%s", why);
-        ev_break(c->loop, EVBREAK_ALL);
-    }
-}
-
-static const struct etcd_sync_ops sync_ops = {
-    .list_begin = on_list_begin,
-    .kv = on_kv,
-    .list_page = on_list_page,
-    .list_end = on_list_end,
-    .batch_end = on_batch_end,
-    .connected = on_connected,
-};
-
-/* ---- HAProxy side: the applier (apply.h) borrows the table ---- */
-
-static struct backend **lf_backends(void *arg, size_t *n)
-{
-    struct ctl *c = arg;
-
-    *n = c->tab.n;
-    return c->tab.v;
-}
-
-static void ap_want_reload(void *arg, const char *why, const char *name)
-{
-    struct ctl *c = arg;
-
-    rollout_want(&c->ro, why, name);
-}
-
-/* "show backend": every backend-capable proxy HAProxy runs. Services
- * waiting for it are settled: claimed, or refused when a proxy slotsync does
- * not own has their name. */
-static void ap_proxies(void *arg)
-{
-    struct ctl *c = arg;
-
-    for (size_t i = 0; i < c->tab.n; i++) {
-        struct backend *b = c->tab.v[i];
-
-        if ((!b->claimed || b->foreign) && !b->configured && table_settle(&c->tab, b) &&
-            !backend_names_has(&c->tab.proxies, b->conf.name))
-            place(c, b);
-    }
-}
-
-/* "show map": the spares' bindings HAProxy holds (pool.h). */
-static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
-{
-    struct ctl *c = arg;
-
-    pool_adopt(&c->pool, routes, n);
-}
-
-/* A backend of ours that HAProxy lost (or never loaded) is created at run
- * time again where it can be. */
-static bool ap_dyn_missing(void *arg, struct backend *b)
-{
-    return dyn_place(arg, b);
-}
-
-/* HAProxy removed b at run time, or added it (apply.h): livefile writes
- * what HAProxy runs now. */
-static void ap_runs_changed(void *arg)
-{
-    struct ctl *c = arg;
-
-    c->live_changed = true;
-}
-
-/* HAProxy refused b's "add backend": it goes where it would have gone
- * without run-time backends. */
-static void ap_dyn_refused(void *arg, struct backend *b)
-{
-    place(arg, b);
-}
-
-static const struct apply_ops apply_ops = {
-    .want_reload = ap_want_reload,
-    .proxies = ap_proxies,
-    .spares_read = ap_spares_read,
-    .dyn_missing = ap_dyn_missing,
-    .runs_changed = ap_runs_changed,
-    .dyn_refused = ap_dyn_refused,
-};
-
-static const struct pool_ops pool_ops = {
-    .want_reload = ap_want_reload,
-};
-
-/* ---- reloads: the rollout (rollout.h) borrows the table too ---- */
-
-/* HAProxy runs a new worker with the render: the file it runs declares the
- * backends slotsync owns. */
-static void ro_loaded(void *arg)
-{
-    struct ctl *c = arg;
-
-    c->ap.epoch++; /* a new worker: any read still in flight is stale */
-    /* The render carries the run-time backends' defaults section (when the
-     * base config allows it), and every backend HAProxy runs is rendered. */
-    c->ap.dyn.running_has_defaults = true;
-    for (size_t i = 0; i < c->tab.n; i++)
-        c->tab.v[i]->dyn_created = false;
-}
-
-static void ro_resync(void *arg)
-{
-    struct ctl *c = arg;
-
-    c->ap.resync_wanted = true;
-}
-
-static const struct livefile_ops livefile_ops = {
-    .backends = lf_backends,
-};
-
-static const struct rollout_ops rollout_ops = {
-    .loaded = ro_loaded,
-    .resync = ro_resync,
-};
-
-/* systemd's view (notify.h): ready once the listing went to HAProxy and
- * nothing more is waiting to go there. */
-static void notify_controller(struct ctl *c)
-{
-    bool settled = c->ap.synced && !c->ap.resync_wanted && !c->ro.reloading &&
-                   !rollout_pending(&c->ro) && !runtime_busy(c->ap.rt) && !c->ap.map_dirty;
-
-    for (size_t i = 0; settled && i < c->tab.n; i++)
-        settled = !c->tab.v[i]->dirty;
-    notify_update(c->notify, &(struct notify_state){c->listed, c->ap.synced, settled,
-                                                    catalog_count(c->cat), c->cat->n_services});
-}
-
-/* The "dns" hosts file (dnshosts.h): every configured service and every
- * discovered one with endpoints, once etcd was listed. */
-static void dns_controller(struct ctl *c)
-{
-    const char **names;
-    size_t n = 0;
-    unsigned long long hash;
-
-    if (!c->listed || !c->cfg->dns.hosts_file)
-        return;
-    names = calloc(c->cfg->n_services + c->cat->n_services + 1, sizeof(*names));
-    if (!names)
-        return; /* the next iteration tries again */
-    for (size_t i = 0; i < c->cfg->n_services; i++)
-        names[n++] = c->cfg->services[i].name;
-    for (size_t i = 0; i < c->cat->n_services; i++)
-        if (c->cat->services[i]->n_endpoints)
-            names[n++] = c->cat->services[i]->name;
-    hash = dnshosts_hash(names, n);
-    if (dnshosts_due(&c->dns, c->cfg, hash, clock_mono()))
-        dnshosts_update(&c->dns, c->cfg, names, n, clock_mono());
-    free(names);
-}
-
-/* The services file on disk follows what HAProxy runs (livefile.h): once
- * etcd is listed and HAProxy's state was read, a key, a batch, a read of
- * HAProxy's state, a reload or a spare's binding renders it again. Never
- * while a reload is in flight: its render writes the file. */
-static void live_controller(struct ctl *c)
-{
-    unsigned long long sig = c->ap.stats.batches + c->ap.stats.resyncs + c->ro.stats.reloads +
-                             c->pool.stats.bound + c->pool.stats.adopted;
-
-    livefile_hold(&c->live, c->ro.reloading);
-    if (c->ap.synced)
-        c->live_known = true;
-    if (sig != c->live_sig) {
-        c->live_sig = sig;
-        c->live_changed = true;
-    }
-    if (!c->live_changed || !c->listed || !c->live_known || c->ro.reloading)
-        return;
-    c->live_changed = false;
-    livefile_touch(&c->live);
-}
-
-/* Issue 23: when a listing ended, or HAProxy's state was read (a restart, a
- * reload, a reconnect, the periodic resync), weigh the plan over the runtime socket
- * against one reload (bulk.h) and log the choice. A reload renders every
- * backend with its desired endpoints; its end reads HAProxy's state again,
- * so the planner sends only what changed meanwhile. Returns true when a
- * reload was asked: nothing is sent now. */
-static bool bulk_controller(struct ctl *c)
-{
-    struct bulk_input in = {0};
-    struct bulk_choice out;
-    size_t commands = 0, servers = 0;
-
-    if (!c->ap.adopted)
-        return false;
-    if (!c->bulk_due && c->bulk_resyncs == c->ap.stats.resyncs)
-        return false;
-    c->bulk_due = false;
-    c->bulk_resyncs = c->ap.stats.resyncs;
-    if (apply_estimate(&c->ap, false, BULK_MIN_COMMANDS, &commands, &servers) < 0)
-        return false; /* out of memory: the socket, as before */
-    in.commands = commands;
-    in.servers = servers;
-    in.command_us = (unsigned)c->cfg->runtime_command_us;
-    in.server_us = (unsigned)c->cfg->reload_server_us;
-    in.reload_allowed = rollout_can_start(&c->ro);
-    in.path = (enum bulk_path)c->cfg->bulk_path;
-    bulk_choose(&in, &out);
-    if (commands < BULK_MIN_COMMANDS && !out.reload)
-        return false; /* a small plan: the socket, no line */
-    log_info(MOD,
-             "bulk: %s for %zu runtime %s (%.2f s estimated) against one reload of %zu "
-             "servers (%.2f s estimated): %s",
-             out.reload ? "one reload" : "the runtime socket", commands,
-             LOG_PLURAL(commands, "command", "commands"), out.runtime_s, servers, out.reload_s,
-             out.why);
-    if (!out.reload)
-        return false;
-    c->stats.bulk_reloads++;
-    rollout_want(&c->ro, "large plan, one reload for", "every backend");
-    rollout_maybe_start(&c->ro, true);
-    return true;
-}
-
-/* Issue 23: a first listing's pages go to HAProxy's empty slots as they are
- * read, so by the listing's end the plan left is small and the socket wins
- * although one reload would have been cheaper for the whole listing. So at
- * its first page (HAProxy's state known), the listing's size (etcd's count
- * for the prefix) scales this page's plan to the whole listing; when one
- * reload wins by that estimate, the pages are held and the listing's end
- * decides on the real plan (bulk_controller): nothing is lost if the
- * estimate was wrong, the socket takes it then. Returns true: hold. */
-static bool bulk_hold_listing(struct ctl *c)
-{
-    const struct etcd_sync_stats *st = c->sync ? etcd_sync_stats(c->sync) : NULL;
-    struct bulk_input in = {0};
-    struct bulk_choice out;
-    size_t commands = 0, servers = 0, count;
-
-    if (c->cfg->bulk_path != BULK_PATH_AUTO)
-        return c->cfg->bulk_path == BULK_PATH_RELOAD;
-    if (c->bulk_hold_decided)
-        return c->bulk_hold;
-    if (!c->ap.adopted || !st || st->list_count <= 0 || !c->list_valid)
-        return false; /* nothing to scale by yet: the pages go out */
-    c->bulk_hold_decided = true;
-    count = (size_t)st->list_count;
-    if (apply_estimate(&c->ap, true, 0, &commands, &servers) < 0)
-        return false;
-    if (count > c->list_valid)
-        commands = (size_t)((double)commands * (double)count / (double)c->list_valid);
-    if (servers < count)
-        servers = count; /* the render declares a slot per endpoint at least */
-    in.commands = commands;
-    in.servers = servers;
-    in.command_us = (unsigned)c->cfg->runtime_command_us;
-    in.server_us = (unsigned)c->cfg->reload_server_us;
-    in.reload_allowed = rollout_can_start(&c->ro);
-    in.path = BULK_PATH_AUTO;
-    bulk_choose(&in, &out);
-    c->bulk_hold = out.reload;
-    if (commands >= BULK_MIN_COMMANDS)
-        log_info(MOD,
-                 "bulk: the first etcd listing holds %zu %s (etcd's count): about %zu runtime "
-                 "commands (%.2f s estimated) against one reload of %zu servers (%.2f s "
-                 "estimated): %s; %s",
-                 count, LOG_PLURAL(count, "key", "keys"), commands, out.runtime_s, servers,
-                 out.reload_s, out.why,
-                 out.reload ? "its pages wait for the listing's end" : "its pages go out as read");
-    return c->bulk_hold;
-}
-
-/* Runs once per loop iteration, before the loop blocks: everything that
- * changed during the iteration goes out as one batch. */
-static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    struct ctl *c = w->data;
-
-    if (c->render_only)
-        return;
-    notify_controller(c);
-    dns_controller(c);
-    live_controller(c);
-    rollout_maybe_start(&c->ro, c->listed && c->ap.synced);
-    /* During a reload the socket may reach the old worker or the new one:
-     * what we read or change there could be lost or mistaken (a backend of
-     * the new file "missing"). Hold everything; the reload's end resyncs. */
-    if (c->ro.reloading || apply_busy(&c->ap))
-        return;
-    if (apply_resync_due(&c->ap)) {
-        apply_resync(&c->ap);
-        return;
-    }
-    if (c->registry_empty && !c->listed)
-        decide_empty_registry(c);
-    if (!c->listed) {
-        /* part of a first listing: additions only, unless they wait for
-         * the one reload the listing's end decides (bulk_hold_listing) */
-        if (c->listing && !bulk_hold_listing(c))
-            apply_send_additions(&c->ap);
-        return;
-    }
-    if (bulk_controller(c))
-        return;
-    apply_send(&c->ap);
 }
 
 static void on_resync_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -879,11 +249,11 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     c->owned_cfg = nc;
     /* The base config may have changed too: settle every service again. */
     load_base_names(c);
-    table_settle_again(&c->tab, ap_want_reload, c);
+    table_settle_again(&c->tab, controller__want_reload, c);
     /* new caps, or a waiting service the config names now: taken on */
-    set_caps(c);
+    controller__set_caps(c);
     if (c->listed && !c->listing)
-        collect_dirty(c);
+        controller__collect_dirty(c);
     c->ap.map_dirty = true;
     c->ap.resync_wanted = true;
     log_info(MOD, "SIGHUP: config reloaded%s", plan.changed ? "" : " (no backend changed)");
@@ -891,14 +261,6 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* ---- render mode ---- */
-
-/* The services file (or -o's) from the first listing, then stop. */
-static void render_now(struct ctl *c)
-{
-    c->render_err = rollout_render_file(c->cfg, c->tab.v, c->tab.n, c->cat, c->render_path,
-                                        &c->render_errmsg);
-    ev_break(c->loop, EVBREAK_ALL);
-}
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -912,106 +274,6 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ---- setup and teardown ---- */
-
-/* ---- the admin endpoint's view and the state dump (report.h) ---- */
-
-/* What the modules know now, for report.h (borrowed until the loop runs
- * again). */
-static struct report_state report_of(const struct ctl *c)
-{
-    return (struct report_state){
-        .now = clock_mono(),
-        .etcd = c->sync ? etcd_sync_stats(c->sync) : NULL,
-        .listed = c->listed,
-        .cat = c->cat,
-        .synced = c->ap.synced,
-        .runtime_down = c->ap.runtime_down,
-        .last_resync_at = c->ap.last_resync_at,
-        .batches = c->ap.stats.batches,
-        .commands = c->ap.stats.commands,
-        .command_failures = c->ap.stats.command_failures,
-        .runtime_errors = c->ap.stats.runtime_errors,
-        .runtime_added_servers = c->ap.stats.grown,
-        .resyncs = c->ap.stats.resyncs,
-        .drift_repairs = c->ap.stats.drift_repairs,
-        .last_reload_at =
-            c->ro.last_reload_start > 0 ? c->ro.last_reload_start : c->ro.haproxy_last_reload_at,
-        .last_reload_by_haproxy = c->ro.last_reload_start <= 0 && c->ro.haproxy_last_reload_at > 0,
-        .last_reload_cause =
-            c->ro.last_reload_start > 0 ? metrics_cause_name(c->ro.reload_cause) : NULL,
-        .haproxy_reloads = c->ro.haproxy_reloads,
-        .last_reload_failed = c->ro.last_reload_failed,
-        .reloading = c->ro.reloading,
-        .reloads = c->ro.stats.reloads,
-        .reload_failures = c->ro.stats.reload_failures,
-        .check_failures = c->ro.stats.check_failures,
-        .bulk_reloads = c->stats.bulk_reloads,
-        .backends = c->tab.v,
-        .n_backends = c->tab.n,
-        .obs = &c->obs,
-        .recent = c->recent,
-        .etcd_up = c->etcd_up,
-        .etcd_since = c->etcd_since,
-        .etcd_endpoint = c->sync ? etcd_sync_endpoint(c->sync) : NULL,
-        .etcd_error = c->etcd_last_error,
-        .wall_now = clock_wall(),
-        .cfg = c->cfg,
-        .spares = c->pool.sp.n,
-        .spares_free = spare_free_count(&c->pool.sp),
-    };
-}
-
-static bool admin_ready(void *arg, const char **why)
-{
-    struct report_state s = report_of(arg);
-
-    return report_ready(&s, why);
-}
-
-static void admin_metrics(void *arg, struct metrics *m)
-{
-    struct ctl *c = arg;
-    struct report_state s = report_of(c);
-
-    report_metrics(&s, m, &c->obs_backends);
-}
-
-static json_t *admin_status(void *arg, const char *state_text, const char *stat_text, char **errmsg)
-{
-    struct report_state s = report_of(arg);
-
-    return report_status(&s, state_text, stat_text, errmsg);
-}
-
-/* /readyz's body while ready: what it serves when etcd cannot be read. */
-static void admin_ready_note(void *arg, char *buf, size_t size)
-{
-    struct report_state s = report_of(arg);
-
-    report_etcd_note(&s, buf, size);
-}
-
-static const struct admin_ops admin_ops = {
-    .ready = admin_ready,
-    .ready_note = admin_ready_note,
-    .metrics = admin_metrics,
-    .status = admin_status,
-};
-
-static void dump_line(const char *text, void *arg)
-{
-    log_msg_all(LOG_LEVEL_INFO, MOD, "%s", text);
-}
-
-/* SIGUSR1: what the daemon knows (report_dump()), written to the log
- * whatever its level, never rate-limited (one line per backend). */
-static void on_dump_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    struct report_state s = report_of(w->data);
-
-    if (report_dump(&s, dump_line, NULL) < 0)
-        log_error(MOD, "state dump: out of memory");
-}
 
 #define SERVICES_FILE_MAX (256u << 20)
 
@@ -1044,7 +306,7 @@ static int start_from_services_file(struct ctl *c, char **errmsg)
                  c->cfg->services_file, strerror(-r));
         return 0;
     }
-    r = table_take_rendered(&c->tab, c->cfg->services_file, text, len, ap_want_reload, c);
+    r = table_take_rendered(&c->tab, c->cfg->services_file, text, len, controller__want_reload, c);
     free(text);
     if (r < 0)
         memprintf(errmsg, "out of memory");
@@ -1107,7 +369,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     c->http = http_client_new(c->loop);
     if (!c->cat || !c->http)
         goto oom;
-    set_caps(c);
+    controller__set_caps(c);
     if (tls_conf_set(&cfg->etcd_tls)) {
         int r = http_client_set_tls(c->http, &cfg->etcd_tls, errmsg);
 
@@ -1136,22 +398,23 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
             return r;
     }
     if (!render_only) {
-        int r = apply_init(&c->ap, c->loop, cfg, c->cat, &c->tab, &c->obs, &apply_ops, c, errmsg);
+        int r = apply_init(&c->ap, c->loop, cfg, c->cat, &c->tab, &c->obs, &controller__apply_ops,
+                           c, errmsg);
 
         if (r < 0)
             return r;
         /* until HAProxy says otherwise (an "add backend" refused) */
         c->ap.dyn.running_has_defaults = true;
-        if (pool_init(&c->pool, c->loop, cfg, &c->tab, &pool_ops, c) < 0)
+        if (pool_init(&c->pool, c->loop, cfg, &c->tab, &controller__pool_ops, c) < 0)
             goto oom;
         c->ap.spares = &c->pool.sp;
-        if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->tab, &c->pool, &c->obs, &rollout_ops,
-                         c) < 0)
+        if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->tab, &c->pool, &c->obs,
+                         &controller__rollout_ops, c) < 0)
             goto oom;
-        livefile_init(&c->live, c->loop, cfg, c->cat, &livefile_ops, c);
+        livefile_init(&c->live, c->loop, cfg, c->cat, &controller__livefile_ops, c);
         set_base_defaults(c, c->base_defaults); /* read before the modules were set up */
     }
-    ev_prepare_init(&c->flush, on_prepare);
+    ev_prepare_init(&c->flush, controller__on_prepare);
     c->flush.data = c;
     ev_timer_init(&c->resync_timer, on_resync_timer, cfg->resync_interval_s,
                   cfg->resync_interval_s);
@@ -1162,7 +425,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
     ev_signal_init(&c->sig_int, on_stop_signal, SIGINT);
     ev_signal_init(&c->sig_hup, on_hup, SIGHUP);
     c->sig_hup.data = c;
-    ev_signal_init(&c->sig_usr1, on_dump_signal, SIGUSR1);
+    ev_signal_init(&c->sig_usr1, controller__on_dump_signal, SIGUSR1);
     c->sig_usr1.data = c;
     ev_timer_init(&c->log_timer, on_log_timer, 1., 1.);
     c->etcd_since = clock_mono();
@@ -1222,7 +485,7 @@ int controller_run(const struct config *cfg,
         goto out;
     c.load_config = load_config;
     c.load_arg = arg;
-    c.sync = etcd_sync_start(c.etcd, cfg->etcd_prefix, &sync_ops, &c);
+    c.sync = etcd_sync_start(c.etcd, cfg->etcd_prefix, &controller__sync_ops, &c);
     if (!c.sync) {
         memprintf(errmsg, "cannot start the etcd sync");
         r = -ENOMEM;
@@ -1243,7 +506,7 @@ int controller_run(const struct config *cfg,
         c.recent = calloc(1, sizeof(*c.recent));
         c.ap.recent = c.recent;
         c.admin = c.recent ? admin_start(c.loop, &cfg->admin_listen, cfg->runtime_socket,
-                                         &cfg->admin, &admin_ops, &c, errmsg)
+                                         &cfg->admin, &controller__admin_ops, &c, errmsg)
                            : NULL;
         if (!c.admin) {
             if (!c.recent)
@@ -1257,25 +520,7 @@ int controller_run(const struct config *cfg,
                  cfg->admin_listen.host, cfg->admin_listen.ipv6 ? "]" : "", admin_port(c.admin));
     }
     ev_run(c.loop, 0);
-    log_info(MOD,
-             "stopped: %llu batches, %llu commands, %llu refused, %llu resyncs, "
-             "%llu reloads (%llu failed, %llu checks failed), %llu values rejected, "
-             "%llu services refused, %llu drift repairs, "
-             "%llu static-algorithm weights not sent, %llu reads below level admin",
-             c.ap.stats.batches, c.ap.stats.commands, c.ap.stats.command_failures,
-             c.ap.stats.resyncs, c.ro.stats.reloads, c.ro.stats.reload_failures,
-             c.ro.stats.check_failures, c.cat->rejected, c.tab.refused_services,
-             c.ap.stats.drift_repairs, c.ap.stats.static_weights_ignored, c.ap.stats.level_too_low);
-    if (c.ro.stats.io_failures)
-        log_info(MOD, "%llu renders or reloads failed on I/O and were retried%s",
-                 c.ro.stats.io_failures, c.ro.write_outage.since > 0 ? " (still failing)" : "");
-    if (c.live.stats.failures)
-        log_info(MOD, "%llu writes of the services file between reloads failed and were "
-                      "retried%s",
-                 c.live.stats.failures, c.live.outage.since > 0 ? " (still failing)" : "");
-    if (c.stats.empty_listings_held)
-        log_info(MOD, "empty etcd registry held back %llu times%s", c.stats.empty_listings_held,
-                 c.empty_held ? " (still held: HAProxy was left as it was)" : "");
+    controller__log_stopped(&c);
 out:
     ctl_destroy(&c);
     return r;
@@ -1291,7 +536,7 @@ int controller_render(const struct config *cfg, const char *out_path, double tim
         goto out;
     c.render_path = out_path;
     c.render_err = -EINPROGRESS;
-    c.sync = etcd_sync_start(c.etcd, cfg->etcd_prefix, &sync_ops, &c);
+    c.sync = etcd_sync_start(c.etcd, cfg->etcd_prefix, &controller__sync_ops, &c);
     if (!c.sync) {
         memprintf(errmsg, "cannot start the etcd sync");
         r = -ENOMEM;

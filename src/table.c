@@ -69,6 +69,12 @@ struct backend *table_add_service(struct table *t, const char *service)
     return table_add(t, &conf, false);
 }
 
+void table_mark_dirty(struct table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        t->v[i]->dirty = true;
+}
+
 void table_drop(struct table *t, struct backend *b)
 {
     for (size_t i = 0; i < t->n; i++) {

@@ -45,6 +45,8 @@ struct backend *table_add(struct table *t, const struct service_conf *conf, bool
 /* table_add() of an etcd-only service: a backend from t->cfg's defaults,
  * not configured (and not claimed: table_settle() decides). */
 struct backend *table_add_service(struct table *t, const char *service);
+/* Every backend is planned again (dirty). */
+void table_mark_dirty(struct table *t);
 /* Take b out of t (order kept) and free it. b must be in t. */
 void table_drop(struct table *t, struct backend *b);
 
