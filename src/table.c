@@ -1,6 +1,8 @@
 /* table - the backend table, and who owns which proxy name (table.h). */
 #include <slotsync/table.h>
 
+#include <slotsync/backend.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -21,38 +21,13 @@
 
 #include <ev.h>
 
+#include <slotsync/pool-t.h>
 #include <slotsync/backend.h>
 #include <slotsync/config.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
 #include <slotsync/table.h>
-
-struct pool_ops {
-    /* A reload is needed (why, name as in the log line). */
-    void (*want_reload)(void *arg, const char *why, const char *name);
-};
-
-struct pool_stats {
-    unsigned long long bound, adopted, refills, map_writes, map_write_failures;
-};
-
-/* Embedded in its owner; pool_init() fills it, pool_free() empties it. */
-struct pool {
-    struct spare_pool sp; /* which service each spare carries (apply reads it) */
-    struct ev_loop *loop;
-    const struct config *cfg;
-    struct table *tab; /* borrowed: the backends, where a spare's service gets one */
-    const struct pool_ops *ops;
-    void *arg;
-    ev_timer refill_timer; /* the refill reload, min_reload_interval_ms after running low */
-    ev_timer map_timer;    /* the map file's write, and its retries */
-    double map_delay;
-    bool map_wanted;
-    bool holding; /* a reload is in flight: its render writes the map file */
-    struct log_outage map_outage;
-    struct pool_stats stats;
-};
 
 /* spare_count(cfg) free spares: what a services file rendered for cfg
  * carries. 0 or -ENOMEM. */

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/backend.h>
+#include <slotsync/backend-t.h>
 
 struct config;
 
