@@ -411,7 +411,7 @@ static int ctl_init(struct ctl *c, const struct config *cfg, bool render_only, c
         if (rollout_init(&c->ro, c->loop, cfg, c->cat, &c->tab, &c->pool, &c->obs,
                          &controller__rollout_ops, c) < 0)
             goto oom;
-        livefile_init(&c->live, c->loop, cfg, c->cat, &controller__livefile_ops, c);
+        livefile_init(&c->live, c->loop, cfg, c->cat, &c->tab);
         set_base_defaults(c, c->base_defaults); /* read before the modules were set up */
     }
     ev_prepare_init(&c->flush, controller__on_prepare);

@@ -49,14 +49,6 @@ void controller__place(struct ctl *c, struct backend *b)
         rollout_want(&c->ro, "new service", b->conf.name);
 }
 
-static struct backend **lf_backends(void *arg, size_t *n)
-{
-    struct ctl *c = arg;
-
-    *n = c->tab.n;
-    return c->tab.v;
-}
-
 void controller__want_reload(void *arg, const char *why, const char *name)
 {
     struct ctl *c = arg;
@@ -144,10 +136,6 @@ static void ro_resync(void *arg)
 
     c->ap.resync_wanted = true;
 }
-
-const struct livefile_ops controller__livefile_ops = {
-    .backends = lf_backends,
-};
 
 const struct rollout_ops controller__rollout_ops = {
     .loaded = ro_loaded,

@@ -106,7 +106,6 @@ void controller__collect_dirty(struct ctl *c);
 extern const struct apply_ops controller__apply_ops;
 extern const struct pool_ops controller__pool_ops;
 extern const struct rollout_ops controller__rollout_ops;
-extern const struct livefile_ops controller__livefile_ops;
 /* A claimed service HAProxy runs no backend for: a run-time backend, a
  * spare, or a reload. */
 void controller__place(struct ctl *c, struct backend *b);
