@@ -298,21 +298,12 @@ static bool bulk_hold_listing(struct ctl *c)
  * per read of HAProxy's state. */
 static void decide_empty_registry(struct ctl *c)
 {
-    size_t filled = 0, backends = 0;
+    size_t filled, backends = 0;
 
     if (c->empty_seen_resyncs == c->ap.stats.resyncs)
         return;
     c->empty_seen_resyncs = c->ap.stats.resyncs;
-    for (size_t i = 0; i < c->tab.n; i++) {
-        const struct backend *b = c->tab.v[i];
-        size_t k = 0;
-
-        for (size_t j = 0; b->present && j < b->slots.n; j++)
-            if (!view_empty(&b->have[j])) /* an unknown slot counts as filled */
-                k++;
-        filled += k;
-        backends += k != 0;
-    }
+    filled = table_filled_slots(&c->tab, &backends);
     if (!filled || c->cfg->allow_empty_registry) {
         if (c->empty_held)
             log_info(MOD, "%s: the empty etcd registry applies",

@@ -1,16 +1,16 @@
 /* table - the backend table, and who owns which proxy name (table.h). */
 #include <slotsync/table.h>
 
-#include <slotsync/backend.h>
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/config.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
+#include <slotsync/view.h>
 
 #define MOD "sync"
 
@@ -75,6 +75,24 @@ void table_mark_dirty(struct table *t)
 {
     for (size_t i = 0; i < t->n; i++)
         t->v[i]->dirty = true;
+}
+
+size_t table_filled_slots(const struct table *t, size_t *backends)
+{
+    size_t filled = 0;
+
+    *backends = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct backend *b = t->v[i];
+        size_t k = 0;
+
+        for (size_t j = 0; b->present && j < b->slots.n; j++)
+            if (!view_empty(&b->have[j])) /* an unknown slot counts as filled */
+                k++;
+        filled += k;
+        *backends += k != 0;
+    }
+    return filled;
 }
 
 void table_drop(struct table *t, struct backend *b)

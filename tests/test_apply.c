@@ -57,7 +57,7 @@ static void own_proxies(void *arg)
     o->proxies_calls++;
 }
 
-static const struct apply_ops ops = {own_want_reload, own_proxies, NULL, NULL, NULL};
+static const struct apply_ops ops = {own_want_reload, own_proxies, NULL, NULL, NULL, NULL};
 
 static char dir[64], sock[108];
 static struct owner own;

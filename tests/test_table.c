@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/config.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/table.h>
+#include <slotsync/view.h>
 
 static struct config cfg;
 static struct table tab;
@@ -168,4 +170,33 @@ Test(table, the_rendered_services_file_names_what_is_ours)
     /* a file someone else wrote names nothing */
     cr_assert_eq(table_take_rendered(&tab, "/x/s.cfg", "backend x\n", 10, want_reload, NULL), 0);
     cr_expect_null(table_find(&tab, "x"));
+}
+
+/* What an empty etcd listing would empty: the filled slots of the backends
+ * HAProxy runs, an unknown slot counting as filled. */
+Test(table, filled_slots_count_what_haproxy_holds)
+{
+    struct backend *a = table_add_service(&tab, "a"), *b = table_add_service(&tab, "b");
+    struct backend *gone = table_add_service(&tab, "gone");
+    size_t backends = 99;
+
+    cr_assert(a && b && gone);
+    cr_expect_eq(table_filled_slots(&tab, &backends), 0, "nothing present");
+    cr_expect_eq(backends, 0);
+    cr_assert_eq(backend_resize(a, 3), 0);
+    cr_assert_eq(backend_resize(b, 2), 0);
+    cr_assert_eq(backend_resize(gone, 4), 0);
+    a->present = b->present = true;
+    /* a: one filled, one empty, one unknown; b: both empty */
+    cr_assert_eq(view_set_addr(&a->have[0], "127.0.0.1"), 0);
+    a->have[0].port = 80;
+    cr_assert_eq(view_set_addr(&a->have[1], "0.0.0.0"), 0);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_eq(view_set_addr(&b->have[i], "0.0.0.0"), 0);
+    cr_expect(view_empty(&a->have[1]));
+    cr_expect_eq(table_filled_slots(&tab, &backends), 2, "a's filled and unknown ones");
+    cr_expect_eq(backends, 1);
+    b->have[1].port = 8080;
+    cr_expect_eq(table_filled_slots(&tab, &backends), 3);
+    cr_expect_eq(backends, 2);
 }

@@ -47,6 +47,11 @@ struct backend *table_add(struct table *t, const struct service_conf *conf, bool
 struct backend *table_add_service(struct table *t, const char *service);
 /* Every backend is planned again (dirty). */
 void table_mark_dirty(struct table *t);
+/* The slots HAProxy has filled in the backends it runs (present), as last
+ * read or set; a slot whose state is unknown counts as filled. *backends:
+ * how many backends hold them. Whether an empty etcd listing may empty
+ * HAProxy hangs on it. */
+size_t table_filled_slots(const struct table *t, size_t *backends);
 /* Take b out of t (order kept) and free it. b must be in t. */
 void table_drop(struct table *t, struct backend *b);
 
