@@ -632,8 +632,7 @@ static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* HAProxy's answer to an "add backend" (create) or a "del backend" of the
  * backend named name (ok: its success, reply borrowed). */
-static void dyn_answered(struct apply *a, const char *name, bool create, bool ok,
-                         const char *reply)
+static void dyn_answered(struct apply *a, const char *name, bool create, bool ok, const char *reply)
 {
     struct backend *b = table_find(a->tab, name);
     char q[LOG_QUOTE_MAX / 4];
