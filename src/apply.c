@@ -51,8 +51,8 @@
  * the spare it is bound to), borrowed, or NULL. */
 static struct backend *apply_backend(struct apply *a, const char *name)
 {
-    size_t n = 0;
-    struct backend **v = a->ops->backends(a->arg, &n), *b;
+    size_t n = a->tab->n;
+    struct backend **v = a->tab->v, *b;
     long i = spare_index(name);
 
     if (i >= 0) {
@@ -277,8 +277,8 @@ static int read_proxies(struct apply *a, const char *text)
         return r;
     }
     backend_names_sort(&seen);
-    a->ops->proxies(a->arg, &seen);
-    backend_names_clear(&seen);
+    table_set_proxies(a->tab, &seen);
+    a->ops->proxies(a->arg);
     return 0;
 }
 
@@ -419,7 +419,8 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         runtime_failed(a, -EPROTO, "show backend gave an unexpected reply");
         return;
     }
-    be = a->ops->backends(a->arg, &n_be);
+    be = a->tab->v;
+    n_be = a->tab->n;
     for (size_t i = 0; i < n_be; i++) {
         be[i]->n_seen = 0;
         be[i]->seen_backend = false;
@@ -629,11 +630,68 @@ static void on_refusal_timer(struct ev_loop *loop, ev_timer *w, int revents)
     a->resync_wanted = true;
 }
 
-/* The answers to the batch's "add backend" and "del backend" commands, to
- * the owner (after everything else: it may drop a deleted backend). */
+/* HAProxy's answer to an "add backend" (create) or a "del backend" of the
+ * backend named name (ok: its success, reply borrowed). */
+static void dyn_answered(struct apply *a, const char *name, bool create, bool ok, const char *reply)
+{
+    struct backend *b = table_find(a->tab, name);
+    char q[LOG_QUOTE_MAX / 4];
+
+    if (!b)
+        return;
+    log_quote(reply, strlen(reply), q, sizeof(q));
+    if (!create) {
+        if (ok) {
+            log_info(MOD, "service %s: backend removed from HAProxy at run time", name);
+            table_drop(a->tab, b); /* endpoints that come back make a new one */
+            a->ops->runs_changed(a->arg);
+        } else {
+            log_warn(MOD,
+                     "service %s: HAProxy refused to delete its backend: \"%s\" (it is empty and "
+                     "unrouted; tried again after HAProxy's state is read, with backoff)",
+                     name, q);
+        }
+        return;
+    }
+    if (ok) {
+        if (dynback_add_reply(reply) == DYNBACK_EXISTS)
+            log_info(MOD, "service %s: HAProxy has its backend already: its slots are added to it",
+                     name);
+        b->dyn_created = true;
+        b->dyn_unpublished = false;
+        a->ops->runs_changed(a->arg);
+        return;
+    }
+    /* Refused: no more run-time backends until a reload (which renders
+     * their defaults section); this one goes where it would have gone
+     * without them. Its refused slot commands are the creation's. */
+    if (dynback_add_reply(reply) == DYNBACK_NO_DEFAULTS)
+        log_warn(MOD,
+                 "service %s: HAProxy runs no \"defaults " DYNBACK_DEFAULTS "\" (its services file "
+                 "was rendered without it): no backend is added at run time until a reload "
+                 "loads one",
+                 name);
+    else
+        log_warn(MOD,
+                 "service %s: HAProxy refused \"add backend\": \"%s\"; no backend is added at "
+                 "run time until the next reload",
+                 name, q);
+    a->dyn.running_has_defaults = false;
+    b->present = false;
+    b->dyn_created = false;
+    for (size_t i = 0; i < b->n_refused; i++)
+        plan_refusal_clear(&b->refused[i]);
+    b->n_refused = 0;
+    if (backend_resize(b, 0) < 0)
+        log_error(MOD, "service %s: out of memory", name);
+    a->ops->dyn_refused(a->arg, b);
+}
+
+/* The answers to the batch's "add backend" and "del backend" commands
+ * (after everything else: a deleted backend is dropped from the table). */
 static void dyn_answers(struct apply *a, char **replies, size_t n)
 {
-    for (size_t i = 0; i < n && a->ops->dyn_answered; i++) {
+    for (size_t i = 0; i < n && a->ops->dyn_refused; i++) {
         const char *cmd = a->plan.cmds[i], *name;
         bool create = strncmp(cmd, PLAN_ADD_BACKEND, strlen(PLAN_ADD_BACKEND)) == 0;
         char be[SERVICE_NAME_MAX + 1];
@@ -649,7 +707,7 @@ static void dyn_answers(struct apply *a, char **replies, size_t n)
         be[len] = '\0';
         if (runtime_reply_ok(cmd, replies[i]))
             create ? a->dyn_created++ : a->dyn_deleted++;
-        a->ops->dyn_answered(a->arg, be, create, runtime_reply_ok(cmd, replies[i]), replies[i]);
+        dyn_answered(a, be, create, runtime_reply_ok(cmd, replies[i]), replies[i]);
     }
 }
 
@@ -904,10 +962,7 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
 /* The routes of the backends HAProxy runs. */
 static int present_routes(struct apply *a, struct host_route **out, size_t *n_out)
 {
-    size_t n_be = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
-
-    return backend_host_routes(a->cfg, be, n_be, false, out, n_out);
+    return backend_host_routes(a->cfg, a->tab->v, a->tab->n, false, out, n_out);
 }
 
 /* Runtime map commands from the map HAProxy has to the one we want. */
@@ -949,11 +1004,13 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int apply_init(struct apply *a, struct ev_loop *loop, const struct config *cfg, struct catalog *cat,
-               struct metrics *obs, const struct apply_ops *ops, void *arg, char **errmsg)
+               struct table *tab, struct metrics *obs, const struct apply_ops *ops, void *arg,
+               char **errmsg)
 {
     a->loop = loop;
     a->cfg = cfg;
     a->cat = cat;
+    a->tab = tab;
     a->obs = obs;
     a->ops = ops;
     a->arg = arg;
@@ -1023,7 +1080,8 @@ static void send_batch(struct apply *a, bool additions)
     int r;
 
     plan_reset(&a->plan);
-    be = a->ops->backends(a->arg, &n_be);
+    be = a->tab->v;
+    n_be = a->tab->n;
     for (size_t i = 0; i < n_be; i++) {
         if (!(additions ? be[i]->page_dirty : be[i]->dirty))
             continue;
@@ -1077,8 +1135,8 @@ void apply_send_additions(struct apply *a)
 
 void apply_listed_page(struct apply *a)
 {
-    size_t n_be = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
+    size_t n_be = a->tab->n;
+    struct backend **be = a->tab->v;
 
     for (size_t i = 0; i < n_be; i++) {
         const struct catalog_service *svc = catalog_find(a->cat, be[i]->conf.name);
@@ -1095,8 +1153,8 @@ void apply_listed_page(struct apply *a)
 int apply_estimate(struct apply *a, bool additions, size_t min_commands, size_t *commands,
                    size_t *servers)
 {
-    size_t n_be = 0, bound = 0, n = 0, files = 0;
-    struct backend **be = a->ops->backends(a->arg, &n_be);
+    size_t n_be = a->tab->n, bound = 0, n = 0, files = 0;
+    struct backend **be = a->tab->v;
     struct server_view *have = NULL;
     size_t have_cap = 0;
     struct plan scratch;

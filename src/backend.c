@@ -522,45 +522,65 @@ bool backend_settle(struct backend *b, const struct backend_owners *o, bool need
 
 /* ---- a config read again ---- */
 
+enum backend_reconf backend_reconf_of(const struct backend *b, const struct service_conf *sc,
+                                      const struct service_options *defaults)
+{
+    if (sc) {
+        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
+            !config_same_listen(&b->conf.listen, &sc->listen))
+            return BACKEND_RECONF_OPTIONS;
+        if (b->conf.opt.slots != sc->opt.slots)
+            return BACKEND_RECONF_SLOTS;
+        return BACKEND_RECONF_SAME;
+    }
+    if (b->configured)
+        return BACKEND_RECONF_LEFT;
+    if (!config_same_options(&b->conf.opt, defaults))
+        return BACKEND_RECONF_DEFAULTS;
+    if (b->conf.opt.slots != defaults->slots)
+        return BACKEND_RECONF_SLOTS;
+    return BACKEND_RECONF_SAME;
+}
+
 enum backend_reconf backend_reconfigure(struct backend *b, const struct service_conf *sc,
                                         const struct service_options *defaults, int *old_slots)
 {
-    enum backend_reconf r = BACKEND_RECONF_SAME;
+    enum backend_reconf r = backend_reconf_of(b, sc, defaults);
 
     *old_slots = b->conf.opt.slots;
     if (sc) {
-        if (!b->configured || !config_same_options(&b->conf.opt, &sc->opt) ||
-            !config_same_listen(&b->conf.listen, &sc->listen)) {
+        if (r == BACKEND_RECONF_OPTIONS) {
             b->conf = *sc;
             b->configured = true;
             b->grow_by_reload = false;
-            r = BACKEND_RECONF_OPTIONS;
-        } else if (b->conf.opt.slots != sc->opt.slots) {
+        } else if (r == BACKEND_RECONF_SLOTS) {
             b->conf.opt.slots = sc->opt.slots;
-            r = BACKEND_RECONF_SLOTS;
         }
         b->conf.hosts = sc->hosts;
         b->conf.n_hosts = sc->n_hosts;
         return r;
     }
-    if (b->configured) {
+    switch (r) {
+    case BACKEND_RECONF_LEFT: {
         struct service_conf conf = {0};
 
         snprintf(conf.name, sizeof(conf.name), "%s", b->conf.name);
         conf.opt = *defaults;
         b->conf = conf;
         b->configured = false;
-        return BACKEND_RECONF_LEFT;
+        break;
     }
-    if (!config_same_options(&b->conf.opt, defaults)) {
+    case BACKEND_RECONF_DEFAULTS:
         b->conf.opt = *defaults;
-        return BACKEND_RECONF_DEFAULTS;
-    }
-    if (b->conf.opt.slots != defaults->slots) {
+        break;
+    case BACKEND_RECONF_SLOTS:
         b->conf.opt.slots = defaults->slots;
-        return BACKEND_RECONF_SLOTS;
+        break;
+    case BACKEND_RECONF_SAME:
+    case BACKEND_RECONF_OPTIONS:
+        break;
     }
-    return BACKEND_RECONF_SAME;
+    return r;
 }
 
 /* ---- spare backends ---- */

@@ -518,10 +518,13 @@ void catalog_held(const struct catalog *cat, size_t *services, size_t *endpoints
 
 /* Borrows key and val. Note that mod_revision and seen are refreshed even
  * when the value is unchanged, so a re-list keeps the endpoint. */
-int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
-                int64_t mod_revision, char **errmsg)
+/* catalog_put(), with what the key and value said in *out (which gets
+ * the service and instance once the key parses, the endpoint once the value
+ * does). */
+static int put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
+               int64_t mod_revision, struct catalog_parsed *out, char **errmsg)
 {
-    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1], unknown[256];
+    char *service = out->service, *instance = out->instance, unknown[256];
     struct catalog_service *svc = NULL;
     struct catalog_endpoint *ce;
     struct endpoint ep;
@@ -530,9 +533,11 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
     int ret;
 
     if (endpoint_parse_key(cat->prefix, key, klen, service, instance, errmsg) < 0) {
+        service[0] = instance[0] = '\0';
         cat->rejected++;
         return CATALOG_REJECTED;
     }
+    out->key_ok = true;
     svc_exists = find_service(cat, service, &si);
     if (svc_exists) {
         svc = cat->services[si];
@@ -550,6 +555,8 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
             unhold(cat, svc, hi);
         return CATALOG_REJECTED;
     }
+    out->ep = ep;
+    out->value_ok = true;
     if (ep_exists || held_exists) {
         ce = ep_exists ? svc->endpoints[ei] : svc->held[hi];
         ce->seen = true;
@@ -586,17 +593,28 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
     return ret;
 }
 
-/* Borrows key. */
-int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **errmsg)
+int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *val, size_t vlen,
+                int64_t mod_revision, char **errmsg)
 {
-    char service[SERVICE_NAME_MAX + 1], instance[INSTANCE_NAME_MAX + 1];
+    struct catalog_parsed parsed = {0};
+
+    return put(cat, key, klen, val, vlen, mod_revision, &parsed, errmsg);
+}
+
+/* catalog_delete(), with the key's service and instance in *out. */
+static int delete_key(struct catalog *cat, const char *key, size_t klen, struct catalog_parsed *out,
+                      char **errmsg)
+{
+    char *service = out->service, *instance = out->instance;
     struct catalog_service *svc;
     size_t si, ei;
 
     if (endpoint_parse_key(cat->prefix, key, klen, service, instance, errmsg) < 0) {
+        service[0] = instance[0] = '\0';
         cat->rejected++;
         return CATALOG_REJECTED;
     }
+    out->key_ok = true;
     cat->deletes++;
     if (!find_service(cat, service, &si))
         return CATALOG_UNCHANGED;
@@ -609,6 +627,23 @@ int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **err
     }
     remove_served(cat, svc, ei);
     return CATALOG_REMOVED;
+}
+
+/* Borrows key. */
+int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **errmsg)
+{
+    struct catalog_parsed parsed = {0};
+
+    return delete_key(cat, key, klen, &parsed, errmsg);
+}
+
+int catalog_apply_event(struct catalog *cat, const struct etcd_kv *kv, struct catalog_parsed *out,
+                        char **errmsg)
+{
+    memset(out, 0, sizeof(*out));
+    if (kv->deleted)
+        return delete_key(cat, kv->key, kv->key_len, out, errmsg);
+    return put(cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision, out, errmsg);
 }
 
 void catalog_relist_begin(struct catalog *cat)

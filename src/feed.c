@@ -11,33 +11,21 @@
 
 #define MOD "sync"
 
-/* The service and instance a key names, for the fields of its log line
- * (both empty when it names none). */
-static void key_fields(const struct catalog *cat, const struct etcd_kv *kv, char *svc, char *inst)
-{
-    if (endpoint_parse_key(cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0)
-        svc[0] = inst[0] = '\0';
-}
-
+/* The catalog parses the key and the value once (catalog_apply_event());
+ * the log line's fields come from what it read. */
 int feed_kv(struct catalog *cat, const struct etcd_kv *kv, bool listing, bool quiet,
             unsigned long long *rejected)
 {
     char qkey[300], *why = NULL;
-    char svc[SERVICE_NAME_MAX + 1] = "", inst[INSTANCE_NAME_MAX + 1] = "";
-    int r;
+    struct catalog_parsed p;
+    const char *svc = p.service, *inst = p.instance;
+    int r = catalog_apply_event(cat, kv, &p, &why);
 
-    if (kv->deleted)
-        r = catalog_delete(cat, kv->key, kv->key_len, &why);
-    else
-        r = catalog_put(cat, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
-                        &why);
     log_quote(kv->key, kv->key_len, qkey, sizeof(qkey));
     switch (r) {
     case CATALOG_REJECTED: {
-        bool bad_key = endpoint_parse_key(cat->prefix, kv->key, kv->key_len, svc, inst, NULL) < 0;
+        bool bad_key = !p.key_ok;
 
-        if (bad_key)
-            svc[0] = inst[0] = '\0';
         rejected[bad_key ? METRICS_REJECT_KEY : METRICS_REJECT_VALUE]++;
         struct log_field f[] = {
             {"event", "rejected"},
@@ -53,17 +41,15 @@ int feed_kv(struct catalog *cat, const struct etcd_kv *kv, bool listing, bool qu
     }
     case CATALOG_ADDED:
     case CATALOG_UPDATED: {
-        struct endpoint ep;
+        const struct endpoint *ep = &p.ep;
         char addr[ENDPOINT_HOST_MAX + 10], weight[16];
 
-        /* The value was accepted, so it parses: log what it means (only
-         * when the line is logged: a listing's keys are debug lines). */
-        if (quiet || (listing && log_get_level() < LOG_LEVEL_DEBUG) ||
-            endpoint_parse_value(kv->value, kv->value_len, &ep, NULL) < 0)
+        /* The value was accepted: log what it means (only when the line
+         * is logged: a listing's keys are debug lines). */
+        if (quiet || (listing && log_get_level() < LOG_LEVEL_DEBUG) || !p.value_ok)
             break;
-        endpoint_format(&ep, addr, sizeof(addr));
-        key_fields(cat, kv, svc, inst);
-        snprintf(weight, sizeof(weight), "%u", ep.weight);
+        endpoint_format(ep, addr, sizeof(addr));
+        snprintf(weight, sizeof(weight), "%u", ep->weight);
         struct log_field f[] = {
             {"event", r == CATALOG_ADDED ? "added" : "updated"},
             {"key", qkey},
@@ -71,19 +57,18 @@ int feed_kv(struct catalog *cat, const struct etcd_kv *kv, bool listing, bool qu
             {"instance", inst[0] ? inst : NULL},
             {"addr", addr},
             {"weight", weight},
-            {"state", endpoint_state_name(ep.state)},
+            {"state", endpoint_state_name(ep->state)},
         };
 
         log_fields(listing ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, MOD, f, sizeof(f) / sizeof(f[0]),
                    "etcd key \"%s\" %s: %s weight %u %s", qkey,
-                   r == CATALOG_ADDED ? "added" : "updated", addr, ep.weight,
-                   endpoint_state_name(ep.state));
+                   r == CATALOG_ADDED ? "added" : "updated", addr, ep->weight,
+                   endpoint_state_name(ep->state));
         break;
     }
     case CATALOG_REMOVED: {
         if (quiet)
             break;
-        key_fields(cat, kv, svc, inst);
         struct log_field f[] = {
             {"event", "removed"},
             {"key", qkey},

@@ -145,7 +145,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     lf->wanted = false;
     lf->last = clock_mono();
     lf->stats.renders++;
-    be = lf->ops->backends(lf->arg, &n);
+    be = lf->tab->v;
+    n = lf->tab->n;
     r = livefile_render(lf->cfg, be, n, lf->cat, lf->dyn_defaults, &text, &len, &map, &mlen, &err);
     if (r == -EINVAL) {
         /* validated input cannot get here: say so, retry at the next change */
@@ -194,14 +195,13 @@ out:
 }
 
 int livefile_init(struct livefile *lf, struct ev_loop *loop, const struct config *cfg,
-                  struct catalog *cat, const struct livefile_ops *ops, void *arg)
+                  struct catalog *cat, struct table *tab)
 {
     memset(lf, 0, sizeof(*lf));
     lf->loop = loop;
     lf->cfg = cfg;
     lf->cat = cat;
-    lf->ops = ops;
-    lf->arg = arg;
+    lf->tab = tab;
     ev_timer_init(&lf->timer, on_timer, 0., 0.);
     lf->timer.data = lf;
     return 0;

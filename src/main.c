@@ -234,18 +234,27 @@ static const struct option status_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+struct cmd_args;
+
+/* A command: its options, its usage and the function that runs it. */
 struct command {
     const char *name;
     const struct option *opts;
     const char *short_opts; /* leading ':' for our own messages */
     void (*usage)(FILE *out);
+    int (*run)(const struct command *c, const struct cmd_args *a); /* the exit code */
 };
 
+static int cmd_run(const struct command *c, const struct cmd_args *a);
+static int cmd_render(const struct command *c, const struct cmd_args *a);
+static int cmd_check(const struct command *c, const struct cmd_args *a);
+static int cmd_status(const struct command *c, const struct cmd_args *a);
+
 static const struct command commands[] = {
-    {"run", run_opts, ":c:h", usage_run},
-    {"render", render_opts, ":c:o:h", usage_render},
-    {"check", check_opts, ":c:h", usage_check},
-    {"status", status_opts, ":c:h", usage_status},
+    {"run", run_opts, ":c:h", usage_run, cmd_run},
+    {"render", render_opts, ":c:o:h", usage_render, cmd_render},
+    {"check", check_opts, ":c:h", usage_check, cmd_check},
+    {"status", status_opts, ":c:h", usage_status, cmd_status},
 };
 
 struct overrides {
@@ -382,8 +391,9 @@ static void check_connect(const struct config *cfg, double timeout_s, struct che
     free(errmsg);
 }
 
-static int cmd_check(const char *config_path, const struct overrides *ov, bool connect,
-                     double timeout_s)
+/* check: every problem of the file, the warnings, --connect's probes. */
+static int check_config(const char *config_path, const struct overrides *ov, bool connect,
+                        double timeout_s)
 {
     struct check_counts n = {0, 0};
     struct config cfg;
@@ -454,41 +464,49 @@ static int bad_option(const struct command *c, int opt, char **argv)
     return 2;
 }
 
-static int cmd_daemon(const struct command *c, int argc, char **argv)
-{
-    struct overrides ov = {0};
-    const char *config_path = NULL, *output = NULL, *cmd = c->name;
-    double timeout_s = 10;
-    bool offline_ok = false;
-    int log_format = -1; /* --log-format; -1: the config's log_format */
-    struct config cfg;
-    char *errmsg = NULL, *end;
-    bool connect = false;
-    int opt, r;
-    struct inspect_opts so = {0};
-    bool status = strcmp(cmd, "status") == 0;
+/* What the command line of run, render, check and status says. */
+struct cmd_args {
+    struct overrides ov;
+    const char *config_path, *output;
+    double timeout_s;
+    bool offline_ok, connect;
+    int log_format; /* --log-format; -1: the config's log_format */
+    struct inspect_opts so;
+};
 
+/* Parse c's options into *a. Returns -1 to go on, else the exit code (the
+ * message printed, or --help's usage). */
+static int parse_args(const struct command *c, int argc, char **argv, struct cmd_args *a)
+{
+    const char *cmd = c->name;
+    bool status = c->run == cmd_status;
+    char *end;
+    int opt;
+
+    memset(a, 0, sizeof(*a));
+    a->timeout_s = 10;
+    a->log_format = -1;
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, c->short_opts, c->opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            config_path = optarg;
+            a->config_path = optarg;
             break;
         case 'o':
-            output = optarg;
+            a->output = optarg;
             break;
         case OPT_ETCD:
-            ov.etcd = optarg;
+            a->ov.etcd = optarg;
             break;
         case OPT_PREFIX:
-            ov.prefix = optarg;
+            a->ov.prefix = optarg;
             break;
         case OPT_RUNTIME:
-            ov.runtime = optarg;
+            a->ov.runtime = optarg;
             break;
         case OPT_LOGLEVEL:
-            ov.log_level = optarg;
+            a->ov.log_level = optarg;
             break;
         case OPT_LOGTIME:
             if (strcmp(optarg, "utc") != 0 && strcmp(optarg, "local") != 0) {
@@ -501,33 +519,33 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
             log_set_unlimited(true);
             break;
         case OPT_SERVICE:
-            so.service = optarg;
+            a->so.service = optarg;
             break;
         case OPT_JSON:
-            so.json = true;
+            a->so.json = true;
             break;
         case OPT_ALL:
-            so.all = true;
+            a->so.all = true;
             break;
         case OPT_ADMIN:
-            so.admin = optarg;
+            a->so.admin = optarg;
             break;
         case OPT_OFFLINE_OK:
-            offline_ok = true;
+            a->offline_ok = true;
             break;
         case OPT_LOGFORMAT:
-            if ((log_format = log_format_parse(optarg)) < 0) {
+            if ((a->log_format = log_format_parse(optarg)) < 0) {
                 fprintf(stderr, "slotsync %s: --log-format: must be text, logfmt or json\n", cmd);
                 return 2;
             }
             break;
         case OPT_CONNECT:
-            connect = true;
+            a->connect = true;
             break;
         case OPT_TIMEOUT:
             errno = 0;
-            timeout_s = strtod(optarg, &end);
-            if (errno || *end || !(timeout_s > 0 && timeout_s <= 3600)) {
+            a->timeout_s = strtod(optarg, &end);
+            if (errno || *end || !(a->timeout_s > 0 && a->timeout_s <= 3600)) {
                 fprintf(stderr,
                         "slotsync %s: --timeout: must be a number of seconds in (0, 3600]\n", cmd);
                 return 2;
@@ -544,65 +562,108 @@ static int cmd_daemon(const struct command *c, int argc, char **argv)
         fprintf(stderr, "slotsync %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
-    if (!config_path && !(status && so.admin)) {
+    if (!a->config_path && !(status && a->so.admin)) {
         fprintf(stderr, "slotsync %s: -c FILE (--config FILE) is required\n", cmd);
         return 2;
     }
-    if (check_overrides(cmd, &ov) < 0)
+    if (check_overrides(cmd, &a->ov) < 0)
         return 2;
-    if (strcmp(cmd, "check") == 0)
-        return cmd_check(config_path, &ov, connect, timeout_s);
-    if (status)
-        so.timeout_s = timeout_s;
-    if (status && !config_path) {
-        memset(&cfg, 0, sizeof(cfg));
-        r = inspect_status(&cfg, &so, stdout, &errmsg);
-        goto status_done;
+    return -1;
+}
+
+/* run, render, status: the config file with the overrides, every error of
+ * the file printed as check prints them (issue 19), and the log set up from
+ * it. 0, or -1 with *cfg freed. */
+static int load_for(const char *cmd, const struct cmd_args *a, struct config *cfg)
+{
+    char *errmsg = NULL;
+    int r;
+
+    if (config_load_all(a->config_path, cfg, print_config_error, (void *)cmd) < 0) {
+        config_free(cfg);
+        return -1;
     }
-    /* Every error of the file, as check prints them (issue 19). */
-    if (config_load_all(config_path, &cfg, print_config_error, (void *)cmd) < 0) {
-        config_free(&cfg);
-        return status ? 2 : 1;
-    }
-    r = apply_overrides(&cfg, &ov, &errmsg);
+    r = apply_overrides(cfg, &a->ov, &errmsg);
     if (r < 0) {
         /* The message names the file (escaped) where it matters. */
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
         free(errmsg);
-        config_free(&cfg);
-        return status ? 2 : 1;
+        config_free(cfg);
+        return -1;
     }
-    log_set_level((enum log_level)cfg.log_level);
-    log_set_format((enum log_format)(log_format >= 0 ? log_format : cfg.log_format));
-    if (status) {
-        /* The daemon's info lines (etcd watch, HAProxy reads) are noise
-         * here: warnings and errors only, unless --log-level says more. */
-        if (!ov.log_level && cfg.log_level > LOG_LEVEL_WARN)
-            log_set_level(LOG_LEVEL_WARN);
-        r = inspect_status(&cfg, &so, stdout, &errmsg);
-    status_done:
-        log_flush(true);
-        if (r < 0)
-            fprintf(stderr, "slotsync status: %s\n", errmsg ? errmsg : strerror(-r));
-        free(errmsg);
-        config_free(&cfg);
-        return r < 0 ? INSPECT_UNREACHABLE : r;
-    }
-    if (strcmp(cmd, "render") == 0) {
-        r = controller_render(&cfg, output, timeout_s, &errmsg);
-        if (r == -ETIMEDOUT && offline_ok)
-            r = render_offline(&cfg, output, errmsg, &errmsg);
-    } else {
-        struct reload_args ra = {config_path, &ov};
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)(a->log_format >= 0 ? a->log_format : cfg->log_format));
+    return 0;
+}
 
-        r = controller_run(&cfg, reload_config, &ra, &errmsg);
-    }
+/* The end of run and render: the log flushed, the error said. */
+static int daemon_exit(const char *cmd, int r, char *errmsg, struct config *cfg)
+{
     log_flush(true);
     if (r < 0)
         fprintf(stderr, "slotsync %s: %s\n", cmd, errmsg ? errmsg : strerror(-r));
     free(errmsg);
-    config_free(&cfg);
+    config_free(cfg);
     return r < 0 ? 1 : 0;
+}
+
+static int cmd_run(const struct command *c, const struct cmd_args *a)
+{
+    struct reload_args ra = {a->config_path, &a->ov};
+    struct config cfg;
+    char *errmsg = NULL;
+    int r;
+
+    if (load_for(c->name, a, &cfg) < 0)
+        return 1;
+    r = controller_run(&cfg, reload_config, &ra, &errmsg);
+    return daemon_exit(c->name, r, errmsg, &cfg);
+}
+
+static int cmd_render(const struct command *c, const struct cmd_args *a)
+{
+    struct config cfg;
+    char *errmsg = NULL;
+    int r;
+
+    if (load_for(c->name, a, &cfg) < 0)
+        return 1;
+    r = controller_render(&cfg, a->output, a->timeout_s, &errmsg);
+    if (r == -ETIMEDOUT && a->offline_ok)
+        r = render_offline(&cfg, a->output, errmsg, &errmsg);
+    return daemon_exit(c->name, r, errmsg, &cfg);
+}
+
+static int cmd_check(const struct command *c, const struct cmd_args *a)
+{
+    return check_config(a->config_path, &a->ov, a->connect, a->timeout_s);
+}
+
+static int cmd_status(const struct command *c, const struct cmd_args *a)
+{
+    struct inspect_opts so = a->so;
+    struct config cfg;
+    char *errmsg = NULL;
+    int r;
+
+    so.timeout_s = a->timeout_s;
+    if (!a->config_path) {
+        memset(&cfg, 0, sizeof(cfg));
+    } else {
+        if (load_for(c->name, a, &cfg) < 0)
+            return 2;
+        /* The daemon's info lines (etcd watch, HAProxy reads) are noise
+         * here: warnings and errors only, unless --log-level says more. */
+        if (!a->ov.log_level && cfg.log_level > LOG_LEVEL_WARN)
+            log_set_level(LOG_LEVEL_WARN);
+    }
+    r = inspect_status(&cfg, &so, stdout, &errmsg);
+    log_flush(true);
+    if (r < 0)
+        fprintf(stderr, "slotsync status: %s\n", errmsg ? errmsg : strerror(-r));
+    free(errmsg);
+    config_free(&cfg);
+    return r < 0 ? INSPECT_UNREACHABLE : r;
 }
 
 /* announce, with each --options-file FILE replaced by the options FILE
@@ -637,8 +698,12 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(cmd, commands[i].name) == 0)
-            return cmd_daemon(&commands[i], argc - 1, argv + 1);
+        if (strcmp(cmd, commands[i].name) == 0) {
+            struct cmd_args a;
+            int r = parse_args(&commands[i], argc - 1, argv + 1, &a);
+
+            return r >= 0 ? r : commands[i].run(&commands[i], &a);
+        }
     if (strcmp(cmd, "announce") == 0)
         return cmd_announce(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -35,10 +35,7 @@ static void map_dirty(struct pool *p)
  * it, as a render would write none). */
 static int routes_now(struct pool *p, struct host_route **out, size_t *n_out)
 {
-    size_t n_be = 0;
-    struct backend **be = p->ops->backends(p->arg, &n_be);
-
-    return backend_host_routes(p->cfg, be, n_be, true, out, n_out);
+    return backend_host_routes(p->cfg, p->tab->v, p->tab->n, true, out, n_out);
 }
 
 static void on_map_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -101,12 +98,13 @@ static void on_refill_timer(struct ev_loop *loop, ev_timer *w, int revents)
     p->ops->want_reload(p->arg, "spare pool low:", p->cfg->services_file);
 }
 
-int pool_init(struct pool *p, struct ev_loop *loop, const struct config *cfg,
+int pool_init(struct pool *p, struct ev_loop *loop, const struct config *cfg, struct table *tab,
               const struct pool_ops *ops, void *arg)
 {
     memset(p, 0, sizeof(*p));
     p->loop = loop;
     p->cfg = cfg;
+    p->tab = tab;
     p->ops = ops;
     p->arg = arg;
     ev_timer_init(&p->refill_timer, on_refill_timer, 0., 0.);
@@ -225,7 +223,7 @@ void pool_adopt(struct pool *p, const struct host_route *routes, size_t n)
             continue;
         /* A service that lost its endpoints while slotsync was away keeps
          * its spare (emptied) until the next render. */
-        if ((b = p->ops->add(p->arg, svc)))
+        if ((b = table_add_service(p->tab, svc)))
             live_in(b, i);
     }
     if (a.adopted)
@@ -243,9 +241,6 @@ void pool_reload_started(struct pool *p)
 
 void pool_reload_ended(struct pool *p, bool ok)
 {
-    size_t n_be = 0;
-    struct backend **be;
-
     if (!p->ops)
         return; /* render mode: no pool */
     p->holding = false;
@@ -254,9 +249,8 @@ void pool_reload_ended(struct pool *p, bool ok)
             map_dirty(p);
         return;
     }
-    be = p->ops->backends(p->arg, &n_be);
-    for (size_t i = 0; i < n_be; i++)
-        backend_set_proxy(be[i], NULL);
+    for (size_t i = 0; i < p->tab->n; i++)
+        backend_set_proxy(p->tab->v[i], NULL);
     if (spare_pool_reset(&p->sp, spare_count(p->cfg)) < 0)
         log_error(MOD, "spare backends: out of memory; none are bound until the next reload");
     p->map_wanted = false; /* the render wrote it */

@@ -14,7 +14,9 @@
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
 #include <slotsync/reload.h>
+#include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/runtime.h>
 #include <slotsync/slots.h>
 #include <slotsync/timeouts.h>
 
@@ -30,13 +32,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *cfg,
-                 struct catalog *cat, struct pool *pool, struct metrics *obs,
+                 struct catalog *cat, struct table *tab, struct pool *pool, struct metrics *obs,
                  const struct rollout_ops *ops, void *arg)
 {
     memset(ro, 0, sizeof(*ro));
     ro->loop = loop;
     ro->cfg = cfg;
     ro->cat = cat;
+    ro->tab = tab;
     ro->pool = pool;
     ro->obs = obs;
     ro->ops = ops;
@@ -56,6 +59,8 @@ void rollout_free(struct rollout *ro)
         ev_timer_stop(ro->loop, &ro->timer);
     reloader_free(ro->reloader);
     ro->reloader = NULL;
+    runtime_free(ro->proc_rt);
+    ro->proc_rt = NULL;
     backend_names_clear(&ro->rendering);
     if (ro->candidate)
         unlink(ro->candidate);
@@ -123,8 +128,7 @@ bool rollout_pending(const struct rollout *ro)
 
 static void reload_end(struct rollout *ro, bool ok)
 {
-    size_t n = 0;
-    struct backend **v;
+    struct table *t = ro->tab;
 
     ro->reloading = false;
     if (ro->candidate)
@@ -142,19 +146,18 @@ static void reload_end(struct rollout *ro, bool ok)
     ro->stats.reloads++;
     /* The file HAProxy now runs declares the backends slotsync owns; a new
      * worker: any read still in flight is stale. */
-    ro->ops->loaded(ro->arg, &ro->rendering);
+    table_set_owned(t, &ro->rendering);
+    ro->ops->loaded(ro->arg);
     /* Backends left out of the file HAProxy now runs: forget them, unless
      * endpoints came back meanwhile (then they want a backend again). */
-    v = ro->ops->backends(ro->arg, &n);
-    for (size_t i = 0; i < n;) {
-        struct backend *b = v[i];
+    for (size_t i = 0; i < t->n;) {
+        struct backend *b = t->v[i];
         struct catalog_service *svc = catalog_find(ro->cat, b->conf.name);
 
         if (b->left_out && svc && svc->n_endpoints)
             rollout_want(ro, "endpoints came back for", b->conf.name);
         if (b->left_out && !(svc && svc->n_endpoints)) {
-            ro->ops->drop(ro->arg, b);
-            v = ro->ops->backends(ro->arg, &n);
+            table_drop(t, b);
         } else {
             i++;
         }
@@ -287,8 +290,8 @@ static void on_check_done(int err, const char *errtext, void *arg)
  * host map, then check the candidate. */
 static void start_reload(struct rollout *ro)
 {
-    size_t n_be = 0;
-    struct backend **be = ro->ops->backends(ro->arg, &n_be);
+    size_t n_be = ro->tab->n;
+    struct backend **be = ro->tab->v;
     struct render_backend *rb = calloc(n_be ? n_be : 1, sizeof(*rb));
     struct host_route *routes = NULL;
     size_t n = 0, n_routes = 0, len = 0;
@@ -464,4 +467,43 @@ out:
     free(map);
     free(routes);
     return r;
+}
+
+static void on_haproxy_proc(int err, char **replies, size_t n, const char *raw, size_t raw_len,
+                            void *arg)
+{
+    struct rollout *ro = arg;
+    unsigned long reloads = 0, failed = 0;
+    long uptime = -1;
+
+    if (err < 0 || !raw || reload_parse_show_proc(raw, &reloads, &failed) < 0 ||
+        reload_parse_worker_uptime(raw, &uptime) < 0) {
+        log_info(MOD,
+                 "master socket %s: HAProxy's reloads not read (%s): the last reload is "
+                 "shown from slotsync's own from now on",
+                 ro->cfg->master_socket,
+                 err < 0 ? runtime_strerror(err) : "unexpected reply to show proc");
+        return;
+    }
+    ro->haproxy_reloads = reloads;
+    if (reloads > 0) {
+        /* the monotonic clock, as every other age (issue 19 item 9) */
+        ro->haproxy_last_reload_at = clock_mono() - (double)uptime;
+        if (ro->haproxy_last_reload_at <= 0)
+            ro->haproxy_last_reload_at = 1e-6;
+        log_info(MOD,
+                 "HAProxy has been reloaded %lu %s (%lu failed) since it started, the last "
+                 "%ld s ago (show proc)",
+                 reloads, LOG_PLURAL(reloads, "time", "times"), failed, uptime);
+    }
+}
+
+void rollout_read_haproxy_reloads(struct rollout *ro)
+{
+    if (!ro->cfg->master_socket)
+        return;
+    ro->proc_rt = runtime_new(ro->loop, ro->cfg->master_socket, 5);
+    if (!ro->proc_rt ||
+        runtime_send_raw(ro->proc_rt, PLAN_MASTER_SHOW_PROC, on_haproxy_proc, ro) < 0)
+        log_info(MOD, "master socket %s: HAProxy's reloads not read", ro->cfg->master_socket);
 }

@@ -1,6 +1,6 @@
 /* test_apply - the runtime applier against a canned HAProxy on a unix
- * socket of a temp dir: what a resync reads is adopted into the owner's
- * backends through apply_ops, a socket below level admin gets nothing, and
+ * socket of a temp dir: what a resync reads is adopted into the backends of
+ * the table it is lent, a socket below level admin gets nothing, and
  * a socket that is not there is an outage with a retry. The decisions it
  * calls have their own suites (backend, plan, runtime). */
 #include <criterion/criterion.h>
@@ -33,22 +33,14 @@
     "2 api 3 s3 0.0.0.0 0 5 1 1 1 1 0 0 14 0 0 0 - 0 - 0 0 - - 0\n"                                \
     "2 api 4 other 127.0.0.9 2 0 1 1 1 6 3 4 6 0 0 0 - 80 - 0 0 - - 0\n"
 
-/* The owner: a backend table, and what the applier told it. */
+/* The owner: a backend table (HAProxy's proxies go there), and what the
+ * applier told it. */
 struct owner {
-    struct backend **v;
-    size_t n;
+    struct table tab;
     size_t reloads;
     char last_reload[128];
-    struct names proxies;
+    size_t proxies_calls;
 };
-
-static struct backend **own_backends(void *arg, size_t *n)
-{
-    struct owner *o = arg;
-
-    *n = o->n;
-    return o->v;
-}
 
 static void own_want_reload(void *arg, const char *why, const char *name)
 {
@@ -58,16 +50,14 @@ static void own_want_reload(void *arg, const char *why, const char *name)
     snprintf(o->last_reload, sizeof(o->last_reload), "%s %s", why, name);
 }
 
-static void own_proxies(void *arg, struct names *listed)
+static void own_proxies(void *arg)
 {
     struct owner *o = arg;
 
-    backend_names_clear(&o->proxies);
-    o->proxies = *listed;
-    *listed = (struct names){0};
+    o->proxies_calls++;
 }
 
-static const struct apply_ops ops = {own_backends, own_want_reload, own_proxies, NULL, NULL, NULL};
+static const struct apply_ops ops = {own_want_reload, own_proxies, NULL, NULL, NULL, NULL};
 
 static char dir[64], sock[108];
 static struct owner own;
@@ -99,16 +89,14 @@ static void setup(void)
     cfg.runtime_socket = sock;
     cfg.resync_interval_s = 30;
     memset(&own, 0, sizeof(own));
+    table_init(&own.tab, &cfg, true);
     memset(&ap, 0, sizeof(ap));
 }
 
 static void teardown(void)
 {
     apply_free(&ap);
-    for (size_t i = 0; i < own.n; i++)
-        backend_free(own.v[i]);
-    free(own.v);
-    backend_names_clear(&own.proxies);
+    table_free(&own.tab);
     catalog_free(cat);
     if (loop)
         ev_loop_destroy(loop);
@@ -130,7 +118,7 @@ static struct backend *add_backend(const char *name, bool configured)
     memset(&conf, 0, sizeof(conf));
     snprintf(conf.name, sizeof(conf.name), "%s", name);
     conf.opt.slots = 2;
-    b = backend_insert(&own.v, &own.n, &conf, configured);
+    b = backend_insert(&own.tab.v, &own.tab.n, &conf, configured);
     cr_assert_not_null(b);
     b->claimed = true;
     return b;
@@ -179,7 +167,7 @@ Test(apply, init_rejects_a_runtime_socket_it_cannot_use)
     char *err = NULL;
 
     cfg.runtime_socket = "host.example:80";
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), -EINVAL);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), -EINVAL);
     cr_assert_not_null(err);
     cr_expect_not_null(strstr(err, "haproxy.runtime_socket"), "%s", err);
     free(err);
@@ -191,7 +179,7 @@ Test(apply, resync_adopts_what_haproxy_has)
     struct backend *db = add_backend("db", true);
     char line[512], *err = NULL;
 
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     cr_assert(apply_resync_due(&ap), "nothing read yet");
     apply_resync(&ap);
     haproxy_answers("admin\n\n"
@@ -210,9 +198,11 @@ Test(apply, resync_adopts_what_haproxy_has)
     cr_expect_not(apply_resync_due(&ap));
     cr_expect_eq(ap.stats.resyncs, 1);
     cr_expect_gt(ap.last_resync_at, 0);
-    /* the proxies went to the owner */
-    cr_expect_eq(own.proxies.n, 2);
-    cr_expect(backend_names_has(&own.proxies, "api"));
+    /* the proxies went to the owner's table, and it was told */
+    cr_expect_eq(own.tab.proxies.n, 2);
+    cr_expect(backend_names_has(&own.tab.proxies, "api"));
+    cr_expect(own.tab.proxies_known);
+    cr_expect_eq(own.proxies_calls, 1);
     /* api: three slots, HAProxy's view, the operator's own server left out */
     cr_expect(api->present);
     cr_expect_eq(api->slots.n, 3);
@@ -239,7 +229,7 @@ Test(apply, socket_below_level_admin_gets_nothing)
     char line[512], *err = NULL;
 
     add_backend("api", true);
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
     haproxy_answers("operator\n\n1\n" HEADER "\n# name\napi\n\nName: HAProxy\nVersion: 3.4.7\n\n",
                     line, sizeof(line));
@@ -248,7 +238,8 @@ Test(apply, socket_below_level_admin_gets_nothing)
     cr_expect_eq(ap.stats.level_too_low, 1);
     cr_expect_eq(ap.stats.resyncs, 0);
     cr_expect(apply_busy(&ap), "asked again after a backoff");
-    cr_expect_eq(own.proxies.n, 0, "nothing read is used");
+    cr_expect_eq(own.tab.proxies.n, 0, "nothing read is used");
+    cr_expect_eq(own.proxies_calls, 0);
     free(err);
 }
 
@@ -257,7 +248,7 @@ Test(apply, missing_socket_is_an_outage_with_a_retry)
     char *err = NULL;
 
     unlink(sock);
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
     for (int i = 0; i < 100 && !ap.stats.runtime_errors; i++)
         run_for(0.01);
@@ -280,7 +271,7 @@ Test(apply, a_partial_listing_only_adds)
     char line[512], *err = NULL;
     static const char b[] = "/svc/api/b";
 
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
     haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 3.4.7\n\n",
                     line, sizeof(line));
@@ -321,7 +312,7 @@ Test(apply, a_refusal_resyncs_after_a_second_then_doubles)
     static const char b[] = "/svc/api/b";
     double first, second;
 
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
     haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n", line,
                     sizeof(line));
@@ -361,7 +352,7 @@ Test(apply, a_batch_that_never_left_is_not_drift_later)
     static const char b[] = "/svc/api/b";
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     apply_resync(&ap);
     haproxy_answers("admin\n\n1\n" HEADER API_ROWS "\n# name\nstats\napi\n\nVersion: 2.6.12\n\n", line,
                     sizeof(line));
@@ -413,7 +404,7 @@ Test(apply, a_reply_over_the_cap_is_named_as_such)
     cr_assert_not_null(out);
     log_set_level(LOG_LEVEL_WARN);
     log_set_output(out);
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -464,7 +455,7 @@ Test(apply, estimate_counts_what_the_send_then_sends)
     static const char b[] = "/svc/api/b", c[] = "/svc/api/c";
     size_t commands = 99, servers = 99, bound = 0;
 
-    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &obs, &ops, &own, &err), 0, "%s", err);
+    cr_assert_eq(apply_init(&ap, loop, &cfg, cat, &own.tab, &obs, &ops, &own, &err), 0, "%s", err);
     /* nothing read yet: nothing present, nothing to send */
     cr_assert_eq(apply_estimate(&ap, false, 0, &commands, &servers), 0);
     cr_expect_eq(commands, 0);

@@ -955,3 +955,55 @@ Test(catalog, caps_held_is_invisible_until_taken_on)
         ;
     cr_expect_eq(cat->n_counted, 1);
 }
+
+/* catalog_apply_event(): what it read is handed back, so feed's log line
+ * parses nothing again (issue 22). */
+struct event_case {
+    const char *name;
+    const char *key, *value; /* value NULL: a delete */
+    int result;
+    bool key_ok, value_ok;
+    const char *service, *instance;
+    unsigned weight; /* when value_ok */
+};
+
+static const struct event_case events[] = {
+    {"a new key", "/svc/web/a", "{\"host\":\"127.0.0.1\",\"port\":80,\"weight\":7}", CATALOG_ADDED,
+     true, true, "web", "a", 7},
+    {"an update", "/svc/web/a", "127.0.0.1:81", CATALOG_UPDATED, true, true, "web", "a", 1},
+    {"the same value", "/svc/web/a", "127.0.0.1:81", CATALOG_UNCHANGED, true, true, "web", "a", 1},
+    {"a bad value", "/svc/web/b", "not an address", CATALOG_REJECTED, true, false, "web", "b", 0},
+    {"a bad key", "/svc/web/", "127.0.0.1:80", CATALOG_REJECTED, false, false, "", "", 0},
+    {"outside the prefix", "/other/web/a", "127.0.0.1:80", CATALOG_REJECTED, false, false, "", "",
+     0},
+    {"a delete", "/svc/web/a", NULL, CATALOG_REMOVED, true, false, "web", "a", 0},
+    {"a delete of nothing", "/svc/web/zz", NULL, CATALOG_UNCHANGED, true, false, "web", "zz", 0},
+    {"a delete of a bad key", "/svc/bad name/x", NULL, CATALOG_REJECTED, false, false, "", "", 0},
+};
+
+Test(catalog, apply_event_hands_back_what_it_parsed)
+{
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        const struct event_case *t = &events[i];
+        struct etcd_kv kv = {
+            .key = (char *)t->key,
+            .key_len = strlen(t->key),
+            .value = (char *)t->value,
+            .value_len = t->value ? strlen(t->value) : 0,
+            .mod_revision = (int64_t)i + 1,
+            .deleted = !t->value,
+        };
+        struct catalog_parsed p;
+        char *err = NULL;
+
+        cr_expect_eq(catalog_apply_event(cat, &kv, &p, &err), t->result, "%s", t->name);
+        cr_expect_eq(p.key_ok, t->key_ok, "%s", t->name);
+        cr_expect_eq(p.value_ok, t->value_ok, "%s", t->name);
+        cr_expect_str_eq(p.service, t->service, "%s", t->name);
+        cr_expect_str_eq(p.instance, t->instance, "%s", t->name);
+        if (t->value_ok)
+            cr_expect_eq(p.ep.weight, t->weight, "%s", t->name);
+        cr_expect_eq(err != NULL, t->result == CATALOG_REJECTED, "%s", t->name);
+        free(err);
+    }
+}

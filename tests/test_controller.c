@@ -2,8 +2,8 @@
  * `render` mode (list etcd once, render the services file, stop), against
  * a canned etcd gateway in a child process on a free 127.0.0.1 port, and
  * its deadline when etcd does not answer. The logic the controller drives
- * has its own suites (apply, backend, feed, plan, runtime, catalog, slots,
- * status, config). */
+ * has its own suites (apply, backend, table, hup, feed, plan, runtime,
+ * catalog, slots, status, config). */
 #include <criterion/criterion.h>
 
 #include <errno.h>

@@ -19,22 +19,12 @@
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 
-static struct backend **v;
-static size_t n_v;
+static struct table tab; /* the backends, lent to livefile */
 static struct catalog *cat;
 static struct config cfg;
 static struct ev_loop *loop;
 static struct livefile lf;
 static char dir[64], svc_path[128], map_path[128];
-
-static struct backend **own_backends(void *arg, size_t *n)
-{
-    (void)arg;
-    *n = n_v;
-    return v;
-}
-
-static const struct livefile_ops ops = {own_backends};
 
 static struct backend *add(const char *name, size_t slots, bool present, bool ours)
 {
@@ -44,7 +34,7 @@ static struct backend *add(const char *name, size_t slots, bool present, bool ou
     memset(&conf, 0, sizeof(conf));
     snprintf(conf.name, sizeof(conf.name), "%s", name);
     conf.opt = cfg.defaults;
-    b = backend_insert(&v, &n_v, &conf, false);
+    b = backend_insert(&tab.v, &tab.n, &conf, false);
     cr_assert_not_null(b);
     b->claimed = ours;
     b->present = present;
@@ -84,18 +74,18 @@ static void setup(void)
     cr_assert_not_null(cat);
     loop = ev_loop_new(EVFLAG_AUTO);
     cr_assert_not_null(loop);
-    cr_assert_eq(livefile_init(&lf, loop, &cfg, cat, &ops, NULL), 0);
+    cr_assert_eq(livefile_init(&lf, loop, &cfg, cat, &tab), 0);
 }
 
 static void teardown(void)
 {
     livefile_free(&lf);
     ev_loop_destroy(loop);
-    for (size_t i = 0; i < n_v; i++)
-        backend_free(v[i]);
-    free(v);
-    v = NULL;
-    n_v = 0;
+    for (size_t i = 0; i < tab.n; i++)
+        backend_free(tab.v[i]);
+    free(tab.v);
+    tab.v = NULL;
+    tab.n = 0;
     catalog_free(cat);
     unlink(svc_path);
     unlink(map_path);
@@ -109,8 +99,8 @@ static char *render(char **map)
     char *text = NULL, *err = NULL;
     size_t len = 0, mlen = 0;
 
-    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, false, &text, &len, map, &mlen, &err), 0, "%s",
-                 err ? err : "");
+    cr_assert_eq(livefile_render(&cfg, tab.v, tab.n, cat, false, &text, &len, map, &mlen, &err), 0,
+                 "%s", err ? err : "");
     cr_assert_eq(strlen(text), len);
     return text;
 }
@@ -122,7 +112,7 @@ Test(livefile, renders_what_haproxy_runs_with_the_current_endpoints)
 
     add("api", 2, true, true);
     /* grown at run time to 3 slots: a reload must keep the third */
-    cr_assert_eq(backend_add_slots(v[0], 3), 0);
+    cr_assert_eq(backend_add_slots(tab.v[0], 3), 0);
     add("gone", 2, false, true);   /* HAProxy does not run it (yet) */
     add("theirs", 2, true, false); /* not ours */
     web = add("web", 2, true, true);
@@ -304,8 +294,8 @@ Test(livefile, run_time_backends_and_their_defaults)
     b->dyn_created = true;
     cr_assert_eq(backend_add_slots(b, 2), 0); /* as dyn_plan_create() adds them */
     put("newsvc", "a", "127.0.0.1:9301");
-    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, true, &text, &len, &map, &mlen, &err), 0, "%s",
-                 err ? err : "");
+    cr_assert_eq(livefile_render(&cfg, tab.v, tab.n, cat, true, &text, &len, &map, &mlen, &err), 0,
+                 "%s", err ? err : "");
     cr_assert_eq(strlen(text), len);
     cr_expect(strstr(text, "\nbackend newsvc\n"), "%s", text);
     cr_expect(strstr(text, "    server s1 127.0.0.1:9301 weight 1\n"), "%s", text);
@@ -322,7 +312,8 @@ Test(livefile, run_time_backends_and_their_defaults)
     }
     free(text);
     free(map);
-    cr_assert_eq(livefile_render(&cfg, v, n_v, cat, false, &text, &len, &map, &mlen, &err), 0);
+    cr_assert_eq(livefile_render(&cfg, tab.v, tab.n, cat, false, &text, &len, &map, &mlen, &err),
+                 0);
     cr_expect(strstr(text, "\nbackend newsvc\n"), "%s", text);
     cr_expect_null(strstr(text, "defaults slotsync:dynamic"), "%s", text);
     free(text);

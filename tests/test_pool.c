@@ -17,8 +17,7 @@
 #include <slotsync/pool.h>
 
 struct owner {
-    struct backend **v;
-    size_t n;
+    struct table tab;
     size_t reloads;
     char why[128];
 };
@@ -29,12 +28,6 @@ static struct config cfg;
 static struct pool pool;
 static char dir[64], map_path[128];
 
-static struct backend **own_backends(void *arg, size_t *n)
-{
-    *n = own.n;
-    return own.v;
-}
-
 static struct backend *add_named(const char *name)
 {
     struct service_conf conf;
@@ -43,15 +36,10 @@ static struct backend *add_named(const char *name)
     memset(&conf, 0, sizeof(conf));
     snprintf(conf.name, sizeof(conf.name), "%s", name);
     conf.opt = cfg.defaults;
-    b = backend_insert(&own.v, &own.n, &conf, false);
+    b = backend_insert(&own.tab.v, &own.tab.n, &conf, false);
     cr_assert_not_null(b);
     b->claimed = true;
     return b;
-}
-
-static struct backend *own_add(void *arg, const char *service)
-{
-    return add_named(service);
 }
 
 static void own_want_reload(void *arg, const char *why, const char *name)
@@ -60,7 +48,7 @@ static void own_want_reload(void *arg, const char *why, const char *name)
     snprintf(own.why, sizeof(own.why), "%s %s", why, name);
 }
 
-static const struct pool_ops ops = {own_backends, own_add, own_want_reload};
+static const struct pool_ops ops = {own_want_reload};
 
 static void setup(void)
 {
@@ -72,6 +60,7 @@ static void setup(void)
     cr_assert_not_null(loop);
     memset(&cfg, 0, sizeof(cfg));
     memset(&own, 0, sizeof(own));
+    table_init(&own.tab, &cfg, true);
     cfg.http_bind.set = true;
     cfg.http_domain = "svc.local";
     cfg.hosts_map = map_path;
@@ -81,16 +70,14 @@ static void setup(void)
     cfg.defaults.mode = MODE_HTTP;
     cfg.defaults.slots = 2;
     snprintf(cfg.defaults.balance, sizeof(cfg.defaults.balance), "roundrobin");
-    cr_assert_eq(pool_init(&pool, loop, &cfg, &ops, NULL), 0);
+    cr_assert_eq(pool_init(&pool, loop, &cfg, &own.tab, &ops, NULL), 0);
     cr_assert_eq(pool.sp.n, 4);
 }
 
 static void teardown(void)
 {
     pool_free(&pool);
-    for (size_t i = 0; i < own.n; i++)
-        backend_free(own.v[i]);
-    free(own.v);
+    table_free(&own.tab);
     ev_loop_destroy(loop);
     unlink(map_path);
     rmdir(dir);
@@ -184,7 +171,7 @@ Test(pool, adopts_the_live_map_and_gives_each_binding_a_backend)
 
     pool_adopt(&pool, live, 3);
     cr_expect_str_eq(backend_proxy(web), "spare:0");
-    gone = backend_lookup(own.v, own.n, "gone");
+    gone = table_find(&own.tab, "gone");
     cr_assert_not_null(gone, "a backend for the service spare:2 carries");
     cr_expect_str_eq(backend_proxy(gone), "spare:2");
     cr_expect_eq(spare_free_count(&pool.sp), 2);
@@ -205,7 +192,7 @@ Test(pool, no_spares_without_a_domain)
     struct backend *web = add_named("web");
 
     cfg.http_domain = NULL;
-    cr_assert_eq(pool_init(&p, loop, &cfg, &ops, NULL), 0);
+    cr_assert_eq(pool_init(&p, loop, &cfg, &own.tab, &ops, NULL), 0);
     cr_expect_eq(p.sp.n, 0);
     cr_expect_not(pool_place(&p, web, &none, &none, true));
     pool_free(&p);

@@ -24,11 +24,8 @@
 #include <slotsync/rollout.h>
 
 struct owner {
-    struct backend **v;
-    size_t n;
-    size_t resyncs, loads, drops;
-    struct names loaded; /* what the last loaded() handed over */
-    char dropped[256];
+    struct table tab; /* after a reload: what slotsync owns, the backends left */
+    size_t resyncs, loads;
 };
 
 static struct owner own;
@@ -43,34 +40,9 @@ static bool ready = true;
 static char dir[64], services[128], bin[128], command[512], logs[128];
 static FILE *log_out;
 
-static struct backend **own_backends(void *arg, size_t *n)
-{
-    *n = own.n;
-    return own.v;
-}
-
-static void own_drop(void *arg, struct backend *b)
-{
-    for (size_t i = 0; i < own.n; i++) {
-        if (own.v[i] != b)
-            continue;
-        own.drops++;
-        strncat(own.dropped, b->conf.name, sizeof(own.dropped) - strlen(own.dropped) - 2);
-        strcat(own.dropped, " ");
-        backend_free(b);
-        memmove(own.v + i, own.v + i + 1, (own.n - i - 1) * sizeof(*own.v));
-        own.n--;
-        return;
-    }
-    cr_assert_fail("drop() of a backend not in the table");
-}
-
-static void own_loaded(void *arg, struct names *rendered)
+static void own_loaded(void *arg)
 {
     own.loads++;
-    backend_names_clear(&own.loaded);
-    own.loaded = *rendered;
-    *rendered = (struct names){0};
 }
 
 static void own_resync(void *arg)
@@ -78,7 +50,7 @@ static void own_resync(void *arg)
     own.resyncs++;
 }
 
-static const struct rollout_ops ops = {own_backends, own_drop, own_loaded, own_resync};
+static const struct rollout_ops ops = {own_loaded, own_resync};
 
 /* The controller's ev_prepare, as it calls the rollout. */
 static void on_prepare(struct ev_loop *l, ev_prepare *w, int revents)
@@ -121,6 +93,7 @@ static void setup(void)
     loop = EV_DEFAULT; /* ev_child watches children on the default loop only */
     memset(&cfg, 0, sizeof(cfg));
     memset(&own, 0, sizeof(own));
+    table_init(&own.tab, &cfg, true);
     memset(&obs, 0, sizeof(obs));
     memset(&pool, 0, sizeof(pool));
     cfg.services_file = services;
@@ -145,10 +118,7 @@ static void teardown(void)
 
     rollout_free(&ro);
     ev_prepare_stop(loop, &prep);
-    for (size_t i = 0; i < own.n; i++)
-        backend_free(own.v[i]);
-    free(own.v);
-    backend_names_clear(&own.loaded);
+    table_free(&own.tab);
     catalog_free(cat);
     ev_loop_destroy(loop);
     log_set_output(NULL);
@@ -168,7 +138,7 @@ TestSuite(rollout, .init = setup, .fini = teardown, .timeout = 30);
 
 static void start(void)
 {
-    cr_assert_eq(rollout_init(&ro, loop, &cfg, cat, &pool, &obs, &ops, NULL), 0);
+    cr_assert_eq(rollout_init(&ro, loop, &cfg, cat, &own.tab, &pool, &obs, &ops, NULL), 0);
 }
 
 static struct backend *add_backend(const char *name, bool configured)
@@ -179,7 +149,7 @@ static struct backend *add_backend(const char *name, bool configured)
     memset(&conf, 0, sizeof(conf));
     snprintf(conf.name, sizeof(conf.name), "%s", name);
     conf.opt = cfg.defaults;
-    b = backend_insert(&own.v, &own.n, &conf, configured);
+    b = backend_insert(&own.tab.v, &own.tab.n, &conf, configured);
     cr_assert_not_null(b);
     b->claimed = true; /* ours: settled by the controller */
     return b;
@@ -307,8 +277,8 @@ Test(rollout, a_want_renders_checks_renames_and_reloads)
     snprintf(path, sizeof(path), "%s.new", services);
     cr_expect_neq(access(path, F_OK), 0, "the candidate was renamed");
     cr_expect_eq(own.loads, 1);
-    cr_expect_eq(own.loaded.n, 1);
-    cr_expect(backend_names_has(&own.loaded, "web"));
+    cr_expect_eq(own.tab.owned.n, 1);
+    cr_expect(backend_names_has(&own.tab.owned, "web"));
     cr_expect_geq(own.resyncs, 1, "HAProxy's state is read again after a reload");
     cr_expect(logged("new service web: a reload is needed"));
     cr_expect(logged("rendered 1 backends to "));
@@ -566,14 +536,13 @@ Test(rollout, the_end_of_a_reload_hands_over_the_render_and_drops_what_was_left_
     /* its endpoints come back while the reload runs */
     put_endpoint("back", "b", "127.0.0.2:8080");
     run_until(reloaded_once, 0);
-    cr_expect_eq(own.loaded.n, 2);
-    cr_expect(backend_names_has(&own.loaded, "api"));
-    cr_expect(backend_names_has(&own.loaded, "web"));
-    cr_expect_eq(own.drops, 1);
-    cr_expect_str_eq(own.dropped, "gone ");
-    cr_expect_null(backend_lookup(own.v, own.n, "gone"));
-    cr_expect_not_null(backend_lookup(own.v, own.n, "back"), "kept: it wants a backend again");
-    cr_expect_not_null(backend_lookup(own.v, own.n, "theirs"));
+    cr_expect_eq(own.tab.owned.n, 2);
+    cr_expect(backend_names_has(&own.tab.owned, "api"));
+    cr_expect(backend_names_has(&own.tab.owned, "web"));
+    cr_expect_eq(own.tab.n, 4, "one dropped");
+    cr_expect_null(table_find(&own.tab, "gone"));
+    cr_expect_not_null(table_find(&own.tab, "back"), "kept: it wants a backend again");
+    cr_expect_not_null(table_find(&own.tab, "theirs"));
     cr_expect(logged("endpoints came back for back: a reload is needed"));
     cr_expect(rollout_pending(&ro));
     /* ... and gets it at the next reload */
@@ -581,8 +550,8 @@ Test(rollout, the_end_of_a_reload_hands_over_the_render_and_drops_what_was_left_
     ro.last_reload_start -= 61.;
     run_until(loaded, 0);
     cr_expect_eq(ro.stats.reloads, 2);
-    cr_expect(backend_names_has(&own.loaded, "back"));
-    cr_expect_not(backend_names_has(&own.loaded, "theirs"));
+    cr_expect(backend_names_has(&own.tab.owned, "back"));
+    cr_expect_not(backend_names_has(&own.tab.owned, "theirs"));
 }
 
 Test(rollout, render_file_renders_what_slotsync_owns)
@@ -595,7 +564,7 @@ Test(rollout, render_file_renders_what_slotsync_owns)
     add_backend("theirs", false)->foreign = true;
     put_endpoint("api", "a", "127.0.0.1:8080");
     snprintf(out, sizeof(out), "%s/out.cfg", dir);
-    cr_assert_eq(rollout_render_file(&cfg, own.v, own.n, cat, out, &err), 0, "%s", err);
+    cr_assert_eq(rollout_render_file(&cfg, own.tab.v, own.tab.n, cat, out, &err), 0, "%s", err);
     cr_assert_eq(file_read(out, 1 << 20, &text, &len), 0);
     cr_expect_not_null(strstr(text, "backend web"), "%s", text);
     cr_expect_not_null(strstr(text, "backend api"), "%s", text);
@@ -626,6 +595,6 @@ Test(rollout, a_render_with_no_backend_of_ours_still_reloads)
     cr_assert_eq(file_read(services, 1 << 20, &text, &len), 0);
     cr_expect_null(strstr(text, "backend gone"), "%s", text);
     free(text);
-    cr_expect_eq(own.loaded.n, 0);
-    cr_expect_eq(own.drops, 1);
+    cr_expect_eq(own.tab.owned.n, 0);
+    cr_expect_eq(own.tab.n, 0, "dropped");
 }

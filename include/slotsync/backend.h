@@ -13,65 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <slotsync/backend-t.h>
 #include <slotsync/config-t.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
 #include <slotsync/spare.h>
 #include <slotsync/view.h>
-
-/* One row of "show servers state" for a slot of a backend, while a resync
- * is read. */
-struct backend_row {
-    uint32_t slot; /* index: server s<slot+1> */
-    struct server_view view;
-};
-
-/* A sorted set of proxy names. */
-struct names {
-    char **v;
-    size_t n;
-};
-
-/* A service's backend and HAProxy's side of it. */
-struct backend {
-    struct service_conf conf;       /* copy; conf.hosts borrowed from the current config */
-    const struct service_conf *svc; /* &conf */
-    bool configured;                /* from the config file, else built from defaults */
-    bool claimed;                   /* ours: configured, in our services file, or created */
-    bool foreign;                   /* its name belongs to a proxy slotsync does not own */
-    struct slot_table slots;        /* as many slots as HAProxy has for it */
-    struct server_view *have;       /* slots.n entries: HAProxy's view */
-    bool *drift;                    /* slots.n entries: HAProxy differed from what we set */
-    bool present;                   /* seen in HAProxy at the last resync */
-    bool missing_noted;             /* its absence already asked for a reload */
-    bool dirty;                     /* needs converging */
-    bool page_dirty;                /* endpoints came in a page of a listing in progress */
-    bool grow_by_reload;            /* "add server" is not possible or failed */
-    size_t want_slots;              /* slots the next render gives it, at least */
-    size_t added_to;                /* slots.n after the last runtime growth */
-    bool left_out;                  /* not in the file of the reload in flight */
-    size_t last_overflow;
-    /* commands HAProxy refused, held back until something changes */
-    struct plan_refusal *refused;
-    size_t n_refused;
-    /* static algorithm: instances already warned about for their weight */
-    char **weight_warned;
-    size_t n_weight_warned;
-    /* filled while parsing a resync, freed once adopted */
-    struct backend_row *seen;
-    size_t n_seen, cap_seen;
-    bool seen_backend;
-    /* the spare it is bound to (spare.h): "" = its own backend */
-    char proxy[SPARE_NAME_SIZE];
-    char label[SPARE_LABEL_SIZE]; /* "web (spare:3)" while bound, else "" */
-    bool unrouted;                /* no frontend reaches it (render_service_routed) */
-    /* run-time backends (dynback.h, HAProxy 3.4+) */
-    bool dyn_create;    /* its "add backend" (and slots, publish) goes in the next batch */
-    bool dyn_created;   /* HAProxy runs it from "add backend": no reload loaded it yet */
-    bool dyn_removing;  /* its "del backend" is in the batch in flight */
-    bool dyn_unpublished; /* a removal unpublished it and may have stopped half-way */
-};
 
 /* ---- the table: an array of pointers sorted by name ---- */
 
@@ -108,16 +56,6 @@ size_t backend_fit_slots(const struct backend *b, size_t n, size_t endpoints);
 
 /* ---- adopting HAProxy's state ---- */
 
-/* What backend_adopt() did, for the caller's log lines. */
-struct backend_adoption {
-    size_t contiguous; /* HAProxy has slot servers s1..s<contiguous> without a gap */
-    bool gap;          /* rows past a gap in the slot numbers were ignored */
-    bool runtime_lost; /* slots added at run time are gone: grow_by_reload is now set */
-    bool changed;      /* presence in HAProxy or the slot count changed */
-    size_t slots;      /* the slot count now */
-    bool missing;      /* not in HAProxy and noted now: a reload should add it */
-};
-
 /* Note a row of "show servers state" for slot slot of b (into b->seen,
  * which grows by doubling). 0 or -ENOMEM. */
 int backend_seen_add(struct backend *b, size_t slot, const struct server_view *v);
@@ -137,11 +75,6 @@ int backend_adopt(struct backend *b, bool trusted, size_t endpoints, struct back
 
 /* ---- converging ---- */
 
-enum backend_grow {
-    BACKEND_GROW_NONE,    /* it has the slots, or a reload for them was asked already */
-    BACKEND_GROW_RUNTIME, /* "add server" adds them (plan_add_slots(), backend_add_slots()) */
-    BACKEND_GROW_RELOAD,  /* a render must: want_slots is set now, so asked once per count */
-};
 /* How b, present in HAProxy, gets the slots it needs: *n is its configured
  * slot count, or HAProxy's if higher (a slot is never taken away), fitted by
  * the growth rule to endpoints. Run-time growth needs a dynamic algorithm
@@ -169,13 +102,10 @@ void backend_static_weights(struct backend *b,
 
 /* ---- a config read again (SIGHUP) ---- */
 
-enum backend_reconf {
-    BACKEND_RECONF_SAME,     /* nothing that matters changed */
-    BACKEND_RECONF_OPTIONS,  /* configured now, or its options or listen changed: reload */
-    BACKEND_RECONF_SLOTS,    /* only the slot count changed (*old_slots: from what) */
-    BACKEND_RECONF_LEFT,     /* it left the config: built from the defaults now, reload */
-    BACKEND_RECONF_DEFAULTS, /* not configured, and the defaults changed: reload */
-};
+/* What backend_reconfigure() would return for these arguments, with b
+ * left as it is (SIGHUP's decision, hup.h). */
+enum backend_reconf backend_reconf_of(const struct backend *b, const struct service_conf *sc,
+                                      const struct service_options *defaults);
 /* Take b's part of a new config: sc is b's service in it (borrowed; NULL:
  * the config does not name it), defaults the new defaults. b's hosts are
  * borrowed from sc. *old_slots gets b's slot count before. Calling it again
@@ -197,24 +127,9 @@ void backend_names_clear(struct names *s);
  * spares' (spare.h) are kept: no other can collide with one. 0 or -ENOMEM. */
 int backend_proxy_names(const char *text, size_t len, struct names *be, struct names *fe);
 
-/* The name sets that decide who owns a proxy name (all borrowed). */
-struct backend_owners {
-    const struct names *base_be; /* backend/listen names of base_config */
-    const struct names *base_fe; /* frontend/listen names of base_config */
-    const struct names *proxies; /* every backend HAProxy listed */
-    const struct names *owned;   /* backends of the services file HAProxy runs */
-    bool proxies_known;          /* proxies holds a "show backend" reply */
-};
-
 /* Who holds the name of b's proxies if slotsync does not: a static text for
  * the log, or NULL when the name is free or ours. */
 const char *backend_name_taken(const struct backend *b, const struct backend_owners *o);
-
-/* What backend_settle() changed, for the caller's log lines. */
-struct backend_settling {
-    const char *refused_by; /* refused now: who holds the name (static text), else NULL */
-    bool freed;             /* was refused, its name is free now */
-};
 
 /* Decide whether b is ours. A name another proxy holds makes b foreign
  * (and not claimed); a free name is claimed, except for an etcd-only

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include <slotsync/endpoint.h>
+#include <slotsync/etcd-t.h>
 
 struct catalog_endpoint {
     char *instance; /* owned, NUL-terminated */
@@ -97,6 +98,21 @@ int catalog_put(struct catalog *cat, const char *key, size_t klen, const char *v
 /* Apply a delete. Returns CATALOG_REMOVED, CATALOG_UNCHANGED (unknown key)
  * or CATALOG_REJECTED (a key that could never have been valid). */
 int catalog_delete(struct catalog *cat, const char *key, size_t klen, char **errmsg);
+
+/* What catalog_apply_event() read from a key and its value: the caller's
+ * log line needs no second parse of either. */
+struct catalog_parsed {
+    bool key_ok;                          /* the key names a service and an instance (below) */
+    bool value_ok;                        /* a put's value is a valid endpoint (ep) */
+    char service[SERVICE_NAME_MAX + 1];   /* "" unless key_ok */
+    char instance[INSTANCE_NAME_MAX + 1]; /* "" unless key_ok */
+    struct endpoint ep;                   /* set when value_ok */
+};
+
+/* One key from etcd (kv borrowed): catalog_delete() for a deleted one, else
+ * catalog_put(); returns theirs. *out is always set (zeroed first). */
+int catalog_apply_event(struct catalog *cat, const struct etcd_kv *kv, struct catalog_parsed *out,
+                        char **errmsg);
 
 /* Re-list: catalog_relist_begin() clears every endpoint's seen flag; the
  * listing's puts set it again; catalog_relist_end() removes every endpoint

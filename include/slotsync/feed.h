@@ -1,8 +1,9 @@
 /* feed - etcd's keys into the catalog, each said in the log.
  *
  * A key from a listing or a watch event is put into (or deleted from) the
- * catalog, which validates it; what it did is one log line with the key's
- * fields (logfmt/json): a rejection at warn with the reason, a change at
+ * catalog, which validates it and hands back what it parsed
+ * (catalog_apply_event(): the key is parsed once); what it did is one log
+ * line with the key's fields (logfmt/json): a rejection at warn with the reason, a change at
  * info (debug during a listing, whose summary the controller logs). No
  * other I/O: the controller calls it from the etcd sync's callbacks.
  */

@@ -28,15 +28,11 @@
 #include <slotsync/catalog.h>
 #include <slotsync/config-t.h>
 #include <slotsync/log.h>
+#include <slotsync/table.h>
 
 /* At most one render per this many seconds; a change is on disk within
  * twice that. */
 #define LIVEFILE_INTERVAL_S 1.0
-
-struct livefile_ops {
-    /* The backend table, sorted by name, borrowed. */
-    struct backend **(*backends)(void *arg, size_t *n);
-};
 
 struct livefile_stats {
     unsigned long long renders, writes, unchanged, failures;
@@ -48,8 +44,7 @@ struct livefile {
     struct ev_loop *loop;
     const struct config *cfg; /* borrowed; livefile_set_config() */
     struct catalog *cat;      /* borrowed */
-    const struct livefile_ops *ops;
-    void *arg;
+    struct table *tab;        /* borrowed: the backends HAProxy runs */
     ev_timer timer;
     bool wanted;  /* something may have changed since the last render */
     bool held;    /* a reload is in flight: its render writes the files */
@@ -69,7 +64,7 @@ struct livefile {
 
 /* Everything is borrowed. 0 (no I/O is done yet). */
 int livefile_init(struct livefile *lf, struct ev_loop *loop, const struct config *cfg,
-                  struct catalog *cat, const struct livefile_ops *ops, void *arg);
+                  struct catalog *cat, struct table *tab);
 /* Stop the timer and free what lf owns. A zeroed lf is fine. */
 void livefile_free(struct livefile *lf);
 /* A config read again (SIGHUP); borrowed like the first. The next render

@@ -9,8 +9,9 @@
  * backoff), so a restarted HAProxy routes the same way. When fewer than
  * half the spares are free one reload is asked for, min_reload_interval_ms
  * later (coalesced with any other); its render gives every bound service a
- * backend of its own and a fresh pool (pool_reload_ended()). The owner
- * (controller) lends its backend table through struct pool_ops.
+ * backend of its own and a fresh pool (pool_reload_ended()). It is lent
+ * the backend table (table.h): a service a spare carries gets its backend
+ * there (table_add_service()).
  */
 #ifndef SLOTSYNC_POOL_H
 #define SLOTSYNC_POOL_H
@@ -20,45 +21,17 @@
 
 #include <ev.h>
 
+#include <slotsync/pool-t.h>
 #include <slotsync/backend.h>
 #include <slotsync/config-t.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
-
-struct pool_ops {
-    /* The backend table, sorted by name, borrowed. */
-    struct backend **(*backends)(void *arg, size_t *n);
-    /* A backend from the defaults for service (not claimed yet; the next
-     * "show backend" settles it), or the existing one; NULL on ENOMEM. */
-    struct backend *(*add)(void *arg, const char *service);
-    /* A reload is needed (why, name as in the log line). */
-    void (*want_reload)(void *arg, const char *why, const char *name);
-};
-
-struct pool_stats {
-    unsigned long long bound, adopted, refills, map_writes, map_write_failures;
-};
-
-/* Embedded in its owner; pool_init() fills it, pool_free() empties it. */
-struct pool {
-    struct spare_pool sp; /* which service each spare carries (apply reads it) */
-    struct ev_loop *loop;
-    const struct config *cfg;
-    const struct pool_ops *ops;
-    void *arg;
-    ev_timer refill_timer; /* the refill reload, min_reload_interval_ms after running low */
-    ev_timer map_timer;    /* the map file's write, and its retries */
-    double map_delay;
-    bool map_wanted;
-    bool holding; /* a reload is in flight: its render writes the map file */
-    struct log_outage map_outage;
-    struct pool_stats stats;
-};
+#include <slotsync/table.h>
 
 /* spare_count(cfg) free spares: what a services file rendered for cfg
  * carries. 0 or -ENOMEM. */
-int pool_init(struct pool *p, struct ev_loop *loop, const struct config *cfg,
+int pool_init(struct pool *p, struct ev_loop *loop, const struct config *cfg, struct table *tab,
               const struct pool_ops *ops, void *arg);
 /* Stop the timers and free what p owns. A zeroed p is fine. */
 void pool_free(struct pool *p);
@@ -76,7 +49,8 @@ bool pool_place(struct pool *p, struct backend *b, const struct names *proxies,
                 const struct names *base, bool may_bind);
 
 /* The bindings HAProxy's live map holds ("show map"): adopted (spare.h), and
- * every service a spare carries gets its backend (ops->add) living there. */
+ * every service a spare carries gets its backend (table_add_service(): not
+ * claimed yet, the next "show backend" settles it) living there. */
 void pool_adopt(struct pool *p, const struct host_route *routes, size_t n);
 
 /* A reload starts: its render un-binds every spare, and writes the map. */

@@ -13,9 +13,9 @@
  * marks the generation failed: only a newer change tries again. A failure of
  * this machine (a write, the check not started, the master not reached) is
  * retried for the same generation with backoff. The end of a good reload
- * hands the rendered names to the owner (they are what slotsync owns now)
- * and drops the backends left out. The owner (controller) lends its backend
- * table and hears about the ends through struct rollout_ops.
+ * puts the rendered names in the backend table it is lent (table.h: they
+ * are what slotsync owns now) and drops the backends left out from it; the
+ * owner (controller) hears about the ends through struct rollout_ops.
  *
  * rollout_render_file() is the one-shot render of "slotsync render".
  */
@@ -27,72 +27,21 @@
 
 #include <ev.h>
 
+#include <slotsync/rollout-t.h>
 #include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/config-t.h>
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>
 #include <slotsync/pool.h>
-
-struct reloader;
-
-/* What the rollout asks of its owner. None may be NULL. */
-struct rollout_ops {
-    /* The backend table, sorted by name, borrowed: valid until drop(). */
-    struct backend **(*backends)(void *arg, size_t *n);
-    /* b was left out of the file HAProxy now runs and has no endpoint:
-     * take it out of the table (order kept) and free it. */
-    void (*drop)(void *arg, struct backend *b);
-    /* HAProxy runs the render now (a new worker). rendered: the backends
-     * its services file declares (sorted); the callee takes them and clears
-     * *rendered. What was read from the old worker is stale. */
-    void (*loaded)(void *arg, struct names *rendered);
-    /* HAProxy's state must be read again before the next batch: a reload
-     * ended, or one failed after slots were added for its render. */
-    void (*resync)(void *arg);
-};
-
-struct rollout_stats {
-    unsigned long long reloads, reload_failures, check_failures, io_failures;
-};
-
-/* Embedded in its owner; rollout_init() fills it, rollout_free() empties
- * it. The owner may read every field; only the rollout writes them. */
-struct rollout {
-    struct ev_loop *loop;
-    const struct config *cfg; /* borrowed; rollout_set_config() */
-    struct catalog *cat;      /* borrowed: the endpoints each backend renders */
-    struct pool *pool;        /* borrowed: a reload un-binds the spares */
-    struct metrics *obs;      /* borrowed: reload requests by cause; may be NULL */
-    const struct rollout_ops *ops;
-    void *arg;
-    struct reloader *reloader;
-    char *candidate; /* <services_file>.new: rendered, checked, renamed */
-    ev_timer timer;  /* min_reload_interval_ms, or the write backoff */
-    /* generations: wanted (each rollout_want()), loaded by HAProxy,
-     * refused by HAProxy (not retried), and the one in flight */
-    unsigned desired_gen, loaded_gen, failed_gen, reload_gen;
-    bool reloading;                 /* a render, check or reload is in flight */
-    bool last_reload_failed;        /* the last one to end was refused or failed */
-    double last_reload_start;       /* clock_mono() of the last start; 0 = none */
-    double write_retry;             /* backoff after a failure of this machine */
-    struct log_outage write_outage; /* since when renders or reloads fail on I/O */
-    struct names rendering;         /* backends of the reload in flight */
-    struct rollout_stats stats;
-    /* the cause of the latest rollout_want(), and of the latest want a
-     * started reload covers (valid once last_reload_start > 0) */
-    enum metrics_reload_cause want_cause, reload_cause;
-    /* The services file carries the named defaults of run-time backends
-     * (base_config declares DYNBACK_BASE_DEFAULTS; set by the owner). */
-    bool dyn_defaults;
-};
+#include <slotsync/table.h>
 
 /* Set ro up on loop (a reloader for cfg's haproxy_bin, base_config,
  * master_socket and reload_command; candidate beside cfg's services_file).
  * Everything is borrowed. Returns 0 or -ENOMEM (also for a master socket
  * address reload.h cannot use); ro is then ready for rollout_free(). */
 int rollout_init(struct rollout *ro, struct ev_loop *loop, const struct config *cfg,
-                 struct catalog *cat, struct pool *pool, struct metrics *obs,
+                 struct catalog *cat, struct table *tab, struct pool *pool, struct metrics *obs,
                  const struct rollout_ops *ops, void *arg);
 /* Stop the timer, kill a check or reload command still running (no
  * callback), remove the candidate and free what ro owns. A zeroed ro is
@@ -124,6 +73,10 @@ void rollout_maybe_start(struct rollout *ro, bool ready);
  * it picks a reload for a large plan. */
 bool rollout_can_start(const struct rollout *ro);
 
+/* Ask the master socket "show proc" once (none configured: nothing to
+ * ask): how often HAProxy was reloaded and how long ago the last time, into
+ * haproxy_reloads and haproxy_last_reload_at, with a log line. */
+void rollout_read_haproxy_reloads(struct rollout *ro);
 /* "slotsync render": every backend slotsync owns in v (n of them), sized
  * for its endpoints in cat, rendered to out_path ("-": standard output) or,
  * when out_path is NULL, to cfg's services_file with the Host map beside
