@@ -1,10 +1,15 @@
-/* config - the JSON configuration file, validated field by field.
+/* config - the JSON configuration file, read from keyword tables.
  *
  * The file is as untrusted as etcd: every field is checked against a narrow
  * character set and range before it is stored, unknown keys are errors, and
  * an error names the field by its path ("services.api.slots"). Path parts are
  * known key names, names that already passed validation, or untrusted names
  * passed through log_quote(); the offending value itself is never echoed raw.
+ *
+ * Each block of the file is a table of rows (config_kw.h): the generic
+ * reader below takes a row's member, checks its type, range or validator,
+ * applies its default and stores it at its offset; what ties fields
+ * together is a KW_CHECK row at the point of the table where it runs.
  *
  * Loading goes into the caller's struct directly; on any failure the struct
  * is freed and zeroed, so the caller has nothing to clean up.
@@ -18,22 +23,20 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
-#include <sys/un.h>
 
 #include <jansson.h>
 
 #include <slotsync/bulk.h>
+#include <slotsync/config_kw.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/spare.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/validate.h>
 
 #define ETCD_ENDPOINTS_MAX 16
-#define ETCD_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
-#define PREFIX_MAX 255
 #define FILE_PATH_MAX CONFIG_PATH_MAX
 #define COMMAND_MAX 4096
-#define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
 #define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most */
 #define RESYNC_INTERVAL_S_MAX 86400
@@ -56,7 +59,8 @@
 #define DEFAULT_MAX_SERVICES 1000
 #define DEFAULT_MAX_ENDPOINTS_PER_SERVICE 4096
 #define CAP_MAX 1000000
-#define CAP_KEYS "max_services", "max_endpoints_per_service" /* top-level keys */
+
+#define WHY_LOG_LEVEL "must be one of error, warn, info, debug"
 
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
@@ -142,260 +146,58 @@ static char *quote(const char *s, char *out, size_t size)
     return log_quote(s, strlen(s), out, size);
 }
 
-/* ---- character-level checks ---- */
-
-static bool is_digit(char c)
+static int required(char **errmsg, const char *path, const char *key)
 {
-    return c >= '0' && c <= '9';
+    char fp[FIELD_PATH_SIZE];
+
+    return field_error(errmsg, join(fp, sizeof(fp), path, key), "required");
 }
 
-static bool is_alnum(char c)
+/* Replace *dst with a copy of src. */
+static int set_string(char **dst, const char *src, char **errmsg)
 {
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+    char *copy = strdup(src);
 
-/* Every byte in 0x21..0x7e (or 0x20..0x7e with spaces). */
-static bool printable(const char *s, size_t len, bool spaces)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c > 0x7e || c < (spaces ? 0x20 : 0x21))
-            return false;
-    }
-    return true;
-}
-
-/* Decimal 1-65535: digits only, no sign, no leading zero. */
-static bool parse_port(const char *s, size_t len, unsigned short *port)
-{
-    return endpoint_parse_port(s, len, port, NULL) == 0;
-}
-
-/* RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes, not
- * starting or ending with '-', joined by single dots; at most 253 bytes; the
- * last label is not all digits (so "999.1.1.1" is not taken for a name). */
-static bool hostname_valid(const char *s, size_t len)
-{
-    size_t label = 0;
-    bool numeric = true;
-
-    if (len < 1 || len > CONFIG_HOSTNAME_MAX)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == '.') {
-            if (label == 0 || label > 63 || s[i - 1] == '-')
-                return false;
-            if (i == len)
-                break;
-            label = 0;
-            numeric = true;
-            continue;
-        }
-        if (!is_alnum(s[i]) && s[i] != '-')
-            return false;
-        if (label == 0 && s[i] == '-')
-            return false;
-        if (!is_digit(s[i]))
-            numeric = false;
-        label++;
-    }
-    return !numeric;
-}
-
-/* A host name from the file, lowercased into out (CONFIG_HOSTNAME_MAX + 1). */
-static bool hostname_lower(const char *s, char *out)
-{
-    size_t len = strnlen(s, CONFIG_HOSTNAME_MAX + 1);
-
-    if (!hostname_valid(s, len))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
-    out[len] = '\0';
-    return true;
-}
-
-/* "[IPv6]" at s (len bytes, brackets included): an IPv6 literal, no zone. */
-static bool bracketed_ipv6(const char *s, size_t len)
-{
-    char host[ENDPOINT_HOST_MAX], canon[ENDPOINT_HOST_MAX];
-    bool v6;
-
-    if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof(host))
-        return false;
-    memcpy(host, s + 1, len - 2);
-    host[len - 2] = '\0';
-    return endpoint_parse_host(host, canon, &v6) == 0 && v6;
-}
-
-static bool ipv4_literal(const char *s, size_t len)
-{
-    char host[ENDPOINT_HOST_MAX], canon[ENDPOINT_HOST_MAX];
-    bool v6;
-
-    if (len >= sizeof(host))
-        return false;
-    memcpy(host, s, len);
-    host[len] = '\0';
-    return endpoint_parse_host(host, canon, &v6) == 0 && !v6;
-}
-
-/* ---- exported validators (reasons without a field path) ---- */
-
-int config_check_etcd_url(const char *url, char **errmsg)
-{
-    const char *p, *host, *port;
-    size_t len;
-
-    if (!url) {
-        memprintf(errmsg, "missing URL");
-        return -EINVAL;
-    }
-    len = strnlen(url, ETCD_URL_MAX + 1);
-    if (len > ETCD_URL_MAX) {
-        memprintf(errmsg, "URL longer than %d bytes", ETCD_URL_MAX);
-        return -EINVAL;
-    }
-    /* https:// is verified by libcurl against etcd.tls.ca_file or the
-     * system's CAs; there is no way to turn verification off. */
-    if (strncmp(url, "http://", 7) == 0)
-        p = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        p = url + 8;
-    else {
-        memprintf(errmsg, "URL must start with http:// or https://");
-        return -EINVAL;
-    }
-
-    host = p;
-    if (*p == '[') {
-        const char *close = strchr(p, ']');
-
-        if (!close || !bracketed_ipv6(p, (size_t)(close - p + 1))) {
-            memprintf(errmsg, "URL host in brackets must be an IPv6 literal (no zone id)");
-            return -EINVAL;
-        }
-        p = close + 1;
-    } else {
-        while (*p && *p != ':' && *p != '/')
-            p++;
-        if (p == host ||
-            !(ipv4_literal(host, (size_t)(p - host)) || hostname_valid(host, (size_t)(p - host)))) {
-            memprintf(errmsg, "URL host must be an IPv4 literal, [IPv6] literal or host name");
-            return -EINVAL;
-        }
-    }
-    if (*p != ':') {
-        memprintf(errmsg, "URL needs a port (http://HOST:PORT)");
-        return -EINVAL;
-    }
-    port = ++p;
-    while (is_digit(*p))
-        p++;
-    if (!parse_port(port, (size_t)(p - port), NULL)) {
-        memprintf(errmsg, "URL port must be 1-65535 (no leading zeros)");
-        return -EINVAL;
-    }
-    if (*p == '/')
-        p++;
-    if (*p) {
-        memprintf(errmsg, "unexpected text after the URL port (only a trailing '/' is allowed)");
-        return -EINVAL;
-    }
+    if (!copy)
+        return oom(errmsg);
+    free(*dst);
+    *dst = copy;
     return 0;
 }
 
-int config_check_socket_addr(const char *addr, char **errmsg)
+static void free_string_list(char **list, size_t n)
 {
-    struct endpoint ep;
-    size_t len;
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
 
-    if (!addr || !addr[0]) {
-        memprintf(errmsg, "must not be empty");
-        return -EINVAL;
-    }
-    len = strlen(addr);
-    if (strchr(addr, '/')) {
-        if (len > UNIX_PATH_MAX) {
-            memprintf(errmsg, "unix socket path longer than %zu bytes", UNIX_PATH_MAX);
-            return -EINVAL;
-        }
-        if (!printable(addr, len, false)) {
-            memprintf(errmsg, "unix socket path must be printable ASCII without whitespace");
-            return -EINVAL;
-        }
-        return 0;
-    }
-    if (endpoint_parse_hostport(addr, len, &ep) == 0)
-        return 0;
-    if (strncmp(addr, "localhost:", 10) == 0 && parse_port(addr + 10, len - 10, NULL))
-        return 0;
-    memprintf(errmsg, "must be a unix socket path (containing '/') or HOST:PORT with an IPv4 "
-                      "literal, [IPv6] literal or localhost and a port 1-65535");
+/* ---- validators of string rows: "<fp>: <reason>" ---- */
+
+/* A validate.h reason under the field's path. */
+static int reason_error(char **errmsg, const char *fp, char *reason, const char *fallback)
+{
+    field_error(errmsg, fp, "%s", reason ? reason : fallback);
+    free(reason);
     return -EINVAL;
 }
 
-int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg)
-{
-    struct listen_addr l;
-    const char *port = NULL;
-    size_t len;
-
-    memset(&l, 0, sizeof(l));
-    if (!text || !out)
-        goto bad;
-    len = strlen(text);
-    if (text[0] == '*' && text[1] == ':')
-        port = text + 2;
-    else if (text[0] == ':')
-        port = text + 1;
-    if (port) {
-        if (!parse_port(port, len - (size_t)(port - text), &l.port))
-            goto bad;
-    } else {
-        struct endpoint ep;
-
-        if (endpoint_parse_hostport(text, len, &ep) < 0)
-            goto bad;
-        memcpy(l.host, ep.host, sizeof(l.host));
-        l.ipv6 = ep.ipv6;
-        l.port = ep.port;
-    }
-    l.set = true;
-    *out = l;
-    return 0;
-bad:
-    memprintf(errmsg, "must be IPv4:PORT, [IPv6]:PORT, *:PORT or :PORT (port 1-65535)");
-    return -EINVAL;
-}
-
-/* ---- field checks (reasons with the field path) ---- */
-
-int config_check_prefix(const char *prefix, char **errmsg)
-{
-    size_t len = strnlen(prefix, PREFIX_MAX + 1);
-
-    if (len < 1 || len > PREFIX_MAX || !printable(prefix, len, false)) {
-        memprintf(errmsg, "must be 1-%d printable ASCII characters, no whitespace", PREFIX_MAX);
-        return -EINVAL;
-    }
-    if (prefix[0] != '/' || prefix[len - 1] != '/') {
-        memprintf(errmsg, "must start and end with '/'");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int check_prefix(const char *fp, const char *prefix, char **errmsg)
+static int check_socket(const char *fp, const char **s, char *norm, char **errmsg)
 {
     char *reason = NULL;
 
-    if (config_check_prefix(prefix, &reason) == 0)
-        return 0;
-    field_error(errmsg, fp, "%s", reason ? reason : "invalid prefix");
-    free(reason);
-    return -EINVAL;
+    if (validate_socket_addr(*s, &reason) < 0)
+        return reason_error(errmsg, fp, reason, "invalid address");
+    return 0;
+}
+
+static int check_prefix(const char *fp, const char **s, char *norm, char **errmsg)
+{
+    char *reason = NULL;
+
+    if (validate_prefix(*s, &reason) < 0)
+        return reason_error(errmsg, fp, reason, "invalid prefix");
+    return 0;
 }
 
 /* A file path (no whitespace) or a command (spaces allowed). */
@@ -404,19 +206,31 @@ static int check_text(const char *fp, const char *s, bool spaces, char **errmsg)
     size_t max = spaces ? COMMAND_MAX : FILE_PATH_MAX;
     size_t len = strnlen(s, max + 1);
 
-    if (len < 1 || len > max || !printable(s, len, spaces))
+    if (len < 1 || len > max || !validate_printable(s, len, spaces))
         return field_error(errmsg, fp, "must be 1-%zu printable ASCII characters%s", max,
                            spaces ? "" : ", no whitespace");
     return 0;
 }
 
-static bool option_char_ok(char c)
+static int check_path(const char *fp, const char **s, char *norm, char **errmsg)
 {
-    return is_alnum(c) || (c && strchr("._:/@=,+-", c));
+    return check_text(fp, *s, false, errmsg);
 }
 
-static int check_server_options(const char *fp, const char *s, char **errmsg)
+static int check_command(const char *fp, const char **s, char *norm, char **errmsg)
 {
+    return check_text(fp, *s, true, errmsg);
+}
+
+static bool option_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("._:/@=,+-", c));
+}
+
+static int check_server_options(const char *fp, const char **value, char *norm, char **errmsg)
+{
+    const char *s = *value;
     size_t len = strnlen(s, CONFIG_OPTIONS_MAX);
     size_t start = 0;
 
@@ -447,194 +261,66 @@ static int check_server_options(const char *fp, const char *s, char **errmsg)
     return 0;
 }
 
-/* ---- typed access to JSON members ---- */
-
-/* Edit distance (insert, delete, substitute, swap of neighbours) between
- * a and b, counted up to CONFIG_KEY_DISTANCE_MAX + 1. */
-#define CONFIG_KEY_DISTANCE_MAX 3
-static size_t key_distance(const char *a, const char *b)
+static int check_balance(const char *fp, const char **s, char *norm, char **errmsg)
 {
-    size_t la = strlen(a), lb = strlen(b), d[3][65];
-
-    if (la > 64 || lb > 64)
-        return CONFIG_KEY_DISTANCE_MAX + 1;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t *cur = d[i % 3], *prev = d[(i - 1) % 3], *prev2 = d[(i + 1) % 3];
-
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
-
-            if (prev[j] + 1 < v)
-                v = prev[j] + 1;
-            if (cur[j - 1] + 1 < v)
-                v = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                prev2[j - 2] + 1 < v)
-                v = prev2[j - 2] + 1;
-            cur[j] = v;
-        }
-    }
-    return d[la % 3][lb];
-}
-
-/* The keys a block cannot do without (each also checked where it is read). */
-static bool key_required(const char *path, const char *key)
-{
-    static const char *const req[][2] = {
-        {"", "etcd"},
-        {"", "haproxy"},
-        {"etcd", "endpoints"},
-        {"etcd", "prefix"},
-        {"haproxy", "runtime_socket"},
-        {"haproxy", "services_file"},
-        {"http_frontend", "bind"},
-        {"admin", "listen"},
-        {"dns", "hosts_file"},
-    };
-
-    for (size_t i = 0; i < ARRAY_SIZE(req); i++)
-        if (strcmp(req[i][0], path) == 0 && strcmp(req[i][1], key) == 0)
-            return true;
-    return false;
-}
-
-/* An unknown key is named with the closest known key of its block (issue
- * 19: "runtime_sock" said only "unknown key"), and when that key is
- * required and not set, so is that. */
-static int check_keys(json_t *obj, const char *path, const char *const *allowed, size_t n,
-                      char **errmsg)
-{
-    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-        const char *key = json_object_iter_key(it);
-
-        if (!in_list(key, allowed, n)) {
-            char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE], rp[FIELD_PATH_SIZE];
-            const char *best = NULL;
-            size_t best_d = CONFIG_KEY_DISTANCE_MAX + 1, klen = strlen(key);
-
-            for (size_t i = 0; i < n; i++) {
-                size_t d = key_distance(key, allowed[i]);
-                size_t al = strlen(allowed[i]);
-
-                /* a prefix of a known key ("runtime_sock") is close too */
-                if (klen >= 4 && al > klen && strncmp(key, allowed[i], klen) == 0)
-                    d = 1;
-                if (d < best_d && d <= (klen + 2) / 3 + (klen >= 4)) {
-                    best_d = d;
-                    best = allowed[i];
-                }
-            }
-            join(fp, sizeof(fp), path, quote(key, q, sizeof(q)));
-            if (best && key_required(path, best) && !json_object_get(obj, best))
-                return field_error(errmsg, fp,
-                                   "unknown key; did you mean \"%s\"? (%s is required and not "
-                                   "set)",
-                                   best, join(rp, sizeof(rp), path, best));
-            if (best)
-                return field_error(errmsg, fp, "unknown key; did you mean \"%s\"?", best);
-            return field_error(errmsg, fp, "unknown key");
-        }
-    }
+    if (!in_list(*s, balance_names, ARRAY_SIZE(balance_names)))
+        return field_error(errmsg, fp,
+                           "must be one of roundrobin, static-rr, leastconn, first, "
+                           "source, random");
     return 0;
 }
 
-/* *out = obj.key if it is an object, NULL if absent. */
-static int get_object(json_t *obj, const char *path, const char *key, json_t **out, char **errmsg)
+/* http_frontend.domain, lower-cased: "<service>.<domain>" must be a host
+ * name for any service etcd may bring: 63 + 1 + CONFIG_DOMAIN_MAX = 253. */
+static int check_http_domain(const char *fp, const char **s, char *norm, char **errmsg)
 {
-    json_t *j = json_object_get(obj, key);
-    char fp[FIELD_PATH_SIZE];
-
-    *out = NULL;
-    if (!j)
-        return 0;
-    if (!json_is_object(j))
-        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be an object");
-    *out = j;
+    if (!validate_hostname_lower(*s, norm))
+        return field_error(errmsg, fp,
+                           "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, "
+                           "at most %d in all)",
+                           CONFIG_HOSTNAME_MAX);
+    if (strlen(norm) > CONFIG_DOMAIN_MAX)
+        return field_error(errmsg, fp,
+                           "must be at most %d characters, so that <service>.<domain> stays a "
+                           "host name (at most %d) for every service name (up to %d)",
+                           CONFIG_DOMAIN_MAX, CONFIG_HOSTNAME_MAX, SERVICE_NAME_MAX);
+    *s = norm;
     return 0;
 }
 
-/* *out = obj.key (borrowed) if it is a string without NUL, NULL if absent. */
-static int get_string(json_t *obj, const char *path, const char *key, const char **out,
-                      char **errmsg)
+static int check_dns_domain(const char *fp, const char **s, char *norm, char **errmsg)
 {
-    json_t *j = json_object_get(obj, key);
-    char fp[FIELD_PATH_SIZE];
-
-    *out = NULL;
-    if (!j)
-        return 0;
-    if (!json_is_string(j))
-        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be a string");
-    if (json_string_length(j) != strlen(json_string_value(j)))
-        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must not contain NUL");
-    *out = json_string_value(j);
+    if (!validate_hostname_lower(*s, norm) || strlen(norm) > CONFIG_DOMAIN_MAX)
+        return field_error(errmsg, fp, "must be a host name of at most %d characters",
+                           CONFIG_DOMAIN_MAX);
+    *s = norm;
     return 0;
 }
 
-/* obj.key into *out if present: a JSON integer in min..max. */
-static int get_int(json_t *obj, const char *path, const char *key, long min, long max, int *out,
-                   char **errmsg)
+static int check_ip_literal(const char *fp, const char **s, char *norm, char **errmsg)
 {
-    json_t *j = json_object_get(obj, key);
-    char fp[FIELD_PATH_SIZE];
-    json_int_t v;
+    unsigned char bin[16];
 
-    if (!j)
-        return 0;
-    join(fp, sizeof(fp), path, key);
-    if (!json_is_integer(j))
-        return field_error(errmsg, fp, "must be an integer");
-    v = json_integer_value(j);
-    if (v < min || v > max)
-        return field_error(errmsg, fp, "must be between %ld and %ld", min, max);
-    *out = (int)v;
+    if (inet_pton(AF_INET, *s, bin) != 1 && inet_pton(AF_INET6, *s, bin) != 1)
+        return field_error(errmsg, fp, "must be an IPv4 or IPv6 address literal");
     return 0;
 }
 
-/* obj.key into *out if present: a JSON true or false. */
-static int get_bool(json_t *obj, const char *path, const char *key, bool *out, char **errmsg)
+static int parse_mode(const char *s)
 {
-    json_t *j = json_object_get(obj, key);
-    char fp[FIELD_PATH_SIZE];
-
-    if (!j)
-        return 0;
-    if (!json_is_boolean(j))
-        return field_error(errmsg, join(fp, sizeof(fp), path, key), "must be true or false");
-    *out = json_is_true(j);
-    return 0;
+    return strcmp(s, "http") == 0 ? MODE_HTTP : strcmp(s, "tcp") == 0 ? MODE_TCP : -1;
 }
 
-static int required(char **errmsg, const char *path, const char *key)
+/* etcd.transport: "grpc" (etcd's native protocol, the default: it is what
+ * etcd's grpc-proxy carries) or "json" (the gateway, where HTTP/2 cannot pass). */
+static int parse_transport(const char *s)
 {
-    char fp[FIELD_PATH_SIZE];
-
-    return field_error(errmsg, join(fp, sizeof(fp), path, key), "required");
+    return strcmp(s, "grpc") == 0   ? ETCD_TRANSPORT_GRPC
+           : strcmp(s, "json") == 0 ? ETCD_TRANSPORT_JSON
+                                    : -1;
 }
 
-/* Replace *dst with a copy of src. */
-static int set_string(char **dst, const char *src, char **errmsg)
-{
-    char *copy = strdup(src);
-
-    if (!copy)
-        return oom(errmsg);
-    free(*dst);
-    *dst = copy;
-    return 0;
-}
-
-/* ---- blocks ---- */
-
-static void free_string_list(char **list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
-}
+/* ---- rows read by a function of their own ---- */
 
 /* Validate url (len bytes) as etcd.endpoints[idx] and append it without its
  * trailing '/' to list. */
@@ -649,11 +335,9 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
     copy = strndup(url, len);
     if (!copy)
         return oom(errmsg);
-    if (config_check_etcd_url(copy, &reason) < 0) {
-        field_error(errmsg, fp, "%s", reason ? reason : "invalid URL");
-        free(reason);
+    if (validate_etcd_url(copy, &reason) < 0) {
         free(copy);
-        return -EINVAL;
+        return reason_error(errmsg, fp, reason, "invalid URL");
     }
     if (len > 0 && copy[len - 1] == '/')
         copy[len - 1] = '\0';
@@ -661,48 +345,11 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
     return 0;
 }
 
-static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg);
-static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg);
-
-/* etcd.transport: "grpc" (etcd's native protocol, the default: it is what
- * etcd's grpc-proxy carries) or "json" (the gateway, where HTTP/2 cannot pass). */
-static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
+static int load_etcd_endpoints(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                               json_t *eps, char **errmsg)
 {
-    const char *t = NULL;
-    int ret = get_string(etcd, "etcd", "transport", &t, errmsg);
+    struct config *cfg = ctx->cfg;
 
-    if (ret < 0)
-        return ret;
-    if (!t || strcmp(t, "grpc") == 0)
-        cfg->etcd_transport = ETCD_TRANSPORT_GRPC;
-    else if (strcmp(t, "json") == 0)
-        cfg->etcd_transport = ETCD_TRANSPORT_JSON;
-    else
-        return field_error(errmsg, "etcd.transport", "must be \"grpc\" or \"json\"");
-    return 0;
-}
-
-static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {"endpoints", "prefix",        "tls",
-                                       "username",  "password_file", "transport"};
-    json_t *etcd, *eps, *j;
-    const char *prefix;
-    size_t i;
-    int ret;
-
-    ret = get_object(root, "", "etcd", &etcd, errmsg);
-    if (ret < 0)
-        return ret;
-    if (!etcd)
-        return required(errmsg, "", "etcd");
-    ret = check_keys(etcd, "etcd", keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-
-    eps = json_object_get(etcd, "endpoints");
-    if (!eps)
-        return required(errmsg, "etcd", "endpoints");
     if (!json_is_array(eps))
         return field_error(errmsg, "etcd.endpoints", "must be an array of URLs");
     if (json_array_size(eps) < 1 || json_array_size(eps) > ETCD_ENDPOINTS_MAX)
@@ -710,8 +357,10 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     cfg->etcd_endpoints = calloc(json_array_size(eps), sizeof(char *));
     if (!cfg->etcd_endpoints)
         return oom(errmsg);
-    for (i = 0; i < json_array_size(eps); i++) {
-        j = json_array_get(eps, i);
+    for (size_t i = 0; i < json_array_size(eps); i++) {
+        json_t *j = json_array_get(eps, i);
+        int ret;
+
         if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j))) {
             char fp[FIELD_PATH_SIZE];
 
@@ -723,254 +372,29 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
         if (ret < 0)
             return ret;
     }
-
-    ret = get_string(etcd, "etcd", "prefix", &prefix, errmsg);
-    if (ret < 0)
-        return ret;
-    if (!prefix)
-        return required(errmsg, "etcd", "prefix");
-    ret = check_prefix("etcd.prefix", prefix, errmsg);
-    if (ret < 0)
-        return ret;
-    ret = load_etcd_tls(etcd, cfg, errmsg);
-    if (ret < 0)
-        return ret;
-    ret = load_etcd_user(etcd, cfg, errmsg);
-    if (ret < 0)
-        return ret;
-    ret = load_etcd_transport(etcd, cfg, errmsg);
-    if (ret < 0)
-        return ret;
-    return set_string(&cfg->etcd_prefix, prefix, errmsg);
-}
-
-/* What a haproxy.* string holds. */
-enum text_kind { TEXT_SOCKET, TEXT_PATH, TEXT_COMMAND };
-
-static int load_text(json_t *obj, const char *path, const char *key, enum text_kind kind,
-                     char **dst, char **errmsg)
-{
-    char fp[FIELD_PATH_SIZE];
-    const char *s;
-    int ret;
-
-    /* Copied into *dst only when present and valid. */
-    ret = get_string(obj, path, key, &s, errmsg);
-    if (ret < 0 || !s)
-        return ret;
-    join(fp, sizeof(fp), path, key);
-    if (kind == TEXT_SOCKET) {
-        char *reason = NULL;
-
-        if (config_check_socket_addr(s, &reason) < 0) {
-            field_error(errmsg, fp, "%s", reason ? reason : "invalid address");
-            free(reason);
-            return -EINVAL;
-        }
-    } else {
-        ret = check_text(fp, s, kind == TEXT_COMMAND, errmsg);
-        if (ret < 0)
-            return ret;
-    }
-    return set_string(dst, s, errmsg);
-}
-
-/* etcd.username and etcd.password_file, together. The user name is what
- * etcd accepts (printable, no spaces); the password is only ever read from
- * the file (by the etcd client, at start and on SIGHUP). */
-static int load_etcd_user(json_t *etcd, struct config *cfg, char **errmsg)
-{
-    const char *user;
-    int ret;
-
-    if ((ret = get_string(etcd, "etcd", "username", &user, errmsg)) < 0 ||
-        (ret = load_text(etcd, "etcd", "password_file", TEXT_PATH, &cfg->etcd_password_file,
-                         errmsg)) < 0)
-        return ret;
-    if (!user != !cfg->etcd_password_file)
-        return field_error(errmsg, "etcd.username", "goes with etcd.password_file");
-    if (!user)
-        return 0;
-    if (!user[0] || strlen(user) > 255)
-        return field_error(errmsg, "etcd.username", "must be 1-255 characters");
-    for (const char *p = user; *p; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return field_error(errmsg, "etcd.username",
-                               "invalid character at byte %zu (printable ASCII, no spaces)",
-                               (size_t)(p - user) + 1);
-    return set_string(&cfg->etcd_username, user, errmsg);
-}
-
-/* etcd.tls: {"ca_file", "cert_file", "key_file", "server_name"}, all
- * optional; cert_file and key_file together. The files are read by the
- * etcd client (at start and on SIGHUP), not here. */
-static int load_etcd_tls(json_t *etcd, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {"ca_file", "cert_file", "key_file", "server_name"};
-    struct tls_conf *t = &cfg->etcd_tls;
-    const char *name;
-    json_t *tls;
-    int ret;
-
-    ret = get_object(etcd, "etcd", "tls", &tls, errmsg);
-    if (ret < 0 || !tls)
-        return ret;
-    if ((ret = check_keys(tls, "etcd.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
-        (ret = load_text(tls, "etcd.tls", "ca_file", TEXT_PATH, &t->ca_file, errmsg)) < 0 ||
-        (ret = load_text(tls, "etcd.tls", "cert_file", TEXT_PATH, &t->cert_file, errmsg)) < 0 ||
-        (ret = load_text(tls, "etcd.tls", "key_file", TEXT_PATH, &t->key_file, errmsg)) < 0 ||
-        (ret = get_string(tls, "etcd.tls", "server_name", &name, errmsg)) < 0)
-        return ret;
-    if (name && (ret = set_string(&t->server_name, name, errmsg)) < 0)
-        return ret;
-    return tls_conf_check(t, "etcd.tls", errmsg);
-}
-
-static int load_haproxy(json_t *root, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {
-        "runtime_socket", "master_socket",      "base_config",
-        "services_file",  "reload_command",     "min_reload_interval_ms",
-        "binary",         "hosts_map",          "runtime_timeout_s",
-        "bulk_path",      "runtime_command_us", "reload_server_us"};
-    const char *bulk = NULL;
-    json_t *h;
-    int ret;
-
-    ret = get_object(root, "", "haproxy", &h, errmsg);
-    if (ret < 0)
-        return ret;
-    if (!h)
-        return required(errmsg, "", "haproxy");
-    ret = check_keys(h, "haproxy", keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-    if ((ret = load_text(h, "haproxy", "runtime_socket", TEXT_SOCKET, &cfg->runtime_socket,
-                         errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "master_socket", TEXT_SOCKET, &cfg->master_socket, errmsg)) <
-            0 ||
-        (ret = load_text(h, "haproxy", "base_config", TEXT_PATH, &cfg->base_config, errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "services_file", TEXT_PATH, &cfg->services_file, errmsg)) <
-            0 ||
-        (ret = load_text(h, "haproxy", "reload_command", TEXT_COMMAND, &cfg->reload_command,
-                         errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "binary", TEXT_PATH, &cfg->haproxy_bin, errmsg)) < 0 ||
-        (ret = load_text(h, "haproxy", "hosts_map", TEXT_PATH, &cfg->hosts_map, errmsg)) < 0)
-        return ret;
-    if (!cfg->runtime_socket)
-        return required(errmsg, "haproxy", "runtime_socket");
-    if (!cfg->services_file)
-        return required(errmsg, "haproxy", "services_file");
-    /* Writing the services file over the base config would destroy it. */
-    if (cfg->base_config && strcmp(cfg->base_config, cfg->services_file) == 0)
-        return field_error(errmsg, "haproxy.services_file", "must differ from base_config");
-    if (!cfg->haproxy_bin && !(cfg->haproxy_bin = strdup("haproxy")))
-        return -ENOMEM;
-    /* The map the HTTP frontend routes with sits beside the services file. */
-    if (!cfg->hosts_map && !memprintf(&cfg->hosts_map, "%s.map", cfg->services_file))
-        return -ENOMEM;
-    /* The map path goes into the rendered file (inside map(...)) and into
-     * runtime commands: only plain path characters. */
-    for (const char *p = cfg->hosts_map; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-' || *p == '/'))
-            return field_error(errmsg, "haproxy.hosts_map",
-                               "may only use A-Z a-z 0-9 . _ - / (it defaults to "
-                               "services_file + \".map\", so check that path too)");
-    ret = get_int(h, "haproxy", "min_reload_interval_ms", 0, MIN_RELOAD_INTERVAL_MS_MAX,
-                  &cfg->min_reload_interval_ms, errmsg);
-    if (ret < 0)
-        return ret;
-    /* issue 23: the socket or one reload for a large plan (bulk.h) */
-    if ((ret = get_string(h, "haproxy", "bulk_path", &bulk, errmsg)) < 0)
-        return ret;
-    if (bulk && (cfg->bulk_path = bulk_path_parse(bulk)) < 0)
-        return field_error(errmsg, "haproxy.bulk_path", "must be one of auto, runtime, reload");
-    if ((ret = get_int(h, "haproxy", "runtime_command_us", 1, BULK_COST_US_MAX,
-                       &cfg->runtime_command_us, errmsg)) < 0 ||
-        (ret = get_int(h, "haproxy", "reload_server_us", 1, BULK_COST_US_MAX,
-                       &cfg->reload_server_us, errmsg)) < 0)
-        return ret;
-    return get_int(h, "haproxy", "runtime_timeout_s", RUNTIME_TIMEOUT_S_MIN, RUNTIME_TIMEOUT_S_MAX,
-                   &cfg->runtime_timeout_s, errmsg);
-}
-
-/* The backend options present in obj over what *opt already holds. */
-static int load_service_options(json_t *obj, const char *path, struct service_options *opt,
-                                char **errmsg)
-{
-    char fp[FIELD_PATH_SIZE];
-    const char *s;
-    int ret;
-
-    ret = get_int(obj, path, "slots", 1, CONFIG_SLOTS_MAX, &opt->slots, errmsg);
-    if (ret < 0)
-        return ret;
-    ret = get_int(obj, path, "slot_growth", 0, CONFIG_SLOTS_MAX, &opt->slot_growth, errmsg);
-    if (ret < 0)
-        return ret;
-
-    ret = get_string(obj, path, "mode", &s, errmsg);
-    if (ret < 0)
-        return ret;
-    if (s) {
-        if (strcmp(s, "http") == 0)
-            opt->mode = MODE_HTTP;
-        else if (strcmp(s, "tcp") == 0)
-            opt->mode = MODE_TCP;
-        else
-            return field_error(errmsg, join(fp, sizeof(fp), path, "mode"),
-                               "must be \"http\" or \"tcp\"");
-    }
-
-    ret = get_string(obj, path, "balance", &s, errmsg);
-    if (ret < 0)
-        return ret;
-    if (s) {
-        if (!in_list(s, balance_names, ARRAY_SIZE(balance_names)))
-            return field_error(errmsg, join(fp, sizeof(fp), path, "balance"),
-                               "must be one of roundrobin, static-rr, leastconn, first, "
-                               "source, random");
-        snprintf(opt->balance, sizeof(opt->balance), "%s", s);
-    }
-
-    ret = get_string(obj, path, "server_options", &s, errmsg);
-    if (ret < 0)
-        return ret;
-    if (s) {
-        ret = check_server_options(join(fp, sizeof(fp), path, "server_options"), s, errmsg);
-        if (ret < 0)
-            return ret;
-        snprintf(opt->server_options, sizeof(opt->server_options), "%s", s);
-    }
     return 0;
 }
 
-static int load_defaults(json_t *root, struct config *cfg, char **errmsg)
+static bool same_etcd_endpoints(const void *a, const void *b)
 {
-    static const char *const keys[] = {"slots", "mode", "balance", "server_options", "slot_growth"};
-    json_t *d;
-    int ret;
+    const struct config *x = a, *y = b;
 
-    ret = get_object(root, "", "defaults", &d, errmsg);
-    if (ret < 0 || !d)
-        return ret;
-    ret = check_keys(d, "defaults", keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-    return load_service_options(d, "defaults", &cfg->defaults, errmsg);
+    if (x->n_etcd_endpoints != y->n_etcd_endpoints)
+        return false;
+    for (size_t i = 0; i < x->n_etcd_endpoints; i++)
+        if (strcmp(x->etcd_endpoints[i], y->etcd_endpoints[i]) != 0)
+            return false;
+    return true;
 }
 
-static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, char **errmsg)
+/* services.NAME.hosts: extra Host names, http mode only, each once. */
+static int load_hosts(const struct config_kw_ctx *ctx, const struct config_kw *kw, json_t *arr,
+                      char **errmsg)
 {
+    struct service_conf *svc = ctx->base;
     char fp[FIELD_PATH_SIZE];
-    json_t *arr, *j;
-    size_t i;
 
-    arr = json_object_get(obj, "hosts");
-    if (!arr)
-        return 0;
-    join(fp, sizeof(fp), path, "hosts");
+    join(fp, sizeof(fp), ctx->path, "hosts");
     if (!json_is_array(arr))
         return field_error(errmsg, fp, "must be an array of host names");
     if (json_array_size(arr) > CONFIG_HOSTS_MAX)
@@ -982,13 +406,13 @@ static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, c
     svc->hosts = calloc(json_array_size(arr), sizeof(char *));
     if (!svc->hosts)
         return oom(errmsg);
-    for (i = 0; i < json_array_size(arr); i++) {
+    for (size_t i = 0; i < json_array_size(arr); i++) {
         char name[CONFIG_HOSTNAME_MAX + 1], efp[FIELD_PATH_SIZE + 24];
+        json_t *j = json_array_get(arr, i);
 
-        j = json_array_get(arr, i);
         snprintf(efp, sizeof(efp), "%s[%zu]", fp, i);
         if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j)) ||
-            !hostname_lower(json_string_value(j), name))
+            !validate_hostname_lower(json_string_value(j), name))
             return field_error(errmsg, efp,
                                "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 "
                                "characters, at most %d in all)",
@@ -1004,198 +428,16 @@ static int load_hosts(json_t *obj, const char *path, struct service_conf *svc, c
     return 0;
 }
 
-static int load_service(json_t *obj, const char *name, struct config *cfg, struct service_conf *svc,
-                        char **errmsg)
-{
-    static const char *const keys[] = {"listen",         "slots",       "mode", "balance",
-                                       "server_options", "slot_growth", "hosts"};
-    char path[sizeof("services.") + SERVICE_NAME_MAX], fp[FIELD_PATH_SIZE];
-    const char *listen;
-    int ret;
-
-    /* name already passed endpoint_service_name_valid() */
-    snprintf(path, sizeof(path), "services.%s", name);
-    snprintf(svc->name, sizeof(svc->name), "%s", name);
-    svc->opt = cfg->defaults;
-    if (!json_is_object(obj))
-        return field_error(errmsg, path, "must be an object");
-    ret = check_keys(obj, path, keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-    ret = load_service_options(obj, path, &svc->opt, errmsg);
-    if (ret < 0)
-        return ret;
-
-    ret = get_string(obj, path, "listen", &listen, errmsg);
-    if (ret < 0)
-        return ret;
-    if (listen) {
-        char *reason = NULL;
-
-        if (config_parse_listen(listen, &svc->listen, &reason) < 0) {
-            field_error(errmsg, join(fp, sizeof(fp), path, "listen"), "%s",
-                        reason ? reason : "invalid address");
-            free(reason);
-            return -EINVAL;
-        }
-    }
-    return load_hosts(obj, path, svc, errmsg);
-}
-
-static int service_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct service_conf *)a)->name, ((const struct service_conf *)b)->name);
-}
-
-static int load_services(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
-{
-    json_t *services;
-    int ret;
-
-    ret = get_object(root, "", "services", &services, errmsg);
-    if (ret < 0 || !services || json_object_size(services) == 0)
-        return ret;
-    cfg->services = calloc(json_object_size(services), sizeof(*cfg->services));
-    if (!cfg->services)
-        return oom(errmsg);
-    for (void *it = json_object_iter(services); it; it = json_object_iter_next(services, it)) {
-        const char *name = json_object_iter_key(it);
-
-        if (!endpoint_service_name_valid(name)) {
-            char q[QUOTE_SIZE];
-
-            ret = field_error(errmsg, "services",
-                              "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
-                              "1-63 chars)",
-                              quote(name, q, sizeof(q)));
-            if ((ret = keep_going(p, ret, errmsg)) < 0)
-                return ret;
-            continue;
-        }
-        /* counted first, so that config_free() sees what a failure left */
-        ret = load_service(json_object_iter_value(it), name, cfg, &cfg->services[cfg->n_services++],
-                           errmsg);
-        if ((ret = keep_going(p, ret, errmsg)) < 0)
-            return ret;
-    }
-    qsort(cfg->services, cfg->n_services, sizeof(*cfg->services), service_cmp);
-    return 0;
-}
-
-static int load_http_frontend(json_t *root, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {"bind", "domain", "spare_backends"};
-    char name[CONFIG_HOSTNAME_MAX + 1];
-    const char *bind, *domain;
-    char *reason = NULL;
-    json_t *h;
-    int ret;
-
-    ret = get_object(root, "", "http_frontend", &h, errmsg);
-    if (ret < 0 || !h)
-        return ret;
-    ret = check_keys(h, "http_frontend", keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-    ret = get_string(h, "http_frontend", "bind", &bind, errmsg);
-    if (ret < 0)
-        return ret;
-    if (!bind)
-        return required(errmsg, "http_frontend", "bind");
-    cfg->spare_backends = DEFAULT_SPARE_BACKENDS;
-    ret = get_int(h, "http_frontend", "spare_backends", 0, SPARE_MAX, &cfg->spare_backends, errmsg);
-    if (ret < 0)
-        return ret;
-    if (config_parse_listen(bind, &cfg->http_bind, &reason) < 0) {
-        field_error(errmsg, "http_frontend.bind", "%s", reason ? reason : "invalid address");
-        free(reason);
-        return -EINVAL;
-    }
-    ret = get_string(h, "http_frontend", "domain", &domain, errmsg);
-    if (ret < 0 || !domain)
-        return ret;
-    if (!hostname_lower(domain, name))
-        return field_error(errmsg, "http_frontend.domain",
-                           "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, "
-                           "at most %d in all)",
-                           CONFIG_HOSTNAME_MAX);
-    /* "<service>.<domain>" must be a host name for any service etcd may
-     * bring: 63 + 1 + CONFIG_DOMAIN_MAX = 253. */
-    if (strlen(name) > CONFIG_DOMAIN_MAX)
-        return field_error(errmsg, "http_frontend.domain",
-                           "must be at most %d characters, so that <service>.<domain> stays a "
-                           "host name (at most %d) for every service name (up to %d)",
-                           CONFIG_DOMAIN_MAX, CONFIG_HOSTNAME_MAX, SERVICE_NAME_MAX);
-    return set_string(&cfg->http_domain, name, errmsg);
-}
-
-/* ---- admin.tls, admin.token_file, admin.protected_paths (issue 20) ---- */
-
-static bool same_str(const char *a, const char *b);
-
-static const struct {
-    const char *path;
-    unsigned bit;
-} admin_paths[] = {
-    {"/", ADMIN_PATH_PAGE},           {"/status", ADMIN_PATH_STATUS},
-    {"/metrics", ADMIN_PATH_METRICS}, {"/healthz", ADMIN_PATH_HEALTHZ},
-    {"/readyz", ADMIN_PATH_READYZ},
-};
-
-unsigned config_admin_path_bit(const char *path)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(admin_paths); i++)
-        if (strcmp(path, admin_paths[i].path) == 0)
-            return admin_paths[i].bit;
-    return 0;
-}
-
-bool config_same_admin(const struct admin_conf *a, const struct admin_conf *b)
-{
-    return same_str(a->tls_cert_file, b->tls_cert_file) &&
-           same_str(a->tls_key_file, b->tls_key_file) &&
-           same_str(a->tls_client_ca_file, b->tls_client_ca_file) &&
-           same_str(a->token_file, b->token_file) && a->protected_paths == b->protected_paths;
-}
-
-/* admin.tls: {"cert_file", "key_file", "client_ca_file"}; cert_file and
- * key_file together, client_ca_file only with them (mutual TLS). The files
- * are read by the admin endpoint at start and on SIGHUP. */
-static int load_admin_tls(json_t *a, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file"};
-    struct admin_conf *ac = &cfg->admin;
-    json_t *tls;
-    int ret;
-
-    ret = get_object(a, "admin", "tls", &tls, errmsg);
-    if (ret < 0 || !tls)
-        return ret;
-    if ((ret = check_keys(tls, "admin.tls", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
-        (ret = load_text(tls, "admin.tls", "cert_file", TEXT_PATH, &ac->tls_cert_file, errmsg)) <
-            0 ||
-        (ret = load_text(tls, "admin.tls", "key_file", TEXT_PATH, &ac->tls_key_file, errmsg)) < 0 ||
-        (ret = load_text(tls, "admin.tls", "client_ca_file", TEXT_PATH, &ac->tls_client_ca_file,
-                         errmsg)) < 0)
-        return ret;
-    if (!ac->tls_cert_file)
-        return required(errmsg, "admin.tls", "cert_file");
-    if (!ac->tls_key_file)
-        return required(errmsg, "admin.tls", "key_file");
-    return 0;
-}
-
 /* admin.protected_paths: a non-empty array of the endpoint's paths, each
  * once. */
-static int load_admin_paths(json_t *a, struct config *cfg, char **errmsg)
+static int load_admin_paths(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                            json_t *arr, char **errmsg)
 {
-    json_t *arr = json_object_get(a, "protected_paths"), *v;
     char fp[FIELD_PATH_SIZE];
     unsigned bits = 0;
     size_t i;
+    json_t *v;
 
-    if (!arr)
-        return 0;
     if (!json_is_array(arr))
         return field_error(errmsg, "admin.protected_paths", "must be an array of paths");
     json_array_foreach(arr, i, v)
@@ -1214,77 +456,119 @@ static int load_admin_paths(json_t *a, struct config *cfg, char **errmsg)
             return field_error(errmsg, fp, "%s is listed twice", path);
         bits |= bit;
     }
-    cfg->admin.protected_paths = bits;
+    *(unsigned *)((char *)ctx->base + kw->offset) = bits;
     return 0;
 }
 
-static int load_admin_protection(json_t *a, struct config *cfg, char **errmsg)
+static bool same_admin_paths(const void *a, const void *b)
 {
-    int ret;
-
-    if ((ret = load_admin_tls(a, cfg, errmsg)) < 0 ||
-        (ret = load_text(a, "admin", "token_file", TEXT_PATH, &cfg->admin.token_file, errmsg)) <
-            0 ||
-        (ret = load_admin_paths(a, cfg, errmsg)) < 0)
-        return ret;
-    /* A list of protected paths with nothing to protect them would read as
-     * protection that is not there. */
-    if (json_object_get(a, "protected_paths") && cfg->admin.protected_paths &&
-        !cfg->admin.token_file && !cfg->admin.tls_client_ca_file)
-        return field_error(errmsg, "admin.protected_paths",
-                           "needs admin.token_file or admin.tls.client_ca_file");
-    return 0;
+    return ((const struct admin_conf *)a)->protected_paths ==
+           ((const struct admin_conf *)b)->protected_paths;
 }
 
-static void admin_conf_free(struct admin_conf *ac)
+/* admin.listen: ":PORT" means loopback; every other address, 0.0.0.0
+ * included, must be written out (what is served off loopback is open
+ * unless admin.tls / admin.token_file protect it). */
+static int check_admin_listen(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                              json_t *value, char **errmsg)
 {
-    free(ac->tls_cert_file);
-    free(ac->tls_key_file);
-    free(ac->tls_client_ca_file);
-    free(ac->token_file);
-    memset(ac, 0, sizeof(*ac));
-}
+    struct listen_addr *l = &ctx->cfg->admin_listen;
 
-/* The admin HTTP endpoint: off when absent. ":PORT" means loopback; every
- * other address, 0.0.0.0 included, must be written out (what is served off
- * loopback is open unless admin.tls / admin.token_file protect it). */
-static int load_admin(json_t *root, struct config *cfg, char **errmsg)
-{
-    static const char *const keys[] = {"listen", "tls", "token_file", "protected_paths"};
-    const char *listen;
-    char *reason = NULL;
-    json_t *a;
-    int ret;
-
-    cfg->admin.protected_paths = ADMIN_PATHS_PROTECTED_DEFAULT;
-    ret = get_object(root, "", "admin", &a, errmsg);
-    if (ret < 0 || !a)
-        return ret;
-    ret = check_keys(a, "admin", keys, ARRAY_SIZE(keys), errmsg);
-    if (ret < 0)
-        return ret;
-    ret = load_admin_protection(a, cfg, errmsg);
-    if (ret < 0)
-        return ret;
-    ret = get_string(a, "admin", "listen", &listen, errmsg);
-    if (ret < 0)
-        return ret;
-    if (!listen)
-        return required(errmsg, "admin", "listen");
-    if (config_parse_listen(listen, &cfg->admin_listen, &reason) < 0) {
-        field_error(errmsg, "admin.listen", "%s", reason ? reason : "invalid address");
-        free(reason);
-        return -EINVAL;
-    }
-    if (!cfg->admin_listen.host[0] && listen[0] == ':') {
+    if (!l->host[0] && json_string_value(value)[0] == ':') {
         /* No address: loopback, not every interface. */
-        snprintf(cfg->admin_listen.host, sizeof(cfg->admin_listen.host), "127.0.0.1");
-    } else if (!cfg->admin_listen.host[0]) {
-        cfg->admin_listen.set = false;
+        snprintf(l->host, sizeof(l->host), "127.0.0.1");
+    } else if (!l->host[0]) {
+        l->set = false;
         return field_error(errmsg, "admin.listen",
                            "'*' is not accepted: write 0.0.0.0:PORT to listen on every "
                            "address, or :PORT for loopback");
     }
+    return 0;
+}
+
+static int load_services(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                         json_t *services, char **errmsg);
+
+/* ---- checks of a block, where its table places them ---- */
+
+/* etcd.username and etcd.password_file, together. The user name is what
+ * etcd accepts (printable, no spaces); the password is only ever read from
+ * the file (by the etcd client, at start and on SIGHUP). */
+static int check_etcd_user(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                           json_t *value, char **errmsg)
+{
+    const char *user = ctx->cfg->etcd_username;
+
+    if (!user != !ctx->cfg->etcd_password_file)
+        return field_error(errmsg, "etcd.username", "goes with etcd.password_file");
+    if (!user)
+        return 0;
+    if (!user[0] || strlen(user) > 255)
+        return field_error(errmsg, "etcd.username", "must be 1-255 characters");
+    for (const char *p = user; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return field_error(errmsg, "etcd.username",
+                               "invalid character at byte %zu (printable ASCII, no spaces)",
+                               (size_t)(p - user) + 1);
+    return 0;
+}
+
+/* etcd.tls: cert_file and key_file together. The files are read by the
+ * etcd client (at start and on SIGHUP), not here. */
+static int check_etcd_tls(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                          json_t *value, char **errmsg)
+{
+    return tls_conf_check(ctx->base, ctx->path, errmsg);
+}
+
+static int check_haproxy_files(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                               json_t *value, char **errmsg)
+{
+    struct config *cfg = ctx->cfg;
+
+    /* Writing the services file over the base config would destroy it. */
+    if (cfg->base_config && strcmp(cfg->base_config, cfg->services_file) == 0)
+        return field_error(errmsg, "haproxy.services_file", "must differ from base_config");
+    /* The map the HTTP frontend routes with sits beside the services file. */
+    if (!cfg->hosts_map && !memprintf(&cfg->hosts_map, "%s.map", cfg->services_file))
+        return -ENOMEM;
+    /* The map path goes into the rendered file (inside map(...)) and into
+     * runtime commands: only plain path characters. */
+    for (const char *p = cfg->hosts_map; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == '/'))
+            return field_error(errmsg, "haproxy.hosts_map",
+                               "may only use A-Z a-z 0-9 . _ - / (it defaults to "
+                               "services_file + \".map\", so check that path too)");
+    return 0;
+}
+
+/* admin.tls: cert_file and key_file together, client_ca_file only with
+ * them (mutual TLS). The files are read by the admin endpoint at start and
+ * on SIGHUP. */
+static int check_admin_tls(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                           json_t *value, char **errmsg)
+{
+    const struct admin_conf *ac = ctx->base;
+
+    if (!ac->tls_cert_file)
+        return required(errmsg, "admin.tls", "cert_file");
+    if (!ac->tls_key_file)
+        return required(errmsg, "admin.tls", "key_file");
+    return 0;
+}
+
+/* A list of protected paths with nothing to protect them would read as
+ * protection that is not there. */
+static int check_admin_protection(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                                  json_t *value, char **errmsg)
+{
+    const struct admin_conf *ac = &ctx->cfg->admin;
+
+    if (json_object_get(ctx->obj, "protected_paths") && ac->protected_paths && !ac->token_file &&
+        !ac->tls_client_ca_file)
+        return field_error(errmsg, "admin.protected_paths",
+                           "needs admin.token_file or admin.tls.client_ca_file");
     return 0;
 }
 
@@ -1303,8 +587,10 @@ static bool listen_overlap(const struct listen_addr *a, const struct listen_addr
     return listen_wildcard(a) || listen_wildcard(b) || strcmp(a->host, b->host) == 0;
 }
 
-static int check_listen_conflicts(const struct config *cfg, char **errmsg)
+static int check_listen_conflicts(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                                  json_t *value, char **errmsg)
 {
+    const struct config *cfg = ctx->cfg;
     char fp[FIELD_PATH_SIZE];
 
     for (size_t i = 0; i < cfg->n_services; i++) {
@@ -1342,8 +628,10 @@ static int host_owner_cmp(const void *a, const void *b)
 
 /* A Host routed to two backends would be a configuration error in the
  * rendered frontend; catch it here with a useful message. */
-static int check_host_conflicts(const struct config *cfg, char **errmsg)
+static int check_host_conflicts(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                                json_t *value, char **errmsg)
 {
+    const struct config *cfg = ctx->cfg;
     struct host_owner *all;
     size_t n = 0;
     int ret = 0;
@@ -1377,128 +665,512 @@ static int check_host_conflicts(const struct config *cfg, char **errmsg)
     return ret;
 }
 
-/* "log_format": text (default), logfmt or json (log.h). */
-static int load_log_format(json_t *root, struct config *cfg, char **errmsg)
-{
-    const char *name = NULL;
-    int ret = get_string(root, "", "log_format", &name, errmsg), f;
+/* ---- the tables: one row per field, in the order they are read ---- */
 
-    if (ret < 0 || !name)
-        return ret;
-    if ((f = log_format_parse(name)) < 0)
-        return field_error(errmsg, "log_format", "must be one of text, logfmt, json");
-    cfg->log_format = f;
-    return 0;
+#define AT(st, f) .offset = offsetof(st, f)
+#define KW_INT_ROW(n, st, f, lo, hi, d, h)                                                         \
+    {                                                                                              \
+        .name = n, .type = KW_INT, AT(st, f), .min = lo, .max = hi, .def = d, .hup = h             \
+    }
+#define KW_STR_ROW(n, st, f, chk, fl, h)                                                           \
+    {                                                                                              \
+        .name = n, .type = KW_STRING, AT(st, f), .check = chk, .flags = fl, .hup = h               \
+    }
+#define KW_ENUM_ROW(n, st, f, fn, reason, d, h)                                                    \
+    {                                                                                              \
+        .name = n, .type = KW_ENUM, AT(st, f), .parse = fn, .why = reason, .def = d, .hup = h      \
+    }
+#define KW_CHECK_ROW(fn)                                                                           \
+    {                                                                                              \
+        .type = KW_CHECK, .load = fn                                                               \
+    }
+
+/* struct service_options: defaults.* and every services.NAME. A raised
+ * slots count is applied at run time, a lowered one removes nothing; the
+ * others change the rendered backend. */
+const struct config_kw config_kw_service_options[] = {
+    KW_INT_ROW("slots", struct service_options, slots, 1, CONFIG_SLOTS_MAX, DEFAULT_SLOTS,
+               HUP_LIVE),
+    KW_INT_ROW("slot_growth", struct service_options, slot_growth, 0, CONFIG_SLOTS_MAX, 0,
+               HUP_RENDER),
+    KW_ENUM_ROW("mode", struct service_options, mode, parse_mode, "must be \"http\" or \"tcp\"",
+                MODE_HTTP, HUP_RENDER),
+    {.name = "balance",
+     .type = KW_CHARS,
+     AT(struct service_options, balance),
+     .max = sizeof(((struct service_options *)0)->balance),
+     .def_str = DEFAULT_BALANCE,
+     .check = check_balance,
+     .hup = HUP_RENDER},
+    {.name = "server_options",
+     .type = KW_CHARS,
+     AT(struct service_options, server_options),
+     .max = CONFIG_OPTIONS_MAX,
+     .def_str = DEFAULT_SERVER_OPTIONS,
+     .check = check_server_options,
+     .hup = HUP_RENDER},
+    {0},
+};
+
+/* struct service_conf: services.NAME */
+static const struct config_kw service_rows[] = {
+    {.type = KW_INLINE, AT(struct service_conf, opt), .sub = config_kw_service_options},
+    {.name = "listen", .type = KW_LISTEN, AT(struct service_conf, listen), .hup = HUP_RENDER},
+    {.name = "hosts", .type = KW_CUSTOM, .load = load_hosts, .hup = HUP_RENDER},
+    {0},
+};
+
+/* struct tls_conf: etcd.tls, compared as one field */
+static const struct config_kw etcd_tls_rows[] = {
+    KW_STR_ROW("ca_file", struct tls_conf, ca_file, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("cert_file", struct tls_conf, cert_file, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("key_file", struct tls_conf, key_file, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("server_name", struct tls_conf, server_name, NULL, 0, HUP_RESTART),
+    KW_CHECK_ROW(check_etcd_tls),
+    {0},
+};
+
+static const struct config_kw etcd_rows[] = {
+    {.name = "endpoints",
+     .type = KW_CUSTOM,
+     .load = load_etcd_endpoints,
+     .same = same_etcd_endpoints,
+     .flags = KW_REQUIRED,
+     .hup = HUP_RESTART},
+    KW_STR_ROW("prefix", struct config, etcd_prefix, check_prefix, KW_REQUIRED, HUP_RESTART),
+    {.name = "tls",
+     .type = KW_BLOCK,
+     AT(struct config, etcd_tls),
+     .sub = etcd_tls_rows,
+     .flags = KW_WHOLE,
+     .hup = HUP_RESTART},
+    KW_STR_ROW("username", struct config, etcd_username, NULL, 0, HUP_RESTART),
+    KW_STR_ROW("password_file", struct config, etcd_password_file, check_path, 0, HUP_RESTART),
+    KW_CHECK_ROW(check_etcd_user),
+    KW_ENUM_ROW("transport", struct config, etcd_transport, parse_transport,
+                "must be \"grpc\" or \"json\"", ETCD_TRANSPORT_GRPC, HUP_RESTART),
+    {0},
+};
+
+static const struct config_kw haproxy_rows[] = {
+    KW_STR_ROW("runtime_socket", struct config, runtime_socket, check_socket, KW_REQUIRED,
+               HUP_RESTART),
+    KW_STR_ROW("master_socket", struct config, master_socket, check_socket, 0, HUP_RESTART),
+    KW_STR_ROW("base_config", struct config, base_config, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("services_file", struct config, services_file, check_path, KW_REQUIRED, HUP_RESTART),
+    KW_STR_ROW("reload_command", struct config, reload_command, check_command, 0, HUP_RESTART),
+    {.name = "binary",
+     .type = KW_STRING,
+     AT(struct config, haproxy_bin),
+     .check = check_path,
+     .def_str = "haproxy", /* PATH */
+     .hup = HUP_RESTART},
+    KW_STR_ROW("hosts_map", struct config, hosts_map, check_path, 0, HUP_RESTART),
+    KW_CHECK_ROW(check_haproxy_files),
+    KW_INT_ROW("min_reload_interval_ms", struct config, min_reload_interval_ms, 0,
+               MIN_RELOAD_INTERVAL_MS_MAX, DEFAULT_MIN_RELOAD_INTERVAL_MS, HUP_LIVE),
+    /* issue 23: the socket or one reload for a large plan (bulk.h) */
+    KW_ENUM_ROW("bulk_path", struct config, bulk_path, bulk_path_parse,
+                "must be one of auto, runtime, reload", BULK_PATH_AUTO, HUP_LIVE),
+    KW_INT_ROW("runtime_command_us", struct config, runtime_command_us, 1, BULK_COST_US_MAX,
+               BULK_COMMAND_US_DEFAULT, HUP_LIVE),
+    KW_INT_ROW("reload_server_us", struct config, reload_server_us, 1, BULK_COST_US_MAX,
+               BULK_RELOAD_SERVER_US_DEFAULT, HUP_LIVE),
+    KW_INT_ROW("runtime_timeout_s", struct config, runtime_timeout_s, RUNTIME_TIMEOUT_S_MIN,
+               RUNTIME_TIMEOUT_S_MAX, RUNTIME_TIMEOUT_S, HUP_RESTART),
+    {0},
+};
+
+const struct config_kw config_kw_http_frontend[] = {
+    {.name = "bind",
+     .type = KW_LISTEN,
+     AT(struct config, http_bind),
+     .flags = KW_REQUIRED,
+     .hup = HUP_RENDER},
+    KW_INT_ROW("spare_backends", struct config, spare_backends, 0, SPARE_MAX,
+               DEFAULT_SPARE_BACKENDS, HUP_RENDER),
+    KW_STR_ROW("domain", struct config, http_domain, check_http_domain, 0, HUP_RENDER),
+    {0},
+};
+
+/* struct admin_conf: taken at start only (a SIGHUP reads the files again) */
+static const struct config_kw admin_tls_rows[] = {
+    KW_STR_ROW("cert_file", struct admin_conf, tls_cert_file, check_path, 0, HUP_KEPT),
+    KW_STR_ROW("key_file", struct admin_conf, tls_key_file, check_path, 0, HUP_KEPT),
+    KW_STR_ROW("client_ca_file", struct admin_conf, tls_client_ca_file, check_path, 0, HUP_KEPT),
+    KW_CHECK_ROW(check_admin_tls),
+    {0},
+};
+
+const struct config_kw config_kw_admin_conf[] = {
+    {.name = "tls", .type = KW_BLOCK, .sub = admin_tls_rows, .hup = HUP_KEPT},
+    KW_STR_ROW("token_file", struct admin_conf, token_file, check_path, 0, HUP_KEPT),
+    {.name = "protected_paths",
+     .type = KW_CUSTOM,
+     AT(struct admin_conf, protected_paths),
+     .def = ADMIN_PATHS_PROTECTED_DEFAULT,
+     .load = load_admin_paths,
+     .same = same_admin_paths,
+     .hup = HUP_KEPT},
+    {0},
+};
+
+static const struct config_kw admin_rows[] = {
+    {.type = KW_INLINE, AT(struct config, admin), .sub = config_kw_admin_conf},
+    KW_CHECK_ROW(check_admin_protection),
+    {.name = "listen",
+     .type = KW_LISTEN,
+     AT(struct config, admin_listen),
+     .load = check_admin_listen,
+     .flags = KW_REQUIRED,
+     .hup = HUP_KEPT},
+    {0},
+};
+
+/* "dns": the hosts file for dnsmasq */
+static const struct config_kw dns_rows[] = {
+    KW_STR_ROW("hosts_file", struct config, dns.hosts_file, check_path, KW_REQUIRED, HUP_LIVE),
+    KW_STR_ROW("reload_pid_file", struct config, dns.reload_pid_file, check_path, 0, HUP_LIVE),
+    {.name = "domain",
+     .type = KW_STRING,
+     AT(struct config, dns.domain),
+     .check = check_dns_domain,
+     .def_str = "service.local"},
+    {.name = "address",
+     .type = KW_STRING,
+     AT(struct config, dns.address),
+     .check = check_ip_literal,
+     .def_str = "127.0.0.1"},
+    {0},
+};
+
+/* The top level: each row is one step; config_load_all() reports a step's
+ * error and goes on with the next. */
+const struct config_kw config_kw_root[] = {
+    {.name = "etcd", .type = KW_BLOCK, .sub = etcd_rows, .flags = KW_REQUIRED},
+    {.name = "haproxy", .type = KW_BLOCK, .sub = haproxy_rows, .flags = KW_REQUIRED},
+    {.name = "defaults",
+     .type = KW_BLOCK,
+     AT(struct config, defaults),
+     .sub = config_kw_service_options,
+     .flags = KW_ALWAYS},
+    {.name = "services",
+     .type = KW_CUSTOM,
+     .load = load_services,
+     .sub = service_rows,
+     .flags = KW_NAMED,
+     .hup = HUP_RENDER},
+    {.name = "http_frontend", .type = KW_BLOCK, .sub = config_kw_http_frontend},
+    {.name = "admin", .type = KW_BLOCK, .sub = admin_rows, .flags = KW_ALWAYS},
+    KW_INT_ROW("resync_interval_s", struct config, resync_interval_s, 1, RESYNC_INTERVAL_S_MAX,
+               DEFAULT_RESYNC_INTERVAL_S, HUP_LIVE),
+    KW_ENUM_ROW("log_level", struct config, log_level, log_level_parse, WHY_LOG_LEVEL,
+                LOG_LEVEL_INFO, HUP_LIVE),
+    {.name = "allow_empty_registry",
+     .type = KW_BOOL,
+     AT(struct config, allow_empty_registry),
+     .hup = HUP_LIVE},
+    /* text (default), logfmt or json (log.h); read at start */
+    KW_ENUM_ROW("log_format", struct config, log_format, log_format_parse,
+                "must be one of text, logfmt, json", LOG_FORMAT_TEXT, HUP_KEPT),
+    {.name = "dns", .type = KW_BLOCK, .sub = dns_rows},
+    /* the caps on what etcd can create (0 = no cap) */
+    KW_INT_ROW("max_services", struct config, max_services, 0, CAP_MAX, DEFAULT_MAX_SERVICES,
+               HUP_LIVE),
+    {.name = "max_endpoints_per_service",
+     .type = KW_INT,
+     AT(struct config, max_endpoints_per_service),
+     .max = CAP_MAX,
+     .def = DEFAULT_MAX_ENDPOINTS_PER_SERVICE,
+     .flags = KW_WITH_PREV},
+    KW_CHECK_ROW(check_listen_conflicts),
+    KW_CHECK_ROW(check_host_conflicts),
+    {0},
+};
+
+/* ---- the reader ---- */
+
+static const struct config_kw *kw_find(const struct config_kw *rows, const char *key)
+{
+    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
+        const struct config_kw *found;
+
+        if (kw->type == KW_INLINE && (found = kw_find(kw->sub, key)))
+            return found;
+        if (kw->name && strcmp(kw->name, key) == 0)
+            return kw;
+    }
+    return NULL;
 }
 
-/* "dns": {"hosts_file", "domain", "address", "reload_pid_file"}. */
-static int load_dns(json_t *root, struct config *cfg, char **errmsg)
+/* An unknown key is named with the closest known key of its block (issue
+ * 19: "runtime_sock" said only "unknown key"), and when that key is
+ * required and not set, so is that. */
+static int check_keys(json_t *obj, const char *path, const struct config_kw *rows, char **errmsg)
 {
-    static const char *const keys[] = {"hosts_file", "domain", "address", "reload_pid_file"};
-    char name[CONFIG_HOSTNAME_MAX + 1];
-    unsigned char bin[16];
-    const char *domain = NULL, *address = NULL;
-    json_t *d;
-    int ret;
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it), *best;
+        char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE], rp[FIELD_PATH_SIZE];
 
-    ret = get_object(root, "", "dns", &d, errmsg);
-    if (ret < 0 || !d)
-        return ret;
-    if ((ret = check_keys(d, "dns", keys, ARRAY_SIZE(keys), errmsg)) < 0 ||
-        (ret = load_text(d, "dns", "hosts_file", TEXT_PATH, &cfg->dns.hosts_file, errmsg)) < 0 ||
-        (ret = load_text(d, "dns", "reload_pid_file", TEXT_PATH, &cfg->dns.reload_pid_file,
-                         errmsg)) < 0 ||
-        (ret = get_string(d, "dns", "domain", &domain, errmsg)) < 0 ||
-        (ret = get_string(d, "dns", "address", &address, errmsg)) < 0)
-        return ret;
-    if (!cfg->dns.hosts_file)
-        return required(errmsg, "dns", "hosts_file");
-    if (!domain)
-        domain = "service.local";
-    if (!hostname_lower(domain, name) || strlen(name) > CONFIG_DOMAIN_MAX)
-        return field_error(errmsg, "dns.domain", "must be a host name of at most %d characters",
-                           CONFIG_DOMAIN_MAX);
-    if (!address)
-        address = "127.0.0.1";
-    if (inet_pton(AF_INET, address, bin) != 1 && inet_pton(AF_INET6, address, bin) != 1)
-        return field_error(errmsg, "dns.address", "must be an IPv4 or IPv6 address literal");
-    if (!(cfg->dns.domain = strdup(name)) || !(cfg->dns.address = strdup(address))) {
-        memprintf(errmsg, "out of memory");
-        return -ENOMEM;
+        if (kw_find(rows, key))
+            continue;
+        best = config_kw_suggest(rows, key);
+        join(fp, sizeof(fp), path, quote(key, q, sizeof(q)));
+        if (best && (kw_find(rows, best)->flags & KW_REQUIRED) && !json_object_get(obj, best))
+            return field_error(errmsg, fp,
+                               "unknown key; did you mean \"%s\"? (%s is required and not "
+                               "set)",
+                               best, join(rp, sizeof(rp), path, best));
+        if (best)
+            return field_error(errmsg, fp, "unknown key; did you mean \"%s\"?", best);
+        return field_error(errmsg, fp, "unknown key");
     }
     return 0;
 }
 
-/* The caps on what etcd can create: max_services, max_endpoints_per_service
- * (0 = no cap). */
-static int load_caps(json_t *root, struct config *cfg, char **errmsg)
-{
-    int r;
+static int load_rows(const struct config_kw_ctx *ctx, const struct config_kw *rows, bool defaults,
+                     char **errmsg);
 
-    cfg->max_services = DEFAULT_MAX_SERVICES;
-    cfg->max_endpoints_per_service = DEFAULT_MAX_ENDPOINTS_PER_SERVICE;
-    r = get_int(root, "", "max_services", 0, CAP_MAX, &cfg->max_services, errmsg);
-    if (r == 0)
-        r = get_int(root, "", "max_endpoints_per_service", 0, CAP_MAX,
-                    &cfg->max_endpoints_per_service, errmsg);
-    return r;
+static int set_defaults(const struct config_kw *rows, char *base, char **errmsg);
+
+/* The default of one row, into field; a block's, when it is KW_ALWAYS. */
+static int set_default(const struct config_kw *kw, void *field, char **errmsg)
+{
+    switch (kw->type) {
+    case KW_INT:
+    case KW_ENUM:
+        *(int *)field = (int)kw->def;
+        return 0;
+    case KW_BOOL:
+        *(bool *)field = kw->def != 0;
+        return 0;
+    case KW_CUSTOM:
+        if (kw->def)
+            *(unsigned *)field = (unsigned)kw->def;
+        return 0;
+    case KW_CHARS:
+        if (kw->def_str)
+            snprintf(field, (size_t)kw->max, "%s", kw->def_str);
+        return 0;
+    case KW_STRING:
+        return kw->def_str ? set_string(field, kw->def_str, errmsg) : 0;
+    case KW_INLINE:
+        return set_defaults(kw->sub, field, errmsg);
+    case KW_BLOCK:
+        return (kw->flags & KW_ALWAYS) ? set_defaults(kw->sub, field, errmsg) : 0;
+    default:
+        return 0;
+    }
 }
 
+/* The defaults of rows at base, for a block that is absent. */
+static int set_defaults(const struct config_kw *rows, char *base, char **errmsg)
+{
+    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
+        int ret = set_default(kw, base + kw->offset, errmsg);
+
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* obj.key as a string without NUL into *s, borrowed. */
+static int get_string(json_t *j, const char *fp, const char **s, char **errmsg)
+{
+    if (!json_is_string(j))
+        return field_error(errmsg, fp, "must be a string");
+    if (json_string_length(j) != strlen(json_string_value(j)))
+        return field_error(errmsg, fp, "must not contain NUL");
+    *s = json_string_value(j);
+    return 0;
+}
+
+static int load_block(const struct config_kw_ctx *ctx, const struct config_kw *kw, json_t *j,
+                      const char *fp, char **errmsg)
+{
+    struct config_kw_ctx sub = {j, fp, (char *)ctx->base + kw->offset, ctx->cfg, ctx->problems};
+    int ret;
+
+    if (!json_is_object(j))
+        return field_error(errmsg, fp, "must be an object");
+    ret = check_keys(j, fp, kw->sub, errmsg);
+    if (ret < 0)
+        return ret;
+    return load_rows(&sub, kw->sub, true, errmsg);
+}
+
+/* One row of the block ctx reads: with defaults, an absent member takes
+ * the row's default. */
+static int load_row(const struct config_kw_ctx *ctx, const struct config_kw *kw, bool defaults,
+                    char **errmsg)
+{
+    char fp[FIELD_PATH_SIZE], norm[CONFIG_HOSTNAME_MAX + 1];
+    void *field = (char *)ctx->base + kw->offset;
+    json_t *j = kw->name ? json_object_get(ctx->obj, kw->name) : NULL;
+    const char *s = NULL;
+    json_int_t v;
+    int ret;
+
+    if (kw->type == KW_CHECK)
+        return kw->load(ctx, kw, NULL, errmsg);
+    if (kw->type == KW_INLINE) {
+        struct config_kw_ctx sub = *ctx;
+
+        sub.base = field;
+        return load_rows(&sub, kw->sub, defaults, errmsg);
+    }
+    if (!j) {
+        if (kw->flags & KW_REQUIRED)
+            return required(errmsg, ctx->path, kw->name);
+        return defaults ? set_default(kw, field, errmsg) : 0;
+    }
+    join(fp, sizeof(fp), ctx->path, kw->name);
+    switch (kw->type) {
+    case KW_BLOCK:
+        return load_block(ctx, kw, j, fp, errmsg);
+    case KW_CUSTOM:
+        return kw->load(ctx, kw, j, errmsg);
+    case KW_INT:
+        if (!json_is_integer(j))
+            return field_error(errmsg, fp, "must be an integer");
+        v = json_integer_value(j);
+        if (v < kw->min || v > kw->max)
+            return field_error(errmsg, fp, "must be between %ld and %ld", kw->min, kw->max);
+        *(int *)field = (int)v;
+        return 0;
+    case KW_BOOL:
+        if (!json_is_boolean(j))
+            return field_error(errmsg, fp, "must be true or false");
+        *(bool *)field = json_is_true(j);
+        return 0;
+    default:
+        break;
+    }
+    if ((ret = get_string(j, fp, &s, errmsg)) < 0)
+        return ret;
+    switch (kw->type) {
+    case KW_ENUM:
+        if ((ret = kw->parse(s)) < 0)
+            return field_error(errmsg, fp, "%s", kw->why);
+        *(int *)field = ret;
+        return 0;
+    case KW_LISTEN: {
+        char *reason = NULL;
+
+        if (validate_listen(s, field, &reason) < 0)
+            return reason_error(errmsg, fp, reason, "invalid address");
+        return kw->load ? kw->load(ctx, kw, j, errmsg) : 0;
+    }
+    case KW_CHARS:
+        if (kw->check && (ret = kw->check(fp, &s, norm, errmsg)) < 0)
+            return ret;
+        snprintf(field, (size_t)kw->max, "%s", s);
+        return 0;
+    default: /* KW_STRING: copied only when valid */
+        if (kw->check && (ret = kw->check(fp, &s, norm, errmsg)) < 0)
+            return ret;
+        return set_string(field, s, errmsg);
+    }
+}
+
+static int load_rows(const struct config_kw_ctx *ctx, const struct config_kw *rows, bool defaults,
+                     char **errmsg)
+{
+    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
+        int ret = load_row(ctx, kw, defaults, errmsg);
+
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int load_service(json_t *obj, const char *name, struct config *cfg, struct service_conf *svc,
+                        const struct config_kw *rows, char **errmsg)
+{
+    char path[sizeof("services.") + SERVICE_NAME_MAX];
+    struct config_kw_ctx ctx = {obj, path, svc, cfg, NULL};
+    int ret;
+
+    /* name already passed endpoint_service_name_valid() */
+    snprintf(path, sizeof(path), "services.%s", name);
+    snprintf(svc->name, sizeof(svc->name), "%s", name);
+    svc->opt = cfg->defaults;
+    if (!json_is_object(obj))
+        return field_error(errmsg, path, "must be an object");
+    ret = check_keys(obj, path, rows, errmsg);
+    if (ret < 0)
+        return ret;
+    return load_rows(&ctx, rows, false, errmsg);
+}
+
+static int service_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct service_conf *)a)->name, ((const struct service_conf *)b)->name);
+}
+
+/* services: each member a service_rows block named by its key, read on
+ * after one's error with a collector. */
+static int load_services(const struct config_kw_ctx *ctx, const struct config_kw *kw,
+                         json_t *services, char **errmsg)
+{
+    struct config *cfg = ctx->cfg;
+    int ret;
+
+    if (!json_is_object(services))
+        return field_error(errmsg, "services", "must be an object");
+    if (json_object_size(services) == 0)
+        return 0;
+    cfg->services = calloc(json_object_size(services), sizeof(*cfg->services));
+    if (!cfg->services)
+        return oom(errmsg);
+    for (void *it = json_object_iter(services); it; it = json_object_iter_next(services, it)) {
+        const char *name = json_object_iter_key(it);
+
+        if (!endpoint_service_name_valid(name)) {
+            char q[QUOTE_SIZE];
+
+            ret = field_error(errmsg, "services",
+                              "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
+                              "1-63 chars)",
+                              quote(name, q, sizeof(q)));
+            if ((ret = keep_going(ctx->problems, ret, errmsg)) < 0)
+                return ret;
+            continue;
+        }
+        /* counted first, so that config_free() sees what a failure left */
+        ret = load_service(json_object_iter_value(it), name, cfg, &cfg->services[cfg->n_services++],
+                           kw->sub, errmsg);
+        if ((ret = keep_going(ctx->problems, ret, errmsg)) < 0)
+            return ret;
+    }
+    qsort(cfg->services, cfg->n_services, sizeof(*cfg->services), service_cmp);
+    return 0;
+}
+
+/* Row by row; with a collector (config_load_all) each row's error is
+ * reported and the next row is still read. */
 static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
 {
-    static const char *const keys[] = {"etcd",          "haproxy",
-                                       "defaults",      "services",
-                                       "http_frontend", "resync_interval_s",
-                                       "log_level",     "log_format",
-                                       "dns",           "allow_empty_registry",
-                                       "admin",         CAP_KEYS};
-    const char *level = NULL;
+    struct config_kw_ctx ctx = {root, "", cfg, cfg, p};
+    bool failed = false;
     int ret;
 
     if (!json_is_object(root)) {
         memprintf(errmsg, "the configuration must be a JSON object");
         return -EINVAL;
     }
-    cfg->min_reload_interval_ms = DEFAULT_MIN_RELOAD_INTERVAL_MS;
-    cfg->runtime_timeout_s = RUNTIME_TIMEOUT_S;
-    cfg->bulk_path = BULK_PATH_AUTO;
-    cfg->runtime_command_us = BULK_COMMAND_US_DEFAULT;
-    cfg->reload_server_us = BULK_RELOAD_SERVER_US_DEFAULT;
-    cfg->defaults.slots = DEFAULT_SLOTS;
-    cfg->defaults.mode = MODE_HTTP;
-    snprintf(cfg->defaults.balance, sizeof(cfg->defaults.balance), "%s", DEFAULT_BALANCE);
-    snprintf(cfg->defaults.server_options, sizeof(cfg->defaults.server_options), "%s",
-             DEFAULT_SERVER_OPTIONS);
-    cfg->defaults.slot_growth = 0;
-    cfg->resync_interval_s = DEFAULT_RESYNC_INTERVAL_S;
-    cfg->log_level = LOG_LEVEL_INFO;
-
-    /* Block by block; with a collector (config_load_all) each block's
-     * error is reported and the next block is still read. */
-    if ((ret = keep_going(p, check_keys(root, "", keys, ARRAY_SIZE(keys), errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_etcd(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_haproxy(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_defaults(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_services(root, cfg, p, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_http_frontend(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_admin(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p,
-                          get_int(root, "", "resync_interval_s", 1, RESYNC_INTERVAL_S_MAX,
-                                  &cfg->resync_interval_s, errmsg),
-                          errmsg)) < 0 ||
-        (ret = keep_going(p, get_string(root, "", "log_level", &level, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(
-             p, get_bool(root, "", "allow_empty_registry", &cfg->allow_empty_registry, errmsg),
-             errmsg)) < 0 ||
-        (ret = keep_going(p, load_log_format(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_dns(root, cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, load_caps(root, cfg, errmsg), errmsg)) < 0)
+    if ((ret = keep_going(p, check_keys(root, "", config_kw_root, errmsg), errmsg)) < 0)
         return ret;
-    if (level && (ret = keep_going(p, config_set_log_level(cfg, level, errmsg), errmsg)) < 0)
-        return ret;
-    if ((ret = keep_going(p, check_listen_conflicts(cfg, errmsg), errmsg)) < 0 ||
-        (ret = keep_going(p, check_host_conflicts(cfg, errmsg), errmsg)) < 0)
-        return ret;
+    for (const struct config_kw *kw = config_kw_root; kw->type != KW_END; kw++) {
+        if ((kw->flags & KW_WITH_PREV) && failed)
+            continue;
+        ret = load_row(&ctx, kw, true, errmsg);
+        failed = ret < 0;
+        if ((ret = keep_going(p, ret, errmsg)) < 0)
+            return ret;
+    }
     if (p && p->errors) {
         memprintf(errmsg, "%u error%s", p->errors, p->errors == 1 ? "" : "s");
         return -EINVAL;
@@ -1647,7 +1319,7 @@ int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg)
 
     if (!prefix)
         return required(errmsg, "etcd", "prefix");
-    ret = check_prefix("etcd.prefix", prefix, errmsg);
+    ret = check_prefix("etcd.prefix", &prefix, NULL, errmsg);
     if (ret < 0)
         return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
@@ -1655,13 +1327,10 @@ int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg)
 
 int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg)
 {
-    char *reason = NULL;
+    int ret = check_socket("haproxy.runtime_socket", &addr, NULL, errmsg);
 
-    if (config_check_socket_addr(addr, &reason) < 0) {
-        field_error(errmsg, "haproxy.runtime_socket", "%s", reason ? reason : "invalid address");
-        free(reason);
-        return -EINVAL;
-    }
+    if (ret < 0)
+        return ret;
     return set_string(&cfg->runtime_socket, addr, errmsg);
 }
 
@@ -1670,12 +1339,29 @@ int config_set_log_level(struct config *cfg, const char *level, char **errmsg)
     int l = level ? log_level_parse(level) : -1;
 
     if (l < 0)
-        return field_error(errmsg, "log_level", "must be one of error, warn, info, debug");
+        return field_error(errmsg, "log_level", WHY_LOG_LEVEL);
     cfg->log_level = l;
     return 0;
 }
 
 /* ---- queries ---- */
+
+static const struct {
+    const char *path;
+    unsigned bit;
+} admin_paths[] = {
+    {"/", ADMIN_PATH_PAGE},           {"/status", ADMIN_PATH_STATUS},
+    {"/metrics", ADMIN_PATH_METRICS}, {"/healthz", ADMIN_PATH_HEALTHZ},
+    {"/readyz", ADMIN_PATH_READYZ},
+};
+
+unsigned config_admin_path_bit(const char *path)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(admin_paths); i++)
+        if (strcmp(path, admin_paths[i].path) == 0)
+            return admin_paths[i].bit;
+    return 0;
+}
 
 static int service_key_cmp(const void *key, const void *elem)
 {
@@ -1759,100 +1445,11 @@ void config_free(struct config *cfg)
     free(cfg->services);
     free(cfg->http_domain);
     tls_conf_free(&cfg->etcd_tls);
-    admin_conf_free(&cfg->admin);
+    free(cfg->admin.tls_cert_file);
+    free(cfg->admin.tls_key_file);
+    free(cfg->admin.tls_client_ca_file);
+    free(cfg->admin.token_file);
     free(cfg->etcd_username);
     free(cfg->etcd_password_file);
     memset(cfg, 0, sizeof(*cfg));
-}
-
-/* ---- comparing configs (SIGHUP) ---- */
-
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-bool config_same_listen(const struct listen_addr *a, const struct listen_addr *b)
-{
-    return a->set == b->set && (!a->set || (a->port == b->port && strcmp(a->host, b->host) == 0));
-}
-
-/* Options that change the rendered backend; slots is not one of them: a
- * raised count is applied at run time by the controller, a lowered one
- * removes nothing. */
-bool config_same_options(const struct service_options *a, const struct service_options *b)
-{
-    return a->mode == b->mode && strcmp(a->balance, b->balance) == 0 &&
-           strcmp(a->server_options, b->server_options) == 0 && a->slot_growth == b->slot_growth;
-}
-
-bool config_same_restart_fields(const struct config *nc, const struct config *oc)
-{
-    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
-
-    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
-        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
-    return same_etcd && strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0 &&
-           tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls) &&
-           same_str(nc->etcd_username, oc->etcd_username) &&
-           same_str(nc->etcd_password_file, oc->etcd_password_file) &&
-           nc->etcd_transport == oc->etcd_transport &&
-           strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
-           nc->runtime_timeout_s == oc->runtime_timeout_s &&
-           same_str(nc->master_socket, oc->master_socket) &&
-           strcmp(nc->services_file, oc->services_file) == 0 &&
-           strcmp(nc->hosts_map, oc->hosts_map) == 0 &&
-           same_str(nc->base_config, oc->base_config) &&
-           strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0 &&
-           same_str(nc->reload_command, oc->reload_command);
-}
-
-size_t config_restart_fields_changed(const struct config *nc, const struct config *oc, char *buf,
-                                     size_t size)
-{
-    bool same_etcd = nc->n_etcd_endpoints == oc->n_etcd_endpoints;
-    const struct {
-        const char *name;
-        bool same;
-    } fields[] = {
-        {"etcd.endpoints", true}, /* same_etcd, once compared below */
-        {"etcd.prefix", strcmp(nc->etcd_prefix, oc->etcd_prefix) == 0},
-        {"etcd.tls", tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls)},
-        {"etcd.username", same_str(nc->etcd_username, oc->etcd_username)},
-        {"etcd.password_file", same_str(nc->etcd_password_file, oc->etcd_password_file)},
-        {"haproxy.runtime_socket", strcmp(nc->runtime_socket, oc->runtime_socket) == 0},
-        {"haproxy.runtime_timeout_s", nc->runtime_timeout_s == oc->runtime_timeout_s},
-        {"haproxy.master_socket", same_str(nc->master_socket, oc->master_socket)},
-        {"haproxy.services_file", strcmp(nc->services_file, oc->services_file) == 0},
-        {"haproxy.hosts_map", strcmp(nc->hosts_map, oc->hosts_map) == 0},
-        {"haproxy.base_config", same_str(nc->base_config, oc->base_config)},
-        {"haproxy.binary", strcmp(nc->haproxy_bin, oc->haproxy_bin) == 0},
-        {"haproxy.reload_command", same_str(nc->reload_command, oc->reload_command)},
-    };
-    size_t n = 0, len = 0;
-
-    for (size_t i = 0; same_etcd && i < nc->n_etcd_endpoints; i++)
-        same_etcd = strcmp(nc->etcd_endpoints[i], oc->etcd_endpoints[i]) == 0;
-    if (size)
-        buf[0] = '\0';
-    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-        bool same = i == 0 ? same_etcd : fields[i].same;
-        int w;
-
-        if (same)
-            continue;
-        n++;
-        if (len < size) {
-            w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", fields[i].name);
-            if (w > 0)
-                len += (size_t)w < size - len ? (size_t)w : size - len - 1;
-        }
-    }
-    return n;
-}
-
-bool config_same_http_frontend(const struct config *a, const struct config *b)
-{
-    return config_same_listen(&a->http_bind, &b->http_bind) &&
-           same_str(a->http_domain, b->http_domain) && a->spare_backends == b->spare_backends;
 }

@@ -1,0 +1,105 @@
+/* config_kw - the keyword tables the config file is read from (issue 22),
+ * as HAProxy's cfg_kw_list: one row per field, naming its key, its type,
+ * where it is stored, its range or validator, its default and what a change
+ * of it does on SIGHUP. config.c reads the file with them, config_same.c
+ * compares two configs with them, and the man page's field list and the
+ * did-you-mean of an unknown key come from them, so none can drift from
+ * another.
+ *
+ * The tables are static data owned by config.c; everything here borrows.
+ */
+#ifndef SLOTSYNC_CONFIG_KW_H
+#define SLOTSYNC_CONFIG_KW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct json_t;
+
+enum config_kw_type {
+    KW_END = 0, /* ends a table */
+    KW_BLOCK,   /* a JSON object: the rows of sub; offset moves the base */
+    KW_INLINE,  /* the rows of sub, in this same object, at base + offset */
+    KW_INT,     /* int, min..max */
+    KW_BOOL,    /* bool */
+    KW_ENUM,    /* int: parse(string) >= 0, else why */
+    KW_STRING,  /* char * (allocated): check passes it */
+    KW_CHARS,   /* char[max]: check passes it */
+    KW_LISTEN,  /* struct listen_addr; then check_listen, if any */
+    KW_CUSTOM,  /* load reads the member (NULL when absent) */
+    KW_CHECK,   /* no key: load checks the block at this point */
+};
+
+/* What a changed value does on SIGHUP (controller.c's on_hup). */
+enum config_hup {
+    HUP_LIVE = 0, /* taken at once */
+    HUP_RENDER,   /* taken, and the services file follows (a reload when needed) */
+    HUP_KEPT,     /* taken at the next restart; the SIGHUP says so (admin.*) */
+    HUP_RESTART,  /* the SIGHUP is refused, naming the field */
+};
+
+#define KW_REQUIRED (1u << 0)  /* absent: "<path>: required" */
+#define KW_ALWAYS (1u << 1)    /* KW_BLOCK: its defaults apply when it is absent */
+#define KW_WITH_PREV (1u << 2) /* top level: read only when the row before was */
+#define KW_WHOLE (1u << 3)     /* KW_BLOCK: compared and named as one field */
+#define KW_NAMED (1u << 4)     /* KW_CUSTOM: an object of sub blocks named by their keys */
+
+/* Where a row is read: the block's object, its path ("etcd.tls", "" at
+ * the top), the base its offsets count from, and the whole config. */
+struct config_kw_ctx {
+    struct json_t *obj;
+    const char *path;
+    void *base;
+    struct config *cfg;
+    void *problems; /* config.c's collector, for a block that reads on */
+};
+
+struct config_kw {
+    const char *name; /* the key; NULL for KW_INLINE and KW_CHECK */
+    enum config_kw_type type;
+    size_t offset; /* from the block's base */
+    long min, max; /* KW_INT; KW_CHARS: max is the array's size */
+    long def;      /* KW_INT, KW_ENUM, KW_BOOL: the default; KW_CUSTOM: an unsigned, if not 0 */
+    const char *def_str;            /* KW_STRING, KW_CHARS: the default (NULL: none) */
+    int (*parse)(const char *name); /* KW_ENUM */
+    const char *why;                /* KW_ENUM: the reason when parse fails */
+    /* KW_STRING, KW_CHARS: 0 or -EINVAL with "<fp>: <reason>" in *errmsg;
+     * may point *value at a normalised copy in norm (254 bytes). */
+    int (*check)(const char *fp, const char **value, char *norm, char **errmsg);
+    /* KW_CUSTOM (value: the member or NULL), KW_CHECK (value NULL),
+     * KW_LISTEN after parsing (value: the member). */
+    int (*load)(const struct config_kw_ctx *ctx, const struct config_kw *kw, struct json_t *value,
+                char **errmsg);
+    bool (*same)(const void *a, const void *b); /* KW_CUSTOM: same value */
+    const struct config_kw *sub;                /* KW_BLOCK, KW_INLINE; KW_CUSTOM's members */
+    unsigned flags;                             /* KW_REQUIRED, ... */
+    enum config_hup hup;                        /* rows of a KW_WHOLE block: the block's */
+};
+
+/* The top level's rows; a service's (services.NAME); the backend options
+ * both defaults and a service hold (struct service_options); admin's
+ * protection (struct admin_conf); http_frontend's (struct config). */
+extern const struct config_kw config_kw_root[];
+extern const struct config_kw config_kw_service_options[];
+extern const struct config_kw config_kw_admin_conf[];
+extern const struct config_kw config_kw_http_frontend[];
+
+/* Call fn for every keyed row under table, depth first in table order,
+ * with its dotted path ("etcd.tls.ca_file"; a service's "services.NAME.x");
+ * path is borrowed for the call. */
+void config_kw_walk(const struct config_kw *table, const char *path,
+                    void (*fn)(void *arg, const char *path, const struct config_kw *kw), void *arg);
+
+/* The edit distance (insert, delete, substitute, swap of neighbours) of a
+ * and b, counted up to CONFIG_KW_DISTANCE_MAX + 1. */
+#define CONFIG_KW_DISTANCE_MAX 3
+size_t config_kw_distance(const char *a, const char *b);
+
+/* The known key of table an unknown key most likely meant, or NULL: the
+ * closest by config_kw_distance() within a third of its length (a prefix
+ * of 4 bytes or more of a longer key counts as 1); the first row wins a
+ * tie. Borrowed from the table. */
+const char *config_kw_suggest(const struct config_kw *table, const char *key);
+
+#endif

@@ -1,0 +1,48 @@
+/* validate - the checks a value from the config file, the command line or
+ * announce's options must pass before it is used: etcd URLs, HAProxy
+ * socket addresses, listen addresses, etcd key prefixes, host names.
+ *
+ * Pure: no I/O. Each check returns 0 or -EINVAL; a reason (without a field
+ * name: the caller adds the one it read) goes to *errmsg when errmsg is
+ * not NULL (caller frees). Every argument is borrowed.
+ */
+#ifndef SLOTSYNC_VALIDATE_H
+#define SLOTSYNC_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct listen_addr;
+
+/* "http://HOST:PORT" or "https://HOST:PORT", an optional trailing '/':
+ * HOST an IPv4 literal, an [IPv6] literal (no zone) or a host name; at
+ * most VALIDATE_URL_MAX bytes. */
+#define VALIDATE_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
+int validate_etcd_url(const char *url, char **errmsg);
+
+/* A HAProxy socket: a unix path (it holds a '/') or HOST:PORT with an IPv4
+ * literal, an [IPv6] literal or localhost. */
+int validate_socket_addr(const char *addr, char **errmsg);
+
+/* An etcd key prefix: 1-255 printable characters, no whitespace,
+ * starting and ending with '/'. */
+#define VALIDATE_PREFIX_MAX 255
+int validate_prefix(const char *prefix, char **errmsg);
+
+/* "IPv4:port", "[IPv6]:port", "*:port" or ":port" into *out (set on
+ * success only). */
+int validate_listen(const char *text, struct listen_addr *out, char **errmsg);
+
+/* An RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes,
+ * not starting or ending with '-', joined by single dots; at most 253
+ * bytes; the last label not all digits (so "999.1.1.1" is no name). */
+bool validate_hostname(const char *s, size_t len);
+
+/* validate_hostname() on the string s, lower-cased into out (253 + 1
+ * bytes). */
+bool validate_hostname_lower(const char *s, char *out);
+
+/* Every byte of s (len bytes) in 0x21..0x7e, or 0x20..0x7e with spaces. */
+bool validate_printable(const char *s, size_t len, bool spaces);
+
+#endif
