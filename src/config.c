@@ -35,8 +35,6 @@
 #include <slotsync/validate.h>
 
 #define ETCD_ENDPOINTS_MAX 16
-#define FILE_PATH_MAX CONFIG_PATH_MAX
-#define COMMAND_MAX 4096
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
 #define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most */
 #define RESYNC_INTERVAL_S_MAX 86400
@@ -65,20 +63,6 @@
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
 static const char *const dynamic_balance_names[] = {"roundrobin", "leastconn", "first", "random"};
-
-/* Server keywords that fight slotsync's management of each slot, refused in
- * server_options:
- *  - enabled, disabled: slotsync drives each slot's admin state;
- *  - weight: comes from each endpoint;
- *  - id: every slot would get the same id;
- *  - init-addr, resolvers: would let HAProxy change slot addresses (DNS)
- *    behind slotsync's back;
- *  - track: would tie every slot's state to another server;
- *  - agent-check: the agent may set weight, drain and maint.
- * "backup" is allowed: it changes how the backend uses its servers, not who
- * manages them. */
-static const char *const managed_server_keywords[] = {
-    "enabled", "disabled", "weight", "id", "init-addr", "resolvers", "track", "agent-check"};
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -109,60 +93,15 @@ static int keep_going(struct problems *p, int ret, char **errmsg)
     return 0;
 }
 
-/* "<path>: <reason>". Always returns -EINVAL. */
-static int field_error(char **errmsg, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int field_error(char **errmsg, const char *path, const char *fmt, ...)
-{
-    char reason[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    memprintf(errmsg, "%s: %s", path, reason);
-    return -EINVAL;
-}
-
 static int oom(char **errmsg)
 {
     memprintf(errmsg, "out of memory");
     return -ENOMEM;
 }
 
-/* path + "." + key into buf ("" path: key alone). Returns buf. */
-static const char *join(char *buf, size_t size, const char *path, const char *key)
-{
-    if (path[0])
-        snprintf(buf, size, "%s.%s", path, key);
-    else
-        snprintf(buf, size, "%s", key);
-    return buf;
-}
-
 static char *quote(const char *s, char *out, size_t size)
 {
     return log_quote(s, strlen(s), out, size);
-}
-
-static int required(char **errmsg, const char *path, const char *key)
-{
-    char fp[FIELD_PATH_SIZE];
-
-    return field_error(errmsg, join(fp, sizeof(fp), path, key), "required");
-}
-
-/* Replace *dst with a copy of src. */
-static int set_string(char **dst, const char *src, char **errmsg)
-{
-    char *copy = strdup(src);
-
-    if (!copy)
-        return oom(errmsg);
-    free(*dst);
-    *dst = copy;
-    return 0;
 }
 
 static void free_string_list(char **list, size_t n)
@@ -172,138 +111,53 @@ static void free_string_list(char **list, size_t n)
     free(list);
 }
 
-/* ---- validators of string rows: "<fp>: <reason>" ---- */
+/* ---- validators of string rows: 0, or -EINVAL with a reason ---- */
 
-/* A validate.h reason under the field's path. */
+/* A validate.h reason under the field's path (reason taken). */
 static int reason_error(char **errmsg, const char *fp, char *reason, const char *fallback)
 {
-    field_error(errmsg, fp, "%s", reason ? reason : fallback);
+    config_kw_error(errmsg, fp, "%s", reason ? reason : fallback);
     free(reason);
     return -EINVAL;
 }
 
-static int check_socket(const char *fp, const char **s, char *norm, char **errmsg)
+static int check_balance(const char *s, char **reason)
 {
-    char *reason = NULL;
-
-    if (validate_socket_addr(*s, &reason) < 0)
-        return reason_error(errmsg, fp, reason, "invalid address");
-    return 0;
-}
-
-static int check_prefix(const char *fp, const char **s, char *norm, char **errmsg)
-{
-    char *reason = NULL;
-
-    if (validate_prefix(*s, &reason) < 0)
-        return reason_error(errmsg, fp, reason, "invalid prefix");
-    return 0;
-}
-
-/* A file path (no whitespace) or a command (spaces allowed). */
-static int check_text(const char *fp, const char *s, bool spaces, char **errmsg)
-{
-    size_t max = spaces ? COMMAND_MAX : FILE_PATH_MAX;
-    size_t len = strnlen(s, max + 1);
-
-    if (len < 1 || len > max || !validate_printable(s, len, spaces))
-        return field_error(errmsg, fp, "must be 1-%zu printable ASCII characters%s", max,
-                           spaces ? "" : ", no whitespace");
-    return 0;
-}
-
-static int check_path(const char *fp, const char **s, char *norm, char **errmsg)
-{
-    return check_text(fp, *s, false, errmsg);
-}
-
-static int check_command(const char *fp, const char **s, char *norm, char **errmsg)
-{
-    return check_text(fp, *s, true, errmsg);
-}
-
-static bool option_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("._:/@=,+-", c));
-}
-
-static int check_server_options(const char *fp, const char **value, char *norm, char **errmsg)
-{
-    const char *s = *value;
-    size_t len = strnlen(s, CONFIG_OPTIONS_MAX);
-    size_t start = 0;
-
-    if (len >= CONFIG_OPTIONS_MAX)
-        return field_error(errmsg, fp, "longer than %d bytes", CONFIG_OPTIONS_MAX - 1);
-    if (len == 0)
+    if (in_list(s, balance_names, ARRAY_SIZE(balance_names)))
         return 0;
-    for (size_t i = 0; i <= len; i++) {
-        char token[CONFIG_OPTIONS_MAX];
-
-        if (i < len && s[i] != ' ') {
-            if (!option_char_ok(s[i]))
-                return field_error(errmsg, fp,
-                                   "invalid character at byte %zu (allowed: A-Z a-z 0-9 "
-                                   ". _ : / @ = , + - and single spaces)",
-                                   i + 1);
-            continue;
-        }
-        if (i == start)
-            return field_error(errmsg, fp, "tokens must be separated by single spaces");
-        memcpy(token, s + start, i - start);
-        token[i - start] = '\0';
-        /* token holds only option characters: safe to echo */
-        if (in_list(token, managed_server_keywords, ARRAY_SIZE(managed_server_keywords)))
-            return field_error(errmsg, fp, "token '%s' is managed by slotsync", token);
-        start = i + 1;
-    }
-    return 0;
+    memprintf(reason, "must be one of roundrobin, static-rr, leastconn, first, source, random");
+    return -EINVAL;
 }
 
-static int check_balance(const char *fp, const char **s, char *norm, char **errmsg)
+/* http_frontend.domain: "<service>.<domain>" must be a host name for any
+ * service etcd may bring: 63 + 1 + CONFIG_DOMAIN_MAX = 253. */
+static int check_http_domain(const char *s, char **reason)
 {
-    if (!in_list(*s, balance_names, ARRAY_SIZE(balance_names)))
-        return field_error(errmsg, fp,
-                           "must be one of roundrobin, static-rr, leastconn, first, "
-                           "source, random");
-    return 0;
+    size_t len = strnlen(s, CONFIG_HOSTNAME_MAX + 1);
+
+    if (!validate_hostname(s, len))
+        memprintf(reason,
+                  "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, at most %d "
+                  "in all)",
+                  CONFIG_HOSTNAME_MAX);
+    else if (len > CONFIG_DOMAIN_MAX)
+        memprintf(reason,
+                  "must be at most %d characters, so that <service>.<domain> stays a host name "
+                  "(at most %d) for every service name (up to %d)",
+                  CONFIG_DOMAIN_MAX, CONFIG_HOSTNAME_MAX, SERVICE_NAME_MAX);
+    else
+        return 0;
+    return -EINVAL;
 }
 
-/* http_frontend.domain, lower-cased: "<service>.<domain>" must be a host
- * name for any service etcd may bring: 63 + 1 + CONFIG_DOMAIN_MAX = 253. */
-static int check_http_domain(const char *fp, const char **s, char *norm, char **errmsg)
+static int check_dns_domain(const char *s, char **reason)
 {
-    if (!validate_hostname_lower(*s, norm))
-        return field_error(errmsg, fp,
-                           "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 characters, "
-                           "at most %d in all)",
-                           CONFIG_HOSTNAME_MAX);
-    if (strlen(norm) > CONFIG_DOMAIN_MAX)
-        return field_error(errmsg, fp,
-                           "must be at most %d characters, so that <service>.<domain> stays a "
-                           "host name (at most %d) for every service name (up to %d)",
-                           CONFIG_DOMAIN_MAX, CONFIG_HOSTNAME_MAX, SERVICE_NAME_MAX);
-    *s = norm;
-    return 0;
-}
+    size_t len = strnlen(s, CONFIG_HOSTNAME_MAX + 1);
 
-static int check_dns_domain(const char *fp, const char **s, char *norm, char **errmsg)
-{
-    if (!validate_hostname_lower(*s, norm) || strlen(norm) > CONFIG_DOMAIN_MAX)
-        return field_error(errmsg, fp, "must be a host name of at most %d characters",
-                           CONFIG_DOMAIN_MAX);
-    *s = norm;
-    return 0;
-}
-
-static int check_ip_literal(const char *fp, const char **s, char *norm, char **errmsg)
-{
-    unsigned char bin[16];
-
-    if (inet_pton(AF_INET, *s, bin) != 1 && inet_pton(AF_INET6, *s, bin) != 1)
-        return field_error(errmsg, fp, "must be an IPv4 or IPv6 address literal");
-    return 0;
+    if (validate_hostname(s, len) && len <= CONFIG_DOMAIN_MAX)
+        return 0;
+    memprintf(reason, "must be a host name of at most %d characters", CONFIG_DOMAIN_MAX);
+    return -EINVAL;
 }
 
 static int parse_mode(const char *s)
@@ -331,7 +185,7 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
 
     snprintf(fp, sizeof(fp), "etcd.endpoints[%zu]", idx);
     if (len == 0)
-        return field_error(errmsg, fp, "empty URL");
+        return config_kw_error(errmsg, fp, "empty URL");
     copy = strndup(url, len);
     if (!copy)
         return oom(errmsg);
@@ -351,9 +205,10 @@ static int load_etcd_endpoints(const struct config_kw_ctx *ctx, const struct con
     struct config *cfg = ctx->cfg;
 
     if (!json_is_array(eps))
-        return field_error(errmsg, "etcd.endpoints", "must be an array of URLs");
+        return config_kw_error(errmsg, "etcd.endpoints", "must be an array of URLs");
     if (json_array_size(eps) < 1 || json_array_size(eps) > ETCD_ENDPOINTS_MAX)
-        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs", ETCD_ENDPOINTS_MAX);
+        return config_kw_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
+                               ETCD_ENDPOINTS_MAX);
     cfg->etcd_endpoints = calloc(json_array_size(eps), sizeof(char *));
     if (!cfg->etcd_endpoints)
         return oom(errmsg);
@@ -365,7 +220,7 @@ static int load_etcd_endpoints(const struct config_kw_ctx *ctx, const struct con
             char fp[FIELD_PATH_SIZE];
 
             snprintf(fp, sizeof(fp), "etcd.endpoints[%zu]", i);
-            return field_error(errmsg, fp, "must be a string");
+            return config_kw_error(errmsg, fp, "must be a string");
         }
         ret = add_etcd_url(cfg->etcd_endpoints, &cfg->n_etcd_endpoints, json_string_value(j),
                            json_string_length(j), i, errmsg);
@@ -394,13 +249,13 @@ static int load_hosts(const struct config_kw_ctx *ctx, const struct config_kw *k
     struct service_conf *svc = ctx->base;
     char fp[FIELD_PATH_SIZE];
 
-    join(fp, sizeof(fp), ctx->path, "hosts");
+    config_kw_join(fp, sizeof(fp), ctx->path, "hosts");
     if (!json_is_array(arr))
-        return field_error(errmsg, fp, "must be an array of host names");
+        return config_kw_error(errmsg, fp, "must be an array of host names");
     if (json_array_size(arr) > CONFIG_HOSTS_MAX)
-        return field_error(errmsg, fp, "at most %d host names", CONFIG_HOSTS_MAX);
+        return config_kw_error(errmsg, fp, "at most %d host names", CONFIG_HOSTS_MAX);
     if (json_array_size(arr) > 0 && svc->opt.mode != MODE_HTTP)
-        return field_error(errmsg, fp, "only allowed with mode http");
+        return config_kw_error(errmsg, fp, "only allowed with mode http");
     if (json_array_size(arr) == 0)
         return 0;
     svc->hosts = calloc(json_array_size(arr), sizeof(char *));
@@ -413,13 +268,13 @@ static int load_hosts(const struct config_kw_ctx *ctx, const struct config_kw *k
         snprintf(efp, sizeof(efp), "%s[%zu]", fp, i);
         if (!json_is_string(j) || json_string_length(j) != strlen(json_string_value(j)) ||
             !validate_hostname_lower(json_string_value(j), name))
-            return field_error(errmsg, efp,
-                               "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 "
-                               "characters, at most %d in all)",
-                               CONFIG_HOSTNAME_MAX);
+            return config_kw_error(errmsg, efp,
+                                   "must be a host name (A-Z a-z 0-9 . -, labels of 1-63 "
+                                   "characters, at most %d in all)",
+                                   CONFIG_HOSTNAME_MAX);
         for (size_t k = 0; k < svc->n_hosts; k++)
             if (strcmp(svc->hosts[k], name) == 0)
-                return field_error(errmsg, efp, "duplicate host name '%s'", name);
+                return config_kw_error(errmsg, efp, "duplicate host name '%s'", name);
         svc->hosts[svc->n_hosts] = strdup(name);
         if (!svc->hosts[svc->n_hosts])
             return oom(errmsg);
@@ -439,7 +294,7 @@ static int load_admin_paths(const struct config_kw_ctx *ctx, const struct config
     json_t *v;
 
     if (!json_is_array(arr))
-        return field_error(errmsg, "admin.protected_paths", "must be an array of paths");
+        return config_kw_error(errmsg, "admin.protected_paths", "must be an array of paths");
     json_array_foreach(arr, i, v)
     {
         const char *path = json_string_value(v);
@@ -447,13 +302,13 @@ static int load_admin_paths(const struct config_kw_ctx *ctx, const struct config
 
         snprintf(fp, sizeof(fp), "admin.protected_paths[%zu]", i);
         if (!json_is_string(v) || json_string_length(v) != strlen(path))
-            return field_error(errmsg, fp, "must be a string");
+            return config_kw_error(errmsg, fp, "must be a string");
         bit = config_admin_path_bit(path);
         if (!bit)
-            return field_error(errmsg, fp,
-                               "must be one of /, /status, /metrics, /healthz, /readyz");
+            return config_kw_error(errmsg, fp,
+                                   "must be one of /, /status, /metrics, /healthz, /readyz");
         if (bits & bit)
-            return field_error(errmsg, fp, "%s is listed twice", path);
+            return config_kw_error(errmsg, fp, "%s is listed twice", path);
         bits |= bit;
     }
     *(unsigned *)((char *)ctx->base + kw->offset) = bits;
@@ -479,9 +334,9 @@ static int check_admin_listen(const struct config_kw_ctx *ctx, const struct conf
         snprintf(l->host, sizeof(l->host), "127.0.0.1");
     } else if (!l->host[0]) {
         l->set = false;
-        return field_error(errmsg, "admin.listen",
-                           "'*' is not accepted: write 0.0.0.0:PORT to listen on every "
-                           "address, or :PORT for loopback");
+        return config_kw_error(errmsg, "admin.listen",
+                               "'*' is not accepted: write 0.0.0.0:PORT to listen on every "
+                               "address, or :PORT for loopback");
     }
     return 0;
 }
@@ -500,16 +355,16 @@ static int check_etcd_user(const struct config_kw_ctx *ctx, const struct config_
     const char *user = ctx->cfg->etcd_username;
 
     if (!user != !ctx->cfg->etcd_password_file)
-        return field_error(errmsg, "etcd.username", "goes with etcd.password_file");
+        return config_kw_error(errmsg, "etcd.username", "goes with etcd.password_file");
     if (!user)
         return 0;
     if (!user[0] || strlen(user) > 255)
-        return field_error(errmsg, "etcd.username", "must be 1-255 characters");
+        return config_kw_error(errmsg, "etcd.username", "must be 1-255 characters");
     for (const char *p = user; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return field_error(errmsg, "etcd.username",
-                               "invalid character at byte %zu (printable ASCII, no spaces)",
-                               (size_t)(p - user) + 1);
+            return config_kw_error(errmsg, "etcd.username",
+                                   "invalid character at byte %zu (printable ASCII, no spaces)",
+                                   (size_t)(p - user) + 1);
     return 0;
 }
 
@@ -528,7 +383,7 @@ static int check_haproxy_files(const struct config_kw_ctx *ctx, const struct con
 
     /* Writing the services file over the base config would destroy it. */
     if (cfg->base_config && strcmp(cfg->base_config, cfg->services_file) == 0)
-        return field_error(errmsg, "haproxy.services_file", "must differ from base_config");
+        return config_kw_error(errmsg, "haproxy.services_file", "must differ from base_config");
     /* The map the HTTP frontend routes with sits beside the services file. */
     if (!cfg->hosts_map && !memprintf(&cfg->hosts_map, "%s.map", cfg->services_file))
         return -ENOMEM;
@@ -537,9 +392,9 @@ static int check_haproxy_files(const struct config_kw_ctx *ctx, const struct con
     for (const char *p = cfg->hosts_map; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '.' || *p == '_' || *p == '-' || *p == '/'))
-            return field_error(errmsg, "haproxy.hosts_map",
-                               "may only use A-Z a-z 0-9 . _ - / (it defaults to "
-                               "services_file + \".map\", so check that path too)");
+            return config_kw_error(errmsg, "haproxy.hosts_map",
+                                   "may only use A-Z a-z 0-9 . _ - / (it defaults to "
+                                   "services_file + \".map\", so check that path too)");
     return 0;
 }
 
@@ -552,9 +407,9 @@ static int check_admin_tls(const struct config_kw_ctx *ctx, const struct config_
     const struct admin_conf *ac = ctx->base;
 
     if (!ac->tls_cert_file)
-        return required(errmsg, "admin.tls", "cert_file");
+        return config_kw_required(errmsg, "admin.tls", "cert_file");
     if (!ac->tls_key_file)
-        return required(errmsg, "admin.tls", "key_file");
+        return config_kw_required(errmsg, "admin.tls", "key_file");
     return 0;
 }
 
@@ -567,8 +422,8 @@ static int check_admin_protection(const struct config_kw_ctx *ctx, const struct 
 
     if (json_object_get(ctx->obj, "protected_paths") && ac->protected_paths && !ac->token_file &&
         !ac->tls_client_ca_file)
-        return field_error(errmsg, "admin.protected_paths",
-                           "needs admin.token_file or admin.tls.client_ca_file");
+        return config_kw_error(errmsg, "admin.protected_paths",
+                               "needs admin.token_file or admin.tls.client_ca_file");
     return 0;
 }
 
@@ -600,15 +455,15 @@ static int check_listen_conflicts(const struct config_kw_ctx *ctx, const struct 
             continue;
         snprintf(fp, sizeof(fp), "services.%s.listen", a->name);
         if (listen_overlap(&a->listen, &cfg->http_bind))
-            return field_error(errmsg, fp, "port %u is already used by http_frontend.bind",
-                               (unsigned)a->listen.port);
+            return config_kw_error(errmsg, fp, "port %u is already used by http_frontend.bind",
+                                   (unsigned)a->listen.port);
         if (listen_overlap(&a->listen, &cfg->admin_listen))
-            return field_error(errmsg, fp, "port %u is already used by admin.listen",
-                               (unsigned)a->listen.port);
+            return config_kw_error(errmsg, fp, "port %u is already used by admin.listen",
+                                   (unsigned)a->listen.port);
         for (size_t k = 0; k < i; k++)
             if (listen_overlap(&a->listen, &cfg->services[k].listen))
-                return field_error(errmsg, fp, "port %u is already used by services.%s.listen",
-                                   (unsigned)a->listen.port, cfg->services[k].name);
+                return config_kw_error(errmsg, fp, "port %u is already used by services.%s.listen",
+                                       (unsigned)a->listen.port, cfg->services[k].name);
     }
     return 0;
 }
@@ -656,8 +511,8 @@ static int check_host_conflicts(const struct config_kw_ctx *ctx, const struct co
             char fp[FIELD_PATH_SIZE];
 
             snprintf(fp, sizeof(fp), "services.%s.hosts", all[i].service);
-            ret = field_error(errmsg, fp, "host name '%s' is already used by services.%s",
-                              all[i].host, all[i - 1].service);
+            ret = config_kw_error(errmsg, fp, "host name '%s' is already used by services.%s",
+                                  all[i].host, all[i - 1].service);
             break;
         }
     }
@@ -707,7 +562,7 @@ const struct config_kw config_kw_service_options[] = {
      AT(struct service_options, server_options),
      .max = CONFIG_OPTIONS_MAX,
      .def_str = DEFAULT_SERVER_OPTIONS,
-     .check = check_server_options,
+     .check = validate_server_options,
      .hup = HUP_RENDER},
     {0},
 };
@@ -722,9 +577,9 @@ static const struct config_kw service_rows[] = {
 
 /* struct tls_conf: etcd.tls, compared as one field */
 static const struct config_kw etcd_tls_rows[] = {
-    KW_STR_ROW("ca_file", struct tls_conf, ca_file, check_path, 0, HUP_RESTART),
-    KW_STR_ROW("cert_file", struct tls_conf, cert_file, check_path, 0, HUP_RESTART),
-    KW_STR_ROW("key_file", struct tls_conf, key_file, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("ca_file", struct tls_conf, ca_file, validate_file_path, 0, HUP_RESTART),
+    KW_STR_ROW("cert_file", struct tls_conf, cert_file, validate_file_path, 0, HUP_RESTART),
+    KW_STR_ROW("key_file", struct tls_conf, key_file, validate_file_path, 0, HUP_RESTART),
     KW_STR_ROW("server_name", struct tls_conf, server_name, NULL, 0, HUP_RESTART),
     KW_CHECK_ROW(check_etcd_tls),
     {0},
@@ -737,7 +592,7 @@ static const struct config_kw etcd_rows[] = {
      .same = same_etcd_endpoints,
      .flags = KW_REQUIRED,
      .hup = HUP_RESTART},
-    KW_STR_ROW("prefix", struct config, etcd_prefix, check_prefix, KW_REQUIRED, HUP_RESTART),
+    KW_STR_ROW("prefix", struct config, etcd_prefix, validate_prefix, KW_REQUIRED, HUP_RESTART),
     {.name = "tls",
      .type = KW_BLOCK,
      AT(struct config, etcd_tls),
@@ -745,7 +600,8 @@ static const struct config_kw etcd_rows[] = {
      .flags = KW_WHOLE,
      .hup = HUP_RESTART},
     KW_STR_ROW("username", struct config, etcd_username, NULL, 0, HUP_RESTART),
-    KW_STR_ROW("password_file", struct config, etcd_password_file, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("password_file", struct config, etcd_password_file, validate_file_path, 0,
+               HUP_RESTART),
     KW_CHECK_ROW(check_etcd_user),
     KW_ENUM_ROW("transport", struct config, etcd_transport, parse_transport,
                 "must be \"grpc\" or \"json\"", ETCD_TRANSPORT_GRPC, HUP_RESTART),
@@ -753,19 +609,20 @@ static const struct config_kw etcd_rows[] = {
 };
 
 static const struct config_kw haproxy_rows[] = {
-    KW_STR_ROW("runtime_socket", struct config, runtime_socket, check_socket, KW_REQUIRED,
+    KW_STR_ROW("runtime_socket", struct config, runtime_socket, validate_socket_addr,
+               KW_REQUIRED_LATE, HUP_RESTART),
+    KW_STR_ROW("master_socket", struct config, master_socket, validate_socket_addr, 0, HUP_RESTART),
+    KW_STR_ROW("base_config", struct config, base_config, validate_file_path, 0, HUP_RESTART),
+    KW_STR_ROW("services_file", struct config, services_file, validate_file_path, KW_REQUIRED_LATE,
                HUP_RESTART),
-    KW_STR_ROW("master_socket", struct config, master_socket, check_socket, 0, HUP_RESTART),
-    KW_STR_ROW("base_config", struct config, base_config, check_path, 0, HUP_RESTART),
-    KW_STR_ROW("services_file", struct config, services_file, check_path, KW_REQUIRED, HUP_RESTART),
-    KW_STR_ROW("reload_command", struct config, reload_command, check_command, 0, HUP_RESTART),
+    KW_STR_ROW("reload_command", struct config, reload_command, validate_command, 0, HUP_RESTART),
     {.name = "binary",
      .type = KW_STRING,
      AT(struct config, haproxy_bin),
-     .check = check_path,
+     .check = validate_file_path,
      .def_str = "haproxy", /* PATH */
      .hup = HUP_RESTART},
-    KW_STR_ROW("hosts_map", struct config, hosts_map, check_path, 0, HUP_RESTART),
+    KW_STR_ROW("hosts_map", struct config, hosts_map, validate_file_path, 0, HUP_RESTART),
     KW_CHECK_ROW(check_haproxy_files),
     KW_INT_ROW("min_reload_interval_ms", struct config, min_reload_interval_ms, 0,
                MIN_RELOAD_INTERVAL_MS_MAX, DEFAULT_MIN_RELOAD_INTERVAL_MS, HUP_LIVE),
@@ -782,29 +639,30 @@ static const struct config_kw haproxy_rows[] = {
 };
 
 const struct config_kw config_kw_http_frontend[] = {
+    KW_INT_ROW("spare_backends", struct config, spare_backends, 0, SPARE_MAX,
+               DEFAULT_SPARE_BACKENDS, HUP_RENDER),
     {.name = "bind",
      .type = KW_LISTEN,
      AT(struct config, http_bind),
      .flags = KW_REQUIRED,
      .hup = HUP_RENDER},
-    KW_INT_ROW("spare_backends", struct config, spare_backends, 0, SPARE_MAX,
-               DEFAULT_SPARE_BACKENDS, HUP_RENDER),
-    KW_STR_ROW("domain", struct config, http_domain, check_http_domain, 0, HUP_RENDER),
+    KW_STR_ROW("domain", struct config, http_domain, check_http_domain, KW_LOWER, HUP_RENDER),
     {0},
 };
 
 /* struct admin_conf: taken at start only (a SIGHUP reads the files again) */
 static const struct config_kw admin_tls_rows[] = {
-    KW_STR_ROW("cert_file", struct admin_conf, tls_cert_file, check_path, 0, HUP_KEPT),
-    KW_STR_ROW("key_file", struct admin_conf, tls_key_file, check_path, 0, HUP_KEPT),
-    KW_STR_ROW("client_ca_file", struct admin_conf, tls_client_ca_file, check_path, 0, HUP_KEPT),
+    KW_STR_ROW("cert_file", struct admin_conf, tls_cert_file, validate_file_path, 0, HUP_KEPT),
+    KW_STR_ROW("key_file", struct admin_conf, tls_key_file, validate_file_path, 0, HUP_KEPT),
+    KW_STR_ROW("client_ca_file", struct admin_conf, tls_client_ca_file, validate_file_path, 0,
+               HUP_KEPT),
     KW_CHECK_ROW(check_admin_tls),
     {0},
 };
 
 const struct config_kw config_kw_admin_conf[] = {
     {.name = "tls", .type = KW_BLOCK, .sub = admin_tls_rows, .hup = HUP_KEPT},
-    KW_STR_ROW("token_file", struct admin_conf, token_file, check_path, 0, HUP_KEPT),
+    KW_STR_ROW("token_file", struct admin_conf, token_file, validate_file_path, 0, HUP_KEPT),
     {.name = "protected_paths",
      .type = KW_CUSTOM,
      AT(struct admin_conf, protected_paths),
@@ -829,17 +687,20 @@ static const struct config_kw admin_rows[] = {
 
 /* "dns": the hosts file for dnsmasq */
 static const struct config_kw dns_rows[] = {
-    KW_STR_ROW("hosts_file", struct config, dns.hosts_file, check_path, KW_REQUIRED, HUP_LIVE),
-    KW_STR_ROW("reload_pid_file", struct config, dns.reload_pid_file, check_path, 0, HUP_LIVE),
+    KW_STR_ROW("hosts_file", struct config, dns.hosts_file, validate_file_path, KW_REQUIRED_LATE,
+               HUP_LIVE),
+    KW_STR_ROW("reload_pid_file", struct config, dns.reload_pid_file, validate_file_path, 0,
+               HUP_LIVE),
     {.name = "domain",
      .type = KW_STRING,
      AT(struct config, dns.domain),
      .check = check_dns_domain,
-     .def_str = "service.local"},
+     .def_str = "service.local",
+     .flags = KW_LOWER},
     {.name = "address",
      .type = KW_STRING,
      AT(struct config, dns.address),
-     .check = check_ip_literal,
+     .check = validate_ip_literal,
      .def_str = "127.0.0.1"},
     {0},
 };
@@ -888,204 +749,6 @@ const struct config_kw config_kw_root[] = {
     {0},
 };
 
-/* ---- the reader ---- */
-
-static const struct config_kw *kw_find(const struct config_kw *rows, const char *key)
-{
-    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
-        const struct config_kw *found;
-
-        if (kw->type == KW_INLINE && (found = kw_find(kw->sub, key)))
-            return found;
-        if (kw->name && strcmp(kw->name, key) == 0)
-            return kw;
-    }
-    return NULL;
-}
-
-/* An unknown key is named with the closest known key of its block (issue
- * 19: "runtime_sock" said only "unknown key"), and when that key is
- * required and not set, so is that. */
-static int check_keys(json_t *obj, const char *path, const struct config_kw *rows, char **errmsg)
-{
-    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-        const char *key = json_object_iter_key(it), *best;
-        char q[QUOTE_SIZE], fp[FIELD_PATH_SIZE], rp[FIELD_PATH_SIZE];
-
-        if (kw_find(rows, key))
-            continue;
-        best = config_kw_suggest(rows, key);
-        join(fp, sizeof(fp), path, quote(key, q, sizeof(q)));
-        if (best && (kw_find(rows, best)->flags & KW_REQUIRED) && !json_object_get(obj, best))
-            return field_error(errmsg, fp,
-                               "unknown key; did you mean \"%s\"? (%s is required and not "
-                               "set)",
-                               best, join(rp, sizeof(rp), path, best));
-        if (best)
-            return field_error(errmsg, fp, "unknown key; did you mean \"%s\"?", best);
-        return field_error(errmsg, fp, "unknown key");
-    }
-    return 0;
-}
-
-static int load_rows(const struct config_kw_ctx *ctx, const struct config_kw *rows, bool defaults,
-                     char **errmsg);
-
-static int set_defaults(const struct config_kw *rows, char *base, char **errmsg);
-
-/* The default of one row, into field; a block's, when it is KW_ALWAYS. */
-static int set_default(const struct config_kw *kw, void *field, char **errmsg)
-{
-    switch (kw->type) {
-    case KW_INT:
-    case KW_ENUM:
-        *(int *)field = (int)kw->def;
-        return 0;
-    case KW_BOOL:
-        *(bool *)field = kw->def != 0;
-        return 0;
-    case KW_CUSTOM:
-        if (kw->def)
-            *(unsigned *)field = (unsigned)kw->def;
-        return 0;
-    case KW_CHARS:
-        if (kw->def_str)
-            snprintf(field, (size_t)kw->max, "%s", kw->def_str);
-        return 0;
-    case KW_STRING:
-        return kw->def_str ? set_string(field, kw->def_str, errmsg) : 0;
-    case KW_INLINE:
-        return set_defaults(kw->sub, field, errmsg);
-    case KW_BLOCK:
-        return (kw->flags & KW_ALWAYS) ? set_defaults(kw->sub, field, errmsg) : 0;
-    default:
-        return 0;
-    }
-}
-
-/* The defaults of rows at base, for a block that is absent. */
-static int set_defaults(const struct config_kw *rows, char *base, char **errmsg)
-{
-    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
-        int ret = set_default(kw, base + kw->offset, errmsg);
-
-        if (ret < 0)
-            return ret;
-    }
-    return 0;
-}
-
-/* obj.key as a string without NUL into *s, borrowed. */
-static int get_string(json_t *j, const char *fp, const char **s, char **errmsg)
-{
-    if (!json_is_string(j))
-        return field_error(errmsg, fp, "must be a string");
-    if (json_string_length(j) != strlen(json_string_value(j)))
-        return field_error(errmsg, fp, "must not contain NUL");
-    *s = json_string_value(j);
-    return 0;
-}
-
-static int load_block(const struct config_kw_ctx *ctx, const struct config_kw *kw, json_t *j,
-                      const char *fp, char **errmsg)
-{
-    struct config_kw_ctx sub = {j, fp, (char *)ctx->base + kw->offset, ctx->cfg, ctx->problems};
-    int ret;
-
-    if (!json_is_object(j))
-        return field_error(errmsg, fp, "must be an object");
-    ret = check_keys(j, fp, kw->sub, errmsg);
-    if (ret < 0)
-        return ret;
-    return load_rows(&sub, kw->sub, true, errmsg);
-}
-
-/* One row of the block ctx reads: with defaults, an absent member takes
- * the row's default. */
-static int load_row(const struct config_kw_ctx *ctx, const struct config_kw *kw, bool defaults,
-                    char **errmsg)
-{
-    char fp[FIELD_PATH_SIZE], norm[CONFIG_HOSTNAME_MAX + 1];
-    void *field = (char *)ctx->base + kw->offset;
-    json_t *j = kw->name ? json_object_get(ctx->obj, kw->name) : NULL;
-    const char *s = NULL;
-    json_int_t v;
-    int ret;
-
-    if (kw->type == KW_CHECK)
-        return kw->load(ctx, kw, NULL, errmsg);
-    if (kw->type == KW_INLINE) {
-        struct config_kw_ctx sub = *ctx;
-
-        sub.base = field;
-        return load_rows(&sub, kw->sub, defaults, errmsg);
-    }
-    if (!j) {
-        if (kw->flags & KW_REQUIRED)
-            return required(errmsg, ctx->path, kw->name);
-        return defaults ? set_default(kw, field, errmsg) : 0;
-    }
-    join(fp, sizeof(fp), ctx->path, kw->name);
-    switch (kw->type) {
-    case KW_BLOCK:
-        return load_block(ctx, kw, j, fp, errmsg);
-    case KW_CUSTOM:
-        return kw->load(ctx, kw, j, errmsg);
-    case KW_INT:
-        if (!json_is_integer(j))
-            return field_error(errmsg, fp, "must be an integer");
-        v = json_integer_value(j);
-        if (v < kw->min || v > kw->max)
-            return field_error(errmsg, fp, "must be between %ld and %ld", kw->min, kw->max);
-        *(int *)field = (int)v;
-        return 0;
-    case KW_BOOL:
-        if (!json_is_boolean(j))
-            return field_error(errmsg, fp, "must be true or false");
-        *(bool *)field = json_is_true(j);
-        return 0;
-    default:
-        break;
-    }
-    if ((ret = get_string(j, fp, &s, errmsg)) < 0)
-        return ret;
-    switch (kw->type) {
-    case KW_ENUM:
-        if ((ret = kw->parse(s)) < 0)
-            return field_error(errmsg, fp, "%s", kw->why);
-        *(int *)field = ret;
-        return 0;
-    case KW_LISTEN: {
-        char *reason = NULL;
-
-        if (validate_listen(s, field, &reason) < 0)
-            return reason_error(errmsg, fp, reason, "invalid address");
-        return kw->load ? kw->load(ctx, kw, j, errmsg) : 0;
-    }
-    case KW_CHARS:
-        if (kw->check && (ret = kw->check(fp, &s, norm, errmsg)) < 0)
-            return ret;
-        snprintf(field, (size_t)kw->max, "%s", s);
-        return 0;
-    default: /* KW_STRING: copied only when valid */
-        if (kw->check && (ret = kw->check(fp, &s, norm, errmsg)) < 0)
-            return ret;
-        return set_string(field, s, errmsg);
-    }
-}
-
-static int load_rows(const struct config_kw_ctx *ctx, const struct config_kw *rows, bool defaults,
-                     char **errmsg)
-{
-    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
-        int ret = load_row(ctx, kw, defaults, errmsg);
-
-        if (ret < 0)
-            return ret;
-    }
-    return 0;
-}
-
 static int load_service(json_t *obj, const char *name, struct config *cfg, struct service_conf *svc,
                         const struct config_kw *rows, char **errmsg)
 {
@@ -1098,11 +761,11 @@ static int load_service(json_t *obj, const char *name, struct config *cfg, struc
     snprintf(svc->name, sizeof(svc->name), "%s", name);
     svc->opt = cfg->defaults;
     if (!json_is_object(obj))
-        return field_error(errmsg, path, "must be an object");
-    ret = check_keys(obj, path, rows, errmsg);
+        return config_kw_error(errmsg, path, "must be an object");
+    ret = config_kw_check_keys(obj, path, rows, errmsg);
     if (ret < 0)
         return ret;
-    return load_rows(&ctx, rows, false, errmsg);
+    return config_kw_load(&ctx, rows, false, errmsg);
 }
 
 static int service_cmp(const void *a, const void *b)
@@ -1119,7 +782,7 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
     int ret;
 
     if (!json_is_object(services))
-        return field_error(errmsg, "services", "must be an object");
+        return config_kw_error(errmsg, "services", "must be an object");
     if (json_object_size(services) == 0)
         return 0;
     cfg->services = calloc(json_object_size(services), sizeof(*cfg->services));
@@ -1131,10 +794,10 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
         if (!endpoint_service_name_valid(name)) {
             char q[QUOTE_SIZE];
 
-            ret = field_error(errmsg, "services",
-                              "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
-                              "1-63 chars)",
-                              quote(name, q, sizeof(q)));
+            ret = config_kw_error(errmsg, "services",
+                                  "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
+                                  "1-63 chars)",
+                                  quote(name, q, sizeof(q)));
             if ((ret = keep_going(ctx->problems, ret, errmsg)) < 0)
                 return ret;
             continue;
@@ -1161,12 +824,12 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
         memprintf(errmsg, "the configuration must be a JSON object");
         return -EINVAL;
     }
-    if ((ret = keep_going(p, check_keys(root, "", config_kw_root, errmsg), errmsg)) < 0)
+    if ((ret = keep_going(p, config_kw_check_keys(root, "", config_kw_root, errmsg), errmsg)) < 0)
         return ret;
     for (const struct config_kw *kw = config_kw_root; kw->type != KW_END; kw++) {
         if ((kw->flags & KW_WITH_PREV) && failed)
             continue;
-        ret = load_row(&ctx, kw, true, errmsg);
+        ret = config_kw_load_row(&ctx, kw, true, errmsg);
         failed = ret < 0;
         if ((ret = keep_going(p, ret, errmsg)) < 0)
             return ret;
@@ -1286,12 +949,13 @@ int config_set_etcd(struct config *cfg, const char *urls, char **errmsg)
     int ret;
 
     if (!urls || !urls[0])
-        return required(errmsg, "etcd", "endpoints");
+        return config_kw_required(errmsg, "etcd", "endpoints");
     for (p = urls; *p; p++)
         if (*p == ',')
             count++;
     if (count > ETCD_ENDPOINTS_MAX)
-        return field_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs", ETCD_ENDPOINTS_MAX);
+        return config_kw_error(errmsg, "etcd.endpoints", "must list 1 to %d URLs",
+                               ETCD_ENDPOINTS_MAX);
     list = calloc(count, sizeof(char *));
     if (!list)
         return oom(errmsg);
@@ -1315,23 +979,22 @@ int config_set_etcd(struct config *cfg, const char *urls, char **errmsg)
 
 int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg)
 {
-    int ret;
+    char *reason = NULL;
 
     if (!prefix)
-        return required(errmsg, "etcd", "prefix");
-    ret = check_prefix("etcd.prefix", &prefix, NULL, errmsg);
-    if (ret < 0)
-        return ret;
-    return set_string(&cfg->etcd_prefix, prefix, errmsg);
+        return config_kw_required(errmsg, "etcd", "prefix");
+    if (validate_prefix(prefix, &reason) < 0)
+        return reason_error(errmsg, "etcd.prefix", reason, "invalid prefix");
+    return config_kw_set_string(&cfg->etcd_prefix, prefix, errmsg);
 }
 
 int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg)
 {
-    int ret = check_socket("haproxy.runtime_socket", &addr, NULL, errmsg);
+    char *reason = NULL;
 
-    if (ret < 0)
-        return ret;
-    return set_string(&cfg->runtime_socket, addr, errmsg);
+    if (validate_socket_addr(addr, &reason) < 0)
+        return reason_error(errmsg, "haproxy.runtime_socket", reason, "invalid address");
+    return config_kw_set_string(&cfg->runtime_socket, addr, errmsg);
 }
 
 int config_set_log_level(struct config *cfg, const char *level, char **errmsg)
@@ -1339,7 +1002,7 @@ int config_set_log_level(struct config *cfg, const char *level, char **errmsg)
     int l = level ? log_level_parse(level) : -1;
 
     if (l < 0)
-        return field_error(errmsg, "log_level", WHY_LOG_LEVEL);
+        return config_kw_error(errmsg, "log_level", WHY_LOG_LEVEL);
     cfg->log_level = l;
     return 0;
 }

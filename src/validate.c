@@ -4,6 +4,7 @@
  */
 #include <slotsync/validate.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,24 @@
 #include <slotsync/log.h>
 
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* Server keywords that fight slotsync's management of each slot, refused in
+ * server_options:
+ *  - enabled, disabled: slotsync drives each slot's admin state;
+ *  - weight: comes from each endpoint;
+ *  - id: every slot would get the same id;
+ *  - init-addr, resolvers: would let HAProxy change slot addresses (DNS)
+ *    behind slotsync's back;
+ *  - track: would tie every slot's state to another server;
+ *  - agent-check: the agent may set weight, drain and maint.
+ * "backup" is allowed: it changes how the backend uses its servers, not who
+ * manages them. */
+static const char *const managed_server_keywords[] = {
+    "enabled", "disabled", "weight", "id", "init-addr", "resolvers", "track", "agent-check"};
+
+_Static_assert(VALIDATE_PATH_MAX == CONFIG_PATH_MAX, "a path the config accepts");
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- character-level checks ---- */
 
@@ -257,4 +276,80 @@ int validate_prefix(const char *prefix, char **errmsg)
         return -EINVAL;
     }
     return 0;
+}
+
+/* A file path (no whitespace) or a command (spaces allowed). */
+static int text_valid(const char *s, size_t max, bool spaces, char **errmsg)
+{
+    size_t len = strnlen(s, max + 1);
+
+    if (len >= 1 && len <= max && validate_printable(s, len, spaces))
+        return 0;
+    memprintf(errmsg, "must be 1-%zu printable ASCII characters%s", max,
+              spaces ? "" : ", no whitespace");
+    return -EINVAL;
+}
+
+int validate_file_path(const char *path, char **errmsg)
+{
+    return text_valid(path, VALIDATE_PATH_MAX, false, errmsg);
+}
+
+int validate_command(const char *command, char **errmsg)
+{
+    return text_valid(command, VALIDATE_COMMAND_MAX, true, errmsg);
+}
+
+static bool option_char_ok(char c)
+{
+    return is_alnum(c) || (c && strchr("._:/@=,+-", c));
+}
+
+int validate_server_options(const char *s, char **errmsg)
+{
+    size_t len = strnlen(s, CONFIG_OPTIONS_MAX);
+    size_t start = 0;
+
+    if (len >= CONFIG_OPTIONS_MAX) {
+        memprintf(errmsg, "longer than %d bytes", CONFIG_OPTIONS_MAX - 1);
+        return -EINVAL;
+    }
+    for (size_t i = 0; len && i <= len; i++) {
+        char token[CONFIG_OPTIONS_MAX];
+
+        if (i < len && s[i] != ' ') {
+            if (option_char_ok(s[i]))
+                continue;
+            memprintf(errmsg,
+                      "invalid character at byte %zu (allowed: A-Z a-z 0-9 . _ : / @ = , + - "
+                      "and single spaces)",
+                      i + 1);
+            return -EINVAL;
+        }
+        if (i == start) {
+            memprintf(errmsg, "tokens must be separated by single spaces");
+            return -EINVAL;
+        }
+        memcpy(token, s + start, i - start);
+        token[i - start] = '\0';
+        for (size_t k = 0; k < ARRAY_SIZE(managed_server_keywords); k++) {
+            /* token holds only option characters: safe to echo */
+            if (strcmp(token, managed_server_keywords[k]) == 0) {
+                memprintf(errmsg, "token '%s' is managed by slotsync", token);
+                return -EINVAL;
+            }
+        }
+        start = i + 1;
+    }
+    return 0;
+}
+
+int validate_ip_literal(const char *s, char **errmsg)
+{
+    unsigned char bin[16];
+
+    if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1)
+        return 0;
+    memprintf(errmsg, "must be an IPv4 or IPv6 address literal");
+    return -EINVAL;
 }

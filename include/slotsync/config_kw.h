@@ -44,6 +44,9 @@ enum config_hup {
 #define KW_WITH_PREV (1u << 2) /* top level: read only when the row before was */
 #define KW_WHOLE (1u << 3)     /* KW_BLOCK: compared and named as one field */
 #define KW_NAMED (1u << 4)     /* KW_CUSTOM: an object of sub blocks named by their keys */
+/* required, but checked at the block's next KW_CHECK row (or its end) */
+#define KW_REQUIRED_LATE (1u << 5)
+#define KW_LOWER (1u << 6) /* KW_STRING: stored lower-cased */
 
 /* Where a row is read: the block's object, its path ("etcd.tls", "" at
  * the top), the base its offsets count from, and the whole config. */
@@ -64,9 +67,9 @@ struct config_kw {
     const char *def_str;            /* KW_STRING, KW_CHARS: the default (NULL: none) */
     int (*parse)(const char *name); /* KW_ENUM */
     const char *why;                /* KW_ENUM: the reason when parse fails */
-    /* KW_STRING, KW_CHARS: 0 or -EINVAL with "<fp>: <reason>" in *errmsg;
-     * may point *value at a normalised copy in norm (254 bytes). */
-    int (*check)(const char *fp, const char **value, char *norm, char **errmsg);
+    /* KW_STRING, KW_CHARS: 0 or -EINVAL with the reason (no field path)
+     * in *reason (validate.h's shape) */
+    int (*check)(const char *value, char **reason);
     /* KW_CUSTOM (value: the member or NULL), KW_CHECK (value NULL),
      * KW_LISTEN after parsing (value: the member). */
     int (*load)(const struct config_kw_ctx *ctx, const struct config_kw *kw, struct json_t *value,
@@ -84,6 +87,34 @@ extern const struct config_kw config_kw_root[];
 extern const struct config_kw config_kw_service_options[];
 extern const struct config_kw config_kw_admin_conf[];
 extern const struct config_kw config_kw_http_frontend[];
+
+/* Read the rows of the block ctx describes, in order, each stopping the
+ * block at its first error: 0, or a negative errno with "<path>: <reason>"
+ * in *errmsg (caller frees). With defaults, an absent member takes its
+ * row's default (a service's rows do not: they start from the defaults
+ * block). What was stored before an error stays for the caller to free. */
+int config_kw_load(const struct config_kw_ctx *ctx, const struct config_kw *rows, bool defaults,
+                   char **errmsg);
+/* One row of that (a top-level step). */
+int config_kw_load_row(const struct config_kw_ctx *ctx, const struct config_kw *kw, bool defaults,
+                       char **errmsg);
+
+/* 0 if every key of obj is a row of rows; else -EINVAL naming the first
+ * unknown one ("<path>.<key>: unknown key"), with config_kw_suggest()'s
+ * key when there is one, and whether that key is required and not set. */
+int config_kw_check_keys(struct json_t *obj, const char *path, const struct config_kw *rows,
+                         char **errmsg);
+
+/* Helpers of the readers. config_kw_error: "<path>: <reason>" into
+ * *errmsg, returns -EINVAL. config_kw_join: path + "." + key into buf (""
+ * path: key alone), returns buf. config_kw_required: "<path>.<key>:
+ * required". config_kw_set_string: *dst replaced by a copy of src (0 or
+ * -ENOMEM). */
+int config_kw_error(char **errmsg, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *config_kw_join(char *buf, size_t size, const char *path, const char *key);
+int config_kw_required(char **errmsg, const char *path, const char *key);
+int config_kw_set_string(char **dst, const char *src, char **errmsg);
 
 /* Call fn for every keyed row under table, depth first in table order,
  * with its dotted path ("etcd.tls.ca_file"; a service's "services.NAME.x");

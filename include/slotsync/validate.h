@@ -42,6 +42,23 @@ bool validate_hostname(const char *s, size_t len);
  * bytes). */
 bool validate_hostname_lower(const char *s, char *out);
 
+/* A file path: 1-VALIDATE_PATH_MAX printable ASCII bytes, no whitespace. */
+#define VALIDATE_PATH_MAX 4096
+int validate_file_path(const char *path, char **errmsg);
+
+/* A command for /bin/sh -c: 1-VALIDATE_COMMAND_MAX printable ASCII bytes,
+ * spaces allowed. */
+#define VALIDATE_COMMAND_MAX 4096
+int validate_command(const char *command, char **errmsg);
+
+/* HAProxy server keywords for every slot: "" or tokens of [A-Za-z0-9._:/@=,+-]
+ * separated by single spaces, shorter than CONFIG_OPTIONS_MAX, none of the
+ * keywords slotsync manages itself (weight, disabled, ...). */
+int validate_server_options(const char *options, char **errmsg);
+
+/* An IPv4 or IPv6 address literal. */
+int validate_ip_literal(const char *addr, char **errmsg);
+
 /* Every byte of s (len bytes) in 0x21..0x7e, or 0x20..0x7e with spaces. */
 bool validate_printable(const char *s, size_t len, bool spaces);
 
