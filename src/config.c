@@ -17,12 +17,10 @@
 #include <slotsync/config.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <arpa/inet.h>
 
 #include <jansson.h>
 
@@ -58,8 +56,6 @@
 #define DEFAULT_MAX_ENDPOINTS_PER_SERVICE 4096
 #define CAP_MAX 1000000
 
-#define WHY_LOG_LEVEL "must be one of error, warn, info, debug"
-
 static const char *const balance_names[] = {"roundrobin", "static-rr", "leastconn",
                                             "first",      "source",    "random"};
 static const char *const dynamic_balance_names[] = {"roundrobin", "leastconn", "first", "random"};
@@ -72,25 +68,6 @@ static bool in_list(const char *s, const char *const *list, size_t n)
         if (strcmp(s, list[i]) == 0)
             return true;
     return false;
-}
-
-/* Where config_load_all() sends each problem; NULL in config_load(), which
- * stops at the first. */
-struct problems {
-    config_report_fn report;
-    void *arg;
-    unsigned errors;
-};
-
-/* After one step of the load: with a collector, an error is reported and
- * the load goes on (0); without one, or out of memory, it stops (ret). */
-static int keep_going(struct problems *p, int ret, char **errmsg)
-{
-    if (ret >= 0 || !p || ret == -ENOMEM)
-        return ret;
-    p->report(p->arg, true, errmsg && *errmsg ? *errmsg : strerror(-ret));
-    p->errors++;
-    return 0;
 }
 
 static int oom(char **errmsg)
@@ -230,6 +207,13 @@ static int load_etcd_endpoints(const struct config_kw_ctx *ctx, const struct con
     return 0;
 }
 
+static void free_etcd_endpoints(void *base)
+{
+    struct config *cfg = base;
+
+    free_string_list(cfg->etcd_endpoints, cfg->n_etcd_endpoints);
+}
+
 static bool same_etcd_endpoints(const void *a, const void *b)
 {
     const struct config *x = a, *y = b;
@@ -281,6 +265,13 @@ static int load_hosts(const struct config_kw_ctx *ctx, const struct config_kw *k
         svc->n_hosts++;
     }
     return 0;
+}
+
+static void free_hosts(void *base)
+{
+    struct service_conf *svc = base;
+
+    free_string_list(svc->hosts, svc->n_hosts);
 }
 
 /* admin.protected_paths: a non-empty array of the endpoint's paths, each
@@ -341,6 +332,7 @@ static int check_admin_listen(const struct config_kw_ctx *ctx, const struct conf
     return 0;
 }
 
+static void free_services(void *base);
 static int load_services(const struct config_kw_ctx *ctx, const struct config_kw *kw,
                          json_t *services, char **errmsg);
 
@@ -427,21 +419,6 @@ static int check_admin_protection(const struct config_kw_ctx *ctx, const struct 
     return 0;
 }
 
-/* Two binds on the same port where one is a wildcard or both are the same
- * address: HAProxy binds with SO_REUSEPORT, so this would not fail at start
- * but silently split connections between two frontends. */
-static bool listen_wildcard(const struct listen_addr *l)
-{
-    return !l->host[0] || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
-}
-
-static bool listen_overlap(const struct listen_addr *a, const struct listen_addr *b)
-{
-    if (!a->set || !b->set || a->port != b->port)
-        return false;
-    return listen_wildcard(a) || listen_wildcard(b) || strcmp(a->host, b->host) == 0;
-}
-
 static int check_listen_conflicts(const struct config_kw_ctx *ctx, const struct config_kw *kw,
                                   json_t *value, char **errmsg)
 {
@@ -454,14 +431,14 @@ static int check_listen_conflicts(const struct config_kw_ctx *ctx, const struct 
         if (!a->listen.set)
             continue;
         snprintf(fp, sizeof(fp), "services.%s.listen", a->name);
-        if (listen_overlap(&a->listen, &cfg->http_bind))
+        if (validate_listen_overlap(&a->listen, &cfg->http_bind))
             return config_kw_error(errmsg, fp, "port %u is already used by http_frontend.bind",
                                    (unsigned)a->listen.port);
-        if (listen_overlap(&a->listen, &cfg->admin_listen))
+        if (validate_listen_overlap(&a->listen, &cfg->admin_listen))
             return config_kw_error(errmsg, fp, "port %u is already used by admin.listen",
                                    (unsigned)a->listen.port);
         for (size_t k = 0; k < i; k++)
-            if (listen_overlap(&a->listen, &cfg->services[k].listen))
+            if (validate_listen_overlap(&a->listen, &cfg->services[k].listen))
                 return config_kw_error(errmsg, fp, "port %u is already used by services.%s.listen",
                                        (unsigned)a->listen.port, cfg->services[k].name);
     }
@@ -522,67 +499,46 @@ static int check_host_conflicts(const struct config_kw_ctx *ctx, const struct co
 
 /* ---- the tables: one row per field, in the order they are read ---- */
 
-#define AT(st, f) .offset = offsetof(st, f)
-#define KW_INT_ROW(n, st, f, lo, hi, d, h)                                                         \
-    {                                                                                              \
-        .name = n, .type = KW_INT, AT(st, f), .min = lo, .max = hi, .def = d, .hup = h             \
-    }
-#define KW_STR_ROW(n, st, f, chk, fl, h)                                                           \
-    {                                                                                              \
-        .name = n, .type = KW_STRING, AT(st, f), .check = chk, .flags = fl, .hup = h               \
-    }
-#define KW_ENUM_ROW(n, st, f, fn, reason, d, h)                                                    \
-    {                                                                                              \
-        .name = n, .type = KW_ENUM, AT(st, f), .parse = fn, .why = reason, .def = d, .hup = h      \
-    }
-#define KW_CHECK_ROW(fn)                                                                           \
-    {                                                                                              \
-        .type = KW_CHECK, .load = fn                                                               \
-    }
+#define AT(st, f) offsetof(st, f)
+#define OPT(f) AT(struct service_options, f)
+#define CFG(f) AT(struct config, f)
+#define TLS(f) AT(struct tls_conf, f)
+#define ADM(f) AT(struct admin_conf, f)
 
 /* struct service_options: defaults.* and every services.NAME. A raised
  * slots count is applied at run time, a lowered one removes nothing; the
  * others change the rendered backend. */
 const struct config_kw config_kw_service_options[] = {
-    KW_INT_ROW("slots", struct service_options, slots, 1, CONFIG_SLOTS_MAX, DEFAULT_SLOTS,
-               HUP_LIVE),
-    KW_INT_ROW("slot_growth", struct service_options, slot_growth, 0, CONFIG_SLOTS_MAX, 0,
-               HUP_RENDER),
-    KW_ENUM_ROW("mode", struct service_options, mode, parse_mode, "must be \"http\" or \"tcp\"",
-                MODE_HTTP, HUP_RENDER),
-    {.name = "balance",
-     .type = KW_CHARS,
-     AT(struct service_options, balance),
-     .max = sizeof(((struct service_options *)0)->balance),
-     .def_str = DEFAULT_BALANCE,
-     .check = check_balance,
-     .hup = HUP_RENDER},
-    {.name = "server_options",
-     .type = KW_CHARS,
-     AT(struct service_options, server_options),
-     .max = CONFIG_OPTIONS_MAX,
-     .def_str = DEFAULT_SERVER_OPTIONS,
-     .check = validate_server_options,
-     .hup = HUP_RENDER},
-    {0},
+    ROW_INT("slots", OPT(slots), 1, CONFIG_SLOTS_MAX, DEFAULT_SLOTS, HUP_LIVE),
+    ROW_INT("slot_growth", OPT(slot_growth), 0, CONFIG_SLOTS_MAX, 0, HUP_RENDER),
+    ROW_ENUM("mode", OPT(mode), parse_mode, "must be \"http\" or \"tcp\"", MODE_HTTP, HUP_RENDER),
+    ROW_CHARS("balance", OPT(balance), sizeof(((struct service_options *)0)->balance),
+              check_balance, DEFAULT_BALANCE, HUP_RENDER),
+    ROW_CHARS("server_options", OPT(server_options), CONFIG_OPTIONS_MAX, validate_server_options,
+              DEFAULT_SERVER_OPTIONS, HUP_RENDER),
+    ROW_END,
 };
 
 /* struct service_conf: services.NAME */
 static const struct config_kw service_rows[] = {
-    {.type = KW_INLINE, AT(struct service_conf, opt), .sub = config_kw_service_options},
-    {.name = "listen", .type = KW_LISTEN, AT(struct service_conf, listen), .hup = HUP_RENDER},
-    {.name = "hosts", .type = KW_CUSTOM, .load = load_hosts, .hup = HUP_RENDER},
-    {0},
+    ROW_INLINE(AT(struct service_conf, opt), config_kw_service_options),
+    ROW_LISTEN("listen", AT(struct service_conf, listen), NULL, 0, HUP_RENDER),
+    {.name = "hosts",
+     .type = KW_CUSTOM,
+     .load = load_hosts,
+     .release = free_hosts,
+     .hup = HUP_RENDER},
+    ROW_END,
 };
 
 /* struct tls_conf: etcd.tls, compared as one field */
 static const struct config_kw etcd_tls_rows[] = {
-    KW_STR_ROW("ca_file", struct tls_conf, ca_file, validate_file_path, 0, HUP_RESTART),
-    KW_STR_ROW("cert_file", struct tls_conf, cert_file, validate_file_path, 0, HUP_RESTART),
-    KW_STR_ROW("key_file", struct tls_conf, key_file, validate_file_path, 0, HUP_RESTART),
-    KW_STR_ROW("server_name", struct tls_conf, server_name, NULL, 0, HUP_RESTART),
-    KW_CHECK_ROW(check_etcd_tls),
-    {0},
+    ROW_STR("ca_file", TLS(ca_file), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_STR("cert_file", TLS(cert_file), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_STR("key_file", TLS(key_file), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_STR("server_name", TLS(server_name), NULL, NULL, 0, HUP_RESTART),
+    ROW_CHECK(check_etcd_tls),
+    ROW_END,
 };
 
 static const struct config_kw etcd_rows[] = {
@@ -590,163 +546,121 @@ static const struct config_kw etcd_rows[] = {
      .type = KW_CUSTOM,
      .load = load_etcd_endpoints,
      .same = same_etcd_endpoints,
+     .release = free_etcd_endpoints,
      .flags = KW_REQUIRED,
      .hup = HUP_RESTART},
-    KW_STR_ROW("prefix", struct config, etcd_prefix, validate_prefix, KW_REQUIRED, HUP_RESTART),
-    {.name = "tls",
-     .type = KW_BLOCK,
-     AT(struct config, etcd_tls),
-     .sub = etcd_tls_rows,
-     .flags = KW_WHOLE,
-     .hup = HUP_RESTART},
-    KW_STR_ROW("username", struct config, etcd_username, NULL, 0, HUP_RESTART),
-    KW_STR_ROW("password_file", struct config, etcd_password_file, validate_file_path, 0,
-               HUP_RESTART),
-    KW_CHECK_ROW(check_etcd_user),
-    KW_ENUM_ROW("transport", struct config, etcd_transport, parse_transport,
-                "must be \"grpc\" or \"json\"", ETCD_TRANSPORT_GRPC, HUP_RESTART),
-    {0},
+    ROW_STR("prefix", CFG(etcd_prefix), validate_prefix, NULL, KW_REQUIRED, HUP_RESTART),
+    ROW_BLOCK("tls", CFG(etcd_tls), etcd_tls_rows, KW_WHOLE, HUP_RESTART),
+    ROW_STR("username", CFG(etcd_username), NULL, NULL, 0, HUP_RESTART),
+    ROW_STR("password_file", CFG(etcd_password_file), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_CHECK(check_etcd_user),
+    ROW_ENUM("transport", CFG(etcd_transport), parse_transport, "must be \"grpc\" or \"json\"",
+             ETCD_TRANSPORT_GRPC, HUP_RESTART),
+    ROW_END,
 };
 
 static const struct config_kw haproxy_rows[] = {
-    KW_STR_ROW("runtime_socket", struct config, runtime_socket, validate_socket_addr,
-               KW_REQUIRED_LATE, HUP_RESTART),
-    KW_STR_ROW("master_socket", struct config, master_socket, validate_socket_addr, 0, HUP_RESTART),
-    KW_STR_ROW("base_config", struct config, base_config, validate_file_path, 0, HUP_RESTART),
-    KW_STR_ROW("services_file", struct config, services_file, validate_file_path, KW_REQUIRED_LATE,
-               HUP_RESTART),
-    KW_STR_ROW("reload_command", struct config, reload_command, validate_command, 0, HUP_RESTART),
-    {.name = "binary",
-     .type = KW_STRING,
-     AT(struct config, haproxy_bin),
-     .check = validate_file_path,
-     .def_str = "haproxy", /* PATH */
-     .hup = HUP_RESTART},
-    KW_STR_ROW("hosts_map", struct config, hosts_map, validate_file_path, 0, HUP_RESTART),
-    KW_CHECK_ROW(check_haproxy_files),
-    KW_INT_ROW("min_reload_interval_ms", struct config, min_reload_interval_ms, 0,
-               MIN_RELOAD_INTERVAL_MS_MAX, DEFAULT_MIN_RELOAD_INTERVAL_MS, HUP_LIVE),
+    ROW_STR("runtime_socket", CFG(runtime_socket), validate_socket_addr, NULL, KW_REQUIRED_LATE,
+            HUP_RESTART),
+    ROW_STR("master_socket", CFG(master_socket), validate_socket_addr, NULL, 0, HUP_RESTART),
+    ROW_STR("base_config", CFG(base_config), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_STR("services_file", CFG(services_file), validate_file_path, NULL, KW_REQUIRED_LATE,
+            HUP_RESTART),
+    ROW_STR("reload_command", CFG(reload_command), validate_command, NULL, 0, HUP_RESTART),
+    ROW_STR("binary", CFG(haproxy_bin), validate_file_path, "haproxy", 0, HUP_RESTART),
+    ROW_STR("hosts_map", CFG(hosts_map), validate_file_path, NULL, 0, HUP_RESTART),
+    ROW_CHECK(check_haproxy_files),
+    ROW_INT("min_reload_interval_ms", CFG(min_reload_interval_ms), 0, MIN_RELOAD_INTERVAL_MS_MAX,
+            DEFAULT_MIN_RELOAD_INTERVAL_MS, HUP_LIVE),
     /* issue 23: the socket or one reload for a large plan (bulk.h) */
-    KW_ENUM_ROW("bulk_path", struct config, bulk_path, bulk_path_parse,
-                "must be one of auto, runtime, reload", BULK_PATH_AUTO, HUP_LIVE),
-    KW_INT_ROW("runtime_command_us", struct config, runtime_command_us, 1, BULK_COST_US_MAX,
-               BULK_COMMAND_US_DEFAULT, HUP_LIVE),
-    KW_INT_ROW("reload_server_us", struct config, reload_server_us, 1, BULK_COST_US_MAX,
-               BULK_RELOAD_SERVER_US_DEFAULT, HUP_LIVE),
-    KW_INT_ROW("runtime_timeout_s", struct config, runtime_timeout_s, RUNTIME_TIMEOUT_S_MIN,
-               RUNTIME_TIMEOUT_S_MAX, RUNTIME_TIMEOUT_S, HUP_RESTART),
-    {0},
+    ROW_ENUM("bulk_path", CFG(bulk_path), bulk_path_parse, "must be one of auto, runtime, reload",
+             BULK_PATH_AUTO, HUP_LIVE),
+    ROW_INT("runtime_command_us", CFG(runtime_command_us), 1, BULK_COST_US_MAX,
+            BULK_COMMAND_US_DEFAULT, HUP_LIVE),
+    ROW_INT("reload_server_us", CFG(reload_server_us), 1, BULK_COST_US_MAX,
+            BULK_RELOAD_SERVER_US_DEFAULT, HUP_LIVE),
+    ROW_INT("runtime_timeout_s", CFG(runtime_timeout_s), RUNTIME_TIMEOUT_S_MIN,
+            RUNTIME_TIMEOUT_S_MAX, RUNTIME_TIMEOUT_S, HUP_RESTART),
+    ROW_END,
 };
 
 const struct config_kw config_kw_http_frontend[] = {
-    KW_INT_ROW("spare_backends", struct config, spare_backends, 0, SPARE_MAX,
-               DEFAULT_SPARE_BACKENDS, HUP_RENDER),
-    {.name = "bind",
-     .type = KW_LISTEN,
-     AT(struct config, http_bind),
-     .flags = KW_REQUIRED,
-     .hup = HUP_RENDER},
-    KW_STR_ROW("domain", struct config, http_domain, check_http_domain, KW_LOWER, HUP_RENDER),
-    {0},
+    ROW_INT("spare_backends", CFG(spare_backends), 0, SPARE_MAX, DEFAULT_SPARE_BACKENDS,
+            HUP_RENDER),
+    ROW_LISTEN("bind", CFG(http_bind), NULL, KW_REQUIRED, HUP_RENDER),
+    ROW_STR("domain", CFG(http_domain), check_http_domain, NULL, KW_LOWER, HUP_RENDER),
+    ROW_END,
 };
 
 /* struct admin_conf: taken at start only (a SIGHUP reads the files again) */
 static const struct config_kw admin_tls_rows[] = {
-    KW_STR_ROW("cert_file", struct admin_conf, tls_cert_file, validate_file_path, 0, HUP_KEPT),
-    KW_STR_ROW("key_file", struct admin_conf, tls_key_file, validate_file_path, 0, HUP_KEPT),
-    KW_STR_ROW("client_ca_file", struct admin_conf, tls_client_ca_file, validate_file_path, 0,
-               HUP_KEPT),
-    KW_CHECK_ROW(check_admin_tls),
-    {0},
+    ROW_STR("cert_file", ADM(tls_cert_file), validate_file_path, NULL, 0, HUP_KEPT),
+    ROW_STR("key_file", ADM(tls_key_file), validate_file_path, NULL, 0, HUP_KEPT),
+    ROW_STR("client_ca_file", ADM(tls_client_ca_file), validate_file_path, NULL, 0, HUP_KEPT),
+    ROW_CHECK(check_admin_tls),
+    ROW_END,
 };
 
 const struct config_kw config_kw_admin_conf[] = {
-    {.name = "tls", .type = KW_BLOCK, .sub = admin_tls_rows, .hup = HUP_KEPT},
-    KW_STR_ROW("token_file", struct admin_conf, token_file, validate_file_path, 0, HUP_KEPT),
-    {.name = "protected_paths",
-     .type = KW_CUSTOM,
-     AT(struct admin_conf, protected_paths),
-     .def = ADMIN_PATHS_PROTECTED_DEFAULT,
-     .load = load_admin_paths,
-     .same = same_admin_paths,
-     .hup = HUP_KEPT},
-    {0},
+    ROW_BLOCK("tls", 0, admin_tls_rows, 0, HUP_KEPT),
+    ROW_STR("token_file", ADM(token_file), validate_file_path, NULL, 0, HUP_KEPT),
+    ROW_CUSTOM("protected_paths", ADM(protected_paths), load_admin_paths, same_admin_paths,
+               ADMIN_PATHS_PROTECTED_DEFAULT, 0, HUP_KEPT),
+    ROW_END,
 };
 
 static const struct config_kw admin_rows[] = {
-    {.type = KW_INLINE, AT(struct config, admin), .sub = config_kw_admin_conf},
-    KW_CHECK_ROW(check_admin_protection),
-    {.name = "listen",
-     .type = KW_LISTEN,
-     AT(struct config, admin_listen),
-     .load = check_admin_listen,
-     .flags = KW_REQUIRED,
-     .hup = HUP_KEPT},
-    {0},
+    ROW_INLINE(CFG(admin), config_kw_admin_conf),
+    ROW_CHECK(check_admin_protection),
+    ROW_LISTEN("listen", CFG(admin_listen), check_admin_listen, KW_REQUIRED, HUP_KEPT),
+    ROW_END,
 };
 
 /* "dns": the hosts file for dnsmasq */
 static const struct config_kw dns_rows[] = {
-    KW_STR_ROW("hosts_file", struct config, dns.hosts_file, validate_file_path, KW_REQUIRED_LATE,
-               HUP_LIVE),
-    KW_STR_ROW("reload_pid_file", struct config, dns.reload_pid_file, validate_file_path, 0,
-               HUP_LIVE),
-    {.name = "domain",
-     .type = KW_STRING,
-     AT(struct config, dns.domain),
-     .check = check_dns_domain,
-     .def_str = "service.local",
-     .flags = KW_LOWER},
-    {.name = "address",
-     .type = KW_STRING,
-     AT(struct config, dns.address),
-     .check = validate_ip_literal,
-     .def_str = "127.0.0.1"},
-    {0},
+    ROW_STR("hosts_file", CFG(dns.hosts_file), validate_file_path, NULL, KW_REQUIRED_LATE,
+            HUP_LIVE),
+    ROW_STR("reload_pid_file", CFG(dns.reload_pid_file), validate_file_path, NULL, 0, HUP_LIVE),
+    ROW_STR("domain", CFG(dns.domain), check_dns_domain, "service.local", KW_LOWER, HUP_LIVE),
+    ROW_STR("address", CFG(dns.address), validate_ip_literal, "127.0.0.1", 0, HUP_LIVE),
+    ROW_END,
 };
 
 /* The top level: each row is one step; config_load_all() reports a step's
  * error and goes on with the next. */
 const struct config_kw config_kw_root[] = {
-    {.name = "etcd", .type = KW_BLOCK, .sub = etcd_rows, .flags = KW_REQUIRED},
-    {.name = "haproxy", .type = KW_BLOCK, .sub = haproxy_rows, .flags = KW_REQUIRED},
-    {.name = "defaults",
-     .type = KW_BLOCK,
-     AT(struct config, defaults),
-     .sub = config_kw_service_options,
-     .flags = KW_ALWAYS},
+    ROW_BLOCK("etcd", 0, etcd_rows, KW_REQUIRED, HUP_LIVE),
+    ROW_BLOCK("haproxy", 0, haproxy_rows, KW_REQUIRED, HUP_LIVE),
+    ROW_BLOCK("defaults", CFG(defaults), config_kw_service_options, KW_ALWAYS, HUP_LIVE),
     {.name = "services",
      .type = KW_CUSTOM,
      .load = load_services,
+     .release = free_services,
      .sub = service_rows,
      .flags = KW_NAMED,
      .hup = HUP_RENDER},
-    {.name = "http_frontend", .type = KW_BLOCK, .sub = config_kw_http_frontend},
-    {.name = "admin", .type = KW_BLOCK, .sub = admin_rows, .flags = KW_ALWAYS},
-    KW_INT_ROW("resync_interval_s", struct config, resync_interval_s, 1, RESYNC_INTERVAL_S_MAX,
-               DEFAULT_RESYNC_INTERVAL_S, HUP_LIVE),
-    KW_ENUM_ROW("log_level", struct config, log_level, log_level_parse, WHY_LOG_LEVEL,
-                LOG_LEVEL_INFO, HUP_LIVE),
-    {.name = "allow_empty_registry",
-     .type = KW_BOOL,
-     AT(struct config, allow_empty_registry),
-     .hup = HUP_LIVE},
-    /* text (default), logfmt or json (log.h); read at start */
-    KW_ENUM_ROW("log_format", struct config, log_format, log_format_parse,
-                "must be one of text, logfmt, json", LOG_FORMAT_TEXT, HUP_KEPT),
-    {.name = "dns", .type = KW_BLOCK, .sub = dns_rows},
-    /* the caps on what etcd can create (0 = no cap) */
-    KW_INT_ROW("max_services", struct config, max_services, 0, CAP_MAX, DEFAULT_MAX_SERVICES,
-               HUP_LIVE),
+    ROW_BLOCK("http_frontend", 0, config_kw_http_frontend, 0, HUP_LIVE),
+    ROW_BLOCK("admin", 0, admin_rows, KW_ALWAYS, HUP_LIVE),
+    ROW_INT("resync_interval_s", CFG(resync_interval_s), 1, RESYNC_INTERVAL_S_MAX,
+            DEFAULT_RESYNC_INTERVAL_S, HUP_LIVE),
+    ROW_ENUM("log_level", CFG(log_level), log_level_parse,
+             "must be one of error, warn, info, debug", LOG_LEVEL_INFO, HUP_LIVE),
+    {.name = "allow_empty_registry", .type = KW_BOOL, .offset = CFG(allow_empty_registry)},
+    /* text (default), logfmt or json (log.h): read at start only */
+    ROW_ENUM("log_format", CFG(log_format), log_format_parse, "must be one of text, logfmt, json",
+             LOG_FORMAT_TEXT, HUP_KEPT),
+    ROW_BLOCK("dns", 0, dns_rows, 0, HUP_LIVE),
+    /* the caps on what etcd can create (0 = no cap); one step */
+    ROW_INT("max_services", CFG(max_services), 0, CAP_MAX, DEFAULT_MAX_SERVICES, HUP_LIVE),
     {.name = "max_endpoints_per_service",
      .type = KW_INT,
-     AT(struct config, max_endpoints_per_service),
+     .offset = CFG(max_endpoints_per_service),
      .max = CAP_MAX,
      .def = DEFAULT_MAX_ENDPOINTS_PER_SERVICE,
      .flags = KW_WITH_PREV},
-    KW_CHECK_ROW(check_listen_conflicts),
-    KW_CHECK_ROW(check_host_conflicts),
-    {0},
+    ROW_CHECK(check_listen_conflicts),
+    ROW_CHECK(check_host_conflicts),
+    ROW_END,
 };
 
 static int load_service(json_t *obj, const char *name, struct config *cfg, struct service_conf *svc,
@@ -766,6 +680,15 @@ static int load_service(json_t *obj, const char *name, struct config *cfg, struc
     if (ret < 0)
         return ret;
     return config_kw_load(&ctx, rows, false, errmsg);
+}
+
+static void free_services(void *base)
+{
+    struct config *cfg = base;
+
+    for (size_t i = 0; i < cfg->n_services; i++)
+        config_kw_release(service_rows, &cfg->services[i]);
+    free(cfg->services);
 }
 
 static int service_cmp(const void *a, const void *b)
@@ -798,14 +721,14 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
                                   "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
                                   "1-63 chars)",
                                   quote(name, q, sizeof(q)));
-            if ((ret = keep_going(ctx->problems, ret, errmsg)) < 0)
+            if ((ret = config_kw_keep_going(ctx->problems, ret, errmsg)) < 0)
                 return ret;
             continue;
         }
         /* counted first, so that config_free() sees what a failure left */
         ret = load_service(json_object_iter_value(it), name, cfg, &cfg->services[cfg->n_services++],
                            kw->sub, errmsg);
-        if ((ret = keep_going(ctx->problems, ret, errmsg)) < 0)
+        if ((ret = config_kw_keep_going(ctx->problems, ret, errmsg)) < 0)
             return ret;
     }
     qsort(cfg->services, cfg->n_services, sizeof(*cfg->services), service_cmp);
@@ -814,31 +737,15 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
 
 /* Row by row; with a collector (config_load_all) each row's error is
  * reported and the next row is still read. */
-static int load_root(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
+static int load_root(json_t *root, struct config *cfg, struct config_kw_problems *p, char **errmsg)
 {
     struct config_kw_ctx ctx = {root, "", cfg, cfg, p};
-    bool failed = false;
-    int ret;
 
     if (!json_is_object(root)) {
         memprintf(errmsg, "the configuration must be a JSON object");
         return -EINVAL;
     }
-    if ((ret = keep_going(p, config_kw_check_keys(root, "", config_kw_root, errmsg), errmsg)) < 0)
-        return ret;
-    for (const struct config_kw *kw = config_kw_root; kw->type != KW_END; kw++) {
-        if ((kw->flags & KW_WITH_PREV) && failed)
-            continue;
-        ret = config_kw_load_row(&ctx, kw, true, errmsg);
-        failed = ret < 0;
-        if ((ret = keep_going(p, ret, errmsg)) < 0)
-            return ret;
-    }
-    if (p && p->errors) {
-        memprintf(errmsg, "%u error%s", p->errors, p->errors == 1 ? "" : "s");
-        return -EINVAL;
-    }
-    return 0;
+    return config_kw_load_steps(&ctx, config_kw_root, errmsg);
 }
 
 /* jansson's message may quote the offending input: escape it. */
@@ -854,7 +761,7 @@ static int json_load_error(const json_error_t *jerr, const char *source, char **
     return -EINVAL;
 }
 
-static int load_json(json_t *root, struct config *cfg, struct problems *p, char **errmsg)
+static int load_json(json_t *root, struct config *cfg, struct config_kw_problems *p, char **errmsg)
 {
     int ret = load_root(root, cfg, p, errmsg);
 
@@ -864,7 +771,8 @@ static int load_json(json_t *root, struct config *cfg, struct problems *p, char 
     return ret;
 }
 
-static int load_file(const char *path, struct config *cfg, struct problems *p, char **errmsg)
+static int load_file(const char *path, struct config *cfg, struct config_kw_problems *p,
+                     char **errmsg)
 {
     char q[QUOTE_SIZE * 2];
     json_error_t jerr;
@@ -909,7 +817,7 @@ int config_load(const char *path, struct config *cfg, char **errmsg)
 
 int config_load_all(const char *path, struct config *cfg, config_report_fn report, void *arg)
 {
-    struct problems p = {report, arg, 0};
+    struct config_kw_problems p = {report, arg, 0};
     char *errmsg = NULL;
     int ret = load_file(path, cfg, &p, &errmsg);
 
@@ -979,32 +887,17 @@ int config_set_etcd(struct config *cfg, const char *urls, char **errmsg)
 
 int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg)
 {
-    char *reason = NULL;
-
-    if (!prefix)
-        return config_kw_required(errmsg, "etcd", "prefix");
-    if (validate_prefix(prefix, &reason) < 0)
-        return reason_error(errmsg, "etcd.prefix", reason, "invalid prefix");
-    return config_kw_set_string(&cfg->etcd_prefix, prefix, errmsg);
+    return config_kw_set(etcd_rows, cfg, "etcd", "prefix", prefix, errmsg);
 }
 
 int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg)
 {
-    char *reason = NULL;
-
-    if (validate_socket_addr(addr, &reason) < 0)
-        return reason_error(errmsg, "haproxy.runtime_socket", reason, "invalid address");
-    return config_kw_set_string(&cfg->runtime_socket, addr, errmsg);
+    return config_kw_set(haproxy_rows, cfg, "haproxy", "runtime_socket", addr, errmsg);
 }
 
 int config_set_log_level(struct config *cfg, const char *level, char **errmsg)
 {
-    int l = level ? log_level_parse(level) : -1;
-
-    if (l < 0)
-        return config_kw_error(errmsg, "log_level", WHY_LOG_LEVEL);
-    cfg->log_level = l;
-    return 0;
+    return config_kw_set(config_kw_root, cfg, "", "log_level", level, errmsg);
 }
 
 /* ---- queries ---- */
@@ -1090,29 +983,6 @@ void config_free(struct config *cfg)
 {
     if (!cfg)
         return;
-    free_string_list(cfg->etcd_endpoints, cfg->n_etcd_endpoints);
-    free(cfg->etcd_prefix);
-    free(cfg->runtime_socket);
-    free(cfg->master_socket);
-    free(cfg->base_config);
-    free(cfg->services_file);
-    free(cfg->reload_command);
-    free(cfg->haproxy_bin);
-    free(cfg->dns.hosts_file);
-    free(cfg->dns.domain);
-    free(cfg->dns.address);
-    free(cfg->dns.reload_pid_file);
-    free(cfg->hosts_map);
-    for (size_t i = 0; i < cfg->n_services; i++)
-        free_string_list(cfg->services[i].hosts, cfg->services[i].n_hosts);
-    free(cfg->services);
-    free(cfg->http_domain);
-    tls_conf_free(&cfg->etcd_tls);
-    free(cfg->admin.tls_cert_file);
-    free(cfg->admin.tls_key_file);
-    free(cfg->admin.tls_client_ca_file);
-    free(cfg->admin.token_file);
-    free(cfg->etcd_username);
-    free(cfg->etcd_password_file);
+    config_kw_release(config_kw_root, cfg);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -370,3 +370,76 @@ int config_kw_load(const struct config_kw_ctx *ctx, const struct config_kw *rows
     }
     return required_late(ctx, from, kw, errmsg);
 }
+
+int config_kw_keep_going(struct config_kw_problems *p, int ret, char **errmsg)
+{
+    if (ret >= 0 || !p || ret == -ENOMEM)
+        return ret;
+    p->report(p->arg, true, errmsg && *errmsg ? *errmsg : strerror(-ret));
+    p->errors++;
+    return 0;
+}
+
+int config_kw_load_steps(const struct config_kw_ctx *ctx, const struct config_kw *rows,
+                         char **errmsg)
+{
+    struct config_kw_problems *p = ctx->problems;
+    bool failed = false;
+    int ret = config_kw_check_keys(ctx->obj, ctx->path, rows, errmsg);
+
+    if ((ret = config_kw_keep_going(p, ret, errmsg)) < 0)
+        return ret;
+    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
+        if ((kw->flags & KW_WITH_PREV) && failed)
+            continue;
+        ret = config_kw_load_row(ctx, kw, true, errmsg);
+        failed = ret < 0;
+        if ((ret = config_kw_keep_going(p, ret, errmsg)) < 0)
+            return ret;
+    }
+    if (p && p->errors) {
+        memprintf(errmsg, "%u error%s", p->errors, p->errors == 1 ? "" : "s");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_kw_set(const struct config_kw *rows, void *base, const char *path, const char *key,
+                  const char *value, char **errmsg)
+{
+    const struct config_kw *kw = kw_find(rows, key);
+    void *field = (char *)base + (kw ? kw->offset : 0);
+    char fp[PATH_SIZE], *reason = NULL;
+    int v;
+
+    if (!kw || (kw->type != KW_STRING && kw->type != KW_ENUM))
+        return -EINVAL;
+    config_kw_join(fp, sizeof(fp), path, key);
+    if (kw->type == KW_ENUM) {
+        if ((v = value ? kw->parse(value) : -1) < 0)
+            return config_kw_error(errmsg, fp, "%s", kw->why);
+        *(int *)field = v;
+        return 0;
+    }
+    if (!value && (kw->flags & KW_REQUIRED))
+        return config_kw_required(errmsg, path, key);
+    if (kw->check && kw->check(value, &reason) < 0)
+        return reason_error(errmsg, fp, reason);
+    return config_kw_set_string(field, value, errmsg);
+}
+
+void config_kw_release(const struct config_kw *rows, void *base)
+{
+    for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
+        char *field = (char *)base + kw->offset;
+
+        if (kw->type == KW_STRING) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (kw->type == KW_BLOCK || kw->type == KW_INLINE) {
+            config_kw_release(kw->sub, field);
+        } else if (kw->type == KW_CUSTOM && kw->release) {
+            kw->release(base);
+        }
+    }
+}

@@ -262,6 +262,21 @@ bad:
     return -EINVAL;
 }
 
+/* Two binds on the same port where one is a wildcard or both are the same
+ * address: HAProxy binds with SO_REUSEPORT, so this would not fail at start
+ * but silently split connections between two frontends. */
+static bool listen_wildcard(const struct listen_addr *l)
+{
+    return !l->host[0] || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
+}
+
+bool validate_listen_overlap(const struct listen_addr *a, const struct listen_addr *b)
+{
+    if (!a->set || !b->set || a->port != b->port)
+        return false;
+    return listen_wildcard(a) || listen_wildcard(b) || strcmp(a->host, b->host) == 0;
+}
+
 int validate_prefix(const char *prefix, char **errmsg)
 {
     size_t len = strnlen(prefix, VALIDATE_PREFIX_MAX + 1);

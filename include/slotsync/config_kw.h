@@ -55,7 +55,14 @@ struct config_kw_ctx {
     const char *path;
     void *base;
     struct config *cfg;
-    void *problems; /* config.c's collector, for a block that reads on */
+    struct config_kw_problems *problems; /* NULL: stop at the first error */
+};
+
+/* Where config_load_all() sends each problem (borrowed for the call). */
+struct config_kw_problems {
+    void (*report)(void *arg, bool error, const char *text);
+    void *arg;
+    unsigned errors;
 };
 
 struct config_kw {
@@ -74,11 +81,35 @@ struct config_kw {
      * KW_LISTEN after parsing (value: the member). */
     int (*load)(const struct config_kw_ctx *ctx, const struct config_kw *kw, struct json_t *value,
                 char **errmsg);
-    bool (*same)(const void *a, const void *b); /* KW_CUSTOM: same value */
+    bool (*same)(const void *a, const void *b); /* KW_CUSTOM: same value (block bases) */
+    void (*release)(void *base);                /* KW_CUSTOM: free what load stored */
     const struct config_kw *sub;                /* KW_BLOCK, KW_INLINE; KW_CUSTOM's members */
     unsigned flags;                             /* KW_REQUIRED, ... */
     enum config_hup hup;                        /* rows of a KW_WHOLE block: the block's */
 };
+
+/* Rows, one a line. at: the field's offset from the block's base;
+ * d: the default; fl: KW_* flags; h: the SIGHUP class. */
+/* clang-format off */
+#define ROW_INT(n, at, lo, hi, d, h) \
+    {.name = n, .type = KW_INT, .offset = at, .min = lo, .max = hi, .def = d, .hup = h}
+#define ROW_STR(n, at, chk, d, fl, h) \
+    {.name = n, .type = KW_STRING, .offset = at, .check = chk, .def_str = d, .flags = fl, .hup = h}
+#define ROW_CHARS(n, at, size, chk, d, h) \
+    {.name = n, .type = KW_CHARS, .offset = at, .max = size, .check = chk, .def_str = d, .hup = h}
+#define ROW_ENUM(n, at, fn, reason, d, h) \
+    {.name = n, .type = KW_ENUM, .offset = at, .parse = fn, .why = reason, .def = d, .hup = h}
+#define ROW_LISTEN(n, at, post, fl, h) \
+    {.name = n, .type = KW_LISTEN, .offset = at, .load = post, .flags = fl, .hup = h}
+#define ROW_CUSTOM(n, at, fn, eq, d, fl, h) \
+    {.name = n, .type = KW_CUSTOM, .offset = at, .load = fn, .same = eq, .def = d, .flags = fl, \
+     .hup = h}
+#define ROW_BLOCK(n, at, rows, fl, h) \
+    {.name = n, .type = KW_BLOCK, .offset = at, .sub = rows, .flags = fl, .hup = h}
+#define ROW_INLINE(at, rows) {.type = KW_INLINE, .offset = at, .sub = rows}
+#define ROW_CHECK(fn) {.type = KW_CHECK, .load = fn}
+#define ROW_END {.type = KW_END}
+/* clang-format on */
 
 /* The top level's rows; a service's (services.NAME); the backend options
  * both defaults and a service hold (struct service_options); admin's
@@ -98,6 +129,26 @@ int config_kw_load(const struct config_kw_ctx *ctx, const struct config_kw *rows
 /* One row of that (a top-level step). */
 int config_kw_load_row(const struct config_kw_ctx *ctx, const struct config_kw *kw, bool defaults,
                        char **errmsg);
+
+/* The top level: every row one step, each step's error reported through
+ * ctx->problems (when not NULL) and the next step still read. 0, or
+ * -EINVAL with "<N> errors" (or the first error, without problems). */
+int config_kw_load_steps(const struct config_kw_ctx *ctx, const struct config_kw *rows,
+                         char **errmsg);
+
+/* After one step: with problems, an error is reported and counted and the
+ * load goes on (0); without, or out of memory, it stops (ret). */
+int config_kw_keep_going(struct config_kw_problems *p, int ret, char **errmsg);
+
+/* Set the row key of rows (a block at path, base) from a string, as if
+ * the file held it: KW_STRING through its check, KW_ENUM through its
+ * parse. value NULL is "required" for a KW_REQUIRED row. */
+int config_kw_set(const struct config_kw *rows, void *base, const char *path, const char *key,
+                  const char *value, char **errmsg);
+
+/* Free every string the rows stored at base (and what KW_CUSTOM rows'
+ * release frees), leaving NULLs. */
+void config_kw_release(const struct config_kw *rows, void *base);
 
 /* 0 if every key of obj is a row of rows; else -EINVAL naming the first
  * unknown one ("<path>.<key>: unknown key"), with config_kw_suggest()'s

@@ -33,6 +33,11 @@ int validate_prefix(const char *prefix, char **errmsg);
  * success only). */
 int validate_listen(const char *text, struct listen_addr *out, char **errmsg);
 
+/* Two set listen addresses on the same port where one is a wildcard or
+ * both the same address: HAProxy binds with SO_REUSEPORT, so that would not
+ * fail at start but silently split connections between two frontends. */
+bool validate_listen_overlap(const struct listen_addr *a, const struct listen_addr *b);
+
 /* An RFC 1123 host name of len bytes: labels of [A-Za-z0-9-], 1-63 bytes,
  * not starting or ending with '-', joined by single dots; at most 253
  * bytes; the last label not all digits (so "999.1.1.1" is no name). */
