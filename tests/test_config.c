@@ -1446,6 +1446,9 @@ static const struct same_case same_cases[] = {
     {CFG_ETCD("'endpoints':['http://127.0.0.1:2379','http://127.0.0.1:2380']," PF), false, true,
      true, NULL},
     {CFG_ETCD(EP ",'prefix':'/other/'"), false, true, true, "etcd.prefix"},
+    /* issue 22: named (it needs a restart, and the SIGHUP said only "a
+     * field that needs a restart changed") */
+    {CFG_ETCD(EP "," PF ",'transport':'json'"), false, true, true, "etcd.transport"},
     {CFG_HAPROXY("'runtime_socket':'/tmp/x.sock'," SF), false, true, true,
      "haproxy.runtime_socket"},
     {CFG_HAPROXY(RS ",'services_file':'/tmp/s.cfg'"), false, true, true,

@@ -152,3 +152,170 @@ Test(validate, listen)
         free(err);
     }
 }
+
+Test(validate, prefix)
+{
+    static const struct {
+        const char *prefix;
+        bool ok;
+    } cases[] = {
+        {"/", true},          {"/services/", true}, {"/a/b/", true},  {"", false},
+        {"services/", false}, {"/services", false}, {"/a b/", false}, {"/a\tb/", false},
+    };
+    char long_prefix[300];
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        char *err = NULL;
+
+        cr_expect_eq(validate_prefix(cases[i].prefix, &err), cases[i].ok ? 0 : -EINVAL, "case %zu",
+                     i);
+        if (!cases[i].ok)
+            check_message(err, i);
+        free(err);
+    }
+    memset(long_prefix, 'a', sizeof(long_prefix) - 1);
+    long_prefix[0] = long_prefix[sizeof(long_prefix) - 2] = '/';
+    long_prefix[sizeof(long_prefix) - 1] = '\0';
+    cr_expect_eq(validate_prefix(long_prefix, NULL), -EINVAL, "%zu bytes", strlen(long_prefix));
+}
+
+Test(validate, hostname)
+{
+    static const struct {
+        const char *name, *lower; /* lower NULL: not a host name */
+    } cases[] = {
+        {"a", "a"},         {"Api.Example.COM", "api.example.com"},
+        {"a-b.c", "a-b.c"}, {"x1.y2", "x1.y2"},
+        {"-a.b", NULL},     {"a-.b", NULL},
+        {"a..b", NULL},     {".a", NULL},
+        {"a.", NULL},       {"999.1.1.1", NULL},
+        {"a_b", NULL},      {"", NULL},
+        {"a b", NULL},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        char out[254];
+        bool ok = validate_hostname_lower(cases[i].name, out);
+
+        cr_expect_eq(ok, cases[i].lower != NULL, "case %zu: %s", i, cases[i].name);
+        cr_expect_eq(validate_hostname(cases[i].name, strlen(cases[i].name)), ok, "case %zu", i);
+        if (ok)
+            cr_expect_str_eq(out, cases[i].lower, "case %zu", i);
+    }
+    {
+        char label[70], name[300];
+
+        memset(label, 'a', 64);
+        label[64] = '\0';
+        cr_expect_not(validate_hostname(label, 64), "a 64-byte label");
+        cr_expect(validate_hostname(label, 63), "a 63-byte label");
+        /* 253 bytes: three labels of 63 and one of 61; then 254 */
+        snprintf(name, sizeof(name), "%.63s.%.63s.%.63s.%.61s", label, label, label, label);
+        cr_expect(validate_hostname(name, strlen(name)), "%zu bytes", strlen(name));
+        strcat(name, "a");
+        cr_expect_not(validate_hostname(name, strlen(name)), "%zu bytes", strlen(name));
+    }
+}
+
+Test(validate, paths_and_commands)
+{
+    char long_path[4098];
+    char *err = NULL;
+
+    cr_expect_eq(validate_file_path("/etc/haproxy/services.cfg", NULL), 0);
+    cr_expect_eq(validate_file_path("relative.cfg", NULL), 0);
+    cr_expect_eq(validate_file_path("/a b", &err), -EINVAL);
+    cr_expect_str_eq(err, "must be 1-4096 printable ASCII characters, no whitespace");
+    cr_expect_eq(validate_file_path("", NULL), -EINVAL);
+    cr_expect_eq(validate_file_path("/caf\xc3\xa9", NULL), -EINVAL);
+    cr_expect_eq(validate_command("systemctl reload haproxy", NULL), 0);
+    cr_expect_eq(validate_command("a\tb", &err), -EINVAL);
+    cr_expect_str_eq(err, "must be 1-4096 printable ASCII characters");
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[sizeof(long_path) - 1] = '\0';
+    cr_expect_eq(validate_file_path(long_path, NULL), -EINVAL, "4097 bytes");
+    long_path[4096] = '\0';
+    cr_expect_eq(validate_file_path(long_path, NULL), 0, "4096 bytes");
+    free(err);
+}
+
+Test(validate, server_options)
+{
+    static const struct {
+        const char *options, *reason; /* reason NULL: accepted */
+    } cases[] = {
+        {"", NULL},
+        {"check inter 2s", NULL},
+        {"check backup ssl verify none sni req.hdr,host", NULL},
+        {"check  inter 2s", "tokens must be separated by single spaces"},
+        {" check", "tokens must be separated by single spaces"},
+        {"check ", "tokens must be separated by single spaces"},
+        {"check weight 3", "token 'weight' is managed by slotsync"},
+        {"disabled", "token 'disabled' is managed by slotsync"},
+        {"agent-check", "token 'agent-check' is managed by slotsync"},
+        {"check;reload", "invalid character at byte 6 (allowed: A-Z a-z 0-9 . _ : / @ = , + - "
+                         "and single spaces)"},
+        {"weights", NULL},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        char *err = NULL;
+        int ret = validate_server_options(cases[i].options, &err);
+
+        if (!cases[i].reason) {
+            cr_expect_eq(ret, 0, "case %zu: %s", i, err ? err : "");
+        } else {
+            cr_expect_eq(ret, -EINVAL, "case %zu", i);
+            cr_expect(err && strcmp(err, cases[i].reason) == 0, "case %zu: %s", i, err ? err : "");
+        }
+        free(err);
+    }
+    {
+        char longer[CONFIG_OPTIONS_MAX + 1];
+
+        memset(longer, 'a', sizeof(longer) - 1);
+        longer[sizeof(longer) - 1] = '\0';
+        cr_expect_eq(validate_server_options(longer, NULL), -EINVAL);
+        longer[CONFIG_OPTIONS_MAX - 1] = '\0';
+        cr_expect_eq(validate_server_options(longer, NULL), 0, "%d bytes", CONFIG_OPTIONS_MAX - 1);
+    }
+}
+
+Test(validate, ip_literal)
+{
+    cr_expect_eq(validate_ip_literal("127.0.0.1", NULL), 0);
+    cr_expect_eq(validate_ip_literal("::1", NULL), 0);
+    cr_expect_eq(validate_ip_literal("2001:db8::1", NULL), 0);
+    cr_expect_eq(validate_ip_literal("localhost", NULL), -EINVAL);
+    cr_expect_eq(validate_ip_literal("10.0.0.1 evil", NULL), -EINVAL);
+    cr_expect_eq(validate_ip_literal("[::1]", NULL), -EINVAL);
+    cr_expect_eq(validate_ip_literal("", NULL), -EINVAL);
+}
+
+Test(validate, listen_overlap)
+{
+    static const struct {
+        const char *a, *b;
+        bool overlap;
+    } cases[] = {
+        {"127.0.0.1:80", "127.0.0.1:80", true},
+        {"127.0.0.1:80", "127.0.0.2:80", false},
+        {"127.0.0.1:80", "127.0.0.1:81", false},
+        {"*:80", "127.0.0.1:80", true},
+        {":80", "10.0.0.1:80", true},
+        {"0.0.0.0:80", "10.0.0.1:80", true},
+        {"[::]:80", "10.0.0.1:80", true},
+        {"[::1]:80", "[::1]:80", true},
+        {"[::1]:80", "127.0.0.1:80", false},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct listen_addr a, b, unset = {0};
+
+        cr_assert_eq(validate_listen(cases[i].a, &a, NULL), 0, "case %zu", i);
+        cr_assert_eq(validate_listen(cases[i].b, &b, NULL), 0, "case %zu", i);
+        cr_expect_eq(validate_listen_overlap(&a, &b), cases[i].overlap, "case %zu", i);
+        cr_expect_eq(validate_listen_overlap(&b, &a), cases[i].overlap, "case %zu", i);
+        cr_expect_not(validate_listen_overlap(&a, &unset), "case %zu: unset", i);
+    }
+}

@@ -174,14 +174,15 @@ void config_kw_walk(const struct config_kw *table, const char *path,
                     void (*fn)(void *arg, const char *path, const struct config_kw *kw), void *arg);
 
 /* The edit distance (insert, delete, substitute, swap of neighbours) of a
- * and b, counted up to CONFIG_KW_DISTANCE_MAX + 1. */
+ * and b; CONFIG_KW_DISTANCE_MAX + 1 when either is longer than 64 bytes. */
 #define CONFIG_KW_DISTANCE_MAX 3
 size_t config_kw_distance(const char *a, const char *b);
 
 /* The known key of table an unknown key most likely meant, or NULL: the
- * closest by config_kw_distance() within a third of its length (a prefix
- * of 4 bytes or more of a longer key counts as 1); the first row wins a
- * tie. Borrowed from the table. */
+ * closest by config_kw_distance(), at most (len + 2) / 3 away, one more
+ * for a key of 4 bytes or more, which also counts as 1 away from every
+ * longer key it begins; the first row wins a tie. Borrowed from the
+ * table. */
 const char *config_kw_suggest(const struct config_kw *table, const char *key);
 
 #endif
