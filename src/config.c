@@ -6,10 +6,12 @@
  * known key names, names that already passed validation, or untrusted names
  * passed through log_quote(); the offending value itself is never echoed raw.
  *
- * Each block of the file is a table of rows (config_kw.h): the generic
- * reader below takes a row's member, checks its type, range or validator,
- * applies its default and stores it at its offset; what ties fields
- * together is a KW_CHECK row at the point of the table where it runs.
+ * Each block of the file is a table of rows (config_kw.h), one a field,
+ * in the order they are read: config_kw.c's reader takes a row's member,
+ * checks its type, range or validator (validate.h), applies its default
+ * and stores it at its offset. What ties fields together is a KW_CHECK
+ * row, placed where it runs; what is not one value (a list, a set of
+ * bits, the named services) is a KW_CUSTOM row's function below.
  *
  * Loading goes into the caller's struct directly; on any failure the struct
  * is freed and zeroed, so the caller has nothing to clean up.
