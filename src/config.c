@@ -92,14 +92,6 @@ static void free_string_list(char **list, size_t n)
 
 /* ---- validators of string rows: 0, or -EINVAL with a reason ---- */
 
-/* A validate.h reason under the field's path (reason taken). */
-static int reason_error(char **errmsg, const char *fp, char *reason, const char *fallback)
-{
-    config_kw_error(errmsg, fp, "%s", reason ? reason : fallback);
-    free(reason);
-    return -EINVAL;
-}
-
 static int check_balance(const char *s, char **reason)
 {
     if (in_list(s, balance_names, ARRAY_SIZE(balance_names)))
@@ -170,7 +162,7 @@ static int add_etcd_url(char **list, size_t *n, const char *url, size_t len, siz
         return oom(errmsg);
     if (validate_etcd_url(copy, &reason) < 0) {
         free(copy);
-        return reason_error(errmsg, fp, reason, "invalid URL");
+        return config_kw_reason_error(errmsg, fp, reason);
     }
     if (len > 0 && copy[len - 1] == '/')
         copy[len - 1] = '\0';

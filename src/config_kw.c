@@ -233,8 +233,7 @@ static int set_defaults(const struct config_kw *rows, char *base, char **errmsg)
     return 0;
 }
 
-/* "<fp>: <reason>" for a validator's reason (taken). */
-static int reason_error(char **errmsg, const char *fp, char *reason)
+int config_kw_reason_error(char **errmsg, const char *fp, char *reason)
 {
     config_kw_error(errmsg, fp, "%s", reason ? reason : "invalid value");
     free(reason);
@@ -323,14 +322,14 @@ int config_kw_load_row(const struct config_kw_ctx *ctx, const struct config_kw *
         return 0;
     case KW_LISTEN:
         if (validate_listen(s, field, &reason) < 0)
-            return reason_error(errmsg, fp, reason);
+            return config_kw_reason_error(errmsg, fp, reason);
         return kw->load ? kw->load(ctx, kw, j, errmsg) : 0;
     default:
         break;
     }
     /* KW_STRING, KW_CHARS: stored only when valid */
     if (kw->check && kw->check(s, &reason) < 0)
-        return reason_error(errmsg, fp, reason);
+        return config_kw_reason_error(errmsg, fp, reason);
     if (kw->type == KW_CHARS) {
         snprintf(field, (size_t)kw->max, "%s", s);
         return 0;
@@ -424,7 +423,7 @@ int config_kw_set(const struct config_kw *rows, void *base, const char *path, co
     if (!value && (kw->flags & KW_REQUIRED))
         return config_kw_required(errmsg, path, key);
     if (kw->check && kw->check(value, &reason) < 0)
-        return reason_error(errmsg, fp, reason);
+        return config_kw_reason_error(errmsg, fp, reason);
     return config_kw_set_string(field, value, errmsg);
 }
 

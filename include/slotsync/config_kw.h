@@ -165,6 +165,9 @@ int config_kw_error(char **errmsg, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *config_kw_join(char *buf, size_t size, const char *path, const char *key);
 int config_kw_required(char **errmsg, const char *path, const char *key);
+/* "<fp>: <reason>" for a validate.h reason (taken; NULL after an
+ * allocation failed: "invalid value"). Returns -EINVAL. */
+int config_kw_reason_error(char **errmsg, const char *fp, char *reason);
 int config_kw_set_string(char **dst, const char *src, char **errmsg);
 
 /* Call fn for every keyed row under table, depth first in table order,
