@@ -2,7 +2,7 @@
 """The man pages against the code (issue 19 item 8): every config field the
 loader knows (the keyword tables' field list, printed by
 build/tests/config_fields and passed as --config-fields FILE; issue 22),
-and no other, every option of every command
+and no other, in slotsync.json(5) and in README's config table; every option of every command
 (src/main.c's option tables, src/announce_opts.c's names) and every signal a
 command handles (ev_signal_init in src/controller.c and src/announce.c) must
 be in docs/man/*.scd, in the page and section where such things are listed;
@@ -49,6 +49,19 @@ def page_fields(page):
         m = HEADING.match(line)
         if m:
             out.extend(f.rstrip(".") for f in re.findall(r"\*([a-z_][a-z_.]*)\*", m.group(0)))
+    return out
+
+
+def readme_fields(readme):
+    """README's config table: {field: the row's text}, the first cell's
+    backticked names (services.<name> as services.NAME)."""
+    m = re.search(r"(?ms)^\| field \| default \| meaning \|\n\|---\|---\|---\|\n(.*?)(?=^[^|]|\Z)",
+                  readme)
+    out = {}
+    for row in (m.group(1).splitlines() if m else []):
+        first = row.split("|")[1]
+        for name in re.findall(r"`([^`]+)`", first):
+            out[name.replace("<name>", "NAME")] = row
     return out
 
 
@@ -112,6 +125,19 @@ def check(problems, fields):
         elif not re.search(r"\*%s[*.]" % re.escape(field), page5):
             problems.append("slotsync.json(5): config field %s is not described" % field)
 
+    # README's config table: the same fields, a service's keys in its row
+    table = readme_fields(read("README.md"))
+    for field in fields:
+        if field.startswith("services.NAME."):
+            key = field.split(".", 2)[2]
+            if "`%s`" % key not in table.get("services.NAME", ""):
+                problems.append("README: services.<name>'s row does not name %s" % key)
+        elif field not in table and not any(t.startswith(field + ".") for t in table):
+            problems.append("README: config field %s is not in the config table" % field)
+    for name in table:
+        if name not in fields and not any(f.startswith(name + ".") for f in fields):
+            problems.append("README: the config table lists %s, which is no config field" % name)
+
     # and no field the code does not have (a renamed or removed one)
     for field in page_fields(page5):
         if field not in fields:
@@ -164,6 +190,7 @@ def self_test(fields):
         ("etcd.tls.key_file" in page, "slotsync.json(5)'s heading etcd.tls.key_file"),
         ("services" in page, "slotsync.json(5)'s heading services.NAME"),
         ("slotsync" not in page, "no heading in slotsync.json(5)'s SEE ALSO"),
+        ("etcd.tls.key_file" in readme_fields(read("README.md")), "README's etcd.tls.key_file row"),
         ("config" in opts.get("run", []), "run's --config"),
         ("offline-ok" in opts.get("render", []), "render's --offline-ok"),
         ("admin" in opts.get("status", []), "status's --admin"),
@@ -191,7 +218,7 @@ def main():
     for p in problems:
         print("man-check: " + p)
     if problems:
-        print("man-check: %d missing from the man pages" % len(problems))
+        print("man-check: %d missing from the man pages or README" % len(problems))
         return 1
     return 0
 
