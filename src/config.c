@@ -579,6 +579,7 @@ static const struct config_kw haproxy_rows[] = {
 };
 
 const struct config_kw config_kw_http_frontend[] = {
+    ROW_TYPE("bind", KW_REQUIRED),
     ROW_INT("spare_backends", CFG(spare_backends), 0, SPARE_MAX, DEFAULT_SPARE_BACKENDS,
             HUP_RENDER),
     ROW_LISTEN("bind", CFG(http_bind), NULL, KW_REQUIRED, HUP_RENDER),
@@ -615,6 +616,9 @@ static const struct config_kw dns_rows[] = {
     ROW_STR("hosts_file", CFG(dns.hosts_file), validate_file_path, NULL, KW_REQUIRED_LATE,
             HUP_LIVE),
     ROW_STR("reload_pid_file", CFG(dns.reload_pid_file), validate_file_path, NULL, 0, HUP_LIVE),
+    ROW_TYPE("domain", 0),
+    ROW_TYPE("address", 0),
+    ROW_CHECK(NULL), /* dns.hosts_file: required */
     ROW_STR("domain", CFG(dns.domain), check_dns_domain, "service.local", KW_LOWER, HUP_LIVE),
     ROW_STR("address", CFG(dns.address), validate_ip_literal, "127.0.0.1", 0, HUP_LIVE),
     ROW_END,
@@ -637,8 +641,7 @@ const struct config_kw config_kw_root[] = {
     ROW_BLOCK("admin", 0, admin_rows, KW_ALWAYS, HUP_LIVE),
     ROW_INT("resync_interval_s", CFG(resync_interval_s), 1, RESYNC_INTERVAL_S_MAX,
             DEFAULT_RESYNC_INTERVAL_S, HUP_LIVE),
-    ROW_ENUM("log_level", CFG(log_level), log_level_parse,
-             "must be one of error, warn, info, debug", LOG_LEVEL_INFO, HUP_LIVE),
+    ROW_TYPE("log_level", 0), /* its value is checked after the caps */
     {.name = "allow_empty_registry", .type = KW_BOOL, .offset = CFG(allow_empty_registry)},
     /* text (default), logfmt or json (log.h): read at start only */
     ROW_ENUM("log_format", CFG(log_format), log_format_parse, "must be one of text, logfmt, json",
@@ -652,6 +655,8 @@ const struct config_kw config_kw_root[] = {
      .max = CAP_MAX,
      .def = DEFAULT_MAX_ENDPOINTS_PER_SERVICE,
      .flags = KW_WITH_PREV},
+    ROW_ENUM("log_level", CFG(log_level), log_level_parse,
+             "must be one of error, warn, info, debug", LOG_LEVEL_INFO, HUP_LIVE),
     ROW_CHECK(check_listen_conflicts),
     ROW_CHECK(check_host_conflicts),
     ROW_END,

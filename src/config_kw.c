@@ -72,7 +72,7 @@ void config_kw_walk(const struct config_kw *table, const char *path,
             config_kw_walk(kw->sub, path, fn, arg);
             continue;
         }
-        if (!kw->name)
+        if (!kw->name || kw->type == KW_TYPE)
             continue;
         snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", kw->name);
         fn(arg, p, kw);
@@ -158,7 +158,7 @@ static const struct config_kw *kw_find(const struct config_kw *rows, const char 
 
         if (kw->type == KW_INLINE && (found = kw_find(kw->sub, key)))
             return found;
-        if (kw->name && strcmp(kw->name, key) == 0)
+        if (kw->name && kw->type != KW_TYPE && strcmp(kw->name, key) == 0)
             return kw;
     }
     return NULL;
@@ -278,7 +278,7 @@ int config_kw_load_row(const struct config_kw_ctx *ctx, const struct config_kw *
     int ret;
 
     if (kw->type == KW_CHECK)
-        return kw->load(ctx, kw, NULL, errmsg);
+        return kw->load ? kw->load(ctx, kw, NULL, errmsg) : 0;
     if (kw->type == KW_INLINE) {
         struct config_kw_ctx sub = *ctx;
 
@@ -312,7 +312,7 @@ int config_kw_load_row(const struct config_kw_ctx *ctx, const struct config_kw *
     default:
         break;
     }
-    if ((ret = get_string(j, fp, &s, errmsg)) < 0)
+    if ((ret = get_string(j, fp, &s, errmsg)) < 0 || kw->type == KW_TYPE)
         return ret;
     switch (kw->type) {
     case KW_ENUM:
@@ -383,16 +383,20 @@ int config_kw_load_steps(const struct config_kw_ctx *ctx, const struct config_kw
                          char **errmsg)
 {
     struct config_kw_problems *p = ctx->problems;
+    const char *type_failed = NULL; /* a KW_TYPE step's name, said once */
     bool failed = false;
     int ret = config_kw_check_keys(ctx->obj, ctx->path, rows, errmsg);
 
     if ((ret = config_kw_keep_going(p, ret, errmsg)) < 0)
         return ret;
     for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
-        if ((kw->flags & KW_WITH_PREV) && failed)
+        if (((kw->flags & KW_WITH_PREV) && failed) ||
+            (type_failed && kw->name && strcmp(kw->name, type_failed) == 0))
             continue;
         ret = config_kw_load_row(ctx, kw, true, errmsg);
         failed = ret < 0;
+        if (failed && kw->type == KW_TYPE)
+            type_failed = kw->name;
         if ((ret = config_kw_keep_going(p, ret, errmsg)) < 0)
             return ret;
     }

@@ -84,7 +84,7 @@ static void rows_changed(const struct config_kw *rows, const char *path, const c
     for (const struct config_kw *kw = rows; kw->type != KW_END; kw++) {
         char p[256];
 
-        if (kw->flags & KW_NAMED)
+        if ((kw->flags & KW_NAMED) || kw->type == KW_TYPE)
             continue;
         if (kw->name)
             snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", kw->name);

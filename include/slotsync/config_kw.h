@@ -28,7 +28,10 @@ enum config_kw_type {
     KW_CHARS,   /* char[max]: check passes it */
     KW_LISTEN,  /* struct listen_addr; then check_listen, if any */
     KW_CUSTOM,  /* load reads the member (NULL when absent) */
-    KW_CHECK,   /* no key: load checks the block at this point */
+    KW_CHECK,   /* no key: load checks the block at this point (NULL: only the
+                 * KW_REQUIRED_LATE rows above are) */
+    KW_TYPE,    /* the string member name is type-checked here; its own row,
+                 * further down, reads it (the order of the checks is kept) */
 };
 
 /* What a changed value does on SIGHUP (controller.c's on_hup). */
@@ -108,6 +111,7 @@ struct config_kw {
     {.name = n, .type = KW_BLOCK, .offset = at, .sub = rows, .flags = fl, .hup = h}
 #define ROW_INLINE(at, rows) {.type = KW_INLINE, .offset = at, .sub = rows}
 #define ROW_CHECK(fn) {.type = KW_CHECK, .load = fn}
+#define ROW_TYPE(n, fl) {.name = n, .type = KW_TYPE, .flags = fl}
 #define ROW_END {.type = KW_END}
 /* clang-format on */
 
