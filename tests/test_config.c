@@ -1590,3 +1590,70 @@ Test(config, admin_same)
     b.tls_cert_file = "/c";
     cr_expect_not(config_same_admin(&a, &b));
 }
+
+/* ---- two errors at once: which one is said first (issue 22) ---- */
+
+/* The keyword tables keep the order in which the hand-written loaders
+ * checked a block's fields (KW_TYPE and KW_REQUIRED_LATE rows), so a
+ * config with two errors says the same one first as before. */
+Test(config, first_of_two_errors_keeps_its_order)
+{
+    static const struct {
+        const char *json, *first;
+    } cases[] = {
+        {CFG_HTTP("'bind':5,'spare_backends':-1"), "http_frontend.bind: must be a string"},
+        {CFG_HTTP("'spare_backends':-1"), "http_frontend.bind: required"},
+        {CFG_HTTP("'bind':'x','spare_backends':-1"),
+         "http_frontend.spare_backends: must be between 0 and 1024"},
+        {CFG("'dns':{'domain':'a b'}"), "dns.hosts_file: required"},
+        {CFG("'dns':{'address':7}"), "dns.address: must be a string"},
+        {CFG("'dns':{'reload_pid_file':'a b'}"),
+         "dns.reload_pid_file: must be 1-4096 printable ASCII characters, no whitespace"},
+        {CFG_HAPROXY(SF ",'master_socket':'x'"), "haproxy.master_socket: must be a unix socket"},
+        {CFG_HAPROXY("'services_file':'a b'"),
+         "haproxy.services_file: must be 1-4096 printable ASCII characters, no whitespace"},
+        {CFG_HAPROXY("'master_socket':'/m'"), "haproxy.runtime_socket: required"},
+        {CFG_HAPROXY(RS ",'min_reload_interval_ms':-1"), "haproxy.services_file: required"},
+        {CFG("'log_level':'loud','dns':{}"), "dns.hosts_file: required"},
+        {CFG("'log_level':5,'dns':{}"), "log_level: must be a string"},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].json, &cfg, &err), -EINVAL, "case %zu loaded", i);
+        cr_expect(err && strncmp(err, cases[i].first, strlen(cases[i].first)) == 0,
+                  "case %zu: '%s', not '%s'", i, err ? err : "", cases[i].first);
+        free(err);
+    }
+}
+
+/* config_load_all: a log_level of the wrong type is said once, in its
+ * place; a bad value after the blocks before the caps. */
+Test(config, load_all_says_log_level_once_in_its_place)
+{
+    static const struct {
+        const char *json;
+        const char *lines[3];
+    } cases[] = {
+        {CFG("'log_level':5,'dns':{},'max_services':-1"),
+         {"log_level: must be a string", "dns.hosts_file: required",
+          "max_services: must be between 0 and 1000000"}},
+        {CFG("'log_level':'loud','dns':{},'max_services':-1"),
+         {"dns.hosts_file: required", "max_services: must be between 0 and 1000000",
+          "log_level: must be one of error, warn, info, debug"}},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct collected got = {.n = 0};
+        char *path = write_temp(cases[i].json);
+        struct config cfg;
+
+        cr_expect_eq(config_load_all(path, &cfg, collect, &got), -3, "case %zu", i);
+        unlink(path);
+        cr_assert_eq(got.n, 3, "case %zu: %zu lines", i, got.n);
+        for (size_t k = 0; k < 3; k++)
+            cr_expect_str_eq(got.lines[k], cases[i].lines[k], "case %zu line %zu", i, k);
+    }
+}
