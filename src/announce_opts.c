@@ -12,6 +12,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/validate.h>
 
 static const char usage_text[] =
     "usage: slotsync announce --etcd URL[,URL...] --key KEY --addr HOST:PORT [options]\n"
@@ -171,7 +172,7 @@ static int parse_etcd(const char *list, struct announce_opts *o, char **errmsg)
             ret = opt_error(errmsg, "--etcd: empty URL in the list");
             goto out;
         }
-        if (config_check_etcd_url(p, &reason) < 0) {
+        if (validate_etcd_url(p, &reason) < 0) {
             ret = opt_error(errmsg, "--etcd: %s", reason ? reason : "invalid URL");
             goto out;
         }
@@ -198,7 +199,7 @@ out:
 static int parse_prefix(const char *prefix, struct announce_opts *o, char **errmsg)
 {
     char *reason = NULL;
-    int ret = config_check_prefix(prefix, &reason);
+    int ret = validate_prefix(prefix, &reason);
 
     if (ret < 0)
         ret = opt_error(errmsg, "--prefix: %s", reason ? reason : "invalid prefix");

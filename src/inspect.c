@@ -21,6 +21,7 @@
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>
 #include <slotsync/status.h>
+#include <slotsync/validate.h>
 
 #define MOD "status"
 
@@ -150,7 +151,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 /* The admin address must be HOST:PORT with an IP literal or localhost. */
 static int admin_url(const char *addr, char *url, size_t size, char **errmsg)
 {
-    if (strchr(addr, '/') || config_check_socket_addr(addr, NULL) < 0) {
+    if (strchr(addr, '/') || validate_socket_addr(addr, NULL) < 0) {
         memprintf(errmsg, "--admin: must be HOST:PORT (an IPv4 literal, [IPv6] literal or "
                           "localhost, and a port)");
         return -EINVAL;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The man pages against the code (issue 19 item 8): every config field the
-loader knows (src/config.c's key lists), every option of every command
+loader knows (the keyword tables' field list, printed by
+build/tests/config_fields and passed as --config-fields FILE; issue 22),
+and no other, in slotsync.json(5) and in README's config table; every option of every command
 (src/main.c's option tables, src/announce_opts.c's names) and every signal a
 command handles (ev_signal_init in src/controller.c and src/announce_run.c) must
 be in docs/man/*.scd, in the page and section where such things are listed;
@@ -28,25 +30,39 @@ def strip_comments(text):
     return re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
 
 
-def config_fields(src):
-    """Dotted config fields from each `keys[] = {...}` and the path the
-    check_keys() call after it gives ("" = top level; a variable path is a
-    service: services.NAME)."""
-    src = strip_comments(src)
-    fields = []
-    for m in re.finditer(r"static const char \*const keys\[\] = \{(.*?)\};", src, re.S):
-        keys = re.findall(r'"([^"]*)"', m.group(1))
-        call = re.search(r"check_keys\(\s*\w+\s*,\s*(\"[^\"]*\"|\w+)", src[m.end():])
-        if not call:
-            continue
-        path = call.group(1)
-        if path.startswith('"'):
-            prefix = path.strip('"')
-        else:
-            prefix = "services.NAME"
-        for k in keys:
-            fields.append(prefix + "." + k if prefix else k)
-    return fields
+def config_fields(path):
+    """Dotted config fields, one a line, from the keyword tables (a
+    service's own keys as services.NAME.key)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+# A field heading of slotsync.json(5): "*a.b*", "*a.b*, *a.c* (default: x)",
+# "*services.*_NAME_".
+HEADING = re.compile(r"^\*[a-z_][a-z_.]*\*(?:, \*[a-z_][a-z_.]*\*)*(?= \(|$|_NAME_)")
+
+
+def page_fields(page):
+    """The fields slotsync.json(5) describes in its headings."""
+    out = []
+    for line in page.splitlines():
+        m = HEADING.match(line)
+        if m:
+            out.extend(f.rstrip(".") for f in re.findall(r"\*([a-z_][a-z_.]*)\*", m.group(0)))
+    return out
+
+
+def readme_fields(readme):
+    """README's config table: {field: the row's text}, the first cell's
+    backticked names (services.<name> as services.NAME)."""
+    m = re.search(r"(?ms)^\| field \| default \| meaning \|\n\|---\|---\|---\|\n(.*?)(?=^[^|]|\Z)",
+                  readme)
+    out = {}
+    for row in (m.group(1).splitlines() if m else []):
+        first = row.split("|")[1]
+        for name in re.findall(r"`([^`]+)`", first):
+            out[name.replace("<name>", "NAME")] = row
+    return out
 
 
 def main_options(src):
@@ -84,17 +100,15 @@ def signal_block(sigs_text, command):
     return m.group(1) if m else ""
 
 
-def check(problems):
+def check(problems, fields):
     page8 = read("docs", "man", "slotsync.8.scd")
     page5 = read("docs", "man", "slotsync.json.5.scd")
-    config_src = read("src", "config.c")
     main_src = read("src", "main.c")
 
     # config fields: "*etcd.tls.ca_file*" in slotsync.json(5); a service's
     # own keys as "*key*" in the services paragraph
     services = re.search(r"(?ms)^\*services\.\*_NAME_\n(.*?)(?=^\*|^# )", page5)
     services = services.group(1) if services else ""
-    fields = config_fields(config_src)
     for field in fields:
         if any(f.startswith(field + ".") for f in fields):
             # a block: its fields are checked one by one
@@ -110,6 +124,24 @@ def check(problems):
                 problems.append("slotsync.json(5): config field %s is not described" % field)
         elif not re.search(r"\*%s[*.]" % re.escape(field), page5):
             problems.append("slotsync.json(5): config field %s is not described" % field)
+
+    # README's config table: the same fields, a service's keys in its row
+    table = readme_fields(read("README.md"))
+    for field in fields:
+        if field.startswith("services.NAME."):
+            key = field.split(".", 2)[2]
+            if "`%s`" % key not in table.get("services.NAME", ""):
+                problems.append("README: services.<name>'s row does not name %s" % key)
+        elif field not in table and not any(t.startswith(field + ".") for t in table):
+            problems.append("README: config field %s is not in the config table" % field)
+    for name in table:
+        if name not in fields and not any(f.startswith(name + ".") for f in fields):
+            problems.append("README: the config table lists %s, which is no config field" % name)
+
+    # and no field the code does not have (a renamed or removed one)
+    for field in page_fields(page5):
+        if field not in fields:
+            problems.append("slotsync.json(5): describes %s, which is no config field" % field)
 
     # options: run, render, check in "OPTIONS OF RUN, RENDER AND CHECK" (or
     # their COMMANDS paragraph); status in its COMMANDS paragraph
@@ -145,9 +177,9 @@ def check(problems):
                             "that the page follows PREFIX" % name)
 
 
-def self_test():
+def self_test(fields):
     """The parsers find what the code certainly has."""
-    fields = config_fields(read("src", "config.c"))
+    page = page_fields(read("docs", "man", "slotsync.json.5.scd"))
     opts = main_options(read("src", "main.c"))
     ann = announce_options(read("src", "announce_opts.c"))
     wanted = [
@@ -155,6 +187,10 @@ def self_test():
         ("haproxy.runtime_socket" in fields, "config field haproxy.runtime_socket"),
         ("services.NAME.listen" in fields, "config field services.NAME.listen"),
         ("resync_interval_s" in fields, "top-level config field resync_interval_s"),
+        ("etcd.tls.key_file" in page, "slotsync.json(5)'s heading etcd.tls.key_file"),
+        ("services" in page, "slotsync.json(5)'s heading services.NAME"),
+        ("slotsync" not in page, "no heading in slotsync.json(5)'s SEE ALSO"),
+        ("etcd.tls.key_file" in readme_fields(read("README.md")), "README's etcd.tls.key_file row"),
         ("config" in opts.get("run", []), "run's --config"),
         ("offline-ok" in opts.get("render", []), "render's --offline-ok"),
         ("admin" in opts.get("status", []), "status's --admin"),
@@ -169,16 +205,20 @@ def self_test():
 
 
 def main():
-    if not self_test():
+    if "--config-fields" not in sys.argv[1:-1]:
+        print("usage: check_man.py --config-fields FILE (build/tests/config_fields' output)")
+        return 2
+    fields = config_fields(sys.argv[sys.argv.index("--config-fields") + 1])
+    if not self_test(fields):
         return 1
     if "--self-test" in sys.argv:
         return 0
     problems = []
-    check(problems)
+    check(problems, fields)
     for p in problems:
         print("man-check: " + p)
     if problems:
-        print("man-check: %d missing from the man pages" % len(problems))
+        print("man-check: %d missing from the man pages or README" % len(problems))
         return 1
     return 0
 

@@ -15,6 +15,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/validate.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -187,9 +188,9 @@ Test(config, full_string_round_trip)
     cr_assert_eq(config_load_string(text, &cfg, &err), 0, "%s", err ? err : "");
     check_full(&cfg);
     for (size_t i = 0; i < cfg.n_etcd_endpoints; i++)
-        cr_expect_eq(config_check_etcd_url(cfg.etcd_endpoints[i], NULL), 0);
-    cr_expect_eq(config_check_socket_addr(cfg.runtime_socket, NULL), 0);
-    cr_expect_eq(config_check_socket_addr(cfg.master_socket, NULL), 0);
+        cr_expect_eq(validate_etcd_url(cfg.etcd_endpoints[i], NULL), 0);
+    cr_expect_eq(validate_socket_addr(cfg.runtime_socket, NULL), 0);
+    cr_expect_eq(validate_socket_addr(cfg.master_socket, NULL), 0);
     config_free(&cfg);
     free(text);
     free(err);
@@ -1169,139 +1170,6 @@ Test(config, set_log_level)
     free(err);
 }
 
-/* ---- exported validators ---- */
-
-Test(config, check_etcd_url)
-{
-    static const struct {
-        const char *url;
-        bool ok;
-    } cases[] = {
-        {"http://127.0.0.1:2379", true},
-        {"http://127.0.0.1:2379/", true},
-        {"http://etcd.example.com:443", true},
-        {"https://etcd.example.com:443", true},
-        {"http://[::1]:2379", true},
-        {"http://[2001:db8::1]:2379/", true},
-        {"http://e:1", true},
-        {"http://a-b.c-d.e:65535", true},
-        {"http://127.0.0.1:2379//", false},
-        {"http://127.0.0.1:2379/x", false},
-        {"http://127.0.0.1", false},
-        {"http://127.0.0.1:99999", false},
-        {"http://[::1]", false},
-        {"http://[fe80::1%25eth0]:2379", false},
-        {"https://", false},
-        {"http:/127.0.0.1:2379", false},
-        {"unix:///run/etcd.sock", false},
-        {"http://127.0.0.1:2379#f", false},
-        {"", false},
-        {NULL, false},
-    };
-
-    for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        char *err = NULL;
-        int ret = config_check_etcd_url(cases[i].url, &err);
-
-        cr_expect_eq(ret, cases[i].ok ? 0 : -EINVAL, "case %zu: %s", i, err ? err : "");
-        if (!cases[i].ok)
-            check_message(err, i);
-        else
-            cr_expect_null(err);
-        free(err);
-    }
-    /* a very long host name */
-    char url[600];
-    snprintf(url, sizeof(url), "http://%0500d:1", 0);
-    cr_expect_eq(config_check_etcd_url(url, NULL), -EINVAL);
-}
-
-Test(config, check_socket_addr)
-{
-    static const struct {
-        const char *addr;
-        bool ok;
-    } cases[] = {
-        {"/run/haproxy.sock", true},
-        {"./h.sock", true},
-        {"127.0.0.1:9999", true},
-        {"[::1]:9999", true},
-        {"localhost:1", true},
-        {"localhost:65535", true},
-        {"localhost", false},
-        {"localhost:0", false},
-        {"LOCALHOST:1", false},
-        {"h.sock", false},
-        {"127.0.0.1", false},
-        {"[::1]", false},
-        {"*:9999", false},
-        {":9999", false},
-        {"/a\tb", false},
-        {"", false},
-        {NULL, false},
-    };
-
-    for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        char *err = NULL;
-
-        cr_expect_eq(config_check_socket_addr(cases[i].addr, &err), cases[i].ok ? 0 : -EINVAL,
-                     "case %zu", i);
-        if (!cases[i].ok)
-            check_message(err, i);
-        free(err);
-    }
-}
-
-Test(config, parse_listen)
-{
-    static const struct {
-        const char *text;
-        const char *host; /* NULL: rejected */
-        bool ipv6;
-        unsigned short port;
-    } cases[] = {
-        {"*:80", "", false, 80},
-        {":8080", "", false, 8080},
-        {"0.0.0.0:1", "0.0.0.0", false, 1},
-        {"10.0.0.1:65535", "10.0.0.1", false, 65535},
-        {"[::]:443", "::", true, 443},
-        {"[2001:DB8:0::1]:443", "2001:db8::1", true, 443},
-        {"*:0", NULL, false, 0},
-        {"*:65536", NULL, false, 0},
-        {"*:+80", NULL, false, 0},
-        {"*: 80", NULL, false, 0},
-        {"**:80", NULL, false, 0},
-        {"*", NULL, false, 0},
-        {"", NULL, false, 0},
-        {"80", NULL, false, 0},
-        {"::80", NULL, false, 0},
-        {"[::1]:80x", NULL, false, 0},
-        {"localhost:80", NULL, false, 0},
-        {"10.0.0.1:80,10.0.0.2:80", NULL, false, 0},
-        {NULL, NULL, false, 0},
-    };
-
-    for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        struct listen_addr l;
-        char *err = NULL;
-        int ret;
-
-        memset(&l, 0x5a, sizeof(l));
-        ret = config_parse_listen(cases[i].text, &l, &err);
-        if (!cases[i].host) {
-            cr_expect_eq(ret, -EINVAL, "case %zu", i);
-            check_message(err, i);
-        } else {
-            cr_expect_eq(ret, 0, "case %zu: %s", i, err ? err : "");
-            cr_expect(l.set, "case %zu", i);
-            cr_expect_str_eq(l.host, cases[i].host, "case %zu", i);
-            cr_expect_eq(l.ipv6, cases[i].ipv6, "case %zu", i);
-            cr_expect_eq(l.port, cases[i].port, "case %zu", i);
-        }
-        free(err);
-    }
-}
-
 Test(config, balance_is_dynamic)
 {
     static const struct {
@@ -1578,6 +1446,9 @@ static const struct same_case same_cases[] = {
     {CFG_ETCD("'endpoints':['http://127.0.0.1:2379','http://127.0.0.1:2380']," PF), false, true,
      true, NULL},
     {CFG_ETCD(EP ",'prefix':'/other/'"), false, true, true, "etcd.prefix"},
+    /* issue 22: named (it needs a restart, and the SIGHUP said only "a
+     * field that needs a restart changed") */
+    {CFG_ETCD(EP "," PF ",'transport':'json'"), false, true, true, "etcd.transport"},
     {CFG_HAPROXY("'runtime_socket':'/tmp/x.sock'," SF), false, true, true,
      "haproxy.runtime_socket"},
     {CFG_HAPROXY(RS ",'services_file':'/tmp/s.cfg'"), false, true, true,
@@ -1718,4 +1589,71 @@ Test(config, admin_same)
     b = a;
     b.tls_cert_file = "/c";
     cr_expect_not(config_same_admin(&a, &b));
+}
+
+/* ---- two errors at once: which one is said first (issue 22) ---- */
+
+/* The keyword tables keep the order in which the hand-written loaders
+ * checked a block's fields (KW_TYPE and KW_REQUIRED_LATE rows), so a
+ * config with two errors says the same one first as before. */
+Test(config, first_of_two_errors_keeps_its_order)
+{
+    static const struct {
+        const char *json, *first;
+    } cases[] = {
+        {CFG_HTTP("'bind':5,'spare_backends':-1"), "http_frontend.bind: must be a string"},
+        {CFG_HTTP("'spare_backends':-1"), "http_frontend.bind: required"},
+        {CFG_HTTP("'bind':'x','spare_backends':-1"),
+         "http_frontend.spare_backends: must be between 0 and 1024"},
+        {CFG("'dns':{'domain':'a b'}"), "dns.hosts_file: required"},
+        {CFG("'dns':{'address':7}"), "dns.address: must be a string"},
+        {CFG("'dns':{'reload_pid_file':'a b'}"),
+         "dns.reload_pid_file: must be 1-4096 printable ASCII characters, no whitespace"},
+        {CFG_HAPROXY(SF ",'master_socket':'x'"), "haproxy.master_socket: must be a unix socket"},
+        {CFG_HAPROXY("'services_file':'a b'"),
+         "haproxy.services_file: must be 1-4096 printable ASCII characters, no whitespace"},
+        {CFG_HAPROXY("'master_socket':'/m'"), "haproxy.runtime_socket: required"},
+        {CFG_HAPROXY(RS ",'min_reload_interval_ms':-1"), "haproxy.services_file: required"},
+        {CFG("'log_level':'loud','dns':{}"), "dns.hosts_file: required"},
+        {CFG("'log_level':5,'dns':{}"), "log_level: must be a string"},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+
+        cr_assert_eq(load(cases[i].json, &cfg, &err), -EINVAL, "case %zu loaded", i);
+        cr_expect(err && strncmp(err, cases[i].first, strlen(cases[i].first)) == 0,
+                  "case %zu: '%s', not '%s'", i, err ? err : "", cases[i].first);
+        free(err);
+    }
+}
+
+/* config_load_all: a log_level of the wrong type is said once, in its
+ * place; a bad value after the blocks before the caps. */
+Test(config, load_all_says_log_level_once_in_its_place)
+{
+    static const struct {
+        const char *json;
+        const char *lines[3];
+    } cases[] = {
+        {CFG("'log_level':5,'dns':{},'max_services':-1"),
+         {"log_level: must be a string", "dns.hosts_file: required",
+          "max_services: must be between 0 and 1000000"}},
+        {CFG("'log_level':'loud','dns':{},'max_services':-1"),
+         {"dns.hosts_file: required", "max_services: must be between 0 and 1000000",
+          "log_level: must be one of error, warn, info, debug"}},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct collected got = {.n = 0};
+        char *path = write_temp(cases[i].json);
+        struct config cfg;
+
+        cr_expect_eq(config_load_all(path, &cfg, collect, &got), -3, "case %zu", i);
+        unlink(path);
+        cr_assert_eq(got.n, 3, "case %zu: %zu lines", i, got.n);
+        for (size_t k = 0; k < 3; k++)
+            cr_expect_str_eq(got.lines[k], cases[i].lines[k], "case %zu line %zu", i, k);
+    }
 }

@@ -41,13 +41,8 @@ int config_set_prefix(struct config *cfg, const char *prefix, char **errmsg);
 int config_set_runtime_socket(struct config *cfg, const char *addr, char **errmsg);
 int config_set_log_level(struct config *cfg, const char *level, char **errmsg);
 
-/* Validators shared with the command line and announce. 0 or -EINVAL. */
-int config_check_etcd_url(const char *url, char **errmsg);
-int config_check_socket_addr(const char *addr, char **errmsg);
-/* An etcd key prefix: 1-255 printable characters, no whitespace,
- * starting and ending with '/'. The reason names no field. */
-int config_check_prefix(const char *prefix, char **errmsg);
-int config_parse_listen(const char *text, struct listen_addr *out, char **errmsg);
+/* The validators shared with the command line and announce (etcd URLs,
+ * sockets, prefixes, listen addresses, host names) are validate.h's. */
 
 /* The config of a named service, or NULL. Borrowed. */
 const struct service_conf *config_find_service(const struct config *cfg, const char *name);
@@ -69,7 +64,8 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
 
 void config_free(struct config *cfg);
 
-/* ---- comparing configs (SIGHUP) ---- */
+/* ---- comparing configs (SIGHUP): config_same.c, from each field's SIGHUP
+ * class in the keyword tables (config_kw.h) ---- */
 
 /* Whether the fields that need a restart (etcd endpoints and prefix,
  * sockets, paths, haproxy binary, reload_command) are the same in a and b. */

@@ -10,6 +10,7 @@
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/slots.h>
+#include <slotsync/validate.h>
 
 #include "fuzz.h"
 
@@ -28,7 +29,7 @@ static void listen_roundtrip(const struct listen_addr *l)
         snprintf(buf, sizeof(buf), "[%s]:%u", l->host, (unsigned)l->port);
     else
         snprintf(buf, sizeof(buf), "%s:%u", l->host, (unsigned)l->port);
-    FUZZ_ASSERT(config_parse_listen(buf, &back, NULL) == 0, "'%s' does not parse", buf);
+    FUZZ_ASSERT(validate_listen(buf, &back, NULL) == 0, "'%s' does not parse", buf);
     FUZZ_ASSERT(back.set && back.port == l->port && back.ipv6 == l->ipv6 &&
                     strcmp(back.host, l->host) == 0,
                 "'%s' parses to something else", buf);
@@ -98,14 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(err);
     err = NULL;
-    if (config_parse_listen(text, &l, &err) == 0)
+    if (validate_listen(text, &l, &err) == 0)
         listen_roundtrip(&l);
     free(err);
     err = NULL;
-    config_check_etcd_url(text, &err);
+    validate_etcd_url(text, &err);
     free(err);
     err = NULL;
-    config_check_socket_addr(text, &err);
+    validate_socket_addr(text, &err);
     free(err);
     free(text);
     return 0;
