@@ -19,6 +19,7 @@ struct etcd_kv {
     char *value; /* decoded, NUL-terminated, owned; NULL for a delete */
     size_t value_len;
     int64_t mod_revision;
+    int64_t create_revision; /* 0 when etcd omits it (delete events) */
     int64_t lease;
     bool deleted; /* watch events only */
 };
