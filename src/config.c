@@ -29,6 +29,10 @@
 #include <slotsync/timeouts.h>
 
 #define ETCD_ENDPOINTS_MAX 16
+/* etcd.watch_check_interval_s: the watch stall detector's period (issue 24) */
+#define ETCD_WATCH_CHECK_S 30
+#define ETCD_WATCH_CHECK_S_MIN 1
+#define ETCD_WATCH_CHECK_S_MAX 3600
 #define ETCD_URL_MAX 300 /* "https://" + 253-byte host + ":65535/" fits */
 #define PREFIX_MAX 255
 #define FILE_PATH_MAX CONFIG_PATH_MAX
@@ -684,8 +688,13 @@ static int load_etcd_transport(json_t *etcd, struct config *cfg, char **errmsg)
 
 static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
 {
-    static const char *const keys[] = {"endpoints", "prefix",        "tls",
-                                       "username",  "password_file", "transport"};
+    static const char *const keys[] = {"endpoints",
+                                       "prefix",
+                                       "tls",
+                                       "username",
+                                       "password_file",
+                                       "transport",
+                                       "watch_check_interval_s"};
     json_t *etcd, *eps, *j;
     const char *prefix;
     size_t i;
@@ -739,6 +748,12 @@ static int load_etcd(json_t *root, struct config *cfg, char **errmsg)
     if (ret < 0)
         return ret;
     ret = load_etcd_transport(etcd, cfg, errmsg);
+    if (ret < 0)
+        return ret;
+    /* the watch stall detector's period (issue 24): two checks ahead make
+     * a stall, so a stall is found within two of these */
+    ret = get_int(etcd, "etcd", "watch_check_interval_s", ETCD_WATCH_CHECK_S_MIN,
+                  ETCD_WATCH_CHECK_S_MAX, &cfg->etcd_watch_check_interval_s, errmsg);
     if (ret < 0)
         return ret;
     return set_string(&cfg->etcd_prefix, prefix, errmsg);
@@ -1461,6 +1476,7 @@ static int load_root(json_t *root, struct config *cfg, struct problems *p, char 
     }
     cfg->min_reload_interval_ms = DEFAULT_MIN_RELOAD_INTERVAL_MS;
     cfg->runtime_timeout_s = RUNTIME_TIMEOUT_S;
+    cfg->etcd_watch_check_interval_s = ETCD_WATCH_CHECK_S;
     cfg->bulk_path = BULK_PATH_AUTO;
     cfg->runtime_command_us = BULK_COMMAND_US_DEFAULT;
     cfg->reload_server_us = BULK_RELOAD_SERVER_US_DEFAULT;
@@ -1797,6 +1813,7 @@ bool config_same_restart_fields(const struct config *nc, const struct config *oc
            same_str(nc->etcd_username, oc->etcd_username) &&
            same_str(nc->etcd_password_file, oc->etcd_password_file) &&
            nc->etcd_transport == oc->etcd_transport &&
+           nc->etcd_watch_check_interval_s == oc->etcd_watch_check_interval_s &&
            strcmp(nc->runtime_socket, oc->runtime_socket) == 0 &&
            nc->runtime_timeout_s == oc->runtime_timeout_s &&
            same_str(nc->master_socket, oc->master_socket) &&
@@ -1820,6 +1837,8 @@ size_t config_restart_fields_changed(const struct config *nc, const struct confi
         {"etcd.tls", tls_conf_equal(&nc->etcd_tls, &oc->etcd_tls)},
         {"etcd.username", same_str(nc->etcd_username, oc->etcd_username)},
         {"etcd.password_file", same_str(nc->etcd_password_file, oc->etcd_password_file)},
+        {"etcd.watch_check_interval_s",
+         nc->etcd_watch_check_interval_s == oc->etcd_watch_check_interval_s},
         {"haproxy.runtime_socket", strcmp(nc->runtime_socket, oc->runtime_socket) == 0},
         {"haproxy.runtime_timeout_s", nc->runtime_timeout_s == oc->runtime_timeout_s},
         {"haproxy.master_socket", same_str(nc->master_socket, oc->master_socket)},

@@ -262,7 +262,8 @@ static const struct range_case range_cases[] = {
      "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"4\",\"mod_revision\":\"3\"}]}",
      .rc = -ERANGE},
     {"create_revision negative",
-     "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"-2\",\"mod_revision\":\"3\"}]}",
+     "{" HDR(
+         "4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"-2\",\"mod_revision\":\"3\"}]}",
      .rc = -ERANGE},
     {"create_revision not a number",
      "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"x\",\"mod_revision\":\"3\"}]}",

@@ -7,7 +7,10 @@
 #include <slotsync/etcd_stall.h>
 
 /* {etcd_rev, etcd_top, etcd_count, applied_rev, applied_keys} */
-#define S(er, et, ec, ar, ak) {(er), (et), (ec), (ar), (ak)}
+#define S(er, et, ec, ar, ak)                                                                      \
+    {                                                                                              \
+        (er), (et), (ec), (ar), (ak)                                                               \
+    }
 
 struct one_case {
     const char *name;
@@ -20,15 +23,13 @@ static const struct one_case one_cases[] = {
     {"equal: the newest key is the last applied", S(50, 50, 3, 50, 3), false, ETCD_STALL_EQUAL},
     {"equal: other prefixes moved the cluster on", S(90, 40, 3, 40, 3), false, ETCD_STALL_EQUAL},
     {"equal: a listing's revision above every key", S(60, 12, 2, 60, 2), false, ETCD_STALL_EQUAL},
-    {"equal: after a delete the newest key is older", S(70, 20, 2, 70, 2), false,
-     ETCD_STALL_EQUAL},
+    {"equal: after a delete the newest key is older", S(70, 20, 2, 70, 2), false, ETCD_STALL_EQUAL},
     {"equal: empty prefix", S(9, 0, 0, 9, 0), false, ETCD_STALL_EQUAL},
     {"ahead: a put not delivered", S(51, 51, 3, 50, 3), true, ETCD_STALL_AHEAD},
     {"ahead: a new key not delivered", S(51, 51, 4, 50, 3), true, ETCD_STALL_AHEAD},
     {"ahead: a delete not delivered (count only)", S(51, 40, 2, 50, 3), true, ETCD_STALL_AHEAD},
     {"ahead: the last key deleted, not delivered", S(51, 0, 0, 50, 1), true, ETCD_STALL_AHEAD},
-    {"ahead: count differs at the applied revision", S(50, 50, 2, 50, 3), true,
-     ETCD_STALL_AHEAD},
+    {"ahead: count differs at the applied revision", S(50, 50, 2, 50, 3), true, ETCD_STALL_AHEAD},
     {"behind: an event newer than the answer applied", S(50, 50, 3, 52, 4), false,
      ETCD_STALL_BEHIND},
     {"behind: counts differ but the answer is older", S(50, 48, 3, 52, 2), false,
@@ -61,8 +62,8 @@ static const struct two_case two_cases[] = {
      ETCD_STALL_STALLED},
     {"a missed delete, twice: stalled", S(51, 40, 2, 50, 3), S(51, 40, 2, 50, 3),
      ETCD_STALL_STALLED},
-    {"delivered some, not what etcd had then: stalled", S(60, 60, 3, 50, 3),
-     S(61, 61, 3, 55, 3), ETCD_STALL_STALLED},
+    {"delivered some, not what etcd had then: stalled", S(60, 60, 3, 50, 3), S(61, 61, 3, 55, 3),
+     ETCD_STALL_STALLED},
     {"an event in flight, then delivered: equal", S(51, 51, 3, 50, 3), S(51, 51, 3, 51, 3),
      ETCD_STALL_EQUAL},
     {"a delete in flight, then delivered: equal", S(51, 40, 2, 50, 3), S(51, 40, 2, 51, 2),
