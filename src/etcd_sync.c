@@ -35,7 +35,8 @@
  * fall behind compaction and force a re-list on every reconnect.
  *
  * Re-entrancy. Sync callbacks may call etcd_sync_stop() on their own sync,
- * and any callback may start or cancel calls, or free the etcd client. A
+ * and any callback may start or cancel calls, or free the etcd client once
+ * every sync on it is stopped (before, etcd_client_free() refuses). A
  * stopped sync makes no more callbacks; its memory goes when the outermost
  * frame that uses it returns.
  */
@@ -51,6 +52,7 @@
 
 #include <slotsync/clock.h>
 #include <slotsync/etcd-int.h>
+#include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/etcd_grpc.h>
 #include <slotsync/etcd_stall.h>
@@ -109,7 +111,7 @@ struct etcd_sync {
     size_t watch_ep;
     char *watch_err;          /* why we aborted the stream, if we did */
     bool watch_unauth;        /* etcd refused the stream's token (gRPC 16) */
-    bool waiting_auth;        /* the watch waits for a token */
+    struct etcd_token_waiter token_wait; /* queued: the watch waits for a token */
     unsigned watch_token_gen; /* the token the stream was opened with */
     bool watch_compacted;     /* the stream said our revision is gone */
     double last_progress;     /* clock_mono() of the last progress notification */
@@ -1167,11 +1169,8 @@ static void watch_start(struct etcd_sync *s)
     size_t text_len = 0;
 
     if (etcd__auth_needed(c)) {
-        s->waiting_auth = true;
-        if (etcd__auth_start(c) < 0) {
-            s->waiting_auth = false;
+        if (etcd__token_wait(c, &s->token_wait) < 0)
             sync_fail(s, "cannot start an etcd authentication request");
-        }
         return;
     }
     etcd_stream_free(&s->stream);
@@ -1259,6 +1258,8 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     sync_maybe_free(s);
 }
 
+static void token_ready(int err, const char *text, void *arg);
+
 struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
                                   const struct etcd_sync_ops *ops, void *arg)
 {
@@ -1292,6 +1293,8 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     s->idle.data = s;
     ev_init(&s->probe_timer, probe_timer_cb);
     s->probe_timer.data = s;
+    s->token_wait.cb = token_ready;
+    s->token_wait.arg = s;
     ev_init(&s->check_timer, check_timer_cb);
     s->check_timer.data = s;
     s->check_interval = ETCD_CHECK_INTERVAL;
@@ -1313,6 +1316,7 @@ void etcd_sync_stop(struct etcd_sync *s)
         return;
     c = s->client;
     s->stopped = true;
+    etcd__token_wait_cancel(c, &s->token_wait);
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
     probe_stop(s);
@@ -1355,26 +1359,18 @@ const char *etcd_sync_endpoint(const struct etcd_sync *s)
     return ep < c->n_endpoints ? c->endpoints[ep] : NULL;
 }
 
-void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text)
+/* The authentication the watch waited for ended (the client took our
+ * waiter off its queue): err 0, start the watch; otherwise fail with text
+ * (log-safe) and back off. */
+static void token_ready(int err, const char *text, void *arg)
 {
-    struct etcd_sync *s;
-    bool again = true;
+    struct etcd_sync *s = arg;
 
-    while (again) {
-        again = false;
-        for (s = c->syncs; s; s = s->next) {
-            if (!s->waiting_auth)
-                continue;
-            s->waiting_auth = false;
-            s->depth++;
-            if (err == 0)
-                watch_start(s);
-            else
-                sync_fail(s, text);
-            s->depth--;
-            sync_maybe_free(s);
-            again = true; /* the list may have changed under us */
-            break;
-        }
-    }
+    s->depth++;
+    if (err == 0)
+        watch_start(s);
+    else
+        sync_fail(s, text);
+    s->depth--;
+    sync_maybe_free(s);
 }
