@@ -375,7 +375,6 @@ Test(report, etcd_state_up_and_down)
     ((struct etcd_sync_stats *)s.etcd)->watch_checks = 9;
     ((struct etcd_sync_stats *)s.etcd)->last_stall_at = 990;
     report_metrics(&s, &m, &rows);
-    free(rows);
     cr_expect_eq(m.etcd_watch_stalls, 2);
     cr_expect_eq(m.etcd_watch_checks, 9);
     doc = report_status(&s, servers, NULL, &err);
