@@ -1171,7 +1171,7 @@ static void watch_start(struct etcd_sync *s)
     if (etcd__auth_needed(c)) {
         if (etcd__token_wait(c, &s->token_wait) < 0)
             sync_fail(s, "cannot start an etcd authentication request");
-        return;
+        goto out; /* the request bodies built above go too */
     }
     etcd_stream_free(&s->stream);
     etcd_grpc_stream_free(&s->gstream);
