@@ -35,6 +35,10 @@
 #include <slotsync/validate.h>
 
 #define ETCD_ENDPOINTS_MAX 16
+/* etcd.watch_check_interval_s: the watch stall detector's period (issue 24) */
+#define ETCD_WATCH_CHECK_S 30
+#define ETCD_WATCH_CHECK_S_MIN 1
+#define ETCD_WATCH_CHECK_S_MAX 3600
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
 #define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most */
 #define RESYNC_INTERVAL_S_MAX 86400
@@ -550,6 +554,10 @@ static const struct config_kw etcd_rows[] = {
     ROW_CHECK(check_etcd_user),
     ROW_ENUM("transport", CFG(etcd_transport), parse_transport, "must be \"grpc\" or \"json\"",
              ETCD_TRANSPORT_GRPC, HUP_RESTART),
+    /* the watch stall detector's period (issue 24): two checks ahead make a
+     * stall, so a stall is found within two of these */
+    ROW_INT("watch_check_interval_s", CFG(etcd_watch_check_interval_s), ETCD_WATCH_CHECK_S_MIN,
+            ETCD_WATCH_CHECK_S_MAX, ETCD_WATCH_CHECK_S, HUP_RESTART),
     ROW_END,
 };
 

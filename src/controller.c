@@ -491,6 +491,7 @@ int controller_run(const struct config *cfg,
         r = -ENOMEM;
         goto out;
     }
+    etcd_sync_set_check_interval(c.sync, cfg->etcd_watch_check_interval_s);
     ev_prepare_start(c.loop, &c.flush);
     ev_timer_start(c.loop, &c.resync_timer);
     ev_signal_start(c.loop, &c.sig_term);

@@ -4,7 +4,10 @@
  *
  * The pure decoders of the replies are in etcd_decode.c; the prefix sync
  * (list + watch) is in etcd_sync.c and reaches the client's endpoints and
- * token through etcd-int.h.
+ * token through etcd-int.h. The client never calls up into the sync: a
+ * sync waiting for a token queues a token waiter (HAProxy's buffer_wait
+ * idiom) which the client wakes, and the client is not freed while a sync
+ * is started on it (-EBUSY).
  *
  * Re-entrancy. Any callback may start or cancel calls, or free the etcd
  * client. (Freeing the http client from inside an etcd callback is not
@@ -21,7 +24,6 @@
 #include <slotsync/etcd-int.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/etcd_grpc.h>
-#include <slotsync/etcd_sync.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/timeouts.h>
@@ -642,14 +644,16 @@ fail:
     return NULL;
 }
 
-void etcd_client_free(struct etcd_client *c)
+int etcd_client_free(struct etcd_client *c)
 {
     struct etcd_call *call, *next;
 
     if (!c)
-        return;
-    while (c->syncs)
-        etcd_sync_stop(c->syncs);
+        return 0;
+    if (c->syncs)
+        return -EBUSY;
+    while (c->token_waiters)
+        etcd__token_wait_cancel(c, c->token_waiters);
     for (call = c->calls; call; call = next) {
         next = call->next;
         if (call->in_cb)
@@ -663,6 +667,7 @@ void etcd_client_free(struct etcd_client *c)
         free(c->endpoints[i]);
     free(c->endpoints);
     free(c);
+    return 0;
 }
 
 /* ---- authentication ---- */
@@ -731,7 +736,45 @@ static void auth_release(struct etcd_client *c, int err, const char *text)
             break;
         }
     }
-    etcd_sync__auth_released(c, err, text);
+    /* Then the token waiters, one at a time from the head: a callback may
+     * queue or cancel others. */
+    while (c->token_waiters) {
+        struct etcd_token_waiter *w = c->token_waiters;
+
+        etcd__token_wait_cancel(c, w);
+        w->cb(err, text, w->arg);
+    }
+}
+
+int etcd__token_wait(struct etcd_client *c, struct etcd_token_waiter *w)
+{
+    if (!w->queued) {
+        w->prev = NULL;
+        w->next = c->token_waiters;
+        if (c->token_waiters)
+            c->token_waiters->prev = w;
+        c->token_waiters = w;
+        w->queued = true;
+    }
+    if (etcd__auth_start(c) < 0) {
+        etcd__token_wait_cancel(c, w);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void etcd__token_wait_cancel(struct etcd_client *c, struct etcd_token_waiter *w)
+{
+    if (!w->queued)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        c->token_waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->queued = false;
 }
 
 static void auth_done(struct http_request *req, int err, long status, const char *body, size_t len,

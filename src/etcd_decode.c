@@ -369,12 +369,22 @@ static int decode_kv(const json_t *j, bool deleted, struct etcd_kv *kv, char **e
             goto fail;
     }
     if (etcd_json_int64(j, "mod_revision", &kv->mod_revision) < 0 ||
+        etcd_json_int64(j, "create_revision", &kv->create_revision) < 0 ||
         etcd_json_int64(j, "lease", &kv->lease) < 0) {
-        memprintf(errmsg, "bad kv mod_revision or lease");
+        memprintf(errmsg, "bad kv mod_revision, create_revision or lease");
         rc = -EINVAL;
         goto fail;
     }
     rc = check_revision(kv->mod_revision, false, "kv mod_revision", errmsg);
+    if (rc < 0)
+        goto fail;
+    /* absent (0) in delete events; never after the key's last change */
+    rc = check_revision(kv->create_revision, true, "kv create_revision", errmsg);
+    if (rc == 0 && kv->create_revision > kv->mod_revision) {
+        memprintf(errmsg, "kv create_revision %" PRId64 " above its mod_revision %" PRId64,
+                  kv->create_revision, kv->mod_revision);
+        rc = -ERANGE;
+    }
     if (rc < 0)
         goto fail;
     kv->deleted = deleted;

@@ -18,6 +18,10 @@
  *    intervals, hence never shorter than one, and the smallest gap seen is
  *    our estimate. Once we have one, a stream silent for three estimates is
  *    declared dead and restarted. Before that, only keepalive guards it.
+ * Neither sees a watch that stops delivering on a connection that stays up
+ * while its endpoint answers other calls (etcd's grpc-proxy has such bugs):
+ * the stall detector below checks etcd's newest key and key count against
+ * what was applied every check_interval.
  *
  * Revisions. "Applied" (stats.revision) is the listing's revision or the
  * highest mod_revision delivered since, never a watch header's revision:
@@ -31,7 +35,8 @@
  * fall behind compaction and force a re-list on every reconnect.
  *
  * Re-entrancy. Sync callbacks may call etcd_sync_stop() on their own sync,
- * and any callback may start or cancel calls, or free the etcd client. A
+ * and any callback may start or cancel calls, or free the etcd client once
+ * every sync on it is stopped (before, etcd_client_free() refuses). A
  * stopped sync makes no more callbacks; its memory goes when the outermost
  * frame that uses it returns.
  */
@@ -47,8 +52,10 @@
 
 #include <slotsync/clock.h>
 #include <slotsync/etcd-int.h>
+#include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/etcd_grpc.h>
+#include <slotsync/etcd_stall.h>
 #include <slotsync/http.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>
@@ -67,6 +74,11 @@
 /* Liveness probe of the watch's member: one every second (its timeout is
  * in timeouts.h). */
 #define ETCD_PROBE_INTERVAL 1.0
+/* Stall detector: a check of the prefix every this many seconds by default
+ * (etcd.watch_check_interval_s), spread by this much so a fleet's checks do
+ * not fall in step. */
+#define ETCD_CHECK_INTERVAL 30.0
+#define ETCD_CHECK_JITTER 0.2
 
 static const char *quote(const char *s, char *buf, size_t size)
 {
@@ -99,7 +111,7 @@ struct etcd_sync {
     size_t watch_ep;
     char *watch_err;          /* why we aborted the stream, if we did */
     bool watch_unauth;        /* etcd refused the stream's token (gRPC 16) */
-    bool waiting_auth;        /* the watch waits for a token */
+    struct etcd_token_waiter token_wait; /* queued: the watch waits for a token */
     unsigned watch_token_gen; /* the token the stream was opened with */
     bool watch_compacted;     /* the stream said our revision is gone */
     double last_progress;     /* clock_mono() of the last progress notification */
@@ -137,6 +149,17 @@ struct etcd_sync {
     bool progress_answers; /* this stream answered a progress_request */
     bool range_probe;      /* it never does (a grpc-proxy): probe with ranges */
     bool probe_serializable; /* the range probe in flight is serializable */
+
+    /* stall detector (issue 24): beside the watch, now and then, etcd's
+     * newest key under the prefix and its key count, compared with what
+     * was applied (etcd_stall.h); two checks ahead in a row restart the
+     * watch */
+    struct etcd_call *check_call;
+    ev_timer check_timer;
+    double check_interval; /* seconds */
+    struct etcd_stall_sample check_prev;
+    bool check_have_prev;  /* check_prev holds this watch's previous check */
+    double check_prev_at;  /* clock_mono() of check_prev */
 };
 
 static void sync_maybe_free(struct etcd_sync *s)
@@ -146,6 +169,7 @@ static void sync_maybe_free(struct etcd_sync *s)
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
     ev_timer_stop(s->loop, &s->probe_timer);
+    ev_timer_stop(s->loop, &s->check_timer);
     etcd_kv_free(&s->list_last);
     etcd_stream_free(&s->stream);
     etcd_grpc_stream_free(&s->gstream);
@@ -190,6 +214,11 @@ static void probe_stop(struct etcd_sync *s)
     /* inside probe_done the call is finishing and frees itself */
     etcd_call_cancel(s->probe_call);
     s->probe_call = NULL;
+    /* the stall detector checks the watch in progress: it ends with it */
+    ev_timer_stop(s->loop, &s->check_timer);
+    etcd_call_cancel(s->check_call);
+    s->check_call = NULL;
+    s->check_have_prev = false;
 }
 
 static void probe_again(struct etcd_sync *s)
@@ -483,6 +512,162 @@ static bool grpc_progress_reply(struct etcd_sync *s, const json_t *msg, int64_t 
     return false;
 }
 
+/* ---- the stall detector ---- */
+
+/* A watch can stop delivering while its connection and its endpoint look
+ * well: etcd's grpc-proxy 3.4/3.5 has bugs where one coalesced watcher
+ * stops getting events (etcd#9988, etcd#21813), and the proxy still answers
+ * the liveness range and drops progress requests, so neither guard above
+ * sees it. So every check_interval (30 s by default, jittered) one
+ * linearizable, keys-only, limit-1 range of the prefix sorted by
+ * mod_revision descending gives etcd's newest key and, in the reply's
+ * count, how many keys the prefix holds; etcd_stall_compare() sets them
+ * against what was applied. Linearizable, because a proxy answers a
+ * serializable range from its cache, which may be as stale as the watch;
+ * once every 30 s it is a thirtieth of the per-second read the gRPC
+ * transport did away with. */
+
+static void check_done(int err, const json_t *reply, const char *errtext, void *arg);
+
+static void check_arm(struct etcd_sync *s)
+{
+    ev_timer_stop(s->loop, &s->check_timer);
+    if (s->stopped || !s->watch_req || s->check_interval <= 0)
+        return;
+    ev_timer_set(&s->check_timer, s->check_interval * jitter_around(ETCD_CHECK_JITTER), 0.);
+    ev_timer_start(s->loop, &s->check_timer);
+}
+
+static void check_send(struct etcd_sync *s)
+{
+    json_t *body = json_object();
+
+    if (!body || etcd__set_b64(body, "key", s->prefix, s->prefix_len) < 0 ||
+        etcd__set_b64(body, "range_end", s->range_end, s->range_end_len) < 0 ||
+        etcd__set_int64(body, "limit", 1) < 0 ||
+        json_object_set_new(body, "sort_order", json_string("DESCEND")) < 0 ||
+        json_object_set_new(body, "sort_target", json_string("MOD")) < 0 ||
+        json_object_set_new(body, "keys_only", json_true()) < 0) {
+        json_decref(body);
+        check_arm(s);
+        return;
+    }
+    /* to the watch's endpoint: a proxy forwards a linearizable range to
+     * the cluster, so the answer is etcd's, through the same way in */
+    s->check_call = etcd__call_start(s->client, (long)s->watch_ep, "/v3/kv/range", body,
+                                     ETCD_CALL_TIMEOUT_MS, check_done, s);
+    if (!s->check_call)
+        check_arm(s);
+}
+
+static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct etcd_sync *s = w->data;
+
+    if (!s->stopped && s->watch_req && !s->check_call)
+        check_send(s);
+}
+
+/* Two checks found etcd ahead and the watch not moving: restart it on the
+ * next endpoint after the last revision applied (not after a progress
+ * notification's: through a stalled proxy that may be past what was
+ * missed). The replay brings what was missed; only a compacted revision
+ * makes it a listing. */
+static void stall_restart(struct etcd_sync *s, const struct etcd_stall_sample *now, double apart)
+{
+    struct etcd_client *c = s->client;
+    size_t ep = s->watch_ep;
+    char *why = NULL, q[LOG_QUOTE_MAX];
+
+    s->stats.watch_stalls++;
+    s->stats.last_stall_at = clock_mono();
+    s->resume_rev = s->stats.revision;
+    watch_cancel(s);
+    etcd__endpoint_failed(c, ep, NULL);
+    memprintf(&why,
+              "watch on %s stalled: etcd is at revision %" PRId64 " with %" PRId64
+              " keys under the prefix (newest changed at %" PRId64 "), the watch delivered up "
+              "to revision %" PRId64 " with %" PRId64 " keys, at two checks %.0f s apart: "
+              "restarting it %s %s after revision %" PRId64,
+              quote(c->endpoints[ep], q, sizeof(q)), now->etcd_rev, now->etcd_count,
+              now->etcd_top, now->applied_rev, now->applied_keys, apart,
+              c->cur == ep ? "on" : "on the next endpoint,", c->endpoints[c->cur],
+              s->resume_rev);
+    sync_fail(s, why ? why : "watch stalled: restarting it");
+    free(why);
+}
+
+static void check_done(int err, const json_t *reply, const char *errtext, void *arg)
+{
+    struct etcd_sync *s = arg;
+    struct etcd_range_reply r;
+    struct etcd_stall_sample now;
+    enum etcd_stall_verdict v;
+    char *why = NULL, q[LOG_QUOTE_MAX];
+    double at = clock_mono();
+    int rc;
+
+    s->check_call = NULL;
+    if (s->stopped || !s->watch_req)
+        return;
+    s->depth++;
+    if (err >= 0 || !etcd__retryable(err))
+        s->stats.last_contact_at = at;
+    if (err < 0) {
+        /* no verdict: the liveness probe judges the endpoint; the next
+         * check starts the pair again */
+        log_debug(MOD, "sync watch check: %s", errtext ? errtext : "failed");
+        s->check_have_prev = false;
+        check_arm(s);
+        goto out;
+    }
+    rc = etcd_parse_range(reply, &r, &why);
+    if (rc == 0 && (r.revision <= 0 || r.count < (int64_t)r.n_kvs || r.n_kvs > 1)) {
+        etcd_range_reply_free(&r);
+        memprintf(&why, "no revision, or a count below its keys");
+        rc = -ERANGE;
+    }
+    if (rc < 0) {
+        if (rc == -ERANGE)
+            s->stats.bad_revisions++;
+        log_warn(MOD, "sync %s: bad reply to the watch check: %s",
+                 log_quote(s->prefix, s->prefix_len, q, sizeof(q)), why ? why : "out of memory");
+        s->check_have_prev = false;
+        check_arm(s);
+        goto out;
+    }
+    now = (struct etcd_stall_sample){
+        .etcd_rev = r.revision,
+        .etcd_top = r.n_kvs ? r.kvs[0].mod_revision : 0,
+        .etcd_count = r.count,
+        .applied_rev = s->stats.revision,
+        .applied_keys = s->stats.keys,
+    };
+    etcd_range_reply_free(&r);
+    v = etcd_stall_compare(s->check_have_prev ? &s->check_prev : NULL, &now);
+    s->stats.watch_checks++;
+    s->stats.last_check_at = at;
+    s->stats.check_ahead = v == ETCD_STALL_AHEAD || v == ETCD_STALL_STALLED;
+    log_debug(MOD,
+              "sync watch check: %s (etcd revision %" PRId64 ", newest key %" PRId64 ", %" PRId64
+              " keys; applied %" PRId64 ", %" PRId64 " keys)",
+              etcd_stall_verdict_name(v), now.etcd_rev, now.etcd_top, now.etcd_count,
+              now.applied_rev, now.applied_keys);
+    if (v == ETCD_STALL_STALLED) {
+        stall_restart(s, &now, at - s->check_prev_at);
+        goto out;
+    }
+    s->check_prev = now;
+    s->check_prev_at = at;
+    s->check_have_prev = true;
+    check_arm(s);
+
+out:
+    free(why);
+    s->depth--;
+    sync_maybe_free(s);
+}
+
 /* The stream or listing failed: say so, and try again after a backoff. */
 static void sync_fail(struct etcd_sync *s, const char *why)
 {
@@ -564,9 +749,11 @@ static void list_deliver_page(struct etcd_sync *s, const struct etcd_range_reply
         s->list_begun = true;
         /* the whole prefix's count: the first page's range starts at it */
         s->stats.list_count = r->count > 0 && r->count <= ETCD_LIST_COUNT_MAX ? r->count : 0;
+        s->stats.keys = 0;
         if (ops->list_begin)
             ops->list_begin(s->arg);
     }
+    s->stats.keys += (int64_t)r->n_kvs;
     for (size_t i = 0; i < r->n_kvs && !s->stopped; i++)
         if (ops->kv)
             ops->kv(s->arg, &r->kvs[i]);
@@ -734,6 +921,13 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         if (s->ops->kv)
             s->ops->kv(s->arg, kv);
         s->stats.events++;
+        /* the keys the prefix holds, for the stall detector: a delete
+         * event is only sent for a key that was there; a put made the key
+         * when it was created at its own revision */
+        if (kv->deleted && s->stats.keys > 0)
+            s->stats.keys--;
+        else if (!kv->deleted && kv->create_revision == kv->mod_revision)
+            s->stats.keys++;
         if (kv->mod_revision > s->stats.revision)
             s->stats.revision = kv->mod_revision;
         if (kv->mod_revision > s->resume_rev)
@@ -790,6 +984,7 @@ static int watch_msg(json_t *msg, void *arg)
     } else if (m.created) {
         s->stats.watching = true;
         s->created = true;
+        check_arm(s);
         if (s->grpc)
             s->probe_ok = true; /* the member itself answered on the stream */
         sync_up(s);
@@ -974,12 +1169,9 @@ static void watch_start(struct etcd_sync *s)
     size_t text_len = 0;
 
     if (etcd__auth_needed(c)) {
-        s->waiting_auth = true;
-        if (etcd__auth_start(c) < 0) {
-            s->waiting_auth = false;
+        if (etcd__token_wait(c, &s->token_wait) < 0)
             sync_fail(s, "cannot start an etcd authentication request");
-        }
-        return;
+        goto out; /* the request bodies built above go too */
     }
     etcd_stream_free(&s->stream);
     etcd_grpc_stream_free(&s->gstream);
@@ -1066,6 +1258,8 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     sync_maybe_free(s);
 }
 
+static void token_ready(int err, const char *text, void *arg);
+
 struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
                                   const struct etcd_sync_ops *ops, void *arg)
 {
@@ -1099,6 +1293,11 @@ struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
     s->idle.data = s;
     ev_init(&s->probe_timer, probe_timer_cb);
     s->probe_timer.data = s;
+    s->token_wait.cb = token_ready;
+    s->token_wait.arg = s;
+    ev_init(&s->check_timer, check_timer_cb);
+    s->check_timer.data = s;
+    s->check_interval = ETCD_CHECK_INTERVAL;
     s->next = c->syncs;
     if (c->syncs)
         c->syncs->prev = s;
@@ -1117,6 +1316,7 @@ void etcd_sync_stop(struct etcd_sync *s)
         return;
     c = s->client;
     s->stopped = true;
+    etcd__token_wait_cancel(c, &s->token_wait);
     ev_timer_stop(s->loop, &s->retry);
     ev_timer_stop(s->loop, &s->idle);
     probe_stop(s);
@@ -1139,6 +1339,13 @@ void etcd_sync_stop(struct etcd_sync *s)
     sync_maybe_free(s);
 }
 
+void etcd_sync_set_check_interval(struct etcd_sync *s, double seconds)
+{
+    s->check_interval = seconds > 0 ? seconds : 0;
+    if (!s->stopped && s->check_interval <= 0)
+        ev_timer_stop(s->loop, &s->check_timer);
+}
+
 const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s)
 {
     return &s->stats;
@@ -1152,26 +1359,18 @@ const char *etcd_sync_endpoint(const struct etcd_sync *s)
     return ep < c->n_endpoints ? c->endpoints[ep] : NULL;
 }
 
-void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text)
+/* The authentication the watch waited for ended (the client took our
+ * waiter off its queue): err 0, start the watch; otherwise fail with text
+ * (log-safe) and back off. */
+static void token_ready(int err, const char *text, void *arg)
 {
-    struct etcd_sync *s;
-    bool again = true;
+    struct etcd_sync *s = arg;
 
-    while (again) {
-        again = false;
-        for (s = c->syncs; s; s = s->next) {
-            if (!s->waiting_auth)
-                continue;
-            s->waiting_auth = false;
-            s->depth++;
-            if (err == 0)
-                watch_start(s);
-            else
-                sync_fail(s, text);
-            s->depth--;
-            sync_maybe_free(s);
-            again = true; /* the list may have changed under us */
-            break;
-        }
-    }
+    s->depth++;
+    if (err == 0)
+        watch_start(s);
+    else
+        sync_fail(s, text);
+    s->depth--;
+    sync_maybe_free(s);
 }

@@ -172,6 +172,12 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
     counter(f, "slotsync_etcd_events_total", "Watch events received from etcd.", m->etcd_events);
     counter(f, "slotsync_etcd_watch_starts_total",
             "Watches started on etcd (the first one and every reconnect).", m->etcd_watch_starts);
+    counter(f, "slotsync_etcd_watch_checks_total",
+            "Checks of the watch against etcd's newest key and key count (stall detector).",
+            m->etcd_watch_checks);
+    counter(f, "slotsync_etcd_watch_stalls_total",
+            "Watches restarted because etcd stayed ahead of them at two checks in a row.",
+            m->etcd_watch_stalls);
     gauge(f, "slotsync_etcd_revision", "The last etcd revision applied.", (double)m->etcd_revision);
     family(f, "slotsync_values_rejected_total", "counter",
            "etcd keys or values refused, by reason.");

@@ -83,12 +83,27 @@ static json_t *etcd_doc(const struct report_state *s)
     report_etcd_note(s, note, sizeof(note));
     clock_format_utc(s->wall_now > 0 ? clock_wall_of(s->etcd_since, s->now, s->wall_now) : 0, since,
                      sizeof(since));
-    return json_pack("{s:b,s:s?,s:s?,s:o,s:s?,s:o,s:s?,s:I,s:b,s:s?}", "connected", s->etcd_up,
-                     "endpoint", ep[0] ? ep : NULL, "transport", report_etcd_transport(s),
-                     "since_s", age_or_null(down), "since", strcmp(since, "-") ? since : NULL,
-                     "last_contact_s", age_or_null(contact), "last_error", s->etcd_error,
-                     "revision", (json_int_t)(s->etcd ? s->etcd->revision : 0), "listed", s->listed,
-                     "note", note[0] ? note : NULL);
+    json_t *doc = json_pack(
+        "{s:b,s:s?,s:s?,s:o,s:s?,s:o,s:s?,s:I,s:b,s:s?}", "connected", s->etcd_up, "endpoint",
+        ep[0] ? ep : NULL, "transport", report_etcd_transport(s), "since_s", age_or_null(down),
+        "since", strcmp(since, "-") ? since : NULL, "last_contact_s", age_or_null(contact),
+        "last_error", s->etcd_error, "revision", (json_int_t)(s->etcd ? s->etcd->revision : 0),
+        "listed", s->listed, "note", note[0] ? note : NULL);
+
+    /* the stall detector: how often etcd stayed ahead of the watch, when
+     * last, and what the last check (how long ago) found */
+    if (doc && s->etcd &&
+        json_object_set_new(
+            doc, "watch_check",
+            json_pack("{s:I,s:I,s:o,s:o,s:b}", "checks", (json_int_t)s->etcd->watch_checks,
+                      "stalls", (json_int_t)s->etcd->watch_stalls, "last_check_s",
+                      age_or_null(clock_age(s->now, s->etcd->last_check_at)), "last_stall_s",
+                      age_or_null(clock_age(s->now, s->etcd->last_stall_at)), "ahead",
+                      s->etcd->check_ahead)) < 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
 }
 
 /* "routes" (the HTTP frontend's Host names, each to its backend as the
@@ -162,6 +177,8 @@ void report_metrics(const struct report_state *s, struct metrics *m, struct metr
     if (s->etcd) {
         m->etcd_events = s->etcd->events;
         m->etcd_watch_starts = s->etcd->watch_starts;
+        m->etcd_watch_checks = s->etcd->watch_checks;
+        m->etcd_watch_stalls = s->etcd->watch_stalls;
         m->etcd_revision = s->etcd->revision;
     }
     m->commands = s->commands;

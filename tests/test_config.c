@@ -228,8 +228,42 @@ Test(config, defaults)
     cr_expect_eq(cfg.log_level, LOG_LEVEL_INFO);
     cr_expect(!cfg.allow_empty_registry);
     cr_expect_eq(cfg.etcd_transport, ETCD_TRANSPORT_GRPC);
+    cr_expect_eq(cfg.etcd_watch_check_interval_s, 30);
     config_free(&cfg);
     free(err);
+}
+
+/* etcd.watch_check_interval_s: the stall detector's period, whole seconds
+ * from 1 to 3600 (issue 24). */
+Test(config, etcd_watch_check_interval)
+{
+    static const struct {
+        const char *text;
+        int ret, seconds;
+    } cases[] = {
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':1"), 0, 1},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':60"), 0, 60},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':3600"), 0, 3600},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':0"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':3601"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':2.5"), -EINVAL, 0},
+        {CFG_ETCD(EP "," PF ",'watch_check_interval_s':'30'"), -EINVAL, 0},
+    };
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct config cfg;
+        char *err = NULL;
+        int ret = load(cases[i].text, &cfg, &err);
+
+        cr_expect_eq(ret, cases[i].ret, "case %zu: %d (%s)", i, ret, err ? err : "");
+        if (ret == 0)
+            cr_expect_eq(cfg.etcd_watch_check_interval_s, cases[i].seconds, "case %zu", i);
+        else
+            cr_expect(err && strstr(err, "etcd.watch_check_interval_s"), "case %zu: %s", i,
+                      err ? err : "");
+        config_free(&cfg);
+        free(err);
+    }
 }
 
 /* etcd.transport: gRPC unless the gateway is asked for; anything else is

@@ -193,6 +193,7 @@ Test(config_kw, restart_fields)
         "etcd.username",
         "etcd.password_file",
         "etcd.transport",
+        "etcd.watch_check_interval_s",
         "haproxy.runtime_socket",
         "haproxy.master_socket",
         "haproxy.base_config",
@@ -230,6 +231,9 @@ Test(config_kw, each_restart_field_is_named)
         {"{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:2379\"],\"prefix\":\"/services/\","
          "\"transport\":\"json\"}}",
          "etcd.transport"},
+        {"{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:2379\"],\"prefix\":\"/services/\","
+         "\"watch_check_interval_s\":5}}",
+         "etcd.watch_check_interval_s"},
     };
     struct config a;
     char *err = NULL;

@@ -258,6 +258,16 @@ static const struct range_case range_cases[] = {
     {"mod_revision missing", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\"}]}", .rc = -ERANGE},
     {"mod_revision negative", "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"mod_revision\":\"-1\"}]}",
      .rc = -ERANGE},
+    {"create_revision above mod_revision",
+     "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"4\",\"mod_revision\":\"3\"}]}",
+     .rc = -ERANGE},
+    {"create_revision negative",
+     "{" HDR(
+         "4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"-2\",\"mod_revision\":\"3\"}]}",
+     .rc = -ERANGE},
+    {"create_revision not a number",
+     "{" HDR("4") ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"x\",\"mod_revision\":\"3\"}]}",
+     .rc = -EINVAL},
 };
 
 Test(etcd_parse, range_replies)
@@ -306,6 +316,24 @@ Test(etcd_parse, range_lease)
     cr_assert_eq(r.kvs[0].lease, 77);
     etcd_range_reply_free(&r);
     json_decref(j);
+}
+
+/* create_revision says whether a put made the key (the sync counts keys
+ * with it); absent, it is 0. */
+Test(etcd_parse, range_create_revision)
+{
+    json_t *j = json_loads(range_cases[2].json, 0, NULL);
+    json_t *k = json_loads(range_cases[3].json, 0, NULL);
+    struct etcd_range_reply r;
+
+    cr_assert_eq(etcd_parse_range(j, &r, NULL), 0);
+    cr_expect_eq(r.kvs[0].create_revision, 2);
+    etcd_range_reply_free(&r);
+    cr_assert_eq(etcd_parse_range(k, &r, NULL), 0);
+    cr_expect_eq(r.kvs[0].create_revision, 0);
+    etcd_range_reply_free(&r);
+    json_decref(j);
+    json_decref(k);
 }
 
 /* ---- watch messages ---- */

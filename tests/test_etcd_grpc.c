@@ -100,6 +100,12 @@ static const struct enc_case enc_cases[] = {
      "{\"create_request\":{\"key\":\"L2E=\",\"range_end\":\"L2I=\",\"start_revision\":\"5\","
      "\"progress_notify\":true}}",
      W("\x0a\x0c\x0a\x02/a\x12\x02/b\x18\x05\x20\x01")},
+    /* the stall detector's check: key, range_end, limit 1, sort_order
+     * DESCEND (5: 2), sort_target MOD (6: 3), keys_only (8) */
+    {"/v3/kv/range",
+     "{\"key\":\"L2E=\",\"range_end\":\"L2I=\",\"limit\":\"1\",\"sort_order\":\"DESCEND\","
+     "\"sort_target\":\"MOD\",\"keys_only\":true}",
+     W("\x0a\x02/a\x12\x02/b\x18\x01\x28\x02\x30\x03\x40\x01")},
     /* progress_request (3), empty */
     {"/v3/watch", "{\"progress_request\":{}}", W("\x1a\x00")},
     /* cancel_request (2) {watch_id 0}: an empty submessage */
@@ -169,7 +175,8 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-    {"/v3/kv/range", "{\"key\":\"L2E=\",\"sort_order\":\"ASCEND\"}", "sort_order"},
+    {"/v3/kv/range", "{\"key\":\"L2E=\",\"min_mod_revision\":\"3\"}", "min_mod_revision"},
+    {"/v3/kv/range", "{\"sort_order\":\"SIDEWAYS\"}", "sort_order"},
     {"/v3/kv/range", "{\"key\":\"not base64!\"}", "key"},
     {"/v3/kv/range", "{\"key\":5}", "key"},
     {"/v3/kv/range", "{\"limit\":true}", "limit"},

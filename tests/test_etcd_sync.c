@@ -325,3 +325,26 @@ Test(etcd_fake, late_probe_is_not_a_rebuilt_cluster)
     etcd_sync_stop(sync);
     fake_teardown(&ft);
 }
+
+/* A client is not freed under a sync (issue 22): etcd_client_free() refuses
+ * with -EBUSY and changes nothing, as libuv's uv_loop_close() refuses a
+ * loop with active handles; the sync keeps working, and once it is stopped
+ * the client frees. */
+Test(etcd_fake, client_free_refused_while_a_sync_runs)
+{
+    struct fake_test ft;
+    struct etcd_sync *sync;
+
+    fake_setup(&ft, 0);
+    sync = etcd_sync_start(ft.t.direct, "/svc/", &consumer_ops, &ft.cons);
+    cr_assert_not_null(sync);
+    cr_assert_eq(etcd_client_free(ft.t.direct), -EBUSY);
+    /* still alive: the sync runs on it (and fails its listing there) */
+    cr_assert(wait_until(&ft.t, down_no_progress, 5), "the sync stopped working");
+    cr_expect_not_null(etcd_sync_endpoint(sync));
+    etcd_sync_stop(sync);
+    cr_assert_eq(etcd_client_free(ft.t.direct), 0);
+    ft.t.direct = NULL;
+    cr_assert_eq(etcd_client_free(NULL), 0);
+    fake_teardown(&ft);
+}

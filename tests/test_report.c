@@ -79,6 +79,7 @@ static struct report_state state(void)
     es.revision = 42;
     es.watching = true;
     es.last_contact_at = 999.5;
+    es.last_check_at = 997;
     return (struct report_state){
         .now = 1000,
         .etcd = &es,
@@ -362,6 +363,26 @@ Test(report, etcd_state_up_and_down)
     cr_expect_str_eq(json_string_value(json_object_get(e, "note")), note);
     cr_expect(json_is_true(json_object_get(doc, "ready")));
     cr_expect(status_etcd_down(doc));
+    /* the stall detector: no stall yet, its last check 3 s ago */
+    e = json_object_get(e, "watch_check");
+    cr_expect_eq(json_integer_value(json_object_get(e, "stalls")), 0);
+    cr_expect(json_is_null(json_object_get(e, "last_stall_s")));
+    cr_expect_float_eq(json_real_value(json_object_get(e, "last_check_s")), 3, 1e-9);
+    cr_expect(json_is_false(json_object_get(e, "ahead")));
+    json_decref(doc);
+    /* two stalls, the last 10 s ago: /status and /metrics count them */
+    ((struct etcd_sync_stats *)s.etcd)->watch_stalls = 2;
+    ((struct etcd_sync_stats *)s.etcd)->watch_checks = 9;
+    ((struct etcd_sync_stats *)s.etcd)->last_stall_at = 990;
+    report_metrics(&s, &m, &rows);
+    cr_expect_eq(m.etcd_watch_stalls, 2);
+    cr_expect_eq(m.etcd_watch_checks, 9);
+    doc = report_status(&s, servers, NULL, &err);
+    cr_assert_not_null(doc, "%s", err);
+    e = json_object_get(json_object_get(doc, "etcd"), "watch_check");
+    cr_expect_eq(json_integer_value(json_object_get(e, "stalls")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(e, "checks")), 9);
+    cr_expect_float_eq(json_real_value(json_object_get(e, "last_stall_s")), 10, 1e-9);
     json_decref(doc);
     cr_assert_eq(report_dump(&s, collect, &l), 0);
     cr_expect_str_eq(l.text[2], "state dump: etcd unreachable (127.0.0.1:2379) for 40.0 s, last "

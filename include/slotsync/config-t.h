@@ -79,6 +79,9 @@ struct config {
     char *etcd_username;      /* NULL: no authentication */
     char *etcd_password_file; /* with etcd_username */
     int etcd_transport;       /* etcd.transport: enum etcd_transport (etcd-t.h), default grpc */
+    /* etcd.watch_check_interval_s: the watch stall detector's period
+     * (etcd_sync_set_check_interval), 1..3600, default 30 */
+    int etcd_watch_check_interval_s;
 
     char *runtime_socket; /* unix path or HOST:PORT */
     char *master_socket;  /* NULL if none */

@@ -3,9 +3,11 @@
  *
  * The client owns the endpoints, the failover cursor and the authentication
  * token; a sync borrows them to open its watch on the member in use, to
- * probe that member, and to wait for a token like any call. Helpers named
- * etcd__x / etcd_sync__x (libuv's convention) are internal: other modules
- * use etcd.h and etcd_sync.h.
+ * probe that member, and to wait for a token (as a token waiter). Helpers
+ * named etcd__x (libuv's convention) are internal: other modules use etcd.h
+ * and etcd_sync.h. Everything here is the client's: the sync calls down
+ * into it, the client never calls up into the sync (no import cycle), so
+ * this header includes only etcd-t.h.
  */
 #ifndef SLOTSYNC_ETCD_INT_H
 #define SLOTSYNC_ETCD_INT_H
@@ -14,11 +16,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <slotsync/etcd.h>
+#include <slotsync/etcd-t.h>
 
 struct ev_loop;
 struct http_client;
 struct http_request;
+struct json_t;
+struct etcd_call;
+struct etcd_sync;
+
+/* A wait for the authentication token, HAProxy's buffer_wait idiom: whoever
+ * needs a token and finds none embeds one of these, sets cb and arg once,
+ * and queues it with etcd__token_wait(). When the authentication ends, the
+ * client takes each waiter off its list and calls cb(err, text, arg): err 0
+ * means a token is there; otherwise text (log-safe) says why. A waiter is
+ * queued at most once; etcd__token_wait_cancel() takes it off unwoken. */
+struct etcd_token_waiter {
+    struct etcd_token_waiter *prev, *next;
+    bool queued;
+    void (*cb)(int err, const char *text, void *arg);
+    void *arg;
+};
 
 /* Username/password authentication: one /v3/auth/authenticate at a time;
  * calls and watches that need a token wait for it. */
@@ -38,7 +56,10 @@ struct etcd_client {
     size_t cur; /* endpoint in use; moves on after a connection failure */
     long call_timeout_ms;
     struct etcd_call *calls;
-    struct etcd_sync *syncs; /* owned by etcd_sync.c, linked through it */
+    /* the syncs started on this client: owned by etcd_sync.c and linked
+     * through it; etcd_client_free() refuses while there is one */
+    struct etcd_sync *syncs;
+    struct etcd_token_waiter *token_waiters; /* woken when an authentication ends */
     struct etcd_auth auth;
     enum etcd_transport transport;
 };
@@ -57,9 +78,9 @@ bool etcd__is_compacted(int err, const char *text);
 
 /* etcd_call(), or with pin >= 0 a call to that endpoint only (no failover,
  * no endpoint switch). body is stolen, even on failure. */
-struct etcd_call *etcd__call_start(struct etcd_client *c, long pin, const char *path,
-                                   struct json_t *body, long timeout_ms, etcd_reply_cb cb,
-                                   void *arg);
+struct etcd_call *etcd__call_start(
+    struct etcd_client *c, long pin, const char *path, struct json_t *body, long timeout_ms,
+    void (*cb)(int err, const struct json_t *reply, const char *errtext, void *arg), void *arg);
 
 /* Set a base64 / an int64-as-string field of a request body. 0 or
  * -ENOMEM. */
@@ -74,6 +95,12 @@ int etcd__auth_start(struct etcd_client *c);
 /* The token sent with generation gen was refused: forget it, unless a newer
  * one replaced it meanwhile. */
 void etcd__auth_invalidate(struct etcd_client *c, unsigned gen);
+/* Queue w (borrowed; a no-op if it is queued already) for the token and
+ * start the authentication unless one is in flight. 0, or -ENOMEM: then w
+ * is not queued and will not be woken. */
+int etcd__token_wait(struct etcd_client *c, struct etcd_token_waiter *w);
+/* Take w off the queue without waking it (a no-op if it is not queued). */
+void etcd__token_wait_cancel(struct etcd_client *c, struct etcd_token_waiter *w);
 
 /* A finished gRPC exchange of method m (gateway_path's) read as the
  * gateway would have answered: *reply new, the reply object (a streamed
@@ -82,11 +109,5 @@ void etcd__auth_invalidate(struct etcd_client *c, unsigned gen);
  * errno with *why (log-safe) for a reply neither can be made of. */
 int etcd__grpc_reply(const char *gateway_path, struct http_request *req, long status,
                      const char *body, size_t len, struct json_t **reply, char **why);
-
-/* ---- etcd_sync.c, for etcd.c ---- */
-
-/* The authentication every waiting sync waited for ended: err 0, start their
- * watches; otherwise fail them with text (log-safe) and let them back off. */
-void etcd_sync__auth_released(struct etcd_client *c, int err, const char *text);
 
 #endif

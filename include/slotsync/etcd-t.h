@@ -19,6 +19,7 @@ struct etcd_kv {
     char *value; /* decoded, NUL-terminated, owned; NULL for a delete */
     size_t value_len;
     int64_t mod_revision;
+    int64_t create_revision; /* 0 when etcd omits it (delete events) */
     int64_t lease;
     bool deleted; /* watch events only */
 };
@@ -62,7 +63,13 @@ struct etcd_sync_stats {
     unsigned long long bad_revisions; /* replies refused for a revision out of range */
     unsigned long long hung;          /* watch moved off a member that stopped answering */
     unsigned long long new_clusters;  /* re-lists after a rebuilt/restored cluster */
-    int64_t revision;                 /* last revision applied */
+    /* the stall detector (etcd_sync_set_check_interval): checks answered,
+     * watches restarted because etcd stayed ahead of them */
+    unsigned long long watch_checks, watch_stalls;
+    double last_check_at, last_stall_at; /* clock_mono(); 0 = never */
+    bool check_ahead;                    /* the last check found etcd ahead */
+    int64_t keys;                        /* keys under the prefix as applied */
+    int64_t revision;                    /* last revision applied */
     /* keys the listing in progress (or the last one) holds by its first
      * page's "count" (etcd's word, untrusted: an estimate; 0 = none said) */
     int64_t list_count;

@@ -34,8 +34,11 @@ struct etcd_call;
  * http client is borrowed and must outlive the etcd client. */
 struct etcd_client *etcd_client_new(struct ev_loop *loop, struct http_client *http,
                                     char *const *endpoints, size_t n);
-/* Cancels every call and stops every sync (no callbacks), and frees. */
-void etcd_client_free(struct etcd_client *c);
+/* Cancels every call (no callbacks) and frees c: 0 (also for NULL). While a
+ * sync is started on c, nothing is done and -EBUSY is returned (as libuv's
+ * uv_loop_close() refuses a loop with active handles): etcd_sync_stop()
+ * each sync first. */
+int etcd_client_free(struct etcd_client *c);
 
 /* Authenticate as user with password (both copied; user NULL: no
  * authentication). Calls and watches then wait for a token from

@@ -38,6 +38,14 @@ struct etcd_sync;
 struct etcd_sync *etcd_sync_start(struct etcd_client *c, const char *prefix,
                                   const struct etcd_sync_ops *ops, void *arg);
 void etcd_sync_stop(struct etcd_sync *s);
+/* The stall detector's period (etcd.watch_check_interval_s; 30 s unless
+ * set; 0 turns it off), from the next check on. While a watch runs, each
+ * period one linearizable, keys-only, limit-1 range of the prefix sorted by
+ * mod_revision (newest key, and the prefix's key count) is compared with
+ * what was applied (etcd_stall.h); etcd ahead at two checks in a row with
+ * the watch not moving is a stall: one warning, stats.watch_stalls, and
+ * the watch restarts on the next endpoint after the last revision applied. */
+void etcd_sync_set_check_interval(struct etcd_sync *s, double seconds);
 const struct etcd_sync_stats *etcd_sync_stats(const struct etcd_sync *s);
 /* The endpoint URL (borrowed from the client) the watch runs on, or the
  * one it tries next while it does not; NULL if the client has none. */

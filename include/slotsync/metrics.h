@@ -48,6 +48,8 @@ struct metrics_backend {
 struct metrics {
     /* etcd (copied from the sync's own counters when a snapshot is taken) */
     unsigned long long etcd_events, etcd_watch_starts;
+    /* the watch stall detector: checks answered, watches restarted */
+    unsigned long long etcd_watch_checks, etcd_watch_stalls;
     int64_t etcd_revision;
     unsigned long long rejected[METRICS_REJECTS];
     /* HAProxy runtime API */
