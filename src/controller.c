@@ -157,6 +157,9 @@ static void hup_act(struct ctl *c, const struct config *nc, const struct hup_act
         log_warn(MOD, "SIGHUP: admin.* changed: the admin endpoint keeps its address, files and "
                       "protected paths until a restart (the files themselves were read again)");
         return;
+    case HUP_LOG_FORMAT_KEPT:
+        log_warn(MOD, "SIGHUP: log_format changed: the log keeps its format until a restart");
+        return;
     case HUP_HTTP_FRONTEND:
         rollout_want(&c->ro, "http_frontend changed:", nc->hosts_map);
         return;

@@ -35,8 +35,8 @@ int hup_decide(const struct config *oc, const struct config *nc, const struct ta
                struct hup_plan *out)
 {
     memset(out, 0, sizeof(*out));
-    /* every service and backend once, and two more */
-    out->v = calloc(nc->n_services + t->n + 2, sizeof(*out->v));
+    /* every service and backend once, and three more */
+    out->v = calloc(nc->n_services + t->n + 3, sizeof(*out->v));
     if (!out->v)
         return -ENOMEM;
     if (!config_same_restart_fields(nc, oc)) {
@@ -63,6 +63,8 @@ int hup_decide(const struct config *oc, const struct config *nc, const struct ta
     if (!config_same_listen(&nc->admin_listen, &oc->admin_listen) ||
         !config_same_admin(&nc->admin, &oc->admin))
         push(out, HUP_ADMIN_KEPT, NULL, NULL);
+    if (nc->log_format != oc->log_format)
+        push(out, HUP_LOG_FORMAT_KEPT, NULL, NULL);
     if (!config_same_http_frontend(nc, oc)) {
         push(out, HUP_HTTP_FRONTEND, NULL, NULL);
         out->changed = true;

@@ -1,8 +1,8 @@
 /* test_hup - SIGHUP's decision, table-driven: one row per branch of what a
  * config read again does (refused for a restart field, a new service,
  * options, listen or slots changed, a service that left the config, new
- * defaults for an etcd-only service, admin.* kept, a new HTTP frontend,
- * nothing changed), each with the actions in order and whether anything
+ * defaults for an etcd-only service, admin.* kept, log_format kept, a new
+ * HTTP frontend, nothing changed), each with the actions in order and whether anything
  * changed. Nothing is carried out here: the table is left as it was. */
 #include <criterion/criterion.h>
 
@@ -58,6 +58,8 @@ static const struct hup_case cases[] = {
      "web:same api:slots(3->5)", true},
     {"admin.* changed", CFG(WEB, ",'admin':{'listen':'127.0.0.1:9180'}"),
      "web:same api:same admin-kept", false},
+    {"log_format changed", CFG(WEB, ",'log_format':'json'"), "web:same api:same log-format-kept",
+     false},
     {"a new HTTP frontend",
      CFG(WEB, ",'http_frontend':{'bind':'127.0.0.1:8080','domain':'svc.local'}"),
      "web:same api:same http-frontend", true},
@@ -119,6 +121,9 @@ static void describe(const struct hup_plan *p, char *buf, size_t size)
             break;
         case HUP_ADMIN_KEPT:
             len += (size_t)snprintf(buf + len, size - len, "%sadmin-kept", sep);
+            break;
+        case HUP_LOG_FORMAT_KEPT:
+            len += (size_t)snprintf(buf + len, size - len, "%slog-format-kept", sep);
             break;
         case HUP_HTTP_FRONTEND:
             len += (size_t)snprintf(buf + len, size - len, "%shttp-frontend", sep);

@@ -25,6 +25,7 @@ enum hup_kind {
     HUP_ADD,           /* sc is new: a configured backend, settled; claimed: a reload */
     HUP_RECONFIGURE,   /* backend service takes sc (NULL: the defaults); reconf says how */
     HUP_ADMIN_KEPT,    /* admin.* changed: kept until a restart, with a warning */
+    HUP_LOG_FORMAT_KEPT, /* log_format changed: kept until a restart, with a warning */
     HUP_HTTP_FRONTEND, /* the HTTP frontend changed: a reload */
 };
 
@@ -48,7 +49,8 @@ struct hup_plan {
  * a single HUP_REFUSE, or the new config's services in its order (HUP_ADD
  * or HUP_RECONFIGURE), then every other backend of t in t's order
  * (HUP_RECONFIGURE: every backend gets the new config, even unchanged),
- * then HUP_ADMIN_KEPT and HUP_HTTP_FRONTEND when they apply. 0 or -ENOMEM
+ * then HUP_ADMIN_KEPT, HUP_LOG_FORMAT_KEPT and HUP_HTTP_FRONTEND when they
+ * apply. 0 or -ENOMEM
  * (*out empty). */
 int hup_decide(const struct config *oc, const struct config *nc, const struct table *t,
                struct hup_plan *out);
