@@ -1065,8 +1065,12 @@ def scale_lines(rows):
             conv = ("%.2f s (%s)" % (c["start_s"], ratio(c["start_s"], base))
                     if c["converged"] else "**not converged**: {:,} after {:.0f} s".format(
                         c["got"], c["start_s"]))
+            label = LABEL[st]
+            if st == "slotsync":  # what its cost model chose at this size (issue 23)
+                label = "slotsync (cost model: %s)" % ("one reload" if c["reloads"] else
+                                                       "the socket")
             add("| %s | %s | %s | %.2f s | %s | %s | %d | %s |"
-                % (size, LABEL[st], conv, c["ctrl_cpu"], kib_text(c["ctrl_kib"]),
+                % (size, label, conv, c["ctrl_cpu"], kib_text(c["ctrl_kib"]),
                    kib_text(c["hap_kib"]), c["reloads"], f_ms(c.get("chg_p50"))))
     add("")
     base, per_ep = bytes_per_endpoint(rows, "slotsync")
