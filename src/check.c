@@ -22,6 +22,7 @@
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
+#include <slotsync/vec.h>
 
 #define CHECK_BASE_MAX (256u << 20)
 #define STR_(x) #x
@@ -189,14 +190,10 @@ static int run_capture(char *const argv[], double timeout_s, char **out)
         }
         if (!p.revents)
             continue;
-        if (len + 1 >= cap) {
-            char *bigger = cap < (1u << 20) ? realloc(buf, cap * 2) : NULL;
-
-            if (!bigger)
-                break; /* enough: the rest is not read */
-            buf = bigger;
-            cap *= 2;
-        }
+        /* Doubled up to 1 MiB; past that (or out of memory), enough: the
+         * rest is not read. */
+        if (len + 1 >= cap && (cap >= (1u << 20) || vec_reserve(&buf, &cap, cap + 1, 1, cap) < 0))
+            break;
         n = read(fds[0], buf + len, cap - len - 1);
         if (n < 0 && errno == EINTR)
             continue;

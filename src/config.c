@@ -82,11 +82,6 @@ static int oom(char **errmsg)
     return -ENOMEM;
 }
 
-static char *quote(const char *s, char *out, size_t size)
-{
-    return log_quote(s, strlen(s), out, size);
-}
-
 static void free_string_list(char **list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -727,7 +722,7 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
             ret = config_kw_error(errmsg, "services",
                                   "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
                                   "1-63 chars)",
-                                  quote(name, q, sizeof(q)));
+                                  log_quote_str(name, q, sizeof(q)));
             if ((ret = config_kw_keep_going(ctx->problems, ret, errmsg)) < 0)
                 return ret;
             continue;
@@ -792,7 +787,7 @@ static int load_file(const char *path, struct config *cfg, struct config_kw_prob
         memprintf(errmsg, "no configuration file");
         return -EINVAL;
     }
-    quote(path, q, sizeof(q));
+    log_quote_str(path, q, sizeof(q));
     fp = fopen(path, "r");
     if (!fp) {
         err = errno;
