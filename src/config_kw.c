@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/log.h>
 #include <slotsync/validate.h>
 
