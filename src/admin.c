@@ -34,10 +34,12 @@
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/tls.h>
 
 #include "admin_page.h" /* generated from src/admin_page.html: ADMIN_PAGE */
 

@@ -8,12 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/dynback.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
+#include <slotsync/metrics.h>
+#include <slotsync/plan.h>
 #include <slotsync/reply.h>
 #include <slotsync/runtime.h>
+#include <slotsync/slots.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/view.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.1

@@ -12,9 +12,14 @@
 #include <string.h>
 
 #include <slotsync/config.h>
+#include <slotsync/names.h>
+#include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/slots.h>
 #include <slotsync/sorted.h>
+#include <slotsync/spare.h>
 #include <slotsync/vec.h>
+#include <slotsync/view.h>
 
 static int cmp_backend(const void *key, const void *elem)
 {

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/endpoint.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/sorted.h>
 #include <slotsync/vec.h>

@@ -28,10 +28,12 @@
 
 #include <slotsync/bulk.h>
 #include <slotsync/config_kw.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/names.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define ETCD_ENDPOINTS_MAX 16

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <slotsync/apply.h>
+#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/config.h>
@@ -15,6 +17,9 @@
 #include <slotsync/feed.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
+#include <slotsync/metrics.h>
+#include <slotsync/rollout.h>
+#include <slotsync/table.h>
 
 #define MOD CONTROLLER_MOD
 

@@ -8,14 +8,22 @@
 
 #include <stdlib.h>
 
+#include <slotsync/apply.h>
+#include <slotsync/backend.h>
 #include <slotsync/bulk.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/config.h>
+#include <slotsync/dnshosts.h>
 #include <slotsync/dynback.h>
+#include <slotsync/etcd_sync.h>
+#include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
+#include <slotsync/pool.h>
+#include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
+#include <slotsync/table.h>
 
 #define MOD CONTROLLER_MOD
 

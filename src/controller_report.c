@@ -6,8 +6,11 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics.h>
 #include <slotsync/report.h>
+#include <slotsync/spare.h>
 
 #define MOD CONTROLLER_MOD
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/vec.h>
 

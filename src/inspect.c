@@ -21,6 +21,7 @@
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>
 #include <slotsync/status.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define MOD "status"

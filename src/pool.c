@@ -5,9 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
+#include <slotsync/render.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 
 #define MOD "spare"
 #define MAP_RETRY_MIN_S 0.5

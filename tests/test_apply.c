@@ -18,7 +18,11 @@
 #include <ev.h>
 
 #include <slotsync/apply.h>
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/log.h>
+#include <slotsync/table.h>
+#include <slotsync/view.h>
 
 #define HEADER                                                                                     \
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "           \

@@ -15,6 +15,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))

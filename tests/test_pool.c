@@ -12,9 +12,13 @@
 
 #include <ev.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/pool.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 
 struct owner {
     struct table tab;

@@ -7,14 +7,15 @@
 
 #include <ev.h>
 
-#include <slotsync/backend-t.h>
 /* struct plan, struct log_outage, struct metrics_pending and struct
  * dynback_state are embedded: their headers until they have -t.h ones of
  * their own */
-#include <slotsync/dynback.h>
-#include <slotsync/log.h>
-#include <slotsync/metrics.h>
-#include <slotsync/plan.h>
+#include <slotsync/dynback-t.h>
+#include <slotsync/log-t.h>
+#include <slotsync/metrics-t.h>
+#include <slotsync/plan-t.h>
+
+struct backend;
 
 struct catalog;
 struct config;

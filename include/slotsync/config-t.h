@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/endpoint.h>
-#include <slotsync/tls.h>
+#include <slotsync/endpoint-t.h>
+#include <slotsync/tls-t.h>
 
 #define CONFIG_SLOTS_MAX 4096
 #define CONFIG_OPTIONS_MAX 512 /* server_options length */

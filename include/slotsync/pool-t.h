@@ -9,8 +9,8 @@
 
 /* struct spare_pool and struct log_outage are embedded: their headers until
  * they have -t.h ones of their own */
-#include <slotsync/log.h>
-#include <slotsync/spare.h>
+#include <slotsync/log-t.h>
+#include <slotsync/spare-t.h>
 
 struct backend;
 struct config;

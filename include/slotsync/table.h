@@ -10,25 +10,9 @@
 #ifndef SLOTSYNC_TABLE_H
 #define SLOTSYNC_TABLE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include <slotsync/backend-t.h>
+#include <slotsync/table-t.h>
 
 struct config;
-
-struct table {
-    const struct config *cfg; /* borrowed: defaults, etcd_prefix, routing */
-    struct backend **v;       /* owned, sorted by name */
-    size_t n;
-    bool need_proxies;    /* the daemon: an etcd-only service waits for "show backend" */
-    struct names owned;   /* backends of the services file HAProxy runs */
-    struct names base_be; /* backend/listen names of base_config */
-    struct names base_fe; /* frontend/listen names of base_config */
-    struct names proxies; /* every backend HAProxy listed at the last resync */
-    bool proxies_known;   /* proxies holds a "show backend" reply */
-    unsigned long long refused_services;
-};
 
 /* An empty table for cfg (borrowed). need_proxies: false in render mode,
  * which does not wait for HAProxy's proxies. */
