@@ -41,7 +41,7 @@ static unsigned warn_path(config_report_fn report, void *arg, const char *field,
         memprintf(&text, "%s: \"%s\" is not a directory (%s)", field, q, consequence);
     else
         memprintf(&text, "%s: %s \"%s\": %s (%s)", field, what, q, strerror(err), consequence);
-    report(arg, false, text ? text : "out of memory");
+    report(false, text ? text : "out of memory", arg);
     free(text);
     return 1;
 }
@@ -108,7 +108,7 @@ unsigned check_spares(const struct config *cfg, config_report_fn report, void *a
                      "backend slotsync renders (http_frontend.spare_backends is %zu): rename "
                      "it, or lower spare_backends",
                      be.v[i], n);
-            report(arg, true, msg);
+            report(true, msg, arg);
             found++;
         }
     }
@@ -131,7 +131,7 @@ static unsigned reportf(config_report_fn report, void *arg, bool error, const ch
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    report(arg, error, text);
+    report(error, text, arg);
     return 1;
 }
 

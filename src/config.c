@@ -828,7 +828,7 @@ int config_load_all(const char *path, struct config *cfg, config_report_fn repor
     /* What stopped the load before any block was read (the file, its JSON,
      * memory) has not been reported yet. */
     if (ret < 0 && p.errors == 0) {
-        report(arg, true, errmsg ? errmsg : strerror(-ret));
+        report(true, errmsg ? errmsg : strerror(-ret), arg);
         p.errors++;
     }
     free(errmsg);
@@ -966,7 +966,7 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
      * does not. */
     if (why) {
         memprintf(&text, "defaults.balance is %s: %s", cfg->defaults.balance, why);
-        report(arg, false, text ? text : "out of memory");
+        report(false, text ? text : "out of memory", arg);
         n++;
     }
     for (size_t i = 0; i < cfg->n_services; i++) {
@@ -976,7 +976,7 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
         if (!why || (defaults_warned && strcmp(sc->opt.balance, cfg->defaults.balance) == 0))
             continue; /* said for the defaults already */
         memprintf(&text, "services.%s.balance is %s: %s", sc->name, sc->opt.balance, why);
-        report(arg, false, text ? text : "out of memory");
+        report(false, text ? text : "out of memory", arg);
         n++;
     }
     free(text);

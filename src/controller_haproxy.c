@@ -57,7 +57,7 @@ void controller__place(struct ctl *c, struct backend *b)
         rollout_want(&c->ro, "new service", b->conf.name);
 }
 
-void controller__want_reload(void *arg, const char *why, const char *name)
+void controller__want_reload(const char *why, const char *name, void *arg)
 {
     struct ctl *c = arg;
 
@@ -81,7 +81,7 @@ static void ap_proxies(void *arg)
 }
 
 /* "show map": the spares' bindings HAProxy holds (pool.h). */
-static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
+static void ap_spares_read(const struct host_route *routes, size_t n, void *arg)
 {
     struct ctl *c = arg;
 
@@ -90,7 +90,7 @@ static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
 
 /* A backend of ours that HAProxy lost (or never loaded) is created at run
  * time again where it can be. */
-static bool ap_dyn_missing(void *arg, struct backend *b)
+static bool ap_dyn_missing(struct backend *b, void *arg)
 {
     return dyn_place(arg, b);
 }
@@ -106,7 +106,7 @@ static void ap_runs_changed(void *arg)
 
 /* HAProxy refused b's "add backend": it goes where it would have gone
  * without run-time backends. */
-static void ap_dyn_refused(void *arg, struct backend *b)
+static void ap_dyn_refused(struct backend *b, void *arg)
 {
     controller__place(arg, b);
 }

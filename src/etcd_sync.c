@@ -188,7 +188,7 @@ static void report(struct etcd_sync *s, bool up, const char *why)
         return;
     s->reported = up;
     if (!s->stopped && s->ops->connected)
-        s->ops->connected(s->arg, up, why);
+        s->ops->connected(up, why, s->arg);
 }
 
 static void sync_schedule(struct etcd_sync *s, double delay)
@@ -751,7 +751,7 @@ static void list_deliver_page(struct etcd_sync *s, const struct etcd_range_reply
     s->stats.keys += (int64_t)r->n_kvs;
     for (size_t i = 0; i < r->n_kvs && !s->stopped; i++)
         if (ops->kv)
-            ops->kv(s->arg, &r->kvs[i]);
+            ops->kv(&r->kvs[i], s->arg);
 }
 
 /* The listing is complete (its pages delivered): say so, then watch. */
@@ -763,7 +763,7 @@ static void list_deliver(struct etcd_sync *s)
     s->stats.revision = s->resume_rev = s->seen_rev = s->list_rev;
     s->need_list = false;
     if (!s->stopped && ops->list_end)
-        ops->list_end(s->arg, s->list_rev);
+        ops->list_end(s->list_rev, s->arg);
     list_reset(s);
     if (!s->stopped)
         watch_start(s);
@@ -914,7 +914,7 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         if (kv->mod_revision <= floor)
             continue; /* replay of something already applied */
         if (s->ops->kv)
-            s->ops->kv(s->arg, kv);
+            s->ops->kv(kv, s->arg);
         s->stats.events++;
         /* the keys the prefix holds, for the stall detector: a delete
          * event is only sent for a key that was there; a put made the key
@@ -930,7 +930,7 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         delivered = true;
     }
     if (delivered && !s->stopped && s->ops->batch_end)
-        s->ops->batch_end(s->arg, s->stats.revision);
+        s->ops->batch_end(s->stats.revision, s->arg);
 }
 
 /* One message of the watch stream. Non-zero aborts the stream. */

@@ -46,7 +46,7 @@ struct owner {
     size_t proxies_calls;
 };
 
-static void own_want_reload(void *arg, const char *why, const char *name)
+static void own_want_reload(const char *why, const char *name, void *arg)
 {
     struct owner *o = arg;
 

@@ -46,7 +46,7 @@ static struct backend *add_named(const char *name)
     return b;
 }
 
-static void own_want_reload(void *arg, const char *why, const char *name)
+static void own_want_reload(const char *why, const char *name, void *arg)
 {
     own.reloads++;
     snprintf(own.why, sizeof(own.why), "%s %s", why, name);

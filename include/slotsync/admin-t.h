@@ -9,17 +9,17 @@ struct metrics;
 
 struct admin_ops {
     /* Ready for traffic: why (static text) says what is missing when not. */
-    bool (*ready)(void *arg, const char **why);
+    bool (*ready)(const char **why, void *arg);
     /* Fill *m with a snapshot; borrowed pointers in it stay valid until the
      * loop runs again. */
-    void (*metrics)(void *arg, struct metrics *m);
+    void (*metrics)(struct metrics *m, void *arg);
     /* The /status document from HAProxy's two replies (borrowed). A new
      * reference, or NULL with *errmsg. */
-    json_t *(*status)(void *arg, const char *state_text, const char *stat_text, char **errmsg);
+    json_t *(*status)(const char *state_text, const char *stat_text, char **errmsg, void *arg);
     /* While ready: what /readyz's body adds (e.g. that etcd cannot be read
      * and the last known state is served) into buf, "" for nothing.
      * Optional. */
-    void (*ready_note)(void *arg, char *buf, size_t size);
+    void (*ready_note)(char *buf, size_t size, void *arg);
 };
 
 #endif

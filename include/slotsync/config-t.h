@@ -129,6 +129,6 @@ struct config {
 
 /* One problem of a config: an error (the config cannot be used) or a
  * warning. text is borrowed for the call. */
-typedef void (*config_report_fn)(void *arg, bool error, const char *text);
+typedef void (*config_report_fn)(bool error, const char *text, void *arg);
 
 #endif

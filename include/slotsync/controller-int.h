@@ -112,7 +112,7 @@ extern const struct rollout_ops controller__rollout_ops;
  * spare, or a reload. */
 void controller__place(struct ctl *c, struct backend *b);
 /* A reload is needed (rollout_want()); arg is the struct ctl. */
-void controller__want_reload(void *arg, const char *why, const char *name);
+void controller__want_reload(const char *why, const char *name, void *arg);
 /* The loop's ev_prepare: once per iteration, everything that changed goes
  * out as one batch. */
 void controller__on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);

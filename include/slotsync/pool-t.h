@@ -18,7 +18,7 @@ struct table;
 
 struct pool_ops {
     /* A reload is needed (why, name as in the log line). */
-    void (*want_reload)(void *arg, const char *why, const char *name);
+    void (*want_reload)(const char *why, const char *name, void *arg);
 };
 
 struct pool_stats {

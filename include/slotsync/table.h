@@ -57,7 +57,7 @@ bool table_settle(struct table *t, struct backend *b);
  * HAProxy does not run asks want_reload ("name free again for", its name);
  * a foreign one is not present. */
 void table_settle_again(struct table *t,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg);
 /* The services file at path that slotsync rendered (its text, len bytes
  * and NUL-terminated; borrowed) names the backends that are ours: each goes into owned, and a
@@ -67,7 +67,7 @@ void table_settle_again(struct table *t,
  * were added, and once that its frontends have an older slotsync's names.
  * 0 or -ENOMEM (t keeps what was added). */
 int table_take_rendered(struct table *t, const char *path, const char *text, size_t len,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg);
 /* name is ours from now on (a backend created at run time). 0 or -ENOMEM. */
 int table_own(struct table *t, const char *name);
