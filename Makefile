@@ -60,7 +60,8 @@ help:
 	@echo "               docs/PERFORMANCE.md"
 	@echo "  demo         local etcd + haproxy + 3 whoami backends + slotsync, live churn;"
 	@echo "               KEEP=1 keeps it all up until Ctrl-C (stats page, service URL)"
-	@echo "  rules-check  promtool check/test of docs/deploy/prometheus (part of test)"
+	@echo "  rules-check  promtool check/test of docs/deploy/prometheus, and headers-check (part of test)"
+	@echo "  headers-check  the header rule: include/slotsync/ headers include only -t.h ones (part of unit)"
 	@echo "  fmt, fmt-check  clang-format the tree / check it"
 	@echo "  install, uninstall  PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "  clean"
@@ -202,8 +203,8 @@ MANPAGES     = $(BUILD)/man/slotsync.8 $(BUILD)/man/slotsync.json.5
 PROMTOOL ?= promtool
 RULES_DIR = docs/deploy/prometheus
 
-.PHONY: rules-check
-rules-check:
+.PHONY: rules-check headers-check
+rules-check: headers-check
 	$(Q)$(PROMTOOL) check rules $(RULES_DIR)/slotsync-rules.yml
 	$(Q)cd $(RULES_DIR) && $(PROMTOOL) test rules slotsync-rules.test.yml
 
@@ -304,7 +305,12 @@ fuzz-replay-%: $(BUILD)/fuzz/replay_%
 
 fuzz-replay: $(FUZZ_NAMES:%=fuzz-replay-%)
 
-unit: fuzz-replay
+unit: fuzz-replay headers-check
+
+# The header rule (docs/DESIGN.md): a header includes only system headers
+# and -t.h headers, and a -t.h header declares no function.
+headers-check:
+	$(Q)$(PYTHON) tests/check_headers.py include/slotsync
 
 fmt: fmt-fuzz
 fmt-check: fmt-check-fuzz

@@ -34,10 +34,12 @@
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/tls.h>
 
 #include "admin_page.h" /* generated from src/admin_page.html: ADMIN_PAGE */
 
@@ -201,7 +203,7 @@ static void on_haproxy(int err, char **replies, size_t n, const char *raw, size_
         if (!a->haproxy_ok)
             memprintf(&a->error, "HAProxy's runtime socket: %s",
                       runtime_strerror(err < 0 ? err : -EPROTO));
-        else if (!(doc = a->ops->status(a->arg, replies[0], replies[1], &why)))
+        else if (!(doc = a->ops->status(replies[0], replies[1], &why, a->arg)))
             memprintf(&a->error, "%s", why ? why : "cannot build the status");
         free(why);
         json_decref(a->doc);
@@ -283,7 +285,7 @@ static enum MHD_Result serve_readyz(struct admin *a, struct MHD_Connection *conn
 {
     const char *why = "not ready";
 
-    if (!a->ops->ready(a->arg, &why))
+    if (!a->ops->ready(&why, a->arg))
         return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", why);
     /* The controller's view is as old as its last exchange: ask HAProxy. */
     if (probe_first(a, conn, req_cls))
@@ -292,7 +294,7 @@ static enum MHD_Result serve_readyz(struct admin *a, struct MHD_Connection *conn
         char note[256] = "";
 
         if (a->ops->ready_note)
-            a->ops->ready_note(a->arg, note, sizeof(note));
+            a->ops->ready_note(note, sizeof(note), a->arg);
         return reply_text(conn, MHD_HTTP_OK, "ready%s%s\n", note[0] ? ": " : "", note);
     }
     return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -360,7 +362,7 @@ static enum MHD_Result serve_metrics(struct admin *a, struct MHD_Connection *con
     if (probe_first(a, conn, req_cls))
         return MHD_YES;
     memset(&m, 0, sizeof(m));
-    a->ops->metrics(a->arg, &m);
+    a->ops->metrics(&m, a->arg);
     m.haproxy_up = m.haproxy_up && a->haproxy_at > 0 && a->haproxy_ok;
     m.ready = m.ready && m.haproxy_up;
     if (metrics_render(&m, &text, &len) < 0)

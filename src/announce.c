@@ -49,6 +49,8 @@
 
 #include <slotsync/announce-int.h>
 #include <slotsync/announce_key.h>
+#include <slotsync/announce_opts.h>
+#include <slotsync/announce_value-t.h>
 #include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>

@@ -1,6 +1,8 @@
 /* announce_key - what a read of announce's key means (announce_key.h). */
 #include <slotsync/announce_key.h>
 
+#include <slotsync/endpoint.h>
+
 #include <string.h>
 
 static const char *const verdict_names[] = {

@@ -10,8 +10,10 @@
 
 #include <slotsync/announce_value.h>
 #include <slotsync/config.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 static const char usage_text[] =

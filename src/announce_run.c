@@ -16,12 +16,15 @@
 #include <ev.h>
 
 #include <slotsync/announce-int.h>
+#include <slotsync/announce_opts.h>
 #include <slotsync/announce_value.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/etcd.h>
 #include <slotsync/health.h>
 #include <slotsync/http.h>
 #include <slotsync/log.h>
 #include <slotsync/secret.h>
+#include <slotsync/tls.h>
 
 extern char **environ;
 

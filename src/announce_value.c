@@ -1,6 +1,8 @@
 /* announce_value - the value announce publishes (announce_value.h). */
 #include <slotsync/announce_value.h>
 
+#include <slotsync/endpoint.h>
+
 #include <errno.h>
 #include <stdio.h>
 

@@ -8,12 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/dynback.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
+#include <slotsync/metrics.h>
+#include <slotsync/plan.h>
 #include <slotsync/reply.h>
 #include <slotsync/runtime.h>
+#include <slotsync/slots.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/view.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.1
@@ -157,8 +168,8 @@ static int adopt(struct apply *a, struct backend *b)
         else
             log_info(MOD, "backend %s: %zu slots in HAProxy", backend_label(b), ad.slots);
     }
-    if (ad.missing && !(a->ops->dyn_missing && a->ops->dyn_missing(a->arg, b)))
-        a->ops->want_reload(a->arg, "backend missing in HAProxy:", b->conf.name);
+    if (ad.missing && !(a->ops->dyn_missing && a->ops->dyn_missing(b, a->arg)))
+        a->ops->want_reload("backend missing in HAProxy:", b->conf.name, a->arg);
     return 0;
 }
 
@@ -405,13 +416,13 @@ static void on_resync_reply(int err, char **replies, size_t n, const char *raw, 
         a->map_dirty = true;
         if (!a->map_known && !a->map_missing_noted) {
             a->map_missing_noted = true;
-            a->ops->want_reload(a->arg, "HTTP frontend missing in HAProxy:", a->cfg->hosts_map);
+            a->ops->want_reload("HTTP frontend missing in HAProxy:", a->cfg->hosts_map, a->arg);
         } else if (a->map_known) {
             a->map_missing_noted = false;
             /* The live map's spare bindings first: the proxies and rows
              * read next are joined through them. */
             if (a->ops->spares_read)
-                a->ops->spares_read(a->arg, a->map_have, a->n_map_have);
+                a->ops->spares_read(a->map_have, a->n_map_have, a->arg);
         }
     }
     if (n < 2 || !runtime_reply_ok(PLAN_SHOW_BACKENDS, replies[1]) ||
@@ -684,7 +695,7 @@ static void dyn_answered(struct apply *a, const char *name, bool create, bool ok
     b->n_refused = 0;
     if (backend_resize(b, 0) < 0)
         log_error(MOD, "service %s: out of memory", name);
-    a->ops->dyn_refused(a->arg, b);
+    a->ops->dyn_refused(b, a->arg);
 }
 
 /* The answers to the batch's "add backend" and "del backend" commands
@@ -915,9 +926,9 @@ static void converge_backend(struct apply *a, struct backend *b, bool additions)
         }
         break;
     case BACKEND_GROW_RELOAD:
-        a->ops->want_reload(
-            a->arg, endpoints > b->slots.n ? "more slots needed by" : "more slots configured for",
-            b->conf.name);
+        a->ops->want_reload(endpoints > b->slots.n ? "more slots needed by"
+                                                   : "more slots configured for",
+                            b->conf.name, a->arg);
         break;
     case BACKEND_GROW_NONE:
         break;

@@ -12,28 +12,24 @@
 #include <string.h>
 
 #include <slotsync/config.h>
+#include <slotsync/names.h>
+#include <slotsync/plan.h>
 #include <slotsync/render.h>
+#include <slotsync/slots.h>
+#include <slotsync/sorted.h>
+#include <slotsync/spare.h>
+#include <slotsync/vec.h>
+#include <slotsync/view.h>
+
+static int cmp_backend(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct backend *const *)elem)->conf.name);
+}
 
 /* Index of the backend named name, or where it would go (*found false). */
 size_t backend_pos(struct backend *const *v, size_t n, const char *name, bool *found)
 {
-    size_t lo = 0, hi = n;
-
-    *found = false;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(name, v[mid]->conf.name);
-
-        if (cmp == 0) {
-            *found = true;
-            return mid;
-        }
-        if (cmp < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    return sorted_find(name, v, n, sizeof(*v), cmp_backend, found);
 }
 
 struct backend *backend_lookup(struct backend *const *v, size_t n, const char *name)
@@ -338,18 +334,8 @@ int backend_seen_add(struct backend *b, size_t slot, const struct server_view *v
 {
     if (slot > UINT32_MAX)
         return 0; /* no HAProxy has that many: never contiguous */
-    if (b->n_seen == b->cap_seen) {
-        size_t ncap = b->cap_seen ? b->cap_seen * 2 : 16;
-        struct backend_row *n;
-
-        if (b->cap_seen > SIZE_MAX / 2 / sizeof(*n))
-            return -ENOMEM;
-        n = realloc(b->seen, ncap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        b->seen = n;
-        b->cap_seen = ncap;
-    }
+    if (vec_reserve(&b->seen, &b->cap_seen, b->n_seen + 1, sizeof(*b->seen), 16) < 0)
+        return -ENOMEM;
     b->seen[b->n_seen].slot = (uint32_t)slot;
     b->seen[b->n_seen].view = *v;
     b->n_seen++;

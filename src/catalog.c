@@ -18,69 +18,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/endpoint.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/sorted.h>
+#include <slotsync/vec.h>
+
+static int cmp_service(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct catalog_service *const *)elem)->name);
+}
+
+static int cmp_endpoint(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct catalog_endpoint *const *)elem)->instance);
+}
+
+/* Set *at to the index of key among the n sorted elements at base and
+ * return true, or to where it would be inserted and return false. The last
+ * element is tried first (a listing arrives in key order), then
+ * sorted_find() over the others. */
+static bool find_sorted(const void *key, const void *base, size_t n, size_t size,
+                        int (*cmp)(const void *key, const void *elem), size_t *at)
+{
+    bool found;
+    int c;
+
+    if (n > 0) {
+        c = cmp(key, (const char *)base + (n - 1) * size);
+        if (c >= 0) {
+            *at = c == 0 ? n - 1 : n;
+            return c == 0;
+        }
+        n--;
+    }
+    *at = sorted_find(key, base, n, size, cmp, &found);
+    return found;
+}
 
 /* Set *at to the index of name among the sorted services and return true, or
  * to where it would be inserted and return false. */
 static bool find_service(const struct catalog *cat, const char *name, size_t *at)
 {
-    size_t lo = 0, hi = cat->n_services;
-    int c;
-
-    if (hi > 0) {
-        c = strcmp(name, cat->services[hi - 1]->name);
-        if (c >= 0) {
-            *at = c == 0 ? hi - 1 : hi;
-            return c == 0;
-        }
-        hi--;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        c = strcmp(name, cat->services[mid]->name);
-        if (c == 0) {
-            *at = mid;
-            return true;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    *at = lo;
-    return false;
+    return find_sorted(name, cat->services, cat->n_services, sizeof(*cat->services), cmp_service,
+                       at);
 }
 
 /* Same as find_service(), for a sorted array of endpoints. */
 static bool find_in(struct catalog_endpoint *const *v, size_t n, const char *instance, size_t *at)
 {
-    size_t lo = 0, hi = n;
-    int c;
-
-    if (hi > 0) {
-        c = strcmp(instance, v[hi - 1]->instance);
-        if (c >= 0) {
-            *at = c == 0 ? hi - 1 : hi;
-            return c == 0;
-        }
-        hi--;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        c = strcmp(instance, v[mid]->instance);
-        if (c == 0) {
-            *at = mid;
-            return true;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    *at = lo;
-    return false;
+    return find_sorted(instance, v, n, sizeof(*v), cmp_endpoint, at);
 }
 
 /* The sorted endpoints of one service. */
@@ -89,45 +76,18 @@ static bool find_endpoint(const struct catalog_service *svc, const char *instanc
     return find_in(svc->endpoints, svc->n_endpoints, instance, at);
 }
 
-/* arr (n used of *cap elements of size bytes) with room for one more:
- * the same array, or a new one of twice the capacity (appends stay O(1)
- * amortized), *cap updated. NULL on failure (also when the size would
- * overflow), arr and *cap left as they were. */
-static void *reserve_one(void *arr, size_t n, size_t *cap, size_t size)
-{
-    size_t want = *cap ? *cap * 2 : 8;
-    void *grown;
-
-    if (n < *cap)
-        return arr;
-    if (*cap > SIZE_MAX / 2 / size)
-        return NULL;
-    grown = realloc(arr, want * size);
-    if (grown)
-        *cap = want;
-    return grown;
-}
-
 /* Make room for one more service. Leaves the catalog as it was on failure. */
 static int reserve_service(struct catalog *cat)
 {
-    void *p = reserve_one(cat->services, cat->n_services, &cat->cap, sizeof(*cat->services));
-
-    if (!p)
-        return -ENOMEM;
-    cat->services = p;
-    return 0;
+    /* Appends stay O(1) amortized: the capacity doubles, from 8. */
+    return vec_reserve(&cat->services, &cat->cap, cat->n_services + 1, sizeof(*cat->services), 8);
 }
 
 /* Make room for one more endpoint in svc. Leaves svc as it was on failure. */
 static int reserve_endpoint(struct catalog_service *svc)
 {
-    void *p = reserve_one(svc->endpoints, svc->n_endpoints, &svc->cap, sizeof(*svc->endpoints));
-
-    if (!p)
-        return -ENOMEM;
-    svc->endpoints = p;
-    return 0;
+    return vec_reserve(&svc->endpoints, &svc->cap, svc->n_endpoints + 1, sizeof(*svc->endpoints),
+                       8);
 }
 
 /* The instance name lives in the same allocation, right after the struct,
@@ -318,12 +278,7 @@ static bool endpoints_full(const struct catalog *cat, const struct catalog_servi
 
 static int reserve_held(struct catalog_service *svc)
 {
-    void *p = reserve_one(svc->held, svc->n_held, &svc->cap_held, sizeof(*svc->held));
-
-    if (!p)
-        return -ENOMEM;
-    svc->held = p;
-    return 0;
+    return vec_reserve(&svc->held, &svc->cap_held, svc->n_held + 1, sizeof(*svc->held), 8);
 }
 
 /* Put a new endpoint aside in svc (NULL: a new service named service,

@@ -22,6 +22,7 @@
 #include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/spare.h>
+#include <slotsync/vec.h>
 
 #define CHECK_BASE_MAX (256u << 20)
 #define STR_(x) #x
@@ -40,7 +41,7 @@ static unsigned warn_path(config_report_fn report, void *arg, const char *field,
         memprintf(&text, "%s: \"%s\" is not a directory (%s)", field, q, consequence);
     else
         memprintf(&text, "%s: %s \"%s\": %s (%s)", field, what, q, strerror(err), consequence);
-    report(arg, false, text ? text : "out of memory");
+    report(false, text ? text : "out of memory", arg);
     free(text);
     return 1;
 }
@@ -107,7 +108,7 @@ unsigned check_spares(const struct config *cfg, config_report_fn report, void *a
                      "backend slotsync renders (http_frontend.spare_backends is %zu): rename "
                      "it, or lower spare_backends",
                      be.v[i], n);
-            report(arg, true, msg);
+            report(true, msg, arg);
             found++;
         }
     }
@@ -130,7 +131,7 @@ static unsigned reportf(config_report_fn report, void *arg, bool error, const ch
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    report(arg, error, text);
+    report(error, text, arg);
     return 1;
 }
 
@@ -189,14 +190,10 @@ static int run_capture(char *const argv[], double timeout_s, char **out)
         }
         if (!p.revents)
             continue;
-        if (len + 1 >= cap) {
-            char *bigger = cap < (1u << 20) ? realloc(buf, cap * 2) : NULL;
-
-            if (!bigger)
-                break; /* enough: the rest is not read */
-            buf = bigger;
-            cap *= 2;
-        }
+        /* Doubled up to 1 MiB; past that (or out of memory), enough: the
+         * rest is not read. */
+        if (len + 1 >= cap && (cap >= (1u << 20) || vec_reserve(&buf, &cap, cap + 1, 1, cap) < 0))
+            break;
         n = read(fds[0], buf + len, cap - len - 1);
         if (n < 0 && errno == EINTR)
             continue;

@@ -28,10 +28,12 @@
 
 #include <slotsync/bulk.h>
 #include <slotsync/config_kw.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/names.h>
 #include <slotsync/timeouts.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define ETCD_ENDPOINTS_MAX 16
@@ -80,11 +82,6 @@ static int oom(char **errmsg)
 {
     memprintf(errmsg, "out of memory");
     return -ENOMEM;
-}
-
-static char *quote(const char *s, char *out, size_t size)
-{
-    return log_quote(s, strlen(s), out, size);
 }
 
 static void free_string_list(char **list, size_t n)
@@ -727,7 +724,7 @@ static int load_services(const struct config_kw_ctx *ctx, const struct config_kw
             ret = config_kw_error(errmsg, "services",
                                   "invalid service name \"%s\" (allowed: A-Z a-z 0-9 . _ -, "
                                   "1-63 chars)",
-                                  quote(name, q, sizeof(q)));
+                                  log_quote_str(name, q, sizeof(q)));
             if ((ret = config_kw_keep_going(ctx->problems, ret, errmsg)) < 0)
                 return ret;
             continue;
@@ -792,7 +789,7 @@ static int load_file(const char *path, struct config *cfg, struct config_kw_prob
         memprintf(errmsg, "no configuration file");
         return -EINVAL;
     }
-    quote(path, q, sizeof(q));
+    log_quote_str(path, q, sizeof(q));
     fp = fopen(path, "r");
     if (!fp) {
         err = errno;
@@ -831,7 +828,7 @@ int config_load_all(const char *path, struct config *cfg, config_report_fn repor
     /* What stopped the load before any block was read (the file, its JSON,
      * memory) has not been reported yet. */
     if (ret < 0 && p.errors == 0) {
-        report(arg, true, errmsg ? errmsg : strerror(-ret));
+        report(true, errmsg ? errmsg : strerror(-ret), arg);
         p.errors++;
     }
     free(errmsg);
@@ -969,7 +966,7 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
      * does not. */
     if (why) {
         memprintf(&text, "defaults.balance is %s: %s", cfg->defaults.balance, why);
-        report(arg, false, text ? text : "out of memory");
+        report(false, text ? text : "out of memory", arg);
         n++;
     }
     for (size_t i = 0; i < cfg->n_services; i++) {
@@ -979,7 +976,7 @@ unsigned config_weight_warnings(const struct config *cfg, config_report_fn repor
         if (!why || (defaults_warned && strcmp(sc->opt.balance, cfg->defaults.balance) == 0))
             continue; /* said for the defaults already */
         memprintf(&text, "services.%s.balance is %s: %s", sc->name, sc->opt.balance, why);
-        report(arg, false, text ? text : "out of memory");
+        report(false, text ? text : "out of memory", arg);
         n++;
     }
     free(text);

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/log.h>
 #include <slotsync/validate.h>
 
@@ -63,7 +63,7 @@ int config_kw_set_string(char **dst, const char *src, char **errmsg)
 }
 
 void config_kw_walk(const struct config_kw *table, const char *path,
-                    void (*fn)(void *arg, const char *path, const struct config_kw *kw), void *arg)
+                    void (*fn)(const char *path, const struct config_kw *kw, void *arg), void *arg)
 {
     for (const struct config_kw *kw = table; kw->type != KW_END; kw++) {
         char p[PATH_SIZE];
@@ -75,7 +75,7 @@ void config_kw_walk(const struct config_kw *table, const char *path,
         if (!kw->name || kw->type == KW_TYPE)
             continue;
         snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", kw->name);
-        fn(arg, p, kw);
+        fn(p, kw, arg);
         if (kw->sub && (kw->flags & KW_NAMED)) {
             char named[PATH_SIZE + 8];
 
@@ -374,7 +374,7 @@ int config_kw_keep_going(struct config_kw_problems *p, int ret, char **errmsg)
 {
     if (ret >= 0 || !p || ret == -ENOMEM)
         return ret;
-    p->report(p->arg, true, errmsg && *errmsg ? *errmsg : strerror(-ret));
+    p->report(true, errmsg && *errmsg ? *errmsg : strerror(-ret), p->arg);
     p->errors++;
     return 0;
 }

@@ -16,19 +16,29 @@
 
 #include <ev.h>
 
+#include <slotsync/admin.h>
+#include <slotsync/apply.h>
+#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/config.h>
+#include <slotsync/dnshosts.h>
 #include <slotsync/etcd.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/fdlimit.h>
 #include <slotsync/file.h>
 #include <slotsync/http.h>
 #include <slotsync/hup.h>
 #include <slotsync/dynback.h>
+#include <slotsync/livefile.h>
+#include <slotsync/names.h>
+#include <slotsync/pool.h>
+#include <slotsync/rollout.h>
 #include <slotsync/secret.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
 #include <slotsync/notify.h>
+#include <slotsync/table.h>
 #include <slotsync/tls.h>
 
 #define MOD CONTROLLER_MOD

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <slotsync/apply.h>
+#include <slotsync/backend.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/config.h>
@@ -15,6 +17,9 @@
 #include <slotsync/feed.h>
 #include <slotsync/log.h>
 #include <slotsync/mem.h>
+#include <slotsync/metrics.h>
+#include <slotsync/rollout.h>
+#include <slotsync/table.h>
 
 #define MOD CONTROLLER_MOD
 
@@ -85,7 +90,7 @@ static void on_list_begin(void *arg)
     catalog_relist_begin(c->cat);
 }
 
-static void on_kv(void *arg, const struct etcd_kv *kv)
+static void on_kv(const struct etcd_kv *kv, void *arg)
 {
     struct ctl *c = arg;
     int r = feed_kv(c->cat, kv, c->listing, c->render_only, c->obs.rejected);
@@ -123,7 +128,7 @@ static void on_list_page(void *arg)
         apply_listed_page(&c->ap);
 }
 
-static void on_list_end(void *arg, int64_t revision)
+static void on_list_end(int64_t revision, void *arg)
 {
     struct ctl *c = arg;
     size_t removed = catalog_relist_end(c->cat);
@@ -154,7 +159,7 @@ static void on_list_end(void *arg, int64_t revision)
     c->bulk_due = true;
 }
 
-static void on_batch_end(void *arg, int64_t revision)
+static void on_batch_end(int64_t revision, void *arg)
 {
     struct ctl *c = arg;
 
@@ -165,7 +170,7 @@ static void on_batch_end(void *arg, int64_t revision)
         registry_filled(c);
 }
 
-static void on_connected(void *arg, bool up, const char *why)
+static void on_connected(bool up, const char *why, void *arg)
 {
     struct ctl *c = arg;
 

@@ -8,14 +8,22 @@
 
 #include <stdlib.h>
 
+#include <slotsync/apply.h>
+#include <slotsync/backend.h>
 #include <slotsync/bulk.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/config.h>
+#include <slotsync/dnshosts.h>
 #include <slotsync/dynback.h>
+#include <slotsync/etcd_sync.h>
+#include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
+#include <slotsync/pool.h>
+#include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
+#include <slotsync/table.h>
 
 #define MOD CONTROLLER_MOD
 
@@ -49,7 +57,7 @@ void controller__place(struct ctl *c, struct backend *b)
         rollout_want(&c->ro, "new service", b->conf.name);
 }
 
-void controller__want_reload(void *arg, const char *why, const char *name)
+void controller__want_reload(const char *why, const char *name, void *arg)
 {
     struct ctl *c = arg;
 
@@ -73,7 +81,7 @@ static void ap_proxies(void *arg)
 }
 
 /* "show map": the spares' bindings HAProxy holds (pool.h). */
-static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
+static void ap_spares_read(const struct host_route *routes, size_t n, void *arg)
 {
     struct ctl *c = arg;
 
@@ -82,7 +90,7 @@ static void ap_spares_read(void *arg, const struct host_route *routes, size_t n)
 
 /* A backend of ours that HAProxy lost (or never loaded) is created at run
  * time again where it can be. */
-static bool ap_dyn_missing(void *arg, struct backend *b)
+static bool ap_dyn_missing(struct backend *b, void *arg)
 {
     return dyn_place(arg, b);
 }
@@ -98,7 +106,7 @@ static void ap_runs_changed(void *arg)
 
 /* HAProxy refused b's "add backend": it goes where it would have gone
  * without run-time backends. */
-static void ap_dyn_refused(void *arg, struct backend *b)
+static void ap_dyn_refused(struct backend *b, void *arg)
 {
     controller__place(arg, b);
 }

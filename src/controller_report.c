@@ -6,8 +6,11 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
+#include <slotsync/etcd_sync.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics.h>
 #include <slotsync/report.h>
+#include <slotsync/spare.h>
 
 #define MOD CONTROLLER_MOD
 
@@ -57,14 +60,14 @@ static struct report_state report_of(const struct ctl *c)
     };
 }
 
-static bool admin_ready(void *arg, const char **why)
+static bool admin_ready(const char **why, void *arg)
 {
     struct report_state s = report_of(arg);
 
     return report_ready(&s, why);
 }
 
-static void admin_metrics(void *arg, struct metrics *m)
+static void admin_metrics(struct metrics *m, void *arg)
 {
     struct ctl *c = arg;
     struct report_state s = report_of(c);
@@ -72,7 +75,7 @@ static void admin_metrics(void *arg, struct metrics *m)
     report_metrics(&s, m, &c->obs_backends);
 }
 
-static json_t *admin_status(void *arg, const char *state_text, const char *stat_text, char **errmsg)
+static json_t *admin_status(const char *state_text, const char *stat_text, char **errmsg, void *arg)
 {
     struct report_state s = report_of(arg);
 
@@ -80,7 +83,7 @@ static json_t *admin_status(void *arg, const char *state_text, const char *stat_
 }
 
 /* /readyz's body while ready: what it serves when etcd cannot be read. */
-static void admin_ready_note(void *arg, char *buf, size_t size)
+static void admin_ready_note(char *buf, size_t size, void *arg)
 {
     struct report_state s = report_of(arg);
 

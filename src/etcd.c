@@ -62,11 +62,6 @@ struct etcd_call {
     size_t rlen;
 };
 
-static const char *quote(const char *s, char *buf, size_t size)
-{
-    return log_quote(s, strlen(s), buf, size);
-}
-
 /* Move off endpoint ep after it failed, unless someone already did. why
  * (log-safe, naming ep) makes the switch a warning; callers that log the
  * failure themselves pass NULL. */
@@ -300,7 +295,7 @@ static int call_result(const struct etcd_call *call, struct http_request *req, i
     if (err < 0) {
         /* curl's text may echo what the peer sent */
         memprintf(text, "%s%s: %s", ep, call->path,
-                  errtext ? quote(errtext, q, sizeof(q)) : "request failed");
+                  errtext ? log_quote_str(errtext, q, sizeof(q)) : "request failed");
         return err;
     }
     if (call->grpc) {
@@ -333,7 +328,7 @@ static int call_result(const struct etcd_call *call, struct http_request *req, i
         }
         rc = etcd_grpc_errno(m.error_code);
         memprintf(text, "%s%s: etcd: %s (code %d)", ep, call->path,
-                  quote(m.error_message, q, sizeof(q)), m.error_code);
+                  log_quote_str(m.error_message, q, sizeof(q)), m.error_code);
         etcd_watch_msg_free(&m);
         return rc;
     }
@@ -344,7 +339,7 @@ static int call_result(const struct etcd_call *call, struct http_request *req, i
     if (!json_is_object(*reply)) {
         /* jansson's text echoes the offending input bytes */
         memprintf(text, "%s%s: reply is not a JSON object: %s", ep, call->path,
-                  quote(jerr.text, q, sizeof(q)));
+                  log_quote_str(jerr.text, q, sizeof(q)));
         json_decref(*reply);
         *reply = NULL;
         return -EBADMSG;
@@ -823,16 +818,16 @@ static void auth_done(struct http_request *req, int err, long status, const char
             rc = -EACCES;
             if (e && etcd_parse_error(reply, e, &m, NULL) == 0 && m.error_message)
                 memprintf(&text, "%s: etcd authentication as user %s failed: %s", ep,
-                          quote(c->auth.user, q, sizeof(q)), m.error_message);
+                          log_quote_str(c->auth.user, q, sizeof(q)), m.error_message);
             else
                 memprintf(&text, "%s: etcd authentication as user %s failed (HTTP %ld)", ep,
-                          quote(c->auth.user, q, sizeof(q)), status);
+                          log_quote_str(c->auth.user, q, sizeof(q)), status);
             etcd_watch_msg_free(&m);
         }
     }
     json_decref(reply);
     if (rc == 0)
-        log_debug(MOD, "authenticated to etcd as %s", quote(c->auth.user, q, sizeof(q)));
+        log_debug(MOD, "authenticated to etcd as %s", log_quote_str(c->auth.user, q, sizeof(q)));
     auth_release(c, rc, text ? text : "authentication failed");
     free(text);
 }

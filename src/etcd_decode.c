@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/vec.h>
 
 #define ETCD_STREAM_MAX ((size_t)64 << 20)
 /* A stream buffer bigger than this is released once empty. */
@@ -673,19 +675,9 @@ int etcd_stream_feed(struct etcd_stream *s, const char *data, size_t len, etcd_s
 
     if (len > SIZE_MAX - s->len - 1)
         return -ENOMEM;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        char *p;
-
-        while (cap < s->len + len + 1)
-            cap = cap > SIZE_MAX / 2 ? s->len + len + 1 : cap * 2;
-        p = realloc(s->buf, cap);
-        if (!p) {
-            rc = -ENOMEM;
-            goto reset;
-        }
-        s->buf = p;
-        s->cap = cap;
+    if (vec_reserve(&s->buf, &s->cap, s->len + len + 1, 1, 4096) < 0) {
+        rc = -ENOMEM;
+        goto reset;
     }
     if (len)
         memcpy(s->buf + s->len, data, len);

@@ -24,6 +24,7 @@
 
 #include <slotsync/etcd_decode.h>
 #include <slotsync/log.h>
+#include <slotsync/vec.h>
 
 struct etcd_grpc_method {
     const char *gateway_path;
@@ -95,15 +96,8 @@ static void *arena_alloc(struct arena *a, size_t size)
 {
     void *p;
 
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        void **b = realloc(a->blocks, cap * sizeof(*b));
-
-        if (!b)
-            return NULL;
-        a->blocks = b;
-        a->cap = cap;
-    }
+    if (vec_reserve(&a->blocks, &a->cap, a->n + 1, sizeof(*a->blocks), 16) < 0)
+        return NULL;
     p = calloc(1, size ? size : 1);
     if (p)
         a->blocks[a->n++] = p;
@@ -703,18 +697,8 @@ int etcd_grpc_stream_feed(struct etcd_grpc_stream *s, const void *data, size_t l
         if (len == 0)
             return 0;
     }
-    if (s->len + len > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        unsigned char *b;
-
-        while (cap < s->len + len)
-            cap *= 2;
-        b = realloc(s->buf, cap);
-        if (!b)
-            return -ENOMEM;
-        s->buf = b;
-        s->cap = cap;
-    }
+    if (vec_reserve(&s->buf, &s->cap, s->len + len, 1, 4096) < 0)
+        return -ENOMEM;
     memcpy(s->buf + s->len, data, len);
     s->len += len;
     rc = frames(s, s->buf, s->len, &used, cb, arg);

@@ -80,11 +80,6 @@
 #define ETCD_CHECK_INTERVAL 30.0
 #define ETCD_CHECK_JITTER 0.2
 
-static const char *quote(const char *s, char *buf, size_t size)
-{
-    return log_quote(s, strlen(s), buf, size);
-}
-
 struct etcd_sync {
     struct etcd_client *client;
     struct ev_loop *loop;
@@ -193,7 +188,7 @@ static void report(struct etcd_sync *s, bool up, const char *why)
         return;
     s->reported = up;
     if (!s->stopped && s->ops->connected)
-        s->ops->connected(s->arg, up, why);
+        s->ops->connected(up, why, s->arg);
 }
 
 static void sync_schedule(struct etcd_sync *s, double delay)
@@ -307,7 +302,7 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
         memprintf(&why,
                   "etcd endpoint %s is not answering (probe: %s): watch %s %s, resuming after "
                   "revision %" PRId64,
-                  quote(c->endpoints[ep], q, sizeof(q)), errtext ? errtext : "failed",
+                  log_quote_str(c->endpoints[ep], q, sizeof(q)), errtext ? errtext : "failed",
                   c->cur == ep ? "retries" : "moves to", c->endpoints[c->cur], s->resume_rev);
         sync_fail(s, why ? why : "etcd endpoint not answering");
         goto out;
@@ -324,15 +319,15 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
     if (etcd_header_revision(reply, &rev, &why) < 0 || etcd_header_cluster_id(reply, &id) < 0) {
         s->stats.bad_revisions++;
         log_msg(s->probe_ok ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, MOD,
-                "sync probe of %s: bad reply header: %s", quote(c->endpoints[ep], q, sizeof(q)),
-                why ? why : "bad cluster_id");
+                "sync probe of %s: bad reply header: %s",
+                log_quote_str(c->endpoints[ep], q, sizeof(q)), why ? why : "bad cluster_id");
         s->probe_ok = false;
         probe_again(s);
         goto out;
     }
     if (id && s->cluster_id && id != s->cluster_id) {
         memprintf(&why, "cluster id of %s changed from %" PRIx64 " to %" PRIx64,
-                  quote(c->endpoints[ep], q, sizeof(q)), s->cluster_id, id);
+                  log_quote_str(c->endpoints[ep], q, sizeof(q)), s->cluster_id, id);
         new_cluster(s, why ? why : "cluster id changed");
         goto out;
     }
@@ -340,7 +335,7 @@ static void probe_done(int err, const json_t *reply, const char *errtext, void *
      * revision: it shows the endpoint alive, not that revisions went back. */
     if (rev > 0 && rev < seen && !s->probe_serializable) {
         memprintf(&why, "%s is at revision %" PRId64 ", below the %" PRId64 " already seen",
-                  quote(c->endpoints[ep], q, sizeof(q)), rev, seen);
+                  log_quote_str(c->endpoints[ep], q, sizeof(q)), rev, seen);
         new_cluster(s, why ? why : "revision went back");
         goto out;
     }
@@ -430,7 +425,7 @@ static void grpc_probe(struct etcd_sync *s)
                      "sync %s: %s does not answer progress requests (an etcd grpc-proxy?): its "
                      "liveness is probed with a range a second instead",
                      log_quote(s->prefix, s->prefix_len, q, sizeof(q)),
-                     quote(c->endpoints[s->watch_ep], q2, sizeof(q2)));
+                     log_quote_str(c->endpoints[s->watch_ep], q2, sizeof(q2)));
             s->range_probe = true;
             s->progress_pending = false;
             probe_send(s);
@@ -447,7 +442,7 @@ static void grpc_probe(struct etcd_sync *s)
             memprintf(&why,
                       "etcd endpoint %s is not answering (no reply to a progress request in "
                       "%.0f s): watch %s %s, resuming after revision %" PRId64,
-                      quote(c->endpoints[ep], q, sizeof(q)), now - s->progress_sent,
+                      log_quote_str(c->endpoints[ep], q, sizeof(q)), now - s->progress_sent,
                       c->cur == ep ? "retries" : "moves to", c->endpoints[c->cur],
                       s->resume_rev);
             sync_fail(s, why ? why : "etcd endpoint not answering");
@@ -491,7 +486,7 @@ static bool grpc_progress_reply(struct etcd_sync *s, const json_t *msg, int64_t 
     }
     if (id && s->cluster_id && id != s->cluster_id) {
         memprintf(&why, "cluster id of %s changed from %" PRIx64 " to %" PRIx64,
-                  quote(ep, q, sizeof(q)), s->cluster_id, id);
+                  log_quote_str(ep, q, sizeof(q)), s->cluster_id, id);
         watch_abort_reason(s, why ? why : "cluster id changed");
         s->rebuilt = true;
         free(why);
@@ -499,7 +494,7 @@ static bool grpc_progress_reply(struct etcd_sync *s, const json_t *msg, int64_t 
     }
     if (rev > 0 && rev < s->probe_seen) {
         memprintf(&why, "%s is at revision %" PRId64 ", below the %" PRId64 " already seen",
-                  quote(ep, q, sizeof(q)), rev, s->probe_seen);
+                  log_quote_str(ep, q, sizeof(q)), rev, s->probe_seen);
         watch_abort_reason(s, why ? why : "revision went back");
         s->rebuilt = true;
         free(why);
@@ -589,7 +584,7 @@ static void stall_restart(struct etcd_sync *s, const struct etcd_stall_sample *n
               " keys under the prefix (newest changed at %" PRId64 "), the watch delivered up "
               "to revision %" PRId64 " with %" PRId64 " keys, at two checks %.0f s apart: "
               "restarting it %s %s after revision %" PRId64,
-              quote(c->endpoints[ep], q, sizeof(q)), now->etcd_rev, now->etcd_count,
+              log_quote_str(c->endpoints[ep], q, sizeof(q)), now->etcd_rev, now->etcd_count,
               now->etcd_top, now->applied_rev, now->applied_keys, apart,
               c->cur == ep ? "on" : "on the next endpoint,", c->endpoints[c->cur],
               s->resume_rev);
@@ -756,7 +751,7 @@ static void list_deliver_page(struct etcd_sync *s, const struct etcd_range_reply
     s->stats.keys += (int64_t)r->n_kvs;
     for (size_t i = 0; i < r->n_kvs && !s->stopped; i++)
         if (ops->kv)
-            ops->kv(s->arg, &r->kvs[i]);
+            ops->kv(&r->kvs[i], s->arg);
 }
 
 /* The listing is complete (its pages delivered): say so, then watch. */
@@ -768,7 +763,7 @@ static void list_deliver(struct etcd_sync *s)
     s->stats.revision = s->resume_rev = s->seen_rev = s->list_rev;
     s->need_list = false;
     if (!s->stopped && ops->list_end)
-        ops->list_end(s->arg, s->list_rev);
+        ops->list_end(s->list_rev, s->arg);
     list_reset(s);
     if (!s->stopped)
         watch_start(s);
@@ -919,7 +914,7 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         if (kv->mod_revision <= floor)
             continue; /* replay of something already applied */
         if (s->ops->kv)
-            s->ops->kv(s->arg, kv);
+            s->ops->kv(kv, s->arg);
         s->stats.events++;
         /* the keys the prefix holds, for the stall detector: a delete
          * event is only sent for a key that was there; a put made the key
@@ -935,7 +930,7 @@ static void watch_events(struct etcd_sync *s, const struct etcd_watch_msg *m)
         delivered = true;
     }
     if (delivered && !s->stopped && s->ops->batch_end)
-        s->ops->batch_end(s->arg, s->stats.revision);
+        s->ops->batch_end(s->stats.revision, s->arg);
 }
 
 /* One message of the watch stream. Non-zero aborts the stream. */
@@ -961,8 +956,8 @@ static int watch_msg(json_t *msg, void *arg)
         if (etcd__is_compacted(etcd_grpc_errno(m.error_code), m.error_message)) {
             s->watch_compacted = true;
         } else {
-            memprintf(&errmsg, "watch error: %s (code %d)", quote(m.error_message, q, sizeof(q)),
-                      m.error_code);
+            memprintf(&errmsg, "watch error: %s (code %d)",
+                      log_quote_str(m.error_message, q, sizeof(q)), m.error_code);
             s->watch_unauth = m.error_code == GRPC_UNAUTHENTICATED;
             watch_abort_reason(s, errmsg ? errmsg : "watch error");
         }
@@ -974,7 +969,7 @@ static int watch_msg(json_t *msg, void *arg)
                      s->resume_rev + 1, m.compact_revision);
         } else {
             memprintf(&errmsg, "watch canceled by etcd: %s",
-                      m.cancel_reason ? quote(m.cancel_reason, q, sizeof(q)) : "no reason");
+                      m.cancel_reason ? log_quote_str(m.cancel_reason, q, sizeof(q)) : "no reason");
             /* a refused token cancels the watch with the gRPC status in
              * the reason: "rpc error: code = Unauthenticated desc = ..." */
             s->watch_unauth = m.cancel_reason && strstr(m.cancel_reason, "code = Unauthenticated");
@@ -1139,7 +1134,7 @@ static void watch_done(struct http_request *req, int err, long status, const cha
         why = strdup(s->watch_err);
     else if (err < 0)
         memprintf(&why, "watch on %s: %s", s->client->endpoints[s->watch_ep],
-                  errtext ? quote(errtext, q, sizeof(q)) : "failed");
+                  errtext ? log_quote_str(errtext, q, sizeof(q)) : "failed");
     else if (status != 200)
         memprintf(&why, "watch: HTTP %ld", status);
     else

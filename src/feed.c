@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/catalog.h>
 #include <slotsync/endpoint.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <slotsync/clock.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/http.h>
 #include <slotsync/timeouts.h>
 

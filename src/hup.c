@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/config.h>
+#include <slotsync/table.h>
 
 static struct hup_action *push(struct hup_plan *p, enum hup_kind kind, const char *service,
                                const struct service_conf *sc)

@@ -21,6 +21,7 @@
 #include <slotsync/secret.h>
 #include <slotsync/spare.h>
 #include <slotsync/status.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define MOD "status"
@@ -60,7 +61,7 @@ static void on_list_begin(void *arg)
     catalog_relist_begin(in->cat);
 }
 
-static void on_kv(void *arg, const struct etcd_kv *kv)
+static void on_kv(const struct etcd_kv *kv, void *arg)
 {
     struct inspect *in = arg;
 
@@ -71,7 +72,7 @@ static void on_kv(void *arg, const struct etcd_kv *kv)
                     NULL);
 }
 
-static void on_list_end(void *arg, int64_t revision)
+static void on_list_end(int64_t revision, void *arg)
 {
     struct inspect *in = arg;
 
@@ -81,11 +82,11 @@ static void on_list_end(void *arg, int64_t revision)
     maybe_done(in);
 }
 
-static void on_batch_end(void *arg, int64_t revision)
+static void on_batch_end(int64_t revision, void *arg)
 {
 }
 
-static void on_connected(void *arg, bool up, const char *why)
+static void on_connected(bool up, const char *why, void *arg)
 {
     struct inspect *in = arg;
 

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
 #include <slotsync/render.h>
 #include <slotsync/slots.h>
+#include <slotsync/table-t.h>
 
 #define MOD "sync"
 #define RETRY_MIN_S 0.5

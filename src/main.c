@@ -338,7 +338,7 @@ struct check_counts {
     unsigned errors, warnings;
 };
 
-static void print_problem(void *arg, bool error, const char *text)
+static void print_problem(bool error, const char *text, void *arg)
 {
     struct check_counts *n = arg;
 
@@ -350,7 +350,7 @@ static void print_problem(void *arg, bool error, const char *text)
 }
 
 /* run, render, status: each problem of the config file on its line. */
-static void print_config_error(void *arg, bool error, const char *text)
+static void print_config_error(bool error, const char *text, void *arg)
 {
     fprintf(stderr, "slotsync %s: %s%s\n", (const char *)arg, error ? "" : "warning: ", text);
 }
@@ -372,12 +372,12 @@ static void check_connect(const struct config *cfg, double timeout_s, struct che
 
     fflush(stdout);
     if (r < 0) {
-        print_problem(n, true, errmsg ? errmsg : "cannot try the etcd endpoints");
+        print_problem(true, errmsg ? errmsg : "cannot try the etcd endpoints", n);
     } else if (r > 0) {
         free(errmsg);
         errmsg = NULL;
         memprintf(&errmsg, "%d of %zu etcd endpoints failed", r, cfg->n_etcd_endpoints);
-        print_problem(n, true, errmsg ? errmsg : "etcd endpoints failed");
+        print_problem(true, errmsg ? errmsg : "etcd endpoints failed", n);
     }
     free(errmsg);
     errmsg = NULL;
@@ -385,9 +385,10 @@ static void check_connect(const struct config *cfg, double timeout_s, struct che
     r = probe_runtime(cfg, timeout_s, stdout, &errmsg);
     fflush(stdout);
     if (r != 0)
-        print_problem(n, true,
+        print_problem(true,
                       r < 0 && errmsg ? errmsg
-                                      : "haproxy.runtime_socket: not usable (see the line above)");
+                                      : "haproxy.runtime_socket: not usable (see the line above)",
+                      n);
     free(errmsg);
 }
 
@@ -404,7 +405,7 @@ static int check_config(const char *config_path, const struct overrides *ov, boo
 
     if (loaded) {
         if (apply_overrides(&cfg, ov, &errmsg) < 0) {
-            print_problem(&n, true, errmsg ? errmsg : "invalid option");
+            print_problem(true, errmsg ? errmsg : "invalid option", &n);
         } else {
             for (size_t i = 0; i < sizeof(warning_sources) / sizeof(warning_sources[0]); i++)
                 warning_sources[i](&cfg, print_problem, &n);

@@ -1,6 +1,8 @@
 /* names - the proxy and section names slotsync writes, and their rules. */
 #include <slotsync/names.h>
 
+#include <slotsync/endpoint.h>
+
 #include <stdio.h>
 #include <string.h>
 

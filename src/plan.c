@@ -15,10 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/config-t.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/names.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/runtime-t.h>
+#include <slotsync/slots-t.h>
 #include <slotsync/spare.h>
 #include <slotsync/vec.h>
+#include <slotsync/view.h>
 
 /* "s" + the digits of a size_t + NUL */
 #define SLOT_NAME_SIZE 24

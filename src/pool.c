@@ -5,9 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/clock.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
+#include <slotsync/render.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 
 #define MOD "spare"
 #define MAP_RETRY_MIN_S 0.5
@@ -95,7 +100,7 @@ static void on_refill_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (p->holding || spare_refill_plan(&p->sp, 0) == SPARE_REFILL_NONE)
         return;
     p->stats.refills++;
-    p->ops->want_reload(p->arg, "spare pool low:", p->cfg->services_file);
+    p->ops->want_reload("spare pool low:", p->cfg->services_file, p->arg);
 }
 
 int pool_init(struct pool *p, struct ev_loop *loop, const struct config *cfg, struct table *tab,

@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include <slotsync/config-t.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/http.h>
@@ -17,6 +18,7 @@
 #include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/secret.h>
+#include <slotsync/tls.h>
 
 struct probe_one {
     struct etcd_client *client;

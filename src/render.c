@@ -14,6 +14,9 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
+#include <slotsync/names.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/slots.h>
 #include <slotsync/spare.h>
 #include <slotsync/vec.h>
 

@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/etcd.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics-t.h>
 #include <slotsync/render.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/slots.h>
 #include <slotsync/status.h>
 #include <slotsync/version.h>

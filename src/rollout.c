@@ -9,15 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/dynback.h>
 #include <slotsync/file.h>
 #include <slotsync/jitter.h>
+#include <slotsync/log.h>
+#include <slotsync/pool.h>
 #include <slotsync/reload.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
+#include <slotsync/table.h>
 #include <slotsync/timeouts.h>
 
 #define MOD "sync"       /* the controller's lines, as they always were */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <slotsync/config-t.h>
 #include <slotsync/etcd.h>
 #include <slotsync/log.h>
 

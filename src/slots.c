@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/catalog.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/sorted.h>
+#include <slotsync/view.h>
 
 /* "s" + up to 9 digits: far above any backend size, and cannot overflow a
  * long even where long is 32 bits. */

@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include <slotsync/config-t.h>
+#include <slotsync/endpoint.h>
+#include <slotsync/routes-t.h>
 
 int spare_pool_init(struct spare_pool *p, size_t n)
 {

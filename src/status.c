@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/catalog.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
+#include <slotsync/metrics.h>
 #include <slotsync/reply.h>
 #include <slotsync/slots.h>
 #include <slotsync/vec.h>

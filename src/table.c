@@ -181,7 +181,7 @@ void table_set_base_names(struct table *t, struct names *be, struct names *fe)
 }
 
 void table_settle_again(struct table *t,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -191,14 +191,14 @@ void table_settle_again(struct table *t,
         table_note_routing(t, b);
         b->claimed = b->claimed && !table_name_taken(t, b);
         if (table_settle(t, b) && was_refused && !backend_names_has(&t->proxies, b->conf.name))
-            want_reload(arg, "name free again for", b->conf.name);
+            want_reload("name free again for", b->conf.name, arg);
         if (b->foreign)
             b->present = false;
     }
 }
 
 int table_take_rendered(struct table *t, const char *path, const char *text, size_t len,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg)
 {
     struct render_file_backend *fb = NULL;
@@ -219,7 +219,7 @@ int table_take_rendered(struct table *t, const char *path, const char *text, siz
         added++;
         /* The defaults changed while slotsync was away. */
         if (!render_backend_matches(&fb[i], &b->conf.opt))
-            want_reload(arg, "defaults changed for", b->conf.name);
+            want_reload("defaults changed for", b->conf.name, arg);
     }
     backend_names_sort(&t->owned);
     if (added)

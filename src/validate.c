@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include <slotsync/config.h>
+#include <slotsync/config-t.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/log.h>
 

@@ -1,6 +1,8 @@
 /* view - HAProxy's side of one server slot, compact (view.h). */
 #include <slotsync/view.h>
 
+#include <slotsync/runtime-t.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>

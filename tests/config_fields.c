@@ -8,7 +8,7 @@
 
 #include <slotsync/config_kw.h>
 
-static void print_field(void *arg, const char *path, const struct config_kw *kw)
+static void print_field(const char *path, const struct config_kw *kw, void *arg)
 {
     printf("%s\n", path);
 }

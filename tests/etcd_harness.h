@@ -454,7 +454,7 @@ static inline void c_list_begin(void *arg)
     kvset_clear(&c->listing);
 }
 
-static inline void c_kv(void *arg, const struct etcd_kv *kv)
+static inline void c_kv(const struct etcd_kv *kv, void *arg)
 {
     struct consumer *c = arg;
 
@@ -501,7 +501,7 @@ static inline void c_list_page(void *arg)
         c->first_page_keys = c->listing.n;
 }
 
-static inline void c_list_end(void *arg, int64_t revision)
+static inline void c_list_end(int64_t revision, void *arg)
 {
     struct consumer *c = arg;
 
@@ -519,7 +519,7 @@ static inline void c_list_end(void *arg, int64_t revision)
     memset(&c->listing, 0, sizeof(c->listing));
 }
 
-static inline void c_batch_end(void *arg, int64_t revision)
+static inline void c_batch_end(int64_t revision, void *arg)
 {
     struct consumer *c = arg;
 
@@ -533,7 +533,7 @@ static inline void c_batch_end(void *arg, int64_t revision)
     c->batch_rev = revision;
 }
 
-static inline void c_connected(void *arg, bool up, const char *why)
+static inline void c_connected(bool up, const char *why, void *arg)
 {
     struct consumer *c = arg;
 

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <slotsync/announce.h>
+#include <slotsync/announce_opts.h>
+#include <slotsync/announce_value.h>
 #include <slotsync/endpoint.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>

@@ -18,7 +18,11 @@
 #include <ev.h>
 
 #include <slotsync/apply.h>
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/log.h>
+#include <slotsync/table.h>
+#include <slotsync/view.h>
 
 #define HEADER                                                                                     \
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "           \
@@ -42,7 +46,7 @@ struct owner {
     size_t proxies_calls;
 };
 
-static void own_want_reload(void *arg, const char *why, const char *name)
+static void own_want_reload(const char *why, const char *name, void *arg)
 {
     struct owner *o = arg;
 

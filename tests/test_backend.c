@@ -8,6 +8,11 @@
 #include <string.h>
 
 #include <slotsync/backend.h>
+#include <slotsync/plan-t.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/runtime-t.h>
+#include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/etcd-t.h>
 
 #define PREFIX "/svc/"
 

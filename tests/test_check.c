@@ -16,7 +16,7 @@ struct collected {
     size_t n;
 };
 
-static void collect(void *arg, bool error, const char *text)
+static void collect(bool error, const char *text, void *arg)
 {
     struct collected *c = arg;
 

@@ -15,6 +15,7 @@
 #include <slotsync/config.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/log.h>
+#include <slotsync/tls.h>
 #include <slotsync/validate.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -1227,7 +1228,7 @@ struct collected {
     size_t n;
 };
 
-static void collect(void *arg, bool error, const char *text)
+static void collect(bool error, const char *text, void *arg)
 {
     struct collected *c = arg;
 

@@ -37,7 +37,7 @@ struct fields {
     size_t n;
 };
 
-static void collect_field(void *arg, const char *path, const struct config_kw *kw)
+static void collect_field(const char *path, const struct config_kw *kw, void *arg)
 {
     struct fields *f = arg;
 
@@ -173,13 +173,13 @@ Test(config_kw, every_listed_field_is_read)
     cr_expect_not(has_field(&f, "services.NAME"));
 }
 
-static void collect_restart(void *arg, const char *path, const struct config_kw *kw)
+static void collect_restart(const char *path, const struct config_kw *kw, void *arg)
 {
     struct fields *f = arg;
 
     /* a KW_WHOLE block is one field: its rows are not named apart */
     if (kw->hup == HUP_RESTART && !strstr(path, "etcd.tls."))
-        collect_field(f, path, kw);
+        collect_field(path, kw, f);
 }
 
 /* What a SIGHUP refuses: the fields that controller.c's on_hup cannot

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <slotsync/config-t.h>
 #include <slotsync/dnshosts.h>
 #include <slotsync/log.h>
 

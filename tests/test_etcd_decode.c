@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include <slotsync/etcd-t.h>
 #include <slotsync/etcd_decode.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

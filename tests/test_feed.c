@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/catalog.h>
+#include <slotsync/etcd-t.h>
 #include <slotsync/feed.h>
 #include <slotsync/log.h>
 #include <slotsync/metrics.h>

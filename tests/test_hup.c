@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/config.h>
 #include <slotsync/hup.h>
 #include <slotsync/log.h>

@@ -14,10 +14,13 @@
 
 #include <ev.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/file.h>
 #include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/render.h>
+#include <slotsync/table-t.h>
 
 static struct table tab; /* the backends, lent to livefile */
 static struct catalog *cat;

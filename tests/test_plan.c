@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/config-t.h>
 #include <slotsync/plan.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/runtime-t.h>
+#include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 static struct plan plan;
 

@@ -12,9 +12,13 @@
 
 #include <ev.h>
 
+#include <slotsync/backend.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
 #include <slotsync/pool.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/spare.h>
+#include <slotsync/table.h>
 
 struct owner {
     struct table tab;
@@ -42,7 +46,7 @@ static struct backend *add_named(const char *name)
     return b;
 }
 
-static void own_want_reload(void *arg, const char *why, const char *name)
+static void own_want_reload(const char *why, const char *name, void *arg)
 {
     own.reloads++;
     snprintf(own.why, sizeof(own.why), "%s %s", why, name);

@@ -9,8 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <slotsync/endpoint.h>
 #include <slotsync/file.h>
+#include <slotsync/names.h>
 #include <slotsync/render.h>
+#include <slotsync/routes-t.h>
+#include <slotsync/slots.h>
 
 /* The whole file, through the file module's reader. Caller frees. */
 static char *read_file(const char *path, size_t *len)

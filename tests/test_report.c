@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
+#include <slotsync/etcd-t.h>
+#include <slotsync/metrics.h>
 #include <slotsync/report.h>
 #include <slotsync/slots.h>
 #include <slotsync/status.h>

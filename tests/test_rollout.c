@@ -19,9 +19,13 @@
 
 #include <ev.h>
 
+#include <slotsync/backend.h>
+#include <slotsync/catalog.h>
 #include <slotsync/file.h>
 #include <slotsync/log.h>
+#include <slotsync/pool-t.h>
 #include <slotsync/rollout.h>
+#include <slotsync/table.h>
 
 struct owner {
     struct table tab; /* after a reload: what slotsync owns, the backends left */

@@ -9,6 +9,7 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 static struct catalog *cat;
 static struct slot_table table;

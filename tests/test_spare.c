@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <slotsync/endpoint.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/spare.h>
 
 Test(spare, names)

@@ -132,7 +132,7 @@ Test(table, name_sets_are_taken_and_decide_ownership)
 
 static char wanted[256];
 
-static void want_reload(void *arg, const char *why, const char *name)
+static void want_reload(const char *why, const char *name, void *arg)
 {
     size_t len = strlen(wanted);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <slotsync/runtime-t.h>
 #include <slotsync/view.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

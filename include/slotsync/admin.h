@@ -35,30 +35,12 @@
 #ifndef SLOTSYNC_ADMIN_H
 #define SLOTSYNC_ADMIN_H
 
-#include <stdbool.h>
+#include <slotsync/admin-t.h>
 
-#include <jansson.h>
-
-#include <slotsync/config-t.h>
-#include <slotsync/metrics.h>
-
-struct ev_loop;
 struct admin;
-
-struct admin_ops {
-    /* Ready for traffic: why (static text) says what is missing when not. */
-    bool (*ready)(void *arg, const char **why);
-    /* Fill *m with a snapshot; borrowed pointers in it stay valid until the
-     * loop runs again. */
-    void (*metrics)(void *arg, struct metrics *m);
-    /* The /status document from HAProxy's two replies (borrowed). A new
-     * reference, or NULL with *errmsg. */
-    json_t *(*status)(void *arg, const char *state_text, const char *stat_text, char **errmsg);
-    /* While ready: what /readyz's body adds (e.g. that etcd cannot be read
-     * and the last known state is served) into buf, "" for nothing.
-     * Optional. */
-    void (*ready_note)(void *arg, char *buf, size_t size);
-};
+struct admin_conf;
+struct ev_loop;
+struct listen_addr;
 
 /* Listen on addr (borrowed) and serve on loop; runtime_socket (copied) is
  * where /status reads HAProxy; conf (copied) says what protects it: its

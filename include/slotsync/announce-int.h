@@ -12,10 +12,12 @@
 
 #include <ev.h>
 
-#include <slotsync/announce_key.h>
-#include <slotsync/announce_opts.h>
-#include <slotsync/health.h>
-#include <slotsync/log.h>
+#include <slotsync/announce_key-t.h>
+#include <slotsync/endpoint-t.h>
+#include <slotsync/health-t.h>
+#include <slotsync/log-t.h>
+
+struct announce_opts;
 
 struct etcd_call;
 struct etcd_client;

@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <slotsync/announce_opts.h>
-
 /* Delay in seconds before retry number attempt (0 = first retry): the
  * exponential base * 2^attempt capped at cap, of which the upper half is
  * scaled by r in [0, 1) (jitter), so the result is in [d/2, d). */

@@ -8,20 +8,9 @@
 #ifndef SLOTSYNC_ANNOUNCE_KEY_H
 #define SLOTSYNC_ANNOUNCE_KEY_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include <slotsync/announce_key-t.h>
 
-#include <slotsync/endpoint.h>
-
-/* What a periodic read of the key found, against what announce last put. */
-enum announce_key_verdict {
-    ANNOUNCE_KEY_OURS = 0,    /* our value under our lease */
-    ANNOUNCE_KEY_GONE,        /* deleted by someone else */
-    ANNOUNCE_KEY_DETACHED,    /* our value, but under no lease (a put without --lease) */
-    ANNOUNCE_KEY_OVERWRITTEN, /* another value, under no lease or under ours */
-    ANNOUNCE_KEY_TAKEN,       /* under another live lease: another writer owns it */
-};
+struct endpoint;
 
 /* Classify the key as read (present, value of len bytes, lease; value
  * borrowed, may hold NUL bytes) against ours (NUL-terminated) and our_lease. */

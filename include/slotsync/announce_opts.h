@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/announce_value.h>
-#include <slotsync/endpoint.h>
-#include <slotsync/tls.h>
+#include <slotsync/announce_value-t.h>
+#include <slotsync/endpoint-t.h>
+#include <slotsync/tls-t.h>
 
 #define ANNOUNCE_DEFAULT_PREFIX "/services/"
 #define ANNOUNCE_DEFAULT_TTL 10

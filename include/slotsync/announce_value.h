@@ -9,13 +9,9 @@
 #ifndef SLOTSYNC_ANNOUNCE_VALUE_H
 #define SLOTSYNC_ANNOUNCE_VALUE_H
 
-#include <stdbool.h>
-#include <stddef.h>
+#include <slotsync/announce_value-t.h>
 
-#include <slotsync/endpoint.h>
-
-/* --format: JSON (the default) or HOST:PORT. */
-enum announce_format { ANNOUNCE_FORMAT_JSON = 0, ANNOUNCE_FORMAT_PLAIN };
+struct endpoint;
 
 /* The value published for ep: {"host":"H","port":P[,"weight":W][,"state":S]}
  * (weight only when with_weight, state only when ep->state is not ready) or,

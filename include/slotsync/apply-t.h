@@ -7,14 +7,15 @@
 
 #include <ev.h>
 
-#include <slotsync/backend-t.h>
 /* struct plan, struct log_outage, struct metrics_pending and struct
  * dynback_state are embedded: their headers until they have -t.h ones of
  * their own */
-#include <slotsync/dynback.h>
-#include <slotsync/log.h>
-#include <slotsync/metrics.h>
-#include <slotsync/plan.h>
+#include <slotsync/dynback-t.h>
+#include <slotsync/log-t.h>
+#include <slotsync/metrics-t.h>
+#include <slotsync/plan-t.h>
+
+struct backend;
 
 struct catalog;
 struct config;
@@ -29,7 +30,7 @@ struct apply_ops {
     /* Structure changed (a backend or the HTTP frontend is missing in
      * HAProxy, a backend needs more slots than the run time can add): a
      * reload is needed. why and name as in the log line. */
-    void (*want_reload)(void *arg, const char *why, const char *name);
+    void (*want_reload)(const char *why, const char *name, void *arg);
     /* "show backend" listed HAProxy's proxies, now in the table
      * (table_set_proxies()): the services waiting for them are settled.
      * Called before the rows of "show servers state" are adopted. */
@@ -37,18 +38,18 @@ struct apply_ops {
     /* "show map" read these routes (borrowed): the bindings of spare
      * backends are adopted from them (pool.h). Called before proxies(), and
      * may add backends. NULL: no spares. */
-    void (*spares_read)(void *arg, const struct host_route *routes, size_t n);
+    void (*spares_read)(const struct host_route *routes, size_t n, void *arg);
     /* Run-time backends (dynback.h); all three NULL: none. b, ours, is
      * missing in HAProxy: true when it is created at run time
      * (b->dyn_create set) instead of by a reload. */
-    bool (*dyn_missing)(void *arg, struct backend *b);
+    bool (*dyn_missing)(struct backend *b, void *arg);
     /* HAProxy added or removed a backend at run time, as asked (a removed
      * one is dropped from the table already): what it runs changed. */
     void (*runs_changed)(void *arg);
     /* HAProxy refused b's "add backend": b is not present and has no slot
      * now, and no backend is added at run time until a reload; the callee
      * places b as it would without run-time backends. */
-    void (*dyn_refused)(void *arg, struct backend *b);
+    void (*dyn_refused)(struct backend *b, void *arg);
 };
 
 struct apply_stats {

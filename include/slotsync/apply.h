@@ -22,17 +22,12 @@
 #include <ev.h>
 
 #include <slotsync/apply-t.h>
-#include <slotsync/backend.h>
-#include <slotsync/catalog.h>
-#include <slotsync/config-t.h>
-#include <slotsync/dynback.h>
-#include <slotsync/log.h>
-#include <slotsync/metrics.h>
-#include <slotsync/plan.h>
-#include <slotsync/render.h>
-#include <slotsync/spare.h>
-#include <slotsync/table.h>
 
+struct config;
+struct metrics;
+struct table;
+
+struct catalog;
 
 /* Set a up on loop for cfg's runtime and master sockets (cfg, cat, tab,
  * obs and ops borrowed). Returns 0, or -EINVAL (a runtime socket that cannot be

@@ -11,10 +11,9 @@
 /* service_conf, slot_table, server_view and the spares' name sizes are
  * embedded: their headers until they have -t.h ones of their own */
 #include <slotsync/config-t.h>
-#include <slotsync/runtime-t.h>
-#include <slotsync/slots.h>
-#include <slotsync/spare.h>
-#include <slotsync/view.h>
+#include <slotsync/slots-t.h>
+#include <slotsync/spare-t.h>
+#include <slotsync/view-t.h>
 
 struct plan_refusal;
 

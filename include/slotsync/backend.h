@@ -14,12 +14,16 @@
 #include <stdint.h>
 
 #include <slotsync/backend-t.h>
-#include <slotsync/config-t.h>
-#include <slotsync/plan.h>
-#include <slotsync/runtime-t.h>
-#include <slotsync/slots.h>
-#include <slotsync/spare.h>
-#include <slotsync/view.h>
+
+struct config;
+struct host_route;
+struct plan_opts;
+struct plan_origin;
+struct plan_refusal;
+struct server_view;
+struct service_conf;
+struct service_options;
+struct slot;
 
 /* ---- the table: an array of pointers sorted by name ---- */
 

@@ -22,8 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <slotsync/endpoint.h>
-#include <slotsync/etcd-t.h>
+#include <slotsync/endpoint-t.h>
+
+struct etcd_kv;
 
 struct catalog_endpoint {
     char *instance; /* owned, NUL-terminated */

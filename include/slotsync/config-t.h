@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/endpoint.h>
-#include <slotsync/tls.h>
+#include <slotsync/endpoint-t.h>
+#include <slotsync/tls-t.h>
 
 #define CONFIG_SLOTS_MAX 4096
 #define CONFIG_OPTIONS_MAX 512 /* server_options length */
@@ -129,6 +129,6 @@ struct config {
 
 /* One problem of a config: an error (the config cannot be used) or a
  * warning. text is borrowed for the call. */
-typedef void (*config_report_fn)(void *arg, bool error, const char *text);
+typedef void (*config_report_fn)(bool error, const char *text, void *arg);
 
 #endif

@@ -63,7 +63,7 @@ struct config_kw_ctx {
 
 /* Where config_load_all() sends each problem (borrowed for the call). */
 struct config_kw_problems {
-    void (*report)(void *arg, bool error, const char *text);
+    void (*report)(bool error, const char *text, void *arg);
     void *arg;
     unsigned errors;
 };
@@ -178,7 +178,7 @@ int config_kw_set_string(char **dst, const char *src, char **errmsg);
  * with its dotted path ("etcd.tls.ca_file"; a service's "services.NAME.x");
  * path is borrowed for the call. */
 void config_kw_walk(const struct config_kw *table, const char *path,
-                    void (*fn)(void *arg, const char *path, const struct config_kw *kw), void *arg);
+                    void (*fn)(const char *path, const struct config_kw *kw, void *arg), void *arg);
 
 /* The edit distance (insert, delete, substitute, swap of neighbours) of a
  * and b; CONFIG_KW_DISTANCE_MAX + 1 when either is longer than 64 bytes. */

@@ -13,19 +13,21 @@
 
 #include <ev.h>
 
-#include <slotsync/admin.h>
-#include <slotsync/apply.h>
-#include <slotsync/dnshosts.h>
-#include <slotsync/etcd_sync.h>
-#include <slotsync/livefile.h>
-#include <slotsync/metrics.h>
-#include <slotsync/pool.h>
-#include <slotsync/rollout.h>
-#include <slotsync/table.h>
+#include <slotsync/admin-t.h>
+#include <slotsync/apply-t.h>
+#include <slotsync/dnshosts-t.h>
+#include <slotsync/etcd-t.h>
+#include <slotsync/livefile-t.h>
+#include <slotsync/metrics-t.h>
+#include <slotsync/pool-t.h>
+#include <slotsync/rollout-t.h>
+#include <slotsync/table-t.h>
 
+struct admin;
 struct config;
-struct http_client;
 struct etcd_client;
+struct etcd_sync;
+struct http_client;
 struct notify;
 
 #define CONTROLLER_MOD "sync" /* the module name of every controller line */
@@ -110,7 +112,7 @@ extern const struct rollout_ops controller__rollout_ops;
  * spare, or a reload. */
 void controller__place(struct ctl *c, struct backend *b);
 /* A reload is needed (rollout_want()); arg is the struct ctl. */
-void controller__want_reload(void *arg, const char *why, const char *name);
+void controller__want_reload(const char *why, const char *name, void *arg);
 /* The loop's ev_prepare: once per iteration, everything that changed goes
  * out as one batch. */
 void controller__on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);

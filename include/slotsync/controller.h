@@ -9,7 +9,7 @@
 #ifndef SLOTSYNC_CONTROLLER_H
 #define SLOTSYNC_CONTROLLER_H
 
-#include <slotsync/config-t.h>
+struct config;
 
 /* Run until SIGTERM or SIGINT. cfg is borrowed and must stay valid. On SIGHUP
  * load_config (may be NULL) fills a new config the same way main built cfg;

@@ -10,14 +10,9 @@
 #ifndef SLOTSYNC_DNSHOSTS_H
 #define SLOTSYNC_DNSHOSTS_H
 
-#include <stdbool.h>
-#include <stddef.h>
+#include <slotsync/dnshosts-t.h>
 
-#include <slotsync/config-t.h>
-
-#define DNSHOSTS_MARKER "# Rendered by slotsync: <service>.<domain> -> HAProxy's address."
-#define DNSHOSTS_RETRY_MIN_S 1.0
-#define DNSHOSTS_RETRY_MAX_S 60.0
+struct config;
 
 /* true when name, lower-cased, is a host name label sequence that can go in
  * a hosts file ([a-z0-9-] labels separated by dots, no label empty or
@@ -31,16 +26,6 @@ bool dnshosts_name_ok(const char *name, char *out);
  * *skipped. *out is new (caller frees). 0 or -ENOMEM. */
 int dnshosts_render(const char *const *names, size_t n, const char *domain, const char *address,
                     char **out, size_t *outlen, size_t *skipped);
-
-/* What a hosts file writer remembers (zeroed = nothing written yet). */
-struct dnshosts {
-    char *written;      /* the text of the last successful write; NULL = none */
-    char *written_path; /* where it went */
-    unsigned long long names_hash;
-    double retry_at, retry_delay;
-    size_t skipped_noted;
-    bool failing;
-};
 
 /* A hash of a set of names, for dnshosts_due(): FNV-1a over each name,
  * summed (so the order does not matter). */

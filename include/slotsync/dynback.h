@@ -16,22 +16,10 @@
 #ifndef SLOTSYNC_DYNBACK_H
 #define SLOTSYNC_DYNBACK_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include <slotsync/names.h>
+#include <slotsync/dynback-t.h>
 
 struct backend;
 struct config;
-
-/* The first version with "add backend" (without experimental mode). */
-#define DYNBACK_MIN_MAJOR 3
-#define DYNBACK_MIN_MINOR 4
-
-/* HAProxy's version as "show info" says it ("Version: 3.4.7-1"). */
-struct haproxy_version {
-    unsigned major, minor, patch;
-};
 
 /* The Version line of a "show info" reply (len bytes): "Version: " then
  * MAJOR.MINOR, optionally .PATCH and a suffix that starts with '-' or '+'
@@ -46,13 +34,6 @@ bool dynback_version_ok(const struct haproxy_version *v);
  * (a backend from DYNBACK_DEFAULTS takes "add server" only then). */
 bool dynback_config_ok(const struct config *cfg);
 
-/* What the owner knows, and the decision it takes from it. */
-struct dynback_state {
-    bool version_known;            /* "show info" was read from this HAProxy */
-    struct haproxy_version version;
-    bool base_declares;            /* base_config declares DYNBACK_BASE_DEFAULTS */
-    bool running_has_defaults;     /* false once HAProxy said it has no DYNBACK_DEFAULTS */
-};
 /* Whether a new service may get a backend at run time now. */
 bool dynback_usable(const struct dynback_state *s, const struct config *cfg);
 
@@ -66,14 +47,6 @@ bool dynback_fits(const struct backend *b);
  * HAProxy runs it in its own proxy. */
 bool dynback_removable(const struct backend *b, size_t endpoints);
 
-/* What HAProxy's answer to "add backend" means. */
-enum dynback_reply {
-    DYNBACK_CREATED,        /* "New backend registered." */
-    DYNBACK_EXISTS,         /* the name is taken: it runs already (read it) */
-    DYNBACK_NO_DEFAULTS,    /* HAProxy runs no DYNBACK_DEFAULTS (an older file) */
-    DYNBACK_NO_DYNAMIC_SRV, /* created, but it takes no "add server" */
-    DYNBACK_REFUSED,        /* anything else */
-};
 enum dynback_reply dynback_add_reply(const char *reply);
 
 /* Whether reply is the success of "del backend": its last line is

@@ -49,13 +49,13 @@ struct etcd_watch_msg {
 
 struct etcd_sync_ops {
     void (*list_begin)(void *arg);
-    void (*kv)(void *arg, const struct etcd_kv *kv);
+    void (*kv)(const struct etcd_kv *kv, void *arg);
     /* A page of the listing was delivered (its kv calls made) and more
      * follow: the listing is partial until list_end. Optional. */
     void (*list_page)(void *arg);
-    void (*list_end)(void *arg, int64_t revision);
-    void (*batch_end)(void *arg, int64_t revision);
-    void (*connected)(void *arg, bool up, const char *why);
+    void (*list_end)(int64_t revision, void *arg);
+    void (*batch_end)(int64_t revision, void *arg);
+    void (*connected)(bool up, const char *why, void *arg);
 };
 
 struct etcd_sync_stats {

@@ -15,7 +15,9 @@
 
 #include <jansson.h>
 
-#include <slotsync/etcd-t.h>
+struct etcd_kv;
+struct etcd_range_reply;
+struct etcd_watch_msg;
 
 /* Base64 (standard alphabet, padded). The result is NUL-terminated and owned
  * by the caller; *outlen excludes the NUL. 0, -EINVAL (bad input) or

@@ -8,7 +8,8 @@
 #ifndef SLOTSYNC_ETCD_SYNC_H
 #define SLOTSYNC_ETCD_SYNC_H
 
-#include <slotsync/etcd-t.h>
+struct etcd_sync_ops;
+struct etcd_sync_stats;
 
 struct etcd_client;
 struct etcd_sync;

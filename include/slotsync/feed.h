@@ -12,8 +12,9 @@
 
 #include <stdbool.h>
 
-#include <slotsync/catalog.h>
-#include <slotsync/etcd-t.h>
+struct etcd_kv;
+
+struct catalog;
 
 /* Apply kv (borrowed) to cat and log it. listing: kv comes from a listing
  * (its lines are debug). quiet: say only rejections and errors (render

@@ -15,8 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/backend.h>
-#include <slotsync/table.h>
+#include <slotsync/backend-t.h>
+
+struct table;
 
 struct config;
 

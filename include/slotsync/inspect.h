@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include <slotsync/config-t.h>
+struct config;
 
 struct inspect_opts {
     const char *service; /* NULL: every backend */

@@ -19,48 +19,9 @@
 #ifndef SLOTSYNC_LIVEFILE_H
 #define SLOTSYNC_LIVEFILE_H
 
-#include <stdbool.h>
-#include <stddef.h>
+#include <slotsync/livefile-t.h>
 
-#include <ev.h>
-
-#include <slotsync/backend.h>
-#include <slotsync/catalog.h>
-#include <slotsync/config-t.h>
-#include <slotsync/log.h>
-#include <slotsync/table.h>
-
-/* At most one render per this many seconds; a change is on disk within
- * twice that. */
-#define LIVEFILE_INTERVAL_S 1.0
-
-struct livefile_stats {
-    unsigned long long renders, writes, unchanged, failures;
-};
-
-/* Embedded in its owner; livefile_init() fills it, livefile_free() empties
- * it. The owner may read every field; only livefile writes them. */
-struct livefile {
-    struct ev_loop *loop;
-    const struct config *cfg; /* borrowed; livefile_set_config() */
-    struct catalog *cat;      /* borrowed */
-    struct table *tab;        /* borrowed: the backends HAProxy runs */
-    ev_timer timer;
-    bool wanted;  /* something may have changed since the last render */
-    bool held;    /* a reload is in flight: its render writes the files */
-    double last;  /* CLOCK_MONOTONIC of the last render; 0 = none */
-    double delay; /* backoff after a failed write */
-    char *text;   /* what the services file holds (NULL: unknown) */
-    size_t len;
-    char *map; /* what the Host map holds (NULL: unknown) */
-    size_t mlen;
-    struct log_outage outage;
-    struct livefile_stats stats;
-    /* the services file ends with the named defaults of run-time backends
-     * (dynback.h; base_config declares DYNBACK_BASE_DEFAULTS); set by the
-     * owner */
-    bool dyn_defaults;
-};
+struct backend;
 
 /* Everything is borrowed. 0 (no I/O is done yet). */
 int livefile_init(struct livefile *lf, struct ev_loop *loop, const struct config *cfg,

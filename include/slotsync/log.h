@@ -18,16 +18,7 @@
 #ifndef SLOTSYNC_LOG_H
 #define SLOTSYNC_LOG_H
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdio.h>
-
-#define LOG_LINE_MAX 2048 /* a message longer than this is cut */
-#define LOG_RATE_LINES 50
-#define LOG_RATE_WINDOW_S 1.0
-
-enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+#include <slotsync/log-t.h>
 
 /* Set the threshold; messages above it are dropped. Default LOG_LEVEL_INFO. */
 void log_set_level(enum log_level level);
@@ -47,15 +38,6 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 void log_msg_all(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* One field of an event: a key (a plain name from the code, like
- * "service"; other bytes become '_', and ts/level/module/msg get a '_'
- * after them) and its value (untrusted text is fine: it is escaped). A NULL
- * value leaves the field out. */
-struct log_field {
-    const char *key;
-    const char *value;
-};
-
 /* log_msg() with the event's fields: text format prints the message alone
  * (it should already say what the fields say, for people); logfmt adds
  * key=value (quoted and escaped unless a plain token) and json adds
@@ -68,14 +50,6 @@ void log_fields(enum log_level level, const char *module, const struct log_field
  * exit). Cheap when there are none. */
 void log_flush(bool all);
 
-/* The shape of a line. text (the default, for people): "<time> <level>
- * <module>: <message>"; logfmt: ts=<time> level=<level> module=<module>
- * msg="<message>"; json: one object a line, {"ts":..,"level":..,"module":..,
- * "msg":..}, each followed by the fields of log_fields(). In logfmt and json
- * every value is escaped (quotes, backslashes,
- * control characters; json also bytes above 0x7f as \u00XX), so that a line
- * always parses as one record. */
-enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 void log_set_format(enum log_format format);
 /* "text", "logfmt" or "json": the format, or -1. */
 int log_format_parse(const char *name);
@@ -97,13 +71,6 @@ void log_set_clock(double (*clock)(void), long (*wall)(long *usec));
  * "Z", or local time with its "+hh:mm" offset. Returns the length. */
 size_t log_format_time(long sec, long usec, bool local, char *out, size_t size);
 
-/* The rate limit of one key, as pure logic (zeroed = fresh). */
-struct log_rate {
-    double window_start;
-    unsigned lines;           /* printed in this window */
-    unsigned long suppressed; /* hidden in this window */
-};
-
 /* A line for this key at now (seconds, monotonic): true to print it, false
  * to hide it. When the previous window hid lines, *summary is their count
  * (print that summary first), else 0. */
@@ -117,11 +84,6 @@ bool log_rate_flush(struct log_rate *r, double now, unsigned long *summary);
 #define log_warn(mod, ...) log_msg(LOG_LEVEL_WARN, (mod), __VA_ARGS__)
 #define log_info(mod, ...) log_msg(LOG_LEVEL_INFO, (mod), __VA_ARGS__)
 #define log_debug(mod, ...) log_msg(LOG_LEVEL_DEBUG, (mod), __VA_ARGS__)
-
-/* The buffer for one quoted untrusted text in a log line: longer text is
- * cut (and marked). Short excerpts (one reply among many) use a fraction of
- * it. */
-#define LOG_QUOTE_MAX 512
 
 /* Copy up to len bytes of untrusted text into out (size outsz, always
  * NUL-terminated) with control characters, quotes and backslashes escaped
@@ -138,23 +100,10 @@ char *log_quote_str(const char *s, char *out, size_t outsz);
  * quoted as a literal "\n" (issue 19). */
 size_t log_chomp(const char *text, size_t len);
 
-/* "1 endpoint", "2 endpoints": the word for a count n (issue 19). */
-#define LOG_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
-
 /* Format into a newly allocated string stored in *out, freeing its previous
  * value (HAProxy's memprintf). out may be NULL: then nothing happens. On
  * allocation failure *out becomes NULL. Returns *out. The caller frees. */
 char *memprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* An outage as the log tells it: one line when it starts, "still ... after
- * N s" lines at a slowing cadence (10 s, 30 s, 60 s, then every 5 minutes),
- * one line when it ends. The caller owns the struct (zeroed = no outage) and
- * passes the loop's clock in seconds; it prints the lines itself. */
-struct log_outage {
-    double since; /* start of the outage; 0 when there is none */
-    double next;  /* when the next "still" line is due */
-    unsigned step;
-};
 
 /* Note a failure at now. Returns true when it starts a new outage (log the
  * first line), false when one was already going. */

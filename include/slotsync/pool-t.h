@@ -9,8 +9,8 @@
 
 /* struct spare_pool and struct log_outage are embedded: their headers until
  * they have -t.h ones of their own */
-#include <slotsync/log.h>
-#include <slotsync/spare.h>
+#include <slotsync/log-t.h>
+#include <slotsync/spare-t.h>
 
 struct backend;
 struct config;
@@ -18,7 +18,7 @@ struct table;
 
 struct pool_ops {
     /* A reload is needed (why, name as in the log line). */
-    void (*want_reload)(void *arg, const char *why, const char *name);
+    void (*want_reload)(const char *why, const char *name, void *arg);
 };
 
 struct pool_stats {

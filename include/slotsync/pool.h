@@ -22,12 +22,12 @@
 #include <ev.h>
 
 #include <slotsync/pool-t.h>
-#include <slotsync/backend.h>
-#include <slotsync/config-t.h>
-#include <slotsync/log.h>
-#include <slotsync/render.h>
-#include <slotsync/spare.h>
-#include <slotsync/table.h>
+
+struct backend;
+struct config;
+struct host_route;
+struct names;
+struct table;
 
 /* spare_count(cfg) free spares: what a services file rendered for cfg
  * carries. 0 or -ENOMEM. */

@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-#include <slotsync/config-t.h>
+struct config;
 
 /* Returns the number of endpoints that failed (0: all answered), or a
  * negative errno when the probe could not run (then *errmsg says why). */

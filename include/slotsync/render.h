@@ -14,9 +14,9 @@
 #include <stddef.h>
 
 #include <slotsync/config-t.h>
-#include <slotsync/names.h>
-#include <slotsync/routes-t.h>
-#include <slotsync/slots.h>
+
+struct host_route;
+struct slot_table;
 
 /* The first line of every services file slotsync renders: what marks the
  * file (and so the backends it declares) as slotsync's (tests/test_render.c

@@ -15,11 +15,14 @@
 
 #include <jansson.h>
 
-#include <slotsync/backend.h>
-#include <slotsync/catalog.h>
-#include <slotsync/config-t.h>
-#include <slotsync/etcd-t.h>
-#include <slotsync/metrics.h>
+struct backend;
+struct config;
+struct etcd_sync_stats;
+struct metrics;
+struct metrics_backend;
+struct metrics_recent;
+
+struct catalog;
 
 /* Everything is borrowed for the call. */
 struct report_state {

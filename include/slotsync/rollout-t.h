@@ -10,8 +10,8 @@
 #include <slotsync/backend-t.h>
 /* struct log_outage and enum metrics_reload_cause are embedded: their
  * headers until they have -t.h ones of their own */
-#include <slotsync/log.h>
-#include <slotsync/metrics.h>
+#include <slotsync/log-t.h>
+#include <slotsync/metrics-t.h>
 
 struct catalog;
 struct config;

@@ -28,13 +28,14 @@
 #include <ev.h>
 
 #include <slotsync/rollout-t.h>
-#include <slotsync/backend.h>
-#include <slotsync/catalog.h>
-#include <slotsync/config-t.h>
-#include <slotsync/log.h>
-#include <slotsync/metrics.h>
-#include <slotsync/pool.h>
-#include <slotsync/table.h>
+#include <slotsync/metrics-t.h>
+
+struct backend;
+struct config;
+struct pool;
+struct table;
+
+struct catalog;
 
 /* Set ro up on loop (a reloader for cfg's haproxy_bin, base_config,
  * master_socket and reload_command; candidate beside cfg's services_file).

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <slotsync/config-t.h>
+struct config;
 
 struct etcd_client;
 

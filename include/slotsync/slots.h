@@ -10,25 +10,10 @@
 #ifndef SLOTSYNC_SLOTS_H
 #define SLOTSYNC_SLOTS_H
 
-#include <stddef.h>
+#include <slotsync/slots-t.h>
 
-#include <slotsync/catalog.h>
-#include <slotsync/endpoint.h>
-#include <slotsync/view.h>
-
-/* Slot i is HAProxy server "s<i+1>" of its backend. */
-#define SLOT_NAME_FMT "s%zu"
-
-struct slot {
-    char *instance; /* owned; NULL when the slot is free */
-    struct endpoint ep;
-};
-
-struct slot_table {
-    struct slot *slots;
-    size_t n;
-    size_t overflow; /* endpoints that found no slot at the last assign */
-};
+struct catalog_service;
+struct server_view;
 
 /* Make a table of n free slots. 0 or -ENOMEM. */
 int slots_init(struct slot_table *t, size_t n);

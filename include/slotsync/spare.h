@@ -11,23 +11,10 @@
 #ifndef SLOTSYNC_SPARE_H
 #define SLOTSYNC_SPARE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include <slotsync/endpoint.h>
-#include <slotsync/names.h>
-#include <slotsync/routes-t.h>
+#include <slotsync/spare-t.h>
 
 struct config;
-
-/* "web (spare:3)": a service name, the spare's and the decoration */
-#define SPARE_LABEL_SIZE (SERVICE_NAME_MAX + SPARE_NAME_SIZE + 4)
-
-struct spare_pool {
-    size_t n;                            /* spares in the file HAProxy runs */
-    char (*bound)[SERVICE_NAME_MAX + 1]; /* n entries: the service, or "" when free */
-    size_t n_bound;
-};
+struct host_route;
 
 /* A pool of n free spares (n <= SPARE_MAX). 0 or -ENOMEM, -EINVAL. */
 int spare_pool_init(struct spare_pool *p, size_t n);
@@ -65,21 +52,8 @@ void spare_release(struct spare_pool *p, size_t i);
  * case-insensitive adoption). */
 void spare_rename(struct spare_pool *p, size_t i, const char *name);
 
-/* What the pool asks for after a change. */
-enum spare_refill {
-    SPARE_REFILL_NONE,  /* at least half the spares are free */
-    SPARE_REFILL_LATER, /* fewer than half: one reload, coalesced */
-    SPARE_REFILL_NOW,   /* none free and a service waits for one */
-};
 enum spare_refill spare_refill_plan(const struct spare_pool *p, size_t waiting);
 
-/* What spare_adopt() did. */
-struct spare_adoption {
-    size_t adopted;   /* bindings taken from the map */
-    size_t kept;      /* already the pool's */
-    size_t conflicts; /* the map disagreed with the pool: the pool's stays */
-    size_t ignored;   /* a spare out of range or a host that is not <service>.<domain> */
-};
 /* Take the bindings HAProxy's live map holds: a route "<service>.<domain>
  * spare:<i>" binds service to spare i. Routes to other backends are not
  * looked at. *out is always set. */

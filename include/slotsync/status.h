@@ -19,8 +19,9 @@
 
 #include <jansson.h>
 
-#include <slotsync/catalog.h>
-#include <slotsync/metrics.h>
+struct metrics_recent;
+
+struct catalog;
 
 /* A service whose backend lives in a proxy of another name: a spare
  * backend it is bound to (spare.h). */

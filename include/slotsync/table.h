@@ -10,25 +10,9 @@
 #ifndef SLOTSYNC_TABLE_H
 #define SLOTSYNC_TABLE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include <slotsync/backend-t.h>
+#include <slotsync/table-t.h>
 
 struct config;
-
-struct table {
-    const struct config *cfg; /* borrowed: defaults, etcd_prefix, routing */
-    struct backend **v;       /* owned, sorted by name */
-    size_t n;
-    bool need_proxies;    /* the daemon: an etcd-only service waits for "show backend" */
-    struct names owned;   /* backends of the services file HAProxy runs */
-    struct names base_be; /* backend/listen names of base_config */
-    struct names base_fe; /* frontend/listen names of base_config */
-    struct names proxies; /* every backend HAProxy listed at the last resync */
-    bool proxies_known;   /* proxies holds a "show backend" reply */
-    unsigned long long refused_services;
-};
 
 /* An empty table for cfg (borrowed). need_proxies: false in render mode,
  * which does not wait for HAProxy's proxies. */
@@ -73,7 +57,7 @@ bool table_settle(struct table *t, struct backend *b);
  * HAProxy does not run asks want_reload ("name free again for", its name);
  * a foreign one is not present. */
 void table_settle_again(struct table *t,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg);
 /* The services file at path that slotsync rendered (its text, len bytes
  * and NUL-terminated; borrowed) names the backends that are ours: each goes into owned, and a
@@ -83,7 +67,7 @@ void table_settle_again(struct table *t,
  * were added, and once that its frontends have an older slotsync's names.
  * 0 or -ENOMEM (t keeps what was added). */
 int table_take_rendered(struct table *t, const char *path, const char *text, size_t len,
-                        void (*want_reload)(void *arg, const char *why, const char *name),
+                        void (*want_reload)(const char *why, const char *name, void *arg),
                         void *arg);
 /* name is ours from now on (a backend created at run time). 0 or -ENOMEM. */
 int table_own(struct table *t, const char *name);

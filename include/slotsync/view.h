@@ -10,26 +10,9 @@
 #ifndef SLOTSYNC_VIEW_H
 #define SLOTSYNC_VIEW_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include <slotsync/view-t.h>
 
-#include <slotsync/runtime-t.h>
-
-/* The longest address text view_addr() writes, with its NUL (as
- * INET6_ADDRSTRLEN). */
-#define VIEW_ADDR_TEXT 46
-
-enum view_family { VIEW_UNKNOWN = 0, VIEW_IPV4, VIEW_IPV6 };
-
-struct server_view {
-    uint8_t addr[16]; /* IPv4 in the first 4 bytes; all zero for an empty slot */
-    uint16_t port;    /* 0..65535 */
-    uint16_t weight;  /* srv_uweight, 0..256 */
-    uint8_t family;   /* enum view_family; VIEW_UNKNOWN: HAProxy's side is not known */
-    uint8_t admin;    /* enum server_admin */
-    uint8_t op_state; /* 0 stopped, 1 starting, 2 running, 3 stopping */
-    uint8_t reserved;
-};
+struct server_state;
 
 /* HAProxy's side of the slot is known (read or set by slotsync). */
 bool view_known(const struct server_view *v);

@@ -7,6 +7,7 @@
  * nothing; each listen address formats and parses back to itself. The input
  * is also tried as a listen address, an etcd URL and a socket address. */
 #include <slotsync/config.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/slots.h>

@@ -11,6 +11,8 @@
 #include <slotsync/endpoint.h>
 #include <slotsync/plan.h>
 #include <slotsync/runtime-t.h>
+#include <slotsync/slots-t.h>
+#include <slotsync/view.h>
 
 #include "fuzz.h"
 

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include <slotsync/etcd-t.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/etcd_grpc.h>
 

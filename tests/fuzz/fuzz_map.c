@@ -13,6 +13,7 @@
 #include <slotsync/plan.h>
 #include <slotsync/render.h>
 #include <slotsync/reply.h>
+#include <slotsync/routes-t.h>
 #include <slotsync/runtime.h>
 
 #include "fuzz.h"

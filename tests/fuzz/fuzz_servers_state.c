@@ -14,6 +14,7 @@
 #include <slotsync/reply.h>
 #include <slotsync/runtime.h>
 #include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 #include "fuzz.h"
 

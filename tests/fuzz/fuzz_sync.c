@@ -16,7 +16,9 @@
 
 #include <slotsync/catalog.h>
 #include <slotsync/plan.h>
+#include <slotsync/runtime-t.h>
 #include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 #include "fuzz.h"
 

@@ -13,10 +13,12 @@
 #include <jansson.h>
 
 #include <slotsync/catalog.h>
+#include <slotsync/endpoint.h>
 #include <slotsync/etcd.h>
 #include <slotsync/etcd_decode.h>
 #include <slotsync/plan.h>
 #include <slotsync/slots.h>
+#include <slotsync/view.h>
 
 #include "fuzz.h"
 
