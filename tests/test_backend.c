@@ -828,7 +828,7 @@ Test(backend, host_routes)
         struct backend *b = insert("web", 2, 0, false);
         struct host_route *routes = NULL;
         size_t n = 99;
-        char got[128] = "";
+        char got[512] = ""; /* a host (253) and a backend name fit */
 
         b->conf.opt.mode = MODE_HTTP;
         b->present = c->present;
