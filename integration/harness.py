@@ -234,7 +234,7 @@ __all__ = [
     "http_get", "http_request", "Response", "traffic", "TrafficLoop",
     "TrafficResult", "assert_loopback_only", "install_signal_handlers",
     "chromium", "CHROMIUM_BIN",
-    "TlsFiles", "etcdctl",
+    "TlsFiles", "etcdctl", "sanitized",
 ]
 
 INTEGRATION = os.path.dirname(os.path.abspath(__file__))
@@ -273,6 +273,17 @@ class ProcessDied(HarnessError):
 
 class Skip(Exception):
     """Raise from a test to skip it, with the reason as message."""
+
+
+def sanitized(bin_path):
+    """Whether bin_path was built with AddressSanitizer (`make asan`): its
+    dynamic section needs libasan."""
+    try:
+        out = subprocess.run(["ldd", bin_path], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"libasan" in out
 
 
 class EtcdError(HarnessError):

@@ -25,6 +25,10 @@ def test_rss_back_near_idle_after_a_51_mib_listing(env, bin_path):
     """51 MiB of refused values in the first listing (one page of base64
     JSON): once applied, RSS is within 20% of what the same daemon holds
     with the same valid keys and no such spike."""
+    if sanitized(bin_path):
+        # ASan's quarantine and shadow keep freed memory resident: RSS says
+        # nothing about slotsync's own release there
+        raise Skip("RSS is not slotsync's under AddressSanitizer (make asan)")
     c = Cluster(env, bin_path)
     c.put("a", "w1")
     c.wait_live(["w1"])
@@ -128,6 +132,10 @@ def test_rss_back_near_idle_after_10_mib_runtime_replies(env, bin_path):
     """Resyncs whose "show servers state" replies carry 10 MiB of rows of a
     backend slotsync does not own: once they are read, RSS is within 20% of
     the idle figure the same daemon had before them."""
+    if sanitized(bin_path):
+        # ASan's quarantine and shadow keep freed memory resident: RSS says
+        # nothing about slotsync's own release there
+        raise Skip("RSS is not slotsync's under AddressSanitizer (make asan)")
     c = Cluster(env, bin_path, start=False, extra={"resync_interval_s": 1})
     c.render()
     c.haproxy = env.start_haproxy(c.services_file)

@@ -25,6 +25,27 @@ void bulk_choose(const struct bulk_input *in, struct bulk_choice *out)
     }
 }
 
+enum bulk_listing_step bulk_listing_step(const struct bulk_listing_facts *f)
+{
+    if (f->path == BULK_PATH_RELOAD)
+        return BULK_LISTING_HOLD;
+    if (f->path != BULK_PATH_AUTO)
+        return BULK_LISTING_SEND;
+    if (!f->state_known || !f->etcd_count || !f->valid)
+        return BULK_LISTING_SEND; /* nothing to scale by yet */
+    return BULK_LISTING_ESTIMATE;
+}
+
+void bulk_listing_scale(size_t commands, size_t servers, size_t valid, size_t count,
+                        size_t *out_commands, size_t *out_servers)
+{
+    if (valid && count > valid)
+        commands = (size_t)((double)commands * (double)count / (double)valid);
+    *out_commands = commands;
+    /* the render declares a slot per endpoint at least */
+    *out_servers = servers < count ? count : servers;
+}
+
 static const char *const names[] = {"auto", "runtime", "reload"};
 
 int bulk_path_parse(const char *name)

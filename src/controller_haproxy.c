@@ -20,6 +20,7 @@
 #include <slotsync/livefile.h>
 #include <slotsync/log.h>
 #include <slotsync/notify.h>
+#include <slotsync/policy.h>
 #include <slotsync/pool.h>
 #include <slotsync/rollout.h>
 #include <slotsync/runtime.h>
@@ -27,14 +28,10 @@
 
 #define MOD CONTROLLER_MOD
 
-/* A claimed service HAProxy runs no backend for, on an HAProxy that adds
- * backends at run time (dynback.h): its own backend at the next batch
- * ("add backend", its slots, publish), no spare, no reload. Returns
- * whether it is done so. */
+/* b's own backend at the next batch ("add backend", its slots, publish),
+ * no spare, no reload (dynback.h). Returns whether it is done so. */
 static bool dyn_place(struct ctl *c, struct backend *b)
 {
-    if (c->render_only || !apply_dynamic_usable(&c->ap) || !dynback_fits(b) || !backend_ours(b))
-        return false;
     if (table_own(&c->tab, b->conf.name) < 0)
         return false;  /* no memory: a reload then */
     b->present = true; /* HAProxy runs it once the batch is answered */
@@ -45,15 +42,30 @@ static bool dyn_place(struct ctl *c, struct backend *b)
     return true;
 }
 
-/* A claimed service HAProxy runs no backend for: into a spare (pool.h), or
- * a reload. No new binding while a reload is asked for or in flight: its
- * render creates the backend anyway. */
+/* The ways policy_place() allows for b (policy.h). */
+static void place_ways(struct ctl *c, const struct backend *b, struct policy_place *w)
+{
+    const struct policy_place_facts f = {
+        .render_only = c->render_only,
+        .dynamic_usable = apply_dynamic_usable(&c->ap),
+        .dynamic_fits = dynback_fits(b),
+        .ours = backend_ours(b),
+        .reload_busy = c->ro.reloading || rollout_pending(&c->ro),
+    };
+
+    policy_place(&f, w);
+}
+
+/* A claimed service HAProxy runs no backend for: a backend added at run
+ * time, a spare (pool.h) or a reload, as policy_place() says. */
 void controller__place(struct ctl *c, struct backend *b)
 {
-    if (dyn_place(c, b))
+    struct policy_place w;
+
+    place_ways(c, b, &w);
+    if (w.dynamic && dyn_place(c, b))
         return;
-    if (!pool_place(&c->pool, b, &c->tab.proxies, &c->tab.base_be,
-                    !c->ro.reloading && !rollout_pending(&c->ro)))
+    if (!pool_place(&c->pool, b, &c->tab.proxies, &c->tab.base_be, w.spare_bind))
         rollout_want(&c->ro, "new service", b->conf.name);
 }
 
@@ -92,7 +104,10 @@ static void ap_spares_read(const struct host_route *routes, size_t n, void *arg)
  * time again where it can be. */
 static bool ap_dyn_missing(struct backend *b, void *arg)
 {
-    return dyn_place(arg, b);
+    struct policy_place w;
+
+    place_ways(arg, b, &w);
+    return w.dynamic && dyn_place(arg, b);
 }
 
 /* HAProxy removed b at run time, or added it (apply.h): livefile writes
@@ -263,39 +278,43 @@ static bool bulk_controller(struct ctl *c)
 static bool bulk_hold_listing(struct ctl *c)
 {
     const struct etcd_sync_stats *st = c->sync ? etcd_sync_stats(c->sync) : NULL;
+    const struct bulk_listing_facts f = {
+        .path = (enum bulk_path)c->cfg->bulk_path,
+        .state_known = c->ap.adopted,
+        .etcd_count = st && st->list_count > 0 ? (size_t)st->list_count : 0,
+        .valid = c->list_valid,
+    };
     struct bulk_input in = {0};
     struct bulk_choice out;
-    size_t commands = 0, servers = 0, count;
+    size_t commands = 0, servers = 0;
 
-    if (c->cfg->bulk_path != BULK_PATH_AUTO)
-        return c->cfg->bulk_path == BULK_PATH_RELOAD;
     if (c->bulk_hold_decided)
         return c->bulk_hold;
-    if (!c->ap.adopted || !st || st->list_count <= 0 || !c->list_valid)
-        return false; /* nothing to scale by yet: the pages go out */
+    switch (bulk_listing_step(&f)) {
+    case BULK_LISTING_HOLD:
+        return true;
+    case BULK_LISTING_SEND:
+        return false;
+    case BULK_LISTING_ESTIMATE:
+        break;
+    }
     c->bulk_hold_decided = true;
-    count = (size_t)st->list_count;
     if (apply_estimate(&c->ap, true, 0, &commands, &servers) < 0)
         return false;
-    if (count > c->list_valid)
-        commands = (size_t)((double)commands * (double)count / (double)c->list_valid);
-    if (servers < count)
-        servers = count; /* the render declares a slot per endpoint at least */
-    in.commands = commands;
-    in.servers = servers;
+    bulk_listing_scale(commands, servers, f.valid, f.etcd_count, &in.commands, &in.servers);
     in.command_us = (unsigned)c->cfg->runtime_command_us;
     in.server_us = (unsigned)c->cfg->reload_server_us;
     in.reload_allowed = rollout_can_start(&c->ro);
     in.path = BULK_PATH_AUTO;
     bulk_choose(&in, &out);
     c->bulk_hold = out.reload;
-    if (commands >= BULK_MIN_COMMANDS)
+    if (in.commands >= BULK_MIN_COMMANDS)
         log_info(MOD,
                  "bulk: the first etcd listing holds %zu %s (etcd's count): about %zu runtime "
                  "commands (%.2f s estimated) against one reload of %zu servers (%.2f s "
                  "estimated): %s; %s",
-                 count, LOG_PLURAL(count, "key", "keys"), commands, out.runtime_s, servers,
-                 out.reload_s, out.why,
+                 f.etcd_count, LOG_PLURAL(f.etcd_count, "key", "keys"), in.commands,
+                 out.runtime_s, in.servers, out.reload_s, out.why,
                  out.reload ? "its pages wait for the listing's end" : "its pages go out as read");
     return c->bulk_hold;
 }
@@ -306,16 +325,17 @@ static bool bulk_hold_listing(struct ctl *c)
  * per read of HAProxy's state. */
 static void decide_empty_registry(struct ctl *c)
 {
+    struct policy_empty_out d;
     size_t filled, backends = 0;
 
     if (c->empty_seen_resyncs == c->ap.stats.resyncs)
         return;
     c->empty_seen_resyncs = c->ap.stats.resyncs;
     filled = table_filled_slots(&c->tab, &backends);
-    if (!filled || c->cfg->allow_empty_registry) {
-        if (c->empty_held)
-            log_info(MOD, "%s: the empty etcd registry applies",
-                     filled ? "allow_empty_registry is set" : "HAProxy has no filled slot left");
+    policy_empty_registry(filled, c->cfg->allow_empty_registry, c->empty_held, &d);
+    if (d.act == POLICY_EMPTY_APPLY) {
+        if (d.log)
+            log_info(MOD, "%s: the empty etcd registry applies", d.why);
         c->empty_held = false;
         c->registry_empty = false;
         c->listed = true;
@@ -323,8 +343,8 @@ static void decide_empty_registry(struct ctl *c)
         c->ap.map_dirty = true;
         return;
     }
-    if (c->empty_held)
-        return;
+    if (!d.log)
+        return; /* held already */
     c->empty_held = true;
     c->stats.empty_listings_held++;
     log_error(MOD,

@@ -64,3 +64,56 @@ Test(bulk, path_names_round_trip)
     for (int p = BULK_PATH_AUTO; p <= BULK_PATH_RELOAD; p++)
         cr_expect_eq(bulk_path_parse(bulk_path_name(p)), p);
 }
+
+Test(bulk, listing_step_table)
+{
+    static const struct {
+        struct bulk_listing_facts f;
+        enum bulk_listing_step step;
+    } cases[] = {
+        /* forced: whatever is known */
+        {{BULK_PATH_RELOAD, false, 0, 0}, BULK_LISTING_HOLD},
+        {{BULK_PATH_RELOAD, true, 100000, 1000}, BULK_LISTING_HOLD},
+        {{BULK_PATH_RUNTIME, true, 100000, 1000}, BULK_LISTING_SEND},
+        /* auto: only with HAProxy's state, etcd's count and a valid key */
+        {{BULK_PATH_AUTO, false, 100000, 1000}, BULK_LISTING_SEND},
+        {{BULK_PATH_AUTO, true, 0, 1000}, BULK_LISTING_SEND},
+        {{BULK_PATH_AUTO, true, 100000, 0}, BULK_LISTING_SEND},
+        {{BULK_PATH_AUTO, true, 100000, 1000}, BULK_LISTING_ESTIMATE},
+        {{BULK_PATH_AUTO, true, 1, 1}, BULK_LISTING_ESTIMATE},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_expect_eq(bulk_listing_step(&cases[i].f), cases[i].step, "case %zu", i);
+}
+
+Test(bulk, listing_scale_table)
+{
+    static const struct {
+        size_t commands, servers, valid, count;
+        size_t out_commands, out_servers;
+    } cases[] = {
+        /* the first page of 1,000 keys of 100,000 (2 commands a key), its
+         * render 102,400 slots: 200,000 commands, the render as it is */
+        {2000, 102400, 1000, 100000, 200000, 102400},
+        /* a render smaller than the listing: a slot per key at least */
+        {2000, 1024, 1000, 100000, 200000, 100000},
+        /* the whole listing read already: nothing scaled */
+        {2000, 1024, 1000, 1000, 2000, 1024},
+        /* etcd's count below the valid keys (keys deleted meanwhile) */
+        {2000, 1024, 1000, 500, 2000, 1024},
+        /* invalid keys are in etcd's count: scaled by the valid ones */
+        {1000, 0, 500, 1000, 2000, 1000},
+        /* a page that needs no command (HAProxy holds it already) */
+        {0, 102400, 1000, 100000, 0, 102400},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t c = 7, s = 7;
+
+        bulk_listing_scale(cases[i].commands, cases[i].servers, cases[i].valid, cases[i].count,
+                           &c, &s);
+        cr_expect_eq(c, cases[i].out_commands, "case %zu", i);
+        cr_expect_eq(s, cases[i].out_servers, "case %zu", i);
+    }
+}

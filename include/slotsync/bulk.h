@@ -51,6 +51,28 @@ struct bulk_choice {
 
 /* Which path in applies; fills *out (every field). */
 void bulk_choose(const struct bulk_input *in, struct bulk_choice *out);
+/* A first listing's pages (issue 23): held for the one reload its end
+ * decides, or sent to HAProxy's empty slots as they are read. Asked at
+ * each page until it says ESTIMATE, then decided once by the estimate. */
+enum bulk_listing_step {
+    BULK_LISTING_SEND,     /* send this page; ask again at the next one */
+    BULK_LISTING_HOLD,     /* hold the pages (bulk_path is reload) */
+    BULK_LISTING_ESTIMATE, /* estimate the whole listing now and decide */
+};
+
+struct bulk_listing_facts {
+    enum bulk_path path; /* haproxy.bulk_path */
+    bool state_known;    /* HAProxy's state read (the plan means something) */
+    size_t etcd_count;   /* etcd's count of keys under the prefix; 0: not known */
+    size_t valid;        /* valid keys in the pages read so far */
+};
+
+enum bulk_listing_step bulk_listing_step(const struct bulk_listing_facts *f);
+/* The plan for the pages read so far (commands, servers, for valid keys)
+ * scaled to the whole listing of count keys: the commands in proportion,
+ * the servers at least one slot per key. */
+void bulk_listing_scale(size_t commands, size_t servers, size_t valid, size_t count,
+                        size_t *out_commands, size_t *out_servers);
 /* "auto", "runtime", "reload" -> enum bulk_path; -1 for anything else. */
 int bulk_path_parse(const char *name);
 /* The config spelling of p. */
