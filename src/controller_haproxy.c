@@ -1,9 +1,10 @@
 /* controller_haproxy - HAProxy's side of the loop: the ev_prepare that
  * hands the changes to apply (one batch per iteration) and the reloads to
- * rollout, the callbacks of apply, pool, rollout and livefile, where a new
- * service goes (a run-time backend, a spare, a reload), the one-reload
- * choice for a large plan (bulk.h), and systemd's and the hosts file's
- * view (controller-int.h). */
+ * rollout, the callbacks of apply, pool, rollout and livefile, and
+ * systemd's and the hosts file's view (controller-int.h). Where a new
+ * service goes and whether an empty listing applies are policy.h's
+ * answers, the one reload for a large plan bulk.h's; this file gathers
+ * their facts and carries the answers out. */
 #include <slotsync/controller-int.h>
 
 #include <stdlib.h>
