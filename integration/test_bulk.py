@@ -57,9 +57,10 @@ def ready_slots(c):
 def test_cold_start_takes_one_reload_and_keeps_a_change_put_meanwhile(env, bin_path):
     # A slow runtime command in the model: one reload is cheaper.
     c = cold_start(env, bin_path, {"bulk_path": "auto", "runtime_command_us": 1000})
-    line = env.wait_log("slotsync", r"bulk: one reload for \d+ runtime commands", timeout=30,
-                        alive=[c.slotsync])
-    assert line
+    line = env.wait_log("slotsync", r"bulk: one reload for \d+ runtime commands.*", timeout=30,
+                        alive=[c.slotsync]).group(0)
+    # a figure set in the config is the one used, and the line says so
+    assert "1000.0 us a command (the config)" in line, line
     # a change while the reload is in flight, or right after its decision
     etcd_put(c.etcd, PREFIX + "web/late", "127.0.0.1:%d" % c.backends["w1"])
     wait_for(lambda: ready_slots(c) == N + 1, timeout=30, what="%d ready slots" % (N + 1),
@@ -203,3 +204,30 @@ def test_cold_start_holds_the_listing_pages_for_one_reload(env, bin_path):
     assert metric(c.admin_url, "slotsync_bulk_reloads_total") == 1
     assert re.search(r"bulk: the first etcd listing holds %d keys.*its pages wait" % N,
                      env.log_text("slotsync"))
+
+
+def test_cost_figures_are_measured_on_this_haproxy(env, bin_path):
+    """No figure in the config: the first decision uses the figures measured
+    for HAProxy's version (bulk.c's table), and the next one the time per
+    command slotsync measured in its own batches to this HAProxy; each
+    decision's line says where its figures came from."""
+    c = cold_start(env, bin_path, {"bulk_path": "auto"})
+    ports = list(c.backends.values())
+    first = env.wait_log("slotsync", r"bulk: .* for \d+ runtime commands.*", timeout=30,
+                         alive=[c.slotsync]).group(0)
+    assert re.search(r"by [\d.]+ us a command \(HAProxy's version\), [\d.]+ us a server "
+                     r"\(HAProxy's version\)", first), first
+    want = collections.Counter(ports[i % 2] for i in range(N))
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="%d ready slots" % N,
+             alive=[c.slotsync])
+    moved = {"web/e%04d" % i: ports[(i + 1) % 2] for i in range(N)}
+    since = restart_with_stale_file(env, c, moved)
+    line = env.wait_log("slotsync", r"bulk: .* for \d+ runtime commands.*", since=since,
+                        timeout=30, alive=[c.slotsync]).group(0)
+    m = re.search(r"by ([\d.]+) us a command \(measured here\), [\d.]+ us a server "
+                  r"\((HAProxy's version|measured here)\)", line)
+    assert m, line
+    assert 0 < float(m.group(1)) < 100000, line
+    want = collections.Counter(moved.values())
+    wait_for(lambda: port_counts(c) == want, timeout=30, what="HAProxy equal to etcd",
+             alive=[c.slotsync])

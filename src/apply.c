@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <slotsync/backend.h>
+#include <slotsync/bulk.h>
 #include <slotsync/catalog.h>
 #include <slotsync/clock.h>
 #include <slotsync/dynback.h>
@@ -758,6 +759,11 @@ static void on_batch_reply(int err, char **replies, size_t n, const char *raw, s
         return;
     }
     metrics_observe(&a->obs->batch_seconds, clock_mono() - a->batch_started, 1);
+    if (n >= BULK_SAMPLE_MIN_COMMANDS) {
+        /* what the cost model learns a command costs on this HAProxy */
+        a->stats.sampled_commands += n;
+        a->stats.sampled_seconds += clock_mono() - a->batch_started;
+    }
     a->batch_latency =
         a->events_in_flight.len
             ? metrics_pending_observe(&a->events_in_flight, &a->obs->event_to_applied, clock_mono())

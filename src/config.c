@@ -42,7 +42,7 @@
 #define ETCD_WATCH_CHECK_S_MIN 1
 #define ETCD_WATCH_CHECK_S_MAX 3600
 #define MIN_RELOAD_INTERVAL_MS_MAX 600000
-#define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most */
+#define BULK_COST_US_MAX 1000000 /* runtime_command_us, reload_server_us: 1 s at most; 0 = measured */
 #define RESYNC_INTERVAL_S_MAX 86400
 #define FIELD_PATH_SIZE 256
 #define QUOTE_SIZE 100 /* an untrusted name quoted into a message */
@@ -574,10 +574,10 @@ static const struct config_kw haproxy_rows[] = {
     /* issue 23: the socket or one reload for a large plan (bulk.h) */
     ROW_ENUM("bulk_path", CFG(bulk_path), bulk_path_parse, "must be one of auto, runtime, reload",
              BULK_PATH_AUTO, HUP_LIVE),
-    ROW_INT("runtime_command_us", CFG(runtime_command_us), 1, BULK_COST_US_MAX,
-            BULK_COMMAND_US_DEFAULT, HUP_LIVE),
-    ROW_INT("reload_server_us", CFG(reload_server_us), 1, BULK_COST_US_MAX,
-            BULK_RELOAD_SERVER_US_DEFAULT, HUP_LIVE),
+    ROW_INT("runtime_command_us", CFG(runtime_command_us), BULK_COST_MEASURED,
+            BULK_COST_US_MAX, BULK_COST_MEASURED, HUP_LIVE),
+    ROW_INT("reload_server_us", CFG(reload_server_us), BULK_COST_MEASURED, BULK_COST_US_MAX,
+            BULK_COST_MEASURED, HUP_LIVE),
     ROW_INT("runtime_timeout_s", CFG(runtime_timeout_s), RUNTIME_TIMEOUT_S_MIN,
             RUNTIME_TIMEOUT_S_MAX, RUNTIME_TIMEOUT_S, HUP_RESTART),
     ROW_END,

@@ -7,6 +7,7 @@
  * their facts and carries the answers out. */
 #include <slotsync/controller-int.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <slotsync/apply.h>
@@ -225,6 +226,42 @@ static void live_controller(struct ctl *c)
     livefile_touch(&c->live);
 }
 
+/* The cost model's two figures (bulk.h), after feeding it what the applier
+ * and the rollout measured since the last decision: the batches' time per
+ * command, the last reload's time per server. A new HAProxy version starts
+ * over from its own figures. Writes a log fragment naming where each came
+ * from into why. */
+static void bulk_figures(struct ctl *c, struct bulk_input *in, char *why, size_t len)
+{
+    const struct dynback_state *d = &c->ap.dyn;
+    const struct apply_stats *as = &c->ap.stats;
+    const struct rollout_stats *rs = &c->ro.stats;
+    struct bulk_cost cmd, srv;
+
+    if (d->version_known && (d->version.major != c->bulk_major || d->version.minor != c->bulk_minor)) {
+        c->bulk_major = d->version.major;
+        c->bulk_minor = d->version.minor;
+        c->bulk_cmd = (struct bulk_learned){0};
+        c->bulk_srv = (struct bulk_learned){0};
+    }
+    if (as->sampled_commands > c->bulk_fed_commands)
+        bulk_learn(&c->bulk_cmd, bulk_batch_sample(as->sampled_commands - c->bulk_fed_commands,
+                                                   as->sampled_seconds - c->bulk_fed_seconds));
+    c->bulk_fed_commands = as->sampled_commands;
+    c->bulk_fed_seconds = as->sampled_seconds;
+    if (rs->reloads > c->bulk_fed_reloads && rs->last_reload_s > 0)
+        bulk_learn(&c->bulk_srv, bulk_reload_sample(rs->last_reload_servers, rs->last_reload_s));
+    c->bulk_fed_reloads = rs->reloads;
+    cmd = bulk_cost(true, c->cfg->runtime_command_us, &c->bulk_cmd, d->version_known,
+                    d->version.major, d->version.minor);
+    srv = bulk_cost(false, c->cfg->reload_server_us, &c->bulk_srv, d->version_known,
+                    d->version.major, d->version.minor);
+    in->command_us = cmd.us;
+    in->server_us = srv.us;
+    snprintf(why, len, "%.1f us a command (%s), %.1f us a server (%s)", cmd.us,
+             bulk_cost_source_name(cmd.source), srv.us, bulk_cost_source_name(srv.source));
+}
+
 /* Issue 23: when a listing ended, or HAProxy's state was read (a restart, a
  * reload, a reconnect, the periodic resync), weigh the plan over the runtime socket
  * against one reload (bulk.h) and log the choice. A reload renders every
@@ -236,6 +273,7 @@ static bool bulk_controller(struct ctl *c)
     struct bulk_input in = {0};
     struct bulk_choice out;
     size_t commands = 0, servers = 0;
+    char figures[160];
 
     if (!c->ap.adopted)
         return false;
@@ -247,8 +285,7 @@ static bool bulk_controller(struct ctl *c)
         return false; /* out of memory: the socket, as before */
     in.commands = commands;
     in.servers = servers;
-    in.command_us = (unsigned)c->cfg->runtime_command_us;
-    in.server_us = (unsigned)c->cfg->reload_server_us;
+    bulk_figures(c, &in, figures, sizeof(figures));
     in.reload_allowed = rollout_can_start(&c->ro);
     in.path = (enum bulk_path)c->cfg->bulk_path;
     bulk_choose(&in, &out);
@@ -256,10 +293,10 @@ static bool bulk_controller(struct ctl *c)
         return false; /* a small plan: the socket, no line */
     log_info(MOD,
              "bulk: %s for %zu runtime %s (%.2f s estimated) against one reload of %zu "
-             "servers (%.2f s estimated): %s",
+             "servers (%.2f s estimated): %s; by %s",
              out.reload ? "one reload" : "the runtime socket", commands,
              LOG_PLURAL(commands, "command", "commands"), out.runtime_s, servers, out.reload_s,
-             out.why);
+             out.why, figures);
     if (!out.reload)
         return false;
     c->stats.bulk_reloads++;
@@ -288,6 +325,7 @@ static bool bulk_hold_listing(struct ctl *c)
     struct bulk_input in = {0};
     struct bulk_choice out;
     size_t commands = 0, servers = 0;
+    char figures[160];
 
     if (c->bulk_hold_decided)
         return c->bulk_hold;
@@ -303,8 +341,7 @@ static bool bulk_hold_listing(struct ctl *c)
     if (apply_estimate(&c->ap, true, 0, &commands, &servers) < 0)
         return false;
     bulk_listing_scale(commands, servers, f.valid, f.etcd_count, &in.commands, &in.servers);
-    in.command_us = (unsigned)c->cfg->runtime_command_us;
-    in.server_us = (unsigned)c->cfg->reload_server_us;
+    bulk_figures(c, &in, figures, sizeof(figures));
     in.reload_allowed = rollout_can_start(&c->ro);
     in.path = BULK_PATH_AUTO;
     bulk_choose(&in, &out);
@@ -313,10 +350,11 @@ static bool bulk_hold_listing(struct ctl *c)
         log_info(MOD,
                  "bulk: the first etcd listing holds %zu %s (etcd's count): about %zu runtime "
                  "commands (%.2f s estimated) against one reload of %zu servers (%.2f s "
-                 "estimated): %s; %s",
+                 "estimated): %s; %s; by %s",
                  f.etcd_count, LOG_PLURAL(f.etcd_count, "key", "keys"), in.commands,
                  out.runtime_s, in.servers, out.reload_s, out.why,
-                 out.reload ? "its pages wait for the listing's end" : "its pages go out as read");
+                 out.reload ? "its pages wait for the listing's end" : "its pages go out as read",
+                 figures);
     return c->bulk_hold;
 }
 

@@ -237,7 +237,9 @@ static void on_reload_done(int err, const char *errtext, void *arg)
     io_succeeded(ro);
     char ms[32], nth[32];
 
-    snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - ro->last_reload_start) * 1e3);
+    ro->stats.last_reload_s = clock_mono() - ro->last_reload_start;
+    ro->stats.last_reload_servers = ro->reload_servers;
+    snprintf(ms, sizeof(ms), "%.0f", ro->stats.last_reload_s * 1e3);
     snprintf(nth, sizeof(nth), "%llu", ro->stats.reloads + 1);
     struct log_field f[] = {
         {"event", "reload end"},
@@ -309,6 +311,7 @@ static void start_reload(struct rollout *ro)
     ro->reload_gen = ro->desired_gen;
     ro->last_reload_start = clock_mono();
     ro->reload_cause = ro->want_cause;
+    ro->reload_servers = 0;
     if (!rb)
         goto fail;
     r = 0; /* a render with no backend of ours is still a render */
@@ -332,6 +335,7 @@ static void start_reload(struct rollout *ro)
         if (!b->present)
             b->missing_noted = true;
         rb[n++] = (struct render_backend){b->svc, &b->slots, NULL};
+        ro->reload_servers += b->slots.n;
     }
     backend_names_clear(&ro->rendering);
     for (size_t i = 0; i < n && r == 0; i++)

@@ -117,3 +117,107 @@ Test(bulk, listing_scale_table)
         cr_expect_eq(s, cases[i].out_servers, "case %zu", i);
     }
 }
+
+/* The figures measured per HAProxy version: the closest version at or
+ * below, the oldest one below them all (2.6 for anything older). */
+Test(bulk, version_costs_table)
+{
+    static const struct {
+        unsigned major, minor;
+        double command_us, server_us;
+    } cases[] = {
+        {1, 8, 14, 34}, {2, 4, 14, 34}, {2, 6, 14, 34}, {2, 8, 14, 34}, {2, 9, 14, 34},
+        {3, 0, 13, 22}, {3, 1, 13, 22}, {3, 2, 9, 18},  {3, 3, 9, 18},  {3, 4, 9, 31},
+        {3, 5, 9, 31},  {4, 0, 9, 31},  {0, 0, 14, 34},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double cmd = -1, srv = -1;
+
+        bulk_version_costs(cases[i].major, cases[i].minor, &cmd, &srv);
+        cr_expect_float_eq(cmd, cases[i].command_us, 1e-9, "%u.%u", cases[i].major, cases[i].minor);
+        cr_expect_float_eq(srv, cases[i].server_us, 1e-9, "%u.%u", cases[i].major, cases[i].minor);
+    }
+}
+
+Test(bulk, samples_need_enough_work)
+{
+    /* batches: 2,000 commands in 27.6 ms is 13.8 us; under 256 no sample */
+    cr_expect_float_eq(bulk_batch_sample(2000, 0.0276), 13.8, 1e-9);
+    cr_expect_float_eq(bulk_batch_sample(BULK_SAMPLE_MIN_COMMANDS, 0.000256), 1.0, 1e-9);
+    cr_expect_lt(bulk_batch_sample(BULK_SAMPLE_MIN_COMMANDS - 1, 1.0), 0);
+    cr_expect_lt(bulk_batch_sample(0, 0), 0);
+    cr_expect_lt(bulk_batch_sample(1000, -1), 0);
+    /* reloads: 3.667 s for 102,400 servers, less 0.15 s, is 34.3 us each */
+    cr_expect_float_eq(bulk_reload_sample(102400, 3.667),
+                       (3.667e6 - BULK_RELOAD_FIXED_US) / 102400, 1e-9);
+    /* a reload faster than the fixed part still costs 1 us a server */
+    cr_expect_float_eq(bulk_reload_sample(BULK_SAMPLE_MIN_SERVERS, 0.1), 1.0, 1e-9);
+    cr_expect_lt(bulk_reload_sample(BULK_SAMPLE_MIN_SERVERS - 1, 10.0), 0);
+}
+
+Test(bulk, learn_moving_average)
+{
+    struct bulk_learned l = {0};
+
+    bulk_learn(&l, -1); /* no sample: nothing learned */
+    bulk_learn(&l, 0);
+    cr_expect_eq(l.samples, 0);
+    bulk_learn(&l, 10); /* the first replaces */
+    cr_expect_eq(l.samples, 1);
+    cr_expect_float_eq(l.us, 10, 1e-9);
+    bulk_learn(&l, 20);
+    cr_expect_float_eq(l.us, 10 + BULK_LEARN_WEIGHT * 10, 1e-9);
+    cr_expect_eq(l.samples, 2);
+    for (int i = 0; i < 100; i++)
+        bulk_learn(&l, 5);
+    cr_expect_float_eq(l.us, 5, 1e-6);
+}
+
+Test(bulk, cost_sources_in_order)
+{
+    const struct bulk_learned none = {0}, learned = {7.5, 3};
+    struct bulk_cost k;
+
+    /* the config wins over everything */
+    k = bulk_cost(true, 1000, &learned, true, 3, 4);
+    cr_expect_float_eq(k.us, 1000, 1e-9);
+    cr_expect_eq(k.source, BULK_COST_CONFIG);
+    /* then what was measured here */
+    k = bulk_cost(false, BULK_COST_MEASURED, &learned, true, 3, 4);
+    cr_expect_float_eq(k.us, 7.5, 1e-9);
+    cr_expect_eq(k.source, BULK_COST_LEARNED);
+    /* then the version's figures */
+    k = bulk_cost(true, BULK_COST_MEASURED, &none, true, 3, 4);
+    cr_expect_float_eq(k.us, 9, 1e-9);
+    cr_expect_eq(k.source, BULK_COST_VERSION);
+    k = bulk_cost(false, BULK_COST_MEASURED, NULL, true, 3, 0);
+    cr_expect_float_eq(k.us, 22, 1e-9);
+    cr_expect_eq(k.source, BULK_COST_VERSION);
+    /* version unknown: the oldest version's */
+    k = bulk_cost(false, BULK_COST_MEASURED, &none, false, 3, 4);
+    cr_expect_float_eq(k.us, 34, 1e-9);
+    cr_expect_eq(k.source, BULK_COST_FALLBACK);
+    cr_expect_str_eq(bulk_cost_source_name(BULK_COST_LEARNED), "measured here");
+    cr_expect_str_eq(bulk_cost_source_name(BULK_COST_FALLBACK), "a default");
+}
+
+/* The cold start of the bench at 100,000 endpoints (200,000 commands, a file
+ * of 102,400 servers) by each version's figures: the socket on 2.6, 3.2 and
+ * 3.4, one reload on 3.0, as the bench measured them (docs/PERFORMANCE.md). */
+Test(bulk, cold_start_choice_per_version)
+{
+    static const struct {
+        unsigned major, minor;
+        bool reload;
+    } cases[] = {{2, 6, false}, {3, 0, true}, {3, 2, false}, {3, 4, false}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct bulk_input in = {200000, 102400, 0, 0, true, BULK_PATH_AUTO};
+        struct bulk_choice out;
+
+        bulk_version_costs(cases[i].major, cases[i].minor, &in.command_us, &in.server_us);
+        bulk_choose(&in, &out);
+        cr_expect_eq(out.reload, cases[i].reload, "%u.%u", cases[i].major, cases[i].minor);
+    }
+}

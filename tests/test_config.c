@@ -214,8 +214,8 @@ Test(config, defaults)
     cr_expect_eq(cfg.min_reload_interval_ms, 1000);
     cr_expect_eq(cfg.runtime_timeout_s, 10);
     cr_expect_eq(cfg.bulk_path, BULK_PATH_AUTO);
-    cr_expect_eq(cfg.runtime_command_us, BULK_COMMAND_US_DEFAULT);
-    cr_expect_eq(cfg.reload_server_us, BULK_RELOAD_SERVER_US_DEFAULT);
+    cr_expect_eq(cfg.runtime_command_us, BULK_COST_MEASURED);
+    cr_expect_eq(cfg.reload_server_us, BULK_COST_MEASURED);
     cr_expect_eq(cfg.defaults.slots, 8);
     cr_expect_eq(cfg.defaults.mode, MODE_HTTP);
     cr_expect_str_eq(cfg.defaults.balance, "roundrobin");
@@ -387,6 +387,7 @@ static const char *const good_cases[] = {
     CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':1"),
     CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':300"),
     CFG_HAPROXY(RS "," SF ",'bulk_path':'auto','runtime_command_us':1,'reload_server_us':1"),
+    CFG_HAPROXY(RS "," SF ",'runtime_command_us':0,'reload_server_us':0"),
     CFG_HAPROXY(RS "," SF ",'bulk_path':'runtime','runtime_command_us':1000000"),
     CFG_HAPROXY(RS "," SF ",'bulk_path':'reload','reload_server_us':1000000"),
     CFG_DEFAULTS("'slots':1,'slot_growth':4096"),
@@ -581,10 +582,10 @@ static const struct bad_case bad_cases[] = {
     {CFG_HAPROXY(RS "," SF ",'bulk_path':'never'"),
      "haproxy.bulk_path: must be one of auto, runtime, reload"},
     {CFG_HAPROXY(RS "," SF ",'bulk_path':1"), "haproxy.bulk_path: must be a string"},
-    {CFG_HAPROXY(RS "," SF ",'runtime_command_us':0"),
-     "haproxy.runtime_command_us: must be between 1 and 1000000"},
+    {CFG_HAPROXY(RS "," SF ",'runtime_command_us':-1"),
+     "haproxy.runtime_command_us: must be between 0 and 1000000"},
     {CFG_HAPROXY(RS "," SF ",'reload_server_us':1000001"),
-     "haproxy.reload_server_us: must be between 1 and 1000000"},
+     "haproxy.reload_server_us: must be between 0 and 1000000"},
     {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':0"),
      "haproxy.runtime_timeout_s: must be between 1 and 300"},
     {CFG_HAPROXY(RS "," SF ",'runtime_timeout_s':301"),

@@ -55,6 +55,10 @@ struct apply_ops {
 struct apply_stats {
     unsigned long long batches, commands, command_failures, resyncs, runtime_errors;
     unsigned long long grown, drift_repairs, level_too_low, static_weights_ignored;
+    /* batches of BULK_SAMPLE_MIN_COMMANDS or more: their commands and time
+     * (the cost model's samples, bulk.h) */
+    unsigned long long sampled_commands;
+    double sampled_seconds;
 };
 
 /* Embedded in its owner; apply_init() fills it, apply_free() empties it.

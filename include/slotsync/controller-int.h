@@ -15,6 +15,7 @@
 
 #include <slotsync/admin-t.h>
 #include <slotsync/apply-t.h>
+#include <slotsync/bulk-t.h>
 #include <slotsync/dnshosts-t.h>
 #include <slotsync/etcd-t.h>
 #include <slotsync/livefile-t.h>
@@ -69,6 +70,13 @@ struct ctl {
     /* a first listing's pages are held for one reload (bulk_hold_listing) */
     bool bulk_hold, bulk_hold_decided;
     unsigned long long bulk_resyncs; /* ap.stats.resyncs at the last decision */
+    /* the cost model's figures as learned from this HAProxy (bulk.h), the
+     * applier's and the rollout's counters they were last fed from, and
+     * the version they were learned on (a new version starts over) */
+    struct bulk_learned bulk_cmd, bulk_srv;
+    unsigned long long bulk_fed_commands, bulk_fed_reloads;
+    double bulk_fed_seconds;
+    unsigned bulk_major, bulk_minor;
 
     /* The last full listing had no valid key and none came since. Until
      * HAProxy is known to hold no filled slot (or keys appear), listed stays

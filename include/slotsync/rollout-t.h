@@ -4,6 +4,7 @@
 #define SLOTSYNC_ROLLOUT_T_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <ev.h>
 
@@ -35,6 +36,10 @@ struct rollout_ops {
 
 struct rollout_stats {
     unsigned long long reloads, reload_failures, check_failures, io_failures;
+    /* the last reload that went through: render to confirmed, seconds, and
+     * the servers its file declared (the cost model's sample, bulk.h) */
+    double last_reload_s;
+    size_t last_reload_servers;
 };
 
 /* Embedded in its owner; rollout_init() fills it, rollout_free() empties
@@ -57,6 +62,7 @@ struct rollout {
     bool reloading;                 /* a render, check or reload is in flight */
     bool last_reload_failed;        /* the last one to end was refused or failed */
     double last_reload_start;       /* clock_mono() of the last start; 0 = none */
+    size_t reload_servers;          /* servers the reload in flight renders */
     double write_retry;             /* backoff after a failure of this machine */
     struct log_outage write_outage; /* since when renders or reloads fail on I/O */
     struct names rendering;         /* backends of the reload in flight */
