@@ -229,9 +229,9 @@ static void live_controller(struct ctl *c)
 /* The cost model's two figures (bulk.h), after feeding it what the applier
  * and the rollout measured since the last decision: the batches' time per
  * command, the last reload's time per server. A new HAProxy version starts
- * over from its own figures. Writes a log fragment naming where each came
- * from into why. */
-static void bulk_figures(struct ctl *c, struct bulk_input *in, char *why, size_t len)
+ * over from its own figures. Writes into figures a log fragment naming
+ * where each came from. */
+static void bulk_figures(struct ctl *c, struct bulk_input *in, char *figures, size_t len)
 {
     const struct dynback_state *d = &c->ap.dyn;
     const struct apply_stats *as = &c->ap.stats;
@@ -258,7 +258,7 @@ static void bulk_figures(struct ctl *c, struct bulk_input *in, char *why, size_t
                     d->version.major, d->version.minor);
     in->command_us = cmd.us;
     in->server_us = srv.us;
-    snprintf(why, len, "%.1f us a command (%s), %.1f us a server (%s)", cmd.us,
+    snprintf(figures, len, "%.1f us a command (%s), %.1f us a server (%s)", cmd.us,
              bulk_cost_source_name(cmd.source), srv.us, bulk_cost_source_name(srv.source));
 }
 
